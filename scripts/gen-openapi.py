@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Generates services/api/openapi.json, the OpenAPI 3.1 description of Magnetar's HTTP API.
+
+The description is kept as this reviewable script (one table of routes) and the generated JSON
+is committed; a test checks that every route the server serves is described.
+Run: python3 scripts/gen-openapi.py
+"""
+import json
+import pathlib
+
+T = "/admin/v2/persistent/{tenant}/{namespace}/{topic}"
+S = T + "/subscription/{subscription}"
+C = "/topics/persistent/{tenant}/{namespace}/{topic}/subscriptions/{subscription}"
+
+def ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+def op(summary, tag, ok="204", body=None, resp=None, errors=(400, 404, 412), params=()):
+    o = {"summary": summary, "tags": [tag], "responses": {}}
+    if ok == "204":
+        o["responses"]["204"] = {"description": "done"}
+    else:
+        o["responses"][ok] = {"description": "ok", "content": {"application/json": {"schema": resp or {}}}}
+    for e in errors:
+        o["responses"][str(e)] = {"description": "error", "content": {"application/json": {"schema": ref("Error")}}}
+    if body is not None:
+        o["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if params:
+        o["parameters"] = [{"name": p, "in": "query", "required": False, "schema": {"type": t}} for p, t in params]
+    return o
+
+strings = {"type": "array", "items": {"type": "string"}}
+paths = {
+    "/admin/v2/clusters": {"get": op("List clusters", "clusters", "200", resp=strings, errors=())},
+    "/admin/v2/clusters/{cluster}": {"get": op("Get a cluster", "clusters", "200", resp={"type": "object"}, errors=(404,))},
+    "/admin/v2/brokers/{cluster}": {"get": op("List active brokers", "brokers", "200", resp=strings, errors=(404,))},
+    "/admin/v2/brokers/health": {"get": op("Broker health (text ok)", "brokers", "200", resp={"type": "string"}, errors=(503,))},
+    "/admin/v2/brokers/leaderBroker": {"get": op("Leader broker", "brokers", "200", resp={"type": "object"}, errors=())},
+    "/lookup/v2/topic/persistent/{tenant}/{namespace}/{topic}": {"get": op("Look up the broker serving a topic", "lookup", "200", resp={"type": "object"}, errors=(404, 412))},
+    "/admin/v2/tenants": {"get": op("List tenants", "tenants", "200", resp=strings, errors=())},
+    "/admin/v2/tenants/{tenant}": {
+        "get": op("Get a tenant", "tenants", "200", resp=ref("TenantInfo"), errors=(404, 412)),
+        "put": op("Create a tenant", "tenants", body=ref("TenantInfo"), errors=(400, 409, 412)),
+        "post": op("Update a tenant", "tenants", body=ref("TenantInfo"), errors=(400, 404, 412)),
+        "delete": op("Delete a tenant", "tenants", errors=(404, 409, 412), params=[("force", "boolean")]),
+    },
+    "/admin/v2/namespaces/{tenant}": {"get": op("List namespaces of a tenant", "namespaces", "200", resp=strings, errors=(404, 412))},
+    "/admin/v2/namespaces/{tenant}/{namespace}": {
+        "get": op("Get namespace policies", "namespaces", "200", resp=ref("Policies"), errors=(404, 412)),
+        "put": op("Create a namespace (optional Policies body)", "namespaces", body=ref("Policies"), errors=(400, 404, 409, 412)),
+        "delete": op("Delete a namespace", "namespaces", errors=(404, 409, 412), params=[("force", "boolean")]),
+    },
+    "/admin/v2/namespaces/{tenant}/{namespace}/topics": {"get": op("List all topics of a namespace", "namespaces", "200", resp=strings, errors=(404, 412))},
+    "/admin/v2/namespaces/{tenant}/{namespace}/retention": {
+        "get": op("Get retention", "namespaces", "200", resp=ref("RetentionPolicies"), errors=(404,)),
+        "post": op("Set retention", "namespaces", body=ref("RetentionPolicies")),
+        "delete": op("Remove retention", "namespaces", errors=(404,)),
+    },
+    "/admin/v2/namespaces/{tenant}/{namespace}/messageTTL": {
+        "get": op("Get message TTL (bare int seconds)", "namespaces", "200", resp={"type": "integer"}, errors=(404,)),
+        "post": op("Set message TTL (bare int seconds)", "namespaces", body={"type": "integer"}),
+        "delete": op("Remove message TTL", "namespaces", errors=(404,)),
+    },
+    "/admin/v2/persistent/{tenant}/{namespace}": {"get": op("List non-partitioned topics and partitions", "persistent topic", "200", resp=strings, errors=(404, 412))},
+    "/admin/v2/persistent/{tenant}/{namespace}/partitioned": {"get": op("List partitioned topics", "persistent topic", "200", resp=strings, errors=(404, 412))},
+    T: {
+        "put": op("Create a non-partitioned topic", "persistent topic", errors=(404, 409, 412)),
+        "delete": op("Delete a non-partitioned topic", "persistent topic", errors=(404, 409, 412), params=[("force", "boolean")]),
+    },
+    T + "/partitions": {
+        "put": op("Create a partitioned topic (bare int or {partitions})", "persistent topic", body={"oneOf": [{"type": "integer"}, {"type": "object"}]}, errors=(400, 404, 406, 409, 412)),
+        "post": op("Increase the number of partitions", "persistent topic", body={"type": "integer"}, errors=(400, 404, 406, 409)),
+        "get": op("Partition count (0 = not partitioned)", "persistent topic", "200", resp={"type": "object", "properties": {"partitions": {"type": "integer"}}}, errors=(412,)),
+        "delete": op("Delete a partitioned topic", "persistent topic", errors=(404, 412), params=[("force", "boolean")]),
+    },
+    T + "/stats": {"get": op("Topic stats", "persistent topic", "200", resp={"type": "object"}, errors=(404, 412))},
+    T + "/partitioned-stats": {"get": op("Partitioned topic stats", "persistent topic", "200", resp={"type": "object"}, errors=(404, 412), params=[("perPartition", "boolean")])},
+    T + "/internalStats": {"get": op("Internal stats of a partition", "persistent topic", "200", resp={"type": "object"}, errors=(404, 405, 412))},
+    T + "/partitioned-internalStats": {"get": op("Internal stats of every partition", "persistent topic", "200", resp={"type": "object"}, errors=(404, 412))},
+    T + "/lastMessageId": {"get": op("Id of the last message", "persistent topic", "200", resp=ref("MessageId"), errors=(404, 405, 412))},
+    T + "/subscriptions": {"get": op("List subscriptions", "persistent topic", "200", resp=strings, errors=(404, 412))},
+    S: {
+        "put": op("Create a subscription (optional MessageId body, default latest)", "persistent topic", body=ref("MessageId"), errors=(404, 409, 412)),
+        "delete": op("Delete a subscription", "persistent topic", errors=(404, 412), params=[("force", "boolean")]),
+    },
+    S + "/skip/{n}": {"post": op("Skip n messages", "persistent topic", errors=(400, 404, 405))},
+    S + "/skip_all": {"post": op("Skip all messages (clear backlog)", "persistent topic", errors=(404,))},
+    S + "/resetcursor/{timestamp}": {"post": op("Reset the cursor to a publish time (ms)", "persistent topic", errors=(400, 404))},
+    S + "/resetcursor": {"post": op("Reset the cursor to a message id", "persistent topic", body=ref("MessageId"), errors=(400, 404, 412))},
+    S + "/position/{n}": {"get": {"summary": "Peek the n-th unacknowledged message (raw payload, X-Pulsar-* headers)", "tags": ["persistent topic"], "responses": {"200": {"description": "payload", "content": {"application/octet-stream": {}}}, "404": {"description": "not found"}, "405": {"description": "partitioned topic"}}}},
+    "/topics/persistent/{tenant}/{namespace}/{topic}": {"post": op("REST produce (Pulsar PIP-64)", "produce", "200", body=ref("ProduceRequest"), resp=ref("ProduceResponse"), errors=(400, 404, 412, 413, 503))},
+    "/topics/persistent/{tenant}/{namespace}/{topic}/partitions/{partition}": {"post": op("REST produce to one partition", "produce", "200", body=ref("ProduceRequest"), resp=ref("ProduceResponse"), errors=(400, 404, 412, 413, 503))},
+    C + "/pull": {"post": op("Long-poll pull from a durable (Shared) subscription; created on first pull", "consume", "200", body=ref("PullRequest"), resp=ref("PullResponse"), errors=(400, 404, 412))},
+    C + "/ack": {"post": op("Acknowledge messages; 204 once durable", "consume", body=ref("AckRequest"), errors=(400, 404, 412))},
+    C + "/nack": {"post": op("Negative acknowledge: redeliver after redeliveryDelayMs", "consume", body=ref("AckRequest"), errors=(400, 404, 412))},
+    "/metrics": {"get": {"summary": "Prometheus metrics", "tags": ["operations"], "responses": {"200": {"description": "text exposition format"}}}},
+    "/healthz": {"get": {"summary": "Liveness", "tags": ["operations"], "responses": {"200": {"description": "OK"}}}},
+    "/readyz": {"get": {"summary": "Readiness (503 while starting or stopping)", "tags": ["operations"], "responses": {"200": {"description": "OK"}, "503": {"description": "not ready"}}}},
+    "/openapi.json": {"get": {"summary": "This document", "tags": ["operations"], "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+}
+
+for path, ops in paths.items():
+    params = [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]
+    for o in ops.values():
+        o.setdefault("parameters", [])
+        o["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params] + o["parameters"]
+
+schemas = {
+    "Error": {"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}},
+    "TenantInfo": {"type": "object", "properties": {"adminRoles": strings, "allowedClusters": strings}},
+    "RetentionPolicies": {"type": "object", "properties": {"retentionTimeInMinutes": {"type": "integer"}, "retentionSizeInMB": {"type": "integer"}}},
+    "Policies": {"type": "object", "description": "Pulsar's namespace Policies (snake_case fields)"},
+    "MessageId": {"type": "object", "properties": {"ledgerId": {"type": "integer"}, "entryId": {"type": "integer"}, "partitionIndex": {"type": "integer"}, "isExcluded": {"type": "boolean"}}},
+    "ProduceRequest": {"type": "object", "required": ["messages"], "properties": {
+        "producerName": {"type": "string"}, "schemaVersion": {"type": "integer"}, "keySchema": {"type": "string"},
+        "valueSchema": {"type": "string", "description": "SchemaInfo JSON; type BYTES means payloads are base64"},
+        "messages": {"type": "array", "items": {"type": "object", "required": ["payload"], "properties": {
+            "payload": {"type": "string"}, "key": {"type": "string"}, "properties": {"type": "object", "additionalProperties": {"type": "string"}},
+            "eventTime": {"type": ["integer", "string"]}, "sequenceId": {"type": "integer"}}}}}},
+    "ProduceResponse": {"type": "object", "properties": {"schemaVersion": {"type": "integer"}, "messagePublishResults": {"type": "array", "items": {"type": "object", "properties": {
+        "messageId": {"type": "string", "description": "ledgerId:entryId:partition"}, "errorCode": {"type": "integer"}, "schemaVersion": {"type": "integer"}}}}}},
+    "PullRequest": {"type": "object", "properties": {
+        "maxMessages": {"type": "integer", "default": 100}, "maxBytes": {"type": "integer", "default": 8388608},
+        "waitMs": {"type": "integer", "default": 0, "description": "long-poll wait; returns as soon as a message exists"},
+        "ackTimeoutMs": {"type": "integer", "default": 30000, "description": "redelivered if not acknowledged in time (min 1000)"},
+        "initialPosition": {"type": "string", "enum": ["earliest", "latest"], "default": "latest"}}},
+    "PullResponse": {"type": "object", "properties": {"messages": {"type": "array", "items": {"type": "object", "properties": {
+        "messageId": {"type": "string"}, "payload": {"type": "string", "description": "base64"}, "key": {"type": "string"},
+        "properties": {"type": "object", "additionalProperties": {"type": "string"}}, "publishTime": {"type": "string"},
+        "eventTime": {"type": "string"}, "redeliveryCount": {"type": "integer"}}}}}},
+    "AckRequest": {"type": "object", "required": ["messageIds"], "properties": {"messageIds": strings, "redeliveryDelayMs": {"type": "integer"}}},
+}
+
+doc = {
+    "openapi": "3.1.0",
+    "info": {"title": "Magnetar HTTP API", "version": "0.1.0",
+             "description": "Pulsar-compatible admin (/admin/v2) and REST produce, plus Magnetar's HTTP pull-consume API. Errors are {\"reason\": \"...\"}."},
+    "paths": paths,
+    "components": {"schemas": schemas},
+}
+out = pathlib.Path(__file__).resolve().parent.parent / "services" / "api" / "openapi.json"
+out.write_text(json.dumps(doc, indent=1) + "\n")
+print(f"wrote {out.relative_to(out.parent.parent.parent)} with {len(paths)} paths")

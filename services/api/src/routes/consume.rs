@@ -1,0 +1,159 @@
+//! Magnetar's HTTP pull-consume API (Pulsar has none). Under the REST produce tree:
+//!
+//! - `POST /topics/persistent/{t}/{ns}/{topic}/subscriptions/{sub}/pull`
+//!   `{"maxMessages":100,"waitMs":5000,"ackTimeoutMs":30000,"initialPosition":"latest"}` →
+//!   `{"messages":[{"messageId":"L:E:P","payload":"<base64>","key":..,"properties":{},
+//!   "publishTime":"..","eventTime":"..","redeliveryCount":0}]}`; returns as soon as messages
+//!   exist, or an empty list when the wait ends. The subscription is created on first pull.
+//! - `POST .../ack` `{"messageIds":["L:E:P", ...]}` → 204 once the acknowledgement is durable.
+//! - `POST .../nack` `{"messageIds":[...],"redeliveryDelayMs":0}` → 204.
+//!
+//! Messages not acknowledged before their ack deadline are redelivered with a higher
+//! `redeliveryCount`. A subscription is Shared: concurrent pullers never get the same message
+//! in flight at once.
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AuthContext, JsonBody, OptionalJsonBody, SubscriptionPath};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use base64::Engine;
+use magnetar_broker::{InitialPosition, PullRequest, PulledMessage};
+use magnetar_core::MessageId;
+use magnetar_core::time::format_rfc3339;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub fn router() -> Router<AppState> {
+    let s = "/topics/persistent/{tenant}/{namespace}/{topic}/subscriptions/{subscription}";
+    Router::new()
+        .route(&format!("{s}/pull"), post(pull_messages))
+        .route(&format!("{s}/ack"), post(ack_messages))
+        .route(&format!("{s}/nack"), post(nack_messages))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PullBody {
+    pub max_messages: Option<usize>,
+    pub max_bytes: Option<usize>,
+    pub wait_ms: Option<u64>,
+    pub ack_timeout_ms: Option<u64>,
+    pub initial_position: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PulledJson {
+    pub message_id: String,
+    pub payload: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub properties: BTreeMap<String, String>,
+    pub publish_time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<String>,
+    pub redelivery_count: u32,
+}
+
+impl From<PulledMessage> for PulledJson {
+    fn from(m: PulledMessage) -> Self {
+        PulledJson {
+            message_id: m.id.to_text(),
+            payload: base64::engine::general_purpose::STANDARD.encode(&m.record.payload),
+            key: m.record.key,
+            properties: m.record.properties.into_iter().collect(),
+            publish_time: format_rfc3339(m.record.publish_time),
+            event_time: m.record.event_time.map(format_rfc3339),
+            redelivery_count: m.redelivery_count,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PullResponse {
+    pub messages: Vec<PulledJson>,
+}
+
+async fn pull_messages(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path(p): Path<SubscriptionPath>,
+    OptionalJsonBody(body): OptionalJsonBody<PullBody>,
+) -> ApiResult<Json<PullResponse>> {
+    let (topic, sub) = p.name()?;
+    let body = body.unwrap_or_default();
+    let max_messages = body.max_messages.unwrap_or(100);
+    if max_messages == 0 || max_messages > s.http.max_pull_messages {
+        return Err(ApiError::bad_request(format!(
+            "maxMessages {max_messages} must be between 1 and {}",
+            s.http.max_pull_messages
+        )));
+    }
+    let wait_ms = body.wait_ms.unwrap_or(0);
+    if wait_ms > s.http.max_pull_wait_ms {
+        return Err(ApiError::bad_request(format!("waitMs {wait_ms} exceeds the maximum of {}", s.http.max_pull_wait_ms)));
+    }
+    let initial_position = match body.initial_position.as_deref() {
+        None | Some("latest") | Some("Latest") => InitialPosition::Latest,
+        Some("earliest") | Some("Earliest") => InitialPosition::Earliest,
+        Some(other) => return Err(ApiError::bad_request(format!("initialPosition `{other}` must be `earliest` or `latest`"))),
+    };
+    let ack_timeout_ms = body.ack_timeout_ms.unwrap_or(s.broker.config.default_ack_timeout_ms);
+    if ack_timeout_ms < 1000 {
+        return Err(ApiError::bad_request(format!("ackTimeoutMs {ack_timeout_ms} must be at least 1000")));
+    }
+    let req = PullRequest {
+        max_messages,
+        max_bytes: body.max_bytes.unwrap_or(8 * 1024 * 1024).clamp(1, s.http.max_request_bytes),
+        wait: Duration::from_millis(wait_ms),
+        ack_timeout: Duration::from_millis(ack_timeout_ms),
+        initial_position,
+    };
+    let messages = s.broker.pull(&topic, &sub, &req).await?;
+    Ok(Json(PullResponse { messages: messages.into_iter().map(PulledJson::from).collect() }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AckBody {
+    pub message_ids: Vec<String>,
+    #[serde(default)]
+    pub redelivery_delay_ms: Option<u64>,
+}
+
+/// Accepts the text form `L:E[:P]` and the base64 protobuf form of WebSocket messages.
+fn parse_ids(ids: &[String]) -> Result<Vec<MessageId>, ApiError> {
+    if ids.is_empty() {
+        return Err(ApiError::bad_request("messageIds is empty"));
+    }
+    ids.iter()
+        .map(|s| MessageId::parse_text(s).or_else(|_| MessageId::from_base64(s)).map_err(|_| ApiError::bad_request(format!("invalid message id `{s}`"))))
+        .collect()
+}
+
+async fn ack_messages(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path(p): Path<SubscriptionPath>,
+    JsonBody(body): JsonBody<AckBody>,
+) -> ApiResult<StatusCode> {
+    let (topic, sub) = p.name()?;
+    s.broker.ack(&topic, &sub, &parse_ids(&body.message_ids)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn nack_messages(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path(p): Path<SubscriptionPath>,
+    JsonBody(body): JsonBody<AckBody>,
+) -> ApiResult<StatusCode> {
+    let (topic, sub) = p.name()?;
+    let delay = Duration::from_millis(body.redelivery_delay_ms.unwrap_or(0));
+    s.broker.nack(&topic, &sub, &parse_ids(&body.message_ids)?, delay).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

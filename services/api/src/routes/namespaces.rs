@@ -1,0 +1,136 @@
+//! `/admin/v2/namespaces`: namespaces and their policies.
+
+use crate::AppState;
+use crate::error::ApiResult;
+use crate::extract::{AuthContext, ForceQuery, JsonBody, OptionalJsonBody};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use magnetar_broker::BrokerError;
+use magnetar_core::{NamespaceName, Policies, RetentionPolicies, TenantName};
+use serde_json::Value;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/v2/namespaces/{tenant}", get(list_namespaces))
+        .route(
+            "/admin/v2/namespaces/{tenant}/{namespace}",
+            get(get_policies).put(create_namespace).delete(delete_namespace),
+        )
+        .route("/admin/v2/namespaces/{tenant}/{namespace}/topics", get(list_namespace_topics))
+        .route(
+            "/admin/v2/namespaces/{tenant}/{namespace}/retention",
+            get(get_retention).post(set_retention).delete(remove_retention),
+        )
+        .route(
+            "/admin/v2/namespaces/{tenant}/{namespace}/messageTTL",
+            get(get_message_ttl).post(set_message_ttl).delete(remove_message_ttl),
+        )
+}
+
+fn ns(tenant: String, namespace: String) -> Result<NamespaceName, crate::ApiError> {
+    Ok(NamespaceName::parse_parts(&tenant, &namespace)?)
+}
+
+async fn list_namespaces(State(s): State<AppState>, _auth: AuthContext, Path(t): Path<String>) -> ApiResult<Json<Vec<String>>> {
+    let list = s.broker.list_namespaces(&TenantName::new(t)?).await?;
+    Ok(Json(list.into_iter().map(|n| n.to_string()).collect()))
+}
+
+async fn create_namespace(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path((t, n)): Path<(String, String)>,
+    OptionalJsonBody(policies): OptionalJsonBody<Policies>,
+) -> ApiResult<StatusCode> {
+    s.broker.create_namespace(&ns(t, n)?, policies).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_policies(State(s): State<AppState>, _auth: AuthContext, Path((t, n)): Path<(String, String)>) -> ApiResult<Json<Policies>> {
+    Ok(Json(s.broker.get_policies(&ns(t, n)?).await?))
+}
+
+async fn delete_namespace(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path((t, n)): Path<(String, String)>,
+    Query(q): Query<ForceQuery>,
+) -> ApiResult<StatusCode> {
+    s.broker.delete_namespace(&ns(t, n)?, q.force).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_namespace_topics(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path((t, n)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<String>>> {
+    Ok(Json(s.broker.list_topics(&ns(t, n)?).await?))
+}
+
+async fn get_retention(State(s): State<AppState>, _auth: AuthContext, Path((t, n)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+    let p = s.broker.get_policies(&ns(t, n)?).await?;
+    // Pulsar answers an unset policy with an empty body (null).
+    Ok(Json(serde_json::to_value(p.retention_policies).unwrap_or(Value::Null)))
+}
+
+async fn set_retention(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path((t, n)): Path<(String, String)>,
+    JsonBody(r): JsonBody<RetentionPolicies>,
+) -> ApiResult<StatusCode> {
+    s.broker
+        .update_policies(&ns(t, n)?, |p| {
+            p.retention_policies = Some(r);
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove_retention(State(s): State<AppState>, _auth: AuthContext, Path((t, n)): Path<(String, String)>) -> ApiResult<StatusCode> {
+    s.broker
+        .update_policies(&ns(t, n)?, |p| {
+            p.retention_policies = None;
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_message_ttl(State(s): State<AppState>, _auth: AuthContext, Path((t, n)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+    let p = s.broker.get_policies(&ns(t, n)?).await?;
+    Ok(Json(p.message_ttl_in_seconds.map(Value::from).unwrap_or(Value::Null)))
+}
+
+async fn set_message_ttl(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path((t, n)): Path<(String, String)>,
+    JsonBody(ttl): JsonBody<i64>,
+) -> ApiResult<StatusCode> {
+    let ttl = i32::try_from(ttl).map_err(|_| BrokerError::PreconditionFailed(format!("messageTTL {ttl} is out of range")))?;
+    if ttl < 0 {
+        return Err(BrokerError::PreconditionFailed(format!("messageTTL {ttl} must be 0 or positive")).into());
+    }
+    s.broker
+        .update_policies(&ns(t, n)?, |p| {
+            p.message_ttl_in_seconds = Some(ttl);
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove_message_ttl(State(s): State<AppState>, _auth: AuthContext, Path((t, n)): Path<(String, String)>) -> ApiResult<StatusCode> {
+    s.broker
+        .update_policies(&ns(t, n)?, |p| {
+            p.message_ttl_in_seconds = None;
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

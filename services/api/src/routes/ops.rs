@@ -1,0 +1,51 @@
+//! Operations endpoints: Prometheus metrics, health, readiness, Pulsar's status page and the
+//! OpenAPI description.
+
+use crate::AppState;
+use crate::error::ApiError;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use prometheus::Encoder;
+
+const OPENAPI: &str = include_str!("../../openapi.json");
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/metrics/", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/status.html", get(readyz))
+        .route("/openapi.json", get(openapi))
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    s.broker.refresh_metrics();
+    let families = s.broker.metrics.registry.gather();
+    let mut buf = Vec::new();
+    if let Err(e) = prometheus::TextEncoder::new().encode(&families, &mut buf) {
+        tracing::error!(error = %e, "encoding metrics failed");
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], buf)
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> &'static str {
+    "OK"
+}
+
+/// Readiness: 503 while starting or shutting down.
+async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    if s.broker.is_ready() { (StatusCode::OK, "OK") } else { (StatusCode::SERVICE_UNAVAILABLE, "NOT READY") }
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no such endpoint: {}", uri.path()))
+}

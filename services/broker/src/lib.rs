@@ -1,0 +1,24 @@
+//! The broker: loads topics and their partitions, routes published messages, runs the
+//! subscription engine shared by every consume surface, applies policies (retention) and keeps
+//! statistics. It owns the logic behind every API; the HTTP layer only parses and maps.
+
+mod admin;
+mod broker;
+mod config;
+mod error;
+mod messaging;
+pub mod metrics;
+mod partition;
+pub mod ranges;
+pub mod retention;
+pub mod stats;
+pub mod subscription;
+mod topics;
+
+pub use broker::{Broker, Topic};
+pub use config::BrokerConfig;
+pub use error::{BrokerError, Result};
+pub use topics::StartPosition;
+pub use messaging::{InitialPosition, PublishMessage, PullRequest, PulledMessage};
+pub use partition::Partition;
+pub use subscription::{CursorOp, Delivery};

@@ -1,0 +1,77 @@
+//! Prometheus collectors of the broker, named as Pulsar names them where Pulsar has the metric
+//! (`pulsar_in_messages_total`, `pulsar_msg_backlog`, ...). Gauges that describe state
+//! (backlog, storage size) are refreshed from the live topics when `/metrics` is scraped.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+pub const TOPIC_LABELS: [&str; 3] = ["cluster", "namespace", "topic"];
+
+#[derive(Clone)]
+pub struct BrokerMetrics {
+    pub registry: Registry,
+    pub in_messages: IntCounterVec,
+    pub in_bytes: IntCounterVec,
+    pub out_messages: IntCounterVec,
+    pub out_bytes: IntCounterVec,
+    pub msg_backlog: IntGaugeVec,
+    pub storage_size: IntGaugeVec,
+    pub subscriptions_count: IntGaugeVec,
+    pub topics_count: IntGauge,
+    pub publish_latency: Histogram,
+    pub publish_errors: IntCounter,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), &TOPIC_LABELS).expect("valid metric");
+    registry.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), &TOPIC_LABELS).expect("valid metric");
+    registry.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+impl BrokerMetrics {
+    pub fn new(registry: Registry) -> Self {
+        let publish_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "magnetar_publish_latency_seconds",
+                "time from receiving a publish request to its durable acknowledgement",
+            )
+            .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 1.0]),
+        )
+        .expect("valid metric");
+        registry.register(Box::new(publish_latency.clone())).expect("unique metric");
+        let topics_count = IntGauge::new("pulsar_topics_count", "number of topics (partitions count one each) loaded")
+            .expect("valid metric");
+        registry.register(Box::new(topics_count.clone())).expect("unique metric");
+        let publish_errors = IntCounter::new("magnetar_publish_errors_total", "publish requests that failed")
+            .expect("valid metric");
+        registry.register(Box::new(publish_errors.clone())).expect("unique metric");
+        BrokerMetrics {
+            in_messages: counter(&registry, "pulsar_in_messages_total", "messages published"),
+            in_bytes: counter(&registry, "pulsar_in_bytes_total", "payload bytes published"),
+            out_messages: counter(&registry, "pulsar_out_messages_total", "messages delivered to consumers"),
+            out_bytes: counter(&registry, "pulsar_out_bytes_total", "payload bytes delivered to consumers"),
+            msg_backlog: gauge(&registry, "pulsar_msg_backlog", "unacknowledged messages over all subscriptions"),
+            storage_size: gauge(&registry, "pulsar_storage_size", "bytes of the topic's stored log"),
+            subscriptions_count: gauge(&registry, "pulsar_subscriptions_count", "subscriptions of the topic"),
+            topics_count,
+            publish_latency,
+            publish_errors,
+            registry,
+        }
+    }
+
+    /// Drops every series of a topic (partition) that was deleted or unloaded.
+    pub fn remove_topic(&self, labels: &[&str; 3]) {
+        for v in [&self.in_messages, &self.in_bytes, &self.out_messages, &self.out_bytes] {
+            let _ = v.remove_label_values(labels);
+        }
+        for v in [&self.msg_backlog, &self.storage_size, &self.subscriptions_count] {
+            let _ = v.remove_label_values(labels);
+        }
+    }
+}

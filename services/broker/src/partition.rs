@@ -1,0 +1,167 @@
+//! A loaded partition (or a non-partitioned topic): its log, its subscriptions, its counters.
+
+use crate::metrics::BrokerMetrics;
+use crate::subscription::{CursorOp, Subscription};
+use magnetar_core::TopicName;
+use magnetar_metadata::CursorState;
+use magnetar_storage::PartitionLog;
+use prometheus::IntCounter;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// Counters of one partition, kept as atomics on the hot path.
+#[derive(Default)]
+pub struct Counters {
+    pub msg_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+}
+
+/// Per-second rates computed by the broker's stats ticker.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rates {
+    pub msg_in: f64,
+    pub bytes_in: f64,
+    pub msg_out: f64,
+    pub bytes_out: f64,
+}
+
+pub(crate) struct RateSample {
+    pub at: std::time::Instant,
+    pub msg_in: u64,
+    pub bytes_in: u64,
+    pub msg_out: u64,
+    pub bytes_out: u64,
+}
+
+pub(crate) struct PartitionMetrics {
+    pub in_messages: IntCounter,
+    pub in_bytes: IntCounter,
+    pub out_messages: IntCounter,
+    pub out_bytes: IntCounter,
+}
+
+pub struct Partition {
+    /// The partition's own name (`...-partition-N`), or the topic's name if not partitioned.
+    pub name: TopicName,
+    pub index: i32,
+    pub log_id: i64,
+    /// Ownership epoch acquired when the partition was loaded (DESIGN.md §6).
+    pub epoch: i64,
+    pub log: Arc<PartitionLog>,
+    pub counters: Counters,
+    subscriptions: RwLock<BTreeMap<String, Arc<Subscription>>>,
+    pub(crate) rates: std::sync::Mutex<(Rates, Option<RateSample>)>,
+    pub(crate) metrics: PartitionMetrics,
+    max_in_flight: usize,
+}
+
+impl Partition {
+    pub(crate) fn new(
+        name: TopicName,
+        index: i32,
+        log_id: i64,
+        epoch: i64,
+        log: Arc<PartitionLog>,
+        metrics: &BrokerMetrics,
+        cluster: &str,
+        max_in_flight: usize,
+    ) -> Self {
+        let ns = name.namespace().to_string();
+        let topic = name.to_string();
+        let labels = [cluster, ns.as_str(), topic.as_str()];
+        let metrics = PartitionMetrics {
+            in_messages: metrics.in_messages.with_label_values(&labels),
+            in_bytes: metrics.in_bytes.with_label_values(&labels),
+            out_messages: metrics.out_messages.with_label_values(&labels),
+            out_bytes: metrics.out_bytes.with_label_values(&labels),
+        };
+        Partition {
+            name,
+            index,
+            log_id,
+            epoch,
+            log,
+            counters: Counters::default(),
+            subscriptions: RwLock::new(BTreeMap::new()),
+            rates: std::sync::Mutex::new((Rates::default(), None)),
+            metrics,
+            max_in_flight,
+        }
+    }
+
+    pub fn subscription(&self, name: &str) -> Option<Arc<Subscription>> {
+        self.subscriptions.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+
+    pub fn subscriptions(&self) -> Vec<Arc<Subscription>> {
+        self.subscriptions.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
+    /// Registers a subscription already persisted in the metadata store.
+    pub(crate) fn add_subscription(&self, name: &str, cursor: &CursorState) -> Arc<Subscription> {
+        let mut subs = self.subscriptions.write().unwrap_or_else(|e| e.into_inner());
+        subs.entry(name.to_string())
+            .or_insert_with(|| {
+                Arc::new(Subscription::new(name.to_string(), self.index, Arc::clone(&self.log), cursor, self.max_in_flight))
+            })
+            .clone()
+    }
+
+    pub(crate) fn remove_subscription(&self, name: &str) -> Option<Arc<Subscription>> {
+        self.subscriptions.write().unwrap_or_else(|e| e.into_inner()).remove(name)
+    }
+
+    pub(crate) fn apply_op(&self, op: &CursorOp) {
+        let sub = match op {
+            CursorOp::Ack { sub, .. } | CursorOp::Reset { sub, .. } => sub,
+        };
+        // Ops of subscriptions deleted since are dropped with them.
+        if let Some(s) = self.subscription(sub) {
+            s.apply(op);
+        }
+    }
+
+    pub fn record_publish(&self, messages: u64, bytes: u64) {
+        self.counters.msg_in.fetch_add(messages, Ordering::Relaxed);
+        self.counters.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+        self.metrics.in_messages.inc_by(messages);
+        self.metrics.in_bytes.inc_by(bytes);
+    }
+
+    pub fn record_delivery(&self, messages: u64, bytes: u64) {
+        self.metrics.out_messages.inc_by(messages);
+        self.metrics.out_bytes.inc_by(bytes);
+    }
+
+    pub fn rates(&self) -> Rates {
+        self.rates.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    /// Recomputes the rates from counters since the previous sample.
+    pub(crate) fn update_rates(&self) {
+        let (msg_out, bytes_out) = self.subscriptions().iter().fold((0, 0), |(m, b), s| {
+            let snap = s.snapshot();
+            (m + snap.msg_out, b + snap.bytes_out)
+        });
+        let now = RateSample {
+            at: std::time::Instant::now(),
+            msg_in: self.counters.msg_in.load(Ordering::Relaxed),
+            bytes_in: self.counters.bytes_in.load(Ordering::Relaxed),
+            msg_out,
+            bytes_out,
+        };
+        let mut guard = self.rates.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(prev) = &guard.1 {
+            let secs = now.at.duration_since(prev.at).as_secs_f64().max(0.001);
+            let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / secs;
+            guard.0 = Rates {
+                msg_in: rate(now.msg_in, prev.msg_in),
+                bytes_in: rate(now.bytes_in, prev.bytes_in),
+                msg_out: rate(now.msg_out, prev.msg_out),
+                bytes_out: rate(now.bytes_out, prev.bytes_out),
+            };
+        }
+        guard.1 = Some(now);
+    }
+}

@@ -1,0 +1,306 @@
+//! Topic statistics in Pulsar's JSON shapes: `TopicStats`, `PartitionedTopicStats` and
+//! `PersistentTopicInternalStats` (camelCase field names as Pulsar's admin API returns them).
+
+use crate::partition::Partition;
+use crate::{Broker, Result};
+use magnetar_core::{MessageId, TopicName};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionStats {
+    pub msg_rate_out: f64,
+    pub msg_throughput_out: f64,
+    pub bytes_out_counter: u64,
+    pub msg_out_counter: u64,
+    pub msg_rate_redeliver: f64,
+    pub msg_backlog: u64,
+    pub msg_backlog_no_delayed: u64,
+    pub blocked_subscription_on_unacked_msgs: bool,
+    pub msg_delayed: u64,
+    pub unacked_messages: u64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub msg_rate_expired: f64,
+    pub last_consumed_timestamp: i64,
+    pub last_acked_timestamp: i64,
+    pub consumers: Vec<serde_json::Value>,
+    pub is_durable: bool,
+    pub is_replicated: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicStats {
+    pub msg_rate_in: f64,
+    pub msg_throughput_in: f64,
+    pub msg_rate_out: f64,
+    pub msg_throughput_out: f64,
+    pub bytes_in_counter: u64,
+    pub msg_in_counter: u64,
+    pub bytes_out_counter: u64,
+    pub msg_out_counter: u64,
+    pub average_msg_size: f64,
+    pub storage_size: u64,
+    pub backlog_size: u64,
+    pub offloaded_storage_size: u64,
+    pub publishers: Vec<serde_json::Value>,
+    pub waiting_publishers: u64,
+    pub subscriptions: BTreeMap<String, SubscriptionStats>,
+    pub replication: BTreeMap<String, serde_json::Value>,
+    pub deduplication_status: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionedTopicStats {
+    #[serde(flatten)]
+    pub total: TopicStats,
+    pub metadata: PartitionedMetadata,
+    pub partitions: BTreeMap<String, TopicStats>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionedMetadata {
+    pub partitions: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerInfo {
+    pub ledger_id: u64,
+    pub entries: u64,
+    pub size: u64,
+    pub offloaded: bool,
+    pub under_replicated: bool,
+    pub timestamp: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CursorStats {
+    pub mark_delete_position: String,
+    pub read_position: String,
+    pub waiting_read_op: bool,
+    pub pending_read_ops: u32,
+    pub messages_consumed_counter: u64,
+    pub cursor_ledger: i64,
+    pub cursor_ledger_last_entry: i64,
+    pub individually_deleted_messages: String,
+    pub last_ledger_switch_timestamp: String,
+    pub state: String,
+    pub number_of_entries_since_first_not_acked_message: u64,
+    pub total_non_contiguous_deleted_messages_range: u64,
+    pub properties: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InternalStats {
+    pub entries_added_counter: u64,
+    pub number_of_entries: u64,
+    pub total_size: u64,
+    pub current_ledger_entries: u64,
+    pub current_ledger_size: u64,
+    pub last_ledger_created_timestamp: String,
+    pub waiting_cursors_count: u32,
+    pub pending_add_entries_count: u32,
+    pub last_confirmed_entry: String,
+    pub state: String,
+    pub ledgers: Vec<LedgerInfo>,
+    pub cursors: BTreeMap<String, CursorStats>,
+}
+
+/// The message id of `offset` in a partition: its segment's base offset is the ledger id.
+pub fn message_id_at(p: &Partition, offset: u64) -> MessageId {
+    let base = p.log.segments().iter().rev().find(|s| s.base_offset <= offset).map(|s| s.base_offset).unwrap_or(0);
+    MessageId::new(base, offset, p.index)
+}
+
+/// `L:E` of an offset, Pulsar's position text.
+fn position(p: &Partition, offset: Option<u64>) -> String {
+    match offset {
+        Some(o) => {
+            let id = message_id_at(p, o);
+            format!("{}:{}", id.ledger_id, id.entry_id)
+        }
+        None => "-1:-1".into(),
+    }
+}
+
+pub fn partition_stats(p: &Partition) -> TopicStats {
+    use std::sync::atomic::Ordering;
+    let rates = p.rates();
+    let msg_in = p.counters.msg_in.load(Ordering::Relaxed);
+    let bytes_in = p.counters.bytes_in.load(Ordering::Relaxed);
+    let mut stats = TopicStats {
+        msg_rate_in: rates.msg_in,
+        msg_throughput_in: rates.bytes_in,
+        msg_rate_out: rates.msg_out,
+        msg_throughput_out: rates.bytes_out,
+        bytes_in_counter: bytes_in,
+        msg_in_counter: msg_in,
+        average_msg_size: if msg_in > 0 { bytes_in as f64 / msg_in as f64 } else { 0.0 },
+        storage_size: p.log.size_bytes(),
+        deduplication_status: "Disabled".into(),
+        ..TopicStats::default()
+    };
+    let entries = p.log.end_offset().saturating_sub(p.log.start_offset()).max(1);
+    let avg_stored = stats.storage_size / entries;
+    for s in p.subscriptions() {
+        let snap = s.snapshot();
+        stats.bytes_out_counter += snap.bytes_out;
+        stats.msg_out_counter += snap.msg_out;
+        stats.backlog_size = stats.backlog_size.max(snap.backlog * avg_stored);
+        stats.subscriptions.insert(
+            s.name().to_string(),
+            SubscriptionStats {
+                bytes_out_counter: snap.bytes_out,
+                msg_out_counter: snap.msg_out,
+                msg_backlog: snap.backlog,
+                msg_backlog_no_delayed: snap.backlog,
+                unacked_messages: snap.unacked,
+                kind: "Shared".into(),
+                last_consumed_timestamp: snap.last_consumed,
+                last_acked_timestamp: snap.last_acked,
+                is_durable: true,
+                ..SubscriptionStats::default()
+            },
+        );
+    }
+    stats
+}
+
+/// Sums partition stats into the topic's totals.
+pub fn aggregate<'a>(parts: impl Iterator<Item = &'a TopicStats>) -> TopicStats {
+    let mut t = TopicStats { deduplication_status: "Disabled".into(), ..TopicStats::default() };
+    for s in parts {
+        t.msg_rate_in += s.msg_rate_in;
+        t.msg_throughput_in += s.msg_throughput_in;
+        t.msg_rate_out += s.msg_rate_out;
+        t.msg_throughput_out += s.msg_throughput_out;
+        t.bytes_in_counter += s.bytes_in_counter;
+        t.msg_in_counter += s.msg_in_counter;
+        t.bytes_out_counter += s.bytes_out_counter;
+        t.msg_out_counter += s.msg_out_counter;
+        t.storage_size += s.storage_size;
+        t.backlog_size += s.backlog_size;
+        t.offloaded_storage_size += s.offloaded_storage_size;
+        for (name, sub) in &s.subscriptions {
+            let e = t.subscriptions.entry(name.clone()).or_insert_with(|| SubscriptionStats {
+                kind: sub.kind.clone(),
+                is_durable: true,
+                ..SubscriptionStats::default()
+            });
+            e.msg_rate_out += sub.msg_rate_out;
+            e.msg_throughput_out += sub.msg_throughput_out;
+            e.bytes_out_counter += sub.bytes_out_counter;
+            e.msg_out_counter += sub.msg_out_counter;
+            e.msg_backlog += sub.msg_backlog;
+            e.msg_backlog_no_delayed += sub.msg_backlog_no_delayed;
+            e.unacked_messages += sub.unacked_messages;
+            e.last_consumed_timestamp = e.last_consumed_timestamp.max(sub.last_consumed_timestamp);
+            e.last_acked_timestamp = e.last_acked_timestamp.max(sub.last_acked_timestamp);
+        }
+    }
+    t.average_msg_size = if t.msg_in_counter > 0 { t.bytes_in_counter as f64 / t.msg_in_counter as f64 } else { 0.0 };
+    t
+}
+
+pub fn internal_stats(p: &Partition) -> InternalStats {
+    let segments = p.log.segments();
+    let start = p.log.start_offset();
+    let end = p.log.end_offset();
+    let active = segments.last();
+    let ledgers = segments
+        .iter()
+        .map(|s| LedgerInfo {
+            ledger_id: s.base_offset,
+            entries: s.end_offset - s.base_offset,
+            size: s.size_bytes,
+            offloaded: false,
+            under_replicated: false,
+            timestamp: s.created_at_ms,
+        })
+        .collect();
+    let mut cursors = BTreeMap::new();
+    for s in p.subscriptions() {
+        let snap = s.snapshot();
+        let ranges: Vec<String> = snap
+            .acked_ranges
+            .iter()
+            .map(|&(a, b)| format!("({}..{}]", position(p, Some(a.saturating_sub(1))), position(p, Some(b - 1))))
+            .collect();
+        cursors.insert(
+            s.name().to_string(),
+            CursorStats {
+                mark_delete_position: position(p, snap.mark_delete.checked_sub(1)),
+                read_position: position(p, Some(snap.read_pos)),
+                waiting_read_op: false,
+                pending_read_ops: 0,
+                messages_consumed_counter: snap.msg_out,
+                cursor_ledger: -1,
+                cursor_ledger_last_entry: -1,
+                individually_deleted_messages: format!("[{}]", ranges.join(", ")),
+                last_ledger_switch_timestamp: String::new(),
+                state: "Open".into(),
+                number_of_entries_since_first_not_acked_message: snap.read_pos.saturating_sub(snap.mark_delete),
+                total_non_contiguous_deleted_messages_range: snap.acked_ranges.len() as u64,
+                properties: BTreeMap::new(),
+            },
+        );
+    }
+    InternalStats {
+        entries_added_counter: end,
+        number_of_entries: end - start.min(end),
+        total_size: p.log.size_bytes(),
+        current_ledger_entries: active.map(|s| s.end_offset - s.base_offset).unwrap_or(0),
+        current_ledger_size: active.map(|s| s.size_bytes).unwrap_or(0),
+        last_ledger_created_timestamp: active.map(|s| magnetar_core::time::format_rfc3339(s.created_at_ms)).unwrap_or_default(),
+        waiting_cursors_count: 0,
+        pending_add_entries_count: 0,
+        last_confirmed_entry: position(p, end.checked_sub(1)),
+        state: "LedgerOpened".into(),
+        ledgers,
+        cursors,
+    }
+}
+
+impl Broker {
+    /// Stats of a topic or partition; for a partitioned topic, the totals over its partitions.
+    pub async fn topic_stats(&self, name: &TopicName) -> Result<TopicStats> {
+        let (_, parts) = self.partitions_of(name).await?;
+        let each: Vec<TopicStats> = parts.iter().map(|p| partition_stats(p)).collect();
+        Ok(if each.len() == 1 { each.into_iter().next().expect("one") } else { aggregate(each.iter()) })
+    }
+
+    pub async fn partitioned_stats(&self, name: &TopicName, per_partition: bool) -> Result<PartitionedTopicStats> {
+        let (topic, parts) = self.partitions_of(name).await?;
+        let each: BTreeMap<String, TopicStats> = parts.iter().map(|p| (p.name.to_string(), partition_stats(p))).collect();
+        Ok(PartitionedTopicStats {
+            total: aggregate(each.values()),
+            metadata: PartitionedMetadata { partitions: topic.record.partitions },
+            partitions: if per_partition { each } else { BTreeMap::new() },
+        })
+    }
+
+    pub async fn internal_stats(&self, name: &TopicName) -> Result<InternalStats> {
+        let p = self.single_partition(name, "internalStats").await?;
+        Ok(internal_stats(&p))
+    }
+
+    /// Refreshes the state gauges of `/metrics` from the loaded partitions.
+    pub fn refresh_metrics(&self) {
+        for p in self.loaded_partitions() {
+            let ns = p.name.namespace().to_string();
+            let topic = p.name.to_string();
+            let labels = [self.config.cluster.as_str(), ns.as_str(), topic.as_str()];
+            let subs = p.subscriptions();
+            let backlog: u64 = subs.iter().map(|s| s.snapshot().backlog).sum();
+            self.metrics.msg_backlog.with_label_values(&labels).set(backlog as i64);
+            self.metrics.storage_size.with_label_values(&labels).set(p.log.size_bytes() as i64);
+            self.metrics.subscriptions_count.with_label_values(&labels).set(subs.len() as i64);
+        }
+    }
+}

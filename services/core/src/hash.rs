@@ -1,0 +1,60 @@
+//! Murmur3 32-bit hash, as Pulsar's `Murmur3_32Hash` computes it, so a key lands on the same
+//! partition index here as with a Pulsar client using the `Murmur3_32Hash` hashing scheme.
+
+/// Murmur3 x86 32-bit with seed 0 over the UTF-8 bytes of `key`.
+pub fn murmur3_32(key: &[u8]) -> u32 {
+    const C1: u32 = 0xcc9e_2d51;
+    const C2: u32 = 0x1b87_3593;
+    let mut h: u32 = 0;
+    let chunks = key.chunks_exact(4);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
+        h ^= k;
+        h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+    }
+    let mut k: u32 = 0;
+    for (i, b) in tail.iter().enumerate() {
+        k |= (*b as u32) << (8 * i);
+    }
+    if !tail.is_empty() {
+        k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
+        h ^= k;
+    }
+    h ^= key.len() as u32;
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
+    h
+}
+
+/// Partition for a message key: Pulsar masks the hash to a non-negative int before the modulo.
+pub fn partition_for_key(key: &str, partitions: u32) -> u32 {
+    debug_assert!(partitions > 0);
+    (murmur3_32(key.as_bytes()) & 0x7fff_ffff) % partitions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_reference_vectors() {
+        // Reference values of MurmurHash3_x86_32 with seed 0.
+        assert_eq!(murmur3_32(b""), 0);
+        assert_eq!(murmur3_32(b"hello"), 0x248b_fa47);
+        assert_eq!(murmur3_32(b"The quick brown fox jumps over the lazy dog"), 0x2e4f_f723);
+    }
+
+    #[test]
+    fn partition_is_stable_and_in_range() {
+        for n in 1..16 {
+            let p = partition_for_key("user-42", n);
+            assert!(p < n);
+            assert_eq!(p, partition_for_key("user-42", n));
+        }
+    }
+}

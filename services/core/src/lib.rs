@@ -1,0 +1,22 @@
+//! Magnetar's shared vocabulary: resource names parsed at the edge (tenant, namespace, topic,
+//! subscription), Pulsar-compatible message ids, namespace/topic policies and the key hash used to
+//! route messages to partitions. No I/O lives here.
+
+pub mod hash;
+pub mod message_id;
+pub mod names;
+pub mod policies;
+pub mod time;
+
+pub use message_id::MessageId;
+pub use names::{ClusterName, Domain, NameError, NamespaceName, SubscriptionName, TenantName, TopicName};
+pub use policies::{BacklogQuota, Policies, RetentionPolicies};
+
+/// Milliseconds since the Unix epoch, the one clock unit stored and sent on the wire.
+pub fn now_millis() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

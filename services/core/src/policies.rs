@@ -1,0 +1,126 @@
+//! Namespace and topic policies in Pulsar's JSON shape (`Policies` is snake_case on the wire,
+//! its nested types camelCase, exactly as Pulsar's admin API returns them). Fields Magnetar does
+//! not act on yet are still stored and returned so tools that round-trip policies keep them.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Retention of *acknowledged* messages. `-1` = infinite, `0` = none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionPolicies {
+    pub retention_time_in_minutes: i32,
+    #[serde(rename = "retentionSizeInMB")]
+    pub retention_size_in_mb: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BacklogQuota {
+    #[serde(default = "minus_one_i64")]
+    pub limit_size: i64,
+    #[serde(default = "minus_one_i32")]
+    pub limit_time: i32,
+    pub policy: String,
+}
+
+fn minus_one_i64() -> i64 {
+    -1
+}
+fn minus_one_i32() -> i32 {
+    -1
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthPolicies {
+    #[serde(default)]
+    pub namespace_auth: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub destination_auth: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    #[serde(default)]
+    pub subscription_auth_roles: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BundlesData {
+    pub boundaries: Vec<String>,
+    pub num_bundles: u32,
+}
+
+impl Default for BundlesData {
+    fn default() -> Self {
+        BundlesData { boundaries: vec!["0x00000000".into(), "0xffffffff".into()], num_bundles: 1 }
+    }
+}
+
+/// Pulsar's namespace `Policies`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policies {
+    #[serde(default)]
+    pub auth_policies: AuthPolicies,
+    #[serde(default)]
+    pub replication_clusters: Vec<String>,
+    #[serde(default)]
+    pub bundles: BundlesData,
+    #[serde(default)]
+    pub backlog_quota_map: BTreeMap<String, BacklogQuota>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_ttl_in_seconds: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_policies: Option<RetentionPolicies>,
+    #[serde(default, rename = "deduplicationEnabled", skip_serializing_if = "Option::is_none")]
+    pub deduplication_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_producers_per_topic: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_consumers_per_topic: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_consumers_per_subscription: Option<i32>,
+    #[serde(default = "minus_one_i64")]
+    pub offload_threshold: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offload_threshold_in_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offload_deletion_lag_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offload_policies: Option<serde_json::Value>,
+    #[serde(default = "default_sub_auth_mode")]
+    pub subscription_auth_mode: String,
+    #[serde(default)]
+    pub deleted: bool,
+    /// Every other Pulsar policy field, kept verbatim.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+fn default_sub_auth_mode() -> String {
+    "None".into()
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        serde_json::from_str("{}").expect("all fields have defaults")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_round_trip() {
+        let p: Policies = serde_json::from_str(r#"{"schema_compatibility_strategy":"FULL","message_ttl_in_seconds":30}"#).unwrap();
+        assert_eq!(p.message_ttl_in_seconds, Some(30));
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["schema_compatibility_strategy"], "FULL");
+        assert_eq!(v["bundles"]["numBundles"], 1);
+    }
+
+    #[test]
+    fn retention_uses_pulsar_field_names() {
+        let r: RetentionPolicies = serde_json::from_str(r#"{"retentionTimeInMinutes":60,"retentionSizeInMB":-1}"#).unwrap();
+        assert_eq!(r.retention_size_in_mb, -1);
+        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"retentionTimeInMinutes":60,"retentionSizeInMB":-1}"#);
+    }
+}

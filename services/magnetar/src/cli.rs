@@ -1,0 +1,98 @@
+//! Command line of the `magnetar` binary: `standalone` and `broker` run the server; `perf`
+//! measures it.
+
+use crate::config::{Config, LogFormat};
+use crate::{perf, server};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "magnetar", version, about = "Multi-tenant, Pulsar-compatible messaging in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Zero-setup single node: SQLite metadata and local object store under --data-dir.
+    Standalone {
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+        /// HTTP address (default 127.0.0.1:8080).
+        #[arg(long)]
+        http_addr: Option<std::net::SocketAddr>,
+        /// Optional TOML file with overrides.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Log as JSON lines instead of text.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Cluster broker: PostgreSQL metadata and S3-compatible object store from --config.
+    Broker {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Load generators in the spirit of pulsar-perf.
+    #[command(subcommand)]
+    Perf(perf::PerfCommand),
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MAGNETAR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Entry point of the binary (also used by the test harness's broker binary).
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Standalone { data_dir, http_addr, config, log_json } => {
+            let mut cfg = Config::load(Config::standalone(&data_dir), config.as_deref())?;
+            if let Some(addr) = http_addr {
+                cfg.http_addr = addr;
+            }
+            if log_json {
+                cfg.log.format = LogFormat::Json;
+            }
+            init_logging(cfg.log.format, &cfg.log.level);
+            tracing::info!(data_dir = %cfg.data_dir.display(), "starting magnetar standalone (authentication off)");
+            server::run(cfg, true).await
+        }
+        Command::Broker { config, log_json } => {
+            let base = Config::standalone(std::path::Path::new("data"));
+            let mut cfg = Config::load(base, Some(&config))?;
+            if log_json {
+                cfg.log.format = LogFormat::Json;
+            }
+            init_logging(cfg.log.format, &cfg.log.level);
+            tracing::info!("starting magnetar broker");
+            server::run(cfg, false).await
+        }
+        Command::Perf(cmd) => perf::run(cmd).await,
+    }
+}

@@ -1,0 +1,177 @@
+//! Configuration: defaults → TOML file → `MAGNETAR_SECTION__KEY` environment variables →
+//! command-line flags. Unknown keys are rejected and every error names the key and where its
+//! value came from; everything is validated before any socket opens.
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use magnetar_api::HttpConfig;
+use magnetar_broker::BrokerConfig;
+use magnetar_storage::object::ObjectStoreConfig;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub http_addr: SocketAddr,
+    /// Where the WAL, segments (and in standalone the SQLite file and objects) live.
+    pub data_dir: PathBuf,
+    pub metadata: MetadataSection,
+    pub object_store: ObjectStoreConfig,
+    #[serde(default)]
+    pub storage: StorageSection,
+    #[serde(default)]
+    pub broker: BrokerConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataSection {
+    /// `sqlite://PATH` or `postgres://user:password@host:port/db`.
+    pub url: Secret,
+}
+
+/// A value that never prints (database URLs carry passwords).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// Durable-log settings; see docs/configuration.md.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    pub wal_max_batch_bytes: usize,
+    pub wal_buffer_bytes: usize,
+    pub wal_file_bytes: u64,
+    pub segment_max_bytes: u64,
+    pub segment_max_age_secs: u64,
+    pub read_cache_bytes: usize,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        let d = magnetar_storage::StorageConfig::default();
+        StorageSection {
+            wal_max_batch_bytes: d.wal_max_batch_bytes,
+            wal_buffer_bytes: d.wal_buffer_bytes,
+            wal_file_bytes: d.wal_file_bytes,
+            segment_max_bytes: d.segment_max_bytes,
+            segment_max_age_secs: d.segment_max_age.as_secs(),
+            read_cache_bytes: d.read_cache_bytes,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `magnetar=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+impl Config {
+    /// Zero-setup defaults of `magnetar standalone` under `data_dir`.
+    pub fn standalone(data_dir: &Path) -> Config {
+        Config {
+            http_addr: "127.0.0.1:8080".parse().expect("valid address"),
+            data_dir: data_dir.to_path_buf(),
+            metadata: MetadataSection { url: Secret(format!("sqlite://{}", data_dir.join("metadata.db").display())) },
+            object_store: ObjectStoreConfig::Local { root: data_dir.join("objects") },
+            storage: StorageSection::default(),
+            broker: BrokerConfig::default(),
+            http: HttpConfig::default(),
+            log: LogSection::default(),
+        }
+    }
+
+    /// Layers a TOML file (if any) and `MAGNETAR_*` variables over `base`.
+    pub fn load(base: Config, file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(base));
+        if let Some(f) = file {
+            if !f.exists() {
+                bail!("configuration file {} does not exist", f.display());
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        // `MAGNETAR_TEST_*` variables belong to the test harness, not to the broker.
+        fig = fig.merge(Env::prefixed("MAGNETAR_").split("__").filter(|k| !k.as_str().starts_with("test_")));
+        let config: Config = fig.extract().map_err(|e| anyhow::anyhow!(describe(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let url = &self.metadata.url.0;
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            bail!("metadata.url must start with sqlite:// or postgres:// (got a value starting with `{}`)", url.split(':').next().unwrap_or(""));
+        }
+        if self.storage.segment_max_bytes < 1024 {
+            bail!("storage.segment_max_bytes = {} is too small (at least 1024)", self.storage.segment_max_bytes);
+        }
+        if self.broker.max_message_bytes == 0 || self.broker.max_message_bytes > 512 * 1024 * 1024 {
+            bail!("broker.max_message_bytes = {} must be between 1 and 536870912", self.broker.max_message_bytes);
+        }
+        if self.http.max_request_bytes < self.broker.max_message_bytes {
+            bail!(
+                "http.max_request_bytes = {} must be at least broker.max_message_bytes = {}",
+                self.http.max_request_bytes,
+                self.broker.max_message_bytes
+            );
+        }
+        std::fs::create_dir_all(&self.data_dir).with_context(|| format!("cannot create data_dir {}", self.data_dir.display()))?;
+        Ok(())
+    }
+
+    pub fn storage_config(&self) -> magnetar_storage::StorageConfig {
+        let s = &self.storage;
+        magnetar_storage::StorageConfig {
+            data_dir: self.data_dir.join("log"),
+            wal_max_batch_bytes: s.wal_max_batch_bytes,
+            wal_buffer_bytes: s.wal_buffer_bytes,
+            wal_file_bytes: s.wal_file_bytes,
+            segment_max_bytes: s.segment_max_bytes,
+            segment_max_age: std::time::Duration::from_secs(s.segment_max_age_secs.max(1)),
+            max_message_bytes: self.broker.max_message_bytes,
+            read_cache_bytes: s.read_cache_bytes,
+        }
+    }
+}
+
+/// Figment's errors already say which key and which source (file path or env variable); make
+/// sure each one is on its own line.
+fn describe(e: figment::Error) -> String {
+    let mut out = String::from("invalid configuration:");
+    for err in e {
+        out.push_str("\n  - ");
+        out.push_str(&err.to_string());
+    }
+    out
+}

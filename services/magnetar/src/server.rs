@@ -1,0 +1,111 @@
+//! Wiring: metadata store, storage, broker and HTTP server, started in that order and stopped
+//! in reverse on SIGTERM / Ctrl-C.
+
+use crate::config::Config;
+use anyhow::Context;
+use magnetar_broker::Broker;
+use magnetar_core::{NamespaceName, TenantName};
+use magnetar_metadata::TenantInfo;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// A running broker: its address and a handle to stop it.
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    pub broker: Arc<Broker>,
+    pub shutdown: CancellationToken,
+    pub done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Starts everything and returns once the HTTP server accepts connections.
+pub async fn start(config: Config, standalone: bool) -> anyhow::Result<Running> {
+    let started = Instant::now();
+    let metadata = magnetar_metadata::connect(&config.metadata.url.0).await.context("cannot open the metadata store")?;
+    // Fail fast on an unusable object store configuration (issue 3 uses it for offload).
+    let _objects = magnetar_storage::object::build_object_store(&config.object_store).context("invalid object_store configuration")?;
+
+    let storage_cfg = config.storage_config();
+    let (storage, aux) = tokio::task::spawn_blocking(move || magnetar_storage::Storage::open(storage_cfg))
+        .await?
+        .context("cannot open the durable log")?;
+    let aux: Vec<(u64, bytes::Bytes)> = aux.into_iter().map(|a| (a.log_id, a.data)).collect();
+
+    let listener = TcpListener::bind(config.http_addr).await.with_context(|| format!("cannot bind http_addr {}", config.http_addr))?;
+    let addr = listener.local_addr()?;
+    let mut broker_cfg = config.broker.clone();
+    if config.http_addr.port() == 0 || broker_cfg.advertised_address == "127.0.0.1:8080" {
+        broker_cfg.advertised_address = addr.to_string();
+    }
+    let broker = Broker::start(broker_cfg, metadata, storage, aux, prometheus::Registry::new()).await?;
+    if standalone {
+        create_defaults(&broker).await?;
+    }
+
+    let app = magnetar_api::app(Arc::clone(&broker), config.http.clone());
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let b = Arc::clone(&broker);
+    let done = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                token.cancelled().await;
+            })
+            .await
+            .context("http server failed")?;
+        b.shutdown().await;
+        Ok(())
+    });
+    tracing::info!(%addr, elapsed_ms = started.elapsed().as_millis() as u64, "magnetar ready");
+    Ok(Running { addr, broker, shutdown, done })
+}
+
+/// Pulsar standalone's defaults: tenant `public`, namespace `public/default`.
+async fn create_defaults(broker: &Broker) -> anyhow::Result<()> {
+    let public = TenantName::new("public")?;
+    if broker.metadata.get_tenant(&public).await?.is_none() {
+        let info = TenantInfo { admin_roles: vec![], allowed_clusters: vec![broker.cluster().to_string()] };
+        broker.create_tenant(&public, &info).await?;
+    }
+    let default = NamespaceName::new(public, "default")?;
+    if broker.metadata.get_namespace(&default).await?.is_none() {
+        broker.create_namespace(&default, None).await?;
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Runs until a signal, then stops gracefully: readiness off, stop accepting, drain, flush.
+pub async fn run(config: Config, standalone: bool) -> anyhow::Result<()> {
+    let running = start(config, standalone).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    // Readiness goes 503 at once so load balancers stop sending; then connections drain.
+    running.broker.mark_unready();
+    running.shutdown.cancel();
+    running.done.await??;
+    tracing::info!("stopped");
+    Ok(())
+}

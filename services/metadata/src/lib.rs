@@ -1,0 +1,99 @@
+//! The metadata store: clusters, tenants, namespaces with their policies, topics and their
+//! partitions (with ownership epochs), subscriptions with durable cursors, and the segment index.
+//!
+//! `MetadataStore` is the boundary trait. `SqlMetadataStore` implements it over sqlx for both
+//! PostgreSQL (cluster mode) and SQLite (standalone); the shared conformance suite in
+//! `conformance` runs against both. Every multi-row change is one transaction.
+
+mod error;
+mod types;
+
+pub use error::MetadataError;
+pub use types::*;
+
+use async_trait::async_trait;
+use magnetar_core::{NamespaceName, Policies, TenantName, TopicName};
+
+pub type Result<T, E = MetadataError> = std::result::Result<T, E>;
+
+/// Contracts every implementation keeps:
+/// - Creating something that exists fails with `AlreadyExists`; touching something missing fails
+///   with `NotFound` naming it; deleting a non-empty parent without `force` fails with `NotEmpty`.
+/// - Each method is atomic: on error nothing it would have written is visible.
+/// - Writes made "as owner" of a partition (`commit_segment`, `checkpoint_cursors`, ...) take the
+///   owner's epoch and fail with `Fenced` when another broker has acquired the partition since.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    // ---- clusters ----
+    async fn upsert_cluster(&self, cluster: &ClusterData) -> Result<()>;
+    async fn get_cluster(&self, name: &str) -> Result<Option<ClusterData>>;
+    async fn list_clusters(&self) -> Result<Vec<String>>;
+
+    // ---- tenants ----
+    async fn create_tenant(&self, name: &TenantName, info: &TenantInfo) -> Result<()>;
+    async fn update_tenant(&self, name: &TenantName, info: &TenantInfo) -> Result<()>;
+    async fn get_tenant(&self, name: &TenantName) -> Result<Option<TenantInfo>>;
+    async fn list_tenants(&self) -> Result<Vec<TenantName>>;
+    /// Without `force`, fails with `NotEmpty` while the tenant has namespaces. With `force`,
+    /// deletes the tenant and everything under it in one transaction and returns the partitions
+    /// that were removed, so the caller can delete their data.
+    async fn delete_tenant(&self, name: &TenantName, force: bool) -> Result<Vec<PartitionRecord>>;
+
+    // ---- namespaces ----
+    async fn create_namespace(&self, name: &NamespaceName, policies: &Policies) -> Result<()>;
+    async fn get_namespace(&self, name: &NamespaceName) -> Result<Option<NamespaceRecord>>;
+    /// `NotFound` when the tenant does not exist.
+    async fn list_namespaces(&self, tenant: &TenantName) -> Result<Vec<NamespaceName>>;
+    /// Optimistic concurrency: succeeds only if the stored version is `expected_version`, else
+    /// `Conflict`. Returns the new version.
+    async fn update_namespace_policies(
+        &self,
+        name: &NamespaceName,
+        policies: &Policies,
+        expected_version: i64,
+    ) -> Result<i64>;
+    /// Without `force`, `NotEmpty` while topics exist. Returns removed partitions (see tenants).
+    async fn delete_namespace(&self, name: &NamespaceName, force: bool) -> Result<Vec<PartitionRecord>>;
+
+    // ---- topics ----
+    /// Creates the topic and its partition rows (one with index -1 when `partitions == 0`) in one
+    /// transaction. `NotFound` if the namespace is missing, `AlreadyExists` if the topic exists.
+    async fn create_topic(&self, spec: &NewTopic) -> Result<TopicRecord>;
+    async fn get_topic(&self, name: &TopicName) -> Result<Option<TopicRecord>>;
+    async fn list_topics(&self, namespace: &NamespaceName) -> Result<Vec<TopicRecord>>;
+    /// Grows a partitioned topic to `partitions` (adding partition rows). `Conflict` if the topic
+    /// is not partitioned or `partitions` is not larger than the current count.
+    async fn update_partitions(&self, name: &TopicName, partitions: u32) -> Result<TopicRecord>;
+    /// Deletes the topic, its partitions, subscriptions and segment index rows in one transaction.
+    async fn delete_topic(&self, name: &TopicName) -> Result<TopicRecord>;
+    /// Topic-level policy overrides (Pulsar's topic policies), stored as JSON.
+    async fn set_topic_policies(&self, name: &TopicName, policies: &serde_json::Value) -> Result<()>;
+
+    // ---- partition ownership ----
+    /// Makes `broker` the owner of the partition and returns the new, strictly larger epoch.
+    async fn acquire_partition(&self, log_id: i64, broker: &str) -> Result<i64>;
+    async fn get_partition_owner(&self, log_id: i64) -> Result<Option<(String, i64)>>;
+
+    // ---- subscriptions and cursors ----
+    /// Creates subscription `name` on each listed partition, all or none. `AlreadyExists` if it
+    /// exists on any of them.
+    async fn create_subscription(&self, name: &str, cursors: &[(i64, CursorState)]) -> Result<()>;
+    async fn list_subscriptions(&self, log_id: i64) -> Result<Vec<SubscriptionRecord>>;
+    /// Deletes subscription `name` from each listed partition. `NotFound` if it exists on none.
+    async fn delete_subscription(&self, name: &str, log_ids: &[i64]) -> Result<()>;
+    /// Persists cursors of one partition in one transaction, conditional on `epoch`.
+    /// Cursors of subscriptions deleted meanwhile are ignored.
+    async fn checkpoint_cursors(&self, log_id: i64, epoch: i64, cursors: &[(String, CursorState)]) -> Result<()>;
+
+    // ---- segment index ----
+    /// Records an uploaded segment, conditional on `epoch`. `AlreadyExists` for a duplicate.
+    async fn commit_segment(&self, epoch: i64, segment: &SegmentRecord) -> Result<()>;
+    async fn list_segments(&self, log_id: i64) -> Result<Vec<SegmentRecord>>;
+    /// Removes index rows of the given segments (by base offset), conditional on `epoch`.
+    async fn delete_segments(&self, log_id: i64, epoch: i64, base_offsets: &[i64]) -> Result<()>;
+}
+
+/// Opens the store for a URL (`sqlite://path` or `postgres://...`) and applies migrations.
+pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn MetadataStore>> {
+    todo!("implemented by SqlMetadataStore: {url}")
+}

@@ -1,0 +1,100 @@
+use magnetar_core::{Policies, TopicName};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Pulsar's `ClusterData` (the fields Magnetar uses; camelCase on the wire).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterData {
+    #[serde(skip)]
+    pub name: String,
+    #[serde(default)]
+    pub service_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_url_tls: Option<String>,
+    #[serde(default)]
+    pub broker_service_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_service_url_tls: Option<String>,
+    #[serde(default)]
+    pub peer_cluster_names: Vec<String>,
+}
+
+/// Pulsar's `TenantInfo`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantInfo {
+    #[serde(default)]
+    pub admin_roles: Vec<String>,
+    #[serde(default)]
+    pub allowed_clusters: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamespaceRecord {
+    pub policies: Policies,
+    /// Incremented by every policy update (optimistic concurrency).
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTopic {
+    /// The topic's base name (never a `-partition-N` name).
+    pub name: TopicName,
+    /// 0 = non-partitioned.
+    pub partitions: u32,
+    pub properties: BTreeMap<String, String>,
+}
+
+/// One partition of a topic: the unit of storage, ownership and cursors. `log_id` is a surrogate
+/// key unique for the lifetime of the store (never reused), so a topic deleted and created again
+/// never sees the old topic's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PartitionRecord {
+    pub log_id: i64,
+    /// -1 for a non-partitioned topic.
+    pub index: i32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicRecord {
+    pub id: i64,
+    pub name: TopicName,
+    /// 0 = non-partitioned.
+    pub partitions: u32,
+    pub properties: BTreeMap<String, String>,
+    /// Sorted by index.
+    pub partition_records: Vec<PartitionRecord>,
+    pub policies: Option<serde_json::Value>,
+    pub created_at: i64,
+}
+
+/// A durable cursor: every offset below `mark_delete` is acknowledged, plus the half-open
+/// `[start, end)` ranges in `acked_ranges` (sorted, disjoint, all above `mark_delete`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CursorState {
+    pub mark_delete: u64,
+    pub acked_ranges: Vec<(u64, u64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionRecord {
+    pub log_id: i64,
+    pub name: String,
+    pub cursor: CursorState,
+    pub created_at: i64,
+}
+
+/// A sealed segment uploaded to the object store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentRecord {
+    pub log_id: i64,
+    pub base_offset: i64,
+    /// Exclusive.
+    pub end_offset: i64,
+    pub size_bytes: i64,
+    pub min_publish_time: i64,
+    pub max_publish_time: i64,
+    pub object_key: String,
+    pub created_at: i64,
+}

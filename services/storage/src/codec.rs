@@ -1,0 +1,406 @@
+//! Byte formats shared by the WAL and the segments.
+//!
+//! A *frame* is `len: u32 LE | crc: u32 LE | body[len]` where `crc = crc32c(len bytes ++ body)`:
+//! the length is covered too, so a flipped length byte is caught like a flipped payload byte,
+//! and a zero-filled region (len 0, crc 0) is rejected because no body is empty.
+//!
+//! A segment record is one frame whose body is a record body:
+//! `offset u64 | publish_time i64 | flags u8 | [event_time i64] | [key_len u32 | key]
+//!  | n_props u32 | (k_len u32 | k | v_len u32 | v)* | payload_len u32 | payload`.
+//!
+//! A WAL frame body starts with a type byte:
+//! - `1` data: `log_id u64 | segment_base u64 | count u32 | count segment-record frames`
+//!   (the inner frames are copied verbatim into the segment, so a record is encoded once);
+//! - `2` aux: `log_id u64 | opaque bytes`;
+//! - `3` drop: `log_id u64`.
+
+use crate::record::{Record, RecordInput};
+use bytes::Bytes;
+
+pub const FRAME_HEADER: usize = 8;
+/// Sanity bound on one frame: a length beyond it is corruption, not a reason to allocate.
+pub const MAX_FRAME_LEN: usize = 512 << 20;
+
+const FLAG_EVENT_TIME: u8 = 1;
+const FLAG_KEY: u8 = 2;
+const RECORD_FIXED: usize = 8 + 8 + 1 + 4 + 4;
+
+pub const WAL_DATA: u8 = 1;
+pub const WAL_AUX: u8 = 2;
+pub const WAL_DROP: u8 = 3;
+const WAL_DATA_HEADER: usize = 1 + 8 + 8 + 4;
+
+fn frame_crc(len: u32, body: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), body)
+}
+
+/// Starts a frame in `buf`; returns the position to pass to [`finish_frame`].
+pub fn begin_frame(buf: &mut Vec<u8>) -> usize {
+    let start = buf.len();
+    buf.extend_from_slice(&[0u8; FRAME_HEADER]);
+    start
+}
+
+/// Fills in length and checksum of the frame started at `start`.
+pub fn finish_frame(buf: &mut [u8], start: usize) {
+    let len = (buf.len() - start - FRAME_HEADER) as u32;
+    let crc = frame_crc(len, &buf[start + FRAME_HEADER..]);
+    buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Outcome of looking for a frame at the start of a buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameParse {
+    /// A valid frame: its body is `buf[FRAME_HEADER..total]`.
+    Complete { total: usize },
+    /// The buffer ends inside the frame (`need` bytes in all); at the end of a file: a torn tail.
+    Incomplete { need: usize },
+    Corrupt(String),
+}
+
+pub fn parse_frame(buf: &[u8]) -> FrameParse {
+    if buf.len() < FRAME_HEADER {
+        return FrameParse::Incomplete { need: FRAME_HEADER };
+    }
+    let len = u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes"));
+    let crc = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
+    if len == 0 || len as usize > MAX_FRAME_LEN {
+        return FrameParse::Corrupt(format!("invalid frame length {len}"));
+    }
+    let total = FRAME_HEADER + len as usize;
+    if buf.len() < total {
+        return FrameParse::Incomplete { need: total };
+    }
+    if frame_crc(len, &buf[FRAME_HEADER..total]) != crc {
+        return FrameParse::Corrupt("checksum mismatch".into());
+    }
+    FrameParse::Complete { total }
+}
+
+/// Encoded size of a record's frame (header included).
+pub fn record_frame_len(r: &RecordInput) -> usize {
+    let mut n = FRAME_HEADER + RECORD_FIXED + r.payload.len();
+    if r.event_time.is_some() {
+        n += 8;
+    }
+    if let Some(k) = &r.key {
+        n += 4 + k.len();
+    }
+    for (k, v) in &r.properties {
+        n += 8 + k.len() + v.len();
+    }
+    n
+}
+
+/// Appends one segment-record frame for `r` at `offset`.
+pub fn encode_record(buf: &mut Vec<u8>, offset: u64, r: &RecordInput) {
+    let start = begin_frame(buf);
+    buf.extend_from_slice(&offset.to_le_bytes());
+    buf.extend_from_slice(&r.publish_time.to_le_bytes());
+    let mut flags = 0;
+    if r.event_time.is_some() {
+        flags |= FLAG_EVENT_TIME;
+    }
+    if r.key.is_some() {
+        flags |= FLAG_KEY;
+    }
+    buf.push(flags);
+    if let Some(t) = r.event_time {
+        buf.extend_from_slice(&t.to_le_bytes());
+    }
+    if let Some(k) = &r.key {
+        put_bytes(buf, k.as_bytes());
+    }
+    buf.extend_from_slice(&(r.properties.len() as u32).to_le_bytes());
+    for (k, v) in &r.properties {
+        put_bytes(buf, k.as_bytes());
+        put_bytes(buf, v.as_bytes());
+    }
+    put_bytes(buf, &r.payload);
+    finish_frame(buf, start);
+}
+
+fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
+    buf.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    buf.extend_from_slice(b);
+}
+
+/// Cursor over a record body with bounds checks (a valid CRC over garbage must not panic).
+struct Cur<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cur<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.b.len() - self.pos < n {
+            return Err(format!("record body truncated at byte {}", self.pos));
+        }
+        let s = &self.b[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn len_prefixed(&mut self) -> Result<(usize, usize), String> {
+        let n = self.u32()? as usize;
+        let start = self.pos;
+        self.take(n)?;
+        Ok((start, n))
+    }
+    fn string(&mut self) -> Result<String, String> {
+        let (s, n) = self.len_prefixed()?;
+        String::from_utf8(self.b[s..s + n].to_vec()).map_err(|_| "invalid utf-8 in record".to_string())
+    }
+}
+
+/// Offset of a record body without decoding the rest.
+pub fn record_offset(body: &[u8]) -> Result<u64, String> {
+    Cur { b: body, pos: 0 }.u64()
+}
+
+/// Publish time of a record body without decoding the rest.
+pub fn record_publish_time(body: &[u8]) -> Result<i64, String> {
+    let mut c = Cur { b: body, pos: 8 };
+    Ok(c.u64()? as i64)
+}
+
+/// Decodes a record body; the payload is a zero-copy slice of `body`.
+pub fn decode_record(body: &Bytes, segment_base: u64) -> Result<Record, String> {
+    let mut c = Cur { b: body, pos: 0 };
+    let offset = c.u64()?;
+    let publish_time = c.u64()? as i64;
+    let flags = c.u8()?;
+    if flags & !(FLAG_EVENT_TIME | FLAG_KEY) != 0 {
+        return Err(format!("unknown record flags {flags:#x}"));
+    }
+    let event_time = if flags & FLAG_EVENT_TIME != 0 { Some(c.u64()? as i64) } else { None };
+    let key = if flags & FLAG_KEY != 0 { Some(c.string()?) } else { None };
+    let n = c.u32()? as usize;
+    // Each property needs at least 8 bytes: bound the allocation by what the body can hold.
+    if n > (body.len() - c.pos) / 8 {
+        return Err(format!("record claims {n} properties"));
+    }
+    let mut properties = Vec::with_capacity(n);
+    for _ in 0..n {
+        properties.push((c.string()?, c.string()?));
+    }
+    let (ps, pn) = c.len_prefixed()?;
+    if c.pos != body.len() {
+        return Err("trailing bytes after record payload".into());
+    }
+    Ok(Record { offset, segment_base, publish_time, event_time, key, properties, payload: body.slice(ps..ps + pn) })
+}
+
+/// A data frame ready for the WAL, plus the sizes of its record frames (for the segment index).
+pub struct DataFrame {
+    pub bytes: Vec<u8>,
+    /// Position in `bytes` where the record frames (the segment bytes) start.
+    pub records_at: usize,
+    pub record_lens: Vec<u32>,
+}
+
+pub fn encode_data_frame(log_id: u64, segment_base: u64, first_offset: u64, records: &[RecordInput]) -> DataFrame {
+    let total: usize = records.iter().map(record_frame_len).sum::<usize>() + FRAME_HEADER + WAL_DATA_HEADER;
+    let mut buf = Vec::with_capacity(total);
+    let start = begin_frame(&mut buf);
+    buf.push(WAL_DATA);
+    buf.extend_from_slice(&log_id.to_le_bytes());
+    buf.extend_from_slice(&segment_base.to_le_bytes());
+    buf.extend_from_slice(&(records.len() as u32).to_le_bytes());
+    let records_at = buf.len();
+    let mut record_lens = Vec::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        let before = buf.len();
+        encode_record(&mut buf, first_offset + i as u64, r);
+        record_lens.push((buf.len() - before) as u32);
+    }
+    finish_frame(&mut buf, start);
+    DataFrame { bytes: buf, records_at, record_lens }
+}
+
+/// Size of the data frame [`encode_data_frame`] would produce.
+pub fn data_frame_len(records: &[RecordInput]) -> usize {
+    records.iter().map(record_frame_len).sum::<usize>() + FRAME_HEADER + WAL_DATA_HEADER
+}
+
+pub fn encode_aux_frame(log_id: u64, data: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(FRAME_HEADER + 9 + data.len());
+    let start = begin_frame(&mut buf);
+    buf.push(WAL_AUX);
+    buf.extend_from_slice(&log_id.to_le_bytes());
+    buf.extend_from_slice(data);
+    finish_frame(&mut buf, start);
+    buf
+}
+
+pub fn encode_drop_frame(log_id: u64) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(FRAME_HEADER + 9);
+    let start = begin_frame(&mut buf);
+    buf.push(WAL_DROP);
+    buf.extend_from_slice(&log_id.to_le_bytes());
+    finish_frame(&mut buf, start);
+    buf
+}
+
+/// A decoded WAL frame body (borrowing the body).
+#[derive(Debug, PartialEq, Eq)]
+pub enum WalEntry<'a> {
+    /// `records` is the concatenation of `count` segment-record frames.
+    Data { log_id: u64, segment_base: u64, count: u32, records: &'a [u8] },
+    Aux { log_id: u64, data: &'a [u8] },
+    Drop { log_id: u64 },
+}
+
+pub fn decode_wal_body(body: &[u8]) -> Result<WalEntry<'_>, String> {
+    let mut c = Cur { b: body, pos: 0 };
+    match c.u8()? {
+        WAL_DATA => {
+            let log_id = c.u64()?;
+            let segment_base = c.u64()?;
+            let count = c.u32()?;
+            Ok(WalEntry::Data { log_id, segment_base, count, records: &body[c.pos..] })
+        }
+        WAL_AUX => {
+            let log_id = c.u64()?;
+            Ok(WalEntry::Aux { log_id, data: &body[c.pos..] })
+        }
+        WAL_DROP => {
+            let log_id = c.u64()?;
+            if c.pos != body.len() {
+                return Err("trailing bytes after drop record".into());
+            }
+            Ok(WalEntry::Drop { log_id })
+        }
+        t => Err(format!("unknown wal record type {t}")),
+    }
+}
+
+/// Splits a run of record frames (a data frame's records) into `(frame start, frame len)`.
+pub fn split_records(mut buf: &[u8]) -> Result<Vec<(usize, usize)>, String> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while !buf.is_empty() {
+        match parse_frame(buf) {
+            FrameParse::Complete { total } => {
+                out.push((pos, total));
+                pos += total;
+                buf = &buf[total..];
+            }
+            FrameParse::Incomplete { .. } => return Err("record frame truncated inside a wal frame".into()),
+            FrameParse::Corrupt(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_input() -> impl Strategy<Value = RecordInput> {
+        (
+            any::<i64>(),
+            proptest::option::of(any::<i64>()),
+            proptest::option::of(".{0,20}"),
+            proptest::collection::vec((".{0,10}", ".{0,10}"), 0..4),
+            proptest::collection::vec(any::<u8>(), 0..300),
+        )
+            .prop_map(|(publish_time, event_time, key, properties, payload)| RecordInput {
+                publish_time,
+                event_time,
+                key,
+                properties,
+                payload: Bytes::from(payload),
+            })
+    }
+
+    fn body_of(frame: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(&frame[FRAME_HEADER..])
+    }
+
+    proptest! {
+        #[test]
+        fn record_round_trips(r in arb_input(), offset in any::<u64>(), base in any::<u64>()) {
+            let mut buf = Vec::new();
+            encode_record(&mut buf, offset, &r);
+            prop_assert_eq!(buf.len(), record_frame_len(&r));
+            prop_assert_eq!(parse_frame(&buf), FrameParse::Complete { total: buf.len() });
+            let rec = decode_record(&body_of(&buf), base).unwrap();
+            prop_assert_eq!(rec.offset, offset);
+            prop_assert_eq!(rec.segment_base, base);
+            prop_assert_eq!(record_publish_time(&buf[FRAME_HEADER..]).unwrap(), r.publish_time);
+            prop_assert_eq!(rec.publish_time, r.publish_time);
+            prop_assert_eq!(rec.event_time, r.event_time);
+            prop_assert_eq!(rec.key, r.key);
+            prop_assert_eq!(rec.properties, r.properties);
+            prop_assert_eq!(rec.payload, r.payload);
+        }
+
+        #[test]
+        fn any_flipped_byte_is_detected(r in arb_input(), pos in any::<prop::sample::Index>(), bit in 0u8..8) {
+            let mut buf = Vec::new();
+            encode_record(&mut buf, 7, &r);
+            let i = pos.index(buf.len());
+            buf[i] ^= 1 << bit;
+            let complete = matches!(parse_frame(&buf), FrameParse::Complete { .. });
+            prop_assert!(!complete);
+        }
+
+        #[test]
+        fn truncated_frame_is_incomplete(r in arb_input(), cut in any::<prop::sample::Index>()) {
+            let mut buf = Vec::new();
+            encode_record(&mut buf, 7, &r);
+            let n = cut.index(buf.len());
+            let incomplete = matches!(parse_frame(&buf[..n]), FrameParse::Incomplete { .. });
+            prop_assert!(incomplete);
+        }
+
+        #[test]
+        fn data_frame_round_trips(rs in proptest::collection::vec(arb_input(), 1..8), log in any::<u64>(), base in any::<u64>(), first in 0u64..1 << 40) {
+            let f = encode_data_frame(log, base, first, &rs);
+            prop_assert_eq!(f.bytes.len(), data_frame_len(&rs));
+            let FrameParse::Complete { total } = parse_frame(&f.bytes) else { panic!("frame") };
+            prop_assert_eq!(total, f.bytes.len());
+            let WalEntry::Data { log_id, segment_base, count, records } = decode_wal_body(&f.bytes[FRAME_HEADER..]).unwrap() else { panic!("data") };
+            prop_assert_eq!((log_id, segment_base, count as usize), (log, base, rs.len()));
+            prop_assert_eq!(records, &f.bytes[f.records_at..]);
+            let parts = split_records(records).unwrap();
+            prop_assert_eq!(parts.iter().map(|p| p.1 as u32).collect::<Vec<_>>(), f.record_lens.clone());
+            for (i, (s, n)) in parts.into_iter().enumerate() {
+                let rec = decode_record(&body_of(&records[s..s + n]), base).unwrap();
+                prop_assert_eq!(rec.offset, first + i as u64);
+                prop_assert_eq!(&rec.payload, &rs[i].payload);
+            }
+        }
+
+        #[test]
+        fn aux_and_drop_round_trip(log in any::<u64>(), data in proptest::collection::vec(any::<u8>(), 0..100)) {
+            let a = encode_aux_frame(log, &data);
+            prop_assert_eq!(decode_wal_body(&a[FRAME_HEADER..]).unwrap(), WalEntry::Aux { log_id: log, data: &data });
+            let d = encode_drop_frame(log);
+            prop_assert_eq!(decode_wal_body(&d[FRAME_HEADER..]).unwrap(), WalEntry::Drop { log_id: log });
+        }
+
+        #[test]
+        fn garbage_never_panics(b in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = parse_frame(&b);
+            let _ = decode_record(&Bytes::from(b.clone()), 0);
+            let _ = decode_wal_body(&b);
+        }
+    }
+
+    #[test]
+    fn zero_filled_region_is_corrupt() {
+        assert!(matches!(parse_frame(&[0u8; 64]), FrameParse::Corrupt(_)));
+    }
+}

@@ -1,0 +1,72 @@
+//! Storage configuration and its validation.
+
+use crate::{Result, StorageError};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Tuning of the durable log. Every size is a bound: memory and disk use follow from these.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// Root directory: `wal/` and `logs/{log_id}/` live below it.
+    pub data_dir: PathBuf,
+    /// Most bytes one group commit writes before it fsyncs.
+    pub wal_max_batch_bytes: usize,
+    /// Bound on bytes queued for the WAL flusher; appenders wait beyond it (backpressure).
+    pub wal_buffer_bytes: usize,
+    /// A WAL file is rolled (and later trimmed) once it reaches this size.
+    pub wal_file_bytes: u64,
+    /// A segment seals once it holds this many bytes of records.
+    pub segment_max_bytes: u64,
+    /// A non-empty segment seals once it is this old.
+    pub segment_max_age: Duration,
+    /// Largest payload accepted in one record.
+    pub max_message_bytes: usize,
+    /// Budget for the in-memory tails of all partitions together.
+    pub read_cache_bytes: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: PathBuf::from("data/log"),
+            wal_max_batch_bytes: 4 << 20,
+            wal_buffer_bytes: 64 << 20,
+            wal_file_bytes: 64 << 20,
+            segment_max_bytes: 128 << 20,
+            segment_max_age: Duration::from_secs(4 * 3600),
+            max_message_bytes: 5 << 20,
+            read_cache_bytes: 256 << 20,
+        }
+    }
+}
+
+impl StorageConfig {
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, why: &str| Err(StorageError::InvalidConfig(format!("{key} {why}")));
+        if self.wal_max_batch_bytes == 0 {
+            return bad("wal_max_batch_bytes", "must be positive");
+        }
+        if self.wal_buffer_bytes < self.max_message_bytes + (64 << 10) {
+            return bad("wal_buffer_bytes", "must exceed max_message_bytes by at least 64 KiB");
+        }
+        if self.wal_file_bytes == 0 {
+            return bad("wal_file_bytes", "must be positive");
+        }
+        if self.segment_max_bytes == 0 {
+            return bad("segment_max_bytes", "must be positive");
+        }
+        if self.segment_max_age.is_zero() {
+            return bad("segment_max_age", "must be positive");
+        }
+        if self.max_message_bytes == 0 {
+            return bad("max_message_bytes", "must be positive");
+        }
+        Ok(())
+    }
+
+    /// Cap of one partition's in-memory tail: a share of the global budget, so a few busy
+    /// partitions get a useful tail and a thousand idle ones stay small.
+    pub(crate) fn tail_cap(&self) -> usize {
+        (self.read_cache_bytes / 64).clamp(64 << 10, 16 << 20).min(self.read_cache_bytes)
+    }
+}

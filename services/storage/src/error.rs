@@ -1,0 +1,36 @@
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("message of {size} bytes exceeds the maximum of {max} bytes")]
+    MessageTooLarge { size: usize, max: usize },
+    #[error("offset {offset} of log {log_id} is no longer retained (earliest is {earliest})")]
+    OffsetTrimmed { log_id: u64, offset: u64, earliest: u64 },
+    #[error("corrupt record in {file} at position {position}: {detail}")]
+    Corrupt { file: String, position: u64, detail: String },
+    #[error("storage is shutting down")]
+    ShuttingDown,
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("i/o error on {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("log {0} was deleted")]
+    LogDeleted(u64),
+    #[error("invalid storage configuration: {0}")]
+    InvalidConfig(String),
+}
+
+impl StorageError {
+    pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        StorageError::Io { path: path.as_ref().display().to_string(), source }
+    }
+}
+
+/// Attaches a path to an `io::Result`.
+pub(crate) trait IoContext<T> {
+    fn ctx(self, path: impl AsRef<std::path::Path>) -> Result<T, StorageError>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, path: impl AsRef<std::path::Path>) -> Result<T, StorageError> {
+        self.map_err(|e| StorageError::io(path, e))
+    }
+}

@@ -1,0 +1,628 @@
+//! One partition's log: offset assignment (the appender), its segments, its in-memory tail and
+//! the durable end that readers and waiters see.
+
+use crate::codec::{self, DataFrame};
+use crate::error::IoContext;
+use crate::record::{Record, RecordInput};
+use crate::segment::{self, ActiveSegment, ReadBudget, RecordPos, SealedSegment, SegMeta};
+use crate::wal::{Shared, WalItem};
+use crate::{Result, StorageError, now_ms};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use tokio::sync::{oneshot, watch};
+
+/// What the broker sees of one segment (retention, stats, message ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub base_offset: u64,
+    pub end_offset: u64,
+    pub size_bytes: u64,
+    /// Publish time of the first record (0 when empty).
+    pub first_publish_time: i64,
+    /// Latest publish time of any record (0 when empty).
+    pub last_publish_time: i64,
+    pub created_at_ms: i64,
+    pub sealed: bool,
+}
+
+/// Offset assignment. Held while a request's frame is encoded and queued, so WAL order is
+/// offset order within the partition.
+struct Appender {
+    next_offset: u64,
+    /// Segment the next request goes to; decided here (not by the flusher) so the WAL frame
+    /// can carry it and replay rebuilds identical segments.
+    seg_base: u64,
+    seg_bytes: u64,
+    seg_created_ms: i64,
+    deleted: bool,
+}
+
+#[derive(Default)]
+struct Segments {
+    sealed: BTreeMap<u64, SealedSegment>,
+    active: Option<ActiveSegment>,
+    deleted: bool,
+    /// Set when a segment write failed after the WAL fsync: the partition stops serving until
+    /// a restart replays the WAL.
+    failed: Option<String>,
+}
+
+#[derive(Default)]
+struct Tail {
+    records: VecDeque<Record>,
+    bytes: usize,
+}
+
+fn record_mem(r: &Record) -> usize {
+    96 + r.payload.len() + r.key.as_ref().map_or(0, String::len) + r.properties.iter().map(|(k, v)| 48 + k.len() + v.len()).sum::<usize>()
+}
+
+pub struct PartitionLog {
+    log_id: u64,
+    dir: PathBuf,
+    me: Weak<PartitionLog>,
+    shared: Arc<Shared>,
+    appender: Mutex<Appender>,
+    segs: Mutex<Segments>,
+    tail: Mutex<Tail>,
+    start: AtomicU64,
+    end: AtomicU64,
+    end_tx: watch::Sender<u64>,
+}
+
+impl PartitionLog {
+    pub(crate) fn new(log_id: u64, shared: Arc<Shared>) -> Arc<Self> {
+        let dir = shared.config.data_dir.join("logs").join(log_id.to_string());
+        Arc::new_cyclic(|me| PartitionLog {
+            log_id,
+            dir,
+            me: me.clone(),
+            shared,
+            appender: Mutex::new(Appender { next_offset: 0, seg_base: 0, seg_bytes: 0, seg_created_ms: now_ms(), deleted: false }),
+            segs: Mutex::new(Segments::default()),
+            tail: Mutex::new(Tail::default()),
+            start: AtomicU64::new(0),
+            end: AtomicU64::new(0),
+            end_tx: watch::channel(0).0,
+        })
+    }
+
+    /// Installs segments found on disk (recovery), before any append.
+    pub(crate) fn load(&self, sealed: Vec<SealedSegment>, active: Option<ActiveSegment>) {
+        let mut segs = self.segs.lock();
+        for s in sealed {
+            segs.sealed.insert(s.meta.base, s);
+        }
+        segs.active = active;
+        self.sync_state(&segs);
+    }
+
+    /// Recomputes start/end/appender from the segments (recovery only).
+    fn sync_state(&self, segs: &Segments) {
+        let first = segs.sealed.values().next().map(|s| s.meta.base).or(segs.active.as_ref().map(|a| a.meta.base));
+        let last = segs.active.as_ref().map(|a| a.meta).or(segs.sealed.values().next_back().map(|s| s.meta));
+        let end = last.map_or(0, |m| m.end);
+        self.start.store(first.unwrap_or(end), Ordering::Release);
+        self.publish_end(end);
+        let mut app = self.appender.lock();
+        app.next_offset = end;
+        match &segs.active {
+            Some(a) => {
+                app.seg_base = a.meta.base;
+                app.seg_bytes = a.meta.size - segment::HEADER_LEN;
+                app.seg_created_ms = a.meta.created_ms;
+            }
+            None => {
+                app.seg_base = end;
+                app.seg_bytes = 0;
+                app.seg_created_ms = now_ms();
+            }
+        }
+    }
+
+    pub fn log_id(&self) -> u64 {
+        self.log_id
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends records; resolves once they are fsynced in the WAL and visible to readers.
+    /// Returns `(offset, segment_base)` per record; offsets are consecutive.
+    pub async fn append(&self, records: Vec<RecordInput>) -> Result<Vec<(u64, u64)>> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let max = self.shared.config.max_message_bytes;
+        if let Some(r) = records.iter().find(|r| r.payload.len() > max) {
+            return Err(StorageError::MessageTooLarge { size: r.payload.len(), max });
+        }
+        let frame_len = codec::data_frame_len(&records);
+        let max_frame = self.shared.config.wal_buffer_bytes.min(codec::MAX_FRAME_LEN);
+        if frame_len > max_frame {
+            return Err(StorageError::MessageTooLarge { size: frame_len, max: max_frame });
+        }
+        let permit = self.shared.wal.reserve(frame_len).await?;
+        let (tx, rx) = oneshot::channel();
+        let ids = {
+            let mut app = self.appender.lock();
+            if app.deleted {
+                return Err(StorageError::LogDeleted(self.log_id));
+            }
+            let now = now_ms();
+            let age_ms = self.shared.config.segment_max_age.as_millis() as i64;
+            let rec_bytes = (frame_len - codec::data_frame_len(&[])) as u64;
+            if app.seg_bytes > 0 && (app.seg_bytes + rec_bytes > self.shared.config.segment_max_bytes || now - app.seg_created_ms >= age_ms) {
+                app.seg_base = app.next_offset;
+                app.seg_bytes = 0;
+                app.seg_created_ms = now;
+            }
+            let (first, base) = (app.next_offset, app.seg_base);
+            let frame = codec::encode_data_frame(self.log_id, base, first, &records);
+            let ids: Vec<(u64, u64)> = (0..records.len() as u64).map(|i| (first + i, base)).collect();
+            let tail: Vec<Record> = records
+                .into_iter()
+                .zip(first..)
+                .map(|(r, offset)| Record {
+                    offset,
+                    segment_base: base,
+                    publish_time: r.publish_time,
+                    event_time: r.event_time,
+                    key: r.key,
+                    properties: r.properties,
+                    payload: r.payload,
+                })
+                .collect();
+            let part = self.me.upgrade().ok_or(StorageError::LogDeleted(self.log_id))?;
+            self.shared.wal.send(WalItem::Data { part, base, frame, records: tail, done: tx, _permit: permit })?;
+            app.next_offset += ids.len() as u64;
+            app.seg_bytes += rec_bytes;
+            ids
+        };
+        rx.await.map_err(|_| StorageError::ShuttingDown)??;
+        Ok(ids)
+    }
+
+    /// Called by the flusher after the WAL fsync: writes the records to the active segment,
+    /// then makes them visible.
+    pub(crate) fn apply(&self, base: u64, frame: &DataFrame, records: Vec<Record>) -> Result<()> {
+        let last = records.last().map_or(0, |r| r.offset);
+        {
+            let mut segs = self.segs.lock();
+            let pos: Vec<RecordPos> = records
+                .iter()
+                .zip(&frame.record_lens)
+                .map(|(r, &len)| RecordPos { offset: r.offset, publish_time: r.publish_time, len })
+                .collect();
+            let res = self.write_locked(&mut segs, base, &frame.bytes[frame.records_at..], &pos);
+            if let Err(e) = &res {
+                segs.failed = Some(e.to_string());
+                tracing::error!(log_id = self.log_id, error = %e, "segment write failed; the log stops serving until restart");
+            }
+            res?;
+        }
+        self.push_tail(records);
+        self.publish_end(last + 1);
+        Ok(())
+    }
+
+    /// Replays a WAL data frame: keeps only records at or past the recovered end.
+    pub(crate) fn replay(&self, base: u64, records: &[u8]) -> Result<()> {
+        let parts = codec::split_records(records).map_err(|e| StorageError::Corrupt { file: "wal".into(), position: 0, detail: e })?;
+        let end = self.end_offset();
+        let mut pos = Vec::with_capacity(parts.len());
+        let mut from_byte = None;
+        for (start, len) in parts {
+            let body = &records[start + codec::FRAME_HEADER..start + len];
+            let offset = codec::record_offset(body).map_err(|e| StorageError::Corrupt { file: "wal".into(), position: 0, detail: e })?;
+            if offset < end {
+                continue;
+            }
+            from_byte.get_or_insert(start);
+            let publish_time = codec::record_publish_time(body).unwrap_or(0);
+            pos.push(RecordPos { offset, publish_time, len: len as u32 });
+        }
+        let (Some(from_byte), Some(last)) = (from_byte, pos.last().map(|p| p.offset)) else {
+            return Ok(());
+        };
+        if pos[0].offset != end {
+            tracing::warn!(log_id = self.log_id, expected = end, found = pos[0].offset, "offset gap while replaying the wal");
+        }
+        let mut segs = self.segs.lock();
+        self.write_locked(&mut segs, base, &records[from_byte..], &pos)?;
+        drop(segs);
+        self.publish_end(last + 1);
+        let mut app = self.appender.lock();
+        app.next_offset = last + 1;
+        if app.seg_base != base {
+            app.seg_base = base;
+            app.seg_bytes = 0;
+        }
+        app.seg_bytes += (records.len() - from_byte) as u64;
+        Ok(())
+    }
+
+    fn write_locked(&self, segs: &mut Segments, base: u64, bytes: &[u8], pos: &[RecordPos]) -> Result<()> {
+        if segs.deleted {
+            return Err(StorageError::LogDeleted(self.log_id));
+        }
+        if let Some(f) = &segs.failed {
+            return Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id)));
+        }
+        self.ensure_active(segs, base)?;
+        segs.active.as_mut().expect("active segment").append(bytes, pos)
+    }
+
+    /// Makes the active segment the one based at `base`, sealing the current one.
+    fn ensure_active(&self, segs: &mut Segments, base: u64) -> Result<()> {
+        match &segs.active {
+            Some(a) if a.meta.base == base => return Ok(()),
+            Some(a) if a.meta.base > base => {
+                return Err(StorageError::Unavailable(format!(
+                    "log {}: records for segment {base} arrived after segment {} started",
+                    self.log_id, a.meta.base
+                )));
+            }
+            _ => {}
+        }
+        self.roll_locked(segs, base)
+    }
+
+    fn roll_locked(&self, segs: &mut Segments, base: u64) -> Result<()> {
+        if let Some(a) = segs.active.take() {
+            if a.meta.count == 0 {
+                std::fs::remove_file(&a.path).ctx(&a.path)?;
+            } else {
+                let sealed = a.seal(now_ms())?;
+                self.shared.metrics.segments_sealed.inc();
+                segs.sealed.insert(sealed.meta.base, sealed);
+            }
+        }
+        std::fs::create_dir_all(&self.dir).ctx(&self.dir)?;
+        segs.active = Some(ActiveSegment::create(&self.dir, base, now_ms())?);
+        // The new file's directory entry must be durable before the WAL that covers it goes.
+        File::open(&self.dir).and_then(|d| d.sync_all()).ctx(&self.dir)?;
+        Ok(())
+    }
+
+    /// Flusher side of `seal_active`: runs after every earlier frame of this log was applied.
+    pub(crate) fn apply_seal(&self, new_base: u64) -> Result<()> {
+        let mut segs = self.segs.lock();
+        if segs.deleted {
+            return Err(StorageError::LogDeleted(self.log_id));
+        }
+        match &segs.active {
+            Some(a) if a.meta.base < new_base && a.meta.count > 0 => self.roll_locked(&mut segs, new_base),
+            _ => Ok(()),
+        }
+    }
+
+    /// Seals the active segment now (if it holds records) and starts a new one. Blocks until
+    /// the WAL flusher has applied everything appended before the call.
+    pub fn seal_active(&self) -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        {
+            let mut app = self.appender.lock();
+            if app.deleted {
+                return Err(StorageError::LogDeleted(self.log_id));
+            }
+            if app.next_offset == app.seg_base {
+                return Ok(());
+            }
+            app.seg_base = app.next_offset;
+            app.seg_bytes = 0;
+            app.seg_created_ms = now_ms();
+            let part = self.me.upgrade().ok_or(StorageError::LogDeleted(self.log_id))?;
+            self.shared.wal.send(WalItem::Seal { part, new_base: app.seg_base, done: tx })?;
+        }
+        rx.recv().map_err(|_| StorageError::ShuttingDown)?
+    }
+
+    /// True when the active segment holds records and is older than `segment_max_age`.
+    pub(crate) fn seal_due(&self, now: i64) -> bool {
+        let app = self.appender.lock();
+        !app.deleted && app.next_offset > app.seg_base && now - app.seg_created_ms >= self.shared.config.segment_max_age.as_millis() as i64
+    }
+
+    /// Marks the log deleted in the appender and queues the drop record behind its frames.
+    pub(crate) fn begin_delete(&self, done: oneshot::Sender<Result<()>>) -> Result<()> {
+        let mut app = self.appender.lock();
+        app.deleted = true;
+        let frame = codec::encode_drop_frame(self.log_id);
+        self.shared.wal.send(WalItem::Drop { part: self.me.upgrade(), frame, done })
+    }
+
+    /// Flusher side of a drop: no segment writes after this; files are removed by the caller.
+    pub(crate) fn mark_deleted(&self) {
+        let mut segs = self.segs.lock();
+        segs.deleted = true;
+        segs.active = None;
+        segs.sealed.clear();
+        drop(segs);
+        self.appender.lock().deleted = true;
+        let mut tail = self.tail.lock();
+        self.shared.release_tail(tail.bytes);
+        *tail = Tail::default();
+    }
+
+    fn publish_end(&self, end: u64) {
+        self.end.store(end, Ordering::Release);
+        self.end_tx.send_replace(end);
+    }
+
+    fn push_tail(&self, records: Vec<Record>) {
+        let cap = self.shared.config.tail_cap();
+        let mut tail = self.tail.lock();
+        if let (Some(last), Some(first)) = (tail.records.back(), records.first())
+            && last.offset + 1 != first.offset
+        {
+            self.shared.release_tail(tail.bytes);
+            *tail = Tail::default();
+        }
+        let mut added = 0;
+        for r in records {
+            added += record_mem(&r);
+            tail.records.push_back(r);
+        }
+        tail.bytes += added;
+        self.shared.add_tail(added);
+        // Evict from our own front: past our cap, or while the global budget is exceeded.
+        while let Some(front) = tail.records.front() {
+            if tail.bytes <= cap && !self.shared.tail_over_budget() {
+                break;
+            }
+            let m = record_mem(front);
+            tail.records.pop_front();
+            tail.bytes -= m;
+            self.shared.release_tail(m);
+        }
+    }
+
+    /// Reads up to `max_records` records (and about `max_bytes`, at least one record) starting
+    /// at `from`, in offset order. May read from disk: call it from a blocking context.
+    pub fn read(&self, from: u64, max_records: usize, max_bytes: usize) -> Result<Vec<Record>> {
+        let start = self.start_offset();
+        if from < start {
+            return Err(StorageError::OffsetTrimmed { log_id: self.log_id, offset: from, earliest: start });
+        }
+        let end = self.end_offset();
+        if from >= end || max_records == 0 {
+            return Ok(Vec::new());
+        }
+        {
+            let tail = self.tail.lock();
+            if let Some(first) = tail.records.front()
+                && from >= first.offset
+            {
+                let mut out = Vec::new();
+                let mut bytes = 0;
+                for r in tail.records.iter().skip((from - first.offset) as usize) {
+                    if out.len() >= max_records || r.offset >= end || (!out.is_empty() && bytes + r.payload.len() > max_bytes) {
+                        break;
+                    }
+                    bytes += r.payload.len();
+                    out.push(r.clone());
+                }
+                return Ok(out);
+            }
+        }
+        let mut budget = ReadBudget { from, end, max_records, max_bytes, bytes: 0 };
+        let mut out = Vec::new();
+        while !budget.full(&out) && budget.from < end {
+            let Some(target) = self.locate(budget.from)? else { break };
+            let before = budget.from;
+            target.read(&mut budget, &mut out)?;
+            if budget.from == before && !budget.full(&out) {
+                // Nothing at or past `from` in this segment: continue in the next one.
+                budget.from = budget.from.max(target.meta.end);
+                if budget.from == before {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The segment holding `offset` (or the first one after it), ready to read without locks.
+    fn locate(&self, offset: u64) -> Result<Option<ReadTarget>> {
+        let segs = self.segs.lock();
+        if let Some(f) = &segs.failed {
+            return Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id)));
+        }
+        if let Some(a) = &segs.active
+            && a.meta.base <= offset
+        {
+            let pos = segment::index_lookup(&a.index, offset).map_or(segment::HEADER_LEN, |e| e.position);
+            return Ok(Some(ReadTarget { meta: a.meta, path: a.path.clone(), file: Some(a.file.clone()), pos: Some(pos), limit: a.meta.size }));
+        }
+        let sealed = segs.sealed.range(..=offset).next_back().or_else(|| segs.sealed.range(offset..).next()).map(|(_, s)| s);
+        if let Some(s) = sealed {
+            let path = segment::segment_path(&self.dir, s.meta.base);
+            return Ok(Some(ReadTarget { meta: s.meta, path, file: None, pos: None, limit: s.records_end }));
+        }
+        Ok(segs.active.as_ref().map(|a| ReadTarget {
+            meta: a.meta,
+            path: a.path.clone(),
+            file: Some(a.file.clone()),
+            pos: Some(segment::HEADER_LEN),
+            limit: a.meta.size,
+        }))
+    }
+
+    pub fn start_offset(&self) -> u64 {
+        self.start.load(Ordering::Acquire)
+    }
+
+    /// Next offset to be assigned among durable records: everything below it is readable.
+    pub fn end_offset(&self) -> u64 {
+        self.end.load(Ordering::Acquire)
+    }
+
+    /// Resolves once `end_offset() > offset`. Never resolves for a deleted log: wrap it in a
+    /// timeout.
+    pub async fn wait_for_data(&self, offset: u64) {
+        let mut rx = self.end_tx.subscribe();
+        let _ = rx.wait_for(|end| *end > offset).await;
+    }
+
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        let segs = self.segs.lock();
+        let info = |m: &SegMeta, sealed: bool| SegmentInfo {
+            base_offset: m.base,
+            end_offset: m.end,
+            size_bytes: m.size,
+            first_publish_time: if m.count == 0 { 0 } else { m.first_time },
+            last_publish_time: if m.count == 0 { 0 } else { m.max_time },
+            created_at_ms: m.created_ms,
+            sealed,
+        };
+        let mut out: Vec<SegmentInfo> = segs.sealed.values().map(|s| info(&s.meta, true)).collect();
+        out.extend(segs.active.as_ref().map(|a| info(&a.meta, false)));
+        out
+    }
+
+    /// Bytes of this log's segment files on disk.
+    pub fn size_bytes(&self) -> u64 {
+        let segs = self.segs.lock();
+        segs.sealed.values().map(|s| s.meta.size).sum::<u64>() + segs.active.as_ref().map_or(0, |a| a.meta.size)
+    }
+
+    pub(crate) fn has_segments(&self) -> bool {
+        let segs = self.segs.lock();
+        !segs.deleted && (segs.active.is_some() || !segs.sealed.is_empty())
+    }
+
+    /// First retained offset whose publish time is >= `t` (`end_offset()` when there is none).
+    /// May read segment indexes from disk.
+    pub fn offset_for_publish_time(&self, t: i64) -> u64 {
+        match self.find_publish_time(t) {
+            Ok(Some(o)) => o,
+            Ok(None) => self.end_offset(),
+            Err(e) => {
+                tracing::warn!(log_id = self.log_id, error = %e, "publish-time lookup failed");
+                self.end_offset()
+            }
+        }
+    }
+
+    fn find_publish_time(&self, t: i64) -> Result<Option<u64>> {
+        let candidates: Vec<ReadTarget> = {
+            let segs = self.segs.lock();
+            let sealed = segs.sealed.values().filter(|s| s.meta.count > 0 && s.meta.max_time >= t).map(|s| ReadTarget {
+                meta: s.meta,
+                path: segment::segment_path(&self.dir, s.meta.base),
+                file: None,
+                pos: None,
+                limit: s.records_end,
+            });
+            let active = segs.active.as_ref().filter(|a| a.meta.count > 0 && a.meta.max_time >= t).map(|a| ReadTarget {
+                meta: a.meta,
+                path: a.path.clone(),
+                file: Some(a.file.clone()),
+                pos: Some(segment::index_lookup_time(&a.index, t).map_or(segment::HEADER_LEN, |e| e.position)),
+                limit: a.meta.size,
+            });
+            sealed.chain(active).collect()
+        };
+        let end = self.end_offset();
+        for c in candidates {
+            let (file, pos) = c.open(|idx| segment::index_lookup_time(idx, t))?;
+            if let Some(o) = segment::find_time(&file, &c.path, pos, c.limit, t)? {
+                return Ok(Some(o.min(end)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes whole sealed segments whose end is <= `offset` (never the active one) and
+    /// returns the bytes freed.
+    pub fn delete_segments_before(&self, offset: u64) -> Result<u64> {
+        let victims: Vec<SealedSegment> = {
+            let mut segs = self.segs.lock();
+            let bases: Vec<u64> = segs.sealed.values().take_while(|s| s.meta.end <= offset).map(|s| s.meta.base).collect();
+            let v = bases.iter().filter_map(|b| segs.sealed.remove(b)).collect();
+            let first = segs.sealed.values().next().map(|s| s.meta.base).or(segs.active.as_ref().map(|a| a.meta.base));
+            if let Some(first) = first {
+                self.start.fetch_max(first, Ordering::AcqRel);
+            }
+            v
+        };
+        let mut freed = 0;
+        for s in &victims {
+            let path = segment::segment_path(&self.dir, s.meta.base);
+            match std::fs::remove_file(&path) {
+                Ok(()) => freed += s.meta.size,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io(&path, e)),
+            }
+        }
+        let start = self.start_offset();
+        let mut tail = self.tail.lock();
+        while tail.records.front().is_some_and(|r| r.offset < start) {
+            let m = record_mem(&tail.records[0]);
+            tail.records.pop_front();
+            tail.bytes -= m;
+            self.shared.release_tail(m);
+        }
+        Ok(freed)
+    }
+
+    /// fsyncs the active segment (and the directory), making everything applied so far
+    /// durable without the WAL. Used before WAL files are trimmed and at shutdown.
+    pub(crate) fn sync_active(&self) -> Result<()> {
+        let file = {
+            let segs = self.segs.lock();
+            match (&segs.active, segs.deleted) {
+                (Some(a), false) => (a.file.clone(), a.path.clone()),
+                _ => return Ok(()),
+            }
+        };
+        file.0.sync_data().ctx(&file.1)?;
+        Ok(())
+    }
+}
+
+/// A segment snapshot for reading outside the partition lock. Sealed segments are opened per
+/// read (their files are immutable, and keeping thousands of descriptors open is not needed).
+struct ReadTarget {
+    meta: SegMeta,
+    path: PathBuf,
+    file: Option<Arc<File>>,
+    pos: Option<u64>,
+    limit: u64,
+}
+
+impl ReadTarget {
+    fn open(&self, lookup: impl Fn(&[segment::IndexEntry]) -> Option<segment::IndexEntry>) -> Result<(Arc<File>, u64)> {
+        let file = match &self.file {
+            Some(f) => f.clone(),
+            None => Arc::new(File::open(&self.path).ctx(&self.path)?),
+        };
+        let pos = match self.pos {
+            Some(p) => p,
+            None => {
+                let sealed = SealedSegment { meta: self.meta, records_end: self.limit, index_count: 0 };
+                let idx = load_sealed_index(&sealed, &file, &self.path)?;
+                lookup(&idx).map_or(segment::HEADER_LEN, |e| e.position)
+            }
+        };
+        Ok((file, pos))
+    }
+
+    fn read(&self, budget: &mut ReadBudget, out: &mut Vec<Record>) -> Result<()> {
+        let from = budget.from;
+        let (file, pos) = self.open(|idx| segment::index_lookup(idx, from))?;
+        segment::read_records(&file, &self.path, pos, self.limit, self.meta.base, budget, out)
+    }
+}
+
+/// Reads a sealed segment's index; `index_count` comes from the footer geometry.
+fn load_sealed_index(s: &SealedSegment, file: &File, path: &Path) -> Result<Vec<segment::IndexEntry>> {
+    let index_count = (s.meta.size - segment::FOOTER_LEN - s.records_end) / 32;
+    SealedSegment { index_count, ..s.clone() }.load_index(file, path)
+}

@@ -1,0 +1,229 @@
+//! `Storage`: the set of partition logs over one data directory, with its threads.
+
+use crate::codec;
+use crate::config::StorageConfig;
+use crate::error::IoContext;
+use crate::metrics::StorageMetrics;
+use crate::partition::PartitionLog;
+use crate::recovery;
+use crate::trim::{self, Checkpointer, TrimContext, TrimMsg, TrimStats};
+use crate::wal::{Flusher, Shared, WalFiles, WalHandle, WalItem};
+use crate::{Result, StorageError};
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use std::fs::{self, File, OpenOptions};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use tokio::sync::oneshot;
+
+/// An opaque record from the WAL (a cursor update), returned by `open` in WAL order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuxRecord {
+    pub log_id: u64,
+    pub data: Bytes,
+}
+
+pub struct Storage {
+    shared: Arc<Shared>,
+    trim: Arc<TrimContext>,
+    trim_tx: mpsc::Sender<TrimMsg>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Exclusive lock on `data_dir/LOCK`: two processes on one WAL would corrupt it.
+    dir_lock: Mutex<Option<File>>,
+}
+
+impl Storage {
+    /// Opens (or creates) the data directory, recovers every partition and returns the aux
+    /// records found in the WAL, in WAL order. Blocking: call it from `spawn_blocking`.
+    pub fn open(config: StorageConfig) -> Result<(Arc<Storage>, Vec<AuxRecord>)> {
+        Self::open_with_metrics(config, StorageMetrics::new())
+    }
+
+    /// Like [`Storage::open`], recording into the given collectors.
+    pub fn open_with_metrics(config: StorageConfig, metrics: StorageMetrics) -> Result<(Arc<Storage>, Vec<AuxRecord>)> {
+        config.validate()?;
+        let dir = config.data_dir.clone();
+        fs::create_dir_all(&dir).ctx(&dir)?;
+        let lock_path = dir.join("LOCK");
+        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).ctx(&lock_path)?;
+        if lock.try_lock().is_err() {
+            return Err(StorageError::Unavailable(format!("data directory {} is in use by another process", dir.display())));
+        }
+        let started = std::time::Instant::now();
+        let (wal, rx) = WalHandle::new(config.wal_buffer_bytes);
+        let shared = Arc::new(Shared::new(config, metrics, wal));
+        let rec = recovery::recover(&shared)?;
+        let replayed: u64 = rec.wal_files.iter().map(|f| f.size).sum();
+        tracing::info!(
+            partitions = rec.partitions.len(),
+            wal_bytes = replayed,
+            aux_records = rec.aux.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "durable log recovered"
+        );
+        let files = Arc::new(Mutex::new(WalFiles { complete: rec.wal_files, current_size: 0 }));
+        let (trim_tx, trim_rx) = mpsc::channel();
+        let wal_dir = dir.join("wal");
+        let flusher = Flusher::create(&wal_dir, rec.next_seq, files.clone(), shared.clone(), trim_tx.clone())?;
+        let trim = Arc::new(TrimContext {
+            files,
+            partitions: Arc::new(RwLock::new(rec.partitions)),
+            checkpointer: Mutex::new(None),
+            runtime: Mutex::new(tokio::runtime::Handle::try_current().ok()),
+            lock: tokio::sync::Mutex::new(()),
+        });
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new().name(name.into()).spawn(f).map_err(|e| StorageError::io(&wal_dir, e))
+        };
+        let flusher_thread = spawn("magnetar-wal", Box::new(move || flusher.run(rx)))?;
+        let weak = Arc::downgrade(&trim);
+        let trim_thread = spawn("magnetar-wal-trim", Box::new(move || trim::run(weak, trim_rx)))?;
+        let storage = Storage { shared, trim, trim_tx, threads: Mutex::new(vec![flusher_thread, trim_thread]), dir_lock: Mutex::new(Some(lock)) };
+        // Replayed records are only in the page cache; the first trim fsyncs them.
+        let _ = storage.trim_tx.send(TrimMsg::Roll);
+        Ok((Arc::new(storage), rec.aux))
+    }
+
+    pub fn config(&self) -> &StorageConfig {
+        &self.shared.config
+    }
+
+    pub fn metrics(&self) -> &StorageMetrics {
+        &self.shared.metrics
+    }
+
+    /// The log `log_id`, created on first use (its files appear with its first record).
+    pub fn log(&self, log_id: u64) -> Result<Arc<PartitionLog>> {
+        if let Some(p) = self.trim.partitions.read().get(&log_id) {
+            return Ok(p.clone());
+        }
+        let mut map = self.trim.partitions.write();
+        Ok(map.entry(log_id).or_insert_with(|| PartitionLog::new(log_id, self.shared.clone())).clone())
+    }
+
+    /// Logs with segment files on disk.
+    pub fn log_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.trim.partitions.read().values().filter(|p| p.has_segments()).map(|p| p.log_id()).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Deletes a log durably: a drop record goes through the WAL (so replay never brings the
+    /// log back), then its files are removed. Handles to it fail with `LogDeleted` afterwards.
+    pub async fn delete_log(&self, log_id: u64) -> Result<()> {
+        let part = self.trim.partitions.read().get(&log_id).cloned();
+        let (tx, rx) = oneshot::channel();
+        match &part {
+            Some(p) => p.begin_delete(tx)?,
+            None => self.shared.wal.send(WalItem::Drop { part: None, frame: codec::encode_drop_frame(log_id), done: tx })?,
+        }
+        rx.await.map_err(|_| StorageError::ShuttingDown)??;
+        let dir = self.shared.config.data_dir.join("logs").join(log_id.to_string());
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let tomb = self.shared.config.data_dir.join("logs").join(format!("{log_id}.deleting-{nanos}"));
+        // Rename before forgetting the handle: a new log with this id must not lose its files.
+        let (d, t) = (dir.clone(), tomb.clone());
+        let moved = tokio::task::spawn_blocking(move || match fs::rename(&d, &t) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StorageError::io(&d, e)),
+        })
+        .await
+        .map_err(|e| StorageError::Unavailable(format!("delete of log {log_id} failed: {e}")))??;
+        {
+            let mut map = self.trim.partitions.write();
+            if let (Some(cur), Some(p)) = (map.get(&log_id), &part)
+                && Arc::ptr_eq(cur, p)
+            {
+                map.remove(&log_id);
+            }
+        }
+        if moved {
+            tokio::task::spawn_blocking(move || fs::remove_dir_all(&tomb).ctx(&tomb))
+                .await
+                .map_err(|e| StorageError::Unavailable(format!("delete of log {log_id} failed: {e}")))??;
+        }
+        Ok(())
+    }
+
+    /// Appends an opaque record for the caller (a cursor update); durable when this returns.
+    pub async fn append_aux(&self, log_id: u64, data: Bytes) -> Result<()> {
+        let frame = codec::encode_aux_frame(log_id, &data);
+        let max = self.shared.config.wal_buffer_bytes.min(codec::MAX_FRAME_LEN);
+        if frame.len() > max {
+            return Err(StorageError::MessageTooLarge { size: frame.len(), max });
+        }
+        let permit = self.shared.wal.reserve(frame.len()).await?;
+        let (tx, rx) = oneshot::channel();
+        self.shared.wal.send(WalItem::Aux { frame, done: tx, _permit: permit })?;
+        rx.await.map_err(|_| StorageError::ShuttingDown)?
+    }
+
+    /// Registers the checkpointer that lets WAL files holding aux records be trimmed. Call it
+    /// from within the runtime the checkpointer needs.
+    pub fn set_checkpointer(&self, cp: Arc<dyn Checkpointer>) {
+        if let Ok(h) = tokio::runtime::Handle::try_current() {
+            *self.trim.runtime.lock() = Some(h);
+        }
+        *self.trim.checkpointer.lock() = Some(cp);
+    }
+
+    /// Trims the WAL now (the background thread also does it after every roll).
+    pub async fn trim_wal(&self) -> Result<TrimStats> {
+        trim::trim_wal(&self.trim).await
+    }
+
+    /// Segment files plus WAL files, in bytes.
+    pub fn disk_usage(&self) -> u64 {
+        let logs: u64 = self.trim.partitions.read().values().map(|p| p.size_bytes()).sum();
+        let files = self.trim.files.lock();
+        logs + files.current_size + files.complete.iter().map(|f| f.size).sum::<u64>()
+    }
+
+    /// Flushes everything queued, fsyncs the WAL and the active segments, stops the threads.
+    /// Appends after this fail with `ShuttingDown`.
+    pub async fn shutdown(&self) {
+        let threads = self.stop_threads();
+        let parts: Vec<Arc<PartitionLog>> = self.trim.partitions.read().values().cloned().collect();
+        let lock = self.dir_lock.lock().take();
+        let res = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+            for p in parts {
+                if let Err(e) = p.sync_active() {
+                    tracing::error!(log_id = p.log_id(), error = %e, "segment fsync at shutdown failed");
+                }
+            }
+            drop(lock);
+        })
+        .await;
+        if let Err(e) = res {
+            tracing::error!(error = %e, "storage shutdown task failed");
+        }
+    }
+
+    /// Stops the threads without fsyncing the segments, leaving the files as a crash would
+    /// (acknowledged data is in the fsynced WAL). Blocking; for crash tests.
+    #[doc(hidden)]
+    pub fn halt(&self) {
+        for t in self.stop_threads() {
+            let _ = t.join();
+        }
+        self.dir_lock.lock().take();
+    }
+
+    fn stop_threads(&self) -> Vec<JoinHandle<()>> {
+        let _ = self.trim_tx.send(TrimMsg::Stop);
+        self.shared.wal.close();
+        std::mem::take(&mut *self.threads.lock())
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        // Threads end on their own once told; joining here could block a runtime thread.
+        let _ = self.trim_tx.send(TrimMsg::Stop);
+        self.shared.wal.close();
+    }
+}

@@ -1,0 +1,325 @@
+//! The write-ahead log and its group commit.
+//!
+//! One OS thread (the flusher) owns the active WAL file. Appenders queue encoded frames (bounded
+//! by bytes through a semaphore: appenders wait when `wal_buffer_bytes` are queued); the flusher
+//! takes everything queued (up to `wal_max_batch_bytes`), writes it with one vectored write,
+//! calls `fdatasync` once, applies the data records to their partitions' segments and completes
+//! every waiter. WAL files are `wal/{seq:020}.wal`, plain runs of frames (see `codec`).
+
+use crate::codec::DataFrame;
+use crate::config::StorageConfig;
+use crate::error::IoContext;
+use crate::metrics::StorageMetrics;
+use crate::partition::PartitionLog;
+use crate::record::Record;
+use crate::{Result, StorageError};
+use parking_lot::Mutex;
+use std::collections::{HashSet, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::{IoSlice, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Instant;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+pub fn wal_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:020}.wal"))
+}
+
+pub fn parse_wal_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".wal")?;
+    if stem.len() != 20 {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// What one WAL file holds, as far as trimming cares.
+#[derive(Debug, Clone)]
+pub struct WalFileMeta {
+    pub seq: u64,
+    pub path: PathBuf,
+    pub size: u64,
+    /// Logs with data records in the file: their segments must be fsynced before it goes.
+    pub logs: HashSet<u64>,
+    /// Aux records need a checkpoint before the file goes.
+    pub has_aux: bool,
+}
+
+impl WalFileMeta {
+    pub fn new(seq: u64, path: PathBuf) -> Self {
+        WalFileMeta { seq, path, size: 0, logs: HashSet::new(), has_aux: false }
+    }
+}
+
+/// Complete (rolled) WAL files, oldest first, plus the size of the one being written.
+#[derive(Default)]
+pub struct WalFiles {
+    pub complete: VecDeque<WalFileMeta>,
+    pub current_size: u64,
+}
+
+pub(crate) enum WalItem {
+    Data {
+        part: Arc<PartitionLog>,
+        base: u64,
+        frame: DataFrame,
+        records: Vec<Record>,
+        done: oneshot::Sender<Result<()>>,
+        _permit: OwnedSemaphorePermit,
+    },
+    Aux {
+        frame: Vec<u8>,
+        done: oneshot::Sender<Result<()>>,
+        _permit: OwnedSemaphorePermit,
+    },
+    Drop {
+        part: Option<Arc<PartitionLog>>,
+        frame: Vec<u8>,
+        done: oneshot::Sender<Result<()>>,
+    },
+    /// Not written to the WAL: ordered behind the log's earlier frames (see `seal_active`).
+    Seal {
+        part: Arc<PartitionLog>,
+        new_base: u64,
+        done: mpsc::SyncSender<Result<()>>,
+    },
+    Shutdown,
+}
+
+impl WalItem {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            WalItem::Data { frame, .. } => &frame.bytes,
+            WalItem::Aux { frame, .. } | WalItem::Drop { frame, .. } => frame,
+            WalItem::Seal { .. } | WalItem::Shutdown => &[],
+        }
+    }
+}
+
+/// The appenders' side of the WAL.
+pub(crate) struct WalHandle {
+    tx: mpsc::Sender<WalItem>,
+    permits: Arc<Semaphore>,
+    total_permits: usize,
+    closed: AtomicBool,
+}
+
+impl WalHandle {
+    pub fn new(buffer_bytes: usize) -> (Self, mpsc::Receiver<WalItem>) {
+        let (tx, rx) = mpsc::channel();
+        let total_permits = buffer_bytes.min(Semaphore::MAX_PERMITS).min(u32::MAX as usize);
+        (WalHandle { tx, permits: Arc::new(Semaphore::new(total_permits)), total_permits, closed: AtomicBool::new(false) }, rx)
+    }
+
+    /// Waits until `bytes` fit in the WAL buffer (backpressure).
+    pub async fn reserve(&self, bytes: usize) -> Result<OwnedSemaphorePermit> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::ShuttingDown);
+        }
+        let n = bytes.clamp(1, self.total_permits) as u32;
+        self.permits.clone().acquire_many_owned(n).await.map_err(|_| StorageError::ShuttingDown)
+    }
+
+    pub fn send(&self, item: WalItem) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::ShuttingDown);
+        }
+        self.tx.send(item).map_err(|_| StorageError::ShuttingDown)
+    }
+
+    /// Refuses new items and tells the flusher to finish what is queued.
+    pub fn close(&self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            let _ = self.tx.send(WalItem::Shutdown);
+            self.permits.close();
+        }
+    }
+}
+
+/// State shared by the storage, its partitions and its threads.
+pub(crate) struct Shared {
+    pub config: StorageConfig,
+    pub metrics: StorageMetrics,
+    pub wal: WalHandle,
+    tail_bytes: AtomicUsize,
+}
+
+impl Shared {
+    pub fn new(config: StorageConfig, metrics: StorageMetrics, wal: WalHandle) -> Self {
+        Shared { config, metrics, wal, tail_bytes: AtomicUsize::new(0) }
+    }
+    pub fn add_tail(&self, n: usize) {
+        self.tail_bytes.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn release_tail(&self, n: usize) {
+        self.tail_bytes.fetch_sub(n, Ordering::Relaxed);
+    }
+    pub fn tail_over_budget(&self) -> bool {
+        self.tail_bytes.load(Ordering::Relaxed) > self.config.read_cache_bytes
+    }
+}
+
+/// The flusher thread's state.
+pub(crate) struct Flusher {
+    pub dir: PathBuf,
+    pub file: File,
+    pub seq: u64,
+    pub current: WalFileMeta,
+    pub files: Arc<Mutex<WalFiles>>,
+    pub shared: Arc<Shared>,
+    /// Wakes the trimmer after a roll.
+    pub on_roll: mpsc::Sender<crate::trim::TrimMsg>,
+    pub failed: Option<String>,
+}
+
+impl Flusher {
+    /// Creates the WAL file `seq` and returns a flusher writing to it.
+    pub fn create(dir: &Path, seq: u64, files: Arc<Mutex<WalFiles>>, shared: Arc<Shared>, on_roll: mpsc::Sender<crate::trim::TrimMsg>) -> Result<Self> {
+        let path = wal_path(dir, seq);
+        let file = OpenOptions::new().create(true).append(true).open(&path).ctx(&path)?;
+        File::open(dir).and_then(|d| d.sync_all()).ctx(dir)?;
+        Ok(Flusher { dir: dir.to_path_buf(), file, seq, current: WalFileMeta::new(seq, path), files, shared, on_roll, failed: None })
+    }
+
+    pub fn run(mut self, rx: mpsc::Receiver<WalItem>) {
+        let max_batch = self.shared.config.wal_max_batch_bytes;
+        let mut stopping = false;
+        while !stopping {
+            let Ok(first) = rx.recv() else { break };
+            let mut bytes = first.bytes().len();
+            let mut batch = vec![first];
+            while bytes < max_batch {
+                match rx.try_recv() {
+                    Ok(item) => {
+                        bytes += item.bytes().len();
+                        batch.push(item);
+                    }
+                    Err(_) => break,
+                }
+            }
+            stopping = batch.iter().any(|i| matches!(i, WalItem::Shutdown));
+            self.commit(batch);
+            if stopping {
+                // Items that raced with `close`: complete them too (they were accepted).
+                let rest: Vec<WalItem> = rx.try_iter().collect();
+                if !rest.is_empty() {
+                    self.commit(rest);
+                }
+            }
+        }
+        if let Err(e) = self.file.sync_data() {
+            tracing::error!(error = %e, "final wal fsync failed");
+        }
+    }
+
+    /// One group commit: write, fsync, apply, complete.
+    fn commit(&mut self, batch: Vec<WalItem>) {
+        let written = match self.write_batch(&batch) {
+            Ok(n) => n,
+            Err(e) => {
+                let msg = e.to_string();
+                tracing::error!(error = %msg, "wal write failed; storage stops accepting writes");
+                self.failed = Some(msg);
+                0
+            }
+        };
+        let failed = self.failed.clone();
+        let fail = || StorageError::Unavailable(format!("wal write failed: {}", failed.as_deref().unwrap_or("")));
+        let mut records = 0;
+        for item in batch {
+            match item {
+                WalItem::Data { part, base, frame, records: recs, done, .. } => {
+                    records += recs.len() as u64;
+                    let res = if failed.is_some() { Err(fail()) } else { part.apply(base, &frame, recs) };
+                    let _ = done.send(res);
+                }
+                WalItem::Aux { done, .. } => {
+                    records += 1;
+                    let _ = done.send(if failed.is_some() { Err(fail()) } else { Ok(()) });
+                }
+                WalItem::Drop { part, done, .. } => {
+                    records += 1;
+                    if failed.is_none()
+                        && let Some(p) = part
+                    {
+                        p.mark_deleted();
+                    }
+                    let _ = done.send(if failed.is_some() { Err(fail()) } else { Ok(()) });
+                }
+                WalItem::Seal { part, new_base, done } => {
+                    let _ = done.send(if failed.is_some() { Err(fail()) } else { part.apply_seal(new_base) });
+                }
+                WalItem::Shutdown => {}
+            }
+        }
+        if written > 0 {
+            let m = &self.shared.metrics;
+            m.wal_batch_records.observe(records as f64);
+            m.wal_batch_bytes.observe(written as f64);
+            m.wal_records.inc_by(records);
+            if self.current.size >= self.shared.config.wal_file_bytes
+                && let Err(e) = self.roll()
+            {
+                tracing::error!(error = %e, "wal roll failed; storage stops accepting writes");
+                self.failed = Some(e.to_string());
+            }
+        }
+    }
+
+    fn write_batch(&mut self, batch: &[WalItem]) -> Result<usize> {
+        if let Some(f) = &self.failed {
+            return Err(StorageError::Unavailable(format!("wal write failed: {f}")));
+        }
+        for item in batch {
+            match item {
+                WalItem::Data { part, .. } => {
+                    self.current.logs.insert(part.log_id());
+                }
+                WalItem::Aux { .. } => self.current.has_aux = true,
+                _ => {}
+            }
+        }
+        let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|i| i.bytes()).filter(|b| !b.is_empty()).map(IoSlice::new).collect();
+        let total: usize = slices.iter().map(|s| s.len()).sum();
+        if total == 0 {
+            return Ok(0);
+        }
+        let started = Instant::now();
+        let mut bufs = &mut slices[..];
+        while !bufs.is_empty() {
+            let n = self.file.write_vectored(bufs).ctx(&self.current.path)?;
+            if n == 0 {
+                return Err(StorageError::io(&self.current.path, std::io::ErrorKind::WriteZero.into()));
+            }
+            IoSlice::advance_slices(&mut bufs, n);
+        }
+        self.file.sync_data().ctx(&self.current.path)?;
+        let m = &self.shared.metrics;
+        m.wal_fsync_seconds.observe(started.elapsed().as_secs_f64());
+        m.wal_fsyncs.inc();
+        m.wal_bytes_written.inc_by(total as u64);
+        self.current.size += total as u64;
+        self.files.lock().current_size = self.current.size;
+        Ok(total)
+    }
+
+    /// Starts the next WAL file. Everything in the current one is fsynced and applied.
+    fn roll(&mut self) -> Result<()> {
+        let seq = self.seq + 1;
+        let path = wal_path(&self.dir, seq);
+        let file = OpenOptions::new().create(true).append(true).open(&path).ctx(&path)?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).ctx(&self.dir)?;
+        let done = std::mem::replace(&mut self.current, WalFileMeta::new(seq, path));
+        self.file = file;
+        self.seq = seq;
+        {
+            let mut files = self.files.lock();
+            files.complete.push_back(done);
+            files.current_size = 0;
+        }
+        let _ = self.on_roll.send(crate::trim::TrimMsg::Roll);
+        Ok(())
+    }
+}

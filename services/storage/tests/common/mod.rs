@@ -1,0 +1,81 @@
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use magnetar_storage::{Record, RecordInput, Storage, StorageConfig};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Small segments and WAL files so tests exercise rolls with little data.
+pub fn config(dir: &Path) -> StorageConfig {
+    StorageConfig {
+        data_dir: dir.to_path_buf(),
+        wal_max_batch_bytes: 1 << 20,
+        wal_buffer_bytes: 8 << 20,
+        wal_file_bytes: 64 << 20,
+        segment_max_bytes: 4 << 10,
+        segment_max_age: Duration::from_secs(3600),
+        max_message_bytes: 1 << 20,
+        read_cache_bytes: 1 << 20,
+    }
+}
+
+pub fn input(i: u64) -> RecordInput {
+    RecordInput {
+        publish_time: 1_000 + i as i64 * 10,
+        event_time: if i % 2 == 0 { Some(i as i64) } else { None },
+        key: if i % 3 == 0 { Some(format!("key-{i}")) } else { None },
+        properties: vec![("n".into(), i.to_string())],
+        payload: Bytes::from(format!("payload-{i}-{}", "x".repeat((i % 50) as usize))),
+    }
+}
+
+/// Checks a read record against what `input(i)` produced.
+pub fn check(r: &Record, i: u64) {
+    let want = input(i);
+    assert_eq!(r.offset, i);
+    assert_eq!(r.publish_time, want.publish_time);
+    assert_eq!(r.event_time, want.event_time);
+    assert_eq!(r.key, want.key);
+    assert_eq!(r.properties, want.properties);
+    assert_eq!(r.payload, want.payload);
+}
+
+pub fn open(cfg: StorageConfig) -> (Arc<Storage>, Vec<magnetar_storage::AuxRecord>) {
+    Storage::open(cfg).expect("open storage")
+}
+
+/// Appends records `from..to` in requests of `batch`, returning `(offset, segment_base)` per record.
+pub async fn append_range(s: &Storage, log: u64, from: u64, to: u64, batch: u64) -> Vec<(u64, u64)> {
+    let p = s.log(log).unwrap();
+    let mut ids = Vec::new();
+    let mut i = from;
+    while i < to {
+        let n = batch.min(to - i);
+        ids.extend(p.append((i..i + n).map(input).collect()).await.unwrap());
+        i += n;
+    }
+    ids
+}
+
+/// Reads everything from `from` to the end, in small calls.
+pub fn read_all(s: &Storage, log: u64, from: u64) -> Vec<Record> {
+    let p = s.log(log).unwrap();
+    let mut out = Vec::new();
+    let mut next = from;
+    loop {
+        let batch = p.read(next, 7, 64 << 10).unwrap();
+        let Some(last) = batch.last() else { break };
+        next = last.offset + 1;
+        out.extend(batch);
+    }
+    out
+}
+
+pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.to_string_lossy().ends_with(ext)).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}

@@ -1,0 +1,244 @@
+//! Test harness: starts the real broker (in-process on port 0, or the binary as a child process
+//! for crash tests) against real services, and offers small HTTP helpers.
+//!
+//! Services come from `scripts/test.sh`, which starts PostgreSQL and an S3-compatible server and
+//! exports their addresses. A test that needs one and does not find it fails with a message
+//! saying how to get it; nothing is skipped silently.
+
+use magnetar::config::{Config, MetadataSection, Secret};
+use magnetar::server::{self, Running};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// URL of the PostgreSQL server started by `scripts/test.sh`.
+pub fn postgres_admin_url() -> String {
+    std::env::var("MAGNETAR_TEST_POSTGRES_URL")
+        .expect("MAGNETAR_TEST_POSTGRES_URL is not set: run the tests through scripts/test.sh, which starts PostgreSQL")
+}
+
+/// Creates a fresh database on the test PostgreSQL server and returns its URL.
+pub async fn fresh_postgres_database() -> String {
+    use sqlx::Connection;
+    let admin = postgres_admin_url();
+    let name = format!("magnetar_it_{}_{}", std::process::id(), unique());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("cannot connect to the test PostgreSQL server");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
+    format!("{base}/{name}")
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    (u64::from(nanos) << 16) | N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Standalone configuration under `dir`, on an ephemeral port, with small segments.
+pub fn test_config(dir: &Path) -> Config {
+    let mut c = Config::standalone(dir);
+    c.http_addr = "127.0.0.1:0".parse().expect("valid");
+    c.storage.segment_max_bytes = 64 * 1024;
+    c.broker.retention_check_interval_ms = 200;
+    c.broker.cursor_checkpoint_interval_ms = 200;
+    c
+}
+
+/// A broker running inside the test process.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub dir: TempDir,
+    running: Option<Running>,
+}
+
+impl TestApp {
+    /// Standalone broker (SQLite metadata) in a fresh directory.
+    pub async fn standalone() -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cfg = test_config(dir.path());
+        Self::start(dir, cfg).await
+    }
+
+    /// Broker with its metadata in a fresh PostgreSQL database.
+    pub async fn with_postgres() -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cfg = test_config(dir.path());
+        cfg.metadata = MetadataSection { url: Secret(fresh_postgres_database().await) };
+        Self::start(dir, cfg).await
+    }
+
+    pub async fn start(dir: TempDir, cfg: Config) -> TestApp {
+        let running = server::start(cfg, true).await.expect("broker starts");
+        TestApp { base: format!("http://{}", running.addr), client: reqwest::Client::new(), dir, running: Some(running) }
+    }
+
+    /// Graceful stop, as on SIGTERM.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(r) = self.running.take() {
+            r.broker.mark_unready();
+            r.shutdown.cancel();
+            r.done.await.expect("server task").expect("clean shutdown");
+        }
+        self.dir
+    }
+
+    pub fn broker(&self) -> &std::sync::Arc<magnetar_broker::Broker> {
+        &self.running.as_ref().expect("running").broker
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        call(&self.client, method, &self.url(path), body).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+    pub async fn put(&self, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call(reqwest::Method::PUT, path, body).await
+    }
+    pub async fn post(&self, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, body).await
+    }
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
+}
+
+/// One HTTP call; the body is parsed as JSON when it is JSON, else returned as a string.
+pub async fn call(client: &reqwest::Client, method: reqwest::Method, url: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let mut req = client.request(method, url);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+/// The broker binary run as a child process, for tests that kill it.
+pub struct BrokerProcess {
+    pub base: String,
+    pub data_dir: PathBuf,
+    addr: String,
+    extra_env: Vec<(String, String)>,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+impl BrokerProcess {
+    /// Starts `magnetar standalone` on `data_dir` and waits until it is ready.
+    pub fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> BrokerProcess {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut p = BrokerProcess {
+            base: format!("http://{addr}"),
+            data_dir: data_dir.to_path_buf(),
+            addr,
+            extra_env: extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            child: None,
+        };
+        p.spawn();
+        p
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.with_extension("log"))
+            .expect("broker log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_magnetar-under-test"))
+            .args(["standalone", "--data-dir"])
+            .arg(&self.data_dir)
+            .args(["--http-addr", &self.addr])
+            .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the broker binary");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = format!("{}/readyz", self.base);
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("broker exited during start-up with {status}; see {}", self.data_dir.with_extension("log").display());
+            }
+            if let Ok(resp) = reqwest::blocking_get(&url) {
+                if resp {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "broker not ready within 60 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        // SAFETY-free: libc::kill with a valid pid of our own child.
+        send_sigterm(c.id());
+        c.wait().expect("wait for broker")
+    }
+
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the broker first");
+        self.spawn();
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+#[allow(unsafe_code)]
+fn send_sigterm(pid: u32) {
+    // The only way to send SIGTERM without an extra dependency; pid is our live child.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+}
+
+mod reqwest {
+    pub use ::reqwest::*;
+
+    /// A tiny blocking readiness probe (the harness's child-process code is synchronous).
+    pub fn blocking_get(url: &str) -> std::io::Result<bool> {
+        use std::io::{Read, Write};
+        let rest = url.trim_start_matches("http://");
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut s = std::net::TcpStream::connect(host)?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+        write!(s, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf)?;
+        Ok(buf.starts_with("HTTP/1.1 200"))
+    }
+}
