@@ -26,7 +26,11 @@ pub async fn fresh_postgres_database() -> String {
     let admin = postgres_admin_url();
     let name = format!("magnetar_it_{}_{}", std::process::id(), unique());
     let mut conn = sqlx::PgConnection::connect(&admin).await.expect("cannot connect to the test PostgreSQL server");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
+    // The name is generated here from digits and a fixed prefix, never from input.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
     let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
     format!("{base}/{name}")
 }
@@ -34,7 +38,8 @@ pub async fn fresh_postgres_database() -> String {
 fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     (u64::from(nanos) << 16) | N.fetch_add(1, Ordering::Relaxed)
 }
 
@@ -74,7 +79,12 @@ impl TestApp {
 
     pub async fn start(dir: TempDir, cfg: Config) -> TestApp {
         let running = server::start(cfg, true).await.expect("broker starts");
-        TestApp { base: format!("http://{}", running.addr), client: reqwest::Client::new(), dir, running: Some(running) }
+        TestApp {
+            base: format!("http://{}", running.addr),
+            client: reqwest::Client::new(),
+            dir,
+            running: Some(running),
+        }
     }
 
     /// Graceful stop, as on SIGTERM.
@@ -114,7 +124,12 @@ impl TestApp {
 }
 
 /// One HTTP call; the body is parsed as JSON when it is JSON, else returned as a string.
-pub async fn call(client: &reqwest::Client, method: reqwest::Method, url: &str, body: Option<Value>) -> (StatusCode, Value) {
+pub async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let mut req = client.request(method, url);
     if let Some(b) = body {
         req = req.json(&b);
@@ -133,6 +148,20 @@ pub struct BrokerProcess {
     addr: String,
     extra_env: Vec<(String, String)>,
     child: Option<Child>,
+}
+
+/// The `magnetar-under-test` binary cargo builds next to the test executables
+/// (`target/<profile>/deps/<test>` → `target/<profile>/magnetar-under-test`).
+pub fn broker_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let bin = dir.join(format!("magnetar-under-test{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p magnetar-tests` (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
 }
 
 fn free_port() -> u16 {
@@ -160,7 +189,7 @@ impl BrokerProcess {
             .append(true)
             .open(self.data_dir.with_extension("log"))
             .expect("broker log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_magnetar-under-test"))
+        let child = Command::new(broker_binary())
             .args(["standalone", "--data-dir"])
             .arg(&self.data_dir)
             .args(["--http-addr", &self.addr])
@@ -178,7 +207,10 @@ impl BrokerProcess {
         let url = format!("{}/readyz", self.base);
         loop {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("broker exited during start-up with {status}; see {}", self.data_dir.with_extension("log").display());
+                panic!(
+                    "broker exited during start-up with {status}; see {}",
+                    self.data_dir.with_extension("log").display()
+                );
             }
             if let Ok(resp) = reqwest::blocking_get(&url) {
                 if resp {

@@ -13,7 +13,9 @@ const TOPIC: &str = "public/default/crash";
 
 async fn create_topic(base: &str, partitions: u32) {
     let client = reqwest::Client::new();
-    let (status, body) = call(&client, Method::PUT, &format!("{base}/admin/v2/persistent/{TOPIC}/partitions"), Some(json!(partitions))).await;
+    let (status, body) =
+        call(&client, Method::PUT, &format!("{base}/admin/v2/persistent/{TOPIC}/partitions"), Some(json!(partitions)))
+            .await;
     assert_eq!(status, 204, "create topic: {body}");
 }
 
@@ -44,7 +46,8 @@ async fn drain(base: &str, sub: &str) -> BTreeMap<i64, Vec<String>> {
             let payload = base64::engine::general_purpose::STANDARD.decode(m["payload"].as_str().unwrap()).unwrap();
             out.entry(partition).or_default().push(String::from_utf8(payload).unwrap());
         }
-        let (status, body) = call(&client, Method::POST, &format!("{url}/ack"), Some(json!({ "messageIds": ids }))).await;
+        let (status, body) =
+            call(&client, Method::POST, &format!("{url}/ack"), Some(json!({ "messageIds": ids }))).await;
         assert_eq!(status, 204, "ack: {body}");
     }
 }
@@ -68,8 +71,13 @@ async fn acknowledged_messages_survive_sigkill_exactly_once_in_order() {
             let mut acked: Vec<String> = Vec::new();
             let mut seq = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let batch: Vec<Value> = (0..10).map(|i| json!({"payload": format!("p{p}-{:08}", seq + i), "key": format!("producer-{p}")})).collect();
-                let resp = reqwest::Client::post(&client, format!("{base}/topics/persistent/{TOPIC}")).json(&json!({"messages": batch})).send().await;
+                let batch: Vec<Value> = (0..10)
+                    .map(|i| json!({"payload": format!("p{p}-{:08}", seq + i), "key": format!("producer-{p}")}))
+                    .collect();
+                let resp = reqwest::Client::post(&client, format!("{base}/topics/persistent/{TOPIC}"))
+                    .json(&json!({"messages": batch}))
+                    .send()
+                    .await;
                 match resp {
                     Ok(r) if r.status() == 200 => {
                         let body: Value = r.json().await.unwrap();
@@ -116,7 +124,12 @@ async fn acknowledged_messages_survive_sigkill_exactly_once_in_order() {
         }
     }
     let missing: Vec<&String> = acked.iter().filter(|a| !seen.contains(*a)).collect();
-    assert!(missing.is_empty(), "{} acknowledged messages lost after SIGKILL, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged messages lost after SIGKILL, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
     assert!(acked.len() >= 20_000);
 }
 
@@ -128,16 +141,29 @@ async fn confirmed_acks_are_not_redelivered_after_sigkill() {
     create_topic(&broker.base, 2).await;
     let client = reqwest::Client::new();
     let messages: Vec<Value> = (0..1000).map(|i| json!({"payload": format!("m{i:05}")})).collect();
-    let (status, body) = call(&client, Method::POST, &format!("{}/topics/persistent/{TOPIC}", broker.base), Some(json!({"messages": messages}))).await;
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        &format!("{}/topics/persistent/{TOPIC}", broker.base),
+        Some(json!({"messages": messages})),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
 
     // Consume and acknowledge about half, with holes (every third message stays unacked).
     let url = format!("{}/topics/persistent/{TOPIC}/subscriptions/s", broker.base);
-    let (status, body) = call(&client, Method::POST, &format!("{url}/pull"), Some(json!({"maxMessages": 600, "initialPosition": "earliest", "waitMs": 1000}))).await;
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        &format!("{url}/pull"),
+        Some(json!({"maxMessages": 600, "initialPosition": "earliest", "waitMs": 1000})),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let pulled: Vec<Value> = body["messages"].as_array().unwrap().clone();
     assert!(!pulled.is_empty());
-    let acked: Vec<Value> = pulled.iter().enumerate().filter(|(i, _)| i % 3 != 0).map(|(_, m)| m["messageId"].clone()).collect();
+    let acked: Vec<Value> =
+        pulled.iter().enumerate().filter(|(i, _)| i % 3 != 0).map(|(_, m)| m["messageId"].clone()).collect();
     let (status, body) = call(&client, Method::POST, &format!("{url}/ack"), Some(json!({ "messageIds": acked }))).await;
     assert_eq!(status, 204, "{body}");
     // No graceful shutdown, no checkpoint: the acks live only in the write-ahead log.
@@ -148,7 +174,9 @@ async fn confirmed_acks_are_not_redelivered_after_sigkill() {
     let mut redelivered = Vec::new();
     let mut total = 0;
     loop {
-        let (status, body) = call(&client, Method::POST, &format!("{url}/pull"), Some(json!({"maxMessages": 1000, "waitMs": 300}))).await;
+        let (status, body) =
+            call(&client, Method::POST, &format!("{url}/pull"), Some(json!({"maxMessages": 1000, "waitMs": 300})))
+                .await;
         assert_eq!(status, 200, "{body}");
         let msgs = body["messages"].as_array().unwrap().clone();
         if msgs.is_empty() {

@@ -1,7 +1,7 @@
 //! A loaded partition (or a non-partitioned topic): its log, its subscriptions, its counters.
 
 use crate::metrics::BrokerMetrics;
-use crate::subscription::{CursorOp, Subscription};
+use crate::subscription::Subscription;
 use magnetar_core::TopicName;
 use magnetar_metadata::CursorState;
 use magnetar_storage::PartitionLog;
@@ -110,16 +110,6 @@ impl Partition {
 
     pub(crate) fn remove_subscription(&self, name: &str) -> Option<Arc<Subscription>> {
         self.subscriptions.write().unwrap_or_else(|e| e.into_inner()).remove(name)
-    }
-
-    pub(crate) fn apply_op(&self, op: &CursorOp) {
-        let sub = match op {
-            CursorOp::Ack { sub, .. } | CursorOp::Reset { sub, .. } => sub,
-        };
-        // Ops of subscriptions deleted since are dropped with them.
-        if let Some(s) = self.subscription(sub) {
-            s.apply(op);
-        }
     }
 
     pub fn record_publish(&self, messages: u64, bytes: u64) {

@@ -7,7 +7,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use magnetar_api::HttpConfig;
 use magnetar_broker::BrokerConfig;
-use magnetar_storage::object::ObjectStoreConfig;
+use magnetar_storage::object::{LocalConfig, ObjectStoreConfig};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -104,7 +104,7 @@ impl Config {
             http_addr: "127.0.0.1:8080".parse().expect("valid address"),
             data_dir: data_dir.to_path_buf(),
             metadata: MetadataSection { url: Secret(format!("sqlite://{}", data_dir.join("metadata.db").display())) },
-            object_store: ObjectStoreConfig::Local { root: data_dir.join("objects") },
+            object_store: ObjectStoreConfig::Local(LocalConfig { root: data_dir.join("objects") }),
             storage: StorageSection::default(),
             broker: BrokerConfig::default(),
             http: HttpConfig::default(),

@@ -26,8 +26,12 @@ pub async fn start(config: Config, standalone: bool) -> anyhow::Result<Running> 
     // Fail fast on an unusable object store configuration (issue 3 uses it for offload).
     let _objects = magnetar_storage::object::build_object_store(&config.object_store).context("invalid object_store configuration")?;
 
+    let registry = prometheus::Registry::new();
+    let storage_metrics = magnetar_storage::StorageMetrics::new();
+    storage_metrics.register(&registry).context("cannot register storage metrics")?;
     let storage_cfg = config.storage_config();
-    let (storage, aux) = tokio::task::spawn_blocking(move || magnetar_storage::Storage::open(storage_cfg))
+    let (storage, aux) =
+        tokio::task::spawn_blocking(move || magnetar_storage::Storage::open_with_metrics(storage_cfg, storage_metrics))
         .await?
         .context("cannot open the durable log")?;
     let aux: Vec<(u64, bytes::Bytes)> = aux.into_iter().map(|a| (a.log_id, a.data)).collect();
@@ -38,7 +42,7 @@ pub async fn start(config: Config, standalone: bool) -> anyhow::Result<Running> 
     if config.http_addr.port() == 0 || broker_cfg.advertised_address == "127.0.0.1:8080" {
         broker_cfg.advertised_address = addr.to_string();
     }
-    let broker = Broker::start(broker_cfg, metadata, storage, aux, prometheus::Registry::new()).await?;
+    let broker = Broker::start(broker_cfg, metadata, storage, aux, registry).await?;
     if standalone {
         create_defaults(&broker).await?;
     }

@@ -5,10 +5,14 @@
 //! PostgreSQL (cluster mode) and SQLite (standalone); the shared conformance suite in
 //! `conformance` runs against both. Every multi-row change is one transaction.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod error;
+mod sql;
 mod types;
 
 pub use error::MetadataError;
+pub use sql::{Dialect, SqlMetadataStore, StoreOptions};
 pub use types::*;
 
 use async_trait::async_trait;
@@ -95,5 +99,5 @@ pub trait MetadataStore: Send + Sync + 'static {
 
 /// Opens the store for a URL (`sqlite://path` or `postgres://...`) and applies migrations.
 pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn MetadataStore>> {
-    todo!("implemented by SqlMetadataStore: {url}")
+    Ok(std::sync::Arc::new(SqlMetadataStore::connect(url).await?))
 }

@@ -53,9 +53,13 @@ pub fn finish_frame(buf: &mut [u8], start: usize) {
 #[derive(Debug, PartialEq, Eq)]
 pub enum FrameParse {
     /// A valid frame: its body is `buf[FRAME_HEADER..total]`.
-    Complete { total: usize },
+    Complete {
+        total: usize,
+    },
     /// The buffer ends inside the frame (`need` bytes in all); at the end of a file: a torn tail.
-    Incomplete { need: usize },
+    Incomplete {
+        need: usize,
+    },
     Corrupt(String),
 }
 
@@ -255,9 +259,19 @@ pub fn encode_drop_frame(log_id: u64) -> Vec<u8> {
 #[derive(Debug, PartialEq, Eq)]
 pub enum WalEntry<'a> {
     /// `records` is the concatenation of `count` segment-record frames.
-    Data { log_id: u64, segment_base: u64, count: u32, records: &'a [u8] },
-    Aux { log_id: u64, data: &'a [u8] },
-    Drop { log_id: u64 },
+    Data {
+        log_id: u64,
+        segment_base: u64,
+        count: u32,
+        records: &'a [u8],
+    },
+    Aux {
+        log_id: u64,
+        data: &'a [u8],
+    },
+    Drop {
+        log_id: u64,
+    },
 }
 
 pub fn decode_wal_body(body: &[u8]) -> Result<WalEntry<'_>, String> {

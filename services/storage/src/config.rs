@@ -35,7 +35,7 @@ impl Default for StorageConfig {
             segment_max_bytes: 128 << 20,
             segment_max_age: Duration::from_secs(4 * 3600),
             max_message_bytes: 5 << 20,
-            read_cache_bytes: 256 << 20,
+            read_cache_bytes: 64 << 20,
         }
     }
 }

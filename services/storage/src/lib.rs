@@ -5,12 +5,21 @@
 //! nothing of tenants, topics or subscriptions. Besides message records the WAL carries opaque
 //! "aux" records (the broker's cursor updates) so acknowledgements share the same fsync.
 //!
-//! API sketch (implemented in the modules below):
-//! - `Storage::open(config)` (blocking: call from `spawn_blocking`) recovers every partition from
-//!   its segments plus the WAL and returns the aux records found in the WAL, in WAL order.
-//! - `Storage::log(log_id)` gives the `PartitionLog` handle (created on first use).
-//! - `PartitionLog::append(records)` resolves once the records are fsynced (group commit).
-//! - `PartitionLog::read(from, max_records, max_bytes)` returns records in offset order.
+//! Layout under `data_dir`: `wal/{seq:020}.wal` (group-committed frames of every partition),
+//! `logs/{log_id}/{base_offset:020}.seg` (per-partition segments; format in `segment`), `LOCK`.
+//!
+//! Contracts:
+//! - [`Storage::open`] (blocking: call it from `spawn_blocking`) recovers every partition from its
+//!   segments plus the WAL and returns the aux records found in the WAL, in WAL order.
+//! - [`PartitionLog::append`] resolves once its records are fsynced (one `fdatasync` per group
+//!   commit on the `magnetar-wal` thread) and readable; offsets are consecutive and a request's
+//!   records share one segment. `segment_base` is carried in the WAL, so it is identical after
+//!   any crash and replay.
+//! - [`PartitionLog::read`] returns checksum-verified records in offset order, from the
+//!   in-memory tail or the segment files (pread: call it from a blocking context on a miss).
+//! - A WAL file is deleted only once its data is in fsynced segments and its aux records are
+//!   covered by a successful [`Checkpointer::checkpoint`] that began after the file was complete.
+//! - [`Storage::delete_log`] writes a drop record first, so replay never brings the log back.
 
 mod codec;
 mod config;

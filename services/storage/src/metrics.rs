@@ -38,7 +38,10 @@ impl StorageMetrics {
             ),
             wal_bytes_written: c("magnetar_wal_bytes_written_total", "Bytes written to the WAL"),
             wal_fsyncs: c("magnetar_wal_fsyncs_total", "WAL fdatasync calls"),
-            wal_records: c("magnetar_wal_records_total", "WAL frames written (one per append request, aux or drop)"),
+            wal_records: c(
+                "magnetar_wal_records_total",
+                "Records written to the WAL (data records, aux and drop records)",
+            ),
             segments_sealed: c("magnetar_segments_sealed_total", "Segments sealed"),
         }
     }

@@ -19,7 +19,7 @@ use crate::StorageError;
 ///
 /// In TOML: `kind = "local"` with `root`, or `kind = "s3"` with the [`S3Config`] keys.
 /// Unknown keys are rejected so a typo fails at start instead of silently using a default.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ObjectStoreConfig {
     /// A directory on the local filesystem (standalone mode); created if missing.
@@ -28,13 +28,13 @@ pub enum ObjectStoreConfig {
     S3(S3Config),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocalConfig {
     pub root: PathBuf,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3Config {
     /// Custom endpoint (MinIO, SeaweedFS, ...); `None` means AWS itself.
@@ -64,7 +64,8 @@ fn default_true() -> bool {
 
 /// A credential that never prints: `Debug` and `Display` show `***`, so a config dumped into a
 /// log or an error message does not leak it. Read it with [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+/// Serializable only so configuration layers can be merged in memory; it never reaches a log.
+#[derive(Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -103,10 +104,8 @@ pub fn build_object_store(cfg: &ObjectStoreConfig) -> Result<Arc<dyn ObjectStore
 }
 
 fn build_local(cfg: &LocalConfig) -> Result<Arc<dyn ObjectStore>, StorageError> {
-    std::fs::create_dir_all(&cfg.root).map_err(|source| StorageError::Io {
-        path: cfg.root.display().to_string(),
-        source,
-    })?;
+    std::fs::create_dir_all(&cfg.root)
+        .map_err(|source| StorageError::Io { path: cfg.root.display().to_string(), source })?;
     let store = LocalFileSystem::new_with_prefix(&cfg.root)
         .map_err(|e| invalid(format!("object store root {}: {e}", cfg.root.display())))?
         // Retention deletes whole segments; without this every deleted topic or partition would
@@ -137,21 +136,16 @@ fn build_s3(cfg: &S3Config) -> Result<Arc<dyn ObjectStore>, StorageError> {
     }
     match (&cfg.access_key_id, &cfg.secret_access_key) {
         (Some(key), Some(secret)) => {
-            builder = builder
-                .with_access_key_id(key.expose())
-                .with_secret_access_key(secret.expose());
+            builder = builder.with_access_key_id(key.expose()).with_secret_access_key(secret.expose());
         }
         (None, None) => {}
         _ => {
             return Err(invalid(
-                "object store keys `access_key_id` and `secret_access_key` must be set together"
-                    .to_owned(),
+                "object store keys `access_key_id` and `secret_access_key` must be set together".to_owned(),
             ));
         }
     }
-    let store = builder
-        .build()
-        .map_err(|e| invalid(format!("object store bucket {}: {e}", cfg.bucket)))?;
+    let store = builder.build().map_err(|e| invalid(format!("object store bucket {}: {e}", cfg.bucket)))?;
     Ok(Arc::new(store))
 }
 
@@ -191,17 +185,8 @@ pub mod conformance {
         let key = prefix.clone().join("round-trip.seg");
         let data = pattern(64 * 1024 + 7, 1);
         store.put(&key, data.clone().into()).await.expect("put");
-        let got = store
-            .get(&key)
-            .await
-            .expect("get")
-            .bytes()
-            .await
-            .expect("get body");
-        assert_eq!(
-            got, data,
-            "object {key} read back differs from what was written"
-        );
+        let got = store.get(&key).await.expect("get").bytes().await.expect("get body");
+        assert_eq!(got, data, "object {key} read back differs from what was written");
         store.delete(&key).await.expect("delete");
     }
 
@@ -211,10 +196,7 @@ pub mod conformance {
         let data = pattern(100_000, 2);
         store.put(&key, data.clone().into()).await.expect("put");
         for range in [0..1, 10..4_096, 99_000..100_000, 12_345..67_890] {
-            let got = store
-                .get_range(&key, range.clone())
-                .await
-                .expect("get_range");
+            let got = store.get_range(&key, range.clone()).await.expect("get_range");
             let want = &data[range.start as usize..range.end as usize];
             assert_eq!(&got[..], want, "range {range:?} of {key}");
         }
@@ -223,10 +205,7 @@ pub mod conformance {
 
     pub async fn head_reports_size(store: &dyn ObjectStore, prefix: &Path) {
         let key = prefix.clone().join("head.seg");
-        store
-            .put(&key, pattern(12_345, 3).into())
-            .await
-            .expect("put");
+        store.put(&key, pattern(12_345, 3).into()).await.expect("put");
         let meta = store.head(&key).await.expect("head");
         assert_eq!(meta.size, 12_345, "size of {key}");
         assert_eq!(meta.location, key);
@@ -241,17 +220,10 @@ pub mod conformance {
         let mine = [p1.clone().join("0-a.seg"), p1.clone().join("100-b.seg")];
         let other = p10.join("0-c.seg");
         for key in mine.iter().chain([&other]) {
-            store
-                .put(key, Bytes::from_static(b"x").into())
-                .await
-                .expect("put");
+            store.put(key, Bytes::from_static(b"x").into()).await.expect("put");
         }
-        let mut listed: Vec<Path> = store
-            .list(Some(&p1))
-            .map_ok(|meta| meta.location)
-            .try_collect()
-            .await
-            .expect("list");
+        let mut listed: Vec<Path> =
+            store.list(Some(&p1)).map_ok(|meta| meta.location).try_collect().await.expect("list");
         listed.sort();
         assert_eq!(listed, mine.to_vec(), "list of {p1}");
 
@@ -264,41 +236,20 @@ pub mod conformance {
 
     pub async fn delete_removes_object(store: &dyn ObjectStore, prefix: &Path) {
         let key = prefix.clone().join("deleted.seg");
-        store
-            .put(&key, Bytes::from_static(b"bye").into())
-            .await
-            .expect("put");
+        store.put(&key, Bytes::from_static(b"bye").into()).await.expect("put");
         store.delete(&key).await.expect("delete");
-        let err = store
-            .head(&key)
-            .await
-            .expect_err("head after delete must fail");
-        assert!(
-            matches!(err, object_store::Error::NotFound { .. }),
-            "head after delete: {err}"
-        );
+        let err = store.head(&key).await.expect_err("head after delete must fail");
+        assert!(matches!(err, object_store::Error::NotFound { .. }), "head after delete: {err}");
         let listed: Vec<_> = store.list(Some(prefix)).try_collect().await.expect("list");
         assert!(listed.is_empty(), "deleted object still listed: {listed:?}");
     }
 
     pub async fn get_missing_is_not_found(store: &dyn ObjectStore, prefix: &Path) {
         let key = prefix.clone().join("never-written.seg");
-        let err = store
-            .get(&key)
-            .await
-            .expect_err("get of a missing key must fail");
-        assert!(
-            matches!(err, object_store::Error::NotFound { .. }),
-            "get missing: {err}"
-        );
-        let err = store
-            .head(&key)
-            .await
-            .expect_err("head of a missing key must fail");
-        assert!(
-            matches!(err, object_store::Error::NotFound { .. }),
-            "head missing: {err}"
-        );
+        let err = store.get(&key).await.expect_err("get of a missing key must fail");
+        assert!(matches!(err, object_store::Error::NotFound { .. }), "get missing: {err}");
+        let err = store.head(&key).await.expect_err("head of a missing key must fail");
+        assert!(matches!(err, object_store::Error::NotFound { .. }), "head missing: {err}");
     }
 
     /// Sealed segments are uploaded in 5 MiB parts (the S3 minimum for all but the last part).
@@ -307,21 +258,12 @@ pub mod conformance {
         let data = pattern(10 * MIB + 123_457, 4);
         let mut upload = store.put_multipart(&key).await.expect("put_multipart");
         for part in data.chunks(5 * MIB) {
-            upload
-                .put_part(PutPayload::from(data.slice_ref(part)))
-                .await
-                .expect("put_part");
+            upload.put_part(PutPayload::from(data.slice_ref(part))).await.expect("put_part");
         }
         upload.complete().await.expect("complete");
         let meta = store.head(&key).await.expect("head");
         assert_eq!(meta.size, data.len() as u64, "size of {key}");
-        let got = store
-            .get(&key)
-            .await
-            .expect("get")
-            .bytes()
-            .await
-            .expect("get body");
+        let got = store.get(&key).await.expect("get").bytes().await.expect("get body");
         assert!(got == data, "multipart object {key} read back differs");
         store.delete(&key).await.expect("delete");
     }
@@ -338,37 +280,19 @@ pub mod conformance {
 
     /// Checks `PutMode::Create`. A backend that accepts the overwrite (silently replacing the
     /// object) fails this check: that would break single-writer commits without anyone noticing.
-    pub async fn put_create_refuses_overwrite(
-        store: &dyn ObjectStore,
-        prefix: &Path,
-    ) -> CreateSupport {
+    pub async fn put_create_refuses_overwrite(store: &dyn ObjectStore, prefix: &Path) -> CreateSupport {
         let key = prefix.clone().join("create-once.seg");
         let create = || PutOptions::from(PutMode::Create);
-        match store
-            .put_opts(&key, Bytes::from_static(b"first").into(), create())
-            .await
-        {
+        match store.put_opts(&key, Bytes::from_static(b"first").into(), create()).await {
             Ok(_) => {}
             Err(object_store::Error::NotImplemented { .. }) => {
                 return CreateSupport::NotImplemented;
             }
             Err(e) => panic!("first create of {key}: {e}"),
         }
-        let second = store
-            .put_opts(&key, Bytes::from_static(b"second").into(), create())
-            .await;
-        let got = store
-            .get(&key)
-            .await
-            .expect("get")
-            .bytes()
-            .await
-            .expect("get body");
-        assert_eq!(
-            &got[..],
-            b"first",
-            "PutMode::Create overwrote {key} (second put: {second:?})"
-        );
+        let second = store.put_opts(&key, Bytes::from_static(b"second").into(), create()).await;
+        let got = store.get(&key).await.expect("get").bytes().await.expect("get body");
+        assert_eq!(&got[..], b"first", "PutMode::Create overwrote {key} (second put: {second:?})");
         match second {
             Err(object_store::Error::AlreadyExists { .. }) => {}
             other => panic!("second create of {key} must be AlreadyExists, got {other:?}"),
@@ -389,9 +313,7 @@ mod tests {
     #[test]
     fn s3_config_parses_with_defaults() {
         let cfg = parse(r#"{"kind":"s3","region":"us-east-1","bucket":"b"}"#).unwrap();
-        let ObjectStoreConfig::S3(s3) = cfg else {
-            panic!("not s3: {cfg:?}")
-        };
+        let ObjectStoreConfig::S3(s3) = cfg else { panic!("not s3: {cfg:?}") };
         assert!(s3.path_style);
         assert!(!s3.allow_http);
         assert_eq!(s3.endpoint, None);
@@ -415,10 +337,7 @@ mod tests {
         )
         .unwrap();
         let shown = format!("{cfg:?}");
-        assert!(
-            !shown.contains("AKIDSECRETVALUE") && !shown.contains("hunter2"),
-            "{shown}"
-        );
+        assert!(!shown.contains("AKIDSECRETVALUE") && !shown.contains("hunter2"), "{shown}");
         assert_eq!(Secret::new("hunter2").to_string(), "***");
         assert_eq!(Secret::new("hunter2").expose(), "hunter2");
     }
@@ -435,10 +354,8 @@ mod tests {
         let err = s3(r#"{"kind":"s3","region":"r","bucket":"b","endpoint":"http://127.0.0.1:1"}"#)
             .expect_err("plain http without allow_http must be refused");
         assert!(err.to_string().contains("allow_http"), "{err}");
-        s3(
-            r#"{"kind":"s3","region":"r","bucket":"b","endpoint":"http://127.0.0.1:1",
-               "allow_http":true,"access_key_id":"k","secret_access_key":"s"}"#,
-        )
+        s3(r#"{"kind":"s3","region":"r","bucket":"b","endpoint":"http://127.0.0.1:1",
+               "allow_http":true,"access_key_id":"k","secret_access_key":"s"}"#)
         .expect("valid s3 config");
     }
 
@@ -446,10 +363,7 @@ mod tests {
     fn local_store_creates_its_root() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("a/b");
-        build_object_store(&ObjectStoreConfig::Local(LocalConfig {
-            root: root.clone(),
-        }))
-        .unwrap();
+        build_object_store(&ObjectStoreConfig::Local(LocalConfig { root: root.clone() })).unwrap();
         assert!(root.is_dir());
     }
 }

@@ -58,7 +58,9 @@ struct Tail {
 }
 
 fn record_mem(r: &Record) -> usize {
-    96 + r.payload.len() + r.key.as_ref().map_or(0, String::len) + r.properties.iter().map(|(k, v)| 48 + k.len() + v.len()).sum::<usize>()
+    96 + r.payload.len()
+        + r.key.as_ref().map_or(0, String::len)
+        + r.properties.iter().map(|(k, v)| 48 + k.len() + v.len()).sum::<usize>()
 }
 
 pub struct PartitionLog {
@@ -82,7 +84,13 @@ impl PartitionLog {
             dir,
             me: me.clone(),
             shared,
-            appender: Mutex::new(Appender { next_offset: 0, seg_base: 0, seg_bytes: 0, seg_created_ms: now_ms(), deleted: false }),
+            appender: Mutex::new(Appender {
+                next_offset: 0,
+                seg_base: 0,
+                seg_bytes: 0,
+                seg_created_ms: now_ms(),
+                deleted: false,
+            }),
             segs: Mutex::new(Segments::default()),
             tail: Mutex::new(Tail::default()),
             start: AtomicU64::new(0),
@@ -147,6 +155,9 @@ impl PartitionLog {
         if frame_len > max_frame {
             return Err(StorageError::MessageTooLarge { size: frame_len, max: max_frame });
         }
+        if let Some(f) = &self.segs.lock().failed {
+            return Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id)));
+        }
         let permit = self.shared.wal.reserve(frame_len).await?;
         let (tx, rx) = oneshot::channel();
         let ids = {
@@ -157,7 +168,10 @@ impl PartitionLog {
             let now = now_ms();
             let age_ms = self.shared.config.segment_max_age.as_millis() as i64;
             let rec_bytes = (frame_len - codec::data_frame_len(&[])) as u64;
-            if app.seg_bytes > 0 && (app.seg_bytes + rec_bytes > self.shared.config.segment_max_bytes || now - app.seg_created_ms >= age_ms) {
+            if app.seg_bytes > 0
+                && (app.seg_bytes + rec_bytes > self.shared.config.segment_max_bytes
+                    || now - app.seg_created_ms >= age_ms)
+            {
                 app.seg_base = app.next_offset;
                 app.seg_bytes = 0;
                 app.seg_created_ms = now;
@@ -213,13 +227,21 @@ impl PartitionLog {
 
     /// Replays a WAL data frame: keeps only records at or past the recovered end.
     pub(crate) fn replay(&self, base: u64, records: &[u8]) -> Result<()> {
-        let parts = codec::split_records(records).map_err(|e| StorageError::Corrupt { file: "wal".into(), position: 0, detail: e })?;
+        let parts = codec::split_records(records).map_err(|e| StorageError::Corrupt {
+            file: "wal".into(),
+            position: 0,
+            detail: e,
+        })?;
         let end = self.end_offset();
         let mut pos = Vec::with_capacity(parts.len());
         let mut from_byte = None;
         for (start, len) in parts {
             let body = &records[start + codec::FRAME_HEADER..start + len];
-            let offset = codec::record_offset(body).map_err(|e| StorageError::Corrupt { file: "wal".into(), position: 0, detail: e })?;
+            let offset = codec::record_offset(body).map_err(|e| StorageError::Corrupt {
+                file: "wal".into(),
+                position: 0,
+                detail: e,
+            })?;
             if offset < end {
                 continue;
             }
@@ -231,7 +253,12 @@ impl PartitionLog {
             return Ok(());
         };
         if pos[0].offset != end {
-            tracing::warn!(log_id = self.log_id, expected = end, found = pos[0].offset, "offset gap while replaying the wal");
+            tracing::warn!(
+                log_id = self.log_id,
+                expected = end,
+                found = pos[0].offset,
+                "offset gap while replaying the wal"
+            );
         }
         let mut segs = self.segs.lock();
         self.write_locked(&mut segs, base, &records[from_byte..], &pos)?;
@@ -326,7 +353,9 @@ impl PartitionLog {
     /// True when the active segment holds records and is older than `segment_max_age`.
     pub(crate) fn seal_due(&self, now: i64) -> bool {
         let app = self.appender.lock();
-        !app.deleted && app.next_offset > app.seg_base && now - app.seg_created_ms >= self.shared.config.segment_max_age.as_millis() as i64
+        !app.deleted
+            && app.next_offset > app.seg_base
+            && now - app.seg_created_ms >= self.shared.config.segment_max_age.as_millis() as i64
     }
 
     /// Marks the log deleted in the appender and queues the drop record behind its frames.
@@ -402,7 +431,10 @@ impl PartitionLog {
                 let mut out = Vec::new();
                 let mut bytes = 0;
                 for r in tail.records.iter().skip((from - first.offset) as usize) {
-                    if out.len() >= max_records || r.offset >= end || (!out.is_empty() && bytes + r.payload.len() > max_bytes) {
+                    if out.len() >= max_records
+                        || r.offset >= end
+                        || (!out.is_empty() && bytes + r.payload.len() > max_bytes)
+                    {
                         break;
                     }
                     bytes += r.payload.len();
@@ -416,7 +448,18 @@ impl PartitionLog {
         while !budget.full(&out) && budget.from < end {
             let Some(target) = self.locate(budget.from)? else { break };
             let before = budget.from;
-            target.read(&mut budget, &mut out)?;
+            if let Err(e) = target.read(&mut budget, &mut out) {
+                // Retention may have deleted the segment after we located it.
+                let start = self.start_offset();
+                if budget.from < start {
+                    return Err(StorageError::OffsetTrimmed {
+                        log_id: self.log_id,
+                        offset: budget.from,
+                        earliest: start,
+                    });
+                }
+                return Err(e);
+            }
             if budget.from == before && !budget.full(&out) {
                 // Nothing at or past `from` in this segment: continue in the next one.
                 budget.from = budget.from.max(target.meta.end);
@@ -438,9 +481,16 @@ impl PartitionLog {
             && a.meta.base <= offset
         {
             let pos = segment::index_lookup(&a.index, offset).map_or(segment::HEADER_LEN, |e| e.position);
-            return Ok(Some(ReadTarget { meta: a.meta, path: a.path.clone(), file: Some(a.file.clone()), pos: Some(pos), limit: a.meta.size }));
+            return Ok(Some(ReadTarget {
+                meta: a.meta,
+                path: a.path.clone(),
+                file: Some(a.file.clone()),
+                pos: Some(pos),
+                limit: a.meta.size,
+            }));
         }
-        let sealed = segs.sealed.range(..=offset).next_back().or_else(|| segs.sealed.range(offset..).next()).map(|(_, s)| s);
+        let sealed =
+            segs.sealed.range(..=offset).next_back().or_else(|| segs.sealed.range(offset..).next()).map(|(_, s)| s);
         if let Some(s) = sealed {
             let path = segment::segment_path(&self.dir, s.meta.base);
             return Ok(Some(ReadTarget { meta: s.meta, path, file: None, pos: None, limit: s.records_end }));
@@ -513,20 +563,22 @@ impl PartitionLog {
     fn find_publish_time(&self, t: i64) -> Result<Option<u64>> {
         let candidates: Vec<ReadTarget> = {
             let segs = self.segs.lock();
-            let sealed = segs.sealed.values().filter(|s| s.meta.count > 0 && s.meta.max_time >= t).map(|s| ReadTarget {
-                meta: s.meta,
-                path: segment::segment_path(&self.dir, s.meta.base),
-                file: None,
-                pos: None,
-                limit: s.records_end,
-            });
-            let active = segs.active.as_ref().filter(|a| a.meta.count > 0 && a.meta.max_time >= t).map(|a| ReadTarget {
-                meta: a.meta,
-                path: a.path.clone(),
-                file: Some(a.file.clone()),
-                pos: Some(segment::index_lookup_time(&a.index, t).map_or(segment::HEADER_LEN, |e| e.position)),
-                limit: a.meta.size,
-            });
+            let sealed =
+                segs.sealed.values().filter(|s| s.meta.count > 0 && s.meta.max_time >= t).map(|s| ReadTarget {
+                    meta: s.meta,
+                    path: segment::segment_path(&self.dir, s.meta.base),
+                    file: None,
+                    pos: None,
+                    limit: s.records_end,
+                });
+            let active =
+                segs.active.as_ref().filter(|a| a.meta.count > 0 && a.meta.max_time >= t).map(|a| ReadTarget {
+                    meta: a.meta,
+                    path: a.path.clone(),
+                    file: Some(a.file.clone()),
+                    pos: Some(segment::index_lookup_time(&a.index, t).map_or(segment::HEADER_LEN, |e| e.position)),
+                    limit: a.meta.size,
+                });
             sealed.chain(active).collect()
         };
         let end = self.end_offset();
@@ -544,7 +596,8 @@ impl PartitionLog {
     pub fn delete_segments_before(&self, offset: u64) -> Result<u64> {
         let victims: Vec<SealedSegment> = {
             let mut segs = self.segs.lock();
-            let bases: Vec<u64> = segs.sealed.values().take_while(|s| s.meta.end <= offset).map(|s| s.meta.base).collect();
+            let bases: Vec<u64> =
+                segs.sealed.values().take_while(|s| s.meta.end <= offset).map(|s| s.meta.base).collect();
             let v = bases.iter().filter_map(|b| segs.sealed.remove(b)).collect();
             let first = segs.sealed.values().next().map(|s| s.meta.base).or(segs.active.as_ref().map(|a| a.meta.base));
             if let Some(first) = first {

@@ -94,6 +94,17 @@ fn load_partition(log_id: u64, dir: &Path, shared: &Arc<Shared>) -> Result<Optio
             }
         }
     }
+    let metas = sealed.iter().map(|s| s.meta).chain(active.as_ref().map(|a| a.meta));
+    let mut expected: Option<u64> = None;
+    for m in metas {
+        // Only possible after losing fsynced data (a disk fault, not a crash): say so loudly.
+        if let Some(e) = expected
+            && e != m.base
+        {
+            tracing::error!(log_id, expected = e, found = m.base, "gap between segments: records are missing");
+        }
+        expected = Some(m.end);
+    }
     let part = PartitionLog::new(log_id, shared.clone());
     part.load(sealed, active);
     Ok(Some(part))

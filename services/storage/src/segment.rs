@@ -213,7 +213,10 @@ pub fn corrupt(path: &Path, position: u64, detail: impl Into<String>) -> Storage
 pub enum Opened {
     Sealed(SealedSegment),
     /// `truncated` is the number of torn/corrupt tail bytes removed.
-    Active { seg: ActiveSegment, truncated: u64 },
+    Active {
+        seg: ActiveSegment,
+        truncated: u64,
+    },
     /// Shorter than a header: a crash while creating it; it holds nothing.
     Empty,
 }
@@ -239,7 +242,12 @@ pub fn open_segment(path: &Path, base: u64) -> Result<Opened> {
     if let Some(sealed) = read_footer(&file, path, len, base)? {
         return Ok(Opened::Sealed(sealed));
     }
-    let mut seg = ActiveSegment { meta: SegMeta::new(base, created_ms), file: Arc::new(file), path: path.to_path_buf(), index: Vec::new() };
+    let mut seg = ActiveSegment {
+        meta: SegMeta::new(base, created_ms),
+        file: Arc::new(file),
+        path: path.to_path_buf(),
+        index: Vec::new(),
+    };
     let file = seg.file.clone();
     let mut reader = FrameReader::new(&file, HEADER_LEN, len, 1 << 20);
     let mut good = HEADER_LEN;
@@ -375,7 +383,15 @@ impl ReadBudget {
 
 /// Reads records from `[pos, limit)` of a segment file into `out`, skipping offsets below
 /// `budget.from`. Every record is checksum-verified: corrupt data is an error, never returned.
-pub fn read_records(file: &File, path: &Path, pos: u64, limit: u64, base: u64, budget: &mut ReadBudget, out: &mut Vec<Record>) -> Result<()> {
+pub fn read_records(
+    file: &File,
+    path: &Path,
+    pos: u64,
+    limit: u64,
+    base: u64,
+    budget: &mut ReadBudget,
+    out: &mut Vec<Record>,
+) -> Result<()> {
     let mut reader = FrameReader::new(file, pos, limit, 256 << 10);
     while !budget.full(out) {
         match reader.next().ctx(path)? {
@@ -421,5 +437,71 @@ pub fn find_time(file: &File, path: &Path, pos: u64, limit: u64, t: i64) -> Resu
             Next::Torn { pos } => return Err(corrupt(path, pos, "record truncated")),
             Next::Corrupt { pos, detail } => return Err(corrupt(path, pos, detail)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::RecordInput;
+
+    fn write(seg: &mut ActiveSegment, from: u64, n: u64) {
+        for i in from..from + n {
+            let r = RecordInput {
+                publish_time: i as i64 * 2,
+                event_time: None,
+                key: None,
+                properties: vec![],
+                payload: Bytes::from(vec![1u8; 3000]),
+            };
+            let mut buf = Vec::new();
+            codec::encode_record(&mut buf, i, &r);
+            seg.append(&buf, &[RecordPos { offset: i, publish_time: r.publish_time, len: buf.len() as u32 }]).unwrap();
+        }
+    }
+
+    #[test]
+    fn sealed_segment_reopens_with_the_same_index_and_meta() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = ActiveSegment::create(dir.path(), 100, 42).unwrap();
+        write(&mut seg, 100, 80);
+        assert!(seg.index.len() > 2, "sparse index has several blocks");
+        let index = seg.index.clone();
+        let sealed = seg.seal(43).unwrap();
+        let path = segment_path(dir.path(), 100);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), sealed.meta.size);
+        let Opened::Sealed(again) = open_segment(&path, 100).unwrap() else { panic!("not sealed") };
+        assert_eq!(again.meta, sealed.meta);
+        assert_eq!((again.meta.end, again.meta.count, again.meta.created_ms), (180, 80, 42));
+        let file = File::open(&path).unwrap();
+        assert_eq!(again.load_index(&file, &path).unwrap(), index);
+        // Time lookup: the block that holds publish time 2 * 150.
+        let e = index_lookup_time(&index, 300).unwrap();
+        assert_eq!(find_time(&file, &path, e.position, again.records_end, 300).unwrap(), Some(150));
+        assert_eq!(find_time(&file, &path, e.position, again.records_end, 301).unwrap(), Some(151));
+    }
+
+    #[test]
+    fn a_torn_footer_reopens_as_active_with_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = ActiveSegment::create(dir.path(), 0, 1).unwrap();
+        write(&mut seg, 0, 10);
+        let records_end = seg.meta.size;
+        let sealed = seg.seal(2).unwrap();
+        let path = segment_path(dir.path(), 0);
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(sealed.meta.size - 5).unwrap();
+        let Opened::Active { seg, truncated } = open_segment(&path, 0).unwrap() else { panic!("not active") };
+        assert_eq!(seg.meta.count, 10);
+        assert_eq!(seg.meta.size, records_end);
+        assert_eq!(truncated, sealed.meta.size - 5 - records_end);
+    }
+
+    #[test]
+    fn wrong_base_in_the_header_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        ActiveSegment::create(dir.path(), 7, 1).unwrap();
+        std::fs::rename(segment_path(dir.path(), 7), segment_path(dir.path(), 8)).unwrap();
+        assert!(matches!(open_segment(&segment_path(dir.path(), 8), 8), Err(StorageError::Corrupt { .. })));
     }
 }

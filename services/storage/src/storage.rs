@@ -47,7 +47,10 @@ impl Storage {
         let lock_path = dir.join("LOCK");
         let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).ctx(&lock_path)?;
         if lock.try_lock().is_err() {
-            return Err(StorageError::Unavailable(format!("data directory {} is in use by another process", dir.display())));
+            return Err(StorageError::Unavailable(format!(
+                "data directory {} is in use by another process",
+                dir.display()
+            )));
         }
         let started = std::time::Instant::now();
         let (wal, rx) = WalHandle::new(config.wal_buffer_bytes);
@@ -78,7 +81,13 @@ impl Storage {
         let flusher_thread = spawn("magnetar-wal", Box::new(move || flusher.run(rx)))?;
         let weak = Arc::downgrade(&trim);
         let trim_thread = spawn("magnetar-wal-trim", Box::new(move || trim::run(weak, trim_rx)))?;
-        let storage = Storage { shared, trim, trim_tx, threads: Mutex::new(vec![flusher_thread, trim_thread]), dir_lock: Mutex::new(Some(lock)) };
+        let storage = Storage {
+            shared,
+            trim,
+            trim_tx,
+            threads: Mutex::new(vec![flusher_thread, trim_thread]),
+            dir_lock: Mutex::new(Some(lock)),
+        };
         // Replayed records are only in the page cache; the first trim fsyncs them.
         let _ = storage.trim_tx.send(TrimMsg::Roll);
         Ok((Arc::new(storage), rec.aux))
@@ -103,7 +112,8 @@ impl Storage {
 
     /// Logs with segment files on disk.
     pub fn log_ids(&self) -> Vec<u64> {
-        let mut ids: Vec<u64> = self.trim.partitions.read().values().filter(|p| p.has_segments()).map(|p| p.log_id()).collect();
+        let mut ids: Vec<u64> =
+            self.trim.partitions.read().values().filter(|p| p.has_segments()).map(|p| p.log_id()).collect();
         ids.sort_unstable();
         ids
     }
@@ -115,7 +125,9 @@ impl Storage {
         let (tx, rx) = oneshot::channel();
         match &part {
             Some(p) => p.begin_delete(tx)?,
-            None => self.shared.wal.send(WalItem::Drop { part: None, frame: codec::encode_drop_frame(log_id), done: tx })?,
+            None => {
+                self.shared.wal.send(WalItem::Drop { part: None, frame: codec::encode_drop_frame(log_id), done: tx })?
+            }
         }
         rx.await.map_err(|_| StorageError::ShuttingDown)??;
         let dir = self.shared.config.data_dir.join("logs").join(log_id.to_string());

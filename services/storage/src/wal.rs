@@ -110,7 +110,15 @@ impl WalHandle {
     pub fn new(buffer_bytes: usize) -> (Self, mpsc::Receiver<WalItem>) {
         let (tx, rx) = mpsc::channel();
         let total_permits = buffer_bytes.min(Semaphore::MAX_PERMITS).min(u32::MAX as usize);
-        (WalHandle { tx, permits: Arc::new(Semaphore::new(total_permits)), total_permits, closed: AtomicBool::new(false) }, rx)
+        (
+            WalHandle {
+                tx,
+                permits: Arc::new(Semaphore::new(total_permits)),
+                total_permits,
+                closed: AtomicBool::new(false),
+            },
+            rx,
+        )
     }
 
     /// Waits until `bytes` fit in the WAL buffer (backpressure).
@@ -176,11 +184,26 @@ pub(crate) struct Flusher {
 
 impl Flusher {
     /// Creates the WAL file `seq` and returns a flusher writing to it.
-    pub fn create(dir: &Path, seq: u64, files: Arc<Mutex<WalFiles>>, shared: Arc<Shared>, on_roll: mpsc::Sender<crate::trim::TrimMsg>) -> Result<Self> {
+    pub fn create(
+        dir: &Path,
+        seq: u64,
+        files: Arc<Mutex<WalFiles>>,
+        shared: Arc<Shared>,
+        on_roll: mpsc::Sender<crate::trim::TrimMsg>,
+    ) -> Result<Self> {
         let path = wal_path(dir, seq);
         let file = OpenOptions::new().create(true).append(true).open(&path).ctx(&path)?;
         File::open(dir).and_then(|d| d.sync_all()).ctx(dir)?;
-        Ok(Flusher { dir: dir.to_path_buf(), file, seq, current: WalFileMeta::new(seq, path), files, shared, on_roll, failed: None })
+        Ok(Flusher {
+            dir: dir.to_path_buf(),
+            file,
+            seq,
+            current: WalFileMeta::new(seq, path),
+            files,
+            shared,
+            on_roll,
+            failed: None,
+        })
     }
 
     pub fn run(mut self, rx: mpsc::Receiver<WalItem>) {
@@ -281,7 +304,8 @@ impl Flusher {
                 _ => {}
             }
         }
-        let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|i| i.bytes()).filter(|b| !b.is_empty()).map(IoSlice::new).collect();
+        let mut slices: Vec<IoSlice<'_>> =
+            batch.iter().map(|i| i.bytes()).filter(|b| !b.is_empty()).map(IoSlice::new).collect();
         let total: usize = slices.iter().map(|s| s.len()).sum();
         if total == 0 {
             return Ok(0);

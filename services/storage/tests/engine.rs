@@ -38,7 +38,8 @@ async fn append_and_read_round_trip_across_segment_rolls() {
     assert_eq!(mid.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![123, 124, 125]);
     assert!(p.read(500, 10, 1 << 20).unwrap().is_empty());
     assert_eq!(p.size_bytes(), segs.iter().map(|s| s.size_bytes).sum::<u64>());
-    let on_disk: u64 = files_with_ext(&dir.path().join("logs/1"), ".seg").iter().map(|f| f.metadata().unwrap().len()).sum();
+    let on_disk: u64 =
+        files_with_ext(&dir.path().join("logs/1"), ".seg").iter().map(|f| f.metadata().unwrap().len()).sum();
     assert_eq!(p.size_bytes(), on_disk);
     s.shutdown().await;
 }
@@ -268,7 +269,12 @@ fn metrics_register_with_a_registry() {
     let r = prometheus::Registry::new();
     m.register(&r).unwrap();
     let names: Vec<String> = r.gather().iter().map(|f| f.name().to_string()).collect();
-    for n in ["magnetar_wal_fsync_seconds", "magnetar_wal_batch_records", "magnetar_wal_batch_bytes", "magnetar_wal_bytes_written_total"] {
+    for n in [
+        "magnetar_wal_fsync_seconds",
+        "magnetar_wal_batch_records",
+        "magnetar_wal_batch_bytes",
+        "magnetar_wal_bytes_written_total",
+    ] {
         assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
     }
 }

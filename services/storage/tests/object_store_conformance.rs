@@ -7,19 +7,14 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use magnetar_storage::object::conformance::{self, CreateSupport};
-use magnetar_storage::object::{
-    LocalConfig, ObjectStoreConfig, S3Config, Secret, build_object_store,
-};
+use magnetar_storage::object::{LocalConfig, ObjectStoreConfig, S3Config, Secret, build_object_store};
 use object_store::ObjectStore;
 use object_store::path::Path;
 
 /// A key prefix no other test or earlier run uses: test name + process id + clock, so tests
 /// running in parallel and reruns against the same bucket never see each other's objects.
 fn unique_prefix(test: &str) -> Path {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
     Path::from(format!("conformance/{test}-{}-{nanos}", std::process::id()))
 }
 
@@ -50,9 +45,7 @@ fn s3_store() -> Arc<dyn ObjectStore> {
 /// The temp dir lives as long as the store it backs.
 fn local_store() -> (tempfile::TempDir, Arc<dyn ObjectStore>) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = ObjectStoreConfig::Local(LocalConfig {
-        root: dir.path().join("objects"),
-    });
+    let cfg = ObjectStoreConfig::Local(LocalConfig { root: dir.path().join("objects") });
     let store = build_object_store(&cfg).expect("build local object store");
     (dir, store)
 }

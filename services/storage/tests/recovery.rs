@@ -40,7 +40,8 @@ async fn torn_wal_tail_is_truncated_and_acknowledged_records_survive() {
     drop(f);
     let (s, _) = open(config(dir.path()));
     assert_all(&s, 1, &ids);
-    assert_eq!(wal.metadata().unwrap().len(), len, "torn tail truncated");
+    // Truncated (or already trimmed by the post-recovery trim: the segments hold everything).
+    assert!(wal.metadata().map_or(true, |m| m.len() == len), "torn tail truncated");
     // New appends continue after the recovered end.
     let more = append_range(&s, 1, 200, 210, 5).await;
     assert_eq!(more[0].0, 200);
@@ -58,21 +59,21 @@ async fn lost_segment_writes_are_rebuilt_from_the_wal_with_the_same_segment_base
     let (s, _) = open(config(dir.path()));
     let ids = append_range(&s, 1, 0, 300, 4).await;
     let ids2 = append_range(&s, 2, 0, 50, 1).await;
+    let ids3 = append_range(&s, 3, 0, 200, 5).await;
     let bases: Vec<u64> = s.log(1).unwrap().segments().iter().map(|s| s.base_offset).collect();
     assert!(bases.len() > 3);
     s.halt();
-    // As if the page cache of the segments was lost: the active segment is cut to its header,
-    // and the last sealed segment loses its footer and part of its records.
+    // As if the page cache of the segments was lost (sealed segments were fsynced when they
+    // sealed): log 1's active segment is cut to its header, log 3's active segment is gone,
+    // log 2 lost everything.
     let segs = seg_files(dir.path(), 1);
-    let active = segs.last().unwrap();
-    OpenOptions::new().write(true).open(active).unwrap().set_len(32).unwrap();
-    let sealed = &segs[segs.len() - 2];
-    let l = sealed.metadata().unwrap().len();
-    OpenOptions::new().write(true).open(sealed).unwrap().set_len(l / 2).unwrap();
+    OpenOptions::new().write(true).open(segs.last().unwrap()).unwrap().set_len(32).unwrap();
+    std::fs::remove_file(seg_files(dir.path(), 3).pop().unwrap()).unwrap();
     std::fs::remove_dir_all(dir.path().join("logs/2")).unwrap();
     let (s, _) = open(config(dir.path()));
     assert_all(&s, 1, &ids);
     assert_all(&s, 2, &ids2);
+    assert_all(&s, 3, &ids3);
     let after: Vec<u64> = s.log(1).unwrap().segments().iter().map(|s| s.base_offset).collect();
     assert_eq!(after, bases);
     s.shutdown().await;
@@ -146,7 +147,8 @@ async fn corrupt_wal_frame_ends_the_valid_prefix() {
     std::fs::write(&wal, &bytes).unwrap();
     let (s, _) = open(config(dir.path()));
     assert_all(&s, 1, &ids);
-    assert!(wal.metadata().unwrap().len() < bytes.len() as u64);
+    // Truncated at the bad frame (or already trimmed: the segments hold everything).
+    assert!(wal.metadata().map_or(true, |m| m.len() < bytes.len() as u64));
     s.shutdown().await;
 }
 

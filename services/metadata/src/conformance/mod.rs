@@ -1,0 +1,116 @@
+//! The conformance suite every `MetadataStore` implementation must pass, one public async
+//! function per behaviour. Each function expects a fresh, empty store and panics on a violated
+//! contract. `conformance_tests!` turns the whole list into `#[tokio::test]`s for a backend:
+//!
+//! ```text
+//! async fn with_store<F, Fut>(test: F) where F: FnOnce(Arc<dyn MetadataStore>) -> Fut, Fut: Future<Output = ()> { ... }
+//! magnetar_metadata::conformance_tests!(with_store);
+//! ```
+
+mod catalog;
+mod logs;
+mod topics;
+
+pub use catalog::*;
+pub use logs::*;
+pub use topics::*;
+
+use crate::{MetadataError, MetadataStore, NewTopic, TenantInfo, TopicRecord};
+use magnetar_core::{NamespaceName, Policies, TenantName, TopicName};
+use std::collections::BTreeMap;
+
+/// Expands to one `#[tokio::test]` per conformance function, each calling
+/// `$runner(conformance::function)`; the runner provides a fresh store and cleans up after.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($runner:path) => {
+        $crate::conformance_tests!(@each $runner;
+            cluster_upsert_replaces_and_lists_sorted,
+            tenant_create_get_update_list,
+            create_existing_tenant_fails_already_exists,
+            update_or_delete_missing_tenant_fails_not_found,
+            delete_tenant_with_namespaces_requires_force,
+            force_delete_tenant_removes_everything_and_returns_partitions,
+            namespace_create_get_list,
+            create_namespace_errors_name_the_resource,
+            namespace_policies_update_is_optimistic,
+            delete_namespace_requires_force_when_topics_exist,
+            force_delete_namespace_leaves_other_namespaces,
+            create_non_partitioned_topic_has_partition_minus_one,
+            create_partitioned_topic_creates_sorted_partitions,
+            create_topic_errors_name_the_resource,
+            list_topics_returns_only_the_namespace_topics,
+            update_partitions_grows_partitioned_topics_only,
+            delete_topic_removes_partitions_subscriptions_and_segments,
+            log_ids_are_never_reused_after_delete,
+            topic_policies_round_trip,
+            acquire_partition_bumps_epoch_and_sets_owner,
+            concurrent_acquisitions_get_distinct_epochs,
+            subscription_create_list_delete,
+            create_subscription_over_partitions_is_all_or_none,
+            checkpoint_cursors_persists_and_is_fenced,
+            segment_commit_list_delete,
+            segment_writes_are_fenced,
+        );
+    };
+    (@each $runner:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $runner($crate::conformance::$name).await;
+            }
+        )*
+    };
+}
+
+/// Asserts that `$result` is `Err(MetadataError::$variant ..)` and returns the error.
+macro_rules! assert_err {
+    ($result:expr, $variant:ident) => {
+        match $result {
+            Err(e @ $crate::MetadataError::$variant { .. }) => e,
+            other => panic!("expected {}, got {other:?}", stringify!($variant)),
+        }
+    };
+}
+pub(crate) use assert_err;
+
+pub(crate) fn tenant(name: &str) -> TenantName {
+    TenantName::new(name).expect("valid tenant name")
+}
+
+pub(crate) fn namespace(name: &str) -> NamespaceName {
+    name.parse().expect("valid namespace name")
+}
+
+pub(crate) fn topic(name: &str) -> TopicName {
+    name.parse().expect("valid topic name")
+}
+
+pub(crate) fn info(roles: &[&str]) -> TenantInfo {
+    TenantInfo {
+        admin_roles: roles.iter().map(|r| r.to_string()).collect(),
+        allowed_clusters: vec!["standalone".into()],
+    }
+}
+
+/// Creates the tenant (if needed) and the namespace `tenant/ns`.
+pub(crate) async fn given_namespace(store: &dyn MetadataStore, name: &str) -> NamespaceName {
+    let ns = namespace(name);
+    match store.create_tenant(ns.tenant(), &info(&["admin"])).await {
+        Ok(()) | Err(MetadataError::AlreadyExists(_)) => {}
+        Err(e) => panic!("creating tenant {}: {e}", ns.tenant()),
+    }
+    store.create_namespace(&ns, &Policies::default()).await.expect("create namespace");
+    ns
+}
+
+pub(crate) async fn given_topic(store: &dyn MetadataStore, name: &str, partitions: u32) -> TopicRecord {
+    let spec = NewTopic { name: topic(name), partitions, properties: BTreeMap::new() };
+    store.create_topic(&spec).await.expect("create topic")
+}
+
+/// The error message must name the offending resource.
+pub(crate) fn assert_names(err: &MetadataError, resource: &str) {
+    let message = err.to_string();
+    assert!(message.contains(resource), "error {message:?} should name {resource:?}");
+}

@@ -1,0 +1,109 @@
+//! `MetadataStore` for `SqlMetadataStore`: each method forwards to the implementation in the
+//! file of its resource (catalog, topics, logs).
+
+use super::SqlMetadataStore;
+use crate::{
+    ClusterData, CursorState, MetadataStore, NamespaceRecord, NewTopic, PartitionRecord, Result, SegmentRecord,
+    SubscriptionRecord, TenantInfo, TopicRecord,
+};
+use async_trait::async_trait;
+use magnetar_core::{NamespaceName, Policies, TenantName, TopicName};
+
+#[async_trait]
+impl MetadataStore for SqlMetadataStore {
+    async fn upsert_cluster(&self, cluster: &ClusterData) -> Result<()> {
+        self.upsert_cluster_impl(cluster).await
+    }
+    async fn get_cluster(&self, name: &str) -> Result<Option<ClusterData>> {
+        self.get_cluster_impl(name).await
+    }
+    async fn list_clusters(&self) -> Result<Vec<String>> {
+        self.list_clusters_impl().await
+    }
+
+    async fn create_tenant(&self, name: &TenantName, info: &TenantInfo) -> Result<()> {
+        self.create_tenant_impl(name, info).await
+    }
+    async fn update_tenant(&self, name: &TenantName, info: &TenantInfo) -> Result<()> {
+        self.update_tenant_impl(name, info).await
+    }
+    async fn get_tenant(&self, name: &TenantName) -> Result<Option<TenantInfo>> {
+        self.get_tenant_impl(name).await
+    }
+    async fn list_tenants(&self) -> Result<Vec<TenantName>> {
+        self.list_tenants_impl().await
+    }
+    async fn delete_tenant(&self, name: &TenantName, force: bool) -> Result<Vec<PartitionRecord>> {
+        self.delete_tenant_impl(name, force).await
+    }
+
+    async fn create_namespace(&self, name: &NamespaceName, policies: &Policies) -> Result<()> {
+        self.create_namespace_impl(name, policies).await
+    }
+    async fn get_namespace(&self, name: &NamespaceName) -> Result<Option<NamespaceRecord>> {
+        self.get_namespace_impl(name).await
+    }
+    async fn list_namespaces(&self, tenant: &TenantName) -> Result<Vec<NamespaceName>> {
+        self.list_namespaces_impl(tenant).await
+    }
+    async fn update_namespace_policies(
+        &self,
+        name: &NamespaceName,
+        policies: &Policies,
+        expected_version: i64,
+    ) -> Result<i64> {
+        self.update_namespace_policies_impl(name, policies, expected_version).await
+    }
+    async fn delete_namespace(&self, name: &NamespaceName, force: bool) -> Result<Vec<PartitionRecord>> {
+        self.delete_namespace_impl(name, force).await
+    }
+
+    async fn create_topic(&self, spec: &NewTopic) -> Result<TopicRecord> {
+        self.create_topic_impl(spec).await
+    }
+    async fn get_topic(&self, name: &TopicName) -> Result<Option<TopicRecord>> {
+        self.get_topic_impl(name).await
+    }
+    async fn list_topics(&self, namespace: &NamespaceName) -> Result<Vec<TopicRecord>> {
+        self.list_topics_impl(namespace).await
+    }
+    async fn update_partitions(&self, name: &TopicName, partitions: u32) -> Result<TopicRecord> {
+        self.update_partitions_impl(name, partitions).await
+    }
+    async fn delete_topic(&self, name: &TopicName) -> Result<TopicRecord> {
+        self.delete_topic_impl(name).await
+    }
+    async fn set_topic_policies(&self, name: &TopicName, policies: &serde_json::Value) -> Result<()> {
+        self.set_topic_policies_impl(name, policies).await
+    }
+
+    async fn acquire_partition(&self, log_id: i64, broker: &str) -> Result<i64> {
+        self.acquire_partition_impl(log_id, broker).await
+    }
+    async fn get_partition_owner(&self, log_id: i64) -> Result<Option<(String, i64)>> {
+        self.get_partition_owner_impl(log_id).await
+    }
+
+    async fn create_subscription(&self, name: &str, cursors: &[(i64, CursorState)]) -> Result<()> {
+        self.create_subscription_impl(name, cursors).await
+    }
+    async fn list_subscriptions(&self, log_id: i64) -> Result<Vec<SubscriptionRecord>> {
+        self.list_subscriptions_impl(log_id).await
+    }
+    async fn delete_subscription(&self, name: &str, log_ids: &[i64]) -> Result<()> {
+        self.delete_subscription_impl(name, log_ids).await
+    }
+    async fn checkpoint_cursors(&self, log_id: i64, epoch: i64, cursors: &[(String, CursorState)]) -> Result<()> {
+        self.checkpoint_cursors_impl(log_id, epoch, cursors).await
+    }
+
+    async fn commit_segment(&self, epoch: i64, segment: &SegmentRecord) -> Result<()> {
+        self.commit_segment_impl(epoch, segment).await
+    }
+    async fn list_segments(&self, log_id: i64) -> Result<Vec<SegmentRecord>> {
+        self.list_segments_impl(log_id).await
+    }
+    async fn delete_segments(&self, log_id: i64, epoch: i64, base_offsets: &[i64]) -> Result<()> {
+        self.delete_segments_impl(log_id, epoch, base_offsets).await
+    }
+}
