@@ -212,10 +212,8 @@ impl BrokerProcess {
                     self.data_dir.with_extension("log").display()
                 );
             }
-            if let Ok(resp) = reqwest::blocking_get(&url) {
-                if resp {
-                    return;
-                }
+            if let Ok(true) = reqwest::blocking_get(&url) {
+                return;
             }
             assert!(Instant::now() < deadline, "broker not ready within 60 s");
             std::thread::sleep(Duration::from_millis(50));

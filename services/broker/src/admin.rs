@@ -15,7 +15,10 @@ impl Broker {
 
     fn check_clusters(&self, info: &TenantInfo) -> Result<()> {
         if let Some(bad) = info.allowed_clusters.iter().find(|c| c.as_str() != self.config.cluster) {
-            return Err(BrokerError::PreconditionFailed(format!("cluster {bad} does not exist (known: {})", self.config.cluster)));
+            return Err(BrokerError::PreconditionFailed(format!(
+                "cluster {bad} does not exist (known: {})",
+                self.config.cluster
+            )));
         }
         Ok(())
     }
@@ -61,7 +64,12 @@ impl Broker {
     }
 
     pub async fn get_policies(&self, name: &NamespaceName) -> Result<Policies> {
-        Ok(self.metadata.get_namespace(name).await?.ok_or_else(|| BrokerError::NotFound(format!("namespace {name}")))?.policies)
+        Ok(self
+            .metadata
+            .get_namespace(name)
+            .await?
+            .ok_or_else(|| BrokerError::NotFound(format!("namespace {name}")))?
+            .policies)
     }
 
     pub async fn delete_namespace(&self, name: &NamespaceName, force: bool) -> Result<()> {
@@ -76,7 +84,11 @@ impl Broker {
         F: FnMut(&mut Policies) -> Result<()>,
     {
         for _ in 0..10 {
-            let rec = self.metadata.get_namespace(name).await?.ok_or_else(|| BrokerError::NotFound(format!("namespace {name}")))?;
+            let rec = self
+                .metadata
+                .get_namespace(name)
+                .await?
+                .ok_or_else(|| BrokerError::NotFound(format!("namespace {name}")))?;
             let mut policies = rec.policies;
             change(&mut policies)?;
             validate_policies(&policies)?;
@@ -117,10 +129,10 @@ impl Broker {
 
 /// Pulsar's validation of policy values (412 on violation).
 fn validate_policies(p: &Policies) -> Result<()> {
-    if let Some(ttl) = p.message_ttl_in_seconds {
-        if ttl < 0 {
-            return Err(BrokerError::PreconditionFailed(format!("messageTTL {ttl} must be 0 or positive")));
-        }
+    if let Some(ttl) = p.message_ttl_in_seconds
+        && ttl < 0
+    {
+        return Err(BrokerError::PreconditionFailed(format!("messageTTL {ttl} must be 0 or positive")));
     }
     if let Some(r) = p.retention_policies {
         validate_retention(&r)?;

@@ -120,7 +120,7 @@ impl Broker {
         }
         for (log_id, ops) in by_log {
             let log_id = log_id as i64;
-            if self.metadata.get_partition_owner(log_id).await?.is_none() {
+            if !self.partition_exists(log_id).await? {
                 continue; // partition deleted since
             }
             let epoch = self.metadata.acquire_partition(log_id, &self.broker_id).await?;
@@ -143,12 +143,20 @@ impl Broker {
     /// metadata delete and the data delete).
     async fn collect_orphan_logs(&self) -> Result<()> {
         for log_id in self.storage.log_ids() {
-            if self.metadata.get_partition_owner(log_id as i64).await?.is_none() {
+            if !self.partition_exists(log_id as i64).await? {
                 tracing::info!(log_id, "deleting data of a partition that no longer exists");
                 self.storage.delete_log(log_id).await?;
             }
         }
         Ok(())
+    }
+
+    async fn partition_exists(&self, log_id: i64) -> Result<bool> {
+        match self.metadata.get_partition_owner(log_id).await {
+            Ok(_) => Ok(true),
+            Err(magnetar_metadata::MetadataError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn spawn_loops(self: &Arc<Self>) {
@@ -215,7 +223,8 @@ impl Broker {
         if let Some(t) = self.topics.read().unwrap_or_else(|e| e.into_inner()).get(name) {
             return Ok(Arc::clone(t));
         }
-        let record = self.metadata.get_topic(name).await?.ok_or_else(|| BrokerError::NotFound(format!("topic {name}")))?;
+        let record =
+            self.metadata.get_topic(name).await?.ok_or_else(|| BrokerError::NotFound(format!("topic {name}")))?;
         let topic = Arc::new(self.load_topic(record).await?);
         self.topics.write().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), Arc::clone(&topic));
         self.metrics.topics_count.add(topic.partitions.len() as i64);
@@ -230,8 +239,7 @@ impl Broker {
             let log = self.storage.log(pr.log_id as u64)?;
             let partition = Partition::new(
                 name,
-                pr.index,
-                pr.log_id,
+                *pr,
                 epoch,
                 log,
                 &self.metrics,
@@ -251,7 +259,9 @@ impl Broker {
     pub async fn resolve(&self, name: &TopicName) -> Result<(Arc<Topic>, Option<usize>)> {
         if let Some(index) = name.partition_index() {
             match self.topic(&name.base()).await {
-                Ok(t) if t.is_partitioned() && (index as usize) < t.partitions.len() => return Ok((t, Some(index as usize))),
+                Ok(t) if t.is_partitioned() && (index as usize) < t.partitions.len() => {
+                    return Ok((t, Some(index as usize)));
+                }
                 Ok(_) | Err(BrokerError::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }

@@ -18,7 +18,7 @@ mod topics;
 pub use broker::{Broker, Topic};
 pub use config::BrokerConfig;
 pub use error::{BrokerError, Result};
-pub use topics::StartPosition;
 pub use messaging::{InitialPosition, PublishMessage, PullRequest, PulledMessage};
 pub use partition::Partition;
 pub use subscription::{CursorOp, Delivery};
+pub use topics::StartPosition;

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Offsets to act on, per partition index.
+type IdGroups = BTreeMap<usize, (Arc<Partition>, Vec<u64>)>;
+
 #[derive(Debug, Clone)]
 pub struct PublishMessage {
     pub key: Option<String>,
@@ -127,10 +130,7 @@ impl Broker {
         };
         self.ensure_subscription(name, sub, start).await?;
         let (_, parts) = self.partitions_of(name).await?;
-        let subs: Vec<_> = parts
-            .iter()
-            .filter_map(|p| p.subscription(sub).map(|s| (Arc::clone(p), s)))
-            .collect();
+        let subs: Vec<_> = parts.iter().filter_map(|p| p.subscription(sub).map(|s| (Arc::clone(p), s))).collect();
         if subs.is_empty() {
             return Err(BrokerError::NotFound(format!("subscription {sub}")));
         }
@@ -170,8 +170,8 @@ impl Broker {
     }
 
     /// Maps message ids to the partitions of the topic they belong to.
-    fn group_ids(topic: &crate::Topic, name: &TopicName, ids: &[MessageId]) -> Result<BTreeMap<usize, (Arc<Partition>, Vec<u64>)>> {
-        let mut groups: BTreeMap<usize, (Arc<Partition>, Vec<u64>)> = BTreeMap::new();
+    fn group_ids(topic: &crate::Topic, name: &TopicName, ids: &[MessageId]) -> Result<IdGroups> {
+        let mut groups: IdGroups = BTreeMap::new();
         let fixed = name.partition_index();
         for id in ids {
             if id.is_earliest() || id.is_latest() {
@@ -219,7 +219,8 @@ impl Broker {
     pub async fn peek(&self, name: &TopicName, sub: &str, n: u64) -> Result<PulledMessage> {
         let p = self.single_partition(name, "peek messages").await?;
         let s = p.subscription(sub).ok_or_else(|| BrokerError::NotFound(format!("subscription {sub}")))?;
-        let offset = s.nth_unacked(n.max(1)).ok_or_else(|| BrokerError::NotFound(format!("message at position {n}")))?;
+        let offset =
+            s.nth_unacked(n.max(1)).ok_or_else(|| BrokerError::NotFound(format!("message at position {n}")))?;
         let log = Arc::clone(&p.log);
         let rec = tokio::task::spawn_blocking(move || log.read(offset, 1, usize::MAX))
             .await
@@ -228,7 +229,11 @@ impl Broker {
             .next()
             .filter(|r| r.offset == offset)
             .ok_or_else(|| BrokerError::NotFound(format!("message at position {n}")))?;
-        Ok(PulledMessage { id: MessageId::new(rec.segment_base, rec.offset, p.index), record: rec, redelivery_count: 0 })
+        Ok(PulledMessage {
+            id: MessageId::new(rec.segment_base, rec.offset, p.index),
+            record: rec,
+            redelivery_count: 0,
+        })
     }
 
     /// Id of the last durable message of a single partition (`-1:-1` if empty).

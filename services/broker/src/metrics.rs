@@ -47,8 +47,8 @@ impl BrokerMetrics {
         let topics_count = IntGauge::new("pulsar_topics_count", "number of topics (partitions count one each) loaded")
             .expect("valid metric");
         registry.register(Box::new(topics_count.clone())).expect("unique metric");
-        let publish_errors = IntCounter::new("magnetar_publish_errors_total", "publish requests that failed")
-            .expect("valid metric");
+        let publish_errors =
+            IntCounter::new("magnetar_publish_errors_total", "publish requests that failed").expect("valid metric");
         registry.register(Box::new(publish_errors.clone())).expect("unique metric");
         BrokerMetrics {
             in_messages: counter(&registry, "pulsar_in_messages_total", "messages published"),

@@ -59,8 +59,7 @@ pub struct Partition {
 impl Partition {
     pub(crate) fn new(
         name: TopicName,
-        index: i32,
-        log_id: i64,
+        record: magnetar_metadata::PartitionRecord,
         epoch: i64,
         log: Arc<PartitionLog>,
         metrics: &BrokerMetrics,
@@ -78,8 +77,8 @@ impl Partition {
         };
         Partition {
             name,
-            index,
-            log_id,
+            index: record.index,
+            log_id: record.log_id,
             epoch,
             log,
             counters: Counters::default(),
@@ -103,7 +102,13 @@ impl Partition {
         let mut subs = self.subscriptions.write().unwrap_or_else(|e| e.into_inner());
         subs.entry(name.to_string())
             .or_insert_with(|| {
-                Arc::new(Subscription::new(name.to_string(), self.index, Arc::clone(&self.log), cursor, self.max_in_flight))
+                Arc::new(Subscription::new(
+                    name.to_string(),
+                    self.index,
+                    Arc::clone(&self.log),
+                    cursor,
+                    self.max_in_flight,
+                ))
             })
             .clone()
     }

@@ -48,10 +48,10 @@ impl AckSet {
     /// First offset `>= from` that is not acknowledged.
     pub fn next_unacked(&self, from: u64) -> u64 {
         let mut at = from.max(self.mark_delete);
-        if let Some((_, &e)) = self.ranges.range(..=at).next_back() {
-            if at < e {
-                at = e;
-            }
+        if let Some((_, &e)) = self.ranges.range(..=at).next_back()
+            && at < e
+        {
+            at = e;
         }
         at
     }
@@ -68,12 +68,12 @@ impl AckSet {
         }
         let (mut s, mut e) = (start, end);
         // Merge with a range that starts before and reaches `s`.
-        if let Some((&ps, &pe)) = self.ranges.range(..=s).next_back() {
-            if pe >= s {
-                s = ps;
-                e = e.max(pe);
-                self.ranges.remove(&ps);
-            }
+        if let Some((&ps, &pe)) = self.ranges.range(..=s).next_back()
+            && pe >= s
+        {
+            s = ps;
+            e = e.max(pe);
+            self.ranges.remove(&ps);
         }
         // Swallow ranges starting inside [s, e].
         let inside: Vec<u64> = self.ranges.range(s..=e).map(|(&k, _)| k).collect();

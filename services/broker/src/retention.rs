@@ -9,7 +9,12 @@ use magnetar_core::RetentionPolicies;
 use magnetar_storage::SegmentInfo;
 
 /// Pure decision: the offset below which whole segments can be deleted, if any.
-pub fn deletable_before(segments: &[SegmentInfo], consumed_up_to: u64, retention: &RetentionPolicies, now_ms: i64) -> Option<u64> {
+pub fn deletable_before(
+    segments: &[SegmentInfo],
+    consumed_up_to: u64,
+    retention: &RetentionPolicies,
+    now_ms: i64,
+) -> Option<u64> {
     let time = retention.retention_time_in_minutes;
     let size = retention.retention_size_in_mb;
     if time < 0 && size < 0 {

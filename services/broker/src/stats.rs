@@ -257,7 +257,9 @@ pub fn internal_stats(p: &Partition) -> InternalStats {
         total_size: p.log.size_bytes(),
         current_ledger_entries: active.map(|s| s.end_offset - s.base_offset).unwrap_or(0),
         current_ledger_size: active.map(|s| s.size_bytes).unwrap_or(0),
-        last_ledger_created_timestamp: active.map(|s| magnetar_core::time::format_rfc3339(s.created_at_ms)).unwrap_or_default(),
+        last_ledger_created_timestamp: active
+            .map(|s| magnetar_core::time::format_rfc3339(s.created_at_ms))
+            .unwrap_or_default(),
         waiting_cursors_count: 0,
         pending_add_entries_count: 0,
         last_confirmed_entry: position(p, end.checked_sub(1)),
@@ -277,7 +279,8 @@ impl Broker {
 
     pub async fn partitioned_stats(&self, name: &TopicName, per_partition: bool) -> Result<PartitionedTopicStats> {
         let (topic, parts) = self.partitions_of(name).await?;
-        let each: BTreeMap<String, TopicStats> = parts.iter().map(|p| (p.name.to_string(), partition_stats(p))).collect();
+        let each: BTreeMap<String, TopicStats> =
+            parts.iter().map(|p| (p.name.to_string(), partition_stats(p))).collect();
         Ok(PartitionedTopicStats {
             total: aggregate(each.values()),
             metadata: PartitionedMetadata { partitions: topic.record.partitions },

@@ -74,7 +74,13 @@ pub struct WaitToken {
 }
 
 impl Subscription {
-    pub fn new(name: String, partition_index: i32, log: Arc<PartitionLog>, cursor: &CursorState, max_in_flight: usize) -> Self {
+    pub fn new(
+        name: String,
+        partition_index: i32,
+        log: Arc<PartitionLog>,
+        cursor: &CursorState,
+        max_in_flight: usize,
+    ) -> Self {
         let acks = AckSet::from_state(cursor);
         let read_pos = acks.mark_delete();
         let state = State { acks, read_pos, ..State::default() };
@@ -103,7 +109,12 @@ impl Subscription {
     /// Takes up to `max` messages (redeliveries first, oldest first) without waiting, marking
     /// them in flight until `ack_timeout` passes. Reads may touch the disk: call from async code
     /// only through `take` below.
-    fn take_blocking(&self, max: usize, max_bytes: usize, ack_timeout: std::time::Duration) -> magnetar_storage::Result<Vec<Delivery>> {
+    fn take_blocking(
+        &self,
+        max: usize,
+        max_bytes: usize,
+        ack_timeout: std::time::Duration,
+    ) -> magnetar_storage::Result<Vec<Delivery>> {
         let now = Instant::now();
         let deadline = now + ack_timeout;
         let start = self.log.start_offset();
@@ -182,7 +193,12 @@ impl Subscription {
         Ok(deliveries)
     }
 
-    pub async fn take(self: &Arc<Self>, max: usize, max_bytes: usize, ack_timeout: std::time::Duration) -> crate::Result<Vec<Delivery>> {
+    pub async fn take(
+        self: &Arc<Self>,
+        max: usize,
+        max_bytes: usize,
+        ack_timeout: std::time::Duration,
+    ) -> crate::Result<Vec<Delivery>> {
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || this.take_blocking(max, max_bytes, ack_timeout))
             .await

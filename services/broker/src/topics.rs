@@ -41,7 +41,12 @@ impl Broker {
         self.get_policies(ns).await.map(|_| ())
     }
 
-    pub async fn create_topic(&self, name: &TopicName, partitions: u32, properties: BTreeMap<String, String>) -> Result<()> {
+    pub async fn create_topic(
+        &self,
+        name: &TopicName,
+        partitions: u32,
+        properties: BTreeMap<String, String>,
+    ) -> Result<()> {
         if name.partition_index().is_some() {
             return Err(BrokerError::PreconditionFailed(format!(
                 "topic name {name} must not end with -partition-N: that suffix names partitions of partitioned topics"
@@ -49,7 +54,9 @@ impl Broker {
         }
         let max = self.config.max_partitions_per_topic;
         if max > 0 && partitions > max {
-            return Err(BrokerError::NotAcceptable(format!("number of partitions {partitions} exceeds the maximum of {max}")));
+            return Err(BrokerError::NotAcceptable(format!(
+                "number of partitions {partitions} exceeds the maximum of {max}"
+            )));
         }
         self.require_namespace(name.namespace()).await?;
         let spec = NewTopic { name: name.clone(), partitions, properties };
@@ -84,12 +91,15 @@ impl Broker {
         }
         let max = self.config.max_partitions_per_topic;
         if max > 0 && partitions > max {
-            return Err(BrokerError::NotAcceptable(format!("number of partitions {partitions} exceeds the maximum of {max}")));
+            return Err(BrokerError::NotAcceptable(format!(
+                "number of partitions {partitions} exceeds the maximum of {max}"
+            )));
         }
         self.metadata.update_partitions(name, partitions).await?;
         // New partitions start with the subscriptions of the existing ones, at their start.
         let subs = self.metadata.list_subscriptions(current.partition_records[0].log_id).await?;
-        let updated = self.metadata.get_topic(name).await?.ok_or_else(|| BrokerError::NotFound(format!("topic {name}")))?;
+        let updated =
+            self.metadata.get_topic(name).await?.ok_or_else(|| BrokerError::NotFound(format!("topic {name}")))?;
         for sub in subs {
             let fresh: Vec<(i64, CursorState)> = updated
                 .partition_records
@@ -175,14 +185,17 @@ impl Broker {
     pub async fn single_partition(&self, name: &TopicName, op: &str) -> Result<Arc<Partition>> {
         let (topic, parts) = self.partitions_of(name).await?;
         if parts.len() != 1 || (topic.is_partitioned() && name.partition_index().is_none()) {
-            return Err(BrokerError::NotAllowed(format!("{op} on a partitioned topic is not allowed: name one partition")));
+            return Err(BrokerError::NotAllowed(format!(
+                "{op} on a partitioned topic is not allowed: name one partition"
+            )));
         }
         Ok(Arc::clone(&parts[0]))
     }
 
     pub async fn list_subscriptions(&self, name: &TopicName) -> Result<Vec<String>> {
         let (_, parts) = self.partitions_of(name).await?;
-        let mut names: Vec<String> = parts.iter().flat_map(|p| p.subscriptions()).map(|s| s.name().to_string()).collect();
+        let mut names: Vec<String> =
+            parts.iter().flat_map(|p| p.subscriptions()).map(|s| s.name().to_string()).collect();
         names.sort();
         names.dedup();
         Ok(names)
@@ -195,7 +208,9 @@ impl Broker {
             .map(|p| (p.log_id, CursorState { mark_delete: start.offset(p), acked_ranges: vec![] }))
             .collect();
         self.metadata.create_subscription(sub, &cursors).await.map_err(|e| match e {
-            magnetar_metadata::MetadataError::AlreadyExists(_) => BrokerError::AlreadyExists(format!("subscription {sub}")),
+            magnetar_metadata::MetadataError::AlreadyExists(_) => {
+                BrokerError::AlreadyExists(format!("subscription {sub}"))
+            }
             e => e.into(),
         })?;
         for (p, (_, cursor)) in parts.iter().zip(&cursors) {
@@ -235,7 +250,10 @@ impl Broker {
         Ok(())
     }
 
-    fn subscriptions_on(parts: &[Arc<Partition>], sub: &str) -> Result<Vec<(Arc<Partition>, Arc<crate::subscription::Subscription>)>> {
+    fn subscriptions_on(
+        parts: &[Arc<Partition>],
+        sub: &str,
+    ) -> Result<Vec<(Arc<Partition>, Arc<crate::subscription::Subscription>)>> {
         let found: Vec<_> = parts.iter().filter_map(|p| p.subscription(sub).map(|s| (Arc::clone(p), s))).collect();
         if found.is_empty() {
             return Err(BrokerError::NotFound(format!("subscription {sub}")));

@@ -15,8 +15,5 @@ pub use policies::{BacklogQuota, Policies, RetentionPolicies};
 /// Milliseconds since the Unix epoch, the one clock unit stored and sent on the wire.
 pub fn now_millis() -> i64 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

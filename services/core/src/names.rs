@@ -30,9 +30,7 @@ fn check_entity(kind: &'static str, name: &str) -> Result<(), NameError> {
     if name.len() > MAX_NAME_LEN {
         return Err(NameError::TooLong { kind, name: name.into() });
     }
-    let ok = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '=' | ':' | '.' | '-'));
+    let ok = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '=' | ':' | '.' | '-'));
     if !ok {
         return Err(NameError::InvalidChar { kind, name: name.into() });
     }

@@ -110,7 +110,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_round_trip() {
-        let p: Policies = serde_json::from_str(r#"{"schema_compatibility_strategy":"FULL","message_ttl_in_seconds":30}"#).unwrap();
+        let p: Policies =
+            serde_json::from_str(r#"{"schema_compatibility_strategy":"FULL","message_ttl_in_seconds":30}"#).unwrap();
         assert_eq!(p.message_ttl_in_seconds, Some(30));
         let v = serde_json::to_value(&p).unwrap();
         assert_eq!(v["schema_compatibility_strategy"], "FULL");
@@ -119,7 +120,8 @@ mod tests {
 
     #[test]
     fn retention_uses_pulsar_field_names() {
-        let r: RetentionPolicies = serde_json::from_str(r#"{"retentionTimeInMinutes":60,"retentionSizeInMB":-1}"#).unwrap();
+        let r: RetentionPolicies =
+            serde_json::from_str(r#"{"retentionTimeInMinutes":60,"retentionSizeInMB":-1}"#).unwrap();
         assert_eq!(r.retention_size_in_mb, -1);
         assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"retentionTimeInMinutes":60,"retentionSizeInMB":-1}"#);
     }

@@ -122,7 +122,9 @@ impl Config {
             fig = fig.merge(Toml::file(f));
         }
         // `MAGNETAR_TEST_*` variables belong to the test harness, not to the broker.
-        fig = fig.merge(Env::prefixed("MAGNETAR_").split("__").filter(|k| !k.as_str().starts_with("test_")));
+        fig = fig.merge(
+            Env::prefixed("MAGNETAR_").split("__").filter(|k| !k.as_str().to_ascii_lowercase().starts_with("test_")),
+        );
         let config: Config = fig.extract().map_err(|e| anyhow::anyhow!(describe(e)))?;
         config.validate()?;
         Ok(config)
@@ -131,7 +133,10 @@ impl Config {
     fn validate(&self) -> anyhow::Result<()> {
         let url = &self.metadata.url.0;
         if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            bail!("metadata.url must start with sqlite:// or postgres:// (got a value starting with `{}`)", url.split(':').next().unwrap_or(""));
+            bail!(
+                "metadata.url must start with sqlite:// or postgres:// (got a value starting with `{}`)",
+                url.split(':').next().unwrap_or("")
+            );
         }
         if self.storage.segment_max_bytes < 1024 {
             bail!("storage.segment_max_bytes = {} is too small (at least 1024)", self.storage.segment_max_bytes);
@@ -146,7 +151,8 @@ impl Config {
                 self.broker.max_message_bytes
             );
         }
-        std::fs::create_dir_all(&self.data_dir).with_context(|| format!("cannot create data_dir {}", self.data_dir.display()))?;
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("cannot create data_dir {}", self.data_dir.display()))?;
         Ok(())
     }
 

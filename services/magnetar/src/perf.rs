@@ -130,7 +130,8 @@ async fn produce(a: ProduceArgs) -> anyhow::Result<()> {
     let interval = (a.rate > 0).then(|| Duration::from_secs_f64(a.batch as f64 * a.concurrency as f64 / a.rate as f64));
     let mut workers = Vec::new();
     for w in 0..a.concurrency {
-        let (client, url, payload, next, progress, a) = (client.clone(), url.clone(), payload.clone(), Arc::clone(&next), Arc::clone(&progress), a.clone());
+        let (client, url, payload, next, progress, a) =
+            (client.clone(), url.clone(), payload.clone(), Arc::clone(&next), Arc::clone(&progress), a.clone());
         workers.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
             let mut pace = interval.map(|i| {
@@ -176,7 +177,13 @@ async fn produce(a: ProduceArgs) -> anyhow::Result<()> {
         hist.add(w.await??)?;
     }
     reporter.abort();
-    summary("produce", progress.count.load(Ordering::Relaxed), progress.bytes.load(Ordering::Relaxed), started.elapsed(), &hist);
+    summary(
+        "produce",
+        progress.count.load(Ordering::Relaxed),
+        progress.bytes.load(Ordering::Relaxed),
+        started.elapsed(),
+        &hist,
+    );
     Ok(())
 }
 
@@ -218,7 +225,12 @@ async fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
                 let ids: Vec<Value> = msgs.iter().map(|m| m["messageId"].clone()).collect();
                 let bytes: u64 = msgs
                     .iter()
-                    .map(|m| base64::engine::general_purpose::STANDARD.decode(m["payload"].as_str().unwrap_or("")).map(|b| b.len()).unwrap_or(0) as u64)
+                    .map(|m| {
+                        base64::engine::general_purpose::STANDARD
+                            .decode(m["payload"].as_str().unwrap_or(""))
+                            .map(|b| b.len())
+                            .unwrap_or(0) as u64
+                    })
                     .sum();
                 let resp = client.post(format!("{base}/ack")).json(&json!({ "messageIds": ids })).send().await?;
                 if !resp.status().is_success() {
@@ -236,6 +248,12 @@ async fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
         hist.add(w.await??)?;
     }
     reporter.abort();
-    summary("consume", progress.count.load(Ordering::Relaxed), progress.bytes.load(Ordering::Relaxed), started.elapsed(), &hist);
+    summary(
+        "consume",
+        progress.count.load(Ordering::Relaxed),
+        progress.bytes.load(Ordering::Relaxed),
+        started.elapsed(),
+        &hist,
+    );
     Ok(())
 }

@@ -22,9 +22,11 @@ pub struct Running {
 /// Starts everything and returns once the HTTP server accepts connections.
 pub async fn start(config: Config, standalone: bool) -> anyhow::Result<Running> {
     let started = Instant::now();
-    let metadata = magnetar_metadata::connect(&config.metadata.url.0).await.context("cannot open the metadata store")?;
+    let metadata =
+        magnetar_metadata::connect(&config.metadata.url.0).await.context("cannot open the metadata store")?;
     // Fail fast on an unusable object store configuration (issue 3 uses it for offload).
-    let _objects = magnetar_storage::object::build_object_store(&config.object_store).context("invalid object_store configuration")?;
+    let _objects = magnetar_storage::object::build_object_store(&config.object_store)
+        .context("invalid object_store configuration")?;
 
     let registry = prometheus::Registry::new();
     let storage_metrics = magnetar_storage::StorageMetrics::new();
@@ -32,11 +34,13 @@ pub async fn start(config: Config, standalone: bool) -> anyhow::Result<Running> 
     let storage_cfg = config.storage_config();
     let (storage, aux) =
         tokio::task::spawn_blocking(move || magnetar_storage::Storage::open_with_metrics(storage_cfg, storage_metrics))
-        .await?
-        .context("cannot open the durable log")?;
+            .await?
+            .context("cannot open the durable log")?;
     let aux: Vec<(u64, bytes::Bytes)> = aux.into_iter().map(|a| (a.log_id, a.data)).collect();
 
-    let listener = TcpListener::bind(config.http_addr).await.with_context(|| format!("cannot bind http_addr {}", config.http_addr))?;
+    let listener = TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("cannot bind http_addr {}", config.http_addr))?;
     let addr = listener.local_addr()?;
     let mut broker_cfg = config.broker.clone();
     if config.http_addr.port() == 0 || broker_cfg.advertised_address == "127.0.0.1:8080" {

@@ -23,12 +23,20 @@ async fn list_clusters(State(s): State<AppState>, _auth: AuthContext) -> ApiResu
     Ok(Json(s.broker.list_clusters().await?))
 }
 
-async fn get_cluster(State(s): State<AppState>, _auth: AuthContext, Path(cluster): Path<String>) -> ApiResult<Json<Value>> {
+async fn get_cluster(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path(cluster): Path<String>,
+) -> ApiResult<Json<Value>> {
     let data = s.broker.get_cluster(&cluster).await?;
     Ok(Json(serde_json::to_value(data).unwrap_or_default()))
 }
 
-async fn list_brokers(State(s): State<AppState>, _auth: AuthContext, Path(cluster): Path<String>) -> ApiResult<Json<Vec<String>>> {
+async fn list_brokers(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path(cluster): Path<String>,
+) -> ApiResult<Json<Vec<String>>> {
     if cluster != s.broker.cluster() {
         return Err(BrokerError::NotFound(format!("cluster {cluster}")).into());
     }
@@ -36,11 +44,7 @@ async fn list_brokers(State(s): State<AppState>, _auth: AuthContext, Path(cluste
 }
 
 async fn broker_health(State(s): State<AppState>, _auth: AuthContext) -> ApiResult<&'static str> {
-    if s.broker.is_ready() {
-        Ok("ok")
-    } else {
-        Err(BrokerError::Unavailable("broker is not ready".into()).into())
-    }
+    if s.broker.is_ready() { Ok("ok") } else { Err(BrokerError::Unavailable("broker is not ready".into()).into()) }
 }
 
 async fn leader_broker(State(s): State<AppState>, _auth: AuthContext) -> Json<Value> {
@@ -48,7 +52,11 @@ async fn leader_broker(State(s): State<AppState>, _auth: AuthContext) -> Json<Va
     Json(json!({ "serviceUrl": format!("http://{id}"), "brokerId": id }))
 }
 
-async fn lookup_topic(State(s): State<AppState>, _auth: AuthContext, Path(p): Path<TopicPath>) -> ApiResult<Json<Value>> {
+async fn lookup_topic(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path(p): Path<TopicPath>,
+) -> ApiResult<Json<Value>> {
     let name = p.name()?;
     s.broker.resolve(&name).await?;
     let url = format!("http://{}", s.broker.broker_id());

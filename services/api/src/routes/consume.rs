@@ -95,12 +95,17 @@ async fn pull_messages(
     }
     let wait_ms = body.wait_ms.unwrap_or(0);
     if wait_ms > s.http.max_pull_wait_ms {
-        return Err(ApiError::bad_request(format!("waitMs {wait_ms} exceeds the maximum of {}", s.http.max_pull_wait_ms)));
+        return Err(ApiError::bad_request(format!(
+            "waitMs {wait_ms} exceeds the maximum of {}",
+            s.http.max_pull_wait_ms
+        )));
     }
     let initial_position = match body.initial_position.as_deref() {
         None | Some("latest") | Some("Latest") => InitialPosition::Latest,
         Some("earliest") | Some("Earliest") => InitialPosition::Earliest,
-        Some(other) => return Err(ApiError::bad_request(format!("initialPosition `{other}` must be `earliest` or `latest`"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!("initialPosition `{other}` must be `earliest` or `latest`")));
+        }
     };
     let ack_timeout_ms = body.ack_timeout_ms.unwrap_or(s.broker.config.default_ack_timeout_ms);
     if ack_timeout_ms < 1000 {
@@ -131,7 +136,11 @@ fn parse_ids(ids: &[String]) -> Result<Vec<MessageId>, ApiError> {
         return Err(ApiError::bad_request("messageIds is empty"));
     }
     ids.iter()
-        .map(|s| MessageId::parse_text(s).or_else(|_| MessageId::from_base64(s)).map_err(|_| ApiError::bad_request(format!("invalid message id `{s}`"))))
+        .map(|s| {
+            MessageId::parse_text(s)
+                .or_else(|_| MessageId::from_base64(s))
+                .map_err(|_| ApiError::bad_request(format!("invalid message id `{s}`")))
+        })
         .collect()
 }
 

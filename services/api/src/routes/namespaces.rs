@@ -33,7 +33,11 @@ fn ns(tenant: String, namespace: String) -> Result<NamespaceName, crate::ApiErro
     Ok(NamespaceName::parse_parts(&tenant, &namespace)?)
 }
 
-async fn list_namespaces(State(s): State<AppState>, _auth: AuthContext, Path(t): Path<String>) -> ApiResult<Json<Vec<String>>> {
+async fn list_namespaces(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path(t): Path<String>,
+) -> ApiResult<Json<Vec<String>>> {
     let list = s.broker.list_namespaces(&TenantName::new(t)?).await?;
     Ok(Json(list.into_iter().map(|n| n.to_string()).collect()))
 }
@@ -48,7 +52,11 @@ async fn create_namespace(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn get_policies(State(s): State<AppState>, _auth: AuthContext, Path((t, n)): Path<(String, String)>) -> ApiResult<Json<Policies>> {
+async fn get_policies(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path((t, n)): Path<(String, String)>,
+) -> ApiResult<Json<Policies>> {
     Ok(Json(s.broker.get_policies(&ns(t, n)?).await?))
 }
 
@@ -70,7 +78,11 @@ async fn list_namespace_topics(
     Ok(Json(s.broker.list_topics(&ns(t, n)?).await?))
 }
 
-async fn get_retention(State(s): State<AppState>, _auth: AuthContext, Path((t, n)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+async fn get_retention(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path((t, n)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     let p = s.broker.get_policies(&ns(t, n)?).await?;
     // Pulsar answers an unset policy with an empty body (null).
     Ok(Json(serde_json::to_value(p.retention_policies).unwrap_or(Value::Null)))
@@ -91,7 +103,11 @@ async fn set_retention(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn remove_retention(State(s): State<AppState>, _auth: AuthContext, Path((t, n)): Path<(String, String)>) -> ApiResult<StatusCode> {
+async fn remove_retention(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path((t, n)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     s.broker
         .update_policies(&ns(t, n)?, |p| {
             p.retention_policies = None;
@@ -101,7 +117,11 @@ async fn remove_retention(State(s): State<AppState>, _auth: AuthContext, Path((t
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn get_message_ttl(State(s): State<AppState>, _auth: AuthContext, Path((t, n)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+async fn get_message_ttl(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path((t, n)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     let p = s.broker.get_policies(&ns(t, n)?).await?;
     Ok(Json(p.message_ttl_in_seconds.map(Value::from).unwrap_or(Value::Null)))
 }
@@ -112,7 +132,8 @@ async fn set_message_ttl(
     Path((t, n)): Path<(String, String)>,
     JsonBody(ttl): JsonBody<i64>,
 ) -> ApiResult<StatusCode> {
-    let ttl = i32::try_from(ttl).map_err(|_| BrokerError::PreconditionFailed(format!("messageTTL {ttl} is out of range")))?;
+    let ttl =
+        i32::try_from(ttl).map_err(|_| BrokerError::PreconditionFailed(format!("messageTTL {ttl} is out of range")))?;
     if ttl < 0 {
         return Err(BrokerError::PreconditionFailed(format!("messageTTL {ttl} must be 0 or positive")).into());
     }
@@ -125,7 +146,11 @@ async fn set_message_ttl(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn remove_message_ttl(State(s): State<AppState>, _auth: AuthContext, Path((t, n)): Path<(String, String)>) -> ApiResult<StatusCode> {
+async fn remove_message_ttl(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path((t, n)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     s.broker
         .update_policies(&ns(t, n)?, |p| {
             p.message_ttl_in_seconds = None;

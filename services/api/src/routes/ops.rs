@@ -3,11 +3,11 @@
 
 use crate::AppState;
 use crate::error::ApiError;
+use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
 use prometheus::Encoder;
 
 const OPENAPI: &str = include_str!("../../openapi.json");

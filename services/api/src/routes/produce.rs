@@ -81,9 +81,13 @@ pub struct ProduceResponse {
 fn parse_event_time(v: &Option<Value>, i: usize) -> Result<Option<i64>, ApiError> {
     match v {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| ApiError::bad_request(format!("message {i}: invalid eventTime"))),
+        Some(Value::Number(n)) => {
+            n.as_i64().map(Some).ok_or_else(|| ApiError::bad_request(format!("message {i}: invalid eventTime")))
+        }
         Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => s.parse().map(Some).map_err(|_| ApiError::bad_request(format!("message {i}: invalid eventTime `{s}`"))),
+        Some(Value::String(s)) => {
+            s.parse().map(Some).map_err(|_| ApiError::bad_request(format!("message {i}: invalid eventTime `{s}`")))
+        }
         Some(_) => Err(ApiError::bad_request(format!("message {i}: invalid eventTime"))),
     }
 }
@@ -159,7 +163,8 @@ async fn produce_to_partition(
     Path(p): Path<PartitionPath>,
     JsonBody(req): JsonBody<ProduceRequest>,
 ) -> ApiResult<Json<ProduceResponse>> {
-    let index: u32 = p.partition.parse().map_err(|_| ApiError::bad_request(format!("invalid partition `{}`", p.partition)))?;
+    let index: u32 =
+        p.partition.parse().map_err(|_| ApiError::bad_request(format!("invalid partition `{}`", p.partition)))?;
     let base = TopicName::from_parts("persistent", &p.tenant, &p.namespace, &p.topic)?;
     let rec = s.broker.get_topic_record(&base).await?;
     match rec {

@@ -24,7 +24,11 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{s}/position/{{n}}"), get(peek_message))
 }
 
-async fn list_subscriptions(State(s): State<AppState>, _auth: AuthContext, Path(p): Path<TopicPath>) -> ApiResult<Json<Vec<String>>> {
+async fn list_subscriptions(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path(p): Path<TopicPath>,
+) -> ApiResult<Json<Vec<String>>> {
     Ok(Json(s.broker.list_subscriptions(&p.name()?).await?))
 }
 
@@ -46,7 +50,12 @@ fn minus_one() -> i32 {
 
 impl PositionBody {
     fn id(&self) -> MessageId {
-        MessageId { ledger_id: self.ledger_id, entry_id: self.entry_id, partition_index: self.partition_index, batch_index: -1 }
+        MessageId {
+            ledger_id: self.ledger_id,
+            entry_id: self.entry_id,
+            partition_index: self.partition_index,
+            batch_index: -1,
+        }
     }
 }
 
@@ -94,14 +103,23 @@ impl SkipPath {
     }
 }
 
-async fn skip_messages(State(s): State<AppState>, _auth: AuthContext, Path(p): Path<SkipPath>) -> ApiResult<StatusCode> {
+async fn skip_messages(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path(p): Path<SkipPath>,
+) -> ApiResult<StatusCode> {
     let (topic, sub) = p.sub()?;
-    let n: u64 = p.n.parse().map_err(|_| ApiError::bad_request(format!("invalid number of messages to skip `{}`", p.n)))?;
+    let n: u64 =
+        p.n.parse().map_err(|_| ApiError::bad_request(format!("invalid number of messages to skip `{}`", p.n)))?;
     s.broker.skip_messages(&topic, &sub, n).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn skip_all(State(s): State<AppState>, _auth: AuthContext, Path(p): Path<SubscriptionPath>) -> ApiResult<StatusCode> {
+async fn skip_all(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path(p): Path<SubscriptionPath>,
+) -> ApiResult<StatusCode> {
     let (topic, sub) = p.name()?;
     s.broker.skip_all(&topic, &sub).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -128,9 +146,14 @@ impl ResetTimePath {
     }
 }
 
-async fn reset_cursor_to_time(State(s): State<AppState>, _auth: AuthContext, Path(p): Path<ResetTimePath>) -> ApiResult<StatusCode> {
+async fn reset_cursor_to_time(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path(p): Path<ResetTimePath>,
+) -> ApiResult<StatusCode> {
     let (topic, sub) = p.sub()?;
-    let ts: i64 = p.timestamp.parse().map_err(|_| ApiError::bad_request(format!("invalid timestamp `{}`", p.timestamp)))?;
+    let ts: i64 =
+        p.timestamp.parse().map_err(|_| ApiError::bad_request(format!("invalid timestamp `{}`", p.timestamp)))?;
     s.broker.reset_cursor_to_time(&topic, &sub, ts).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -142,7 +165,8 @@ async fn reset_cursor_to_id(
     OptionalJsonBody(body): OptionalJsonBody<PositionBody>,
 ) -> ApiResult<StatusCode> {
     let (topic, sub) = p.name()?;
-    let body = body.ok_or_else(|| ApiError::bad_request("expected a message id body {\"ledgerId\":L,\"entryId\":E}"))?;
+    let body =
+        body.ok_or_else(|| ApiError::bad_request("expected a message id body {\"ledgerId\":L,\"entryId\":E}"))?;
     s.broker.reset_cursor_to_id(&topic, &sub, &body.id(), body.is_excluded).await?;
     Ok(StatusCode::NO_CONTENT)
 }

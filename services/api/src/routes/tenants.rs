@@ -11,19 +11,21 @@ use magnetar_core::TenantName;
 use magnetar_metadata::TenantInfo;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/v2/tenants", get(list_tenants))
-        .route(
-            "/admin/v2/tenants/{tenant}",
-            get(get_tenant).put(create_tenant).post(update_tenant).delete(delete_tenant),
-        )
+    Router::new().route("/admin/v2/tenants", get(list_tenants)).route(
+        "/admin/v2/tenants/{tenant}",
+        get(get_tenant).put(create_tenant).post(update_tenant).delete(delete_tenant),
+    )
 }
 
 async fn list_tenants(State(s): State<AppState>, _auth: AuthContext) -> ApiResult<Json<Vec<String>>> {
     Ok(Json(s.broker.list_tenants().await?.into_iter().map(|t| t.to_string()).collect()))
 }
 
-async fn get_tenant(State(s): State<AppState>, _auth: AuthContext, Path(t): Path<String>) -> ApiResult<Json<TenantInfo>> {
+async fn get_tenant(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path(t): Path<String>,
+) -> ApiResult<Json<TenantInfo>> {
     Ok(Json(s.broker.get_tenant(&TenantName::new(t)?).await?))
 }
 

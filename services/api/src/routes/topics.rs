@@ -30,7 +30,11 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{t}/lastMessageId"), get(get_last_message_id))
 }
 
-async fn list_topics(State(s): State<AppState>, _auth: AuthContext, Path((t, n)): Path<(String, String)>) -> ApiResult<Json<Vec<String>>> {
+async fn list_topics(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path((t, n)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<String>>> {
     Ok(Json(s.broker.list_topics(&NamespaceName::parse_parts(&t, &n)?).await?))
 }
 
@@ -99,7 +103,11 @@ async fn update_partitions(
 }
 
 /// `{"partitions": N}`; 0 for a non-partitioned or missing topic, as Pulsar answers.
-async fn get_partitions(State(s): State<AppState>, _auth: AuthContext, Path(p): Path<TopicPath>) -> ApiResult<Json<Value>> {
+async fn get_partitions(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path(p): Path<TopicPath>,
+) -> ApiResult<Json<Value>> {
     let rec = s.broker.get_topic_record(&p.name()?).await?;
     let (n, props) = rec.map(|r| (r.partitions, r.properties)).unwrap_or_default();
     Ok(Json(json!({ "partitions": n, "properties": props })))
@@ -125,7 +133,11 @@ async fn delete_partitioned_topic(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn get_stats(State(s): State<AppState>, _auth: AuthContext, Path(p): Path<TopicPath>) -> ApiResult<Json<TopicStats>> {
+async fn get_stats(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path(p): Path<TopicPath>,
+) -> ApiResult<Json<TopicStats>> {
     Ok(Json(s.broker.topic_stats(&p.name()?).await?))
 }
 
@@ -145,7 +157,11 @@ async fn get_partitioned_stats(
     Ok(Json(s.broker.partitioned_stats(&p.name()?, q.per_partition.unwrap_or(true)).await?))
 }
 
-async fn get_internal_stats(State(s): State<AppState>, _auth: AuthContext, Path(p): Path<TopicPath>) -> ApiResult<Json<InternalStats>> {
+async fn get_internal_stats(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path(p): Path<TopicPath>,
+) -> ApiResult<Json<InternalStats>> {
     Ok(Json(s.broker.internal_stats(&p.name()?).await?))
 }
 
@@ -161,6 +177,10 @@ async fn get_partitioned_internal_stats(
     Ok(Json(json!({ "metadata": { "partitions": topic.record.partitions }, "partitions": partitions })))
 }
 
-async fn get_last_message_id(State(s): State<AppState>, _auth: AuthContext, Path(p): Path<TopicPath>) -> ApiResult<Json<MessageId>> {
+async fn get_last_message_id(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path(p): Path<TopicPath>,
+) -> ApiResult<Json<MessageId>> {
     Ok(Json(s.broker.last_message_id(&p.name()?).await?))
 }
