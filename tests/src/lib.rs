@@ -145,7 +145,8 @@ pub async fn call(
 pub struct BrokerProcess {
     pub base: String,
     pub data_dir: PathBuf,
-    addr: String,
+    pub addr: String,
+    args: Vec<String>,
     extra_env: Vec<(String, String)>,
     child: Option<Child>,
 }
@@ -172,10 +173,34 @@ impl BrokerProcess {
     /// Starts `magnetar standalone` on `data_dir` and waits until it is ready.
     pub fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> BrokerProcess {
         let addr = format!("127.0.0.1:{}", free_port());
+        let args = vec![
+            "standalone".to_string(),
+            "--data-dir".to_string(),
+            data_dir.display().to_string(),
+            "--http-addr".to_string(),
+            addr.clone(),
+        ];
+        Self::start_args(data_dir, addr, args, extra_env)
+    }
+
+    /// Starts `magnetar broker --config FILE` (cluster mode); `config_toml` must not set
+    /// `http_addr` or `data_dir`, the harness chooses them.
+    pub fn start_cluster(data_dir: &Path, config_toml: &str, extra_env: &[(&str, &str)]) -> BrokerProcess {
+        let addr = format!("127.0.0.1:{}", free_port());
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let file = data_dir.join("magnetar.toml");
+        let toml = format!("http_addr = \"{addr}\"\ndata_dir = \"{}\"\n{config_toml}", data_dir.display());
+        std::fs::write(&file, toml).expect("write config");
+        let args = vec!["broker".to_string(), "--config".to_string(), file.display().to_string()];
+        Self::start_args(data_dir, addr, args, extra_env)
+    }
+
+    fn start_args(data_dir: &Path, addr: String, args: Vec<String>, extra_env: &[(&str, &str)]) -> BrokerProcess {
         let mut p = BrokerProcess {
             base: format!("http://{addr}"),
             data_dir: data_dir.to_path_buf(),
             addr,
+            args,
             extra_env: extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             child: None,
         };
@@ -190,9 +215,7 @@ impl BrokerProcess {
             .open(self.data_dir.with_extension("log"))
             .expect("broker log file");
         let child = Command::new(broker_binary())
-            .args(["standalone", "--data-dir"])
-            .arg(&self.data_dir)
-            .args(["--http-addr", &self.addr])
+            .args(&self.args)
             .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
@@ -207,10 +230,10 @@ impl BrokerProcess {
         let url = format!("{}/readyz", self.base);
         loop {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!(
-                    "broker exited during start-up with {status}; see {}",
-                    self.data_dir.with_extension("log").display()
-                );
+                let log = std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+                panic!("broker exited during start-up with {status}; its log ends with:\n{tail}");
             }
             if let Ok(true) = reqwest::blocking_get(&url) {
                 return;

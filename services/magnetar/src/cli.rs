@@ -87,6 +87,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Broker { config, log_json } => {
             let base = Config::standalone(std::path::Path::new("data"));
             let mut cfg = Config::load(base, Some(&config))?;
+            if !cfg.metadata.url.0.starts_with("postgres") {
+                anyhow::bail!(
+                    "magnetar broker needs PostgreSQL metadata: set metadata.url = \"postgres://...\" in {} (use `magnetar standalone` for SQLite)",
+                    config.display()
+                );
+            }
             if log_json {
                 cfg.log.format = LogFormat::Json;
             }

@@ -114,17 +114,26 @@ impl Config {
 
     /// Layers a TOML file (if any) and `MAGNETAR_*` variables over `base`.
     pub fn load(base: Config, file: Option<&Path>) -> anyhow::Result<Config> {
-        let mut fig = Figment::from(Serialized::defaults(base));
+        let mut given = Figment::new();
         if let Some(f) = file {
             if !f.exists() {
                 bail!("configuration file {} does not exist", f.display());
             }
-            fig = fig.merge(Toml::file(f));
+            given = given.merge(Toml::file(f));
         }
         // `MAGNETAR_TEST_*` variables belong to the test harness, not to the broker.
-        fig = fig.merge(
+        given = given.merge(
             Env::prefixed("MAGNETAR_").split("__").filter(|k| !k.as_str().to_ascii_lowercase().starts_with("test_")),
         );
+        // The object store section is a tagged choice (`kind = "local" | "s3"`): a given one
+        // replaces the default instead of being merged field by field into it.
+        let mut defaults = serde_json::to_value(&base)?;
+        if given.contains("object_store")
+            && let Some(map) = defaults.as_object_mut()
+        {
+            map.remove("object_store");
+        }
+        let fig = Figment::from(Serialized::defaults(defaults)).merge(given);
         let config: Config = fig.extract().map_err(|e| anyhow::anyhow!(describe(e)))?;
         config.validate()?;
         Ok(config)

@@ -1,0 +1,81 @@
+//! `magnetar broker --config FILE`: PostgreSQL metadata and an S3-compatible object store, as
+//! an operator runs it. Uses the PostgreSQL and SeaweedFS servers started by scripts/test.sh.
+
+use magnetar_tests::{BrokerProcess, call, fresh_postgres_database};
+use reqwest::Method;
+use serde_json::json;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests through scripts/test.sh, which starts PostgreSQL and an S3-compatible server")
+    })
+}
+
+async fn cluster_config() -> String {
+    format!(
+        "[metadata]\nurl = \"{}\"\n\n[object_store]\nkind = \"s3\"\nendpoint = \"{}\"\nregion = \"{}\"\nbucket = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\nallow_http = true\n\n[broker]\ncluster = \"prod-east\"\n",
+        fresh_postgres_database().await,
+        env("MAGNETAR_TEST_S3_ENDPOINT"),
+        std::env::var("MAGNETAR_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
+        env("MAGNETAR_TEST_S3_BUCKET"),
+        env("MAGNETAR_TEST_S3_ACCESS_KEY"),
+        env("MAGNETAR_TEST_S3_SECRET_KEY"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_mode_runs_on_postgres_and_keeps_state_across_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = cluster_config().await;
+    let mut broker = BrokerProcess::start_cluster(&data, &cfg, &[]);
+    let c = reqwest::Client::new();
+    let b = broker.base.clone();
+    let (s, body) = call(&c, Method::GET, &format!("{b}/admin/v2/clusters"), None).await;
+    assert_eq!((s.as_u16(), body), (200, json!(["prod-east"])));
+    // Cluster mode creates no default tenant: an operator does.
+    let (s, body) = call(&c, Method::GET, &format!("{b}/admin/v2/tenants"), None).await;
+    assert_eq!((s.as_u16(), body), (200, json!([])));
+    let (s, body) =
+        call(&c, Method::PUT, &format!("{b}/admin/v2/tenants/acme"), Some(json!({"allowedClusters": ["prod-east"]})))
+            .await;
+    assert_eq!(s, 204, "{body}");
+    let (s, _) = call(&c, Method::PUT, &format!("{b}/admin/v2/namespaces/acme/app"), None).await;
+    assert_eq!(s, 204);
+    let (s, _) =
+        call(&c, Method::PUT, &format!("{b}/admin/v2/persistent/acme/app/events/partitions"), Some(json!(2))).await;
+    assert_eq!(s, 204);
+    let msgs: Vec<_> = (0..50).map(|i| json!({"payload": format!("e{i}"), "key": format!("k{i}")})).collect();
+    let (s, body) =
+        call(&c, Method::POST, &format!("{b}/topics/persistent/acme/app/events"), Some(json!({"messages": msgs})))
+            .await;
+    assert_eq!(s, 200, "{body}");
+
+    assert!(broker.terminate().success());
+    broker.restart();
+    let b = broker.base.clone();
+    let (s, body) = call(
+        &c,
+        Method::POST,
+        &format!("{b}/topics/persistent/acme/app/events/subscriptions/s/pull"),
+        Some(json!({"maxMessages": 100, "waitMs": 1000, "initialPosition": "earliest"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["messages"].as_array().unwrap().len(), 50);
+}
+
+#[test]
+fn broker_mode_refuses_sqlite_metadata_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("magnetar.toml");
+    std::fs::write(&file, "[metadata]\nurl = \"sqlite://x.db\"\n").unwrap();
+    let out = std::process::Command::new(magnetar_tests::broker_binary())
+        .args(["broker", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("PostgreSQL") && err.contains("metadata.url"), "{err}");
+}
