@@ -59,6 +59,7 @@ pub fn app(broker: Arc<Broker>, http: HttpConfig) -> Router {
         .merge(routes::produce::router())
         .merge(routes::consume::router())
         .merge(routes::ops::router())
+        .merge(routes::ws::router())
         .fallback(routes::ops::not_found)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(limit))

@@ -127,7 +127,7 @@ impl Broker {
             let log = self.storage.log(log_id as u64)?;
             let mut cursors = Vec::new();
             for rec in self.metadata.list_subscriptions(log_id).await? {
-                let sub = Subscription::new(rec.name.clone(), -1, Arc::clone(&log), &rec.cursor, 1);
+                let sub = Subscription::new(rec.name.clone(), -1, Arc::clone(&log), &rec.cursor, 1, true);
                 for op in ops.iter().filter(|op| op_sub(op) == rec.name) {
                     sub.apply(op);
                 }

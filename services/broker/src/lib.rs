@@ -5,6 +5,7 @@
 mod admin;
 mod broker;
 mod config;
+mod consumer;
 mod error;
 mod messaging;
 pub mod metrics;
@@ -17,8 +18,9 @@ mod topics;
 
 pub use broker::{Broker, Topic};
 pub use config::BrokerConfig;
+pub use consumer::{ConsumerSession, DeadLetterPolicy, SubscribeOptions};
 pub use error::{BrokerError, Result};
-pub use messaging::{InitialPosition, PublishMessage, PullRequest, PulledMessage};
+pub use messaging::{InitialPosition, KeyHashing, PublishMessage, PullRequest, PulledMessage};
 pub use partition::Partition;
-pub use subscription::{CursorOp, Delivery};
+pub use subscription::{CursorOp, Delivery, SubType};
 pub use topics::StartPosition;

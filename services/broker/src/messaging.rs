@@ -23,6 +23,14 @@ pub struct PublishMessage {
     pub event_time: Option<i64>,
 }
 
+/// How a message key picks a partition: Pulsar's `Murmur3_32Hash` (REST produce) or the Java
+/// client's default `JavaStringHash` (WebSocket producers, as Pulsar's proxy uses it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyHashing {
+    Murmur3,
+    JavaString,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitialPosition {
     Earliest,
@@ -47,7 +55,7 @@ pub struct PulledMessage {
 }
 
 impl PulledMessage {
-    fn from_delivery(d: Delivery) -> Self {
+    pub(crate) fn from_delivery(d: Delivery) -> Self {
         PulledMessage {
             id: MessageId::new(d.record.segment_base, d.record.offset, d.partition_index),
             redelivery_count: d.redelivery_count,
@@ -61,8 +69,13 @@ impl Broker {
     /// All messages are validated before any is stored; the call returns once every message is
     /// durable.
     pub async fn publish(&self, name: &TopicName, messages: Vec<PublishMessage>) -> Result<Vec<MessageId>> {
+        self.publish_routed(name, messages, KeyHashing::Murmur3).await
+    }
+
+    /// `publish` with a choice of key hashing.
+    pub async fn publish_routed(&self, name: &TopicName, messages: Vec<PublishMessage>, hashing: KeyHashing) -> Result<Vec<MessageId>> {
         let started = std::time::Instant::now();
-        let result = self.publish_inner(name, messages).await;
+        let result = self.publish_inner(name, messages, hashing).await;
         match &result {
             Ok(_) => self.metrics.publish_latency.observe(started.elapsed().as_secs_f64()),
             Err(_) => self.metrics.publish_errors.inc(),
@@ -70,7 +83,7 @@ impl Broker {
         result
     }
 
-    async fn publish_inner(&self, name: &TopicName, messages: Vec<PublishMessage>) -> Result<Vec<MessageId>> {
+    async fn publish_inner(&self, name: &TopicName, messages: Vec<PublishMessage>, hashing: KeyHashing) -> Result<Vec<MessageId>> {
         let max = self.config.max_message_bytes;
         if let Some((i, m)) = messages.iter().enumerate().find(|(_, m)| m.payload.len() > max) {
             return Err(BrokerError::PayloadTooLarge(format!(
@@ -87,7 +100,10 @@ impl Broker {
             let p = match (fixed, &m.key) {
                 (Some(p), _) => p,
                 (None, _) if n == 1 => 0,
-                (None, Some(k)) => partition_for_key(k, n as u32) as usize,
+                (None, Some(k)) => match hashing {
+                    KeyHashing::Murmur3 => partition_for_key(k, n as u32) as usize,
+                    KeyHashing::JavaString => magnetar_core::hash::partition_for_key_java(k, n as u32) as usize,
+                },
                 (None, None) => topic.next_partition(),
             };
             let input = RecordInput {
@@ -134,6 +150,14 @@ impl Broker {
         if subs.is_empty() {
             return Err(BrokerError::NotFound(format!("subscription {sub}")));
         }
+        // HTTP pullers share messages; a subscription whose connected consumers have it
+        // exclusively (or by key) cannot be pulled from at the same time.
+        if let Some(kind) = subs.iter().find_map(|(_, s)| s.kind()).filter(|k| *k != crate::subscription::SubType::Shared) {
+            return Err(BrokerError::Conflict(format!(
+                "subscription {sub} is {} with connected consumers; HTTP pull needs a Shared subscription",
+                kind.as_str()
+            )));
+        }
         let deadline = tokio::time::Instant::now() + req.wait;
         // Start at a different partition each time so one busy partition cannot starve others.
         let first = rand_start(subs.len());
@@ -147,7 +171,7 @@ impl Broker {
                 if room == 0 || bytes >= req.max_bytes {
                     break;
                 }
-                let got = s.take(room, req.max_bytes - bytes, req.ack_timeout).await?;
+                let got = s.take(None, room, req.max_bytes - bytes, Some(req.ack_timeout)).await?;
                 let got_bytes: usize = got.iter().map(|d| d.record.payload.len()).sum();
                 bytes += got_bytes;
                 if !got.is_empty() {

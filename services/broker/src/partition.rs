@@ -99,6 +99,15 @@ impl Partition {
 
     /// Registers a subscription already persisted in the metadata store.
     pub(crate) fn add_subscription(&self, name: &str, cursor: &CursorState) -> Arc<Subscription> {
+        self.insert_subscription(name, cursor, true)
+    }
+
+    /// Registers a non-durable subscription (a reader): never persisted, gone on close.
+    pub(crate) fn add_reader(&self, name: &str, start: u64) -> Arc<Subscription> {
+        self.insert_subscription(name, &CursorState { mark_delete: start, acked_ranges: vec![] }, false)
+    }
+
+    fn insert_subscription(&self, name: &str, cursor: &CursorState, durable: bool) -> Arc<Subscription> {
         let mut subs = self.subscriptions.write().unwrap_or_else(|e| e.into_inner());
         subs.entry(name.to_string())
             .or_insert_with(|| {
@@ -108,6 +117,7 @@ impl Partition {
                     Arc::clone(&self.log),
                     cursor,
                     self.max_in_flight,
+                    durable,
                 ))
             })
             .clone()

@@ -61,7 +61,7 @@ impl Broker {
                 if let Some(before) = deletable_before(&segments, consumed, &retention, now) {
                     let log = std::sync::Arc::clone(&p.log);
                     match tokio::task::spawn_blocking(move || log.delete_segments_before(before)).await {
-                        Ok(Ok(freed)) => tracing::debug!(topic = %p.name, before, freed, "retention deleted segments"),
+                        Ok(Ok(freed)) => tracing::debug!(topic = %p.name, before, freed = ?freed, "retention deleted segments"),
                         Ok(Err(e)) => tracing::warn!(topic = %p.name, error = %e, "retention failed"),
                         Err(e) => tracing::warn!(topic = %p.name, error = %e, "retention task failed"),
                     }

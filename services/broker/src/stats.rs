@@ -159,17 +159,34 @@ pub fn partition_stats(p: &Partition) -> TopicStats {
                 bytes_out_counter: snap.bytes_out,
                 msg_out_counter: snap.msg_out,
                 msg_backlog: snap.backlog,
-                msg_backlog_no_delayed: snap.backlog,
                 unacked_messages: snap.unacked,
-                kind: "Shared".into(),
+                kind: snap.kind.map(|k| k.as_str()).unwrap_or("Shared").into(),
+                msg_delayed: snap.delayed,
+                msg_backlog_no_delayed: snap.backlog.saturating_sub(snap.delayed),
+                is_durable: s.is_durable(),
+                consumers: snap.consumers.iter().map(consumer_stats).collect(),
                 last_consumed_timestamp: snap.last_consumed,
                 last_acked_timestamp: snap.last_acked,
-                is_durable: true,
                 ..SubscriptionStats::default()
             },
         );
     }
     stats
+}
+
+/// Pulsar's `ConsumerStats` for one connected consumer.
+fn consumer_stats(c: &crate::subscription::ConsumerInfo) -> serde_json::Value {
+    serde_json::json!({
+        "consumerName": c.name,
+        "address": c.address,
+        "connectedSince": magnetar_core::time::format_rfc3339(c.connected_since),
+        "priorityLevel": c.priority,
+        "unackedMessages": c.unacked,
+        "msgOutCounter": c.msg_out,
+        "bytesOutCounter": c.bytes_out,
+        "availablePermits": 0,
+        "blockedConsumerOnUnackedMsgs": false,
+    })
 }
 
 /// Sums partition stats into the topic's totals.

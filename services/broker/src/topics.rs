@@ -27,7 +27,7 @@ impl StartPosition {
         }
     }
 
-    fn offset(self, p: &Partition) -> u64 {
+    pub(crate) fn offset(self, p: &Partition) -> u64 {
         match self {
             StartPosition::Earliest => p.log.start_offset(),
             StartPosition::Latest => p.log.end_offset(),
@@ -68,6 +68,36 @@ impl Broker {
             e => e.into(),
         })?;
         Ok(())
+    }
+
+    /// Creates a missing topic when auto-creation is allowed (Pulsar's `allowAutoTopicCreation`
+    /// and the namespace's `autoTopicCreationOverride`), as producers and consumers expect.
+    pub async fn ensure_topic(&self, name: &TopicName) -> Result<()> {
+        if self.resolve(name).await.is_ok() {
+            return Ok(());
+        }
+        let policies = self.get_policies(name.namespace()).await?;
+        let over = policies.other.get("autoTopicCreationOverride");
+        let allow = over
+            .and_then(|o| o.get("allowAutoTopicCreation"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(self.config.allow_auto_topic_creation);
+        if !allow {
+            return Err(BrokerError::NotFound(format!("topic {name} (auto-creation is disabled)")));
+        }
+        let partitioned = over.and_then(|o| o.get("topicType")).and_then(serde_json::Value::as_str) == Some("partitioned");
+        let partitions = if partitioned {
+            over.and_then(|o| o.get("defaultNumPartitions")).and_then(serde_json::Value::as_u64).unwrap_or(1).max(1) as u32
+        } else {
+            0
+        };
+        match self.create_topic(&name.base(), partitions, BTreeMap::new()).await {
+            Ok(()) | Err(BrokerError::AlreadyExists(_)) => {
+                tracing::info!(topic = %name, partitions, "topic auto-created");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn get_topic_record(&self, name: &TopicName) -> Result<Option<TopicRecord>> {
@@ -133,10 +163,10 @@ impl Broker {
         }
         if !force {
             let topic = self.topic(name).await?;
-            let busy = topic.partitions.iter().flat_map(|p| p.subscriptions()).any(|s| s.snapshot().unacked > 0);
+            let busy = topic.partitions.iter().flat_map(|p| p.subscriptions()).any(|s| s.is_busy());
             if busy {
                 return Err(BrokerError::PreconditionFailed(format!(
-                    "topic {name} has messages in flight to consumers; use force=true to delete anyway"
+                    "topic {name} has connected consumers or messages in flight; use force=true to delete anyway"
                 )));
             }
         }
@@ -237,9 +267,9 @@ impl Broker {
         if subs.is_empty() {
             return Err(BrokerError::NotFound(format!("subscription {sub}")));
         }
-        if !force && subs.iter().any(|s| s.snapshot().unacked > 0) {
+        if !force && subs.iter().any(|s| s.is_busy()) {
             return Err(BrokerError::PreconditionFailed(format!(
-                "subscription {sub} has messages in flight to consumers; use force=true to delete anyway"
+                "subscription {sub} has connected consumers or messages in flight; use force=true to delete anyway"
             )));
         }
         let ids: Vec<i64> = parts.iter().map(|p| p.log_id).collect();

@@ -31,6 +31,21 @@ pub fn murmur3_32(key: &[u8]) -> u32 {
     h
 }
 
+/// Java's `String.hashCode()` over UTF-16 code units: Pulsar's default `JavaStringHash`.
+pub fn java_string_hash(key: &str) -> i32 {
+    key.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
+}
+
+/// Partition for a key with the Java client's default scheme (`JavaStringHash`).
+pub fn partition_for_key_java(key: &str, partitions: u32) -> u32 {
+    ((java_string_hash(key) & 0x7fff_ffff) as u32) % partitions
+}
+
+/// Key_Shared hash slot of a key (0..65536), as Pulsar's sticky/auto-split ranges use.
+pub fn key_slot(key: &[u8]) -> u16 {
+    (murmur3_32(key) % 65_536) as u16
+}
+
 /// Partition for a message key: Pulsar masks the hash to a non-negative int before the modulo.
 pub fn partition_for_key(key: &str, partitions: u32) -> u32 {
     debug_assert!(partitions > 0);
@@ -47,6 +62,13 @@ mod tests {
         assert_eq!(murmur3_32(b""), 0);
         assert_eq!(murmur3_32(b"hello"), 0x248b_fa47);
         assert_eq!(murmur3_32(b"The quick brown fox jumps over the lazy dog"), 0x2e4f_f723);
+    }
+
+    #[test]
+    fn java_string_hash_matches_java() {
+        // "hello".hashCode() == 99162322 in Java.
+        assert_eq!(java_string_hash("hello"), 99_162_322);
+        assert_eq!(java_string_hash(""), 0);
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub async fn start(config: Config, standalone: bool) -> anyhow::Result<Running> 
     let token = shutdown.clone();
     let b = Arc::clone(&broker);
     let done = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async move {
                 token.cancelled().await;
             })

@@ -95,6 +95,25 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list_segments(&self, log_id: i64) -> Result<Vec<SegmentRecord>>;
     /// Removes index rows of the given segments (by base offset), conditional on `epoch`.
     async fn delete_segments(&self, log_id: i64, epoch: i64, base_offsets: &[i64]) -> Result<()>;
+
+    // ---- service accounts and their tokens ----
+    /// `NotFound` if the tenant is missing, `AlreadyExists` if the account exists.
+    async fn create_service_account(&self, account: &ServiceAccount) -> Result<()>;
+    async fn get_service_account(&self, tenant: &TenantName, name: &str) -> Result<Option<ServiceAccount>>;
+    /// Sorted by name; empty for a missing tenant.
+    async fn list_service_accounts(&self, tenant: &TenantName) -> Result<Vec<ServiceAccount>>;
+    /// Deletes the account and its tokens; every token id is recorded as revoked (as it is when
+    /// the tenant is deleted). `NotFound` if the account is missing.
+    async fn delete_service_account(&self, tenant: &TenantName, name: &str) -> Result<()>;
+    /// Records a minted token. `NotFound` if the account is missing.
+    async fn create_service_account_token(&self, token: &ServiceAccountToken) -> Result<()>;
+    /// Live (not revoked) tokens of the account, oldest first. `NotFound` if it is missing.
+    async fn list_service_account_tokens(&self, tenant: &TenantName, account: &str) -> Result<Vec<ServiceAccountToken>>;
+    /// Deletes the token and records its id as revoked. `NotFound` if the account has no such
+    /// token.
+    async fn revoke_service_account_token(&self, tenant: &TenantName, account: &str, id: &str) -> Result<()>;
+    /// Revocations with `seq > after_seq`, in `seq` order, at most `limit`.
+    async fn list_revoked_tokens(&self, after_seq: i64, limit: u32) -> Result<Vec<RevokedToken>>;
 }
 
 /// Opens the store for a URL (`sqlite://path` or `postgres://...`) and applies migrations.

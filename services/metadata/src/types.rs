@@ -98,3 +98,34 @@ pub struct SegmentRecord {
     pub object_key: String,
     pub created_at: i64,
 }
+
+/// A service account: an identity a tenant admin manages in its own tenant. Its role is
+/// `{name}@{tenant}` (tenant names cannot contain `@`, so roles of different tenants never
+/// collide).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccount {
+    pub tenant: magnetar_core::TenantName,
+    pub name: String,
+    pub description: String,
+    pub created_at: i64,
+}
+
+/// A token minted for a service account. Only its id (the JWT `jti`) is stored, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccountToken {
+    pub id: String,
+    pub tenant: magnetar_core::TenantName,
+    pub account: String,
+    pub created_at: i64,
+    /// Epoch ms; `None` = never expires.
+    pub expires_at: Option<i64>,
+}
+
+/// A revoked token id, in revocation order (`seq` grows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedToken {
+    pub seq: i64,
+    pub token_id: String,
+    /// Epoch ms; `None` = never expires.
+    pub expires_at: Option<i64>,
+}

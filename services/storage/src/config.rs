@@ -23,6 +23,10 @@ pub struct StorageConfig {
     pub max_message_bytes: usize,
     /// Budget for the in-memory tails of all partitions together.
     pub read_cache_bytes: usize,
+    /// Most bytes of local segment data not yet in the object store (0 = no limit). Past it,
+    /// appends fail with `Unavailable` until uploads catch up. Enforced only once an object
+    /// tier is attached.
+    pub local_disk_budget_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -36,6 +40,7 @@ impl Default for StorageConfig {
             segment_max_age: Duration::from_secs(4 * 3600),
             max_message_bytes: 5 << 20,
             read_cache_bytes: 64 << 20,
+            local_disk_budget_bytes: 0,
         }
     }
 }

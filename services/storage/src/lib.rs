@@ -20,6 +20,10 @@
 //! - A WAL file is deleted only once its data is in fsynced segments and its aux records are
 //!   covered by a successful [`Checkpointer::checkpoint`] that began after the file was complete.
 //! - [`Storage::delete_log`] writes a drop record first, so replay never brings the log back.
+//! - With an [`ObjectTier`] attached, a partition also knows its [`RemoteSegment`]s (given by
+//!   the caller from its segment index): reads fall through local segments to the object store,
+//!   a local copy of an uploaded segment may be dropped ([`PartitionLog::drop_local_copy`]), and
+//!   appends fail with `Unavailable` while more than `local_disk_budget_bytes` wait for upload.
 
 mod codec;
 mod config;
@@ -31,6 +35,7 @@ mod record;
 mod recovery;
 mod segment;
 mod storage;
+pub mod tier;
 mod trim;
 mod wal;
 
@@ -40,6 +45,7 @@ pub use metrics::StorageMetrics;
 pub use partition::{PartitionLog, SegmentInfo};
 pub use record::{Record, RecordInput};
 pub use storage::{AuxRecord, Storage};
+pub use tier::{ObjectTier, RemoteSegment, TierConfig};
 pub use trim::{Checkpointer, TrimStats};
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -1,6 +1,6 @@
 //! Prometheus collectors of the durable log. The caller registers them with its registry.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 
 /// Collectors shared by the WAL flusher and the partitions. Cloning shares the collectors.
 #[derive(Clone)]
@@ -12,6 +12,21 @@ pub struct StorageMetrics {
     pub wal_fsyncs: IntCounter,
     pub wal_records: IntCounter,
     pub segments_sealed: IntCounter,
+    /// Object tier: bytes and segments uploaded, upload latency, failed uploads, retries.
+    pub offloaded_bytes: IntCounter,
+    pub offloaded_segments: IntCounter,
+    pub offload_seconds: Histogram,
+    pub offload_failures: IntCounter,
+    pub offload_retries: IntCounter,
+    /// Block cache of the object tier.
+    pub cache_hits: IntCounter,
+    pub cache_misses: IntCounter,
+    /// Bytes fetched from the object store by ranged GETs (including read-ahead).
+    pub object_get_bytes: IntCounter,
+    /// Corrupt or truncated objects found on read.
+    pub object_corrupt: IntCounter,
+    /// Record bytes returned to readers, by tier (`memory`, `local`, `object`).
+    pub read_bytes: IntCounterVec,
 }
 
 impl StorageMetrics {
@@ -43,6 +58,33 @@ impl StorageMetrics {
                 "Records written to the WAL (data records, aux and drop records)",
             ),
             segments_sealed: c("magnetar_segments_sealed_total", "Segments sealed"),
+            offloaded_bytes: c("magnetar_offload_bytes_total", "Bytes of sealed segments uploaded to the object store"),
+            offloaded_segments: c("magnetar_offload_segments_total", "Sealed segments uploaded to the object store"),
+            offload_seconds: h(
+                "magnetar_offload_upload_seconds",
+                "Latency of one segment upload to the object store",
+                vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+            ),
+            offload_failures: c("magnetar_offload_upload_failures_total", "Segment uploads that failed"),
+            offload_retries: c(
+                "magnetar_offload_upload_retries_total",
+                "Segment uploads attempted again after a failure",
+            ),
+            cache_hits: c("magnetar_object_cache_hits_total", "Object block reads served by the block cache"),
+            cache_misses: c("magnetar_object_cache_misses_total", "Object block reads that went to the object store"),
+            object_get_bytes: c(
+                "magnetar_object_get_bytes_total",
+                "Bytes fetched from the object store by ranged reads (read-ahead included)",
+            ),
+            object_corrupt: c(
+                "magnetar_object_corrupt_total",
+                "Corrupt, truncated or missing segment objects found on read",
+            ),
+            read_bytes: IntCounterVec::new(
+                Opts::new("magnetar_read_bytes_total", "Record bytes returned to readers, by storage tier"),
+                &["tier"],
+            )
+            .expect("valid counter"),
         }
     }
 
@@ -54,6 +96,20 @@ impl StorageMetrics {
         registry.register(Box::new(self.wal_fsyncs.clone()))?;
         registry.register(Box::new(self.wal_records.clone()))?;
         registry.register(Box::new(self.segments_sealed.clone()))?;
+        for c in [
+            &self.offloaded_bytes,
+            &self.offloaded_segments,
+            &self.offload_failures,
+            &self.offload_retries,
+            &self.cache_hits,
+            &self.cache_misses,
+            &self.object_get_bytes,
+            &self.object_corrupt,
+        ] {
+            registry.register(Box::new(c.clone()))?;
+        }
+        registry.register(Box::new(self.offload_seconds.clone()))?;
+        registry.register(Box::new(self.read_bytes.clone()))?;
         Ok(())
     }
 }

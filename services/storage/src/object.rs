@@ -121,7 +121,19 @@ fn build_s3(cfg: &S3Config) -> Result<Arc<dyn ObjectStore>, StorageError> {
     if cfg.region.is_empty() {
         return Err(invalid("object store key `region` is empty".to_owned()));
     }
+    // Few, short retries: the offloader retries uploads itself with backoff, and a read must
+    // fail with "unavailable" in seconds rather than hang for minutes while the store is down.
+    let retry = object_store::RetryConfig {
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(15),
+        ..Default::default()
+    };
+    let options = object_store::ClientOptions::new()
+        .with_connect_timeout(std::time::Duration::from_secs(5))
+        .with_timeout(std::time::Duration::from_secs(120));
     let mut builder = AmazonS3Builder::new()
+        .with_retry(retry)
+        .with_client_options(options)
         .with_region(&cfg.region)
         .with_bucket_name(&cfg.bucket)
         .with_virtual_hosted_style_request(!cfg.path_style)

@@ -5,6 +5,7 @@ use crate::codec::{self, DataFrame};
 use crate::error::IoContext;
 use crate::record::{Record, RecordInput};
 use crate::segment::{self, ActiveSegment, ReadBudget, RecordPos, SealedSegment, SegMeta};
+use crate::tier::RemoteSegment;
 use crate::wal::{Shared, WalItem};
 use crate::{Result, StorageError, now_ms};
 use parking_lot::Mutex;
@@ -27,6 +28,20 @@ pub struct SegmentInfo {
     pub last_publish_time: i64,
     pub created_at_ms: i64,
     pub sealed: bool,
+    /// A local file holds it (the active segment, a sealed one not yet offloaded, or the
+    /// local copy of an offloaded one).
+    pub local: bool,
+    /// The object store holds it (its index row is committed).
+    pub offloaded: bool,
+}
+
+/// What [`PartitionLog::delete_segments_before`] removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DeletedSegments {
+    /// Bytes of local files removed.
+    pub freed_local: u64,
+    /// Offloaded segments forgotten: the caller deletes their objects (after their index rows).
+    pub remote: Vec<RemoteSegment>,
 }
 
 /// Offset assignment. Held while a request's frame is encoded and queued, so WAL order is
@@ -44,6 +59,8 @@ struct Appender {
 #[derive(Default)]
 struct Segments {
     sealed: BTreeMap<u64, SealedSegment>,
+    /// Segments in the object store, by base offset (some also have a local copy in `sealed`).
+    remote: BTreeMap<u64, RemoteSegment>,
     active: Option<ActiveSegment>,
     deleted: bool,
     /// Set when a segment write failed after the WAL fsync: the partition stops serving until
@@ -111,7 +128,7 @@ impl PartitionLog {
 
     /// Recomputes start/end/appender from the segments (recovery only).
     fn sync_state(&self, segs: &Segments) {
-        let first = segs.sealed.values().next().map(|s| s.meta.base).or(segs.active.as_ref().map(|a| a.meta.base));
+        let first = first_base(segs);
         let last = segs.active.as_ref().map(|a| a.meta).or(segs.sealed.values().next_back().map(|s| s.meta));
         let end = last.map_or(0, |m| m.end);
         self.start.store(first.unwrap_or(end), Ordering::Release);
@@ -158,6 +175,16 @@ impl PartitionLog {
         if let Some(f) = &self.segs.lock().failed {
             return Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id)));
         }
+        let budget = self.shared.config.local_disk_budget_bytes;
+        if budget > 0 && self.shared.tier.get().is_some() {
+            let pending = self.shared.pending_bytes.load(Ordering::Relaxed);
+            if pending >= budget {
+                return Err(StorageError::Unavailable(format!(
+                    "local disk budget of {budget} bytes is exhausted: {pending} bytes of segments wait for \
+                     upload to the object store"
+                )));
+            }
+        }
         let permit = self.shared.wal.reserve(frame_len).await?;
         let (tx, rx) = oneshot::channel();
         let ids = {
@@ -196,6 +223,7 @@ impl PartitionLog {
             self.shared.wal.send(WalItem::Data { part, base, frame, records: tail, done: tx, _permit: permit })?;
             app.next_offset += ids.len() as u64;
             app.seg_bytes += rec_bytes;
+            self.shared.pending_bytes.fetch_add(rec_bytes, Ordering::Relaxed);
             ids
         };
         rx.await.map_err(|_| StorageError::ShuttingDown)??;
@@ -440,15 +468,30 @@ impl PartitionLog {
                     bytes += r.payload.len();
                     out.push(r.clone());
                 }
+                self.shared.metrics.read_bytes.with_label_values(&["memory"]).inc_by(bytes as u64);
                 return Ok(out);
             }
         }
         let mut budget = ReadBudget { from, end, max_records, max_bytes, bytes: 0 };
         let mut out = Vec::new();
+        let mut retried = false;
         while !budget.full(&out) && budget.from < end {
             let Some(target) = self.locate(budget.from)? else { break };
             let before = budget.from;
-            if let Err(e) = target.read(&mut budget, &mut out) {
+            let bytes_before = budget.bytes;
+            let res = match &target {
+                Target::Local(t) => t.read(&mut budget, &mut out),
+                Target::Remote(seg) => match self.shared.tier.get() {
+                    Some(tier) => tier.read(seg, &mut budget, &mut out),
+                    None => Err(StorageError::Unavailable(format!(
+                        "log {}: segment {} is in the object store but no object tier is attached",
+                        self.log_id, seg.base_offset
+                    ))),
+                },
+            };
+            let tier = if matches!(target, Target::Local(_)) { "local" } else { "object" };
+            self.shared.metrics.read_bytes.with_label_values(&[tier]).inc_by((budget.bytes - bytes_before) as u64);
+            if let Err(e) = res {
                 // Retention may have deleted the segment after we located it.
                 let start = self.start_offset();
                 if budget.from < start {
@@ -458,11 +501,20 @@ impl PartitionLog {
                         earliest: start,
                     });
                 }
+                // The local copy of an offloaded segment may have been dropped meanwhile: the
+                // next lookup finds the object.
+                if let (Target::Local(_), StorageError::Io { source, .. }) = (&target, &e)
+                    && source.kind() == std::io::ErrorKind::NotFound
+                    && !retried
+                {
+                    retried = true;
+                    continue;
+                }
                 return Err(e);
             }
             if budget.from == before && !budget.full(&out) {
                 // Nothing at or past `from` in this segment: continue in the next one.
-                budget.from = budget.from.max(target.meta.end);
+                budget.from = budget.from.max(target.end());
                 if budget.from == before {
                     break;
                 }
@@ -471,8 +523,9 @@ impl PartitionLog {
         Ok(out)
     }
 
-    /// The segment holding `offset` (or the first one after it), ready to read without locks.
-    fn locate(&self, offset: u64) -> Result<Option<ReadTarget>> {
+    /// The segment holding `offset` (or the first one after it), ready to read without locks:
+    /// the active segment, else a local sealed one, else an object.
+    fn locate(&self, offset: u64) -> Result<Option<Target>> {
         let segs = self.segs.lock();
         if let Some(f) = &segs.failed {
             return Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id)));
@@ -481,26 +534,46 @@ impl PartitionLog {
             && a.meta.base <= offset
         {
             let pos = segment::index_lookup(&a.index, offset).map_or(segment::HEADER_LEN, |e| e.position);
-            return Ok(Some(ReadTarget {
+            return Ok(Some(Target::Local(ReadTarget {
                 meta: a.meta,
                 path: a.path.clone(),
                 file: Some(a.file.clone()),
                 pos: Some(pos),
                 limit: a.meta.size,
-            }));
+            })));
         }
-        let sealed =
-            segs.sealed.range(..=offset).next_back().or_else(|| segs.sealed.range(offset..).next()).map(|(_, s)| s);
-        if let Some(s) = sealed {
+        let local = |s: &SealedSegment| {
             let path = segment::segment_path(&self.dir, s.meta.base);
-            return Ok(Some(ReadTarget { meta: s.meta, path, file: None, pos: None, limit: s.records_end }));
+            Target::Local(ReadTarget { meta: s.meta, path, file: None, pos: None, limit: s.records_end })
+        };
+        // The segment holding `offset`: local copy first.
+        if let Some((_, s)) = segs.sealed.range(..=offset).next_back()
+            && s.meta.end > offset
+        {
+            return Ok(Some(local(s)));
         }
-        Ok(segs.active.as_ref().map(|a| ReadTarget {
-            meta: a.meta,
-            path: a.path.clone(),
-            file: Some(a.file.clone()),
-            pos: Some(segment::HEADER_LEN),
-            limit: a.meta.size,
+        if let Some((_, r)) = segs.remote.range(..=offset).next_back()
+            && r.end_offset > offset
+        {
+            return Ok(Some(Target::Remote(r.clone())));
+        }
+        // Else the first one after it, whichever tier holds it.
+        let next_local = segs.sealed.range(offset..).next().map(|(_, s)| s);
+        let next_remote = segs.remote.range(offset..).next().map(|(_, r)| r);
+        match (next_local, next_remote) {
+            (Some(s), Some(r)) if r.base_offset < s.meta.base => return Ok(Some(Target::Remote(r.clone()))),
+            (Some(s), _) => return Ok(Some(local(s))),
+            (None, Some(r)) => return Ok(Some(Target::Remote(r.clone()))),
+            (None, None) => {}
+        }
+        Ok(segs.active.as_ref().map(|a| {
+            Target::Local(ReadTarget {
+                meta: a.meta,
+                path: a.path.clone(),
+                file: Some(a.file.clone()),
+                pos: Some(segment::HEADER_LEN),
+                limit: a.meta.size,
+            })
         }))
     }
 
@@ -520,6 +593,7 @@ impl PartitionLog {
         let _ = rx.wait_for(|end| *end > offset).await;
     }
 
+    /// Every segment once, in offset order, whichever tiers hold it.
     pub fn segments(&self) -> Vec<SegmentInfo> {
         let segs = self.segs.lock();
         let info = |m: &SegMeta, sealed: bool| SegmentInfo {
@@ -530,16 +604,128 @@ impl PartitionLog {
             last_publish_time: if m.count == 0 { 0 } else { m.max_time },
             created_at_ms: m.created_ms,
             sealed,
+            local: true,
+            offloaded: segs.remote.contains_key(&m.base),
         };
-        let mut out: Vec<SegmentInfo> = segs.sealed.values().map(|s| info(&s.meta, true)).collect();
+        let mut out: BTreeMap<u64, SegmentInfo> =
+            segs.sealed.values().map(|s| (s.meta.base, info(&s.meta, true))).collect();
+        for r in segs.remote.values() {
+            out.entry(r.base_offset).or_insert(SegmentInfo {
+                base_offset: r.base_offset,
+                end_offset: r.end_offset,
+                size_bytes: r.size_bytes,
+                first_publish_time: r.first_publish_time,
+                last_publish_time: r.last_publish_time,
+                created_at_ms: r.uploaded_at_ms,
+                sealed: true,
+                local: false,
+                offloaded: true,
+            });
+        }
+        let mut out: Vec<SegmentInfo> = out.into_values().collect();
         out.extend(segs.active.as_ref().map(|a| info(&a.meta, false)));
         out
     }
 
-    /// Bytes of this log's segment files on disk.
+    /// Bytes of this log's segment files on local disk.
     pub fn size_bytes(&self) -> u64 {
         let segs = self.segs.lock();
         segs.sealed.values().map(|s| s.meta.size).sum::<u64>() + segs.active.as_ref().map_or(0, |a| a.meta.size)
+    }
+
+    /// Bytes of this log's segments in the object store.
+    pub fn offloaded_bytes(&self) -> u64 {
+        self.segs.lock().remote.values().map(|r| r.size_bytes).sum()
+    }
+
+    /// Bytes of the whole log, each segment counted once whichever tiers hold it.
+    pub fn storage_bytes(&self) -> u64 {
+        self.segments().iter().map(|s| s.size_bytes).sum()
+    }
+
+    /// Local bytes not (yet) in the object store: the active segment and sealed segments not
+    /// offloaded. What the local disk budget limits.
+    pub fn local_pending_bytes(&self) -> u64 {
+        let segs = self.segs.lock();
+        segs.sealed.values().filter(|s| !segs.remote.contains_key(&s.meta.base)).map(|s| s.meta.size).sum::<u64>()
+            + segs.active.as_ref().map_or(0, |a| a.meta.size)
+    }
+
+    /// Installs the segments the index says are in the object store (at load, before any
+    /// append). If local files were lost, the log's end moves past the last remote segment so
+    /// offsets are never reused.
+    pub fn attach_remote(&self, remote: Vec<RemoteSegment>) {
+        let mut segs = self.segs.lock();
+        for r in remote {
+            segs.remote.insert(r.base_offset, r);
+        }
+        let remote_end = segs.remote.values().next_back().map_or(0, |r| r.end_offset);
+        if remote_end > self.end_offset() {
+            let mut app = self.appender.lock();
+            if app.next_offset < remote_end {
+                tracing::warn!(
+                    log_id = self.log_id,
+                    local_end = app.next_offset,
+                    remote_end,
+                    "local segments end before the object store's: continuing after the offloaded data"
+                );
+                app.next_offset = remote_end;
+                app.seg_base = remote_end;
+                app.seg_bytes = 0;
+                app.seg_created_ms = now_ms();
+                drop(app);
+                self.publish_end(remote_end);
+            }
+        }
+        let first = first_base(&segs).unwrap_or_else(|| self.end_offset());
+        self.start.store(first, Ordering::Release);
+    }
+
+    /// Records that sealed segment `seg.base_offset` is now in the object store (its index row
+    /// committed).
+    pub fn mark_offloaded(&self, seg: RemoteSegment) {
+        let mut segs = self.segs.lock();
+        if segs.deleted || seg.base_offset < self.start_offset() {
+            return;
+        }
+        if let Some(s) = segs.sealed.get(&seg.base_offset) {
+            let size = s.meta.size;
+            let _ = self.shared.pending_bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+                Some(p.saturating_sub(size))
+            });
+        }
+        segs.remote.insert(seg.base_offset, seg);
+    }
+
+    /// Removes the local copy of an offloaded segment; returns the bytes freed (0 when it has no
+    /// local copy). Refused for a segment that is not in the object store.
+    pub fn drop_local_copy(&self, base: u64) -> Result<u64> {
+        let removed = {
+            let mut segs = self.segs.lock();
+            if !segs.remote.contains_key(&base) {
+                return Err(StorageError::Unavailable(format!(
+                    "log {}: segment {base} is not in the object store; its local copy stays",
+                    self.log_id
+                )));
+            }
+            segs.sealed.remove(&base)
+        };
+        let Some(s) = removed else { return Ok(0) };
+        let path = segment::segment_path(&self.dir, base);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(s.meta.size),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(StorageError::io(&path, e)),
+        }
+    }
+
+    /// The file and summary of local sealed segment `base` (what gets uploaded).
+    pub(crate) fn sealed_file(&self, base: u64) -> Result<(PathBuf, SegMeta)> {
+        let segs = self.segs.lock();
+        let s = segs.sealed.get(&base).ok_or_else(|| {
+            StorageError::Unavailable(format!("log {}: no local sealed segment based at {base}", self.log_id))
+        })?;
+        Ok((segment::segment_path(&self.dir, base), s.meta))
     }
 
     pub(crate) fn has_segments(&self) -> bool {
@@ -561,7 +747,7 @@ impl PartitionLog {
     }
 
     fn find_publish_time(&self, t: i64) -> Result<Option<u64>> {
-        let candidates: Vec<ReadTarget> = {
+        let candidates: Vec<Target> = {
             let segs = self.segs.lock();
             let sealed =
                 segs.sealed.values().filter(|s| s.meta.count > 0 && s.meta.max_time >= t).map(|s| ReadTarget {
@@ -579,31 +765,51 @@ impl PartitionLog {
                     pos: Some(segment::index_lookup_time(&a.index, t).map_or(segment::HEADER_LEN, |e| e.position)),
                     limit: a.meta.size,
                 });
-            sealed.chain(active).collect()
+            let remote = segs
+                .remote
+                .values()
+                .filter(|r| !segs.sealed.contains_key(&r.base_offset) && r.last_publish_time >= t)
+                .cloned()
+                .map(Target::Remote);
+            let mut all: Vec<Target> = sealed.map(Target::Local).chain(remote).collect();
+            all.sort_by_key(|c| c.base());
+            all.extend(active.map(Target::Local));
+            all
         };
         let end = self.end_offset();
         for c in candidates {
-            let (file, pos) = c.open(|idx| segment::index_lookup_time(idx, t))?;
-            if let Some(o) = segment::find_time(&file, &c.path, pos, c.limit, t)? {
+            let found = match &c {
+                Target::Local(c) => {
+                    let (file, pos) = c.open(|idx| segment::index_lookup_time(idx, t))?;
+                    segment::find_time(&*file, &c.path, pos, c.limit, t)?
+                }
+                Target::Remote(r) => match self.shared.tier.get() {
+                    Some(tier) => tier.find_time(r, t)?,
+                    None => None,
+                },
+            };
+            if let Some(o) = found {
                 return Ok(Some(o.min(end)));
             }
         }
         Ok(None)
     }
 
-    /// Deletes whole sealed segments whose end is <= `offset` (never the active one) and
-    /// returns the bytes freed.
-    pub fn delete_segments_before(&self, offset: u64) -> Result<u64> {
-        let victims: Vec<SealedSegment> = {
+    /// Deletes whole sealed segments whose end is <= `offset` (never the active one) from the
+    /// local disk and forgets the offloaded ones; the caller deletes their objects.
+    pub fn delete_segments_before(&self, offset: u64) -> Result<DeletedSegments> {
+        let (victims, remote): (Vec<SealedSegment>, Vec<RemoteSegment>) = {
             let mut segs = self.segs.lock();
             let bases: Vec<u64> =
                 segs.sealed.values().take_while(|s| s.meta.end <= offset).map(|s| s.meta.base).collect();
             let v = bases.iter().filter_map(|b| segs.sealed.remove(b)).collect();
-            let first = segs.sealed.values().next().map(|s| s.meta.base).or(segs.active.as_ref().map(|a| a.meta.base));
-            if let Some(first) = first {
+            let rbases: Vec<u64> =
+                segs.remote.values().take_while(|r| r.end_offset <= offset).map(|r| r.base_offset).collect();
+            let r = rbases.iter().filter_map(|b| segs.remote.remove(b)).collect();
+            if let Some(first) = first_base(&segs) {
                 self.start.fetch_max(first, Ordering::AcqRel);
             }
-            v
+            (v, r)
         };
         let mut freed = 0;
         for s in &victims {
@@ -622,7 +828,7 @@ impl PartitionLog {
             tail.bytes -= m;
             self.shared.release_tail(m);
         }
-        Ok(freed)
+        Ok(DeletedSegments { freed_local: freed, remote })
     }
 
     /// fsyncs the active segment (and the directory), making everything applied so far
@@ -637,6 +843,40 @@ impl PartitionLog {
         };
         file.0.sync_data().ctx(&file.1)?;
         Ok(())
+    }
+}
+
+/// First base offset over every tier.
+fn first_base(segs: &Segments) -> Option<u64> {
+    [
+        segs.sealed.keys().next().copied(),
+        segs.remote.keys().next().copied(),
+        segs.active.as_ref().map(|a| a.meta.base),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+}
+
+/// Where a read goes: a local file or an object.
+enum Target {
+    Local(ReadTarget),
+    Remote(RemoteSegment),
+}
+
+impl Target {
+    fn base(&self) -> u64 {
+        match self {
+            Target::Local(t) => t.meta.base,
+            Target::Remote(r) => r.base_offset,
+        }
+    }
+
+    fn end(&self) -> u64 {
+        match self {
+            Target::Local(t) => t.meta.end,
+            Target::Remote(r) => r.end_offset,
+        }
     }
 }
 
@@ -670,7 +910,7 @@ impl ReadTarget {
     fn read(&self, budget: &mut ReadBudget, out: &mut Vec<Record>) -> Result<()> {
         let from = budget.from;
         let (file, pos) = self.open(|idx| segment::index_lookup(idx, from))?;
-        segment::read_records(&file, &self.path, pos, self.limit, self.meta.base, budget, out)
+        segment::read_records(&*file, &self.path, pos, self.limit, self.meta.base, budget, out)
     }
 }
 

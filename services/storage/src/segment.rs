@@ -185,12 +185,12 @@ pub struct SealedSegment {
 
 impl SealedSegment {
     /// Reads and checks the sparse index from the file.
-    pub fn load_index(&self, file: &File, path: &Path) -> Result<Vec<IndexEntry>> {
+    pub fn load_index(&self, file: &dyn ReadAt, path: &Path) -> Result<Vec<IndexEntry>> {
         let n = self.index_count as usize;
         let mut buf = vec![0u8; n * 32];
-        file.read_exact_at(&mut buf, self.records_end).ctx(path)?;
+        file.pread_exact(&mut buf, self.records_end).ctx(path)?;
         let mut crc = [0u8; 4];
-        file.read_exact_at(&mut crc, self.meta.size - FOOTER_LEN + 11 * 8).ctx(path)?;
+        file.pread_exact(&mut crc, self.meta.size - FOOTER_LEN + 11 * 8).ctx(path)?;
         if crc32c::crc32c(&buf) != u32::from_le_bytes(crc) {
             return Err(corrupt(path, self.records_end, "segment index checksum mismatch"));
         }
@@ -249,7 +249,7 @@ pub fn open_segment(path: &Path, base: u64) -> Result<Opened> {
         index: Vec::new(),
     };
     let file = seg.file.clone();
-    let mut reader = FrameReader::new(&file, HEADER_LEN, len, 1 << 20);
+    let mut reader = FrameReader::new(&*file, HEADER_LEN, len, 1 << 20);
     let mut good = HEADER_LEN;
     while let Next::Frame { pos, frame } = reader.next().ctx(path)? {
         let body = &frame[FRAME_HEADER..];
@@ -277,19 +277,35 @@ fn read_footer(file: &File, path: &Path, len: u64, base: u64) -> Result<Option<S
     }
     let mut f = [0u8; FOOTER_LEN as usize];
     file.read_exact_at(&mut f, len - FOOTER_LEN).ctx(path)?;
-    let n = FOOTER_LEN as usize;
-    if &f[n - 8..] != FOOTER_MAGIC {
+    let Ok(sealed) = decode_footer(&f, len, base) else {
         return Ok(None);
+    };
+    // Validates the index checksum now, so a damaged sealed segment is found at open.
+    match sealed.load_index(file, path) {
+        Ok(_) => Ok(Some(sealed)),
+        Err(StorageError::Corrupt { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Parses and checks the footer of a sealed segment of `len` bytes based at `base`.
+pub fn decode_footer(f: &[u8], len: u64, base: u64) -> std::result::Result<SealedSegment, String> {
+    let n = FOOTER_LEN as usize;
+    if f.len() != n || &f[n - 8..] != FOOTER_MAGIC {
+        return Err("segment footer magic missing".into());
     }
     let crc_at = n - 12;
     if crc32c::crc32c(&f[..crc_at]) != u32::from_le_bytes(f[crc_at..crc_at + 4].try_into().expect("4")) {
-        return Ok(None);
+        return Err("segment footer checksum mismatch".into());
     }
     let u = |i: usize| u64::from_le_bytes(f[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
     let [records_end, index_count, _, _, fbase, end, count] = std::array::from_fn(u);
     let version = u32::from_le_bytes(f[92..96].try_into().expect("4"));
-    if version != FORMAT_VERSION || fbase != base || records_end + index_count * 32 + FOOTER_LEN != len {
-        return Ok(None);
+    if version != FORMAT_VERSION {
+        return Err(format!("unknown segment format version {version}"));
+    }
+    if fbase != base || records_end.saturating_add(index_count.saturating_mul(32)).saturating_add(FOOTER_LEN) != len {
+        return Err(format!("segment footer does not describe a segment of {len} bytes based at {base}"));
     }
     let meta = SegMeta {
         base,
@@ -300,19 +316,24 @@ fn read_footer(file: &File, path: &Path, len: u64, base: u64) -> Result<Option<S
         created_ms: u(9) as i64,
         count,
     };
-    let sealed = SealedSegment { meta, records_end, index_count };
-    // Validates the index checksum now, so a damaged sealed segment is found at open.
-    match sealed.load_index(file, path) {
-        Ok(_) => Ok(Some(sealed)),
-        Err(StorageError::Corrupt { .. }) => Ok(None),
-        Err(e) => Err(e),
+    Ok(SealedSegment { meta, records_end, index_count })
+}
+
+/// Positioned reads: a local file, or an object in the object store (through the block cache).
+pub trait ReadAt {
+    fn pread_exact(&self, buf: &mut [u8], pos: u64) -> std::io::Result<()>;
+}
+
+impl ReadAt for File {
+    fn pread_exact(&self, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
+        FileExt::read_exact_at(self, buf, pos)
     }
 }
 
 /// Sequential reader of frames from a file region, by positioned reads (no shared cursor, so
 /// readers and the appender can use the same file handle).
 pub struct FrameReader<'a> {
-    file: &'a File,
+    file: &'a dyn ReadAt,
     /// File position of `buf[buf.len()]`.
     next_read: u64,
     end: u64,
@@ -329,7 +350,7 @@ pub enum Next<'b> {
 }
 
 impl<'a> FrameReader<'a> {
-    pub fn new(file: &'a File, from: u64, end: u64, chunk: usize) -> Self {
+    pub fn new(file: &'a dyn ReadAt, from: u64, end: u64, chunk: usize) -> Self {
         FrameReader { file, next_read: from, end, buf: Vec::new(), start: 0, chunk }
     }
 
@@ -353,7 +374,7 @@ impl<'a> FrameReader<'a> {
                     let n = want.min(self.end - self.next_read) as usize;
                     let at = self.buf.len();
                     self.buf.resize(at + n, 0);
-                    self.file.read_exact_at(&mut self.buf[at..], self.next_read)?;
+                    self.file.pread_exact(&mut self.buf[at..], self.next_read)?;
                     self.next_read += n as u64;
                 }
             }
@@ -384,7 +405,7 @@ impl ReadBudget {
 /// Reads records from `[pos, limit)` of a segment file into `out`, skipping offsets below
 /// `budget.from`. Every record is checksum-verified: corrupt data is an error, never returned.
 pub fn read_records(
-    file: &File,
+    file: &dyn ReadAt,
     path: &Path,
     pos: u64,
     limit: u64,
@@ -422,7 +443,7 @@ pub fn read_records(
 }
 
 /// First offset in `[pos, limit)` whose publish time is >= `t`.
-pub fn find_time(file: &File, path: &Path, pos: u64, limit: u64, t: i64) -> Result<Option<u64>> {
+pub fn find_time(file: &dyn ReadAt, path: &Path, pos: u64, limit: u64, t: i64) -> Result<Option<u64>> {
     let mut reader = FrameReader::new(file, pos, limit, 64 << 10);
     loop {
         match reader.next().ctx(path)? {

@@ -185,6 +185,25 @@ impl Storage {
         trim::trim_wal(&self.trim).await
     }
 
+    /// Attaches the object tier: reads of offloaded segments go through it, and the local disk
+    /// budget is enforced from now on. Only the first call has an effect.
+    pub fn attach_tier(&self, tier: Arc<crate::tier::ObjectTier>) {
+        let _ = self.shared.tier.set(tier);
+        self.refresh_local_pending();
+    }
+
+    pub fn tier(&self) -> Option<&Arc<crate::tier::ObjectTier>> {
+        self.shared.tier.get()
+    }
+
+    /// Recomputes the local bytes waiting for upload (the local disk budget's measure) and
+    /// returns it.
+    pub fn refresh_local_pending(&self) -> u64 {
+        let pending: u64 = self.trim.partitions.read().values().map(|p| p.local_pending_bytes()).sum();
+        self.shared.pending_bytes.store(pending, std::sync::atomic::Ordering::Relaxed);
+        pending
+    }
+
     /// Segment files plus WAL files, in bytes.
     pub fn disk_usage(&self) -> u64 {
         let logs: u64 = self.trim.partitions.read().values().map(|p| p.size_bytes()).sum();

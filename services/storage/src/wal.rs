@@ -152,11 +152,23 @@ pub(crate) struct Shared {
     pub metrics: StorageMetrics,
     pub wal: WalHandle,
     tail_bytes: AtomicUsize,
+    /// The object tier, once attached (reads of offloaded segments go through it).
+    pub tier: std::sync::OnceLock<Arc<crate::tier::ObjectTier>>,
+    /// Local segment bytes not yet in the object store: recomputed by
+    /// `Storage::refresh_local_pending`, grown by every append in between.
+    pub pending_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
     pub fn new(config: StorageConfig, metrics: StorageMetrics, wal: WalHandle) -> Self {
-        Shared { config, metrics, wal, tail_bytes: AtomicUsize::new(0) }
+        Shared {
+            config,
+            metrics,
+            wal,
+            tail_bytes: AtomicUsize::new(0),
+            tier: std::sync::OnceLock::new(),
+            pending_bytes: std::sync::atomic::AtomicU64::new(0),
+        }
     }
     pub fn add_tail(&self, n: usize) {
         self.tail_bytes.fetch_add(n, Ordering::Relaxed);

@@ -109,7 +109,7 @@ async fn delete_segments_before_frees_whole_sealed_segments() {
     let cut = segs[2].end_offset;
     let before_files = files_with_ext(&dir.path().join("logs/2"), ".seg").len();
     let before = p.size_bytes();
-    let freed = p.delete_segments_before(cut + 1).unwrap();
+    let freed = p.delete_segments_before(cut + 1).unwrap().freed_local;
     assert_eq!(freed, segs[..3].iter().map(|s| s.size_bytes).sum::<u64>());
     assert_eq!(p.size_bytes(), before - freed);
     assert_eq!(files_with_ext(&dir.path().join("logs/2"), ".seg").len(), before_files - 3);
@@ -149,7 +149,7 @@ async fn seal_active_rolls_and_survives_deleting_everything_sealed() {
     assert_eq!(segs[0].last_publish_time, 1_090);
     p.seal_active().unwrap(); // nothing new: no empty sealed segment
     assert_eq!(p.segments().len(), 2);
-    assert!(p.delete_segments_before(10).unwrap() > 0);
+    assert!(p.delete_segments_before(10).unwrap().freed_local > 0);
     let ids = append_range(&s, 3, 10, 12, 2).await;
     assert_eq!(ids, vec![(10, 10), (11, 10)]);
     s.shutdown().await;

@@ -6,3 +6,6 @@ pub mod produce;
 pub mod subscriptions;
 pub mod tenants;
 pub mod topics;
+pub mod ws;
+mod ws_consumer;
+mod ws_producer;

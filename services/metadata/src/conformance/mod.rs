@@ -7,10 +7,12 @@
 //! magnetar_metadata::conformance_tests!(with_store);
 //! ```
 
+mod accounts;
 mod catalog;
 mod logs;
 mod topics;
 
+pub use accounts::*;
 pub use catalog::*;
 pub use logs::*;
 pub use topics::*;
@@ -51,6 +53,9 @@ macro_rules! conformance_tests {
             checkpoint_cursors_persists_and_is_fenced,
             segment_commit_list_delete,
             segment_writes_are_fenced,
+            service_account_create_get_list_delete,
+            service_account_tokens_list_and_revoke,
+            deleting_account_or_tenant_revokes_its_tokens,
         );
     };
     (@each $runner:path; $($name:ident),* $(,)?) => {

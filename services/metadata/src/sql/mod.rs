@@ -3,6 +3,7 @@
 //! in how a write transaction begins (`Dialect`); every query is written once, with `$N`
 //! placeholders, which both drivers accept.
 
+mod accounts;
 mod catalog;
 mod errors;
 mod logs;

@@ -3,8 +3,8 @@
 
 use super::SqlMetadataStore;
 use crate::{
-    ClusterData, CursorState, MetadataStore, NamespaceRecord, NewTopic, PartitionRecord, Result, SegmentRecord,
-    SubscriptionRecord, TenantInfo, TopicRecord,
+    ClusterData, CursorState, MetadataStore, NamespaceRecord, NewTopic, PartitionRecord, Result, RevokedToken,
+    SegmentRecord, ServiceAccount, ServiceAccountToken, SubscriptionRecord, TenantInfo, TopicRecord,
 };
 use async_trait::async_trait;
 use magnetar_core::{NamespaceName, Policies, TenantName, TopicName};
@@ -105,5 +105,30 @@ impl MetadataStore for SqlMetadataStore {
     }
     async fn delete_segments(&self, log_id: i64, epoch: i64, base_offsets: &[i64]) -> Result<()> {
         self.delete_segments_impl(log_id, epoch, base_offsets).await
+    }
+
+    async fn create_service_account(&self, account: &ServiceAccount) -> Result<()> {
+        self.create_service_account_impl(account).await
+    }
+    async fn get_service_account(&self, tenant: &TenantName, name: &str) -> Result<Option<ServiceAccount>> {
+        self.get_service_account_impl(tenant, name).await
+    }
+    async fn list_service_accounts(&self, tenant: &TenantName) -> Result<Vec<ServiceAccount>> {
+        self.list_service_accounts_impl(tenant).await
+    }
+    async fn delete_service_account(&self, tenant: &TenantName, name: &str) -> Result<()> {
+        self.delete_service_account_impl(tenant, name).await
+    }
+    async fn create_service_account_token(&self, token: &ServiceAccountToken) -> Result<()> {
+        self.create_service_account_token_impl(token).await
+    }
+    async fn list_service_account_tokens(&self, tenant: &TenantName, account: &str) -> Result<Vec<ServiceAccountToken>> {
+        self.list_service_account_tokens_impl(tenant, account).await
+    }
+    async fn revoke_service_account_token(&self, tenant: &TenantName, account: &str, id: &str) -> Result<()> {
+        self.revoke_service_account_token_impl(tenant, account, id).await
+    }
+    async fn list_revoked_tokens(&self, after_seq: i64, limit: u32) -> Result<Vec<RevokedToken>> {
+        self.list_revoked_tokens_impl(after_seq, limit).await
     }
 }

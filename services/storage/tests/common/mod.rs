@@ -17,6 +17,7 @@ pub fn config(dir: &Path) -> StorageConfig {
         segment_max_age: Duration::from_secs(3600),
         max_message_bytes: 1 << 20,
         read_cache_bytes: 1 << 20,
+        local_disk_budget_bytes: 0,
     }
 }
 

@@ -1,0 +1,94 @@
+//! Pulsar-compatible WebSocket API (`/ws/v2/{producer,consumer,reader}/persistent/...`): URLs,
+//! query parameters and JSON frames as Pulsar's WebSocket service has them; message ids are
+//! base64 of the `MessageIdData` protobuf. Handshake errors are plain HTTP answers with a
+//! `{"reason"}` body (400 bad parameter, 404 no topic, 409 busy subscription); once upgraded,
+//! each connection runs one task that reads frames and one that writes them, joined by a
+//! bounded channel so a slow client slows its own session down, never the broker's memory.
+
+use crate::AppState;
+use crate::error::ApiError;
+use axum::Router;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use axum::routing::get;
+use futures::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub use super::ws_consumer::{consume_handler, read_handler};
+pub use super::ws_producer::produce_handler;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ws/v2/producer/persistent/{tenant}/{namespace}/{topic}", get(produce_handler))
+        .route("/ws/v2/consumer/persistent/{tenant}/{namespace}/{topic}/{subscription}", get(consume_handler))
+        .route("/ws/v2/reader/persistent/{tenant}/{namespace}/{topic}", get(read_handler))
+        .route("/ws/pingpong", get(pingpong))
+        .route("/ws/v2/pingpong", get(pingpong))
+}
+
+/// Frames a session may queue for its writer before the session itself waits.
+pub(crate) const OUTBOX: usize = 256;
+/// Keep-alive ping interval for idle connections.
+const PING_EVERY: Duration = Duration::from_secs(30);
+
+/// Query parameters, looked up by Pulsar's names.
+pub(crate) struct Params(pub HashMap<String, String>);
+
+impl Params {
+    pub fn str(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    pub fn parse<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, ApiError> {
+        match self.str(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| ApiError::bad_request(format!("invalid value `{v}` for query parameter {name}"))),
+        }
+    }
+}
+
+/// Owns the sending half of the socket: forwards queued frames and pings idle connections.
+pub(crate) fn spawn_writer(mut sink: futures::stream::SplitSink<WebSocket, Message>) -> (mpsc::Sender<Message>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Message>(OUTBOX);
+    let task = tokio::spawn(async move {
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(m) => {
+                        let close = matches!(m, Message::Close(_));
+                        if sink.send(m).await.is_err() || close {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                _ = ping.tick() => {
+                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = sink.close().await;
+    });
+    (tx, task)
+}
+
+pub(crate) fn text(value: &serde_json::Value) -> Message {
+    Message::Text(Utf8Bytes::from(value.to_string()))
+}
+
+/// `/ws/pingpong`: answers pings (the WebSocket layer does) and echoes nothing else.
+async fn pingpong(ws: axum::extract::ws::WebSocketUpgrade) -> axum::response::Response {
+    ws.on_upgrade(|socket| async move {
+        let (_sink, mut stream) = socket.split();
+        while let Some(Ok(msg)) = stream.next().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+}

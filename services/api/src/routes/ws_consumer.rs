@@ -1,0 +1,263 @@
+//! WebSocket consumer (`/ws/v2/consumer/persistent/{tenant}/{namespace}/{topic}/{subscription}`)
+//! and reader (`/ws/v2/reader/persistent/{tenant}/{namespace}/{topic}`).
+//!
+//! Frames out: `{"messageId":"<base64>","payload":"<base64>","properties":{},"publishTime":"..",
+//! "redeliveryCount":0,"eventTime":"..","key":".."}`. Frames in: `{"messageId":".."}` (ack),
+//! `{"type":"negativeAcknowledge","messageId":".."}`, `{"type":"unsubscribe"}`,
+//! `{"type":"permit","permitMessages":N}` (pull mode), `{"type":"isEndOfTopic"}`. Flow control:
+//! push mode keeps at most `receiverQueueSize` messages unacknowledged; pull mode delivers only
+//! against permits. A malformed frame is answered with `{"error":..,"errorCode":3}` and the
+//! session goes on.
+
+use super::ws::{Params, spawn_writer, text};
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{AuthContext, SubscriptionPath, TopicPath};
+use axum::extract::ws::{Message, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::response::Response;
+use base64::Engine;
+use futures::StreamExt;
+use magnetar_broker::{ConsumerSession, DeadLetterPolicy, PulledMessage, StartPosition, SubType, SubscribeOptions};
+use magnetar_core::MessageId;
+use magnetar_core::time::format_rfc3339;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Pulsar caps the WebSocket receiver queue at 1000.
+const MAX_RECEIVER_QUEUE: u64 = 1000;
+
+struct Flow {
+    pull_mode: bool,
+    queue: u64,
+    nack_delay: Duration,
+}
+
+pub async fn consume_handler(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path(p): Path<SubscriptionPath>,
+    Query(q): Query<HashMap<String, String>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let params = Params(q);
+    let (topic, sub) = p.name()?;
+    let sub_type = match params.str("subscriptionType") {
+        None => SubType::Exclusive,
+        Some(t) => SubType::parse(t).ok_or_else(|| {
+            ApiError::bad_request(format!("invalid subscriptionType `{t}` (Exclusive, Shared, Failover or Key_Shared)"))
+        })?,
+    };
+    let initial_position = match params.str("subscriptionInitialPosition").unwrap_or("Latest") {
+        "Latest" | "latest" => StartPosition::Latest,
+        "Earliest" | "earliest" => StartPosition::Earliest,
+        other => return Err(ApiError::bad_request(format!("invalid subscriptionInitialPosition `{other}`"))),
+    };
+    let ack_timeout_ms: u64 = params.parse("ackTimeoutMillis", 0)?;
+    let max_redeliver: u32 = params.parse("maxRedeliverCount", 0)?;
+    let dead_letter = match (params.str("deadLetterTopic"), max_redeliver) {
+        (None, 0) => None,
+        (dlq, n) => {
+            let name = match dlq {
+                Some(t) => t.parse().or_else(|_| magnetar_core::TopicName::new(topic.domain(), topic.namespace().clone(), t))?,
+                None => magnetar_core::TopicName::new(topic.domain(), topic.namespace().clone(), format!("{}-{sub}-DLQ", topic.local()))?,
+            };
+            // Pulsar's client requires maxRedeliverCount > 0 with a DLQ; default it to 16 as the client.
+            Some(DeadLetterPolicy { topic: name, max_redeliver: if n == 0 { 16 } else { n } })
+        }
+    };
+    let flow = Flow {
+        pull_mode: params.parse("pullMode", false)?,
+        queue: params.parse::<u64>("receiverQueueSize", MAX_RECEIVER_QUEUE)?.clamp(1, MAX_RECEIVER_QUEUE),
+        nack_delay: Duration::from_millis(params.parse("negativeAckRedeliveryDelay", 60_000)?),
+    };
+    let opts = SubscribeOptions {
+        sub_type,
+        consumer_name: params.str("consumerName").map(str::to_string).unwrap_or_else(|| format!("ws-{}", magnetar_core::now_millis() % 100_000)),
+        priority: params.parse("priorityLevel", 0)?,
+        initial_position,
+        address: peer.to_string(),
+        ack_timeout: (ack_timeout_ms > 0).then(|| Duration::from_millis(ack_timeout_ms.max(1000))),
+        dead_letter,
+    };
+    s.broker.ensure_topic(&topic).await?;
+    let session = s.broker.subscribe(&topic, &sub, opts).await?;
+    Ok(ws.on_upgrade(move |socket| run_session(socket, session, flow)))
+}
+
+pub async fn read_handler(
+    State(s): State<AppState>,
+    _auth: AuthContext,
+    Path(p): Path<TopicPath>,
+    Query(q): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let params = Params(q);
+    let topic = p.name()?;
+    let start = match params.str("messageId").unwrap_or("latest") {
+        "latest" => StartPosition::Latest,
+        "earliest" => StartPosition::Earliest,
+        // Pulsar readers start after the given message (startMessageIdInclusive = false).
+        id => StartPosition::Offset(MessageId::from_base64(id)?.offset() + 1),
+    };
+    let flow = Flow {
+        pull_mode: false,
+        queue: params.parse::<u64>("receiverQueueSize", MAX_RECEIVER_QUEUE)?.clamp(1, MAX_RECEIVER_QUEUE),
+        nack_delay: Duration::ZERO,
+    };
+    s.broker.ensure_topic(&topic).await?;
+    let name = params.str("readerName").unwrap_or("reader").to_string();
+    let session = s.broker.create_reader(&topic, start, &name).await?;
+    Ok(ws.on_upgrade(move |socket| run_session(socket, session, flow)))
+}
+
+fn message_frame(m: &PulledMessage) -> Message {
+    let props: serde_json::Map<String, Value> = m.record.properties.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    let mut v = json!({
+        "messageId": m.id.to_base64(),
+        "payload": base64::engine::general_purpose::STANDARD.encode(&m.record.payload),
+        "properties": props,
+        "publishTime": format_rfc3339(m.record.publish_time),
+        "redeliveryCount": m.redelivery_count,
+    });
+    if let Some(t) = m.record.event_time {
+        v["eventTime"] = Value::String(format_rfc3339(t));
+    }
+    if let Some(k) = &m.record.key {
+        v["key"] = Value::String(k.clone());
+    }
+    text(&v)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConsumerCommand {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    message_id: Option<String>,
+    #[serde(default)]
+    permit_messages: Option<u64>,
+}
+
+fn error_reply(code: u8, msg: impl Into<String>) -> Message {
+    text(&json!({ "error": msg.into(), "errorCode": code }))
+}
+
+enum Outcome {
+    Continue,
+    Close,
+}
+
+async fn handle_command(session: &ConsumerSession, raw: &str, flow: &Flow, permits: &mut u64, out: &mpsc::Sender<Message>) -> Outcome {
+    let cmd: ConsumerCommand = match serde_json::from_str(raw) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = out.send(error_reply(3, format!("invalid JSON frame: {e}"))).await;
+            return Outcome::Continue;
+        }
+    };
+    let id = |cmd: &ConsumerCommand| -> Result<MessageId, String> {
+        let raw = cmd.message_id.as_deref().ok_or("messageId is missing")?;
+        MessageId::from_base64(raw).map_err(|e| e.to_string())
+    };
+    let result = match cmd.kind.as_deref() {
+        None | Some("ack") => match id(&cmd) {
+            Ok(id) => session.ack(&id).await.map_err(|e| ApiError::from(e).reason),
+            Err(e) => Err(e),
+        },
+        Some("negativeAcknowledge") => match id(&cmd) {
+            Ok(id) => session.nack(&id, flow.nack_delay).map_err(|e| ApiError::from(e).reason),
+            Err(e) => Err(e),
+        },
+        Some("permit") => {
+            *permits = permits.saturating_add(cmd.permit_messages.unwrap_or(0));
+            Ok(())
+        }
+        Some("isEndOfTopic") => {
+            let _ = out.send(text(&json!({ "endOfTopic": session.end_of_topic() }))).await;
+            Ok(())
+        }
+        Some("unsubscribe") => {
+            return match session.unsubscribe().await {
+                Ok(()) => Outcome::Close,
+                Err(e) => {
+                    let _ = out.send(error_reply(8, ApiError::from(e).reason)).await;
+                    Outcome::Continue
+                }
+            };
+        }
+        Some(other) => Err(format!("unknown frame type `{other}`")),
+    };
+    if let Err(e) = result {
+        let _ = out.send(error_reply(3, e)).await;
+    }
+    Outcome::Continue
+}
+
+/// One consumer or reader session: deliver within the flow-control window, handle commands.
+async fn run_session(socket: axum::extract::ws::WebSocket, session: ConsumerSession, flow: Flow) {
+    let session = Arc::new(session);
+    let (sink, mut stream) = socket.split();
+    let (out, writer) = spawn_writer(sink);
+    let mut permits: u64 = 0;
+    'session: loop {
+        let window = if flow.pull_mode { permits } else { flow.queue.saturating_sub(session.unacked()) };
+        let tokens = session.wait_tokens();
+        if window > 0 {
+            match session.receive(window.min(100) as usize).await {
+                Ok(msgs) if !msgs.is_empty() => {
+                    if flow.pull_mode {
+                        permits = permits.saturating_sub(msgs.len() as u64);
+                    }
+                    for m in &msgs {
+                        if out.send(message_frame(m)).await.is_err() {
+                            break 'session;
+                        }
+                    }
+                    // Deliver more before blocking, but still read commands (acks) promptly.
+                    while let Some(Some(Ok(msg))) = futures::FutureExt::now_or_never(stream.next()) {
+                        if !handle_frame(&session, msg, &flow, &mut permits, &out).await {
+                            break 'session;
+                        }
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = out.send(error_reply(8, ApiError::from(e).reason)).await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        tokio::select! {
+            frame = stream.next() => match frame {
+                Some(Ok(msg)) => {
+                    if !handle_frame(&session, msg, &flow, &mut permits, &out).await {
+                        break;
+                    }
+                }
+                _ => break,
+            },
+            _ = session.changed(tokens), if window > 0 => {}
+        }
+    }
+    session.close();
+    drop(out);
+    let _ = writer.await;
+}
+
+/// Returns false when the session must end.
+async fn handle_frame(session: &ConsumerSession, msg: Message, flow: &Flow, permits: &mut u64, out: &mpsc::Sender<Message>) -> bool {
+    match msg {
+        Message::Text(raw) => matches!(handle_command(session, raw.as_str(), flow, permits, out).await, Outcome::Continue),
+        Message::Close(_) => false,
+        _ => true,
+    }
+}

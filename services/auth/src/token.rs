@@ -1,0 +1,239 @@
+//! Token verification with a bounded cache of verified tokens, the revocation set, and token
+//! minting with the broker's own key.
+
+use crate::AuthError;
+use crate::config::AuthConfig;
+use crate::keys::Keys;
+use jsonwebtoken::{Algorithm, Header, Validation};
+use parking_lot::RwLock;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// Who a verified token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The roles of the token (one for a string claim, several for an array claim); any of
+    /// them may grant an operation. Never empty.
+    pub roles: Vec<String>,
+    /// Whether one of the roles is a configured superuser role (or authentication is off).
+    pub superuser: bool,
+    /// `exp` of the token, seconds since the epoch.
+    pub expires_at: Option<i64>,
+    /// `jti` of the token, used for revocation.
+    pub token_id: Option<String>,
+}
+
+impl Principal {
+    /// The caller when authentication is off: everything is allowed.
+    pub fn anonymous_superuser() -> Principal {
+        Principal { roles: Vec::new(), superuser: true, expires_at: None, token_id: None }
+    }
+
+    /// The first role, for messages and subscription prefixes.
+    pub fn role(&self) -> Option<&str> {
+        self.roles.first().map(String::as_str)
+    }
+}
+
+pub(crate) fn now_secs() -> i64 {
+    magnetar_core::now_millis() / 1000
+}
+
+/// Verifies tokens. Verified tokens are cached by the SHA-256 of the token text (never the
+/// text itself) until they expire, so the signature check happens once per token.
+pub struct Authenticator {
+    keys: Keys,
+    role_claim: String,
+    audience_claim: String,
+    audience: Option<String>,
+    skew: i64,
+    superusers: Vec<String>,
+    max_entries: usize,
+    cache: RwLock<HashMap<[u8; 32], Arc<Principal>>>,
+    /// Revoked token ids with their expiry (seconds; `None` = never expires).
+    revoked: RwLock<HashMap<String, Option<i64>>>,
+    revoked_seq: AtomicI64,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").field("keys", &self.keys).field("role_claim", &self.role_claim).finish()
+    }
+}
+
+fn hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn claim_secs(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, AuthError> {
+    match claims.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).map(Some).ok_or(AuthError::Malformed),
+        Some(_) => Err(AuthError::Malformed),
+    }
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) if !s.is_empty() => vec![s.clone()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).filter(|s| !s.is_empty()).map(String::from).collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl Authenticator {
+    pub fn new(config: &AuthConfig) -> Result<Authenticator, AuthError> {
+        config.validate()?;
+        Ok(Authenticator {
+            keys: Keys::from_config(config)?,
+            role_claim: config.token_auth_claim.clone(),
+            audience_claim: config.token_audience_claim.clone(),
+            audience: config.token_audience.clone().filter(|a| !a.is_empty()),
+            skew: i64::try_from(config.allowed_clock_skew_secs).unwrap_or(i64::MAX),
+            superusers: config.superuser_roles.clone(),
+            max_entries: config.token_cache_max_entries.max(1),
+            cache: RwLock::new(HashMap::new()),
+            revoked: RwLock::new(HashMap::new()),
+            revoked_seq: AtomicI64::new(0),
+        })
+    }
+
+    /// Verifies `token` (without any `Bearer ` prefix) and returns its principal.
+    pub fn authenticate(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(AuthError::MissingToken);
+        }
+        let key = hash(token);
+        let cached = self.cache.read().get(&key).cloned();
+        let principal = match cached {
+            Some(p) => p,
+            None => {
+                let p = Arc::new(self.verify(token)?);
+                self.remember(key, Arc::clone(&p));
+                p
+            }
+        };
+        if let Some(exp) = principal.expires_at
+            && now_secs() > exp.saturating_add(self.skew)
+        {
+            self.cache.write().remove(&key);
+            return Err(AuthError::Expired);
+        }
+        if self.is_revoked(&principal) {
+            return Err(AuthError::Revoked);
+        }
+        Ok(principal)
+    }
+
+    /// Whether the token behind `principal` has been revoked since it was verified.
+    pub fn is_revoked(&self, principal: &Principal) -> bool {
+        principal.token_id.as_ref().is_some_and(|id| self.revoked.read().contains_key(id))
+    }
+
+    fn remember(&self, key: [u8; 32], p: Arc<Principal>) {
+        let mut cache = self.cache.write();
+        if cache.len() >= self.max_entries {
+            let now = now_secs();
+            cache.retain(|_, p| p.expires_at.is_none_or(|e| e.saturating_add(self.skew) >= now));
+            if cache.len() >= self.max_entries {
+                cache.clear();
+            }
+        }
+        cache.insert(key, p);
+    }
+
+    /// Signature, algorithm, `exp`, `nbf`, audience and role; no cache.
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        if !self.keys.algorithms.contains(&header.alg) {
+            return Err(AuthError::WrongAlgorithm(format!("{:?}", header.alg)));
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.algorithms = self.keys.algorithms.clone();
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.keys.decoding, &validation).map_err(|e| {
+            match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => AuthError::InvalidSignature,
+                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => AuthError::WrongAlgorithm(format!("{:?}", header.alg)),
+                _ => AuthError::Malformed,
+            }
+        })?;
+        let claims = data.claims;
+        let now = now_secs();
+        let exp = claim_secs(&claims, "exp")?;
+        if let Some(exp) = exp
+            && now > exp.saturating_add(self.skew)
+        {
+            return Err(AuthError::Expired);
+        }
+        if let Some(nbf) = claim_secs(&claims, "nbf")?
+            && now.saturating_add(self.skew) < nbf
+        {
+            return Err(AuthError::NotYetValid);
+        }
+        if let Some(required) = &self.audience
+            && !strings(claims.get(&self.audience_claim)).iter().any(|a| a == required)
+        {
+            return Err(AuthError::WrongAudience);
+        }
+        let roles = strings(claims.get(&self.role_claim));
+        if roles.is_empty() {
+            return Err(AuthError::MissingRole(self.role_claim.clone()));
+        }
+        let superuser = roles.iter().any(|r| self.superusers.contains(r));
+        let token_id = claims.get("jti").and_then(Value::as_str).map(String::from);
+        Ok(Principal { roles, superuser, expires_at: exp, token_id })
+    }
+
+    /// Signs a token for `role` with the broker's key; `claims` may add `jti`, `exp`...
+    pub fn sign(&self, role: &str, mut claims: Map<String, Value>) -> Result<String, AuthError> {
+        let (key, alg) = self.keys.signing.as_ref().ok_or_else(|| {
+            AuthError::NotSupported(
+                "this broker cannot sign tokens: configure auth.token_secret_key or auth.token_private_key".into(),
+            )
+        })?;
+        claims.insert(self.role_claim.clone(), Value::String(role.to_string()));
+        if let Some(aud) = &self.audience {
+            claims.insert(self.audience_claim.clone(), Value::String(aud.clone()));
+        }
+        encode(*alg, key, &claims)
+    }
+
+    pub fn can_sign(&self) -> bool {
+        self.keys.signing.is_some()
+    }
+
+    /// Adds revocations read from the metadata store; `seq` is the highest sequence seen.
+    pub fn add_revocations(&self, seq: i64, ids: impl IntoIterator<Item = (String, Option<i64>)>) {
+        let mut revoked = self.revoked.write();
+        revoked.extend(ids);
+        let now = now_secs();
+        // An expired token is refused for its expiry anyway.
+        revoked.retain(|_, exp| exp.is_none_or(|e| e.saturating_add(self.skew) >= now));
+        self.revoked_seq.fetch_max(seq, Ordering::SeqCst);
+    }
+
+    /// Highest revocation sequence applied so far.
+    pub fn revocation_seq(&self) -> i64 {
+        self.revoked_seq.load(Ordering::SeqCst)
+    }
+
+    /// Records one revocation made by this broker at once (other brokers see it at their next
+    /// poll).
+    pub fn revoke_local(&self, id: &str, expires_at: Option<i64>) {
+        self.revoked.write().insert(id.to_string(), expires_at);
+    }
+}
+
+/// Encodes `claims` with `key`.
+pub fn encode(alg: Algorithm, key: &jsonwebtoken::EncodingKey, claims: &Map<String, Value>) -> Result<String, AuthError> {
+    let header = Header::new(alg);
+    jsonwebtoken::encode(&header, claims, key).map_err(|e| AuthError::Internal(format!("signing a token: {e}")))
+}

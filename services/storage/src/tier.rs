@@ -1,0 +1,518 @@
+//! The object-store tier: uploads sealed segment files as they are (they are self-describing:
+//! footer, indexes and a checksum on every record), reads them back with ranged GETs through a
+//! byte-budgeted LRU block cache with read-ahead, deletes them, and lists a prefix for garbage
+//! collection.
+//!
+//! Storage does not know where a segment's object lives in the bucket nor whether it is in the
+//! segment index: the caller (the broker) chooses the key, commits the index row after
+//! [`ObjectTier::upload`] returns, and hands the partition its [`RemoteSegment`]s
+//! ([`crate::PartitionLog::attach_remote`], [`crate::PartitionLog::mark_offloaded`]).
+//!
+//! Reads are synchronous (a partition read runs on a blocking thread): object requests run on
+//! the tier's own small runtime (`magnetar-object-io`) and the reading thread waits for them, so
+//! a read works from any blocking context whatever runtime (if any) the caller belongs to.
+
+use crate::metrics::StorageMetrics;
+use crate::segment::{self, ReadAt};
+use crate::{Result, StorageError, now_ms};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Tuning of the object tier.
+#[derive(Debug, Clone)]
+pub struct TierConfig {
+    /// Segments larger than this are uploaded in parts (multipart upload).
+    pub multipart_threshold_bytes: u64,
+    /// Size of one multipart part (S3 needs at least 5 MiB for all but the last).
+    pub part_bytes: usize,
+    /// Unit of ranged GETs and of the block cache (Pulsar's `readBufferSizeInBytes`, 1 MiB).
+    pub block_bytes: u64,
+    /// Budget of the block cache, in bytes (least recently used blocks go first).
+    pub cache_bytes: u64,
+    /// Blocks fetched ahead of a sequential reader, in parallel with the block it needs.
+    pub read_ahead_blocks: u64,
+}
+
+impl Default for TierConfig {
+    fn default() -> Self {
+        TierConfig {
+            multipart_threshold_bytes: 8 << 20,
+            part_bytes: 8 << 20,
+            block_bytes: 1 << 20,
+            cache_bytes: 256 << 20,
+            read_ahead_blocks: 4,
+        }
+    }
+}
+
+/// A segment held in the object store, as the segment index records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteSegment {
+    /// The object's key (opaque to storage).
+    pub key: String,
+    pub base_offset: u64,
+    /// Exclusive.
+    pub end_offset: u64,
+    pub size_bytes: u64,
+    pub first_publish_time: i64,
+    pub last_publish_time: i64,
+    /// When the upload completed (the index row's creation time).
+    pub uploaded_at_ms: i64,
+}
+
+/// One object listed under a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    pub size: u64,
+    pub last_modified_ms: i64,
+}
+
+pub struct ObjectTier {
+    store: Arc<dyn ObjectStore>,
+    config: TierConfig,
+    io: IoRuntime,
+    cache: Mutex<BlockCache>,
+    metrics: StorageMetrics,
+}
+
+impl ObjectTier {
+    pub fn new(store: Arc<dyn ObjectStore>, config: TierConfig, metrics: StorageMetrics) -> Result<Arc<ObjectTier>> {
+        if config.part_bytes < 5 << 20 {
+            return Err(StorageError::InvalidConfig("object part size must be at least 5 MiB".into()));
+        }
+        if config.block_bytes == 0 {
+            return Err(StorageError::InvalidConfig("object read block size must be positive".into()));
+        }
+        let cache = BlockCache::new(config.cache_bytes);
+        Ok(Arc::new(ObjectTier { store, config, io: IoRuntime::start()?, cache: Mutex::new(cache), metrics }))
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    pub fn config(&self) -> &TierConfig {
+        &self.config
+    }
+
+    /// Uploads the sealed segment `base` of `log` under `key`; the object is complete (visible
+    /// under `key`) when this returns `Ok`, never before. A failed multipart upload is aborted.
+    pub async fn upload(&self, log: &crate::PartitionLog, base: u64, key: &str) -> Result<RemoteSegment> {
+        let (path, meta) = log.sealed_file(base)?;
+        let started = Instant::now();
+        let res = self.upload_file(&path, meta.size, key).await;
+        match res {
+            Ok(()) => {
+                self.metrics.offload_seconds.observe(started.elapsed().as_secs_f64());
+                self.metrics.offloaded_bytes.inc_by(meta.size);
+                self.metrics.offloaded_segments.inc();
+                Ok(RemoteSegment {
+                    key: key.to_string(),
+                    base_offset: meta.base,
+                    end_offset: meta.end,
+                    size_bytes: meta.size,
+                    first_publish_time: meta.first_time,
+                    last_publish_time: meta.max_time,
+                    uploaded_at_ms: now_ms(),
+                })
+            }
+            Err(e) => {
+                self.metrics.offload_failures.inc();
+                Err(e)
+            }
+        }
+    }
+
+    async fn upload_file(&self, path: &std::path::Path, size: u64, key: &str) -> Result<()> {
+        let file = Arc::new(File::open(path).map_err(|e| StorageError::io(path, e))?);
+        let location = ObjectPath::from(key);
+        let chunk = |from: u64, len: usize| {
+            let (file, path) = (file.clone(), path.to_path_buf());
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    let mut buf = vec![0u8; len];
+                    file.read_exact_at(&mut buf, from).map_err(|e| StorageError::io(&path, e))?;
+                    Ok::<_, StorageError>(Bytes::from(buf))
+                })
+                .await
+                .map_err(|e| StorageError::Unavailable(format!("segment read task failed: {e}")))?
+            }
+        };
+        if size <= self.config.multipart_threshold_bytes {
+            let body = chunk(0, size as usize).await?;
+            self.store.put(&location, PutPayload::from(body)).await.map_err(|e| unavailable(key, "upload", e))?;
+            return Ok(());
+        }
+        let mut upload = self.store.put_multipart(&location).await.map_err(|e| unavailable(key, "upload", e))?;
+        let mut at = 0u64;
+        let part = self.config.part_bytes as u64;
+        let res: Result<()> = async {
+            while at < size {
+                let len = part.min(size - at);
+                let body = chunk(at, len as usize).await?;
+                upload.put_part(PutPayload::from(body)).await.map_err(|e| unavailable(key, "upload part", e))?;
+                at += len;
+            }
+            Ok(())
+        }
+        .await;
+        match res {
+            Ok(()) => {
+                upload.complete().await.map_err(|e| unavailable(key, "complete upload", e))?;
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(abort) = upload.abort().await {
+                    tracing::warn!(key, error = %abort, "aborting a failed multipart upload failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes objects; a key already gone is not an error.
+    pub async fn delete_objects(&self, keys: &[String]) -> Result<()> {
+        for key in keys {
+            self.cache.lock().remove_object(key);
+            match self.store.delete(&ObjectPath::from(key.as_str())).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(unavailable(key, "delete", e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Every object under `prefix` (a "directory": `a/b` lists `a/b/...`, not `a/bc`).
+    pub async fn list_objects(&self, prefix: &str) -> Result<Vec<ListedObject>> {
+        let p = ObjectPath::from(prefix);
+        let listed: Vec<object_store::ObjectMeta> =
+            self.store.list(Some(&p)).try_collect().await.map_err(|e| unavailable(prefix, "list", e))?;
+        Ok(listed
+            .into_iter()
+            .map(|m| ListedObject {
+                key: m.location.to_string(),
+                size: m.size,
+                last_modified_ms: m.last_modified.timestamp_millis(),
+            })
+            .collect())
+    }
+
+    /// Reads records of a remote segment (see `segment::read_records`). Blocking.
+    pub(crate) fn read(&self, seg: &RemoteSegment, budget: &mut segment::ReadBudget, out: &mut Vec<crate::Record>) -> Result<()> {
+        let res = (|| {
+            let (obj, sealed) = self.open(seg)?;
+            let idx = sealed.load_index(&obj, &obj.display)?;
+            let pos = segment::index_lookup(&idx, budget.from).map_or(segment::HEADER_LEN, |e| e.position);
+            segment::read_records(&obj, &obj.display, pos, sealed.records_end, seg.base_offset, budget, out)
+        })();
+        self.classify(seg, res)
+    }
+
+    /// First offset with publish time >= `t` in a remote segment. Blocking.
+    pub(crate) fn find_time(&self, seg: &RemoteSegment, t: i64) -> Result<Option<u64>> {
+        let res = (|| {
+            let (obj, sealed) = self.open(seg)?;
+            let idx = sealed.load_index(&obj, &obj.display)?;
+            let pos = segment::index_lookup_time(&idx, t).map_or(segment::HEADER_LEN, |e| e.position);
+            segment::find_time(&obj, &obj.display, pos, sealed.records_end, t)
+        })();
+        self.classify(seg, res)
+    }
+
+    fn open(&self, seg: &RemoteSegment) -> Result<(RemoteObject<'_>, segment::SealedSegment)> {
+        let obj = RemoteObject {
+            tier: self,
+            key: Arc::from(seg.key.as_str()),
+            size: seg.size_bytes,
+            display: PathBuf::from(format!("object {}", seg.key)),
+        };
+        if seg.size_bytes < segment::HEADER_LEN + segment::FOOTER_LEN {
+            return Err(segment::corrupt(&obj.display, 0, "object too small to be a sealed segment"));
+        }
+        let mut footer = vec![0u8; segment::FOOTER_LEN as usize];
+        let at = seg.size_bytes - segment::FOOTER_LEN;
+        obj.pread_exact(&mut footer, at).map_err(|e| StorageError::io(&obj.display, e))?;
+        let sealed = segment::decode_footer(&footer, seg.size_bytes, seg.base_offset)
+            .map_err(|d| segment::corrupt(&obj.display, at, d))?;
+        if sealed.meta.end != seg.end_offset {
+            return Err(segment::corrupt(
+                &obj.display,
+                at,
+                format!("footer ends at offset {}, the index says {}", sealed.meta.end, seg.end_offset),
+            ));
+        }
+        Ok((obj, sealed))
+    }
+
+    /// Turns i/o errors of the remote reader into `Corrupt` (bad or missing bytes) or
+    /// `Unavailable` (the store cannot be reached); reports corruption.
+    fn classify<T>(&self, seg: &RemoteSegment, res: Result<T>) -> Result<T> {
+        let err = match res {
+            Ok(v) => return Ok(v),
+            Err(StorageError::Io { path, source }) => match source.kind() {
+                io::ErrorKind::InvalidData | io::ErrorKind::NotFound | io::ErrorKind::UnexpectedEof => {
+                    StorageError::Corrupt { file: path, position: 0, detail: source.to_string() }
+                }
+                _ => StorageError::Unavailable(format!("object store read of {} failed: {source}", seg.key)),
+            },
+            Err(e) => e,
+        };
+        if let StorageError::Corrupt { .. } = &err {
+            self.metrics.object_corrupt.inc();
+            self.cache.lock().remove_object(&seg.key);
+            tracing::error!(key = %seg.key, error = %err, "corrupt segment object in the object store");
+        }
+        Err(err)
+    }
+
+    /// Blocks `first..=last` of an object, from the cache or fetched (with read-ahead).
+    fn blocks(&self, key: &Arc<str>, size: u64, first: u64, last: u64) -> io::Result<Vec<Bytes>> {
+        let bs = self.config.block_bytes;
+        let nblocks = size.div_ceil(bs);
+        let mut have: BTreeMap<u64, Bytes> = BTreeMap::new();
+        let mut missing = Vec::new();
+        {
+            let mut cache = self.cache.lock();
+            for b in first..=last {
+                match cache.get(key, b) {
+                    Some(bytes) => {
+                        self.metrics.cache_hits.inc();
+                        have.insert(b, bytes);
+                    }
+                    None => {
+                        self.metrics.cache_misses.inc();
+                        missing.push(b);
+                    }
+                }
+            }
+            if let Some(&m) = missing.last() {
+                // Read-ahead: the next blocks of a sequential reader, fetched in the same round.
+                for b in m + 1..(m + 1 + self.config.read_ahead_blocks).min(nblocks) {
+                    if !cache.contains(key, b) {
+                        missing.push(b);
+                    }
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let fetched = self.fetch(key, size, &missing)?;
+            let mut cache = self.cache.lock();
+            for (b, bytes) in missing.into_iter().zip(fetched) {
+                cache.insert(key, b, bytes.clone());
+                if (first..=last).contains(&b) {
+                    have.insert(b, bytes);
+                }
+            }
+        }
+        Ok(have.into_values().collect())
+    }
+
+    fn fetch(&self, key: &Arc<str>, size: u64, blocks: &[u64]) -> io::Result<Vec<Bytes>> {
+        let bs = self.config.block_bytes;
+        let ranges: Vec<std::ops::Range<u64>> = blocks.iter().map(|b| b * bs..((b + 1) * bs).min(size)).collect();
+        let store = self.store.clone();
+        let location = ObjectPath::from(key.as_ref());
+        let want: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.io.handle.spawn(async move {
+            let res = store.get_ranges(&location, &ranges).await;
+            let res = match res {
+                Err(e) if !matches!(e, object_store::Error::NotFound { .. }) => {
+                    // A range past the end fails differently per backend: tell truncation
+                    // (corruption) from an unreachable store by the object's actual size.
+                    match store.head(&location).await {
+                        Ok(meta) if meta.size != size => Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("object is {} bytes, the segment index says {size}", meta.size),
+                        )),
+                        _ => Err(io::Error::other(e)),
+                    }
+                }
+                Err(e) => Err(io::Error::new(io::ErrorKind::NotFound, e)),
+                Ok(v) => Ok(v),
+            };
+            let _ = tx.send(res);
+        });
+        let fetched = rx.recv().map_err(|_| io::Error::other("object i/o runtime stopped"))??;
+        let mut read = 0;
+        for (got, want) in fetched.iter().zip(&want) {
+            if got.len() as u64 != *want {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("ranged read returned {} bytes instead of {want}: object truncated", got.len()),
+                ));
+            }
+            read += *want;
+        }
+        self.metrics.object_get_bytes.inc_by(read);
+        Ok(fetched)
+    }
+}
+
+fn unavailable(key: &str, what: &str, e: object_store::Error) -> StorageError {
+    StorageError::Unavailable(format!("object store {what} of {key} failed: {e}"))
+}
+
+/// An object read through the block cache.
+struct RemoteObject<'a> {
+    tier: &'a ObjectTier,
+    key: Arc<str>,
+    size: u64,
+    /// How the object is named in errors.
+    display: PathBuf,
+}
+
+impl ReadAt for RemoteObject<'_> {
+    fn pread_exact(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let end = pos + buf.len() as u64;
+        if end > self.size {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the object"));
+        }
+        let bs = self.tier.config.block_bytes;
+        let (first, last) = (pos / bs, (end - 1) / bs);
+        let blocks = self.tier.blocks(&self.key, self.size, first, last)?;
+        let mut filled = 0usize;
+        for (i, block) in blocks.iter().enumerate() {
+            let block_start = (first + i as u64) * bs;
+            let from = (pos + filled as u64 - block_start) as usize;
+            let n = (block.len() - from).min(buf.len() - filled);
+            buf[filled..filled + n].copy_from_slice(&block[from..from + n]);
+            filled += n;
+        }
+        debug_assert_eq!(filled, buf.len());
+        Ok(())
+    }
+}
+
+/// LRU of object blocks under a byte budget.
+struct BlockCache {
+    budget: u64,
+    used: u64,
+    tick: u64,
+    map: HashMap<(Arc<str>, u64), (Bytes, u64)>,
+    order: BTreeMap<u64, (Arc<str>, u64)>,
+}
+
+impl BlockCache {
+    fn new(budget: u64) -> Self {
+        BlockCache { budget, used: 0, tick: 0, map: HashMap::new(), order: BTreeMap::new() }
+    }
+
+    fn contains(&self, key: &Arc<str>, block: u64) -> bool {
+        self.map.contains_key(&(key.clone(), block))
+    }
+
+    fn get(&mut self, key: &Arc<str>, block: u64) -> Option<Bytes> {
+        self.tick += 1;
+        let tick = self.tick;
+        let entry = self.map.get_mut(&(key.clone(), block))?;
+        let old = std::mem::replace(&mut entry.1, tick);
+        let bytes = entry.0.clone();
+        if let Some(k) = self.order.remove(&old) {
+            self.order.insert(tick, k);
+        }
+        Some(bytes)
+    }
+
+    fn insert(&mut self, key: &Arc<str>, block: u64, bytes: Bytes) {
+        if bytes.len() as u64 > self.budget {
+            return;
+        }
+        self.tick += 1;
+        let len = bytes.len() as u64;
+        if let Some((old, t)) = self.map.insert((key.clone(), block), (bytes, self.tick)) {
+            self.used -= old.len() as u64;
+            self.order.remove(&t);
+        }
+        self.order.insert(self.tick, (key.clone(), block));
+        self.used += len;
+        while self.used > self.budget {
+            let Some((_, k)) = self.order.pop_first() else { break };
+            if let Some((b, _)) = self.map.remove(&k) {
+                self.used -= b.len() as u64;
+            }
+        }
+    }
+
+    fn remove_object(&mut self, key: &str) {
+        let victims: Vec<(Arc<str>, u64)> = self.map.keys().filter(|(k, _)| k.as_ref() == key).cloned().collect();
+        for v in victims {
+            if let Some((b, t)) = self.map.remove(&v) {
+                self.used -= b.len() as u64;
+                self.order.remove(&t);
+            }
+        }
+    }
+}
+
+/// A small runtime of its own for object reads, driven by a dedicated thread and stopped when
+/// the tier is dropped (dropping a runtime inside another runtime's task would panic).
+struct IoRuntime {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl IoRuntime {
+    fn start() -> Result<IoRuntime> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("magnetar-object-io")
+            .enable_all()
+            .build()
+            .map_err(|e| StorageError::Unavailable(format!("cannot start the object i/o runtime: {e}")))?;
+        let handle = rt.handle().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("magnetar-object-rt".into())
+            .spawn(move || {
+                rt.block_on(async {
+                    let _ = rx.await;
+                });
+                rt.shutdown_background();
+            })
+            .map_err(|e| StorageError::Unavailable(format!("cannot start the object i/o thread: {e}")))?;
+        Ok(IoRuntime { handle, stop: Some(tx) })
+    }
+}
+
+impl Drop for IoRuntime {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_cache_evicts_least_recently_used_within_budget() {
+        let mut c = BlockCache::new(30);
+        let k: Arc<str> = Arc::from("a");
+        for b in 0..3 {
+            c.insert(&k, b, Bytes::from(vec![0u8; 10]));
+        }
+        assert!(c.get(&k, 0).is_some()); // 0 is now the most recent
+        c.insert(&k, 3, Bytes::from(vec![0u8; 10]));
+        assert!(c.contains(&k, 0) && !c.contains(&k, 1) && c.contains(&k, 2) && c.contains(&k, 3));
+        assert_eq!(c.used, 30);
+        c.remove_object("a");
+        assert_eq!((c.used, c.map.len(), c.order.len()), (0, 0, 0));
+    }
+}

@@ -1,0 +1,286 @@
+//! The object-store tier against both backends: the local filesystem and the real S3 server
+//! `scripts/test.sh` starts (`MAGNETAR_TEST_S3_*`; without them the S3 tests fail, never skip).
+//! Seal → upload → read back with the local copies gone; corrupt and truncated objects.
+
+mod common;
+
+use bytes::Bytes;
+use common::{append_range, config, input, open};
+use magnetar_storage::object::{LocalConfig, ObjectStoreConfig, S3Config, Secret, build_object_store};
+use magnetar_storage::{ObjectTier, Record, RemoteSegment, StorageError, StorageMetrics, TierConfig};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests through scripts/test.sh, which starts an S3-compatible server")
+    })
+}
+
+fn s3_store() -> Arc<dyn ObjectStore> {
+    let endpoint = env("MAGNETAR_TEST_S3_ENDPOINT");
+    let cfg = ObjectStoreConfig::S3(S3Config {
+        allow_http: endpoint.starts_with("http://"),
+        endpoint: Some(endpoint),
+        region: std::env::var("MAGNETAR_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
+        bucket: env("MAGNETAR_TEST_S3_BUCKET"),
+        access_key_id: Some(Secret::new(env("MAGNETAR_TEST_S3_ACCESS_KEY"))),
+        secret_access_key: Some(Secret::new(env("MAGNETAR_TEST_S3_SECRET_KEY"))),
+        path_style: true,
+    });
+    build_object_store(&cfg).expect("build s3 object store")
+}
+
+fn local_store(dir: &std::path::Path) -> Arc<dyn ObjectStore> {
+    build_object_store(&ObjectStoreConfig::Local(LocalConfig { root: dir.join("objects") })).expect("local store")
+}
+
+fn unique_prefix(test: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("tier-tests/{test}-{}-{nanos}", std::process::id())
+}
+
+fn key(prefix: &str, log: u64, base: u64, end: u64) -> String {
+    format!("{prefix}/{log}/{base:020}-{end:020}.seg")
+}
+
+fn tier(store: Arc<dyn ObjectStore>, metrics: &StorageMetrics) -> Arc<ObjectTier> {
+    // Small blocks so reads cross many block boundaries and exercise read-ahead and eviction.
+    let cfg = TierConfig { block_bytes: 4096, cache_bytes: 64 << 10, read_ahead_blocks: 2, ..TierConfig::default() };
+    ObjectTier::new(store, cfg, metrics.clone()).expect("tier")
+}
+
+fn read_all(log: &magnetar_storage::PartitionLog, from: u64) -> Vec<Record> {
+    let mut out = Vec::new();
+    let mut at = from;
+    loop {
+        let got = log.read(at, 37, 16 << 10).expect("read");
+        let Some(last) = got.last() else { break };
+        at = last.offset + 1;
+        out.extend(got);
+    }
+    out
+}
+
+/// Uploads every sealed segment of `log_id`, marks it offloaded and returns what the index
+/// would hold.
+async fn offload_all(
+    s: &magnetar_storage::Storage,
+    t: &ObjectTier,
+    prefix: &str,
+    log_id: u64,
+) -> Vec<RemoteSegment> {
+    let log = s.log(log_id).unwrap();
+    let mut out = Vec::new();
+    for seg in log.segments().into_iter().filter(|s| s.sealed && !s.offloaded) {
+        let k = key(prefix, log_id, seg.base_offset, seg.end_offset);
+        let remote = t.upload(&log, seg.base_offset, &k).await.expect("upload");
+        assert_eq!((remote.base_offset, remote.end_offset, remote.size_bytes), (seg.base_offset, seg.end_offset, seg.size_bytes));
+        log.mark_offloaded(remote.clone());
+        out.push(remote);
+    }
+    out
+}
+
+async fn round_trip(store: Arc<dyn ObjectStore>, prefix: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = StorageMetrics::new();
+    let (s, _) = open(config(dir.path()));
+    let t = tier(store.clone(), &metrics);
+    s.attach_tier(t.clone());
+    append_range(&s, 7, 0, 500, 5).await;
+    let log = s.log(7).unwrap();
+    tokio::task::spawn_blocking({
+        let log = log.clone();
+        move || log.seal_active()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let before = read_all(&log, 0);
+    assert_eq!(before.len(), 500);
+    let remote = offload_all(&s, &t, prefix, 7).await;
+    assert!(remote.len() > 5, "several segments offloaded: {}", remote.len());
+    // Each object is the sealed segment file, byte for byte.
+    for r in &remote {
+        let local = std::fs::read(dir.path().join(format!("logs/7/{:020}.seg", r.base_offset))).unwrap();
+        let object = store.get(&ObjectPath::from(r.key.as_str())).await.unwrap().bytes().await.unwrap();
+        assert!(object == Bytes::from(local), "object {} differs from its segment file", r.key);
+    }
+    let total: u64 = remote.iter().map(|r| r.size_bytes).sum();
+    for r in &remote {
+        assert!(log.drop_local_copy(r.base_offset).unwrap() > 0);
+    }
+    assert_eq!(log.offloaded_bytes(), total);
+    assert!(log.size_bytes() < total, "only the (empty) active segment is local now");
+    let sealed_files = std::fs::read_dir(dir.path().join("logs/7")).unwrap().count();
+    assert_eq!(sealed_files, 1, "only the active segment file is left");
+    let log2 = log.clone();
+    let after = tokio::task::spawn_blocking(move || read_all(&log2, 0)).await.unwrap();
+    assert!(after == before, "records read from the object store differ from the local ones");
+    assert!(metrics.read_bytes.with_label_values(&["object"]).get() > 0);
+    assert!(metrics.cache_misses.get() > 0);
+    // A second pass over a small range is served by the block cache.
+    let hits = metrics.cache_hits.get();
+    let log2 = log.clone();
+    tokio::task::spawn_blocking(move || {
+        log2.read(3, 2, 1000).unwrap();
+        log2.read(3, 2, 1000).unwrap();
+    })
+    .await
+    .unwrap();
+    assert!(metrics.cache_hits.get() > hits);
+
+    // Restart with the local copies gone: the index (here: `remote`) brings the data back.
+    s.shutdown().await;
+    drop(s);
+    let (s, _) = open(config(dir.path()));
+    s.attach_tier(tier(store.clone(), &metrics));
+    let log = s.log(7).unwrap();
+    log.attach_remote(remote.clone());
+    assert_eq!((log.start_offset(), log.end_offset()), (0, 500));
+    let again = tokio::task::spawn_blocking(move || read_all(&log, 0)).await.unwrap();
+    assert!(again == before, "records read after restart differ");
+    // Appends continue after the offloaded data, with fresh offsets.
+    let ids = s.log(7).unwrap().append(vec![input(500)]).await.unwrap();
+    assert_eq!(ids[0].0, 500);
+    t.delete_objects(&remote.iter().map(|r| r.key.clone()).collect::<Vec<_>>()).await.unwrap();
+    assert!(t.list_objects(prefix).await.unwrap().is_empty());
+    s.shutdown().await;
+}
+
+/// A segment of ~12 MiB goes up in several parts.
+async fn multipart(store: Arc<dyn ObjectStore>, prefix: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = StorageMetrics::new();
+    let mut cfg = config(dir.path());
+    cfg.segment_max_bytes = 64 << 20;
+    let (s, _) = open(cfg);
+    let t = ObjectTier::new(
+        store.clone(),
+        TierConfig { multipart_threshold_bytes: 1 << 20, part_bytes: 5 << 20, ..TierConfig::default() },
+        metrics.clone(),
+    )
+    .unwrap();
+    s.attach_tier(t.clone());
+    let log = s.log(3).unwrap();
+    for i in 0..24u64 {
+        let mut r = input(i);
+        r.payload = Bytes::from(vec![(i % 251) as u8; 512 << 10]);
+        log.append(vec![r]).await.unwrap();
+    }
+    let l = log.clone();
+    tokio::task::spawn_blocking(move || l.seal_active()).await.unwrap().unwrap();
+    let before = {
+        let l = log.clone();
+        tokio::task::spawn_blocking(move || read_all(&l, 0)).await.unwrap()
+    };
+    let remote = offload_all(&s, &t, prefix, 3).await;
+    assert_eq!(remote.len(), 1);
+    assert!(remote[0].size_bytes > 10 << 20);
+    assert_eq!(metrics.offloaded_bytes.get(), remote[0].size_bytes);
+    log.drop_local_copy(remote[0].base_offset).unwrap();
+    let l = log.clone();
+    let after = tokio::task::spawn_blocking(move || read_all(&l, 0)).await.unwrap();
+    assert!(after == before);
+    t.delete_objects(&[remote[0].key.clone()]).await.unwrap();
+    s.shutdown().await;
+}
+
+/// Damaged objects are found by their checksums and never returned as data.
+async fn corruption(store: Arc<dyn ObjectStore>, prefix: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = StorageMetrics::new();
+    let (s, _) = open(config(dir.path()));
+    let t = tier(store.clone(), &metrics);
+    s.attach_tier(t.clone());
+    append_range(&s, 9, 0, 200, 4).await;
+    let log = s.log(9).unwrap();
+    let l = log.clone();
+    tokio::task::spawn_blocking(move || l.seal_active()).await.unwrap().unwrap();
+    let remote = offload_all(&s, &t, prefix, 9).await;
+    for r in &remote {
+        log.drop_local_copy(r.base_offset).unwrap();
+    }
+    // Flip one payload byte in the middle of the first segment's records.
+    let first = &remote[0];
+    let path = ObjectPath::from(first.key.as_str());
+    let mut bytes = store.get(&path).await.unwrap().bytes().await.unwrap().to_vec();
+    bytes[200] ^= 0x55;
+    store.put(&path, Bytes::from(bytes).into()).await.unwrap();
+    let l = log.clone();
+    let res = tokio::task::spawn_blocking(move || l.read(0, 1000, 1 << 20)).await.unwrap();
+    assert!(matches!(res, Err(StorageError::Corrupt { .. })), "flipped byte must be detected: {res:?}");
+    assert_eq!(metrics.object_corrupt.get(), 1);
+    // Truncated object: the second segment loses its last bytes.
+    let second = &remote[1];
+    let path = ObjectPath::from(second.key.as_str());
+    let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
+    store.put(&path, bytes.slice(..bytes.len() - 100).into()).await.unwrap();
+    let l = log.clone();
+    let from = second.base_offset;
+    let res = tokio::task::spawn_blocking(move || l.read(from, 1000, 1 << 20)).await.unwrap();
+    assert!(matches!(res, Err(StorageError::Corrupt { .. })), "truncation must be detected: {res:?}");
+    assert_eq!(metrics.object_corrupt.get(), 2);
+    // Undamaged segments still read.
+    let l = log.clone();
+    let from = remote[2].base_offset;
+    let got = tokio::task::spawn_blocking(move || l.read(from, 1, 1 << 20)).await.unwrap().unwrap();
+    assert_eq!(got[0].offset, from);
+    t.delete_objects(&remote.iter().map(|r| r.key.clone()).collect::<Vec<_>>()).await.unwrap();
+    s.shutdown().await;
+}
+
+/// Past the local disk budget appends fail with `Unavailable`; uploads make room again.
+async fn budget(store: Arc<dyn ObjectStore>, prefix: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = StorageMetrics::new();
+    let mut cfg = config(dir.path());
+    cfg.local_disk_budget_bytes = 16 << 10;
+    let (s, _) = open(cfg);
+    let t = tier(store, &metrics);
+    s.attach_tier(t.clone());
+    let log = s.log(4).unwrap();
+    let mut i = 0;
+    let err = loop {
+        match log.append(vec![input(i)]).await {
+            Ok(_) => i += 1,
+            Err(e) => break e,
+        }
+        assert!(i < 10_000, "the budget never applied");
+    };
+    assert!(matches!(&err, StorageError::Unavailable(m) if m.contains("budget")), "{err}");
+    let remote = offload_all(&s, &t, prefix, 4).await;
+    assert!(s.refresh_local_pending() < 16 << 10);
+    log.append(vec![input(i)]).await.expect("room again after the upload");
+    t.delete_objects(&remote.iter().map(|r| r.key.clone()).collect::<Vec<_>>()).await.unwrap();
+    s.shutdown().await;
+}
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod local {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$name(local_store(dir.path()), &unique_prefix(stringify!($name))).await;
+                }
+            )*
+        }
+        mod s3 {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(s3_store(), &unique_prefix(stringify!($name))).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(round_trip, multipart, corruption, budget);
