@@ -61,6 +61,30 @@ paths = {
         "post": op("Set message TTL (bare int seconds)", "namespaces", body={"type": "integer"}),
         "delete": op("Remove message TTL", "namespaces", errors=(404,)),
     },
+    "/admin/v2/namespaces/{tenant}/{namespace}/offloadThreshold": {
+        "get": op("Get the offload threshold (bare long bytes; -1 off, 0 as soon as sealed)", "namespaces", "200", resp={"type": "integer"}, errors=(404, 412)),
+        "put": op("Set the offload threshold (bare long bytes)", "namespaces", body={"type": "integer"}),
+    },
+    "/admin/v2/namespaces/{tenant}/{namespace}/offloadThresholdInSeconds": {
+        "get": op("Get the offload age threshold (bare long seconds; -1 off)", "namespaces", "200", resp={"type": "integer"}, errors=(404, 412)),
+        "put": op("Set the offload age threshold (bare long seconds)", "namespaces", body={"type": "integer"}),
+    },
+    "/admin/v2/namespaces/{tenant}/{namespace}/offloadDeletionLagMs": {
+        "get": op("Get the deletion lag of local copies of offloaded segments (bare long ms or null)", "namespaces", "200", resp={"type": ["integer", "null"]}, errors=(404, 412)),
+        "put": op("Set the deletion lag (bare long ms; -1 keeps local copies)", "namespaces", body={"type": "integer"}),
+        "delete": op("Remove the deletion lag (broker default applies)", "namespaces", errors=(404, 412)),
+    },
+    "/admin/v2/namespaces/{tenant}/{namespace}/offloadPolicies": {
+        "get": op("Get OffloadPolicies (204 when none are set)", "namespaces", "200", resp=ref("OffloadPolicies"), errors=(404, 412)),
+        "post": op("Set OffloadPolicies", "namespaces", body=ref("OffloadPolicies")),
+    },
+    "/admin/v2/namespaces/{tenant}/{namespace}/removeOffloadPolicies": {
+        "delete": op("Remove OffloadPolicies", "namespaces", errors=(404, 412)),
+    },
+    T + "/offload": {
+        "put": op("Offload every sealed segment before a message id (runs in the background)", "persistent topic", body=ref("MessageId"), errors=(400, 404, 405, 409, 412)),
+        "get": op("Status of the last offload request", "persistent topic", "200", resp=ref("OffloadStatus"), errors=(404, 405, 412)),
+    },
     "/admin/v2/persistent/{tenant}/{namespace}": {"get": op("List non-partitioned topics and partitions", "persistent topic", "200", resp=strings, errors=(404, 412))},
     "/admin/v2/persistent/{tenant}/{namespace}/partitioned": {"get": op("List partitioned topics", "persistent topic", "200", resp=strings, errors=(404, 412))},
     T: {
@@ -93,7 +117,29 @@ paths = {
     C + "/pull": {"post": op("Long-poll pull from a durable (Shared) subscription; created on first pull", "consume", "200", body=ref("PullRequest"), resp=ref("PullResponse"), errors=(400, 404, 412))},
     C + "/ack": {"post": op("Acknowledge messages; 204 once durable", "consume", body=ref("AckRequest"), errors=(400, 404, 412))},
     C + "/nack": {"post": op("Negative acknowledge: redeliver after redeliveryDelayMs", "consume", body=ref("AckRequest"), errors=(400, 404, 412))},
+    "/admin/v2/namespaces/{tenant}/{namespace}/backlogQuotaMap": {"get": op("Backlog quotas by type", "namespaces", "200", resp={"type": "object"}, errors=(404, 412))},
+    "/admin/v2/namespaces/{tenant}/{namespace}/backlogQuota": {
+        "post": op("Set a backlog quota (?backlogQuotaType=destination_storage|message_age)", "namespaces", body={"type": "object"}, errors=(400, 404, 412), params=[("backlogQuotaType", "string")]),
+        "delete": op("Remove a backlog quota", "namespaces", errors=(400, 404), params=[("backlogQuotaType", "string")]),
+    },
+    "/admin/v2/namespaces/{tenant}/{namespace}/autoTopicCreation": {
+        "get": op("Topic auto-creation override", "namespaces", "200", resp={"type": "object"}, errors=(404,)),
+        "post": op("Set the topic auto-creation override", "namespaces", body={"type": "object"}, errors=(400, 404, 412)),
+        "delete": op("Remove the topic auto-creation override", "namespaces", errors=(404,)),
+    },
+    "/admin/v2/namespaces/{tenant}/{namespace}/clearBacklog": {"post": op("Clear the backlog of every subscription in the namespace", "namespaces", errors=(404, 412))},
+    "/admin/v2/namespaces/{tenant}/{namespace}/clearBacklog/{subscription}": {"post": op("Clear one subscription's backlog on every topic", "namespaces", errors=(404, 412))},
+    "/admin/v2/namespaces/{tenant}/{namespace}/unsubscribe/{subscription}": {"post": op("Delete a subscription from every topic", "namespaces", errors=(404, 412))},
+    S + "/expireMessages/{seconds}": {"post": op("Expire messages older than N seconds", "persistent topic", errors=(400, 404))},
+    T + "/all_subscription/expireMessages/{seconds}": {"post": op("Expire messages on every subscription", "persistent topic", errors=(400, 404))},
+    "/ws/v2/producer/persistent/{tenant}/{namespace}/{topic}": {"get": {"summary": "WebSocket producer (Pulsar frames)", "tags": ["websocket"], "responses": {"101": {"description": "upgraded"}, "400": {"description": "bad parameter"}, "404": {"description": "no topic"}}}},
+    "/ws/v2/consumer/persistent/{tenant}/{namespace}/{topic}/{subscription}": {"get": {"summary": "WebSocket consumer (Pulsar frames; subscriptionType, receiverQueueSize, ackTimeoutMillis, negativeAckRedeliveryDelay, maxRedeliverCount, deadLetterTopic, pullMode)", "tags": ["websocket"], "responses": {"101": {"description": "upgraded"}, "400": {"description": "bad parameter"}, "404": {"description": "no topic"}, "409": {"description": "subscription busy"}}}},
+    "/ws/v2/reader/persistent/{tenant}/{namespace}/{topic}": {"get": {"summary": "WebSocket reader (messageId = earliest | latest | base64 id)", "tags": ["websocket"], "responses": {"101": {"description": "upgraded"}, "400": {"description": "bad parameter"}, "404": {"description": "no topic"}}}},
+    "/ws/pingpong": {"get": {"summary": "WebSocket ping/pong", "tags": ["websocket"], "responses": {"101": {"description": "upgraded"}}}},
+    "/ws/v2/pingpong": {"get": {"summary": "WebSocket ping/pong", "tags": ["websocket"], "responses": {"101": {"description": "upgraded"}}}},
     "/metrics": {"get": {"summary": "Prometheus metrics", "tags": ["operations"], "responses": {"200": {"description": "text exposition format"}}}},
+    "/metrics/": {"get": {"summary": "Prometheus metrics (Pulsar's path)", "tags": ["operations"], "responses": {"200": {"description": "text exposition format"}}}},
+    "/status.html": {"get": {"summary": "Pulsar's status page: OK when ready", "tags": ["operations"], "responses": {"200": {"description": "OK"}, "503": {"description": "not ready"}}}},
     "/healthz": {"get": {"summary": "Liveness", "tags": ["operations"], "responses": {"200": {"description": "OK"}}}},
     "/readyz": {"get": {"summary": "Readiness (503 while starting or stopping)", "tags": ["operations"], "responses": {"200": {"description": "OK"}, "503": {"description": "not ready"}}}},
     "/openapi.json": {"get": {"summary": "This document", "tags": ["operations"], "responses": {"200": {"description": "OpenAPI 3.1"}}}},
@@ -110,6 +156,11 @@ schemas = {
     "TenantInfo": {"type": "object", "properties": {"adminRoles": strings, "allowedClusters": strings}},
     "RetentionPolicies": {"type": "object", "properties": {"retentionTimeInMinutes": {"type": "integer"}, "retentionSizeInMB": {"type": "integer"}}},
     "Policies": {"type": "object", "description": "Pulsar's namespace Policies (snake_case fields)"},
+    "OffloadPolicies": {"type": "object", "description": "Pulsar's OffloadPolicies; Magnetar acts on the threshold and deletion-lag fields and stores the rest", "properties": {
+        "managedLedgerOffloadThresholdInBytes": {"type": "integer"}, "managedLedgerOffloadThresholdInSeconds": {"type": "integer"},
+        "managedLedgerOffloadDeletionLagInMillis": {"type": "integer"}, "managedLedgerOffloadDriver": {"type": "string"}}},
+    "OffloadStatus": {"type": "object", "properties": {"status": {"type": "string", "enum": ["NOT_RUN", "RUNNING", "SUCCESS", "ERROR"]},
+        "lastError": {"type": "string"}, "firstUnoffloadedMessage": ref("MessageId")}},
     "MessageId": {"type": "object", "properties": {"ledgerId": {"type": "integer"}, "entryId": {"type": "integer"}, "partitionIndex": {"type": "integer"}, "isExcluded": {"type": "boolean"}}},
     "ProduceRequest": {"type": "object", "required": ["messages"], "properties": {
         "producerName": {"type": "string"}, "schemaVersion": {"type": "integer"}, "keySchema": {"type": "string"},

@@ -51,6 +51,36 @@ impl From<BrokerError> for ApiError {
     }
 }
 
+/// 401 for a missing, malformed, expired or revoked token; 403 for an authenticated role that
+/// may not do the operation (Pulsar answers 401 for both; clients treat both as errors).
+impl From<magnetar_auth::AuthError> for ApiError {
+    fn from(e: magnetar_auth::AuthError) -> Self {
+        use magnetar_auth::AuthError as A;
+        let status = match &e {
+            e if e.is_unauthenticated() => StatusCode::UNAUTHORIZED,
+            A::Forbidden(_) => StatusCode::FORBIDDEN,
+            A::BadRequest(_) => StatusCode::BAD_REQUEST,
+            A::NotFound(_) => StatusCode::NOT_FOUND,
+            A::AlreadyExists(_) => StatusCode::CONFLICT,
+            A::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
+            A::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let reason = match status {
+            StatusCode::INTERNAL_SERVER_ERROR => {
+                tracing::error!(error = %e, "internal error");
+                "internal error, see the broker log".to_string()
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                tracing::warn!(error = %e, "service unavailable");
+                e.to_string()
+            }
+            _ => e.to_string(),
+        };
+        ApiError { status, reason }
+    }
+}
+
 /// Names that break Pulsar's naming rules are 412, as in Pulsar.
 impl From<NameError> for ApiError {
     fn from(e: NameError) -> Self {

@@ -1,12 +1,18 @@
 //! Request extraction shared by the routes: lenient JSON bodies (Pulsar tools send bare
 //! scalars such as `30` or `"Prefix"`), the caller's identity, and topic names from paths.
 
+use crate::AppState;
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use magnetar_core::TopicName;
+use axum::http::{HeaderMap, header};
+use magnetar_auth::authorize::topic_grant_key;
+use magnetar_auth::{Auth, AuthError, Operation, Principal, Resource, Visibility};
+use magnetar_broker::BrokerError;
+use magnetar_core::{NamespaceName, TenantName, TopicName};
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 
 /// A JSON body parsed whatever the content type says; malformed JSON is a 400 with a reason.
 pub struct JsonBody<T>(pub T);
@@ -43,19 +49,161 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T>
     }
 }
 
-/// Who is calling. Authentication arrives with the JWT issue; until then every caller is a
-/// superuser, but every handler already takes this so enforcement has one place to go.
-#[derive(Debug, Clone)]
+/// Who is calling, and the one door to authorization: handlers call
+/// `auth.check(Operation::..., &resource).await?` before doing anything. With authentication
+/// off every caller is a superuser; with it on, a missing or bad token is a 401 before the
+/// handler runs.
+#[derive(Clone)]
 pub struct AuthContext {
+    /// The first role of the token (`None` with authentication off).
     pub role: Option<String>,
     pub superuser: bool,
+    pub principal: Arc<Principal>,
+    auth: Arc<Auth>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for AuthContext {
+impl std::fmt::Debug for AuthContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthContext").field("role", &self.role).field("superuser", &self.superuser).finish()
+    }
+}
+
+impl AuthContext {
+    fn new(principal: Arc<Principal>, auth: Arc<Auth>) -> Self {
+        AuthContext { role: principal.role().map(String::from), superuser: principal.superuser, principal, auth }
+    }
+
+    /// Allows `op` on `resource` or answers 403 (the same for existing and missing resources).
+    pub async fn check<'a>(&self, op: Operation, resource: impl Into<Resource<'a>>) -> Result<(), ApiError> {
+        Ok(self.auth.check(&self.principal, op, resource.into()).await?)
+    }
+
+    /// When the token expires (`None`: never, or authentication off); a WebSocket session closes
+    /// its connection then.
+    pub fn expires_at(&self) -> Option<std::time::SystemTime> {
+        let secs = u64::try_from(self.principal.expires_at?).unwrap_or(0);
+        Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+    }
+
+    /// Whether the token is still good: not expired and not revoked since the request began.
+    /// Long-lived sessions (WebSocket) check this periodically and close when it turns false.
+    pub fn still_valid(&self) -> bool {
+        let expired = self.expires_at().is_some_and(|e| std::time::SystemTime::now() > e);
+        !expired && !self.auth.is_revoked(&self.principal)
+    }
+
+    pub(crate) fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    /// The tenants the caller administers (all for a superuser).
+    pub async fn visible_tenants(&self, all: Vec<TenantName>) -> Result<Vec<TenantName>, ApiError> {
+        if self.superuser {
+            return Ok(all);
+        }
+        let mut visible = Vec::new();
+        for t in all {
+            if self.auth.authorizer.can_see_tenant(&self.principal, &t).await? {
+                visible.push(t);
+            }
+        }
+        Ok(visible)
+    }
+
+    /// A tenant's namespaces the caller may see. Tenant admins get the listing as it is (404
+    /// for a missing tenant); others get the namespaces they hold grants in, and a 403 when
+    /// there are none, whether or not the tenant exists.
+    pub async fn visible_namespaces(
+        &self,
+        tenant: &TenantName,
+        listed: Result<Vec<NamespaceName>, BrokerError>,
+    ) -> Result<Vec<NamespaceName>, ApiError> {
+        if self.auth.check(&self.principal, Operation::GetTenant, Resource::Tenant(tenant)).await.is_ok() {
+            return Ok(listed?);
+        }
+        let mut visible = Vec::new();
+        for n in listed.unwrap_or_default() {
+            if !matches!(self.auth.authorizer.namespace_visibility(&self.principal, &n).await?, Visibility::Nothing) {
+                visible.push(n);
+            }
+        }
+        if visible.is_empty() {
+            return Err(AuthError::Forbidden(format!(
+                "role {} is not authorized to list namespaces of tenant {tenant}",
+                self.role.as_deref().unwrap_or("(none)")
+            ))
+            .into());
+        }
+        Ok(visible)
+    }
+
+    /// A namespace's topics (full names, partitions included) the caller may see; 403 when
+    /// none, whether or not the namespace exists.
+    pub async fn visible_topics(
+        &self,
+        namespace: &NamespaceName,
+        listed: Result<Vec<String>, BrokerError>,
+    ) -> Result<Vec<String>, ApiError> {
+        if self.superuser {
+            return Ok(listed?);
+        }
+        match self.auth.authorizer.namespace_visibility(&self.principal, namespace).await? {
+            Visibility::All => Ok(listed?),
+            Visibility::Topics(keys) => Ok(listed?
+                .into_iter()
+                .filter(|t| t.parse::<TopicName>().is_ok_and(|t| keys.contains(&topic_grant_key(&t))))
+                .collect()),
+            Visibility::Nothing => Err(AuthError::Forbidden(format!(
+                "role {} is not authorized to list topics of namespace {namespace}",
+                self.role.as_deref().unwrap_or("(none)")
+            ))
+            .into()),
+        }
+    }
+}
+
+/// `Authorization: Bearer <jwt>`; `None` without the header, an error for another scheme.
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| ApiError::from(AuthError::Malformed))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(Some(token.trim())),
+        _ => Err(AuthError::Malformed.into()),
+    }
+}
+
+/// Authenticates a request from its headers, or (only when there is no `Authorization`
+/// header) from a `token` query value as browsers' WebSocket clients send it, with or without
+/// a `Bearer ` prefix. For the WebSocket upgrade and any handler that must authenticate by hand.
+pub fn authenticate(state: &AppState, headers: &HeaderMap, query_token: Option<&str>) -> Result<AuthContext, ApiError> {
+    let auth = Arc::clone(&state.auth);
+    if !auth.enabled() {
+        return Ok(AuthContext::new(Arc::new(Principal::anonymous_superuser()), auth));
+    }
+    let token = match bearer(headers)? {
+        Some(t) => Some(t),
+        None => query_token.map(|t| t.strip_prefix("Bearer ").unwrap_or(t)),
+    };
+    let principal = auth.authenticate(token)?;
+    Ok(AuthContext::new(principal, auth))
+}
+
+/// The `token` query parameter of a WebSocket URL (percent-decoded), never logged.
+fn query_token(parts: &Parts) -> Option<String> {
+    if !parts.uri.path().starts_with("/ws/") {
+        return None;
+    }
+    let axum::extract::Query(mut params) =
+        axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(&parts.uri).ok()?;
+    params.remove("token")
+}
+
+impl FromRequestParts<AppState> for AuthContext {
     type Rejection = ApiError;
 
-    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        Ok(AuthContext { role: None, superuser: true })
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = query_token(parts);
+        authenticate(state, &parts.headers, token.as_deref())
     }
 }
 

@@ -8,9 +8,11 @@ mod extract;
 mod routes;
 
 pub use error::ApiError;
-pub use extract::AuthContext;
+pub use extract::{AuthContext, authenticate};
+pub use magnetar_auth::{Operation, Resource};
 
 use axum::Router;
+use magnetar_auth::Auth;
 use magnetar_broker::Broker;
 use std::sync::Arc;
 
@@ -43,26 +45,43 @@ impl Default for HttpConfig {
 pub struct AppState {
     pub broker: Arc<Broker>,
     pub http: Arc<HttpConfig>,
+    pub auth: Arc<Auth>,
 }
 
-/// The complete HTTP application.
+/// The complete HTTP application with authentication off (every caller is a superuser).
 pub fn app(broker: Arc<Broker>, http: HttpConfig) -> Router {
+    let auth = Arc::new(Auth::disabled(Arc::clone(&broker.metadata)));
+    app_with_auth(broker, http, auth)
+}
+
+/// The complete HTTP application; `auth` decides who may call what.
+pub fn app_with_auth(broker: Arc<Broker>, http: HttpConfig, auth: Arc<Auth>) -> Router {
     let limit = http.max_request_bytes;
     let concurrency = http.max_concurrent_requests;
-    let state = AppState { broker, http: Arc::new(http) };
+    let state = AppState { broker, http: Arc::new(http), auth };
     Router::new()
         .merge(routes::clusters::router())
         .merge(routes::tenants::router())
         .merge(routes::namespaces::router())
+        .merge(routes::offload::router())
         .merge(routes::topics::router())
         .merge(routes::subscriptions::router())
         .merge(routes::produce::router())
         .merge(routes::consume::router())
         .merge(routes::ops::router())
+        .merge(routes::permissions::router())
+        .merge(routes::service_accounts::router())
         .merge(routes::ws::router())
+        .merge(routes::policies::router())
         .fallback(routes::ops::not_found)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .layer(tower::limit::ConcurrencyLimitLayer::new(concurrency))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+}
+
+/// The request span names the method and the path only: query strings may carry tokens
+/// (WebSocket `?token=`), and headers (`Authorization`) are never recorded.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
 }

@@ -40,7 +40,12 @@ pub struct AccountView {
 
 impl From<ServiceAccount> for AccountView {
     fn from(a: ServiceAccount) -> Self {
-        AccountView { role: role_of(&a.tenant, &a.name), name: a.name, description: a.description, created_at: a.created_at }
+        AccountView {
+            role: role_of(&a.tenant, &a.name),
+            name: a.name,
+            description: a.description,
+            created_at: a.created_at,
+        }
     }
 }
 
@@ -88,9 +93,15 @@ fn account_not_found(tenant: &TenantName, name: &str) -> AuthError {
 }
 
 impl Auth {
-    pub async fn create_service_account(&self, tenant: &TenantName, name: &str, description: String) -> Result<(), AuthError> {
+    pub async fn create_service_account(
+        &self,
+        tenant: &TenantName,
+        name: &str,
+        description: String,
+    ) -> Result<(), AuthError> {
         validate_name(name)?;
-        let account = ServiceAccount { tenant: tenant.clone(), name: name.to_string(), description, created_at: now_millis() };
+        let account =
+            ServiceAccount { tenant: tenant.clone(), name: name.to_string(), description, created_at: now_millis() };
         Ok(self.authorizer.store().create_service_account(&account).await?)
     }
 
@@ -136,7 +147,9 @@ impl Auth {
         }
         let max = self.config.service_account_token_max_secs;
         if expires_in_secs == 0 || expires_in_secs > max {
-            return Err(AuthError::BadRequest(format!("expiresInSeconds {expires_in_secs} must be between 1 and {max}")));
+            return Err(AuthError::BadRequest(format!(
+                "expiresInSeconds {expires_in_secs} must be between 1 and {max}"
+            )));
         }
         if self.authorizer.store().get_service_account(tenant, name).await?.is_none() {
             return Err(account_not_found(tenant, name));
@@ -162,12 +175,21 @@ impl Auth {
         Ok(MintedToken { id, role, token, expires_at })
     }
 
-    pub async fn list_service_account_tokens(&self, tenant: &TenantName, name: &str) -> Result<Vec<TokenView>, AuthError> {
+    pub async fn list_service_account_tokens(
+        &self,
+        tenant: &TenantName,
+        name: &str,
+    ) -> Result<Vec<TokenView>, AuthError> {
         let tokens = self.authorizer.store().list_service_account_tokens(tenant, name).await?;
         Ok(tokens.into_iter().map(TokenView::from).collect())
     }
 
-    pub async fn revoke_service_account_token(&self, tenant: &TenantName, name: &str, id: &str) -> Result<(), AuthError> {
+    pub async fn revoke_service_account_token(
+        &self,
+        tenant: &TenantName,
+        name: &str,
+        id: &str,
+    ) -> Result<(), AuthError> {
         let tokens = self.authorizer.store().list_service_account_tokens(tenant, name).await?;
         let expires = tokens.iter().find(|t| t.id == id).and_then(|t| t.expires_at);
         self.authorizer.store().revoke_service_account_token(tenant, name, id).await?;

@@ -91,6 +91,8 @@ pub enum Operation {
     GrantPermission,
     RevokePermission,
     SetSubscriptionAuthMode,
+    /// Clear backlogs or unsubscribe across a namespace.
+    ClearBacklog,
     // Topics.
     ListTopics,
     LookupTopic,
@@ -151,12 +153,25 @@ pub fn rule(op: Operation) -> Rule {
         // Listings are filtered to what the caller may see (see `Authorizer::can_see_*`).
         ListTenants | ListNamespaces | ListNamespaceTopics | ListTopics => Rule::Authenticated,
         Metrics | CreateTenant | UpdateTenant | DeleteTenant => Rule::Superuser,
-        GetTenant | CreateNamespace | DeleteNamespace | GetNamespacePolicies | SetNamespacePolicy | GetPermissions
-        | GrantPermission | RevokePermission | SetSubscriptionAuthMode => Rule::TenantAdmin,
+        GetTenant
+        | CreateNamespace
+        | DeleteNamespace
+        | GetNamespacePolicies
+        | SetNamespacePolicy
+        | GetPermissions
+        | GrantPermission
+        | RevokePermission
+        | SetSubscriptionAuthMode
+        | ClearBacklog => Rule::TenantAdmin,
         CreateTopic | DeleteTopic | UpdatePartitions | GetTopicPolicy | SetTopicPolicy | TerminateTopic
         | UnloadTopic | CompactTopic | OffloadTopic | GetOffloadStatus => Rule::TenantAdmin,
-        ListServiceAccounts | CreateServiceAccount | GetServiceAccount | DeleteServiceAccount
-        | CreateServiceAccountToken | ListServiceAccountTokens | RevokeServiceAccountToken => Rule::TenantAdmin,
+        ListServiceAccounts
+        | CreateServiceAccount
+        | GetServiceAccount
+        | DeleteServiceAccount
+        | CreateServiceAccountToken
+        | ListServiceAccountTokens
+        | RevokeServiceAccountToken => Rule::TenantAdmin,
         LookupTopic | GetPartitions | GetTopicStats | GetInternalStats | GetLastMessageId => Rule::ProduceOrConsume,
         ListSubscriptions | CreateSubscription | DeleteSubscription | SkipMessages | ResetCursor | PeekMessages
         | ExpireMessages | Consume | Read => Rule::Consume,
@@ -285,7 +300,12 @@ fn has_action(grants: Option<&Vec<String>>, wanted: &[Action]) -> bool {
 
 impl Authorizer {
     pub fn new(store: Arc<dyn MetadataStore>, cache_ttl: Duration) -> Authorizer {
-        Authorizer { store, ttl: cache_ttl, tenants: RwLock::new(HashMap::new()), namespaces: RwLock::new(HashMap::new()) }
+        Authorizer {
+            store,
+            ttl: cache_ttl,
+            tenants: RwLock::new(HashMap::new()),
+            namespaces: RwLock::new(HashMap::new()),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn MetadataStore> {

@@ -1,8 +1,8 @@
 //! Keys: the verification key and accepted algorithms from configuration, the optional signing
 //! key for service-account tokens, and key generation for `magnetar tokens`.
 
-use crate::config::{AuthConfig, read_key_value, read_secret_key};
 use crate::AuthError;
+use crate::config::{AuthConfig, read_key_value, read_secret_key};
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 

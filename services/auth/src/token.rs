@@ -71,7 +71,9 @@ fn hash(token: &str) -> [u8; 32] {
 fn claim_secs(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, AuthError> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).map(Some).ok_or(AuthError::Malformed),
+        Some(Value::Number(n)) => {
+            n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).map(Some).ok_or(AuthError::Malformed)
+        }
         Some(_) => Err(AuthError::Malformed),
     }
 }
@@ -79,7 +81,9 @@ fn claim_secs(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, Au
 fn strings(v: Option<&Value>) -> Vec<String> {
     match v {
         Some(Value::String(s)) if !s.is_empty() => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).filter(|s| !s.is_empty()).map(String::from).collect(),
+        Some(Value::Array(a)) => {
+            a.iter().filter_map(Value::as_str).filter(|s| !s.is_empty()).map(String::from).collect()
+        }
         _ => Vec::new(),
     }
 }
@@ -158,13 +162,16 @@ impl Authenticator {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.validate_aud = false;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.keys.decoding, &validation).map_err(|e| {
-            match e.kind() {
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &self.keys.decoding, &validation).map_err(|e| match e
+                .kind()
+            {
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => AuthError::InvalidSignature,
-                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => AuthError::WrongAlgorithm(format!("{:?}", header.alg)),
+                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
+                    AuthError::WrongAlgorithm(format!("{:?}", header.alg))
+                }
                 _ => AuthError::Malformed,
-            }
-        })?;
+            })?;
         let claims = data.claims;
         let now = now_secs();
         let exp = claim_secs(&claims, "exp")?;
@@ -233,7 +240,179 @@ impl Authenticator {
 }
 
 /// Encodes `claims` with `key`.
-pub fn encode(alg: Algorithm, key: &jsonwebtoken::EncodingKey, claims: &Map<String, Value>) -> Result<String, AuthError> {
+pub fn encode(
+    alg: Algorithm,
+    key: &jsonwebtoken::EncodingKey,
+    claims: &Map<String, Value>,
+) -> Result<String, AuthError> {
     let header = Header::new(alg);
     jsonwebtoken::encode(&header, claims, key).map_err(|e| AuthError::Internal(format!("signing a token: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use crate::keys::{encoding_key, generate_key_pair};
+    use jsonwebtoken::EncodingKey;
+    use serde_json::json;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn hs_config() -> AuthConfig {
+        AuthConfig {
+            enabled: true,
+            token_secret_key: Secret::new(SECRET),
+            superuser_roles: vec!["root".into()],
+            ..AuthConfig::default()
+        }
+    }
+
+    fn hs(claims: Value) -> String {
+        let Value::Object(m) = claims else { panic!("object") };
+        encode(Algorithm::HS256, &EncodingKey::from_secret(SECRET.as_bytes()), &m).unwrap()
+    }
+
+    fn auth(c: &AuthConfig) -> Authenticator {
+        Authenticator::new(c).unwrap()
+    }
+
+    #[test]
+    fn hs256_token_gives_role_and_superuser() {
+        let a = auth(&hs_config());
+        let p = a.authenticate(&hs(json!({"sub": "alice"}))).unwrap();
+        assert_eq!((p.roles.clone(), p.superuser), (vec!["alice".to_string()], false));
+        assert!(a.authenticate(&hs(json!({"sub": "root"}))).unwrap().superuser);
+    }
+
+    #[test]
+    fn array_claim_gives_several_roles() {
+        let a = auth(&AuthConfig { token_auth_claim: "roles".into(), ..hs_config() });
+        let p = a.authenticate(&hs(json!({"sub": "x", "roles": ["a", "root"]}))).unwrap();
+        assert_eq!(p.roles, vec!["a", "root"]);
+        assert!(p.superuser);
+        assert!(matches!(a.authenticate(&hs(json!({"sub": "x"}))), Err(AuthError::MissingRole(c)) if c == "roles"));
+    }
+
+    #[test]
+    fn exp_and_nbf_are_checked_with_skew() {
+        let now = now_secs();
+        let a = auth(&hs_config());
+        assert!(matches!(a.authenticate(&hs(json!({"sub": "a", "exp": now - 10}))), Err(AuthError::Expired)));
+        assert!(matches!(a.authenticate(&hs(json!({"sub": "a", "nbf": now + 100}))), Err(AuthError::NotYetValid)));
+        assert!(a.authenticate(&hs(json!({"sub": "a", "exp": now + 100, "nbf": now - 1}))).is_ok());
+        let lenient = auth(&AuthConfig { allowed_clock_skew_secs: 60, ..hs_config() });
+        assert!(lenient.authenticate(&hs(json!({"sub": "a", "exp": now - 10}))).is_ok());
+        assert!(lenient.authenticate(&hs(json!({"sub": "a", "nbf": now + 10}))).is_ok());
+    }
+
+    #[test]
+    fn cached_token_still_expires() {
+        let a = auth(&hs_config());
+        let t = hs(json!({"sub": "a", "exp": now_secs() + 1}));
+        a.authenticate(&t).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert!(matches!(a.authenticate(&t), Err(AuthError::Expired)));
+    }
+
+    #[test]
+    fn audience_is_required_when_configured() {
+        let a = auth(&AuthConfig { token_audience: Some("magnetar".into()), ..hs_config() });
+        assert!(a.authenticate(&hs(json!({"sub": "a", "aud": "magnetar"}))).is_ok());
+        assert!(a.authenticate(&hs(json!({"sub": "a", "aud": ["x", "magnetar"]}))).is_ok());
+        assert!(matches!(a.authenticate(&hs(json!({"sub": "a", "aud": "other"}))), Err(AuthError::WrongAudience)));
+        assert!(matches!(a.authenticate(&hs(json!({"sub": "a"}))), Err(AuthError::WrongAudience)));
+        let custom = auth(&AuthConfig {
+            token_audience: Some("m".into()),
+            token_audience_claim: "audience".into(),
+            ..hs_config()
+        });
+        assert!(custom.authenticate(&hs(json!({"sub": "a", "audience": "m"}))).is_ok());
+    }
+
+    #[test]
+    fn bad_tokens_are_refused_without_echoing_them() {
+        let a = auth(&hs_config());
+        let other = EncodingKey::from_secret(b"another-secret-another-secret-xx");
+        let forged = encode(Algorithm::HS256, &other, json!({"sub": "root"}).as_object().unwrap()).unwrap();
+        let err = a.authenticate(&forged).unwrap_err();
+        assert!(matches!(err, AuthError::InvalidSignature));
+        assert!(!err.to_string().contains(&forged));
+        for junk in ["", "abc", "a.b.c", "eyJhbGciOiJIUzI1NiJ9.e30"] {
+            let err = a.authenticate(junk).unwrap_err();
+            assert!(err.is_unauthenticated(), "{junk}: {err}");
+        }
+    }
+
+    #[test]
+    fn revoked_token_is_refused_even_when_cached() {
+        let a = auth(&hs_config());
+        let t = hs(json!({"sub": "a", "jti": "t-1"}));
+        a.authenticate(&t).unwrap();
+        a.add_revocations(7, [("t-1".to_string(), None)]);
+        assert!(matches!(a.authenticate(&t), Err(AuthError::Revoked)));
+        assert_eq!(a.revocation_seq(), 7);
+        assert!(a.authenticate(&hs(json!({"sub": "a", "jti": "t-2"}))).is_ok());
+    }
+
+    #[test]
+    fn cache_is_bounded() {
+        let a = auth(&AuthConfig { token_cache_max_entries: 3, ..hs_config() });
+        for i in 0..10 {
+            a.authenticate(&hs(json!({"sub": format!("r{i}")}))).unwrap();
+            assert!(a.cache.read().len() <= 3);
+        }
+    }
+
+    fn pair_config(alg: &str) -> (AuthConfig, EncodingKey) {
+        let algorithm = crate::keys::parse_algorithm(alg).unwrap();
+        let (private, public) = generate_key_pair(algorithm).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("public.pem");
+        std::fs::write(&path, &public).unwrap();
+        let c = AuthConfig {
+            enabled: true,
+            // The file form, read once at start.
+            token_public_key: Secret::new(format!("file://{}", path.display())),
+            token_public_alg: alg.into(),
+            ..AuthConfig::default()
+        };
+        let key = encoding_key(algorithm, private.into_bytes(), "test").unwrap();
+        let a = Authenticator::new(&c).unwrap();
+        drop(a);
+        // Keep the key inline for the returned config: the temp dir goes away.
+        (AuthConfig { token_public_key: Secret::new(public), ..c }, key)
+    }
+
+    #[test]
+    fn rs256_and_es256_public_keys_verify() {
+        for alg in ["RS256", "ES256"] {
+            let (c, key) = pair_config(alg);
+            let a = auth(&c);
+            let algorithm = crate::keys::parse_algorithm(alg).unwrap();
+            let t = encode(algorithm, &key, json!({"sub": "svc"}).as_object().unwrap()).unwrap();
+            assert_eq!(a.authenticate(&t).unwrap().roles, vec!["svc"], "{alg}");
+            // An HS256 token must not be accepted by a public-key broker (algorithm confusion).
+            assert!(matches!(a.authenticate(&hs(json!({"sub": "svc"}))), Err(AuthError::WrongAlgorithm(_))), "{alg}");
+        }
+    }
+
+    #[test]
+    fn invalid_keys_are_config_errors_naming_the_setting() {
+        let c = AuthConfig { enabled: true, token_public_key: Secret::new("not a key"), ..AuthConfig::default() };
+        let err = Authenticator::new(&c).unwrap_err();
+        assert!(err.to_string().contains("auth.token_public_key"), "{err}");
+        let short = AuthConfig { token_secret_key: Secret::new("short"), ..hs_config() };
+        assert!(Authenticator::new(&short).is_err());
+    }
+
+    #[test]
+    fn signing_uses_the_role_claim() {
+        let a = auth(&AuthConfig { token_auth_claim: "role".into(), ..hs_config() });
+        let mut claims = Map::new();
+        claims.insert("jti".into(), json!("abc"));
+        let t = a.sign("app@acme", claims).unwrap();
+        let p = a.authenticate(&t).unwrap();
+        assert_eq!((p.roles[0].as_str(), p.token_id.as_deref()), ("app@acme", Some("abc")));
+    }
 }

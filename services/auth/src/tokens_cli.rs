@@ -1,10 +1,10 @@
 //! Logic of `magnetar tokens` (in the spirit of Pulsar's `pulsar tokens`): key generation,
 //! minting, showing and validating tokens. The binary only parses flags and prints.
 
+use crate::AuthError;
 use crate::config::{AuthConfig, Secret, read_key_value, read_secret_key};
 use crate::keys::{encoding_key, parse_algorithm};
 use crate::token::{Authenticator, Principal, encode, now_secs};
-use crate::AuthError;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Map, Value};
@@ -15,7 +15,8 @@ pub use crate::keys::{generate_key_pair, generate_secret_key};
 pub fn parse_duration_secs(s: &str) -> Result<u64, AuthError> {
     let s = s.trim();
     let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = digits.parse().map_err(|_| AuthError::BadRequest(format!("invalid duration `{s}` (e.g. 3600, 1h, 7d)")))?;
+    let n: u64 =
+        digits.parse().map_err(|_| AuthError::BadRequest(format!("invalid duration `{s}` (e.g. 3600, 1h, 7d)")))?;
     let mult = match unit {
         "" | "s" => 1,
         "m" => 60,
@@ -124,7 +125,8 @@ mod tests {
 
     #[test]
     fn create_show_validate_round_trip() {
-        let secret = format!("data:;base64,{}", base64::engine::general_purpose::STANDARD.encode(generate_secret_key()));
+        let secret =
+            format!("data:;base64,{}", base64::engine::general_purpose::STANDARD.encode(generate_secret_key()));
         let token = create_token(SigningKey::Secret(&secret), "sub", "admin", Some(60), &[]).unwrap();
         let shown = show_token(&token).unwrap();
         assert!(shown.contains("\"sub\": \"admin\"") && shown.contains("HS256"), "{shown}");

@@ -93,7 +93,10 @@ impl Broker {
             change(&mut policies)?;
             validate_policies(&policies)?;
             match self.metadata.update_namespace_policies(name, &policies, rec.version).await {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    self.policy_cache.invalidate(name);
+                    return Ok(());
+                }
                 Err(magnetar_metadata::MetadataError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -103,7 +106,7 @@ impl Broker {
 
     /// The retention in force for a namespace: its policy, else the broker default.
     pub async fn effective_retention(&self, name: &NamespaceName) -> Result<RetentionPolicies> {
-        Ok(self.get_policies(name).await?.retention_policies.unwrap_or_else(|| self.config.default_retention()))
+        Ok(self.cached_policies(name).await?.retention_policies.unwrap_or_else(|| self.config.default_retention()))
     }
 
     /// Unloads and deletes the data of partitions removed from the metadata store.

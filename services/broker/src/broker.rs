@@ -45,6 +45,8 @@ pub struct Broker {
     /// Serializes checkpoints: a WAL trim must not return while another checkpoint still holds
     /// cursors it took as dirty but has not written yet.
     checkpoint_lock: tokio::sync::Mutex<()>,
+    pub(crate) policy_cache: crate::policy::PolicyCache,
+    pub(crate) offloader: crate::offload::Offloader,
     ready: AtomicBool,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -79,6 +81,8 @@ impl Broker {
             topics: RwLock::new(HashMap::new()),
             load_lock: tokio::sync::Mutex::new(()),
             checkpoint_lock: tokio::sync::Mutex::new(()),
+            policy_cache: crate::policy::PolicyCache::default(),
+            offloader: crate::offload::Offloader::default(),
             ready: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -172,6 +176,13 @@ impl Broker {
         self.tasks.spawn(periodic(weak.clone(), token.clone(), every, |b| async move {
             b.apply_retention_all().await;
         }));
+        let every = self.config.offload_interval();
+        self.tasks.spawn(periodic(weak.clone(), token.clone(), every, |b| async move {
+            b.offload_all().await;
+        }));
+        self.tasks.spawn(periodic(weak.clone(), token.clone(), std::time::Duration::from_secs(1), |b| async move {
+            b.enforce_policies().await;
+        }));
         self.tasks.spawn(periodic(weak, token, std::time::Duration::from_secs(5), |b| async move {
             for p in b.loaded_partitions() {
                 p.update_rates();
@@ -237,6 +248,7 @@ impl Broker {
             let name = if record.partitions > 0 { record.name.partition(pr.index as u32) } else { record.name.clone() };
             let epoch = self.metadata.acquire_partition(pr.log_id, &self.broker_id).await?;
             let log = self.storage.log(pr.log_id as u64)?;
+            self.attach_offloaded(pr.log_id, &log).await?;
             let partition = Partition::new(
                 name,
                 *pr,

@@ -29,6 +29,22 @@ pub struct BrokerConfig {
     /// Most messages in flight (delivered, unacknowledged) per subscription; pulls beyond it
     /// wait, so a consumer that never acks cannot make the broker grow without bound.
     pub max_unacked_per_subscription: usize,
+    /// Broker default of `offloadThreshold` (bytes of not offloaded data a topic keeps before
+    /// its oldest sealed segments are offloaded): 0 = as soon as a segment seals, -1 = off.
+    pub offload_threshold_bytes: i64,
+    /// Broker default of `offloadThresholdInSeconds` (-1 = off).
+    pub offload_threshold_seconds: i64,
+    /// Broker default of `offloadDeletionLagMs`: how long the local copy of an offloaded segment
+    /// stays as a cache (-1 = forever).
+    pub offload_deletion_lag_ms: i64,
+    /// How often the offloader runs, in milliseconds.
+    pub offload_check_interval_ms: u64,
+    /// Upper bound of the retry backoff of failing uploads, in milliseconds.
+    pub offload_max_backoff_ms: u64,
+    /// How often objects without an index row are looked for, per partition, in milliseconds.
+    pub offload_gc_interval_ms: u64,
+    /// Age an object without an index row must reach before it is deleted, in milliseconds.
+    pub offload_gc_grace_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -45,6 +61,13 @@ impl Default for BrokerConfig {
             retention_check_interval_ms: 60_000,
             default_ack_timeout_ms: 30_000,
             max_unacked_per_subscription: 50_000,
+            offload_threshold_bytes: 0,
+            offload_threshold_seconds: -1,
+            offload_deletion_lag_ms: 600_000,
+            offload_check_interval_ms: 1_000,
+            offload_max_backoff_ms: 30_000,
+            offload_gc_interval_ms: 600_000,
+            offload_gc_grace_ms: 3_600_000,
         }
     }
 }
@@ -58,6 +81,9 @@ impl BrokerConfig {
     }
     pub fn checkpoint_interval(&self) -> Duration {
         Duration::from_millis(self.cursor_checkpoint_interval_ms.max(100))
+    }
+    pub fn offload_interval(&self) -> Duration {
+        Duration::from_millis(self.offload_check_interval_ms.max(50))
     }
     pub fn retention_interval(&self) -> Duration {
         Duration::from_millis(self.retention_check_interval_ms.max(100))

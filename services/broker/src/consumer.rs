@@ -47,7 +47,12 @@ pub struct ConsumerSession {
 impl Broker {
     /// Attaches a consumer to a durable subscription (created at the initial position if it
     /// does not exist), on every partition the name designates.
-    pub async fn subscribe(self: &Arc<Self>, name: &TopicName, sub: &str, opts: SubscribeOptions) -> Result<ConsumerSession> {
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        name: &TopicName,
+        sub: &str,
+        opts: SubscribeOptions,
+    ) -> Result<ConsumerSession> {
         self.ensure_subscription(name, sub, opts.initial_position).await?;
         let (_, parts) = self.partitions_of(name).await?;
         let id = NEXT_CONSUMER.fetch_add(1, Ordering::Relaxed);
@@ -89,7 +94,12 @@ impl Broker {
 
     /// A reader: a non-durable, exclusive subscription starting at `start` (exclusive of a given
     /// message id, as Pulsar readers start after it).
-    pub async fn create_reader(self: &Arc<Self>, name: &TopicName, start: StartPosition, reader_name: &str) -> Result<ConsumerSession> {
+    pub async fn create_reader(
+        self: &Arc<Self>,
+        name: &TopicName,
+        start: StartPosition,
+        reader_name: &str,
+    ) -> Result<ConsumerSession> {
         let (_, parts) = self.partitions_of(name).await?;
         let id = NEXT_CONSUMER.fetch_add(1, Ordering::Relaxed);
         let sub = format!("reader-{id:x}");
@@ -166,12 +176,23 @@ impl ConsumerSession {
         Ok(out)
     }
 
-    async fn dead_letter(&self, dl: &DeadLetterPolicy, p: &Partition, s: &Subscription, m: PulledMessage) -> Result<()> {
+    async fn dead_letter(
+        &self,
+        dl: &DeadLetterPolicy,
+        p: &Partition,
+        s: &Subscription,
+        m: PulledMessage,
+    ) -> Result<()> {
         self.broker.ensure_topic(&dl.topic).await?;
         let mut properties = m.record.properties.clone();
         properties.push(("REAL_TOPIC".into(), p.name.to_string()));
         properties.push(("ORIGIN_MESSAGE_ID".into(), m.id.to_text()));
-        let msg = PublishMessage { key: m.record.key.clone(), properties, payload: m.record.payload.clone(), event_time: m.record.event_time };
+        let msg = PublishMessage {
+            key: m.record.key.clone(),
+            properties,
+            payload: m.record.payload.clone(),
+            event_time: m.record.event_time,
+        };
         self.broker.publish(&dl.topic, vec![msg]).await?;
         if let Some(op) = s.ack(&[m.record.offset]) {
             self.broker.persist_op(p, &op).await?;

@@ -73,7 +73,12 @@ impl Broker {
     }
 
     /// `publish` with a choice of key hashing.
-    pub async fn publish_routed(&self, name: &TopicName, messages: Vec<PublishMessage>, hashing: KeyHashing) -> Result<Vec<MessageId>> {
+    pub async fn publish_routed(
+        &self,
+        name: &TopicName,
+        messages: Vec<PublishMessage>,
+        hashing: KeyHashing,
+    ) -> Result<Vec<MessageId>> {
         let started = std::time::Instant::now();
         let result = self.publish_inner(name, messages, hashing).await;
         match &result {
@@ -83,7 +88,12 @@ impl Broker {
         result
     }
 
-    async fn publish_inner(&self, name: &TopicName, messages: Vec<PublishMessage>, hashing: KeyHashing) -> Result<Vec<MessageId>> {
+    async fn publish_inner(
+        &self,
+        name: &TopicName,
+        messages: Vec<PublishMessage>,
+        hashing: KeyHashing,
+    ) -> Result<Vec<MessageId>> {
         let max = self.config.max_message_bytes;
         if let Some((i, m)) = messages.iter().enumerate().find(|(_, m)| m.payload.len() > max) {
             return Err(BrokerError::PayloadTooLarge(format!(
@@ -119,6 +129,7 @@ impl Broker {
         let appends = groups.into_iter().map(|(p, batch)| {
             let partition = Arc::clone(&topic.partitions[p]);
             async move {
+                self.admit_publish(&partition).await?;
                 let (positions, inputs): (Vec<usize>, Vec<RecordInput>) = batch.into_iter().unzip();
                 let bytes: u64 = inputs.iter().map(|r| r.payload.len() as u64).sum();
                 let count = inputs.len() as u64;
@@ -152,7 +163,9 @@ impl Broker {
         }
         // HTTP pullers share messages; a subscription whose connected consumers have it
         // exclusively (or by key) cannot be pulled from at the same time.
-        if let Some(kind) = subs.iter().find_map(|(_, s)| s.kind()).filter(|k| *k != crate::subscription::SubType::Shared) {
+        if let Some(kind) =
+            subs.iter().find_map(|(_, s)| s.kind()).filter(|k| *k != crate::subscription::SubType::Shared)
+        {
             return Err(BrokerError::Conflict(format!(
                 "subscription {sub} is {} with connected consumers; HTTP pull needs a Shared subscription",
                 kind.as_str()

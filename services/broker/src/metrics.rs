@@ -15,6 +15,7 @@ pub struct BrokerMetrics {
     pub out_bytes: IntCounterVec,
     pub msg_backlog: IntGaugeVec,
     pub storage_size: IntGaugeVec,
+    pub offloaded_size: IntGaugeVec,
     pub subscriptions_count: IntGaugeVec,
     pub topics_count: IntGauge,
     pub publish_latency: Histogram,
@@ -56,7 +57,12 @@ impl BrokerMetrics {
             out_messages: counter(&registry, "pulsar_out_messages_total", "messages delivered to consumers"),
             out_bytes: counter(&registry, "pulsar_out_bytes_total", "payload bytes delivered to consumers"),
             msg_backlog: gauge(&registry, "pulsar_msg_backlog", "unacknowledged messages over all subscriptions"),
-            storage_size: gauge(&registry, "pulsar_storage_size", "bytes of the topic's stored log"),
+            storage_size: gauge(
+                &registry,
+                "pulsar_storage_size",
+                "bytes of the topic's stored log, local and offloaded (each segment counted once)",
+            ),
+            offloaded_size: gauge(&registry, "pulsar_storage_offloaded_size", "bytes of the topic in the object store"),
             subscriptions_count: gauge(&registry, "pulsar_subscriptions_count", "subscriptions of the topic"),
             topics_count,
             publish_latency,
@@ -70,7 +76,7 @@ impl BrokerMetrics {
         for v in [&self.in_messages, &self.in_bytes, &self.out_messages, &self.out_bytes] {
             let _ = v.remove_label_values(labels);
         }
-        for v in [&self.msg_backlog, &self.storage_size, &self.subscriptions_count] {
+        for v in [&self.msg_backlog, &self.storage_size, &self.offloaded_size, &self.subscriptions_count] {
             let _ = v.remove_label_values(labels);
         }
     }

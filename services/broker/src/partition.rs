@@ -54,6 +54,7 @@ pub struct Partition {
     pub(crate) rates: std::sync::Mutex<(Rates, Option<RateSample>)>,
     pub(crate) metrics: PartitionMetrics,
     max_in_flight: usize,
+    quota: std::sync::Mutex<crate::policy::QuotaState>,
 }
 
 impl Partition {
@@ -86,6 +87,7 @@ impl Partition {
             rates: std::sync::Mutex::new((Rates::default(), None)),
             metrics,
             max_in_flight,
+            quota: std::sync::Mutex::new(crate::policy::QuotaState::Ok),
         }
     }
 
@@ -125,6 +127,14 @@ impl Partition {
 
     pub(crate) fn remove_subscription(&self, name: &str) -> Option<Arc<Subscription>> {
         self.subscriptions.write().unwrap_or_else(|e| e.into_inner()).remove(name)
+    }
+
+    pub(crate) fn set_quota(&self, q: crate::policy::QuotaState) {
+        *self.quota.lock().unwrap_or_else(|e| e.into_inner()) = q;
+    }
+
+    pub(crate) fn quota(&self) -> crate::policy::QuotaState {
+        *self.quota.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn record_publish(&self, messages: u64, bytes: u64) {

@@ -59,11 +59,9 @@ impl Broker {
                     .unwrap_or_else(|| p.log.end_offset());
                 let segments = p.log.segments();
                 if let Some(before) = deletable_before(&segments, consumed, &retention, now) {
-                    let log = std::sync::Arc::clone(&p.log);
-                    match tokio::task::spawn_blocking(move || log.delete_segments_before(before)).await {
-                        Ok(Ok(freed)) => tracing::debug!(topic = %p.name, before, freed = ?freed, "retention deleted segments"),
-                        Ok(Err(e)) => tracing::warn!(topic = %p.name, error = %e, "retention failed"),
-                        Err(e) => tracing::warn!(topic = %p.name, error = %e, "retention task failed"),
+                    match self.delete_segments_all_tiers(p, before).await {
+                        Ok(freed) => tracing::debug!(topic = %p.name, before, freed, "retention deleted segments"),
+                        Err(e) => tracing::warn!(topic = %p.name, error = %e, "retention failed"),
                     }
                 }
             }
@@ -84,6 +82,9 @@ mod tests {
             last_publish_time: last,
             created_at_ms: last,
             sealed,
+            local: true,
+            offloaded: false,
+            offloaded_at_ms: 0,
         }
     }
 

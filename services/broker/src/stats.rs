@@ -142,7 +142,9 @@ pub fn partition_stats(p: &Partition) -> TopicStats {
         bytes_in_counter: bytes_in,
         msg_in_counter: msg_in,
         average_msg_size: if msg_in > 0 { bytes_in as f64 / msg_in as f64 } else { 0.0 },
-        storage_size: p.log.size_bytes(),
+        // Every segment once, whichever tiers hold it; the object store's part separately.
+        storage_size: p.log.storage_bytes(),
+        offloaded_storage_size: p.log.offloaded_bytes(),
         deduplication_status: "Disabled".into(),
         ..TopicStats::default()
     };
@@ -236,7 +238,7 @@ pub fn internal_stats(p: &Partition) -> InternalStats {
             ledger_id: s.base_offset,
             entries: s.end_offset - s.base_offset,
             size: s.size_bytes,
-            offloaded: false,
+            offloaded: s.offloaded,
             under_replicated: false,
             timestamp: s.created_at_ms,
         })
@@ -271,7 +273,7 @@ pub fn internal_stats(p: &Partition) -> InternalStats {
     InternalStats {
         entries_added_counter: end,
         number_of_entries: end - start.min(end),
-        total_size: p.log.size_bytes(),
+        total_size: p.log.storage_bytes(),
         current_ledger_entries: active.map(|s| s.end_offset - s.base_offset).unwrap_or(0),
         current_ledger_size: active.map(|s| s.size_bytes).unwrap_or(0),
         last_ledger_created_timestamp: active
@@ -319,7 +321,8 @@ impl Broker {
             let subs = p.subscriptions();
             let backlog: u64 = subs.iter().map(|s| s.snapshot().backlog).sum();
             self.metrics.msg_backlog.with_label_values(&labels).set(backlog as i64);
-            self.metrics.storage_size.with_label_values(&labels).set(p.log.size_bytes() as i64);
+            self.metrics.storage_size.with_label_values(&labels).set(p.log.storage_bytes() as i64);
+            self.metrics.offloaded_size.with_label_values(&labels).set(p.log.offloaded_bytes() as i64);
             self.metrics.subscriptions_count.with_label_values(&labels).set(subs.len() as i64);
         }
     }

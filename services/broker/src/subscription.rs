@@ -305,7 +305,10 @@ impl Subscription {
                 )));
             }
             if kind == SubType::Exclusive {
-                return Err(BrokerError::Conflict(format!("exclusive subscription {} already has a consumer", self.name)));
+                return Err(BrokerError::Conflict(format!(
+                    "exclusive subscription {} already has a consumer",
+                    self.name
+                )));
             }
         }
         st.kind = Some(kind);

@@ -85,9 +85,11 @@ impl Broker {
         if !allow {
             return Err(BrokerError::NotFound(format!("topic {name} (auto-creation is disabled)")));
         }
-        let partitioned = over.and_then(|o| o.get("topicType")).and_then(serde_json::Value::as_str) == Some("partitioned");
+        let partitioned =
+            over.and_then(|o| o.get("topicType")).and_then(serde_json::Value::as_str) == Some("partitioned");
         let partitions = if partitioned {
-            over.and_then(|o| o.get("defaultNumPartitions")).and_then(serde_json::Value::as_u64).unwrap_or(1).max(1) as u32
+            over.and_then(|o| o.get("defaultNumPartitions")).and_then(serde_json::Value::as_u64).unwrap_or(1).max(1)
+                as u32
         } else {
             0
         };

@@ -59,11 +59,22 @@ pub struct StorageSection {
     pub segment_max_bytes: u64,
     pub segment_max_age_secs: u64,
     pub read_cache_bytes: usize,
+    /// Local segment bytes not yet offloaded before publishes fail with 503 (0 = no limit).
+    pub local_disk_budget_bytes: u64,
+    /// Budget of the object tier's block cache.
+    pub object_cache_bytes: u64,
+    /// Unit of ranged GETs of offloaded segments.
+    pub object_read_block_bytes: u64,
+    /// Blocks fetched ahead of a sequential reader of an offloaded segment.
+    pub object_read_ahead_blocks: u64,
+    /// Multipart part size of segment uploads (at least 5 MiB); larger segments use multipart.
+    pub object_part_bytes: usize,
 }
 
 impl Default for StorageSection {
     fn default() -> Self {
         let d = magnetar_storage::StorageConfig::default();
+        let t = magnetar_storage::TierConfig::default();
         StorageSection {
             wal_max_batch_bytes: d.wal_max_batch_bytes,
             wal_buffer_bytes: d.wal_buffer_bytes,
@@ -71,6 +82,11 @@ impl Default for StorageSection {
             segment_max_bytes: d.segment_max_bytes,
             segment_max_age_secs: d.segment_max_age.as_secs(),
             read_cache_bytes: d.read_cache_bytes,
+            local_disk_budget_bytes: d.local_disk_budget_bytes,
+            object_cache_bytes: t.cache_bytes,
+            object_read_block_bytes: t.block_bytes,
+            object_read_ahead_blocks: t.read_ahead_blocks,
+            object_part_bytes: t.part_bytes,
         }
     }
 }
@@ -106,7 +122,13 @@ impl Config {
             metadata: MetadataSection { url: Secret(format!("sqlite://{}", data_dir.join("metadata.db").display())) },
             object_store: ObjectStoreConfig::Local(LocalConfig { root: data_dir.join("objects") }),
             storage: StorageSection::default(),
-            broker: BrokerConfig::default(),
+            // One disk holds both tiers in standalone: offloading would only copy the data.
+            // Pulsar's defaults apply (off; a 4 h deletion lag once a namespace turns it on).
+            broker: BrokerConfig {
+                offload_threshold_bytes: -1,
+                offload_deletion_lag_ms: 4 * 3_600_000,
+                ..BrokerConfig::default()
+            },
             http: HttpConfig::default(),
             log: LogSection::default(),
         }
@@ -150,6 +172,15 @@ impl Config {
         if self.storage.segment_max_bytes < 1024 {
             bail!("storage.segment_max_bytes = {} is too small (at least 1024)", self.storage.segment_max_bytes);
         }
+        if self.storage.object_part_bytes < 5 << 20 {
+            bail!(
+                "storage.object_part_bytes = {} is too small (S3 needs at least 5242880)",
+                self.storage.object_part_bytes
+            );
+        }
+        if self.storage.object_read_block_bytes == 0 {
+            bail!("storage.object_read_block_bytes must be positive");
+        }
         if self.broker.max_message_bytes == 0 || self.broker.max_message_bytes > 512 * 1024 * 1024 {
             bail!("broker.max_message_bytes = {} must be between 1 and 536870912", self.broker.max_message_bytes);
         }
@@ -176,6 +207,18 @@ impl Config {
             segment_max_age: std::time::Duration::from_secs(s.segment_max_age_secs.max(1)),
             max_message_bytes: self.broker.max_message_bytes,
             read_cache_bytes: s.read_cache_bytes,
+            local_disk_budget_bytes: s.local_disk_budget_bytes,
+        }
+    }
+
+    pub fn tier_config(&self) -> magnetar_storage::TierConfig {
+        let s = &self.storage;
+        magnetar_storage::TierConfig {
+            multipart_threshold_bytes: s.object_part_bytes as u64,
+            part_bytes: s.object_part_bytes,
+            block_bytes: s.object_read_block_bytes,
+            cache_bytes: s.object_cache_bytes,
+            read_ahead_blocks: s.object_read_ahead_blocks,
         }
     }
 }

@@ -24,18 +24,21 @@ pub async fn start(config: Config, standalone: bool) -> anyhow::Result<Running> 
     let started = Instant::now();
     let metadata =
         magnetar_metadata::connect(&config.metadata.url.0).await.context("cannot open the metadata store")?;
-    // Fail fast on an unusable object store configuration (issue 3 uses it for offload).
-    let _objects = magnetar_storage::object::build_object_store(&config.object_store)
+    // Fail fast on an unusable object store configuration; it holds offloaded segments.
+    let objects = magnetar_storage::object::build_object_store(&config.object_store)
         .context("invalid object_store configuration")?;
 
     let registry = prometheus::Registry::new();
     let storage_metrics = magnetar_storage::StorageMetrics::new();
     storage_metrics.register(&registry).context("cannot register storage metrics")?;
     let storage_cfg = config.storage_config();
+    let tier = magnetar_storage::ObjectTier::new(objects, config.tier_config(), storage_metrics.clone())
+        .context("cannot start the object tier")?;
     let (storage, aux) =
         tokio::task::spawn_blocking(move || magnetar_storage::Storage::open_with_metrics(storage_cfg, storage_metrics))
             .await?
             .context("cannot open the durable log")?;
+    storage.attach_tier(tier);
     let aux: Vec<(u64, bytes::Bytes)> = aux.into_iter().map(|a| (a.log_id, a.data)).collect();
 
     let listener = TcpListener::bind(config.http_addr)

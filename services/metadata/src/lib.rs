@@ -108,7 +108,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Records a minted token. `NotFound` if the account is missing.
     async fn create_service_account_token(&self, token: &ServiceAccountToken) -> Result<()>;
     /// Live (not revoked) tokens of the account, oldest first. `NotFound` if it is missing.
-    async fn list_service_account_tokens(&self, tenant: &TenantName, account: &str) -> Result<Vec<ServiceAccountToken>>;
+    async fn list_service_account_tokens(&self, tenant: &TenantName, account: &str)
+    -> Result<Vec<ServiceAccountToken>>;
     /// Deletes the token and records its id as revoked. `NotFound` if the account has no such
     /// token.
     async fn revoke_service_account_token(&self, tenant: &TenantName, account: &str, id: &str) -> Result<()>;

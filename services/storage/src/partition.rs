@@ -33,6 +33,8 @@ pub struct SegmentInfo {
     pub local: bool,
     /// The object store holds it (its index row is committed).
     pub offloaded: bool,
+    /// When its upload completed (0 when not offloaded).
+    pub offloaded_at_ms: i64,
 }
 
 /// What [`PartitionLog::delete_segments_before`] removed.
@@ -606,6 +608,7 @@ impl PartitionLog {
             sealed,
             local: true,
             offloaded: segs.remote.contains_key(&m.base),
+            offloaded_at_ms: segs.remote.get(&m.base).map_or(0, |r| r.uploaded_at_ms),
         };
         let mut out: BTreeMap<u64, SegmentInfo> =
             segs.sealed.values().map(|s| (s.meta.base, info(&s.meta, true))).collect();
@@ -620,6 +623,7 @@ impl PartitionLog {
                 sealed: true,
                 local: false,
                 offloaded: true,
+                offloaded_at_ms: r.uploaded_at_ms,
             });
         }
         let mut out: Vec<SegmentInfo> = out.into_values().collect();
@@ -690,9 +694,10 @@ impl PartitionLog {
         }
         if let Some(s) = segs.sealed.get(&seg.base_offset) {
             let size = s.meta.size;
-            let _ = self.shared.pending_bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
-                Some(p.saturating_sub(size))
-            });
+            let _ = self
+                .shared
+                .pending_bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| Some(p.saturating_sub(size)));
         }
         segs.remote.insert(seg.base_offset, seg);
     }
@@ -848,14 +853,10 @@ impl PartitionLog {
 
 /// First base offset over every tier.
 fn first_base(segs: &Segments) -> Option<u64> {
-    [
-        segs.sealed.keys().next().copied(),
-        segs.remote.keys().next().copied(),
-        segs.active.as_ref().map(|a| a.meta.base),
-    ]
-    .into_iter()
-    .flatten()
-    .min()
+    [segs.sealed.keys().next().copied(), segs.remote.keys().next().copied(), segs.active.as_ref().map(|a| a.meta.base)]
+        .into_iter()
+        .flatten()
+        .min()
 }
 
 /// Where a read goes: a local file or an object.

@@ -209,7 +209,12 @@ impl ObjectTier {
     }
 
     /// Reads records of a remote segment (see `segment::read_records`). Blocking.
-    pub(crate) fn read(&self, seg: &RemoteSegment, budget: &mut segment::ReadBudget, out: &mut Vec<crate::Record>) -> Result<()> {
+    pub(crate) fn read(
+        &self,
+        seg: &RemoteSegment,
+        budget: &mut segment::ReadBudget,
+        out: &mut Vec<crate::Record>,
+    ) -> Result<()> {
         let res = (|| {
             let (obj, sealed) = self.open(seg)?;
             let idx = sealed.load_index(&obj, &obj.display)?;

@@ -2,6 +2,8 @@
 //! base64 and polling with a deadline.
 #![allow(dead_code)]
 
+pub mod ws;
+
 use base64::Engine;
 use magnetar_tests::TestApp;
 use reqwest::StatusCode;

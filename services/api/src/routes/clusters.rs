@@ -6,6 +6,7 @@ use crate::extract::{AuthContext, TopicPath};
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use magnetar_auth::{Operation, Resource};
 use magnetar_broker::BrokerError;
 use serde_json::{Value, json};
 
@@ -19,31 +20,35 @@ pub fn router() -> Router<AppState> {
         .route("/lookup/v2/topic/persistent/{tenant}/{namespace}/{topic}", get(lookup_topic))
 }
 
-async fn list_clusters(State(s): State<AppState>, _auth: AuthContext) -> ApiResult<Json<Vec<String>>> {
+async fn list_clusters(State(s): State<AppState>, auth: AuthContext) -> ApiResult<Json<Vec<String>>> {
+    auth.check(Operation::ListClusters, Resource::Cluster).await?;
     Ok(Json(s.broker.list_clusters().await?))
 }
 
 async fn get_cluster(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(cluster): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    auth.check(Operation::GetCluster, Resource::Cluster).await?;
     let data = s.broker.get_cluster(&cluster).await?;
     Ok(Json(serde_json::to_value(data).unwrap_or_default()))
 }
 
 async fn list_brokers(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(cluster): Path<String>,
 ) -> ApiResult<Json<Vec<String>>> {
+    auth.check(Operation::ListBrokers, Resource::Cluster).await?;
     if cluster != s.broker.cluster() {
         return Err(BrokerError::NotFound(format!("cluster {cluster}")).into());
     }
     Ok(Json(vec![s.broker.broker_id().to_string()]))
 }
 
-async fn broker_health(State(s): State<AppState>, _auth: AuthContext) -> ApiResult<&'static str> {
+async fn broker_health(State(s): State<AppState>, auth: AuthContext) -> ApiResult<&'static str> {
+    auth.check(Operation::BrokerHealth, Resource::Cluster).await?;
     if s.broker.is_ready() { Ok("ok") } else { Err(BrokerError::Unavailable("broker is not ready".into()).into()) }
 }
 
@@ -54,9 +59,10 @@ async fn leader_broker(State(s): State<AppState>, _auth: AuthContext) -> Json<Va
 
 async fn lookup_topic(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<TopicPath>,
 ) -> ApiResult<Json<Value>> {
+    auth.check(Operation::LookupTopic, &p.name()?).await?;
     let name = p.name()?;
     s.broker.resolve(&name).await?;
     let url = format!("http://{}", s.broker.broker_id());

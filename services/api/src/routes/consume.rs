@@ -20,6 +20,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine;
+use magnetar_auth::Operation;
 use magnetar_broker::{InitialPosition, PullRequest, PulledMessage};
 use magnetar_core::MessageId;
 use magnetar_core::time::format_rfc3339;
@@ -80,11 +81,12 @@ pub struct PullResponse {
 
 async fn pull_messages(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<SubscriptionPath>,
     OptionalJsonBody(body): OptionalJsonBody<PullBody>,
 ) -> ApiResult<Json<PullResponse>> {
     let (topic, sub) = p.name()?;
+    auth.check(Operation::Consume, (&topic, &sub)).await?;
     let body = body.unwrap_or_default();
     let max_messages = body.max_messages.unwrap_or(100);
     if max_messages == 0 || max_messages > s.http.max_pull_messages {
@@ -146,22 +148,24 @@ fn parse_ids(ids: &[String]) -> Result<Vec<MessageId>, ApiError> {
 
 async fn ack_messages(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<SubscriptionPath>,
     JsonBody(body): JsonBody<AckBody>,
 ) -> ApiResult<StatusCode> {
     let (topic, sub) = p.name()?;
+    auth.check(Operation::Consume, (&topic, &sub)).await?;
     s.broker.ack(&topic, &sub, &parse_ids(&body.message_ids)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn nack_messages(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<SubscriptionPath>,
     JsonBody(body): JsonBody<AckBody>,
 ) -> ApiResult<StatusCode> {
     let (topic, sub) = p.name()?;
+    auth.check(Operation::Consume, (&topic, &sub)).await?;
     let delay = Duration::from_millis(body.redelivery_delay_ms.unwrap_or(0));
     s.broker.nack(&topic, &sub, &parse_ids(&body.message_ids)?, delay).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -1,8 +1,12 @@
 pub mod clusters;
 pub mod consume;
 pub mod namespaces;
+pub mod offload;
 pub mod ops;
+pub mod permissions;
+pub mod policies;
 pub mod produce;
+pub mod service_accounts;
 pub mod subscriptions;
 pub mod tenants;
 pub mod topics;

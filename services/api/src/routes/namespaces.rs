@@ -7,6 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use magnetar_auth::Operation;
 use magnetar_broker::BrokerError;
 use magnetar_core::{NamespaceName, Policies, RetentionPolicies, TenantName};
 use serde_json::Value;
@@ -35,54 +36,60 @@ fn ns(tenant: String, namespace: String) -> Result<NamespaceName, crate::ApiErro
 
 async fn list_namespaces(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(t): Path<String>,
 ) -> ApiResult<Json<Vec<String>>> {
-    let list = s.broker.list_namespaces(&TenantName::new(t)?).await?;
+    let tenant = TenantName::new(t)?;
+    let list = auth.visible_namespaces(&tenant, s.broker.list_namespaces(&tenant).await).await?;
     Ok(Json(list.into_iter().map(|n| n.to_string()).collect()))
 }
 
 async fn create_namespace(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path((t, n)): Path<(String, String)>,
     OptionalJsonBody(policies): OptionalJsonBody<Policies>,
 ) -> ApiResult<StatusCode> {
+    auth.check(Operation::CreateNamespace, &ns(t.clone(), n.clone())?).await?;
     s.broker.create_namespace(&ns(t, n)?, policies).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn get_policies(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path((t, n)): Path<(String, String)>,
 ) -> ApiResult<Json<Policies>> {
+    auth.check(Operation::GetNamespacePolicies, &ns(t.clone(), n.clone())?).await?;
     Ok(Json(s.broker.get_policies(&ns(t, n)?).await?))
 }
 
 async fn delete_namespace(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path((t, n)): Path<(String, String)>,
     Query(q): Query<ForceQuery>,
 ) -> ApiResult<StatusCode> {
+    auth.check(Operation::DeleteNamespace, &ns(t.clone(), n.clone())?).await?;
     s.broker.delete_namespace(&ns(t, n)?, q.force).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_namespace_topics(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path((t, n)): Path<(String, String)>,
 ) -> ApiResult<Json<Vec<String>>> {
-    Ok(Json(s.broker.list_topics(&ns(t, n)?).await?))
+    let name = ns(t, n)?;
+    Ok(Json(auth.visible_topics(&name, s.broker.list_topics(&name).await).await?))
 }
 
 async fn get_retention(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path((t, n)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
+    auth.check(Operation::GetNamespacePolicies, &ns(t.clone(), n.clone())?).await?;
     let p = s.broker.get_policies(&ns(t, n)?).await?;
     // Pulsar answers an unset policy with an empty body (null).
     Ok(Json(serde_json::to_value(p.retention_policies).unwrap_or(Value::Null)))
@@ -90,10 +97,11 @@ async fn get_retention(
 
 async fn set_retention(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path((t, n)): Path<(String, String)>,
     JsonBody(r): JsonBody<RetentionPolicies>,
 ) -> ApiResult<StatusCode> {
+    auth.check(Operation::SetNamespacePolicy, &ns(t.clone(), n.clone())?).await?;
     s.broker
         .update_policies(&ns(t, n)?, |p| {
             p.retention_policies = Some(r);
@@ -105,9 +113,10 @@ async fn set_retention(
 
 async fn remove_retention(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path((t, n)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
+    auth.check(Operation::SetNamespacePolicy, &ns(t.clone(), n.clone())?).await?;
     s.broker
         .update_policies(&ns(t, n)?, |p| {
             p.retention_policies = None;
@@ -119,19 +128,21 @@ async fn remove_retention(
 
 async fn get_message_ttl(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path((t, n)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
+    auth.check(Operation::GetNamespacePolicies, &ns(t.clone(), n.clone())?).await?;
     let p = s.broker.get_policies(&ns(t, n)?).await?;
     Ok(Json(p.message_ttl_in_seconds.map(Value::from).unwrap_or(Value::Null)))
 }
 
 async fn set_message_ttl(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path((t, n)): Path<(String, String)>,
     JsonBody(ttl): JsonBody<i64>,
 ) -> ApiResult<StatusCode> {
+    auth.check(Operation::SetNamespacePolicy, &ns(t.clone(), n.clone())?).await?;
     let ttl =
         i32::try_from(ttl).map_err(|_| BrokerError::PreconditionFailed(format!("messageTTL {ttl} is out of range")))?;
     if ttl < 0 {
@@ -148,9 +159,10 @@ async fn set_message_ttl(
 
 async fn remove_message_ttl(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path((t, n)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
+    auth.check(Operation::SetNamespacePolicy, &ns(t.clone(), n.clone())?).await?;
     s.broker
         .update_policies(&ns(t, n)?, |p| {
             p.message_ttl_in_seconds = None;

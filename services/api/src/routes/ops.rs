@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use magnetar_auth::{Operation, Resource};
 use prometheus::Encoder;
 
 const OPENAPI: &str = include_str!("../../openapi.json");
@@ -22,14 +23,19 @@ pub fn router() -> Router<AppState> {
         .route("/openapi.json", get(openapi))
 }
 
-async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+/// With authentication on (and `auth.authenticate_metrics`), only a superuser may read metrics:
+/// they name every tenant's topics.
+async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    if s.auth.enabled() && s.auth.config.authenticate_metrics {
+        crate::extract::authenticate(&s, &headers, None)?.check(Operation::Metrics, Resource::Cluster).await?;
+    }
     s.broker.refresh_metrics();
     let families = s.broker.metrics.registry.gather();
     let mut buf = Vec::new();
     if let Err(e) = prometheus::TextEncoder::new().encode(&families, &mut buf) {
         tracing::error!(error = %e, "encoding metrics failed");
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], buf)
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], buf))
 }
 
 /// Liveness: the process answers.

@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine;
+use magnetar_auth::Operation;
 use magnetar_broker::PublishMessage;
 use magnetar_core::TopicName;
 use serde::{Deserialize, Serialize};
@@ -76,8 +77,8 @@ pub struct ProduceResponse {
     pub schema_version: i64,
 }
 
-/// Event time as epoch ms: a number, a string of digits, or an RFC 3339 text is not parsed
-/// (Pulsar clients send numbers); anything else is a 400.
+/// Event time as epoch ms: a number, a string of digits or an RFC 3339 date-time; anything else
+/// is a 400.
 fn parse_event_time(v: &Option<Value>, i: usize) -> Result<Option<i64>, ApiError> {
     match v {
         None | Some(Value::Null) => Ok(None),
@@ -85,9 +86,9 @@ fn parse_event_time(v: &Option<Value>, i: usize) -> Result<Option<i64>, ApiError
             n.as_i64().map(Some).ok_or_else(|| ApiError::bad_request(format!("message {i}: invalid eventTime")))
         }
         Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => {
-            s.parse().map(Some).map_err(|_| ApiError::bad_request(format!("message {i}: invalid eventTime `{s}`")))
-        }
+        Some(Value::String(s)) => magnetar_core::time::parse_event_time(s)
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request(format!("message {i}: invalid eventTime `{s}`"))),
         Some(_) => Err(ApiError::bad_request(format!("message {i}: invalid eventTime"))),
     }
 }
@@ -142,10 +143,11 @@ async fn publish(s: &AppState, name: &TopicName, req: ProduceRequest) -> ApiResu
 
 async fn produce(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<TopicPath>,
     JsonBody(req): JsonBody<ProduceRequest>,
 ) -> ApiResult<Json<ProduceResponse>> {
+    auth.check(Operation::Produce, &p.name()?).await?;
     publish(&s, &p.name()?, req).await
 }
 
@@ -159,10 +161,11 @@ struct PartitionPath {
 
 async fn produce_to_partition(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<PartitionPath>,
     JsonBody(req): JsonBody<ProduceRequest>,
 ) -> ApiResult<Json<ProduceResponse>> {
+    auth.check(Operation::Produce, &TopicName::from_parts("persistent", &p.tenant, &p.namespace, &p.topic)?).await?;
     let index: u32 =
         p.partition.parse().map_err(|_| ApiError::bad_request(format!("invalid partition `{}`", p.partition)))?;
     let base = TopicName::from_parts("persistent", &p.tenant, &p.namespace, &p.topic)?;

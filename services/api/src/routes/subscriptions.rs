@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use magnetar_auth::Operation;
 use magnetar_broker::StartPosition;
 use magnetar_core::MessageId;
 use serde::Deserialize;
@@ -26,9 +27,10 @@ pub fn router() -> Router<AppState> {
 
 async fn list_subscriptions(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<TopicPath>,
 ) -> ApiResult<Json<Vec<String>>> {
+    auth.check(Operation::ListSubscriptions, &p.name()?).await?;
     Ok(Json(s.broker.list_subscriptions(&p.name()?).await?))
 }
 
@@ -61,11 +63,12 @@ impl PositionBody {
 
 async fn create_subscription(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<SubscriptionPath>,
     OptionalJsonBody(body): OptionalJsonBody<PositionBody>,
 ) -> ApiResult<StatusCode> {
     let (topic, sub) = p.name()?;
+    auth.check(Operation::CreateSubscription, (&topic, &sub)).await?;
     let start = body.map(|b| StartPosition::from_message_id(&b.id())).unwrap_or(StartPosition::Latest);
     s.broker.create_subscription(&topic, &sub, start).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -73,11 +76,12 @@ async fn create_subscription(
 
 async fn delete_subscription(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<SubscriptionPath>,
     Query(q): Query<ForceQuery>,
 ) -> ApiResult<StatusCode> {
     let (topic, sub) = p.name()?;
+    auth.check(Operation::DeleteSubscription, (&topic, &sub)).await?;
     s.broker.delete_subscription(&topic, &sub, q.force).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -103,12 +107,9 @@ impl SkipPath {
     }
 }
 
-async fn skip_messages(
-    State(s): State<AppState>,
-    _auth: AuthContext,
-    Path(p): Path<SkipPath>,
-) -> ApiResult<StatusCode> {
+async fn skip_messages(State(s): State<AppState>, auth: AuthContext, Path(p): Path<SkipPath>) -> ApiResult<StatusCode> {
     let (topic, sub) = p.sub()?;
+    auth.check(Operation::SkipMessages, (&topic, &sub)).await?;
     let n: u64 =
         p.n.parse().map_err(|_| ApiError::bad_request(format!("invalid number of messages to skip `{}`", p.n)))?;
     s.broker.skip_messages(&topic, &sub, n).await?;
@@ -117,10 +118,11 @@ async fn skip_messages(
 
 async fn skip_all(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<SubscriptionPath>,
 ) -> ApiResult<StatusCode> {
     let (topic, sub) = p.name()?;
+    auth.check(Operation::SkipMessages, (&topic, &sub)).await?;
     s.broker.skip_all(&topic, &sub).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -148,10 +150,11 @@ impl ResetTimePath {
 
 async fn reset_cursor_to_time(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<ResetTimePath>,
 ) -> ApiResult<StatusCode> {
     let (topic, sub) = p.sub()?;
+    auth.check(Operation::ResetCursor, (&topic, &sub)).await?;
     let ts: i64 =
         p.timestamp.parse().map_err(|_| ApiError::bad_request(format!("invalid timestamp `{}`", p.timestamp)))?;
     s.broker.reset_cursor_to_time(&topic, &sub, ts).await?;
@@ -160,11 +163,12 @@ async fn reset_cursor_to_time(
 
 async fn reset_cursor_to_id(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<SubscriptionPath>,
     OptionalJsonBody(body): OptionalJsonBody<PositionBody>,
 ) -> ApiResult<StatusCode> {
     let (topic, sub) = p.name()?;
+    auth.check(Operation::ResetCursor, (&topic, &sub)).await?;
     let body =
         body.ok_or_else(|| ApiError::bad_request("expected a message id body {\"ledgerId\":L,\"entryId\":E}"))?;
     s.broker.reset_cursor_to_id(&topic, &sub, &body.id(), body.is_excluded).await?;
@@ -193,8 +197,9 @@ impl PeekPath {
 }
 
 /// Raw payload with Pulsar's `X-Pulsar-*` headers.
-async fn peek_message(State(s): State<AppState>, _auth: AuthContext, Path(p): Path<PeekPath>) -> ApiResult<Response> {
+async fn peek_message(State(s): State<AppState>, auth: AuthContext, Path(p): Path<PeekPath>) -> ApiResult<Response> {
     let (topic, sub) = p.sub()?;
+    auth.check(Operation::PeekMessages, (&topic, &sub)).await?;
     let n: u64 = p.n.parse().map_err(|_| ApiError::bad_request(format!("invalid message position `{}`", p.n)))?;
     let m = s.broker.peek(&topic, &sub, n).await?;
     let mut headers = HeaderMap::new();

@@ -7,6 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use magnetar_auth::Operation;
 use magnetar_core::TenantName;
 use magnetar_metadata::TenantInfo;
 
@@ -17,24 +18,27 @@ pub fn router() -> Router<AppState> {
     )
 }
 
-async fn list_tenants(State(s): State<AppState>, _auth: AuthContext) -> ApiResult<Json<Vec<String>>> {
-    Ok(Json(s.broker.list_tenants().await?.into_iter().map(|t| t.to_string()).collect()))
+async fn list_tenants(State(s): State<AppState>, auth: AuthContext) -> ApiResult<Json<Vec<String>>> {
+    let tenants = auth.visible_tenants(s.broker.list_tenants().await?).await?;
+    Ok(Json(tenants.into_iter().map(|t| t.to_string()).collect()))
 }
 
 async fn get_tenant(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(t): Path<String>,
 ) -> ApiResult<Json<TenantInfo>> {
+    auth.check(Operation::GetTenant, &TenantName::new(t.clone())?).await?;
     Ok(Json(s.broker.get_tenant(&TenantName::new(t)?).await?))
 }
 
 async fn create_tenant(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(t): Path<String>,
     OptionalJsonBody(info): OptionalJsonBody<TenantInfo>,
 ) -> ApiResult<StatusCode> {
+    auth.check(Operation::CreateTenant, &TenantName::new(t.clone())?).await?;
     let name = TenantName::new(t)?;
     let mut info = info.unwrap_or_default();
     if info.allowed_clusters.is_empty() {
@@ -46,20 +50,22 @@ async fn create_tenant(
 
 async fn update_tenant(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(t): Path<String>,
     JsonBody(info): JsonBody<TenantInfo>,
 ) -> ApiResult<StatusCode> {
+    auth.check(Operation::UpdateTenant, &TenantName::new(t.clone())?).await?;
     s.broker.update_tenant(&TenantName::new(t)?, &info).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn delete_tenant(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(t): Path<String>,
     Query(q): Query<ForceQuery>,
 ) -> ApiResult<StatusCode> {
+    auth.check(Operation::DeleteTenant, &TenantName::new(t.clone())?).await?;
     s.broker.delete_tenant(&TenantName::new(t)?, q.force).await?;
     Ok(StatusCode::NO_CONTENT)
 }

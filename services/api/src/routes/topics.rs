@@ -7,6 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
+use magnetar_auth::Operation;
 use magnetar_broker::BrokerError;
 use magnetar_broker::stats::{InternalStats, PartitionedTopicStats, TopicStats};
 use magnetar_core::{MessageId, NamespaceName};
@@ -32,26 +33,29 @@ pub fn router() -> Router<AppState> {
 
 async fn list_topics(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path((t, n)): Path<(String, String)>,
 ) -> ApiResult<Json<Vec<String>>> {
-    Ok(Json(s.broker.list_topics(&NamespaceName::parse_parts(&t, &n)?).await?))
+    let name = NamespaceName::parse_parts(&t, &n)?;
+    Ok(Json(auth.visible_topics(&name, s.broker.list_topics(&name).await).await?))
 }
 
 async fn list_partitioned_topics(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path((t, n)): Path<(String, String)>,
 ) -> ApiResult<Json<Vec<String>>> {
-    Ok(Json(s.broker.list_partitioned_topics(&NamespaceName::parse_parts(&t, &n)?).await?))
+    let name = NamespaceName::parse_parts(&t, &n)?;
+    Ok(Json(auth.visible_topics(&name, s.broker.list_partitioned_topics(&name).await).await?))
 }
 
 async fn create_topic(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<TopicPath>,
     OptionalJsonBody(props): OptionalJsonBody<BTreeMap<String, String>>,
 ) -> ApiResult<StatusCode> {
+    auth.check(Operation::CreateTopic, &p.name()?).await?;
     s.broker.create_topic(&p.name()?, 0, props.unwrap_or_default()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -82,10 +86,11 @@ fn partition_count(n: i64) -> Result<u32, ApiError> {
 
 async fn create_partitioned_topic(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<TopicPath>,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<StatusCode> {
+    auth.check(Operation::CreateTopic, &p.name()?).await?;
     let (n, props) = parse_partition_body(&body)?;
     s.broker.create_topic(&p.name()?, partition_count(n)?, props).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -93,10 +98,11 @@ async fn create_partitioned_topic(
 
 async fn update_partitions(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<TopicPath>,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<StatusCode> {
+    auth.check(Operation::UpdatePartitions, &p.name()?).await?;
     let (n, _) = parse_partition_body(&body)?;
     s.broker.update_partitions(&p.name()?, partition_count(n)?).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -105,9 +111,10 @@ async fn update_partitions(
 /// `{"partitions": N}`; 0 for a non-partitioned or missing topic, as Pulsar answers.
 async fn get_partitions(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<TopicPath>,
 ) -> ApiResult<Json<Value>> {
+    auth.check(Operation::GetPartitions, &p.name()?).await?;
     let rec = s.broker.get_topic_record(&p.name()?).await?;
     let (n, props) = rec.map(|r| (r.partitions, r.properties)).unwrap_or_default();
     Ok(Json(json!({ "partitions": n, "properties": props })))
@@ -115,29 +122,32 @@ async fn get_partitions(
 
 async fn delete_topic(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<TopicPath>,
     Query(q): Query<ForceQuery>,
 ) -> ApiResult<StatusCode> {
+    auth.check(Operation::DeleteTopic, &p.name()?).await?;
     s.broker.delete_topic(&p.name()?, q.force, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn delete_partitioned_topic(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<TopicPath>,
     Query(q): Query<ForceQuery>,
 ) -> ApiResult<StatusCode> {
+    auth.check(Operation::DeleteTopic, &p.name()?).await?;
     s.broker.delete_topic(&p.name()?, q.force, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn get_stats(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<TopicPath>,
 ) -> ApiResult<Json<TopicStats>> {
+    auth.check(Operation::GetTopicStats, &p.name()?).await?;
     Ok(Json(s.broker.topic_stats(&p.name()?).await?))
 }
 
@@ -150,26 +160,29 @@ struct PartitionedStatsQuery {
 
 async fn get_partitioned_stats(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<TopicPath>,
     Query(q): Query<PartitionedStatsQuery>,
 ) -> ApiResult<Json<PartitionedTopicStats>> {
+    auth.check(Operation::GetTopicStats, &p.name()?).await?;
     Ok(Json(s.broker.partitioned_stats(&p.name()?, q.per_partition.unwrap_or(true)).await?))
 }
 
 async fn get_internal_stats(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<TopicPath>,
 ) -> ApiResult<Json<InternalStats>> {
+    auth.check(Operation::GetInternalStats, &p.name()?).await?;
     Ok(Json(s.broker.internal_stats(&p.name()?).await?))
 }
 
 async fn get_partitioned_internal_stats(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<TopicPath>,
 ) -> ApiResult<Json<Value>> {
+    auth.check(Operation::GetInternalStats, &p.name()?).await?;
     let name = p.name()?;
     let (topic, parts) = s.broker.partitions_of(&name).await?;
     let partitions: BTreeMap<String, InternalStats> =
@@ -179,8 +192,9 @@ async fn get_partitioned_internal_stats(
 
 async fn get_last_message_id(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<TopicPath>,
 ) -> ApiResult<Json<MessageId>> {
+    auth.check(Operation::GetLastMessageId, &p.name()?).await?;
     Ok(Json(s.broker.last_message_id(&p.name()?).await?))
 }

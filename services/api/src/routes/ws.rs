@@ -43,13 +43,17 @@ impl Params {
     pub fn parse<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, ApiError> {
         match self.str(name) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| ApiError::bad_request(format!("invalid value `{v}` for query parameter {name}"))),
+            Some(v) => {
+                v.parse().map_err(|_| ApiError::bad_request(format!("invalid value `{v}` for query parameter {name}")))
+            }
         }
     }
 }
 
 /// Owns the sending half of the socket: forwards queued frames and pings idle connections.
-pub(crate) fn spawn_writer(mut sink: futures::stream::SplitSink<WebSocket, Message>) -> (mpsc::Sender<Message>, tokio::task::JoinHandle<()>) {
+pub(crate) fn spawn_writer(
+    mut sink: futures::stream::SplitSink<WebSocket, Message>,
+) -> (mpsc::Sender<Message>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Message>(OUTBOX);
     let task = tokio::spawn(async move {
         let mut ping = tokio::time::interval(PING_EVERY);

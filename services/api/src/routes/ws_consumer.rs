@@ -60,13 +60,24 @@ pub async fn consume_handler(
         other => return Err(ApiError::bad_request(format!("invalid subscriptionInitialPosition `{other}`"))),
     };
     let ack_timeout_ms: u64 = params.parse("ackTimeoutMillis", 0)?;
+    if ack_timeout_ms > 0 && ack_timeout_ms < 1000 {
+        return Err(ApiError::bad_request(format!(
+            "ackTimeoutMillis {ack_timeout_ms} must be 0 (off) or at least 1000"
+        )));
+    }
     let max_redeliver: u32 = params.parse("maxRedeliverCount", 0)?;
     let dead_letter = match (params.str("deadLetterTopic"), max_redeliver) {
         (None, 0) => None,
         (dlq, n) => {
             let name = match dlq {
-                Some(t) => t.parse().or_else(|_| magnetar_core::TopicName::new(topic.domain(), topic.namespace().clone(), t))?,
-                None => magnetar_core::TopicName::new(topic.domain(), topic.namespace().clone(), format!("{}-{sub}-DLQ", topic.local()))?,
+                Some(t) => t
+                    .parse()
+                    .or_else(|_| magnetar_core::TopicName::new(topic.domain(), topic.namespace().clone(), t))?,
+                None => magnetar_core::TopicName::new(
+                    topic.domain(),
+                    topic.namespace().clone(),
+                    format!("{}-{sub}-DLQ", topic.local()),
+                )?,
             };
             // Pulsar's client requires maxRedeliverCount > 0 with a DLQ; default it to 16 as the client.
             Some(DeadLetterPolicy { topic: name, max_redeliver: if n == 0 { 16 } else { n } })
@@ -79,7 +90,10 @@ pub async fn consume_handler(
     };
     let opts = SubscribeOptions {
         sub_type,
-        consumer_name: params.str("consumerName").map(str::to_string).unwrap_or_else(|| format!("ws-{}", magnetar_core::now_millis() % 100_000)),
+        consumer_name: params
+            .str("consumerName")
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("ws-{}", magnetar_core::now_millis() % 100_000)),
         priority: params.parse("priorityLevel", 0)?,
         initial_position,
         address: peer.to_string(),
@@ -118,7 +132,8 @@ pub async fn read_handler(
 }
 
 fn message_frame(m: &PulledMessage) -> Message {
-    let props: serde_json::Map<String, Value> = m.record.properties.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    let props: serde_json::Map<String, Value> =
+        m.record.properties.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
     let mut v = json!({
         "messageId": m.id.to_base64(),
         "payload": base64::engine::general_purpose::STANDARD.encode(&m.record.payload),
@@ -155,7 +170,13 @@ enum Outcome {
     Close,
 }
 
-async fn handle_command(session: &ConsumerSession, raw: &str, flow: &Flow, permits: &mut u64, out: &mpsc::Sender<Message>) -> Outcome {
+async fn handle_command(
+    session: &ConsumerSession,
+    raw: &str,
+    flow: &Flow,
+    permits: &mut u64,
+    out: &mpsc::Sender<Message>,
+) -> Outcome {
     let cmd: ConsumerCommand = match serde_json::from_str(raw) {
         Ok(c) => c,
         Err(e) => {
@@ -254,9 +275,17 @@ async fn run_session(socket: axum::extract::ws::WebSocket, session: ConsumerSess
 }
 
 /// Returns false when the session must end.
-async fn handle_frame(session: &ConsumerSession, msg: Message, flow: &Flow, permits: &mut u64, out: &mpsc::Sender<Message>) -> bool {
+async fn handle_frame(
+    session: &ConsumerSession,
+    msg: Message,
+    flow: &Flow,
+    permits: &mut u64,
+    out: &mpsc::Sender<Message>,
+) -> bool {
     match msg {
-        Message::Text(raw) => matches!(handle_command(session, raw.as_str(), flow, permits, out).await, Outcome::Continue),
+        Message::Text(raw) => {
+            matches!(handle_command(session, raw.as_str(), flow, permits, out).await, Outcome::Continue)
+        }
         Message::Close(_) => false,
         _ => true,
     }

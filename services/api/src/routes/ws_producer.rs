@@ -16,8 +16,8 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use base64::Engine;
 use futures::StreamExt;
-use magnetar_broker::{KeyHashing, PublishMessage};
 use magnetar_broker::subscription::DELIVER_AT_PROPERTY;
+use magnetar_broker::{KeyHashing, PublishMessage};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -54,7 +54,8 @@ fn error_frame(code: u8, msg: String, context: Option<Value>) -> Message {
 
 /// Parses one frame into a message, or the error frame to answer.
 fn parse_frame(raw: &str) -> Result<(PublishMessage, Option<Value>), Message> {
-    let frame: ProducerFrame = serde_json::from_str(raw).map_err(|e| error_frame(3, format!("invalid JSON frame: {e}"), None))?;
+    let frame: ProducerFrame =
+        serde_json::from_str(raw).map_err(|e| error_frame(3, format!("invalid JSON frame: {e}"), None))?;
     let ctx = frame.context.clone();
     let payload = base64::engine::general_purpose::STANDARD
         .decode(frame.payload.as_bytes())
@@ -63,13 +64,17 @@ fn parse_frame(raw: &str) -> Result<(PublishMessage, Option<Value>), Message> {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => n.as_i64(),
         Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::String(s)) => Some(s.parse().map_err(|_| error_frame(3, format!("invalid eventTime `{s}`"), ctx.clone()))?),
+        Some(Value::String(s)) => Some(
+            magnetar_core::time::parse_event_time(s)
+                .ok_or_else(|| error_frame(3, format!("invalid eventTime `{s}`"), ctx.clone()))?,
+        ),
         Some(_) => return Err(error_frame(3, "invalid eventTime".into(), ctx)),
     };
     let mut properties: Vec<(String, String)> = frame.properties.into_iter().collect();
-    let deliver_at = frame.deliver_at.filter(|&t| t > 0).or_else(|| {
-        frame.deliver_after_ms.filter(|&d| d > 0).map(|d| magnetar_core::now_millis() + d)
-    });
+    let deliver_at = frame
+        .deliver_at
+        .filter(|&t| t > 0)
+        .or_else(|| frame.deliver_after_ms.filter(|&d| d > 0).map(|d| magnetar_core::now_millis() + d));
     if let Some(at) = deliver_at {
         properties.push((DELIVER_AT_PROPERTY.into(), at.to_string()));
     }
@@ -121,7 +126,8 @@ pub async fn produce_handler(
                     }
                 },
                 Message::Binary(_) => {
-                    let _ = out.send(error_frame(3, "binary frames are not supported: send JSON text".into(), None)).await;
+                    let _ =
+                        out.send(error_frame(3, "binary frames are not supported: send JSON text".into(), None)).await;
                 }
                 Message::Close(_) => break,
                 _ => {}

@@ -19,8 +19,10 @@ fn account_of(tenant: &TenantName, row: &AnyRow) -> Result<ServiceAccount> {
 
 impl SqlMetadataStore {
     pub(crate) async fn create_service_account_impl(&self, a: &ServiceAccount) -> Result<()> {
-        let target =
-            Target::new(format_args!("service account {} of tenant {}", a.name, a.tenant), format_args!("tenant {}", a.tenant));
+        let target = Target::new(
+            format_args!("service account {} of tenant {}", a.name, a.tenant),
+            format_args!("tenant {}", a.tenant),
+        );
         sqlx::query("INSERT INTO service_accounts (tenant, name, description, created_at) VALUES ($1, $2, $3, $4)")
             .bind(a.tenant.as_str())
             .bind(&a.name)
@@ -32,22 +34,28 @@ impl SqlMetadataStore {
         Ok(())
     }
 
-    pub(crate) async fn get_service_account_impl(&self, tenant: &TenantName, name: &str) -> Result<Option<ServiceAccount>> {
-        let row = sqlx::query("SELECT name, description, created_at FROM service_accounts WHERE tenant = $1 AND name = $2")
-            .bind(tenant.as_str())
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(classify)?;
+    pub(crate) async fn get_service_account_impl(
+        &self,
+        tenant: &TenantName,
+        name: &str,
+    ) -> Result<Option<ServiceAccount>> {
+        let row =
+            sqlx::query("SELECT name, description, created_at FROM service_accounts WHERE tenant = $1 AND name = $2")
+                .bind(tenant.as_str())
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(classify)?;
         row.map(|r| account_of(tenant, &r)).transpose()
     }
 
     pub(crate) async fn list_service_accounts_impl(&self, tenant: &TenantName) -> Result<Vec<ServiceAccount>> {
-        let rows = sqlx::query("SELECT name, description, created_at FROM service_accounts WHERE tenant = $1 ORDER BY name")
-            .bind(tenant.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(classify)?;
+        let rows =
+            sqlx::query("SELECT name, description, created_at FROM service_accounts WHERE tenant = $1 ORDER BY name")
+                .bind(tenant.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(classify)?;
         rows.iter().map(|r| account_of(tenant, r)).collect()
     }
 
@@ -117,7 +125,12 @@ impl SqlMetadataStore {
         Ok(tokens)
     }
 
-    pub(crate) async fn revoke_service_account_token_impl(&self, tenant: &TenantName, account: &str, id: &str) -> Result<()> {
+    pub(crate) async fn revoke_service_account_token_impl(
+        &self,
+        tenant: &TenantName,
+        account: &str,
+        id: &str,
+    ) -> Result<()> {
         let done = sqlx::query("DELETE FROM service_account_tokens WHERE id = $1 AND tenant = $2 AND account = $3")
             .bind(id)
             .bind(tenant.as_str())
@@ -132,14 +145,21 @@ impl SqlMetadataStore {
     }
 
     pub(crate) async fn list_revoked_tokens_impl(&self, after_seq: i64, limit: u32) -> Result<Vec<RevokedToken>> {
-        let rows = sqlx::query("SELECT seq, token_id, expires_at FROM revoked_tokens WHERE seq > $1 ORDER BY seq LIMIT $2")
-            .bind(after_seq)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(classify)?;
+        let rows =
+            sqlx::query("SELECT seq, token_id, expires_at FROM revoked_tokens WHERE seq > $1 ORDER BY seq LIMIT $2")
+                .bind(after_seq)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(classify)?;
         rows.iter()
-            .map(|r| Ok(RevokedToken { seq: get(r, "seq")?, token_id: get(r, "token_id")?, expires_at: get(r, "expires_at")? }))
+            .map(|r| {
+                Ok(RevokedToken {
+                    seq: get(r, "seq")?,
+                    token_id: get(r, "token_id")?,
+                    expires_at: get(r, "expires_at")?,
+                })
+            })
             .collect()
     }
 }

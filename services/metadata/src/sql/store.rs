@@ -122,7 +122,11 @@ impl MetadataStore for SqlMetadataStore {
     async fn create_service_account_token(&self, token: &ServiceAccountToken) -> Result<()> {
         self.create_service_account_token_impl(token).await
     }
-    async fn list_service_account_tokens(&self, tenant: &TenantName, account: &str) -> Result<Vec<ServiceAccountToken>> {
+    async fn list_service_account_tokens(
+        &self,
+        tenant: &TenantName,
+        account: &str,
+    ) -> Result<Vec<ServiceAccountToken>> {
         self.list_service_account_tokens_impl(tenant, account).await
     }
     async fn revoke_service_account_token(&self, tenant: &TenantName, account: &str, id: &str) -> Result<()> {

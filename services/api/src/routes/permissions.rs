@@ -1,0 +1,202 @@
+//! Pulsar's permission endpoints: namespace grants (`namespace_auth`), topic grants
+//! (`destination_auth`, keyed by the base topic name) and the namespace
+//! `subscriptionAuthMode`. Grants are stored in the namespace policies; only a tenant admin
+//! (or a superuser) may read or change them.
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AuthContext, JsonBody, TopicPath};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use magnetar_auth::authorize::topic_grant_key;
+use magnetar_auth::{Action, Operation, Resource};
+use magnetar_broker::BrokerError;
+use magnetar_core::NamespaceName;
+use std::collections::BTreeMap;
+
+pub fn router() -> Router<AppState> {
+    let n = "/admin/v2/namespaces/{tenant}/{namespace}";
+    let t = "/admin/v2/persistent/{tenant}/{namespace}/{topic}";
+    Router::new()
+        .route(&format!("{n}/permissions"), get(get_namespace_permissions))
+        .route(
+            &format!("{n}/permissions/{{role}}"),
+            post(grant_namespace_permission).delete(revoke_namespace_permission),
+        )
+        .route(&format!("{n}/subscriptionAuthMode"), post(set_subscription_auth_mode))
+        .route(&format!("{t}/permissions"), get(get_topic_permissions))
+        .route(&format!("{t}/permissions/{{role}}"), post(grant_topic_permission).delete(revoke_topic_permission))
+}
+
+type Grants = BTreeMap<String, Vec<String>>;
+
+fn ns(t: &str, n: &str) -> Result<NamespaceName, ApiError> {
+    Ok(NamespaceName::parse_parts(t, n)?)
+}
+
+#[derive(serde::Deserialize)]
+struct RolePath {
+    tenant: String,
+    namespace: String,
+    role: String,
+}
+
+#[derive(serde::Deserialize)]
+struct TopicRolePath {
+    tenant: String,
+    namespace: String,
+    topic: String,
+    role: String,
+}
+
+fn role(r: &str) -> Result<&str, ApiError> {
+    if r.trim().is_empty() {
+        return Err(ApiError::bad_request("role must not be empty"));
+    }
+    Ok(r)
+}
+
+/// `{"role": ["produce", "consume"]}`.
+async fn get_namespace_permissions(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    Path((t, n)): Path<(String, String)>,
+) -> ApiResult<Json<Grants>> {
+    let name = ns(&t, &n)?;
+    auth.check(Operation::GetPermissions, &name).await?;
+    Ok(Json(s.broker.get_policies(&name).await?.auth_policies.namespace_auth))
+}
+
+/// Body `["produce","consume"]` (also `functions`, `sources`, `sinks`, `packages`); replaces the
+/// role's actions on the namespace.
+async fn grant_namespace_permission(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    Path(p): Path<RolePath>,
+    JsonBody(actions): JsonBody<Vec<String>>,
+) -> ApiResult<StatusCode> {
+    let name = ns(&p.tenant, &p.namespace)?;
+    auth.check(Operation::GrantPermission, &name).await?;
+    let actions = Action::parse_list(&actions)?;
+    let r = role(&p.role)?.to_string();
+    s.broker
+        .update_policies(&name, |pol| {
+            pol.auth_policies.namespace_auth.insert(r.clone(), actions.clone());
+            Ok(())
+        })
+        .await?;
+    auth.auth().authorizer.invalidate(&Resource::Namespace(&name));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn revoke_namespace_permission(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    Path(p): Path<RolePath>,
+) -> ApiResult<StatusCode> {
+    let name = ns(&p.tenant, &p.namespace)?;
+    auth.check(Operation::RevokePermission, &name).await?;
+    s.broker
+        .update_policies(&name, |pol| {
+            pol.auth_policies.namespace_auth.remove(&p.role);
+            Ok(())
+        })
+        .await?;
+    auth.auth().authorizer.invalidate(&Resource::Namespace(&name));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Bare `"None"` or `"Prefix"` (with `Prefix`, a role may only use subscriptions whose name
+/// starts with the role).
+async fn set_subscription_auth_mode(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    Path((t, n)): Path<(String, String)>,
+    JsonBody(mode): JsonBody<String>,
+) -> ApiResult<StatusCode> {
+    let name = ns(&t, &n)?;
+    auth.check(Operation::SetSubscriptionAuthMode, &name).await?;
+    let mode = match mode.as_str() {
+        "None" | "none" => "None",
+        "Prefix" | "prefix" => "Prefix",
+        other => return Err(ApiError::bad_request(format!("invalid subscriptionAuthMode `{other}` (None or Prefix)"))),
+    };
+    s.broker
+        .update_policies(&name, |pol| {
+            pol.subscription_auth_mode = mode.to_string();
+            Ok(())
+        })
+        .await?;
+    auth.auth().authorizer.invalidate(&Resource::Namespace(&name));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The topic's effective grants: namespace grants merged with the topic's own.
+async fn get_topic_permissions(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    Path(p): Path<TopicPath>,
+) -> ApiResult<Json<Grants>> {
+    let topic = p.name()?;
+    auth.check(Operation::GetPermissions, &topic).await?;
+    let policies = s.broker.get_policies(topic.namespace()).await?.auth_policies;
+    let mut grants = policies.namespace_auth;
+    for (r, actions) in policies.destination_auth.get(&topic_grant_key(&topic)).cloned().unwrap_or_default() {
+        let entry = grants.entry(r).or_default();
+        entry.extend(actions);
+        entry.sort();
+        entry.dedup();
+    }
+    Ok(Json(grants))
+}
+
+async fn grant_topic_permission(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    Path(p): Path<TopicRolePath>,
+    JsonBody(actions): JsonBody<Vec<String>>,
+) -> ApiResult<StatusCode> {
+    let topic = magnetar_core::TopicName::from_parts("persistent", &p.tenant, &p.namespace, &p.topic)?;
+    auth.check(Operation::GrantPermission, &topic).await?;
+    let actions = Action::parse_list(&actions)?;
+    let (key, r) = (topic_grant_key(&topic), role(&p.role)?.to_string());
+    s.broker
+        .update_policies(topic.namespace(), |pol| {
+            pol.auth_policies.destination_auth.entry(key.clone()).or_default().insert(r.clone(), actions.clone());
+            Ok(())
+        })
+        .await?;
+    auth.auth().authorizer.invalidate(&Resource::Topic(&topic));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Pulsar answers 412 when the role has no grant on the topic itself.
+async fn revoke_topic_permission(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    Path(p): Path<TopicRolePath>,
+) -> ApiResult<StatusCode> {
+    let topic = magnetar_core::TopicName::from_parts("persistent", &p.tenant, &p.namespace, &p.topic)?;
+    auth.check(Operation::RevokePermission, &topic).await?;
+    let key = topic_grant_key(&topic);
+    s.broker
+        .update_policies(topic.namespace(), |pol| {
+            let grants = &mut pol.auth_policies.destination_auth;
+            let removed = grants.get_mut(&key).and_then(|roles| roles.remove(&p.role));
+            if removed.is_none() {
+                return Err(BrokerError::PreconditionFailed(format!(
+                    "permissions are not set at the topic level for role {} on {key}",
+                    p.role
+                )));
+            }
+            if grants.get(&key).is_some_and(BTreeMap::is_empty) {
+                grants.remove(&key);
+            }
+            Ok(())
+        })
+        .await?;
+    auth.auth().authorizer.invalidate(&Resource::Topic(&topic));
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,457 @@
+//! Offload: sealed segments go to the object store, their rows to the segment index, and local
+//! copies become a cache that goes after the deletion lag. Pulsar's semantics (namespace
+//! `offloadThreshold`, `offloadThresholdInSeconds`, `offloadDeletionLagMs`, `offloadPolicies`;
+//! topic `PUT/GET .../offload`). [`plan`] is the pure decision; [`Broker::offload_all`] the thin
+//! loop that applies it.
+//!
+//! Object key of a segment (documented in docs/architecture.md):
+//! `{cluster}/{tenant}/{namespace}/{topic}/{partition-index}/{log_id}/{base:020}-{end:020}.seg`
+//! (`partition-index` is -1 for a non-partitioned topic). The row is committed only after the
+//! upload completed, conditional on the partition's ownership epoch; an object without a row
+//! (a crash between upload and commit) is deleted by [`Broker::collect_orphan_objects`] once
+//! older than the grace period.
+
+use crate::partition::Partition;
+use crate::{Broker, BrokerError, Result};
+use magnetar_core::{MessageId, Policies};
+use magnetar_metadata::SegmentRecord;
+use magnetar_storage::{RemoteSegment, SegmentInfo};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The offload policy in force for a partition (-1 = off for each knob).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffloadPolicy {
+    /// Offload oldest sealed segments while the non-offloaded size exceeds this; 0 = at once.
+    pub threshold_bytes: i64,
+    /// Offload sealed segments whose newest message is older than this.
+    pub threshold_seconds: i64,
+    /// Delete the local copy this long after the upload (-1 = keep it).
+    pub deletion_lag_ms: i64,
+}
+
+/// What one pass does to a partition.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct OffloadPlan {
+    /// Base offsets of sealed segments to upload, oldest first.
+    pub upload: Vec<u64>,
+    /// Base offsets of offloaded segments whose local copy goes.
+    pub drop_local: Vec<u64>,
+}
+
+/// Pure decision over a partition's segments (in offset order, the active one last).
+/// `manual_before`: a `PUT .../offload` asked for every sealed segment based before it.
+pub fn plan(segments: &[SegmentInfo], policy: &OffloadPolicy, now_ms: i64, manual_before: Option<u64>) -> OffloadPlan {
+    let mut upload = HashSet::new();
+    if policy.threshold_bytes >= 0 {
+        // Newest to oldest: once the newer, not offloaded data exceeds the threshold, every
+        // older sealed segment goes (Pulsar's size trigger).
+        let mut kept: u64 = 0;
+        for s in segments.iter().rev().filter(|s| !s.offloaded) {
+            if s.sealed && kept + s.size_bytes > policy.threshold_bytes as u64 {
+                upload.insert(s.base_offset);
+            }
+            kept += s.size_bytes;
+        }
+    }
+    for s in segments.iter().filter(|s| s.sealed && !s.offloaded && s.local) {
+        let old = policy.threshold_seconds >= 0
+            && now_ms.saturating_sub(s.last_publish_time) >= policy.threshold_seconds.saturating_mul(1000);
+        if old || manual_before.is_some_and(|b| s.base_offset < b) {
+            upload.insert(s.base_offset);
+        }
+    }
+    let mut upload: Vec<u64> = upload.into_iter().collect();
+    upload.sort_unstable();
+    let drop_local = if policy.deletion_lag_ms >= 0 {
+        segments
+            .iter()
+            .filter(|s| s.sealed && s.local && s.offloaded)
+            .filter(|s| now_ms.saturating_sub(s.offloaded_at_ms) >= policy.deletion_lag_ms)
+            .map(|s| s.base_offset)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    OffloadPlan { upload, drop_local }
+}
+
+/// The policy from a namespace's `Policies`: `offloadPolicies` fields first, then the legacy
+/// fields, then the broker defaults.
+pub fn effective_policy(p: &Policies, defaults: &OffloadPolicy) -> OffloadPolicy {
+    let field = |name: &str| p.offload_policies.as_ref().and_then(|o| o.get(name)).and_then(|v| v.as_i64());
+    OffloadPolicy {
+        threshold_bytes: field("managedLedgerOffloadThresholdInBytes")
+            .or((p.offload_threshold != -1).then_some(p.offload_threshold))
+            .unwrap_or(defaults.threshold_bytes),
+        threshold_seconds: field("managedLedgerOffloadThresholdInSeconds")
+            .or(p.offload_threshold_in_seconds)
+            .unwrap_or(defaults.threshold_seconds),
+        deletion_lag_ms: field("managedLedgerOffloadDeletionLagInMillis")
+            .or(p.offload_deletion_lag_ms)
+            .unwrap_or(defaults.deletion_lag_ms),
+    }
+}
+
+/// The object key prefix of a partition (no trailing slash).
+pub fn partition_prefix(cluster: &str, p: &Partition) -> String {
+    let base = p.name.base();
+    let ns = base.namespace();
+    format!("{cluster}/{}/{}/{}/{}/{}", ns.tenant(), ns.local(), base.local(), p.index, p.log_id)
+}
+
+pub fn segment_key(prefix: &str, base: u64, end: u64) -> String {
+    format!("{prefix}/{base:020}-{end:020}.seg")
+}
+
+/// `GET .../offload` in Pulsar's shape.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OffloadStatus {
+    pub status: &'static str,
+    pub last_error: String,
+    pub first_unoffloaded_message: MessageId,
+}
+
+#[derive(Default)]
+struct PartitionOffload {
+    /// Held while uploading, collecting garbage or applying retention to the partition.
+    run: Arc<tokio::sync::Mutex<()>>,
+    /// `NOT_RUN | RUNNING | SUCCESS | ERROR` of the last manual offload, and its error.
+    manual: Option<(&'static str, String)>,
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_gc: Option<Instant>,
+}
+
+/// Offload state of the loaded partitions, by log id.
+#[derive(Default)]
+pub struct Offloader {
+    parts: Mutex<HashMap<i64, PartitionOffload>>,
+}
+
+impl Offloader {
+    fn with<T>(&self, log_id: i64, f: impl FnOnce(&mut PartitionOffload) -> T) -> T {
+        f(self.parts.lock().unwrap_or_else(|e| e.into_inner()).entry(log_id).or_default())
+    }
+
+    /// The lock that serializes uploads, GC and retention of one partition.
+    pub(crate) fn run_lock(&self, log_id: i64) -> Arc<tokio::sync::Mutex<()>> {
+        self.with(log_id, |s| s.run.clone())
+    }
+}
+
+impl Broker {
+    fn offload_defaults(&self) -> OffloadPolicy {
+        OffloadPolicy {
+            threshold_bytes: self.config.offload_threshold_bytes,
+            threshold_seconds: self.config.offload_threshold_seconds,
+            deletion_lag_ms: self.config.offload_deletion_lag_ms,
+        }
+    }
+
+    /// The offload policy in force for a namespace.
+    pub async fn effective_offload(&self, ns: &magnetar_core::NamespaceName) -> Result<OffloadPolicy> {
+        Ok(effective_policy(&self.cached_policies(ns).await?, &self.offload_defaults()))
+    }
+
+    /// Installs a partition's offloaded segments from the segment index (at load).
+    pub(crate) async fn attach_offloaded(&self, log_id: i64, log: &magnetar_storage::PartitionLog) -> Result<()> {
+        let rows = self.metadata.list_segments(log_id).await?;
+        log.attach_remote(rows.into_iter().map(remote_of).collect());
+        Ok(())
+    }
+
+    /// One offload pass over every loaded partition: uploads what the policy says (retrying
+    /// failed partitions with exponential backoff), drops local copies past the deletion lag,
+    /// collects orphan objects now and then.
+    pub async fn offload_all(&self) {
+        if self.storage.tier().is_none() {
+            return;
+        }
+        for topic in self.loaded_topics() {
+            let ns = topic.record.name.namespace().clone();
+            let policy = match self.effective_offload(&ns).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::debug!(namespace = %ns, error = %e, "skipping offload");
+                    continue;
+                }
+            };
+            for p in &topic.partitions {
+                let due = self.offloader.with(p.log_id, |s| s.retry_at.is_none_or(|t| Instant::now() >= t));
+                if !due {
+                    continue;
+                }
+                let lock = self.offloader.run_lock(p.log_id);
+                let Ok(_guard) = lock.try_lock() else { continue };
+                if let Err(e) = self.offload_partition(p, &policy, None).await {
+                    self.note_failure(p, &e);
+                    continue;
+                }
+                self.offloader.with(p.log_id, |s| {
+                    s.failures = 0;
+                    s.retry_at = None;
+                });
+                let gc_due = self.offloader.with(p.log_id, |s| {
+                    s.last_gc.is_none_or(|t| t.elapsed() >= Duration::from_millis(self.config.offload_gc_interval_ms))
+                });
+                if gc_due {
+                    match self.collect_orphan_objects(p).await {
+                        Ok(n) if n > 0 => tracing::info!(topic = %p.name, deleted = n, "deleted orphan objects"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(topic = %p.name, error = %e, "orphan object collection failed"),
+                    }
+                    self.offloader.with(p.log_id, |s| s.last_gc = Some(Instant::now()));
+                }
+            }
+        }
+        self.storage.refresh_local_pending();
+    }
+
+    fn note_failure(&self, p: &Partition, e: &BrokerError) {
+        let (failures, delay) = self.offloader.with(p.log_id, |s| {
+            s.failures = s.failures.saturating_add(1);
+            let delay = backoff(s.failures, self.config.offload_max_backoff_ms);
+            s.retry_at = Some(Instant::now() + delay);
+            (s.failures, delay)
+        });
+        tracing::warn!(topic = %p.name, error = %e, failures, retry_in_ms = delay.as_millis() as u64, "offload failed");
+    }
+
+    /// Applies one plan to a partition; the caller holds its run lock.
+    async fn offload_partition(&self, p: &Partition, policy: &OffloadPolicy, manual_before: Option<u64>) -> Result<()> {
+        let tier = self.storage.tier().ok_or_else(|| BrokerError::Unavailable("no object store".into()))?.clone();
+        let plan = plan(&p.log.segments(), policy, magnetar_core::now_millis(), manual_before);
+        let prefix = partition_prefix(&self.config.cluster, p);
+        let retrying = self.offloader.with(p.log_id, |s| s.failures > 0);
+        for (i, base) in plan.upload.iter().copied().enumerate() {
+            let Some(info) = p.log.segments().into_iter().find(|s| s.base_offset == base && s.local && !s.offloaded)
+            else {
+                continue; // deleted by retention or offloaded meanwhile
+            };
+            if retrying && i == 0 {
+                self.storage.metrics().offload_retries.inc();
+            }
+            let key = segment_key(&prefix, info.base_offset, info.end_offset);
+            let remote = tier.upload(&p.log, base, &key).await?;
+            let row = SegmentRecord {
+                log_id: p.log_id,
+                base_offset: remote.base_offset as i64,
+                end_offset: remote.end_offset as i64,
+                size_bytes: remote.size_bytes as i64,
+                min_publish_time: remote.first_publish_time,
+                max_publish_time: remote.last_publish_time,
+                object_key: remote.key.clone(),
+                created_at: remote.uploaded_at_ms,
+            };
+            match self.metadata.commit_segment(p.epoch, &row).await {
+                Ok(()) | Err(magnetar_metadata::MetadataError::AlreadyExists(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            p.log.mark_offloaded(remote);
+            tracing::debug!(topic = %p.name, key, "segment offloaded");
+        }
+        for base in plan.drop_local {
+            let log = Arc::clone(&p.log);
+            tokio::task::spawn_blocking(move || log.drop_local_copy(base))
+                .await
+                .map_err(|e| BrokerError::Internal(e.to_string()))??;
+        }
+        Ok(())
+    }
+
+    /// Deletes objects under the partition's prefix that have no row in the segment index and
+    /// are older than the grace period (uploads whose commit never happened). The caller holds
+    /// the partition's run lock, so no upload of this broker is between upload and commit.
+    pub async fn collect_orphan_objects(&self, p: &Partition) -> Result<usize> {
+        let Some(tier) = self.storage.tier() else { return Ok(0) };
+        let prefix = partition_prefix(&self.config.cluster, p);
+        let rows: HashSet<String> =
+            self.metadata.list_segments(p.log_id).await?.into_iter().map(|r| r.object_key).collect();
+        let now = magnetar_core::now_millis();
+        let grace = self.config.offload_gc_grace_ms as i64;
+        let orphans: Vec<String> = tier
+            .list_objects(&prefix)
+            .await?
+            .into_iter()
+            .filter(|o| !rows.contains(&o.key) && now.saturating_sub(o.last_modified_ms) >= grace)
+            .map(|o| o.key)
+            .collect();
+        tier.delete_objects(&orphans).await?;
+        Ok(orphans.len())
+    }
+
+    /// `PUT .../offload`: offloads every sealed segment based before `id`, in the background.
+    pub async fn trigger_offload(self: &Arc<Self>, name: &magnetar_core::TopicName, id: &MessageId) -> Result<()> {
+        let p = self.single_partition(name, "offload").await?;
+        if self.storage.tier().is_none() {
+            return Err(BrokerError::PreconditionFailed("no object store is configured".into()));
+        }
+        let before = u64::try_from(id.ledger_id)
+            .map_err(|_| BrokerError::BadRequest(format!("invalid message id {}", id.to_text())))?;
+        let running = self.offloader.with(p.log_id, |s| {
+            if matches!(s.manual, Some(("RUNNING", _))) {
+                return true;
+            }
+            s.manual = Some(("RUNNING", String::new()));
+            false
+        });
+        if running {
+            return Err(BrokerError::Conflict(format!("offload of {name} is already running")));
+        }
+        let ns = p.name.namespace().clone();
+        let mut policy = self.effective_offload(&ns).await.unwrap_or_else(|_| self.offload_defaults());
+        // Only what was asked for, whatever the automatic thresholds say.
+        policy.threshold_bytes = -1;
+        policy.threshold_seconds = -1;
+        let broker = Arc::clone(self);
+        tokio::spawn(async move {
+            let lock = broker.offloader.run_lock(p.log_id);
+            let _guard = lock.lock().await;
+            let res = broker.offload_partition(&p, &policy, Some(before)).await;
+            broker.storage.refresh_local_pending();
+            broker.offloader.with(p.log_id, |s| {
+                s.manual = Some(match &res {
+                    Ok(()) => ("SUCCESS", String::new()),
+                    Err(e) => ("ERROR", e.to_string()),
+                })
+            });
+        });
+        Ok(())
+    }
+
+    /// `GET .../offload`.
+    pub async fn offload_status(&self, name: &magnetar_core::TopicName) -> Result<OffloadStatus> {
+        let p = self.single_partition(name, "offload").await?;
+        let (status, last_error) =
+            self.offloader.with(p.log_id, |s| s.manual.clone()).unwrap_or(("NOT_RUN", String::new()));
+        let first = p.log.segments().into_iter().find(|s| !s.offloaded).map_or(p.log.end_offset(), |s| s.base_offset);
+        Ok(OffloadStatus { status, last_error, first_unoffloaded_message: crate::stats::message_id_at(&p, first) })
+    }
+
+    /// Retention of offloaded segments: index rows first (nothing may point at a deleted
+    /// object), then local files, then objects. Holds the partition's run lock so no upload
+    /// commits a segment retention is deleting.
+    pub(crate) async fn delete_segments_all_tiers(&self, p: &Partition, before: u64) -> Result<u64> {
+        let lock = self.offloader.run_lock(p.log_id);
+        let _guard = lock.lock().await;
+        let offloaded: Vec<i64> = p
+            .log
+            .segments()
+            .iter()
+            .filter(|s| s.offloaded && s.end_offset <= before)
+            .map(|s| s.base_offset as i64)
+            .collect();
+        if !offloaded.is_empty() {
+            self.metadata.delete_segments(p.log_id, p.epoch, &offloaded).await?;
+        }
+        let log = Arc::clone(&p.log);
+        let deleted = tokio::task::spawn_blocking(move || log.delete_segments_before(before))
+            .await
+            .map_err(|e| BrokerError::Internal(e.to_string()))??;
+        if let Some(tier) = self.storage.tier() {
+            let keys: Vec<String> = deleted.remote.iter().map(|r| r.key.clone()).collect();
+            if let Err(e) = tier.delete_objects(&keys).await {
+                // Their rows are gone: the orphan collection deletes them later.
+                tracing::warn!(topic = %p.name, error = %e, "deleting offloaded objects failed");
+            }
+        }
+        self.storage.refresh_local_pending();
+        Ok(deleted.freed_local + deleted.remote.iter().map(|r| r.size_bytes).sum::<u64>())
+    }
+}
+
+fn remote_of(r: SegmentRecord) -> RemoteSegment {
+    RemoteSegment {
+        key: r.object_key,
+        base_offset: r.base_offset as u64,
+        end_offset: r.end_offset as u64,
+        size_bytes: r.size_bytes as u64,
+        first_publish_time: r.min_publish_time,
+        last_publish_time: r.max_publish_time,
+        uploaded_at_ms: r.created_at,
+    }
+}
+
+/// 1 s, 2 s, 4 s, ... capped.
+fn backoff(failures: u32, max_ms: u64) -> Duration {
+    let ms = 1000u64.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    Duration::from_millis(ms.min(max_ms.max(100)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(base: u64, end: u64, size: u64, sealed: bool, offloaded_at: Option<i64>) -> SegmentInfo {
+        SegmentInfo {
+            base_offset: base,
+            end_offset: end,
+            size_bytes: size,
+            first_publish_time: 0,
+            last_publish_time: base as i64,
+            created_at_ms: 0,
+            sealed,
+            local: true,
+            offloaded: offloaded_at.is_some(),
+            offloaded_at_ms: offloaded_at.unwrap_or(0),
+        }
+    }
+
+    const OFF: OffloadPolicy = OffloadPolicy { threshold_bytes: -1, threshold_seconds: -1, deletion_lag_ms: -1 };
+
+    #[test]
+    fn threshold_zero_offloads_every_sealed_segment_never_the_active_one() {
+        let segs = [seg(0, 10, 100, true, None), seg(10, 20, 100, true, None), seg(20, 25, 50, false, None)];
+        let p = plan(&segs, &OffloadPolicy { threshold_bytes: 0, ..OFF }, 0, None);
+        assert_eq!(p.upload, vec![0, 10]);
+    }
+
+    #[test]
+    fn size_threshold_offloads_the_oldest_until_under_it() {
+        let segs = [seg(0, 10, 100, true, None), seg(10, 20, 100, true, None), seg(20, 25, 50, false, None)];
+        // 150 bytes may stay local: active (50) + newest sealed (100); the oldest goes.
+        assert_eq!(plan(&segs, &OffloadPolicy { threshold_bytes: 150, ..OFF }, 0, None).upload, vec![0]);
+        assert!(plan(&segs, &OffloadPolicy { threshold_bytes: 1000, ..OFF }, 0, None).upload.is_empty());
+        assert!(plan(&segs, &OFF, 0, None).upload.is_empty(), "-1 disables");
+    }
+
+    #[test]
+    fn time_threshold_and_manual_requests() {
+        let segs = [seg(0, 10, 100, true, None), seg(10, 20, 100, true, None), seg(20, 25, 50, false, None)];
+        // Newest message of segment 0 at t=0, of segment 10 at t=10 ms.
+        assert_eq!(plan(&segs, &OffloadPolicy { threshold_seconds: 1, ..OFF }, 1005, None).upload, vec![0]);
+        assert_eq!(plan(&segs, &OFF, 0, Some(10)).upload, vec![0]);
+        assert_eq!(plan(&segs, &OFF, 0, Some(u64::MAX)).upload, vec![0, 10]);
+    }
+
+    #[test]
+    fn local_copies_go_after_the_deletion_lag() {
+        let segs =
+            [seg(0, 10, 100, true, Some(1_000)), seg(10, 20, 100, true, Some(5_000)), seg(20, 25, 50, false, None)];
+        let p = plan(&segs, &OffloadPolicy { deletion_lag_ms: 2_000, ..OFF }, 4_000, None);
+        assert_eq!(p.drop_local, vec![0]);
+        assert!(plan(&segs, &OFF, 1 << 40, None).drop_local.is_empty(), "-1 keeps local copies");
+    }
+
+    #[test]
+    fn namespace_policies_override_broker_defaults() {
+        let defaults = OffloadPolicy { threshold_bytes: 0, threshold_seconds: -1, deletion_lag_ms: 600_000 };
+        let mut p = Policies::default();
+        assert_eq!(effective_policy(&p, &defaults), defaults);
+        p.offload_deletion_lag_ms = Some(5);
+        p.offload_policies = Some(serde_json::json!({"managedLedgerOffloadThresholdInBytes": -1}));
+        let e = effective_policy(&p, &defaults);
+        assert_eq!((e.threshold_bytes, e.deletion_lag_ms), (-1, 5));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        assert_eq!(backoff(1, 30_000), Duration::from_secs(1));
+        assert_eq!(backoff(3, 30_000), Duration::from_secs(4));
+        assert_eq!(backoff(30, 30_000), Duration::from_secs(30));
+    }
+}
