@@ -137,6 +137,29 @@ paths = {
     "/ws/v2/reader/persistent/{tenant}/{namespace}/{topic}": {"get": {"summary": "WebSocket reader (messageId = earliest | latest | base64 id)", "tags": ["websocket"], "responses": {"101": {"description": "upgraded"}, "400": {"description": "bad parameter"}, "404": {"description": "no topic"}}}},
     "/ws/pingpong": {"get": {"summary": "WebSocket ping/pong", "tags": ["websocket"], "responses": {"101": {"description": "upgraded"}}}},
     "/ws/v2/pingpong": {"get": {"summary": "WebSocket ping/pong", "tags": ["websocket"], "responses": {"101": {"description": "upgraded"}}}},
+    # Permissions (Pulsar's grants) and Magnetar's service accounts; see docs/security.md.
+    "/admin/v2/namespaces/{tenant}/{namespace}/permissions": {"get": op("Namespace grants {role: [actions]}", "namespaces", "200", resp={"type": "object", "additionalProperties": strings}, errors=(401, 403, 404, 412))},
+    "/admin/v2/namespaces/{tenant}/{namespace}/permissions/{role}": {
+        "post": op("Grant actions (produce, consume, functions, sources, sinks, packages) on the namespace", "namespaces", body=strings, errors=(400, 401, 403, 404, 412)),
+        "delete": op("Revoke the role's namespace grant", "namespaces", errors=(401, 403, 404, 412)),
+    },
+    "/admin/v2/namespaces/{tenant}/{namespace}/subscriptionAuthMode": {"post": op("Subscription auth mode (bare \"None\" or \"Prefix\")", "namespaces", body={"type": "string", "enum": ["None", "Prefix"]}, errors=(400, 401, 403, 404, 412))},
+    T + "/permissions": {"get": op("Effective grants on the topic (namespace and topic)", "persistent topic", "200", resp={"type": "object", "additionalProperties": strings}, errors=(401, 403, 404, 412))},
+    T + "/permissions/{role}": {
+        "post": op("Grant actions on the topic", "persistent topic", body=strings, errors=(400, 401, 403, 404, 412)),
+        "delete": op("Revoke the role's topic grant (412 if none at topic level)", "persistent topic", errors=(401, 403, 404, 412)),
+    },
+    "/admin/v2/tenants/{tenant}/service-accounts": {"get": op("List the tenant's service accounts", "service accounts", "200", resp={"type": "array", "items": ref("ServiceAccount")}, errors=(401, 403, 404, 412))},
+    "/admin/v2/tenants/{tenant}/service-accounts/{name}": {
+        "put": op("Create a service account (role name@tenant)", "service accounts", body={"type": "object", "properties": {"description": {"type": "string"}}}, errors=(400, 401, 403, 404, 409, 412)),
+        "get": op("Get a service account", "service accounts", "200", resp=ref("ServiceAccount"), errors=(401, 403, 404, 412)),
+        "delete": op("Delete a service account and revoke its tokens", "service accounts", errors=(401, 403, 404, 412)),
+    },
+    "/admin/v2/tenants/{tenant}/service-accounts/{name}/tokens": {
+        "post": op("Mint a token (its text is shown only in this answer)", "service accounts", "200", body={"type": "object", "required": ["expiresInSeconds"], "properties": {"expiresInSeconds": {"type": "integer"}}}, resp=ref("MintedToken"), errors=(400, 401, 403, 404, 412, 501)),
+        "get": op("List the account's live tokens (ids, never their text)", "service accounts", "200", resp={"type": "array", "items": ref("TokenInfo")}, errors=(401, 403, 404, 412)),
+    },
+    "/admin/v2/tenants/{tenant}/service-accounts/{name}/tokens/{id}": {"delete": op("Revoke a token (refused by every broker within seconds)", "service accounts", errors=(401, 403, 404, 412))},
     "/metrics": {"get": {"summary": "Prometheus metrics", "tags": ["operations"], "responses": {"200": {"description": "text exposition format"}}}},
     "/metrics/": {"get": {"summary": "Prometheus metrics (Pulsar's path)", "tags": ["operations"], "responses": {"200": {"description": "text exposition format"}}}},
     "/status.html": {"get": {"summary": "Pulsar's status page: OK when ready", "tags": ["operations"], "responses": {"200": {"description": "OK"}, "503": {"description": "not ready"}}}},
@@ -179,13 +202,16 @@ schemas = {
         "messageId": {"type": "string"}, "payload": {"type": "string", "description": "base64"}, "key": {"type": "string"},
         "properties": {"type": "object", "additionalProperties": {"type": "string"}}, "publishTime": {"type": "string"},
         "eventTime": {"type": "string"}, "redeliveryCount": {"type": "integer"}}}}}},
+    "ServiceAccount": {"type": "object", "properties": {"name": {"type": "string"}, "role": {"type": "string"}, "description": {"type": "string"}, "createdAt": {"type": "integer"}}},
+    "TokenInfo": {"type": "object", "properties": {"id": {"type": "string"}, "createdAt": {"type": "integer"}, "expiresAt": {"type": "integer"}}},
+    "MintedToken": {"type": "object", "properties": {"id": {"type": "string"}, "role": {"type": "string"}, "token": {"type": "string"}, "expiresAt": {"type": "integer"}}},
     "AckRequest": {"type": "object", "required": ["messageIds"], "properties": {"messageIds": strings, "redeliveryDelayMs": {"type": "integer"}}},
 }
 
 doc = {
     "openapi": "3.1.0",
     "info": {"title": "Magnetar HTTP API", "version": "0.1.0",
-             "description": "Pulsar-compatible admin (/admin/v2) and REST produce, plus Magnetar's HTTP pull-consume API. Errors are {\"reason\": \"...\"}."},
+             "description": "Pulsar-compatible admin (/admin/v2) and REST produce, plus Magnetar's HTTP pull-consume API. Errors are {\"reason\": \"...\"}. With authentication on, send Authorization: Bearer <jwt> (401 missing/invalid/expired/revoked token, 403 not allowed)."},
     "paths": paths,
     "components": {"schemas": schemas},
 }

@@ -77,6 +77,14 @@ impl TestApp {
         Self::start(dir, cfg).await
     }
 
+    /// Standalone broker with authentication configured by `auth`.
+    pub async fn with_auth(auth: magnetar_auth::AuthConfig) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cfg = test_config(dir.path());
+        cfg.auth = auth;
+        Self::start(dir, cfg).await
+    }
+
     pub async fn start(dir: TempDir, cfg: Config) -> TestApp {
         let running = server::start(cfg, true).await.expect("broker starts");
         TestApp {
@@ -184,14 +192,18 @@ impl BrokerProcess {
     }
 
     /// Starts `magnetar broker --config FILE` (cluster mode); `config_toml` must not set
-    /// `http_addr` or `data_dir`, the harness chooses them.
+    /// `http_addr` or `data_dir`, the harness chooses them. Without an `[auth]` section the
+    /// broker runs with `--insecure` (it refuses to start without authentication otherwise).
     pub fn start_cluster(data_dir: &Path, config_toml: &str, extra_env: &[(&str, &str)]) -> BrokerProcess {
         let addr = format!("127.0.0.1:{}", free_port());
         std::fs::create_dir_all(data_dir).expect("data dir");
         let file = data_dir.join("magnetar.toml");
         let toml = format!("http_addr = \"{addr}\"\ndata_dir = \"{}\"\n{config_toml}", data_dir.display());
         std::fs::write(&file, toml).expect("write config");
-        let args = vec!["broker".to_string(), "--config".to_string(), file.display().to_string()];
+        let mut args = vec!["broker".to_string(), "--config".to_string(), file.display().to_string()];
+        if !config_toml.contains("[auth]") {
+            args.push("--insecure".to_string());
+        }
         Self::start_args(data_dir, addr, args, extra_env)
     }
 

@@ -151,15 +151,12 @@ pub fn read_key_value(value: &str, what: &str) -> Result<Vec<u8>, AuthError> {
 pub fn read_secret_key(value: &str, what: &str) -> Result<Vec<u8>, AuthError> {
     let bytes = read_key_value(value, what)?;
     let trimmed = value.trim();
-    if trimmed.starts_with("file:") || trimmed.starts_with("env:") {
-        if let Ok(text) = std::str::from_utf8(&bytes) {
-            let text = text.trim();
-            if text.len() >= 32
-                && let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(text)
-            {
-                return Ok(decoded);
-            }
-        }
+    if (trimmed.starts_with("file:") || trimmed.starts_with("env:"))
+        && let Ok(text) = std::str::from_utf8(&bytes)
+        && text.trim().len() >= 32
+        && let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(text.trim())
+    {
+        return Ok(decoded);
     }
     Ok(bytes)
 }

@@ -28,6 +28,10 @@ enum Command {
         /// Log as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
+        /// Turn authentication on with a secret key kept under --data-dir and print a superuser
+        /// token (role `admin`).
+        #[arg(long)]
+        auth: bool,
     },
     /// Cluster broker: PostgreSQL metadata and S3-compatible object store from --config.
     Broker {
@@ -35,7 +39,13 @@ enum Command {
         config: PathBuf,
         #[arg(long)]
         log_json: bool,
+        /// Run without authentication (same as `auth.allow_insecure = true`).
+        #[arg(long)]
+        insecure: bool,
     },
+    /// Keys and tokens, in the spirit of `pulsar tokens`.
+    #[command(subcommand)]
+    Tokens(crate::tokens::TokensCommand),
     /// Load generators in the spirit of pulsar-perf.
     #[command(subcommand)]
     Perf(perf::PerfCommand),
@@ -72,7 +82,7 @@ pub fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Standalone { data_dir, http_addr, config, log_json } => {
+        Command::Standalone { data_dir, http_addr, config, log_json, auth } => {
             let mut cfg = Config::load(Config::standalone(&data_dir), config.as_deref())?;
             if let Some(addr) = http_addr {
                 cfg.http_addr = addr;
@@ -80,11 +90,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if log_json {
                 cfg.log.format = LogFormat::Json;
             }
+            if auth {
+                let token = crate::tokens::enable_standalone_auth(&mut cfg)?;
+                println!("Authentication is on. Superuser token (role `admin`), valid 30 days:\n{token}");
+            }
             init_logging(cfg.log.format, &cfg.log.level);
-            tracing::info!(data_dir = %cfg.data_dir.display(), "starting magnetar standalone (authentication off)");
+            let authentication = if cfg.auth.enabled { "on" } else { "off" };
+            tracing::info!(data_dir = %cfg.data_dir.display(), authentication, "starting magnetar standalone");
+            if !cfg.auth.enabled {
+                tracing::warn!("authentication is off: every caller is a superuser (start with --auth to turn it on)");
+            }
             server::run(cfg, true).await
         }
-        Command::Broker { config, log_json } => {
+        Command::Broker { config, log_json, insecure } => {
             let base = Config::standalone(std::path::Path::new("data"));
             let mut cfg = Config::load(base, Some(&config))?;
             if !cfg.metadata.url.0.starts_with("postgres") {
@@ -93,13 +111,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     config.display()
                 );
             }
+            if !(cfg.auth.enabled || insecure || cfg.auth.allow_insecure) {
+                anyhow::bail!(
+                    "magnetar broker refuses to run without authentication: configure [auth] in {} \
+                     (see docs/security.md), or pass --insecure / set auth.allow_insecure = true",
+                    config.display()
+                );
+            }
             if log_json {
                 cfg.log.format = LogFormat::Json;
             }
             init_logging(cfg.log.format, &cfg.log.level);
-            tracing::info!("starting magnetar broker");
+            let authentication = if cfg.auth.enabled { "on" } else { "off" };
+            tracing::info!(authentication, "starting magnetar broker");
             server::run(cfg, false).await
         }
         Command::Perf(cmd) => perf::run(cmd).await,
+        Command::Tokens(cmd) => crate::tokens::run(cmd),
     }
 }

@@ -29,6 +29,10 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(default)]
     pub log: LogSection,
+    /// Authentication and authorization (`[auth]`); off by default in standalone, required by
+    /// `magnetar broker` unless `allow_insecure`.
+    #[serde(default)]
+    pub auth: magnetar_auth::AuthConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -131,6 +135,7 @@ impl Config {
             },
             http: HttpConfig::default(),
             log: LogSection::default(),
+            auth: magnetar_auth::AuthConfig::default(),
         }
     }
 
@@ -169,6 +174,7 @@ impl Config {
                 url.split(':').next().unwrap_or("")
             );
         }
+        self.auth.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         if self.storage.segment_max_bytes < 1024 {
             bail!("storage.segment_max_bytes = {} is too small (at least 1024)", self.storage.segment_max_bytes);
         }

@@ -5,3 +5,4 @@ pub mod cli;
 pub mod config;
 pub mod perf;
 pub mod server;
+pub mod tokens;

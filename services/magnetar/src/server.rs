@@ -24,6 +24,10 @@ pub async fn start(config: Config, standalone: bool) -> anyhow::Result<Running> 
     let started = Instant::now();
     let metadata =
         magnetar_metadata::connect(&config.metadata.url.0).await.context("cannot open the metadata store")?;
+    // Keys are read and checked before any socket opens.
+    let auth = Arc::new(
+        magnetar_auth::Auth::new(config.auth.clone(), Arc::clone(&metadata)).map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
     // Fail fast on an unusable object store configuration; it holds offloaded segments.
     let objects = magnetar_storage::object::build_object_store(&config.object_store)
         .context("invalid object_store configuration")?;
@@ -54,8 +58,11 @@ pub async fn start(config: Config, standalone: bool) -> anyhow::Result<Running> 
         create_defaults(&broker).await?;
     }
 
-    let app = magnetar_api::app(Arc::clone(&broker), config.http.clone());
+    // Revocations made before this start are refused from the first request on.
+    auth.poll_revocations().await.map_err(|e| anyhow::anyhow!("cannot read token revocations: {e}"))?;
+    let app = magnetar_api::app_with_auth(Arc::clone(&broker), config.http.clone(), Arc::clone(&auth));
     let shutdown = CancellationToken::new();
+    tokio::spawn(Arc::clone(&auth).run_revocation_poller(shutdown.clone()));
     let token = shutdown.clone();
     let b = Arc::clone(&broker);
     let done = tokio::spawn(async move {
@@ -68,7 +75,7 @@ pub async fn start(config: Config, standalone: bool) -> anyhow::Result<Running> 
         b.shutdown().await;
         Ok(())
     });
-    tracing::info!(%addr, elapsed_ms = started.elapsed().as_millis() as u64, "magnetar ready");
+    tracing::info!(%addr, authentication = auth.enabled(), elapsed_ms = started.elapsed().as_millis() as u64, "magnetar ready");
     Ok(Running { addr, broker, shutdown, done })
 }
 

@@ -40,7 +40,7 @@ struct Flow {
 
 pub async fn consume_handler(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<SubscriptionPath>,
     Query(q): Query<HashMap<String, String>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -48,6 +48,7 @@ pub async fn consume_handler(
 ) -> Result<Response, ApiError> {
     let params = Params(q);
     let (topic, sub) = p.name()?;
+    auth.check(magnetar_auth::Operation::Consume, (&topic, &sub)).await?;
     let sub_type = match params.str("subscriptionType") {
         None => SubType::Exclusive,
         Some(t) => SubType::parse(t).ok_or_else(|| {
@@ -107,13 +108,14 @@ pub async fn consume_handler(
 
 pub async fn read_handler(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<TopicPath>,
     Query(q): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let params = Params(q);
     let topic = p.name()?;
+    auth.check(magnetar_auth::Operation::Read, &topic).await?;
     let start = match params.str("messageId").unwrap_or("latest") {
         "latest" => StartPosition::Latest,
         "earliest" => StartPosition::Earliest,

@@ -83,13 +83,14 @@ fn parse_frame(raw: &str) -> Result<(PublishMessage, Option<Value>), Message> {
 
 pub async fn produce_handler(
     State(s): State<AppState>,
-    _auth: AuthContext,
+    auth: AuthContext,
     Path(p): Path<TopicPath>,
     Query(q): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let params = Params(q);
     let topic = p.name()?;
+    auth.check(magnetar_auth::Operation::Produce, &topic).await?;
     let hashing = match params.str("hashingScheme").unwrap_or("JavaStringHash") {
         "JavaStringHash" => KeyHashing::JavaString,
         "Murmur3_32Hash" => KeyHashing::Murmur3,

@@ -1,0 +1,173 @@
+//! The object-store tier through the running broker: offload policies over the admin API,
+//! sealed segments uploaded and indexed, local copies dropped, every message read back from the
+//! earliest offset with the same ids; retention emptying the bucket. Against the local
+//! filesystem store (standalone) and the SeaweedFS S3 server `scripts/test.sh` starts.
+
+mod common;
+
+use common::{admin_topic, create_topic, eventually, ok, produce_payloads, pull_n};
+use magnetar_storage::object::{ObjectStoreConfig, S3Config, Secret, build_object_store};
+use magnetar_tests::{TestApp, test_config};
+use object_store::path::Path as ObjectPath;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+const NS: &str = "/admin/v2/namespaces/public/default";
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests through scripts/test.sh, which starts an S3-compatible server")
+    })
+}
+
+fn s3_config() -> ObjectStoreConfig {
+    let endpoint = env("MAGNETAR_TEST_S3_ENDPOINT");
+    ObjectStoreConfig::S3(S3Config {
+        allow_http: endpoint.starts_with("http://"),
+        endpoint: Some(endpoint),
+        region: std::env::var("MAGNETAR_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
+        bucket: env("MAGNETAR_TEST_S3_BUCKET"),
+        access_key_id: Some(Secret::new(env("MAGNETAR_TEST_S3_ACCESS_KEY"))),
+        secret_access_key: Some(Secret::new(env("MAGNETAR_TEST_S3_SECRET_KEY"))),
+        path_style: true,
+    })
+}
+
+fn unique_cluster(test: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{test}-{}-{nanos}", std::process::id())
+}
+
+/// A broker whose objects go to `store`, offloading checked often, under a unique cluster name
+/// (the first component of every key, so tests sharing a bucket never meet).
+async fn start(store: Option<ObjectStoreConfig>, cluster: &str) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    if let Some(s) = store {
+        cfg.object_store = s;
+    }
+    cfg.broker.cluster = cluster.to_string();
+    cfg.broker.offload_check_interval_ms = 100;
+    cfg.broker.offload_gc_interval_ms = 200;
+    cfg.broker.offload_gc_grace_ms = 0;
+    // The in-memory tail would serve these reads without touching any segment.
+    cfg.storage.read_cache_bytes = 0;
+    TestApp::start(dir, cfg).await
+}
+
+fn payloads(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{i:06}-{}", "m".repeat(1000))).collect()
+}
+
+async fn internal_ledgers(app: &TestApp, topic: &str) -> Vec<Value> {
+    let s = ok(app.get(&format!("{}/internalStats", admin_topic(topic))).await);
+    s["ledgers"].as_array().unwrap().clone()
+}
+
+/// Offload as soon as sealed, drop local copies at once, then read everything back.
+async fn offload_and_read_back(app: &TestApp, topic: &str) -> Vec<String> {
+    // Keep everything until the test says otherwise (no subscription exists before the read).
+    let keep = json!({"retentionTimeInMinutes": -1, "retentionSizeInMB": -1});
+    assert_eq!(app.post(&format!("{NS}/retention"), Some(keep)).await.0, 204);
+    assert_eq!(ok(app.get(&format!("{NS}/offloadThreshold")).await), json!(-1));
+    assert_eq!(app.put(&format!("{NS}/offloadThreshold"), Some(json!(0))).await.0, 204);
+    assert_eq!(app.put(&format!("{NS}/offloadDeletionLagMs"), Some(json!(0))).await.0, 204);
+    assert_eq!(ok(app.get(&format!("{NS}/offloadThreshold")).await), json!(0));
+    assert_eq!(ok(app.get(&format!("{NS}/offloadDeletionLagMs")).await), json!(0));
+    create_topic(app, topic).await;
+    let sent = payloads(600);
+    let mut ids = Vec::new();
+    for chunk in sent.chunks(100) {
+        ids.extend(produce_payloads(app, topic, chunk).await);
+    }
+    // Every sealed ledger offloaded and its local copy gone; only the active one is local.
+    let ledgers = eventually(30, "every sealed segment offloaded", || async {
+        let l = internal_ledgers(app, topic).await;
+        (l.len() > 3 && l[..l.len() - 1].iter().all(|x| x["offloaded"] == true)).then_some(l)
+    })
+    .await;
+    let stats = ok(app.get(&format!("{}/stats", admin_topic(topic))).await);
+    let offloaded: u64 = ledgers[..ledgers.len() - 1].iter().map(|l| l["size"].as_u64().unwrap()).sum();
+    assert_eq!(stats["offloadedStorageSize"].as_u64().unwrap(), offloaded, "{stats}");
+    assert!(stats["storageSize"].as_u64().unwrap() > offloaded);
+    let log_dir = app.dir.path().join("log/logs");
+    eventually(30, "local copies of offloaded segments deleted", || async {
+        let files: usize =
+            std::fs::read_dir(&log_dir).unwrap().flatten().map(|d| std::fs::read_dir(d.path()).unwrap().count()).sum();
+        (files == 1).then_some(())
+    })
+    .await;
+    // Read everything from the earliest offset: same payloads, same ids, same order.
+    let got = pull_n(app, topic, "reader", sent.len(), 60_000).await;
+    let got_payloads: Vec<String> = got.iter().map(common::payload_text).collect();
+    assert!(got_payloads == sent, "payloads read back differ");
+    let got_ids: Vec<String> = got.iter().map(|m| m["messageId"].as_str().unwrap().to_string()).collect();
+    assert_eq!(got_ids, ids, "message ids changed by the offload");
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("pulsar_storage_offloaded_size"), "metric missing");
+    assert!(metrics.contains("magnetar_offload_segments_total"), "metric missing");
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offloaded_topic_reads_back_from_earliest_on_the_local_store() {
+    let app = start(None, "standalone").await;
+    offload_and_read_back(&app, "off-local").await;
+    // The manual trigger answers with Pulsar's status shape.
+    let status = ok(app.get(&format!("{}/offload", admin_topic("off-local"))).await);
+    assert_eq!(status["status"], "NOT_RUN", "{status}");
+    let (s, _) = app
+        .put(&format!("{}/offload", admin_topic("off-local")), Some(json!({"ledgerId": i64::MAX, "entryId": 0})))
+        .await;
+    assert_eq!(s, 204);
+    eventually(30, "manual offload finished", || async {
+        let st = ok(app.get(&format!("{}/offload", admin_topic("off-local"))).await);
+        (st["status"] == "SUCCESS").then_some(())
+    })
+    .await;
+    // Policies endpoints round-trip.
+    let pol = json!({"managedLedgerOffloadThresholdInBytes": 1024, "managedLedgerOffloadDriver": "aws-s3"});
+    assert_eq!(app.post(&format!("{NS}/offloadPolicies"), Some(pol.clone())).await.0, 204);
+    assert_eq!(ok(app.get(&format!("{NS}/offloadPolicies")).await), pol);
+    assert_eq!(ok(app.get(&format!("{NS}/offloadThreshold")).await), json!(1024));
+    assert_eq!(app.delete(&format!("{NS}/removeOffloadPolicies")).await.0, 204);
+    assert_eq!(app.get(&format!("{NS}/offloadPolicies")).await.0, 204);
+    assert_eq!(app.put(&format!("{NS}/offloadThreshold"), Some(json!(-2))).await.0, 412);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offloaded_topic_reads_back_from_s3_and_retention_empties_the_bucket() {
+    let cluster = unique_cluster("offload-s3");
+    let store: Arc<dyn object_store::ObjectStore> = build_object_store(&s3_config()).unwrap();
+    let app = start(Some(s3_config()), &cluster).await;
+    let ids = offload_and_read_back(&app, "off-s3").await;
+    let prefix = ObjectPath::from(cluster.as_str());
+    let listed = || async {
+        use futures::TryStreamExt;
+        let v: Vec<object_store::ObjectMeta> = store.list(Some(&prefix)).try_collect().await.unwrap();
+        v
+    };
+    let objects = listed().await;
+    assert!(objects.len() > 3, "objects in the bucket: {}", objects.len());
+    let stats = ok(app.get(&format!("{}/stats", admin_topic("off-s3"))).await);
+    let in_bucket: u64 = objects.iter().map(|o| o.size).sum();
+    assert_eq!(stats["offloadedStorageSize"].as_u64().unwrap(), in_bucket, "stats match the bucket");
+    // Acknowledge everything; with no retention the consumed segments go from every tier.
+    let (s, body) = common::ack(&app, "off-s3", "reader", &ids).await;
+    assert!(s.is_success(), "{body}");
+    assert_eq!(
+        app.post(&format!("{NS}/retention"), Some(json!({"retentionTimeInMinutes": 0, "retentionSizeInMB": 0})))
+            .await
+            .0,
+        204
+    );
+    eventually(30, "retention removed the offloaded objects", || async {
+        let left = listed().await;
+        left.is_empty().then_some(())
+    })
+    .await;
+    let stats = ok(app.get(&format!("{}/stats", admin_topic("off-s3"))).await);
+    assert_eq!(stats["offloadedStorageSize"], 0, "{stats}");
+    app.stop().await;
+}
