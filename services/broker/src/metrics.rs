@@ -18,6 +18,10 @@ pub struct BrokerMetrics {
     pub offloaded_size: IntGaugeVec,
     pub subscriptions_count: IntGaugeVec,
     pub topics_count: IntGauge,
+    pub sub_backlog: IntGaugeVec,
+    pub sub_unacked: IntGaugeVec,
+    pub sub_consumers: IntGaugeVec,
+    pub sub_delayed: IntGaugeVec,
     pub publish_latency: Histogram,
     pub publish_errors: IntCounter,
 }
@@ -28,8 +32,14 @@ fn counter(registry: &Registry, name: &str, help: &str) -> IntCounterVec {
     c
 }
 
+pub const SUBSCRIPTION_LABELS: [&str; 4] = ["cluster", "namespace", "topic", "subscription"];
+
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), &TOPIC_LABELS).expect("valid metric");
+    gauge_with(registry, name, help, &TOPIC_LABELS)
+}
+
+fn gauge_with(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
     registry.register(Box::new(g.clone())).expect("unique metric");
     g
 }
@@ -65,9 +75,40 @@ impl BrokerMetrics {
             offloaded_size: gauge(&registry, "pulsar_storage_offloaded_size", "bytes of the topic in the object store"),
             subscriptions_count: gauge(&registry, "pulsar_subscriptions_count", "subscriptions of the topic"),
             topics_count,
+            sub_backlog: gauge_with(
+                &registry,
+                "pulsar_subscription_back_log",
+                "unacknowledged messages of the subscription",
+                &SUBSCRIPTION_LABELS,
+            ),
+            sub_unacked: gauge_with(
+                &registry,
+                "pulsar_subscription_unacked_messages",
+                "messages delivered and not acknowledged",
+                &SUBSCRIPTION_LABELS,
+            ),
+            sub_consumers: gauge_with(
+                &registry,
+                "pulsar_subscription_consumers_count",
+                "consumers connected to the subscription",
+                &SUBSCRIPTION_LABELS,
+            ),
+            sub_delayed: gauge_with(
+                &registry,
+                "pulsar_subscription_delayed",
+                "messages held for delayed delivery",
+                &SUBSCRIPTION_LABELS,
+            ),
             publish_latency,
             publish_errors,
             registry,
+        }
+    }
+
+    /// Drops the series of a deleted subscription.
+    pub fn remove_subscription(&self, labels: &[&str; 4]) {
+        for v in [&self.sub_backlog, &self.sub_unacked, &self.sub_consumers, &self.sub_delayed] {
+            let _ = v.remove_label_values(labels);
         }
     }
 

@@ -319,7 +319,16 @@ impl Broker {
             let topic = p.name.to_string();
             let labels = [self.config.cluster.as_str(), ns.as_str(), topic.as_str()];
             let subs = p.subscriptions();
-            let backlog: u64 = subs.iter().map(|s| s.snapshot().backlog).sum();
+            let mut backlog = 0;
+            for s in &subs {
+                let snap = s.snapshot();
+                backlog += snap.backlog;
+                let l = [labels[0], labels[1], labels[2], s.name()];
+                self.metrics.sub_backlog.with_label_values(&l).set(snap.backlog as i64);
+                self.metrics.sub_unacked.with_label_values(&l).set(snap.unacked as i64);
+                self.metrics.sub_consumers.with_label_values(&l).set(snap.consumers.len() as i64);
+                self.metrics.sub_delayed.with_label_values(&l).set(snap.delayed as i64);
+            }
             self.metrics.msg_backlog.with_label_values(&labels).set(backlog as i64);
             self.metrics.storage_size.with_label_values(&labels).set(p.log.storage_bytes() as i64);
             self.metrics.offloaded_size.with_label_values(&labels).set(p.log.offloaded_bytes() as i64);

@@ -278,6 +278,8 @@ impl Broker {
         self.metadata.delete_subscription(sub, &ids).await?;
         for p in &parts {
             p.remove_subscription(sub);
+            let (ns, topic) = (p.name.namespace().to_string(), p.name.to_string());
+            self.metrics.remove_subscription(&[self.config.cluster.as_str(), ns.as_str(), topic.as_str(), sub]);
         }
         Ok(())
     }

@@ -26,6 +26,21 @@ pub struct Common {
     /// Topic, e.g. persistent://public/default/perf.
     #[arg(long, default_value = "persistent://public/default/perf")]
     topic: String,
+    /// Token sent as `Authorization: Bearer` (for brokers with authentication on).
+    #[arg(long, env = "MAGNETAR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl Common {
+    fn headers(&self) -> anyhow::Result<reqwest::header::HeaderMap> {
+        let mut h = reqwest::header::HeaderMap::new();
+        if let Some(t) = &self.token {
+            let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", t.trim()))?;
+            v.set_sensitive(true);
+            h.insert(reqwest::header::AUTHORIZATION, v);
+        }
+        Ok(h)
+    }
 }
 
 #[derive(Args, Clone)]
@@ -119,7 +134,8 @@ async fn produce(a: ProduceArgs) -> anyhow::Result<()> {
         bail!("--batch and --concurrency must be at least 1");
     }
     let url = format!("{}/topics/persistent/{}", a.common.url.trim_end_matches('/'), topic_path(&a.common.topic)?);
-    let client = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build()?;
+    let client =
+        reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).default_headers(a.common.headers()?).build()?;
     let payload = "x".repeat(a.size);
     let requests = a.messages.div_ceil(a.batch as u64);
     let next = Arc::new(AtomicU64::new(0));
@@ -194,7 +210,7 @@ async fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
         topic_path(&a.common.topic)?,
         a.subscription
     );
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder().default_headers(a.common.headers()?).build()?;
     let progress = Arc::new(Progress { count: AtomicU64::new(0), bytes: AtomicU64::new(0) });
     let reporter = spawn_reporter(Arc::clone(&progress), "consume");
     let started = Instant::now();
