@@ -860,23 +860,37 @@ async fn consumer_on_a_partitioned_topic_receives_from_every_partition() {
 async fn websocket_consumer_and_http_puller_share_one_subscription_without_double_delivery() {
     let app = Arc::new(TestApp::standalone().await);
     create_topic(&app, "one").await;
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let ws = RunningConsumer::spawn(
-        consumer(&app, "one", "s", "subscriptionType=Shared&receiverQueueSize=10").await,
-        0,
-        Arc::clone(&log),
-        true,
-    );
+    // The subscription exists (from earliest) before anything is published: all 300 are backlog.
+    assert!(pull(&app, "one", "s", json!({"initialPosition": "earliest"})).await.is_empty());
     let total = 300;
     let sent: BTreeSet<String> =
         publish_all(&app, "one", &numbered("m", total)).await.iter().map(|id| ws_id_text(id)).collect();
 
+    // The WebSocket consumer fills its window of 10 and holds them; an HTTP pull meanwhile gets
+    // other messages only.
+    let mut ws = consumer(&app, "one", "s", "subscriptionType=Shared&receiverQueueSize=10").await;
+    let held = ids(&recv_n(&mut ws, 10).await);
+    let pulled_first = pull(&app, "one", "s", json!({"maxMessages": 7, "waitMs": 2000, "ackTimeoutMs": 600_000})).await;
+    assert_eq!(pulled_first.len(), 7, "{pulled_first:?}");
+    let held_text: BTreeSet<String> = held.iter().map(|id| ws_id_text(id)).collect();
+    for id in ids_of(&pulled_first) {
+        assert!(!held_text.contains(&id), "{id} is in flight to the WebSocket consumer and was pulled over HTTP");
+    }
+    assert_eq!(ack(&app, "one", "s", &ids_of(&pulled_first)).await.0, 204);
+    for id in &held {
+        ws.ack(id).await;
+    }
+
+    // Then both drain the rest concurrently, acking as they go.
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let ws = RunningConsumer::spawn(ws, 0, Arc::clone(&log), true);
+    let already = held.len() + pulled_first.len();
     let puller = {
         let (app, log) = (Arc::clone(&app), Arc::clone(&log));
         tokio::spawn(async move {
             let mut pulled = Vec::new();
             let deadline = Instant::now() + Duration::from_secs(30);
-            while log.lock().expect("log").len() + pulled.len() < total {
+            while already + log.lock().expect("log").len() + pulled.len() < total {
                 assert!(Instant::now() < deadline, "the topic was not drained within 30 s");
                 // An ack deadline far beyond the test: a message is in flight to one place only.
                 let got =
@@ -895,14 +909,15 @@ async fn websocket_consumer_and_http_puller_share_one_subscription_without_doubl
     wait_backlog(&app, "one", "s", 0).await;
     ws.stop().await.expect_silence("redeliveries after everything was acked").await;
 
-    let ws_got: Vec<String> = log.lock().expect("log").iter().map(|s| ws_id_text(&s.id)).collect();
+    let ws_got: Vec<String> =
+        held_text.iter().cloned().chain(log.lock().expect("log").iter().map(|s| ws_id_text(&s.id))).collect();
+    let pulled: Vec<String> = ids_of(&pulled_first).into_iter().chain(pulled).collect();
     let mut all: Vec<String> = ws_got.iter().chain(&pulled).cloned().collect();
     let n = all.len();
     all.sort();
     all.dedup();
     assert_eq!(all.len(), n, "a message was in flight to both the WebSocket consumer and the puller");
     assert_eq!(all.into_iter().collect::<BTreeSet<_>>(), sent, "the union is every message");
-    assert!(!ws_got.is_empty() && !pulled.is_empty(), "both took part: ws {} http {}", ws_got.len(), pulled.len());
 }
 
 // ---------------------------------------------------------------- topic creation and handshakes

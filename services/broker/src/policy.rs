@@ -37,11 +37,11 @@ pub enum QuotaState {
 }
 
 /// The quota (of either type) a partition's backlog exceeds, if any.
-pub fn exceeded_quota<'a>(
-    policies: &'a Policies,
+pub fn exceeded_quota(
+    policies: &Policies,
     backlog_bytes: u64,
     oldest_unacked_age_s: Option<i64>,
-) -> Option<&'a BacklogQuota> {
+) -> Option<&BacklogQuota> {
     if let Some(q) = policies.backlog_quota_map.get("destination_storage")
         && q.limit_size >= 0
         && backlog_bytes > q.limit_size as u64

@@ -134,8 +134,10 @@ async fn produce(a: ProduceArgs) -> anyhow::Result<()> {
         bail!("--batch and --concurrency must be at least 1");
     }
     let url = format!("{}/topics/persistent/{}", a.common.url.trim_end_matches('/'), topic_path(&a.common.topic)?);
-    let client =
-        reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).default_headers(a.common.headers()?).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(a.concurrency)
+        .default_headers(a.common.headers()?)
+        .build()?;
     let payload = "x".repeat(a.size);
     let requests = a.messages.div_ceil(a.batch as u64);
     let next = Arc::new(AtomicU64::new(0));

@@ -223,7 +223,7 @@ async fn unsubscribe_namespace(
     let namespace = ns(&t, &n)?;
     for topic in s.broker.list_topics(&namespace).await? {
         let name: magnetar_core::TopicName = topic.parse()?;
-        if s.broker.list_subscriptions(&name).await?.iter().any(|x| *x == sub) {
+        if s.broker.list_subscriptions(&name).await?.contains(&sub) {
             s.broker.delete_subscription(&name, &sub, false).await?;
         }
     }
