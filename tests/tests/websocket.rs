@@ -583,6 +583,107 @@ async fn failover_delivers_to_one_consumer_and_the_standby_takes_over_unacked_me
     wait_backlog(&app, "fo", "s", 0).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failover_on_a_partitioned_topic_has_one_active_consumer_per_partition() {
+    let app = TestApp::standalone().await;
+    create_partitioned(&app, "fop", 4).await;
+    let q = |name: &str| format!("subscriptionType=Failover&consumerName={name}");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let a = RunningConsumer::spawn(consumer(&app, "fop", "s", &q("a")).await, 0, Arc::clone(&log), true);
+    let b = RunningConsumer::spawn(consumer(&app, "fop", "s", &q("b")).await, 1, Arc::clone(&log), true);
+    publish_all(&app, "fop", &numbered("m", 40)).await;
+    let log_ref = Arc::clone(&log);
+    eventually(30, "40 deliveries", || {
+        let n = log_ref.lock().expect("log").len();
+        async move { (n >= 40).then_some(()) }
+    })
+    .await;
+    let mut owners: BTreeMap<i32, BTreeSet<usize>> = BTreeMap::new();
+    for s in log.lock().expect("log").iter() {
+        owners.entry(decode_ws_id(&s.id).2).or_default().insert(s.consumer);
+    }
+    assert_eq!(owners.len(), 4, "{owners:?}");
+    for (p, who) in &owners {
+        assert_eq!(who.len(), 1, "partition {p} delivered to several consumers: {who:?}");
+    }
+    let active: BTreeSet<usize> = owners.values().flatten().copied().collect();
+    assert_eq!(active.len(), 2, "partitions are spread over both failover consumers: {owners:?}");
+
+    // `a` leaves: `b` becomes active for every partition.
+    a.stop().await.close().await;
+    log.lock().expect("log").clear();
+    publish_all(&app, "fop", &numbered("n", 20)).await;
+    let log_ref = Arc::clone(&log);
+    eventually(30, "20 deliveries after the takeover", || {
+        let n = log_ref.lock().expect("log").iter().filter(|s| s.payload.starts_with('n')).count();
+        async move { (n >= 20).then_some(()) }
+    })
+    .await;
+    assert!(log.lock().expect("log").iter().all(|s| s.consumer == 1), "only b is left");
+    wait_backlog_partitions(&app, "fop", 4, "s").await;
+    b.stop().await.close().await;
+}
+
+/// Waits until every partition of `topic` has no backlog on `sub`.
+async fn wait_backlog_partitions(app: &TestApp, topic: &str, partitions: u32, sub: &str) {
+    for i in 0..partitions {
+        wait_backlog(app, &format!("{topic}-partition-{i}"), sub, 0).await;
+    }
+}
+
+#[tokio::test]
+async fn subscription_stats_show_the_type_and_the_connected_consumers() {
+    let app = TestApp::standalone().await;
+    create_topic(&app, "st").await;
+    let q = |name: &str| format!("subscriptionType=Shared&consumerName={name}");
+    let _one = consumer(&app, "st", "s", &q("one")).await;
+    let _two = consumer(&app, "st", "s", &q("two")).await;
+    let stats = topic_stats(&app.base, "st").await;
+    let sub = &stats["subscriptions"]["s"];
+    assert_eq!(sub["type"], "Shared", "{stats}");
+    let names: BTreeSet<&str> = sub["consumers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no consumers array: {stats}"))
+        .iter()
+        .filter_map(|c| c["consumerName"].as_str())
+        .collect();
+    assert_eq!(names, BTreeSet::from(["one", "two"]), "{stats}");
+
+    // One message delivered and not acked: backlog 1, unacked 1 on one of the consumers.
+    publish_all(&app, "st", &numbered("m", 1)).await;
+    let base = app.base.clone();
+    eventually(10, "one unacked message in the consumer stats", || {
+        let base = base.clone();
+        async move {
+            let stats = topic_stats(&base, "st").await;
+            let sub = &stats["subscriptions"]["s"];
+            let unacked: u64 = sub["consumers"]
+                .as_array()
+                .map(|cs| cs.iter().filter_map(|c| c["unackedMessages"].as_u64()).sum())
+                .unwrap_or(0);
+            (unacked == 1 && sub["msgBacklog"] == 1).then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pingpong_endpoint_answers_pings() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let app = TestApp::standalone().await;
+    for path in ["/ws/pingpong", "/ws/v2/pingpong"] {
+        let url = format!("{}{path}", ws_base(&app.base));
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        ws.send(Message::Ping(b"hi".to_vec().into())).await.expect("send ping");
+        let pong = tokio::time::timeout(FRAME_TIMEOUT, ws.next()).await.expect("a pong within 10 s");
+        match pong {
+            Some(Ok(Message::Pong(data))) => assert_eq!(&data[..], b"hi", "{url}"),
+            other => panic!("{url}: expected a pong, got {other:?}"),
+        }
+    }
+}
+
 /// `key-{k}:{seq}` payloads; returns (key, seq).
 fn key_seq(payload: &str) -> (String, usize) {
     let (k, s) = payload.rsplit_once(':').unwrap_or_else(|| panic!("payload `{payload}`"));

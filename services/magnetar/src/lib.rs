@@ -4,5 +4,6 @@
 pub mod cli;
 pub mod config;
 pub mod perf;
+pub mod perf_ws;
 pub mod server;
 pub mod tokens;

@@ -16,6 +16,10 @@ pub enum PerfCommand {
     Produce(ProduceArgs),
     /// Pull and acknowledge N messages from a subscription.
     Consume(ConsumeArgs),
+    /// Publish over the WebSocket API with a window of messages in flight.
+    WsProduce(crate::perf_ws::WsProduceArgs),
+    /// Consume and acknowledge every message over the WebSocket API.
+    WsConsume(crate::perf_ws::WsConsumeArgs),
 }
 
 #[derive(Args, Clone)]
@@ -126,6 +130,8 @@ pub async fn run(cmd: PerfCommand) -> anyhow::Result<()> {
     match cmd {
         PerfCommand::Produce(a) => produce(a).await,
         PerfCommand::Consume(a) => consume(a).await,
+        PerfCommand::WsProduce(a) => crate::perf_ws::produce(a).await,
+        PerfCommand::WsConsume(a) => crate::perf_ws::consume(a).await,
     }
 }
 

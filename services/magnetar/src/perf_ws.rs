@@ -1,0 +1,158 @@
+//! `magnetar perf ws-produce` / `ws-consume`: load over the Pulsar-compatible WebSocket API.
+//! The producer stamps each message with its send time (`sent_us` property) so the consumer
+//! reports end-to-end latency as well as throughput.
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use clap::Args;
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Args, Clone)]
+pub struct WsProduceArgs {
+    /// Broker WebSocket URL base.
+    #[arg(long, default_value = "ws://127.0.0.1:8080")]
+    url: String,
+    #[arg(long, default_value = "persistent://public/default/perf")]
+    topic: String,
+    #[arg(long, short = 'n', default_value_t = 100_000)]
+    messages: u64,
+    #[arg(long, short = 's', default_value_t = 1024)]
+    size: usize,
+    /// Messages in flight (sent, not yet acknowledged).
+    #[arg(long, short = 'w', default_value_t = 256)]
+    window: usize,
+    /// Target rate in messages per second (0 = as fast as the window allows).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+}
+
+#[derive(Args, Clone)]
+pub struct WsConsumeArgs {
+    #[arg(long, default_value = "ws://127.0.0.1:8080")]
+    url: String,
+    #[arg(long, default_value = "persistent://public/default/perf")]
+    topic: String,
+    #[arg(long, default_value = "perf-ws")]
+    subscription: String,
+    #[arg(long, default_value = "Shared")]
+    subscription_type: String,
+    #[arg(long, short = 'n', default_value_t = 100_000)]
+    messages: u64,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+fn path(topic: &str) -> anyhow::Result<String> {
+    let name: magnetar_core::TopicName = topic.parse().with_context(|| format!("invalid --topic {topic}"))?;
+    Ok(format!("persistent/{}/{}", name.namespace(), name.local()))
+}
+
+fn print(what: &str, count: u64, bytes: u64, elapsed: Duration, hist: &Histogram<u64>, label: &str) {
+    let secs = elapsed.as_secs_f64();
+    println!(
+        "{what}: {count} msgs in {secs:.2}s = {:.0} msg/s, {:.1} MB/s | {label} ms p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
+        count as f64 / secs,
+        bytes as f64 / secs / 1e6,
+        hist.value_at_quantile(0.5) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+        hist.value_at_quantile(0.999) as f64 / 1000.0,
+        hist.max() as f64 / 1000.0,
+    );
+}
+
+pub async fn produce(a: WsProduceArgs) -> anyhow::Result<()> {
+    let url = format!("{}/ws/v2/producer/{}", a.url.trim_end_matches('/'), path(&a.topic)?);
+    let (ws, _) = tokio_tungstenite::connect_async(&url).await.with_context(|| format!("cannot connect to {url}"))?;
+    let (mut tx, mut rx) = ws.split();
+    let payload = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; a.size]);
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut in_flight: HashMap<u64, Instant> = HashMap::new();
+    let (mut sent, mut acked) = (0u64, 0u64);
+    let started = Instant::now();
+    let interval = (a.rate > 0).then(|| Duration::from_secs_f64(1.0 / a.rate as f64));
+    let mut last_report = Instant::now();
+    while acked < a.messages {
+        // Fill the window (paced when a rate is set).
+        while sent < a.messages && in_flight.len() < a.window.max(1) {
+            if let Some(i) = interval {
+                let due = started + i * sent as u32;
+                if Instant::now() < due {
+                    break;
+                }
+            }
+            let frame = json!({"payload": payload, "context": sent.to_string(), "properties": {"sent_us": now_us().to_string()}});
+            tx.send(Message::Text(frame.to_string().into())).await?;
+            in_flight.insert(sent, Instant::now());
+            sent += 1;
+        }
+        let wait = if in_flight.is_empty() { Duration::from_millis(1) } else { Duration::from_secs(30) };
+        let msg = match tokio::time::timeout(wait, rx.next()).await {
+            Ok(Some(m)) => m?,
+            Ok(None) => bail!("connection closed after {acked} acknowledgements"),
+            Err(_) if in_flight.is_empty() => continue,
+            Err(_) => bail!("no acknowledgement for 30 s"),
+        };
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(t.as_str())?;
+            if v["result"] != "ok" {
+                bail!("publish failed: {v}");
+            }
+            let ctx: u64 = v["context"].as_str().and_then(|c| c.parse().ok()).context("reply without context")?;
+            if let Some(t0) = in_flight.remove(&ctx) {
+                hist.record(t0.elapsed().as_micros().max(1) as u64)?;
+                acked += 1;
+            }
+        }
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            eprintln!("ws-produce: {acked} acknowledged");
+            last_report = Instant::now();
+        }
+    }
+    print("ws-produce", acked, acked * a.size as u64, started.elapsed(), &hist, "ack latency");
+    Ok(())
+}
+
+pub async fn consume(a: WsConsumeArgs) -> anyhow::Result<()> {
+    let url = format!(
+        "{}/ws/v2/consumer/{}/{}?subscriptionType={}&receiverQueueSize=1000",
+        a.url.trim_end_matches('/'),
+        path(&a.topic)?,
+        a.subscription,
+        a.subscription_type
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(&url).await.with_context(|| format!("cannot connect to {url}"))?;
+    let (mut tx, mut rx) = ws.split();
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let (mut count, mut bytes) = (0u64, 0u64);
+    let mut started: Option<Instant> = None;
+    while count < a.messages {
+        let msg = match tokio::time::timeout(Duration::from_secs(30), rx.next()).await {
+            Ok(Some(m)) => m?,
+            Ok(None) => bail!("connection closed after {count} messages"),
+            Err(_) => bail!("no message for 30 s after {count}"),
+        };
+        let Message::Text(t) = msg else { continue };
+        let v: Value = serde_json::from_str(t.as_str())?;
+        let Some(id) = v["messageId"].as_str() else { continue };
+        started.get_or_insert_with(Instant::now);
+        if let Some(sent) = v["properties"]["sent_us"].as_str().and_then(|s| s.parse::<u64>().ok()) {
+            hist.record(now_us().saturating_sub(sent).max(1))?;
+        }
+        bytes += base64::engine::general_purpose::STANDARD
+            .decode(v["payload"].as_str().unwrap_or(""))
+            .map(|p| p.len())
+            .unwrap_or(0) as u64;
+        tx.send(Message::Text(json!({ "messageId": id }).to_string().into())).await?;
+        count += 1;
+    }
+    let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
+    print("ws-consume", count, bytes, elapsed, &hist, "end-to-end latency");
+    Ok(())
+}
