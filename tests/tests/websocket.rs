@@ -470,6 +470,25 @@ async fn bad_consumer_frames_leave_the_connection_usable_and_the_backlog_unchang
     assert_eq!(c.recv_message().await["messageId"], more[0].as_str());
 }
 
+#[tokio::test]
+async fn deliver_after_ms_delays_shared_delivery_and_not_exclusive() {
+    let app = TestApp::standalone().await;
+    create_topic(&app, "later").await;
+    let mut shared = consumer(&app, "later", "shared", "subscriptionType=Shared").await;
+    let mut exclusive = consumer(&app, "later", "exclusive", "subscriptionType=Exclusive").await;
+    let mut p = producer(&app, "later").await;
+    let reply = p.publish(json!({"payload": b64(b"delayed"), "deliverAfterMs": 2000})).await;
+    assert_eq!(reply["result"], "ok", "{reply}");
+
+    // Pulsar honours delays for Shared and Key_Shared only.
+    assert_eq!(exclusive.recv_message().await["messageId"], reply["messageId"]);
+    shared.expect_silence("a message delayed by 2 s, within the first 500 ms").await;
+    let m = shared.recv_message().await;
+    assert_eq!(m["messageId"], reply["messageId"]);
+    assert_eq!(text_of(&m), "delayed");
+    assert!(m["properties"].as_object().is_some_and(|p| p.keys().all(|k| !k.starts_with("__"))), "{m}");
+}
+
 // ---------------------------------------------------------------- subscription types
 
 #[tokio::test]

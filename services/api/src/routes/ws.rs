@@ -81,6 +81,30 @@ pub(crate) fn spawn_writer(
     (tx, task)
 }
 
+/// Resolves once the session's token has expired or was revoked (never with authentication
+/// off), so long-lived sessions end when their credential does (a Pulsar pain point).
+pub(crate) async fn credential_lapsed(auth: crate::AuthContext) {
+    if auth.role.is_none() {
+        // Authentication off: nothing can lapse.
+        std::future::pending::<()>().await;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if !auth.still_valid() {
+            return;
+        }
+    }
+}
+
+/// The close frame sent when the credential lapses (1008 = policy violation).
+pub(crate) fn lapsed_close() -> Message {
+    Message::Close(Some(axum::extract::ws::CloseFrame {
+        code: 1008,
+        reason: Utf8Bytes::from_static("token expired or revoked"),
+    }))
+}
+
 pub(crate) fn text(value: &serde_json::Value) -> Message {
     Message::Text(Utf8Bytes::from(value.to_string()))
 }

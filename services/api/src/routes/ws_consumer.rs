@@ -9,7 +9,7 @@
 //! against permits. A malformed frame is answered with `{"error":..,"errorCode":3}` and the
 //! session goes on.
 
-use super::ws::{Params, spawn_writer, text};
+use super::ws::{Params, credential_lapsed, lapsed_close, spawn_writer, text};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{AuthContext, SubscriptionPath, TopicPath};
@@ -103,7 +103,7 @@ pub async fn consume_handler(
     };
     s.broker.ensure_topic(&topic).await?;
     let session = s.broker.subscribe(&topic, &sub, opts).await?;
-    Ok(ws.on_upgrade(move |socket| run_session(socket, session, flow)))
+    Ok(ws.on_upgrade(move |socket| run_session(socket, session, flow, auth)))
 }
 
 pub async fn read_handler(
@@ -130,7 +130,7 @@ pub async fn read_handler(
     s.broker.ensure_topic(&topic).await?;
     let name = params.str("readerName").unwrap_or("reader").to_string();
     let session = s.broker.create_reader(&topic, start, &name).await?;
-    Ok(ws.on_upgrade(move |socket| run_session(socket, session, flow)))
+    Ok(ws.on_upgrade(move |socket| run_session(socket, session, flow, auth)))
 }
 
 fn message_frame(m: &PulledMessage) -> Message {
@@ -225,8 +225,10 @@ async fn handle_command(
 }
 
 /// One consumer or reader session: deliver within the flow-control window, handle commands.
-async fn run_session(socket: axum::extract::ws::WebSocket, session: ConsumerSession, flow: Flow) {
+async fn run_session(socket: axum::extract::ws::WebSocket, session: ConsumerSession, flow: Flow, auth: AuthContext) {
     let session = Arc::new(session);
+    let lapsed = credential_lapsed(auth);
+    tokio::pin!(lapsed);
     let (sink, mut stream) = socket.split();
     let (out, writer) = spawn_writer(sink);
     let mut permits: u64 = 0;
@@ -269,6 +271,10 @@ async fn run_session(socket: axum::extract::ws::WebSocket, session: ConsumerSess
                 _ => break,
             },
             _ = session.changed(tokens), if window > 0 => {}
+            _ = &mut lapsed => {
+                let _ = out.send(lapsed_close()).await;
+                break;
+            }
         }
     }
     session.close();

@@ -7,7 +7,7 @@
 //! made durable form the next batch, so one connection with many messages in flight shares group
 //! commits and keeps its order.
 
-use super::ws::{Params, spawn_writer, text};
+use super::ws::{Params, credential_lapsed, lapsed_close, spawn_writer, text};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{AuthContext, TopicPath};
@@ -112,7 +112,19 @@ pub async fn produce_handler(
         let (out, writer) = spawn_writer(sink);
         let (frames_tx, frames_rx) = mpsc::channel::<(PublishMessage, Option<Value>)>(MAX_BATCH);
         let publisher = tokio::spawn(publish_loop(broker, topic, fixed, hashing, frames_rx, out.clone()));
-        while let Some(Ok(msg)) = stream.next().await {
+        let lapsed = credential_lapsed(auth);
+        tokio::pin!(lapsed);
+        loop {
+            let msg = tokio::select! {
+                m = stream.next() => match m {
+                    Some(Ok(m)) => m,
+                    _ => break,
+                },
+                _ = &mut lapsed => {
+                    let _ = out.send(lapsed_close()).await;
+                    break;
+                }
+            };
             match msg {
                 Message::Text(raw) => match parse_frame(raw.as_str()) {
                     Ok(item) => {
