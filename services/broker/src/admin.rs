@@ -109,17 +109,20 @@ impl Broker {
         Ok(self.cached_policies(name).await?.retention_policies.unwrap_or_else(|| self.config.default_retention()))
     }
 
-    /// Unloads and deletes the data of partitions removed from the metadata store.
+    /// Unloads and deletes the data of partitions removed from the metadata store: local files,
+    /// then objects (their index rows went with the partitions).
     pub(crate) async fn drop_partitions(&self, removed: &[PartitionRecord]) {
         let ids: std::collections::HashSet<i64> = removed.iter().map(|p| p.log_id).collect();
-        let names: Vec<_> = self
-            .loaded_topics()
-            .into_iter()
-            .filter(|t| t.partitions.iter().any(|p| ids.contains(&p.log_id)))
-            .map(|t| t.record.name.clone())
+        let topics: Vec<_> =
+            self.loaded_topics().into_iter().filter(|t| t.partitions.iter().any(|p| ids.contains(&p.log_id))).collect();
+        let prefixes: std::collections::HashMap<i64, String> = topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .filter(|p| ids.contains(&p.log_id))
+            .map(|p| (p.log_id, crate::offload::partition_prefix(&self.config.cluster, p)))
             .collect();
-        for n in names {
-            self.unload(&n);
+        for t in &topics {
+            self.unload(&t.record.name);
         }
         for p in removed {
             if let Err(e) = self.storage.delete_log(p.log_id as u64).await {
@@ -127,6 +130,8 @@ impl Broker {
                 tracing::warn!(log_id = p.log_id, error = %e, "could not delete partition data");
             }
         }
+        let ids: Vec<i64> = removed.iter().map(|p| p.log_id).collect();
+        self.delete_partition_objects(&ids, &prefixes).await;
     }
 }
 

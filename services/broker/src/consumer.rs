@@ -32,8 +32,15 @@ pub struct SubscribeOptions {
     pub dead_letter: Option<DeadLetterPolicy>,
 }
 
+/// Acknowledgements waiting to be made durable, per partition (index into the session's subs).
+type AckBatch = (usize, Vec<(u64, u64)>);
+type AckWriter = (tokio::sync::mpsc::Sender<AckBatch>, tokio::task::JoinHandle<()>);
+
 pub struct ConsumerSession {
     broker: Arc<Broker>,
+    /// Streamed acks (WebSocket acks get no reply) are applied in memory at once and made
+    /// durable by a per-session task that merges them into one WAL record per group commit.
+    acks: std::sync::Mutex<Option<AckWriter>>,
     pub topic: TopicName,
     pub subscription: String,
     subs: Vec<(Arc<Partition>, Arc<Subscription>)>,
@@ -79,8 +86,14 @@ impl Broker {
                 return Err(e);
             }
         }
+        let acks = std::sync::Mutex::new(Some(spawn_ack_writer(
+            Arc::clone(self),
+            sub.to_string(),
+            subs.iter().map(|(p, _)| Arc::clone(p)).collect(),
+        )));
         Ok(ConsumerSession {
             broker: Arc::clone(self),
+            acks,
             topic: name.clone(),
             subscription: sub.to_string(),
             subs,
@@ -121,6 +134,7 @@ impl Broker {
         }
         Ok(ConsumerSession {
             broker: Arc::clone(self),
+            acks: std::sync::Mutex::new(None),
             topic: name.clone(),
             subscription: sub,
             subs,
@@ -200,13 +214,18 @@ impl ConsumerSession {
         Ok(())
     }
 
-    fn sub_for(&self, id: &MessageId) -> Result<&(Arc<Partition>, Arc<Subscription>)> {
+    fn sub_index(&self, id: &MessageId) -> Result<usize> {
         let found = if self.subs.len() == 1 {
-            self.subs.first().filter(|(p, _)| id.partition_index < 0 || p.index == id.partition_index || p.index < 0)
+            let p = &self.subs[0].0;
+            (id.partition_index < 0 || p.index == id.partition_index || p.index < 0).then_some(0)
         } else {
-            self.subs.iter().find(|(p, _)| p.index == id.partition_index)
+            self.subs.iter().position(|(p, _)| p.index == id.partition_index)
         };
         found.ok_or_else(|| BrokerError::BadRequest(format!("message id {id} does not belong to topic {}", self.topic)))
+    }
+
+    fn sub_for(&self, id: &MessageId) -> Result<&(Arc<Partition>, Arc<Subscription>)> {
+        Ok(&self.subs[self.sub_index(id)?])
     }
 
     /// Acknowledges one message; durable once it returns (readers' acks only free their window).
@@ -218,6 +237,32 @@ impl ConsumerSession {
             self.broker.persist_op(p, &op).await?;
         }
         Ok(())
+    }
+
+    /// Acknowledges one message in memory at once; durability follows within a group commit
+    /// (for WebSocket acks, which Pulsar's protocol never confirms). Waits only when the
+    /// session's queue of acks not yet durable is full.
+    pub async fn ack_streamed(&self, id: &MessageId) -> Result<()> {
+        let i = self.sub_index(id)?;
+        let s = &self.subs[i].1;
+        let tx = self.acks.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(tx, _)| tx.clone());
+        if let Some(crate::subscription::CursorOp::Ack { ranges, .. }) = s.ack(&[id.offset()])
+            && let Some(tx) = tx
+        {
+            tx.send((i, ranges))
+                .await
+                .map_err(|_| BrokerError::Unavailable("acknowledgement writer stopped".into()))?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every streamed acknowledgement is durable (end of a session).
+    pub async fn flush_acks(&self) {
+        let writer = self.acks.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((tx, task)) = writer {
+            drop(tx);
+            let _ = task.await;
+        }
     }
 
     pub async fn ack_cumulative(&self, id: &MessageId) -> Result<()> {
@@ -265,6 +310,28 @@ impl ConsumerSession {
         }
         Ok(())
     }
+}
+
+/// Drains queued acks, merges them per partition and writes one cursor record per partition
+/// per round; ends (after writing what is queued) when the session is dropped.
+fn spawn_ack_writer(broker: Arc<Broker>, sub: String, parts: Vec<Arc<Partition>>) -> AckWriter {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<AckBatch>(4096);
+    let task = tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut merged: std::collections::BTreeMap<usize, Vec<(u64, u64)>> = std::collections::BTreeMap::new();
+            merged.entry(first.0).or_default().extend(first.1);
+            while let Ok((i, r)) = rx.try_recv() {
+                merged.entry(i).or_default().extend(r);
+            }
+            for (i, ranges) in merged {
+                let op = crate::subscription::CursorOp::Ack { sub: sub.clone(), ranges };
+                if let Err(e) = broker.persist_op(&parts[i], &op).await {
+                    tracing::warn!(topic = %parts[i].name, error = %e, "could not persist acknowledgements; they are redelivered after a restart");
+                }
+            }
+        }
+    });
+    (tx, task)
 }
 
 impl Drop for ConsumerSession {

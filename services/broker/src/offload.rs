@@ -9,7 +9,9 @@
 //! (`partition-index` is -1 for a non-partitioned topic). The row is committed only after the
 //! upload completed, conditional on the partition's ownership epoch; an object without a row
 //! (a crash between upload and commit) is deleted by [`Broker::collect_orphan_objects`] once
-//! older than the grace period.
+//! older than the grace period. Objects of deleted partitions go with the partition
+//! ([`Broker::delete_partition_objects`]), else with [`Broker::collect_deleted_partition_objects`],
+//! which finds keys whose `log_id` is no longer in the metadata store.
 
 use crate::partition::Partition;
 use crate::{Broker, BrokerError, Result};
@@ -17,7 +19,7 @@ use magnetar_core::{MessageId, Policies};
 use magnetar_metadata::SegmentRecord;
 use magnetar_storage::{RemoteSegment, SegmentInfo};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -106,6 +108,17 @@ pub fn segment_key(prefix: &str, base: u64, end: u64) -> String {
     format!("{prefix}/{base:020}-{end:020}.seg")
 }
 
+/// The `log_id` of a segment key of `cluster` (`None` for any other key: only keys of the
+/// documented layout are ever deleted by the sweeps).
+pub fn key_log_id(cluster: &str, key: &str) -> Option<i64> {
+    let rest = key.strip_prefix(cluster)?.strip_prefix('/')?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        [_tenant, _ns, _topic, _index, log_id, file] if file.ends_with(".seg") => log_id.parse().ok(),
+        _ => None,
+    }
+}
+
 /// `GET .../offload` in Pulsar's shape.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -130,9 +143,25 @@ struct PartitionOffload {
 #[derive(Default)]
 pub struct Offloader {
     parts: Mutex<HashMap<i64, PartitionOffload>>,
+    /// Last sweep of the cluster's keys for objects of deleted partitions.
+    last_sweep: Mutex<Option<Instant>>,
 }
 
 impl Offloader {
+    fn forget(&self, log_id: i64) {
+        self.parts.lock().unwrap_or_else(|e| e.into_inner()).remove(&log_id);
+    }
+
+    /// True (and the clock restarted) when the last sweep is at least `every` old.
+    fn sweep_due(&self, every: Duration) -> bool {
+        let mut last = self.last_sweep.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < every) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+
     fn with<T>(&self, log_id: i64, f: impl FnOnce(&mut PartitionOffload) -> T) -> T {
         f(self.parts.lock().unwrap_or_else(|e| e.into_inner()).entry(log_id).or_default())
     }
@@ -209,6 +238,20 @@ impl Broker {
             }
         }
         self.storage.refresh_local_pending();
+        if self.offloader.sweep_due(Duration::from_millis(self.config.offload_gc_interval_ms)) {
+            match self.collect_deleted_partition_objects().await {
+                Ok(n) if n > 0 => tracing::info!(deleted = n, "deleted objects of deleted partitions"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "collecting objects of deleted partitions failed"),
+            }
+        }
+        let storage = Arc::clone(&self.storage);
+        match tokio::task::spawn_blocking(move || storage.evict_local_copies()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::debug!(freed = n, "local copies evicted to stay within the local disk budget"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "evicting local copies failed"),
+            Err(e) => tracing::warn!(error = %e, "local copy eviction task failed"),
+        }
     }
 
     fn note_failure(&self, p: &Partition, e: &BrokerError) {
@@ -282,6 +325,75 @@ impl Broker {
             .collect();
         tier.delete_objects(&orphans).await?;
         Ok(orphans.len())
+    }
+
+    /// Deletes the objects of partitions just removed from the metadata store (with their
+    /// topic, namespace or tenant; their index rows went with them). `prefixes` holds the key
+    /// prefix of those that were loaded; the others are found by listing the cluster's keys.
+    /// Waits for a running offload pass of each to end first. What fails (store down) stays for
+    /// [`Broker::collect_deleted_partition_objects`]; returns the number of objects deleted.
+    pub(crate) async fn delete_partition_objects(&self, removed: &[i64], prefixes: &HashMap<i64, String>) -> usize {
+        for &log_id in removed {
+            let lock = self.offloader.run_lock(log_id);
+            drop(lock.lock().await);
+            self.offloader.forget(log_id);
+        }
+        let Some(tier) = self.storage.tier() else { return 0 };
+        let res: Result<usize> = async {
+            let mut keys = Vec::new();
+            for prefix in removed.iter().filter_map(|id| prefixes.get(id)) {
+                keys.extend(tier.list_objects(prefix).await?.into_iter().map(|o| o.key));
+            }
+            let unknown: HashSet<i64> = removed.iter().filter(|id| !prefixes.contains_key(id)).copied().collect();
+            if !unknown.is_empty() {
+                let cluster = &self.config.cluster;
+                keys.extend(
+                    tier.list_objects(cluster)
+                        .await?
+                        .into_iter()
+                        .filter(|o| key_log_id(cluster, &o.key).is_some_and(|id| unknown.contains(&id)))
+                        .map(|o| o.key),
+                );
+            }
+            tier.delete_objects(&keys).await?;
+            Ok(keys.len())
+        }
+        .await;
+        match res {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "deleting objects of deleted partitions failed; the sweep retries");
+                0
+            }
+        }
+    }
+
+    /// Deletes every object of the cluster whose partition no longer exists in the metadata
+    /// store: a topic, namespace or tenant deleted while the object store was down, or an
+    /// upload that completed after its partition was deleted. Lists all the cluster's keys, so
+    /// it runs every `offload_gc_interval_ms` only. Returns the number of objects deleted.
+    pub async fn collect_deleted_partition_objects(&self) -> Result<usize> {
+        let Some(tier) = self.storage.tier() else { return Ok(0) };
+        let cluster = &self.config.cluster;
+        let loaded: HashSet<i64> = self.loaded_partitions().iter().map(|p| p.log_id).collect();
+        let mut by_log: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        for o in tier.list_objects(cluster).await? {
+            if let Some(id) = key_log_id(cluster, &o.key).filter(|id| !loaded.contains(id)) {
+                by_log.entry(id).or_default().push(o.key);
+            }
+        }
+        let mut deleted = 0;
+        for (log_id, keys) in by_log {
+            match self.metadata.get_partition_owner(log_id).await {
+                Err(magnetar_metadata::MetadataError::NotFound(_)) => {
+                    tier.delete_objects(&keys).await?;
+                    deleted += keys.len();
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(deleted)
     }
 
     /// `PUT .../offload`: offloads every sealed segment based before `id`, in the background.
@@ -446,6 +558,15 @@ mod tests {
         p.offload_policies = Some(serde_json::json!({"managedLedgerOffloadThresholdInBytes": -1}));
         let e = effective_policy(&p, &defaults);
         assert_eq!((e.threshold_bytes, e.deletion_lag_ms), (-1, 5));
+    }
+
+    #[test]
+    fn log_id_is_read_only_from_segment_keys_of_the_cluster() {
+        assert_eq!(key_log_id("c1", "c1/t/ns/topic/-1/42/00000000000000000000-00000000000000000010.seg"), Some(42));
+        assert_eq!(key_log_id("c1", "c10/t/ns/topic/-1/42/0-1.seg"), None, "another cluster");
+        assert_eq!(key_log_id("c1", "c1/t/ns/topic/-1/42/notes.txt"), None, "not a segment");
+        assert_eq!(key_log_id("c1", "c1/t/ns/-1/42/0-1.seg"), None, "not the documented layout");
+        assert_eq!(key_log_id("c1", "c1/t/ns/topic/-1/x/0-1.seg"), None);
     }
 
     #[test]

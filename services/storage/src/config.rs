@@ -23,9 +23,11 @@ pub struct StorageConfig {
     pub max_message_bytes: usize,
     /// Budget for the in-memory tails of all partitions together.
     pub read_cache_bytes: usize,
-    /// Most bytes of local segment data not yet in the object store (0 = no limit). Past it,
-    /// appends fail with `Unavailable` until uploads catch up. Enforced only once an object
-    /// tier is attached.
+    /// Budget of local segment files once an object tier is attached (0 = no limit). Local
+    /// copies of offloaded segments are a cache within it: [`crate::Storage::evict_local_copies`]
+    /// removes the least recently read ones when the files exceed it. Segments not yet in the
+    /// object store cannot be removed: once they alone reach the budget, appends fail with
+    /// `Unavailable` until uploads catch up.
     pub local_disk_budget_bytes: u64,
 }
 

@@ -1,6 +1,6 @@
 //! Prometheus collectors of the durable log. The caller registers them with its registry.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Collectors shared by the WAL flusher and the partitions. Cloning shares the collectors.
 #[derive(Clone)]
@@ -18,6 +18,11 @@ pub struct StorageMetrics {
     pub offload_seconds: Histogram,
     pub offload_failures: IntCounter,
     pub offload_retries: IntCounter,
+    /// Segment uploads running now (a crash test waits for one before killing the broker).
+    pub uploads_in_progress: IntGauge,
+    /// Local copies of offloaded segments removed early to keep the local disk within its
+    /// budget (least recently read first).
+    pub local_copies_evicted: IntCounter,
     /// Block cache of the object tier.
     pub cache_hits: IntCounter,
     pub cache_misses: IntCounter,
@@ -70,6 +75,15 @@ impl StorageMetrics {
                 "magnetar_offload_upload_retries_total",
                 "Segment uploads attempted again after a failure",
             ),
+            uploads_in_progress: IntGauge::new(
+                "magnetar_offload_uploads_in_progress",
+                "Segment uploads to the object store running now",
+            )
+            .expect("valid gauge"),
+            local_copies_evicted: c(
+                "magnetar_local_copies_evicted_total",
+                "Local copies of offloaded segments removed early because the local disk budget needed room",
+            ),
             cache_hits: c("magnetar_object_cache_hits_total", "Object block reads served by the block cache"),
             cache_misses: c("magnetar_object_cache_misses_total", "Object block reads that went to the object store"),
             object_get_bytes: c(
@@ -101,6 +115,7 @@ impl StorageMetrics {
             &self.offloaded_segments,
             &self.offload_failures,
             &self.offload_retries,
+            &self.local_copies_evicted,
             &self.cache_hits,
             &self.cache_misses,
             &self.object_get_bytes,
@@ -109,6 +124,7 @@ impl StorageMetrics {
             registry.register(Box::new(c.clone()))?;
         }
         registry.register(Box::new(self.offload_seconds.clone()))?;
+        registry.register(Box::new(self.uploads_in_progress.clone()))?;
         registry.register(Box::new(self.read_bytes.clone()))?;
         Ok(())
     }

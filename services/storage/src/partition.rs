@@ -9,7 +9,7 @@ use crate::tier::RemoteSegment;
 use crate::wal::{Shared, WalItem};
 use crate::{Result, StorageError, now_ms};
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,6 +63,9 @@ struct Segments {
     sealed: BTreeMap<u64, SealedSegment>,
     /// Segments in the object store, by base offset (some also have a local copy in `sealed`).
     remote: BTreeMap<u64, RemoteSegment>,
+    /// Last use of each local sealed segment (`Shared::use_tick`): its last read, or its upload
+    /// when never read since. Orders the eviction of local copies.
+    used: HashMap<u64, u64>,
     active: Option<ActiveSegment>,
     deleted: bool,
     /// Set when a segment write failed after the WAL fsync: the partition stops serving until
@@ -402,6 +405,7 @@ impl PartitionLog {
         segs.deleted = true;
         segs.active = None;
         segs.sealed.clear();
+        segs.used.clear();
         drop(segs);
         self.appender.lock().deleted = true;
         let mut tail = self.tail.lock();
@@ -528,7 +532,18 @@ impl PartitionLog {
     /// The segment holding `offset` (or the first one after it), ready to read without locks:
     /// the active segment, else a local sealed one, else an object.
     fn locate(&self, offset: u64) -> Result<Option<Target>> {
-        let segs = self.segs.lock();
+        let mut segs = self.segs.lock();
+        let target = self.locate_in(&segs, offset)?;
+        if let Some(Target::Local(t)) = &target
+            && t.file.is_none()
+        {
+            // A sealed local file: the local copy is in use (see `evict_local_copies`).
+            segs.used.insert(t.meta.base, self.shared.next_use_tick());
+        }
+        Ok(target)
+    }
+
+    fn locate_in(&self, segs: &Segments, offset: u64) -> Result<Option<Target>> {
         if let Some(f) = &segs.failed {
             return Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id)));
         }
@@ -698,6 +713,8 @@ impl PartitionLog {
                 .shared
                 .pending_bytes
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| Some(p.saturating_sub(size)));
+            let tick = self.shared.next_use_tick();
+            segs.used.entry(seg.base_offset).or_insert(tick);
         }
         segs.remote.insert(seg.base_offset, seg);
     }
@@ -713,6 +730,7 @@ impl PartitionLog {
                     self.log_id
                 )));
             }
+            segs.used.remove(&base);
             segs.sealed.remove(&base)
         };
         let Some(s) = removed else { return Ok(0) };
@@ -722,6 +740,17 @@ impl PartitionLog {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
             Err(e) => Err(StorageError::io(&path, e)),
         }
+    }
+
+    /// Local copies of offloaded segments as `(last use, base offset)`: what may be removed to
+    /// make room on the local disk.
+    pub(crate) fn cached_copies(&self) -> Vec<(u64, u64)> {
+        let segs = self.segs.lock();
+        segs.sealed
+            .keys()
+            .filter(|b| segs.remote.contains_key(b))
+            .map(|b| (segs.used.get(b).copied().unwrap_or(0), *b))
+            .collect()
     }
 
     /// The file and summary of local sealed segment `base` (what gets uploaded).
@@ -807,6 +836,9 @@ impl PartitionLog {
             let mut segs = self.segs.lock();
             let bases: Vec<u64> =
                 segs.sealed.values().take_while(|s| s.meta.end <= offset).map(|s| s.meta.base).collect();
+            for b in &bases {
+                segs.used.remove(b);
+            }
             let v = bases.iter().filter_map(|b| segs.sealed.remove(b)).collect();
             let rbases: Vec<u64> =
                 segs.remote.values().take_while(|r| r.end_offset <= offset).map(|r| r.base_offset).collect();

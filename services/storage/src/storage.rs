@@ -204,6 +204,44 @@ impl Storage {
         pending
     }
 
+    /// Keeps the local segment files within `local_disk_budget_bytes` by removing local copies
+    /// of offloaded segments, least recently read first (a copy never read since its upload
+    /// counts from the upload). Segments not yet in the object store are never removed: the
+    /// budget stops appends instead. Returns the bytes freed. Blocking (removes files).
+    pub fn evict_local_copies(&self) -> Result<u64> {
+        let budget = self.shared.config.local_disk_budget_bytes;
+        if budget == 0 || self.shared.tier.get().is_none() {
+            return Ok(0);
+        }
+        let parts: Vec<Arc<PartitionLog>> = self.trim.partitions.read().values().cloned().collect();
+        let mut used: u64 = parts.iter().map(|p| p.size_bytes()).sum();
+        if used <= budget {
+            return Ok(0);
+        }
+        let mut copies: Vec<(u64, u64, &Arc<PartitionLog>)> =
+            parts.iter().flat_map(|p| p.cached_copies().into_iter().map(move |(tick, base)| (tick, base, p))).collect();
+        copies.sort_unstable_by_key(|&(tick, base, p)| (tick, p.log_id(), base));
+        let mut freed = 0;
+        for (_, base, p) in copies {
+            if used <= budget {
+                break;
+            }
+            let n = match p.drop_local_copy(base) {
+                Ok(n) => n,
+                // Deleted by retention or with its log meanwhile.
+                Err(StorageError::Unavailable(_) | StorageError::LogDeleted(_)) => 0,
+                Err(e) => return Err(e),
+            };
+            if n > 0 {
+                self.shared.metrics.local_copies_evicted.inc();
+                tracing::debug!(log_id = p.log_id(), base, bytes = n, "local copy evicted to make room");
+            }
+            used = used.saturating_sub(n);
+            freed += n;
+        }
+        Ok(freed)
+    }
+
     /// Segment files plus WAL files, in bytes.
     pub fn disk_usage(&self) -> u64 {
         let logs: u64 = self.trim.partitions.read().values().map(|p| p.size_bytes()).sum();

@@ -111,7 +111,9 @@ impl ObjectTier {
     pub async fn upload(&self, log: &crate::PartitionLog, base: u64, key: &str) -> Result<RemoteSegment> {
         let (path, meta) = log.sealed_file(base)?;
         let started = Instant::now();
+        let in_progress = GaugeGuard::inc(&self.metrics.uploads_in_progress);
         let res = self.upload_file(&path, meta.size, key).await;
+        drop(in_progress);
         match res {
             Ok(()) => {
                 self.metrics.offload_seconds.observe(started.elapsed().as_secs_f64());
@@ -362,6 +364,22 @@ impl ObjectTier {
         }
         self.metrics.object_get_bytes.inc_by(read);
         Ok(fetched)
+    }
+}
+
+/// Counts one running operation in a gauge, also when its future is dropped half-way.
+struct GaugeGuard<'a>(&'a prometheus::IntGauge);
+
+impl<'a> GaugeGuard<'a> {
+    fn inc(g: &'a prometheus::IntGauge) -> Self {
+        g.inc();
+        GaugeGuard(g)
+    }
+}
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

@@ -157,6 +157,9 @@ pub(crate) struct Shared {
     /// Local segment bytes not yet in the object store: recomputed by
     /// `Storage::refresh_local_pending`, grown by every append in between.
     pub pending_bytes: std::sync::atomic::AtomicU64,
+    /// Clock of segment use across partitions: the order in which local copies of offloaded
+    /// segments were last read (least recently read goes first when the disk needs room).
+    pub use_tick: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -168,6 +171,7 @@ impl Shared {
             tail_bytes: AtomicUsize::new(0),
             tier: std::sync::OnceLock::new(),
             pending_bytes: std::sync::atomic::AtomicU64::new(0),
+            use_tick: std::sync::atomic::AtomicU64::new(0),
         }
     }
     pub fn add_tail(&self, n: usize) {
@@ -175,6 +179,9 @@ impl Shared {
     }
     pub fn release_tail(&self, n: usize) {
         self.tail_bytes.fetch_sub(n, Ordering::Relaxed);
+    }
+    pub fn next_use_tick(&self) -> u64 {
+        self.use_tick.fetch_add(1, Ordering::Relaxed) + 1
     }
     pub fn tail_over_budget(&self) -> bool {
         self.tail_bytes.load(Ordering::Relaxed) > self.config.read_cache_bytes

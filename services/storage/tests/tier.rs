@@ -262,6 +262,74 @@ async fn budget(store: Arc<dyn ObjectStore>, prefix: &str) {
     s.shutdown().await;
 }
 
+/// Local copies of offloaded segments are a cache within the local disk budget: when the files
+/// exceed it, the least recently read copies go first, and their records still read (from the
+/// object store). Segments not yet uploaded are never evicted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_copies_are_evicted_least_recently_read_first_when_the_budget_needs_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = StorageMetrics::new();
+    let mut cfg = cfg(dir.path());
+    cfg.local_disk_budget_bytes = 20 << 10;
+    let (s, _) = Storage::open_with_metrics(cfg, metrics.clone()).unwrap();
+    let store = local_store(dir.path());
+    let prefix = unique_prefix("eviction");
+    // Appends before the tier is attached are not held to the budget: ~40 KiB of 4 KiB segments.
+    append_range(&s, 5, 0, 600, 5).await;
+    let log = s.log(5).unwrap();
+    let l = log.clone();
+    let before = tokio::task::spawn_blocking(move || {
+        l.seal_active().unwrap();
+        read_all(&l, 0)
+    })
+    .await
+    .unwrap();
+    let t = tier(store, &metrics);
+    s.attach_tier(t.clone());
+    let total = log.size_bytes();
+    assert!(total > 30 << 10, "enough segments to exceed the budget: {total}");
+    // Nothing is offloaded yet: nothing may be evicted, whatever the budget says.
+    let s2 = s.clone();
+    assert_eq!(tokio::task::spawn_blocking(move || s2.evict_local_copies()).await.unwrap().unwrap(), 0);
+    assert_eq!(log.size_bytes(), total);
+
+    let remote = offload_all(&s, &t, &prefix, 5).await;
+    assert!(remote.len() > 6, "segments offloaded: {}", remote.len());
+    // Read the oldest two segments: they become the most recently used local copies.
+    let (first, second) = (remote[0].clone(), remote[1].clone());
+    let l = log.clone();
+    tokio::task::spawn_blocking(move || {
+        l.read(second.base_offset, 1, 1 << 20).unwrap();
+        l.read(first.base_offset, 1, 1 << 20).unwrap();
+    })
+    .await
+    .unwrap();
+
+    let s2 = s.clone();
+    let freed = tokio::task::spawn_blocking(move || s2.evict_local_copies()).await.unwrap().unwrap();
+    assert!(freed > 0);
+    assert!(log.size_bytes() <= 20 << 10, "local files {} within the budget", log.size_bytes());
+    assert_eq!(metrics.local_copies_evicted.get() as usize, log.segments().iter().filter(|s| !s.local).count());
+    let local: Vec<bool> = log.segments().iter().filter(|s| s.offloaded).map(|s| s.local).collect();
+    // The two segments just read stay; of the others, those never read since their upload go,
+    // oldest upload first, so the newest ones are still local.
+    assert!(local[0] && local[1], "recently read copies kept: {local:?}");
+    let evicted = local.iter().filter(|l| !**l).count();
+    assert!(evicted > 0 && local[2..2 + evicted].iter().all(|l| !l), "least recently used evicted: {local:?}");
+    assert!(local[2 + evicted..].iter().all(|l| *l), "newer uploads kept: {local:?}");
+    // Already within the budget: a second pass evicts nothing.
+    let s2 = s.clone();
+    assert_eq!(tokio::task::spawn_blocking(move || s2.evict_local_copies()).await.unwrap().unwrap(), 0);
+
+    // Every record still reads, the evicted ones from the object store.
+    let object_before = metrics.read_bytes.with_label_values(&["object"]).get();
+    let l = log.clone();
+    let after = tokio::task::spawn_blocking(move || read_all(&l, 0)).await.unwrap();
+    assert!(after == before, "records differ after eviction");
+    assert!(metrics.read_bytes.with_label_values(&["object"]).get() > object_before);
+    s.shutdown().await;
+}
+
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod local {

@@ -192,7 +192,7 @@ async fn handle_command(
     };
     let result = match cmd.kind.as_deref() {
         None | Some("ack") => match id(&cmd) {
-            Ok(id) => session.ack(&id).await.map_err(|e| ApiError::from(e).reason),
+            Ok(id) => session.ack_streamed(&id).await.map_err(|e| ApiError::from(e).reason),
             Err(e) => Err(e),
         },
         Some("negativeAcknowledge") => match id(&cmd) {
@@ -278,6 +278,7 @@ async fn run_session(socket: axum::extract::ws::WebSocket, session: ConsumerSess
         }
     }
     session.close();
+    session.flush_acks().await;
     drop(out);
     let _ = writer.await;
 }
