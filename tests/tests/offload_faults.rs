@@ -354,11 +354,11 @@ async fn sigkill_during_upload_leaves_consistent_index_and_no_orphans() {
     let cluster = unique_cluster("sigkill");
     let db = fresh_postgres_database().await;
     let ObjectStoreConfig::S3(s3) = shared_s3() else { unreachable!() };
-    // 6 MiB segments go up as multipart uploads of 5 MiB parts.
+    // ~8 MiB segments go up as multipart uploads of 5 MiB parts.
     let config = format!(
         "[metadata]\nurl = \"{db}\"\n\n[object_store]\nkind = \"s3\"\nendpoint = \"{}\"\nregion = \"{}\"\nbucket = \"{}\"\n\
          access_key_id = \"{}\"\nsecret_access_key = \"{}\"\nallow_http = true\n\n\
-         [storage]\nsegment_max_bytes = 6291456\nobject_part_bytes = 5242880\nread_cache_bytes = 0\n\n\
+         [storage]\nsegment_max_bytes = 8388608\nobject_part_bytes = 5242880\nread_cache_bytes = 0\n\n\
          [broker]\ncluster = \"{cluster}\"\noffload_threshold_bytes = 0\noffload_deletion_lag_ms = 0\n\
          offload_check_interval_ms = 100\noffload_gc_interval_ms = 200\noffload_gc_grace_ms = 1000\n",
         s3.endpoint.as_deref().unwrap(),
@@ -414,7 +414,7 @@ async fn sigkill_during_upload_leaves_consistent_index_and_no_orphans() {
     broker.kill9();
     producer.await.unwrap();
     let acked = std::mem::take(&mut *acked.lock().unwrap());
-    assert!(acked.len() >= 5 * 32, "at least one segment's worth acknowledged: {}", acked.len());
+    assert!(acked.len() >= 7 * 32, "at least one segment's worth acknowledged: {}", acked.len());
 
     // While the broker is down, plant what a crash between upload and commit leaves behind: a
     // complete object without an index row.
@@ -433,7 +433,8 @@ async fn sigkill_during_upload_leaves_consistent_index_and_no_orphans() {
     let got = pull_all(&c, &b, "persistent/acme/app/events", acked.len()).await;
     let got_ids: Vec<String> = got.iter().map(|m| m["messageId"].as_str().unwrap().to_string()).collect();
     assert_eq!(got_ids.iter().collect::<HashSet<_>>().len(), got_ids.len(), "a message was delivered twice");
-    let by_id: BTreeMap<&str, String> = got_ids.iter().map(String::as_str).zip(got.iter().map(common::payload_text)).collect();
+    let by_id: BTreeMap<&str, String> =
+        got_ids.iter().map(String::as_str).zip(got.iter().map(common::payload_text)).collect();
     let mut last = None;
     for (id, p) in &acked {
         let at = got_ids.iter().position(|g| g == id).unwrap_or_else(|| panic!("acknowledged {id} lost"));
@@ -448,17 +449,28 @@ async fn sigkill_during_upload_leaves_consistent_index_and_no_orphans() {
         let rows = metadata.list_segments(log_id).await.unwrap();
         let objects = list_keys(store.as_ref(), &prefix).await;
         for r in &rows {
-            assert_eq!(objects.get(&r.object_key), Some(&(r.size_bytes as u64)), "row {} has no complete object", r.object_key);
+            assert_eq!(
+                objects.get(&r.object_key),
+                Some(&(r.size_bytes as u64)),
+                "row {} has no complete object",
+                r.object_key
+            );
         }
         let row_keys: HashSet<&String> = rows.iter().map(|r| &r.object_key).collect();
-        let (s, stats) = call(&c, Method::GET, &format!("{b}/admin/v2/persistent/acme/app/events/internalStats"), None).await;
+        let (s, stats) =
+            call(&c, Method::GET, &format!("{b}/admin/v2/persistent/acme/app/events/internalStats"), None).await;
         assert!(s.is_success(), "{stats}");
         let ledgers = stats["ledgers"].as_array().unwrap();
         let sealed_all_offloaded = ledgers[..ledgers.len() - 1].iter().all(|l| l["offloaded"] == true);
         if sealed_all_offloaded && objects.keys().all(|k| row_keys.contains(k)) && !rows.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "index and bucket not consistent within 120 s: {} rows, objects {:?}", rows.len(), objects.keys().collect::<Vec<_>>());
+        assert!(
+            Instant::now() < deadline,
+            "index and bucket not consistent within 120 s: {} rows, objects {:?}",
+            rows.len(),
+            objects.keys().collect::<Vec<_>>()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     broker.terminate();
@@ -488,13 +500,16 @@ async fn deleting_topic_namespace_and_tenant_removes_their_objects() {
     let topics = ["acme/a/one", "acme/a/two", "acme/b/three"];
     for t in topics {
         ok(app.put(&format!("/admin/v2/persistent/{t}"), None).await);
-        let payloads: Vec<Value> = (0..200).map(|i| json!({"payload": payload(i, 1000)})).collect();
-        ok(app.post(&format!("/topics/persistent/{t}"), Some(json!({"messages": payloads}))).await);
+        // A request's records share a segment: several requests make several segments.
+        for r in 0..4 {
+            let payloads: Vec<Value> = (0..50).map(|i| json!({"payload": payload(r * 50 + i, 1000)})).collect();
+            ok(app.post(&format!("/topics/persistent/{t}"), Some(json!({"messages": payloads}))).await);
+        }
     }
     // Each topic has offloaded objects.
     for t in topics {
         eventually(30, &format!("{t} offloaded"), || async {
-            (!list_keys(store.as_ref(), &format!("{cluster}/{t}/")).await.is_empty()).then_some(())
+            (!list_keys(store.as_ref(), &format!("{cluster}/{t}")).await.is_empty()).then_some(())
         })
         .await;
     }
@@ -504,15 +519,15 @@ async fn deleting_topic_namespace_and_tenant_removes_their_objects() {
     };
     // A topic: its objects go, its siblings' stay.
     assert_eq!(app.delete("/admin/v2/persistent/acme/a/one?force=true").await.0, 204);
-    assert_eq!(count(format!("{cluster}/acme/a/one/")).await, 0);
-    assert!(count(format!("{cluster}/acme/a/two/")).await > 0);
+    assert_eq!(count(format!("{cluster}/acme/a/one")).await, 0);
+    assert!(count(format!("{cluster}/acme/a/two")).await > 0);
     // A namespace (force: with its topics).
     assert_eq!(app.delete("/admin/v2/namespaces/acme/a?force=true").await.0, 204);
-    assert_eq!(count(format!("{cluster}/acme/a/")).await, 0);
-    assert!(count(format!("{cluster}/acme/b/")).await > 0);
+    assert_eq!(count(format!("{cluster}/acme/a")).await, 0);
+    assert!(count(format!("{cluster}/acme/b")).await > 0);
     // A tenant.
     assert_eq!(app.delete("/admin/v2/tenants/acme?force=true").await.0, 204);
-    assert_eq!(count(format!("{cluster}/")).await, 0);
+    assert_eq!(count(cluster.clone()).await, 0);
     app.stop().await;
 }
 
@@ -536,11 +551,13 @@ async fn sweep_deletes_objects_of_partitions_that_no_longer_exist() {
     assert_eq!(app.post(&format!("{NS}/retention"), Some(keep)).await.0, 204);
     create_topic(&app, "kept").await;
     create_topic(&app, "gone").await;
-    let payloads: Vec<String> = (0..200).map(|i| payload(i, 1000)).collect();
-    produce_payloads(&app, "kept", &payloads).await;
+    for r in 0..4 {
+        let payloads: Vec<String> = (0..50).map(|i| payload(r * 50 + i, 1000)).collect();
+        produce_payloads(&app, "kept", &payloads).await;
+    }
     let gone_id = log_id_of(&app, "gone").await;
     assert_eq!(app.delete(&format!("{}?force=true", admin_topic("gone"))).await.0, 204);
-    let kept = format!("{cluster}/public/default/kept/");
+    let kept = format!("{cluster}/public/default/kept");
     eventually(30, "kept offloaded", || async { (!list_keys(store.as_ref(), &kept).await.is_empty()).then_some(()) })
         .await;
     let stale = format!("{cluster}/public/default/gone/-1/{gone_id}/{:020}-{:020}.seg", 0, 10);
@@ -549,7 +566,7 @@ async fn sweep_deletes_objects_of_partitions_that_no_longer_exist() {
         store.put(&ObjectPath::from(k.as_str()), PutPayload::from_static(b"late")).await.unwrap();
     }
     eventually(30, "stale object of a deleted partition swept", || async {
-        let left = list_keys(store.as_ref(), &format!("{cluster}/public/default/gone/")).await;
+        let left = list_keys(store.as_ref(), &format!("{cluster}/public/default/gone")).await;
         (!left.contains_key(&stale)).then_some(left)
     })
     .await;

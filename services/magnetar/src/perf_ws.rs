@@ -41,6 +41,9 @@ pub struct WsConsumeArgs {
     subscription: String,
     #[arg(long, default_value = "Shared")]
     subscription_type: String,
+    /// Where a new subscription starts: Earliest (catch-up reads) or Latest (tailing).
+    #[arg(long, default_value = "Earliest")]
+    initial_position: String,
     #[arg(long, short = 'n', default_value_t = 100_000)]
     messages: u64,
 }
@@ -121,11 +124,12 @@ pub async fn produce(a: WsProduceArgs) -> anyhow::Result<()> {
 
 pub async fn consume(a: WsConsumeArgs) -> anyhow::Result<()> {
     let url = format!(
-        "{}/ws/v2/consumer/{}/{}?subscriptionType={}&receiverQueueSize=1000",
+        "{}/ws/v2/consumer/{}/{}?subscriptionType={}&receiverQueueSize=1000&subscriptionInitialPosition={}",
         a.url.trim_end_matches('/'),
         path(&a.topic)?,
         a.subscription,
-        a.subscription_type
+        a.subscription_type,
+        a.initial_position
     );
     let (ws, _) = tokio_tungstenite::connect_async(&url).await.with_context(|| format!("cannot connect to {url}"))?;
     let (mut tx, mut rx) = ws.split();

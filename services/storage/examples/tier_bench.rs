@@ -59,7 +59,18 @@ async fn main() {
         ..StorageConfig::default()
     };
     let (s, _) = Storage::open_with_metrics(cfg, metrics.clone()).expect("open");
-    let tier = ObjectTier::new(objects.clone(), TierConfig::default(), metrics.clone()).expect("tier");
+    // Read tuning from the environment, to compare settings: `MAGNETAR_BENCH_BLOCK_KIB`,
+    // `MAGNETAR_BENCH_READ_AHEAD` (defaults: the broker's).
+    let env = |n: &str| std::env::var(n).ok().and_then(|v| v.parse::<u64>().ok());
+    let mut tier_cfg = TierConfig::default();
+    if let Some(kib) = env("MAGNETAR_BENCH_BLOCK_KIB") {
+        tier_cfg.block_bytes = kib << 10;
+    }
+    if let Some(n) = env("MAGNETAR_BENCH_READ_AHEAD") {
+        tier_cfg.read_ahead_blocks = n;
+    }
+    println!("block {} KiB, read-ahead {} blocks", tier_cfg.block_bytes >> 10, tier_cfg.read_ahead_blocks);
+    let tier = ObjectTier::new(objects.clone(), tier_cfg, metrics.clone()).expect("tier");
     s.attach_tier(tier.clone());
     let log = s.log(1).expect("log");
     let payload = Bytes::from(vec![b'x'; 1024]);
