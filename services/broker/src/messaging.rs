@@ -31,6 +31,18 @@ pub enum KeyHashing {
     JavaString,
 }
 
+impl PublishMessage {
+    /// Delayed delivery: `deliver_at` (epoch ms) wins over `deliver_after_ms`; zero or negative
+    /// values mean none. The time travels with the stored message (see `DELIVER_AT_PROPERTY`).
+    pub fn deliver_later(&mut self, deliver_at: Option<i64>, deliver_after_ms: Option<i64>) {
+        let at =
+            deliver_at.filter(|&t| t > 0).or_else(|| deliver_after_ms.filter(|&d| d > 0).map(|d| now_millis() + d));
+        if let Some(at) = at {
+            self.properties.push((crate::subscription::DELIVER_AT_PROPERTY.into(), at.to_string()));
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitialPosition {
     Earliest,

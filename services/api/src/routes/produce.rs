@@ -118,12 +118,14 @@ fn to_messages(req: ProduceRequest) -> Result<Vec<PublishMessage>, ApiError> {
             } else {
                 bytes::Bytes::from(m.payload)
             };
-            Ok(PublishMessage {
+            let mut msg = PublishMessage {
                 key: m.key,
                 properties: m.properties.into_iter().collect(),
                 payload,
                 event_time: parse_event_time(&m.event_time, i)?,
-            })
+            };
+            msg.deliver_later(m.deliver_at, m.deliver_after_ms);
+            Ok(msg)
         })
         .collect()
 }

@@ -16,7 +16,6 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use base64::Engine;
 use futures::StreamExt;
-use magnetar_broker::subscription::DELIVER_AT_PROPERTY;
 use magnetar_broker::{KeyHashing, PublishMessage};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -70,15 +69,14 @@ fn parse_frame(raw: &str) -> Result<(PublishMessage, Option<Value>), Message> {
         ),
         Some(_) => return Err(error_frame(3, "invalid eventTime".into(), ctx)),
     };
-    let mut properties: Vec<(String, String)> = frame.properties.into_iter().collect();
-    let deliver_at = frame
-        .deliver_at
-        .filter(|&t| t > 0)
-        .or_else(|| frame.deliver_after_ms.filter(|&d| d > 0).map(|d| magnetar_core::now_millis() + d));
-    if let Some(at) = deliver_at {
-        properties.push((DELIVER_AT_PROPERTY.into(), at.to_string()));
-    }
-    Ok((PublishMessage { key: frame.key, properties, payload: payload.into(), event_time }, ctx))
+    let mut msg = PublishMessage {
+        key: frame.key,
+        properties: frame.properties.into_iter().collect(),
+        payload: payload.into(),
+        event_time,
+    };
+    msg.deliver_later(frame.deliver_at, frame.deliver_after_ms);
+    Ok((msg, ctx))
 }
 
 pub async fn produce_handler(
