@@ -143,6 +143,9 @@ paths = {
         "post": op("Grant actions (produce, consume, functions, sources, sinks, packages) on the namespace", "namespaces", body=strings, errors=(400, 401, 403, 404, 412)),
         "delete": op("Revoke the role's namespace grant", "namespaces", errors=(401, 403, 404, 412)),
     },
+    "/admin/v2/namespaces/{tenant}/{namespace}/permissions/subscription": {"get": op("Subscription role lists {subscription: [roles]}", "namespaces", "200", resp={"type": "object", "additionalProperties": strings}, errors=(401, 403, 404, 412))},
+    "/admin/v2/namespaces/{tenant}/{namespace}/permissions/subscription/{subscription}": {"post": op("Set the roles that may consume the subscription (replaces the list; [] lifts the restriction)", "namespaces", body=strings, errors=(400, 401, 403, 404, 412))},
+    "/admin/v2/namespaces/{tenant}/{namespace}/permissions/{subscription}/{role}": {"delete": op("Remove a role from the subscription's role list (404 if the subscription has none)", "namespaces", errors=(400, 401, 403, 404, 412))},
     "/admin/v2/namespaces/{tenant}/{namespace}/subscriptionAuthMode": {"post": op("Subscription auth mode (bare \"None\" or \"Prefix\")", "namespaces", body={"type": "string", "enum": ["None", "Prefix"]}, errors=(400, 401, 403, 404, 412))},
     T + "/permissions": {"get": op("Effective grants on the topic (namespace and topic)", "persistent topic", "200", resp={"type": "object", "additionalProperties": strings}, errors=(401, 403, 404, 412))},
     T + "/permissions/{role}": {

@@ -23,6 +23,25 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The answer for an error of a given status: 5xx causes go to the log and the client gets
+    /// a generic reason for 500 (503 keeps its reason: it tells the client what to wait for).
+    fn classified(status: StatusCode, e: &dyn std::fmt::Display) -> ApiError {
+        let reason = match status {
+            StatusCode::INTERNAL_SERVER_ERROR => {
+                tracing::error!(error = %e, "internal error");
+                "internal error, see the broker log".to_string()
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                tracing::warn!(error = %e, "service unavailable");
+                e.to_string()
+            }
+            _ => e.to_string(),
+        };
+        ApiError { status, reason }
+    }
+}
+
 impl From<BrokerError> for ApiError {
     fn from(e: BrokerError) -> Self {
         let status = match &e {
@@ -36,18 +55,7 @@ impl From<BrokerError> for ApiError {
             BrokerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             BrokerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let reason = match status {
-            StatusCode::INTERNAL_SERVER_ERROR => {
-                tracing::error!(error = %e, "internal error");
-                "internal error, see the broker log".to_string()
-            }
-            StatusCode::SERVICE_UNAVAILABLE => {
-                tracing::warn!(error = %e, "service unavailable");
-                e.to_string()
-            }
-            _ => e.to_string(),
-        };
-        ApiError { status, reason }
+        ApiError::classified(status, &e)
     }
 }
 
@@ -66,18 +74,7 @@ impl From<magnetar_auth::AuthError> for ApiError {
             A::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let reason = match status {
-            StatusCode::INTERNAL_SERVER_ERROR => {
-                tracing::error!(error = %e, "internal error");
-                "internal error, see the broker log".to_string()
-            }
-            StatusCode::SERVICE_UNAVAILABLE => {
-                tracing::warn!(error = %e, "service unavailable");
-                e.to_string()
-            }
-            _ => e.to_string(),
-        };
-        ApiError { status, reason }
+        ApiError::classified(status, &e)
     }
 }
 

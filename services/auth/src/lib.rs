@@ -93,12 +93,28 @@ impl Auth {
         Ok(total)
     }
 
-    /// Polls revocations every `revocation_poll_interval_ms` until `stop` is cancelled.
+    /// Deletes the revocation rows of tokens that expired more than the clock skew plus
+    /// `REVOCATION_PRUNE_GRACE` ago (every broker refuses them for their expiry by then), so
+    /// the table holds only revocations that still matter. Rows of tokens without expiry stay.
+    /// Returns how many rows were deleted.
+    pub async fn prune_revocations(&self) -> Result<u64, AuthError> {
+        if !self.enabled() {
+            return Ok(0);
+        }
+        let skew_ms = i64::try_from(self.config.allowed_clock_skew_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let grace_ms = REVOCATION_PRUNE_GRACE.as_millis() as i64;
+        let cutoff = magnetar_core::now_millis().saturating_sub(skew_ms).saturating_sub(grace_ms);
+        Ok(self.authorizer.store().prune_revoked_tokens(cutoff).await?)
+    }
+
+    /// Polls revocations every `revocation_poll_interval_ms` until `stop` is cancelled, and
+    /// prunes revocations of expired tokens at the first poll and every `REVOCATION_PRUNE_EVERY`.
     pub async fn run_revocation_poller(self: Arc<Self>, stop: CancellationToken) {
         if !self.enabled() {
             return;
         }
         let period = Duration::from_millis(self.config.revocation_poll_interval_ms.max(1));
+        let mut last_prune: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -107,8 +123,75 @@ impl Auth {
             if let Err(e) = self.poll_revocations().await {
                 tracing::warn!(error = %e, "cannot read token revocations");
             }
+            if last_prune.is_none_or(|at| at.elapsed() >= REVOCATION_PRUNE_EVERY) {
+                last_prune = Some(tokio::time::Instant::now());
+                match self.prune_revocations().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(rows = n, "pruned revocations of expired tokens"),
+                    Err(e) => tracing::warn!(error = %e, "cannot prune token revocations"),
+                }
+            }
         }
     }
 }
 
 const REVOCATION_WINDOW: i64 = 256;
+/// How often each broker deletes revocation rows of expired tokens (every broker does; the
+/// delete is idempotent).
+const REVOCATION_PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// How long after its expiry (plus the clock skew) a revoked token's row is kept: a margin for
+/// brokers whose clocks run behind, which still accept the token until their clock says it
+/// expired.
+pub const REVOCATION_PRUNE_GRACE: Duration = Duration::from_secs(3600);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use magnetar_metadata::{ServiceAccount, ServiceAccountToken, TenantInfo};
+
+    #[tokio::test]
+    async fn pruning_drops_revocations_of_long_expired_tokens_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("metadata.db").display());
+        let store = magnetar_metadata::connect(&url).await.unwrap();
+        let config = AuthConfig {
+            enabled: true,
+            token_secret_key: Secret::new("prune-test-secret-0123456789abcdef"),
+            allowed_clock_skew_secs: 60,
+            ..AuthConfig::default()
+        };
+        let auth = Auth::new(config, Arc::clone(&store)).unwrap();
+        let tenant = magnetar_core::TenantName::new("acme").unwrap();
+        store.create_tenant(&tenant, &TenantInfo::default()).await.unwrap();
+        let account = ServiceAccount { tenant: tenant.clone(), name: "app".into(), description: String::new(), created_at: 0 };
+        store.create_service_account(&account).await.unwrap();
+        let now = magnetar_core::now_millis();
+        let grace = REVOCATION_PRUNE_GRACE.as_millis() as i64;
+        let tokens = [
+            ("long-expired", Some(now - grace - 120_000)),
+            // Expired, but within skew + grace: a broker with a slow clock may still accept it.
+            ("recently-expired", Some(now - grace + 30_000)),
+            ("live", Some(now + 3_600_000)),
+            ("forever", None),
+        ];
+        for (id, expires_at) in tokens {
+            let t = ServiceAccountToken {
+                id: id.into(),
+                tenant: tenant.clone(),
+                account: "app".into(),
+                created_at: now,
+                expires_at,
+            };
+            store.create_service_account_token(&t).await.unwrap();
+            store.revoke_service_account_token(&tenant, "app", id).await.unwrap();
+        }
+        assert_eq!(auth.prune_revocations().await.unwrap(), 1);
+        assert_eq!(auth.prune_revocations().await.unwrap(), 0);
+        let left: Vec<_> = store.list_revoked_tokens(0, 100).await.unwrap().into_iter().map(|r| r.token_id).collect();
+        assert_eq!(left, vec!["recently-expired", "live", "forever"]);
+        // Polling after a prune still applies what is left.
+        assert_eq!(auth.poll_revocations().await.unwrap(), 3);
+        // With authentication off nothing is pruned.
+        assert_eq!(Auth::disabled(store).prune_revocations().await.unwrap(), 0);
+    }
+}

@@ -113,10 +113,11 @@ fn spawn_reporter(progress: Arc<Progress>, what: &'static str) -> tokio::task::J
     })
 }
 
-fn summary(what: &str, count: u64, bytes: u64, elapsed: Duration, hist: &Histogram<u64>) {
+/// One result line: throughput and latency percentiles (`label` names the latency measured).
+pub(crate) fn summary(what: &str, count: u64, bytes: u64, elapsed: Duration, hist: &Histogram<u64>, label: &str) {
     let secs = elapsed.as_secs_f64();
     println!(
-        "{what}: {count} msgs in {secs:.2}s = {:.0} msg/s, {:.1} MB/s | latency ms p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
+        "{what}: {count} msgs in {secs:.2}s = {:.0} msg/s, {:.1} MB/s | {label} ms p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
         count as f64 / secs,
         bytes as f64 / secs / 1e6,
         hist.value_at_quantile(0.5) as f64 / 1000.0,
@@ -207,6 +208,7 @@ async fn produce(a: ProduceArgs) -> anyhow::Result<()> {
         progress.bytes.load(Ordering::Relaxed),
         started.elapsed(),
         &hist,
+        "latency",
     );
     Ok(())
 }
@@ -278,6 +280,7 @@ async fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
         progress.bytes.load(Ordering::Relaxed),
         started.elapsed(),
         &hist,
+        "latency",
     );
     Ok(())
 }

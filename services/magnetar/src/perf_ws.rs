@@ -57,19 +57,6 @@ fn path(topic: &str) -> anyhow::Result<String> {
     Ok(format!("persistent/{}/{}", name.namespace(), name.local()))
 }
 
-fn print(what: &str, count: u64, bytes: u64, elapsed: Duration, hist: &Histogram<u64>, label: &str) {
-    let secs = elapsed.as_secs_f64();
-    println!(
-        "{what}: {count} msgs in {secs:.2}s = {:.0} msg/s, {:.1} MB/s | {label} ms p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
-        count as f64 / secs,
-        bytes as f64 / secs / 1e6,
-        hist.value_at_quantile(0.5) as f64 / 1000.0,
-        hist.value_at_quantile(0.99) as f64 / 1000.0,
-        hist.value_at_quantile(0.999) as f64 / 1000.0,
-        hist.max() as f64 / 1000.0,
-    );
-}
-
 pub async fn produce(a: WsProduceArgs) -> anyhow::Result<()> {
     let url = format!("{}/ws/v2/producer/{}", a.url.trim_end_matches('/'), path(&a.topic)?);
     let (ws, _) = tokio_tungstenite::connect_async(&url).await.with_context(|| format!("cannot connect to {url}"))?;
@@ -118,7 +105,7 @@ pub async fn produce(a: WsProduceArgs) -> anyhow::Result<()> {
             last_report = Instant::now();
         }
     }
-    print("ws-produce", acked, acked * a.size as u64, started.elapsed(), &hist, "ack latency");
+    crate::perf::summary("ws-produce", acked, acked * a.size as u64, started.elapsed(), &hist, "ack latency");
     Ok(())
 }
 
@@ -157,6 +144,6 @@ pub async fn consume(a: WsConsumeArgs) -> anyhow::Result<()> {
         count += 1;
     }
     let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
-    print("ws-consume", count, bytes, elapsed, &hist, "end-to-end latency");
+    crate::perf::summary("ws-consume", count, bytes, elapsed, &hist, "end-to-end latency");
     Ok(())
 }

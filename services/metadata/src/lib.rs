@@ -115,6 +115,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn revoke_service_account_token(&self, tenant: &TenantName, account: &str, id: &str) -> Result<()>;
     /// Revocations with `seq > after_seq`, in `seq` order, at most `limit`.
     async fn list_revoked_tokens(&self, after_seq: i64, limit: u32) -> Result<Vec<RevokedToken>>;
+    /// Deletes the revocations of tokens that expired before `expired_before` (epoch ms): an
+    /// expired token is refused for its expiry, so its row is no longer needed. Rows of tokens
+    /// that never expire stay. Sequence numbers of deleted rows are never reused, so pollers
+    /// reading by `seq` miss nothing. Returns how many rows were deleted.
+    async fn prune_revoked_tokens(&self, expired_before: i64) -> Result<u64>;
 }
 
 /// Opens the store for a URL (`sqlite://path` or `postgres://...`) and applies migrations.

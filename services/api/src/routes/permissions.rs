@@ -1,19 +1,19 @@
 //! Pulsar's permission endpoints: namespace grants (`namespace_auth`), topic grants
-//! (`destination_auth`, keyed by the base topic name) and the namespace
-//! `subscriptionAuthMode`. Grants are stored in the namespace policies; only a tenant admin
-//! (or a superuser) may read or change them.
+//! (`destination_auth`, keyed by the base topic name), subscription role lists
+//! (`subscription_auth_roles`) and the namespace `subscriptionAuthMode`. Grants are stored in
+//! the namespace policies; only a tenant admin (or a superuser) may read or change them.
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AuthContext, JsonBody, TopicPath};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use magnetar_auth::authorize::topic_grant_key;
 use magnetar_auth::{Action, Operation, Resource};
 use magnetar_broker::BrokerError;
-use magnetar_core::NamespaceName;
+use magnetar_core::{NamespaceName, SubscriptionName};
 use std::collections::BTreeMap;
 
 pub fn router() -> Router<AppState> {
@@ -25,6 +25,11 @@ pub fn router() -> Router<AppState> {
             &format!("{n}/permissions/{{role}}"),
             post(grant_namespace_permission).delete(revoke_namespace_permission),
         )
+        // Static `subscription` wins over `{role}` (as in Pulsar, a role named `subscription`
+        // cannot be granted on a namespace).
+        .route(&format!("{n}/permissions/subscription"), get(get_subscription_permissions))
+        .route(&format!("{n}/permissions/subscription/{{subscription}}"), post(grant_subscription_permission))
+        .route(&format!("{n}/permissions/{{subscription}}/{{role}}"), delete(revoke_subscription_permission))
         .route(&format!("{n}/subscriptionAuthMode"), post(set_subscription_auth_mode))
         .route(&format!("{t}/permissions"), get(get_topic_permissions))
         .route(&format!("{t}/permissions/{{role}}"), post(grant_topic_permission).delete(revoke_topic_permission))
@@ -101,6 +106,95 @@ async fn revoke_namespace_permission(
     s.broker
         .update_policies(&name, |pol| {
             pol.auth_policies.namespace_auth.remove(&p.role);
+            Ok(())
+        })
+        .await?;
+    auth.auth().authorizer.invalidate(&Resource::Namespace(&name));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Deserialize)]
+struct SubscriptionPath {
+    tenant: String,
+    namespace: String,
+    subscription: String,
+}
+
+#[derive(serde::Deserialize)]
+struct SubscriptionRolePath {
+    tenant: String,
+    namespace: String,
+    subscription: String,
+    role: String,
+}
+
+fn subscription(s: &str) -> Result<String, ApiError> {
+    Ok(SubscriptionName::new(s.to_string())?.to_string())
+}
+
+/// `{"sub": ["role1", "role2"]}`: the subscriptions of the namespace that only the listed roles
+/// may consume from (tenant admins and superusers always may).
+async fn get_subscription_permissions(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    Path((t, n)): Path<(String, String)>,
+) -> ApiResult<Json<Grants>> {
+    let name = ns(&t, &n)?;
+    auth.check(Operation::GetPermissions, &name).await?;
+    Ok(Json(s.broker.get_policies(&name).await?.auth_policies.subscription_auth_roles))
+}
+
+/// Body `["role1","role2"]`: replaces the roles allowed to consume from subscription `sub` on
+/// every topic of the namespace (they still need a `consume` grant). An empty list lifts the
+/// restriction.
+async fn grant_subscription_permission(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    Path(p): Path<SubscriptionPath>,
+    JsonBody(roles): JsonBody<Vec<String>>,
+) -> ApiResult<StatusCode> {
+    let name = ns(&p.tenant, &p.namespace)?;
+    auth.check(Operation::GrantPermission, &name).await?;
+    let sub = subscription(&p.subscription)?;
+    let mut roles = roles.iter().map(|r| role(r).map(str::to_string)).collect::<Result<Vec<_>, _>>()?;
+    roles.sort();
+    roles.dedup();
+    s.broker
+        .update_policies(&name, |pol| {
+            let lists = &mut pol.auth_policies.subscription_auth_roles;
+            if roles.is_empty() {
+                lists.remove(&sub);
+            } else {
+                lists.insert(sub.clone(), roles.clone());
+            }
+            Ok(())
+        })
+        .await?;
+    auth.auth().authorizer.invalidate(&Resource::Namespace(&name));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes `role` from the subscription's role list (a role not in it is a no-op); when the
+/// last role goes, the subscription is open to every role with `consume` again. 404 when the
+/// subscription has no role list.
+async fn revoke_subscription_permission(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    Path(p): Path<SubscriptionRolePath>,
+) -> ApiResult<StatusCode> {
+    let name = ns(&p.tenant, &p.namespace)?;
+    auth.check(Operation::RevokePermission, &name).await?;
+    let sub = subscription(&p.subscription)?;
+    s.broker
+        .update_policies(&name, |pol| {
+            let lists = &mut pol.auth_policies.subscription_auth_roles;
+            let Some(roles) = lists.get_mut(&sub) else {
+                return Err(BrokerError::NotFound(format!("role list of subscription {sub} in namespace {name}")));
+            };
+            roles.retain(|r| r != &p.role);
+            if roles.is_empty() {
+                lists.remove(&sub);
+            }
             Ok(())
         })
         .await?;

@@ -86,3 +86,39 @@ pub async fn deleting_account_or_tenant_revokes_its_tokens(store: Arc<dyn Metada
     assert_eq!(first.len(), 1);
     assert_eq!(store.list_revoked_tokens(first[0].seq, 100).await.unwrap().len(), 2);
 }
+
+pub async fn revocations_of_expired_tokens_are_pruned(store: Arc<dyn MetadataStore>) {
+    store.create_tenant(&tenant("acme"), &info(&["admin"])).await.unwrap();
+    store.create_service_account(&account("acme", "app")).await.unwrap();
+    assert_eq!(store.prune_revoked_tokens(i64::MAX).await.unwrap(), 0, "nothing to prune");
+    // Revoked in this order, so the row pruned first ("old") holds the highest sequence.
+    for (id, expires_at) in [("forever", None), ("live", Some(9_000)), ("edge", Some(5_000)), ("old", Some(1_000))] {
+        store.create_service_account_token(&token("acme", "app", id, expires_at)).await.unwrap();
+        store.revoke_service_account_token(&tenant("acme"), "app", id).await.unwrap();
+    }
+    let before = store.list_revoked_tokens(0, 100).await.unwrap();
+    assert_eq!(before.len(), 4);
+    let old_seq = before.iter().find(|r| r.token_id == "old").expect("old revoked").seq;
+
+    // Strictly before the cutoff: "edge" (expires exactly at it) stays.
+    assert_eq!(store.prune_revoked_tokens(5_000).await.unwrap(), 1);
+    let ids: Vec<_> = store.list_revoked_tokens(0, 100).await.unwrap().into_iter().map(|r| r.token_id).collect();
+    assert_eq!(ids, vec!["forever", "live", "edge"]);
+    assert_eq!(store.prune_revoked_tokens(5_000).await.unwrap(), 0, "pruning is idempotent");
+
+    // A later revocation gets a sequence above the pruned one: pollers past `old_seq` see it.
+    store.create_service_account_token(&token("acme", "app", "next", Some(9_500))).await.unwrap();
+    store.revoke_service_account_token(&tenant("acme"), "app", "next").await.unwrap();
+    let after = store.list_revoked_tokens(old_seq, 100).await.unwrap();
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0].token_id, "next");
+    assert!(after[0].seq > old_seq);
+
+    // Tokens that never expire are never pruned; live tokens of the account are untouched.
+    store.create_service_account_token(&token("acme", "app", "unrevoked", Some(1))).await.unwrap();
+    assert_eq!(store.prune_revoked_tokens(i64::MAX).await.unwrap(), 3);
+    let ids: Vec<_> = store.list_revoked_tokens(0, 100).await.unwrap().into_iter().map(|r| r.token_id).collect();
+    assert_eq!(ids, vec!["forever"]);
+    let live = store.list_service_account_tokens(&tenant("acme"), "app").await.unwrap();
+    assert_eq!(live, vec![token("acme", "app", "unrevoked", Some(1))]);
+}

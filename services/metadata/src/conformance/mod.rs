@@ -56,6 +56,7 @@ macro_rules! conformance_tests {
             service_account_create_get_list_delete,
             service_account_tokens_list_and_revoke,
             deleting_account_or_tenant_revokes_its_tokens,
+            revocations_of_expired_tokens_are_pruned,
         );
     };
     (@each $runner:path; $($name:ident),* $(,)?) => {

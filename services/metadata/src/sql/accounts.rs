@@ -162,4 +162,14 @@ impl SqlMetadataStore {
             })
             .collect()
     }
+
+    pub(crate) async fn prune_revoked_tokens_impl(&self, expired_before: i64) -> Result<u64> {
+        // The seq column (AUTOINCREMENT / BIGSERIAL) never hands out a deleted value again.
+        let done = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at IS NOT NULL AND expires_at < $1")
+            .bind(expired_before)
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected())
+    }
 }

@@ -135,4 +135,7 @@ impl MetadataStore for SqlMetadataStore {
     async fn list_revoked_tokens(&self, after_seq: i64, limit: u32) -> Result<Vec<RevokedToken>> {
         self.list_revoked_tokens_impl(after_seq, limit).await
     }
+    async fn prune_revoked_tokens(&self, expired_before: i64) -> Result<u64> {
+        self.prune_revoked_tokens_impl(expired_before).await
+    }
 }
