@@ -1,7 +1,9 @@
 //! Authentication and authorization against the real broker: the authorization matrix of
-//! issue 5 (roles × endpoint groups × tenants), token validation (HS256, RS256, expiry, nbf,
-//! signature, audience, malformed), listings and existence not leaked, self-service service
-//! accounts, and revocation seen by a second broker process on the same PostgreSQL.
+//! issue 5 (roles × endpoint groups × tenants, and its WebSocket column: producer, consumer and
+//! reader handshakes with the token in `?token=` and in the header), token validation (HS256,
+//! RS256, expiry, nbf, signature, audience, malformed), listings and existence not leaked,
+//! subscription permissions, self-service service accounts, and revocation seen by a second
+//! broker process on the same PostgreSQL.
 
 use magnetar_auth::tokens_cli::{SigningKey, create_token};
 use magnetar_auth::{AuthConfig, Secret};
@@ -9,6 +11,7 @@ use magnetar_tests::{BrokerProcess, TestApp, broker_binary, fresh_postgres_datab
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http::HeaderValue};
 
 const SECRET: &str = "magnetar-auth-test-secret-0123456789abcdef";
 
@@ -179,6 +182,28 @@ fn cells() -> Vec<Cell> {
             allowed: admin_of,
         },
         Cell {
+            group: "subscription permissions read",
+            method: Method::GET,
+            path: |t, _| format!("/admin/v2/namespaces/{t}/ns/permissions/subscription"),
+            body: || None,
+            allowed: admin_of,
+        },
+        Cell {
+            group: "subscription permission grant",
+            method: Method::POST,
+            path: |t, r| format!("/admin/v2/namespaces/{t}/ns/permissions/subscription/granted-by-{r}"),
+            body: || Some(json!(["consumer-a"])),
+            allowed: admin_of,
+        },
+        Cell {
+            group: "subscription permission revoke",
+            method: Method::DELETE,
+            // `listed` has a role list on both tenants (set up by the matrix test).
+            path: |t, r| format!("/admin/v2/namespaces/{t}/ns/permissions/listed/{r}"),
+            body: || None,
+            allowed: admin_of,
+        },
+        Cell {
             group: "topic create",
             method: Method::PUT,
             path: |t, r| format!("/admin/v2/persistent/{t}/ns/new-{r}"),
@@ -255,6 +280,20 @@ fn cells() -> Vec<Cell> {
 async fn authorization_matrix_roles_by_endpoint_groups_by_tenant() {
     let app = TestApp::with_auth(hs_config()).await;
     given_two_tenants(&app).await;
+    for t in ["a", "b"] {
+        expect(
+            call(
+                &app.base,
+                Some(&token("root")),
+                Method::POST,
+                &format!("/admin/v2/namespaces/{t}/ns/permissions/subscription/listed"),
+                Some(json!(["keeper"])),
+            )
+            .await,
+            204,
+            "role list of `listed`",
+        );
+    }
     let mut checked = 0;
     for cell in cells() {
         for tenant in ["a", "b"] {
@@ -281,6 +320,148 @@ async fn authorization_matrix_roles_by_endpoint_groups_by_tenant() {
         }
     }
     assert_eq!(checked, cells().len() * 2 * ROLES.len());
+    app.stop().await;
+}
+
+/// How a WebSocket client sends its token.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    /// `?token=<jwt>`, as browsers must.
+    Query,
+    /// `Authorization: Bearer <jwt>`.
+    Header,
+}
+
+/// Opens a WebSocket on `path` (which may carry a query) and closes it at once; returns the
+/// handshake status (101 when upgraded) and, for a refused handshake, its JSON body.
+async fn ws_handshake(base: &str, path: &str, token: Option<&str>, via: Via) -> (u16, Value) {
+    let mut url = format!("{}{path}", base.replacen("http://", "ws://", 1));
+    if let (Some(t), Via::Query) = (token, via) {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str("token=");
+        url.push_str(t);
+    }
+    let mut request = url.as_str().into_client_request().expect("WebSocket request");
+    if let (Some(t), Via::Header) = (token, via) {
+        let value = HeaderValue::from_str(&format!("Bearer {t}")).expect("header value");
+        request.headers_mut().insert("Authorization", value);
+    }
+    let outcome = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(request))
+        .await
+        .unwrap_or_else(|_| panic!("WebSocket handshake on {path} did not complete within 10 s"));
+    match outcome {
+        Ok((mut ws, resp)) => {
+            let _ = ws.close(None).await;
+            (resp.status().as_u16(), Value::Null)
+        }
+        Err(tungstenite::Error::Http(resp)) => {
+            let text = resp.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default().to_string();
+            (resp.status().as_u16(), serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        }
+        Err(e) => panic!("WebSocket connection on {path} failed: {e}"),
+    }
+}
+
+#[track_caller]
+fn expect_ws(got: (u16, Value), want: u16, what: &str) {
+    assert_eq!(got.0, want, "{what}: body {}", got.1);
+    if want >= 400 {
+        assert!(
+            got.1.get("reason").and_then(Value::as_str).is_some_and(|r| !r.is_empty()),
+            "{what}: no reason in {}",
+            got.1
+        );
+    }
+}
+
+/// One WebSocket surface of the matrix: its path on tenant `t` for `role` sending the token
+/// `via`, and who may open it.
+struct WsCell {
+    surface: &'static str,
+    path: fn(t: &str, role: &str, via: Via) -> String,
+    allowed: fn(role: &str, tenant: &str) -> bool,
+}
+
+fn ws_cells() -> Vec<WsCell> {
+    vec![
+        WsCell {
+            surface: "WebSocket producer (produce)",
+            path: |t, _, _| format!("/ws/v2/producer/persistent/{t}/ns/t"),
+            allowed: |r, t| admin_of(r, t) || (t == "a" && r == "producer-a"),
+        },
+        WsCell {
+            surface: "WebSocket consumer (consume)",
+            // A subscription per role and transport: two exclusive consumers never collide.
+            path: |t, r, via| format!("/ws/v2/consumer/persistent/{t}/ns/t/ws-{r}-{via:?}?subscriptionType=Shared"),
+            allowed: |r, t| admin_of(r, t) || (t == "a" && r == "consumer-a"),
+        },
+        WsCell {
+            surface: "WebSocket reader (consume)",
+            path: |t, _, _| format!("/ws/v2/reader/persistent/{t}/ns/t"),
+            allowed: |r, t| admin_of(r, t) || (t == "a" && r == "consumer-a"),
+        },
+    ]
+}
+
+/// The WebSocket column of the matrix: every role × tenant × surface, with the token in the
+/// query and in the header: 101 when allowed, 403 with a reason when not, 401 without a token
+/// or with a bad one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_matrix_websocket_handshakes() {
+    let app = TestApp::with_auth(hs_config()).await;
+    given_two_tenants(&app).await;
+    let b = &app.base;
+    let mut checked = 0;
+    for cell in ws_cells() {
+        for tenant in ["a", "b"] {
+            for via in [Via::Query, Via::Header] {
+                for role in ROLES {
+                    let tok = (role != "anonymous").then(|| token(role));
+                    let path = (cell.path)(tenant, role, via);
+                    let what = format!("{} as {role} on tenant {tenant}, token via {via:?} ({path})", cell.surface);
+                    let got = ws_handshake(b, &path, tok.as_deref(), via).await;
+                    let want = if role == "anonymous" {
+                        401
+                    } else if (cell.allowed)(role, tenant) {
+                        101
+                    } else {
+                        403
+                    };
+                    expect_ws(got, want, &what);
+                    checked += 1;
+                }
+                // Bad tokens are 401 on every surface, through either transport.
+                let expired = token_with(&[("sub", json!("root")), ("exp", json!(now() - 60))]);
+                let forged = {
+                    let key = jsonwebtoken::EncodingKey::from_secret(b"another-secret-another-secret-xxxxxxxx");
+                    let claims = json!({"sub": "root"});
+                    magnetar_auth::token::encode(jsonwebtoken::Algorithm::HS256, &key, claims.as_object().unwrap())
+                        .unwrap()
+                };
+                for (kind, bad) in [("malformed", "not-a-jwt".to_string()), ("expired", expired), ("forged", forged)] {
+                    let path = (cell.path)(tenant, "root", via);
+                    let got = ws_handshake(b, &path, Some(&bad), via).await;
+                    expect_ws(got, 401, &format!("{} with a {kind} token via {via:?}", cell.surface));
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, ws_cells().len() * 2 * 2 * (ROLES.len() + 3));
+
+    // The header wins over `?token=`: a bad header is not rescued by a good query token, and a
+    // good header is not spoiled by a bad one. `?token=Bearer <jwt>` is accepted too.
+    let consumer = "/ws/v2/consumer/persistent/a/ns/t/precedence?subscriptionType=Shared";
+    let root = token("root");
+    let mut request =
+        format!("{}{consumer}&token={root}", b.replacen("http://", "ws://", 1)).into_client_request().unwrap();
+    request.headers_mut().insert("Authorization", HeaderValue::from_static("Bearer not-a-jwt"));
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401, "bad header, good query token"),
+        other => panic!("bad header, good query token: expected 401, got {:?}", other.map(|(_, r)| r.status())),
+    }
+    expect_ws(ws_handshake(b, &format!("{consumer}&token=not-a-jwt"), Some(&root), Via::Header).await, 101, "good header");
+    expect_ws(ws_handshake(b, consumer, Some(&format!("Bearer%20{root}")), Via::Query).await, 101, "?token=Bearer%20<jwt>");
     app.stop().await;
 }
 
@@ -597,6 +778,104 @@ async fn subscription_prefix_mode_requires_the_role_as_prefix() {
         400,
         "bad action",
     );
+    app.stop().await;
+}
+
+/// Pulsar's subscription permissions: a tenant admin lists the roles that may consume a
+/// subscription; only they (with a `consume` grant) may then use it, over HTTP, WebSocket and
+/// the subscription admin operations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_permissions_limit_a_subscription_to_its_roles() {
+    let app = TestApp::with_auth(hs_config()).await;
+    given_two_tenants(&app).await;
+    let b = &app.base;
+    let admin = token("admin-a");
+    let a = Some(admin.as_str());
+    let perms = "/admin/v2/namespaces/a/ns/permissions";
+    expect(call(b, a, Method::POST, &format!("{perms}/consumer-a2"), Some(json!(["consume"]))).await, 204, "grant");
+    assert_eq!(expect_ok(call(b, a, Method::GET, &format!("{perms}/subscription"), None).await, "none yet"), json!({}));
+
+    // The list replaces, deduplicates and sorts.
+    let grant = |sub: &str| format!("{perms}/subscription/{sub}");
+    expect(call(b, a, Method::POST, &grant("billing"), Some(json!(["x", "y"]))).await, 204, "first list");
+    expect(
+        call(b, a, Method::POST, &grant("billing"), Some(json!(["producer-a", "consumer-a", "consumer-a"]))).await,
+        204,
+        "replacing list",
+    );
+    assert_eq!(
+        expect_ok(call(b, a, Method::GET, &format!("{perms}/subscription"), None).await, "lists"),
+        json!({"billing": ["consumer-a", "producer-a"]})
+    );
+    // Stored in the namespace policies, as Pulsar's `auth_policies.subscription_auth_roles`.
+    let policies = expect_ok(call(b, a, Method::GET, "/admin/v2/namespaces/a/ns", None).await, "policies");
+    assert_eq!(policies["auth_policies"]["subscription_auth_roles"], json!({"billing": ["consumer-a", "producer-a"]}));
+
+    let pull = |sub: &str| format!("/topics/persistent/a/ns/t/subscriptions/{sub}/pull");
+    let as_role = |role: &str| Some(token(role));
+    let c = as_role("consumer-a");
+    let c2 = as_role("consumer-a2");
+    let p = as_role("producer-a");
+    expect_ok(call(b, c.as_deref(), Method::POST, &pull("billing"), Some(json!({}))).await, "listed role");
+    expect(call(b, c2.as_deref(), Method::POST, &pull("billing"), Some(json!({}))).await, 403, "unlisted role");
+    expect(call(b, p.as_deref(), Method::POST, &pull("billing"), Some(json!({}))).await, 403, "listed, no consume");
+    expect_ok(call(b, c2.as_deref(), Method::POST, &pull("other"), Some(json!({}))).await, "unlisted subscription");
+    expect_ok(call(b, a, Method::POST, &pull("billing"), Some(json!({}))).await, "tenant admin");
+    let sub_admin = "/admin/v2/persistent/a/ns/t/subscription/billing";
+    expect(call(b, c2.as_deref(), Method::POST, &format!("{sub_admin}/skip_all"), None).await, 403, "skip");
+    expect(call(b, c2.as_deref(), Method::GET, &format!("{sub_admin}/position/1"), None).await, 403, "peek");
+    expect(call(b, c2.as_deref(), Method::DELETE, sub_admin, None).await, 403, "unsubscribe");
+    expect_ok(call(b, c.as_deref(), Method::POST, &format!("{sub_admin}/skip_all"), None).await, "skip, listed");
+    let ws = "/ws/v2/consumer/persistent/a/ns/t/billing?subscriptionType=Shared";
+    expect_ws(ws_handshake(b, ws, c2.as_deref(), Via::Query).await, 403, "WebSocket, unlisted role");
+    expect_ws(ws_handshake(b, ws, c.as_deref(), Via::Header).await, 101, "WebSocket, listed role");
+
+    // Only tenant admins manage the lists; others cannot tell whether a namespace exists.
+    for (role, want) in [("consumer-a", 403), ("admin-b", 403), ("nobody", 403), ("anonymous", 401)] {
+        let t = (role != "anonymous").then(|| token(role));
+        let t = t.as_deref();
+        for ns in ["a/ns", "a/ghost"] {
+            let base = format!("/admin/v2/namespaces/{ns}/permissions");
+            expect(call(b, t, Method::GET, &format!("{base}/subscription"), None).await, want, role);
+            let body = Some(json!([role]));
+            expect(call(b, t, Method::POST, &format!("{base}/subscription/billing"), body).await, want, role);
+            expect(call(b, t, Method::DELETE, &format!("{base}/billing/consumer-a"), None).await, want, role);
+        }
+    }
+    let root = token("root");
+    expect(
+        call(b, Some(&root), Method::GET, "/admin/v2/namespaces/a/ghost/permissions/subscription", None).await,
+        404,
+        "missing namespace, superuser",
+    );
+    expect(call(b, a, Method::POST, &grant("billing"), Some(json!([""]))).await, 400, "empty role");
+    // As in Pulsar, the literal `subscription` segment wins: no namespace grant to such a role.
+    let (status, _) = call(b, a, Method::POST, &format!("{perms}/subscription"), Some(json!(["consume"]))).await;
+    assert_eq!(status, 405, "POST .../permissions/subscription");
+    expect(call(b, a, Method::POST, &grant("billing"), Some(json!("consumer-a"))).await, 400, "not a list");
+
+    // Revoking: a role not in the list is a no-op; the last role out lifts the restriction.
+    let revoke = |sub: &str, role: &str| format!("{perms}/{sub}/{role}");
+    expect(call(b, a, Method::DELETE, &revoke("billing", "stranger"), None).await, 204, "not listed");
+    expect(call(b, a, Method::DELETE, &revoke("billing", "consumer-a"), None).await, 204, "revoke");
+    expect(call(b, c.as_deref(), Method::POST, &pull("billing"), Some(json!({}))).await, 403, "revoked role");
+    expect(call(b, c2.as_deref(), Method::POST, &pull("billing"), Some(json!({}))).await, 403, "still unlisted");
+    expect(call(b, a, Method::DELETE, &revoke("billing", "producer-a"), None).await, 204, "last role");
+    assert_eq!(expect_ok(call(b, a, Method::GET, &format!("{perms}/subscription"), None).await, "lists"), json!({}));
+    expect_ok(call(b, c2.as_deref(), Method::POST, &pull("billing"), Some(json!({}))).await, "open again");
+    expect(call(b, a, Method::DELETE, &revoke("billing", "producer-a"), None).await, 404, "no list");
+    // An empty list lifts the restriction too.
+    expect(call(b, a, Method::POST, &grant("audit"), Some(json!(["consumer-a"]))).await, 204, "audit list");
+    expect(call(b, c2.as_deref(), Method::POST, &pull("audit"), Some(json!({}))).await, 403, "audit, unlisted");
+    expect(call(b, a, Method::POST, &grant("audit"), Some(json!([]))).await, 204, "empty list");
+    expect_ok(call(b, c2.as_deref(), Method::POST, &pull("audit"), Some(json!({}))).await, "audit open");
+
+    // With `Prefix` mode both rules apply: listed and prefixed.
+    expect(call(b, a, Method::POST, "/admin/v2/namespaces/a/ns/subscriptionAuthMode", Some(json!("Prefix"))).await, 204, "mode");
+    expect(call(b, a, Method::POST, &grant("consumer-a-x"), Some(json!(["consumer-a2"]))).await, 204, "prefixed list");
+    expect(call(b, c.as_deref(), Method::POST, &pull("consumer-a-x"), Some(json!({}))).await, 403, "prefixed, unlisted");
+    expect(call(b, c2.as_deref(), Method::POST, &pull("consumer-a-x"), Some(json!({}))).await, 403, "listed, not prefixed");
+    expect_ok(call(b, c.as_deref(), Method::POST, &pull("consumer-a-y"), Some(json!({}))).await, "prefixed, no list");
     app.stop().await;
 }
 
