@@ -460,8 +460,16 @@ async fn authorization_matrix_websocket_handshakes() {
         Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401, "bad header, good query token"),
         other => panic!("bad header, good query token: expected 401, got {:?}", other.map(|(_, r)| r.status())),
     }
-    expect_ws(ws_handshake(b, &format!("{consumer}&token=not-a-jwt"), Some(&root), Via::Header).await, 101, "good header");
-    expect_ws(ws_handshake(b, consumer, Some(&format!("Bearer%20{root}")), Via::Query).await, 101, "?token=Bearer%20<jwt>");
+    expect_ws(
+        ws_handshake(b, &format!("{consumer}&token=not-a-jwt"), Some(&root), Via::Header).await,
+        101,
+        "good header",
+    );
+    expect_ws(
+        ws_handshake(b, consumer, Some(&format!("Bearer%20{root}")), Via::Query).await,
+        101,
+        "?token=Bearer%20<jwt>",
+    );
     app.stop().await;
 }
 
@@ -871,10 +879,22 @@ async fn subscription_permissions_limit_a_subscription_to_its_roles() {
     expect_ok(call(b, c2.as_deref(), Method::POST, &pull("audit"), Some(json!({}))).await, "audit open");
 
     // With `Prefix` mode both rules apply: listed and prefixed.
-    expect(call(b, a, Method::POST, "/admin/v2/namespaces/a/ns/subscriptionAuthMode", Some(json!("Prefix"))).await, 204, "mode");
+    expect(
+        call(b, a, Method::POST, "/admin/v2/namespaces/a/ns/subscriptionAuthMode", Some(json!("Prefix"))).await,
+        204,
+        "mode",
+    );
     expect(call(b, a, Method::POST, &grant("consumer-a-x"), Some(json!(["consumer-a2"]))).await, 204, "prefixed list");
-    expect(call(b, c.as_deref(), Method::POST, &pull("consumer-a-x"), Some(json!({}))).await, 403, "prefixed, unlisted");
-    expect(call(b, c2.as_deref(), Method::POST, &pull("consumer-a-x"), Some(json!({}))).await, 403, "listed, not prefixed");
+    expect(
+        call(b, c.as_deref(), Method::POST, &pull("consumer-a-x"), Some(json!({}))).await,
+        403,
+        "prefixed, unlisted",
+    );
+    expect(
+        call(b, c2.as_deref(), Method::POST, &pull("consumer-a-x"), Some(json!({}))).await,
+        403,
+        "listed, not prefixed",
+    );
     expect_ok(call(b, c.as_deref(), Method::POST, &pull("consumer-a-y"), Some(json!({}))).await, "prefixed, no list");
     app.stop().await;
 }

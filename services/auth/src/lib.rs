@@ -163,7 +163,8 @@ mod tests {
         let auth = Auth::new(config, Arc::clone(&store)).unwrap();
         let tenant = magnetar_core::TenantName::new("acme").unwrap();
         store.create_tenant(&tenant, &TenantInfo::default()).await.unwrap();
-        let account = ServiceAccount { tenant: tenant.clone(), name: "app".into(), description: String::new(), created_at: 0 };
+        let account =
+            ServiceAccount { tenant: tenant.clone(), name: "app".into(), description: String::new(), created_at: 0 };
         store.create_service_account(&account).await.unwrap();
         let now = magnetar_core::now_millis();
         let grace = REVOCATION_PRUNE_GRACE.as_millis() as i64;

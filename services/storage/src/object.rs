@@ -177,6 +177,26 @@ pub mod conformance {
 
     const MIB: usize = 1024 * 1024;
 
+    /// The S3 server `scripts/test.sh` starts, from its `MAGNETAR_TEST_S3_*` variables; a missing
+    /// variable fails the calling test with a message saying how to get the server.
+    pub fn s3_config_from_env() -> super::ObjectStoreConfig {
+        fn env(name: &str) -> String {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!("{name} is not set: run the tests through scripts/test.sh, which starts an S3-compatible server")
+            })
+        }
+        let endpoint = env("MAGNETAR_TEST_S3_ENDPOINT");
+        super::ObjectStoreConfig::S3(super::S3Config {
+            allow_http: endpoint.starts_with("http://"),
+            endpoint: Some(endpoint),
+            region: std::env::var("MAGNETAR_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
+            bucket: env("MAGNETAR_TEST_S3_BUCKET"),
+            access_key_id: Some(super::Secret::new(env("MAGNETAR_TEST_S3_ACCESS_KEY"))),
+            secret_access_key: Some(super::Secret::new(env("MAGNETAR_TEST_S3_SECRET_KEY"))),
+            path_style: true,
+        })
+    }
+
     /// Deterministic, non-repeating bytes: a byte-for-byte comparison then catches shifted or
     /// swapped parts, which a constant fill would not.
     pub fn pattern(len: usize, seed: u64) -> Bytes {

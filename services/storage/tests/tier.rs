@@ -6,31 +6,15 @@ mod common;
 
 use bytes::Bytes;
 use common::{append_range, config, input};
-use magnetar_storage::object::{LocalConfig, ObjectStoreConfig, S3Config, Secret, build_object_store};
+use magnetar_storage::object::{LocalConfig, ObjectStoreConfig, build_object_store};
 use magnetar_storage::{ObjectTier, Record, RemoteSegment, Storage, StorageError, StorageMetrics, TierConfig};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests through scripts/test.sh, which starts an S3-compatible server")
-    })
-}
-
 fn s3_store() -> Arc<dyn ObjectStore> {
-    let endpoint = env("MAGNETAR_TEST_S3_ENDPOINT");
-    let cfg = ObjectStoreConfig::S3(S3Config {
-        allow_http: endpoint.starts_with("http://"),
-        endpoint: Some(endpoint),
-        region: std::env::var("MAGNETAR_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
-        bucket: env("MAGNETAR_TEST_S3_BUCKET"),
-        access_key_id: Some(Secret::new(env("MAGNETAR_TEST_S3_ACCESS_KEY"))),
-        secret_access_key: Some(Secret::new(env("MAGNETAR_TEST_S3_SECRET_KEY"))),
-        path_style: true,
-    });
-    build_object_store(&cfg).expect("build s3 object store")
+    build_object_store(&magnetar_storage::object::conformance::s3_config_from_env()).expect("build s3 object store")
 }
 
 fn local_store(dir: &std::path::Path) -> Arc<dyn ObjectStore> {
