@@ -155,6 +155,9 @@ impl Partition {
 
     /// Recomputes the rates from counters since the previous sample.
     pub(crate) fn update_rates(&self) {
+        for s in self.subscriptions() {
+            s.update_rates();
+        }
         let (msg_out, bytes_out) = self.subscriptions().iter().fold((0, 0), |(m, b), s| {
             let snap = s.snapshot();
             (m + snap.msg_out, b + snap.bytes_out)

@@ -152,12 +152,17 @@ pub fn partition_stats(p: &Partition) -> TopicStats {
     let avg_stored = stats.storage_size / entries;
     for s in p.subscriptions() {
         let snap = s.snapshot();
+        let rates = s.rates();
         stats.bytes_out_counter += snap.bytes_out;
         stats.msg_out_counter += snap.msg_out;
         stats.backlog_size = stats.backlog_size.max(snap.backlog * avg_stored);
         stats.subscriptions.insert(
             s.name().to_string(),
             SubscriptionStats {
+                msg_rate_out: rates.msg_out,
+                msg_throughput_out: rates.bytes_out,
+                msg_rate_redeliver: rates.redelivered,
+                msg_rate_expired: rates.expired,
                 bytes_out_counter: snap.bytes_out,
                 msg_out_counter: snap.msg_out,
                 msg_backlog: snap.backlog,
@@ -213,6 +218,8 @@ pub fn aggregate<'a>(parts: impl Iterator<Item = &'a TopicStats>) -> TopicStats 
                 ..SubscriptionStats::default()
             });
             e.msg_rate_out += sub.msg_rate_out;
+            e.msg_rate_redeliver += sub.msg_rate_redeliver;
+            e.msg_rate_expired += sub.msg_rate_expired;
             e.msg_throughput_out += sub.msg_throughput_out;
             e.bytes_out_counter += sub.bytes_out_counter;
             e.msg_out_counter += sub.msg_out_counter;

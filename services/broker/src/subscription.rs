@@ -232,8 +232,18 @@ fn deliver_at(rec: &Record) -> Option<i64> {
     rec.properties.iter().find(|(k, _)| k == DELIVER_AT_PROPERTY).and_then(|(_, v)| v.parse().ok())
 }
 
+/// Per-second rates of a subscription, recomputed by the broker's stats ticker.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SubRates {
+    pub msg_out: f64,
+    pub bytes_out: f64,
+    pub redelivered: f64,
+    pub expired: f64,
+}
+
 pub struct Subscription {
     name: String,
+    rates: Mutex<(SubRates, Option<(Instant, [u64; 4])>)>,
     partition_index: i32,
     log: Arc<PartitionLog>,
     max_in_flight: usize,
@@ -266,6 +276,7 @@ impl Subscription {
         let state = State { acks, read_pos, ..State::default() };
         Subscription {
             name,
+            rates: Mutex::new((SubRates::default(), None)),
             partition_index,
             log,
             max_in_flight: max_in_flight.max(1),
@@ -340,6 +351,26 @@ impl Subscription {
         }
         drop(st);
         self.bump();
+    }
+
+    /// Recomputes the rates from the counters since the previous call.
+    pub fn update_rates(&self) {
+        let now = Instant::now();
+        let counters = {
+            let st = self.lock();
+            [st.msg_out, st.bytes_out, st.msg_redelivered, st.msg_expired]
+        };
+        let mut r = self.rates.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, prev)) = r.1 {
+            let secs = now.duration_since(at).as_secs_f64().max(0.001);
+            let rate = |i: usize| counters[i].saturating_sub(prev[i]) as f64 / secs;
+            r.0 = SubRates { msg_out: rate(0), bytes_out: rate(1), redelivered: rate(2), expired: rate(3) };
+        }
+        r.1 = Some((now, counters));
+    }
+
+    pub fn rates(&self) -> SubRates {
+        self.rates.lock().unwrap_or_else(|e| e.into_inner()).0
     }
 
     /// Consumers attached or messages in flight (Pulsar refuses deletes then, unless forced).
