@@ -241,9 +241,12 @@ pub struct SubRates {
     pub expired: f64,
 }
 
+/// Counters (out, bytes out, redelivered, expired) at the previous rate computation.
+type RateSample = Option<(Instant, [u64; 4])>;
+
 pub struct Subscription {
     name: String,
-    rates: Mutex<(SubRates, Option<(Instant, [u64; 4])>)>,
+    rates: Mutex<(SubRates, RateSample)>,
     partition_index: i32,
     log: Arc<PartitionLog>,
     max_in_flight: usize,
