@@ -68,6 +68,7 @@ pub async fn produce(a: WsProduceArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let interval = (a.rate > 0).then(|| Duration::from_secs_f64(1.0 / a.rate as f64));
     let mut last_report = Instant::now();
+    let mut last_ack = Instant::now();
     while acked < a.messages {
         // Fill the window (paced when a rate is set).
         while sent < a.messages && in_flight.len() < a.window.max(1) {
@@ -82,12 +83,18 @@ pub async fn produce(a: WsProduceArgs) -> anyhow::Result<()> {
             in_flight.insert(sent, Instant::now());
             sent += 1;
         }
-        let wait = if in_flight.is_empty() { Duration::from_millis(1) } else { Duration::from_secs(30) };
+        // Paced: wake when the next send is due, so waiting for acks never delays sends.
+        let wait = match interval {
+            Some(i) if sent < a.messages => (started + i * sent as u32).saturating_duration_since(Instant::now()),
+            _ => Duration::from_secs(30),
+        };
         let msg = match tokio::time::timeout(wait, rx.next()).await {
             Ok(Some(m)) => m?,
             Ok(None) => bail!("connection closed after {acked} acknowledgements"),
-            Err(_) if in_flight.is_empty() => continue,
-            Err(_) => bail!("no acknowledgement for 30 s"),
+            Err(_) if last_ack.elapsed() > Duration::from_secs(30) && !in_flight.is_empty() => {
+                bail!("no acknowledgement for 30 s")
+            }
+            Err(_) => continue,
         };
         if let Message::Text(t) = msg {
             let v: Value = serde_json::from_str(t.as_str())?;
@@ -98,6 +105,7 @@ pub async fn produce(a: WsProduceArgs) -> anyhow::Result<()> {
             if let Some(t0) = in_flight.remove(&ctx) {
                 hist.record(t0.elapsed().as_micros().max(1) as u64)?;
                 acked += 1;
+                last_ack = Instant::now();
             }
         }
         if last_report.elapsed() >= Duration::from_secs(1) {
