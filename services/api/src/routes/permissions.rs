@@ -56,6 +56,23 @@ struct TopicRolePath {
     role: String,
 }
 
+/// Applies a change to a namespace's policies (grants live there) and drops the authorizer's
+/// cached view of `resource`, so the change applies to the next request.
+async fn change_auth<F>(
+    s: &AppState,
+    namespace: &magnetar_core::NamespaceName,
+    resource: Resource<'_>,
+    auth: &AuthContext,
+    change: F,
+) -> ApiResult<StatusCode>
+where
+    F: FnMut(&mut magnetar_core::Policies) -> magnetar_broker::Result<()>,
+{
+    s.broker.update_policies(namespace, change).await?;
+    auth.auth().authorizer.invalidate(&resource);
+    Ok(StatusCode::NO_CONTENT)
+}
+
 fn role(r: &str) -> Result<&str, ApiError> {
     if r.trim().is_empty() {
         return Err(ApiError::bad_request("role must not be empty"));
@@ -86,14 +103,11 @@ async fn grant_namespace_permission(
     auth.check(Operation::GrantPermission, &name).await?;
     let actions = Action::parse_list(&actions)?;
     let r = role(&p.role)?.to_string();
-    s.broker
-        .update_policies(&name, |pol| {
-            pol.auth_policies.namespace_auth.insert(r.clone(), actions.clone());
-            Ok(())
-        })
-        .await?;
-    auth.auth().authorizer.invalidate(&Resource::Namespace(&name));
-    Ok(StatusCode::NO_CONTENT)
+    change_auth(&s, &name, Resource::Namespace(&name), &auth, |pol| {
+        pol.auth_policies.namespace_auth.insert(r.clone(), actions.clone());
+        Ok(())
+    })
+    .await
 }
 
 async fn revoke_namespace_permission(
@@ -103,14 +117,11 @@ async fn revoke_namespace_permission(
 ) -> ApiResult<StatusCode> {
     let name = ns(&p.tenant, &p.namespace)?;
     auth.check(Operation::RevokePermission, &name).await?;
-    s.broker
-        .update_policies(&name, |pol| {
-            pol.auth_policies.namespace_auth.remove(&p.role);
-            Ok(())
-        })
-        .await?;
-    auth.auth().authorizer.invalidate(&Resource::Namespace(&name));
-    Ok(StatusCode::NO_CONTENT)
+    change_auth(&s, &name, Resource::Namespace(&name), &auth, |pol| {
+        pol.auth_policies.namespace_auth.remove(&p.role);
+        Ok(())
+    })
+    .await
 }
 
 #[derive(serde::Deserialize)]
@@ -159,19 +170,16 @@ async fn grant_subscription_permission(
     let mut roles = roles.iter().map(|r| role(r).map(str::to_string)).collect::<Result<Vec<_>, _>>()?;
     roles.sort();
     roles.dedup();
-    s.broker
-        .update_policies(&name, |pol| {
-            let lists = &mut pol.auth_policies.subscription_auth_roles;
-            if roles.is_empty() {
-                lists.remove(&sub);
-            } else {
-                lists.insert(sub.clone(), roles.clone());
-            }
-            Ok(())
-        })
-        .await?;
-    auth.auth().authorizer.invalidate(&Resource::Namespace(&name));
-    Ok(StatusCode::NO_CONTENT)
+    change_auth(&s, &name, Resource::Namespace(&name), &auth, |pol| {
+        let lists = &mut pol.auth_policies.subscription_auth_roles;
+        if roles.is_empty() {
+            lists.remove(&sub);
+        } else {
+            lists.insert(sub.clone(), roles.clone());
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Removes `role` from the subscription's role list (a role not in it is a no-op); when the
@@ -185,21 +193,18 @@ async fn revoke_subscription_permission(
     let name = ns(&p.tenant, &p.namespace)?;
     auth.check(Operation::RevokePermission, &name).await?;
     let sub = subscription(&p.subscription)?;
-    s.broker
-        .update_policies(&name, |pol| {
-            let lists = &mut pol.auth_policies.subscription_auth_roles;
-            let Some(roles) = lists.get_mut(&sub) else {
-                return Err(BrokerError::NotFound(format!("role list of subscription {sub} in namespace {name}")));
-            };
-            roles.retain(|r| r != &p.role);
-            if roles.is_empty() {
-                lists.remove(&sub);
-            }
-            Ok(())
-        })
-        .await?;
-    auth.auth().authorizer.invalidate(&Resource::Namespace(&name));
-    Ok(StatusCode::NO_CONTENT)
+    change_auth(&s, &name, Resource::Namespace(&name), &auth, |pol| {
+        let lists = &mut pol.auth_policies.subscription_auth_roles;
+        let Some(roles) = lists.get_mut(&sub) else {
+            return Err(BrokerError::NotFound(format!("role list of subscription {sub} in namespace {name}")));
+        };
+        roles.retain(|r| r != &p.role);
+        if roles.is_empty() {
+            lists.remove(&sub);
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Bare `"None"` or `"Prefix"` (with `Prefix`, a role may only use subscriptions whose name
@@ -217,14 +222,11 @@ async fn set_subscription_auth_mode(
         "Prefix" | "prefix" => "Prefix",
         other => return Err(ApiError::bad_request(format!("invalid subscriptionAuthMode `{other}` (None or Prefix)"))),
     };
-    s.broker
-        .update_policies(&name, |pol| {
-            pol.subscription_auth_mode = mode.to_string();
-            Ok(())
-        })
-        .await?;
-    auth.auth().authorizer.invalidate(&Resource::Namespace(&name));
-    Ok(StatusCode::NO_CONTENT)
+    change_auth(&s, &name, Resource::Namespace(&name), &auth, |pol| {
+        pol.subscription_auth_mode = mode.to_string();
+        Ok(())
+    })
+    .await
 }
 
 /// The topic's effective grants: namespace grants merged with the topic's own.
@@ -256,14 +258,11 @@ async fn grant_topic_permission(
     auth.check(Operation::GrantPermission, &topic).await?;
     let actions = Action::parse_list(&actions)?;
     let (key, r) = (topic_grant_key(&topic), role(&p.role)?.to_string());
-    s.broker
-        .update_policies(topic.namespace(), |pol| {
-            pol.auth_policies.destination_auth.entry(key.clone()).or_default().insert(r.clone(), actions.clone());
-            Ok(())
-        })
-        .await?;
-    auth.auth().authorizer.invalidate(&Resource::Topic(&topic));
-    Ok(StatusCode::NO_CONTENT)
+    change_auth(&s, topic.namespace(), Resource::Topic(&topic), &auth, |pol| {
+        pol.auth_policies.destination_auth.entry(key.clone()).or_default().insert(r.clone(), actions.clone());
+        Ok(())
+    })
+    .await
 }
 
 /// Pulsar answers 412 when the role has no grant on the topic itself.
@@ -275,22 +274,19 @@ async fn revoke_topic_permission(
     let topic = magnetar_core::TopicName::from_parts("persistent", &p.tenant, &p.namespace, &p.topic)?;
     auth.check(Operation::RevokePermission, &topic).await?;
     let key = topic_grant_key(&topic);
-    s.broker
-        .update_policies(topic.namespace(), |pol| {
-            let grants = &mut pol.auth_policies.destination_auth;
-            let removed = grants.get_mut(&key).and_then(|roles| roles.remove(&p.role));
-            if removed.is_none() {
-                return Err(BrokerError::PreconditionFailed(format!(
-                    "permissions are not set at the topic level for role {} on {key}",
-                    p.role
-                )));
-            }
-            if grants.get(&key).is_some_and(BTreeMap::is_empty) {
-                grants.remove(&key);
-            }
-            Ok(())
-        })
-        .await?;
-    auth.auth().authorizer.invalidate(&Resource::Topic(&topic));
-    Ok(StatusCode::NO_CONTENT)
+    change_auth(&s, topic.namespace(), Resource::Topic(&topic), &auth, |pol| {
+        let grants = &mut pol.auth_policies.destination_auth;
+        let removed = grants.get_mut(&key).and_then(|roles| roles.remove(&p.role));
+        if removed.is_none() {
+            return Err(BrokerError::PreconditionFailed(format!(
+                "permissions are not set at the topic level for role {} on {key}",
+                p.role
+            )));
+        }
+        if grants.get(&key).is_some_and(BTreeMap::is_empty) {
+            grants.remove(&key);
+        }
+        Ok(())
+    })
+    .await
 }
