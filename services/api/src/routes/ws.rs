@@ -62,8 +62,19 @@ pub(crate) fn spawn_writer(
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(m) => {
-                        let close = matches!(m, Message::Close(_));
-                        if sink.send(m).await.is_err() || close {
+                        // Queue everything already waiting and flush once: one write for a burst
+                        // of acknowledgements or deliveries instead of one per frame.
+                        let mut close = matches!(m, Message::Close(_));
+                        if sink.feed(m).await.is_err() {
+                            break;
+                        }
+                        while !close && let Ok(m) = rx.try_recv() {
+                            close = matches!(m, Message::Close(_));
+                            if sink.feed(m).await.is_err() {
+                                break;
+                            }
+                        }
+                        if sink.flush().await.is_err() || close {
                             break;
                         }
                     }
