@@ -228,17 +228,6 @@ impl ConsumerSession {
         Ok(&self.subs[self.sub_index(id)?])
     }
 
-    /// Acknowledges one message; durable once it returns (readers' acks only free their window).
-    pub async fn ack(&self, id: &MessageId) -> Result<()> {
-        let (p, s) = self.sub_for(id)?;
-        if let Some(op) = s.ack(&[id.offset()])
-            && !self.reader
-        {
-            self.broker.persist_op(p, &op).await?;
-        }
-        Ok(())
-    }
-
     /// Acknowledges one message in memory at once; durability follows within a group commit
     /// (for WebSocket acks, which Pulsar's protocol never confirms). Waits only when the
     /// session's queue of acks not yet durable is full.

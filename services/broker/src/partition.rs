@@ -30,8 +30,6 @@ pub(crate) struct RateSample {
     pub at: std::time::Instant,
     pub msg_in: u64,
     pub bytes_in: u64,
-    pub msg_out: u64,
-    pub bytes_out: u64,
 }
 
 pub(crate) struct PartitionMetrics {
@@ -155,19 +153,18 @@ impl Partition {
 
     /// Recomputes the rates from counters since the previous sample.
     pub(crate) fn update_rates(&self) {
+        // Out rates are the sum of the subscriptions' own rates.
+        let (mut msg_out, mut bytes_out) = (0.0, 0.0);
         for s in self.subscriptions() {
             s.update_rates();
+            let r = s.rates();
+            msg_out += r.msg_out;
+            bytes_out += r.bytes_out;
         }
-        let (msg_out, bytes_out) = self.subscriptions().iter().fold((0, 0), |(m, b), s| {
-            let snap = s.snapshot();
-            (m + snap.msg_out, b + snap.bytes_out)
-        });
         let now = RateSample {
             at: std::time::Instant::now(),
             msg_in: self.counters.msg_in.load(Ordering::Relaxed),
             bytes_in: self.counters.bytes_in.load(Ordering::Relaxed),
-            msg_out,
-            bytes_out,
         };
         let mut guard = self.rates.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(prev) = &guard.1 {
@@ -176,8 +173,8 @@ impl Partition {
             guard.0 = Rates {
                 msg_in: rate(now.msg_in, prev.msg_in),
                 bytes_in: rate(now.bytes_in, prev.bytes_in),
-                msg_out: rate(now.msg_out, prev.msg_out),
-                bytes_out: rate(now.bytes_out, prev.bytes_out),
+                msg_out,
+                bytes_out,
             };
         }
         guard.1 = Some(now);
