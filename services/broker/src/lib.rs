@@ -22,7 +22,7 @@ pub use broker::{Broker, Topic};
 pub use config::BrokerConfig;
 pub use consumer::{ConsumerSession, DeadLetterPolicy, SubscribeOptions};
 pub use error::{BrokerError, Result};
-pub use messaging::{InitialPosition, KeyHashing, PublishMessage, PullRequest, PulledMessage};
+pub use messaging::{InitialPosition, KeyHashing, PendingPublish, PublishMessage, PullRequest, PulledMessage};
 pub use partition::Partition;
 pub use subscription::{CursorOp, Delivery, SubType};
 pub use topics::StartPosition;

@@ -12,6 +12,48 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Messages of one publish call queued for the WAL: [`PendingPublish::durable`] waits for them.
+#[must_use = "the messages are not acknowledged until `durable` resolves"]
+pub struct PendingPublish {
+    groups: Vec<PendingGroup>,
+    total: usize,
+    started: std::time::Instant,
+}
+
+struct PendingGroup {
+    partition: Arc<Partition>,
+    positions: Vec<usize>,
+    pending: magnetar_storage::PendingAppend,
+    bytes: u64,
+}
+
+impl PendingPublish {
+    /// Resolves once every message is durable, with one id per message in publish order.
+    pub async fn durable(self, broker: &Broker) -> Result<Vec<MessageId>> {
+        let waits = self.groups.into_iter().map(|g| async move {
+            let ids = g.pending.durable().await?;
+            g.partition.record_publish(ids.len() as u64, g.bytes);
+            Ok::<_, BrokerError>((g.partition, g.positions, ids))
+        });
+        let result = futures::future::try_join_all(waits).await;
+        let groups = match result {
+            Ok(groups) => groups,
+            Err(e) => {
+                broker.metrics.publish_errors.inc();
+                return Err(e);
+            }
+        };
+        let mut out = vec![MessageId::EARLIEST; self.total];
+        for (partition, positions, ids) in groups {
+            for (pos, (offset, base)) in positions.into_iter().zip(ids) {
+                out[pos] = MessageId::new(base, offset, partition.index);
+            }
+        }
+        broker.metrics.publish_latency.observe(self.started.elapsed().as_secs_f64());
+        Ok(out)
+    }
+}
+
 /// Offsets to act on, per partition index.
 type IdGroups = BTreeMap<usize, (Arc<Partition>, Vec<u64>)>;
 
@@ -91,21 +133,25 @@ impl Broker {
         messages: Vec<PublishMessage>,
         hashing: KeyHashing,
     ) -> Result<Vec<MessageId>> {
-        let started = std::time::Instant::now();
-        let result = self.publish_inner(name, messages, hashing).await;
-        match &result {
-            Ok(_) => self.metrics.publish_latency.observe(started.elapsed().as_secs_f64()),
-            Err(_) => self.metrics.publish_errors.inc(),
+        match self.publish_enqueue(name, messages, hashing).await {
+            Ok(pending) => pending.durable(self).await,
+            Err(e) => {
+                self.metrics.publish_errors.inc();
+                Err(e)
+            }
         }
-        result
     }
 
-    async fn publish_inner(
+    /// The first half of `publish_routed`: validates and routes the messages and queues them
+    /// for the WAL with their ids fixed. A connection with many messages in flight enqueues its
+    /// next batch while the previous one is being made durable; ids follow enqueue order.
+    pub async fn publish_enqueue(
         &self,
         name: &TopicName,
         messages: Vec<PublishMessage>,
         hashing: KeyHashing,
-    ) -> Result<Vec<MessageId>> {
+    ) -> Result<PendingPublish> {
+        let started = std::time::Instant::now();
         let max = self.config.max_message_bytes;
         if let Some((i, m)) = messages.iter().enumerate().find(|(_, m)| m.payload.len() > max) {
             return Err(BrokerError::PayloadTooLarge(format!(
@@ -144,20 +190,14 @@ impl Broker {
                 self.admit_publish(&partition).await?;
                 let (positions, inputs): (Vec<usize>, Vec<RecordInput>) = batch.into_iter().unzip();
                 let bytes: u64 = inputs.iter().map(|r| r.payload.len() as u64).sum();
-                let count = inputs.len() as u64;
-                let ids = partition.log.append(inputs).await?;
-                partition.record_publish(count, bytes);
-                Ok::<_, BrokerError>((partition, positions, ids))
+                let pending = partition.log.enqueue(inputs).await?;
+                Ok::<_, BrokerError>(PendingGroup { partition, positions, pending, bytes })
             }
         });
-        let mut out = vec![MessageId::EARLIEST; total];
-        for res in futures::future::join_all(appends).await {
-            let (partition, positions, ids) = res?;
-            for (pos, (offset, base)) in positions.into_iter().zip(ids) {
-                out[pos] = MessageId::new(base, offset, partition.index);
-            }
-        }
-        Ok(out)
+        // An error leaves the other partitions' groups queued: they are stored, not acknowledged,
+        // as when a producer's connection drops with messages in flight.
+        let groups = futures::future::try_join_all(appends).await?;
+        Ok(PendingPublish { groups, total, started })
     }
 
     /// Long-poll pull from a durable subscription, created at `initial_position` if missing.

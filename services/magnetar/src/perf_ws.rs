@@ -5,9 +5,9 @@
 use anyhow::{Context, bail};
 use base64::Engine;
 use clap::Args;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_tungstenite::tungstenite::Message;
@@ -52,6 +52,18 @@ fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
+/// Connects with Nagle's algorithm off, as latency-minded WebSocket clients do.
+async fn connect(
+    url: &str,
+) -> anyhow::Result<(
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    tokio_tungstenite::tungstenite::handshake::client::Response,
+)> {
+    tokio_tungstenite::connect_async_with_config(url, None, true)
+        .await
+        .with_context(|| format!("cannot connect to {url}"))
+}
+
 fn path(topic: &str) -> anyhow::Result<String> {
     let name: magnetar_core::TopicName = topic.parse().with_context(|| format!("invalid --topic {topic}"))?;
     Ok(format!("persistent/{}/{}", name.namespace(), name.local()))
@@ -59,7 +71,7 @@ fn path(topic: &str) -> anyhow::Result<String> {
 
 pub async fn produce(a: WsProduceArgs) -> anyhow::Result<()> {
     let url = format!("{}/ws/v2/producer/{}", a.url.trim_end_matches('/'), path(&a.topic)?);
-    let (ws, _) = tokio_tungstenite::connect_async(&url).await.with_context(|| format!("cannot connect to {url}"))?;
+    let (ws, _) = connect(&url).await?;
     let (mut tx, mut rx) = ws.split();
     let payload = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; a.size]);
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
@@ -78,11 +90,14 @@ pub async fn produce(a: WsProduceArgs) -> anyhow::Result<()> {
                     break;
                 }
             }
-            let frame = json!({"payload": payload, "context": sent.to_string(), "properties": {"sent_us": now_us().to_string()}});
-            tx.send(Message::Text(frame.to_string().into())).await?;
+            // The payload is base64 already: the frame is formatted, not built as a JSON value.
+            let frame =
+                format!(r#"{{"payload":"{payload}","context":"{sent}","properties":{{"sent_us":"{}"}}}}"#, now_us());
+            tx.feed(Message::Text(frame.into())).await?;
             in_flight.insert(sent, Instant::now());
             sent += 1;
         }
+        tx.flush().await?;
         // Paced: wake when the next send is due, so waiting for acks never delays sends.
         let wait = match interval {
             Some(i) if sent < a.messages => (started + i * sent as u32).saturating_duration_since(Instant::now()),
@@ -96,17 +111,25 @@ pub async fn produce(a: WsProduceArgs) -> anyhow::Result<()> {
             }
             Err(_) => continue,
         };
-        if let Message::Text(t) = msg {
-            let v: Value = serde_json::from_str(t.as_str())?;
-            if v["result"] != "ok" {
-                bail!("publish failed: {v}");
+        // Take every reply already here before refilling, so refills go out in bursts.
+        let mut next = Some(msg);
+        while let Some(msg) = next {
+            if let Message::Text(t) = msg {
+                let v: Value = serde_json::from_str(t.as_str())?;
+                if v["result"] != "ok" {
+                    bail!("publish failed: {v}");
+                }
+                let ctx: u64 = v["context"].as_str().and_then(|c| c.parse().ok()).context("reply without context")?;
+                if let Some(t0) = in_flight.remove(&ctx) {
+                    hist.record(t0.elapsed().as_micros().max(1) as u64)?;
+                    acked += 1;
+                    last_ack = Instant::now();
+                }
             }
-            let ctx: u64 = v["context"].as_str().and_then(|c| c.parse().ok()).context("reply without context")?;
-            if let Some(t0) = in_flight.remove(&ctx) {
-                hist.record(t0.elapsed().as_micros().max(1) as u64)?;
-                acked += 1;
-                last_ack = Instant::now();
-            }
+            next = match rx.next().now_or_never() {
+                Some(Some(m)) => Some(m?),
+                _ => None,
+            };
         }
         if last_report.elapsed() >= Duration::from_secs(1) {
             eprintln!("ws-produce: {acked} acknowledged");
@@ -126,30 +149,48 @@ pub async fn consume(a: WsConsumeArgs) -> anyhow::Result<()> {
         a.subscription_type,
         a.initial_position
     );
-    let (ws, _) = tokio_tungstenite::connect_async(&url).await.with_context(|| format!("cannot connect to {url}"))?;
+    let (ws, _) = connect(&url).await?;
     let (mut tx, mut rx) = ws.split();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
     let (mut count, mut bytes) = (0u64, 0u64);
     let mut started: Option<Instant> = None;
+    // Pings keep the connection busy: silence is measured from the last data message.
+    let mut last_data = Instant::now();
     while count < a.messages {
-        let msg = match tokio::time::timeout(Duration::from_secs(30), rx.next()).await {
+        let wait = Duration::from_secs(30).saturating_sub(last_data.elapsed());
+        let first = match tokio::time::timeout(wait, rx.next()).await {
             Ok(Some(m)) => m?,
             Ok(None) => bail!("connection closed after {count} messages"),
             Err(_) => bail!("no message for 30 s after {count}"),
         };
-        let Message::Text(t) = msg else { continue };
-        let v: Value = serde_json::from_str(t.as_str())?;
-        let Some(id) = v["messageId"].as_str() else { continue };
-        started.get_or_insert_with(Instant::now);
-        if let Some(sent) = v["properties"]["sent_us"].as_str().and_then(|s| s.parse::<u64>().ok()) {
-            hist.record(now_us().saturating_sub(sent).max(1))?;
+        let before = count;
+        // Ack every message that is already here, then flush the acks as one write.
+        let mut next = Some(first);
+        while let Some(msg) = next {
+            if let Message::Text(t) = msg {
+                let v: Value = serde_json::from_str(t.as_str())?;
+                if let Some(id) = v["messageId"].as_str() {
+                    started.get_or_insert_with(Instant::now);
+                    if let Some(sent) = v["properties"]["sent_us"].as_str().and_then(|s| s.parse::<u64>().ok()) {
+                        hist.record(now_us().saturating_sub(sent).max(1))?;
+                    }
+                    bytes += base64::engine::general_purpose::STANDARD
+                        .decode(v["payload"].as_str().unwrap_or(""))
+                        .map(|p| p.len())
+                        .unwrap_or(0) as u64;
+                    tx.feed(Message::Text(format!(r#"{{"messageId":"{id}"}}"#).into())).await?;
+                    count += 1;
+                }
+            }
+            next = match rx.next().now_or_never() {
+                Some(Some(m)) if count < a.messages => Some(m?),
+                _ => None,
+            };
         }
-        bytes += base64::engine::general_purpose::STANDARD
-            .decode(v["payload"].as_str().unwrap_or(""))
-            .map(|p| p.len())
-            .unwrap_or(0) as u64;
-        tx.send(Message::Text(json!({ "messageId": id }).to_string().into())).await?;
-        count += 1;
+        tx.flush().await?;
+        if count > before {
+            last_data = Instant::now();
+        }
     }
     let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
     crate::perf::summary("ws-consume", count, bytes, elapsed, &hist, "end-to-end latency");

@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use magnetar_broker::Broker;
 use magnetar_core::{NamespaceName, TenantName};
 use magnetar_metadata::TenantInfo;
@@ -66,6 +67,13 @@ pub async fn start(config: Config, standalone: bool) -> anyhow::Result<Running> 
     let token = shutdown.clone();
     let b = Arc::clone(&broker);
     let done = tokio::spawn(async move {
+        // Without TCP_NODELAY a small frame (a WebSocket ack) written behind another one waits for
+        // the peer's delayed ACK, up to 40 ms.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async move {
                 token.cancelled().await;

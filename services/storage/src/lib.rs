@@ -42,7 +42,7 @@ mod wal;
 pub use config::StorageConfig;
 pub use error::StorageError;
 pub use metrics::StorageMetrics;
-pub use partition::{PartitionLog, SegmentInfo};
+pub use partition::{PartitionLog, PendingAppend, SegmentInfo};
 pub use record::{Record, RecordInput};
 pub use storage::{AuxRecord, Storage};
 pub use tier::{ObjectTier, RemoteSegment, TierConfig};

@@ -165,8 +165,15 @@ impl PartitionLog {
     /// Appends records; resolves once they are fsynced in the WAL and visible to readers.
     /// Returns `(offset, segment_base)` per record; offsets are consecutive.
     pub async fn append(&self, records: Vec<RecordInput>) -> Result<Vec<(u64, u64)>> {
+        self.enqueue(records).await?.durable().await
+    }
+
+    /// The first half of `append`: the records get their offsets and are queued for the WAL
+    /// when this resolves; [`PendingAppend::durable`] waits for the group commit. A caller may
+    /// enqueue more before waiting: later enqueues always get later offsets.
+    pub async fn enqueue(&self, records: Vec<RecordInput>) -> Result<PendingAppend> {
         if records.is_empty() {
-            return Ok(Vec::new());
+            return Ok(PendingAppend { ids: Vec::new(), done: None });
         }
         let max = self.shared.config.max_message_bytes;
         if let Some(r) = records.iter().find(|r| r.payload.len() > max) {
@@ -231,8 +238,7 @@ impl PartitionLog {
             self.shared.pending_bytes.fetch_add(rec_bytes, Ordering::Relaxed);
             ids
         };
-        rx.await.map_err(|_| StorageError::ShuttingDown)??;
-        Ok(ids)
+        Ok(PendingAppend { ids, done: Some(rx) })
     }
 
     /// Called by the flusher after the WAL fsync: writes the records to the active segment,
@@ -951,4 +957,21 @@ impl ReadTarget {
 fn load_sealed_index(s: &SealedSegment, file: &File, path: &Path) -> Result<Vec<segment::IndexEntry>> {
     let index_count = (s.meta.size - segment::FOOTER_LEN - s.records_end) / 32;
     SealedSegment { index_count, ..s.clone() }.load_index(file, path)
+}
+
+/// Records queued for the WAL with their `(offset, segment_base)`s, not yet durable.
+#[must_use = "the records are not acknowledged until `durable` resolves"]
+pub struct PendingAppend {
+    ids: Vec<(u64, u64)>,
+    done: Option<oneshot::Receiver<Result<()>>>,
+}
+
+impl PendingAppend {
+    /// Resolves once the records are fsynced in the WAL and visible to readers.
+    pub async fn durable(self) -> Result<Vec<(u64, u64)>> {
+        if let Some(rx) = self.done {
+            rx.await.map_err(|_| StorageError::ShuttingDown)??;
+        }
+        Ok(self.ids)
+    }
 }

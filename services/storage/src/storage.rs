@@ -64,10 +64,11 @@ impl Storage {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "durable log recovered"
         );
-        let files = Arc::new(Mutex::new(WalFiles { complete: rec.wal_files, current_size: 0 }));
+        let files = Arc::new(Mutex::new(WalFiles { complete: rec.wal_files, current_size: 0, rolling: 0 }));
         let (trim_tx, trim_rx) = mpsc::channel();
         let wal_dir = dir.join("wal");
-        let flusher = Flusher::create(&wal_dir, rec.next_seq, files.clone(), shared.clone(), trim_tx.clone())?;
+        let (flusher, applier) =
+            Flusher::create(&wal_dir, rec.next_seq, files.clone(), shared.clone(), trim_tx.clone())?;
         let trim = Arc::new(TrimContext {
             files,
             partitions: Arc::new(RwLock::new(rec.partitions)),
@@ -79,13 +80,14 @@ impl Storage {
             std::thread::Builder::new().name(name.into()).spawn(f).map_err(|e| StorageError::io(&wal_dir, e))
         };
         let flusher_thread = spawn("magnetar-wal", Box::new(move || flusher.run(rx)))?;
+        let applier_thread = spawn("magnetar-wal-apply", Box::new(move || applier.run()))?;
         let weak = Arc::downgrade(&trim);
         let trim_thread = spawn("magnetar-wal-trim", Box::new(move || trim::run(weak, trim_rx)))?;
         let storage = Storage {
             shared,
             trim,
             trim_tx,
-            threads: Mutex::new(vec![flusher_thread, trim_thread]),
+            threads: Mutex::new(vec![flusher_thread, applier_thread, trim_thread]),
             dir_lock: Mutex::new(Some(lock)),
         };
         // Replayed records are only in the page cache; the first trim fsyncs them.
@@ -246,7 +248,7 @@ impl Storage {
     pub fn disk_usage(&self) -> u64 {
         let logs: u64 = self.trim.partitions.read().values().map(|p| p.size_bytes()).sum();
         let files = self.trim.files.lock();
-        logs + files.current_size + files.complete.iter().map(|f| f.size).sum::<u64>()
+        logs + files.current_size + files.rolling + files.complete.iter().map(|f| f.size).sum::<u64>()
     }
 
     /// Flushes everything queued, fsyncs the WAL and the active segments, stops the threads.

@@ -3,8 +3,8 @@
 //! One OS thread (the flusher) owns the active WAL file. Appenders queue encoded frames (bounded
 //! by bytes through a semaphore: appenders wait when `wal_buffer_bytes` are queued); the flusher
 //! takes everything queued (up to `wal_max_batch_bytes`), writes it with one vectored write,
-//! calls `fdatasync` once, applies the data records to their partitions' segments and completes
-//! every waiter. WAL files are `wal/{seq:020}.wal`, plain runs of frames (see `codec`).
+//! calls `fdatasync` once and hands the batch to the applier thread, which writes the data
+//! records to their partitions' segments and completes every waiter. WAL files are `wal/{seq:020}.wal`, plain runs of frames (see `codec`).
 
 use crate::codec::DataFrame;
 use crate::config::StorageConfig;
@@ -58,6 +58,8 @@ impl WalFileMeta {
 pub struct WalFiles {
     pub complete: VecDeque<WalFileMeta>,
     pub current_size: u64,
+    /// Bytes of rolled files the applier has not reached yet.
+    pub rolling: u64,
 }
 
 pub(crate) enum WalItem {
@@ -188,6 +190,17 @@ impl Shared {
     }
 }
 
+/// What the flusher hands the applier, in WAL order.
+pub(crate) enum ApplyJob {
+    /// A group commit that is durable (or failed, with the reason): apply and complete it.
+    Batch { items: Vec<WalItem>, failed: Option<String> },
+    /// A complete WAL file: trimmable once every batch before this job was applied.
+    Rolled(WalFileMeta),
+}
+
+/// Most durable batches waiting for the applier before the flusher waits too.
+const APPLY_QUEUE: usize = 4;
+
 /// The flusher thread's state.
 pub(crate) struct Flusher {
     pub dir: PathBuf,
@@ -196,33 +209,46 @@ pub(crate) struct Flusher {
     pub current: WalFileMeta,
     pub files: Arc<Mutex<WalFiles>>,
     pub shared: Arc<Shared>,
-    /// Wakes the trimmer after a roll.
-    pub on_roll: mpsc::Sender<crate::trim::TrimMsg>,
+    apply: mpsc::SyncSender<ApplyJob>,
     pub failed: Option<String>,
 }
 
+/// The applier thread: writes durable records to their segments, makes them visible and
+/// completes their appenders. It runs one batch behind the flusher, so the segment writes of
+/// one group commit overlap the WAL write and fsync of the next.
+pub(crate) struct Applier {
+    files: Arc<Mutex<WalFiles>>,
+    /// Wakes the trimmer after a roll.
+    on_roll: mpsc::Sender<crate::trim::TrimMsg>,
+    rx: mpsc::Receiver<ApplyJob>,
+}
+
 impl Flusher {
-    /// Creates the WAL file `seq` and returns a flusher writing to it.
+    /// Creates the WAL file `seq` and returns a flusher writing to it with the applier that
+    /// follows it.
     pub fn create(
         dir: &Path,
         seq: u64,
         files: Arc<Mutex<WalFiles>>,
         shared: Arc<Shared>,
         on_roll: mpsc::Sender<crate::trim::TrimMsg>,
-    ) -> Result<Self> {
+    ) -> Result<(Self, Applier)> {
         let path = wal_path(dir, seq);
         let file = OpenOptions::new().create(true).append(true).open(&path).ctx(&path)?;
         File::open(dir).and_then(|d| d.sync_all()).ctx(dir)?;
-        Ok(Flusher {
+        let (apply, rx) = mpsc::sync_channel(APPLY_QUEUE);
+        let applier = Applier { files: files.clone(), on_roll, rx };
+        let flusher = Flusher {
             dir: dir.to_path_buf(),
             file,
             seq,
             current: WalFileMeta::new(seq, path),
             files,
             shared,
-            on_roll,
+            apply,
             failed: None,
-        })
+        };
+        Ok((flusher, applier))
     }
 
     pub fn run(mut self, rx: mpsc::Receiver<WalItem>) {
@@ -256,7 +282,7 @@ impl Flusher {
         }
     }
 
-    /// One group commit: write, fsync, apply, complete.
+    /// One group commit: write and fsync, then hand the batch to the applier.
     fn commit(&mut self, batch: Vec<WalItem>) {
         let written = match self.write_batch(&batch) {
             Ok(n) => n,
@@ -267,35 +293,17 @@ impl Flusher {
                 0
             }
         };
-        let failed = self.failed.clone();
-        let fail = || StorageError::Unavailable(format!("wal write failed: {}", failed.as_deref().unwrap_or("")));
-        let mut records = 0;
-        for item in batch {
-            match item {
-                WalItem::Data { part, base, frame, records: recs, done, .. } => {
-                    records += recs.len() as u64;
-                    let res = if failed.is_some() { Err(fail()) } else { part.apply(base, &frame, recs) };
-                    let _ = done.send(res);
-                }
-                WalItem::Aux { done, .. } => {
-                    records += 1;
-                    let _ = done.send(if failed.is_some() { Err(fail()) } else { Ok(()) });
-                }
-                WalItem::Drop { part, done, .. } => {
-                    records += 1;
-                    if failed.is_none()
-                        && let Some(p) = part
-                    {
-                        p.mark_deleted();
-                    }
-                    let _ = done.send(if failed.is_some() { Err(fail()) } else { Ok(()) });
-                }
-                WalItem::Seal { part, new_base, done } => {
-                    let _ = done.send(if failed.is_some() { Err(fail()) } else { part.apply_seal(new_base) });
-                }
-                WalItem::Shutdown => {}
-            }
-        }
+        let records: u64 = batch
+            .iter()
+            .map(|i| match i {
+                WalItem::Data { records, .. } => records.len() as u64,
+                WalItem::Aux { .. } | WalItem::Drop { .. } => 1,
+                WalItem::Seal { .. } | WalItem::Shutdown => 0,
+            })
+            .sum();
+        // The applier outlives the flusher (it ends when this sender goes), so this only fails
+        // if it panicked; the appenders then see their channels closed.
+        let _ = self.apply.send(ApplyJob::Batch { items: batch, failed: self.failed.clone() });
         if written > 0 {
             let m = &self.shared.metrics;
             m.wal_batch_records.observe(records as f64);
@@ -357,12 +365,59 @@ impl Flusher {
         let done = std::mem::replace(&mut self.current, WalFileMeta::new(seq, path));
         self.file = file;
         self.seq = seq;
+        // Counted as complete right away (disk use), trimmable only once applied.
         {
             let mut files = self.files.lock();
-            files.complete.push_back(done);
             files.current_size = 0;
+            files.rolling += done.size;
         }
-        let _ = self.on_roll.send(crate::trim::TrimMsg::Roll);
+        let _ = self.apply.send(ApplyJob::Rolled(done));
         Ok(())
+    }
+}
+
+impl Applier {
+    pub fn run(self) {
+        for job in self.rx {
+            match job {
+                ApplyJob::Batch { items, failed } => apply_batch(items, failed),
+                ApplyJob::Rolled(done) => {
+                    {
+                        let mut files = self.files.lock();
+                        files.rolling -= done.size;
+                        files.complete.push_back(done);
+                    }
+                    let _ = self.on_roll.send(crate::trim::TrimMsg::Roll);
+                }
+            }
+        }
+    }
+}
+
+/// Applies one durable batch in order and completes every waiter.
+fn apply_batch(items: Vec<WalItem>, failed: Option<String>) {
+    let fail = || StorageError::Unavailable(format!("wal write failed: {}", failed.as_deref().unwrap_or("")));
+    for item in items {
+        match item {
+            WalItem::Data { part, base, frame, records, done, .. } => {
+                let res = if failed.is_some() { Err(fail()) } else { part.apply(base, &frame, records) };
+                let _ = done.send(res);
+            }
+            WalItem::Aux { done, .. } => {
+                let _ = done.send(if failed.is_some() { Err(fail()) } else { Ok(()) });
+            }
+            WalItem::Drop { part, done, .. } => {
+                if failed.is_none()
+                    && let Some(p) = part
+                {
+                    p.mark_deleted();
+                }
+                let _ = done.send(if failed.is_some() { Err(fail()) } else { Ok(()) });
+            }
+            WalItem::Seal { part, new_base, done } => {
+                let _ = done.send(if failed.is_some() { Err(fail()) } else { part.apply_seal(new_base) });
+            }
+            WalItem::Shutdown => {}
+        }
     }
 }

@@ -278,3 +278,31 @@ fn metrics_register_with_a_registry() {
         assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
     }
 }
+
+#[tokio::test]
+async fn batches_enqueued_before_waiting_keep_their_order_and_all_become_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = open(config(dir.path()));
+    let p = s.log(4).unwrap();
+    // Twenty batches queued back to back, as a WebSocket producer with a full window does,
+    // and only then awaited: offsets follow enqueue order, across segment rolls.
+    let mut pending = Vec::new();
+    for b in 0..20u64 {
+        pending.push(p.enqueue((b * 10..b * 10 + 10).map(input).collect()).await.unwrap());
+    }
+    let mut offsets = Vec::new();
+    for pa in pending {
+        offsets.extend(pa.durable().await.unwrap().into_iter().map(|(o, _)| o));
+    }
+    assert_eq!(offsets, (0..200).collect::<Vec<_>>());
+    let all = read_all(&s, 4, 0);
+    assert_eq!(all.len(), 200);
+    for (i, r) in all.iter().enumerate() {
+        check(r, i as u64);
+    }
+    s.shutdown().await;
+    // Every one of them is on disk after a restart.
+    let (s, _) = open(config(dir.path()));
+    assert_eq!(read_all(&s, 4, 0).len(), 200);
+    s.shutdown().await;
+}

@@ -3,9 +3,9 @@
 //! Frames in: `{"payload":"<base64>","properties":{},"context":"1","key":"k","eventTime":"..",
 //! "deliverAt":ms,"deliverAfterMs":ms}`; frames out: `{"result":"ok","messageId":"<base64>",
 //! "context":"1"}` or `{"result":"send-error:N","errorMsg":"..","context":"1"}` with Pulsar's
-//! codes (3 bad JSON, 7 bad payload encoding, 8 other). Frames that arrive while a batch is being
-//! made durable form the next batch, so one connection with many messages in flight shares group
-//! commits and keeps its order.
+//! codes (3 bad JSON, 7 bad payload encoding, 8 other). Frames are batched and each batch is
+//! queued for the WAL while earlier ones are still being made durable, so one connection with many
+//! messages in flight shares group commits, keeps the WAL busy and keeps its order.
 
 use super::ws::{Params, credential_lapsed, lapsed_close, spawn_writer, text};
 use crate::AppState;
@@ -16,7 +16,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use base64::Engine;
 use futures::StreamExt;
-use magnetar_broker::{KeyHashing, PublishMessage};
+use magnetar_broker::{KeyHashing, PendingPublish, PublishMessage};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -24,11 +24,15 @@ use tokio::sync::mpsc;
 
 /// Most frames published as one batch.
 const MAX_BATCH: usize = 1000;
+/// Batches of one connection queued for the WAL and not yet answered.
+const BATCHES_IN_FLIGHT: usize = 16;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ProducerFrame {
-    payload: String,
+struct ProducerFrame<'a> {
+    /// Borrowed from the frame unless JSON escapes forced a copy.
+    #[serde(borrow)]
+    payload: std::borrow::Cow<'a, str>,
     #[serde(default)]
     properties: BTreeMap<String, String>,
     #[serde(default)]
@@ -49,6 +53,21 @@ fn error_frame(code: u8, msg: String, context: Option<Value>) -> Message {
         v["context"] = c;
     }
     text(&v)
+}
+
+/// `{"result":"ok","messageId":..,"context":..}`, written directly: one per message sent.
+fn ok_frame(id: &str, context: Option<Value>) -> Message {
+    // A base64 id needs no JSON escaping.
+    let mut out = String::with_capacity(64);
+    out.push_str(r#"{"result":"ok","messageId":""#);
+    out.push_str(id);
+    out.push('"');
+    if let Some(c) = context {
+        out.push_str(r#","context":"#);
+        out.push_str(&c.to_string());
+    }
+    out.push('}');
+    Message::Text(out.into())
 }
 
 /// Parses one frame into a message, or the error frame to answer.
@@ -151,6 +170,11 @@ pub async fn produce_handler(
     }))
 }
 
+/// A batch queued for the WAL (or refused, with the reason) and its frames' contexts.
+type QueuedBatch = (Result<PendingPublish, String>, Vec<Option<Value>>);
+
+/// Batches frames and queues each batch for the WAL without waiting for the previous one to be
+/// durable: a connection with many messages in flight keeps the group commit busy.
 async fn publish_loop(
     broker: std::sync::Arc<magnetar_broker::Broker>,
     topic: magnetar_core::TopicName,
@@ -159,6 +183,8 @@ async fn publish_loop(
     mut frames: mpsc::Receiver<(PublishMessage, Option<Value>)>,
     out: mpsc::Sender<Message>,
 ) {
+    let (acks_tx, acks_rx) = mpsc::channel::<QueuedBatch>(BATCHES_IN_FLIGHT);
+    let acker = tokio::spawn(ack_loop(broker.clone(), acks_rx, out));
     while let Some(first) = frames.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -169,26 +195,33 @@ async fn publish_loop(
         }
         let (messages, contexts): (Vec<PublishMessage>, Vec<Option<Value>>) = batch.into_iter().unzip();
         // Keyless messages of a SinglePartition producer go to its partition; keyed ones by hash.
-        let result = match &fixed {
-            Some(p) if messages.iter().all(|m| m.key.is_none()) => broker.publish_routed(p, messages, hashing).await,
-            _ => broker.publish_routed(&topic, messages, hashing).await,
+        let target = match &fixed {
+            Some(p) if messages.iter().all(|m| m.key.is_none()) => p,
+            _ => &topic,
+        };
+        let pending = broker.publish_enqueue(target, messages, hashing).await.map_err(|e| ApiError::from(e).reason);
+        if acks_tx.send((pending, contexts)).await.is_err() {
+            break;
+        }
+    }
+    drop(acks_tx);
+    let _ = acker.await;
+}
+
+/// Answers each batch once it is durable (or failed), in the order the frames came.
+async fn ack_loop(
+    broker: std::sync::Arc<magnetar_broker::Broker>,
+    mut batches: mpsc::Receiver<QueuedBatch>,
+    out: mpsc::Sender<Message>,
+) {
+    while let Some((pending, contexts)) = batches.recv().await {
+        let result = match pending {
+            Ok(p) => p.durable(&broker).await.map_err(|e| ApiError::from(e).reason),
+            Err(reason) => Err(reason),
         };
         let replies: Vec<Message> = match result {
-            Ok(ids) => ids
-                .into_iter()
-                .zip(contexts)
-                .map(|(id, ctx)| {
-                    let mut v = json!({ "result": "ok", "messageId": id.to_base64() });
-                    if let Some(c) = ctx {
-                        v["context"] = c;
-                    }
-                    text(&v)
-                })
-                .collect(),
-            Err(e) => {
-                let reason = ApiError::from(e).reason;
-                contexts.into_iter().map(|ctx| error_frame(8, reason.clone(), ctx)).collect()
-            }
+            Ok(ids) => ids.into_iter().zip(contexts).map(|(id, ctx)| ok_frame(&id.to_base64(), ctx)).collect(),
+            Err(reason) => contexts.into_iter().map(|ctx| error_frame(8, reason.clone(), ctx)).collect(),
         };
         for r in replies {
             if out.send(r).await.is_err() {
