@@ -2,13 +2,28 @@
 # Object-store tier benchmarks through the broker, against a throwaway SeaweedFS S3 server and a
 # release `magnetar standalone` whose object store is that server (8 MiB segments).
 #
-#   scripts/bench-offload.sh latency [RATE] [N]  publish at a fixed rate over WebSocket with offload
+#   scripts/bench-offload.sh latency [RATE] [N] [ROUNDS]
+#                                                publish at a fixed rate over WebSocket with offload
 #                                                off, then with the offload threshold at 0 (every
-#                                                sealed segment uploaded at once); both latency lines
+#                                                sealed segment uploaded at once), ROUNDS times;
+#                                                latency and slow WAL fsyncs of each phase
 #   scripts/bench-offload.sh catchup [N]         N × 1 KB into two topics; one keeps its segments
 #                                                local, the other is offloaded and its local copies
 #                                                dropped; then an HTTP pull-consumer reads each from
 #                                                the earliest offset (MB/s per tier)
+#
+#   scripts/bench-offload.sh soak [GB] [RATE] [OUTAGE_S]
+#                                                GB of 1 KB messages at RATE msg/s into one topic
+#                                                (8 MiB segments offloaded at once, local copies
+#                                                dropped, LOCAL_BUDGET bytes of local segments, 3 GiB
+#                                                by default); the S3 server is stopped for OUTAGE_S
+#                                                seconds after 30 s; local disk sampled every second;
+#                                                then the whole topic is read back and counted
+#
+#   By default the S3 server shares the broker's two cores and its disk on equal terms. Two knobs
+#   approximate an S3 service on other machines, as in production:
+#   WEED_TMPFS=1  the S3 server's data lives in memory (its writes leave the broker's disk alone)
+#   WEED_NICE=19  the S3 server runs at a lower CPU priority
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE="${1:-latency}"
@@ -21,19 +36,34 @@ ports=($(python3 -c 'import socket
 s=[socket.socket() for _ in range(12)]
 [x.bind(("127.0.0.1",0)) for x in s]
 print(" ".join(str(x.getsockname()[1]) for x in s))'))
-cleanup() { kill "${BROKER:-0}" "${WEEDPID:-0}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$TMP"; }
+cleanup() {
+    # BENCH_LOG_DIR=dir keeps the broker's and the S3 server's logs and the disk samples.
+    if [[ -n "${BENCH_LOG_DIR:-}" ]]; then mkdir -p "$BENCH_LOG_DIR"; cp "$TMP"/*.log "$BENCH_LOG_DIR"/ 2>/dev/null || true; fi
+    kill "${BROKER:-0}" "${WEEDPID:-0}" "${SAMPLER:-0}" 2>/dev/null || true
+    [[ -f "$TMP/weed.pid" ]] && kill "$(cat "$TMP/weed.pid")" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$TMP" "${WEED_DIR:-}"
+}
 trap cleanup EXIT
 cat >"$TMP/s3.json" <<JSON
 {"identities":[{"name":"bench","credentials":[{"accessKey":"bench","secretKey":"benchsecret"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
 JSON
-mkdir -p "$TMP/weed"
-"$WEED" mini -dir="$TMP/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-  -master.port="${ports[0]}" -master.port.grpc="${ports[1]}" -volume.port="${ports[2]}" -volume.port.grpc="${ports[3]}" \
-  -filer.port="${ports[4]}" -filer.port.grpc="${ports[5]}" -s3.port="${ports[6]}" -s3.port.grpc="${ports[7]}" \
-  -s3.port.iceberg=0 -s3.port.lance=0 -admin.ui=false -admin.port="${ports[8]}" -admin.port.grpc="${ports[9]}" -webdav=false \
-  -s3.config="$TMP/s3.json" -bucket=bench </dev/null >"$TMP/weed.log" 2>&1 &
-WEEDPID=$!
-until curl -s -o /dev/null "http://127.0.0.1:${ports[4]}/buckets/bench/"; do sleep 0.2; done
+# WEED_TMPFS=1 keeps the S3 server's data in memory: its writes then no longer share the broker's
+# disk, as with an S3 service on other machines.
+WEED_DIR="$TMP/weed"
+if [[ -n "${WEED_TMPFS:-}" ]]; then WEED_DIR="$(mktemp -d /dev/shm/magnetar-bench-weed.XXXXXX)"; fi
+mkdir -p "$WEED_DIR"
+start_weed() {
+    ${WEED_NICE:+nice -n "$WEED_NICE"} "$WEED" mini -dir="$WEED_DIR" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+      -master.port="${ports[0]}" -master.port.grpc="${ports[1]}" -volume.port="${ports[2]}" -volume.port.grpc="${ports[3]}" \
+      -filer.port="${ports[4]}" -filer.port.grpc="${ports[5]}" -s3.port="${ports[6]}" -s3.port.grpc="${ports[7]}" \
+      -s3.port.iceberg=0 -s3.port.lance=0 -admin.ui=false -admin.port="${ports[8]}" -admin.port.grpc="${ports[9]}" -webdav=false \
+      -s3.config="$TMP/s3.json" -bucket=bench </dev/null >>"$TMP/weed.log" 2>&1 &
+    WEEDPID=$!
+    until curl -s -o /dev/null "http://127.0.0.1:${ports[4]}/buckets/bench/"; do sleep 0.2; done
+}
+start_weed
+if [[ "$MODE" == soak ]]; then LOCAL_BUDGET="${LOCAL_BUDGET:-3221225472}"; fi
 cat >"$TMP/magnetar.toml" <<TOML
 [object_store]
 kind = "s3"
@@ -46,6 +76,7 @@ allow_http = true
 
 [storage]
 segment_max_bytes = 8388608
+local_disk_budget_bytes = ${LOCAL_BUDGET:-0}
 TOML
 B="http://127.0.0.1:${ports[10]}"
 "$BIN" standalone --data-dir "$TMP/data" --http-addr "127.0.0.1:${ports[10]}" --config "$TMP/magnetar.toml" 2>"$TMP/broker.log" &
@@ -58,13 +89,35 @@ case "$MODE" in
 latency)
     RATE="${2:-10000}"
     N="${3:-100000}"
-    curl -s -X PUT "$ns/offloadThreshold" "${json[@]}" -d -1
-    echo "== without offload"
-    "$BIN" perf ws-produce --url "$W" --topic persistent://public/default/no-offload -n "$N" -s 1024 -w 256 --rate "$RATE" 2>/dev/null
+    # The WAL fsyncs of a phase: how many, and how many took over 5 ms (disk contention).
+    fsyncs() { curl -s "$B/metrics" | python3 -c 'import sys
+m={}
+for l in sys.stdin:
+    if l.startswith("magnetar_wal_fsync_seconds_bucket{le=\"0.005\"}"): m["le5"]=float(l.split()[-1])
+    if l.startswith("magnetar_wal_fsync_seconds_count"): m["n"]=float(l.split()[-1])
+print(int(m["n"]), int(m["n"]-m["le5"]))'; }
+    report() { read -r n1 s1 <<<"$1"; read -r n2 s2 <<<"$(fsyncs)"; echo "wal fsyncs: $((n2 - n1)), over 5 ms: $((s2 - s1))"; }
+    ROUNDS="${4:-1}"
+    # `public/keep` never offloads, `public/default` uploads each segment as it seals; both keep
+    # everything (no retention deletes during the runs), so the only difference between the two
+    # phases is the upload of what the phase itself produces.
+    curl -s -X PUT "$B/admin/v2/namespaces/public/keep"
+    for n in keep default; do
+        curl -s -X POST "$B/admin/v2/namespaces/public/$n/retention" "${json[@]}" -d '{"retentionTimeInMinutes":-1,"retentionSizeInMB":-1}'
+    done
+    curl -s -X PUT "$B/admin/v2/namespaces/public/keep/offloadThreshold" "${json[@]}" -d -1
     curl -s -X PUT "$ns/offloadThreshold" "${json[@]}" -d 0
-    echo "== with offload running (threshold 0: each sealed 8 MiB segment is uploaded at once)"
-    "$BIN" perf ws-produce --url "$W" --topic persistent://public/default/offload -n "$N" -s 1024 -w 256 --rate "$RATE" 2>/dev/null
-    curl -s "$B/admin/v2/persistent/public/default/offload/stats" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("offloadedStorageSize", d["offloadedStorageSize"], "storageSize", d["storageSize"])'
+    for round in $(seq "$ROUNDS"); do
+        echo "== round $round without offload"
+        before="$(fsyncs)"
+        "$BIN" perf ws-produce --url "$W" --topic "persistent://public/keep/no-offload-$round" -n "$N" -s 1024 -w 256 --rate "$RATE" 2>/dev/null
+        report "$before"
+        echo "== round $round with offload running (threshold 0: each sealed 8 MiB segment is uploaded at once)"
+        before="$(fsyncs)"
+        "$BIN" perf ws-produce --url "$W" --topic "persistent://public/default/offload-$round" -n "$N" -s 1024 -w 256 --rate "$RATE" 2>/dev/null
+        report "$before"
+    done
+    curl -s "$B/admin/v2/persistent/public/default/offload-1/stats" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("offloadedStorageSize", d["offloadedStorageSize"], "storageSize", d["storageSize"])'
     ;;
 catchup)
     N="${2:-300000}"
@@ -98,5 +151,59 @@ d=json.load(sys.stdin); l=d["ledgers"]; print(int(all(x["offloaded"] for x in l[
         "$BIN" perf consume --url "$B" --topic "persistent://public/$t" --subscription catchup -n "$N" -b 1000 -c 2 2>/dev/null
     done
     ;;
-*) echo "unknown mode $MODE: latency or catchup" >&2; exit 2 ;;
+soak)
+    # The issue's "done when": several GB into one topic with 8 MiB segments, offloaded at once and
+    # their local copies dropped, the S3 server stopped for a minute in the middle; the local disk
+    # is sampled every second; then the whole topic is read back from the earliest offset.
+    GB="${2:-4}"
+    RATE="${3:-20000}"
+    OUTAGE="${4:-60}"
+    N=$((GB * 1024 * 1024))   # 1 KB messages
+    curl -s -X PUT "$ns/offloadDeletionLagMs" "${json[@]}" -d 0
+    curl -s -X PUT "$ns/offloadThreshold" "${json[@]}" -d 0
+    curl -s -X POST "$ns/retention" "${json[@]}" -d '{"retentionTimeInMinutes":-1,"retentionSizeInMB":-1}'
+    curl -s -X PUT "$B/admin/v2/persistent/public/default/soak"
+    echo "== $N × 1 KB at $RATE msg/s, local disk budget $LOCAL_BUDGET bytes, S3 stopped for ${OUTAGE} s after 30 s"
+    # Local disk every second: segment files (the budget's scope) and WAL files.
+    ( while sleep 1; do
+        echo "$(date +%s) $(du -sb "$TMP/data/log/logs" 2>/dev/null | cut -f1) $(du -sb "$TMP/data/log/wal" 2>/dev/null | cut -f1)"
+      done ) >"$TMP/disk.log" &
+    SAMPLER=$!
+    ( sleep 30; echo "S3 server stopped at $(date +%T)"; kill "$WEEDPID"
+      while kill -0 "$WEEDPID" 2>/dev/null; do sleep 0.2; done
+      sleep "$OUTAGE"; echo "S3 server restarted at $(date +%T)"; start_weed; echo "$WEEDPID" >"$TMP/weed.pid" ) &
+    OUTAGER=$!
+    started=$(date +%s)
+    "$BIN" perf produce --url "$B" --topic persistent://public/default/soak -n "$N" -s 1024 -b 100 -c 4 --rate "$RATE" 2>&1 | tail -1
+    wait "$OUTAGER"
+    WEEDPID="$(cat "$TMP/weed.pid")"
+    echo "produced in $(( $(date +%s) - started )) s; waiting for the offload to catch up"
+    for _ in $(seq 900); do
+        done_=$(curl -s "$B/admin/v2/persistent/public/default/soak/internalStats" | python3 -c 'import json,sys
+d=json.load(sys.stdin); l=d["ledgers"]; print(int(all(x["offloaded"] for x in l[:-1])))')
+        [[ "$done_" == 1 ]] && break
+        sleep 1
+    done
+    sleep 5   # the next offload pass drops the last local copies
+    kill "$SAMPLER"
+    echo "local segment files at the end: $(du -sh "$TMP/data/log/logs" | cut -f1)"
+    python3 - "$TMP/disk.log" "$LOCAL_BUDGET" <<'PY'
+import sys
+rows = [l.split() for l in open(sys.argv[1]) if len(l.split()) == 3]
+segs = [int(r[1]) for r in rows]; wal = [int(r[2]) for r in rows]
+budget = int(sys.argv[2])
+print(f"local segment files: max {max(segs)/2**20:.0f} MiB over {len(rows)} samples (budget {budget/2**20:.0f} MiB): "
+      + ("within budget" if max(segs) <= budget else "OVER BUDGET"))
+print(f"WAL files: max {max(wal)/2**20:.0f} MiB")
+t0 = int(rows[0][0])
+print("timeline (s: segment MiB / WAL MiB): " + ", ".join(
+    f"{int(r[0]) - t0}: {int(r[1]) / 2**20:.0f}/{int(r[2]) / 2**20:.0f}" for r in rows[::10]))
+PY
+    curl -s "$B/admin/v2/persistent/public/default/soak/stats" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("msgInCounter", d["msgInCounter"], "storageSize", d["storageSize"], "offloadedStorageSize", d["offloadedStorageSize"])'
+    echo "bucket on the S3 server's disk: $(du -sh "$WEED_DIR" | cut -f1)"
+    echo "== read the whole topic from the earliest offset"
+    "$BIN" perf consume --url "$B" --topic persistent://public/default/soak --subscription soak-read -n "$N" -b 1000 -c 2 2>&1 | tail -1
+    curl -s "$B/admin/v2/persistent/public/default/soak/stats" | python3 -c 'import json,sys; d=json.load(sys.stdin); s=d["subscriptions"]["soak-read"]; print("subscription soak-read: msgOutCounter", s["msgOutCounter"], "backlog", s["msgBacklog"])'
+    ;;
+*) echo "unknown mode $MODE: latency, catchup or soak" >&2; exit 2 ;;
 esac

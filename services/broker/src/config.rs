@@ -65,7 +65,7 @@ impl Default for BrokerConfig {
             offload_threshold_seconds: -1,
             offload_deletion_lag_ms: 600_000,
             offload_check_interval_ms: 1_000,
-            offload_max_backoff_ms: 30_000,
+            offload_max_backoff_ms: 10_000,
             offload_gc_interval_ms: 600_000,
             offload_gc_grace_ms: 3_600_000,
         }

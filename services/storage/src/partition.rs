@@ -494,7 +494,10 @@ impl PartitionLog {
             let res = match &target {
                 Target::Local(t) => t.read(&mut budget, &mut out),
                 Target::Remote(seg) => match self.shared.tier.get() {
-                    Some(tier) => tier.read(seg, &mut budget, &mut out),
+                    Some(tier) => {
+                        let next = self.segs.lock().remote.range(seg.end_offset..).next().map(|(_, r)| r.clone());
+                        tier.read(seg, next.as_ref(), &mut budget, &mut out)
+                    }
                     None => Err(StorageError::Unavailable(format!(
                         "log {}: segment {} is in the object store but no object tier is attached",
                         self.log_id, seg.base_offset

@@ -9,7 +9,8 @@
 //! ([`crate::PartitionLog::attach_remote`], [`crate::PartitionLog::mark_offloaded`]).
 //!
 //! Reads are synchronous (a partition read runs on a blocking thread): object requests run on
-//! the tier's own small runtime (`magnetar-object-io`) and the reading thread waits for them, so
+//! the tier's own small runtime (`magnetar-object-io`; uploads run on `magnetar-upload`, at a lower
+//! CPU priority) and the reading thread waits for them, so
 //! a read works from any blocking context whatever runtime (if any) the caller belongs to.
 
 use crate::metrics::StorageMetrics;
@@ -84,7 +85,10 @@ pub struct ListedObject {
 pub struct ObjectTier {
     store: Arc<dyn ObjectStore>,
     config: TierConfig,
+    /// Object reads (read-ahead, block fetches for catch-up readers).
     io: IoRuntime,
+    /// Uploads, at a lower CPU priority: they are never urgent, the publish path always is.
+    uploads: IoRuntime,
     cache: Arc<Mutex<BlockCache>>,
     /// Block fetches running on the i/o runtime; readers needing one of them wait for it.
     inflight: Arc<Mutex<HashMap<BlockKey, Arc<Pending>>>>,
@@ -105,7 +109,8 @@ impl ObjectTier {
         Ok(Arc::new(ObjectTier {
             store,
             config,
-            io: IoRuntime::start()?,
+            io: IoRuntime::start("magnetar-object-io", 2, false)?,
+            uploads: IoRuntime::start("magnetar-upload", 1, true)?,
             cache: Arc::new(Mutex::new(cache)),
             inflight: Arc::default(),
             metrics,
@@ -126,7 +131,15 @@ impl ObjectTier {
         let (path, meta) = log.sealed_file(base)?;
         let started = Instant::now();
         let in_progress = GaugeGuard::inc(&self.metrics.uploads_in_progress);
-        let res = self.upload_file(&path, meta.size, key).await;
+        // On the tier's low-priority runtime: the upload's HTTP work never competes on equal
+        // terms with the publish path's threads.
+        let (store, config, key_owned) = (self.store.clone(), self.config.clone(), key.to_string());
+        let res = self
+            .uploads
+            .handle
+            .spawn(async move { upload_file(&store, &config, &path, meta.size, &key_owned).await })
+            .await
+            .unwrap_or_else(|e| Err(StorageError::Unavailable(format!("upload task failed: {e}"))));
         drop(in_progress);
         match res {
             Ok(()) => {
@@ -145,53 +158,6 @@ impl ObjectTier {
             }
             Err(e) => {
                 self.metrics.offload_failures.inc();
-                Err(e)
-            }
-        }
-    }
-
-    async fn upload_file(&self, path: &std::path::Path, size: u64, key: &str) -> Result<()> {
-        let file = Arc::new(File::open(path).map_err(|e| StorageError::io(path, e))?);
-        let location = ObjectPath::from(key);
-        let chunk = |from: u64, len: usize| {
-            let (file, path) = (file.clone(), path.to_path_buf());
-            async move {
-                tokio::task::spawn_blocking(move || {
-                    let mut buf = vec![0u8; len];
-                    file.read_exact_at(&mut buf, from).map_err(|e| StorageError::io(&path, e))?;
-                    Ok::<_, StorageError>(Bytes::from(buf))
-                })
-                .await
-                .map_err(|e| StorageError::Unavailable(format!("segment read task failed: {e}")))?
-            }
-        };
-        if size <= self.config.multipart_threshold_bytes {
-            let body = chunk(0, size as usize).await?;
-            self.store.put(&location, PutPayload::from(body)).await.map_err(|e| unavailable(key, "upload", e))?;
-            return Ok(());
-        }
-        let mut upload = self.store.put_multipart(&location).await.map_err(|e| unavailable(key, "upload", e))?;
-        let mut at = 0u64;
-        let part = self.config.part_bytes as u64;
-        let res: Result<()> = async {
-            while at < size {
-                let len = part.min(size - at);
-                let body = chunk(at, len as usize).await?;
-                upload.put_part(PutPayload::from(body)).await.map_err(|e| unavailable(key, "upload part", e))?;
-                at += len;
-            }
-            Ok(())
-        }
-        .await;
-        match res {
-            Ok(()) => {
-                upload.complete().await.map_err(|e| unavailable(key, "complete upload", e))?;
-                Ok(())
-            }
-            Err(e) => {
-                if let Err(abort) = upload.abort().await {
-                    tracing::warn!(key, error = %abort, "aborting a failed multipart upload failed");
-                }
                 Err(e)
             }
         }
@@ -228,6 +194,7 @@ impl ObjectTier {
     pub(crate) fn read(
         &self,
         seg: &RemoteSegment,
+        next: Option<&RemoteSegment>,
         budget: &mut segment::ReadBudget,
         out: &mut Vec<crate::Record>,
     ) -> Result<()> {
@@ -235,9 +202,44 @@ impl ObjectTier {
             let (obj, sealed) = self.open(seg)?;
             let idx = sealed.load_index(&obj, &obj.display)?;
             let pos = segment::index_lookup(&idx, budget.from).map_or(segment::HEADER_LEN, |e| e.position);
-            segment::read_records(&obj, &obj.display, pos, sealed.records_end, seg.base_offset, budget, out)
+            segment::read_records(&obj, &obj.display, pos, sealed.records_end, seg.base_offset, budget, out)?;
+            // Read-ahead stops at the object's end; a reader this close to it continues in the
+            // next segment, whose footer and first blocks are fetched now rather than when the
+            // reader gets there (two round trips per segment otherwise).
+            if let Some(next) = next {
+                let at = segment::index_lookup(&idx, budget.from).map_or(pos, |e| e.position);
+                let ahead = self.config.read_ahead_blocks * self.config.block_bytes;
+                if at + ahead >= sealed.records_end {
+                    let left = (sealed.records_end.saturating_sub(at)).div_ceil(self.config.block_bytes);
+                    self.prefetch(next, self.config.read_ahead_blocks.saturating_sub(left).max(1));
+                }
+            }
+            Ok(())
         })();
         self.classify(seg, res)
+    }
+
+    /// Starts fetching the last block (footer and indexes) and the first `blocks` blocks of
+    /// `seg`, unless cached or coming already; never waits.
+    fn prefetch(&self, seg: &RemoteSegment, blocks: u64) {
+        let key: Arc<str> = Arc::from(seg.key.as_str());
+        let bs = self.config.block_bytes;
+        let n = seg.size_bytes.div_ceil(bs);
+        let last = n.saturating_sub(1);
+        let wanted = std::iter::once(last).chain((0..blocks.min(n)).filter(|b| *b != last));
+        // Lock order as in `blocks`: cache, then in-flight fetches.
+        let cache = self.cache.lock();
+        let mut inflight = self.inflight.lock();
+        for b in wanted {
+            if cache.contains(&key, b)
+                || inflight.contains_key(&(key.clone(), b))
+                || inflight.len() as u64 * bs >= self.config.cache_bytes / 2
+            {
+                continue;
+            }
+            let pending = self.start_fetch(&key, seg.size_bytes, b);
+            inflight.insert((key.clone(), b), pending);
+        }
     }
 
     /// First offset with publish time >= `t` in a remote segment. Blocking.
@@ -548,6 +550,60 @@ impl BlockCache {
     }
 }
 
+/// Uploads a sealed segment file: one PUT up to the multipart threshold, parts above it.
+async fn upload_file(
+    store: &Arc<dyn ObjectStore>,
+    config: &TierConfig,
+    path: &std::path::Path,
+    size: u64,
+    key: &str,
+) -> Result<()> {
+    let file = Arc::new(File::open(path).map_err(|e| StorageError::io(path, e))?);
+    let location = ObjectPath::from(key);
+    let chunk = |from: u64, len: usize| {
+        let (file, path) = (file.clone(), path.to_path_buf());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; len];
+                file.read_exact_at(&mut buf, from).map_err(|e| StorageError::io(&path, e))?;
+                Ok::<_, StorageError>(Bytes::from(buf))
+            })
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("segment read task failed: {e}")))?
+        }
+    };
+    if size <= config.multipart_threshold_bytes {
+        let body = chunk(0, size as usize).await?;
+        store.put(&location, PutPayload::from(body)).await.map_err(|e| unavailable(key, "upload", e))?;
+        return Ok(());
+    }
+    let mut upload = store.put_multipart(&location).await.map_err(|e| unavailable(key, "upload", e))?;
+    let mut at = 0u64;
+    let part = config.part_bytes as u64;
+    let res: Result<()> = async {
+        while at < size {
+            let len = part.min(size - at);
+            let body = chunk(at, len as usize).await?;
+            upload.put_part(PutPayload::from(body)).await.map_err(|e| unavailable(key, "upload part", e))?;
+            at += len;
+        }
+        Ok(())
+    }
+    .await;
+    match res {
+        Ok(()) => {
+            upload.complete().await.map_err(|e| unavailable(key, "complete upload", e))?;
+            Ok(())
+        }
+        Err(e) => {
+            if let Err(abort) = upload.abort().await {
+                tracing::warn!(key, error = %abort, "aborting a failed multipart upload failed");
+            }
+            Err(e)
+        }
+    }
+}
+
 /// A small runtime of its own for object reads, driven by a dedicated thread and stopped when
 /// the tier is dropped (dropping a runtime inside another runtime's task would panic).
 struct IoRuntime {
@@ -556,17 +612,19 @@ struct IoRuntime {
 }
 
 impl IoRuntime {
-    fn start() -> Result<IoRuntime> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("magnetar-object-io")
-            .enable_all()
+    fn start(name: &str, threads: usize, background: bool) -> Result<IoRuntime> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads).thread_name(name).enable_all();
+        if background {
+            builder.on_thread_start(lower_thread_priority);
+        }
+        let rt = builder
             .build()
             .map_err(|e| StorageError::Unavailable(format!("cannot start the object i/o runtime: {e}")))?;
         let handle = rt.handle().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
-            .name("magnetar-object-rt".into())
+            .name(format!("{name}-rt"))
             .spawn(move || {
                 rt.block_on(async {
                     let _ = rx.await;
@@ -577,6 +635,28 @@ impl IoRuntime {
         Ok(IoRuntime { handle, stop: Some(tx) })
     }
 }
+
+/// Nice value of the upload thread: uploads are background work that yields the CPU to the
+/// publish and delivery paths when both want it (reads stay at normal priority: a catch-up
+/// reader waits for them).
+const IO_NICE: i32 = 10;
+
+/// Lowers the calling thread's CPU priority (Linux: the nice value is per thread).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // two syscalls std has no wrapper for
+fn lower_thread_priority() {
+    // SAFETY: plain syscalls on the calling thread's own id; no memory is passed.
+    let rc = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, IO_NICE)
+    };
+    if rc != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), "cannot lower the upload thread's priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_thread_priority() {}
 
 impl Drop for IoRuntime {
     fn drop(&mut self) {

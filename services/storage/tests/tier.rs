@@ -339,3 +339,52 @@ macro_rules! both_backends {
 }
 
 both_backends!(round_trip, multipart, corruption, budget);
+
+/// A reader reaching the end of one offloaded segment finds the next one's footer and first
+/// block fetched already: crossing into it costs no cache miss (no round trip on the read path).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequential_reader_finds_the_next_segment_prefetched() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = StorageMetrics::new();
+    let (s, _) = Storage::open_with_metrics(cfg(dir.path()), metrics.clone()).unwrap();
+    let t = tier(local_store(dir.path()), &metrics);
+    s.attach_tier(t.clone());
+    append_range(&s, 9, 0, 300, 5).await;
+    let log = s.log(9).unwrap();
+    let l = log.clone();
+    tokio::task::spawn_blocking(move || l.seal_active()).await.unwrap().unwrap();
+    let remote = offload_all(&s, &t, &unique_prefix("prefetch"), 9).await;
+    assert!(remote.len() >= 3, "several segments: {}", remote.len());
+    for r in &remote {
+        log.drop_local_copy(r.base_offset).unwrap();
+    }
+    let (first, second) = (remote[0].clone(), remote[1].clone());
+    // Read the first segment to its end, as a catch-up reader does.
+    let l = log.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut at = first.base_offset;
+        while at < first.end_offset {
+            let got = l.read(at, (first.end_offset - at) as usize, 1 << 20).unwrap();
+            at = got.last().unwrap().offset + 1;
+        }
+    })
+    .await
+    .unwrap();
+    // Let the prefetches land (they run on the tier's own runtime).
+    let mut fetched = metrics.object_get_bytes.get();
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let now = metrics.object_get_bytes.get();
+        if now == fetched {
+            break;
+        }
+        fetched = now;
+    }
+    let (misses, hits) = (metrics.cache_misses.get(), metrics.cache_hits.get());
+    let l = log.clone();
+    let got = tokio::task::spawn_blocking(move || l.read(second.base_offset, 1, 1 << 20).unwrap()).await.unwrap();
+    assert_eq!(got[0].offset, remote[1].base_offset);
+    assert_eq!(metrics.cache_misses.get(), misses, "opening the next segment missed the cache");
+    assert!(metrics.cache_hits.get() > hits);
+    s.shutdown().await;
+}
