@@ -24,6 +24,7 @@
 #   approximate an S3 service on other machines, as in production:
 #   WEED_TMPFS=1  the S3 server's data lives in memory (its writes leave the broker's disk alone)
 #   WEED_NICE=19  the S3 server runs at a lower CPU priority
+#   META_TMPFS=1  (with WEED_TMPFS=1) the metadata store's SQLite file lives in memory too
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE="${1:-latency}"
@@ -78,6 +79,11 @@ allow_http = true
 segment_max_bytes = 8388608
 local_disk_budget_bytes = ${LOCAL_BUDGET:-0}
 TOML
+# META_TMPFS=1 (with WEED_TMPFS=1) keeps the metadata store's SQLite file in memory too: its
+# commit fsyncs leave the broker's disk alone, as with PostgreSQL on other machines.
+if [[ -n "${META_TMPFS:-}" ]]; then
+    printf '\n[metadata]\nurl = "sqlite://%s/metadata.db"\n' "$WEED_DIR" >>"$TMP/magnetar.toml"
+fi
 B="http://127.0.0.1:${ports[10]}"
 "$BIN" standalone --data-dir "$TMP/data" --http-addr "127.0.0.1:${ports[10]}" --config "$TMP/magnetar.toml" 2>"$TMP/broker.log" &
 BROKER=$!

@@ -210,16 +210,43 @@ pub(crate) struct Flusher {
     pub files: Arc<Mutex<WalFiles>>,
     pub shared: Arc<Shared>,
     apply: mpsc::SyncSender<ApplyJob>,
+    /// Jobs handed to the applier and not finished yet.
+    queued: Arc<AtomicUsize>,
+    jobs: JobContext,
     pub failed: Option<String>,
 }
 
-/// The applier thread: writes durable records to their segments, makes them visible and
-/// completes their appenders. It runs one batch behind the flusher, so the segment writes of
-/// one group commit overlap the WAL write and fsync of the next.
-pub(crate) struct Applier {
+/// What running an [`ApplyJob`] needs, on whichever thread runs it.
+#[derive(Clone)]
+struct JobContext {
     files: Arc<Mutex<WalFiles>>,
     /// Wakes the trimmer after a roll.
     on_roll: mpsc::Sender<crate::trim::TrimMsg>,
+}
+
+impl JobContext {
+    fn run(&self, job: ApplyJob) {
+        match job {
+            ApplyJob::Batch { items, failed } => apply_batch(items, failed),
+            ApplyJob::Rolled(done) => {
+                {
+                    let mut files = self.files.lock();
+                    files.rolling -= done.size;
+                    files.complete.push_back(done);
+                }
+                let _ = self.on_roll.send(crate::trim::TrimMsg::Roll);
+            }
+        }
+    }
+}
+
+/// The applier thread: writes durable records to their segments, makes them visible and
+/// completes their appenders. When the next group commit is already waiting, the flusher hands
+/// it the durable batch, so its segment writes overlap the WAL write and fsync of the next one;
+/// otherwise the flusher applies the batch itself, sparing a thread hop on the way to the ack.
+pub(crate) struct Applier {
+    ctx: JobContext,
+    queued: Arc<AtomicUsize>,
     rx: mpsc::Receiver<ApplyJob>,
 }
 
@@ -237,7 +264,9 @@ impl Flusher {
         let file = OpenOptions::new().create(true).append(true).open(&path).ctx(&path)?;
         File::open(dir).and_then(|d| d.sync_all()).ctx(dir)?;
         let (apply, rx) = mpsc::sync_channel(APPLY_QUEUE);
-        let applier = Applier { files: files.clone(), on_roll, rx };
+        let ctx = JobContext { files: files.clone(), on_roll };
+        let queued = Arc::new(AtomicUsize::new(0));
+        let applier = Applier { ctx: ctx.clone(), queued: queued.clone(), rx };
         let flusher = Flusher {
             dir: dir.to_path_buf(),
             file,
@@ -246,6 +275,8 @@ impl Flusher {
             files,
             shared,
             apply,
+            queued,
+            jobs: ctx,
             failed: None,
         };
         Ok((flusher, applier))
@@ -254,8 +285,16 @@ impl Flusher {
     pub fn run(mut self, rx: mpsc::Receiver<WalItem>) {
         let max_batch = self.shared.config.wal_max_batch_bytes;
         let mut stopping = false;
+        // An item taken to learn whether more work waits: it starts the next batch.
+        let mut carry: Option<WalItem> = None;
         while !stopping {
-            let Ok(first) = rx.recv() else { break };
+            let first = match carry.take() {
+                Some(item) => item,
+                None => match rx.recv() {
+                    Ok(item) => item,
+                    Err(_) => break,
+                },
+            };
             let mut bytes = first.bytes().len();
             let mut batch = vec![first];
             while bytes < max_batch {
@@ -268,12 +307,12 @@ impl Flusher {
                 }
             }
             stopping = batch.iter().any(|i| matches!(i, WalItem::Shutdown));
-            self.commit(batch);
+            self.commit(batch, &rx, &mut carry);
             if stopping {
                 // Items that raced with `close`: complete them too (they were accepted).
-                let rest: Vec<WalItem> = rx.try_iter().collect();
+                let rest: Vec<WalItem> = carry.take().into_iter().chain(rx.try_iter()).collect();
                 if !rest.is_empty() {
-                    self.commit(rest);
+                    self.commit(rest, &rx, &mut carry);
                 }
             }
         }
@@ -282,8 +321,9 @@ impl Flusher {
         }
     }
 
-    /// One group commit: write and fsync, then hand the batch to the applier.
-    fn commit(&mut self, batch: Vec<WalItem>) {
+    /// One group commit: write and fsync, then apply (here, or on the applier when the next
+    /// group commit is waiting).
+    fn commit(&mut self, batch: Vec<WalItem>, rx: &mpsc::Receiver<WalItem>, carry: &mut Option<WalItem>) {
         let written = match self.write_batch(&batch) {
             Ok(n) => n,
             Err(e) => {
@@ -301,16 +341,18 @@ impl Flusher {
                 WalItem::Seal { .. } | WalItem::Shutdown => 0,
             })
             .sum();
-        // The applier outlives the flusher (it ends when this sender goes), so this only fails
-        // if it panicked; the appenders then see their channels closed.
-        let _ = self.apply.send(ApplyJob::Batch { items: batch, failed: self.failed.clone() });
+        if carry.is_none() {
+            *carry = rx.try_recv().ok();
+        }
+        let more = carry.is_some();
+        self.dispatch(ApplyJob::Batch { items: batch, failed: self.failed.clone() }, more);
         if written > 0 {
             let m = &self.shared.metrics;
             m.wal_batch_records.observe(records as f64);
             m.wal_batch_bytes.observe(written as f64);
             m.wal_records.inc_by(records);
             if self.current.size >= self.shared.config.wal_file_bytes
-                && let Err(e) = self.roll()
+                && let Err(e) = self.roll(more)
             {
                 tracing::error!(error = %e, "wal roll failed; storage stops accepting writes");
                 self.failed = Some(e.to_string());
@@ -357,7 +399,7 @@ impl Flusher {
     }
 
     /// Starts the next WAL file. Everything in the current one is fsynced and applied.
-    fn roll(&mut self) -> Result<()> {
+    fn roll(&mut self, more: bool) -> Result<()> {
         let seq = self.seq + 1;
         let path = wal_path(&self.dir, seq);
         let file = OpenOptions::new().create(true).append(true).open(&path).ctx(&path)?;
@@ -371,25 +413,29 @@ impl Flusher {
             files.current_size = 0;
             files.rolling += done.size;
         }
-        let _ = self.apply.send(ApplyJob::Rolled(done));
+        self.dispatch(ApplyJob::Rolled(done), more);
         Ok(())
+    }
+
+    /// Runs `job` here when nothing is waiting (no hop), or queues it behind the applier's jobs
+    /// (order is kept: a job runs here only when the applier has none left).
+    fn dispatch(&self, job: ApplyJob, more_waiting: bool) {
+        if !more_waiting && self.queued.load(Ordering::Acquire) == 0 {
+            self.jobs.run(job);
+            return;
+        }
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        // The applier outlives the flusher (it ends when this sender goes), so this only fails
+        // if it panicked; the appenders then see their channels closed.
+        let _ = self.apply.send(job);
     }
 }
 
 impl Applier {
     pub fn run(self) {
         for job in self.rx {
-            match job {
-                ApplyJob::Batch { items, failed } => apply_batch(items, failed),
-                ApplyJob::Rolled(done) => {
-                    {
-                        let mut files = self.files.lock();
-                        files.rolling -= done.size;
-                        files.complete.push_back(done);
-                    }
-                    let _ = self.on_roll.send(crate::trim::TrimMsg::Roll);
-                }
-            }
+            self.ctx.run(job);
+            self.queued.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
