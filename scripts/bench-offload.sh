@@ -25,6 +25,7 @@
 #   WEED_TMPFS=1  the S3 server's data lives in memory (its writes leave the broker's disk alone)
 #   WEED_NICE=19  the S3 server runs at a lower CPU priority
 #   META_TMPFS=1  (with WEED_TMPFS=1) the metadata store's SQLite file lives in memory too
+#   UPLOAD_RATE=N the broker's `upload_bytes_per_second` (0: uploads unpaced)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE="${1:-latency}"
@@ -40,8 +41,12 @@ print(" ".join(str(x.getsockname()[1]) for x in s))'))
 cleanup() {
     # BENCH_LOG_DIR=dir keeps the broker's and the S3 server's logs and the disk samples.
     if [[ -n "${BENCH_LOG_DIR:-}" ]]; then mkdir -p "$BENCH_LOG_DIR"; cp "$TMP"/*.log "$BENCH_LOG_DIR"/ 2>/dev/null || true; fi
-    kill "${BROKER:-0}" "${WEEDPID:-0}" "${SAMPLER:-0}" 2>/dev/null || true
-    [[ -f "$TMP/weed.pid" ]] && kill "$(cat "$TMP/weed.pid")" 2>/dev/null || true
+    # Only pids that were set: `kill 0` would signal this script's whole process group.
+    local pids=("${BROKER:-}" "${WEEDPID:-}" "${SAMPLER:-}")
+    [[ -f "$TMP/weed.pid" ]] && pids+=("$(cat "$TMP/weed.pid")")
+    for pid in "${pids[@]}"; do
+        [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true
+    done
     wait 2>/dev/null || true
     rm -rf "$TMP" "${WEED_DIR:-}"
 }
@@ -74,6 +79,7 @@ bucket = "bench"
 access_key_id = "bench"
 secret_access_key = "benchsecret"
 allow_http = true
+upload_bytes_per_second = ${UPLOAD_RATE:-0}
 
 [storage]
 segment_max_bytes = 8388608

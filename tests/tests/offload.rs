@@ -24,6 +24,7 @@ fn s3_config() -> ObjectStoreConfig {
     let endpoint = env("MAGNETAR_TEST_S3_ENDPOINT");
     ObjectStoreConfig::S3(S3Config {
         allow_http: endpoint.starts_with("http://"),
+        upload_bytes_per_second: 0,
         endpoint: Some(endpoint),
         region: std::env::var("MAGNETAR_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
         bucket: env("MAGNETAR_TEST_S3_BUCKET"),

@@ -36,6 +36,7 @@ fn unique_cluster(test: &str) -> String {
 fn s3_config(endpoint: String, bucket: &str, key: &str, secret: &str) -> ObjectStoreConfig {
     ObjectStoreConfig::S3(S3Config {
         allow_http: endpoint.starts_with("http://"),
+        upload_bytes_per_second: 0,
         endpoint: Some(endpoint),
         region: "us-east-1".into(),
         bucket: bucket.into(),

@@ -18,6 +18,7 @@ fn store(dir: &std::path::Path) -> (Arc<dyn object_store::ObjectStore>, &'static
             let var = |n: &str| std::env::var(n).unwrap_or_else(|_| panic!("{n} is not set"));
             let cfg = ObjectStoreConfig::S3(S3Config {
                 allow_http: endpoint.starts_with("http://"),
+                upload_bytes_per_second: 0,
                 endpoint: Some(endpoint),
                 region: "us-east-1".into(),
                 bucket: var("MAGNETAR_TEST_S3_BUCKET"),

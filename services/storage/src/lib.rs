@@ -30,6 +30,7 @@ mod config;
 mod error;
 mod metrics;
 pub mod object;
+mod paced;
 mod partition;
 mod record;
 mod recovery;

@@ -56,6 +56,11 @@ pub struct S3Config {
     /// by accident.
     #[serde(default)]
     pub allow_http: bool,
+    /// Segment uploads stream at most this many bytes per second (0 = as fast as the network
+    /// goes). Spreading an upload keeps its burst of network work from delaying acknowledgements
+    /// on the broker's cores; it must stay above the broker's ingest rate or uploads fall behind.
+    #[serde(default)]
+    pub upload_bytes_per_second: u64,
 }
 
 fn default_true() -> bool {
@@ -128,9 +133,8 @@ fn build_s3(cfg: &S3Config) -> Result<Arc<dyn ObjectStore>, StorageError> {
         retry_timeout: std::time::Duration::from_secs(15),
         ..Default::default()
     };
-    let options = object_store::ClientOptions::new()
-        .with_connect_timeout(std::time::Duration::from_secs(5))
-        .with_timeout(std::time::Duration::from_secs(120));
+    let (connect_timeout, timeout) = (std::time::Duration::from_secs(5), std::time::Duration::from_secs(120));
+    let options = object_store::ClientOptions::new().with_connect_timeout(connect_timeout).with_timeout(timeout);
     let mut builder = AmazonS3Builder::new()
         .with_retry(retry)
         .with_client_options(options)
@@ -156,6 +160,13 @@ fn build_s3(cfg: &S3Config) -> Result<Arc<dyn ObjectStore>, StorageError> {
                 "object store keys `access_key_id` and `secret_access_key` must be set together".to_owned(),
             ));
         }
+    }
+    if cfg.upload_bytes_per_second > 0 {
+        builder = builder.with_http_connector(crate::paced::PacedConnector {
+            bytes_per_second: cfg.upload_bytes_per_second,
+            connect_timeout,
+            timeout,
+        });
     }
     let store = builder.build().map_err(|e| invalid(format!("object store bucket {}: {e}", cfg.bucket)))?;
     Ok(Arc::new(store))
@@ -188,6 +199,7 @@ pub mod conformance {
         let endpoint = env("MAGNETAR_TEST_S3_ENDPOINT");
         super::ObjectStoreConfig::S3(super::S3Config {
             allow_http: endpoint.starts_with("http://"),
+            upload_bytes_per_second: 0,
             endpoint: Some(endpoint),
             region: std::env::var("MAGNETAR_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
             bucket: env("MAGNETAR_TEST_S3_BUCKET"),
