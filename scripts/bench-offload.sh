@@ -97,6 +97,31 @@ until curl -sf "$B/readyz" >/dev/null; do sleep 0.1; done
 W="ws://127.0.0.1:${ports[10]}"
 ns="$B/admin/v2/namespaces/public/default"
 json=(-H 'content-type: application/json')
+KEEP_ALL='{"retentionTimeInMinutes":-1,"retentionSizeInMB":-1}'
+# `public/keep` never offloads, `public/default` uploads each segment as it seals; both keep
+# everything (no retention deletes during a run).
+two_namespaces() {
+    curl -s -X PUT "$B/admin/v2/namespaces/public/keep"
+    for n in keep default; do
+        curl -s -X POST "$B/admin/v2/namespaces/public/$n/retention" "${json[@]}" -d "$KEEP_ALL"
+    done
+    curl -s -X PUT "$B/admin/v2/namespaces/public/keep/offloadThreshold" "${json[@]}" -d -1
+    curl -s -X PUT "$ns/offloadThreshold" "${json[@]}" -d 0
+}
+# Waits (up to TRIES × PAUSE s) until every sealed segment of public/TOPIC is offloaded.
+wait_offloaded() {
+    local topic="$1" tries="$2" pause="$3"
+    for _ in $(seq "$tries"); do
+        done_=$(curl -s "$B/admin/v2/persistent/public/$topic/internalStats" | python3 -c 'import json,sys
+d=json.load(sys.stdin); l=d["ledgers"]; print(int(all(x["offloaded"] for x in l[:-1])))')
+        [[ "$done_" == 1 ]] && return
+        sleep "$pause"
+    done
+}
+# One line of public/TOPIC's stats.
+sizes() {
+    curl -s "$B/admin/v2/persistent/public/$1/stats" | python3 -c "import json,sys; d=json.load(sys.stdin); print('$1: msgInCounter', d['msgInCounter'], 'storageSize', d['storageSize'], 'offloadedStorageSize', d['offloadedStorageSize'])"
+}
 case "$MODE" in
 latency)
     RATE="${2:-10000}"
@@ -110,53 +135,36 @@ for l in sys.stdin:
 print(int(m["n"]), int(m["n"]-m["le5"]))'; }
     report() { read -r n1 s1 <<<"$1"; read -r n2 s2 <<<"$(fsyncs)"; echo "wal fsyncs: $((n2 - n1)), over 5 ms: $((s2 - s1))"; }
     ROUNDS="${4:-1}"
-    # `public/keep` never offloads, `public/default` uploads each segment as it seals; both keep
-    # everything (no retention deletes during the runs), so the only difference between the two
-    # phases is the upload of what the phase itself produces.
-    curl -s -X PUT "$B/admin/v2/namespaces/public/keep"
-    for n in keep default; do
-        curl -s -X POST "$B/admin/v2/namespaces/public/$n/retention" "${json[@]}" -d '{"retentionTimeInMinutes":-1,"retentionSizeInMB":-1}'
-    done
-    curl -s -X PUT "$B/admin/v2/namespaces/public/keep/offloadThreshold" "${json[@]}" -d -1
-    curl -s -X PUT "$ns/offloadThreshold" "${json[@]}" -d 0
+    # The only difference between the two phases is the upload of what the phase produces.
+    two_namespaces
+    phase() {
+        echo "== $1"
+        local before
+        before="$(fsyncs)"
+        "$BIN" perf ws-produce --url "$W" --topic "persistent://public/$2" -n "$N" -s 1024 -w 256 --rate "$RATE" 2>/dev/null
+        report "$before"
+    }
     for round in $(seq "$ROUNDS"); do
-        echo "== round $round without offload"
-        before="$(fsyncs)"
-        "$BIN" perf ws-produce --url "$W" --topic "persistent://public/keep/no-offload-$round" -n "$N" -s 1024 -w 256 --rate "$RATE" 2>/dev/null
-        report "$before"
-        echo "== round $round with offload running (threshold 0: each sealed 8 MiB segment is uploaded at once)"
-        before="$(fsyncs)"
-        "$BIN" perf ws-produce --url "$W" --topic "persistent://public/default/offload-$round" -n "$N" -s 1024 -w 256 --rate "$RATE" 2>/dev/null
-        report "$before"
+        phase "round $round without offload" "keep/no-offload-$round"
+        phase "round $round with offload running (threshold 0: each sealed 8 MiB segment is uploaded at once)" \
+            "default/offload-$round"
     done
-    curl -s "$B/admin/v2/persistent/public/default/offload-1/stats" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("offloadedStorageSize", d["offloadedStorageSize"], "storageSize", d["storageSize"])'
+    sizes default/offload-1
     ;;
 catchup)
     N="${2:-300000}"
-    # Two namespaces: `public/keep` never offloads, `public/default` offloads everything at once
-    # and drops the local copies (deletion lag 0).
-    curl -s -X PUT "$B/admin/v2/namespaces/public/keep"
-    for n in keep default; do
-        curl -s -X POST "$B/admin/v2/namespaces/public/$n/retention" "${json[@]}" -d '{"retentionTimeInMinutes":-1,"retentionSizeInMB":-1}'
-    done
-    curl -s -X PUT "$B/admin/v2/namespaces/public/keep/offloadThreshold" "${json[@]}" -d -1
+    # `public/default` also drops the local copies at once (deletion lag 0).
+    two_namespaces
     curl -s -X PUT "$ns/offloadDeletionLagMs" "${json[@]}" -d 0
-    curl -s -X PUT "$ns/offloadThreshold" "${json[@]}" -d 0
     curl -s -X PUT "$B/admin/v2/persistent/public/keep/local"
     curl -s -X PUT "$B/admin/v2/persistent/public/default/remote"
     "$BIN" perf produce --url "$B" --topic persistent://public/keep/local -n "$N" -s 1024 -b 100 -c 4 2>/dev/null
     "$BIN" perf produce --url "$B" --topic persistent://public/default/remote -n "$N" -s 1024 -b 100 -c 4 2>/dev/null
     # Wait until every sealed segment of `remote` is offloaded, then one more pass drops the copies.
-    for _ in $(seq 600); do
-        done_=$(curl -s "$B/admin/v2/persistent/public/default/remote/internalStats" | python3 -c 'import json,sys
-d=json.load(sys.stdin); l=d["ledgers"]; print(int(all(x["offloaded"] for x in l[:-1])))')
-        [[ "$done_" == 1 ]] && break
-        sleep 0.2
-    done
+    wait_offloaded default/remote 600 0.2
     sleep 3
-    for t in keep/local default/remote; do
-        curl -s "$B/admin/v2/persistent/public/$t/stats" | python3 -c "import json,sys; d=json.load(sys.stdin); print('$t: storageSize', d['storageSize'], 'offloadedStorageSize', d['offloadedStorageSize'])"
-    done
+    sizes keep/local
+    sizes default/remote
     echo "local segment files on disk: $(du -sh "$TMP/data/log/logs" | cut -f1)"
     for t in keep/local default/remote; do
         echo "== catch-up read from the earliest offset, $t"
@@ -173,7 +181,7 @@ soak)
     N=$((GB * 1024 * 1024))   # 1 KB messages
     curl -s -X PUT "$ns/offloadDeletionLagMs" "${json[@]}" -d 0
     curl -s -X PUT "$ns/offloadThreshold" "${json[@]}" -d 0
-    curl -s -X POST "$ns/retention" "${json[@]}" -d '{"retentionTimeInMinutes":-1,"retentionSizeInMB":-1}'
+    curl -s -X POST "$ns/retention" "${json[@]}" -d "$KEEP_ALL"
     curl -s -X PUT "$B/admin/v2/persistent/public/default/soak"
     echo "== $N × 1 KB at $RATE msg/s, local disk budget $LOCAL_BUDGET bytes, S3 stopped for ${OUTAGE} s after 30 s"
     # Local disk every second: segment files (the budget's scope) and WAL files.
@@ -190,12 +198,7 @@ soak)
     wait "$OUTAGER"
     WEEDPID="$(cat "$TMP/weed.pid")"
     echo "produced in $(( $(date +%s) - started )) s; waiting for the offload to catch up"
-    for _ in $(seq 900); do
-        done_=$(curl -s "$B/admin/v2/persistent/public/default/soak/internalStats" | python3 -c 'import json,sys
-d=json.load(sys.stdin); l=d["ledgers"]; print(int(all(x["offloaded"] for x in l[:-1])))')
-        [[ "$done_" == 1 ]] && break
-        sleep 1
-    done
+    wait_offloaded default/soak 900 1
     sleep 5   # the next offload pass drops the last local copies
     kill "$SAMPLER"
     echo "local segment files at the end: $(du -sh "$TMP/data/log/logs" | cut -f1)"
@@ -211,7 +214,7 @@ t0 = int(rows[0][0])
 print("timeline (s: segment MiB / WAL MiB): " + ", ".join(
     f"{int(r[0]) - t0}: {int(r[1]) / 2**20:.0f}/{int(r[2]) / 2**20:.0f}" for r in rows[::10]))
 PY
-    curl -s "$B/admin/v2/persistent/public/default/soak/stats" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("msgInCounter", d["msgInCounter"], "storageSize", d["storageSize"], "offloadedStorageSize", d["offloadedStorageSize"])'
+    sizes default/soak
     echo "bucket on the S3 server's disk: $(du -sh "$WEED_DIR" | cut -f1)"
     echo "== read the whole topic from the earliest offset"
     "$BIN" perf consume --url "$B" --topic persistent://public/default/soak --subscription soak-read -n "$N" -b 1000 -c 2 2>&1 | tail -1

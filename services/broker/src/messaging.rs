@@ -133,19 +133,26 @@ impl Broker {
         messages: Vec<PublishMessage>,
         hashing: KeyHashing,
     ) -> Result<Vec<MessageId>> {
-        match self.publish_enqueue(name, messages, hashing).await {
-            Ok(pending) => pending.durable(self).await,
-            Err(e) => {
-                self.metrics.publish_errors.inc();
-                Err(e)
-            }
-        }
+        self.publish_enqueue(name, messages, hashing).await?.durable(self).await
     }
 
     /// The first half of `publish_routed`: validates and routes the messages and queues them
     /// for the WAL with their ids fixed. A connection with many messages in flight enqueues its
     /// next batch while the previous one is being made durable; ids follow enqueue order.
     pub async fn publish_enqueue(
+        &self,
+        name: &TopicName,
+        messages: Vec<PublishMessage>,
+        hashing: KeyHashing,
+    ) -> Result<PendingPublish> {
+        let res = self.enqueue_inner(name, messages, hashing).await;
+        if res.is_err() {
+            self.metrics.publish_errors.inc();
+        }
+        res
+    }
+
+    async fn enqueue_inner(
         &self,
         name: &TopicName,
         messages: Vec<PublishMessage>,

@@ -231,10 +231,7 @@ impl ObjectTier {
         let cache = self.cache.lock();
         let mut inflight = self.inflight.lock();
         for b in wanted {
-            if cache.contains(&key, b)
-                || inflight.contains_key(&(key.clone(), b))
-                || inflight.len() as u64 * bs >= self.config.cache_bytes / 2
-            {
+            if !self.should_fetch_ahead(&cache, &inflight, &key, b) {
                 continue;
             }
             let pending = self.start_fetch(&key, seg.size_bytes, b);
@@ -320,12 +317,7 @@ impl ObjectTier {
                         continue;
                     }
                     self.metrics.cache_misses.inc();
-                } else if cache.contains(key, b)
-                    || inflight.contains_key(&(key.clone(), b))
-                    || inflight.len() as u64 * self.config.block_bytes >= self.config.cache_bytes / 2
-                {
-                    // Cached, already coming, or read-ahead of all readers together already
-                    // holds half the cache budget in flight (memory stays bounded).
+                } else if !self.should_fetch_ahead(&cache, &inflight, key, b) {
                     continue;
                 }
                 let pending =
@@ -342,6 +334,20 @@ impl ObjectTier {
                 Slot::Wait(p) => p.wait(),
             })
             .collect()
+    }
+
+    /// False when block `b` is cached, already coming, or when read-ahead of all readers together
+    /// already holds half the cache budget in flight (memory stays bounded).
+    fn should_fetch_ahead(
+        &self,
+        cache: &BlockCache,
+        inflight: &HashMap<BlockKey, Arc<Pending>>,
+        key: &Arc<str>,
+        b: u64,
+    ) -> bool {
+        !(cache.contains(key, b)
+            || inflight.contains_key(&(key.clone(), b))
+            || inflight.len() as u64 * self.config.block_bytes >= self.config.cache_bytes / 2)
     }
 
     /// Fetches block `b` on the i/o runtime: into the cache, then to whoever waits for it.

@@ -3,8 +3,9 @@
 //! One OS thread (the flusher) owns the active WAL file. Appenders queue encoded frames (bounded
 //! by bytes through a semaphore: appenders wait when `wal_buffer_bytes` are queued); the flusher
 //! takes everything queued (up to `wal_max_batch_bytes`), writes it with one vectored write,
-//! calls `fdatasync` once and hands the batch to the applier thread, which writes the data
-//! records to their partitions' segments and completes every waiter. WAL files are `wal/{seq:020}.wal`, plain runs of frames (see `codec`).
+//! calls `fdatasync` once, then writes the data records to their partitions' segments and
+//! completes every waiter — itself, or through the applier thread when the next group commit is
+//! already waiting. WAL files are `wal/{seq:020}.wal`, plain runs of frames (see `codec`).
 
 use crate::codec::DataFrame;
 use crate::config::StorageConfig;
@@ -207,7 +208,6 @@ pub(crate) struct Flusher {
     pub file: File,
     pub seq: u64,
     pub current: WalFileMeta,
-    pub files: Arc<Mutex<WalFiles>>,
     pub shared: Arc<Shared>,
     apply: mpsc::SyncSender<ApplyJob>,
     /// Jobs handed to the applier and not finished yet.
@@ -264,7 +264,7 @@ impl Flusher {
         let file = OpenOptions::new().create(true).append(true).open(&path).ctx(&path)?;
         File::open(dir).and_then(|d| d.sync_all()).ctx(dir)?;
         let (apply, rx) = mpsc::sync_channel(APPLY_QUEUE);
-        let ctx = JobContext { files: files.clone(), on_roll };
+        let ctx = JobContext { files, on_roll };
         let queued = Arc::new(AtomicUsize::new(0));
         let applier = Applier { ctx: ctx.clone(), queued: queued.clone(), rx };
         let flusher = Flusher {
@@ -272,7 +272,6 @@ impl Flusher {
             file,
             seq,
             current: WalFileMeta::new(seq, path),
-            files,
             shared,
             apply,
             queued,
@@ -394,11 +393,12 @@ impl Flusher {
         m.wal_fsyncs.inc();
         m.wal_bytes_written.inc_by(total as u64);
         self.current.size += total as u64;
-        self.files.lock().current_size = self.current.size;
+        self.jobs.files.lock().current_size = self.current.size;
         Ok(total)
     }
 
-    /// Starts the next WAL file. Everything in the current one is fsynced and applied.
+    /// Starts the next WAL file. Everything in the current one is fsynced; it becomes trimmable
+    /// once applied (the `Rolled` job runs after every batch before it).
     fn roll(&mut self, more: bool) -> Result<()> {
         let seq = self.seq + 1;
         let path = wal_path(&self.dir, seq);
@@ -409,7 +409,7 @@ impl Flusher {
         self.seq = seq;
         // Counted as complete right away (disk use), trimmable only once applied.
         {
-            let mut files = self.files.lock();
+            let mut files = self.jobs.files.lock();
             files.current_size = 0;
             files.rolling += done.size;
         }
