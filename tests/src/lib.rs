@@ -307,3 +307,19 @@ mod reqwest {
         Ok(buf.starts_with("HTTP/1.1 200"))
     }
 }
+
+/// Authentication on with an HS256 secret and `root` as the superuser role.
+pub fn hs256_auth(secret: &str) -> magnetar_auth::AuthConfig {
+    magnetar_auth::AuthConfig {
+        enabled: true,
+        token_secret_key: magnetar_auth::Secret::new(secret),
+        superuser_roles: vec!["root".into()],
+        ..magnetar_auth::AuthConfig::default()
+    }
+}
+
+/// A token for `role` signed with the HS256 `secret`, valid for `ttl_secs`.
+pub fn hs256_token(secret: &str, role: &str, ttl_secs: u64) -> String {
+    use magnetar_auth::tokens_cli::{SigningKey, create_token};
+    create_token(SigningKey::Secret(secret), "sub", role, Some(ttl_secs), &[]).expect("mint token")
+}

@@ -16,16 +16,11 @@ use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http::Head
 const SECRET: &str = "magnetar-auth-test-secret-0123456789abcdef";
 
 fn hs_config() -> AuthConfig {
-    AuthConfig {
-        enabled: true,
-        token_secret_key: Secret::new(SECRET),
-        superuser_roles: vec!["root".into()],
-        ..AuthConfig::default()
-    }
+    magnetar_tests::hs256_auth(SECRET)
 }
 
 fn token(role: &str) -> String {
-    create_token(SigningKey::Secret(SECRET), "sub", role, Some(3600), &[]).expect("mint token")
+    magnetar_tests::hs256_token(SECRET, role, 3600)
 }
 
 fn token_with(claims: &[(&str, Value)]) -> String {

@@ -3,8 +3,7 @@
 //! expires (Pulsar leaves such sessions open).
 
 use futures::StreamExt;
-use magnetar_auth::tokens_cli::{SigningKey, create_token};
-use magnetar_auth::{AuthConfig, Secret};
+use magnetar_auth::AuthConfig;
 use magnetar_tests::TestApp;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -12,16 +11,11 @@ use tokio_tungstenite::tungstenite::{self, Message};
 const SECRET: &str = "magnetar-ws-auth-test-secret-0123456789abcdef";
 
 fn config() -> AuthConfig {
-    AuthConfig {
-        enabled: true,
-        token_secret_key: Secret::new(SECRET),
-        superuser_roles: vec!["root".into()],
-        ..AuthConfig::default()
-    }
+    magnetar_tests::hs256_auth(SECRET)
 }
 
 fn token(role: &str, ttl_secs: u64) -> String {
-    create_token(SigningKey::Secret(SECRET), "sub", role, Some(ttl_secs), &[]).expect("mint token")
+    magnetar_tests::hs256_token(SECRET, role, ttl_secs)
 }
 
 fn ws_url(app: &TestApp, path: &str) -> String {
