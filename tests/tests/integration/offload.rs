@@ -3,7 +3,7 @@
 //! earliest offset with the same ids; retention emptying the bucket. Against the local
 //! filesystem store (standalone) and the SeaweedFS S3 server `scripts/test.sh` starts.
 
-mod common;
+use crate::common;
 
 use common::{admin_topic, create_topic, eventually, ok, produce_payloads, pull_n};
 use magnetar_storage::object::{ObjectStoreConfig, S3Config, Secret, build_object_store};

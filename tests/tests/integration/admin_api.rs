@@ -2,7 +2,7 @@
 //! endpoint of the clusters, tenants, namespaces, topics and subscriptions routers, success and
 //! error cases, with Pulsar's statuses and `{"reason": ...}` bodies.
 
-mod common;
+use crate::common;
 
 use common::*;
 use magnetar_tests::TestApp;

@@ -4,7 +4,7 @@
 //! and for the outage test a SeaweedFS of its own (`MAGNETAR_TEST_WEED_BIN`): the shared one is
 //! never stopped.
 
-mod common;
+use crate::common;
 
 use common::{admin_topic, create_topic, eventually, ok, produce_payloads, pull_n, rest_topic};
 use futures::TryStreamExt;

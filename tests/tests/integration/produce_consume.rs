@@ -2,7 +2,7 @@
 //! in-process broker: routing, limits, long-poll, acks, nacks, ack deadlines, concurrent pullers
 //! and acknowledgements surviving a restart.
 
-mod common;
+use crate::common;
 
 use common::*;
 use magnetar_core::hash::partition_for_key;

@@ -16,7 +16,7 @@
 //! - the dead-letter topic receives a message after it was delivered `maxRedeliverCount + 1`
 //!   times (redelivery counts 0..=max), as the Pulsar client's dead-letter policy does.
 
-mod common;
+use crate::common;
 
 use common::ws::*;
 use common::*;

@@ -2,7 +2,7 @@
 //! the OpenAPI description (which must document every route the routers define) and the
 //! fallback for unknown paths.
 
-mod common;
+use crate::common;
 
 use common::*;
 use magnetar_tests::TestApp;

@@ -1,0 +1,23 @@
+//! Magnetar's integration tests, one module per surface, linked into a single test binary: every
+//! suite links the whole broker, and one binary instead of thirteen keeps CI's link time and disk
+//! use down. Run one suite with `scripts/test.sh -p magnetar-tests -E 'test(/^websocket::/)'`
+//! (nextest) or `cargo test -p magnetar-tests --test integration websocket::`.
+//!
+//! The PostgreSQL and S3 servers come from `scripts/test.sh` (see its header for the variables);
+//! each test creates its own database, schema or key prefix, so the suites run in parallel.
+
+mod common;
+
+mod admin_api;
+mod auth;
+mod cluster_mode;
+mod crash;
+mod offload;
+mod offload_faults;
+mod ops;
+mod policies;
+mod produce_consume;
+mod restart;
+mod retention;
+mod websocket;
+mod ws_auth;
