@@ -25,7 +25,8 @@
 #   WEED_TMPFS=1  the S3 server's data lives in memory (its writes leave the broker's disk alone)
 #   WEED_NICE=19  the S3 server runs at a lower CPU priority
 #   META_TMPFS=1  (with WEED_TMPFS=1) the metadata store's SQLite file lives in memory too
-#   UPLOAD_RATE=N the broker's `upload_bytes_per_second` (0: uploads unpaced)
+#   UPLOAD_RATE=N the broker's `upload_bytes_per_second`: "auto" (default, as the broker's own
+#                 default), 0 (uploads unpaced) or bytes per second
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE="${1:-latency}"
@@ -68,6 +69,8 @@ start_weed() {
     WEEDPID=$!
     until curl -s -o /dev/null "http://127.0.0.1:${ports[4]}/buckets/bench/"; do sleep 0.2; done
 }
+# "auto" is a TOML string, a number is not.
+toml_pace() { if [[ "$1" =~ ^[0-9]+$ ]]; then echo "$1"; else echo "\"$1\""; fi; }
 start_weed
 if [[ "$MODE" == soak ]]; then LOCAL_BUDGET="${LOCAL_BUDGET:-3221225472}"; fi
 cat >"$TMP/magnetar.toml" <<TOML
@@ -79,7 +82,7 @@ bucket = "bench"
 access_key_id = "bench"
 secret_access_key = "benchsecret"
 allow_http = true
-upload_bytes_per_second = ${UPLOAD_RATE:-0}
+upload_bytes_per_second = $(toml_pace "${UPLOAD_RATE:-auto}")
 
 [storage]
 segment_max_bytes = 8388608

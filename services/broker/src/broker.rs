@@ -183,6 +183,10 @@ impl Broker {
         self.tasks.spawn(periodic(weak.clone(), token.clone(), std::time::Duration::from_secs(1), |b| async move {
             b.enforce_policies().await;
         }));
+        // Apart from the offload pass, which may spend many seconds uploading a backlog.
+        self.tasks.spawn(periodic(weak.clone(), token.clone(), std::time::Duration::from_secs(1), |b| async move {
+            b.storage.update_upload_pace();
+        }));
         self.tasks.spawn(periodic(weak, token, std::time::Duration::from_secs(5), |b| async move {
             for p in b.loaded_partitions() {
                 p.update_rates();

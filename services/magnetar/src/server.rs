@@ -30,7 +30,7 @@ pub async fn start(config: Config, standalone: bool) -> anyhow::Result<Running> 
         magnetar_auth::Auth::new(config.auth.clone(), Arc::clone(&metadata)).map_err(|e| anyhow::anyhow!("{e}"))?,
     );
     // Fail fast on an unusable object store configuration; it holds offloaded segments.
-    let objects = magnetar_storage::object::build_object_store(&config.object_store)
+    let (objects, upload_pace) = magnetar_storage::object::build_object_store_paced(&config.object_store)
         .context("invalid object_store configuration")?;
 
     let registry = prometheus::Registry::new();
@@ -44,6 +44,7 @@ pub async fn start(config: Config, standalone: bool) -> anyhow::Result<Running> 
             .await?
             .context("cannot open the durable log")?;
     storage.attach_tier(tier);
+    storage.attach_upload_pace(upload_pace);
     let aux: Vec<(u64, bytes::Bytes)> = aux.into_iter().map(|a| (a.log_id, a.data)).collect();
 
     let listener = TcpListener::bind(config.http_addr)

@@ -7,31 +7,18 @@
 //!   cargo run --release -p magnetar-storage --example tier_bench -- [TOTAL_MIB]
 
 use bytes::Bytes;
-use magnetar_storage::object::{LocalConfig, ObjectStoreConfig, S3Config, Secret, build_object_store};
+use magnetar_storage::object::{LocalConfig, ObjectStoreConfig, build_object_store};
 use magnetar_storage::{ObjectTier, RecordInput, Storage, StorageConfig, StorageMetrics, TierConfig};
 use std::sync::Arc;
 use std::time::Instant;
 
 fn store(dir: &std::path::Path) -> (Arc<dyn object_store::ObjectStore>, &'static str) {
-    match std::env::var("MAGNETAR_TEST_S3_ENDPOINT") {
-        Ok(endpoint) => {
-            let var = |n: &str| std::env::var(n).unwrap_or_else(|_| panic!("{n} is not set"));
-            let cfg = ObjectStoreConfig::S3(S3Config {
-                allow_http: endpoint.starts_with("http://"),
-                upload_bytes_per_second: 0,
-                endpoint: Some(endpoint),
-                region: "us-east-1".into(),
-                bucket: var("MAGNETAR_TEST_S3_BUCKET"),
-                access_key_id: Some(Secret::new(var("MAGNETAR_TEST_S3_ACCESS_KEY"))),
-                secret_access_key: Some(Secret::new(var("MAGNETAR_TEST_S3_SECRET_KEY"))),
-                path_style: true,
-            });
-            (build_object_store(&cfg).expect("s3 store"), "s3 (SeaweedFS)")
-        }
-        Err(_) => {
-            let cfg = ObjectStoreConfig::Local(LocalConfig { root: dir.join("objects") });
-            (build_object_store(&cfg).expect("local store"), "local filesystem")
-        }
+    if std::env::var_os("MAGNETAR_TEST_S3_ENDPOINT").is_some() {
+        let cfg = magnetar_storage::object::conformance::s3_config_from_env();
+        (build_object_store(&cfg).expect("s3 store"), "s3 (SeaweedFS)")
+    } else {
+        let cfg = ObjectStoreConfig::Local(LocalConfig { root: dir.join("objects") });
+        (build_object_store(&cfg).expect("local store"), "local filesystem")
     }
 }
 

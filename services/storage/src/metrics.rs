@@ -20,6 +20,8 @@ pub struct StorageMetrics {
     pub offload_retries: IntCounter,
     /// Segment uploads running now (a crash test waits for one before killing the broker).
     pub uploads_in_progress: IntGauge,
+    /// The rate segment uploads are paced at now (0 = unpaced).
+    pub upload_pace: IntGauge,
     /// Local copies of offloaded segments removed early to keep the local disk within its
     /// budget (least recently read first).
     pub local_copies_evicted: IntCounter,
@@ -80,6 +82,11 @@ impl StorageMetrics {
                 "Segment uploads to the object store running now",
             )
             .expect("valid gauge"),
+            upload_pace: IntGauge::new(
+                "magnetar_offload_upload_pace_bytes_per_second",
+                "Rate segment uploads are paced at now (0 = unpaced); automatic pacing follows the ingest",
+            )
+            .expect("valid gauge"),
             local_copies_evicted: c(
                 "magnetar_local_copies_evicted_total",
                 "Local copies of offloaded segments removed early because the local disk budget needed room",
@@ -125,6 +132,7 @@ impl StorageMetrics {
         }
         registry.register(Box::new(self.offload_seconds.clone()))?;
         registry.register(Box::new(self.uploads_in_progress.clone()))?;
+        registry.register(Box::new(self.upload_pace.clone()))?;
         registry.register(Box::new(self.read_bytes.clone()))?;
         Ok(())
     }

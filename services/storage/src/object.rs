@@ -14,6 +14,7 @@ use object_store::local::LocalFileSystem;
 use serde::Deserialize;
 
 use crate::StorageError;
+pub use crate::paced::{AUTO_FLOOR, UploadPace, UploadPacing};
 
 /// Where sealed segments are offloaded to.
 ///
@@ -56,11 +57,12 @@ pub struct S3Config {
     /// by accident.
     #[serde(default)]
     pub allow_http: bool,
-    /// Segment uploads stream at most this many bytes per second (0 = as fast as the network
-    /// goes). Spreading an upload keeps its burst of network work from delaying acknowledgements
-    /// on the broker's cores; it must stay above the broker's ingest rate or uploads fall behind.
+    /// Segment uploads stream at this pace: `"auto"` (default: twice the broker's ingest, at
+    /// least 16 MiB/s, unpaced while half the local disk budget waits), `0` (as fast as the
+    /// network goes) or a fixed number of bytes per second. Spreading an upload keeps its burst of
+    /// network work from delaying acknowledgements on the broker's cores (see `paced`).
     #[serde(default)]
-    pub upload_bytes_per_second: u64,
+    pub upload_bytes_per_second: UploadPacing,
 }
 
 fn default_true() -> bool {
@@ -102,9 +104,20 @@ impl fmt::Display for Secret {
 ///
 /// Invalid configuration is reported as [`StorageError::InvalidConfig`] naming the offending key.
 pub fn build_object_store(cfg: &ObjectStoreConfig) -> Result<Arc<dyn ObjectStore>, StorageError> {
+    build_object_store_paced(cfg).map(|(store, _)| store)
+}
+
+/// [`build_object_store`], with the handle on its upload pace: the broker feeds it the ingest
+/// (`Storage::attach_upload_pace`). A local store is never paced.
+pub fn build_object_store_paced(
+    cfg: &ObjectStoreConfig,
+) -> Result<(Arc<dyn ObjectStore>, Arc<UploadPace>), StorageError> {
     match cfg {
-        ObjectStoreConfig::Local(local) => build_local(local),
-        ObjectStoreConfig::S3(s3) => build_s3(s3),
+        ObjectStoreConfig::Local(local) => Ok((build_local(local)?, UploadPace::new(UploadPacing::Off))),
+        ObjectStoreConfig::S3(s3) => {
+            let pace = UploadPace::new(s3.upload_bytes_per_second);
+            Ok((build_s3(s3, &pace)?, pace))
+        }
     }
 }
 
@@ -119,7 +132,7 @@ fn build_local(cfg: &LocalConfig) -> Result<Arc<dyn ObjectStore>, StorageError> 
     Ok(Arc::new(store))
 }
 
-fn build_s3(cfg: &S3Config) -> Result<Arc<dyn ObjectStore>, StorageError> {
+fn build_s3(cfg: &S3Config, pace: &Arc<UploadPace>) -> Result<Arc<dyn ObjectStore>, StorageError> {
     if cfg.bucket.is_empty() {
         return Err(invalid("object store key `bucket` is empty".to_owned()));
     }
@@ -161,9 +174,9 @@ fn build_s3(cfg: &S3Config) -> Result<Arc<dyn ObjectStore>, StorageError> {
             ));
         }
     }
-    if cfg.upload_bytes_per_second > 0 {
+    if pace.mode() != UploadPacing::Off {
         builder = builder.with_http_connector(crate::paced::PacedConnector {
-            bytes_per_second: cfg.upload_bytes_per_second,
+            pace: Arc::clone(pace),
             connect_timeout,
             timeout,
         });
@@ -199,7 +212,7 @@ pub mod conformance {
         let endpoint = env("MAGNETAR_TEST_S3_ENDPOINT");
         super::ObjectStoreConfig::S3(super::S3Config {
             allow_http: endpoint.starts_with("http://"),
-            upload_bytes_per_second: 0,
+            upload_bytes_per_second: super::UploadPacing::Off,
             endpoint: Some(endpoint),
             region: std::env::var("MAGNETAR_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
             bucket: env("MAGNETAR_TEST_S3_BUCKET"),

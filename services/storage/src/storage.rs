@@ -4,6 +4,7 @@ use crate::codec;
 use crate::config::StorageConfig;
 use crate::error::IoContext;
 use crate::metrics::StorageMetrics;
+use crate::paced::UploadPace;
 use crate::partition::PartitionLog;
 use crate::recovery;
 use crate::trim::{self, Checkpointer, TrimContext, TrimMsg, TrimStats};
@@ -30,6 +31,8 @@ pub struct Storage {
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Exclusive lock on `data_dir/LOCK`: two processes on one WAL would corrupt it.
     dir_lock: Mutex<Option<File>>,
+    /// The pace of segment uploads, fed with this log's ingest ([`Storage::update_upload_pace`]).
+    upload_pace: std::sync::OnceLock<Arc<UploadPace>>,
 }
 
 impl Storage {
@@ -89,6 +92,7 @@ impl Storage {
             trim_tx,
             threads: Mutex::new(vec![flusher_thread, applier_thread, trim_thread]),
             dir_lock: Mutex::new(Some(lock)),
+            upload_pace: std::sync::OnceLock::new(),
         };
         // Replayed records are only in the page cache; the first trim fsyncs them.
         let _ = storage.trim_tx.send(TrimMsg::Roll);
@@ -196,6 +200,26 @@ impl Storage {
 
     pub fn tier(&self) -> Option<&Arc<crate::tier::ObjectTier>> {
         self.shared.tier.get()
+    }
+
+    /// Lets this log's ingest set the pace of segment uploads (automatic pacing). Only the first
+    /// call has an effect.
+    pub fn attach_upload_pace(&self, pace: Arc<UploadPace>) {
+        let _ = self.upload_pace.set(pace);
+        self.update_upload_pace();
+    }
+
+    /// Feeds the upload pace with the bytes written to the WAL so far and the local bytes waiting
+    /// for upload; the broker calls it every second. Cheap: two counters.
+    pub fn update_upload_pace(&self) {
+        let Some(pace) = self.upload_pace.get() else { return };
+        let rate = pace.observe(
+            std::time::Instant::now(),
+            self.shared.metrics.wal_bytes_written.get(),
+            self.shared.pending_bytes.load(std::sync::atomic::Ordering::Relaxed),
+            self.shared.config.local_disk_budget_bytes,
+        );
+        self.shared.metrics.upload_pace.set(i64::try_from(rate).unwrap_or(i64::MAX));
     }
 
     /// Recomputes the local bytes waiting for upload (the local disk budget's measure) and

@@ -28,7 +28,7 @@ fn s3_paced_store(bytes_per_second: u64) -> Arc<dyn ObjectStore> {
     let ObjectStoreConfig::S3(mut cfg) = magnetar_storage::object::conformance::s3_config_from_env() else {
         unreachable!("s3 config")
     };
-    cfg.upload_bytes_per_second = bytes_per_second;
+    cfg.upload_bytes_per_second = magnetar_storage::object::UploadPacing::Fixed(bytes_per_second);
     build_object_store(&ObjectStoreConfig::S3(cfg)).expect("build paced s3 object store")
 }
 
@@ -121,5 +121,36 @@ async fn s3_paced_upload_keeps_to_its_byte_rate() {
     assert!(took >= std::time::Duration::from_millis(240), "4 MiB at 16 MiB/s took only {took:?}");
     let got = store.get(&key).await.expect("get").bytes().await.expect("bytes");
     assert!(got[..] == body[..], "paced upload arrived different");
+    store.delete(&key).await.expect("delete");
+}
+
+/// Automatic pacing: a change of rate applies to an upload already under way (the local disk
+/// budget filling up lifts the pacing so a backlog drains at full speed).
+#[tokio::test]
+async fn s3_a_pace_change_applies_to_an_upload_under_way() {
+    use magnetar_storage::object::{AUTO_FLOOR, UploadPacing, build_object_store_paced};
+    use object_store::{ObjectStoreExt, PutPayload};
+    let ObjectStoreConfig::S3(mut cfg) = conformance::s3_config_from_env() else { unreachable!("s3 config") };
+    cfg.upload_bytes_per_second = UploadPacing::Auto;
+    let (store, pace) = build_object_store_paced(&ObjectStoreConfig::S3(cfg)).expect("build paced s3 store");
+    assert_eq!(pace.bytes_per_second(), AUTO_FLOOR);
+    let key = unique_prefix("s3-pace-change").join("object");
+    // 96 MiB: six seconds at the floor; unpaced, SeaweedFS on a slow test disk takes ~3.
+    let body: Vec<u8> = (0..96u32 << 20).map(|i| (i % 251) as u8).collect();
+    let started = std::time::Instant::now();
+    let upload = {
+        let (store, key, body) = (Arc::clone(&store), key.clone(), body.clone());
+        tokio::spawn(async move { store.put(&key, PutPayload::from(body)).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let now = std::time::Instant::now();
+    pace.observe(now, 0, 0, 1 << 30);
+    // More than half of a 1 GiB budget waiting for upload: unpaced.
+    assert_eq!(pace.observe(now + std::time::Duration::from_secs(1), 0, 600 << 20, 1 << 30), 0);
+    upload.await.expect("upload task").expect("put");
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_millis(4500), "the unpaced rest of the upload took until {took:?}");
+    let got = store.get(&key).await.expect("get").bytes().await.expect("bytes");
+    assert!(got[..] == body[..], "upload arrived different");
     store.delete(&key).await.expect("delete");
 }

@@ -63,6 +63,27 @@ async fn broker_mode_runs_on_postgres_and_keeps_state_across_restart() {
     .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["messages"].as_array().unwrap().len(), 50);
+    // Uploads are paced automatically by default; an idle broker sits at the floor.
+    let metrics = reqwest::get(format!("{b}/metrics")).await.unwrap().text().await.unwrap();
+    let pace = format!("magnetar_offload_upload_pace_bytes_per_second {}", magnetar_storage::object::AUTO_FLOOR);
+    assert!(metrics.lines().any(|l| l == pace), "no `{pace}` in /metrics");
+}
+
+#[test]
+fn broker_mode_refuses_a_bad_upload_pace_naming_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("magnetar.toml");
+    let cfg = "[metadata]\nurl = \"postgres://127.0.0.1:1/x\"\n\n[object_store]\nkind = \"s3\"\nregion = \"r\"\n\
+               bucket = \"b\"\nupload_bytes_per_second = \"fast\"\n";
+    std::fs::write(&file, cfg).unwrap();
+    let out = std::process::Command::new(magnetar_tests::broker_binary())
+        .args(["broker", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("upload_bytes_per_second") && err.contains("\"fast\""), "{err}");
 }
 
 #[test]

@@ -5,34 +5,14 @@
 
 use crate::common;
 
-use common::{admin_topic, create_topic, eventually, ok, produce_payloads, pull_n};
-use magnetar_storage::object::{ObjectStoreConfig, S3Config, Secret, build_object_store};
+use common::{admin_topic, create_topic, eventually, ok, produce_payloads, pull_n, shared_s3};
+use magnetar_storage::object::{ObjectStoreConfig, build_object_store};
 use magnetar_tests::{TestApp, test_config};
 use object_store::path::Path as ObjectPath;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
 const NS: &str = "/admin/v2/namespaces/public/default";
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests through scripts/test.sh, which starts an S3-compatible server")
-    })
-}
-
-fn s3_config() -> ObjectStoreConfig {
-    let endpoint = env("MAGNETAR_TEST_S3_ENDPOINT");
-    ObjectStoreConfig::S3(S3Config {
-        allow_http: endpoint.starts_with("http://"),
-        upload_bytes_per_second: 0,
-        endpoint: Some(endpoint),
-        region: std::env::var("MAGNETAR_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
-        bucket: env("MAGNETAR_TEST_S3_BUCKET"),
-        access_key_id: Some(Secret::new(env("MAGNETAR_TEST_S3_ACCESS_KEY"))),
-        secret_access_key: Some(Secret::new(env("MAGNETAR_TEST_S3_SECRET_KEY"))),
-        path_style: true,
-    })
-}
 
 fn unique_cluster(test: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
@@ -140,8 +120,8 @@ async fn offloaded_topic_reads_back_from_earliest_on_the_local_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offloaded_topic_reads_back_from_s3_and_retention_empties_the_bucket() {
     let cluster = unique_cluster("offload-s3");
-    let store: Arc<dyn object_store::ObjectStore> = build_object_store(&s3_config()).unwrap();
-    let app = start(Some(s3_config()), &cluster).await;
+    let store: Arc<dyn object_store::ObjectStore> = build_object_store(&shared_s3()).unwrap();
+    let app = start(Some(shared_s3()), &cluster).await;
     let ids = offload_and_read_back(&app, "off-s3").await;
     let prefix = ObjectPath::from(cluster.as_str());
     let listed = || async {

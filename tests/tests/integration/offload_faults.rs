@@ -6,9 +6,9 @@
 
 use crate::common;
 
-use common::{admin_topic, create_topic, eventually, ok, produce_payloads, pull_n, rest_topic};
+use common::{admin_topic, create_topic, eventually, ok, produce_payloads, pull_n, rest_topic, shared_s3};
 use futures::TryStreamExt;
-use magnetar_storage::object::{ObjectStoreConfig, S3Config, Secret, build_object_store};
+use magnetar_storage::object::{ObjectStoreConfig, Secret, build_object_store};
 use magnetar_tests::{BrokerProcess, TestApp, call, fresh_postgres_database, test_config};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -31,29 +31,6 @@ fn env(name: &str) -> String {
 fn unique_cluster(test: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{test}-{}-{nanos}", std::process::id())
-}
-
-fn s3_config(endpoint: String, bucket: &str, key: &str, secret: &str) -> ObjectStoreConfig {
-    ObjectStoreConfig::S3(S3Config {
-        allow_http: endpoint.starts_with("http://"),
-        upload_bytes_per_second: 0,
-        endpoint: Some(endpoint),
-        region: "us-east-1".into(),
-        bucket: bucket.into(),
-        access_key_id: Some(Secret::new(key)),
-        secret_access_key: Some(Secret::new(secret)),
-        path_style: true,
-    })
-}
-
-/// The shared SeaweedFS of `scripts/test.sh`.
-fn shared_s3() -> ObjectStoreConfig {
-    s3_config(
-        env("MAGNETAR_TEST_S3_ENDPOINT"),
-        &env("MAGNETAR_TEST_S3_BUCKET"),
-        &env("MAGNETAR_TEST_S3_ACCESS_KEY"),
-        &env("MAGNETAR_TEST_S3_SECRET_KEY"),
-    )
 }
 
 async fn list_keys(store: &dyn ObjectStore, prefix: &str) -> BTreeMap<String, u64> {
@@ -102,7 +79,14 @@ impl Weed {
     }
 
     fn store_config(&self) -> ObjectStoreConfig {
-        s3_config(self.endpoint(), WEED_BUCKET, WEED_KEY, WEED_SECRET)
+        let mut cfg = shared_s3();
+        if let ObjectStoreConfig::S3(s3) = &mut cfg {
+            s3.endpoint = Some(self.endpoint());
+            s3.bucket = WEED_BUCKET.into();
+            s3.access_key_id = Some(Secret::new(WEED_KEY));
+            s3.secret_access_key = Some(Secret::new(WEED_SECRET));
+        }
+        cfg
     }
 
     /// Starts the server (as `scripts/test.sh` does) and waits until S3 answers and the bucket

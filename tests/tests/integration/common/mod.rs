@@ -168,3 +168,14 @@ pub async fn backlog(app: &TestApp, topic: &str, sub: &str) -> u64 {
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
 }
+
+/// The shared S3 server `scripts/test.sh` starts, as a broker's object store with the default
+/// upload pacing (a missing variable fails the test saying how to get the server).
+pub fn shared_s3() -> magnetar_storage::object::ObjectStoreConfig {
+    use magnetar_storage::object::{ObjectStoreConfig, UploadPacing, conformance};
+    let mut cfg = conformance::s3_config_from_env();
+    if let ObjectStoreConfig::S3(s3) = &mut cfg {
+        s3.upload_bytes_per_second = UploadPacing::default();
+    }
+    cfg
+}
