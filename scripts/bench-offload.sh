@@ -187,9 +187,10 @@ soak)
     curl -s -X POST "$ns/retention" "${json[@]}" -d "$KEEP_ALL"
     curl -s -X PUT "$B/admin/v2/persistent/public/default/soak"
     echo "== $N × 1 KB at $RATE msg/s, local disk budget $LOCAL_BUDGET bytes, S3 stopped for ${OUTAGE} s after 30 s"
-    # Local disk every second: segment files (the budget's scope) and WAL files.
+    # Every second: segment files (the budget's scope), WAL files, and the upload pace in force.
     ( while sleep 1; do
-        echo "$(date +%s) $(du -sb "$TMP/data/log/logs" 2>/dev/null | cut -f1) $(du -sb "$TMP/data/log/wal" 2>/dev/null | cut -f1)"
+        pace="$(curl -s "$B/metrics" | awk '$1 == "magnetar_offload_upload_pace_bytes_per_second" {print $2}')"
+        echo "$(date +%s) $(du -sb "$TMP/data/log/logs" 2>/dev/null | cut -f1) $(du -sb "$TMP/data/log/wal" 2>/dev/null | cut -f1) ${pace:-?}"
       done ) >"$TMP/disk.log" &
     SAMPLER=$!
     ( sleep 30; echo "S3 server stopped at $(date +%T)"; kill "$WEEDPID"
@@ -207,15 +208,16 @@ soak)
     echo "local segment files at the end: $(du -sh "$TMP/data/log/logs" | cut -f1)"
     python3 - "$TMP/disk.log" "$LOCAL_BUDGET" <<'PY'
 import sys
-rows = [l.split() for l in open(sys.argv[1]) if len(l.split()) == 3]
+rows = [l.split() for l in open(sys.argv[1]) if len(l.split()) == 4]
 segs = [int(r[1]) for r in rows]; wal = [int(r[2]) for r in rows]
 budget = int(sys.argv[2])
 print(f"local segment files: max {max(segs)/2**20:.0f} MiB over {len(rows)} samples (budget {budget/2**20:.0f} MiB): "
       + ("within budget" if max(segs) <= budget else "OVER BUDGET"))
 print(f"WAL files: max {max(wal)/2**20:.0f} MiB")
 t0 = int(rows[0][0])
-print("timeline (s: segment MiB / WAL MiB): " + ", ".join(
-    f"{int(r[0]) - t0}: {int(r[1]) / 2**20:.0f}/{int(r[2]) / 2**20:.0f}" for r in rows[::10]))
+print("timeline (s: segment MiB / WAL MiB / upload pace MiB/s, 0 = unpaced): " + ", ".join(
+    f"{int(r[0]) - t0}: {int(r[1]) / 2**20:.0f}/{int(r[2]) / 2**20:.0f}/"
+    + (f"{int(r[3]) / 2**20:.0f}" if r[3].isdigit() else "?") for r in rows[::10]))
 PY
     sizes default/soak
     echo "bucket on the S3 server's disk: $(du -sh "$WEED_DIR" | cut -f1)"

@@ -200,43 +200,54 @@ impl Broker {
         if self.storage.tier().is_none() {
             return;
         }
+        let mut work: Vec<(Arc<Partition>, OffloadPolicy)> = Vec::new();
         for topic in self.loaded_topics() {
             let ns = topic.record.name.namespace().clone();
-            let policy = match self.effective_offload(&ns).await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::debug!(namespace = %ns, error = %e, "skipping offload");
-                    continue;
-                }
-            };
-            for p in &topic.partitions {
-                let due = self.offloader.with(p.log_id, |s| s.retry_at.is_none_or(|t| Instant::now() >= t));
-                if !due {
-                    continue;
-                }
-                let lock = self.offloader.run_lock(p.log_id);
-                let Ok(_guard) = lock.try_lock() else { continue };
-                if let Err(e) = self.offload_partition(p, &policy, None).await {
-                    self.note_failure(p, &e);
-                    continue;
-                }
-                self.offloader.with(p.log_id, |s| {
-                    s.failures = 0;
-                    s.retry_at = None;
-                });
-                let gc_due = self.offloader.with(p.log_id, |s| {
-                    s.last_gc.is_none_or(|t| t.elapsed() >= Duration::from_millis(self.config.offload_gc_interval_ms))
-                });
-                if gc_due {
-                    match self.collect_orphan_objects(p).await {
-                        Ok(n) if n > 0 => tracing::info!(topic = %p.name, deleted = n, "deleted orphan objects"),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(topic = %p.name, error = %e, "orphan object collection failed"),
-                    }
-                    self.offloader.with(p.log_id, |s| s.last_gc = Some(Instant::now()));
-                }
+            match self.effective_offload(&ns).await {
+                Ok(policy) => work.extend(topic.partitions.iter().map(|p| (Arc::clone(p), policy))),
+                Err(e) => tracing::debug!(namespace = %ns, error = %e, "skipping offload"),
             }
         }
+        // What this pass has to upload: a backlog (after an object-store outage, say) lifts the
+        // upload pace so it drains in seconds (`magnetar_storage::object::UploadPace`).
+        let now = magnetar_core::now_millis();
+        let backlog: u64 = work
+            .iter()
+            .map(|(p, policy)| {
+                let segments = p.log.segments();
+                let planned = plan(&segments, policy, now, None).upload;
+                segments.iter().filter(|s| planned.contains(&s.base_offset)).map(|s| s.size_bytes).sum::<u64>()
+            })
+            .sum();
+        self.storage.set_upload_backlog(backlog);
+        for (p, policy) in &work {
+            let due = self.offloader.with(p.log_id, |s| s.retry_at.is_none_or(|t| Instant::now() >= t));
+            if !due {
+                continue;
+            }
+            let lock = self.offloader.run_lock(p.log_id);
+            let Ok(_guard) = lock.try_lock() else { continue };
+            if let Err(e) = self.offload_partition(p, policy, None).await {
+                self.note_failure(p, &e);
+                continue;
+            }
+            self.offloader.with(p.log_id, |s| {
+                s.failures = 0;
+                s.retry_at = None;
+            });
+            let gc_due = self.offloader.with(p.log_id, |s| {
+                s.last_gc.is_none_or(|t| t.elapsed() >= Duration::from_millis(self.config.offload_gc_interval_ms))
+            });
+            if gc_due {
+                match self.collect_orphan_objects(p).await {
+                    Ok(n) if n > 0 => tracing::info!(topic = %p.name, deleted = n, "deleted orphan objects"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(topic = %p.name, error = %e, "orphan object collection failed"),
+                }
+                self.offloader.with(p.log_id, |s| s.last_gc = Some(Instant::now()));
+            }
+        }
+        self.storage.set_upload_backlog(0);
         self.storage.refresh_local_pending();
         if self.offloader.sweep_due(Duration::from_millis(self.config.offload_gc_interval_ms)) {
             match self.collect_deleted_partition_objects().await {
@@ -245,6 +256,12 @@ impl Broker {
                 Err(e) => tracing::warn!(error = %e, "collecting objects of deleted partitions failed"),
             }
         }
+        self.evict_for_budget().await;
+    }
+
+    /// Removes local copies of offloaded segments, least recently read first, while the local
+    /// segment files exceed the local disk budget.
+    async fn evict_for_budget(&self) {
         let storage = Arc::clone(&self.storage);
         match tokio::task::spawn_blocking(move || storage.evict_local_copies()).await {
             Ok(Ok(0)) => {}
@@ -252,6 +269,18 @@ impl Broker {
             Ok(Err(e)) => tracing::warn!(error = %e, "evicting local copies failed"),
             Err(e) => tracing::warn!(error = %e, "local copy eviction task failed"),
         }
+    }
+
+    /// Drops the local copies of this partition's offloaded segments that the deletion lag no
+    /// longer keeps.
+    async fn drop_due_copies(&self, p: &Partition, policy: &OffloadPolicy) -> Result<()> {
+        for base in plan(&p.log.segments(), policy, magnetar_core::now_millis(), None).drop_local {
+            let log = Arc::clone(&p.log);
+            tokio::task::spawn_blocking(move || log.drop_local_copy(base))
+                .await
+                .map_err(|e| BrokerError::Internal(e.to_string()))??;
+        }
+        Ok(())
     }
 
     fn note_failure(&self, p: &Partition, e: &BrokerError) {
@@ -264,7 +293,10 @@ impl Broker {
         tracing::warn!(topic = %p.name, error = %e, failures, retry_in_ms = delay.as_millis() as u64, "offload failed");
     }
 
-    /// Applies one plan to a partition; the caller holds its run lock.
+    /// Applies one plan to a partition; the caller holds its run lock. Local copies go as soon
+    /// as their deletion lag allows, and the disk budget is enforced, after every upload: a pass
+    /// that drains a backlog may take minutes, and its uploaded segments must not stay on the
+    /// local disk until it ends.
     async fn offload_partition(&self, p: &Partition, policy: &OffloadPolicy, manual_before: Option<u64>) -> Result<()> {
         let tier = self.storage.tier().ok_or_else(|| BrokerError::Unavailable("no object store".into()))?.clone();
         let plan = plan(&p.log.segments(), policy, magnetar_core::now_millis(), manual_before);
@@ -295,15 +327,12 @@ impl Broker {
                 Err(e) => return Err(e.into()),
             }
             p.log.mark_offloaded(remote);
+            self.storage.note_uploaded(info.size_bytes);
             tracing::debug!(topic = %p.name, key, "segment offloaded");
+            self.drop_due_copies(p, policy).await?;
+            self.evict_for_budget().await;
         }
-        for base in plan.drop_local {
-            let log = Arc::clone(&p.log);
-            tokio::task::spawn_blocking(move || log.drop_local_copy(base))
-                .await
-                .map_err(|e| BrokerError::Internal(e.to_string()))??;
-        }
-        Ok(())
+        self.drop_due_copies(p, policy).await
     }
 
     /// Deletes objects under the partition's prefix that have no row in the segment index and

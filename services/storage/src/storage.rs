@@ -222,6 +222,21 @@ impl Storage {
         self.shared.metrics.upload_pace.set(i64::try_from(rate).unwrap_or(i64::MAX));
     }
 
+    /// The bytes the offloader's current pass has to upload (it sets this at the start of each
+    /// pass); a backlog raises the automatic upload pace.
+    pub fn set_upload_backlog(&self, bytes: u64) {
+        if let Some(pace) = self.upload_pace.get() {
+            pace.set_backlog(bytes);
+        }
+    }
+
+    /// One segment of the backlog is uploaded.
+    pub fn note_uploaded(&self, bytes: u64) {
+        if let Some(pace) = self.upload_pace.get() {
+            pace.uploaded(bytes);
+        }
+    }
+
     /// Recomputes the local bytes waiting for upload (the local disk budget's measure) and
     /// returns it.
     pub fn refresh_local_pending(&self) -> u64 {

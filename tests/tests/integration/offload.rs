@@ -71,11 +71,8 @@ async fn offload_and_read_back(app: &TestApp, topic: &str) -> Vec<String> {
     let offloaded: u64 = ledgers[..ledgers.len() - 1].iter().map(|l| l["size"].as_u64().unwrap()).sum();
     assert_eq!(stats["offloadedStorageSize"].as_u64().unwrap(), offloaded, "{stats}");
     assert!(stats["storageSize"].as_u64().unwrap() > offloaded);
-    let log_dir = app.dir.path().join("log/logs");
     eventually(30, "local copies of offloaded segments deleted", || async {
-        let files: usize =
-            std::fs::read_dir(&log_dir).unwrap().flatten().map(|d| std::fs::read_dir(d.path()).unwrap().count()).sum();
-        (files == 1).then_some(())
+        (local_segment_files(app) == 1).then_some(())
     })
     .await;
     // Read everything from the earliest offset: same payloads, same ids, same order.
@@ -114,6 +111,47 @@ async fn offloaded_topic_reads_back_from_earliest_on_the_local_store() {
     assert_eq!(app.delete(&format!("{NS}/removeOffloadPolicies")).await.0, 204);
     assert_eq!(app.get(&format!("{NS}/offloadPolicies")).await.0, 204);
     assert_eq!(app.put(&format!("{NS}/offloadThreshold"), Some(json!(-2))).await.0, 412);
+    app.stop().await;
+}
+
+fn local_segment_files(app: &TestApp) -> usize {
+    let log_dir = app.dir.path().join("log/logs");
+    std::fs::read_dir(&log_dir).unwrap().flatten().map(|d| std::fs::read_dir(d.path()).unwrap().count()).sum()
+}
+
+/// A pass drops each local copy as soon as its deletion lag allows, not when the pass ends (a
+/// pass draining a backlog can take minutes): once a manual offload of every sealed segment
+/// reports success, only the active segment is on disk, with no automatic pass in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offload_pass_drops_local_copies_as_it_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    cfg.broker.offload_check_interval_ms = 3_600_000;
+    cfg.storage.read_cache_bytes = 0;
+    let app = TestApp::start(dir, cfg).await;
+    let keep = json!({"retentionTimeInMinutes": -1, "retentionSizeInMB": -1});
+    assert_eq!(app.post(&format!("{NS}/retention"), Some(keep)).await.0, 204);
+    assert_eq!(app.put(&format!("{NS}/offloadDeletionLagMs"), Some(json!(0))).await.0, 204);
+    create_topic(&app, "off-drop").await;
+    let sent = payloads(600);
+    for chunk in sent.chunks(100) {
+        produce_payloads(&app, "off-drop", chunk).await;
+    }
+    let before = local_segment_files(&app);
+    assert!(before > 3, "expected several sealed segments, found {before} files");
+    let (s, _) = app
+        .put(&format!("{}/offload", admin_topic("off-drop")), Some(json!({"ledgerId": i64::MAX, "entryId": 0})))
+        .await;
+    assert_eq!(s, 204);
+    eventually(30, "manual offload finished", || async {
+        let st = ok(app.get(&format!("{}/offload", admin_topic("off-drop"))).await);
+        (st["status"] == "SUCCESS").then_some(())
+    })
+    .await;
+    assert_eq!(local_segment_files(&app), 1, "local copies left behind by the pass");
+    let got = pull_n(&app, "off-drop", "reader", sent.len(), 60_000).await;
+    let got_payloads: Vec<String> = got.iter().map(common::payload_text).collect();
+    assert!(got_payloads == sent, "payloads read back differ");
     app.stop().await;
 }
 
