@@ -8,6 +8,8 @@
 # ARGS are passed to the test runner, e.g.
 #   scripts/test.sh -p magnetar-metadata
 #   scripts/test.sh -p magnetar-storage --test object_store_conformance
+#   scripts/test.sh -p magnetar-tests -E 'test(/^websocket::/)'   (one suite of the integration
+#                                                                  binary, tests/tests/integration)
 #
 # Knobs (all optional):
 #   MAGNETAR_TEST_QUICK=1        skip `cargo fmt --check` and clippy (quick local runs)

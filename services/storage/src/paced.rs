@@ -170,14 +170,15 @@ fn follow(estimate: f64, current: f64, dt: Duration) -> f64 {
     estimate + (current - estimate) * weight
 }
 
-/// Twice the ingest, at least [`AUTO_FLOOR`], at least the backlog over [`BACKLOG_DRAIN`];
-/// unpaced (0) while more than half the local disk budget waits for upload.
+/// Twice the ingest, at least [`AUTO_FLOOR`], and enough to upload the backlog within
+/// [`BACKLOG_DRAIN`] while the ingest goes on; unpaced (0) while more than half the local disk
+/// budget waits for upload.
 fn auto_rate(ingest_bytes_per_second: f64, backlog: u64, pending: u64, budget: u64) -> u64 {
     if budget > 0 && pending > budget / 2 {
         return 0;
     }
-    let drain = (backlog as f64 / BACKLOG_DRAIN.as_secs_f64()) as u64;
-    ((2.0 * ingest_bytes_per_second) as u64).max(AUTO_FLOOR).max(drain)
+    let drain = ingest_bytes_per_second + backlog as f64 / BACKLOG_DRAIN.as_secs_f64();
+    ((2.0 * ingest_bytes_per_second).max(drain) as u64).max(AUTO_FLOOR)
 }
 
 /// Builds [`PacedService`]s sending large bodies at the pace's current rate.
@@ -293,9 +294,10 @@ mod tests {
 
     #[test]
     fn a_backlog_is_paced_to_drain_within_ten_seconds() {
-        // One sealed segment waiting changes nothing; 1.2 GiB after an outage goes at 123 MiB/s.
+        // One sealed segment waiting changes nothing; 1.2 GiB after an outage, with 10 MiB/s
+        // still coming in, goes at 10 + 123 MiB/s.
         assert_eq!(auto_rate(10.0 * MIB as f64, 8 * MIB, 8 * MIB, 0), 20 * MIB);
-        assert_eq!(auto_rate(10.0 * MIB as f64, 1230 * MIB, 1230 * MIB, 0), 123 * MIB);
+        assert_eq!(auto_rate(10.0 * MIB as f64, 1230 * MIB, 1230 * MIB, 0), 133 * MIB);
         let pace = UploadPace::new(UploadPacing::Auto);
         let t0 = std::time::Instant::now();
         pace.observe(t0, 0, 0, 0);
