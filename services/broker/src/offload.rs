@@ -216,7 +216,11 @@ impl Broker {
             .map(|(p, policy)| {
                 let segments = p.log.segments();
                 let planned = plan(&segments, policy, now, None).upload;
-                segments.iter().filter(|s| planned.contains(&s.base_offset)).map(|s| s.size_bytes).sum::<u64>()
+                segments
+                    .iter()
+                    .filter(|s| planned.binary_search(&s.base_offset).is_ok())
+                    .map(|s| s.size_bytes)
+                    .sum::<u64>()
             })
             .sum();
         self.storage.set_upload_backlog(backlog);
