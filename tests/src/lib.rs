@@ -173,7 +173,7 @@ pub fn broker_binary() -> PathBuf {
     bin
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
@@ -207,7 +207,10 @@ impl BrokerProcess {
         Self::start_args(data_dir, addr, args, extra_env)
     }
 
-    fn start_args(data_dir: &Path, addr: String, args: Vec<String>, extra_env: &[(&str, &str)]) -> BrokerProcess {
+    /// Starts the broker binary with exactly these arguments and extra environment, listening on
+    /// `addr` (which the arguments or the configuration must make it bind), and waits until it is
+    /// ready; its log goes next to `data_dir`.
+    pub fn start_args(data_dir: &Path, addr: String, args: Vec<String>, extra_env: &[(&str, &str)]) -> BrokerProcess {
         let mut p = BrokerProcess {
             base: format!("http://{addr}"),
             data_dir: data_dir.to_path_buf(),

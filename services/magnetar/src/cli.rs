@@ -103,7 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             server::run(cfg, true).await
         }
         Command::Broker { config, log_json, insecure } => {
-            let base = Config::standalone(std::path::Path::new("data"));
+            let base = Config::cluster(std::path::Path::new("data"));
             let mut cfg = Config::load(base, Some(&config))?;
             if !cfg.metadata.url.0.starts_with("postgres") {
                 anyhow::bail!(

@@ -139,6 +139,13 @@ impl Config {
         }
     }
 
+    /// Defaults of `magnetar broker`: the standalone ones with the cloud offload defaults
+    /// (every segment uploaded as it seals, the local copy kept as a cache for
+    /// `offload_deletion_lag_ms`), as docs/configuration.md documents them.
+    pub fn cluster(data_dir: &Path) -> Config {
+        Config { broker: BrokerConfig::default(), ..Config::standalone(data_dir) }
+    }
+
     /// Layers a TOML file (if any) and `MAGNETAR_*` variables over `base`.
     pub fn load(base: Config, file: Option<&Path>) -> anyhow::Result<Config> {
         let mut given = Figment::new();
@@ -149,9 +156,11 @@ impl Config {
             given = given.merge(Toml::file(f));
         }
         // `MAGNETAR_TEST_*` variables belong to the test harness, not to the broker.
-        given = given.merge(
-            Env::prefixed("MAGNETAR_").split("__").filter(|k| !k.as_str().to_ascii_lowercase().starts_with("test_")),
-        );
+        given = given.merge(Env::prefixed("MAGNETAR_").split("__").filter(|k| {
+            let k = k.as_str().to_ascii_lowercase();
+            // `MAGNETAR_LOG` is the tracing filter (cli.rs), not the `[log]` section.
+            !k.starts_with("test_") && k != "log"
+        }));
         // The object store section is a tagged choice (`kind = "local" | "s3"`): a given one
         // replaces the default instead of being merged field by field into it.
         let mut defaults = serde_json::to_value(&base)?;

@@ -28,7 +28,8 @@ async fn broker_mode_runs_on_postgres_and_keeps_state_across_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let cfg = cluster_config().await;
-    let mut broker = BrokerProcess::start_cluster(&data, &cfg, &[]);
+    // `MAGNETAR_LOG` is the log filter, not a configuration key (it once failed the start).
+    let mut broker = BrokerProcess::start_cluster(&data, &cfg, &[("MAGNETAR_LOG", "info,magnetar_broker=debug")]);
     let c = reqwest::Client::new();
     let b = broker.base.clone();
     let (s, body) = call(&c, Method::GET, &format!("{b}/admin/v2/clusters"), None).await;

@@ -12,6 +12,7 @@ mod admin_api;
 mod auth;
 mod cluster_mode;
 mod crash;
+mod helm_chart;
 mod offload;
 mod offload_faults;
 mod ops;
