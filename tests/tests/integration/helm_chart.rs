@@ -74,6 +74,19 @@ fn chart_lints_and_refuses_incomplete_values_naming_them() {
     bad.push(("auth.keySecret.kind", "password"));
     let err = render(&bad).expect_err("an unknown key kind must not render");
     assert!(err.contains("auth.keySecret.kind"), "{err}");
+    // The ServiceMonitor selects exactly one Service (the headless one would double samples).
+    let mut with_monitor = REQUIRED.to_vec();
+    with_monitor.push(("serviceMonitor.enabled", "true"));
+    let objects = render(&with_monitor).expect("render with a ServiceMonitor");
+    let monitor = object(&objects, "ServiceMonitor", "mg-magnetar");
+    let wanted = monitor["spec"]["selector"]["matchLabels"].as_mapping().expect("matchLabels");
+    let selected: Vec<&str> = objects
+        .iter()
+        .filter(|o| o["kind"].as_str() == Some("Service"))
+        .filter(|o| wanted.iter().all(|(k, v)| &o["metadata"]["labels"][k] == v))
+        .map(|o| text(&o["metadata"]["name"]))
+        .collect();
+    assert_eq!(selected, ["mg-magnetar"]);
     // Without authentication no key is needed, and no key volume is mounted.
     let objects = render(&[
         ("metadata.urlSecret.name", "pg"),
