@@ -1,15 +1,10 @@
 //! `magnetar broker --config FILE`: PostgreSQL metadata and an S3-compatible object store, as
 //! an operator runs it. Uses the PostgreSQL and SeaweedFS servers started by scripts/test.sh.
 
+use crate::common::env;
 use magnetar_tests::{BrokerProcess, call, fresh_postgres_database};
 use reqwest::Method;
 use serde_json::json;
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests through scripts/test.sh, which starts PostgreSQL and an S3-compatible server")
-    })
-}
 
 async fn cluster_config() -> String {
     format!(
@@ -70,34 +65,31 @@ async fn broker_mode_runs_on_postgres_and_keeps_state_across_restart() {
     assert!(metrics.lines().any(|l| l == pace), "no `{pace}` in /metrics");
 }
 
-#[test]
-fn broker_mode_refuses_a_bad_upload_pace_naming_the_value() {
+/// `magnetar broker --config FILE` with `config` must fail; its stderr.
+fn broker_refuses(config: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("magnetar.toml");
-    let cfg = "[metadata]\nurl = \"postgres://127.0.0.1:1/x\"\n\n[object_store]\nkind = \"s3\"\nregion = \"r\"\n\
-               bucket = \"b\"\nupload_bytes_per_second = \"fast\"\n";
-    std::fs::write(&file, cfg).unwrap();
+    std::fs::write(&file, config).unwrap();
     let out = std::process::Command::new(magnetar_tests::broker_binary())
         .args(["broker", "--config"])
         .arg(&file)
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn broker_mode_refuses_a_bad_upload_pace_naming_the_value() {
+    let err = broker_refuses(
+        "[metadata]\nurl = \"postgres://127.0.0.1:1/x\"\n\n[object_store]\nkind = \"s3\"\nregion = \"r\"\n\
+         bucket = \"b\"\nupload_bytes_per_second = \"fast\"\n",
+    );
     assert!(err.contains("upload_bytes_per_second") && err.contains("\"fast\""), "{err}");
 }
 
 #[test]
 fn broker_mode_refuses_sqlite_metadata_with_a_clear_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("magnetar.toml");
-    std::fs::write(&file, "[metadata]\nurl = \"sqlite://x.db\"\n").unwrap();
-    let out = std::process::Command::new(magnetar_tests::broker_binary())
-        .args(["broker", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = broker_refuses("[metadata]\nurl = \"sqlite://x.db\"\n");
     assert!(err.contains("PostgreSQL") && err.contains("metadata.url"), "{err}");
 }

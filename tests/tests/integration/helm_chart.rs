@@ -6,6 +6,7 @@
 //! directory, starts the real broker binary and checks it serves the admin API, produce and
 //! consume, metrics and a clean SIGTERM.
 
+use crate::common::env;
 use magnetar_tests::{BrokerProcess, call, free_port, fresh_postgres_database, hs256_token};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -13,12 +14,6 @@ use serde_yaml_ng::Value as Yaml;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests through scripts/test.sh, which installs helm and starts the servers")
-    })
-}
 
 fn chart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/magnetar")
@@ -51,6 +46,10 @@ fn object<'a>(objects: &'a [Yaml], kind: &str, name: &str) -> &'a Yaml {
 
 fn text(v: &Yaml) -> &str {
     v.as_str().unwrap_or_else(|| panic!("expected a string, got {v:?}"))
+}
+
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.expect("request").json().await.expect("JSON body")
 }
 
 const REQUIRED: [(&str, &str); 3] =
@@ -218,7 +217,7 @@ async fn broker_runs_as_the_chart_configures_it() {
     // Authentication is on: nothing without a token, everything for the superuser role.
     let (s, _) = call(&c, Method::GET, &format!("{base}/admin/v2/clusters"), None).await;
     assert_eq!(s, 401);
-    let clusters: Value = auth(Method::GET, "/admin/v2/clusters").send().await.unwrap().json().await.unwrap();
+    let clusters = json_of(auth(Method::GET, "/admin/v2/clusters")).await;
     assert_eq!(clusters, json!([cluster]));
     let s = auth(Method::PUT, "/admin/v2/tenants/acme")
         .json(&json!({"adminRoles": [], "allowedClusters": [cluster]}))
@@ -236,25 +235,16 @@ async fn broker_runs_as_the_chart_configures_it() {
         let r = auth(Method::POST, "/topics/persistent/acme/app/events").json(&json!({"messages": msgs})).send().await;
         assert_eq!(r.unwrap().status(), 200);
     }
-    let pulled: Value = auth(Method::POST, "/topics/persistent/acme/app/events/subscriptions/s/pull")
-        .json(&json!({"maxMessages": 500, "waitMs": 2000, "initialPosition": "earliest"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pulled = json_of(
+        auth(Method::POST, "/topics/persistent/acme/app/events/subscriptions/s/pull")
+            .json(&json!({"maxMessages": 500, "waitMs": 2000, "initialPosition": "earliest"})),
+    )
+    .await;
     assert_eq!(pulled["messages"].as_array().map(Vec::len), Some(200), "{pulled}");
     // Sealed segments go to the bucket with the chart's credentials (offload at once by default).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let stats: Value = auth(Method::GET, "/admin/v2/persistent/acme/app/events/internalStats")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let stats = json_of(auth(Method::GET, "/admin/v2/persistent/acme/app/events/internalStats")).await;
         if stats["ledgers"].as_array().is_some_and(|l| l.iter().any(|x| x["offloaded"] == true)) {
             break;
         }

@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use common::{admin_topic, create_topic, eventually, ok, produce_payloads, pull_n, rest_topic, shared_s3};
+use common::{admin_topic, create_topic, env, eventually, ok, produce_payloads, pull_n, rest_topic, shared_s3};
 use futures::TryStreamExt;
 use magnetar_storage::object::{ObjectStoreConfig, Secret, build_object_store};
 use magnetar_tests::{BrokerProcess, TestApp, call, fresh_postgres_database, test_config};
@@ -21,12 +21,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const NS: &str = "/admin/v2/namespaces/public/default";
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests through scripts/test.sh, which starts PostgreSQL and SeaweedFS")
-    })
-}
 
 fn unique_cluster(test: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();

@@ -169,6 +169,16 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
 }
 
+/// A variable `scripts/test.sh` exports; a missing one fails the test saying how to get it.
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run the tests through scripts/test.sh, which starts PostgreSQL and SeaweedFS and \
+             installs helm"
+        )
+    })
+}
+
 /// The shared S3 server `scripts/test.sh` starts, as a broker's object store with the default
 /// upload pacing (a missing variable fails the test saying how to get the server).
 pub fn shared_s3() -> magnetar_storage::object::ObjectStoreConfig {
