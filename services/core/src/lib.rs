@@ -2,15 +2,19 @@
 //! subscription), Pulsar-compatible message ids, namespace/topic policies and the key hash used to
 //! route messages to partitions. No I/O lives here.
 
+pub mod clock;
 pub mod hash;
 pub mod message_id;
 pub mod names;
 pub mod policies;
+pub mod secret;
 pub mod time;
 
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use message_id::MessageId;
 pub use names::{ClusterName, Domain, NameError, NamespaceName, SubscriptionName, TenantName, TopicName};
 pub use policies::{BacklogQuota, Policies, RetentionPolicies};
+pub use secret::Secret;
 
 /// Milliseconds since the Unix epoch, the one clock unit stored and sent on the wire.
 pub fn now_millis() -> i64 {

@@ -5,12 +5,14 @@
 //! PostgreSQL (cluster mode) and SQLite (standalone); the shared conformance suite in
 //! `conformance` runs against both. Every multi-row change is one transaction.
 
+pub mod cache;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
 mod sql;
 mod types;
 
+pub use cache::{Freshness, PolicyCache};
 pub use error::MetadataError;
 pub use sql::{Dialect, SqlMetadataStore, StoreOptions};
 pub use types::*;
@@ -65,8 +67,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn create_topic(&self, spec: &NewTopic) -> Result<TopicRecord>;
     async fn get_topic(&self, name: &TopicName) -> Result<Option<TopicRecord>>;
     async fn list_topics(&self, namespace: &NamespaceName) -> Result<Vec<TopicRecord>>;
-    /// Grows a partitioned topic to `partitions` (adding partition rows). `Conflict` if the topic
-    /// is not partitioned or `partitions` is not larger than the current count.
+    /// Grows a partitioned topic to `partitions` (adding partition rows, each with every
+    /// subscription of the existing partitions, positioned at its start), in one transaction.
+    /// `Conflict` if the topic is not partitioned or `partitions` is not larger than the count.
     async fn update_partitions(&self, name: &TopicName, partitions: u32) -> Result<TopicRecord>;
     /// Deletes the topic, its partitions, subscriptions and segment index rows in one transaction.
     async fn delete_topic(&self, name: &TopicName) -> Result<TopicRecord>;

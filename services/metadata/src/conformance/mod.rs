@@ -43,6 +43,7 @@ macro_rules! conformance_tests {
             create_topic_errors_name_the_resource,
             list_topics_returns_only_the_namespace_topics,
             update_partitions_grows_partitioned_topics_only,
+            update_partitions_gives_new_partitions_every_subscription,
             delete_topic_removes_partitions_subscriptions_and_segments,
             log_ids_are_never_reused_after_delete,
             topic_policies_round_trip,

@@ -105,6 +105,27 @@ pub async fn update_partitions_grows_partitioned_topics_only(store: Arc<dyn Meta
     assert_names(&err, "topic persistent://acme/orders/none");
 }
 
+/// Growing a topic and giving the new partitions their subscriptions is one step: no state in
+/// which some partitions lack a subscription the others have.
+pub async fn update_partitions_gives_new_partitions_every_subscription(store: Arc<dyn MetadataStore>) {
+    given_namespace(store.as_ref(), "acme/orders").await;
+    let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 2).await;
+    let cursors: Vec<(i64, CursorState)> =
+        t.partition_records.iter().map(|p| (p.log_id, CursorState { mark_delete: 7, acked_ranges: vec![] })).collect();
+    store.create_subscription("billing", &cursors).await.unwrap();
+    store.create_subscription("audit", &cursors[..1]).await.unwrap();
+    let grown = store.update_partitions(&t.name, 4).await.unwrap();
+    for p in &grown.partition_records[2..] {
+        let subs = store.list_subscriptions(p.log_id).await.unwrap();
+        let names: Vec<&str> = subs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, vec!["audit", "billing"], "partition {}", p.index);
+        assert!(subs.iter().all(|s| s.cursor == CursorState::default()), "new partitions start at offset 0");
+    }
+    // The existing partitions' cursors are untouched.
+    let first = store.list_subscriptions(grown.partition_records[0].log_id).await.unwrap();
+    assert!(first.iter().all(|s| s.cursor.mark_delete == 7));
+}
+
 pub async fn delete_topic_removes_partitions_subscriptions_and_segments(store: Arc<dyn MetadataStore>) {
     given_namespace(store.as_ref(), "acme/orders").await;
     let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 2).await;

@@ -98,6 +98,22 @@ impl SqlMetadataStore {
             return Err(MetadataError::Conflict(format!("topic {name} partitions were changed concurrently")));
         }
         add_partitions(&mut tx, current.id, (i64::from(current.partitions)..i64::from(partitions)).collect()).await?;
+        // The new partitions get every subscription of the existing ones, at their start, in the
+        // same transaction: a topic whose partitions disagree on their subscriptions would answer
+        // 404 or skip the new partitions for those subscriptions.
+        sqlx::query(
+            "INSERT INTO subscriptions (log_id, name, mark_delete, acked_ranges, created_at) \
+             SELECT p.log_id, s.name, 0, '[]', $3 FROM partitions p \
+             CROSS JOIN (SELECT DISTINCT name FROM subscriptions WHERE log_id IN \
+                 (SELECT log_id FROM partitions WHERE topic_id = $1 AND idx < $2)) s \
+             WHERE p.topic_id = $1 AND p.idx >= $2",
+        )
+        .bind(current.id)
+        .bind(i64::from(current.partitions))
+        .bind(now_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
         let record = read_topic(&mut tx, name).await?.ok_or_else(|| not_found(name))?;
         tx.commit().await.map_err(classify)?;
         Ok(record)
