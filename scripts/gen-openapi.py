@@ -102,6 +102,7 @@ paths = {
     T + "/internalStats": {"get": op("Internal stats of a partition", "persistent topic", "200", resp={"type": "object"}, errors=(404, 405, 412))},
     T + "/partitioned-internalStats": {"get": op("Internal stats of every partition", "persistent topic", "200", resp={"type": "object"}, errors=(404, 412))},
     T + "/lastMessageId": {"get": op("Id of the last message", "persistent topic", "200", resp=ref("MessageId"), errors=(404, 405, 412))},
+    T + "/unload": {"put": op("Unload a topic (consumers reconnect; it loads again on next use)", "persistent topic", errors=(404, 412))},
     T + "/subscriptions": {"get": op("List subscriptions", "persistent topic", "200", resp=strings, errors=(404, 412))},
     S: {
         "put": op("Create a subscription (optional MessageId body, default latest)", "persistent topic", body=ref("MessageId"), errors=(404, 409, 412)),

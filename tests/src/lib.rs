@@ -73,7 +73,7 @@ impl TestApp {
     pub async fn with_postgres() -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cfg = test_config(dir.path());
-        cfg.metadata = MetadataSection { url: Secret(fresh_postgres_database().await) };
+        cfg.metadata = MetadataSection { url: Secret::new(fresh_postgres_database().await) };
         Self::start(dir, cfg).await
     }
 
@@ -86,7 +86,13 @@ impl TestApp {
     }
 
     pub async fn start(dir: TempDir, cfg: Config) -> TestApp {
-        let running = server::start(cfg, true).await.expect("broker starts");
+        Self::start_with_clock(dir, cfg, magnetar_core::SystemClock::shared()).await
+    }
+
+    /// A broker whose wall clock the test drives (`magnetar_core::ManualClock`): TTL, retention
+    /// ages and delayed delivery move when the test says, without waiting.
+    pub async fn start_with_clock(dir: TempDir, cfg: Config, clock: magnetar_core::SharedClock) -> TestApp {
+        let running = server::start_with_clock(cfg, true, clock).await.expect("broker starts");
         TestApp {
             base: format!("http://{}", running.addr),
             client: reqwest::Client::new(),

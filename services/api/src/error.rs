@@ -25,37 +25,58 @@ impl ApiError {
 
 impl ApiError {
     /// The answer for an error of a given status: 5xx causes go to the log and the client gets
-    /// a generic reason for 500 (503 keeps its reason: it tells the client what to wait for).
-    fn classified(status: StatusCode, e: &dyn std::fmt::Display) -> ApiError {
+    /// a generic reason for 500; 503 keeps its reason (it tells the client what to wait for),
+    /// which never carries driver text (`BrokerError::cause` does, for the log).
+    fn classified(status: StatusCode, reason: String, cause: &dyn std::fmt::Display) -> ApiError {
         let reason = match status {
             StatusCode::INTERNAL_SERVER_ERROR => {
-                tracing::error!(error = %e, "internal error");
+                tracing::error!(error = %cause, "internal error");
                 "internal error, see the broker log".to_string()
             }
             StatusCode::SERVICE_UNAVAILABLE => {
-                tracing::warn!(error = %e, "service unavailable");
-                e.to_string()
+                tracing::warn!(error = %cause, "service unavailable");
+                reason
             }
-            _ => e.to_string(),
+            _ => reason,
         };
         ApiError { status, reason }
     }
 }
 
+/// The one table from a broker condition to Pulsar's status code.
+pub fn status_of(e: &BrokerError) -> StatusCode {
+    use BrokerError as B;
+    match e {
+        B::NotFound(_) | B::Deleted => StatusCode::NOT_FOUND,
+        B::AlreadyExists(_)
+        | B::NotEmpty(_)
+        | B::ModifiedConcurrently(_)
+        | B::ConsumerBusy(_)
+        | B::PartitionsCannotShrink { .. }
+        | B::NotPartitioned(_)
+        | B::IsPartitioned(_)
+        | B::OffloadRunning(_) => StatusCode::CONFLICT,
+        B::InUse(_)
+        | B::InvalidName(_)
+        | B::InvalidPolicy(_)
+        | B::PartitionSuffix(_)
+        | B::UnknownCluster { .. }
+        | B::NoObjectStore => StatusCode::PRECONDITION_FAILED,
+        B::InvalidArgument(_) | B::ForeignMessageId { .. } | B::MessageIdBeyondEnd { .. } | B::NotAllowed(_) => {
+            StatusCode::BAD_REQUEST
+        }
+        B::InvalidPartitionCount(_) => StatusCode::NOT_ACCEPTABLE,
+        B::WholePartitionedTopic { .. } => StatusCode::METHOD_NOT_ALLOWED,
+        B::MessageTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        B::Forbidden(_) => StatusCode::FORBIDDEN,
+        B::BacklogQuotaExceeded { .. } | B::Unavailable { .. } | B::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        B::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl From<BrokerError> for ApiError {
     fn from(e: BrokerError) -> Self {
-        let status = match &e {
-            BrokerError::InvalidName(_) | BrokerError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
-            BrokerError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            BrokerError::NotFound(_) => StatusCode::NOT_FOUND,
-            BrokerError::AlreadyExists(_) | BrokerError::Conflict(_) => StatusCode::CONFLICT,
-            BrokerError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
-            BrokerError::NotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            BrokerError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            BrokerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            BrokerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::classified(status, &e)
+        ApiError::classified(status_of(&e), e.to_string(), &e.cause())
     }
 }
 
@@ -74,7 +95,12 @@ impl From<magnetar_auth::AuthError> for ApiError {
             A::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError::classified(status, &e)
+        // The store's text stays in the log.
+        let reason = match &e {
+            A::Unavailable(_) => "authorization data unavailable, retry later".to_string(),
+            e => e.to_string(),
+        };
+        ApiError::classified(status, reason, &e)
     }
 }
 

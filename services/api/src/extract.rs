@@ -1,5 +1,6 @@
 //! Request extraction shared by the routes: lenient JSON bodies (Pulsar tools send bare
-//! scalars such as `30` or `"Prefix"`), the caller's identity, and topic names from paths.
+//! scalars such as `30` or `"Prefix"`), the caller's identity, and resource names parsed into
+//! types once, from the path, for the whole way to the broker.
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -9,9 +10,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use magnetar_auth::authorize::topic_grant_key;
 use magnetar_auth::{Auth, AuthError, Operation, Principal, Resource, Visibility};
-use magnetar_broker::BrokerError;
-use magnetar_core::{NamespaceName, TenantName, TopicName};
+use magnetar_broker::{BrokerError, Caller};
+use magnetar_core::{NamespaceName, SubscriptionName, TenantName, TopicName};
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A JSON body parsed whatever the content type says; malformed JSON is a 400 with a reason.
@@ -92,8 +94,9 @@ impl AuthContext {
         !expired && !self.auth.is_revoked(&self.principal)
     }
 
-    pub(crate) fn auth(&self) -> &Auth {
-        &self.auth
+    /// The caller as the broker sees it: the broker authorizes what it does on its behalf.
+    pub fn caller(&self) -> Caller {
+        Caller::new(Arc::clone(&self.principal))
     }
 
     /// The tenants the caller administers (all for a superuser).
@@ -207,33 +210,68 @@ impl FromRequestParts<AppState> for AuthContext {
     }
 }
 
-/// `{tenant}/{namespace}/{topic}` path parameters of a persistent topic.
-#[derive(Debug, serde::Deserialize)]
-pub struct TopicPath {
-    pub tenant: String,
-    pub namespace: String,
-    pub topic: String,
+/// The path's parameters by name (`{tenant}`, `{topic}`, ...), for the typed extractors below.
+async fn path_params(parts: &mut Parts, state: &AppState) -> Result<HashMap<String, String>, ApiError> {
+    let axum::extract::Path(params) = axum::extract::Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("invalid path: {}", e.body_text())))?;
+    Ok(params)
 }
 
-impl TopicPath {
-    pub fn name(&self) -> Result<TopicName, ApiError> {
-        Ok(TopicName::from_parts("persistent", &self.tenant, &self.namespace, &self.topic)?)
+fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Result<&'a str, ApiError> {
+    params.get(name).map(String::as_str).ok_or_else(|| ApiError::bad_request(format!("path has no {{{name}}}")))
+}
+
+/// `{tenant}` of the path, parsed once (a bad name is Pulsar's 412).
+pub struct TenantParam(pub TenantName);
+
+/// `{tenant}/{namespace}` of the path.
+pub struct NamespaceParam(pub NamespaceName);
+
+/// `{tenant}/{namespace}/{topic}` of a persistent topic's path.
+pub struct TopicParam(pub TopicName);
+
+/// A persistent topic and `{subscription}` of the path.
+pub struct SubscriptionParam(pub TopicName, pub SubscriptionName);
+
+fn topic_of(params: &HashMap<String, String>) -> Result<TopicName, ApiError> {
+    Ok(TopicName::from_parts(
+        "persistent",
+        param(params, "tenant")?,
+        param(params, "namespace")?,
+        param(params, "topic")?,
+    )?)
+}
+
+impl FromRequestParts<AppState> for TenantParam {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let params = path_params(parts, state).await?;
+        Ok(TenantParam(TenantName::new(param(&params, "tenant")?)?))
     }
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub struct SubscriptionPath {
-    pub tenant: String,
-    pub namespace: String,
-    pub topic: String,
-    pub subscription: String,
+impl FromRequestParts<AppState> for NamespaceParam {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let params = path_params(parts, state).await?;
+        Ok(NamespaceParam(NamespaceName::parse_parts(param(&params, "tenant")?, param(&params, "namespace")?)?))
+    }
 }
 
-impl SubscriptionPath {
-    pub fn name(&self) -> Result<(TopicName, String), ApiError> {
-        let topic = TopicName::from_parts("persistent", &self.tenant, &self.namespace, &self.topic)?;
-        let sub = magnetar_core::SubscriptionName::new(self.subscription.clone())?;
-        Ok((topic, sub.to_string()))
+impl FromRequestParts<AppState> for TopicParam {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(TopicParam(topic_of(&path_params(parts, state).await?)?))
+    }
+}
+
+impl FromRequestParts<AppState> for SubscriptionParam {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let params = path_params(parts, state).await?;
+        let sub = SubscriptionName::new(param(&params, "subscription")?)?;
+        Ok(SubscriptionParam(topic_of(&params)?, sub))
     }
 }
 

@@ -22,8 +22,12 @@ use std::sync::Arc;
 pub struct HttpConfig {
     /// Largest request body accepted, in bytes.
     pub max_request_bytes: usize,
-    /// Most requests processed at once; more wait (backpressure instead of memory growth).
+    /// Most requests the broker processes at once, over all routes; more wait (backpressure
+    /// instead of memory growth). WebSocket sessions count while their handshake runs only.
     pub max_concurrent_requests: usize,
+    /// Most WebSocket sessions (producers, consumers, readers) open at once on this broker;
+    /// beyond it the handshake is refused with 503.
+    pub max_websocket_sessions: usize,
     /// Longest long-poll wait a pull may ask for, in milliseconds.
     pub max_pull_wait_ms: u64,
     /// Most messages one pull may return.
@@ -35,6 +39,7 @@ impl Default for HttpConfig {
         HttpConfig {
             max_request_bytes: 64 * 1024 * 1024,
             max_concurrent_requests: 4096,
+            max_websocket_sessions: 10_000,
             max_pull_wait_ms: 60_000,
             max_pull_messages: 10_000,
         }
@@ -46,19 +51,23 @@ pub struct AppState {
     pub broker: Arc<Broker>,
     pub http: Arc<HttpConfig>,
     pub auth: Arc<Auth>,
+    /// One permit per open WebSocket session.
+    pub ws_sessions: Arc<tokio::sync::Semaphore>,
 }
 
 /// The complete HTTP application with authentication off (every caller is a superuser).
-pub fn app(broker: Arc<Broker>, http: HttpConfig) -> Router {
-    let auth = Arc::new(Auth::disabled(Arc::clone(&broker.metadata)));
-    app_with_auth(broker, http, auth)
+pub fn app(broker: Arc<Broker>, http: HttpConfig, authorizer: Arc<magnetar_auth::Authorizer>) -> Router {
+    app_with_auth(broker, http, Arc::new(Auth::disabled(authorizer)))
 }
 
 /// The complete HTTP application; `auth` decides who may call what.
 pub fn app_with_auth(broker: Arc<Broker>, http: HttpConfig, auth: Arc<Auth>) -> Router {
     let limit = http.max_request_bytes;
-    let concurrency = http.max_concurrent_requests;
-    let state = AppState { broker, http: Arc::new(http), auth };
+    // The global variant: `Router::layer` clones a layer per route, and a plain
+    // `ConcurrencyLimitLayer` would then bound each route (and method) separately.
+    let concurrency = tower::limit::GlobalConcurrencyLimitLayer::new(http.max_concurrent_requests.max(1));
+    let ws_sessions = Arc::new(tokio::sync::Semaphore::new(http.max_websocket_sessions));
+    let state = AppState { broker, http: Arc::new(http), auth, ws_sessions };
     Router::new()
         .merge(routes::clusters::router())
         .merge(routes::tenants::router())
@@ -76,7 +85,7 @@ pub fn app_with_auth(broker: Arc<Broker>, http: HttpConfig, auth: Arc<Auth>) -> 
         .fallback(routes::ops::not_found)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
-        .layer(tower::limit::ConcurrencyLimitLayer::new(concurrency))
+        .layer(concurrency)
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
 }
 

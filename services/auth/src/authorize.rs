@@ -10,11 +10,9 @@
 use crate::AuthError;
 use crate::token::Principal;
 use magnetar_core::{NamespaceName, Policies, TenantName, TopicName};
-use magnetar_metadata::{MetadataStore, TenantInfo};
-use parking_lot::RwLock;
-use std::collections::{BTreeMap, HashMap};
+use magnetar_metadata::{Freshness, MetadataStore, PolicyCache, TenantInfo};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// Pulsar's `AuthAction` names, as stored in grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -260,18 +258,11 @@ pub fn topic_grant_key(topic: &TopicName) -> String {
     topic.base().to_string()
 }
 
-struct Cached<T> {
-    value: Option<T>,
-    at: Instant,
-}
-
-/// Decides operations for principals; reads tenants and namespace policies from the metadata
-/// store.
+/// Decides operations for principals; reads tenants and namespace policies through the shared
+/// [`PolicyCache`] (the broker's writes invalidate it after they commit).
 pub struct Authorizer {
     store: Arc<dyn MetadataStore>,
-    ttl: Duration,
-    tenants: RwLock<HashMap<String, Cached<TenantInfo>>>,
-    namespaces: RwLock<HashMap<String, Cached<Policies>>>,
+    policies: Arc<PolicyCache>,
 }
 
 /// How much of a namespace a principal may see.
@@ -299,13 +290,8 @@ fn has_action(grants: Option<&Vec<String>>, wanted: &[Action]) -> bool {
 }
 
 impl Authorizer {
-    pub fn new(store: Arc<dyn MetadataStore>, cache_ttl: Duration) -> Authorizer {
-        Authorizer {
-            store,
-            ttl: cache_ttl,
-            tenants: RwLock::new(HashMap::new()),
-            namespaces: RwLock::new(HashMap::new()),
-        }
+    pub fn new(store: Arc<dyn MetadataStore>, policies: Arc<PolicyCache>) -> Authorizer {
+        Authorizer { store, policies }
     }
 
     pub fn store(&self) -> &Arc<dyn MetadataStore> {
@@ -334,54 +320,19 @@ impl Authorizer {
             }
             Rule::ProduceOrConsume => self.has_grant(p, &res, &[Action::Produce, Action::Consume], cached).await?,
         };
-        if matches!(
-            op,
-            Operation::UpdateTenant
-                | Operation::DeleteTenant
-                | Operation::GrantPermission
-                | Operation::RevokePermission
-                | Operation::SetSubscriptionAuthMode
-                | Operation::DeleteNamespace
-        ) {
-            self.invalidate(&res);
-        }
         if allowed { Ok(()) } else { Err(forbidden(p, op, &res)) }
     }
 
-    /// Drops cached data of the resource's tenant and namespace (after a change made here;
-    /// other brokers see changes when their cache entries age out).
-    pub fn invalidate(&self, res: &Resource<'_>) {
-        if let Some(t) = res.tenant() {
-            self.tenants.write().remove(t.as_str());
-        }
-        if let Some(n) = res.namespace() {
-            self.namespaces.write().remove(&n.to_string());
-        }
+    fn freshness(cached: bool) -> Freshness {
+        if cached { Freshness::Cached } else { Freshness::Fresh }
     }
 
     async fn tenant_info(&self, t: &TenantName, cached: bool) -> Result<Option<TenantInfo>, AuthError> {
-        if cached
-            && let Some(c) = self.tenants.read().get(t.as_str())
-            && c.at.elapsed() < self.ttl
-        {
-            return Ok(c.value.clone());
-        }
-        let value = self.store.get_tenant(t).await?;
-        self.tenants.write().insert(t.as_str().to_string(), Cached { value: value.clone(), at: Instant::now() });
-        Ok(value)
+        Ok(self.policies.tenant(t, Self::freshness(cached)).await?)
     }
 
     async fn policies(&self, n: &NamespaceName, cached: bool) -> Result<Option<Policies>, AuthError> {
-        let key = n.to_string();
-        if cached
-            && let Some(c) = self.namespaces.read().get(&key)
-            && c.at.elapsed() < self.ttl
-        {
-            return Ok(c.value.clone());
-        }
-        let value = self.store.get_namespace(n).await?.map(|r| r.policies);
-        self.namespaces.write().insert(key, Cached { value: value.clone(), at: Instant::now() });
-        Ok(value)
+        Ok(self.policies.policies(n, Self::freshness(cached)).await?)
     }
 
     async fn is_tenant_admin(&self, p: &Principal, t: &TenantName, cached: bool) -> Result<bool, AuthError> {

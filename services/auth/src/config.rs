@@ -5,25 +5,7 @@ use crate::AuthError;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-/// A configuration value that never prints (keys, secrets).
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
+pub use magnetar_core::Secret;
 
 /// Authentication and authorization settings; every key is documented in
 /// docs/configuration.md (`[auth]`).

@@ -73,7 +73,7 @@ pub fn encoding_key(alg: Algorithm, bytes: Vec<u8>, what: &str) -> Result<Encodi
 impl Keys {
     pub fn from_config(c: &AuthConfig) -> Result<Keys, AuthError> {
         if !c.token_secret_key.is_empty() {
-            let secret = read_secret_key(&c.token_secret_key.0, "auth.token_secret_key")?;
+            let secret = read_secret_key(c.token_secret_key.expose(), "auth.token_secret_key")?;
             if secret.len() < 32 {
                 return Err(AuthError::Config("auth.token_secret_key must be at least 32 bytes".into()));
             }
@@ -87,12 +87,12 @@ impl Keys {
             return Err(AuthError::Config("no auth.token_secret_key or auth.token_public_key".into()));
         }
         let alg = parse_algorithm(&c.token_public_alg)?;
-        let public = read_key_value(&c.token_public_key.0, "auth.token_public_key")?;
+        let public = read_key_value(c.token_public_key.expose(), "auth.token_public_key")?;
         let decoding = decoding_key(alg, public, "auth.token_public_key")?;
         let signing = if c.token_private_key.is_empty() {
             None
         } else {
-            let private = read_key_value(&c.token_private_key.0, "auth.token_private_key")?;
+            let private = read_key_value(c.token_private_key.expose(), "auth.token_private_key")?;
             Some((encoding_key(alg, private, "auth.token_private_key")?, alg))
         };
         Ok(Keys { decoding, algorithms: vec![alg], signing })

@@ -17,7 +17,7 @@ pub use config::{AuthConfig, Secret};
 pub use error::AuthError;
 pub use token::{Authenticator, Principal};
 
-use magnetar_metadata::MetadataStore;
+use magnetar_metadata::{MetadataStore, PolicyCache};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 pub struct Auth {
     pub config: AuthConfig,
     authenticator: Option<Authenticator>,
-    pub authorizer: Authorizer,
+    pub authorizer: Arc<Authorizer>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -36,17 +36,22 @@ impl std::fmt::Debug for Auth {
 }
 
 impl Auth {
-    /// Loads keys (when enabled) and fails on any configuration problem.
-    pub fn new(config: AuthConfig, store: Arc<dyn MetadataStore>) -> Result<Auth, AuthError> {
+    /// Loads keys (when enabled) and fails on any configuration problem. `authorizer` is shared
+    /// with the broker, which authorizes the writes it makes on a client's behalf.
+    pub fn new(config: AuthConfig, authorizer: Arc<Authorizer>) -> Result<Auth, AuthError> {
         config.validate()?;
         let authenticator = if config.enabled { Some(Authenticator::new(&config)?) } else { None };
-        let authorizer = Authorizer::new(store, Duration::from_millis(config.policy_cache_ms));
         Ok(Auth { config, authenticator, authorizer })
     }
 
     /// Authentication off: every caller is a superuser.
-    pub fn disabled(store: Arc<dyn MetadataStore>) -> Auth {
-        Auth::new(AuthConfig::default(), store).expect("the default auth configuration is valid")
+    pub fn disabled(authorizer: Arc<Authorizer>) -> Auth {
+        Auth::new(AuthConfig::default(), authorizer).expect("the default auth configuration is valid")
+    }
+
+    /// The authorizer over `store`, reading tenants and policies through `policies`.
+    pub fn authorizer(store: Arc<dyn MetadataStore>, policies: Arc<PolicyCache>) -> Arc<Authorizer> {
+        Arc::new(Authorizer::new(store, policies))
     }
 
     pub fn enabled(&self) -> bool {
@@ -160,7 +165,9 @@ mod tests {
             allowed_clock_skew_secs: 60,
             ..AuthConfig::default()
         };
-        let auth = Auth::new(config, Arc::clone(&store)).unwrap();
+        let policies = PolicyCache::new(Arc::clone(&store), Duration::from_secs(1));
+        let authorizer = Auth::authorizer(Arc::clone(&store), policies);
+        let auth = Auth::new(config, Arc::clone(&authorizer)).unwrap();
         let tenant = magnetar_core::TenantName::new("acme").unwrap();
         store.create_tenant(&tenant, &TenantInfo::default()).await.unwrap();
         let account =
@@ -193,6 +200,6 @@ mod tests {
         // Polling after a prune still applies what is left.
         assert_eq!(auth.poll_revocations().await.unwrap(), 3);
         // With authentication off nothing is pruned.
-        assert_eq!(Auth::disabled(store).prune_revocations().await.unwrap(), 0);
+        assert_eq!(Auth::disabled(authorizer).prune_revocations().await.unwrap(), 0);
     }
 }

@@ -99,8 +99,8 @@ pub fn validate_token(
 ) -> Result<Principal, AuthError> {
     let config = AuthConfig {
         enabled: true,
-        token_secret_key: Secret(secret_key.unwrap_or_default().to_string()),
-        token_public_key: Secret(public_key.unwrap_or_default().to_string()),
+        token_secret_key: Secret::new(secret_key.unwrap_or_default()),
+        token_public_key: Secret::new(public_key.unwrap_or_default()),
         token_public_alg: public_alg.to_string(),
         token_auth_claim: claim.to_string(),
         token_audience: audience.map(String::from),

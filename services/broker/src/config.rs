@@ -29,6 +29,13 @@ pub struct BrokerConfig {
     /// Most messages in flight (delivered, unacknowledged) per subscription; pulls beyond it
     /// wait, so a consumer that never acks cannot make the broker grow without bound.
     pub max_unacked_per_subscription: usize,
+    /// Most messages a subscription holds for delayed delivery; past it, reading newer messages
+    /// pauses until held ones come due (nothing is dropped or delivered early).
+    pub max_delayed_messages_per_subscription: usize,
+    /// Most acknowledged ranges beyond the mark-delete position a cursor checkpoint stores
+    /// (Pulsar's `managedLedgerMaxUnackedRangesToPersist`); acknowledgements in the ranges past
+    /// it may be redelivered after a restart.
+    pub max_acked_ranges_to_persist: usize,
     /// Broker default of `offloadThreshold` (bytes of not offloaded data a topic keeps before
     /// its oldest sealed segments are offloaded): 0 = as soon as a segment seals, -1 = off.
     pub offload_threshold_bytes: i64,
@@ -61,6 +68,8 @@ impl Default for BrokerConfig {
             retention_check_interval_ms: 60_000,
             default_ack_timeout_ms: 30_000,
             max_unacked_per_subscription: 50_000,
+            max_delayed_messages_per_subscription: 1_000_000,
+            max_acked_ranges_to_persist: 10_000,
             offload_threshold_bytes: 0,
             offload_threshold_seconds: -1,
             offload_deletion_lag_ms: 600_000,

@@ -1,28 +1,46 @@
 //! The broker: loads topics and their partitions, routes published messages, runs the
-//! subscription engine shared by every consume surface, applies policies (retention) and keeps
-//! statistics. It owns the logic behind every API; the HTTP layer only parses and maps.
+//! subscription engine shared by every consume surface, applies policies (TTL, backlog quotas,
+//! retention, offload) and keeps statistics. It owns the logic behind every API; the HTTP layer
+//! only parses and maps.
+//!
+//! Shape: one shared `Context` (configuration, metadata store and policy cache, storage,
+//! metrics, clock, authorizer, task tracker); one `TopicRegistry` that owns loading, unloading
+//! and deleting topics; components with narrow handles — `Topics`, `Publisher`,
+//! `Subscriptions`, `Admin`, `Offloader` — and background controllers (checkpoints, TTL and
+//! quotas, retention, offload), each a pure decision plus a thin loop.
 
+mod access;
 mod admin;
 mod broker;
+pub mod clock;
 mod config;
-mod consumer;
+mod context;
+pub mod controllers;
 mod error;
-mod messaging;
 pub mod metrics;
-pub mod offload;
 mod partition;
-pub mod policy;
+mod publish;
 pub mod ranges;
-pub mod retention;
+mod registry;
+mod session;
 pub mod stats;
 pub mod subscription;
+mod subscriptions;
 mod topics;
 
-pub use broker::{Broker, Topic};
+#[cfg(test)]
+mod testkit;
+
+pub use access::Caller;
+pub use admin::{Admin, validate_retention};
+pub use broker::{Broker, BrokerDeps, Testing};
 pub use config::BrokerConfig;
-pub use consumer::{ConsumerSession, DeadLetterPolicy, SubscribeOptions};
-pub use error::{BrokerError, Result};
-pub use messaging::{InitialPosition, KeyHashing, PendingPublish, PublishMessage, PullRequest, PulledMessage};
+pub use controllers::offload::{OffloadStatus, Offloader};
+pub use error::{BrokerError, Entity, Result, Service};
 pub use partition::Partition;
+pub use publish::{KeyHashing, PendingPublish, PublishMessage, Publisher};
+pub use registry::Topic;
+pub use session::{ConsumerSession, DeadLetterPolicy, SubscribeOptions};
 pub use subscription::{CursorOp, Delivery, SubType};
-pub use topics::StartPosition;
+pub use subscriptions::{PullRequest, PulledMessage, StartPosition, Subscriptions};
+pub use topics::Topics;

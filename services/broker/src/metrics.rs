@@ -24,6 +24,9 @@ pub struct BrokerMetrics {
     pub sub_delayed: IntGaugeVec,
     pub publish_latency: Histogram,
     pub publish_errors: IntCounter,
+    pub checkpoint_failures: IntCounter,
+    pub checkpoint_failing_partitions: IntGauge,
+    pub cursors_carried_forward: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounterVec {
@@ -59,9 +62,30 @@ impl BrokerMetrics {
             .expect("valid metric");
         registry.register(Box::new(topics_count.clone())).expect("unique metric");
         let publish_errors =
-            IntCounter::new("magnetar_publish_errors_total", "publish requests that failed").expect("valid metric");
+            IntCounter::new("magnetar_publish_errors_total", "messages whose publish failed").expect("valid metric");
         registry.register(Box::new(publish_errors.clone())).expect("unique metric");
+        let checkpoint_failures = IntCounter::new(
+            "magnetar_cursor_checkpoint_failures_total",
+            "cursor checkpoints of a partition that failed (the log names the topic)",
+        )
+        .expect("valid metric");
+        registry.register(Box::new(checkpoint_failures.clone())).expect("unique metric");
+        let checkpoint_failing_partitions = IntGauge::new(
+            "magnetar_cursor_checkpoint_failing_partitions",
+            "partitions whose last cursor checkpoint failed",
+        )
+        .expect("valid metric");
+        registry.register(Box::new(checkpoint_failing_partitions.clone())).expect("unique metric");
+        let cursors_carried_forward = IntCounter::new(
+            "magnetar_cursor_carried_forward_total",
+            "partitions whose cursors were written again to the WAL head because their checkpoint failed",
+        )
+        .expect("valid metric");
+        registry.register(Box::new(cursors_carried_forward.clone())).expect("unique metric");
         BrokerMetrics {
+            checkpoint_failures,
+            checkpoint_failing_partitions,
+            cursors_carried_forward,
             in_messages: counter(&registry, "pulsar_in_messages_total", "messages published"),
             in_bytes: counter(&registry, "pulsar_in_bytes_total", "payload bytes published"),
             out_messages: counter(&registry, "pulsar_out_messages_total", "messages delivered to consumers"),

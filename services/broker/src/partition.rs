@@ -1,12 +1,11 @@
 //! A loaded partition (or a non-partitioned topic): its log, its subscriptions, its counters.
 
-use crate::metrics::BrokerMetrics;
-use crate::subscription::Subscription;
-use magnetar_core::TopicName;
+use crate::subscription::{Subscription, SubscriptionId, SubscriptionLimits};
+use magnetar_core::{SharedClock, SubscriptionName, TopicName};
 use magnetar_metadata::CursorState;
 use magnetar_storage::PartitionLog;
 use prometheus::IntCounter;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -48,11 +47,19 @@ pub struct Partition {
     pub epoch: i64,
     pub log: Arc<PartitionLog>,
     pub counters: Counters,
-    subscriptions: RwLock<BTreeMap<String, Arc<Subscription>>>,
+    /// Durable subscriptions, by name.
+    subscriptions: RwLock<BTreeMap<SubscriptionName, Arc<Subscription>>>,
+    /// Readers' non-durable subscriptions, by reader id: a name space of their own, so no
+    /// durable subscription can be mistaken for a reader or taken over by one.
+    readers: RwLock<HashMap<u64, Arc<Subscription>>>,
     pub(crate) rates: std::sync::Mutex<(Rates, Option<RateSample>)>,
     pub(crate) metrics: PartitionMetrics,
-    max_in_flight: usize,
-    quota: std::sync::Mutex<crate::policy::QuotaState>,
+    limits: SubscriptionLimits,
+    clock: SharedClock,
+    /// Cancelled when the partition is unloaded or deleted: sessions attached to it end, and
+    /// their clients reconnect to what is loaded then.
+    unloaded: tokio_util::sync::CancellationToken,
+    quota: std::sync::Mutex<crate::controllers::enforcement::QuotaState>,
 }
 
 impl Partition {
@@ -61,10 +68,10 @@ impl Partition {
         record: magnetar_metadata::PartitionRecord,
         epoch: i64,
         log: Arc<PartitionLog>,
-        metrics: &BrokerMetrics,
-        cluster: &str,
-        max_in_flight: usize,
+        ctx: &crate::context::Context,
+        limits: SubscriptionLimits,
     ) -> Self {
+        let (metrics, cluster, clock) = (&ctx.metrics, ctx.config.cluster.as_str(), Arc::clone(&ctx.clock));
         let ns = name.namespace().to_string();
         let topic = name.to_string();
         let labels = [cluster, ns.as_str(), topic.as_str()];
@@ -82,56 +89,84 @@ impl Partition {
             log,
             counters: Counters::default(),
             subscriptions: RwLock::new(BTreeMap::new()),
+            readers: RwLock::new(HashMap::new()),
             rates: std::sync::Mutex::new((Rates::default(), None)),
             metrics,
-            max_in_flight,
-            quota: std::sync::Mutex::new(crate::policy::QuotaState::Ok),
+            limits,
+            clock,
+            unloaded: tokio_util::sync::CancellationToken::new(),
+            quota: std::sync::Mutex::new(Default::default()),
         }
     }
 
-    pub fn subscription(&self, name: &str) -> Option<Arc<Subscription>> {
+    /// A durable subscription.
+    pub fn subscription(&self, name: &SubscriptionName) -> Option<Arc<Subscription>> {
         self.subscriptions.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
     }
 
+    /// The durable subscriptions.
     pub fn subscriptions(&self) -> Vec<Arc<Subscription>> {
         self.subscriptions.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
     }
 
-    /// Registers a subscription already persisted in the metadata store.
-    pub(crate) fn add_subscription(&self, name: &str, cursor: &CursorState) -> Arc<Subscription> {
-        self.insert_subscription(name, cursor, true)
+    /// Readers' subscriptions (for stats).
+    pub fn readers(&self) -> Vec<Arc<Subscription>> {
+        self.readers.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
     }
 
-    /// Registers a non-durable subscription (a reader): never persisted, gone on close.
-    pub(crate) fn add_reader(&self, name: &str, start: u64) -> Arc<Subscription> {
-        self.insert_subscription(name, &CursorState { mark_delete: start, acked_ranges: vec![] }, false)
+    /// Durable subscriptions and readers: everything that consumes from this partition.
+    pub fn all_subscriptions(&self) -> Vec<Arc<Subscription>> {
+        let mut all = self.subscriptions();
+        all.extend(self.readers());
+        all
     }
 
-    fn insert_subscription(&self, name: &str, cursor: &CursorState, durable: bool) -> Arc<Subscription> {
+    /// Registers a durable subscription already persisted in the metadata store.
+    pub(crate) fn add_subscription(&self, name: &SubscriptionName, cursor: &CursorState) -> Arc<Subscription> {
         let mut subs = self.subscriptions.write().unwrap_or_else(|e| e.into_inner());
-        subs.entry(name.to_string())
-            .or_insert_with(|| {
-                Arc::new(Subscription::new(
-                    name.to_string(),
-                    self.index,
-                    Arc::clone(&self.log),
-                    cursor,
-                    self.max_in_flight,
-                    durable,
-                ))
-            })
+        subs.entry(name.clone())
+            .or_insert_with(|| Arc::new(self.new_subscription(SubscriptionId::Durable(name.clone()), cursor)))
             .clone()
     }
 
-    pub(crate) fn remove_subscription(&self, name: &str) -> Option<Arc<Subscription>> {
+    /// Registers a reader's subscription: never persisted, gone when the reader closes.
+    pub(crate) fn add_reader(&self, reader: u64, start: u64) -> Arc<Subscription> {
+        let cursor = CursorState { mark_delete: start, acked_ranges: vec![] };
+        let sub = Arc::new(self.new_subscription(SubscriptionId::Reader(reader), &cursor));
+        self.readers.write().unwrap_or_else(|e| e.into_inner()).insert(reader, Arc::clone(&sub));
+        sub
+    }
+
+    fn new_subscription(&self, id: SubscriptionId, cursor: &CursorState) -> Subscription {
+        Subscription::new(id, self.index, Arc::clone(&self.log), cursor, self.limits, Arc::clone(&self.clock))
+    }
+
+    pub(crate) fn remove_subscription(&self, name: &SubscriptionName) -> Option<Arc<Subscription>> {
         self.subscriptions.write().unwrap_or_else(|e| e.into_inner()).remove(name)
     }
 
-    pub(crate) fn set_quota(&self, q: crate::policy::QuotaState) {
+    pub(crate) fn remove_reader(&self, reader: u64) {
+        self.readers.write().unwrap_or_else(|e| e.into_inner()).remove(&reader);
+    }
+
+    /// Resolves once the partition is unloaded (or deleted).
+    pub async fn unloaded(&self) {
+        self.unloaded.cancelled().await
+    }
+
+    pub(crate) fn mark_unloaded(&self) {
+        self.unloaded.cancel();
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    pub(crate) fn set_quota(&self, q: crate::controllers::enforcement::QuotaState) {
         *self.quota.lock().unwrap_or_else(|e| e.into_inner()) = q;
     }
 
-    pub(crate) fn quota(&self) -> crate::policy::QuotaState {
+    pub(crate) fn quota(&self) -> crate::controllers::enforcement::QuotaState {
         *self.quota.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -155,7 +190,7 @@ impl Partition {
     pub(crate) fn update_rates(&self) {
         // Out rates are the sum of the subscriptions' own rates.
         let (mut msg_out, mut bytes_out) = (0.0, 0.0);
-        for s in self.subscriptions() {
+        for s in self.all_subscriptions() {
             s.update_rates();
             let r = s.rates();
             msg_out += r.msg_out;

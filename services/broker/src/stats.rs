@@ -1,9 +1,10 @@
 //! Topic statistics in Pulsar's JSON shapes: `TopicStats`, `PartitionedTopicStats` and
 //! `PersistentTopicInternalStats` (camelCase field names as Pulsar's admin API returns them).
 
+use crate::context::Context;
 use crate::partition::Partition;
-use crate::{Broker, Result};
-use magnetar_core::{MessageId, TopicName};
+use crate::registry::TopicRegistry;
+use magnetar_core::MessageId;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -150,14 +151,14 @@ pub fn partition_stats(p: &Partition) -> TopicStats {
     };
     let entries = p.log.end_offset().saturating_sub(p.log.start_offset()).max(1);
     let avg_stored = stats.storage_size / entries;
-    for s in p.subscriptions() {
+    for s in p.all_subscriptions() {
         let snap = s.snapshot();
         let rates = s.rates();
         stats.bytes_out_counter += snap.bytes_out;
         stats.msg_out_counter += snap.msg_out;
         stats.backlog_size = stats.backlog_size.max(snap.backlog * avg_stored);
         stats.subscriptions.insert(
-            s.name().to_string(),
+            s.name(),
             SubscriptionStats {
                 msg_rate_out: rates.msg_out,
                 msg_throughput_out: rates.bytes_out,
@@ -251,7 +252,7 @@ pub fn internal_stats(p: &Partition) -> InternalStats {
         })
         .collect();
     let mut cursors = BTreeMap::new();
-    for s in p.subscriptions() {
+    for s in p.all_subscriptions() {
         let snap = s.snapshot();
         let ranges: Vec<String> = snap
             .acked_ranges
@@ -259,7 +260,7 @@ pub fn internal_stats(p: &Partition) -> InternalStats {
             .map(|&(a, b)| format!("({}..{}]", position(p, Some(a.saturating_sub(1))), position(p, Some(b - 1))))
             .collect();
         cursors.insert(
-            s.name().to_string(),
+            s.name(),
             CursorStats {
                 mark_delete_position: position(p, snap.mark_delete.checked_sub(1)),
                 read_position: position(p, Some(snap.read_pos)),
@@ -295,51 +296,28 @@ pub fn internal_stats(p: &Partition) -> InternalStats {
     }
 }
 
-impl Broker {
-    /// Stats of a topic or partition; for a partitioned topic, the totals over its partitions.
-    pub async fn topic_stats(&self, name: &TopicName) -> Result<TopicStats> {
-        let (_, parts) = self.partitions_of(name).await?;
-        let each: Vec<TopicStats> = parts.iter().map(|p| partition_stats(p)).collect();
-        Ok(if each.len() == 1 { each.into_iter().next().expect("one") } else { aggregate(each.iter()) })
-    }
-
-    pub async fn partitioned_stats(&self, name: &TopicName, per_partition: bool) -> Result<PartitionedTopicStats> {
-        let (topic, parts) = self.partitions_of(name).await?;
-        let each: BTreeMap<String, TopicStats> =
-            parts.iter().map(|p| (p.name.to_string(), partition_stats(p))).collect();
-        Ok(PartitionedTopicStats {
-            total: aggregate(each.values()),
-            metadata: PartitionedMetadata { partitions: topic.record.partitions },
-            partitions: if per_partition { each } else { BTreeMap::new() },
-        })
-    }
-
-    pub async fn internal_stats(&self, name: &TopicName) -> Result<InternalStats> {
-        let p = self.single_partition(name, "internalStats").await?;
-        Ok(internal_stats(&p))
-    }
-
-    /// Refreshes the state gauges of `/metrics` from the loaded partitions.
-    pub fn refresh_metrics(&self) {
-        for p in self.loaded_partitions() {
-            let ns = p.name.namespace().to_string();
-            let topic = p.name.to_string();
-            let labels = [self.config.cluster.as_str(), ns.as_str(), topic.as_str()];
-            let subs = p.subscriptions();
-            let mut backlog = 0;
-            for s in &subs {
-                let snap = s.snapshot();
-                backlog += snap.backlog;
-                let l = [labels[0], labels[1], labels[2], s.name()];
-                self.metrics.sub_backlog.with_label_values(&l).set(snap.backlog as i64);
-                self.metrics.sub_unacked.with_label_values(&l).set(snap.unacked as i64);
-                self.metrics.sub_consumers.with_label_values(&l).set(snap.consumers.len() as i64);
-                self.metrics.sub_delayed.with_label_values(&l).set(snap.delayed as i64);
-            }
-            self.metrics.msg_backlog.with_label_values(&labels).set(backlog as i64);
-            self.metrics.storage_size.with_label_values(&labels).set(p.log.storage_bytes() as i64);
-            self.metrics.offloaded_size.with_label_values(&labels).set(p.log.offloaded_bytes() as i64);
-            self.metrics.subscriptions_count.with_label_values(&labels).set(subs.len() as i64);
+/// Refreshes the state gauges of `/metrics` from the loaded partitions.
+pub(crate) fn refresh_metrics(ctx: &Context, registry: &TopicRegistry) {
+    let metrics = &ctx.metrics;
+    for p in registry.loaded_partitions() {
+        let ns = p.name.namespace().to_string();
+        let topic = p.name.to_string();
+        let labels = [ctx.config.cluster.as_str(), ns.as_str(), topic.as_str()];
+        let subs = p.subscriptions();
+        let mut backlog = 0;
+        for s in &subs {
+            let snap = s.snapshot();
+            backlog += snap.backlog;
+            let name = s.name();
+            let l = [labels[0], labels[1], labels[2], name.as_str()];
+            metrics.sub_backlog.with_label_values(&l).set(snap.backlog as i64);
+            metrics.sub_unacked.with_label_values(&l).set(snap.unacked as i64);
+            metrics.sub_consumers.with_label_values(&l).set(snap.consumers.len() as i64);
+            metrics.sub_delayed.with_label_values(&l).set(snap.delayed as i64);
         }
+        metrics.msg_backlog.with_label_values(&labels).set(backlog as i64);
+        metrics.storage_size.with_label_values(&labels).set(p.log.storage_bytes() as i64);
+        metrics.offloaded_size.with_label_values(&labels).set(p.log.offloaded_bytes() as i64);
+        metrics.subscriptions_count.with_label_values(&labels).set(subs.len() as i64);
     }
 }

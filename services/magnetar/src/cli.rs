@@ -105,7 +105,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Broker { config, log_json, insecure } => {
             let base = Config::cluster(std::path::Path::new("data"));
             let mut cfg = Config::load(base, Some(&config))?;
-            if !cfg.metadata.url.0.starts_with("postgres") {
+            if !cfg.metadata.url.expose().starts_with("postgres") {
                 anyhow::bail!(
                     "magnetar broker needs PostgreSQL metadata: set metadata.url = \"postgres://...\" in {} (use `magnetar standalone` for SQLite)",
                     config.display()

@@ -42,16 +42,8 @@ pub struct MetadataSection {
     pub url: Secret,
 }
 
-/// A value that never prints (database URLs carry passwords).
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
+/// Database URLs carry passwords: they never print.
+pub use magnetar_core::Secret;
 
 /// Durable-log settings; see docs/configuration.md.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,7 +115,9 @@ impl Config {
         Config {
             http_addr: "127.0.0.1:8080".parse().expect("valid address"),
             data_dir: data_dir.to_path_buf(),
-            metadata: MetadataSection { url: Secret(format!("sqlite://{}", data_dir.join("metadata.db").display())) },
+            metadata: MetadataSection {
+                url: Secret::new(format!("sqlite://{}", data_dir.join("metadata.db").display())),
+            },
             object_store: ObjectStoreConfig::Local(LocalConfig { root: data_dir.join("objects") }),
             storage: StorageSection::default(),
             // One disk holds both tiers in standalone: offloading would only copy the data.
@@ -176,7 +170,7 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        let url = &self.metadata.url.0;
+        let url = self.metadata.url.expose();
         if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             bail!(
                 "metadata.url must start with sqlite:// or postgres:// (got a value starting with `{}`)",

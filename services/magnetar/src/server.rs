@@ -5,8 +5,6 @@ use crate::config::Config;
 use anyhow::Context;
 use axum::serve::ListenerExt;
 use magnetar_broker::Broker;
-use magnetar_core::{NamespaceName, TenantName};
-use magnetar_metadata::TenantInfo;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::TcpListener;
@@ -22,12 +20,28 @@ pub struct Running {
 
 /// Starts everything and returns once the HTTP server accepts connections.
 pub async fn start(config: Config, standalone: bool) -> anyhow::Result<Running> {
+    start_with_clock(config, standalone, magnetar_core::SystemClock::shared()).await
+}
+
+/// `start` with the broker's wall clock given (tests move time instead of waiting).
+pub async fn start_with_clock(
+    config: Config,
+    standalone: bool,
+    clock: magnetar_core::SharedClock,
+) -> anyhow::Result<Running> {
     let started = Instant::now();
     let metadata =
-        magnetar_metadata::connect(&config.metadata.url.0).await.context("cannot open the metadata store")?;
+        magnetar_metadata::connect(config.metadata.url.expose()).await.context("cannot open the metadata store")?;
+    // One cache of tenants and policies for authorization and the broker's policy enforcement;
+    // every change made through this broker invalidates it after it commits.
+    let policies = magnetar_metadata::PolicyCache::new(
+        Arc::clone(&metadata),
+        std::time::Duration::from_millis(config.auth.policy_cache_ms),
+    );
+    let authorizer = magnetar_auth::Auth::authorizer(Arc::clone(&metadata), Arc::clone(&policies));
     // Keys are read and checked before any socket opens.
     let auth = Arc::new(
-        magnetar_auth::Auth::new(config.auth.clone(), Arc::clone(&metadata)).map_err(|e| anyhow::anyhow!("{e}"))?,
+        magnetar_auth::Auth::new(config.auth.clone(), Arc::clone(&authorizer)).map_err(|e| anyhow::anyhow!("{e}"))?,
     );
     // Fail fast on an unusable object store configuration; it holds offloaded segments.
     let (objects, upload_pace) = magnetar_storage::object::build_object_store_paced(&config.object_store)
@@ -55,9 +69,11 @@ pub async fn start(config: Config, standalone: bool) -> anyhow::Result<Running> 
     if config.http_addr.port() == 0 || broker_cfg.advertised_address == "127.0.0.1:8080" {
         broker_cfg.advertised_address = addr.to_string();
     }
-    let broker = Broker::start(broker_cfg, metadata, storage, aux, registry).await?;
+    let deps =
+        magnetar_broker::BrokerDeps { metadata, policies, authorizer, storage, recovered_ops: aux, registry, clock };
+    let broker = Broker::start(broker_cfg, deps).await?;
     if standalone {
-        create_defaults(&broker).await?;
+        broker.admin().ensure_defaults().await?;
     }
 
     // Revocations made before this start are refused from the first request on.
@@ -86,20 +102,6 @@ pub async fn start(config: Config, standalone: bool) -> anyhow::Result<Running> 
     });
     tracing::info!(%addr, authentication = auth.enabled(), elapsed_ms = started.elapsed().as_millis() as u64, "magnetar ready");
     Ok(Running { addr, broker, shutdown, done })
-}
-
-/// Pulsar standalone's defaults: tenant `public`, namespace `public/default`.
-async fn create_defaults(broker: &Broker) -> anyhow::Result<()> {
-    let public = TenantName::new("public")?;
-    if broker.metadata.get_tenant(&public).await?.is_none() {
-        let info = TenantInfo { admin_roles: vec![], allowed_clusters: vec![broker.cluster().to_string()] };
-        broker.create_tenant(&public, &info).await?;
-    }
-    let default = NamespaceName::new(public, "default")?;
-    if broker.metadata.get_namespace(&default).await?.is_none() {
-        broker.create_namespace(&default, None).await?;
-    }
-    Ok(())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

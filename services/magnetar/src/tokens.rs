@@ -172,6 +172,6 @@ pub fn enable_standalone_auth(cfg: &mut Config) -> anyhow::Result<String> {
     }
     let extra: Vec<(String, String)> =
         cfg.auth.token_audience.iter().map(|a| (cfg.auth.token_audience_claim.clone(), a.clone())).collect();
-    let key = SigningKey::Secret(&cfg.auth.token_secret_key.0);
+    let key = SigningKey::Secret(cfg.auth.token_secret_key.expose());
     tokens_cli::create_token(key, &cfg.auth.token_auth_claim, "admin", Some(30 * 86_400), &extra).map_err(err)
 }

@@ -158,7 +158,7 @@ async fn ledgers(app: &TestApp, topic: &str) -> Vec<Value> {
 
 async fn log_id_of(app: &TestApp, topic: &str) -> i64 {
     let name: magnetar_core::TopicName = format!("persistent://public/default/{topic}").parse().unwrap();
-    app.broker().topic(&name).await.expect("topic loaded").partitions[0].log_id
+    app.broker().testing().log_ids(&name).await.expect("topic loaded")[0]
 }
 
 /// Every sealed ledger offloaded and `offloadedStorageSize` equal to their sizes.
@@ -243,7 +243,7 @@ async fn s3_outage_keeps_acknowledged_messages_and_catches_up() {
     };
     assert!(reason.contains("budget"), "503 names the budget: {reason}");
     // Rejected only once the budget is exhausted: publishes went on against local disk.
-    let pending = app.broker().storage.refresh_local_pending();
+    let pending = app.broker().testing().storage().refresh_local_pending();
     assert!(pending >= BUDGET, "503 with only {pending} of {BUDGET} bytes waiting for upload");
     let accepted_down: u64 = sent[down_from..].iter().map(|p| p.len() as u64).sum();
     assert!(accepted_down >= BUDGET / 2, "only {accepted_down} bytes accepted during the outage");
@@ -286,7 +286,7 @@ async fn s3_outage_keeps_acknowledged_messages_and_catches_up() {
     let prefix = format!("{cluster}/public/default/{topic}/-1/{log_id}");
     let planted = format!("{prefix}/{:020}-{:020}.seg", 1u64 << 40, (1u64 << 40) + 1);
     store.put(&ObjectPath::from(planted.as_str()), PutPayload::from_static(b"half")).await.unwrap();
-    let metadata = Arc::clone(&app.broker().metadata);
+    let metadata = Arc::clone(app.broker().testing().metadata());
     eventually(30, "objects under the topic's prefix are exactly the indexed segments", || async {
         let objects = list_keys(store.as_ref(), &prefix).await;
         let rows: BTreeMap<String, u64> = metadata

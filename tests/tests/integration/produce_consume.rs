@@ -46,8 +46,11 @@ async fn produce_returns_one_message_id_per_message_in_pulsar_shape() {
 }
 
 #[tokio::test]
-async fn produce_to_unknown_topic_returns_404() {
+async fn produce_to_an_unknown_topic_that_cannot_be_created_returns_404() {
     let app = TestApp::standalone().await;
+    ok(app
+        .post("/admin/v2/namespaces/public/default/autoTopicCreation", Some(json!({"allowAutoTopicCreation": false})))
+        .await);
     err(app.post(&rest_topic("ghost"), Some(json!({"messages": [{"payload": "x"}]}))).await, 404);
     err(app.post("/topics/persistent/public/ghost/t", Some(json!({"messages": [{"payload": "x"}]}))).await, 404);
     err(
@@ -302,6 +305,11 @@ async fn pull_with_wait_on_an_empty_topic_returns_no_messages() {
 #[tokio::test]
 async fn pull_from_unknown_topic_returns_404_and_bad_parameters_return_400() {
     let app = TestApp::standalone().await;
+    // A namespace that does not exist, and one that does not auto-create topics.
+    err(app.post("/topics/persistent/public/ghost/t/subscriptions/s/pull", Some(json!({}))).await, 404);
+    ok(app
+        .post("/admin/v2/namespaces/public/default/autoTopicCreation", Some(json!({"allowAutoTopicCreation": false})))
+        .await);
     err(app.post(&pull_path("ghost", "s"), Some(json!({}))).await, 404);
     create_topic(&app, "t").await;
     err(app.post(&pull_path("t", "s"), Some(json!({"maxMessages": 0}))).await, 400);

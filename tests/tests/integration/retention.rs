@@ -79,12 +79,12 @@ async fn consumed_segments_are_deleted_and_disk_is_freed() {
     assert!(before > 500_000, "stored {before}");
 
     // Unconsumed data is backlog: retention must not touch it.
-    app.broker().apply_retention_all().await;
+    app.broker().testing().run_retention().await;
     assert_eq!(storage_size(&app, "r").await, before, "backlog deleted by retention");
 
     assert_eq!(consume_all(&app, "r", "s").await, 2000);
     // The consumer's acknowledgements reach the retention pass through the cursor.
-    app.broker().apply_retention_all().await;
+    app.broker().testing().run_retention().await;
     let now = storage_size(&app, "r").await;
     assert!(now < before / 10, "retention did not delete consumed segments: {now} of {before} bytes left");
     let after_disk = dir_size(&logs);
@@ -113,7 +113,7 @@ async fn infinite_retention_keeps_consumed_segments() {
     produce(&app, "keep", 1000, 500).await;
     assert_eq!(consume_all(&app, "keep", "s").await, 1000);
     let before = storage_size(&app, "keep").await;
-    app.broker().apply_retention_all().await;
+    app.broker().testing().run_retention().await;
     assert_eq!(storage_size(&app, "keep").await, before);
     // Everything is still readable from the start.
     let (s, body) = app

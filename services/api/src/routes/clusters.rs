@@ -2,12 +2,13 @@
 
 use crate::AppState;
 use crate::error::ApiResult;
-use crate::extract::{AuthContext, TopicPath};
+use crate::extract::{AuthContext, TopicParam};
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use magnetar_auth::{Operation, Resource};
 use magnetar_broker::BrokerError;
+use magnetar_broker::Entity;
 use serde_json::{Value, json};
 
 pub fn router() -> Router<AppState> {
@@ -22,7 +23,7 @@ pub fn router() -> Router<AppState> {
 
 async fn list_clusters(State(s): State<AppState>, auth: AuthContext) -> ApiResult<Json<Vec<String>>> {
     auth.check(Operation::ListClusters, Resource::Cluster).await?;
-    Ok(Json(s.broker.list_clusters().await?))
+    Ok(Json(s.broker.admin().list_clusters().await?))
 }
 
 async fn get_cluster(
@@ -31,7 +32,7 @@ async fn get_cluster(
     Path(cluster): Path<String>,
 ) -> ApiResult<Json<Value>> {
     auth.check(Operation::GetCluster, Resource::Cluster).await?;
-    let data = s.broker.get_cluster(&cluster).await?;
+    let data = s.broker.admin().get_cluster(&cluster).await?;
     Ok(Json(serde_json::to_value(data).unwrap_or_default()))
 }
 
@@ -42,14 +43,14 @@ async fn list_brokers(
 ) -> ApiResult<Json<Vec<String>>> {
     auth.check(Operation::ListBrokers, Resource::Cluster).await?;
     if cluster != s.broker.cluster() {
-        return Err(BrokerError::NotFound(format!("cluster {cluster}")).into());
+        return Err(BrokerError::NotFound(Entity::Cluster(cluster)).into());
     }
     Ok(Json(vec![s.broker.broker_id().to_string()]))
 }
 
 async fn broker_health(State(s): State<AppState>, auth: AuthContext) -> ApiResult<&'static str> {
     auth.check(Operation::BrokerHealth, Resource::Cluster).await?;
-    if s.broker.is_ready() { Ok("ok") } else { Err(BrokerError::Unavailable("broker is not ready".into()).into()) }
+    if s.broker.is_ready() { Ok("ok") } else { Err(BrokerError::ShuttingDown.into()) }
 }
 
 async fn leader_broker(State(s): State<AppState>, _auth: AuthContext) -> Json<Value> {
@@ -60,11 +61,12 @@ async fn leader_broker(State(s): State<AppState>, _auth: AuthContext) -> Json<Va
 async fn lookup_topic(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicPath>,
+    TopicParam(name): TopicParam,
 ) -> ApiResult<Json<Value>> {
-    auth.check(Operation::LookupTopic, &p.name()?).await?;
-    let name = p.name()?;
-    s.broker.resolve(&name).await?;
+    auth.check(Operation::LookupTopic, &name).await?;
+    if s.broker.topics().record(&name.base()).await?.is_none() {
+        return Err(BrokerError::NotFound(Entity::Topic(name)).into());
+    }
     let url = format!("http://{}", s.broker.broker_id());
     Ok(Json(json!({ "brokerUrl": url, "httpUrl": url, "nativeUrl": url })))
 }

@@ -14,14 +14,13 @@
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AuthContext, JsonBody, OptionalJsonBody, SubscriptionPath};
-use axum::extract::{Path, State};
+use crate::extract::{AuthContext, JsonBody, OptionalJsonBody, SubscriptionParam};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine;
-use magnetar_auth::Operation;
-use magnetar_broker::{InitialPosition, PullRequest, PulledMessage};
+use magnetar_broker::{PullRequest, PulledMessage, StartPosition};
 use magnetar_core::MessageId;
 use magnetar_core::time::format_rfc3339;
 use serde::{Deserialize, Serialize};
@@ -82,11 +81,9 @@ pub struct PullResponse {
 async fn pull_messages(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<SubscriptionPath>,
+    SubscriptionParam(topic, sub): SubscriptionParam,
     OptionalJsonBody(body): OptionalJsonBody<PullBody>,
 ) -> ApiResult<Json<PullResponse>> {
-    let (topic, sub) = p.name()?;
-    auth.check(Operation::Consume, (&topic, &sub)).await?;
     let body = body.unwrap_or_default();
     let max_messages = body.max_messages.unwrap_or(100);
     if max_messages == 0 || max_messages > s.http.max_pull_messages {
@@ -103,24 +100,23 @@ async fn pull_messages(
         )));
     }
     let initial_position = match body.initial_position.as_deref() {
-        None | Some("latest") | Some("Latest") => InitialPosition::Latest,
-        Some("earliest") | Some("Earliest") => InitialPosition::Earliest,
+        None | Some("latest") | Some("Latest") => StartPosition::Latest,
+        Some("earliest") | Some("Earliest") => StartPosition::Earliest,
         Some(other) => {
             return Err(ApiError::bad_request(format!("initialPosition `{other}` must be `earliest` or `latest`")));
         }
     };
-    let ack_timeout_ms = body.ack_timeout_ms.unwrap_or(s.broker.config.default_ack_timeout_ms);
-    if ack_timeout_ms < 1000 {
-        return Err(ApiError::bad_request(format!("ackTimeoutMs {ack_timeout_ms} must be at least 1000")));
+    if let Some(ms) = body.ack_timeout_ms.filter(|&ms| ms < 1000) {
+        return Err(ApiError::bad_request(format!("ackTimeoutMs {ms} must be at least 1000")));
     }
     let req = PullRequest {
         max_messages,
         max_bytes: body.max_bytes.unwrap_or(8 * 1024 * 1024).clamp(1, s.http.max_request_bytes),
         wait: Duration::from_millis(wait_ms),
-        ack_timeout: Duration::from_millis(ack_timeout_ms),
+        ack_timeout: body.ack_timeout_ms.map(Duration::from_millis),
         initial_position,
     };
-    let messages = s.broker.pull(&topic, &sub, &req).await?;
+    let messages = s.broker.subscriptions().pull(&auth.caller(), &topic, &sub, &req).await?;
     Ok(Json(PullResponse { messages: messages.into_iter().map(PulledJson::from).collect() }))
 }
 
@@ -149,24 +145,20 @@ fn parse_ids(ids: &[String]) -> Result<Vec<MessageId>, ApiError> {
 async fn ack_messages(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<SubscriptionPath>,
+    SubscriptionParam(topic, sub): SubscriptionParam,
     JsonBody(body): JsonBody<AckBody>,
 ) -> ApiResult<StatusCode> {
-    let (topic, sub) = p.name()?;
-    auth.check(Operation::Consume, (&topic, &sub)).await?;
-    s.broker.ack(&topic, &sub, &parse_ids(&body.message_ids)?).await?;
+    s.broker.subscriptions().ack(&auth.caller(), &topic, &sub, &parse_ids(&body.message_ids)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn nack_messages(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<SubscriptionPath>,
+    SubscriptionParam(topic, sub): SubscriptionParam,
     JsonBody(body): JsonBody<AckBody>,
 ) -> ApiResult<StatusCode> {
-    let (topic, sub) = p.name()?;
-    auth.check(Operation::Consume, (&topic, &sub)).await?;
     let delay = Duration::from_millis(body.redelivery_delay_ms.unwrap_or(0));
-    s.broker.nack(&topic, &sub, &parse_ids(&body.message_ids)?, delay).await?;
+    s.broker.subscriptions().nack(&auth.caller(), &topic, &sub, &parse_ids(&body.message_ids)?, delay).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,14 +2,14 @@
 
 use crate::AppState;
 use crate::error::ApiResult;
-use crate::extract::{AuthContext, ForceQuery, JsonBody, OptionalJsonBody};
-use axum::extract::{Path, Query, State};
+use crate::extract::{AuthContext, ForceQuery, JsonBody, NamespaceParam, OptionalJsonBody, TenantParam};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use magnetar_auth::Operation;
 use magnetar_broker::BrokerError;
-use magnetar_core::{NamespaceName, Policies, RetentionPolicies, TenantName};
+use magnetar_core::{Policies, RetentionPolicies};
 use serde_json::Value;
 
 pub fn router() -> Router<AppState> {
@@ -30,67 +30,61 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-fn ns(tenant: String, namespace: String) -> Result<NamespaceName, crate::ApiError> {
-    Ok(NamespaceName::parse_parts(&tenant, &namespace)?)
-}
-
 async fn list_namespaces(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(t): Path<String>,
+    TenantParam(tenant): TenantParam,
 ) -> ApiResult<Json<Vec<String>>> {
-    let tenant = TenantName::new(t)?;
-    let list = auth.visible_namespaces(&tenant, s.broker.list_namespaces(&tenant).await).await?;
+    let list = auth.visible_namespaces(&tenant, s.broker.admin().list_namespaces(&tenant).await).await?;
     Ok(Json(list.into_iter().map(|n| n.to_string()).collect()))
 }
 
 async fn create_namespace(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
     OptionalJsonBody(policies): OptionalJsonBody<Policies>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::CreateNamespace, &ns(t.clone(), n.clone())?).await?;
-    s.broker.create_namespace(&ns(t, n)?, policies).await?;
+    auth.check(Operation::CreateNamespace, &name).await?;
+    s.broker.admin().create_namespace(&name, policies).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn get_policies(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<Json<Policies>> {
-    auth.check(Operation::GetNamespacePolicies, &ns(t.clone(), n.clone())?).await?;
-    Ok(Json(s.broker.get_policies(&ns(t, n)?).await?))
+    auth.check(Operation::GetNamespacePolicies, &name).await?;
+    Ok(Json(s.broker.admin().get_policies(&name).await?))
 }
 
 async fn delete_namespace(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
     Query(q): Query<ForceQuery>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::DeleteNamespace, &ns(t.clone(), n.clone())?).await?;
-    s.broker.delete_namespace(&ns(t, n)?, q.force).await?;
+    auth.check(Operation::DeleteNamespace, &name).await?;
+    s.broker.admin().delete_namespace(&name, q.force).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_namespace_topics(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<Json<Vec<String>>> {
-    let name = ns(t, n)?;
-    Ok(Json(auth.visible_topics(&name, s.broker.list_topics(&name).await).await?))
+    Ok(Json(auth.visible_topics(&name, s.broker.topics().list(&name).await).await?))
 }
 
 async fn get_retention(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<Json<Value>> {
-    auth.check(Operation::GetNamespacePolicies, &ns(t.clone(), n.clone())?).await?;
-    let p = s.broker.get_policies(&ns(t, n)?).await?;
+    auth.check(Operation::GetNamespacePolicies, &name).await?;
+    let p = s.broker.admin().get_policies(&name).await?;
     // Pulsar answers an unset policy with an empty body (null).
     Ok(Json(serde_json::to_value(p.retention_policies).unwrap_or(Value::Null)))
 }
@@ -98,12 +92,13 @@ async fn get_retention(
 async fn set_retention(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
     JsonBody(r): JsonBody<RetentionPolicies>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetNamespacePolicy, &ns(t.clone(), n.clone())?).await?;
+    auth.check(Operation::SetNamespacePolicy, &name).await?;
     s.broker
-        .update_policies(&ns(t, n)?, |p| {
+        .admin()
+        .update_policies(&name, |p| {
             p.retention_policies = Some(r);
             Ok(())
         })
@@ -114,11 +109,12 @@ async fn set_retention(
 async fn remove_retention(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetNamespacePolicy, &ns(t.clone(), n.clone())?).await?;
+    auth.check(Operation::SetNamespacePolicy, &name).await?;
     s.broker
-        .update_policies(&ns(t, n)?, |p| {
+        .admin()
+        .update_policies(&name, |p| {
             p.retention_policies = None;
             Ok(())
         })
@@ -129,27 +125,28 @@ async fn remove_retention(
 async fn get_message_ttl(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<Json<Value>> {
-    auth.check(Operation::GetNamespacePolicies, &ns(t.clone(), n.clone())?).await?;
-    let p = s.broker.get_policies(&ns(t, n)?).await?;
+    auth.check(Operation::GetNamespacePolicies, &name).await?;
+    let p = s.broker.admin().get_policies(&name).await?;
     Ok(Json(p.message_ttl_in_seconds.map(Value::from).unwrap_or(Value::Null)))
 }
 
 async fn set_message_ttl(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
     JsonBody(ttl): JsonBody<i64>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetNamespacePolicy, &ns(t.clone(), n.clone())?).await?;
+    auth.check(Operation::SetNamespacePolicy, &name).await?;
     let ttl =
-        i32::try_from(ttl).map_err(|_| BrokerError::PreconditionFailed(format!("messageTTL {ttl} is out of range")))?;
+        i32::try_from(ttl).map_err(|_| BrokerError::InvalidPolicy(format!("messageTTL {ttl} is out of range")))?;
     if ttl < 0 {
-        return Err(BrokerError::PreconditionFailed(format!("messageTTL {ttl} must be 0 or positive")).into());
+        return Err(BrokerError::InvalidPolicy(format!("messageTTL {ttl} must be 0 or positive")).into());
     }
     s.broker
-        .update_policies(&ns(t, n)?, |p| {
+        .admin()
+        .update_policies(&name, |p| {
             p.message_ttl_in_seconds = Some(ttl);
             Ok(())
         })
@@ -160,11 +157,12 @@ async fn set_message_ttl(
 async fn remove_message_ttl(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetNamespacePolicy, &ns(t.clone(), n.clone())?).await?;
+    auth.check(Operation::SetNamespacePolicy, &name).await?;
     s.broker
-        .update_policies(&ns(t, n)?, |p| {
+        .admin()
+        .update_policies(&name, |p| {
             p.message_ttl_in_seconds = None;
             Ok(())
         })

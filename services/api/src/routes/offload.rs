@@ -7,15 +7,15 @@
 
 use crate::AppState;
 use crate::error::ApiResult;
-use crate::extract::{AuthContext, JsonBody, TopicPath};
-use axum::extract::{Path, State};
+use crate::extract::{AuthContext, JsonBody, NamespaceParam, TopicParam};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use magnetar_auth::Operation;
 use magnetar_broker::BrokerError;
-use magnetar_broker::offload::OffloadStatus;
+use magnetar_broker::OffloadStatus;
 use magnetar_core::{MessageId, NamespaceName, Policies};
 use serde_json::Value;
 
@@ -43,10 +43,6 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-fn ns(t: &str, n: &str) -> Result<NamespaceName, crate::ApiError> {
-    Ok(NamespaceName::parse_parts(t, n)?)
-}
-
 fn policy_field(p: &Policies, name: &str) -> Option<i64> {
     p.offload_policies.as_ref().and_then(|o| o.get(name)).and_then(Value::as_i64)
 }
@@ -63,47 +59,44 @@ fn sync_field(p: &mut Policies, name: &str, value: Option<i64>) {
 
 fn at_least_minus_one(what: &str, v: i64) -> Result<(), BrokerError> {
     if v < -1 {
-        return Err(BrokerError::PreconditionFailed(format!("{what} must be -1 (disabled) or at least 0, got {v}")));
+        return Err(BrokerError::InvalidPolicy(format!("{what} must be -1 (disabled) or at least 0, got {v}")));
     }
     Ok(())
 }
 
-async fn read(s: &AppState, auth: &AuthContext, t: &str, n: &str) -> ApiResult<Policies> {
-    let name = ns(t, n)?;
-    auth.check(Operation::GetNamespacePolicies, &name).await?;
-    Ok(s.broker.get_policies(&name).await?)
+async fn read(s: &AppState, auth: &AuthContext, name: &NamespaceName) -> ApiResult<Policies> {
+    auth.check(Operation::GetNamespacePolicies, name).await?;
+    Ok(s.broker.admin().get_policies(name).await?)
 }
 
 async fn change(
     s: &AppState,
     auth: &AuthContext,
-    t: &str,
-    n: &str,
+    name: &NamespaceName,
     f: impl FnMut(&mut Policies) -> Result<(), BrokerError>,
 ) -> ApiResult<StatusCode> {
-    let name = ns(t, n)?;
-    auth.check(Operation::SetNamespacePolicy, &name).await?;
-    s.broker.update_policies(&name, f).await?;
+    auth.check(Operation::SetNamespacePolicy, name).await?;
+    s.broker.admin().update_policies(name, f).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn get_offload_threshold(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<Json<i64>> {
-    let p = read(&s, &auth, &t, &n).await?;
+    let p = read(&s, &auth, &name).await?;
     Ok(Json(policy_field(&p, THRESHOLD).unwrap_or(p.offload_threshold)))
 }
 
 async fn set_offload_threshold(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
     JsonBody(v): JsonBody<i64>,
 ) -> ApiResult<StatusCode> {
     at_least_minus_one("offloadThreshold", v)?;
-    change(&s, &auth, &t, &n, |p| {
+    change(&s, &auth, &name, |p| {
         p.offload_threshold = v;
         sync_field(p, THRESHOLD, Some(v));
         Ok(())
@@ -114,20 +107,20 @@ async fn set_offload_threshold(
 async fn get_offload_threshold_in_seconds(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<Json<i64>> {
-    let p = read(&s, &auth, &t, &n).await?;
+    let p = read(&s, &auth, &name).await?;
     Ok(Json(policy_field(&p, THRESHOLD_SECS).or(p.offload_threshold_in_seconds).unwrap_or(-1)))
 }
 
 async fn set_offload_threshold_in_seconds(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
     JsonBody(v): JsonBody<i64>,
 ) -> ApiResult<StatusCode> {
     at_least_minus_one("offloadThresholdInSeconds", v)?;
-    change(&s, &auth, &t, &n, |p| {
+    change(&s, &auth, &name, |p| {
         p.offload_threshold_in_seconds = Some(v);
         sync_field(p, THRESHOLD_SECS, Some(v));
         Ok(())
@@ -138,20 +131,20 @@ async fn set_offload_threshold_in_seconds(
 async fn get_offload_deletion_lag(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<Json<Option<i64>>> {
-    let p = read(&s, &auth, &t, &n).await?;
+    let p = read(&s, &auth, &name).await?;
     Ok(Json(policy_field(&p, DELETION_LAG).or(p.offload_deletion_lag_ms)))
 }
 
 async fn set_offload_deletion_lag(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
     JsonBody(v): JsonBody<i64>,
 ) -> ApiResult<StatusCode> {
     at_least_minus_one("offloadDeletionLagMs", v)?;
-    change(&s, &auth, &t, &n, |p| {
+    change(&s, &auth, &name, |p| {
         p.offload_deletion_lag_ms = Some(v);
         sync_field(p, DELETION_LAG, Some(v));
         Ok(())
@@ -162,9 +155,9 @@ async fn set_offload_deletion_lag(
 async fn remove_offload_deletion_lag(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<StatusCode> {
-    change(&s, &auth, &t, &n, |p| {
+    change(&s, &auth, &name, |p| {
         p.offload_deletion_lag_ms = None;
         sync_field(p, DELETION_LAG, None);
         Ok(())
@@ -176,9 +169,9 @@ async fn remove_offload_deletion_lag(
 async fn get_offload_policies(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<Response> {
-    let p = read(&s, &auth, &t, &n).await?;
+    let p = read(&s, &auth, &name).await?;
     Ok(match p.offload_policies {
         Some(v) => Json(v).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
@@ -188,24 +181,24 @@ async fn get_offload_policies(
 async fn set_offload_policies(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
     JsonBody(v): JsonBody<Value>,
 ) -> ApiResult<StatusCode> {
     let Value::Object(o) = &v else {
-        return Err(BrokerError::BadRequest("offloadPolicies must be a JSON object".into()).into());
+        return Err(BrokerError::InvalidArgument("offloadPolicies must be a JSON object".into()).into());
     };
     for key in [THRESHOLD, THRESHOLD_SECS, DELETION_LAG] {
         match o.get(key) {
             None | Some(Value::Null) => {}
             Some(x) => match x.as_i64() {
                 Some(n) => at_least_minus_one(key, n)?,
-                None => return Err(BrokerError::BadRequest(format!("{key} must be an integer")).into()),
+                None => return Err(BrokerError::InvalidArgument(format!("{key} must be an integer")).into()),
             },
         }
     }
     let get = |k: &str| o.get(k).and_then(Value::as_i64);
     let (threshold, secs, lag) = (get(THRESHOLD), get(THRESHOLD_SECS), get(DELETION_LAG));
-    change(&s, &auth, &t, &n, |p| {
+    change(&s, &auth, &name, |p| {
         p.offload_policies = Some(v.clone());
         if let Some(x) = threshold {
             p.offload_threshold = x;
@@ -224,9 +217,9 @@ async fn set_offload_policies(
 async fn remove_offload_policies(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<StatusCode> {
-    change(&s, &auth, &t, &n, |p| {
+    change(&s, &auth, &name, |p| {
         p.offload_policies = None;
         Ok(())
     })
@@ -238,21 +231,19 @@ async fn remove_offload_policies(
 async fn trigger_offload(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicPath>,
+    TopicParam(name): TopicParam,
     JsonBody(id): JsonBody<MessageId>,
 ) -> ApiResult<StatusCode> {
-    let name = p.name()?;
     auth.check(Operation::OffloadTopic, &name).await?;
-    s.broker.trigger_offload(&name, &id).await?;
+    s.broker.offloader().trigger(&name, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn get_offload_status(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicPath>,
+    TopicParam(name): TopicParam,
 ) -> ApiResult<Json<OffloadStatus>> {
-    let name = p.name()?;
     auth.check(Operation::GetOffloadStatus, &name).await?;
-    Ok(Json(s.broker.offload_status(&name).await?))
+    Ok(Json(s.broker.offloader().status(&name).await?))
 }

@@ -30,7 +30,7 @@ async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> R
         crate::extract::authenticate(&s, &headers, None)?.check(Operation::Metrics, Resource::Cluster).await?;
     }
     s.broker.refresh_metrics();
-    let families = s.broker.metrics.registry.gather();
+    let families = s.broker.metrics_registry().gather();
     let mut buf = Vec::new();
     if let Err(e) = prometheus::TextEncoder::new().encode(&families, &mut buf) {
         tracing::error!(error = %e, "encoding metrics failed");

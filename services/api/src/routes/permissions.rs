@@ -5,14 +5,14 @@
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AuthContext, JsonBody, TopicPath};
+use crate::extract::{AuthContext, JsonBody, NamespaceParam, TopicParam};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use magnetar_auth::authorize::topic_grant_key;
-use magnetar_auth::{Action, Operation, Resource};
-use magnetar_broker::BrokerError;
+use magnetar_auth::{Action, Operation};
+use magnetar_broker::{BrokerError, Entity};
 use magnetar_core::{NamespaceName, SubscriptionName};
 use std::collections::BTreeMap;
 
@@ -37,39 +37,19 @@ pub fn router() -> Router<AppState> {
 
 type Grants = BTreeMap<String, Vec<String>>;
 
-fn ns(t: &str, n: &str) -> Result<NamespaceName, ApiError> {
-    Ok(NamespaceName::parse_parts(t, n)?)
-}
-
+/// `{role}` of the path (the namespace or topic comes from its own extractor).
 #[derive(serde::Deserialize)]
 struct RolePath {
-    tenant: String,
-    namespace: String,
     role: String,
 }
 
-#[derive(serde::Deserialize)]
-struct TopicRolePath {
-    tenant: String,
-    namespace: String,
-    topic: String,
-    role: String,
-}
-
-/// Applies a change to a namespace's policies (grants live there) and drops the authorizer's
-/// cached view of `resource`, so the change applies to the next request.
-async fn change_auth<F>(
-    s: &AppState,
-    namespace: &magnetar_core::NamespaceName,
-    resource: Resource<'_>,
-    auth: &AuthContext,
-    change: F,
-) -> ApiResult<StatusCode>
+/// Applies a change to a namespace's policies (grants live there). The broker invalidates the
+/// shared policy cache once the change has committed, so it applies to the next request.
+async fn change_auth<F>(s: &AppState, namespace: &NamespaceName, change: F) -> ApiResult<StatusCode>
 where
     F: FnMut(&mut magnetar_core::Policies) -> magnetar_broker::Result<()>,
 {
-    s.broker.update_policies(namespace, change).await?;
-    auth.auth().authorizer.invalidate(&resource);
+    s.broker.admin().update_policies(namespace, change).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -84,11 +64,10 @@ fn role(r: &str) -> Result<&str, ApiError> {
 async fn get_namespace_permissions(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<Json<Grants>> {
-    let name = ns(&t, &n)?;
     auth.check(Operation::GetPermissions, &name).await?;
-    Ok(Json(s.broker.get_policies(&name).await?.auth_policies.namespace_auth))
+    Ok(Json(s.broker.admin().get_policies(&name).await?.auth_policies.namespace_auth))
 }
 
 /// Body `["produce","consume"]` (also `functions`, `sources`, `sinks`, `packages`); replaces the
@@ -96,14 +75,14 @@ async fn get_namespace_permissions(
 async fn grant_namespace_permission(
     State(s): State<AppState>,
     auth: AuthContext,
+    NamespaceParam(name): NamespaceParam,
     Path(p): Path<RolePath>,
     JsonBody(actions): JsonBody<Vec<String>>,
 ) -> ApiResult<StatusCode> {
-    let name = ns(&p.tenant, &p.namespace)?;
     auth.check(Operation::GrantPermission, &name).await?;
     let actions = Action::parse_list(&actions)?;
     let r = role(&p.role)?.to_string();
-    change_auth(&s, &name, Resource::Namespace(&name), &auth, |pol| {
+    change_auth(&s, &name, |pol| {
         pol.auth_policies.namespace_auth.insert(r.clone(), actions.clone());
         Ok(())
     })
@@ -113,11 +92,11 @@ async fn grant_namespace_permission(
 async fn revoke_namespace_permission(
     State(s): State<AppState>,
     auth: AuthContext,
+    NamespaceParam(name): NamespaceParam,
     Path(p): Path<RolePath>,
 ) -> ApiResult<StatusCode> {
-    let name = ns(&p.tenant, &p.namespace)?;
     auth.check(Operation::RevokePermission, &name).await?;
-    change_auth(&s, &name, Resource::Namespace(&name), &auth, |pol| {
+    change_auth(&s, &name, |pol| {
         pol.auth_policies.namespace_auth.remove(&p.role);
         Ok(())
     })
@@ -126,21 +105,17 @@ async fn revoke_namespace_permission(
 
 #[derive(serde::Deserialize)]
 struct SubscriptionPath {
-    tenant: String,
-    namespace: String,
     subscription: String,
 }
 
 #[derive(serde::Deserialize)]
 struct SubscriptionRolePath {
-    tenant: String,
-    namespace: String,
     subscription: String,
     role: String,
 }
 
-fn subscription(s: &str) -> Result<String, ApiError> {
-    Ok(SubscriptionName::new(s.to_string())?.to_string())
+fn subscription(s: &str) -> Result<SubscriptionName, ApiError> {
+    Ok(SubscriptionName::new(s.to_string())?)
 }
 
 /// `{"sub": ["role1", "role2"]}`: the subscriptions of the namespace that only the listed roles
@@ -148,11 +123,10 @@ fn subscription(s: &str) -> Result<String, ApiError> {
 async fn get_subscription_permissions(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<Json<Grants>> {
-    let name = ns(&t, &n)?;
     auth.check(Operation::GetPermissions, &name).await?;
-    Ok(Json(s.broker.get_policies(&name).await?.auth_policies.subscription_auth_roles))
+    Ok(Json(s.broker.admin().get_policies(&name).await?.auth_policies.subscription_auth_roles))
 }
 
 /// Body `["role1","role2"]`: replaces the roles allowed to consume from subscription `sub` on
@@ -161,21 +135,21 @@ async fn get_subscription_permissions(
 async fn grant_subscription_permission(
     State(s): State<AppState>,
     auth: AuthContext,
+    NamespaceParam(name): NamespaceParam,
     Path(p): Path<SubscriptionPath>,
     JsonBody(roles): JsonBody<Vec<String>>,
 ) -> ApiResult<StatusCode> {
-    let name = ns(&p.tenant, &p.namespace)?;
     auth.check(Operation::GrantPermission, &name).await?;
     let sub = subscription(&p.subscription)?;
     let mut roles = roles.iter().map(|r| role(r).map(str::to_string)).collect::<Result<Vec<_>, _>>()?;
     roles.sort();
     roles.dedup();
-    change_auth(&s, &name, Resource::Namespace(&name), &auth, |pol| {
+    change_auth(&s, &name, |pol| {
         let lists = &mut pol.auth_policies.subscription_auth_roles;
         if roles.is_empty() {
-            lists.remove(&sub);
+            lists.remove(sub.as_str());
         } else {
-            lists.insert(sub.clone(), roles.clone());
+            lists.insert(sub.to_string(), roles.clone());
         }
         Ok(())
     })
@@ -188,19 +162,22 @@ async fn grant_subscription_permission(
 async fn revoke_subscription_permission(
     State(s): State<AppState>,
     auth: AuthContext,
+    NamespaceParam(name): NamespaceParam,
     Path(p): Path<SubscriptionRolePath>,
 ) -> ApiResult<StatusCode> {
-    let name = ns(&p.tenant, &p.namespace)?;
     auth.check(Operation::RevokePermission, &name).await?;
     let sub = subscription(&p.subscription)?;
-    change_auth(&s, &name, Resource::Namespace(&name), &auth, |pol| {
+    change_auth(&s, &name, |pol| {
         let lists = &mut pol.auth_policies.subscription_auth_roles;
-        let Some(roles) = lists.get_mut(&sub) else {
-            return Err(BrokerError::NotFound(format!("role list of subscription {sub} in namespace {name}")));
+        let Some(roles) = lists.get_mut(sub.as_str()) else {
+            return Err(BrokerError::NotFound(Entity::SubscriptionRoles {
+                namespace: name.clone(),
+                subscription: sub.clone(),
+            }));
         };
         roles.retain(|r| r != &p.role);
         if roles.is_empty() {
-            lists.remove(&sub);
+            lists.remove(sub.as_str());
         }
         Ok(())
     })
@@ -212,17 +189,16 @@ async fn revoke_subscription_permission(
 async fn set_subscription_auth_mode(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
     JsonBody(mode): JsonBody<String>,
 ) -> ApiResult<StatusCode> {
-    let name = ns(&t, &n)?;
     auth.check(Operation::SetSubscriptionAuthMode, &name).await?;
     let mode = match mode.as_str() {
         "None" | "none" => "None",
         "Prefix" | "prefix" => "Prefix",
         other => return Err(ApiError::bad_request(format!("invalid subscriptionAuthMode `{other}` (None or Prefix)"))),
     };
-    change_auth(&s, &name, Resource::Namespace(&name), &auth, |pol| {
+    change_auth(&s, &name, |pol| {
         pol.subscription_auth_mode = mode.to_string();
         Ok(())
     })
@@ -233,11 +209,10 @@ async fn set_subscription_auth_mode(
 async fn get_topic_permissions(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicPath>,
+    TopicParam(topic): TopicParam,
 ) -> ApiResult<Json<Grants>> {
-    let topic = p.name()?;
     auth.check(Operation::GetPermissions, &topic).await?;
-    let policies = s.broker.get_policies(topic.namespace()).await?.auth_policies;
+    let policies = s.broker.admin().get_policies(topic.namespace()).await?.auth_policies;
     let mut grants = policies.namespace_auth;
     for (r, actions) in policies.destination_auth.get(&topic_grant_key(&topic)).cloned().unwrap_or_default() {
         let entry = grants.entry(r).or_default();
@@ -251,14 +226,14 @@ async fn get_topic_permissions(
 async fn grant_topic_permission(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicRolePath>,
+    TopicParam(topic): TopicParam,
+    Path(p): Path<RolePath>,
     JsonBody(actions): JsonBody<Vec<String>>,
 ) -> ApiResult<StatusCode> {
-    let topic = magnetar_core::TopicName::from_parts("persistent", &p.tenant, &p.namespace, &p.topic)?;
     auth.check(Operation::GrantPermission, &topic).await?;
     let actions = Action::parse_list(&actions)?;
     let (key, r) = (topic_grant_key(&topic), role(&p.role)?.to_string());
-    change_auth(&s, topic.namespace(), Resource::Topic(&topic), &auth, |pol| {
+    change_auth(&s, topic.namespace(), |pol| {
         pol.auth_policies.destination_auth.entry(key.clone()).or_default().insert(r.clone(), actions.clone());
         Ok(())
     })
@@ -269,16 +244,16 @@ async fn grant_topic_permission(
 async fn revoke_topic_permission(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicRolePath>,
+    TopicParam(topic): TopicParam,
+    Path(p): Path<RolePath>,
 ) -> ApiResult<StatusCode> {
-    let topic = magnetar_core::TopicName::from_parts("persistent", &p.tenant, &p.namespace, &p.topic)?;
     auth.check(Operation::RevokePermission, &topic).await?;
     let key = topic_grant_key(&topic);
-    change_auth(&s, topic.namespace(), Resource::Topic(&topic), &auth, |pol| {
+    change_auth(&s, topic.namespace(), |pol| {
         let grants = &mut pol.auth_policies.destination_auth;
         let removed = grants.get_mut(&key).and_then(|roles| roles.remove(&p.role));
         if removed.is_none() {
-            return Err(BrokerError::PreconditionFailed(format!(
+            return Err(BrokerError::InvalidPolicy(format!(
                 "permissions are not set at the topic level for role {} on {key}",
                 p.role
             )));

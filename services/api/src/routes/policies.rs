@@ -3,14 +3,14 @@
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AuthContext, JsonBody, SubscriptionPath, TopicPath};
+use crate::extract::{AuthContext, JsonBody, NamespaceParam, SubscriptionParam, TopicParam};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use magnetar_auth::Operation;
 use magnetar_broker::BrokerError;
-use magnetar_core::{BacklogQuota, NamespaceName};
+use magnetar_core::{BacklogQuota, NamespaceName, SubscriptionName, TopicName};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -39,17 +39,13 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-fn ns(t: &str, n: &str) -> Result<NamespaceName, ApiError> {
-    Ok(NamespaceName::parse_parts(t, n)?)
-}
-
 async fn get_backlog_quota_map(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<Json<BTreeMap<String, BacklogQuota>>> {
-    auth.check(Operation::GetNamespacePolicies, &ns(&t, &n)?).await?;
-    Ok(Json(s.broker.get_policies(&ns(&t, &n)?).await?.backlog_quota_map))
+    auth.check(Operation::GetNamespacePolicies, &name).await?;
+    Ok(Json(s.broker.admin().get_policies(&name).await?.backlog_quota_map))
 }
 
 #[derive(Deserialize, Default)]
@@ -70,11 +66,11 @@ fn quota_type(q: &QuotaType) -> Result<String, ApiError> {
 async fn set_backlog_quota(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
     Query(q): Query<QuotaType>,
     JsonBody(quota): JsonBody<BacklogQuota>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetNamespacePolicy, &ns(&t, &n)?).await?;
+    auth.check(Operation::SetNamespacePolicy, &name).await?;
     let kind = quota_type(&q)?;
     if !POLICIES.contains(&quota.policy.as_str()) {
         return Err(ApiError::bad_request(format!(
@@ -84,13 +80,14 @@ async fn set_backlog_quota(
         )));
     }
     s.broker
-        .update_policies(&ns(&t, &n)?, |p| {
+        .admin()
+        .update_policies(&name, |p| {
             // Pulsar refuses a size quota above the retention size: the backlog could never reach it.
             if let Some(r) = p.retention_policies
                 && r.retention_size_in_mb >= 0
                 && quota.limit_size > r.retention_size_in_mb * 1024 * 1024
             {
-                return Err(BrokerError::PreconditionFailed(format!(
+                return Err(BrokerError::InvalidPolicy(format!(
                     "backlog quota limit {} bytes exceeds the retention size of {} MB",
                     quota.limit_size, r.retention_size_in_mb
                 )));
@@ -105,13 +102,14 @@ async fn set_backlog_quota(
 async fn remove_backlog_quota(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
     Query(q): Query<QuotaType>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetNamespacePolicy, &ns(&t, &n)?).await?;
+    auth.check(Operation::SetNamespacePolicy, &name).await?;
     let kind = quota_type(&q)?;
     s.broker
-        .update_policies(&ns(&t, &n)?, |p| {
+        .admin()
+        .update_policies(&name, |p| {
             p.backlog_quota_map.remove(&kind);
             Ok(())
         })
@@ -124,10 +122,10 @@ const AUTO_CREATION: &str = "autoTopicCreationOverride";
 async fn get_auto_topic_creation(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<Json<Value>> {
-    auth.check(Operation::GetNamespacePolicies, &ns(&t, &n)?).await?;
-    let p = s.broker.get_policies(&ns(&t, &n)?).await?;
+    auth.check(Operation::GetNamespacePolicies, &name).await?;
+    let p = s.broker.admin().get_policies(&name).await?;
     Ok(Json(p.other.get(AUTO_CREATION).cloned().unwrap_or(Value::Null)))
 }
 
@@ -136,10 +134,10 @@ async fn get_auto_topic_creation(
 async fn set_auto_topic_creation(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetNamespacePolicy, &ns(&t, &n)?).await?;
+    auth.check(Operation::SetNamespacePolicy, &name).await?;
     let allow = body.get("allowAutoTopicCreation").and_then(Value::as_bool);
     let kind = body.get("topicType").and_then(Value::as_str).unwrap_or("non-partitioned");
     if allow.is_none() {
@@ -150,16 +148,17 @@ async fn set_auto_topic_creation(
         "partitioned" => {
             let n = body.get("defaultNumPartitions").and_then(Value::as_i64).unwrap_or(0);
             if n <= 0 {
-                return Err(BrokerError::PreconditionFailed(
+                return Err(BrokerError::InvalidPolicy(
                     "defaultNumPartitions must be positive for partitioned auto-creation".into(),
                 )
                 .into());
             }
         }
-        other => return Err(BrokerError::PreconditionFailed(format!("invalid topicType `{other}`")).into()),
+        other => return Err(BrokerError::InvalidPolicy(format!("invalid topicType `{other}`")).into()),
     }
     s.broker
-        .update_policies(&ns(&t, &n)?, |p| {
+        .admin()
+        .update_policies(&name, |p| {
             p.other.insert(AUTO_CREATION.into(), body.clone());
             Ok(())
         })
@@ -170,11 +169,12 @@ async fn set_auto_topic_creation(
 async fn remove_auto_topic_creation(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetNamespacePolicy, &ns(&t, &n)?).await?;
+    auth.check(Operation::SetNamespacePolicy, &name).await?;
     s.broker
-        .update_policies(&ns(&t, &n)?, |p| {
+        .admin()
+        .update_policies(&name, |p| {
             p.other.remove(AUTO_CREATION);
             Ok(())
         })
@@ -183,13 +183,12 @@ async fn remove_auto_topic_creation(
 }
 
 /// Skips every subscription's backlog on every topic of the namespace (or one subscription).
-async fn clear_backlog(s: &AppState, t: &str, n: &str, sub: Option<&str>) -> ApiResult<StatusCode> {
-    let namespace = ns(t, n)?;
-    for topic in s.broker.list_topics(&namespace).await? {
-        let name: magnetar_core::TopicName = topic.parse()?;
-        for name_sub in s.broker.list_subscriptions(&name).await? {
+async fn clear_backlog(s: &AppState, namespace: &NamespaceName, sub: Option<&str>) -> ApiResult<StatusCode> {
+    for topic in s.broker.topics().list(namespace).await? {
+        let name: TopicName = topic.parse()?;
+        for name_sub in s.broker.subscriptions().list(&name).await? {
             if sub.is_none_or(|x| x == name_sub) {
-                s.broker.skip_all(&name, &name_sub).await?;
+                s.broker.subscriptions().skip_all(&name, &SubscriptionName::new(name_sub)?).await?;
             }
         }
     }
@@ -199,43 +198,46 @@ async fn clear_backlog(s: &AppState, t: &str, n: &str, sub: Option<&str>) -> Api
 async fn clear_namespace_backlog(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::ClearBacklog, &ns(&t, &n)?).await?;
-    clear_backlog(&s, &t, &n, None).await
+    auth.check(Operation::ClearBacklog, &name).await?;
+    clear_backlog(&s, &name, None).await
+}
+
+#[derive(Deserialize)]
+struct SubscriptionOnly {
+    subscription: String,
 }
 
 async fn clear_namespace_subscription_backlog(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n, sub)): Path<(String, String, String)>,
+    NamespaceParam(name): NamespaceParam,
+    Path(p): Path<SubscriptionOnly>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::ClearBacklog, &ns(&t, &n)?).await?;
-    clear_backlog(&s, &t, &n, Some(&sub)).await
+    auth.check(Operation::ClearBacklog, &name).await?;
+    clear_backlog(&s, &name, Some(&p.subscription)).await
 }
 
 async fn unsubscribe_namespace(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n, sub)): Path<(String, String, String)>,
+    NamespaceParam(namespace): NamespaceParam,
+    Path(p): Path<SubscriptionOnly>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::ClearBacklog, &ns(&t, &n)?).await?;
-    let namespace = ns(&t, &n)?;
-    for topic in s.broker.list_topics(&namespace).await? {
-        let name: magnetar_core::TopicName = topic.parse()?;
-        if s.broker.list_subscriptions(&name).await?.contains(&sub) {
-            s.broker.delete_subscription(&name, &sub, false).await?;
+    auth.check(Operation::ClearBacklog, &namespace).await?;
+    let sub = SubscriptionName::new(p.subscription)?;
+    for topic in s.broker.topics().list(&namespace).await? {
+        let name: TopicName = topic.parse()?;
+        if s.broker.subscriptions().list(&name).await?.iter().any(|n| n == sub.as_str()) {
+            s.broker.subscriptions().delete(&name, &sub, false).await?;
         }
     }
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]
-struct ExpirePath {
-    tenant: String,
-    namespace: String,
-    topic: String,
-    subscription: String,
+struct SecondsPath {
     seconds: String,
 }
 
@@ -249,31 +251,21 @@ fn seconds(raw: &str) -> Result<i64, ApiError> {
 async fn expire_messages(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<ExpirePath>,
+    SubscriptionParam(topic, sub): SubscriptionParam,
+    Path(p): Path<SecondsPath>,
 ) -> ApiResult<StatusCode> {
-    let (topic, sub) =
-        SubscriptionPath { tenant: p.tenant, namespace: p.namespace, topic: p.topic, subscription: p.subscription }
-            .name()?;
-    auth.check(Operation::ExpireMessages, (&topic, &sub)).await?;
-    s.broker.expire_messages(&topic, Some(&sub), seconds(&p.seconds)?).await?;
+    auth.check(Operation::ExpireMessages, (&topic, sub.as_str())).await?;
+    s.broker.subscriptions().expire(&topic, Some(&sub), seconds(&p.seconds)?).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize)]
-struct ExpireAllPath {
-    tenant: String,
-    namespace: String,
-    topic: String,
-    seconds: String,
 }
 
 async fn expire_all_messages(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<ExpireAllPath>,
+    TopicParam(topic): TopicParam,
+    Path(p): Path<SecondsPath>,
 ) -> ApiResult<StatusCode> {
-    let topic = TopicPath { tenant: p.tenant, namespace: p.namespace, topic: p.topic }.name()?;
     auth.check(Operation::ExpireMessages, &topic).await?;
-    s.broker.expire_messages(&topic, None, seconds(&p.seconds)?).await?;
+    s.broker.subscriptions().expire(&topic, None, seconds(&p.seconds)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,16 +1,18 @@
 //! REST produce, Pulsar-compatible (PIP-64): `POST /topics/persistent/{t}/{ns}/{topic}` and
-//! `.../partitions/{n}`. Without a schema the payload string is stored as its UTF-8 bytes
-//! (Pulsar's default string schema); with a `BYTES` value schema it is base64.
+//! `.../partitions/{n}`. A missing topic is created as the namespace's auto-creation policy
+//! allows (as for WebSocket producers); a partition of a missing topic is not. Without a schema
+//! the payload string is stored as its UTF-8 bytes (Pulsar's default string schema); with a
+//! `BYTES` value schema it is base64.
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AuthContext, JsonBody, TopicPath};
+use crate::extract::{AuthContext, JsonBody, TopicParam};
 use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine;
 use magnetar_auth::Operation;
-use magnetar_broker::PublishMessage;
+use magnetar_broker::{BrokerError, Entity, KeyHashing, PublishMessage};
 use magnetar_core::TopicName;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -67,6 +69,8 @@ pub struct ProduceMessage {
 pub struct PublishResult {
     pub message_id: String,
     pub error_code: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_msg: Option<String>,
     pub schema_version: i64,
 }
 
@@ -118,26 +122,56 @@ fn to_messages(req: ProduceRequest) -> Result<Vec<PublishMessage>, ApiError> {
             } else {
                 bytes::Bytes::from(m.payload)
             };
-            let mut msg = PublishMessage {
+            Ok(PublishMessage {
                 key: m.key,
                 properties: m.properties.into_iter().collect(),
                 payload,
                 event_time: parse_event_time(&m.event_time, i)?,
-            };
-            msg.deliver_later(m.deliver_at, m.deliver_after_ms);
-            Ok(msg)
+                deliver_at: m.deliver_at,
+                deliver_after_ms: m.deliver_after_ms,
+            })
         })
         .collect()
 }
 
-async fn publish(s: &AppState, name: &TopicName, req: ProduceRequest) -> ApiResult<Json<ProduceResponse>> {
+/// Pulsar's REST producer answers each message with an `errorCode`: 0 stored, 1 retriable
+/// (the broker cannot store it now), 2 failed for good.
+fn error_code(e: &BrokerError) -> i32 {
+    if crate::error::status_of(e) == axum::http::StatusCode::SERVICE_UNAVAILABLE { 1 } else { 2 }
+}
+
+/// The whole request is refused (nothing stored) when a message is too large; otherwise each
+/// message gets its own result. When every message failed, the request fails with the first
+/// one's condition (a topic over its backlog quota answers 503, as a whole).
+async fn publish(
+    s: &AppState,
+    auth: &AuthContext,
+    name: &TopicName,
+    req: ProduceRequest,
+) -> ApiResult<Json<ProduceResponse>> {
     let schema_version = req.schema_version.unwrap_or(0);
     let messages = to_messages(req)?;
-    let ids = s.broker.publish(name, messages).await?;
+    let publisher = s.broker.publisher();
+    for (i, m) in messages.iter().enumerate() {
+        publisher.check_size(|| format!("message {i}"), m)?;
+    }
+    let outcomes = publisher.publish(&auth.caller(), name, messages, KeyHashing::Murmur3).await?;
+    if outcomes.iter().all(Result::is_err) {
+        let first = outcomes.into_iter().next().and_then(Result::err);
+        return Err(first.unwrap_or_else(|| BrokerError::Internal("no message outcome".into())).into());
+    }
     Ok(Json(ProduceResponse {
-        message_publish_results: ids
+        message_publish_results: outcomes
             .into_iter()
-            .map(|id| PublishResult { message_id: id.to_text(), error_code: 0, schema_version })
+            .map(|o| match o {
+                Ok(id) => PublishResult { message_id: id.to_text(), error_code: 0, error_msg: None, schema_version },
+                Err(e) => PublishResult {
+                    message_id: String::new(),
+                    error_code: error_code(&e),
+                    error_msg: Some(crate::ApiError::from(e).reason),
+                    schema_version,
+                },
+            })
             .collect(),
         schema_version,
     }))
@@ -146,39 +180,31 @@ async fn publish(s: &AppState, name: &TopicName, req: ProduceRequest) -> ApiResu
 async fn produce(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicPath>,
+    TopicParam(name): TopicParam,
     JsonBody(req): JsonBody<ProduceRequest>,
 ) -> ApiResult<Json<ProduceResponse>> {
-    auth.check(Operation::Produce, &p.name()?).await?;
-    publish(&s, &p.name()?, req).await
+    publish(&s, &auth, &name, req).await
 }
 
 #[derive(Deserialize)]
 struct PartitionPath {
-    tenant: String,
-    namespace: String,
-    topic: String,
     partition: String,
 }
 
 async fn produce_to_partition(
     State(s): State<AppState>,
     auth: AuthContext,
+    TopicParam(base): TopicParam,
     Path(p): Path<PartitionPath>,
     JsonBody(req): JsonBody<ProduceRequest>,
 ) -> ApiResult<Json<ProduceResponse>> {
-    auth.check(Operation::Produce, &TopicName::from_parts("persistent", &p.tenant, &p.namespace, &p.topic)?).await?;
+    auth.check(Operation::Produce, &base).await?;
     let index: u32 =
         p.partition.parse().map_err(|_| ApiError::bad_request(format!("invalid partition `{}`", p.partition)))?;
-    let base = TopicName::from_parts("persistent", &p.tenant, &p.namespace, &p.topic)?;
-    let rec = s.broker.get_topic_record(&base).await?;
-    match rec {
-        Some(r) if r.partitions > index => publish(&s, &base.partition(index), req).await,
-        Some(r) if r.partitions > 0 => Err(ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            format!("partition {index} of topic {base} not found (it has {} partitions)", r.partitions),
-        )),
-        Some(_) => Err(ApiError::bad_request(format!("topic {base} is not partitioned"))),
-        None => Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, format!("topic {base} not found"))),
+    match s.broker.topics().record(&base).await? {
+        Some(r) if r.partitions > index => publish(&s, &auth, &base.partition(index), req).await,
+        Some(r) if r.partitions > 0 => Err(BrokerError::NotFound(Entity::Partition { topic: base, index }).into()),
+        Some(_) => Err(BrokerError::InvalidArgument(format!("topic {base} is not partitioned")).into()),
+        None => Err(BrokerError::NotFound(Entity::Topic(base)).into()),
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AuthContext, ForceQuery, OptionalJsonBody, SubscriptionPath, TopicPath};
+use crate::extract::{AuthContext, ForceQuery, OptionalJsonBody, SubscriptionParam, TopicParam};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -28,10 +28,10 @@ pub fn router() -> Router<AppState> {
 async fn list_subscriptions(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicPath>,
+    TopicParam(topic): TopicParam,
 ) -> ApiResult<Json<Vec<String>>> {
-    auth.check(Operation::ListSubscriptions, &p.name()?).await?;
-    Ok(Json(s.broker.list_subscriptions(&p.name()?).await?))
+    auth.check(Operation::ListSubscriptions, &topic).await?;
+    Ok(Json(s.broker.subscriptions().list(&topic).await?))
 }
 
 /// Pulsar's `ResetCursorData` / `MessageIdImpl` body.
@@ -64,144 +64,95 @@ impl PositionBody {
 async fn create_subscription(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<SubscriptionPath>,
+    SubscriptionParam(topic, sub): SubscriptionParam,
     OptionalJsonBody(body): OptionalJsonBody<PositionBody>,
 ) -> ApiResult<StatusCode> {
-    let (topic, sub) = p.name()?;
-    auth.check(Operation::CreateSubscription, (&topic, &sub)).await?;
+    auth.check(Operation::CreateSubscription, (&topic, sub.as_str())).await?;
     let start = body.map(|b| StartPosition::from_message_id(&b.id())).unwrap_or(StartPosition::Latest);
-    s.broker.create_subscription(&topic, &sub, start).await?;
+    s.broker.subscriptions().create(&topic, &sub, start).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn delete_subscription(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<SubscriptionPath>,
+    SubscriptionParam(topic, sub): SubscriptionParam,
     Query(q): Query<ForceQuery>,
 ) -> ApiResult<StatusCode> {
-    let (topic, sub) = p.name()?;
-    auth.check(Operation::DeleteSubscription, (&topic, &sub)).await?;
-    s.broker.delete_subscription(&topic, &sub, q.force).await?;
+    auth.check(Operation::DeleteSubscription, (&topic, sub.as_str())).await?;
+    s.broker.subscriptions().delete(&topic, &sub, q.force).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]
-struct SkipPath {
-    tenant: String,
-    namespace: String,
-    topic: String,
-    subscription: String,
+struct CountPath {
     n: String,
 }
 
-impl SkipPath {
-    fn sub(&self) -> Result<(magnetar_core::TopicName, String), ApiError> {
-        SubscriptionPath {
-            tenant: self.tenant.clone(),
-            namespace: self.namespace.clone(),
-            topic: self.topic.clone(),
-            subscription: self.subscription.clone(),
-        }
-        .name()
-    }
-}
-
-async fn skip_messages(State(s): State<AppState>, auth: AuthContext, Path(p): Path<SkipPath>) -> ApiResult<StatusCode> {
-    let (topic, sub) = p.sub()?;
-    auth.check(Operation::SkipMessages, (&topic, &sub)).await?;
+async fn skip_messages(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    SubscriptionParam(topic, sub): SubscriptionParam,
+    Path(p): Path<CountPath>,
+) -> ApiResult<StatusCode> {
+    auth.check(Operation::SkipMessages, (&topic, sub.as_str())).await?;
     let n: u64 =
         p.n.parse().map_err(|_| ApiError::bad_request(format!("invalid number of messages to skip `{}`", p.n)))?;
-    s.broker.skip_messages(&topic, &sub, n).await?;
+    s.broker.subscriptions().skip(&topic, &sub, n).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn skip_all(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<SubscriptionPath>,
+    SubscriptionParam(topic, sub): SubscriptionParam,
 ) -> ApiResult<StatusCode> {
-    let (topic, sub) = p.name()?;
-    auth.check(Operation::SkipMessages, (&topic, &sub)).await?;
-    s.broker.skip_all(&topic, &sub).await?;
+    auth.check(Operation::SkipMessages, (&topic, sub.as_str())).await?;
+    s.broker.subscriptions().skip_all(&topic, &sub).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]
-struct ResetTimePath {
-    tenant: String,
-    namespace: String,
-    topic: String,
-    subscription: String,
+struct TimestampPath {
     timestamp: String,
-}
-
-impl ResetTimePath {
-    fn sub(&self) -> Result<(magnetar_core::TopicName, String), ApiError> {
-        SubscriptionPath {
-            tenant: self.tenant.clone(),
-            namespace: self.namespace.clone(),
-            topic: self.topic.clone(),
-            subscription: self.subscription.clone(),
-        }
-        .name()
-    }
 }
 
 async fn reset_cursor_to_time(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<ResetTimePath>,
+    SubscriptionParam(topic, sub): SubscriptionParam,
+    Path(p): Path<TimestampPath>,
 ) -> ApiResult<StatusCode> {
-    let (topic, sub) = p.sub()?;
-    auth.check(Operation::ResetCursor, (&topic, &sub)).await?;
+    auth.check(Operation::ResetCursor, (&topic, sub.as_str())).await?;
     let ts: i64 =
         p.timestamp.parse().map_err(|_| ApiError::bad_request(format!("invalid timestamp `{}`", p.timestamp)))?;
-    s.broker.reset_cursor_to_time(&topic, &sub, ts).await?;
+    s.broker.subscriptions().reset_to_time(&topic, &sub, ts).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn reset_cursor_to_id(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<SubscriptionPath>,
+    SubscriptionParam(topic, sub): SubscriptionParam,
     OptionalJsonBody(body): OptionalJsonBody<PositionBody>,
 ) -> ApiResult<StatusCode> {
-    let (topic, sub) = p.name()?;
-    auth.check(Operation::ResetCursor, (&topic, &sub)).await?;
+    auth.check(Operation::ResetCursor, (&topic, sub.as_str())).await?;
     let body =
         body.ok_or_else(|| ApiError::bad_request("expected a message id body {\"ledgerId\":L,\"entryId\":E}"))?;
-    s.broker.reset_cursor_to_id(&topic, &sub, &body.id(), body.is_excluded).await?;
+    s.broker.subscriptions().reset_to_id(&topic, &sub, &body.id(), body.is_excluded).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-struct PeekPath {
-    tenant: String,
-    namespace: String,
-    topic: String,
-    subscription: String,
-    n: String,
-}
-
-impl PeekPath {
-    fn sub(&self) -> Result<(magnetar_core::TopicName, String), ApiError> {
-        SubscriptionPath {
-            tenant: self.tenant.clone(),
-            namespace: self.namespace.clone(),
-            topic: self.topic.clone(),
-            subscription: self.subscription.clone(),
-        }
-        .name()
-    }
-}
-
 /// Raw payload with Pulsar's `X-Pulsar-*` headers.
-async fn peek_message(State(s): State<AppState>, auth: AuthContext, Path(p): Path<PeekPath>) -> ApiResult<Response> {
-    let (topic, sub) = p.sub()?;
-    auth.check(Operation::PeekMessages, (&topic, &sub)).await?;
+async fn peek_message(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    SubscriptionParam(topic, sub): SubscriptionParam,
+    Path(p): Path<CountPath>,
+) -> ApiResult<Response> {
+    auth.check(Operation::PeekMessages, (&topic, sub.as_str())).await?;
     let n: u64 = p.n.parse().map_err(|_| ApiError::bad_request(format!("invalid message position `{}`", p.n)))?;
-    let m = s.broker.peek(&topic, &sub, n).await?;
+    let m = s.broker.subscriptions().peek(&topic, &sub, n).await?;
     let mut headers = HeaderMap::new();
     let mut put = |name: &str, value: String| {
         if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {

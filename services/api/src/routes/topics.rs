@@ -2,15 +2,15 @@
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AuthContext, ForceQuery, JsonBody, OptionalJsonBody, TopicPath};
-use axum::extract::{Path, Query, State};
+use crate::extract::{AuthContext, ForceQuery, JsonBody, NamespaceParam, OptionalJsonBody, TopicParam};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use magnetar_auth::Operation;
 use magnetar_broker::BrokerError;
 use magnetar_broker::stats::{InternalStats, PartitionedTopicStats, TopicStats};
-use magnetar_core::{MessageId, NamespaceName};
+use magnetar_core::MessageId;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -29,34 +29,33 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{t}/internalStats"), get(get_internal_stats))
         .route(&format!("{t}/partitioned-internalStats"), get(get_partitioned_internal_stats))
         .route(&format!("{t}/lastMessageId"), get(get_last_message_id))
+        .route(&format!("{t}/unload"), put(unload_topic))
 }
 
 async fn list_topics(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<Json<Vec<String>>> {
-    let name = NamespaceName::parse_parts(&t, &n)?;
-    Ok(Json(auth.visible_topics(&name, s.broker.list_topics(&name).await).await?))
+    Ok(Json(auth.visible_topics(&name, s.broker.topics().list(&name).await).await?))
 }
 
 async fn list_partitioned_topics(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path((t, n)): Path<(String, String)>,
+    NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<Json<Vec<String>>> {
-    let name = NamespaceName::parse_parts(&t, &n)?;
-    Ok(Json(auth.visible_topics(&name, s.broker.list_partitioned_topics(&name).await).await?))
+    Ok(Json(auth.visible_topics(&name, s.broker.topics().list_partitioned(&name).await).await?))
 }
 
 async fn create_topic(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicPath>,
+    TopicParam(name): TopicParam,
     OptionalJsonBody(props): OptionalJsonBody<BTreeMap<String, String>>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::CreateTopic, &p.name()?).await?;
-    s.broker.create_topic(&p.name()?, 0, props.unwrap_or_default()).await?;
+    auth.check(Operation::CreateTopic, &name).await?;
+    s.broker.topics().create(&name, 0, props.unwrap_or_default()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -79,32 +78,35 @@ fn parse_partition_body(v: &Value) -> Result<(i64, BTreeMap<String, String>), Ap
 
 fn partition_count(n: i64) -> Result<u32, ApiError> {
     if n <= 0 {
-        return Err(BrokerError::NotAcceptable(format!("number of partitions should be more than 0, got {n}")).into());
+        return Err(
+            BrokerError::InvalidPartitionCount(format!("number of partitions should be more than 0, got {n}")).into()
+        );
     }
-    u32::try_from(n).map_err(|_| BrokerError::NotAcceptable(format!("number of partitions {n} is too large")).into())
+    u32::try_from(n)
+        .map_err(|_| BrokerError::InvalidPartitionCount(format!("number of partitions {n} is too large")).into())
 }
 
 async fn create_partitioned_topic(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicPath>,
+    TopicParam(name): TopicParam,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::CreateTopic, &p.name()?).await?;
+    auth.check(Operation::CreateTopic, &name).await?;
     let (n, props) = parse_partition_body(&body)?;
-    s.broker.create_topic(&p.name()?, partition_count(n)?, props).await?;
+    s.broker.topics().create(&name, partition_count(n)?, props).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn update_partitions(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicPath>,
+    TopicParam(name): TopicParam,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::UpdatePartitions, &p.name()?).await?;
+    auth.check(Operation::UpdatePartitions, &name).await?;
     let (n, _) = parse_partition_body(&body)?;
-    s.broker.update_partitions(&p.name()?, partition_count(n)?).await?;
+    s.broker.topics().grow(&name, partition_count(n)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -112,10 +114,10 @@ async fn update_partitions(
 async fn get_partitions(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicPath>,
+    TopicParam(name): TopicParam,
 ) -> ApiResult<Json<Value>> {
-    auth.check(Operation::GetPartitions, &p.name()?).await?;
-    let rec = s.broker.get_topic_record(&p.name()?).await?;
+    auth.check(Operation::GetPartitions, &name).await?;
+    let rec = s.broker.topics().record(&name).await?;
     let (n, props) = rec.map(|r| (r.partitions, r.properties)).unwrap_or_default();
     Ok(Json(json!({ "partitions": n, "properties": props })))
 }
@@ -123,32 +125,32 @@ async fn get_partitions(
 async fn delete_topic(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicPath>,
+    TopicParam(name): TopicParam,
     Query(q): Query<ForceQuery>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::DeleteTopic, &p.name()?).await?;
-    s.broker.delete_topic(&p.name()?, q.force, false).await?;
+    auth.check(Operation::DeleteTopic, &name).await?;
+    s.broker.topics().delete(&name, q.force, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn delete_partitioned_topic(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicPath>,
+    TopicParam(name): TopicParam,
     Query(q): Query<ForceQuery>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::DeleteTopic, &p.name()?).await?;
-    s.broker.delete_topic(&p.name()?, q.force, true).await?;
+    auth.check(Operation::DeleteTopic, &name).await?;
+    s.broker.topics().delete(&name, q.force, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn get_stats(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicPath>,
+    TopicParam(name): TopicParam,
 ) -> ApiResult<Json<TopicStats>> {
-    auth.check(Operation::GetTopicStats, &p.name()?).await?;
-    Ok(Json(s.broker.topic_stats(&p.name()?).await?))
+    auth.check(Operation::GetTopicStats, &name).await?;
+    Ok(Json(s.broker.topics().stats(&name).await?))
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -161,40 +163,49 @@ struct PartitionedStatsQuery {
 async fn get_partitioned_stats(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicPath>,
+    TopicParam(name): TopicParam,
     Query(q): Query<PartitionedStatsQuery>,
 ) -> ApiResult<Json<PartitionedTopicStats>> {
-    auth.check(Operation::GetTopicStats, &p.name()?).await?;
-    Ok(Json(s.broker.partitioned_stats(&p.name()?, q.per_partition.unwrap_or(true)).await?))
+    auth.check(Operation::GetTopicStats, &name).await?;
+    Ok(Json(s.broker.topics().partitioned_stats(&name, q.per_partition.unwrap_or(true)).await?))
 }
 
 async fn get_internal_stats(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicPath>,
+    TopicParam(name): TopicParam,
 ) -> ApiResult<Json<InternalStats>> {
-    auth.check(Operation::GetInternalStats, &p.name()?).await?;
-    Ok(Json(s.broker.internal_stats(&p.name()?).await?))
+    auth.check(Operation::GetInternalStats, &name).await?;
+    Ok(Json(s.broker.topics().internal_stats(&name).await?))
 }
 
 async fn get_partitioned_internal_stats(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicPath>,
+    TopicParam(name): TopicParam,
 ) -> ApiResult<Json<Value>> {
-    auth.check(Operation::GetInternalStats, &p.name()?).await?;
-    let name = p.name()?;
-    let (topic, parts) = s.broker.partitions_of(&name).await?;
-    let partitions: BTreeMap<String, InternalStats> =
-        parts.iter().map(|p| (p.name.to_string(), magnetar_broker::stats::internal_stats(p))).collect();
-    Ok(Json(json!({ "metadata": { "partitions": topic.record.partitions }, "partitions": partitions })))
+    auth.check(Operation::GetInternalStats, &name).await?;
+    let (count, partitions) = s.broker.topics().partitioned_internal_stats(&name).await?;
+    Ok(Json(json!({ "metadata": { "partitions": count }, "partitions": partitions })))
 }
 
 async fn get_last_message_id(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicPath>,
+    TopicParam(name): TopicParam,
 ) -> ApiResult<Json<MessageId>> {
-    auth.check(Operation::GetLastMessageId, &p.name()?).await?;
-    Ok(Json(s.broker.last_message_id(&p.name()?).await?))
+    auth.check(Operation::GetLastMessageId, &name).await?;
+    Ok(Json(s.broker.topics().last_message_id(&name).await?))
+}
+
+/// Pulsar's topic unload: consumers are disconnected and reconnect; the topic loads again on its
+/// next use.
+async fn unload_topic(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    TopicParam(name): TopicParam,
+) -> ApiResult<StatusCode> {
+    auth.check(Operation::UnloadTopic, &name).await?;
+    s.broker.topics().unload(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -11,7 +11,9 @@ use axum::Router;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use axum::routing::get;
 use futures::{SinkExt, StreamExt};
+use magnetar_broker::Broker;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -25,6 +27,50 @@ pub fn router() -> Router<AppState> {
         .route("/ws/v2/reader/persistent/{tenant}/{namespace}/{topic}", get(read_handler))
         .route("/ws/pingpong", get(pingpong))
         .route("/ws/v2/pingpong", get(pingpong))
+}
+
+/// Takes one of the broker's WebSocket session permits, or refuses the handshake with 503: a
+/// broker serves a bounded number of sessions (`http.max_websocket_sessions`).
+pub(crate) fn session_permit(s: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    Arc::clone(&s.ws_sessions).try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "too many WebSocket sessions: this broker serves at most {}; retry later",
+                s.http.max_websocket_sessions
+            ),
+        )
+    })
+}
+
+/// Runs an upgraded session as a task of the broker (shutdown waits for it), holding its permit
+/// until it ends.
+pub(crate) async fn run_tracked<F>(broker: Arc<Broker>, permit: tokio::sync::OwnedSemaphorePermit, session: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let task = broker.spawn(async move {
+        session.await;
+        drop(permit);
+    });
+    let _ = task.await;
+}
+
+/// The close frame sent when the broker shuts down (1001 = going away); clients reconnect.
+pub(crate) fn going_away() -> Message {
+    Message::Close(Some(axum::extract::ws::CloseFrame {
+        code: 1001,
+        reason: Utf8Bytes::from_static("broker shutting down"),
+    }))
+}
+
+/// The close frame sent when the topic is unloaded or deleted under the session (1012 = service
+/// restart: reconnect); the client attaches to what is loaded then.
+pub(crate) fn topic_unloaded() -> Message {
+    Message::Close(Some(axum::extract::ws::CloseFrame {
+        code: 1012,
+        reason: Utf8Bytes::from_static("topic unloaded; reconnect"),
+    }))
 }
 
 /// Frames a session may queue for its writer before the session itself waits.
@@ -52,10 +98,11 @@ impl Params {
 
 /// Owns the sending half of the socket: forwards queued frames and pings idle connections.
 pub(crate) fn spawn_writer(
+    broker: &Broker,
     mut sink: futures::stream::SplitSink<WebSocket, Message>,
 ) -> (mpsc::Sender<Message>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Message>(OUTBOX);
-    let task = tokio::spawn(async move {
+    let task = broker.spawn(async move {
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         loop {

@@ -9,16 +9,21 @@
 //! against permits. A malformed frame is answered with `{"error":..,"errorCode":3}` and the
 //! session goes on.
 
-use super::ws::{Params, credential_lapsed, lapsed_close, spawn_writer, text};
+use super::ws::{
+    Params, credential_lapsed, going_away, lapsed_close, run_tracked, session_permit, spawn_writer, text,
+    topic_unloaded,
+};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{AuthContext, SubscriptionPath, TopicPath};
+use crate::extract::{AuthContext, SubscriptionParam, TopicParam};
 use axum::extract::ws::{Message, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::response::Response;
 use base64::Engine;
 use futures::StreamExt;
-use magnetar_broker::{ConsumerSession, DeadLetterPolicy, PulledMessage, StartPosition, SubType, SubscribeOptions};
+use magnetar_broker::{
+    Broker, ConsumerSession, DeadLetterPolicy, PulledMessage, StartPosition, SubType, SubscribeOptions,
+};
 use magnetar_core::MessageId;
 use magnetar_core::time::format_rfc3339;
 use serde::Deserialize;
@@ -41,14 +46,12 @@ struct Flow {
 pub async fn consume_handler(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<SubscriptionPath>,
+    SubscriptionParam(topic, sub): SubscriptionParam,
     Query(q): Query<HashMap<String, String>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let params = Params(q);
-    let (topic, sub) = p.name()?;
-    auth.check(magnetar_auth::Operation::Consume, (&topic, &sub)).await?;
     let sub_type = match params.str("subscriptionType") {
         None => SubType::Exclusive,
         Some(t) => SubType::parse(t).ok_or_else(|| {
@@ -101,21 +104,19 @@ pub async fn consume_handler(
         ack_timeout: (ack_timeout_ms > 0).then(|| Duration::from_millis(ack_timeout_ms.max(1000))),
         dead_letter,
     };
-    s.broker.ensure_topic(&topic).await?;
-    let session = s.broker.subscribe(&topic, &sub, opts).await?;
-    Ok(ws.on_upgrade(move |socket| run_session(socket, session, flow, auth)))
+    // Authorizes consuming (and producing to the dead-letter topic), creates what is missing.
+    let session = s.broker.subscriptions().subscribe(&auth.caller(), &topic, &sub, opts).await?;
+    upgrade(&s, ws, session, flow, auth)
 }
 
 pub async fn read_handler(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicPath>,
+    TopicParam(topic): TopicParam,
     Query(q): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let params = Params(q);
-    let topic = p.name()?;
-    auth.check(magnetar_auth::Operation::Read, &topic).await?;
     let start = match params.str("messageId").unwrap_or("latest") {
         "latest" => StartPosition::Latest,
         "earliest" => StartPosition::Earliest,
@@ -127,10 +128,24 @@ pub async fn read_handler(
         queue: params.parse::<u64>("receiverQueueSize", MAX_RECEIVER_QUEUE)?.clamp(1, MAX_RECEIVER_QUEUE),
         nack_delay: Duration::ZERO,
     };
-    s.broker.ensure_topic(&topic).await?;
     let name = params.str("readerName").unwrap_or("reader").to_string();
-    let session = s.broker.create_reader(&topic, start, &name).await?;
-    Ok(ws.on_upgrade(move |socket| run_session(socket, session, flow, auth)))
+    let session = s.broker.subscriptions().create_reader(&auth.caller(), &topic, start, &name).await?;
+    upgrade(&s, ws, session, flow, auth)
+}
+
+fn upgrade(
+    s: &AppState,
+    ws: WebSocketUpgrade,
+    session: ConsumerSession,
+    flow: Flow,
+    auth: AuthContext,
+) -> Result<Response, ApiError> {
+    let permit = session_permit(s)?;
+    let broker = Arc::clone(&s.broker);
+    Ok(ws.on_upgrade(move |socket| {
+        let run = run_session(Arc::clone(&broker), socket, session, flow, auth);
+        run_tracked(broker, permit, run)
+    }))
 }
 
 fn message_frame(m: &PulledMessage) -> Message {
@@ -225,12 +240,19 @@ async fn handle_command(
 }
 
 /// One consumer or reader session: deliver within the flow-control window, handle commands.
-async fn run_session(socket: axum::extract::ws::WebSocket, session: ConsumerSession, flow: Flow, auth: AuthContext) {
+async fn run_session(
+    broker: Arc<Broker>,
+    socket: axum::extract::ws::WebSocket,
+    session: ConsumerSession,
+    flow: Flow,
+    auth: AuthContext,
+) {
     let session = Arc::new(session);
     let lapsed = credential_lapsed(auth);
     tokio::pin!(lapsed);
+    let shutdown = broker.shutdown_token();
     let (sink, mut stream) = socket.split();
-    let (out, writer) = spawn_writer(sink);
+    let (out, writer) = spawn_writer(&broker, sink);
     let mut permits: u64 = 0;
     'session: loop {
         let window = if flow.pull_mode { permits } else { flow.queue.saturating_sub(session.unacked()) };
@@ -273,6 +295,14 @@ async fn run_session(socket: axum::extract::ws::WebSocket, session: ConsumerSess
             _ = session.changed(tokens), if window > 0 => {}
             _ = &mut lapsed => {
                 let _ = out.send(lapsed_close()).await;
+                break;
+            }
+            _ = shutdown.cancelled() => {
+                let _ = out.send(going_away()).await;
+                break;
+            }
+            _ = session.closed() => {
+                let _ = out.send(topic_unloaded()).await;
                 break;
             }
         }

@@ -5,21 +5,25 @@
 //! "context":"1"}` or `{"result":"send-error:N","errorMsg":"..","context":"1"}` with Pulsar's
 //! codes (3 bad JSON, 7 bad payload encoding, 8 other). Frames are batched and each batch is
 //! queued for the WAL while earlier ones are still being made durable, so one connection with many
-//! messages in flight shares group commits, keeps the WAL busy and keeps its order.
+//! messages in flight shares group commits, keeps the WAL busy and keeps its order. Each message
+//! gets its own answer: an invalid or oversized frame fails alone, and a message that was stored
+//! is never reported as failed.
 
-use super::ws::{Params, credential_lapsed, lapsed_close, spawn_writer, text};
+use super::ws::{Params, credential_lapsed, going_away, lapsed_close, run_tracked, session_permit, spawn_writer, text};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{AuthContext, TopicPath};
-use axum::extract::ws::{Message, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use crate::extract::{AuthContext, TopicParam};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
 use axum::response::Response;
 use base64::Engine;
 use futures::StreamExt;
-use magnetar_broker::{KeyHashing, PendingPublish, PublishMessage};
+use magnetar_broker::{Broker, Caller, KeyHashing, PendingPublish, PublishMessage};
+use magnetar_core::TopicName;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Most frames published as one batch.
@@ -88,26 +92,26 @@ fn parse_frame(raw: &str) -> Result<(PublishMessage, Option<Value>), Message> {
         ),
         Some(_) => return Err(error_frame(3, "invalid eventTime".into(), ctx)),
     };
-    let mut msg = PublishMessage {
+    let msg = PublishMessage {
         key: frame.key,
         properties: frame.properties.into_iter().collect(),
         payload: payload.into(),
         event_time,
+        deliver_at: frame.deliver_at,
+        deliver_after_ms: frame.deliver_after_ms,
     };
-    msg.deliver_later(frame.deliver_at, frame.deliver_after_ms);
     Ok((msg, ctx))
 }
 
 pub async fn produce_handler(
     State(s): State<AppState>,
     auth: AuthContext,
-    Path(p): Path<TopicPath>,
+    TopicParam(topic): TopicParam,
     Query(q): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let params = Params(q);
-    let topic = p.name()?;
-    auth.check(magnetar_auth::Operation::Produce, &topic).await?;
+    let caller = auth.caller();
     let hashing = match params.str("hashingScheme").unwrap_or("JavaStringHash") {
         "JavaStringHash" => KeyHashing::JavaString,
         "Murmur3_32Hash" => KeyHashing::Murmur3,
@@ -118,73 +122,93 @@ pub async fn produce_handler(
         "SinglePartition" => true,
         other => return Err(ApiError::bad_request(format!("invalid messageRoutingMode `{other}`"))),
     };
-    s.broker.ensure_topic(&topic).await?;
+    // Authorizes and creates a missing topic as the namespace allows, at the handshake.
+    let partitions = s.broker.publisher().prepare(&caller, &topic).await?;
     // SinglePartition: keyless messages all go to one partition chosen now.
-    let (t, _) = s.broker.resolve(&topic).await?;
-    let fixed = (single && t.is_partitioned() && topic.partition_index().is_none())
-        .then(|| topic.partition((magnetar_core::now_millis() as u32) % t.record.partitions));
+    let fixed = (single && partitions > 0 && topic.partition_index().is_none())
+        .then(|| topic.partition((magnetar_core::now_millis() as u32) % partitions));
+    let permit = session_permit(&s)?;
     let broker = s.broker.clone();
-    Ok(ws.on_upgrade(move |socket| async move {
-        let (sink, mut stream) = socket.split();
-        let (out, writer) = spawn_writer(sink);
-        let (frames_tx, frames_rx) = mpsc::channel::<(PublishMessage, Option<Value>)>(MAX_BATCH);
-        let publisher = tokio::spawn(publish_loop(broker, topic, fixed, hashing, frames_rx, out.clone()));
-        let lapsed = credential_lapsed(auth);
-        tokio::pin!(lapsed);
-        loop {
-            let msg = tokio::select! {
-                m = stream.next() => match m {
-                    Some(Ok(m)) => m,
-                    _ => break,
-                },
-                _ = &mut lapsed => {
-                    let _ = out.send(lapsed_close()).await;
-                    break;
-                }
-            };
-            match msg {
-                Message::Text(raw) => match parse_frame(raw.as_str()) {
-                    Ok(item) => {
-                        if frames_tx.send(item).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(reply) => {
-                        if out.send(reply).await.is_err() {
-                            break;
-                        }
-                    }
-                },
-                Message::Binary(_) => {
-                    let _ =
-                        out.send(error_frame(3, "binary frames are not supported: send JSON text".into(), None)).await;
-                }
-                Message::Close(_) => break,
-                _ => {}
-            }
-        }
-        drop(frames_tx);
-        let _ = publisher.await;
-        drop(out);
-        let _ = writer.await;
+    Ok(ws.on_upgrade(move |socket| {
+        let session = run_producer(Arc::clone(&broker), socket, auth, Route { topic, fixed, hashing });
+        run_tracked(broker, permit, session)
     }))
 }
 
-/// A batch queued for the WAL (or refused, with the reason) and its frames' contexts.
+/// Where a producer's messages go.
+struct Route {
+    topic: TopicName,
+    fixed: Option<TopicName>,
+    hashing: KeyHashing,
+}
+
+async fn run_producer(broker: Arc<Broker>, socket: WebSocket, auth: AuthContext, route: Route) {
+    let (sink, mut stream) = socket.split();
+    let (out, writer) = spawn_writer(&broker, sink);
+    let (frames_tx, frames_rx) = mpsc::channel::<(PublishMessage, Option<Value>)>(MAX_BATCH);
+    let publisher = broker.spawn(publish_loop(Arc::clone(&broker), auth.caller(), route, frames_rx, out.clone()));
+    let shutdown = broker.shutdown_token();
+    let lapsed = credential_lapsed(auth);
+    tokio::pin!(lapsed);
+    loop {
+        let msg = tokio::select! {
+            m = stream.next() => match m {
+                Some(Ok(m)) => m,
+                _ => break,
+            },
+            _ = &mut lapsed => {
+                let _ = out.send(lapsed_close()).await;
+                break;
+            }
+            _ = shutdown.cancelled() => {
+                let _ = out.send(going_away()).await;
+                break;
+            }
+        };
+        let reply = match msg {
+            Message::Text(raw) => match parse_frame(raw.as_str()) {
+                // An oversized message is refused alone; the others of its batch go on.
+                Ok((m, ctx)) => match broker.publisher().check_size(|| "the message".into(), &m) {
+                    Ok(()) => {
+                        if frames_tx.send((m, ctx)).await.is_err() {
+                            break;
+                        }
+                        None
+                    }
+                    Err(e) => Some(error_frame(8, ApiError::from(e).reason, ctx)),
+                },
+                Err(reply) => Some(reply),
+            },
+            Message::Binary(_) => Some(error_frame(3, "binary frames are not supported: send JSON text".into(), None)),
+            Message::Close(_) => break,
+            _ => None,
+        };
+        if let Some(reply) = reply
+            && out.send(reply).await.is_err()
+        {
+            break;
+        }
+    }
+    drop(frames_tx);
+    let _ = publisher.await;
+    drop(out);
+    let _ = writer.await;
+}
+
+/// A batch queued for the WAL (or refused as a whole, with the reason) and its frames' contexts.
 type QueuedBatch = (Result<PendingPublish, String>, Vec<Option<Value>>);
 
 /// Batches frames and queues each batch for the WAL without waiting for the previous one to be
 /// durable: a connection with many messages in flight keeps the group commit busy.
 async fn publish_loop(
-    broker: std::sync::Arc<magnetar_broker::Broker>,
-    topic: magnetar_core::TopicName,
-    fixed: Option<magnetar_core::TopicName>,
-    hashing: KeyHashing,
+    broker: Arc<Broker>,
+    caller: Caller,
+    route: Route,
     mut frames: mpsc::Receiver<(PublishMessage, Option<Value>)>,
     out: mpsc::Sender<Message>,
 ) {
     let (acks_tx, acks_rx) = mpsc::channel::<QueuedBatch>(BATCHES_IN_FLIGHT);
-    let acker = tokio::spawn(ack_loop(broker.clone(), acks_rx, out));
+    let acker = broker.spawn(ack_loop(acks_rx, out));
     while let Some(first) = frames.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -195,11 +219,15 @@ async fn publish_loop(
         }
         let (messages, contexts): (Vec<PublishMessage>, Vec<Option<Value>>) = batch.into_iter().unzip();
         // Keyless messages of a SinglePartition producer go to its partition; keyed ones by hash.
-        let target = match &fixed {
+        let target = match &route.fixed {
             Some(p) if messages.iter().all(|m| m.key.is_none()) => p,
-            _ => &topic,
+            _ => &route.topic,
         };
-        let pending = broker.publish_enqueue(target, messages, hashing).await.map_err(|e| ApiError::from(e).reason);
+        let pending = broker
+            .publisher()
+            .enqueue(&caller, target, messages, route.hashing)
+            .await
+            .map_err(|e| ApiError::from(e).reason);
         if acks_tx.send((pending, contexts)).await.is_err() {
             break;
         }
@@ -208,19 +236,21 @@ async fn publish_loop(
     let _ = acker.await;
 }
 
-/// Answers each batch once it is durable (or failed), in the order the frames came.
-async fn ack_loop(
-    broker: std::sync::Arc<magnetar_broker::Broker>,
-    mut batches: mpsc::Receiver<QueuedBatch>,
-    out: mpsc::Sender<Message>,
-) {
+/// Answers each message once it is durable (or failed), in the order the frames came: every
+/// message has its own result, so a client retries only what was not stored.
+async fn ack_loop(mut batches: mpsc::Receiver<QueuedBatch>, out: mpsc::Sender<Message>) {
     while let Some((pending, contexts)) = batches.recv().await {
-        let result = match pending {
-            Ok(p) => p.durable(&broker).await.map_err(|e| ApiError::from(e).reason),
-            Err(reason) => Err(reason),
-        };
-        let replies: Vec<Message> = match result {
-            Ok(ids) => ids.into_iter().zip(contexts).map(|(id, ctx)| ok_frame(&id.to_base64(), ctx)).collect(),
+        let replies: Vec<Message> = match pending {
+            Ok(p) => p
+                .durable()
+                .await
+                .into_iter()
+                .zip(contexts)
+                .map(|(outcome, ctx)| match outcome {
+                    Ok(id) => ok_frame(&id.to_base64(), ctx),
+                    Err(e) => error_frame(8, ApiError::from(e).reason, ctx),
+                })
+                .collect(),
             Err(reason) => contexts.into_iter().map(|ctx| error_frame(8, reason.clone(), ctx)).collect(),
         };
         for r in replies {

@@ -131,6 +131,21 @@ impl WsClient {
         }
     }
 
+    /// Waits (bounded) for the broker to close the session; returns the close code, skipping any
+    /// frames before it.
+    pub async fn close_code(&mut self) -> u16 {
+        let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => panic!("{}: the broker did not close the session within {FRAME_TIMEOUT:?}", self.url),
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)).unwrap_or(1005),
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(e))) => panic!("{}: connection failed before a close frame: {e}", self.url),
+                Ok(None) => panic!("{}: connection dropped without a close frame", self.url),
+            }
+        }
+    }
+
     /// Closes cleanly and waits for the broker's close reply (bounded).
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(FRAME_TIMEOUT, self.ws.close(None)).await;

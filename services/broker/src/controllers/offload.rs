@@ -1,23 +1,25 @@
 //! Offload: sealed segments go to the object store, their rows to the segment index, and local
 //! copies become a cache that goes after the deletion lag. Pulsar's semantics (namespace
 //! `offloadThreshold`, `offloadThresholdInSeconds`, `offloadDeletionLagMs`, `offloadPolicies`;
-//! topic `PUT/GET .../offload`). [`plan`] is the pure decision; [`Broker::offload_all`] the thin
+//! topic `PUT/GET .../offload`). [`plan`] is the pure decision; [`Offloader::run_once`] the thin
 //! loop that applies it.
 //!
 //! Object key of a segment (documented in docs/architecture.md):
 //! `{cluster}/{tenant}/{namespace}/{topic}/{partition-index}/{log_id}/{base:020}-{end:020}.seg`
 //! (`partition-index` is -1 for a non-partitioned topic). The row is committed only after the
 //! upload completed, conditional on the partition's ownership epoch; an object without a row
-//! (a crash between upload and commit) is deleted by [`Broker::collect_orphan_objects`] once
+//! (a crash between upload and commit) is deleted by [`Offloader::collect_orphan_objects`] once
 //! older than the grace period. Objects of deleted partitions go with the partition
-//! ([`Broker::delete_partition_objects`]), else with [`Broker::collect_deleted_partition_objects`],
+//! ([`Offloader::delete_partition_objects`]), else with [`Offloader::collect_deleted_partition_objects`],
 //! which finds keys whose `log_id` is no longer in the metadata store.
 
+use crate::context::Context;
 use crate::partition::Partition;
-use crate::{Broker, BrokerError, Result};
-use magnetar_core::{MessageId, Policies};
+use crate::registry::{Removed, TopicRegistry};
+use crate::{BrokerError, Result};
+use magnetar_core::{MessageId, Policies, TopicName};
 use magnetar_metadata::SegmentRecord;
-use magnetar_storage::{RemoteSegment, SegmentInfo};
+use magnetar_storage::SegmentInfo;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -97,11 +99,15 @@ pub fn effective_policy(p: &Policies, defaults: &OffloadPolicy) -> OffloadPolicy
     }
 }
 
-/// The object key prefix of a partition (no trailing slash).
-pub fn partition_prefix(cluster: &str, p: &Partition) -> String {
-    let base = p.name.base();
+/// The object key prefix of a partition (no trailing slash); `name` is the partition's name.
+pub fn partition_prefix(cluster: &str, name: &TopicName, index: i32, log_id: i64) -> String {
+    let base = name.base();
     let ns = base.namespace();
-    format!("{cluster}/{}/{}/{}/{}/{}", ns.tenant(), ns.local(), base.local(), p.index, p.log_id)
+    format!("{cluster}/{}/{}/{}/{index}/{log_id}", ns.tenant(), ns.local(), base.local())
+}
+
+fn prefix_of(cluster: &str, p: &Partition) -> String {
+    partition_prefix(cluster, &p.name, p.index, p.log_id)
 }
 
 pub fn segment_key(prefix: &str, base: u64, end: u64) -> String {
@@ -141,13 +147,13 @@ struct PartitionOffload {
 
 /// Offload state of the loaded partitions, by log id.
 #[derive(Default)]
-pub struct Offloader {
+struct OffloadState {
     parts: Mutex<HashMap<i64, PartitionOffload>>,
     /// Last sweep of the cluster's keys for objects of deleted partitions.
     last_sweep: Mutex<Option<Instant>>,
 }
 
-impl Offloader {
+impl OffloadState {
     fn forget(&self, log_id: i64) {
         self.parts.lock().unwrap_or_else(|e| e.into_inner()).remove(&log_id);
     }
@@ -172,37 +178,42 @@ impl Offloader {
     }
 }
 
-impl Broker {
+/// The offload controller: uploads sealed segments as the policies say, keeps the local disk
+/// within its budget, collects garbage objects, and runs manual offloads.
+pub struct Offloader {
+    ctx: Arc<Context>,
+    registry: Arc<TopicRegistry>,
+    state: OffloadState,
+}
+
+impl Offloader {
+    pub(crate) fn new(ctx: Arc<Context>, registry: Arc<TopicRegistry>) -> Self {
+        Offloader { ctx, registry, state: OffloadState::default() }
+    }
+
     fn offload_defaults(&self) -> OffloadPolicy {
         OffloadPolicy {
-            threshold_bytes: self.config.offload_threshold_bytes,
-            threshold_seconds: self.config.offload_threshold_seconds,
-            deletion_lag_ms: self.config.offload_deletion_lag_ms,
+            threshold_bytes: self.ctx.config.offload_threshold_bytes,
+            threshold_seconds: self.ctx.config.offload_threshold_seconds,
+            deletion_lag_ms: self.ctx.config.offload_deletion_lag_ms,
         }
     }
 
     /// The offload policy in force for a namespace.
     pub async fn effective_offload(&self, ns: &magnetar_core::NamespaceName) -> Result<OffloadPolicy> {
-        Ok(effective_policy(&self.cached_policies(ns).await?, &self.offload_defaults()))
-    }
-
-    /// Installs a partition's offloaded segments from the segment index (at load).
-    pub(crate) async fn attach_offloaded(&self, log_id: i64, log: &magnetar_storage::PartitionLog) -> Result<()> {
-        let rows = self.metadata.list_segments(log_id).await?;
-        log.attach_remote(rows.into_iter().map(remote_of).collect());
-        Ok(())
+        Ok(effective_policy(&self.ctx.cached_policies(ns).await?, &self.offload_defaults()))
     }
 
     /// One offload pass over every loaded partition: uploads what the policy says (retrying
     /// failed partitions with exponential backoff), drops local copies past the deletion lag,
     /// collects orphan objects now and then.
-    pub async fn offload_all(&self) {
-        if self.storage.tier().is_none() {
+    pub async fn run_once(&self) {
+        if self.ctx.storage.tier().is_none() {
             return;
         }
         let mut work: Vec<(Arc<Partition>, OffloadPolicy)> = Vec::new();
-        for topic in self.loaded_topics() {
-            let ns = topic.record.name.namespace().clone();
+        for topic in self.registry.loaded_topics() {
+            let ns = topic.name().namespace().clone();
             match self.effective_offload(&ns).await {
                 Ok(policy) => work.extend(topic.partitions.iter().map(|p| (Arc::clone(p), policy))),
                 Err(e) => tracing::debug!(namespace = %ns, error = %e, "skipping offload"),
@@ -210,7 +221,7 @@ impl Broker {
         }
         // What this pass has to upload: a backlog (after an object-store outage, say) lifts the
         // upload pace so it drains in seconds (`magnetar_storage::object::UploadPace`).
-        let now = magnetar_core::now_millis();
+        let now = self.ctx.now_ms();
         let backlog: u64 = work
             .iter()
             .map(|(p, policy)| {
@@ -223,24 +234,24 @@ impl Broker {
                     .sum::<u64>()
             })
             .sum();
-        self.storage.set_upload_backlog(backlog);
+        self.ctx.storage.set_upload_backlog(backlog);
         for (p, policy) in &work {
-            let due = self.offloader.with(p.log_id, |s| s.retry_at.is_none_or(|t| Instant::now() >= t));
+            let due = self.state.with(p.log_id, |s| s.retry_at.is_none_or(|t| Instant::now() >= t));
             if !due {
                 continue;
             }
-            let lock = self.offloader.run_lock(p.log_id);
+            let lock = self.state.run_lock(p.log_id);
             let Ok(_guard) = lock.try_lock() else { continue };
             if let Err(e) = self.offload_partition(p, policy, None).await {
                 self.note_failure(p, &e);
                 continue;
             }
-            self.offloader.with(p.log_id, |s| {
+            self.state.with(p.log_id, |s| {
                 s.failures = 0;
                 s.retry_at = None;
             });
-            let gc_due = self.offloader.with(p.log_id, |s| {
-                s.last_gc.is_none_or(|t| t.elapsed() >= Duration::from_millis(self.config.offload_gc_interval_ms))
+            let gc_due = self.state.with(p.log_id, |s| {
+                s.last_gc.is_none_or(|t| t.elapsed() >= Duration::from_millis(self.ctx.config.offload_gc_interval_ms))
             });
             if gc_due {
                 match self.collect_orphan_objects(p).await {
@@ -248,12 +259,12 @@ impl Broker {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(topic = %p.name, error = %e, "orphan object collection failed"),
                 }
-                self.offloader.with(p.log_id, |s| s.last_gc = Some(Instant::now()));
+                self.state.with(p.log_id, |s| s.last_gc = Some(Instant::now()));
             }
         }
-        self.storage.set_upload_backlog(0);
-        self.storage.refresh_local_pending();
-        if self.offloader.sweep_due(Duration::from_millis(self.config.offload_gc_interval_ms)) {
+        self.ctx.storage.set_upload_backlog(0);
+        self.ctx.storage.refresh_local_pending();
+        if self.state.sweep_due(Duration::from_millis(self.ctx.config.offload_gc_interval_ms)) {
             match self.collect_deleted_partition_objects().await {
                 Ok(n) if n > 0 => tracing::info!(deleted = n, "deleted objects of deleted partitions"),
                 Ok(_) => {}
@@ -266,7 +277,7 @@ impl Broker {
     /// Removes local copies of offloaded segments, least recently read first, while the local
     /// segment files exceed the local disk budget.
     async fn evict_for_budget(&self) {
-        let storage = Arc::clone(&self.storage);
+        let storage = Arc::clone(&self.ctx.storage);
         match tokio::task::spawn_blocking(move || storage.evict_local_copies()).await {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => tracing::debug!(freed = n, "local copies evicted to stay within the local disk budget"),
@@ -278,19 +289,17 @@ impl Broker {
     /// Drops the local copies of this partition's offloaded segments that the deletion lag no
     /// longer keeps.
     async fn drop_due_copies(&self, p: &Partition, policy: &OffloadPolicy) -> Result<()> {
-        for base in plan(&p.log.segments(), policy, magnetar_core::now_millis(), None).drop_local {
+        for base in plan(&p.log.segments(), policy, self.ctx.now_ms(), None).drop_local {
             let log = Arc::clone(&p.log);
-            tokio::task::spawn_blocking(move || log.drop_local_copy(base))
-                .await
-                .map_err(|e| BrokerError::Internal(e.to_string()))??;
+            tokio::task::spawn_blocking(move || log.drop_local_copy(base)).await.map_err(BrokerError::internal)??;
         }
         Ok(())
     }
 
     fn note_failure(&self, p: &Partition, e: &BrokerError) {
-        let (failures, delay) = self.offloader.with(p.log_id, |s| {
+        let (failures, delay) = self.state.with(p.log_id, |s| {
             s.failures = s.failures.saturating_add(1);
-            let delay = backoff(s.failures, self.config.offload_max_backoff_ms);
+            let delay = backoff(s.failures, self.ctx.config.offload_max_backoff_ms);
             s.retry_at = Some(Instant::now() + delay);
             (s.failures, delay)
         });
@@ -302,17 +311,17 @@ impl Broker {
     /// that drains a backlog may take minutes, and its uploaded segments must not stay on the
     /// local disk until it ends.
     async fn offload_partition(&self, p: &Partition, policy: &OffloadPolicy, manual_before: Option<u64>) -> Result<()> {
-        let tier = self.storage.tier().ok_or_else(|| BrokerError::Unavailable("no object store".into()))?.clone();
-        let plan = plan(&p.log.segments(), policy, magnetar_core::now_millis(), manual_before);
-        let prefix = partition_prefix(&self.config.cluster, p);
-        let retrying = self.offloader.with(p.log_id, |s| s.failures > 0);
+        let tier = self.ctx.storage.tier().ok_or(BrokerError::NoObjectStore)?.clone();
+        let plan = plan(&p.log.segments(), policy, self.ctx.now_ms(), manual_before);
+        let prefix = prefix_of(&self.ctx.config.cluster, p);
+        let retrying = self.state.with(p.log_id, |s| s.failures > 0);
         for (i, base) in plan.upload.iter().copied().enumerate() {
             let Some(info) = p.log.segments().into_iter().find(|s| s.base_offset == base && s.local && !s.offloaded)
             else {
                 continue; // deleted by retention or offloaded meanwhile
             };
             if retrying && i == 0 {
-                self.storage.metrics().offload_retries.inc();
+                self.ctx.storage.metrics().offload_retries.inc();
             }
             let key = segment_key(&prefix, info.base_offset, info.end_offset);
             let remote = tier.upload(&p.log, base, &key).await?;
@@ -326,12 +335,12 @@ impl Broker {
                 object_key: remote.key.clone(),
                 created_at: remote.uploaded_at_ms,
             };
-            match self.metadata.commit_segment(p.epoch, &row).await {
+            match self.ctx.metadata.commit_segment(p.epoch, &row).await {
                 Ok(()) | Err(magnetar_metadata::MetadataError::AlreadyExists(_)) => {}
                 Err(e) => return Err(e.into()),
             }
             p.log.mark_offloaded(remote);
-            self.storage.note_uploaded(info.size_bytes);
+            self.ctx.storage.note_uploaded(info.size_bytes);
             tracing::debug!(topic = %p.name, key, "segment offloaded");
             self.drop_due_copies(p, policy).await?;
             self.evict_for_budget().await;
@@ -343,12 +352,12 @@ impl Broker {
     /// are older than the grace period (uploads whose commit never happened). The caller holds
     /// the partition's run lock, so no upload of this broker is between upload and commit.
     pub async fn collect_orphan_objects(&self, p: &Partition) -> Result<usize> {
-        let Some(tier) = self.storage.tier() else { return Ok(0) };
-        let prefix = partition_prefix(&self.config.cluster, p);
+        let Some(tier) = self.ctx.storage.tier() else { return Ok(0) };
+        let prefix = prefix_of(&self.ctx.config.cluster, p);
         let rows: HashSet<String> =
-            self.metadata.list_segments(p.log_id).await?.into_iter().map(|r| r.object_key).collect();
-        let now = magnetar_core::now_millis();
-        let grace = self.config.offload_gc_grace_ms as i64;
+            self.ctx.metadata.list_segments(p.log_id).await?.into_iter().map(|r| r.object_key).collect();
+        let now = self.ctx.now_ms();
+        let grace = self.ctx.config.offload_gc_grace_ms as i64;
         let orphans: Vec<String> = tier
             .list_objects(&prefix)
             .await?
@@ -361,17 +370,27 @@ impl Broker {
     }
 
     /// Deletes the objects of partitions just removed from the metadata store (with their
-    /// topic, namespace or tenant; their index rows went with them). `prefixes` holds the key
-    /// prefix of those that were loaded; the others are found by listing the cluster's keys.
-    /// Waits for a running offload pass of each to end first. What fails (store down) stays for
-    /// [`Broker::collect_deleted_partition_objects`]; returns the number of objects deleted.
-    pub(crate) async fn delete_partition_objects(&self, removed: &[i64], prefixes: &HashMap<i64, String>) -> usize {
-        for &log_id in removed {
-            let lock = self.offloader.run_lock(log_id);
+    /// topic, namespace or tenant; their index rows went with them). The key prefix of those
+    /// that were loaded derives from their name; the others are found by listing the cluster's
+    /// keys. Waits for a running offload pass of each to end first. What fails (store down)
+    /// stays for [`Offloader::collect_deleted_partition_objects`]; returns the number of objects
+    /// deleted.
+    pub(crate) async fn delete_partition_objects(&self, removed: &[Removed]) -> usize {
+        let cluster = self.ctx.config.cluster.clone();
+        let prefixes: HashMap<i64, String> = removed
+            .iter()
+            .filter_map(|r| {
+                let name = r.name.as_ref()?;
+                Some((r.record.log_id, partition_prefix(&cluster, name, r.record.index, r.record.log_id)))
+            })
+            .collect();
+        let removed: Vec<i64> = removed.iter().map(|r| r.record.log_id).collect();
+        for &log_id in &removed {
+            let lock = self.state.run_lock(log_id);
             drop(lock.lock().await);
-            self.offloader.forget(log_id);
+            self.state.forget(log_id);
         }
-        let Some(tier) = self.storage.tier() else { return 0 };
+        let Some(tier) = self.ctx.storage.tier() else { return 0 };
         let res: Result<usize> = async {
             let mut keys = Vec::new();
             for prefix in removed.iter().filter_map(|id| prefixes.get(id)) {
@@ -379,7 +398,7 @@ impl Broker {
             }
             let unknown: HashSet<i64> = removed.iter().filter(|id| !prefixes.contains_key(id)).copied().collect();
             if !unknown.is_empty() {
-                let cluster = &self.config.cluster;
+                let cluster = &self.ctx.config.cluster;
                 keys.extend(
                     tier.list_objects(cluster)
                         .await?
@@ -406,9 +425,9 @@ impl Broker {
     /// upload that completed after its partition was deleted. Lists all the cluster's keys, so
     /// it runs every `offload_gc_interval_ms` only. Returns the number of objects deleted.
     pub async fn collect_deleted_partition_objects(&self) -> Result<usize> {
-        let Some(tier) = self.storage.tier() else { return Ok(0) };
-        let cluster = &self.config.cluster;
-        let loaded: HashSet<i64> = self.loaded_partitions().iter().map(|p| p.log_id).collect();
+        let Some(tier) = self.ctx.storage.tier() else { return Ok(0) };
+        let cluster = &self.ctx.config.cluster;
+        let loaded: HashSet<i64> = self.registry.loaded_partitions().iter().map(|p| p.log_id).collect();
         let mut by_log: BTreeMap<i64, Vec<String>> = BTreeMap::new();
         for o in tier.list_objects(cluster).await? {
             if let Some(id) = key_log_id(cluster, &o.key).filter(|id| !loaded.contains(id)) {
@@ -417,7 +436,7 @@ impl Broker {
         }
         let mut deleted = 0;
         for (log_id, keys) in by_log {
-            match self.metadata.get_partition_owner(log_id).await {
+            match self.ctx.metadata.get_partition_owner(log_id).await {
                 Err(magnetar_metadata::MetadataError::NotFound(_)) => {
                     tier.delete_objects(&keys).await?;
                     deleted += keys.len();
@@ -430,14 +449,14 @@ impl Broker {
     }
 
     /// `PUT .../offload`: offloads every sealed segment based before `id`, in the background.
-    pub async fn trigger_offload(self: &Arc<Self>, name: &magnetar_core::TopicName, id: &MessageId) -> Result<()> {
-        let p = self.single_partition(name, "offload").await?;
-        if self.storage.tier().is_none() {
-            return Err(BrokerError::PreconditionFailed("no object store is configured".into()));
+    pub async fn trigger(self: &Arc<Self>, name: &TopicName, id: &MessageId) -> Result<()> {
+        let p = self.registry.single_partition(name, "offload").await?;
+        if self.ctx.storage.tier().is_none() {
+            return Err(BrokerError::NoObjectStore);
         }
         let before = u64::try_from(id.ledger_id)
-            .map_err(|_| BrokerError::BadRequest(format!("invalid message id {}", id.to_text())))?;
-        let running = self.offloader.with(p.log_id, |s| {
+            .map_err(|_| BrokerError::InvalidArgument(format!("invalid message id {}", id.to_text())))?;
+        let running = self.state.with(p.log_id, |s| {
             if matches!(s.manual, Some(("RUNNING", _))) {
                 return true;
             }
@@ -445,20 +464,20 @@ impl Broker {
             false
         });
         if running {
-            return Err(BrokerError::Conflict(format!("offload of {name} is already running")));
+            return Err(BrokerError::OffloadRunning(name.clone()));
         }
         let ns = p.name.namespace().clone();
         let mut policy = self.effective_offload(&ns).await.unwrap_or_else(|_| self.offload_defaults());
         // Only what was asked for, whatever the automatic thresholds say.
         policy.threshold_bytes = -1;
         policy.threshold_seconds = -1;
-        let broker = Arc::clone(self);
-        tokio::spawn(async move {
-            let lock = broker.offloader.run_lock(p.log_id);
+        let this = Arc::clone(self);
+        self.ctx.spawn(async move {
+            let lock = this.state.run_lock(p.log_id);
             let _guard = lock.lock().await;
-            let res = broker.offload_partition(&p, &policy, Some(before)).await;
-            broker.storage.refresh_local_pending();
-            broker.offloader.with(p.log_id, |s| {
+            let res = this.offload_partition(&p, &policy, Some(before)).await;
+            this.ctx.storage.refresh_local_pending();
+            this.state.with(p.log_id, |s| {
                 s.manual = Some(match &res {
                     Ok(()) => ("SUCCESS", String::new()),
                     Err(e) => ("ERROR", e.to_string()),
@@ -469,10 +488,10 @@ impl Broker {
     }
 
     /// `GET .../offload`.
-    pub async fn offload_status(&self, name: &magnetar_core::TopicName) -> Result<OffloadStatus> {
-        let p = self.single_partition(name, "offload").await?;
+    pub async fn status(&self, name: &TopicName) -> Result<OffloadStatus> {
+        let p = self.registry.single_partition(name, "offload").await?;
         let (status, last_error) =
-            self.offloader.with(p.log_id, |s| s.manual.clone()).unwrap_or(("NOT_RUN", String::new()));
+            self.state.with(p.log_id, |s| s.manual.clone()).unwrap_or(("NOT_RUN", String::new()));
         let first = p.log.segments().into_iter().find(|s| !s.offloaded).map_or(p.log.end_offset(), |s| s.base_offset);
         Ok(OffloadStatus { status, last_error, first_unoffloaded_message: crate::stats::message_id_at(&p, first) })
     }
@@ -481,7 +500,7 @@ impl Broker {
     /// object), then local files, then objects. Holds the partition's run lock so no upload
     /// commits a segment retention is deleting.
     pub(crate) async fn delete_segments_all_tiers(&self, p: &Partition, before: u64) -> Result<u64> {
-        let lock = self.offloader.run_lock(p.log_id);
+        let lock = self.state.run_lock(p.log_id);
         let _guard = lock.lock().await;
         let offloaded: Vec<i64> = p
             .log
@@ -491,33 +510,21 @@ impl Broker {
             .map(|s| s.base_offset as i64)
             .collect();
         if !offloaded.is_empty() {
-            self.metadata.delete_segments(p.log_id, p.epoch, &offloaded).await?;
+            self.ctx.metadata.delete_segments(p.log_id, p.epoch, &offloaded).await?;
         }
         let log = Arc::clone(&p.log);
         let deleted = tokio::task::spawn_blocking(move || log.delete_segments_before(before))
             .await
-            .map_err(|e| BrokerError::Internal(e.to_string()))??;
-        if let Some(tier) = self.storage.tier() {
+            .map_err(BrokerError::internal)??;
+        if let Some(tier) = self.ctx.storage.tier() {
             let keys: Vec<String> = deleted.remote.iter().map(|r| r.key.clone()).collect();
             if let Err(e) = tier.delete_objects(&keys).await {
                 // Their rows are gone: the orphan collection deletes them later.
                 tracing::warn!(topic = %p.name, error = %e, "deleting offloaded objects failed");
             }
         }
-        self.storage.refresh_local_pending();
+        self.ctx.storage.refresh_local_pending();
         Ok(deleted.freed_local + deleted.remote.iter().map(|r| r.size_bytes).sum::<u64>())
-    }
-}
-
-fn remote_of(r: SegmentRecord) -> RemoteSegment {
-    RemoteSegment {
-        key: r.object_key,
-        base_offset: r.base_offset as u64,
-        end_offset: r.end_offset as u64,
-        size_bytes: r.size_bytes as u64,
-        first_publish_time: r.min_publish_time,
-        last_publish_time: r.max_publish_time,
-        uploaded_at_ms: r.created_at,
     }
 }
 

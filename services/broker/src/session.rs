@@ -1,13 +1,16 @@
 //! Consumer sessions: a consumer (or reader) attached to a subscription on every partition of a
 //! topic, as the WebSocket API uses them. The session takes messages through the same
-//! subscription engine as HTTP pull, applies the dead-letter policy and routes acks by message id.
+//! subscription engine as HTTP pull, applies the dead-letter policy (publishing as the consumer,
+//! authorized as such) and routes acks by message id.
 
-use crate::messaging::{PublishMessage, PulledMessage};
+use crate::access::Caller;
 use crate::partition::Partition;
-use crate::subscription::{ConsumerId, ConsumerInfo, SubType, Subscription, WaitToken};
-use crate::topics::StartPosition;
-use crate::{Broker, BrokerError, Result};
-use magnetar_core::{MessageId, TopicName};
+use crate::publish::{KeyHashing, PublishMessage};
+use crate::subscription::cursor::CumulativeError;
+use crate::subscription::{ConsumerId, ConsumerInfo, CursorOp, SubType, Subscription, WaitToken};
+use crate::subscriptions::{PulledMessage, StartPosition, Subscriptions, beyond_end};
+use crate::{BrokerError, Result};
+use magnetar_core::{MessageId, SubscriptionName, TopicName};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -36,48 +39,49 @@ pub struct SubscribeOptions {
 type AckBatch = (usize, Vec<(u64, u64)>);
 type AckWriter = (tokio::sync::mpsc::Sender<AckBatch>, tokio::task::JoinHandle<()>);
 
+enum Kind {
+    Consumer { subscription: SubscriptionName, caller: Caller, dead_letter: Option<DeadLetterPolicy> },
+    Reader,
+}
+
 pub struct ConsumerSession {
-    broker: Arc<Broker>,
+    service: Subscriptions,
     /// Streamed acks (WebSocket acks get no reply) are applied in memory at once and made
     /// durable by a per-session task that merges them into one WAL record per group commit.
     acks: std::sync::Mutex<Option<AckWriter>>,
     pub topic: TopicName,
-    pub subscription: String,
+    kind: Kind,
     subs: Vec<(Arc<Partition>, Arc<Subscription>)>,
     id: ConsumerId,
     ack_timeout: Option<Duration>,
-    dead_letter: Option<DeadLetterPolicy>,
-    reader: bool,
     next: AtomicUsize,
 }
 
-impl Broker {
-    /// Attaches a consumer to a durable subscription (created at the initial position if it
-    /// does not exist), on every partition the name designates.
-    pub async fn subscribe(
-        self: &Arc<Self>,
-        name: &TopicName,
-        sub: &str,
+fn consumer_info(id: ConsumerId, name: &str, priority: i32, address: &str, now: i64) -> ConsumerInfo {
+    ConsumerInfo {
+        id,
+        name: name.to_string(),
+        priority,
+        address: address.to_string(),
+        connected_since: now,
+        unacked: 0,
+        msg_out: 0,
+        bytes_out: 0,
+    }
+}
+
+impl ConsumerSession {
+    pub(crate) fn attach(
+        service: Subscriptions,
+        caller: Caller,
+        topic: TopicName,
+        subscription: SubscriptionName,
+        subs: Vec<(Arc<Partition>, Arc<Subscription>)>,
         opts: SubscribeOptions,
     ) -> Result<ConsumerSession> {
-        self.ensure_subscription(name, sub, opts.initial_position).await?;
-        let (_, parts) = self.partitions_of(name).await?;
         let id = NEXT_CONSUMER.fetch_add(1, Ordering::Relaxed);
-        let mut subs = Vec::with_capacity(parts.len());
-        for p in parts {
-            let s = p.subscription(sub).ok_or_else(|| BrokerError::NotFound(format!("subscription {sub}")))?;
-            subs.push((p, s));
-        }
-        let info = ConsumerInfo {
-            id,
-            name: opts.consumer_name.clone(),
-            priority: opts.priority,
-            address: opts.address.clone(),
-            connected_since: magnetar_core::now_millis(),
-            unacked: 0,
-            msg_out: 0,
-            bytes_out: 0,
-        };
+        let now = service.ctx().now_ms();
+        let info = consumer_info(id, &opts.consumer_name, opts.priority, &opts.address, now);
         for (i, (_, s)) in subs.iter().enumerate() {
             if let Err(e) = s.attach(info.clone(), opts.sub_type) {
                 for (_, done) in &subs[..i] {
@@ -86,68 +90,49 @@ impl Broker {
                 return Err(e);
             }
         }
-        let acks = std::sync::Mutex::new(Some(spawn_ack_writer(
-            Arc::clone(self),
-            sub.to_string(),
-            subs.iter().map(|(p, _)| Arc::clone(p)).collect(),
-        )));
+        let writer =
+            spawn_ack_writer(&service, subscription.clone(), subs.iter().map(|(p, _)| Arc::clone(p)).collect());
         Ok(ConsumerSession {
-            broker: Arc::clone(self),
-            acks,
-            topic: name.clone(),
-            subscription: sub.to_string(),
+            service,
+            acks: std::sync::Mutex::new(Some(writer)),
+            topic,
+            kind: Kind::Consumer { subscription, caller, dead_letter: opts.dead_letter },
             subs,
             id,
             ack_timeout: opts.ack_timeout,
-            dead_letter: opts.dead_letter,
-            reader: false,
             next: AtomicUsize::new(0),
         })
     }
 
-    /// A reader: a non-durable, exclusive subscription starting at `start` (exclusive of a given
-    /// message id, as Pulsar readers start after it).
-    pub async fn create_reader(
-        self: &Arc<Self>,
-        name: &TopicName,
+    /// A reader starts after a given message id (Pulsar readers' `startMessageIdInclusive`
+    /// is false), or at the earliest or latest position.
+    pub(crate) fn reader(
+        service: Subscriptions,
+        topic: TopicName,
+        parts: Vec<Arc<Partition>>,
         start: StartPosition,
         reader_name: &str,
     ) -> Result<ConsumerSession> {
-        let (_, parts) = self.partitions_of(name).await?;
         let id = NEXT_CONSUMER.fetch_add(1, Ordering::Relaxed);
-        let sub = format!("reader-{id:x}");
-        let info = ConsumerInfo {
-            id,
-            name: reader_name.to_string(),
-            priority: 0,
-            address: String::new(),
-            connected_since: magnetar_core::now_millis(),
-            unacked: 0,
-            msg_out: 0,
-            bytes_out: 0,
-        };
+        let info = consumer_info(id, reader_name, 0, "", service.ctx().now_ms());
         let mut subs = Vec::with_capacity(parts.len());
         for p in parts {
-            let s = p.add_reader(&sub, start.offset(&p));
+            let s = p.add_reader(id, start.offset(&p));
             s.attach(info.clone(), SubType::Exclusive)?;
             subs.push((p, s));
         }
         Ok(ConsumerSession {
-            broker: Arc::clone(self),
+            service,
             acks: std::sync::Mutex::new(None),
-            topic: name.clone(),
-            subscription: sub,
+            topic,
+            kind: Kind::Reader,
             subs,
             id,
             ack_timeout: None,
-            dead_letter: None,
-            reader: true,
             next: AtomicUsize::new(0),
         })
     }
-}
 
-impl ConsumerSession {
     pub fn id(&self) -> ConsumerId {
         self.id
     }
@@ -181,8 +166,10 @@ impl ConsumerSession {
             p.record_delivery(got.len() as u64, got.iter().map(|d| d.record.payload.len() as u64).sum());
             for d in got {
                 let m = PulledMessage::from_delivery(d);
-                match &self.dead_letter {
-                    Some(dl) if m.redelivery_count > dl.max_redeliver => self.dead_letter(dl, p, s, m).await?,
+                match &self.kind {
+                    Kind::Consumer { dead_letter: Some(dl), caller, .. } if m.redelivery_count > dl.max_redeliver => {
+                        self.dead_letter(caller, dl, p, s, m).await?
+                    }
                     _ => out.push(m),
                 }
             }
@@ -190,14 +177,16 @@ impl ConsumerSession {
         Ok(out)
     }
 
+    /// Publishes the message to the dead-letter topic as the consumer (authorized again: a grant
+    /// revoked since the handshake stops it), then acknowledges it.
     async fn dead_letter(
         &self,
+        caller: &Caller,
         dl: &DeadLetterPolicy,
         p: &Partition,
         s: &Subscription,
         m: PulledMessage,
     ) -> Result<()> {
-        self.broker.ensure_topic(&dl.topic).await?;
         let mut properties = m.record.properties.clone();
         properties.push(("REAL_TOPIC".into(), p.name.to_string()));
         properties.push(("ORIGIN_MESSAGE_ID".into(), m.id.to_text()));
@@ -206,10 +195,16 @@ impl ConsumerSession {
             properties,
             payload: m.record.payload.clone(),
             event_time: m.record.event_time,
+            ..PublishMessage::default()
         };
-        self.broker.publish(&dl.topic, vec![msg]).await?;
-        if let Some(op) = s.ack(&[m.record.offset]) {
-            self.broker.persist_op(p, &op).await?;
+        let outcome = self.service.publisher().publish(caller, &dl.topic, vec![msg], KeyHashing::Murmur3).await;
+        if let Err(e) = outcome.and_then(|mut r| r.pop().unwrap_or(Err(BrokerError::Internal("no outcome".into())))) {
+            // Not acknowledged: the message stays for another attempt.
+            s.nack(&[m.record.offset], Duration::from_secs(1));
+            return Err(e);
+        }
+        if let Some(op) = s.ack(&[m.record.offset]).map_err(|e| beyond_end(p, &m.id, e))? {
+            self.service.ctx().persist_op(p, &op).await?;
         }
         Ok(())
     }
@@ -221,7 +216,7 @@ impl ConsumerSession {
         } else {
             self.subs.iter().position(|(p, _)| p.index == id.partition_index)
         };
-        found.ok_or_else(|| BrokerError::BadRequest(format!("message id {id} does not belong to topic {}", self.topic)))
+        found.ok_or_else(|| BrokerError::ForeignMessageId { id: id.to_text(), topic: self.topic.clone() })
     }
 
     fn sub_for(&self, id: &MessageId) -> Result<&(Arc<Partition>, Arc<Subscription>)> {
@@ -230,17 +225,17 @@ impl ConsumerSession {
 
     /// Acknowledges one message in memory at once; durability follows within a group commit
     /// (for WebSocket acks, which Pulsar's protocol never confirms). Waits only when the
-    /// session's queue of acks not yet durable is full.
+    /// session's queue of acks not yet durable is full. An id past the end of its partition is
+    /// refused.
     pub async fn ack_streamed(&self, id: &MessageId) -> Result<()> {
         let i = self.sub_index(id)?;
-        let s = &self.subs[i].1;
+        let (p, s) = &self.subs[i];
         let tx = self.acks.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(tx, _)| tx.clone());
-        if let Some(crate::subscription::CursorOp::Ack { ranges, .. }) = s.ack(&[id.offset()])
+        let op = s.ack(&[id.offset()]).map_err(|e| beyond_end(p, id, e))?;
+        if let Some(CursorOp::Ack { ranges, .. }) = op
             && let Some(tx) = tx
         {
-            tx.send((i, ranges))
-                .await
-                .map_err(|_| BrokerError::Unavailable("acknowledgement writer stopped".into()))?;
+            tx.send((i, ranges)).await.map_err(|_| BrokerError::ShuttingDown)?;
         }
         Ok(())
     }
@@ -256,10 +251,14 @@ impl ConsumerSession {
 
     pub async fn ack_cumulative(&self, id: &MessageId) -> Result<()> {
         let (p, s) = self.sub_for(id)?;
-        if let Some(op) = s.ack_cumulative(id.offset())?
-            && !self.reader
+        let op = s.ack_cumulative(id.offset()).map_err(|e| match e {
+            CumulativeError::BeyondEnd(e) => beyond_end(p, id, e),
+            CumulativeError::NotAllowed(e) => e,
+        })?;
+        if let Some(op) = op
+            && matches!(self.kind, Kind::Consumer { .. })
         {
-            self.broker.persist_op(p, &op).await?;
+            self.service.ctx().persist_op(p, &op).await?;
         }
         Ok(())
     }
@@ -268,6 +267,13 @@ impl ConsumerSession {
         let (_, s) = self.sub_for(id)?;
         s.nack(&[id.offset()], delay);
         Ok(())
+    }
+
+    /// Resolves once a partition of the session is unloaded or deleted: the session must end
+    /// (its client reconnects and attaches to what is loaded then).
+    pub async fn closed(&self) {
+        let waits = self.subs.iter().map(|(p, _)| Box::pin(p.unloaded()));
+        futures::future::select_all(waits).await;
     }
 
     /// Messages delivered to this consumer and not acknowledged yet.
@@ -281,12 +287,12 @@ impl ConsumerSession {
         false
     }
 
-    /// Detaches (readers also drop their non-durable subscription).
+    /// Detaches (a reader's subscription goes with it).
     pub fn close(&self) {
         for (p, s) in &self.subs {
             s.detach(self.id);
-            if self.reader {
-                p.remove_subscription(&self.subscription);
+            if matches!(self.kind, Kind::Reader) {
+                p.remove_reader(self.id);
             }
         }
     }
@@ -294,18 +300,20 @@ impl ConsumerSession {
     /// Pulsar's unsubscribe: detach, then delete the subscription.
     pub async fn unsubscribe(&self) -> Result<()> {
         self.close();
-        if !self.reader {
-            self.broker.delete_subscription(&self.topic, &self.subscription, true).await?;
+        if let Kind::Consumer { subscription, .. } = &self.kind {
+            self.service.delete(&self.topic, subscription, true).await?;
         }
         Ok(())
     }
 }
 
 /// Drains queued acks, merges them per partition and writes one cursor record per partition
-/// per round; ends (after writing what is queued) when the session is dropped.
-fn spawn_ack_writer(broker: Arc<Broker>, sub: String, parts: Vec<Arc<Partition>>) -> AckWriter {
+/// per round; ends (after writing what is queued) when the session is dropped. Tracked by the
+/// broker, so shutdown waits for what it has queued.
+fn spawn_ack_writer(service: &Subscriptions, sub: SubscriptionName, parts: Vec<Arc<Partition>>) -> AckWriter {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<AckBatch>(4096);
-    let task = tokio::spawn(async move {
+    let ctx = Arc::clone(service.ctx());
+    let task = service.ctx().spawn(async move {
         while let Some(first) = rx.recv().await {
             let mut merged: std::collections::BTreeMap<usize, Vec<(u64, u64)>> = std::collections::BTreeMap::new();
             merged.entry(first.0).or_default().extend(first.1);
@@ -313,8 +321,8 @@ fn spawn_ack_writer(broker: Arc<Broker>, sub: String, parts: Vec<Arc<Partition>>
                 merged.entry(i).or_default().extend(r);
             }
             for (i, ranges) in merged {
-                let op = crate::subscription::CursorOp::Ack { sub: sub.clone(), ranges };
-                if let Err(e) = broker.persist_op(&parts[i], &op).await {
+                let op = CursorOp::Ack { sub: sub.to_string(), ranges };
+                if let Err(e) = ctx.persist_op(&parts[i], &op).await {
                     tracing::warn!(topic = %parts[i].name, error = %e, "could not persist acknowledgements; they are redelivered after a restart");
                 }
             }

@@ -4,9 +4,13 @@
 //! time or the partition is over the retention size. -1 = infinite, 0 = none. The active
 //! segment is never deleted.
 
-use crate::Broker;
-use magnetar_core::RetentionPolicies;
+use crate::Result;
+use crate::context::Context;
+use crate::controllers::offload::Offloader;
+use crate::registry::TopicRegistry;
+use magnetar_core::{NamespaceName, RetentionPolicies};
 use magnetar_storage::SegmentInfo;
+use std::sync::Arc;
 
 /// Pure decision: the offset below which whole segments can be deleted, if any.
 pub fn deletable_before(
@@ -37,13 +41,34 @@ pub fn deletable_before(
     delete_before
 }
 
-impl Broker {
+/// Applies the retention in force to every loaded partition.
+pub(crate) struct Retention {
+    ctx: Arc<Context>,
+    registry: Arc<TopicRegistry>,
+    offloader: Arc<Offloader>,
+}
+
+impl Retention {
+    pub fn new(ctx: Arc<Context>, registry: Arc<TopicRegistry>, offloader: Arc<Offloader>) -> Self {
+        Retention { ctx, registry, offloader }
+    }
+
+    /// The retention in force for a namespace: its policy, else the broker default.
+    pub async fn effective(&self, ns: &NamespaceName) -> Result<RetentionPolicies> {
+        Ok(self
+            .ctx
+            .cached_policies(ns)
+            .await?
+            .retention_policies
+            .unwrap_or_else(|| self.ctx.config.default_retention()))
+    }
+
     /// One retention pass over every loaded partition.
-    pub async fn apply_retention_all(&self) {
-        let now = magnetar_core::now_millis();
-        for topic in self.loaded_topics() {
-            let ns = topic.record.name.namespace().clone();
-            let retention = match self.effective_retention(&ns).await {
+    pub async fn run_once(&self) {
+        let now = self.ctx.now_ms();
+        for topic in self.registry.loaded_topics() {
+            let ns = topic.name().namespace().clone();
+            let retention = match self.effective(&ns).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::debug!(namespace = %ns, error = %e, "skipping retention");
@@ -51,6 +76,7 @@ impl Broker {
                 }
             };
             for p in &topic.partitions {
+                // Readers do not hold data back; durable subscriptions do.
                 let consumed = p
                     .subscriptions()
                     .iter()
@@ -59,7 +85,7 @@ impl Broker {
                     .unwrap_or_else(|| p.log.end_offset());
                 let segments = p.log.segments();
                 if let Some(before) = deletable_before(&segments, consumed, &retention, now) {
-                    match self.delete_segments_all_tiers(p, before).await {
+                    match self.offloader.delete_segments_all_tiers(p, before).await {
                         Ok(freed) => tracing::debug!(topic = %p.name, before, freed, "retention deleted segments"),
                         Err(e) => tracing::warn!(topic = %p.name, error = %e, "retention failed"),
                     }

@@ -1,0 +1,77 @@
+//! What every component of the broker shares: its configuration, the metadata store with the
+//! policy cache, storage, metrics, the clock, the authorizer, and the tracker of its tasks. Only
+//! the broker's components see it; the outside talks to their narrow handles.
+
+use crate::BrokerError;
+use crate::access::Caller;
+use crate::config::BrokerConfig;
+use crate::error::{Entity, Result};
+use crate::metrics::BrokerMetrics;
+use crate::partition::Partition;
+use crate::subscription::CursorOp;
+use magnetar_auth::{Authorizer, Operation, Resource};
+use magnetar_core::{NamespaceName, Policies, SharedClock};
+use magnetar_metadata::{Freshness, MetadataStore, PolicyCache};
+use magnetar_storage::Storage;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub(crate) struct Context {
+    pub config: BrokerConfig,
+    pub metadata: Arc<dyn MetadataStore>,
+    pub policies: Arc<PolicyCache>,
+    pub storage: Arc<Storage>,
+    pub metrics: BrokerMetrics,
+    pub clock: SharedClock,
+    pub authorizer: Arc<Authorizer>,
+    pub broker_id: String,
+    /// Every task the broker spawns, so shutdown can wait for them.
+    pub tasks: TaskTracker,
+    pub shutdown: CancellationToken,
+}
+
+impl Context {
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    /// Refuses with `Forbidden` what the caller may not do.
+    pub async fn require(&self, caller: &Caller, op: Operation, resource: Resource<'_>) -> Result<()> {
+        Ok(self.authorizer.check(caller.principal(), op, resource).await?)
+    }
+
+    /// A namespace's policies through the shared cache (hot path and background loops).
+    pub async fn cached_policies(&self, ns: &NamespaceName) -> Result<Policies> {
+        self.policies_with(ns, Freshness::Cached).await
+    }
+
+    /// A namespace's policies read from the store (administration).
+    pub async fn fresh_policies(&self, ns: &NamespaceName) -> Result<Policies> {
+        self.policies_with(ns, Freshness::Fresh).await
+    }
+
+    async fn policies_with(&self, ns: &NamespaceName, freshness: Freshness) -> Result<Policies> {
+        self.policies.policies(ns, freshness).await?.ok_or_else(|| BrokerError::NotFound(Entity::Namespace(ns.clone())))
+    }
+
+    /// Writes a cursor op to the WAL; returns once it is durable.
+    pub async fn persist_op(&self, partition: &Partition, op: &CursorOp) -> Result<()> {
+        self.persist_log_op(partition.log_id, op).await
+    }
+
+    pub async fn persist_log_op(&self, log_id: i64, op: &CursorOp) -> Result<()> {
+        let data = serde_json::to_vec(op).map_err(BrokerError::internal)?;
+        self.storage.append_aux(log_id as u64, data.into()).await?;
+        Ok(())
+    }
+
+    /// Spawns a task the broker's shutdown waits for.
+    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tasks.spawn(task)
+    }
+}

@@ -1,0 +1,169 @@
+//! Cursor checkpoints. Acknowledgements are durable in the WAL first (as cursor ops sharing the
+//! group commit); this controller copies changed cursors to the metadata store, partition by
+//! partition, so WAL files holding cursor ops can be trimmed, and replays the ops found in the
+//! WAL at start.
+//!
+//! One partition whose checkpoint fails (its row fenced by another owner, a database error on
+//! it) must not hold back the others, nor the WAL: each partition is checkpointed on its own, the
+//! failures are counted and logged by topic, and before the WAL is trimmed the cursors of the
+//! failing partitions are carried forward — written again to the WAL head as one acknowledgement
+//! per subscription (acknowledgements are unions, so replaying them in any order with other ops
+//! loses none) — so no older WAL file is needed for them.
+
+use crate::context::Context;
+use crate::partition::Partition;
+use crate::registry::TopicRegistry;
+use crate::subscription::{CursorOp, Subscription, SubscriptionId, SubscriptionLimits};
+use crate::{BrokerError, Result};
+use magnetar_core::SubscriptionName;
+use magnetar_metadata::CursorState;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+pub(crate) struct Checkpoints {
+    ctx: Arc<Context>,
+    registry: Arc<TopicRegistry>,
+    /// Serializes checkpoints: a WAL trim must not return while another checkpoint still holds
+    /// cursors it took as dirty but has not written yet.
+    lock: tokio::sync::Mutex<()>,
+}
+
+/// A partition whose checkpoint failed.
+pub(crate) struct Failed {
+    pub partition: Arc<Partition>,
+    pub error: BrokerError,
+}
+
+impl Checkpoints {
+    pub fn new(ctx: Arc<Context>, registry: Arc<TopicRegistry>) -> Self {
+        Checkpoints { ctx, registry, lock: tokio::sync::Mutex::new(()) }
+    }
+
+    /// Persists every changed cursor, partition by partition; returns the partitions that
+    /// failed (their cursors stay dirty for the next round).
+    pub async fn checkpoint_all(&self) -> Vec<Failed> {
+        let _guard = self.lock.lock().await;
+        self.checkpoint_locked().await
+    }
+
+    async fn checkpoint_locked(&self) -> Vec<Failed> {
+        let mut failed = Vec::new();
+        for p in self.registry.loaded_partitions() {
+            if let Err(error) = self.checkpoint_partition(&p).await {
+                self.ctx.metrics.checkpoint_failures.inc();
+                tracing::warn!(topic = %p.name, error = %error.cause(), "cursor checkpoint failed; the cursors stay in the write-ahead log");
+                failed.push(Failed { partition: p, error });
+            }
+        }
+        self.ctx.metrics.checkpoint_failing_partitions.set(failed.len() as i64);
+        failed
+    }
+
+    async fn checkpoint_partition(&self, p: &Partition) -> Result<()> {
+        let subs = p.subscriptions();
+        let cursors: Vec<(String, CursorState)> =
+            subs.iter().filter_map(|s| s.take_dirty_cursor().map(|c| (s.name(), c))).collect();
+        if cursors.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.ctx.metadata.checkpoint_cursors(p.log_id, p.epoch, &cursors).await {
+            for s in &subs {
+                if cursors.iter().any(|(n, _)| *n == s.name()) {
+                    s.mark_dirty();
+                }
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// What the WAL trimmer needs before it deletes files holding cursor ops: every cursor op
+    /// written so far is either in the metadata store or carried forward in the WAL. Fails only
+    /// if carrying forward fails (then the files stay).
+    pub async fn cover_wal(&self) -> Result<()> {
+        let _guard = self.lock.lock().await;
+        for Failed { partition, .. } in self.checkpoint_locked().await {
+            for s in partition.subscriptions() {
+                if let Some(op) = s.cursor_as_op() {
+                    self.ctx.persist_op(&partition, &op).await?;
+                }
+            }
+            self.ctx.metrics.cursors_carried_forward.inc();
+        }
+        Ok(())
+    }
+
+    /// At start: applies the cursor ops found in the WAL (in WAL order) on top of the
+    /// checkpointed cursors and checkpoints the result, so the WAL can be trimmed without losing
+    /// acknowledgements. A partition that fails is reported and its ops are written to the WAL
+    /// again; only a failure to do that fails the start.
+    pub async fn replay(&self, ops: Vec<(u64, bytes::Bytes)>) -> Result<()> {
+        let mut by_log: HashMap<u64, Vec<CursorOp>> = HashMap::new();
+        for (log_id, data) in ops {
+            match serde_json::from_slice::<CursorOp>(&data) {
+                Ok(op) => by_log.entry(log_id).or_default().push(op),
+                Err(e) => tracing::warn!(log_id, error = %e, "skipping undecodable cursor record"),
+            }
+        }
+        for (log_id, ops) in by_log {
+            if let Err(e) = self.replay_partition(log_id as i64, &ops).await {
+                self.ctx.metrics.checkpoint_failures.inc();
+                tracing::warn!(log_id, error = %e.cause(), "replayed cursor updates could not be checkpointed; carrying them forward in the write-ahead log");
+                // The files holding them may be trimmed once the broker runs: write them again.
+                for op in &ops {
+                    self.ctx.persist_log_op(log_id as i64, op).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn replay_partition(&self, log_id: i64, ops: &[CursorOp]) -> Result<()> {
+        let metadata = &self.ctx.metadata;
+        let records = match metadata.list_subscriptions(log_id).await {
+            Ok(r) => r,
+            // The partition was deleted since.
+            Err(magnetar_metadata::MetadataError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let epoch = metadata.acquire_partition(log_id, &self.ctx.broker_id).await?;
+        let log = self.ctx.storage.log(log_id as u64)?;
+        let mut cursors = Vec::new();
+        for rec in records {
+            let Ok(name) = SubscriptionName::new(rec.name.clone()) else { continue };
+            let sub = Subscription::new(
+                SubscriptionId::Durable(name),
+                -1,
+                Arc::clone(&log),
+                &rec.cursor,
+                SubscriptionLimits {
+                    max_ranges_to_persist: self.ctx.config.max_acked_ranges_to_persist,
+                    ..SubscriptionLimits::default()
+                },
+                Arc::clone(&self.ctx.clock),
+            );
+            for op in ops.iter().filter(|op| op.subscription() == rec.name) {
+                sub.apply(op);
+            }
+            if let Some(cursor) = sub.take_dirty_cursor() {
+                cursors.push((rec.name, cursor));
+            }
+        }
+        metadata.checkpoint_cursors(log_id, epoch, &cursors).await?;
+        tracing::info!(log_id, ops = ops.len(), "replayed cursor updates from the write-ahead log");
+        Ok(())
+    }
+}
+
+/// Lets storage cover the cursor ops of WAL files before it trims them.
+pub(crate) struct WalCheckpointer(pub Weak<Checkpoints>);
+
+#[async_trait::async_trait]
+impl magnetar_storage::Checkpointer for WalCheckpointer {
+    async fn checkpoint(&self) -> std::result::Result<(), String> {
+        match self.0.upgrade() {
+            Some(c) => c.cover_wal().await.map_err(|e| e.cause()),
+            None => Err("broker stopped".into()),
+        }
+    }
+}

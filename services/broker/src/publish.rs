@@ -1,0 +1,248 @@
+//! The publish path: authorize, auto-create a missing topic as the namespace's policy allows,
+//! route each message to a partition (fixed, key hash or round robin), admit it against the
+//! partition's backlog quota and queue it for the WAL. Every message has its own outcome: an
+//! oversized message, or a partition over its quota, fails its own messages only, and a message
+//! that was stored is never reported as failed.
+
+use crate::access::Caller;
+use crate::context::Context;
+use crate::partition::Partition;
+use crate::registry::{Topic, TopicRegistry};
+use crate::subscription::DELIVER_AT_PROPERTY;
+use crate::topics::auto_create;
+use crate::{BrokerError, Result};
+use bytes::Bytes;
+use magnetar_auth::Operation;
+use magnetar_core::{MessageId, TopicName, hash::partition_for_key};
+use magnetar_storage::RecordInput;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Default)]
+pub struct PublishMessage {
+    pub key: Option<String>,
+    pub properties: Vec<(String, String)>,
+    pub payload: Bytes,
+    pub event_time: Option<i64>,
+    /// Pulsar's `deliverAt` (epoch ms); zero or negative = none. Wins over `deliver_after_ms`.
+    pub deliver_at: Option<i64>,
+    /// Pulsar's `deliverAfterMs`, counted from when the broker receives the message.
+    pub deliver_after_ms: Option<i64>,
+}
+
+/// How a message key picks a partition: Pulsar's `Murmur3_32Hash` (REST produce) or the Java
+/// client's default `JavaStringHash` (WebSocket producers, as Pulsar's proxy uses it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyHashing {
+    Murmur3,
+    JavaString,
+}
+
+/// Messages of one publish call queued for the WAL: [`PendingPublish::durable`] waits for them.
+#[must_use = "the messages are not acknowledged until `durable` resolves"]
+pub struct PendingPublish {
+    ctx: Arc<Context>,
+    groups: Vec<PendingGroup>,
+    /// Messages refused before reaching the WAL, by position.
+    refused: Vec<(usize, BrokerError)>,
+    total: usize,
+    started: std::time::Instant,
+}
+
+struct PendingGroup {
+    partition: Arc<Partition>,
+    positions: Vec<usize>,
+    pending: magnetar_storage::PendingAppend,
+    bytes: u64,
+}
+
+impl PendingPublish {
+    /// Resolves once every queued message is durable (or failed), with one outcome per message
+    /// in publish order.
+    pub async fn durable(self) -> Vec<Result<MessageId>> {
+        let waits = self.groups.into_iter().map(|g| async move {
+            let result = g.pending.durable().await;
+            if let Ok(ids) = &result {
+                g.partition.record_publish(ids.len() as u64, g.bytes);
+            }
+            (g.partition, g.positions, result)
+        });
+        let groups = futures::future::join_all(waits).await;
+        let mut out: Vec<Option<Result<MessageId>>> = (0..self.total).map(|_| None).collect();
+        let mut failed = self.refused.len() as u64;
+        for (pos, e) in self.refused {
+            out[pos] = Some(Err(e));
+        }
+        for (partition, positions, result) in groups {
+            match result {
+                Ok(ids) => {
+                    for (pos, (offset, base)) in positions.into_iter().zip(ids) {
+                        out[pos] = Some(Ok(MessageId::new(base, offset, partition.index)));
+                    }
+                }
+                Err(e) => {
+                    let e = BrokerError::from(e);
+                    failed += positions.len() as u64;
+                    for pos in positions {
+                        out[pos] = Some(Err(clone_error(&e)));
+                    }
+                }
+            }
+        }
+        if failed > 0 {
+            self.ctx.metrics.publish_errors.inc_by(failed);
+        }
+        self.ctx.metrics.publish_latency.observe(self.started.elapsed().as_secs_f64());
+        out.into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(BrokerError::Internal("message without outcome".into()))))
+            .collect()
+    }
+}
+
+/// The same condition for several messages of one failed group.
+fn clone_error(e: &BrokerError) -> BrokerError {
+    match e {
+        BrokerError::Unavailable { service, detail, cause } => {
+            BrokerError::Unavailable { service: *service, detail: detail.clone(), cause: cause.clone() }
+        }
+        BrokerError::ShuttingDown => BrokerError::ShuttingDown,
+        BrokerError::Deleted => BrokerError::Deleted,
+        BrokerError::BacklogQuotaExceeded { topic, held } => {
+            BrokerError::BacklogQuotaExceeded { topic: topic.clone(), held: *held }
+        }
+        BrokerError::MessageTooLarge { what, size, max } => {
+            BrokerError::MessageTooLarge { what: what.clone(), size: *size, max: *max }
+        }
+        other => BrokerError::Internal(other.to_string()),
+    }
+}
+
+/// The publish path's handle.
+#[derive(Clone)]
+pub struct Publisher {
+    ctx: Arc<Context>,
+    registry: Arc<TopicRegistry>,
+}
+
+impl Publisher {
+    pub(crate) fn new(ctx: Arc<Context>, registry: Arc<TopicRegistry>) -> Self {
+        Publisher { ctx, registry }
+    }
+
+    /// Publishes and waits until every message is durable: one outcome per message, in order.
+    /// The outer error is about the request as a whole (topic missing, not authorized).
+    pub async fn publish(
+        &self,
+        caller: &Caller,
+        name: &TopicName,
+        messages: Vec<PublishMessage>,
+        hashing: KeyHashing,
+    ) -> Result<Vec<Result<MessageId>>> {
+        Ok(self.enqueue(caller, name, messages, hashing).await?.durable().await)
+    }
+
+    /// What a producer does when it connects: authorizes, creates the topic if missing and
+    /// allowed, and returns its number of partitions (0 = not partitioned).
+    pub async fn prepare(&self, caller: &Caller, name: &TopicName) -> Result<u32> {
+        self.ctx.require(caller, Operation::Produce, name.into()).await?;
+        let (topic, _) = match self.registry.resolve(name).await {
+            Err(BrokerError::NotFound(_)) if name.partition_index().is_none() => {
+                auto_create(&self.ctx, &self.registry, name).await?;
+                self.registry.resolve(name).await?
+            }
+            other => other?,
+        };
+        Ok(topic.record.partitions)
+    }
+
+    /// Refuses a message over the maximum size (`what` names it in the error).
+    pub fn check_size(&self, what: impl FnOnce() -> String, m: &PublishMessage) -> Result<()> {
+        let max = self.ctx.config.max_message_bytes;
+        if m.payload.len() > max {
+            return Err(BrokerError::MessageTooLarge { what: what(), size: m.payload.len(), max });
+        }
+        Ok(())
+    }
+
+    /// The first half of `publish`: authorizes, routes the messages and queues them for the WAL
+    /// with their ids fixed. A connection with many messages in flight enqueues its next batch
+    /// while the previous one is being made durable; ids follow enqueue order.
+    pub async fn enqueue(
+        &self,
+        caller: &Caller,
+        name: &TopicName,
+        messages: Vec<PublishMessage>,
+        hashing: KeyHashing,
+    ) -> Result<PendingPublish> {
+        let started = std::time::Instant::now();
+        self.ctx.require(caller, Operation::Produce, name.into()).await?;
+        let (topic, fixed) = match self.registry.resolve(name).await {
+            Err(BrokerError::NotFound(_)) if name.partition_index().is_none() => {
+                auto_create(&self.ctx, &self.registry, name).await?;
+                self.registry.resolve(name).await?
+            }
+            other => other?,
+        };
+        let total = messages.len();
+        let mut refused = Vec::new();
+        let mut routed: BTreeMap<usize, Vec<(usize, RecordInput)>> = BTreeMap::new();
+        let publish_time = self.ctx.now_ms();
+        for (i, m) in messages.into_iter().enumerate() {
+            if let Err(e) = self.check_size(|| format!("message {i}"), &m) {
+                refused.push((i, e));
+                continue;
+            }
+            let p = route(&topic, fixed, m.key.as_deref(), hashing);
+            routed.entry(p).or_default().push((i, self.record_of(m, publish_time)));
+        }
+        // Partitions are admitted and queued concurrently: one held by its backlog quota does not
+        // hold the others.
+        let queued = futures::future::join_all(routed.into_iter().map(|(p, batch)| {
+            let partition = Arc::clone(&topic.partitions[p]);
+            async move {
+                let (positions, inputs): (Vec<usize>, Vec<RecordInput>) = batch.into_iter().unzip();
+                let bytes: u64 = inputs.iter().map(|r| r.payload.len() as u64).sum();
+                let result = async {
+                    crate::controllers::enforcement::admit_publish(&partition).await?;
+                    Ok::<_, BrokerError>(partition.log.enqueue(inputs).await?)
+                }
+                .await;
+                (partition, positions, bytes, result)
+            }
+        }))
+        .await;
+        let mut groups = Vec::with_capacity(queued.len());
+        for (partition, positions, bytes, result) in queued {
+            match result {
+                Ok(pending) => groups.push(PendingGroup { partition, positions, pending, bytes }),
+                Err(e) => refused.extend(positions.into_iter().map(|pos| (pos, clone_error(&e)))),
+            }
+        }
+        Ok(PendingPublish { ctx: Arc::clone(&self.ctx), groups, refused, total, started })
+    }
+
+    fn record_of(&self, m: PublishMessage, publish_time: i64) -> RecordInput {
+        let mut properties = m.properties;
+        let at =
+            m.deliver_at.filter(|&t| t > 0).or_else(|| m.deliver_after_ms.filter(|&d| d > 0).map(|d| publish_time + d));
+        if let Some(at) = at {
+            // The time travels with the stored message, hidden from consumers.
+            properties.push((DELIVER_AT_PROPERTY.into(), at.to_string()));
+        }
+        RecordInput { publish_time, event_time: m.event_time, key: m.key, properties, payload: m.payload }
+    }
+}
+
+/// The partition of a message: fixed by the name, by the key's hash, or round robin.
+fn route(topic: &Topic, fixed: Option<usize>, key: Option<&str>, hashing: KeyHashing) -> usize {
+    let n = topic.partitions.len();
+    match (fixed, key) {
+        (Some(p), _) => p,
+        (None, _) if n == 1 => 0,
+        (None, Some(k)) => match hashing {
+            KeyHashing::Murmur3 => partition_for_key(k, n as u32) as usize,
+            KeyHashing::JavaString => magnetar_core::hash::partition_for_key_java(k, n as u32) as usize,
+        },
+        (None, None) => topic.next_partition(),
+    }
+}

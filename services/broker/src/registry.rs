@@ -1,0 +1,347 @@
+//! The topic registry: the one owner of the table of loaded topics. Loading a topic, unloading
+//! it and deleting it (alone, with its namespace or with its tenant) all go through here, under
+//! the lock of the topic's namespace, so a load can never install a topic that a concurrent
+//! delete removed (a stale topic would answer errors until a restart), and a delete never misses
+//! a topic being loaded. Topics of different namespaces load in parallel.
+
+use crate::context::Context;
+use crate::error::{Entity, OrEntity};
+use crate::partition::Partition;
+use crate::subscription::SubscriptionLimits;
+use crate::{BrokerError, Result};
+use magnetar_core::{NamespaceName, SubscriptionName, TenantName, TopicName};
+use magnetar_metadata::{CursorState, NewTopic, PartitionRecord, TopicRecord};
+use magnetar_storage::RemoteSegment;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// A loaded topic: its metadata and one runtime per partition (one for a non-partitioned topic).
+pub struct Topic {
+    pub record: TopicRecord,
+    pub partitions: Vec<Arc<Partition>>,
+    round_robin: AtomicUsize,
+}
+
+impl Topic {
+    pub fn name(&self) -> &TopicName {
+        &self.record.name
+    }
+
+    pub fn is_partitioned(&self) -> bool {
+        self.record.partitions > 0
+    }
+
+    /// Next partition for a message without key (round robin).
+    pub(crate) fn next_partition(&self) -> usize {
+        self.round_robin.fetch_add(1, Ordering::Relaxed) % self.partitions.len()
+    }
+
+    pub fn partition_by_index(&self, index: i32) -> Option<&Arc<Partition>> {
+        if self.is_partitioned() { self.partitions.get(usize::try_from(index).ok()?) } else { self.partitions.first() }
+    }
+}
+
+/// A partition removed from the metadata store, with its name when it was loaded (the key
+/// prefix of its objects derives from it).
+#[derive(Debug, Clone)]
+pub(crate) struct Removed {
+    pub record: PartitionRecord,
+    pub name: Option<TopicName>,
+}
+
+pub(crate) struct TopicRegistry {
+    ctx: Arc<Context>,
+    topics: RwLock<HashMap<TopicName, Arc<Topic>>>,
+    locks: Mutex<HashMap<NamespaceName, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl TopicRegistry {
+    pub fn new(ctx: Arc<Context>) -> Self {
+        TopicRegistry { ctx, topics: RwLock::new(HashMap::new()), locks: Mutex::new(HashMap::new()) }
+    }
+
+    fn namespace_lock(&self, ns: &NamespaceName) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(locks.entry(ns.clone()).or_default())
+    }
+
+    fn table(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TopicName, Arc<Topic>>> {
+        self.topics.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn loaded_topics(&self) -> Vec<Arc<Topic>> {
+        self.table().values().cloned().collect()
+    }
+
+    pub fn loaded_partitions(&self) -> Vec<Arc<Partition>> {
+        self.table().values().flat_map(|t| t.partitions.iter().cloned()).collect()
+    }
+
+    /// The loaded topic with this base name, loading it first if needed.
+    pub async fn topic(&self, name: &TopicName) -> Result<Arc<Topic>> {
+        if let Some(t) = self.table().get(name) {
+            return Ok(Arc::clone(t));
+        }
+        let lock = self.namespace_lock(name.namespace());
+        let _guard = lock.lock().await;
+        if let Some(t) = self.table().get(name) {
+            return Ok(Arc::clone(t));
+        }
+        let record = self
+            .ctx
+            .metadata
+            .get_topic(name)
+            .await?
+            .ok_or_else(|| BrokerError::NotFound(Entity::Topic(name.clone())))?;
+        let topic = Arc::new(self.load(record).await?);
+        self.topics.write().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), Arc::clone(&topic));
+        self.ctx.metrics.topics_count.add(topic.partitions.len() as i64);
+        Ok(topic)
+    }
+
+    async fn load(&self, record: TopicRecord) -> Result<Topic> {
+        let ctx = &self.ctx;
+        let limits = SubscriptionLimits {
+            max_in_flight: ctx.config.max_unacked_per_subscription,
+            max_delayed: ctx.config.max_delayed_messages_per_subscription,
+            max_ranges_to_persist: ctx.config.max_acked_ranges_to_persist,
+        };
+        let mut partitions = Vec::with_capacity(record.partition_records.len());
+        let mut subscriptions = Vec::with_capacity(record.partition_records.len());
+        for pr in &record.partition_records {
+            let name = if record.partitions > 0 { record.name.partition(pr.index as u32) } else { record.name.clone() };
+            let epoch = ctx.metadata.acquire_partition(pr.log_id, &ctx.broker_id).await?;
+            let log = ctx.storage.log(pr.log_id as u64)?;
+            let remote = ctx.metadata.list_segments(pr.log_id).await?;
+            log.attach_remote(remote.into_iter().map(remote_of).collect());
+            let partition = Partition::new(name, *pr, epoch, log, ctx, limits);
+            subscriptions.push(ctx.metadata.list_subscriptions(pr.log_id).await?);
+            partitions.push(Arc::new(partition));
+        }
+        self.repair_subscriptions(&record, &mut subscriptions).await?;
+        for (p, subs) in partitions.iter().zip(subscriptions) {
+            for sub in subs {
+                match SubscriptionName::new(sub.name.clone()) {
+                    Ok(name) => {
+                        p.add_subscription(&name, &sub.cursor);
+                    }
+                    Err(e) => {
+                        tracing::error!(topic = %p.name, error = %e, "skipping a subscription with an invalid name")
+                    }
+                }
+            }
+        }
+        Ok(Topic { record, partitions, round_robin: AtomicUsize::new(0) })
+    }
+
+    /// Every partition of a topic has the same subscriptions. Where some lack one the others
+    /// have (partitions added by an older version, whose subscriptions were created in a second
+    /// step that failed), it is created there at the partition's start, as growing the topic
+    /// would have.
+    async fn repair_subscriptions(
+        &self,
+        record: &TopicRecord,
+        subscriptions: &mut [Vec<magnetar_metadata::SubscriptionRecord>],
+    ) -> Result<()> {
+        let all: BTreeSet<String> = subscriptions.iter().flatten().map(|s| s.name.clone()).collect();
+        for (pr, subs) in record.partition_records.iter().zip(subscriptions.iter_mut()) {
+            let missing: Vec<&String> = all.iter().filter(|n| !subs.iter().any(|s| &s.name == *n)).collect();
+            for name in missing {
+                tracing::warn!(topic = %record.name, partition = pr.index, subscription = %name,
+                    "partition lacks a subscription its topic has; creating it at the partition's start");
+                let cursor = CursorState::default();
+                match self.ctx.metadata.create_subscription(name, &[(pr.log_id, cursor.clone())]).await {
+                    Ok(()) | Err(magnetar_metadata::MetadataError::AlreadyExists(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                subs.push(magnetar_metadata::SubscriptionRecord {
+                    log_id: pr.log_id,
+                    name: name.clone(),
+                    cursor,
+                    created_at: self.ctx.now_ms(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves a name that may designate a partition (`x-partition-2`) to its topic and the
+    /// partition index (None = the whole topic).
+    pub async fn resolve(&self, name: &TopicName) -> Result<(Arc<Topic>, Option<usize>)> {
+        if let Some(index) = name.partition_index() {
+            match self.topic(&name.base()).await {
+                Ok(t) if t.is_partitioned() && (index as usize) < t.partitions.len() => {
+                    return Ok((t, Some(index as usize)));
+                }
+                Ok(_) | Err(BrokerError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let topic = self.topic(name).await?;
+        Ok((topic, None))
+    }
+
+    /// The partitions a name designates: one partition, or every partition of the topic.
+    pub async fn partitions_of(&self, name: &TopicName) -> Result<(Arc<Topic>, Vec<Arc<Partition>>)> {
+        let (topic, index) = self.resolve(name).await?;
+        let parts = match index {
+            Some(i) => vec![Arc::clone(&topic.partitions[i])],
+            None => topic.partitions.clone(),
+        };
+        Ok((topic, parts))
+    }
+
+    /// A single partition (a non-partitioned topic or one partition); refused for a whole
+    /// partitioned topic.
+    pub async fn single_partition(&self, name: &TopicName, operation: &'static str) -> Result<Arc<Partition>> {
+        let (topic, parts) = self.partitions_of(name).await?;
+        if parts.len() != 1 || (topic.is_partitioned() && name.partition_index().is_none()) {
+            return Err(BrokerError::WholePartitionedTopic { topic: name.clone(), operation });
+        }
+        Ok(Arc::clone(&parts[0]))
+    }
+
+    /// Creates a topic in the metadata store (loaded on first use).
+    pub async fn create(&self, spec: &NewTopic) -> Result<TopicRecord> {
+        let lock = self.namespace_lock(spec.name.namespace());
+        let _guard = lock.lock().await;
+        let entity = || {
+            if spec.partitions > 0 {
+                Entity::PartitionedTopic(spec.name.clone())
+            } else {
+                Entity::Topic(spec.name.clone())
+            }
+        };
+        match self.ctx.metadata.create_topic(spec).await {
+            // A missing namespace is what `NotFound` means here.
+            Err(magnetar_metadata::MetadataError::NotFound(_)) => {
+                Err(BrokerError::NotFound(Entity::Namespace(spec.name.namespace().clone())))
+            }
+            other => other.or_entity(entity),
+        }
+    }
+
+    /// Grows a partitioned topic (the new partitions get the topic's subscriptions in the same
+    /// transaction) and unloads it, so the next use loads every partition.
+    pub async fn grow(&self, name: &TopicName, partitions: u32) -> Result<()> {
+        let lock = self.namespace_lock(name.namespace());
+        let _guard = lock.lock().await;
+        self.ctx
+            .metadata
+            .update_partitions(name, partitions)
+            .await
+            .or_entity(|| Entity::PartitionedTopic(name.clone()))?;
+        self.unload_locked(name);
+        Ok(())
+    }
+
+    /// Deletes a topic: `check` sees the loaded topic (if loaded) and may refuse; then the
+    /// metadata goes, the topic is unloaded and its local data deleted, all under the
+    /// namespace's lock.
+    pub async fn delete_topic(
+        &self,
+        name: &TopicName,
+        check: impl FnOnce(&TopicRecord, Option<&Topic>) -> Result<()>,
+    ) -> Result<Vec<Removed>> {
+        let lock = self.namespace_lock(name.namespace());
+        let _guard = lock.lock().await;
+        let record = self
+            .ctx
+            .metadata
+            .get_topic(name)
+            .await?
+            .ok_or_else(|| BrokerError::NotFound(Entity::Topic(name.clone())))?;
+        let loaded = self.table().get(name).cloned();
+        check(&record, loaded.as_deref())?;
+        let removed = self.ctx.metadata.delete_topic(name).await.or_entity(|| Entity::Topic(name.clone()))?;
+        Ok(self.forget(&removed.partition_records).await)
+    }
+
+    /// Deletes a namespace and everything in it.
+    pub async fn delete_namespace(&self, ns: &NamespaceName, force: bool) -> Result<Vec<Removed>> {
+        let lock = self.namespace_lock(ns);
+        let _guard = lock.lock().await;
+        let removed =
+            self.ctx.metadata.delete_namespace(ns, force).await.or_entity(|| Entity::Namespace(ns.clone()))?;
+        Ok(self.forget(&removed).await)
+    }
+
+    /// Deletes a tenant and everything in it, holding the lock of each of its namespaces.
+    pub async fn delete_tenant(&self, tenant: &TenantName, force: bool) -> Result<Vec<Removed>> {
+        let mut namespaces = match self.ctx.metadata.list_namespaces(tenant).await {
+            Ok(n) => n,
+            Err(magnetar_metadata::MetadataError::NotFound(_)) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        // A fixed order, so two deletes never wait on each other.
+        namespaces.sort();
+        let locks: Vec<_> = namespaces.iter().map(|n| self.namespace_lock(n)).collect();
+        let mut guards = Vec::with_capacity(locks.len());
+        for l in &locks {
+            guards.push(l.lock().await);
+        }
+        let removed =
+            self.ctx.metadata.delete_tenant(tenant, force).await.or_entity(|| Entity::Tenant(tenant.clone()))?;
+        Ok(self.forget(&removed).await)
+    }
+
+    /// Forgets a loaded topic so the next use loads it again (after a partition change, or to
+    /// hand it to another broker).
+    pub async fn unload(&self, name: &TopicName) -> Option<Arc<Topic>> {
+        let lock = self.namespace_lock(name.namespace());
+        let _guard = lock.lock().await;
+        self.unload_locked(name)
+    }
+
+    fn unload_locked(&self, name: &TopicName) -> Option<Arc<Topic>> {
+        let removed = self.topics.write().unwrap_or_else(|e| e.into_inner()).remove(name);
+        if let Some(t) = &removed {
+            self.ctx.metrics.topics_count.sub(t.partitions.len() as i64);
+            for p in &t.partitions {
+                p.mark_unloaded();
+                let ns = p.name.namespace().to_string();
+                let topic = p.name.to_string();
+                self.ctx.metrics.remove_topic(&[self.ctx.config.cluster.as_str(), ns.as_str(), topic.as_str()]);
+            }
+        }
+        removed
+    }
+
+    /// Unloads the topics of partitions removed from the metadata store and deletes their local
+    /// data (the caller holds the namespace locks). What fails here is collected at the next
+    /// start (orphan logs).
+    async fn forget(&self, removed: &[PartitionRecord]) -> Vec<Removed> {
+        let ids: std::collections::HashSet<i64> = removed.iter().map(|p| p.log_id).collect();
+        let topics: Vec<TopicName> = self
+            .table()
+            .values()
+            .filter(|t| t.partitions.iter().any(|p| ids.contains(&p.log_id)))
+            .map(|t| t.name().clone())
+            .collect();
+        let mut names: HashMap<i64, TopicName> = HashMap::new();
+        for t in &topics {
+            if let Some(topic) = self.unload_locked(t) {
+                names.extend(topic.partitions.iter().map(|p| (p.log_id, p.name.clone())));
+            }
+        }
+        for p in removed {
+            if let Err(e) = self.ctx.storage.delete_log(p.log_id as u64).await {
+                tracing::warn!(log_id = p.log_id, error = %e, "could not delete partition data");
+            }
+        }
+        removed.iter().map(|r| Removed { record: *r, name: names.get(&r.log_id).cloned() }).collect()
+    }
+}
+
+pub(crate) fn remote_of(r: magnetar_metadata::SegmentRecord) -> RemoteSegment {
+    RemoteSegment {
+        key: r.object_key,
+        base_offset: r.base_offset as u64,
+        end_offset: r.end_offset as u64,
+        size_bytes: r.size_bytes as u64,
+        first_publish_time: r.min_publish_time,
+        last_publish_time: r.max_publish_time,
+        uploaded_at_ms: r.created_at,
+    }
+}

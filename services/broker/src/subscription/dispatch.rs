@@ -1,0 +1,222 @@
+//! Taking messages for a consumer: redeliveries first, then new messages read from the log, with
+//! delayed messages held back until they are due. A read that fails (an object-store outage, a
+//! disk error) hands back every message it had claimed, so nothing stays in flight to a consumer
+//! that never received it.
+
+use super::state::{InFlight, State, deliver_at, slot_of};
+use super::{AVAILABLE_CAP, ConsumerId, DELIVER_AT_PROPERTY, Delivery, SubType, Subscription};
+use crate::{BrokerError, Result};
+use magnetar_storage::Record;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+impl Subscription {
+    /// Takes up to `max` messages for `consumer` (None = an HTTP puller) without waiting:
+    /// redeliveries first, oldest first, then new messages. They stay in flight until acked or
+    /// until `ack_timeout` passes. Reads may touch the disk: async callers use `take`.
+    pub fn take_blocking(
+        &self,
+        consumer: Option<ConsumerId>,
+        max: usize,
+        max_bytes: usize,
+        ack_timeout: Option<Duration>,
+    ) -> magnetar_storage::Result<Vec<Delivery>> {
+        let now = Instant::now();
+        let deadline = ack_timeout.map(|t| now + t);
+        let (claimed, read_pos, room) = self.claim_available(consumer, max, deadline, now);
+        let out = match self.read_claimed(&claimed) {
+            Ok(out) => out,
+            Err(e) => {
+                self.release_claimed(&claimed);
+                return Err(e);
+            }
+        };
+        let bytes: usize = out.iter().map(|r| r.payload.len()).sum();
+        let mut out = out;
+        if room > 0 && read_pos < self.log.end_offset() && bytes < max_bytes {
+            match self.log.read(read_pos, room, max_bytes - bytes) {
+                Ok(fresh) => self.claim_fresh(fresh, read_pos, consumer, max, deadline, &mut out),
+                Err(e) if out.is_empty() => return Err(e),
+                // What was already read is delivered; the fresh read is retried next time.
+                Err(e) => tracing::debug!(error = %e, "reading new messages failed; delivering redeliveries only"),
+            }
+        }
+        Ok(self.deliver(out, consumer))
+    }
+
+    pub async fn take(
+        self: &Arc<Self>,
+        consumer: Option<ConsumerId>,
+        max: usize,
+        max_bytes: usize,
+        ack_timeout: Option<Duration>,
+    ) -> Result<Vec<Delivery>> {
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || this.take_blocking(consumer, max, max_bytes, ack_timeout))
+            .await
+            .map_err(|e| BrokerError::Internal(format!("read task failed: {e}")))?
+            .map_err(Into::into)
+    }
+
+    /// Under the lock: expires deadlines, releases due delayed messages, and claims available
+    /// (redelivered) messages this consumer may have. Returns them with the read position and
+    /// how many new messages may be read.
+    fn claim_available(
+        &self,
+        consumer: Option<ConsumerId>,
+        max: usize,
+        deadline: Option<Instant>,
+        now: Instant,
+    ) -> (Vec<u64>, u64, usize) {
+        let idx = self.partition_index;
+        let start = self.log.start_offset();
+        let mut st = self.lock();
+        Self::expire(&mut st, now);
+        let now_ms = self.now_ms();
+        while let Some((&(at, off), &slot)) = st.delayed.first_key_value() {
+            if at > now_ms {
+                break;
+            }
+            st.delayed.remove(&(at, off));
+            st.available.insert(off, slot);
+        }
+        // Records below the log start were deleted by retention: they count as consumed.
+        if st.acks.mark_delete() < start {
+            st.acks.insert_range(0, start);
+            st.dirty = true;
+        }
+        st.read_pos = st.read_pos.max(start);
+        let mut taken = Vec::new();
+        let candidates: Vec<(u64, u16)> = st.available.iter().take(AVAILABLE_CAP).map(|(&o, &s)| (o, s)).collect();
+        for (off, slot) in candidates {
+            if taken.len() >= max {
+                break;
+            }
+            if off < start || st.acks.contains(off) {
+                st.available.remove(&off);
+                st.redelivery_counts.remove(&off);
+                continue;
+            }
+            if st.eligible(consumer, slot, idx) {
+                st.available.remove(&off);
+                st.add_in_flight(off, InFlight { deadline, consumer, slot });
+                taken.push(off);
+            }
+        }
+        let room = if st.available.len() >= AVAILABLE_CAP || st.delayed.len() >= self.limits.max_delayed {
+            0
+        } else {
+            (max - taken.len()).min(self.limits.max_in_flight.saturating_sub(st.in_flight.len()))
+        };
+        (taken, st.read_pos, room)
+    }
+
+    /// Reads the claimed offsets; one that no longer exists (deleted by retention) is dropped
+    /// from flight.
+    fn read_claimed(&self, claimed: &[u64]) -> magnetar_storage::Result<Vec<Record>> {
+        let mut out = Vec::with_capacity(claimed.len());
+        for &off in claimed {
+            match self.log.read(off, 1, usize::MAX)?.into_iter().next() {
+                Some(rec) if rec.offset == off => out.push(rec),
+                _ => {
+                    let mut st = self.lock();
+                    st.remove_in_flight(off);
+                    st.redelivery_counts.remove(&off);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Hands claimed offsets back after a failed read: available again, with their redelivery
+    /// counts unchanged (the consumer never saw them).
+    fn release_claimed(&self, claimed: &[u64]) {
+        let mut st = self.lock();
+        for &off in claimed {
+            if let Some(f) = st.remove_in_flight(off) {
+                st.available.insert(off, f.slot);
+            }
+        }
+        drop(st);
+        self.bump();
+    }
+
+    fn claim_fresh(
+        &self,
+        fresh: Vec<Record>,
+        read_pos: u64,
+        consumer: Option<ConsumerId>,
+        max: usize,
+        deadline: Option<Instant>,
+        out: &mut Vec<Record>,
+    ) {
+        let idx = self.partition_index;
+        let now_ms = self.now_ms();
+        let mut st = self.lock();
+        // Another taker may have read the same range meanwhile; only the one that still sees the
+        // read position it read from claims the records.
+        if st.read_pos != read_pos {
+            return;
+        }
+        let delays = st.kind.is_none_or(SubType::delays);
+        for rec in fresh {
+            if st.delayed.len() >= self.limits.max_delayed {
+                // The delayed index is full: stop here; the rest is read again once delayed
+                // messages are delivered (documented bound, `max_delayed_messages_per_subscription`).
+                break;
+            }
+            st.read_pos = rec.offset + 1;
+            if st.acks.contains(rec.offset) || st.in_flight.contains_key(&rec.offset) {
+                continue;
+            }
+            let slot = slot_of(&rec);
+            if delays && let Some(at) = deliver_at(&rec).filter(|&at| at > now_ms) {
+                st.delayed.insert((at, rec.offset), slot);
+                continue;
+            }
+            if out.len() < max && st.eligible(consumer, slot, idx) {
+                st.add_in_flight(rec.offset, InFlight { deadline, consumer, slot });
+                out.push(rec);
+            } else {
+                st.available.insert(rec.offset, slot);
+            }
+        }
+    }
+
+    /// Counts what is handed out and strips internal properties.
+    fn deliver(&self, out: Vec<Record>, consumer: Option<ConsumerId>) -> Vec<Delivery> {
+        let mut st = self.lock();
+        let mut deliveries = Vec::with_capacity(out.len());
+        let mut total = 0u64;
+        for mut record in out {
+            let redelivery_count = st.redelivery_counts.get(&record.offset).copied().unwrap_or(0);
+            record.properties.retain(|(k, _)| k != DELIVER_AT_PROPERTY);
+            total += record.payload.len() as u64;
+            deliveries.push(Delivery { record, partition_index: self.partition_index, redelivery_count });
+        }
+        if !deliveries.is_empty() {
+            st.msg_out += deliveries.len() as u64;
+            st.bytes_out += total;
+            st.last_consumed = self.now_ms();
+            if let Some(info) = consumer.and_then(|c| st.consumers.get_mut(&c)) {
+                info.msg_out += deliveries.len() as u64;
+                info.bytes_out += total;
+            }
+        }
+        deliveries
+    }
+
+    /// Moves in-flight messages whose deadline passed to the available set.
+    pub(super) fn expire(st: &mut State, now: Instant) {
+        let expired: Vec<u64> =
+            st.in_flight.iter().filter(|(_, f)| f.deadline.is_some_and(|d| d <= now)).map(|(&o, _)| o).collect();
+        for off in expired {
+            if let Some(f) = st.remove_in_flight(off) {
+                st.available.insert(off, f.slot);
+                *st.redelivery_counts.entry(off).or_insert(0) += 1;
+                st.msg_redelivered += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The state of one subscription and the dispatch rules over it: which consumer may be handed
+//! which message (Exclusive, Shared, Failover's active consumer, Key_Shared's hash ring), and
+//! the bookkeeping of messages in flight.
+
+use super::{ConsumerId, ConsumerInfo, SubType};
+use crate::ranges::AckSet;
+use magnetar_core::hash::key_slot;
+use magnetar_storage::Record;
+use std::collections::{BTreeMap, HashMap};
+use tokio::time::Instant;
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct InFlight {
+    pub(super) deadline: Option<Instant>,
+    pub(super) consumer: Option<ConsumerId>,
+    pub(super) slot: u16,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct State {
+    pub(super) acks: AckSet,
+    /// Next offset never read for delivery yet.
+    pub(super) read_pos: u64,
+    pub(super) in_flight: BTreeMap<u64, InFlight>,
+    /// Messages ready to be (re)delivered, with their key slot.
+    pub(super) available: BTreeMap<u64, u16>,
+    /// Delayed messages: (deliver at ms, offset) → key slot.
+    pub(super) delayed: BTreeMap<(i64, u64), u16>,
+    pub(super) redelivery_counts: HashMap<u64, u32>,
+    pub(super) kind: Option<SubType>,
+    pub(super) consumers: BTreeMap<ConsumerId, ConsumerInfo>,
+    /// Key_Shared: slot → (consumer holding in-flight messages of that slot, how many).
+    pub(super) slot_holders: HashMap<u16, (ConsumerId, u32)>,
+    /// Key_Shared hash ring: (point, consumer), sorted.
+    pub(super) ring: Vec<(u32, ConsumerId)>,
+    pub(super) dirty: bool,
+    pub(super) msg_out: u64,
+    pub(super) bytes_out: u64,
+    pub(super) msg_redelivered: u64,
+    pub(super) msg_expired: u64,
+    pub(super) last_consumed: i64,
+    pub(super) last_acked: i64,
+}
+
+impl State {
+    pub(super) fn add_in_flight(&mut self, off: u64, f: InFlight) {
+        if let Some(c) = f.consumer {
+            if let Some(info) = self.consumers.get_mut(&c) {
+                info.unacked += 1;
+            }
+            if self.kind == Some(SubType::KeyShared) {
+                let e = self.slot_holders.entry(f.slot).or_insert((c, 0));
+                e.1 += 1;
+            }
+        }
+        if let Some(old) = self.in_flight.insert(off, f) {
+            self.forget_holder(&old);
+        }
+    }
+
+    pub(super) fn remove_in_flight(&mut self, off: u64) -> Option<InFlight> {
+        let f = self.in_flight.remove(&off)?;
+        self.forget_holder(&f);
+        Some(f)
+    }
+
+    pub(super) fn forget_holder(&mut self, f: &InFlight) {
+        if let Some(c) = f.consumer {
+            if let Some(info) = self.consumers.get_mut(&c) {
+                info.unacked = info.unacked.saturating_sub(1);
+            }
+            if let Some(e) = self.slot_holders.get_mut(&f.slot) {
+                e.1 = e.1.saturating_sub(1);
+                if e.1 == 0 {
+                    self.slot_holders.remove(&f.slot);
+                }
+            }
+        }
+    }
+
+    /// The Failover active consumer for partition `index`: consumers sorted by priority, then
+    /// name; partition i goes to consumer i mod n (Pulsar's assignment).
+    pub(super) fn active(&self, index: i32) -> Option<ConsumerId> {
+        let mut list: Vec<&ConsumerInfo> = self.consumers.values().collect();
+        if list.is_empty() {
+            return None;
+        }
+        list.sort_by(|a, b| (a.priority, &a.name, a.id).cmp(&(b.priority, &b.name, b.id)));
+        Some(list[index.max(0) as usize % list.len()].id)
+    }
+
+    pub(super) fn slot_owner(&self, slot: u16) -> Option<ConsumerId> {
+        if self.ring.is_empty() {
+            return None;
+        }
+        let point = spread(slot as u64);
+        let i = self.ring.partition_point(|(p, _)| *p < point);
+        Some(self.ring[i % self.ring.len()].1)
+    }
+
+    pub(super) fn rebuild_ring(&mut self) {
+        self.ring = self
+            .consumers
+            .values()
+            .flat_map(|c| (0..64u64).map(move |v| (spread(c.id.wrapping_mul(1_000_003).wrapping_add(v)), c.id)))
+            .collect();
+        self.ring.sort_unstable();
+    }
+
+    /// May `consumer` (None = an HTTP puller) be handed a message of `slot` now?
+    pub(super) fn eligible(&self, consumer: Option<ConsumerId>, slot: u16, index: i32) -> bool {
+        let Some(c) = consumer else { return true };
+        match self.kind {
+            None | Some(SubType::Shared) | Some(SubType::Exclusive) => true,
+            Some(SubType::Failover) => self.active(index) == Some(c),
+            Some(SubType::KeyShared) => {
+                // A slot with messages in flight to another consumer waits for them, so one key is
+                // never processed by two consumers at once (and its order holds).
+                self.slot_owner(slot) == Some(c) && self.slot_holders.get(&slot).is_none_or(|(h, _)| *h == c)
+            }
+        }
+    }
+
+    /// Returns messages in flight to consumers that may no longer have them (after a Failover
+    /// switch or a consumer leaving) to the available set.
+    pub(super) fn release(&mut self, keep: impl Fn(&State, ConsumerId) -> bool) {
+        let moved: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|(_, f)| f.consumer.is_some_and(|c| !keep(self, c)))
+            .map(|(&o, _)| o)
+            .collect();
+        for off in moved {
+            if let Some(f) = self.remove_in_flight(off) {
+                self.available.insert(off, f.slot);
+            }
+        }
+    }
+}
+
+/// A cheap integer mix so ring points spread evenly.
+pub(super) fn spread(x: u64) -> u32 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) as u32
+}
+
+pub(super) fn slot_of(rec: &Record) -> u16 {
+    key_slot(rec.key.as_deref().unwrap_or("").as_bytes())
+}
+
+pub(super) fn deliver_at(rec: &Record) -> Option<i64> {
+    rec.properties.iter().find(|(k, _)| k == super::DELIVER_AT_PROPERTY).and_then(|(_, v)| v.parse().ok())
+}

@@ -1,0 +1,123 @@
+use super::state::State;
+use super::*;
+use crate::testkit;
+use magnetar_core::{ManualClock, SystemClock};
+use std::collections::HashMap;
+
+fn durable(name: &str) -> SubscriptionId {
+    SubscriptionId::Durable(SubscriptionName::new(name).unwrap())
+}
+
+fn sub_on(log: &Arc<PartitionLog>, limits: SubscriptionLimits, clock: SharedClock) -> Arc<Subscription> {
+    Arc::new(Subscription::new(durable("s"), -1, Arc::clone(log), &CursorState::default(), limits, clock))
+}
+
+#[test]
+fn offsets_compress_to_ranges() {
+    assert_eq!(cursor::to_ranges(&[1, 2, 3, 7, 9, 10]), vec![(1, 4), (7, 8), (9, 11)]);
+    assert!(cursor::to_ranges(&[]).is_empty());
+}
+
+#[test]
+fn ring_gives_every_slot_an_owner_and_spreads_them() {
+    let mut st = State::default();
+    for id in 1..=3 {
+        st.consumers.insert(
+            id,
+            ConsumerInfo {
+                id,
+                name: format!("c{id}"),
+                priority: 0,
+                address: String::new(),
+                connected_since: 0,
+                unacked: 0,
+                msg_out: 0,
+                bytes_out: 0,
+            },
+        );
+    }
+    st.rebuild_ring();
+    let mut counts = HashMap::new();
+    for slot in 0..=u16::MAX {
+        *counts.entry(st.slot_owner(slot).unwrap()).or_insert(0u32) += 1;
+    }
+    assert_eq!(counts.len(), 3);
+    assert!(counts.values().all(|&n| n > 65_536 / 10), "{counts:?}");
+}
+
+#[tokio::test]
+async fn an_ack_past_the_log_end_is_refused_and_acknowledges_nothing() {
+    let kit = testkit::Storage::open();
+    let log = kit.log_with(1, 3).await;
+    let sub = sub_on(&log, SubscriptionLimits::default(), SystemClock::shared());
+    assert_eq!(sub.ack(&[1, 3]), Err(BeyondEnd { offset: 3, end: 3 }));
+    assert_eq!(sub.ack(&[7]), Err(BeyondEnd { offset: 7, end: 3 }));
+    assert!(sub.cursor().acked_ranges.is_empty() && sub.cursor().mark_delete == 0, "nothing was acknowledged");
+    assert!(matches!(sub.ack_cumulative(5), Err(cursor::CumulativeError::BeyondEnd(_))));
+    // Offset 3, once published, is delivered: the refused ack did not skip it.
+    kit.append(&log, 1).await;
+    let got = sub.take(None, 10, 1 << 20, None).await.unwrap();
+    assert_eq!(got.iter().map(|d| d.record.offset).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    assert!(sub.ack(&[3]).unwrap().is_some());
+}
+
+#[tokio::test]
+async fn the_persisted_cursor_keeps_at_most_the_configured_ranges() {
+    let kit = testkit::Storage::open();
+    let log = kit.log_with(1, 100).await;
+    let limits = SubscriptionLimits { max_ranges_to_persist: 5, ..SubscriptionLimits::default() };
+    let sub = sub_on(&log, limits, SystemClock::shared());
+    // Every other message: 50 ranges.
+    let odd: Vec<u64> = (0..100).filter(|o| o % 2 == 1).collect();
+    sub.ack(&odd).unwrap();
+    assert_eq!(sub.cursor().acked_ranges.len(), 50, "memory keeps every range");
+    let persisted = sub.take_dirty_cursor().unwrap();
+    assert_eq!(persisted.acked_ranges, vec![(1, 2), (3, 4), (5, 6), (7, 8), (9, 10)], "the lowest ranges");
+    // The whole cursor still travels as one op when it is carried forward.
+    let CursorOp::Ack { ranges, .. } = sub.cursor_as_op().unwrap() else { panic!("an ack") };
+    assert_eq!(ranges.len(), 50);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_delayed_index_is_capped_and_reading_pauses_until_it_drains() {
+    let kit = testkit::Storage::open();
+    let clock = ManualClock::new(1_000_000);
+    let log = kit.storage.log(1).unwrap();
+    // Ten messages due in 60 s, then two without delay.
+    let due = 1_000_000 + 60_000;
+    let mut inputs: Vec<_> = (0..10).map(|i| testkit::delayed_input(i, due)).collect();
+    inputs.extend((10..12).map(testkit::input));
+    log.append(inputs).await.unwrap();
+    let limits = SubscriptionLimits { max_delayed: 4, ..SubscriptionLimits::default() };
+    let sub = sub_on(&log, limits, clock.clone());
+    assert!(sub.take(None, 100, 1 << 20, None).await.unwrap().is_empty());
+    let snap = sub.snapshot();
+    assert_eq!(snap.delayed, 4, "at most max_delayed are held");
+    assert_eq!(snap.read_pos, 4, "reading stopped at the cap; the rest stays in the log");
+    clock.advance_millis(60_001);
+    let mut got: Vec<u64> = Vec::new();
+    for _ in 0..10 {
+        got.extend(sub.take(None, 100, 1 << 20, None).await.unwrap().iter().map(|d| d.record.offset));
+    }
+    got.sort_unstable();
+    assert_eq!(got, (0..12).collect::<Vec<_>>(), "every message is delivered once due, none lost");
+}
+
+#[tokio::test]
+async fn a_failed_read_hands_claimed_messages_back() {
+    let kit = testkit::Storage::with_object_tier();
+    let log = kit.log_with(1, 20).await;
+    let sub = sub_on(&log, SubscriptionLimits::default(), SystemClock::shared());
+    let first = sub.take(None, 1, 1 << 20, None).await.unwrap();
+    assert_eq!(first[0].record.offset, 0);
+    // Negatively acknowledged with no delay: available again for redelivery.
+    sub.nack(&[0], Duration::ZERO);
+    kit.offload_everything(&log).await;
+    let objects = kit.break_object_store();
+    assert!(sub.take(None, 1, 1 << 20, None).await.is_err(), "the object store is down");
+    assert_eq!(sub.snapshot().unacked, 0, "nothing stays in flight after the failed read");
+    kit.repair_object_store(objects);
+    let again = sub.take(None, 1, 1 << 20, None).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].record.offset, again[0].redelivery_count), (0, 1), "redelivered once the store is back");
+}

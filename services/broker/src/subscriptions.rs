@@ -1,0 +1,505 @@
+//! The subscription service: consumers and readers attach here, HTTP pullers pull, ack and nack
+//! here, and administrators create, list, skip, reset, expire and delete subscriptions. Every
+//! surface shares the one engine per partition (`subscription`), so a message is in flight to at
+//! most one consumer of a subscription whichever surface it came through. Data-plane operations
+//! are authorized here, as the caller.
+
+use crate::access::Caller;
+use crate::context::Context;
+use crate::error::Entity;
+use crate::partition::Partition;
+use crate::publish::Publisher;
+use crate::registry::{Topic, TopicRegistry};
+use crate::session::{ConsumerSession, DeadLetterPolicy, SubscribeOptions};
+use crate::subscription::{BeyondEnd, Delivery, SubType, Subscription};
+use crate::topics::auto_create;
+use crate::{BrokerError, Result};
+use magnetar_auth::{Operation, Resource};
+use magnetar_core::{MessageId, SubscriptionName, TopicName};
+use magnetar_metadata::CursorState;
+use magnetar_storage::Record;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where a new subscription starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPosition {
+    Earliest,
+    Latest,
+    Offset(u64),
+}
+
+impl StartPosition {
+    pub fn from_message_id(id: &MessageId) -> Self {
+        if id.is_latest() {
+            StartPosition::Latest
+        } else if id.is_earliest() {
+            StartPosition::Earliest
+        } else {
+            StartPosition::Offset(id.offset())
+        }
+    }
+
+    pub(crate) fn offset(self, p: &Partition) -> u64 {
+        match self {
+            StartPosition::Earliest => p.log.start_offset(),
+            StartPosition::Latest => p.log.end_offset(),
+            StartPosition::Offset(o) => o.clamp(p.log.start_offset(), p.log.end_offset()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PullRequest {
+    pub max_messages: usize,
+    pub max_bytes: usize,
+    pub wait: Duration,
+    /// `None`: the broker's default ack deadline.
+    pub ack_timeout: Option<Duration>,
+    pub initial_position: StartPosition,
+}
+
+/// A pulled message with its Pulsar-style id.
+#[derive(Debug, Clone)]
+pub struct PulledMessage {
+    pub id: MessageId,
+    pub record: Record,
+    pub redelivery_count: u32,
+}
+
+impl PulledMessage {
+    pub(crate) fn from_delivery(d: Delivery) -> Self {
+        PulledMessage {
+            id: MessageId::new(d.record.segment_base, d.record.offset, d.partition_index),
+            redelivery_count: d.redelivery_count,
+            record: d.record,
+        }
+    }
+}
+
+/// Offsets to act on, per partition index.
+type IdGroups = BTreeMap<usize, (Arc<Partition>, Vec<(u64, MessageId)>)>;
+
+/// The subscription service's handle.
+#[derive(Clone)]
+pub struct Subscriptions {
+    ctx: Arc<Context>,
+    registry: Arc<TopicRegistry>,
+    publisher: Publisher,
+}
+
+impl Subscriptions {
+    pub(crate) fn new(ctx: Arc<Context>, registry: Arc<TopicRegistry>, publisher: Publisher) -> Self {
+        Subscriptions { ctx, registry, publisher }
+    }
+
+    pub(crate) fn ctx(&self) -> &Arc<Context> {
+        &self.ctx
+    }
+
+    pub(crate) fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
+    /// The partitions a name designates, creating a missing topic as the namespace's
+    /// auto-creation policy allows (the caller is authorized already).
+    async fn partitions_or_create(&self, name: &TopicName) -> Result<(Arc<Topic>, Vec<Arc<Partition>>)> {
+        match self.registry.partitions_of(name).await {
+            Err(BrokerError::NotFound(_)) if name.partition_index().is_none() => {
+                auto_create(&self.ctx, &self.registry, name).await?;
+                self.registry.partitions_of(name).await
+            }
+            other => other,
+        }
+    }
+
+    /// Attaches a consumer to a durable subscription (created at the initial position if it
+    /// does not exist), on every partition the name designates. With a dead-letter policy, the
+    /// caller must also be allowed to produce to the dead-letter topic (as Pulsar requires),
+    /// since the broker publishes there on its behalf.
+    pub async fn subscribe(
+        &self,
+        caller: &Caller,
+        name: &TopicName,
+        sub: &SubscriptionName,
+        opts: SubscribeOptions,
+    ) -> Result<ConsumerSession> {
+        self.ctx.require(caller, Operation::Consume, Resource::Subscription(name, sub.as_str())).await?;
+        if let Some(DeadLetterPolicy { topic, .. }) = &opts.dead_letter {
+            self.ctx.require(caller, Operation::Produce, topic.into()).await.map_err(|e| match e {
+                BrokerError::Forbidden(reason) => {
+                    BrokerError::Forbidden(format!("dead-letter topic {topic}: {reason}"))
+                }
+                e => e,
+            })?;
+        }
+        let (_, parts) = self.partitions_or_create(name).await?;
+        let subs = self.ensure_subscription(name, &parts, sub, opts.initial_position).await?;
+        ConsumerSession::attach(self.clone(), caller.clone(), name.clone(), sub.clone(), subs, opts)
+    }
+
+    /// A reader: a non-durable, exclusive subscription of its own (never persisted, gone when it
+    /// closes) starting at `start`.
+    pub async fn create_reader(
+        &self,
+        caller: &Caller,
+        name: &TopicName,
+        start: StartPosition,
+        reader_name: &str,
+    ) -> Result<ConsumerSession> {
+        self.ctx.require(caller, Operation::Read, name.into()).await?;
+        let (_, parts) = self.partitions_or_create(name).await?;
+        ConsumerSession::reader(self.clone(), name.clone(), parts, start, reader_name)
+    }
+
+    /// The subscription on each of `parts`, created where missing.
+    async fn ensure_subscription(
+        &self,
+        name: &TopicName,
+        parts: &[Arc<Partition>],
+        sub: &SubscriptionName,
+        start: StartPosition,
+    ) -> Result<Vec<(Arc<Partition>, Arc<Subscription>)>> {
+        if parts.iter().any(|p| p.subscription(sub).is_none()) {
+            match self.create_on(name, parts, sub, start).await {
+                Ok(()) | Err(BrokerError::AlreadyExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        parts
+            .iter()
+            .map(|p| {
+                let s = p.subscription(sub).ok_or_else(|| not_found(name, sub))?;
+                Ok((Arc::clone(p), s))
+            })
+            .collect()
+    }
+
+    async fn create_on(
+        &self,
+        name: &TopicName,
+        parts: &[Arc<Partition>],
+        sub: &SubscriptionName,
+        start: StartPosition,
+    ) -> Result<()> {
+        let cursors: Vec<(i64, CursorState)> = parts
+            .iter()
+            .map(|p| (p.log_id, CursorState { mark_delete: start.offset(p), acked_ranges: vec![] }))
+            .collect();
+        match self.ctx.metadata.create_subscription(sub.as_str(), &cursors).await {
+            Err(magnetar_metadata::MetadataError::AlreadyExists(_)) => {
+                return Err(BrokerError::AlreadyExists(subscription_entity(name, sub)));
+            }
+            other => other?,
+        }
+        for (p, (_, cursor)) in parts.iter().zip(&cursors) {
+            p.add_subscription(sub, cursor);
+        }
+        Ok(())
+    }
+
+    /// Long-poll pull from a durable subscription, created at the request's initial position if
+    /// missing. Returns as soon as at least one message is available, or empty when `wait` passes.
+    pub async fn pull(
+        &self,
+        caller: &Caller,
+        name: &TopicName,
+        sub: &SubscriptionName,
+        req: &PullRequest,
+    ) -> Result<Vec<PulledMessage>> {
+        self.ctx.require(caller, Operation::Consume, Resource::Subscription(name, sub.as_str())).await?;
+        let (_, parts) = self.partitions_or_create(name).await?;
+        let subs = self.ensure_subscription(name, &parts, sub, req.initial_position).await?;
+        // HTTP pullers share messages; a subscription whose connected consumers have it
+        // exclusively (or by key) cannot be pulled from at the same time.
+        if let Some(kind) = subs.iter().find_map(|(_, s)| s.kind()).filter(|k| *k != SubType::Shared) {
+            return Err(BrokerError::ConsumerBusy(format!(
+                "subscription {sub} is {} with connected consumers; HTTP pull needs a Shared subscription",
+                kind.as_str()
+            )));
+        }
+        let ack_timeout = req.ack_timeout.unwrap_or(Duration::from_millis(self.ctx.config.default_ack_timeout_ms));
+        let deadline = tokio::time::Instant::now() + req.wait;
+        // Start at a different partition each time so one busy partition cannot starve others.
+        let first = rand_start(subs.len());
+        loop {
+            let tokens: Vec<_> = subs.iter().map(|(_, s)| s.wait_token()).collect();
+            let mut out = Vec::new();
+            let mut bytes = 0usize;
+            for k in 0..subs.len() {
+                let (p, s) = &subs[(first + k) % subs.len()];
+                let room = req.max_messages - out.len();
+                if room == 0 || bytes >= req.max_bytes {
+                    break;
+                }
+                let got = s.take(None, room, req.max_bytes - bytes, Some(ack_timeout)).await?;
+                let got_bytes: usize = got.iter().map(|d| d.record.payload.len()).sum();
+                bytes += got_bytes;
+                if !got.is_empty() {
+                    p.record_delivery(got.len() as u64, got_bytes as u64);
+                }
+                out.extend(got.into_iter().map(PulledMessage::from_delivery));
+            }
+            if !out.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(out);
+            }
+            let waits = subs.iter().zip(tokens).map(|((_, s), t)| Box::pin(s.changed(t)));
+            tokio::select! {
+                _ = futures::future::select_all(waits) => {}
+                _ = tokio::time::sleep_until(deadline) => return Ok(Vec::new()),
+            }
+        }
+    }
+
+    /// Maps message ids to the partitions of the topic they belong to.
+    fn group_ids(topic: &Topic, name: &TopicName, ids: &[MessageId]) -> Result<IdGroups> {
+        let mut groups: IdGroups = BTreeMap::new();
+        let fixed = name.partition_index();
+        for id in ids {
+            let foreign = || BrokerError::ForeignMessageId { id: id.to_text(), topic: name.clone() };
+            if id.is_earliest() || id.is_latest() {
+                return Err(BrokerError::InvalidArgument(format!("message id {id} does not designate a message")));
+            }
+            let idx = match (topic.is_partitioned(), fixed) {
+                (true, Some(i)) if id.partition_index < 0 || id.partition_index == i as i32 => i as usize,
+                (true, None) if id.partition_index >= 0 && (id.partition_index as usize) < topic.partitions.len() => {
+                    id.partition_index as usize
+                }
+                (false, _) if id.partition_index < 0 => 0,
+                _ => return Err(foreign()),
+            };
+            let entry = groups.entry(idx).or_insert_with(|| (Arc::clone(&topic.partitions[idx]), Vec::new()));
+            entry.1.push((id.offset(), *id));
+        }
+        Ok(groups)
+    }
+
+    /// Acknowledges messages; returns once the acknowledgement is durable. Acknowledging an
+    /// already acknowledged message is a no-op; an id past the end of its partition is refused
+    /// and nothing of the request is acknowledged.
+    pub async fn ack(
+        &self,
+        caller: &Caller,
+        name: &TopicName,
+        sub: &SubscriptionName,
+        ids: &[MessageId],
+    ) -> Result<()> {
+        self.ctx.require(caller, Operation::Consume, Resource::Subscription(name, sub.as_str())).await?;
+        let (topic, _) = self.registry.resolve(name).await?;
+        let groups = Self::group_ids(&topic, name, ids)?;
+        let mut targets = Vec::with_capacity(groups.len());
+        for (_, (p, offsets)) in groups {
+            let s = p.subscription(sub).ok_or_else(|| not_found(name, sub))?;
+            let end = p.log.end_offset();
+            if let Some((_, id)) = offsets.iter().find(|(o, _)| *o >= end) {
+                return Err(beyond_end(&p, id, BeyondEnd { offset: id.offset(), end }));
+            }
+            targets.push((p, s, offsets));
+        }
+        for (p, s, offsets) in targets {
+            let plain: Vec<u64> = offsets.iter().map(|(o, _)| *o).collect();
+            let op = s.ack(&plain).map_err(|e| beyond_end(&p, &offsets[0].1, e))?;
+            if let Some(op) = op {
+                self.ctx.persist_op(&p, &op).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Negative acknowledgement: the messages are redelivered after `delay`.
+    pub async fn nack(
+        &self,
+        caller: &Caller,
+        name: &TopicName,
+        sub: &SubscriptionName,
+        ids: &[MessageId],
+        delay: Duration,
+    ) -> Result<()> {
+        self.ctx.require(caller, Operation::Consume, Resource::Subscription(name, sub.as_str())).await?;
+        let (topic, _) = self.registry.resolve(name).await?;
+        for (_, (p, offsets)) in Self::group_ids(&topic, name, ids)? {
+            let s = p.subscription(sub).ok_or_else(|| not_found(name, sub))?;
+            s.nack(&offsets.iter().map(|(o, _)| *o).collect::<Vec<_>>(), delay);
+        }
+        Ok(())
+    }
+
+    // ---- administration (the API authorizes these) ----
+
+    pub async fn list(&self, name: &TopicName) -> Result<Vec<String>> {
+        let (_, parts) = self.registry.partitions_of(name).await?;
+        let mut names: Vec<String> = parts.iter().flat_map(|p| p.subscriptions()).map(|s| s.name()).collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    pub async fn create(&self, name: &TopicName, sub: &SubscriptionName, start: StartPosition) -> Result<()> {
+        let (_, parts) = self.registry.partitions_of(name).await?;
+        self.create_on(name, &parts, sub, start).await
+    }
+
+    pub async fn delete(&self, name: &TopicName, sub: &SubscriptionName, force: bool) -> Result<()> {
+        let (_, parts) = self.registry.partitions_of(name).await?;
+        let subs: Vec<_> = parts.iter().filter_map(|p| p.subscription(sub)).collect();
+        if subs.is_empty() {
+            return Err(not_found(name, sub));
+        }
+        if !force && subs.iter().any(|s| s.is_busy()) {
+            return Err(BrokerError::InUse(subscription_entity(name, sub)));
+        }
+        let ids: Vec<i64> = parts.iter().map(|p| p.log_id).collect();
+        match self.ctx.metadata.delete_subscription(sub.as_str(), &ids).await {
+            Err(magnetar_metadata::MetadataError::NotFound(_)) => return Err(not_found(name, sub)),
+            other => other?,
+        }
+        for p in &parts {
+            p.remove_subscription(sub);
+            let (ns, topic) = (p.name.namespace().to_string(), p.name.to_string());
+            self.ctx.metrics.remove_subscription(&[self.ctx.config.cluster.as_str(), &ns, &topic, sub.as_str()]);
+        }
+        Ok(())
+    }
+
+    fn subscriptions_on(
+        name: &TopicName,
+        parts: &[Arc<Partition>],
+        sub: &SubscriptionName,
+    ) -> Result<Vec<(Arc<Partition>, Arc<Subscription>)>> {
+        let found: Vec<_> = parts.iter().filter_map(|p| p.subscription(sub).map(|s| (Arc::clone(p), s))).collect();
+        if found.is_empty() {
+            return Err(not_found(name, sub));
+        }
+        Ok(found)
+    }
+
+    /// Skips the next `n` unacknowledged messages of one partition; returns how many.
+    pub async fn skip(&self, name: &TopicName, sub: &SubscriptionName, n: u64) -> Result<u64> {
+        let p = self.registry.single_partition(name, "skip messages").await?;
+        let s = p.subscription(sub).ok_or_else(|| not_found(name, sub))?;
+        let Some((op, count)) = s.skip(n) else { return Ok(0) };
+        self.ctx.persist_op(&p, &op).await?;
+        Ok(count)
+    }
+
+    /// Clears the backlog on every partition; returns how many messages were skipped.
+    pub async fn skip_all(&self, name: &TopicName, sub: &SubscriptionName) -> Result<u64> {
+        let (_, parts) = self.registry.partitions_of(name).await?;
+        let mut skipped = 0;
+        for (p, s) in Self::subscriptions_on(name, &parts, sub)? {
+            skipped += s.snapshot().backlog;
+            let op = s.reset(p.log.end_offset());
+            self.ctx.persist_op(&p, &op).await?;
+        }
+        Ok(skipped)
+    }
+
+    /// Resets the cursor of every partition to the first message published at or after `time`;
+    /// returns the backlog afterwards.
+    pub async fn reset_to_time(&self, name: &TopicName, sub: &SubscriptionName, time_ms: i64) -> Result<u64> {
+        let (_, parts) = self.registry.partitions_of(name).await?;
+        let mut backlog = 0;
+        for (p, s) in Self::subscriptions_on(name, &parts, sub)? {
+            let op = s.reset(p.log.offset_for_publish_time(time_ms));
+            self.ctx.persist_op(&p, &op).await?;
+            backlog += s.snapshot().backlog;
+        }
+        Ok(backlog)
+    }
+
+    /// Resets to a message id (to the message itself, or after it when `excluded`); returns the
+    /// backlog afterwards.
+    pub async fn reset_to_id(
+        &self,
+        name: &TopicName,
+        sub: &SubscriptionName,
+        id: &MessageId,
+        excluded: bool,
+    ) -> Result<u64> {
+        let (topic, parts) = self.registry.partitions_of(name).await?;
+        let parts: Vec<_> = if topic.is_partitioned() && name.partition_index().is_none() && id.partition_index >= 0 {
+            let p = topic
+                .partition_by_index(id.partition_index)
+                .ok_or_else(|| BrokerError::ForeignMessageId { id: id.to_text(), topic: name.clone() })?;
+            vec![Arc::clone(p)]
+        } else {
+            parts
+        };
+        let mut backlog = 0;
+        for (p, s) in Self::subscriptions_on(name, &parts, sub)? {
+            let offset = StartPosition::from_message_id(id).offset(&p) + u64::from(excluded);
+            let op = s.reset(offset);
+            self.ctx.persist_op(&p, &op).await?;
+            backlog += s.snapshot().backlog;
+        }
+        Ok(backlog)
+    }
+
+    /// Acknowledges messages older than `seconds` (Pulsar's expireMessages) on one subscription
+    /// or, with `None`, on all; returns how many expired.
+    pub async fn expire(&self, name: &TopicName, sub: Option<&SubscriptionName>, seconds: i64) -> Result<u64> {
+        let (_, parts) = self.registry.partitions_of(name).await?;
+        let before = self.ctx.now_ms() - seconds.max(0) * 1000;
+        let mut expired = 0;
+        let mut found = sub.is_none();
+        for p in &parts {
+            let subs = match sub {
+                Some(name) => p.subscription(name).into_iter().collect(),
+                None => p.subscriptions(),
+            };
+            for s in subs {
+                found = true;
+                if let Some((op, n)) = s.expire_before(before) {
+                    expired += n;
+                    self.ctx.persist_op(p, &op).await?;
+                }
+            }
+        }
+        if !found && let Some(sub) = sub {
+            return Err(not_found(name, sub));
+        }
+        Ok(expired)
+    }
+
+    /// The `n`-th unacknowledged message of a subscription (Pulsar's peek).
+    pub async fn peek(&self, name: &TopicName, sub: &SubscriptionName, n: u64) -> Result<PulledMessage> {
+        let p = self.registry.single_partition(name, "peek messages").await?;
+        let s = p.subscription(sub).ok_or_else(|| not_found(name, sub))?;
+        let missing =
+            || BrokerError::NotFound(Entity::Message(format!("message at position {n} of subscription {sub}")));
+        let offset = s.nth_unacked(n.max(1)).ok_or_else(missing)?;
+        let log = Arc::clone(&p.log);
+        let rec = tokio::task::spawn_blocking(move || log.read(offset, 1, usize::MAX))
+            .await
+            .map_err(BrokerError::internal)??
+            .into_iter()
+            .next()
+            .filter(|r| r.offset == offset)
+            .ok_or_else(missing)?;
+        Ok(PulledMessage {
+            id: MessageId::new(rec.segment_base, rec.offset, p.index),
+            record: rec,
+            redelivery_count: 0,
+        })
+    }
+}
+
+pub(crate) fn subscription_entity(topic: &TopicName, sub: &SubscriptionName) -> Entity {
+    Entity::Subscription { topic: topic.clone(), name: sub.clone() }
+}
+
+pub(crate) fn not_found(topic: &TopicName, sub: &SubscriptionName) -> BrokerError {
+    BrokerError::NotFound(subscription_entity(topic, sub))
+}
+
+/// The condition of an acknowledgement past the end of a partition, in message-id terms.
+pub(crate) fn beyond_end(p: &Partition, id: &MessageId, e: BeyondEnd) -> BrokerError {
+    BrokerError::MessageIdBeyondEnd { id: id.to_text(), topic: p.name.clone(), next_offset: e.end }
+}
+
+fn rand_start(n: usize) -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed) % n.max(1)
+}
