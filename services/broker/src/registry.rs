@@ -11,7 +11,6 @@ use crate::subscription::SubscriptionLimits;
 use crate::{BrokerError, Result};
 use magnetar_core::{NamespaceName, SubscriptionName, TenantName, TopicName};
 use magnetar_metadata::{CursorState, NewTopic, PartitionRecord, TopicRecord};
-use magnetar_storage::RemoteSegment;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -88,16 +87,14 @@ impl TopicRegistry {
         if let Some(t) = self.table().get(name) {
             return Ok(Arc::clone(t));
         }
-        let record = self
-            .ctx
-            .metadata
-            .get_topic(name)
-            .await?
-            .ok_or_else(|| BrokerError::NotFound(Entity::Topic(name.clone())))?;
-        let topic = Arc::new(self.load(record).await?);
+        let topic = Arc::new(self.load(self.record(name).await?).await?);
         self.topics.write().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), Arc::clone(&topic));
         self.ctx.metrics.topics_count.add(topic.partitions.len() as i64);
         Ok(topic)
+    }
+
+    async fn record(&self, name: &TopicName) -> Result<TopicRecord> {
+        self.ctx.metadata.get_topic(name).await?.ok_or_else(|| BrokerError::NotFound(Entity::Topic(name.clone())))
     }
 
     async fn load(&self, record: TopicRecord) -> Result<Topic> {
@@ -114,7 +111,7 @@ impl TopicRegistry {
             let epoch = ctx.metadata.acquire_partition(pr.log_id, &ctx.broker_id).await?;
             let log = ctx.storage.log(pr.log_id as u64)?;
             let remote = ctx.metadata.list_segments(pr.log_id).await?;
-            log.attach_remote(remote.into_iter().map(remote_of).collect());
+            log.attach_remote(remote.into_iter().map(crate::controllers::offload::remote_of).collect());
             let partition = Partition::new(name, *pr, epoch, log, ctx, limits);
             subscriptions.push(ctx.metadata.list_subscriptions(pr.log_id).await?);
             partitions.push(Arc::new(partition));
@@ -246,12 +243,7 @@ impl TopicRegistry {
     ) -> Result<Vec<Removed>> {
         let lock = self.namespace_lock(name.namespace());
         let _guard = lock.lock().await;
-        let record = self
-            .ctx
-            .metadata
-            .get_topic(name)
-            .await?
-            .ok_or_else(|| BrokerError::NotFound(Entity::Topic(name.clone())))?;
+        let record = self.record(name).await?;
         let loaded = self.table().get(name).cloned();
         check(&record, loaded.as_deref())?;
         let removed = self.ctx.metadata.delete_topic(name).await.or_entity(|| Entity::Topic(name.clone()))?;
@@ -331,17 +323,5 @@ impl TopicRegistry {
             }
         }
         removed.iter().map(|r| Removed { record: *r, name: names.get(&r.log_id).cloned() }).collect()
-    }
-}
-
-pub(crate) fn remote_of(r: magnetar_metadata::SegmentRecord) -> RemoteSegment {
-    RemoteSegment {
-        key: r.object_key,
-        base_offset: r.base_offset as u64,
-        end_offset: r.end_offset as u64,
-        size_bytes: r.size_bytes as u64,
-        first_publish_time: r.min_publish_time,
-        last_publish_time: r.max_publish_time,
-        uploaded_at_ms: r.created_at,
     }
 }

@@ -34,18 +34,7 @@ fn now() -> i64 {
 }
 
 async fn call(base: &str, token: Option<&str>, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let client = reqwest::Client::new();
-    let mut req = client.request(method, format!("{base}{path}"));
-    if let Some(t) = token {
-        req = req.header("Authorization", format!("Bearer {t}"));
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    crate::common::call_as(base, token, method, path, body).await
 }
 
 #[track_caller]

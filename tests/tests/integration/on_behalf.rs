@@ -15,14 +15,7 @@ fn token(role: &str) -> String {
 }
 
 async fn call(app: &TestApp, role: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut req = app.client.request(method, app.url(path)).header("Authorization", format!("Bearer {}", token(role)));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    crate::common::call_as(&app.base, Some(&token(role)), method, path, body).await
 }
 
 #[track_caller]

@@ -57,7 +57,7 @@ where
 }
 
 /// The close frame sent when the broker shuts down (1001 = going away); clients reconnect.
-pub(crate) fn going_away() -> Message {
+fn going_away() -> Message {
     Message::Close(Some(axum::extract::ws::CloseFrame {
         code: 1001,
         reason: Utf8Bytes::from_static("broker shutting down"),
@@ -139,9 +139,19 @@ pub(crate) fn spawn_writer(
     (tx, task)
 }
 
+/// Resolves, with the close frame to send, when a session must end whatever its client does:
+/// its token expired or was revoked (1008), or the broker shuts down (1001).
+pub(crate) async fn must_end(auth: crate::AuthContext, broker: &Broker) -> Message {
+    let shutdown = broker.shutdown_token();
+    tokio::select! {
+        _ = credential_lapsed(auth) => lapsed_close(),
+        _ = shutdown.cancelled() => going_away(),
+    }
+}
+
 /// Resolves once the session's token has expired or was revoked (never with authentication
 /// off), so long-lived sessions end when their credential does (a Pulsar pain point).
-pub(crate) async fn credential_lapsed(auth: crate::AuthContext) {
+async fn credential_lapsed(auth: crate::AuthContext) {
     if auth.role.is_none() {
         // Authentication off: nothing can lapse.
         std::future::pending::<()>().await;
@@ -156,7 +166,7 @@ pub(crate) async fn credential_lapsed(auth: crate::AuthContext) {
 }
 
 /// The close frame sent when the credential lapses (1008 = policy violation).
-pub(crate) fn lapsed_close() -> Message {
+fn lapsed_close() -> Message {
     Message::Close(Some(axum::extract::ws::CloseFrame {
         code: 1008,
         reason: Utf8Bytes::from_static("token expired or revoked"),

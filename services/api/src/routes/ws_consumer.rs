@@ -9,10 +9,7 @@
 //! against permits. A malformed frame is answered with `{"error":..,"errorCode":3}` and the
 //! session goes on.
 
-use super::ws::{
-    Params, credential_lapsed, going_away, lapsed_close, run_tracked, session_permit, spawn_writer, text,
-    topic_unloaded,
-};
+use super::ws::{Params, must_end, run_tracked, session_permit, spawn_writer, text, topic_unloaded};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{AuthContext, SubscriptionParam, TopicParam};
@@ -248,9 +245,8 @@ async fn run_session(
     auth: AuthContext,
 ) {
     let session = Arc::new(session);
-    let lapsed = credential_lapsed(auth);
-    tokio::pin!(lapsed);
-    let shutdown = broker.shutdown_token();
+    let end = must_end(auth, &broker);
+    tokio::pin!(end);
     let (sink, mut stream) = socket.split();
     let (out, writer) = spawn_writer(&broker, sink);
     let mut permits: u64 = 0;
@@ -293,12 +289,8 @@ async fn run_session(
                 _ => break,
             },
             _ = session.changed(tokens), if window > 0 => {}
-            _ = &mut lapsed => {
-                let _ = out.send(lapsed_close()).await;
-                break;
-            }
-            _ = shutdown.cancelled() => {
-                let _ = out.send(going_away()).await;
+            close = &mut end => {
+                let _ = out.send(close).await;
                 break;
             }
             _ = session.closed() => {

@@ -9,7 +9,7 @@
 //! gets its own answer: an invalid or oversized frame fails alone, and a message that was stored
 //! is never reported as failed.
 
-use super::ws::{Params, credential_lapsed, going_away, lapsed_close, run_tracked, session_permit, spawn_writer, text};
+use super::ws::{Params, must_end, run_tracked, session_permit, spawn_writer, text};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{AuthContext, TopicParam};
@@ -146,22 +146,18 @@ async fn run_producer(broker: Arc<Broker>, socket: WebSocket, auth: AuthContext,
     let (sink, mut stream) = socket.split();
     let (out, writer) = spawn_writer(&broker, sink);
     let (frames_tx, frames_rx) = mpsc::channel::<(PublishMessage, Option<Value>)>(MAX_BATCH);
-    let publisher = broker.spawn(publish_loop(Arc::clone(&broker), auth.caller(), route, frames_rx, out.clone()));
-    let shutdown = broker.shutdown_token();
-    let lapsed = credential_lapsed(auth);
-    tokio::pin!(lapsed);
+    let caller = auth.caller();
+    let publisher = broker.spawn(publish_loop(Arc::clone(&broker), caller, route, frames_rx, out.clone()));
+    let end = must_end(auth, &broker);
+    tokio::pin!(end);
     loop {
         let msg = tokio::select! {
             m = stream.next() => match m {
                 Some(Ok(m)) => m,
                 _ => break,
             },
-            _ = &mut lapsed => {
-                let _ = out.send(lapsed_close()).await;
-                break;
-            }
-            _ = shutdown.cancelled() => {
-                let _ = out.send(going_away()).await;
+            close = &mut end => {
+                let _ = out.send(close).await;
                 break;
             }
         };

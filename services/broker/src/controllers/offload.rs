@@ -19,7 +19,7 @@ use crate::registry::{Removed, TopicRegistry};
 use crate::{BrokerError, Result};
 use magnetar_core::{MessageId, Policies, TopicName};
 use magnetar_metadata::SegmentRecord;
-use magnetar_storage::SegmentInfo;
+use magnetar_storage::{RemoteSegment, SegmentInfo};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -325,16 +325,7 @@ impl Offloader {
             }
             let key = segment_key(&prefix, info.base_offset, info.end_offset);
             let remote = tier.upload(&p.log, base, &key).await?;
-            let row = SegmentRecord {
-                log_id: p.log_id,
-                base_offset: remote.base_offset as i64,
-                end_offset: remote.end_offset as i64,
-                size_bytes: remote.size_bytes as i64,
-                min_publish_time: remote.first_publish_time,
-                max_publish_time: remote.last_publish_time,
-                object_key: remote.key.clone(),
-                created_at: remote.uploaded_at_ms,
-            };
+            let row = row_of(p.log_id, &remote);
             match self.ctx.metadata.commit_segment(p.epoch, &row).await {
                 Ok(()) | Err(magnetar_metadata::MetadataError::AlreadyExists(_)) => {}
                 Err(e) => return Err(e.into()),
@@ -525,6 +516,32 @@ impl Offloader {
         }
         self.ctx.storage.refresh_local_pending();
         Ok(deleted.freed_local + deleted.remote.iter().map(|r| r.size_bytes).sum::<u64>())
+    }
+}
+
+/// The segment index row of an uploaded segment, and back (at load).
+fn row_of(log_id: i64, remote: &RemoteSegment) -> SegmentRecord {
+    SegmentRecord {
+        log_id,
+        base_offset: remote.base_offset as i64,
+        end_offset: remote.end_offset as i64,
+        size_bytes: remote.size_bytes as i64,
+        min_publish_time: remote.first_publish_time,
+        max_publish_time: remote.last_publish_time,
+        object_key: remote.key.clone(),
+        created_at: remote.uploaded_at_ms,
+    }
+}
+
+pub(crate) fn remote_of(r: SegmentRecord) -> RemoteSegment {
+    RemoteSegment {
+        key: r.object_key,
+        base_offset: r.base_offset as u64,
+        end_offset: r.end_offset as u64,
+        size_bytes: r.size_bytes as u64,
+        first_publish_time: r.min_publish_time,
+        last_publish_time: r.max_publish_time,
+        uploaded_at_ms: r.created_at,
     }
 }
 

@@ -30,6 +30,29 @@ pub fn err((status, body): (StatusCode, Value), expected: u16) -> String {
     reason.to_string()
 }
 
+/// One HTTP call to `base` with a bearer token (none: anonymous); the body is parsed as JSON
+/// when it is JSON, else returned as a string.
+pub async fn call_as(
+    base: &str,
+    token: Option<&str>,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let client = reqwest::Client::new();
+    let mut req = client.request(method, format!("{base}{path}"));
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
 /// `/admin/v2/persistent/public/default/{topic}`.
 pub fn admin_topic(topic: &str) -> String {
     format!("/admin/v2/persistent/public/default/{topic}")
