@@ -26,8 +26,11 @@ pub struct StorageConfig {
     /// Budget of local segment files once an object tier is attached (0 = no limit). Local
     /// copies of offloaded segments are a cache within it: [`crate::Storage::evict_local_copies`]
     /// removes the least recently read ones when the files exceed it. Segments not yet in the
-    /// object store cannot be removed: once they alone reach the budget, appends fail with
-    /// `Unavailable` until uploads catch up.
+    /// object store cannot be removed: while they alone exceed the budget, appends fail with
+    /// `Unavailable` until uploads, retention or a deleted log free enough of them. The
+    /// measure follows the segment files (it includes their headers, indexes and footers);
+    /// records queued for the WAL but not yet written count once written, so the budget can be
+    /// overshot by at most what is queued (`wal_buffer_bytes`).
     pub local_disk_budget_bytes: u64,
 }
 

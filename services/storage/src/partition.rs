@@ -73,6 +73,26 @@ struct Segments {
     /// Set when a segment write failed after the WAL fsync: the partition stops serving until
     /// a restart replays the WAL.
     failed: Option<String>,
+    /// Bytes of the local sealed segments not in the object store: recounted by `recount`
+    /// whenever `sealed` or `remote` change (once per seal, upload or deletion, never per append).
+    sealed_pending: u64,
+}
+
+impl Segments {
+    /// Local bytes not (yet) in the object store: the active segment and the sealed segments
+    /// not offloaded. What the local disk budget limits. O(1).
+    fn pending(&self) -> u64 {
+        if self.deleted {
+            return 0;
+        }
+        self.sealed_pending + self.active.as_ref().map_or(0, |a| a.meta.size)
+    }
+
+    /// Derives `sealed_pending` from the segment lists again after they changed.
+    fn recount(&mut self) {
+        self.sealed_pending =
+            self.sealed.values().filter(|s| !self.remote.contains_key(&s.meta.base)).map(|s| s.meta.size).sum();
+    }
 }
 
 #[derive(Default)]
@@ -98,6 +118,8 @@ pub struct PartitionLog {
     start: AtomicU64,
     end: AtomicU64,
     end_tx: watch::Sender<u64>,
+    /// This log's share of `Shared::local_pending`: `Segments::pending` as last published.
+    pending: AtomicU64,
 }
 
 impl PartitionLog {
@@ -120,6 +142,7 @@ impl PartitionLog {
             start: AtomicU64::new(0),
             end: AtomicU64::new(0),
             end_tx: watch::channel(0).0,
+            pending: AtomicU64::new(0),
         })
     }
 
@@ -131,6 +154,24 @@ impl PartitionLog {
         }
         segs.active = active;
         self.sync_state(&segs);
+        self.segments_changed(&mut segs);
+    }
+
+    /// Re-derives this log's pending bytes after its segment lists changed and publishes them.
+    fn segments_changed(&self, segs: &mut Segments) {
+        segs.recount();
+        self.publish_pending(segs);
+    }
+
+    /// Publishes this log's pending bytes into the storage-wide sum the disk budget checks.
+    /// The sum is never counted on its own: each log replaces its share under its segment
+    /// lock and moves the sum by exactly the difference, so the sum always equals the total
+    /// of the logs' figures, each derived from its segment list. Appends then read one atomic
+    /// instead of visiting every partition.
+    fn publish_pending(&self, segs: &Segments) {
+        let now = segs.pending();
+        let old = self.pending.swap(now, Ordering::Relaxed);
+        self.shared.adjust_local_pending(old, now);
     }
 
     /// Recomputes start/end/appender from the segments (recovery only).
@@ -191,8 +232,10 @@ impl PartitionLog {
         }
         let budget = self.shared.config.local_disk_budget_bytes;
         if budget > 0 && self.shared.tier.get().is_some() {
-            let pending = self.shared.pending_bytes.load(Ordering::Relaxed);
-            if pending >= budget {
+            // Records queued but not yet applied are not counted: the WAL buffer bounds them
+            // (`wal_buffer_bytes`), and counting them here would need undoing on every failure.
+            let pending = self.shared.local_pending();
+            if pending > budget {
                 return Err(StorageError::Unavailable(format!(
                     "local disk budget of {budget} bytes is exhausted: {pending} bytes of segments wait for \
                      upload to the object store"
@@ -237,7 +280,6 @@ impl PartitionLog {
             self.shared.wal.send(WalItem::Data { part, base, frame, records: tail, done: tx, _permit: permit })?;
             app.next_offset += ids.len() as u64;
             app.seg_bytes += rec_bytes;
-            self.shared.pending_bytes.fetch_add(rec_bytes, Ordering::Relaxed);
             ids
         };
         Ok(PendingAppend { ids, done: Some(rx) })
@@ -323,7 +365,9 @@ impl PartitionLog {
             return Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id)));
         }
         self.ensure_active(segs, base)?;
-        segs.active.as_mut().expect("active segment").append(bytes, pos)
+        let res = segs.active.as_mut().expect("active segment").append(bytes, pos);
+        self.publish_pending(segs);
+        res
     }
 
     /// Makes the active segment the one based at `base`, sealing the current one.
@@ -342,6 +386,12 @@ impl PartitionLog {
     }
 
     fn roll_locked(&self, segs: &mut Segments, base: u64) -> Result<()> {
+        let res = self.roll_files(segs, base);
+        self.segments_changed(segs);
+        res
+    }
+
+    fn roll_files(&self, segs: &mut Segments, base: u64) -> Result<()> {
         if let Some(a) = segs.active.take() {
             if a.meta.count == 0 {
                 std::fs::remove_file(&a.path).ctx(&a.path)?;
@@ -414,6 +464,7 @@ impl PartitionLog {
         segs.active = None;
         segs.sealed.clear();
         segs.used.clear();
+        self.segments_changed(&mut segs);
         drop(segs);
         self.appender.lock().deleted = true;
         let mut tail = self.tail.lock();
@@ -525,9 +576,7 @@ impl PartitionLog {
     /// Local bytes not (yet) in the object store: the active segment and sealed segments not
     /// offloaded. What the local disk budget limits.
     pub fn local_pending_bytes(&self) -> u64 {
-        let segs = self.segs.lock();
-        segs.sealed.values().filter(|s| !segs.remote.contains_key(&s.meta.base)).map(|s| s.meta.size).sum::<u64>()
-            + segs.active.as_ref().map_or(0, |a| a.meta.size)
+        self.segs.lock().pending()
     }
 
     /// Installs the segments the index says are in the object store (at load, before any
@@ -558,6 +607,7 @@ impl PartitionLog {
         }
         let first = first_base(&segs).unwrap_or_else(|| self.end_offset());
         self.start.store(first, Ordering::Release);
+        self.segments_changed(&mut segs);
     }
 
     /// Records that sealed segment `seg.base_offset` is now in the object store (its index row
@@ -567,16 +617,12 @@ impl PartitionLog {
         if segs.deleted || seg.base_offset < self.start_offset() {
             return;
         }
-        if let Some(s) = segs.sealed.get(&seg.base_offset) {
-            let size = s.meta.size;
-            let _ = self
-                .shared
-                .pending_bytes
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| Some(p.saturating_sub(size)));
+        if segs.sealed.contains_key(&seg.base_offset) {
             let tick = self.shared.next_use_tick();
             segs.used.entry(seg.base_offset).or_insert(tick);
         }
         segs.remote.insert(seg.base_offset, seg);
+        self.segments_changed(&mut segs);
     }
 
     /// Removes the local copy of an offloaded segment; returns the bytes freed (0 when it has no
@@ -591,7 +637,9 @@ impl PartitionLog {
                 )));
             }
             segs.used.remove(&base);
-            segs.sealed.remove(&base)
+            let removed = segs.sealed.remove(&base);
+            self.segments_changed(&mut segs);
+            removed
         };
         let Some(s) = removed else { return Ok(0) };
         let path = segment::segment_path(&self.dir, base);
@@ -644,6 +692,7 @@ impl PartitionLog {
             if let Some(first) = first_base(&segs) {
                 self.start.fetch_max(first, Ordering::AcqRel);
             }
+            self.segments_changed(&mut segs);
             (v, r)
         };
         let mut freed = 0;

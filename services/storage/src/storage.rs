@@ -195,7 +195,6 @@ impl Storage {
     /// budget is enforced from now on. Only the first call has an effect.
     pub fn attach_tier(&self, tier: Arc<crate::tier::ObjectTier>) {
         let _ = self.shared.tier.set(tier);
-        self.refresh_local_pending();
     }
 
     pub fn tier(&self) -> Option<&Arc<crate::tier::ObjectTier>> {
@@ -216,7 +215,7 @@ impl Storage {
         let rate = pace.observe(
             std::time::Instant::now(),
             self.shared.metrics.wal_bytes_written.get(),
-            self.shared.pending_bytes.load(std::sync::atomic::Ordering::Relaxed),
+            self.shared.local_pending(),
             self.shared.config.local_disk_budget_bytes,
         );
         self.shared.metrics.upload_pace.set(i64::try_from(rate).unwrap_or(i64::MAX));
@@ -237,12 +236,11 @@ impl Storage {
         }
     }
 
-    /// Recomputes the local bytes waiting for upload (the local disk budget's measure) and
-    /// returns it.
+    /// The local bytes waiting for upload (the local disk budget's measure). It follows the
+    /// logs' segment lists as they change (seals, uploads, retention, deleted logs), so there
+    /// is nothing to recompute: this only reads it. Cheap.
     pub fn refresh_local_pending(&self) -> u64 {
-        let pending: u64 = self.trim.partitions.read().values().map(|p| p.local_pending_bytes()).sum();
-        self.shared.pending_bytes.store(pending, std::sync::atomic::Ordering::Relaxed);
-        pending
+        self.shared.local_pending()
     }
 
     /// Keeps the local segment files within `local_disk_budget_bytes` by removing local copies

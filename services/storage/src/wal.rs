@@ -157,9 +157,10 @@ pub(crate) struct Shared {
     tail_bytes: AtomicUsize,
     /// The object tier, once attached (reads of offloaded segments go through it).
     pub tier: std::sync::OnceLock<Arc<crate::tier::ObjectTier>>,
-    /// Local segment bytes not yet in the object store: recomputed by
-    /// `Storage::refresh_local_pending`, grown by every append in between.
-    pub pending_bytes: std::sync::atomic::AtomicU64,
+    /// Local segment bytes not yet in the object store (the local disk budget's measure): the
+    /// sum of every log's `Segments::pending`, each log moving it by the change of its own
+    /// figure (see `PartitionLog::publish_pending`).
+    local_pending: std::sync::atomic::AtomicU64,
     /// Clock of segment use across partitions: the order in which local copies of offloaded
     /// segments were last read (least recently read goes first when the disk needs room).
     pub use_tick: std::sync::atomic::AtomicU64,
@@ -173,7 +174,7 @@ impl Shared {
             wal,
             tail_bytes: AtomicUsize::new(0),
             tier: std::sync::OnceLock::new(),
-            pending_bytes: std::sync::atomic::AtomicU64::new(0),
+            local_pending: std::sync::atomic::AtomicU64::new(0),
             use_tick: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -185,6 +186,17 @@ impl Shared {
     }
     pub fn next_use_tick(&self) -> u64 {
         self.use_tick.fetch_add(1, Ordering::Relaxed) + 1
+    }
+    pub fn local_pending(&self) -> u64 {
+        self.local_pending.load(Ordering::Relaxed)
+    }
+    /// One log's pending bytes went from `old` to `new`.
+    pub fn adjust_local_pending(&self, old: u64, new: u64) {
+        if new >= old {
+            self.local_pending.fetch_add(new - old, Ordering::Relaxed);
+        } else {
+            self.local_pending.fetch_sub(old - new, Ordering::Relaxed);
+        }
     }
     pub fn tail_over_budget(&self) -> bool {
         self.tail_bytes.load(Ordering::Relaxed) > self.config.read_cache_bytes
