@@ -18,6 +18,7 @@ pub fn config(dir: &Path) -> StorageConfig {
         max_message_bytes: 1 << 20,
         read_cache_bytes: 1 << 20,
         local_disk_budget_bytes: 0,
+        wal_corruption: magnetar_storage::WalCorruption::Refuse,
     }
 }
 
