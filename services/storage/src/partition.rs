@@ -2,21 +2,24 @@
 //! the durable end that readers and waiters see.
 
 use crate::codec::{self, DataFrame};
-use crate::error::IoContext;
 use crate::record::{Record, RecordInput};
 use crate::segment::{self, ActiveSegment, RecordPos, SealedSegment, SegMeta};
 use crate::tier::RemoteSegment;
 use crate::wal::{Shared, WalItem};
 use crate::{Result, StorageError, now_ms};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use tokio::sync::{oneshot, watch};
 
 mod read;
+mod seal;
+
+pub(crate) use seal::{SealMsg, run as run_sealer};
+#[cfg(test)]
+mod tests;
 
 /// What the broker sees of one segment (retention, stats, message ids).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +72,9 @@ struct Segments {
     /// when never read since. Orders the eviction of local copies.
     used: HashMap<u64, u64>,
     active: Option<ActiveSegment>,
+    /// Rolled segments whose seal (indexes, footer, fsync) the sealer thread has not finished:
+    /// readable like the active one, not yet uploadable or deletable (see `seal`).
+    sealing: BTreeMap<u64, Arc<ActiveSegment>>,
     deleted: bool,
     /// Set when a segment write failed after the WAL fsync: the partition stops serving until
     /// a restart replays the WAL.
@@ -85,7 +91,9 @@ impl Segments {
         if self.deleted {
             return 0;
         }
-        self.sealed_pending + self.active.as_ref().map_or(0, |a| a.meta.size)
+        self.sealed_pending
+            + self.sealing.values().map(|s| s.meta.size).sum::<u64>()
+            + self.active.as_ref().map_or(0, |a| a.meta.size)
     }
 
     /// Derives `sealed_pending` from the segment lists again after they changed.
@@ -120,6 +128,10 @@ pub struct PartitionLog {
     end_tx: watch::Sender<u64>,
     /// This log's share of `Shared::local_pending`: `Segments::pending` as last published.
     pending: AtomicU64,
+    /// Signalled (with `segs`) when a seal finishes.
+    sealed_cv: Condvar,
+    /// A segment file was created since the directory was last fsynced.
+    dir_dirty: AtomicBool,
 }
 
 impl PartitionLog {
@@ -143,6 +155,9 @@ impl PartitionLog {
             end: AtomicU64::new(0),
             end_tx: watch::channel(0).0,
             pending: AtomicU64::new(0),
+            sealed_cv: Condvar::new(),
+            // Recovery may have created files: the first sync covers them.
+            dir_dirty: AtomicBool::new(true),
         })
     }
 
@@ -385,62 +400,6 @@ impl PartitionLog {
         self.roll_locked(segs, base)
     }
 
-    fn roll_locked(&self, segs: &mut Segments, base: u64) -> Result<()> {
-        let res = self.roll_files(segs, base);
-        self.segments_changed(segs);
-        res
-    }
-
-    fn roll_files(&self, segs: &mut Segments, base: u64) -> Result<()> {
-        if let Some(a) = segs.active.take() {
-            if a.meta.count == 0 {
-                std::fs::remove_file(&a.path).ctx(&a.path)?;
-            } else {
-                let sealed = a.seal(now_ms())?;
-                self.shared.metrics.segments_sealed.inc();
-                segs.sealed.insert(sealed.meta.base, sealed);
-            }
-        }
-        std::fs::create_dir_all(&self.dir).ctx(&self.dir)?;
-        segs.active = Some(ActiveSegment::create(&self.dir, base, now_ms())?);
-        // The new file's directory entry must be durable before the WAL that covers it goes.
-        File::open(&self.dir).and_then(|d| d.sync_all()).ctx(&self.dir)?;
-        Ok(())
-    }
-
-    /// Flusher side of `seal_active`: runs after every earlier frame of this log was applied.
-    pub(crate) fn apply_seal(&self, new_base: u64) -> Result<()> {
-        let mut segs = self.segs.lock();
-        if segs.deleted {
-            return Err(StorageError::LogDeleted(self.log_id));
-        }
-        match &segs.active {
-            Some(a) if a.meta.base < new_base && a.meta.count > 0 => self.roll_locked(&mut segs, new_base),
-            _ => Ok(()),
-        }
-    }
-
-    /// Seals the active segment now (if it holds records) and starts a new one. Blocks until
-    /// the WAL flusher has applied everything appended before the call.
-    pub fn seal_active(&self) -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        {
-            let mut app = self.appender.lock();
-            if app.deleted {
-                return Err(StorageError::LogDeleted(self.log_id));
-            }
-            if app.next_offset == app.seg_base {
-                return Ok(());
-            }
-            app.seg_base = app.next_offset;
-            app.seg_bytes = 0;
-            app.seg_created_ms = now_ms();
-            let part = self.me.upgrade().ok_or(StorageError::LogDeleted(self.log_id))?;
-            self.shared.wal.send(WalItem::Seal { part, new_base: app.seg_base, done: tx })?;
-        }
-        rx.recv().map_err(|_| StorageError::ShuttingDown)?
-    }
-
     /// True when the active segment holds records and is older than `segment_max_age`.
     pub(crate) fn seal_due(&self, now: i64) -> bool {
         let app = self.appender.lock();
@@ -462,6 +421,7 @@ impl PartitionLog {
         let mut segs = self.segs.lock();
         segs.deleted = true;
         segs.active = None;
+        segs.sealing.clear();
         segs.sealed.clear();
         segs.used.clear();
         self.segments_changed(&mut segs);
@@ -552,6 +512,10 @@ impl PartitionLog {
                 offloaded_at_ms: r.uploaded_at_ms,
             });
         }
+        // Reported unsealed until their seal is durable: not uploadable or deletable before.
+        for s in segs.sealing.values() {
+            out.insert(s.meta.base, info(&s.meta, false));
+        }
         let mut out: Vec<SegmentInfo> = out.into_values().collect();
         out.extend(segs.active.as_ref().map(|a| info(&a.meta, false)));
         out
@@ -560,7 +524,9 @@ impl PartitionLog {
     /// Bytes of this log's segment files on local disk.
     pub fn size_bytes(&self) -> u64 {
         let segs = self.segs.lock();
-        segs.sealed.values().map(|s| s.meta.size).sum::<u64>() + segs.active.as_ref().map_or(0, |a| a.meta.size)
+        segs.sealed.values().map(|s| s.meta.size).sum::<u64>()
+            + segs.sealing.values().map(|s| s.meta.size).sum::<u64>()
+            + segs.active.as_ref().map_or(0, |a| a.meta.size)
     }
 
     /// Bytes of this log's segments in the object store.
@@ -672,11 +638,12 @@ impl PartitionLog {
 
     pub(crate) fn has_segments(&self) -> bool {
         let segs = self.segs.lock();
-        !segs.deleted && (segs.active.is_some() || !segs.sealed.is_empty())
+        !segs.deleted && (segs.active.is_some() || !segs.sealed.is_empty() || !segs.sealing.is_empty())
     }
 
-    /// Deletes whole sealed segments whose end is <= `offset` (never the active one) from the
-    /// local disk and forgets the offloaded ones; the caller deletes their objects.
+    /// Deletes whole sealed segments whose end is <= `offset` (never the active one, nor one
+    /// whose seal is still in progress) from the local disk and forgets the offloaded ones; the
+    /// caller deletes their objects.
     pub fn delete_segments_before(&self, offset: u64) -> Result<DeletedSegments> {
         let (victims, remote): (Vec<SealedSegment>, Vec<RemoteSegment>) = {
             let mut segs = self.segs.lock();
@@ -714,28 +681,19 @@ impl PartitionLog {
         }
         Ok(DeletedSegments { freed_local: freed, remote })
     }
-
-    /// fsyncs the active segment (and the directory), making everything applied so far
-    /// durable without the WAL. Used before WAL files are trimmed and at shutdown.
-    pub(crate) fn sync_active(&self) -> Result<()> {
-        let file = {
-            let segs = self.segs.lock();
-            match (&segs.active, segs.deleted) {
-                (Some(a), false) => (a.file.clone(), a.path.clone()),
-                _ => return Ok(()),
-            }
-        };
-        file.0.sync_data().ctx(&file.1)?;
-        Ok(())
-    }
 }
 
 /// First base offset over every tier.
 fn first_base(segs: &Segments) -> Option<u64> {
-    [segs.sealed.keys().next().copied(), segs.remote.keys().next().copied(), segs.active.as_ref().map(|a| a.meta.base)]
-        .into_iter()
-        .flatten()
-        .min()
+    [
+        segs.sealed.keys().next().copied(),
+        segs.remote.keys().next().copied(),
+        segs.sealing.keys().next().copied(),
+        segs.active.as_ref().map(|a| a.meta.base),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
 }
 
 /// Records queued for the WAL with their `(offset, segment_base)`s, not yet durable.

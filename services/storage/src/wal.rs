@@ -164,10 +164,52 @@ pub(crate) struct Shared {
     /// Clock of segment use across partitions: the order in which local copies of offloaded
     /// segments were last read (least recently read goes first when the disk needs room).
     pub use_tick: std::sync::atomic::AtomicU64,
+    /// Queue of the sealer thread (see `partition::seal`).
+    pub sealer: mpsc::Sender<crate::partition::SealMsg>,
+    /// False once the sealer thread has ended: nobody waits for a seal any more.
+    pub sealer_running: AtomicBool,
+    /// Lets a test hold seals where their fsync would be.
+    #[cfg(test)]
+    pub seal_gate: SealGate,
+}
+
+/// Test hook: while held, a seal waits where its fsync would be (as a slow disk makes it).
+#[cfg(test)]
+#[derive(Default)]
+pub struct SealGate {
+    held: parking_lot::Mutex<bool>,
+    released: parking_lot::Condvar,
+    pub waiting: AtomicUsize,
+}
+
+#[cfg(test)]
+impl SealGate {
+    pub fn hold(&self) {
+        *self.held.lock() = true;
+    }
+    pub fn release(&self) {
+        *self.held.lock() = false;
+        self.released.notify_all();
+    }
+    pub fn pass(&self) {
+        let mut held = self.held.lock();
+        if *held {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            while *held {
+                self.released.wait(&mut held);
+            }
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Shared {
-    pub fn new(config: StorageConfig, metrics: StorageMetrics, wal: WalHandle) -> Self {
+    pub fn new(
+        config: StorageConfig,
+        metrics: StorageMetrics,
+        wal: WalHandle,
+        sealer: mpsc::Sender<crate::partition::SealMsg>,
+    ) -> Self {
         Shared {
             config,
             metrics,
@@ -176,6 +218,10 @@ impl Shared {
             tier: std::sync::OnceLock::new(),
             local_pending: std::sync::atomic::AtomicU64::new(0),
             use_tick: std::sync::atomic::AtomicU64::new(0),
+            sealer,
+            sealer_running: AtomicBool::new(true),
+            #[cfg(test)]
+            seal_gate: SealGate::default(),
         }
     }
     pub fn add_tail(&self, n: usize) {

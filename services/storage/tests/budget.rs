@@ -4,11 +4,10 @@
 
 mod common;
 
-use common::{config, input};
+use common::{config, input, settle};
 use magnetar_storage::object::{LocalConfig, ObjectStoreConfig, build_object_store};
 use magnetar_storage::{ObjectTier, PartitionLog, Storage, StorageConfig, StorageError, StorageMetrics, TierConfig};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 const BUDGET: u64 = 16 << 10;
 
@@ -33,20 +32,6 @@ fn pending(logs: &[&Arc<PartitionLog>]) -> u64 {
 
 fn is_budget_refusal(e: &StorageError) -> bool {
     matches!(e, StorageError::Unavailable(m) if m.contains("budget"))
-}
-
-/// Waits until every segment but the active one is sealed (a seal may finish off the append
-/// path), so the measure is at rest before the next check.
-async fn settle(log: &PartitionLog) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let segs = log.segments();
-        if segs.iter().rev().skip(1).all(|s| s.sealed) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "seals did not finish: {segs:?}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
 }
 
 /// Appends one record at a time until the budget refuses one; returns the next record number.

@@ -4,7 +4,7 @@
 use super::{PartitionLog, Segments};
 use crate::error::IoContext;
 use crate::record::Record;
-use crate::segment::{self, ReadBudget, SealedSegment, SegMeta};
+use crate::segment::{self, ActiveSegment, ReadBudget, SealedSegment, SegMeta};
 use crate::tier::RemoteSegment;
 use crate::{Result, StorageError};
 use std::fs::File;
@@ -116,17 +116,18 @@ impl PartitionLog {
         if let Some(f) = &segs.failed {
             return Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id)));
         }
+        let at =
+            |a: &ActiveSegment| segment::index_lookup(&a.index, offset).map_or(segment::HEADER_LEN, |e| e.position);
         if let Some(a) = &segs.active
             && a.meta.base <= offset
         {
-            let pos = segment::index_lookup(&a.index, offset).map_or(segment::HEADER_LEN, |e| e.position);
-            return Ok(Some(Target::Local(ReadTarget {
-                meta: a.meta,
-                path: a.path.clone(),
-                file: Some(a.file.clone()),
-                pos: Some(pos),
-                limit: a.meta.size,
-            })));
+            return Ok(Some(Target::Local(ReadTarget::unsealed(a, at(a)))));
+        }
+        // A segment whose seal is in progress: the newest below the active one.
+        if let Some((_, a)) = segs.sealing.range(..=offset).next_back()
+            && a.meta.end > offset
+        {
+            return Ok(Some(Target::Local(ReadTarget::unsealed(a, at(a)))));
         }
         let local = |s: &SealedSegment| {
             let path = segment::segment_path(&self.dir, s.meta.base);
@@ -143,24 +144,22 @@ impl PartitionLog {
         {
             return Ok(Some(Target::Remote(r.clone())));
         }
-        // Else the first one after it, whichever tier holds it.
-        let next_local = segs.sealed.range(offset..).next().map(|(_, s)| s);
+        // Else the first one after it, whichever tier holds it (sealed segments are older than
+        // sealing ones, which are older than the active one).
+        let next_local = segs.sealed.range(offset..).next().map(|(b, s)| (*b, local(s))).or_else(|| {
+            segs.sealing
+                .range(offset..)
+                .next()
+                .map(|(b, a)| (*b, Target::Local(ReadTarget::unsealed(a, segment::HEADER_LEN))))
+        });
         let next_remote = segs.remote.range(offset..).next().map(|(_, r)| r);
         match (next_local, next_remote) {
-            (Some(s), Some(r)) if r.base_offset < s.meta.base => return Ok(Some(Target::Remote(r.clone()))),
-            (Some(s), _) => return Ok(Some(local(s))),
+            (Some((b, _)), Some(r)) if r.base_offset < b => return Ok(Some(Target::Remote(r.clone()))),
+            (Some((_, t)), _) => return Ok(Some(t)),
             (None, Some(r)) => return Ok(Some(Target::Remote(r.clone()))),
             (None, None) => {}
         }
-        Ok(segs.active.as_ref().map(|a| {
-            Target::Local(ReadTarget {
-                meta: a.meta,
-                path: a.path.clone(),
-                file: Some(a.file.clone()),
-                pos: Some(segment::HEADER_LEN),
-                limit: a.meta.size,
-            })
-        }))
+        Ok(segs.active.as_ref().map(|a| Target::Local(ReadTarget::unsealed(a, segment::HEADER_LEN))))
     }
 
     /// First retained offset whose publish time is >= `t` (`end_offset()` when there is none).
@@ -187,14 +186,18 @@ impl PartitionLog {
                     pos: None,
                     limit: s.records_end,
                 });
-            let active =
-                segs.active.as_ref().filter(|a| a.meta.count > 0 && a.meta.max_time >= t).map(|a| ReadTarget {
-                    meta: a.meta,
-                    path: a.path.clone(),
-                    file: Some(a.file.clone()),
-                    pos: Some(segment::index_lookup_time(&a.index, t).map_or(segment::HEADER_LEN, |e| e.position)),
-                    limit: a.meta.size,
-                });
+            // The active segment and those still sealing: their indexes are in memory.
+            let unsealed = segs
+                .sealing
+                .values()
+                .map(|a| &**a)
+                .chain(segs.active.as_ref())
+                .filter(|a| a.meta.count > 0 && a.meta.max_time >= t)
+                .map(|a| {
+                    let pos = segment::index_lookup_time(&a.index, t).map_or(segment::HEADER_LEN, |e| e.position);
+                    ReadTarget::unsealed(a, pos)
+                })
+                .collect::<Vec<_>>();
             let remote = segs
                 .remote
                 .values()
@@ -203,7 +206,7 @@ impl PartitionLog {
                 .map(Target::Remote);
             let mut all: Vec<Target> = sealed.map(Target::Local).chain(remote).collect();
             all.sort_by_key(|c| c.base());
-            all.extend(active.map(Target::Local));
+            all.extend(unsealed.into_iter().map(Target::Local));
             all
         };
         let end = self.end_offset();
@@ -259,6 +262,18 @@ struct ReadTarget {
 }
 
 impl ReadTarget {
+    /// A segment still written or sealing: read through its open file up to its records' end,
+    /// from `pos` (found in its in-memory index).
+    fn unsealed(a: &ActiveSegment, pos: u64) -> Self {
+        ReadTarget {
+            meta: a.meta,
+            path: a.path.clone(),
+            file: Some(a.file.clone()),
+            pos: Some(pos),
+            limit: a.meta.size,
+        }
+    }
+
     fn open(&self, lookup: impl Fn(&[segment::IndexEntry]) -> Option<segment::IndexEntry>) -> Result<(Arc<File>, u64)> {
         let file = match &self.file {
             Some(f) => f.clone(),
