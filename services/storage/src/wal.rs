@@ -398,22 +398,24 @@ impl Flusher {
                 WalItem::Seal { .. } | WalItem::Shutdown => 0,
             })
             .sum();
+        if written > 0 {
+            // Counted before the waiters are completed, so whoever they tell sees them counted.
+            let m = &self.shared.metrics;
+            m.wal_batch_records.observe(records as f64);
+            m.wal_batch_bytes.observe(written as f64);
+            m.wal_records.inc_by(records);
+        }
         if carry.is_none() {
             *carry = rx.try_recv().ok();
         }
         let more = carry.is_some();
         self.dispatch(ApplyJob::Batch { items: batch, failed: self.failed.clone() }, more);
-        if written > 0 {
-            let m = &self.shared.metrics;
-            m.wal_batch_records.observe(records as f64);
-            m.wal_batch_bytes.observe(written as f64);
-            m.wal_records.inc_by(records);
-            if self.current.size >= self.shared.config.wal_file_bytes
-                && let Err(e) = self.roll(more)
-            {
-                tracing::error!(error = %e, "wal roll failed; storage stops accepting writes");
-                self.failed = Some(e.to_string());
-            }
+        if written > 0
+            && self.current.size >= self.shared.config.wal_file_bytes
+            && let Err(e) = self.roll(more)
+        {
+            tracing::error!(error = %e, "wal roll failed; storage stops accepting writes");
+            self.failed = Some(e.to_string());
         }
     }
 
