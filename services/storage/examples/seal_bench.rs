@@ -49,6 +49,13 @@ async fn main() {
             m.wal_fsync_seconds.get_sample_sum() / fsyncs as f64 * 1e3,
             samples.len() as f64 / fsyncs as f64,
         );
+        if m.segments_sealed.get() > 0 {
+            let seal = &m.segment_seal_seconds;
+            println!(
+                "  seal duration (sealer thread): mean={:.2}ms",
+                seal.get_sample_sum() / seal.get_sample_count().max(1) as f64 * 1e3
+            );
+        }
         report("  all", samples.iter().map(|s| s.end - s.start).collect());
         if m.segments_sealed.get() > 0 {
             let rolls = merged(samples.iter().filter(|s| s.rolled).map(|s| (s.start, s.end)).collect());
