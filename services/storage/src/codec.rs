@@ -28,7 +28,7 @@ const RECORD_FIXED: usize = 8 + 8 + 1 + 4 + 4;
 pub const WAL_DATA: u8 = 1;
 pub const WAL_AUX: u8 = 2;
 pub const WAL_DROP: u8 = 3;
-const WAL_DATA_HEADER: usize = 1 + 8 + 8 + 4;
+pub const WAL_DATA_HEADER: usize = 1 + 8 + 8 + 4;
 
 fn frame_crc(len: u32, body: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), body)

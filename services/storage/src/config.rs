@@ -26,9 +26,49 @@ pub struct StorageConfig {
     /// Budget of local segment files once an object tier is attached (0 = no limit). Local
     /// copies of offloaded segments are a cache within it: [`crate::Storage::evict_local_copies`]
     /// removes the least recently read ones when the files exceed it. Segments not yet in the
-    /// object store cannot be removed: once they alone reach the budget, appends fail with
-    /// `Unavailable` until uploads catch up.
+    /// object store cannot be removed: while they alone exceed the budget, appends fail with
+    /// `Unavailable` until uploads, retention or a deleted log free enough of them. The
+    /// measure follows the segment files (it includes their headers, indexes and footers);
+    /// records queued for the WAL but not yet written count once written, so the budget can be
+    /// overshot by at most what is queued (`wal_buffer_bytes`).
     pub local_disk_budget_bytes: u64,
+    /// What start-up does when a WAL file holds a corrupt frame that is not a torn tail.
+    pub wal_corruption: WalCorruption,
+}
+
+/// What start-up does with a WAL file holding a corrupt frame that is not a torn tail: a bad
+/// frame that intact frames follow, a bad frame in a WAL file that later files follow, or a
+/// frame whose checksum is right but whose content cannot be decoded. Acknowledged records may
+/// be in it or after it, so it is never truncated: the file is copied aside as
+/// `{name}.wal.corrupt`, the error is logged and counted (`magnetar_wal_corrupt_files_total`),
+/// then this decides. A torn tail (the end of the last WAL file, being written when the process
+/// or machine died, with no intact frame after it) is always cut off: it was never acknowledged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WalCorruption {
+    /// Refuse to start, naming the file, the position and this setting (the default, as etcd
+    /// and BookKeeper do): losing acknowledged records is the operator's decision.
+    #[default]
+    Refuse,
+    /// Replay every intact frame before and after the corrupt bytes, skipping only those: the
+    /// records in them are lost (reads skip their offsets), and so are cursor updates or a
+    /// log's drop record among them (a deleted log's records could come back).
+    SkipFrame,
+}
+
+impl WalCorruption {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WalCorruption::Refuse => "refuse",
+            WalCorruption::SkipFrame => "skip-frame",
+        }
+    }
+}
+
+impl std::fmt::Display for WalCorruption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Default for StorageConfig {
@@ -43,6 +83,7 @@ impl Default for StorageConfig {
             max_message_bytes: 5 << 20,
             read_cache_bytes: 64 << 20,
             local_disk_budget_bytes: 0,
+            wal_corruption: WalCorruption::Refuse,
         }
     }
 }

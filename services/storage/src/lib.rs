@@ -10,7 +10,9 @@
 //!
 //! Contracts:
 //! - [`Storage::open`] (blocking: call it from `spawn_blocking`) recovers every partition from its
-//!   segments plus the WAL and returns the aux records found in the WAL, in WAL order.
+//!   segments plus the WAL and returns the aux records found in the WAL, in WAL order. It cuts a
+//!   torn WAL tail, but never truncates a corrupt frame that is not one: it keeps a copy of the
+//!   file and refuses to start, or skips only that frame ([`WalCorruption`]).
 //! - [`PartitionLog::append`] resolves once its records are fsynced (one `fdatasync` per group
 //!   commit on the `magnetar-wal` thread) and readable; offsets are consecutive and a request's
 //!   records share one segment. `segment_base` is carried in the WAL, so it is identical after
@@ -40,7 +42,7 @@ pub mod tier;
 mod trim;
 mod wal;
 
-pub use config::StorageConfig;
+pub use config::{StorageConfig, WalCorruption};
 pub use error::StorageError;
 pub use metrics::StorageMetrics;
 pub use partition::{PartitionLog, PendingAppend, SegmentInfo};

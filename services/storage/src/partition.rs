@@ -2,19 +2,24 @@
 //! the durable end that readers and waiters see.
 
 use crate::codec::{self, DataFrame};
-use crate::error::IoContext;
 use crate::record::{Record, RecordInput};
-use crate::segment::{self, ActiveSegment, ReadBudget, RecordPos, SealedSegment, SegMeta};
+use crate::segment::{self, ActiveSegment, RecordPos, SealedSegment, SegMeta};
 use crate::tier::RemoteSegment;
 use crate::wal::{Shared, WalItem};
 use crate::{Result, StorageError, now_ms};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use tokio::sync::{oneshot, watch};
+
+mod read;
+mod seal;
+
+pub(crate) use seal::{SealMsg, run as run_sealer};
+#[cfg(test)]
+mod tests;
 
 /// What the broker sees of one segment (retention, stats, message ids).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,10 +72,35 @@ struct Segments {
     /// when never read since. Orders the eviction of local copies.
     used: HashMap<u64, u64>,
     active: Option<ActiveSegment>,
+    /// Rolled segments whose seal (indexes, footer, fsync) the sealer thread has not finished:
+    /// readable like the active one, not yet uploadable or deletable (see `seal`).
+    sealing: BTreeMap<u64, Arc<ActiveSegment>>,
     deleted: bool,
     /// Set when a segment write failed after the WAL fsync: the partition stops serving until
     /// a restart replays the WAL.
     failed: Option<String>,
+    /// Bytes of the local sealed segments not in the object store: recounted by `recount`
+    /// whenever `sealed` or `remote` change (once per seal, upload or deletion, never per append).
+    sealed_pending: u64,
+}
+
+impl Segments {
+    /// Local bytes not (yet) in the object store: the active segment and the sealed segments
+    /// not offloaded. What the local disk budget limits. O(1).
+    fn pending(&self) -> u64 {
+        if self.deleted {
+            return 0;
+        }
+        self.sealed_pending
+            + self.sealing.values().map(|s| s.meta.size).sum::<u64>()
+            + self.active.as_ref().map_or(0, |a| a.meta.size)
+    }
+
+    /// Derives `sealed_pending` from the segment lists again after they changed.
+    fn recount(&mut self) {
+        self.sealed_pending =
+            self.sealed.values().filter(|s| !self.remote.contains_key(&s.meta.base)).map(|s| s.meta.size).sum();
+    }
 }
 
 #[derive(Default)]
@@ -96,6 +126,12 @@ pub struct PartitionLog {
     start: AtomicU64,
     end: AtomicU64,
     end_tx: watch::Sender<u64>,
+    /// This log's share of `Shared::local_pending`: `Segments::pending` as last published.
+    pending: AtomicU64,
+    /// Signalled (with `segs`) when a seal finishes.
+    sealed_cv: Condvar,
+    /// A segment file was created since the directory was last fsynced.
+    dir_dirty: AtomicBool,
 }
 
 impl PartitionLog {
@@ -118,6 +154,10 @@ impl PartitionLog {
             start: AtomicU64::new(0),
             end: AtomicU64::new(0),
             end_tx: watch::channel(0).0,
+            pending: AtomicU64::new(0),
+            sealed_cv: Condvar::new(),
+            // Recovery may have created files: the first sync covers them.
+            dir_dirty: AtomicBool::new(true),
         })
     }
 
@@ -129,6 +169,24 @@ impl PartitionLog {
         }
         segs.active = active;
         self.sync_state(&segs);
+        self.segments_changed(&mut segs);
+    }
+
+    /// Re-derives this log's pending bytes after its segment lists changed and publishes them.
+    fn segments_changed(&self, segs: &mut Segments) {
+        segs.recount();
+        self.publish_pending(segs);
+    }
+
+    /// Publishes this log's pending bytes into the storage-wide sum the disk budget checks.
+    /// The sum is never counted on its own: each log replaces its share under its segment
+    /// lock and moves the sum by exactly the difference, so the sum always equals the total
+    /// of the logs' figures, each derived from its segment list. Appends then read one atomic
+    /// instead of visiting every partition.
+    fn publish_pending(&self, segs: &Segments) {
+        let now = segs.pending();
+        let old = self.pending.swap(now, Ordering::Relaxed);
+        self.shared.adjust_local_pending(old, now);
     }
 
     /// Recomputes start/end/appender from the segments (recovery only).
@@ -189,8 +247,10 @@ impl PartitionLog {
         }
         let budget = self.shared.config.local_disk_budget_bytes;
         if budget > 0 && self.shared.tier.get().is_some() {
-            let pending = self.shared.pending_bytes.load(Ordering::Relaxed);
-            if pending >= budget {
+            // Records queued but not yet applied are not counted: the WAL buffer bounds them
+            // (`wal_buffer_bytes`), and counting them here would need undoing on every failure.
+            let pending = self.shared.local_pending();
+            if pending > budget {
                 return Err(StorageError::Unavailable(format!(
                     "local disk budget of {budget} bytes is exhausted: {pending} bytes of segments wait for \
                      upload to the object store"
@@ -235,7 +295,6 @@ impl PartitionLog {
             self.shared.wal.send(WalItem::Data { part, base, frame, records: tail, done: tx, _permit: permit })?;
             app.next_offset += ids.len() as u64;
             app.seg_bytes += rec_bytes;
-            self.shared.pending_bytes.fetch_add(rec_bytes, Ordering::Relaxed);
             ids
         };
         Ok(PendingAppend { ids, done: Some(rx) })
@@ -321,7 +380,9 @@ impl PartitionLog {
             return Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id)));
         }
         self.ensure_active(segs, base)?;
-        segs.active.as_mut().expect("active segment").append(bytes, pos)
+        let res = segs.active.as_mut().expect("active segment").append(bytes, pos);
+        self.publish_pending(segs);
+        res
     }
 
     /// Makes the active segment the one based at `base`, sealing the current one.
@@ -337,56 +398,6 @@ impl PartitionLog {
             _ => {}
         }
         self.roll_locked(segs, base)
-    }
-
-    fn roll_locked(&self, segs: &mut Segments, base: u64) -> Result<()> {
-        if let Some(a) = segs.active.take() {
-            if a.meta.count == 0 {
-                std::fs::remove_file(&a.path).ctx(&a.path)?;
-            } else {
-                let sealed = a.seal(now_ms())?;
-                self.shared.metrics.segments_sealed.inc();
-                segs.sealed.insert(sealed.meta.base, sealed);
-            }
-        }
-        std::fs::create_dir_all(&self.dir).ctx(&self.dir)?;
-        segs.active = Some(ActiveSegment::create(&self.dir, base, now_ms())?);
-        // The new file's directory entry must be durable before the WAL that covers it goes.
-        File::open(&self.dir).and_then(|d| d.sync_all()).ctx(&self.dir)?;
-        Ok(())
-    }
-
-    /// Flusher side of `seal_active`: runs after every earlier frame of this log was applied.
-    pub(crate) fn apply_seal(&self, new_base: u64) -> Result<()> {
-        let mut segs = self.segs.lock();
-        if segs.deleted {
-            return Err(StorageError::LogDeleted(self.log_id));
-        }
-        match &segs.active {
-            Some(a) if a.meta.base < new_base && a.meta.count > 0 => self.roll_locked(&mut segs, new_base),
-            _ => Ok(()),
-        }
-    }
-
-    /// Seals the active segment now (if it holds records) and starts a new one. Blocks until
-    /// the WAL flusher has applied everything appended before the call.
-    pub fn seal_active(&self) -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        {
-            let mut app = self.appender.lock();
-            if app.deleted {
-                return Err(StorageError::LogDeleted(self.log_id));
-            }
-            if app.next_offset == app.seg_base {
-                return Ok(());
-            }
-            app.seg_base = app.next_offset;
-            app.seg_bytes = 0;
-            app.seg_created_ms = now_ms();
-            let part = self.me.upgrade().ok_or(StorageError::LogDeleted(self.log_id))?;
-            self.shared.wal.send(WalItem::Seal { part, new_base: app.seg_base, done: tx })?;
-        }
-        rx.recv().map_err(|_| StorageError::ShuttingDown)?
     }
 
     /// True when the active segment holds records and is older than `segment_max_age`.
@@ -410,8 +421,10 @@ impl PartitionLog {
         let mut segs = self.segs.lock();
         segs.deleted = true;
         segs.active = None;
+        segs.sealing.clear();
         segs.sealed.clear();
         segs.used.clear();
+        self.segments_changed(&mut segs);
         drop(segs);
         self.appender.lock().deleted = true;
         let mut tail = self.tail.lock();
@@ -450,157 +463,6 @@ impl PartitionLog {
             tail.bytes -= m;
             self.shared.release_tail(m);
         }
-    }
-
-    /// Reads up to `max_records` records (and about `max_bytes`, at least one record) starting
-    /// at `from`, in offset order. May read from disk: call it from a blocking context.
-    pub fn read(&self, from: u64, max_records: usize, max_bytes: usize) -> Result<Vec<Record>> {
-        let start = self.start_offset();
-        if from < start {
-            return Err(StorageError::OffsetTrimmed { log_id: self.log_id, offset: from, earliest: start });
-        }
-        let end = self.end_offset();
-        if from >= end || max_records == 0 {
-            return Ok(Vec::new());
-        }
-        {
-            let tail = self.tail.lock();
-            if let Some(first) = tail.records.front()
-                && from >= first.offset
-            {
-                let mut out = Vec::new();
-                let mut bytes = 0;
-                for r in tail.records.iter().skip((from - first.offset) as usize) {
-                    if out.len() >= max_records
-                        || r.offset >= end
-                        || (!out.is_empty() && bytes + r.payload.len() > max_bytes)
-                    {
-                        break;
-                    }
-                    bytes += r.payload.len();
-                    out.push(r.clone());
-                }
-                self.shared.metrics.read_bytes.with_label_values(&["memory"]).inc_by(bytes as u64);
-                return Ok(out);
-            }
-        }
-        let mut budget = ReadBudget { from, end, max_records, max_bytes, bytes: 0 };
-        let mut out = Vec::new();
-        let mut retried = false;
-        while !budget.full(&out) && budget.from < end {
-            let Some(target) = self.locate(budget.from)? else { break };
-            let before = budget.from;
-            let bytes_before = budget.bytes;
-            let res = match &target {
-                Target::Local(t) => t.read(&mut budget, &mut out),
-                Target::Remote(seg) => match self.shared.tier.get() {
-                    Some(tier) => {
-                        let next = self.segs.lock().remote.range(seg.end_offset..).next().map(|(_, r)| r.clone());
-                        tier.read(seg, next.as_ref(), &mut budget, &mut out)
-                    }
-                    None => Err(StorageError::Unavailable(format!(
-                        "log {}: segment {} is in the object store but no object tier is attached",
-                        self.log_id, seg.base_offset
-                    ))),
-                },
-            };
-            let tier = if matches!(target, Target::Local(_)) { "local" } else { "object" };
-            self.shared.metrics.read_bytes.with_label_values(&[tier]).inc_by((budget.bytes - bytes_before) as u64);
-            if let Err(e) = res {
-                // Retention may have deleted the segment after we located it.
-                let start = self.start_offset();
-                if budget.from < start {
-                    return Err(StorageError::OffsetTrimmed {
-                        log_id: self.log_id,
-                        offset: budget.from,
-                        earliest: start,
-                    });
-                }
-                // The local copy of an offloaded segment may have been dropped meanwhile: the
-                // next lookup finds the object.
-                if let (Target::Local(_), StorageError::Io { source, .. }) = (&target, &e)
-                    && source.kind() == std::io::ErrorKind::NotFound
-                    && !retried
-                {
-                    retried = true;
-                    continue;
-                }
-                return Err(e);
-            }
-            if budget.from == before && !budget.full(&out) {
-                // Nothing at or past `from` in this segment: continue in the next one.
-                budget.from = budget.from.max(target.end());
-                if budget.from == before {
-                    break;
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// The segment holding `offset` (or the first one after it), ready to read without locks:
-    /// the active segment, else a local sealed one, else an object.
-    fn locate(&self, offset: u64) -> Result<Option<Target>> {
-        let mut segs = self.segs.lock();
-        let target = self.locate_in(&segs, offset)?;
-        if let Some(Target::Local(t)) = &target
-            && t.file.is_none()
-        {
-            // A sealed local file: the local copy is in use (see `evict_local_copies`).
-            segs.used.insert(t.meta.base, self.shared.next_use_tick());
-        }
-        Ok(target)
-    }
-
-    fn locate_in(&self, segs: &Segments, offset: u64) -> Result<Option<Target>> {
-        if let Some(f) = &segs.failed {
-            return Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id)));
-        }
-        if let Some(a) = &segs.active
-            && a.meta.base <= offset
-        {
-            let pos = segment::index_lookup(&a.index, offset).map_or(segment::HEADER_LEN, |e| e.position);
-            return Ok(Some(Target::Local(ReadTarget {
-                meta: a.meta,
-                path: a.path.clone(),
-                file: Some(a.file.clone()),
-                pos: Some(pos),
-                limit: a.meta.size,
-            })));
-        }
-        let local = |s: &SealedSegment| {
-            let path = segment::segment_path(&self.dir, s.meta.base);
-            Target::Local(ReadTarget { meta: s.meta, path, file: None, pos: None, limit: s.records_end })
-        };
-        // The segment holding `offset`: local copy first.
-        if let Some((_, s)) = segs.sealed.range(..=offset).next_back()
-            && s.meta.end > offset
-        {
-            return Ok(Some(local(s)));
-        }
-        if let Some((_, r)) = segs.remote.range(..=offset).next_back()
-            && r.end_offset > offset
-        {
-            return Ok(Some(Target::Remote(r.clone())));
-        }
-        // Else the first one after it, whichever tier holds it.
-        let next_local = segs.sealed.range(offset..).next().map(|(_, s)| s);
-        let next_remote = segs.remote.range(offset..).next().map(|(_, r)| r);
-        match (next_local, next_remote) {
-            (Some(s), Some(r)) if r.base_offset < s.meta.base => return Ok(Some(Target::Remote(r.clone()))),
-            (Some(s), _) => return Ok(Some(local(s))),
-            (None, Some(r)) => return Ok(Some(Target::Remote(r.clone()))),
-            (None, None) => {}
-        }
-        Ok(segs.active.as_ref().map(|a| {
-            Target::Local(ReadTarget {
-                meta: a.meta,
-                path: a.path.clone(),
-                file: Some(a.file.clone()),
-                pos: Some(segment::HEADER_LEN),
-                limit: a.meta.size,
-            })
-        }))
     }
 
     pub fn start_offset(&self) -> u64 {
@@ -650,6 +512,10 @@ impl PartitionLog {
                 offloaded_at_ms: r.uploaded_at_ms,
             });
         }
+        // Reported unsealed until their seal is durable: not uploadable or deletable before.
+        for s in segs.sealing.values() {
+            out.insert(s.meta.base, info(&s.meta, false));
+        }
         let mut out: Vec<SegmentInfo> = out.into_values().collect();
         out.extend(segs.active.as_ref().map(|a| info(&a.meta, false)));
         out
@@ -658,7 +524,9 @@ impl PartitionLog {
     /// Bytes of this log's segment files on local disk.
     pub fn size_bytes(&self) -> u64 {
         let segs = self.segs.lock();
-        segs.sealed.values().map(|s| s.meta.size).sum::<u64>() + segs.active.as_ref().map_or(0, |a| a.meta.size)
+        segs.sealed.values().map(|s| s.meta.size).sum::<u64>()
+            + segs.sealing.values().map(|s| s.meta.size).sum::<u64>()
+            + segs.active.as_ref().map_or(0, |a| a.meta.size)
     }
 
     /// Bytes of this log's segments in the object store.
@@ -674,9 +542,7 @@ impl PartitionLog {
     /// Local bytes not (yet) in the object store: the active segment and sealed segments not
     /// offloaded. What the local disk budget limits.
     pub fn local_pending_bytes(&self) -> u64 {
-        let segs = self.segs.lock();
-        segs.sealed.values().filter(|s| !segs.remote.contains_key(&s.meta.base)).map(|s| s.meta.size).sum::<u64>()
-            + segs.active.as_ref().map_or(0, |a| a.meta.size)
+        self.segs.lock().pending()
     }
 
     /// Installs the segments the index says are in the object store (at load, before any
@@ -707,6 +573,7 @@ impl PartitionLog {
         }
         let first = first_base(&segs).unwrap_or_else(|| self.end_offset());
         self.start.store(first, Ordering::Release);
+        self.segments_changed(&mut segs);
     }
 
     /// Records that sealed segment `seg.base_offset` is now in the object store (its index row
@@ -716,16 +583,12 @@ impl PartitionLog {
         if segs.deleted || seg.base_offset < self.start_offset() {
             return;
         }
-        if let Some(s) = segs.sealed.get(&seg.base_offset) {
-            let size = s.meta.size;
-            let _ = self
-                .shared
-                .pending_bytes
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| Some(p.saturating_sub(size)));
+        if segs.sealed.contains_key(&seg.base_offset) {
             let tick = self.shared.next_use_tick();
             segs.used.entry(seg.base_offset).or_insert(tick);
         }
         segs.remote.insert(seg.base_offset, seg);
+        self.segments_changed(&mut segs);
     }
 
     /// Removes the local copy of an offloaded segment; returns the bytes freed (0 when it has no
@@ -740,7 +603,9 @@ impl PartitionLog {
                 )));
             }
             segs.used.remove(&base);
-            segs.sealed.remove(&base)
+            let removed = segs.sealed.remove(&base);
+            self.segments_changed(&mut segs);
+            removed
         };
         let Some(s) = removed else { return Ok(0) };
         let path = segment::segment_path(&self.dir, base);
@@ -773,73 +638,12 @@ impl PartitionLog {
 
     pub(crate) fn has_segments(&self) -> bool {
         let segs = self.segs.lock();
-        !segs.deleted && (segs.active.is_some() || !segs.sealed.is_empty())
+        !segs.deleted && (segs.active.is_some() || !segs.sealed.is_empty() || !segs.sealing.is_empty())
     }
 
-    /// First retained offset whose publish time is >= `t` (`end_offset()` when there is none).
-    /// May read segment indexes from disk.
-    pub fn offset_for_publish_time(&self, t: i64) -> u64 {
-        match self.find_publish_time(t) {
-            Ok(Some(o)) => o,
-            Ok(None) => self.end_offset(),
-            Err(e) => {
-                tracing::warn!(log_id = self.log_id, error = %e, "publish-time lookup failed");
-                self.end_offset()
-            }
-        }
-    }
-
-    fn find_publish_time(&self, t: i64) -> Result<Option<u64>> {
-        let candidates: Vec<Target> = {
-            let segs = self.segs.lock();
-            let sealed =
-                segs.sealed.values().filter(|s| s.meta.count > 0 && s.meta.max_time >= t).map(|s| ReadTarget {
-                    meta: s.meta,
-                    path: segment::segment_path(&self.dir, s.meta.base),
-                    file: None,
-                    pos: None,
-                    limit: s.records_end,
-                });
-            let active =
-                segs.active.as_ref().filter(|a| a.meta.count > 0 && a.meta.max_time >= t).map(|a| ReadTarget {
-                    meta: a.meta,
-                    path: a.path.clone(),
-                    file: Some(a.file.clone()),
-                    pos: Some(segment::index_lookup_time(&a.index, t).map_or(segment::HEADER_LEN, |e| e.position)),
-                    limit: a.meta.size,
-                });
-            let remote = segs
-                .remote
-                .values()
-                .filter(|r| !segs.sealed.contains_key(&r.base_offset) && r.last_publish_time >= t)
-                .cloned()
-                .map(Target::Remote);
-            let mut all: Vec<Target> = sealed.map(Target::Local).chain(remote).collect();
-            all.sort_by_key(|c| c.base());
-            all.extend(active.map(Target::Local));
-            all
-        };
-        let end = self.end_offset();
-        for c in candidates {
-            let found = match &c {
-                Target::Local(c) => {
-                    let (file, pos) = c.open(|idx| segment::index_lookup_time(idx, t))?;
-                    segment::find_time(&*file, &c.path, pos, c.limit, t)?
-                }
-                Target::Remote(r) => match self.shared.tier.get() {
-                    Some(tier) => tier.find_time(r, t)?,
-                    None => None,
-                },
-            };
-            if let Some(o) = found {
-                return Ok(Some(o.min(end)));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Deletes whole sealed segments whose end is <= `offset` (never the active one) from the
-    /// local disk and forgets the offloaded ones; the caller deletes their objects.
+    /// Deletes whole sealed segments whose end is <= `offset` (never the active one, nor one
+    /// whose seal is still in progress) from the local disk and forgets the offloaded ones; the
+    /// caller deletes their objects.
     pub fn delete_segments_before(&self, offset: u64) -> Result<DeletedSegments> {
         let (victims, remote): (Vec<SealedSegment>, Vec<RemoteSegment>) = {
             let mut segs = self.segs.lock();
@@ -855,6 +659,7 @@ impl PartitionLog {
             if let Some(first) = first_base(&segs) {
                 self.start.fetch_max(first, Ordering::AcqRel);
             }
+            self.segments_changed(&mut segs);
             (v, r)
         };
         let mut freed = 0;
@@ -876,90 +681,19 @@ impl PartitionLog {
         }
         Ok(DeletedSegments { freed_local: freed, remote })
     }
-
-    /// fsyncs the active segment (and the directory), making everything applied so far
-    /// durable without the WAL. Used before WAL files are trimmed and at shutdown.
-    pub(crate) fn sync_active(&self) -> Result<()> {
-        let file = {
-            let segs = self.segs.lock();
-            match (&segs.active, segs.deleted) {
-                (Some(a), false) => (a.file.clone(), a.path.clone()),
-                _ => return Ok(()),
-            }
-        };
-        file.0.sync_data().ctx(&file.1)?;
-        Ok(())
-    }
 }
 
 /// First base offset over every tier.
 fn first_base(segs: &Segments) -> Option<u64> {
-    [segs.sealed.keys().next().copied(), segs.remote.keys().next().copied(), segs.active.as_ref().map(|a| a.meta.base)]
-        .into_iter()
-        .flatten()
-        .min()
-}
-
-/// Where a read goes: a local file or an object.
-enum Target {
-    Local(ReadTarget),
-    Remote(RemoteSegment),
-}
-
-impl Target {
-    fn base(&self) -> u64 {
-        match self {
-            Target::Local(t) => t.meta.base,
-            Target::Remote(r) => r.base_offset,
-        }
-    }
-
-    fn end(&self) -> u64 {
-        match self {
-            Target::Local(t) => t.meta.end,
-            Target::Remote(r) => r.end_offset,
-        }
-    }
-}
-
-/// A segment snapshot for reading outside the partition lock. Sealed segments are opened per
-/// read (their files are immutable, and keeping thousands of descriptors open is not needed).
-struct ReadTarget {
-    meta: SegMeta,
-    path: PathBuf,
-    file: Option<Arc<File>>,
-    pos: Option<u64>,
-    limit: u64,
-}
-
-impl ReadTarget {
-    fn open(&self, lookup: impl Fn(&[segment::IndexEntry]) -> Option<segment::IndexEntry>) -> Result<(Arc<File>, u64)> {
-        let file = match &self.file {
-            Some(f) => f.clone(),
-            None => Arc::new(File::open(&self.path).ctx(&self.path)?),
-        };
-        let pos = match self.pos {
-            Some(p) => p,
-            None => {
-                let sealed = SealedSegment { meta: self.meta, records_end: self.limit, index_count: 0 };
-                let idx = load_sealed_index(&sealed, &file, &self.path)?;
-                lookup(&idx).map_or(segment::HEADER_LEN, |e| e.position)
-            }
-        };
-        Ok((file, pos))
-    }
-
-    fn read(&self, budget: &mut ReadBudget, out: &mut Vec<Record>) -> Result<()> {
-        let from = budget.from;
-        let (file, pos) = self.open(|idx| segment::index_lookup(idx, from))?;
-        segment::read_records(&*file, &self.path, pos, self.limit, self.meta.base, budget, out)
-    }
-}
-
-/// Reads a sealed segment's index; `index_count` comes from the footer geometry.
-fn load_sealed_index(s: &SealedSegment, file: &File, path: &Path) -> Result<Vec<segment::IndexEntry>> {
-    let index_count = (s.meta.size - segment::FOOTER_LEN - s.records_end) / 32;
-    SealedSegment { index_count, ..s.clone() }.load_index(file, path)
+    [
+        segs.sealed.keys().next().copied(),
+        segs.remote.keys().next().copied(),
+        segs.sealing.keys().next().copied(),
+        segs.active.as_ref().map(|a| a.meta.base),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
 }
 
 /// Records queued for the WAL with their `(offset, segment_base)`s, not yet durable.

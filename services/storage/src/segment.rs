@@ -12,7 +12,8 @@
 //!   footer_crc u32 | magic "MGSFOOT1"`. `footer_crc` covers every footer byte before it.
 //!
 //! An active segment has no footer; it is written through the page cache and fsynced when it
-//! seals or when the WAL that covers it is trimmed. On open its torn tail is truncated.
+//! seals (on the sealer thread, see `partition::seal`) or when the WAL that covers it is
+//! trimmed. On open its torn tail is truncated.
 
 use crate::codec::{self, FRAME_HEADER, FrameParse};
 use crate::error::IoContext;
@@ -180,8 +181,10 @@ impl ActiveSegment {
         }
     }
 
-    /// Writes indexes and footer and fsyncs: the file is immutable from here on.
-    pub fn seal(self, now_ms: i64) -> Result<SealedSegment> {
+    /// Writes indexes and footer after the records and fsyncs: the file is immutable from here
+    /// on. Takes `&self` so readers can keep reading the records (they never read past
+    /// `records_end`) while a seal runs.
+    pub fn seal(&self, now_ms: i64) -> Result<SealedSegment> {
         let m = self.meta;
         let records_end = m.size;
         let n = self.index.len() as u64;

@@ -5,7 +5,7 @@ use crate::config::StorageConfig;
 use crate::error::IoContext;
 use crate::metrics::StorageMetrics;
 use crate::paced::UploadPace;
-use crate::partition::PartitionLog;
+use crate::partition::{self, PartitionLog};
 use crate::recovery;
 use crate::trim::{self, Checkpointer, TrimContext, TrimMsg, TrimStats};
 use crate::wal::{Flusher, Shared, WalFiles, WalHandle, WalItem};
@@ -57,7 +57,9 @@ impl Storage {
         }
         let started = std::time::Instant::now();
         let (wal, rx) = WalHandle::new(config.wal_buffer_bytes);
-        let shared = Arc::new(Shared::new(config, metrics, wal));
+        // Seals queued during recovery wait here until the sealer thread starts below.
+        let (seal_tx, seal_rx) = mpsc::channel();
+        let shared = Arc::new(Shared::new(config, metrics, wal, seal_tx.clone()));
         let rec = recovery::recover(&shared)?;
         let replayed: u64 = rec.wal_files.iter().map(|f| f.size).sum();
         tracing::info!(
@@ -83,14 +85,24 @@ impl Storage {
             std::thread::Builder::new().name(name.into()).spawn(f).map_err(|e| StorageError::io(&wal_dir, e))
         };
         let flusher_thread = spawn("magnetar-wal", Box::new(move || flusher.run(rx)))?;
-        let applier_thread = spawn("magnetar-wal-apply", Box::new(move || applier.run()))?;
+        let applier_thread = spawn(
+            "magnetar-wal-apply",
+            Box::new(move || {
+                applier.run();
+                // The applier ends after the flusher: no segment can roll any more.
+                let _ = seal_tx.send(partition::SealMsg::Stop);
+            }),
+        )?;
         let weak = Arc::downgrade(&trim);
         let trim_thread = spawn("magnetar-wal-trim", Box::new(move || trim::run(weak, trim_rx)))?;
+        let sealer_shared = shared.clone();
+        let sealer_thread = spawn("magnetar-seal", Box::new(move || partition::run_sealer(seal_rx, sealer_shared)))?;
         let storage = Storage {
             shared,
             trim,
             trim_tx,
-            threads: Mutex::new(vec![flusher_thread, applier_thread, trim_thread]),
+            // Joined in this order: the sealer ends after the threads that queue seals.
+            threads: Mutex::new(vec![flusher_thread, applier_thread, trim_thread, sealer_thread]),
             dir_lock: Mutex::new(Some(lock)),
             upload_pace: std::sync::OnceLock::new(),
         };
@@ -195,7 +207,6 @@ impl Storage {
     /// budget is enforced from now on. Only the first call has an effect.
     pub fn attach_tier(&self, tier: Arc<crate::tier::ObjectTier>) {
         let _ = self.shared.tier.set(tier);
-        self.refresh_local_pending();
     }
 
     pub fn tier(&self) -> Option<&Arc<crate::tier::ObjectTier>> {
@@ -216,7 +227,7 @@ impl Storage {
         let rate = pace.observe(
             std::time::Instant::now(),
             self.shared.metrics.wal_bytes_written.get(),
-            self.shared.pending_bytes.load(std::sync::atomic::Ordering::Relaxed),
+            self.shared.local_pending(),
             self.shared.config.local_disk_budget_bytes,
         );
         self.shared.metrics.upload_pace.set(i64::try_from(rate).unwrap_or(i64::MAX));
@@ -237,12 +248,11 @@ impl Storage {
         }
     }
 
-    /// Recomputes the local bytes waiting for upload (the local disk budget's measure) and
-    /// returns it.
+    /// The local bytes waiting for upload (the local disk budget's measure). It follows the
+    /// logs' segment lists as they change (seals, uploads, retention, deleted logs), so there
+    /// is nothing to recompute: this only reads it. Cheap.
     pub fn refresh_local_pending(&self) -> u64 {
-        let pending: u64 = self.trim.partitions.read().values().map(|p| p.local_pending_bytes()).sum();
-        self.shared.pending_bytes.store(pending, std::sync::atomic::Ordering::Relaxed);
-        pending
+        self.shared.local_pending()
     }
 
     /// Keeps the local segment files within `local_disk_budget_bytes` by removing local copies

@@ -157,24 +157,71 @@ pub(crate) struct Shared {
     tail_bytes: AtomicUsize,
     /// The object tier, once attached (reads of offloaded segments go through it).
     pub tier: std::sync::OnceLock<Arc<crate::tier::ObjectTier>>,
-    /// Local segment bytes not yet in the object store: recomputed by
-    /// `Storage::refresh_local_pending`, grown by every append in between.
-    pub pending_bytes: std::sync::atomic::AtomicU64,
+    /// Local segment bytes not yet in the object store (the local disk budget's measure): the
+    /// sum of every log's `Segments::pending`, each log moving it by the change of its own
+    /// figure (see `PartitionLog::publish_pending`).
+    local_pending: std::sync::atomic::AtomicU64,
     /// Clock of segment use across partitions: the order in which local copies of offloaded
     /// segments were last read (least recently read goes first when the disk needs room).
     pub use_tick: std::sync::atomic::AtomicU64,
+    /// Queue of the sealer thread (see `partition::seal`).
+    pub sealer: mpsc::Sender<crate::partition::SealMsg>,
+    /// False once the sealer thread has ended: nobody waits for a seal any more.
+    pub sealer_running: AtomicBool,
+    /// Lets a test hold seals where their fsync would be.
+    #[cfg(test)]
+    pub seal_gate: SealGate,
+}
+
+/// Test hook: while held, a seal waits where its fsync would be (as a slow disk makes it).
+#[cfg(test)]
+#[derive(Default)]
+pub struct SealGate {
+    held: parking_lot::Mutex<bool>,
+    released: parking_lot::Condvar,
+    pub waiting: AtomicUsize,
+}
+
+#[cfg(test)]
+impl SealGate {
+    pub fn hold(&self) {
+        *self.held.lock() = true;
+    }
+    pub fn release(&self) {
+        *self.held.lock() = false;
+        self.released.notify_all();
+    }
+    pub fn pass(&self) {
+        let mut held = self.held.lock();
+        if *held {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            while *held {
+                self.released.wait(&mut held);
+            }
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Shared {
-    pub fn new(config: StorageConfig, metrics: StorageMetrics, wal: WalHandle) -> Self {
+    pub fn new(
+        config: StorageConfig,
+        metrics: StorageMetrics,
+        wal: WalHandle,
+        sealer: mpsc::Sender<crate::partition::SealMsg>,
+    ) -> Self {
         Shared {
             config,
             metrics,
             wal,
             tail_bytes: AtomicUsize::new(0),
             tier: std::sync::OnceLock::new(),
-            pending_bytes: std::sync::atomic::AtomicU64::new(0),
+            local_pending: std::sync::atomic::AtomicU64::new(0),
             use_tick: std::sync::atomic::AtomicU64::new(0),
+            sealer,
+            sealer_running: AtomicBool::new(true),
+            #[cfg(test)]
+            seal_gate: SealGate::default(),
         }
     }
     pub fn add_tail(&self, n: usize) {
@@ -185,6 +232,17 @@ impl Shared {
     }
     pub fn next_use_tick(&self) -> u64 {
         self.use_tick.fetch_add(1, Ordering::Relaxed) + 1
+    }
+    pub fn local_pending(&self) -> u64 {
+        self.local_pending.load(Ordering::Relaxed)
+    }
+    /// One log's pending bytes went from `old` to `new`.
+    pub fn adjust_local_pending(&self, old: u64, new: u64) {
+        if new >= old {
+            self.local_pending.fetch_add(new - old, Ordering::Relaxed);
+        } else {
+            self.local_pending.fetch_sub(old - new, Ordering::Relaxed);
+        }
     }
     pub fn tail_over_budget(&self) -> bool {
         self.tail_bytes.load(Ordering::Relaxed) > self.config.read_cache_bytes
@@ -340,22 +398,24 @@ impl Flusher {
                 WalItem::Seal { .. } | WalItem::Shutdown => 0,
             })
             .sum();
+        if written > 0 {
+            // Counted before the waiters are completed, so whoever they tell sees them counted.
+            let m = &self.shared.metrics;
+            m.wal_batch_records.observe(records as f64);
+            m.wal_batch_bytes.observe(written as f64);
+            m.wal_records.inc_by(records);
+        }
         if carry.is_none() {
             *carry = rx.try_recv().ok();
         }
         let more = carry.is_some();
         self.dispatch(ApplyJob::Batch { items: batch, failed: self.failed.clone() }, more);
-        if written > 0 {
-            let m = &self.shared.metrics;
-            m.wal_batch_records.observe(records as f64);
-            m.wal_batch_bytes.observe(written as f64);
-            m.wal_records.inc_by(records);
-            if self.current.size >= self.shared.config.wal_file_bytes
-                && let Err(e) = self.roll(more)
-            {
-                tracing::error!(error = %e, "wal roll failed; storage stops accepting writes");
-                self.failed = Some(e.to_string());
-            }
+        if written > 0
+            && self.current.size >= self.shared.config.wal_file_bytes
+            && let Err(e) = self.roll(more)
+        {
+            tracing::error!(error = %e, "wal roll failed; storage stops accepting writes");
+            self.failed = Some(e.to_string());
         }
     }
 

@@ -17,6 +17,7 @@ async fn append_and_read_round_trip_across_segment_rolls() {
     let p = s.log(1).unwrap();
     assert_eq!(p.end_offset(), 500);
     assert_eq!(p.start_offset(), 0);
+    settle(&p).await;
     let segs = p.segments();
     assert!(segs.len() > 3, "expected several segments, got {}", segs.len());
     assert!(segs[..segs.len() - 1].iter().all(|s| s.sealed));
@@ -105,6 +106,7 @@ async fn delete_segments_before_frees_whole_sealed_segments() {
     let (s, _) = open(config(dir.path()));
     append_range(&s, 2, 0, 400, 4).await;
     let p = s.log(2).unwrap();
+    settle(&p).await;
     let segs = p.segments();
     let cut = segs[2].end_offset;
     let before_files = files_with_ext(&dir.path().join("logs/2"), ".seg").len();

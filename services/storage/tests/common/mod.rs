@@ -18,6 +18,7 @@ pub fn config(dir: &Path) -> StorageConfig {
         max_message_bytes: 1 << 20,
         read_cache_bytes: 1 << 20,
         local_disk_budget_bytes: 0,
+        wal_corruption: magnetar_storage::WalCorruption::Refuse,
     }
 }
 
@@ -79,4 +80,19 @@ pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
         .unwrap_or_default();
     v.sort();
     v
+}
+
+/// Waits until every segment of the log but the active one is sealed: a roll hands the seal
+/// to the sealer thread, so a segment may still be sealing (reported unsealed) after the append
+/// that rolled it is acknowledged.
+pub async fn settle(log: &magnetar_storage::PartitionLog) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let segs = log.segments();
+        if segs.iter().rev().skip(1).all(|s| s.sealed) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "seals did not finish: {segs:?}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }

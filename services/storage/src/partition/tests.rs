@@ -1,0 +1,108 @@
+//! A seal's fsync must stay off the group-commit path and out of the segment lock: while one
+//! is held (as a slow disk would hold it), reads and appends of every log go on.
+
+use crate::{RecordInput, Storage, StorageConfig};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+fn record(size: usize) -> RecordInput {
+    RecordInput {
+        publish_time: 1,
+        event_time: None,
+        key: None,
+        properties: vec![],
+        payload: Bytes::from(vec![1; size]),
+    }
+}
+
+/// Releases the gate when the test ends, passing or failing, so the storage's threads end.
+struct Release(Arc<super::PartitionLog>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.shared.seal_gate.release();
+    }
+}
+
+const PATIENCE: Duration = Duration::from_secs(5);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seal_waiting_for_its_fsync_blocks_neither_reads_nor_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StorageConfig {
+        data_dir: dir.path().to_path_buf(),
+        segment_max_bytes: 4 << 10,
+        // No in-memory tail: every read goes through the segments (and their lock).
+        read_cache_bytes: 0,
+        ..StorageConfig::default()
+    };
+    let (s, _) = Storage::open(cfg).unwrap();
+    let log = s.log(1).unwrap();
+    log.append(vec![record(3000)]).await.unwrap();
+    log.shared.seal_gate.hold();
+    let _release = Release(log.clone());
+    // Does not fit the first segment: applying it seals that one.
+    let rolling = tokio::spawn({
+        let log = log.clone();
+        async move { log.append(vec![record(3000)]).await }
+    });
+    let deadline = Instant::now() + PATIENCE;
+    while log.shared.seal_gate.waiting.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the seal never started");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
+    // The segment being sealed still reads.
+    let l = log.clone();
+    let read = tokio::time::timeout(PATIENCE, tokio::task::spawn_blocking(move || l.read(0, 10, 1 << 20))).await;
+    let read = read.expect("a read waited for a seal's fsync").unwrap().unwrap();
+    assert_eq!(read[0].offset, 0);
+    // The append whose records started the new segment is acknowledged without waiting...
+    let ids = tokio::time::timeout(PATIENCE, rolling).await.expect("an append waited for a seal's fsync");
+    assert_eq!(ids.unwrap().unwrap(), vec![(1, 1)]);
+    // ... and so are later ones, of this log and of another.
+    let more = tokio::time::timeout(PATIENCE, log.append(vec![record(10)])).await;
+    assert_eq!(more.expect("the next append of the log waited").unwrap(), vec![(2, 1)]);
+    let other = s.log(2).unwrap();
+    let other_ids = tokio::time::timeout(PATIENCE, other.append(vec![record(10)])).await;
+    assert_eq!(other_ids.expect("another log's append waited for a seal's fsync").unwrap(), vec![(0, 0)]);
+    let l = log.clone();
+    let read = tokio::task::spawn_blocking(move || l.read(0, 10, 1 << 20)).await.unwrap().unwrap();
+    assert_eq!(read.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![0, 1, 2]);
+
+    log.shared.seal_gate.release();
+    s.shutdown().await;
+    let segs = log.segments();
+    assert!(segs[0].sealed && segs[0].end_offset == 1, "the seal finished: {segs:?}");
+}
+
+/// WAL files go only once the records in them are in fsynced segments: a seal still waiting
+/// for its fsync keeps them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wal_file_stays_until_the_seals_of_its_records_are_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StorageConfig {
+        data_dir: dir.path().to_path_buf(),
+        segment_max_bytes: 4 << 10,
+        wal_file_bytes: 16 << 10,
+        ..StorageConfig::default()
+    };
+    let (s, _) = Storage::open(cfg).unwrap();
+    let log = s.log(1).unwrap();
+    log.shared.seal_gate.hold();
+    let _release = Release(log.clone());
+    for _ in 0..40 {
+        log.append(vec![record(1000)]).await.unwrap();
+    }
+    let wal_files = || std::fs::read_dir(dir.path().join("wal")).unwrap().count();
+    let before = wal_files();
+    assert!(before > 2, "several wal files: {before}");
+    assert!(tokio::time::timeout(Duration::from_millis(300), s.trim_wal()).await.is_err(), "trimmed before the seals");
+    assert_eq!(wal_files(), before);
+    log.shared.seal_gate.release();
+    tokio::time::timeout(PATIENCE, s.trim_wal()).await.expect("trim after the seals").unwrap();
+    assert_eq!(wal_files(), 1);
+    s.shutdown().await;
+}
