@@ -57,6 +57,9 @@ pub struct StorageSection {
     pub read_cache_bytes: usize,
     /// Local segment bytes not yet offloaded before publishes fail with 503 (0 = no limit).
     pub local_disk_budget_bytes: u64,
+    /// What start-up does with a corrupt WAL frame that is not a torn tail: "refuse" or
+    /// "skip-frame" (docs/configuration.md).
+    pub wal_corruption: magnetar_storage::WalCorruption,
     /// Budget of the object tier's block cache.
     pub object_cache_bytes: u64,
     /// Unit of ranged GETs of offloaded segments.
@@ -79,6 +82,7 @@ impl Default for StorageSection {
             segment_max_age_secs: d.segment_max_age.as_secs(),
             read_cache_bytes: d.read_cache_bytes,
             local_disk_budget_bytes: d.local_disk_budget_bytes,
+            wal_corruption: d.wal_corruption,
             object_cache_bytes: t.cache_bytes,
             object_read_block_bytes: t.block_bytes,
             object_read_ahead_blocks: t.read_ahead_blocks,
@@ -217,6 +221,7 @@ impl Config {
             max_message_bytes: self.broker.max_message_bytes,
             read_cache_bytes: s.read_cache_bytes,
             local_disk_budget_bytes: s.local_disk_budget_bytes,
+            wal_corruption: s.wal_corruption,
         }
     }
 

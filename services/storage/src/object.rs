@@ -4,7 +4,6 @@
 //! Everything above this module talks to `Arc<dyn ObjectStore>` only. What Magnetar relies on
 //! from a backend is spelled out, and checked against every backend, in [`conformance`].
 
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -69,34 +68,8 @@ fn default_true() -> bool {
     true
 }
 
-/// A credential that never prints: `Debug` and `Display` show `***`, so a config dumped into a
-/// log or an error message does not leak it. Read it with [`Secret::expose`].
-/// Serializable only so configuration layers can be merged in memory; it never reaches a log.
-#[derive(Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+/// Credentials (access keys) never print: `Debug` and `Display` show `***`.
+pub use magnetar_core::Secret;
 
 /// Builds the backend described by `cfg`. Does no network I/O: a wrong endpoint or credential
 /// shows up on the first request. Creates the local root directory, so call it at start-up

@@ -251,7 +251,7 @@ impl Storage {
     /// The local bytes waiting for upload (the local disk budget's measure). It follows the
     /// logs' segment lists as they change (seals, uploads, retention, deleted logs), so there
     /// is nothing to recompute: this only reads it. Cheap.
-    pub fn refresh_local_pending(&self) -> u64 {
+    pub fn local_pending_bytes(&self) -> u64 {
         self.shared.local_pending()
     }
 

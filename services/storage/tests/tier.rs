@@ -240,7 +240,7 @@ async fn budget(store: Arc<dyn ObjectStore>, prefix: &str) {
     };
     assert!(matches!(&err, StorageError::Unavailable(m) if m.contains("budget")), "{err}");
     let remote = offload_all(&s, &t, prefix, 4).await;
-    assert!(s.refresh_local_pending() < 16 << 10);
+    assert!(s.local_pending_bytes() < 16 << 10);
     log.append(vec![input(i)]).await.expect("room again after the upload");
     t.delete_objects(&remote.iter().map(|r| r.key.clone()).collect::<Vec<_>>()).await.unwrap();
     s.shutdown().await;

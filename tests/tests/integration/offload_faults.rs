@@ -243,7 +243,7 @@ async fn s3_outage_keeps_acknowledged_messages_and_catches_up() {
     };
     assert!(reason.contains("budget"), "503 names the budget: {reason}");
     // Rejected only once the budget is exhausted: publishes went on against local disk.
-    let pending = app.broker().testing().storage().refresh_local_pending();
+    let pending = app.broker().testing().storage().local_pending_bytes();
     assert!(pending >= BUDGET, "503 with only {pending} of {BUDGET} bytes waiting for upload");
     let accepted_down: u64 = sent[down_from..].iter().map(|p| p.len() as u64).sum();
     assert!(accepted_down >= BUDGET / 2, "only {accepted_down} bytes accepted during the outage");

@@ -263,7 +263,6 @@ impl Offloader {
             }
         }
         self.ctx.storage.set_upload_backlog(0);
-        self.ctx.storage.refresh_local_pending();
         if self.state.sweep_due(Duration::from_millis(self.ctx.config.offload_gc_interval_ms)) {
             match self.collect_deleted_partition_objects().await {
                 Ok(n) if n > 0 => tracing::info!(deleted = n, "deleted objects of deleted partitions"),
@@ -467,7 +466,6 @@ impl Offloader {
             let lock = this.state.run_lock(p.log_id);
             let _guard = lock.lock().await;
             let res = this.offload_partition(&p, &policy, Some(before)).await;
-            this.ctx.storage.refresh_local_pending();
             this.state.with(p.log_id, |s| {
                 s.manual = Some(match &res {
                     Ok(()) => ("SUCCESS", String::new()),
@@ -514,7 +512,6 @@ impl Offloader {
                 tracing::warn!(topic = %p.name, error = %e, "deleting offloaded objects failed");
             }
         }
-        self.ctx.storage.refresh_local_pending();
         Ok(deleted.freed_local + deleted.remote.iter().map(|r| r.size_bytes).sum::<u64>())
     }
 }
