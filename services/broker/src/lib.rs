@@ -29,6 +29,8 @@ mod subscriptions;
 mod topics;
 
 #[cfg(test)]
+mod registry_tests;
+#[cfg(test)]
 mod testkit;
 
 pub use access::Caller;

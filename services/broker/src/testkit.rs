@@ -100,3 +100,188 @@ impl Storage {
         std::fs::rename(aside, self.objects_dir()).expect("move objects back");
     }
 }
+
+/// A metadata store whose `list_subscriptions` answer can be held at a gate (read, then held,
+/// as a slow reply), to put a topic load in the middle of other operations. Everything else
+/// goes straight to the inner store.
+pub struct GatedStore {
+    inner: Arc<dyn magnetar_metadata::MetadataStore>,
+    armed: std::sync::atomic::AtomicBool,
+    pub reached: tokio::sync::Notify,
+    pub release: tokio::sync::Notify,
+}
+
+impl GatedStore {
+    pub fn new(inner: Arc<dyn magnetar_metadata::MetadataStore>) -> Arc<GatedStore> {
+        Arc::new(GatedStore {
+            inner,
+            armed: false.into(),
+            reached: tokio::sync::Notify::new(),
+            release: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// The next `list_subscriptions` reads, then waits for `release` (after notifying `reached`)
+    /// before it answers.
+    pub fn arm(&self) {
+        self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+mod gated {
+    use super::GatedStore;
+    use magnetar_core::{NamespaceName, Policies, TenantName, TopicName};
+    use magnetar_metadata::*;
+
+    #[async_trait::async_trait]
+    impl MetadataStore for GatedStore {
+        async fn list_subscriptions(&self, log_id: i64) -> Result<Vec<SubscriptionRecord>> {
+            let answer = self.inner.list_subscriptions(log_id).await;
+            if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                self.reached.notify_one();
+                self.release.notified().await;
+            }
+            answer
+        }
+        async fn upsert_cluster(&self, c: &ClusterData) -> Result<()> {
+            self.inner.upsert_cluster(c).await
+        }
+        async fn get_cluster(&self, n: &str) -> Result<Option<ClusterData>> {
+            self.inner.get_cluster(n).await
+        }
+        async fn list_clusters(&self) -> Result<Vec<String>> {
+            self.inner.list_clusters().await
+        }
+        async fn create_tenant(&self, n: &TenantName, i: &TenantInfo) -> Result<()> {
+            self.inner.create_tenant(n, i).await
+        }
+        async fn update_tenant(&self, n: &TenantName, i: &TenantInfo) -> Result<()> {
+            self.inner.update_tenant(n, i).await
+        }
+        async fn get_tenant(&self, n: &TenantName) -> Result<Option<TenantInfo>> {
+            self.inner.get_tenant(n).await
+        }
+        async fn list_tenants(&self) -> Result<Vec<TenantName>> {
+            self.inner.list_tenants().await
+        }
+        async fn delete_tenant(&self, n: &TenantName, f: bool) -> Result<Vec<PartitionRecord>> {
+            self.inner.delete_tenant(n, f).await
+        }
+        async fn create_namespace(&self, n: &NamespaceName, p: &Policies) -> Result<()> {
+            self.inner.create_namespace(n, p).await
+        }
+        async fn get_namespace(&self, n: &NamespaceName) -> Result<Option<NamespaceRecord>> {
+            self.inner.get_namespace(n).await
+        }
+        async fn list_namespaces(&self, t: &TenantName) -> Result<Vec<NamespaceName>> {
+            self.inner.list_namespaces(t).await
+        }
+        async fn update_namespace_policies(&self, n: &NamespaceName, p: &Policies, v: i64) -> Result<i64> {
+            self.inner.update_namespace_policies(n, p, v).await
+        }
+        async fn delete_namespace(&self, n: &NamespaceName, f: bool) -> Result<Vec<PartitionRecord>> {
+            self.inner.delete_namespace(n, f).await
+        }
+        async fn create_topic(&self, s: &NewTopic) -> Result<TopicRecord> {
+            self.inner.create_topic(s).await
+        }
+        async fn get_topic(&self, n: &TopicName) -> Result<Option<TopicRecord>> {
+            self.inner.get_topic(n).await
+        }
+        async fn list_topics(&self, n: &NamespaceName) -> Result<Vec<TopicRecord>> {
+            self.inner.list_topics(n).await
+        }
+        async fn update_partitions(&self, n: &TopicName, p: u32) -> Result<TopicRecord> {
+            self.inner.update_partitions(n, p).await
+        }
+        async fn delete_topic(&self, n: &TopicName) -> Result<TopicRecord> {
+            self.inner.delete_topic(n).await
+        }
+        async fn set_topic_policies(&self, n: &TopicName, p: &serde_json::Value) -> Result<()> {
+            self.inner.set_topic_policies(n, p).await
+        }
+        async fn acquire_partition(&self, l: i64, b: &str) -> Result<i64> {
+            self.inner.acquire_partition(l, b).await
+        }
+        async fn get_partition_owner(&self, l: i64) -> Result<Option<(String, i64)>> {
+            self.inner.get_partition_owner(l).await
+        }
+        async fn create_subscription(&self, n: &str, c: &[(i64, CursorState)]) -> Result<()> {
+            self.inner.create_subscription(n, c).await
+        }
+        async fn delete_subscription(&self, n: &str, l: &[i64]) -> Result<()> {
+            self.inner.delete_subscription(n, l).await
+        }
+        async fn checkpoint_cursors(&self, l: i64, e: i64, c: &[(String, CursorState)]) -> Result<()> {
+            self.inner.checkpoint_cursors(l, e, c).await
+        }
+        async fn commit_segment(&self, e: i64, s: &SegmentRecord) -> Result<()> {
+            self.inner.commit_segment(e, s).await
+        }
+        async fn list_segments(&self, l: i64) -> Result<Vec<SegmentRecord>> {
+            self.inner.list_segments(l).await
+        }
+        async fn delete_segments(&self, l: i64, e: i64, b: &[i64]) -> Result<()> {
+            self.inner.delete_segments(l, e, b).await
+        }
+        async fn create_service_account(&self, a: &ServiceAccount) -> Result<()> {
+            self.inner.create_service_account(a).await
+        }
+        async fn get_service_account(&self, t: &TenantName, n: &str) -> Result<Option<ServiceAccount>> {
+            self.inner.get_service_account(t, n).await
+        }
+        async fn list_service_accounts(&self, t: &TenantName) -> Result<Vec<ServiceAccount>> {
+            self.inner.list_service_accounts(t).await
+        }
+        async fn delete_service_account(&self, t: &TenantName, n: &str) -> Result<()> {
+            self.inner.delete_service_account(t, n).await
+        }
+        async fn create_service_account_token(&self, t: &ServiceAccountToken) -> Result<()> {
+            self.inner.create_service_account_token(t).await
+        }
+        async fn list_service_account_tokens(&self, t: &TenantName, a: &str) -> Result<Vec<ServiceAccountToken>> {
+            self.inner.list_service_account_tokens(t, a).await
+        }
+        async fn revoke_service_account_token(&self, t: &TenantName, a: &str, i: &str) -> Result<()> {
+            self.inner.revoke_service_account_token(t, a, i).await
+        }
+        async fn list_revoked_tokens(&self, a: i64, l: u32) -> Result<Vec<RevokedToken>> {
+            self.inner.list_revoked_tokens(a, l).await
+        }
+        async fn prune_revoked_tokens(&self, b: i64) -> Result<u64> {
+            self.inner.prune_revoked_tokens(b).await
+        }
+    }
+}
+
+/// A broker over SQLite metadata (wrapped in a [`GatedStore`]) and storage in a temporary
+/// directory, authentication off, with tenant `public` and namespace `public/default`.
+pub struct TestBroker {
+    pub broker: Arc<crate::Broker>,
+    pub store: Arc<GatedStore>,
+    _storage: Storage,
+}
+
+impl TestBroker {
+    pub async fn start() -> TestBroker {
+        let kit = Storage::open();
+        let url = format!("sqlite://{}", kit.dir.path().join("metadata.db").display());
+        let inner = magnetar_metadata::connect(&url).await.expect("sqlite metadata");
+        let store = GatedStore::new(inner);
+        let metadata: Arc<dyn magnetar_metadata::MetadataStore> = store.clone();
+        let policies = magnetar_metadata::PolicyCache::new(Arc::clone(&metadata), Duration::from_secs(1));
+        let authorizer = magnetar_auth::Auth::authorizer(Arc::clone(&metadata), Arc::clone(&policies));
+        let deps = crate::BrokerDeps {
+            metadata,
+            policies,
+            authorizer,
+            storage: Arc::clone(&kit.storage),
+            recovered_ops: Vec::new(),
+            registry: prometheus::Registry::new(),
+            clock: magnetar_core::SystemClock::shared(),
+        };
+        let broker = crate::Broker::start(crate::BrokerConfig::default(), deps).await.expect("broker starts");
+        broker.admin().ensure_defaults().await.expect("defaults");
+        TestBroker { broker, store, _storage: kit }
+    }
+}

@@ -129,18 +129,21 @@ async fn websocket_publishes_report_each_partitions_outcome() {
     };
     let (k0, k1) = (key_for(0), key_for(1));
     let mut producer = WsClient::connect(&producer_url(&app.base, "quota")).await;
-    producer.send_json(&json!({"payload": b64(b"a"), "key": k0, "context": "p0"})).await;
-    producer.send_json(&json!({"payload": b64(b"b"), "key": k1, "context": "p1"})).await;
-    let mut results = std::collections::BTreeMap::new();
-    for _ in 0..2 {
-        let r = producer.recv().await;
-        results.insert(
-            r["context"].as_str().expect("context").to_string(),
-            r["result"].as_str().expect("result").to_string(),
-        );
+    // Back to back, so batches mix both partitions.
+    for i in 0..40 {
+        let (key, ctx) = if i % 2 == 0 { (&k0, format!("p0-{i}")) } else { (&k1, format!("p1-{i}")) };
+        producer.send_json(&json!({"payload": b64(b"m"), "key": key, "context": ctx})).await;
     }
-    assert!(results["p0"].starts_with("send-error"), "partition 0 is over quota: {results:?}");
-    assert_eq!(results["p1"], "ok", "partition 1 stored its message and says so: {results:?}");
+    for _ in 0..40 {
+        let r = producer.recv().await;
+        let ctx = r["context"].as_str().expect("context");
+        let result = r["result"].as_str().expect("result");
+        if ctx.starts_with("p0") {
+            assert!(result.starts_with("send-error"), "partition 0 is over quota: {r}");
+        } else {
+            assert_eq!(result, "ok", "partition 1 stored its message and says so: {r}");
+        }
+    }
     producer.close().await;
 }
 
@@ -265,27 +268,29 @@ async fn a_failing_checkpoint_keeps_the_other_partitions_and_the_wal_trimmed() {
 #[tokio::test]
 async fn deleting_a_topic_while_it_loads_leaves_no_stale_topic() {
     let app = TestApp::standalone().await;
-    for round in 0..15 {
+    for round in 0..30 {
         let topic = format!("racing-{round}");
-        create_topic(&app, &topic).await;
+        // Many partitions: a load takes long enough for the delete to land in the middle of it.
+        create_partitioned(&app, &topic, 16).await;
         let loads: Vec<_> = (0..6)
             .map(|_| {
-                let (client, url) = (app.client.clone(), app.url(&format!("{}/stats", admin_topic(&topic))));
+                let (client, url) =
+                    (app.client.clone(), app.url(&format!("{}/partitioned-stats", admin_topic(&topic))));
                 tokio::spawn(async move { client.get(url).send().await.map(|r| r.status().as_u16()) })
             })
             .collect();
-        let (client, url) = (app.client.clone(), app.url(&format!("{}?force=true", admin_topic(&topic))));
+        let (client, url) = (app.client.clone(), app.url(&format!("{}/partitions?force=true", admin_topic(&topic))));
         let delete = tokio::spawn(async move { client.delete(url).send().await.map(|r| r.status().as_u16()) });
         for l in loads {
             let s = l.await.expect("task").expect("answer");
             assert!(s == 200 || s == 404, "a load racing the delete answered {s}");
         }
         assert_eq!(delete.await.expect("task").expect("answer"), 204);
-        err(app.get(&format!("{}/stats", admin_topic(&topic))).await, 404);
+        err(app.get(&format!("{}/partitioned-stats", admin_topic(&topic))).await, 404);
         // Created again, the topic works: no stale partition of the deleted one answers.
-        create_topic(&app, &topic).await;
+        create_partitioned(&app, &topic, 16).await;
         produce_payloads(&app, &topic, &["fresh".to_string()]).await;
-        let stats = ok(app.get(&format!("{}/stats", admin_topic(&topic))).await);
+        let stats = ok(app.get(&format!("{}/partitioned-stats", admin_topic(&topic))).await);
         assert_eq!(stats["msgInCounter"], 1, "round {round}: {stats}");
     }
 }

@@ -311,6 +311,12 @@ impl Offloader {
     /// local disk until it ends.
     async fn offload_partition(&self, p: &Partition, policy: &OffloadPolicy, manual_before: Option<u64>) -> Result<()> {
         let tier = self.ctx.storage.tier().ok_or(BrokerError::NoObjectStore)?.clone();
+        if manual_before.is_some() {
+            // Segments rolled before the request may still be sealing (on the sealer thread): a
+            // manual offload covers them too.
+            let log = Arc::clone(&p.log);
+            tokio::task::spawn_blocking(move || log.wait_for_seals()).await.map_err(BrokerError::internal)??;
+        }
         let plan = plan(&p.log.segments(), policy, self.ctx.now_ms(), manual_before);
         let prefix = prefix_of(&self.ctx.config.cluster, p);
         let retrying = self.state.with(p.log_id, |s| s.failures > 0);

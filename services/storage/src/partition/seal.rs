@@ -188,6 +188,16 @@ impl PartitionLog {
         }
     }
 
+    /// Waits until every segment rolled so far has its seal durable (it is then `sealed` in
+    /// `segments()`, eligible for upload). Blocking.
+    pub fn wait_for_seals(&self) -> Result<()> {
+        let below = self.segs.lock().active.as_ref().map(|a| a.meta.base);
+        match below {
+            Some(below) => self.wait_sealed(below),
+            None => Ok(()),
+        }
+    }
+
     /// Makes everything applied so far durable without the WAL: waits for the seals in
     /// progress, fsyncs the active segment, and the log's directory when files were created in
     /// it. Used before WAL files are trimmed and at shutdown. Blocking.
