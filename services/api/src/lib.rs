@@ -73,7 +73,7 @@ pub fn app_with_auth(broker: Arc<Broker>, http: HttpConfig, auth: Arc<Auth>) -> 
         .merge(routes::service_accounts::router())
         .merge(routes::ws::router())
         .merge(routes::policies::router())
-        .fallback(routes::ops::not_found)
+        .fallback(routes::console::fallback)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .layer(tower::limit::ConcurrencyLimitLayer::new(concurrency))

@@ -1,4 +1,5 @@
 pub mod clusters;
+pub mod console;
 pub mod consume;
 pub mod namespaces;
 pub mod offload;
