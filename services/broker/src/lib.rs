@@ -4,6 +4,7 @@
 
 mod admin;
 mod broker;
+pub mod browse;
 mod config;
 mod consumer;
 mod error;

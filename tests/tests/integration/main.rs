@@ -11,6 +11,7 @@ mod common;
 mod admin_api;
 mod auth;
 mod cluster_mode;
+mod console;
 mod crash;
 mod helm_chart;
 mod offload;
