@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RateMeter, RateSampler, readerUrl } from './wsReader';
+import { frameMessageId, RateMeter, RateSampler, readerUrl } from './wsReader';
 
 describe('live tail', () => {
   it('shows at most the cap per second and counts the rest', () => {
@@ -23,5 +23,10 @@ describe('live tail', () => {
     expect(u.searchParams.get('messageId')).toBe('CAAQAw==');
     expect(u.searchParams.get('token')).toBe('tok');
     expect(new URL(readerUrl('https://h', { tenant: 'a', namespace: 'b', topic: 'c' }, 'latest', null)).searchParams.get('messageId')).toBe('latest');
+  });
+  it('finds the message id of a frame without parsing it', () => {
+    expect(frameMessageId('{"messageId":"CAAQAw==","payload":"aGk=","properties":{}}')).toBe('CAAQAw==');
+    expect(frameMessageId('{"payload":"x","messageId":"CAMQADAA"}')).toBe('CAMQADAA');
+    expect(frameMessageId('{"error":"bad","errorCode":3}')).toBeNull();
   });
 });

@@ -28,6 +28,15 @@ export interface TailStats {
   rate: number;
 }
 
+/** The `messageId` of a message frame without parsing it (ids are base64: no escapes), or null. */
+export function frameMessageId(frame: string): string | null {
+  const key = '"messageId":"';
+  const i = frame.indexOf(key);
+  if (i < 0) return null;
+  const j = frame.indexOf('"', i + key.length);
+  return j > i + key.length ? frame.slice(i + key.length, j) : null;
+}
+
 export type TailState = 'connecting' | 'live' | 'paused' | 'closed' | 'error';
 
 /** Admits at most `cap` items per one-second window; counts the rest. */
@@ -101,18 +110,26 @@ export interface TailCallbacks {
   onState(state: TailState, reason?: string): void;
 }
 
-export class TailReader {
+export type TailStart = 'earliest' | 'latest';
+export type TailUrls = Record<TailStart, string>;
+
+/**
+ * The tail itself: the socket, the acknowledgements, the sampler. Runs in a Web Worker (see
+ * `TailReader`), so thousands of frames a second never touch the page's main thread; only the
+ * sampled messages and the counts cross over, every `flushEveryMs`.
+ */
+export class TailCore {
   private socket: WebSocket | null = null;
   private timer: ReturnType<typeof setInterval> | null = null;
   private pending: TailMessage[] = [];
   private sampler: RateSampler;
   private meter = new RateMeter();
   private paused = false;
-  private held: Frame[] = [];
+  private held: string[] = [];
   stats: TailStats = { received: 0, shown: 0, skipped: 0, rate: 0 };
 
   constructor(
-    private readonly urlFor: (start: 'earliest' | 'latest' | { after: string }) => string,
+    private readonly urls: TailUrls,
     private readonly cb: TailCallbacks,
     maxPerSecond: number,
     private readonly flushEveryMs = 250,
@@ -120,7 +137,7 @@ export class TailReader {
     this.sampler = new RateSampler(maxPerSecond);
   }
 
-  start(from: 'earliest' | 'latest') {
+  start(from: TailStart) {
     this.open(from);
   }
 
@@ -146,12 +163,12 @@ export class TailReader {
     this.close('closed');
   }
 
-  private open(start: 'earliest' | 'latest' | { after: string }) {
+  private open(start: TailStart) {
     this.close(null);
     this.paused = false;
     this.held = [];
     this.cb.onState('connecting');
-    const socket = new WebSocket(this.urlFor(start));
+    const socket = new WebSocket(this.urls[start]);
     this.socket = socket;
     socket.onopen = () => this.cb.onState('live');
     socket.onmessage = (ev) => this.receive(socket, ev.data);
@@ -169,35 +186,39 @@ export class TailReader {
 
   private receive(socket: WebSocket, data: unknown) {
     if (typeof data !== 'string') return;
+    if (this.paused) {
+      this.held.push(data);
+      return;
+    }
+    this.accept(socket, data);
+  }
+
+  /**
+   * Acknowledges the frame at once, then shows it if the sampler admits it. Only admitted frames
+   * are parsed: at thousands of messages a second the rest cost one string search each.
+   */
+  private accept(socket: WebSocket, data: string) {
+    const messageId = frameMessageId(data);
+    if (!messageId) return;
+    if (socket.readyState === WebSocket.OPEN) socket.send(`{"messageId":"${messageId}"}`);
+    const now = performance.now();
+    this.stats.received++;
+    this.meter.mark(now);
+    if (!this.sampler.offer(now)) {
+      this.stats.skipped = this.sampler.skipped;
+      return;
+    }
     let frame: Frame;
     try {
       frame = JSON.parse(data);
     } catch {
       return;
     }
-    if (!frame.messageId || frame.payload === undefined) return;
-    if (this.paused) {
-      this.held.push(frame);
-      return;
-    }
-    this.accept(socket, frame);
-  }
-
-  private accept(socket: WebSocket, frame: Frame & { messageId?: string; payload?: string }) {
-    if (!frame.messageId || frame.payload === undefined) return;
-    if (socket.readyState === WebSocket.OPEN) socket.send(`{"messageId":"${frame.messageId}"}`);
-    const now = performance.now();
-    this.stats.received++;
-    this.meter.mark(now);
-    const id = messageIdFromBase64(frame.messageId);
-    const text = id ? messageIdText(id) : frame.messageId;
-    if (!this.sampler.offer(now)) {
-      this.stats.skipped = this.sampler.skipped;
-      return;
-    }
+    if (frame.payload === undefined) return;
+    const id = messageIdFromBase64(messageId);
     this.stats.shown++;
     this.pending.push({
-      messageId: text,
+      messageId: id ? messageIdText(id) : messageId,
       payload: frame.payload,
       key: frame.key,
       properties: frame.properties ?? {},
@@ -229,5 +250,85 @@ export class TailReader {
     }
     this.flush();
     if (state) this.cb.onState(state);
+  }
+}
+
+/** Commands from the page to the tail's worker, and what the worker answers. */
+export type WorkerCommand =
+  | { type: 'start'; urls: TailUrls; cap: number; from: TailStart }
+  | { type: 'cap'; cap: number }
+  | { type: 'pause' }
+  | { type: 'resume' }
+  | { type: 'stop' };
+export type WorkerEvent = { type: 'batch'; batch: TailMessage[]; stats: TailStats } | { type: 'state'; state: TailState; reason?: string };
+
+/**
+ * The page's handle on a tail: the work happens in a Web Worker when the browser has them (it
+ * always does outside tests), else on the main thread.
+ */
+export class TailReader {
+  private worker: Worker | null = null;
+  private core: TailCore | null = null;
+
+  constructor(
+    private readonly urls: TailUrls,
+    cb: TailCallbacks,
+    private cap: number,
+  ) {
+    if (typeof Worker !== 'undefined') {
+      try {
+        this.worker = new Worker(new URL('./tailWorker.ts', import.meta.url), { type: 'module', name: 'magnetar-tail' });
+        this.worker.onmessage = (e: MessageEvent<WorkerEvent>) => {
+          if (e.data.type === 'batch') cb.onMessages(e.data.batch, e.data.stats);
+          else cb.onState(e.data.state, e.data.reason);
+        };
+      } catch {
+        this.worker = null;
+      }
+    }
+    if (!this.worker) this.core = new TailCore(urls, cb, cap);
+  }
+
+  private post(c: WorkerCommand) {
+    this.worker?.postMessage(c);
+  }
+
+  start(from: TailStart) {
+    if (this.core) this.core.start(from);
+    else this.post({ type: 'start', urls: this.urls, cap: this.cap, from });
+  }
+
+  setCap(cap: number) {
+    this.cap = cap;
+    if (this.core) this.core.setCap(cap);
+    else this.post({ type: 'cap', cap });
+  }
+
+  pause() {
+    if (this.core) this.core.pause();
+    else this.post({ type: 'pause' });
+  }
+
+  resume() {
+    if (this.core) this.core.resume();
+    else this.post({ type: 'resume' });
+  }
+
+  /** Closes the tail; the handle can start again. */
+  stop() {
+    if (this.core) this.core.stop();
+    else this.post({ type: 'stop' });
+  }
+
+  /** Closes the tail and its worker for good. */
+  dispose() {
+    this.core?.stop();
+    if (this.worker) {
+      this.post({ type: 'stop' });
+      const w = this.worker;
+      // Let the worker close its socket (a clean close frame) before it goes.
+      setTimeout(() => w.terminate(), 500);
+      this.worker = null;
+    }
   }
 }

@@ -29,10 +29,11 @@ export function TailView({ t, filter, format, onFilter, onFormat }: { t: TopicRe
   filterRef.current = filter;
 
   const start = (from: 'earliest' | 'latest') => {
-    reader.current?.stop();
+    reader.current?.dispose();
     setMessages([]);
+    const token = getToken();
     const r = new TailReader(
-      (s) => readerUrl(window.location.origin, t, s, getToken()),
+      { earliest: readerUrl(window.location.origin, t, 'earliest', token), latest: readerUrl(window.location.origin, t, 'latest', token) },
       {
         onMessages(batch, st) {
           setStats(st);
@@ -51,7 +52,7 @@ export function TailView({ t, filter, format, onFilter, onFormat }: { t: TopicRe
     r.start(from);
   };
 
-  useEffect(() => () => reader.current?.stop(), []);
+  useEffect(() => () => reader.current?.dispose(), []);
   useEffect(() => reader.current?.setCap(cap), [cap]);
 
   const live = state === 'live' || state === 'connecting';
