@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../web-admin"
 die() { printf 'scripts/build-console.sh: error: %s\n' "$*" >&2; exit 1; }
 
 command -v npm >/dev/null ||
-    die "npm not found: the console needs Node.js 20.19 or later with npm (Debian: apt-get install nodejs npm, or use nodesource/nvm for a recent Node)"
+    die "npm not found: the console needs Node.js 20.19 or later with npm; Debian 12's own nodejs package is older, so install a recent Node.js with npm"
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||
     die "Node.js $(node --version) is too old: the console needs Node.js 20.19 or later"
 
