@@ -24,7 +24,7 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
 fi
 
 newest_source() {
-    find src public index.html package.json package-lock.json vite.config.ts tsconfig.json ../services/api/openapi.json \
+    find src public scripts index.html package.json package-lock.json vite.config.ts tsconfig.json ../services/api/openapi.json \
         -type f -newer dist/index.html -print -quit 2>/dev/null
 }
 if ((force)) || [[ ! -f dist/index.html ]] || [[ -n "$(newest_source)" ]]; then
