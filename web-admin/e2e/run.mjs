@@ -185,6 +185,11 @@ test('tenant admin mints a token that produces, tails, browses, rewinds and is r
   await poll('the backlog after the reset', async () => (await backlog()) === '2');
   await shot(page, 'subscriptions');
 
+  // The application's token also signs in to the console, as its role.
+  const appPage = await browser.context.newPage();
+  await signIn(appPage, base, appToken);
+  await appPage.getByText('Signed in as app@acme').waitFor();
+
   // Revoke the token: the next produce is refused.
   await page.goto(`${base}/tenants/acme?tab=accounts&account=app`);
   await page.getByRole('button', { name: /^Revoke token / }).click();
@@ -194,6 +199,11 @@ test('tenant admin mints a token that produces, tails, browses, rewinds and is r
     const r = await api(base, appToken, 'POST', '/topics/persistent/acme/orders/created', { messages: [{ payload: 'after revoke' }] });
     return r.status === 401;
   });
+  // A 401 returns the console to sign-in, saying why.
+  await appPage.reload();
+  await appPage.getByRole('heading', { name: 'Sign in to Magnetar' }).waitFor();
+  await appPage.getByText(/^Signed out: /).waitFor();
+  await appPage.close();
   await page.close();
 });
 
