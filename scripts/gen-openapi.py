@@ -164,6 +164,12 @@ paths = {
         "get": op("List the account's live tokens (ids, never their text)", "service accounts", "200", resp={"type": "array", "items": ref("TokenInfo")}, errors=(401, 403, 404, 412)),
     },
     "/admin/v2/tenants/{tenant}/service-accounts/{name}/tokens/{id}": {"delete": op("Revoke a token (refused by every broker within seconds)", "service accounts", errors=(401, 403, 404, 412))},
+    # What the caller is and may do, broker settings and totals, browsing (the web console uses them; docs/console.md).
+    "/admin/v2/auth/whoami": {"get": op("The caller's role and whether authentication is on", "auth", "200", resp=ref("WhoAmI"), errors=(401,))},
+    "/admin/v2/auth/allowed": {"post": op("Evaluate operations on resources for the caller (or, for a tenant admin, another role)", "auth", "200", body=ref("AllowedRequest"), resp=ref("AllowedResponse"), errors=(400, 401, 403, 412))},
+    "/admin/v2/brokers/configuration/runtime": {"get": op("Broker settings namespace policies inherit (Pulsar's names, string values)", "brokers", "200", resp={"type": "object", "additionalProperties": {"type": "string"}}, errors=(401,))},
+    "/admin/v2/broker-stats/load-report": {"get": op("This broker's totals: rates, topics, consumers, backlog, storage split (superuser)", "brokers", "200", resp=ref("LoadReport"), errors=(401, 403))},
+    T + "/messages": {"get": op("Browse messages from a position without a subscription (needs consume)", "persistent topic", "200", resp=ref("BrowsePage"), errors=(400, 401, 403, 404, 412), params=[("from", "string"), ("limit", "integer"), ("partition", "integer")])},
     "/metrics": {"get": {"summary": "Prometheus metrics", "tags": ["operations"], "responses": {"200": {"description": "text exposition format"}}}},
     "/metrics/": {"get": {"summary": "Prometheus metrics (Pulsar's path)", "tags": ["operations"], "responses": {"200": {"description": "text exposition format"}}}},
     "/status.html": {"get": {"summary": "Pulsar's status page: OK when ready", "tags": ["operations"], "responses": {"200": {"description": "OK"}, "503": {"description": "not ready"}}}},
@@ -206,9 +212,17 @@ schemas = {
         "messageId": {"type": "string"}, "payload": {"type": "string", "description": "base64"}, "key": {"type": "string"},
         "properties": {"type": "object", "additionalProperties": {"type": "string"}}, "publishTime": {"type": "string"},
         "eventTime": {"type": "string"}, "redeliveryCount": {"type": "integer"}}}}}},
-    "ServiceAccount": {"type": "object", "properties": {"name": {"type": "string"}, "role": {"type": "string"}, "description": {"type": "string"}, "createdAt": {"type": "integer"}}},
-    "TokenInfo": {"type": "object", "properties": {"id": {"type": "string"}, "createdAt": {"type": "integer"}, "expiresAt": {"type": "integer"}}},
-    "MintedToken": {"type": "object", "properties": {"id": {"type": "string"}, "role": {"type": "string"}, "token": {"type": "string"}, "expiresAt": {"type": "integer"}}},
+    "ServiceAccount": {"type": "object", "required": ["name", "role", "description", "createdAt"], "properties": {"name": {"type": "string"}, "role": {"type": "string"}, "description": {"type": "string"}, "createdAt": {"type": "integer"}}},
+    "TokenInfo": {"type": "object", "required": ["id", "createdAt"], "properties": {"id": {"type": "string"}, "createdAt": {"type": "integer"}, "expiresAt": {"type": "integer"}}},
+    "MintedToken": {"type": "object", "required": ["id", "role", "token", "expiresAt"], "properties": {"id": {"type": "string"}, "role": {"type": "string"}, "token": {"type": "string"}, "expiresAt": {"type": "integer"}}},
+    "WhoAmI": {"type": "object", "required": ["authenticationEnabled", "roles", "superuser"], "properties": {"authenticationEnabled": {"type": "boolean"}, "role": {"type": ["string", "null"]}, "roles": strings, "superuser": {"type": "boolean"}, "expiresAt": {"type": ["integer", "null"], "description": "epoch seconds"}}},
+    "AllowedRequest": {"type": "object", "required": ["checks"], "properties": {"role": {"type": "string"}, "checks": {"type": "array", "maxItems": 200, "items": {"type": "object", "required": ["operation"], "properties": {
+        "operation": {"type": "string", "description": "an Operation name, e.g. CreateTopic"}, "resource": {"type": "string", "description": "\"\" (cluster), tenant, tenant/namespace or persistent://tenant/namespace/topic"}, "subscription": {"type": "string"}}}}}},
+    "AllowedResponse": {"type": "object", "required": ["results"], "properties": {"results": {"type": "array", "items": {"type": "boolean"}}}},
+    "LoadReport": {"type": "object", "properties": {k: {"type": "number"} for k in ["msgRateIn", "msgRateOut", "msgThroughputIn", "msgThroughputOut", "numTopics", "numPartitions", "numSubscriptions", "numConsumers", "numProducers", "msgBacklog", "storageSize", "offloadedStorageSize", "localStorageSize", "timestamp"]} | {"name": {"type": "string"}, "brokerVersionString": {"type": "string"}}},
+    "BrowsePage": {"type": "object", "required": ["messages", "next"], "properties": {"next": {"type": ["string", "null"], "description": "position of the next page (use as from=)"}, "messages": {"type": "array", "items": {"type": "object", "required": ["messageId", "partition", "payload", "properties", "publishTime", "size"], "properties": {
+        "messageId": {"type": "string", "description": "ledgerId:entryId:partition"}, "partition": {"type": "integer"}, "payload": {"type": "string", "description": "base64"}, "key": {"type": ["string", "null"]},
+        "properties": {"type": "object", "additionalProperties": {"type": "string"}}, "publishTime": {"type": "string"}, "eventTime": {"type": ["string", "null"]}, "size": {"type": "integer"}}}}}},
     "AckRequest": {"type": "object", "required": ["messageIds"], "properties": {"messageIds": strings, "redeliveryDelayMs": {"type": "integer"}}},
 }
 

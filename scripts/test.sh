@@ -359,11 +359,33 @@ if (($# == 0)) && [[ "${RUNNER[1]}" == nextest ]]; then
 fi
 "${RUNNER[@]}" "${SELECT[@]}" "$@"
 
-# Hook for the web console's own tests: runs once web-admin/package.json exists.
+# The web console (web-admin/): its unit tests, then its end-to-end journeys in Chromium against
+# a release broker with the console built in (docs/console.md).
+ensure_chromium() {
+    local chromium="${CONSOLE_E2E_CHROMIUM:-/usr/bin/chromium}"
+    if [[ ! -x "$chromium" ]]; then
+        ((IS_ROOT)) && command -v apt-get >/dev/null ||
+            die "Chromium not found at $chromium (the console's end-to-end tests need it): apt-get install chromium, or set CONSOLE_E2E_CHROMIUM"
+        echo "installing chromium with apt-get"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+        [[ -x "$chromium" ]] || die "chromium installed but $chromium is still missing"
+    fi
+    echo "chromium: $chromium ($("$chromium" --version 2>/dev/null | head -n1))"
+}
+
 if [[ -f web-admin/package.json ]] && (($# == 0)); then
-    section "web-admin tests"
-    command -v npm >/dev/null || die "npm not found: needed for web-admin tests"
-    (cd web-admin && npm ci --no-audit --no-fund && npm test)
+    section "web console: build, unit tests, end-to-end journeys"
+    command -v npm >/dev/null || die "npm not found: needed for the web console (web-admin/)"
+    ensure_chromium
+    console_start="$(now)"
+    scripts/build-console.sh
+    # The journeys run the release binary with the console embedded.
+    cargo build --release -p magnetar
+    echo "console build and release binary: $(elapsed "$console_start")"
+    (cd web-admin && npm test)
+    (cd web-admin && npm run e2e)
+    echo "web console total: $(elapsed "$console_start")"
 fi
 
 section "all tests passed"

@@ -9,6 +9,7 @@ pub mod authorize;
 pub mod config;
 mod error;
 pub mod keys;
+pub mod operation_names;
 pub mod token;
 pub mod tokens_cli;
 

@@ -56,6 +56,17 @@ impl Topics {
         Topics { ctx, registry, offloader }
     }
 
+    pub(crate) fn registry(&self) -> &TopicRegistry {
+        &self.registry
+    }
+
+    /// Stats of every loaded partition, and how many topics are loaded (the broker's load).
+    pub fn loaded_stats(&self) -> (Vec<TopicStats>, usize) {
+        let topics = self.registry.loaded_topics();
+        let stats = topics.iter().flat_map(|t| t.partitions.iter()).map(|p| crate::stats::partition_stats(p)).collect();
+        (stats, topics.len())
+    }
+
     fn check_partitions(&self, partitions: u32) -> Result<()> {
         let max = self.ctx.config.max_partitions_per_topic;
         if max > 0 && partitions > max {

@@ -11,6 +11,7 @@ mod common;
 mod admin_api;
 mod auth;
 mod cluster_mode;
+mod console;
 mod crash;
 mod hardening;
 mod helm_chart;

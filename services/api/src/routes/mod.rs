@@ -1,5 +1,9 @@
+pub mod auth_info;
+pub mod broker_info;
 pub mod clusters;
+pub mod console;
 pub mod consume;
+pub mod messages;
 pub mod namespaces;
 pub mod offload;
 pub mod ops;

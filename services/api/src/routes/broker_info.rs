@@ -1,0 +1,86 @@
+//! What the broker runs with and carries, in Pulsar's shapes:
+//!
+//! - `GET /admin/v2/brokers/configuration/runtime` → Pulsar's string→string map of the broker's
+//!   settings that namespace policies fall back to (`defaultRetentionTimeInMinutes`, ...), so
+//!   tools can tell an inherited value from one set on the namespace. Pulsar reserves it to
+//!   superusers; it carries no secret here, so any authenticated role may read it.
+//! - `GET /admin/v2/broker-stats/load-report` → Pulsar's `LoadReport` totals of this broker
+//!   (`msgRateIn`, `msgRateOut`, `msgThroughputIn`, `msgThroughputOut`, `numTopics`,
+//!   `numConsumers`, `numProducers`) plus Magnetar's storage split (`storageSize`,
+//!   `offloadedStorageSize`, `localStorageSize`) and `msgBacklog`. Superusers only (it covers
+//!   every tenant), as `/metrics`.
+
+use crate::AppState;
+use crate::error::ApiResult;
+use crate::extract::AuthContext;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use magnetar_auth::{Operation, Resource};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/v2/brokers/configuration/runtime", get(get_runtime_configuration))
+        .route("/admin/v2/broker-stats/load-report", get(get_load_report))
+}
+
+async fn get_runtime_configuration(
+    State(s): State<AppState>,
+    auth: AuthContext,
+) -> ApiResult<Json<BTreeMap<&'static str, String>>> {
+    auth.check(Operation::GetCluster, Resource::Cluster).await?;
+    let c = s.broker.config();
+    let h = &s.http;
+    Ok(Json(BTreeMap::from([
+        ("clusterName", c.cluster.clone()),
+        ("advertisedAddress", c.advertised_address.clone()),
+        ("defaultRetentionTimeInMinutes", c.default_retention_time_minutes.to_string()),
+        ("defaultRetentionSizeInMB", c.default_retention_size_mb.to_string()),
+        ("allowAutoTopicCreation", c.allow_auto_topic_creation.to_string()),
+        // Auto-created topics are non-partitioned unless a namespace override says otherwise.
+        ("allowAutoTopicCreationType", "non-partitioned".to_string()),
+        ("defaultNumPartitions", "1".to_string()),
+        ("maxNumPartitionsPerPartitionedTopic", c.max_partitions_per_topic.to_string()),
+        ("maxMessageSize", c.max_message_bytes.to_string()),
+        ("maxUnackedMessagesPerSubscription", c.max_unacked_per_subscription.to_string()),
+        ("managedLedgerOffloadAutoTriggerSizeThresholdBytes", c.offload_threshold_bytes.to_string()),
+        ("managedLedgerOffloadThresholdInSeconds", c.offload_threshold_seconds.to_string()),
+        ("managedLedgerOffloadDeletionLagMs", c.offload_deletion_lag_ms.to_string()),
+        ("authenticationEnabled", s.auth.enabled().to_string()),
+        ("authorizationEnabled", s.auth.enabled().to_string()),
+        ("subscriptionAuthMode", "None".to_string()),
+        ("messageTTLInSeconds", "0".to_string()),
+        ("backlogQuotaDefaultLimitBytes", "-1".to_string()),
+        ("backlogQuotaDefaultLimitSecond", "-1".to_string()),
+        ("httpMaxRequestSize", h.max_request_bytes.to_string()),
+    ])))
+}
+
+async fn get_load_report(State(s): State<AppState>, auth: AuthContext) -> ApiResult<Json<Value>> {
+    auth.check(Operation::Metrics, Resource::Cluster).await?;
+    let (each, topics) = s.broker.topics().loaded_stats();
+    let total = magnetar_broker::stats::aggregate(each.iter());
+    let consumers: usize = each.iter().flat_map(|t| t.subscriptions.values()).map(|s| s.consumers.len()).sum();
+    let backlog: u64 = each.iter().flat_map(|t| t.subscriptions.values()).map(|s| s.msg_backlog).sum();
+    let subscriptions: usize = each.iter().map(|t| t.subscriptions.len()).sum();
+    Ok(Json(json!({
+        "name": s.broker.broker_id(),
+        "brokerVersionString": env!("CARGO_PKG_VERSION"),
+        "timestamp": magnetar_core::now_millis(),
+        "msgRateIn": total.msg_rate_in,
+        "msgRateOut": total.msg_rate_out,
+        "msgThroughputIn": total.msg_throughput_in,
+        "msgThroughputOut": total.msg_throughput_out,
+        "numTopics": topics,
+        "numPartitions": each.len(),
+        "numSubscriptions": subscriptions,
+        "numConsumers": consumers,
+        "numProducers": 0,
+        "msgBacklog": backlog,
+        "storageSize": total.storage_size,
+        "offloadedStorageSize": total.offloaded_storage_size,
+        "localStorageSize": total.storage_size.saturating_sub(total.offloaded_storage_size),
+    })))
+}

@@ -1,0 +1,1 @@
+export { ServiceAccounts } from './components/ServiceAccounts';

@@ -1,0 +1,98 @@
+import { CopyButton } from '../../../components/Copy';
+import { formatTime } from '../../../lib/format';
+import { PAYLOAD_FORMATS, renderPayload, type PayloadFormat } from '../../../lib/payload';
+
+export interface ShownMessage {
+  messageId: string;
+  payload: string;
+  key?: string | null;
+  properties: Record<string, string>;
+  publishTime: string;
+  eventTime?: string | null;
+  size?: number;
+}
+
+export function FormatPicker({ value, onChange }: { value: PayloadFormat; onChange: (f: PayloadFormat) => void }) {
+  return (
+    <div className="field">
+      <label htmlFor="payload-format">Show payloads as</label>
+      <select id="payload-format" value={value} onChange={(e) => onChange(e.target.value as PayloadFormat)}>
+        {PAYLOAD_FORMATS.map((f) => (
+          <option key={f} value={f}>
+            {f === 'json' ? 'pretty JSON' : f}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}
+
+export function MessageDetail({ m, format, onClose }: { m: ShownMessage; format: PayloadFormat; onClose: () => void }) {
+  const { text, shownAs } = renderPayload(m.payload, format);
+  return (
+    <section className="card stack" aria-label={`Message ${m.messageId}`}>
+      <div className="row" style={{ justifyContent: 'space-between' }}>
+        <h3 style={{ margin: 0 }}>
+          Message <span className="mono">{m.messageId}</span>
+        </h3>
+        <button type="button" className="small" onClick={onClose}>
+          Close message
+        </button>
+      </div>
+      <dl className="tiles" style={{ margin: 0 }}>
+        <div className="tile">
+          <dt>Key</dt>
+          <dd className="mono">{m.key ?? '—'}</dd>
+        </div>
+        <div className="tile">
+          <dt>Published</dt>
+          <dd>{formatTime(m.publishTime)}</dd>
+        </div>
+        <div className="tile">
+          <dt>Event time</dt>
+          <dd>{m.eventTime ? formatTime(m.eventTime) : '—'}</dd>
+        </div>
+        {m.size !== undefined ? (
+          <div className="tile">
+            <dt>Size</dt>
+            <dd>{m.size} B</dd>
+          </div>
+        ) : null}
+      </dl>
+      {Object.keys(m.properties).length ? (
+        <div className="table-wrap">
+          <table>
+            <caption className="sr-only">Properties</caption>
+            <thead>
+              <tr>
+                <th scope="col">Property</th>
+                <th scope="col">Value</th>
+              </tr>
+            </thead>
+            <tbody>
+              {Object.entries(m.properties).map(([k, v]) => (
+                <tr key={k}>
+                  <td className="mono">{k}</td>
+                  <td className="mono">{v}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : (
+        <p className="muted">No properties.</p>
+      )}
+      <div>
+        <div className="row" style={{ justifyContent: 'space-between' }}>
+          <span>
+            Payload {shownAs !== format ? <span className="muted">(shown as {shownAs}: not {format === 'json' ? 'JSON' : 'text'})</span> : null}
+          </span>
+          <CopyButton text={text} label="Copy payload" />
+        </div>
+        <pre role="textbox" aria-readonly="true" aria-multiline="true" tabIndex={0} aria-label="Payload">
+          {text}
+        </pre>
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,1 @@
+export { MessagesPanel, type MessagesState } from './components/MessagesPanel';

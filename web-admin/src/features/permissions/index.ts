@@ -1,0 +1,2 @@
+export { NamespacePermissions } from './components/NamespacePermissions';
+export { TopicPermissions } from './components/TopicPermissions';

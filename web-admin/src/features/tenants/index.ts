@@ -1,0 +1,2 @@
+export { TenantSettings } from './components/TenantSettings';
+export { tenantKeys, fetchTenant } from './api';
