@@ -20,6 +20,8 @@ run_one() {
     local pid=$!
     for _ in $(seq 1 100); do curl -sf "$url/readyz" >/dev/null && break; sleep 0.1; done
     curl -sf -X PUT "$url/admin/v2/persistent/public/default/p1/partitions" -H 'content-type: application/json' -d 1 >/dev/null
+    # Created up front: builds before the hardening issue did not auto-create on REST produce.
+    curl -sf -X PUT "$url/admin/v2/persistent/public/default/one" >/dev/null
     local t=persistent://public/default
     say() { printf '%s round %s %-28s %s\n' "$label" "$round" "$1" "$(grep -E 'msg/s|req/s' | tail -n1)"; }
     "$PERF" perf produce --url "$url" --topic "$t/p1" -n 200000 -s 1024 -b 100 -c 4 2>&1 | say "rest-produce b100 c4"
