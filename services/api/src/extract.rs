@@ -1,6 +1,8 @@
 //! Request extraction shared by the routes: lenient JSON bodies (Pulsar tools send bare
 //! scalars such as `30` or `"Prefix"`), the caller's identity, and resource names parsed into
-//! types once, from the path, for the whole way to the broker.
+//! types once, from the path, for the whole way to the broker. Every rejection is an `ApiError`
+//! (a `{"reason"}` body), and the path extractors describe their parameters for the OpenAPI
+//! description (`params(TopicParam)` in a handler's `#[utoipa::path]`).
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -32,7 +34,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Like `JsonBody` but an empty body gives `None`.
+/// Like `JsonBody` but an empty body, or `null`, gives `None`.
 pub struct OptionalJsonBody<T>(pub Option<T>);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T> {
@@ -46,7 +48,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T>
             return Ok(OptionalJsonBody(None));
         }
         serde_json::from_slice(&bytes)
-            .map(|v| OptionalJsonBody(Some(v)))
+            .map(OptionalJsonBody)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
     }
 }
@@ -222,6 +224,46 @@ fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Result<&'a str,
     params.get(name).map(String::as_str).ok_or_else(|| ApiError::bad_request(format!("path has no {{{name}}}")))
 }
 
+/// `axum::extract::Query`, rejecting with a `{"reason"}` 400 like every other error.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| ApiError::bad_request(format!("invalid query string: {}", e.body_text())))
+    }
+}
+
+/// `axum::extract::Path` for the parameters that are not resource names, rejecting with a
+/// `{"reason"}` 400.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e| ApiError::bad_request(format!("invalid path: {}", e.body_text())))
+    }
+}
+
+/// The WebSocket handshake; a request that is not one is a `{"reason"}` 400.
+pub struct WsUpgrade(pub axum::extract::ws::WebSocketUpgrade);
+
+impl<S: Send + Sync> FromRequestParts<S> for WsUpgrade {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::ws::WebSocketUpgrade::from_request_parts(parts, state)
+            .await
+            .map(WsUpgrade)
+            .map_err(|e| ApiError::bad_request(format!("not a WebSocket handshake: {}", e.body_text())))
+    }
+}
+
 /// `{tenant}` of the path, parsed once (a bad name is Pulsar's 412).
 pub struct TenantParam(pub TenantName);
 
@@ -275,8 +317,61 @@ impl FromRequestParts<AppState> for SubscriptionParam {
     }
 }
 
-#[derive(Debug, serde::Deserialize, Default)]
+/// A name segment of the path, as the OpenAPI description lists it.
+fn name_param(name: &str, description: &str) -> utoipa::openapi::path::Parameter {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(magnetar_core::names::NAME_PATTERN))
+        .max_length(Some(magnetar_core::names::MAX_NAME_LEN));
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(utoipa::openapi::Required::True)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+}
+
+type Params = Vec<utoipa::openapi::path::Parameter>;
+type ParamIn = Option<utoipa::openapi::path::ParameterIn>;
+
+impl utoipa::IntoParams for TenantParam {
+    fn into_params(_: impl Fn() -> ParamIn) -> Params {
+        vec![name_param("tenant", "tenant name")]
+    }
+}
+
+impl utoipa::IntoParams for NamespaceParam {
+    fn into_params(f: impl Fn() -> ParamIn) -> Params {
+        let mut p = TenantParam::into_params(f);
+        p.push(name_param("namespace", "namespace name, without its tenant"));
+        p
+    }
+}
+
+impl utoipa::IntoParams for TopicParam {
+    fn into_params(f: impl Fn() -> ParamIn) -> Params {
+        let mut p = NamespaceParam::into_params(f);
+        p.push(name_param("topic", "local name of a persistent topic (`x-partition-N` names a partition)"));
+        p
+    }
+}
+
+impl utoipa::IntoParams for SubscriptionParam {
+    fn into_params(f: impl Fn() -> ParamIn) -> Params {
+        let mut p = TopicParam::into_params(f);
+        p.push(name_param("subscription", "subscription name"));
+        p
+    }
+}
+
+/// `?force=`: also delete what is in use or not empty.
+#[derive(Debug, serde::Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ForceQuery {
+    /// Delete even when in use (connected clients are disconnected) or not empty.
     #[serde(default)]
     pub force: bool,
 }

@@ -29,7 +29,7 @@ pub fn validate_name(name: &str) -> Result<(), AuthError> {
 }
 
 /// An account as the admin API returns it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountView {
     pub name: String,
@@ -50,7 +50,7 @@ impl From<ServiceAccount> for AccountView {
 }
 
 /// A token as listed (never its text).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenView {
     pub id: String,
@@ -66,7 +66,7 @@ impl From<ServiceAccountToken> for TokenView {
 }
 
 /// A freshly minted token: the only time its text is shown.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MintedToken {
     pub id: String,
