@@ -28,9 +28,36 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::new(e.status(), format!("cannot read request body: {}", e.body_text())))?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+        from_json(&bytes).map(JsonBody).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// Parses a body. JSON Schema (and Pulsar's Jackson) take `5.0` for the integer 5; serde does
+/// not, so a body that fails is parsed again with integral numbers made integers (the first
+/// error is the one reported).
+fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    match serde_json::from_slice(bytes) {
+        Ok(v) => Ok(v),
+        Err(e) => match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(value) => serde_json::from_value(integral(value)).map_err(|_| e),
+            Err(_) => Err(e),
+        },
+    }
+}
+
+/// `value` with every number that is a whole float within `i64` made an integer.
+pub fn integral(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => {
+                Value::from(f as i64)
+            }
+            _ => Value::Number(n),
+        },
+        Value::Array(a) => Value::Array(a.into_iter().map(integral).collect()),
+        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, integral(v))).collect()),
+        other => other,
     }
 }
 
@@ -47,9 +74,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T>
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJsonBody(None));
         }
-        serde_json::from_slice(&bytes)
-            .map(OptionalJsonBody)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+        from_json(&bytes).map(OptionalJsonBody).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
     }
 }
 
@@ -276,6 +301,9 @@ pub struct TopicParam(pub TopicName);
 /// A persistent topic and `{subscription}` of the path.
 pub struct SubscriptionParam(pub TopicName, pub SubscriptionName);
 
+/// `{subscription}` of a path that names no topic (namespace-wide subscription operations).
+pub struct SubscriptionNameParam(pub SubscriptionName);
+
 fn topic_of(params: &HashMap<String, String>) -> Result<TopicName, ApiError> {
     Ok(TopicName::from_parts(
         "persistent",
@@ -305,6 +333,14 @@ impl FromRequestParts<AppState> for TopicParam {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         Ok(TopicParam(topic_of(&path_params(parts, state).await?)?))
+    }
+}
+
+impl FromRequestParts<AppState> for SubscriptionNameParam {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let params = path_params(parts, state).await?;
+        Ok(SubscriptionNameParam(SubscriptionName::new(param(&params, "subscription")?)?))
     }
 }
 
@@ -362,9 +398,54 @@ impl utoipa::IntoParams for TopicParam {
 impl utoipa::IntoParams for SubscriptionParam {
     fn into_params(f: impl Fn() -> ParamIn) -> Params {
         let mut p = TopicParam::into_params(f);
-        p.push(name_param("subscription", "subscription name"));
+        p.extend(SubscriptionNameParam::into_params(|| None));
         p
     }
+}
+
+impl utoipa::IntoParams for SubscriptionNameParam {
+    fn into_params(_: impl Fn() -> ParamIn) -> Params {
+        vec![name_param("subscription", "subscription name")]
+    }
+}
+
+/// A bare integer body with a lower bound the handler enforces, described with that bound.
+macro_rules! bounded_integer {
+    ($(#[doc = $doc:literal])* $name:ident($int:ty, $format:ident, min = $min:literal $(, max = $max:literal)?)) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Clone, Copy, serde::Deserialize)]
+        pub struct $name(pub $int);
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::$format)))
+                    .minimum(Some($min))
+                    $(.maximum(Some($max)))?
+                    .description(Some(concat!($($doc),*).trim()))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+bounded_integer! {
+    /// Seconds, 0 or more.
+    NonNegativeSeconds(i32, Int32, min = 0)
+}
+
+bounded_integer! {
+    /// -1 (off) or more.
+    MinusOneOrMore(i64, Int64, min = -1)
+}
+
+bounded_integer! {
+    /// A number of partitions, 1 to 2^32 - 1 (406 otherwise).
+    PartitionCount(i64, Int64, min = 1, max = 4_294_967_295_i64)
 }
 
 /// `?force=`: also delete what is in use or not empty.

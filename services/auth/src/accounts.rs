@@ -13,6 +13,9 @@ pub fn role_of(tenant: &TenantName, name: &str) -> String {
     format!("{name}@{tenant}")
 }
 
+/// What `validate_name` accepts, as a regular expression (for the OpenAPI description).
+pub const NAME_PATTERN: &str = "^[a-z0-9][a-z0-9_-]{0,63}$";
+
 /// Lowercase letters, digits, `-` and `_`, starting with a letter or digit, at most 64.
 pub fn validate_name(name: &str) -> Result<(), AuthError> {
     let ok = !name.is_empty()

@@ -11,9 +11,11 @@ use utoipa::ToSchema;
 #[serde(rename_all = "camelCase")]
 pub struct RetentionPolicies {
     /// Minutes acknowledged messages are kept (-1 infinite, 0 none).
+    #[schema(minimum = -1)]
     pub retention_time_in_minutes: i32,
     /// Megabytes of acknowledged messages kept per topic (-1 infinite, 0 none).
     #[serde(rename = "retentionSizeInMB")]
+    #[schema(minimum = -1)]
     pub retention_size_in_mb: i64,
 }
 

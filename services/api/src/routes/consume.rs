@@ -154,13 +154,19 @@ async fn pull_messages(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AckBody {
-    /// Ids as pulled (`L:E:P`), or the base64 ids of the WebSocket API; at least one.
-    #[schema(min_items = 1)]
+    /// Ids as pulled (`L:E:P`; the base64 ids of the WebSocket API are taken too); at least one.
+    #[schema(min_items = 1, inline, value_type = Vec<MessageIdText>)]
     pub message_ids: Vec<String>,
     /// For a nack: milliseconds before redelivery (default 0).
     #[serde(default)]
     pub redelivery_delay_ms: Option<u64>,
 }
+
+/// A message id in its text form, `ledgerId:entryId[:partition]`.
+#[derive(ToSchema)]
+#[schema(pattern = "^-?[0-9]{1,18}:-?[0-9]{1,18}(:-?[0-9]{1,9})?$", example = "0:3:-1")]
+#[allow(dead_code)]
+struct MessageIdText(String);
 
 /// Accepts the text form `L:E[:P]` and the base64 protobuf form of WebSocket messages.
 fn parse_ids(ids: &[String]) -> Result<Vec<MessageId>, ApiError> {

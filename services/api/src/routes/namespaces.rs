@@ -5,7 +5,9 @@ use crate::error::{
     ApiResult, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, Unauthorized,
     Unavailable,
 };
-use crate::extract::{AuthContext, ForceQuery, JsonBody, NamespaceParam, OptionalJsonBody, Query, TenantParam};
+use crate::extract::{
+    AuthContext, ForceQuery, JsonBody, NamespaceParam, NonNegativeSeconds, OptionalJsonBody, Query, TenantParam,
+};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -182,18 +184,16 @@ async fn get_message_ttl(
 ///
 /// Bare seconds, 0 or more (412 otherwise): unacknowledged messages older than this expire.
 #[utoipa::path(post, path = "/admin/v2/namespaces/{tenant}/{namespace}/messageTTL", tag = "namespaces",
-    params(NamespaceParam), request_body(content = i64, description = "seconds", example = 3600),
+    params(NamespaceParam), request_body(content = NonNegativeSeconds, description = "seconds", example = 3600),
     responses((status = 204, description = "set"),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn set_message_ttl(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-    JsonBody(ttl): JsonBody<i64>,
+    JsonBody(NonNegativeSeconds(ttl)): JsonBody<NonNegativeSeconds>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::SetNamespacePolicy, &name).await?;
-    let ttl =
-        i32::try_from(ttl).map_err(|_| BrokerError::InvalidPolicy(format!("messageTTL {ttl} is out of range")))?;
     if ttl < 0 {
         return Err(BrokerError::InvalidPolicy(format!("messageTTL {ttl} must be 0 or positive")).into());
     }

@@ -10,7 +10,7 @@ use crate::error::{
     ApiResult, BadRequest, Conflict, Forbidden, MethodNotAllowed, NotFound, PayloadTooLarge, PreconditionFailed,
     Unauthorized, Unavailable,
 };
-use crate::extract::{AuthContext, JsonBody, NamespaceParam, TopicParam};
+use crate::extract::{AuthContext, JsonBody, MinusOneOrMore, NamespaceParam, TopicParam};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -48,12 +48,15 @@ pub struct OffloadPolicies {
     /// Bytes of a topic kept in the local tier before sealed segments move to object storage
     /// (-1 off, 0 as soon as sealed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = -1)]
     pub managed_ledger_offload_threshold_in_bytes: Option<i64>,
     /// Age in seconds after which sealed segments move (-1 off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = -1)]
     pub managed_ledger_offload_threshold_in_seconds: Option<i64>,
     /// Milliseconds a moved segment's local copy is kept (-1 kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = -1)]
     pub managed_ledger_offload_deletion_lag_in_millis: Option<i64>,
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -95,6 +98,10 @@ async fn change(
     s.broker.admin().update_policies(name, f).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Get the offload threshold of a namespace
+///
+/// Bare bytes (-1 off, 0 as soon as a segment is sealed).
 #[utoipa::path(get, path = "/admin/v2/namespaces/{tenant}/{namespace}/offloadThreshold", tag = "namespaces",
     params(NamespaceParam),
     responses((status = 200, description = "bytes", body = i64),
@@ -107,15 +114,19 @@ async fn get_offload_threshold(
     let p = read(&s, &auth, &name).await?;
     Ok(Json(policy_field(&p, THRESHOLD).unwrap_or(p.offload_threshold)))
 }
+
+/// Set the offload threshold of a namespace
+///
+/// Bare bytes, -1 or more.
 #[utoipa::path(put, path = "/admin/v2/namespaces/{tenant}/{namespace}/offloadThreshold", tag = "namespaces",
-    params(NamespaceParam), request_body(content = i64, example = 1073741824),
+    params(NamespaceParam), request_body(content = MinusOneOrMore, example = 1073741824),
     responses((status = 204, description = "set"),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn set_offload_threshold(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-    JsonBody(v): JsonBody<i64>,
+    JsonBody(MinusOneOrMore(v)): JsonBody<MinusOneOrMore>,
 ) -> ApiResult<StatusCode> {
     at_least_minus_one("offloadThreshold", v)?;
     change(&s, &auth, &name, |p| {
@@ -125,6 +136,10 @@ async fn set_offload_threshold(
     })
     .await
 }
+
+/// Get the offload age threshold of a namespace
+///
+/// Bare seconds (-1 off).
 #[utoipa::path(get, path = "/admin/v2/namespaces/{tenant}/{namespace}/offloadThresholdInSeconds", tag = "namespaces",
     params(NamespaceParam),
     responses((status = 200, description = "seconds", body = i64),
@@ -137,15 +152,19 @@ async fn get_offload_threshold_in_seconds(
     let p = read(&s, &auth, &name).await?;
     Ok(Json(policy_field(&p, THRESHOLD_SECS).or(p.offload_threshold_in_seconds).unwrap_or(-1)))
 }
+
+/// Set the offload age threshold of a namespace
+///
+/// Bare seconds, -1 or more.
 #[utoipa::path(put, path = "/admin/v2/namespaces/{tenant}/{namespace}/offloadThresholdInSeconds", tag = "namespaces",
-    params(NamespaceParam), request_body(content = i64, example = 3600),
+    params(NamespaceParam), request_body(content = MinusOneOrMore, example = 3600),
     responses((status = 204, description = "set"),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn set_offload_threshold_in_seconds(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-    JsonBody(v): JsonBody<i64>,
+    JsonBody(MinusOneOrMore(v)): JsonBody<MinusOneOrMore>,
 ) -> ApiResult<StatusCode> {
     at_least_minus_one("offloadThresholdInSeconds", v)?;
     change(&s, &auth, &name, |p| {
@@ -155,6 +174,10 @@ async fn set_offload_threshold_in_seconds(
     })
     .await
 }
+
+/// Get the deletion lag of offloaded segments' local copies
+///
+/// Bare milliseconds, or `null` when unset (the broker's default applies).
 #[utoipa::path(get, path = "/admin/v2/namespaces/{tenant}/{namespace}/offloadDeletionLagMs", tag = "namespaces",
     params(NamespaceParam),
     responses((status = 200, description = "milliseconds, or null", body = Option<i64>),
@@ -167,15 +190,19 @@ async fn get_offload_deletion_lag(
     let p = read(&s, &auth, &name).await?;
     Ok(Json(policy_field(&p, DELETION_LAG).or(p.offload_deletion_lag_ms)))
 }
+
+/// Set the deletion lag of offloaded segments' local copies
+///
+/// Bare milliseconds, -1 (local copies kept) or more.
 #[utoipa::path(put, path = "/admin/v2/namespaces/{tenant}/{namespace}/offloadDeletionLagMs", tag = "namespaces",
-    params(NamespaceParam), request_body(content = i64, example = 14400000),
+    params(NamespaceParam), request_body(content = MinusOneOrMore, example = 14400000),
     responses((status = 204, description = "set"),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn set_offload_deletion_lag(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-    JsonBody(v): JsonBody<i64>,
+    JsonBody(MinusOneOrMore(v)): JsonBody<MinusOneOrMore>,
 ) -> ApiResult<StatusCode> {
     at_least_minus_one("offloadDeletionLagMs", v)?;
     change(&s, &auth, &name, |p| {
@@ -185,6 +212,8 @@ async fn set_offload_deletion_lag(
     })
     .await
 }
+
+/// Remove the deletion lag of offloaded segments' local copies
 #[utoipa::path(delete, path = "/admin/v2/namespaces/{tenant}/{namespace}/offloadDeletionLagMs", tag = "namespaces",
     params(NamespaceParam),
     responses((status = 204, description = "removed"),
@@ -201,6 +230,10 @@ async fn remove_offload_deletion_lag(
     })
     .await
 }
+
+/// Get the offload policies of a namespace
+///
+/// 204 without a body when none are set (Pulsar's null).
 #[utoipa::path(get, path = "/admin/v2/namespaces/{tenant}/{namespace}/offloadPolicies", tag = "namespaces",
     params(NamespaceParam),
     responses((status = 200, description = "the policies", body = OffloadPolicies),
@@ -217,6 +250,8 @@ async fn get_offload_policies(
         None => StatusCode::NO_CONTENT.into_response(),
     })
 }
+
+/// Set the offload policies of a namespace
 #[utoipa::path(post, path = "/admin/v2/namespaces/{tenant}/{namespace}/offloadPolicies", tag = "namespaces",
     params(NamespaceParam), request_body = OffloadPolicies,
     responses((status = 204, description = "set"),
@@ -251,6 +286,8 @@ async fn set_offload_policies(
     })
     .await
 }
+
+/// Remove the offload policies of a namespace
 #[utoipa::path(delete, path = "/admin/v2/namespaces/{tenant}/{namespace}/removeOffloadPolicies", tag = "namespaces",
     params(NamespaceParam),
     responses((status = 204, description = "removed"),
@@ -266,6 +303,11 @@ async fn remove_offload_policies(
     })
     .await
 }
+
+/// Offload a topic up to a message id
+///
+/// Offloads every sealed segment before the id, in the background; 409 while an earlier
+/// request still runs.
 #[utoipa::path(put, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/offload", tag = "persistent topic",
     params(TopicParam), request_body = MessageId,
     responses((status = 204, description = "started"),
@@ -281,6 +323,7 @@ async fn trigger_offload(
     s.broker.offloader().trigger(&name, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
 /// Get the status of a topic's last offload request
 #[utoipa::path(get, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/offload", tag = "persistent topic",
     params(TopicParam),

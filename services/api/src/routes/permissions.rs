@@ -8,14 +8,14 @@ use crate::error::{
     ApiError, ApiResult, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, Unauthorized,
     Unavailable,
 };
-use crate::extract::{AuthContext, JsonBody, NamespaceParam, Path, TopicParam};
+use crate::extract::{AuthContext, JsonBody, NamespaceParam, Path, SubscriptionNameParam, TopicParam};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use magnetar_auth::authorize::topic_grant_key;
 use magnetar_auth::{Action, Operation};
 use magnetar_broker::{BrokerError, Entity};
-use magnetar_core::{NamespaceName, SubscriptionName};
+use magnetar_core::NamespaceName;
 use std::collections::BTreeMap;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -36,9 +36,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 type Grants = BTreeMap<String, Vec<String>>;
 
+/// A role name, not blank (400 otherwise).
+#[derive(utoipa::ToSchema)]
+#[schema(pattern = "\\S")]
+#[allow(dead_code)]
+struct RoleName(String);
+
 /// `{role}` of the path (the namespace or topic comes from its own extractor).
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
 struct RolePath {
+    /// Role name (not blank).
+    #[param(min_length = 1, pattern = "\\S")]
     role: String,
 }
 
@@ -78,7 +87,7 @@ async fn get_namespace_permissions(
 /// Body `["produce","consume"]` (also `functions`, `sources`, `sinks`, `packages`); replaces the
 /// role's actions on the namespace.
 #[utoipa::path(post, path = "/admin/v2/namespaces/{tenant}/{namespace}/permissions/{role}", tag = "namespaces",
-    params(NamespaceParam, ("role" = String, Path, description = "role name")), request_body = Vec<Action>,
+    params(NamespaceParam, RolePath), request_body = Vec<Action>,
     responses((status = 204, description = "granted"), BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn grant_namespace_permission(
     State(s): State<AppState>,
@@ -99,7 +108,7 @@ async fn grant_namespace_permission(
 
 /// Revoke a role's grant on a namespace
 #[utoipa::path(delete, path = "/admin/v2/namespaces/{tenant}/{namespace}/permissions/{role}", tag = "namespaces",
-    params(NamespaceParam, ("role" = String, Path, description = "role name")),
+    params(NamespaceParam, RolePath),
     responses((status = 204, description = "revoked"), BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn revoke_namespace_permission(
     State(s): State<AppState>,
@@ -113,21 +122,6 @@ async fn revoke_namespace_permission(
         Ok(())
     })
     .await
-}
-
-#[derive(serde::Deserialize)]
-struct SubscriptionPath {
-    subscription: String,
-}
-
-#[derive(serde::Deserialize)]
-struct SubscriptionRolePath {
-    subscription: String,
-    role: String,
-}
-
-fn subscription(s: &str) -> Result<SubscriptionName, ApiError> {
-    Ok(SubscriptionName::new(s.to_string())?)
 }
 
 /// Get the subscription role lists of a namespace
@@ -151,18 +145,17 @@ async fn get_subscription_permissions(
 /// every topic of the namespace (they still need a `consume` grant). An empty list lifts the
 /// restriction.
 #[utoipa::path(post, path = "/admin/v2/namespaces/{tenant}/{namespace}/permissions/subscription/{subscription}", tag = "namespaces",
-    params(NamespaceParam, ("subscription" = String, Path, description = "subscription name")),
-    request_body(content = Vec<String>, description = "role names", example = json!(["app-a"])),
+    params(NamespaceParam, SubscriptionNameParam),
+    request_body(content = Vec<RoleName>, description = "role names", example = json!(["app-a"])),
     responses((status = 204, description = "set"), BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn grant_subscription_permission(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-    Path(p): Path<SubscriptionPath>,
+    SubscriptionNameParam(sub): SubscriptionNameParam,
     JsonBody(roles): JsonBody<Vec<String>>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::GrantPermission, &name).await?;
-    let sub = subscription(&p.subscription)?;
     let mut roles = roles.iter().map(|r| role(r).map(str::to_string)).collect::<Result<Vec<_>, _>>()?;
     roles.sort();
     roles.dedup();
@@ -184,16 +177,16 @@ async fn grant_subscription_permission(
 /// last role goes, the subscription is open to every role with `consume` again. 404 when the
 /// subscription has no role list.
 #[utoipa::path(delete, path = "/admin/v2/namespaces/{tenant}/{namespace}/permissions/{subscription}/{role}", tag = "namespaces",
-    params(NamespaceParam, ("subscription" = String, Path, description = "subscription name"), ("role" = String, Path, description = "role name")),
+    params(NamespaceParam, SubscriptionNameParam, RolePath),
     responses((status = 204, description = "removed"), BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn revoke_subscription_permission(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-    Path(p): Path<SubscriptionRolePath>,
+    SubscriptionNameParam(sub): SubscriptionNameParam,
+    Path(p): Path<RolePath>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::RevokePermission, &name).await?;
-    let sub = subscription(&p.subscription)?;
     change_auth(&s, &name, |pol| {
         let lists = &mut pol.auth_policies.subscription_auth_roles;
         let Some(roles) = lists.get_mut(sub.as_str()) else {
@@ -273,7 +266,7 @@ async fn get_topic_permissions(
 ///
 /// Stored in the namespace's `destination_auth`, keyed by the base topic name.
 #[utoipa::path(post, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/permissions/{role}", tag = "persistent topic",
-    params(TopicParam, ("role" = String, Path, description = "role name")), request_body = Vec<Action>,
+    params(TopicParam, RolePath), request_body = Vec<Action>,
     responses((status = 204, description = "granted"), BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn grant_topic_permission(
     State(s): State<AppState>,
@@ -296,7 +289,7 @@ async fn grant_topic_permission(
 ///
 /// Pulsar answers 412 when the role has no grant on the topic itself.
 #[utoipa::path(delete, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/permissions/{role}", tag = "persistent topic",
-    params(TopicParam, ("role" = String, Path, description = "role name")),
+    params(TopicParam, RolePath),
     responses((status = 204, description = "revoked"), BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn revoke_topic_permission(
     State(s): State<AppState>,

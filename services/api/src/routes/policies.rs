@@ -6,7 +6,9 @@ use crate::error::{
     ApiError, ApiResult, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, Unauthorized,
     Unavailable,
 };
-use crate::extract::{AuthContext, JsonBody, NamespaceParam, Path, Query, SubscriptionParam, TopicParam};
+use crate::extract::{
+    AuthContext, JsonBody, NamespaceParam, Path, Query, SubscriptionNameParam, SubscriptionParam, TopicParam,
+};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -72,6 +74,7 @@ impl BacklogQuotaType {
 struct QuotaTypeQuery {
     /// The quota to set or remove (default `destination_storage`).
     #[serde(default)]
+    #[param(inline)]
     backlog_quota_type: BacklogQuotaType,
 }
 
@@ -148,6 +151,7 @@ pub struct AutoTopicCreationOverride {
     pub topic_type: Option<String>,
     /// Partitions of a topic created `partitioned`; positive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub default_num_partitions: Option<i64>,
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -253,39 +257,33 @@ async fn clear_namespace_backlog(
     clear_backlog(&s, &name, None).await
 }
 
-#[derive(Deserialize)]
-struct SubscriptionOnly {
-    subscription: String,
-}
-
 /// Clear one subscription's backlog on every topic of a namespace
 #[utoipa::path(post, path = "/admin/v2/namespaces/{tenant}/{namespace}/clearBacklog/{subscription}",
-    tag = "namespaces", params(NamespaceParam, ("subscription" = String, Path, description = "subscription name")),
+    tag = "namespaces", params(NamespaceParam, SubscriptionNameParam),
     responses((status = 204, description = "cleared"),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn clear_namespace_subscription_backlog(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-    Path(p): Path<SubscriptionOnly>,
+    SubscriptionNameParam(sub): SubscriptionNameParam,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::ClearBacklog, &name).await?;
-    clear_backlog(&s, &name, Some(&p.subscription)).await
+    clear_backlog(&s, &name, Some(sub.as_str())).await
 }
 
 /// Delete a subscription from every topic of a namespace
 #[utoipa::path(post, path = "/admin/v2/namespaces/{tenant}/{namespace}/unsubscribe/{subscription}",
-    tag = "namespaces", params(NamespaceParam, ("subscription" = String, Path, description = "subscription name")),
+    tag = "namespaces", params(NamespaceParam, SubscriptionNameParam),
     responses((status = 204, description = "deleted"),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn unsubscribe_namespace(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(namespace): NamespaceParam,
-    Path(p): Path<SubscriptionOnly>,
+    SubscriptionNameParam(sub): SubscriptionNameParam,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::ClearBacklog, &namespace).await?;
-    let sub = SubscriptionName::new(p.subscription)?;
     for topic in s.broker.topics().list(&namespace).await? {
         let name: TopicName = topic.parse()?;
         if s.broker.subscriptions().list(&name).await?.iter().any(|n| n == sub.as_str()) {

@@ -34,6 +34,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_token))
 }
 
+/// `{name}` of an account's path, as the description lists it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct AccountPath {
+    /// Account name: 1 to 64 lowercase letters, digits, `-` or `_`.
+    #[param(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
+    name: String,
+}
+
 /// A new service account.
 #[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -67,7 +77,7 @@ async fn list_service_accounts(
 /// Create a service account
 ///
 /// Its role is `name@tenant`; grant it actions like any role.
-#[utoipa::path(put, path = "/admin/v2/tenants/{tenant}/service-accounts/{name}", tag = "service accounts", params(TenantParam, ("name" = String, Path, description = "account name: 1 to 64 lowercase letters, digits, `-` or `_`")),
+#[utoipa::path(put, path = "/admin/v2/tenants/{tenant}/service-accounts/{name}", tag = "service accounts", params(TenantParam, AccountPath),
     request_body = Option<AccountBody>,
     responses((status = 204, description = "created"),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
@@ -84,7 +94,7 @@ async fn create_service_account(
 }
 
 /// Get a service account
-#[utoipa::path(get, path = "/admin/v2/tenants/{tenant}/service-accounts/{name}", tag = "service accounts", params(TenantParam, ("name" = String, Path, description = "account name: 1 to 64 lowercase letters, digits, `-` or `_`")),
+#[utoipa::path(get, path = "/admin/v2/tenants/{tenant}/service-accounts/{name}", tag = "service accounts", params(TenantParam, AccountPath),
     responses((status = 200, description = "the account", body = AccountView), BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
 async fn get_service_account(
     State(s): State<AppState>,
@@ -99,7 +109,7 @@ async fn get_service_account(
 /// Delete a service account
 ///
 /// Its tokens are revoked.
-#[utoipa::path(delete, path = "/admin/v2/tenants/{tenant}/service-accounts/{name}", tag = "service accounts", params(TenantParam, ("name" = String, Path, description = "account name: 1 to 64 lowercase letters, digits, `-` or `_`")),
+#[utoipa::path(delete, path = "/admin/v2/tenants/{tenant}/service-accounts/{name}", tag = "service accounts", params(TenantParam, AccountPath),
     responses((status = 204, description = "deleted"), BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
 async fn delete_service_account(
     State(s): State<AppState>,
@@ -115,7 +125,7 @@ async fn delete_service_account(
 /// Mint a token for a service account
 ///
 /// The token's text is in this answer only.
-#[utoipa::path(post, path = "/admin/v2/tenants/{tenant}/service-accounts/{name}/tokens", tag = "service accounts", params(TenantParam, ("name" = String, Path, description = "account name: 1 to 64 lowercase letters, digits, `-` or `_`")),
+#[utoipa::path(post, path = "/admin/v2/tenants/{tenant}/service-accounts/{name}/tokens", tag = "service accounts", params(TenantParam, AccountPath),
     request_body = TokenBody,
     responses((status = 200, description = "the token", body = MintedToken),
         BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, PayloadTooLarge, NotImplemented,
@@ -134,7 +144,7 @@ async fn create_token(
 /// List the live tokens of a service account
 ///
 /// Their ids, never their text.
-#[utoipa::path(get, path = "/admin/v2/tenants/{tenant}/service-accounts/{name}/tokens", tag = "service accounts", params(TenantParam, ("name" = String, Path, description = "account name: 1 to 64 lowercase letters, digits, `-` or `_`")),
+#[utoipa::path(get, path = "/admin/v2/tenants/{tenant}/service-accounts/{name}/tokens", tag = "service accounts", params(TenantParam, AccountPath),
     responses((status = 200, description = "the tokens", body = Vec<TokenView>), BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
 async fn list_tokens(
     State(s): State<AppState>,
@@ -150,7 +160,7 @@ async fn list_tokens(
 ///
 /// Every broker refuses it within seconds.
 #[utoipa::path(delete, path = "/admin/v2/tenants/{tenant}/service-accounts/{name}/tokens/{id}", tag = "service accounts",
-    params(TenantParam, ("name" = String, Path, description = "account name: 1 to 64 lowercase letters, digits, `-` or `_`"), ("id" = String, Path, description = "token id")),
+    params(TenantParam, AccountPath, ("id" = String, Path, description = "token id")),
     responses((status = 204, description = "revoked"), BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
 async fn revoke_token(
     State(s): State<AppState>,
@@ -161,4 +171,17 @@ async fn revoke_token(
     auth.check(Operation::RevokeServiceAccountToken, &tenant).await?;
     s.auth.revoke_service_account_token(&tenant, &name, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::IntoParams;
+
+    #[test]
+    fn the_described_name_pattern_is_the_one_the_accounts_check() {
+        let params = AccountPath::into_params(|| None);
+        let json = serde_json::to_value(&params[0]).expect("serializes");
+        assert_eq!(json["schema"]["pattern"], magnetar_auth::accounts::NAME_PATTERN);
+    }
 }

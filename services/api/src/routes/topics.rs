@@ -5,7 +5,9 @@ use crate::error::{
     ApiError, ApiResult, BadRequest, Conflict, Forbidden, MethodNotAllowed, NotAcceptable, NotFound, PayloadTooLarge,
     PreconditionFailed, Unauthorized, Unavailable,
 };
-use crate::extract::{AuthContext, ForceQuery, JsonBody, NamespaceParam, OptionalJsonBody, Query, TopicParam};
+use crate::extract::{
+    AuthContext, ForceQuery, JsonBody, NamespaceParam, OptionalJsonBody, PartitionCount, Query, TopicParam,
+};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -87,17 +89,28 @@ pub struct PartitionedTopicMetadata {
     pub properties: BTreeMap<String, String>,
 }
 
-/// The body of a partition count change: a bare count, or Pulsar's metadata object.
+/// A new number of partitions with Pulsar's metadata object.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewPartitions {
+    /// 1 to 2^32 - 1 (406 otherwise).
+    #[schema(minimum = 1, maximum = 4_294_967_295_i64)]
+    pub partitions: i64,
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// The body of a partition count change: a bare count (more than 0, 406 otherwise), or Pulsar's
+/// metadata object.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum PartitionsBody {
-    Count(i64),
-    Metadata(PartitionedTopicMetadata),
+    Count(PartitionCount),
+    Metadata(NewPartitions),
 }
 
 fn parse_partition_body(v: Value) -> Result<(i64, BTreeMap<String, String>), ApiError> {
-    match serde_json::from_value(v) {
-        Ok(PartitionsBody::Count(n)) => Ok((n, BTreeMap::new())),
+    match serde_json::from_value(crate::extract::integral(v)) {
+        Ok(PartitionsBody::Count(PartitionCount(n))) => Ok((n, BTreeMap::new())),
         Ok(PartitionsBody::Metadata(m)) => Ok((m.partitions, m.properties)),
         Err(_) => Err(ApiError::bad_request("expected the number of partitions, or {\"partitions\": N}")),
     }
@@ -121,7 +134,7 @@ fn partition_count(n: i64) -> Result<u32, ApiError> {
     params(TopicParam),
     request_body(content(
         (PartitionsBody = "application/json", example = 3),
-        (PartitionedTopicMetadata = "application/vnd.partitioned-topic-metadata+json"))),
+        (NewPartitions = "application/vnd.partitioned-topic-metadata+json"))),
     responses((status = 204, description = "created"),
         BadRequest, Unauthorized, Forbidden, NotFound, NotAcceptable, Conflict, PreconditionFailed, PayloadTooLarge,
         Unavailable))]

@@ -66,9 +66,11 @@ enum SubscriptionInitialPosition {
 struct ConsumerQuery {
     /// Default `Exclusive`.
     #[serde(default, deserialize_with = "lenient_enum")]
+    #[param(inline)]
     subscription_type: Option<SubType>,
     /// Where a subscription this creates starts (default `Latest`).
     #[serde(default, deserialize_with = "lenient_enum")]
+    #[param(inline)]
     subscription_initial_position: Option<SubscriptionInitialPosition>,
     /// Unacknowledged deliveries at once in push mode (default and most 1000).
     #[serde(default, deserialize_with = "lenient")]

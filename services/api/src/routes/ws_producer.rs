@@ -135,9 +135,11 @@ enum MessageRoutingMode {
 struct ProducerQuery {
     /// Default `JavaStringHash`.
     #[serde(default, deserialize_with = "lenient_enum")]
+    #[param(inline)]
     hashing_scheme: Option<HashingScheme>,
     /// Default `RoundRobinPartition`.
     #[serde(default, deserialize_with = "lenient_enum")]
+    #[param(inline)]
     message_routing_mode: Option<MessageRoutingMode>,
     /// A JWT, for clients that cannot send `Authorization` (used only without that header).
     #[allow(dead_code)]
