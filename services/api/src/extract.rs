@@ -434,8 +434,8 @@ macro_rules! bounded_integer {
 }
 
 bounded_integer! {
-    /// Seconds, 0 or more.
-    NonNegativeSeconds(i32, Int32, min = 0)
+    /// Seconds, 0 to 2^31 - 1 (412 otherwise, as Pulsar).
+    NonNegativeSeconds(i64, Int64, min = 0, max = 2_147_483_647_i64)
 }
 
 bounded_integer! {

@@ -194,6 +194,8 @@ async fn set_message_ttl(
     JsonBody(NonNegativeSeconds(ttl)): JsonBody<NonNegativeSeconds>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::SetNamespacePolicy, &name).await?;
+    let ttl =
+        i32::try_from(ttl).map_err(|_| BrokerError::InvalidPolicy(format!("messageTTL {ttl} is out of range")))?;
     if ttl < 0 {
         return Err(BrokerError::InvalidPolicy(format!("messageTTL {ttl} must be 0 or positive")).into());
     }
