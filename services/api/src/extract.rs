@@ -21,13 +21,14 @@ use std::sync::Arc;
 /// A JSON body parsed whatever the content type says; malformed JSON is a 400 with a reason.
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned + utoipa::PartialSchema> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::new(e.status(), format!("cannot read request body: {}", e.body_text())))?;
+        refuse_array::<T>(&bytes)?;
         from_json(&bytes).map(JsonBody).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
     }
 }
@@ -42,6 +43,34 @@ fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> 
             Ok(value) => serde_json::from_value(integral(value)).map_err(|_| e),
             Err(_) => Err(e),
         },
+    }
+}
+
+/// serde's derive reads a struct from a JSON array too (`[]` is a `TenantInfo` with every field
+/// defaulted, `[60, 64]` a `RetentionPolicies`); the description says object, and so does the
+/// server: an array where the body's schema has none is a 400.
+fn refuse_array<T: utoipa::PartialSchema>(bytes: &[u8]) -> Result<(), ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') && !admits_array(&T::schema()) {
+        return Err(ApiError::bad_request("invalid JSON body: expected an object, not an array"));
+    }
+    Ok(())
+}
+
+fn admits_array(schema: &utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>) -> bool {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{Schema, SchemaType, Type};
+    match schema {
+        RefOr::T(Schema::Array(_)) => true,
+        RefOr::T(Schema::Object(o)) => match &o.schema_type {
+            SchemaType::Type(t) => *t == Type::Array,
+            SchemaType::Array(ts) => ts.contains(&Type::Array),
+            SchemaType::AnyValue => true,
+        },
+        RefOr::T(Schema::OneOf(o)) => o.items.iter().any(admits_array),
+        RefOr::T(Schema::AnyOf(o)) => o.items.iter().any(admits_array),
+        RefOr::T(Schema::AllOf(o)) => o.items.iter().all(admits_array),
+        // A named schema or a future kind: let serde decide.
+        _ => true,
     }
 }
 
@@ -64,7 +93,7 @@ pub fn integral(value: serde_json::Value) -> serde_json::Value {
 /// Like `JsonBody` but an empty body, or `null`, gives `None`.
 pub struct OptionalJsonBody<T>(pub Option<T>);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned + utoipa::PartialSchema> FromRequest<S> for OptionalJsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
@@ -74,6 +103,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T>
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJsonBody(None));
         }
+        refuse_array::<T>(&bytes)?;
         from_json(&bytes).map(OptionalJsonBody).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
     }
 }
@@ -455,4 +485,31 @@ pub struct ForceQuery {
     /// Delete even when in use (connected clients are disconnected) or not empty.
     #[serde(default)]
     pub force: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_array_is_refused_where_the_schema_has_an_object() {
+        assert!(refuse_array::<magnetar_metadata::TenantInfo>(b" []").is_err());
+        assert!(refuse_array::<magnetar_core::RetentionPolicies>(b"[60, 64]").is_err());
+        assert!(refuse_array::<magnetar_metadata::TenantInfo>(b"{}").is_ok());
+        assert!(refuse_array::<Vec<String>>(b"[\"a\"]").is_ok());
+        assert!(refuse_array::<serde_json::Value>(b"[1]").is_ok());
+    }
+
+    #[test]
+    fn whole_floats_are_integers() {
+        let r: magnetar_core::RetentionPolicies =
+            from_json(br#"{"retentionTimeInMinutes": 60.0, "retentionSizeInMB": -1}"#).expect("parses");
+        assert_eq!(r.retention_time_in_minutes, 60);
+        assert!(
+            from_json::<magnetar_core::RetentionPolicies>(
+                br#"{"retentionTimeInMinutes": 60.5, "retentionSizeInMB": 1}"#
+            )
+            .is_err()
+        );
+    }
 }
