@@ -511,5 +511,9 @@ mod tests {
             )
             .is_err()
         );
+        // Exactly, also past 2^52 (serde_json's default float parsing can be a ULP off).
+        let id: magnetar_core::MessageId =
+            from_json(br#"{"ledgerId": 4110360862486390.0, "entryId": 9220326.0}"#).expect("parses");
+        assert_eq!(id.ledger_id, 4_110_360_862_486_390);
     }
 }
