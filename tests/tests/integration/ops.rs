@@ -210,7 +210,7 @@ async fn openapi_is_a_complete_openapi_3_1_document() {
             if op_tags.is_empty() || op_tags.iter().any(|t| !tags.contains(t)) {
                 problems.push(format!("{here}: tags {op_tags:?} not declared"));
             }
-            if !op["summary"].as_str().is_some_and(|s| !s.is_empty()) {
+            if op["summary"].as_str().is_none_or(str::is_empty) {
                 problems.push(format!("{here}: no summary"));
             }
             if !op["operationId"].as_str().is_some_and(|id| ids.insert(id.to_string())) {

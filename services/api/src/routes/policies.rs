@@ -147,7 +147,7 @@ pub struct AutoTopicCreationOverride {
     pub allow_auto_topic_creation: bool,
     /// `non-partitioned` (default) or `partitioned` (412 otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "partitioned")]
+    #[schema(pattern = "^(non-partitioned|partitioned)$", example = "partitioned")]
     pub topic_type: Option<String>,
     /// Partitions of a topic created `partitioned`; positive.
     #[serde(default, skip_serializing_if = "Option::is_none")]

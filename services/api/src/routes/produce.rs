@@ -74,12 +74,33 @@ pub struct ProduceMessage {
 }
 
 /// A message's event time: epoch milliseconds, as a number or digits, or an RFC 3339 date-time.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum EventTime {
     Millis(i64),
     Text(String),
 }
+
+/// The strings `parse_event_time` reads, described as such (a derived schema would say "any string").
+impl utoipa::PartialSchema for EventTime {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+        let millis =
+            ObjectBuilder::new().schema_type(Type::Integer).format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)));
+        let digits = ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[0-9]{1,18}$"));
+        let date_time = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)));
+        OneOfBuilder::new()
+            .item(millis)
+            .item(digits)
+            .item(date_time)
+            .description(Some("Epoch milliseconds (a number or digits), or an RFC 3339 date-time"))
+            .into()
+    }
+}
+
+impl ToSchema for EventTime {}
 
 /// The outcome of one message.
 #[derive(Debug, Serialize, ToSchema)]
