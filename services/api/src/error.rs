@@ -1,5 +1,7 @@
 //! The one place where errors become HTTP answers: Pulsar's status codes and its
 //! `{"reason": "..."}` body. 5xx answers carry a generic reason; the cause goes to the log.
+//! The error answers the OpenAPI description lists (`BadRequest`, `NotFound`, ...) are defined
+//! here too, beside the table they come from.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -119,8 +121,43 @@ impl From<MessageIdError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({ "reason": self.reason }))).into_response()
+        (self.status, Json(ErrorBody { reason: self.reason })).into_response()
     }
+}
+
+/// The body of every error answer, as Pulsar's `ErrorData`.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong, naming the resource; generic for 500.
+    pub reason: String,
+}
+
+/// One documented error answer per status `status_of` (and authentication) can give, for the
+/// `responses(...)` of the handlers' `#[utoipa::path]`.
+macro_rules! error_responses {
+    ($($name:ident = $status:tt, $description:tt;)*) => {$(
+        #[doc = $description]
+        #[derive(utoipa::IntoResponses)]
+        #[response(status = $status, description = $description)]
+        #[allow(dead_code)]
+        pub struct $name(ErrorBody);
+    )*};
+}
+
+error_responses! {
+    BadRequest = 400, "invalid request: malformed body, parameter or message id";
+    Unauthorized = 401, "authentication is on and the token is missing, malformed, expired or revoked";
+    Forbidden = 403, "the caller's role may not do this";
+    NotFound = 404, "the resource does not exist";
+    MethodNotAllowed = 405, "not possible on a partitioned topic as a whole: name a partition";
+    NotAcceptable = 406, "invalid number of partitions";
+    Conflict = 409, "the resource exists, is not empty, is busy or was changed concurrently";
+    PreconditionFailed = 412, "invalid name or policy, or the resource is in use";
+    PayloadTooLarge = 413, "the request body or a message is larger than allowed";
+    NotImplemented = 501, "not possible with this broker's authentication setup";
+    Unavailable = 503, "the broker cannot serve this now (metadata store unavailable, backlog quota reached, shutting down); retry later";
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

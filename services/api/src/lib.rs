@@ -1,10 +1,13 @@
 //! HTTP surfaces of the broker: the Pulsar-compatible admin API (`/admin/v2`), REST produce
-//! (`/topics/...`), Magnetar's HTTP pull-consume API, Prometheus metrics, health and the
-//! OpenAPI description. Handlers are thin: extract, parse names into types, call the broker,
-//! map the result; errors become HTTP answers in `error.rs` only.
+//! (`/topics/...`), Magnetar's HTTP pull-consume API, Prometheus metrics, health, and the
+//! OpenAPI description with interactive docs. Handlers are thin: extract, parse names into
+//! types, call the broker, map the result; errors become HTTP answers in `error.rs` only. Each
+//! handler carries its `#[utoipa::path]` and is registered once, with `routes!`, so the
+//! description is collected from the same registration that serves it.
 
 mod error;
 mod extract;
+mod openapi;
 mod routes;
 
 pub use error::ApiError;
@@ -15,6 +18,8 @@ use axum::Router;
 use magnetar_auth::Auth;
 use magnetar_broker::Broker;
 use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -68,7 +73,18 @@ pub fn app_with_auth(broker: Arc<Broker>, http: HttpConfig, auth: Arc<Auth>) -> 
     let concurrency = tower::limit::GlobalConcurrencyLimitLayer::new(http.max_concurrent_requests.max(1));
     let ws_sessions = Arc::new(tokio::sync::Semaphore::new(http.max_websocket_sessions));
     let state = AppState { broker, http: Arc::new(http), auth, ws_sessions };
-    Router::new()
+    let (api, _) = described_routes().split_for_parts();
+    api.merge(openapi::docs_router())
+        .fallback(routes::console::fallback)
+        .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(concurrency)
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+}
+
+/// Every route of the API with its description; the description alone is `openapi()`.
+fn described_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(routes::clusters::router())
         .merge(routes::tenants::router())
         .merge(routes::namespaces::router())
@@ -85,11 +101,17 @@ pub fn app_with_auth(broker: Arc<Broker>, http: HttpConfig, auth: Arc<Auth>) -> 
         .merge(routes::auth_info::router())
         .merge(routes::broker_info::router())
         .merge(routes::messages::router())
-        .fallback(routes::console::fallback)
-        .with_state(state)
-        .layer(axum::extract::DefaultBodyLimit::max(limit))
-        .layer(concurrency)
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+}
+
+/// The OpenAPI 3.1 description of every route `app` serves, as `/openapi.json` serves it
+/// (`magnetar openapi` prints it).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    described_routes().into_openapi()
+}
+
+/// `openapi()` as pretty-printed JSON.
+pub fn openapi_json() -> String {
+    openapi().to_pretty_json().expect("the OpenAPI description serializes")
 }
 
 /// The request span names the method and the path only: query strings may carry tokens

@@ -13,6 +13,9 @@ pub fn role_of(tenant: &TenantName, name: &str) -> String {
     format!("{name}@{tenant}")
 }
 
+/// What `validate_name` accepts, as a regular expression (for the OpenAPI description).
+pub const NAME_PATTERN: &str = "^[a-z0-9][a-z0-9_-]{0,63}$";
+
 /// Lowercase letters, digits, `-` and `_`, starting with a letter or digit, at most 64.
 pub fn validate_name(name: &str) -> Result<(), AuthError> {
     let ok = !name.is_empty()
@@ -29,7 +32,7 @@ pub fn validate_name(name: &str) -> Result<(), AuthError> {
 }
 
 /// An account as the admin API returns it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountView {
     pub name: String,
@@ -50,7 +53,7 @@ impl From<ServiceAccount> for AccountView {
 }
 
 /// A token as listed (never its text).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenView {
     pub id: String,
@@ -66,7 +69,7 @@ impl From<ServiceAccountToken> for TokenView {
 }
 
 /// A freshly minted token: the only time its text is shown.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MintedToken {
     pub id: String,

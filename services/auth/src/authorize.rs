@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Pulsar's `AuthAction` names, as stored in grants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Action {
     Produce,
     Consume,
@@ -55,10 +56,14 @@ impl Action {
 
     /// Parses a grant body (`["produce","consume"]`) into sorted, deduplicated action names.
     pub fn parse_list(actions: &[String]) -> Result<Vec<String>, AuthError> {
-        let mut parsed = actions.iter().map(|a| Action::parse(a)).collect::<Result<Vec<_>, _>>()?;
-        parsed.sort();
-        parsed.dedup();
-        Ok(parsed.into_iter().map(|a| a.as_str().to_string()).collect())
+        Ok(Action::names(actions.iter().map(|a| Action::parse(a)).collect::<Result<Vec<_>, _>>()?))
+    }
+
+    /// Sorted, deduplicated action names, as grants store them.
+    pub fn names(mut actions: Vec<Action>) -> Vec<String> {
+        actions.sort();
+        actions.dedup();
+        actions.into_iter().map(|a| a.as_str().to_string()).collect()
     }
 }
 

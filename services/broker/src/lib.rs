@@ -38,7 +38,7 @@ pub use access::Caller;
 pub use admin::{Admin, validate_retention};
 pub use broker::{Broker, BrokerDeps, Testing};
 pub use config::BrokerConfig;
-pub use controllers::offload::{OffloadStatus, Offloader};
+pub use controllers::offload::{OffloadRun, OffloadStatus, Offloader};
 pub use error::{BrokerError, Entity, Result, Service};
 pub use partition::Partition;
 pub use publish::{KeyHashing, PendingPublish, PublishMessage, Publisher};

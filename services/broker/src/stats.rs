@@ -8,7 +8,7 @@ use magnetar_core::MessageId;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionStats {
     pub msg_rate_out: f64,
@@ -31,7 +31,7 @@ pub struct SubscriptionStats {
     pub is_replicated: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TopicStats {
     pub msg_rate_in: f64,
@@ -53,7 +53,7 @@ pub struct TopicStats {
     pub deduplication_status: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PartitionedTopicStats {
     #[serde(flatten)]
@@ -62,12 +62,12 @@ pub struct PartitionedTopicStats {
     pub partitions: BTreeMap<String, TopicStats>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PartitionedMetadata {
     pub partitions: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LedgerInfo {
     pub ledger_id: u64,
@@ -78,7 +78,7 @@ pub struct LedgerInfo {
     pub timestamp: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CursorStats {
     pub mark_delete_position: String,
@@ -96,7 +96,7 @@ pub struct CursorStats {
     pub properties: BTreeMap<String, i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InternalStats {
     pub entries_added_counter: u64,

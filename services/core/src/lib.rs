@@ -13,7 +13,7 @@ pub mod time;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use message_id::MessageId;
 pub use names::{ClusterName, Domain, NameError, NamespaceName, SubscriptionName, TenantName, TopicName};
-pub use policies::{BacklogQuota, Policies, RetentionPolicies};
+pub use policies::{BacklogQuota, BacklogQuotaPolicy, Policies, RetentionPolicies};
 pub use secret::Secret;
 
 /// Milliseconds since the Unix epoch, the one clock unit stored and sent on the wire.

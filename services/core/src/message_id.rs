@@ -13,13 +13,15 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+/// A message id in the admin API's JSON form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageId {
     pub ledger_id: i64,
     pub entry_id: i64,
     /// -1 when the topic is not partitioned.
     #[serde(default = "minus_one")]
+    #[schema(default = -1)]
     pub partition_index: i32,
     /// -1 when the message is not part of a batch (Magnetar never batches server-side).
     #[serde(default = "minus_one", skip_serializing)]

@@ -7,7 +7,10 @@ use std::str::FromStr;
 
 /// Suffix Pulsar appends to a partitioned topic's name to name one of its partitions.
 pub const PARTITION_SUFFIX: &str = "-partition-";
-const MAX_NAME_LEN: usize = 255;
+/// Longest tenant, namespace, subscription, cluster or topic name.
+pub const MAX_NAME_LEN: usize = 255;
+/// The characters `check_entity` allows, as a regular expression (for the OpenAPI description).
+pub const NAME_PATTERN: &str = "^[A-Za-z0-9_=:.-]+$";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -30,6 +33,7 @@ fn check_entity(kind: &'static str, name: &str) -> Result<(), NameError> {
     if name.len() > MAX_NAME_LEN {
         return Err(NameError::TooLong { kind, name: name.into() });
     }
+    // Keep in step with NAME_PATTERN.
     let ok = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '=' | ':' | '.' | '-'));
     if !ok {
         return Err(NameError::InvalidChar { kind, name: name.into() });

@@ -4,24 +4,46 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 /// Retention of *acknowledged* messages. `-1` = infinite, `0` = none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RetentionPolicies {
+    /// Minutes acknowledged messages are kept (-1 infinite, 0 none).
+    #[schema(minimum = -1)]
     pub retention_time_in_minutes: i32,
+    /// Megabytes of acknowledged messages kept per topic (-1 infinite, 0 none).
     #[serde(rename = "retentionSizeInMB")]
+    #[schema(minimum = -1)]
     pub retention_size_in_mb: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A limit on a subscription's backlog and what happens when it is reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BacklogQuota {
+    /// Bytes of backlog allowed (-1 no limit).
     #[serde(default = "minus_one_i64")]
+    #[schema(default = -1)]
     pub limit_size: i64,
+    /// Age in seconds of the oldest unacknowledged message allowed (-1 no limit).
     #[serde(default = "minus_one_i32")]
+    #[schema(default = -1)]
     pub limit_time: i32,
-    pub policy: String,
+    pub policy: BacklogQuotaPolicy,
+}
+
+/// What a topic over its backlog quota does, in Pulsar's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BacklogQuotaPolicy {
+    /// Producers wait until the backlog shrinks.
+    ProducerRequestHold,
+    /// Producers are refused.
+    ProducerException,
+    /// The oldest unacknowledged messages of the slowest subscription are skipped.
+    ConsumerBacklogEviction,
 }
 
 fn minus_one_i64() -> i64 {
@@ -31,7 +53,9 @@ fn minus_one_i32() -> i32 {
     -1
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Grants of a namespace: `{role: [actions]}` on the namespace, per topic, and the roles
+/// allowed to use each restricted subscription.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuthPolicies {
     #[serde(default)]
     pub namespace_auth: BTreeMap<String, Vec<String>>,
@@ -41,7 +65,7 @@ pub struct AuthPolicies {
     pub subscription_auth_roles: BTreeMap<String, Vec<String>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BundlesData {
     pub boundaries: Vec<String>,
@@ -54,8 +78,9 @@ impl Default for BundlesData {
     }
 }
 
-/// Pulsar's namespace `Policies`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Pulsar's namespace `Policies` (snake_case fields); other Pulsar policy fields are kept as
+/// they are sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Policies {
     #[serde(default)]
     pub auth_policies: AuthPolicies,
@@ -83,6 +108,7 @@ pub struct Policies {
     pub offload_threshold_in_seconds: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offload_deletion_lag_ms: Option<i64>,
+    /// Pulsar's `OffloadPolicies`, kept as sent (see `/offloadPolicies`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offload_policies: Option<serde_json::Value>,
     #[serde(default = "default_sub_auth_mode")]

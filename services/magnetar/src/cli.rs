@@ -1,5 +1,5 @@
 //! Command line of the `magnetar` binary: `standalone` and `broker` run the server; `perf`
-//! measures it.
+//! measures it; `openapi` prints the HTTP API's description.
 
 use crate::config::{Config, LogFormat};
 use crate::{perf, server};
@@ -49,6 +49,9 @@ enum Command {
     /// Load generators in the spirit of pulsar-perf.
     #[command(subcommand)]
     Perf(perf::PerfCommand),
+    /// Print the OpenAPI 3.1 description of the HTTP API (what a broker serves at
+    /// /openapi.json), to generate clients from.
+    Openapi,
 }
 
 fn init_logging(format: LogFormat, level: &str) {
@@ -128,5 +131,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Perf(cmd) => perf::run(cmd).await,
         Command::Tokens(cmd) => crate::tokens::run(cmd),
+        Command::Openapi => {
+            println!("{}", magnetar_api::openapi_json());
+            Ok(())
+        }
     }
 }

@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Pulsar's `ClusterData` (the fields Magnetar uses; camelCase on the wire).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterData {
     #[serde(skip)]
@@ -21,11 +21,13 @@ pub struct ClusterData {
 }
 
 /// Pulsar's `TenantInfo`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantInfo {
+    /// Roles that administer the tenant.
     #[serde(default)]
     pub admin_roles: Vec<String>,
+    /// Clusters the tenant may use (the broker's own when empty at creation).
     #[serde(default)]
     pub allowed_clusters: Vec<String>,
 }

@@ -11,23 +11,26 @@
 //!   tenant admin of every tenant the checks name (a superuser for checks on the cluster).
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, BadRequest, Forbidden, PreconditionFailed, Unauthorized, Unavailable};
 use crate::extract::{AuthContext, JsonBody};
+use axum::Json;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use magnetar_auth::{AuthError, Operation, Principal, Resource};
 use magnetar_core::{NamespaceName, TenantName, TopicName};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Most checks one `allowed` request may carry.
 pub const MAX_CHECKS: usize = 200;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/admin/v2/auth/whoami", get(whoami)).route("/admin/v2/auth/allowed", post(allowed))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(whoami)).routes(routes!(allowed))
 }
 
-#[derive(Serialize)]
+/// The caller as the broker sees it.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct WhoAmI {
     authentication_enabled: bool,
@@ -37,6 +40,12 @@ struct WhoAmI {
     expires_at: Option<i64>,
 }
 
+/// Who the caller is
+///
+/// The first role, every role of the token, whether it is a superuser and when the token expires
+/// (seconds since the epoch). With authentication off: a superuser without a role.
+#[utoipa::path(get, path = "/admin/v2/auth/whoami", tag = "auth",
+    responses((status = 200, description = "the caller", body = WhoAmI), Unauthorized))]
 async fn whoami(State(s): State<AppState>, auth: AuthContext) -> Json<WhoAmI> {
     Json(WhoAmI {
         authentication_enabled: s.auth.enabled(),
@@ -47,17 +56,23 @@ async fn whoami(State(s): State<AppState>, auth: AuthContext) -> Json<WhoAmI> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AllowedBody {
+    /// Evaluate for this role instead of the caller's (the caller must administer every tenant
+    /// the checks name).
     #[serde(default)]
     role: Option<String>,
+    #[schema(max_items = 200)]
     checks: Vec<Check>,
 }
 
-#[derive(Deserialize)]
+/// One operation on one resource: `resource` is empty (the cluster), a tenant, `tenant/namespace`
+/// or a full topic name; `subscription` only with a topic.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Check {
+    /// An operation name, e.g. `CreateTopic`, `Produce`, `Consume`.
     operation: String,
     #[serde(default)]
     resource: String,
@@ -65,8 +80,9 @@ struct Check {
     subscription: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AllowedAnswer {
+    /// One answer per check, in order.
     results: Vec<bool>,
 }
 
@@ -116,6 +132,12 @@ impl Named {
     }
 }
 
+/// What a role may do
+///
+/// Each check is decided by the broker's authorizer (the console shows only what it accepts).
+#[utoipa::path(post, path = "/admin/v2/auth/allowed", tag = "auth", request_body = AllowedBody,
+    responses((status = 200, description = "one result per check", body = AllowedAnswer),
+        BadRequest, Unauthorized, Forbidden, PreconditionFailed, Unavailable))]
 async fn allowed(
     State(s): State<AppState>,
     auth: AuthContext,

@@ -11,21 +11,27 @@
 //!   every tenant), as `/metrics`.
 
 use crate::AppState;
-use crate::error::ApiResult;
+use crate::error::{ApiResult, Forbidden, Unauthorized};
 use crate::extract::AuthContext;
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use magnetar_auth::{Operation, Resource};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/v2/brokers/configuration/runtime", get(get_runtime_configuration))
-        .route("/admin/v2/broker-stats/load-report", get(get_load_report))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_runtime_configuration)).routes(routes!(get_load_report))
 }
 
+/// The broker's runtime configuration
+///
+/// Pulsar's string map of the settings namespace policies fall back to, so a tool can tell an
+/// inherited value from one set on the namespace.
+#[utoipa::path(get, path = "/admin/v2/brokers/configuration/runtime", tag = "brokers",
+    responses((status = 200, description = "setting name to value", body = BTreeMap<String, String>),
+        Unauthorized, Forbidden))]
 async fn get_runtime_configuration(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -58,6 +64,12 @@ async fn get_runtime_configuration(
     ])))
 }
 
+/// This broker's load report
+///
+/// Pulsar's `LoadReport` totals plus the storage split between the local disk and the object
+/// store. Superusers only.
+#[utoipa::path(get, path = "/admin/v2/broker-stats/load-report", tag = "broker-stats",
+    responses((status = 200, description = "totals of this broker", body = Object), Unauthorized, Forbidden))]
 async fn get_load_report(State(s): State<AppState>, auth: AuthContext) -> ApiResult<Json<Value>> {
     auth.check(Operation::Metrics, Resource::Cluster).await?;
     let (each, topics) = s.broker.topics().loaded_stats();

@@ -1,41 +1,59 @@
 //! Discovery endpoints simple tools call first: clusters, brokers, lookup, status.
 
 use crate::AppState;
-use crate::error::ApiResult;
-use crate::extract::{AuthContext, TopicParam};
-use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use crate::error::{ApiResult, BadRequest, Forbidden, NotFound, PreconditionFailed, Unauthorized, Unavailable};
+use crate::extract::{AuthContext, Path, TopicParam};
+use axum::Json;
+use axum::extract::State;
 use magnetar_auth::{Operation, Resource};
 use magnetar_broker::BrokerError;
 use magnetar_broker::Entity;
-use serde_json::{Value, json};
+use magnetar_metadata::ClusterData;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/v2/clusters", get(list_clusters))
-        .route("/admin/v2/clusters/{cluster}", get(get_cluster))
-        .route("/admin/v2/brokers/health", get(broker_health))
-        .route("/admin/v2/brokers/leaderBroker", get(leader_broker))
-        .route("/admin/v2/brokers/{cluster}", get(list_brokers))
-        .route("/lookup/v2/topic/persistent/{tenant}/{namespace}/{topic}", get(lookup_topic))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_clusters))
+        .routes(routes!(get_cluster))
+        .routes(routes!(broker_health))
+        .routes(routes!(leader_broker))
+        .routes(routes!(list_brokers))
+        .routes(routes!(lookup_topic))
 }
 
+/// List clusters
+#[utoipa::path(get, path = "/admin/v2/clusters", tag = "clusters",
+    responses((status = 200, description = "cluster names", body = [String]), Unauthorized, Forbidden, Unavailable))]
 async fn list_clusters(State(s): State<AppState>, auth: AuthContext) -> ApiResult<Json<Vec<String>>> {
     auth.check(Operation::ListClusters, Resource::Cluster).await?;
     Ok(Json(s.broker.admin().list_clusters().await?))
 }
 
+/// Get a cluster
+#[utoipa::path(get, path = "/admin/v2/clusters/{cluster}", tag = "clusters",
+    params(("cluster" = String, Path, description = "cluster name")),
+    responses((status = 200, description = "the cluster", body = ClusterData),
+        BadRequest, Unauthorized, Forbidden, NotFound, Unavailable))]
 async fn get_cluster(
     State(s): State<AppState>,
     auth: AuthContext,
     Path(cluster): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ClusterData>> {
     auth.check(Operation::GetCluster, Resource::Cluster).await?;
-    let data = s.broker.admin().get_cluster(&cluster).await?;
-    Ok(Json(serde_json::to_value(data).unwrap_or_default()))
+    Ok(Json(s.broker.admin().get_cluster(&cluster).await?))
 }
 
+/// List the active brokers of a cluster
+///
+/// This broker's address (`host:port`): a standalone broker or each node of a cluster answers
+/// for itself.
+#[utoipa::path(get, path = "/admin/v2/brokers/{cluster}", tag = "brokers",
+    params(("cluster" = String, Path, description = "cluster name")),
+    responses((status = 200, description = "broker addresses", body = [String]),
+        BadRequest, Unauthorized, Forbidden, NotFound))]
 async fn list_brokers(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -48,25 +66,57 @@ async fn list_brokers(
     Ok(Json(vec![s.broker.broker_id().to_string()]))
 }
 
+/// Broker health
+///
+/// Text `ok` while the broker serves; 503 while it starts or shuts down.
+#[utoipa::path(get, path = "/admin/v2/brokers/health", tag = "brokers",
+    responses((status = 200, description = "serving", body = String, content_type = "text/plain", example = "ok"),
+        Unauthorized, Forbidden, Unavailable))]
 async fn broker_health(State(s): State<AppState>, auth: AuthContext) -> ApiResult<&'static str> {
     auth.check(Operation::BrokerHealth, Resource::Cluster).await?;
     if s.broker.is_ready() { Ok("ok") } else { Err(BrokerError::ShuttingDown.into()) }
 }
 
-async fn leader_broker(State(s): State<AppState>, _auth: AuthContext) -> Json<Value> {
-    let id = s.broker.broker_id();
-    Json(json!({ "serviceUrl": format!("http://{id}"), "brokerId": id }))
+/// Pulsar's `BrokerInfo`: the broker answering (every broker leads its own topics).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaderBroker {
+    /// `http://host:port`.
+    pub service_url: String,
+    pub broker_id: String,
 }
 
+/// Leader broker
+#[utoipa::path(get, path = "/admin/v2/brokers/leaderBroker", tag = "brokers",
+    responses((status = 200, description = "the broker answering", body = LeaderBroker), Unauthorized))]
+async fn leader_broker(State(s): State<AppState>, _auth: AuthContext) -> Json<LeaderBroker> {
+    let id = s.broker.broker_id();
+    Json(LeaderBroker { service_url: format!("http://{id}"), broker_id: id.to_string() })
+}
+
+/// Pulsar's `LookupData`: where to reach the broker serving a topic.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LookupData {
+    pub broker_url: String,
+    pub http_url: String,
+    pub native_url: String,
+}
+
+/// Look up the broker serving a topic
+#[utoipa::path(get, path = "/lookup/v2/topic/persistent/{tenant}/{namespace}/{topic}", tag = "lookup",
+    params(TopicParam),
+    responses((status = 200, description = "the broker's addresses", body = LookupData),
+        BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
 async fn lookup_topic(
     State(s): State<AppState>,
     auth: AuthContext,
     TopicParam(name): TopicParam,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<LookupData>> {
     auth.check(Operation::LookupTopic, &name).await?;
     if s.broker.topics().record(&name.base()).await?.is_none() {
         return Err(BrokerError::NotFound(Entity::Topic(name)).into());
     }
     let url = format!("http://{}", s.broker.broker_id());
-    Ok(Json(json!({ "brokerUrl": url, "httpUrl": url, "nativeUrl": url })))
+    Ok(Json(LookupData { broker_url: url.clone(), http_url: url.clone(), native_url: url }))
 }

@@ -13,12 +13,14 @@
 //! in flight at once.
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{
+    ApiError, ApiResult, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, Unauthorized,
+    Unavailable,
+};
 use crate::extract::{AuthContext, JsonBody, OptionalJsonBody, SubscriptionParam};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use base64::Engine;
 use magnetar_broker::{PullRequest, PulledMessage, StartPosition};
 use magnetar_core::MessageId;
@@ -26,33 +28,56 @@ use magnetar_core::time::format_rfc3339;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    let s = "/topics/persistent/{tenant}/{namespace}/{topic}/subscriptions/{subscription}";
-    Router::new()
-        .route(&format!("{s}/pull"), post(pull_messages))
-        .route(&format!("{s}/ack"), post(ack_messages))
-        .route(&format!("{s}/nack"), post(nack_messages))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(pull_messages)).routes(routes!(ack_messages)).routes(routes!(nack_messages))
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// A pull; every field is optional.
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PullBody {
+    /// Most messages to return (default 100, at most `http.max_pull_messages`).
+    #[schema(minimum = 1, example = 100)]
     pub max_messages: Option<usize>,
+    /// Most payload bytes to return (default 8 MiB).
     pub max_bytes: Option<usize>,
+    /// Long-poll wait in milliseconds (default 0, at most `http.max_pull_wait_ms`): the answer
+    /// comes as soon as a message exists, or with no message when the wait ends.
+    #[schema(example = 5000)]
     pub wait_ms: Option<u64>,
+    /// Milliseconds before an unacknowledged message is redelivered (at least 1000).
+    #[schema(minimum = 1000, example = 30000)]
     pub ack_timeout_ms: Option<u64>,
-    pub initial_position: Option<String>,
+    /// Where a subscription created by this pull starts (default `latest`).
+    pub initial_position: Option<InitialPosition>,
 }
 
-#[derive(Debug, Serialize)]
+/// Where a new subscription starts.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InitialPosition {
+    #[serde(alias = "Latest")]
+    Latest,
+    #[serde(alias = "Earliest")]
+    Earliest,
+}
+
+/// A pulled message.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PulledJson {
+    /// `ledgerId:entryId:partition`; acknowledge with it.
     pub message_id: String,
+    /// Base64.
     pub payload: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     pub properties: BTreeMap<String, String>,
+    /// RFC 3339.
     pub publish_time: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_time: Option<String>,
@@ -73,11 +98,19 @@ impl From<PulledMessage> for PulledJson {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PullResponse {
     pub messages: Vec<PulledJson>,
 }
 
+/// Pull messages from a subscription
+///
+/// A long poll on a Shared subscription, created on the first pull. Messages not acknowledged
+/// before their deadline are redelivered with a higher `redeliveryCount`.
+#[utoipa::path(post, path = "/topics/persistent/{tenant}/{namespace}/{topic}/subscriptions/{subscription}/pull",
+    tag = "consume", params(SubscriptionParam), request_body = Option<PullBody>,
+    responses((status = 200, description = "the messages (maybe none)", body = PullResponse),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn pull_messages(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -99,12 +132,9 @@ async fn pull_messages(
             s.http.max_pull_wait_ms
         )));
     }
-    let initial_position = match body.initial_position.as_deref() {
-        None | Some("latest") | Some("Latest") => StartPosition::Latest,
-        Some("earliest") | Some("Earliest") => StartPosition::Earliest,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!("initialPosition `{other}` must be `earliest` or `latest`")));
-        }
+    let initial_position = match body.initial_position {
+        None | Some(InitialPosition::Latest) => StartPosition::Latest,
+        Some(InitialPosition::Earliest) => StartPosition::Earliest,
     };
     if let Some(ms) = body.ack_timeout_ms.filter(|&ms| ms < 1000) {
         return Err(ApiError::bad_request(format!("ackTimeoutMs {ms} must be at least 1000")));
@@ -120,13 +150,23 @@ async fn pull_messages(
     Ok(Json(PullResponse { messages: messages.into_iter().map(PulledJson::from).collect() }))
 }
 
-#[derive(Debug, Deserialize)]
+/// Messages to acknowledge or redeliver.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AckBody {
+    /// Ids as pulled (`L:E:P`; the base64 ids of the WebSocket API are taken too); at least one.
+    #[schema(min_items = 1, inline, value_type = Vec<MessageIdText>)]
     pub message_ids: Vec<String>,
+    /// For a nack: milliseconds before redelivery (default 0).
     #[serde(default)]
     pub redelivery_delay_ms: Option<u64>,
 }
+
+/// A message id in its text form, `ledgerId:entryId[:partition]`.
+#[derive(ToSchema)]
+#[schema(pattern = "^-?[0-9]{1,18}:-?[0-9]{1,18}(:-?[0-9]{1,9})?$", example = "0:3:-1")]
+#[allow(dead_code)]
+struct MessageIdText(String);
 
 /// Accepts the text form `L:E[:P]` and the base64 protobuf form of WebSocket messages.
 fn parse_ids(ids: &[String]) -> Result<Vec<MessageId>, ApiError> {
@@ -142,6 +182,13 @@ fn parse_ids(ids: &[String]) -> Result<Vec<MessageId>, ApiError> {
         .collect()
 }
 
+/// Acknowledge messages
+///
+/// 204 once the acknowledgement is durable.
+#[utoipa::path(post, path = "/topics/persistent/{tenant}/{namespace}/{topic}/subscriptions/{subscription}/ack",
+    tag = "consume", params(SubscriptionParam), request_body = AckBody,
+    responses((status = 204, description = "acknowledged"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn ack_messages(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -152,6 +199,13 @@ async fn ack_messages(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Negatively acknowledge messages
+///
+/// They are redelivered after `redeliveryDelayMs`.
+#[utoipa::path(post, path = "/topics/persistent/{tenant}/{namespace}/{topic}/subscriptions/{subscription}/nack",
+    tag = "consume", params(SubscriptionParam), request_body = AckBody,
+    responses((status = 204, description = "will be redelivered"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn nack_messages(
     State(s): State<AppState>,
     auth: AuthContext,

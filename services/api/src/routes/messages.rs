@@ -8,39 +8,83 @@
 //! Pulsar's peek (`Operation::PeekMessages`); it creates and moves no subscription.
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{AuthContext, TopicParam};
-use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use crate::error::{
+    ApiError, ApiResult, BadRequest, Forbidden, MethodNotAllowed, NotFound, PreconditionFailed, Unauthorized,
+    Unavailable,
+};
+use crate::extract::{AuthContext, Query, TopicParam};
+use axum::Json;
+use axum::extract::State;
 use base64::Engine;
 use magnetar_auth::Operation;
 use magnetar_broker::browse::{BrowseFrom, MAX_PAGE_MESSAGES};
 use magnetar_core::time::format_rfc3339;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/admin/v2/persistent/{tenant}/{namespace}/{topic}/messages", get(browse_messages))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(browse_messages))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct BrowseQuery {
+    /// `earliest` (default), `latest-N`, `ledgerId:entryId[:partition]`, `time:<epoch ms>`, or
+    /// the `next` of an earlier page.
     #[serde(default)]
     from: Option<String>,
+    /// Messages per page, 1 to 500 (default 50).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,
+    /// One partition of a partitioned topic.
     #[serde(default)]
     partition: Option<i32>,
 }
 
+/// One browsed message.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct BrowsedJson {
+    /// `L:E:P`.
+    message_id: String,
+    partition: i32,
+    /// Base64.
+    payload: String,
+    key: Option<String>,
+    properties: Map<String, Value>,
+    /// RFC 3339.
+    publish_time: String,
+    event_time: Option<String>,
+    /// Payload bytes.
+    size: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+struct BrowsePageJson {
+    messages: Vec<BrowsedJson>,
+    /// Where the next page starts (`from=`); null when nothing more was stored.
+    next: Option<String>,
+}
+
+/// Browse a topic's messages
+///
+/// Reads from a position without a subscription: nothing is created and no cursor moves. Needs
+/// `consume` on the topic.
+#[utoipa::path(get, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/messages", tag = "persistent topic",
+    params(("tenant" = String, Path), ("namespace" = String, Path), ("topic" = String, Path), BrowseQuery),
+    responses((status = 200, description = "a page of messages", body = BrowsePageJson),
+        BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, PreconditionFailed, Unavailable))]
 async fn browse_messages(
     State(s): State<AppState>,
     auth: AuthContext,
     TopicParam(topic): TopicParam,
     Query(q): Query<BrowseQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BrowsePageJson>> {
     auth.check(Operation::PeekMessages, &topic).await?;
     let from = BrowseFrom::parse(q.from.as_deref().unwrap_or("earliest"))?;
     let limit = q.limit.unwrap_or(50);
@@ -49,23 +93,19 @@ async fn browse_messages(
     }
     let page = s.broker.topics().browse(&topic, &from, limit, q.partition).await?;
     let b64 = base64::engine::general_purpose::STANDARD;
-    let messages: Vec<Value> = page
+    let messages = page
         .messages
         .iter()
-        .map(|m| {
-            let props: Map<String, Value> =
-                m.record.properties.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
-            json!({
-                "messageId": m.id.to_text(),
-                "partition": m.id.partition_index,
-                "payload": b64.encode(&m.record.payload),
-                "key": m.record.key,
-                "properties": props,
-                "publishTime": format_rfc3339(m.record.publish_time),
-                "eventTime": m.record.event_time.map(format_rfc3339),
-                "size": m.record.payload.len(),
-            })
+        .map(|m| BrowsedJson {
+            message_id: m.id.to_text(),
+            partition: m.id.partition_index,
+            payload: b64.encode(&m.record.payload),
+            key: m.record.key.clone(),
+            properties: m.record.properties.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect(),
+            publish_time: format_rfc3339(m.record.publish_time),
+            event_time: m.record.event_time.map(format_rfc3339),
+            size: m.record.payload.len(),
         })
         .collect();
-    Ok(Json(json!({ "messages": messages, "next": page.next })))
+    Ok(Json(BrowsePageJson { messages, next: page.next }))
 }

@@ -1,35 +1,37 @@
 //! `/admin/v2/namespaces`: namespaces and their policies.
 
 use crate::AppState;
-use crate::error::ApiResult;
-use crate::extract::{AuthContext, ForceQuery, JsonBody, NamespaceParam, OptionalJsonBody, TenantParam};
-use axum::extract::{Query, State};
+use crate::error::{
+    ApiResult, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, Unauthorized,
+    Unavailable,
+};
+use crate::extract::{
+    AuthContext, ForceQuery, JsonBody, NamespaceParam, NonNegativeSeconds, OptionalJsonBody, Query, TenantParam,
+};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use magnetar_auth::Operation;
 use magnetar_broker::BrokerError;
 use magnetar_core::{Policies, RetentionPolicies};
-use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/v2/namespaces/{tenant}", get(list_namespaces))
-        .route(
-            "/admin/v2/namespaces/{tenant}/{namespace}",
-            get(get_policies).put(create_namespace).delete(delete_namespace),
-        )
-        .route("/admin/v2/namespaces/{tenant}/{namespace}/topics", get(list_namespace_topics))
-        .route(
-            "/admin/v2/namespaces/{tenant}/{namespace}/retention",
-            get(get_retention).post(set_retention).delete(remove_retention),
-        )
-        .route(
-            "/admin/v2/namespaces/{tenant}/{namespace}/messageTTL",
-            get(get_message_ttl).post(set_message_ttl).delete(remove_message_ttl),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_namespaces))
+        .routes(routes!(get_policies, create_namespace, delete_namespace))
+        .routes(routes!(list_namespace_topics))
+        .routes(routes!(get_retention, set_retention, remove_retention))
+        .routes(routes!(get_message_ttl, set_message_ttl, remove_message_ttl))
 }
 
+/// List the namespaces of a tenant
+///
+/// All of them for a tenant admin; for other roles, those they hold grants in (403 when none).
+#[utoipa::path(get, path = "/admin/v2/namespaces/{tenant}", tag = "namespaces", params(TenantParam),
+    responses((status = 200, description = "namespace names (`tenant/namespace`)", body = [String]),
+        BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
 async fn list_namespaces(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -39,6 +41,13 @@ async fn list_namespaces(
     Ok(Json(list.into_iter().map(|n| n.to_string()).collect()))
 }
 
+/// Create a namespace
+///
+/// With optional initial `Policies`.
+#[utoipa::path(put, path = "/admin/v2/namespaces/{tenant}/{namespace}", tag = "namespaces", params(NamespaceParam),
+    request_body = Option<Policies>,
+    responses((status = 204, description = "created"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn create_namespace(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -50,6 +59,10 @@ async fn create_namespace(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Get the policies of a namespace
+#[utoipa::path(get, path = "/admin/v2/namespaces/{tenant}/{namespace}", tag = "namespaces", params(NamespaceParam),
+    responses((status = 200, description = "the namespace's policies", body = Policies),
+        BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
 async fn get_policies(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -59,6 +72,13 @@ async fn get_policies(
     Ok(Json(s.broker.admin().get_policies(&name).await?))
 }
 
+/// Delete a namespace
+///
+/// 409 while it has topics, unless `force`.
+#[utoipa::path(delete, path = "/admin/v2/namespaces/{tenant}/{namespace}", tag = "namespaces",
+    params(NamespaceParam, ForceQuery),
+    responses((status = 204, description = "deleted"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn delete_namespace(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -70,6 +90,13 @@ async fn delete_namespace(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// List all topics of a namespace
+///
+/// Full names, partitions included; only those the caller may see (403 when none).
+#[utoipa::path(get, path = "/admin/v2/namespaces/{tenant}/{namespace}/topics", tag = "namespaces",
+    params(NamespaceParam),
+    responses((status = 200, description = "topic names (`persistent://t/ns/x`)", body = [String]),
+        BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
 async fn list_namespace_topics(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -78,17 +105,27 @@ async fn list_namespace_topics(
     Ok(Json(auth.visible_topics(&name, s.broker.topics().list(&name).await).await?))
 }
 
+/// Get the retention of a namespace
+///
+/// `null` when none is set, as Pulsar answers.
+#[utoipa::path(get, path = "/admin/v2/namespaces/{tenant}/{namespace}/retention", tag = "namespaces",
+    params(NamespaceParam),
+    responses((status = 200, description = "the retention, or null", body = Option<RetentionPolicies>),
+        BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
 async fn get_retention(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Option<RetentionPolicies>>> {
     auth.check(Operation::GetNamespacePolicies, &name).await?;
-    let p = s.broker.admin().get_policies(&name).await?;
-    // Pulsar answers an unset policy with an empty body (null).
-    Ok(Json(serde_json::to_value(p.retention_policies).unwrap_or(Value::Null)))
+    Ok(Json(s.broker.admin().get_policies(&name).await?.retention_policies))
 }
 
+/// Set the retention of a namespace
+#[utoipa::path(post, path = "/admin/v2/namespaces/{tenant}/{namespace}/retention", tag = "namespaces",
+    params(NamespaceParam), request_body = RetentionPolicies,
+    responses((status = 204, description = "set"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn set_retention(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -106,6 +143,11 @@ async fn set_retention(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Remove the retention of a namespace
+#[utoipa::path(delete, path = "/admin/v2/namespaces/{tenant}/{namespace}/retention", tag = "namespaces",
+    params(NamespaceParam),
+    responses((status = 204, description = "removed"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn remove_retention(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -122,21 +164,34 @@ async fn remove_retention(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Get the message TTL of a namespace
+///
+/// Bare seconds, or `null` when none is set.
+#[utoipa::path(get, path = "/admin/v2/namespaces/{tenant}/{namespace}/messageTTL", tag = "namespaces",
+    params(NamespaceParam),
+    responses((status = 200, description = "seconds, or null", body = Option<i32>),
+        BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
 async fn get_message_ttl(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Option<i32>>> {
     auth.check(Operation::GetNamespacePolicies, &name).await?;
-    let p = s.broker.admin().get_policies(&name).await?;
-    Ok(Json(p.message_ttl_in_seconds.map(Value::from).unwrap_or(Value::Null)))
+    Ok(Json(s.broker.admin().get_policies(&name).await?.message_ttl_in_seconds))
 }
 
+/// Set the message TTL of a namespace
+///
+/// Bare seconds, 0 or more (412 otherwise): unacknowledged messages older than this expire.
+#[utoipa::path(post, path = "/admin/v2/namespaces/{tenant}/{namespace}/messageTTL", tag = "namespaces",
+    params(NamespaceParam), request_body(content = NonNegativeSeconds, description = "seconds", example = 3600),
+    responses((status = 204, description = "set"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn set_message_ttl(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-    JsonBody(ttl): JsonBody<i64>,
+    JsonBody(NonNegativeSeconds(ttl)): JsonBody<NonNegativeSeconds>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::SetNamespacePolicy, &name).await?;
     let ttl =
@@ -154,6 +209,11 @@ async fn set_message_ttl(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Remove the message TTL of a namespace
+#[utoipa::path(delete, path = "/admin/v2/namespaces/{tenant}/{namespace}/messageTTL", tag = "namespaces",
+    params(NamespaceParam),
+    responses((status = 204, description = "removed"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn remove_message_ttl(
     State(s): State<AppState>,
     auth: AuthContext,

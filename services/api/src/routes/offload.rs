@@ -6,41 +6,60 @@
 //! also sets it in `offloadPolicies` when those exist, and `offloadPolicies` fields win.
 
 use crate::AppState;
-use crate::error::ApiResult;
-use crate::extract::{AuthContext, JsonBody, NamespaceParam, TopicParam};
+use crate::error::{
+    ApiResult, BadRequest, Conflict, Forbidden, MethodNotAllowed, NotFound, PayloadTooLarge, PreconditionFailed,
+    Unauthorized, Unavailable,
+};
+use crate::extract::{AuthContext, JsonBody, MinusOneOrMore, NamespaceParam, TopicParam};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use magnetar_auth::Operation;
 use magnetar_broker::BrokerError;
 use magnetar_broker::OffloadStatus;
 use magnetar_core::{MessageId, NamespaceName, Policies};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 const THRESHOLD: &str = "managedLedgerOffloadThresholdInBytes";
 const THRESHOLD_SECS: &str = "managedLedgerOffloadThresholdInSeconds";
 const DELETION_LAG: &str = "managedLedgerOffloadDeletionLagInMillis";
 
-pub fn router() -> Router<AppState> {
-    let ns = "/admin/v2/namespaces/{tenant}/{namespace}";
-    Router::new()
-        .route(&format!("{ns}/offloadThreshold"), get(get_offload_threshold).put(set_offload_threshold))
-        .route(
-            &format!("{ns}/offloadThresholdInSeconds"),
-            get(get_offload_threshold_in_seconds).put(set_offload_threshold_in_seconds),
-        )
-        .route(
-            &format!("{ns}/offloadDeletionLagMs"),
-            get(get_offload_deletion_lag).put(set_offload_deletion_lag).delete(remove_offload_deletion_lag),
-        )
-        .route(&format!("{ns}/offloadPolicies"), get(get_offload_policies).post(set_offload_policies))
-        .route(&format!("{ns}/removeOffloadPolicies"), delete(remove_offload_policies))
-        .route(
-            "/admin/v2/persistent/{tenant}/{namespace}/{topic}/offload",
-            get(get_offload_status).put(trigger_offload),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_offload_threshold, set_offload_threshold))
+        .routes(routes!(get_offload_threshold_in_seconds, set_offload_threshold_in_seconds))
+        .routes(routes!(get_offload_deletion_lag, set_offload_deletion_lag, remove_offload_deletion_lag))
+        .routes(routes!(get_offload_policies, set_offload_policies))
+        .routes(routes!(remove_offload_policies))
+        .routes(routes!(get_offload_status, trigger_offload))
+}
+
+/// Pulsar's `OffloadPolicies`: Magnetar acts on the threshold and deletion-lag fields (each -1
+/// or more, 412 otherwise) and keeps the others as sent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OffloadPolicies {
+    /// Bytes of a topic kept in the local tier before sealed segments move to object storage
+    /// (-1 off, 0 as soon as sealed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = -1)]
+    pub managed_ledger_offload_threshold_in_bytes: Option<i64>,
+    /// Age in seconds after which sealed segments move (-1 off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = -1)]
+    pub managed_ledger_offload_threshold_in_seconds: Option<i64>,
+    /// Milliseconds a moved segment's local copy is kept (-1 kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = -1)]
+    pub managed_ledger_offload_deletion_lag_in_millis: Option<i64>,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
 }
 
 fn policy_field(p: &Policies, name: &str) -> Option<i64> {
@@ -80,6 +99,13 @@ async fn change(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Get the offload threshold of a namespace
+///
+/// Bare bytes (-1 off, 0 as soon as a segment is sealed).
+#[utoipa::path(get, path = "/admin/v2/namespaces/{tenant}/{namespace}/offloadThreshold", tag = "namespaces",
+    params(NamespaceParam),
+    responses((status = 200, description = "bytes", body = i64),
+        BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
 async fn get_offload_threshold(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -89,11 +115,18 @@ async fn get_offload_threshold(
     Ok(Json(policy_field(&p, THRESHOLD).unwrap_or(p.offload_threshold)))
 }
 
+/// Set the offload threshold of a namespace
+///
+/// Bare bytes, -1 or more.
+#[utoipa::path(put, path = "/admin/v2/namespaces/{tenant}/{namespace}/offloadThreshold", tag = "namespaces",
+    params(NamespaceParam), request_body(content = MinusOneOrMore, example = 1073741824),
+    responses((status = 204, description = "set"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn set_offload_threshold(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-    JsonBody(v): JsonBody<i64>,
+    JsonBody(MinusOneOrMore(v)): JsonBody<MinusOneOrMore>,
 ) -> ApiResult<StatusCode> {
     at_least_minus_one("offloadThreshold", v)?;
     change(&s, &auth, &name, |p| {
@@ -104,6 +137,13 @@ async fn set_offload_threshold(
     .await
 }
 
+/// Get the offload age threshold of a namespace
+///
+/// Bare seconds (-1 off).
+#[utoipa::path(get, path = "/admin/v2/namespaces/{tenant}/{namespace}/offloadThresholdInSeconds", tag = "namespaces",
+    params(NamespaceParam),
+    responses((status = 200, description = "seconds", body = i64),
+        BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
 async fn get_offload_threshold_in_seconds(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -113,11 +153,18 @@ async fn get_offload_threshold_in_seconds(
     Ok(Json(policy_field(&p, THRESHOLD_SECS).or(p.offload_threshold_in_seconds).unwrap_or(-1)))
 }
 
+/// Set the offload age threshold of a namespace
+///
+/// Bare seconds, -1 or more.
+#[utoipa::path(put, path = "/admin/v2/namespaces/{tenant}/{namespace}/offloadThresholdInSeconds", tag = "namespaces",
+    params(NamespaceParam), request_body(content = MinusOneOrMore, example = 3600),
+    responses((status = 204, description = "set"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn set_offload_threshold_in_seconds(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-    JsonBody(v): JsonBody<i64>,
+    JsonBody(MinusOneOrMore(v)): JsonBody<MinusOneOrMore>,
 ) -> ApiResult<StatusCode> {
     at_least_minus_one("offloadThresholdInSeconds", v)?;
     change(&s, &auth, &name, |p| {
@@ -128,6 +175,13 @@ async fn set_offload_threshold_in_seconds(
     .await
 }
 
+/// Get the deletion lag of offloaded segments' local copies
+///
+/// Bare milliseconds, or `null` when unset (the broker's default applies).
+#[utoipa::path(get, path = "/admin/v2/namespaces/{tenant}/{namespace}/offloadDeletionLagMs", tag = "namespaces",
+    params(NamespaceParam),
+    responses((status = 200, description = "milliseconds, or null", body = Option<i64>),
+        BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
 async fn get_offload_deletion_lag(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -137,11 +191,18 @@ async fn get_offload_deletion_lag(
     Ok(Json(policy_field(&p, DELETION_LAG).or(p.offload_deletion_lag_ms)))
 }
 
+/// Set the deletion lag of offloaded segments' local copies
+///
+/// Bare milliseconds, -1 (local copies kept) or more.
+#[utoipa::path(put, path = "/admin/v2/namespaces/{tenant}/{namespace}/offloadDeletionLagMs", tag = "namespaces",
+    params(NamespaceParam), request_body(content = MinusOneOrMore, example = 14400000),
+    responses((status = 204, description = "set"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn set_offload_deletion_lag(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-    JsonBody(v): JsonBody<i64>,
+    JsonBody(MinusOneOrMore(v)): JsonBody<MinusOneOrMore>,
 ) -> ApiResult<StatusCode> {
     at_least_minus_one("offloadDeletionLagMs", v)?;
     change(&s, &auth, &name, |p| {
@@ -152,6 +213,11 @@ async fn set_offload_deletion_lag(
     .await
 }
 
+/// Remove the deletion lag of offloaded segments' local copies
+#[utoipa::path(delete, path = "/admin/v2/namespaces/{tenant}/{namespace}/offloadDeletionLagMs", tag = "namespaces",
+    params(NamespaceParam),
+    responses((status = 204, description = "removed"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn remove_offload_deletion_lag(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -165,7 +231,14 @@ async fn remove_offload_deletion_lag(
     .await
 }
 
-/// The namespace's `OffloadPolicies`; 204 without a body when none are set (Pulsar's null).
+/// Get the offload policies of a namespace
+///
+/// 204 without a body when none are set (Pulsar's null).
+#[utoipa::path(get, path = "/admin/v2/namespaces/{tenant}/{namespace}/offloadPolicies", tag = "namespaces",
+    params(NamespaceParam),
+    responses((status = 200, description = "the policies", body = OffloadPolicies),
+        (status = 204, description = "none set"),
+        BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
 async fn get_offload_policies(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -178,26 +251,26 @@ async fn get_offload_policies(
     })
 }
 
+/// Set the offload policies of a namespace
+#[utoipa::path(post, path = "/admin/v2/namespaces/{tenant}/{namespace}/offloadPolicies", tag = "namespaces",
+    params(NamespaceParam), request_body = OffloadPolicies,
+    responses((status = 204, description = "set"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn set_offload_policies(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-    JsonBody(v): JsonBody<Value>,
+    JsonBody(body): JsonBody<OffloadPolicies>,
 ) -> ApiResult<StatusCode> {
-    let Value::Object(o) = &v else {
-        return Err(BrokerError::InvalidArgument("offloadPolicies must be a JSON object".into()).into());
-    };
-    for key in [THRESHOLD, THRESHOLD_SECS, DELETION_LAG] {
-        match o.get(key) {
-            None | Some(Value::Null) => {}
-            Some(x) => match x.as_i64() {
-                Some(n) => at_least_minus_one(key, n)?,
-                None => return Err(BrokerError::InvalidArgument(format!("{key} must be an integer")).into()),
-            },
+    let threshold = body.managed_ledger_offload_threshold_in_bytes;
+    let secs = body.managed_ledger_offload_threshold_in_seconds;
+    let lag = body.managed_ledger_offload_deletion_lag_in_millis;
+    for (key, v) in [(THRESHOLD, threshold), (THRESHOLD_SECS, secs), (DELETION_LAG, lag)] {
+        if let Some(v) = v {
+            at_least_minus_one(key, v)?;
         }
     }
-    let get = |k: &str| o.get(k).and_then(Value::as_i64);
-    let (threshold, secs, lag) = (get(THRESHOLD), get(THRESHOLD_SECS), get(DELETION_LAG));
+    let v = serde_json::to_value(&body).map_err(|e| BrokerError::Internal(e.to_string()))?;
     change(&s, &auth, &name, |p| {
         p.offload_policies = Some(v.clone());
         if let Some(x) = threshold {
@@ -214,6 +287,11 @@ async fn set_offload_policies(
     .await
 }
 
+/// Remove the offload policies of a namespace
+#[utoipa::path(delete, path = "/admin/v2/namespaces/{tenant}/{namespace}/removeOffloadPolicies", tag = "namespaces",
+    params(NamespaceParam),
+    responses((status = 204, description = "removed"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn remove_offload_policies(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -226,8 +304,15 @@ async fn remove_offload_policies(
     .await
 }
 
-/// `PUT .../offload` with a MessageId: offloads every sealed segment before it, in the
-/// background; 409 while an earlier request still runs.
+/// Offload a topic up to a message id
+///
+/// Offloads every sealed segment before the id, in the background; 409 while an earlier
+/// request still runs.
+#[utoipa::path(put, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/offload", tag = "persistent topic",
+    params(TopicParam), request_body = MessageId,
+    responses((status = 204, description = "started"),
+        BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, PreconditionFailed,
+        PayloadTooLarge, Unavailable))]
 async fn trigger_offload(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -239,6 +324,11 @@ async fn trigger_offload(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Get the status of a topic's last offload request
+#[utoipa::path(get, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/offload", tag = "persistent topic",
+    params(TopicParam),
+    responses((status = 200, description = "the status", body = OffloadStatus),
+        BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, PreconditionFailed, Unavailable))]
 async fn get_offload_status(
     State(s): State<AppState>,
     auth: AuthContext,

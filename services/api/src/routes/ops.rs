@@ -1,30 +1,34 @@
 //! Operations endpoints: Prometheus metrics, health, readiness, Pulsar's status page and the
-//! OpenAPI description.
+//! OpenAPI description. None needs a token (metrics do with `auth.authenticate_metrics`).
 
 use crate::AppState;
-use crate::error::ApiError;
-use axum::Router;
+use crate::error::{ApiError, Forbidden, Unauthorized};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
 use magnetar_auth::{Operation, Resource};
 use prometheus::Encoder;
+use std::sync::LazyLock;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-const OPENAPI: &str = include_str!("../../openapi.json");
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/metrics/", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/status.html", get(readyz))
-        .route("/openapi.json", get(openapi))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(metrics))
+        .routes(routes!(pulsar_metrics))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(status_page))
+        .routes(routes!(openapi_json))
 }
 
-/// With authentication on (and `auth.authenticate_metrics`), only a superuser may read metrics:
-/// they name every tenant's topics.
+/// Prometheus metrics
+///
+/// With authentication on and `auth.authenticate_metrics`, only a superuser may read them: they
+/// name every tenant's topics.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security((), ("bearerAuth" = [])),
+    responses((status = 200, description = "Prometheus text exposition format", body = String,
+        content_type = "text/plain; version=0.0.4"), Unauthorized, Forbidden))]
 async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Result<impl IntoResponse, ApiError> {
     if s.auth.enabled() && s.auth.config.authenticate_metrics {
         crate::extract::authenticate(&s, &headers, None)?.check(Operation::Metrics, Resource::Cluster).await?;
@@ -38,18 +42,55 @@ async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> R
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], buf))
 }
 
-/// Liveness: the process answers.
+/// Prometheus metrics (Pulsar's path)
+#[utoipa::path(get, path = "/metrics/", tag = "operations", security((), ("bearerAuth" = [])),
+    responses((status = 200, description = "Prometheus text exposition format", body = String,
+        content_type = "text/plain; version=0.0.4"), Unauthorized, Forbidden))]
+async fn pulsar_metrics(s: State<AppState>, headers: axum::http::HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    metrics(s, headers).await
+}
+
+/// Liveness
+///
+/// `OK` as long as the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, description = "alive", body = String, content_type = "text/plain", example = "OK")))]
 async fn healthz() -> &'static str {
     "OK"
 }
 
-/// Readiness: 503 while starting or shutting down.
+/// Readiness
+///
+/// `OK` when the broker serves; 503 `NOT READY` while it starts or shuts down.
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses((status = 200, description = "ready", body = String, content_type = "text/plain", example = "OK"),
+        (status = 503, description = "starting or shutting down", body = String, content_type = "text/plain",
+            example = "NOT READY")))]
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     if s.broker.is_ready() { (StatusCode::OK, "OK") } else { (StatusCode::SERVICE_UNAVAILABLE, "NOT READY") }
 }
 
-async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+/// Pulsar's status page
+///
+/// As `/readyz`.
+#[utoipa::path(get, path = "/status.html", tag = "operations", security(()),
+    responses((status = 200, description = "ready", body = String, content_type = "text/plain", example = "OK"),
+        (status = 503, description = "starting or shutting down", body = String, content_type = "text/plain",
+            example = "NOT READY")))]
+async fn status_page(s: State<AppState>) -> impl IntoResponse {
+    readyz(s).await
+}
+
+/// The description, built once from the handlers' types.
+static OPENAPI_JSON: LazyLock<String> = LazyLock::new(crate::openapi_json);
+
+/// This description (OpenAPI 3.1)
+///
+/// Derived from the handlers' types; `magnetar openapi` prints the same document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", security(()),
+    responses((status = 200, description = "OpenAPI 3.1 JSON", body = Object, content_type = "application/json")))]
+async fn openapi_json() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON.as_str())
 }
 
 pub async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -4,42 +4,50 @@
 //! the namespace policies; only a tenant admin (or a superuser) may read or change them.
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{AuthContext, JsonBody, NamespaceParam, TopicParam};
-use axum::extract::{Path, State};
+use crate::error::{
+    ApiError, ApiResult, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, Unauthorized,
+    Unavailable,
+};
+use crate::extract::{AuthContext, JsonBody, NamespaceParam, Path, SubscriptionNameParam, TopicParam};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use magnetar_auth::authorize::topic_grant_key;
 use magnetar_auth::{Action, Operation};
 use magnetar_broker::{BrokerError, Entity};
-use magnetar_core::{NamespaceName, SubscriptionName};
+use magnetar_core::NamespaceName;
 use std::collections::BTreeMap;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    let n = "/admin/v2/namespaces/{tenant}/{namespace}";
-    let t = "/admin/v2/persistent/{tenant}/{namespace}/{topic}";
-    Router::new()
-        .route(&format!("{n}/permissions"), get(get_namespace_permissions))
-        .route(
-            &format!("{n}/permissions/{{role}}"),
-            post(grant_namespace_permission).delete(revoke_namespace_permission),
-        )
-        // Static `subscription` wins over `{role}` (as in Pulsar, a role named `subscription`
-        // cannot be granted on a namespace).
-        .route(&format!("{n}/permissions/subscription"), get(get_subscription_permissions))
-        .route(&format!("{n}/permissions/subscription/{{subscription}}"), post(grant_subscription_permission))
-        .route(&format!("{n}/permissions/{{subscription}}/{{role}}"), delete(revoke_subscription_permission))
-        .route(&format!("{n}/subscriptionAuthMode"), post(set_subscription_auth_mode))
-        .route(&format!("{t}/permissions"), get(get_topic_permissions))
-        .route(&format!("{t}/permissions/{{role}}"), post(grant_topic_permission).delete(revoke_topic_permission))
+pub fn router() -> OpenApiRouter<AppState> {
+    // Static `subscription` wins over `{role}` (as in Pulsar, a role named `subscription` cannot
+    // be granted on a namespace).
+    OpenApiRouter::new()
+        .routes(routes!(get_namespace_permissions))
+        .routes(routes!(grant_namespace_permission, revoke_namespace_permission))
+        .routes(routes!(get_subscription_permissions))
+        .routes(routes!(grant_subscription_permission))
+        .routes(routes!(revoke_subscription_permission))
+        .routes(routes!(set_subscription_auth_mode))
+        .routes(routes!(get_topic_permissions))
+        .routes(routes!(grant_topic_permission, revoke_topic_permission))
 }
 
 type Grants = BTreeMap<String, Vec<String>>;
 
+/// A role name, not blank (400 otherwise).
+#[derive(utoipa::ToSchema)]
+#[schema(pattern = "\\S")]
+#[allow(dead_code)]
+struct RoleName(String);
+
 /// `{role}` of the path (the namespace or topic comes from its own extractor).
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
 struct RolePath {
+    /// Role name (not blank).
+    #[param(min_length = 1, pattern = "\\S")]
     role: String,
 }
 
@@ -60,7 +68,11 @@ fn role(r: &str) -> Result<&str, ApiError> {
     Ok(r)
 }
 
+/// Get the grants of a namespace
+///
 /// `{"role": ["produce", "consume"]}`.
+#[utoipa::path(get, path = "/admin/v2/namespaces/{tenant}/{namespace}/permissions", tag = "namespaces", params(NamespaceParam),
+    responses((status = 200, description = "actions by role", body = BTreeMap<String, Vec<String>>), BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
 async fn get_namespace_permissions(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -70,17 +82,22 @@ async fn get_namespace_permissions(
     Ok(Json(s.broker.admin().get_policies(&name).await?.auth_policies.namespace_auth))
 }
 
+/// Grant a role actions on a namespace
+///
 /// Body `["produce","consume"]` (also `functions`, `sources`, `sinks`, `packages`); replaces the
 /// role's actions on the namespace.
+#[utoipa::path(post, path = "/admin/v2/namespaces/{tenant}/{namespace}/permissions/{role}", tag = "namespaces",
+    params(NamespaceParam, RolePath), request_body = Vec<Action>,
+    responses((status = 204, description = "granted"), BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn grant_namespace_permission(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
     Path(p): Path<RolePath>,
-    JsonBody(actions): JsonBody<Vec<String>>,
+    JsonBody(actions): JsonBody<Vec<Action>>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::GrantPermission, &name).await?;
-    let actions = Action::parse_list(&actions)?;
+    let actions = Action::names(actions);
     let r = role(&p.role)?.to_string();
     change_auth(&s, &name, |pol| {
         pol.auth_policies.namespace_auth.insert(r.clone(), actions.clone());
@@ -89,6 +106,10 @@ async fn grant_namespace_permission(
     .await
 }
 
+/// Revoke a role's grant on a namespace
+#[utoipa::path(delete, path = "/admin/v2/namespaces/{tenant}/{namespace}/permissions/{role}", tag = "namespaces",
+    params(NamespaceParam, RolePath),
+    responses((status = 204, description = "revoked"), BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn revoke_namespace_permission(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -103,23 +124,12 @@ async fn revoke_namespace_permission(
     .await
 }
 
-#[derive(serde::Deserialize)]
-struct SubscriptionPath {
-    subscription: String,
-}
-
-#[derive(serde::Deserialize)]
-struct SubscriptionRolePath {
-    subscription: String,
-    role: String,
-}
-
-fn subscription(s: &str) -> Result<SubscriptionName, ApiError> {
-    Ok(SubscriptionName::new(s.to_string())?)
-}
-
+/// Get the subscription role lists of a namespace
+///
 /// `{"sub": ["role1", "role2"]}`: the subscriptions of the namespace that only the listed roles
 /// may consume from (tenant admins and superusers always may).
+#[utoipa::path(get, path = "/admin/v2/namespaces/{tenant}/{namespace}/permissions/subscription", tag = "namespaces", params(NamespaceParam),
+    responses((status = 200, description = "roles by subscription", body = BTreeMap<String, Vec<String>>), BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
 async fn get_subscription_permissions(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -129,18 +139,23 @@ async fn get_subscription_permissions(
     Ok(Json(s.broker.admin().get_policies(&name).await?.auth_policies.subscription_auth_roles))
 }
 
+/// Set the roles that may consume a subscription
+///
 /// Body `["role1","role2"]`: replaces the roles allowed to consume from subscription `sub` on
 /// every topic of the namespace (they still need a `consume` grant). An empty list lifts the
 /// restriction.
+#[utoipa::path(post, path = "/admin/v2/namespaces/{tenant}/{namespace}/permissions/subscription/{subscription}", tag = "namespaces",
+    params(NamespaceParam, SubscriptionNameParam),
+    request_body(content = Vec<RoleName>, description = "role names", example = json!(["app-a"])),
+    responses((status = 204, description = "set"), BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn grant_subscription_permission(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-    Path(p): Path<SubscriptionPath>,
+    SubscriptionNameParam(sub): SubscriptionNameParam,
     JsonBody(roles): JsonBody<Vec<String>>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::GrantPermission, &name).await?;
-    let sub = subscription(&p.subscription)?;
     let mut roles = roles.iter().map(|r| role(r).map(str::to_string)).collect::<Result<Vec<_>, _>>()?;
     roles.sort();
     roles.dedup();
@@ -156,17 +171,22 @@ async fn grant_subscription_permission(
     .await
 }
 
+/// Remove a role from a subscription's role list
+///
 /// Removes `role` from the subscription's role list (a role not in it is a no-op); when the
 /// last role goes, the subscription is open to every role with `consume` again. 404 when the
 /// subscription has no role list.
+#[utoipa::path(delete, path = "/admin/v2/namespaces/{tenant}/{namespace}/permissions/{subscription}/{role}", tag = "namespaces",
+    params(NamespaceParam, SubscriptionNameParam, RolePath),
+    responses((status = 204, description = "removed"), BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn revoke_subscription_permission(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-    Path(p): Path<SubscriptionRolePath>,
+    SubscriptionNameParam(sub): SubscriptionNameParam,
+    Path(p): Path<RolePath>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::RevokePermission, &name).await?;
-    let sub = subscription(&p.subscription)?;
     change_auth(&s, &name, |pol| {
         let lists = &mut pol.auth_policies.subscription_auth_roles;
         let Some(roles) = lists.get_mut(sub.as_str()) else {
@@ -184,19 +204,34 @@ async fn revoke_subscription_permission(
     .await
 }
 
+/// Pulsar's `SubscriptionAuthMode` (lowercase accepted too).
+#[derive(Debug, Clone, Copy, serde::Deserialize, utoipa::ToSchema)]
+pub enum SubscriptionAuthMode {
+    /// Any subscription name.
+    #[serde(alias = "none")]
+    None,
+    /// A role may only use subscriptions whose name starts with the role.
+    #[serde(alias = "prefix")]
+    Prefix,
+}
+
+/// Set the subscription auth mode of a namespace
+///
 /// Bare `"None"` or `"Prefix"` (with `Prefix`, a role may only use subscriptions whose name
 /// starts with the role).
+#[utoipa::path(post, path = "/admin/v2/namespaces/{tenant}/{namespace}/subscriptionAuthMode", tag = "namespaces", params(NamespaceParam),
+    request_body(content = SubscriptionAuthMode, description = "bare `\"None\"` or `\"Prefix\"`"),
+    responses((status = 204, description = "set"), BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn set_subscription_auth_mode(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-    JsonBody(mode): JsonBody<String>,
+    JsonBody(mode): JsonBody<SubscriptionAuthMode>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::SetSubscriptionAuthMode, &name).await?;
-    let mode = match mode.as_str() {
-        "None" | "none" => "None",
-        "Prefix" | "prefix" => "Prefix",
-        other => return Err(ApiError::bad_request(format!("invalid subscriptionAuthMode `{other}` (None or Prefix)"))),
+    let mode = match mode {
+        SubscriptionAuthMode::None => "None",
+        SubscriptionAuthMode::Prefix => "Prefix",
     };
     change_auth(&s, &name, |pol| {
         pol.subscription_auth_mode = mode.to_string();
@@ -205,7 +240,11 @@ async fn set_subscription_auth_mode(
     .await
 }
 
+/// Get the grants of a topic
+///
 /// The topic's effective grants: namespace grants merged with the topic's own.
+#[utoipa::path(get, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/permissions", tag = "persistent topic", params(TopicParam),
+    responses((status = 200, description = "actions by role", body = BTreeMap<String, Vec<String>>), BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
 async fn get_topic_permissions(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -223,15 +262,21 @@ async fn get_topic_permissions(
     Ok(Json(grants))
 }
 
+/// Grant a role actions on a topic
+///
+/// Stored in the namespace's `destination_auth`, keyed by the base topic name.
+#[utoipa::path(post, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/permissions/{role}", tag = "persistent topic",
+    params(TopicParam, RolePath), request_body = Vec<Action>,
+    responses((status = 204, description = "granted"), BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn grant_topic_permission(
     State(s): State<AppState>,
     auth: AuthContext,
     TopicParam(topic): TopicParam,
     Path(p): Path<RolePath>,
-    JsonBody(actions): JsonBody<Vec<String>>,
+    JsonBody(actions): JsonBody<Vec<Action>>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::GrantPermission, &topic).await?;
-    let actions = Action::parse_list(&actions)?;
+    let actions = Action::names(actions);
     let (key, r) = (topic_grant_key(&topic), role(&p.role)?.to_string());
     change_auth(&s, topic.namespace(), |pol| {
         pol.auth_policies.destination_auth.entry(key.clone()).or_default().insert(r.clone(), actions.clone());
@@ -240,7 +285,12 @@ async fn grant_topic_permission(
     .await
 }
 
+/// Revoke a role's grant on a topic
+///
 /// Pulsar answers 412 when the role has no grant on the topic itself.
+#[utoipa::path(delete, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/permissions/{role}", tag = "persistent topic",
+    params(TopicParam, RolePath),
+    responses((status = 204, description = "revoked"), BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn revoke_topic_permission(
     State(s): State<AppState>,
     auth: AuthContext,

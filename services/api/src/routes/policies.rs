@@ -2,43 +2,45 @@
 //! auto-creation, clearing backlogs, and message expiry (`expireMessages`).
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{AuthContext, JsonBody, NamespaceParam, SubscriptionParam, TopicParam};
-use axum::extract::{Path, Query, State};
+use crate::error::{
+    ApiError, ApiResult, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, Unauthorized,
+    Unavailable,
+};
+use crate::extract::{
+    AuthContext, JsonBody, NamespaceParam, Path, Query, SubscriptionNameParam, SubscriptionParam, TopicParam,
+};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use magnetar_auth::Operation;
 use magnetar_broker::BrokerError;
 use magnetar_core::{BacklogQuota, NamespaceName, SubscriptionName, TopicName};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-const POLICIES: [&str; 3] = ["producer_request_hold", "producer_exception", "consumer_backlog_eviction"];
-
-pub fn router() -> Router<AppState> {
-    let n = "/admin/v2/namespaces/{tenant}/{namespace}";
-    Router::new()
-        .route(&format!("{n}/backlogQuotaMap"), get(get_backlog_quota_map))
-        .route(&format!("{n}/backlogQuota"), post(set_backlog_quota).delete(remove_backlog_quota))
-        .route(
-            &format!("{n}/autoTopicCreation"),
-            get(get_auto_topic_creation).post(set_auto_topic_creation).delete(remove_auto_topic_creation),
-        )
-        .route(&format!("{n}/clearBacklog"), post(clear_namespace_backlog))
-        .route(&format!("{n}/clearBacklog/{{subscription}}"), post(clear_namespace_subscription_backlog))
-        .route(&format!("{n}/unsubscribe/{{subscription}}"), post(unsubscribe_namespace))
-        .route(
-            "/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscription/{subscription}/expireMessages/{seconds}",
-            post(expire_messages),
-        )
-        .route(
-            "/admin/v2/persistent/{tenant}/{namespace}/{topic}/all_subscription/expireMessages/{seconds}",
-            post(expire_all_messages),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_backlog_quota_map))
+        .routes(routes!(set_backlog_quota, remove_backlog_quota))
+        .routes(routes!(get_auto_topic_creation, set_auto_topic_creation, remove_auto_topic_creation))
+        .routes(routes!(clear_namespace_backlog))
+        .routes(routes!(clear_namespace_subscription_backlog))
+        .routes(routes!(unsubscribe_namespace))
+        .routes(routes!(expire_messages))
+        .routes(routes!(expire_all_messages))
 }
 
+/// Get the backlog quotas of a namespace
+///
+/// By quota type (`destination_storage`, `message_age`).
+#[utoipa::path(get, path = "/admin/v2/namespaces/{tenant}/{namespace}/backlogQuotaMap", tag = "namespaces",
+    params(NamespaceParam),
+    responses((status = 200, description = "quotas by type", body = BTreeMap<String, BacklogQuota>),
+        BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
 async fn get_backlog_quota_map(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -48,37 +50,50 @@ async fn get_backlog_quota_map(
     Ok(Json(s.broker.admin().get_policies(&name).await?.backlog_quota_map))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct QuotaType {
-    backlog_quota_type: Option<String>,
+/// What a backlog quota limits: the backlog's size or its oldest message's age.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BacklogQuotaType {
+    #[default]
+    DestinationStorage,
+    MessageAge,
 }
 
-fn quota_type(q: &QuotaType) -> Result<String, ApiError> {
-    match q.backlog_quota_type.as_deref().unwrap_or("destination_storage") {
-        t @ ("destination_storage" | "message_age") => Ok(t.to_string()),
-        other => Err(ApiError::bad_request(format!(
-            "invalid backlogQuotaType `{other}` (destination_storage or message_age)"
-        ))),
+impl BacklogQuotaType {
+    fn as_str(self) -> &'static str {
+        match self {
+            BacklogQuotaType::DestinationStorage => "destination_storage",
+            BacklogQuotaType::MessageAge => "message_age",
+        }
     }
 }
 
+#[derive(Deserialize, Default, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+struct QuotaTypeQuery {
+    /// The quota to set or remove (default `destination_storage`).
+    #[serde(default)]
+    #[param(inline)]
+    backlog_quota_type: BacklogQuotaType,
+}
+
+/// Set a backlog quota of a namespace
+///
+/// 412 when a size quota exceeds the namespace's retention size.
+#[utoipa::path(post, path = "/admin/v2/namespaces/{tenant}/{namespace}/backlogQuota", tag = "namespaces",
+    params(NamespaceParam, QuotaTypeQuery), request_body = BacklogQuota,
+    responses((status = 204, description = "set"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn set_backlog_quota(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-    Query(q): Query<QuotaType>,
+    Query(q): Query<QuotaTypeQuery>,
     JsonBody(quota): JsonBody<BacklogQuota>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::SetNamespacePolicy, &name).await?;
-    let kind = quota_type(&q)?;
-    if !POLICIES.contains(&quota.policy.as_str()) {
-        return Err(ApiError::bad_request(format!(
-            "invalid backlog quota policy `{}` (one of {})",
-            quota.policy,
-            POLICIES.join(", ")
-        )));
-    }
+    let kind = q.backlog_quota_type.as_str();
     s.broker
         .admin()
         .update_policies(&name, |p| {
@@ -92,25 +107,30 @@ async fn set_backlog_quota(
                     quota.limit_size, r.retention_size_in_mb
                 )));
             }
-            p.backlog_quota_map.insert(kind.clone(), quota.clone());
+            p.backlog_quota_map.insert(kind.to_string(), quota.clone());
             Ok(())
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Remove a backlog quota of a namespace
+#[utoipa::path(delete, path = "/admin/v2/namespaces/{tenant}/{namespace}/backlogQuota", tag = "namespaces",
+    params(NamespaceParam, QuotaTypeQuery),
+    responses((status = 204, description = "removed"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn remove_backlog_quota(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-    Query(q): Query<QuotaType>,
+    Query(q): Query<QuotaTypeQuery>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::SetNamespacePolicy, &name).await?;
-    let kind = quota_type(&q)?;
+    let kind = q.backlog_quota_type.as_str();
     s.broker
         .admin()
         .update_policies(&name, |p| {
-            p.backlog_quota_map.remove(&kind);
+            p.backlog_quota_map.remove(kind);
             Ok(())
         })
         .await?;
@@ -119,6 +139,31 @@ async fn remove_backlog_quota(
 
 const AUTO_CREATION: &str = "autoTopicCreationOverride";
 
+/// Pulsar's `AutoTopicCreationOverride`; other fields are kept as sent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoTopicCreationOverride {
+    /// Whether producers and consumers may create missing topics of the namespace.
+    pub allow_auto_topic_creation: bool,
+    /// `non-partitioned` (default) or `partitioned` (412 otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^(non-partitioned|partitioned)$", example = "partitioned")]
+    pub topic_type: Option<String>,
+    /// Partitions of a topic created `partitioned`; positive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub default_num_partitions: Option<i64>,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// Get the topic auto-creation override of a namespace
+///
+/// `null` when none is set (the broker's `allow_auto_topic_creation` applies).
+#[utoipa::path(get, path = "/admin/v2/namespaces/{tenant}/{namespace}/autoTopicCreation", tag = "namespaces",
+    params(NamespaceParam),
+    responses((status = 200, description = "the override, or null", body = Option<AutoTopicCreationOverride>),
+        BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
 async fn get_auto_topic_creation(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -129,25 +174,22 @@ async fn get_auto_topic_creation(
     Ok(Json(p.other.get(AUTO_CREATION).cloned().unwrap_or(Value::Null)))
 }
 
-/// Pulsar's `AutoTopicCreationOverride`: `{"allowAutoTopicCreation":true,
-/// "topicType":"partitioned","defaultNumPartitions":2}`.
+/// Set the topic auto-creation override of a namespace
+#[utoipa::path(post, path = "/admin/v2/namespaces/{tenant}/{namespace}/autoTopicCreation", tag = "namespaces",
+    params(NamespaceParam), request_body = AutoTopicCreationOverride,
+    responses((status = 204, description = "set"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn set_auto_topic_creation(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-    JsonBody(body): JsonBody<Value>,
+    JsonBody(body): JsonBody<AutoTopicCreationOverride>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::SetNamespacePolicy, &name).await?;
-    let allow = body.get("allowAutoTopicCreation").and_then(Value::as_bool);
-    let kind = body.get("topicType").and_then(Value::as_str).unwrap_or("non-partitioned");
-    if allow.is_none() {
-        return Err(ApiError::bad_request("allowAutoTopicCreation (true or false) is required"));
-    }
-    match kind {
+    match body.topic_type.as_deref().unwrap_or("non-partitioned") {
         "non-partitioned" => {}
         "partitioned" => {
-            let n = body.get("defaultNumPartitions").and_then(Value::as_i64).unwrap_or(0);
-            if n <= 0 {
+            if body.default_num_partitions.unwrap_or(0) <= 0 {
                 return Err(BrokerError::InvalidPolicy(
                     "defaultNumPartitions must be positive for partitioned auto-creation".into(),
                 )
@@ -156,16 +198,22 @@ async fn set_auto_topic_creation(
         }
         other => return Err(BrokerError::InvalidPolicy(format!("invalid topicType `{other}`")).into()),
     }
+    let value = serde_json::to_value(&body).map_err(|e| BrokerError::Internal(e.to_string()))?;
     s.broker
         .admin()
         .update_policies(&name, |p| {
-            p.other.insert(AUTO_CREATION.into(), body.clone());
+            p.other.insert(AUTO_CREATION.into(), value.clone());
             Ok(())
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Remove the topic auto-creation override of a namespace
+#[utoipa::path(delete, path = "/admin/v2/namespaces/{tenant}/{namespace}/autoTopicCreation", tag = "namespaces",
+    params(NamespaceParam),
+    responses((status = 204, description = "removed"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn remove_auto_topic_creation(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -195,6 +243,11 @@ async fn clear_backlog(s: &AppState, namespace: &NamespaceName, sub: Option<&str
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Clear the backlog of every subscription in a namespace
+#[utoipa::path(post, path = "/admin/v2/namespaces/{tenant}/{namespace}/clearBacklog", tag = "namespaces",
+    params(NamespaceParam),
+    responses((status = 204, description = "cleared"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn clear_namespace_backlog(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -204,29 +257,33 @@ async fn clear_namespace_backlog(
     clear_backlog(&s, &name, None).await
 }
 
-#[derive(Deserialize)]
-struct SubscriptionOnly {
-    subscription: String,
-}
-
+/// Clear one subscription's backlog on every topic of a namespace
+#[utoipa::path(post, path = "/admin/v2/namespaces/{tenant}/{namespace}/clearBacklog/{subscription}",
+    tag = "namespaces", params(NamespaceParam, SubscriptionNameParam),
+    responses((status = 204, description = "cleared"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn clear_namespace_subscription_backlog(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
-    Path(p): Path<SubscriptionOnly>,
+    SubscriptionNameParam(sub): SubscriptionNameParam,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::ClearBacklog, &name).await?;
-    clear_backlog(&s, &name, Some(&p.subscription)).await
+    clear_backlog(&s, &name, Some(sub.as_str())).await
 }
 
+/// Delete a subscription from every topic of a namespace
+#[utoipa::path(post, path = "/admin/v2/namespaces/{tenant}/{namespace}/unsubscribe/{subscription}",
+    tag = "namespaces", params(NamespaceParam, SubscriptionNameParam),
+    responses((status = 204, description = "deleted"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn unsubscribe_namespace(
     State(s): State<AppState>,
     auth: AuthContext,
     NamespaceParam(namespace): NamespaceParam,
-    Path(p): Path<SubscriptionOnly>,
+    SubscriptionNameParam(sub): SubscriptionNameParam,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::ClearBacklog, &namespace).await?;
-    let sub = SubscriptionName::new(p.subscription)?;
     for topic in s.broker.topics().list(&namespace).await? {
         let name: TopicName = topic.parse()?;
         if s.broker.subscriptions().list(&name).await?.iter().any(|n| n == sub.as_str()) {
@@ -248,6 +305,13 @@ fn seconds(raw: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::bad_request(format!("invalid expiry time `{raw}` in seconds")))
 }
 
+/// Expire the messages of a subscription older than N seconds
+#[utoipa::path(post,
+    path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscription/{subscription}/expireMessages/{seconds}",
+    tag = "persistent topic",
+    params(SubscriptionParam, ("seconds" = u64, Path, description = "age in seconds")),
+    responses((status = 204, description = "expired"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn expire_messages(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -259,6 +323,12 @@ async fn expire_messages(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Expire the messages of every subscription older than N seconds
+#[utoipa::path(post, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/all_subscription/expireMessages/{seconds}",
+    tag = "persistent topic",
+    params(TopicParam, ("seconds" = u64, Path, description = "age in seconds")),
+    responses((status = 204, description = "expired"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn expire_all_messages(
     State(s): State<AppState>,
     auth: AuthContext,

@@ -5,11 +5,13 @@
 //! `BYTES` value schema it is base64.
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{AuthContext, JsonBody, TopicParam};
-use axum::extract::{Path, State};
-use axum::routing::post;
-use axum::{Json, Router};
+use crate::error::{
+    ApiError, ApiResult, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, Unauthorized,
+    Unavailable,
+};
+use crate::extract::{AuthContext, JsonBody, Path, TopicParam};
+use axum::Json;
+use axum::extract::State;
 use base64::Engine;
 use magnetar_auth::Operation;
 use magnetar_broker::{BrokerError, Entity, KeyHashing, PublishMessage};
@@ -17,17 +19,18 @@ use magnetar_core::TopicName;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/topics/persistent/{tenant}/{namespace}/{topic}", post(produce))
-        .route("/topics/persistent/{tenant}/{namespace}/{topic}/partitions/{partition}", post(produce_to_partition))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(produce)).routes(routes!(produce_to_partition))
 }
 
 /// Pulsar's request; producer name, key schema and replication fields are accepted for
 /// compatibility and not used.
 #[allow(dead_code)]
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProduceRequest {
     #[serde(default)]
@@ -36,22 +39,28 @@ pub struct ProduceRequest {
     pub schema_version: Option<i64>,
     #[serde(default)]
     pub key_schema: Option<String>,
+    /// Pulsar's `SchemaInfo` JSON; with type `BYTES` the payloads are base64.
     #[serde(default)]
+    #[schema(example = r#"{"type":"BYTES"}"#)]
     pub value_schema: Option<String>,
+    /// At least one.
+    #[schema(min_items = 1)]
     pub messages: Vec<ProduceMessage>,
 }
 
+/// One message of a REST produce request.
 #[allow(dead_code)]
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProduceMessage {
+    /// The payload as text (stored as UTF-8), or base64 with a `BYTES` value schema.
     pub payload: String,
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
     #[serde(default)]
     pub key: Option<String>,
     #[serde(default)]
-    pub event_time: Option<Value>,
+    pub event_time: Option<EventTime>,
     #[serde(default)]
     pub sequence_id: Option<i64>,
     #[serde(default)]
@@ -64,36 +73,67 @@ pub struct ProduceMessage {
     pub deliver_after_ms: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+/// A message's event time: epoch milliseconds, as a number or digits, or an RFC 3339 date-time.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum EventTime {
+    Millis(i64),
+    Text(String),
+}
+
+/// The strings `parse_event_time` reads, described as such (a derived schema would say "any string").
+impl utoipa::PartialSchema for EventTime {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+        let millis =
+            ObjectBuilder::new().schema_type(Type::Integer).format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)));
+        let digits = ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[0-9]{1,18}$"));
+        let date_time = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)));
+        OneOfBuilder::new()
+            .item(millis)
+            .item(digits)
+            .item(date_time)
+            .description(Some("Epoch milliseconds (a number or digits), or an RFC 3339 date-time"))
+            .into()
+    }
+}
+
+impl ToSchema for EventTime {}
+
+/// The outcome of one message.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublishResult {
+    /// `ledgerId:entryId:partition` (partition -1 when not partitioned); empty on failure.
     pub message_id: String,
+    /// 0 stored, 1 retriable, 2 failed.
+    #[schema(minimum = 0, maximum = 2)]
     pub error_code: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_msg: Option<String>,
     pub schema_version: i64,
 }
 
-#[derive(Debug, Serialize)]
+/// One result per message, in the request's order.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProduceResponse {
     pub message_publish_results: Vec<PublishResult>,
     pub schema_version: i64,
 }
 
-/// Event time as epoch ms: a number, a string of digits or an RFC 3339 date-time; anything else
-/// is a 400.
-fn parse_event_time(v: &Option<Value>, i: usize) -> Result<Option<i64>, ApiError> {
+/// Event time as epoch ms: a number, a string of digits or an RFC 3339 date-time; another
+/// string is a 400 (and another JSON type fails to parse, a 400 too).
+fn parse_event_time(v: &Option<EventTime>, i: usize) -> Result<Option<i64>, ApiError> {
     match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => {
-            n.as_i64().map(Some).ok_or_else(|| ApiError::bad_request(format!("message {i}: invalid eventTime")))
-        }
-        Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => magnetar_core::time::parse_event_time(s)
+        None => Ok(None),
+        Some(EventTime::Millis(ms)) => Ok(Some(*ms)),
+        Some(EventTime::Text(s)) if s.is_empty() => Ok(None),
+        Some(EventTime::Text(s)) => magnetar_core::time::parse_event_time(s)
             .map(Some)
             .ok_or_else(|| ApiError::bad_request(format!("message {i}: invalid eventTime `{s}`"))),
-        Some(_) => Err(ApiError::bad_request(format!("message {i}: invalid eventTime"))),
     }
 }
 
@@ -177,6 +217,16 @@ async fn publish(
     }))
 }
 
+/// Produce messages to a topic (Pulsar's REST producer)
+///
+/// A missing topic is created as the namespace's auto-creation policy allows. Each message gets
+/// its own result; when every message failed, the request fails with the first one's condition
+/// (503 for a topic over its backlog quota). A message larger than allowed refuses the whole
+/// request (413).
+#[utoipa::path(post, path = "/topics/persistent/{tenant}/{namespace}/{topic}", tag = "produce",
+    params(TopicParam), request_body = ProduceRequest,
+    responses((status = 200, description = "one result per message", body = ProduceResponse),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn produce(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -191,6 +241,14 @@ struct PartitionPath {
     partition: String,
 }
 
+/// Produce messages to one partition of a topic
+///
+/// The topic must exist and be partitioned (400 otherwise; 404 past its last partition).
+#[utoipa::path(post, path = "/topics/persistent/{tenant}/{namespace}/{topic}/partitions/{partition}",
+    tag = "produce", params(TopicParam, ("partition" = u32, Path, description = "partition index")),
+    request_body = ProduceRequest,
+    responses((status = 200, description = "one result per message", body = ProduceResponse),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn produce_to_partition(
     State(s): State<AppState>,
     auth: AuthContext,

@@ -1,30 +1,39 @@
 //! Subscription administration under `/admin/v2/persistent/.../{topic}/subscription...`.
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{AuthContext, ForceQuery, OptionalJsonBody, SubscriptionParam, TopicParam};
-use axum::extract::{Path, Query, State};
+use crate::error::{
+    ApiError, ApiResult, BadRequest, Conflict, Forbidden, MethodNotAllowed, NotFound, PayloadTooLarge,
+    PreconditionFailed, Unauthorized, Unavailable,
+};
+use crate::extract::{AuthContext, ForceQuery, OptionalJsonBody, Path, Query, SubscriptionParam, TopicParam};
+use axum::Json;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use magnetar_auth::Operation;
 use magnetar_broker::StartPosition;
 use magnetar_core::MessageId;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    let s = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscription/{subscription}";
-    Router::new()
-        .route("/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscriptions", get(list_subscriptions))
-        .route(s, put(create_subscription).delete(delete_subscription))
-        .route(&format!("{s}/skip/{{n}}"), post(skip_messages))
-        .route(&format!("{s}/skip_all"), post(skip_all))
-        .route(&format!("{s}/resetcursor/{{timestamp}}"), post(reset_cursor_to_time))
-        .route(&format!("{s}/resetcursor"), post(reset_cursor_to_id))
-        .route(&format!("{s}/position/{{n}}"), get(peek_message))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_subscriptions))
+        .routes(routes!(create_subscription, delete_subscription))
+        .routes(routes!(skip_messages))
+        .routes(routes!(skip_all))
+        .routes(routes!(reset_cursor_to_time))
+        .routes(routes!(reset_cursor_to_id))
+        .routes(routes!(peek_message))
 }
 
+/// List the subscriptions of a topic
+#[utoipa::path(get, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscriptions",
+    tag = "persistent topic", params(TopicParam),
+    responses((status = 200, description = "subscription names", body = [String]),
+        BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
 async fn list_subscriptions(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -34,14 +43,18 @@ async fn list_subscriptions(
     Ok(Json(s.broker.subscriptions().list(&topic).await?))
 }
 
-/// Pulsar's `ResetCursorData` / `MessageIdImpl` body.
-#[derive(Debug, Deserialize)]
+/// Pulsar's `ResetCursorData` / `MessageIdImpl` body: a position in the topic.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ResetCursorData)]
 struct PositionBody {
     ledger_id: i64,
     entry_id: i64,
+    /// -1 when the topic is not partitioned.
     #[serde(default = "minus_one")]
+    #[schema(default = -1)]
     partition_index: i32,
+    /// Start after the message rather than at it.
     #[serde(default)]
     is_excluded: bool,
 }
@@ -61,10 +74,26 @@ impl PositionBody {
     }
 }
 
+/// `?replicated=` is accepted for Pulsar's clients; subscriptions are never replicated.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct ReplicatedQuery {
+    replicated: Option<bool>,
+}
+
+/// Create a subscription
+///
+/// At the given position, or at the end of the topic without a body.
+#[utoipa::path(put, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscription/{subscription}", tag = "persistent topic",
+    params(SubscriptionParam, ReplicatedQuery), request_body = Option<PositionBody>,
+    responses((status = 204, description = "created"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
 async fn create_subscription(
     State(s): State<AppState>,
     auth: AuthContext,
     SubscriptionParam(topic, sub): SubscriptionParam,
+    Query(_): Query<ReplicatedQuery>,
     OptionalJsonBody(body): OptionalJsonBody<PositionBody>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::CreateSubscription, (&topic, sub.as_str())).await?;
@@ -73,6 +102,13 @@ async fn create_subscription(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Delete a subscription
+///
+/// 412 while consumers are connected, unless `force`.
+#[utoipa::path(delete, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscription/{subscription}", tag = "persistent topic",
+    params(SubscriptionParam, ForceQuery),
+    responses((status = 204, description = "deleted"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable))]
 async fn delete_subscription(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -89,6 +125,11 @@ struct CountPath {
     n: String,
 }
 
+/// Skip messages of a subscription
+#[utoipa::path(post, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscription/{subscription}/skip/{n}", tag = "persistent topic",
+    params(SubscriptionParam, ("n" = u64, Path, description = "number of messages")),
+    responses((status = 204, description = "skipped"),
+        BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, PreconditionFailed, Unavailable))]
 async fn skip_messages(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -102,6 +143,10 @@ async fn skip_messages(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Skip every message of a subscription (clear its backlog)
+#[utoipa::path(post, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscription/{subscription}/skip_all", tag = "persistent topic", params(SubscriptionParam),
+    responses((status = 204, description = "skipped"),
+        BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, PreconditionFailed, Unavailable))]
 async fn skip_all(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -117,6 +162,11 @@ struct TimestampPath {
     timestamp: String,
 }
 
+/// Reset a subscription to a publish time
+#[utoipa::path(post, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscription/{subscription}/resetcursor/{timestamp}", tag = "persistent topic",
+    params(SubscriptionParam, ("timestamp" = i64, Path, description = "publish time, epoch milliseconds")),
+    responses((status = 204, description = "reset"),
+        BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, PreconditionFailed, Unavailable))]
 async fn reset_cursor_to_time(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -130,6 +180,12 @@ async fn reset_cursor_to_time(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Reset a subscription to a message id
+#[utoipa::path(post, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscription/{subscription}/resetcursor", tag = "persistent topic", params(SubscriptionParam),
+    request_body = PositionBody,
+    responses((status = 204, description = "reset"),
+        BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, PreconditionFailed, PayloadTooLarge,
+        Unavailable))]
 async fn reset_cursor_to_id(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -143,7 +199,16 @@ async fn reset_cursor_to_id(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Raw payload with Pulsar's `X-Pulsar-*` headers.
+/// Peek the n-th unacknowledged message of a subscription
+///
+/// The raw payload, with Pulsar's `X-Pulsar-*` headers.
+#[utoipa::path(get, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscription/{subscription}/position/{n}", tag = "persistent topic",
+    params(SubscriptionParam, ("n" = u64, Path, description = "position, 1 = the oldest unacknowledged message")),
+    responses((status = 200, description = "the payload", body = Vec<u8>, content_type = "application/octet-stream",
+        headers(("X-Pulsar-Message-ID" = String, description = "`ledgerId:entryId`"),
+            ("X-Pulsar-publish-time" = String, description = "RFC 3339"),
+            ("X-Pulsar-Property" = String, description = "the properties as a JSON object"))),
+        BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, PreconditionFailed, Unavailable))]
 async fn peek_message(
     State(s): State<AppState>,
     auth: AuthContext,

@@ -6,27 +6,26 @@
 //! bounded channel so a slow client slows its own session down, never the broker's memory.
 
 use crate::AppState;
-use crate::error::ApiError;
-use axum::Router;
+use crate::error::{ApiError, BadRequest};
+use crate::extract::WsUpgrade;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
-use axum::routing::get;
 use futures::{SinkExt, StreamExt};
 use magnetar_broker::Broker;
-use std::collections::HashMap;
+use serde::de::{DeserializeOwned, Error as _, IntoDeserializer};
+use serde::{Deserialize, Deserializer};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub use super::ws_consumer::{consume_handler, read_handler};
-pub use super::ws_producer::produce_handler;
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ws/v2/producer/persistent/{tenant}/{namespace}/{topic}", get(produce_handler))
-        .route("/ws/v2/consumer/persistent/{tenant}/{namespace}/{topic}/{subscription}", get(consume_handler))
-        .route("/ws/v2/reader/persistent/{tenant}/{namespace}/{topic}", get(read_handler))
-        .route("/ws/pingpong", get(pingpong))
-        .route("/ws/v2/pingpong", get(pingpong))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(super::ws_producer::router())
+        .merge(super::ws_consumer::router())
+        .routes(routes!(pingpong))
+        .routes(routes!(pingpong_v2))
 }
 
 /// Takes one of the broker's WebSocket session permits, or refuses the handshake with 503: a
@@ -78,22 +77,30 @@ pub(crate) const OUTBOX: usize = 256;
 /// Keep-alive ping interval for idle connections.
 const PING_EVERY: Duration = Duration::from_secs(30);
 
-/// Query parameters, looked up by Pulsar's names.
-pub(crate) struct Params(pub HashMap<String, String>);
-
-impl Params {
-    pub fn str(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+/// A query value parsed with `FromStr`, as Pulsar's WebSocket clients send it: empty means
+/// absent (`#[serde(default, deserialize_with = "lenient")]`).
+pub(crate) fn lenient<'de, D: Deserializer<'de>, T: FromStr>(d: D) -> Result<Option<T>, D::Error> {
+    match Option::<String>::deserialize(d)?.filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| D::Error::custom(format!("invalid value `{v}`"))),
     }
+}
 
-    pub fn parse<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, ApiError> {
-        match self.str(name) {
-            None => Ok(default),
-            Some(v) => {
-                v.parse().map_err(|_| ApiError::bad_request(format!("invalid value `{v}` for query parameter {name}")))
-            }
-        }
+/// A query value naming a variant of `T`; empty means absent.
+pub(crate) fn lenient_enum<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    match Option::<String>::deserialize(d)?.filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => T::deserialize(IntoDeserializer::<D::Error>::into_deserializer(v.as_str())).map(Some),
     }
+}
+
+/// The handshake answers of every WebSocket route, for their `#[utoipa::path]`.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum Handshake {
+    /// The session runs; frames are Pulsar's JSON (see docs/websocket.md).
+    #[response(status = 101)]
+    SwitchingProtocols,
 }
 
 /// Owns the sending half of the socket: forwards queued frames and pings idle connections.
@@ -177,8 +184,23 @@ pub(crate) fn text(value: &serde_json::Value) -> Message {
     Message::Text(Utf8Bytes::from(value.to_string()))
 }
 
-/// `/ws/pingpong`: answers pings (the WebSocket layer does) and echoes nothing else.
-async fn pingpong(ws: axum::extract::ws::WebSocketUpgrade) -> axum::response::Response {
+/// WebSocket ping/pong
+///
+/// Answers pings (the WebSocket layer does) and echoes nothing else.
+#[utoipa::path(get, path = "/ws/pingpong", tag = "websocket", security(()), responses(Handshake, BadRequest))]
+async fn pingpong(ws: WsUpgrade) -> axum::response::Response {
+    upgrade_pingpong(ws)
+}
+
+/// WebSocket ping/pong (v2 path)
+///
+/// As `/ws/pingpong`.
+#[utoipa::path(get, path = "/ws/v2/pingpong", tag = "websocket", security(()), responses(Handshake, BadRequest))]
+async fn pingpong_v2(ws: WsUpgrade) -> axum::response::Response {
+    upgrade_pingpong(ws)
+}
+
+fn upgrade_pingpong(WsUpgrade(ws): WsUpgrade) -> axum::response::Response {
     ws.on_upgrade(|socket| async move {
         let (_sink, mut stream) = socket.split();
         while let Some(Ok(msg)) = stream.next().await {

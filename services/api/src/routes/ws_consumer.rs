@@ -9,12 +9,16 @@
 //! against permits. A malformed frame is answered with `{"error":..,"errorCode":3}` and the
 //! session goes on.
 
-use super::ws::{Params, must_end, run_tracked, session_permit, spawn_writer, text, topic_unloaded};
+use super::ws::{
+    Handshake, lenient, lenient_enum, must_end, run_tracked, session_permit, spawn_writer, text, topic_unloaded,
+};
 use crate::AppState;
-use crate::error::ApiError;
-use crate::extract::{AuthContext, SubscriptionParam, TopicParam};
+use crate::error::{
+    ApiError, BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthorized, Unavailable,
+};
+use crate::extract::{AuthContext, Query, SubscriptionParam, TopicParam, WsUpgrade};
 use axum::extract::ws::{Message, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use base64::Engine;
 use futures::StreamExt;
@@ -25,11 +29,17 @@ use magnetar_core::MessageId;
 use magnetar_core::time::format_rfc3339;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(consume_handler)).routes(routes!(read_handler))
+}
 
 /// Pulsar caps the WebSocket receiver queue at 1000.
 const MAX_RECEIVER_QUEUE: u64 = 1000;
@@ -40,34 +50,90 @@ struct Flow {
     nack_delay: Duration,
 }
 
-pub async fn consume_handler(
+/// Where a new subscription starts.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+enum SubscriptionInitialPosition {
+    #[serde(alias = "latest")]
+    Latest,
+    #[serde(alias = "earliest")]
+    Earliest,
+}
+
+/// The consumer's query parameters (Pulsar's others are accepted and ignored).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+struct ConsumerQuery {
+    /// Default `Exclusive`.
+    #[serde(default, deserialize_with = "lenient_enum")]
+    #[param(inline)]
+    subscription_type: Option<SubType>,
+    /// Where a subscription this creates starts (default `Latest`).
+    #[serde(default, deserialize_with = "lenient_enum")]
+    #[param(inline)]
+    subscription_initial_position: Option<SubscriptionInitialPosition>,
+    /// Unacknowledged deliveries at once in push mode (default and most 1000).
+    #[serde(default, deserialize_with = "lenient")]
+    receiver_queue_size: Option<u64>,
+    /// Redeliver what is not acknowledged in time: 0 off (default), else at least 1000.
+    #[serde(default, deserialize_with = "lenient")]
+    ack_timeout_millis: Option<u64>,
+    /// Delay before a negatively acknowledged message is redelivered (default 60000).
+    #[serde(default, deserialize_with = "lenient")]
+    negative_ack_redelivery_delay: Option<u64>,
+    /// Deliveries before a message goes to the dead-letter topic (with `deadLetterTopic`: 16 when unset).
+    #[serde(default, deserialize_with = "lenient")]
+    max_redeliver_count: Option<u32>,
+    /// Dead-letter topic (default `{topic}-{subscription}-DLQ` when `maxRedeliverCount` is set).
+    #[serde(default, deserialize_with = "lenient")]
+    dead_letter_topic: Option<String>,
+    /// Deliver only against `permit` frames (default false).
+    #[serde(default, deserialize_with = "lenient")]
+    pull_mode: Option<bool>,
+    #[serde(default, deserialize_with = "lenient")]
+    consumer_name: Option<String>,
+    /// Consumers of a higher priority (lower number) are served first (default 0).
+    #[serde(default, deserialize_with = "lenient")]
+    priority_level: Option<i32>,
+    /// A JWT, for clients that cannot send `Authorization` (used only without that header).
+    #[allow(dead_code)]
+    token: Option<String>,
+}
+
+/// WebSocket consumer
+///
+/// Frames out: `{"messageId":"<base64>","payload":"<base64>","properties":{},"publishTime":"..",
+/// "redeliveryCount":0}`; frames in: `{"messageId":".."}` (ack), `{"type":"negativeAcknowledge",
+/// "messageId":".."}`, `{"type":"unsubscribe"}`, `{"type":"permit","permitMessages":N}`,
+/// `{"type":"isEndOfTopic"}`. 409 when the subscription is busy (another Exclusive consumer).
+#[utoipa::path(
+    get,
+    path = "/ws/v2/consumer/persistent/{tenant}/{namespace}/{topic}/{subscription}",
+    tag = "websocket",
+    params(SubscriptionParam, ConsumerQuery),
+    responses(Handshake, BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable)
+)]
+async fn consume_handler(
     State(s): State<AppState>,
     auth: AuthContext,
     SubscriptionParam(topic, sub): SubscriptionParam,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Query<ConsumerQuery>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    ws: WebSocketUpgrade,
+    WsUpgrade(ws): WsUpgrade,
 ) -> Result<Response, ApiError> {
-    let params = Params(q);
-    let sub_type = match params.str("subscriptionType") {
-        None => SubType::Exclusive,
-        Some(t) => SubType::parse(t).ok_or_else(|| {
-            ApiError::bad_request(format!("invalid subscriptionType `{t}` (Exclusive, Shared, Failover or Key_Shared)"))
-        })?,
+    let sub_type = q.subscription_type.unwrap_or(SubType::Exclusive);
+    let initial_position = match q.subscription_initial_position {
+        None | Some(SubscriptionInitialPosition::Latest) => StartPosition::Latest,
+        Some(SubscriptionInitialPosition::Earliest) => StartPosition::Earliest,
     };
-    let initial_position = match params.str("subscriptionInitialPosition").unwrap_or("Latest") {
-        "Latest" | "latest" => StartPosition::Latest,
-        "Earliest" | "earliest" => StartPosition::Earliest,
-        other => return Err(ApiError::bad_request(format!("invalid subscriptionInitialPosition `{other}`"))),
-    };
-    let ack_timeout_ms: u64 = params.parse("ackTimeoutMillis", 0)?;
+    let ack_timeout_ms = q.ack_timeout_millis.unwrap_or(0);
     if ack_timeout_ms > 0 && ack_timeout_ms < 1000 {
         return Err(ApiError::bad_request(format!(
             "ackTimeoutMillis {ack_timeout_ms} must be 0 (off) or at least 1000"
         )));
     }
-    let max_redeliver: u32 = params.parse("maxRedeliverCount", 0)?;
-    let dead_letter = match (params.str("deadLetterTopic"), max_redeliver) {
+    let max_redeliver = q.max_redeliver_count.unwrap_or(0);
+    let dead_letter = match (q.dead_letter_topic.as_deref(), max_redeliver) {
         (None, 0) => None,
         (dlq, n) => {
             let name = match dlq {
@@ -85,17 +151,14 @@ pub async fn consume_handler(
         }
     };
     let flow = Flow {
-        pull_mode: params.parse("pullMode", false)?,
-        queue: params.parse::<u64>("receiverQueueSize", MAX_RECEIVER_QUEUE)?.clamp(1, MAX_RECEIVER_QUEUE),
-        nack_delay: Duration::from_millis(params.parse("negativeAckRedeliveryDelay", 60_000)?),
+        pull_mode: q.pull_mode.unwrap_or(false),
+        queue: q.receiver_queue_size.unwrap_or(MAX_RECEIVER_QUEUE).clamp(1, MAX_RECEIVER_QUEUE),
+        nack_delay: Duration::from_millis(q.negative_ack_redelivery_delay.unwrap_or(60_000)),
     };
     let opts = SubscribeOptions {
         sub_type,
-        consumer_name: params
-            .str("consumerName")
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("ws-{}", magnetar_core::now_millis() % 100_000)),
-        priority: params.parse("priorityLevel", 0)?,
+        consumer_name: q.consumer_name.unwrap_or_else(|| format!("ws-{}", magnetar_core::now_millis() % 100_000)),
+        priority: q.priority_level.unwrap_or(0),
         initial_position,
         address: peer.to_string(),
         ack_timeout: (ack_timeout_ms > 0).then(|| Duration::from_millis(ack_timeout_ms.max(1000))),
@@ -106,15 +169,42 @@ pub async fn consume_handler(
     upgrade(&s, ws, session, flow, auth)
 }
 
-pub async fn read_handler(
+/// The reader's query parameters (Pulsar's others are accepted and ignored).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+struct ReaderQuery {
+    /// `earliest`, `latest` (default) or a base64 message id to start after.
+    #[serde(default, deserialize_with = "lenient")]
+    message_id: Option<String>,
+    /// Unacknowledged deliveries at once (default and most 1000).
+    #[serde(default, deserialize_with = "lenient")]
+    receiver_queue_size: Option<u64>,
+    #[serde(default, deserialize_with = "lenient")]
+    reader_name: Option<String>,
+    /// A JWT, for clients that cannot send `Authorization` (used only without that header).
+    #[allow(dead_code)]
+    token: Option<String>,
+}
+
+/// WebSocket reader
+///
+/// Frames as the consumer's; a reader acknowledges only to free its window.
+#[utoipa::path(
+    get,
+    path = "/ws/v2/reader/persistent/{tenant}/{namespace}/{topic}",
+    tag = "websocket",
+    params(TopicParam, ReaderQuery),
+    responses(Handshake, BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable)
+)]
+async fn read_handler(
     State(s): State<AppState>,
     auth: AuthContext,
     TopicParam(topic): TopicParam,
-    Query(q): Query<HashMap<String, String>>,
-    ws: WebSocketUpgrade,
+    Query(q): Query<ReaderQuery>,
+    WsUpgrade(ws): WsUpgrade,
 ) -> Result<Response, ApiError> {
-    let params = Params(q);
-    let start = match params.str("messageId").unwrap_or("latest") {
+    let start = match q.message_id.as_deref().unwrap_or("latest") {
         "latest" => StartPosition::Latest,
         "earliest" => StartPosition::Earliest,
         // Pulsar readers start after the given message (startMessageIdInclusive = false).
@@ -122,10 +212,10 @@ pub async fn read_handler(
     };
     let flow = Flow {
         pull_mode: false,
-        queue: params.parse::<u64>("receiverQueueSize", MAX_RECEIVER_QUEUE)?.clamp(1, MAX_RECEIVER_QUEUE),
+        queue: q.receiver_queue_size.unwrap_or(MAX_RECEIVER_QUEUE).clamp(1, MAX_RECEIVER_QUEUE),
         nack_delay: Duration::ZERO,
     };
-    let name = params.str("readerName").unwrap_or("reader").to_string();
+    let name = q.reader_name.unwrap_or_else(|| "reader".to_string());
     let session = s.broker.subscriptions().create_reader(&auth.caller(), &topic, start, &name).await?;
     upgrade(&s, ws, session, flow, auth)
 }

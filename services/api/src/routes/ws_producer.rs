@@ -9,12 +9,14 @@
 //! gets its own answer: an invalid or oversized frame fails alone, and a message that was stored
 //! is never reported as failed.
 
-use super::ws::{Params, must_end, run_tracked, session_permit, spawn_writer, text};
+use super::ws::{Handshake, lenient_enum, must_end, run_tracked, session_permit, spawn_writer, text};
 use crate::AppState;
-use crate::error::ApiError;
-use crate::extract::{AuthContext, TopicParam};
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use crate::error::{
+    ApiError, BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthorized, Unavailable,
+};
+use crate::extract::{AuthContext, Query, TopicParam, WsUpgrade};
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket};
 use axum::response::Response;
 use base64::Engine;
 use futures::StreamExt;
@@ -22,9 +24,16 @@ use magnetar_broker::{Broker, Caller, KeyHashing, PendingPublish, PublishMessage
 use magnetar_core::TopicName;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(produce_handler))
+}
 
 /// Most frames published as one batch.
 const MAX_BATCH: usize = 1000;
@@ -103,25 +112,66 @@ fn parse_frame(raw: &str) -> Result<(PublishMessage, Option<Value>), Message> {
     Ok((msg, ctx))
 }
 
-pub async fn produce_handler(
+/// How keyed messages pick a partition.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+enum HashingScheme {
+    /// The Java client's default.
+    JavaStringHash,
+    Murmur3_32Hash,
+}
+
+/// How keyless messages pick a partition.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+enum MessageRoutingMode {
+    RoundRobinPartition,
+    /// All to one partition, chosen at the handshake.
+    SinglePartition,
+}
+
+/// The producer's query parameters (Pulsar's others are accepted and ignored).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+struct ProducerQuery {
+    /// Default `JavaStringHash`.
+    #[serde(default, deserialize_with = "lenient_enum")]
+    #[param(inline)]
+    hashing_scheme: Option<HashingScheme>,
+    /// Default `RoundRobinPartition`.
+    #[serde(default, deserialize_with = "lenient_enum")]
+    #[param(inline)]
+    message_routing_mode: Option<MessageRoutingMode>,
+    /// A JWT, for clients that cannot send `Authorization` (used only without that header).
+    #[allow(dead_code)]
+    token: Option<String>,
+}
+
+/// WebSocket producer
+///
+/// Frames in: `{"payload":"<base64>","properties":{},"context":"1","key":"k","eventTime":"..",
+/// "deliverAt":ms,"deliverAfterMs":ms}`; frames out: `{"result":"ok","messageId":"<base64>",
+/// "context":"1"}` or `{"result":"send-error:N","errorMsg":"..","context":"1"}`. A missing topic
+/// is created at the handshake as the namespace allows.
+#[utoipa::path(
+    get,
+    path = "/ws/v2/producer/persistent/{tenant}/{namespace}/{topic}",
+    tag = "websocket",
+    params(TopicParam, ProducerQuery),
+    responses(Handshake, BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable)
+)]
+async fn produce_handler(
     State(s): State<AppState>,
     auth: AuthContext,
     TopicParam(topic): TopicParam,
-    Query(q): Query<HashMap<String, String>>,
-    ws: WebSocketUpgrade,
+    Query(q): Query<ProducerQuery>,
+    WsUpgrade(ws): WsUpgrade,
 ) -> Result<Response, ApiError> {
-    let params = Params(q);
     let caller = auth.caller();
-    let hashing = match params.str("hashingScheme").unwrap_or("JavaStringHash") {
-        "JavaStringHash" => KeyHashing::JavaString,
-        "Murmur3_32Hash" => KeyHashing::Murmur3,
-        other => return Err(ApiError::bad_request(format!("invalid hashingScheme `{other}`"))),
+    let hashing = match q.hashing_scheme.unwrap_or(HashingScheme::JavaStringHash) {
+        HashingScheme::JavaStringHash => KeyHashing::JavaString,
+        HashingScheme::Murmur3_32Hash => KeyHashing::Murmur3,
     };
-    let single = match params.str("messageRoutingMode").unwrap_or("RoundRobinPartition") {
-        "RoundRobinPartition" => false,
-        "SinglePartition" => true,
-        other => return Err(ApiError::bad_request(format!("invalid messageRoutingMode `{other}`"))),
-    };
+    let single = matches!(q.message_routing_mode, Some(MessageRoutingMode::SinglePartition));
     // Authorizes and creates a missing topic as the namespace allows, at the handshake.
     let partitions = s.broker.publisher().prepare(&caller, &topic).await?;
     // SinglePartition: keyless messages all go to one partition chosen now.

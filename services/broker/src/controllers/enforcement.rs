@@ -6,7 +6,7 @@ use crate::context::Context;
 use crate::partition::Partition;
 use crate::registry::TopicRegistry;
 use crate::{BrokerError, Result};
-use magnetar_core::{BacklogQuota, Policies};
+use magnetar_core::{BacklogQuota, BacklogQuotaPolicy, Policies};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,9 +111,9 @@ impl Enforcement {
                 p.set_quota(QuotaState::Ok);
                 return;
             };
-            match q.policy.as_str() {
-                "producer_exception" => return p.set_quota(QuotaState::Reject),
-                "consumer_backlog_eviction" => {
+            match q.policy {
+                BacklogQuotaPolicy::ProducerException => return p.set_quota(QuotaState::Reject),
+                BacklogQuotaPolicy::ConsumerBacklogEviction => {
                     // Evict the oldest unacknowledged messages of the slowest subscription.
                     let Some(slowest) = p.subscriptions().into_iter().min_by_key(|s| s.cursor().mark_delete) else {
                         return p.set_quota(QuotaState::Ok);
@@ -129,7 +129,7 @@ impl Enforcement {
                         None => return p.set_quota(QuotaState::Ok),
                     }
                 }
-                _ => return p.set_quota(QuotaState::Hold),
+                BacklogQuotaPolicy::ProducerRequestHold => return p.set_quota(QuotaState::Hold),
             }
         }
     }
@@ -166,7 +166,7 @@ mod tests {
         let mut p = Policies::default();
         p.backlog_quota_map.insert(
             kind.into(),
-            BacklogQuota { limit_size: size, limit_time: time, policy: "producer_exception".into() },
+            BacklogQuota { limit_size: size, limit_time: time, policy: BacklogQuotaPolicy::ProducerException },
         );
         p
     }

@@ -126,12 +126,24 @@ pub fn key_log_id(cluster: &str, key: &str) -> Option<i64> {
 }
 
 /// `GET .../offload` in Pulsar's shape.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OffloadStatus {
-    pub status: &'static str,
+    pub status: OffloadRun,
+    /// Why the last manual offload failed (empty unless `status` is `ERROR`).
     pub last_error: String,
+    /// The first message still in the broker's local tier.
     pub first_unoffloaded_message: MessageId,
+}
+
+/// State of the last manual offload of a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OffloadRun {
+    NotRun,
+    Running,
+    Success,
+    Error,
 }
 
 #[derive(Default)]
@@ -139,7 +151,7 @@ struct PartitionOffload {
     /// Held while uploading, collecting garbage or applying retention to the partition.
     run: Arc<tokio::sync::Mutex<()>>,
     /// `NOT_RUN | RUNNING | SUCCESS | ERROR` of the last manual offload, and its error.
-    manual: Option<(&'static str, String)>,
+    manual: Option<(OffloadRun, String)>,
     failures: u32,
     retry_at: Option<Instant>,
     last_gc: Option<Instant>,
@@ -453,10 +465,10 @@ impl Offloader {
         let before = u64::try_from(id.ledger_id)
             .map_err(|_| BrokerError::InvalidArgument(format!("invalid message id {}", id.to_text())))?;
         let running = self.state.with(p.log_id, |s| {
-            if matches!(s.manual, Some(("RUNNING", _))) {
+            if matches!(s.manual, Some((OffloadRun::Running, _))) {
                 return true;
             }
-            s.manual = Some(("RUNNING", String::new()));
+            s.manual = Some((OffloadRun::Running, String::new()));
             false
         });
         if running {
@@ -474,8 +486,8 @@ impl Offloader {
             let res = this.offload_partition(&p, &policy, Some(before)).await;
             this.state.with(p.log_id, |s| {
                 s.manual = Some(match &res {
-                    Ok(()) => ("SUCCESS", String::new()),
-                    Err(e) => ("ERROR", e.to_string()),
+                    Ok(()) => (OffloadRun::Success, String::new()),
+                    Err(e) => (OffloadRun::Error, e.to_string()),
                 })
             });
         });
@@ -486,7 +498,7 @@ impl Offloader {
     pub async fn status(&self, name: &TopicName) -> Result<OffloadStatus> {
         let p = self.registry.single_partition(name, "offload").await?;
         let (status, last_error) =
-            self.state.with(p.log_id, |s| s.manual.clone()).unwrap_or(("NOT_RUN", String::new()));
+            self.state.with(p.log_id, |s| s.manual.clone()).unwrap_or((OffloadRun::NotRun, String::new()));
         let first = p.log.segments().into_iter().find(|s| !s.offloaded).map_or(p.log.end_offset(), |s| s.base_offset);
         Ok(OffloadStatus { status, last_error, first_unoffloaded_message: crate::stats::message_id_at(&p, first) })
     }

@@ -39,7 +39,7 @@ const AVAILABLE_CAP: usize = 20_000;
 pub type ConsumerId = u64;
 
 /// Pulsar's subscription types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum SubType {
     Exclusive,
     Shared,
