@@ -16,8 +16,9 @@ use crate::extract::AuthContext;
 use axum::Json;
 use axum::extract::State;
 use magnetar_auth::{Operation, Resource};
-use serde_json::{Value, json};
+use serde::Serialize;
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -69,30 +70,55 @@ async fn get_runtime_configuration(
 /// Pulsar's `LoadReport` totals plus the storage split between the local disk and the object
 /// store. Superusers only.
 #[utoipa::path(get, path = "/admin/v2/broker-stats/load-report", tag = "broker-stats",
-    responses((status = 200, description = "totals of this broker", body = Object), Unauthorized, Forbidden))]
-async fn get_load_report(State(s): State<AppState>, auth: AuthContext) -> ApiResult<Json<Value>> {
+    responses((status = 200, description = "totals of this broker", body = LoadReport), Unauthorized, Forbidden))]
+async fn get_load_report(State(s): State<AppState>, auth: AuthContext) -> ApiResult<Json<LoadReport>> {
     auth.check(Operation::Metrics, Resource::Cluster).await?;
     let (each, topics) = s.broker.topics().loaded_stats();
     let total = magnetar_broker::stats::aggregate(each.iter());
     let consumers: usize = each.iter().flat_map(|t| t.subscriptions.values()).map(|s| s.consumers.len()).sum();
     let backlog: u64 = each.iter().flat_map(|t| t.subscriptions.values()).map(|s| s.msg_backlog).sum();
     let subscriptions: usize = each.iter().map(|t| t.subscriptions.len()).sum();
-    Ok(Json(json!({
-        "name": s.broker.broker_id(),
-        "brokerVersionString": env!("CARGO_PKG_VERSION"),
-        "timestamp": magnetar_core::now_millis(),
-        "msgRateIn": total.msg_rate_in,
-        "msgRateOut": total.msg_rate_out,
-        "msgThroughputIn": total.msg_throughput_in,
-        "msgThroughputOut": total.msg_throughput_out,
-        "numTopics": topics,
-        "numPartitions": each.len(),
-        "numSubscriptions": subscriptions,
-        "numConsumers": consumers,
-        "numProducers": 0,
-        "msgBacklog": backlog,
-        "storageSize": total.storage_size,
-        "offloadedStorageSize": total.offloaded_storage_size,
-        "localStorageSize": total.storage_size.saturating_sub(total.offloaded_storage_size),
-    })))
+    Ok(Json(LoadReport {
+        name: s.broker.broker_id().to_string(),
+        broker_version_string: env!("CARGO_PKG_VERSION"),
+        timestamp: magnetar_core::now_millis(),
+        msg_rate_in: total.msg_rate_in,
+        msg_rate_out: total.msg_rate_out,
+        msg_throughput_in: total.msg_throughput_in,
+        msg_throughput_out: total.msg_throughput_out,
+        num_topics: topics,
+        num_partitions: each.len(),
+        num_subscriptions: subscriptions,
+        num_consumers: consumers,
+        num_producers: 0,
+        msg_backlog: backlog,
+        storage_size: total.storage_size,
+        offloaded_storage_size: total.offloaded_storage_size,
+        local_storage_size: total.storage_size.saturating_sub(total.offloaded_storage_size),
+    }))
+}
+
+/// Pulsar's `LoadReport` totals of one broker, with Magnetar's storage split.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct LoadReport {
+    name: String,
+    broker_version_string: &'static str,
+    timestamp: i64,
+    msg_rate_in: f64,
+    msg_rate_out: f64,
+    msg_throughput_in: f64,
+    msg_throughput_out: f64,
+    num_topics: usize,
+    num_partitions: usize,
+    num_subscriptions: usize,
+    num_consumers: usize,
+    num_producers: usize,
+    msg_backlog: u64,
+    /// Bytes stored, each segment once whichever tiers hold it.
+    storage_size: u64,
+    /// Bytes in the object store.
+    offloaded_storage_size: u64,
+    /// Bytes on the broker's disk only.
+    local_storage_size: u64,
 }

@@ -20,7 +20,6 @@ use magnetar_auth::Operation;
 use magnetar_broker::browse::{BrowseFrom, MAX_PAGE_MESSAGES};
 use magnetar_core::time::format_rfc3339;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -49,14 +48,14 @@ struct BrowseQuery {
 /// One browsed message.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct BrowsedJson {
+struct BrowsedMessage {
     /// `L:E:P`.
     message_id: String,
     partition: i32,
     /// Base64.
     payload: String,
     key: Option<String>,
-    properties: Map<String, Value>,
+    properties: std::collections::BTreeMap<String, String>,
     /// RFC 3339.
     publish_time: String,
     event_time: Option<String>,
@@ -65,8 +64,8 @@ struct BrowsedJson {
 }
 
 #[derive(Serialize, ToSchema)]
-struct BrowsePageJson {
-    messages: Vec<BrowsedJson>,
+struct BrowsePage {
+    messages: Vec<BrowsedMessage>,
     /// Where the next page starts (`from=`); null when nothing more was stored.
     next: Option<String>,
 }
@@ -77,14 +76,14 @@ struct BrowsePageJson {
 /// `consume` on the topic.
 #[utoipa::path(get, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/messages", tag = "persistent topic",
     params(("tenant" = String, Path), ("namespace" = String, Path), ("topic" = String, Path), BrowseQuery),
-    responses((status = 200, description = "a page of messages", body = BrowsePageJson),
+    responses((status = 200, description = "a page of messages", body = BrowsePage),
         BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, PreconditionFailed, Unavailable))]
 async fn browse_messages(
     State(s): State<AppState>,
     auth: AuthContext,
     TopicParam(topic): TopicParam,
     Query(q): Query<BrowseQuery>,
-) -> ApiResult<Json<BrowsePageJson>> {
+) -> ApiResult<Json<BrowsePage>> {
     auth.check(Operation::PeekMessages, &topic).await?;
     let from = BrowseFrom::parse(q.from.as_deref().unwrap_or("earliest"))?;
     let limit = q.limit.unwrap_or(50);
@@ -96,16 +95,16 @@ async fn browse_messages(
     let messages = page
         .messages
         .iter()
-        .map(|m| BrowsedJson {
+        .map(|m| BrowsedMessage {
             message_id: m.id.to_text(),
             partition: m.id.partition_index,
             payload: b64.encode(&m.record.payload),
             key: m.record.key.clone(),
-            properties: m.record.properties.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect(),
+            properties: m.record.properties.iter().cloned().collect(),
             publish_time: format_rfc3339(m.record.publish_time),
             event_time: m.record.event_time.map(format_rfc3339),
             size: m.record.payload.len(),
         })
         .collect();
-    Ok(Json(BrowsePageJson { messages, next: page.next }))
+    Ok(Json(BrowsePage { messages, next: page.next }))
 }
