@@ -3,7 +3,8 @@
 //! without a subscription, the broker's runtime configuration and load report, and the console
 //! fallback (HTML for console paths, the API's JSON 404 elsewhere).
 
-use crate::common::{create_partitioned, create_topic, err, ok, produce};
+use crate::common::ws::{WsClient, reader_url};
+use crate::common::{create_partitioned, create_topic, err, ok, produce, produce_payloads};
 use magnetar_tests::TestApp;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -17,35 +18,7 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut req = app.client.request(method, app.url(path));
-    if let Some(t) = token {
-        req = req.header("Authorization", format!("Bearer {t}"));
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
-
-fn token(role: &str) -> String {
-    magnetar_tests::hs256_token(SECRET, role, 3600)
-}
-
-fn payloads(page: &Value) -> Vec<String> {
-    use base64::Engine;
-    page["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .map(|m| {
-            let b =
-                base64::engine::general_purpose::STANDARD.decode(m["payload"].as_str().expect("payload")).expect("b64");
-            String::from_utf8(b).expect("utf8")
-        })
-        .collect()
+    crate::common::call_as(&app.base, token, method, path, body).await
 }
 
 #[tokio::test]
@@ -326,4 +299,31 @@ async fn console_paths_get_html_and_api_paths_keep_the_json_404() {
     err(app.post("/tenants", None).await, 404);
     let head = app.client.head(app.url("/tenants")).send().await.expect("request");
     assert_eq!(head.status(), 200);
+}
+
+/// The console's live tail asks the reader to sample (`maxMessagesPerSecond`): it gets at most
+/// that many messages a second and a count of the rest, so it keeps up with any rate and never
+/// holds the reader back.
+#[tokio::test]
+async fn a_sampling_reader_sends_at_most_its_rate_and_counts_the_rest() {
+    let app = TestApp::standalone().await;
+    create_topic(&app, "busy").await;
+    produce_payloads(&app, "busy", &(0..100).map(|i| format!("m{i}")).collect::<Vec<_>>()).await;
+    let url = reader_url(&app.base, "busy", "messageId=earliest&maxMessagesPerSecond=10");
+    let mut reader = WsClient::connect(&url).await;
+    let (mut messages, mut skipped) = (0u64, 0u64);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while messages + skipped < 100 && tokio::time::Instant::now() < deadline {
+        let Some(frame) = reader.recv_within(std::time::Duration::from_millis(500)).await else { continue };
+        if frame["type"] == "skipped" {
+            skipped += frame["count"].as_u64().expect("count");
+        } else {
+            messages += 1;
+            reader.ack(frame["messageId"].as_str().expect("id")).await;
+        }
+    }
+    assert_eq!(messages + skipped, 100, "every message is either sent or counted");
+    assert!(messages <= 20, "at most 10 a second over the test's two windows: {messages}");
+    assert!(skipped >= 80, "{skipped}");
+    reader.close().await;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { frameMessageId, RateMeter, RateSampler, readerUrl } from './wsReader';
+import { frameMessageId, RateMeter, RateSampler, readerUrl, SERVER_CAP, skippedCount } from './wsReader';
 
 describe('live tail', () => {
   it('shows at most the cap per second and counts the rest', () => {
@@ -22,11 +22,16 @@ describe('live tail', () => {
     expect(u.pathname).toBe('/ws/v2/reader/persistent/acme/orders/created');
     expect(u.searchParams.get('messageId')).toBe('CAAQAw==');
     expect(u.searchParams.get('token')).toBe('tok');
+    expect(u.searchParams.get('maxMessagesPerSecond')).toBe(String(SERVER_CAP));
     expect(new URL(readerUrl('https://h', { tenant: 'a', namespace: 'b', topic: 'c' }, 'latest', null)).searchParams.get('messageId')).toBe('latest');
   });
   it('finds the message id of a frame without parsing it', () => {
     expect(frameMessageId('{"messageId":"CAAQAw==","payload":"aGk=","properties":{}}')).toBe('CAAQAw==');
     expect(frameMessageId('{"payload":"x","messageId":"CAMQADAA"}')).toBe('CAMQADAA');
     expect(frameMessageId('{"error":"bad","errorCode":3}')).toBeNull();
+  });
+  it('reads the skipped counts the broker sends', () => {
+    expect(skippedCount('{"type":"skipped","count":4500}')).toBe(4500);
+    expect(skippedCount('{"messageId":"CAAQAw==","payload":"aGk="}')).toBeNull();
   });
 });

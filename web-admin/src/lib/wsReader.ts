@@ -76,6 +76,20 @@ export class RateMeter {
   }
 }
 
+/** The most messages a second the broker sends a tail (the highest cap the tail offers). */
+export const SERVER_CAP = 500;
+
+/** The count of a `{"type":"skipped","count":N}` frame (the broker's sampling), or null. */
+export function skippedCount(frame: string): number | null {
+  if (!frame.startsWith('{"type":"skipped"')) return null;
+  try {
+    const n = (JSON.parse(frame) as { count?: number }).count;
+    return typeof n === 'number' ? n : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Builds the reader URL; `after` (an `L:E:P` id) starts after that message. */
 export function readerUrl(
   origin: string,
@@ -85,7 +99,13 @@ export function readerUrl(
 ): string {
   const ws = origin.replace(/^http/, 'ws');
   const path = `/ws/v2/reader/persistent/${encodeURIComponent(topic.tenant)}/${encodeURIComponent(topic.namespace)}/${encodeURIComponent(topic.topic)}`;
-  const q = new URLSearchParams({ readerName: 'console-tail', receiverQueueSize: '1000' });
+  // The broker samples beyond SERVER_CAP messages a second (and reports what it skipped), so the
+  // tab keeps up with any rate; the tail's own cap samples further.
+  const q = new URLSearchParams({
+    readerName: 'console-tail',
+    receiverQueueSize: '1000',
+    maxMessagesPerSecond: String(SERVER_CAP),
+  });
   if (typeof start === 'string') q.set('messageId', start);
   else {
     const parts = start.after.split(':').map(Number);
@@ -126,6 +146,7 @@ export class TailCore {
   private meter = new RateMeter();
   private paused = false;
   private held: string[] = [];
+  private serverSkipped = 0;
   stats: TailStats = { received: 0, shown: 0, skipped: 0, rate: 0 };
 
   constructor(
@@ -198,6 +219,14 @@ export class TailCore {
    * are parsed: at thousands of messages a second the rest cost one string search each.
    */
   private accept(socket: WebSocket, data: string) {
+    const skipped = skippedCount(data);
+    if (skipped !== null) {
+      // Sampled away by the broker: received and skipped, never sent.
+      this.stats.received += skipped;
+      this.serverSkipped += skipped;
+      this.stats.skipped = this.sampler.skipped + this.serverSkipped;
+      return;
+    }
     const messageId = frameMessageId(data);
     if (!messageId) return;
     if (socket.readyState === WebSocket.OPEN) socket.send(`{"messageId":"${messageId}"}`);
@@ -205,7 +234,7 @@ export class TailCore {
     this.stats.received++;
     this.meter.mark(now);
     if (!this.sampler.offer(now)) {
-      this.stats.skipped = this.sampler.skipped;
+      this.stats.skipped = this.sampler.skipped + this.serverSkipped;
       return;
     }
     let frame: Frame;

@@ -48,6 +48,53 @@ struct Flow {
     pull_mode: bool,
     queue: u64,
     nack_delay: Duration,
+    /// Readers only: deliver at most this many messages a second, skip (and count) the rest.
+    sample: Option<Sampler>,
+}
+
+/// Server-side sampling of a reader (Magnetar's `maxMessagesPerSecond`): a live view (the
+/// console's tail) keeps up with any rate and never holds the reader back; what it skips is
+/// acknowledged by the broker and reported as `{"type":"skipped","count":N}` at most once a
+/// second. Readers only: a reader's acknowledgements only move its own, non-durable position.
+struct Sampler {
+    per_second: u32,
+    window_start: tokio::time::Instant,
+    sent: u32,
+    skipped: u64,
+}
+
+impl Sampler {
+    fn new(per_second: u32) -> Sampler {
+        Sampler { per_second, window_start: tokio::time::Instant::now(), sent: 0, skipped: 0 }
+    }
+
+    /// Whether to send this message now; rolls the one-second window.
+    fn admit(&mut self, now: tokio::time::Instant) -> bool {
+        if now.duration_since(self.window_start) >= Duration::from_secs(1) {
+            self.window_start = now;
+            self.sent = 0;
+        }
+        if self.sent < self.per_second {
+            self.sent += 1;
+            true
+        } else {
+            self.skipped += 1;
+            false
+        }
+    }
+
+    /// The report of what was skipped since the last one, once the window it belongs to ended.
+    fn report(&mut self, now: tokio::time::Instant) -> Option<Message> {
+        if self.skipped == 0 || now.duration_since(self.window_start) < Duration::from_secs(1) {
+            return None;
+        }
+        let count = std::mem::take(&mut self.skipped);
+        Some(text(&json!({ "type": "skipped", "count": count })))
+    }
+
+    fn next_report(&self) -> Option<tokio::time::Instant> {
+        (self.skipped > 0).then(|| self.window_start + Duration::from_secs(1))
+    }
 }
 
 /// Where a new subscription starts.
@@ -154,6 +201,7 @@ async fn consume_handler(
         pull_mode: q.pull_mode.unwrap_or(false),
         queue: q.receiver_queue_size.unwrap_or(MAX_RECEIVER_QUEUE).clamp(1, MAX_RECEIVER_QUEUE),
         nack_delay: Duration::from_millis(q.negative_ack_redelivery_delay.unwrap_or(60_000)),
+        sample: None,
     };
     let opts = SubscribeOptions {
         sub_type,
@@ -182,6 +230,11 @@ struct ReaderQuery {
     receiver_queue_size: Option<u64>,
     #[serde(default, deserialize_with = "lenient")]
     reader_name: Option<String>,
+    /// Magnetar: deliver at most this many messages a second and skip the rest, reporting them
+    /// as `{"type":"skipped","count":N}` frames (for live views that must keep up).
+    #[serde(default, deserialize_with = "lenient")]
+    #[param(minimum = 1)]
+    max_messages_per_second: Option<u32>,
     /// A JWT, for clients that cannot send `Authorization` (used only without that header).
     #[allow(dead_code)]
     token: Option<String>,
@@ -214,6 +267,7 @@ async fn read_handler(
         pull_mode: false,
         queue: q.receiver_queue_size.unwrap_or(MAX_RECEIVER_QUEUE).clamp(1, MAX_RECEIVER_QUEUE),
         nack_delay: Duration::ZERO,
+        sample: q.max_messages_per_second.map(|n| Sampler::new(n.max(1))),
     };
     let name = q.reader_name.unwrap_or_else(|| "reader".to_string());
     let session = s.broker.subscriptions().create_reader(&auth.caller(), &topic, start, &name).await?;
@@ -331,7 +385,7 @@ async fn run_session(
     broker: Arc<Broker>,
     socket: axum::extract::ws::WebSocket,
     session: ConsumerSession,
-    flow: Flow,
+    mut flow: Flow,
     auth: AuthContext,
 ) {
     let session = Arc::new(session);
@@ -349,10 +403,22 @@ async fn run_session(
                     if flow.pull_mode {
                         permits = permits.saturating_sub(msgs.len() as u64);
                     }
+                    let now = tokio::time::Instant::now();
                     for m in &msgs {
+                        if let Some(sampler) = flow.sample.as_mut()
+                            && !sampler.admit(now)
+                        {
+                            let _ = session.ack_streamed(&m.id).await;
+                            continue;
+                        }
                         if out.send(message_frame(m)).await.is_err() {
                             break 'session;
                         }
+                    }
+                    if let Some(report) = flow.sample.as_mut().and_then(|s| s.report(now))
+                        && out.send(report).await.is_err()
+                    {
+                        break 'session;
                     }
                     // Deliver more before blocking, but still read commands (acks) promptly.
                     while let Some(Some(Ok(msg))) = futures::FutureExt::now_or_never(stream.next()) {
@@ -369,6 +435,7 @@ async fn run_session(
                 }
             }
         }
+        let report_at = flow.sample.as_ref().and_then(Sampler::next_report);
         tokio::select! {
             frame = stream.next() => match frame {
                 Some(Ok(msg)) => {
@@ -378,6 +445,14 @@ async fn run_session(
                 }
                 _ => break,
             },
+            _ = async { tokio::time::sleep_until(report_at.expect("guarded")).await }, if report_at.is_some() => {
+                let now = tokio::time::Instant::now();
+                if let Some(report) = flow.sample.as_mut().and_then(|s| s.report(now))
+                    && out.send(report).await.is_err()
+                {
+                    break;
+                }
+            }
             _ = session.changed(tokens), if window > 0 => {}
             close = &mut end => {
                 let _ = out.send(close).await;
