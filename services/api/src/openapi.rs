@@ -31,6 +31,8 @@ With authentication on, send `Authorization: Bearer <jwt>` (401: token missing, 
     tags(
         (name = "clusters", description = "Clusters (Pulsar)"),
         (name = "brokers", description = "Brokers and their health (Pulsar)"),
+        (name = "broker-stats", description = "The broker's load (Pulsar)"),
+        (name = "auth", description = "Who the caller is and what a role may do (Magnetar, for tools such as the console)"),
         (name = "lookup", description = "Topic lookup (Pulsar)"),
         (name = "tenants", description = "Tenants (Pulsar)"),
         (name = "namespaces", description = "Namespaces, their policies and grants (Pulsar)"),

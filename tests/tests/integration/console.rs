@@ -21,6 +21,24 @@ async fn call(
     crate::common::call_as(&app.base, token, method, path, body).await
 }
 
+fn token(role: &str) -> String {
+    magnetar_tests::hs256_token(SECRET, role, 3600)
+}
+
+fn payloads(page: &Value) -> Vec<String> {
+    use base64::Engine;
+    page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| {
+            let b =
+                base64::engine::general_purpose::STANDARD.decode(m["payload"].as_str().expect("payload")).expect("b64");
+            String::from_utf8(b).expect("utf8")
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn whoami_says_who_the_caller_is() {
     let open = TestApp::standalone().await;
