@@ -80,7 +80,9 @@ async fn consumed_segments_are_deleted_and_disk_is_freed() {
 
     // Unconsumed data is backlog: retention must not touch it.
     app.broker().testing().run_retention().await;
-    assert_eq!(storage_size(&app, "r").await, before, "backlog deleted by retention");
+    // (A segment sealed meanwhile on the sealer thread may have grown by its index and footer.)
+    let kept = storage_size(&app, "r").await;
+    assert!(kept >= before, "backlog deleted by retention: {kept} of {before} bytes left");
 
     assert_eq!(consume_all(&app, "r", "s").await, 2000);
     // The consumer's acknowledgements reach the retention pass through the cursor.
