@@ -4,11 +4,13 @@
 # produce and consume, and WebSocket end-to-end latency at a fixed rate.
 #
 #   scripts/bench-ab.sh A_BINARY B_BINARY [ROUNDS]
+#   N=500000 scripts/bench-ab.sh ...      messages per throughput run (default 200000; runs of
+#                                         a few seconds vary by ±15 % on a 2-core machine)
 #
 # Prints one line per measurement, prefixed with the build (A or B) and the round. Uses ports
 # 18190-18191 and a scratch directory under ${TMPDIR:-/tmp}.
 set -euo pipefail
-A="$1"; B="$2"; ROUNDS="${3:-2}"
+A="$1"; B="$2"; ROUNDS="${3:-2}"; N="${N:-200000}"
 PERF="$B"   # the load generator: the same binary for both builds, so only the broker differs
 SCRATCH="$(mktemp -d "${TMPDIR:-/tmp}/magnetar-ab.XXXXXX")"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$SCRATCH"' EXIT
@@ -24,11 +26,11 @@ run_one() {
     curl -sf -X PUT "$url/admin/v2/persistent/public/default/one" >/dev/null
     local t=persistent://public/default
     say() { printf '%s round %s %-28s %s\n' "$label" "$round" "$1" "$(grep -E 'msg/s|req/s' | tail -n1)"; }
-    "$PERF" perf produce --url "$url" --topic "$t/p1" -n 200000 -s 1024 -b 100 -c 4 2>&1 | say "rest-produce b100 c4"
-    "$PERF" perf produce --url "$url" --topic "$t/one" -n 50000 -s 1024 -b 1 -c 16 2>&1 | say "rest-produce b1 c16"
-    "$PERF" perf consume --url "$url" --topic "$t/p1" --subscription s -n 200000 -b 1000 -c 2 2>&1 | say "pull-consume"
-    "$PERF" perf ws-produce --url "$ws" --topic "$t/ws1" -n 200000 -s 1024 -w 256 2>&1 | say "ws-produce w256"
-    "$PERF" perf ws-consume --url "$ws" --topic "$t/ws1" --subscription c -n 200000 2>&1 | say "ws-consume"
+    "$PERF" perf produce --url "$url" --topic "$t/p1" -n "$N" -s 1024 -b 100 -c 4 2>&1 | say "rest-produce b100 c4"
+    "$PERF" perf produce --url "$url" --topic "$t/one" -n $((N / 4)) -s 1024 -b 1 -c 16 2>&1 | say "rest-produce b1 c16"
+    "$PERF" perf consume --url "$url" --topic "$t/p1" --subscription s -n "$N" -b 1000 -c 2 2>&1 | say "pull-consume"
+    "$PERF" perf ws-produce --url "$ws" --topic "$t/ws1" -n "$N" -s 1024 -w 256 2>&1 | say "ws-produce w256"
+    "$PERF" perf ws-consume --url "$ws" --topic "$t/ws1" --subscription c -n "$N" 2>&1 | say "ws-consume"
     "$PERF" perf ws-consume --url "$ws" --topic "$t/e2e" --initial-position Latest -n 50000 >"$data.e2e" 2>&1 &
     local consumer=$!
     sleep 0.5
