@@ -49,8 +49,11 @@ impl ApiError {
 pub fn status_of(e: &BrokerError) -> StatusCode {
     use BrokerError as B;
     match e {
-        B::NotFound(_) | B::Deleted => StatusCode::NOT_FOUND,
+        B::NotFound(_) | B::Deleted | B::AutoSubscriptionCreationDisabled { .. } => StatusCode::NOT_FOUND,
+        B::SubscribeRateExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
         B::AlreadyExists(_)
+        | B::TooManyProducers { .. }
+        | B::TooManyConsumers { .. }
         | B::NotEmpty(_)
         | B::ModifiedConcurrently(_)
         | B::ConsumerBusy(_)
@@ -59,6 +62,11 @@ pub fn status_of(e: &BrokerError) -> StatusCode {
         | B::IsPartitioned(_)
         | B::OffloadRunning(_) => StatusCode::CONFLICT,
         B::InUse(_)
+        | B::TooManySubscriptions { .. }
+        | B::TooManyTopics { .. }
+        | B::SubscriptionTypeDisabled { .. }
+        | B::EncryptionRequired(_)
+        | B::DeliveryDelayTooLong { .. }
         | B::InvalidName(_)
         | B::InvalidPolicy(_)
         | B::PartitionSuffix(_)
@@ -71,7 +79,9 @@ pub fn status_of(e: &BrokerError) -> StatusCode {
         B::WholePartitionedTopic { .. } => StatusCode::METHOD_NOT_ALLOWED,
         B::MessageTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         B::Forbidden(_) => StatusCode::FORBIDDEN,
-        B::BacklogQuotaExceeded { .. } | B::Unavailable { .. } | B::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        B::BacklogQuotaExceeded { .. } | B::PublishRateExceeded { .. } | B::Unavailable { .. } | B::ShuttingDown => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         B::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -153,11 +163,12 @@ error_responses! {
     NotFound = 404, "the resource does not exist";
     MethodNotAllowed = 405, "not possible on a partitioned topic as a whole: name a partition";
     NotAcceptable = 406, "invalid number of partitions";
-    Conflict = 409, "the resource exists, is not empty, is busy or was changed concurrently";
-    PreconditionFailed = 412, "invalid name or policy, or the resource is in use";
+    Conflict = 409, "the resource exists, is not empty, is busy (a producer or consumer limit reached) or was changed concurrently";
+    PreconditionFailed = 412, "invalid name or policy, the resource is in use, or a policy refuses it (subscription or topic limit, subscription type, encryption)";
     PayloadTooLarge = 413, "the request body or a message is larger than allowed";
+    TooManyRequests = 429, "too many subscribe requests from this consumer (the topic's subscribe rate)";
     NotImplemented = 501, "not possible with this broker's authentication setup";
-    Unavailable = 503, "the broker cannot serve this now (metadata store unavailable, backlog quota reached, shutting down); retry later";
+    Unavailable = 503, "the broker cannot serve this now (metadata store unavailable, backlog quota or publish rate reached, shutting down); retry later";
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -124,6 +124,8 @@ impl Admin {
             match self.ctx.metadata.update_namespace_policies(name, &policies, rec.version).await {
                 Ok(_) => {
                     self.ctx.policies.invalidate_namespace(name);
+                    // Its loaded topics apply the change now, not at the next refresh.
+                    crate::policies::refresh_namespace(&self.ctx, &self.registry, name).await;
                     return Ok(());
                 }
                 Err(magnetar_metadata::MetadataError::Conflict(_)) => continue,
@@ -165,7 +167,7 @@ fn validate_policies(p: &Policies) -> Result<()> {
     if let Some(r) = p.retention_policies {
         validate_retention(&r)?;
     }
-    Ok(())
+    crate::policies::admin::validate_namespace(p)
 }
 
 pub fn validate_retention(r: &RetentionPolicies) -> Result<()> {

@@ -12,6 +12,7 @@ use crate::controllers::enforcement::Enforcement;
 use crate::controllers::offload::Offloader;
 use crate::controllers::retention::Retention;
 use crate::metrics::BrokerMetrics;
+use crate::policies::admin::TopicPolicyAdmin;
 use crate::publish::Publisher;
 use crate::registry::TopicRegistry;
 use crate::subscriptions::Subscriptions;
@@ -50,6 +51,7 @@ pub struct Broker {
     checkpoints: Arc<Checkpoints>,
     retention: Arc<Retention>,
     enforcement: Arc<Enforcement>,
+    topic_policies: TopicPolicyAdmin,
     ready: AtomicBool,
 }
 
@@ -77,6 +79,7 @@ impl Broker {
             clock: deps.clock,
             authorizer: deps.authorizer,
             tasks: TaskTracker::new(),
+            namespace_limiters: Default::default(),
             shutdown: CancellationToken::new(),
         });
         let registry = Arc::new(TopicRegistry::new(Arc::clone(&ctx)));
@@ -89,6 +92,7 @@ impl Broker {
             admin: Admin::new(Arc::clone(&ctx), Arc::clone(&registry), Arc::clone(&offloader)),
             retention: Arc::new(Retention::new(Arc::clone(&ctx), Arc::clone(&registry), Arc::clone(&offloader))),
             enforcement: Arc::new(Enforcement::new(Arc::clone(&ctx), Arc::clone(&registry))),
+            topic_policies: TopicPolicyAdmin::new(Arc::clone(&ctx), Arc::clone(&registry)),
             publisher,
             offloader,
             checkpoints,
@@ -118,6 +122,11 @@ impl Broker {
 
     pub fn admin(&self) -> &Admin {
         &self.admin
+    }
+
+    /// Topic-level policies and the policies in force.
+    pub fn topic_policies(&self) -> &TopicPolicyAdmin {
+        &self.topic_policies
     }
 
     pub fn offloader(&self) -> &Arc<Offloader> {
@@ -194,6 +203,14 @@ impl Broker {
         self.periodic(self.ctx.config.retention_interval(), |b| async move { b.retention.run_once().await });
         self.periodic(self.ctx.config.offload_interval(), |b| async move { b.offloader.run_once().await });
         self.periodic(Duration::from_secs(1), |b| async move { b.enforcement.run_once().await });
+        // Policies in force on loaded topics: namespace changes through the cache each second,
+        // topic-level ones from the store every `topic_policies_refresh_ms`.
+        let reload_every = (self.ctx.config.topic_policies_refresh_ms / 1000).max(1);
+        let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        self.periodic(Duration::from_secs(1), move |b| {
+            let tick = ticks.fetch_add(1, Ordering::Relaxed) + 1;
+            async move { crate::policies::refresh_all(&b.ctx, &b.registry, tick % reload_every == 0).await }
+        });
         // Apart from the offload pass, which may spend many seconds uploading a backlog.
         self.periodic(Duration::from_secs(1), |b| async move { b.ctx.storage.update_upload_pace() });
         self.periodic(Duration::from_secs(5), |b| async move {

@@ -1,4 +1,4 @@
-use magnetar_core::RetentionPolicies;
+use magnetar_core::{InactiveTopicDeleteMode, RetentionPolicies, SubscriptionTypeName};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -52,6 +52,69 @@ pub struct BrokerConfig {
     pub offload_gc_interval_ms: u64,
     /// Age an object without an index row must reach before it is deleted, in milliseconds.
     pub offload_gc_grace_ms: u64,
+
+    // ---- Broker defaults of namespace and topic policies (topic → namespace → these) ----
+    /// Pulsar's `maxProducersPerTopic`: producer sessions per topic partition (0 = no limit).
+    pub max_producers_per_topic: u32,
+    /// Pulsar's `maxConsumersPerTopic` (0 = no limit).
+    pub max_consumers_per_topic: u32,
+    /// Pulsar's `maxConsumersPerSubscription` (0 = no limit).
+    pub max_consumers_per_subscription: u32,
+    /// Pulsar's `maxSubscriptionsPerTopic` (0 = no limit).
+    pub max_subscriptions_per_topic: u32,
+    /// Pulsar's `maxTopicsPerNamespace`; partitions count one each (0 = no limit).
+    pub max_topics_per_namespace: u32,
+    /// Pulsar's `maxUnackedMessagesPerConsumer`: deliveries a consumer may hold unacknowledged
+    /// (0 = only the consumer's receiver queue bounds it).
+    pub max_unacked_per_consumer: u32,
+    /// Pulsar's `maxPublishRatePerTopicInMessages` (0 = no limit).
+    pub publish_rate_per_topic_msg: u32,
+    /// Pulsar's `maxPublishRatePerTopicInBytes` (0 = no limit).
+    pub publish_rate_per_topic_bytes: u64,
+    /// Magnetar: messages per second all topics of one namespace may publish together on this
+    /// broker (0 = no limit). Tenants cannot change it: it bounds what one namespace takes from
+    /// the others.
+    pub publish_rate_per_namespace_msg: u32,
+    /// Magnetar: payload bytes per second per namespace (0 = no limit).
+    pub publish_rate_per_namespace_bytes: u64,
+    /// Longest a REST produce request waits for its publish rate before it is refused with 503,
+    /// in milliseconds (WebSocket producers wait as long as needed: their frames are not read).
+    pub publish_throttle_max_wait_ms: u64,
+    /// Pulsar's `dispatchThrottlingRatePerTopicInMsg` (0 = no limit).
+    pub dispatch_rate_per_topic_msg: u32,
+    /// Pulsar's `dispatchThrottlingRatePerTopicInByte` (0 = no limit).
+    pub dispatch_rate_per_topic_bytes: u64,
+    /// Pulsar's `dispatchThrottlingRatePerSubscriptionInMsg` (0 = no limit).
+    pub dispatch_rate_per_subscription_msg: u32,
+    /// Pulsar's `dispatchThrottlingRatePerSubscriptionInByte` (0 = no limit).
+    pub dispatch_rate_per_subscription_bytes: u64,
+    /// Pulsar's `subscribeThrottlingRatePerConsumer` (0 = no limit).
+    pub subscribe_rate_per_consumer: u32,
+    /// Pulsar's `subscribeRatePeriodPerConsumerInSecond`.
+    pub subscribe_rate_period_seconds: u32,
+    /// Pulsar's `allowAutoSubscriptionCreation`.
+    pub allow_auto_subscription_creation: bool,
+    /// Pulsar's `subscriptionTypesEnabled`.
+    pub subscription_types_enabled: Vec<SubscriptionTypeName>,
+    /// Pulsar's `delayedDeliveryEnabled`.
+    pub delayed_delivery_enabled: bool,
+    /// Pulsar's `delayedDeliveryTickTimeMillis` (kept for tools; delivery is at the due time).
+    pub delayed_delivery_tick_ms: i64,
+    /// Pulsar's `brokerDeleteInactiveTopicsEnabled` (Pulsar's default is on; Magnetar's is off).
+    pub delete_inactive_topics: bool,
+    /// Pulsar's `brokerDeleteInactiveTopicsMode`.
+    pub inactive_topic_delete_mode: InactiveTopicDeleteMode,
+    /// Pulsar's `brokerDeleteInactiveTopicsMaxInactiveDurationSeconds`.
+    pub inactive_topic_max_seconds: i32,
+    /// How often inactive topics are looked for (Pulsar's `brokerDeleteInactiveTopicsFrequencySeconds`), in ms.
+    pub inactive_topic_check_interval_ms: u64,
+    /// Pulsar's `subscriptionExpirationTimeMinutes` (0 = subscriptions never expire).
+    pub subscription_expiration_minutes: i32,
+    /// How often expired subscriptions are looked for (Pulsar's `subscriptionExpiryCheckIntervalInMinutes`), in ms.
+    pub subscription_expiry_check_interval_ms: u64,
+    /// How often loaded topics re-read their topic-level policies from the metadata store (changes
+    /// made through another broker), in ms. Changes through this broker apply at once.
+    pub topic_policies_refresh_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -77,6 +140,39 @@ impl Default for BrokerConfig {
             offload_max_backoff_ms: 10_000,
             offload_gc_interval_ms: 600_000,
             offload_gc_grace_ms: 3_600_000,
+            max_producers_per_topic: 0,
+            max_consumers_per_topic: 0,
+            max_consumers_per_subscription: 0,
+            max_subscriptions_per_topic: 0,
+            max_topics_per_namespace: 0,
+            max_unacked_per_consumer: 50_000,
+            publish_rate_per_topic_msg: 0,
+            publish_rate_per_topic_bytes: 0,
+            publish_rate_per_namespace_msg: 0,
+            publish_rate_per_namespace_bytes: 0,
+            publish_throttle_max_wait_ms: 30_000,
+            dispatch_rate_per_topic_msg: 0,
+            dispatch_rate_per_topic_bytes: 0,
+            dispatch_rate_per_subscription_msg: 0,
+            dispatch_rate_per_subscription_bytes: 0,
+            subscribe_rate_per_consumer: 0,
+            subscribe_rate_period_seconds: 30,
+            allow_auto_subscription_creation: true,
+            subscription_types_enabled: vec![
+                SubscriptionTypeName::Exclusive,
+                SubscriptionTypeName::Shared,
+                SubscriptionTypeName::Failover,
+                SubscriptionTypeName::KeyShared,
+            ],
+            delayed_delivery_enabled: true,
+            delayed_delivery_tick_ms: 1000,
+            delete_inactive_topics: false,
+            inactive_topic_delete_mode: InactiveTopicDeleteMode::DeleteWhenNoSubscriptions,
+            inactive_topic_max_seconds: 60,
+            inactive_topic_check_interval_ms: 60_000,
+            subscription_expiration_minutes: 0,
+            subscription_expiry_check_interval_ms: 300_000,
+            topic_policies_refresh_ms: 30_000,
         }
     }
 }

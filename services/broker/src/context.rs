@@ -28,6 +28,8 @@ pub(crate) struct Context {
     pub broker_id: String,
     /// Every task the broker spawns, so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// The namespace publish buckets of this broker.
+    pub namespace_limiters: crate::policies::runtime::NamespaceLimiters,
     pub shutdown: CancellationToken,
 }
 

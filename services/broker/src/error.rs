@@ -134,6 +134,32 @@ pub enum BrokerError {
     #[error("no object store is configured")]
     NoObjectStore,
 
+    // ---- limits set by namespace and topic policies ----
+    /// Pulsar's `ProducerBusy` "Topic reached max producers limit".
+    #[error("topic {topic} reached max producers limit of {max}")]
+    TooManyProducers { topic: TopicName, max: u32 },
+    /// Pulsar's `ConsumerBusy` "Topic (or Subscription) reached max consumers limit".
+    #[error("{entity} reached max consumers limit of {max}")]
+    TooManyConsumers { entity: Entity, max: u32 },
+    #[error("topic {topic} reached max subscriptions limit of {max}")]
+    TooManySubscriptions { topic: TopicName, max: u32 },
+    /// Partitions count one topic each, as in Pulsar.
+    #[error(
+        "namespace {namespace} reached max topics limit of {max}: it has {existing} topics (partitions count one each) and {asked} more were asked"
+    )]
+    TooManyTopics { namespace: NamespaceName, max: u32, existing: u32, asked: u32 },
+    #[error("subscription type {kind} is not enabled on topic {topic} (enabled: {enabled})")]
+    SubscriptionTypeDisabled { topic: TopicName, kind: &'static str, enabled: String },
+    #[error("subscription {name} of topic {topic} does not exist and automatic subscription creation is disabled")]
+    AutoSubscriptionCreationDisabled { topic: TopicName, name: SubscriptionName },
+    /// Pulsar's `TooManyRequests` for subscribes over the topic's subscribe rate.
+    #[error("too many subscribe requests from consumer {consumer} on topic {topic}: at most {rate} per {period_s} s")]
+    SubscribeRateExceeded { topic: TopicName, consumer: String, rate: i32, period_s: i32 },
+    #[error("topic {0} requires encrypted messages (encryption_required): the message is not encrypted")]
+    EncryptionRequired(TopicName),
+    #[error("message delay of {delay_ms} ms exceeds the maximum of {max_ms} ms of topic {topic}")]
+    DeliveryDelayTooLong { topic: TopicName, delay_ms: i64, max_ms: i64 },
+
     // ---- authorization ----
     #[error("{0}")]
     Forbidden(String),
@@ -144,6 +170,11 @@ pub enum BrokerError {
     /// `detail` is safe to show (composed by Magnetar); `cause` (driver text) is only logged.
     #[error("{service} unavailable{}", .detail.as_deref().map(|d| format!(": {d}")).unwrap_or_else(|| ", retry later".into()))]
     Unavailable { service: Service, detail: Option<String>, cause: String },
+    /// A REST publish that would wait longer than the broker lets a request wait.
+    #[error(
+        "publish rate of {entity} reached: this request would wait {wait_ms} ms, more than the {max_ms} ms a request may wait; retry later"
+    )]
+    PublishRateExceeded { entity: Entity, wait_ms: u64, max_ms: u64 },
     #[error("the broker is shutting down")]
     ShuttingDown,
     #[error("internal error: {0}")]

@@ -1,6 +1,6 @@
 //! The broker: loads topics and their partitions, routes published messages, runs the
 //! subscription engine shared by every consume surface, applies policies (TTL, backlog quotas,
-//! retention, offload) and keeps statistics. It owns the logic behind every API; the HTTP layer
+//! retention, offload, limits and rates of namespaces and topics) and keeps statistics. It owns the logic behind every API; the HTTP layer
 //! only parses and maps.
 //!
 //! Shape: one shared `Context` (configuration, metadata store and policy cache, storage,
@@ -20,6 +20,7 @@ pub mod controllers;
 mod error;
 pub mod metrics;
 mod partition;
+pub mod policies;
 mod publish;
 pub mod ranges;
 mod registry;
@@ -41,7 +42,10 @@ pub use config::BrokerConfig;
 pub use controllers::offload::{OffloadRun, OffloadStatus, Offloader};
 pub use error::{BrokerError, Entity, Result, Service};
 pub use partition::Partition;
-pub use publish::{KeyHashing, PendingPublish, PublishMessage, Publisher};
+pub use policies::admin::TopicPolicyAdmin;
+pub use policies::enforce::Throttle;
+pub use policies::resolve::{Applied, EffectivePolicies, Level};
+pub use publish::{KeyHashing, PendingPublish, ProducerSlots, PublishMessage, Publisher};
 pub use registry::Topic;
 pub use session::{ConsumerSession, DeadLetterPolicy, SubscribeOptions};
 pub use subscription::{CursorOp, Delivery, SubType};

@@ -2,7 +2,9 @@
 //! (`pulsar_in_messages_total`, `pulsar_msg_backlog`, ...). Gauges that describe state
 //! (backlog, storage size) are refreshed from the live topics when `/metrics` is scraped.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    CounterVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 pub const TOPIC_LABELS: [&str; 3] = ["cluster", "namespace", "topic"];
 
@@ -27,6 +29,12 @@ pub struct BrokerMetrics {
     pub checkpoint_failures: IntCounter,
     pub checkpoint_failing_partitions: IntGauge,
     pub cursors_carried_forward: IntCounter,
+    pub publish_rate_limit_times: IntCounterVec,
+    pub publish_throttled: IntCounterVec,
+    pub publish_throttled_seconds: CounterVec,
+    pub dispatch_throttled: IntCounterVec,
+    pub subscribe_throttled: IntCounterVec,
+    pub policy_refusals: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounterVec {
@@ -82,7 +90,49 @@ impl BrokerMetrics {
         )
         .expect("valid metric");
         registry.register(Box::new(cursors_carried_forward.clone())).expect("unique metric");
+        let publish_throttled_seconds = CounterVec::new(
+            Opts::new(
+                "magnetar_publish_throttled_seconds_total",
+                "time publishes waited for their topic's or namespace's publish rate",
+            ),
+            &TOPIC_LABELS,
+        )
+        .expect("valid metric");
+        registry.register(Box::new(publish_throttled_seconds.clone())).expect("unique metric");
         BrokerMetrics {
+            publish_rate_limit_times: counter(
+                &registry,
+                "pulsar_publish_rate_limit_times",
+                "times a publish found its topic's or namespace's publish rate reached",
+            ),
+            publish_throttled: counter(
+                &registry,
+                "magnetar_publish_throttled_total",
+                "publishes that waited for their publish rate (throttled, not failed)",
+            ),
+            publish_throttled_seconds,
+            dispatch_throttled: counter(
+                &registry,
+                "magnetar_dispatch_throttled_total",
+                "deliveries held back by a topic's or subscription's dispatch rate",
+            ),
+            subscribe_throttled: counter(
+                &registry,
+                "magnetar_subscribe_throttled_total",
+                "subscribes refused by the topic's subscribe rate",
+            ),
+            policy_refusals: IntCounterVec::new(
+                Opts::new(
+                    "magnetar_policy_refusals_total",
+                    "producers, consumers, subscriptions and topics refused by a limit policy",
+                ),
+                &["cluster", "namespace", "policy"],
+            )
+            .map(|c| {
+                registry.register(Box::new(c.clone())).expect("unique metric");
+                c
+            })
+            .expect("valid metric"),
             checkpoint_failures,
             checkpoint_failing_partitions,
             cursors_carried_forward,
@@ -138,9 +188,19 @@ impl BrokerMetrics {
 
     /// Drops every series of a topic (partition) that was deleted or unloaded.
     pub fn remove_topic(&self, labels: &[&str; 3]) {
-        for v in [&self.in_messages, &self.in_bytes, &self.out_messages, &self.out_bytes] {
+        for v in [
+            &self.in_messages,
+            &self.in_bytes,
+            &self.out_messages,
+            &self.out_bytes,
+            &self.publish_rate_limit_times,
+            &self.publish_throttled,
+            &self.dispatch_throttled,
+            &self.subscribe_throttled,
+        ] {
             let _ = v.remove_label_values(labels);
         }
+        let _ = self.publish_throttled_seconds.remove_label_values(labels);
         for v in [&self.msg_backlog, &self.storage_size, &self.offloaded_size, &self.subscriptions_count] {
             let _ = v.remove_label_values(labels);
         }

@@ -60,6 +60,8 @@ pub struct Partition {
     /// their clients reconnect to what is loaded then.
     unloaded: tokio_util::sync::CancellationToken,
     quota: std::sync::Mutex<crate::controllers::enforcement::QuotaState>,
+    /// Limits and rates in force (`policies::runtime`), read without a lock.
+    pub(crate) policy: Arc<crate::policies::runtime::PartitionPolicy>,
 }
 
 impl Partition {
@@ -75,6 +77,11 @@ impl Partition {
         let ns = name.namespace().to_string();
         let topic = name.to_string();
         let labels = [cluster, ns.as_str(), topic.as_str()];
+        let policy = Arc::new(crate::policies::runtime::PartitionPolicy::new(
+            ctx.namespace_limiters.of(name.namespace(), &ctx.config),
+            crate::policies::runtime::PolicyMetrics::new(metrics, &labels),
+            Arc::clone(&clock),
+        ));
         let metrics = PartitionMetrics {
             in_messages: metrics.in_messages.with_label_values(&labels),
             in_bytes: metrics.in_bytes.with_label_values(&labels),
@@ -96,6 +103,7 @@ impl Partition {
             clock,
             unloaded: tokio_util::sync::CancellationToken::new(),
             quota: std::sync::Mutex::new(Default::default()),
+            policy,
         }
     }
 
@@ -139,6 +147,7 @@ impl Partition {
 
     fn new_subscription(&self, id: SubscriptionId, cursor: &CursorState) -> Subscription {
         Subscription::new(id, self.index, Arc::clone(&self.log), cursor, self.limits, Arc::clone(&self.clock))
+            .with_policy(Arc::clone(&self.policy))
     }
 
     pub(crate) fn remove_subscription(&self, name: &SubscriptionName) -> Option<Arc<Subscription>> {
@@ -173,6 +182,7 @@ impl Partition {
     pub fn record_publish(&self, messages: u64, bytes: u64) {
         self.counters.msg_in.fetch_add(messages, Ordering::Relaxed);
         self.counters.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+        self.policy.touch(self.clock.now_millis());
         self.metrics.in_messages.inc_by(messages);
         self.metrics.in_bytes.inc_by(bytes);
     }

@@ -1,12 +1,15 @@
 //! The publish path: authorize, auto-create a missing topic as the namespace's policy allows,
 //! route each message to a partition (fixed, key hash or round robin), admit it against the
-//! partition's backlog quota and queue it for the WAL. Every message has its own outcome: an
-//! oversized message, or a partition over its quota, fails its own messages only, and a message
-//! that was stored is never reported as failed.
+//! partition's backlog quota, wait for the topic's and namespace's publish rates (throttled,
+//! not failed) and queue it for the WAL. Every message has its own outcome: an oversized
+//! message, one a policy refuses, or a partition over its quota, fails its own messages only,
+//! and a message that was stored is never reported as failed.
 
 use crate::access::Caller;
 use crate::context::Context;
 use crate::partition::Partition;
+use crate::policies::enforce::{Throttle, check_message, throttle_publish};
+use crate::policies::runtime::SlotGuard;
 use crate::registry::{Topic, TopicRegistry};
 use crate::subscription::DELIVER_AT_PROPERTY;
 use crate::topics::auto_create;
@@ -113,6 +116,9 @@ fn clone_error(e: &BrokerError) -> BrokerError {
         BrokerError::MessageTooLarge { what, size, max } => {
             BrokerError::MessageTooLarge { what: what.clone(), size: *size, max: *max }
         }
+        BrokerError::PublishRateExceeded { entity, wait_ms, max_ms } => {
+            BrokerError::PublishRateExceeded { entity: entity.clone(), wait_ms: *wait_ms, max_ms: *max_ms }
+        }
         other => BrokerError::Internal(other.to_string()),
     }
 }
@@ -138,7 +144,17 @@ impl Publisher {
         messages: Vec<PublishMessage>,
         hashing: KeyHashing,
     ) -> Result<Vec<Result<MessageId>>> {
-        Ok(self.enqueue(caller, name, messages, hashing).await?.durable().await)
+        Ok(self.enqueue_with(caller, name, messages, hashing, Throttle::Bounded).await?.durable().await)
+    }
+
+    /// What a producer session does when it connects (`prepare`), holding a producer slot on
+    /// each partition it writes to until the returned guards are dropped: Pulsar's
+    /// `ProducerBusy` (409) when one is at the topic's `maxProducers`.
+    pub async fn attach_producer(&self, caller: &Caller, name: &TopicName) -> Result<ProducerSlots> {
+        let partitions = self.prepare(caller, name).await?;
+        let (_, parts) = self.registry.partitions_of(name).await?;
+        let slots = crate::policies::enforce::admit_producer(name, &parts)?;
+        Ok(ProducerSlots { partitions, _slots: slots })
     }
 
     /// What a producer does when it connects: authorizes, creates the topic if missing and
@@ -167,12 +183,26 @@ impl Publisher {
     /// The first half of `publish`: authorizes, routes the messages and queues them for the WAL
     /// with their ids fixed. A connection with many messages in flight enqueues its next batch
     /// while the previous one is being made durable; ids follow enqueue order.
+    ///
+    /// Throttled publishes wait as long as their rate requires (`Throttle::Wait`): a caller that
+    /// reads its next frames only after this returns slows its client down.
     pub async fn enqueue(
         &self,
         caller: &Caller,
         name: &TopicName,
         messages: Vec<PublishMessage>,
         hashing: KeyHashing,
+    ) -> Result<PendingPublish> {
+        self.enqueue_with(caller, name, messages, hashing, Throttle::Wait).await
+    }
+
+    async fn enqueue_with(
+        &self,
+        caller: &Caller,
+        name: &TopicName,
+        messages: Vec<PublishMessage>,
+        hashing: KeyHashing,
+        throttle: Throttle,
     ) -> Result<PendingPublish> {
         let started = std::time::Instant::now();
         self.ctx.require(caller, Operation::Produce, name.into()).await?;
@@ -193,17 +223,23 @@ impl Publisher {
                 continue;
             }
             let p = route(&topic, fixed, m.key.as_deref(), hashing);
+            if let Err(e) = check_message(&topic.partitions[p], &m, publish_time) {
+                refused.push((i, e));
+                continue;
+            }
             routed.entry(p).or_default().push((i, self.record_of(m, publish_time)));
         }
         // Partitions are admitted and queued concurrently: one held by its backlog quota does not
         // hold the others.
         let queued = futures::future::join_all(routed.into_iter().map(|(p, batch)| {
             let partition = Arc::clone(&topic.partitions[p]);
+            let ctx = &self.ctx;
             async move {
                 let (positions, inputs): (Vec<usize>, Vec<RecordInput>) = batch.into_iter().unzip();
                 let bytes: u64 = inputs.iter().map(|r| r.payload.len() as u64).sum();
                 let result = async {
                     crate::controllers::enforcement::admit_publish(&partition).await?;
+                    throttle_publish(ctx, &partition, inputs.len() as u64, bytes, throttle).await?;
                     Ok::<_, BrokerError>(partition.log.enqueue(inputs).await?)
                 }
                 .await;
@@ -231,6 +267,14 @@ impl Publisher {
         }
         RecordInput { publish_time, event_time: m.event_time, key: m.key, properties, payload: m.payload }
     }
+}
+
+/// A connected producer session's hold on its topic: its number of partitions (0 = not
+/// partitioned) and its producer slots, released when dropped.
+#[derive(Debug)]
+pub struct ProducerSlots {
+    pub partitions: u32,
+    _slots: Vec<SlotGuard>,
 }
 
 /// The partition of a message: fixed by the name, by the key's hash, or round robin.

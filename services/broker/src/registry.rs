@@ -20,6 +20,8 @@ pub struct Topic {
     pub record: TopicRecord,
     pub partitions: Vec<Arc<Partition>>,
     round_robin: AtomicUsize,
+    /// Its own policies and the policies in force (`policies::runtime`).
+    pub policy: crate::policies::runtime::TopicPolicyState,
 }
 
 impl Topic {
@@ -77,6 +79,11 @@ impl TopicRegistry {
         self.table().values().flat_map(|t| t.partitions.iter().cloned()).collect()
     }
 
+    /// The loaded topic with this base name, if it is loaded.
+    pub fn loaded(&self, name: &TopicName) -> Option<Arc<Topic>> {
+        self.table().get(name).cloned()
+    }
+
     /// The loaded topic with this base name, loading it first if needed.
     pub async fn topic(&self, name: &TopicName) -> Result<Arc<Topic>> {
         if let Some(t) = self.table().get(name) {
@@ -88,6 +95,9 @@ impl TopicRegistry {
             return Ok(Arc::clone(t));
         }
         let topic = Arc::new(self.load(self.record(name).await?).await?);
+        if let Err(e) = crate::policies::refresh_topic(&self.ctx, &topic).await {
+            tracing::warn!(topic = %name, error = %e, "namespace policies not applied at load; the next refresh applies them");
+        }
         self.topics.write().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), Arc::clone(&topic));
         self.ctx.metrics.topics_count.add(topic.partitions.len() as i64);
         Ok(topic)
@@ -129,7 +139,9 @@ impl TopicRegistry {
                 }
             }
         }
-        Ok(Topic { record, partitions, round_robin: AtomicUsize::new(0) })
+        let own = crate::policies::runtime::parse_topic_policies(&record.name, record.policies.as_ref());
+        let policy = crate::policies::runtime::TopicPolicyState::new(own, &ctx.config);
+        Ok(Topic { record, partitions, round_robin: AtomicUsize::new(0), policy })
     }
 
     /// Every partition of a topic has the same subscriptions. Where some lack one the others
@@ -203,6 +215,7 @@ impl TopicRegistry {
     pub async fn create(&self, spec: &NewTopic) -> Result<TopicRecord> {
         let lock = self.namespace_lock(spec.name.namespace());
         let _guard = lock.lock().await;
+        crate::policies::enforce::check_topic_count(&self.ctx, spec.name.namespace(), spec.partitions.max(1)).await?;
         let entity = || {
             if spec.partitions > 0 {
                 Entity::PartitionedTopic(spec.name.clone())

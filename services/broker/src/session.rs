@@ -4,7 +4,10 @@
 //! authorized as such) and routes acks by message id.
 
 use crate::access::Caller;
+use crate::error::Entity;
 use crate::partition::Partition;
+use crate::policies::enforce;
+use crate::policies::runtime::SlotGuard;
 use crate::publish::{KeyHashing, PublishMessage};
 use crate::subscription::cursor::CumulativeError;
 use crate::subscription::{ConsumerId, ConsumerInfo, CursorOp, SubType, Subscription, WaitToken};
@@ -55,6 +58,10 @@ pub struct ConsumerSession {
     id: ConsumerId,
     ack_timeout: Option<Duration>,
     next: AtomicUsize,
+    /// Consumer slots of the topic's partitions (`maxConsumersPerTopic`), held while attached.
+    _slots: Vec<SlotGuard>,
+    /// When a dispatch rate lets a throttled partition deliver again.
+    throttled_until: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 fn consumer_info(id: ConsumerId, name: &str, priority: i32, address: &str, now: i64) -> ConsumerInfo {
@@ -78,6 +85,7 @@ impl ConsumerSession {
         subscription: SubscriptionName,
         subs: Vec<(Arc<Partition>, Arc<Subscription>)>,
         opts: SubscribeOptions,
+        slots: Vec<SlotGuard>,
     ) -> Result<ConsumerSession> {
         let id = NEXT_CONSUMER.fetch_add(1, Ordering::Relaxed);
         let now = service.ctx().now_ms();
@@ -87,7 +95,13 @@ impl ConsumerSession {
                 for (_, done) in &subs[..i] {
                     done.detach(id);
                 }
-                return Err(e);
+                return Err(match e {
+                    BrokerError::TooManyConsumers { max, .. } => BrokerError::TooManyConsumers {
+                        entity: Entity::Subscription { topic: topic.clone(), name: subscription.clone() },
+                        max,
+                    },
+                    e => e,
+                });
             }
         }
         let writer =
@@ -101,6 +115,8 @@ impl ConsumerSession {
             id,
             ack_timeout: opts.ack_timeout,
             next: AtomicUsize::new(0),
+            _slots: slots,
+            throttled_until: std::sync::Mutex::new(None),
         })
     }
 
@@ -112,6 +128,7 @@ impl ConsumerSession {
         parts: Vec<Arc<Partition>>,
         start: StartPosition,
         reader_name: &str,
+        slots: Vec<SlotGuard>,
     ) -> Result<ConsumerSession> {
         let id = NEXT_CONSUMER.fetch_add(1, Ordering::Relaxed);
         let info = consumer_info(id, reader_name, 0, "", service.ctx().now_ms());
@@ -130,6 +147,8 @@ impl ConsumerSession {
             id,
             ack_timeout: None,
             next: AtomicUsize::new(0),
+            _slots: slots,
+            throttled_until: std::sync::Mutex::new(None),
         })
     }
 
@@ -142,10 +161,28 @@ impl ConsumerSession {
         self.subs.iter().map(|(_, s)| s.wait_token()).collect()
     }
 
-    /// Resolves when any partition may have something for this consumer.
+    /// Resolves when any partition may have something for this consumer, or a dispatch rate
+    /// that held deliveries back allows more.
     pub async fn changed(&self, tokens: Vec<WaitToken>) {
         let waits = self.subs.iter().zip(tokens).map(|((_, s), t)| Box::pin(s.changed(t)));
-        futures::future::select_all(waits).await;
+        let until = *self.throttled_until.lock().unwrap_or_else(|e| e.into_inner());
+        let paced = async {
+            match until {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = futures::future::select_all(waits) => {}
+            _ = paced => {}
+        }
+    }
+
+    /// Most messages this consumer may hold unacknowledged (`maxUnackedMessagesPerConsumer`;
+    /// `u64::MAX` without a limit).
+    pub fn max_unacked(&self) -> u64 {
+        let limit = self.subs.first().map_or(0, |(p, _)| p.policy.max_unacked_per_consumer.load(Ordering::Relaxed));
+        if limit == 0 || matches!(self.kind, Kind::Reader) { u64::MAX } else { u64::from(limit) }
     }
 
     /// Takes up to `max` messages without waiting. Messages past the dead-letter policy's
@@ -154,16 +191,26 @@ impl ConsumerSession {
         let n = self.subs.len();
         let first = self.next.fetch_add(1, Ordering::Relaxed) % n;
         let mut out = Vec::new();
+        let mut throttled: Option<Duration> = None;
         for k in 0..n {
             if out.len() >= max {
                 break;
             }
             let (p, s) = &self.subs[(first + k) % n];
-            let got = s.take(Some(self.id), max - out.len(), 8 * 1024 * 1024, self.ack_timeout).await?;
+            let allowed = enforce::dispatch_allowance(p, s);
+            if allowed == 0 {
+                let wait = enforce::dispatch_wait(p, s);
+                throttled = Some(throttled.map_or(wait, |t| t.min(wait)));
+                continue;
+            }
+            let room = (max - out.len()).min(allowed.min(usize::MAX as u64) as usize);
+            let got = s.take(Some(self.id), room, 8 * 1024 * 1024, self.ack_timeout).await?;
             if got.is_empty() {
                 continue;
             }
-            p.record_delivery(got.len() as u64, got.iter().map(|d| d.record.payload.len() as u64).sum());
+            let bytes: u64 = got.iter().map(|d| d.record.payload.len() as u64).sum();
+            enforce::record_dispatch(p, s, got.len() as u64, bytes);
+            p.record_delivery(got.len() as u64, bytes);
             for d in got {
                 let m = PulledMessage::from_delivery(d);
                 match &self.kind {
@@ -174,6 +221,10 @@ impl ConsumerSession {
                 }
             }
         }
+        *self.throttled_until.lock().unwrap_or_else(|e| e.into_inner()) = match throttled {
+            Some(wait) if out.is_empty() => Some(tokio::time::Instant::now() + wait.max(Duration::from_millis(1))),
+            _ => None,
+        };
         Ok(out)
     }
 

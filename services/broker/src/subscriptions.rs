@@ -8,6 +8,7 @@ use crate::access::Caller;
 use crate::context::Context;
 use crate::error::Entity;
 use crate::partition::Partition;
+use crate::policies::enforce;
 use crate::publish::Publisher;
 use crate::registry::{Topic, TopicRegistry};
 use crate::session::{ConsumerSession, DeadLetterPolicy, SubscribeOptions};
@@ -134,9 +135,12 @@ impl Subscriptions {
                 e => e,
             })?;
         }
-        let (_, parts) = self.partitions_or_create(name).await?;
-        let subs = self.ensure_subscription(name, &parts, sub, opts.initial_position).await?;
-        ConsumerSession::attach(self.clone(), caller.clone(), name.clone(), sub.clone(), subs, opts)
+        let (topic, parts) = self.partitions_or_create(name).await?;
+        enforce::check_subscription_type(&topic, name, opts.sub_type)?;
+        enforce::check_subscribe_rate(&self.ctx, &topic, name, &consumer_key(&opts))?;
+        let subs = self.ensure_subscription(&topic, name, &parts, sub, opts.initial_position).await?;
+        let slots = enforce::admit_consumer(name, &parts)?;
+        ConsumerSession::attach(self.clone(), caller.clone(), name.clone(), sub.clone(), subs, opts, slots)
     }
 
     /// A reader: a non-durable, exclusive subscription of its own (never persisted, gone when it
@@ -150,19 +154,26 @@ impl Subscriptions {
     ) -> Result<ConsumerSession> {
         self.ctx.require(caller, Operation::Read, name.into()).await?;
         let (_, parts) = self.partitions_or_create(name).await?;
-        ConsumerSession::reader(self.clone(), name.clone(), parts, start, reader_name)
+        let slots = enforce::admit_consumer(name, &parts)?;
+        ConsumerSession::reader(self.clone(), name.clone(), parts, start, reader_name, slots)
     }
 
-    /// The subscription on each of `parts`, created where missing.
+    /// The subscription on each of `parts`, created where missing when the topic's
+    /// `autoSubscriptionCreation` allows.
     async fn ensure_subscription(
         &self,
+        topic: &Topic,
         name: &TopicName,
         parts: &[Arc<Partition>],
         sub: &SubscriptionName,
         start: StartPosition,
     ) -> Result<Vec<(Arc<Partition>, Arc<Subscription>)>> {
         if parts.iter().any(|p| p.subscription(sub).is_none()) {
-            match self.create_on(name, parts, sub, start).await {
+            // A subscription some partitions have is completed, as growing the topic does.
+            if parts.iter().all(|p| p.subscription(sub).is_none()) {
+                enforce::check_auto_subscription(&topic.policy.effective(), name, sub)?;
+            }
+            match self.create_on(topic, name, parts, sub, start).await {
                 Ok(()) | Err(BrokerError::AlreadyExists(_)) => {}
                 Err(e) => return Err(e),
             }
@@ -178,11 +189,15 @@ impl Subscriptions {
 
     async fn create_on(
         &self,
+        topic: &Topic,
         name: &TopicName,
         parts: &[Arc<Partition>],
         sub: &SubscriptionName,
         start: StartPosition,
     ) -> Result<()> {
+        if parts.iter().all(|p| p.subscription(sub).is_none()) {
+            enforce::check_subscription_count(topic, name, parts)?;
+        }
         let cursors: Vec<(i64, CursorState)> = parts
             .iter()
             .map(|p| (p.log_id, CursorState { mark_delete: start.offset(p), acked_ranges: vec![] }))
@@ -209,8 +224,9 @@ impl Subscriptions {
         req: &PullRequest,
     ) -> Result<Vec<PulledMessage>> {
         self.ctx.require(caller, Operation::Consume, Resource::Subscription(name, sub.as_str())).await?;
-        let (_, parts) = self.partitions_or_create(name).await?;
-        let subs = self.ensure_subscription(name, &parts, sub, req.initial_position).await?;
+        let (topic, parts) = self.partitions_or_create(name).await?;
+        enforce::check_subscription_type(&topic, name, SubType::Shared)?;
+        let subs = self.ensure_subscription(&topic, name, &parts, sub, req.initial_position).await?;
         // HTTP pullers share messages; a subscription whose connected consumers have it
         // exclusively (or by key) cannot be pulled from at the same time.
         if let Some(kind) = subs.iter().find_map(|(_, s)| s.kind()).filter(|k| *k != SubType::Shared) {
@@ -227,17 +243,27 @@ impl Subscriptions {
             let tokens: Vec<_> = subs.iter().map(|(_, s)| s.wait_token()).collect();
             let mut out = Vec::new();
             let mut bytes = 0usize;
+            // The soonest a dispatch rate lets a throttled partition deliver again.
+            let mut throttled: Option<Duration> = None;
             for k in 0..subs.len() {
                 let (p, s) = &subs[(first + k) % subs.len()];
                 let room = req.max_messages - out.len();
                 if room == 0 || bytes >= req.max_bytes {
                     break;
                 }
+                let allowed = enforce::dispatch_allowance(p, s);
+                if allowed == 0 {
+                    let wait = enforce::dispatch_wait(p, s);
+                    throttled = Some(throttled.map_or(wait, |t| t.min(wait)));
+                    continue;
+                }
+                let room = room.min(allowed.min(usize::MAX as u64) as usize);
                 let got = s.take(None, room, req.max_bytes - bytes, Some(ack_timeout)).await?;
                 let got_bytes: usize = got.iter().map(|d| d.record.payload.len()).sum();
                 bytes += got_bytes;
                 if !got.is_empty() {
                     p.record_delivery(got.len() as u64, got_bytes as u64);
+                    enforce::record_dispatch(p, s, got.len() as u64, got_bytes as u64);
                 }
                 out.extend(got.into_iter().map(PulledMessage::from_delivery));
             }
@@ -245,8 +271,15 @@ impl Subscriptions {
                 return Ok(out);
             }
             let waits = subs.iter().zip(tokens).map(|((_, s), t)| Box::pin(s.changed(t)));
+            let paced = async {
+                match throttled {
+                    Some(wait) => tokio::time::sleep(wait.max(Duration::from_millis(1))).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = futures::future::select_all(waits) => {}
+                _ = paced => {}
                 _ = tokio::time::sleep_until(deadline) => return Ok(Vec::new()),
             }
         }
@@ -336,8 +369,8 @@ impl Subscriptions {
     }
 
     pub async fn create(&self, name: &TopicName, sub: &SubscriptionName, start: StartPosition) -> Result<()> {
-        let (_, parts) = self.registry.partitions_of(name).await?;
-        self.create_on(name, &parts, sub, start).await
+        let (topic, parts) = self.registry.partitions_of(name).await?;
+        self.create_on(&topic, name, &parts, sub, start).await
     }
 
     pub async fn delete(&self, name: &TopicName, sub: &SubscriptionName, force: bool) -> Result<()> {
@@ -483,6 +516,13 @@ impl Subscriptions {
             redelivery_count: 0,
         })
     }
+}
+
+/// Who a subscribe rate counts: the consumer's host and name (Pulsar adds its connection's
+/// consumer id, which a WebSocket consumer gets anew at each handshake).
+fn consumer_key(opts: &SubscribeOptions) -> String {
+    let host = opts.address.rsplit_once(':').map_or(opts.address.as_str(), |(h, _)| h);
+    format!("{host}/{}", opts.consumer_name)
 }
 
 pub(crate) fn subscription_entity(topic: &TopicName, sub: &SubscriptionName) -> Entity {

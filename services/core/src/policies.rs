@@ -1,7 +1,11 @@
-//! Namespace and topic policies in Pulsar's JSON shape (`Policies` is snake_case on the wire,
+//! Namespace policies in Pulsar's JSON shape (`Policies` is snake_case on the wire,
 //! its nested types camelCase, exactly as Pulsar's admin API returns them). Fields Magnetar does
 //! not act on yet are still stored and returned so tools that round-trip policies keep them.
 
+use crate::limits::{
+    AutoSubscriptionCreationOverride, DelayedDeliveryPolicies, DispatchRate, InactiveTopicPolicies, PublishRate,
+    SubscribeRate, SubscriptionTypeName,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -113,6 +117,43 @@ pub struct Policies {
     pub offload_policies: Option<serde_json::Value>,
     #[serde(default = "default_sub_auth_mode")]
     pub subscription_auth_mode: String,
+    /// Publish rate of each topic, by cluster (`/publishRate`).
+    #[serde(default, rename = "publishMaxMessageRate")]
+    pub publish_max_message_rate: BTreeMap<String, PublishRate>,
+    /// Dispatch rate of each topic, by cluster (`/dispatchRate`).
+    #[serde(default, rename = "topicDispatchRate")]
+    pub topic_dispatch_rate: BTreeMap<String, DispatchRate>,
+    /// Dispatch rate of each subscription, by cluster (`/subscriptionDispatchRate`).
+    #[serde(default, rename = "subscriptionDispatchRate")]
+    pub subscription_dispatch_rate: BTreeMap<String, DispatchRate>,
+    /// Subscribe rate per consumer, by cluster (`/subscribeRate`).
+    #[serde(default, rename = "clusterSubscribeRate")]
+    pub cluster_subscribe_rate: BTreeMap<String, SubscribeRate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_subscriptions_per_topic: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_topics_per_namespace: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unacked_messages_per_consumer: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unacked_messages_per_subscription: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inactive_topic_policies: Option<InactiveTopicPolicies>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_expiration_time_minutes: Option<i32>,
+    #[serde(default, rename = "autoSubscriptionCreationOverride", skip_serializing_if = "Option::is_none")]
+    pub auto_subscription_creation_override: Option<AutoSubscriptionCreationOverride>,
+    /// Subscription types consumers may use; empty = the broker's setting.
+    #[serde(default)]
+    pub subscription_types_enabled: Vec<SubscriptionTypeName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delayed_delivery_policies: Option<DelayedDeliveryPolicies>,
+    /// Messages must be encrypted by their producer.
+    #[serde(default)]
+    pub encryption_required: bool,
+    /// Free key/value pairs of the namespace (`/properties`).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
     #[serde(default)]
     pub deleted: bool,
     /// Every other Pulsar policy field, kept verbatim.

@@ -204,6 +204,13 @@ impl Config {
                 self.broker.max_message_bytes
             );
         }
+        let b = &self.broker;
+        if b.subscribe_rate_period_seconds == 0 {
+            bail!("broker.subscribe_rate_period_seconds must be at least 1");
+        }
+        if b.inactive_topic_max_seconds < 0 || b.subscription_expiration_minutes < 0 {
+            bail!("broker.inactive_topic_max_seconds and broker.subscription_expiration_minutes must be 0 or more");
+        }
         std::fs::create_dir_all(&self.data_dir)
             .with_context(|| format!("cannot create data_dir {}", self.data_dir.display()))?;
         Ok(())

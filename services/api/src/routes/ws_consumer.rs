@@ -14,7 +14,8 @@ use super::ws::{
 };
 use crate::AppState;
 use crate::error::{
-    ApiError, BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthorized, Unavailable,
+    ApiError, BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, TooManyRequests, Unauthorized,
+    Unavailable,
 };
 use crate::extract::{AuthContext, Query, SubscriptionParam, TopicParam, WsUpgrade};
 use axum::extract::ws::{Message, WebSocketUpgrade};
@@ -152,13 +153,15 @@ struct ConsumerQuery {
 /// Frames out: `{"messageId":"<base64>","payload":"<base64>","properties":{},"publishTime":"..",
 /// "redeliveryCount":0}`; frames in: `{"messageId":".."}` (ack), `{"type":"negativeAcknowledge",
 /// "messageId":".."}`, `{"type":"unsubscribe"}`, `{"type":"permit","permitMessages":N}`,
-/// `{"type":"isEndOfTopic"}`. 409 when the subscription is busy (another Exclusive consumer).
+/// `{"type":"isEndOfTopic"}`. 409 when the subscription is busy (another Exclusive consumer) or
+/// a consumer limit is reached, 412 for a subscription type the topic does not enable, 404 for a
+/// missing subscription when automatic subscription creation is off, 429 over the subscribe rate.
 #[utoipa::path(
     get,
     path = "/ws/v2/consumer/persistent/{tenant}/{namespace}/{topic}/{subscription}",
     tag = "websocket",
     params(SubscriptionParam, ConsumerQuery),
-    responses(Handshake, BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, Unavailable)
+    responses(Handshake, BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, TooManyRequests, Unavailable)
 )]
 async fn consume_handler(
     State(s): State<AppState>,
@@ -395,7 +398,10 @@ async fn run_session(
     let (out, writer) = spawn_writer(&broker, sink);
     let mut permits: u64 = 0;
     'session: loop {
-        let window = if flow.pull_mode { permits } else { flow.queue.saturating_sub(session.unacked()) };
+        // maxUnackedMessagesPerConsumer bounds what is held unacknowledged, in both modes.
+        let unacked = session.unacked();
+        let room = session.max_unacked().saturating_sub(unacked);
+        let window = if flow.pull_mode { permits.min(room) } else { flow.queue.min(room + unacked).saturating_sub(unacked) };
         let tokens = session.wait_tokens();
         if window > 0 {
             match session.receive(window.min(100) as usize).await {

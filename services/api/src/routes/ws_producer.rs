@@ -151,7 +151,8 @@ struct ProducerQuery {
 /// Frames in: `{"payload":"<base64>","properties":{},"context":"1","key":"k","eventTime":"..",
 /// "deliverAt":ms,"deliverAfterMs":ms}`; frames out: `{"result":"ok","messageId":"<base64>",
 /// "context":"1"}` or `{"result":"send-error:N","errorMsg":"..","context":"1"}`. A missing topic
-/// is created at the handshake as the namespace allows.
+/// is created at the handshake as the namespace allows; 409 when the topic has its
+/// `maxProducers`. Over the publish rate, frames are read more slowly (throttled, not failed).
 #[utoipa::path(
     get,
     path = "/ws/v2/producer/persistent/{tenant}/{namespace}/{topic}",
@@ -172,8 +173,10 @@ async fn produce_handler(
         HashingScheme::Murmur3_32Hash => KeyHashing::Murmur3,
     };
     let single = matches!(q.message_routing_mode, Some(MessageRoutingMode::SinglePartition));
-    // Authorizes and creates a missing topic as the namespace allows, at the handshake.
-    let partitions = s.broker.publisher().prepare(&caller, &topic).await?;
+    // Authorizes, creates a missing topic as the namespace allows and takes a producer slot
+    // of each partition (409 at the topic's maxProducers), at the handshake.
+    let slots = s.broker.publisher().attach_producer(&caller, &topic).await?;
+    let partitions = slots.partitions;
     // SinglePartition: keyless messages all go to one partition chosen now.
     let fixed = (single && partitions > 0 && topic.partition_index().is_none())
         .then(|| topic.partition((magnetar_core::now_millis() as u32) % partitions));
@@ -181,6 +184,11 @@ async fn produce_handler(
     let broker = s.broker.clone();
     Ok(ws.on_upgrade(move |socket| {
         let session = run_producer(Arc::clone(&broker), socket, auth, Route { topic, fixed, hashing });
+        // The producer counts toward maxProducers until its session ends.
+        let session = async move {
+            session.await;
+            drop(slots);
+        };
         run_tracked(broker, permit, session)
     }))
 }

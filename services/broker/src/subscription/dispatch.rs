@@ -107,7 +107,7 @@ impl Subscription {
         let room = if st.available.len() >= AVAILABLE_CAP || st.delayed.len() >= self.limits.max_delayed {
             0
         } else {
-            (max - taken.len()).min(self.limits.max_in_flight.saturating_sub(st.in_flight.len()))
+            (max - taken.len()).min(self.max_in_flight().saturating_sub(st.in_flight.len()))
         };
         (taken, st.read_pos, room)
     }
@@ -159,7 +159,7 @@ impl Subscription {
         if st.read_pos != read_pos {
             return;
         }
-        let delays = st.kind.is_none_or(SubType::delays);
+        let delays = st.kind.is_none_or(SubType::delays) && self.delayed_delivery();
         for rec in fresh {
             if st.delayed.len() >= self.limits.max_delayed {
                 // The delayed index is full: stop here; the rest is read again once delayed

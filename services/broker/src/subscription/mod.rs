@@ -17,6 +17,8 @@ pub(crate) mod cursor;
 mod dispatch;
 mod state;
 
+use crate::policies::limiter::FlowLimiter;
+use crate::policies::runtime::PartitionPolicy;
 use crate::ranges::AckSet;
 use crate::{BrokerError, Result};
 use magnetar_core::{SharedClock, SubscriptionName};
@@ -24,6 +26,7 @@ use magnetar_metadata::CursorState;
 use magnetar_storage::{PartitionLog, Record};
 use serde::{Deserialize, Serialize};
 use state::State;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -162,6 +165,12 @@ pub struct Subscription {
     state: Mutex<State>,
     /// Bumped whenever messages may have become available without the log growing.
     changes: watch::Sender<u64>,
+    /// The partition's policies in force (none for subscriptions built outside a partition).
+    policy: Option<Arc<PartitionPolicy>>,
+    /// This subscription's own dispatch rate (`subscriptionDispatchRate`).
+    pub(crate) dispatch: FlowLimiter,
+    /// Wall-clock ms of the last consumer attach or detach (subscription expiration).
+    last_attach_change: AtomicI64,
 }
 
 /// What a waiting consumer compares against to know something changed.
@@ -185,6 +194,7 @@ impl Subscription {
         let read_pos = acks.mark_delete();
         let state = State { acks, read_pos, ..State::default() };
         let limits = SubscriptionLimits { max_in_flight: limits.max_in_flight.max(1), ..limits };
+        let now = clock.now_millis();
         Subscription {
             id,
             rates: Mutex::new((SubRates::default(), None)),
@@ -194,7 +204,45 @@ impl Subscription {
             clock,
             state: Mutex::new(state),
             changes: watch::channel(0).0,
+            policy: None,
+            dispatch: FlowLimiter::default(),
+            last_attach_change: AtomicI64::new(now),
         }
+    }
+
+    /// Reads limits from the partition's policies in force (unacknowledged messages, delayed
+    /// delivery, consumers per subscription).
+    pub(crate) fn with_policy(mut self, policy: Arc<PartitionPolicy>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Most messages in flight: the policy's `maxUnackedMessagesPerSubscription`, within the
+    /// broker's bound (`max_unacked_per_subscription`, which also applies when the policy is 0).
+    pub(crate) fn max_in_flight(&self) -> usize {
+        let bound = self.limits.max_in_flight;
+        match self.policy.as_ref().map(|p| p.max_unacked_per_subscription.load(Ordering::Relaxed)) {
+            Some(n) if n > 0 => n.min(bound),
+            _ => bound,
+        }
+    }
+
+    /// Whether `deliverAt` is honoured (the topic's delayed-delivery policy).
+    pub(crate) fn delayed_delivery(&self) -> bool {
+        self.policy.as_ref().is_none_or(|p| p.delayed_delivery.load(Ordering::Relaxed))
+    }
+
+    /// When the subscription was last used: a consumer attached or left, a message was
+    /// delivered or acknowledged (subscription expiration counts from it). After a restart the
+    /// load counts as a use, as Pulsar's cursors count their opening.
+    pub fn last_active_ms(&self) -> i64 {
+        let st = self.lock();
+        self.last_attach_change.load(Ordering::Relaxed).max(st.last_consumed).max(st.last_acked)
+    }
+
+    /// Consumers attached now.
+    pub fn consumer_count(&self) -> usize {
+        self.lock().consumers.len()
     }
 
     pub fn id(&self) -> &SubscriptionId {
@@ -227,6 +275,16 @@ impl Subscription {
     /// Exclusive subscription takes one consumer.
     pub fn attach(&self, info: ConsumerInfo, kind: SubType) -> Result<()> {
         let mut st = self.lock();
+        let max = self.policy.as_ref().map_or(0, |p| p.max_consumers_per_subscription.load(Ordering::Relaxed));
+        if max > 0 && st.consumers.len() >= max as usize {
+            if let Some(p) = &self.policy {
+                p.metrics.refused("maxConsumersPerSubscription");
+            }
+            return Err(BrokerError::TooManyConsumers {
+                entity: crate::error::Entity::Message(format!("subscription {}", self.id)),
+                max,
+            });
+        }
         if let Some(existing) = st.kind.filter(|_| !st.consumers.is_empty()) {
             if existing != kind {
                 return Err(BrokerError::ConsumerBusy(format!(
@@ -245,6 +303,7 @@ impl Subscription {
         }
         st.kind = Some(kind);
         st.consumers.insert(info.id, info);
+        self.last_attach_change.store(self.now_ms(), Ordering::Relaxed);
         st.rebuild_ring();
         if kind == SubType::Failover {
             let index = self.partition_index;
@@ -261,6 +320,7 @@ impl Subscription {
         if st.consumers.remove(&id).is_none() {
             return;
         }
+        self.last_attach_change.store(self.now_ms(), Ordering::Relaxed);
         st.release(|_, c| c != id);
         st.rebuild_ring();
         if st.kind == Some(SubType::Failover) {
@@ -316,7 +376,7 @@ impl Subscription {
         let st = self.lock();
         // With a window full, new data does not help: wait for an ack (which bumps the version)
         // or a deadline instead of spinning on the log.
-        let full = st.in_flight.len() >= self.limits.max_in_flight
+        let full = st.in_flight.len() >= self.max_in_flight()
             || st.available.len() >= AVAILABLE_CAP
             || st.delayed.len() >= self.limits.max_delayed;
         let delayed_due = st.delayed.keys().next().map(|&(at, _)| {

@@ -1,0 +1,154 @@
+//! Administration of topic-level policies (Pulsar's `/admin/v2/persistent/.../{topic}/<policy>`)
+//! and the values in force (`applied=true`). A partition's name designates its topic's
+//! policies. Changes are written to the topic's `policies` in the metadata store and applied at
+//! once to the topic if this broker has it loaded (other brokers re-read them within
+//! `topic_policies_refresh_ms`).
+
+use super::resolve::EffectivePolicies;
+use super::runtime::parse_topic_policies;
+use crate::context::Context;
+use crate::error::{Entity, OrEntity};
+use crate::registry::TopicRegistry;
+use crate::{BrokerError, Result};
+use magnetar_core::{Policies, TopicName, TopicPolicies};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The handle for topic-level policies and the policies in force.
+#[derive(Clone)]
+pub struct TopicPolicyAdmin {
+    ctx: Arc<Context>,
+    registry: Arc<TopicRegistry>,
+    /// Read-modify-writes of one topic's policies are serialized on this broker (the store keeps
+    /// no version for them).
+    locks: Arc<Mutex<HashMap<TopicName, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl TopicPolicyAdmin {
+    pub(crate) fn new(ctx: Arc<Context>, registry: Arc<TopicRegistry>) -> Self {
+        TopicPolicyAdmin { ctx, registry, locks: Arc::default() }
+    }
+
+    async fn stored(&self, base: &TopicName) -> Result<TopicPolicies> {
+        let record =
+            self.ctx.metadata.get_topic(base).await?.ok_or_else(|| BrokerError::NotFound(Entity::Topic(base.clone())))?;
+        Ok(parse_topic_policies(base, record.policies.as_ref()))
+    }
+
+    /// The topic's own policies (what it overrides), read from the store.
+    pub async fn get(&self, name: &TopicName) -> Result<TopicPolicies> {
+        self.stored(&name.base()).await
+    }
+
+    /// The policies in force for a topic, and the level each comes from: the topic's own (read
+    /// fresh), its namespace's (fresh) and the broker's settings.
+    pub async fn effective(&self, name: &TopicName) -> Result<EffectivePolicies> {
+        let own = self.stored(&name.base()).await?;
+        let ns = self.ctx.fresh_policies(name.namespace()).await?;
+        Ok(EffectivePolicies::resolve(&own, &ns, &self.ctx.config))
+    }
+
+    /// What a namespace's topics get when they set nothing themselves.
+    pub async fn namespace_effective(&self, ns: &magnetar_core::NamespaceName) -> Result<EffectivePolicies> {
+        let p = self.ctx.fresh_policies(ns).await?;
+        Ok(EffectivePolicies::resolve(&TopicPolicies::default(), &p, &self.ctx.config))
+    }
+
+    /// Read-modify-write of a topic's own policies; a loaded topic applies the result at once.
+    pub async fn update<F>(&self, name: &TopicName, change: F) -> Result<()>
+    where
+        F: FnOnce(&mut TopicPolicies) -> Result<()>,
+    {
+        let base = name.base();
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(locks.entry(base.clone()).or_default())
+        };
+        let _guard = lock.lock().await;
+        let mut own = self.stored(&base).await?;
+        change(&mut own)?;
+        validate_topic(&own)?;
+        let value = if own.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::to_value(&own).map_err(BrokerError::internal)?
+        };
+        self.ctx.metadata.set_topic_policies(&base, &value).await.or_entity(|| Entity::Topic(base.clone()))?;
+        if let Some(topic) = self.registry.loaded(&base) {
+            topic.policy.set_own(own);
+            if let Err(e) = super::refresh_topic(&self.ctx, &topic).await {
+                tracing::warn!(topic = %base, error = %e, "changed topic policies not applied yet");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn non_negative(name: &str, v: Option<i32>) -> Result<()> {
+    match v {
+        Some(n) if n < 0 => Err(BrokerError::InvalidPolicy(format!("{name} must be 0 or more, not {n}"))),
+        _ => Ok(()),
+    }
+}
+
+fn check_inactive(p: Option<&magnetar_core::InactiveTopicPolicies>) -> Result<()> {
+    if let Some(p) = p
+        && p.max_inactive_duration_seconds < 0
+    {
+        return Err(BrokerError::InvalidPolicy(format!(
+            "maxInactiveDurationSeconds must be 0 or more, not {}",
+            p.max_inactive_duration_seconds
+        )));
+    }
+    Ok(())
+}
+
+fn check_delayed(p: Option<magnetar_core::DelayedDeliveryPolicies>) -> Result<()> {
+    if let Some(p) = p
+        && (p.tick_time < 0 || p.max_delivery_delay_in_millis.is_some_and(|m| m < 0))
+    {
+        return Err(BrokerError::InvalidPolicy("tickTime and maxDeliveryDelayInMillis must be 0 or more".into()));
+    }
+    Ok(())
+}
+
+/// Pulsar's validation of the limit policies of a namespace (412 on violation).
+pub fn validate_namespace(p: &Policies) -> Result<()> {
+    non_negative("maxProducersPerTopic", p.max_producers_per_topic)?;
+    non_negative("maxConsumersPerTopic", p.max_consumers_per_topic)?;
+    non_negative("maxConsumersPerSubscription", p.max_consumers_per_subscription)?;
+    non_negative("maxSubscriptionsPerTopic", p.max_subscriptions_per_topic)?;
+    non_negative("maxTopicsPerNamespace", p.max_topics_per_namespace)?;
+    non_negative("maxUnackedMessagesPerConsumer", p.max_unacked_messages_per_consumer)?;
+    non_negative("maxUnackedMessagesPerSubscription", p.max_unacked_messages_per_subscription)?;
+    non_negative("subscriptionExpirationTime", p.subscription_expiration_time_minutes)?;
+    check_inactive(p.inactive_topic_policies.as_ref())?;
+    check_delayed(p.delayed_delivery_policies)
+}
+
+/// The same rules for a topic's own policies.
+pub fn validate_topic(p: &TopicPolicies) -> Result<()> {
+    non_negative("maxProducers", p.max_producer_per_topic)?;
+    non_negative("maxConsumers", p.max_consumer_per_topic)?;
+    non_negative("maxConsumersPerSubscription", p.max_consumers_per_subscription)?;
+    non_negative("maxSubscriptionsPerTopic", p.max_subscriptions_per_topic)?;
+    non_negative("maxUnackedMessagesOnConsumer", p.max_unacked_messages_on_consumer)?;
+    non_negative("maxUnackedMessagesOnSubscription", p.max_unacked_messages_on_subscription)?;
+    check_inactive(p.inactive_topic_policies.as_ref())?;
+    check_delayed(p.delayed_delivery())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negative_limits_are_refused_with_the_policy_named() {
+        let p = Policies { max_consumers_per_topic: Some(-2), ..Policies::default() };
+        let e = validate_namespace(&p).unwrap_err();
+        assert!(matches!(e, BrokerError::InvalidPolicy(ref m) if m.contains("maxConsumersPerTopic")), "{e}");
+        let t = TopicPolicies { max_unacked_messages_on_consumer: Some(-1), ..TopicPolicies::default() };
+        assert!(validate_topic(&t).is_err());
+        assert!(validate_topic(&TopicPolicies::default()).is_ok());
+    }
+}

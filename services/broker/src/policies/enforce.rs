@@ -1,0 +1,233 @@
+//! Where the publish and subscribe paths ask the policies in force: publish rates (throttling,
+//! never failing a WebSocket producer), per-message checks (encryption, longest delay), producer
+//! and consumer slots, subscription types, subscribe rates, automatic subscription creation and
+//! the number of subscriptions and topics.
+
+use super::resolve::{EffectivePolicies, limit};
+use super::runtime::SlotGuard;
+use crate::context::Context;
+use crate::error::Entity;
+use crate::partition::Partition;
+use crate::publish::PublishMessage;
+use crate::registry::Topic;
+use crate::subscription::{SubType, Subscription};
+use crate::{BrokerError, Result};
+use magnetar_core::{NamespaceName, SubscriptionName, SubscriptionTypeName, TopicName};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a publish may wait for its publish rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Throttle {
+    /// As long as the rate requires (WebSocket producers: their frames are not read meanwhile,
+    /// so the client is slowed down, not failed).
+    Wait,
+    /// At most `publish_throttle_max_wait_ms`, then 503 (REST produce: a request cannot wait
+    /// forever).
+    Bounded,
+}
+
+/// Takes `messages` and `bytes` from the partition's and its namespace's publish rates and waits
+/// until they are repaid. Lock-free: only the buckets' atomics are touched.
+pub(crate) async fn throttle_publish(
+    ctx: &Context,
+    p: &Partition,
+    messages: u64,
+    bytes: u64,
+    mode: Throttle,
+) -> Result<()> {
+    let policy = &p.policy;
+    let topic_wait = policy.publish.acquire(messages, bytes);
+    let namespace_wait = policy.namespace_publish.acquire(messages, bytes);
+    let wait = topic_wait.max(namespace_wait);
+    if wait.is_zero() {
+        return Ok(());
+    }
+    policy.metrics.rate_limit_times.inc();
+    let max = Duration::from_millis(ctx.config.publish_throttle_max_wait_ms);
+    if mode == Throttle::Bounded && wait > max {
+        policy.publish.release(messages, bytes);
+        policy.namespace_publish.release(messages, bytes);
+        let entity = if topic_wait >= namespace_wait {
+            Entity::Topic(p.name.clone())
+        } else {
+            Entity::Namespace(p.name.namespace().clone())
+        };
+        return Err(BrokerError::PublishRateExceeded {
+            entity,
+            wait_ms: wait.as_millis() as u64,
+            max_ms: max.as_millis() as u64,
+        });
+    }
+    policy.metrics.throttled.inc();
+    policy.metrics.throttled_seconds.inc_by(wait.as_secs_f64());
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => Ok(()),
+        _ = ctx.shutdown.cancelled() => Err(BrokerError::ShuttingDown),
+    }
+}
+
+/// The checks of one message against its partition's policies: encryption and longest delay.
+pub(crate) fn check_message(p: &Partition, m: &PublishMessage, now_ms: i64) -> Result<()> {
+    use std::sync::atomic::Ordering;
+    if p.policy.encryption_required.load(Ordering::Relaxed) {
+        // Magnetar's surfaces carry no encryption context: nothing published through them is
+        // encrypted by its producer.
+        return Err(BrokerError::EncryptionRequired(p.name.clone()));
+    }
+    let max = p.policy.max_delivery_delay_ms.load(Ordering::Relaxed);
+    if max > 0 {
+        let delay = match (m.deliver_at.filter(|&t| t > 0), m.deliver_after_ms.filter(|&d| d > 0)) {
+            (Some(at), _) => at - now_ms,
+            (None, Some(after)) => after,
+            (None, None) => 0,
+        };
+        if delay > max {
+            return Err(BrokerError::DeliveryDelayTooLong { topic: p.name.clone(), delay_ms: delay, max_ms: max });
+        }
+    }
+    Ok(())
+}
+
+/// A producer slot on each partition a producer of `name` writes to; Pulsar's `ProducerBusy`
+/// when one is at the topic's `maxProducers`.
+pub(crate) fn admit_producer(name: &TopicName, parts: &[Arc<Partition>]) -> Result<Vec<SlotGuard>> {
+    let mut slots = Vec::with_capacity(parts.len());
+    for p in parts {
+        match p.policy.take_producer() {
+            Some(slot) => slots.push(slot),
+            None => {
+                refused(p, "maxProducersPerTopic");
+                return Err(BrokerError::TooManyProducers { topic: name.clone(), max: p.policy.max_producers() });
+            }
+        }
+    }
+    Ok(slots)
+}
+
+/// A consumer slot on each partition; Pulsar's `ConsumerBusy` at the topic's `maxConsumers`.
+pub(crate) fn admit_consumer(name: &TopicName, parts: &[Arc<Partition>]) -> Result<Vec<SlotGuard>> {
+    let mut slots = Vec::with_capacity(parts.len());
+    for p in parts {
+        match p.policy.take_consumer() {
+            Some(slot) => slots.push(slot),
+            None => {
+                refused(p, "maxConsumersPerTopic");
+                return Err(BrokerError::TooManyConsumers {
+                    entity: Entity::Topic(name.clone()),
+                    max: p.policy.max_consumers(),
+                });
+            }
+        }
+    }
+    Ok(slots)
+}
+
+fn refused(p: &Partition, policy: &str) {
+    p.policy.metrics.refused(policy);
+}
+
+pub(crate) fn type_name(kind: SubType) -> SubscriptionTypeName {
+    match kind {
+        SubType::Exclusive => SubscriptionTypeName::Exclusive,
+        SubType::Shared => SubscriptionTypeName::Shared,
+        SubType::Failover => SubscriptionTypeName::Failover,
+        SubType::KeyShared => SubscriptionTypeName::KeyShared,
+    }
+}
+
+/// Refuses a subscription type the topic's `subscription_types_enabled` leaves out.
+pub(crate) fn check_subscription_type(topic: &Topic, name: &TopicName, kind: SubType) -> Result<()> {
+    let e = topic.policy.effective();
+    if e.allows_subscription_type(type_name(kind)) {
+        return Ok(());
+    }
+    let enabled: Vec<&str> = e.subscription_types_enabled.value.iter().map(|t| t.as_str()).collect();
+    Err(BrokerError::SubscriptionTypeDisabled { topic: name.clone(), kind: kind.as_str(), enabled: enabled.join(", ") })
+}
+
+/// Takes one subscribe of the consumer (`host/name`) from the topic's subscribe rate.
+pub(crate) fn check_subscribe_rate(ctx: &Context, topic: &Topic, name: &TopicName, consumer: &str) -> Result<()> {
+    if topic.policy.try_subscribe(consumer) {
+        return Ok(());
+    }
+    let rate = topic.policy.effective().subscribe_rate.value;
+    if let Some(p) = topic.partitions.first() {
+        let labels = [ctx.config.cluster.as_str(), &p.name.namespace().to_string(), &p.name.to_string()];
+        ctx.metrics.subscribe_throttled.with_label_values(&labels).inc();
+    }
+    Err(BrokerError::SubscribeRateExceeded {
+        topic: name.clone(),
+        consumer: consumer.to_string(),
+        rate: rate.subscribe_throttling_rate_per_consumer,
+        period_s: rate.rate_period_in_second,
+    })
+}
+
+/// Before a subscription is created by subscribing or pulling: allowed by the topic's
+/// `autoSubscriptionCreation`?
+pub(crate) fn check_auto_subscription(e: &EffectivePolicies, name: &TopicName, sub: &SubscriptionName) -> Result<()> {
+    if e.auto_subscription_creation.value.allow_auto_subscription_creation {
+        return Ok(());
+    }
+    Err(BrokerError::AutoSubscriptionCreationDisabled { topic: name.clone(), name: sub.clone() })
+}
+
+/// Before a subscription is created on `parts` (by any surface): the topic's
+/// `maxSubscriptionsPerTopic` counts its durable subscriptions, as on each partition.
+pub(crate) fn check_subscription_count(topic: &Topic, name: &TopicName, parts: &[Arc<Partition>]) -> Result<()> {
+    let Some(max) = limit(topic.policy.effective().max_subscriptions_per_topic.value) else { return Ok(()) };
+    let existing = parts.iter().map(|p| p.subscriptions().len()).max().unwrap_or(0);
+    if existing >= max as usize {
+        if let Some(p) = parts.first() {
+            refused(p, "maxSubscriptionsPerTopic");
+        }
+        return Err(BrokerError::TooManySubscriptions { topic: name.clone(), max });
+    }
+    Ok(())
+}
+
+/// Before `asked` topics (partitions count one each) are created in a namespace: its
+/// `maxTopicsPerNamespace`. The caller holds the namespace's lock, so the count holds.
+pub(crate) async fn check_topic_count(ctx: &Context, ns: &NamespaceName, asked: u32) -> Result<()> {
+    let policies = ctx.cached_policies(ns).await?;
+    let max = policies.max_topics_per_namespace.unwrap_or(ctx.config.max_topics_per_namespace as i32);
+    let Some(max) = limit(max) else { return Ok(()) };
+    let existing: u32 = match ctx.metadata.list_topics(ns).await {
+        Ok(topics) => topics.iter().map(|t| t.partitions.max(1)).sum(),
+        Err(magnetar_metadata::MetadataError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if existing + asked > max {
+        ctx.metrics
+            .policy_refusals
+            .with_label_values(&[ctx.config.cluster.as_str(), &ns.to_string(), "maxTopicsPerNamespace"])
+            .inc();
+        return Err(BrokerError::TooManyTopics { namespace: ns.clone(), max, existing, asked });
+    }
+    Ok(())
+}
+
+/// How many messages a subscription may deliver now under its topic's and its own dispatch
+/// rates (`u64::MAX` without limits); 0 means wait `dispatch_wait`.
+pub(crate) fn dispatch_allowance(p: &Partition, s: &Subscription) -> u64 {
+    p.policy.configure_subscription_dispatch(&s.dispatch);
+    let allowed = p.policy.dispatch.messages_allowed().min(s.dispatch.messages_allowed());
+    if allowed == 0 {
+        p.policy.metrics.dispatch_throttled.inc();
+    }
+    allowed
+}
+
+/// Counts what was delivered against the dispatch rates.
+pub(crate) fn record_dispatch(p: &Partition, s: &Subscription, messages: u64, bytes: u64) {
+    if messages > 0 {
+        p.policy.dispatch.acquire(messages, bytes);
+        s.dispatch.acquire(messages, bytes);
+    }
+}
+
+/// How long until the dispatch rates allow a delivery again.
+pub(crate) fn dispatch_wait(p: &Partition, s: &Subscription) -> Duration {
+    p.policy.dispatch.until_available().max(s.dispatch.until_available())
+}

@@ -1,0 +1,261 @@
+//! The one precedence rule of policies: a topic's own value, else its namespace's, else the
+//! broker's setting. Enforcement, the `applied=true` answers of the admin API and the stats
+//! ("which level a value came from") all read `EffectivePolicies::resolve`.
+
+use crate::config::BrokerConfig;
+use magnetar_core::{
+    AutoSubscriptionCreationOverride, DelayedDeliveryPolicies, DispatchRate, InactiveTopicPolicies, Policies,
+    PublishRate, SubscribeRate, SubscriptionTypeName, TopicPolicies,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Where a policy value in force came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Topic,
+    Namespace,
+    Broker,
+}
+
+/// A value in force and the level that set it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Applied<T> {
+    pub value: T,
+    pub level: Level,
+}
+
+fn pick<T>(topic: Option<T>, namespace: Option<T>, broker: T) -> Applied<T> {
+    match (topic, namespace) {
+        (Some(value), _) => Applied { value, level: Level::Topic },
+        (None, Some(value)) => Applied { value, level: Level::Namespace },
+        (None, None) => Applied { value: broker, level: Level::Broker },
+    }
+}
+
+/// Every policy Magnetar enforces per topic, resolved. Counts are Pulsar's: 0 = no limit.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EffectivePolicies {
+    #[schema(value_type = AppliedValue)]
+    pub max_producers_per_topic: Applied<i32>,
+    #[schema(value_type = AppliedValue)]
+    pub max_consumers_per_topic: Applied<i32>,
+    #[schema(value_type = AppliedValue)]
+    pub max_consumers_per_subscription: Applied<i32>,
+    #[schema(value_type = AppliedValue)]
+    pub max_subscriptions_per_topic: Applied<i32>,
+    #[schema(value_type = AppliedValue)]
+    pub max_unacked_messages_per_consumer: Applied<i32>,
+    #[schema(value_type = AppliedValue)]
+    pub max_unacked_messages_per_subscription: Applied<i32>,
+    #[schema(value_type = AppliedValue)]
+    pub publish_rate: Applied<PublishRate>,
+    #[schema(value_type = AppliedValue)]
+    pub dispatch_rate: Applied<DispatchRate>,
+    #[schema(value_type = AppliedValue)]
+    pub subscription_dispatch_rate: Applied<DispatchRate>,
+    #[schema(value_type = AppliedValue)]
+    pub subscribe_rate: Applied<SubscribeRate>,
+    #[schema(value_type = AppliedValue)]
+    pub inactive_topic_policies: Applied<InactiveTopicPolicies>,
+    #[schema(value_type = AppliedValue)]
+    pub delayed_delivery: Applied<DelayedDeliveryPolicies>,
+    #[schema(value_type = AppliedValue)]
+    pub subscription_types_enabled: Applied<Vec<SubscriptionTypeName>>,
+    #[schema(value_type = AppliedValue)]
+    pub auto_subscription_creation: Applied<AutoSubscriptionCreationOverride>,
+    #[schema(value_type = AppliedValue)]
+    pub subscription_expiration_time_minutes: Applied<i32>,
+    #[schema(value_type = AppliedValue)]
+    pub encryption_required: Applied<bool>,
+}
+
+/// How the description shows an `Applied` value: the value and its level.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct AppliedValue {
+    /// The value in force (its shape is the policy's).
+    value: serde_json::Value,
+    level: Level,
+}
+
+fn unlimited_if_negative(v: Option<i32>) -> Option<i32> {
+    v.map(|n| n.max(0))
+}
+
+impl EffectivePolicies {
+    /// The values in force for a topic with `topic` overrides in a namespace with `ns`, on a
+    /// broker configured by `broker` in `cluster`.
+    pub fn resolve(topic: &TopicPolicies, ns: &Policies, broker: &BrokerConfig) -> EffectivePolicies {
+        let cluster = broker.cluster.as_str();
+        let count = |v: u32| v.min(i32::MAX as u32) as i32;
+        let per_second = |msg: u32, bytes: u64| DispatchRate {
+            dispatch_throttling_rate_in_msg: count(msg),
+            dispatch_throttling_rate_in_byte: bytes.min(i64::MAX as u64) as i64,
+            relative_to_publish_rate: false,
+            rate_period_in_second: 1,
+        };
+        let broker_types = broker.subscription_types_enabled.clone();
+        let nonempty = |v: &Vec<SubscriptionTypeName>| (!v.is_empty()).then(|| v.clone());
+        EffectivePolicies {
+            max_producers_per_topic: pick(
+                unlimited_if_negative(topic.max_producer_per_topic),
+                unlimited_if_negative(ns.max_producers_per_topic),
+                count(broker.max_producers_per_topic),
+            ),
+            max_consumers_per_topic: pick(
+                unlimited_if_negative(topic.max_consumer_per_topic),
+                unlimited_if_negative(ns.max_consumers_per_topic),
+                count(broker.max_consumers_per_topic),
+            ),
+            max_consumers_per_subscription: pick(
+                unlimited_if_negative(topic.max_consumers_per_subscription),
+                unlimited_if_negative(ns.max_consumers_per_subscription),
+                count(broker.max_consumers_per_subscription),
+            ),
+            max_subscriptions_per_topic: pick(
+                unlimited_if_negative(topic.max_subscriptions_per_topic),
+                unlimited_if_negative(ns.max_subscriptions_per_topic),
+                count(broker.max_subscriptions_per_topic),
+            ),
+            max_unacked_messages_per_consumer: pick(
+                unlimited_if_negative(topic.max_unacked_messages_on_consumer),
+                unlimited_if_negative(ns.max_unacked_messages_per_consumer),
+                count(broker.max_unacked_per_consumer),
+            ),
+            max_unacked_messages_per_subscription: pick(
+                unlimited_if_negative(topic.max_unacked_messages_on_subscription),
+                unlimited_if_negative(ns.max_unacked_messages_per_subscription),
+                broker.max_unacked_per_subscription.min(i32::MAX as usize) as i32,
+            ),
+            publish_rate: pick(
+                topic.publish_rate,
+                ns.publish_max_message_rate.get(cluster).copied(),
+                PublishRate {
+                    publish_throttling_rate_in_msg: count(broker.publish_rate_per_topic_msg),
+                    publish_throttling_rate_in_byte: broker.publish_rate_per_topic_bytes.min(i64::MAX as u64) as i64,
+                },
+            ),
+            dispatch_rate: pick(
+                topic.dispatch_rate,
+                ns.topic_dispatch_rate.get(cluster).copied(),
+                per_second(broker.dispatch_rate_per_topic_msg, broker.dispatch_rate_per_topic_bytes),
+            ),
+            subscription_dispatch_rate: pick(
+                topic.subscription_dispatch_rate,
+                ns.subscription_dispatch_rate.get(cluster).copied(),
+                per_second(broker.dispatch_rate_per_subscription_msg, broker.dispatch_rate_per_subscription_bytes),
+            ),
+            subscribe_rate: pick(
+                topic.subscribe_rate,
+                ns.cluster_subscribe_rate.get(cluster).copied(),
+                SubscribeRate {
+                    subscribe_throttling_rate_per_consumer: count(broker.subscribe_rate_per_consumer),
+                    rate_period_in_second: count(broker.subscribe_rate_period_seconds),
+                },
+            ),
+            inactive_topic_policies: pick(
+                topic.inactive_topic_policies,
+                ns.inactive_topic_policies,
+                InactiveTopicPolicies {
+                    inactive_topic_delete_mode: broker.inactive_topic_delete_mode,
+                    max_inactive_duration_seconds: broker.inactive_topic_max_seconds,
+                    delete_while_inactive: broker.delete_inactive_topics,
+                },
+            ),
+            delayed_delivery: pick(
+                topic.delayed_delivery(),
+                ns.delayed_delivery_policies,
+                DelayedDeliveryPolicies {
+                    tick_time: broker.delayed_delivery_tick_ms,
+                    active: broker.delayed_delivery_enabled,
+                    max_delivery_delay_in_millis: None,
+                },
+            ),
+            subscription_types_enabled: pick(
+                nonempty(&topic.subscription_types_enabled),
+                nonempty(&ns.subscription_types_enabled),
+                broker_types,
+            ),
+            auto_subscription_creation: pick(
+                topic.auto_subscription_creation_override,
+                ns.auto_subscription_creation_override,
+                AutoSubscriptionCreationOverride {
+                    allow_auto_subscription_creation: broker.allow_auto_subscription_creation,
+                },
+            ),
+            subscription_expiration_time_minutes: pick(
+                None,
+                ns.subscription_expiration_time_minutes.map(|m| m.max(0)),
+                broker.subscription_expiration_minutes.max(0),
+            ),
+            encryption_required: pick(None, ns.encryption_required.then_some(true), false),
+        }
+    }
+
+    /// Whether consumers of `kind` may subscribe.
+    pub fn allows_subscription_type(&self, kind: SubscriptionTypeName) -> bool {
+        self.subscription_types_enabled.value.contains(&kind)
+    }
+}
+
+/// A Pulsar limit as an optional bound: 0 (or less) is no limit.
+pub fn limit(v: i32) -> Option<u32> {
+    (v > 0).then_some(v as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_topic_wins_over_the_namespace_which_wins_over_the_broker() {
+        let broker = BrokerConfig { max_producers_per_topic: 7, ..BrokerConfig::default() };
+        let mut ns = Policies::default();
+        let mut topic = TopicPolicies::default();
+        let e = EffectivePolicies::resolve(&topic, &ns, &broker);
+        assert_eq!(e.max_producers_per_topic, Applied { value: 7, level: Level::Broker });
+        ns.max_producers_per_topic = Some(3);
+        let e = EffectivePolicies::resolve(&topic, &ns, &broker);
+        assert_eq!(e.max_producers_per_topic, Applied { value: 3, level: Level::Namespace });
+        topic.max_producer_per_topic = Some(1);
+        let e = EffectivePolicies::resolve(&topic, &ns, &broker);
+        assert_eq!(e.max_producers_per_topic, Applied { value: 1, level: Level::Topic });
+    }
+
+    #[test]
+    fn cluster_keyed_rates_are_read_for_this_cluster_only() {
+        let broker = BrokerConfig::default();
+        let mut ns = Policies::default();
+        let rate = PublishRate { publish_throttling_rate_in_msg: 10, publish_throttling_rate_in_byte: -1 };
+        ns.publish_max_message_rate.insert("elsewhere".into(), rate);
+        let e = EffectivePolicies::resolve(&TopicPolicies::default(), &ns, &broker);
+        assert_eq!(e.publish_rate.level, Level::Broker);
+        assert!(!e.publish_rate.value.is_limited());
+        ns.publish_max_message_rate.insert(broker.cluster.clone(), rate);
+        let e = EffectivePolicies::resolve(&TopicPolicies::default(), &ns, &broker);
+        assert_eq!(e.publish_rate, Applied { value: rate, level: Level::Namespace });
+    }
+
+    #[test]
+    fn an_empty_list_of_subscription_types_inherits() {
+        let broker = BrokerConfig::default();
+        let mut ns = Policies::default();
+        let e = EffectivePolicies::resolve(&TopicPolicies::default(), &ns, &broker);
+        assert!(e.allows_subscription_type(SubscriptionTypeName::KeyShared));
+        ns.subscription_types_enabled = vec![SubscriptionTypeName::Shared];
+        let e = EffectivePolicies::resolve(&TopicPolicies::default(), &ns, &broker);
+        assert!(!e.allows_subscription_type(SubscriptionTypeName::Exclusive));
+        assert_eq!(e.subscription_types_enabled.level, Level::Namespace);
+    }
+
+    #[test]
+    fn negative_counts_mean_no_limit() {
+        let ns = Policies { max_consumers_per_topic: Some(-1), ..Policies::default() };
+        let e = EffectivePolicies::resolve(&TopicPolicies::default(), &ns, &BrokerConfig::default());
+        assert_eq!(limit(e.max_consumers_per_topic.value), None);
+        assert_eq!(limit(2), Some(2));
+    }
+}

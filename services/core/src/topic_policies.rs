@@ -1,0 +1,106 @@
+//! Topic-level policies in the JSON shape of Pulsar's `TopicPolicies` (camelCase): overrides of
+//! the namespace's policies for one topic (a partitioned topic's partitions share them). An
+//! absent field inherits the namespace's value, then the broker's. Fields Magnetar does not act
+//! on are kept as sent.
+
+use crate::limits::{
+    AutoSubscriptionCreationOverride, DelayedDeliveryPolicies, DispatchRate, InactiveTopicPolicies, PublishRate,
+    SubscribeRate, SubscriptionTypeName,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicPolicies {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_producer_per_topic: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_consumer_per_topic: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_consumers_per_subscription: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_subscriptions_per_topic: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unacked_messages_on_consumer: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unacked_messages_on_subscription: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_rate: Option<PublishRate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch_rate: Option<DispatchRate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_dispatch_rate: Option<DispatchRate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribe_rate: Option<SubscribeRate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inactive_topic_policies: Option<InactiveTopicPolicies>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delayed_delivery_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delayed_delivery_tick_time_millis: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delayed_delivery_max_delay_in_millis: Option<i64>,
+    /// Empty: inherited.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscription_types_enabled: Vec<SubscriptionTypeName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_subscription_creation_override: Option<AutoSubscriptionCreationOverride>,
+    /// Other Pulsar topic policies, kept verbatim.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+impl TopicPolicies {
+    /// The topic's delayed-delivery override as Pulsar's `DelayedDeliveryPolicies`, if any of
+    /// its fields is set.
+    pub fn delayed_delivery(&self) -> Option<DelayedDeliveryPolicies> {
+        if self.delayed_delivery_enabled.is_none() && self.delayed_delivery_tick_time_millis.is_none() {
+            return None;
+        }
+        Some(DelayedDeliveryPolicies {
+            tick_time: self.delayed_delivery_tick_time_millis.unwrap_or(1000),
+            active: self.delayed_delivery_enabled.unwrap_or(true),
+            max_delivery_delay_in_millis: self.delayed_delivery_max_delay_in_millis,
+        })
+    }
+
+    pub fn set_delayed_delivery(&mut self, p: Option<DelayedDeliveryPolicies>) {
+        self.delayed_delivery_enabled = p.map(|p| p.active);
+        self.delayed_delivery_tick_time_millis = p.map(|p| p.tick_time);
+        self.delayed_delivery_max_delay_in_millis = p.and_then(|p| p.max_delivery_delay_in_millis);
+    }
+
+    /// Whether nothing is overridden (stored as no policies at all).
+    pub fn is_empty(&self) -> bool {
+        *self == TopicPolicies::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_fields_are_not_written() {
+        let p = TopicPolicies { max_producer_per_topic: Some(2), ..TopicPolicies::default() };
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"maxProducerPerTopic":2}"#);
+        assert!(TopicPolicies::default().is_empty());
+    }
+
+    #[test]
+    fn delayed_delivery_maps_to_pulsars_topic_fields() {
+        let mut p = TopicPolicies::default();
+        assert_eq!(p.delayed_delivery(), None);
+        p.set_delayed_delivery(Some(DelayedDeliveryPolicies {
+            tick_time: 500,
+            active: false,
+            max_delivery_delay_in_millis: None,
+        }));
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["delayedDeliveryEnabled"], false);
+        assert_eq!(v["delayedDeliveryTickTimeMillis"], 500);
+        assert!(!p.delayed_delivery().unwrap().active);
+    }
+}
