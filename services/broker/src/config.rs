@@ -115,6 +115,8 @@ pub struct BrokerConfig {
     /// How often loaded topics re-read their topic-level policies from the metadata store (changes
     /// made through another broker), in ms. Changes through this broker apply at once.
     pub topic_policies_refresh_ms: u64,
+    /// What `/metrics` exposes (`[broker.metrics]`).
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 impl Default for BrokerConfig {
@@ -173,6 +175,7 @@ impl Default for BrokerConfig {
             subscription_expiration_minutes: 0,
             subscription_expiry_check_interval_ms: 300_000,
             topic_policies_refresh_ms: 30_000,
+            metrics: Default::default(),
         }
     }
 }

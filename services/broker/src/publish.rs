@@ -7,6 +7,7 @@
 
 use crate::access::Caller;
 use crate::context::Context;
+use crate::metrics::buckets::{ENTRY_SIZE, Tally};
 use crate::partition::Partition;
 use crate::policies::enforce::{Throttle, check_message, throttle_publish};
 use crate::policies::runtime::SlotGuard;
@@ -56,7 +57,9 @@ struct PendingGroup {
     partition: Arc<Partition>,
     positions: Vec<usize>,
     pending: magnetar_storage::PendingAppend,
-    bytes: u64,
+    /// Sizes of the group's messages, recorded once they are durable.
+    sizes: Tally,
+    queued_at: std::time::Instant,
 }
 
 impl PendingPublish {
@@ -65,8 +68,8 @@ impl PendingPublish {
     pub async fn durable(self) -> Vec<Result<MessageId>> {
         let waits = self.groups.into_iter().map(|g| async move {
             let result = g.pending.durable().await;
-            if let Ok(ids) = &result {
-                g.partition.record_publish(ids.len() as u64, g.bytes);
+            if result.is_ok() {
+                g.partition.record_publish(&g.sizes, g.queued_at.elapsed());
             }
             (g.partition, g.positions, result)
         });
@@ -236,21 +239,29 @@ impl Publisher {
             let ctx = &self.ctx;
             async move {
                 let (positions, inputs): (Vec<usize>, Vec<RecordInput>) = batch.into_iter().unzip();
-                let bytes: u64 = inputs.iter().map(|r| r.payload.len() as u64).sum();
+                let mut sizes = Tally::default();
+                for r in &inputs {
+                    sizes.add(&ENTRY_SIZE, r.payload.len() as u64);
+                }
                 let result = async {
                     crate::controllers::enforcement::admit_publish(&partition).await?;
-                    throttle_publish(ctx, &partition, inputs.len() as u64, bytes, throttle).await?;
-                    Ok::<_, BrokerError>(partition.log.enqueue(inputs).await?)
+                    throttle_publish(ctx, &partition, sizes.window.count, sizes.window.sum, throttle).await?;
+                    // The write latency counts from here: time held by a quota or a publish
+                    // rate is not storage's.
+                    let queued_at = std::time::Instant::now();
+                    Ok::<_, BrokerError>((partition.log.enqueue(inputs).await?, queued_at))
                 }
                 .await;
-                (partition, positions, bytes, result)
+                (partition, positions, sizes, result)
             }
         }))
         .await;
         let mut groups = Vec::with_capacity(queued.len());
-        for (partition, positions, bytes, result) in queued {
+        for (partition, positions, sizes, result) in queued {
             match result {
-                Ok(pending) => groups.push(PendingGroup { partition, positions, pending, bytes }),
+                Ok((pending, queued_at)) => {
+                    groups.push(PendingGroup { partition, positions, pending, sizes, queued_at })
+                }
                 Err(e) => refused.extend(positions.into_iter().map(|pos| (pos, clone_error(&e)))),
             }
         }

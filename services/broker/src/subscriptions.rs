@@ -137,7 +137,7 @@ impl Subscriptions {
         }
         let (topic, parts) = self.partitions_or_create(name).await?;
         enforce::check_subscription_type(&topic, name, opts.sub_type)?;
-        enforce::check_subscribe_rate(&self.ctx, &topic, name, &consumer_key(&opts))?;
+        enforce::check_subscribe_rate(&topic, name, &consumer_key(&opts))?;
         let subs = self.ensure_subscription(&topic, name, &parts, sub, opts.initial_position).await?;
         let slots = enforce::admit_consumer(name, &parts)?;
         ConsumerSession::attach(self.clone(), caller.clone(), name.clone(), sub.clone(), subs, opts, slots)
@@ -389,8 +389,6 @@ impl Subscriptions {
         }
         for p in &parts {
             p.remove_subscription(sub);
-            let (ns, topic) = (p.name.namespace().to_string(), p.name.to_string());
-            self.ctx.metrics.remove_subscription(&[self.ctx.config.cluster.as_str(), &ns, &topic, sub.as_str()]);
         }
         Ok(())
     }

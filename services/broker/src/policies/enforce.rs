@@ -4,7 +4,7 @@
 //! the number of subscriptions and topics.
 
 use super::resolve::{EffectivePolicies, limit};
-use super::runtime::SlotGuard;
+use super::runtime::{PolicyMetrics, SlotGuard};
 use crate::context::Context;
 use crate::error::Entity;
 use crate::partition::Partition;
@@ -43,7 +43,7 @@ pub(crate) async fn throttle_publish(
     if wait.is_zero() {
         return Ok(());
     }
-    policy.metrics.rate_limit_times.inc();
+    PolicyMetrics::bump(&policy.metrics.rate_limit_times, 1);
     let max = Duration::from_millis(ctx.config.publish_throttle_max_wait_ms);
     if mode == Throttle::Bounded && wait > max {
         policy.publish.release(messages, bytes);
@@ -59,8 +59,7 @@ pub(crate) async fn throttle_publish(
             max_ms: max.as_millis() as u64,
         });
     }
-    policy.metrics.throttled.inc();
-    policy.metrics.throttled_seconds.inc_by(wait.as_secs_f64());
+    PolicyMetrics::bump(&policy.metrics.throttled_micros, wait.as_micros().min(u128::from(u64::MAX)) as u64);
     tokio::select! {
         _ = tokio::time::sleep(wait) => Ok(()),
         _ = ctx.shutdown.cancelled() => Err(BrokerError::ShuttingDown),
@@ -124,7 +123,8 @@ pub(crate) fn admit_consumer(name: &TopicName, parts: &[Arc<Partition>]) -> Resu
 }
 
 fn refused(p: &Partition, policy: &str) {
-    p.policy.metrics.refused(policy);
+    PolicyMetrics::bump(&p.policy.metrics.refused, 1);
+    tracing::debug!(topic = %p.name, policy, "refused by a limit policy");
 }
 
 pub(crate) fn type_name(kind: SubType) -> SubscriptionTypeName {
@@ -147,14 +147,13 @@ pub(crate) fn check_subscription_type(topic: &Topic, name: &TopicName, kind: Sub
 }
 
 /// Takes one subscribe of the consumer (`host/name`) from the topic's subscribe rate.
-pub(crate) fn check_subscribe_rate(ctx: &Context, topic: &Topic, name: &TopicName, consumer: &str) -> Result<()> {
+pub(crate) fn check_subscribe_rate(topic: &Topic, name: &TopicName, consumer: &str) -> Result<()> {
     if topic.policy.try_subscribe(consumer) {
         return Ok(());
     }
     let rate = topic.policy.effective().subscribe_rate.value;
     if let Some(p) = topic.partitions.first() {
-        let labels = [ctx.config.cluster.as_str(), &p.name.namespace().to_string(), &p.name.to_string()];
-        ctx.metrics.subscribe_throttled.with_label_values(&labels).inc();
+        PolicyMetrics::bump(&p.policy.metrics.subscribe_throttled, 1);
     }
     Err(BrokerError::SubscribeRateExceeded {
         topic: name.clone(),
@@ -199,10 +198,7 @@ pub(crate) async fn check_topic_count(ctx: &Context, ns: &NamespaceName, asked: 
         Err(e) => return Err(e.into()),
     };
     if existing + asked > max {
-        ctx.metrics
-            .policy_refusals
-            .with_label_values(&[ctx.config.cluster.as_str(), &ns.to_string(), "maxTopicsPerNamespace"])
-            .inc();
+        tracing::debug!(namespace = %ns, max, existing, asked, "topic creation refused by maxTopicsPerNamespace");
         return Err(BrokerError::TooManyTopics { namespace: ns.clone(), max, existing, asked });
     }
     Ok(())
@@ -214,7 +210,7 @@ pub(crate) fn dispatch_allowance(p: &Partition, s: &Subscription) -> u64 {
     p.policy.configure_subscription_dispatch(&s.dispatch);
     let allowed = p.policy.dispatch.messages_allowed().min(s.dispatch.messages_allowed());
     if allowed == 0 {
-        p.policy.metrics.dispatch_throttled.inc();
+        PolicyMetrics::bump(&p.policy.metrics.dispatch_throttled, 1);
     }
     allowed
 }

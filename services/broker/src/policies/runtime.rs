@@ -8,11 +8,9 @@
 use super::limiter::{FlowLimiter, RateLimiter};
 use super::resolve::{EffectivePolicies, limit};
 use crate::config::BrokerConfig;
-use crate::metrics::BrokerMetrics;
 use magnetar_core::{NamespaceName, Policies, SharedClock, TopicName, TopicPolicies};
-use prometheus::{Counter, IntCounter, IntCounterVec};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -46,33 +44,29 @@ pub struct PartitionPolicy {
     clock: SharedClock,
 }
 
-/// The partition's series of the throttling metrics.
+/// The partition's throttling counters, written to `/metrics` at scrape time (the exposition's
+/// table), so the hot path only bumps an atomic.
+#[derive(Default)]
 pub(crate) struct PolicyMetrics {
-    pub rate_limit_times: IntCounter,
-    pub throttled: IntCounter,
-    pub throttled_seconds: Counter,
-    pub dispatch_throttled: IntCounter,
-    refusals: IntCounterVec,
-    cluster: String,
-    namespace: String,
+    /// Publishes that found a publish rate reached (Pulsar's `pulsar_publish_rate_limit_times`).
+    pub rate_limit_times: AtomicU64,
+    /// Time publishes waited for their publish rate, in microseconds.
+    pub throttled_micros: AtomicU64,
+    /// Delivery attempts held back by a dispatch rate.
+    pub dispatch_throttled: AtomicU64,
+    /// Subscribes refused by the topic's subscribe rate.
+    pub subscribe_throttled: AtomicU64,
+    /// Producers, consumers and subscriptions refused by a limit policy.
+    pub refused: AtomicU64,
 }
 
 impl PolicyMetrics {
-    pub fn new(metrics: &BrokerMetrics, labels: &[&str; 3]) -> Self {
-        PolicyMetrics {
-            rate_limit_times: metrics.publish_rate_limit_times.with_label_values(labels),
-            throttled: metrics.publish_throttled.with_label_values(labels),
-            throttled_seconds: metrics.publish_throttled_seconds.with_label_values(labels),
-            dispatch_throttled: metrics.dispatch_throttled.with_label_values(labels),
-            refusals: metrics.policy_refusals.clone(),
-            cluster: labels[0].to_string(),
-            namespace: labels[1].to_string(),
-        }
+    pub fn bump(counter: &AtomicU64, by: u64) {
+        counter.fetch_add(by, Ordering::Relaxed);
     }
 
-    /// Counts a producer, consumer or subscription refused by `policy`.
-    pub fn refused(&self, policy: &str) {
-        self.refusals.with_label_values(&[self.cluster.as_str(), self.namespace.as_str(), policy]).inc();
+    pub fn read(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
     }
 }
 
@@ -105,7 +99,7 @@ fn take_slot(counter: &AtomicU32, max: u32) -> bool {
 }
 
 impl PartitionPolicy {
-    pub(crate) fn new(namespace_publish: Arc<FlowLimiter>, metrics: PolicyMetrics, clock: SharedClock) -> Self {
+    pub(crate) fn new(namespace_publish: Arc<FlowLimiter>, clock: SharedClock) -> Self {
         PartitionPolicy {
             producers: AtomicU32::new(0),
             consumers: AtomicU32::new(0),
@@ -122,7 +116,7 @@ impl PartitionPolicy {
             dispatch: FlowLimiter::default(),
             subscription_dispatch: [AtomicI64::new(0), AtomicI64::new(0), AtomicI64::new(1000)],
             last_active_ms: AtomicI64::new(clock.now_millis()),
-            metrics,
+            metrics: PolicyMetrics::default(),
             clock,
         }
     }
@@ -158,10 +152,6 @@ impl PartitionPolicy {
     /// Records activity (inactive-topic deletion counts from the last one).
     pub(crate) fn touch(&self, now_ms: i64) {
         self.last_active_ms.fetch_max(now_ms, Ordering::Relaxed);
-    }
-
-    pub(crate) fn last_active_ms(&self) -> i64 {
-        self.last_active_ms.load(Ordering::Relaxed)
     }
 
     /// Sets a subscription's own dispatch limiter to the rate in force (no-op when unchanged).
@@ -305,9 +295,7 @@ mod tests {
     use super::*;
 
     fn policy() -> Arc<PartitionPolicy> {
-        let metrics = BrokerMetrics::new(prometheus::Registry::new());
-        let m = PolicyMetrics::new(&metrics, &["c", "t/n", "persistent://t/n/x"]);
-        Arc::new(PartitionPolicy::new(Arc::default(), m, magnetar_core::SystemClock::shared()))
+        Arc::new(PartitionPolicy::new(Arc::default(), magnetar_core::SystemClock::shared()))
     }
 
     #[test]
