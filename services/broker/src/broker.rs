@@ -227,6 +227,17 @@ impl Broker {
             let tick = ticks.fetch_add(1, Ordering::Relaxed) + 1;
             async move { crate::policies::refresh_all(&b.ctx, &b.registry, tick % reload_every == 0).await }
         });
+        use crate::controllers::lifecycle;
+        let every = Duration::from_millis(self.ctx.config.inactive_topic_check_interval_ms.max(100));
+        self.periodic(every, |b| async move {
+            let now = b.ctx.clock.now_millis();
+            lifecycle::delete_inactive_topics(&b.topics, b.registry.loaded_topics(), now).await;
+        });
+        let every = Duration::from_millis(self.ctx.config.subscription_expiry_check_interval_ms.max(100));
+        self.periodic(every, |b| async move {
+            let now = b.ctx.clock.now_millis();
+            lifecycle::expire_subscriptions(&b.subscriptions, b.registry.loaded_topics(), now).await;
+        });
         // Apart from the offload pass, which may spend many seconds uploading a backlog.
         self.periodic(Duration::from_secs(1), |b| async move { b.ctx.storage.update_upload_pace() });
         self.periodic(Duration::from_secs(5), |b| async move {

@@ -77,6 +77,10 @@ pub struct TopicStats {
     pub subscriptions: BTreeMap<String, SubscriptionStats>,
     pub replication: BTreeMap<String, serde_json::Value>,
     pub deduplication_status: String,
+    /// Magnetar: the limit and life policies in force for the topic and the level each comes
+    /// from (topic, namespace or broker); absent in a partition's entry of partitioned stats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied_policies: Option<crate::policies::resolve::EffectivePolicies>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

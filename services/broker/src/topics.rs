@@ -178,17 +178,22 @@ impl Topics {
 
     /// Stats of a topic or partition; for a partitioned topic, the totals over its partitions.
     pub async fn stats(&self, name: &TopicName) -> Result<TopicStats> {
-        let (_, parts) = self.registry.partitions_of(name).await?;
+        let (topic, parts) = self.registry.partitions_of(name).await?;
         let each: Vec<TopicStats> = parts.iter().map(|p| crate::stats::partition_stats(p)).collect();
-        Ok(if each.len() == 1 { each.into_iter().next().expect("one") } else { crate::stats::aggregate(each.iter()) })
+        let mut stats =
+            if each.len() == 1 { each.into_iter().next().expect("one") } else { crate::stats::aggregate(each.iter()) };
+        stats.applied_policies = Some((*topic.policy.effective()).clone());
+        Ok(stats)
     }
 
     pub async fn partitioned_stats(&self, name: &TopicName, per_partition: bool) -> Result<PartitionedTopicStats> {
         let (topic, parts) = self.registry.partitions_of(name).await?;
         let each: BTreeMap<String, TopicStats> =
             parts.iter().map(|p| (p.name.to_string(), crate::stats::partition_stats(p))).collect();
+        let mut total = crate::stats::aggregate(each.values());
+        total.applied_policies = Some((*topic.policy.effective()).clone());
         Ok(PartitionedTopicStats {
-            total: crate::stats::aggregate(each.values()),
+            total,
             metadata: crate::stats::PartitionedMetadata { partitions: topic.record.partitions },
             partitions: if per_partition { each } else { BTreeMap::new() },
         })
