@@ -138,8 +138,9 @@ impl Subscriptions {
         let (topic, parts) = self.partitions_or_create(name).await?;
         enforce::check_subscription_type(&topic, name, opts.sub_type)?;
         enforce::check_subscribe_rate(&topic, name, &consumer_key(&opts))?;
-        let subs = self.ensure_subscription(&topic, name, &parts, sub, opts.initial_position).await?;
+        // The consumer slot first: a consumer refused at the topic's limit leaves no subscription.
         let slots = enforce::admit_consumer(name, &parts)?;
+        let subs = self.ensure_subscription(&topic, name, &parts, sub, opts.initial_position).await?;
         ConsumerSession::attach(self.clone(), caller.clone(), name.clone(), sub.clone(), subs, opts, slots)
     }
 

@@ -1,6 +1,10 @@
 //! Time-based subscription policies against the real broker: message TTL, the three backlog
 //! quota policies, delayed delivery surviving a restart, and resetting a cursor while a
-//! WebSocket consumer is connected.
+//! WebSocket consumer is connected. The limit and life policies of issue 14 are in `admin`
+//! (set, get, remove, precedence, restarts) and `enforced` (their effect on clients).
+
+mod admin;
+mod enforced;
 
 use futures::{SinkExt, StreamExt};
 use magnetar_tests::{TestApp, test_config};
