@@ -112,6 +112,27 @@ fn check_delayed(p: Option<magnetar_core::DelayedDeliveryPolicies>) -> Result<()
     Ok(())
 }
 
+/// A rate's period must be a whole number of seconds, at least one.
+fn check_period(name: &str, period: i32) -> Result<()> {
+    if period < 1 {
+        return Err(BrokerError::InvalidPolicy(format!("{name}: ratePeriodInSecond must be 1 or more, not {period}")));
+    }
+    Ok(())
+}
+
+fn check_rates<'a>(
+    dispatch: impl IntoIterator<Item = &'a magnetar_core::DispatchRate>,
+    subscribe: impl IntoIterator<Item = &'a magnetar_core::SubscribeRate>,
+) -> Result<()> {
+    for d in dispatch {
+        check_period("dispatchRate", d.rate_period_in_second)?;
+    }
+    for r in subscribe {
+        check_period("subscribeRate", r.rate_period_in_second)?;
+    }
+    Ok(())
+}
+
 /// Pulsar's validation of the limit policies of a namespace (412 on violation).
 pub fn validate_namespace(p: &Policies) -> Result<()> {
     non_negative("maxProducersPerTopic", p.max_producers_per_topic)?;
@@ -123,6 +144,10 @@ pub fn validate_namespace(p: &Policies) -> Result<()> {
     non_negative("maxUnackedMessagesPerSubscription", p.max_unacked_messages_per_subscription)?;
     non_negative("subscriptionExpirationTime", p.subscription_expiration_time_minutes)?;
     check_inactive(p.inactive_topic_policies.as_ref())?;
+    check_rates(
+        p.topic_dispatch_rate.values().chain(p.subscription_dispatch_rate.values()),
+        p.cluster_subscribe_rate.values(),
+    )?;
     check_delayed(p.delayed_delivery_policies)
 }
 
@@ -135,6 +160,7 @@ pub fn validate_topic(p: &TopicPolicies) -> Result<()> {
     non_negative("maxUnackedMessagesOnConsumer", p.max_unacked_messages_on_consumer)?;
     non_negative("maxUnackedMessagesOnSubscription", p.max_unacked_messages_on_subscription)?;
     check_inactive(p.inactive_topic_policies.as_ref())?;
+    check_rates(p.dispatch_rate.iter().chain(p.subscription_dispatch_rate.iter()), p.subscribe_rate.iter())?;
     check_delayed(p.delayed_delivery())
 }
 
