@@ -225,7 +225,7 @@ impl Broker {
         let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
         self.periodic(Duration::from_secs(1), move |b| {
             let tick = ticks.fetch_add(1, Ordering::Relaxed) + 1;
-            async move { crate::policies::refresh_all(&b.ctx, &b.registry, tick % reload_every == 0).await }
+            async move { crate::policies::refresh_all(&b.ctx, &b.registry, tick.is_multiple_of(reload_every)).await }
         });
         use crate::controllers::lifecycle;
         let every = Duration::from_millis(self.ctx.config.inactive_topic_check_interval_ms.max(100));

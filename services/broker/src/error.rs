@@ -140,7 +140,7 @@ pub enum BrokerError {
     TooManyProducers { topic: TopicName, max: u32 },
     /// Pulsar's `ConsumerBusy` "Topic (or Subscription) reached max consumers limit".
     #[error("{entity} reached max consumers limit of {max}")]
-    TooManyConsumers { entity: Entity, max: u32 },
+    TooManyConsumers { entity: Box<Entity>, max: u32 },
     #[error("topic {topic} reached max subscriptions limit of {max}")]
     TooManySubscriptions { topic: TopicName, max: u32 },
     /// Partitions count one topic each, as in Pulsar.
@@ -174,7 +174,7 @@ pub enum BrokerError {
     #[error(
         "publish rate of {entity} reached: this request would wait {wait_ms} ms, more than the {max_ms} ms a request may wait; retry later"
     )]
-    PublishRateExceeded { entity: Entity, wait_ms: u64, max_ms: u64 },
+    PublishRateExceeded { entity: Box<Entity>, wait_ms: u64, max_ms: u64 },
     #[error("the broker is shutting down")]
     ShuttingDown,
     #[error("internal error: {0}")]

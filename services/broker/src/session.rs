@@ -95,7 +95,7 @@ impl ConsumerSession {
                 }
                 return Err(match e {
                     BrokerError::TooManyConsumers { max, .. } => BrokerError::TooManyConsumers {
-                        entity: Entity::Subscription { topic: topic.clone(), name: subscription.clone() },
+                        entity: Box::new(Entity::Subscription { topic: topic.clone(), name: subscription.clone() }),
                         max,
                     },
                     e => e,

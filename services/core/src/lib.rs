@@ -8,20 +8,20 @@ pub mod limits;
 pub mod message_id;
 pub mod names;
 pub mod policies;
-pub mod topic_policies;
 pub mod secret;
 pub mod time;
+pub mod topic_policies;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use limits::{
+    AutoSubscriptionCreationOverride, DelayedDeliveryPolicies, DispatchRate, InactiveTopicDeleteMode,
+    InactiveTopicPolicies, PublishRate, SubscribeRate, SubscriptionTypeName,
+};
 pub use message_id::MessageId;
 pub use names::{ClusterName, Domain, NameError, NamespaceName, SubscriptionName, TenantName, TopicName};
-pub use limits::{
-    AutoSubscriptionCreationOverride, DelayedDeliveryPolicies, DispatchRate, InactiveTopicDeleteMode, InactiveTopicPolicies,
-    PublishRate, SubscribeRate, SubscriptionTypeName,
-};
 pub use policies::{BacklogQuota, BacklogQuotaPolicy, Policies, RetentionPolicies};
-pub use topic_policies::TopicPolicies;
 pub use secret::Secret;
+pub use topic_policies::TopicPolicies;
 
 /// Milliseconds since the Unix epoch, the one clock unit stored and sent on the wire.
 pub fn now_millis() -> i64 {

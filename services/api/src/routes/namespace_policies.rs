@@ -29,7 +29,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_inactive_topic_policies, set_inactive_topic_policies, remove_inactive_topic_policies))
         .routes(routes!(get_subscription_expiration, set_subscription_expiration, remove_subscription_expiration))
-        .routes(routes!(get_auto_subscription_creation, set_auto_subscription_creation, remove_auto_subscription_creation))
+        .routes(routes!(
+            get_auto_subscription_creation,
+            set_auto_subscription_creation,
+            remove_auto_subscription_creation
+        ))
         .routes(routes!(get_subscription_types, set_subscription_types, remove_subscription_types))
         .routes(routes!(get_delayed_delivery, set_delayed_delivery, remove_delayed_delivery))
         .routes(routes!(get_encryption_required, set_encryption_required))
@@ -58,8 +62,12 @@ async fn get_namespace_applied_policies(
     Ok(Json(s.broker.topic_policies().namespace_effective(&name).await?))
 }
 
-namespace_policy!(get_inactive_topic_policies, set_inactive_topic_policies, remove_inactive_topic_policies,
-    "/admin/v2/namespaces/{tenant}/{namespace}/inactiveTopicPolicies", InactiveTopicPolicies,
+namespace_policy!(
+    get_inactive_topic_policies,
+    set_inactive_topic_policies,
+    remove_inactive_topic_policies,
+    "/admin/v2/namespaces/{tenant}/{namespace}/inactiveTopicPolicies",
+    InactiveTopicPolicies,
     get = "Get the inactive topic policies of a namespace",
     set = "Set the inactive topic policies of a namespace (with deleteWhileInactive, topics without producers, consumers or publishes for maxInactiveDurationSeconds are deleted)",
     remove = "Remove the inactive topic policies of a namespace",
@@ -68,8 +76,12 @@ namespace_policy!(get_inactive_topic_policies, set_inactive_topic_policies, remo
     clear = |p, _c| p.inactive_topic_policies = None,
 );
 
-namespace_policy!(get_subscription_expiration, set_subscription_expiration, remove_subscription_expiration,
-    "/admin/v2/namespaces/{tenant}/{namespace}/subscriptionExpirationTime", i32,
+namespace_policy!(
+    get_subscription_expiration,
+    set_subscription_expiration,
+    remove_subscription_expiration,
+    "/admin/v2/namespaces/{tenant}/{namespace}/subscriptionExpirationTime",
+    i32,
     get = "Get the subscription expiration time of a namespace, in minutes",
     set = "Set the subscription expiration time of a namespace, in minutes (0: never; subscriptions without consumers unused that long are deleted)",
     remove = "Remove the subscription expiration time of a namespace",
@@ -78,8 +90,12 @@ namespace_policy!(get_subscription_expiration, set_subscription_expiration, remo
     clear = |p, _c| p.subscription_expiration_time_minutes = None,
 );
 
-namespace_policy!(get_auto_subscription_creation, set_auto_subscription_creation, remove_auto_subscription_creation,
-    "/admin/v2/namespaces/{tenant}/{namespace}/autoSubscriptionCreation", AutoSubscriptionCreationOverride,
+namespace_policy!(
+    get_auto_subscription_creation,
+    set_auto_subscription_creation,
+    remove_auto_subscription_creation,
+    "/admin/v2/namespaces/{tenant}/{namespace}/autoSubscriptionCreation",
+    AutoSubscriptionCreationOverride,
     get = "Get the automatic subscription creation override of a namespace",
     set = "Set the automatic subscription creation override of a namespace (off: subscribing to or pulling from a missing subscription answers 404)",
     remove = "Remove the automatic subscription creation override of a namespace",
@@ -88,8 +104,12 @@ namespace_policy!(get_auto_subscription_creation, set_auto_subscription_creation
     clear = |p, _c| p.auto_subscription_creation_override = None,
 );
 
-namespace_policy!(get_subscription_types, set_subscription_types, remove_subscription_types,
-    "/admin/v2/namespaces/{tenant}/{namespace}/subscriptionTypesEnabled", Vec<SubscriptionTypeName>,
+namespace_policy!(
+    get_subscription_types,
+    set_subscription_types,
+    remove_subscription_types,
+    "/admin/v2/namespaces/{tenant}/{namespace}/subscriptionTypesEnabled",
+    Vec<SubscriptionTypeName>,
     get = "Get the subscription types enabled in a namespace (empty: the broker's setting)",
     set = "Set the subscription types enabled in a namespace (a consumer of another type is refused with 412; HTTP pull is Shared)",
     remove = "Remove the subscription types enabled in a namespace",
@@ -98,8 +118,12 @@ namespace_policy!(get_subscription_types, set_subscription_types, remove_subscri
     clear = |p, _c| p.subscription_types_enabled.clear(),
 );
 
-namespace_policy!(get_delayed_delivery, set_delayed_delivery, remove_delayed_delivery,
-    "/admin/v2/namespaces/{tenant}/{namespace}/delayedDelivery", DelayedDeliveryPolicies,
+namespace_policy!(
+    get_delayed_delivery,
+    set_delayed_delivery,
+    remove_delayed_delivery,
+    "/admin/v2/namespaces/{tenant}/{namespace}/delayedDelivery",
+    DelayedDeliveryPolicies,
     get = "Get the delayed delivery policy of a namespace",
     set = "Set the delayed delivery policy of a namespace (inactive: deliverAt and deliverAfter are ignored and messages delivered at once)",
     remove = "Remove the delayed delivery policy of a namespace",
@@ -288,7 +312,9 @@ async fn remove_property(
     auth.check(Operation::SetNamespacePolicy, &name).await?;
     s.broker
         .admin()
-        .update_policies(&name, |p| p.properties.remove(&k.key).map(|_| ()).ok_or_else(|| property_missing(&name, &k.key)))
+        .update_policies(&name, |p| {
+            p.properties.remove(&k.key).map(|_| ()).ok_or_else(|| property_missing(&name, &k.key))
+        })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -40,12 +40,20 @@ pub fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(get_publish_rate, set_publish_rate, remove_publish_rate))
         .routes(routes!(get_dispatch_rate, set_dispatch_rate, remove_dispatch_rate))
-        .routes(routes!(get_subscription_dispatch_rate, set_subscription_dispatch_rate, remove_subscription_dispatch_rate))
+        .routes(routes!(
+            get_subscription_dispatch_rate,
+            set_subscription_dispatch_rate,
+            remove_subscription_dispatch_rate
+        ))
         .routes(routes!(get_subscribe_rate, set_subscribe_rate, remove_subscribe_rate))
         .routes(routes!(get_inactive_topic_policies, set_inactive_topic_policies, remove_inactive_topic_policies))
         .routes(routes!(get_delayed_delivery, set_delayed_delivery, remove_delayed_delivery))
         .routes(routes!(get_subscription_types, set_subscription_types, remove_subscription_types))
-        .routes(routes!(get_auto_subscription_creation, set_auto_subscription_creation, remove_auto_subscription_creation))
+        .routes(routes!(
+            get_auto_subscription_creation,
+            set_auto_subscription_creation,
+            remove_auto_subscription_creation
+        ))
         .routes(routes!(get_applied_policies))
 }
 
@@ -62,8 +70,12 @@ pub struct AppliedQuery {
     is_global: bool,
 }
 
-topic_policy!(get_max_producers, set_max_producers, remove_max_producers,
-    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/maxProducers", i32,
+topic_policy!(
+    get_max_producers,
+    set_max_producers,
+    remove_max_producers,
+    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/maxProducers",
+    i32,
     get = "Get the most producers of a topic",
     set = "Set the most producers of a topic (0: no limit; the next WebSocket producer is refused with 409)",
     remove = "Remove the most producers of a topic",
@@ -73,8 +85,12 @@ topic_policy!(get_max_producers, set_max_producers, remove_max_producers,
     clear = |t| t.max_producer_per_topic = None,
 );
 
-topic_policy!(get_max_consumers, set_max_consumers, remove_max_consumers,
-    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/maxConsumers", i32,
+topic_policy!(
+    get_max_consumers,
+    set_max_consumers,
+    remove_max_consumers,
+    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/maxConsumers",
+    i32,
     get = "Get the most consumers of a topic",
     set = "Set the most consumers of a topic (0: no limit; the next consumer or reader is refused with 409)",
     remove = "Remove the most consumers of a topic",
@@ -84,9 +100,12 @@ topic_policy!(get_max_consumers, set_max_consumers, remove_max_consumers,
     clear = |t| t.max_consumer_per_topic = None,
 );
 
-topic_policy!(get_max_consumers_per_subscription, set_max_consumers_per_subscription,
+topic_policy!(
+    get_max_consumers_per_subscription,
+    set_max_consumers_per_subscription,
     remove_max_consumers_per_subscription,
-    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/maxConsumersPerSubscription", i32,
+    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/maxConsumersPerSubscription",
+    i32,
     get = "Get the most consumers per subscription of a topic",
     set = "Set the most consumers per subscription of a topic (0: no limit; the next one is refused with 409)",
     remove = "Remove the most consumers per subscription of a topic",
@@ -96,8 +115,12 @@ topic_policy!(get_max_consumers_per_subscription, set_max_consumers_per_subscrip
     clear = |t| t.max_consumers_per_subscription = None,
 );
 
-topic_policy!(get_max_subscriptions, set_max_subscriptions, remove_max_subscriptions,
-    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/maxSubscriptionsPerTopic", i32,
+topic_policy!(
+    get_max_subscriptions,
+    set_max_subscriptions,
+    remove_max_subscriptions,
+    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/maxSubscriptionsPerTopic",
+    i32,
     get = "Get the most subscriptions of a topic",
     set = "Set the most subscriptions of a topic (0: no limit; creating one more is refused with 412)",
     remove = "Remove the most subscriptions of a topic",
@@ -107,8 +130,12 @@ topic_policy!(get_max_subscriptions, set_max_subscriptions, remove_max_subscript
     clear = |t| t.max_subscriptions_per_topic = None,
 );
 
-topic_policy!(get_max_unacked_on_consumer, set_max_unacked_on_consumer, remove_max_unacked_on_consumer,
-    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/maxUnackedMessagesOnConsumer", i32,
+topic_policy!(
+    get_max_unacked_on_consumer,
+    set_max_unacked_on_consumer,
+    remove_max_unacked_on_consumer,
+    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/maxUnackedMessagesOnConsumer",
+    i32,
     get = "Get the most unacknowledged messages per consumer of a topic",
     set = "Set the most unacknowledged messages per consumer of a topic (0: no limit)",
     remove = "Remove the most unacknowledged messages per consumer of a topic",
@@ -118,9 +145,12 @@ topic_policy!(get_max_unacked_on_consumer, set_max_unacked_on_consumer, remove_m
     clear = |t| t.max_unacked_messages_on_consumer = None,
 );
 
-topic_policy!(get_max_unacked_on_subscription, set_max_unacked_on_subscription,
+topic_policy!(
+    get_max_unacked_on_subscription,
+    set_max_unacked_on_subscription,
     remove_max_unacked_on_subscription,
-    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/maxUnackedMessagesOnSubscription", i32,
+    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/maxUnackedMessagesOnSubscription",
+    i32,
     get = "Get the most unacknowledged messages per subscription of a topic",
     set = "Set the most unacknowledged messages per subscription of a topic (0: the broker's bound)",
     remove = "Remove the most unacknowledged messages per subscription of a topic",
@@ -130,8 +160,12 @@ topic_policy!(get_max_unacked_on_subscription, set_max_unacked_on_subscription,
     clear = |t| t.max_unacked_messages_on_subscription = None,
 );
 
-topic_policy!(get_publish_rate, set_publish_rate, remove_publish_rate,
-    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/publishRate", PublishRate,
+topic_policy!(
+    get_publish_rate,
+    set_publish_rate,
+    remove_publish_rate,
+    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/publishRate",
+    PublishRate,
     get = "Get the publish rate of a topic",
     set = "Set the publish rate of a topic (each partition; over it producers are throttled, not failed)",
     remove = "Remove the publish rate of a topic",
@@ -141,8 +175,12 @@ topic_policy!(get_publish_rate, set_publish_rate, remove_publish_rate,
     clear = |t| t.publish_rate = None,
 );
 
-topic_policy!(get_dispatch_rate, set_dispatch_rate, remove_dispatch_rate,
-    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/dispatchRate", DispatchRate,
+topic_policy!(
+    get_dispatch_rate,
+    set_dispatch_rate,
+    remove_dispatch_rate,
+    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/dispatchRate",
+    DispatchRate,
     get = "Get the dispatch rate of a topic",
     set = "Set the dispatch rate of a topic (each partition, shared by its subscriptions)",
     remove = "Remove the dispatch rate of a topic",
@@ -152,8 +190,12 @@ topic_policy!(get_dispatch_rate, set_dispatch_rate, remove_dispatch_rate,
     clear = |t| t.dispatch_rate = None,
 );
 
-topic_policy!(get_subscription_dispatch_rate, set_subscription_dispatch_rate, remove_subscription_dispatch_rate,
-    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscriptionDispatchRate", DispatchRate,
+topic_policy!(
+    get_subscription_dispatch_rate,
+    set_subscription_dispatch_rate,
+    remove_subscription_dispatch_rate,
+    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscriptionDispatchRate",
+    DispatchRate,
     get = "Get the dispatch rate of each subscription of a topic",
     set = "Set the dispatch rate of each subscription of a topic",
     remove = "Remove the subscription dispatch rate of a topic",
@@ -163,8 +205,12 @@ topic_policy!(get_subscription_dispatch_rate, set_subscription_dispatch_rate, re
     clear = |t| t.subscription_dispatch_rate = None,
 );
 
-topic_policy!(get_subscribe_rate, set_subscribe_rate, remove_subscribe_rate,
-    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscribeRate", SubscribeRate,
+topic_policy!(
+    get_subscribe_rate,
+    set_subscribe_rate,
+    remove_subscribe_rate,
+    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscribeRate",
+    SubscribeRate,
     get = "Get the subscribe rate per consumer of a topic",
     set = "Set the subscribe rate per consumer of a topic (over it a subscribe is refused with 429)",
     remove = "Remove the subscribe rate of a topic",
@@ -174,8 +220,12 @@ topic_policy!(get_subscribe_rate, set_subscribe_rate, remove_subscribe_rate,
     clear = |t| t.subscribe_rate = None,
 );
 
-topic_policy!(get_inactive_topic_policies, set_inactive_topic_policies, remove_inactive_topic_policies,
-    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/inactiveTopicPolicies", InactiveTopicPolicies,
+topic_policy!(
+    get_inactive_topic_policies,
+    set_inactive_topic_policies,
+    remove_inactive_topic_policies,
+    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/inactiveTopicPolicies",
+    InactiveTopicPolicies,
     get = "Get the inactive topic policies of a topic",
     set = "Set the inactive topic policies of a topic",
     remove = "Remove the inactive topic policies of a topic",
@@ -185,8 +235,12 @@ topic_policy!(get_inactive_topic_policies, set_inactive_topic_policies, remove_i
     clear = |t| t.inactive_topic_policies = None,
 );
 
-topic_policy!(get_delayed_delivery, set_delayed_delivery, remove_delayed_delivery,
-    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/delayedDelivery", DelayedDeliveryPolicies,
+topic_policy!(
+    get_delayed_delivery,
+    set_delayed_delivery,
+    remove_delayed_delivery,
+    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/delayedDelivery",
+    DelayedDeliveryPolicies,
     get = "Get the delayed delivery policy of a topic",
     set = "Set the delayed delivery policy of a topic",
     remove = "Remove the delayed delivery policy of a topic",
@@ -196,19 +250,32 @@ topic_policy!(get_delayed_delivery, set_delayed_delivery, remove_delayed_deliver
     clear = |t| t.set_delayed_delivery(None),
 );
 
-topic_policy!(get_subscription_types, set_subscription_types, remove_subscription_types,
-    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscriptionTypesEnabled", Vec<SubscriptionTypeName>,
+topic_policy!(
+    get_subscription_types,
+    set_subscription_types,
+    remove_subscription_types,
+    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscriptionTypesEnabled",
+    Vec<SubscriptionTypeName>,
     get = "Get the subscription types enabled on a topic (empty: inherited)",
     set = "Set the subscription types enabled on a topic",
     remove = "Remove the subscription types enabled on a topic",
     own = |t| Some(t.subscription_types_enabled),
     applied = |e| e.subscription_types_enabled.value,
-    write = |t, v| t.subscription_types_enabled = { let mut v = v; v.sort(); v.dedup(); v },
+    write = |t, v| t.subscription_types_enabled = {
+        let mut v = v;
+        v.sort();
+        v.dedup();
+        v
+    },
     clear = |t| t.subscription_types_enabled.clear(),
 );
 
-topic_policy!(get_auto_subscription_creation, set_auto_subscription_creation, remove_auto_subscription_creation,
-    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/autoSubscriptionCreation", AutoSubscriptionCreationOverride,
+topic_policy!(
+    get_auto_subscription_creation,
+    set_auto_subscription_creation,
+    remove_auto_subscription_creation,
+    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/autoSubscriptionCreation",
+    AutoSubscriptionCreationOverride,
     get = "Get the automatic subscription creation override of a topic",
     set = "Set the automatic subscription creation override of a topic",
     remove = "Remove the automatic subscription creation override of a topic",

@@ -14,8 +14,7 @@ use super::ws::{
 };
 use crate::AppState;
 use crate::error::{
-    ApiError, BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, TooManyRequests, Unauthorized,
-    Unavailable,
+    ApiError, BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, TooManyRequests, Unauthorized, Unavailable,
 };
 use crate::extract::{AuthContext, Query, SubscriptionParam, TopicParam, WsUpgrade};
 use axum::extract::ws::{Message, WebSocketUpgrade};
@@ -161,7 +160,17 @@ struct ConsumerQuery {
     path = "/ws/v2/consumer/persistent/{tenant}/{namespace}/{topic}/{subscription}",
     tag = "websocket",
     params(SubscriptionParam, ConsumerQuery),
-    responses(Handshake, BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, TooManyRequests, Unavailable)
+    responses(
+        Handshake,
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        PreconditionFailed,
+        TooManyRequests,
+        Unavailable
+    )
 )]
 async fn consume_handler(
     State(s): State<AppState>,
@@ -401,7 +410,8 @@ async fn run_session(
         // maxUnackedMessagesPerConsumer bounds what is held unacknowledged, in both modes.
         let unacked = session.unacked();
         let room = session.max_unacked().saturating_sub(unacked);
-        let window = if flow.pull_mode { permits.min(room) } else { flow.queue.min(room + unacked).saturating_sub(unacked) };
+        let window =
+            if flow.pull_mode { permits.min(room) } else { flow.queue.min(room + unacked).saturating_sub(unacked) };
         let tokens = session.wait_tokens();
         if window > 0 {
             match session.receive(window.min(100) as usize).await {

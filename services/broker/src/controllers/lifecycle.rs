@@ -149,7 +149,10 @@ mod tests {
         assert!(!topic_is_inactive(&e, &IDLE, 59_999), "before its time");
         assert!(topic_is_inactive(&e, &IDLE, 60_000));
         assert!(!topic_is_inactive(&e, &TopicActivity { sessions: 1, ..IDLE }, 600_000), "a session keeps it");
-        assert!(!topic_is_inactive(&e, &TopicActivity { subscriptions: 1, ..IDLE }, 600_000), "a subscription keeps it");
+        assert!(
+            !topic_is_inactive(&e, &TopicActivity { subscriptions: 1, ..IDLE }, 600_000),
+            "a subscription keeps it"
+        );
     }
 
     #[test]

@@ -253,9 +253,12 @@ const FAMILIES: &[Family] = &[
         Kind::Counter,
         |s| s.dispatch_throttled as f64,
     ),
-    topic("magnetar_subscribe_throttled_total", "subscribes refused by the topic's subscribe rate", Kind::Counter, |s| {
-        s.subscribe_throttled as f64
-    }),
+    topic(
+        "magnetar_subscribe_throttled_total",
+        "subscribes refused by the topic's subscribe rate",
+        Kind::Counter,
+        |s| s.subscribe_throttled as f64,
+    ),
     topic(
         "magnetar_policy_refusals_total",
         "producers, consumers and subscriptions refused by a limit policy",

@@ -30,8 +30,12 @@ impl TopicPolicyAdmin {
     }
 
     async fn stored(&self, base: &TopicName) -> Result<TopicPolicies> {
-        let record =
-            self.ctx.metadata.get_topic(base).await?.ok_or_else(|| BrokerError::NotFound(Entity::Topic(base.clone())))?;
+        let record = self
+            .ctx
+            .metadata
+            .get_topic(base)
+            .await?
+            .ok_or_else(|| BrokerError::NotFound(Entity::Topic(base.clone())))?;
         Ok(parse_topic_policies(base, record.policies.as_ref()))
     }
 

@@ -48,11 +48,11 @@ pub(crate) async fn throttle_publish(
     if mode == Throttle::Bounded && wait > max {
         policy.publish.release(messages, bytes);
         policy.namespace_publish.release(messages, bytes);
-        let entity = if topic_wait >= namespace_wait {
+        let entity = Box::new(if topic_wait >= namespace_wait {
             Entity::Topic(p.name.clone())
         } else {
             Entity::Namespace(p.name.namespace().clone())
-        };
+        });
         return Err(BrokerError::PublishRateExceeded {
             entity,
             wait_ms: wait.as_millis() as u64,
@@ -113,7 +113,7 @@ pub(crate) fn admit_consumer(name: &TopicName, parts: &[Arc<Partition>]) -> Resu
             None => {
                 refused(p, "maxConsumersPerTopic");
                 return Err(BrokerError::TooManyConsumers {
-                    entity: Entity::Topic(name.clone()),
+                    entity: Box::new(Entity::Topic(name.clone())),
                     max: p.policy.max_consumers(),
                 });
             }

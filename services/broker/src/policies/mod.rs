@@ -36,8 +36,7 @@ pub(crate) async fn refresh_topic(ctx: &Context, topic: &Topic) -> Result<()> {
 
 /// After a namespace's policies changed through this broker: its loaded topics apply them now.
 pub(crate) async fn refresh_namespace(ctx: &Context, registry: &TopicRegistry, ns: &NamespaceName) {
-    let topics: Vec<Arc<Topic>> =
-        registry.loaded_topics().into_iter().filter(|t| t.name().namespace() == ns).collect();
+    let topics: Vec<Arc<Topic>> = registry.loaded_topics().into_iter().filter(|t| t.name().namespace() == ns).collect();
     if topics.is_empty() {
         return;
     }

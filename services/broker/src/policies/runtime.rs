@@ -93,9 +93,7 @@ impl Drop for SlotGuard {
 /// Takes a slot unless `max` (0 = none) are taken; lock-free, so two sessions racing for the
 /// last slot cannot both get it.
 fn take_slot(counter: &AtomicU32, max: u32) -> bool {
-    counter
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (max == 0 || n < max).then_some(n + 1))
-        .is_ok()
+    counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (max == 0 || n < max).then_some(n + 1)).is_ok()
 }
 
 impl PartitionPolicy {

@@ -26,8 +26,8 @@ use magnetar_metadata::CursorState;
 use magnetar_storage::{PartitionLog, Record};
 use serde::{Deserialize, Serialize};
 use state::State;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -306,7 +306,7 @@ impl Subscription {
                 crate::policies::runtime::PolicyMetrics::bump(&p.metrics.refused, 1);
             }
             return Err(BrokerError::TooManyConsumers {
-                entity: crate::error::Entity::Message(format!("subscription {}", self.id)),
+                entity: Box::new(crate::error::Entity::Message(format!("subscription {}", self.id))),
                 max,
             });
         }

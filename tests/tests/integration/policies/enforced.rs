@@ -137,8 +137,12 @@ async fn subscription_types_auto_creation_encryption_and_delivery_delay_are_enfo
     let _shared = WsClient::connect(&consumer_url(&app.base, "typed", "s", "subscriptionType=Shared")).await;
 
     ok(app.put("/admin/v2/namespaces/public/manual", None).await);
-    set(&app, "/admin/v2/namespaces/public/manual/autoSubscriptionCreation", json!({"allowAutoSubscriptionCreation": false}))
-        .await;
+    set(
+        &app,
+        "/admin/v2/namespaces/public/manual/autoSubscriptionCreation",
+        json!({"allowAutoSubscriptionCreation": false}),
+    )
+    .await;
     ok(app.put("/admin/v2/persistent/public/manual/t", None).await);
     let url = |sub: &str| {
         format!("{}/ws/v2/consumer/persistent/public/manual/t/{sub}", app.base.replacen("http://", "ws://", 1))
@@ -188,7 +192,9 @@ async fn consumers_are_paced_by_unacked_dispatch_and_subscribe_limits() {
     let rate = json!({"dispatchThrottlingRateInMsg": 5, "dispatchThrottlingRateInByte": 0,
                       "relativeToPublishRate": false, "ratePeriodInSecond": 1});
     set(&app, &format!("{}/dispatchRate", admin_topic("paced")), rate).await;
-    ok(app.put(&format!("{}/subscription/s", admin_topic("paced")), Some(json!({"ledgerId": -1, "entryId": -1}))).await);
+    ok(app
+        .put(&format!("{}/subscription/s", admin_topic("paced")), Some(json!({"ledgerId": -1, "entryId": -1})))
+        .await);
     let payloads: Vec<String> = (0..15).map(|i| format!("d{i}")).collect();
     crate::common::produce_payloads(&app, "paced", &payloads).await;
     let started = Instant::now();
@@ -223,7 +229,9 @@ async fn inactive_topics_are_deleted_after_their_time_unless_in_use_or_exempt() 
         create_topic(&app, t).await;
     }
     set(&app, &format!("{}/inactiveTopicPolicies", admin_topic("exempt")), json!({"deleteWhileInactive": false})).await;
-    ok(app.put(&format!("{}/subscription/s", admin_topic("subscribed")), Some(json!({"ledgerId": -1, "entryId": -1}))).await);
+    ok(app
+        .put(&format!("{}/subscription/s", admin_topic("subscribed")), Some(json!({"ledgerId": -1, "entryId": -1})))
+        .await);
 
     // The policies hold after a restart; the topics are loaded again by their use.
     let dir = app.stop().await;
