@@ -245,6 +245,8 @@ mod tests {
         assert_eq!(f.acquire(1, 300), Duration::from_secs(2));
         assert_eq!(f.messages_allowed(), 0, "bytes in debt stop dispatch");
         tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(f.messages_allowed(), 0, "the debt is repaid, no byte is available yet");
+        tokio::time::advance(Duration::from_millis(10)).await;
         assert!(f.messages_allowed() > 0);
     }
 
