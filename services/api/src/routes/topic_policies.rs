@@ -24,35 +24,43 @@ use utoipa_axum::routes;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(get_max_producers, set_max_producers, remove_max_producers))
-        .routes(routes!(get_max_consumers, set_max_consumers, remove_max_consumers))
+        .routes(routes!(get_topic_max_producers, set_topic_max_producers, remove_topic_max_producers))
+        .routes(routes!(get_topic_max_consumers, set_topic_max_consumers, remove_topic_max_consumers))
         .routes(routes!(
-            get_max_consumers_per_subscription,
-            set_max_consumers_per_subscription,
-            remove_max_consumers_per_subscription
+            get_topic_max_consumers_per_subscription,
+            set_topic_max_consumers_per_subscription,
+            remove_topic_max_consumers_per_subscription
         ))
-        .routes(routes!(get_max_subscriptions, set_max_subscriptions, remove_max_subscriptions))
-        .routes(routes!(get_max_unacked_on_consumer, set_max_unacked_on_consumer, remove_max_unacked_on_consumer))
+        .routes(routes!(get_topic_max_subscriptions, set_topic_max_subscriptions, remove_topic_max_subscriptions))
         .routes(routes!(
-            get_max_unacked_on_subscription,
-            set_max_unacked_on_subscription,
-            remove_max_unacked_on_subscription
+            get_topic_max_unacked_on_consumer,
+            set_topic_max_unacked_on_consumer,
+            remove_topic_max_unacked_on_consumer
         ))
-        .routes(routes!(get_publish_rate, set_publish_rate, remove_publish_rate))
-        .routes(routes!(get_dispatch_rate, set_dispatch_rate, remove_dispatch_rate))
         .routes(routes!(
-            get_subscription_dispatch_rate,
-            set_subscription_dispatch_rate,
-            remove_subscription_dispatch_rate
+            get_topic_max_unacked_on_subscription,
+            set_topic_max_unacked_on_subscription,
+            remove_topic_max_unacked_on_subscription
         ))
-        .routes(routes!(get_subscribe_rate, set_subscribe_rate, remove_subscribe_rate))
-        .routes(routes!(get_inactive_topic_policies, set_inactive_topic_policies, remove_inactive_topic_policies))
-        .routes(routes!(get_delayed_delivery, set_delayed_delivery, remove_delayed_delivery))
-        .routes(routes!(get_subscription_types, set_subscription_types, remove_subscription_types))
+        .routes(routes!(get_topic_publish_rate, set_topic_publish_rate, remove_topic_publish_rate))
+        .routes(routes!(get_topic_dispatch_rate, set_topic_dispatch_rate, remove_topic_dispatch_rate))
         .routes(routes!(
-            get_auto_subscription_creation,
-            set_auto_subscription_creation,
-            remove_auto_subscription_creation
+            get_topic_subscription_dispatch_rate,
+            set_topic_subscription_dispatch_rate,
+            remove_topic_subscription_dispatch_rate
+        ))
+        .routes(routes!(get_topic_subscribe_rate, set_topic_subscribe_rate, remove_topic_subscribe_rate))
+        .routes(routes!(
+            get_topic_inactive_topic_policies,
+            set_topic_inactive_topic_policies,
+            remove_topic_inactive_topic_policies
+        ))
+        .routes(routes!(get_topic_delayed_delivery, set_topic_delayed_delivery, remove_topic_delayed_delivery))
+        .routes(routes!(get_topic_subscription_types, set_topic_subscription_types, remove_topic_subscription_types))
+        .routes(routes!(
+            get_topic_auto_subscription_creation,
+            set_topic_auto_subscription_creation,
+            remove_topic_auto_subscription_creation
         ))
         .routes(routes!(get_applied_policies))
 }
@@ -71,9 +79,9 @@ pub struct AppliedQuery {
 }
 
 topic_policy!(
-    get_max_producers,
-    set_max_producers,
-    remove_max_producers,
+    get_topic_max_producers,
+    set_topic_max_producers,
+    remove_topic_max_producers,
     "/admin/v2/persistent/{tenant}/{namespace}/{topic}/maxProducers",
     i32,
     get = "Get the most producers of a topic",
@@ -86,9 +94,9 @@ topic_policy!(
 );
 
 topic_policy!(
-    get_max_consumers,
-    set_max_consumers,
-    remove_max_consumers,
+    get_topic_max_consumers,
+    set_topic_max_consumers,
+    remove_topic_max_consumers,
     "/admin/v2/persistent/{tenant}/{namespace}/{topic}/maxConsumers",
     i32,
     get = "Get the most consumers of a topic",
@@ -101,9 +109,9 @@ topic_policy!(
 );
 
 topic_policy!(
-    get_max_consumers_per_subscription,
-    set_max_consumers_per_subscription,
-    remove_max_consumers_per_subscription,
+    get_topic_max_consumers_per_subscription,
+    set_topic_max_consumers_per_subscription,
+    remove_topic_max_consumers_per_subscription,
     "/admin/v2/persistent/{tenant}/{namespace}/{topic}/maxConsumersPerSubscription",
     i32,
     get = "Get the most consumers per subscription of a topic",
@@ -116,9 +124,9 @@ topic_policy!(
 );
 
 topic_policy!(
-    get_max_subscriptions,
-    set_max_subscriptions,
-    remove_max_subscriptions,
+    get_topic_max_subscriptions,
+    set_topic_max_subscriptions,
+    remove_topic_max_subscriptions,
     "/admin/v2/persistent/{tenant}/{namespace}/{topic}/maxSubscriptionsPerTopic",
     i32,
     get = "Get the most subscriptions of a topic",
@@ -131,9 +139,9 @@ topic_policy!(
 );
 
 topic_policy!(
-    get_max_unacked_on_consumer,
-    set_max_unacked_on_consumer,
-    remove_max_unacked_on_consumer,
+    get_topic_max_unacked_on_consumer,
+    set_topic_max_unacked_on_consumer,
+    remove_topic_max_unacked_on_consumer,
     "/admin/v2/persistent/{tenant}/{namespace}/{topic}/maxUnackedMessagesOnConsumer",
     i32,
     get = "Get the most unacknowledged messages per consumer of a topic",
@@ -146,9 +154,9 @@ topic_policy!(
 );
 
 topic_policy!(
-    get_max_unacked_on_subscription,
-    set_max_unacked_on_subscription,
-    remove_max_unacked_on_subscription,
+    get_topic_max_unacked_on_subscription,
+    set_topic_max_unacked_on_subscription,
+    remove_topic_max_unacked_on_subscription,
     "/admin/v2/persistent/{tenant}/{namespace}/{topic}/maxUnackedMessagesOnSubscription",
     i32,
     get = "Get the most unacknowledged messages per subscription of a topic",
@@ -161,9 +169,9 @@ topic_policy!(
 );
 
 topic_policy!(
-    get_publish_rate,
-    set_publish_rate,
-    remove_publish_rate,
+    get_topic_publish_rate,
+    set_topic_publish_rate,
+    remove_topic_publish_rate,
     "/admin/v2/persistent/{tenant}/{namespace}/{topic}/publishRate",
     PublishRate,
     get = "Get the publish rate of a topic",
@@ -176,9 +184,9 @@ topic_policy!(
 );
 
 topic_policy!(
-    get_dispatch_rate,
-    set_dispatch_rate,
-    remove_dispatch_rate,
+    get_topic_dispatch_rate,
+    set_topic_dispatch_rate,
+    remove_topic_dispatch_rate,
     "/admin/v2/persistent/{tenant}/{namespace}/{topic}/dispatchRate",
     DispatchRate,
     get = "Get the dispatch rate of a topic",
@@ -191,9 +199,9 @@ topic_policy!(
 );
 
 topic_policy!(
-    get_subscription_dispatch_rate,
-    set_subscription_dispatch_rate,
-    remove_subscription_dispatch_rate,
+    get_topic_subscription_dispatch_rate,
+    set_topic_subscription_dispatch_rate,
+    remove_topic_subscription_dispatch_rate,
     "/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscriptionDispatchRate",
     DispatchRate,
     get = "Get the dispatch rate of each subscription of a topic",
@@ -206,9 +214,9 @@ topic_policy!(
 );
 
 topic_policy!(
-    get_subscribe_rate,
-    set_subscribe_rate,
-    remove_subscribe_rate,
+    get_topic_subscribe_rate,
+    set_topic_subscribe_rate,
+    remove_topic_subscribe_rate,
     "/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscribeRate",
     SubscribeRate,
     get = "Get the subscribe rate per consumer of a topic",
@@ -221,9 +229,9 @@ topic_policy!(
 );
 
 topic_policy!(
-    get_inactive_topic_policies,
-    set_inactive_topic_policies,
-    remove_inactive_topic_policies,
+    get_topic_inactive_topic_policies,
+    set_topic_inactive_topic_policies,
+    remove_topic_inactive_topic_policies,
     "/admin/v2/persistent/{tenant}/{namespace}/{topic}/inactiveTopicPolicies",
     InactiveTopicPolicies,
     get = "Get the inactive topic policies of a topic",
@@ -236,9 +244,9 @@ topic_policy!(
 );
 
 topic_policy!(
-    get_delayed_delivery,
-    set_delayed_delivery,
-    remove_delayed_delivery,
+    get_topic_delayed_delivery,
+    set_topic_delayed_delivery,
+    remove_topic_delayed_delivery,
     "/admin/v2/persistent/{tenant}/{namespace}/{topic}/delayedDelivery",
     DelayedDeliveryPolicies,
     get = "Get the delayed delivery policy of a topic",
@@ -251,9 +259,9 @@ topic_policy!(
 );
 
 topic_policy!(
-    get_subscription_types,
-    set_subscription_types,
-    remove_subscription_types,
+    get_topic_subscription_types,
+    set_topic_subscription_types,
+    remove_topic_subscription_types,
     "/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscriptionTypesEnabled",
     Vec<SubscriptionTypeName>,
     get = "Get the subscription types enabled on a topic (empty: inherited)",
@@ -271,9 +279,9 @@ topic_policy!(
 );
 
 topic_policy!(
-    get_auto_subscription_creation,
-    set_auto_subscription_creation,
-    remove_auto_subscription_creation,
+    get_topic_auto_subscription_creation,
+    set_topic_auto_subscription_creation,
+    remove_topic_auto_subscription_creation,
     "/admin/v2/persistent/{tenant}/{namespace}/{topic}/autoSubscriptionCreation",
     AutoSubscriptionCreationOverride,
     get = "Get the automatic subscription creation override of a topic",
