@@ -93,6 +93,9 @@ test('superuser creates a tenant, namespace, partitioned topic and policies', as
   await page.getByLabel('When exceeded').selectOption('producer_exception');
   await page.getByRole('button', { name: 'Set backlog quota (size)' }).click();
   await page.getByRole('cell', { name: '10.0 MiB, then producer_exception' }).waitFor();
+  // The limits a topic of the namespace gets, read from `.../appliedPolicies`.
+  await page.getByRole('heading', { name: 'Limits in force' }).waitFor();
+  await page.getByRole('row', { name: /Publish rate \(per topic\) no limit broker default/ }).waitFor();
   await shot(page, 'namespace-policies');
 
   // The REST API sees what the console did.

@@ -1,15 +1,20 @@
 import { get, type RequestSpec } from '../../lib/api/client';
-import type { BacklogQuota, Policies, RetentionPolicies, AutoTopicCreation } from '../../lib/api/types';
+import type { AppliedPolicies, BacklogQuota, Policies, RetentionPolicies, AutoTopicCreation } from '../../lib/api/types';
 
 export const namespaceKeys = {
   all: ['namespaces'] as const,
   list: (tenant: string) => [...namespaceKeys.all, 'list', tenant] as const,
   policies: (tenant: string, namespace: string) => [...namespaceKeys.all, 'policies', tenant, namespace] as const,
+  applied: (tenant: string, namespace: string) => [...namespaceKeys.all, 'applied', tenant, namespace] as const,
 };
 
 export const fetchNamespaces = (tenant: string) => get<string[]>('/admin/v2/namespaces/{tenant}', { tenant });
 export const fetchPolicies = (tenant: string, namespace: string) =>
   get<Policies>('/admin/v2/namespaces/{tenant}/{namespace}', { tenant, namespace });
+
+/** What a topic of the namespace that sets nothing itself gets, and from which level. */
+export const fetchAppliedPolicies = (tenant: string, namespace: string) =>
+  get<AppliedPolicies>('/admin/v2/namespaces/{tenant}/{namespace}/appliedPolicies', { tenant, namespace });
 
 type Ns = { tenant: string; namespace: string };
 const n = (p: Ns) => ({ tenant: p.tenant, namespace: p.namespace });

@@ -15,6 +15,9 @@ export type TenantInfo = Schemas['TenantInfo'];
 export type RetentionPolicies = Schemas['RetentionPolicies'];
 export type OffloadStatus = Schemas['OffloadStatus'];
 export type LoadReport = Schemas['LoadReport'];
+/** The limit and life policies in force, each with the level it comes from. */
+export type AppliedPolicies = Schemas['EffectivePolicies'];
+export type PolicyLevel = Schemas['Level'];
 
 export interface ConsumerStats {
   consumerName?: string;

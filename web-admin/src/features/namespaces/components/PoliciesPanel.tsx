@@ -9,6 +9,7 @@ import { namespaceResource } from '../../../lib/permissions';
 import { useAllowed } from '../../../lib/useAllowed';
 import { fetchPolicies, namespaceKeys } from '../api';
 import { effectivePolicies, type EffectivePolicy } from '../effective';
+import { AppliedLimits } from './AppliedLimits';
 import { usePolicyEditor } from './PolicyEditors';
 
 type Ns = { tenant: string; namespace: string };
@@ -111,6 +112,7 @@ export function PoliciesPanel({ tenant, namespace }: Ns) {
         </table>
       </div>
       <Curl spec={{ method: 'GET', path: '/admin/v2/namespaces/{tenant}/{namespace}', params: ns }} label="read all policies" />
+      <AppliedLimits tenant={tenant} namespace={namespace} />
     </>
   );
 }
