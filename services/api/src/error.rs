@@ -71,7 +71,10 @@ pub fn status_of(e: &BrokerError) -> StatusCode {
         B::WholePartitionedTopic { .. } => StatusCode::METHOD_NOT_ALLOWED,
         B::MessageTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         B::Forbidden(_) => StatusCode::FORBIDDEN,
-        B::BacklogQuotaExceeded { .. } | B::Unavailable { .. } | B::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        // A terminated topic is 503 as in Pulsar (its producer handshake and REST produce).
+        B::BacklogQuotaExceeded { .. } | B::TopicTerminated(_) | B::Unavailable { .. } | B::ShuttingDown => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         B::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -146,6 +146,9 @@ pub enum BrokerError {
     Unavailable { service: Service, detail: Option<String>, cause: String },
     #[error("the broker is shutting down")]
     ShuttingDown,
+    /// Pulsar's terminated topic: it accepts no more messages (its consumers read what is left).
+    #[error("topic {0} is terminated: it accepts no more messages")]
+    TopicTerminated(TopicName),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -195,6 +198,8 @@ impl From<StorageError> for BrokerError {
             }
             StorageError::ShuttingDown => BrokerError::ShuttingDown,
             StorageError::LogDeleted(_) => BrokerError::Deleted,
+            // Callers that know the partition name it (`TopicTerminated`); this is the fallback.
+            e @ StorageError::Terminated(_) => BrokerError::NotAllowed(e.to_string()),
             e @ StorageError::OffsetTrimmed { .. } => {
                 BrokerError::NotFound(Entity::Message(format!("message ({e}; deleted by retention)")))
             }

@@ -27,6 +27,7 @@ mod session;
 pub mod stats;
 pub mod subscription;
 mod subscriptions;
+mod topic_ops;
 mod topics;
 
 #[cfg(test)]
@@ -46,4 +47,7 @@ pub use registry::Topic;
 pub use session::{ConsumerSession, DeadLetterPolicy, SubscribeOptions};
 pub use subscription::{CursorOp, Delivery, SubType};
 pub use subscriptions::{PullRequest, PulledMessage, StartPosition, Subscriptions};
+pub use topic_ops::{
+    BacklogAnalysis, CursorDetails, LedgerDetails, ManagedLedgerInfo, ManagedLedgerSegment, OfflineTopicStats, Position,
+};
 pub use topics::Topics;

@@ -113,6 +113,7 @@ fn clone_error(e: &BrokerError) -> BrokerError {
         BrokerError::MessageTooLarge { what, size, max } => {
             BrokerError::MessageTooLarge { what: what.clone(), size: *size, max: *max }
         }
+        BrokerError::TopicTerminated(topic) => BrokerError::TopicTerminated(topic.clone()),
         other => BrokerError::Internal(other.to_string()),
     }
 }
@@ -143,15 +144,23 @@ impl Publisher {
 
     /// What a producer does when it connects: authorizes, creates the topic if missing and
     /// allowed, and returns its number of partitions (0 = not partitioned).
+    /// A terminated topic (every partition the name designates terminated) is refused.
     pub async fn prepare(&self, caller: &Caller, name: &TopicName) -> Result<u32> {
         self.ctx.require(caller, Operation::Produce, name.into()).await?;
-        let (topic, _) = match self.registry.resolve(name).await {
+        let (topic, fixed) = match self.registry.resolve(name).await {
             Err(BrokerError::NotFound(_)) if name.partition_index().is_none() => {
                 auto_create(&self.ctx, &self.registry, name).await?;
                 self.registry.resolve(name).await?
             }
             other => other?,
         };
+        let targets = match fixed {
+            Some(i) => &topic.partitions[i..=i],
+            None => &topic.partitions[..],
+        };
+        if targets.iter().all(|p| p.log.terminated_at().is_some()) {
+            return Err(BrokerError::TopicTerminated(name.clone()));
+        }
         Ok(topic.record.partitions)
     }
 
@@ -204,7 +213,12 @@ impl Publisher {
                 let bytes: u64 = inputs.iter().map(|r| r.payload.len() as u64).sum();
                 let result = async {
                     crate::controllers::enforcement::admit_publish(&partition).await?;
-                    Ok::<_, BrokerError>(partition.log.enqueue(inputs).await?)
+                    Ok::<_, BrokerError>(partition.log.enqueue(inputs).await.map_err(|e| match e {
+                        magnetar_storage::StorageError::Terminated(_) => {
+                            BrokerError::TopicTerminated(partition.name.clone())
+                        }
+                        e => e.into(),
+                    })?)
                 }
                 .await;
                 (partition, positions, bytes, result)

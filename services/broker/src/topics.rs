@@ -60,6 +60,14 @@ impl Topics {
         &self.registry
     }
 
+    pub(crate) fn ctx(&self) -> &Context {
+        &self.ctx
+    }
+
+    pub(crate) fn offloader(&self) -> &Offloader {
+        &self.offloader
+    }
+
     /// Stats of every loaded partition, and how many topics are loaded (the broker's load).
     pub fn loaded_stats(&self) -> (Vec<TopicStats>, usize) {
         let topics = self.registry.loaded_topics();

@@ -56,6 +56,9 @@ pub struct PartitionRecord {
     pub log_id: i64,
     /// -1 for a non-partitioned topic.
     pub index: i32,
+    /// Where a terminated partition ends for good (the offset its next record would have had);
+    /// `None` while it accepts messages.
+    pub terminated_end: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +88,8 @@ pub struct SubscriptionRecord {
     pub name: String,
     pub cursor: CursorState,
     pub created_at: i64,
+    /// Pulsar's subscription properties.
+    pub properties: BTreeMap<String, String>,
 }
 
 /// A sealed segment uploaded to the object store.
@@ -130,4 +135,49 @@ pub struct RevokedToken {
     pub token_id: String,
     /// Epoch ms; `None` = never expires.
     pub expires_at: Option<i64>,
+}
+
+/// Pulsar's `FailureDomain`: a named group of a cluster's brokers (`host:port`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+pub struct FailureDomain {
+    #[serde(default)]
+    pub brokers: Vec<String>,
+}
+
+/// Pulsar's `NamespaceIsolationData`: namespaces (regular expressions) served by primary
+/// brokers, with secondary ones as fallback (broker names are regular expressions too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+pub struct NamespaceIsolationData {
+    /// Regular expressions of `tenant/namespace` names.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Regular expressions of broker names (`host:port`) that serve these namespaces.
+    #[serde(default)]
+    pub primary: Vec<String>,
+    /// Brokers used when too few primary ones are available.
+    #[serde(default)]
+    pub secondary: Vec<String>,
+    #[serde(default)]
+    pub auto_failover_policy: AutoFailoverPolicyData,
+}
+
+/// When to use the secondary brokers: `min_available` with parameters `min_limit` (primary
+/// brokers needed) and `usage_threshold` (percent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+pub struct AutoFailoverPolicyData {
+    #[serde(default)]
+    #[schema(example = "min_available")]
+    pub policy_type: String,
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// One version of a topic's schema; `schema` is `None` for a deletion marker (versions keep
+/// counting after a deletion, as Pulsar's do).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaVersion {
+    pub version: i64,
+    /// Pulsar's `SchemaInfo` as JSON: `{"type", "schema", "properties"}`.
+    pub schema: Option<serde_json::Value>,
+    pub created_at: i64,
 }

@@ -5,9 +5,11 @@
 
 mod accounts;
 mod catalog;
+mod clusters;
 mod errors;
 mod logs;
 mod store;
+mod topic_ops;
 mod topics;
 
 use crate::{MetadataError, Result};
