@@ -67,13 +67,14 @@ impl Broker {
         if deps.metadata.get_cluster(&config.cluster).await?.is_none() {
             deps.metadata.upsert_cluster(&cluster).await?;
         }
+        let metrics = BrokerMetrics::new(deps.registry, &config.cluster, &config.advertised_address);
         let ctx = Arc::new(Context {
             broker_id: config.advertised_address.clone(),
             config,
             metadata: deps.metadata,
             policies: deps.policies,
             storage: deps.storage,
-            metrics: BrokerMetrics::new(deps.registry),
+            metrics,
             clock: deps.clock,
             authorizer: deps.authorizer,
             tasks: TaskTracker::new(),
@@ -142,9 +143,24 @@ impl Broker {
         &self.ctx.metrics.registry
     }
 
-    /// Refreshes the state gauges of `/metrics` from the loaded partitions.
-    pub fn refresh_metrics(&self) {
-        crate::stats::refresh_metrics(&self.ctx, &self.registry);
+    /// The Prometheus text of `/metrics`: the registry's families, then Pulsar's broker,
+    /// namespace, topic and subscription families from the loaded partitions. Takes a while with
+    /// many topics: call it off the async runtime.
+    pub fn render_metrics(&self) -> String {
+        use prometheus::Encoder;
+        let mut buf = Vec::new();
+        if let Err(e) = prometheus::TextEncoder::new().encode(&self.ctx.metrics.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        let mut out = String::from_utf8(buf).unwrap_or_default();
+        let partitions = self.registry.loaded_partitions();
+        crate::metrics::exposition::write(&mut out, &partitions, &self.ctx.config.cluster, &self.ctx.config.metrics);
+        out
+    }
+
+    /// Connection metrics, for the surfaces that hold connections.
+    pub fn connection_metrics(&self) -> &crate::metrics::ConnectionMetrics {
+        &self.ctx.metrics.connections
     }
 
     pub fn is_ready(&self) -> bool {
@@ -199,6 +215,12 @@ impl Broker {
         self.periodic(Duration::from_secs(5), |b| async move {
             for p in b.registry.loaded_partitions() {
                 p.update_rates();
+            }
+        });
+        let window = Duration::from_secs(self.ctx.config.metrics.bucket_window_seconds.max(1));
+        self.periodic(window, |b| async move {
+            for p in b.registry.loaded_partitions() {
+                p.roll_distributions();
             }
         });
     }

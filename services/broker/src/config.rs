@@ -52,6 +52,8 @@ pub struct BrokerConfig {
     pub offload_gc_interval_ms: u64,
     /// Age an object without an index row must reach before it is deleted, in milliseconds.
     pub offload_gc_grace_ms: u64,
+    /// What `/metrics` exposes (`[broker.metrics]`).
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 impl Default for BrokerConfig {
@@ -77,6 +79,7 @@ impl Default for BrokerConfig {
             offload_max_backoff_ms: 10_000,
             offload_gc_interval_ms: 600_000,
             offload_gc_grace_ms: 3_600_000,
+            metrics: Default::default(),
         }
     }
 }

@@ -1,10 +1,10 @@
 //! A loaded partition (or a non-partitioned topic): its log, its subscriptions, its counters.
 
+use crate::metrics::buckets::{Buckets, ENTRY_SIZE, Tally, WRITE_LATENCY};
 use crate::subscription::{Subscription, SubscriptionId, SubscriptionLimits};
 use magnetar_core::{SharedClock, SubscriptionName, TopicName};
 use magnetar_metadata::CursorState;
 use magnetar_storage::PartitionLog;
-use prometheus::IntCounter;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -14,6 +14,10 @@ use std::sync::{Arc, RwLock};
 pub struct Counters {
     pub msg_in: AtomicU64,
     pub bytes_in: AtomicU64,
+    /// Deliveries to consumers and readers (redeliveries included), as Pulsar counts
+    /// `msgOutCounter`; unlike the subscriptions' own counters they survive a deleted subscription.
+    pub msg_out: AtomicU64,
+    pub bytes_out: AtomicU64,
 }
 
 /// Per-second rates computed by the broker's stats ticker.
@@ -31,11 +35,10 @@ pub(crate) struct RateSample {
     pub bytes_in: u64,
 }
 
-pub(crate) struct PartitionMetrics {
-    pub in_messages: IntCounter,
-    pub in_bytes: IntCounter,
-    pub out_messages: IntCounter,
-    pub out_bytes: IntCounter,
+/// Pulsar's bucketed distributions of the partition (see [`crate::metrics::buckets`]).
+pub(crate) struct Distributions {
+    pub write_latency: Buckets,
+    pub entry_size: Buckets,
 }
 
 pub struct Partition {
@@ -53,7 +56,7 @@ pub struct Partition {
     /// durable subscription can be mistaken for a reader or taken over by one.
     readers: RwLock<HashMap<u64, Arc<Subscription>>>,
     pub(crate) rates: std::sync::Mutex<(Rates, Option<RateSample>)>,
-    pub(crate) metrics: PartitionMetrics,
+    pub(crate) distributions: Distributions,
     limits: SubscriptionLimits,
     clock: SharedClock,
     /// Cancelled when the partition is unloaded or deleted: sessions attached to it end, and
@@ -71,16 +74,7 @@ impl Partition {
         ctx: &crate::context::Context,
         limits: SubscriptionLimits,
     ) -> Self {
-        let (metrics, cluster, clock) = (&ctx.metrics, ctx.config.cluster.as_str(), Arc::clone(&ctx.clock));
-        let ns = name.namespace().to_string();
-        let topic = name.to_string();
-        let labels = [cluster, ns.as_str(), topic.as_str()];
-        let metrics = PartitionMetrics {
-            in_messages: metrics.in_messages.with_label_values(&labels),
-            in_bytes: metrics.in_bytes.with_label_values(&labels),
-            out_messages: metrics.out_messages.with_label_values(&labels),
-            out_bytes: metrics.out_bytes.with_label_values(&labels),
-        };
+        let clock = Arc::clone(&ctx.clock);
         Partition {
             name,
             index: record.index,
@@ -90,8 +84,15 @@ impl Partition {
             counters: Counters::default(),
             subscriptions: RwLock::new(BTreeMap::new()),
             readers: RwLock::new(HashMap::new()),
-            rates: std::sync::Mutex::new((Rates::default(), None)),
-            metrics,
+            // Counted from load: traffic before the first stats tick shows in the first rate.
+            rates: std::sync::Mutex::new((
+                Rates::default(),
+                Some(RateSample { at: std::time::Instant::now(), msg_in: 0, bytes_in: 0 }),
+            )),
+            distributions: Distributions {
+                write_latency: Buckets::new(&WRITE_LATENCY),
+                entry_size: Buckets::new(&ENTRY_SIZE),
+            },
             limits,
             clock,
             unloaded: tokio_util::sync::CancellationToken::new(),
@@ -170,16 +171,27 @@ impl Partition {
         *self.quota.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn record_publish(&self, messages: u64, bytes: u64) {
+    /// Counts messages made durable: their sizes, and the time the WAL took for them.
+    pub(crate) fn record_publish(&self, sizes: &Tally, latency: std::time::Duration) {
+        let (messages, bytes) = (sizes.window.count, sizes.window.sum);
         self.counters.msg_in.fetch_add(messages, Ordering::Relaxed);
         self.counters.bytes_in.fetch_add(bytes, Ordering::Relaxed);
-        self.metrics.in_messages.inc_by(messages);
-        self.metrics.in_bytes.inc_by(bytes);
+        sizes.record_into(&self.distributions.entry_size);
+        // Every message of one append waited the same time.
+        let micros = latency.as_micros().min(u128::from(u64::MAX / messages.max(1))) as u64;
+        let bucket = Buckets::bucket_of(&WRITE_LATENCY, micros);
+        self.distributions.write_latency.record_n(bucket, messages, micros * messages);
     }
 
     pub fn record_delivery(&self, messages: u64, bytes: u64) {
-        self.metrics.out_messages.inc_by(messages);
-        self.metrics.out_bytes.inc_by(bytes);
+        self.counters.msg_out.fetch_add(messages, Ordering::Relaxed);
+        self.counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Closes the window of the bucket gauges.
+    pub(crate) fn roll_distributions(&self) {
+        self.distributions.write_latency.roll();
+        self.distributions.entry_size.roll();
     }
 
     pub fn rates(&self) -> Rates {

@@ -6,6 +6,7 @@
 
 use crate::access::Caller;
 use crate::context::Context;
+use crate::metrics::buckets::{ENTRY_SIZE, Tally};
 use crate::partition::Partition;
 use crate::registry::{Topic, TopicRegistry};
 use crate::subscription::DELIVER_AT_PROPERTY;
@@ -53,7 +54,9 @@ struct PendingGroup {
     partition: Arc<Partition>,
     positions: Vec<usize>,
     pending: magnetar_storage::PendingAppend,
-    bytes: u64,
+    /// Sizes of the group's messages, recorded once they are durable.
+    sizes: Tally,
+    queued_at: std::time::Instant,
 }
 
 impl PendingPublish {
@@ -62,8 +65,8 @@ impl PendingPublish {
     pub async fn durable(self) -> Vec<Result<MessageId>> {
         let waits = self.groups.into_iter().map(|g| async move {
             let result = g.pending.durable().await;
-            if let Ok(ids) = &result {
-                g.partition.record_publish(ids.len() as u64, g.bytes);
+            if result.is_ok() {
+                g.partition.record_publish(&g.sizes, g.queued_at.elapsed());
             }
             (g.partition, g.positions, result)
         });
@@ -210,25 +213,33 @@ impl Publisher {
             let partition = Arc::clone(&topic.partitions[p]);
             async move {
                 let (positions, inputs): (Vec<usize>, Vec<RecordInput>) = batch.into_iter().unzip();
-                let bytes: u64 = inputs.iter().map(|r| r.payload.len() as u64).sum();
+                let mut sizes = Tally::default();
+                for r in &inputs {
+                    sizes.add(&ENTRY_SIZE, r.payload.len() as u64);
+                }
                 let result = async {
                     crate::controllers::enforcement::admit_publish(&partition).await?;
-                    Ok::<_, BrokerError>(partition.log.enqueue(inputs).await.map_err(|e| match e {
+                    // The write latency counts from here: time held by a quota is not storage's.
+                    let queued_at = std::time::Instant::now();
+                    let enqueued = partition.log.enqueue(inputs).await.map_err(|e| match e {
                         magnetar_storage::StorageError::Terminated(_) => {
                             BrokerError::TopicTerminated(partition.name.clone())
                         }
                         e => e.into(),
-                    })?)
+                    })?;
+                    Ok::<_, BrokerError>((enqueued, queued_at))
                 }
                 .await;
-                (partition, positions, bytes, result)
+                (partition, positions, sizes, result)
             }
         }))
         .await;
         let mut groups = Vec::with_capacity(queued.len());
-        for (partition, positions, bytes, result) in queued {
+        for (partition, positions, sizes, result) in queued {
             match result {
-                Ok(pending) => groups.push(PendingGroup { partition, positions, pending, bytes }),
+                Ok((pending, queued_at)) => {
+                    groups.push(PendingGroup { partition, positions, pending, sizes, queued_at })
+                }
                 Err(e) => refused.extend(positions.into_iter().map(|pos| (pos, clone_error(&e)))),
             }
         }

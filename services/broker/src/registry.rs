@@ -89,7 +89,6 @@ impl TopicRegistry {
         }
         let topic = Arc::new(self.load(self.record(name).await?).await?);
         self.topics.write().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), Arc::clone(&topic));
-        self.ctx.metrics.topics_count.add(topic.partitions.len() as i64);
         Ok(topic)
     }
 
@@ -294,12 +293,8 @@ impl TopicRegistry {
     fn unload_locked(&self, name: &TopicName) -> Option<Arc<Topic>> {
         let removed = self.topics.write().unwrap_or_else(|e| e.into_inner()).remove(name);
         if let Some(t) = &removed {
-            self.ctx.metrics.topics_count.sub(t.partitions.len() as i64);
             for p in &t.partitions {
                 p.mark_unloaded();
-                let ns = p.name.namespace().to_string();
-                let topic = p.name.to_string();
-                self.ctx.metrics.remove_topic(&[self.ctx.config.cluster.as_str(), ns.as_str(), topic.as_str()]);
             }
         }
         removed

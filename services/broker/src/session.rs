@@ -64,9 +64,7 @@ fn consumer_info(id: ConsumerId, name: &str, priority: i32, address: &str, now: 
         priority,
         address: address.to_string(),
         connected_since: now,
-        unacked: 0,
-        msg_out: 0,
-        bytes_out: 0,
+        ..ConsumerInfo::default()
     }
 }
 

@@ -1,9 +1,7 @@
 //! Topic statistics in Pulsar's JSON shapes: `TopicStats`, `PartitionedTopicStats` and
 //! `PersistentTopicInternalStats` (camelCase field names as Pulsar's admin API returns them).
 
-use crate::context::Context;
 use crate::partition::Partition;
-use crate::registry::TopicRegistry;
 use magnetar_core::MessageId;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -16,7 +14,10 @@ pub struct SubscriptionStats {
     pub bytes_out_counter: u64,
     pub msg_out_counter: u64,
     pub msg_rate_redeliver: f64,
+    pub message_ack_rate: f64,
     pub msg_backlog: u64,
+    /// Bytes of the backlog, estimated from the partition's average stored message size.
+    pub backlog_size: u64,
     pub msg_backlog_no_delayed: u64,
     pub blocked_subscription_on_unacked_msgs: bool,
     pub msg_delayed: u64,
@@ -24,11 +25,36 @@ pub struct SubscriptionStats {
     #[serde(rename = "type")]
     pub kind: String,
     pub msg_rate_expired: f64,
+    pub total_msg_expired: u64,
+    pub last_expire_timestamp: i64,
     pub last_consumed_timestamp: i64,
     pub last_acked_timestamp: i64,
-    pub consumers: Vec<serde_json::Value>,
+    pub consumers: Vec<ConsumerStats>,
     pub is_durable: bool,
     pub is_replicated: bool,
+}
+
+/// Pulsar's `ConsumerStats` of one connected consumer.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerStats {
+    pub consumer_name: String,
+    /// Broker-assigned id of the consumer (Pulsar's `consumer_id` metric label).
+    #[serde(skip)]
+    pub consumer_id: u64,
+    pub address: String,
+    pub connected_since: String,
+    pub priority_level: i32,
+    pub msg_rate_out: f64,
+    pub msg_throughput_out: f64,
+    pub message_ack_rate: f64,
+    pub msg_out_counter: u64,
+    pub bytes_out_counter: u64,
+    pub unacked_messages: u64,
+    /// Magnetar consumers pull (HTTP) or are pushed to as they ask (WebSocket): no permit
+    /// counting, so always 0.
+    pub available_permits: u64,
+    pub blocked_consumer_on_unacked_msgs: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
@@ -142,6 +168,8 @@ pub fn partition_stats(p: &Partition) -> TopicStats {
         msg_throughput_out: rates.bytes_out,
         bytes_in_counter: bytes_in,
         msg_in_counter: msg_in,
+        bytes_out_counter: p.counters.bytes_out.load(Ordering::Relaxed),
+        msg_out_counter: p.counters.msg_out.load(Ordering::Relaxed),
         average_msg_size: if msg_in > 0 { bytes_in as f64 / msg_in as f64 } else { 0.0 },
         // Every segment once, whichever tiers hold it; the object store's part separately.
         storage_size: p.log.storage_bytes(),
@@ -154,9 +182,8 @@ pub fn partition_stats(p: &Partition) -> TopicStats {
     for s in p.all_subscriptions() {
         let snap = s.snapshot();
         let rates = s.rates();
-        stats.bytes_out_counter += snap.bytes_out;
-        stats.msg_out_counter += snap.msg_out;
-        stats.backlog_size = stats.backlog_size.max(snap.backlog * avg_stored);
+        let backlog_size = snap.backlog * avg_stored;
+        stats.backlog_size = stats.backlog_size.max(backlog_size);
         stats.subscriptions.insert(
             s.name(),
             SubscriptionStats {
@@ -164,15 +191,19 @@ pub fn partition_stats(p: &Partition) -> TopicStats {
                 msg_throughput_out: rates.bytes_out,
                 msg_rate_redeliver: rates.redelivered,
                 msg_rate_expired: rates.expired,
+                message_ack_rate: rates.acked,
                 bytes_out_counter: snap.bytes_out,
                 msg_out_counter: snap.msg_out,
                 msg_backlog: snap.backlog,
+                backlog_size,
                 unacked_messages: snap.unacked,
                 kind: snap.kind.map(|k| k.as_str()).unwrap_or("Shared").into(),
                 msg_delayed: snap.delayed,
                 msg_backlog_no_delayed: snap.backlog.saturating_sub(snap.delayed),
                 is_durable: s.is_durable(),
-                consumers: snap.consumers.iter().map(consumer_stats).collect(),
+                consumers: snap.consumers.iter().map(|c| consumer_stats(c, s.consumer_rates(c.id))).collect(),
+                total_msg_expired: snap.msg_expired,
+                last_expire_timestamp: snap.last_expired,
                 last_consumed_timestamp: snap.last_consumed,
                 last_acked_timestamp: snap.last_acked,
                 ..SubscriptionStats::default()
@@ -182,19 +213,22 @@ pub fn partition_stats(p: &Partition) -> TopicStats {
     stats
 }
 
-/// Pulsar's `ConsumerStats` for one connected consumer.
-fn consumer_stats(c: &crate::subscription::ConsumerInfo) -> serde_json::Value {
-    serde_json::json!({
-        "consumerName": c.name,
-        "address": c.address,
-        "connectedSince": magnetar_core::time::format_rfc3339(c.connected_since),
-        "priorityLevel": c.priority,
-        "unackedMessages": c.unacked,
-        "msgOutCounter": c.msg_out,
-        "bytesOutCounter": c.bytes_out,
-        "availablePermits": 0,
-        "blockedConsumerOnUnackedMsgs": false,
-    })
+fn consumer_stats(c: &crate::subscription::ConsumerInfo, rates: crate::subscription::ConsumerRates) -> ConsumerStats {
+    ConsumerStats {
+        consumer_name: c.name.clone(),
+        consumer_id: c.id,
+        address: c.address.clone(),
+        connected_since: magnetar_core::time::format_rfc3339(c.connected_since),
+        priority_level: c.priority,
+        msg_rate_out: rates.msg_out,
+        msg_throughput_out: rates.bytes_out,
+        message_ack_rate: rates.acked,
+        msg_out_counter: c.msg_out,
+        bytes_out_counter: c.bytes_out,
+        unacked_messages: c.unacked,
+        available_permits: 0,
+        blocked_consumer_on_unacked_msgs: false,
+    }
 }
 
 /// Sums partition stats into the topic's totals.
@@ -221,6 +255,12 @@ pub fn aggregate<'a>(parts: impl Iterator<Item = &'a TopicStats>) -> TopicStats 
             e.msg_rate_out += sub.msg_rate_out;
             e.msg_rate_redeliver += sub.msg_rate_redeliver;
             e.msg_rate_expired += sub.msg_rate_expired;
+            e.message_ack_rate += sub.message_ack_rate;
+            e.total_msg_expired += sub.total_msg_expired;
+            e.last_expire_timestamp = e.last_expire_timestamp.max(sub.last_expire_timestamp);
+            e.backlog_size += sub.backlog_size;
+            e.msg_delayed += sub.msg_delayed;
+            e.consumers.extend(sub.consumers.iter().cloned());
             e.msg_throughput_out += sub.msg_throughput_out;
             e.bytes_out_counter += sub.bytes_out_counter;
             e.msg_out_counter += sub.msg_out_counter;
@@ -293,31 +333,5 @@ pub fn internal_stats(p: &Partition) -> InternalStats {
         state: if p.log.terminated_at().is_some() { "Terminated" } else { "LedgerOpened" }.into(),
         ledgers,
         cursors,
-    }
-}
-
-/// Refreshes the state gauges of `/metrics` from the loaded partitions.
-pub(crate) fn refresh_metrics(ctx: &Context, registry: &TopicRegistry) {
-    let metrics = &ctx.metrics;
-    for p in registry.loaded_partitions() {
-        let ns = p.name.namespace().to_string();
-        let topic = p.name.to_string();
-        let labels = [ctx.config.cluster.as_str(), ns.as_str(), topic.as_str()];
-        let subs = p.subscriptions();
-        let mut backlog = 0;
-        for s in &subs {
-            let snap = s.snapshot();
-            backlog += snap.backlog;
-            let name = s.name();
-            let l = [labels[0], labels[1], labels[2], name.as_str()];
-            metrics.sub_backlog.with_label_values(&l).set(snap.backlog as i64);
-            metrics.sub_unacked.with_label_values(&l).set(snap.unacked as i64);
-            metrics.sub_consumers.with_label_values(&l).set(snap.consumers.len() as i64);
-            metrics.sub_delayed.with_label_values(&l).set(snap.delayed as i64);
-        }
-        metrics.msg_backlog.with_label_values(&labels).set(backlog as i64);
-        metrics.storage_size.with_label_values(&labels).set(p.log.storage_bytes() as i64);
-        metrics.offloaded_size.with_label_values(&labels).set(p.log.offloaded_bytes() as i64);
-        metrics.subscriptions_count.with_label_values(&labels).set(subs.len() as i64);
     }
 }

@@ -361,8 +361,6 @@ impl Subscriptions {
         }
         for p in &parts {
             p.remove_subscription(sub);
-            let (ns, topic) = (p.name.namespace().to_string(), p.name.to_string());
-            self.ctx.metrics.remove_subscription(&[self.ctx.config.cluster.as_str(), &ns, &topic, sub.as_str()]);
         }
         Ok(())
     }

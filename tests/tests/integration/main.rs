@@ -15,6 +15,7 @@ mod console;
 mod crash;
 mod hardening;
 mod helm_chart;
+mod metrics;
 mod offload;
 mod offload_faults;
 mod on_behalf;

@@ -1,112 +1,12 @@
-//! Operations surfaces: Prometheus metrics with Pulsar's names and labels, health and readiness,
-//! the OpenAPI description and its interactive docs, and the fallback for unknown paths.
+//! Operations surfaces: health and readiness, the OpenAPI description and its interactive docs,
+//! and the fallback for unknown paths (metrics have their own suite, `metrics.rs`).
 
 use crate::common;
 
 use common::*;
 use magnetar_tests::TestApp;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
-
-async fn metrics_text(app: &TestApp) -> String {
-    let resp = app.client.get(app.url("/metrics")).send().await.expect("request");
-    assert_eq!(resp.status(), 200);
-    resp.text().await.expect("metrics text")
-}
-
-/// The value of the sample `name{labels}` (labels given exactly as rendered), if present.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
-        if metric != name {
-            return None;
-        }
-        let got: BTreeMap<&str, &str> = rest
-            .trim_end_matches('}')
-            .split(',')
-            .filter(|kv| !kv.is_empty())
-            .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k, v.trim_matches('"'))))
-            .collect();
-        labels.iter().all(|(k, v)| got.get(k) == Some(v)).then(|| value.parse().ok()).flatten()
-    })
-}
-
-fn topic_labels(topic: &str) -> [(&'static str, String); 3] {
-    [
-        ("cluster", "standalone".to_string()),
-        ("namespace", "public/default".to_string()),
-        ("topic", format!("persistent://public/default/{topic}")),
-    ]
-}
-
-fn as_refs<'a>(l: &'a [(&'static str, String); 3]) -> Vec<(&'static str, &'a str)> {
-    l.iter().map(|(k, v)| (*k, v.as_str())).collect()
-}
-
-#[tokio::test]
-async fn metrics_count_messages_backlog_and_storage_per_topic() {
-    let app = TestApp::standalone().await;
-    create_topic(&app, "metered").await;
-    ok(app.put(&format!("{}/subscription/s", admin_topic("metered")), None).await);
-    produce_payloads(&app, "metered", &(0..7).map(|i| format!("m{i}")).collect::<Vec<_>>()).await;
-
-    let text = metrics_text(&app).await;
-    let labels = topic_labels("metered");
-    let labels = as_refs(&labels);
-    let line = "pulsar_in_messages_total{cluster=\"standalone\",namespace=\"public/default\",topic=\"persistent://public/default/metered\"} 7";
-    assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
-    assert_eq!(sample(&text, "pulsar_in_bytes_total", &labels), Some(14.0), "{text}");
-    assert_eq!(sample(&text, "pulsar_msg_backlog", &labels), Some(7.0), "{text}");
-    assert!(sample(&text, "pulsar_storage_size", &labels).is_some_and(|v| v > 0.0), "{text}");
-    assert_eq!(sample(&text, "pulsar_subscriptions_count", &labels), Some(1.0), "{text}");
-    assert!(text.contains("magnetar_publish_latency_seconds_bucket{le="), "{text}");
-    assert!(sample(&text, "magnetar_publish_latency_seconds_count", &[]).is_some_and(|v| v >= 1.0), "{text}");
-}
-
-#[tokio::test]
-async fn metrics_label_each_partition_as_its_own_topic() {
-    let app = TestApp::standalone().await;
-    create_partitioned(&app, "mp", 2).await;
-    produce_payloads(&app, "mp", &(0..4).map(|i| format!("m{i}")).collect::<Vec<_>>()).await;
-    let text = metrics_text(&app).await;
-    for i in 0..2 {
-        let labels = topic_labels(&format!("mp-partition-{i}"));
-        assert_eq!(sample(&text, "pulsar_in_messages_total", &as_refs(&labels)), Some(2.0), "{text}");
-    }
-}
-
-#[tokio::test]
-async fn metrics_drop_the_series_of_a_deleted_topic() {
-    let app = TestApp::standalone().await;
-    create_topic(&app, "gone").await;
-    produce_payloads(&app, "gone", &["x".to_string()]).await;
-    assert!(metrics_text(&app).await.contains("topic=\"persistent://public/default/gone\""));
-    ok(app.delete(&admin_topic("gone")).await);
-    let text = metrics_text(&app).await;
-    assert!(!text.contains("topic=\"persistent://public/default/gone\""), "{text}");
-}
-
-#[tokio::test]
-async fn metrics_expose_wal_fsync_latency() {
-    let app = TestApp::standalone().await;
-    create_topic(&app, "wal").await;
-    produce_payloads(&app, "wal", &["x".to_string()]).await;
-    let text = metrics_text(&app).await;
-    assert!(
-        text.contains("magnetar_wal_fsync_seconds_bucket"),
-        "the storage metrics (magnetar_wal_fsync_seconds, magnetar_wal_batch_*) are not registered with the broker's registry:\n{text}"
-    );
-    assert!(sample(&text, "magnetar_wal_fsync_seconds_count", &[]).is_some_and(|v| v >= 1.0), "{text}");
-}
-
-#[tokio::test]
-async fn metrics_with_trailing_slash_is_pulsars_path() {
-    let app = TestApp::standalone().await;
-    let resp = app.client.get(app.url("/metrics/")).send().await.expect("request");
-    assert_eq!(resp.status(), 200);
-    assert!(resp.text().await.expect("text").contains("pulsar_topics_count"));
-}
+use std::collections::BTreeSet;
 
 #[tokio::test]
 async fn health_readiness_and_status_page_answer_200() {

@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use magnetar_auth::{Operation, Resource};
-use prometheus::Encoder;
 use std::sync::LazyLock;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -33,13 +32,13 @@ async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> R
     if s.auth.enabled() && s.auth.config.authenticate_metrics {
         crate::extract::authenticate(&s, &headers, None)?.check(Operation::Metrics, Resource::Cluster).await?;
     }
-    s.broker.refresh_metrics();
-    let families = s.broker.metrics_registry().gather();
-    let mut buf = Vec::new();
-    if let Err(e) = prometheus::TextEncoder::new().encode(&families, &mut buf) {
-        tracing::error!(error = %e, "encoding metrics failed");
-    }
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], buf))
+    // Rendering walks every loaded partition: with many topics that is CPU work the runtime's
+    // workers should not do.
+    let broker = std::sync::Arc::clone(&s.broker);
+    let text = tokio::task::spawn_blocking(move || broker.render_metrics())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("rendering metrics failed: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 
 /// Prometheus metrics (Pulsar's path)

@@ -32,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// broker serves a bounded number of sessions (`http.max_websocket_sessions`).
 pub(crate) fn session_permit(s: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
     Arc::clone(&s.ws_sessions).try_acquire_owned().map_err(|_| {
+        s.broker.connection_metrics().refused();
         ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             format!(
@@ -48,8 +49,10 @@ pub(crate) async fn run_tracked<F>(broker: Arc<Broker>, permit: tokio::sync::Own
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
+    let connection = broker.connection_metrics().opened();
     let task = broker.spawn(async move {
         session.await;
+        drop(connection);
         drop(permit);
     });
     let _ = task.await;

@@ -39,11 +39,12 @@ impl Subscription {
         sorted.sort_unstable();
         sorted.dedup();
         for &off in &sorted {
-            st.remove_in_flight(off);
+            st.acked_in_flight(off);
             st.available.remove(&off);
             st.redelivery_counts.remove(&off);
             st.acks.insert(off);
         }
+        st.msg_acked += sorted.len() as u64;
         st.dirty = true;
         st.last_acked = self.now_ms();
         drop(st);
@@ -72,7 +73,7 @@ impl Subscription {
         let upto = offset + 1;
         let in_flight: Vec<u64> = st.in_flight.range(..upto).map(|(&o, _)| o).collect();
         for off in in_flight {
-            st.remove_in_flight(off);
+            st.acked_in_flight(off);
             st.redelivery_counts.remove(&off);
         }
         let avail: Vec<u64> = st.available.range(..upto).map(|(&o, _)| o).collect();
@@ -81,6 +82,7 @@ impl Subscription {
         }
         st.delayed.retain(|&(_, o), _| o >= upto);
         let from = st.acks.mark_delete();
+        st.msg_acked += (upto - from.min(upto)) - st.acks.count_acked_in(from, upto);
         st.acks.insert_range(from, upto);
         st.dirty = true;
         st.last_acked = self.now_ms();
@@ -140,7 +142,11 @@ impl Subscription {
         let count = (upto - md) - st.acks.count_acked_in(md, upto);
         drop(st);
         let op = self.ack_range(md, upto);
-        self.lock().msg_expired += count;
+        let now = self.now_ms();
+        let mut st = self.lock();
+        st.msg_expired += count;
+        st.last_expired = now;
+        drop(st);
         Some((op, count))
     }
 
@@ -267,6 +273,8 @@ impl Subscription {
             bytes_out: st.bytes_out,
             msg_redelivered: st.msg_redelivered,
             msg_expired: st.msg_expired,
+            msg_acked: st.msg_acked,
+            last_expired: st.last_expired,
             last_consumed: st.last_consumed,
             last_acked: st.last_acked,
             kind: st.kind,

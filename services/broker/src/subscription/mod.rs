@@ -24,6 +24,7 @@ use magnetar_metadata::CursorState;
 use magnetar_storage::{PartitionLog, Record};
 use serde::{Deserialize, Serialize};
 use state::State;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -128,7 +129,7 @@ impl CursorOp {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ConsumerInfo {
     pub id: ConsumerId,
     pub name: String,
@@ -138,6 +139,16 @@ pub struct ConsumerInfo {
     pub unacked: u64,
     pub msg_out: u64,
     pub bytes_out: u64,
+    /// Messages this consumer acknowledged (individually or as part of a cumulative ack).
+    pub acked: u64,
+}
+
+/// Per-second rates of one consumer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConsumerRates {
+    pub msg_out: f64,
+    pub bytes_out: f64,
+    pub acked: f64,
 }
 
 /// Per-second rates of a subscription, recomputed by the broker's stats ticker.
@@ -147,14 +158,24 @@ pub struct SubRates {
     pub bytes_out: f64,
     pub redelivered: f64,
     pub expired: f64,
+    pub acked: f64,
 }
 
-/// Counters (out, bytes out, redelivered, expired) at the previous rate computation.
-type RateSample = Option<(Instant, [u64; 4])>;
+/// Counters (out, bytes out, redelivered, expired, acked) at the previous rate computation,
+/// and each consumer's (out, bytes out, acked).
+type RateSample = Option<(Instant, [u64; 5], HashMap<ConsumerId, [u64; 3]>)>;
+
+/// The rates last computed and the counters they were computed from.
+#[derive(Default)]
+struct RateState {
+    subscription: SubRates,
+    consumers: HashMap<ConsumerId, ConsumerRates>,
+    sample: RateSample,
+}
 
 pub struct Subscription {
     id: SubscriptionId,
-    rates: Mutex<(SubRates, RateSample)>,
+    rates: Mutex<RateState>,
     partition_index: i32,
     log: Arc<PartitionLog>,
     limits: SubscriptionLimits,
@@ -187,7 +208,11 @@ impl Subscription {
         let limits = SubscriptionLimits { max_in_flight: limits.max_in_flight.max(1), ..limits };
         Subscription {
             id,
-            rates: Mutex::new((SubRates::default(), None)),
+            // Counted from creation: traffic before the first stats tick shows in the first rate.
+            rates: Mutex::new(RateState {
+                sample: Some((Instant::now(), [0; 5], HashMap::new())),
+                ..Default::default()
+            }),
             partition_index,
             log,
             limits,
@@ -278,21 +303,50 @@ impl Subscription {
     /// Recomputes the rates from the counters since the previous call.
     pub fn update_rates(&self) {
         let now = Instant::now();
-        let counters = {
+        let (counters, consumers) = {
             let st = self.lock();
-            [st.msg_out, st.bytes_out, st.msg_redelivered, st.msg_expired]
+            let consumers: HashMap<ConsumerId, [u64; 3]> =
+                st.consumers.iter().map(|(&id, c)| (id, [c.msg_out, c.bytes_out, c.acked])).collect();
+            ([st.msg_out, st.bytes_out, st.msg_redelivered, st.msg_expired, st.msg_acked], consumers)
         };
         let mut r = self.rates.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, prev)) = r.1 {
-            let secs = now.duration_since(at).as_secs_f64().max(0.001);
-            let rate = |i: usize| counters[i].saturating_sub(prev[i]) as f64 / secs;
-            r.0 = SubRates { msg_out: rate(0), bytes_out: rate(1), redelivered: rate(2), expired: rate(3) };
+        if let Some((at, prev, prev_consumers)) = &r.sample {
+            let secs = now.duration_since(*at).as_secs_f64().max(0.001);
+            let per_sec = |now: u64, before: u64| now.saturating_sub(before) as f64 / secs;
+            let rate = |i: usize| per_sec(counters[i], prev[i]);
+            let subscription = SubRates {
+                msg_out: rate(0),
+                bytes_out: rate(1),
+                redelivered: rate(2),
+                expired: rate(3),
+                acked: rate(4),
+            };
+            // A consumer that joined since the previous sample is measured from zero.
+            let consumer_rates = consumers
+                .iter()
+                .map(|(id, c)| {
+                    let p = prev_consumers.get(id).copied().unwrap_or_default();
+                    let rates = ConsumerRates {
+                        msg_out: per_sec(c[0], p[0]),
+                        bytes_out: per_sec(c[1], p[1]),
+                        acked: per_sec(c[2], p[2]),
+                    };
+                    (*id, rates)
+                })
+                .collect();
+            r.subscription = subscription;
+            r.consumers = consumer_rates;
         }
-        r.1 = Some((now, counters));
+        r.sample = Some((now, counters, consumers));
     }
 
     pub fn rates(&self) -> SubRates {
-        self.rates.lock().unwrap_or_else(|e| e.into_inner()).0
+        self.rates.lock().unwrap_or_else(|e| e.into_inner()).subscription
+    }
+
+    /// The last computed rates of a consumer (zero until the stats ticker has seen it twice).
+    pub fn consumer_rates(&self, id: ConsumerId) -> ConsumerRates {
+        self.rates.lock().unwrap_or_else(|e| e.into_inner()).consumers.get(&id).copied().unwrap_or_default()
     }
 
     /// Consumers attached or messages in flight (Pulsar refuses deletes then, unless forced).
@@ -372,6 +426,8 @@ pub struct SubscriptionSnapshot {
     pub bytes_out: u64,
     pub msg_redelivered: u64,
     pub msg_expired: u64,
+    pub msg_acked: u64,
+    pub last_expired: i64,
     pub last_consumed: i64,
     pub last_acked: i64,
     pub kind: Option<SubType>,

@@ -38,6 +38,8 @@ pub(super) struct State {
     pub(super) bytes_out: u64,
     pub(super) msg_redelivered: u64,
     pub(super) msg_expired: u64,
+    pub(super) msg_acked: u64,
+    pub(super) last_expired: i64,
     pub(super) last_consumed: i64,
     pub(super) last_acked: i64,
 }
@@ -62,6 +64,15 @@ impl State {
         let f = self.in_flight.remove(&off)?;
         self.forget_holder(&f);
         Some(f)
+    }
+
+    /// Takes an acknowledged message out of flight, crediting the consumer it was delivered to.
+    pub(super) fn acked_in_flight(&mut self, off: u64) {
+        if let Some(c) = self.remove_in_flight(off).and_then(|f| f.consumer)
+            && let Some(info) = self.consumers.get_mut(&c)
+        {
+            info.acked += 1;
+        }
     }
 
     pub(super) fn forget_holder(&mut self, f: &InFlight) {

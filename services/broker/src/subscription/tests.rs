@@ -30,9 +30,7 @@ fn ring_gives_every_slot_an_owner_and_spreads_them() {
                 priority: 0,
                 address: String::new(),
                 connected_since: 0,
-                unacked: 0,
-                msg_out: 0,
-                bytes_out: 0,
+                ..ConsumerInfo::default()
             },
         );
     }
