@@ -86,10 +86,13 @@ pub fn app_with_auth(broker: Arc<Broker>, http: HttpConfig, auth: Arc<Auth>) -> 
 fn described_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(routes::clusters::router())
+        .merge(routes::cluster_admin::router())
+        .merge(routes::brokers::router())
         .merge(routes::tenants::router())
         .merge(routes::namespaces::router())
         .merge(routes::offload::router())
         .merge(routes::topics::router())
+        .merge(routes::topic_ops::router())
         .merge(routes::subscriptions::router())
         .merge(routes::produce::router())
         .merge(routes::consume::router())

@@ -104,6 +104,8 @@ pub struct ManagedLedgerInfo {
     pub properties: BTreeMap<String, String>,
     /// For a partitioned topic: each partition's, by name.
     #[serde(skip_serializing_if = "Option::is_none")]
+    // A reference to itself: the schema must not inline it (it would never end).
+    #[schema(no_recursion)]
     pub partitions: Option<BTreeMap<String, ManagedLedgerInfo>>,
 }
 

@@ -1,5 +1,7 @@
 pub mod auth_info;
 pub mod broker_info;
+pub mod brokers;
+pub mod cluster_admin;
 pub mod clusters;
 pub mod console;
 pub mod consume;
@@ -13,6 +15,7 @@ pub mod produce;
 pub mod service_accounts;
 pub mod subscriptions;
 pub mod tenants;
+pub mod topic_ops;
 pub mod topics;
 pub mod ws;
 mod ws_consumer;
