@@ -57,7 +57,8 @@ pub fn status_of(e: &BrokerError) -> StatusCode {
         | B::PartitionsCannotShrink { .. }
         | B::NotPartitioned(_)
         | B::IsPartitioned(_)
-        | B::OffloadRunning(_) => StatusCode::CONFLICT,
+        | B::OffloadRunning(_)
+        | B::SchemaIncompatible(_) => StatusCode::CONFLICT,
         B::InUse(_)
         | B::InvalidName(_)
         | B::InvalidPolicy(_)

@@ -93,6 +93,7 @@ fn described_routes() -> OpenApiRouter<AppState> {
         .merge(routes::offload::router())
         .merge(routes::topics::router())
         .merge(routes::topic_ops::router())
+        .merge(routes::schemas::router())
         .merge(routes::subscriptions::router())
         .merge(routes::produce::router())
         .merge(routes::consume::router())

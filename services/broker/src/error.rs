@@ -149,6 +149,9 @@ pub enum BrokerError {
     /// Pulsar's terminated topic: it accepts no more messages (its consumers read what is left).
     #[error("topic {0} is terminated: it accepts no more messages")]
     TopicTerminated(TopicName),
+    /// Pulsar's incompatible schema: the upload cannot follow the topic's current schema.
+    #[error("incompatible schema: {0}")]
+    SchemaIncompatible(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

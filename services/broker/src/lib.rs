@@ -24,6 +24,7 @@ mod partition;
 mod publish;
 pub mod ranges;
 mod registry;
+pub mod schemas;
 mod session;
 pub mod stats;
 pub mod subscription;

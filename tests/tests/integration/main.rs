@@ -24,5 +24,6 @@ mod policies;
 mod produce_consume;
 mod restart;
 mod retention;
+mod topic_ops;
 mod websocket;
 mod ws_auth;

@@ -12,6 +12,7 @@ pub mod ops;
 pub mod permissions;
 pub mod policies;
 pub mod produce;
+pub mod schemas;
 pub mod service_accounts;
 pub mod subscriptions;
 pub mod tenants;
