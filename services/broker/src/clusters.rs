@@ -9,12 +9,13 @@ use crate::{BrokerError, Result};
 use magnetar_metadata::{ClusterData, FailureDomain, MetadataError, NamespaceIsolationData};
 use std::collections::BTreeMap;
 
-/// Pulsar's cluster and domain names: the characters of its other names.
+/// Pulsar's cluster and domain names: the characters of its other names (412 otherwise, as
+/// Pulsar's invalid names).
 fn validate_name(what: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= magnetar_core::names::MAX_NAME_LEN
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "_=:.-".contains(c));
-    if ok { Ok(()) } else { Err(BrokerError::InvalidArgument(format!("invalid {what} name {name:?}"))) }
+    if ok { Ok(()) } else { Err(BrokerError::InvalidPolicy(format!("invalid {what} name {name:?}"))) }
 }
 
 /// Pulsar's checks of a `NamespaceIsolationData`: namespaces and primary brokers given, every

@@ -98,11 +98,15 @@ impl Topics {
         Ok(self.live_versions(topic).await?.iter().filter_map(info).collect())
     }
 
-    /// Why `payload` cannot follow the topic's current schema, if it cannot: an unknown type,
-    /// or a type other than the current one.
+    /// Why `payload` cannot follow the topic's current schema, if it cannot: a type other than
+    /// the current one. `InvalidArgument` for a type Pulsar does not have.
     pub async fn schema_incompatibility(&self, topic: &TopicName, payload: &SchemaPayload) -> Result<Option<String>> {
         if !SCHEMA_TYPES.contains(&payload.schema_type.as_str()) {
-            return Ok(Some(format!("unknown schema type {}", payload.schema_type)));
+            return Err(BrokerError::InvalidArgument(format!(
+                "unknown schema type {}: one of {}",
+                payload.schema_type,
+                SCHEMA_TYPES.join(", ")
+            )));
         }
         Ok(match self.live_versions(topic).await?.last().and_then(info) {
             Some(current) if current.schema_type != payload.schema_type => Some(format!(

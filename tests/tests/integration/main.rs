@@ -9,6 +9,7 @@
 mod common;
 
 mod admin_api;
+mod admin_ops;
 mod auth;
 mod cluster_mode;
 mod console;
