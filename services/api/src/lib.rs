@@ -90,6 +90,7 @@ fn described_routes() -> OpenApiRouter<AppState> {
         .merge(routes::brokers::router())
         .merge(routes::tenants::router())
         .merge(routes::namespaces::router())
+        .merge(routes::bundles::router())
         .merge(routes::offload::router())
         .merge(routes::topics::router())
         .merge(routes::topic_ops::router())

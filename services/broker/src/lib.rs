@@ -12,6 +12,7 @@
 mod access;
 mod admin;
 mod broker;
+pub mod bundles;
 pub mod browse;
 pub mod clock;
 mod clusters;

@@ -149,3 +149,34 @@ fn the_compatibility_document_matches_the_routes() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_namespace_is_one_bundle_that_unloads_and_clears_as_the_namespace() {
+    let app = TestApp::with_postgres().await;
+    let ids = produce_payloads(&app, "bundled", &["a".to_string(), "b".to_string()]).await;
+    ok(app.put(&format!("{}/subscription/s", admin_topic("bundled")), Some(json!({"ledgerId": -1, "entryId": -1}))).await);
+    assert_eq!(backlog(&app, "bundled", "s").await, 2);
+    let ns = "/admin/v2/namespaces/public/default";
+    let bundle = "0x00000000_0xffffffff";
+    assert_eq!(ok(app.get(&format!("{ns}/bundles")).await), json!({"boundaries": ["0x00000000", "0xffffffff"], "numBundles": 1}));
+    assert_eq!(ok(app.get("/lookup/v2/topic/persistent/public/default/bundled/bundle").await), bundle);
+    err(app.get("/lookup/v2/topic/persistent/public/default/nothing/bundle").await, 404);
+
+    // Unloading the namespace (or its bundle) unloads its topics; they load again on use.
+    assert!(app.broker().testing().loaded_topics() > 0);
+    ok(app.put(&format!("{ns}/unload"), None).await);
+    assert_eq!(app.broker().testing().loaded_topics(), 0);
+    assert_eq!(backlog(&app, "bundled", "s").await, 2, "the topic loads again with its subscription");
+    ok(app.put(&format!("{ns}/{bundle}/unload"), None).await);
+    err(app.put(&format!("{ns}/0x00000000_0x7fffffff/unload"), None).await, 404);
+    err(app.put("/admin/v2/namespaces/public/nowhere/unload", None).await, 404);
+
+    ok(app.post(&format!("{ns}/{bundle}/clearBacklog/s"), None).await);
+    assert_eq!(backlog(&app, "bundled", "s").await, 0);
+    produce_payloads(&app, "bundled", &["c".to_string()]).await;
+    ok(app.post(&format!("{ns}/{bundle}/clearBacklog"), None).await);
+    assert_eq!(backlog(&app, "bundled", "s").await, 0);
+    ok(app.post(&format!("{ns}/{bundle}/unsubscribe/s"), None).await);
+    assert_eq!(ok(app.get(&format!("{}/subscriptions", admin_topic("bundled"))).await), json!([]));
+    assert_eq!(ids.len(), 2);
+}

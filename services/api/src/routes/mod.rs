@@ -1,6 +1,7 @@
 pub mod auth_info;
 pub mod broker_info;
 pub mod brokers;
+pub mod bundles;
 pub mod cluster_admin;
 pub mod clusters;
 pub mod console;
