@@ -64,7 +64,12 @@ impl Subscriptions {
     }
 
     /// Deletes subscription `sub` from every topic of the namespace that has it.
-    pub async fn unsubscribe_namespace(&self, topics: &Topics, ns: &NamespaceName, sub: &SubscriptionName) -> Result<()> {
+    pub async fn unsubscribe_namespace(
+        &self,
+        topics: &Topics,
+        ns: &NamespaceName,
+        sub: &SubscriptionName,
+    ) -> Result<()> {
         for topic in topics.list(ns).await? {
             let name: TopicName = topic.parse()?;
             if self.list(&name).await?.iter().any(|n| n == sub.as_str()) {

@@ -12,8 +12,8 @@
 mod access;
 mod admin;
 mod broker;
-pub mod bundles;
 pub mod browse;
+pub mod bundles;
 pub mod clock;
 mod clusters;
 mod config;

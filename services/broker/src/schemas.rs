@@ -14,9 +14,30 @@ use std::collections::BTreeMap;
 
 /// Pulsar's schema types.
 pub const SCHEMA_TYPES: &[&str] = &[
-    "NONE", "STRING", "JSON", "PROTOBUF", "AVRO", "BOOLEAN", "INT8", "INT16", "INT32", "INT64", "FLOAT", "DOUBLE",
-    "DATE", "TIME", "TIMESTAMP", "KEY_VALUE", "INSTANT", "LOCAL_DATE", "LOCAL_TIME", "LOCAL_DATE_TIME",
-    "PROTOBUF_NATIVE", "BYTES", "AUTO_CONSUME", "AUTO_PUBLISH",
+    "NONE",
+    "STRING",
+    "JSON",
+    "PROTOBUF",
+    "AVRO",
+    "BOOLEAN",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FLOAT",
+    "DOUBLE",
+    "DATE",
+    "TIME",
+    "TIMESTAMP",
+    "KEY_VALUE",
+    "INSTANT",
+    "LOCAL_DATE",
+    "LOCAL_TIME",
+    "LOCAL_DATE_TIME",
+    "PROTOBUF_NATIVE",
+    "BYTES",
+    "AUTO_CONSUME",
+    "AUTO_PUBLISH",
 ];
 
 /// Pulsar's `PostSchemaPayload`: a schema as a client uploads it.

@@ -51,8 +51,15 @@ async fn clusters_are_created_updated_and_deleted_with_their_domains_and_policie
     let policy = isolation_policy(&["acme/.*"], &["b1:8080"]);
     ok(app.post("/admin/v2/clusters/east/namespaceIsolationPolicies/p1", Some(policy.clone())).await);
     assert_eq!(ok(app.get("/admin/v2/clusters/east/namespaceIsolationPolicies/p1").await), policy);
-    err(app.post("/admin/v2/clusters/east/namespaceIsolationPolicies/p2", Some(isolation_policy(&[], &["b1"]))).await, 412);
-    err(app.post("/admin/v2/clusters/east/namespaceIsolationPolicies/p2", Some(isolation_policy(&["a/("], &["b1"]))).await, 412);
+    err(
+        app.post("/admin/v2/clusters/east/namespaceIsolationPolicies/p2", Some(isolation_policy(&[], &["b1"]))).await,
+        412,
+    );
+    err(
+        app.post("/admin/v2/clusters/east/namespaceIsolationPolicies/p2", Some(isolation_policy(&["a/("], &["b1"])))
+            .await,
+        412,
+    );
     let placed = ok(app.get("/admin/v2/clusters/east/namespaceIsolationPolicies/brokers/b1:8080").await);
     assert_eq!((placed["policyName"].clone(), placed["isPrimary"].clone()), (json!("p1"), json!(true)), "{placed}");
     assert_eq!(placed["namespaceRegex"], json!(["acme/.*"]));
@@ -103,7 +110,10 @@ async fn schemas_are_versioned_per_topic_and_keep_counting_after_a_deletion() {
     assert_eq!(ok(app.post(&format!("{path}/schema"), Some(v1.clone())).await), json!({"version": 0}), "stored once");
     assert_eq!(ok(app.post(&format!("{path}/schema"), Some(v2.clone())).await), json!({"version": 1}));
     let latest = ok(app.get(&format!("{path}/schema")).await);
-    assert_eq!((latest["version"].clone(), latest["type"].clone(), latest["properties"].clone()), (json!(1), json!("JSON"), json!({"k": "v"})));
+    assert_eq!(
+        (latest["version"].clone(), latest["type"].clone(), latest["properties"].clone()),
+        (json!(1), json!("JSON"), json!({"k": "v"}))
+    );
     assert_eq!(ok(app.get(&format!("{path}/schema/0")).await)["data"], v1["schema"]);
     let all = ok(app.get(&format!("{path}/schemas")).await);
     assert_eq!(all["getSchemaResponses"].as_array().map(Vec::len), Some(2));
@@ -154,11 +164,16 @@ fn the_compatibility_document_matches_the_routes() {
 async fn a_namespace_is_one_bundle_that_unloads_and_clears_as_the_namespace() {
     let app = TestApp::with_postgres().await;
     let ids = produce_payloads(&app, "bundled", &["a".to_string(), "b".to_string()]).await;
-    ok(app.put(&format!("{}/subscription/s", admin_topic("bundled")), Some(json!({"ledgerId": -1, "entryId": -1}))).await);
+    ok(app
+        .put(&format!("{}/subscription/s", admin_topic("bundled")), Some(json!({"ledgerId": -1, "entryId": -1})))
+        .await);
     assert_eq!(backlog(&app, "bundled", "s").await, 2);
     let ns = "/admin/v2/namespaces/public/default";
     let bundle = "0x00000000_0xffffffff";
-    assert_eq!(ok(app.get(&format!("{ns}/bundles")).await), json!({"boundaries": ["0x00000000", "0xffffffff"], "numBundles": 1}));
+    assert_eq!(
+        ok(app.get(&format!("{ns}/bundles")).await),
+        json!({"boundaries": ["0x00000000", "0xffffffff"], "numBundles": 1})
+    );
     assert_eq!(ok(app.get("/lookup/v2/topic/persistent/public/default/bundled/bundle").await), bundle);
     err(app.get("/lookup/v2/topic/persistent/public/default/nothing/bundle").await, 404);
 

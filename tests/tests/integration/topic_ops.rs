@@ -159,12 +159,15 @@ async fn truncate_deletes_every_message_and_moves_subscriptions_to_the_end() {
     let big = "x".repeat(16 * 1024);
     let payloads: Vec<String> = (0..12).map(|i| format!("{i}-{big}")).collect();
     produce_payloads(&app, "trunc", &payloads).await;
-    ok(app.put(&format!("{}/subscription/s", admin_topic("trunc")), Some(json!({"ledgerId": -1, "entryId": -1}))).await);
+    ok(app
+        .put(&format!("{}/subscription/s", admin_topic("trunc")), Some(json!({"ledgerId": -1, "entryId": -1})))
+        .await);
     assert_eq!(backlog(&app, "trunc", "s").await, 12);
 
     assert_eq!(app.delete(&format!("{}/truncate", admin_topic("trunc"))).await.0, StatusCode::NO_CONTENT);
     assert_eq!(backlog(&app, "trunc", "s").await, 0);
-    let (status, _, _) = get_raw(&app, &format!("{}/examinemessage?initialPosition=earliest", admin_topic("trunc"))).await;
+    let (status, _, _) =
+        get_raw(&app, &format!("{}/examinemessage?initialPosition=earliest", admin_topic("trunc"))).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "no message is left");
 
     // The topic stays and takes new messages, which the subscription gets.
