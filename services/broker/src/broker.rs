@@ -268,6 +268,11 @@ impl Broker {
     /// Hooks for tests of this and other crates: single passes of the background loops and
     /// read access to what they work on.
     #[doc(hidden)]
+    /// Applies the backlog quotas of every loaded topic now (Pulsar's `backlog-quota-check`).
+    pub async fn check_backlog_quotas(&self) {
+        self.enforcement.check_quotas().await
+    }
+
     pub fn testing(&self) -> Testing<'_> {
         Testing(self)
     }

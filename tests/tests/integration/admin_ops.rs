@@ -89,6 +89,7 @@ async fn broker_endpoints_answer_for_this_broker() {
     let reason = err(app.post("/admin/v2/brokers/configuration/maxMessageSize/10", None).await, 412);
     assert!(reason.contains("not dynamic"), "{reason}");
     err(app.delete("/admin/v2/brokers/configuration/maxMessageSize").await, 412);
+    assert_eq!(app.get("/admin/v2/brokers/backlog-quota-check").await.0, StatusCode::NO_CONTENT);
 
     // A namespace is owned while one of its topics is loaded.
     produce_payloads(&app, "owned", &["x".to_string()]).await;

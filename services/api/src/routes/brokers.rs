@@ -28,6 +28,19 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(update_dynamic_configuration))
         .routes(routes!(delete_dynamic_configuration))
         .routes(routes!(get_owned_namespaces))
+        .routes(routes!(check_backlog_quotas))
+}
+
+/// Apply the backlog quotas now
+///
+/// Checks every loaded topic against its backlog quotas and applies their policies (hold,
+/// refuse or evict), as the broker's periodic pass does every second.
+#[utoipa::path(get, path = "/admin/v2/brokers/backlog-quota-check", tag = "brokers",
+    responses((status = 204, description = "checked"), Unauthorized, Forbidden))]
+async fn check_backlog_quotas(State(s): State<AppState>, auth: AuthContext) -> ApiResult<StatusCode> {
+    auth.check(Operation::UpdateBrokerConfiguration, Resource::Cluster).await?;
+    s.broker.check_backlog_quotas().await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The broker's version
