@@ -29,7 +29,8 @@ pub(crate) fn drained(p: &Partition, s: &Subscription) -> bool {
     p.log.terminated_at().is_some_and(|end| s.delivered_all(end))
 }
 
-/// The id of the message at `offset`, or `-1:-1` (with the partition) when there is none.
+/// The id of the last message below `end`, or `-1:-1` (with the partition) when the log holds
+/// none there.
 fn id_before(p: &Partition, end: u64) -> MessageId {
     if end == 0 || end <= p.log.start_offset() {
         return MessageId { partition_index: p.index, ..MessageId::EARLIEST };

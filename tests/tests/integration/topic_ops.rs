@@ -170,9 +170,19 @@ async fn truncate_deletes_every_message_and_moves_subscriptions_to_the_end() {
         get_raw(&app, &format!("{}/examinemessage?initialPosition=earliest", admin_topic("trunc"))).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "no message is left");
 
-    // The topic stays and takes new messages, which the subscription gets.
-    produce_payloads(&app, "trunc", &["after".to_string()]).await;
+    // The topic stays and takes new messages, which the subscription gets, on every surface:
+    // a WebSocket consumer of the subscription and a reader from the earliest message see only
+    // what was published after the truncation.
+    let mut consumer = WsClient::connect(&consumer_url(&app.base, "trunc", "ws", "")).await;
+    ok(app.delete(&format!("{}/truncate", admin_topic("trunc"))).await);
+    let mut reader = WsClient::connect(&reader_url(&app.base, "trunc", "messageId=earliest")).await;
+    let mut producer = WsClient::connect(&producer_url(&app.base, "trunc")).await;
+    producer.publish_ok("after", None).await;
+    assert_eq!(payload_text(&consumer.recv_message().await), "after");
+    assert_eq!(payload_text(&reader.recv_message().await), "after");
+    reader.expect_silence("nothing from before the truncation").await;
     let got = pull_n(&app, "trunc", "s", 1, 60000).await;
+    assert_eq!(ids_of(&got).len(), 1);
     assert_eq!(payload_text(&got[0]), "after");
     err(app.delete(&format!("{}/truncate", admin_topic("missing"))).await, 404);
 }
