@@ -10,6 +10,7 @@ mod common;
 
 mod admin_api;
 mod auth;
+mod broker_tier;
 mod cluster_mode;
 mod console;
 mod crash;

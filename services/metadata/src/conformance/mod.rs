@@ -8,11 +8,13 @@
 //! ```
 
 mod accounts;
+mod brokers;
 mod catalog;
 mod logs;
 mod topics;
 
 pub use accounts::*;
+pub use brokers::*;
 pub use catalog::*;
 pub use logs::*;
 pub use topics::*;
@@ -58,6 +60,10 @@ macro_rules! conformance_tests {
             service_account_tokens_list_and_revoke,
             deleting_account_or_tenant_revokes_its_tokens,
             revocations_of_expired_tokens_are_pruned,
+            brokers_register_renew_and_list,
+            a_live_broker_id_cannot_be_taken_by_another_session,
+            an_expired_lease_is_not_renewed_and_may_be_taken_over,
+            deregistering_removes_only_the_own_session,
         );
     };
     (@each $runner:path; $($name:ident),* $(,)?) => {
