@@ -54,6 +54,8 @@ pub struct BrokerConfig {
     pub offload_gc_grace_ms: u64,
     /// What `/metrics` exposes (`[broker.metrics]`).
     pub metrics: crate::metrics::MetricsConfig,
+    /// The lease that makes this process a member of the tier (`[broker.membership]`).
+    pub membership: crate::membership::MembershipConfig,
 }
 
 impl Default for BrokerConfig {
@@ -80,6 +82,7 @@ impl Default for BrokerConfig {
             offload_gc_interval_ms: 600_000,
             offload_gc_grace_ms: 3_600_000,
             metrics: Default::default(),
+            membership: Default::default(),
         }
     }
 }

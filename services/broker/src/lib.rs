@@ -20,6 +20,7 @@ mod config;
 mod context;
 pub mod controllers;
 mod error;
+pub mod membership;
 pub mod metrics;
 mod partition;
 mod publish;

@@ -11,7 +11,7 @@ use crate::partition::Partition;
 use crate::registry::{Topic, TopicRegistry};
 use crate::subscription::DELIVER_AT_PROPERTY;
 use crate::topics::auto_create;
-use crate::{BrokerError, Result};
+use crate::{BrokerError, Result, Service};
 use bytes::Bytes;
 use magnetar_auth::Operation;
 use magnetar_core::{MessageId, TopicName, hash::partition_for_key};
@@ -71,6 +71,9 @@ impl PendingPublish {
             (g.partition, g.positions, result)
         });
         let groups = futures::future::join_all(waits).await;
+        // Stored but not acknowledged once the lease may have lapsed: another broker may own the
+        // partition by now, and the client's retry goes there (at least once, never lost).
+        let fenced = !self.ctx.membership.may_acknowledge();
         let mut out: Vec<Option<Result<MessageId>>> = (0..self.total).map(|_| None).collect();
         let mut failed = self.refused.len() as u64;
         for (pos, e) in self.refused {
@@ -78,6 +81,12 @@ impl PendingPublish {
         }
         for (partition, positions, result) in groups {
             match result {
+                Ok(_) if fenced => {
+                    failed += positions.len() as u64;
+                    for pos in positions {
+                        out[pos] = Some(Err(lease_lapsed()));
+                    }
+                }
                 Ok(ids) => {
                     for (pos, (offset, base)) in positions.into_iter().zip(ids) {
                         out[pos] = Some(Ok(MessageId::new(base, offset, partition.index)));
@@ -100,6 +109,11 @@ impl PendingPublish {
             .map(|o| o.unwrap_or_else(|| Err(BrokerError::Internal("message without outcome".into()))))
             .collect()
     }
+}
+
+fn lease_lapsed() -> BrokerError {
+    let detail = "this broker's membership lease lapsed: it acknowledges nothing until it rejoins";
+    BrokerError::Unavailable { service: Service::Metadata, detail: Some(detail.into()), cause: detail.into() }
 }
 
 /// The same condition for several messages of one failed group.

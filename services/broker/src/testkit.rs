@@ -147,6 +147,30 @@ mod gated {
         async fn upsert_cluster(&self, c: &ClusterData) -> Result<()> {
             self.inner.upsert_cluster(c).await
         }
+        async fn register_broker(
+            &self,
+            r: &BrokerRegistration,
+            lease_ms: u64,
+            prev: Option<&str>,
+        ) -> Result<LeaseGrant> {
+            self.inner.register_broker(r, lease_ms, prev).await
+        }
+        async fn renew_broker_lease(
+            &self,
+            id: &str,
+            session: &str,
+            lease_ms: u64,
+            state: BrokerState,
+            load: &BrokerLoad,
+        ) -> Result<Option<LeaseGrant>> {
+            self.inner.renew_broker_lease(id, session, lease_ms, state, load).await
+        }
+        async fn list_brokers(&self, cluster: &str) -> Result<Vec<BrokerRecord>> {
+            self.inner.list_brokers(cluster).await
+        }
+        async fn deregister_broker(&self, id: &str, session: &str) -> Result<()> {
+            self.inner.deregister_broker(id, session).await
+        }
         async fn get_cluster(&self, n: &str) -> Result<Option<ClusterData>> {
             self.inner.get_cluster(n).await
         }

@@ -33,6 +33,34 @@ pub type Result<T, E = MetadataError> = std::result::Result<T, E>;
 ///   owner's epoch and fail with `Fenced` when another broker has acquired the partition since.
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
+    // ---- broker membership (one lease row per broker process) ----
+    /// Joins the tier: writes the broker's row with a lease of `lease_ms` from the database's
+    /// clock. Fails with `Conflict` naming the broker while another session holds an unexpired
+    /// lease on the same broker id (two processes configured with one name); a row whose lease
+    /// has expired, of the same session, or of the session `replaces` (this broker's previous
+    /// process, known dead to the caller) is taken over.
+    async fn register_broker(
+        &self,
+        registration: &BrokerRegistration,
+        lease_ms: u64,
+        replaces: Option<&str>,
+    ) -> Result<LeaseGrant>;
+    /// Extends the lease of `session_id` and records its state and load. `None` when the lease
+    /// had already expired or another session took the row: the caller has lost its membership
+    /// and must stop acting as a member.
+    async fn renew_broker_lease(
+        &self,
+        broker_id: &str,
+        session_id: &str,
+        lease_ms: u64,
+        state: BrokerState,
+        load: &BrokerLoad,
+    ) -> Result<Option<LeaseGrant>>;
+    /// Every broker row of the cluster, alive or not, sorted by id.
+    async fn list_brokers(&self, cluster: &str) -> Result<Vec<BrokerRecord>>;
+    /// Leaves the tier (graceful shutdown): deletes the row if it is still this session's.
+    async fn deregister_broker(&self, broker_id: &str, session_id: &str) -> Result<()>;
+
     // ---- clusters ----
     async fn upsert_cluster(&self, cluster: &ClusterData) -> Result<()>;
     async fn get_cluster(&self, name: &str) -> Result<Option<ClusterData>>;

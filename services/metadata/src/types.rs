@@ -181,3 +181,58 @@ pub struct SchemaVersion {
     pub schema: Option<serde_json::Value>,
     pub created_at: i64,
 }
+
+/// What a broker process says of itself when it joins the tier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRegistration {
+    /// Stable name of the broker (survives restarts; e.g. the pod name).
+    pub broker_id: String,
+    /// Random per process start.
+    pub session_id: String,
+    pub cluster: String,
+    /// `host:port` other brokers reach it at.
+    pub internal_address: String,
+    /// `host:port` clients reach it at.
+    pub advertised_address: String,
+    pub version: String,
+}
+
+/// A broker's own view of how it is doing, renewed with its lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BrokerState {
+    #[default]
+    Active,
+    /// Shutting down: handing its partitions over, taking no new ones.
+    Draining,
+}
+
+/// The load a broker reports with every renewal (Pulsar's load-report figures).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerLoad {
+    pub msg_rate_in: f64,
+    pub msg_rate_out: f64,
+    pub msg_throughput_in: f64,
+    pub msg_throughput_out: f64,
+    pub topics: u64,
+}
+
+/// A row of the membership table, as the database sees it now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerRecord {
+    pub registration: BrokerRegistration,
+    pub state: BrokerState,
+    pub load: BrokerLoad,
+    pub registered_at_ms: i64,
+    pub lease_expires_at_ms: i64,
+    /// Whether the lease is unexpired on the database's clock at the time of the read.
+    pub alive: bool,
+}
+
+/// A granted or renewed lease, in the database's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseGrant {
+    pub expires_at_ms: i64,
+    pub db_now_ms: i64,
+}

@@ -11,6 +11,7 @@ mod common;
 mod admin_api;
 mod admin_ops;
 mod auth;
+mod broker_tier;
 mod cluster_mode;
 mod console;
 mod crash;

@@ -63,11 +63,15 @@ async fn broker_ready(State(s): State<AppState>, auth: AuthContext) -> ApiResult
 }
 
 /// List the active brokers of this broker's cluster
+///
+/// The advertised addresses (`host:port`) of the brokers whose membership lease is live, as
+/// `/admin/v2/brokers/{cluster}` answers for this broker's cluster.
 #[utoipa::path(get, path = "/admin/v2/brokers", tag = "brokers",
-    responses((status = 200, description = "broker addresses", body = [String]), Unauthorized, Forbidden))]
+    responses((status = 200, description = "broker addresses", body = [String]), Unauthorized, Forbidden, Unavailable))]
 async fn list_local_brokers(State(s): State<AppState>, auth: AuthContext) -> ApiResult<Json<Vec<String>>> {
     auth.check(Operation::ListBrokers, Resource::Cluster).await?;
-    Ok(Json(vec![s.broker.broker_id().to_string()]))
+    let brokers = s.broker.live_brokers().await?;
+    Ok(Json(brokers.into_iter().map(|b| b.registration.advertised_address).collect()))
 }
 
 /// List the names of the settings that can change at run time

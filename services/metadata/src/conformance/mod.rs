@@ -8,6 +8,7 @@
 //! ```
 
 mod accounts;
+mod brokers;
 mod catalog;
 mod clusters;
 mod logs;
@@ -15,6 +16,7 @@ mod topic_ops;
 mod topics;
 
 pub use accounts::*;
+pub use brokers::*;
 pub use catalog::*;
 pub use clusters::*;
 pub use logs::*;
@@ -68,6 +70,10 @@ macro_rules! conformance_tests {
             terminating_a_partition_keeps_its_first_end,
             topic_and_subscription_properties_round_trip,
             schema_versions_count_on_after_a_deletion,
+            brokers_register_renew_and_list,
+            a_live_broker_id_cannot_be_taken_by_another_session,
+            an_expired_lease_is_not_renewed_and_may_be_taken_over,
+            deregistering_removes_only_the_own_session,
         );
     };
     (@each $runner:path; $($name:ident),* $(,)?) => {

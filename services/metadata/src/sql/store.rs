@@ -3,9 +3,9 @@
 
 use super::SqlMetadataStore;
 use crate::{
-    ClusterData, CursorState, FailureDomain, MetadataStore, NamespaceIsolationData, NamespaceRecord, NewTopic,
-    PartitionRecord, Result, RevokedToken, SchemaVersion, SegmentRecord, ServiceAccount, ServiceAccountToken,
-    SubscriptionRecord, TenantInfo, TopicRecord,
+    BrokerLoad, BrokerRecord, BrokerRegistration, BrokerState, ClusterData, CursorState, FailureDomain, LeaseGrant,
+    MetadataStore, NamespaceIsolationData, NamespaceRecord, NewTopic, PartitionRecord, Result, RevokedToken,
+    SchemaVersion, SegmentRecord, ServiceAccount, ServiceAccountToken, SubscriptionRecord, TenantInfo, TopicRecord,
 };
 use async_trait::async_trait;
 use magnetar_core::{NamespaceName, Policies, TenantName, TopicName};
@@ -13,6 +13,31 @@ use std::collections::BTreeMap;
 
 #[async_trait]
 impl MetadataStore for SqlMetadataStore {
+    async fn register_broker(
+        &self,
+        registration: &BrokerRegistration,
+        lease_ms: u64,
+        replaces: Option<&str>,
+    ) -> Result<LeaseGrant> {
+        self.register_broker_impl(registration, lease_ms, replaces).await
+    }
+    async fn renew_broker_lease(
+        &self,
+        broker_id: &str,
+        session_id: &str,
+        lease_ms: u64,
+        state: BrokerState,
+        load: &BrokerLoad,
+    ) -> Result<Option<LeaseGrant>> {
+        self.renew_broker_lease_impl(broker_id, session_id, lease_ms, state, load).await
+    }
+    async fn list_brokers(&self, cluster: &str) -> Result<Vec<BrokerRecord>> {
+        self.list_brokers_impl(cluster).await
+    }
+    async fn deregister_broker(&self, broker_id: &str, session_id: &str) -> Result<()> {
+        self.deregister_broker_impl(broker_id, session_id).await
+    }
+
     async fn upsert_cluster(&self, cluster: &ClusterData) -> Result<()> {
         self.upsert_cluster_impl(cluster).await
     }
