@@ -60,7 +60,8 @@ pub fn status_of(e: &BrokerError) -> StatusCode {
         | B::PartitionsCannotShrink { .. }
         | B::NotPartitioned(_)
         | B::IsPartitioned(_)
-        | B::OffloadRunning(_) => StatusCode::CONFLICT,
+        | B::OffloadRunning(_)
+        | B::SchemaIncompatible(_) => StatusCode::CONFLICT,
         B::InUse(_)
         | B::TooManySubscriptions { .. }
         | B::TooManyTopics { .. }
@@ -79,9 +80,12 @@ pub fn status_of(e: &BrokerError) -> StatusCode {
         B::WholePartitionedTopic { .. } => StatusCode::METHOD_NOT_ALLOWED,
         B::MessageTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         B::Forbidden(_) => StatusCode::FORBIDDEN,
-        B::BacklogQuotaExceeded { .. } | B::PublishRateExceeded { .. } | B::Unavailable { .. } | B::ShuttingDown => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        // A terminated topic is 503 as in Pulsar (its producer handshake and REST produce).
+        B::BacklogQuotaExceeded { .. }
+        | B::PublishRateExceeded { .. }
+        | B::TopicTerminated(_)
+        | B::Unavailable { .. }
+        | B::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         B::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -77,6 +77,13 @@ pub enum Operation {
     BrokerHealth,
     LeaderBroker,
     Metrics,
+    CreateCluster,
+    UpdateCluster,
+    DeleteCluster,
+    /// Broker settings and internals (configuration names and values, owned namespaces).
+    GetBrokerConfiguration,
+    /// Dynamic settings and on-demand broker checks.
+    UpdateBrokerConfiguration,
     // Tenants.
     ListTenants,
     GetTenant,
@@ -96,6 +103,7 @@ pub enum Operation {
     SetSubscriptionAuthMode,
     /// Clear backlogs or unsubscribe across a namespace.
     ClearBacklog,
+    UnloadNamespace,
     // Topics.
     ListTopics,
     LookupTopic,
@@ -113,6 +121,13 @@ pub enum Operation {
     CompactTopic,
     OffloadTopic,
     GetOffloadStatus,
+    TruncateTopic,
+    TrimTopic,
+    GetTopicProperties,
+    UpdateTopicProperties,
+    GetSchema,
+    UpdateSchema,
+    DeleteSchema,
     // Subscriptions.
     ListSubscriptions,
     CreateSubscription,
@@ -121,6 +136,10 @@ pub enum Operation {
     ResetCursor,
     PeekMessages,
     ExpireMessages,
+    GetBacklogSize,
+    AnalyzeBacklog,
+    GetSubscriptionProperties,
+    UpdateSubscriptionProperties,
     // Data plane.
     Produce,
     Consume,
@@ -156,6 +175,12 @@ pub fn rule(op: Operation) -> Rule {
         // Listings are filtered to what the caller may see (see `Authorizer::can_see_*`).
         ListTenants | ListNamespaces | ListNamespaceTopics | ListTopics => Rule::Authenticated,
         Metrics | CreateTenant | UpdateTenant | DeleteTenant => Rule::Superuser,
+        CreateCluster
+        | UpdateCluster
+        | DeleteCluster
+        | GetBrokerConfiguration
+        | UpdateBrokerConfiguration
+        | UnloadNamespace => Rule::Superuser,
         GetTenant
         | CreateNamespace
         | DeleteNamespace
@@ -166,8 +191,20 @@ pub fn rule(op: Operation) -> Rule {
         | RevokePermission
         | SetSubscriptionAuthMode
         | ClearBacklog => Rule::TenantAdmin,
-        CreateTopic | DeleteTopic | UpdatePartitions | GetTopicPolicy | SetTopicPolicy | TerminateTopic
-        | UnloadTopic | CompactTopic | OffloadTopic | GetOffloadStatus => Rule::TenantAdmin,
+        CreateTopic
+        | DeleteTopic
+        | UpdatePartitions
+        | GetTopicPolicy
+        | SetTopicPolicy
+        | TerminateTopic
+        | UnloadTopic
+        | CompactTopic
+        | OffloadTopic
+        | GetOffloadStatus
+        | TruncateTopic
+        | TrimTopic
+        | UpdateTopicProperties
+        | DeleteSchema => Rule::TenantAdmin,
         ListServiceAccounts
         | CreateServiceAccount
         | GetServiceAccount
@@ -175,10 +212,22 @@ pub fn rule(op: Operation) -> Rule {
         | CreateServiceAccountToken
         | ListServiceAccountTokens
         | RevokeServiceAccountToken => Rule::TenantAdmin,
-        LookupTopic | GetPartitions | GetTopicStats | GetInternalStats | GetLastMessageId => Rule::ProduceOrConsume,
-        ListSubscriptions | CreateSubscription | DeleteSubscription | SkipMessages | ResetCursor | PeekMessages
-        | ExpireMessages | Consume | Read => Rule::Consume,
-        Produce => Rule::Produce,
+        LookupTopic | GetPartitions | GetTopicStats | GetInternalStats | GetLastMessageId | GetTopicProperties
+        | GetSchema => Rule::ProduceOrConsume,
+        ListSubscriptions
+        | CreateSubscription
+        | DeleteSubscription
+        | SkipMessages
+        | ResetCursor
+        | PeekMessages
+        | ExpireMessages
+        | GetBacklogSize
+        | AnalyzeBacklog
+        | GetSubscriptionProperties
+        | UpdateSubscriptionProperties
+        | Consume
+        | Read => Rule::Consume,
+        Produce | UpdateSchema => Rule::Produce,
     }
 }
 

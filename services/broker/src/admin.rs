@@ -24,6 +24,10 @@ impl Admin {
         Admin { ctx, registry, offloader }
     }
 
+    pub(crate) fn ctx(&self) -> &Context {
+        &self.ctx
+    }
+
     pub fn cluster(&self) -> &str {
         &self.ctx.config.cluster
     }

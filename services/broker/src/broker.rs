@@ -3,6 +3,7 @@
 //! [`Broker::subscriptions`], [`Broker::admin`], [`Broker::offloader`] — never the metadata
 //! store or storage directly.
 
+use crate::BrokerError;
 use crate::Result;
 use crate::admin::Admin;
 use crate::config::BrokerConfig;
@@ -11,6 +12,7 @@ use crate::controllers::checkpoint::{Checkpoints, WalCheckpointer};
 use crate::controllers::enforcement::Enforcement;
 use crate::controllers::offload::Offloader;
 use crate::controllers::retention::Retention;
+use crate::membership::{Membership, new_session_id};
 use crate::metrics::BrokerMetrics;
 use crate::policies::admin::TopicPolicyAdmin;
 use crate::publish::Publisher;
@@ -19,7 +21,7 @@ use crate::subscriptions::Subscriptions;
 use crate::topics::Topics;
 use magnetar_auth::Authorizer;
 use magnetar_core::SharedClock;
-use magnetar_metadata::{ClusterData, MetadataStore, PolicyCache};
+use magnetar_metadata::{BrokerLoad, BrokerRecord, BrokerRegistration, ClusterData, MetadataStore, PolicyCache};
 use magnetar_storage::Storage;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -69,6 +71,7 @@ impl Broker {
         if deps.metadata.get_cluster(&config.cluster).await?.is_none() {
             deps.metadata.upsert_cluster(&cluster).await?;
         }
+        let membership = join_tier(&config, &deps).await?;
         let metrics = BrokerMetrics::new(deps.registry, &config.cluster, &config.advertised_address);
         let ctx = Arc::new(Context {
             broker_id: config.advertised_address.clone(),
@@ -79,6 +82,7 @@ impl Broker {
             metrics,
             clock: deps.clock,
             authorizer: deps.authorizer,
+            membership,
             tasks: TaskTracker::new(),
             namespace_limiters: Default::default(),
             shutdown: CancellationToken::new(),
@@ -173,7 +177,8 @@ impl Broker {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+        // A broker that may not acknowledge (its lease may have lapsed) takes no traffic.
+        self.ready.load(Ordering::SeqCst) && self.ctx.membership.may_acknowledge()
     }
 
     /// Readiness off (first step of a graceful shutdown).
@@ -245,6 +250,9 @@ impl Broker {
                 p.update_rates();
             }
         });
+        self.periodic(self.ctx.config.membership.renew_interval(), |b| async move {
+            b.ctx.membership.renew(&b.load()).await;
+        });
         let window = Duration::from_secs(self.ctx.config.metrics.bucket_window_seconds.max(1));
         self.periodic(window, |b| async move {
             for p in b.registry.loaded_partitions() {
@@ -280,6 +288,7 @@ impl Broker {
     /// cursors checkpointed, the WAL flushed and fsynced.
     pub async fn shutdown(&self) {
         self.mark_unready();
+        self.ctx.membership.set_draining();
         self.ctx.shutdown.cancel();
         self.ctx.tasks.close();
         self.ctx.tasks.wait().await;
@@ -291,11 +300,43 @@ impl Broker {
             );
         }
         self.ctx.storage.shutdown().await;
+        self.ctx.membership.leave().await;
+    }
+
+    /// This broker's load as it reports it with every lease renewal.
+    fn load(&self) -> BrokerLoad {
+        let mut load = BrokerLoad::default();
+        for p in self.registry.loaded_partitions() {
+            let r = p.rates();
+            load.msg_rate_in += r.msg_in;
+            load.msg_rate_out += r.msg_out;
+            load.msg_throughput_in += r.bytes_in;
+            load.msg_throughput_out += r.bytes_out;
+            load.topics += 1;
+        }
+        load
+    }
+
+    /// The brokers of this broker's cluster with a live lease, as the metadata store sees them.
+    pub async fn live_brokers(&self) -> Result<Vec<BrokerRecord>> {
+        let mut brokers = self.ctx.membership.brokers().await?;
+        brokers.retain(|b| b.alive);
+        Ok(brokers)
+    }
+
+    /// Whether this broker's lease is certainly unexpired (it may acknowledge).
+    pub fn is_member(&self) -> bool {
+        self.ctx.membership.may_acknowledge()
     }
 
     /// Hooks for tests of this and other crates: single passes of the background loops and
     /// read access to what they work on.
     #[doc(hidden)]
+    /// Applies the backlog quotas of every loaded topic now (Pulsar's `backlog-quota-check`).
+    pub async fn check_backlog_quotas(&self) {
+        self.enforcement.check_quotas().await
+    }
+
     pub fn testing(&self) -> Testing<'_> {
         Testing(self)
     }
@@ -305,6 +346,11 @@ impl Broker {
 pub struct Testing<'a>(&'a Broker);
 
 impl Testing<'_> {
+    /// One lease renewal; whether the lease is held.
+    pub async fn renew_membership(&self) -> bool {
+        self.0.ctx.membership.renew(&self.0.load()).await
+    }
+
     pub async fn run_retention(&self) {
         self.0.retention.run_once().await
     }
@@ -343,4 +389,30 @@ impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Broker").field("id", &self.ctx.broker_id).finish()
     }
+}
+
+/// Registers this process in the membership table. Its session id is kept in the data
+/// directory (`SESSION`), which the storage holds locked: a session found there belonged to this
+/// broker's previous process, certainly dead, so its row is taken over without waiting out its
+/// lease (a restart after a crash is not delayed).
+async fn join_tier(config: &BrokerConfig, deps: &BrokerDeps) -> Result<Arc<Membership>> {
+    config.membership.validate().map_err(BrokerError::InvalidArgument)?;
+    let file = deps.storage.config().data_dir.join("SESSION");
+    let previous = tokio::fs::read_to_string(&file).await.ok().map(|s| s.trim().to_string());
+    let registration = BrokerRegistration {
+        broker_id: config.advertised_address.clone(),
+        session_id: new_session_id(),
+        cluster: config.cluster.clone(),
+        internal_address: config.advertised_address.clone(),
+        advertised_address: config.advertised_address.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let session = registration.session_id.clone();
+    let membership =
+        Membership::join(Arc::clone(&deps.metadata), registration, config.membership.clone(), previous.as_deref())
+            .await?;
+    tokio::fs::write(&file, session)
+        .await
+        .map_err(|e| BrokerError::Internal(format!("cannot record the broker session in {}: {e}", file.display())))?;
+    Ok(membership)
 }

@@ -117,6 +117,8 @@ pub struct BrokerConfig {
     pub topic_policies_refresh_ms: u64,
     /// What `/metrics` exposes (`[broker.metrics]`).
     pub metrics: crate::metrics::MetricsConfig,
+    /// The lease that makes this process a member of the tier (`[broker.membership]`).
+    pub membership: crate::membership::MembershipConfig,
 }
 
 impl Default for BrokerConfig {
@@ -176,6 +178,7 @@ impl Default for BrokerConfig {
             subscription_expiry_check_interval_ms: 300_000,
             topic_policies_refresh_ms: 30_000,
             metrics: Default::default(),
+            membership: Default::default(),
         }
     }
 }

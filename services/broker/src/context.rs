@@ -26,6 +26,8 @@ pub(crate) struct Context {
     pub clock: SharedClock,
     pub authorizer: Arc<Authorizer>,
     pub broker_id: String,
+    /// This broker's lease: nothing is acknowledged once it may have lapsed.
+    pub membership: Arc<crate::membership::Membership>,
     /// Every task the broker spawns, so shutdown can wait for them.
     pub tasks: TaskTracker,
     /// The namespace publish buckets of this broker.

@@ -177,6 +177,12 @@ pub enum BrokerError {
     PublishRateExceeded { entity: Box<Entity>, wait_ms: u64, max_ms: u64 },
     #[error("the broker is shutting down")]
     ShuttingDown,
+    /// Pulsar's terminated topic: it accepts no more messages (its consumers read what is left).
+    #[error("topic {0} is terminated: it accepts no more messages")]
+    TopicTerminated(TopicName),
+    /// Pulsar's incompatible schema: the upload cannot follow the topic's current schema.
+    #[error("incompatible schema: {0}")]
+    SchemaIncompatible(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -226,6 +232,8 @@ impl From<StorageError> for BrokerError {
             }
             StorageError::ShuttingDown => BrokerError::ShuttingDown,
             StorageError::LogDeleted(_) => BrokerError::Deleted,
+            // Callers that know the partition name it (`TopicTerminated`); this is the fallback.
+            e @ StorageError::Terminated(_) => BrokerError::NotAllowed(e.to_string()),
             e @ StorageError::OffsetTrimmed { .. } => {
                 BrokerError::NotFound(Entity::Message(format!("message ({e}; deleted by retention)")))
             }

@@ -13,21 +13,26 @@ mod access;
 mod admin;
 mod broker;
 pub mod browse;
+pub mod bundles;
 pub mod clock;
+mod clusters;
 mod config;
 mod context;
 pub mod controllers;
 mod error;
+pub mod membership;
 pub mod metrics;
 mod partition;
 pub mod policies;
 mod publish;
 pub mod ranges;
 mod registry;
+pub mod schemas;
 mod session;
 pub mod stats;
 pub mod subscription;
 mod subscriptions;
+mod topic_ops;
 mod topics;
 
 #[cfg(test)]
@@ -38,6 +43,7 @@ mod testkit;
 pub use access::Caller;
 pub use admin::{Admin, validate_retention};
 pub use broker::{Broker, BrokerDeps, Testing};
+pub use clusters::{BrokerIsolation, broker_isolation};
 pub use config::BrokerConfig;
 pub use controllers::offload::{OffloadRun, OffloadStatus, Offloader};
 pub use error::{BrokerError, Entity, Result, Service};
@@ -50,4 +56,7 @@ pub use registry::Topic;
 pub use session::{ConsumerSession, DeadLetterPolicy, SubscribeOptions};
 pub use subscription::{CursorOp, Delivery, SubType};
 pub use subscriptions::{PullRequest, PulledMessage, StartPosition, Subscriptions};
+pub use topic_ops::{
+    BacklogAnalysis, CursorDetails, LedgerDetails, ManagedLedgerInfo, ManagedLedgerSegment, OfflineTopicStats, Position,
+};
 pub use topics::Topics;

@@ -14,7 +14,7 @@ use crate::policies::runtime::SlotGuard;
 use crate::registry::{Topic, TopicRegistry};
 use crate::subscription::DELIVER_AT_PROPERTY;
 use crate::topics::auto_create;
-use crate::{BrokerError, Result};
+use crate::{BrokerError, Result, Service};
 use bytes::Bytes;
 use magnetar_auth::Operation;
 use magnetar_core::{MessageId, TopicName, hash::partition_for_key};
@@ -74,6 +74,9 @@ impl PendingPublish {
             (g.partition, g.positions, result)
         });
         let groups = futures::future::join_all(waits).await;
+        // Stored but not acknowledged once the lease may have lapsed: another broker may own the
+        // partition by now, and the client's retry goes there (at least once, never lost).
+        let fenced = !self.ctx.membership.may_acknowledge();
         let mut out: Vec<Option<Result<MessageId>>> = (0..self.total).map(|_| None).collect();
         let mut failed = self.refused.len() as u64;
         for (pos, e) in self.refused {
@@ -81,6 +84,12 @@ impl PendingPublish {
         }
         for (partition, positions, result) in groups {
             match result {
+                Ok(_) if fenced => {
+                    failed += positions.len() as u64;
+                    for pos in positions {
+                        out[pos] = Some(Err(lease_lapsed()));
+                    }
+                }
                 Ok(ids) => {
                     for (pos, (offset, base)) in positions.into_iter().zip(ids) {
                         out[pos] = Some(Ok(MessageId::new(base, offset, partition.index)));
@@ -105,6 +114,11 @@ impl PendingPublish {
     }
 }
 
+fn lease_lapsed() -> BrokerError {
+    let detail = "this broker's membership lease lapsed: it acknowledges nothing until it rejoins";
+    BrokerError::Unavailable { service: Service::Metadata, detail: Some(detail.into()), cause: detail.into() }
+}
+
 /// The same condition for several messages of one failed group.
 fn clone_error(e: &BrokerError) -> BrokerError {
     match e {
@@ -122,6 +136,7 @@ fn clone_error(e: &BrokerError) -> BrokerError {
         BrokerError::PublishRateExceeded { entity, wait_ms, max_ms } => {
             BrokerError::PublishRateExceeded { entity: entity.clone(), wait_ms: *wait_ms, max_ms: *max_ms }
         }
+        BrokerError::TopicTerminated(topic) => BrokerError::TopicTerminated(topic.clone()),
         other => BrokerError::Internal(other.to_string()),
     }
 }
@@ -162,15 +177,23 @@ impl Publisher {
 
     /// What a producer does when it connects: authorizes, creates the topic if missing and
     /// allowed, and returns its number of partitions (0 = not partitioned).
+    /// A terminated topic (every partition the name designates terminated) is refused.
     pub async fn prepare(&self, caller: &Caller, name: &TopicName) -> Result<u32> {
         self.ctx.require(caller, Operation::Produce, name.into()).await?;
-        let (topic, _) = match self.registry.resolve(name).await {
+        let (topic, fixed) = match self.registry.resolve(name).await {
             Err(BrokerError::NotFound(_)) if name.partition_index().is_none() => {
                 auto_create(&self.ctx, &self.registry, name).await?;
                 self.registry.resolve(name).await?
             }
             other => other?,
         };
+        let targets = match fixed {
+            Some(i) => &topic.partitions[i..=i],
+            None => &topic.partitions[..],
+        };
+        if targets.iter().all(|p| p.log.terminated_at().is_some()) {
+            return Err(BrokerError::TopicTerminated(name.clone()));
+        }
         Ok(topic.record.partitions)
     }
 
@@ -249,7 +272,13 @@ impl Publisher {
                     // The write latency counts from here: time held by a quota or a publish
                     // rate is not storage's.
                     let queued_at = std::time::Instant::now();
-                    Ok::<_, BrokerError>((partition.log.enqueue(inputs).await?, queued_at))
+                    let enqueued = partition.log.enqueue(inputs).await.map_err(|e| match e {
+                        magnetar_storage::StorageError::Terminated(_) => {
+                            BrokerError::TopicTerminated(partition.name.clone())
+                        }
+                        e => e.into(),
+                    })?;
+                    Ok::<_, BrokerError>((enqueued, queued_at))
                 }
                 .await;
                 (partition, positions, sizes, result)

@@ -121,6 +121,10 @@ impl TopicRegistry {
             let log = ctx.storage.log(pr.log_id as u64)?;
             let remote = ctx.metadata.list_segments(pr.log_id).await?;
             log.attach_remote(remote.into_iter().map(crate::controllers::offload::remote_of).collect());
+            if pr.terminated_end.is_some() {
+                // Terminated for good: the log refuses appends again after a restart or reload.
+                log.terminate();
+            }
             let partition = Partition::new(name, *pr, epoch, log, ctx, limits);
             subscriptions.push(ctx.metadata.list_subscriptions(pr.log_id).await?);
             partitions.push(Arc::new(partition));
@@ -168,6 +172,7 @@ impl TopicRegistry {
                     name: name.clone(),
                     cursor,
                     created_at: self.ctx.now_ms(),
+                    properties: Default::default(),
                 });
             }
         }

@@ -330,10 +330,10 @@ impl ConsumerSession {
         self.subs.iter().map(|(_, s)| s.unacked_of(self.id)).sum()
     }
 
-    /// Whether every message of every partition has been delivered and the topic is terminated.
-    /// Topics cannot be terminated yet, so this is always false (Pulsar's answer for live topics).
+    /// Pulsar's end of topic: every partition is terminated and has nothing left to deliver to
+    /// this session's subscription (false for a live topic).
     pub fn end_of_topic(&self) -> bool {
-        false
+        self.subs.iter().all(|(p, s)| crate::topic_ops::drained(p, s))
     }
 
     /// Detaches (a reader's subscription goes with it).

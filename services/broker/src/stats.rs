@@ -334,7 +334,7 @@ pub fn internal_stats(p: &Partition) -> InternalStats {
         waiting_cursors_count: 0,
         pending_add_entries_count: 0,
         last_confirmed_entry: position(p, end.checked_sub(1)),
-        state: "LedgerOpened".into(),
+        state: if p.log.terminated_at().is_some() { "Terminated" } else { "LedgerOpened" }.into(),
         ledgers,
         cursors,
     }

@@ -99,6 +99,10 @@ impl Subscriptions {
         &self.ctx
     }
 
+    pub(crate) fn registry(&self) -> &TopicRegistry {
+        &self.registry
+    }
+
     pub(crate) fn publisher(&self) -> &Publisher {
         &self.publisher
     }
@@ -268,7 +272,8 @@ impl Subscriptions {
                 }
                 out.extend(got.into_iter().map(PulledMessage::from_delivery));
             }
-            if !out.is_empty() || tokio::time::Instant::now() >= deadline {
+            let drained = || subs.iter().all(|(p, s)| crate::topic_ops::drained(p, s));
+            if !out.is_empty() || tokio::time::Instant::now() >= deadline || drained() {
                 return Ok(out);
             }
             let waits = subs.iter().zip(tokens).map(|((_, s), t)| Box::pin(s.changed(t)));

@@ -132,6 +132,7 @@ mod gated {
     use super::GatedStore;
     use magnetar_core::{NamespaceName, Policies, TenantName, TopicName};
     use magnetar_metadata::*;
+    use std::collections::BTreeMap;
 
     #[async_trait::async_trait]
     impl MetadataStore for GatedStore {
@@ -146,11 +147,62 @@ mod gated {
         async fn upsert_cluster(&self, c: &ClusterData) -> Result<()> {
             self.inner.upsert_cluster(c).await
         }
+        async fn register_broker(
+            &self,
+            r: &BrokerRegistration,
+            lease_ms: u64,
+            prev: Option<&str>,
+        ) -> Result<LeaseGrant> {
+            self.inner.register_broker(r, lease_ms, prev).await
+        }
+        async fn renew_broker_lease(
+            &self,
+            id: &str,
+            session: &str,
+            lease_ms: u64,
+            state: BrokerState,
+            load: &BrokerLoad,
+        ) -> Result<Option<LeaseGrant>> {
+            self.inner.renew_broker_lease(id, session, lease_ms, state, load).await
+        }
+        async fn list_brokers(&self, cluster: &str) -> Result<Vec<BrokerRecord>> {
+            self.inner.list_brokers(cluster).await
+        }
+        async fn deregister_broker(&self, id: &str, session: &str) -> Result<()> {
+            self.inner.deregister_broker(id, session).await
+        }
         async fn get_cluster(&self, n: &str) -> Result<Option<ClusterData>> {
             self.inner.get_cluster(n).await
         }
         async fn list_clusters(&self) -> Result<Vec<String>> {
             self.inner.list_clusters().await
+        }
+        async fn create_cluster(&self, c: &ClusterData) -> Result<()> {
+            self.inner.create_cluster(c).await
+        }
+        async fn update_cluster(&self, c: &ClusterData) -> Result<()> {
+            self.inner.update_cluster(c).await
+        }
+        async fn delete_cluster(&self, n: &str) -> Result<()> {
+            self.inner.delete_cluster(n).await
+        }
+        async fn set_failure_domain(&self, c: &str, n: &str, d: &FailureDomain) -> Result<()> {
+            self.inner.set_failure_domain(c, n, d).await
+        }
+        async fn list_failure_domains(&self, c: &str) -> Result<BTreeMap<String, FailureDomain>> {
+            self.inner.list_failure_domains(c).await
+        }
+        async fn delete_failure_domain(&self, c: &str, n: &str) -> Result<()> {
+            self.inner.delete_failure_domain(c, n).await
+        }
+        async fn set_isolation_policy(&self, c: &str, n: &str, p: &NamespaceIsolationData) -> Result<()> {
+            self.inner.set_isolation_policy(c, n, p).await
+        }
+        async fn list_isolation_policies(&self, c: &str) -> Result<BTreeMap<String, NamespaceIsolationData>> {
+            self.inner.list_isolation_policies(c).await
+        }
+        async fn delete_isolation_policy(&self, c: &str, n: &str) -> Result<()> {
+            self.inner.delete_isolation_policy(c, n).await
         }
         async fn create_tenant(&self, n: &TenantName, i: &TenantInfo) -> Result<()> {
             self.inner.create_tenant(n, i).await
@@ -200,6 +252,18 @@ mod gated {
         async fn set_topic_policies(&self, n: &TopicName, p: &serde_json::Value) -> Result<()> {
             self.inner.set_topic_policies(n, p).await
         }
+        async fn set_topic_properties(&self, n: &TopicName, p: &BTreeMap<String, String>) -> Result<()> {
+            self.inner.set_topic_properties(n, p).await
+        }
+        async fn terminate_partition(&self, l: i64, e: i64) -> Result<i64> {
+            self.inner.terminate_partition(l, e).await
+        }
+        async fn add_schema_version(&self, t: &TopicName, s: Option<&serde_json::Value>) -> Result<i64> {
+            self.inner.add_schema_version(t, s).await
+        }
+        async fn list_schema_versions(&self, t: &TopicName) -> Result<Vec<SchemaVersion>> {
+            self.inner.list_schema_versions(t).await
+        }
         async fn acquire_partition(&self, l: i64, b: &str) -> Result<i64> {
             self.inner.acquire_partition(l, b).await
         }
@@ -211,6 +275,9 @@ mod gated {
         }
         async fn delete_subscription(&self, n: &str, l: &[i64]) -> Result<()> {
             self.inner.delete_subscription(n, l).await
+        }
+        async fn set_subscription_properties(&self, n: &str, l: &[i64], p: &BTreeMap<String, String>) -> Result<()> {
+            self.inner.set_subscription_properties(n, l, p).await
         }
         async fn checkpoint_cursors(&self, l: i64, e: i64, c: &[(String, CursorState)]) -> Result<()> {
             self.inner.checkpoint_cursors(l, e, c).await

@@ -1,5 +1,7 @@
-//! The metadata store: clusters, tenants, namespaces with their policies, topics and their
-//! partitions (with ownership epochs), subscriptions with durable cursors, and the segment index.
+//! The metadata store: clusters with their failure domains and namespace isolation policies,
+//! tenants, namespaces with their policies, topics and their partitions (with ownership epochs
+//! and termination), schema versions, subscriptions with durable cursors and properties, and
+//! the segment index.
 //!
 //! `MetadataStore` is the boundary trait. `SqlMetadataStore` implements it over sqlx for both
 //! PostgreSQL (cluster mode) and SQLite (standalone); the shared conformance suite in
@@ -19,6 +21,7 @@ pub use types::*;
 
 use async_trait::async_trait;
 use magnetar_core::{NamespaceName, Policies, TenantName, TopicName};
+use std::collections::BTreeMap;
 
 pub type Result<T, E = MetadataError> = std::result::Result<T, E>;
 
@@ -30,10 +33,57 @@ pub type Result<T, E = MetadataError> = std::result::Result<T, E>;
 ///   owner's epoch and fail with `Fenced` when another broker has acquired the partition since.
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
+    // ---- broker membership (one lease row per broker process) ----
+    /// Joins the tier: writes the broker's row with a lease of `lease_ms` from the database's
+    /// clock. Fails with `Conflict` naming the broker while another session holds an unexpired
+    /// lease on the same broker id (two processes configured with one name); a row whose lease
+    /// has expired, of the same session, or of the session `replaces` (this broker's previous
+    /// process, known dead to the caller) is taken over.
+    async fn register_broker(
+        &self,
+        registration: &BrokerRegistration,
+        lease_ms: u64,
+        replaces: Option<&str>,
+    ) -> Result<LeaseGrant>;
+    /// Extends the lease of `session_id` and records its state and load. `None` when the lease
+    /// had already expired or another session took the row: the caller has lost its membership
+    /// and must stop acting as a member.
+    async fn renew_broker_lease(
+        &self,
+        broker_id: &str,
+        session_id: &str,
+        lease_ms: u64,
+        state: BrokerState,
+        load: &BrokerLoad,
+    ) -> Result<Option<LeaseGrant>>;
+    /// Every broker row of the cluster, alive or not, sorted by id.
+    async fn list_brokers(&self, cluster: &str) -> Result<Vec<BrokerRecord>>;
+    /// Leaves the tier (graceful shutdown): deletes the row if it is still this session's.
+    async fn deregister_broker(&self, broker_id: &str, session_id: &str) -> Result<()>;
+
     // ---- clusters ----
     async fn upsert_cluster(&self, cluster: &ClusterData) -> Result<()>;
     async fn get_cluster(&self, name: &str) -> Result<Option<ClusterData>>;
     async fn list_clusters(&self) -> Result<Vec<String>>;
+    /// `AlreadyExists` if the cluster exists.
+    async fn create_cluster(&self, cluster: &ClusterData) -> Result<()>;
+    /// `NotFound` if the cluster is missing.
+    async fn update_cluster(&self, cluster: &ClusterData) -> Result<()>;
+    /// Deletes the cluster with its failure domains and isolation policies. `NotFound` if missing.
+    async fn delete_cluster(&self, name: &str) -> Result<()>;
+    /// Creates or replaces a failure domain. `NotFound` if the cluster is missing, `Conflict` if
+    /// one of its brokers is in another domain of the cluster.
+    async fn set_failure_domain(&self, cluster: &str, name: &str, domain: &FailureDomain) -> Result<()>;
+    /// By name. `NotFound` if the cluster is missing.
+    async fn list_failure_domains(&self, cluster: &str) -> Result<BTreeMap<String, FailureDomain>>;
+    /// `NotFound` if the domain (or its cluster) is missing.
+    async fn delete_failure_domain(&self, cluster: &str, name: &str) -> Result<()>;
+    /// Creates or replaces a namespace isolation policy. `NotFound` if the cluster is missing.
+    async fn set_isolation_policy(&self, cluster: &str, name: &str, policy: &NamespaceIsolationData) -> Result<()>;
+    /// By name. `NotFound` if the cluster is missing.
+    async fn list_isolation_policies(&self, cluster: &str) -> Result<BTreeMap<String, NamespaceIsolationData>>;
+    /// `NotFound` if the policy (or its cluster) is missing.
+    async fn delete_isolation_policy(&self, cluster: &str, name: &str) -> Result<()>;
 
     // ---- tenants ----
     async fn create_tenant(&self, name: &TenantName, info: &TenantInfo) -> Result<()>;
@@ -75,6 +125,18 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn delete_topic(&self, name: &TopicName) -> Result<TopicRecord>;
     /// Topic-level policy overrides (Pulsar's topic policies), stored as JSON.
     async fn set_topic_policies(&self, name: &TopicName, policies: &serde_json::Value) -> Result<()>;
+    /// Replaces the properties of a topic. `NotFound` if it is missing.
+    async fn set_topic_properties(&self, name: &TopicName, properties: &BTreeMap<String, String>) -> Result<()>;
+    /// Records that a partition is terminated at `end` (the offset its next record would have
+    /// had). Terminating again keeps the first end. Returns the end in force; `NotFound` if the
+    /// partition is missing.
+    async fn terminate_partition(&self, log_id: i64, end: i64) -> Result<i64>;
+    /// Appends a version to the topic's schema (`None`: a deletion marker) and returns its
+    /// number, one more than the last (0 for the first). `NotFound` if the topic is missing.
+    async fn add_schema_version(&self, topic: &TopicName, schema: Option<&serde_json::Value>) -> Result<i64>;
+    /// Every version of the topic's schema, deletion markers included, oldest first; empty for a
+    /// missing topic.
+    async fn list_schema_versions(&self, topic: &TopicName) -> Result<Vec<SchemaVersion>>;
 
     // ---- partition ownership ----
     /// Makes `broker` the owner of the partition and returns the new, strictly larger epoch.
@@ -88,6 +150,14 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list_subscriptions(&self, log_id: i64) -> Result<Vec<SubscriptionRecord>>;
     /// Deletes subscription `name` from each listed partition. `NotFound` if it exists on none.
     async fn delete_subscription(&self, name: &str, log_ids: &[i64]) -> Result<()>;
+    /// Replaces the properties of subscription `name` on each listed partition. `NotFound` if it
+    /// exists on none.
+    async fn set_subscription_properties(
+        &self,
+        name: &str,
+        log_ids: &[i64],
+        properties: &BTreeMap<String, String>,
+    ) -> Result<()>;
     /// Persists cursors of one partition in one transaction, conditional on `epoch`.
     /// Cursors of subscriptions deleted meanwhile are ignored.
     async fn checkpoint_cursors(&self, log_id: i64, epoch: i64, cursors: &[(String, CursorState)]) -> Result<()>;

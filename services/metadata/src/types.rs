@@ -56,6 +56,9 @@ pub struct PartitionRecord {
     pub log_id: i64,
     /// -1 for a non-partitioned topic.
     pub index: i32,
+    /// Where a terminated partition ends for good (the offset its next record would have had);
+    /// `None` while it accepts messages.
+    pub terminated_end: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +88,8 @@ pub struct SubscriptionRecord {
     pub name: String,
     pub cursor: CursorState,
     pub created_at: i64,
+    /// Pulsar's subscription properties.
+    pub properties: BTreeMap<String, String>,
 }
 
 /// A sealed segment uploaded to the object store.
@@ -130,4 +135,104 @@ pub struct RevokedToken {
     pub token_id: String,
     /// Epoch ms; `None` = never expires.
     pub expires_at: Option<i64>,
+}
+
+/// Pulsar's `FailureDomain`: a named group of a cluster's brokers (`host:port`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+pub struct FailureDomain {
+    #[serde(default)]
+    pub brokers: Vec<String>,
+}
+
+/// Pulsar's `NamespaceIsolationData`: namespaces (regular expressions) served by primary
+/// brokers, with secondary ones as fallback (broker names are regular expressions too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+pub struct NamespaceIsolationData {
+    /// Regular expressions of `tenant/namespace` names.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Regular expressions of broker names (`host:port`) that serve these namespaces.
+    #[serde(default)]
+    pub primary: Vec<String>,
+    /// Brokers used when too few primary ones are available.
+    #[serde(default)]
+    pub secondary: Vec<String>,
+    #[serde(default)]
+    pub auto_failover_policy: AutoFailoverPolicyData,
+}
+
+/// When to use the secondary brokers: `min_available` with parameters `min_limit` (primary
+/// brokers needed) and `usage_threshold` (percent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+pub struct AutoFailoverPolicyData {
+    #[serde(default)]
+    #[schema(example = "min_available")]
+    pub policy_type: String,
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// One version of a topic's schema; `schema` is `None` for a deletion marker (versions keep
+/// counting after a deletion, as Pulsar's do).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaVersion {
+    pub version: i64,
+    /// Pulsar's `SchemaInfo` as JSON: `{"type", "schema", "properties"}`.
+    pub schema: Option<serde_json::Value>,
+    pub created_at: i64,
+}
+
+/// What a broker process says of itself when it joins the tier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRegistration {
+    /// Stable name of the broker (survives restarts; e.g. the pod name).
+    pub broker_id: String,
+    /// Random per process start.
+    pub session_id: String,
+    pub cluster: String,
+    /// `host:port` other brokers reach it at.
+    pub internal_address: String,
+    /// `host:port` clients reach it at.
+    pub advertised_address: String,
+    pub version: String,
+}
+
+/// A broker's own view of how it is doing, renewed with its lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BrokerState {
+    #[default]
+    Active,
+    /// Shutting down: handing its partitions over, taking no new ones.
+    Draining,
+}
+
+/// The load a broker reports with every renewal (Pulsar's load-report figures).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerLoad {
+    pub msg_rate_in: f64,
+    pub msg_rate_out: f64,
+    pub msg_throughput_in: f64,
+    pub msg_throughput_out: f64,
+    pub topics: u64,
+}
+
+/// A row of the membership table, as the database sees it now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerRecord {
+    pub registration: BrokerRegistration,
+    pub state: BrokerState,
+    pub load: BrokerLoad,
+    pub registered_at_ms: i64,
+    pub lease_expires_at_ms: i64,
+    /// Whether the lease is unexpired on the database's clock at the time of the read.
+    pub alive: bool,
+}
+
+/// A granted or renewed lease, in the database's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseGrant {
+    pub expires_at_ms: i64,
+    pub db_now_ms: i64,
 }

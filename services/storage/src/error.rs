@@ -14,6 +14,9 @@ pub enum StorageError {
     Io { path: String, source: std::io::Error },
     #[error("log {0} was deleted")]
     LogDeleted(u64),
+    /// The log was terminated: it accepts no more records.
+    #[error("log {0} is terminated")]
+    Terminated(u64),
     #[error("invalid storage configuration: {0}")]
     InvalidConfig(String),
 }

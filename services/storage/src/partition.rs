@@ -61,6 +61,8 @@ struct Appender {
     seg_bytes: u64,
     seg_created_ms: i64,
     deleted: bool,
+    /// Pulsar's topic termination: appends are refused from then on.
+    terminated: bool,
 }
 
 #[derive(Default)]
@@ -148,6 +150,7 @@ impl PartitionLog {
                 seg_bytes: 0,
                 seg_created_ms: now_ms(),
                 deleted: false,
+                terminated: false,
             }),
             segs: Mutex::new(Segments::default()),
             tail: Mutex::new(Tail::default()),
@@ -263,6 +266,9 @@ impl PartitionLog {
             let mut app = self.appender.lock();
             if app.deleted {
                 return Err(StorageError::LogDeleted(self.log_id));
+            }
+            if app.terminated {
+                return Err(StorageError::Terminated(self.log_id));
             }
             let now = now_ms();
             let age_ms = self.shared.config.segment_max_age.as_millis() as i64;
@@ -463,6 +469,26 @@ impl PartitionLog {
             tail.bytes -= m;
             self.shared.release_tail(m);
         }
+    }
+
+    /// Refuses every append from now on (Pulsar's topic termination) and returns the offset
+    /// the next record would have had: every record below it was accepted before, and is
+    /// readable once `end_offset()` reaches it. Idempotent.
+    pub fn terminate(&self) -> u64 {
+        let mut app = self.appender.lock();
+        app.terminated = true;
+        app.next_offset
+    }
+
+    /// Accepts appends again: undoes a `terminate` whose recording failed.
+    pub fn resume(&self) {
+        self.appender.lock().terminated = false;
+    }
+
+    /// Where the log ends for good, if it was terminated.
+    pub fn terminated_at(&self) -> Option<u64> {
+        let app = self.appender.lock();
+        app.terminated.then_some(app.next_offset)
     }
 
     pub fn start_offset(&self) -> u64 {

@@ -308,3 +308,21 @@ async fn batches_enqueued_before_waiting_keep_their_order_and_all_become_durable
     assert_eq!(read_all(&s, 4, 0).len(), 200);
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_terminated_log_refuses_appends_until_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = open(config(dir.path()));
+    append_range(&s, 3, 0, 10, 5).await;
+    let p = s.log(3).unwrap();
+    assert_eq!(p.terminated_at(), None);
+    assert_eq!(p.terminate(), 10);
+    assert_eq!(p.terminate(), 10, "terminating again changes nothing");
+    assert_eq!(p.terminated_at(), Some(10));
+    assert!(matches!(p.append(vec![input(10)]).await, Err(StorageError::Terminated(3))));
+    assert_eq!(p.end_offset(), 10);
+    assert_eq!(read_all(&s, 3, 0).len(), 10, "what was accepted before stays readable");
+    p.resume();
+    assert_eq!(p.append(vec![input(10)]).await.unwrap()[0].0, 10);
+    s.shutdown().await;
+}

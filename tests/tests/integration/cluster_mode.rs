@@ -66,7 +66,7 @@ async fn broker_mode_runs_on_postgres_and_keeps_state_across_restart() {
 }
 
 /// `magnetar broker --config FILE` with `config` must fail; its stderr.
-fn broker_refuses(config: &str) -> String {
+pub(crate) fn broker_refuses(config: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("magnetar.toml");
     std::fs::write(&file, config).unwrap();

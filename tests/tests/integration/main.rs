@@ -9,7 +9,9 @@
 mod common;
 
 mod admin_api;
+mod admin_ops;
 mod auth;
+mod broker_tier;
 mod cluster_mode;
 mod console;
 mod crash;
@@ -24,5 +26,6 @@ mod policies;
 mod produce_consume;
 mod restart;
 mod retention;
+mod topic_ops;
 mod websocket;
 mod ws_auth;

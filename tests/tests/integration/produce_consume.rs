@@ -299,7 +299,7 @@ async fn pull_with_wait_on_an_empty_topic_returns_no_messages() {
     let app = TestApp::standalone().await;
     create_topic(&app, "empty").await;
     let body = ok(app.post(&pull_path("empty", "s"), Some(json!({"waitMs": 300}))).await);
-    assert_eq!(body, json!({"messages": []}));
+    assert_eq!(body, json!({"messages": [], "endOfTopic": false}));
 }
 
 #[tokio::test]

@@ -48,12 +48,13 @@ async fn get_cluster(
 
 /// List the active brokers of a cluster
 ///
-/// This broker's address (`host:port`): a standalone broker or each node of a cluster answers
-/// for itself.
+/// The advertised addresses (`host:port`) of the brokers whose membership lease is live in the
+/// metadata store, sorted by broker id. A broker stopped gracefully leaves the list at once; one
+/// that died leaves it when its lease expires (`broker.membership.lease_ms`).
 #[utoipa::path(get, path = "/admin/v2/brokers/{cluster}", tag = "brokers",
     params(("cluster" = String, Path, description = "cluster name")),
     responses((status = 200, description = "broker addresses", body = [String]),
-        BadRequest, Unauthorized, Forbidden, NotFound))]
+        BadRequest, Unauthorized, Forbidden, NotFound, Unavailable))]
 async fn list_brokers(
     State(s): State<AppState>,
     auth: AuthContext,
@@ -63,7 +64,8 @@ async fn list_brokers(
     if cluster != s.broker.cluster() {
         return Err(BrokerError::NotFound(Entity::Cluster(cluster)).into());
     }
-    Ok(Json(vec![s.broker.broker_id().to_string()]))
+    let brokers = s.broker.live_brokers().await?;
+    Ok(Json(brokers.into_iter().map(|b| b.registration.advertised_address).collect()))
 }
 
 /// Broker health

@@ -3,8 +3,10 @@
 //! - `POST /topics/persistent/{t}/{ns}/{topic}/subscriptions/{sub}/pull`
 //!   `{"maxMessages":100,"waitMs":5000,"ackTimeoutMs":30000,"initialPosition":"latest"}` →
 //!   `{"messages":[{"messageId":"L:E:P","payload":"<base64>","key":..,"properties":{},
-//!   "publishTime":"..","eventTime":"..","redeliveryCount":0}]}`; returns as soon as messages
-//!   exist, or an empty list when the wait ends. The subscription is created on first pull.
+//!   "publishTime":"..","eventTime":"..","redeliveryCount":0}],"endOfTopic":false}`; returns as
+//!   soon as messages exist, or an empty list when the wait ends. The subscription is created on
+//!   first pull. `endOfTopic` turns true once the topic is terminated and every message was
+//!   delivered (Pulsar's `hasReachedEndOfTopic`).
 //! - `POST .../ack` `{"messageIds":["L:E:P", ...]}` → 204 once the acknowledgement is durable.
 //! - `POST .../nack` `{"messageIds":[...],"redeliveryDelayMs":0}` → 204.
 //!
@@ -99,8 +101,13 @@ impl From<PulledMessage> for PulledJson {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct PullResponse {
     pub messages: Vec<PulledJson>,
+    /// Pulsar's end of topic: the topic is terminated and every message has been delivered to
+    /// this subscription (those redelivered after a timeout or nack count as not delivered).
+    /// Pulls then answer at once, with no message.
+    pub end_of_topic: bool,
 }
 
 /// Pull messages from a subscription
@@ -146,8 +153,10 @@ async fn pull_messages(
         ack_timeout: body.ack_timeout_ms.map(Duration::from_millis),
         initial_position,
     };
-    let messages = s.broker.subscriptions().pull(&auth.caller(), &topic, &sub, &req).await?;
-    Ok(Json(PullResponse { messages: messages.into_iter().map(PulledJson::from).collect() }))
+    let subscriptions = s.broker.subscriptions();
+    let messages = subscriptions.pull(&auth.caller(), &topic, &sub, &req).await?;
+    let end_of_topic = subscriptions.end_of_topic(&topic, &sub).await?;
+    Ok(Json(PullResponse { messages: messages.into_iter().map(PulledJson::from).collect(), end_of_topic }))
 }
 
 /// Messages to acknowledge or redeliver.

@@ -175,9 +175,12 @@ fn to_messages(req: ProduceRequest) -> Result<Vec<PublishMessage>, ApiError> {
 }
 
 /// Pulsar's REST producer answers each message with an `errorCode`: 0 stored, 1 retriable
-/// (the broker cannot store it now), 2 failed for good.
+/// (the broker cannot store it now), 2 failed for good (a terminated topic too, though it is
+/// 503 as a whole: it never accepts messages again).
 fn error_code(e: &BrokerError) -> i32 {
-    if crate::error::status_of(e) == axum::http::StatusCode::SERVICE_UNAVAILABLE { 1 } else { 2 }
+    let retriable = crate::error::status_of(e) == axum::http::StatusCode::SERVICE_UNAVAILABLE
+        && !matches!(e, BrokerError::TopicTerminated(_));
+    if retriable { 1 } else { 2 }
 }
 
 /// The whole request is refused (nothing stored) when a message is too large; otherwise each

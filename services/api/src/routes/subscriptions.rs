@@ -47,7 +47,7 @@ async fn list_subscriptions(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = ResetCursorData)]
-struct PositionBody {
+pub(crate) struct PositionBody {
     ledger_id: i64,
     entry_id: i64,
     /// -1 when the topic is not partitioned.
@@ -56,7 +56,7 @@ struct PositionBody {
     partition_index: i32,
     /// Start after the message rather than at it.
     #[serde(default)]
-    is_excluded: bool,
+    pub(crate) is_excluded: bool,
 }
 
 fn minus_one() -> i32 {
@@ -64,7 +64,7 @@ fn minus_one() -> i32 {
 }
 
 impl PositionBody {
-    fn id(&self) -> MessageId {
+    pub(crate) fn id(&self) -> MessageId {
         MessageId {
             ledger_id: self.ledger_id,
             entry_id: self.entry_id,
@@ -217,7 +217,12 @@ async fn peek_message(
 ) -> ApiResult<Response> {
     auth.check(Operation::PeekMessages, (&topic, sub.as_str())).await?;
     let n: u64 = p.n.parse().map_err(|_| ApiError::bad_request(format!("invalid message position `{}`", p.n)))?;
-    let m = s.broker.subscriptions().peek(&topic, &sub, n).await?;
+    Ok(message_response(s.broker.subscriptions().peek(&topic, &sub, n).await?))
+}
+
+/// One message as Pulsar's peek, examine and get-by-id answer it: the raw payload, with its id,
+/// times, key and properties in `X-Pulsar-*` headers.
+pub(crate) fn message_response(m: magnetar_broker::PulledMessage) -> Response {
     let mut headers = HeaderMap::new();
     let mut put = |name: &str, value: String| {
         if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
@@ -238,5 +243,5 @@ async fn peek_message(
     let props: std::collections::BTreeMap<_, _> = m.record.properties.iter().cloned().collect();
     put("X-Pulsar-Property", serde_json::to_string(&props).unwrap_or_default());
     headers.insert("content-type", HeaderValue::from_static("application/octet-stream"));
-    Ok((headers, m.record.payload).into_response())
+    (headers, m.record.payload).into_response()
 }

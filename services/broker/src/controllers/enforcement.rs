@@ -94,6 +94,17 @@ impl Enforcement {
         }
     }
 
+    /// Backlog quota enforcement alone over the loaded topics, now (Pulsar's on-demand
+    /// `backlog-quota-check`; the periodic pass does the same every second).
+    pub async fn check_quotas(&self) {
+        for topic in self.registry.loaded_topics() {
+            let Ok(policies) = self.ctx.cached_policies(topic.name().namespace()).await else { continue };
+            for p in &topic.partitions {
+                self.check_quota(p, &policies).await;
+            }
+        }
+    }
+
     async fn check_quota(&self, p: &Arc<Partition>, policies: &Policies) {
         if policies.backlog_quota_map.is_empty() {
             p.set_quota(QuotaState::Ok);

@@ -7,6 +7,7 @@
 use crate::Result;
 use crate::context::Context;
 use crate::controllers::offload::Offloader;
+use crate::partition::Partition;
 use crate::registry::TopicRegistry;
 use magnetar_core::{NamespaceName, RetentionPolicies};
 use magnetar_storage::SegmentInfo;
@@ -76,22 +77,29 @@ impl Retention {
                 }
             };
             for p in &topic.partitions {
-                // Readers do not hold data back; durable subscriptions do.
-                let consumed = p
-                    .subscriptions()
-                    .iter()
-                    .map(|s| s.cursor().mark_delete)
-                    .min()
-                    .unwrap_or_else(|| p.log.end_offset());
-                let segments = p.log.segments();
-                if let Some(before) = deletable_before(&segments, consumed, &retention, now) {
-                    match self.offloader.delete_segments_all_tiers(p, before).await {
-                        Ok(freed) => tracing::debug!(topic = %p.name, before, freed, "retention deleted segments"),
-                        Err(e) => tracing::warn!(topic = %p.name, error = %e, "retention failed"),
-                    }
+                match trim_partition(&self.offloader, p, &retention, now).await {
+                    Ok(0) => {}
+                    Ok(freed) => tracing::debug!(topic = %p.name, freed, "retention deleted segments"),
+                    Err(e) => tracing::warn!(topic = %p.name, error = %e, "retention failed"),
                 }
             }
         }
+    }
+}
+
+/// Deletes the segments of one partition that `retention` lets go (the retention pass, and
+/// Pulsar's `trim` on demand); returns the bytes freed.
+pub(crate) async fn trim_partition(
+    offloader: &Offloader,
+    p: &Partition,
+    retention: &RetentionPolicies,
+    now_ms: i64,
+) -> Result<u64> {
+    // Readers do not hold data back; durable subscriptions do.
+    let consumed = p.subscriptions().iter().map(|s| s.cursor().mark_delete).min().unwrap_or_else(|| p.log.end_offset());
+    match deletable_before(&p.log.segments(), consumed, retention, now_ms) {
+        Some(before) => offloader.delete_segments_all_tiers(p, before).await,
+        None => Ok(0),
     }
 }
 

@@ -127,7 +127,13 @@ impl Subscription {
     /// Acknowledges everything published before `before_ms` (TTL and `expireMessages`);
     /// returns the op and how many messages expired.
     pub fn expire_before(&self, before_ms: i64) -> Option<(CursorOp, u64)> {
-        let upto = self.log.offset_for_publish_time(before_ms);
+        self.expire_below(self.log.offset_for_publish_time(before_ms))
+    }
+
+    /// Acknowledges every message below `upto` as expired (Pulsar's `expireMessages` to a
+    /// message id); returns the op and how many messages expired.
+    pub fn expire_below(&self, upto: u64) -> Option<(CursorOp, u64)> {
+        let upto = upto.min(self.log.end_offset());
         let st = self.lock();
         let md = st.acks.mark_delete();
         if upto <= md {
@@ -274,6 +280,38 @@ impl Subscription {
             kind: st.kind,
             consumers: st.consumers.values().cloned().collect(),
         }
+    }
+
+    /// Whether nothing is left to deliver below `end`: every message there is acknowledged or
+    /// in flight, none waits for redelivery or for its delivery time (Pulsar's end of topic,
+    /// once the log is terminated at `end`).
+    pub fn delivered_all(&self, end: u64) -> bool {
+        let start = self.log.start_offset();
+        let st = self.lock();
+        st.available.is_empty() && st.delayed.is_empty() && st.acks.next_unacked(st.read_pos.max(start)) >= end
+    }
+
+    /// Unacknowledged messages in `[from, to)`: how many, the first and the last.
+    pub fn unacked_in(&self, from: u64, to: u64) -> (u64, Option<u64>, Option<u64>) {
+        let st = self.lock();
+        let from = from.max(st.acks.mark_delete());
+        if from >= to {
+            return (0, None, None);
+        }
+        let count = (to - from) - st.acks.count_acked_in(from, to);
+        if count == 0 {
+            return (0, None, None);
+        }
+        let first = st.acks.next_unacked(from);
+        // The last: step down over acknowledged ranges from the end.
+        let mut last = to - 1;
+        while st.acks.contains(last) {
+            match st.acks.ranges().find(|&(s, e)| s <= last && last < e) {
+                Some((s, _)) if s > from => last = s - 1,
+                _ => break,
+            }
+        }
+        (count, Some(first), Some(last))
     }
 
     /// The `n`-th (1-based) unacknowledged offset, for peeking.

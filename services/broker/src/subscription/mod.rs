@@ -288,7 +288,8 @@ impl Subscription {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn bump(&self) {
+    /// Wakes whoever waits on this subscription: something may have changed for them.
+    pub(crate) fn bump(&self) {
         self.changes.send_modify(|v| *v += 1);
     }
 

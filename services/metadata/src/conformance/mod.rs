@@ -8,13 +8,19 @@
 //! ```
 
 mod accounts;
+mod brokers;
 mod catalog;
+mod clusters;
 mod logs;
+mod topic_ops;
 mod topics;
 
 pub use accounts::*;
+pub use brokers::*;
 pub use catalog::*;
+pub use clusters::*;
 pub use logs::*;
+pub use topic_ops::*;
 pub use topics::*;
 
 use crate::{MetadataError, MetadataStore, NewTopic, TenantInfo, TopicRecord};
@@ -58,6 +64,16 @@ macro_rules! conformance_tests {
             service_account_tokens_list_and_revoke,
             deleting_account_or_tenant_revokes_its_tokens,
             revocations_of_expired_tokens_are_pruned,
+            cluster_create_update_delete,
+            failure_domains_round_trip_and_keep_brokers_in_one_domain,
+            isolation_policies_round_trip_and_go_with_their_cluster,
+            terminating_a_partition_keeps_its_first_end,
+            topic_and_subscription_properties_round_trip,
+            schema_versions_count_on_after_a_deletion,
+            brokers_register_renew_and_list,
+            a_live_broker_id_cannot_be_taken_by_another_session,
+            an_expired_lease_is_not_renewed_and_may_be_taken_over,
+            deregistering_removes_only_the_own_session,
         );
     };
     (@each $runner:path; $($name:ident),* $(,)?) => {

@@ -130,7 +130,7 @@ impl SqlMetadataStore {
         }
         let removed = partitions_of(
             &mut tx,
-            "SELECT p.log_id, p.idx FROM partitions p JOIN topics t ON t.id = p.topic_id \
+            "SELECT p.log_id, p.idx, p.terminated_end FROM partitions p JOIN topics t ON t.id = p.topic_id \
              WHERE t.tenant = $1 ORDER BY p.log_id",
             name.as_str(),
             None,
@@ -257,7 +257,7 @@ impl SqlMetadataStore {
         }
         let removed = partitions_of(
             &mut tx,
-            "SELECT p.log_id, p.idx FROM partitions p JOIN topics t ON t.id = p.topic_id \
+            "SELECT p.log_id, p.idx, p.terminated_end FROM partitions p JOIN topics t ON t.id = p.topic_id \
              WHERE t.tenant = $1 AND t.namespace = $2 ORDER BY p.log_id",
             name.tenant().as_str(),
             Some(name.local()),
@@ -293,7 +293,7 @@ pub(crate) fn partition_record(row: &AnyRow) -> Result<PartitionRecord> {
     let index: i64 = get(row, "idx")?;
     let index =
         i32::try_from(index).map_err(|_| MetadataError::Internal(format!("partition index {index} out of range")))?;
-    Ok(PartitionRecord { log_id: get(row, "log_id")?, index })
+    Ok(PartitionRecord { log_id: get(row, "log_id")?, index, terminated_end: get(row, "terminated_end")? })
 }
 
 /// Names read back from the store were validated when written; failing here means corruption.

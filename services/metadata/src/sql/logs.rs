@@ -62,7 +62,7 @@ impl SqlMetadataStore {
         // The LEFT JOIN distinguishes a missing partition (no row) from one without
         // subscriptions (one row with NULL subscription columns) in a single snapshot.
         let rows = sqlx::query(
-            "SELECT s.name, s.mark_delete, s.acked_ranges, s.created_at FROM partitions p \
+            "SELECT s.name, s.mark_delete, s.acked_ranges, s.created_at, s.properties FROM partitions p \
              LEFT JOIN subscriptions s ON s.log_id = p.log_id WHERE p.log_id = $1 ORDER BY s.name",
         )
         .bind(log_id)
@@ -84,6 +84,7 @@ impl SqlMetadataStore {
                     acked_ranges: from_json(&get::<String>(row, "acked_ranges")?, &what)?,
                 },
                 created_at: get(row, "created_at")?,
+                properties: from_json(&get::<String>(row, "properties")?, &what)?,
                 name,
             });
         }

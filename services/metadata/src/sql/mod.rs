@@ -4,10 +4,13 @@
 //! placeholders, which both drivers accept.
 
 mod accounts;
+mod brokers;
 mod catalog;
+mod clusters;
 mod errors;
 mod logs;
 mod store;
+mod topic_ops;
 mod topics;
 
 use crate::{MetadataError, Result};
@@ -53,6 +56,15 @@ impl Dialect {
         match self {
             Dialect::Postgres => "BEGIN",
             Dialect::Sqlite => "BEGIN IMMEDIATE",
+        }
+    }
+
+    /// The database's own clock in milliseconds since the epoch, as a SQL expression: leases
+    /// are judged by one clock for every broker, never by a broker's own.
+    fn now_ms_sql(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+            Dialect::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
         }
     }
 }

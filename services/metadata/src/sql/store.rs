@@ -3,14 +3,41 @@
 
 use super::SqlMetadataStore;
 use crate::{
-    ClusterData, CursorState, MetadataStore, NamespaceRecord, NewTopic, PartitionRecord, Result, RevokedToken,
-    SegmentRecord, ServiceAccount, ServiceAccountToken, SubscriptionRecord, TenantInfo, TopicRecord,
+    BrokerLoad, BrokerRecord, BrokerRegistration, BrokerState, ClusterData, CursorState, FailureDomain, LeaseGrant,
+    MetadataStore, NamespaceIsolationData, NamespaceRecord, NewTopic, PartitionRecord, Result, RevokedToken,
+    SchemaVersion, SegmentRecord, ServiceAccount, ServiceAccountToken, SubscriptionRecord, TenantInfo, TopicRecord,
 };
 use async_trait::async_trait;
 use magnetar_core::{NamespaceName, Policies, TenantName, TopicName};
+use std::collections::BTreeMap;
 
 #[async_trait]
 impl MetadataStore for SqlMetadataStore {
+    async fn register_broker(
+        &self,
+        registration: &BrokerRegistration,
+        lease_ms: u64,
+        replaces: Option<&str>,
+    ) -> Result<LeaseGrant> {
+        self.register_broker_impl(registration, lease_ms, replaces).await
+    }
+    async fn renew_broker_lease(
+        &self,
+        broker_id: &str,
+        session_id: &str,
+        lease_ms: u64,
+        state: BrokerState,
+        load: &BrokerLoad,
+    ) -> Result<Option<LeaseGrant>> {
+        self.renew_broker_lease_impl(broker_id, session_id, lease_ms, state, load).await
+    }
+    async fn list_brokers(&self, cluster: &str) -> Result<Vec<BrokerRecord>> {
+        self.list_brokers_impl(cluster).await
+    }
+    async fn deregister_broker(&self, broker_id: &str, session_id: &str) -> Result<()> {
+        self.deregister_broker_impl(broker_id, session_id).await
+    }
+
     async fn upsert_cluster(&self, cluster: &ClusterData) -> Result<()> {
         self.upsert_cluster_impl(cluster).await
     }
@@ -19,6 +46,33 @@ impl MetadataStore for SqlMetadataStore {
     }
     async fn list_clusters(&self) -> Result<Vec<String>> {
         self.list_clusters_impl().await
+    }
+    async fn create_cluster(&self, cluster: &ClusterData) -> Result<()> {
+        self.create_cluster_impl(cluster).await
+    }
+    async fn update_cluster(&self, cluster: &ClusterData) -> Result<()> {
+        self.update_cluster_impl(cluster).await
+    }
+    async fn delete_cluster(&self, name: &str) -> Result<()> {
+        self.delete_cluster_impl(name).await
+    }
+    async fn set_failure_domain(&self, cluster: &str, name: &str, domain: &FailureDomain) -> Result<()> {
+        self.set_failure_domain_impl(cluster, name, domain).await
+    }
+    async fn list_failure_domains(&self, cluster: &str) -> Result<BTreeMap<String, FailureDomain>> {
+        self.list_failure_domains_impl(cluster).await
+    }
+    async fn delete_failure_domain(&self, cluster: &str, name: &str) -> Result<()> {
+        self.delete_failure_domain_impl(cluster, name).await
+    }
+    async fn set_isolation_policy(&self, cluster: &str, name: &str, policy: &NamespaceIsolationData) -> Result<()> {
+        self.set_isolation_policy_impl(cluster, name, policy).await
+    }
+    async fn list_isolation_policies(&self, cluster: &str) -> Result<BTreeMap<String, NamespaceIsolationData>> {
+        self.list_isolation_policies_impl(cluster).await
+    }
+    async fn delete_isolation_policy(&self, cluster: &str, name: &str) -> Result<()> {
+        self.delete_isolation_policy_impl(cluster, name).await
     }
 
     async fn create_tenant(&self, name: &TenantName, info: &TenantInfo) -> Result<()> {
@@ -76,6 +130,18 @@ impl MetadataStore for SqlMetadataStore {
     async fn set_topic_policies(&self, name: &TopicName, policies: &serde_json::Value) -> Result<()> {
         self.set_topic_policies_impl(name, policies).await
     }
+    async fn set_topic_properties(&self, name: &TopicName, properties: &BTreeMap<String, String>) -> Result<()> {
+        self.set_topic_properties_impl(name, properties).await
+    }
+    async fn terminate_partition(&self, log_id: i64, end: i64) -> Result<i64> {
+        self.terminate_partition_impl(log_id, end).await
+    }
+    async fn add_schema_version(&self, topic: &TopicName, schema: Option<&serde_json::Value>) -> Result<i64> {
+        self.add_schema_version_impl(topic, schema).await
+    }
+    async fn list_schema_versions(&self, topic: &TopicName) -> Result<Vec<SchemaVersion>> {
+        self.list_schema_versions_impl(topic).await
+    }
 
     async fn acquire_partition(&self, log_id: i64, broker: &str) -> Result<i64> {
         self.acquire_partition_impl(log_id, broker).await
@@ -92,6 +158,14 @@ impl MetadataStore for SqlMetadataStore {
     }
     async fn delete_subscription(&self, name: &str, log_ids: &[i64]) -> Result<()> {
         self.delete_subscription_impl(name, log_ids).await
+    }
+    async fn set_subscription_properties(
+        &self,
+        name: &str,
+        log_ids: &[i64],
+        properties: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.set_subscription_properties_impl(name, log_ids, properties).await
     }
     async fn checkpoint_cursors(&self, log_id: i64, epoch: i64, cursors: &[(String, CursorState)]) -> Result<()> {
         self.checkpoint_cursors_impl(log_id, epoch, cursors).await

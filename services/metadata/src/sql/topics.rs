@@ -14,7 +14,7 @@ macro_rules! select_topics {
     ($where:literal) => {
         concat!(
             "SELECT t.id, t.tenant, t.namespace, t.domain, t.name, t.partitions, t.properties, t.policies, \
-             t.created_at, p.log_id, p.idx FROM topics t JOIN partitions p ON p.topic_id = t.id WHERE ",
+             t.created_at, p.log_id, p.idx, p.terminated_end FROM topics t JOIN partitions p ON p.topic_id = t.id WHERE ",
             $where,
             " ORDER BY t.domain, t.name, p.idx"
         )

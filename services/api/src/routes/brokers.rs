@@ -1,0 +1,192 @@
+//! Pulsar's broker endpoints beyond health and discovery: version, readiness, the dynamic
+//! configuration (Magnetar has no dynamic settings: every setting comes from the configuration
+//! file or environment at start) and the namespaces a broker owns.
+
+use crate::AppState;
+use crate::error::{
+    ApiError, ApiResult, BadRequest, Forbidden, NotFound, PreconditionFailed, Unauthorized, Unavailable,
+};
+use crate::extract::{AuthContext, Path};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use magnetar_auth::{Operation, Resource};
+use magnetar_broker::{BrokerError, Entity};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_version))
+        .routes(routes!(broker_ready))
+        .routes(routes!(list_local_brokers))
+        .routes(routes!(list_dynamic_configuration_names))
+        .routes(routes!(get_dynamic_configuration_values))
+        .routes(routes!(update_dynamic_configuration))
+        .routes(routes!(delete_dynamic_configuration))
+        .routes(routes!(get_owned_namespaces))
+        .routes(routes!(check_backlog_quotas))
+}
+
+/// Apply the backlog quotas now
+///
+/// Checks every loaded topic against its backlog quotas and applies their policies (hold,
+/// refuse or evict), as the broker's periodic pass does every second.
+#[utoipa::path(get, path = "/admin/v2/brokers/backlog-quota-check", tag = "brokers",
+    responses((status = 204, description = "checked"), Unauthorized, Forbidden))]
+async fn check_backlog_quotas(State(s): State<AppState>, auth: AuthContext) -> ApiResult<StatusCode> {
+    auth.check(Operation::UpdateBrokerConfiguration, Resource::Cluster).await?;
+    s.broker.check_backlog_quotas().await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The broker's version
+#[utoipa::path(get, path = "/admin/v2/brokers/version", tag = "brokers",
+    responses((status = 200, description = "Magnetar's version", body = String, content_type = "text/plain"),
+        Unauthorized))]
+async fn get_version(_auth: AuthContext) -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+/// Whether the broker is ready
+///
+/// Text `ok` once the broker serves; 503 while it starts or shuts down.
+#[utoipa::path(get, path = "/admin/v2/brokers/ready", tag = "brokers",
+    responses((status = 200, description = "ready", body = String, content_type = "text/plain", example = "ok"),
+        Unauthorized, Forbidden, Unavailable))]
+async fn broker_ready(State(s): State<AppState>, auth: AuthContext) -> ApiResult<&'static str> {
+    auth.check(Operation::BrokerHealth, Resource::Cluster).await?;
+    if s.broker.is_ready() { Ok("ok") } else { Err(BrokerError::ShuttingDown.into()) }
+}
+
+/// List the active brokers of this broker's cluster
+///
+/// The advertised addresses (`host:port`) of the brokers whose membership lease is live, as
+/// `/admin/v2/brokers/{cluster}` answers for this broker's cluster.
+#[utoipa::path(get, path = "/admin/v2/brokers", tag = "brokers",
+    responses((status = 200, description = "broker addresses", body = [String]), Unauthorized, Forbidden, Unavailable))]
+async fn list_local_brokers(State(s): State<AppState>, auth: AuthContext) -> ApiResult<Json<Vec<String>>> {
+    auth.check(Operation::ListBrokers, Resource::Cluster).await?;
+    let brokers = s.broker.live_brokers().await?;
+    Ok(Json(brokers.into_iter().map(|b| b.registration.advertised_address).collect()))
+}
+
+/// List the names of the settings that can change at run time
+///
+/// Empty: Magnetar's settings are read at start (see `/brokers/configuration/runtime` for them).
+#[utoipa::path(get, path = "/admin/v2/brokers/configuration", tag = "brokers",
+    responses((status = 200, description = "setting names", body = [String]), Unauthorized, Forbidden))]
+async fn list_dynamic_configuration_names(auth: AuthContext) -> ApiResult<Json<Vec<String>>> {
+    auth.check(Operation::GetBrokerConfiguration, Resource::Cluster).await?;
+    Ok(Json(Vec::new()))
+}
+
+/// Get the values of the settings changed at run time
+///
+/// Empty: no setting changes at run time.
+#[utoipa::path(get, path = "/admin/v2/brokers/configuration/values", tag = "brokers",
+    responses((status = 200, description = "setting name to value", body = BTreeMap<String, String>),
+        Unauthorized, Forbidden))]
+async fn get_dynamic_configuration_values(auth: AuthContext) -> ApiResult<Json<BTreeMap<String, String>>> {
+    auth.check(Operation::GetBrokerConfiguration, Resource::Cluster).await?;
+    Ok(Json(BTreeMap::new()))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfigPath {
+    config_name: String,
+    #[serde(default)]
+    config_value: Option<String>,
+}
+
+/// 412, as Pulsar answers for a setting that is not dynamic.
+fn not_dynamic(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::PRECONDITION_FAILED,
+        format!(
+            "setting {name} is not dynamic: Magnetar reads its settings at start (configuration file, environment)"
+        ),
+    )
+}
+
+/// Change a setting at run time
+///
+/// Always 412: no Magnetar setting is dynamic (Pulsar's answer for a name not in its dynamic
+/// list). Change the configuration and restart the broker instead.
+#[utoipa::path(post, path = "/admin/v2/brokers/configuration/{configName}/{configValue}", tag = "brokers",
+    params(("configName" = String, Path, description = "setting name"), ("configValue" = String, Path, description = "value")),
+    responses((status = 204, description = "never: no setting is dynamic"), Unauthorized, Forbidden, PreconditionFailed))]
+async fn update_dynamic_configuration(auth: AuthContext, Path(p): Path<ConfigPath>) -> ApiResult<StatusCode> {
+    auth.check(Operation::UpdateBrokerConfiguration, Resource::Cluster).await?;
+    let _ = p.config_value;
+    Err(not_dynamic(&p.config_name))
+}
+
+/// Reset a setting changed at run time
+///
+/// Always 412: no Magnetar setting is dynamic.
+#[utoipa::path(delete, path = "/admin/v2/brokers/configuration/{configName}", tag = "brokers",
+    params(("configName" = String, Path, description = "setting name")),
+    responses((status = 204, description = "never: no setting is dynamic"), Unauthorized, Forbidden, PreconditionFailed))]
+async fn delete_dynamic_configuration(auth: AuthContext, Path(p): Path<ConfigPath>) -> ApiResult<StatusCode> {
+    auth.check(Operation::UpdateBrokerConfiguration, Resource::Cluster).await?;
+    Err(not_dynamic(&p.config_name))
+}
+
+/// Pulsar's `NamespaceOwnershipStatus`.
+#[derive(Serialize, ToSchema)]
+struct NamespaceOwnershipStatus {
+    /// Always `shared`: Magnetar has no isolation tier yet.
+    broker_assignment: &'static str,
+    is_controlled: bool,
+    is_active: bool,
+}
+
+#[derive(Deserialize)]
+struct OwnedPath {
+    cluster: String,
+    broker: String,
+}
+
+/// The namespaces a broker owns
+///
+/// Keyed `tenant/namespace/0x00000000_0xffffffff` (Magnetar has no bundles: a namespace is one
+/// bundle, owned while one of its topics is loaded). Only this broker answers for itself: 404
+/// for another broker or cluster.
+#[utoipa::path(get, path = "/admin/v2/brokers/{cluster}/{broker}/ownedNamespaces", tag = "brokers",
+    params(("cluster" = String, Path, description = "cluster name"),
+        ("broker" = String, Path, description = "the broker's `host:port` (Pulsar's broker-webserviceurl)")),
+    responses((status = 200, description = "owned namespace bundles", body = BTreeMap<String, NamespaceOwnershipStatus>),
+        BadRequest, Unauthorized, Forbidden, NotFound, Unavailable))]
+async fn get_owned_namespaces(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    Path(p): Path<OwnedPath>,
+) -> ApiResult<Json<BTreeMap<String, NamespaceOwnershipStatus>>> {
+    auth.check(Operation::GetBrokerConfiguration, Resource::Cluster).await?;
+    if p.cluster != s.broker.cluster() {
+        return Err(BrokerError::NotFound(Entity::Cluster(p.cluster)).into());
+    }
+    let me = s.broker.broker_id();
+    let broker = p.broker.trim_start_matches("http://").trim_start_matches("https://");
+    if broker != me {
+        return Err(
+            BrokerError::NotFound(Entity::Message(format!("broker {} of cluster {}", p.broker, p.cluster))).into()
+        );
+    }
+    let owned = s.broker.topics().owned_namespaces();
+    Ok(Json(
+        owned
+            .into_iter()
+            .map(|ns| {
+                let status =
+                    NamespaceOwnershipStatus { broker_assignment: "shared", is_controlled: false, is_active: true };
+                (format!("{ns}/0x00000000_0xffffffff"), status)
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,174 @@
+//! Pulsar's schema registry, per topic: versions of a `SchemaInfo` (type, definition,
+//! properties) stored in the metadata store, a deletion as a marker version. The broker keeps
+//! schemas for clients and tools; it does not check message payloads against them, and
+//! compatibility is judged by type only (a schema may evolve freely within its type, as under
+//! Pulsar's `ALWAYS_COMPATIBLE` strategy; changing the type is refused as Pulsar refuses it).
+
+use crate::error::Entity;
+use crate::topics::Topics;
+use crate::{BrokerError, Result};
+use magnetar_core::TopicName;
+use magnetar_metadata::{MetadataError, SchemaVersion};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Pulsar's schema types.
+pub const SCHEMA_TYPES: &[&str] = &[
+    "NONE",
+    "STRING",
+    "JSON",
+    "PROTOBUF",
+    "AVRO",
+    "BOOLEAN",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FLOAT",
+    "DOUBLE",
+    "DATE",
+    "TIME",
+    "TIMESTAMP",
+    "KEY_VALUE",
+    "INSTANT",
+    "LOCAL_DATE",
+    "LOCAL_TIME",
+    "LOCAL_DATE_TIME",
+    "PROTOBUF_NATIVE",
+    "BYTES",
+    "AUTO_CONSUME",
+    "AUTO_PUBLISH",
+];
+
+/// Pulsar's `PostSchemaPayload`: a schema as a client uploads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SchemaPayload {
+    /// One of Pulsar's schema types (`AVRO`, `JSON`, `PROTOBUF`, `STRING`, `BYTES`, ...).
+    #[serde(rename = "type")]
+    #[schema(example = "JSON")]
+    pub schema_type: String,
+    /// The definition (an Avro or JSON schema document for `AVRO` and `JSON`; empty for primitives).
+    #[serde(default)]
+    pub schema: String,
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Pulsar's `GetSchemaResponse`: one version of a topic's schema.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SchemaVersionInfo {
+    pub version: i64,
+    #[serde(rename = "type")]
+    pub schema_type: String,
+    /// Epoch milliseconds.
+    pub timestamp: i64,
+    pub data: String,
+    pub properties: BTreeMap<String, String>,
+}
+
+fn info(v: &SchemaVersion) -> Option<SchemaVersionInfo> {
+    let p: SchemaPayload = serde_json::from_value(v.schema.clone()?).ok()?;
+    Some(SchemaVersionInfo {
+        version: v.version,
+        schema_type: p.schema_type,
+        timestamp: v.created_at,
+        data: p.schema,
+        properties: p.properties,
+    })
+}
+
+fn no_schema(topic: &TopicName) -> BrokerError {
+    BrokerError::NotFound(Entity::Message(format!("schema of topic {topic}")))
+}
+
+impl Topics {
+    /// Versions since the last deletion, oldest first (Pulsar's "all versions"); `NotFound` for
+    /// a missing topic.
+    async fn live_versions(&self, topic: &TopicName) -> Result<Vec<SchemaVersion>> {
+        let base = topic.base();
+        if self.record(&base).await?.is_none() {
+            return Err(BrokerError::NotFound(Entity::Topic(topic.clone())));
+        }
+        let mut all = self.ctx().metadata.list_schema_versions(&base).await?;
+        if let Some(deleted) = all.iter().rposition(|v| v.schema.is_none()) {
+            all.drain(..=deleted);
+        }
+        Ok(all)
+    }
+
+    /// The latest version of the topic's schema; `NotFound` when it has none (or it was deleted).
+    pub async fn schema(&self, topic: &TopicName) -> Result<SchemaVersionInfo> {
+        self.live_versions(topic).await?.last().and_then(info).ok_or_else(|| no_schema(topic))
+    }
+
+    /// One version, deleted ones included as Pulsar keeps them readable; `NotFound` for a
+    /// version that never existed or a deletion marker.
+    pub async fn schema_version(&self, topic: &TopicName, version: i64) -> Result<SchemaVersionInfo> {
+        let base = topic.base();
+        if self.record(&base).await?.is_none() {
+            return Err(BrokerError::NotFound(Entity::Topic(topic.clone())));
+        }
+        let all = self.ctx().metadata.list_schema_versions(&base).await?;
+        all.iter().find(|v| v.version == version).and_then(info).ok_or_else(|| {
+            BrokerError::NotFound(Entity::Message(format!("version {version} of the schema of topic {topic}")))
+        })
+    }
+
+    /// Every version since the last deletion.
+    pub async fn schemas(&self, topic: &TopicName) -> Result<Vec<SchemaVersionInfo>> {
+        Ok(self.live_versions(topic).await?.iter().filter_map(info).collect())
+    }
+
+    /// Why `payload` cannot follow the topic's current schema, if it cannot: a type other than
+    /// the current one. `InvalidArgument` for a type Pulsar does not have.
+    pub async fn schema_incompatibility(&self, topic: &TopicName, payload: &SchemaPayload) -> Result<Option<String>> {
+        if !SCHEMA_TYPES.contains(&payload.schema_type.as_str()) {
+            return Err(BrokerError::InvalidArgument(format!(
+                "unknown schema type {}: one of {}",
+                payload.schema_type,
+                SCHEMA_TYPES.join(", ")
+            )));
+        }
+        Ok(match self.live_versions(topic).await?.last().and_then(info) {
+            Some(current) if current.schema_type != payload.schema_type => Some(format!(
+                "schema type {} differs from the type {} of the schema of topic {topic}",
+                payload.schema_type, current.schema_type
+            )),
+            _ => None,
+        })
+    }
+
+    /// Stores `payload` as the topic's next schema version and returns it; an upload identical
+    /// to a live version returns that version (Pulsar does not store a schema twice).
+    /// `SchemaIncompatible` when it cannot follow the current schema.
+    pub async fn upload_schema(&self, topic: &TopicName, payload: &SchemaPayload) -> Result<i64> {
+        if let Some(existing) = self.schema_version_of(topic, payload).await? {
+            return Ok(existing);
+        }
+        if let Some(why) = self.schema_incompatibility(topic, payload).await? {
+            return Err(BrokerError::SchemaIncompatible(why));
+        }
+        let json = serde_json::to_value(payload).map_err(BrokerError::internal)?;
+        self.ctx().metadata.add_schema_version(&topic.base(), Some(&json)).await.map_err(|e| match e {
+            MetadataError::NotFound(_) => BrokerError::NotFound(Entity::Topic(topic.clone())),
+            e => e.into(),
+        })
+    }
+
+    /// Deletes the topic's schema (a marker version) and returns the marker's version.
+    pub async fn delete_schema(&self, topic: &TopicName) -> Result<i64> {
+        if self.live_versions(topic).await?.is_empty() {
+            return Err(no_schema(topic));
+        }
+        Ok(self.ctx().metadata.add_schema_version(&topic.base(), None).await?)
+    }
+
+    /// The live version identical to `payload`, if any.
+    pub async fn schema_version_of(&self, topic: &TopicName, payload: &SchemaPayload) -> Result<Option<i64>> {
+        let versions = self.live_versions(topic).await?;
+        Ok(versions.iter().rev().find_map(|v| {
+            let p: SchemaPayload = serde_json::from_value(v.schema.clone()?).ok()?;
+            (p == *payload).then_some(v.version)
+        }))
+    }
+}
