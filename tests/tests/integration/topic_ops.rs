@@ -187,9 +187,24 @@ async fn truncate_deletes_every_message_and_moves_subscriptions_to_the_end() {
     err(app.delete(&format!("{}/truncate", admin_topic("missing"))).await, 404);
 }
 
+/// A broker whose namespace keeps every message: without a subscription and with the default
+/// retention of 0, sealed segments may be deleted by the next retention pass (every 200 ms in
+/// tests), which the tests that read old messages by position must not race with.
+async fn keeping_everything() -> TestApp {
+    let app = TestApp::with_postgres().await;
+    let (s, body) = app
+        .post(
+            "/admin/v2/namespaces/public/default/retention",
+            Some(serde_json::json!({"retentionTimeInMinutes": -1, "retentionSizeInMB": -1})),
+        )
+        .await;
+    assert_eq!(s, 204, "{body}");
+    app
+}
+
 #[tokio::test]
 async fn examine_message_counts_from_the_latest_or_the_earliest() {
-    let app = TestApp::with_postgres().await;
+    let app = keeping_everything().await;
     let ids = produce_payloads(&app, "exam", &numbered("e", 3)).await;
     let path = |q: &str| format!("{}/examinemessage?{q}", admin_topic("exam"));
     assert_eq!(get_message(&app, &path("")).await, ("e-2".into(), ledger_entry(&ids[2])), "default: the latest");
@@ -208,7 +223,7 @@ async fn examine_message_counts_from_the_latest_or_the_earliest() {
 
 #[tokio::test]
 async fn a_message_is_read_by_the_ledger_and_entry_id_any_surface_gave() {
-    let app = TestApp::with_postgres().await;
+    let app = keeping_everything().await;
     let big = "y".repeat(20 * 1024);
     // Several segments, so ledger ids differ between messages (a segment rolls between
     // requests, not inside one).
@@ -239,7 +254,7 @@ async fn a_message_is_read_by_the_ledger_and_entry_id_any_surface_gave() {
 
 #[tokio::test]
 async fn the_message_id_of_a_publish_time_is_the_first_message_at_or_after_it() {
-    let app = TestApp::with_postgres().await;
+    let app = keeping_everything().await;
     let before = now_ms();
     let first = produce_payloads(&app, "bytime", &["a".to_string()]).await;
     // Publish times are milliseconds: the second batch is published strictly later.
