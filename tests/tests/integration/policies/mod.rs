@@ -5,6 +5,7 @@
 
 mod admin;
 mod enforced;
+mod replication;
 
 use futures::{SinkExt, StreamExt};
 use magnetar_tests::{TestApp, test_config};
