@@ -35,13 +35,17 @@ pub fn incompatibility(strategy: Strategy, live: &[SchemaPayload], new: &SchemaP
             new.schema_type, latest.schema_type
         ));
     }
-    if !(strategy.checks_backward() || strategy.checks_forward()) || !matches!(new.schema_type.as_str(), "AVRO" | "JSON")
+    if !(strategy.checks_backward() || strategy.checks_forward())
+        || !matches!(new.schema_type.as_str(), "AVRO" | "JSON")
     {
         return None;
     }
     let new_fields = record_fields(&new.schema)?;
-    let against: Vec<&SchemaPayload> =
-        if strategy.is_transitive() { live.iter().filter(|p| p.schema_type == new.schema_type).collect() } else { vec![latest] };
+    let against: Vec<&SchemaPayload> = if strategy.is_transitive() {
+        live.iter().filter(|p| p.schema_type == new.schema_type).collect()
+    } else {
+        vec![latest]
+    };
     for old in against.into_iter().rev() {
         let Some(old_fields) = record_fields(&old.schema) else { continue };
         let why = if strategy.checks_backward() { unreadable(&new_fields, &old_fields) } else { None }
@@ -111,7 +115,8 @@ mod tests {
     #[test]
     fn the_always_strategies_ignore_the_definitions() {
         let live = [avro(A)];
-        let other = SchemaPayload { schema_type: "STRING".into(), schema: String::new(), properties: Default::default() };
+        let other =
+            SchemaPayload { schema_type: "STRING".into(), schema: String::new(), properties: Default::default() };
         assert_eq!(incompatibility(Strategy::AlwaysCompatible, &live, &other), None);
         assert!(incompatibility(Strategy::AlwaysIncompatible, &live, &avro(A)).is_some());
         assert_eq!(incompatibility(Strategy::AlwaysIncompatible, &[], &avro(A)), None, "the first version");

@@ -6,10 +6,10 @@
 //! type is refused); what each strategy checks is in `schema_compat`.
 
 use crate::error::Entity;
-use crate::topics::Topics;
-use crate::{BrokerError, Result};
 use crate::policies::resolve::EffectivePolicies;
 use crate::policies::runtime::parse_topic_policies;
+use crate::topics::Topics;
+use crate::{BrokerError, Result};
 use magnetar_core::{SchemaCompatibilityStrategy, TopicName};
 use magnetar_metadata::{MetadataError, SchemaVersion};
 use serde::{Deserialize, Serialize};
@@ -147,8 +147,12 @@ impl Topics {
                 SCHEMA_TYPES.join(", ")
             )));
         }
-        let live: Vec<SchemaPayload> =
-            self.live_versions(topic).await?.into_iter().filter_map(|v| serde_json::from_value(v.schema?).ok()).collect();
+        let live: Vec<SchemaPayload> = self
+            .live_versions(topic)
+            .await?
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v.schema?).ok())
+            .collect();
         let strategy = self.schema_compatibility_strategy(topic).await?;
         Ok(crate::schema_compat::incompatibility(strategy, &live, payload)
             .map(|why| format!("schema of topic {topic}: {why}")))

@@ -48,10 +48,7 @@ async fn schema_policies_are_set_read_kept_across_a_restart_and_removed() {
 
     // The deprecated strategy applies while the namespace's is UNDEFINED.
     assert_eq!(app.put(&format!("{NS}/schemaAutoUpdateCompatibilityStrategy"), Some(json!("Backward"))).await.0, 204);
-    assert_eq!(
-        ok(app.get(&format!("{TOPIC}/pol/schemaCompatibilityStrategy?applied=true")).await),
-        "BACKWARD"
-    );
+    assert_eq!(ok(app.get(&format!("{TOPIC}/pol/schemaCompatibilityStrategy?applied=true")).await), "BACKWARD");
     assert_eq!(app.put(&format!("{NS}/schemaCompatibilityStrategy"), Some(json!("FORWARD"))).await.0, 204);
     assert_eq!(app.post(&format!("{NS}/isAllowAutoUpdateSchema"), Some(json!(false))).await.0, 204);
     assert_eq!(app.post(&format!("{NS}/schemaValidationEnforced"), Some(json!(true))).await.0, 204);
@@ -92,10 +89,13 @@ async fn the_registry_honours_the_always_strategies() {
     let b = record("JSON", json!([{"name": "b", "type": "int"}]));
     assert_eq!(ok(upload(&app, "always", a.clone()).await), json!({"version": 0}));
 
-    assert_eq!(app.put(&format!("{TOPIC}/always/schemaCompatibilityStrategy"), Some(json!("ALWAYS_INCOMPATIBLE"))).await.0, 204);
+    assert_eq!(
+        app.put(&format!("{TOPIC}/always/schemaCompatibilityStrategy"), Some(json!("ALWAYS_INCOMPATIBLE"))).await.0,
+        204
+    );
     let reason = err(upload(&app, "always", b.clone()).await, 409);
     assert!(reason.contains("ALWAYS_INCOMPATIBLE"), "{reason}");
-    assert_eq!(ok(upload(&app, "always", a.clone()).await), json!({"version": 0}), "a stored version is answered");
+    assert_eq!(ok(upload(&app, "always", a).await), json!({"version": 0}), "a stored version is answered");
     let verdict = ok(app.post(&format!("{SCHEMAS}/always/compatibility"), Some(b.clone())).await);
     assert_eq!(verdict["isCompatibility"], false, "{verdict}");
     assert_eq!(verdict["schemaCompatibilityStrategy"], "ALWAYS_INCOMPATIBLE");
@@ -108,7 +108,7 @@ async fn the_registry_honours_the_always_strategies() {
 
     // Without a strategy, the broker's rule: the type must be kept.
     assert_eq!(app.put(&format!("{NS}/schemaCompatibilityStrategy"), Some(json!("UNDEFINED"))).await.0, 204);
-    err(upload(&app, "always", a).await, 409);
+    err(upload(&app, "always", record("JSON", json!([{"name": "c", "type": "string"}]))).await, 409);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,11 +126,24 @@ async fn the_registry_checks_avro_record_fields_by_strategy() {
     assert_eq!(ok(upload(&app, "fields", record("AVRO", json!([a, b_default]))).await), json!({"version": 1}));
     // FORWARD: a field without a default may be added, but not removed.
     assert_eq!(app.put(&format!("{TOPIC}/fields/schemaCompatibilityStrategy"), Some(json!("FORWARD"))).await.0, 204);
-    assert_eq!(ok(upload(&app, "fields", record("AVRO", json!([a, b_default, {"name": "c", "type": "long"}]))).await), json!({"version": 2}));
-    err(upload(&app, "fields", record("AVRO", json!([a, b_default]))).await, 409);
+    assert_eq!(
+        ok(upload(&app, "fields", record("AVRO", json!([a, b_default, {"name": "c", "type": "long"}]))).await),
+        json!({"version": 2})
+    );
+    let without_c = record("AVRO", json!([a, b_default, {"name": "e", "type": "long", "default": 0}]));
+    let reason = err(upload(&app, "fields", without_c).await, 409);
+    assert!(reason.contains("field c"), "{reason}");
     // FULL_TRANSITIVE: against every version, so a field missing from version 0 needs a default.
-    assert_eq!(app.put(&format!("{TOPIC}/fields/schemaCompatibilityStrategy"), Some(json!("FULL_TRANSITIVE"))).await.0, 204);
-    let verdict = ok(app.post(&format!("{SCHEMAS}/fields/compatibility"), Some(record("AVRO", json!([a, b_default, {"name": "c", "type": "long"}, {"name": "d", "type": "long"}])))).await);
+    assert_eq!(
+        app.put(&format!("{TOPIC}/fields/schemaCompatibilityStrategy"), Some(json!("FULL_TRANSITIVE"))).await.0,
+        204
+    );
+    let verdict = ok(app
+        .post(
+            &format!("{SCHEMAS}/fields/compatibility"),
+            Some(record("AVRO", json!([a, b_default, {"name": "c", "type": "long"}, {"name": "d", "type": "long"}]))),
+        )
+        .await);
     assert_eq!(verdict["isCompatibility"], false, "{verdict}");
     assert_eq!(verdict["schemaCompatibilityStrategy"], "FULL_TRANSITIVE");
 }

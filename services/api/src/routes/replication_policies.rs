@@ -28,7 +28,11 @@ pub fn router() -> OpenApiRouter<AppState> {
             set_topic_replicator_dispatch_rate,
             remove_topic_replicator_dispatch_rate
         ))
-        .routes(routes!(get_topic_replication_clusters, set_topic_replication_clusters, remove_topic_replication_clusters))
+        .routes(routes!(
+            get_topic_replication_clusters,
+            set_topic_replication_clusters,
+            remove_topic_replication_clusters
+        ))
 }
 
 namespace_policy!(

@@ -34,7 +34,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Changes one namespace's policies (the one write path of this file's namespace handlers).
-async fn update(s: &AppState, name: &NamespaceName, change: impl Fn(&mut Policies) + Send + Sync) -> ApiResult<StatusCode> {
+async fn update(
+    s: &AppState,
+    name: &NamespaceName,
+    change: impl Fn(&mut Policies) + Send + Sync,
+) -> ApiResult<StatusCode> {
     s.broker
         .admin()
         .update_policies(name, |p| {

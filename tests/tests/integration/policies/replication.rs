@@ -75,7 +75,10 @@ async fn stored_replication_and_placement_policies_are_set_read_kept_across_a_re
 
     assert_eq!(app.delete(&format!("{NS}/antiAffinity")).await.0, 204);
     assert_eq!(ok(app.get(&format!("{NS}/antiAffinity")).await), Value::Null);
-    assert_eq!(ok(app.get("/admin/v2/namespaces/standalone/antiAffinity/group-a?tenant=public").await), json!(["public/other"]));
+    assert_eq!(
+        ok(app.get("/admin/v2/namespaces/standalone/antiAffinity/group-a?tenant=public").await),
+        json!(["public/other"])
+    );
     assert_eq!(app.delete(&format!("{TOPIC}/geo/replicatorDispatchRate")).await.0, 204);
     assert_eq!(ok(app.get(&format!("{TOPIC}/geo/replicatorDispatchRate?applied=true")).await), rate);
     assert_eq!(app.delete(&format!("{NS}/replicatorDispatchRate")).await.0, 204);
