@@ -165,10 +165,15 @@ impl Topics {
         if has_schema {
             return Ok(());
         }
-        let enforced = match self.schema_policies(topic).await {
-            Ok(e) => e.schema_validation_enforced.value,
-            Err(BrokerError::NotFound(Entity::Topic(_))) => return Ok(()),
-            Err(e) => return Err(e),
+        // A loaded topic keeps its policies in force up to date: no store read on the publish path
+        // unless the policy holds.
+        let enforced = match self.registry().loaded(&topic.base()) {
+            Some(t) => t.policy.effective().schema_validation_enforced.value,
+            None => match self.schema_policies(topic).await {
+                Ok(e) => e.schema_validation_enforced.value,
+                Err(BrokerError::NotFound(Entity::Topic(_))) => return Ok(()),
+                Err(e) => return Err(e),
+            },
         };
         if enforced && !self.live_versions(topic).await?.is_empty() {
             return Err(BrokerError::SchemaIncompatible(format!(

@@ -1,9 +1,11 @@
 //! Schema policies over the admin API and their effect: the namespace and topic strategies are
 //! set, read (`applied=true` too), kept across a restart and removed; the schema registry
 //! refuses or accepts new versions as the strategy in force says, field rules included; and
-//! `schemaValidationEnforced` refuses a REST produce without a schema on a topic with one.
+//! `schemaValidationEnforced` refuses a REST produce without a schema, and a WebSocket producer,
+//! on a topic with one.
 //! Metadata in PostgreSQL, so the restart reads what another broker would.
 
+use crate::common::ws::refused_status;
 use crate::common::{create_topic, err, ok, rest_topic};
 use magnetar::config::{Config, MetadataSection, Secret};
 use magnetar_tests::{TestApp, fresh_postgres_database, test_config};
@@ -159,6 +161,9 @@ async fn schema_validation_enforced_refuses_a_produce_without_a_schema() {
     ok(upload(&app, "typed", json!({"type": "STRING", "schema": ""})).await);
     let reason = err(app.post(&rest_topic("typed"), Some(message.clone())).await, 409);
     assert!(reason.contains("schemaValidationEnforced"), "{reason}");
+    // A WebSocket producer carries no schema: refused at the handshake.
+    let ws = format!("{}/ws/v2/producer/persistent/public/default/typed", app.base.replacen("http", "ws", 1));
+    assert_eq!(refused_status(&ws).await, 409);
     let with_schema = json!({"valueSchema": "{\"type\":\"STRING\"}", "messages": [{"payload": "hello"}]});
     ok(app.post(&rest_topic("typed"), Some(with_schema)).await);
     // Off at the topic, off in force even with the namespace enforcing.
