@@ -97,6 +97,33 @@ impl Admin {
         self.ctx.metadata.list_namespaces(tenant).await.or_entity(|| Entity::Tenant(tenant.clone()))
     }
 
+    /// `clusters` as a namespace or topic stores them: sorted, without duplicates, at least one,
+    /// each an existing cluster (`InvalidPolicy` otherwise, as Pulsar answers 412).
+    pub async fn check_replication_clusters(&self, clusters: &[String]) -> Result<Vec<String>> {
+        if clusters.is_empty() {
+            return Err(BrokerError::InvalidPolicy("replication clusters must name at least one cluster".into()));
+        }
+        let known = self.list_clusters().await?;
+        if let Some(bad) = clusters.iter().find(|c| !known.contains(c)) {
+            return Err(BrokerError::InvalidPolicy(format!("invalid cluster id: cluster {bad} does not exist")));
+        }
+        let mut list = clusters.to_vec();
+        list.sort();
+        list.dedup();
+        Ok(list)
+    }
+
+    /// The namespaces of `tenant` in anti-affinity group `group`.
+    pub async fn anti_affinity_namespaces(&self, tenant: &TenantName, group: &str) -> Result<Vec<NamespaceName>> {
+        let mut members = Vec::new();
+        for ns in self.list_namespaces(tenant).await? {
+            if self.ctx.cached_policies(&ns).await?.namespace_anti_affinity_group.as_deref() == Some(group) {
+                members.push(ns);
+            }
+        }
+        Ok(members)
+    }
+
     /// A namespace's policies, read fresh.
     pub async fn get_policies(&self, name: &NamespaceName) -> Result<Policies> {
         self.ctx.fresh_policies(name).await

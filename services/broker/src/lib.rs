@@ -27,6 +27,7 @@ pub mod policies;
 mod publish;
 pub mod ranges;
 mod registry;
+pub mod schema_compat;
 pub mod schemas;
 mod session;
 pub mod stats;

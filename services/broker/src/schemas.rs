@@ -1,13 +1,16 @@
 //! Pulsar's schema registry, per topic: versions of a `SchemaInfo` (type, definition,
 //! properties) stored in the metadata store, a deletion as a marker version. The broker keeps
-//! schemas for clients and tools; it does not check message payloads against them, and
-//! compatibility is judged by type only (a schema may evolve freely within its type, as under
-//! Pulsar's `ALWAYS_COMPATIBLE` strategy; changing the type is refused as Pulsar refuses it).
+//! schemas for clients and tools; it does not check message payloads against them. A new
+//! version is judged by the topic's schema compatibility strategy in force (topic, else
+//! namespace, else the broker's rule: a schema may evolve freely within its type, changing the
+//! type is refused); what each strategy checks is in `schema_compat`.
 
 use crate::error::Entity;
+use crate::policies::resolve::EffectivePolicies;
+use crate::policies::runtime::parse_topic_policies;
 use crate::topics::Topics;
 use crate::{BrokerError, Result};
-use magnetar_core::TopicName;
+use magnetar_core::{SchemaCompatibilityStrategy, TopicName};
 use magnetar_metadata::{MetadataError, SchemaVersion};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -119,8 +122,23 @@ impl Topics {
         Ok(self.live_versions(topic).await?.iter().filter_map(info).collect())
     }
 
-    /// Why `payload` cannot follow the topic's current schema, if it cannot: a type other than
-    /// the current one. `InvalidArgument` for a type Pulsar does not have.
+    /// The schema policies in force for an existing topic: its own, else its namespace's (fresh,
+    /// as an administrator's change must hold for the next upload), else the broker's.
+    async fn schema_policies(&self, topic: &TopicName) -> Result<EffectivePolicies> {
+        let base = topic.base();
+        let record = self.record(&base).await?.ok_or_else(|| BrokerError::NotFound(Entity::Topic(topic.clone())))?;
+        let own = parse_topic_policies(&base, record.policies.as_ref());
+        let ns = self.ctx().fresh_policies(base.namespace()).await?;
+        Ok(EffectivePolicies::resolve(&own, &ns, &self.ctx().config))
+    }
+
+    /// The compatibility strategy new schema versions of the topic are judged by.
+    pub async fn schema_compatibility_strategy(&self, topic: &TopicName) -> Result<SchemaCompatibilityStrategy> {
+        Ok(self.schema_policies(topic).await?.schema_compatibility_strategy.value)
+    }
+
+    /// Why `payload` cannot follow the topic's live schema versions under the strategy in force,
+    /// if it cannot (see `schema_compat`). `InvalidArgument` for a type Pulsar does not have.
     pub async fn schema_incompatibility(&self, topic: &TopicName, payload: &SchemaPayload) -> Result<Option<String>> {
         if !SCHEMA_TYPES.contains(&payload.schema_type.as_str()) {
             return Err(BrokerError::InvalidArgument(format!(
@@ -129,13 +147,40 @@ impl Topics {
                 SCHEMA_TYPES.join(", ")
             )));
         }
-        Ok(match self.live_versions(topic).await?.last().and_then(info) {
-            Some(current) if current.schema_type != payload.schema_type => Some(format!(
-                "schema type {} differs from the type {} of the schema of topic {topic}",
-                payload.schema_type, current.schema_type
-            )),
-            _ => None,
-        })
+        let live: Vec<SchemaPayload> = self
+            .live_versions(topic)
+            .await?
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v.schema?).ok())
+            .collect();
+        let strategy = self.schema_compatibility_strategy(topic).await?;
+        Ok(crate::schema_compat::incompatibility(strategy, &live, payload)
+            .map(|why| format!("schema of topic {topic}: {why}")))
+    }
+
+    /// Refuses a producer that gives no schema (`has_schema` false) when the topic's
+    /// `schemaValidationEnforced` is in force and the topic has a live schema, as Pulsar does.
+    /// A missing topic has no schema.
+    pub async fn check_schemaless_producer(&self, topic: &TopicName, has_schema: bool) -> Result<()> {
+        if has_schema {
+            return Ok(());
+        }
+        // A loaded topic keeps its policies in force up to date: no store read on the publish path
+        // unless the policy holds.
+        let enforced = match self.registry().loaded(&topic.base()) {
+            Some(t) => t.policy.effective().schema_validation_enforced.value,
+            None => match self.schema_policies(topic).await {
+                Ok(e) => e.schema_validation_enforced.value,
+                Err(BrokerError::NotFound(Entity::Topic(_))) => return Ok(()),
+                Err(e) => return Err(e),
+            },
+        };
+        if enforced && !self.live_versions(topic).await?.is_empty() {
+            return Err(BrokerError::SchemaIncompatible(format!(
+                "topic {topic} has a schema and schemaValidationEnforced is set: a producer must give a schema"
+            )));
+        }
+        Ok(())
     }
 
     /// Stores `payload` as the topic's next schema version and returns it; an upload identical

@@ -8,6 +8,7 @@ pub mod limits;
 pub mod message_id;
 pub mod names;
 pub mod policies;
+pub mod schema_policies;
 pub mod secret;
 pub mod time;
 pub mod topic_policies;
@@ -20,6 +21,7 @@ pub use limits::{
 pub use message_id::MessageId;
 pub use names::{ClusterName, Domain, NameError, NamespaceName, SubscriptionName, TenantName, TopicName};
 pub use policies::{BacklogQuota, BacklogQuotaPolicy, Policies, RetentionPolicies};
+pub use schema_policies::{SchemaAutoUpdateCompatibilityStrategy, SchemaCompatibilityStrategy};
 pub use secret::Secret;
 pub use topic_policies::TopicPolicies;
 

@@ -6,6 +6,7 @@ use crate::limits::{
     AutoSubscriptionCreationOverride, DelayedDeliveryPolicies, DispatchRate, InactiveTopicPolicies, PublishRate,
     SubscribeRate, SubscriptionTypeName,
 };
+use crate::schema_policies::{SchemaAutoUpdateCompatibilityStrategy, SchemaCompatibilityStrategy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -156,6 +157,26 @@ pub struct Policies {
     pub properties: BTreeMap<String, String>,
     #[serde(default)]
     pub deleted: bool,
+    /// Pulsar's anti-affinity group (`/antiAffinity`): namespaces of one group are to be owned by
+    /// different brokers; stored for the broker tier's placement.
+    #[serde(default, rename = "namespaceAntiAffinityGroup", skip_serializing_if = "Option::is_none")]
+    pub namespace_anti_affinity_group: Option<String>,
+    /// Dispatch rate of each replicator, by cluster (`/replicatorDispatchRate`): stored, no effect
+    /// until geo-replication exists.
+    #[serde(default, rename = "replicatorDispatchRate")]
+    pub replicator_dispatch_rate: BTreeMap<String, DispatchRate>,
+    /// Absent: `UNDEFINED` (see `schema_policies`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_compatibility_strategy: Option<SchemaCompatibilityStrategy>,
+    /// Pulsar's deprecated strategy, in force when the one above is `UNDEFINED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_auto_update_compatibility_strategy: Option<SchemaAutoUpdateCompatibilityStrategy>,
+    /// Whether producers may register schema versions implicitly (absent: the broker's, `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_allow_auto_update_schema: Option<bool>,
+    /// Producers without a schema are refused on topics that have one.
+    #[serde(default)]
+    pub schema_validation_enforced: bool,
     /// Every other Pulsar policy field, kept verbatim.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
@@ -178,10 +199,10 @@ mod tests {
     #[test]
     fn unknown_fields_round_trip() {
         let p: Policies =
-            serde_json::from_str(r#"{"schema_compatibility_strategy":"FULL","message_ttl_in_seconds":30}"#).unwrap();
+            serde_json::from_str(r#"{"offload_threshold_in_bytes":7,"message_ttl_in_seconds":30}"#).unwrap();
         assert_eq!(p.message_ttl_in_seconds, Some(30));
         let v = serde_json::to_value(&p).unwrap();
-        assert_eq!(v["schema_compatibility_strategy"], "FULL");
+        assert_eq!(v["offload_threshold_in_bytes"], 7);
         assert_eq!(v["bundles"]["numBundles"], 1);
     }
 

@@ -7,6 +7,7 @@ use crate::limits::{
     AutoSubscriptionCreationOverride, DelayedDeliveryPolicies, DispatchRate, InactiveTopicPolicies, PublishRate,
     SubscribeRate, SubscriptionTypeName,
 };
+use crate::schema_policies::SchemaCompatibilityStrategy;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -47,6 +48,16 @@ pub struct TopicPolicies {
     pub subscription_types_enabled: Vec<SubscriptionTypeName>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_subscription_creation_override: Option<AutoSubscriptionCreationOverride>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_compatibility_strategy: Option<SchemaCompatibilityStrategy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_validation_enforced: Option<bool>,
+    /// Stored, validated as the namespace's; geo-replication does not exist yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_clusters: Option<Vec<String>>,
+    /// Stored; no effect until geo-replication exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicator_dispatch_rate: Option<DispatchRate>,
     /// Other Pulsar topic policies, kept verbatim.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,

@@ -26,6 +26,7 @@ mod policies;
 mod produce_consume;
 mod restart;
 mod retention;
+mod schema_policies;
 mod topic_ops;
 mod websocket;
 mod ws_auth;

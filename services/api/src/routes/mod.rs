@@ -1,6 +1,7 @@
 #[macro_use]
 mod policy_macros;
 
+pub mod anti_affinity;
 pub mod auth_info;
 pub mod broker_info;
 pub mod brokers;
@@ -18,6 +19,8 @@ pub mod ops;
 pub mod permissions;
 pub mod policies;
 pub mod produce;
+pub mod replication_policies;
+pub mod schema_policies;
 pub mod schemas;
 pub mod service_accounts;
 pub mod subscriptions;

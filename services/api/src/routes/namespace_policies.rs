@@ -365,16 +365,7 @@ async fn set_replication_clusters(
     JsonBody(clusters): JsonBody<Vec<String>>,
 ) -> ApiResult<impl IntoResponse> {
     auth.check(Operation::SetNamespacePolicy, &name).await?;
-    if clusters.is_empty() {
-        return Err(BrokerError::InvalidPolicy("replication clusters must name at least one cluster".into()).into());
-    }
-    let known = s.broker.admin().list_clusters().await?;
-    if let Some(bad) = clusters.iter().find(|c| !known.contains(c)) {
-        return Err(BrokerError::InvalidPolicy(format!("invalid cluster id: cluster {bad} does not exist")).into());
-    }
-    let mut list = clusters.clone();
-    list.sort();
-    list.dedup();
+    let list = s.broker.admin().check_replication_clusters(&clusters).await?;
     s.broker
         .admin()
         .update_policies(&name, |p| {
@@ -382,9 +373,15 @@ async fn set_replication_clusters(
             Ok(())
         })
         .await?;
+    let headers = replication_warning(s.broker.cluster(), &list);
+    Ok((StatusCode::NO_CONTENT, headers))
+}
+
+/// Pulsar answers a `Warning` when clusters other than this one are named: they are stored, but
+/// nothing is replicated to them (geo-replication does not exist yet).
+pub(crate) fn replication_warning(local: &str, clusters: &[String]) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    let local = s.broker.cluster();
-    if let Some(remote) = list.iter().find(|c| c.as_str() != local) {
+    if let Some(remote) = clusters.iter().find(|c| c.as_str() != local) {
         let warning = format!(
             "299 magnetar \"replication clusters stored; geo-replication is not available yet: messages are not replicated to {remote}\""
         );
@@ -392,5 +389,5 @@ async fn set_replication_clusters(
             headers.insert(axum::http::header::WARNING, v);
         }
     }
-    Ok((StatusCode::NO_CONTENT, headers))
+    headers
 }

@@ -193,6 +193,7 @@ async fn publish(
     req: ProduceRequest,
 ) -> ApiResult<Json<ProduceResponse>> {
     let schema_version = req.schema_version.unwrap_or(0);
+    s.broker.topics().check_schemaless_producer(name, req.value_schema.is_some()).await?;
     let messages = to_messages(req)?;
     let publisher = s.broker.publisher();
     for (i, m) in messages.iter().enumerate() {

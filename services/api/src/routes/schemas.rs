@@ -1,6 +1,7 @@
 //! Pulsar's schema registry (`/admin/v2/schemas/{tenant}/{namespace}/{topic}/...`): versions of
 //! a topic's schema, stored for clients and tools. Magnetar does not check message payloads
-//! against them, and judges compatibility by schema type only (see `magnetar_broker::schemas`).
+//! against them; a new version is judged by the topic's schema compatibility strategy in force
+//! (what each checks: `magnetar_broker::schema_compat`).
 
 use crate::AppState;
 use crate::error::{
@@ -44,7 +45,7 @@ struct VersionAnswer {
 #[serde(rename_all = "camelCase")]
 struct CompatibilityAnswer {
     is_compatibility: bool,
-    /// Magnetar's rule: any schema of the same type follows (`ALWAYS_COMPATIBLE` within a type).
+    /// The strategy in force (`UNDEFINED`: the broker's rule, the type must be kept).
     schema_compatibility_strategy: &'static str,
     /// Why not, when not (Magnetar extension).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,7 +105,8 @@ async fn list_schema_versions(
 /// Upload a schema
 ///
 /// Stored as the next version; an upload identical to a stored version answers that version.
-/// 409 when its type differs from the current schema's.
+/// 409 when the topic's schema compatibility strategy in force refuses it (by default: when its
+/// type differs from the current schema's).
 #[utoipa::path(post, path = "/admin/v2/schemas/{tenant}/{namespace}/{topic}/schema", tag = "schemas",
     params(TopicParam), request_body = SchemaPayload,
     responses((status = 200, description = "its version", body = VersionAnswer),
@@ -148,9 +150,10 @@ async fn check_schema_compatibility(
 ) -> ApiResult<Json<CompatibilityAnswer>> {
     auth.check(Operation::GetSchema, &topic).await?;
     let reason = s.broker.topics().schema_incompatibility(&topic, &payload).await?;
+    let strategy = s.broker.topics().schema_compatibility_strategy(&topic).await?;
     Ok(Json(CompatibilityAnswer {
         is_compatibility: reason.is_none(),
-        schema_compatibility_strategy: "ALWAYS_COMPATIBLE",
+        schema_compatibility_strategy: strategy.as_str(),
         reason,
     }))
 }

@@ -71,7 +71,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct AppliedQuery {
     /// Answer the value in force: the topic's own, else its namespace's, else the broker's.
     #[serde(default)]
-    applied: bool,
+    pub(crate) applied: bool,
     /// Pulsar's global (geo-replicated) topic policies; accepted, ignored (there is one cluster).
     #[serde(default, rename = "isGlobal")]
     #[allow(dead_code)]

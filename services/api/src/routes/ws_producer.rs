@@ -176,6 +176,8 @@ async fn produce_handler(
     // Authorizes, creates a missing topic as the namespace allows and takes a producer slot
     // of each partition (409 at the topic's maxProducers), at the handshake.
     let slots = s.broker.publisher().attach_producer(&caller, &topic).await?;
+    // A WebSocket producer carries no schema: refused (409) where schemaValidationEnforced holds.
+    s.broker.topics().check_schemaless_producer(&topic, false).await?;
     let partitions = slots.partitions;
     // SinglePartition: keyless messages all go to one partition chosen now.
     let fixed = (single && partitions > 0 && topic.partition_index().is_none())

@@ -5,7 +5,7 @@
 use crate::config::BrokerConfig;
 use magnetar_core::{
     AutoSubscriptionCreationOverride, DelayedDeliveryPolicies, DispatchRate, InactiveTopicPolicies, Policies,
-    PublishRate, SubscribeRate, SubscriptionTypeName, TopicPolicies,
+    PublishRate, SchemaCompatibilityStrategy, SubscribeRate, SubscriptionTypeName, TopicPolicies,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -70,6 +70,14 @@ pub struct EffectivePolicies {
     pub subscription_expiration_time_minutes: Applied<i32>,
     #[schema(value_type = AppliedValue)]
     pub encryption_required: Applied<bool>,
+    /// `UNDEFINED` at every level: the broker's rule (same type may follow, see `schemas`).
+    #[schema(value_type = AppliedValue)]
+    pub schema_compatibility_strategy: Applied<SchemaCompatibilityStrategy>,
+    #[schema(value_type = AppliedValue)]
+    pub schema_validation_enforced: Applied<bool>,
+    /// No effect until geo-replication exists; the broker's is unlimited.
+    #[schema(value_type = AppliedValue)]
+    pub replicator_dispatch_rate: Applied<DispatchRate>,
 }
 
 /// How the description shows an `Applied` value: the value and its level.
@@ -79,6 +87,15 @@ pub struct AppliedValue {
     /// The value in force (its shape is the policy's).
     value: serde_json::Value,
     level: Level,
+}
+
+/// The namespace's strategy; when `UNDEFINED`, its deprecated auto-update strategy as Pulsar
+/// reads it (only when set: Pulsar's default for it, `Full`, is not Magnetar's broker rule).
+fn namespace_schema_strategy(ns: &Policies) -> Option<SchemaCompatibilityStrategy> {
+    match ns.schema_compatibility_strategy {
+        Some(s) if s != SchemaCompatibilityStrategy::Undefined => Some(s),
+        _ => ns.schema_auto_update_compatibility_strategy.map(Into::into),
+    }
 }
 
 fn unlimited_if_negative(v: Option<i32>) -> Option<i32> {
@@ -192,6 +209,21 @@ impl EffectivePolicies {
                 broker.subscription_expiration_minutes.max(0),
             ),
             encryption_required: pick(None, ns.encryption_required.then_some(true), false),
+            schema_compatibility_strategy: pick(
+                topic.schema_compatibility_strategy.filter(|s| *s != SchemaCompatibilityStrategy::Undefined),
+                namespace_schema_strategy(ns),
+                SchemaCompatibilityStrategy::Undefined,
+            ),
+            schema_validation_enforced: pick(
+                topic.schema_validation_enforced,
+                ns.schema_validation_enforced.then_some(true),
+                false,
+            ),
+            replicator_dispatch_rate: pick(
+                topic.replicator_dispatch_rate,
+                ns.replicator_dispatch_rate.get(cluster).copied(),
+                per_second(0, 0),
+            ),
         }
     }
 
@@ -249,6 +281,26 @@ mod tests {
         let e = EffectivePolicies::resolve(&TopicPolicies::default(), &ns, &broker);
         assert!(!e.allows_subscription_type(SubscriptionTypeName::Exclusive));
         assert_eq!(e.subscription_types_enabled.level, Level::Namespace);
+    }
+
+    #[test]
+    fn an_undefined_schema_strategy_falls_back_to_the_auto_update_one() {
+        use magnetar_core::SchemaAutoUpdateCompatibilityStrategy as Auto;
+        let broker = BrokerConfig::default();
+        let mut ns = Policies::default();
+        let mut topic = TopicPolicies::default();
+        let e = EffectivePolicies::resolve(&topic, &ns, &broker);
+        assert_eq!(e.schema_compatibility_strategy.value, SchemaCompatibilityStrategy::Undefined);
+        ns.schema_auto_update_compatibility_strategy = Some(Auto::AutoUpdateDisabled);
+        let e = EffectivePolicies::resolve(&topic, &ns, &broker);
+        assert_eq!(
+            e.schema_compatibility_strategy,
+            Applied { value: SchemaCompatibilityStrategy::AlwaysIncompatible, level: Level::Namespace }
+        );
+        ns.schema_compatibility_strategy = Some(SchemaCompatibilityStrategy::Forward);
+        topic.schema_compatibility_strategy = Some(SchemaCompatibilityStrategy::Undefined);
+        let e = EffectivePolicies::resolve(&topic, &ns, &broker);
+        assert_eq!(e.schema_compatibility_strategy.value, SchemaCompatibilityStrategy::Forward);
     }
 
     #[test]
