@@ -32,6 +32,8 @@ describe('live tail', () => {
   });
   it('reads the skipped counts the broker sends', () => {
     expect(skippedCount('{"type":"skipped","count":4500}')).toBe(4500);
+    expect(skippedCount('{"count":12,"type":"skipped"}')).toBe(12);
+    expect(skippedCount('{"count":12,"type":"other","note":"skipped"}')).toBeNull();
     expect(skippedCount('{"messageId":"CAAQAw==","payload":"aGk="}')).toBeNull();
   });
 });

@@ -81,10 +81,14 @@ export const SERVER_CAP = 500;
 
 /** The count of a `{"type":"skipped","count":N}` frame (the broker's sampling), or null. */
 export function skippedCount(frame: string): number | null {
-  if (!frame.startsWith('{"type":"skipped"')) return null;
+  // The broker writes `type` first; a message frame never starts so (it starts with its id).
+  // Any key order is accepted all the same.
+  if (!frame.startsWith('{"type":"skipped"') && !(frame.startsWith('{"count":') && frame.includes('"skipped"'))) {
+    return null;
+  }
   try {
-    const n = (JSON.parse(frame) as { count?: number }).count;
-    return typeof n === 'number' ? n : null;
+    const parsed = JSON.parse(frame) as { type?: string; count?: number };
+    return parsed.type === 'skipped' && typeof parsed.count === 'number' ? parsed.count : null;
   } catch {
     return null;
   }

@@ -89,7 +89,9 @@ impl Sampler {
             return None;
         }
         let count = std::mem::take(&mut self.skipped);
-        Some(text(&json!({ "type": "skipped", "count": count })))
+        // Written out so that `type` comes first: clients tell this frame from a message by
+        // its start without parsing every frame (the console does).
+        Some(Message::Text(format!("{{\"type\":\"skipped\",\"count\":{count}}}").into()))
     }
 
     fn next_report(&self) -> Option<tokio::time::Instant> {
