@@ -106,6 +106,7 @@ fn described_routes() -> OpenApiRouter<AppState> {
         .merge(routes::namespace_limits::router())
         .merge(routes::namespace_policies::router())
         .merge(routes::topic_policies::router())
+        .merge(routes::topic_overrides::router())
         .merge(routes::auth_info::router())
         .merge(routes::broker_info::router())
         .merge(routes::messages::router())

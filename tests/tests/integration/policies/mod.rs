@@ -1,10 +1,12 @@
 //! Time-based subscription policies against the real broker: message TTL, the three backlog
 //! quota policies, delayed delivery surviving a restart, and resetting a cursor while a
 //! WebSocket consumer is connected. The limit and life policies of issue 14 are in `admin`
-//! (set, get, remove, precedence, restarts) and `enforced` (their effect on clients).
+//! (set, get, remove, precedence, restarts) and `enforced` (their effect on clients); topic-level
+//! overrides of retention, message TTL and message size in `overrides`.
 
 mod admin;
 mod enforced;
+mod overrides;
 
 use futures::{SinkExt, StreamExt};
 use magnetar_tests::{TestApp, test_config};
