@@ -29,9 +29,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(set_topic_backlog_quota, remove_topic_backlog_quota))
         .routes(routes!(get_topic_offload_policies, set_topic_offload_policies, remove_topic_offload_policies))
         .routes(routes!(
-            get_subscription_dispatch_rate,
-            set_subscription_dispatch_rate,
-            remove_subscription_dispatch_rate
+            get_dispatch_rate_of_subscription,
+            set_dispatch_rate_of_subscription,
+            remove_dispatch_rate_of_subscription
         ))
 }
 
@@ -169,7 +169,7 @@ topic_policy!(
     tag = "persistent topic", params(SubscriptionParam, AppliedQuery),
     responses((status = 200, description = "the rate, or null", body = Option<DispatchRate>),
         BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
-async fn get_subscription_dispatch_rate(
+async fn get_dispatch_rate_of_subscription(
     State(s): State<AppState>,
     auth: AuthContext,
     SubscriptionParam(topic, sub): SubscriptionParam,
@@ -190,7 +190,7 @@ async fn get_subscription_dispatch_rate(
     tag = "persistent topic", params(SubscriptionParam), request_body = DispatchRate,
     responses((status = 204, description = "set"),
         BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, PayloadTooLarge, Unavailable))]
-async fn set_subscription_dispatch_rate(
+async fn set_dispatch_rate_of_subscription(
     State(s): State<AppState>,
     auth: AuthContext,
     SubscriptionParam(topic, sub): SubscriptionParam,
@@ -212,7 +212,7 @@ async fn set_subscription_dispatch_rate(
     tag = "persistent topic", params(SubscriptionParam),
     responses((status = 204, description = "removed: the topic's subscription dispatch rate applies"),
         BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
-async fn remove_subscription_dispatch_rate(
+async fn remove_dispatch_rate_of_subscription(
     State(s): State<AppState>,
     auth: AuthContext,
     SubscriptionParam(topic, sub): SubscriptionParam,

@@ -75,6 +75,7 @@ pub struct EffectivePolicies {
     #[schema(value_type = AppliedValue)]
     pub retention_policies: Applied<RetentionPolicies>,
     /// Seconds; 0: messages do not expire.
+    #[serde(rename = "messageTTLInSeconds")]
     #[schema(value_type = AppliedValue)]
     pub message_ttl_in_seconds: Applied<i32>,
     /// Bytes; Pulsar sets it per topic or per broker, not per namespace.
