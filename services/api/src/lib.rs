@@ -109,6 +109,7 @@ fn described_routes() -> OpenApiRouter<AppState> {
         .merge(routes::schema_policies::router())
         .merge(routes::replication_policies::router())
         .merge(routes::anti_affinity::router())
+        .merge(routes::topic_overrides::router())
         .merge(routes::auth_info::router())
         .merge(routes::broker_info::router())
         .merge(routes::messages::router())

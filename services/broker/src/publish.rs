@@ -197,9 +197,20 @@ impl Publisher {
         Ok(topic.record.partitions)
     }
 
-    /// Refuses a message over the maximum size (`what` names it in the error).
-    pub fn check_size(&self, what: impl FnOnce() -> String, m: &PublishMessage) -> Result<()> {
-        let max = self.ctx.config.max_message_bytes;
+    /// The largest payload a message to `name` may carry: its topic's `maxMessageSize` in force
+    /// when the topic is loaded here, else the broker's.
+    pub fn max_message_bytes(&self, name: &TopicName) -> usize {
+        let broker = self.ctx.config.max_message_bytes;
+        match self.registry.loaded(&name.base()) {
+            Some(t) => (t.policy.effective().max_message_size.value.max(0) as usize).min(broker),
+            None => broker,
+        }
+    }
+
+    /// Refuses a message to `name` over the maximum size (`what` names it in the error). The
+    /// partition's check at enqueue covers a topic loaded meanwhile.
+    pub fn check_size(&self, name: &TopicName, what: impl FnOnce() -> String, m: &PublishMessage) -> Result<()> {
+        let max = self.max_message_bytes(name);
         if m.payload.len() > max {
             return Err(BrokerError::MessageTooLarge { what: what(), size: m.payload.len(), max });
         }
@@ -244,12 +255,12 @@ impl Publisher {
         let mut routed: BTreeMap<usize, Vec<(usize, RecordInput)>> = BTreeMap::new();
         let publish_time = self.ctx.now_ms();
         for (i, m) in messages.into_iter().enumerate() {
-            if let Err(e) = self.check_size(|| format!("message {i}"), &m) {
+            if let Err(e) = self.check_size(name, || format!("message {i}"), &m) {
                 refused.push((i, e));
                 continue;
             }
             let p = route(&topic, fixed, m.key.as_deref(), hashing);
-            if let Err(e) = check_message(&topic.partitions[p], &m, publish_time) {
+            if let Err(e) = check_message(&topic.partitions[p], || format!("message {i}"), &m, publish_time) {
                 refused.push((i, e));
                 continue;
             }

@@ -230,12 +230,12 @@ impl Topics {
     /// later): consumed segments past the retention time or size are deleted.
     pub async fn trim(&self, name: &TopicName) -> Result<()> {
         let (_, parts) = self.registry().partitions_of(name).await?;
-        let retention = self
-            .ctx()
-            .fresh_policies(name.namespace())
-            .await?
-            .retention_policies
-            .unwrap_or_else(|| self.ctx().config.default_retention());
+        let topic = self.registry().topic(&name.base()).await?;
+        let ns = self.ctx().fresh_policies(name.namespace()).await?;
+        let retention =
+            crate::policies::resolve::EffectivePolicies::resolve(&topic.policy.own(), &ns, &self.ctx().config)
+                .retention_policies
+                .value;
         let now = self.ctx().now_ms();
         for p in &parts {
             crate::controllers::retention::trim_partition(self.offloader(), p, &retention, now).await?;

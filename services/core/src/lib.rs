@@ -23,7 +23,7 @@ pub use names::{ClusterName, Domain, NameError, NamespaceName, SubscriptionName,
 pub use policies::{BacklogQuota, BacklogQuotaPolicy, Policies, RetentionPolicies};
 pub use schema_policies::{SchemaAutoUpdateCompatibilityStrategy, SchemaCompatibilityStrategy};
 pub use secret::Secret;
-pub use topic_policies::TopicPolicies;
+pub use topic_policies::{SubscriptionPolicies, TopicPolicies};
 
 /// Milliseconds since the Unix epoch, the one clock unit stored and sent on the wire.
 pub fn now_millis() -> i64 {

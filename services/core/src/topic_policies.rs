@@ -8,6 +8,7 @@ use crate::limits::{
     SubscribeRate, SubscriptionTypeName,
 };
 use crate::schema_policies::SchemaCompatibilityStrategy;
+use crate::{BacklogQuota, RetentionPolicies};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -58,12 +59,63 @@ pub struct TopicPolicies {
     /// Stored; no effect until geo-replication exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicator_dispatch_rate: Option<DispatchRate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_policies: Option<RetentionPolicies>,
+    /// Seconds; 0: messages do not expire.
+    #[serde(default, rename = "messageTTLInSeconds", skip_serializing_if = "Option::is_none")]
+    pub message_ttl_in_seconds: Option<i32>,
+    /// Bytes of one message's payload; at most the broker's `max_message_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_message_size: Option<i32>,
+    /// Backlog quotas by type (`destination_storage`, `message_age`); a type the topic does not
+    /// set inherits its namespace's.
+    #[serde(default, rename = "backLogQuotaMap", skip_serializing_if = "BTreeMap::is_empty")]
+    pub backlog_quota_map: BTreeMap<String, BacklogQuota>,
+    /// Pulsar's `OffloadPolicies` as sent; Magnetar acts on its threshold and deletion-lag fields,
+    /// each absent one inheriting the namespace's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offload_policies: Option<serde_json::Value>,
+    /// Policies of single subscriptions, by subscription name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub subscription_policies: BTreeMap<String, SubscriptionPolicies>,
     /// Other Pulsar topic policies, kept verbatim.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
 }
 
+/// One subscription's own policies (Pulsar's `SubscriptionPolicies`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionPolicies {
+    /// Overrides the topic's (else namespace's) subscription dispatch rate for this subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch_rate: Option<DispatchRate>,
+    /// Other fields, kept verbatim.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+impl SubscriptionPolicies {
+    pub fn is_empty(&self) -> bool {
+        *self == SubscriptionPolicies::default()
+    }
+}
+
 impl TopicPolicies {
+    /// A subscription's own dispatch rate, if it sets one.
+    pub fn subscription_dispatch_rate_of(&self, subscription: &str) -> Option<DispatchRate> {
+        self.subscription_policies.get(subscription).and_then(|p| p.dispatch_rate)
+    }
+
+    /// Sets or removes a subscription's own dispatch rate (an emptied entry is dropped).
+    pub fn set_subscription_dispatch_rate(&mut self, subscription: &str, rate: Option<DispatchRate>) {
+        let entry = self.subscription_policies.entry(subscription.to_string()).or_default();
+        entry.dispatch_rate = rate;
+        if entry.is_empty() {
+            self.subscription_policies.remove(subscription);
+        }
+    }
+
     /// The topic's delayed-delivery override as Pulsar's `DelayedDeliveryPolicies`, if any of
     /// its fields is set.
     pub fn delayed_delivery(&self) -> Option<DelayedDeliveryPolicies> {
@@ -98,6 +150,18 @@ mod tests {
         let p = TopicPolicies { max_producer_per_topic: Some(2), ..TopicPolicies::default() };
         assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"maxProducerPerTopic":2}"#);
         assert!(TopicPolicies::default().is_empty());
+    }
+
+    #[test]
+    fn pulsars_field_names_are_read_and_written() {
+        let json = r#"{"messageTTLInSeconds":5,"backLogQuotaMap":{"destination_storage":{"limitSize":10,"limitTime":-1,"policy":"producer_exception"}},"subscriptionPolicies":{"s":{"dispatchRate":{"dispatchThrottlingRateInMsg":2,"dispatchThrottlingRateInByte":0,"relativeToPublishRate":false,"ratePeriodInSecond":1}}}}"#;
+        let mut p: TopicPolicies = serde_json::from_str(json).unwrap();
+        assert_eq!(p.message_ttl_in_seconds, Some(5));
+        assert_eq!(p.backlog_quota_map["destination_storage"].limit_size, 10);
+        assert_eq!(p.subscription_dispatch_rate_of("s").unwrap().dispatch_throttling_rate_in_msg, 2);
+        assert!(p.other.is_empty(), "{:?}", p.other);
+        p.set_subscription_dispatch_rate("s", None);
+        assert!(p.subscription_policies.is_empty(), "an emptied subscription entry is dropped");
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod service_accounts;
 pub mod subscriptions;
 pub mod tenants;
 pub mod topic_ops;
+pub mod topic_overrides;
 pub mod topic_policies;
 pub mod topics;
 pub mod ws;

@@ -60,7 +60,7 @@ pub enum BacklogQuotaType {
 }
 
 impl BacklogQuotaType {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             BacklogQuotaType::DestinationStorage => "destination_storage",
             BacklogQuotaType::MessageAge => "message_age",
@@ -71,11 +71,11 @@ impl BacklogQuotaType {
 #[derive(Deserialize, Default, IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
-struct QuotaTypeQuery {
+pub(crate) struct QuotaTypeQuery {
     /// The quota to set or remove (default `destination_storage`).
     #[serde(default)]
     #[param(inline)]
-    backlog_quota_type: BacklogQuotaType,
+    pub(crate) backlog_quota_type: BacklogQuotaType,
 }
 
 /// Set a backlog quota of a namespace

@@ -197,7 +197,7 @@ async fn publish(
     let messages = to_messages(req)?;
     let publisher = s.broker.publisher();
     for (i, m) in messages.iter().enumerate() {
-        publisher.check_size(|| format!("message {i}"), m)?;
+        publisher.check_size(name, || format!("message {i}"), m)?;
     }
     let outcomes = publisher.publish(&auth.caller(), name, messages, KeyHashing::Murmur3).await?;
     if outcomes.iter().all(Result::is_err) {

@@ -15,7 +15,7 @@ use magnetar_auth::Operation;
 use magnetar_broker::EffectivePolicies;
 use magnetar_core::{
     AutoSubscriptionCreationOverride, DelayedDeliveryPolicies, DispatchRate, InactiveTopicPolicies, PublishRate,
-    SubscribeRate, SubscriptionTypeName,
+    RetentionPolicies, SubscribeRate, SubscriptionTypeName,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -62,6 +62,9 @@ pub fn router() -> OpenApiRouter<AppState> {
             set_topic_auto_subscription_creation,
             remove_topic_auto_subscription_creation
         ))
+        .routes(routes!(get_topic_retention, set_topic_retention, remove_topic_retention))
+        .routes(routes!(get_topic_message_ttl, set_topic_message_ttl, remove_topic_message_ttl))
+        .routes(routes!(get_topic_max_message_size, set_topic_max_message_size, remove_topic_max_message_size))
         .routes(routes!(get_applied_policies))
 }
 
@@ -292,6 +295,112 @@ topic_policy!(
     write = |t, v| t.auto_subscription_creation_override = Some(v),
     clear = |t| t.auto_subscription_creation_override = None,
 );
+
+topic_policy!(
+    get_topic_retention,
+    set_topic_retention,
+    remove_topic_retention,
+    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/retention",
+    RetentionPolicies,
+    get = "Get the retention of a topic",
+    set = "Set the retention of a topic (-1: infinite, 0: none; acknowledged messages past it are deleted)",
+    remove = "Remove the retention of a topic",
+    own = |t| t.retention_policies,
+    applied = |e| e.retention_policies.value,
+    write = |t, v| t.retention_policies = Some(v),
+    clear = |t| t.retention_policies = None,
+);
+
+topic_policy!(
+    get_topic_max_message_size,
+    set_topic_max_message_size,
+    remove_topic_max_message_size,
+    "/admin/v2/persistent/{tenant}/{namespace}/{topic}/maxMessageSize",
+    i32,
+    get = "Get the largest message of a topic",
+    set = "Set the largest message of a topic in bytes (0: the broker's; at most the broker's, else 412)",
+    remove = "Remove the largest message of a topic",
+    own = |t| t.max_message_size,
+    applied = |e| e.max_message_size.value,
+    write = |t, v| t.max_message_size = Some(v),
+    clear = |t| t.max_message_size = None,
+);
+
+/// `?messageTTL=`: Pulsar sets a topic's TTL by a query parameter, not a body.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessageTtlQuery {
+    /// Seconds, 0 or more (0: messages do not expire).
+    #[serde(rename = "messageTTL")]
+    message_ttl: i32,
+}
+
+/// Get the message TTL of a topic
+///
+/// Seconds, `null` when the topic sets none; with `applied=true` the TTL in force (topic, else
+/// namespace, else 0: none).
+#[utoipa::path(get, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/messageTTL",
+    tag = "persistent topic", params(TopicParam, AppliedQuery),
+    responses((status = 200, description = "seconds, or null", body = Option<i32>),
+        BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
+async fn get_topic_message_ttl(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    TopicParam(topic): TopicParam,
+    Query(q): Query<AppliedQuery>,
+) -> ApiResult<Json<Option<i32>>> {
+    auth.check(Operation::GetTopicPolicy, &topic).await?;
+    if q.applied {
+        return Ok(Json(Some(s.broker.topic_policies().effective(&topic).await?.message_ttl_in_seconds.value)));
+    }
+    Ok(Json(s.broker.topic_policies().get(&topic).await?.message_ttl_in_seconds))
+}
+
+/// Set the message TTL of a topic
+///
+/// `?messageTTL=` seconds, 0 or more (412 otherwise): unacknowledged messages older than this
+/// expire.
+#[utoipa::path(post, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/messageTTL",
+    tag = "persistent topic", params(TopicParam, MessageTtlQuery),
+    responses((status = 204, description = "set"),
+        BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
+async fn set_topic_message_ttl(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    TopicParam(topic): TopicParam,
+    Query(q): Query<MessageTtlQuery>,
+) -> ApiResult<StatusCode> {
+    auth.check(Operation::SetTopicPolicy, &topic).await?;
+    s.broker
+        .topic_policies()
+        .update(&topic, |t| {
+            t.message_ttl_in_seconds = Some(q.message_ttl);
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Remove the message TTL of a topic
+#[utoipa::path(delete, path = "/admin/v2/persistent/{tenant}/{namespace}/{topic}/messageTTL",
+    tag = "persistent topic", params(TopicParam),
+    responses((status = 204, description = "removed: the namespace's value applies"),
+        BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
+async fn remove_topic_message_ttl(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    TopicParam(topic): TopicParam,
+) -> ApiResult<StatusCode> {
+    auth.check(Operation::SetTopicPolicy, &topic).await?;
+    s.broker
+        .topic_policies()
+        .update(&topic, |t| {
+            t.message_ttl_in_seconds = None;
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
 
 /// Every policy in force on a topic (Magnetar)
 ///

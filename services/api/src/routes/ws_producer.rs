@@ -207,6 +207,7 @@ async fn run_producer(broker: Arc<Broker>, socket: WebSocket, auth: AuthContext,
     let (out, writer) = spawn_writer(&broker, sink);
     let (frames_tx, frames_rx) = mpsc::channel::<(PublishMessage, Option<Value>)>(MAX_BATCH);
     let caller = auth.caller();
+    let topic = route.topic.clone();
     let publisher = broker.spawn(publish_loop(Arc::clone(&broker), caller, route, frames_rx, out.clone()));
     let end = must_end(auth, &broker);
     tokio::pin!(end);
@@ -224,7 +225,7 @@ async fn run_producer(broker: Arc<Broker>, socket: WebSocket, auth: AuthContext,
         let reply = match msg {
             Message::Text(raw) => match parse_frame(raw.as_str()) {
                 // An oversized message is refused alone; the others of its batch go on.
-                Ok((m, ctx)) => match broker.publisher().check_size(|| "the message".into(), &m) {
+                Ok((m, ctx)) => match broker.publisher().check_size(&topic, || "the message".into(), &m) {
                     Ok(()) => {
                         if frames_tx.send((m, ctx)).await.is_err() {
                             break;

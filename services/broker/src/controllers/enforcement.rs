@@ -1,12 +1,13 @@
-//! Namespace policies enforced on loaded partitions: message TTL expiry and backlog quotas
-//! (Pulsar's three policies: hold, exception, eviction). Decisions are pure functions over
+//! Policies enforced on loaded partitions: message TTL expiry and backlog quotas (Pulsar's three
+//! policies: hold, exception, eviction), each the topic's own, else its namespace's. Decisions are pure functions over
 //! snapshots; the periodic pass applies them.
 
 use crate::context::Context;
 use crate::partition::Partition;
 use crate::registry::TopicRegistry;
 use crate::{BrokerError, Result};
-use magnetar_core::{BacklogQuota, BacklogQuotaPolicy, Policies};
+use magnetar_core::{BacklogQuota, BacklogQuotaPolicy};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,17 +27,17 @@ const HOLD_LIMIT: Duration = Duration::from_secs(30);
 
 /// The quota (of either type) a partition's backlog exceeds, if any.
 pub fn exceeded_quota(
-    policies: &Policies,
+    quotas: &BTreeMap<String, BacklogQuota>,
     backlog_bytes: u64,
     oldest_unacked_age_s: Option<i64>,
 ) -> Option<&BacklogQuota> {
-    if let Some(q) = policies.backlog_quota_map.get("destination_storage")
+    if let Some(q) = quotas.get("destination_storage")
         && q.limit_size >= 0
         && backlog_bytes > q.limit_size as u64
     {
         return Some(q);
     }
-    if let Some(q) = policies.backlog_quota_map.get("message_age")
+    if let Some(q) = quotas.get("message_age")
         && q.limit_time >= 0
         && oldest_unacked_age_s.is_some_and(|age| age > i64::from(q.limit_time))
     {
@@ -75,8 +76,10 @@ impl Enforcement {
     /// One pass of TTL expiry and backlog quota enforcement over the loaded topics.
     pub async fn run_once(&self) {
         for topic in self.registry.loaded_topics() {
-            let Ok(policies) = self.ctx.cached_policies(topic.name().namespace()).await else { continue };
-            if let Some(ttl) = policies.message_ttl_in_seconds.filter(|&t| t > 0) {
+            let Ok(e) = crate::policies::current(&self.ctx, &topic).await else { continue };
+            // 0: messages do not expire.
+            let ttl = e.message_ttl_in_seconds.value;
+            if ttl > 0 {
                 let before = self.ctx.now_ms() - i64::from(ttl) * 1000;
                 for p in &topic.partitions {
                     for s in p.subscriptions() {
@@ -89,7 +92,7 @@ impl Enforcement {
                 }
             }
             for p in &topic.partitions {
-                self.check_quota(p, &policies).await;
+                self.check_quota(p, &e.backlog_quota_map.value).await;
             }
         }
     }
@@ -98,15 +101,15 @@ impl Enforcement {
     /// `backlog-quota-check`; the periodic pass does the same every second).
     pub async fn check_quotas(&self) {
         for topic in self.registry.loaded_topics() {
-            let Ok(policies) = self.ctx.cached_policies(topic.name().namespace()).await else { continue };
+            let Ok(e) = crate::policies::current(&self.ctx, &topic).await else { continue };
             for p in &topic.partitions {
-                self.check_quota(p, &policies).await;
+                self.check_quota(p, &e.backlog_quota_map.value).await;
             }
         }
     }
 
-    async fn check_quota(&self, p: &Arc<Partition>, policies: &Policies) {
-        if policies.backlog_quota_map.is_empty() {
+    async fn check_quota(&self, p: &Arc<Partition>, quotas: &BTreeMap<String, BacklogQuota>) {
+        if quotas.is_empty() {
             p.set_quota(QuotaState::Ok);
             return;
         }
@@ -118,7 +121,7 @@ impl Enforcement {
                     return;
                 }
             };
-            let Some(q) = exceeded_quota(policies, bytes, age) else {
+            let Some(q) = exceeded_quota(quotas, bytes, age) else {
                 p.set_quota(QuotaState::Ok);
                 return;
             };
@@ -173,9 +176,9 @@ async fn backlog_of(p: Arc<Partition>) -> Result<(u64, Option<i64>)> {
 mod tests {
     use super::*;
 
-    fn with_quota(kind: &str, size: i64, time: i32) -> Policies {
-        let mut p = Policies::default();
-        p.backlog_quota_map.insert(
+    fn with_quota(kind: &str, size: i64, time: i32) -> BTreeMap<String, BacklogQuota> {
+        let mut p = BTreeMap::new();
+        p.insert(
             kind.into(),
             BacklogQuota { limit_size: size, limit_time: time, policy: BacklogQuotaPolicy::ProducerException },
         );

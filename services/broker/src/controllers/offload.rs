@@ -25,16 +25,24 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The offload policy in force for a partition (-1 = off for each knob).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The offload policy in force for a partition (-1 = off for each knob), under the names of
+/// Pulsar's `OffloadPolicies`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OffloadPolicy {
     /// Offload oldest sealed segments while the non-offloaded size exceeds this; 0 = at once.
+    #[serde(rename = "managedLedgerOffloadThresholdInBytes")]
     pub threshold_bytes: i64,
     /// Offload sealed segments whose newest message is older than this.
+    #[serde(rename = "managedLedgerOffloadThresholdInSeconds")]
     pub threshold_seconds: i64,
     /// Delete the local copy this long after the upload (-1 = keep it).
+    #[serde(rename = "managedLedgerOffloadDeletionLagInMillis")]
     pub deletion_lag_ms: i64,
 }
+
+const THRESHOLD_BYTES: &str = "managedLedgerOffloadThresholdInBytes";
+const THRESHOLD_SECONDS: &str = "managedLedgerOffloadThresholdInSeconds";
+const DELETION_LAG: &str = "managedLedgerOffloadDeletionLagInMillis";
 
 /// What one pass does to a partition.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -87,16 +95,37 @@ pub fn plan(segments: &[SegmentInfo], policy: &OffloadPolicy, now_ms: i64, manua
 pub fn effective_policy(p: &Policies, defaults: &OffloadPolicy) -> OffloadPolicy {
     let field = |name: &str| p.offload_policies.as_ref().and_then(|o| o.get(name)).and_then(|v| v.as_i64());
     OffloadPolicy {
-        threshold_bytes: field("managedLedgerOffloadThresholdInBytes")
+        threshold_bytes: field(THRESHOLD_BYTES)
             .or((p.offload_threshold != -1).then_some(p.offload_threshold))
             .unwrap_or(defaults.threshold_bytes),
-        threshold_seconds: field("managedLedgerOffloadThresholdInSeconds")
+        threshold_seconds: field(THRESHOLD_SECONDS)
             .or(p.offload_threshold_in_seconds)
             .unwrap_or(defaults.threshold_seconds),
-        deletion_lag_ms: field("managedLedgerOffloadDeletionLagInMillis")
-            .or(p.offload_deletion_lag_ms)
-            .unwrap_or(defaults.deletion_lag_ms),
+        deletion_lag_ms: field(DELETION_LAG).or(p.offload_deletion_lag_ms).unwrap_or(defaults.deletion_lag_ms),
     }
+}
+
+/// Whether a namespace sets any offload knob itself.
+pub fn namespace_sets_offload(p: &Policies) -> bool {
+    p.offload_policies.is_some()
+        || p.offload_threshold != -1
+        || p.offload_threshold_in_seconds.is_some()
+        || p.offload_deletion_lag_ms.is_some()
+}
+
+/// A topic's `offloadPolicies` over its namespace's policy in force, field by field as Pulsar
+/// merges them: each field the topic sets wins; `None` when it sets none of Magnetar's.
+pub fn topic_policy(topic: Option<&serde_json::Value>, namespace: &OffloadPolicy) -> Option<OffloadPolicy> {
+    let field = |name: &str| topic.and_then(|o| o.get(name)).and_then(|v| v.as_i64());
+    let (bytes, seconds, lag) = (field(THRESHOLD_BYTES), field(THRESHOLD_SECONDS), field(DELETION_LAG));
+    if bytes.is_none() && seconds.is_none() && lag.is_none() {
+        return None;
+    }
+    Some(OffloadPolicy {
+        threshold_bytes: bytes.unwrap_or(namespace.threshold_bytes),
+        threshold_seconds: seconds.unwrap_or(namespace.threshold_seconds),
+        deletion_lag_ms: lag.unwrap_or(namespace.deletion_lag_ms),
+    })
 }
 
 /// The object key prefix of a partition (no trailing slash); `name` is the partition's name.
@@ -211,9 +240,15 @@ impl Offloader {
         }
     }
 
-    /// The offload policy in force for a namespace.
-    pub async fn effective_offload(&self, ns: &magnetar_core::NamespaceName) -> Result<OffloadPolicy> {
-        Ok(effective_policy(&self.ctx.cached_policies(ns).await?, &self.offload_defaults()))
+    /// The offload policy in force for a partition: its topic's `offloadPolicies` field by field,
+    /// else its namespace's, else the broker's.
+    async fn effective_offload(&self, p: &Partition) -> Result<OffloadPolicy> {
+        match self.registry.loaded(&p.name.base()) {
+            Some(topic) => Ok(crate::policies::current(&self.ctx, &topic).await?.offload_policies.value),
+            None => {
+                Ok(effective_policy(&self.ctx.cached_policies(p.name.namespace()).await?, &self.offload_defaults()))
+            }
+        }
     }
 
     /// One offload pass over every loaded partition: uploads what the policy says (retrying
@@ -225,10 +260,9 @@ impl Offloader {
         }
         let mut work: Vec<(Arc<Partition>, OffloadPolicy)> = Vec::new();
         for topic in self.registry.loaded_topics() {
-            let ns = topic.name().namespace().clone();
-            match self.effective_offload(&ns).await {
-                Ok(policy) => work.extend(topic.partitions.iter().map(|p| (Arc::clone(p), policy))),
-                Err(e) => tracing::debug!(namespace = %ns, error = %e, "skipping offload"),
+            match crate::policies::current(&self.ctx, &topic).await {
+                Ok(e) => work.extend(topic.partitions.iter().map(|p| (Arc::clone(p), e.offload_policies.value))),
+                Err(e) => tracing::debug!(topic = %topic.name(), error = %e, "skipping offload"),
             }
         }
         // What this pass has to upload: a backlog (after an object-store outage, say) lifts the
@@ -474,8 +508,7 @@ impl Offloader {
         if running {
             return Err(BrokerError::OffloadRunning(name.clone()));
         }
-        let ns = p.name.namespace().clone();
-        let mut policy = self.effective_offload(&ns).await.unwrap_or_else(|_| self.offload_defaults());
+        let mut policy = self.effective_offload(&p).await.unwrap_or_else(|_| self.offload_defaults());
         // Only what was asked for, whatever the automatic thresholds say.
         policy.threshold_bytes = -1;
         policy.threshold_seconds = -1;

@@ -9,7 +9,7 @@ use crate::context::Context;
 use crate::controllers::offload::Offloader;
 use crate::partition::Partition;
 use crate::registry::TopicRegistry;
-use magnetar_core::{NamespaceName, RetentionPolicies};
+use magnetar_core::RetentionPolicies;
 use magnetar_storage::SegmentInfo;
 use std::sync::Arc;
 
@@ -54,25 +54,15 @@ impl Retention {
         Retention { ctx, registry, offloader }
     }
 
-    /// The retention in force for a namespace: its policy, else the broker default.
-    pub async fn effective(&self, ns: &NamespaceName) -> Result<RetentionPolicies> {
-        Ok(self
-            .ctx
-            .cached_policies(ns)
-            .await?
-            .retention_policies
-            .unwrap_or_else(|| self.ctx.config.default_retention()))
-    }
-
-    /// One retention pass over every loaded partition.
+    /// One retention pass over every loaded partition: the topic's retention, else its
+    /// namespace's, else the broker's.
     pub async fn run_once(&self) {
         let now = self.ctx.now_ms();
         for topic in self.registry.loaded_topics() {
-            let ns = topic.name().namespace().clone();
-            let retention = match self.effective(&ns).await {
-                Ok(r) => r,
+            let retention = match crate::policies::current(&self.ctx, &topic).await {
+                Ok(e) => e.retention_policies.value,
                 Err(e) => {
-                    tracing::debug!(namespace = %ns, error = %e, "skipping retention");
+                    tracing::debug!(topic = %topic.name(), error = %e, "skipping retention");
                     continue;
                 }
             };

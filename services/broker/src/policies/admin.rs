@@ -72,6 +72,7 @@ impl TopicPolicyAdmin {
         let mut own = self.stored(&base).await?;
         change(&mut own)?;
         validate_topic(&own)?;
+        check_message_size(own.max_message_size, self.ctx.config.max_message_bytes)?;
         let value = if own.is_empty() {
             serde_json::Value::Null
         } else {
@@ -91,6 +92,16 @@ impl TopicPolicyAdmin {
 fn non_negative(name: &str, v: Option<i32>) -> Result<()> {
     match v {
         Some(n) if n < 0 => Err(BrokerError::InvalidPolicy(format!("{name} must be 0 or more, not {n}"))),
+        _ => Ok(()),
+    }
+}
+
+/// Pulsar's bound on a topic's `maxMessageSize`: 0 (the broker's) up to the broker's own.
+fn check_message_size(v: Option<i32>, broker: usize) -> Result<()> {
+    match v {
+        Some(n) if n < 0 || n as usize > broker => Err(BrokerError::InvalidPolicy(format!(
+            "maxMessageSize must be between 0 and the broker's maxMessageSize {broker}, not {n}"
+        ))),
         _ => Ok(()),
     }
 }
@@ -164,7 +175,15 @@ pub fn validate_topic(p: &TopicPolicies) -> Result<()> {
     non_negative("maxUnackedMessagesOnConsumer", p.max_unacked_messages_on_consumer)?;
     non_negative("maxUnackedMessagesOnSubscription", p.max_unacked_messages_on_subscription)?;
     check_inactive(p.inactive_topic_policies.as_ref())?;
-    check_rates(p.dispatch_rate.iter().chain(p.subscription_dispatch_rate.iter()), p.subscribe_rate.iter())?;
+    non_negative("messageTTL", p.message_ttl_in_seconds)?;
+    if let Some(r) = &p.retention_policies {
+        crate::admin::validate_retention(r)?;
+    }
+    let own_rates = p.subscription_policies.values().filter_map(|s| s.dispatch_rate.as_ref());
+    check_rates(
+        p.dispatch_rate.iter().chain(p.subscription_dispatch_rate.iter()).chain(own_rates),
+        p.subscribe_rate.iter(),
+    )?;
     check_delayed(p.delayed_delivery())
 }
 
@@ -180,5 +199,9 @@ mod tests {
         let t = TopicPolicies { max_unacked_messages_on_consumer: Some(-1), ..TopicPolicies::default() };
         assert!(validate_topic(&t).is_err());
         assert!(validate_topic(&TopicPolicies::default()).is_ok());
+        let t = TopicPolicies { message_ttl_in_seconds: Some(-1), ..TopicPolicies::default() };
+        assert!(validate_topic(&t).is_err());
+        assert!(check_message_size(Some(2048), 1024).is_err());
+        assert!(check_message_size(Some(0), 1024).is_ok());
     }
 }

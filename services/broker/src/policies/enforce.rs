@@ -1,5 +1,5 @@
 //! Where the publish and subscribe paths ask the policies in force: publish rates (throttling,
-//! never failing a WebSocket producer), per-message checks (encryption, longest delay), producer
+//! never failing a WebSocket producer), per-message checks (size, encryption, longest delay), producer
 //! and consumer slots, subscription types, subscribe rates, automatic subscription creation and
 //! the number of subscriptions and topics.
 
@@ -66,9 +66,20 @@ pub(crate) async fn throttle_publish(
     }
 }
 
-/// The checks of one message against its partition's policies: encryption and longest delay.
-pub(crate) fn check_message(p: &Partition, m: &PublishMessage, now_ms: i64) -> Result<()> {
+/// The checks of one message (`what` names it) against its partition's policies: size,
+/// encryption and longest delay.
+pub(crate) fn check_message(
+    p: &Partition,
+    what: impl FnOnce() -> String,
+    m: &PublishMessage,
+    now_ms: i64,
+) -> Result<()> {
     use std::sync::atomic::Ordering;
+    // The broker's own bound was checked before routing; this is the topic's `maxMessageSize`.
+    let max_size = p.policy.max_message_bytes.load(Ordering::Relaxed);
+    if max_size > 0 && m.payload.len() > max_size {
+        return Err(BrokerError::MessageTooLarge { what: what(), size: m.payload.len(), max: max_size });
+    }
     if p.policy.encryption_required.load(Ordering::Relaxed) {
         // Magnetar's surfaces carry no encryption context: nothing published through them is
         // encrypted by its producer.
@@ -207,7 +218,7 @@ pub(crate) async fn check_topic_count(ctx: &Context, ns: &NamespaceName, asked: 
 /// How many messages a subscription may deliver now under its topic's and its own dispatch
 /// rates (`u64::MAX` without limits); 0 means wait `dispatch_wait`.
 pub(crate) fn dispatch_allowance(p: &Partition, s: &Subscription) -> u64 {
-    p.policy.configure_subscription_dispatch(&s.dispatch);
+    p.policy.configure_subscription_dispatch(s.id(), &s.dispatch);
     let allowed = p.policy.dispatch.messages_allowed().min(s.dispatch.messages_allowed());
     if allowed == 0 {
         PolicyMetrics::bump(&p.policy.metrics.dispatch_throttled, 1);

@@ -27,6 +27,14 @@ pub(crate) fn apply(ctx: &Context, topic: &Topic, ns: &Policies) {
     topic.policy.set_effective(e);
 }
 
+/// The policies in force for a loaded topic now: its own and its namespace's (through the policy
+/// cache), resolved afresh. The background controllers (retention, TTL, backlog quotas,
+/// offload) read this rather than the topic's last refresh.
+pub(crate) async fn current(ctx: &Context, topic: &Topic) -> Result<EffectivePolicies> {
+    let ns = ctx.cached_policies(topic.name().namespace()).await?;
+    Ok(EffectivePolicies::resolve(&topic.policy.own(), &ns, &ctx.config))
+}
+
 /// Recomputes a loaded topic's policies with its namespace's through the policy cache.
 pub(crate) async fn refresh_topic(ctx: &Context, topic: &Topic) -> Result<()> {
     let ns = ctx.cached_policies(topic.name().namespace()).await?;

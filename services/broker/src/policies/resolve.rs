@@ -3,11 +3,14 @@
 //! ("which level a value came from") all read `EffectivePolicies::resolve`.
 
 use crate::config::BrokerConfig;
+use crate::controllers::offload::{OffloadPolicy, effective_policy, namespace_sets_offload, topic_policy};
 use magnetar_core::{
-    AutoSubscriptionCreationOverride, DelayedDeliveryPolicies, DispatchRate, InactiveTopicPolicies, Policies,
-    PublishRate, SchemaCompatibilityStrategy, SubscribeRate, SubscriptionTypeName, TopicPolicies,
+    AutoSubscriptionCreationOverride, BacklogQuota, DelayedDeliveryPolicies, DispatchRate, InactiveTopicPolicies,
+    Policies, PublishRate, RetentionPolicies, SchemaCompatibilityStrategy, SubscribeRate, SubscriptionTypeName,
+    TopicPolicies,
 };
 use serde::Serialize;
+use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 /// Where a policy value in force came from.
@@ -78,6 +81,23 @@ pub struct EffectivePolicies {
     /// No effect until geo-replication exists; the broker's is unlimited.
     #[schema(value_type = AppliedValue)]
     pub replicator_dispatch_rate: Applied<DispatchRate>,
+    #[schema(value_type = AppliedValue)]
+    pub retention_policies: Applied<RetentionPolicies>,
+    /// Seconds; 0: messages do not expire.
+    #[serde(rename = "messageTTLInSeconds")]
+    #[schema(value_type = AppliedValue)]
+    pub message_ttl_in_seconds: Applied<i32>,
+    /// Bytes; Pulsar sets it per topic or per broker, not per namespace.
+    #[schema(value_type = AppliedValue)]
+    pub max_message_size: Applied<i32>,
+    /// By type; empty: no quota.
+    #[schema(value_type = AppliedValue)]
+    pub backlog_quota_map: Applied<BTreeMap<String, BacklogQuota>>,
+    #[schema(value_type = AppliedValue)]
+    pub offload_policies: Applied<OffloadPolicy>,
+    /// The subscriptions that set their own dispatch rate (over `subscription_dispatch_rate`).
+    #[serde(skip)]
+    pub subscription_dispatch_rates: BTreeMap<String, DispatchRate>,
 }
 
 /// How the description shows an `Applied` value: the value and its level.
@@ -224,6 +244,56 @@ impl EffectivePolicies {
                 ns.replicator_dispatch_rate.get(cluster).copied(),
                 per_second(0, 0),
             ),
+            retention_policies: pick(topic.retention_policies, ns.retention_policies, broker.default_retention()),
+            message_ttl_in_seconds: pick(
+                topic.message_ttl_in_seconds.map(|t| t.max(0)),
+                ns.message_ttl_in_seconds.map(|t| t.max(0)),
+                0,
+            ),
+            // 0 at topic level is Pulsar's "the broker's".
+            max_message_size: pick(
+                topic.max_message_size.filter(|&n| n > 0),
+                None,
+                broker.max_message_bytes.min(i32::MAX as usize) as i32,
+            ),
+            // Per type, as Pulsar's quota manager: the topic's quota of a type, else the
+            // namespace's; the level is the topic's when it sets any.
+            backlog_quota_map: pick(
+                (!topic.backlog_quota_map.is_empty()).then(|| {
+                    let mut quotas = ns.backlog_quota_map.clone();
+                    quotas.extend(topic.backlog_quota_map.clone());
+                    quotas
+                }),
+                (!ns.backlog_quota_map.is_empty()).then(|| ns.backlog_quota_map.clone()),
+                BTreeMap::new(),
+            ),
+            subscription_dispatch_rates: topic
+                .subscription_policies
+                .iter()
+                .filter_map(|(name, p)| Some((name.clone(), p.dispatch_rate?)))
+                .collect(),
+            offload_policies: {
+                let defaults = OffloadPolicy {
+                    threshold_bytes: broker.offload_threshold_bytes,
+                    threshold_seconds: broker.offload_threshold_seconds,
+                    deletion_lag_ms: broker.offload_deletion_lag_ms,
+                };
+                let namespace = effective_policy(ns, &defaults);
+                pick(
+                    topic_policy(topic.offload_policies.as_ref(), &namespace),
+                    namespace_sets_offload(ns).then_some(namespace),
+                    defaults,
+                )
+            },
+        }
+    }
+
+    /// The dispatch rate in force for one subscription: its own, else the topic's (else
+    /// namespace's, else broker's) subscription dispatch rate.
+    pub fn dispatch_rate_of_subscription(&self, subscription: &str) -> Applied<DispatchRate> {
+        match self.subscription_dispatch_rates.get(subscription) {
+            Some(&value) => Applied { value, level: Level::Topic },
+            None => self.subscription_dispatch_rate.clone(),
         }
     }
 
@@ -301,6 +371,68 @@ mod tests {
         topic.schema_compatibility_strategy = Some(SchemaCompatibilityStrategy::Undefined);
         let e = EffectivePolicies::resolve(&topic, &ns, &broker);
         assert_eq!(e.schema_compatibility_strategy.value, SchemaCompatibilityStrategy::Forward);
+    }
+
+    #[test]
+    fn a_topics_retention_and_ttl_win_and_its_message_size_falls_back_to_the_broker() {
+        let broker = BrokerConfig::default();
+        let ns = Policies {
+            message_ttl_in_seconds: Some(600),
+            retention_policies: Some(RetentionPolicies { retention_time_in_minutes: 60, retention_size_in_mb: -1 }),
+            ..Policies::default()
+        };
+        let mut topic = TopicPolicies::default();
+        let e = EffectivePolicies::resolve(&topic, &ns, &broker);
+        assert_eq!(e.message_ttl_in_seconds, Applied { value: 600, level: Level::Namespace });
+        assert_eq!(e.retention_policies.level, Level::Namespace);
+        assert_eq!(e.max_message_size.value as usize, broker.max_message_bytes);
+        topic.message_ttl_in_seconds = Some(5);
+        topic.retention_policies = Some(RetentionPolicies { retention_time_in_minutes: 1, retention_size_in_mb: 0 });
+        topic.max_message_size = Some(1024);
+        let e = EffectivePolicies::resolve(&topic, &ns, &broker);
+        assert_eq!(e.message_ttl_in_seconds, Applied { value: 5, level: Level::Topic });
+        assert_eq!(e.retention_policies.value.retention_time_in_minutes, 1);
+        assert_eq!(e.max_message_size, Applied { value: 1024, level: Level::Topic });
+    }
+
+    #[test]
+    fn backlog_quotas_and_offload_fields_are_resolved_one_by_one() {
+        use magnetar_core::BacklogQuotaPolicy;
+        let broker = BrokerConfig::default();
+        let quota =
+            |size| BacklogQuota { limit_size: size, limit_time: -1, policy: BacklogQuotaPolicy::ProducerException };
+        let mut ns = Policies::default();
+        ns.backlog_quota_map.insert("destination_storage".into(), quota(100));
+        ns.backlog_quota_map.insert("message_age".into(), quota(-1));
+        ns.offload_deletion_lag_ms = Some(7);
+        let mut topic = TopicPolicies::default();
+        topic.backlog_quota_map.insert("destination_storage".into(), quota(10));
+        topic.offload_policies = Some(serde_json::json!({"managedLedgerOffloadThresholdInBytes": 5}));
+        let e = EffectivePolicies::resolve(&topic, &ns, &broker);
+        assert_eq!(e.backlog_quota_map.level, Level::Topic);
+        assert_eq!(e.backlog_quota_map.value["destination_storage"].limit_size, 10);
+        assert!(e.backlog_quota_map.value.contains_key("message_age"), "the namespace's other type still applies");
+        assert_eq!(e.offload_policies.level, Level::Topic);
+        assert_eq!(e.offload_policies.value.threshold_bytes, 5);
+        assert_eq!(e.offload_policies.value.deletion_lag_ms, 7, "a field the topic leaves out is the namespace's");
+        let e = EffectivePolicies::resolve(&TopicPolicies::default(), &Policies::default(), &broker);
+        assert_eq!(e.backlog_quota_map, Applied { value: BTreeMap::new(), level: Level::Broker });
+        assert_eq!(e.offload_policies.level, Level::Broker);
+    }
+
+    #[test]
+    fn a_subscriptions_own_dispatch_rate_wins_for_it_alone() {
+        let rate = |msgs| DispatchRate {
+            dispatch_throttling_rate_in_msg: msgs,
+            dispatch_throttling_rate_in_byte: 0,
+            relative_to_publish_rate: false,
+            rate_period_in_second: 1,
+        };
+        let mut topic = TopicPolicies { subscription_dispatch_rate: Some(rate(50)), ..TopicPolicies::default() };
+        topic.set_subscription_dispatch_rate("slow", Some(rate(5)));
+        let e = EffectivePolicies::resolve(&topic, &Policies::default(), &BrokerConfig::default());
+        assert_eq!(e.dispatch_rate_of_subscription("slow").value, rate(5));
+        assert_eq!(e.dispatch_rate_of_subscription("other").value, rate(50));
     }
 
     #[test]

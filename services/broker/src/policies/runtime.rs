@@ -8,6 +8,7 @@
 use super::limiter::{FlowLimiter, RateLimiter};
 use super::resolve::{EffectivePolicies, limit};
 use crate::config::BrokerConfig;
+use crate::subscription::SubscriptionId;
 use magnetar_core::{NamespaceName, Policies, SharedClock, TopicName, TopicPolicies};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -30,6 +31,8 @@ pub struct PartitionPolicy {
     /// 0: no limit.
     pub(crate) max_delivery_delay_ms: AtomicI64,
     pub(crate) encryption_required: AtomicBool,
+    /// The largest payload in force (the topic's, else the broker's); 0 until first applied.
+    pub(crate) max_message_bytes: AtomicUsize,
     /// The topic's publish rate, applied to this partition (Pulsar applies it per partition).
     pub(crate) publish: FlowLimiter,
     /// The namespace's aggregate publish rate on this broker, shared by its partitions.
@@ -38,6 +41,11 @@ pub struct PartitionPolicy {
     pub(crate) dispatch: FlowLimiter,
     /// Each subscription's own dispatch rate: messages, bytes, period in ms.
     subscription_dispatch: [AtomicI64; 3],
+    /// The subscriptions with a dispatch rate of their own, by name, in the same units. Read on
+    /// the dispatch path only while `has_subscription_overrides` (a rare policy), so the
+    /// deliveries of other topics take no lock.
+    subscription_overrides: RwLock<HashMap<String, [i64; 3]>>,
+    has_subscription_overrides: AtomicBool,
     /// Wall-clock ms of the last publish, attach or detach (inactive-topic deletion).
     pub(crate) last_active_ms: AtomicI64,
     pub(crate) metrics: PolicyMetrics,
@@ -109,10 +117,13 @@ impl PartitionPolicy {
             delayed_delivery: AtomicBool::new(true),
             max_delivery_delay_ms: AtomicI64::new(0),
             encryption_required: AtomicBool::new(false),
+            max_message_bytes: AtomicUsize::new(0),
             publish: FlowLimiter::default(),
             namespace_publish,
             dispatch: FlowLimiter::default(),
             subscription_dispatch: [AtomicI64::new(0), AtomicI64::new(0), AtomicI64::new(1000)],
+            subscription_overrides: RwLock::new(HashMap::new()),
+            has_subscription_overrides: AtomicBool::new(false),
             last_active_ms: AtomicI64::new(clock.now_millis()),
             metrics: PolicyMetrics::default(),
             clock,
@@ -152,8 +163,17 @@ impl PartitionPolicy {
         self.last_active_ms.fetch_max(now_ms, Ordering::Relaxed);
     }
 
-    /// Sets a subscription's own dispatch limiter to the rate in force (no-op when unchanged).
-    pub(crate) fn configure_subscription_dispatch(&self, limiter: &FlowLimiter) {
+    /// Sets a subscription's own dispatch limiter to the rate in force (no-op when unchanged):
+    /// the subscription's own rate, else the topic's per-subscription rate.
+    pub(crate) fn configure_subscription_dispatch(&self, id: &SubscriptionId, limiter: &FlowLimiter) {
+        if self.has_subscription_overrides.load(Ordering::Acquire)
+            && let SubscriptionId::Durable(name) = id
+            && let Some([m, b, p]) =
+                self.subscription_overrides.read().unwrap_or_else(|e| e.into_inner()).get(name.as_str()).copied()
+        {
+            limiter.set(m, b, Duration::from_millis(p.max(1) as u64));
+            return;
+        }
         let [m, b, p] = &self.subscription_dispatch;
         let period = Duration::from_millis(p.load(Ordering::Relaxed).max(1) as u64);
         limiter.set(m.load(Ordering::Relaxed), b.load(Ordering::Relaxed), period);
@@ -173,6 +193,7 @@ impl PartitionPolicy {
         self.delayed_delivery.store(delayed.active, Ordering::Release);
         self.max_delivery_delay_ms.store(delayed.max_delivery_delay_in_millis.unwrap_or(0).max(0), Ordering::Release);
         self.encryption_required.store(e.encryption_required.value, Ordering::Release);
+        self.max_message_bytes.store(e.max_message_size.value.max(0) as usize, Ordering::Release);
         let p = &e.publish_rate.value;
         self.publish.set(
             i64::from(p.publish_throttling_rate_in_msg),
@@ -193,6 +214,18 @@ impl PartitionPolicy {
         m.store(relative(i64::from(s.dispatch_throttling_rate_in_msg), extra_msgs), Ordering::Relaxed);
         b.store(relative(s.dispatch_throttling_rate_in_byte, extra_bytes), Ordering::Relaxed);
         period.store(i64::from(s.rate_period_in_second.max(1)) * 1000, Ordering::Relaxed);
+        let overrides: HashMap<String, [i64; 3]> = e
+            .subscription_dispatch_rates
+            .iter()
+            .map(|(name, r)| {
+                let msgs = relative(i64::from(r.dispatch_throttling_rate_in_msg), extra_msgs);
+                let bytes = relative(r.dispatch_throttling_rate_in_byte, extra_bytes);
+                (name.clone(), [msgs, bytes, i64::from(r.rate_period_in_second.max(1)) * 1000])
+            })
+            .collect();
+        let any = !overrides.is_empty();
+        *self.subscription_overrides.write().unwrap_or_else(|e| e.into_inner()) = overrides;
+        self.has_subscription_overrides.store(any, Ordering::Release);
     }
 }
 

@@ -201,7 +201,26 @@ fn topic_table() -> Vec<(&'static str, &'static str, &'static str, Value, Value,
             json!({"tickTime": 1000, "active": true, "maxDeliveryDelayInMillis": 5000}),
             json!({"tickTime": 1000, "active": true}),
         ),
+        (
+            "retention",
+            "retention",
+            "retentionPolicies",
+            json!({"retentionTimeInMinutes": 60, "retentionSizeInMB": -1}),
+            json!({"retentionTimeInMinutes": 5, "retentionSizeInMB": 10}),
+            json!({"retentionTimeInMinutes": 0, "retentionSizeInMB": 0}),
+        ),
+        ("messageTTL", "messageTTL", "messageTTLInSeconds", json!(600), json!(5), json!(0)),
     ]
+}
+
+/// Sets a topic-level policy as Pulsar's admin does: a JSON body, except the TTL, which is a
+/// `messageTTL` query parameter.
+async fn set_topic_policy(app: &TestApp, topic: &str, path: &str, value: &Value) -> (reqwest::StatusCode, Value) {
+    if path == "messageTTL" {
+        app.post(&format!("{TOPIC}/{topic}/messageTTL?messageTTL={value}"), None).await
+    } else {
+        app.post(&format!("{TOPIC}/{topic}/{path}"), Some(value.clone())).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,7 +235,7 @@ async fn topic_policies_override_the_namespace_which_overrides_the_broker() {
         assert_eq!(ok(app.get(&applied(path)).await), broker, "{path}: the broker's default applies");
         assert_eq!(app.post(&format!("{NS}/{ns_path}"), Some(ns_value.clone())).await.0, 204);
         assert_eq!(ok(app.get(&applied(path)).await), ns_value, "{path}: the namespace's value applies");
-        let (s, body) = app.post(&format!("{TOPIC}/levels/{path}"), Some(topic_value.clone())).await;
+        let (s, body) = set_topic_policy(&app, "levels", path, &topic_value).await;
         assert_eq!(s, 204, "POST {path}: {body}");
         assert_eq!(ok(app.get(&format!("{TOPIC}/levels/{path}")).await), topic_value, "{path}: own value");
         assert_eq!(ok(app.get(&applied(path)).await), topic_value, "{path}: the topic's value applies");
@@ -249,4 +268,99 @@ async fn topic_policies_of_a_missing_topic_are_404_and_a_partition_names_its_top
     assert_eq!(app.post(&format!("{TOPIC}/parted-partition-1/maxProducers"), Some(json!(3))).await.0, 204);
     assert_eq!(ok(app.get(&format!("{TOPIC}/parted/maxProducers")).await), json!(3));
     err(app.post(&format!("{TOPIC}/parted/maxProducers"), Some(json!(-2))).await, 412);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_max_message_size_is_bounded_by_the_broker_and_kept_across_a_restart() {
+    let (app, cfg) = pg_broker().await;
+    ok(app.put(&format!("{TOPIC}/sized"), None).await);
+    let broker = cfg.broker.max_message_bytes as i64;
+    let path = format!("{TOPIC}/sized/maxMessageSize");
+    assert_eq!(ok(app.get(&path).await), Value::Null, "no own value at first");
+    assert_eq!(ok(app.get(&format!("{path}?applied=true")).await), json!(broker), "the broker's applies");
+    err(app.post(&path, Some(json!(broker + 1))).await, 412);
+    err(app.post(&path, Some(json!(-1))).await, 412);
+    assert_eq!(app.post(&path, Some(json!(2048))).await.0, 204);
+    let stats = ok(app.get(&format!("{TOPIC}/sized/stats")).await);
+    assert_eq!(stats["appliedPolicies"]["maxMessageSize"], json!({"value": 2048, "level": "topic"}));
+
+    let app = restart(app, &cfg).await;
+    assert_eq!(ok(app.get(&path).await), json!(2048), "kept across the restart");
+    assert_eq!(app.delete(&path).await.0, 204);
+    assert_eq!(ok(app.get(&format!("{path}?applied=true")).await), json!(broker));
+    // Invalid TTL and retention are refused at the topic level as at the namespace's.
+    err(app.post(&format!("{TOPIC}/sized/messageTTL?messageTTL=-1"), None).await, 412);
+    err(
+        app.post(
+            &format!("{TOPIC}/sized/retention"),
+            Some(json!({"retentionTimeInMinutes": -1, "retentionSizeInMB": 0})),
+        )
+        .await,
+        412,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_backlog_quotas_offload_policies_and_subscription_rates_override_and_are_kept() {
+    let (app, cfg) = pg_broker().await;
+    ok(app.put(&format!("{TOPIC}/own"), None).await);
+    let t = |p: &str| format!("{TOPIC}/own/{p}");
+    let level = |stats: &Value, field: &str| stats["appliedPolicies"][field]["level"].clone();
+
+    // Backlog quotas, per type: the topic's wins, the namespace's other type still applies.
+    let ns_size = json!({"limitSize": 1_000_000, "limitTime": -1, "policy": "producer_request_hold"});
+    let ns_age = json!({"limitSize": -1, "limitTime": 600, "policy": "producer_exception"});
+    let topic_size = json!({"limitSize": 2048, "limitTime": -1, "policy": "producer_exception"});
+    let quota = |kind: &str| format!("{NS}/backlogQuota?backlogQuotaType={kind}");
+    assert_eq!(app.post(&quota("destination_storage"), Some(ns_size)).await.0, 204);
+    assert_eq!(app.post(&quota("message_age"), Some(ns_age.clone())).await.0, 204);
+    assert_eq!(ok(app.get(&t("backlogQuotaMap")).await), json!({}), "no own quota at first");
+    let (s, body) = app.post(&t("backlogQuota?backlogQuotaType=destination_storage"), Some(topic_size.clone())).await;
+    assert_eq!(s, 204, "{body}");
+    assert_eq!(ok(app.get(&t("backlogQuotaMap")).await), json!({"destination_storage": topic_size}));
+    let both = json!({"destination_storage": topic_size, "message_age": ns_age});
+    assert_eq!(ok(app.get(&t("backlogQuotaMap?applied=true")).await), both);
+
+    // Offload policies: the fields the topic sets win, the others come from the namespace.
+    let offload =
+        json!({"managedLedgerOffloadThresholdInBytes": 1024, "managedLedgerOffloadDeletionLagInMillis": 5000});
+    assert_eq!(ok(app.get(&t("offloadPolicies")).await), Value::Null);
+    assert_eq!(app.post(&t("offloadPolicies"), Some(offload.clone())).await.0, 204);
+    assert_eq!(ok(app.get(&t("offloadPolicies")).await), offload);
+    let applied = ok(app.get(&t("offloadPolicies?applied=true")).await);
+    assert_eq!(applied["managedLedgerOffloadThresholdInBytes"], 1024, "{applied}");
+    assert_eq!(applied["managedLedgerOffloadThresholdInSeconds"], cfg.broker.offload_threshold_seconds, "{applied}");
+    err(app.post(&t("offloadPolicies"), Some(json!({"managedLedgerOffloadThresholdInBytes": -2}))).await, 412);
+
+    // One subscription's dispatch rate; the others keep the topic's.
+    let rate = json!({"dispatchThrottlingRateInMsg": 5, "dispatchThrottlingRateInByte": 0,
+                      "relativeToPublishRate": false, "ratePeriodInSecond": 1});
+    assert_eq!(ok(app.get(&t("s1/dispatchRate")).await), Value::Null);
+    assert_eq!(app.post(&t("s1/dispatchRate"), Some(rate.clone())).await.0, 204);
+    assert_eq!(ok(app.get(&t("s1/dispatchRate")).await), rate);
+    assert_eq!(ok(app.get(&t("s1/dispatchRate?applied=true")).await), rate);
+    assert_eq!(ok(app.get(&t("s2/dispatchRate?applied=true")).await)["dispatchThrottlingRateInMsg"], 0);
+    let bad = json!({"dispatchThrottlingRateInMsg": 5, "ratePeriodInSecond": 0});
+    err(app.post(&t("s1/dispatchRate"), Some(bad)).await, 412);
+
+    let stats = ok(app.get(&t("stats")).await);
+    assert_eq!(level(&stats, "backlogQuotaMap"), "topic", "{}", stats["appliedPolicies"]);
+    assert_eq!(level(&stats, "offloadPolicies"), "topic");
+
+    // Stored with the topic: a restart keeps them.
+    let app = restart(app, &cfg).await;
+    assert_eq!(ok(app.get(&t("backlogQuotaMap?applied=true")).await), both, "kept across the restart");
+    assert_eq!(ok(app.get(&t("offloadPolicies")).await), offload);
+    assert_eq!(ok(app.get(&t("s1/dispatchRate")).await), rate);
+
+    assert_eq!(app.delete(&t("backlogQuota?backlogQuotaType=destination_storage")).await.0, 204);
+    let applied = ok(app.get(&t("backlogQuotaMap?applied=true")).await);
+    assert_eq!(applied["destination_storage"]["limitSize"], 1_000_000, "back to the namespace's: {applied}");
+    assert_eq!(app.delete(&t("offloadPolicies")).await.0, 204);
+    assert_eq!(ok(app.get(&t("offloadPolicies")).await), Value::Null);
+    assert_eq!(app.delete(&t("s1/dispatchRate")).await.0, 204);
+    assert_eq!(ok(app.get(&t("s1/dispatchRate")).await), Value::Null);
+    let stats = ok(app.get(&t("stats")).await);
+    assert_eq!(level(&stats, "backlogQuotaMap"), "namespace");
+    assert_eq!(level(&stats, "offloadPolicies"), "broker");
 }

@@ -1,11 +1,13 @@
 //! Time-based subscription policies against the real broker: message TTL, the three backlog
 //! quota policies, delayed delivery surviving a restart, and resetting a cursor while a
 //! WebSocket consumer is connected. The limit and life policies of issue 14 are in `admin`
-//! (set, get, remove, precedence, restarts) and `enforced` (their effect on clients); the
-//! policies stored ahead of geo-replication and placement are in `replication`.
+//! (set, get, remove, precedence, restarts) and `enforced` (their effect on clients); topic-level
+//! overrides of retention, message TTL and message size in `overrides`; the policies stored
+//! ahead of geo-replication and placement in `replication`.
 
 mod admin;
 mod enforced;
+mod overrides;
 mod replication;
 
 use futures::{SinkExt, StreamExt};
