@@ -50,7 +50,7 @@ pub async fn a_live_broker_id_cannot_be_taken_by_another_session(store: Arc<dyn 
     // The same session may register again (a retried call after a lost answer).
     store.register_broker(&registration("b1", "first"), LONG, None).await.expect("same session again");
     // A process that knows the live session is its own dead predecessor may take over.
-    store.register_broker(&registration("b1", "third"), LONG, Some("other")).await.err().expect("not its predecessor");
+    store.register_broker(&registration("b1", "third"), LONG, Some("other")).await.expect_err("not its predecessor");
     // The second session cannot renew a lease it never held.
     let renewed = store
         .renew_broker_lease("b1", "second", LONG, BrokerState::Active, &BrokerLoad::default())
