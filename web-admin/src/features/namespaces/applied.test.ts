@@ -21,6 +21,14 @@ const defaults: AppliedPolicies = {
   autoSubscriptionCreation: broker({ allowAutoSubscriptionCreation: true }),
   subscriptionExpirationTimeMinutes: broker(0),
   encryptionRequired: broker(false),
+  schemaCompatibilityStrategy: broker('UNDEFINED'),
+  schemaValidationEnforced: broker(false),
+  replicatorDispatchRate: broker({ dispatchThrottlingRateInMsg: 0, dispatchThrottlingRateInByte: 0, relativeToPublishRate: false, ratePeriodInSecond: 1 }),
+  retentionPolicies: broker({ retentionTimeInMinutes: 0, retentionSizeInMB: 0 }),
+  messageTTLInSeconds: broker(0),
+  maxMessageSize: broker(5242880),
+  backlogQuotaMap: broker({}),
+  offloadPolicies: broker({}),
 };
 
 describe('limits in force', () => {
@@ -31,6 +39,9 @@ describe('limits in force', () => {
     expect(by.inactiveTopicPolicies.value).toBe('kept');
     expect(by.subscriptionExpirationTimeMinutes.value).toBe('never');
     expect(by.encryptionRequired.level).toBe('broker');
+    expect(by.retentionPolicies.value).toBe('none');
+    expect(by.messageTTLInSeconds.value).toBe('never');
+    expect(by.schemaCompatibilityStrategy.value).toBe('same type (broker rule)');
   });
   it('shows what the namespace sets and its level', () => {
     const rows = appliedRows({
@@ -46,5 +57,16 @@ describe('limits in force', () => {
     expect(by.publishRate).toMatchObject({ value: '100 msg/s', level: 'namespace' });
     expect(by.maxConsumersPerTopic).toMatchObject({ value: '3', level: 'namespace' });
     expect(by.inactiveTopicPolicies.value).toBe('deleted after 1h unused (subscriptions caught up)');
+    const later = Object.fromEntries(
+      appliedRows({
+        ...defaults,
+        retentionPolicies: { value: { retentionTimeInMinutes: -1, retentionSizeInMB: 100 }, level: 'namespace' },
+        schemaCompatibilityStrategy: { value: 'BACKWARD', level: 'namespace' },
+        messageTTLInSeconds: { value: 3600, level: 'namespace' },
+      }).map((r) => [r.key, r]),
+    );
+    expect(later.retentionPolicies.value).toBe('forever, 100 MB');
+    expect(later.schemaCompatibilityStrategy.value).toBe('BACKWARD');
+    expect(later.messageTTLInSeconds.value).toBe('1h');
   });
 });

@@ -85,6 +85,30 @@ const FORMATS: { key: keyof AppliedPolicies; label: string; show: (v: unknown) =
     },
   },
   { key: 'encryptionRequired', label: 'Encryption required', show: (v) => (v === true ? 'yes' : 'no') },
+  {
+    key: 'retentionPolicies',
+    label: 'Retention of acknowledged messages',
+    show: (v) => {
+      const minutes = field(v, 'retentionTimeInMinutes');
+      const mb = field(v, 'retentionSizeInMB');
+      if (minutes === 0 && mb === 0) return 'none';
+      const time = minutes < 0 ? 'forever' : formatDuration(minutes * 60);
+      const size = mb < 0 ? 'any size' : `${formatCount(mb)} MB`;
+      return `${time}, ${size}`;
+    },
+  },
+  {
+    key: 'messageTTLInSeconds',
+    label: 'Message TTL',
+    show: (v) => (typeof v === 'number' && v > 0 ? formatDuration(v) : 'never'),
+  },
+  { key: 'maxMessageSize', label: 'Largest message (bytes)', show: limit },
+  {
+    key: 'schemaCompatibilityStrategy',
+    label: 'Schema compatibility',
+    show: (v) => (typeof v === 'string' && v !== 'UNDEFINED' ? v : 'same type (broker rule)'),
+  },
+  { key: 'schemaValidationEnforced', label: 'Schema required of producers', show: (v) => (v === true ? 'yes' : 'no') },
 ];
 
 export function appliedRows(e: AppliedPolicies): AppliedRow[] {
