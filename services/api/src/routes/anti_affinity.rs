@@ -87,15 +87,11 @@ async fn remove_anti_affinity_group(
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetNamespacePolicy, &name).await?;
-    s.broker
-        .admin()
-        .update_policies(&name, |p| {
-            p.namespace_anti_affinity_group = None;
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    super::change_namespace_policies(&s, &auth, &name, |p| {
+        p.namespace_anti_affinity_group = None;
+        Ok(())
+    })
+    .await
 }
 
 /// Pulsar names the first segment `{cluster}`; the router needs the name every

@@ -1,6 +1,26 @@
 #[macro_use]
 mod policy_macros;
 
+use crate::AppState;
+use crate::error::ApiResult;
+use crate::extract::AuthContext;
+use axum::http::StatusCode;
+use magnetar_auth::Operation;
+use magnetar_core::{NamespaceName, Policies};
+
+/// The body of every handler that changes a namespace's policies: the caller may set them, the
+/// change is applied (optimistically, retried on a concurrent update), 204.
+pub(crate) async fn change_namespace_policies(
+    s: &AppState,
+    auth: &AuthContext,
+    name: &NamespaceName,
+    change: impl FnMut(&mut Policies) -> magnetar_broker::Result<()>,
+) -> ApiResult<StatusCode> {
+    auth.check(Operation::SetNamespacePolicy, name).await?;
+    s.broker.admin().update_policies(name, change).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub mod anti_affinity;
 pub mod auth_info;
 pub mod broker_info;

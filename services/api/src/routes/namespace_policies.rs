@@ -166,15 +166,11 @@ async fn set_encryption_required(
     NamespaceParam(name): NamespaceParam,
     JsonBody(required): JsonBody<bool>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetNamespacePolicy, &name).await?;
-    s.broker
-        .admin()
-        .update_policies(&name, |p| {
-            p.encryption_required = required;
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    super::change_namespace_policies(&s, &auth, &name, |p| {
+        p.encryption_required = required;
+        Ok(())
+    })
+    .await
 }
 
 /// Get the properties of a namespace
@@ -204,15 +200,11 @@ async fn set_properties(
     NamespaceParam(name): NamespaceParam,
     JsonBody(pairs): JsonBody<BTreeMap<String, String>>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetNamespacePolicy, &name).await?;
-    s.broker
-        .admin()
-        .update_policies(&name, |p| {
-            p.properties.extend(pairs.clone());
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    super::change_namespace_policies(&s, &auth, &name, |p| {
+        p.properties.extend(pairs.clone());
+        Ok(())
+    })
+    .await
 }
 
 /// Remove every property of a namespace
@@ -225,15 +217,11 @@ async fn clear_properties(
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetNamespacePolicy, &name).await?;
-    s.broker
-        .admin()
-        .update_policies(&name, |p| {
-            p.properties.clear();
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    super::change_namespace_policies(&s, &auth, &name, |p| {
+        p.properties.clear();
+        Ok(())
+    })
+    .await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -285,15 +273,11 @@ async fn set_property(
     NamespaceParam(name): NamespaceParam,
     Path(kv): Path<KeyValuePath>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetNamespacePolicy, &name).await?;
-    s.broker
-        .admin()
-        .update_policies(&name, |p| {
-            p.properties.insert(kv.key.clone(), kv.value.clone());
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    super::change_namespace_policies(&s, &auth, &name, |p| {
+        p.properties.insert(kv.key.clone(), kv.value.clone());
+        Ok(())
+    })
+    .await
 }
 
 /// Remove one property of a namespace

@@ -132,15 +132,11 @@ async fn set_retention(
     NamespaceParam(name): NamespaceParam,
     JsonBody(r): JsonBody<RetentionPolicies>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetNamespacePolicy, &name).await?;
-    s.broker
-        .admin()
-        .update_policies(&name, |p| {
-            p.retention_policies = Some(r);
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    super::change_namespace_policies(&s, &auth, &name, |p| {
+        p.retention_policies = Some(r);
+        Ok(())
+    })
+    .await
 }
 
 /// Remove the retention of a namespace
@@ -153,15 +149,11 @@ async fn remove_retention(
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetNamespacePolicy, &name).await?;
-    s.broker
-        .admin()
-        .update_policies(&name, |p| {
-            p.retention_policies = None;
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    super::change_namespace_policies(&s, &auth, &name, |p| {
+        p.retention_policies = None;
+        Ok(())
+    })
+    .await
 }
 
 /// Get the message TTL of a namespace
@@ -219,13 +211,9 @@ async fn remove_message_ttl(
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetNamespacePolicy, &name).await?;
-    s.broker
-        .admin()
-        .update_policies(&name, |p| {
-            p.message_ttl_in_seconds = None;
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    super::change_namespace_policies(&s, &auth, &name, |p| {
+        p.message_ttl_in_seconds = None;
+        Ok(())
+    })
+    .await
 }

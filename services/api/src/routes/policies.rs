@@ -219,15 +219,11 @@ async fn remove_auto_topic_creation(
     auth: AuthContext,
     NamespaceParam(name): NamespaceParam,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetNamespacePolicy, &name).await?;
-    s.broker
-        .admin()
-        .update_policies(&name, |p| {
-            p.other.remove(AUTO_CREATION);
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    super::change_namespace_policies(&s, &auth, &name, |p| {
+        p.other.remove(AUTO_CREATION);
+        Ok(())
+    })
+    .await
 }
 
 /// Skips every subscription's backlog on every topic of the namespace (or one subscription).
