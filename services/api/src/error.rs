@@ -85,6 +85,7 @@ pub fn status_of(e: &BrokerError) -> StatusCode {
         | B::PublishRateExceeded { .. }
         | B::TopicTerminated(_)
         | B::Unavailable { .. }
+        | B::SequenceInFlight { .. }
         | B::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         B::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -104,6 +104,7 @@ fn described_routes() -> OpenApiRouter<AppState> {
         .merge(routes::ws::router())
         .merge(routes::policies::router())
         .merge(routes::namespace_limits::router())
+        .merge(routes::deduplication::router())
         .merge(routes::namespace_policies::router())
         .merge(routes::topic_policies::router())
         .merge(routes::schema_policies::router())

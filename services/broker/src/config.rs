@@ -119,6 +119,8 @@ pub struct BrokerConfig {
     pub metrics: crate::metrics::MetricsConfig,
     /// The lease that makes this process a member of the tier (`[broker.membership]`).
     pub membership: crate::membership::MembershipConfig,
+    /// Message deduplication (`[broker.deduplication]`).
+    pub deduplication: crate::dedup::DedupConfig,
 }
 
 impl Default for BrokerConfig {
@@ -179,6 +181,7 @@ impl Default for BrokerConfig {
             topic_policies_refresh_ms: 30_000,
             metrics: Default::default(),
             membership: Default::default(),
+            deduplication: Default::default(),
         }
     }
 }

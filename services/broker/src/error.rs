@@ -177,6 +177,12 @@ pub enum BrokerError {
     PublishRateExceeded { entity: Box<Entity>, wait_ms: u64, max_ms: u64 },
     #[error("the broker is shutting down")]
     ShuttingDown,
+    /// Deduplication: an earlier message of this producer with this sequence id is still being
+    /// stored; whether it will be is not known yet (Pulsar's "unknown" duplicate status).
+    #[error(
+        "message {sequence_id} of producer {producer} is already being stored on {topic}: retry once that one is acknowledged or failed"
+    )]
+    SequenceInFlight { topic: TopicName, producer: String, sequence_id: i64 },
     /// Pulsar's terminated topic: it accepts no more messages (its consumers read what is left).
     #[error("topic {0} is terminated: it accepts no more messages")]
     TopicTerminated(TopicName),

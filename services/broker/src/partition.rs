@@ -65,6 +65,8 @@ pub struct Partition {
     quota: std::sync::Mutex<crate::controllers::enforcement::QuotaState>,
     /// Limits and rates in force (`policies::runtime`), read without a lock.
     pub(crate) policy: Arc<crate::policies::runtime::PartitionPolicy>,
+    /// Producer sequence ids stored, when deduplication is on.
+    pub(crate) dedup: crate::dedup::PartitionDedup,
 }
 
 impl Partition {
@@ -104,6 +106,7 @@ impl Partition {
             unloaded: tokio_util::sync::CancellationToken::new(),
             quota: std::sync::Mutex::new(Default::default()),
             policy,
+            dedup: Default::default(),
         }
     }
 

@@ -18,7 +18,7 @@ use crate::{BrokerError, Result, Service};
 use bytes::Bytes;
 use magnetar_auth::Operation;
 use magnetar_core::{MessageId, TopicName, hash::partition_for_key};
-use magnetar_storage::RecordInput;
+use magnetar_storage::{ProducerStamp, RecordInput};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -32,6 +32,9 @@ pub struct PublishMessage {
     pub deliver_at: Option<i64>,
     /// Pulsar's `deliverAfterMs`, counted from when the broker receives the message.
     pub deliver_after_ms: Option<i64>,
+    /// The producer's name and this message's sequence id, when the producer gave both: stored
+    /// with the message, and what deduplication checks.
+    pub producer: Option<ProducerStamp>,
 }
 
 /// How a message key picks a partition: Pulsar's `Murmur3_32Hash` (REST produce) or the Java
@@ -49,6 +52,8 @@ pub struct PendingPublish {
     groups: Vec<PendingGroup>,
     /// Messages refused before reaching the WAL, by position.
     refused: Vec<(usize, BrokerError)>,
+    /// Duplicates answered without reaching the WAL, by position.
+    duplicates: Vec<(usize, MessageId)>,
     total: usize,
     started: std::time::Instant,
 }
@@ -59,6 +64,8 @@ struct PendingGroup {
     pending: magnetar_storage::PendingAppend,
     /// Sizes of the group's messages, recorded once they are durable.
     sizes: Tally,
+    /// Producer stamps and publish times of the messages deduplication tracks.
+    stamps: Vec<(ProducerStamp, i64)>,
     queued_at: std::time::Instant,
 }
 
@@ -71,6 +78,7 @@ impl PendingPublish {
             if result.is_ok() {
                 g.partition.record_publish(&g.sizes, g.queued_at.elapsed());
             }
+            g.partition.dedup.settle(&g.stamps, result.is_ok()).await;
             (g.partition, g.positions, result)
         });
         let groups = futures::future::join_all(waits).await;
@@ -81,6 +89,9 @@ impl PendingPublish {
         let mut failed = self.refused.len() as u64;
         for (pos, e) in self.refused {
             out[pos] = Some(Err(e));
+        }
+        for (pos, id) in self.duplicates {
+            out[pos] = Some(Ok(id));
         }
         for (partition, positions, result) in groups {
             match result {
@@ -137,6 +148,11 @@ fn clone_error(e: &BrokerError) -> BrokerError {
             BrokerError::PublishRateExceeded { entity: entity.clone(), wait_ms: *wait_ms, max_ms: *max_ms }
         }
         BrokerError::TopicTerminated(topic) => BrokerError::TopicTerminated(topic.clone()),
+        BrokerError::SequenceInFlight { topic, producer, sequence_id } => BrokerError::SequenceInFlight {
+            topic: topic.clone(),
+            producer: producer.clone(),
+            sequence_id: *sequence_id,
+        },
         other => BrokerError::Internal(other.to_string()),
     }
 }
@@ -273,39 +289,79 @@ impl Publisher {
             let ctx = &self.ctx;
             async move {
                 let (positions, inputs): (Vec<usize>, Vec<RecordInput>) = batch.into_iter().unzip();
-                let mut sizes = Tally::default();
-                for r in &inputs {
-                    sizes.add(&ENTRY_SIZE, r.payload.len() as u64);
-                }
+                let mut skipped = Vec::new();
                 let result = async {
+                    let (count, bytes) = (inputs.len() as u64, inputs.iter().map(|r| r.payload.len() as u64).sum());
                     crate::controllers::enforcement::admit_publish(&partition).await?;
-                    throttle_publish(ctx, &partition, sizes.window.count, sizes.window.sum, throttle).await?;
+                    throttle_publish(ctx, &partition, count, bytes, throttle).await?;
+                    // Checked last, and held until the admitted messages are queued, so that
+                    // their order in the log is the order of their checks.
+                    let admission = partition.dedup.admit(ctx, &partition, &inputs).await?;
+                    let tracking = admission.tracking();
+                    let mut stored = Vec::with_capacity(inputs.len());
+                    let (mut kept, mut stamps, mut sizes) = (Vec::with_capacity(inputs.len()), Vec::new(), Tally::default());
+                    for ((pos, r), verdict) in positions.iter().zip(inputs).zip(&admission.verdicts) {
+                        if *verdict != crate::dedup::Verdict::Store {
+                            skipped.push((*pos, crate::dedup::outcome_of(verdict, &partition, r.producer.as_ref())));
+                            continue;
+                        }
+                        sizes.add(&ENTRY_SIZE, r.payload.len() as u64);
+                        if tracking && let Some(s) = &r.producer {
+                            stamps.push((s.clone(), r.publish_time));
+                        }
+                        stored.push(*pos);
+                        kept.push(r);
+                    }
+                    if kept.is_empty() {
+                        return Ok(None);
+                    }
                     // The write latency counts from here: time held by a quota or a publish
                     // rate is not storage's.
                     let queued_at = std::time::Instant::now();
-                    let enqueued = partition.log.enqueue(inputs).await.map_err(|e| match e {
+                    let enqueued = partition.log.enqueue(kept).await.map_err(|e| match e {
                         magnetar_storage::StorageError::Terminated(_) => {
                             BrokerError::TopicTerminated(partition.name.clone())
                         }
                         e => e.into(),
-                    })?;
-                    Ok::<_, BrokerError>((enqueued, queued_at))
+                    });
+                    drop(admission);
+                    let enqueued = match enqueued {
+                        Ok(e) => e,
+                        Err(e) => {
+                            partition.dedup.settle(&stamps, false).await;
+                            return Err(e);
+                        }
+                    };
+                    Ok::<_, BrokerError>(Some((stored, enqueued, queued_at, sizes, stamps)))
                 }
                 .await;
-                (partition, positions, sizes, result)
+                (partition, positions, result, skipped)
             }
         }))
         .await;
         let mut groups = Vec::with_capacity(queued.len());
-        for (partition, positions, sizes, result) in queued {
-            match result {
-                Ok((pending, queued_at)) => {
-                    groups.push(PendingGroup { partition, positions, pending, sizes, queued_at })
+        let mut duplicates = Vec::new();
+        for (partition, positions, result, skipped) in queued {
+            for (pos, outcome) in skipped {
+                match outcome {
+                    Ok(id) => duplicates.push((pos, id)),
+                    Err(e) => refused.push((pos, e)),
                 }
-                Err(e) => refused.extend(positions.into_iter().map(|pos| (pos, clone_error(&e)))),
+            }
+            match result {
+                Ok(Some((positions, pending, queued_at, sizes, stamps))) => {
+                    groups.push(PendingGroup { partition, positions, pending, sizes, stamps, queued_at })
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let answered: Vec<usize> = refused.iter().map(|r| r.0).chain(duplicates.iter().map(|d| d.0)).collect();
+                    let unanswered = positions.into_iter().filter(|pos| !answered.contains(pos));
+                    let failed: Vec<(usize, BrokerError)> = unanswered.map(|pos| (pos, clone_error(&e))).collect();
+                    refused.extend(failed);
+                }
             }
         }
-        Ok(PendingPublish { ctx: Arc::clone(&self.ctx), groups, refused, total, started })
+        Ok(PendingPublish { ctx: Arc::clone(&self.ctx), groups, refused, duplicates, total, started })
     }
 
     fn record_of(&self, m: PublishMessage, publish_time: i64) -> RecordInput {
@@ -316,7 +372,7 @@ impl Publisher {
             // The time travels with the stored message, hidden from consumers.
             properties.push((DELIVER_AT_PROPERTY.into(), at.to_string()));
         }
-        RecordInput { publish_time, event_time: m.event_time, key: m.key, properties, payload: m.payload }
+        RecordInput { publish_time, event_time: m.event_time, key: m.key, properties, payload: m.payload, producer: m.producer }
     }
 }
 

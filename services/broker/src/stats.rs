@@ -178,7 +178,7 @@ pub fn partition_stats(p: &Partition) -> TopicStats {
         // Every segment once, whichever tiers hold it; the object store's part separately.
         storage_size: p.log.storage_bytes(),
         offloaded_storage_size: p.log.offloaded_bytes(),
-        deduplication_status: "Disabled".into(),
+        deduplication_status: if p.policy.deduplication_enabled() { "Enabled" } else { "Disabled" }.into(),
         ..TopicStats::default()
     };
     let entries = p.log.end_offset().saturating_sub(p.log.start_offset()).max(1);
@@ -250,6 +250,9 @@ pub fn aggregate<'a>(parts: impl Iterator<Item = &'a TopicStats>) -> TopicStats 
         t.storage_size += s.storage_size;
         t.backlog_size += s.backlog_size;
         t.offloaded_storage_size += s.offloaded_storage_size;
+        if s.deduplication_status == "Enabled" {
+            t.deduplication_status = s.deduplication_status.clone();
+        }
         for (name, sub) in &s.subscriptions {
             let e = t.subscriptions.entry(name.clone()).or_insert_with(|| SubscriptionStats {
                 kind: sub.kind.clone(),
@@ -319,6 +322,29 @@ pub fn internal_stats(p: &Partition) -> InternalStats {
                 number_of_entries_since_first_not_acked_message: snap.read_pos.saturating_sub(snap.mark_delete),
                 total_non_contiguous_deleted_messages_range: snap.acked_ranges.len() as u64,
                 properties: BTreeMap::new(),
+            },
+        );
+    }
+    // Pulsar shows deduplication's snapshot as the cursor `pulsar.dedup`: its position, and the
+    // producers' sequence ids as properties.
+    if let Some(snap) = p.dedup.last_snapshot() {
+        let at = position(p, snap.position.checked_sub(1));
+        cursors.insert(
+            "pulsar.dedup".into(),
+            CursorStats {
+                mark_delete_position: at.clone(),
+                read_position: at,
+                waiting_read_op: false,
+                pending_read_ops: 0,
+                messages_consumed_counter: 0,
+                cursor_ledger: -1,
+                cursor_ledger_last_entry: -1,
+                individually_deleted_messages: "[]".into(),
+                last_ledger_switch_timestamp: magnetar_core::time::format_rfc3339(snap.taken_at),
+                state: "Open".into(),
+                number_of_entries_since_first_not_acked_message: end.saturating_sub(snap.position),
+                total_non_contiguous_deleted_messages_range: 0,
+                properties: snap.producers.iter().map(|(k, v)| (k.clone(), v.sequence_id)).collect(),
             },
         );
     }

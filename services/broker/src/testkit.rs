@@ -21,6 +21,7 @@ pub fn input(i: u64) -> RecordInput {
         key: Some(format!("key-{i}")),
         properties: vec![],
         payload: Bytes::from(format!("payload-{i}")),
+        producer: None,
     }
 }
 
@@ -146,6 +147,15 @@ mod gated {
         }
         async fn upsert_cluster(&self, c: &ClusterData) -> Result<()> {
             self.inner.upsert_cluster(c).await
+        }
+        async fn save_dedup_snapshot(&self, l: i64, e: i64, s: &DedupSnapshot) -> Result<()> {
+            self.inner.save_dedup_snapshot(l, e, s).await
+        }
+        async fn get_dedup_snapshot(&self, l: i64) -> Result<Option<DedupSnapshot>> {
+            self.inner.get_dedup_snapshot(l).await
+        }
+        async fn delete_dedup_snapshot(&self, l: i64, e: i64) -> Result<()> {
+            self.inner.delete_dedup_snapshot(l, e).await
         }
         async fn register_broker(
             &self,

@@ -101,6 +101,9 @@ pub struct Policies {
     pub retention_policies: Option<RetentionPolicies>,
     #[serde(default, rename = "deduplicationEnabled", skip_serializing_if = "Option::is_none")]
     pub deduplication_enabled: Option<bool>,
+    /// Seconds between deduplication snapshots while messages arrive.
+    #[serde(default, rename = "deduplicationSnapshotIntervalSeconds", skip_serializing_if = "Option::is_none")]
+    pub deduplication_snapshot_interval_seconds: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_producers_per_topic: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -53,6 +53,11 @@ pub struct TopicPolicies {
     pub schema_compatibility_strategy: Option<SchemaCompatibilityStrategy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_validation_enforced: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deduplication_enabled: Option<bool>,
+    /// Seconds between deduplication snapshots while messages arrive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deduplication_snapshot_interval_seconds: Option<i32>,
     /// Stored, validated as the namespace's; geo-replication does not exist yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication_clusters: Option<Vec<String>>,

@@ -162,6 +162,14 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Cursors of subscriptions deleted meanwhile are ignored.
     async fn checkpoint_cursors(&self, log_id: i64, epoch: i64, cursors: &[(String, CursorState)]) -> Result<()>;
 
+    // ---- deduplication ----
+    /// Replaces the partition's deduplication snapshot, conditional on `epoch`.
+    async fn save_dedup_snapshot(&self, log_id: i64, epoch: i64, snapshot: &DedupSnapshot) -> Result<()>;
+    /// The partition's deduplication snapshot, if one was saved. `NotFound` for an unknown partition.
+    async fn get_dedup_snapshot(&self, log_id: i64) -> Result<Option<DedupSnapshot>>;
+    /// Removes the partition's deduplication snapshot (none is fine), conditional on `epoch`.
+    async fn delete_dedup_snapshot(&self, log_id: i64, epoch: i64) -> Result<()>;
+
     // ---- segment index ----
     /// Records an uploaded segment, conditional on `epoch`. `AlreadyExists` for a duplicate.
     async fn commit_segment(&self, epoch: i64, segment: &SegmentRecord) -> Result<()>;

@@ -82,6 +82,26 @@ pub struct CursorState {
     pub acked_ranges: Vec<(u64, u64)>,
 }
 
+/// A partition's deduplication state as of `position`: for each producer name, the highest
+/// sequence id among the partition's records below that offset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DedupSnapshot {
+    pub position: u64,
+    pub producers: BTreeMap<String, ProducerSequence>,
+    /// Milliseconds since the epoch.
+    pub taken_at: i64,
+}
+
+/// A producer's highest stored sequence id, and when it last published (producers inactive for
+/// long are forgotten, as Pulsar does, so that generated producer names do not pile up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProducerSequence {
+    pub sequence_id: i64,
+    /// Publish time of its latest message, ms since the epoch.
+    pub last_publish_time: i64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubscriptionRecord {
     pub log_id: i64,

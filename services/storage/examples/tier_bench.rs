@@ -72,6 +72,7 @@ async fn main() {
                 key: None,
                 properties: vec![],
                 payload: payload.clone(),
+                producer: None,
             })
             .collect();
         i += log.append(batch).await.expect("append").len() as u64;

@@ -32,6 +32,7 @@ async fn main() {
                     key: None,
                     properties: vec![],
                     payload: payload.clone(),
+                    producer: None,
                 };
                 log.append(vec![r]).await.unwrap();
             }

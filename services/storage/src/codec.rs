@@ -6,7 +6,10 @@
 //!
 //! A segment record is one frame whose body is a record body:
 //! `offset u64 | publish_time i64 | flags u8 | [event_time i64] | [key_len u32 | key]
+//!  | [producer_len u32 | producer | sequence_id i64]
 //!  | n_props u32 | (k_len u32 | k | v_len u32 | v)* | payload_len u32 | payload`.
+//! Optional parts are present when their flag is set; a flag added later leaves older records
+//! readable as they are.
 //!
 //! A WAL frame body starts with a type byte:
 //! - `1` data: `log_id u64 | segment_base u64 | count u32 | count segment-record frames`
@@ -14,7 +17,7 @@
 //! - `2` aux: `log_id u64 | opaque bytes`;
 //! - `3` drop: `log_id u64`.
 
-use crate::record::{Record, RecordInput};
+use crate::record::{ProducerStamp, Record, RecordInput};
 use bytes::Bytes;
 
 pub const FRAME_HEADER: usize = 8;
@@ -23,6 +26,7 @@ pub const MAX_FRAME_LEN: usize = 512 << 20;
 
 const FLAG_EVENT_TIME: u8 = 1;
 const FLAG_KEY: u8 = 2;
+const FLAG_PRODUCER: u8 = 4;
 const RECORD_FIXED: usize = 8 + 8 + 1 + 4 + 4;
 
 pub const WAL_DATA: u8 = 1;
@@ -91,6 +95,9 @@ pub fn record_frame_len(r: &RecordInput) -> usize {
     if let Some(k) = &r.key {
         n += 4 + k.len();
     }
+    if let Some(p) = &r.producer {
+        n += 4 + p.name.len() + 8;
+    }
     for (k, v) in &r.properties {
         n += 8 + k.len() + v.len();
     }
@@ -109,12 +116,19 @@ pub fn encode_record(buf: &mut Vec<u8>, offset: u64, r: &RecordInput) {
     if r.key.is_some() {
         flags |= FLAG_KEY;
     }
+    if r.producer.is_some() {
+        flags |= FLAG_PRODUCER;
+    }
     buf.push(flags);
     if let Some(t) = r.event_time {
         buf.extend_from_slice(&t.to_le_bytes());
     }
     if let Some(k) = &r.key {
         put_bytes(buf, k.as_bytes());
+    }
+    if let Some(p) = &r.producer {
+        put_bytes(buf, p.name.as_bytes());
+        buf.extend_from_slice(&p.sequence_id.to_le_bytes());
     }
     buf.extend_from_slice(&(r.properties.len() as u32).to_le_bytes());
     for (k, v) in &r.properties {
@@ -183,11 +197,16 @@ pub fn decode_record(body: &Bytes, segment_base: u64) -> Result<Record, String> 
     let offset = c.u64()?;
     let publish_time = c.u64()? as i64;
     let flags = c.u8()?;
-    if flags & !(FLAG_EVENT_TIME | FLAG_KEY) != 0 {
+    if flags & !(FLAG_EVENT_TIME | FLAG_KEY | FLAG_PRODUCER) != 0 {
         return Err(format!("unknown record flags {flags:#x}"));
     }
     let event_time = if flags & FLAG_EVENT_TIME != 0 { Some(c.u64()? as i64) } else { None };
     let key = if flags & FLAG_KEY != 0 { Some(c.string()?) } else { None };
+    let producer = if flags & FLAG_PRODUCER != 0 {
+        Some(ProducerStamp { name: c.string()?, sequence_id: c.u64()? as i64 })
+    } else {
+        None
+    };
     let n = c.u32()? as usize;
     // Each property needs at least 8 bytes: bound the allocation by what the body can hold.
     if n > (body.len() - c.pos) / 8 {
@@ -201,7 +220,8 @@ pub fn decode_record(body: &Bytes, segment_base: u64) -> Result<Record, String> 
     if c.pos != body.len() {
         return Err("trailing bytes after record payload".into());
     }
-    Ok(Record { offset, segment_base, publish_time, event_time, key, properties, payload: body.slice(ps..ps + pn) })
+    let payload = body.slice(ps..ps + pn);
+    Ok(Record { offset, segment_base, publish_time, event_time, key, properties, payload, producer })
 }
 
 /// A data frame ready for the WAL, plus the sizes of its record frames (for the segment index).
@@ -328,13 +348,15 @@ mod tests {
             proptest::option::of(".{0,20}"),
             proptest::collection::vec((".{0,10}", ".{0,10}"), 0..4),
             proptest::collection::vec(any::<u8>(), 0..300),
+            proptest::option::of((".{0,20}", any::<i64>())),
         )
-            .prop_map(|(publish_time, event_time, key, properties, payload)| RecordInput {
+            .prop_map(|(publish_time, event_time, key, properties, payload, producer)| RecordInput {
                 publish_time,
                 event_time,
                 key,
                 properties,
                 payload: Bytes::from(payload),
+                producer: producer.map(|(name, sequence_id)| ProducerStamp { name, sequence_id }),
             })
     }
 
@@ -358,6 +380,7 @@ mod tests {
             prop_assert_eq!(rec.key, r.key);
             prop_assert_eq!(rec.properties, r.properties);
             prop_assert_eq!(rec.payload, r.payload);
+            prop_assert_eq!(rec.producer, r.producer);
         }
 
         #[test]

@@ -295,6 +295,7 @@ impl PartitionLog {
                     key: r.key,
                     properties: r.properties,
                     payload: r.payload,
+                    producer: r.producer,
                 })
                 .collect();
             let part = self.me.upgrade().ok_or(StorageError::LogDeleted(self.log_id))?;

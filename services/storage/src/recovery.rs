@@ -422,6 +422,7 @@ mod tests {
                 key: None,
                 properties: vec![],
                 payload: bytes::Bytes::from(vec![b'x'; 40]),
+                producer: None,
             })
             .collect()
     }

@@ -519,6 +519,7 @@ mod tests {
                 key: None,
                 properties: vec![],
                 payload: Bytes::from(vec![1u8; 3000]),
+                producer: None,
             };
             let mut buf = Vec::new();
             codec::encode_record(&mut buf, i, &r);

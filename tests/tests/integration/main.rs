@@ -15,6 +15,7 @@ mod broker_tier;
 mod cluster_mode;
 mod console;
 mod crash;
+mod deduplication;
 mod hardening;
 mod helm_chart;
 mod metrics;

@@ -31,6 +31,7 @@ pub mod clusters;
 pub mod console;
 pub mod consume;
 pub mod messages;
+pub mod deduplication;
 pub mod namespace_limits;
 pub mod namespace_policies;
 pub mod namespaces;

@@ -14,7 +14,7 @@ use axum::Json;
 use axum::extract::State;
 use base64::Engine;
 use magnetar_auth::Operation;
-use magnetar_broker::{BrokerError, Entity, KeyHashing, PublishMessage};
+use magnetar_broker::{BrokerError, Entity, KeyHashing, ProducerStamp, PublishMessage};
 use magnetar_core::TopicName;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -27,8 +27,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(produce)).routes(routes!(produce_to_partition))
 }
 
-/// Pulsar's request; producer name, key schema and replication fields are accepted for
-/// compatibility and not used.
+/// Pulsar's request. With `producerName` and a message's `sequenceId`, the message is stored
+/// with both and deduplicated where deduplication is on; key schema and replication fields are
+/// accepted for compatibility and not used.
 #[allow(dead_code)]
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -145,15 +146,32 @@ fn is_bytes_schema(schema: &Option<String>) -> bool {
         .unwrap_or(false)
 }
 
+/// A message names its producer and sequence id only with both: the pair deduplication keys on.
+pub(crate) fn producer_stamp(
+    producer: Option<&str>,
+    sequence_id: Option<i64>,
+    i: usize,
+) -> Result<Option<ProducerStamp>, ApiError> {
+    match (producer, sequence_id) {
+        (_, Some(seq)) if seq < 0 => {
+            Err(ApiError::bad_request(format!("message {i}: sequenceId {seq} must be 0 or positive")))
+        }
+        (Some(name), Some(seq)) => Ok(Some(ProducerStamp { name: name.to_string(), sequence_id: seq })),
+        _ => Ok(None),
+    }
+}
+
 fn to_messages(req: ProduceRequest) -> Result<Vec<PublishMessage>, ApiError> {
     if req.messages.is_empty() {
         return Err(ApiError::bad_request("request has no messages"));
     }
     let base64 = is_bytes_schema(&req.value_schema);
+    let producer = req.producer_name.filter(|n| !n.is_empty());
     req.messages
         .into_iter()
         .enumerate()
         .map(|(i, m)| {
+            let stamp = producer_stamp(producer.as_deref(), m.sequence_id, i)?;
             let payload = if base64 {
                 base64::engine::general_purpose::STANDARD
                     .decode(m.payload.as_bytes())
@@ -169,6 +187,7 @@ fn to_messages(req: ProduceRequest) -> Result<Vec<PublishMessage>, ApiError> {
                 event_time: parse_event_time(&m.event_time, i)?,
                 deliver_at: m.deliver_at,
                 deliver_after_ms: m.deliver_after_ms,
+                producer: stamp,
             })
         })
         .collect()

@@ -58,6 +58,9 @@ struct ProducerFrame<'a> {
     deliver_at: Option<i64>,
     #[serde(default)]
     deliver_after_ms: Option<i64>,
+    /// With the producer's `producerName`: stored with the message, what deduplication checks.
+    #[serde(default)]
+    sequence_id: Option<i64>,
 }
 
 fn error_frame(code: u8, msg: String, context: Option<Value>) -> Message {
@@ -84,7 +87,7 @@ fn ok_frame(id: &str, context: Option<Value>) -> Message {
 }
 
 /// Parses one frame into a message, or the error frame to answer.
-fn parse_frame(raw: &str) -> Result<(PublishMessage, Option<Value>), Message> {
+fn parse_frame(raw: &str, producer: Option<&str>) -> Result<(PublishMessage, Option<Value>), Message> {
     let frame: ProducerFrame =
         serde_json::from_str(raw).map_err(|e| error_frame(3, format!("invalid JSON frame: {e}"), None))?;
     let ctx = frame.context.clone();
@@ -101,7 +104,10 @@ fn parse_frame(raw: &str) -> Result<(PublishMessage, Option<Value>), Message> {
         ),
         Some(_) => return Err(error_frame(3, "invalid eventTime".into(), ctx)),
     };
+    let stamp = super::produce::producer_stamp(producer, frame.sequence_id, 0)
+        .map_err(|e| error_frame(3, e.reason.replacen("message 0: ", "", 1), ctx.clone()))?;
     let msg = PublishMessage {
+        producer: stamp,
         key: frame.key,
         properties: frame.properties.into_iter().collect(),
         payload: payload.into(),
@@ -141,6 +147,9 @@ struct ProducerQuery {
     #[serde(default, deserialize_with = "lenient_enum")]
     #[param(inline)]
     message_routing_mode: Option<MessageRoutingMode>,
+    /// With a frame's `sequenceId`: the message is stored with both and deduplicated where
+    /// deduplication is on.
+    producer_name: Option<String>,
     /// A JWT, for clients that cannot send `Authorization` (used only without that header).
     #[allow(dead_code)]
     token: Option<String>,
@@ -185,7 +194,8 @@ async fn produce_handler(
     let permit = session_permit(&s)?;
     let broker = s.broker.clone();
     Ok(ws.on_upgrade(move |socket| {
-        let session = run_producer(Arc::clone(&broker), socket, auth, Route { topic, fixed, hashing });
+        let producer = q.producer_name.filter(|n| !n.is_empty());
+        let session = run_producer(Arc::clone(&broker), socket, auth, Route { topic, fixed, hashing, producer });
         // The producer counts toward maxProducers until its session ends.
         let session = async move {
             session.await;
@@ -200,6 +210,8 @@ struct Route {
     topic: TopicName,
     fixed: Option<TopicName>,
     hashing: KeyHashing,
+    /// The producer's name (`producerName`), when it gave one.
+    producer: Option<String>,
 }
 
 async fn run_producer(broker: Arc<Broker>, socket: WebSocket, auth: AuthContext, route: Route) {
@@ -208,6 +220,7 @@ async fn run_producer(broker: Arc<Broker>, socket: WebSocket, auth: AuthContext,
     let (frames_tx, frames_rx) = mpsc::channel::<(PublishMessage, Option<Value>)>(MAX_BATCH);
     let caller = auth.caller();
     let topic = route.topic.clone();
+    let producer = route.producer.clone();
     let publisher = broker.spawn(publish_loop(Arc::clone(&broker), caller, route, frames_rx, out.clone()));
     let end = must_end(auth, &broker);
     tokio::pin!(end);
@@ -223,7 +236,7 @@ async fn run_producer(broker: Arc<Broker>, socket: WebSocket, auth: AuthContext,
             }
         };
         let reply = match msg {
-            Message::Text(raw) => match parse_frame(raw.as_str()) {
+            Message::Text(raw) => match parse_frame(raw.as_str(), producer.as_deref()) {
                 // An oversized message is refused alone; the others of its batch go on.
                 Ok((m, ctx)) => match broker.publisher().check_size(&topic, || "the message".into(), &m) {
                     Ok(()) => {

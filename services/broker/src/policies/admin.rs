@@ -158,6 +158,7 @@ pub fn validate_namespace(p: &Policies) -> Result<()> {
     non_negative("maxUnackedMessagesPerConsumer", p.max_unacked_messages_per_consumer)?;
     non_negative("maxUnackedMessagesPerSubscription", p.max_unacked_messages_per_subscription)?;
     non_negative("subscriptionExpirationTime", p.subscription_expiration_time_minutes)?;
+    non_negative("deduplicationSnapshotInterval", p.deduplication_snapshot_interval_seconds)?;
     check_inactive(p.inactive_topic_policies.as_ref())?;
     check_rates(
         p.topic_dispatch_rate.values().chain(p.subscription_dispatch_rate.values()),
@@ -176,6 +177,7 @@ pub fn validate_topic(p: &TopicPolicies) -> Result<()> {
     non_negative("maxUnackedMessagesOnSubscription", p.max_unacked_messages_on_subscription)?;
     check_inactive(p.inactive_topic_policies.as_ref())?;
     non_negative("messageTTL", p.message_ttl_in_seconds)?;
+    non_negative("deduplicationSnapshotInterval", p.deduplication_snapshot_interval_seconds)?;
     if let Some(r) = &p.retention_policies {
         crate::admin::validate_retention(r)?;
     }

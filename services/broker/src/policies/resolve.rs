@@ -73,6 +73,11 @@ pub struct EffectivePolicies {
     pub subscription_expiration_time_minutes: Applied<i32>,
     #[schema(value_type = AppliedValue)]
     pub encryption_required: Applied<bool>,
+    #[schema(value_type = AppliedValue)]
+    pub deduplication_enabled: Applied<bool>,
+    /// Seconds between deduplication snapshots while messages arrive.
+    #[schema(value_type = AppliedValue)]
+    pub deduplication_snapshot_interval_seconds: Applied<i32>,
     /// `UNDEFINED` at every level: the broker's rule (same type may follow, see `schemas`).
     #[schema(value_type = AppliedValue)]
     pub schema_compatibility_strategy: Applied<SchemaCompatibilityStrategy>,
@@ -229,6 +234,16 @@ impl EffectivePolicies {
                 broker.subscription_expiration_minutes.max(0),
             ),
             encryption_required: pick(None, ns.encryption_required.then_some(true), false),
+            deduplication_enabled: pick(
+                topic.deduplication_enabled,
+                ns.deduplication_enabled,
+                broker.deduplication.enabled,
+            ),
+            deduplication_snapshot_interval_seconds: pick(
+                topic.deduplication_snapshot_interval_seconds,
+                ns.deduplication_snapshot_interval_seconds,
+                broker.deduplication.snapshot_interval_seconds,
+            ),
             schema_compatibility_strategy: pick(
                 topic.schema_compatibility_strategy.filter(|s| *s != SchemaCompatibilityStrategy::Undefined),
                 namespace_schema_strategy(ns),

@@ -31,6 +31,8 @@ pub struct PartitionPolicy {
     /// 0: no limit.
     pub(crate) max_delivery_delay_ms: AtomicI64,
     pub(crate) encryption_required: AtomicBool,
+    deduplication: AtomicBool,
+    deduplication_snapshot_interval_seconds: AtomicU32,
     /// The largest payload in force (the topic's, else the broker's); 0 until first applied.
     pub(crate) max_message_bytes: AtomicUsize,
     /// The topic's publish rate, applied to this partition (Pulsar applies it per partition).
@@ -117,6 +119,8 @@ impl PartitionPolicy {
             delayed_delivery: AtomicBool::new(true),
             max_delivery_delay_ms: AtomicI64::new(0),
             encryption_required: AtomicBool::new(false),
+            deduplication: AtomicBool::new(false),
+            deduplication_snapshot_interval_seconds: AtomicU32::new(120),
             max_message_bytes: AtomicUsize::new(0),
             publish: FlowLimiter::default(),
             namespace_publish,
@@ -179,6 +183,14 @@ impl PartitionPolicy {
         limiter.set(m.load(Ordering::Relaxed), b.load(Ordering::Relaxed), period);
     }
 
+    pub(crate) fn deduplication_enabled(&self) -> bool {
+        self.deduplication.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn deduplication_snapshot_interval_seconds(&self) -> u32 {
+        self.deduplication_snapshot_interval_seconds.load(Ordering::Acquire)
+    }
+
     /// Applies the resolved policies (and the partition's current publish rate, for dispatch
     /// rates relative to it).
     pub(crate) fn apply(&self, e: &EffectivePolicies, msg_rate_in: f64, bytes_rate_in: f64) {
@@ -193,6 +205,9 @@ impl PartitionPolicy {
         self.delayed_delivery.store(delayed.active, Ordering::Release);
         self.max_delivery_delay_ms.store(delayed.max_delivery_delay_in_millis.unwrap_or(0).max(0), Ordering::Release);
         self.encryption_required.store(e.encryption_required.value, Ordering::Release);
+        self.deduplication.store(e.deduplication_enabled.value, Ordering::Release);
+        let interval = e.deduplication_snapshot_interval_seconds.value.max(0) as u32;
+        self.deduplication_snapshot_interval_seconds.store(interval, Ordering::Release);
         self.max_message_bytes.store(e.max_message_size.value.max(0) as usize, Ordering::Release);
         let p = &e.publish_rate.value;
         self.publish.set(

@@ -179,3 +179,41 @@ pub async fn segment_writes_are_fenced(store: Arc<dyn MetadataStore>) {
     assert_names(&err, &format!("partition {MISSING_LOG_ID}"));
     assert_err!(store.delete_segments(MISSING_LOG_ID, new, &[0]).await, NotFound);
 }
+
+pub async fn dedup_snapshots_are_replaced_fenced_and_go_with_their_topic(store: Arc<dyn MetadataStore>) {
+    given_namespace(store.as_ref(), "acme/orders").await;
+    let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 2).await;
+    let (log_id, other) = (t.partition_records[0].log_id, t.partition_records[1].log_id);
+    let old = store.acquire_partition(log_id, "broker-1").await.unwrap();
+    assert_eq!(store.get_dedup_snapshot(log_id).await.unwrap(), None);
+
+    let snap = |position: u64, producers: &[(&str, i64)]| crate::DedupSnapshot {
+        position,
+        producers: producers
+            .iter()
+            .map(|(p, s)| (p.to_string(), crate::ProducerSequence { sequence_id: *s, last_publish_time: 1_700_000 + s }))
+            .collect(),
+        taken_at: 1_700_000_000_000,
+    };
+    store.save_dedup_snapshot(log_id, old, &snap(10, &[("p1", 4), ("p2", 9)])).await.unwrap();
+    store.save_dedup_snapshot(log_id, old, &snap(25, &[("p1", 7)])).await.unwrap();
+    assert_eq!(store.get_dedup_snapshot(log_id).await.unwrap(), Some(snap(25, &[("p1", 7)])));
+    assert_eq!(store.get_dedup_snapshot(other).await.unwrap(), None, "snapshots are per partition");
+
+    // A stale owner neither replaces nor removes the snapshot.
+    let new = store.acquire_partition(log_id, "broker-2").await.unwrap();
+    let err = store.save_dedup_snapshot(log_id, old, &snap(30, &[])).await.unwrap_err();
+    assert!(matches!(err, MetadataError::Fenced { .. }), "{err:?}");
+    let err = store.delete_dedup_snapshot(log_id, old).await.unwrap_err();
+    assert!(matches!(err, MetadataError::Fenced { .. }), "{err:?}");
+    assert_eq!(store.get_dedup_snapshot(log_id).await.unwrap(), Some(snap(25, &[("p1", 7)])));
+
+    store.delete_dedup_snapshot(log_id, new).await.unwrap();
+    store.delete_dedup_snapshot(log_id, new).await.unwrap();
+    assert_eq!(store.get_dedup_snapshot(log_id).await.unwrap(), None);
+
+    store.save_dedup_snapshot(log_id, new, &snap(40, &[("p3", 1)])).await.unwrap();
+    store.delete_topic(&t.name).await.unwrap();
+    let err = assert_err!(store.get_dedup_snapshot(log_id).await, NotFound);
+    assert_names(&err, &format!("partition {log_id}"));
+}

@@ -59,6 +59,7 @@ macro_rules! conformance_tests {
             create_subscription_over_partitions_is_all_or_none,
             checkpoint_cursors_persists_and_is_fenced,
             segment_commit_list_delete,
+            dedup_snapshots_are_replaced_fenced_and_go_with_their_topic,
             segment_writes_are_fenced,
             service_account_create_get_list_delete,
             service_account_tokens_list_and_revoke,

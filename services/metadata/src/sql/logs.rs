@@ -2,7 +2,7 @@
 
 use super::errors::{Target, classify, classify_write};
 use super::{SqlMetadataStore, from_json, get, offset_from_db, offset_to_db, to_json};
-use crate::{CursorState, MetadataError, Result, SegmentRecord, SubscriptionRecord};
+use crate::{CursorState, DedupSnapshot, MetadataError, Result, SegmentRecord, SubscriptionRecord};
 use magnetar_core::now_millis;
 use sqlx::{Any, Transaction};
 
@@ -130,6 +130,55 @@ impl SqlMetadataStore {
                 .await
                 .map_err(classify)?;
         }
+        tx.commit().await.map_err(classify)?;
+        Ok(())
+    }
+
+    pub(crate) async fn save_dedup_snapshot_impl(&self, log_id: i64, epoch: i64, snap: &DedupSnapshot) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        fence(&mut tx, log_id, epoch).await?;
+        let position = offset_to_db(snap.position, format!("deduplication snapshot of partition {log_id}"))?;
+        sqlx::query(
+            "INSERT INTO dedup_snapshots (log_id, position, producers, taken_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (log_id) DO UPDATE SET position = $2, producers = $3, taken_at = $4",
+        )
+        .bind(log_id)
+        .bind(position)
+        .bind(to_json(&snap.producers)?)
+        .bind(snap.taken_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(())
+    }
+
+    pub(crate) async fn get_dedup_snapshot_impl(&self, log_id: i64) -> Result<Option<DedupSnapshot>> {
+        let row = sqlx::query(
+            "SELECT d.position, d.producers, d.taken_at FROM partitions p \
+             LEFT JOIN dedup_snapshots d ON d.log_id = p.log_id WHERE p.log_id = $1",
+        )
+        .bind(log_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        let row = row.ok_or_else(|| partition_not_found(log_id))?;
+        let Some(position) = get::<Option<i64>>(&row, "position")? else { return Ok(None) };
+        Ok(Some(DedupSnapshot {
+            position: offset_from_db(position, format_args!("deduplication snapshot of partition {log_id}"))?,
+            producers: from_json(&get::<String>(&row, "producers")?, format_args!("deduplication snapshot of partition {log_id}"))?,
+            taken_at: get(&row, "taken_at")?,
+        }))
+    }
+
+    pub(crate) async fn delete_dedup_snapshot_impl(&self, log_id: i64, epoch: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        fence(&mut tx, log_id, epoch).await?;
+        sqlx::query("DELETE FROM dedup_snapshots WHERE log_id = $1")
+            .bind(log_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
         tx.commit().await.map_err(classify)?;
         Ok(())
     }

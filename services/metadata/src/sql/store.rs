@@ -3,7 +3,7 @@
 
 use super::SqlMetadataStore;
 use crate::{
-    BrokerLoad, BrokerRecord, BrokerRegistration, BrokerState, ClusterData, CursorState, FailureDomain, LeaseGrant,
+    BrokerLoad, BrokerRecord, BrokerRegistration, BrokerState, ClusterData, CursorState, DedupSnapshot, FailureDomain, LeaseGrant,
     MetadataStore, NamespaceIsolationData, NamespaceRecord, NewTopic, PartitionRecord, Result, RevokedToken,
     SchemaVersion, SegmentRecord, ServiceAccount, ServiceAccountToken, SubscriptionRecord, TenantInfo, TopicRecord,
 };
@@ -169,6 +169,16 @@ impl MetadataStore for SqlMetadataStore {
     }
     async fn checkpoint_cursors(&self, log_id: i64, epoch: i64, cursors: &[(String, CursorState)]) -> Result<()> {
         self.checkpoint_cursors_impl(log_id, epoch, cursors).await
+    }
+
+    async fn save_dedup_snapshot(&self, log_id: i64, epoch: i64, snapshot: &DedupSnapshot) -> Result<()> {
+        self.save_dedup_snapshot_impl(log_id, epoch, snapshot).await
+    }
+    async fn get_dedup_snapshot(&self, log_id: i64) -> Result<Option<DedupSnapshot>> {
+        self.get_dedup_snapshot_impl(log_id).await
+    }
+    async fn delete_dedup_snapshot(&self, log_id: i64, epoch: i64) -> Result<()> {
+        self.delete_dedup_snapshot_impl(log_id, epoch).await
     }
 
     async fn commit_segment(&self, epoch: i64, segment: &SegmentRecord) -> Result<()> {

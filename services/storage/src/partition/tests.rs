@@ -14,6 +14,7 @@ fn record(size: usize) -> RecordInput {
         key: None,
         properties: vec![],
         payload: Bytes::from(vec![1; size]),
+        producer: None,
     }
 }
 

@@ -29,6 +29,7 @@ pub fn input(i: u64) -> RecordInput {
         key: if i.is_multiple_of(3) { Some(format!("key-{i}")) } else { None },
         properties: vec![("n".into(), i.to_string())],
         payload: Bytes::from(format!("payload-{i}-{}", "x".repeat((i % 50) as usize))),
+        producer: None,
     }
 }
 
