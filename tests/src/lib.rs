@@ -280,6 +280,20 @@ impl BrokerProcess {
         c.wait().expect("wait for broker")
     }
 
+    /// Waits for the process to exit on its own (polling); `None` if it still runs at `timeout`.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let c = self.child.as_mut().expect("running");
+            if let Some(status) = c.try_wait().expect("wait for broker") {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the broker first");
         self.spawn();

@@ -84,6 +84,8 @@ pub enum Operation {
     GetBrokerConfiguration,
     /// Dynamic settings and on-demand broker checks.
     UpdateBrokerConfiguration,
+    /// Stopping a broker process (Pulsar's `brokers/shutdown`).
+    ShutdownBroker,
     // Tenants.
     ListTenants,
     GetTenant,
@@ -180,6 +182,7 @@ pub fn rule(op: Operation) -> Rule {
         | DeleteCluster
         | GetBrokerConfiguration
         | UpdateBrokerConfiguration
+        | ShutdownBroker
         | UnloadNamespace => Rule::Superuser,
         GetTenant
         | CreateNamespace

@@ -6,7 +6,7 @@ use crate::authorize::Operation;
 
 /// Every operation, in declaration order. A new variant of [`Operation`] must be added here too
 /// (the test below fails until it is: it checks the names round-trip and the count).
-pub const ALL_OPERATIONS: [Operation; 72] = [
+pub const ALL_OPERATIONS: [Operation; 73] = [
     Operation::ListClusters,
     Operation::GetCluster,
     Operation::ListBrokers,
@@ -18,6 +18,7 @@ pub const ALL_OPERATIONS: [Operation; 72] = [
     Operation::DeleteCluster,
     Operation::GetBrokerConfiguration,
     Operation::UpdateBrokerConfiguration,
+    Operation::ShutdownBroker,
     Operation::ListTenants,
     Operation::GetTenant,
     Operation::CreateTenant,

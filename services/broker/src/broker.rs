@@ -55,6 +55,8 @@ pub struct Broker {
     enforcement: Arc<Enforcement>,
     topic_policies: TopicPolicyAdmin,
     ready: AtomicBool,
+    /// Cancelled by an administrator's shutdown request; the process stops as on SIGTERM.
+    stop_requested: CancellationToken,
 }
 
 impl Broker {
@@ -104,6 +106,7 @@ impl Broker {
             registry,
             ctx,
             ready: AtomicBool::new(false),
+            stop_requested: CancellationToken::new(),
         });
         broker.checkpoints.replay(deps.recovered_ops).await?;
         broker.collect_orphan_logs().await?;
@@ -179,6 +182,17 @@ impl Broker {
     pub fn is_ready(&self) -> bool {
         // A broker that may not acknowledge (its lease may have lapsed) takes no traffic.
         self.ready.load(Ordering::SeqCst) && self.ctx.membership.may_acknowledge()
+    }
+
+    /// Asks the process to stop gracefully, as SIGTERM does (Pulsar's `brokers/shutdown`).
+    pub fn request_stop(&self) {
+        tracing::info!("shutdown requested through the admin API");
+        self.stop_requested.cancel();
+    }
+
+    /// Resolves once a stop was requested through [`Broker::request_stop`].
+    pub async fn stop_requested(&self) {
+        self.stop_requested.cancelled().await
     }
 
     /// Readiness off (first step of a graceful shutdown).

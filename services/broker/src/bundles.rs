@@ -22,6 +22,39 @@ pub fn check_bundle(ns: &NamespaceName, bundle: &str) -> Result<()> {
 }
 
 impl Topics {
+    /// Pulsar's `topicHashPositions`: the position of each topic in the bundle's hash range
+    /// (`magnetar_core::hash::bundle_hash`), keyed by full name. `names` are full names or names
+    /// local to `ns`; none: every topic of the namespace, partitions one by one. Names of
+    /// another namespace are left out, as Pulsar leaves out topics outside the bundle.
+    pub async fn topic_hash_positions(
+        &self,
+        ns: &NamespaceName,
+        bundle: &str,
+        names: &[String],
+    ) -> Result<std::collections::BTreeMap<String, u64>> {
+        check_bundle(ns, bundle)?;
+        let full: Vec<String> = if names.is_empty() {
+            self.list(ns).await?
+        } else {
+            if self.ctx().metadata.get_namespace(ns).await?.is_none() {
+                return Err(BrokerError::NotFound(Entity::Namespace(ns.clone())));
+            }
+            let mut out = Vec::with_capacity(names.len());
+            for n in names {
+                let name: TopicName = if n.contains("://") {
+                    n.parse().map_err(BrokerError::InvalidName)?
+                } else {
+                    format!("persistent://{ns}/{n}").parse().map_err(BrokerError::InvalidName)?
+                };
+                if name.namespace() == ns {
+                    out.push(name.to_string());
+                }
+            }
+            out
+        };
+        Ok(full.into_iter().map(|t| (t.clone(), u64::from(magnetar_core::hash::bundle_hash(&t)))).collect())
+    }
+
     /// Unloads every loaded topic of the namespace (Pulsar's namespace unload): consumers are
     /// detached and reconnect, topics load again on their next use. `NotFound` for a missing
     /// namespace.

@@ -1,5 +1,13 @@
 //! Murmur3 32-bit hash, as Pulsar's `Murmur3_32Hash` computes it, so a key lands on the same
-//! partition index here as with a Pulsar client using the `Murmur3_32Hash` hashing scheme.
+//! partition index here as with a Pulsar client using the `Murmur3_32Hash` hashing scheme; and
+//! the bundle hash of a topic name, as Pulsar's namespace bundles use it.
+
+/// The position of a topic in its namespace's hash range (`0x00000000`..`0xffffffff`), which
+/// decides its bundle: CRC-32 (IEEE) of the full name (`persistent://t/ns/x-partition-0`), as
+/// Pulsar's `NamespaceBundleFactory` hashes it, so a topic falls into the same bundle range.
+pub fn bundle_hash(topic: &str) -> u32 {
+    crc32fast::hash(topic.as_bytes())
+}
 
 /// Murmur3 x86 32-bit with seed 0 over the UTF-8 bytes of `key`.
 pub fn murmur3_32(key: &[u8]) -> u32 {
@@ -78,5 +86,15 @@ mod tests {
             assert!(p < n);
             assert_eq!(p, partition_for_key("user-42", n));
         }
+    }
+}
+
+#[cfg(test)]
+mod bundle_hash_tests {
+    #[test]
+    fn bundle_hash_is_crc32_ieee() {
+        // The check value of CRC-32/ISO-HDLC.
+        assert_eq!(super::bundle_hash("123456789"), 0xCBF4_3926);
+        assert_eq!(super::bundle_hash(""), 0);
     }
 }

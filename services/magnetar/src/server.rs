@@ -82,6 +82,17 @@ pub async fn start_with_clock(
     let shutdown = CancellationToken::new();
     tokio::spawn(Arc::clone(&auth).run_revocation_poller(shutdown.clone()));
     let token = shutdown.clone();
+    // A shutdown requested through the admin API stops the server as a signal does.
+    let (b, requested) = (Arc::clone(&broker), shutdown.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = b.stop_requested() => {
+                b.mark_unready();
+                requested.cancel();
+            }
+            _ = requested.cancelled() => {}
+        }
+    });
     let b = Arc::clone(&broker);
     let done = tokio::spawn(async move {
         // Without TCP_NODELAY a small frame (a WebSocket ack) written behind another one waits for
@@ -129,7 +140,10 @@ pub async fn shutdown_signal() {
 /// Runs until a signal, then stops gracefully: readiness off, stop accepting, drain, flush.
 pub async fn run(config: Config, standalone: bool) -> anyhow::Result<()> {
     let running = start(config, standalone).await?;
-    shutdown_signal().await;
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = running.shutdown.cancelled() => {}
+    }
     tracing::info!("shutting down");
     // Readiness goes 503 at once so load balancers stop sending; then connections drain.
     running.broker.mark_unready();

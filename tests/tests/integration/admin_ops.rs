@@ -195,4 +195,50 @@ async fn a_namespace_is_one_bundle_that_unloads_and_clears_as_the_namespace() {
     ok(app.post(&format!("{ns}/{bundle}/unsubscribe/s"), None).await);
     assert_eq!(ok(app.get(&format!("{}/subscriptions", admin_topic("bundled"))).await), json!([]));
     assert_eq!(ids.len(), 2);
+
+    // Hash positions: CRC-32 of the full name, as Pulsar places topics in bundles.
+    create_partitioned(&app, "hashed", 2).await;
+    let all = ok(app.get(&format!("{ns}/{bundle}/topicHashPositions")).await);
+    assert_eq!(all["namespace"], "public/default");
+    assert_eq!(all["bundle"], bundle);
+    let positions = all["topicHashPositions"].as_object().expect("a map");
+    for name in [
+        "persistent://public/default/bundled",
+        "persistent://public/default/hashed-partition-0",
+        "persistent://public/default/hashed-partition-1",
+    ] {
+        let expected = u64::from(crc32_ieee(name.as_bytes()));
+        assert_eq!(positions.get(name).and_then(|v| v.as_u64()), Some(expected), "{name}: {all}");
+    }
+    let some = ok(app
+        .get(&format!("{ns}/{bundle}/topicHashPositions?topics=bundled&topics=persistent://public/other/x"))
+        .await);
+    let some = some["topicHashPositions"].as_object().expect("a map");
+    assert_eq!(some.keys().collect::<Vec<_>>(), ["persistent://public/default/bundled"], "other namespaces left out");
+    err(app.get(&format!("{ns}/0x00000000_0x7fffffff/topicHashPositions")).await, 404);
+}
+
+/// CRC-32 (IEEE), bit by bit: an independent check of the broker's table-driven one.
+fn crc32_ieee(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn an_administrator_can_shut_a_broker_down_gracefully() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut broker = magnetar_tests::BrokerProcess::start(&dir.path().join("data"), &[]);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let client = reqwest::Client::new();
+    let url = format!("{}/admin/v2/brokers/shutdown?maxConcurrentUnloadPerSec=10", broker.base);
+    let (status, body) = rt.block_on(magnetar_tests::call(&client, reqwest::Method::POST, &url, None));
+    assert_eq!(status, 204, "{body}");
+    let exit = broker.wait_for_exit(std::time::Duration::from_secs(30)).expect("the broker stops within 30 s");
+    assert!(exit.success(), "a requested shutdown exits with status 0, got {exit}");
 }

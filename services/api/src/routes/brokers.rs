@@ -29,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delete_dynamic_configuration))
         .routes(routes!(get_owned_namespaces))
         .routes(routes!(check_backlog_quotas))
+        .routes(routes!(shutdown_broker))
 }
 
 /// Apply the backlog quotas now
@@ -189,4 +190,35 @@ async fn get_owned_namespaces(
             })
             .collect(),
     ))
+}
+
+/// Pulsar's query parameters of `brokers/shutdown`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+struct ShutdownQuery {
+    /// Accepted for compatibility: topics are not unloaded one by one, the broker drains as on
+    /// SIGTERM (sessions closed, cursors checkpointed, the WAL flushed).
+    #[allow(dead_code)]
+    max_concurrent_unload_per_sec: Option<i32>,
+    /// Accepted for compatibility; a graceful stop never loses acknowledged data either way.
+    #[allow(dead_code)]
+    forced_terminate_topic: Option<bool>,
+}
+
+/// Shut this broker down gracefully
+///
+/// Answers 204 at once, then stops as on SIGTERM: readiness off, new requests refused,
+/// sessions closed, cursors checkpointed, the write-ahead log flushed, the process exits with
+/// status 0. Superusers only.
+#[utoipa::path(post, path = "/admin/v2/brokers/shutdown", tag = "brokers", params(ShutdownQuery),
+    responses((status = 204, description = "the shutdown has begun"), BadRequest, Unauthorized, Forbidden))]
+async fn shutdown_broker(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    crate::extract::Query(_q): crate::extract::Query<ShutdownQuery>,
+) -> ApiResult<StatusCode> {
+    auth.check(Operation::ShutdownBroker, Resource::Cluster).await?;
+    s.broker.request_stop();
+    Ok(StatusCode::NO_CONTENT)
 }

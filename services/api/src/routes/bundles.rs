@@ -6,7 +6,7 @@ use crate::AppState;
 use crate::error::{
     ApiResult, BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthorized, Unavailable,
 };
-use crate::extract::{AuthContext, NamespaceParam, Path, SubscriptionNameParam, TopicParam};
+use crate::extract::{AuthContext, NamespaceParam, Path, Query, SubscriptionNameParam, TopicParam};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -26,6 +26,40 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(clear_bundle_subscription_backlog))
         .routes(routes!(unsubscribe_bundle))
         .routes(routes!(lookup_bundle))
+        .routes(routes!(get_topic_hash_positions))
+}
+
+/// Pulsar's `TopicHashPositions`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct TopicHashPositions {
+    namespace: String,
+    bundle: String,
+    /// Full topic name → its position in the hash range (CRC-32 of the name, as Pulsar).
+    topic_hash_positions: std::collections::BTreeMap<String, u64>,
+}
+
+/// Get the hash positions of topics in a namespace bundle
+///
+/// `topics` (repeatable): full names or names local to the namespace; without it, every topic
+/// of the namespace, partitions one by one. The position is Pulsar's: CRC-32 of the full name.
+#[utoipa::path(get, path = "/admin/v2/namespaces/{tenant}/{namespace}/{bundle}/topicHashPositions",
+    tag = "namespaces",
+    params(NamespaceParam, ("bundle" = String, Path, description = "`0x00000000_0xffffffff`"),
+        ("topics" = Option<Vec<String>>, Query, description = "topics to place (repeatable); none: all")),
+    responses((status = 200, description = "each topic's hash position", body = TopicHashPositions),
+        BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed, Unavailable))]
+async fn get_topic_hash_positions(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    NamespaceParam(ns): NamespaceParam,
+    Path(p): Path<BundlePath>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<TopicHashPositions>> {
+    auth.check(Operation::GetNamespacePolicies, &ns).await?;
+    let names: Vec<String> = query.into_iter().filter(|(k, _)| k == "topics").map(|(_, v)| v).collect();
+    let positions = s.broker.topics().topic_hash_positions(&ns, &p.bundle, &names).await?;
+    Ok(Json(TopicHashPositions { namespace: ns.to_string(), bundle: p.bundle, topic_hash_positions: positions }))
 }
 
 /// Unload a namespace
