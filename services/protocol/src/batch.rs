@@ -76,3 +76,58 @@ pub fn build(messages: &[SingleMessage]) -> Result<Bytes, ProtocolError> {
     }
     Ok(body.freeze())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::KeyValue;
+
+    fn messages() -> Vec<SingleMessage> {
+        let mut keyed = SingleMessage::new(&b"second"[..]);
+        keyed.metadata.partition_key = Some("key-1".into());
+        keyed.metadata.properties.push(KeyValue::new("a", "b"));
+        keyed.metadata.sequence_id = Some(11);
+        vec![SingleMessage::new(&b"first"[..]), keyed, SingleMessage::new(Bytes::new())]
+    }
+
+    #[test]
+    fn build_then_split_returns_the_messages() {
+        let messages = messages();
+        let body = build(&messages).unwrap();
+        assert_eq!(split(body, 3).unwrap(), messages);
+    }
+
+    #[test]
+    fn build_sets_payload_size_from_the_payload() {
+        let mut message = SingleMessage::new(&b"abc"[..]);
+        message.metadata.payload_size = 999;
+        let split = split(build(&[message]).unwrap(), 1).unwrap();
+        assert_eq!(split[0].metadata.payload_size, 3);
+    }
+
+    #[test]
+    fn a_count_that_cannot_fit_is_refused_before_allocating() {
+        let body = build(&messages()).unwrap();
+        assert!(matches!(split(body.clone(), i32::MAX), Err(ProtocolError::InvalidBatch(_))));
+        assert!(matches!(split(body, -1), Err(ProtocolError::InvalidBatch(_))));
+    }
+
+    #[test]
+    fn fewer_messages_than_announced_is_an_error() {
+        let body = build(&messages()[..2]).unwrap();
+        assert!(matches!(split(body, 3), Err(ProtocolError::InvalidBatch(_))));
+    }
+
+    #[test]
+    fn bytes_after_the_last_message_are_an_error() {
+        let body = build(&messages()).unwrap();
+        assert!(matches!(split(body, 2), Err(ProtocolError::InvalidBatch(_))));
+    }
+
+    #[test]
+    fn a_payload_size_past_the_end_is_an_error() {
+        let mut body = BytesMut::from(&build(&[SingleMessage::new(&b"abc"[..])]).unwrap()[..]);
+        body.truncate(body.len() - 1);
+        assert!(matches!(split(body.freeze(), 1), Err(ProtocolError::InvalidBatch(_))));
+    }
+}

@@ -75,3 +75,51 @@ impl Encoder<BaseCommand> for PulsarCodec {
         frame::encode(&Frame { command: item, payload: None }, dst, self.max_frame_size)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use futures::StreamExt;
+    use tokio_util::codec::FramedRead;
+
+    use super::*;
+    use crate::payload::Payload;
+    use crate::proto::{CommandPing, CommandPong, CommandSend, MessageMetadata};
+
+    #[tokio::test]
+    async fn a_checksum_mismatch_does_not_end_the_stream() {
+        let metadata =
+            MessageMetadata { producer_name: "p".into(), sequence_id: 9, publish_time: 1, ..Default::default() };
+        let send = Frame::with_payload(
+            CommandSend { producer_id: 4, sequence_id: 9, ..Default::default() },
+            Payload::new(metadata, Bytes::from_static(b"payload")),
+        );
+        let mut codec = PulsarCodec::new();
+        let mut wire = BytesMut::new();
+        codec.encode(Frame::new(CommandPing {}), &mut wire).unwrap();
+        codec.encode(&send, &mut wire).unwrap();
+        let last = wire.len() - 1;
+        wire[last] ^= 0xff;
+        codec.encode(BaseCommand::from(CommandPong {}), &mut wire).unwrap();
+
+        let wire = wire.freeze();
+        let items: Vec<_> = FramedRead::new(&wire[..], codec).collect().await;
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[0].as_ref().unwrap().as_ref().unwrap(), &Frame::new(CommandPing {}));
+        let mismatch = items[1].as_ref().unwrap().as_ref().unwrap_err();
+        assert_eq!(mismatch.command.send.as_ref().unwrap().sequence_id, 9);
+        assert_eq!(items[2].as_ref().unwrap().as_ref().unwrap(), &Frame::new(CommandPong {}));
+    }
+
+    #[tokio::test]
+    async fn an_oversized_frame_ends_the_stream_with_an_error() {
+        let codec = PulsarCodec::with_max_frame_size(64);
+        let mut wire = BytesMut::new();
+        PulsarCodec::new().encode(Frame::new(CommandPing {}), &mut wire).unwrap();
+        wire.extend_from_slice(&[0, 0, 1, 0]);
+        let items: Vec<_> = FramedRead::new(&wire[..], codec).collect().await;
+        assert_eq!(items.len(), 2);
+        assert!(items[0].is_ok());
+        assert!(matches!(items[1], Err(ProtocolError::FrameTooLarge { size: 260, limit: 64 })));
+    }
+}

@@ -154,3 +154,154 @@ fn take(body: &mut Bytes, size: usize, what: &'static str) -> Result<Bytes, Prot
     }
     Ok(body.split_to(size))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{CommandPing, CommandSend, MessageMetadata};
+
+    fn send_frame() -> Frame {
+        let metadata = MessageMetadata {
+            producer_name: "standalone-0-1".into(),
+            sequence_id: 3,
+            publish_time: 1_700_000_000_000,
+            ..Default::default()
+        };
+        let send = CommandSend { producer_id: 1, sequence_id: 3, num_messages: Some(1), ..Default::default() };
+        Frame::with_payload(send, Payload::new(metadata, Bytes::from_static(b"hello")))
+    }
+
+    fn encoded(frame: &Frame) -> BytesMut {
+        let mut bytes = BytesMut::new();
+        encode(frame, &mut bytes, DEFAULT_MAX_FRAME_SIZE).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn ping_frame_matches_the_specification_bytes() {
+        let bytes = encode_command(&CommandPing {}.into());
+        assert_eq!(bytes.as_ref(), [0, 0, 0, 9, 0, 0, 0, 5, 0x08, 0x12, 0x92, 0x01, 0x00]);
+        let mut src = BytesMut::from(bytes.as_ref());
+        let frame = decode(&mut src, DEFAULT_MAX_FRAME_SIZE).unwrap().unwrap();
+        assert_eq!(frame, Frame::new(CommandPing {}));
+        assert!(src.is_empty());
+    }
+
+    #[test]
+    fn a_send_frame_round_trips_with_its_checksum() {
+        let frame = send_frame();
+        let mut bytes = encoded(&frame);
+        assert_eq!(bytes.len(), frame.encoded_len());
+        let command_size = u32::from_be_bytes(bytes[4..8].try_into().unwrap()) as usize;
+        let magic_at = 8 + command_size;
+        assert_eq!(bytes[magic_at..magic_at + 2], [0x0e, 0x01]);
+        let checksum = u32::from_be_bytes(bytes[magic_at + 2..magic_at + 6].try_into().unwrap());
+        assert_eq!(checksum, crc32c::crc32c(&bytes[magic_at + 6..]));
+        assert_eq!(decode(&mut bytes, DEFAULT_MAX_FRAME_SIZE).unwrap(), Some(frame));
+    }
+
+    #[test]
+    fn encode_payload_command_matches_encode() {
+        let frame = send_frame();
+        let bytes = encode_payload_command(&frame.command, frame.payload.as_ref().unwrap());
+        assert_eq!(bytes, encoded(&frame).freeze());
+    }
+
+    #[test]
+    fn a_partial_frame_waits_for_more_bytes() {
+        let bytes = encoded(&send_frame());
+        let mut src = BytesMut::from(&bytes[..bytes.len() - 1]);
+        assert_eq!(decode(&mut src, DEFAULT_MAX_FRAME_SIZE).unwrap(), None);
+        assert_eq!(src.len(), bytes.len() - 1, "nothing consumed");
+    }
+
+    #[test]
+    fn a_corrupt_payload_is_a_checksum_mismatch_and_the_next_frame_still_decodes() {
+        let frame = send_frame();
+        let mut src = encoded(&frame);
+        let last = src.len() - 1;
+        src[last] ^= 0x01;
+        src.extend_from_slice(&encode_command(&CommandPing {}.into()));
+        match decode(&mut src, DEFAULT_MAX_FRAME_SIZE) {
+            Err(ProtocolError::ChecksumMismatch(mismatch)) => {
+                assert_eq!(mismatch.command, frame.command);
+                assert_ne!(mismatch.expected, mismatch.computed);
+            }
+            other => panic!("expected a checksum mismatch, got {other:?}"),
+        }
+        assert_eq!(decode(&mut src, DEFAULT_MAX_FRAME_SIZE).unwrap(), Some(Frame::new(CommandPing {})));
+    }
+
+    #[test]
+    fn a_frame_above_the_limit_is_refused_from_its_size_field() {
+        let mut src = BytesMut::from(&[0x00, 0x60, 0x00, 0x00][..]);
+        let error = decode(&mut src, DEFAULT_MAX_FRAME_SIZE).unwrap_err();
+        assert!(matches!(error, ProtocolError::FrameTooLarge { size: 0x0060_0004, limit: DEFAULT_MAX_FRAME_SIZE }));
+    }
+
+    #[test]
+    fn encode_refuses_a_frame_above_the_limit() {
+        let frame = send_frame();
+        let error = encode(&frame, &mut BytesMut::new(), frame.encoded_len() - 1).unwrap_err();
+        assert!(matches!(error, ProtocolError::FrameTooLarge { .. }));
+    }
+
+    #[test]
+    fn a_command_size_past_the_frame_is_truncated() {
+        let mut src = BytesMut::new();
+        src.put_u32(8);
+        src.put_u32(100);
+        src.put_u32(0);
+        assert!(matches!(decode(&mut src, DEFAULT_MAX_FRAME_SIZE), Err(ProtocolError::Truncated { .. })));
+    }
+
+    #[test]
+    fn a_wrong_magic_number_is_refused() {
+        let mut src = encoded(&send_frame());
+        let command_size = u32::from_be_bytes(src[4..8].try_into().unwrap()) as usize;
+        src[8 + command_size + 1] = 0x07;
+        assert!(matches!(decode(&mut src, DEFAULT_MAX_FRAME_SIZE), Err(ProtocolError::BadMagic { found: 0x0e07 })));
+    }
+
+    #[test]
+    fn garbage_in_the_command_is_invalid_protobuf() {
+        let mut src = BytesMut::new();
+        src.put_u32(6);
+        src.put_u32(2);
+        src.put_slice(&[0xff, 0xff]);
+        assert!(matches!(decode(&mut src, DEFAULT_MAX_FRAME_SIZE), Err(ProtocolError::InvalidProtobuf { .. })));
+    }
+
+    #[test]
+    fn a_command_without_its_message_is_a_missing_field() {
+        let command = BaseCommand { r#type: crate::proto::CommandType::Send as i32, ..Default::default() };
+        let mut src = BytesMut::from(encode_command(&command).as_ref());
+        assert!(matches!(decode(&mut src, DEFAULT_MAX_FRAME_SIZE), Err(ProtocolError::MissingField(_))));
+    }
+
+    #[test]
+    fn broker_entry_metadata_before_the_checksum_is_accepted() {
+        let frame = send_frame();
+        let payload = frame.payload.as_ref().unwrap();
+        let entry = BrokerEntryMetadata { broker_timestamp: Some(1_700_000_000_123), index: Some(41) };
+        let command = frame.command.encode_to_vec();
+        let mut rest = BytesMut::new();
+        rest.put_u16(MAGIC_BROKER_ENTRY_METADATA);
+        rest.put_u32(entry.encoded_len() as u32);
+        entry.encode(&mut rest).unwrap();
+        rest.put_u16(MAGIC_CHECKSUM);
+        rest.put_u32(payload.checksum());
+        payload.write_to(&mut rest);
+        let mut src = BytesMut::new();
+        src.put_u32((4 + command.len() + rest.len()) as u32);
+        src.put_u32(command.len() as u32);
+        src.put_slice(&command);
+        src.put_slice(&rest);
+
+        let decoded = decode(&mut src, DEFAULT_MAX_FRAME_SIZE).unwrap().unwrap();
+        let decoded_payload = decoded.payload.unwrap();
+        assert_eq!(decoded_payload.broker_entry_metadata(), Some(&entry));
+        assert_eq!(decoded_payload.metadata(), payload.metadata());
+        assert_eq!(decoded_payload.data(), payload.data());
+    }
+}

@@ -76,7 +76,8 @@ impl Payload {
             });
         }
         let metadata_bytes = bytes.split_to(metadata_size);
-        let metadata = MessageMetadata::decode(metadata_bytes.clone()).map_err(ProtocolError::protobuf("MessageMetadata"))?;
+        let metadata =
+            MessageMetadata::decode(metadata_bytes.clone()).map_err(ProtocolError::protobuf("MessageMetadata"))?;
         Ok(Self { metadata, metadata_bytes, data: bytes, broker_entry_metadata: None })
     }
 
@@ -157,5 +158,96 @@ impl Payload {
         let crc = crc32c::crc32c(&(self.metadata_bytes.len() as u32).to_be_bytes());
         let crc = crc32c::crc32c_append(crc, &self.metadata_bytes);
         crc32c::crc32c_append(crc, &self.data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::SingleMessage;
+
+    fn metadata() -> MessageMetadata {
+        MessageMetadata {
+            producer_name: "producer-1".into(),
+            sequence_id: 5,
+            publish_time: 1_700_000_000_000,
+            ..Default::default()
+        }
+    }
+
+    fn section(metadata_bytes: &[u8], data: &[u8]) -> Bytes {
+        let mut bytes = BytesMut::new();
+        bytes.put_u32(metadata_bytes.len() as u32);
+        bytes.put_slice(metadata_bytes);
+        bytes.put_slice(data);
+        bytes.freeze()
+    }
+
+    #[test]
+    fn parse_keeps_the_metadata_bytes_as_received() {
+        let batch_of_one = MessageMetadata { num_messages_in_batch: Some(1), ..metadata() };
+        let mut metadata_bytes = batch_of_one.encode_to_vec();
+        // A field this crate does not know (tag 31, varint 5): must survive untouched.
+        metadata_bytes.extend_from_slice(&[0xf8, 0x01, 0x05]);
+        let received = section(&metadata_bytes, b"body");
+
+        let payload = Payload::parse(received.clone()).unwrap();
+        assert!(payload.is_batch());
+        assert_eq!(payload.num_messages(), 1);
+        assert_eq!(payload.metadata().producer_name, "producer-1");
+        assert_eq!(payload.metadata_bytes().as_ref(), metadata_bytes.as_slice());
+        assert_eq!(payload.data().as_ref(), b"body");
+
+        let mut written = BytesMut::new();
+        payload.write_to(&mut written);
+        assert_eq!(written.freeze(), received);
+        assert_eq!(payload.checksum(), crc32c::crc32c(&received));
+    }
+
+    #[test]
+    fn a_single_message_is_not_a_batch() {
+        let payload = Payload::new(metadata(), Bytes::from_static(b"x"));
+        assert!(!payload.is_batch());
+        assert_eq!(payload.num_messages(), 1);
+        assert!(matches!(payload.split_batch(1 << 20), Err(ProtocolError::InvalidBatch(_))));
+    }
+
+    #[test]
+    fn metadata_size_past_the_end_is_truncated() {
+        let mut bytes = BytesMut::new();
+        bytes.put_u32(100);
+        bytes.put_slice(b"short");
+        assert!(matches!(Payload::parse(bytes.freeze()), Err(ProtocolError::Truncated { .. })));
+    }
+
+    #[test]
+    fn compressed_batches_split_back_into_their_messages() {
+        let messages = vec![SingleMessage::new(&b"one"[..]), SingleMessage::new(vec![7u8; 5000])];
+        for codec in [
+            CompressionType::None,
+            CompressionType::Lz4,
+            CompressionType::Zlib,
+            CompressionType::Zstd,
+            CompressionType::Snappy,
+        ] {
+            let payload = Payload::batch(metadata(), codec, &messages).unwrap();
+            let received = Payload::parse(section(payload.metadata_bytes(), payload.data())).unwrap();
+            assert_eq!(received.compression().unwrap(), codec);
+            assert_eq!(received.num_messages(), 2);
+            assert_eq!(received.split_batch(1 << 20).unwrap(), messages, "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn an_uncompressed_size_above_the_limit_is_refused() {
+        let payload = Payload::compressed(metadata(), CompressionType::Zstd, &[0u8; 10_000]).unwrap();
+        assert!(matches!(payload.uncompressed(9_999), Err(ProtocolError::UncompressedTooLarge { .. })));
+        assert_eq!(payload.uncompressed(10_000).unwrap().len(), 10_000);
+    }
+
+    #[test]
+    fn an_unknown_codec_is_an_error() {
+        let payload = Payload::new(MessageMetadata { compression: Some(9), ..metadata() }, Bytes::new());
+        assert!(matches!(payload.uncompressed(100), Err(ProtocolError::UnknownCompression(9))));
     }
 }

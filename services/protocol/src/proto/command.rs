@@ -335,3 +335,66 @@ impl BaseCommand {
         Some(TxnRequest { command_type, request_id })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{CommandFlow, CommandNewTxn, CommandPing};
+
+    #[test]
+    fn ping_encodes_as_the_specification_bytes() {
+        // type = 18 (field 1, varint), ping = empty message (field 18, length-delimited).
+        let bytes = BaseCommand::from(CommandPing {}).encode_to_vec();
+        assert_eq!(bytes, [0x08, 0x12, 0x92, 0x01, 0x00]);
+    }
+
+    #[test]
+    fn required_fields_are_encoded_even_when_zero() {
+        let bytes = CommandFlow { consumer_id: 0, message_permits: 0 }.encode_to_vec();
+        assert_eq!(bytes, [0x08, 0x00, 0x10, 0x00]);
+    }
+
+    #[test]
+    fn from_sets_type_and_command() {
+        let command = BaseCommand::from(CommandFlow { consumer_id: 7, message_permits: 1000 });
+        assert_eq!(command.command_type(), Ok(CommandType::Flow));
+        assert_eq!(command.flow.unwrap().message_permits, 1000);
+    }
+
+    #[test]
+    fn validate_refuses_a_type_without_its_command() {
+        let command = BaseCommand { r#type: CommandType::Send as i32, ..Default::default() };
+        let error = command.validate().unwrap_err();
+        assert!(matches!(&error, ProtocolError::MissingField(field) if field == "BaseCommand.send"), "{error}");
+    }
+
+    #[test]
+    fn validate_lets_unknown_types_through() {
+        let command = BaseCommand { r#type: 99, ..Default::default() };
+        assert_eq!(command.command_type(), Err(99));
+        command.validate().unwrap();
+    }
+
+    #[test]
+    fn txn_requests_expose_their_request_id() {
+        let command = BaseCommand::from(CommandNewTxn { request_id: 42, ..Default::default() });
+        assert_eq!(command.txn_request(), Some(TxnRequest { command_type: CommandType::NewTxn, request_id: 42 }));
+        assert_eq!(BaseCommand::from(CommandPing {}).txn_request(), None);
+    }
+
+    #[test]
+    fn optional_fields_report_pulsar_defaults_when_absent() {
+        let subscribe = CommandSubscribe::default();
+        assert!(subscribe.durable());
+        assert!(subscribe.force_topic_creation());
+        assert_eq!(subscribe.initial_position(), InitialPosition::Latest);
+        let success = CommandProducerSuccess::default();
+        assert_eq!(success.last_sequence_id(), -1);
+        assert!(success.producer_ready());
+        let id = crate::proto::MessageIdData::default();
+        assert_eq!((id.partition(), id.batch_index()), (-1, -1));
+        let metadata = crate::proto::MessageMetadata::default();
+        assert_eq!(metadata.num_messages_in_batch(), 1);
+        assert_eq!(metadata.compression(), crate::proto::CompressionType::None);
+    }
+}
