@@ -369,6 +369,13 @@ mod tests {
     }
 
     #[test]
+    fn a_command_without_a_type_is_refused() {
+        // An absent `type` decodes as the enum's first value (CONNECT), whose message is absent.
+        let command = BaseCommand::decode(&[][..]).unwrap();
+        assert!(matches!(command.validate(), Err(ProtocolError::MissingField(_))));
+    }
+
+    #[test]
     fn validate_lets_unknown_types_through() {
         let command = BaseCommand { r#type: 99, ..Default::default() };
         assert_eq!(command.command_type(), Err(99));
