@@ -1,4 +1,4 @@
-//! A `tokio_util` codec over [`frame`](crate::frame) for `Framed` connections.
+//! A `tokio_util` codec over [`frame`] for `Framed` connections.
 
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
