@@ -508,3 +508,142 @@ fn simple_frames_match_pulsar_rs_byte_for_byte() {
         .unwrap();
     assert_eq!(frame::encode_command(&our_connect().into()), theirs.freeze());
 }
+
+mod random {
+    //! The same cross-check over random values.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn key_values() -> impl Strategy<Value = Vec<(String, String)>> {
+        proptest::collection::vec((".{0,6}", ".{0,6}"), 0..3)
+    }
+
+    type MetadataValues = (
+        (String, u64, u64, Vec<(String, String)>, Option<String>, Option<i32>, Option<u32>),
+        (Option<i32>, Option<u64>, Option<Vec<u8>>, Option<u64>, Option<String>, Option<i32>, Option<bool>),
+    );
+
+    fn metadata_values() -> impl Strategy<Value = MetadataValues> {
+        (
+            (
+                ".{0,12}",
+                any::<u64>(),
+                any::<u64>(),
+                key_values(),
+                proptest::option::of(".{0,8}"),
+                proptest::option::of(0i32..5),
+                proptest::option::of(any::<u32>()),
+            ),
+            (
+                proptest::option::of(any::<i32>()),
+                proptest::option::of(any::<u64>()),
+                proptest::option::of(proptest::collection::vec(any::<u8>(), 0..8)),
+                proptest::option::of(any::<u64>()),
+                proptest::option::of("[a-z0-9-]{0,12}"),
+                proptest::option::of(any::<i32>()),
+                proptest::option::of(any::<bool>()),
+            ),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn random_message_metadata_matches(values in metadata_values()) {
+            let (
+                (producer_name, sequence_id, publish_time, properties, partition_key, compression, uncompressed_size),
+                (num_messages_in_batch, event_time, ordering_key, highest_sequence_id, uuid, chunk_id, null_value),
+            ) = values;
+            let ours = ours::MessageMetadata {
+                producer_name: producer_name.clone(),
+                sequence_id,
+                publish_time,
+                properties: properties.iter().map(|(k, v)| ours::KeyValue::new(k, v)).collect(),
+                partition_key: partition_key.clone(),
+                compression,
+                uncompressed_size,
+                num_messages_in_batch,
+                event_time,
+                ordering_key: ordering_key.clone(),
+                highest_sequence_id,
+                uuid: uuid.clone(),
+                chunk_id,
+                null_value,
+                ..Default::default()
+            };
+            let theirs = theirs::MessageMetadata {
+                producer_name,
+                sequence_id,
+                publish_time,
+                properties: properties.into_iter().map(|(key, value)| theirs::KeyValue { key, value }).collect(),
+                partition_key,
+                compression,
+                uncompressed_size,
+                num_messages_in_batch,
+                event_time,
+                ordering_key,
+                highest_sequence_id,
+                uuid,
+                chunk_id,
+                null_value,
+                ..Default::default()
+            };
+            same(&ours, &theirs);
+        }
+
+        #[test]
+        fn random_acks_match(
+            consumer_id in any::<u64>(),
+            cumulative in any::<bool>(),
+            ids in proptest::collection::vec(
+                (any::<u64>(), any::<u64>(), proptest::option::of(any::<i32>()), proptest::option::of(any::<i32>()),
+                 proptest::collection::vec(any::<i64>(), 0..3)),
+                0..4,
+            ),
+            request_id in proptest::option::of(any::<u64>()),
+        ) {
+            let ack_type = i32::from(cumulative);
+            let ours = ours::CommandAck {
+                consumer_id,
+                ack_type,
+                message_id: ids
+                    .iter()
+                    .map(|(ledger_id, entry_id, partition, batch_index, ack_set)| ours::MessageIdData {
+                        ledger_id: *ledger_id,
+                        entry_id: *entry_id,
+                        partition: *partition,
+                        batch_index: *batch_index,
+                        ack_set: ack_set.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                request_id,
+                ..Default::default()
+            };
+            let theirs = theirs::CommandAck {
+                consumer_id,
+                ack_type,
+                message_id: ids
+                    .into_iter()
+                    .map(|(ledger_id, entry_id, partition, batch_index, ack_set)| theirs::MessageIdData {
+                        ledger_id,
+                        entry_id,
+                        partition,
+                        batch_index,
+                        ack_set,
+                        ..Default::default()
+                    })
+                    .collect(),
+                request_id,
+                ..Default::default()
+            };
+            same(&ours::BaseCommand::from(ours), &theirs::BaseCommand {
+                ack: Some(theirs),
+                ..their_base(theirs::base_command::Type::Ack)
+            });
+        }
+    }
+}
