@@ -355,6 +355,36 @@ mod tests {
     }
 
     #[test]
+    fn close_producer_carries_the_new_owner_in_fields_3_and_4() {
+        let close = crate::proto::CommandCloseProducer {
+            producer_id: 1,
+            request_id: 2,
+            assigned_broker_service_url: Some("pulsar://b:6650".into()),
+            assigned_broker_service_url_tls: None,
+        };
+        let mut expected = vec![0x08, 0x01, 0x10, 0x02, 0x1a, 0x0f];
+        expected.extend_from_slice(b"pulsar://b:6650");
+        assert_eq!(close.encode_to_vec(), expected);
+    }
+
+    #[test]
+    fn topic_migrated_is_type_and_field_68() {
+        let migrated = crate::proto::CommandTopicMigrated { resource_id: 5, resource_type: 1, ..Default::default() };
+        let bytes = BaseCommand::from(migrated).encode_to_vec();
+        // type = 68; field 68 length-delimited (key 546 = a2 04), 4 bytes: resource_id 5, resource_type 1.
+        assert_eq!(bytes, [0x08, 0x44, 0xa2, 0x04, 0x04, 0x08, 0x05, 0x10, 0x01]);
+    }
+
+    #[test]
+    fn unknown_fields_from_a_newer_protocol_are_skipped() {
+        let mut bytes = BaseCommand::from(CommandPing {}).encode_to_vec();
+        // Field 100, varint 1.
+        bytes.extend_from_slice(&[0xa0, 0x06, 0x01]);
+        let command = BaseCommand::decode(&bytes[..]).unwrap();
+        assert_eq!(command, BaseCommand::from(CommandPing {}));
+    }
+
+    #[test]
     fn from_sets_type_and_command() {
         let command = BaseCommand::from(CommandFlow { consumer_id: 7, message_permits: 1000 });
         assert_eq!(command.command_type(), Ok(CommandType::Flow));
