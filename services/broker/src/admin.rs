@@ -79,6 +79,14 @@ impl Admin {
 
     pub async fn create_namespace(&self, name: &NamespaceName, policies: Option<Policies>) -> Result<()> {
         let mut policies = policies.unwrap_or_default();
+        if policies.bundles.boundaries.is_empty() {
+            // Not given, or only `numBundles`: equal bundles, as Pulsar cuts a new namespace.
+            let n = match policies.bundles.num_bundles {
+                0 => self.ctx.config.default_namespace_bundles,
+                n => n,
+            };
+            policies.bundles = magnetar_core::bundles::Bundles::equal(n).map_err(BrokerError::InvalidPolicy)?.to_data();
+        }
         if policies.replication_clusters.is_empty() {
             policies.replication_clusters = vec![self.ctx.config.cluster.clone()];
         }
@@ -198,6 +206,7 @@ fn validate_policies(p: &Policies) -> Result<()> {
     if let Some(r) = p.retention_policies {
         validate_retention(&r)?;
     }
+    magnetar_core::bundles::Bundles::from_data(&p.bundles).map_err(BrokerError::InvalidPolicy)?;
     crate::policies::admin::validate_namespace(p)
 }
 

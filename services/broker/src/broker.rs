@@ -238,7 +238,10 @@ impl Broker {
         self.periodic(self.ctx.config.retention_interval(), |b| async move { b.retention.run_once().await });
         self.periodic(self.ctx.config.offload_interval(), |b| async move { b.offloader.run_once().await });
         self.periodic(Duration::from_secs(1), |b| async move { b.enforcement.run_once().await });
-        self.periodic(Duration::from_secs(1), |b| async move { crate::dedup::take_snapshots(&b.ctx, &b.registry).await });
+        self.periodic(
+            Duration::from_secs(1),
+            |b| async move { crate::dedup::take_snapshots(&b.ctx, &b.registry).await },
+        );
         // Policies in force on loaded topics: namespace changes through the cache each second,
         // topic-level ones from the store every `topic_policies_refresh_ms`.
         let reload_every = (self.ctx.config.topic_policies_refresh_ms / 1000).max(1);

@@ -20,6 +20,8 @@ pub struct BrokerConfig {
     pub max_partitions_per_topic: u32,
     /// Pulsar's `allowAutoTopicCreation`.
     pub allow_auto_topic_creation: bool,
+    /// Pulsar's `defaultNumberOfNamespaceBundles`: the bundles a new namespace is cut into.
+    pub default_namespace_bundles: u32,
     /// How often cursors are checkpointed to the metadata store, in milliseconds.
     pub cursor_checkpoint_interval_ms: u64,
     /// How often retention is evaluated, in milliseconds.
@@ -133,6 +135,7 @@ impl Default for BrokerConfig {
             max_message_bytes: 5 * 1024 * 1024,
             max_partitions_per_topic: 0,
             allow_auto_topic_creation: true,
+            default_namespace_bundles: 4,
             cursor_checkpoint_interval_ms: 5_000,
             retention_check_interval_ms: 60_000,
             default_ack_timeout_ms: 30_000,

@@ -299,7 +299,8 @@ impl Publisher {
                     let admission = partition.dedup.admit(ctx, &partition, &inputs).await?;
                     let tracking = admission.tracking();
                     let mut stored = Vec::with_capacity(inputs.len());
-                    let (mut kept, mut stamps, mut sizes) = (Vec::with_capacity(inputs.len()), Vec::new(), Tally::default());
+                    let (mut kept, mut stamps, mut sizes) =
+                        (Vec::with_capacity(inputs.len()), Vec::new(), Tally::default());
                     for ((pos, r), verdict) in positions.iter().zip(inputs).zip(&admission.verdicts) {
                         if *verdict != crate::dedup::Verdict::Store {
                             skipped.push((*pos, crate::dedup::outcome_of(verdict, &partition, r.producer.as_ref())));
@@ -354,7 +355,8 @@ impl Publisher {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    let answered: Vec<usize> = refused.iter().map(|r| r.0).chain(duplicates.iter().map(|d| d.0)).collect();
+                    let answered: Vec<usize> =
+                        refused.iter().map(|r| r.0).chain(duplicates.iter().map(|d| d.0)).collect();
                     let unanswered = positions.into_iter().filter(|pos| !answered.contains(pos));
                     let failed: Vec<(usize, BrokerError)> = unanswered.map(|pos| (pos, clone_error(&e))).collect();
                     refused.extend(failed);
@@ -372,7 +374,14 @@ impl Publisher {
             // The time travels with the stored message, hidden from consumers.
             properties.push((DELIVER_AT_PROPERTY.into(), at.to_string()));
         }
-        RecordInput { publish_time, event_time: m.event_time, key: m.key, properties, payload: m.payload, producer: m.producer }
+        RecordInput {
+            publish_time,
+            event_time: m.event_time,
+            key: m.key,
+            properties,
+            payload: m.payload,
+            producer: m.producer,
+        }
     }
 }
 

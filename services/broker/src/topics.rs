@@ -68,12 +68,6 @@ impl Topics {
         &self.offloader
     }
 
-    /// The namespaces this broker serves topics of now (Pulsar's owned namespaces; Magnetar has
-    /// no bundles: a namespace is owned as a whole while one of its topics is loaded).
-    pub fn owned_namespaces(&self) -> std::collections::BTreeSet<magnetar_core::NamespaceName> {
-        self.registry.loaded_topics().iter().map(|t| t.record.name.namespace().clone()).collect()
-    }
-
     /// Stats of every loaded partition, and how many topics are loaded (the broker's load).
     pub fn loaded_stats(&self) -> (Vec<TopicStats>, usize) {
         let topics = self.registry.loaded_topics();

@@ -2,6 +2,7 @@
 //! subscription), Pulsar-compatible message ids, namespace/topic policies and the key hash used to
 //! route messages to partitions. No I/O lives here.
 
+pub mod bundles;
 pub mod clock;
 pub mod hash;
 pub mod limits;

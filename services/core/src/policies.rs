@@ -70,17 +70,15 @@ pub struct AuthPolicies {
     pub subscription_auth_roles: BTreeMap<String, Vec<String>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// Pulsar's `BundlesData`: the boundaries of a namespace's bundles (see `crate::bundles`).
+/// Empty with `numBundles` 0 means "not given": a new namespace gets the broker's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BundlesData {
+    #[serde(default)]
     pub boundaries: Vec<String>,
+    #[serde(default)]
     pub num_bundles: u32,
-}
-
-impl Default for BundlesData {
-    fn default() -> Self {
-        BundlesData { boundaries: vec!["0x00000000".into(), "0xffffffff".into()], num_bundles: 1 }
-    }
 }
 
 /// Pulsar's namespace `Policies` (snake_case fields); other Pulsar policy fields are kept as

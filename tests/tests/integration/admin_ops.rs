@@ -91,10 +91,11 @@ async fn broker_endpoints_answer_for_this_broker() {
     err(app.delete("/admin/v2/brokers/configuration/maxMessageSize").await, 412);
     assert_eq!(app.get("/admin/v2/brokers/backlog-quota-check").await.0, StatusCode::NO_CONTENT);
 
-    // A namespace is owned while one of its topics is loaded.
+    // A bundle is owned while one of its topics is loaded.
     produce_payloads(&app, "owned", &["x".to_string()]).await;
+    let bundle = ok(app.get("/lookup/v2/topic/persistent/public/default/owned/bundle").await);
     let owned = ok(app.get(&format!("/admin/v2/brokers/{cluster}/{me}/ownedNamespaces")).await);
-    assert_eq!(owned["public/default/0x00000000_0xffffffff"]["is_active"], true, "{owned}");
+    assert_eq!(owned[format!("public/default/{}", bundle.as_str().unwrap())]["is_active"], true, "{owned}");
     err(app.get(&format!("/admin/v2/brokers/{cluster}/elsewhere:8080/ownedNamespaces")).await, 404);
     err(app.get(&format!("/admin/v2/brokers/nowhere/{me}/ownedNamespaces")).await, 404);
 }
@@ -161,61 +162,123 @@ fn the_compatibility_document_matches_the_routes() {
     );
 }
 
+/// The bundle (of the namespace's `boundaries`) holding `topic`'s CRC-32, as Pulsar places it.
+fn bundle_holding(boundaries: &serde_json::Value, topic: &str) -> String {
+    let b: Vec<u32> = boundaries
+        .as_array()
+        .expect("boundaries")
+        .iter()
+        .map(|v| u32::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
+        .collect();
+    let h = crc32_ieee(topic.as_bytes());
+    let i = (1..b.len()).find(|&i| h < b[i] || i == b.len() - 1).expect("a bundle");
+    format!("0x{:08x}_0x{:08x}", b[i - 1], b[i])
+}
+
 #[tokio::test]
-async fn a_namespace_is_one_bundle_that_unloads_and_clears_as_the_namespace() {
+async fn bundles_cut_the_namespace_and_their_operations_act_on_their_topics() {
     let app = TestApp::with_postgres().await;
+    let ns = "/admin/v2/namespaces/public/default";
+    // Pulsar's default: four equal bundles.
+    let bundles = ok(app.get(&format!("{ns}/bundles")).await);
+    assert_eq!(
+        bundles,
+        json!({"boundaries": ["0x00000000", "0x3fffffff", "0x7ffffffe", "0xbffffffd", "0xffffffff"], "numBundles": 4})
+    );
     let ids = produce_payloads(&app, "bundled", &["a".to_string(), "b".to_string()]).await;
     ok(app
         .put(&format!("{}/subscription/s", admin_topic("bundled")), Some(json!({"ledgerId": -1, "entryId": -1})))
         .await);
     assert_eq!(backlog(&app, "bundled", "s").await, 2);
-    let ns = "/admin/v2/namespaces/public/default";
-    let bundle = "0x00000000_0xffffffff";
-    assert_eq!(
-        ok(app.get(&format!("{ns}/bundles")).await),
-        json!({"boundaries": ["0x00000000", "0xffffffff"], "numBundles": 1})
-    );
-    assert_eq!(ok(app.get("/lookup/v2/topic/persistent/public/default/bundled/bundle").await), bundle);
+    let mine = bundle_holding(&bundles["boundaries"], "persistent://public/default/bundled");
+    assert_eq!(ok(app.get("/lookup/v2/topic/persistent/public/default/bundled/bundle").await), mine.as_str());
     err(app.get("/lookup/v2/topic/persistent/public/default/nothing/bundle").await, 404);
+    let other = ["0x00000000_0x3fffffff", "0x3fffffff_0x7ffffffe", "0x7ffffffe_0xbffffffd", "0xbffffffd_0xffffffff"]
+        .into_iter()
+        .find(|b| *b != mine)
+        .unwrap();
 
-    // Unloading the namespace (or its bundle) unloads its topics; they load again on use.
+    // Unloading another bundle leaves the topic loaded; its own bundle unloads it.
     assert!(app.broker().testing().loaded_topics() > 0);
-    ok(app.put(&format!("{ns}/unload"), None).await);
+    ok(app.put(&format!("{ns}/{other}/unload"), None).await);
+    assert_eq!(app.broker().testing().loaded_topics(), 1);
+    ok(app.put(&format!("{ns}/{mine}/unload"), None).await);
     assert_eq!(app.broker().testing().loaded_topics(), 0);
     assert_eq!(backlog(&app, "bundled", "s").await, 2, "the topic loads again with its subscription");
-    ok(app.put(&format!("{ns}/{bundle}/unload"), None).await);
+    ok(app.put(&format!("{ns}/unload"), None).await);
     err(app.put(&format!("{ns}/0x00000000_0x7fffffff/unload"), None).await, 404);
+    err(app.put(&format!("{ns}/not-a-bundle/unload"), None).await, 400);
     err(app.put("/admin/v2/namespaces/public/nowhere/unload", None).await, 404);
 
-    ok(app.post(&format!("{ns}/{bundle}/clearBacklog/s"), None).await);
+    // Backlog and subscription operations of a bundle touch only its topics.
+    ok(app.post(&format!("{ns}/{other}/clearBacklog/s"), None).await);
+    assert_eq!(backlog(&app, "bundled", "s").await, 2);
+    ok(app.post(&format!("{ns}/{mine}/clearBacklog/s"), None).await);
     assert_eq!(backlog(&app, "bundled", "s").await, 0);
     produce_payloads(&app, "bundled", &["c".to_string()]).await;
-    ok(app.post(&format!("{ns}/{bundle}/clearBacklog"), None).await);
+    ok(app.post(&format!("{ns}/{mine}/clearBacklog"), None).await);
     assert_eq!(backlog(&app, "bundled", "s").await, 0);
-    ok(app.post(&format!("{ns}/{bundle}/unsubscribe/s"), None).await);
+    ok(app.post(&format!("{ns}/{mine}/unsubscribe/s"), None).await);
     assert_eq!(ok(app.get(&format!("{}/subscriptions", admin_topic("bundled"))).await), json!([]));
     assert_eq!(ids.len(), 2);
 
-    // Hash positions: CRC-32 of the full name, as Pulsar places topics in bundles.
+    // Hash positions: CRC-32 of the full name; the bundle's topics only.
     create_partitioned(&app, "hashed", 2).await;
-    let all = ok(app.get(&format!("{ns}/{bundle}/topicHashPositions")).await);
-    assert_eq!(all["namespace"], "public/default");
-    assert_eq!(all["bundle"], bundle);
-    let positions = all["topicHashPositions"].as_object().expect("a map");
+    let mut expected = serde_json::Map::new();
     for name in [
         "persistent://public/default/bundled",
         "persistent://public/default/hashed-partition-0",
         "persistent://public/default/hashed-partition-1",
     ] {
-        let expected = u64::from(crc32_ieee(name.as_bytes()));
-        assert_eq!(positions.get(name).and_then(|v| v.as_u64()), Some(expected), "{name}: {all}");
+        if bundle_holding(&bundles["boundaries"], name) == mine {
+            expected.insert(name.to_string(), json!(u64::from(crc32_ieee(name.as_bytes()))));
+        }
     }
-    let some = ok(app
-        .get(&format!("{ns}/{bundle}/topicHashPositions?topics=bundled&topics=persistent://public/other/x"))
-        .await);
+    let all = ok(app.get(&format!("{ns}/{mine}/topicHashPositions")).await);
+    assert_eq!((&all["namespace"], &all["bundle"]), (&json!("public/default"), &json!(mine)));
+    assert_eq!(all["topicHashPositions"], serde_json::Value::Object(expected), "{all}");
+    let some =
+        ok(app.get(&format!("{ns}/{mine}/topicHashPositions?topics=bundled&topics=persistent://public/other/x")).await);
     let some = some["topicHashPositions"].as_object().expect("a map");
     assert_eq!(some.keys().collect::<Vec<_>>(), ["persistent://public/default/bundled"], "other namespaces left out");
-    err(app.get(&format!("{ns}/0x00000000_0x7fffffff/topicHashPositions")).await, 404);
+
+    // Splits: at the middle, between the topics, at given positions.
+    ok(app.put(&format!("{ns}/{mine}/split"), None).await);
+    let after = ok(app.get(&format!("{ns}/bundles")).await);
+    assert_eq!(after["numBundles"], 5, "{after}");
+    let half = bundle_holding(&after["boundaries"], "persistent://public/default/bundled");
+    assert_eq!(ok(app.get("/lookup/v2/topic/persistent/public/default/bundled/bundle").await), half.as_str());
+    err(app.put(&format!("{ns}/{mine}/split"), None).await, 404);
+    let lower = u32::from_str_radix(&half[2..10], 16).unwrap();
+    ok(app
+        .put(&format!("{ns}/{half}/split?splitAlgorithmName=specified_positions_divide"), Some(json!([lower + 16])))
+        .await);
+    assert_eq!(ok(app.get(&format!("{ns}/bundles")).await)["numBundles"], 6);
+    err(
+        app.put(&format!("{ns}/{other}/split?splitAlgorithmName=specified_positions_divide"), Some(json!([0]))).await,
+        412,
+    );
+    err(app.put(&format!("{ns}/{other}/split?splitAlgorithmName=flow_or_qps_equally_divide"), None).await, 400);
+
+    // A namespace created with its own bundle count; invalid boundaries are refused.
+    ok(app.put("/admin/v2/namespaces/public/eight", Some(json!({"bundles": {"numBundles": 8}}))).await);
+    let eight = ok(app.get("/admin/v2/namespaces/public/eight/bundles").await);
+    assert_eq!(eight["numBundles"], 8);
+    let first = format!("{}_{}", eight["boundaries"][0].as_str().unwrap(), eight["boundaries"][1].as_str().unwrap());
+    let path = format!("/admin/v2/namespaces/public/eight/{first}/split?splitAlgorithmName=topic_count_equally_divide");
+    let reason = err(app.put(&path, None).await, 412);
+    assert!(reason.contains("cannot be split"), "no topics to divide: {reason}");
+    let bad =
+        json!({"bundles": {"boundaries": ["0x00000000", "0x90000000", "0x80000000", "0xffffffff"], "numBundles": 3}});
+    err(app.put("/admin/v2/namespaces/public/crooked", Some(bad)).await, 412);
+
+    // Deleting a bundle deletes its topics (only with force when it has some); the range stays.
+    let now = ok(app.get("/lookup/v2/topic/persistent/public/default/bundled/bundle").await);
+    let now = now.as_str().unwrap();
+    err(app.delete(&format!("{ns}/{now}")).await, 409);
+    ok(app.delete(&format!("{ns}/{now}?force=true")).await);
+    err(app.get(&format!("{}/stats", admin_topic("bundled"))).await, 404);
+    assert_eq!(ok(app.get(&format!("{ns}/bundles")).await)["numBundles"], 6);
 }
 
 /// CRC-32 (IEEE), bit by bit: an independent check of the broker's table-driven one.

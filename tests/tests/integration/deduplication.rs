@@ -51,7 +51,11 @@ async fn deduplication_policies_follow_pulsars_paths_and_precedence() {
     let topic = admin_topic("dedup-policies");
 
     assert_eq!(ok(app.get(&format!("{NS}/deduplication")).await), Value::Null);
-    assert_eq!(ok(app.get(&format!("{topic}/deduplicationEnabled?applied=true")).await), json!(false), "broker default");
+    assert_eq!(
+        ok(app.get(&format!("{topic}/deduplicationEnabled?applied=true")).await),
+        json!(false),
+        "broker default"
+    );
     set(&app, &format!("{NS}/deduplication"), json!(true)).await;
     assert_eq!(ok(app.get(&format!("{NS}/deduplication")).await), json!(true));
     assert_eq!(ok(app.get(&format!("{topic}/deduplicationEnabled")).await), Value::Null, "the topic sets nothing");
@@ -94,7 +98,9 @@ async fn a_resent_message_is_stored_once_over_rest_and_websocket() {
     let topic = "public/default/orders";
     let (c, b) = (&app.client, app.base.as_str());
     create_topic(&app, "orders").await;
-    ok(app.put(&format!("{}/subscription/audit", admin_topic("orders")), Some(json!({"ledgerId": -1, "entryId": -1}))).await);
+    ok(app
+        .put(&format!("{}/subscription/audit", admin_topic("orders")), Some(json!({"ledgerId": -1, "entryId": -1})))
+        .await);
 
     let first = produce_seqs(c, b, topic, "rest-1", &[0, 1, 2, 3, 4]).await;
     assert!(first.iter().all(|id| !is_duplicate(id)), "{first:?}");

@@ -155,9 +155,8 @@ struct OwnedPath {
 
 /// The namespaces a broker owns
 ///
-/// Keyed `tenant/namespace/0x00000000_0xffffffff` (Magnetar has no bundles: a namespace is one
-/// bundle, owned while one of its topics is loaded). Only this broker answers for itself: 404
-/// for another broker or cluster.
+/// Keyed `tenant/namespace/range`: the bundles of which this broker has a partition loaded.
+/// Only this broker answers for itself: 404 for another broker or cluster.
 #[utoipa::path(get, path = "/admin/v2/brokers/{cluster}/{broker}/ownedNamespaces", tag = "brokers",
     params(("cluster" = String, Path, description = "cluster name"),
         ("broker" = String, Path, description = "the broker's `host:port` (Pulsar's broker-webserviceurl)")),
@@ -179,14 +178,14 @@ async fn get_owned_namespaces(
             BrokerError::NotFound(Entity::Message(format!("broker {} of cluster {}", p.broker, p.cluster))).into()
         );
     }
-    let owned = s.broker.topics().owned_namespaces();
+    let owned = s.broker.topics().owned_bundles().await?;
     Ok(Json(
         owned
             .into_iter()
-            .map(|ns| {
+            .map(|bundle| {
                 let status =
                     NamespaceOwnershipStatus { broker_assignment: "shared", is_controlled: false, is_active: true };
-                (format!("{ns}/0x00000000_0xffffffff"), status)
+                (bundle, status)
             })
             .collect(),
     ))

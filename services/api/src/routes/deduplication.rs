@@ -48,7 +48,8 @@ namespace_policy!(
     i32,
     get = "Get the deduplication snapshot interval of a namespace (seconds)",
     set = "Set the deduplication snapshot interval of a namespace: seconds between snapshots of the producers' sequence ids while messages arrive (a snapshot also follows every `broker.deduplication.entries_interval` messages)",
-    remove = "Remove the deduplication snapshot interval of a namespace (Magnetar; Pulsar's REST API has no DELETE here)",
+    remove =
+        "Remove the deduplication snapshot interval of a namespace (Magnetar; Pulsar's REST API has no DELETE here)",
     read = |p, _c| p.deduplication_snapshot_interval_seconds,
     write = |p, _c, v| p.deduplication_snapshot_interval_seconds = Some(v),
     clear = |p, _c| p.deduplication_snapshot_interval_seconds = None,

@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use magnetar_auth::Operation;
 use magnetar_broker::BrokerError;
-use magnetar_core::{BacklogQuota, NamespaceName, SubscriptionName, TopicName};
+use magnetar_core::{BacklogQuota, NamespaceName, SubscriptionName};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -227,15 +227,12 @@ async fn remove_auto_topic_creation(
 }
 
 /// Skips every subscription's backlog on every topic of the namespace (or one subscription).
-async fn clear_backlog(s: &AppState, namespace: &NamespaceName, sub: Option<&str>) -> ApiResult<StatusCode> {
-    for topic in s.broker.topics().list(namespace).await? {
-        let name: TopicName = topic.parse()?;
-        for name_sub in s.broker.subscriptions().list(&name).await? {
-            if sub.is_none_or(|x| x == name_sub) {
-                s.broker.subscriptions().skip_all(&name, &SubscriptionName::new(name_sub)?).await?;
-            }
-        }
-    }
+async fn clear_backlog(
+    s: &AppState,
+    namespace: &NamespaceName,
+    sub: Option<&SubscriptionName>,
+) -> ApiResult<StatusCode> {
+    s.broker.subscriptions().clear_namespace_backlog(s.broker.topics(), namespace, None, sub).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -265,7 +262,7 @@ async fn clear_namespace_subscription_backlog(
     SubscriptionNameParam(sub): SubscriptionNameParam,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::ClearBacklog, &name).await?;
-    clear_backlog(&s, &name, Some(sub.as_str())).await
+    clear_backlog(&s, &name, Some(&sub)).await
 }
 
 /// Delete a subscription from every topic of a namespace
@@ -280,12 +277,7 @@ async fn unsubscribe_namespace(
     SubscriptionNameParam(sub): SubscriptionNameParam,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::ClearBacklog, &namespace).await?;
-    for topic in s.broker.topics().list(&namespace).await? {
-        let name: TopicName = topic.parse()?;
-        if s.broker.subscriptions().list(&name).await?.iter().any(|n| n == sub.as_str()) {
-            s.broker.subscriptions().delete(&name, &sub, false).await?;
-        }
-    }
+    s.broker.subscriptions().unsubscribe_namespace(s.broker.topics(), &namespace, None, &sub).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

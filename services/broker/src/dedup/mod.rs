@@ -195,7 +195,11 @@ impl PartitionDedup {
         let base = match saved {
             Some(s) => s,
             None => {
-                let s = DedupSnapshot { position: p.log.end_offset(), producers: Default::default(), taken_at: ctx.now_ms() };
+                let s = DedupSnapshot {
+                    position: p.log.end_offset(),
+                    producers: Default::default(),
+                    taken_at: ctx.now_ms(),
+                };
                 ctx.metadata.save_dedup_snapshot(p.log_id, p.epoch, &s).await?;
                 s
             }

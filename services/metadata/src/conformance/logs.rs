@@ -191,7 +191,9 @@ pub async fn dedup_snapshots_are_replaced_fenced_and_go_with_their_topic(store: 
         position,
         producers: producers
             .iter()
-            .map(|(p, s)| (p.to_string(), crate::ProducerSequence { sequence_id: *s, last_publish_time: 1_700_000 + s }))
+            .map(|(p, s)| {
+                (p.to_string(), crate::ProducerSequence { sequence_id: *s, last_publish_time: 1_700_000 + s })
+            })
             .collect(),
         taken_at: 1_700_000_000_000,
     };

@@ -166,7 +166,10 @@ impl SqlMetadataStore {
         let Some(position) = get::<Option<i64>>(&row, "position")? else { return Ok(None) };
         Ok(Some(DedupSnapshot {
             position: offset_from_db(position, format_args!("deduplication snapshot of partition {log_id}"))?,
-            producers: from_json(&get::<String>(&row, "producers")?, format_args!("deduplication snapshot of partition {log_id}"))?,
+            producers: from_json(
+                &get::<String>(&row, "producers")?,
+                format_args!("deduplication snapshot of partition {log_id}"),
+            )?,
             taken_at: get(&row, "taken_at")?,
         }))
     }

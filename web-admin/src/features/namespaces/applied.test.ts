@@ -21,6 +21,8 @@ const defaults: AppliedPolicies = {
   autoSubscriptionCreation: broker({ allowAutoSubscriptionCreation: true }),
   subscriptionExpirationTimeMinutes: broker(0),
   encryptionRequired: broker(false),
+  deduplicationEnabled: broker(false),
+  deduplicationSnapshotIntervalSeconds: broker(120),
   schemaCompatibilityStrategy: broker('UNDEFINED'),
   schemaValidationEnforced: broker(false),
   replicatorDispatchRate: broker({ dispatchThrottlingRateInMsg: 0, dispatchThrottlingRateInByte: 0, relativeToPublishRate: false, ratePeriodInSecond: 1 }),
@@ -39,6 +41,7 @@ describe('limits in force', () => {
     expect(by.inactiveTopicPolicies.value).toBe('kept');
     expect(by.subscriptionExpirationTimeMinutes.value).toBe('never');
     expect(by.encryptionRequired.level).toBe('broker');
+    expect(by.deduplicationEnabled.value).toBe('off');
     expect(by.retentionPolicies.value).toBe('none');
     expect(by.messageTTLInSeconds.value).toBe('never');
     expect(by.schemaCompatibilityStrategy.value).toBe('same type (broker rule)');

@@ -86,6 +86,11 @@ const FORMATS: { key: keyof AppliedPolicies; label: string; show: (v: unknown) =
   },
   { key: 'encryptionRequired', label: 'Encryption required', show: (v) => (v === true ? 'yes' : 'no') },
   {
+    key: 'deduplicationEnabled',
+    label: 'Deduplication (producer name and sequence id)',
+    show: (v) => (v === true ? 'on' : 'off'),
+  },
+  {
     key: 'retentionPolicies',
     label: 'Retention of acknowledged messages',
     show: (v) => {
