@@ -65,6 +65,8 @@ pub struct Partition {
     quota: std::sync::Mutex<crate::controllers::enforcement::QuotaState>,
     /// Limits and rates in force (`policies::runtime`), read without a lock.
     pub(crate) policy: Arc<crate::policies::runtime::PartitionPolicy>,
+    /// The compacted view and the state of its compactions.
+    pub compaction: Arc<crate::compaction::PartitionCompaction>,
 }
 
 impl Partition {
@@ -104,6 +106,7 @@ impl Partition {
             unloaded: tokio_util::sync::CancellationToken::new(),
             quota: std::sync::Mutex::new(Default::default()),
             policy,
+            compaction: Arc::default(),
         }
     }
 
@@ -148,6 +151,7 @@ impl Partition {
     fn new_subscription(&self, id: SubscriptionId, cursor: &CursorState) -> Subscription {
         Subscription::new(id, self.index, Arc::clone(&self.log), cursor, self.limits, Arc::clone(&self.clock))
             .with_policy(Arc::clone(&self.policy))
+            .with_compaction(Arc::clone(&self.compaction))
     }
 
     pub(crate) fn remove_subscription(&self, name: &SubscriptionName) -> Option<Arc<Subscription>> {

@@ -77,6 +77,8 @@ pub struct TopicStats {
     pub subscriptions: BTreeMap<String, SubscriptionStats>,
     pub replication: BTreeMap<String, serde_json::Value>,
     pub deduplication_status: String,
+    /// Pulsar's `CompactionStats` of the topic's last compactions since it was loaded.
+    pub compaction: crate::compaction::CompactionStats,
     /// Magnetar: the limit and life policies in force for the topic and the level each comes
     /// from (topic, namespace or broker); absent in a partition's entry of partitioned stats.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -178,6 +180,7 @@ pub fn partition_stats(p: &Partition) -> TopicStats {
         // Every segment once, whichever tiers hold it; the object store's part separately.
         storage_size: p.log.storage_bytes(),
         offloaded_storage_size: p.log.offloaded_bytes(),
+        compaction: p.compaction.stats(),
         deduplication_status: "Disabled".into(),
         ..TopicStats::default()
     };
@@ -250,6 +253,7 @@ pub fn aggregate<'a>(parts: impl Iterator<Item = &'a TopicStats>) -> TopicStats 
         t.storage_size += s.storage_size;
         t.backlog_size += s.backlog_size;
         t.offloaded_storage_size += s.offloaded_storage_size;
+        t.compaction.merge(&s.compaction);
         for (name, sub) in &s.subscriptions {
             let e = t.subscriptions.entry(name.clone()).or_insert_with(|| SubscriptionStats {
                 kind: sub.kind.clone(),

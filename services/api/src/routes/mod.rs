@@ -27,6 +27,7 @@ pub mod broker_info;
 pub mod brokers;
 pub mod bundles;
 pub mod cluster_admin;
+pub mod compaction;
 pub mod clusters;
 pub mod console;
 pub mod consume;

@@ -3,7 +3,7 @@
 
 use super::SqlMetadataStore;
 use crate::{
-    BrokerLoad, BrokerRecord, BrokerRegistration, BrokerState, ClusterData, CursorState, FailureDomain, LeaseGrant,
+    BrokerLoad, BrokerRecord, CompactedViewRecord, BrokerRegistration, BrokerState, ClusterData, CursorState, FailureDomain, LeaseGrant,
     MetadataStore, NamespaceIsolationData, NamespaceRecord, NewTopic, PartitionRecord, Result, RevokedToken,
     SchemaVersion, SegmentRecord, ServiceAccount, ServiceAccountToken, SubscriptionRecord, TenantInfo, TopicRecord,
 };
@@ -179,6 +179,18 @@ impl MetadataStore for SqlMetadataStore {
     }
     async fn delete_segments(&self, log_id: i64, epoch: i64, base_offsets: &[i64]) -> Result<()> {
         self.delete_segments_impl(log_id, epoch, base_offsets).await
+    }
+
+    async fn commit_compacted_view(
+        &self,
+        epoch: i64,
+        view: &CompactedViewRecord,
+        previous_horizon: Option<i64>,
+    ) -> Result<Option<CompactedViewRecord>> {
+        self.commit_compacted_view_impl(epoch, view, previous_horizon).await
+    }
+    async fn get_compacted_view(&self, log_id: i64) -> Result<Option<CompactedViewRecord>> {
+        self.get_compacted_view_impl(log_id).await
     }
 
     async fn create_service_account(&self, account: &ServiceAccount) -> Result<()> {
