@@ -284,9 +284,8 @@ async fn the_compacted_view_survives_retention_and_a_restart_and_goes_with_its_t
         (0..300).map(|i| msg(Some(&format!("k{}", i % 10)), &format!("{i:04}-{}", "v".repeat(200)))).collect();
     let ids = produce(&app, topic, values).await;
     compact(&app, topic).await;
-    let want: Vec<(String, String, String)> = (290..300)
-        .map(|i| (format!("k{}", i % 10), format!("{i:04}-{}", "v".repeat(200)), ids[i].clone()))
-        .collect();
+    let want: Vec<(String, String, String)> =
+        (290..300).map(|i| (format!("k{}", i % 10), format!("{i:04}-{}", "v".repeat(200)), ids[i].clone())).collect();
     // Later messages (one request's messages share a segment: many requests, many segments)
     // seal the segments holding the compacted ones, and retention deletes those (no
     // subscription holds them); the view is kept.

@@ -388,7 +388,8 @@ impl Compactor {
         })
         .await
         .map_err(BrokerError::internal)??;
-        let prefix = crate::controllers::offload::partition_prefix(&self.ctx.config.cluster, &p.name, p.index, p.log_id);
+        let prefix =
+            crate::controllers::offload::partition_prefix(&self.ctx.config.cluster, &p.name, p.index, p.log_id);
         let key = view_key(&prefix, view.horizon());
         let encoded = view.encode();
         let size = encoded.len() as i64;

@@ -251,7 +251,7 @@ mod tests {
             offset,
             segment_base: offset / 10 * 10,
             publish_time: 1_000 + offset as i64,
-            event_time: (offset % 2 == 0).then_some(offset as i64),
+            event_time: offset.is_multiple_of(2).then_some(offset as i64),
             key: key.map(str::to_string),
             properties: vec![("p".into(), format!("v{offset}"))],
             payload: Bytes::from(payload.to_string()),

@@ -3,9 +3,10 @@
 
 use super::SqlMetadataStore;
 use crate::{
-    BrokerLoad, BrokerRecord, CompactedViewRecord, BrokerRegistration, BrokerState, ClusterData, CursorState, FailureDomain, LeaseGrant,
-    MetadataStore, NamespaceIsolationData, NamespaceRecord, NewTopic, PartitionRecord, Result, RevokedToken,
-    SchemaVersion, SegmentRecord, ServiceAccount, ServiceAccountToken, SubscriptionRecord, TenantInfo, TopicRecord,
+    BrokerLoad, BrokerRecord, BrokerRegistration, BrokerState, ClusterData, CompactedViewRecord, CursorState,
+    FailureDomain, LeaseGrant, MetadataStore, NamespaceIsolationData, NamespaceRecord, NewTopic, PartitionRecord,
+    Result, RevokedToken, SchemaVersion, SegmentRecord, ServiceAccount, ServiceAccountToken, SubscriptionRecord,
+    TenantInfo, TopicRecord,
 };
 use async_trait::async_trait;
 use magnetar_core::{NamespaceName, Policies, TenantName, TopicName};
