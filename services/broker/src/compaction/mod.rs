@@ -246,18 +246,18 @@ impl Compactor {
         if self.ctx.storage.tier().is_none() {
             return Err(BrokerError::NoObjectStore);
         }
-        if parts.iter().any(|p| p.compaction.status().status == CompactionRun::Running) {
-            return Err(BrokerError::CompactionRunning(name.clone()));
-        }
-        let mut started = Vec::new();
+        // Partitions are compacted independently, as Pulsar triggers each: those not running
+        // start, and the answer is 409 if any was running already.
+        let mut running = false;
         for p in parts {
-            if !p.compaction.start() {
-                return Err(BrokerError::CompactionRunning(name.clone()));
+            if p.compaction.start() {
+                self.spawn_run(p);
+            } else {
+                running = true;
             }
-            started.push(p);
         }
-        for p in started {
-            self.spawn_run(p);
+        if running {
+            return Err(BrokerError::CompactionRunning(name.clone()));
         }
         Ok(())
     }
@@ -358,9 +358,13 @@ impl Compactor {
             (Some(_), Some(v)) => v,
             (Some(r), None) => {
                 let data = tier.get_object(&r.object_key).await?;
-                Arc::new(CompactedView::decode(data).map_err(|e| {
-                    BrokerError::Internal(format!("compacted view {} of {}: {e}", r.object_key, p.name))
-                })?)
+                let view = tokio::task::spawn_blocking(move || CompactedView::decode(data))
+                    .await
+                    .map_err(BrokerError::internal)?
+                    .map_err(|e| {
+                        BrokerError::Internal(format!("compacted view {} of {}: {e}", r.object_key, p.name))
+                    })?;
+                Arc::new(view)
             }
         };
         // Messages accepted up to now; what comes later is for the next run.
@@ -372,7 +376,7 @@ impl Compactor {
         let retain_null_key = self.ctx.config.compaction_retain_null_key;
         let log = Arc::clone(&p.log);
         let prev = Arc::clone(&previous);
-        let (view, removed) = tokio::task::spawn_blocking(move || -> magnetar_storage::Result<_> {
+        let (view, removed, encoded) = tokio::task::spawn_blocking(move || -> magnetar_storage::Result<_> {
             let mut c = Compaction::new(&prev, retain_null_key);
             // Messages deleted by retention before they were compacted are gone: start at the log.
             let mut pos = prev.horizon().max(log.start_offset());
@@ -384,14 +388,15 @@ impl Compactor {
                 }
                 pos = last + 1;
             }
-            Ok(c.finish(horizon))
+            let (view, removed) = c.finish(horizon);
+            let encoded = view.encode();
+            Ok((view, removed, encoded))
         })
         .await
         .map_err(BrokerError::internal)??;
         let prefix =
             crate::controllers::offload::partition_prefix(&self.ctx.config.cluster, &p.name, p.index, p.log_id);
         let key = view_key(&prefix, view.horizon());
-        let encoded = view.encode();
         let size = encoded.len() as i64;
         tier.put_object(&key, encoded).await?;
         let record = CompactedViewRecord {
@@ -406,10 +411,8 @@ impl Compactor {
             match self.ctx.metadata.commit_compacted_view(p.epoch, &record, row.as_ref().map(|r| r.horizon)).await {
                 Ok(replaced) => replaced,
                 Err(e) => {
-                    // Not committed: the new object is nobody's.
-                    if let Err(d) = tier.delete_objects(std::slice::from_ref(&key)).await {
-                        tracing::warn!(topic = %p.name, error = %d, "deleting an uncommitted compacted view failed");
-                    }
+                    // Not deleted here: a commit whose answer was lost may have happened. Without
+                    // a row the object is an orphan, which the orphan collection deletes.
                     p.compaction.with(|s| s.committed = None);
                     return Err(match e {
                         MetadataError::Conflict(_) => BrokerError::Unavailable {
