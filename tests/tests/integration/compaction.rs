@@ -321,3 +321,26 @@ async fn the_compacted_view_survives_retention_and_a_restart_and_goes_with_its_t
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_view_left_without_its_commit_is_collected_and_the_committed_one_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    cfg.broker.offload_gc_grace_ms = 0;
+    let app = TestApp::start(dir, cfg).await;
+    let topic = "orphans";
+    create_topic(&app, topic).await;
+    let ids = produce_history(&app, topic).await;
+    compact(&app, topic).await;
+    let objects = app.dir.path().join("objects");
+    let committed = compacted_objects(&objects);
+    assert_eq!(committed.len(), 1);
+    // What a compaction that crashed between its upload and its commit leaves behind.
+    let stray = committed[0].with_file_name("compacted-00000000000000000099.cv");
+    std::fs::write(&stray, b"MGCV0001 never committed").unwrap();
+    app.broker().testing().run_offload().await;
+    assert_eq!(compacted_objects(&objects), committed, "the stray view goes, the committed one stays");
+    let mut reader = WsClient::connect(&reader_url(&app.base, topic, "messageId=earliest&readCompacted=true")).await;
+    assert_eq!(ws_read(&mut reader, 2).await, expected(&ids, &[(2, "k1", "k1-v2"), (6, "k3", "k3-v2")]));
+    reader.close().await;
+}
