@@ -344,3 +344,15 @@ async fn a_view_left_without_its_commit_is_collected_and_the_committed_one_kept(
     assert_eq!(ws_read(&mut reader, 2).await, expected(&ids, &[(2, "k1", "k1-v2"), (6, "k3", "k3-v2")]));
     reader.close().await;
 }
+
+#[tokio::test]
+async fn compaction_with_the_metadata_in_postgresql() {
+    let app = TestApp::with_postgres().await;
+    let topic = "pg";
+    create_topic(&app, topic).await;
+    let ids = produce_history(&app, topic).await;
+    compact(&app, topic).await;
+    let mut reader = WsClient::connect(&reader_url(&app.base, topic, "messageId=earliest&readCompacted=true")).await;
+    assert_eq!(ws_read(&mut reader, 2).await, expected(&ids, &[(2, "k1", "k1-v2"), (6, "k3", "k3-v2")]));
+    reader.close().await;
+}
