@@ -61,6 +61,7 @@ pub fn status_of(e: &BrokerError) -> StatusCode {
         | B::NotPartitioned(_)
         | B::IsPartitioned(_)
         | B::OffloadRunning(_)
+        | B::CompactionRunning(_)
         | B::SchemaIncompatible(_) => StatusCode::CONFLICT,
         B::InUse(_)
         | B::TooManySubscriptions { .. }

@@ -92,6 +92,7 @@ fn described_routes() -> OpenApiRouter<AppState> {
         .merge(routes::namespaces::router())
         .merge(routes::bundles::router())
         .merge(routes::offload::router())
+        .merge(routes::compaction::router())
         .merge(routes::topics::router())
         .merge(routes::topic_ops::router())
         .merge(routes::schemas::router())

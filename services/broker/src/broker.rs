@@ -50,6 +50,7 @@ pub struct Broker {
     subscriptions: Subscriptions,
     admin: Admin,
     offloader: Arc<Offloader>,
+    compactor: Arc<crate::compaction::Compactor>,
     checkpoints: Arc<Checkpoints>,
     retention: Arc<Retention>,
     enforcement: Arc<Enforcement>,
@@ -100,6 +101,7 @@ impl Broker {
             retention: Arc::new(Retention::new(Arc::clone(&ctx), Arc::clone(&registry), Arc::clone(&offloader))),
             enforcement: Arc::new(Enforcement::new(Arc::clone(&ctx), Arc::clone(&registry))),
             topic_policies: TopicPolicyAdmin::new(Arc::clone(&ctx), Arc::clone(&registry)),
+            compactor: Arc::new(crate::compaction::Compactor::new(Arc::clone(&ctx), Arc::clone(&registry))),
             publisher,
             offloader,
             checkpoints,
@@ -139,6 +141,11 @@ impl Broker {
 
     pub fn offloader(&self) -> &Arc<Offloader> {
         &self.offloader
+    }
+
+    /// Topic compaction (`PUT/GET .../compaction`).
+    pub fn compactor(&self) -> &Arc<crate::compaction::Compactor> {
+        &self.compactor
     }
 
     /// The broker's settings, read-only.
@@ -237,6 +244,7 @@ impl Broker {
         });
         self.periodic(self.ctx.config.retention_interval(), |b| async move { b.retention.run_once().await });
         self.periodic(self.ctx.config.offload_interval(), |b| async move { b.offloader.run_once().await });
+        self.periodic(self.ctx.config.compaction_interval(), |b| async move { b.compactor.run_once().await });
         self.periodic(Duration::from_secs(1), |b| async move { b.enforcement.run_once().await });
         self.periodic(
             Duration::from_secs(1),
@@ -377,6 +385,10 @@ impl Testing<'_> {
     }
     pub async fn run_offload(&self) {
         self.0.offloader.run_once().await
+    }
+    /// One pass of the compaction monitor.
+    pub async fn run_compaction_check(&self) {
+        self.0.compactor.run_once().await
     }
     /// Partitions whose checkpoint failed, with the reason.
     pub async fn checkpoint(&self) -> Vec<(String, String)> {

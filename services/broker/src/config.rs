@@ -54,6 +54,19 @@ pub struct BrokerConfig {
     pub offload_gc_interval_ms: u64,
     /// Age an object without an index row must reach before it is deleted, in milliseconds.
     pub offload_gc_grace_ms: u64,
+    /// Broker default of `compactionThreshold` (Pulsar's `brokerServiceCompactionThresholdInBytes`):
+    /// a topic partition is compacted automatically once more than this many bytes are stored
+    /// after its compacted horizon; 0 = no automatic compaction.
+    pub compaction_threshold_bytes: i64,
+    /// How often partitions are checked against their compaction threshold, in seconds
+    /// (Pulsar's `brokerServiceCompactionMonitorIntervalInSeconds`); milliseconds below.
+    pub compaction_monitor_interval_seconds: u64,
+    /// The same interval in milliseconds when not 0 (tests use short intervals); wins over
+    /// `compaction_monitor_interval_seconds`.
+    pub compaction_monitor_interval_ms: u64,
+    /// Pulsar's `topicCompactionRetainNullKey`: whether messages without a key stay in the
+    /// compacted view (false, Pulsar's default since 3.2: they are left out).
+    pub compaction_retain_null_key: bool,
 
     // ---- Broker defaults of namespace and topic policies (topic → namespace → these) ----
     /// Pulsar's `maxProducersPerTopic`: producer sessions per topic partition (0 = no limit).
@@ -149,6 +162,10 @@ impl Default for BrokerConfig {
             offload_max_backoff_ms: 10_000,
             offload_gc_interval_ms: 600_000,
             offload_gc_grace_ms: 3_600_000,
+            compaction_threshold_bytes: 0,
+            compaction_monitor_interval_seconds: 60,
+            compaction_monitor_interval_ms: 0,
+            compaction_retain_null_key: false,
             max_producers_per_topic: 0,
             max_consumers_per_topic: 0,
             max_consumers_per_subscription: 0,
@@ -201,6 +218,12 @@ impl BrokerConfig {
     }
     pub fn offload_interval(&self) -> Duration {
         Duration::from_millis(self.offload_check_interval_ms.max(50))
+    }
+    pub fn compaction_interval(&self) -> Duration {
+        match self.compaction_monitor_interval_ms {
+            0 => Duration::from_secs(self.compaction_monitor_interval_seconds.max(1)),
+            ms => Duration::from_millis(ms.max(50)),
+        }
     }
     pub fn retention_interval(&self) -> Duration {
         Duration::from_millis(self.retention_check_interval_ms.max(100))

@@ -133,6 +133,9 @@ pub enum BrokerError {
     OffloadRunning(TopicName),
     #[error("no object store is configured")]
     NoObjectStore,
+    /// Pulsar's `AlreadyRunningException` text, then the topic.
+    #[error("Compaction already in progress on topic {0}")]
+    CompactionRunning(TopicName),
 
     // ---- limits set by namespace and topic policies ----
     /// Pulsar's `ProducerBusy` "Topic reached max producers limit".

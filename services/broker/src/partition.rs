@@ -67,6 +67,8 @@ pub struct Partition {
     pub(crate) policy: Arc<crate::policies::runtime::PartitionPolicy>,
     /// Producer sequence ids stored, when deduplication is on.
     pub(crate) dedup: crate::dedup::PartitionDedup,
+    /// The compacted view and the state of its compactions.
+    pub compaction: Arc<crate::compaction::PartitionCompaction>,
 }
 
 impl Partition {
@@ -107,6 +109,7 @@ impl Partition {
             quota: std::sync::Mutex::new(Default::default()),
             policy,
             dedup: Default::default(),
+            compaction: Arc::default(),
         }
     }
 
@@ -151,6 +154,7 @@ impl Partition {
     fn new_subscription(&self, id: SubscriptionId, cursor: &CursorState) -> Subscription {
         Subscription::new(id, self.index, Arc::clone(&self.log), cursor, self.limits, Arc::clone(&self.clock))
             .with_policy(Arc::clone(&self.policy))
+            .with_compaction(Arc::clone(&self.compaction))
     }
 
     pub(crate) fn remove_subscription(&self, name: &SubscriptionName) -> Option<Arc<Subscription>> {

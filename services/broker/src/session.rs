@@ -36,6 +36,8 @@ pub struct SubscribeOptions {
     pub address: String,
     pub ack_timeout: Option<Duration>,
     pub dead_letter: Option<DeadLetterPolicy>,
+    /// Pulsar's `readCompacted` (Exclusive and Failover subscriptions only).
+    pub read_compacted: bool,
 }
 
 /// Acknowledgements waiting to be made durable, per partition (index into the session's subs).
@@ -102,6 +104,9 @@ impl ConsumerSession {
                 });
             }
         }
+        for (_, s) in &subs {
+            s.set_read_compacted(opts.read_compacted);
+        }
         let writer =
             spawn_ack_writer(&service, subscription.clone(), subs.iter().map(|(p, _)| Arc::clone(p)).collect());
         Ok(ConsumerSession {
@@ -126,6 +131,7 @@ impl ConsumerSession {
         parts: Vec<Arc<Partition>>,
         start: StartPosition,
         reader_name: &str,
+        read_compacted: bool,
         slots: Vec<SlotGuard>,
     ) -> Result<ConsumerSession> {
         let id = NEXT_CONSUMER.fetch_add(1, Ordering::Relaxed);
@@ -134,6 +140,7 @@ impl ConsumerSession {
         for p in parts {
             let s = p.add_reader(id, start.offset(&p));
             s.attach(info.clone(), SubType::Exclusive)?;
+            s.set_read_compacted(read_compacted);
             subs.push((p, s));
         }
         Ok(ConsumerSession {

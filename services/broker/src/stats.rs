@@ -77,6 +77,8 @@ pub struct TopicStats {
     pub subscriptions: BTreeMap<String, SubscriptionStats>,
     pub replication: BTreeMap<String, serde_json::Value>,
     pub deduplication_status: String,
+    /// Pulsar's `CompactionStats` of the topic's last compactions since it was loaded.
+    pub compaction: crate::compaction::CompactionStats,
     /// Magnetar: the limit and life policies in force for the topic and the level each comes
     /// from (topic, namespace or broker); absent in a partition's entry of partitioned stats.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -179,6 +181,7 @@ pub fn partition_stats(p: &Partition) -> TopicStats {
         storage_size: p.log.storage_bytes(),
         offloaded_storage_size: p.log.offloaded_bytes(),
         deduplication_status: if p.policy.deduplication_enabled() { "Enabled" } else { "Disabled" }.into(),
+        compaction: p.compaction.stats(),
         ..TopicStats::default()
     };
     let entries = p.log.end_offset().saturating_sub(p.log.start_offset()).max(1);
@@ -253,6 +256,7 @@ pub fn aggregate<'a>(parts: impl Iterator<Item = &'a TopicStats>) -> TopicStats 
         if s.deduplication_status == "Enabled" {
             t.deduplication_status = s.deduplication_status.clone();
         }
+        t.compaction.merge(&s.compaction);
         for (name, sub) in &s.subscriptions {
             let e = t.subscriptions.entry(name.clone()).or_insert_with(|| SubscriptionStats {
                 kind: sub.kind.clone(),

@@ -43,10 +43,13 @@ impl StartPosition {
     }
 
     pub(crate) fn offset(self, p: &Partition) -> u64 {
+        // A loaded compacted view outlives retention: compacted readers start below the log's
+        // start (others skip what retention deleted on their first read).
+        let start = if p.compaction.view().is_some() { 0 } else { p.log.start_offset() };
         match self {
-            StartPosition::Earliest => p.log.start_offset(),
+            StartPosition::Earliest => start,
             StartPosition::Latest => p.log.end_offset(),
-            StartPosition::Offset(o) => o.clamp(p.log.start_offset(), p.log.end_offset()),
+            StartPosition::Offset(o) => o.clamp(start, p.log.end_offset()),
         }
     }
 }
@@ -59,6 +62,9 @@ pub struct PullRequest {
     /// `None`: the broker's default ack deadline.
     pub ack_timeout: Option<Duration>,
     pub initial_position: StartPosition,
+    /// Pulsar's `readCompacted`: below the compacted horizon, the compacted view. Magnetar
+    /// allows it on HTTP pull (whose pullers share the subscription) as an extension.
+    pub read_compacted: bool,
 }
 
 /// A pulled message with its Pulsar-style id.
@@ -141,6 +147,10 @@ impl Subscriptions {
         }
         let (topic, parts) = self.partitions_or_create(name).await?;
         enforce::check_subscription_type(&topic, name, opts.sub_type)?;
+        if opts.read_compacted {
+            check_read_compacted(name, opts.sub_type)?;
+            self.load_views(&parts).await?;
+        }
         enforce::check_subscribe_rate(&topic, name, &consumer_key(&opts))?;
         // The consumer slot first: a consumer refused at the topic's limit leaves no subscription.
         let slots = enforce::admit_consumer(name, &parts)?;
@@ -156,11 +166,23 @@ impl Subscriptions {
         name: &TopicName,
         start: StartPosition,
         reader_name: &str,
+        read_compacted: bool,
     ) -> Result<ConsumerSession> {
         self.ctx.require(caller, Operation::Read, name.into()).await?;
         let (_, parts) = self.partitions_or_create(name).await?;
+        if read_compacted {
+            self.load_views(&parts).await?;
+        }
         let slots = enforce::admit_consumer(name, &parts)?;
-        ConsumerSession::reader(self.clone(), name.clone(), parts, start, reader_name, slots)
+        ConsumerSession::reader(self.clone(), name.clone(), parts, start, reader_name, read_compacted, slots)
+    }
+
+    /// Loads the compacted view of each partition (compacted reads start below the log's start).
+    async fn load_views(&self, parts: &[Arc<Partition>]) -> Result<()> {
+        for p in parts {
+            crate::compaction::load_view(&self.ctx, p).await?;
+        }
+        Ok(())
     }
 
     /// The subscription on each of `parts`, created where missing when the topic's
@@ -231,6 +253,9 @@ impl Subscriptions {
         self.ctx.require(caller, Operation::Consume, Resource::Subscription(name, sub.as_str())).await?;
         let (topic, parts) = self.partitions_or_create(name).await?;
         enforce::check_subscription_type(&topic, name, SubType::Shared)?;
+        if req.read_compacted {
+            self.load_views(&parts).await?;
+        }
         let subs = self.ensure_subscription(&topic, name, &parts, sub, req.initial_position).await?;
         // HTTP pullers share messages; a subscription whose connected consumers have it
         // exclusively (or by key) cannot be pulled from at the same time.
@@ -239,6 +264,9 @@ impl Subscriptions {
                 "subscription {sub} is {} with connected consumers; HTTP pull needs a Shared subscription",
                 kind.as_str()
             )));
+        }
+        for (_, s) in &subs {
+            s.set_read_compacted(req.read_compacted);
         }
         let ack_timeout = req.ack_timeout.unwrap_or(Duration::from_millis(self.ctx.config.default_ack_timeout_ms));
         let deadline = tokio::time::Instant::now() + req.wait;
@@ -524,6 +552,17 @@ impl Subscriptions {
 
 /// Who a subscribe rate counts: the consumer's host and name (Pulsar adds its connection's
 /// consumer id, which a WebSocket consumer gets anew at each handshake).
+/// Pulsar's rule: `readCompacted` only on Exclusive and Failover subscriptions (and readers).
+fn check_read_compacted(name: &TopicName, kind: SubType) -> Result<()> {
+    match kind {
+        SubType::Exclusive | SubType::Failover => Ok(()),
+        other => Err(BrokerError::NotAllowed(format!(
+            "readCompacted is only allowed on Exclusive or Failover subscriptions and readers, not on a {} subscription of topic {name}",
+            other.as_str()
+        ))),
+    }
+}
+
 fn consumer_key(opts: &SubscribeOptions) -> String {
     let host = opts.address.rsplit_once(':').map_or(opts.address.as_str(), |(h, _)| h);
     format!("{host}/{}", opts.consumer_name)

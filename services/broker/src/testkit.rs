@@ -145,6 +145,17 @@ mod gated {
             }
             answer
         }
+        async fn commit_compacted_view(
+            &self,
+            epoch: i64,
+            view: &CompactedViewRecord,
+            previous: Option<i64>,
+        ) -> Result<Option<CompactedViewRecord>> {
+            self.inner.commit_compacted_view(epoch, view, previous).await
+        }
+        async fn get_compacted_view(&self, log_id: i64) -> Result<Option<CompactedViewRecord>> {
+            self.inner.get_compacted_view(log_id).await
+        }
         async fn upsert_cluster(&self, c: &ClusterData) -> Result<()> {
             self.inner.upsert_cluster(c).await
         }

@@ -114,6 +114,9 @@ pub struct Policies {
     pub offload_threshold_in_seconds: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offload_deletion_lag_ms: Option<i64>,
+    /// Bytes after the compacted horizon that start an automatic compaction (0: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compaction_threshold: Option<i64>,
     /// Pulsar's `OffloadPolicies`, kept as sent (see `/offloadPolicies`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offload_policies: Option<serde_json::Value>,

@@ -80,6 +80,9 @@ pub struct TopicPolicies {
     /// each absent one inheriting the namespace's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offload_policies: Option<serde_json::Value>,
+    /// Bytes after the compacted horizon that start an automatic compaction (0: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compaction_threshold: Option<i64>,
     /// Policies of single subscriptions, by subscription name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub subscription_policies: BTreeMap<String, SubscriptionPolicies>,

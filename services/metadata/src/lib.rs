@@ -177,6 +177,21 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Removes index rows of the given segments (by base offset), conditional on `epoch`.
     async fn delete_segments(&self, log_id: i64, epoch: i64, base_offsets: &[i64]) -> Result<()>;
 
+    // ---- compacted views (topic compaction) ----
+    /// Replaces the partition's compacted view by `view`, conditional on `epoch` and on the view
+    /// in force having horizon `previous_horizon` (`None`: no view yet), else `Conflict` (another
+    /// compaction committed meanwhile). Atomic: readers see the old view or the new one. Returns
+    /// the view replaced, whose object the caller deletes once this returned.
+    async fn commit_compacted_view(
+        &self,
+        epoch: i64,
+        view: &CompactedViewRecord,
+        previous_horizon: Option<i64>,
+    ) -> Result<Option<CompactedViewRecord>>;
+    /// The partition's compacted view, `None` before its first compaction. `NotFound` if the
+    /// partition is missing.
+    async fn get_compacted_view(&self, log_id: i64) -> Result<Option<CompactedViewRecord>>;
+
     // ---- service accounts and their tokens ----
     /// `NotFound` if the tenant is missing, `AlreadyExists` if the account exists.
     async fn create_service_account(&self, account: &ServiceAccount) -> Result<()>;

@@ -126,6 +126,20 @@ pub struct SegmentRecord {
     pub created_at: i64,
 }
 
+/// A partition's compacted view (Pulsar's compacted ledger): the object holding, for every key,
+/// the latest message below `horizon`, tombstoned keys left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactedViewRecord {
+    pub log_id: i64,
+    /// Exclusive: the view covers every message of the partition below this offset.
+    pub horizon: i64,
+    pub object_key: String,
+    /// Messages the view holds.
+    pub messages: i64,
+    pub size_bytes: i64,
+    pub created_at: i64,
+}
+
 /// A service account: an identity a tenant admin manages in its own tenant. Its role is
 /// `{name}@{tenant}` (tenant names cannot contain `@`, so roles of different tenants never
 /// collide).

@@ -163,6 +163,30 @@ impl ObjectTier {
         }
     }
 
+    /// Writes a whole object (small ones: one PUT, on the upload runtime); complete under `key`
+    /// when this returns `Ok`, never before.
+    pub async fn put_object(&self, key: &str, data: Bytes) -> Result<()> {
+        let (store, key_owned) = (self.store.clone(), key.to_string());
+        self.uploads
+            .handle
+            .spawn(async move { store.put(&ObjectPath::from(key_owned.as_str()), PutPayload::from(data)).await })
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("object write task failed: {e}")))?
+            .map_err(|e| unavailable(key, "put", e))?;
+        Ok(())
+    }
+
+    /// Reads a whole object (outside the block cache: the caller keeps what it needs).
+    pub async fn get_object(&self, key: &str) -> Result<Bytes> {
+        let (store, key_owned) = (self.store.clone(), key.to_string());
+        self.io
+            .handle
+            .spawn(async move { store.get(&ObjectPath::from(key_owned.as_str())).await?.bytes().await })
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("object read task failed: {e}")))?
+            .map_err(|e| unavailable(key, "get", e))
+    }
+
     /// Deletes objects; a key already gone is not an error.
     pub async fn delete_objects(&self, keys: &[String]) -> Result<()> {
         for key in keys {

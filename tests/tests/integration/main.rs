@@ -13,6 +13,7 @@ mod admin_ops;
 mod auth;
 mod broker_tier;
 mod cluster_mode;
+mod compaction;
 mod console;
 mod crash;
 mod deduplication;

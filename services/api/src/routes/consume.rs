@@ -56,6 +56,10 @@ pub struct PullBody {
     pub ack_timeout_ms: Option<u64>,
     /// Where a subscription created by this pull starts (default `latest`).
     pub initial_position: Option<InitialPosition>,
+    /// Pulsar's `readCompacted` (default false): below the compacted horizon, the compacted view
+    /// (the latest message of each key), then the live topic. Pulsar allows it on Exclusive and
+    /// Failover subscriptions only; HTTP pullers share theirs, and may read compacted all the same.
+    pub read_compacted: Option<bool>,
 }
 
 /// Where a new subscription starts.
@@ -152,6 +156,7 @@ async fn pull_messages(
         wait: Duration::from_millis(wait_ms),
         ack_timeout: body.ack_timeout_ms.map(Duration::from_millis),
         initial_position,
+        read_compacted: body.read_compacted.unwrap_or(false),
     };
     let subscriptions = s.broker.subscriptions();
     let messages = subscriptions.pull(&auth.caller(), &topic, &sub, &req).await?;

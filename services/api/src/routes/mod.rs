@@ -28,6 +28,7 @@ pub mod brokers;
 pub mod bundles;
 pub mod cluster_admin;
 pub mod clusters;
+pub mod compaction;
 pub mod console;
 pub mod consume;
 pub mod deduplication;

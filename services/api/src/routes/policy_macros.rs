@@ -7,9 +7,26 @@
 /// own value (`null` when it sets none), POST sets it (204; 412 for a value Pulsar refuses),
 /// DELETE removes it (204). `read`, `write` and `clear` see the policies and this cluster's name
 /// (rates are keyed by cluster).
+/// POST sets the policy, as for most of Pulsar's; `set_method = put,` first for those Pulsar sets
+/// with PUT.
 macro_rules! namespace_policy {
     (
         $get:ident, $set:ident, $remove:ident, $path:literal, $ty:ty,
+        get = $get_doc:literal, set = $set_doc:literal, remove = $remove_doc:literal,
+        read = |$p:ident, $c:ident| $read:expr,
+        write = |$pw:ident, $cw:ident, $v:ident| $write:expr,
+        clear = |$pc:ident, $cc:ident| $clear:expr $(,)?
+    ) => {
+        namespace_policy!(
+            set_method = post, $get, $set, $remove, $path, $ty,
+            get = $get_doc, set = $set_doc, remove = $remove_doc,
+            read = |$p, $c| $read,
+            write = |$pw, $cw, $v| $write,
+            clear = |$pc, $cc| $clear,
+        );
+    };
+    (
+        set_method = $method:ident, $get:ident, $set:ident, $remove:ident, $path:literal, $ty:ty,
         get = $get_doc:literal, set = $set_doc:literal, remove = $remove_doc:literal,
         read = |$p:ident, $c:ident| $read:expr,
         write = |$pw:ident, $cw:ident, $v:ident| $write:expr,
@@ -31,7 +48,7 @@ macro_rules! namespace_policy {
         }
 
         #[doc = $set_doc]
-        #[utoipa::path(post, path = $path, tag = "namespaces", params(NamespaceParam), request_body = $ty,
+        #[utoipa::path($method, path = $path, tag = "namespaces", params(NamespaceParam), request_body = $ty,
             responses((status = 204, description = "set"),
                 BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, Unavailable))]
         async fn $set(

@@ -144,6 +144,11 @@ struct ConsumerQuery {
     /// Consumers of a higher priority (lower number) are served first (default 0).
     #[serde(default, deserialize_with = "lenient")]
     priority_level: Option<i32>,
+    /// Magnetar (Pulsar's clients' `readCompacted`, which its WebSocket API lacks): below the
+    /// compacted horizon, read the compacted view (the latest message of each key), then the
+    /// live topic. Exclusive and Failover subscriptions only, else 400.
+    #[serde(default, deserialize_with = "lenient")]
+    read_compacted: Option<bool>,
     /// A JWT, for clients that cannot send `Authorization` (used only without that header).
     #[allow(dead_code)]
     token: Option<String>,
@@ -225,6 +230,7 @@ async fn consume_handler(
         address: peer.to_string(),
         ack_timeout: (ack_timeout_ms > 0).then(|| Duration::from_millis(ack_timeout_ms.max(1000))),
         dead_letter,
+        read_compacted: q.read_compacted.unwrap_or(false),
     };
     // Authorizes consuming (and producing to the dead-letter topic), creates what is missing.
     let session = s.broker.subscriptions().subscribe(&auth.caller(), &topic, &sub, opts).await?;
@@ -249,6 +255,11 @@ struct ReaderQuery {
     #[serde(default, deserialize_with = "lenient")]
     #[param(minimum = 1)]
     max_messages_per_second: Option<u32>,
+    /// Magnetar (Pulsar's readers' `readCompacted`, which its WebSocket API lacks): below the
+    /// compacted horizon, read the compacted view (the latest message of each key), then the
+    /// live topic.
+    #[serde(default, deserialize_with = "lenient")]
+    read_compacted: Option<bool>,
     /// A JWT, for clients that cannot send `Authorization` (used only without that header).
     #[allow(dead_code)]
     token: Option<String>,
@@ -284,7 +295,8 @@ async fn read_handler(
         sample: q.max_messages_per_second.map(|n| Sampler::new(n.max(1))),
     };
     let name = q.reader_name.unwrap_or_else(|| "reader".to_string());
-    let session = s.broker.subscriptions().create_reader(&auth.caller(), &topic, start, &name).await?;
+    let compacted = q.read_compacted.unwrap_or(false);
+    let session = s.broker.subscriptions().create_reader(&auth.caller(), &topic, start, &name, compacted).await?;
     upgrade(&s, ws, session, flow, auth)
 }
 

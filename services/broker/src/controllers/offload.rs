@@ -149,7 +149,10 @@ pub fn key_log_id(cluster: &str, key: &str) -> Option<i64> {
     let rest = key.strip_prefix(cluster)?.strip_prefix('/')?;
     let parts: Vec<&str> = rest.split('/').collect();
     match parts.as_slice() {
-        [_tenant, _ns, _topic, _index, log_id, file] if file.ends_with(".seg") => log_id.parse().ok(),
+        // Segments and compacted views (`crate::compaction`).
+        [_tenant, _ns, _topic, _index, log_id, file] if file.ends_with(".seg") || file.ends_with(".cv") => {
+            log_id.parse().ok()
+        }
         _ => None,
     }
 }
@@ -396,8 +399,13 @@ impl Offloader {
     pub async fn collect_orphan_objects(&self, p: &Partition) -> Result<usize> {
         let Some(tier) = self.ctx.storage.tier() else { return Ok(0) };
         let prefix = prefix_of(&self.ctx.config.cluster, p);
-        let rows: HashSet<String> =
+        let mut rows: HashSet<String> =
             self.ctx.metadata.list_segments(p.log_id).await?.into_iter().map(|r| r.object_key).collect();
+        // The compacted view in force is referenced by its own row; a view without a row (a
+        // compaction that crashed before its commit, or one replaced) goes like any orphan.
+        if let Some(view) = self.ctx.metadata.get_compacted_view(p.log_id).await? {
+            rows.insert(view.object_key);
+        }
         let now = self.ctx.now_ms();
         let grace = self.ctx.config.offload_gc_grace_ms as i64;
         let orphans: Vec<String> = tier
@@ -670,6 +678,7 @@ mod tests {
         assert_eq!(key_log_id("c1", "c1/t/ns/topic/-1/42/00000000000000000000-00000000000000000010.seg"), Some(42));
         assert_eq!(key_log_id("c1", "c10/t/ns/topic/-1/42/0-1.seg"), None, "another cluster");
         assert_eq!(key_log_id("c1", "c1/t/ns/topic/-1/42/notes.txt"), None, "not a segment");
+        assert_eq!(key_log_id("c1", "c1/t/ns/topic/-1/42/compacted-00000000000000000010.cv"), Some(42), "a view");
         assert_eq!(key_log_id("c1", "c1/t/ns/-1/42/0-1.seg"), None, "not the documented layout");
         assert_eq!(key_log_id("c1", "c1/t/ns/topic/-1/x/0-1.seg"), None);
     }

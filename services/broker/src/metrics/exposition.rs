@@ -42,6 +42,7 @@ pub struct Sample {
     dispatch_throttled: u64,
     subscribe_throttled: u64,
     policy_refusals: u64,
+    compaction: crate::compaction::CompactionTotals,
     subscriptions: BTreeMap<String, SubscriptionStats>,
 }
 
@@ -81,6 +82,7 @@ impl Sample {
             dispatch_throttled: PolicyMetrics::read(&p.policy.metrics.dispatch_throttled),
             subscribe_throttled: PolicyMetrics::read(&p.policy.metrics.subscribe_throttled),
             policy_refusals: PolicyMetrics::read(&p.policy.metrics.refused),
+            compaction: p.compaction.totals(),
             subscriptions: stats.subscriptions,
         };
         (namespace, sample)
@@ -113,6 +115,13 @@ impl Sample {
         self.dispatch_throttled += o.dispatch_throttled;
         self.subscribe_throttled += o.subscribe_throttled;
         self.policy_refusals += o.policy_refusals;
+        let (c, oc) = (&mut self.compaction, &o.compaction);
+        c.succeeded += oc.succeeded;
+        c.failed += oc.failed;
+        c.removed_events += oc.removed_events;
+        c.compacted_entries += oc.compacted_entries;
+        c.compacted_bytes += oc.compacted_bytes;
+        c.duration_ms = c.duration_ms.max(oc.duration_ms);
     }
 }
 
@@ -215,6 +224,22 @@ const FAMILIES: &[Family] = &[
         aggregated: Some(|s| s.delayed as f64),
     },
     topic("pulsar_in_bytes_total", "payload bytes published", Kind::Counter, |s| s.in_bytes as f64),
+    topic("pulsar_compaction_removed_event_count", "messages compactions left out", Kind::Gauge, |s| {
+        s.compaction.removed_events as f64
+    }),
+    topic("pulsar_compaction_succeed_count", "compactions that succeeded", Kind::Gauge, |s| {
+        s.compaction.succeeded as f64
+    }),
+    topic("pulsar_compaction_failed_count", "compactions that failed", Kind::Gauge, |s| s.compaction.failed as f64),
+    topic("pulsar_compaction_duration_time_in_mills", "duration of the last compaction (ms)", Kind::Gauge, |s| {
+        s.compaction.duration_ms as f64
+    }),
+    topic("pulsar_compaction_compacted_entries_count", "messages in the compacted view", Kind::Gauge, |s| {
+        s.compaction.compacted_entries as f64
+    }),
+    topic("pulsar_compaction_compacted_entries_size", "payload bytes in the compacted view", Kind::Gauge, |s| {
+        s.compaction.compacted_bytes as f64
+    }),
     topic("pulsar_in_messages_total", "messages published", Kind::Counter, |s| s.in_messages as f64),
     Family {
         name: "pulsar_out_bytes_total",

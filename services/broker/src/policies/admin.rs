@@ -96,6 +96,13 @@ fn non_negative(name: &str, v: Option<i32>) -> Result<()> {
     }
 }
 
+fn non_negative_i64(name: &str, v: Option<i64>) -> Result<()> {
+    match v {
+        Some(n) if n < 0 => Err(BrokerError::InvalidPolicy(format!("{name} must be 0 or more, not {n}"))),
+        _ => Ok(()),
+    }
+}
+
 /// Pulsar's bound on a topic's `maxMessageSize`: 0 (the broker's) up to the broker's own.
 fn check_message_size(v: Option<i32>, broker: usize) -> Result<()> {
     match v {
@@ -159,6 +166,7 @@ pub fn validate_namespace(p: &Policies) -> Result<()> {
     non_negative("maxUnackedMessagesPerSubscription", p.max_unacked_messages_per_subscription)?;
     non_negative("subscriptionExpirationTime", p.subscription_expiration_time_minutes)?;
     non_negative("deduplicationSnapshotInterval", p.deduplication_snapshot_interval_seconds)?;
+    non_negative_i64("compactionThreshold", p.compaction_threshold)?;
     check_inactive(p.inactive_topic_policies.as_ref())?;
     check_rates(
         p.topic_dispatch_rate.values().chain(p.subscription_dispatch_rate.values()),
@@ -178,6 +186,7 @@ pub fn validate_topic(p: &TopicPolicies) -> Result<()> {
     check_inactive(p.inactive_topic_policies.as_ref())?;
     non_negative("messageTTL", p.message_ttl_in_seconds)?;
     non_negative("deduplicationSnapshotInterval", p.deduplication_snapshot_interval_seconds)?;
+    non_negative_i64("compactionThreshold", p.compaction_threshold)?;
     if let Some(r) = &p.retention_policies {
         crate::admin::validate_retention(r)?;
     }

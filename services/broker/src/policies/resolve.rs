@@ -100,6 +100,9 @@ pub struct EffectivePolicies {
     pub backlog_quota_map: Applied<BTreeMap<String, BacklogQuota>>,
     #[schema(value_type = AppliedValue)]
     pub offload_policies: Applied<OffloadPolicy>,
+    /// Bytes after the compacted horizon that start an automatic compaction; 0: never.
+    #[schema(value_type = AppliedValue)]
+    pub compaction_threshold: Applied<i64>,
     /// The subscriptions that set their own dispatch rate (over `subscription_dispatch_rate`).
     #[serde(skip)]
     pub subscription_dispatch_rates: BTreeMap<String, DispatchRate>,
@@ -287,6 +290,11 @@ impl EffectivePolicies {
                 .iter()
                 .filter_map(|(name, p)| Some((name.clone(), p.dispatch_rate?)))
                 .collect(),
+            compaction_threshold: pick(
+                topic.compaction_threshold.map(|b| b.max(0)),
+                ns.compaction_threshold.map(|b| b.max(0)),
+                broker.compaction_threshold_bytes.max(0),
+            ),
             offload_policies: {
                 let defaults = OffloadPolicy {
                     threshold_bytes: broker.offload_threshold_bytes,

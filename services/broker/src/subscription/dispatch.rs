@@ -24,8 +24,9 @@ impl Subscription {
     ) -> magnetar_storage::Result<Vec<Delivery>> {
         let now = Instant::now();
         let deadline = ack_timeout.map(|t| now + t);
-        let (claimed, read_pos, room) = self.claim_available(consumer, max, deadline, now);
-        let out = match self.read_claimed(&claimed) {
+        let view = self.compacted_view();
+        let (claimed, read_pos, room) = self.claim_available(consumer, max, deadline, now, view.as_deref());
+        let out = match self.read_claimed(&claimed, view.as_deref()) {
             Ok(out) => out,
             Err(e) => {
                 self.release_claimed(&claimed);
@@ -34,9 +35,23 @@ impl Subscription {
         };
         let bytes: usize = out.iter().map(|r| r.payload.len()).sum();
         let mut out = out;
+        if let Some(v) = view.as_deref()
+            && room > 0
+            && read_pos < v.horizon()
+        {
+            // Below the horizon a compacted reader reads the view; the offsets it lacks count as
+            // consumed, and once it is exhausted reading goes on at the horizon.
+            let (fresh, last) = v.read_from(read_pos, room, max_bytes.saturating_sub(bytes).max(1));
+            let skip_to = last.then(|| v.horizon());
+            self.claim_fresh(fresh, read_pos, consumer, max, deadline, &mut out, Some(skip_to));
+            return Ok(self.deliver(out, consumer));
+        }
         if room > 0 && read_pos < self.log.end_offset() && bytes < max_bytes {
-            match self.log.read(read_pos, room, max_bytes - bytes) {
-                Ok(fresh) => self.claim_fresh(fresh, read_pos, consumer, max, deadline, &mut out),
+            // A compacted reader past the horizon: messages retention deleted count as consumed.
+            let from = if view.is_some() { read_pos.max(self.log.start_offset()) } else { read_pos };
+            let gaps = view.is_some().then_some(None);
+            match self.log.read(from, room, max_bytes - bytes) {
+                Ok(fresh) => self.claim_fresh(fresh, read_pos, consumer, max, deadline, &mut out, gaps),
                 Err(e) if out.is_empty() => return Err(e),
                 // What was already read is delivered; the fresh read is retried next time.
                 Err(e) => tracing::debug!(error = %e, "reading new messages failed; delivering redeliveries only"),
@@ -68,9 +83,11 @@ impl Subscription {
         max: usize,
         deadline: Option<Instant>,
         now: Instant,
+        view: Option<&crate::compaction::CompactedView>,
     ) -> (Vec<u64>, u64, usize) {
         let idx = self.partition_index;
-        let start = self.log.start_offset();
+        // A compacted reader still reads below the log's start: the view outlives retention.
+        let start = if view.is_some() { 0 } else { self.log.start_offset() };
         let mut st = self.lock();
         Self::expire(&mut st, now);
         let now_ms = self.now_ms();
@@ -114,10 +131,20 @@ impl Subscription {
 
     /// Reads the claimed offsets; one that no longer exists (deleted by retention) is dropped
     /// from flight.
-    fn read_claimed(&self, claimed: &[u64]) -> magnetar_storage::Result<Vec<Record>> {
+    fn read_claimed(
+        &self,
+        claimed: &[u64],
+        view: Option<&crate::compaction::CompactedView>,
+    ) -> magnetar_storage::Result<Vec<Record>> {
         let mut out = Vec::with_capacity(claimed.len());
         for &off in claimed {
-            match self.log.read(off, 1, usize::MAX)?.into_iter().next() {
+            let kept = view.filter(|v| off < v.horizon()).map(|v| v.get(off).cloned());
+            let found = match kept {
+                Some(rec) => rec,
+                None if off < self.log.start_offset() => None,
+                None => self.log.read(off, 1, usize::MAX)?.into_iter().next(),
+            };
+            match found {
                 Some(rec) if rec.offset == off => out.push(rec),
                 _ => {
                     let mut st = self.lock();
@@ -142,6 +169,10 @@ impl Subscription {
         self.bump();
     }
 
+    /// Claims records read from `read_pos` on. `gaps` (compacted readers): offsets skipped
+    /// between records count as consumed, and with `Some(end)` so does everything up to `end`
+    /// once every record is claimed.
+    #[allow(clippy::too_many_arguments)]
     fn claim_fresh(
         &self,
         fresh: Vec<Record>,
@@ -150,6 +181,7 @@ impl Subscription {
         max: usize,
         deadline: Option<Instant>,
         out: &mut Vec<Record>,
+        gaps: Option<Option<u64>>,
     ) {
         let idx = self.partition_index;
         let now_ms = self.now_ms();
@@ -160,11 +192,18 @@ impl Subscription {
             return;
         }
         let delays = st.kind.is_none_or(SubType::delays) && self.delayed_delivery();
+        let mut complete = true;
         for rec in fresh {
             if st.delayed.len() >= self.limits.max_delayed {
                 // The delayed index is full: stop here; the rest is read again once delayed
                 // messages are delivered (documented bound, `max_delayed_messages_per_subscription`).
+                complete = false;
                 break;
+            }
+            if gaps.is_some() && rec.offset > st.read_pos {
+                let from = st.read_pos;
+                st.acks.insert_range(from, rec.offset);
+                st.dirty = true;
             }
             st.read_pos = rec.offset + 1;
             if st.acks.contains(rec.offset) || st.in_flight.contains_key(&rec.offset) {
@@ -181,6 +220,15 @@ impl Subscription {
             } else {
                 st.available.insert(rec.offset, slot);
             }
+        }
+        if let Some(Some(end)) = gaps
+            && complete
+            && st.read_pos < end
+        {
+            let from = st.read_pos;
+            st.acks.insert_range(from, end);
+            st.read_pos = end;
+            st.dirty = true;
         }
     }
 

@@ -27,7 +27,7 @@ use magnetar_storage::{PartitionLog, Record};
 use serde::{Deserialize, Serialize};
 use state::State;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -192,6 +192,10 @@ pub struct Subscription {
     pub(crate) dispatch: FlowLimiter,
     /// Wall-clock ms of the last consumer attach or detach (subscription expiration).
     last_attach_change: AtomicI64,
+    /// The partition's compacted view (none for subscriptions built outside a partition).
+    compaction: Option<Arc<crate::compaction::PartitionCompaction>>,
+    /// Pulsar's `readCompacted`: below the compacted horizon, messages come from the view.
+    read_compacted: AtomicBool,
 }
 
 /// What a waiting consumer compares against to know something changed.
@@ -232,7 +236,31 @@ impl Subscription {
             policy: None,
             dispatch: FlowLimiter::default(),
             last_attach_change: AtomicI64::new(now),
+            compaction: None,
+            read_compacted: AtomicBool::new(false),
         }
+    }
+
+    pub(crate) fn with_compaction(mut self, c: Arc<crate::compaction::PartitionCompaction>) -> Self {
+        self.compaction = Some(c);
+        self
+    }
+
+    /// Whether the compacted view is read below its horizon from now on (Pulsar's
+    /// `readCompacted`; the caller checked the subscription type). The consumer attached last
+    /// decides.
+    pub(crate) fn set_read_compacted(&self, on: bool) {
+        if self.read_compacted.swap(on, Ordering::AcqRel) != on {
+            self.bump();
+        }
+    }
+
+    /// The view this subscription reads below its horizon, if it reads compacted and one exists.
+    pub(crate) fn compacted_view(&self) -> Option<Arc<crate::compaction::CompactedView>> {
+        if !self.read_compacted.load(Ordering::Acquire) {
+            return None;
+        }
+        self.compaction.as_ref()?.view()
     }
 
     /// Reads limits from the partition's policies in force (unacknowledged messages, delayed

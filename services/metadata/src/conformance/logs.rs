@@ -219,3 +219,63 @@ pub async fn dedup_snapshots_are_replaced_fenced_and_go_with_their_topic(store: 
     let err = assert_err!(store.get_dedup_snapshot(log_id).await, NotFound);
     assert_names(&err, &format!("partition {log_id}"));
 }
+
+fn view(log_id: i64, horizon: i64, key: &str) -> crate::CompactedViewRecord {
+    crate::CompactedViewRecord {
+        log_id,
+        horizon,
+        object_key: key.to_string(),
+        messages: horizon / 2,
+        size_bytes: horizon * 10,
+        created_at: 1_700_000_000_000 + horizon,
+    }
+}
+
+pub async fn compacted_view_commits_replace_atomically_and_are_fenced(store: Arc<dyn MetadataStore>) {
+    given_namespace(store.as_ref(), "acme/orders").await;
+    let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 0).await;
+    let log_id = t.partition_records[0].log_id;
+    assert_eq!(store.get_compacted_view(log_id).await.unwrap(), None, "no view before the first compaction");
+    let old = store.acquire_partition(log_id, "broker-1").await.unwrap();
+
+    let first = view(log_id, 10, "k/compacted-10.cv");
+    assert_eq!(store.commit_compacted_view(old, &first, None).await.unwrap(), None);
+    assert_eq!(store.get_compacted_view(log_id).await.unwrap(), Some(first.clone()));
+
+    // A commit that did not start from the view in force is refused and changes nothing.
+    let err = assert_err!(store.commit_compacted_view(old, &view(log_id, 20, "k/x.cv"), None).await, Conflict);
+    assert!(err.to_string().contains(&format!("partition {log_id}")), "{err}");
+    assert_err!(store.commit_compacted_view(old, &view(log_id, 20, "k/x.cv"), Some(5)).await, Conflict);
+    assert_eq!(store.get_compacted_view(log_id).await.unwrap(), Some(first.clone()));
+
+    // The next view replaces it and hands back the one replaced (its object is the caller's to delete).
+    let second = view(log_id, 20, "k/compacted-20.cv");
+    assert_eq!(store.commit_compacted_view(old, &second, Some(10)).await.unwrap(), Some(first));
+    assert_eq!(store.get_compacted_view(log_id).await.unwrap(), Some(second.clone()));
+
+    // A broker that lost the partition cannot commit.
+    let new = store.acquire_partition(log_id, "broker-2").await.unwrap();
+    assert_err!(store.commit_compacted_view(old, &view(log_id, 30, "k/y.cv"), Some(20)).await, Fenced);
+    assert_eq!(store.get_compacted_view(log_id).await.unwrap(), Some(second));
+    store.commit_compacted_view(new, &view(log_id, 30, "k/compacted-30.cv"), Some(20)).await.unwrap();
+
+    let err = assert_err!(store.get_compacted_view(MISSING_LOG_ID).await, NotFound);
+    assert_names(&err, &format!("partition {MISSING_LOG_ID}"));
+    assert_err!(store.commit_compacted_view(new, &view(MISSING_LOG_ID, 1, "k/z.cv"), None).await, NotFound);
+}
+
+pub async fn deleting_a_topic_removes_its_compacted_views(store: Arc<dyn MetadataStore>) {
+    given_namespace(store.as_ref(), "acme/orders").await;
+    let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 2).await;
+    let other = given_topic(store.as_ref(), "persistent://acme/orders/other", 0).await;
+    for p in t.partition_records.iter().chain(&other.partition_records) {
+        let epoch = store.acquire_partition(p.log_id, "broker-1").await.unwrap();
+        store.commit_compacted_view(epoch, &view(p.log_id, 4, "k/v.cv"), None).await.unwrap();
+    }
+    store.delete_topic(&t.name).await.unwrap();
+    for p in &t.partition_records {
+        assert_err!(store.get_compacted_view(p.log_id).await, NotFound);
+    }
+    let kept = other.partition_records[0].log_id;
+    assert_eq!(store.get_compacted_view(kept).await.unwrap().map(|v| v.horizon), Some(4), "other topics keep theirs");
+}

@@ -258,7 +258,7 @@ impl SqlMetadataStore {
     }
 }
 
-fn partition_not_found(log_id: i64) -> MetadataError {
+pub(super) fn partition_not_found(log_id: i64) -> MetadataError {
     MetadataError::NotFound(format!("partition {log_id}"))
 }
 
@@ -266,7 +266,7 @@ fn partition_not_found(log_id: i64) -> MetadataError {
 /// the transaction ends, so an `acquire_partition` by another broker waits for this write and the
 /// new owner reads state that includes it. The no-op UPDATE takes the row lock in PostgreSQL
 /// without a dialect-specific `SELECT ... FOR UPDATE`; SQLite already holds the write lock.
-async fn fence(tx: &mut Transaction<'static, Any>, log_id: i64, epoch: i64) -> Result<()> {
+pub(super) async fn fence(tx: &mut Transaction<'static, Any>, log_id: i64, epoch: i64) -> Result<()> {
     let locked = sqlx::query("UPDATE partitions SET epoch = epoch WHERE log_id = $1 AND epoch = $2")
         .bind(log_id)
         .bind(epoch)

@@ -7,6 +7,7 @@ mod accounts;
 mod brokers;
 mod catalog;
 mod clusters;
+mod compaction;
 mod errors;
 mod logs;
 mod store;

@@ -3,10 +3,10 @@
 
 use super::SqlMetadataStore;
 use crate::{
-    BrokerLoad, BrokerRecord, BrokerRegistration, BrokerState, ClusterData, CursorState, DedupSnapshot, FailureDomain,
-    LeaseGrant, MetadataStore, NamespaceIsolationData, NamespaceRecord, NewTopic, PartitionRecord, Result,
-    RevokedToken, SchemaVersion, SegmentRecord, ServiceAccount, ServiceAccountToken, SubscriptionRecord, TenantInfo,
-    TopicRecord,
+    BrokerLoad, BrokerRecord, BrokerRegistration, BrokerState, ClusterData, CompactedViewRecord, CursorState,
+    DedupSnapshot, FailureDomain, LeaseGrant, MetadataStore, NamespaceIsolationData, NamespaceRecord, NewTopic,
+    PartitionRecord, Result, RevokedToken, SchemaVersion, SegmentRecord, ServiceAccount, ServiceAccountToken,
+    SubscriptionRecord, TenantInfo, TopicRecord,
 };
 use async_trait::async_trait;
 use magnetar_core::{NamespaceName, Policies, TenantName, TopicName};
@@ -190,6 +190,18 @@ impl MetadataStore for SqlMetadataStore {
     }
     async fn delete_segments(&self, log_id: i64, epoch: i64, base_offsets: &[i64]) -> Result<()> {
         self.delete_segments_impl(log_id, epoch, base_offsets).await
+    }
+
+    async fn commit_compacted_view(
+        &self,
+        epoch: i64,
+        view: &CompactedViewRecord,
+        previous_horizon: Option<i64>,
+    ) -> Result<Option<CompactedViewRecord>> {
+        self.commit_compacted_view_impl(epoch, view, previous_horizon).await
+    }
+    async fn get_compacted_view(&self, log_id: i64) -> Result<Option<CompactedViewRecord>> {
+        self.get_compacted_view_impl(log_id).await
     }
 
     async fn create_service_account(&self, account: &ServiceAccount) -> Result<()> {

@@ -23,6 +23,7 @@ const defaults: AppliedPolicies = {
   encryptionRequired: broker(false),
   deduplicationEnabled: broker(false),
   deduplicationSnapshotIntervalSeconds: broker(120),
+  compactionThreshold: broker(0),
   schemaCompatibilityStrategy: broker('UNDEFINED'),
   schemaValidationEnforced: broker(false),
   replicatorDispatchRate: broker({ dispatchThrottlingRateInMsg: 0, dispatchThrottlingRateInByte: 0, relativeToPublishRate: false, ratePeriodInSecond: 1 }),
@@ -42,6 +43,7 @@ describe('limits in force', () => {
     expect(by.subscriptionExpirationTimeMinutes.value).toBe('never');
     expect(by.encryptionRequired.level).toBe('broker');
     expect(by.deduplicationEnabled.value).toBe('off');
+    expect(by.compactionThreshold.value).toBe('off');
     expect(by.retentionPolicies.value).toBe('none');
     expect(by.messageTTLInSeconds.value).toBe('never');
     expect(by.schemaCompatibilityStrategy.value).toBe('same type (broker rule)');

@@ -86,6 +86,11 @@ const FORMATS: { key: keyof AppliedPolicies; label: string; show: (v: unknown) =
   },
   { key: 'encryptionRequired', label: 'Encryption required', show: (v) => (v === true ? 'yes' : 'no') },
   {
+    key: 'compactionThreshold',
+    label: 'Automatic compaction past (backlog bytes)',
+    show: (v) => (typeof v === 'number' && v > 0 ? formatCount(v) : 'off'),
+  },
+  {
     key: 'deduplicationEnabled',
     label: 'Deduplication (producer name and sequence id)',
     show: (v) => (v === true ? 'on' : 'off'),
