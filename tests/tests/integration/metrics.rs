@@ -8,6 +8,7 @@ use crate::common;
 use common::ws::{WsClient, consumer_url};
 use common::*;
 use magnetar_tests::{TestApp, test_config};
+use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug)]
@@ -485,4 +486,42 @@ fn the_parser_rejects_a_split_family() {
     let text = "# TYPE a gauge\na 1\n# TYPE b gauge\nb 1\na 2\n".to_string();
     let result = std::panic::catch_unwind(|| parse(text));
     assert!(result.is_err(), "a sample after another family's block must be refused");
+}
+
+/// The metric names Pulsar's Grafana dashboards for topics, namespaces and the broker query
+/// (docs/grafana-metrics.tsv: the apache/pulsar and StreamNative dashboards): each one marked
+/// `exported` is in a scrape after producing and consuming, and every other one says why not.
+#[tokio::test]
+async fn the_metrics_pulsars_grafana_dashboards_query_are_exported() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let table = std::fs::read_to_string(root.join("docs/grafana-metrics.tsv")).expect("docs/grafana-metrics.tsv");
+    let app = TestApp::standalone().await;
+    create_topic(&app, "dashboarded").await;
+    let quota = json!({"limitSize": 1_000_000, "limitTime": -1, "policy": "producer_request_hold"});
+    let path = format!("{}/backlogQuota?backlogQuotaType=destination_storage", admin_topic("dashboarded"));
+    assert_eq!(app.post(&path, Some(quota)).await.0, 204);
+    ok(app.put(&format!("{}/subscription/s", admin_topic("dashboarded")), None).await);
+    produce_payloads(&app, "dashboarded", &(0..5).map(|i| format!("m{i}")).collect::<Vec<_>>()).await;
+    let got = pull_n(&app, "dashboarded", "s", 5, 30_000).await;
+    ok(ack(&app, "dashboarded", "s", &ids_of(&got)[..2]).await);
+
+    let m = scrape(&app).await;
+    let mut exported = 0;
+    for row in table.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        let cols: Vec<&str> = row.split('\t').collect();
+        assert_eq!(cols.len(), 3, "metric, dashboards, status: {row}");
+        let (name, status) = (cols[0], cols[2]);
+        if status == "exported" {
+            exported += 1;
+            let present = m.types.contains_key(name) || m.series.iter().any(|s| s.name == name);
+            assert!(present, "{name} (queried by {}) is not in the scrape:\n{}", cols[1], m.text);
+        } else {
+            assert!(status.starts_with("not exported: ") && status.len() > 20, "{name}: no reason given: {status}");
+        }
+    }
+    assert!(exported >= 39, "only {exported} dashboard metrics marked exported");
+    let topic = topic_label("dashboarded");
+    let t = [CLUSTER, NAMESPACE, (topic.0, topic.1.as_str())];
+    assert_eq!(m.expect("pulsar_storage_backlog_quota_limit", &t), 1_000_000.0);
+    assert_eq!(m.expect("pulsar_version_info", &[CLUSTER, ("version", env!("CARGO_PKG_VERSION"))]), 1.0);
 }

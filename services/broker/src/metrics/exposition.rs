@@ -35,6 +35,8 @@ pub struct Sample {
     offloaded_size: u64,
     msg_backlog: u64,
     delayed: u64,
+    /// Bytes of the backlog quota (-1: none); the largest of a namespace's topics when summed.
+    backlog_quota_limit: i64,
     write_latency: Window,
     entry_size: Window,
     publish_rate_limit_times: u64,
@@ -77,6 +79,7 @@ impl Sample {
             delayed: subs.map(|s| s.msg_delayed).sum(),
             write_latency: p.distributions.write_latency.last_window(),
             entry_size: p.distributions.entry_size.last_window(),
+            backlog_quota_limit: p.policy.backlog_quota_limit_bytes.load(std::sync::atomic::Ordering::Relaxed),
             publish_rate_limit_times: PolicyMetrics::read(&p.policy.metrics.rate_limit_times),
             publish_throttled_micros: PolicyMetrics::read(&p.policy.metrics.throttled_micros),
             dispatch_throttled: PolicyMetrics::read(&p.policy.metrics.dispatch_throttled),
@@ -108,6 +111,12 @@ impl Sample {
         self.offloaded_size += o.offloaded_size;
         self.msg_backlog += o.msg_backlog;
         self.delayed += o.delayed;
+        self.backlog_quota_limit = if self.topics == o.topics {
+            // The first topic added: its value, not the default 0 (which is not "no quota").
+            o.backlog_quota_limit
+        } else {
+            self.backlog_quota_limit.max(o.backlog_quota_limit)
+        };
         self.write_latency.add(&o.write_latency);
         self.entry_size.add(&o.entry_size);
         self.publish_rate_limit_times += o.publish_rate_limit_times;
@@ -208,6 +217,12 @@ const FAMILIES: &[Family] = &[
         s.offloaded_size as f64
     }),
     topic("pulsar_storage_write_rate", "messages written to storage per second", Kind::Gauge, |s| s.rate_in),
+    topic(
+        "pulsar_storage_backlog_quota_limit",
+        "bytes of the destination_storage backlog quota in force (-1: none)",
+        Kind::Gauge,
+        |s| s.backlog_quota_limit as f64,
+    ),
     topic("pulsar_storage_read_rate", "messages read from storage for delivery per second", Kind::Gauge, |s| {
         s.rate_out
     }),
@@ -450,6 +465,10 @@ pub fn write(out: &mut String, partitions: &[std::sync::Arc<Partition>], cluster
         header(out, name, help, Kind::Gauge);
         line(out, name, &cluster_label, value(&broker));
     }
+    let mut version = cluster_label.clone();
+    push_label(&mut version, "version", env!("CARGO_PKG_VERSION"));
+    header(out, "pulsar_version_info", "the broker's version (Magnetar's), as a label", Kind::Gauge);
+    line(out, "pulsar_version_info", &version, 1.0);
     header(out, "pulsar_topics_count", "topics (partitions) of the namespace served", Kind::Gauge);
     for ns in namespaces.values() {
         line(out, "pulsar_topics_count", &ns.labels, ns.topics as f64);

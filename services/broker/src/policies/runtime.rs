@@ -33,6 +33,8 @@ pub struct PartitionPolicy {
     pub(crate) encryption_required: AtomicBool,
     deduplication: AtomicBool,
     deduplication_snapshot_interval_seconds: AtomicU32,
+    /// Bytes of the `destination_storage` backlog quota in force (-1: none), for `/metrics`.
+    pub(crate) backlog_quota_limit_bytes: AtomicI64,
     /// The largest payload in force (the topic's, else the broker's); 0 until first applied.
     pub(crate) max_message_bytes: AtomicUsize,
     /// The topic's publish rate, applied to this partition (Pulsar applies it per partition).
@@ -120,6 +122,7 @@ impl PartitionPolicy {
             max_delivery_delay_ms: AtomicI64::new(0),
             encryption_required: AtomicBool::new(false),
             deduplication: AtomicBool::new(false),
+            backlog_quota_limit_bytes: AtomicI64::new(-1),
             deduplication_snapshot_interval_seconds: AtomicU32::new(120),
             max_message_bytes: AtomicUsize::new(0),
             publish: FlowLimiter::default(),
@@ -206,6 +209,8 @@ impl PartitionPolicy {
         self.max_delivery_delay_ms.store(delayed.max_delivery_delay_in_millis.unwrap_or(0).max(0), Ordering::Release);
         self.encryption_required.store(e.encryption_required.value, Ordering::Release);
         self.deduplication.store(e.deduplication_enabled.value, Ordering::Release);
+        let quota = e.backlog_quota_map.value.get("destination_storage").map_or(-1, |q| q.limit_size);
+        self.backlog_quota_limit_bytes.store(quota, Ordering::Relaxed);
         let interval = e.deduplication_snapshot_interval_seconds.value.max(0) as u32;
         self.deduplication_snapshot_interval_seconds.store(interval, Ordering::Release);
         self.max_message_bytes.store(e.max_message_size.value.max(0) as usize, Ordering::Release);
