@@ -2,23 +2,15 @@
 //! PostgreSQL register themselves with a lease, list each other, leave on SIGTERM, drop out
 //! when their lease expires after a crash, and rejoin at once when restarted on their data.
 
-use crate::common::env;
-use magnetar_tests::{BrokerProcess, call, fresh_postgres_database};
+use magnetar_tests::{BrokerProcess, call};
 use reqwest::Method;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// Short leases so that a crashed broker drops out within seconds.
 async fn tier_config() -> String {
-    format!(
-        "[metadata]\nurl = \"{}\"\n\n[object_store]\nkind = \"s3\"\nendpoint = \"{}\"\nregion = \"{}\"\nbucket = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\nallow_http = true\n\n[broker]\ncluster = \"tier\"\n\n[broker.membership]\nlease_ms = 2000\nrenew_interval_ms = 300\nfence_margin_ms = 500\n",
-        fresh_postgres_database().await,
-        env("MAGNETAR_TEST_S3_ENDPOINT"),
-        std::env::var("MAGNETAR_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
-        env("MAGNETAR_TEST_S3_BUCKET"),
-        env("MAGNETAR_TEST_S3_ACCESS_KEY"),
-        env("MAGNETAR_TEST_S3_SECRET_KEY"),
-    )
+    let membership = "[broker.membership]\nlease_ms = 2000\nrenew_interval_ms = 300\nfence_margin_ms = 500\n";
+    crate::common::cluster_toml("tier", "", membership).await
 }
 
 async fn brokers_seen_by(c: &reqwest::Client, broker: &BrokerProcess) -> Vec<String> {

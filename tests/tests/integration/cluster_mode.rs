@@ -1,21 +1,12 @@
 //! `magnetar broker --config FILE`: PostgreSQL metadata and an S3-compatible object store, as
 //! an operator runs it. Uses the PostgreSQL and SeaweedFS servers started by scripts/test.sh.
 
-use crate::common::env;
-use magnetar_tests::{BrokerProcess, call, fresh_postgres_database};
+use magnetar_tests::{BrokerProcess, call};
 use reqwest::Method;
 use serde_json::json;
 
 async fn cluster_config() -> String {
-    format!(
-        "[metadata]\nurl = \"{}\"\n\n[object_store]\nkind = \"s3\"\nendpoint = \"{}\"\nregion = \"{}\"\nbucket = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\nallow_http = true\n\n[broker]\ncluster = \"prod-east\"\n",
-        fresh_postgres_database().await,
-        env("MAGNETAR_TEST_S3_ENDPOINT"),
-        std::env::var("MAGNETAR_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
-        env("MAGNETAR_TEST_S3_BUCKET"),
-        env("MAGNETAR_TEST_S3_ACCESS_KEY"),
-        env("MAGNETAR_TEST_S3_SECRET_KEY"),
-    )
+    crate::common::cluster_toml("prod-east", "", "").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

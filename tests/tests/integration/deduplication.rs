@@ -5,9 +5,9 @@
 //! and the log after it).
 
 use crate::common::ws::{WsClient, producer_url};
-use crate::common::{admin_topic, b64, create_topic, env, ok, payload_text, pull_n};
+use crate::common::{admin_topic, b64, create_topic, ok, payload_text, pull_n};
 use magnetar_core::MessageId;
-use magnetar_tests::{BrokerProcess, TestApp, call, fresh_postgres_database};
+use magnetar_tests::{BrokerProcess, TestApp, call};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -159,16 +159,8 @@ async fn a_resent_message_is_stored_once_over_rest_and_websocket() {
 /// A cluster broker on PostgreSQL and S3 with deduplication on for every namespace and a
 /// snapshot every 4 messages (so the rebuild starts from a snapshot and replays the rest).
 async fn dedup_cluster_config(cluster: &str) -> String {
-    format!(
-        "[metadata]\nurl = \"{}\"\n\n[object_store]\nkind = \"s3\"\nendpoint = \"{}\"\nregion = \"{}\"\nbucket = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\nallow_http = true\n\n[broker]\ncluster = \"{}\"\n\n[broker.deduplication]\nenabled = true\nentries_interval = 4\n",
-        fresh_postgres_database().await,
-        env("MAGNETAR_TEST_S3_ENDPOINT"),
-        std::env::var("MAGNETAR_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
-        env("MAGNETAR_TEST_S3_BUCKET"),
-        env("MAGNETAR_TEST_S3_ACCESS_KEY"),
-        env("MAGNETAR_TEST_S3_SECRET_KEY"),
-        cluster,
-    )
+    let dedup = "[broker.deduplication]\nenabled = true\nentries_interval = 4\n";
+    crate::common::cluster_toml(cluster, "", dedup).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

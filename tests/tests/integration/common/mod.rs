@@ -212,3 +212,20 @@ pub fn shared_s3() -> magnetar_storage::object::ObjectStoreConfig {
     }
     cfg
 }
+
+/// The configuration of a cluster broker (`magnetar broker --config`) on a fresh PostgreSQL
+/// database and the shared S3 server: `[metadata]` and `[object_store]`, then `[broker]` with
+/// `cluster` (which also prefixes the broker's object keys in the shared bucket) and the extra
+/// `[broker]` lines `broker`, then `more` (other sections, as TOML text).
+pub async fn cluster_toml(cluster: &str, broker: &str, more: &str) -> String {
+    format!(
+        "[metadata]\nurl = \"{}\"\n\n[object_store]\nkind = \"s3\"\nendpoint = \"{}\"\nregion = \"{}\"\nbucket = \"{}\"\n\
+         access_key_id = \"{}\"\nsecret_access_key = \"{}\"\nallow_http = true\n\n[broker]\ncluster = \"{cluster}\"\n{broker}\n{more}",
+        magnetar_tests::fresh_postgres_database().await,
+        env("MAGNETAR_TEST_S3_ENDPOINT"),
+        std::env::var("MAGNETAR_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
+        env("MAGNETAR_TEST_S3_BUCKET"),
+        env("MAGNETAR_TEST_S3_ACCESS_KEY"),
+        env("MAGNETAR_TEST_S3_SECRET_KEY"),
+    )
+}
