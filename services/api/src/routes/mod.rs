@@ -21,6 +21,19 @@ pub(crate) async fn change_namespace_policies(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Authorizes a change of a topic's own policies, applies it (validated, with the topic's loaded
+/// partitions refreshed) and answers 204: what every topic-level policy setter does.
+pub(crate) async fn change_topic_policies(
+    s: &AppState,
+    auth: &AuthContext,
+    topic: &magnetar_core::TopicName,
+    change: impl FnOnce(&mut magnetar_core::TopicPolicies) -> magnetar_broker::Result<()>,
+) -> ApiResult<StatusCode> {
+    auth.check(Operation::SetTopicPolicy, topic).await?;
+    s.broker.topic_policies().update(topic, change).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub mod anti_affinity;
 pub mod auth_info;
 pub mod broker_info;

@@ -57,17 +57,13 @@ macro_rules! namespace_policy {
             NamespaceParam(name): NamespaceParam,
             JsonBody(value): JsonBody<$ty>,
         ) -> ApiResult<StatusCode> {
-            auth.check(Operation::SetNamespacePolicy, &name).await?;
             let $cw = s.broker.cluster().to_string();
-            s.broker
-                .admin()
-                .update_policies(&name, |$pw| {
-                    let $v = value.clone();
-                    $write;
-                    Ok(())
-                })
-                .await?;
-            Ok(StatusCode::NO_CONTENT)
+            super::change_namespace_policies(&s, &auth, &name, |$pw| {
+                let $v = value.clone();
+                $write;
+                Ok(())
+            })
+            .await
         }
 
         #[doc = $remove_doc]
@@ -79,16 +75,12 @@ macro_rules! namespace_policy {
             auth: AuthContext,
             NamespaceParam(name): NamespaceParam,
         ) -> ApiResult<StatusCode> {
-            auth.check(Operation::SetNamespacePolicy, &name).await?;
             let $cc = s.broker.cluster().to_string();
-            s.broker
-                .admin()
-                .update_policies(&name, |$pc| {
-                    $clear;
-                    Ok(())
-                })
-                .await?;
-            Ok(StatusCode::NO_CONTENT)
+            super::change_namespace_policies(&s, &auth, &name, |$pc| {
+                $clear;
+                Ok(())
+            })
+            .await
         }
     };
 }
@@ -135,16 +127,12 @@ macro_rules! topic_policy {
             TopicParam(topic): TopicParam,
             JsonBody(value): JsonBody<$ty>,
         ) -> ApiResult<StatusCode> {
-            auth.check(Operation::SetTopicPolicy, &topic).await?;
-            s.broker
-                .topic_policies()
-                .update(&topic, |$tw| {
-                    let $v = value;
-                    $write;
-                    Ok(())
-                })
-                .await?;
-            Ok(StatusCode::NO_CONTENT)
+            super::change_topic_policies(&s, &auth, &topic, |$tw| {
+                let $v = value;
+                $write;
+                Ok(())
+            })
+            .await
         }
 
         #[doc = $remove_doc]
@@ -156,15 +144,11 @@ macro_rules! topic_policy {
             auth: AuthContext,
             TopicParam(topic): TopicParam,
         ) -> ApiResult<StatusCode> {
-            auth.check(Operation::SetTopicPolicy, &topic).await?;
-            s.broker
-                .topic_policies()
-                .update(&topic, |$tc| {
-                    $clear;
-                    Ok(())
-                })
-                .await?;
-            Ok(StatusCode::NO_CONTENT)
+            super::change_topic_policies(&s, &auth, &topic, |$tc| {
+                $clear;
+                Ok(())
+            })
+            .await
         }
     };
 }

@@ -127,13 +127,9 @@ async fn remove_topic_replication_clusters(
     auth: AuthContext,
     TopicParam(topic): TopicParam,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetTopicPolicy, &topic).await?;
-    s.broker
-        .topic_policies()
-        .update(&topic, |t| {
-            t.replication_clusters = None;
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    super::change_topic_policies(&s, &auth, &topic, |t| {
+        t.replication_clusters = None;
+        Ok(())
+    })
+    .await
 }

@@ -245,15 +245,11 @@ async fn remove_topic_schema_compatibility_strategy(
     auth: AuthContext,
     TopicParam(topic): TopicParam,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetTopicPolicy, &topic).await?;
-    s.broker
-        .topic_policies()
-        .update(&topic, |t| {
-            t.schema_compatibility_strategy = None;
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    super::change_topic_policies(&s, &auth, &topic, |t| {
+        t.schema_compatibility_strategy = None;
+        Ok(())
+    })
+    .await
 }
 
 /// Get whether a topic refuses producers without a schema
@@ -291,13 +287,9 @@ async fn set_topic_schema_validation_enforced(
     TopicParam(topic): TopicParam,
     JsonBody(enforced): JsonBody<bool>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetTopicPolicy, &topic).await?;
-    s.broker
-        .topic_policies()
-        .update(&topic, |t| {
-            t.schema_validation_enforced = Some(enforced);
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    super::change_topic_policies(&s, &auth, &topic, |t| {
+        t.schema_validation_enforced = Some(enforced);
+        Ok(())
+    })
+    .await
 }

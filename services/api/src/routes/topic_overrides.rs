@@ -196,15 +196,11 @@ async fn set_dispatch_rate_of_subscription(
     SubscriptionParam(topic, sub): SubscriptionParam,
     JsonBody(rate): JsonBody<DispatchRate>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetTopicPolicy, &topic).await?;
-    s.broker
-        .topic_policies()
-        .update(&topic, |t| {
-            t.set_subscription_dispatch_rate(sub.as_str(), Some(rate));
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    super::change_topic_policies(&s, &auth, &topic, |t| {
+        t.set_subscription_dispatch_rate(sub.as_str(), Some(rate));
+        Ok(())
+    })
+    .await
 }
 
 /// Remove the dispatch rate of one subscription
@@ -217,13 +213,9 @@ async fn remove_dispatch_rate_of_subscription(
     auth: AuthContext,
     SubscriptionParam(topic, sub): SubscriptionParam,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetTopicPolicy, &topic).await?;
-    s.broker
-        .topic_policies()
-        .update(&topic, |t| {
-            t.set_subscription_dispatch_rate(sub.as_str(), None);
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    super::change_topic_policies(&s, &auth, &topic, |t| {
+        t.set_subscription_dispatch_rate(sub.as_str(), None);
+        Ok(())
+    })
+    .await
 }

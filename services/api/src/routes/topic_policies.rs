@@ -370,15 +370,11 @@ async fn set_topic_message_ttl(
     TopicParam(topic): TopicParam,
     Query(q): Query<MessageTtlQuery>,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetTopicPolicy, &topic).await?;
-    s.broker
-        .topic_policies()
-        .update(&topic, |t| {
-            t.message_ttl_in_seconds = Some(q.message_ttl);
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    super::change_topic_policies(&s, &auth, &topic, |t| {
+        t.message_ttl_in_seconds = Some(q.message_ttl);
+        Ok(())
+    })
+    .await
 }
 
 /// Remove the message TTL of a topic
@@ -391,15 +387,11 @@ async fn remove_topic_message_ttl(
     auth: AuthContext,
     TopicParam(topic): TopicParam,
 ) -> ApiResult<StatusCode> {
-    auth.check(Operation::SetTopicPolicy, &topic).await?;
-    s.broker
-        .topic_policies()
-        .update(&topic, |t| {
-            t.message_ttl_in_seconds = None;
-            Ok(())
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    super::change_topic_policies(&s, &auth, &topic, |t| {
+        t.message_ttl_in_seconds = None;
+        Ok(())
+    })
+    .await
 }
 
 /// Every policy in force on a topic (Magnetar)
