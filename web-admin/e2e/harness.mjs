@@ -1,4 +1,5 @@
-// Shared pieces of the end-to-end runs: a real release broker (started and stopped here),
+// Shared pieces of the end-to-end runs: a real broker (started and stopped here; the release
+// binary, or CONSOLE_E2E_BIN — scripts/test.sh runs the debug one its Rust tests built),
 // Debian's Chromium through playwright-core, and a tiny sequential test runner.
 import { chromium } from 'playwright-core';
 import { spawn, execFileSync } from 'node:child_process';
@@ -24,7 +25,7 @@ export function preflight() {
   if (!existsSync(CHROMIUM)) {
     die(`Chromium not found at ${CHROMIUM}. Install Debian's: apt-get install -y chromium (or set CONSOLE_E2E_CHROMIUM to a Chromium binary).`);
   }
-  if (!existsSync(BIN)) die(`no release broker at ${BIN}: run scripts/build-console.sh && cargo build --release -p magnetar`);
+  if (!existsSync(BIN)) die(`no broker binary at ${BIN}: run scripts/build-console.sh && cargo build --release -p magnetar (or set CONSOLE_E2E_BIN)`);
   mkdirSync(OUT, { recursive: true });
 }
 
@@ -76,7 +77,7 @@ export async function startBroker({ auth = true } = {}) {
   }
   const index = await (await fetch(`${base}/`)).text();
   if (!index.includes('id="root"')) {
-    die('the broker serves no console: build it before the release binary (scripts/build-console.sh && cargo build --release -p magnetar)');
+    die('the broker serves no console: build it first (scripts/build-console.sh; release binaries embed it, so rebuild them after)');
   }
   return {
     base,

@@ -29,6 +29,10 @@ pub struct WsProduceArgs {
     /// Target rate in messages per second (0 = as fast as the window allows).
     #[arg(long, default_value_t = 0)]
     rate: u64,
+    /// Also write every acknowledgement latency (microseconds, one per line) to this file, so
+    /// that runs can be pooled before taking percentiles (scripts/bench-isolation.sh).
+    #[arg(long)]
+    latencies: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -76,6 +80,7 @@ pub async fn produce(a: WsProduceArgs) -> anyhow::Result<()> {
     let payload = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; a.size]);
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut in_flight: HashMap<u64, Instant> = HashMap::new();
+    let mut latencies = Vec::with_capacity(if a.latencies.is_some() { a.messages as usize } else { 0 });
     let (mut sent, mut acked) = (0u64, 0u64);
     let started = Instant::now();
     let interval = (a.rate > 0).then(|| Duration::from_secs_f64(1.0 / a.rate as f64));
@@ -121,7 +126,11 @@ pub async fn produce(a: WsProduceArgs) -> anyhow::Result<()> {
                 }
                 let ctx: u64 = v["context"].as_str().and_then(|c| c.parse().ok()).context("reply without context")?;
                 if let Some(t0) = in_flight.remove(&ctx) {
-                    hist.record(t0.elapsed().as_micros().max(1) as u64)?;
+                    let us = t0.elapsed().as_micros().max(1) as u64;
+                    hist.record(us)?;
+                    if a.latencies.is_some() {
+                        latencies.push(us);
+                    }
                     acked += 1;
                     last_ack = Instant::now();
                 }
@@ -137,6 +146,10 @@ pub async fn produce(a: WsProduceArgs) -> anyhow::Result<()> {
         }
     }
     crate::perf::summary("ws-produce", acked, acked * a.size as u64, started.elapsed(), &hist, "ack latency");
+    if let Some(file) = &a.latencies {
+        let text: String = latencies.iter().map(|us| format!("{us}\n")).collect();
+        std::fs::write(file, text).with_context(|| format!("cannot write --latencies {}", file.display()))?;
+    }
     Ok(())
 }
 
