@@ -32,6 +32,9 @@
 #   MAGNETAR_TEST_TMPDIR         scratch dir removed on exit
 #   MAGNETAR_TEST_HELM_BIN       the `helm` binary the chart tests run (installed from npm, see
 #                                ensure_helm; set it to use another one)
+#   MAGNETAR_TEST_PYTHON         a Python with Pulsar's official client (`pulsar-client`, see
+#                                tests/python/requirements.txt) for the binary-protocol tests;
+#                                installed into a private venv by ensure_pulsar_client, or set it
 # Tests run in parallel against the shared servers: a test that stops or restarts S3 (outage
 # tests) must start its own `weed mini` from MAGNETAR_TEST_WEED_BIN in a dir under
 # MAGNETAR_TEST_TMPDIR, never stop the shared one.
@@ -203,6 +206,31 @@ ensure_protoc() {
     echo "protoc: ${PROTOC:-$(command -v protoc)} ($("${PROTOC:-protoc}" --version))"
 }
 
+# Pulsar's official Python client (its wheel bundles the C++ client) drives the binary-protocol
+# tests. A private, versioned venv: no clash with a system-managed Python.
+ensure_pulsar_client() {
+    local python
+    if [[ -n "${MAGNETAR_TEST_PYTHON:-}" ]]; then
+        python="$MAGNETAR_TEST_PYTHON"
+    else
+        local req="tests/python/requirements.txt"
+        local version
+        version="$(grep -o 'pulsar-client==[0-9.]*' "$req" | cut -d= -f3)"
+        local target="${XDG_CACHE_HOME:-${HOME:-${TMPDIR:-/tmp}}/.cache}/magnetar/pulsar-client-$version"
+        python="$target/bin/python"
+        if ! "$python" -c 'import pulsar' 2>/dev/null; then
+            echo "installing pulsar-client==$version into a venv with pip"
+            rm -rf -- "$target"
+            python3 -m venv "$target" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+            "$python" -m pip install --quiet --disable-pip-version-check -r "$req" ||
+                die "pip install -r $req failed"
+        fi
+    fi
+    "$python" -c 'import pulsar' || die "$python cannot import pulsar (pulsar-client)"
+    export MAGNETAR_TEST_PYTHON="$python"
+    echo "pulsar-client: $python ($("$python" -c 'import importlib.metadata as m; print(m.version("pulsar-client"))'))"
+}
+
 ensure_rust_components() {
     cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
     cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
@@ -330,6 +358,7 @@ ensure_postgres
 ensure_weed
 ensure_helm
 ensure_protoc
+ensure_pulsar_client
 if [[ "${MAGNETAR_TEST_QUICK:-0}" != 1 ]]; then
     ensure_rust_components
 fi

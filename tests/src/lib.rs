@@ -47,6 +47,8 @@ fn unique() -> u64 {
 pub fn test_config(dir: &Path) -> Config {
     let mut c = Config::standalone(dir);
     c.http_addr = "127.0.0.1:0".parse().expect("valid");
+    // Tests run in parallel: the `pulsar://` listener takes a free port too.
+    c.binary.addr = "127.0.0.1:0".parse().expect("valid");
     c.storage.segment_max_bytes = 64 * 1024;
     c.broker.retention_check_interval_ms = 200;
     c.broker.cursor_checkpoint_interval_ms = 200;
@@ -113,6 +115,12 @@ impl TestApp {
 
     pub fn broker(&self) -> &std::sync::Arc<magnetar_broker::Broker> {
         &self.running.as_ref().expect("running").broker
+    }
+
+    /// The `pulsar://` service URL of the broker's binary protocol listener.
+    pub fn pulsar_url(&self) -> String {
+        let addr = self.running.as_ref().expect("running").binary_addr.expect("the pulsar:// listener is enabled");
+        format!("pulsar://{addr}")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -222,7 +230,10 @@ impl BrokerProcess {
             data_dir: data_dir.to_path_buf(),
             addr,
             args,
-            extra_env: extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            // Brokers started side by side must not all bind Pulsar's port 6650.
+            extra_env: std::iter::once(("MAGNETAR_BINARY__ADDR".to_string(), "127.0.0.1:0".to_string()))
+                .chain(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect(),
             child: None,
         };
         p.spawn();

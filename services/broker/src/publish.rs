@@ -213,6 +213,19 @@ impl Publisher {
         Ok(topic.record.partitions)
     }
 
+    /// The last sequence id stored for `producer` on the partitions `name` designates, -1 when
+    /// none is known (deduplication off, or a new producer): Pulsar's `last_sequence_id`.
+    pub async fn last_sequence_id(&self, name: &TopicName, producer: &str) -> Result<i64> {
+        let (_, parts) = self.registry.partitions_of(name).await?;
+        let mut last = -1;
+        for p in &parts {
+            if let Some(seq) = p.dedup.last_sequence_of(&self.ctx, p, producer).await? {
+                last = last.max(seq);
+            }
+        }
+        Ok(last)
+    }
+
     /// The largest payload a message to `name` may carry: its topic's `maxMessageSize` in force
     /// when the topic is loaded here, else the broker's.
     pub fn max_message_bytes(&self, name: &TopicName) -> usize {

@@ -325,6 +325,17 @@ impl ConsumerSession {
         Ok(())
     }
 
+    /// Pulsar's REDELIVER_UNACKNOWLEDGED_MESSAGES without ids: everything delivered to this
+    /// consumer and not acknowledged becomes available again at once.
+    pub fn redeliver_unacked(&self) -> usize {
+        self.subs.iter().map(|(_, s)| s.nack_all_of(self.id, Duration::ZERO)).sum()
+    }
+
+    /// The partition index of each partition the session reads, in order.
+    pub fn partition_indexes(&self) -> Vec<i32> {
+        self.subs.iter().map(|(p, _)| p.index).collect()
+    }
+
     /// Resolves once a partition of the session is unloaded or deleted: the session must end
     /// (its client reconnects and attaches to what is loaded then).
     pub async fn closed(&self) {

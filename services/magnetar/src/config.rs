@@ -33,6 +33,9 @@ pub struct Config {
     /// `magnetar broker` unless `allow_insecure`.
     #[serde(default)]
     pub auth: magnetar_auth::AuthConfig,
+    /// Pulsar's binary protocol listener (`[binary]`, `pulsar://`).
+    #[serde(default)]
+    pub binary: magnetar_binary::BinaryConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,6 +137,7 @@ impl Config {
             http: HttpConfig::default(),
             log: LogSection::default(),
             auth: magnetar_auth::AuthConfig::default(),
+            binary: magnetar_binary::BinaryConfig::default(),
         }
     }
 
@@ -182,6 +186,7 @@ impl Config {
             );
         }
         self.auth.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.binary.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         self.broker.membership.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         self.broker.deduplication.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         if self.storage.segment_max_bytes < 1024 {

@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 /// A running broker: its address and a handle to stop it.
 pub struct Running {
     pub addr: std::net::SocketAddr,
+    /// Where `pulsar://` is served (`None` with `binary.enabled = false`).
+    pub binary_addr: Option<std::net::SocketAddr>,
     pub broker: Arc<Broker>,
     pub shutdown: CancellationToken,
     pub done: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -80,6 +82,24 @@ pub async fn start_with_clock(
     auth.poll_revocations().await.map_err(|e| anyhow::anyhow!("cannot read token revocations: {e}"))?;
     let app = magnetar_api::app_with_auth(Arc::clone(&broker), config.http.clone(), Arc::clone(&auth));
     let shutdown = CancellationToken::new();
+    // Pulsar's binary protocol: bound here (a bad address fails the start), served until the
+    // same shutdown as HTTP; the broker's shutdown waits for its connections' tasks.
+    let binary = if config.binary.enabled {
+        let server = magnetar_binary::BinaryServer::bind(
+            config.binary.clone(),
+            Arc::clone(&broker),
+            Arc::clone(&auth),
+            shutdown.clone(),
+        )
+        .await
+        .with_context(|| format!("cannot bind binary.addr {}", config.binary.addr))?;
+        tracing::info!(addr = %server.local_addr()?, url = server.service_url(), "pulsar:// listener ready");
+        Some(server)
+    } else {
+        None
+    };
+    let binary_addr = binary.as_ref().map(|s| s.local_addr()).transpose()?;
+    let binary_task = binary.map(|s| tokio::spawn(s.run()));
     tokio::spawn(Arc::clone(&auth).run_revocation_poller(shutdown.clone()));
     let token = shutdown.clone();
     // A shutdown requested through the admin API stops the server as a signal does.
@@ -108,11 +128,14 @@ pub async fn start_with_clock(
             })
             .await
             .context("http server failed")?;
+        if let Some(t) = binary_task {
+            let _ = t.await;
+        }
         b.shutdown().await;
         Ok(())
     });
     tracing::info!(%addr, authentication = auth.enabled(), elapsed_ms = started.elapsed().as_millis() as u64, "magnetar ready");
-    Ok(Running { addr, broker, shutdown, done })
+    Ok(Running { addr, binary_addr, broker, shutdown, done })
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

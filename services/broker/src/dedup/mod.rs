@@ -168,6 +168,25 @@ impl PartitionDedup {
         Ok(Admission { _guard: Some(guard), verdicts })
     }
 
+    /// The last sequence id stored for producer `name` on `p` (Pulsar's `last_sequence_id` in
+    /// PRODUCER_SUCCESS), `None` when deduplication is off or the producer is unknown.
+    pub(crate) async fn last_sequence_of(
+        &self,
+        ctx: &Context,
+        p: &Partition,
+        name: &str,
+    ) -> crate::Result<Option<i64>> {
+        if !p.policy.deduplication_enabled() {
+            return Ok(None);
+        }
+        let mut guard = self.phase.lock().await;
+        if matches!(*guard, Phase::Off) {
+            *guard = Phase::Ready(self.rebuild(ctx, p).await?);
+        }
+        let Phase::Ready(tracker) = &*guard else { unreachable!("rebuilt above") };
+        Ok(tracker.persisted.get(name).map(|s| s.sequence_id))
+    }
+
     /// After the stored messages of a batch were made durable (`ok`) or failed.
     pub(crate) async fn settle(&self, stamps: &[(ProducerStamp, i64)], ok: bool) {
         if stamps.is_empty() {

@@ -2,7 +2,7 @@
 //! negative acknowledgements, resets, replay from the WAL, what to checkpoint, and snapshots for
 //! stats.
 
-use super::{CursorOp, SubType, Subscription, SubscriptionId, SubscriptionSnapshot};
+use super::{ConsumerId, CursorOp, SubType, Subscription, SubscriptionId, SubscriptionSnapshot};
 use crate::{BrokerError, Result};
 use magnetar_metadata::CursorState;
 use std::time::Duration;
@@ -104,6 +104,15 @@ impl Subscription {
         }
         drop(st);
         self.bump();
+    }
+
+    /// Negative acknowledgement of everything delivered to `consumer` and not acknowledged
+    /// (Pulsar's REDELIVER_UNACKNOWLEDGED_MESSAGES without ids); returns how many.
+    pub fn nack_all_of(&self, consumer: ConsumerId, delay: Duration) -> usize {
+        let offsets: Vec<u64> =
+            self.lock().in_flight.iter().filter(|(_, f)| f.consumer == Some(consumer)).map(|(&o, _)| o).collect();
+        self.nack(&offsets, delay);
+        offsets.len()
     }
 
     /// Acknowledges the next `n` unacknowledged messages (Pulsar's skip); returns the op and how

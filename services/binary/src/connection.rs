@@ -1,0 +1,654 @@
+//! One `pulsar://` connection: the CONNECT handshake (token authentication), keep-alive, the
+//! connection's producers and consumers, and the dispatch of every command. Frames go out
+//! through one writer task fed by a bounded queue, so a client that stops reading slows its own
+//! connection down and nothing else. A frame that cannot be decoded (bad size, invalid protobuf,
+//! a required field missing) or a command this broker does not know closes the connection with
+//! the reason logged; a checksum mismatch on a SEND is answered with ChecksumError and the
+//! connection goes on, as Pulsar does.
+
+use crate::consumer::{self, ConsumerHandle};
+use crate::error::BinaryError;
+use crate::lookup::{self, topic_name};
+use crate::producer::{self, ProducerHandle, SendItem};
+use crate::{Shared, convert};
+use futures::{SinkExt, StreamExt};
+use magnetar_auth::Principal;
+use magnetar_broker::{Caller, StartPosition, SubType, SubscribeOptions};
+use magnetar_core::SubscriptionName;
+use magnetar_protocol::proto::*;
+use magnetar_protocol::{Frame, PulsarCodec};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::Framed;
+
+/// Frames queued for the writer before the connection itself waits.
+const OUTBOX: usize = 1024;
+/// Pulsar's keep-alive interval; a connection silent for two of them is closed.
+const PING_EVERY: Duration = Duration::from_secs(30);
+/// How long a new connection may take to send CONNECT.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Room for the command and headers around the largest message (Pulsar's frame padding).
+const FRAME_PADDING: usize = 10 * 1024;
+/// The newest protocol version this broker speaks.
+const PROTOCOL_VERSION: i32 = ProtocolVersion::V21 as i32;
+
+type Stream = futures::stream::SplitStream<Framed<TcpStream, PulsarCodec>>;
+
+pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr, id: u64) {
+    let max_frame = shared.broker.config().max_message_bytes + FRAME_PADDING;
+    let (sink, mut stream) = Framed::new(socket, PulsarCodec::with_max_frame_size(max_frame)).split();
+    let (out, writer) = spawn_writer(sink);
+    if let Some(principal) = handshake(&shared, &mut stream, &out, peer).await {
+        let mut conn = Connection {
+            shared: Arc::clone(&shared),
+            caller: Caller::new(Arc::clone(&principal)),
+            principal,
+            out: out.clone(),
+            producers: HashMap::new(),
+            consumers: HashMap::new(),
+            peer,
+            id,
+            named: 0,
+        };
+        conn.serve(&mut stream).await;
+        conn.close_all().await;
+    }
+    drop(out);
+    let _ = writer.await;
+}
+
+/// Owns the sending half: writes queued frames, flushing once per burst.
+fn spawn_writer(
+    mut sink: futures::stream::SplitSink<Framed<TcpStream, PulsarCodec>, Frame>,
+) -> (mpsc::Sender<Frame>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Frame>(OUTBOX);
+    let task = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if let Err(e) = sink.feed(frame).await {
+                tracing::debug!(error = %e, "pulsar:// write failed");
+                return;
+            }
+            while let Ok(frame) = rx.try_recv() {
+                if sink.feed(frame).await.is_err() {
+                    return;
+                }
+            }
+            if sink.flush().await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    (tx, task)
+}
+
+/// Waits for CONNECT, authenticates, answers CONNECTED. `None`: the connection ends (the reason
+/// is logged and, for a bad credential, sent as ERROR).
+async fn handshake(
+    shared: &Shared,
+    stream: &mut Stream,
+    out: &mpsc::Sender<Frame>,
+    peer: SocketAddr,
+) -> Option<Arc<Principal>> {
+    let first = tokio::select! {
+        _ = shared.shutdown.cancelled() => return None,
+        f = tokio::time::timeout(CONNECT_TIMEOUT, stream.next()) => f,
+    };
+    let frame = match first {
+        Ok(Some(Ok(Ok(frame)))) => frame,
+        Ok(Some(Ok(Err(mismatch)))) => {
+            tracing::info!(%peer, reason = %mismatch, "closing pulsar:// connection before CONNECT");
+            return None;
+        }
+        Ok(Some(Err(e))) => {
+            tracing::info!(%peer, reason = %e, "closing pulsar:// connection: malformed frame before CONNECT");
+            return None;
+        }
+        Ok(None) => return None,
+        Err(_) => {
+            tracing::info!(%peer, "closing pulsar:// connection: no CONNECT within 30 s");
+            return None;
+        }
+    };
+    let is_connect = frame.command.command_type() == Ok(CommandType::Connect);
+    let Some(connect) = frame.command.connect.filter(|_| is_connect) else {
+        tracing::info!(%peer, command = frame.command.r#type, "closing pulsar:// connection: a command before CONNECT");
+        return None;
+    };
+    let token = match connect.auth_method_name.as_deref() {
+        Some("token") => connect.auth_data.as_deref().and_then(|d| std::str::from_utf8(d).ok()).map(str::trim),
+        _ => None,
+    };
+    let principal = match shared.auth.authenticate(token) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(%peer, reason = %e, "pulsar:// authentication failed");
+            let code = BinaryError::from(e);
+            // Request id -1, as Pulsar answers a failed CONNECT; then close.
+            let _ = out
+                .send(Frame::new(CommandError {
+                    request_id: u64::MAX,
+                    error: code.code() as i32,
+                    message: code.message(),
+                }))
+                .await;
+            return None;
+        }
+    };
+    let version = connect.protocol_version.unwrap_or(0).clamp(0, PROTOCOL_VERSION);
+    let max_message = i32::try_from(shared.broker.config().max_message_bytes).unwrap_or(i32::MAX);
+    let connected = CommandConnected {
+        server_version: format!("Magnetar {}", env!("CARGO_PKG_VERSION")),
+        protocol_version: Some(version),
+        max_message_size: Some(max_message),
+        feature_flags: None,
+    };
+    out.send(Frame::new(connected)).await.ok()?;
+    tracing::debug!(%peer, client = %connect.client_version, version, "pulsar:// connection established");
+    Some(principal)
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    principal: Arc<Principal>,
+    caller: Caller,
+    out: mpsc::Sender<Frame>,
+    producers: HashMap<u64, ProducerHandle>,
+    consumers: HashMap<u64, ConsumerHandle>,
+    peer: SocketAddr,
+    id: u64,
+    /// Producers named by this broker so far on this connection.
+    named: u64,
+}
+
+/// Whether the connection goes on after a command.
+enum Next {
+    Continue,
+    Close(String),
+}
+
+impl Connection {
+    async fn serve(&mut self, stream: &mut Stream) {
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        let mut check = tokio::time::interval(Duration::from_secs(1));
+        let mut last_seen = tokio::time::Instant::now();
+        let shutdown = self.shared.shutdown.clone();
+        let reason = loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break "the broker is shutting down".to_string(),
+                f = stream.next() => match f {
+                    None => return,
+                    Some(Err(e)) => break format!("malformed frame: {e}"),
+                    Some(Ok(Err(mismatch))) => {
+                        last_seen = tokio::time::Instant::now();
+                        match mismatch.command.send.as_ref() {
+                            Some(send) => {
+                                let error = CommandSendError {
+                                    producer_id: send.producer_id,
+                                    sequence_id: send.sequence_id,
+                                    error: ServerError::ChecksumError as i32,
+                                    message: mismatch.to_string(),
+                                };
+                                if self.out.send(Frame::new(error)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            None => break mismatch.to_string(),
+                        }
+                    }
+                    Some(Ok(Ok(frame))) => {
+                        last_seen = tokio::time::Instant::now();
+                        if let Next::Close(reason) = self.handle(frame).await {
+                            break reason;
+                        }
+                    }
+                },
+                _ = ping.tick() => {
+                    if last_seen.elapsed() > 2 * PING_EVERY {
+                        break "no frame from the client for two keep-alive intervals".to_string();
+                    }
+                    if self.out.send(Frame::new(CommandPing {})).await.is_err() {
+                        return;
+                    }
+                }
+                _ = check.tick() => {
+                    if !self.credential_valid() {
+                        break "token expired or revoked".to_string();
+                    }
+                }
+            }
+        };
+        tracing::info!(peer = %self.peer, connection = self.id, %reason, "closing pulsar:// connection");
+    }
+
+    fn credential_valid(&self) -> bool {
+        let expired = self.principal.expires_at.is_some_and(|exp| magnetar_core::now_millis() / 1000 > exp);
+        !expired && !self.shared.auth.is_revoked(&self.principal)
+    }
+
+    async fn send(&self, frame: Frame) -> Next {
+        match self.out.send(frame).await {
+            Ok(()) => Next::Continue,
+            Err(_) => Next::Close("writer gone".into()),
+        }
+    }
+
+    async fn error(&self, request_id: u64, e: BinaryError) -> Next {
+        self.send(Frame::new(CommandError { request_id, error: e.code() as i32, message: e.message() })).await
+    }
+
+    async fn handle(&mut self, frame: Frame) -> Next {
+        let Frame { command, payload } = frame;
+        if let Some(txn) = command.txn_request() {
+            return self.refuse_txn(txn).await;
+        }
+        let kind = match command.command_type() {
+            Ok(k) => k,
+            Err(raw) => return Next::Close(format!("unknown command type {raw}")),
+        };
+        let shared = Arc::clone(&self.shared);
+        match (kind, command) {
+            (CommandType::Ping, _) => self.send(Frame::new(CommandPong {})).await,
+            (CommandType::Pong, _) => Next::Continue,
+            (CommandType::Connect, _) => Next::Close("a second CONNECT".into()),
+            (CommandType::PartitionedMetadata, BaseCommand { partition_metadata: Some(c), .. }) => {
+                self.send(lookup::partitioned_metadata(&shared, &self.principal, c).await).await
+            }
+            (CommandType::Lookup, BaseCommand { lookup_topic: Some(c), .. }) => {
+                self.send(lookup::lookup(&shared, &self.principal, c).await).await
+            }
+            (CommandType::GetTopicsOfNamespace, BaseCommand { get_topics_of_namespace: Some(c), .. }) => {
+                self.send(lookup::topics_of_namespace(&shared, &self.principal, c).await).await
+            }
+            (CommandType::Producer, BaseCommand { producer: Some(c), .. }) => self.create_producer(c).await,
+            (CommandType::Send, BaseCommand { send: Some(c), .. }) => self.on_send(c, payload).await,
+            (CommandType::CloseProducer, BaseCommand { close_producer: Some(c), .. }) => {
+                self.close_producer(c.producer_id).await;
+                self.send(Frame::new(CommandSuccess { request_id: c.request_id, schema: None })).await
+            }
+            (CommandType::Subscribe, BaseCommand { subscribe: Some(c), .. }) => self.subscribe(c).await,
+            (CommandType::Flow, BaseCommand { flow: Some(c), .. }) => {
+                if let Some(h) = self.consumers.get(&c.consumer_id) {
+                    h.grant(c.message_permits, u64::from(self.shared.config.max_permits));
+                }
+                Next::Continue
+            }
+            (CommandType::Ack, BaseCommand { ack: Some(c), .. }) => self.ack(c).await,
+            (
+                CommandType::RedeliverUnacknowledgedMessages,
+                BaseCommand { redeliver_unacknowledged_messages: Some(c), .. },
+            ) => {
+                if let Some(h) = self.consumers.get(&c.consumer_id) {
+                    if c.message_ids.is_empty() {
+                        h.session.redeliver_unacked();
+                    } else {
+                        for id in &c.message_ids {
+                            let _ = h.session.nack(&convert::message_id(id), Duration::ZERO);
+                        }
+                    }
+                    h.wake.notify_one();
+                }
+                Next::Continue
+            }
+            (CommandType::CloseConsumer, BaseCommand { close_consumer: Some(c), .. }) => {
+                if let Some(h) = self.consumers.remove(&c.consumer_id) {
+                    h.close().await;
+                }
+                self.send(Frame::new(CommandSuccess { request_id: c.request_id, schema: None })).await
+            }
+            (CommandType::Unsubscribe, BaseCommand { unsubscribe: Some(c), .. }) => self.unsubscribe(c).await,
+            (CommandType::GetLastMessageId, BaseCommand { get_last_message_id: Some(c), .. }) => {
+                self.last_message_id(c).await
+            }
+            (CommandType::Seek, BaseCommand { seek: Some(c), .. }) => self.seek(c).await,
+            (CommandType::GetSchema, BaseCommand { get_schema: Some(c), .. }) => {
+                // No schema registry on this surface yet: "no schema" is Pulsar's answer for a
+                // topic without one.
+                self.send(Frame::new(CommandGetSchemaResponse {
+                    request_id: c.request_id,
+                    error_code: Some(ServerError::TopicNotFound as i32),
+                    error_message: Some(format!("topic {} has no schema", c.topic)),
+                    ..Default::default()
+                }))
+                .await
+            }
+            (CommandType::GetOrCreateSchema, BaseCommand { get_or_create_schema: Some(c), .. }) => {
+                self.send(Frame::new(CommandGetOrCreateSchemaResponse {
+                    request_id: c.request_id,
+                    error_code: Some(ServerError::NotAllowedError as i32),
+                    error_message: Some("schemas are not supported over the binary protocol yet".into()),
+                    ..Default::default()
+                }))
+                .await
+            }
+            (CommandType::ConsumerStats, BaseCommand { consumer_stats: Some(c), .. }) => {
+                let unacked = self.consumers.get(&c.consumer_id).map(|h| h.session.unacked());
+                self.send(Frame::new(CommandConsumerStatsResponse {
+                    request_id: c.request_id,
+                    error_code: unacked.is_none().then_some(ServerError::ConsumerNotFound as i32),
+                    unacked_messages: unacked,
+                    ..Default::default()
+                }))
+                .await
+            }
+            (CommandType::AuthResponse, _) => Next::Continue,
+            (other, _) => Next::Close(format!("unexpected command {other:?} from a client")),
+        }
+    }
+
+    async fn refuse_txn(&self, txn: TxnRequest) -> Next {
+        let (request_id, error, message) = (
+            txn.request_id,
+            Some(ServerError::NotAllowedError as i32),
+            Some("transactions are not supported".to_string()),
+        );
+        let frame = match txn.command_type {
+            CommandType::NewTxn => {
+                Frame::new(CommandNewTxnResponse { request_id, error, message, ..Default::default() })
+            }
+            CommandType::AddPartitionToTxn => {
+                Frame::new(CommandAddPartitionToTxnResponse { request_id, error, message, ..Default::default() })
+            }
+            CommandType::AddSubscriptionToTxn => {
+                Frame::new(CommandAddSubscriptionToTxnResponse { request_id, error, message, ..Default::default() })
+            }
+            CommandType::EndTxn => {
+                Frame::new(CommandEndTxnResponse { request_id, error, message, ..Default::default() })
+            }
+            CommandType::EndTxnOnPartition => {
+                Frame::new(CommandEndTxnOnPartitionResponse { request_id, error, message, ..Default::default() })
+            }
+            CommandType::EndTxnOnSubscription => {
+                Frame::new(CommandEndTxnOnSubscriptionResponse { request_id, error, message, ..Default::default() })
+            }
+            _ => Frame::new(CommandTcClientConnectResponse { request_id, error, message }),
+        };
+        self.send(frame).await
+    }
+
+    async fn create_producer(&mut self, c: CommandProducer) -> Next {
+        let request_id = c.request_id;
+        if self.producers.contains_key(&c.producer_id) {
+            // The client retries a PRODUCER it got no answer to: the same producer, answered again.
+            let name = self.producers[&c.producer_id].key.1.clone();
+            return self
+                .send(Frame::new(CommandProducerSuccess {
+                    request_id,
+                    producer_name: name,
+                    last_sequence_id: Some(-1),
+                    producer_ready: Some(true),
+                    ..Default::default()
+                }))
+                .await;
+        }
+        let result = async {
+            let topic = topic_name(&c.topic)?;
+            let slots = self.shared.broker.publisher().attach_producer(&self.caller, &topic).await?;
+            let has_schema = c.schema.as_ref().is_some_and(|s| s.r#type != SchemaType::None as i32);
+            self.shared.broker.topics().check_schemaless_producer(&topic, has_schema).await?;
+            let name = match c.producer_name.clone().filter(|n| !n.is_empty()) {
+                Some(n) => n,
+                None => {
+                    self.named += 1;
+                    format!("{}-{}-{}", self.shared.broker.cluster(), self.id, self.named)
+                }
+            };
+            let key = (topic.to_string(), name.clone());
+            if !self.shared.producer_names.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone()) {
+                return Err(BinaryError::ProducerBusy(format!(
+                    "producer with name '{name}' is already connected to topic {topic}"
+                )));
+            }
+            let last = match self.shared.broker.publisher().last_sequence_id(&topic, &name).await {
+                Ok(last) => last,
+                Err(e) => {
+                    self.shared.producer_names.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+                    return Err(e.into());
+                }
+            };
+            let (tx, task) = producer::spawn(&self.shared, self.caller.clone(), topic, c.producer_id, self.out.clone());
+            self.producers.insert(c.producer_id, ProducerHandle { tx, task, key, _slots: slots });
+            Ok::<_, BinaryError>((name, last))
+        }
+        .await;
+        match result {
+            Ok((producer_name, last)) => {
+                self.send(Frame::new(CommandProducerSuccess {
+                    request_id,
+                    producer_name,
+                    last_sequence_id: Some(last),
+                    producer_ready: Some(true),
+                    ..Default::default()
+                }))
+                .await
+            }
+            Err(e) => self.error(request_id, e).await,
+        }
+    }
+
+    async fn on_send(&mut self, c: CommandSend, payload: Option<magnetar_protocol::Payload>) -> Next {
+        let Some(p) = self.producers.get(&c.producer_id) else {
+            return Next::Close(format!("SEND for unknown producer {}", c.producer_id));
+        };
+        let limit = self.shared.broker.config().max_message_bytes + FRAME_PADDING;
+        let messages = match &payload {
+            None => Err((ServerError::NotAllowedError, "SEND without a payload".to_string())),
+            Some(_) if c.txnid_most_bits.unwrap_or(0) != 0 || c.txnid_least_bits.unwrap_or(0) != 0 => {
+                Err((ServerError::NotAllowedError, "transactions are not supported".to_string()))
+            }
+            Some(payload) => convert::publish_messages(&p.key.1, payload, limit)
+                .map_err(|e| (ServerError::UnknownError, format!("invalid message: {e}"))),
+        };
+        let highest = c.highest_sequence_id.unwrap_or(0).max(c.sequence_id);
+        let item = SendItem { sequence_id: c.sequence_id, highest_sequence_id: highest, messages };
+        // Waits when the producer has `max_pending_sends` unanswered: backpressure on the client.
+        if p.tx.send(item).await.is_err() {
+            return Next::Close("producer task ended".into());
+        }
+        Next::Continue
+    }
+
+    async fn close_producer(&mut self, producer_id: u64) {
+        if let Some(p) = self.producers.remove(&producer_id) {
+            drop(p.tx);
+            let _ = p.task.await;
+            self.shared.producer_names.lock().unwrap_or_else(|e| e.into_inner()).remove(&p.key);
+        }
+    }
+
+    async fn subscribe(&mut self, c: CommandSubscribe) -> Next {
+        let request_id = c.request_id;
+        if self.consumers.contains_key(&c.consumer_id) {
+            return self.send(Frame::new(CommandSuccess { request_id, schema: None })).await;
+        }
+        let result = async {
+            let topic = topic_name(&c.topic)?;
+            let durable = c.durable.unwrap_or(true);
+            let start = c.start_message_id.as_ref().map(|id| {
+                // Earliest (-1:-1 as u64) and latest (i64::MAX) keep their meaning; any other id is
+                // where delivery starts (inclusive, as Pulsar's broker; clients skip it when asked).
+                let id = convert::message_id(id);
+                StartPosition::from_message_id(&id)
+            });
+            let initial = match c.initial_position.and_then(|p| InitialPosition::try_from(p).ok()) {
+                Some(InitialPosition::Earliest) => StartPosition::Earliest,
+                _ => StartPosition::Latest,
+            };
+            if !durable {
+                let name = c.consumer_name.clone().unwrap_or_else(|| c.subscription.clone());
+                let compacted = c.read_compacted.unwrap_or(false);
+                let session = self
+                    .shared
+                    .broker
+                    .subscriptions()
+                    .create_reader(&self.caller, &topic, start.unwrap_or(initial), &name, compacted)
+                    .await?;
+                return Ok((session, None));
+            }
+            let sub: SubscriptionName = c
+                .subscription
+                .parse()
+                .map_err(|_| BinaryError::NotAllowed(format!("invalid subscription name `{}`", c.subscription)))?;
+            let sub_type = match proto_sub_type(c.sub_type) {
+                Some(t) => t,
+                None => return Err(BinaryError::NotAllowed(format!("unknown subscription type {}", c.sub_type))),
+            };
+            let opts = SubscribeOptions {
+                sub_type,
+                consumer_name: c.consumer_name.clone().unwrap_or_default(),
+                priority: c.priority_level.unwrap_or(0),
+                initial_position: initial,
+                address: self.peer.to_string(),
+                ack_timeout: None,
+                dead_letter: None,
+                read_compacted: c.read_compacted.unwrap_or(false),
+            };
+            let session = self.shared.broker.subscriptions().subscribe(&self.caller, &topic, &sub, opts).await?;
+            Ok::<_, BinaryError>((session, Some(sub)))
+        }
+        .await;
+        match result {
+            Ok((session, sub)) => {
+                let handle = consumer::spawn(&self.shared.broker, c.consumer_id, session, sub, self.out.clone());
+                self.consumers.insert(c.consumer_id, handle);
+                self.send(Frame::new(CommandSuccess { request_id, schema: None })).await
+            }
+            Err(e) => self.error(request_id, e).await,
+        }
+    }
+
+    async fn ack(&mut self, c: CommandAck) -> Next {
+        let Some(h) = self.consumers.get(&c.consumer_id) else {
+            return Next::Continue;
+        };
+        let mut failure = None;
+        for id in &c.message_id {
+            let id = convert::message_id(id);
+            let r = if c.ack_type == AckType::Cumulative as i32 {
+                h.session.ack_cumulative(&id).await
+            } else {
+                h.session.ack_streamed(&id).await
+            };
+            if let Err(e) = r {
+                tracing::debug!(consumer = c.consumer_id, error = %e, "pulsar:// ack refused");
+                failure = Some(BinaryError::from(e));
+            }
+        }
+        match c.request_id {
+            Some(request_id) => {
+                self.send(Frame::new(CommandAckResponse {
+                    consumer_id: c.consumer_id,
+                    request_id: Some(request_id),
+                    error: failure.as_ref().map(|e| e.code() as i32),
+                    message: failure.as_ref().map(BinaryError::message),
+                    ..Default::default()
+                }))
+                .await
+            }
+            None => Next::Continue,
+        }
+    }
+
+    async fn unsubscribe(&mut self, c: CommandUnsubscribe) -> Next {
+        let Some(h) = self.consumers.remove(&c.consumer_id) else {
+            return self
+                .error(c.request_id, BinaryError::UnknownConsumer(format!("consumer {} not found", c.consumer_id)))
+                .await;
+        };
+        let session = Arc::clone(&h.session);
+        h.close().await;
+        match session.unsubscribe().await {
+            Ok(()) => self.send(Frame::new(CommandSuccess { request_id: c.request_id, schema: None })).await,
+            Err(e) => self.error(c.request_id, e.into()).await,
+        }
+    }
+
+    async fn last_message_id(&mut self, c: CommandGetLastMessageId) -> Next {
+        let Some(h) = self.consumers.get(&c.consumer_id) else {
+            return self
+                .error(c.request_id, BinaryError::UnknownConsumer(format!("consumer {} not found", c.consumer_id)))
+                .await;
+        };
+        let topic = h.session.topic.clone();
+        match self.shared.broker.topics().last_message_id(&topic).await {
+            Ok(id) => {
+                self.send(Frame::new(CommandGetLastMessageIdResponse {
+                    last_message_id: convert::id_data(&id),
+                    request_id: c.request_id,
+                    consumer_mark_delete_position: None,
+                }))
+                .await
+            }
+            Err(e) => self.error(c.request_id, e.into()).await,
+        }
+    }
+
+    /// Resets the subscription, answers SUCCESS, then closes the consumer as Pulsar does: the
+    /// client reconnects and receives from the new position.
+    async fn seek(&mut self, c: CommandSeek) -> Next {
+        let Some(h) = self.consumers.get(&c.consumer_id) else {
+            return self
+                .error(c.request_id, BinaryError::UnknownConsumer(format!("consumer {} not found", c.consumer_id)))
+                .await;
+        };
+        let Some(sub) = h.subscription.clone() else {
+            return self
+                .error(c.request_id, BinaryError::NotAllowed("seek on a reader is not supported yet".into()))
+                .await;
+        };
+        let topic = h.session.topic.clone();
+        let subs = self.shared.broker.subscriptions();
+        let result = match (&c.message_id, c.message_publish_time) {
+            (Some(id), _) => subs.reset_to_id(&topic, &sub, &convert::message_id(id), false).await,
+            (None, Some(t)) => subs.reset_to_time(&topic, &sub, t as i64).await,
+            (None, None) => {
+                Err(magnetar_broker::BrokerError::InvalidArgument("seek needs a message id or a time".into()))
+            }
+        };
+        match result {
+            Ok(_) => {
+                if let Next::Close(r) =
+                    self.send(Frame::new(CommandSuccess { request_id: c.request_id, schema: None })).await
+                {
+                    return Next::Close(r);
+                }
+                if let Some(h) = self.consumers.remove(&c.consumer_id) {
+                    h.close().await;
+                }
+                self.send(Frame::new(CommandCloseConsumer {
+                    consumer_id: c.consumer_id,
+                    request_id: 0,
+                    ..Default::default()
+                }))
+                .await
+            }
+            Err(e) => self.error(c.request_id, e.into()).await,
+        }
+    }
+
+    /// The connection ends: producers answer what they accepted, consumers make their acks
+    /// durable and detach.
+    async fn close_all(&mut self) {
+        let ids: Vec<u64> = self.producers.keys().copied().collect();
+        for id in ids {
+            self.close_producer(id).await;
+        }
+        for (_, h) in self.consumers.drain() {
+            h.close().await;
+        }
+    }
+}
+
+fn proto_sub_type(raw: i32) -> Option<SubType> {
+    Some(match magnetar_protocol::proto::SubType::try_from(raw).ok()? {
+        magnetar_protocol::proto::SubType::Exclusive => SubType::Exclusive,
+        magnetar_protocol::proto::SubType::Shared => SubType::Shared,
+        magnetar_protocol::proto::SubType::Failover => SubType::Failover,
+        magnetar_protocol::proto::SubType::KeyShared => SubType::KeyShared,
+    })
+}

@@ -1,0 +1,120 @@
+//! Topic discovery: PARTITIONED_METADATA, LOOKUP and GET_TOPICS_OF_NAMESPACE. Errors go back in
+//! each command's own response type: the C++ client waits for that type and would only time
+//! out on a plain ERROR.
+
+use crate::Shared;
+use crate::error::BinaryError;
+use magnetar_auth::{Operation, Principal, Resource};
+use magnetar_core::{NamespaceName, TopicName};
+use magnetar_protocol::Frame;
+use magnetar_protocol::proto::{
+    CommandGetTopicsOfNamespace, CommandGetTopicsOfNamespaceResponse, CommandLookupTopic, CommandLookupTopicResponse,
+    CommandPartitionedTopicMetadata, CommandPartitionedTopicMetadataResponse, LookupResult,
+    PartitionedTopicMetadataResult,
+};
+
+pub fn topic_name(raw: &str) -> Result<TopicName, BinaryError> {
+    raw.parse().map_err(|_| BinaryError::InvalidTopic(raw.to_string()))
+}
+
+async fn authorize_lookup(shared: &Shared, principal: &Principal, topic: &TopicName) -> Result<(), BinaryError> {
+    shared.auth.check(principal, Operation::LookupTopic, Resource::from(topic)).await?;
+    Ok(())
+}
+
+pub async fn partitioned_metadata(
+    shared: &Shared,
+    principal: &Principal,
+    cmd: CommandPartitionedTopicMetadata,
+) -> Frame {
+    let request_id = cmd.request_id;
+    let result = async {
+        let topic = topic_name(&cmd.topic)?;
+        authorize_lookup(shared, principal, &topic).await?;
+        // A missing topic answers 0: the producer or consumer that follows creates it as the
+        // namespace's auto-creation policy allows.
+        let record = shared.broker.topics().record(&topic.base()).await?;
+        Ok::<u32, BinaryError>(record.map_or(0, |r| if topic.partition_index().is_some() { 0 } else { r.partitions }))
+    }
+    .await;
+    Frame::new(match result {
+        Ok(partitions) => CommandPartitionedTopicMetadataResponse {
+            partitions: Some(partitions),
+            request_id,
+            response: Some(PartitionedTopicMetadataResult::Success as i32),
+            ..Default::default()
+        },
+        Err(e) => CommandPartitionedTopicMetadataResponse {
+            request_id,
+            response: Some(PartitionedTopicMetadataResult::Failed as i32),
+            error: Some(e.code() as i32),
+            message: Some(e.message()),
+            ..Default::default()
+        },
+    })
+}
+
+pub async fn lookup(shared: &Shared, principal: &Principal, cmd: CommandLookupTopic) -> Frame {
+    let request_id = cmd.request_id;
+    let result = async {
+        let topic = topic_name(&cmd.topic)?;
+        if topic.namespace().to_string() == "pulsar/system" && topic.local().starts_with("transaction_coordinator") {
+            return Err(BinaryError::NotAllowed("transactions are not supported".into()));
+        }
+        authorize_lookup(shared, principal, &topic).await
+    }
+    .await;
+    Frame::new(match result {
+        // Every broker serves every topic (the broker tier forwards to the owner): the answer is
+        // always this listener, authoritative, so the client connects here and stays.
+        Ok(()) => CommandLookupTopicResponse {
+            broker_service_url: Some(shared.service_url.clone()),
+            response: Some(LookupResult::Connect as i32),
+            request_id,
+            authoritative: Some(true),
+            ..Default::default()
+        },
+        Err(e) => CommandLookupTopicResponse {
+            response: Some(LookupResult::Failed as i32),
+            request_id,
+            error: Some(e.code() as i32),
+            message: Some(e.message()),
+            ..Default::default()
+        },
+    })
+}
+
+/// The namespace's topics (partitions listed one by one, as Pulsar does), filtered by the
+/// client's pattern when it sent one. Errors answer an empty list after logging: the response
+/// type has no error field, and the C++ client polls it again.
+pub async fn topics_of_namespace(shared: &Shared, principal: &Principal, cmd: CommandGetTopicsOfNamespace) -> Frame {
+    let request_id = cmd.request_id;
+    let result = async {
+        let ns: NamespaceName = cmd.namespace.parse().map_err(|_| BinaryError::InvalidTopic(cmd.namespace.clone()))?;
+        shared.auth.check(principal, Operation::ListNamespaceTopics, Resource::Namespace(&ns)).await?;
+        let mut topics = shared.broker.topics().list(&ns).await?;
+        let filtered = match cmd.topics_pattern.as_deref().filter(|p| !p.is_empty()) {
+            Some(p) => {
+                // Clients send the pattern with its domain (`persistent://ns/t.*`).
+                let re = regex::Regex::new(&format!("^(?:{p})$"))
+                    .map_err(|e| BinaryError::NotAllowed(format!("invalid topics pattern: {e}")))?;
+                topics.retain(|t| re.is_match(t));
+                true
+            }
+            None => false,
+        };
+        Ok::<_, BinaryError>((topics, filtered))
+    }
+    .await;
+    let (topics, filtered) = result.unwrap_or_else(|e| {
+        tracing::info!(namespace = %cmd.namespace, error = %e, "pulsar:// topics of namespace refused");
+        (Vec::new(), false)
+    });
+    Frame::new(CommandGetTopicsOfNamespaceResponse {
+        request_id,
+        topics,
+        filtered: Some(filtered),
+        changed: Some(true),
+        ..Default::default()
+    })
+}

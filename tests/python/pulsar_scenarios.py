@@ -1,0 +1,276 @@
+"""Scenarios run with Pulsar's official Python client against a Magnetar broker.
+
+Usage: python pulsar_scenarios.py SCENARIO SERVICE_URL TOPIC [ARG]
+
+Each scenario asserts what the client sees and exits non-zero (with the assertion) on any
+difference; the Rust suite tests/tests/integration/pulsar_client.rs starts the broker, runs
+one scenario per test and checks the other surfaces. What a scenario prints on its last line
+(JSON) is read by that suite.
+"""
+
+import json
+import sys
+import time
+
+import pulsar
+
+TIMEOUT_MS = 10_000
+
+
+def client(url, token=None):
+    auth = pulsar.AuthenticationToken(token) if token else None
+    return pulsar.Client(url, authentication=auth, operation_timeout_seconds=10, connection_timeout_ms=5000)
+
+
+def drain(consumer, n):
+    got = []
+    while len(got) < n:
+        got.append(consumer.receive(timeout_millis=TIMEOUT_MS))
+    return got
+
+
+def expect_nothing(consumer, ms=500):
+    try:
+        m = consumer.receive(timeout_millis=ms)
+    except pulsar.Timeout:
+        return
+    raise AssertionError(f"unexpected message {m.data()!r}")
+
+
+def produce_consume(url, topic, batching):
+    c = client(url)
+    consumer = c.subscribe(topic, "s", initial_position=pulsar.InitialPosition.Earliest)
+    producer = c.create_producer(topic, producer_name="py-producer", batching_enabled=batching,
+                                 batching_max_publish_delay_ms=5)
+    ids = []
+    for i in range(50):
+        producer.send_async(f"m-{i}".encode(), lambda res, mid: ids.append((str(res), mid)),
+                            partition_key=f"k{i % 3}", properties={"i": str(i), "kind": "test"},
+                            event_timestamp=1_700_000_000_000 + i)
+    producer.flush()
+    assert len(ids) == 50 and all(r == str(pulsar.Result.Ok) for r, _ in ids), ids
+    got = drain(consumer, 50)
+    for i, m in enumerate(got):
+        assert m.data() == f"m-{i}".encode(), (i, m.data())
+        assert m.partition_key() == f"k{i % 3}", m.partition_key()
+        assert m.properties() == {"i": str(i), "kind": "test"}, m.properties()
+        assert m.event_timestamp() == 1_700_000_000_000 + i, m.event_timestamp()
+        assert m.publish_timestamp() > 1_700_000_000_000, m.publish_timestamp()
+        consumer.acknowledge(m)
+    expect_nothing(consumer)
+    # Sync send returns the stored id.
+    mid = producer.send(b"last")
+    assert mid.entry_id() >= 0, mid
+    assert consumer.receive(timeout_millis=TIMEOUT_MS).data() == b"last"
+    c.close()
+    return {"sent": 51}
+
+
+def subscription_types(url, topic):
+    c = client(url)
+    producer = c.create_producer(topic, batching_enabled=False)
+    # Exclusive: a second consumer is refused.
+    ex = c.subscribe(topic, "ex", consumer_type=pulsar.ConsumerType.Exclusive)
+    try:
+        c.subscribe(topic, "ex", consumer_type=pulsar.ConsumerType.Exclusive)
+        raise AssertionError("a second Exclusive consumer was accepted")
+    except pulsar.ConsumerBusy:
+        pass
+    shared = [c.subscribe(topic, "sh", consumer_type=pulsar.ConsumerType.Shared, receiver_queue_size=5)
+              for _ in range(2)]
+    failover = [c.subscribe(topic, "fo", consumer_type=pulsar.ConsumerType.Failover, consumer_name=f"fo-{i}")
+                for i in range(2)]
+    keyed = [c.subscribe(topic, "ks", consumer_type=pulsar.ConsumerType.KeyShared) for _ in range(2)]
+    n = 40
+    for i in range(n):
+        producer.send(f"m-{i}".encode(), partition_key=f"key-{i % 4}")
+    # Exclusive gets everything in order.
+    assert [m.data() for m in drain(ex, n)] == [f"m-{i}".encode() for i in range(n)]
+
+    def collect(consumers):
+        seen = {}
+        deadline = time.time() + 20
+        while sum(len(v) for v in seen.values()) < n and time.time() < deadline:
+            for idx, cons in enumerate(consumers):
+                try:
+                    m = cons.receive(timeout_millis=100)
+                except pulsar.Timeout:
+                    continue
+                seen.setdefault(idx, []).append(m)
+                cons.acknowledge(m)
+        return seen
+
+    sh = collect(shared)
+    datas = sorted(m.data() for ms in sh.values() for m in ms)
+    assert datas == sorted(f"m-{i}".encode() for i in range(n)), "Shared: each message exactly once"
+    fo = collect(failover)
+    assert sum(len(v) for v in fo.values()) == n and len(fo) == 1, "Failover: one active consumer gets all"
+    ks = collect(keyed)
+    owner = {}
+    for idx, ms in ks.items():
+        for m in ms:
+            assert owner.setdefault(m.partition_key(), idx) == idx, "Key_Shared: a key goes to one consumer"
+        # Per-key order.
+        for key in {m.partition_key() for m in ms}:
+            nums = [int(m.data().decode().split("-")[1]) for m in ms if m.partition_key() == key]
+            assert nums == sorted(nums), (key, nums)
+    assert sum(len(v) for v in ks.values()) == n
+    c.close()
+    return {"shared": {str(k): len(v) for k, v in sh.items()}}
+
+
+def acks(url, topic):
+    c = client(url)
+    producer = c.create_producer(topic, batching_enabled=False)
+    consumer = c.subscribe(topic, "s", consumer_type=pulsar.ConsumerType.Shared)
+    for i in range(10):
+        producer.send(f"m-{i}".encode())
+    got = drain(consumer, 10)
+    # Individual acks of the even ones, then the consumer closes: the odd ones come back.
+    for m in got[::2]:
+        consumer.acknowledge(m)
+    consumer.close()
+    consumer = c.subscribe(topic, "s", consumer_type=pulsar.ConsumerType.Shared)
+    again = drain(consumer, 5)
+    assert sorted(m.data() for m in again) == sorted(f"m-{i}".encode() for i in range(1, 10, 2)), \
+        [m.data() for m in again]
+    for m in again:
+        consumer.acknowledge(m)
+    expect_nothing(consumer)
+    consumer.close()
+    # Cumulative: acking the last of 10 acknowledges all of them.
+    ex = c.subscribe(topic, "cum", consumer_type=pulsar.ConsumerType.Exclusive,
+                     initial_position=pulsar.InitialPosition.Earliest)
+    got = drain(ex, 10)
+    ex.acknowledge_cumulative(got[-1])
+    ex.close()
+    ex = c.subscribe(topic, "cum", consumer_type=pulsar.ConsumerType.Exclusive,
+                     negative_ack_redelivery_delay_ms=100)
+    expect_nothing(ex)
+    # Negative acknowledgement: redelivered.
+    producer.send(b"nack-me")
+    m = ex.receive(timeout_millis=TIMEOUT_MS)
+    ex.negative_acknowledge(m)
+    m2 = ex.receive(timeout_millis=TIMEOUT_MS)
+    assert m2.data() == b"nack-me" and m2.redelivery_count() >= 1, (m2.data(), m2.redelivery_count())
+    ex.acknowledge(m2)
+    c.close()
+    return {}
+
+
+def reader(url, topic):
+    c = client(url)
+    producer = c.create_producer(topic, batching_enabled=False)
+    ids = [producer.send(f"m-{i}".encode()) for i in range(5)]
+    r = c.create_reader(topic, pulsar.MessageId.earliest)
+    got = [r.read_next(TIMEOUT_MS) for _ in range(5)]
+    assert [m.data() for m in got] == [f"m-{i}".encode() for i in range(5)]
+    assert not r.has_message_available()
+    producer.send(b"m-5")
+    assert r.has_message_available()
+    assert r.read_next(TIMEOUT_MS).data() == b"m-5"
+    r.close()
+    # From a message id (exclusive of it, the reader default).
+    r = c.create_reader(topic, ids[2])
+    assert r.read_next(TIMEOUT_MS).data() == b"m-3"
+    c.close()
+    return {}
+
+
+def seek(url, topic):
+    c = client(url)
+    producer = c.create_producer(topic, batching_enabled=False)
+    ids = [producer.send(f"m-{i}".encode()) for i in range(5)]
+    consumer = c.subscribe(topic, "s", initial_position=pulsar.InitialPosition.Earliest)
+    for m in drain(consumer, 5):
+        consumer.acknowledge(m)
+    consumer.seek(ids[1])
+    # The broker resets to the id itself (as Pulsar's does); the client skips that message, so the
+    # next one received is the one after it.
+    got = consumer.receive(timeout_millis=TIMEOUT_MS)
+    assert got.data() == b"m-2", (got.data(), got.message_id())
+    c.close()
+    return {}
+
+
+def partitioned(url, topic):
+    c = client(url)
+    assert len(c.get_topic_partitions(topic)) == 3, c.get_topic_partitions(topic)
+    consumer = c.subscribe(topic, "s", initial_position=pulsar.InitialPosition.Earliest)
+    producer = c.create_producer(topic, batching_enabled=True, batching_max_publish_delay_ms=5)
+    for i in range(60):
+        producer.send_async(f"m-{i}".encode(), None, partition_key=f"k{i}")
+    producer.flush()
+    got = drain(consumer, 60)
+    assert sorted(m.data() for m in got) == sorted(f"m-{i}".encode() for i in range(60))
+    partitions = {m.topic_name() for m in got}
+    assert len(partitions) > 1, partitions
+    for m in got:
+        consumer.acknowledge(m)
+    c.close()
+    return {"partitions": sorted(partitions)}
+
+
+def produce_only(url, topic, n):
+    """Produces n messages with keys and properties (the Rust side reads them over HTTP/WS)."""
+    c = client(url)
+    producer = c.create_producer(topic, producer_name="py-cross", batching_enabled=False)
+    ids = []
+    for i in range(int(n)):
+        mid = producer.send(f"bin-{i}".encode(), partition_key=f"k{i}", properties={"i": str(i)},
+                            event_timestamp=1_700_000_000_000 + i)
+        ids.append(f"{mid.ledger_id()}:{mid.entry_id()}:{mid.partition()}")
+    c.close()
+    return {"ids": ids}
+
+
+def consume_only(url, topic, n):
+    """Consumes n messages from the earliest and reports what the client saw."""
+    c = client(url)
+    consumer = c.subscribe(topic, "from-rest", initial_position=pulsar.InitialPosition.Earliest)
+    out = []
+    for m in drain(consumer, int(n)):
+        mid = m.message_id()
+        out.append({"data": m.data().decode(), "key": m.partition_key(), "properties": m.properties(),
+                    "event_time": m.event_timestamp(), "publish_time": m.publish_timestamp(),
+                    "id": f"{mid.ledger_id()}:{mid.entry_id()}:{mid.partition()}"})
+        consumer.acknowledge(m)
+    c.close()
+    return {"messages": out}
+
+
+def token(url, topic, tok):
+    """With a good token producing and consuming work; with a bad one the client fails."""
+    if tok.startswith("bad:"):
+        c = pulsar.Client(url, authentication=pulsar.AuthenticationToken(tok[4:]), operation_timeout_seconds=3,
+                          connection_timeout_ms=2000)
+        try:
+            c.create_producer(topic)
+        except Exception as e:  # noqa: BLE001 - the client raises its own error types
+            return {"refused": type(e).__name__}
+        raise AssertionError("a bad token was accepted")
+    c = client(url, tok)
+    consumer = c.subscribe(topic, "s", initial_position=pulsar.InitialPosition.Earliest)
+    c.create_producer(topic).send(b"hello")
+    assert consumer.receive(timeout_millis=TIMEOUT_MS).data() == b"hello"
+    c.close()
+    return {}
+
+
+SCENARIOS = {
+    "produce_consume_unbatched": lambda url, topic: produce_consume(url, topic, False),
+    "produce_consume_batched": lambda url, topic: produce_consume(url, topic, True),
+    "subscription_types": subscription_types,
+    "acks": acks,
+    "reader": reader,
+    "seek": seek,
+    "partitioned": partitioned,
+    "produce_only": produce_only,
+    "consume_only": consume_only,
+    "token": token,
+}
+
+if __name__ == "__main__":
+    name, url, topic, *rest = sys.argv[1:]
+    result = SCENARIOS[name](url, topic, *rest)
+    print(json.dumps(result))

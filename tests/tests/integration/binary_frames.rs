@@ -1,0 +1,140 @@
+//! Malformed frames against the `pulsar://` listener: each closes only its own connection (the
+//! reason goes to the log), the broker stays up and a connection opened before them keeps
+//! working. A SEND with a bad checksum is answered with ChecksumError and its connection goes on.
+
+use bytes::{BufMut, BytesMut};
+use futures::{SinkExt, StreamExt};
+use magnetar_protocol::proto::*;
+use magnetar_protocol::{Frame, Payload, PulsarCodec};
+use magnetar_tests::TestApp;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn connected(app: &TestApp) -> Framed<TcpStream, PulsarCodec> {
+    let addr = app.pulsar_url().trim_start_matches("pulsar://").to_string();
+    let mut conn = Framed::new(TcpStream::connect(addr).await.expect("connect"), PulsarCodec::new());
+    conn.send(Frame::new(CommandConnect {
+        client_version: "magnetar-test".into(),
+        protocol_version: Some(21),
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    let reply = next(&mut conn).await;
+    assert!(reply.command.connected.is_some(), "{reply:?}");
+    conn
+}
+
+async fn next(conn: &mut Framed<TcpStream, PulsarCodec>) -> Frame {
+    match tokio::time::timeout(WAIT, conn.next()).await.expect("a frame within 10 s") {
+        Some(Ok(Ok(frame))) => frame,
+        other => panic!("expected a frame, got {other:?}"),
+    }
+}
+
+/// PING is answered with PONG (the broker may also ping: skipped).
+async fn still_alive(conn: &mut Framed<TcpStream, PulsarCodec>) {
+    conn.send(Frame::new(CommandPing {})).await.unwrap();
+    loop {
+        let f = next(conn).await;
+        if f.command.pong.is_some() {
+            return;
+        }
+    }
+}
+
+/// Sends raw bytes on a fresh, connected socket and expects the broker to close it.
+async fn closed_after(app: &TestApp, bytes: &[u8]) {
+    let conn = connected(app).await;
+    let mut socket = conn.into_inner();
+    socket.write_all(bytes).await.unwrap();
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the connection stayed open after {bytes:02x?}");
+}
+
+fn command_frame(command: &[u8]) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    b.put_u32(command.len() as u32 + 4);
+    b.put_u32(command.len() as u32);
+    b.put_slice(command);
+    b.to_vec()
+}
+
+#[tokio::test]
+async fn malformed_frames_close_their_connection_only() {
+    let app = TestApp::standalone().await;
+    let mut bystander = connected(&app).await;
+
+    // A size above the frame limit.
+    closed_after(&app, &[0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 1]).await;
+    // A command size larger than its frame.
+    closed_after(&app, &[0, 0, 0, 8, 0, 0, 0, 200, 1, 2, 3, 4]).await;
+    // Bytes that are not a protobuf message.
+    closed_after(&app, &command_frame(&[0xff, 0xff, 0xff, 0xff])).await;
+    // An unknown command type (99).
+    closed_after(&app, &command_frame(&[0x08, 99])).await;
+    // SUBSCRIBE without its required message.
+    closed_after(&app, &command_frame(&[0x08, 4])).await;
+    // A second CONNECT.
+    let connect = BaseCommand::from(CommandConnect { client_version: "x".into(), ..Default::default() });
+    closed_after(&app, &command_frame(&prost::Message::encode_to_vec(&connect))).await;
+
+    still_alive(&mut bystander).await;
+    let (status, _) = app.get("/admin/v2/clusters").await;
+    assert_eq!(status, 200, "the broker still serves HTTP");
+}
+
+#[tokio::test]
+async fn a_bad_checksum_is_answered_and_the_connection_goes_on() {
+    let app = TestApp::standalone().await;
+    let mut conn = connected(&app).await;
+    conn.send(Frame::new(CommandProducer {
+        topic: "persistent://public/default/checksum".into(),
+        producer_id: 1,
+        request_id: 1,
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    let ok = next(&mut conn).await;
+    let name = ok.command.producer_success.expect("PRODUCER_SUCCESS").producer_name;
+    let metadata = MessageMetadata { producer_name: name, sequence_id: 0, publish_time: 1, ..Default::default() };
+    let send = Frame::with_payload(
+        CommandSend { producer_id: 1, sequence_id: 0, ..Default::default() },
+        Payload::new(metadata, bytes::Bytes::from_static(b"payload")),
+    );
+    let mut wire = BytesMut::new();
+    tokio_util::codec::Encoder::encode(&mut PulsarCodec::new(), &send, &mut wire).unwrap();
+    let last = wire.len() - 1;
+    wire[last] ^= 0xff;
+    conn.get_mut().write_all(&wire).await.unwrap();
+    let reply = next(&mut conn).await;
+    let error = reply.command.send_error.expect("SEND_ERROR");
+    assert_eq!(error.error, ServerError::ChecksumError as i32);
+    still_alive(&mut conn).await;
+}
+
+#[tokio::test]
+async fn a_command_before_connect_closes_the_connection() {
+    let app = TestApp::standalone().await;
+    let addr = app.pulsar_url().trim_start_matches("pulsar://").to_string();
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    let ping = prost::Message::encode_to_vec(&BaseCommand::from(CommandPing {}));
+    socket.write_all(&command_frame(&ping)).await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(WAIT, socket.read(&mut buf)).await.expect("closed within 10 s").unwrap_or(0);
+    assert_eq!(n, 0, "nothing is answered before CONNECT");
+}

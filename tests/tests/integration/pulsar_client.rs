@@ -1,0 +1,151 @@
+//! Pulsar's binary protocol with Pulsar's official Python client (`pulsar-client`, whose wheel
+//! bundles the C++ client) against a real broker: each test starts a broker, runs one scenario
+//! of tests/python/pulsar_scenarios.py as a child process (the scenario asserts what the client
+//! sees) and checks what the other surfaces see. `scripts/test.sh` installs the client into a
+//! venv and exports MAGNETAR_TEST_PYTHON.
+
+use crate::common::ws::{WsClient, reader_url};
+use crate::common::{create_partitioned, payload_text, produce, pull_n};
+use magnetar_tests::TestApp;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const SECRET: &str = "magnetar-binary-auth-test-secret-0123456789abcdef";
+
+fn python() -> String {
+    std::env::var("MAGNETAR_TEST_PYTHON").expect(
+        "MAGNETAR_TEST_PYTHON is not set: run the tests through scripts/test.sh, which installs Pulsar's Python \
+         client (tests/python/requirements.txt) into a venv, or point it at a python with `pulsar-client` installed",
+    )
+}
+
+fn full(topic: &str) -> String {
+    format!("persistent://public/default/{topic}")
+}
+
+/// Runs one scenario; fails the test with the client's output if it fails. Returns the JSON the
+/// scenario printed last.
+async fn scenario(url: &str, name: &str, topic: &str, extra: &[&str]) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/pulsar_scenarios.py");
+    let mut cmd = tokio::process::Command::new(python());
+    cmd.arg(script).arg(name).arg(url).arg(full(topic)).args(extra).kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("scenario {name} did not finish within 120 s"))
+        .expect("run the Python client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "scenario {name} failed ({}):\n{stdout}\n--- stderr ---\n{stderr}", out.status);
+    let last = stdout.lines().last().unwrap_or_else(|| panic!("scenario {name} printed nothing"));
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("scenario {name} printed `{last}`: {e}"))
+}
+
+#[tokio::test]
+async fn produce_and_consume_without_batching_keeps_keys_properties_and_event_time() {
+    let app = TestApp::standalone().await;
+    scenario(&app.pulsar_url(), "produce_consume_unbatched", "plain", &[]).await;
+}
+
+#[tokio::test]
+async fn produce_and_consume_with_batching() {
+    let app = TestApp::standalone().await;
+    scenario(&app.pulsar_url(), "produce_consume_batched", "batched", &[]).await;
+    // Every message of the batches is a message of its own for the other surfaces.
+    let got = pull_n(&app, "batched", "http", 51, 30_000).await;
+    let texts: Vec<String> = got.iter().map(payload_text).collect();
+    let mut expected: Vec<String> = (0..50).map(|i| format!("m-{i}")).collect();
+    expected.push("last".into());
+    assert_eq!(texts, expected);
+    assert_eq!(got[7]["key"], "k1");
+    assert_eq!(got[7]["properties"]["i"], "7");
+}
+
+#[tokio::test]
+async fn the_four_subscription_types() {
+    let app = TestApp::standalone().await;
+    scenario(&app.pulsar_url(), "subscription_types", "types", &[]).await;
+}
+
+#[tokio::test]
+async fn individual_cumulative_and_negative_acks() {
+    let app = TestApp::standalone().await;
+    scenario(&app.pulsar_url(), "acks", "acks", &[]).await;
+}
+
+#[tokio::test]
+async fn readers_from_earliest_and_from_a_message_id() {
+    let app = TestApp::standalone().await;
+    scenario(&app.pulsar_url(), "reader", "reader", &[]).await;
+}
+
+#[tokio::test]
+async fn seek_to_a_message_id() {
+    let app = TestApp::standalone().await;
+    scenario(&app.pulsar_url(), "seek", "seek", &[]).await;
+}
+
+#[tokio::test]
+async fn partitioned_topic_with_batching() {
+    let app = TestApp::standalone().await;
+    create_partitioned(&app, "parts", 3).await;
+    let out = scenario(&app.pulsar_url(), "partitioned", "parts", &[]).await;
+    assert!(out["partitions"].as_array().is_some_and(|p| p.len() > 1), "{out}");
+}
+
+#[tokio::test]
+async fn token_authentication_good_and_bad() {
+    let app = TestApp::with_auth(magnetar_tests::hs256_auth(SECRET)).await;
+    let good = magnetar_tests::hs256_token(SECRET, "root", 600);
+    scenario(&app.pulsar_url(), "token", "authed", &[&good]).await;
+    let forged = magnetar_tests::hs256_token("another-secret-0123456789abcdef-0123456789", "root", 600);
+    let out = scenario(&app.pulsar_url(), "token", "authed", &[&format!("bad:{forged}")]).await;
+    assert!(out["refused"].is_string(), "{out}");
+}
+
+#[tokio::test]
+async fn binary_messages_are_read_by_http_pull_and_websocket_with_the_same_ids() {
+    let app = TestApp::standalone().await;
+    let out = scenario(&app.pulsar_url(), "produce_only", "cross", &["5"]).await;
+    let ids: Vec<String> =
+        out["ids"].as_array().expect("ids").iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let got = pull_n(&app, "cross", "http", 5, 30_000).await;
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(payload_text(m), format!("bin-{i}"));
+        assert_eq!(m["key"], format!("k{i}"));
+        assert_eq!(m["properties"]["i"], i.to_string());
+        assert!(m["eventTime"].is_string(), "{m}");
+        assert_eq!(m["messageId"], ids[i], "the id the client was given is the id HTTP pull reports");
+    }
+    let mut ws = WsClient::connect(&reader_url(&app.base, "cross", "messageId=earliest")).await;
+    for i in 0..5 {
+        let m = ws.recv_message().await;
+        assert_eq!(crate::common::unb64(m["payload"].as_str().unwrap()), format!("bin-{i}").as_bytes());
+        assert_eq!(m["key"], format!("k{i}"));
+    }
+}
+
+#[tokio::test]
+async fn rest_messages_reach_binary_consumers_as_pulsar_messages() {
+    let app = TestApp::standalone().await;
+    let ids = produce(
+        &app,
+        "from-rest",
+        (0..3)
+            .map(|i| {
+                json!({"payload": format!("rest-{i}"), "key": format!("k{i}"),
+                       "properties": {"n": i.to_string()}, "eventTime": 1_700_000_000_000_i64 + i})
+            })
+            .collect(),
+    )
+    .await;
+    let out = scenario(&app.pulsar_url(), "consume_only", "from-rest", &["3"]).await;
+    let messages = out["messages"].as_array().expect("messages");
+    for (i, m) in messages.iter().enumerate() {
+        assert_eq!(m["data"], format!("rest-{i}"));
+        assert_eq!(m["key"], format!("k{i}"));
+        assert_eq!(m["properties"]["n"], i.to_string());
+        assert_eq!(m["event_time"], 1_700_000_000_000_i64 + i as i64);
+        assert!(m["publish_time"].as_i64().unwrap() > 1_700_000_000_000, "{m}");
+        assert_eq!(m["id"], ids[i]);
+    }
+}
