@@ -388,6 +388,30 @@ read -r PG_PORT <<<"$(free_ports 1)"
 start_postgres "$PG_PORT"
 start_seaweedfs
 
+ensure_chromium() {
+    local chromium="${CONSOLE_E2E_CHROMIUM:-/usr/bin/chromium}"
+    if [[ ! -x "$chromium" ]]; then
+        ((IS_ROOT)) && command -v apt-get >/dev/null ||
+            die "Chromium not found at $chromium (the console's end-to-end tests need it): apt-get install chromium, or set CONSOLE_E2E_CHROMIUM"
+        echo "installing chromium with apt-get"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+        [[ -x "$chromium" ]] || die "chromium installed but $chromium is still missing"
+    fi
+    echo "chromium: $chromium ($("$chromium" --version 2>/dev/null | head -n1))"
+}
+
+# The whole suite also runs the console: build it first, so that the debug broker the Rust tests
+# build serves it (a debug build only finds web-admin/dist if it existed when it was compiled).
+if [[ -f web-admin/package.json ]] && (($# == 0)); then
+    section "web console: build"
+    command -v npm >/dev/null || die "npm not found: needed for the web console (web-admin/)"
+    ensure_chromium
+    build_start="$(now)"
+    scripts/build-console.sh
+    echo "console build: $(elapsed "$build_start")"
+fi
+
 section "cargo tests"
 # Without package selectors every workspace member is tested, not just the default member.
 SELECT=(--workspace)
@@ -404,31 +428,15 @@ fi
 "${RUNNER[@]}" "${SELECT[@]}" "$@"
 
 # The web console (web-admin/): its unit tests, then its end-to-end journeys in Chromium against
-# a release broker with the console built in (docs/console.md).
-ensure_chromium() {
-    local chromium="${CONSOLE_E2E_CHROMIUM:-/usr/bin/chromium}"
-    if [[ ! -x "$chromium" ]]; then
-        ((IS_ROOT)) && command -v apt-get >/dev/null ||
-            die "Chromium not found at $chromium (the console's end-to-end tests need it): apt-get install chromium, or set CONSOLE_E2E_CHROMIUM"
-        echo "installing chromium with apt-get"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-        [[ -x "$chromium" ]] || die "chromium installed but $chromium is still missing"
-    fi
-    echo "chromium: $chromium ($("$chromium" --version 2>/dev/null | head -n1))"
-}
-
+# a real broker serving it (docs/console.md).
 if [[ -f web-admin/package.json ]] && (($# == 0)); then
-    section "web console: build, unit tests, end-to-end journeys"
-    command -v npm >/dev/null || die "npm not found: needed for the web console (web-admin/)"
-    ensure_chromium
+    section "web console: unit tests, end-to-end journeys"
     console_start="$(now)"
-    scripts/build-console.sh
     # The journeys run the broker the Rust tests just ran: a debug build reads the console from
-    # web-admin/dist at run time, so no release build (a cold one is most of CI's time) is needed.
+    # web-admin/dist at run time (it was built before the tests, see above), so no release build
+    # (a cold one was most of CI's time) is needed.
     export CONSOLE_E2E_BIN="${CONSOLE_E2E_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/debug/magnetar-under-test}"
     [[ -x "$CONSOLE_E2E_BIN" ]] || cargo build -p magnetar-tests --bin magnetar-under-test
-    echo "console build: $(elapsed "$console_start")"
     (cd web-admin && npm test)
     (cd web-admin && npm run e2e)
     echo "web console total: $(elapsed "$console_start")"
