@@ -346,43 +346,6 @@ mod tests {
         assert!(CompactedView::decode(Bytes::from_static(b"garbage")).is_err());
     }
 
-    /// Figures for docs/benchmarks.md (`cargo test --release -p magnetar-broker --lib --
-    /// --ignored --nocapture compacting_100k`): the pure step of one compaction of 100,000
-    /// messages with 100-byte payloads over `MAGNETAR_BENCH_KEYS` keys (default 1,000), its
-    /// encoding and decoding.
-    #[test]
-    #[ignore]
-    fn compacting_100k_messages() {
-        let keys: u64 = std::env::var("MAGNETAR_BENCH_KEYS").ok().and_then(|k| k.parse().ok()).unwrap_or(1000);
-        let payload = Bytes::from(vec![b'x'; 100]);
-        let records: Vec<Record> = (0..100_000u64)
-            .map(|i| Record {
-                offset: i,
-                segment_base: i / 1000 * 1000,
-                publish_time: i as i64,
-                event_time: None,
-                key: Some(format!("key-{}", i % keys)),
-                properties: Vec::new(),
-                payload: payload.clone(),
-                producer: None,
-            })
-            .collect();
-        let started = std::time::Instant::now();
-        let mut c = Compaction::new(&CompactedView::default(), false);
-        records.into_iter().for_each(|r| c.push(r));
-        let (view, removed) = c.finish(100_000);
-        let folded = started.elapsed();
-        let encoded = view.encode();
-        let encode = started.elapsed() - folded;
-        let decoded = CompactedView::decode(encoded.clone()).unwrap();
-        let decode = started.elapsed() - folded - encode;
-        assert_eq!(decoded.len() as u64 + removed, 100_000);
-        println!(
-            "100k messages, {keys} keys: fold {folded:?}, encode {encode:?} ({} bytes), decode {decode:?}",
-            encoded.len()
-        );
-    }
-
     fn message() -> impl Strategy<Value = (Option<u8>, Option<u8>)> {
         // (key among a few, payload: None = tombstone)
         (prop::option::weighted(0.9, 0u8..6), prop::option::weighted(0.8, any::<u8>()))
