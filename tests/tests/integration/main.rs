@@ -12,6 +12,7 @@ mod admin_api;
 mod admin_ops;
 mod auth;
 mod binary_frames;
+mod binary_raw;
 mod broker_tier;
 mod cluster_mode;
 mod compaction;
