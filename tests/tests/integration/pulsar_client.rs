@@ -149,3 +149,38 @@ async fn rest_messages_reach_binary_consumers_as_pulsar_messages() {
         assert_eq!(m["id"], ids[i]);
     }
 }
+
+/// The payload `compressed_payload` of pulsar_scenarios.py builds.
+fn compressed_payload(codec: &str, i: usize) -> String {
+    format!("{codec}-{i}-{}", "x".repeat(i * 997 % 20_000))
+}
+
+#[tokio::test]
+async fn each_compression_codec_with_and_without_batching_reaches_every_surface() {
+    let app = TestApp::standalone().await;
+    let out = scenario(&app.pulsar_url(), "compression", "codec", &[]).await;
+    let topics: Vec<&str> = out["topics"].as_array().expect("topics").iter().map(|t| t.as_str().unwrap()).collect();
+    assert_eq!(topics.len(), 8, "four codecs, batching off and on: {out}");
+    for topic in topics {
+        let codec = topic.split('-').nth(1).unwrap();
+        let expected: Vec<String> = (0..20).map(|i| compressed_payload(codec, i)).collect();
+        let got = pull_n(&app, topic, "http", 20, 30_000).await;
+        assert_eq!(got.iter().map(payload_text).collect::<Vec<_>>(), expected, "HTTP pull of {topic}");
+        let mut ws = WsClient::connect(&reader_url(&app.base, topic, "messageId=earliest")).await;
+        for (i, want) in expected.iter().enumerate() {
+            let m = ws.recv_message().await;
+            let data = crate::common::unb64(m["payload"].as_str().unwrap());
+            assert_eq!(data, want.as_bytes(), "WebSocket message {i} of {topic}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn ack_timeout_negative_acks_and_the_dead_letter_policy_redeliver_with_counts() {
+    let app = TestApp::standalone().await;
+    let out = scenario(&app.pulsar_url(), "redelivery", "redeliver", &[]).await;
+    // The dead-letter topic the client produced to is an ordinary topic for the other surfaces.
+    let dlq = out["dlq"].as_str().expect("dlq");
+    let got = pull_n(&app, dlq, "http", 1, 30_000).await;
+    assert_eq!(payload_text(&got[0]), "poison");
+}
