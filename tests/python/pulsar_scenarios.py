@@ -193,6 +193,36 @@ def seek(url, topic):
     return {}
 
 
+def seek_time(url, topic):
+    """Seek by publish time on a consumer; seek by id and by time on a reader."""
+    c = client(url)
+    producer = c.create_producer(topic, batching_enabled=False)
+    ids = []
+    for i in range(5):
+        ids.append(producer.send(f"m-{i}".encode()))
+        time.sleep(0.01)  # distinct publish times (ms), so a time names one message
+    consumer = c.subscribe(topic, "s", initial_position=pulsar.InitialPosition.Earliest)
+    got = drain(consumer, 5)
+    for m in got:
+        consumer.acknowledge(m)
+    times = [m.publish_timestamp() for m in got]
+    assert times == sorted(times) and len(set(times)) == 5, times
+    # The first message published at or after the time is delivered next.
+    consumer.seek(times[3])
+    again = consumer.receive(timeout_millis=TIMEOUT_MS)
+    assert again.data() == b"m-3", again.data()
+    consumer.close()
+    r = c.create_reader(topic, pulsar.MessageId.earliest)
+    assert [r.read_next(TIMEOUT_MS).data() for _ in range(5)] == [f"m-{i}".encode() for i in range(5)]
+    r.seek(ids[1])
+    assert r.read_next(TIMEOUT_MS).data() == b"m-2"
+    r.seek(times[2])
+    assert r.read_next(TIMEOUT_MS).data() == b"m-2"
+    assert r.read_next(TIMEOUT_MS).data() == b"m-3"
+    c.close()
+    return {}
+
+
 def partitioned(url, topic):
     c = client(url)
     assert len(c.get_topic_partitions(topic)) == 3, c.get_topic_partitions(topic)
@@ -366,6 +396,7 @@ SCENARIOS = {
     "token": token,
     "compression": compression,
     "redelivery": redelivery,
+    "seek_time": seek_time,
 }
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr, id: u
             peer,
             id,
             named: 0,
+            reader_seeks: HashMap::new(),
         };
         conn.serve(&mut stream).await;
         conn.close_all().await;
@@ -163,6 +164,11 @@ struct Connection {
     id: u64,
     /// Producers named by this broker so far on this connection.
     named: u64,
+    /// Where a reader that seeked resumes, by (topic, subscription) as it subscribes again.
+    /// Pulsar keeps a non-durable cursor across the reset; the client's resubscription names
+    /// the position before the seek (or earliest), so this broker's answer must win. Clients
+    /// resubscribe on the same pooled connection.
+    reader_seeks: HashMap<(String, String), StartPosition>,
 }
 
 /// Whether the connection goes on after a command.
@@ -480,6 +486,8 @@ impl Connection {
                 _ => StartPosition::Latest,
             };
             if !durable {
+                let sought = self.reader_seeks.remove(&(topic.to_string(), c.subscription.clone()));
+                let start = sought.or(start);
                 let name = c.consumer_name.clone().unwrap_or_else(|| c.subscription.clone());
                 let compacted = c.read_compacted.unwrap_or(false);
                 let session = self
@@ -514,7 +522,8 @@ impl Connection {
         .await;
         match result {
             Ok((session, sub)) => {
-                let handle = consumer::spawn(&self.shared.broker, c.consumer_id, session, sub, self.out.clone());
+                let mut handle = consumer::spawn(&self.shared.broker, c.consumer_id, session, sub, self.out.clone());
+                handle.subscription_name = c.subscription.clone();
                 self.consumers.insert(c.consumer_id, handle);
                 self.send(Frame::new(CommandSuccess { request_id, schema: None })).await
             }
@@ -588,44 +597,52 @@ impl Connection {
         }
     }
 
-    /// Resets the subscription, answers SUCCESS, then closes the consumer as Pulsar does: the
-    /// client reconnects and receives from the new position.
+    /// Resets the subscription (or, for a reader, where it resubscribes), closes the consumer
+    /// and answers SUCCESS, as Pulsar does: the client reconnects and receives from the new
+    /// position.
     async fn seek(&mut self, c: CommandSeek) -> Next {
         let Some(h) = self.consumers.get(&c.consumer_id) else {
             return self
                 .error(c.request_id, BinaryError::UnknownConsumer(format!("consumer {} not found", c.consumer_id)))
                 .await;
         };
-        let Some(sub) = h.subscription.clone() else {
-            return self
-                .error(c.request_id, BinaryError::NotAllowed("seek on a reader is not supported yet".into()))
-                .await;
-        };
         let topic = h.session.topic.clone();
         let subs = self.shared.broker.subscriptions();
-        let result = match (&c.message_id, c.message_publish_time) {
-            (Some(id), _) => subs.reset_to_id(&topic, &sub, &convert::message_id(id), false).await,
-            (None, Some(t)) => subs.reset_to_time(&topic, &sub, t as i64).await,
-            (None, None) => {
-                Err(magnetar_broker::BrokerError::InvalidArgument("seek needs a message id or a time".into()))
+        let no_target = || magnetar_broker::BrokerError::InvalidArgument("seek needs a message id or a time".into());
+        let result = match (h.subscription.clone(), &c.message_id, c.message_publish_time) {
+            (Some(sub), Some(id), _) => subs.reset_to_id(&topic, &sub, &convert::message_id(id), false).await.map(drop),
+            (Some(sub), None, Some(t)) => subs.reset_to_time(&topic, &sub, t as i64).await.map(drop),
+            // A reader: its session goes and the next SUBSCRIBE of the same reader starts there
+            // (at the id itself, as for a subscription; the client skips it).
+            (None, Some(id), _) => {
+                self.reader_seeks.insert(
+                    (topic.to_string(), h.subscription_name.clone()),
+                    StartPosition::from_message_id(&convert::message_id(id)),
+                );
+                Ok(())
             }
+            (None, None, Some(t)) => match subs.position_for_time(&self.caller, &topic, t as i64).await {
+                Ok(start) => {
+                    self.reader_seeks.insert((topic.to_string(), h.subscription_name.clone()), start);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            (_, None, None) => Err(no_target()),
         };
         match result {
-            Ok(_) => {
-                if let Next::Close(r) =
-                    self.send(Frame::new(CommandSuccess { request_id: c.request_id, schema: None })).await
-                {
-                    return Next::Close(r);
-                }
+            Ok(()) => {
+                // CLOSE_CONSUMER before SUCCESS, in Pulsar's order: the C++ client that sees its
+                // consumer closed while the seek is pending resubscribes from the sought
+                // position; the other order makes a reader resubscribe after what it had read.
                 if let Some(h) = self.consumers.remove(&c.consumer_id) {
                     h.close().await;
                 }
-                self.send(Frame::new(CommandCloseConsumer {
-                    consumer_id: c.consumer_id,
-                    request_id: 0,
-                    ..Default::default()
-                }))
-                .await
+                let close = CommandCloseConsumer { consumer_id: c.consumer_id, request_id: 0, ..Default::default() };
+                if let Next::Close(r) = self.send(Frame::new(close)).await {
+                    return Next::Close(r);
+                }
+                self.send(Frame::new(CommandSuccess { request_id: c.request_id, schema: None })).await
             }
             Err(e) => self.error(c.request_id, e.into()).await,
         }

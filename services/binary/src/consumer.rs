@@ -23,6 +23,8 @@ pub struct ConsumerHandle {
     pub task: tokio::task::JoinHandle<()>,
     /// The subscription's name; `None` for a reader.
     pub subscription: Option<magnetar_core::SubscriptionName>,
+    /// The subscription name the client gave (a reader's `reader-…` too).
+    pub subscription_name: String,
 }
 
 impl ConsumerHandle {
@@ -63,7 +65,7 @@ pub fn spawn(
         stop.clone(),
         out,
     ));
-    ConsumerHandle { session, permits, wake, stop, task, subscription }
+    ConsumerHandle { session, permits, wake, stop, task, subscription, subscription_name: String::new() }
 }
 
 async fn deliver(

@@ -85,6 +85,12 @@ async fn seek_to_a_message_id() {
 }
 
 #[tokio::test]
+async fn seek_by_time_on_a_consumer_and_by_id_and_time_on_a_reader() {
+    let app = TestApp::standalone().await;
+    scenario(&app.pulsar_url(), "seek_time", "seek-time", &[]).await;
+}
+
+#[tokio::test]
 async fn partitioned_topic_with_batching() {
     let app = TestApp::standalone().await;
     create_partitioned(&app, "parts", 3).await;
