@@ -383,6 +383,42 @@ def token(url, topic, tok):
     return {}
 
 
+def token_refresh(url, topic, mode, tokens):
+    """A token expiring under a live connection. `refresh`: the token supplier hands out the
+    short-lived token first, then fresh ones, which the broker's AUTH_CHALLENGE obtains; the
+    consumer keeps working past the first token's expiry. `static`: the client can only answer
+    with the same token, so the broker closes the connection at its expiry and a send fails."""
+    tokens = tokens.split(",")
+    calls = []
+
+    def supplier():
+        calls.append(1)
+        return tokens[min(len(calls), len(tokens)) - 1]
+
+    auth = pulsar.AuthenticationToken(supplier if mode == "refresh" else tokens[0])
+    c = pulsar.Client(url, authentication=auth, operation_timeout_seconds=5, connection_timeout_ms=2000)
+    consumer = c.subscribe(topic, f"s-{mode}", initial_position=pulsar.InitialPosition.Earliest)
+    producer = c.create_producer(topic, send_timeout_millis=3000, batching_enabled=False)
+    if mode == "refresh":
+        # CONNECT used the first, short-lived token; any later call is a refresh.
+        assert len(calls) <= 2, len(calls)
+    producer.send(f"before-{mode}".encode())
+    assert consumer.receive(timeout_millis=TIMEOUT_MS).data() == f"before-{mode}".encode()
+    time.sleep(7)  # past the first token's expiry (5 s)
+    if mode == "refresh":
+        producer.send(b"after")
+        assert consumer.receive(timeout_millis=TIMEOUT_MS).data() == b"after"
+        assert len(calls) >= 2, f"the supplier was called {len(calls)} times: no refresh happened"
+        c.close()
+        return {"supplier_calls": len(calls)}
+    try:
+        producer.send(b"after")
+    except Exception as e:  # noqa: BLE001 - the client raises its own error types
+        c.close()
+        return {"refused": type(e).__name__}
+    raise AssertionError("a message was sent on an expired token")
+
+
 SCENARIOS = {
     "produce_consume_unbatched": lambda url, topic: produce_consume(url, topic, False),
     "produce_consume_batched": lambda url, topic: produce_consume(url, topic, True),
@@ -397,6 +433,7 @@ SCENARIOS = {
     "compression": compression,
     "redelivery": redelivery,
     "seek_time": seek_time,
+    "token_refresh": token_refresh,
 }
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ use crate::consumer::{self, ConsumerHandle};
 use crate::error::BinaryError;
 use crate::lookup::{self, topic_name};
 use crate::producer::{self, ProducerHandle, SendItem};
+use crate::refresh::{Check, Credential};
 use crate::{Shared, convert};
 use futures::{SinkExt, StreamExt};
 use magnetar_auth::Principal;
@@ -42,11 +43,12 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr, id: u
     let max_frame = shared.broker.config().max_message_bytes + FRAME_PADDING;
     let (sink, mut stream) = Framed::new(socket, PulsarCodec::with_max_frame_size(max_frame)).split();
     let (out, writer) = spawn_writer(sink);
-    if let Some(principal) = handshake(&shared, &mut stream, &out, peer).await {
+    if let Some((principal, refreshable, version)) = handshake(&shared, &mut stream, &out, peer).await {
         let mut conn = Connection {
             shared: Arc::clone(&shared),
             caller: Caller::new(Arc::clone(&principal)),
-            principal,
+            credential: Credential::new(principal, refreshable, shared.config.auth_refresh_secs),
+            version,
             out: out.clone(),
             producers: HashMap::new(),
             consumers: HashMap::new(),
@@ -87,14 +89,15 @@ fn spawn_writer(
     (tx, task)
 }
 
-/// Waits for CONNECT, authenticates, answers CONNECTED. `None`: the connection ends (the reason
-/// is logged and, for a bad credential, sent as ERROR).
+/// Waits for CONNECT, authenticates, answers CONNECTED. Returns the principal, whether the
+/// client supports auth refresh, and the protocol version agreed. `None`: the connection ends
+/// (the reason is logged and, for a bad credential, sent as ERROR).
 async fn handshake(
     shared: &Shared,
     stream: &mut Stream,
     out: &mpsc::Sender<Frame>,
     peer: SocketAddr,
-) -> Option<Arc<Principal>> {
+) -> Option<(Arc<Principal>, bool, i32)> {
     let first = tokio::select! {
         _ = shared.shutdown.cancelled() => return None,
         f = tokio::time::timeout(CONNECT_TIMEOUT, stream.next()) => f,
@@ -150,12 +153,15 @@ async fn handshake(
     };
     out.send(Frame::new(connected)).await.ok()?;
     tracing::debug!(%peer, client = %connect.client_version, version, "pulsar:// connection established");
-    Some(principal)
+    let refreshable = connect.feature_flags.as_ref().and_then(|f| f.supports_auth_refresh).unwrap_or(false);
+    Some((principal, refreshable, version))
 }
 
 struct Connection {
     shared: Arc<Shared>,
-    principal: Arc<Principal>,
+    credential: Credential,
+    /// The protocol version agreed in CONNECTED.
+    version: i32,
     caller: Caller,
     out: mpsc::Sender<Frame>,
     producers: HashMap<u64, ProducerHandle>,
@@ -222,19 +228,18 @@ impl Connection {
                         return;
                     }
                 }
-                _ = check.tick() => {
-                    if !self.credential_valid() {
-                        break "token expired or revoked".to_string();
+                _ = check.tick() => match self.credential.check(&self.shared.auth, self.version) {
+                    Check::Valid => {}
+                    Check::Challenge(challenge) => {
+                        if self.out.send(Frame::new(challenge)).await.is_err() {
+                            return;
+                        }
                     }
+                    Check::Close(reason) => break reason.to_string(),
                 }
             }
         };
         tracing::info!(peer = %self.peer, connection = self.id, %reason, "closing pulsar:// connection");
-    }
-
-    fn credential_valid(&self) -> bool {
-        let expired = self.principal.expires_at.is_some_and(|exp| magnetar_core::now_millis() / 1000 > exp);
-        !expired && !self.shared.auth.is_revoked(&self.principal)
     }
 
     async fn send(&self, frame: Frame) -> Next {
@@ -263,13 +268,13 @@ impl Connection {
             (CommandType::Pong, _) => Next::Continue,
             (CommandType::Connect, _) => Next::Close("a second CONNECT".into()),
             (CommandType::PartitionedMetadata, BaseCommand { partition_metadata: Some(c), .. }) => {
-                self.send(lookup::partitioned_metadata(&shared, &self.principal, c).await).await
+                self.send(lookup::partitioned_metadata(&shared, &self.credential.principal, c).await).await
             }
             (CommandType::Lookup, BaseCommand { lookup_topic: Some(c), .. }) => {
-                self.send(lookup::lookup(&shared, &self.principal, c).await).await
+                self.send(lookup::lookup(&shared, &self.credential.principal, c).await).await
             }
             (CommandType::GetTopicsOfNamespace, BaseCommand { get_topics_of_namespace: Some(c), .. }) => {
-                self.send(lookup::topics_of_namespace(&shared, &self.principal, c).await).await
+                self.send(lookup::topics_of_namespace(&shared, &self.credential.principal, c).await).await
             }
             (CommandType::Producer, BaseCommand { producer: Some(c), .. }) => self.create_producer(c).await,
             (CommandType::Send, BaseCommand { send: Some(c), .. }) => self.on_send(c, payload).await,
@@ -342,7 +347,17 @@ impl Connection {
                 }))
                 .await
             }
-            (CommandType::AuthResponse, _) => Next::Continue,
+            (CommandType::AuthResponse, BaseCommand { auth_response: Some(r), .. }) => {
+                match self.credential.respond(&self.shared.auth, &r) {
+                    Ok(()) => {
+                        // Commands from now on act with the fresh token (same roles).
+                        self.caller = Caller::new(Arc::clone(&self.credential.principal));
+                        tracing::debug!(peer = %self.peer, connection = self.id, "pulsar:// credential refreshed");
+                        Next::Continue
+                    }
+                    Err(reason) => Next::Close(reason),
+                }
+            }
             (other, _) => Next::Close(format!("unexpected command {other:?} from a client")),
         }
     }

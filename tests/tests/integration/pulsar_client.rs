@@ -36,7 +36,11 @@ async fn scenario(url: &str, name: &str, topic: &str, extra: &[&str]) -> Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "scenario {name} failed ({}):\n{stdout}\n--- stderr ---\n{stderr}", out.status);
-    let last = stdout.lines().last().unwrap_or_else(|| panic!("scenario {name} printed nothing"));
+    // The C++ client may log to stdout after the scenario's result (while it is torn down).
+    let last = stdout
+        .lines()
+        .rfind(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("scenario {name} printed no result:\n{stdout}"));
     serde_json::from_str(last).unwrap_or_else(|e| panic!("scenario {name} printed `{last}`: {e}"))
 }
 
@@ -106,6 +110,44 @@ async fn token_authentication_good_and_bad() {
     let forged = magnetar_tests::hs256_token("another-secret-0123456789abcdef-0123456789", "root", 600);
     let out = scenario(&app.pulsar_url(), "token", "authed", &[&format!("bad:{forged}")]).await;
     assert!(out["refused"].is_string(), "{out}");
+}
+
+/// `pulsar_connection_created_total_count` (binary connections and WebSocket sessions).
+async fn connections_created(app: &TestApp) -> u64 {
+    let root = magnetar_tests::hs256_token(SECRET, "root", 600);
+    let body = reqwest::Client::new()
+        .get(format!("{}/metrics", app.base))
+        .bearer_auth(root)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    body.lines()
+        .filter(|l| l.starts_with("pulsar_connection_created_total_count"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test]
+async fn a_token_expiring_under_a_live_connection_is_refreshed_through_auth_challenge() {
+    let app = TestApp::with_auth(magnetar_tests::hs256_auth(SECRET)).await;
+    let short = magnetar_tests::hs256_token(SECRET, "root", 5);
+    let fresh = magnetar_tests::hs256_token(SECRET, "root", 600);
+    let out = scenario(&app.pulsar_url(), "token_refresh", "refresh", &["refresh", &format!("{short},{fresh}")]).await;
+    assert!(out["supplier_calls"].as_u64().is_some_and(|n| n >= 2), "{out}");
+    // One connection throughout: refreshed in place, never closed and reopened.
+    assert_eq!(connections_created(&app).await, 1);
+}
+
+#[tokio::test]
+async fn a_token_expiring_without_refresh_closes_the_connection() {
+    let app = TestApp::with_auth(magnetar_tests::hs256_auth(SECRET)).await;
+    let short = magnetar_tests::hs256_token(SECRET, "root", 5);
+    let out = scenario(&app.pulsar_url(), "token_refresh", "expire", &["static", &short]).await;
+    assert!(out["refused"].is_string(), "{out}");
+    assert!(connections_created(&app).await >= 2, "the client reconnected after the broker closed its connection");
 }
 
 #[tokio::test]
