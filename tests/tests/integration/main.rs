@@ -29,6 +29,7 @@ mod ops;
 mod policies;
 mod produce_consume;
 mod pulsar_client;
+mod pulsar_rs_client;
 mod restart;
 mod retention;
 mod schema_policies;
