@@ -10,6 +10,7 @@ use crate::consumer::{self, ConsumerHandle};
 use crate::error::BinaryError;
 use crate::lookup::{self, topic_name};
 use crate::producer::{self, ProducerHandle, SendItem};
+use crate::refresh::{Check, Credential};
 use crate::{Shared, convert};
 use futures::{SinkExt, StreamExt};
 use magnetar_auth::Principal;
@@ -42,17 +43,19 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr, id: u
     let max_frame = shared.broker.config().max_message_bytes + FRAME_PADDING;
     let (sink, mut stream) = Framed::new(socket, PulsarCodec::with_max_frame_size(max_frame)).split();
     let (out, writer) = spawn_writer(sink);
-    if let Some(principal) = handshake(&shared, &mut stream, &out, peer).await {
+    if let Some((principal, refreshable, version)) = handshake(&shared, &mut stream, &out, peer).await {
         let mut conn = Connection {
             shared: Arc::clone(&shared),
             caller: Caller::new(Arc::clone(&principal)),
-            principal,
+            credential: Credential::new(principal, refreshable, shared.config.auth_refresh_secs),
+            version,
             out: out.clone(),
             producers: HashMap::new(),
             consumers: HashMap::new(),
             peer,
             id,
             named: 0,
+            reader_seeks: HashMap::new(),
         };
         conn.serve(&mut stream).await;
         conn.close_all().await;
@@ -86,14 +89,15 @@ fn spawn_writer(
     (tx, task)
 }
 
-/// Waits for CONNECT, authenticates, answers CONNECTED. `None`: the connection ends (the reason
-/// is logged and, for a bad credential, sent as ERROR).
+/// Waits for CONNECT, authenticates, answers CONNECTED. Returns the principal, whether the
+/// client supports auth refresh, and the protocol version agreed. `None`: the connection ends
+/// (the reason is logged and, for a bad credential, sent as ERROR).
 async fn handshake(
     shared: &Shared,
     stream: &mut Stream,
     out: &mpsc::Sender<Frame>,
     peer: SocketAddr,
-) -> Option<Arc<Principal>> {
+) -> Option<(Arc<Principal>, bool, i32)> {
     let first = tokio::select! {
         _ = shared.shutdown.cancelled() => return None,
         f = tokio::time::timeout(CONNECT_TIMEOUT, stream.next()) => f,
@@ -149,12 +153,15 @@ async fn handshake(
     };
     out.send(Frame::new(connected)).await.ok()?;
     tracing::debug!(%peer, client = %connect.client_version, version, "pulsar:// connection established");
-    Some(principal)
+    let refreshable = connect.feature_flags.as_ref().and_then(|f| f.supports_auth_refresh).unwrap_or(false);
+    Some((principal, refreshable, version))
 }
 
 struct Connection {
     shared: Arc<Shared>,
-    principal: Arc<Principal>,
+    credential: Credential,
+    /// The protocol version agreed in CONNECTED.
+    version: i32,
     caller: Caller,
     out: mpsc::Sender<Frame>,
     producers: HashMap<u64, ProducerHandle>,
@@ -163,6 +170,11 @@ struct Connection {
     id: u64,
     /// Producers named by this broker so far on this connection.
     named: u64,
+    /// Where a reader that seeked resumes, by (topic, subscription) as it subscribes again.
+    /// Pulsar keeps a non-durable cursor across the reset; the client's resubscription names
+    /// the position before the seek (or earliest), so this broker's answer must win. Clients
+    /// resubscribe on the same pooled connection.
+    reader_seeks: HashMap<(String, String), StartPosition>,
 }
 
 /// Whether the connection goes on after a command.
@@ -216,19 +228,18 @@ impl Connection {
                         return;
                     }
                 }
-                _ = check.tick() => {
-                    if !self.credential_valid() {
-                        break "token expired or revoked".to_string();
+                _ = check.tick() => match self.credential.check(&self.shared.auth, self.version) {
+                    Check::Valid => {}
+                    Check::Challenge(challenge) => {
+                        if self.out.send(Frame::new(challenge)).await.is_err() {
+                            return;
+                        }
                     }
+                    Check::Close(reason) => break reason.to_string(),
                 }
             }
         };
         tracing::info!(peer = %self.peer, connection = self.id, %reason, "closing pulsar:// connection");
-    }
-
-    fn credential_valid(&self) -> bool {
-        let expired = self.principal.expires_at.is_some_and(|exp| magnetar_core::now_millis() / 1000 > exp);
-        !expired && !self.shared.auth.is_revoked(&self.principal)
     }
 
     async fn send(&self, frame: Frame) -> Next {
@@ -257,13 +268,13 @@ impl Connection {
             (CommandType::Pong, _) => Next::Continue,
             (CommandType::Connect, _) => Next::Close("a second CONNECT".into()),
             (CommandType::PartitionedMetadata, BaseCommand { partition_metadata: Some(c), .. }) => {
-                self.send(lookup::partitioned_metadata(&shared, &self.principal, c).await).await
+                self.send(lookup::partitioned_metadata(&shared, &self.credential.principal, c).await).await
             }
             (CommandType::Lookup, BaseCommand { lookup_topic: Some(c), .. }) => {
-                self.send(lookup::lookup(&shared, &self.principal, c).await).await
+                self.send(lookup::lookup(&shared, &self.credential.principal, c).await).await
             }
             (CommandType::GetTopicsOfNamespace, BaseCommand { get_topics_of_namespace: Some(c), .. }) => {
-                self.send(lookup::topics_of_namespace(&shared, &self.principal, c).await).await
+                self.send(lookup::topics_of_namespace(&shared, &self.credential.principal, c).await).await
             }
             (CommandType::Producer, BaseCommand { producer: Some(c), .. }) => self.create_producer(c).await,
             (CommandType::Send, BaseCommand { send: Some(c), .. }) => self.on_send(c, payload).await,
@@ -336,7 +347,17 @@ impl Connection {
                 }))
                 .await
             }
-            (CommandType::AuthResponse, _) => Next::Continue,
+            (CommandType::AuthResponse, BaseCommand { auth_response: Some(r), .. }) => {
+                match self.credential.respond(&self.shared.auth, &r) {
+                    Ok(()) => {
+                        // Commands from now on act with the fresh token (same roles).
+                        self.caller = Caller::new(Arc::clone(&self.credential.principal));
+                        tracing::debug!(peer = %self.peer, connection = self.id, "pulsar:// credential refreshed");
+                        Next::Continue
+                    }
+                    Err(reason) => Next::Close(reason),
+                }
+            }
             (other, _) => Next::Close(format!("unexpected command {other:?} from a client")),
         }
     }
@@ -480,6 +501,8 @@ impl Connection {
                 _ => StartPosition::Latest,
             };
             if !durable {
+                let sought = self.reader_seeks.remove(&(topic.to_string(), c.subscription.clone()));
+                let start = sought.or(start);
                 let name = c.consumer_name.clone().unwrap_or_else(|| c.subscription.clone());
                 let compacted = c.read_compacted.unwrap_or(false);
                 let session = self
@@ -514,7 +537,8 @@ impl Connection {
         .await;
         match result {
             Ok((session, sub)) => {
-                let handle = consumer::spawn(&self.shared.broker, c.consumer_id, session, sub, self.out.clone());
+                let mut handle = consumer::spawn(&self.shared.broker, c.consumer_id, session, sub, self.out.clone());
+                handle.subscription_name = c.subscription.clone();
                 self.consumers.insert(c.consumer_id, handle);
                 self.send(Frame::new(CommandSuccess { request_id, schema: None })).await
             }
@@ -588,44 +612,52 @@ impl Connection {
         }
     }
 
-    /// Resets the subscription, answers SUCCESS, then closes the consumer as Pulsar does: the
-    /// client reconnects and receives from the new position.
+    /// Resets the subscription (or, for a reader, where it resubscribes), closes the consumer
+    /// and answers SUCCESS, as Pulsar does: the client reconnects and receives from the new
+    /// position.
     async fn seek(&mut self, c: CommandSeek) -> Next {
         let Some(h) = self.consumers.get(&c.consumer_id) else {
             return self
                 .error(c.request_id, BinaryError::UnknownConsumer(format!("consumer {} not found", c.consumer_id)))
                 .await;
         };
-        let Some(sub) = h.subscription.clone() else {
-            return self
-                .error(c.request_id, BinaryError::NotAllowed("seek on a reader is not supported yet".into()))
-                .await;
-        };
         let topic = h.session.topic.clone();
         let subs = self.shared.broker.subscriptions();
-        let result = match (&c.message_id, c.message_publish_time) {
-            (Some(id), _) => subs.reset_to_id(&topic, &sub, &convert::message_id(id), false).await,
-            (None, Some(t)) => subs.reset_to_time(&topic, &sub, t as i64).await,
-            (None, None) => {
-                Err(magnetar_broker::BrokerError::InvalidArgument("seek needs a message id or a time".into()))
+        let no_target = || magnetar_broker::BrokerError::InvalidArgument("seek needs a message id or a time".into());
+        let result = match (h.subscription.clone(), &c.message_id, c.message_publish_time) {
+            (Some(sub), Some(id), _) => subs.reset_to_id(&topic, &sub, &convert::message_id(id), false).await.map(drop),
+            (Some(sub), None, Some(t)) => subs.reset_to_time(&topic, &sub, t as i64).await.map(drop),
+            // A reader: its session goes and the next SUBSCRIBE of the same reader starts there
+            // (at the id itself, as for a subscription; the client skips it).
+            (None, Some(id), _) => {
+                self.reader_seeks.insert(
+                    (topic.to_string(), h.subscription_name.clone()),
+                    StartPosition::from_message_id(&convert::message_id(id)),
+                );
+                Ok(())
             }
+            (None, None, Some(t)) => match subs.position_for_time(&self.caller, &topic, t as i64).await {
+                Ok(start) => {
+                    self.reader_seeks.insert((topic.to_string(), h.subscription_name.clone()), start);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            (_, None, None) => Err(no_target()),
         };
         match result {
-            Ok(_) => {
-                if let Next::Close(r) =
-                    self.send(Frame::new(CommandSuccess { request_id: c.request_id, schema: None })).await
-                {
-                    return Next::Close(r);
-                }
+            Ok(()) => {
+                // CLOSE_CONSUMER before SUCCESS, in Pulsar's order: the C++ client that sees its
+                // consumer closed while the seek is pending resubscribes from the sought
+                // position; the other order makes a reader resubscribe after what it had read.
                 if let Some(h) = self.consumers.remove(&c.consumer_id) {
                     h.close().await;
                 }
-                self.send(Frame::new(CommandCloseConsumer {
-                    consumer_id: c.consumer_id,
-                    request_id: 0,
-                    ..Default::default()
-                }))
-                .await
+                let close = CommandCloseConsumer { consumer_id: c.consumer_id, request_id: 0, ..Default::default() };
+                if let Next::Close(r) = self.send(Frame::new(close)).await {
+                    return Next::Close(r);
+                }
+                self.send(Frame::new(CommandSuccess { request_id: c.request_id, schema: None })).await
             }
             Err(e) => self.error(c.request_id, e.into()).await,
         }

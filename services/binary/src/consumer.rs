@@ -5,7 +5,7 @@
 use crate::convert;
 use magnetar_broker::ConsumerSession;
 use magnetar_protocol::Frame;
-use magnetar_protocol::proto::{CommandCloseConsumer, CommandMessage};
+use magnetar_protocol::proto::{CommandActiveConsumerChange, CommandCloseConsumer, CommandMessage};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Notify, mpsc};
@@ -23,6 +23,8 @@ pub struct ConsumerHandle {
     pub task: tokio::task::JoinHandle<()>,
     /// The subscription's name; `None` for a reader.
     pub subscription: Option<magnetar_core::SubscriptionName>,
+    /// The subscription name the client gave (a reader's `reader-…` too).
+    pub subscription_name: String,
 }
 
 impl ConsumerHandle {
@@ -63,7 +65,7 @@ pub fn spawn(
         stop.clone(),
         out,
     ));
-    ConsumerHandle { session, permits, wake, stop, task, subscription }
+    ConsumerHandle { session, permits, wake, stop, task, subscription, subscription_name: String::new() }
 }
 
 async fn deliver(
@@ -74,7 +76,18 @@ async fn deliver(
     stop: CancellationToken,
     out: mpsc::Sender<Frame>,
 ) {
+    // Failover: tell the consumer whether it is active at once and at every change (Pulsar
+    // sends ACTIVE_CONSUMER_CHANGE to Failover consumers only).
+    let mut members = session.watch_members();
+    let mut told: Option<bool> = None;
     loop {
+        if let Some(active) = session.failover_active().filter(|a| told != Some(*a)) {
+            told = Some(active);
+            let change = CommandActiveConsumerChange { consumer_id, is_active: Some(active) };
+            if out.send(Frame::new(change)).await.is_err() {
+                return;
+            }
+        }
         let tokens = session.wait_tokens();
         let available = permits.load(Ordering::Acquire);
         let room = session.max_unacked().saturating_sub(session.unacked());
@@ -114,6 +127,7 @@ async fn deliver(
                 return;
             }
             _ = wake.notified() => {}
+            _ = magnetar_broker::members_changed(&mut members), if told.is_some() => {}
             _ = session.changed(tokens), if available > 0 => {}
         }
     }

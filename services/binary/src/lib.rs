@@ -17,6 +17,7 @@ mod convert;
 mod error;
 mod lookup;
 mod producer;
+mod refresh;
 
 pub use error::BinaryError;
 
@@ -48,6 +49,9 @@ pub struct BinaryConfig {
     /// Most messages one consumer is sent ahead of its permits being renewed is what its FLOW
     /// grants; this caps one FLOW's grant.
     pub max_permits: u32,
+    /// Seconds before a connection's token expires at which the broker asks the client for a
+    /// fresh one (AUTH_CHALLENGE); a connection still on an expired token is closed.
+    pub auth_refresh_secs: u64,
 }
 
 impl Default for BinaryConfig {
@@ -59,6 +63,7 @@ impl Default for BinaryConfig {
             max_connections: 10_000,
             max_pending_sends: 1000,
             max_permits: 10_000,
+            auth_refresh_secs: 60,
         }
     }
 }

@@ -59,7 +59,7 @@ pub use policies::enforce::Throttle;
 pub use policies::resolve::{Applied, EffectivePolicies, Level};
 pub use publish::{KeyHashing, PendingPublish, ProducerSlots, PublishMessage, Publisher};
 pub use registry::Topic;
-pub use session::{ConsumerSession, DeadLetterPolicy, SubscribeOptions};
+pub use session::{ConsumerSession, DeadLetterPolicy, SubscribeOptions, members_changed};
 pub use subscription::{CursorOp, Delivery, SubType};
 pub use subscriptions::{PullRequest, PulledMessage, StartPosition, Subscriptions};
 pub use topic_ops::{

@@ -40,6 +40,18 @@ pub struct SubscribeOptions {
     pub read_compacted: bool,
 }
 
+/// Resolves when consumers joined or left a subscription since the receivers last looked.
+pub async fn members_changed(watches: &mut [tokio::sync::watch::Receiver<u64>]) {
+    if watches.is_empty() {
+        return std::future::pending().await;
+    }
+    let waits = watches.iter_mut().map(|w| Box::pin(w.changed()));
+    if futures::future::select_all(waits).await.0.is_err() {
+        // The subscription is gone; the session's `closed` ends the consumer.
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Acknowledgements waiting to be made durable, per partition (index into the session's subs).
 type AckBatch = (usize, Vec<(u64, u64)>);
 type AckWriter = (tokio::sync::mpsc::Sender<AckBatch>, tokio::task::JoinHandle<()>);
@@ -341,6 +353,19 @@ impl ConsumerSession {
     pub async fn closed(&self) {
         let waits = self.subs.iter().map(|(p, _)| Box::pin(p.unloaded()));
         futures::future::select_all(waits).await;
+    }
+
+    /// For a Failover subscription, whether this consumer is the active one on any of its
+    /// partitions (Pulsar's ACTIVE_CONSUMER_CHANGE); `None` for the other types and readers.
+    pub fn failover_active(&self) -> Option<bool> {
+        let states: Vec<bool> = self.subs.iter().filter_map(|(_, s)| s.failover_active(self.id)).collect();
+        (!states.is_empty()).then(|| states.contains(&true))
+    }
+
+    /// Receivers that change when consumers join or leave this session's subscriptions; see
+    /// `members_changed`.
+    pub fn watch_members(&self) -> Vec<tokio::sync::watch::Receiver<u64>> {
+        self.subs.iter().map(|(_, s)| s.watch_members()).collect()
     }
 
     /// Messages delivered to this consumer and not acknowledged yet.

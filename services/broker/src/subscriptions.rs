@@ -177,6 +177,20 @@ impl Subscriptions {
         ConsumerSession::reader(self.clone(), name.clone(), parts, start, reader_name, read_compacted, slots)
     }
 
+    /// Where a reader of one partition (or a non-partitioned topic) starts to read what was
+    /// published at or after `time_ms` (Pulsar's seek by time on a reader).
+    pub async fn position_for_time(&self, caller: &Caller, name: &TopicName, time_ms: i64) -> Result<StartPosition> {
+        self.ctx.require(caller, Operation::Read, name.into()).await?;
+        let (_, parts) = self.registry.partitions_of(name).await?;
+        match parts.as_slice() {
+            [p] => Ok(StartPosition::Offset(p.log.offset_for_publish_time(time_ms))),
+            _ => Err(BrokerError::InvalidArgument(format!(
+                "seek by time on a reader needs one partition; {name} has {}",
+                parts.len()
+            ))),
+        }
+    }
+
     /// Loads the compacted view of each partition (compacted reads start below the log's start).
     async fn load_views(&self, parts: &[Arc<Partition>]) -> Result<()> {
         for p in parts {

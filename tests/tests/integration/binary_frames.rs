@@ -14,7 +14,7 @@ use tokio_util::codec::Framed;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-async fn connected(app: &TestApp) -> Framed<TcpStream, PulsarCodec> {
+pub(crate) async fn connected(app: &TestApp) -> Framed<TcpStream, PulsarCodec> {
     let addr = app.pulsar_url().trim_start_matches("pulsar://").to_string();
     let mut conn = Framed::new(TcpStream::connect(addr).await.expect("connect"), PulsarCodec::new());
     conn.send(Frame::new(CommandConnect {
@@ -29,7 +29,7 @@ async fn connected(app: &TestApp) -> Framed<TcpStream, PulsarCodec> {
     conn
 }
 
-async fn next(conn: &mut Framed<TcpStream, PulsarCodec>) -> Frame {
+pub(crate) async fn next(conn: &mut Framed<TcpStream, PulsarCodec>) -> Frame {
     match tokio::time::timeout(WAIT, conn.next()).await.expect("a frame within 10 s") {
         Some(Ok(Ok(frame))) => frame,
         other => panic!("expected a frame, got {other:?}"),

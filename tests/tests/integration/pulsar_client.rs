@@ -36,7 +36,11 @@ async fn scenario(url: &str, name: &str, topic: &str, extra: &[&str]) -> Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "scenario {name} failed ({}):\n{stdout}\n--- stderr ---\n{stderr}", out.status);
-    let last = stdout.lines().last().unwrap_or_else(|| panic!("scenario {name} printed nothing"));
+    // The C++ client may log to stdout after the scenario's result (while it is torn down).
+    let last = stdout
+        .lines()
+        .rfind(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("scenario {name} printed no result:\n{stdout}"));
     serde_json::from_str(last).unwrap_or_else(|e| panic!("scenario {name} printed `{last}`: {e}"))
 }
 
@@ -85,6 +89,12 @@ async fn seek_to_a_message_id() {
 }
 
 #[tokio::test]
+async fn seek_by_time_on_a_consumer_and_by_id_and_time_on_a_reader() {
+    let app = TestApp::standalone().await;
+    scenario(&app.pulsar_url(), "seek_time", "seek-time", &[]).await;
+}
+
+#[tokio::test]
 async fn partitioned_topic_with_batching() {
     let app = TestApp::standalone().await;
     create_partitioned(&app, "parts", 3).await;
@@ -100,6 +110,44 @@ async fn token_authentication_good_and_bad() {
     let forged = magnetar_tests::hs256_token("another-secret-0123456789abcdef-0123456789", "root", 600);
     let out = scenario(&app.pulsar_url(), "token", "authed", &[&format!("bad:{forged}")]).await;
     assert!(out["refused"].is_string(), "{out}");
+}
+
+/// `pulsar_connection_created_total_count` (binary connections and WebSocket sessions).
+async fn connections_created(app: &TestApp) -> u64 {
+    let root = magnetar_tests::hs256_token(SECRET, "root", 600);
+    let body = reqwest::Client::new()
+        .get(format!("{}/metrics", app.base))
+        .bearer_auth(root)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    body.lines()
+        .filter(|l| l.starts_with("pulsar_connection_created_total_count"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test]
+async fn a_token_expiring_under_a_live_connection_is_refreshed_through_auth_challenge() {
+    let app = TestApp::with_auth(magnetar_tests::hs256_auth(SECRET)).await;
+    let short = magnetar_tests::hs256_token(SECRET, "root", 5);
+    let fresh = magnetar_tests::hs256_token(SECRET, "root", 600);
+    let out = scenario(&app.pulsar_url(), "token_refresh", "refresh", &["refresh", &format!("{short},{fresh}")]).await;
+    assert!(out["supplier_calls"].as_u64().is_some_and(|n| n >= 2), "{out}");
+    // One connection throughout: refreshed in place, never closed and reopened.
+    assert_eq!(connections_created(&app).await, 1);
+}
+
+#[tokio::test]
+async fn a_token_expiring_without_refresh_closes_the_connection() {
+    let app = TestApp::with_auth(magnetar_tests::hs256_auth(SECRET)).await;
+    let short = magnetar_tests::hs256_token(SECRET, "root", 5);
+    let out = scenario(&app.pulsar_url(), "token_refresh", "expire", &["static", &short]).await;
+    assert!(out["refused"].is_string(), "{out}");
+    assert!(connections_created(&app).await >= 2, "the client reconnected after the broker closed its connection");
 }
 
 #[tokio::test]
@@ -148,4 +196,39 @@ async fn rest_messages_reach_binary_consumers_as_pulsar_messages() {
         assert!(m["publish_time"].as_i64().unwrap() > 1_700_000_000_000, "{m}");
         assert_eq!(m["id"], ids[i]);
     }
+}
+
+/// The payload `compressed_payload` of pulsar_scenarios.py builds.
+fn compressed_payload(codec: &str, i: usize) -> String {
+    format!("{codec}-{i}-{}", "x".repeat(i * 997 % 20_000))
+}
+
+#[tokio::test]
+async fn each_compression_codec_with_and_without_batching_reaches_every_surface() {
+    let app = TestApp::standalone().await;
+    let out = scenario(&app.pulsar_url(), "compression", "codec", &[]).await;
+    let topics: Vec<&str> = out["topics"].as_array().expect("topics").iter().map(|t| t.as_str().unwrap()).collect();
+    assert_eq!(topics.len(), 8, "four codecs, batching off and on: {out}");
+    for topic in topics {
+        let codec = topic.split('-').nth(1).unwrap();
+        let expected: Vec<String> = (0..20).map(|i| compressed_payload(codec, i)).collect();
+        let got = pull_n(&app, topic, "http", 20, 30_000).await;
+        assert_eq!(got.iter().map(payload_text).collect::<Vec<_>>(), expected, "HTTP pull of {topic}");
+        let mut ws = WsClient::connect(&reader_url(&app.base, topic, "messageId=earliest")).await;
+        for (i, want) in expected.iter().enumerate() {
+            let m = ws.recv_message().await;
+            let data = crate::common::unb64(m["payload"].as_str().unwrap());
+            assert_eq!(data, want.as_bytes(), "WebSocket message {i} of {topic}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn ack_timeout_negative_acks_and_the_dead_letter_policy_redeliver_with_counts() {
+    let app = TestApp::standalone().await;
+    let out = scenario(&app.pulsar_url(), "redelivery", "redeliver", &[]).await;
+    // The dead-letter topic the client produced to is an ordinary topic for the other surfaces.
+    let dlq = out["dlq"].as_str().expect("dlq");
+    let got = pull_n(&app, dlq, "http", 1, 30_000).await;
+    assert_eq!(payload_text(&got[0]), "poison");
 }

@@ -186,6 +186,8 @@ pub struct Subscription {
     state: Mutex<State>,
     /// Bumped whenever messages may have become available without the log growing.
     changes: watch::Sender<u64>,
+    /// Bumped when consumers attach or detach: Failover's active consumer may have changed.
+    members: watch::Sender<u64>,
     /// The partition's policies in force (none for subscriptions built outside a partition).
     policy: Option<Arc<PartitionPolicy>>,
     /// This subscription's own dispatch rate (`subscriptionDispatchRate`).
@@ -233,6 +235,7 @@ impl Subscription {
             clock,
             state: Mutex::new(state),
             changes: watch::channel(0).0,
+            members: watch::channel(0).0,
             policy: None,
             dispatch: FlowLimiter::default(),
             last_attach_change: AtomicI64::new(now),
@@ -365,6 +368,7 @@ impl Subscription {
         }
         drop(st);
         self.bump();
+        self.members.send_modify(|v| *v += 1);
         Ok(())
     }
 
@@ -386,6 +390,7 @@ impl Subscription {
         }
         drop(st);
         self.bump();
+        self.members.send_modify(|v| *v += 1);
     }
 
     /// Recomputes the rates from the counters since the previous call.
@@ -445,6 +450,18 @@ impl Subscription {
 
     pub fn kind(&self) -> Option<SubType> {
         self.lock().kind
+    }
+
+    /// Whether consumer `id` is this partition's active consumer, for a Failover subscription
+    /// (`None` for the other types).
+    pub fn failover_active(&self, id: ConsumerId) -> Option<bool> {
+        let st = self.lock();
+        (st.kind == Some(SubType::Failover)).then(|| st.active(self.partition_index) == Some(id))
+    }
+
+    /// Changes when consumers attach or detach.
+    pub fn watch_members(&self) -> watch::Receiver<u64> {
+        self.members.subscribe()
     }
 
     pub fn consumers(&self) -> Vec<ConsumerInfo> {
