@@ -19,8 +19,11 @@ RATE="${1:-2000}"
 N="${2:-20000}"
 LIMIT="${3:-1000}"
 ROUNDS="${4:-3}"
-cargo build --release -p magnetar >/dev/null
-BIN="$PWD/target/release/magnetar"
+# MAGNETAR_BENCH_BIN: a broker binary to use instead of building the release one.
+if [[ -z "${MAGNETAR_BENCH_BIN:-}" ]]; then
+    cargo build --release -p magnetar >/dev/null
+fi
+BIN="${MAGNETAR_BENCH_BIN:-$PWD/target/release/magnetar}"
 TMP="$(mktemp -d)"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
