@@ -19,20 +19,22 @@ RATE="${1:-2000}"
 N="${2:-20000}"
 LIMIT="${3:-1000}"
 ROUNDS="${4:-3}"
-# MAGNETAR_BENCH_BIN: a broker binary to use instead of building the release one.
-if [[ -z "${MAGNETAR_BENCH_BIN:-}" ]]; then
+# BENCH_MAGNETAR_BIN: a broker binary to use instead of building the release one.
+if [[ -z "${BENCH_MAGNETAR_BIN:-}" ]]; then
     cargo build --release -p magnetar >/dev/null
 fi
-BIN="${MAGNETAR_BENCH_BIN:-$PWD/target/release/magnetar}"
+BIN="${BENCH_MAGNETAR_BIN:-$PWD/target/release/magnetar}"
 TMP="$(mktemp -d)"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 URL="http://127.0.0.1:$PORT"
-MAGNETAR_LOG=warn "$BIN" standalone --data-dir "$TMP/data" --http-addr "127.0.0.1:$PORT" >"$TMP/log" 2>&1 &
+# No pulsar:// listener on the default port: another broker may hold it.
+MAGNETAR_BINARY__ADDR=127.0.0.1:0 MAGNETAR_LOG=warn "$BIN" standalone --data-dir "$TMP/data" --http-addr "127.0.0.1:$PORT" >"$TMP/log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 300); do curl -sf "$URL/admin/v2/brokers/health" >/dev/null && break; sleep 0.2; done
+curl -sf "$URL/admin/v2/brokers/health" >/dev/null || { echo "the broker did not start:" >&2; cat "$TMP/log" >&2; exit 1; }
 
 call() { curl -sf -X "$1" -H 'content-type: application/json' ${3:+-d "$3"} "$URL$2" >/dev/null; }
 for t in quiet noisy; do
