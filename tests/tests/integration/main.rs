@@ -29,6 +29,7 @@ mod produce_consume;
 mod restart;
 mod retention;
 mod schema_policies;
+mod tier;
 mod topic_ops;
 mod websocket;
 mod ws_auth;
