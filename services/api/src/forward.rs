@@ -167,7 +167,7 @@ mod tests {
             Some("persistent://t/ns/x-partition-1")
         );
         assert_eq!(named("/ws/v2/consumer/persistent/t/ns/x/sub").as_deref(), Some("persistent://t/ns/x"));
-        assert_eq!(named("/admin/v2/persistent/t/ns/a%20b").as_deref(), Some("persistent://t/ns/a b"));
+        assert_eq!(named("/admin/v2/persistent/t/ns/a%2Db").as_deref(), Some("persistent://t/ns/a-b"));
     }
 
     #[test]
