@@ -50,13 +50,7 @@ pub async fn route(State(s): State<AppState>, req: Request, next: Next) -> Respo
         Ok(Route::Local) => next.run(req).await,
         Ok(Route::Forward { broker, address }) => {
             if req.headers().contains_key(header::UPGRADE) {
-                return ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "topic {name} is served by broker {broker}: WebSocket sessions are not forwarded yet, connect to it"
-                    ),
-                )
-                .into_response();
+                return crate::forward_ws::splice(&s, req, &broker, &address).await;
             }
             forward(&s, req, &broker, &address).await
         }

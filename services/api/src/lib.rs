@@ -8,6 +8,7 @@
 mod error;
 mod extract;
 pub mod forward;
+mod forward_ws;
 mod openapi;
 mod routes;
 

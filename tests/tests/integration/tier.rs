@@ -4,6 +4,7 @@
 //! forwarded once to the owner; produce through one broker and pull-consume through another
 //! receive every message exactly once; lookups answer the cluster's service address.
 
+use crate::common::ws::{WsClient, text_of, ws_base};
 use magnetar_tests::{BrokerProcess, call};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -181,4 +182,27 @@ async fn partitions_spread_over_three_brokers_and_any_broker_serves_every_partit
     assert!(reason.contains(owner.as_str()) && reason.contains("forwarded"), "{reason}");
     // Without the header, the same request is served through the same broker.
     expect(call(&c, Method::GET, &stats, None).await, 200, "stats through a non-owner");
+
+    // WebSocket sessions through brokers that do not own the partition are spliced to its owner:
+    // a consumer through one non-owner receives what a producer sends through the other.
+    let others: Vec<&&BrokerProcess> = brokers.iter().filter(|p| &p.addr != owner).collect();
+    let topic = partition(*i);
+    let consumer_url = format!("{}/ws/v2/consumer/persistent/{topic}/ws-sub", ws_base(&others[0].base));
+    let mut consumer = WsClient::connect(&consumer_url).await;
+    let mut producer =
+        WsClient::connect(&format!("{}/ws/v2/producer/persistent/{topic}", ws_base(&others[1].base))).await;
+    let sent: Vec<String> = (0..10).map(|n| format!("ws-{n}")).collect();
+    for payload in &sent {
+        producer.publish_ok(payload, None).await;
+    }
+    let mut got = Vec::new();
+    for _ in &sent {
+        let m = consumer.recv_message().await;
+        got.push(text_of(&m));
+        consumer.ack(m["messageId"].as_str().expect("id")).await;
+    }
+    assert_eq!(got, sent, "in order, each once");
+    consumer.expect_silence("after every message was received").await;
+    producer.close().await;
+    consumer.close().await;
 }
