@@ -129,12 +129,11 @@ pub fn topic_of_path(path: &str) -> Option<TopicName> {
     let [tenant, namespace, topic, tail @ ..] = rest else { return None };
     let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8().ok().map(|c| c.into_owned());
     let name = TopicName::from_parts(domain, &decode(tenant)?, &decode(namespace)?, &decode(topic)?).ok()?;
-    if segments[0] == "topics" {
-        if let ["partitions", n, ..] = tail {
-            if name.partition_index().is_none() {
-                return n.parse::<u32>().ok().map(|n| name.partition(n));
-            }
-        }
+    if segments[0] == "topics"
+        && let ["partitions", n, ..] = tail
+        && name.partition_index().is_none()
+    {
+        return n.parse::<u32>().ok().map(|n| name.partition(n));
     }
     Some(name)
 }

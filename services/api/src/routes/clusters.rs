@@ -95,10 +95,10 @@ pub struct LeaderBroker {
 async fn leader_broker(State(s): State<AppState>, _auth: AuthContext) -> ApiResult<Json<LeaderBroker>> {
     // In a tier, the broker placing bundles; alone, this one.
     let mut id = s.broker.broker_id().to_string();
-    if s.broker.tier().enabled() {
-        if let Some(leader) = s.broker.tier().leader().await? {
-            id = leader.registration.advertised_address;
-        }
+    if s.broker.tier().enabled()
+        && let Some(leader) = s.broker.tier().leader().await?
+    {
+        id = leader.registration.advertised_address;
     }
     Ok(Json(LeaderBroker { service_url: format!("http://{id}"), broker_id: id }))
 }

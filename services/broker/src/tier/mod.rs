@@ -188,10 +188,10 @@ impl Tier {
         let k = key(ns, &range);
         // The cached row answers while it says "here" or "there, live"; anything else is
         // looked at fresh.
-        if let Some(row) = self.cached(&k) {
-            if let Some(route) = self.decide(&row).await? {
-                return self.check_hop(route, forwarded, &k);
-            }
+        if let Some(row) = self.cached(&k)
+            && let Some(route) = self.decide(&row).await?
+        {
+            return self.check_hop(route, forwarded, &k);
         }
         let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.assignment_wait_ms);
         let mut pause = Duration::from_millis(10);

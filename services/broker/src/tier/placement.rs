@@ -54,10 +54,10 @@ impl Tier {
         }
         let rows = self.metadata.list_bundles().await?;
         for row in &rows {
-            if matches!(row.state, BundleState::Owned | BundleState::Assigning) {
-                if let Some(entry) = row.owner.as_ref().and_then(|o| load.get_mut(o)) {
-                    entry.0 += 1;
-                }
+            if matches!(row.state, BundleState::Owned | BundleState::Assigning)
+                && let Some(entry) = row.owner.as_ref().and_then(|o| load.get_mut(o))
+            {
+                entry.0 += 1;
             }
         }
         let mut assigned = 0;
