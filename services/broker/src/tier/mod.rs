@@ -310,7 +310,7 @@ impl Tier {
             // Restarted: its new process takes the bundle back on its next refresh.
             Some(false) => None,
             None => Some(format!(
-                "bundle {}/{} is owned by broker {owner}, whose lease has expired: its partitions are unavailable until it returns",
+                "bundle {}/{} is owned by broker {owner}, which is not a live member of the tier (stopped, or its lease expired): its partitions are unavailable until it returns",
                 row.namespace, row.bundle
             )),
         })
