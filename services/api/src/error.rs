@@ -87,6 +87,7 @@ pub fn status_of(e: &BrokerError) -> StatusCode {
         | B::TopicTerminated(_)
         | B::Unavailable { .. }
         | B::SequenceInFlight { .. }
+        | B::NotOwner(_)
         | B::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         B::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }

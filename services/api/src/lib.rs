@@ -7,6 +7,8 @@
 
 mod error;
 mod extract;
+pub mod forward;
+mod forward_ws;
 mod openapi;
 mod routes;
 
@@ -58,6 +60,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// One permit per open WebSocket session.
     pub ws_sessions: Arc<tokio::sync::Semaphore>,
+    /// Forwards requests to the owner of their topic's bundle (broker tier).
+    pub forwarder: reqwest::Client,
 }
 
 /// The complete HTTP application with authentication off (every caller is a superuser).
@@ -72,10 +76,13 @@ pub fn app_with_auth(broker: Arc<Broker>, http: HttpConfig, auth: Arc<Auth>) -> 
     // `ConcurrencyLimitLayer` would then bound each route (and method) separately.
     let concurrency = tower::limit::GlobalConcurrencyLimitLayer::new(http.max_concurrent_requests.max(1));
     let ws_sessions = Arc::new(tokio::sync::Semaphore::new(http.max_websocket_sessions));
-    let state = AppState { broker, http: Arc::new(http), auth, ws_sessions };
+    let forwarder = forward::client(broker.config().tier.forward_connect_timeout_ms);
+    let state = AppState { broker, http: Arc::new(http), auth, ws_sessions, forwarder };
     let (api, _) = described_routes().split_for_parts();
     api.merge(openapi::docs_router())
         .fallback(routes::console::fallback)
+        // Inside the concurrency limit: a request waiting on its forward holds its permit.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), forward::route))
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .layer(concurrency)

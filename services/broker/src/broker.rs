@@ -75,6 +75,12 @@ impl Broker {
             deps.metadata.upsert_cluster(&cluster).await?;
         }
         let membership = join_tier(&config, &deps).await?;
+        let tier = crate::tier::Tier::new(
+            config.tier.clone(),
+            Arc::clone(&deps.metadata),
+            Arc::clone(&deps.policies),
+            Arc::clone(&membership),
+        );
         let metrics = BrokerMetrics::new(deps.registry, &config.cluster, &config.advertised_address);
         let ctx = Arc::new(Context {
             broker_id: config.advertised_address.clone(),
@@ -86,6 +92,7 @@ impl Broker {
             clock: deps.clock,
             authorizer: deps.authorizer,
             membership,
+            tier,
             tasks: TaskTracker::new(),
             namespace_limiters: Default::default(),
             shutdown: CancellationToken::new(),
@@ -134,6 +141,11 @@ impl Broker {
         &self.admin
     }
 
+    /// Bundle ownership and routing between the brokers of the tier.
+    pub fn tier(&self) -> &Arc<crate::tier::Tier> {
+        &self.ctx.tier
+    }
+
     /// Topic-level policies and the policies in force.
     pub fn topic_policies(&self) -> &TopicPolicyAdmin {
         &self.topic_policies
@@ -179,6 +191,11 @@ impl Broker {
         let partitions = self.registry.loaded_partitions();
         crate::metrics::exposition::write(&mut out, &partitions, &self.ctx.config.cluster, &self.ctx.config.metrics);
         out
+    }
+
+    /// Counts a request forwarded to the owner of its topic's bundle.
+    pub fn count_forwarded(&self) {
+        self.ctx.metrics.forwarded_requests.inc();
     }
 
     /// Connection metrics, for the surfaces that hold connections.
@@ -279,6 +296,13 @@ impl Broker {
         self.periodic(self.ctx.config.membership.renew_interval(), |b| async move {
             b.ctx.membership.renew(&b.load()).await;
         });
+        if self.ctx.tier.enabled() {
+            self.periodic(self.ctx.config.tier.refresh_interval(), |b| async move {
+                if let Err(e) = b.ctx.tier.refresh().await {
+                    tracing::warn!(error = %e.cause(), "bundle ownership pass failed");
+                }
+            });
+        }
         let window = Duration::from_secs(self.ctx.config.metrics.bucket_window_seconds.max(1));
         self.periodic(window, |b| async move {
             for p in b.registry.loaded_partitions() {
@@ -433,7 +457,11 @@ async fn join_tier(config: &BrokerConfig, deps: &BrokerDeps) -> Result<Arc<Membe
         broker_id: config.advertised_address.clone(),
         session_id: new_session_id(),
         cluster: config.cluster.clone(),
-        internal_address: config.advertised_address.clone(),
+        internal_address: if config.tier.internal_address.is_empty() {
+            config.advertised_address.clone()
+        } else {
+            config.tier.internal_address.clone()
+        },
         advertised_address: config.advertised_address.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };

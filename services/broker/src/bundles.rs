@@ -75,6 +75,10 @@ impl Topics {
 
     /// The bundles this broker serves a loaded partition of, as `tenant/namespace/range`.
     pub async fn owned_bundles(&self) -> Result<std::collections::BTreeSet<String>> {
+        let tier = &self.ctx().tier;
+        if tier.enabled() {
+            return Ok(tier.owned_by(&self.ctx().broker_id).await?.into_iter().collect());
+        }
         let mut by_ns: BTreeMap<NamespaceName, Vec<String>> = BTreeMap::new();
         for p in self.registry().loaded_partitions() {
             by_ns.entry(p.name.namespace().clone()).or_default().push(p.name.to_string());

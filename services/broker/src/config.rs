@@ -136,6 +136,8 @@ pub struct BrokerConfig {
     pub membership: crate::membership::MembershipConfig,
     /// Message deduplication (`[broker.deduplication]`).
     pub deduplication: crate::dedup::DedupConfig,
+    /// Bundle ownership and forwarding between the brokers of a tier (`[broker.tier]`).
+    pub tier: crate::tier::TierConfig,
 }
 
 impl Default for BrokerConfig {
@@ -202,6 +204,7 @@ impl Default for BrokerConfig {
             metrics: Default::default(),
             membership: Default::default(),
             deduplication: Default::default(),
+            tier: Default::default(),
         }
     }
 }

@@ -28,6 +28,8 @@ pub(crate) struct Context {
     pub broker_id: String,
     /// This broker's lease: nothing is acknowledged once it may have lapsed.
     pub membership: Arc<crate::membership::Membership>,
+    /// Which bundles this broker owns (everything when the tier is off).
+    pub tier: Arc<crate::tier::Tier>,
     /// Every task the broker spawns, so shutdown can wait for them.
     pub tasks: TaskTracker,
     /// The namespace publish buckets of this broker.

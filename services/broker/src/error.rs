@@ -180,6 +180,11 @@ pub enum BrokerError {
     PublishRateExceeded { entity: Box<Entity>, wait_ms: u64, max_ms: u64 },
     #[error("the broker is shutting down")]
     ShuttingDown,
+    /// The broker tier: this broker does not own the topic's bundle and cannot forward the
+    /// request (already forwarded once, owner gone, or no owner yet). The text names bundles and
+    /// broker ids, never internal addresses.
+    #[error("{0}")]
+    NotOwner(String),
     /// Deduplication: an earlier message of this producer with this sequence id is still being
     /// stored; whether it will be is not known yet (Pulsar's "unknown" duplicate status).
     #[error(

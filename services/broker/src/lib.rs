@@ -35,6 +35,7 @@ mod session;
 pub mod stats;
 pub mod subscription;
 mod subscriptions;
+pub mod tier;
 mod topic_ops;
 mod topics;
 

@@ -39,7 +39,21 @@ impl Topic {
     }
 
     pub fn partition_by_index(&self, index: i32) -> Option<&Arc<Partition>> {
-        if self.is_partitioned() { self.partitions.get(usize::try_from(index).ok()?) } else { self.partitions.first() }
+        if self.is_partitioned() {
+            self.slot(u32::try_from(index).ok()?).map(|i| &self.partitions[i])
+        } else {
+            self.partitions.first()
+        }
+    }
+
+    /// Where partition `index` is in `partitions`: at its index for a whole topic, at 0 for the
+    /// one-partition view a broker tier loads (`TopicRegistry::resolve`).
+    pub fn slot(&self, index: u32) -> Option<usize> {
+        let index = i32::try_from(index).ok()?;
+        if self.partitions.get(index as usize).is_some_and(|p| p.index == index) {
+            return Some(index as usize);
+        }
+        self.partitions.iter().position(|p| p.index == index)
     }
 }
 
@@ -94,7 +108,15 @@ impl TopicRegistry {
         if let Some(t) = self.table().get(name) {
             return Ok(Arc::clone(t));
         }
-        let topic = Arc::new(self.load(self.record(name).await?).await?);
+        let record = self.record(name).await?;
+        if record.partitions > 0 && self.ctx.tier.enabled() {
+            // Its partitions are spread over the brokers of the tier: each is loaded alone.
+            return Err(BrokerError::WholePartitionedTopic {
+                topic: name.clone(),
+                operation: "an operation on every partition at once (a broker tier serves partitions one by one)",
+            });
+        }
+        let topic = Arc::new(self.load(record).await?);
         if let Err(e) = crate::policies::refresh_topic(&self.ctx, &topic).await {
             tracing::warn!(topic = %name, error = %e, "namespace policies not applied at load; the next refresh applies them");
         }
@@ -117,6 +139,8 @@ impl TopicRegistry {
         let mut subscriptions = Vec::with_capacity(record.partition_records.len());
         for pr in &record.partition_records {
             let name = if record.partitions > 0 { record.name.partition(pr.index as u32) } else { record.name.clone() };
+            // In a tier, only the owner of the partition's bundle may take it (and fence others).
+            ctx.tier.check_owned(&name).await?;
             let epoch = ctx.metadata.acquire_partition(pr.log_id, &ctx.broker_id).await?;
             let log = ctx.storage.log(pr.log_id as u64)?;
             let remote = ctx.metadata.list_segments(pr.log_id).await?;
@@ -182,10 +206,17 @@ impl TopicRegistry {
     /// Resolves a name that may designate a partition (`x-partition-2`) to its topic and the
     /// partition index (None = the whole topic).
     pub async fn resolve(&self, name: &TopicName) -> Result<(Arc<Topic>, Option<usize>)> {
+        if let (Some(index), true) = (name.partition_index(), self.ctx.tier.enabled()) {
+            match self.partition_view(name, index).await {
+                Ok(view) => return Ok((view, Some(0))),
+                Err(BrokerError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         if let Some(index) = name.partition_index() {
             match self.topic(&name.base()).await {
-                Ok(t) if t.is_partitioned() && (index as usize) < t.partitions.len() => {
-                    return Ok((t, Some(index as usize)));
+                Ok(t) if t.is_partitioned() && t.slot(index).is_some() => {
+                    return Ok((Arc::clone(&t), t.slot(index)));
                 }
                 Ok(_) | Err(BrokerError::NotFound(_)) => {}
                 Err(e) => return Err(e),
@@ -193,6 +224,31 @@ impl TopicRegistry {
         }
         let topic = self.topic(name).await?;
         Ok((topic, None))
+    }
+
+    /// One partition of a partitioned topic loaded alone, under its own name (a broker tier,
+    /// where the partitions of one topic are owned by different brokers). `NotFound` when the
+    /// topic is missing, not partitioned, or has no such partition.
+    async fn partition_view(&self, name: &TopicName, index: u32) -> Result<Arc<Topic>> {
+        if let Some(t) = self.table().get(name) {
+            return Ok(Arc::clone(t));
+        }
+        let lock = self.namespace_lock(name.namespace());
+        let _guard = lock.lock().await;
+        if let Some(t) = self.table().get(name) {
+            return Ok(Arc::clone(t));
+        }
+        let mut record = self.record(&name.base()).await?;
+        if record.partitions == 0 || index >= record.partitions {
+            return Err(BrokerError::NotFound(Entity::Topic(name.clone())));
+        }
+        record.partition_records.retain(|p| p.index == index as i32);
+        let topic = Arc::new(self.load(record).await?);
+        if let Err(e) = crate::policies::refresh_topic(&self.ctx, &topic).await {
+            tracing::warn!(topic = %name, error = %e, "namespace policies not applied at load; the next refresh applies them");
+        }
+        self.topics.write().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), Arc::clone(&topic));
+        Ok(topic)
     }
 
     /// The partitions a name designates: one partition, or every partition of the topic.

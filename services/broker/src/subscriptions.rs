@@ -343,13 +343,12 @@ impl Subscriptions {
                 return Err(BrokerError::InvalidArgument(format!("message id {id} does not designate a message")));
             }
             let idx = match (topic.is_partitioned(), fixed) {
-                (true, Some(i)) if id.partition_index < 0 || id.partition_index == i as i32 => i as usize,
-                (true, None) if id.partition_index >= 0 && (id.partition_index as usize) < topic.partitions.len() => {
-                    id.partition_index as usize
-                }
-                (false, _) if id.partition_index < 0 => 0,
-                _ => return Err(foreign()),
+                (true, Some(i)) if id.partition_index < 0 || id.partition_index == i as i32 => topic.slot(i),
+                (true, None) if id.partition_index >= 0 => topic.slot(id.partition_index as u32),
+                (false, _) if id.partition_index < 0 => Some(0),
+                _ => None,
             };
+            let idx = idx.ok_or_else(foreign)?;
             let entry = groups.entry(idx).or_insert_with(|| (Arc::clone(&topic.partitions[idx]), Vec::new()));
             entry.1.push((id.offset(), *id));
         }

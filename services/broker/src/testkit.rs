@@ -192,6 +192,26 @@ mod gated {
         async fn deregister_broker(&self, id: &str, session: &str) -> Result<()> {
             self.inner.deregister_broker(id, session).await
         }
+        async fn ensure_bundle(&self, ns: &NamespaceName, b: &str) -> Result<BundleOwnership> {
+            self.inner.ensure_bundle(ns, b).await
+        }
+        async fn get_bundle(&self, ns: &NamespaceName, b: &str) -> Result<Option<BundleOwnership>> {
+            self.inner.get_bundle(ns, b).await
+        }
+        async fn list_bundles(&self) -> Result<Vec<BundleOwnership>> {
+            self.inner.list_bundles().await
+        }
+        async fn transition_bundle(
+            &self,
+            ns: &NamespaceName,
+            b: &str,
+            epoch: i64,
+            state: BundleState,
+            to: &BundleTransition,
+            partitions: &[i64],
+        ) -> Result<BundleOwnership> {
+            self.inner.transition_bundle(ns, b, epoch, state, to, partitions).await
+        }
         async fn get_cluster(&self, n: &str) -> Result<Option<ClusterData>> {
             self.inner.get_cluster(n).await
         }

@@ -61,6 +61,29 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Leaves the tier (graceful shutdown): deletes the row if it is still this session's.
     async fn deregister_broker(&self, broker_id: &str, session_id: &str) -> Result<()>;
 
+    // ---- bundle ownership (one row per bundle in use) ----
+    /// The bundle's ownership row, created `Free` with epoch 0 if it has none. `NotFound` if the
+    /// namespace is missing.
+    async fn ensure_bundle(&self, namespace: &NamespaceName, bundle: &str) -> Result<BundleOwnership>;
+    async fn get_bundle(&self, namespace: &NamespaceName, bundle: &str) -> Result<Option<BundleOwnership>>;
+    /// Every ownership row, sorted by namespace and bundle.
+    async fn list_bundles(&self) -> Result<Vec<BundleOwnership>>;
+    /// Moves the bundle to `to`, conditional on its row being at `expected_epoch` in
+    /// `expected_state` (compare-and-set), else `Conflict` naming the bundle (the caller acted on
+    /// a stale view). Bumps the epoch; when the owner changes, also bumps the epochs of
+    /// `partitions` (the bundle's partitions, which the caller computes from their names) in the
+    /// same transaction, so a write of the previous owner is refused from this commit on.
+    /// `NotFound` when the bundle has no row. Returns the new row.
+    async fn transition_bundle(
+        &self,
+        namespace: &NamespaceName,
+        bundle: &str,
+        expected_epoch: i64,
+        expected_state: BundleState,
+        to: &BundleTransition,
+        partitions: &[i64],
+    ) -> Result<BundleOwnership>;
+
     // ---- clusters ----
     async fn upsert_cluster(&self, cluster: &ClusterData) -> Result<()>;
     async fn get_cluster(&self, name: &str) -> Result<Option<ClusterData>>;

@@ -270,3 +270,62 @@ pub struct LeaseGrant {
     pub expires_at_ms: i64,
     pub db_now_ms: i64,
 }
+
+/// Where a bundle is in its ownership cycle (Pulsar's PIP-192 states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BundleState {
+    /// Nobody owns it; the leader assigns it.
+    Free,
+    /// The leader chose an owner, which has not taken it yet.
+    Assigning,
+    /// Its owner serves it.
+    Owned,
+    /// Its owner is letting it go (stops accepting, flushes, then frees it).
+    Releasing,
+}
+
+impl BundleState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BundleState::Free => "free",
+            BundleState::Assigning => "assigning",
+            BundleState::Owned => "owned",
+            BundleState::Releasing => "releasing",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<BundleState> {
+        Some(match text {
+            "free" => BundleState::Free,
+            "assigning" => BundleState::Assigning,
+            "owned" => BundleState::Owned,
+            "releasing" => BundleState::Releasing,
+            _ => return None,
+        })
+    }
+}
+
+/// A row of the bundle ownership table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleOwnership {
+    pub namespace: magnetar_core::NamespaceName,
+    /// The range text, `0x00000000_0x40000000`.
+    pub bundle: String,
+    pub state: BundleState,
+    /// The owner's broker id (`None` while free).
+    pub owner: Option<String>,
+    /// The owner's session (the process that owns it).
+    pub owner_session: Option<String>,
+    /// Bumped by every change.
+    pub epoch: i64,
+    pub updated_at_ms: i64,
+}
+
+/// The state a conditional bundle transition moves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleTransition {
+    pub state: BundleState,
+    /// Broker id and session of the owner (both `None` for `Free`).
+    pub owner: Option<(String, String)>,
+}

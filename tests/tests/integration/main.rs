@@ -33,6 +33,7 @@ mod pulsar_rs_client;
 mod restart;
 mod retention;
 mod schema_policies;
+mod tier;
 mod topic_ops;
 mod websocket;
 mod ws_auth;

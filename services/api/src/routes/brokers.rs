@@ -30,6 +30,32 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_owned_namespaces))
         .routes(routes!(check_backlog_quotas))
         .routes(routes!(shutdown_broker))
+        .routes(routes!(get_bundle_ownership))
+}
+
+/// The bundle ownership table of the tier (Magnetar)
+///
+/// Every bundle in use with its state (`free`, `assigning`, `owned`, `releasing`), owner and
+/// epoch. `unavailable`: held by a broker whose lease has expired; its partitions are not served
+/// until it returns (nobody takes over a tail that only its disk holds). Empty when the broker
+/// tier is off (a single broker owns everything).
+#[utoipa::path(get, path = "/admin/v2/brokers/{cluster}/bundles", tag = "brokers",
+    params(("cluster" = String, Path, description = "cluster name")),
+    responses((status = 200, description = "ownership rows", body = [magnetar_broker::tier::BundleView]),
+        Unauthorized, Forbidden, NotFound, Unavailable))]
+async fn get_bundle_ownership(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    Path(cluster): Path<String>,
+) -> ApiResult<Json<Vec<magnetar_broker::tier::BundleView>>> {
+    auth.check(Operation::ListBrokers, Resource::Cluster).await?;
+    if cluster != s.broker.cluster() {
+        return Err(BrokerError::NotFound(Entity::Cluster(cluster)).into());
+    }
+    if !s.broker.tier().enabled() {
+        return Ok(Json(Vec::new()));
+    }
+    Ok(Json(s.broker.tier().view().await?))
 }
 
 /// Apply the backlog quotas now
@@ -155,8 +181,10 @@ struct OwnedPath {
 
 /// The namespaces a broker owns
 ///
-/// Keyed `tenant/namespace/range`: the bundles of which this broker has a partition loaded.
-/// Only this broker answers for itself: 404 for another broker or cluster.
+/// Keyed `tenant/namespace/range`. Alone: the bundles of which this broker has a partition
+/// loaded, and only this broker answers for itself (404 for another broker or cluster). In a
+/// tier (`[broker.tier] enabled`): the bundles the broker owns, and any broker answers for any
+/// live broker of its cluster.
 #[utoipa::path(get, path = "/admin/v2/brokers/{cluster}/{broker}/ownedNamespaces", tag = "brokers",
     params(("cluster" = String, Path, description = "cluster name"),
         ("broker" = String, Path, description = "the broker's `host:port` (Pulsar's broker-webserviceurl)")),
@@ -173,12 +201,20 @@ async fn get_owned_namespaces(
     }
     let me = s.broker.broker_id();
     let broker = p.broker.trim_start_matches("http://").trim_start_matches("https://");
-    if broker != me {
+    // In a tier every broker answers for any broker of the cluster, from the ownership table.
+    let tier = s.broker.tier();
+    let known =
+        tier.enabled() && s.broker.live_brokers().await?.iter().any(|b| b.registration.advertised_address == broker);
+    if broker != me && !known {
         return Err(
             BrokerError::NotFound(Entity::Message(format!("broker {} of cluster {}", p.broker, p.cluster))).into()
         );
     }
-    let owned = s.broker.topics().owned_bundles().await?;
+    let owned: std::collections::BTreeSet<String> = if tier.enabled() {
+        tier.owned_by(broker).await?.into_iter().collect()
+    } else {
+        s.broker.topics().owned_bundles().await?
+    };
     Ok(Json(
         owned
             .into_iter()

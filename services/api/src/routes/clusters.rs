@@ -90,10 +90,17 @@ pub struct LeaderBroker {
 
 /// Leader broker
 #[utoipa::path(get, path = "/admin/v2/brokers/leaderBroker", tag = "brokers",
-    responses((status = 200, description = "the broker answering", body = LeaderBroker), Unauthorized))]
-async fn leader_broker(State(s): State<AppState>, _auth: AuthContext) -> Json<LeaderBroker> {
-    let id = s.broker.broker_id();
-    Json(LeaderBroker { service_url: format!("http://{id}"), broker_id: id.to_string() })
+    responses((status = 200, description = "the broker placing bundles in a tier (alone: the broker answering)", body = LeaderBroker),
+        Unauthorized, Unavailable))]
+async fn leader_broker(State(s): State<AppState>, _auth: AuthContext) -> ApiResult<Json<LeaderBroker>> {
+    // In a tier, the broker placing bundles; alone, this one.
+    let mut id = s.broker.broker_id().to_string();
+    if s.broker.tier().enabled()
+        && let Some(leader) = s.broker.tier().leader().await?
+    {
+        id = leader.registration.advertised_address;
+    }
+    Ok(Json(LeaderBroker { service_url: format!("http://{id}"), broker_id: id }))
 }
 
 /// Pulsar's `LookupData`: where to reach the broker serving a topic.
@@ -119,6 +126,23 @@ async fn lookup_topic(
     if s.broker.topics().record(&name.base()).await?.is_none() {
         return Err(BrokerError::NotFound(Entity::Topic(name)).into());
     }
-    let url = format!("http://{}", s.broker.broker_id());
+    let url = lookup_url(&s, &name).await?;
     Ok(Json(LookupData { broker_url: url.clone(), http_url: url.clone(), native_url: url }))
+}
+
+/// What a lookup answers. Alone, this broker. In a tier, the cluster's service address (the
+/// `serviceUrl` of the cluster, which an operator points at the address in front of every
+/// broker): any broker serves any topic, and a client is never sent to an internal host name.
+/// With `lookup_owner_address`, the owner's advertised address instead.
+async fn lookup_url(s: &AppState, name: &magnetar_core::TopicName) -> ApiResult<String> {
+    let tier = s.broker.tier();
+    if !tier.enabled() {
+        return Ok(format!("http://{}", s.broker.broker_id()));
+    }
+    if tier.config().lookup_owner_address {
+        let owner = tier.owner_advertised_address(name).await?;
+        return Ok(format!("http://{}", owner.as_deref().unwrap_or(s.broker.broker_id())));
+    }
+    let cluster = s.broker.admin().get_cluster(s.broker.cluster()).await?;
+    Ok(if cluster.service_url.is_empty() { format!("http://{}", s.broker.broker_id()) } else { cluster.service_url })
 }

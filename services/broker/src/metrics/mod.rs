@@ -40,6 +40,8 @@ pub struct BrokerMetrics {
     pub checkpoint_failures: IntCounter,
     pub checkpoint_failing_partitions: IntGauge,
     pub cursors_carried_forward: IntCounter,
+    /// Requests sent on to the owner of their topic's bundle (broker tier).
+    pub forwarded_requests: IntCounter,
     pub connections: ConnectionMetrics,
 }
 
@@ -134,6 +136,10 @@ impl BrokerMetrics {
             checkpoint_failing_partitions: gauge(
                 "magnetar_cursor_checkpoint_failing_partitions",
                 "partitions whose last cursor checkpoint failed",
+            ),
+            forwarded_requests: counter(
+                "magnetar_forwarded_requests_total",
+                "requests forwarded to the broker owning their topic's bundle",
             ),
             cursors_carried_forward: counter(
                 "magnetar_cursor_carried_forward_total",

@@ -9,6 +9,7 @@
 
 mod accounts;
 mod brokers;
+mod bundles;
 mod catalog;
 mod clusters;
 mod logs;
@@ -17,6 +18,7 @@ mod topics;
 
 pub use accounts::*;
 pub use brokers::*;
+pub use bundles::*;
 pub use catalog::*;
 pub use clusters::*;
 pub use logs::*;
@@ -77,6 +79,9 @@ macro_rules! conformance_tests {
             deregistering_removes_only_the_own_session,
             compacted_view_commits_replace_atomically_and_are_fenced,
             deleting_a_topic_removes_its_compacted_views,
+            bundle_ownership_moves_by_compare_and_set_on_its_epoch,
+            a_bundle_changing_owner_fences_its_partitions,
+            bundle_rows_go_with_their_namespace,
         );
     };
     (@each $runner:path; $($name:ident),* $(,)?) => {

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod brokers;
+mod bundles;
 mod catalog;
 mod clusters;
 mod compaction;

@@ -3,10 +3,10 @@
 
 use super::SqlMetadataStore;
 use crate::{
-    BrokerLoad, BrokerRecord, BrokerRegistration, BrokerState, ClusterData, CompactedViewRecord, CursorState,
-    DedupSnapshot, FailureDomain, LeaseGrant, MetadataStore, NamespaceIsolationData, NamespaceRecord, NewTopic,
-    PartitionRecord, Result, RevokedToken, SchemaVersion, SegmentRecord, ServiceAccount, ServiceAccountToken,
-    SubscriptionRecord, TenantInfo, TopicRecord,
+    BrokerLoad, BrokerRecord, BrokerRegistration, BrokerState, BundleOwnership, BundleState, BundleTransition,
+    ClusterData, CompactedViewRecord, CursorState, DedupSnapshot, FailureDomain, LeaseGrant, MetadataStore,
+    NamespaceIsolationData, NamespaceRecord, NewTopic, PartitionRecord, Result, RevokedToken, SchemaVersion,
+    SegmentRecord, ServiceAccount, ServiceAccountToken, SubscriptionRecord, TenantInfo, TopicRecord,
 };
 use async_trait::async_trait;
 use magnetar_core::{NamespaceName, Policies, TenantName, TopicName};
@@ -37,6 +37,27 @@ impl MetadataStore for SqlMetadataStore {
     }
     async fn deregister_broker(&self, broker_id: &str, session_id: &str) -> Result<()> {
         self.deregister_broker_impl(broker_id, session_id).await
+    }
+
+    async fn ensure_bundle(&self, namespace: &NamespaceName, bundle: &str) -> Result<BundleOwnership> {
+        self.ensure_bundle_impl(namespace, bundle).await
+    }
+    async fn get_bundle(&self, namespace: &NamespaceName, bundle: &str) -> Result<Option<BundleOwnership>> {
+        self.get_bundle_impl(namespace, bundle).await
+    }
+    async fn list_bundles(&self) -> Result<Vec<BundleOwnership>> {
+        self.list_bundles_impl().await
+    }
+    async fn transition_bundle(
+        &self,
+        namespace: &NamespaceName,
+        bundle: &str,
+        expected_epoch: i64,
+        expected_state: BundleState,
+        to: &BundleTransition,
+        partitions: &[i64],
+    ) -> Result<BundleOwnership> {
+        self.transition_bundle_impl(namespace, bundle, expected_epoch, expected_state, to, partitions).await
     }
 
     async fn upsert_cluster(&self, cluster: &ClusterData) -> Result<()> {

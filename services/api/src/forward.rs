@@ -1,0 +1,179 @@
+//! Routing inside the broker tier: the one place where a request for a topic this broker does
+//! not own is sent on to the owner (DESIGN §6). Any broker accepts any request; the topic is read
+//! from the path (admin topic operations, REST produce, HTTP pull-consume, WebSocket sessions),
+//! `Tier::route` says where its bundle is served, and a request for another broker is forwarded
+//! once, over kept-alive connections, to the owner's internal address, with its headers
+//! (`Authorization` among them, unchanged: the owner authenticates and authorizes the caller as
+//! if it had been asked directly) and its body streamed. The answer goes back as it came; the
+//! client never learns an internal address.
+//!
+//! A forwarded request carries `x-magnetar-forwarded-by`; a broker that does not own the bundle
+//! either answers 503 with a reason instead of forwarding again, so a stale view can never make a
+//! loop. The header grants nothing: a client that sets it only loses the forwarding.
+
+use crate::AppState;
+use crate::error::ApiError;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use magnetar_broker::BrokerError;
+use magnetar_broker::tier::Route;
+use magnetar_core::TopicName;
+
+/// Marks a request forwarded by another broker of the tier (its value: that broker's id).
+pub const FORWARDED_BY: HeaderName = HeaderName::from_static("x-magnetar-forwarded-by");
+
+/// The HTTP client brokers forward with: one pool of kept-alive connections per owner.
+pub fn client(connect_timeout_ms: u64) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_millis(connect_timeout_ms.max(1)))
+        .tcp_nodelay(true)
+        // Forwarded answers (redirects included) go back to the client as they are.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("the forwarding client builds with a static configuration")
+}
+
+/// The middleware: serves here, forwards, or answers why neither is possible.
+pub async fn route(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let tier = s.broker.tier();
+    if !tier.enabled() {
+        return next.run(req).await;
+    }
+    let Some(name) = topic_of_path(req.uri().path()) else {
+        return next.run(req).await;
+    };
+    let forwarded = req.headers().contains_key(&FORWARDED_BY);
+    match tier.route(&name, forwarded).await {
+        Ok(Route::Local) => next.run(req).await,
+        Ok(Route::Forward { broker, address }) => {
+            if req.headers().contains_key(header::UPGRADE) {
+                return crate::forward_ws::splice(&s, req, &broker, &address).await;
+            }
+            forward(&s, req, &broker, &address).await
+        }
+        // A missing namespace (or an invalid one): the handler answers as it always does.
+        Err(BrokerError::NotFound(_)) => next.run(req).await,
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn forward(s: &AppState, req: Request, broker: &str, address: &str) -> Response {
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let url = format!("http://{address}{path}");
+    let (parts, body) = req.into_parts();
+    let mut out = s.forwarder.request(parts.method, url);
+    for (name, value) in &parts.headers {
+        if !hop_by_hop(name) && name != header::HOST {
+            out = out.header(name, value);
+        }
+    }
+    out = out.header(&FORWARDED_BY, s.broker.broker_id());
+    s.broker.count_forwarded();
+    match out.body(reqwest::Body::wrap_stream(body.into_data_stream())).send().await {
+        Ok(answer) => {
+            let mut response = Response::builder().status(answer.status());
+            for (name, value) in answer.headers() {
+                if !hop_by_hop(name) {
+                    response = response.header(name, value);
+                }
+            }
+            response.body(Body::from_stream(answer.bytes_stream())).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot build the forwarded answer");
+                StatusCode::BAD_GATEWAY.into_response()
+            })
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, %broker, "forwarding to the owner failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("broker {broker}, which serves this topic, could not be reached; retry"),
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Headers of one connection, not of the request (RFC 9110 §7.6.1).
+fn hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
+/// The topic (or partition) a path names, for the routes that act on one: admin topic
+/// operations (`/admin/v2/{domain}/{tenant}/{namespace}/{topic}/...`), REST produce and
+/// pull-consume (`/topics/{domain}/...`, with `/partitions/{n}` naming a partition) and WebSocket
+/// sessions (`/ws/v2/{kind}/{domain}/...`). `None` for every other path, and for a name that does
+/// not parse (the handler answers that).
+pub fn topic_of_path(path: &str) -> Option<TopicName> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (domain, rest) = match segments.as_slice() {
+        ["admin", "v2", domain @ ("persistent" | "non-persistent"), rest @ ..] => (*domain, rest),
+        ["topics", domain @ ("persistent" | "non-persistent"), rest @ ..] => (*domain, rest),
+        ["ws", "v2", "producer" | "consumer" | "reader", domain @ ("persistent" | "non-persistent"), rest @ ..] => {
+            (*domain, rest)
+        }
+        _ => return None,
+    };
+    let [tenant, namespace, topic, tail @ ..] = rest else { return None };
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8().ok().map(|c| c.into_owned());
+    let name = TopicName::from_parts(domain, &decode(tenant)?, &decode(namespace)?, &decode(topic)?).ok()?;
+    if segments[0] == "topics"
+        && let ["partitions", n, ..] = tail
+        && name.partition_index().is_none()
+    {
+        return n.parse::<u32>().ok().map(|n| name.partition(n));
+    }
+    Some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::topic_of_path;
+
+    fn named(path: &str) -> Option<String> {
+        topic_of_path(path).map(|t| t.to_string())
+    }
+
+    #[test]
+    fn paths_that_act_on_a_topic_name_it() {
+        assert_eq!(named("/admin/v2/persistent/t/ns/x/stats").as_deref(), Some("persistent://t/ns/x"));
+        assert_eq!(
+            named("/admin/v2/persistent/t/ns/x-partition-3").as_deref(),
+            Some("persistent://t/ns/x-partition-3")
+        );
+        assert_eq!(named("/topics/persistent/t/ns/x").as_deref(), Some("persistent://t/ns/x"));
+        assert_eq!(named("/topics/persistent/t/ns/x/partitions/2").as_deref(), Some("persistent://t/ns/x-partition-2"));
+        assert_eq!(
+            named("/topics/persistent/t/ns/x-partition-1/subscriptions/s/pull").as_deref(),
+            Some("persistent://t/ns/x-partition-1")
+        );
+        assert_eq!(named("/ws/v2/consumer/persistent/t/ns/x/sub").as_deref(), Some("persistent://t/ns/x"));
+        assert_eq!(named("/admin/v2/persistent/t/ns/a%2Db").as_deref(), Some("persistent://t/ns/a-b"));
+    }
+
+    #[test]
+    fn other_paths_name_none() {
+        for path in [
+            "/admin/v2/persistent/t/ns",
+            "/admin/v2/namespaces/t/ns",
+            "/lookup/v2/topic/persistent/t/ns/x",
+            "/admin/v2/schemas/t/ns/x/schema",
+            "/metrics",
+            "/",
+        ] {
+            assert_eq!(named(path), None, "{path}");
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! WebSocket sessions through a broker that does not own the topic: the session is spliced to the
+//! owner (DESIGN §6). The owner's handshake is made first, with the client's headers (its
+//! `Authorization` unchanged) and the same path and query (a `?token=` with it), so that the owner
+//! authenticates, authorizes and refuses exactly as if it had been asked directly; its refusal
+//! goes back to the client as it came. Once the owner accepted, the client's handshake is
+//! accepted and frames are copied both ways until either side closes or this broker shuts down.
+//! Each hop answers its own pings; close frames go through with their code and reason.
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::forward::FORWARDED_BY;
+use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::extract::Request;
+use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, protocol::CloseFrame};
+use tokio_util::sync::CancellationToken;
+
+/// Headers of the client's handshake that the owner's handshake does not carry: those of the
+/// connection and of the WebSocket handshake itself (tungstenite writes its own).
+fn handshake_only(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    n.starts_with("sec-websocket-")
+        || matches!(n, "host" | "connection" | "upgrade" | "content-length" | "transfer-encoding" | "keep-alive" | "te")
+}
+
+pub(crate) async fn splice(s: &AppState, req: Request, broker: &str, address: &str) -> Response {
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let (mut parts, _) = req.into_parts();
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, s).await {
+        Ok(u) => u,
+        Err(e) => {
+            return ApiError::bad_request(format!("not a WebSocket handshake: {}", e.body_text())).into_response();
+        }
+    };
+    let unreachable = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("broker {broker}, which serves this topic, could not be reached; retry"),
+        )
+        .into_response()
+    };
+    let Ok(mut owner_request) = format!("ws://{address}{path}").into_client_request() else {
+        return unreachable();
+    };
+    for (name, value) in &parts.headers {
+        if !handshake_only(name) {
+            owner_request.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    if let Ok(me) = s.broker.broker_id().parse() {
+        owner_request.headers_mut().insert(FORWARDED_BY, me);
+    }
+    let timeout = std::time::Duration::from_millis(s.broker.config().tier.forward_connect_timeout_ms.max(1));
+    let upstream = match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(owner_request)).await {
+        Ok(Ok((ws, _))) => ws,
+        Ok(Err(tungstenite::Error::Http(refused))) => {
+            // The owner refused (authentication, authorization, a missing topic, its limits).
+            let (head, body) = refused.into_parts();
+            let mut answer = Response::builder().status(head.status);
+            for (name, value) in &head.headers {
+                if !handshake_only(name) {
+                    answer = answer.header(name, value);
+                }
+            }
+            return answer.body(Body::from(body.unwrap_or_default())).unwrap_or_else(|_| unreachable());
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, %broker, "WebSocket handshake with the owner failed");
+            return unreachable();
+        }
+        Err(_) => return unreachable(),
+    };
+    // This broker holds the session too: it counts against its own limit.
+    let Ok(permit) = std::sync::Arc::clone(&s.ws_sessions).try_acquire_owned() else {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many WebSocket sessions on this broker; retry")
+            .into_response();
+    };
+    s.broker.count_forwarded();
+    let shutdown = s.broker.shutdown_token();
+    upgrade.on_upgrade(move |client| async move {
+        let _permit = permit;
+        pump(client, upstream, shutdown).await;
+    })
+}
+
+type Upstream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn pump(client: WebSocket, upstream: Upstream, shutdown: CancellationToken) {
+    let (mut to_client, mut from_client) = client.split();
+    let (mut to_owner, mut from_owner) = upstream.split();
+    let down = async {
+        while let Some(Ok(m)) = from_owner.next().await {
+            let Some(m) = to_axum(m) else { continue };
+            let close = matches!(m, ws::Message::Close(_));
+            if to_client.send(m).await.is_err() || close {
+                break;
+            }
+        }
+    };
+    let up = async {
+        while let Some(Ok(m)) = from_client.next().await {
+            let Some(m) = to_tungstenite(m) else { continue };
+            let close = m.is_close();
+            if to_owner.send(m).await.is_err() || close {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = down => {}
+        _ = up => {}
+        _ = shutdown.cancelled() => {}
+    }
+    // Whichever side ended first, the other is closed too (a no-op when it already is).
+    let _ = to_owner.close().await;
+    let _ = to_client.close().await;
+}
+
+fn to_axum(m: tungstenite::Message) -> Option<ws::Message> {
+    Some(match m {
+        tungstenite::Message::Text(t) => ws::Message::Text(t.as_str().into()),
+        tungstenite::Message::Binary(b) => ws::Message::Binary(b),
+        tungstenite::Message::Close(frame) => ws::Message::Close(
+            frame.map(|f| ws::CloseFrame { code: u16::from(f.code), reason: f.reason.as_str().into() }),
+        ),
+        // Pings are answered per hop; raw frames are not produced by a reading stream.
+        tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) | tungstenite::Message::Frame(_) => return None,
+    })
+}
+
+fn to_tungstenite(m: ws::Message) -> Option<tungstenite::Message> {
+    Some(match m {
+        ws::Message::Text(t) => tungstenite::Message::text(t.as_str()),
+        ws::Message::Binary(b) => tungstenite::Message::Binary(b),
+        ws::Message::Close(frame) => tungstenite::Message::Close(
+            frame.map(|f| CloseFrame { code: f.code.into(), reason: f.reason.as_str().into() }),
+        ),
+        ws::Message::Ping(_) | ws::Message::Pong(_) => return None,
+    })
+}

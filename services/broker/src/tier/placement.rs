@@ -1,0 +1,92 @@
+//! The periodic pass of every broker of the tier, and the leader's placement.
+//!
+//! Each pass re-reads the membership and the ownership table, takes the rows addressed to this
+//! broker (`assigning` to it, or `owned` by its previous process, which a restart on the same
+//! data directory resumes), and, on the leader only, assigns free bundles. Placement counts the
+//! bundles each live broker owns or is being given (the first load measure; the load each broker
+//! reports with its lease is the next) and gives each free bundle to the broker with the fewest,
+//! counting its own assignments as it goes so that one pass spreads a burst of new bundles.
+//!
+//! Crash rules (issue 11): a bundle `owned` by a broker whose lease expired is left to it and
+//! reported (`Tier::view`), never reassigned here: its unuploaded tail may exist only on that
+//! broker's disk. A bundle still `assigning` to a broker that is gone was never served by it,
+//! so it holds nothing there and is assigned again.
+
+use super::Tier;
+use crate::Result;
+use magnetar_metadata::{BrokerState, BundleState, BundleTransition, MetadataError};
+use std::collections::BTreeMap;
+
+impl Tier {
+    /// One pass (see the module docs). Errors are logged by the caller's loop.
+    pub async fn refresh(&self) -> Result<()> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        self.refresh_brokers().await?;
+        let rows = self.metadata.list_bundles().await?;
+        let (id, session) = self.me();
+        let (id, session) = (id.to_string(), session.to_string());
+        for row in rows {
+            let addressed_here = row.owner.as_deref() == Some(id.as_str())
+                && (row.state == BundleState::Assigning
+                    || (row.state == BundleState::Owned && row.owner_session.as_deref() != Some(session.as_str())));
+            let row = if addressed_here { self.take(row).await? } else { row };
+            self.remember(row);
+        }
+        if self.is_leader().await? {
+            self.place().await?;
+        }
+        Ok(())
+    }
+
+    /// The leader's placement of free bundles (and of assignments to brokers that are gone).
+    /// Returns how many bundles it assigned.
+    pub async fn place(&self) -> Result<usize> {
+        let brokers = self.refresh_brokers().await?;
+        let mut load: BTreeMap<String, (usize, String)> = brokers
+            .values()
+            .filter(|b| b.alive && b.state == BrokerState::Active)
+            .map(|b| (b.registration.broker_id.clone(), (0, b.registration.session_id.clone())))
+            .collect();
+        if load.is_empty() {
+            return Ok(0);
+        }
+        let rows = self.metadata.list_bundles().await?;
+        for row in &rows {
+            if matches!(row.state, BundleState::Owned | BundleState::Assigning)
+                && let Some(entry) = row.owner.as_ref().and_then(|o| load.get_mut(o))
+            {
+                entry.0 += 1;
+            }
+        }
+        let mut assigned = 0;
+        for row in rows {
+            let stranded = row.state == BundleState::Assigning
+                && row.owner.as_ref().is_none_or(|o| !brokers.get(o).is_some_and(|b| b.alive));
+            if row.state != BundleState::Free && !stranded {
+                continue;
+            }
+            // Fewest bundles first; ties by id, so every leader would choose alike.
+            let Some((target, (count, session))) =
+                load.iter().min_by(|a, b| (a.1.0, a.0).cmp(&(b.1.0, b.0))).map(|(k, v)| (k.clone(), v.clone()))
+            else {
+                break;
+            };
+            let to = BundleTransition { state: BundleState::Assigning, owner: Some((target.clone(), session)) };
+            match self.metadata.transition_bundle(&row.namespace, &row.bundle, row.epoch, row.state, &to, &[]).await {
+                Ok(updated) => {
+                    tracing::info!(bundle = %format!("{}/{}", updated.namespace, updated.bundle), broker = %target,
+                        epoch = updated.epoch, "bundle assigned");
+                    load.insert(target, (count + 1, to.owner.map(|o| o.1).unwrap_or_default()));
+                    self.remember(updated);
+                    assigned += 1;
+                }
+                // Another broker moved it meanwhile (a second leader, or its owner took it).
+                Err(MetadataError::Conflict(_)) | Err(MetadataError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(assigned)
+    }
+}
