@@ -11,6 +11,7 @@
 //!
 //! Without it (standalone, the default), the broker owns every bundle and nothing is checked.
 
+mod isolation;
 mod placement;
 #[cfg(test)]
 mod tests;

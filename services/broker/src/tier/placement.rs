@@ -7,12 +7,16 @@
 //! reports with its lease is the next) and gives each free bundle to the broker with the fewest,
 //! counting its own assignments as it goes so that one pass spreads a burst of new bundles.
 //!
+//! Namespace isolation policies (`isolation`) narrow the candidates of a namespace's bundles
+//! first; a bundle no live broker may take stays free until one may.
+//!
 //! Crash rules (issue 11): a bundle `owned` by a broker whose lease expired is left to it and
 //! reported (`Tier::view`), never reassigned here: its unuploaded tail may exist only on that
 //! broker's disk. A bundle still `assigning` to a broker that is gone was never served by it,
 //! so it holds nothing there and is assigned again.
 
 use super::Tier;
+use super::isolation::{Candidate, eligible};
 use crate::Result;
 use magnetar_metadata::{BrokerState, BundleState, BundleTransition, MetadataError};
 use std::collections::BTreeMap;
@@ -60,6 +64,13 @@ impl Tier {
                 entry.0 += 1;
             }
         }
+        let cluster = self.membership.registration().cluster.clone();
+        // A cluster without a row (never created through the admin API) has no policies.
+        let policies: Vec<_> = match self.metadata.list_isolation_policies(&cluster).await {
+            Ok(p) => p.into_values().collect(),
+            Err(MetadataError::NotFound(_)) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
         let mut assigned = 0;
         for row in rows {
             let stranded = row.state == BundleState::Assigning
@@ -67,11 +78,24 @@ impl Tier {
             if row.state != BundleState::Free && !stranded {
                 continue;
             }
-            // Fewest bundles first; ties by id, so every leader would choose alike.
-            let Some((target, (count, session))) =
-                load.iter().min_by(|a, b| (a.1.0, a.0).cmp(&(b.1.0, b.0))).map(|(k, v)| (k.clone(), v.clone()))
+            let live: Vec<Candidate> = load
+                .keys()
+                .filter_map(|id| brokers.get(id))
+                .map(|b| Candidate { id: &b.registration.broker_id, advertised: &b.registration.advertised_address })
+                .collect();
+            let allowed: Vec<String> =
+                eligible(&policies, &row.namespace.to_string(), &live).into_iter().map(str::to_string).collect();
+            // Fewest bundles first among the brokers the isolation policies allow; ties by id,
+            // so every leader would choose alike.
+            let Some((target, (count, session))) = load
+                .iter()
+                .filter(|(id, _)| allowed.contains(id))
+                .min_by(|a, b| (a.1.0, a.0).cmp(&(b.1.0, b.0)))
+                .map(|(k, v)| (k.clone(), v.clone()))
             else {
-                break;
+                tracing::warn!(bundle = %format!("{}/{}", row.namespace, row.bundle),
+                    "no live broker is allowed by the namespace isolation policies: the bundle waits");
+                continue;
             };
             let to = BundleTransition { state: BundleState::Assigning, owner: Some((target.clone(), session)) };
             match self.metadata.transition_bundle(&row.namespace, &row.bundle, row.epoch, row.state, &to, &[]).await {

@@ -187,3 +187,30 @@ async fn without_the_tier_every_topic_is_served_here() {
     tier.check_owned(&topic(3)).await.expect("owns everything");
     assert!(metadata.list_bundles().await.unwrap().is_empty(), "no ownership rows are written");
 }
+
+#[tokio::test]
+async fn the_leader_places_a_pinned_namespace_only_on_the_brokers_its_isolation_policy_names() {
+    let (_dir, metadata) = store().await;
+    let ns = namespace(&metadata, 8).await;
+    let first = broker(&metadata, "b1").await;
+    let _second = broker(&metadata, "b2").await;
+    let cluster = magnetar_metadata::ClusterData { name: "tier".into(), ..Default::default() };
+    metadata.upsert_cluster(&cluster).await.expect("cluster");
+    let policy = magnetar_metadata::NamespaceIsolationData {
+        namespaces: vec!["acme/.*".into()],
+        primary: vec!["b2".into()],
+        secondary: vec![],
+        auto_failover_policy: magnetar_metadata::AutoFailoverPolicyData {
+            policy_type: "min_available".into(),
+            parameters: BTreeMap::from([("min_limit".into(), "1".into()), ("usage_threshold".into(), "80".into())]),
+        },
+    };
+    metadata.set_isolation_policy("tier", "pin-acme", &policy).await.expect("policy");
+    for range in Bundles::equal(8).unwrap().ranges() {
+        metadata.ensure_bundle(&ns, &range.to_string()).await.expect("ensure");
+    }
+    // The leader (b1) places every bundle of acme/app on b2, none on itself.
+    assert_eq!(first.place().await.unwrap(), 8);
+    let owners: Vec<_> = metadata.list_bundles().await.unwrap().into_iter().map(|r| r.owner.unwrap()).collect();
+    assert_eq!(owners, vec!["b2".to_string(); 8]);
+}
