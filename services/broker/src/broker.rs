@@ -75,13 +75,14 @@ impl Broker {
             deps.metadata.upsert_cluster(&cluster).await?;
         }
         let membership = join_tier(&config, &deps).await?;
+        let metrics = BrokerMetrics::new(deps.registry, &config.cluster, &config.advertised_address);
         let tier = crate::tier::Tier::new(
             config.tier.clone(),
             Arc::clone(&deps.metadata),
             Arc::clone(&deps.policies),
             Arc::clone(&membership),
+            metrics.tier.clone(),
         );
-        let metrics = BrokerMetrics::new(deps.registry, &config.cluster, &config.advertised_address);
         let ctx = Arc::new(Context {
             broker_id: config.advertised_address.clone(),
             config,

@@ -6,6 +6,7 @@
 
 pub mod buckets;
 pub mod exposition;
+pub mod tier;
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Opts, Registry};
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,7 @@ pub struct BrokerMetrics {
     /// Requests sent on to the owner of their topic's bundle (broker tier).
     pub forwarded_requests: IntCounter,
     pub connections: ConnectionMetrics,
+    pub tier: tier::TierMetrics,
 }
 
 /// Pulsar's connection metrics, counting WebSocket sessions (HTTP requests are not connections
@@ -146,6 +148,7 @@ impl BrokerMetrics {
                 "partitions whose cursors were written again to the WAL head because their checkpoint failed",
             ),
             connections,
+            tier: tier::TierMetrics::new(&registry),
             registry,
         }
     }

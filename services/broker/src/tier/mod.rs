@@ -19,6 +19,7 @@ mod tests;
 use crate::BrokerError;
 use crate::error::{Entity, Result};
 use crate::membership::Membership;
+use crate::metrics::tier::TierMetrics;
 use magnetar_core::bundles::{BundleRange, Bundles};
 use magnetar_core::hash::bundle_hash;
 use magnetar_core::{NamespaceName, TopicName};
@@ -107,6 +108,7 @@ pub struct Tier {
     rows: RwLock<HashMap<Key, BundleOwnership>>,
     /// The cluster's brokers by id as last read.
     brokers: RwLock<HashMap<String, BrokerRecord>>,
+    metrics: TierMetrics,
 }
 
 fn key(ns: &NamespaceName, range: &BundleRange) -> Key {
@@ -119,8 +121,21 @@ impl Tier {
         metadata: Arc<dyn MetadataStore>,
         policies: Arc<PolicyCache>,
         membership: Arc<Membership>,
+        metrics: TierMetrics,
     ) -> Arc<Tier> {
-        Arc::new(Tier { config, metadata, policies, membership, rows: RwLock::default(), brokers: RwLock::default() })
+        Arc::new(Tier {
+            config,
+            metadata,
+            policies,
+            membership,
+            rows: RwLock::default(),
+            brokers: RwLock::default(),
+            metrics,
+        })
+    }
+
+    pub fn metrics(&self) -> &TierMetrics {
+        &self.metrics
     }
 
     pub fn enabled(&self) -> bool {

@@ -29,7 +29,11 @@ async fn broker(metadata: &Arc<dyn MetadataStore>, id: &str) -> Arc<Tier> {
     // Registration times are in milliseconds: keep the order of joins unambiguous.
     tokio::time::sleep(Duration::from_millis(5)).await;
     let policies = PolicyCache::new(Arc::clone(metadata), Duration::from_secs(60));
-    Tier::new(enabled(), Arc::clone(metadata), policies, membership)
+    Tier::new(enabled(), Arc::clone(metadata), policies, membership, test_metrics())
+}
+
+fn test_metrics() -> crate::metrics::tier::TierMetrics {
+    crate::metrics::tier::TierMetrics::new(&prometheus::Registry::new())
 }
 
 async fn namespace(metadata: &Arc<dyn MetadataStore>, bundles: u32) -> NamespaceName {
@@ -152,6 +156,7 @@ async fn a_stale_view_cannot_take_a_bundle_and_a_restart_takes_its_own_back() {
         Arc::clone(&metadata),
         PolicyCache::new(Arc::clone(&metadata), Duration::from_secs(60)),
         membership,
+        test_metrics(),
     );
     assert!(
         matches!(restarted.check_owned(&topic(0)).await, Err(BrokerError::NotOwner(_))),
@@ -182,6 +187,7 @@ async fn without_the_tier_every_topic_is_served_here() {
         Arc::clone(&metadata),
         PolicyCache::new(Arc::clone(&metadata), Duration::from_secs(60)),
         membership,
+        test_metrics(),
     );
     assert_eq!(tier.route(&topic(3), true).await.unwrap(), Route::Local);
     tier.check_owned(&topic(3)).await.expect("owns everything");
