@@ -53,6 +53,10 @@ pub struct TierConfig {
     pub lookup_owner_address: bool,
     /// Most time a forwarded request may take to connect to the owner (milliseconds).
     pub forward_connect_timeout_ms: u64,
+    /// Most time a SIGTERM may spend handing this broker's bundles to the others before it
+    /// stops anyway (milliseconds); keep it below the pod's termination grace period. What is
+    /// not handed over by then stays owned and is taken back when this broker returns.
+    pub drain_timeout_ms: u64,
 }
 
 impl Default for TierConfig {
@@ -64,6 +68,7 @@ impl Default for TierConfig {
             refresh_interval_ms: 500,
             lookup_owner_address: false,
             forward_connect_timeout_ms: 2_000,
+            drain_timeout_ms: 25_000,
         }
     }
 }
