@@ -14,11 +14,17 @@ use magnetar_core::message_id::MessageIdError;
 pub struct ApiError {
     pub status: StatusCode,
     pub reason: String,
+    /// Nothing was done because this broker does not own the topic's bundle (it is moving or
+    /// not yet assigned): the forwarding layer may serve the request again where it is now.
+    pub not_owner: bool,
 }
+
+/// Marks an answer `ApiError::not_owner` gave, for the broker that forwarded the request.
+pub const NOT_OWNER: axum::http::HeaderName = axum::http::HeaderName::from_static("x-magnetar-not-owner");
 
 impl ApiError {
     pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
-        ApiError { status, reason: reason.into() }
+        ApiError { status, reason: reason.into(), not_owner: false }
     }
     pub fn bad_request(reason: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, reason)
@@ -41,7 +47,7 @@ impl ApiError {
             }
             _ => reason,
         };
-        ApiError { status, reason }
+        ApiError { status, reason, not_owner: false }
     }
 }
 
@@ -95,7 +101,9 @@ pub fn status_of(e: &BrokerError) -> StatusCode {
 
 impl From<BrokerError> for ApiError {
     fn from(e: BrokerError) -> Self {
-        ApiError::classified(status_of(&e), e.to_string(), &e.cause())
+        let mut out = ApiError::classified(status_of(&e), e.to_string(), &e.cause());
+        out.not_owner = matches!(e, BrokerError::NotOwner(_));
+        out
     }
 }
 
@@ -138,7 +146,11 @@ impl From<MessageIdError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorBody { reason: self.reason })).into_response()
+        let mut response = (self.status, Json(ErrorBody { reason: self.reason })).into_response();
+        if self.not_owner {
+            response.headers_mut().insert(NOT_OWNER, axum::http::HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 

@@ -12,7 +12,7 @@
 //! loop. The header grants nothing: a client that sets it only loses the forwarding.
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, NOT_OWNER};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, StatusCode, header};
@@ -37,6 +37,12 @@ pub fn client(connect_timeout_ms: u64) -> reqwest::Client {
 }
 
 /// The middleware: serves here, forwards, or answers why neither is possible.
+///
+/// A request whose bundle moves while it is being served (the owner answered `NOT_OWNER`:
+/// nothing was done) is served again where the bundle is now, until `assignment_wait_ms` has
+/// passed: clients see a short delay, not an error. Its body is kept for that (bounded by
+/// `max_request_bytes`, as the handlers bound it). WebSocket sessions are routed once; a move
+/// closes them with 1012 and the client reconnects.
 pub async fn route(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let tier = s.broker.tier();
     if !tier.enabled() {
@@ -46,17 +52,46 @@ pub async fn route(State(s): State<AppState>, req: Request, next: Next) -> Respo
         return next.run(req).await;
     };
     let forwarded = req.headers().contains_key(&FORWARDED_BY);
-    match tier.route(&name, forwarded).await {
-        Ok(Route::Local) => next.run(req).await,
-        Ok(Route::Forward { broker, address }) => {
-            if req.headers().contains_key(header::UPGRADE) {
-                return crate::forward_ws::splice(&s, req, &broker, &address).await;
-            }
-            forward(&s, req, &broker, &address).await
+    if req.headers().contains_key(header::UPGRADE) {
+        return match tier.route(&name, forwarded).await {
+            Ok(Route::Local) | Err(BrokerError::NotFound(_)) => next.run(req).await,
+            Ok(Route::Forward { broker, address }) => crate::forward_ws::splice(&s, req, &broker, &address).await,
+            Err(e) => ApiError::from(e).into_response(),
+        };
+    }
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, s.http.max_request_bytes).await {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body unreadable or larger than {} bytes: {e}", s.http.max_request_bytes),
+            )
+            .into_response();
         }
-        // A missing namespace (or an invalid one): the handler answers as it always does.
-        Err(BrokerError::NotFound(_)) => next.run(req).await,
-        Err(e) => ApiError::from(e).into_response(),
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(tier.config().assignment_wait_ms);
+    let mut again = false;
+    loop {
+        let route = if again { tier.reroute(&name, forwarded).await } else { tier.route(&name, forwarded).await };
+        let request = || Request::from_parts(parts.clone(), Body::from(body.clone()));
+        let response = match route {
+            Ok(Route::Local) => next.clone().run(request()).await,
+            Ok(Route::Forward { broker, address }) => forward(&s, request(), &broker, &address).await,
+            // A missing namespace (or an invalid one): the handler answers as it always does.
+            Err(BrokerError::NotFound(_)) => return next.run(request()).await,
+            Err(e) => ApiError::from(e).into_response(),
+        };
+        // A forwarded request goes back to the broker that forwarded it, which tries again.
+        let moved = response.headers().contains_key(&NOT_OWNER);
+        if !moved || forwarded || tokio::time::Instant::now() >= deadline {
+            return response;
+        }
+        if !again {
+            tier.metrics().held_requests.inc();
+        }
+        again = true;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
@@ -87,11 +122,14 @@ async fn forward(s: &AppState, req: Request, broker: &str, address: &str) -> Res
         }
         Err(e) => {
             tracing::warn!(error = %e, %broker, "forwarding to the owner failed");
-            ApiError::new(
+            // Nothing reached the owner when the connection failed: it may have just stopped
+            // (a handover or a drain), so the request is routed again.
+            let mut answer = ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("broker {broker}, which serves this topic, could not be reached; retry"),
-            )
-            .into_response()
+            );
+            answer.not_owner = e.is_connect();
+            answer.into_response()
         }
     }
 }

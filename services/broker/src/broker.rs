@@ -43,15 +43,15 @@ pub struct BrokerDeps {
 }
 
 pub struct Broker {
-    ctx: Arc<Context>,
-    registry: Arc<TopicRegistry>,
+    pub(crate) ctx: Arc<Context>,
+    pub(crate) registry: Arc<TopicRegistry>,
     topics: Topics,
     publisher: Publisher,
     subscriptions: Subscriptions,
     admin: Admin,
-    offloader: Arc<Offloader>,
+    pub(crate) offloader: Arc<Offloader>,
     compactor: Arc<crate::compaction::Compactor>,
-    checkpoints: Arc<Checkpoints>,
+    pub(crate) checkpoints: Arc<Checkpoints>,
     retention: Arc<Retention>,
     enforcement: Arc<Enforcement>,
     topic_policies: TopicPolicyAdmin,
@@ -240,10 +240,17 @@ impl Broker {
     }
 
     /// Deletes local data of partitions whose topic no longer exists (a crash between the
-    /// metadata delete and the data delete).
+    /// metadata delete and the data delete), and in a tier the copies of partitions another
+    /// broker has continued since.
     async fn collect_orphan_logs(&self) -> Result<()> {
         for log_id in self.ctx.storage.log_ids() {
             match self.ctx.metadata.get_partition_owner(log_id as i64).await {
+                Ok(_) if self.ctx.tier.enabled() && !self.ctx.last_held_here(log_id as i64).await? => {
+                    // Another broker continued the partition (handover or forced takeover): this
+                    // copy is stale, and loading it later would fork the log.
+                    tracing::info!(log_id, "deleting the local copy of a partition another broker serves now");
+                    self.ctx.storage.delete_log(log_id).await?;
+                }
                 Ok(_) => {}
                 Err(magnetar_metadata::MetadataError::NotFound(_)) => {
                     tracing::info!(log_id, "deleting data of a partition that no longer exists");
@@ -302,6 +309,7 @@ impl Broker {
                 if let Err(e) = b.ctx.tier.refresh().await {
                     tracing::warn!(error = %e.cause(), "bundle ownership pass failed");
                 }
+                b.serve_release_requests().await;
             });
         }
         let window = Duration::from_secs(self.ctx.config.metrics.bucket_window_seconds.max(1));
@@ -355,7 +363,7 @@ impl Broker {
     }
 
     /// This broker's load as it reports it with every lease renewal.
-    fn load(&self) -> BrokerLoad {
+    pub(crate) fn load(&self) -> BrokerLoad {
         let mut load = BrokerLoad::default();
         for p in self.registry.loaded_partitions() {
             let r = p.rates();

@@ -42,6 +42,24 @@ impl Context {
         self.clock.now_millis()
     }
 
+    /// Whether this broker was the last to hold partition `log_id` (the store's `owner`, set
+    /// when a broker loads it and when its bundle is committed to a new owner). `false` for a
+    /// partition that no longer exists.
+    pub(crate) async fn last_held_here(&self, log_id: i64) -> crate::Result<bool> {
+        match self.metadata.get_partition_owner(log_id).await {
+            Ok(owner) => Ok(owner.is_some_and(|(o, _)| o == self.broker_id)),
+            Err(magnetar_metadata::MetadataError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Counts a metadata write refused because another broker owns the partition now.
+    pub(crate) fn note_fenced(&self, e: &magnetar_metadata::MetadataError) {
+        if matches!(e, magnetar_metadata::MetadataError::Fenced { .. }) {
+            self.metrics.tier.fenced_writes.inc();
+        }
+    }
+
     /// Refuses with `Forbidden` what the caller may not do.
     pub async fn require(&self, caller: &Caller, op: Operation, resource: Resource<'_>) -> Result<()> {
         Ok(self.authorizer.check(caller.principal(), op, resource).await?)

@@ -246,6 +246,8 @@ impl From<StorageError> for BrokerError {
             }
             StorageError::ShuttingDown => BrokerError::ShuttingDown,
             StorageError::LogDeleted(_) => BrokerError::Deleted,
+            // Nothing was appended: the request is served again by the partition's next owner.
+            e @ StorageError::Closed(_) => BrokerError::NotOwner(e.to_string()),
             // Callers that know the partition name it (`TopicTerminated`); this is the fallback.
             e @ StorageError::Terminated(_) => BrokerError::NotAllowed(e.to_string()),
             e @ StorageError::OffsetTrimmed { .. } => {

@@ -138,6 +138,7 @@ fn clone_error(e: &BrokerError) -> BrokerError {
         }
         BrokerError::ShuttingDown => BrokerError::ShuttingDown,
         BrokerError::Deleted => BrokerError::Deleted,
+        BrokerError::NotOwner(reason) => BrokerError::NotOwner(reason.clone()),
         BrokerError::BacklogQuotaExceeded { topic, held } => {
             BrokerError::BacklogQuotaExceeded { topic: topic.clone(), held: *held }
         }

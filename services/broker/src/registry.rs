@@ -89,6 +89,12 @@ impl TopicRegistry {
         self.table().values().cloned().collect()
     }
 
+    /// The loaded topics with the names they are loaded under: a topic's own name, or in a
+    /// tier the name of the one partition it holds.
+    pub fn loaded_entries(&self) -> Vec<(TopicName, Arc<Topic>)> {
+        self.table().iter().map(|(k, t)| (k.clone(), Arc::clone(t))).collect()
+    }
+
     pub fn loaded_partitions(&self) -> Vec<Arc<Partition>> {
         self.table().values().flat_map(|t| t.partitions.iter().cloned()).collect()
     }

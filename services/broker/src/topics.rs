@@ -150,6 +150,10 @@ impl Topics {
             return Err(BrokerError::NotFound(Entity::Topic(name.clone())));
         }
         self.registry.unload(&name.base()).await;
+        if name.partition_index().is_some() {
+            // In a tier a partition is loaded alone, under its own name.
+            self.registry.unload(name).await;
+        }
         Ok(())
     }
 

@@ -108,6 +108,7 @@ pub async fn start_with_clock(
         tokio::select! {
             _ = b.stop_requested() => {
                 b.mark_unready();
+                b.drain().await;
                 requested.cancel();
             }
             _ = requested.cancelled() => {}
@@ -168,8 +169,13 @@ pub async fn run(config: Config, standalone: bool) -> anyhow::Result<()> {
         _ = running.shutdown.cancelled() => {}
     }
     tracing::info!("shutting down");
-    // Readiness goes 503 at once so load balancers stop sending; then connections drain.
+    // Readiness goes 503 at once so load balancers stop sending; in a tier the bundles are
+    // handed to the other brokers while this one still forwards what reaches it; then
+    // connections drain.
     running.broker.mark_unready();
+    if !running.shutdown.is_cancelled() {
+        running.broker.drain().await;
+    }
     running.shutdown.cancel();
     running.done.await??;
     tracing::info!("stopped");

@@ -17,6 +17,9 @@ pub enum StorageError {
     /// The log was terminated: it accepts no more records.
     #[error("log {0} is terminated")]
     Terminated(u64),
+    /// The log accepts no appends while its partition is handed to another broker.
+    #[error("log {0} is closed: its partition is moving to another broker")]
+    Closed(u64),
     #[error("invalid storage configuration: {0}")]
     InvalidConfig(String),
 }

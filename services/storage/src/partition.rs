@@ -63,6 +63,8 @@ struct Appender {
     deleted: bool,
     /// Pulsar's topic termination: appends are refused from then on.
     terminated: bool,
+    /// Closed for a handover: appends are refused until `reopen` (kept in memory only).
+    closed: bool,
 }
 
 #[derive(Default)]
@@ -151,6 +153,7 @@ impl PartitionLog {
                 seg_created_ms: now_ms(),
                 deleted: false,
                 terminated: false,
+                closed: false,
             }),
             segs: Mutex::new(Segments::default()),
             tail: Mutex::new(Tail::default()),
@@ -269,6 +272,9 @@ impl PartitionLog {
             }
             if app.terminated {
                 return Err(StorageError::Terminated(self.log_id));
+            }
+            if app.closed {
+                return Err(StorageError::Closed(self.log_id));
             }
             let now = now_ms();
             let age_ms = self.shared.config.segment_max_age.as_millis() as i64;
@@ -484,6 +490,20 @@ impl PartitionLog {
     /// Accepts appends again: undoes a `terminate` whose recording failed.
     pub fn resume(&self) {
         self.appender.lock().terminated = false;
+    }
+
+    /// Refuses appends from now on, for a handover of the partition to another broker; returns
+    /// the offset the next append would have had. Appends accepted before are unaffected: once
+    /// `end_offset()` reaches the returned offset, every one of them is durable.
+    pub fn close(&self) -> u64 {
+        let mut app = self.appender.lock();
+        app.closed = true;
+        app.next_offset
+    }
+
+    /// Accepts appends again after a handover that did not complete.
+    pub fn reopen(&self) {
+        self.appender.lock().closed = false;
     }
 
     /// Where the log ends for good, if it was terminated.

@@ -68,7 +68,9 @@ async fn get_topic_hash_positions(
 /// Unload a namespace
 ///
 /// Every loaded topic of the namespace is unloaded: consumers are disconnected and reconnect,
-/// topics load again on their next use. Superusers only, as Pulsar.
+/// topics load again on their next use. In a broker tier each bundle is handed over to another
+/// broker, losing nothing; the call returns once every bundle has left `releasing`. Superusers
+/// only, as Pulsar.
 #[utoipa::path(put, path = "/admin/v2/namespaces/{tenant}/{namespace}/unload", tag = "namespaces",
     params(NamespaceParam),
     responses((status = 204, description = "unloaded"),
@@ -79,7 +81,7 @@ async fn unload_namespace(
     NamespaceParam(ns): NamespaceParam,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::UnloadNamespace, &ns).await?;
-    s.broker.topics().unload_namespace(&ns, None).await?;
+    s.broker.unload_bundles(&ns, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -106,7 +108,8 @@ struct BundlePath {
 
 /// Unload a namespace bundle
 ///
-/// The loaded topics with a partition in the bundle are unloaded; they load again on use.
+/// The loaded topics with a partition in the bundle are unloaded; they load again on use. In a
+/// broker tier the bundle is handed over to another broker, losing nothing.
 #[utoipa::path(put, path = "/admin/v2/namespaces/{tenant}/{namespace}/{bundle}/unload", tag = "namespaces",
     params(NamespaceParam, ("bundle" = String, Path, description = "a bundle range, `0x00000000_0x3fffffff`")),
     responses((status = 204, description = "unloaded"),
@@ -119,7 +122,7 @@ async fn unload_bundle(
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::UnloadNamespace, &ns).await?;
     let range = s.broker.topics().bundle(&ns, &p.bundle).await?;
-    s.broker.topics().unload_namespace(&ns, Some(&range)).await?;
+    s.broker.unload_bundles(&ns, Some(&range)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -253,6 +256,12 @@ async fn split_bundle(
         .collect::<Result<Vec<u32>, _>>()?;
     let algorithm = SplitAlgorithm::parse(q.split_algorithm_name.as_deref(), positions)?;
     let topics = s.broker.topics();
+    if s.broker.tier().enabled() {
+        // In a broker tier the bundle's owner hands its data over first: the halves may go to
+        // other brokers, which must find every partition's tail in the shared stores.
+        let range = topics.bundle(&ns, &p.bundle).await?;
+        s.broker.unload_bundles(&ns, Some(&range)).await?;
+    }
     topics.split_bundle(s.broker.admin(), &ns, &p.bundle, algorithm, q.unload).await?;
     Ok(StatusCode::NO_CONTENT)
 }

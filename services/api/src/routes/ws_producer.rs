@@ -265,8 +265,8 @@ async fn run_producer(broker: Arc<Broker>, socket: WebSocket, auth: AuthContext,
     let _ = writer.await;
 }
 
-/// A batch queued for the WAL (or refused as a whole, with the reason) and its frames' contexts.
-type QueuedBatch = (Result<PendingPublish, String>, Vec<Option<Value>>);
+/// A batch queued for the WAL (or refused as a whole) and its frames' contexts.
+type QueuedBatch = (Result<PendingPublish, ApiError>, Vec<Option<Value>>);
 
 /// Batches frames and queues each batch for the WAL without waiting for the previous one to be
 /// durable: a connection with many messages in flight keeps the group commit busy.
@@ -293,11 +293,8 @@ async fn publish_loop(
             Some(p) if messages.iter().all(|m| m.key.is_none()) => p,
             _ => &route.topic,
         };
-        let pending = broker
-            .publisher()
-            .enqueue(&caller, target, messages, route.hashing)
-            .await
-            .map_err(|e| ApiError::from(e).reason);
+        let pending =
+            broker.publisher().enqueue(&caller, target, messages, route.hashing).await.map_err(ApiError::from);
         if acks_tx.send((pending, contexts)).await.is_err() {
             break;
         }
@@ -308,25 +305,42 @@ async fn publish_loop(
 
 /// Answers each message once it is durable (or failed), in the order the frames came: every
 /// message has its own result, so a client retries only what was not stored.
+///
+/// A message refused because the topic's bundle is moving to another broker (nothing was
+/// stored) is not answered: once everything before it is, the session is closed with 1012 and
+/// the client reconnects, reaching the new owner, and sends it again.
 async fn ack_loop(mut batches: mpsc::Receiver<QueuedBatch>, out: mpsc::Sender<Message>) {
     while let Some((pending, contexts)) = batches.recv().await {
+        let mut moved = false;
         let replies: Vec<Message> = match pending {
             Ok(p) => p
                 .durable()
                 .await
                 .into_iter()
                 .zip(contexts)
-                .map(|(outcome, ctx)| match outcome {
-                    Ok(id) => ok_frame(&id.to_base64(), ctx),
-                    Err(e) => error_frame(8, ApiError::from(e).reason, ctx),
+                .filter_map(|(outcome, ctx)| match outcome {
+                    Ok(id) => Some(ok_frame(&id.to_base64(), ctx)),
+                    Err(magnetar_broker::BrokerError::NotOwner(_)) => {
+                        moved = true;
+                        None
+                    }
+                    Err(e) => Some(error_frame(8, ApiError::from(e).reason, ctx)),
                 })
                 .collect(),
-            Err(reason) => contexts.into_iter().map(|ctx| error_frame(8, reason.clone(), ctx)).collect(),
+            Err(e) if e.not_owner => {
+                moved = true;
+                Vec::new()
+            }
+            Err(e) => contexts.into_iter().map(|ctx| error_frame(8, e.reason.clone(), ctx)).collect(),
         };
         for r in replies {
             if out.send(r).await.is_err() {
                 return;
             }
+        }
+        if moved {
+            let _ = out.send(super::ws::topic_unloaded()).await;
+            return;
         }
     }
 }

@@ -46,6 +46,15 @@ impl Checkpoints {
         self.checkpoint_locked().await
     }
 
+    /// Persists the changed cursors of these partitions now (a handover); the first failure.
+    pub(crate) async fn checkpoint_partitions(&self, partitions: &[Arc<Partition>]) -> Result<()> {
+        let _guard = self.lock.lock().await;
+        for p in partitions {
+            self.checkpoint_partition(p).await?;
+        }
+        Ok(())
+    }
+
     async fn checkpoint_locked(&self) -> Vec<Failed> {
         let mut failed = Vec::new();
         for p in self.registry.loaded_partitions() {
@@ -67,6 +76,7 @@ impl Checkpoints {
             return Ok(());
         }
         if let Err(e) = self.ctx.metadata.checkpoint_cursors(p.log_id, p.epoch, &cursors).await {
+            self.ctx.note_fenced(&e);
             for s in &subs {
                 if cursors.iter().any(|(n, _)| *n == s.name()) {
                     s.mark_dirty();
@@ -126,6 +136,16 @@ impl Checkpoints {
             Err(magnetar_metadata::MetadataError::NotFound(_)) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
+        if self.ctx.tier.enabled() && !self.ctx.last_held_here(log_id).await? {
+            // In a tier another broker has continued this partition since (a handover, or a
+            // forced takeover): these updates are history, and acquiring it would fence the owner.
+            tracing::info!(
+                log_id,
+                ops = ops.len(),
+                "cursor updates of a partition now served elsewhere are not replayed"
+            );
+            return Ok(());
+        }
         let epoch = metadata.acquire_partition(log_id, &self.ctx.broker_id).await?;
         let log = self.ctx.storage.log(log_id as u64)?;
         let mut cursors = Vec::new();

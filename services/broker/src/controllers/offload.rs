@@ -382,7 +382,10 @@ impl Offloader {
             let row = row_of(p.log_id, &remote);
             match self.ctx.metadata.commit_segment(p.epoch, &row).await {
                 Ok(()) | Err(magnetar_metadata::MetadataError::AlreadyExists(_)) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    self.ctx.note_fenced(&e);
+                    return Err(e.into());
+                }
             }
             p.log.mark_offloaded(remote);
             self.ctx.storage.note_uploaded(info.size_bytes);
@@ -391,6 +394,21 @@ impl Offloader {
             self.evict_for_budget().await;
         }
         self.drop_due_copies(p, policy).await
+    }
+
+    /// Makes the object store hold the whole partition (a handover to another broker): seals
+    /// the active segment — which waits until every record appended before is durable — and
+    /// uploads every sealed segment not uploaded yet, committing each under the partition's
+    /// epoch. The caller has closed the log to appends.
+    pub(crate) async fn upload_tail(&self, p: &Partition) -> Result<()> {
+        let log = Arc::clone(&p.log);
+        tokio::task::spawn_blocking(move || log.seal_active().and_then(|()| log.wait_for_seals()))
+            .await
+            .map_err(BrokerError::internal)??;
+        let lock = self.state.run_lock(p.log_id);
+        let _guard = lock.lock().await;
+        let policy = self.offload_defaults();
+        self.offload_partition(p, &policy, Some(u64::MAX)).await
     }
 
     /// Deletes objects under the partition's prefix that have no row in the segment index and

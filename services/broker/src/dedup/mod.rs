@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-pub(crate) use snapshot::{fold, take_snapshots};
+pub(crate) use snapshot::{fold, snapshot_now, take_snapshots};
 
 /// Broker settings of deduplication (`[broker.deduplication]`).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -118,6 +118,19 @@ pub(crate) async fn take_snapshots(ctx: &Context, registry: &TopicRegistry) {
     }
 }
 
+/// Snapshots one partition's producer sequences now when deduplication tracks them (a
+/// handover: the next owner starts from the snapshot instead of folding the whole log).
+pub(crate) async fn snapshot_now(ctx: &Context, p: &Partition) -> crate::Result<()> {
+    if !p.policy.deduplication_enabled() {
+        return Ok(());
+    }
+    let since = p.dedup.since_snapshot.load(Ordering::Relaxed);
+    if since == 0 {
+        return Ok(());
+    }
+    snapshot_partition(ctx, p, since).await
+}
+
 async fn snapshot_partition(ctx: &Context, p: &Partition, since: u64) -> crate::Result<()> {
     let base = p.dedup.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let base = match base {
@@ -126,7 +139,7 @@ async fn snapshot_partition(ctx: &Context, p: &Partition, since: u64) -> crate::
     };
     let rules = Rules::of(&ctx.config.deduplication, ctx.now_ms());
     let snap = fold(p, base, &rules).await?;
-    ctx.metadata.save_dedup_snapshot(p.log_id, p.epoch, &snap).await?;
+    ctx.metadata.save_dedup_snapshot(p.log_id, p.epoch, &snap).await.inspect_err(|e| ctx.note_fenced(e))?;
     p.dedup.since_snapshot.fetch_sub(since, Ordering::Relaxed);
     p.dedup.last_snapshot_ms.store(ctx.now_ms(), Ordering::Relaxed);
     p.dedup.retain(&rules).await;

@@ -13,6 +13,7 @@
 
 mod isolation;
 mod placement;
+mod release;
 #[cfg(test)]
 mod tests;
 
@@ -28,8 +29,8 @@ use magnetar_metadata::{
     PolicyCache,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 /// `[broker.tier]`.
@@ -114,6 +115,8 @@ pub struct Tier {
     /// The cluster's brokers by id as last read.
     brokers: RwLock<HashMap<String, BrokerRecord>>,
     metrics: TierMetrics,
+    /// Bundles this process is handing over: their requests are held, not served here.
+    moving: Mutex<HashSet<Key>>,
 }
 
 fn key(ns: &NamespaceName, range: &BundleRange) -> Key {
@@ -136,6 +139,7 @@ impl Tier {
             rows: RwLock::default(),
             brokers: RwLock::default(),
             metrics,
+            moving: Mutex::default(),
         })
     }
 
@@ -183,7 +187,11 @@ impl Tier {
         let range = self.bundle_of(name).await?;
         let row = self.metadata.get_bundle(name.namespace(), &range.to_string()).await?;
         match row {
-            Some(row) if row.state == BundleState::Owned && self.mine(&row) => {
+            Some(row)
+                if matches!(row.state, BundleState::Owned | BundleState::Releasing)
+                    && self.mine(&row)
+                    && !self.is_moving(&key(name.namespace(), &range)) =>
+            {
                 self.remember(row);
                 Ok(())
             }
@@ -207,15 +215,23 @@ impl Tier {
         let ns = name.namespace();
         let range = self.bundle_of(name).await?;
         let k = key(ns, &range);
-        // The cached row answers while it says "here" or "there, live"; anything else is
-        // looked at fresh.
-        if let Some(row) = self.cached(&k)
-            && let Some(route) = self.decide(&row).await?
-        {
-            return self.check_hop(route, forwarded, &k);
-        }
         let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.assignment_wait_ms);
         let mut pause = Duration::from_millis(10);
+        // Being handed over by this process: held until its next owner is known.
+        if self.is_moving(&k) {
+            self.metrics.held_requests.inc();
+            while self.is_moving(&k) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+        } else if let Some(row) = self.cached(&k)
+            && let Some(route) = self.decide(&row).await?
+        {
+            // The cached row answers while it says "here" or "there, live"; anything else is
+            // looked at fresh.
+            return self.check_hop(route, forwarded, &k);
+        }
+        let mut counted = false;
         loop {
             let row = self.metadata.ensure_bundle(ns, &k.1).await.map_err(|e| match e {
                 MetadataError::NotFound(_) => BrokerError::NotFound(Entity::Namespace(ns.clone())),
@@ -229,6 +245,10 @@ impl Tier {
             if let Some(reason) = self.unavailable_reason(&row).await? {
                 return Err(BrokerError::NotOwner(reason));
             }
+            if !counted {
+                self.metrics.held_requests.inc();
+                counted = true;
+            }
             if tokio::time::Instant::now() >= deadline {
                 return Err(BrokerError::NotOwner(format!(
                     "bundle {}/{} has no owner yet ({}) after {} ms; retry",
@@ -241,6 +261,16 @@ impl Tier {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(100));
         }
+    }
+
+    /// `route` without the cached row: after the owner it named answered that the bundle moved.
+    pub async fn reroute(&self, name: &TopicName, forwarded: bool) -> Result<Route> {
+        if self.enabled()
+            && let Ok(range) = self.bundle_of(name).await
+        {
+            self.rows.write().unwrap_or_else(|e| e.into_inner()).remove(&key(name.namespace(), &range));
+        }
+        self.route(name, forwarded).await
     }
 
     fn check_hop(&self, route: Route, forwarded: bool, k: &Key) -> Result<Route> {
@@ -283,6 +313,7 @@ impl Tier {
         let to = BundleTransition { state: BundleState::Owned, owner: Some((id.to_string(), session.to_string())) };
         match self.metadata.transition_bundle(&row.namespace, &row.bundle, row.epoch, row.state, &to, &[]).await {
             Ok(owned) => {
+                self.metrics.transition("owned");
                 tracing::info!(bundle = %format!("{}/{}", owned.namespace, owned.bundle), epoch = owned.epoch, "bundle owned");
                 Ok(owned)
             }
@@ -297,8 +328,12 @@ impl Tier {
     /// another live broker.
     async fn decide(&self, row: &BundleOwnership) -> Result<Option<Route>> {
         match row.state {
-            BundleState::Owned if self.mine(row) => Ok(Some(Route::Local)),
-            BundleState::Owned | BundleState::Assigning => {
+            // A release asked of this process that it has not begun yet: still served here.
+            BundleState::Owned | BundleState::Releasing if self.mine(row) => {
+                Ok((!self.is_moving(&(row.namespace.clone(), row.bundle.clone()))).then_some(Route::Local))
+            }
+            // Releasing elsewhere: its owner serves or holds it until the next owner is known.
+            BundleState::Owned | BundleState::Assigning | BundleState::Releasing => {
                 let Some(owner) = row.owner.as_deref() else { return Ok(None) };
                 if owner == self.me().0 {
                     return Ok(None);
@@ -310,7 +345,7 @@ impl Tier {
                     _ => Ok(None),
                 }
             }
-            BundleState::Free | BundleState::Releasing => Ok(None),
+            BundleState::Free => Ok(None),
         }
     }
 

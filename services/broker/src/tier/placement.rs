@@ -18,8 +18,25 @@
 use super::Tier;
 use super::isolation::{Candidate, eligible};
 use crate::Result;
-use magnetar_metadata::{BrokerState, BundleState, BundleTransition, MetadataError};
-use std::collections::BTreeMap;
+use magnetar_core::NamespaceName;
+use magnetar_metadata::{
+    BrokerRecord, BrokerState, BundleState, BundleTransition, MetadataError, NamespaceIsolationData,
+};
+use std::collections::{BTreeMap, HashMap};
+
+/// The ids among `ids` of the brokers the isolation policies allow to own a bundle of `ns`.
+fn allowed_among<'a>(
+    policies: &[NamespaceIsolationData],
+    ns: &NamespaceName,
+    brokers: &HashMap<String, BrokerRecord>,
+    ids: impl Iterator<Item = &'a String>,
+) -> Vec<String> {
+    let live: Vec<Candidate> = ids
+        .filter_map(|id| brokers.get(id))
+        .map(|b| Candidate { id: &b.registration.broker_id, advertised: &b.registration.advertised_address })
+        .collect();
+    eligible(policies, &ns.to_string(), &live).into_iter().map(str::to_string).collect()
+}
 
 impl Tier {
     /// One pass (see the module docs). Errors are logged by the caller's loop.
@@ -27,10 +44,19 @@ impl Tier {
         if !self.enabled() {
             return Ok(());
         }
-        self.refresh_brokers().await?;
+        let brokers = self.refresh_brokers().await?;
         let rows = self.metadata.list_bundles().await?;
         let (id, session) = self.me();
         let (id, session) = (id.to_string(), session.to_string());
+        let held = |r: &&magnetar_metadata::BundleOwnership| {
+            matches!(r.state, BundleState::Owned | BundleState::Assigning | BundleState::Releasing)
+        };
+        let live = |o: &Option<String>| o.as_ref().and_then(|o| brokers.get(o)).is_some_and(|b| b.alive);
+        self.metrics
+            .bundles_owned
+            .set(rows.iter().filter(|r| r.state == BundleState::Owned && self.mine(r)).count() as i64);
+        self.metrics.unavailable_bundles.set(rows.iter().filter(held).filter(|r| !live(&r.owner)).count() as i64);
+        self.metrics.live_brokers.set(brokers.values().filter(|b| b.alive).count() as i64);
         for row in rows {
             let addressed_here = row.owner.as_deref() == Some(id.as_str())
                 && (row.state == BundleState::Assigning
@@ -38,10 +64,33 @@ impl Tier {
             let row = if addressed_here { self.take(row).await? } else { row };
             self.remember(row);
         }
-        if self.is_leader().await? {
+        let leader = self.is_leader().await?;
+        self.metrics.leader.set(i64::from(leader));
+        if leader {
             self.place().await?;
         }
         Ok(())
+    }
+
+    /// The namespace isolation policies of this broker's cluster.
+    async fn isolation_policies(&self) -> Result<Vec<NamespaceIsolationData>> {
+        let cluster = self.membership.registration().cluster.clone();
+        // A cluster without a row (never created through the admin API) has no policies.
+        match self.metadata.list_isolation_policies(&cluster).await {
+            Ok(p) => Ok(p.into_values().collect()),
+            Err(MetadataError::NotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The ids among `ids` of the brokers allowed to own a bundle of `ns`.
+    pub(super) async fn allowed_brokers<'a>(
+        &self,
+        ns: &NamespaceName,
+        brokers: &HashMap<String, BrokerRecord>,
+        ids: impl Iterator<Item = &'a String>,
+    ) -> Result<Vec<String>> {
+        Ok(allowed_among(&self.isolation_policies().await?, ns, brokers, ids))
     }
 
     /// The leader's placement of free bundles (and of assignments to brokers that are gone).
@@ -64,13 +113,7 @@ impl Tier {
                 entry.0 += 1;
             }
         }
-        let cluster = self.membership.registration().cluster.clone();
-        // A cluster without a row (never created through the admin API) has no policies.
-        let policies: Vec<_> = match self.metadata.list_isolation_policies(&cluster).await {
-            Ok(p) => p.into_values().collect(),
-            Err(MetadataError::NotFound(_)) => Vec::new(),
-            Err(e) => return Err(e.into()),
-        };
+        let policies = self.isolation_policies().await?;
         let mut assigned = 0;
         for row in rows {
             let stranded = row.state == BundleState::Assigning
@@ -78,13 +121,7 @@ impl Tier {
             if row.state != BundleState::Free && !stranded {
                 continue;
             }
-            let live: Vec<Candidate> = load
-                .keys()
-                .filter_map(|id| brokers.get(id))
-                .map(|b| Candidate { id: &b.registration.broker_id, advertised: &b.registration.advertised_address })
-                .collect();
-            let allowed: Vec<String> =
-                eligible(&policies, &row.namespace.to_string(), &live).into_iter().map(str::to_string).collect();
+            let allowed = allowed_among(&policies, &row.namespace, &brokers, load.keys());
             // Fewest bundles first among the brokers the isolation policies allow; ties by id,
             // so every leader would choose alike.
             let Some((target, (count, session))) = load
@@ -100,6 +137,7 @@ impl Tier {
             let to = BundleTransition { state: BundleState::Assigning, owner: Some((target.clone(), session)) };
             match self.metadata.transition_bundle(&row.namespace, &row.bundle, row.epoch, row.state, &to, &[]).await {
                 Ok(updated) => {
+                    self.metrics.transition("assigning");
                     tracing::info!(bundle = %format!("{}/{}", updated.namespace, updated.bundle), broker = %target,
                         epoch = updated.epoch, "bundle assigned");
                     load.insert(target, (count + 1, to.owner.map(|o| o.1).unwrap_or_default()));

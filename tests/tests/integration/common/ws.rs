@@ -46,6 +46,14 @@ fn with_query(url: String, query: &str) -> String {
 }
 
 /// One WebSocket connection speaking JSON text frames.
+/// What [`WsClient::next_event`] saw.
+#[derive(Debug)]
+pub enum WsEvent {
+    Frame(Value),
+    Closed(u16),
+    Idle,
+}
+
 pub struct WsClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub url: String,
@@ -107,6 +115,33 @@ impl WsClient {
                 Some(Ok(_)) => continue,
             }
         }
+    }
+
+    /// The next JSON frame, the broker's close code (a connection dropped without a close frame
+    /// reads as 1006), or `Idle` after `wait`: for clients that reconnect as Pulsar's do.
+    pub async fn next_event(&mut self, wait: Duration) -> WsEvent {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return WsEvent::Idle,
+                Ok(None) | Ok(Some(Err(_))) => return WsEvent::Closed(1006),
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return WsEvent::Closed(frame.map(|f| u16::from(f.code)).unwrap_or(1005));
+                }
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    return WsEvent::Frame(
+                        serde_json::from_str(t.as_str())
+                            .unwrap_or_else(|e| panic!("{}: frame `{}` is not JSON: {e}", self.url, t.as_str())),
+                    );
+                }
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// Sends a frame; `false` when the connection is gone (the client reconnects).
+    pub async fn try_send_json(&mut self, frame: &Value) -> bool {
+        matches!(tokio::time::timeout(FRAME_TIMEOUT, self.ws.send(Message::text(frame.to_string()))).await, Ok(Ok(())))
     }
 
     /// The next JSON frame; fails the test if none arrives within [`FRAME_TIMEOUT`].

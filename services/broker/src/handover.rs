@@ -1,0 +1,264 @@
+//! Handing a bundle to another broker of the tier without losing or duplicating anything
+//! (issue 11, item 5; DESIGN §6 "Handover").
+//!
+//! The order matters:
+//! 1. Partitions of the bundle with data on this broker's disk are loaded (a restarted broker
+//!    may hold the tail of a partition nobody has asked for since), while the bundle is owned.
+//! 2. The bundle goes to `releasing` and its requests are held (`Tier::begin_release`).
+//! 3. Its topics are unloaded: WebSocket consumers are closed with 1012 (reconnect), and a
+//!    producer's next send meets the closed log and closes its session the same way.
+//! 4. Each log is closed to appends; sealing the active segment then waits for every record
+//!    accepted before to be durable, and every segment not yet in the object store is uploaded
+//!    and committed under the partition's epoch. Cursors and deduplication state are
+//!    checkpointed under the same epoch.
+//! 5. The local copies are dropped (a drop record in the WAL, so a restart never brings back a
+//!    log another broker has continued), and the bundle is committed to its next owner with the
+//!    partitions' epochs bumped (`Tier::finish_release`), which serves from exactly where this
+//!    broker stopped: the end of the last uploaded segment.
+//!
+//! A failure before step 5 (the object store unreachable, say) reopens the logs and takes the
+//! bundle back: nothing is lost, and the handover is retried later.
+
+use crate::bundles::in_bundle;
+use crate::partition::Partition;
+use crate::{Broker, BrokerError, Result};
+use magnetar_core::bundles::BundleRange;
+use magnetar_core::{NamespaceName, TopicName};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What a handover did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handover {
+    /// `tenant/namespace/range`.
+    pub bundle: String,
+    /// Partitions (or topics) handed over with their data.
+    pub partitions: usize,
+    /// The broker the bundle went to; `None` when it was left free for the leader to place.
+    pub to: Option<String>,
+    pub millis: u64,
+}
+
+impl Broker {
+    /// Hands one bundle this broker owns to another broker (see the module docs). `Ok(None)`
+    /// when this broker does not own it or is already handing it over.
+    pub async fn hand_over(&self, ns: &NamespaceName, range: &BundleRange) -> Result<Option<Handover>> {
+        let started = Instant::now();
+        let tier = &self.ctx.tier;
+        self.load_local_partitions(ns, range).await?;
+        let Some(row) = tier.begin_release(ns, range).await? else { return Ok(None) };
+        let bundle = format!("{ns}/{range}");
+        let topics: Vec<TopicName> = self
+            .registry
+            .loaded_entries()
+            .into_iter()
+            .filter(|(_, t)| {
+                t.partitions.iter().any(|p| p.name.namespace() == ns && in_bundle(range, &p.name.to_string()))
+            })
+            .map(|(name, _)| name)
+            .collect();
+        let mut partitions: Vec<Arc<Partition>> = Vec::new();
+        for name in &topics {
+            if let Some(t) = self.registry.unload(name).await {
+                partitions.extend(t.partitions.iter().cloned());
+            }
+        }
+        for p in &partitions {
+            p.log.close();
+        }
+        if let Err(e) = self.flush_to_shared_stores(&partitions).await {
+            for p in &partitions {
+                p.log.reopen();
+            }
+            tier.metrics().handovers.with_label_values(&["failed"]).inc();
+            tracing::warn!(%bundle, error = %e.cause(), "handover failed; the bundle stays here and is retried later");
+            tier.finish_release(&row, &[], false).await?;
+            return Err(e);
+        }
+        for p in &partitions {
+            if let Err(e) = self.ctx.storage.delete_log(p.log_id as u64).await {
+                // Its data is in the object store; the stale copy is dropped at the next start.
+                tracing::warn!(topic = %p.name, error = %e, "local copy of a handed-over partition not deleted");
+            }
+        }
+        let log_ids: Vec<i64> = partitions.iter().map(|p| p.log_id).collect();
+        let released = tier.finish_release(&row, &log_ids, true).await?;
+        let elapsed = started.elapsed();
+        tier.metrics().handover_seconds.observe(elapsed.as_secs_f64());
+        tier.metrics().handovers.with_label_values(&["ok"]).inc();
+        tracing::info!(%bundle, partitions = partitions.len(), to = ?released.owner, millis = elapsed.as_millis() as u64, "bundle handed over");
+        Ok(Some(Handover {
+            bundle,
+            partitions: partitions.len(),
+            to: released.owner,
+            millis: elapsed.as_millis() as u64,
+        }))
+    }
+
+    /// Pulsar's namespace and bundle unload. In a tier each bundle owned by a live broker is
+    /// handed over to another one (by this broker when it owns it, else by its owner, asked
+    /// through the ownership table), and the call returns once every one has left `releasing`;
+    /// without a tier the loaded topics are unloaded and load again on their next use.
+    pub async fn unload_bundles(&self, ns: &NamespaceName, range: Option<&BundleRange>) -> Result<usize> {
+        let tier = &self.ctx.tier;
+        if !tier.enabled() {
+            return self.topics().unload_namespace(ns, range).await;
+        }
+        let ranges: Vec<BundleRange> = match range {
+            Some(r) => vec![*r],
+            None => self.topics().bundles(ns).await?.ranges().collect(),
+        };
+        let mut asked = Vec::new();
+        for r in ranges {
+            if tier.request_release(ns, &r).await? {
+                // Run here when this broker owns it; otherwise its owner's next pass does.
+                self.hand_over(ns, &r).await?;
+                asked.push(r);
+            }
+        }
+        let deadline = Instant::now() + std::time::Duration::from_millis(tier.config().drain_timeout_ms);
+        for r in &asked {
+            loop {
+                let row = self.ctx.metadata.get_bundle(ns, &r.to_string()).await?;
+                if row.is_none_or(|row| row.state != magnetar_metadata::BundleState::Releasing) {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(BrokerError::NotOwner(format!(
+                        "bundle {ns}/{r} is still being handed over by its owner; it completes on its own"
+                    )));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        Ok(asked.len())
+    }
+
+    /// Step 4: everything accepted is durable, uploaded and committed, cursors and producer
+    /// sequences checkpointed.
+    async fn flush_to_shared_stores(&self, partitions: &[Arc<Partition>]) -> Result<()> {
+        if self.ctx.storage.tier().is_none() {
+            return Err(BrokerError::NoObjectStore);
+        }
+        for p in partitions {
+            self.offloader.upload_tail(p).await?;
+            crate::dedup::snapshot_now(&self.ctx, p).await?;
+        }
+        self.checkpoints.checkpoint_partitions(partitions).await
+    }
+
+    /// Step 1: loads the partitions of the bundle that have data on this broker's disk.
+    async fn load_local_partitions(&self, ns: &NamespaceName, range: &BundleRange) -> Result<()> {
+        let local: std::collections::HashSet<u64> = self.ctx.storage.log_ids().into_iter().collect();
+        if local.is_empty() {
+            return Ok(());
+        }
+        for (name, log_id) in self.partitions_of_namespace(ns).await? {
+            if local.contains(&(log_id as u64))
+                && in_bundle(range, &name.to_string())
+                && self.registry.loaded(&name).is_none()
+            {
+                match self.registry.resolve(&name).await {
+                    Ok(_) | Err(BrokerError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every partition of the namespace (non-partitioned topics included) with its log id.
+    pub(crate) async fn partitions_of_namespace(&self, ns: &NamespaceName) -> Result<Vec<(TopicName, i64)>> {
+        let records = match self.ctx.metadata.list_topics(ns).await {
+            Ok(r) => r,
+            Err(magnetar_metadata::MetadataError::NotFound(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for t in records {
+            for pr in &t.partition_records {
+                let name = if t.partitions > 0 { t.name.partition(pr.index as u32) } else { t.name.clone() };
+                out.push((name, pr.log_id));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Hands over every bundle another broker asked this one to release (the leader's balance,
+    /// an admin unload asked elsewhere). Called by the tier's pass.
+    pub(crate) async fn serve_release_requests(self: &Arc<Self>) {
+        let requested = match self.ctx.tier.requested_releases().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e.cause(), "cannot read the bundles asked of this broker");
+                return;
+            }
+        };
+        for (ns, range) in requested {
+            let b = Arc::clone(self);
+            self.ctx.spawn(async move {
+                if let Err(e) = b.hand_over(&ns, &range).await {
+                    tracing::warn!(bundle = %format!("{ns}/{range}"), error = %e.cause(), "requested handover failed");
+                }
+            });
+        }
+    }
+
+    /// SIGTERM in a tier: hands every bundle of this broker to the others, a few at a time,
+    /// within `drain_timeout_ms`. What is not handed over by then stays owned by this broker and
+    /// is taken back by its next process.
+    pub async fn drain(&self) -> usize {
+        let tier = &self.ctx.tier;
+        if !tier.enabled() {
+            return 0;
+        }
+        // Announced first, so the leader places nothing more here.
+        self.ctx.membership.set_draining();
+        self.ctx.membership.renew(&self.load()).await;
+        let deadline = std::time::Duration::from_millis(tier.config().drain_timeout_ms);
+        let work = async {
+            let bundles = match tier.owned_here().await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e.cause(), "cannot list the bundles to drain");
+                    return 0;
+                }
+            };
+            use futures::StreamExt;
+            futures::stream::iter(bundles)
+                .map(|(ns, range)| async move {
+                    match self.hand_over(&ns, &range).await {
+                        Ok(Some(_)) => 1,
+                        Ok(None) => 0,
+                        Err(e) => {
+                            tracing::warn!(bundle = %format!("{ns}/{range}"), error = %e.cause(), "drain: handover failed");
+                            0
+                        }
+                    }
+                })
+                .buffer_unordered(4)
+                .fold(0usize, |n, k| async move { n + k })
+                .await
+        };
+        match tokio::time::timeout(deadline, work).await {
+            Ok(n) => {
+                tracing::info!(bundles = n, "drained: bundles handed to the other brokers");
+                // Requests still routed here by other brokers' cached views are forwarded to the
+                // new owners until those views refresh; only then does this broker stop listening
+                // (a request on a connection it closes could not be retried safely).
+                if n > 0 {
+                    tokio::time::sleep(tier.config().refresh_interval() * 3 + std::time::Duration::from_millis(100))
+                        .await;
+                }
+                n
+            }
+            Err(_) => {
+                tracing::warn!(
+                    timeout_ms = deadline.as_millis() as u64,
+                    "drain timed out; the remaining bundles stay owned here"
+                );
+                0
+            }
+        }
+    }
+}

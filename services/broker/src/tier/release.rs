@@ -1,0 +1,185 @@
+//! The tier's side of a handover (issue 11, item 5): the state transitions of a bundle leaving
+//! this broker, and the in-memory mark that holds its requests meanwhile. The work in between —
+//! stop, flush, upload the tail, checkpoint cursors — is the broker's (`crate::handover`).
+//!
+//! `owned → releasing` is either this broker's own decision (SIGTERM drain, admin unload) or a
+//! request from another broker (the leader shedding load, an admin unload asked elsewhere):
+//! `request_release` moves the row to `releasing` keeping owner and session, and the owner's
+//! next pass finds it (`requested_releases`) and runs the handover. The owner ends it with
+//! `finish_release`: `releasing → assigning` to the broker it chose (or `free` when no other may
+//! take it), bumping the epochs of the bundle's partitions in the same transaction so that a
+//! late write of this broker is refused; or, when the handover failed, back to `owned`.
+
+use super::{Key, Tier, key};
+use crate::error::Result;
+use crate::{BrokerError, Entity};
+use magnetar_core::NamespaceName;
+use magnetar_core::bundles::BundleRange;
+use magnetar_metadata::{BrokerState, BundleOwnership, BundleState, BundleTransition, MetadataError};
+use std::collections::BTreeMap;
+
+impl Tier {
+    pub(super) fn is_moving(&self, k: &Key) -> bool {
+        self.moving.lock().unwrap_or_else(|e| e.into_inner()).contains(k)
+    }
+
+    /// Starts releasing a bundle this process owns: the row goes to `releasing` (unless a
+    /// request already put it there) and requests for it are held from now on. `None` when the
+    /// bundle is not this process's or is already being released here.
+    pub async fn begin_release(&self, ns: &NamespaceName, range: &BundleRange) -> Result<Option<BundleOwnership>> {
+        let k = key(ns, range);
+        {
+            let mut moving = self.moving.lock().unwrap_or_else(|e| e.into_inner());
+            if !moving.insert(k.clone()) {
+                return Ok(None);
+            }
+        }
+        let outcome = self.mark_releasing(ns, &k.1).await;
+        match outcome {
+            Ok(Some(row)) => Ok(Some(row)),
+            other => {
+                self.moving.lock().unwrap_or_else(|e| e.into_inner()).remove(&k);
+                other
+            }
+        }
+    }
+
+    async fn mark_releasing(&self, ns: &NamespaceName, bundle: &str) -> Result<Option<BundleOwnership>> {
+        let Some(row) = self.metadata.get_bundle(ns, bundle).await? else { return Ok(None) };
+        if !self.mine(&row) {
+            return Ok(None);
+        }
+        match row.state {
+            BundleState::Releasing => Ok(Some(row)),
+            BundleState::Owned => {
+                let to = BundleTransition {
+                    state: BundleState::Releasing,
+                    owner: row.owner.clone().zip(row.owner_session.clone()),
+                };
+                match self.metadata.transition_bundle(ns, bundle, row.epoch, row.state, &to, &[]).await {
+                    Ok(updated) => {
+                        self.metrics.transition("releasing");
+                        self.remember(updated.clone());
+                        Ok(Some(updated))
+                    }
+                    Err(MetadataError::Conflict(_)) => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            BundleState::Free | BundleState::Assigning => Ok(None),
+        }
+    }
+
+    /// Ends a release begun by `begin_release`. `handed`: the tail and cursors are in the shared
+    /// stores, so the bundle goes to the least-loaded other broker allowed to take it (`free`
+    /// when there is none; the leader places it later), with `partitions`' epochs bumped. Not
+    /// handed: back to `owned` by this process, which serves it again.
+    pub async fn finish_release(
+        &self,
+        row: &BundleOwnership,
+        partitions: &[i64],
+        handed: bool,
+    ) -> Result<BundleOwnership> {
+        let k = (row.namespace.clone(), row.bundle.clone());
+        let outcome = self.commit_release(row, partitions, handed).await;
+        self.moving.lock().unwrap_or_else(|e| e.into_inner()).remove(&k);
+        outcome
+    }
+
+    async fn commit_release(&self, row: &BundleOwnership, partitions: &[i64], handed: bool) -> Result<BundleOwnership> {
+        let to = if handed {
+            match self.choose_target(&row.namespace, Some(self.me().0)).await? {
+                Some(target) => BundleTransition { state: BundleState::Assigning, owner: Some(target) },
+                None => BundleTransition { state: BundleState::Free, owner: None },
+            }
+        } else {
+            let (id, session) = self.me();
+            BundleTransition { state: BundleState::Owned, owner: Some((id.to_string(), session.to_string())) }
+        };
+        let parts = if handed { partitions } else { &[] };
+        let updated =
+            self.metadata.transition_bundle(&row.namespace, &row.bundle, row.epoch, row.state, &to, parts).await?;
+        self.metrics.transition(updated.state.as_str());
+        tracing::info!(bundle = %format!("{}/{}", updated.namespace, updated.bundle), state = updated.state.as_str(),
+            owner = ?updated.owner, epoch = updated.epoch, "bundle released");
+        self.remember(updated.clone());
+        Ok(updated)
+    }
+
+    /// Asks the owner of a bundle to hand it over (admin unload, the leader's balance): `owned →
+    /// releasing`, owner kept. `false` when the bundle is not owned by a live broker now.
+    pub async fn request_release(&self, ns: &NamespaceName, range: &BundleRange) -> Result<bool> {
+        let bundle = range.to_string();
+        let Some(row) = self.metadata.get_bundle(ns, &bundle).await? else { return Ok(false) };
+        if row.state == BundleState::Releasing {
+            return Ok(true);
+        }
+        if row.state != BundleState::Owned {
+            return Ok(false);
+        }
+        let to =
+            BundleTransition { state: BundleState::Releasing, owner: row.owner.clone().zip(row.owner_session.clone()) };
+        match self.metadata.transition_bundle(ns, &bundle, row.epoch, row.state, &to, &[]).await {
+            Ok(updated) => {
+                self.metrics.transition("releasing");
+                self.remember(updated);
+                Ok(true)
+            }
+            Err(MetadataError::Conflict(_)) => Ok(false),
+            Err(MetadataError::NotFound(_)) => Err(BrokerError::NotFound(Entity::Namespace(ns.clone()))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Bundles of this process that another broker asked it to release and that no handover
+    /// here is working on yet.
+    pub async fn requested_releases(&self) -> Result<Vec<(NamespaceName, BundleRange)>> {
+        let rows = self.metadata.list_bundles().await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.state == BundleState::Releasing && self.mine(r))
+            .filter(|r| !self.is_moving(&(r.namespace.clone(), r.bundle.clone())))
+            .filter_map(|r| BundleRange::parse(&r.bundle).ok().map(|b| (r.namespace, b)))
+            .collect())
+    }
+
+    /// Bundles this process owns (what a drain hands over).
+    pub async fn owned_here(&self) -> Result<Vec<(NamespaceName, BundleRange)>> {
+        let rows = self.metadata.list_bundles().await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| matches!(r.state, BundleState::Owned | BundleState::Releasing) && self.mine(r))
+            .filter_map(|r| BundleRange::parse(&r.bundle).ok().map(|b| (r.namespace, b)))
+            .collect())
+    }
+
+    /// The live, active broker owning the fewest bundles among those the namespace's isolation
+    /// policies allow, other than `exclude`: its id and session.
+    pub(super) async fn choose_target(
+        &self,
+        ns: &NamespaceName,
+        exclude: Option<&str>,
+    ) -> Result<Option<(String, String)>> {
+        let brokers = self.refresh_brokers().await?;
+        let mut load: BTreeMap<String, usize> = brokers
+            .values()
+            .filter(|b| b.alive && b.state == BrokerState::Active)
+            .filter(|b| Some(b.registration.broker_id.as_str()) != exclude)
+            .map(|b| (b.registration.broker_id.clone(), 0))
+            .collect();
+        for row in self.metadata.list_bundles().await? {
+            if matches!(row.state, BundleState::Owned | BundleState::Assigning)
+                && let Some(n) = row.owner.as_ref().and_then(|o| load.get_mut(o))
+            {
+                *n += 1;
+            }
+        }
+        let allowed = self.allowed_brokers(ns, &brokers, load.keys()).await?;
+        Ok(load
+            .iter()
+            .filter(|(id, _)| allowed.contains(id))
+            .min_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)))
+            .and_then(|(id, _)| brokers.get(id))
+            .map(|b| (b.registration.broker_id.clone(), b.registration.session_id.clone())))
+    }
+}

@@ -1,0 +1,353 @@
+//! Handover in the broker tier (issue 11, item 5): bundles move between `magnetar broker`
+//! processes on one PostgreSQL and the shared S3 server while clients keep producing and
+//! consuming. A SIGTERM drains its broker; an admin unload moves one bundle; either way every
+//! acknowledged message is stored exactly once, no HTTP request fails, and WebSocket clients
+//! connected through another broker reconnect on the close code and carry on.
+
+use crate::common::ws::{WsClient, WsEvent, text_of, ws_base};
+use magnetar_tests::{BrokerProcess, call};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const PARTITIONS: u32 = 6;
+const TOPIC: &str = "acme/app/events";
+
+async fn tier_config() -> String {
+    let broker = "default_namespace_bundles = 16\n";
+    let more = "[broker.membership]\nlease_ms = 4000\nrenew_interval_ms = 500\nfence_margin_ms = 1000\n\n\
+                [broker.tier]\nenabled = true\nrefresh_interval_ms = 100\nassignment_wait_ms = 10000\n\
+                drain_timeout_ms = 20000\n";
+    crate::common::cluster_toml("tier", broker, more).await
+}
+
+fn expect(answer: (reqwest::StatusCode, Value), status: u16, what: &str) -> Value {
+    assert_eq!(answer.0.as_u16(), status, "{what}: {}", answer.1);
+    answer.1
+}
+
+fn partition(i: u32) -> String {
+    format!("{TOPIC}-partition-{i}")
+}
+
+async fn namespace(c: &reqwest::Client, base: &str) {
+    let tenant = json!({"allowedClusters": ["tier"]});
+    expect(call(c, Method::PUT, &format!("{base}/admin/v2/tenants/acme"), Some(tenant)).await, 204, "tenant");
+    expect(call(c, Method::PUT, &format!("{base}/admin/v2/namespaces/acme/app"), None).await, 204, "namespace");
+}
+
+/// `bundle → owner` of the owned bundles, and whether any bundle is unavailable.
+async fn ownership(c: &reqwest::Client, base: &str) -> (BTreeMap<String, String>, bool) {
+    let view = expect(call(c, Method::GET, &format!("{base}/admin/v2/brokers/tier/bundles"), None).await, 200, "view");
+    let rows = view.as_array().expect("rows");
+    let owned = rows
+        .iter()
+        .filter(|r| r["state"] == "owned")
+        .map(|r| (r["bundle"].as_str().unwrap().to_string(), r["owner"].as_str().unwrap().to_string()))
+        .collect();
+    (owned, rows.iter().any(|r| r["unavailable"] == true))
+}
+
+/// The bundle (`acme/app/range`) a topic or partition is in.
+async fn bundle_of(c: &reqwest::Client, base: &str, topic: &str) -> String {
+    let range = expect(
+        call(c, Method::GET, &format!("{base}/lookup/v2/topic/persistent/{topic}/bundle"), None).await,
+        200,
+        "bundle",
+    );
+    format!("acme/app/{}", range.as_str().expect("range text"))
+}
+
+/// Producers through the given brokers, each posting batches of messages with unique ids to the
+/// partitions in turn until stopped; what was acknowledged and what failed.
+struct Load {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<String>>>,
+    failures: Arc<Mutex<Vec<String>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(bases: Vec<String>, producers: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let tasks = (0..producers)
+            .map(|n| {
+                let (stop, acked, failures, bases) = (stop.clone(), acked.clone(), failures.clone(), bases.clone());
+                tokio::spawn(async move {
+                    let c = reqwest::Client::new();
+                    let mut seq = 0usize;
+                    while !stop.load(Ordering::Relaxed) {
+                        let p = (seq + n) % PARTITIONS as usize;
+                        let base = &bases[seq % bases.len()];
+                        let ids: Vec<String> = (0..5).map(|k| format!("{n}-{seq}-{k}")).collect();
+                        let messages: Vec<Value> =
+                            ids.iter().map(|id| json!({"payload": "eA==", "properties": {"id": id}})).collect();
+                        let url = format!("{base}/topics/persistent/{TOPIC}/partitions/{p}");
+                        let (status, body) = call(&c, Method::POST, &url, Some(json!({"messages": messages}))).await;
+                        let ok = status.as_u16() == 200
+                            && body["messagePublishResults"]
+                                .as_array()
+                                .is_some_and(|r| r.len() == ids.len() && r.iter().all(|m| m["errorCode"] == 0));
+                        if ok {
+                            acked.lock().unwrap().extend(ids);
+                        } else {
+                            failures.lock().unwrap().push(format!("{url}: {status} {body}"));
+                        }
+                        seq += 1;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                })
+            })
+            .collect();
+        Load { stop, acked, failures, tasks }
+    }
+
+    async fn finish(self) -> (BTreeSet<String>, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.expect("producer task");
+        }
+        let acked: Vec<String> = self.acked.lock().unwrap().clone();
+        let set: BTreeSet<String> = acked.iter().cloned().collect();
+        assert_eq!(set.len(), acked.len(), "an id was acknowledged twice");
+        (set, self.failures.lock().unwrap().clone())
+    }
+}
+
+/// Pulls every message of `topic` for subscription `sub` through `base`, acknowledging: the
+/// count of each `id` property received.
+async fn drain_subscription(c: &reqwest::Client, base: &str, topic: &str, sub: &str) -> BTreeMap<String, usize> {
+    let pull = format!("{base}/topics/persistent/{topic}/subscriptions/{sub}/pull");
+    let ack = format!("{base}/topics/persistent/{topic}/subscriptions/{sub}/ack");
+    let mut received = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut empty = 0;
+    while empty < 2 {
+        assert!(Instant::now() < deadline, "{topic}: still receiving after 60 s");
+        let body = json!({"maxMessages": 500, "waitMs": 300, "ackTimeoutMs": 60000});
+        let got = expect(call(c, Method::POST, &pull, Some(body)).await, 200, "pull");
+        let messages = got["messages"].as_array().expect("messages").clone();
+        if messages.is_empty() {
+            empty += 1;
+            continue;
+        }
+        empty = 0;
+        let ids: Vec<String> = messages.iter().map(|m| m["messageId"].as_str().unwrap().to_string()).collect();
+        for m in &messages {
+            *received.entry(m["properties"]["id"].as_str().expect("id").to_string()).or_default() += 1;
+        }
+        expect(call(c, Method::POST, &ack, Some(json!({"messageIds": ids}))).await, 204, "ack");
+    }
+    received
+}
+
+/// Every partition's audit subscription, created before anything is produced.
+async fn audit_subscriptions(c: &reqwest::Client, base: &str) {
+    for i in 0..PARTITIONS {
+        let url = format!("{base}/admin/v2/persistent/{}/subscription/audit", partition(i));
+        expect(call(c, Method::PUT, &url, None).await, 204, "audit subscription");
+    }
+}
+
+/// Reads every partition through `base` and checks each acknowledged message is stored once.
+async fn assert_stored_once(c: &reqwest::Client, base: &str, acked: &BTreeSet<String>) {
+    let mut all: BTreeMap<String, usize> = BTreeMap::new();
+    for i in 0..PARTITIONS {
+        for (id, n) in drain_subscription(c, base, &partition(i), "audit").await {
+            *all.entry(id).or_default() += n;
+        }
+    }
+    let missing: Vec<&String> = acked.iter().filter(|id| !all.contains_key(*id)).collect();
+    let mut by_partition: BTreeMap<usize, usize> = BTreeMap::new();
+    for id in &missing {
+        let parts: Vec<usize> = id.split('-').map(|n| n.parse().unwrap()).collect();
+        *by_partition.entry((parts[0] + parts[1]) % PARTITIONS as usize).or_default() += 1;
+    }
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged messages lost (by partition {by_partition:?}), e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let twice: Vec<_> = all.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "stored more than once: {twice:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_a_brokers_bundles_over_under_load_without_a_failed_request_or_a_lost_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tier_config().await;
+    let a = BrokerProcess::start_cluster(&dir.path().join("a"), &cfg, &[]);
+    let b = BrokerProcess::start_cluster(&dir.path().join("b"), &cfg, &[]);
+    let c3 = BrokerProcess::start_cluster(&dir.path().join("c"), &cfg, &[]);
+    let c = reqwest::Client::new();
+    namespace(&c, &a.base).await;
+    let topic_url = format!("{}/admin/v2/persistent/{TOPIC}/partitions", a.base);
+    expect(call(&c, Method::PUT, &topic_url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
+    audit_subscriptions(&c, &a.base).await;
+
+    // Load through a and c only; b owns some of the partitions and is stopped under it.
+    let load = Load::start(vec![a.base.clone(), c3.base.clone()], 3);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (owned, _) = ownership(&c, &a.base).await;
+    let mut on_b = Vec::new();
+    for i in 0..PARTITIONS {
+        let bundle = bundle_of(&c, &a.base, &partition(i)).await;
+        if owned.get(&bundle) == Some(&b.addr) {
+            on_b.push(bundle);
+        }
+    }
+    assert!(!on_b.is_empty(), "broker b owns none of the partitions: {owned:?}");
+
+    let stopped = Instant::now();
+    let mut b = b;
+    let (b, status) = tokio::task::spawn_blocking(move || {
+        let status = b.terminate();
+        (b, status)
+    })
+    .await
+    .unwrap();
+    let drain_ms = stopped.elapsed().as_millis();
+    assert!(status.success(), "broker b exited with {status}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (acked, failures) = load.finish().await;
+    assert!(failures.is_empty(), "{} requests failed, e.g. {:?}", failures.len(), &failures[..failures.len().min(3)]);
+    assert!(acked.len() > 100, "the load ran: {} messages acknowledged", acked.len());
+
+    // b's bundles are served elsewhere, by live brokers, within its drain.
+    let (owned, unavailable) = ownership(&c, &a.base).await;
+    assert!(!unavailable, "a bundle is unavailable after a clean stop: {owned:?}");
+    for bundle in &on_b {
+        let owner = owned.get(bundle).unwrap_or_else(|| panic!("{bundle} has no owner after the drain: {owned:?}"));
+        assert!(owner == &a.addr || owner == &c3.addr, "{bundle} is owned by {owner}");
+    }
+    assert!(drain_ms < 20_000, "the drain took {drain_ms} ms");
+    eprintln!("b owned {on_b:?}; drained in {drain_ms} ms");
+    assert_stored_once(&c, &c3.base, &acked).await;
+    drop(b);
+}
+
+/// A reconnecting WebSocket producer: sends one message at a time and, when the broker closes
+/// the session (1012 while its bundle moves), connects again and sends it again.
+async fn send_until_acked(ws: &mut WsClient, url: &str, payload: &str, reconnects: &mut usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "`{payload}` not acknowledged within 30 s");
+        let frame = json!({"payload": crate::common::b64(payload.as_bytes()), "context": payload});
+        if ws.try_send_json(&frame).await {
+            match ws.next_event(Duration::from_secs(15)).await {
+                WsEvent::Frame(reply) if reply["result"] == "ok" => {
+                    return reply["messageId"].as_str().expect("id").to_string();
+                }
+                WsEvent::Frame(reply) => panic!("publish of `{payload}` failed: {reply}"),
+                WsEvent::Closed(code) => assert!(code == 1012 || code == 1001, "producer closed with {code}"),
+                WsEvent::Idle => panic!("no answer to `{payload}` within 15 s"),
+            }
+        }
+        *reconnects += 1;
+        *ws = reconnect(url).await;
+    }
+}
+
+async fn reconnect(url: &str) -> WsClient {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(ws) = WsClient::try_connect(url).await {
+            return ws;
+        }
+        assert!(Instant::now() < deadline, "cannot reconnect to {url}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_clients_through_a_non_owner_carry_on_across_an_admin_unload_of_their_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tier_config().await;
+    let brokers = [
+        BrokerProcess::start_cluster(&dir.path().join("a"), &cfg, &[]),
+        BrokerProcess::start_cluster(&dir.path().join("b"), &cfg, &[]),
+        BrokerProcess::start_cluster(&dir.path().join("c"), &cfg, &[]),
+    ];
+    let c = reqwest::Client::new();
+    let base = &brokers[0].base;
+    namespace(&c, base).await;
+    let topic = "acme/app/ws-moves";
+    expect(call(&c, Method::PUT, &format!("{base}/admin/v2/persistent/{topic}"), None).await, 204, "topic");
+    let audit = format!("{base}/admin/v2/persistent/{topic}/subscription/audit");
+    expect(call(&c, Method::PUT, &audit, None).await, 204, "audit subscription");
+    let bundle = bundle_of(&c, base, topic).await;
+    let (owned, _) = ownership(&c, base).await;
+    let owner = owned.get(&bundle).expect("owned after first use").clone();
+    let others: Vec<&BrokerProcess> = brokers.iter().filter(|p| p.addr != owner).collect();
+    let (via, admin) = (others[0], others[1]);
+
+    let producer_url = format!("{}/ws/v2/producer/persistent/{topic}", ws_base(&via.base));
+    let consumer_url = format!("{}/ws/v2/consumer/persistent/{topic}/live", ws_base(&via.base));
+    let mut consumer = WsClient::connect(&consumer_url).await;
+    let mut producer = WsClient::connect(&producer_url).await;
+    let (mut producer_reconnects, mut consumer_reconnects) = (0, 0);
+    let mut received: BTreeSet<String> = BTreeSet::new();
+    let sent: Vec<String> = (0..120).map(|n| format!("m-{n}")).collect();
+    let mut moved_to = None;
+    for (n, payload) in sent.iter().enumerate() {
+        if n == 60 {
+            // The bundle moves while both sessions are open through `via`.
+            let range = bundle.trim_start_matches("acme/app/");
+            let url = format!("{}/admin/v2/namespaces/acme/app/{range}/unload", admin.base);
+            expect(call(&c, Method::PUT, &url, None).await, 204, "bundle unload");
+            // Assigned at once; owned once the new owner takes it (its next pass or request).
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while moved_to.is_none() {
+                assert!(Instant::now() < deadline, "{bundle} not owned again within 10 s");
+                moved_to = ownership(&c, base).await.0.get(&bundle).cloned();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        send_until_acked(&mut producer, &producer_url, payload, &mut producer_reconnects).await;
+        // Receive until this payload arrived (a redelivery after a reconnect may come first).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !received.contains(payload) {
+            assert!(Instant::now() < deadline, "`{payload}` not received within 30 s");
+            match consumer.next_event(Duration::from_secs(5)).await {
+                WsEvent::Frame(m) => {
+                    received.insert(text_of(&m));
+                    let _ = consumer.try_send_json(&json!({"messageId": m["messageId"]})).await;
+                }
+                WsEvent::Closed(code) => {
+                    assert!(code == 1012 || code == 1001, "consumer closed with {code}");
+                    consumer_reconnects += 1;
+                    consumer = reconnect(&consumer_url).await;
+                }
+                WsEvent::Idle => {}
+            }
+        }
+    }
+    let moved_to = moved_to.expect("the bundle has an owner after the unload");
+    assert_ne!(moved_to, owner, "the unload moved the bundle to another broker");
+    assert!(consumer_reconnects >= 1, "the consumer's session was closed by the move and reopened");
+    assert!(producer_reconnects >= 1, "the producer's session was closed by the move and reopened");
+    assert_eq!(received, sent.iter().cloned().collect::<BTreeSet<_>>());
+
+    // Stored once each, in order, whichever broker wrote them.
+    let pull = format!("{base}/topics/persistent/{topic}/subscriptions/audit/pull");
+    let mut stored: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = json!({"maxMessages": 1000, "waitMs": 300, "ackTimeoutMs": 60000});
+        let got = expect(call(&c, Method::POST, &pull, Some(body)).await, 200, "pull");
+        let messages = got["messages"].as_array().expect("messages").clone();
+        if messages.is_empty() && (stored.len() >= sent.len() || Instant::now() > deadline) {
+            break;
+        }
+        stored.extend(messages.iter().map(crate::common::payload_text));
+    }
+    assert_eq!(stored, sent, "every message stored once, in order");
+    producer.close().await;
+    consumer.close().await;
+}
