@@ -305,6 +305,16 @@ impl BrokerProcess {
         None
     }
 
+    /// SIGSTOP: the process freezes as a long GC pause or a stalled VM would (`resume` ends it).
+    pub fn pause(&self) {
+        signal(self.child.as_ref().expect("running").id(), libc::SIGSTOP);
+    }
+
+    /// SIGCONT after `pause`.
+    pub fn resume(&self) {
+        signal(self.child.as_ref().expect("running").id(), libc::SIGCONT);
+    }
+
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the broker first");
         self.spawn();
@@ -317,11 +327,15 @@ impl Drop for BrokerProcess {
     }
 }
 
-#[allow(unsafe_code)]
 fn send_sigterm(pid: u32) {
-    // The only way to send SIGTERM without an extra dependency; pid is our live child.
+    signal(pid, libc::SIGTERM);
+}
+
+#[allow(unsafe_code)]
+fn signal(pid: u32, sig: libc::c_int) {
+    // The only way to signal a child without an extra dependency; pid is our live child.
     unsafe {
-        libc::kill(pid as i32, libc::SIGTERM);
+        libc::kill(pid as i32, sig);
     }
 }
 

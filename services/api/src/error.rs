@@ -62,6 +62,7 @@ pub fn status_of(e: &BrokerError) -> StatusCode {
         | B::TooManyConsumers { .. }
         | B::NotEmpty(_)
         | B::ModifiedConcurrently(_)
+        | B::OwnerAlive { .. }
         | B::ConsumerBusy(_)
         | B::PartitionsCannotShrink { .. }
         | B::NotPartitioned(_)
@@ -94,6 +95,7 @@ pub fn status_of(e: &BrokerError) -> StatusCode {
         | B::Unavailable { .. }
         | B::SequenceInFlight { .. }
         | B::NotOwner(_)
+        | B::BundleUnavailable(_)
         | B::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         B::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -88,6 +88,12 @@ pub enum BrokerError {
     InUse(Entity),
     #[error("{0} is being modified concurrently, try again")]
     ModifiedConcurrently(Entity),
+    /// The bundle's owner is not a live member of the tier and its partitions wait for it.
+    #[error("{0}")]
+    BundleUnavailable(String),
+    /// A forced takeover of a bundle whose owner is alive (it hands the bundle over instead).
+    #[error("bundle {bundle} is owned by live broker {owner}: unload it instead, which hands it over without loss")]
+    OwnerAlive { bundle: String, owner: String },
     /// An exclusive subscription with a consumer, or consumers of another subscription type.
     #[error("{0}")]
     ConsumerBusy(String),

@@ -36,6 +36,7 @@ mod session;
 pub mod stats;
 pub mod subscription;
 mod subscriptions;
+mod takeover;
 pub mod tier;
 mod topic_ops;
 mod topics;
@@ -65,6 +66,7 @@ pub use registry::Topic;
 pub use session::{ConsumerSession, DeadLetterPolicy, SubscribeOptions, members_changed};
 pub use subscription::{CursorOp, Delivery, SubType};
 pub use subscriptions::{PullRequest, PulledMessage, StartPosition, Subscriptions};
+pub use takeover::{TakenPartition, Takeover};
 pub use topic_ops::{
     BacklogAnalysis, CursorDetails, LedgerDetails, ManagedLedgerInfo, ManagedLedgerSegment, OfflineTopicStats, Position,
 };

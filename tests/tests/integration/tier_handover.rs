@@ -13,53 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const PARTITIONS: u32 = 6;
-const TOPIC: &str = "acme/app/events";
-
-async fn tier_config() -> String {
-    let broker = "default_namespace_bundles = 16\n";
-    let more = "[broker.membership]\nlease_ms = 4000\nrenew_interval_ms = 500\nfence_margin_ms = 1000\n\n\
-                [broker.tier]\nenabled = true\nrefresh_interval_ms = 100\nassignment_wait_ms = 10000\n\
-                drain_timeout_ms = 20000\n";
-    crate::common::cluster_toml("tier", broker, more).await
-}
-
-fn expect(answer: (reqwest::StatusCode, Value), status: u16, what: &str) -> Value {
-    assert_eq!(answer.0.as_u16(), status, "{what}: {}", answer.1);
-    answer.1
-}
-
-fn partition(i: u32) -> String {
-    format!("{TOPIC}-partition-{i}")
-}
-
-async fn namespace(c: &reqwest::Client, base: &str) {
-    let tenant = json!({"allowedClusters": ["tier"]});
-    expect(call(c, Method::PUT, &format!("{base}/admin/v2/tenants/acme"), Some(tenant)).await, 204, "tenant");
-    expect(call(c, Method::PUT, &format!("{base}/admin/v2/namespaces/acme/app"), None).await, 204, "namespace");
-}
-
-/// `bundle → owner` of the owned bundles, and whether any bundle is unavailable.
-async fn ownership(c: &reqwest::Client, base: &str) -> (BTreeMap<String, String>, bool) {
-    let view = expect(call(c, Method::GET, &format!("{base}/admin/v2/brokers/tier/bundles"), None).await, 200, "view");
-    let rows = view.as_array().expect("rows");
-    let owned = rows
-        .iter()
-        .filter(|r| r["state"] == "owned")
-        .map(|r| (r["bundle"].as_str().unwrap().to_string(), r["owner"].as_str().unwrap().to_string()))
-        .collect();
-    (owned, rows.iter().any(|r| r["unavailable"] == true))
-}
-
-/// The bundle (`acme/app/range`) a topic or partition is in.
-async fn bundle_of(c: &reqwest::Client, base: &str, topic: &str) -> String {
-    let range = expect(
-        call(c, Method::GET, &format!("{base}/lookup/v2/topic/persistent/{topic}/bundle"), None).await,
-        200,
-        "bundle",
-    );
-    format!("acme/app/{}", range.as_str().expect("range text"))
-}
+use crate::common::tier::{PARTITIONS, TOPIC, bundle_of, expect, namespace, ownership, partition, tier_config};
 
 /// Producers through the given brokers, each posting batches of messages with unique ids to the
 /// partitions in turn until stopped; what was acknowledged and what failed.

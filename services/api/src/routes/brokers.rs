@@ -31,6 +31,59 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(check_backlog_quotas))
         .routes(routes!(shutdown_broker))
         .routes(routes!(get_bundle_ownership))
+        .routes(routes!(force_takeover))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+struct TakeoverQuery {
+    /// Must be `true`: the caller accepts losing what the answer lists.
+    #[serde(default)]
+    accept_data_loss: bool,
+}
+
+#[derive(Deserialize)]
+struct TakeoverPath {
+    cluster: String,
+    tenant: String,
+    namespace: String,
+    bundle: String,
+}
+
+/// Take over a bundle from a dead broker (Magnetar)
+///
+/// A bundle held by a broker whose lease expired is not served until that broker returns, since
+/// the tail of its partitions not yet in the object store exists only on its disk. This gives
+/// the bundle to a live broker anyway, with `acceptDataLoss=true`: each partition continues from
+/// the end of what the object store holds (listed in the answer), and what the dead broker
+/// acknowledged after that is lost. Refused (409) while the owner is alive: unload the bundle,
+/// which hands it over without loss. Superusers only.
+#[utoipa::path(post, path = "/admin/v2/brokers/{cluster}/bundles/{tenant}/{namespace}/{bundle}/takeover", tag = "brokers",
+    params(("cluster" = String, Path, description = "cluster name"), ("tenant" = String, Path, description = "tenant"),
+        ("namespace" = String, Path, description = "namespace"),
+        ("bundle" = String, Path, description = "a bundle range, `0x00000000_0x3fffffff`"), TakeoverQuery),
+    responses((status = 200, description = "taken over: what continues where, and what may be lost", body = magnetar_broker::Takeover),
+        BadRequest, Unauthorized, Forbidden, NotFound, crate::error::Conflict, PreconditionFailed, Unavailable))]
+async fn force_takeover(
+    State(s): State<AppState>,
+    auth: AuthContext,
+    Path(p): Path<TakeoverPath>,
+    crate::extract::Query(q): crate::extract::Query<TakeoverQuery>,
+) -> ApiResult<Json<magnetar_broker::Takeover>> {
+    let ns: magnetar_core::NamespaceName =
+        format!("{}/{}", p.tenant, p.namespace).parse().map_err(|e| ApiError::bad_request(format!("{e}")))?;
+    auth.check(Operation::UnloadNamespace, &ns).await?;
+    if p.cluster != s.broker.cluster() {
+        return Err(BrokerError::NotFound(Entity::Cluster(p.cluster)).into());
+    }
+    if !q.accept_data_loss {
+        return Err(ApiError::bad_request(
+            "a forced takeover abandons what the dead broker acknowledged but had not uploaded: \
+             repeat with acceptDataLoss=true to accept that, or restart that broker on its volume to lose nothing",
+        ));
+    }
+    let range = s.broker.topics().bundle(&ns, &p.bundle).await?;
+    Ok(Json(s.broker.force_takeover(&ns, &range).await?))
 }
 
 /// The bundle ownership table of the tier (Magnetar)

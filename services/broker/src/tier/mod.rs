@@ -243,7 +243,7 @@ impl Tier {
                 return self.check_hop(route, forwarded, &k);
             }
             if let Some(reason) = self.unavailable_reason(&row).await? {
-                return Err(BrokerError::NotOwner(reason));
+                return Err(BrokerError::BundleUnavailable(reason));
             }
             if !counted {
                 self.metrics.held_requests.inc();

@@ -155,7 +155,7 @@ impl Tier {
 
     /// The live, active broker owning the fewest bundles among those the namespace's isolation
     /// policies allow, other than `exclude`: its id and session.
-    pub(super) async fn choose_target(
+    pub(crate) async fn choose_target(
         &self,
         ns: &NamespaceName,
         exclude: Option<&str>,
