@@ -36,6 +36,7 @@ mod schema_policies;
 mod tier;
 mod tier_crash;
 mod tier_handover;
+mod tier_scale;
 mod topic_ops;
 mod websocket;
 mod ws_auth;

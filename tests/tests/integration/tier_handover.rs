@@ -7,130 +7,14 @@
 use crate::common::ws::{WsClient, WsEvent, text_of, ws_base};
 use magnetar_tests::{BrokerProcess, call};
 use reqwest::Method;
-use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use serde_json::json;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::common::tier::{PARTITIONS, TOPIC, bundle_of, expect, namespace, ownership, partition, tier_config};
-
-/// Producers through the given brokers, each posting batches of messages with unique ids to the
-/// partitions in turn until stopped; what was acknowledged and what failed.
-struct Load {
-    stop: Arc<AtomicBool>,
-    acked: Arc<Mutex<Vec<String>>>,
-    failures: Arc<Mutex<Vec<String>>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(bases: Vec<String>, producers: usize) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let acked = Arc::new(Mutex::new(Vec::new()));
-        let failures = Arc::new(Mutex::new(Vec::new()));
-        let tasks = (0..producers)
-            .map(|n| {
-                let (stop, acked, failures, bases) = (stop.clone(), acked.clone(), failures.clone(), bases.clone());
-                tokio::spawn(async move {
-                    let c = reqwest::Client::new();
-                    let mut seq = 0usize;
-                    while !stop.load(Ordering::Relaxed) {
-                        let p = (seq + n) % PARTITIONS as usize;
-                        let base = &bases[seq % bases.len()];
-                        let ids: Vec<String> = (0..5).map(|k| format!("{n}-{seq}-{k}")).collect();
-                        let messages: Vec<Value> =
-                            ids.iter().map(|id| json!({"payload": "eA==", "properties": {"id": id}})).collect();
-                        let url = format!("{base}/topics/persistent/{TOPIC}/partitions/{p}");
-                        let (status, body) = call(&c, Method::POST, &url, Some(json!({"messages": messages}))).await;
-                        let ok = status.as_u16() == 200
-                            && body["messagePublishResults"]
-                                .as_array()
-                                .is_some_and(|r| r.len() == ids.len() && r.iter().all(|m| m["errorCode"] == 0));
-                        if ok {
-                            acked.lock().unwrap().extend(ids);
-                        } else {
-                            failures.lock().unwrap().push(format!("{url}: {status} {body}"));
-                        }
-                        seq += 1;
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                })
-            })
-            .collect();
-        Load { stop, acked, failures, tasks }
-    }
-
-    async fn finish(self) -> (BTreeSet<String>, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.tasks {
-            t.await.expect("producer task");
-        }
-        let acked: Vec<String> = self.acked.lock().unwrap().clone();
-        let set: BTreeSet<String> = acked.iter().cloned().collect();
-        assert_eq!(set.len(), acked.len(), "an id was acknowledged twice");
-        (set, self.failures.lock().unwrap().clone())
-    }
-}
-
-/// Pulls every message of `topic` for subscription `sub` through `base`, acknowledging: the
-/// count of each `id` property received.
-async fn drain_subscription(c: &reqwest::Client, base: &str, topic: &str, sub: &str) -> BTreeMap<String, usize> {
-    let pull = format!("{base}/topics/persistent/{topic}/subscriptions/{sub}/pull");
-    let ack = format!("{base}/topics/persistent/{topic}/subscriptions/{sub}/ack");
-    let mut received = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut empty = 0;
-    while empty < 2 {
-        assert!(Instant::now() < deadline, "{topic}: still receiving after 60 s");
-        let body = json!({"maxMessages": 500, "waitMs": 300, "ackTimeoutMs": 60000});
-        let got = expect(call(c, Method::POST, &pull, Some(body)).await, 200, "pull");
-        let messages = got["messages"].as_array().expect("messages").clone();
-        if messages.is_empty() {
-            empty += 1;
-            continue;
-        }
-        empty = 0;
-        let ids: Vec<String> = messages.iter().map(|m| m["messageId"].as_str().unwrap().to_string()).collect();
-        for m in &messages {
-            *received.entry(m["properties"]["id"].as_str().expect("id").to_string()).or_default() += 1;
-        }
-        expect(call(c, Method::POST, &ack, Some(json!({"messageIds": ids}))).await, 204, "ack");
-    }
-    received
-}
-
-/// Every partition's audit subscription, created before anything is produced.
-async fn audit_subscriptions(c: &reqwest::Client, base: &str) {
-    for i in 0..PARTITIONS {
-        let url = format!("{base}/admin/v2/persistent/{}/subscription/audit", partition(i));
-        expect(call(c, Method::PUT, &url, None).await, 204, "audit subscription");
-    }
-}
-
-/// Reads every partition through `base` and checks each acknowledged message is stored once.
-async fn assert_stored_once(c: &reqwest::Client, base: &str, acked: &BTreeSet<String>) {
-    let mut all: BTreeMap<String, usize> = BTreeMap::new();
-    for i in 0..PARTITIONS {
-        for (id, n) in drain_subscription(c, base, &partition(i), "audit").await {
-            *all.entry(id).or_default() += n;
-        }
-    }
-    let missing: Vec<&String> = acked.iter().filter(|id| !all.contains_key(*id)).collect();
-    let mut by_partition: BTreeMap<usize, usize> = BTreeMap::new();
-    for id in &missing {
-        let parts: Vec<usize> = id.split('-').map(|n| n.parse().unwrap()).collect();
-        *by_partition.entry((parts[0] + parts[1]) % PARTITIONS as usize).or_default() += 1;
-    }
-    assert!(
-        missing.is_empty(),
-        "{} acknowledged messages lost (by partition {by_partition:?}), e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
-    let twice: Vec<_> = all.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "stored more than once: {twice:?}");
-}
+use crate::common::tier::{
+    Load, PARTITIONS, TOPIC, assert_stored_once, audit_subscriptions, bundle_of, expect, namespace, ownership,
+    partition, tier_config,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_hands_a_brokers_bundles_over_under_load_without_a_failed_request_or_a_lost_message() {

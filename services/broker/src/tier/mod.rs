@@ -11,6 +11,7 @@
 //!
 //! Without it (standalone, the default), the broker owns every bundle and nothing is checked.
 
+mod balance;
 mod isolation;
 mod placement;
 mod release;
@@ -58,6 +59,14 @@ pub struct TierConfig {
     /// stops anyway (milliseconds); keep it below the pod's termination grace period. What is
     /// not handed over by then stays owned and is taken back when this broker returns.
     pub drain_timeout_ms: u64,
+    /// How often the leader looks at the balance of bundles over the brokers (milliseconds).
+    pub rebalance_interval_ms: u64,
+    /// A broker sheds bundles when it owns more than the mean by this fraction (0.25 = 25 %).
+    pub rebalance_margin: f64,
+    /// Most bundle moves the leader asks for in any minute.
+    pub max_moves_per_minute: u32,
+    /// A moved bundle is not moved again for balance within this time (milliseconds).
+    pub bundle_cooldown_ms: u64,
 }
 
 impl Default for TierConfig {
@@ -70,6 +79,10 @@ impl Default for TierConfig {
             lookup_owner_address: false,
             forward_connect_timeout_ms: 2_000,
             drain_timeout_ms: 25_000,
+            rebalance_interval_ms: 5_000,
+            rebalance_margin: 0.25,
+            max_moves_per_minute: 10,
+            bundle_cooldown_ms: 60_000,
         }
     }
 }
@@ -117,6 +130,7 @@ pub struct Tier {
     metrics: TierMetrics,
     /// Bundles this process is handing over: their requests are held, not served here.
     moving: Mutex<HashSet<Key>>,
+    balance: balance::Balance,
 }
 
 fn key(ns: &NamespaceName, range: &BundleRange) -> Key {
@@ -140,6 +154,7 @@ impl Tier {
             brokers: RwLock::default(),
             metrics,
             moving: Mutex::default(),
+            balance: Mutex::default(),
         })
     }
 

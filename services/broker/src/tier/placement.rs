@@ -68,6 +68,7 @@ impl Tier {
         self.metrics.leader.set(i64::from(leader));
         if leader {
             self.place().await?;
+            self.rebalance().await?;
         }
         Ok(())
     }

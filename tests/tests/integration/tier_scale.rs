@@ -1,0 +1,137 @@
+//! Operating the broker tier under load (issue 11, "done when"): a rolling restart of every
+//! broker, and scaling 1 → 3 → 1, while producers keep posting through the brokers that stay.
+//! No request fails, every acknowledged message is stored once, and the leader's balance gives
+//! joining brokers their share within a bounded number of moves.
+
+use crate::common::eventually;
+use crate::common::tier::{
+    Load, PARTITIONS, TOPIC, assert_stored_once, audit_subscriptions, expect, namespace, ownership, tier_config_with,
+};
+use magnetar_tests::{BrokerProcess, call};
+use reqwest::Method;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Quick balance passes, so that the tests see balance within seconds.
+const TIER_EXTRA: &str = "rebalance_interval_ms = 300\nbundle_cooldown_ms = 3000\nmax_moves_per_minute = 30\n";
+
+async fn config() -> String {
+    let cfg = tier_config_with("").await;
+    // The `[broker.tier]` section is the last one: its extra keys go at the end.
+    format!("{cfg}{TIER_EXTRA}")
+}
+
+async fn topic(c: &reqwest::Client, base: &str) {
+    namespace(c, base).await;
+    let url = format!("{base}/admin/v2/persistent/{TOPIC}/partitions");
+    expect(call(c, Method::PUT, &url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
+    audit_subscriptions(c, base).await;
+}
+
+/// SIGTERM, off the async runtime (the call waits for the process).
+async fn terminate(mut p: BrokerProcess) -> BrokerProcess {
+    tokio::task::spawn_blocking(move || {
+        let status = p.terminate();
+        assert!(status.success(), "broker {} exited with {status}", p.addr);
+        p
+    })
+    .await
+    .unwrap()
+}
+
+async fn restart(mut p: BrokerProcess) -> BrokerProcess {
+    tokio::task::spawn_blocking(move || {
+        p.restart();
+        p
+    })
+    .await
+    .unwrap()
+}
+
+fn counts(owned: &BTreeMap<String, String>) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for owner in owned.values() {
+        *out.entry(owner.clone()).or_default() += 1;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_every_broker_under_load_fails_no_request_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config().await;
+    let mut brokers: Vec<Option<BrokerProcess>> =
+        ["a", "b", "c"].iter().map(|n| Some(BrokerProcess::start_cluster(&dir.path().join(n), &cfg, &[]))).collect();
+    let bases: Vec<String> = brokers.iter().map(|b| b.as_ref().unwrap().base.clone()).collect();
+    let c = reqwest::Client::new();
+    topic(&c, &bases[0]).await;
+
+    // Each broker in turn: its producers move to the next one, it is stopped and started again.
+    let mut acked_all = std::collections::BTreeSet::new();
+    for (i, slot) in brokers.iter_mut().enumerate() {
+        let others: Vec<String> = (0..bases.len()).filter(|j| *j != i).map(|j| bases[j].clone()).collect();
+        let load = Load::numbered(others, i * 10..i * 10 + 3);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let p = terminate(slot.take().unwrap()).await;
+        *slot = Some(restart(p).await);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (acked, failures) = load.finish().await;
+        assert!(
+            failures.is_empty(),
+            "restart of broker {i}: {} requests failed, e.g. {:?}",
+            failures.len(),
+            &failures[..1]
+        );
+        acked_all.extend(acked);
+    }
+    let (owned, unavailable) = ownership(&c, &bases[0]).await;
+    assert!(!unavailable, "{owned:?}");
+    assert!(acked_all.len() > 300, "the load ran: {} messages", acked_all.len());
+    assert_stored_once(&c, &bases[1], &acked_all).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_one_to_three_to_one_under_load_balances_in_bounded_moves_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config().await;
+    let a = BrokerProcess::start_cluster(&dir.path().join("a"), &cfg, &[]);
+    let c = reqwest::Client::new();
+    topic(&c, &a.base).await;
+    let load = Load::start(vec![a.base.clone()], 3);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (owned, _) = ownership(&c, &a.base).await;
+    let bundles = owned.len();
+    assert!(bundles >= 3, "the partitions fall into several bundles: {owned:?}");
+    assert!(owned.values().all(|o| o == &a.addr));
+
+    // 1 → 3: the new brokers receive bundles until no broker is above the mean by the margin.
+    let b = BrokerProcess::start_cluster(&dir.path().join("b"), &cfg, &[]);
+    let c3 = BrokerProcess::start_cluster(&dir.path().join("c"), &cfg, &[]);
+    let balanced = eventually(30, "balance over three brokers", || async {
+        let (owned, _) = ownership(&c, &a.base).await;
+        let n = counts(&owned);
+        let settled = owned.len() == bundles
+            && [&a.addr, &b.addr, &c3.addr].iter().all(|id| n.get(*id).copied().unwrap_or(0) >= 1)
+            && n.values().max().unwrap() - n.values().min().unwrap() <= 1;
+        settled.then_some(n)
+    })
+    .await;
+    let text = c.get(format!("{}/metrics", a.base)).send().await.unwrap().text().await.unwrap();
+    let moves: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("magnetar_tier_rebalance_moves_total ").and_then(|v| v.parse().ok()))
+        .expect("moves counted by the leader");
+    assert!(moves >= 2.0 && moves as usize <= bundles, "{moves} moves for {bundles} bundles: {balanced:?}");
+
+    // 3 → 1: both new brokers drain back onto a.
+    let b = terminate(b).await;
+    let c3 = terminate(c3).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (acked, failures) = load.finish().await;
+    assert!(failures.is_empty(), "{} requests failed, e.g. {:?}", failures.len(), &failures[..failures.len().min(2)]);
+    let (owned, unavailable) = ownership(&c, &a.base).await;
+    assert!(!unavailable && owned.values().all(|o| o == &a.addr), "{owned:?}");
+    assert_stored_once(&c, &a.base, &acked).await;
+    drop((b, c3));
+}
