@@ -5,8 +5,7 @@
 #
 #   scripts/bench-forward.sh [N] [ROUNDS]   (defaults 5000 3)
 #
-# Starts a throwaway PostgreSQL (the `postgres` user's initdb/pg_ctl, as scripts/test.sh does;
-# MAGNETAR_PG_BIN points at them) and two release brokers with `[broker.tier] enabled` and a
+# Starts a throwaway PostgreSQL and two release brokers (scripts/lib/tier-bench.sh) with `[broker.tier] enabled` and a
 # local object store, creates a non-partitioned topic, asks the ownership view which broker owns
 # it, then runs `magnetar perf produce` with one message per request and one request in flight
 # (latency, not throughput) N times against the owner and against the other broker, ROUNDS
@@ -15,53 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-5000}"
 ROUNDS="${2:-3}"
-PG_BIN="${MAGNETAR_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)}"
-[[ -x "$PG_BIN/initdb" ]] || { echo "initdb not found: set MAGNETAR_PG_BIN" >&2; exit 1; }
-cargo build --release -p magnetar >/dev/null
-BIN="$PWD/target/release/magnetar"
-TMP="$(mktemp -d)"
-chmod 755 "$TMP"
-PIDS=()
-as_pg() { if [[ "$(id -u)" == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    [[ -d "$TMP/pg/data" ]] && as_pg "$PG_BIN/pg_ctl" stop -D "$TMP/pg/data" -m immediate >/dev/null 2>&1 || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=lib/tier-bench.sh
+source scripts/lib/tier-bench.sh
 
-PG_PORT="$(port)"
-mkdir -p "$TMP/pg/sock"
-[[ "$(id -u)" == 0 ]] && chown -R postgres: "$TMP/pg"
-as_pg "$PG_BIN/initdb" -D "$TMP/pg/data" -U postgres --auth=trust --no-sync -E UTF8 --locale=C >/dev/null
-as_pg "$PG_BIN/pg_ctl" start -D "$TMP/pg/data" -W -l "$TMP/pg/log" -o \
-    "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$TMP/pg/sock" >/dev/null
-until "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -t 1; do sleep 0.1; done
-
-start_broker() {
-    local name="$1" port="$2"
-    mkdir -p "$TMP/$name"
-    cat >"$TMP/$name/magnetar.toml" <<TOML
-http_addr = "127.0.0.1:$port"
-data_dir = "$TMP/$name"
-[metadata]
-url = "postgres://postgres@127.0.0.1:$PG_PORT/postgres"
-[object_store]
-kind = "local"
-root = "$TMP/objects"
-[broker]
-cluster = "bench"
-[broker.tier]
-enabled = true
-refresh_interval_ms = 200
-TOML
-    MAGNETAR_LOG=warn "$BIN" broker --insecure --config "$TMP/$name/magnetar.toml" >"$TMP/$name.log" 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && return; sleep 0.2; done
-    echo "broker $name did not start" >&2; tail "$TMP/$name.log" >&2; exit 1
-}
 A="$(port)"; B="$(port)"
 start_broker a "$A"
 start_broker b "$B"
