@@ -34,6 +34,7 @@ mod restart;
 mod retention;
 mod schema_policies;
 mod tier;
+mod tier_fanout;
 mod topic_ops;
 mod websocket;
 mod ws_auth;

@@ -2,6 +2,7 @@
 //! base64 and polling with a deadline.
 #![allow(dead_code)]
 
+pub mod tier;
 pub mod ws;
 
 use base64::Engine;
