@@ -10,6 +10,9 @@
 //! A forwarded request carries `x-magnetar-forwarded-by`; a broker that does not own the bundle
 //! either answers 503 with a reason instead of forwarding again, so a stale view can never make a
 //! loop. The header grants nothing: a client that sets it only loses the forwarding.
+//!
+//! A path naming a whole partitioned topic by its base name is not forwarded: the broker that
+//! received it serves it, fanning it out to the owners of the partitions (`fanout/`).
 
 use crate::AppState;
 use crate::error::{ApiError, NOT_OWNER};
@@ -51,6 +54,12 @@ pub async fn route(State(s): State<AppState>, req: Request, next: Next) -> Respo
     let Some(name) = topic_of_path(req.uri().path()) else {
         return next.run(req).await;
     };
+    // A whole partitioned topic is served here, fanned out to its partitions' owners.
+    if let Some(whole) = crate::fanout::whole_topic(&s, &name, req.headers()).await {
+        let mut req = req;
+        req.extensions_mut().insert(whole);
+        return next.run(req).await;
+    }
     let forwarded = req.headers().contains_key(&FORWARDED_BY);
     if req.headers().contains_key(header::UPGRADE) {
         return match tier.route(&name, forwarded).await {

@@ -7,6 +7,7 @@
 
 mod error;
 mod extract;
+mod fanout;
 pub mod forward;
 mod forward_ws;
 mod openapi;

@@ -61,7 +61,7 @@ pub use partition::Partition;
 pub use policies::admin::TopicPolicyAdmin;
 pub use policies::enforce::Throttle;
 pub use policies::resolve::{Applied, EffectivePolicies, Level};
-pub use publish::{KeyHashing, PendingPublish, ProducerSlots, PublishMessage, Publisher};
+pub use publish::{KeyHashing, PendingPublish, ProducerSlots, PublishMessage, Publisher, choose_partition};
 pub use registry::Topic;
 pub use session::{ConsumerSession, DeadLetterPolicy, SubscribeOptions, members_changed};
 pub use subscription::{CursorOp, Delivery, SubType};

@@ -407,16 +407,30 @@ pub struct ProducerSlots {
     _slots: Vec<SlotGuard>,
 }
 
-/// The partition of a message: fixed by the name, by the key's hash, or round robin.
+/// The partition of a message: fixed by the name, else chosen by `choose_partition`.
 fn route(topic: &Topic, fixed: Option<usize>, key: Option<&str>, hashing: KeyHashing) -> usize {
-    let n = topic.partitions.len();
-    match (fixed, key) {
-        (Some(p), _) => p,
-        (None, _) if n == 1 => 0,
-        (None, Some(k)) => match hashing {
-            KeyHashing::Murmur3 => partition_for_key(k, n as u32) as usize,
-            KeyHashing::JavaString => magnetar_core::hash::partition_for_key_java(k, n as u32) as usize,
+    match fixed {
+        Some(p) => p,
+        None => choose_partition(topic.partitions.len(), key, hashing, || topic.next_partition()),
+    }
+}
+
+/// The partition (0-based) of a message among `partitions`: its key's hash, or `round_robin()`
+/// (modulo the count) without a key. One rule for every surface: the publish path above, and a
+/// broker tier's REST produce to a whole partitioned topic, which picks each message's partition
+/// before sending it to the partition's owner.
+pub fn choose_partition(
+    partitions: usize,
+    key: Option<&str>,
+    hashing: KeyHashing,
+    round_robin: impl FnOnce() -> usize,
+) -> usize {
+    match key {
+        _ if partitions <= 1 => 0,
+        Some(k) => match hashing {
+            KeyHashing::Murmur3 => partition_for_key(k, partitions as u32) as usize,
+            KeyHashing::JavaString => magnetar_core::hash::partition_for_key_java(k, partitions as u32) as usize,
         },
-        (None, None) => topic.next_partition(),
+        None => round_robin() % partitions,
     }
 }

@@ -365,6 +365,26 @@ impl TopicRegistry {
         self.unload_locked(name)
     }
 
+    /// Drops a loaded topic (or partition) whose topic no longer exists in the metadata store
+    /// (deleted through another broker of a tier), with its local data; whether one was loaded.
+    /// The record is read under the namespace's lock, which every load here takes: a topic
+    /// created again under the same name meanwhile cannot have been loaded into this view.
+    pub async fn drop_deleted(&self, name: &TopicName) -> bool {
+        let lock = self.namespace_lock(name.namespace());
+        let _guard = lock.lock().await;
+        if !matches!(self.ctx.metadata.get_topic(&name.base()).await, Ok(None)) {
+            return false;
+        }
+        let Some(topic) = self.unload_locked(name) else { return false };
+        for p in &topic.partitions {
+            if let Err(e) = self.ctx.storage.delete_log(p.log_id as u64).await {
+                tracing::warn!(log_id = p.log_id, error = %e, "could not delete data of a deleted partition");
+            }
+        }
+        tracing::info!(topic = %name, "dropped a partition of a topic deleted through another broker");
+        true
+    }
+
     fn unload_locked(&self, name: &TopicName) -> Option<Arc<Topic>> {
         let removed = self.topics.write().unwrap_or_else(|e| e.into_inner()).remove(name);
         if let Some(t) = &removed {
@@ -380,11 +400,13 @@ impl TopicRegistry {
     /// start (orphan logs).
     async fn forget(&self, removed: &[PartitionRecord]) -> Vec<Removed> {
         let ids: std::collections::HashSet<i64> = removed.iter().map(|p| p.log_id).collect();
+        // By the table's key: a partition a tier loads alone is there under its own name, not
+        // under its topic's.
         let topics: Vec<TopicName> = self
             .table()
-            .values()
-            .filter(|t| t.partitions.iter().any(|p| ids.contains(&p.log_id)))
-            .map(|t| t.name().clone())
+            .iter()
+            .filter(|(_, t)| t.partitions.iter().any(|p| ids.contains(&p.log_id)))
+            .map(|(name, _)| name.clone())
             .collect();
         let mut names: HashMap<i64, TopicName> = HashMap::new();
         for t in &topics {

@@ -1,12 +1,14 @@
 //! Topic statistics in Pulsar's JSON shapes: `TopicStats`, `PartitionedTopicStats` and
 //! `PersistentTopicInternalStats` (camelCase field names as Pulsar's admin API returns them).
+//! Topic stats are read back too: a broker tier merges a partitioned topic's from the owners of
+//! its partitions.
 
 use crate::partition::Partition;
 use magnetar_core::MessageId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionStats {
     pub msg_rate_out: f64,
@@ -35,7 +37,7 @@ pub struct SubscriptionStats {
 }
 
 /// Pulsar's `ConsumerStats` of one connected consumer.
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsumerStats {
     pub consumer_name: String,
@@ -57,7 +59,7 @@ pub struct ConsumerStats {
     pub blocked_consumer_on_unacked_msgs: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TopicStats {
     pub msg_rate_in: f64,

@@ -145,15 +145,20 @@ impl Topics {
 
     /// Pulsar's topic unload: the topic is dropped from memory (consumers are detached) and
     /// loaded again on its next use, from what is durable. `NotFound` if it does not exist.
+    ///
+    /// In a broker tier a partition is loaded alone, under its own name, and a partitioned topic
+    /// deleted through another broker leaves its partitions loaded on their owners: the deleting
+    /// broker unloads each on its owner, which then drops it with its local data.
     pub async fn unload(&self, name: &TopicName) -> Result<()> {
+        let loaded_as =
+            if self.ctx.tier.enabled() && name.partition_index().is_some() { name.clone() } else { name.base() };
         if self.record(&name.base()).await?.is_none() {
+            if self.registry.drop_deleted(&loaded_as).await {
+                return Ok(());
+            }
             return Err(BrokerError::NotFound(Entity::Topic(name.clone())));
         }
-        self.registry.unload(&name.base()).await;
-        if name.partition_index().is_some() {
-            // In a tier a partition is loaded alone, under its own name.
-            self.registry.unload(name).await;
-        }
+        self.registry.unload(&loaded_as).await;
         Ok(())
     }
 

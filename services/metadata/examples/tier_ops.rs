@@ -156,8 +156,12 @@ async fn main() {
         async move {
             let row = s.get_bundle(&ns, &r).await.expect("get").expect("row");
             let to = match row.state {
-                BundleState::Free => BundleTransition { state: BundleState::Assigning, owner: Some(("b1".into(), "s1".into())) },
-                BundleState::Assigning => BundleTransition { state: BundleState::Owned, owner: Some(("b1".into(), "s1".into())) },
+                BundleState::Free => {
+                    BundleTransition { state: BundleState::Assigning, owner: Some(("b1".into(), "s1".into())) }
+                }
+                BundleState::Assigning => {
+                    BundleTransition { state: BundleState::Owned, owner: Some(("b1".into(), "s1".into())) }
+                }
                 _ => BundleTransition { state: BundleState::Free, owner: None },
             };
             s.transition_bundle(&ns, &r, row.epoch, row.state, &to, &[]).await.expect("transition");

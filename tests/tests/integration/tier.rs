@@ -4,6 +4,7 @@
 //! forwarded once to the owner; produce through one broker and pull-consume through another
 //! receive every message exactly once; lookups answer the cluster's service address.
 
+use crate::common::tier::{expect, tier_config};
 use crate::common::ws::{WsClient, text_of, ws_base};
 use magnetar_tests::{BrokerProcess, call};
 use reqwest::Method;
@@ -14,19 +15,6 @@ use std::time::{Duration, Instant};
 const PARTITIONS: u32 = 12;
 const PER_PARTITION: usize = 25;
 const TOPIC: &str = "acme/app/orders";
-
-async fn tier_config() -> String {
-    // 16 bundles per namespace, so that 12 partitions can fall into several of them.
-    let broker = "default_namespace_bundles = 16\n";
-    let more = "[broker.membership]\nlease_ms = 4000\nrenew_interval_ms = 500\nfence_margin_ms = 1000\n\n\
-                [broker.tier]\nenabled = true\nrefresh_interval_ms = 100\nassignment_wait_ms = 10000\n";
-    crate::common::cluster_toml("tier", broker, more).await
-}
-
-fn expect(answer: (reqwest::StatusCode, Value), status: u16, what: &str) -> Value {
-    assert_eq!(answer.0.as_u16(), status, "{what}: {}", answer.1);
-    answer.1
-}
 
 fn partition(i: u32) -> String {
     format!("{TOPIC}-partition-{i}")

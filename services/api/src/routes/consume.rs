@@ -20,9 +20,10 @@ use crate::error::{
     Unavailable,
 };
 use crate::extract::{AuthContext, JsonBody, OptionalJsonBody, SubscriptionParam};
-use axum::Json;
+use crate::fanout::Whole;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use base64::Engine;
 use magnetar_broker::{PullRequest, PulledMessage, StartPosition};
 use magnetar_core::MessageId;
@@ -38,32 +39,39 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(pull_messages)).routes(routes!(ack_messages)).routes(routes!(nack_messages))
 }
 
+// Serialize: a broker tier pulls from the owners of a partitioned topic's partitions.
 /// A pull; every field is optional.
-#[derive(Debug, Deserialize, Default, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PullBody {
     /// Most messages to return (default 100, at most `http.max_pull_messages`).
     #[schema(minimum = 1, example = 100)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_messages: Option<usize>,
     /// Most payload bytes to return (default 8 MiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_bytes: Option<usize>,
     /// Long-poll wait in milliseconds (default 0, at most `http.max_pull_wait_ms`): the answer
     /// comes as soon as a message exists, or with no message when the wait ends.
     #[schema(example = 5000)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub wait_ms: Option<u64>,
     /// Milliseconds before an unacknowledged message is redelivered (at least 1000).
     #[schema(minimum = 1000, example = 30000)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ack_timeout_ms: Option<u64>,
     /// Where a subscription created by this pull starts (default `latest`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub initial_position: Option<InitialPosition>,
     /// Pulsar's `readCompacted` (default false): below the compacted horizon, the compacted view
     /// (the latest message of each key), then the live topic. Pulsar allows it on Exclusive and
     /// Failover subscriptions only; HTTP pullers share theirs, and may read compacted all the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub read_compacted: Option<bool>,
 }
 
 /// Where a new subscription starts.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum InitialPosition {
     #[serde(alias = "Latest")]
@@ -73,19 +81,19 @@ pub enum InitialPosition {
 }
 
 /// A pulled message.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PulledJson {
     /// `ledgerId:entryId:partition`; acknowledge with it.
     pub message_id: String,
     /// Base64.
     pub payload: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     pub properties: BTreeMap<String, String>,
     /// RFC 3339.
     pub publish_time: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_time: Option<String>,
     pub redelivery_count: u32,
 }
@@ -104,7 +112,7 @@ impl From<PulledMessage> for PulledJson {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PullResponse {
     pub messages: Vec<PulledJson>,
@@ -126,9 +134,22 @@ async fn pull_messages(
     State(s): State<AppState>,
     auth: AuthContext,
     SubscriptionParam(topic, sub): SubscriptionParam,
+    whole: Option<Extension<Whole>>,
     OptionalJsonBody(body): OptionalJsonBody<PullBody>,
 ) -> ApiResult<Json<PullResponse>> {
     let body = body.unwrap_or_default();
+    let req = pull_request(&s, &body)?;
+    if let Some(Extension(whole)) = whole {
+        return crate::fanout::consume::pull(&s, &auth, &whole, &sub, &body, &req).await.map(Json);
+    }
+    let subscriptions = s.broker.subscriptions();
+    let messages = subscriptions.pull(&auth.caller(), &topic, &sub, &req).await?;
+    let end_of_topic = subscriptions.end_of_topic(&topic, &sub).await?;
+    Ok(Json(PullResponse { messages: messages.into_iter().map(PulledJson::from).collect(), end_of_topic }))
+}
+
+/// The pull a body asks for, within this broker's limits.
+fn pull_request(s: &AppState, body: &PullBody) -> ApiResult<PullRequest> {
     let max_messages = body.max_messages.unwrap_or(100);
     if max_messages == 0 || max_messages > s.http.max_pull_messages {
         return Err(ApiError::bad_request(format!(
@@ -150,18 +171,14 @@ async fn pull_messages(
     if let Some(ms) = body.ack_timeout_ms.filter(|&ms| ms < 1000) {
         return Err(ApiError::bad_request(format!("ackTimeoutMs {ms} must be at least 1000")));
     }
-    let req = PullRequest {
+    Ok(PullRequest {
         max_messages,
         max_bytes: body.max_bytes.unwrap_or(8 * 1024 * 1024).clamp(1, s.http.max_request_bytes),
         wait: Duration::from_millis(wait_ms),
         ack_timeout: body.ack_timeout_ms.map(Duration::from_millis),
         initial_position,
         read_compacted: body.read_compacted.unwrap_or(false),
-    };
-    let subscriptions = s.broker.subscriptions();
-    let messages = subscriptions.pull(&auth.caller(), &topic, &sub, &req).await?;
-    let end_of_topic = subscriptions.end_of_topic(&topic, &sub).await?;
-    Ok(Json(PullResponse { messages: messages.into_iter().map(PulledJson::from).collect(), end_of_topic }))
+    })
 }
 
 /// Messages to acknowledge or redeliver.
@@ -183,7 +200,7 @@ pub struct AckBody {
 struct MessageIdText(String);
 
 /// Accepts the text form `L:E[:P]` and the base64 protobuf form of WebSocket messages.
-fn parse_ids(ids: &[String]) -> Result<Vec<MessageId>, ApiError> {
+pub(crate) fn parse_ids(ids: &[String]) -> Result<Vec<MessageId>, ApiError> {
     if ids.is_empty() {
         return Err(ApiError::bad_request("messageIds is empty"));
     }
@@ -207,8 +224,13 @@ async fn ack_messages(
     State(s): State<AppState>,
     auth: AuthContext,
     SubscriptionParam(topic, sub): SubscriptionParam,
+    whole: Option<Extension<Whole>>,
     JsonBody(body): JsonBody<AckBody>,
 ) -> ApiResult<StatusCode> {
+    if let Some(Extension(whole)) = whole {
+        crate::fanout::consume::ack(&s, &auth, &whole, &sub, &body.message_ids, None).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     s.broker.subscriptions().ack(&auth.caller(), &topic, &sub, &parse_ids(&body.message_ids)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -224,9 +246,14 @@ async fn nack_messages(
     State(s): State<AppState>,
     auth: AuthContext,
     SubscriptionParam(topic, sub): SubscriptionParam,
+    whole: Option<Extension<Whole>>,
     JsonBody(body): JsonBody<AckBody>,
 ) -> ApiResult<StatusCode> {
     let delay = Duration::from_millis(body.redelivery_delay_ms.unwrap_or(0));
+    if let Some(Extension(whole)) = whole {
+        crate::fanout::consume::ack(&s, &auth, &whole, &sub, &body.message_ids, Some(delay)).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     s.broker.subscriptions().nack(&auth.caller(), &topic, &sub, &parse_ids(&body.message_ids)?, delay).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,9 +9,10 @@ use crate::error::{
 use crate::extract::{
     AuthContext, JsonBody, NamespaceParam, Path, Query, SubscriptionNameParam, SubscriptionParam, TopicParam,
 };
-use axum::Json;
+use crate::fanout::Whole;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use magnetar_auth::Operation;
 use magnetar_broker::BrokerError;
 use magnetar_core::{BacklogQuota, NamespaceName, SubscriptionName};
@@ -305,8 +306,13 @@ async fn expire_messages(
     auth: AuthContext,
     SubscriptionParam(topic, sub): SubscriptionParam,
     Path(p): Path<SecondsPath>,
+    whole: Option<Extension<Whole>>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::ExpireMessages, (&topic, sub.as_str())).await?;
+    if let Some(Extension(whole)) = whole {
+        crate::fanout::admin::expire(&s, &whole, Some(&sub), seconds(&p.seconds)?).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     s.broker.subscriptions().expire(&topic, Some(&sub), seconds(&p.seconds)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -322,8 +328,13 @@ async fn expire_all_messages(
     auth: AuthContext,
     TopicParam(topic): TopicParam,
     Path(p): Path<SecondsPath>,
+    whole: Option<Extension<Whole>>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::ExpireMessages, &topic).await?;
+    if let Some(Extension(whole)) = whole {
+        crate::fanout::admin::expire(&s, &whole, None, seconds(&p.seconds)?).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     s.broker.subscriptions().expire(&topic, None, seconds(&p.seconds)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,8 +10,9 @@ use crate::error::{
     Unavailable,
 };
 use crate::extract::{AuthContext, JsonBody, Path, TopicParam};
-use axum::Json;
+use crate::fanout::Whole;
 use axum::extract::State;
+use axum::{Extension, Json};
 use base64::Engine;
 use magnetar_auth::Operation;
 use magnetar_broker::{BrokerError, Entity, KeyHashing, ProducerStamp, PublishMessage};
@@ -30,18 +31,19 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Pulsar's request. With `producerName` and a message's `sequenceId`, the message is stored
 /// with both and deduplicated where deduplication is on; key schema and replication fields are
 /// accepted for compatibility and not used.
+// Serialize: a broker tier sends each partition's owner its part of a request.
 #[allow(dead_code)]
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProduceRequest {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub producer_name: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_version: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_schema: Option<String>,
     /// Pulsar's `SchemaInfo` JSON; with type `BYTES` the payloads are base64.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = r#"{"type":"BYTES"}"#)]
     pub value_schema: Option<String>,
     /// At least one.
@@ -51,31 +53,31 @@ pub struct ProduceRequest {
 
 /// One message of a REST produce request.
 #[allow(dead_code)]
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProduceMessage {
     /// The payload as text (stored as UTF-8), or base64 with a `BYTES` value schema.
     pub payload: String,
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_time: Option<EventTime>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequence_id: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication_clusters: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable_replication: Option<bool>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deliver_at: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deliver_after_ms: Option<i64>,
 }
 
 /// A message's event time: epoch milliseconds, as a number or digits, or an RFC 3339 date-time.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum EventTime {
     Millis(i64),
@@ -104,7 +106,7 @@ impl utoipa::PartialSchema for EventTime {
 impl ToSchema for EventTime {}
 
 /// The outcome of one message.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublishResult {
     /// `ledgerId:entryId:partition` (partition -1 when not partitioned); empty on failure.
@@ -112,13 +114,13 @@ pub struct PublishResult {
     /// 0 stored, 1 retriable, 2 failed.
     #[schema(minimum = 0, maximum = 2)]
     pub error_code: i32,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_msg: Option<String>,
     pub schema_version: i64,
 }
 
 /// One result per message, in the request's order.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProduceResponse {
     pub message_publish_results: Vec<PublishResult>,
@@ -161,7 +163,7 @@ pub(crate) fn producer_stamp(
     }
 }
 
-fn to_messages(req: ProduceRequest) -> Result<Vec<PublishMessage>, ApiError> {
+pub(crate) fn to_messages(req: ProduceRequest) -> Result<Vec<PublishMessage>, ApiError> {
     if req.messages.is_empty() {
         return Err(ApiError::bad_request("request has no messages"));
     }
@@ -196,7 +198,7 @@ fn to_messages(req: ProduceRequest) -> Result<Vec<PublishMessage>, ApiError> {
 /// Pulsar's REST producer answers each message with an `errorCode`: 0 stored, 1 retriable
 /// (the broker cannot store it now), 2 failed for good (a terminated topic too, though it is
 /// 503 as a whole: it never accepts messages again).
-fn error_code(e: &BrokerError) -> i32 {
+pub(crate) fn error_code(e: &BrokerError) -> i32 {
     let retriable = crate::error::status_of(e) == axum::http::StatusCode::SERVICE_UNAVAILABLE
         && !matches!(e, BrokerError::TopicTerminated(_));
     if retriable { 1 } else { 2 }
@@ -205,7 +207,7 @@ fn error_code(e: &BrokerError) -> i32 {
 /// The whole request is refused (nothing stored) when a message is too large; otherwise each
 /// message gets its own result. When every message failed, the request fails with the first
 /// one's condition (a topic over its backlog quota answers 503, as a whole).
-async fn publish(
+pub(crate) async fn publish(
     s: &AppState,
     auth: &AuthContext,
     name: &TopicName,
@@ -254,8 +256,12 @@ async fn produce(
     State(s): State<AppState>,
     auth: AuthContext,
     TopicParam(name): TopicParam,
+    whole: Option<Extension<Whole>>,
     JsonBody(req): JsonBody<ProduceRequest>,
 ) -> ApiResult<Json<ProduceResponse>> {
+    if let Some(Extension(whole)) = whole {
+        return crate::fanout::produce::publish(&s, &auth, &whole, req).await;
+    }
     publish(&s, &auth, &name, req).await
 }
 

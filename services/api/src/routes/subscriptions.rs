@@ -6,10 +6,11 @@ use crate::error::{
     PreconditionFailed, Unauthorized, Unavailable,
 };
 use crate::extract::{AuthContext, ForceQuery, OptionalJsonBody, Path, Query, SubscriptionParam, TopicParam};
-use axum::Json;
+use crate::fanout::{self, Whole};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use magnetar_auth::Operation;
 use magnetar_broker::StartPosition;
 use magnetar_core::MessageId;
@@ -38,13 +39,17 @@ async fn list_subscriptions(
     State(s): State<AppState>,
     auth: AuthContext,
     TopicParam(topic): TopicParam,
+    whole: Option<Extension<Whole>>,
 ) -> ApiResult<Json<Vec<String>>> {
     auth.check(Operation::ListSubscriptions, &topic).await?;
+    if let Some(Extension(whole)) = whole {
+        return Ok(Json(fanout::admin::list_subscriptions(&s, &whole).await?));
+    }
     Ok(Json(s.broker.subscriptions().list(&topic).await?))
 }
 
 /// Pulsar's `ResetCursorData` / `MessageIdImpl` body: a position in the topic.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, serde::Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = ResetCursorData)]
 pub(crate) struct PositionBody {
@@ -94,9 +99,14 @@ async fn create_subscription(
     auth: AuthContext,
     SubscriptionParam(topic, sub): SubscriptionParam,
     Query(_): Query<ReplicatedQuery>,
+    whole: Option<Extension<Whole>>,
     OptionalJsonBody(body): OptionalJsonBody<PositionBody>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::CreateSubscription, (&topic, sub.as_str())).await?;
+    if let Some(Extension(whole)) = whole {
+        fanout::admin::create_subscription(&s, &whole, &sub, body).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     let start = body.map(|b| StartPosition::from_message_id(&b.id())).unwrap_or(StartPosition::Latest);
     s.broker.subscriptions().create(&topic, &sub, start).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -114,8 +124,13 @@ async fn delete_subscription(
     auth: AuthContext,
     SubscriptionParam(topic, sub): SubscriptionParam,
     Query(q): Query<ForceQuery>,
+    whole: Option<Extension<Whole>>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::DeleteSubscription, (&topic, sub.as_str())).await?;
+    if let Some(Extension(whole)) = whole {
+        fanout::admin::delete_subscription(&s, &whole, &sub, q.force).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     s.broker.subscriptions().delete(&topic, &sub, q.force).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -151,8 +166,13 @@ async fn skip_all(
     State(s): State<AppState>,
     auth: AuthContext,
     SubscriptionParam(topic, sub): SubscriptionParam,
+    whole: Option<Extension<Whole>>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::SkipMessages, (&topic, sub.as_str())).await?;
+    if let Some(Extension(whole)) = whole {
+        fanout::admin::skip_all(&s, &whole, &sub).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     s.broker.subscriptions().skip_all(&topic, &sub).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -172,10 +192,15 @@ async fn reset_cursor_to_time(
     auth: AuthContext,
     SubscriptionParam(topic, sub): SubscriptionParam,
     Path(p): Path<TimestampPath>,
+    whole: Option<Extension<Whole>>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::ResetCursor, (&topic, sub.as_str())).await?;
     let ts: i64 =
         p.timestamp.parse().map_err(|_| ApiError::bad_request(format!("invalid timestamp `{}`", p.timestamp)))?;
+    if let Some(Extension(whole)) = whole {
+        fanout::admin::reset_to_time(&s, &whole, &sub, ts).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     s.broker.subscriptions().reset_to_time(&topic, &sub, ts).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -190,11 +215,16 @@ async fn reset_cursor_to_id(
     State(s): State<AppState>,
     auth: AuthContext,
     SubscriptionParam(topic, sub): SubscriptionParam,
+    whole: Option<Extension<Whole>>,
     OptionalJsonBody(body): OptionalJsonBody<PositionBody>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::ResetCursor, (&topic, sub.as_str())).await?;
     let body =
         body.ok_or_else(|| ApiError::bad_request("expected a message id body {\"ledgerId\":L,\"entryId\":E}"))?;
+    if let Some(Extension(whole)) = whole {
+        fanout::admin::reset_to_id(&s, &whole, &sub, &body).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     s.broker.subscriptions().reset_to_id(&topic, &sub, &body.id(), body.is_excluded).await?;
     Ok(StatusCode::NO_CONTENT)
 }

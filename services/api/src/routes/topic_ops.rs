@@ -13,11 +13,12 @@ use crate::error::{
     PreconditionFailed, Unauthorized, Unavailable,
 };
 use crate::extract::{AuthContext, JsonBody, OptionalJsonBody, Path, Query, SubscriptionParam, TopicParam};
+use crate::fanout::Whole;
 use crate::routes::subscriptions::{PositionBody, message_response};
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use axum::{Extension, Json};
 use magnetar_auth::Operation;
 use magnetar_broker::{BacklogAnalysis, ManagedLedgerInfo, OfflineTopicStats};
 use magnetar_core::MessageId;
@@ -75,8 +76,12 @@ async fn terminate_partitions(
     State(s): State<AppState>,
     auth: AuthContext,
     TopicParam(topic): TopicParam,
+    whole: Option<Extension<Whole>>,
 ) -> ApiResult<Json<BTreeMap<i32, MessageId>>> {
     auth.check(Operation::TerminateTopic, &topic).await?;
+    if let Some(Extension(whole)) = whole {
+        return Ok(Json(crate::fanout::admin::terminate(&s, &whole).await?));
+    }
     Ok(Json(s.broker.topics().terminate_partitions(&topic).await?))
 }
 
@@ -366,9 +371,14 @@ async fn expire_messages_to_id(
     State(s): State<AppState>,
     auth: AuthContext,
     SubscriptionParam(topic, sub): SubscriptionParam,
+    whole: Option<Extension<Whole>>,
     JsonBody(body): JsonBody<PositionBody>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::ExpireMessages, (&topic, sub.as_str())).await?;
+    if let Some(Extension(whole)) = whole {
+        crate::fanout::admin::expire_to_id(&s, &whole, &sub, &body).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     s.broker.subscriptions().expire_to_id(&topic, &sub, &body.id(), body.is_excluded).await?;
     Ok(StatusCode::NO_CONTENT)
 }

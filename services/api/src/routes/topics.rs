@@ -8,9 +8,10 @@ use crate::error::{
 use crate::extract::{
     AuthContext, ForceQuery, JsonBody, NamespaceParam, OptionalJsonBody, PartitionCount, Query, TopicParam,
 };
-use axum::Json;
+use crate::fanout::Whole;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use magnetar_auth::Operation;
 use magnetar_broker::BrokerError;
 use magnetar_broker::stats::{InternalStats, PartitionedMetadata, PartitionedTopicStats, TopicStats};
@@ -218,8 +219,13 @@ async fn delete_partitioned_topic(
     auth: AuthContext,
     TopicParam(name): TopicParam,
     Query(q): Query<ForceQuery>,
+    whole: Option<Extension<Whole>>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::DeleteTopic, &name).await?;
+    if let Some(Extension(whole)) = whole {
+        crate::fanout::admin::delete_topic(&s, &whole, q.force).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     s.broker.topics().delete(&name, q.force, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -235,8 +241,12 @@ async fn get_stats(
     State(s): State<AppState>,
     auth: AuthContext,
     TopicParam(name): TopicParam,
+    whole: Option<Extension<Whole>>,
 ) -> ApiResult<Json<TopicStats>> {
     auth.check(Operation::GetTopicStats, &name).await?;
+    if let Some(Extension(whole)) = whole {
+        return Ok(Json(crate::fanout::stats::stats(&s, &whole).await?));
+    }
     Ok(Json(s.broker.topics().stats(&name).await?))
 }
 
@@ -259,8 +269,12 @@ async fn get_partitioned_stats(
     auth: AuthContext,
     TopicParam(name): TopicParam,
     Query(q): Query<PartitionedStatsQuery>,
+    whole: Option<Extension<Whole>>,
 ) -> ApiResult<Json<PartitionedTopicStats>> {
     auth.check(Operation::GetTopicStats, &name).await?;
+    if let Some(Extension(whole)) = whole {
+        return Ok(Json(crate::fanout::stats::partitioned_stats(&s, &whole, q.per_partition.unwrap_or(true)).await?));
+    }
     Ok(Json(s.broker.topics().partitioned_stats(&name, q.per_partition.unwrap_or(true)).await?))
 }
 
@@ -328,8 +342,13 @@ async fn unload_topic(
     State(s): State<AppState>,
     auth: AuthContext,
     TopicParam(name): TopicParam,
+    whole: Option<Extension<Whole>>,
 ) -> ApiResult<StatusCode> {
     auth.check(Operation::UnloadTopic, &name).await?;
+    if let Some(Extension(whole)) = whole {
+        crate::fanout::admin::unload(&s, &whole).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     s.broker.topics().unload(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -56,7 +56,7 @@ pub enum CompactionRun {
 }
 
 /// Pulsar's `CompactionStats` of topic stats (`compaction`), of the partition's last runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CompactionStats {
     pub last_compaction_removed_event_count: u64,

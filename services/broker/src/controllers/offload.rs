@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 /// The offload policy in force for a partition (-1 = off for each knob), under the names of
 /// Pulsar's `OffloadPolicies`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct OffloadPolicy {
     /// Offload oldest sealed segments while the non-offloaded size exceeds this; 0 = at once.
     #[serde(rename = "managedLedgerOffloadThresholdInBytes")]

@@ -9,12 +9,12 @@ use magnetar_core::{
     Policies, PublishRate, RetentionPolicies, SchemaCompatibilityStrategy, SubscribeRate, SubscriptionTypeName,
     TopicPolicies,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 /// Where a policy value in force came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Topic,
@@ -23,7 +23,7 @@ pub enum Level {
 }
 
 /// A value in force and the level that set it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Applied<T> {
     pub value: T,
     pub level: Level,
@@ -38,7 +38,8 @@ fn pick<T>(topic: Option<T>, namespace: Option<T>, broker: T) -> Applied<T> {
 }
 
 /// Every policy Magnetar enforces per topic, resolved. Counts are Pulsar's: 0 = no limit.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+// Deserialize: a broker tier merging a partitioned topic's stats reads them from an owner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EffectivePolicies {
     #[schema(value_type = AppliedValue)]

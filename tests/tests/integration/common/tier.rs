@@ -25,6 +25,7 @@ pub async fn tier_config_with(broker_lines: &str) -> String {
     crate::common::cluster_toml("tier", &broker, more).await
 }
 
+#[track_caller]
 pub fn expect(answer: (reqwest::StatusCode, Value), status: u16, what: &str) -> Value {
     assert_eq!(answer.0.as_u16(), status, "{what}: {}", answer.1);
     answer.1
