@@ -61,6 +61,8 @@ test('superuser creates a tenant, namespace, partitioned topic and policies', as
   await signIn(page, base, token);
   metrics.firstLoadOverview = await jsBytes(page, `${base}/`, () => page.getByRole('heading', { name: 'Cluster overview' }).waitFor());
   await page.getByText('Topics loaded').waitFor();
+  // A standalone broker: no tier, so no ownership table.
+  await page.getByText('Single broker: the tier is off').waitFor();
 
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Tenants' }).click();
   await page.getByRole('button', { name: 'Create tenant' }).click();

@@ -15,6 +15,10 @@ export type TenantInfo = Schemas['TenantInfo'];
 export type RetentionPolicies = Schemas['RetentionPolicies'];
 export type OffloadStatus = Schemas['OffloadStatus'];
 export type LoadReport = Schemas['LoadReport'];
+/** A row of the broker tier's bundle ownership table. */
+export type BundleView = Schemas['BundleView'];
+/** What a forced takeover did. */
+export type Takeover = Schemas['Takeover'];
 /** The limit and life policies in force, each with the level it comes from. */
 export type AppliedPolicies = Schemas['EffectivePolicies'];
 export type PolicyLevel = Schemas['Level'];

@@ -8,6 +8,7 @@ import { useAllowed } from '../../../lib/useAllowed';
 import { clusterKeys, fetchBrokers, fetchClusters, fetchHealth, fetchLoadReport } from '../api';
 import { useRuntimeConfig } from '../hooks';
 import { GoTo } from '../../../components/GoTo';
+import { BrokerTier } from './BrokerTier';
 
 const CHECKS = [{ operation: 'Metrics', resource: '' }];
 const REFRESH_MS = 3_000;
@@ -58,6 +59,8 @@ export function OverviewPage() {
   const health = useQuery({ queryKey: clusterKeys.health(), queryFn: fetchHealth, refetchInterval: 10_000 });
   const runtime = useRuntimeConfig();
   const { allowed, loading } = useAllowed(CHECKS);
+  // The bundle table is this broker's cluster's (another cluster's answers 404).
+  const localCluster = runtime.data?.clusterName ?? (clusters.data?.length === 1 ? clusters.data[0] : undefined);
   return (
     <>
       <PageHeader title="Cluster overview" />
@@ -99,6 +102,8 @@ export function OverviewPage() {
           </tbody>
         </table>
       </div>
+      <h2>Broker tier</h2>
+      {localCluster ? <BrokerTier cluster={localCluster} /> : runtime.error ? <ErrorNotice error={runtime.error} action="Reading the cluster name" /> : <Loading />}
       <h2>Totals</h2>
       {loading ? (
         <Loading />
