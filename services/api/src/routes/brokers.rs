@@ -36,6 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
 struct TakeoverQuery {
     /// Must be `true`: the caller accepts losing what the answer lists.
     #[serde(default)]
