@@ -12,7 +12,8 @@
 #    owners' log lines give each handover's duration (p50, max), curl the unload call's.
 # 3. Produce latency at a steady rate (RATE_PER_TOPIC msg/s per topic, one message per request,
 #    8 in flight) through broker a, once steady and once while brokers b and c are restarted in
-#    turn (SIGTERM, which hands their bundles over, then start again): p50/p99 per topic.
+#    turn (SIGTERM, which hands their bundles over, then start again): p50/p99 per topic; this
+#    phase runs with the default balance settings.
 # Uses scripts/lib/tier-bench.sh (a throwaway PostgreSQL, a local object store, release binary or
 # BENCH_MAGNETAR_BIN).
 set -euo pipefail
@@ -75,7 +76,7 @@ throughput() {
         local failed=0
         for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
         end="$(date +%s.%N)"
-        python3 -c "import sys; m,s,e,n,f=map(float,sys.argv[1:]); print(f'  {sys.argv[6]:>10}: {n:.0f} brokers, 6 topics x {m:.0f} msgs in {e-s:.2f}s = {6*m/(e-s):,.0f} msg/s aggregate, {f:.0f} failed clients')" \
+        python3 -c "import sys; m,s,e,n,f=map(float,sys.argv[1:6]); print(f'  {sys.argv[6]:>10}: {n:.0f} brokers, 6 topics x {m:.0f} msgs in {e-s:.2f}s = {6*m/(e-s):,.0f} msg/s aggregate, {f:.0f} failed clients')" \
             "$M" "$start" "$end" "${#brokers[@]}" "$failed" "$kind"
     done
 }
@@ -98,7 +99,9 @@ print("\n".join(r["bundle"].split("/")[-1] for r in json.load(sys.stdin) if r["s
         "http://127.0.0.1:${PORT[a]}/admin/v2/namespaces/bench/ns/$range/unload" >>"$TMP/unload.ms"
     sleep 0.5
 done
-grep -ho 'bundle handed over.*millis=[0-9]*' "$TMP"/[abc].log | sed 's/.*millis=//' >"$TMP/handover.ms" || true
+# Every handover so far (balance moves included), from the owners' logs (colour codes removed).
+sed 's/\x1b\[[0-9;]*m//g' "$TMP"/[abc].log | grep -o 'bundle handed over.*millis=[0-9]*' | sed 's/.*millis=//' \
+    >"$TMP/handover.ms" || true
 python3 - "$TMP/handover.ms" "$TMP/unload.ms" <<'PY'
 import sys, statistics
 h = sorted(int(x) for x in open(sys.argv[1]) if x.strip())
@@ -127,6 +130,25 @@ latency() {
     echo "  $label ($failed clients failed):"
     sed 's/^/    /' "$TMP"/lat-*.out
 }
+after_restart_handovers() {
+    sed 's/\x1b\[[0-9;]*m//g' "$TMP"/[abc].log | grep -o 'bundle handed over.*millis=[0-9]*' | sed 's/.*millis=//' |
+        python3 -c 'import sys; h=sorted(int(x) for x in sys.stdin if x.strip()); print(f"  handovers so far: n={len(h)} p50 {h[len(h)//2]} ms max {h[-1]} ms" if h else "  no handover logged")'
+}
+# Phase 3 runs with the default balance settings (moves at most every 5 s, a bundle at most once
+# a minute), as a rolling restart in production would: every broker restarted with them first.
+for n in a b c; do
+    kill -TERM "${BROKER_PID[$n]}"; wait "${BROKER_PID[$n]}" || true
+    start_broker "$n" "${PORT[$n]}" "drain_timeout_ms = 20000"
+done
+EXTRA="drain_timeout_ms = 20000"
+wait_balanced 3
+# Warm-up: each partition is loaded by its owner on first use (from the object store here).
+for t in 0 1 2 3 4 5; do
+    "$BIN" perf produce --url "http://127.0.0.1:${PORT[a]}" --topic "persistent://bench/ns/t$t" -n 200 -s 1024 -b 1 -c 8 \
+        >/dev/null 2>&1
+done
+sleep 2
 echo "== 3. produce latency through broker a, $RATE msg/s per topic x 6 topics, 20 s"
 latency steady
 latency restart
+after_restart_handovers
