@@ -4,7 +4,7 @@
 //! forwarded once to the owner; produce through one broker and pull-consume through another
 //! receive every message exactly once; lookups answer the cluster's service address.
 
-use crate::common::tier::{expect, tier_config};
+use crate::common::tier::{cluster, expect, tier_config};
 use crate::common::ws::{WsClient, text_of, ws_base};
 use magnetar_tests::{BrokerProcess, call};
 use reqwest::Method;
@@ -32,7 +32,7 @@ async fn partitions_spread_over_three_brokers_and_any_broker_serves_every_partit
     let url = |on: &BrokerProcess, path: &str| format!("{}{path}", on.base);
 
     expect(
-        call(&c, Method::PUT, &url(&a, "/admin/v2/tenants/acme"), Some(json!({"allowedClusters": ["tier"]}))).await,
+        call(&c, Method::PUT, &url(&a, "/admin/v2/tenants/acme"), Some(json!({"allowedClusters": [cluster()]}))).await,
         204,
         "tenant",
     );
@@ -72,7 +72,11 @@ async fn partitions_spread_over_three_brokers_and_any_broker_serves_every_partit
     }
 
     // The bundles holding the partitions, and who owns them: all three brokers serve some.
-    let ownership = expect(call(&c, Method::GET, &url(&b, "/admin/v2/brokers/tier/bundles"), None).await, 200, "view");
+    let ownership = expect(
+        call(&c, Method::GET, &url(&b, &format!("/admin/v2/brokers/{}/bundles", cluster())), None).await,
+        200,
+        "view",
+    );
     let owner_of: BTreeMap<String, String> = ownership
         .as_array()
         .expect("rows")
@@ -99,7 +103,8 @@ async fn partitions_spread_over_three_brokers_and_any_broker_serves_every_partit
     // Pulsar's view of it agrees, asked of any broker.
     for owner in &all {
         let owned = expect(
-            call(&c, Method::GET, &url(&a, &format!("/admin/v2/brokers/tier/{owner}/ownedNamespaces")), None).await,
+            call(&c, Method::GET, &url(&a, &format!("/admin/v2/brokers/{}/{owner}/ownedNamespaces", cluster())), None)
+                .await,
             200,
             "owned namespaces",
         );
@@ -113,7 +118,7 @@ async fn partitions_spread_over_three_brokers_and_any_broker_serves_every_partit
         call(
             &c,
             Method::POST,
-            &url(&a, "/admin/v2/clusters/tier"),
+            &url(&a, &format!("/admin/v2/clusters/{}", cluster())),
             Some(json!({"serviceUrl": "http://tier.example:8080"})),
         )
         .await,

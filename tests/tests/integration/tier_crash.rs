@@ -4,7 +4,7 @@
 //! a broker paused past its lease acknowledges nothing afterwards and its stale writes are
 //! refused and counted.
 
-use crate::common::tier::{bundle_of, expect, namespace, ownership, partition, tier_config_with};
+use crate::common::tier::{bundle_of, cluster, expect, namespace, ownership, partition, tier_config_with};
 use crate::common::{eventually, offset_of, payload_text};
 use magnetar_tests::{BrokerProcess, call};
 use reqwest::Method;
@@ -124,7 +124,7 @@ async fn a_killed_broker_s_partitions_wait_for_it_and_a_forced_takeover_does_wha
     b.kill9();
     eventually(15, "the bundle reported unavailable", || async { ownership(&c, &a.base).await.1.then_some(()) }).await;
     let range = bundle.trim_start_matches("acme/app/");
-    let takeover = format!("{}/admin/v2/brokers/tier/bundles/acme/app/{range}/takeover", a.base);
+    let takeover = format!("{}/admin/v2/brokers/{}/bundles/acme/app/{range}/takeover", a.base, cluster());
     let refused = call(&c, Method::POST, &takeover, None).await;
     assert_eq!(refused.0.as_u16(), 400, "{}", refused.1);
     assert!(refused.1["reason"].as_str().unwrap().contains("acceptDataLoss=true"), "{}", refused.1);
@@ -159,15 +159,16 @@ async fn a_broker_paused_past_its_lease_acknowledges_nothing_and_its_stale_write
     let dir = tempfile::tempdir().unwrap();
     let (a, b, c, i) = two_brokers(dir.path(), "cursor_checkpoint_interval_ms = 200\n").await;
     let bundle = bundle_of(&c, &a.base, &partition(i)).await;
-    produce(&c, &a.base, i, &texts("m", 200)).await;
+    produce(&c, &a.base, i, &texts("m", 3000)).await;
 
     // Acknowledgements keep b's cursor dirty up to the pause; then b freezes past its lease.
     let (pull, ack) = (
         format!("{}/topics/persistent/{}/subscriptions/s/pull", b.base, partition(i)),
         format!("{}/topics/persistent/{}/subscriptions/s/ack", b.base, partition(i)),
     );
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let acker = {
-        let (c, pull, ack) = (c.clone(), pull.clone(), ack.clone());
+        let (c, pull, ack, acked) = (c.clone(), pull.clone(), ack.clone(), acked.clone());
         tokio::spawn(async move {
             loop {
                 let body = json!({"maxMessages": 1, "waitMs": 100, "initialPosition": "earliest"});
@@ -182,17 +183,27 @@ async fn a_broker_paused_past_its_lease_acknowledges_nothing_and_its_stale_write
                     .iter()
                     .map(|m| m["messageId"].clone())
                     .collect();
+                if ids.is_empty() {
+                    continue;
+                }
                 if call(&c, Method::POST, &ack, Some(json!({"messageIds": ids}))).await.0.as_u16() != 204 {
                     return;
                 }
+                acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         })
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Still acknowledging right before the pause: b's cursor is dirty when it freezes (its
+    // checkpoint runs every 200 ms).
+    let before = acked.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(acked.load(std::sync::atomic::Ordering::Relaxed) > before, "the acknowledgements through b stopped");
     b.pause();
     eventually(15, "the bundle reported unavailable", || async { ownership(&c, &a.base).await.1.then_some(()) }).await;
     let range = bundle.trim_start_matches("acme/app/");
-    let takeover = format!("{}/admin/v2/brokers/tier/bundles/acme/app/{range}/takeover?acceptDataLoss=true", a.base);
+    let takeover =
+        format!("{}/admin/v2/brokers/{}/bundles/acme/app/{range}/takeover?acceptDataLoss=true", a.base, cluster());
     expect(call(&c, Method::POST, &takeover, None).await, 200, "takeover");
     produce(&c, &a.base, i, &texts("new-owner", 5)).await;
 

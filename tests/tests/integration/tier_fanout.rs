@@ -5,7 +5,7 @@
 //! produce (keys keep their partition, keyless messages spread), subscription creation, stats,
 //! pull-consume with ack and nack, and deleting the topic, after which no owner serves a partition.
 
-use crate::common::tier::{expect, tier_config};
+use crate::common::tier::{cluster, expect, tier_config};
 use magnetar_tests::{BrokerProcess, call};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -79,7 +79,7 @@ async fn a_partitioned_topic_is_used_by_its_base_name_through_any_broker() {
     let admin = |on: &BrokerProcess, tail: &str| format!("{}/admin/v2/persistent/{TOPIC}{tail}", on.base);
 
     expect(
-        call(&c, Method::PUT, &url(&a, "/admin/v2/tenants/acme"), Some(json!({"allowedClusters": ["tier"]}))).await,
+        call(&c, Method::PUT, &url(&a, "/admin/v2/tenants/acme"), Some(json!({"allowedClusters": [cluster()]}))).await,
         204,
         "tenant",
     );
@@ -125,7 +125,11 @@ async fn a_partitioned_topic_is_used_by_its_base_name_through_any_broker() {
     let produced = id_of.len();
 
     // The partitions are served by all three brokers, so the answers above came from each.
-    let ownership = expect(call(&c, Method::GET, &url(&b, "/admin/v2/brokers/tier/bundles"), None).await, 200, "view");
+    let ownership = expect(
+        call(&c, Method::GET, &url(&b, &format!("/admin/v2/brokers/{}/bundles", cluster())), None).await,
+        200,
+        "view",
+    );
     let owners: BTreeSet<&str> = ownership
         .as_array()
         .expect("rows")

@@ -14,7 +14,21 @@ use std::sync::Arc;
 impl PartitionLog {
     /// Reads up to `max_records` records (and about `max_bytes`, at least one record) starting
     /// at `from`, in offset order. May read from disk: call it from a blocking context.
+    ///
+    /// A read that fails on a log closed for a handover (its files may be going away under it)
+    /// fails with `Closed`: the partition's next owner serves it.
     pub fn read(&self, from: u64, max_records: usize, max_bytes: usize) -> Result<Vec<Record>> {
+        self.read_open(from, max_records, max_bytes).map_err(|e| {
+            let app = self.appender.lock();
+            match e {
+                e @ StorageError::OffsetTrimmed { .. } => e,
+                _ if app.closed => StorageError::Closed(self.log_id),
+                e => e,
+            }
+        })
+    }
+
+    fn read_open(&self, from: u64, max_records: usize, max_bytes: usize) -> Result<Vec<Record>> {
         let start = self.start_offset();
         if from < start {
             return Err(StorageError::OffsetTrimmed { log_id: self.log_id, offset: from, earliest: start });

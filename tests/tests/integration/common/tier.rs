@@ -10,6 +10,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const PARTITIONS: u32 = 6;
+
+/// This test's cluster name. The tier suites share one S3 bucket and object keys begin with
+/// the cluster, so each test (one process under nextest) has its own: otherwise two tests'
+/// brokers would write, and collect as orphans, each other's objects.
+pub fn cluster() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        format!("tier-{}-{nanos}", std::process::id())
+    })
+}
 pub const TOPIC: &str = "acme/app/events";
 
 pub async fn tier_config() -> String {
@@ -22,7 +33,7 @@ pub async fn tier_config_with(broker_lines: &str) -> String {
     let more = "[broker.membership]\nlease_ms = 4000\nrenew_interval_ms = 500\nfence_margin_ms = 1000\n\n\
                 [broker.tier]\nenabled = true\nrefresh_interval_ms = 100\nassignment_wait_ms = 10000\n\
                 drain_timeout_ms = 20000\n";
-    crate::common::cluster_toml("tier", &broker, more).await
+    crate::common::cluster_toml(cluster(), &broker, more).await
 }
 
 #[track_caller]
@@ -36,14 +47,18 @@ pub fn partition(i: u32) -> String {
 }
 
 pub async fn namespace(c: &reqwest::Client, base: &str) {
-    let tenant = json!({"allowedClusters": ["tier"]});
+    let tenant = json!({"allowedClusters": [cluster()]});
     expect(call(c, Method::PUT, &format!("{base}/admin/v2/tenants/acme"), Some(tenant)).await, 204, "tenant");
     expect(call(c, Method::PUT, &format!("{base}/admin/v2/namespaces/acme/app"), None).await, 204, "namespace");
 }
 
 /// `bundle → owner` of the owned bundles, and whether any bundle is unavailable.
 pub async fn ownership(c: &reqwest::Client, base: &str) -> (BTreeMap<String, String>, bool) {
-    let view = expect(call(c, Method::GET, &format!("{base}/admin/v2/brokers/tier/bundles"), None).await, 200, "view");
+    let view = expect(
+        call(c, Method::GET, &format!("{base}/admin/v2/brokers/{}/bundles", cluster()), None).await,
+        200,
+        "view",
+    );
     let rows = view.as_array().expect("rows");
     let owned = rows
         .iter()
