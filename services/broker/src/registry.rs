@@ -106,23 +106,36 @@ impl TopicRegistry {
 
     /// The loaded topic with this base name, loading it first if needed.
     pub async fn topic(&self, name: &TopicName) -> Result<Arc<Topic>> {
-        if let Some(t) = self.table().get(name) {
-            return Ok(Arc::clone(t));
+        self.load_once(name, || async {
+            let record = self.record(name).await?;
+            if record.partitions > 0 && self.ctx.tier.enabled() {
+                // Its partitions are spread over the brokers of the tier: each is loaded alone.
+                return Err(BrokerError::WholePartitionedTopic {
+                    topic: name.clone(),
+                    operation: "an operation on every partition at once (a broker tier serves partitions one by one)",
+                });
+            }
+            Ok(record)
+        })
+        .await
+    }
+
+    /// The topic loaded under `name`, or loaded now from the record `record` reads, under the
+    /// namespace's lock (see the module docs), with its namespace policies applied.
+    async fn load_once<F, Fut>(&self, name: &TopicName, record: F) -> Result<Arc<Topic>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<TopicRecord>>,
+    {
+        if let Some(t) = self.loaded(name) {
+            return Ok(t);
         }
         let lock = self.namespace_lock(name.namespace());
         let _guard = lock.lock().await;
-        if let Some(t) = self.table().get(name) {
-            return Ok(Arc::clone(t));
+        if let Some(t) = self.loaded(name) {
+            return Ok(t);
         }
-        let record = self.record(name).await?;
-        if record.partitions > 0 && self.ctx.tier.enabled() {
-            // Its partitions are spread over the brokers of the tier: each is loaded alone.
-            return Err(BrokerError::WholePartitionedTopic {
-                topic: name.clone(),
-                operation: "an operation on every partition at once (a broker tier serves partitions one by one)",
-            });
-        }
-        let topic = Arc::new(self.load(record).await?);
+        let topic = Arc::new(self.load(record().await?).await?);
         if let Err(e) = crate::policies::refresh_topic(&self.ctx, &topic).await {
             tracing::warn!(topic = %name, error = %e, "namespace policies not applied at load; the next refresh applies them");
         }
@@ -236,25 +249,15 @@ impl TopicRegistry {
     /// where the partitions of one topic are owned by different brokers). `NotFound` when the
     /// topic is missing, not partitioned, or has no such partition.
     async fn partition_view(&self, name: &TopicName, index: u32) -> Result<Arc<Topic>> {
-        if let Some(t) = self.table().get(name) {
-            return Ok(Arc::clone(t));
-        }
-        let lock = self.namespace_lock(name.namespace());
-        let _guard = lock.lock().await;
-        if let Some(t) = self.table().get(name) {
-            return Ok(Arc::clone(t));
-        }
-        let mut record = self.record(&name.base()).await?;
-        if record.partitions == 0 || index >= record.partitions {
-            return Err(BrokerError::NotFound(Entity::Topic(name.clone())));
-        }
-        record.partition_records.retain(|p| p.index == index as i32);
-        let topic = Arc::new(self.load(record).await?);
-        if let Err(e) = crate::policies::refresh_topic(&self.ctx, &topic).await {
-            tracing::warn!(topic = %name, error = %e, "namespace policies not applied at load; the next refresh applies them");
-        }
-        self.topics.write().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), Arc::clone(&topic));
-        Ok(topic)
+        self.load_once(name, || async {
+            let mut record = self.record(&name.base()).await?;
+            if record.partitions == 0 || index >= record.partitions {
+                return Err(BrokerError::NotFound(Entity::Topic(name.clone())));
+            }
+            record.partition_records.retain(|p| p.index == index as i32);
+            Ok(record)
+        })
+        .await
     }
 
     /// The partitions a name designates: one partition, or every partition of the topic.
