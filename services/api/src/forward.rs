@@ -23,7 +23,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use magnetar_broker::BrokerError;
 use magnetar_broker::tier::Route;
-use magnetar_core::TopicName;
+use magnetar_core::bundles::BundleRange;
+use magnetar_core::{NamespaceName, TopicName};
 
 /// Marks a request forwarded by another broker of the tier (its value: that broker's id).
 pub const FORWARDED_BY: HeaderName = HeaderName::from_static("x-magnetar-forwarded-by");
@@ -51,8 +52,15 @@ pub async fn route(State(s): State<AppState>, req: Request, next: Next) -> Respo
     if !tier.enabled() {
         return next.run(req).await;
     }
-    let Some(name) = topic_of_path(req.uri().path()) else {
-        return next.run(req).await;
+    let target = match (topic_of_path(req.uri().path()), split_of_path(req.uri().path())) {
+        (Some(name), _) => Target::Topic(name),
+        // A bundle that does not exist: the handler answers that.
+        (None, Some((ns, range))) if tier.is_current(&ns, &range).await.unwrap_or(false) => Target::Bundle(ns, range),
+        _ => return next.run(req).await,
+    };
+    let forwarded = req.headers().contains_key(&FORWARDED_BY);
+    let Target::Topic(name) = target else {
+        return route_buffered(&s, req, next, forwarded, target).await;
     };
     // A whole partitioned topic is served here, fanned out to its partitions' owners.
     if let Some(whole) = crate::fanout::whole_topic(&s, &name, req.headers()).await {
@@ -60,7 +68,6 @@ pub async fn route(State(s): State<AppState>, req: Request, next: Next) -> Respo
         req.extensions_mut().insert(whole);
         return next.run(req).await;
     }
-    let forwarded = req.headers().contains_key(&FORWARDED_BY);
     if req.headers().contains_key(header::UPGRADE) {
         return match tier.route(&name, forwarded).await {
             Ok(Route::Local) | Err(BrokerError::NotFound(_)) => next.run(req).await,
@@ -68,6 +75,20 @@ pub async fn route(State(s): State<AppState>, req: Request, next: Next) -> Respo
             Err(e) => ApiError::from(e).into_response(),
         };
     }
+    route_buffered(&s, req, next, forwarded, Target::Topic(name)).await
+}
+
+/// What a routed request acts on: a topic (or partition), or a bundle (its split, which only
+/// the bundle's owner may do).
+enum Target {
+    Topic(TopicName),
+    Bundle(NamespaceName, BundleRange),
+}
+
+/// Serves or forwards a request with its body kept, routing it again while the owner answers
+/// that the bundle moved (see `route`).
+async fn route_buffered(s: &AppState, req: Request, next: Next, forwarded: bool, target: Target) -> Response {
+    let tier = s.broker.tier();
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, s.http.max_request_bytes).await {
         Ok(b) => b,
@@ -82,11 +103,16 @@ pub async fn route(State(s): State<AppState>, req: Request, next: Next) -> Respo
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(tier.config().assignment_wait_ms);
     let mut again = false;
     loop {
-        let route = if again { tier.reroute(&name, forwarded).await } else { tier.route(&name, forwarded).await };
+        let route = match (&target, again) {
+            (Target::Topic(name), false) => tier.route(name, forwarded).await,
+            (Target::Topic(name), true) => tier.reroute(name, forwarded).await,
+            (Target::Bundle(ns, range), false) => tier.route_bundle(ns, range, forwarded).await,
+            (Target::Bundle(ns, range), true) => tier.reroute_bundle(ns, range, forwarded).await,
+        };
         let request = || Request::from_parts(parts.clone(), Body::from(body.clone()));
         let response = match route {
             Ok(Route::Local) => next.clone().run(request()).await,
-            Ok(Route::Forward { broker, address }) => forward(&s, request(), &broker, &address).await,
+            Ok(Route::Forward { broker, address }) => forward(s, request(), &broker, &address).await,
             // A missing namespace (or an invalid one): the handler answers as it always does.
             Err(BrokerError::NotFound(_)) => return next.run(request()).await,
             Err(e) => ApiError::from(e).into_response(),
@@ -156,6 +182,14 @@ fn hop_by_hop(name: &HeaderName) -> bool {
             | "transfer-encoding"
             | "upgrade"
     )
+}
+
+/// The bundle a split path names (`/admin/v2/namespaces/{tenant}/{namespace}/{bundle}/split`).
+fn split_of_path(path: &str) -> Option<(NamespaceName, BundleRange)> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let ["admin", "v2", "namespaces", tenant, namespace, bundle, "split"] = segments.as_slice() else { return None };
+    let ns = format!("{tenant}/{namespace}").parse().ok()?;
+    Some((ns, BundleRange::parse(bundle).ok()?))
 }
 
 /// The topic (or partition) a path names, for the routes that act on one: admin topic

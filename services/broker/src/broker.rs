@@ -58,6 +58,10 @@ pub struct Broker {
     ready: AtomicBool,
     /// Cancelled by an administrator's shutdown request; the process stops as on SIGTERM.
     stop_requested: CancellationToken,
+    /// The load reported with each lease renewal, as last measured (`load_balance`).
+    pub(crate) load_report: std::sync::Mutex<BrokerLoad>,
+    /// A hot bundle's split is running.
+    pub(crate) splitting: AtomicBool,
 }
 
 impl Broker {
@@ -117,6 +121,8 @@ impl Broker {
             ctx,
             ready: AtomicBool::new(false),
             stop_requested: CancellationToken::new(),
+            load_report: std::sync::Mutex::default(),
+            splitting: AtomicBool::new(false),
         });
         broker.checkpoints.replay(deps.recovered_ops).await?;
         broker.collect_orphan_logs().await?;
@@ -296,11 +302,7 @@ impl Broker {
         });
         // Apart from the offload pass, which may spend many seconds uploading a backlog.
         self.periodic(Duration::from_secs(1), |b| async move { b.ctx.storage.update_upload_pace() });
-        self.periodic(Duration::from_secs(5), |b| async move {
-            for p in b.registry.loaded_partitions() {
-                p.update_rates();
-            }
-        });
+        self.periodic(Duration::from_secs(5), |b| async move { b.measure_load().await });
         self.periodic(self.ctx.config.membership.renew_interval(), |b| async move {
             b.ctx.membership.renew(&b.load()).await;
         });
@@ -310,6 +312,7 @@ impl Broker {
                     tracing::warn!(error = %e.cause(), "bundle ownership pass failed");
                 }
                 b.serve_release_requests().await;
+                b.split_hot_bundle();
             });
         }
         let window = Duration::from_secs(self.ctx.config.metrics.bucket_window_seconds.max(1));
@@ -360,20 +363,6 @@ impl Broker {
         }
         self.ctx.storage.shutdown().await;
         self.ctx.membership.leave().await;
-    }
-
-    /// This broker's load as it reports it with every lease renewal.
-    pub(crate) fn load(&self) -> BrokerLoad {
-        let mut load = BrokerLoad::default();
-        for p in self.registry.loaded_partitions() {
-            let r = p.rates();
-            load.msg_rate_in += r.msg_in;
-            load.msg_rate_out += r.msg_out;
-            load.msg_throughput_in += r.bytes_in;
-            load.msg_throughput_out += r.bytes_out;
-            load.topics += 1;
-        }
-        load
     }
 
     /// The brokers of this broker's cluster with a live lease, as the metadata store sees them.

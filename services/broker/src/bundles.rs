@@ -5,12 +5,14 @@
 //! bundles is unknown (`NotFound`). The broker tier will own and move bundles (DESIGN.md §6).
 
 use crate::error::Entity;
+use crate::partition::Partition;
 use crate::topics::Topics;
 use crate::{BrokerError, Result, Subscriptions};
 use magnetar_core::bundles::{BundleRange, Bundles, middle, topic_count_middle};
 use magnetar_core::hash::bundle_hash;
 use magnetar_core::{NamespaceName, SubscriptionName, TopicName};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// How `split` chooses where to cut (Pulsar's `splitAlgorithmName`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,20 +81,22 @@ impl Topics {
         if tier.enabled() {
             return Ok(tier.owned_by(&self.ctx().broker_id).await?.into_iter().collect());
         }
-        let mut by_ns: BTreeMap<NamespaceName, Vec<String>> = BTreeMap::new();
+        Ok(self.loaded_by_bundle().await?.into_keys().collect())
+    }
+
+    /// The loaded partitions by the bundle they fall into, `tenant/namespace/range` (those of a
+    /// namespace deleted meanwhile are left out).
+    pub(crate) async fn loaded_by_bundle(&self) -> Result<BTreeMap<String, Vec<Arc<Partition>>>> {
+        let mut by_bundle: BTreeMap<String, Vec<Arc<Partition>>> = BTreeMap::new();
         for p in self.registry().loaded_partitions() {
-            by_ns.entry(p.name.namespace().clone()).or_default().push(p.name.to_string());
-        }
-        let mut owned = std::collections::BTreeSet::new();
-        for (ns, partitions) in by_ns {
-            let bundles = match self.bundles(&ns).await {
-                Ok(b) => b,
+            let range = match self.ctx().tier.bundle_of(&p.name).await {
+                Ok(r) => r,
                 Err(BrokerError::NotFound(_)) => continue,
                 Err(e) => return Err(e),
             };
-            owned.extend(partitions.iter().map(|p| format!("{ns}/{}", bundles.find(bundle_hash(p)))));
+            by_bundle.entry(format!("{}/{range}", p.name.namespace())).or_default().push(p);
         }
-        Ok(owned)
+        Ok(by_bundle)
     }
 
     /// The full names of the namespace's topics (partitions one by one) in `range`.

@@ -19,8 +19,9 @@
 //! A failure before step 5 (the object store unreachable, say) reopens the logs and takes the
 //! bundle back: nothing is lost, and the handover is retried later.
 
-use crate::bundles::in_bundle;
+use crate::bundles::{SplitAlgorithm, in_bundle};
 use crate::partition::Partition;
+use crate::tier::Released;
 use crate::{Broker, BrokerError, Result};
 use magnetar_core::bundles::BundleRange;
 use magnetar_core::{NamespaceName, TopicName};
@@ -43,6 +44,30 @@ impl Broker {
     /// Hands one bundle this broker owns to another broker (see the module docs). `Ok(None)`
     /// when this broker does not own it or is already handing it over.
     pub async fn hand_over(&self, ns: &NamespaceName, range: &BundleRange) -> Result<Option<Handover>> {
+        Ok(self.release(ns, range, None).await?.map(|(h, _)| h))
+    }
+
+    /// Splits a bundle this broker owns in a tier: it is handed over as for a move, and while
+    /// its requests are still held the namespace's bundles are cut (`split` decides where) and
+    /// the old range's row retired, so no broker ever serves the old range and a new one at
+    /// once. The new bundles are placed like any new bundle. `Ok(None)` when this broker does
+    /// not own it.
+    pub(crate) async fn split_owned(
+        &self,
+        ns: &NamespaceName,
+        range: &BundleRange,
+        split: SplitAlgorithm,
+    ) -> Result<Option<Vec<BundleRange>>> {
+        Ok(self.release(ns, range, Some(split)).await?.map(|(_, halves)| halves))
+    }
+
+    /// A handover, with a split before the release when `split` says where.
+    async fn release(
+        &self,
+        ns: &NamespaceName,
+        range: &BundleRange,
+        split: Option<SplitAlgorithm>,
+    ) -> Result<Option<(Handover, Vec<BundleRange>)>> {
         let started = Instant::now();
         let tier = &self.ctx.tier;
         self.load_local_partitions(ns, range).await?;
@@ -72,7 +97,7 @@ impl Broker {
             }
             tier.metrics().handovers.with_label_values(&["failed"]).inc();
             tracing::warn!(%bundle, error = %e.cause(), "handover failed; the bundle stays here and is retried later");
-            tier.finish_release(&row, &[], false).await?;
+            tier.finish_release(&row, &[], Released::Failed).await?;
             return Err(e);
         }
         for p in &partitions {
@@ -82,17 +107,23 @@ impl Broker {
             }
         }
         let log_ids: Vec<i64> = partitions.iter().map(|p| p.log_id).collect();
-        let released = tier.finish_release(&row, &log_ids, true).await?;
+        // Everything is in the shared stores: a failed cut still hands the bundle over whole.
+        let (how, halves, cut) = match split {
+            None => (Released::Handed, Vec::new(), Ok(())),
+            Some(at) => match self.topics().split_bundle(self.admin(), ns, &range.to_string(), at, false).await {
+                Ok(halves) => (Released::Split, halves, Ok(())),
+                Err(e) => (Released::Handed, Vec::new(), Err(e)),
+            },
+        };
+        let released = tier.finish_release(&row, &log_ids, how).await?;
+        cut?;
         let elapsed = started.elapsed();
         tier.metrics().handover_seconds.observe(elapsed.as_secs_f64());
         tier.metrics().handovers.with_label_values(&["ok"]).inc();
         tracing::info!(%bundle, partitions = partitions.len(), to = ?released.owner, millis = elapsed.as_millis() as u64, "bundle handed over");
-        Ok(Some(Handover {
-            bundle,
-            partitions: partitions.len(),
-            to: released.owner,
-            millis: elapsed.as_millis() as u64,
-        }))
+        let handover =
+            Handover { bundle, partitions: partitions.len(), to: released.owner, millis: elapsed.as_millis() as u64 };
+        Ok(Some((handover, halves)))
     }
 
     /// Pulsar's namespace and bundle unload. In a tier each bundle owned by a live broker is

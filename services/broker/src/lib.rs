@@ -23,6 +23,7 @@ pub mod controllers;
 mod dedup;
 mod error;
 mod handover;
+mod load_balance;
 pub mod membership;
 pub mod metrics;
 mod partition;

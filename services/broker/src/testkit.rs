@@ -212,6 +212,9 @@ mod gated {
         ) -> Result<BundleOwnership> {
             self.inner.transition_bundle(ns, b, epoch, state, to, partitions).await
         }
+        async fn retire_bundle(&self, ns: &NamespaceName, b: &str, epoch: i64) -> Result<()> {
+            self.inner.retire_bundle(ns, b, epoch).await
+        }
         async fn get_cluster(&self, n: &str) -> Result<Option<ClusterData>> {
             self.inner.get_cluster(n).await
         }

@@ -83,6 +83,9 @@ pub trait MetadataStore: Send + Sync + 'static {
         to: &BundleTransition,
         partitions: &[i64],
     ) -> Result<BundleOwnership>;
+    /// Deletes the row of a bundle that no longer exists (split), conditional on it being
+    /// `free` at `expected_epoch`, else `Conflict`. `NotFound` when it has no row.
+    async fn retire_bundle(&self, namespace: &NamespaceName, bundle: &str, expected_epoch: i64) -> Result<()>;
 
     // ---- clusters ----
     async fn upsert_cluster(&self, cluster: &ClusterData) -> Result<()>;

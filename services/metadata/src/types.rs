@@ -250,6 +250,22 @@ pub struct BrokerLoad {
     pub msg_throughput_in: f64,
     pub msg_throughput_out: f64,
     pub topics: u64,
+    /// The busiest bundles it serves, by `tenant/namespace/range` (Pulsar's `bundleStats`):
+    /// what the leader weighs bundles by and splits hot ones on. Bounded by the reporter, so
+    /// the row stays small whatever the number of partitions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bundle_stats: BTreeMap<String, BundleStats>,
+}
+
+/// The traffic of one bundle on its owner, summed over its loaded partitions.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BundleStats {
+    pub msg_rate_in: f64,
+    pub msg_rate_out: f64,
+    pub msg_throughput_in: f64,
+    pub msg_throughput_out: f64,
+    pub topics: u64,
 }
 
 /// A row of the membership table, as the database sees it now.

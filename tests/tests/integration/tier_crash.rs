@@ -21,9 +21,12 @@ async fn produce(c: &reqwest::Client, base: &str, i: u32, payloads: &[String]) -
     results.iter().map(|r| r["messageId"].as_str().expect("id").to_string()).collect()
 }
 
-/// Every payload of partition `i`, read through `base` by a new subscription from the earliest.
+/// Every payload of partition `i`, read through `base` by a new subscription from the earliest,
+/// acknowledging as it goes (the leader's balance may move the bundle meanwhile: what was
+/// acknowledged is not delivered again by the next owner).
 async fn read_all(c: &reqwest::Client, base: &str, i: u32, sub: &str) -> Vec<String> {
     let pull = format!("{base}/topics/persistent/{}/subscriptions/{sub}/pull", partition(i));
+    let ack = format!("{base}/topics/persistent/{}/subscriptions/{sub}/ack", partition(i));
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -35,6 +38,8 @@ async fn read_all(c: &reqwest::Client, base: &str, i: u32, sub: &str) -> Vec<Str
             return out;
         }
         out.extend(messages.iter().map(payload_text));
+        let ids: Vec<&str> = messages.iter().map(|m| m["messageId"].as_str().expect("id")).collect();
+        expect(call(c, Method::POST, &ack, Some(json!({"messageIds": ids}))).await, 204, "ack");
     }
 }
 

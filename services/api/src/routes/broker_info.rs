@@ -95,10 +95,12 @@ async fn get_load_report(State(s): State<AppState>, auth: AuthContext) -> ApiRes
         storage_size: total.storage_size,
         offloaded_storage_size: total.offloaded_storage_size,
         local_storage_size: total.storage_size.saturating_sub(total.offloaded_storage_size),
+        bundle_stats: s.broker.load().bundle_stats,
     }))
 }
 
-/// Pulsar's `LoadReport` totals of one broker, with Magnetar's storage split.
+/// Pulsar's `LoadReport` totals of one broker, with Magnetar's storage split, and the traffic
+/// of its busiest bundles as it reports them to the tier's leader.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct LoadReport {
@@ -121,4 +123,7 @@ struct LoadReport {
     offloaded_storage_size: u64,
     /// Bytes on the broker's disk only.
     local_storage_size: u64,
+    /// The busiest bundles' traffic by `tenant/namespace/range`, measured every 5 s (Pulsar's
+    /// `bundleStats`).
+    bundle_stats: std::collections::BTreeMap<String, magnetar_metadata::BundleStats>,
 }

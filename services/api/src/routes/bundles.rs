@@ -255,14 +255,7 @@ async fn split_bundle(
         })
         .collect::<Result<Vec<u32>, _>>()?;
     let algorithm = SplitAlgorithm::parse(q.split_algorithm_name.as_deref(), positions)?;
-    let topics = s.broker.topics();
-    if s.broker.tier().enabled() {
-        // In a broker tier the bundle's owner hands its data over first: the halves may go to
-        // other brokers, which must find every partition's tail in the shared stores.
-        let range = topics.bundle(&ns, &p.bundle).await?;
-        s.broker.unload_bundles(&ns, Some(&range)).await?;
-    }
-    topics.split_bundle(s.broker.admin(), &ns, &p.bundle, algorithm, q.unload).await?;
+    s.broker.split_bundle(&ns, &p.bundle, algorithm, q.unload).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -29,6 +29,7 @@ pub struct TierMetrics {
     pub leader: IntGauge,
     /// Bundles the leader moved to balance load.
     pub rebalance_moves: IntCounter,
+    pub bundle_splits: IntCounter,
 }
 
 impl TierMetrics {
@@ -95,6 +96,7 @@ impl TierMetrics {
             live_brokers: gauge("magnetar_tier_live_brokers", "live brokers of the cluster"),
             leader: gauge("magnetar_tier_leader", "1 while this broker leads the tier (placement and balance)"),
             rebalance_moves: counter("magnetar_tier_rebalance_moves_total", "bundles the leader moved to balance load"),
+            bundle_splits: counter("magnetar_tier_bundle_splits_total", "hot bundles the leader split"),
         }
     }
 

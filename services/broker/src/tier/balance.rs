@@ -1,20 +1,22 @@
-//! The leader's balance (issue 11, item 4): moves bundles away from brokers owning more than
-//! the mean by a margin, one bundle per overloaded broker per pass, at most
-//! `max_moves_per_minute` in any minute and never the same bundle twice within
-//! `bundle_cooldown_ms`, so balance converges in a bounded number of moves and a flapping
-//! broker cannot start a storm. A pass waits while any bundle is still assigning or releasing.
+//! The leader's balance (issue 11, item 4): moves bundles away from brokers loaded above the mean
+//! by a margin, one bundle per overloaded broker per pass, at most `max_moves_per_minute` in any
+//! minute and never the same bundle twice within `bundle_cooldown_ms`, so balance converges in
+//! a bounded number of moves and a flapping broker cannot start a storm. A pass waits while any
+//! bundle is still assigning or releasing.
 //!
-//! The measure is the number of bundles owned. Every broker also reports its message and byte
-//! rates with its lease (`/admin/v2/brokers/{cluster}`); weighting bundles by them needs
-//! per-bundle rates, which brokers do not report yet.
+//! Load is what `load` weighs: traffic in a busy tier, bundle counts in an idle one. The bundle
+//! moved is the one that best halves the gap between the broker and the lightest one, and only
+//! one lighter than that gap (so a move never just swaps which broker is the heaviest). A broker
+//! whose load is one bundle too heavy to move that way is relieved by splitting it (`split`).
 //!
 //! A move is asked of the owner through the ownership table (`request_release`); the owner's
-//! next pass hands the bundle over to the broker owning the fewest.
+//! next pass hands the bundle over to the lightest broker.
 
+use super::load::TierLoad;
 use super::{Key, Tier};
 use crate::Result;
 use magnetar_core::bundles::BundleRange;
-use magnetar_metadata::{BrokerState, BundleState};
+use magnetar_metadata::BundleState;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -24,81 +26,107 @@ pub(super) struct BalanceState {
     last_pass: Option<Instant>,
     /// When recent moves were asked (the per-minute cap).
     moves: VecDeque<Instant>,
-    /// When each bundle was last moved (the cool-down).
-    moved: HashMap<Key, Instant>,
+    /// When each bundle was last moved or split, and what it weighed then (the cool-down).
+    moved: HashMap<Key, (Instant, f64)>,
 }
 
-/// Which brokers shed a bundle, given each one's bundle count: those above `mean × (1 +
-/// margin)` whose move would not just make another broker the heaviest (their count exceeds
-/// the lightest one's by two or more). Heaviest first.
-pub(super) fn overloaded(counts: &BTreeMap<String, usize>, margin: f64) -> Vec<String> {
-    if counts.len() < 2 {
+/// How long a moved bundle's weight is remembered at least: its new owner measures rates over
+/// 5-second windows (the first window of a partition just loaded has none) and reports them with
+/// its next renewal.
+const REPORT_LAG: Duration = Duration::from_secs(15);
+
+impl BalanceState {
+    /// Forgets moves older than both the cool-down and the report lag.
+    fn expire(&mut self, cooldown: Duration) {
+        let keep = cooldown.max(REPORT_LAG);
+        self.moved.retain(|_, (t, _)| t.elapsed() < keep);
+    }
+
+    /// What the bundles moved within the cool-down weighed when moved.
+    pub(super) fn remembered(&self) -> HashMap<Key, f64> {
+        self.moved.iter().map(|(k, (_, w))| (k.clone(), *w)).collect()
+    }
+
+    /// Whether `k` was moved or split within `cooldown`.
+    pub(super) fn cooling(&self, k: &Key, cooldown: Duration) -> bool {
+        self.moved.get(k).is_some_and(|(t, _)| t.elapsed() < cooldown)
+    }
+
+    pub(super) fn note(&mut self, k: Key, weight: f64) {
+        self.moves.push_back(Instant::now());
+        self.moved.insert(k, (Instant::now(), weight));
+    }
+
+    /// A split in progress: not picked again within the cool-down (not counted as a move).
+    pub(super) fn note_split(&mut self, k: Key, weight: f64) {
+        self.moved.insert(k, (Instant::now(), weight));
+    }
+}
+
+/// Which brokers shed a bundle, given each one's load: those above `mean × (1 + margin)`.
+/// Heaviest first.
+pub(super) fn overloaded(loads: &BTreeMap<String, f64>, margin: f64) -> Vec<String> {
+    if loads.len() < 2 {
         return Vec::new();
     }
-    let total: usize = counts.values().sum();
-    let mean = total as f64 / counts.len() as f64;
-    let min = counts.values().copied().min().unwrap_or(0);
-    let mut over: Vec<(&String, usize)> = counts
-        .iter()
-        .filter(|(_, n)| (**n as f64) > mean * (1.0 + margin) && **n >= min + 2)
-        .map(|(id, n)| (id, *n))
-        .collect();
-    over.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mean = loads.values().sum::<f64>() / loads.len() as f64;
+    let mut over: Vec<(&String, f64)> =
+        loads.iter().filter(|(_, l)| **l > mean * (1.0 + margin)).map(|(id, l)| (id, *l)).collect();
+    over.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
     over.into_iter().map(|(id, _)| id.clone()).collect()
+}
+
+/// The bundle of `bundles` (with their weights) to move to close `gap`, the load difference
+/// between the broker and the lightest: lighter than the gap, so that the receiver ends below
+/// where the sender was, and closest to half of it. `None` when none qualifies or every
+/// candidate is `excluded`.
+pub(super) fn pick<'a>(bundles: &'a [(Key, f64)], gap: f64, excluded: impl Fn(&Key) -> bool) -> Option<&'a (Key, f64)> {
+    bundles
+        .iter()
+        .filter(|(k, w)| *w > 0.0 && *w < gap && !excluded(k))
+        .min_by(|a, b| (a.1 - gap / 2.0).abs().total_cmp(&(b.1 - gap / 2.0).abs()).then(a.0.cmp(&b.0)))
 }
 
 impl Tier {
     /// One balance pass of the leader; returns how many moves it asked for.
     pub(super) async fn rebalance(&self) -> Result<usize> {
         let every = Duration::from_millis(self.config.rebalance_interval_ms.max(10));
-        {
+        let remembered = {
             let mut state = self.balance.lock().unwrap_or_else(|e| e.into_inner());
             if state.last_pass.is_some_and(|t| t.elapsed() < every) {
                 return Ok(0);
             }
             state.last_pass = Some(Instant::now());
-        }
+            state.expire(Duration::from_millis(self.config.bundle_cooldown_ms));
+            state.remembered()
+        };
         let brokers = self.refresh_brokers().await?;
-        let mut counts: BTreeMap<String, usize> = brokers
-            .values()
-            .filter(|b| b.alive && b.state == BrokerState::Active)
-            .map(|b| (b.registration.broker_id.clone(), 0))
-            .collect();
         let rows = self.metadata.list_bundles().await?;
         if rows.iter().any(|r| matches!(r.state, BundleState::Assigning | BundleState::Releasing)) {
             return Ok(0);
         }
-        let mut owned: BTreeMap<String, Vec<Key>> = BTreeMap::new();
-        for r in &rows {
-            if r.state == BundleState::Owned
-                && let Some(o) = r.owner.as_ref()
-                && let Some(n) = counts.get_mut(o)
-            {
-                *n += 1;
-                owned.entry(o.clone()).or_default().push((r.namespace.clone(), r.bundle.clone()));
-            }
-        }
+        let load = TierLoad::measure(&brokers, &rows, &remembered);
+        let loads = load.loads();
+        let lightest = loads.values().copied().fold(f64::INFINITY, f64::min);
         let mut asked = 0;
-        for broker in overloaded(&counts, self.config.rebalance_margin) {
-            let Some(candidate) = self.pick(owned.get(&broker).map(Vec::as_slice).unwrap_or_default()) else {
+        for broker in overloaded(&loads, self.config.rebalance_margin) {
+            let Some((candidate, weight)) = self.allowed_move(&load, &broker, loads[&broker] - lightest) else {
                 continue;
             };
             let Ok(range) = BundleRange::parse(&candidate.1) else { continue };
             if self.request_release(&candidate.0, &range).await? {
-                tracing::info!(bundle = %format!("{}/{}", candidate.0, candidate.1), from = %broker, counts = ?counts,
-                    "balance: moving a bundle off an overloaded broker");
+                tracing::info!(bundle = %format!("{}/{}", candidate.0, candidate.1), from = %broker, weight,
+                    loads = ?loads, "balance: moving a bundle off an overloaded broker");
                 self.metrics.rebalance_moves.inc();
-                let mut state = self.balance.lock().unwrap_or_else(|e| e.into_inner());
-                state.moves.push_back(Instant::now());
-                state.moved.insert(candidate, Instant::now());
+                self.balance.lock().unwrap_or_else(|e| e.into_inner()).note(candidate, weight);
                 asked += 1;
             }
         }
         Ok(asked)
     }
 
-    /// A bundle of `bundles` that may move now (cap and cool-down permitting).
-    fn pick(&self, bundles: &[Key]) -> Option<Key> {
+    /// The bundle `broker` sheds now, cap and cool-down permitting.
+    fn allowed_move(&self, load: &TierLoad, broker: &str, gap: f64) -> Option<(Key, f64)> {
         let mut state = self.balance.lock().unwrap_or_else(|e| e.into_inner());
         let minute = Duration::from_secs(60);
         while state.moves.front().is_some_and(|t| t.elapsed() >= minute) {
@@ -107,9 +135,9 @@ impl Tier {
         if state.moves.len() >= self.config.max_moves_per_minute as usize {
             return None;
         }
+        let bundles = &load.brokers.get(broker)?.bundles;
         let cooldown = Duration::from_millis(self.config.bundle_cooldown_ms);
-        state.moved.retain(|_, t| t.elapsed() < cooldown);
-        bundles.iter().find(|k| !state.moved.contains_key(*k)).cloned()
+        pick(bundles, gap, |k| state.cooling(k, cooldown)).cloned()
     }
 }
 
@@ -117,37 +145,79 @@ pub(super) type Balance = Mutex<BalanceState>;
 
 #[cfg(test)]
 mod tests {
-    use super::overloaded;
+    use super::{overloaded, pick};
+    use magnetar_core::NamespaceName;
     use std::collections::BTreeMap;
 
-    fn counts(v: &[(&str, usize)]) -> BTreeMap<String, usize> {
-        v.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+    type Tier = BTreeMap<String, Vec<f64>>;
+
+    fn tier(v: &[(&str, &[f64])]) -> Tier {
+        v.iter().map(|(k, w)| (k.to_string(), w.to_vec())).collect()
+    }
+
+    fn loads(t: &Tier) -> BTreeMap<String, f64> {
+        t.iter().map(|(k, w)| (k.clone(), w.iter().sum())).collect()
+    }
+
+    /// The leader's passes until none moves anything: each pass moves what `pick` chooses from
+    /// the heaviest overloaded broker to the lightest. Returns the number of moves.
+    fn settle(t: &mut Tier, margin: f64) -> usize {
+        let ns: NamespaceName = "t/ns".parse().unwrap();
+        let mut moves = 0;
+        loop {
+            let l = loads(t);
+            let (to, min) = l.iter().min_by(|a, b| a.1.total_cmp(b.1)).map(|(k, v)| (k.clone(), *v)).unwrap();
+            let Some((from, i)) = overloaded(&l, margin).into_iter().find_map(|from| {
+                let bundles: Vec<_> =
+                    t[&from].iter().enumerate().map(|(i, w)| ((ns.clone(), i.to_string()), *w)).collect();
+                let i = pick(&bundles, l[&from] - min, |_| false)?.0.1.parse::<usize>().unwrap();
+                Some((from, i))
+            }) else {
+                return moves;
+            };
+            let w = t.get_mut(&from).unwrap().remove(i);
+            t.get_mut(&to).unwrap().push(w);
+            moves += 1;
+            assert!(moves <= 100, "no convergence: {t:?}");
+        }
     }
 
     #[test]
     fn a_broker_above_the_mean_by_the_margin_sheds_and_a_balanced_tier_does_not() {
-        assert_eq!(overloaded(&counts(&[("a", 16), ("b", 0), ("c", 0)]), 0.25), vec!["a"]);
-        assert!(overloaded(&counts(&[("a", 6), ("b", 5), ("c", 5)]), 0.25).is_empty());
-        // One more than the others is balanced as well as it gets: no move that just swaps.
-        assert!(overloaded(&counts(&[("a", 2), ("b", 1)]), 0.0).is_empty());
-        assert!(overloaded(&counts(&[("a", 9)]), 0.25).is_empty(), "alone, nothing to balance");
+        let l = |v: &[(&str, f64)]| v.iter().map(|(k, n)| (k.to_string(), *n)).collect::<BTreeMap<_, _>>();
+        assert_eq!(overloaded(&l(&[("a", 16.0), ("b", 0.0), ("c", 0.0)]), 0.25), vec!["a"]);
+        assert!(overloaded(&l(&[("a", 6.0), ("b", 5.0), ("c", 5.0)]), 0.25).is_empty());
+        assert!(overloaded(&l(&[("a", 9.0)]), 0.25).is_empty(), "alone, nothing to balance");
+        // One bundle more than the other is as balanced as it gets: a move would just swap.
+        let mut t = tier(&[("a", &[1.0, 1.0]), ("b", &[1.0])]);
+        assert_eq!(settle(&mut t, 0.0), 0);
     }
 
     #[test]
-    fn repeated_passes_converge_within_a_bounded_number_of_moves() {
-        // Each move takes one bundle from the heaviest to the lightest broker.
-        let mut c = counts(&[("a", 16), ("b", 0), ("c", 0)]);
-        let mut moves = 0;
-        while let Some(from) = overloaded(&c, 0.25).first().cloned() {
-            let to = c.iter().min_by_key(|(_, n)| **n).map(|(k, _)| k.clone()).unwrap();
-            *c.get_mut(&from).unwrap() -= 1;
-            *c.get_mut(&to).unwrap() += 1;
-            moves += 1;
-            assert!(moves <= 16, "no convergence: {c:?}");
-        }
-        let max = c.values().max().unwrap();
-        let min = c.values().min().unwrap();
-        assert!(max - min <= 2, "{c:?}");
+    fn idle_bundles_converge_by_count_within_a_bounded_number_of_moves() {
+        let mut t = tier(&[("a", &[1.0; 16]), ("b", &[]), ("c", &[])]);
+        let moves = settle(&mut t, 0.25);
+        let counts: Vec<usize> = t.values().map(Vec::len).collect();
+        assert!(counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 2, "{t:?}");
         assert!(moves <= 11, "{moves} moves");
+    }
+
+    #[test]
+    fn busy_bundles_converge_by_traffic_and_idle_ones_stay() {
+        // a carries two hot bundles, b as many bundles but idle: counts are even, traffic is not.
+        let mut t = tier(&[("a", &[1_000.0, 900.0, 20.0]), ("b", &[20.0, 20.0, 20.0])]);
+        assert_eq!(settle(&mut t, 0.25), 1);
+        assert!(t["b"].contains(&900.0) || t["b"].contains(&1_000.0), "one hot bundle moved: {t:?}");
+        // Three hot bundles of unequal weights over three brokers end one per broker.
+        let mut t = tier(&[("a", &[3_000.0, 2_000.0, 1_000.0, 5.0]), ("b", &[5.0]), ("c", &[5.0])]);
+        let moves = settle(&mut t, 0.25);
+        assert!(moves <= 3, "{moves} moves: {t:?}");
+        assert!(t.values().all(|w| w.iter().filter(|w| **w >= 1_000.0).count() == 1), "{t:?}");
+    }
+
+    #[test]
+    fn one_bundle_heavier_than_the_gap_is_not_moved_it_is_split() {
+        let mut t = tier(&[("a", &[5_000.0]), ("b", &[10.0])]);
+        assert_eq!(settle(&mut t, 0.25), 0, "moving it would only make b the hot broker");
     }
 }

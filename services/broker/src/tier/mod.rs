@@ -13,8 +13,11 @@
 
 mod balance;
 mod isolation;
+pub mod load;
 mod placement;
 mod release;
+pub use release::Released;
+mod split;
 #[cfg(test)]
 mod tests;
 
@@ -67,6 +70,17 @@ pub struct TierConfig {
     pub max_moves_per_minute: u32,
     /// A moved bundle is not moved again for balance within this time (milliseconds).
     pub bundle_cooldown_ms: u64,
+    /// The leader splits a bundle that exceeds one of the thresholds below and holds at least
+    /// two topics (Pulsar's `loadBalancerAutoBundleSplitEnabled`).
+    pub auto_split: bool,
+    /// Messages per second in and out of one bundle above which it is split.
+    pub split_msg_rate: f64,
+    /// Bytes per second in and out of one bundle above which it is split.
+    pub split_bytes_rate: f64,
+    /// Topics (partitions) in one bundle above which it is split.
+    pub split_topics: u64,
+    /// A namespace is not split beyond this many bundles.
+    pub max_bundles_per_namespace: usize,
 }
 
 impl Default for TierConfig {
@@ -83,6 +97,12 @@ impl Default for TierConfig {
             rebalance_margin: 0.25,
             max_moves_per_minute: 10,
             bundle_cooldown_ms: 60_000,
+            // Pulsar's defaults (`loadBalancerNamespaceBundleMax*`, `...MaximumBundles`).
+            auto_split: true,
+            split_msg_rate: 30_000.0,
+            split_bytes_rate: 100.0 * 1024.0 * 1024.0,
+            split_topics: 1_000,
+            max_bundles_per_namespace: 128,
         }
     }
 }
@@ -131,6 +151,8 @@ pub struct Tier {
     /// Bundles this process is handing over: their requests are held, not served here.
     moving: Mutex<HashSet<Key>>,
     balance: balance::Balance,
+    /// The hot bundle the leader decided to split, until the broker takes it (`split`).
+    pending_split: Mutex<Option<(NamespaceName, BundleRange)>>,
 }
 
 fn key(ns: &NamespaceName, range: &BundleRange) -> Key {
@@ -155,6 +177,7 @@ impl Tier {
             metrics,
             moving: Mutex::default(),
             balance: Mutex::default(),
+            pending_split: Mutex::default(),
         })
     }
 
@@ -227,9 +250,18 @@ impl Tier {
         if !self.enabled() {
             return Ok(Route::Local);
         }
-        let ns = name.namespace();
         let range = self.bundle_of(name).await?;
-        let k = key(ns, &range);
+        self.route_bundle(name.namespace(), &range, forwarded).await
+    }
+
+    /// Where the bundle `range` of `ns` is served (see `route`). A range that is no longer one
+    /// of the namespace's bundles (it was split meanwhile) answers `NotOwner`: the caller routes
+    /// again, by the fresh bundles this check loaded.
+    pub async fn route_bundle(&self, ns: &NamespaceName, range: &BundleRange, forwarded: bool) -> Result<Route> {
+        if !self.enabled() {
+            return Ok(Route::Local);
+        }
+        let k = key(ns, range);
         let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.assignment_wait_ms);
         let mut pause = Duration::from_millis(10);
         // Being handed over by this process: held until its next owner is known.
@@ -247,6 +279,8 @@ impl Tier {
             return self.check_hop(route, forwarded, &k);
         }
         let mut counted = false;
+        // Never a row for a range that is gone: it would be placed and owned for nothing.
+        self.check_current(ns, range).await?;
         loop {
             let row = self.metadata.ensure_bundle(ns, &k.1).await.map_err(|e| match e {
                 MetadataError::NotFound(_) => BrokerError::NotFound(Entity::Namespace(ns.clone())),
@@ -279,6 +313,38 @@ impl Tier {
     }
 
     /// `route` without the cached row: after the owner it named answered that the bundle moved.
+    /// `NotOwner` when `range` is no longer one of the namespace's bundles, read fresh (which
+    /// refreshes the policy cache, so the caller's next route finds the bundles of now).
+    pub(crate) async fn check_current(&self, ns: &NamespaceName, range: &BundleRange) -> Result<()> {
+        if self.is_current(ns, range).await? {
+            return Ok(());
+        }
+        self.rows.write().unwrap_or_else(|e| e.into_inner()).remove(&key(ns, range));
+        Err(BrokerError::NotOwner(format!("bundle {ns}/{range} was split; route the request again")))
+    }
+
+    /// Whether `range` is one of the namespace's bundles now (read fresh).
+    pub async fn is_current(&self, ns: &NamespaceName, range: &BundleRange) -> Result<bool> {
+        let policies = self
+            .policies
+            .policies(ns, Freshness::Fresh)
+            .await?
+            .ok_or_else(|| BrokerError::NotFound(Entity::Namespace(ns.clone())))?;
+        let bundles = Bundles::from_data(&policies.bundles)
+            .map_err(|e| BrokerError::Internal(format!("stored bundles of namespace {ns} are invalid: {e}")))?;
+        Ok(bundles.has(range))
+    }
+
+    /// `is_current` for a row; a row whose range does not parse, or whose namespace is gone
+    /// (its rows go with it), is left alone.
+    async fn is_current_row(&self, row: &BundleOwnership) -> Result<bool> {
+        let Ok(range) = BundleRange::parse(&row.bundle) else { return Ok(true) };
+        match self.is_current(&row.namespace, &range).await {
+            Err(BrokerError::NotFound(_)) => Ok(true),
+            other => other,
+        }
+    }
+
     pub async fn reroute(&self, name: &TopicName, forwarded: bool) -> Result<Route> {
         if self.enabled()
             && let Ok(range) = self.bundle_of(name).await
@@ -286,6 +352,12 @@ impl Tier {
             self.rows.write().unwrap_or_else(|e| e.into_inner()).remove(&key(name.namespace(), &range));
         }
         self.route(name, forwarded).await
+    }
+
+    /// `route_bundle` from a fresh read of the bundle's row.
+    pub async fn reroute_bundle(&self, ns: &NamespaceName, range: &BundleRange, forwarded: bool) -> Result<Route> {
+        self.rows.write().unwrap_or_else(|e| e.into_inner()).remove(&key(ns, range));
+        self.route_bundle(ns, range, forwarded).await
     }
 
     fn check_hop(&self, route: Route, forwarded: bool, k: &Key) -> Result<Route> {

@@ -2,10 +2,10 @@
 //!
 //! Each pass re-reads the membership and the ownership table, takes the rows addressed to this
 //! broker (`assigning` to it, or `owned` by its previous process, which a restart on the same
-//! data directory resumes), and, on the leader only, assigns free bundles. Placement counts the
-//! bundles each live broker owns or is being given (the first load measure; the load each broker
-//! reports with its lease is the next) and gives each free bundle to the broker with the fewest,
-//! counting its own assignments as it goes so that one pass spreads a burst of new bundles.
+//! data directory resumes), and, on the leader only, assigns free bundles and balances. Placement
+//! gives each free bundle to the lightest broker (`load`: traffic in a busy tier, bundle counts
+//! in an idle one), counting its own assignments as it goes so that one pass spreads a burst of
+//! new bundles.
 //!
 //! Namespace isolation policies (`isolation`) narrow the candidates of a namespace's bundles
 //! first; a bundle no live broker may take stays free until one may.
@@ -17,12 +17,11 @@
 
 use super::Tier;
 use super::isolation::{Candidate, eligible};
+use super::load::TierLoad;
 use crate::Result;
 use magnetar_core::NamespaceName;
-use magnetar_metadata::{
-    BrokerRecord, BrokerState, BundleState, BundleTransition, MetadataError, NamespaceIsolationData,
-};
-use std::collections::{BTreeMap, HashMap};
+use magnetar_metadata::{BrokerRecord, BundleState, BundleTransition, MetadataError, NamespaceIsolationData};
+use std::collections::HashMap;
 
 /// The ids among `ids` of the brokers the isolation policies allow to own a bundle of `ns`.
 fn allowed_among<'a>(
@@ -70,6 +69,7 @@ impl Tier {
             self.place().await?;
             self.rebalance().await?;
         }
+        self.find_hot_bundle(&brokers).await?;
         Ok(())
     }
 
@@ -98,21 +98,11 @@ impl Tier {
     /// Returns how many bundles it assigned.
     pub async fn place(&self) -> Result<usize> {
         let brokers = self.refresh_brokers().await?;
-        let mut load: BTreeMap<String, (usize, String)> = brokers
-            .values()
-            .filter(|b| b.alive && b.state == BrokerState::Active)
-            .map(|b| (b.registration.broker_id.clone(), (0, b.registration.session_id.clone())))
-            .collect();
-        if load.is_empty() {
-            return Ok(0);
-        }
         let rows = self.metadata.list_bundles().await?;
-        for row in &rows {
-            if matches!(row.state, BundleState::Owned | BundleState::Assigning)
-                && let Some(entry) = row.owner.as_ref().and_then(|o| load.get_mut(o))
-            {
-                entry.0 += 1;
-            }
+        let remembered = self.balance.lock().unwrap_or_else(|e| e.into_inner()).remembered();
+        let mut load = TierLoad::measure(&brokers, &rows, &remembered);
+        if load.brokers.is_empty() {
+            return Ok(0);
         }
         let policies = self.isolation_policies().await?;
         let mut assigned = 0;
@@ -122,15 +112,12 @@ impl Tier {
             if row.state != BundleState::Free && !stranded {
                 continue;
             }
-            let allowed = allowed_among(&policies, &row.namespace, &brokers, load.keys());
-            // Fewest bundles first among the brokers the isolation policies allow; ties by id,
-            // so every leader would choose alike.
-            let Some((target, (count, session))) = load
-                .iter()
-                .filter(|(id, _)| allowed.contains(id))
-                .min_by(|a, b| (a.1.0, a.0).cmp(&(b.1.0, b.0)))
-                .map(|(k, v)| (k.clone(), v.clone()))
-            else {
+            if row.state == BundleState::Free && !self.is_current_row(&row).await? {
+                self.retire(&row).await?;
+                continue;
+            }
+            let allowed = allowed_among(&policies, &row.namespace, &brokers, load.brokers.keys());
+            let Some((target, session)) = load.lightest(&allowed) else {
                 tracing::warn!(bundle = %format!("{}/{}", row.namespace, row.bundle),
                     "no live broker is allowed by the namespace isolation policies: the bundle waits");
                 continue;
@@ -141,7 +128,7 @@ impl Tier {
                     self.metrics.transition("assigning");
                     tracing::info!(bundle = %format!("{}/{}", updated.namespace, updated.bundle), broker = %target,
                         epoch = updated.epoch, "bundle assigned");
-                    load.insert(target, (count + 1, to.owner.map(|o| o.1).unwrap_or_default()));
+                    load.add(&target, (updated.namespace.clone(), updated.bundle.clone()));
                     self.remember(updated);
                     assigned += 1;
                 }

@@ -10,13 +10,27 @@
 //! take it), bumping the epochs of the bundle's partitions in the same transaction so that a
 //! late write of this broker is refused; or, when the handover failed, back to `owned`.
 
+use super::load::TierLoad;
 use super::{Key, Tier, key};
 use crate::error::Result;
 use crate::{BrokerError, Entity};
 use magnetar_core::NamespaceName;
 use magnetar_core::bundles::BundleRange;
-use magnetar_metadata::{BrokerState, BundleOwnership, BundleState, BundleTransition, MetadataError};
-use std::collections::BTreeMap;
+use magnetar_metadata::{BundleOwnership, BundleState, BundleTransition, MetadataError};
+
+/// How a release ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Released {
+    /// The tail and cursors are in the shared stores: the bundle goes to the lightest other
+    /// broker allowed to take it (`free` when there is none; the leader places it later), with
+    /// the partitions' epochs bumped.
+    Handed,
+    /// Handed over as above and then split: the range is gone, its row is freed (epochs bumped)
+    /// and deleted; the new bundles' rows are placed like any new bundle.
+    Split,
+    /// The handover failed: back to `owned` by this process, which serves it again.
+    Failed,
+}
 
 impl Tier {
     pub(super) fn is_moving(&self, k: &Key) -> bool {
@@ -70,40 +84,61 @@ impl Tier {
         }
     }
 
-    /// Ends a release begun by `begin_release`. `handed`: the tail and cursors are in the shared
-    /// stores, so the bundle goes to the least-loaded other broker allowed to take it (`free`
-    /// when there is none; the leader places it later), with `partitions`' epochs bumped. Not
-    /// handed: back to `owned` by this process, which serves it again.
+    /// Ends a release begun by `begin_release` (see `Released`).
     pub async fn finish_release(
         &self,
         row: &BundleOwnership,
         partitions: &[i64],
-        handed: bool,
+        how: Released,
     ) -> Result<BundleOwnership> {
         let k = (row.namespace.clone(), row.bundle.clone());
-        let outcome = self.commit_release(row, partitions, handed).await;
+        let outcome = self.commit_release(row, partitions, how).await;
         self.moving.lock().unwrap_or_else(|e| e.into_inner()).remove(&k);
         outcome
     }
 
-    async fn commit_release(&self, row: &BundleOwnership, partitions: &[i64], handed: bool) -> Result<BundleOwnership> {
-        let to = if handed {
-            match self.choose_target(&row.namespace, Some(self.me().0)).await? {
+    async fn commit_release(
+        &self,
+        row: &BundleOwnership,
+        partitions: &[i64],
+        how: Released,
+    ) -> Result<BundleOwnership> {
+        let to = match how {
+            Released::Handed => match self.choose_target(&row.namespace, Some(self.me().0)).await? {
                 Some(target) => BundleTransition { state: BundleState::Assigning, owner: Some(target) },
                 None => BundleTransition { state: BundleState::Free, owner: None },
+            },
+            Released::Split => BundleTransition { state: BundleState::Free, owner: None },
+            Released::Failed => {
+                let (id, session) = self.me();
+                BundleTransition { state: BundleState::Owned, owner: Some((id.to_string(), session.to_string())) }
             }
-        } else {
-            let (id, session) = self.me();
-            BundleTransition { state: BundleState::Owned, owner: Some((id.to_string(), session.to_string())) }
         };
-        let parts = if handed { partitions } else { &[] };
+        let parts = if how == Released::Failed { &[] } else { partitions };
         let updated =
             self.metadata.transition_bundle(&row.namespace, &row.bundle, row.epoch, row.state, &to, parts).await?;
         self.metrics.transition(updated.state.as_str());
         tracing::info!(bundle = %format!("{}/{}", updated.namespace, updated.bundle), state = updated.state.as_str(),
             owner = ?updated.owner, epoch = updated.epoch, "bundle released");
-        self.remember(updated.clone());
+        if how == Released::Split {
+            self.retire(&updated).await?;
+        } else {
+            self.remember(updated.clone());
+        }
         Ok(updated)
+    }
+
+    /// Deletes the free row of a range that is no longer a bundle (a split's old range, or a
+    /// row a stale view created for it), and forgets it.
+    pub(super) async fn retire(&self, row: &BundleOwnership) -> Result<()> {
+        match self.metadata.retire_bundle(&row.namespace, &row.bundle, row.epoch).await {
+            // Someone else retired it, or it moved on: nothing of it is ours to delete.
+            Ok(()) | Err(MetadataError::NotFound(_)) | Err(MetadataError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.rows.write().unwrap_or_else(|e| e.into_inner()).remove(&(row.namespace.clone(), row.bundle.clone()));
+        tracing::info!(bundle = %format!("{}/{}", row.namespace, row.bundle), "row of a split bundle retired");
+        Ok(())
     }
 
     /// Asks the owner of a bundle to hand it over (admin unload, the leader's balance): `owned →
@@ -153,33 +188,19 @@ impl Tier {
             .collect())
     }
 
-    /// The live, active broker owning the fewest bundles among those the namespace's isolation
-    /// policies allow, other than `exclude`: its id and session.
+    /// The lightest live, active broker (`load`) among those the namespace's isolation policies
+    /// allow, other than `exclude`: its id and session.
     pub(crate) async fn choose_target(
         &self,
         ns: &NamespaceName,
         exclude: Option<&str>,
     ) -> Result<Option<(String, String)>> {
         let brokers = self.refresh_brokers().await?;
-        let mut load: BTreeMap<String, usize> = brokers
-            .values()
-            .filter(|b| b.alive && b.state == BrokerState::Active)
-            .filter(|b| Some(b.registration.broker_id.as_str()) != exclude)
-            .map(|b| (b.registration.broker_id.clone(), 0))
-            .collect();
-        for row in self.metadata.list_bundles().await? {
-            if matches!(row.state, BundleState::Owned | BundleState::Assigning)
-                && let Some(n) = row.owner.as_ref().and_then(|o| load.get_mut(o))
-            {
-                *n += 1;
-            }
-        }
-        let allowed = self.allowed_brokers(ns, &brokers, load.keys()).await?;
-        Ok(load
-            .iter()
-            .filter(|(id, _)| allowed.contains(id))
-            .min_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)))
-            .and_then(|(id, _)| brokers.get(id))
-            .map(|b| (b.registration.broker_id.clone(), b.registration.session_id.clone())))
+        let rows = self.metadata.list_bundles().await?;
+        let remembered = self.balance.lock().unwrap_or_else(|e| e.into_inner()).remembered();
+        let load = TierLoad::measure(&brokers, &rows, &remembered);
+        let candidates = load.brokers.keys().filter(|id| Some(id.as_str()) != exclude);
+        let allowed = self.allowed_brokers(ns, &brokers, candidates).await?;
+        Ok(load.lightest(&allowed))
     }
 }

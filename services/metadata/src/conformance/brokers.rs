@@ -1,7 +1,7 @@
 //! Broker membership: registration, lease renewal, expiry on the store's clock, takeover.
 
 use super::assert_err;
-use crate::{BrokerLoad, BrokerRegistration, BrokerState, MetadataStore};
+use crate::{BrokerLoad, BrokerRegistration, BrokerState, BundleStats, MetadataStore};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +26,13 @@ pub async fn brokers_register_renew_and_list(store: Arc<dyn MetadataStore>) {
     other.cluster = "elsewhere".into();
     store.register_broker(&other, LONG, None).await.expect("register b3");
 
-    let load = BrokerLoad { msg_rate_in: 12.5, topics: 3, ..BrokerLoad::default() };
+    let hot = BundleStats { msg_rate_in: 10.0, msg_throughput_in: 2048.0, topics: 2, ..BundleStats::default() };
+    let load = BrokerLoad {
+        msg_rate_in: 12.5,
+        topics: 3,
+        bundle_stats: [("t/ns/0x00000000_0x80000000".to_string(), hot)].into(),
+        ..BrokerLoad::default()
+    };
     let renewed = store
         .renew_broker_lease("b1", "s1", LONG, BrokerState::Draining, &load)
         .await

@@ -74,6 +74,18 @@ pub async fn bundle_ownership_moves_by_compare_and_set_on_its_epoch(store: Arc<d
     );
     assert_names(&missing, "0x40000000_0x80000000");
     assert_err!(store.ensure_bundle(&namespace("acme/missing"), RANGE).await, NotFound);
+
+    // Retired (a split range's row): only free, and only at the epoch the caller saw.
+    let busy = store
+        .transition_bundle(&other, RANGE, 0, BundleState::Free, &to(BundleState::Assigning, Some(("b1", "s1"))), &[])
+        .await
+        .expect("assign");
+    let refused = assert_err!(store.retire_bundle(&other, RANGE, busy.epoch).await, Conflict);
+    assert_names(&refused, RANGE);
+    assert_err!(store.retire_bundle(&ns, RANGE, freed.epoch - 1).await, Conflict);
+    store.retire_bundle(&ns, RANGE, freed.epoch).await.expect("retire");
+    assert!(store.get_bundle(&ns, RANGE).await.unwrap().is_none());
+    assert_err!(store.retire_bundle(&ns, RANGE, freed.epoch).await, NotFound);
 }
 
 pub async fn a_bundle_changing_owner_fences_its_partitions(store: Arc<dyn MetadataStore>) {

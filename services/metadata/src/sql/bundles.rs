@@ -158,4 +158,43 @@ impl SqlMetadataStore {
         tx.commit().await.map_err(classify)?;
         Ok(updated)
     }
+
+    pub(crate) async fn retire_bundle_impl(&self, ns: &NamespaceName, bundle: &str, expected_epoch: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "DELETE FROM bundle_ownership \
+             WHERE tenant = $1 AND namespace = $2 AND bundle = $3 AND epoch = $4 AND state = 'free'",
+        )
+        .bind(ns.tenant().as_str())
+        .bind(ns.local())
+        .bind(bundle)
+        .bind(expected_epoch)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        if done.rows_affected() == 0 {
+            let exists = sqlx::query(fixed(format!(
+                "SELECT {COLUMNS} FROM bundle_ownership WHERE tenant = $1 AND namespace = $2 AND bundle = $3"
+            )))
+            .bind(ns.tenant().as_str())
+            .bind(ns.local())
+            .bind(bundle)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(classify)?;
+            return Err(match exists {
+                None => MetadataError::NotFound(format!("bundle {ns}/{bundle}")),
+                Some(row) => {
+                    let row = row_of(&row)?;
+                    MetadataError::Conflict(format!(
+                        "bundle {ns}/{bundle} is {} at epoch {}, not free at epoch {expected_epoch}: not retired",
+                        row.state.as_str(),
+                        row.epoch
+                    ))
+                }
+            });
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(())
+    }
 }

@@ -59,6 +59,9 @@ impl MetadataStore for SqlMetadataStore {
     ) -> Result<BundleOwnership> {
         self.transition_bundle_impl(namespace, bundle, expected_epoch, expected_state, to, partitions).await
     }
+    async fn retire_bundle(&self, namespace: &NamespaceName, bundle: &str, expected_epoch: i64) -> Result<()> {
+        self.retire_bundle_impl(namespace, bundle, expected_epoch).await
+    }
 
     async fn upsert_cluster(&self, cluster: &ClusterData) -> Result<()> {
         self.upsert_cluster_impl(cluster).await
