@@ -80,7 +80,7 @@ pub(super) fn overloaded(loads: &BTreeMap<String, f64>, margin: f64) -> Vec<Stri
 /// between the broker and the lightest: lighter than the gap, so that the receiver ends below
 /// where the sender was, and closest to half of it. `None` when none qualifies or every
 /// candidate is `excluded`.
-pub(super) fn pick<'a>(bundles: &'a [(Key, f64)], gap: f64, excluded: impl Fn(&Key) -> bool) -> Option<&'a (Key, f64)> {
+pub(super) fn pick(bundles: &[(Key, f64)], gap: f64, excluded: impl Fn(&Key) -> bool) -> Option<&(Key, f64)> {
     bundles
         .iter()
         .filter(|(k, w)| *w > 0.0 && *w < gap && !excluded(k))
