@@ -326,6 +326,12 @@ mod gated {
         async fn checkpoint_cursors(&self, l: i64, e: i64, c: &[(String, CursorState)]) -> Result<()> {
             self.inner.checkpoint_cursors(l, e, c).await
         }
+        async fn checkpoint_cursors_many(
+            &self,
+            b: &[magnetar_metadata::CursorCheckpoint],
+        ) -> Result<Vec<(i64, magnetar_metadata::MetadataError)>> {
+            self.inner.checkpoint_cursors_many(b).await
+        }
         async fn commit_segment(&self, e: i64, s: &SegmentRecord) -> Result<()> {
             self.inner.commit_segment(e, s).await
         }

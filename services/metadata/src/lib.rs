@@ -187,6 +187,10 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Persists cursors of one partition in one transaction, conditional on `epoch`.
     /// Cursors of subscriptions deleted meanwhile are ignored.
     async fn checkpoint_cursors(&self, log_id: i64, epoch: i64, cursors: &[(String, CursorState)]) -> Result<()>;
+    /// Persists the cursors of many partitions in one transaction (a broker's checkpoint round:
+    /// one commit instead of one per partition), each conditional on its own epoch: a partition
+    /// fenced or deleted meanwhile is skipped and returned with its error, the others commit.
+    async fn checkpoint_cursors_many(&self, batch: &[CursorCheckpoint]) -> Result<Vec<(i64, MetadataError)>>;
 
     // ---- deduplication ----
     /// Replaces the partition's deduplication snapshot, conditional on `epoch`.

@@ -74,6 +74,14 @@ pub struct TopicRecord {
     pub created_at: i64,
 }
 
+/// The changed cursors of one partition, written under its owner's epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorCheckpoint {
+    pub log_id: i64,
+    pub epoch: i64,
+    pub cursors: Vec<(String, CursorState)>,
+}
+
 /// A durable cursor: every offset below `mark_delete` is acknowledged, plus the half-open
 /// `[start, end)` ranges in `acked_ranges` (sorted, disjoint, all above `mark_delete`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,11 +1,11 @@
 //! Cursor checkpoints. Acknowledgements are durable in the WAL first (as cursor ops sharing the
-//! group commit); this controller copies changed cursors to the metadata store, partition by
-//! partition, so WAL files holding cursor ops can be trimmed, and replays the ops found in the
-//! WAL at start.
+//! group commit); this controller copies changed cursors to the metadata store, every changed
+//! partition of a round in one transaction (each conditional on its own epoch), so WAL files
+//! holding cursor ops can be trimmed, and replays the ops found in the WAL at start.
 //!
-//! One partition whose checkpoint fails (its row fenced by another owner, a database error on
-//! it) must not hold back the others, nor the WAL: each partition is checkpointed on its own, the
-//! failures are counted and logged by topic, and before the WAL is trimmed the cursors of the
+//! One partition whose checkpoint fails (its row fenced by another owner, deleted) must not hold
+//! back the others, nor the WAL: the store skips it and commits the rest, the failures are
+//! counted and logged by topic, and before the WAL is trimmed the cursors of the
 //! failing partitions are carried forward — written again to the WAL head as one acknowledgement
 //! per subscription (acknowledgements are unions, so replaying them in any order with other ops
 //! loses none) — so no older WAL file is needed for them.
@@ -16,9 +16,12 @@ use crate::registry::TopicRegistry;
 use crate::subscription::{CursorOp, Subscription, SubscriptionId, SubscriptionLimits};
 use crate::{BrokerError, Result};
 use magnetar_core::SubscriptionName;
-use magnetar_metadata::CursorState;
+use magnetar_metadata::{CursorCheckpoint, CursorState};
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
+
+/// Most partitions one checkpoint transaction writes.
+const ROUND_PARTITIONS: usize = 500;
 
 pub(crate) struct Checkpoints {
     ctx: Arc<Context>,
@@ -39,8 +42,8 @@ impl Checkpoints {
         Checkpoints { ctx, registry, lock: tokio::sync::Mutex::new(()) }
     }
 
-    /// Persists every changed cursor, partition by partition; returns the partitions that
-    /// failed (their cursors stay dirty for the next round).
+    /// Persists every changed cursor; returns the partitions that failed (their cursors stay
+    /// dirty for the next round).
     pub async fn checkpoint_all(&self) -> Vec<Failed> {
         let _guard = self.lock.lock().await;
         self.checkpoint_locked().await
@@ -49,42 +52,75 @@ impl Checkpoints {
     /// Persists the changed cursors of these partitions now (a handover); the first failure.
     pub(crate) async fn checkpoint_partitions(&self, partitions: &[Arc<Partition>]) -> Result<()> {
         let _guard = self.lock.lock().await;
-        for p in partitions {
-            self.checkpoint_partition(p).await?;
+        match self.checkpoint_round(partitions.to_vec()).await.into_iter().next() {
+            Some(failed) => Err(failed.error),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     async fn checkpoint_locked(&self) -> Vec<Failed> {
-        let mut failed = Vec::new();
-        for p in self.registry.loaded_partitions() {
-            if let Err(error) = self.checkpoint_partition(&p).await {
-                self.ctx.metrics.checkpoint_failures.inc();
-                tracing::warn!(topic = %p.name, error = %error.cause(), "cursor checkpoint failed; the cursors stay in the write-ahead log");
-                failed.push(Failed { partition: p, error });
-            }
+        let failed = self.checkpoint_round(self.registry.loaded_partitions()).await;
+        for f in &failed {
+            self.ctx.metrics.checkpoint_failures.inc();
+            tracing::warn!(topic = %f.partition.name, error = %f.error.cause(), "cursor checkpoint failed; the cursors stay in the write-ahead log");
         }
         self.ctx.metrics.checkpoint_failing_partitions.set(failed.len() as i64);
         failed
     }
 
-    async fn checkpoint_partition(&self, p: &Partition) -> Result<()> {
-        let subs = p.subscriptions();
-        let cursors: Vec<(String, CursorState)> =
-            subs.iter().filter_map(|s| s.take_dirty_cursor().map(|c| (s.name(), c))).collect();
-        if cursors.is_empty() {
-            return Ok(());
-        }
-        if let Err(e) = self.ctx.metadata.checkpoint_cursors(p.log_id, p.epoch, &cursors).await {
-            self.ctx.note_fenced(&e);
-            for s in &subs {
-                if cursors.iter().any(|(n, _)| *n == s.name()) {
-                    s.mark_dirty();
-                }
+    /// One checkpoint round: the changed cursors of `partitions`, in one transaction per
+    /// `ROUND_PARTITIONS` partitions (a tier's metadata load is dominated by checkpoints; one
+    /// commit per partition would not scale to thousands of partitions per broker). A
+    /// partition refused (fenced by a new owner, deleted) or in a failed transaction keeps its
+    /// cursors dirty and is returned.
+    async fn checkpoint_round(&self, partitions: Vec<Arc<Partition>>) -> Vec<Failed> {
+        let mut failed = Vec::new();
+        let mut changed: Vec<(Arc<Partition>, CursorCheckpoint)> = Vec::new();
+        for p in partitions {
+            let cursors: Vec<(String, CursorState)> =
+                p.subscriptions().iter().filter_map(|s| s.take_dirty_cursor().map(|c| (s.name(), c))).collect();
+            if !cursors.is_empty() {
+                let checkpoint = CursorCheckpoint { log_id: p.log_id, epoch: p.epoch, cursors };
+                changed.push((p, checkpoint));
             }
-            return Err(e.into());
         }
-        Ok(())
+        for chunk in changed.chunks(ROUND_PARTITIONS) {
+            let batch: Vec<CursorCheckpoint> = chunk.iter().map(|(_, c)| c.clone()).collect();
+            let refused: Vec<(i64, BrokerError)> = match self.ctx.metadata.checkpoint_cursors_many(&batch).await {
+                Ok(refused) => refused
+                    .into_iter()
+                    .map(|(log_id, e)| {
+                        self.ctx.note_fenced(&e);
+                        (log_id, e.into())
+                    })
+                    .collect(),
+                // The whole transaction failed: every partition of it stays dirty, the first one
+                // carrying the error as it came.
+                Err(e) => {
+                    let text = e.to_string();
+                    let mut first = Some(BrokerError::from(e));
+                    chunk
+                        .iter()
+                        .map(|(p, _)| {
+                            let error = first.take().unwrap_or_else(|| {
+                                BrokerError::Internal(format!("cursor checkpoint transaction failed: {text}"))
+                            });
+                            (p.log_id, error)
+                        })
+                        .collect()
+                }
+            };
+            for (log_id, error) in refused {
+                let Some((p, c)) = chunk.iter().find(|(p, _)| p.log_id == log_id) else { continue };
+                for s in p.subscriptions() {
+                    if c.cursors.iter().any(|(n, _)| *n == s.name()) {
+                        s.mark_dirty();
+                    }
+                }
+                failed.push(Failed { partition: Arc::clone(p), error });
+            }
+        }
+        failed
     }
 
     /// What the WAL trimmer needs before it deletes files holding cursor ops: every cursor op

@@ -2,7 +2,7 @@
 
 use super::catalog::segment;
 use super::{assert_err, assert_names, given_namespace, given_topic};
-use crate::{CursorState, MetadataError, MetadataStore};
+use crate::{CursorCheckpoint, CursorState, MetadataError, MetadataStore};
 use magnetar_core::now_millis;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -131,6 +131,38 @@ pub async fn checkpoint_cursors_persists_and_is_fenced(store: Arc<dyn MetadataSt
 
     let err = assert_err!(store.checkpoint_cursors(MISSING_LOG_ID, new, &stale).await, NotFound);
     assert_names(&err, &format!("partition {MISSING_LOG_ID}"));
+}
+
+pub async fn a_checkpoint_round_commits_many_partitions_and_skips_the_fenced_ones(store: Arc<dyn MetadataStore>) {
+    given_namespace(store.as_ref(), "acme/orders").await;
+    let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 3).await;
+    let logs: Vec<i64> = t.partition_records.iter().map(|p| p.log_id).collect();
+    let mut epochs = Vec::new();
+    for log in &logs {
+        store.create_subscription("s", &[(*log, CursorState::default())]).await.unwrap();
+        epochs.push(store.acquire_partition(*log, "broker-1").await.unwrap());
+    }
+    // Partition 1 moved to another broker since: its write is refused, the others commit.
+    store.acquire_partition(logs[1], "broker-2").await.unwrap();
+    let mut batch: Vec<CursorCheckpoint> = logs
+        .iter()
+        .zip(&epochs)
+        .enumerate()
+        .map(|(i, (log, epoch))| CursorCheckpoint {
+            log_id: *log,
+            epoch: *epoch,
+            cursors: vec![("s".to_string(), cursor(10 + i as u64, &[]))],
+        })
+        .collect();
+    batch.push(CursorCheckpoint { log_id: MISSING_LOG_ID, epoch: 1, cursors: vec![("s".into(), cursor(1, &[]))] });
+    let refused = store.checkpoint_cursors_many(&batch).await.unwrap();
+    let refused: Vec<(i64, bool)> =
+        refused.iter().map(|(l, e)| (*l, matches!(e, MetadataError::Fenced { .. }))).collect();
+    assert_eq!(refused, [(logs[1], true), (MISSING_LOG_ID, false)]);
+    assert_eq!(store.list_subscriptions(logs[0]).await.unwrap()[0].cursor, cursor(10, &[]));
+    assert_eq!(store.list_subscriptions(logs[1]).await.unwrap()[0].cursor, CursorState::default());
+    assert_eq!(store.list_subscriptions(logs[2]).await.unwrap()[0].cursor, cursor(12, &[]));
+    assert!(store.checkpoint_cursors_many(&[]).await.unwrap().is_empty());
 }
 
 pub async fn segment_commit_list_delete(store: Arc<dyn MetadataStore>) {

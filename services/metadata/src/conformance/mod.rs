@@ -60,6 +60,7 @@ macro_rules! conformance_tests {
             subscription_create_list_delete,
             create_subscription_over_partitions_is_all_or_none,
             checkpoint_cursors_persists_and_is_fenced,
+            a_checkpoint_round_commits_many_partitions_and_skips_the_fenced_ones,
             segment_commit_list_delete,
             dedup_snapshots_are_replaced_fenced_and_go_with_their_topic,
             segment_writes_are_fenced,

@@ -2,7 +2,7 @@
 
 use super::errors::{Target, classify, classify_write};
 use super::{SqlMetadataStore, from_json, get, offset_from_db, offset_to_db, to_json};
-use crate::{CursorState, DedupSnapshot, MetadataError, Result, SegmentRecord, SubscriptionRecord};
+use crate::{CursorCheckpoint, CursorState, DedupSnapshot, MetadataError, Result, SegmentRecord, SubscriptionRecord};
 use magnetar_core::now_millis;
 use sqlx::{Any, Transaction};
 
@@ -116,22 +116,46 @@ impl SqlMetadataStore {
         epoch: i64,
         cursors: &[(String, CursorState)],
     ) -> Result<()> {
+        let one = CursorCheckpoint { log_id, epoch, cursors: cursors.to_vec() };
+        match self.checkpoint_cursors_many_impl(std::slice::from_ref(&one)).await?.pop() {
+            Some((_, refused)) => Err(refused),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) async fn checkpoint_cursors_many_impl(
+        &self,
+        batch: &[CursorCheckpoint],
+    ) -> Result<Vec<(i64, MetadataError)>> {
+        let mut refused = Vec::new();
         let mut tx = self.begin_write().await?;
-        fence(&mut tx, log_id, epoch).await?;
-        for (name, cursor) in cursors {
-            let mark_delete = offset_to_db(cursor.mark_delete, format!("subscription {name} on partition {log_id}"))?;
-            // An UPDATE, not an upsert: a subscription deleted meanwhile stays deleted.
-            sqlx::query("UPDATE subscriptions SET mark_delete = $1, acked_ranges = $2 WHERE log_id = $3 AND name = $4")
+        for c in batch {
+            match fence(&mut tx, c.log_id, c.epoch).await {
+                Ok(()) => {}
+                Err(e @ (MetadataError::Fenced { .. } | MetadataError::NotFound(_))) => {
+                    refused.push((c.log_id, e));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            for (name, cursor) in &c.cursors {
+                let mark_delete =
+                    offset_to_db(cursor.mark_delete, format!("subscription {name} on partition {}", c.log_id))?;
+                // An UPDATE, not an upsert: a subscription deleted meanwhile stays deleted.
+                sqlx::query(
+                    "UPDATE subscriptions SET mark_delete = $1, acked_ranges = $2 WHERE log_id = $3 AND name = $4",
+                )
                 .bind(mark_delete)
                 .bind(to_json(&cursor.acked_ranges)?)
-                .bind(log_id)
+                .bind(c.log_id)
                 .bind(name)
                 .execute(&mut *tx)
                 .await
                 .map_err(classify)?;
+            }
         }
         tx.commit().await.map_err(classify)?;
-        Ok(())
+        Ok(refused)
     }
 
     pub(crate) async fn save_dedup_snapshot_impl(&self, log_id: i64, epoch: i64, snap: &DedupSnapshot) -> Result<()> {

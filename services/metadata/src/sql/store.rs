@@ -4,9 +4,10 @@
 use super::SqlMetadataStore;
 use crate::{
     BrokerLoad, BrokerRecord, BrokerRegistration, BrokerState, BundleOwnership, BundleState, BundleTransition,
-    ClusterData, CompactedViewRecord, CursorState, DedupSnapshot, FailureDomain, LeaseGrant, MetadataStore,
-    NamespaceIsolationData, NamespaceRecord, NewTopic, PartitionRecord, Result, RevokedToken, SchemaVersion,
-    SegmentRecord, ServiceAccount, ServiceAccountToken, SubscriptionRecord, TenantInfo, TopicRecord,
+    ClusterData, CompactedViewRecord, CursorCheckpoint, CursorState, DedupSnapshot, FailureDomain, LeaseGrant,
+    MetadataError, MetadataStore, NamespaceIsolationData, NamespaceRecord, NewTopic, PartitionRecord, Result,
+    RevokedToken, SchemaVersion, SegmentRecord, ServiceAccount, ServiceAccountToken, SubscriptionRecord, TenantInfo,
+    TopicRecord,
 };
 use async_trait::async_trait;
 use magnetar_core::{NamespaceName, Policies, TenantName, TopicName};
@@ -194,6 +195,9 @@ impl MetadataStore for SqlMetadataStore {
     }
     async fn checkpoint_cursors(&self, log_id: i64, epoch: i64, cursors: &[(String, CursorState)]) -> Result<()> {
         self.checkpoint_cursors_impl(log_id, epoch, cursors).await
+    }
+    async fn checkpoint_cursors_many(&self, batch: &[CursorCheckpoint]) -> Result<Vec<(i64, MetadataError)>> {
+        self.checkpoint_cursors_many_impl(batch).await
     }
 
     async fn save_dedup_snapshot(&self, log_id: i64, epoch: i64, snapshot: &DedupSnapshot) -> Result<()> {
