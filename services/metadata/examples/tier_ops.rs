@@ -12,8 +12,8 @@ use magnetar_core::bundles::Bundles;
 use magnetar_core::policies::Policies;
 use magnetar_core::{NamespaceName, TopicName};
 use magnetar_metadata::{
-    BrokerLoad, BrokerRegistration, BrokerState, BundleState, BundleTransition, CursorState, MetadataStore, NewTopic,
-    SegmentRecord, TenantInfo,
+    BrokerLoad, BrokerRegistration, BrokerState, BundleState, BundleTransition, CursorCheckpoint, CursorState,
+    MetadataStore, NewTopic, SegmentRecord, TenantInfo,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -76,7 +76,9 @@ async fn main() {
         .expect("topic");
     let logs: Vec<i64> = topic.partition_records.iter().map(|p| p.log_id).collect();
     let cursors: Vec<(i64, CursorState)> = logs.iter().map(|l| (*l, CursorState::default())).collect();
-    store.create_subscription("sub", &cursors).await.expect("subscription");
+    for sub in ["sub", "sub1", "sub2", "sub3"] {
+        store.create_subscription(sub, &cursors).await.expect("subscription");
+    }
     let mut epochs = Vec::new();
     for l in &logs {
         epochs.push(store.acquire_partition(*l, "b0").await.expect("acquire"));
@@ -116,6 +118,28 @@ async fn main() {
             async move {
                 let cursor = CursorState { mark_delete: i as u64, acked_ranges: vec![] };
                 s.checkpoint_cursors(log, epoch, &[("sub".into(), cursor)]).await.expect("checkpoint");
+            }
+        })
+        .await;
+        // A broker's checkpoint round: every partition with 4 changed cursors, one transaction.
+        let (s, logs2, epochs2) = (Arc::clone(&store), logs.clone(), epochs.clone());
+        timed("checkpoint round (64 partitions x 4 cursors, 1 transaction)", 200, in_flight, move |i| {
+            let batch: Vec<CursorCheckpoint> = logs2
+                .iter()
+                .zip(&epochs2)
+                .map(|(log, epoch)| CursorCheckpoint {
+                    log_id: *log,
+                    epoch: *epoch,
+                    cursors: ["sub", "sub1", "sub2", "sub3"]
+                        .iter()
+                        .map(|n| (n.to_string(), CursorState { mark_delete: i as u64, acked_ranges: vec![] }))
+                        .collect(),
+                })
+                .collect();
+            let s = Arc::clone(&s);
+            async move {
+                let refused = s.checkpoint_cursors_many(&batch).await.expect("round");
+                assert!(refused.is_empty());
             }
         })
         .await;
