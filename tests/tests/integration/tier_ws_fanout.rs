@@ -330,3 +330,88 @@ async fn base_name_websocket_sessions_stay_open_while_every_partitions_bundle_mo
     assert_stored_once(&c, &c3.base, &acked).await;
     consumer.close().await;
 }
+
+const SECRET: &str = "magnetar-tier-ws-fanout-secret-0123456789abcdef";
+
+/// `method url` with a bearer token; the status and the JSON answer (null when empty).
+async fn authed(c: &reqwest::Client, method: Method, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = c.request(method, url).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn base_name_websocket_sessions_are_authorized_on_the_base_name_and_by_each_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "{}\n[auth]\nenabled = true\nsuperuser_roles = [\"root\"]\ntoken_secret_key = \"{SECRET}\"\n",
+        tier_config().await
+    );
+    let a = BrokerProcess::start_cluster(&dir.path().join("a"), &cfg, &[]);
+    let b = BrokerProcess::start_cluster(&dir.path().join("b"), &cfg, &[]);
+    let c3 = BrokerProcess::start_cluster(&dir.path().join("c"), &cfg, &[]);
+    let c = reqwest::Client::new();
+    let root = magnetar_tests::hs256_token(SECRET, "root", 600);
+    let app = magnetar_tests::hs256_token(SECRET, "app", 600);
+    let tenant = json!({"allowedClusters": [crate::common::tier::cluster()]});
+    let put = |path: &str| format!("{}{path}", a.base);
+    assert_eq!(authed(&c, Method::PUT, &put("/admin/v2/tenants/acme"), &root, Some(tenant)).await.0, 204);
+    assert_eq!(authed(&c, Method::PUT, &put("/admin/v2/namespaces/acme/app"), &root, None).await.0, 204);
+    let topic = format!("{}/admin/v2/persistent/{TOPIC}/partitions", b.base);
+    assert_eq!(authed(&c, Method::PUT, &topic, &root, Some(json!(PARTITIONS))).await.0, 204);
+    let grant = put("/admin/v2/namespaces/acme/app/permissions/app");
+    assert_eq!(authed(&c, Method::POST, &grant, &root, Some(json!(["produce"]))).await.0, 204);
+
+    // No token: 401 before anything is opened.
+    assert_eq!(crate::common::ws::refused_status(&url(&a, "producer", TOPIC, "")).await, 401);
+    // Produce only: a consumer is refused on the base name (403), and no partition saw it.
+    let consumer = url(&a, "consumer", TOPIC, "/sub?subscriptionType=Shared");
+    assert_eq!(WsClient::connect_with_token(&consumer, &app).await.err(), Some(403));
+    let subs = format!("{}/admin/v2/persistent/{TOPIC}/subscriptions", c3.base);
+    let (status, list) = authed(&c, Method::GET, &subs, &root, None).await;
+    assert_eq!((status, list), (200, json!([])), "the refused consumer subscribed nowhere");
+
+    // The producer is accepted with the token passed on to every owner, which authorizes it
+    // again (each owner reads the grant within its policy cache time: retried until then).
+    let producer_url = url(&a, "producer", TOPIC, "");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut producer = loop {
+        match WsClient::connect_with_token(&producer_url, &app).await {
+            Ok(ws) => break ws,
+            Err(403) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(status) => panic!("producer refused with {status}"),
+        }
+    };
+    let mut partitions = BTreeSet::new();
+    for n in 0..(2 * PARTITIONS) {
+        let id = producer.publish_ok(&format!("m{n}"), None).await;
+        partitions.insert(decode_ws_id(&id).2);
+    }
+    assert_eq!(partitions.len(), PARTITIONS as usize, "every partition, on every owner, took messages");
+    let owned: BTreeSet<String> = ownership_view(&c, &c3, &root)
+        .await
+        .iter()
+        .filter(|r| r["state"] == "owned")
+        .filter_map(|r| r["owner"].as_str().map(String::from))
+        .collect();
+    assert_eq!(owned.len(), 3, "every broker owns some of the partitions");
+    producer.close().await;
+    // `?token=` as browsers pass it goes to the owners with the query.
+    let by_query = url(&b, "producer", TOPIC, &format!("?token={app}"));
+    let mut producer = WsClient::connect(&by_query).await;
+    producer.publish_ok("by query", None).await;
+    producer.close().await;
+}
+
+/// The ownership view, read with a superuser token.
+async fn ownership_view(c: &reqwest::Client, on: &BrokerProcess, root: &str) -> Vec<Value> {
+    let url = format!("{}/admin/v2/brokers/{}/bundles", on.base, crate::common::tier::cluster());
+    let (status, view) = authed(c, Method::GET, &url, root, None).await;
+    assert_eq!(status, 200, "{view}");
+    view.as_array().expect("rows").clone()
+}
