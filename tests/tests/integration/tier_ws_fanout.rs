@@ -193,6 +193,32 @@ struct Producing {
 }
 
 const WINDOW: usize = 64;
+/// Keys of the producer under load (message `n` has key `n % KEYS`).
+const KEYS: usize = 8;
+
+/// The `seq` of each message stored on `partition`, in stored order, read through subscription
+/// `sub` (ids `0-{seq}-0`).
+async fn stored_order(c: &reqwest::Client, base: &str, partition: &str, sub: &str) -> Vec<usize> {
+    let pull = format!("{base}/topics/persistent/{partition}/subscriptions/{sub}/pull");
+    let ack = format!("{base}/topics/persistent/{partition}/subscriptions/{sub}/ack");
+    let mut seqs = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "{partition}: still reading after 30 s");
+        let body = json!({"maxMessages": 500, "waitMs": 300, "ackTimeoutMs": 60000});
+        let got = expect(call(c, Method::POST, &pull, Some(body)).await, 200, "pull");
+        let messages = got["messages"].as_array().expect("messages").clone();
+        if messages.is_empty() {
+            return seqs;
+        }
+        let ids: Vec<String> = messages.iter().map(|m| m["messageId"].as_str().unwrap().to_string()).collect();
+        for m in &messages {
+            let id = m["properties"]["id"].as_str().expect("id");
+            seqs.push(id.split('-').nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("id {id}")));
+        }
+        expect(call(c, Method::POST, &ack, Some(json!({"messageIds": ids}))).await, 204, "ack");
+    }
+}
 
 impl Producing {
     async fn start(url: String) -> Producing {
@@ -212,8 +238,9 @@ impl Producing {
                 }
                 if !stopping && unanswered.len() < WINDOW {
                     let id = format!("0-{seq}-0");
+                    let key = format!("key-{}", seq % KEYS);
                     seq += 1;
-                    let frame = json!({"payload": "eA==", "properties": {"id": id}, "context": id});
+                    let frame = json!({"payload": "eA==", "key": key, "properties": {"id": id}, "context": id});
                     tx.send(Message::text(frame.to_string())).await.expect("send on the producer's session");
                     unanswered.push_back(id);
                     tokio::time::sleep(Duration::from_millis(2)).await;
@@ -260,6 +287,10 @@ async fn base_name_websocket_sessions_stay_open_while_every_partitions_bundle_mo
     let admin = format!("{}/admin/v2/persistent/{TOPIC}/partitions", a.base);
     expect(call(&c, Method::PUT, &admin, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
     audit_subscriptions(&c, &a.base).await;
+    for i in 0..PARTITIONS {
+        let order = format!("{}/admin/v2/persistent/{}/subscription/order", a.base, partition(i));
+        expect(call(&c, Method::PUT, &order, None).await, 204, "order subscription");
+    }
 
     // Both sessions through a: its own partitions are served in the process, the others on
     // their owners.
@@ -328,6 +359,19 @@ async fn base_name_websocket_sessions_stay_open_while_every_partitions_bundle_mo
     let consumer = consuming.1.await.expect("consumer task");
     eprintln!("{} messages acknowledged; {} of {} bundles moved", acked.len(), moved, bundles.len());
     assert_stored_once(&c, &c3.base, &acked).await;
+    // Each key on one partition, in the order it was sent: a partition's unanswered messages
+    // were sent again to its new owner before anything newer.
+    let mut partition_of_key: BTreeMap<usize, u32> = BTreeMap::new();
+    for i in 0..PARTITIONS {
+        let seqs = stored_order(&c, &b.base, &partition(i), "order").await;
+        for k in 0..KEYS {
+            let of_key: Vec<usize> = seqs.iter().copied().filter(|s| s % KEYS == k).collect();
+            assert!(of_key.windows(2).all(|w| w[0] < w[1]), "key-{k} out of order on partition {i}: {of_key:?}");
+            if !of_key.is_empty() {
+                assert_eq!(*partition_of_key.entry(k).or_insert(i), i, "key-{k} on two partitions");
+            }
+        }
+    }
     consumer.close().await;
 }
 
