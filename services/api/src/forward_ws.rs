@@ -9,11 +9,12 @@
 use crate::AppState;
 use crate::error::ApiError;
 use crate::forward::FORWARDED_BY;
+use crate::routes::ws::Socket;
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::extract::Request;
 use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, protocol::CloseFrame};
@@ -36,43 +37,14 @@ pub(crate) async fn splice(s: &AppState, req: Request, broker: &str, address: &s
             return ApiError::bad_request(format!("not a WebSocket handshake: {}", e.body_text())).into_response();
         }
     };
-    let unreachable = || {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("broker {broker}, which serves this topic, could not be reached; retry"),
-        )
-        .into_response()
-    };
-    let Ok(mut owner_request) = format!("ws://{address}{path}").into_client_request() else {
-        return unreachable();
-    };
-    for (name, value) in &parts.headers {
-        if !handshake_only(name) {
-            owner_request.headers_mut().append(name.clone(), value.clone());
+    let upstream = match connect(s, broker, address, &path, &parts.headers).await {
+        Ok(ws) => ws,
+        Err(Refused::Answer(answer)) => return answer,
+        Err(Refused::Unreachable(mut e)) => {
+            // The client may retry; the mark is for the fanned-out sessions of this broker.
+            e.not_owner = false;
+            return e.into_response();
         }
-    }
-    if let Ok(me) = s.broker.broker_id().parse() {
-        owner_request.headers_mut().insert(FORWARDED_BY, me);
-    }
-    let timeout = std::time::Duration::from_millis(s.broker.config().tier.forward_connect_timeout_ms.max(1));
-    let upstream = match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(owner_request)).await {
-        Ok(Ok((ws, _))) => ws,
-        Ok(Err(tungstenite::Error::Http(refused))) => {
-            // The owner refused (authentication, authorization, a missing topic, its limits).
-            let (head, body) = refused.into_parts();
-            let mut answer = Response::builder().status(head.status);
-            for (name, value) in &head.headers {
-                if !handshake_only(name) {
-                    answer = answer.header(name, value);
-                }
-            }
-            return answer.body(Body::from(body.unwrap_or_default())).unwrap_or_else(|_| unreachable());
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, %broker, "WebSocket handshake with the owner failed");
-            return unreachable();
-        }
-        Err(_) => return unreachable(),
     };
     // This broker holds the session too: it counts against its own limit.
     let Ok(permit) = std::sync::Arc::clone(&s.ws_sessions).try_acquire_owned() else {
@@ -87,7 +59,82 @@ pub(crate) async fn splice(s: &AppState, req: Request, broker: &str, address: &s
     })
 }
 
-type Upstream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// Why the owner's handshake did not give a session.
+pub(crate) enum Refused {
+    /// The owner answered (authentication, authorization, a missing topic, its limits, or not
+    /// the owner any more: `x-magnetar-not-owner`): its answer, to pass on as it is.
+    Answer(Response),
+    /// The owner could not be reached (503, marked not-owner: nothing was done there).
+    Unreachable(ApiError),
+}
+
+/// The owner's handshake for `path` (path and query, from `/`) at `address`, made with
+/// `headers` (the client's, less those of its own handshake) and `x-magnetar-forwarded-by`.
+pub(crate) async fn connect(
+    s: &AppState,
+    broker: &str,
+    address: &str,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<Upstream, Refused> {
+    let unreachable = || {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("broker {broker}, which serves this topic, could not be reached; retry"),
+        );
+        e.not_owner = true;
+        Refused::Unreachable(e)
+    };
+    let Ok(mut owner_request) = format!("ws://{address}{path}").into_client_request() else {
+        return Err(unreachable());
+    };
+    for (name, value) in headers {
+        if !handshake_only(name) {
+            owner_request.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    if let Ok(me) = s.broker.broker_id().parse() {
+        owner_request.headers_mut().insert(FORWARDED_BY, me);
+    }
+    let timeout = std::time::Duration::from_millis(s.broker.config().tier.forward_connect_timeout_ms.max(1));
+    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(owner_request)).await {
+        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(tungstenite::Error::Http(refused))) => {
+            // The owner refused (authentication, authorization, a missing topic, its limits).
+            let (head, body) = refused.into_parts();
+            let mut answer = Response::builder().status(head.status);
+            for (name, value) in &head.headers {
+                if !handshake_only(name) {
+                    answer = answer.header(name, value);
+                }
+            }
+            Err(answer
+                .body(Body::from(body.unwrap_or_default()))
+                .map(Refused::Answer)
+                .unwrap_or_else(|_| unreachable()))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, %broker, "WebSocket handshake with the owner failed");
+            Err(unreachable())
+        }
+        Err(_) => Err(unreachable()),
+    }
+}
+
+/// An owner's session as a [`Socket`]: its frames as the client side reads them (pings are
+/// answered by the connection itself and not passed on).
+pub(crate) fn socket(upstream: Upstream) -> Socket {
+    let (sink, stream) = upstream.split();
+    let sink = sink.with(|m: ws::Message| {
+        futures::future::ready(Ok::<_, tungstenite::Error>(
+            to_tungstenite(m).unwrap_or(tungstenite::Message::Pong(Default::default())),
+        ))
+    });
+    let stream = crate::routes::ws::ok_frames(stream).filter_map(|m| futures::future::ready(to_axum(m)));
+    Socket::new(sink, stream)
+}
+
+pub(crate) type Upstream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn pump(client: WebSocket, upstream: Upstream, shutdown: CancellationToken) {
     let (mut to_client, mut from_client) = client.split();

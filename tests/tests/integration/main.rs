@@ -39,6 +39,7 @@ mod tier_crash;
 mod tier_fanout;
 mod tier_handover;
 mod tier_scale;
+mod tier_ws_fanout;
 mod topic_ops;
 mod websocket;
 mod ws_auth;

@@ -1,8 +1,9 @@
 //! Whole partitioned topics in a broker tier (DESIGN §6). A tier loads partitions one by one, each
 //! on the owner of its bundle; a request naming a partitioned topic by its base name (REST
-//! produce, pull-consume, admin operations on every partition) is served by the broker that
-//! received it: it sends each partition its part, calling itself for the partitions it owns and
-//! the owners of the others over the forwarding client, and merges the answers as Pulsar does.
+//! produce, pull-consume, admin operations on every partition, WebSocket sessions) is served by
+//! the broker that received it: it sends each partition its part, calling itself for the
+//! partitions it owns and the owners of the others over the forwarding client (a WebSocket
+//! session keeps one session per partition, `ws.rs`), and merges the answers as Pulsar does.
 //!
 //! A call to an owner names the partition (`.../{topic}-partition-{i}/...`), carries the
 //! client's `Authorization` header unchanged (the owner authenticates and authorizes the caller
@@ -19,6 +20,9 @@ pub(crate) mod admin;
 pub(crate) mod consume;
 pub(crate) mod produce;
 pub(crate) mod stats;
+pub(crate) mod ws;
+pub(crate) mod ws_consumer;
+pub(crate) mod ws_producer;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};

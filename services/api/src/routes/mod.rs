@@ -65,5 +65,5 @@ pub mod topic_overrides;
 pub mod topic_policies;
 pub mod topics;
 pub mod ws;
-mod ws_consumer;
-mod ws_producer;
+pub(crate) mod ws_consumer;
+pub(crate) mod ws_producer;

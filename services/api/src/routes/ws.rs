@@ -9,7 +9,7 @@ use crate::AppState;
 use crate::error::{ApiError, BadRequest};
 use crate::extract::WsUpgrade;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
-use futures::{SinkExt, StreamExt};
+use futures::{Sink, SinkExt, Stream, StreamExt};
 use magnetar_broker::Broker;
 use serde::de::{DeserializeOwned, Error as _, IntoDeserializer};
 use serde::{Deserialize, Deserializer};
@@ -106,10 +106,46 @@ pub(crate) enum Handshake {
     SwitchingProtocols,
 }
 
+/// The two halves of a session's connection: the client's WebSocket, or, for a session on one
+/// partition that a whole-topic session of this broker opened (`fanout/ws`), an in-memory pair.
+/// A stream that ends (or fails) is a closed connection.
+pub(crate) struct Socket {
+    pub sink: std::pin::Pin<Box<dyn Sink<Message, Error = ()> + Send>>,
+    pub stream: std::pin::Pin<Box<dyn Stream<Item = Message> + Send>>,
+}
+
+impl Socket {
+    pub(crate) fn from_ws(socket: WebSocket) -> Socket {
+        let (sink, stream) = socket.split();
+        Socket { sink: Box::pin(sink.sink_map_err(|_| ())), stream: Box::pin(ok_frames(stream)) }
+    }
+
+    pub(crate) fn new<Si, St>(sink: Si, stream: St) -> Socket
+    where
+        Si: Sink<Message> + Send + 'static,
+        St: Stream<Item = Message> + Send + 'static,
+    {
+        Socket { sink: Box::pin(sink.sink_map_err(|_| ())), stream: Box::pin(stream) }
+    }
+
+    /// Two connected ends in memory (`OUTBOX` frames queued each way): what one end sends, the
+    /// other receives; closing or dropping one end ends the other's stream.
+    pub(crate) fn pair() -> (Socket, Socket) {
+        let (a_tx, a_rx) = futures::channel::mpsc::channel::<Message>(OUTBOX);
+        let (b_tx, b_rx) = futures::channel::mpsc::channel::<Message>(OUTBOX);
+        (Socket::new(a_tx, b_rx), Socket::new(b_tx, a_rx))
+    }
+}
+
+/// The frames of a connection until it fails.
+pub(crate) fn ok_frames<T, E>(stream: impl Stream<Item = Result<T, E>>) -> impl Stream<Item = T> {
+    stream.take_while(|r| std::future::ready(r.is_ok())).filter_map(|r| std::future::ready(r.ok()))
+}
+
 /// Owns the sending half of the socket: forwards queued frames and pings idle connections.
 pub(crate) fn spawn_writer(
     broker: &Broker,
-    mut sink: futures::stream::SplitSink<WebSocket, Message>,
+    mut sink: std::pin::Pin<Box<dyn Sink<Message, Error = ()> + Send>>,
 ) -> (mpsc::Sender<Message>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Message>(OUTBOX);
     let task = broker.spawn(async move {

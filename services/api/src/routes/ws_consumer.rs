@@ -10,13 +10,14 @@
 //! session goes on.
 
 use super::ws::{
-    Handshake, lenient, lenient_enum, must_end, run_tracked, session_permit, spawn_writer, text, topic_unloaded,
+    Handshake, Socket, lenient, lenient_enum, must_end, run_tracked, session_permit, spawn_writer, text, topic_unloaded,
 };
 use crate::AppState;
 use crate::error::{
     ApiError, BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, TooManyRequests, Unauthorized, Unavailable,
 };
 use crate::extract::{AuthContext, Query, SubscriptionParam, TopicParam, WsUpgrade};
+use crate::fanout::ws::WholeSession;
 use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
@@ -25,8 +26,8 @@ use futures::StreamExt;
 use magnetar_broker::{
     Broker, ConsumerSession, DeadLetterPolicy, PulledMessage, StartPosition, SubType, SubscribeOptions,
 };
-use magnetar_core::MessageId;
 use magnetar_core::time::format_rfc3339;
+use magnetar_core::{MessageId, SubscriptionName, TopicName};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -44,19 +45,21 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Pulsar caps the WebSocket receiver queue at 1000.
 const MAX_RECEIVER_QUEUE: u64 = 1000;
 
-struct Flow {
-    pull_mode: bool,
-    queue: u64,
+#[derive(Clone)]
+pub(crate) struct Flow {
+    pub pull_mode: bool,
+    pub queue: u64,
     nack_delay: Duration,
     /// Readers only: deliver at most this many messages a second, skip (and count) the rest.
-    sample: Option<Sampler>,
+    pub sample: Option<Sampler>,
 }
 
 /// Server-side sampling of a reader (Magnetar's `maxMessagesPerSecond`): a live view (the
 /// console's tail) keeps up with any rate and never holds the reader back; what it skips is
 /// acknowledged by the broker and reported as `{"type":"skipped","count":N}` at most once a
 /// second. Readers only: a reader's acknowledgements only move its own, non-durable position.
-struct Sampler {
+#[derive(Clone)]
+pub(crate) struct Sampler {
     per_second: u32,
     window_start: tokio::time::Instant,
     sent: u32,
@@ -64,7 +67,7 @@ struct Sampler {
 }
 
 impl Sampler {
-    fn new(per_second: u32) -> Sampler {
+    pub(crate) fn new(per_second: u32) -> Sampler {
         Sampler { per_second, window_start: tokio::time::Instant::now(), sent: 0, skipped: 0 }
     }
 
@@ -185,8 +188,29 @@ async fn consume_handler(
     SubscriptionParam(topic, sub): SubscriptionParam,
     Query(q): Query<ConsumerQuery>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    WholeSession(whole): WholeSession,
     WsUpgrade(ws): WsUpgrade,
 ) -> Result<Response, ApiError> {
+    let (opts, flow) = consumer_options(&topic, &sub, &q, peer)?;
+    if let Some(handshake) = whole {
+        // A whole partitioned topic in a broker tier: one session per partition behind this one
+        // (all with this consumer name).
+        let plan = crate::fanout::ws_consumer::Plan::Consumer { sub, opts, flow };
+        return crate::fanout::ws_consumer::open(&s, auth, handshake, plan, ws).await;
+    }
+    // Authorizes consuming (and producing to the dead-letter topic), creates what is missing.
+    let session = s.broker.subscriptions().subscribe(&auth.caller(), &topic, &sub, opts).await?;
+    upgrade(&s, ws, session, flow, auth)
+}
+
+/// A consumer's subscription options and flow control from its query; `topic` names the default
+/// dead-letter topic (`{topic}-{subscription}-DLQ`).
+fn consumer_options(
+    topic: &TopicName,
+    sub: &SubscriptionName,
+    q: &ConsumerQuery,
+    peer: SocketAddr,
+) -> Result<(SubscribeOptions, Flow), ApiError> {
     let sub_type = q.subscription_type.unwrap_or(SubType::Exclusive);
     let initial_position = match q.subscription_initial_position {
         None | Some(SubscriptionInitialPosition::Latest) => StartPosition::Latest,
@@ -203,14 +227,10 @@ async fn consume_handler(
         (None, 0) => None,
         (dlq, n) => {
             let name = match dlq {
-                Some(t) => t
-                    .parse()
-                    .or_else(|_| magnetar_core::TopicName::new(topic.domain(), topic.namespace().clone(), t))?,
-                None => magnetar_core::TopicName::new(
-                    topic.domain(),
-                    topic.namespace().clone(),
-                    format!("{}-{sub}-DLQ", topic.local()),
-                )?,
+                Some(t) => t.parse().or_else(|_| TopicName::new(topic.domain(), topic.namespace().clone(), t))?,
+                None => {
+                    TopicName::new(topic.domain(), topic.namespace().clone(), format!("{}-{sub}-DLQ", topic.local()))?
+                }
             };
             // Pulsar's client requires maxRedeliverCount > 0 with a DLQ; default it to 16 as the client.
             Some(DeadLetterPolicy { topic: name, max_redeliver: if n == 0 { 16 } else { n } })
@@ -224,7 +244,10 @@ async fn consume_handler(
     };
     let opts = SubscribeOptions {
         sub_type,
-        consumer_name: q.consumer_name.unwrap_or_else(|| format!("ws-{}", magnetar_core::now_millis() % 100_000)),
+        consumer_name: q
+            .consumer_name
+            .clone()
+            .unwrap_or_else(|| format!("ws-{}", magnetar_core::now_millis() % 100_000)),
         priority: q.priority_level.unwrap_or(0),
         initial_position,
         address: peer.to_string(),
@@ -232,9 +255,7 @@ async fn consume_handler(
         dead_letter,
         read_compacted: q.read_compacted.unwrap_or(false),
     };
-    // Authorizes consuming (and producing to the dead-letter topic), creates what is missing.
-    let session = s.broker.subscriptions().subscribe(&auth.caller(), &topic, &sub, opts).await?;
-    upgrade(&s, ws, session, flow, auth)
+    Ok((opts, flow))
 }
 
 /// The reader's query parameters (Pulsar's others are accepted and ignored).
@@ -280,8 +301,29 @@ async fn read_handler(
     auth: AuthContext,
     TopicParam(topic): TopicParam,
     Query(q): Query<ReaderQuery>,
+    WholeSession(whole): WholeSession,
     WsUpgrade(ws): WsUpgrade,
 ) -> Result<Response, ApiError> {
+    let options = reader_options(&q)?;
+    if let Some(handshake) = whole {
+        // A whole partitioned topic in a broker tier: one session per partition behind this one.
+        let plan = crate::fanout::ws_consumer::Plan::Reader { options, per_second: q.max_messages_per_second };
+        return crate::fanout::ws_consumer::open(&s, auth, handshake, plan, ws).await;
+    }
+    let ReaderOptions { start, name, compacted, flow } = options;
+    let session = s.broker.subscriptions().create_reader(&auth.caller(), &topic, start, &name, compacted).await?;
+    upgrade(&s, ws, session, flow, auth)
+}
+
+/// A reader's start, name and flow control from its query.
+pub(crate) struct ReaderOptions {
+    pub start: StartPosition,
+    pub name: String,
+    pub compacted: bool,
+    pub flow: Flow,
+}
+
+fn reader_options(q: &ReaderQuery) -> Result<ReaderOptions, ApiError> {
     let start = match q.message_id.as_deref().unwrap_or("latest") {
         "latest" => StartPosition::Latest,
         "earliest" => StartPosition::Earliest,
@@ -294,10 +336,8 @@ async fn read_handler(
         nack_delay: Duration::ZERO,
         sample: q.max_messages_per_second.map(|n| Sampler::new(n.max(1))),
     };
-    let name = q.reader_name.unwrap_or_else(|| "reader".to_string());
-    let compacted = q.read_compacted.unwrap_or(false);
-    let session = s.broker.subscriptions().create_reader(&auth.caller(), &topic, start, &name, compacted).await?;
-    upgrade(&s, ws, session, flow, auth)
+    let name = q.reader_name.clone().unwrap_or_else(|| "reader".to_string());
+    Ok(ReaderOptions { start, name, compacted: q.read_compacted.unwrap_or(false), flow })
 }
 
 fn upgrade(
@@ -310,7 +350,7 @@ fn upgrade(
     let permit = session_permit(s)?;
     let broker = Arc::clone(&s.broker);
     Ok(ws.on_upgrade(move |socket| {
-        let run = run_session(Arc::clone(&broker), socket, session, flow, auth);
+        let run = run_session(Arc::clone(&broker), Socket::from_ws(socket), session, flow, auth);
         run_tracked(broker, permit, run)
     }))
 }
@@ -336,16 +376,16 @@ fn message_frame(m: &PulledMessage) -> Message {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ConsumerCommand {
+pub(crate) struct ConsumerCommand {
     #[serde(default, rename = "type")]
-    kind: Option<String>,
+    pub kind: Option<String>,
     #[serde(default)]
-    message_id: Option<String>,
+    pub message_id: Option<String>,
     #[serde(default)]
-    permit_messages: Option<u64>,
+    pub permit_messages: Option<u64>,
 }
 
-fn error_reply(code: u8, msg: impl Into<String>) -> Message {
+pub(crate) fn error_reply(code: u8, msg: impl Into<String>) -> Message {
     text(&json!({ "error": msg.into(), "errorCode": code }))
 }
 
@@ -407,9 +447,9 @@ async fn handle_command(
 }
 
 /// One consumer or reader session: deliver within the flow-control window, handle commands.
-async fn run_session(
+pub(crate) async fn run_session(
     broker: Arc<Broker>,
-    socket: axum::extract::ws::WebSocket,
+    socket: Socket,
     session: ConsumerSession,
     mut flow: Flow,
     auth: AuthContext,
@@ -417,7 +457,7 @@ async fn run_session(
     let session = Arc::new(session);
     let end = must_end(auth, &broker);
     tokio::pin!(end);
-    let (sink, mut stream) = socket.split();
+    let Socket { sink, mut stream } = socket;
     let (out, writer) = spawn_writer(&broker, sink);
     let mut permits: u64 = 0;
     'session: loop {
@@ -451,7 +491,7 @@ async fn run_session(
                         break 'session;
                     }
                     // Deliver more before blocking, but still read commands (acks) promptly.
-                    while let Some(Some(Ok(msg))) = futures::FutureExt::now_or_never(stream.next()) {
+                    while let Some(Some(msg)) = futures::FutureExt::now_or_never(stream.next()) {
                         if !handle_frame(&session, msg, &flow, &mut permits, &out).await {
                             break 'session;
                         }
@@ -468,7 +508,7 @@ async fn run_session(
         let report_at = flow.sample.as_ref().and_then(Sampler::next_report);
         tokio::select! {
             frame = stream.next() => match frame {
-                Some(Ok(msg)) => {
+                Some(msg) => {
                     if !handle_frame(&session, msg, &flow, &mut permits, &out).await {
                         break;
                     }

@@ -9,18 +9,19 @@
 //! gets its own answer: an invalid or oversized frame fails alone, and a message that was stored
 //! is never reported as failed.
 
-use super::ws::{Handshake, lenient_enum, must_end, run_tracked, session_permit, spawn_writer, text};
+use super::ws::{Handshake, Socket, lenient_enum, must_end, run_tracked, session_permit, spawn_writer, text};
 use crate::AppState;
 use crate::error::{
     ApiError, BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthorized, Unavailable,
 };
 use crate::extract::{AuthContext, Query, TopicParam, WsUpgrade};
+use crate::fanout::ws::WholeSession;
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::Message;
 use axum::response::Response;
 use base64::Engine;
 use futures::StreamExt;
-use magnetar_broker::{Broker, Caller, KeyHashing, PendingPublish, PublishMessage};
+use magnetar_broker::{Broker, Caller, KeyHashing, PendingPublish, ProducerSlots, PublishMessage};
 use magnetar_core::TopicName;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -63,7 +64,7 @@ struct ProducerFrame<'a> {
     sequence_id: Option<i64>,
 }
 
-fn error_frame(code: u8, msg: String, context: Option<Value>) -> Message {
+pub(crate) fn error_frame(code: u8, msg: String, context: Option<Value>) -> Message {
     let mut v = json!({ "result": format!("send-error:{code}"), "errorMsg": msg });
     if let Some(c) = context {
         v["context"] = c;
@@ -72,7 +73,7 @@ fn error_frame(code: u8, msg: String, context: Option<Value>) -> Message {
 }
 
 /// `{"result":"ok","messageId":..,"context":..}`, written directly: one per message sent.
-fn ok_frame(id: &str, context: Option<Value>) -> Message {
+pub(crate) fn ok_frame(id: &str, context: Option<Value>) -> Message {
     // A base64 id needs no JSON escaping.
     let mut out = String::with_capacity(64);
     out.push_str(r#"{"result":"ok","messageId":""#);
@@ -87,7 +88,7 @@ fn ok_frame(id: &str, context: Option<Value>) -> Message {
 }
 
 /// Parses one frame into a message, or the error frame to answer.
-fn parse_frame(raw: &str, producer: Option<&str>) -> Result<(PublishMessage, Option<Value>), Message> {
+pub(crate) fn parse_frame(raw: &str, producer: Option<&str>) -> Result<(PublishMessage, Option<Value>), Message> {
     let frame: ProducerFrame =
         serde_json::from_str(raw).map_err(|e| error_frame(3, format!("invalid JSON frame: {e}"), None))?;
     let ctx = frame.context.clone();
@@ -174,35 +175,75 @@ async fn produce_handler(
     auth: AuthContext,
     TopicParam(topic): TopicParam,
     Query(q): Query<ProducerQuery>,
+    WholeSession(whole): WholeSession,
     WsUpgrade(ws): WsUpgrade,
 ) -> Result<Response, ApiError> {
-    let caller = auth.caller();
-    let hashing = match q.hashing_scheme.unwrap_or(HashingScheme::JavaStringHash) {
-        HashingScheme::JavaStringHash => KeyHashing::JavaString,
-        HashingScheme::Murmur3_32Hash => KeyHashing::Murmur3,
-    };
-    let single = matches!(q.message_routing_mode, Some(MessageRoutingMode::SinglePartition));
-    // Authorizes, creates a missing topic as the namespace allows and takes a producer slot
-    // of each partition (409 at the topic's maxProducers), at the handshake.
-    let slots = s.broker.publisher().attach_producer(&caller, &topic).await?;
-    // A WebSocket producer carries no schema: refused (409) where schemaValidationEnforced holds.
-    s.broker.topics().check_schemaless_producer(&topic, false).await?;
-    let partitions = slots.partitions;
-    // SinglePartition: keyless messages all go to one partition chosen now.
-    let fixed = (single && partitions > 0 && topic.partition_index().is_none())
-        .then(|| topic.partition((magnetar_core::now_millis() as u32) % partitions));
+    if let Some(handshake) = whole {
+        // A whole partitioned topic in a broker tier: one session per partition behind this one.
+        return crate::fanout::ws_producer::open(&s, auth, handshake, q.routing(), ws).await;
+    }
+    let session = ProducerSession::attach(&s, auth, &topic, &q.routing()).await?;
     let permit = session_permit(&s)?;
     let broker = s.broker.clone();
-    Ok(ws.on_upgrade(move |socket| {
-        let producer = q.producer_name.filter(|n| !n.is_empty());
-        let session = run_producer(Arc::clone(&broker), socket, auth, Route { topic, fixed, hashing, producer });
-        // The producer counts toward maxProducers until its session ends.
-        let session = async move {
-            session.await;
-            drop(slots);
+    Ok(ws.on_upgrade(move |socket| run_tracked(broker, permit, session.run(Socket::from_ws(socket)))))
+}
+
+impl ProducerQuery {
+    fn routing(&self) -> Routing {
+        let hashing = match self.hashing_scheme.unwrap_or(HashingScheme::JavaStringHash) {
+            HashingScheme::JavaStringHash => KeyHashing::JavaString,
+            HashingScheme::Murmur3_32Hash => KeyHashing::Murmur3,
         };
-        run_tracked(broker, permit, session)
-    }))
+        let single = matches!(self.message_routing_mode, Some(MessageRoutingMode::SinglePartition));
+        let producer = self.producer_name.clone().filter(|n| !n.is_empty());
+        Routing { hashing, single, producer }
+    }
+}
+
+/// How a producer's messages pick their partition, and its name.
+#[derive(Clone)]
+pub(crate) struct Routing {
+    pub hashing: KeyHashing,
+    /// `SinglePartition`: keyless messages all go to one partition chosen at the handshake.
+    pub single: bool,
+    pub producer: Option<String>,
+}
+
+/// A producer attached to its topic (or one partition), ready to run on a connection.
+pub(crate) struct ProducerSession {
+    broker: Arc<Broker>,
+    auth: AuthContext,
+    route: Route,
+    /// The producer counts toward maxProducers until its session ends.
+    slots: ProducerSlots,
+}
+
+impl ProducerSession {
+    /// The handshake's work: authorizes, creates a missing topic as the namespace allows and
+    /// takes a producer slot of each partition (409 at the topic's maxProducers).
+    pub(crate) async fn attach(
+        s: &AppState,
+        auth: AuthContext,
+        topic: &TopicName,
+        routing: &Routing,
+    ) -> Result<ProducerSession, ApiError> {
+        let caller = auth.caller();
+        let Routing { hashing, single, producer } = routing.clone();
+        let slots = s.broker.publisher().attach_producer(&caller, topic).await?;
+        // A WebSocket producer carries no schema: refused (409) where schemaValidationEnforced holds.
+        s.broker.topics().check_schemaless_producer(topic, false).await?;
+        let partitions = slots.partitions;
+        // SinglePartition: keyless messages all go to one partition chosen now.
+        let fixed = (single && partitions > 0 && topic.partition_index().is_none())
+            .then(|| topic.partition((magnetar_core::now_millis() as u32) % partitions));
+        let route = Route { topic: topic.clone(), fixed, hashing, producer };
+        Ok(ProducerSession { broker: Arc::clone(&s.broker), auth, route, slots })
+    }
+
+    pub(crate) async fn run(self, socket: Socket) {
+        run_producer(self.broker, socket, self.auth, self.route).await;
+        drop(self.slots);
+    }
 }
 
 /// Where a producer's messages go.
@@ -214,8 +255,8 @@ struct Route {
     producer: Option<String>,
 }
 
-async fn run_producer(broker: Arc<Broker>, socket: WebSocket, auth: AuthContext, route: Route) {
-    let (sink, mut stream) = socket.split();
+async fn run_producer(broker: Arc<Broker>, socket: Socket, auth: AuthContext, route: Route) {
+    let Socket { sink, mut stream } = socket;
     let (out, writer) = spawn_writer(&broker, sink);
     let (frames_tx, frames_rx) = mpsc::channel::<(PublishMessage, Option<Value>)>(MAX_BATCH);
     let caller = auth.caller();
@@ -227,8 +268,8 @@ async fn run_producer(broker: Arc<Broker>, socket: WebSocket, auth: AuthContext,
     loop {
         let msg = tokio::select! {
             m = stream.next() => match m {
-                Some(Ok(m)) => m,
-                _ => break,
+                Some(m) => m,
+                None => break,
             },
             close = &mut end => {
                 let _ = out.send(close).await;

@@ -73,6 +73,19 @@ impl WsClient {
         }
     }
 
+    /// Connects with `Authorization: Bearer {token}`; a refused handshake is its HTTP status.
+    pub async fn connect_with_token(url: &str, token: &str) -> Result<WsClient, u16> {
+        use tungstenite::client::IntoClientRequest;
+        let mut req = url.into_client_request().unwrap_or_else(|e| panic!("{url}: {e}"));
+        req.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("header value"));
+        match tokio::time::timeout(FRAME_TIMEOUT, tokio_tungstenite::connect_async(req)).await {
+            Err(_) => panic!("WebSocket handshake with {url} did not complete within {FRAME_TIMEOUT:?}"),
+            Ok(Ok((ws, _))) => Ok(WsClient { ws, url: url.to_string() }),
+            Ok(Err(tungstenite::Error::Http(resp))) => Err(resp.status().as_u16()),
+            Ok(Err(e)) => panic!("WebSocket connection to {url} failed: {e}"),
+        }
+    }
+
     /// Connects, or `None` when the handshake is refused or fails.
     pub async fn try_connect(url: &str) -> Option<WsClient> {
         match tokio::time::timeout(FRAME_TIMEOUT, tokio_tungstenite::connect_async(url)).await {

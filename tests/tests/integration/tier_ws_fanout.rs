@@ -1,0 +1,461 @@
+//! WebSocket sessions on a whole partitioned topic in a broker tier: three `magnetar broker`
+//! processes on one PostgreSQL and the shared S3 server, a partitioned topic whose partitions the
+//! leader spreads over all three, and Pulsar WebSocket clients that name the topic by its base
+//! name through one broker. That broker keeps one session per partition behind each client's
+//! (here or on the partition's owner): a producer reaches every partition with keys kept on their
+//! partition and ids naming it, a consumer receives from every partition and its acks reach the
+//! partition each id names, a reader reads every partition; and when the partitions' bundles move
+//! under load, the client's sessions stay open and every acknowledged message is stored once.
+
+use crate::common::b64;
+use crate::common::tier::{
+    PARTITIONS, TOPIC, assert_stored_once, audit_subscriptions, bundle_of, expect, namespace, ownership, partition,
+    tier_config,
+};
+use crate::common::ws::{WsClient, decode_ws_id, text_of, ws_base};
+use futures::{SinkExt, StreamExt};
+use magnetar_tests::{BrokerProcess, call};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+const WHOLE: u32 = 12;
+const ORDERS: &str = "acme/app/orders";
+
+fn url(on: &BrokerProcess, kind: &str, topic: &str, tail: &str) -> String {
+    format!("{}/ws/v2/{kind}/persistent/{topic}{tail}", ws_base(&on.base))
+}
+
+/// The owners of the bundles in use (every broker owning some shows the topic is spread).
+async fn owners(c: &reqwest::Client, base: &str) -> BTreeSet<String> {
+    ownership(c, base).await.0.into_values().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_clients_use_a_partitioned_topic_by_its_base_name_through_one_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tier_config().await;
+    let a = BrokerProcess::start_cluster(&dir.path().join("a"), &cfg, &[]);
+    let b = BrokerProcess::start_cluster(&dir.path().join("b"), &cfg, &[]);
+    let c3 = BrokerProcess::start_cluster(&dir.path().join("c"), &cfg, &[]);
+    let c = reqwest::Client::new();
+    namespace(&c, &a.base).await;
+    let admin = format!("{}/admin/v2/persistent/{ORDERS}/partitions", b.base);
+    expect(call(&c, Method::PUT, &admin, Some(json!(WHOLE))).await, 204, "partitioned topic");
+
+    // The consumer subscribes by base name through a (one session per partition behind it),
+    // before anything is produced.
+    let query = "/sub?subscriptionType=Shared&negativeAckRedeliveryDelay=100";
+    let mut consumer = WsClient::connect(&url(&a, "consumer", ORDERS, query)).await;
+    let stats = format!("{}/admin/v2/persistent/{ORDERS}/partitioned-stats", c3.base);
+    assert_eq!(owners(&c, &a.base).await.len(), 3, "every broker owns some of the partitions");
+
+    // The producer by base name through a: 40 keyed and 36 keyless frames sent at once, each
+    // with a context; the receipts come back in the frames' order, each with its context.
+    let mut producer = WsClient::connect(&url(&a, "producer", ORDERS, "")).await;
+    let mut frames = Vec::new();
+    for n in 0..40 {
+        frames.push(json!({"payload": b64(format!("k{n}").as_bytes()), "key": format!("key-{}", n % 10),
+                           "context": format!("k{n}")}));
+    }
+    for n in 0..36 {
+        frames.push(json!({"payload": b64(format!("u{n}").as_bytes()), "context": format!("u{n}")}));
+    }
+    for f in &frames {
+        producer.send_json(f).await;
+    }
+    let mut id_of: BTreeMap<String, String> = BTreeMap::new();
+    for f in &frames {
+        let r = producer.recv().await;
+        assert_eq!(r["result"], "ok", "{r}");
+        assert_eq!(r["context"], f["context"], "receipts in the frames' order: {r}");
+        id_of.insert(f["context"].as_str().unwrap().to_string(), r["messageId"].as_str().unwrap().to_string());
+    }
+    let partition_of = |name: &str| decode_ws_id(&id_of[name]).2;
+    for n in 0..40 {
+        // JavaStringHash (the producer's default) of the key, as the single broker chooses.
+        let key = format!("key-{}", n % 10);
+        let expected = magnetar_core::hash::partition_for_key_java(&key, WHOLE) as i32;
+        assert_eq!(partition_of(&format!("k{n}")), expected, "{key}");
+    }
+    let spread: BTreeSet<i32> = (0..36).map(|n| partition_of(&format!("u{n}"))).collect();
+    assert_eq!(spread, (0..WHOLE as i32).collect(), "keyless messages reach every partition");
+    // A bad frame is answered alone, in its turn; the session goes on.
+    producer.send_text("{not json").await;
+    assert_eq!(producer.recv().await["result"], "send-error:3");
+
+    // The consumer receives every message once, with the id it was produced with, each key's
+    // messages in the order they were sent, and acknowledges each.
+    let mut got: Vec<(String, String)> = Vec::new();
+    while got.len() < id_of.len() {
+        let m = consumer.recv_message().await;
+        let name = text_of(&m);
+        let id = m["messageId"].as_str().unwrap().to_string();
+        assert_eq!(id_of.get(&name), Some(&id), "{name} received with the id it was produced with");
+        consumer.ack(&id).await;
+        got.push((name, id));
+    }
+    let names: BTreeSet<&String> = got.iter().map(|(n, _)| n).collect();
+    assert_eq!(names.len(), id_of.len(), "each message once");
+    for k in 0..10 {
+        let order: Vec<usize> = got
+            .iter()
+            .filter_map(|(n, _)| n.strip_prefix('k')?.parse::<usize>().ok())
+            .filter(|n| n % 10 == k)
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "key-{k} out of order: {order:?}");
+    }
+    // Acknowledged on their partitions: nothing comes again, the backlog drains.
+    consumer.expect_silence("redelivery after acks").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = expect(call(&c, Method::GET, &stats, None).await, 200, "stats");
+        if st["subscriptions"]["sub"]["msgBacklog"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "backlog after every ack: {st}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The other client frames: end of topic asks every partition; an id of no partition of the
+    // topic is refused; a nack redelivers on the message's partition.
+    consumer.send_json(&json!({"type": "isEndOfTopic"})).await;
+    assert_eq!(consumer.recv().await, json!({"endOfTopic": false}));
+    consumer.ack(&crate::common::ws::encode_ws_id(0, 0, WHOLE as i32)).await;
+    let refused = consumer.recv().await;
+    assert_eq!(refused["errorCode"], 3, "{refused}");
+    let id = producer.publish(json!({"payload": b64(b"again"), "context": "again"})).await["messageId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = consumer.recv_message().await;
+    assert_eq!(first["messageId"].as_str(), Some(id.as_str()));
+    consumer.nack(&id).await;
+    let m = consumer.recv_message().await;
+    assert_eq!((m["messageId"].as_str(), text_of(&m).as_str()), (Some(id.as_str()), "again"));
+    assert!(m["redeliveryCount"].as_u64() >= Some(1), "{m}");
+    consumer.ack(&id).await;
+    consumer.expect_silence("redelivery after the ack").await;
+
+    // A reader by base name through b reads every partition from the earliest message.
+    let mut reader = WsClient::connect(&url(&b, "reader", ORDERS, "?messageId=earliest")).await;
+    let mut read = BTreeSet::new();
+    while read.len() < id_of.len() + 1 {
+        let m = reader.recv_message().await;
+        assert!(read.insert(m["messageId"].as_str().unwrap().to_string()), "read twice: {m}");
+        reader.ack(m["messageId"].as_str().unwrap()).await;
+    }
+    assert!(id_of.values().all(|id| read.contains(id)));
+    reader.close().await;
+
+    // Pull mode through c: never more messages than permitted, whichever partitions hold them;
+    // then unsubscribing removes the subscription from every partition and ends the session.
+    let mut puller =
+        WsClient::connect(&url(&c3, "consumer", ORDERS, "/pull?pullMode=true&subscriptionType=Shared")).await;
+    for n in 0..20 {
+        let r = producer.publish(json!({"payload": b64(format!("p{n}").as_bytes()), "context": n})).await;
+        assert_eq!((r["result"].as_str(), r["context"].as_i64()), (Some("ok"), Some(n)), "{r}");
+    }
+    puller.expect_silence("no permits yet").await;
+    puller.permit(5).await;
+    let mut pulled = BTreeSet::new();
+    for _ in 0..5 {
+        let m = puller.recv_message().await;
+        pulled.insert(text_of(&m));
+        puller.ack(m["messageId"].as_str().unwrap()).await;
+    }
+    puller.expect_silence("five permits used").await;
+    puller.permit(100).await;
+    while pulled.len() < 20 {
+        let m = puller.recv_message().await;
+        assert!(pulled.insert(text_of(&m)), "pulled twice: {m}");
+        puller.ack(m["messageId"].as_str().unwrap()).await;
+    }
+    puller.expect_silence("every message pulled").await;
+    puller.send_json(&json!({"type": "unsubscribe"})).await;
+    puller.close_code().await;
+    let list = format!("{}/admin/v2/persistent/{ORDERS}/subscriptions", b.base);
+    let subs = expect(call(&c, Method::GET, &list, None).await, 200, "subscriptions");
+    assert_eq!(subs, json!(["sub"]), "unsubscribed from every partition");
+    consumer.close().await;
+    producer.close().await;
+}
+
+/// A WebSocket producer on the base name sending messages with unique `id` properties, at most
+/// `WINDOW` unanswered; what was acknowledged. Its session must stay open throughout.
+struct Producing {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<BTreeSet<String>>,
+}
+
+const WINDOW: usize = 64;
+/// Keys of the producer under load (message `n` has key `n % KEYS`).
+const KEYS: usize = 8;
+
+/// The `seq` of each message stored on `partition`, in stored order, read through subscription
+/// `sub` (ids `0-{seq}-0`).
+async fn stored_order(c: &reqwest::Client, base: &str, partition: &str, sub: &str) -> Vec<usize> {
+    let pull = format!("{base}/topics/persistent/{partition}/subscriptions/{sub}/pull");
+    let ack = format!("{base}/topics/persistent/{partition}/subscriptions/{sub}/ack");
+    let mut seqs = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "{partition}: still reading after 30 s");
+        let body = json!({"maxMessages": 500, "waitMs": 300, "ackTimeoutMs": 60000});
+        let got = expect(call(c, Method::POST, &pull, Some(body)).await, 200, "pull");
+        let messages = got["messages"].as_array().expect("messages").clone();
+        if messages.is_empty() {
+            return seqs;
+        }
+        let ids: Vec<String> = messages.iter().map(|m| m["messageId"].as_str().unwrap().to_string()).collect();
+        for m in &messages {
+            let id = m["properties"]["id"].as_str().expect("id");
+            seqs.push(id.split('-').nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("id {id}")));
+        }
+        expect(call(c, Method::POST, &ack, Some(json!({"messageIds": ids}))).await, 204, "ack");
+    }
+}
+
+impl Producing {
+    async fn start(url: String) -> Producing {
+        let (ws, _) = tokio_tungstenite::connect_async(&url).await.expect("producer handshake");
+        let (mut tx, mut rx) = ws.split();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let task = tokio::spawn(async move {
+            let mut acked = BTreeSet::new();
+            let mut unanswered: std::collections::VecDeque<String> = Default::default();
+            let mut seq = 0usize;
+            let mut last_answer = Instant::now();
+            loop {
+                let stopping = flag.load(Ordering::Relaxed);
+                if stopping && unanswered.is_empty() {
+                    break;
+                }
+                if !stopping && unanswered.len() < WINDOW {
+                    let id = format!("0-{seq}-0");
+                    let key = format!("key-{}", seq % KEYS);
+                    seq += 1;
+                    let frame = json!({"payload": "eA==", "key": key, "properties": {"id": id}, "context": id});
+                    tx.send(Message::text(frame.to_string())).await.expect("send on the producer's session");
+                    unanswered.push_back(id);
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                match tokio::time::timeout(Duration::from_millis(5), rx.next()).await {
+                    Err(_) => {
+                        assert!(last_answer.elapsed() < Duration::from_secs(20), "no receipt for 20 s");
+                        continue;
+                    }
+                    Ok(Some(Ok(Message::Text(t)))) => {
+                        let r: Value = serde_json::from_str(t.as_str()).unwrap();
+                        assert_eq!(r["result"], "ok", "a send failed: {r}");
+                        let expected = unanswered.pop_front().expect("a receipt for a frame sent");
+                        assert_eq!(r["context"].as_str(), Some(expected.as_str()), "receipts in order");
+                        acked.insert(expected);
+                        last_answer = Instant::now();
+                    }
+                    Ok(Some(Ok(Message::Close(f)))) => panic!("the producer's session was closed: {f:?}"),
+                    Ok(Some(Ok(_))) => {}
+                    Ok(other) => panic!("the producer's session failed: {other:?}"),
+                }
+            }
+            let _ = tx.close().await;
+            acked
+        });
+        Producing { stop, task }
+    }
+
+    async fn finish(self) -> BTreeSet<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.expect("producer task")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn base_name_websocket_sessions_stay_open_while_every_partitions_bundle_moves_under_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tier_config().await;
+    let a = BrokerProcess::start_cluster(&dir.path().join("a"), &cfg, &[]);
+    let b = BrokerProcess::start_cluster(&dir.path().join("b"), &cfg, &[]);
+    let c3 = BrokerProcess::start_cluster(&dir.path().join("c"), &cfg, &[]);
+    let c = reqwest::Client::new();
+    namespace(&c, &a.base).await;
+    let admin = format!("{}/admin/v2/persistent/{TOPIC}/partitions", a.base);
+    expect(call(&c, Method::PUT, &admin, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
+    audit_subscriptions(&c, &a.base).await;
+    for i in 0..PARTITIONS {
+        let order = format!("{}/admin/v2/persistent/{}/subscription/order", a.base, partition(i));
+        expect(call(&c, Method::PUT, &order, None).await, 204, "order subscription");
+    }
+
+    // Both sessions through a: its own partitions are served in the process, the others on
+    // their owners.
+    let mut consumer = WsClient::connect(&url(&a, "consumer", TOPIC, "/live?subscriptionType=Shared")).await;
+    let producing = Producing::start(url(&a, "producer", TOPIC, "")).await;
+    let received: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let consuming = {
+        let received = Arc::clone(&received);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let task = tokio::spawn(async move {
+            while !flag.load(Ordering::Relaxed) {
+                // recv_within fails the test if the session is closed.
+                let Some(m) = consumer.recv_within(Duration::from_millis(100)).await else { continue };
+                let id = m["messageId"].as_str().unwrap_or_else(|| panic!("not a message: {m}")).to_string();
+                let (l, e, p) = decode_ws_id(&id);
+                let pulled = format!("{l}:{e}:{p}");
+                assert!((0..PARTITIONS as i32).contains(&p), "{pulled}");
+                received.lock().unwrap().insert(m["properties"]["id"].as_str().expect("id").to_string());
+                consumer.ack(&id).await;
+            }
+            consumer
+        });
+        (stop, task)
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Every partition's bundle is unloaded through b, one after the other, under the load.
+    let before = ownership(&c, &a.base).await.0;
+    let mut bundles = BTreeSet::new();
+    for i in 0..PARTITIONS {
+        bundles.insert(bundle_of(&c, &a.base, &partition(i)).await);
+    }
+    let mut moved = 0;
+    for bundle in &bundles {
+        let range = bundle.trim_start_matches("acme/app/");
+        let unload = format!("{}/admin/v2/namespaces/acme/app/{range}/unload", b.base);
+        expect(call(&c, Method::PUT, &unload, None).await, 204, "bundle unload");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(owner) = ownership(&c, &a.base).await.0.get(bundle) {
+                moved += usize::from(Some(owner) != before.get(bundle));
+                break;
+            }
+            assert!(Instant::now() < deadline, "{bundle} not owned again within 10 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let acked = producing.finish().await;
+    assert!(moved >= 1, "the unloads moved bundles to other brokers: {bundles:?}");
+    assert!(acked.len() > 200, "the load ran: {} messages acknowledged", acked.len());
+
+    // The consumer, still on its first session, received every acknowledged message.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let missing = acked.difference(&received.lock().unwrap()).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{missing} acknowledged messages not received by the consumer");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    consuming.0.store(true, Ordering::Relaxed);
+    let consumer = consuming.1.await.expect("consumer task");
+    eprintln!("{} messages acknowledged; {} of {} bundles moved", acked.len(), moved, bundles.len());
+    assert_stored_once(&c, &c3.base, &acked).await;
+    // Each key on one partition, in the order it was sent: a partition's unanswered messages
+    // were sent again to its new owner before anything newer.
+    let mut partition_of_key: BTreeMap<usize, u32> = BTreeMap::new();
+    for i in 0..PARTITIONS {
+        let seqs = stored_order(&c, &b.base, &partition(i), "order").await;
+        for k in 0..KEYS {
+            let of_key: Vec<usize> = seqs.iter().copied().filter(|s| s % KEYS == k).collect();
+            assert!(of_key.windows(2).all(|w| w[0] < w[1]), "key-{k} out of order on partition {i}: {of_key:?}");
+            if !of_key.is_empty() {
+                assert_eq!(*partition_of_key.entry(k).or_insert(i), i, "key-{k} on two partitions");
+            }
+        }
+    }
+    consumer.close().await;
+}
+
+const SECRET: &str = "magnetar-tier-ws-fanout-secret-0123456789abcdef";
+
+/// `method url` with a bearer token; the status and the JSON answer (null when empty).
+async fn authed(c: &reqwest::Client, method: Method, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = c.request(method, url).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn base_name_websocket_sessions_are_authorized_on_the_base_name_and_by_each_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "{}\n[auth]\nenabled = true\nsuperuser_roles = [\"root\"]\ntoken_secret_key = \"{SECRET}\"\n",
+        tier_config().await
+    );
+    let a = BrokerProcess::start_cluster(&dir.path().join("a"), &cfg, &[]);
+    let b = BrokerProcess::start_cluster(&dir.path().join("b"), &cfg, &[]);
+    let c3 = BrokerProcess::start_cluster(&dir.path().join("c"), &cfg, &[]);
+    let c = reqwest::Client::new();
+    let root = magnetar_tests::hs256_token(SECRET, "root", 600);
+    let app = magnetar_tests::hs256_token(SECRET, "app", 600);
+    let tenant = json!({"allowedClusters": [crate::common::tier::cluster()]});
+    let put = |path: &str| format!("{}{path}", a.base);
+    assert_eq!(authed(&c, Method::PUT, &put("/admin/v2/tenants/acme"), &root, Some(tenant)).await.0, 204);
+    assert_eq!(authed(&c, Method::PUT, &put("/admin/v2/namespaces/acme/app"), &root, None).await.0, 204);
+    let topic = format!("{}/admin/v2/persistent/{TOPIC}/partitions", b.base);
+    assert_eq!(authed(&c, Method::PUT, &topic, &root, Some(json!(PARTITIONS))).await.0, 204);
+    let grant = put("/admin/v2/namespaces/acme/app/permissions/app");
+    assert_eq!(authed(&c, Method::POST, &grant, &root, Some(json!(["produce"]))).await.0, 204);
+
+    // No token: 401 before anything is opened.
+    assert_eq!(crate::common::ws::refused_status(&url(&a, "producer", TOPIC, "")).await, 401);
+    // Produce only: a consumer is refused on the base name (403), and no partition saw it.
+    let consumer = url(&a, "consumer", TOPIC, "/sub?subscriptionType=Shared");
+    assert_eq!(WsClient::connect_with_token(&consumer, &app).await.err(), Some(403));
+    let subs = format!("{}/admin/v2/persistent/{TOPIC}/subscriptions", c3.base);
+    let (status, list) = authed(&c, Method::GET, &subs, &root, None).await;
+    assert_eq!((status, list), (200, json!([])), "the refused consumer subscribed nowhere");
+
+    // The producer is accepted with the token passed on to every owner, which authorizes it
+    // again (each owner reads the grant within its policy cache time: retried until then).
+    let producer_url = url(&a, "producer", TOPIC, "");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut producer = loop {
+        match WsClient::connect_with_token(&producer_url, &app).await {
+            Ok(ws) => break ws,
+            Err(403) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(status) => panic!("producer refused with {status}"),
+        }
+    };
+    let mut partitions = BTreeSet::new();
+    for n in 0..(2 * PARTITIONS) {
+        let id = producer.publish_ok(&format!("m{n}"), None).await;
+        partitions.insert(decode_ws_id(&id).2);
+    }
+    assert_eq!(partitions.len(), PARTITIONS as usize, "every partition, on every owner, took messages");
+    let owned: BTreeSet<String> = ownership_view(&c, &c3, &root)
+        .await
+        .iter()
+        .filter(|r| r["state"] == "owned")
+        .filter_map(|r| r["owner"].as_str().map(String::from))
+        .collect();
+    assert_eq!(owned.len(), 3, "every broker owns some of the partitions");
+    producer.close().await;
+    // `?token=` as browsers pass it goes to the owners with the query.
+    let by_query = url(&b, "producer", TOPIC, &format!("?token={app}"));
+    let mut producer = WsClient::connect(&by_query).await;
+    producer.publish_ok("by query", None).await;
+    producer.close().await;
+}
+
+/// The ownership view, read with a superuser token.
+async fn ownership_view(c: &reqwest::Client, on: &BrokerProcess, root: &str) -> Vec<Value> {
+    let url = format!("{}/admin/v2/brokers/{}/bundles", on.base, crate::common::tier::cluster());
+    let (status, view) = authed(c, Method::GET, &url, root, None).await;
+    assert_eq!(status, 200, "{view}");
+    view.as_array().expect("rows").clone()
+}
