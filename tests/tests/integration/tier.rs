@@ -4,7 +4,7 @@
 //! forwarded once to the owner; produce through one broker and pull-consume through another
 //! receive every message exactly once; lookups answer the cluster's service address.
 
-use crate::common::tier::{cluster, expect, tier_config};
+use crate::common::tier::{brokers, cluster, expect, tier_config};
 use crate::common::ws::{WsClient, text_of, ws_base};
 use magnetar_tests::{BrokerProcess, call};
 use reqwest::Method;
@@ -24,9 +24,7 @@ fn partition(i: u32) -> String {
 async fn partitions_spread_over_three_brokers_and_any_broker_serves_every_partition() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = tier_config().await;
-    let a = BrokerProcess::start_cluster(&dir.path().join("a"), &cfg, &[]);
-    let b = BrokerProcess::start_cluster(&dir.path().join("b"), &cfg, &[]);
-    let c3 = BrokerProcess::start_cluster(&dir.path().join("c"), &cfg, &[]);
+    let [a, b, c3] = brokers(dir.path(), &cfg);
     let brokers = [&a, &b, &c3];
     let c = reqwest::Client::new();
     let url = |on: &BrokerProcess, path: &str| format!("{}{path}", on.base);

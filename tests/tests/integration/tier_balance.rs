@@ -6,10 +6,10 @@
 
 use crate::common::eventually;
 use crate::common::tier::{
-    Load, PARTITIONS, TOPIC, assert_stored_once, audit_subscriptions, bundle_of, cluster, expect, ownership,
+    Load, PARTITIONS, TOPIC, assert_stored_once, audit_subscriptions, brokers, bundle_of, cluster, expect, ownership,
     tier_config_with,
 };
-use magnetar_tests::{BrokerProcess, call};
+use magnetar_tests::call;
 use reqwest::Method;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,8 +49,7 @@ async fn the_leader_moves_a_hot_bundle_off_a_broker_whose_bundles_carry_all_the_
     let dir = tempfile::tempdir().unwrap();
     // No split here: the bundles stay as they are and only move.
     let cfg = config("auto_split = false\n").await;
-    let a = BrokerProcess::start_cluster(&dir.path().join("a"), &cfg, &[]);
-    let b = BrokerProcess::start_cluster(&dir.path().join("b"), &cfg, &[]);
+    let [a, b] = brokers(dir.path(), &cfg);
     let c = reqwest::Client::new();
     topic(&c, &a.base, 16).await;
 
@@ -112,8 +111,7 @@ async fn the_leader_moves_a_hot_bundle_off_a_broker_whose_bundles_carry_all_the_
 async fn a_bundle_hot_on_its_own_is_split_and_its_halves_go_to_both_brokers() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config("split_msg_rate = 150.0\n").await;
-    let a = BrokerProcess::start_cluster(&dir.path().join("a"), &cfg, &[]);
-    let b = BrokerProcess::start_cluster(&dir.path().join("b"), &cfg, &[]);
+    let [a, b] = brokers(dir.path(), &cfg);
     let c = reqwest::Client::new();
     // One bundle: every partition on one broker, which balance alone cannot relieve.
     topic(&c, &a.base, 1).await;
@@ -147,8 +145,7 @@ async fn a_bundle_hot_on_its_own_is_split_and_its_halves_go_to_both_brokers() {
 async fn an_admin_split_sent_to_a_broker_that_does_not_own_the_bundle_is_done_by_its_owner_under_load() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config("auto_split = false\n").await;
-    let a = BrokerProcess::start_cluster(&dir.path().join("a"), &cfg, &[]);
-    let b = BrokerProcess::start_cluster(&dir.path().join("b"), &cfg, &[]);
+    let [a, b] = brokers(dir.path(), &cfg);
     let c = reqwest::Client::new();
     topic(&c, &a.base, 1).await;
     let load = Load::start(vec![a.base.clone(), b.base.clone()], 3);

@@ -4,7 +4,7 @@
 //! a broker paused past its lease acknowledges nothing afterwards and its stale writes are
 //! refused and counted.
 
-use crate::common::tier::{bundle_of, cluster, expect, namespace, ownership, partition, tier_config_with};
+use crate::common::tier::{brokers, bundle_of, cluster, expect, namespace, ownership, partition, tier_config_with};
 use crate::common::{eventually, offset_of, payload_text};
 use magnetar_tests::{BrokerProcess, call};
 use reqwest::Method;
@@ -54,8 +54,7 @@ async fn two_brokers(
     broker_lines: &str,
 ) -> (BrokerProcess, BrokerProcess, reqwest::Client, u32) {
     let cfg = tier_config_with(broker_lines).await;
-    let a = BrokerProcess::start_cluster(&dir.join("a"), &cfg, &[]);
-    let b = BrokerProcess::start_cluster(&dir.join("b"), &cfg, &[]);
+    let [a, b] = brokers(dir, &cfg);
     let c = reqwest::Client::new();
     namespace(&c, &a.base).await;
     let url = format!("{}/admin/v2/persistent/acme/app/events/partitions", a.base);

@@ -5,7 +5,7 @@
 //! produce (keys keep their partition, keyless messages spread), subscription creation, stats,
 //! pull-consume with ack and nack, and deleting the topic, after which no owner serves a partition.
 
-use crate::common::tier::{cluster, expect, tier_config};
+use crate::common::tier::{brokers, cluster, expect, tier_config};
 use magnetar_tests::{BrokerProcess, call};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -70,9 +70,7 @@ async fn pull_all(
 async fn a_partitioned_topic_is_used_by_its_base_name_through_any_broker() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = tier_config().await;
-    let a = BrokerProcess::start_cluster(&dir.path().join("a"), &cfg, &[]);
-    let b = BrokerProcess::start_cluster(&dir.path().join("b"), &cfg, &[]);
-    let c3 = BrokerProcess::start_cluster(&dir.path().join("c"), &cfg, &[]);
+    let [a, b, c3] = brokers(dir.path(), &cfg);
     let brokers = [&a, &b, &c3];
     let c = reqwest::Client::new();
     let url = |on: &BrokerProcess, path: &str| format!("{}{path}", on.base);

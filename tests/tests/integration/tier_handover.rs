@@ -12,22 +12,17 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::common::tier::{
-    Load, PARTITIONS, TOPIC, assert_stored_once, audit_subscriptions, bundle_of, expect, namespace, ownership,
-    partition, tier_config,
+    Load, PARTITIONS, assert_stored_once, brokers, bundle_of, expect, namespace, ownership, partition,
+    partitioned_topic, tier_config,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_hands_a_brokers_bundles_over_under_load_without_a_failed_request_or_a_lost_message() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = tier_config().await;
-    let a = BrokerProcess::start_cluster(&dir.path().join("a"), &cfg, &[]);
-    let b = BrokerProcess::start_cluster(&dir.path().join("b"), &cfg, &[]);
-    let c3 = BrokerProcess::start_cluster(&dir.path().join("c"), &cfg, &[]);
+    let [a, b, c3] = brokers(dir.path(), &cfg);
     let c = reqwest::Client::new();
-    namespace(&c, &a.base).await;
-    let topic_url = format!("{}/admin/v2/persistent/{TOPIC}/partitions", a.base);
-    expect(call(&c, Method::PUT, &topic_url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
-    audit_subscriptions(&c, &a.base).await;
+    partitioned_topic(&c, &a.base).await;
 
     // Load through a and c only; b owns some of the partitions and is stopped under it.
     let load = Load::start(vec![a.base.clone(), c3.base.clone()], 3);
@@ -107,11 +102,7 @@ async fn reconnect(url: &str) -> WsClient {
 async fn websocket_clients_through_a_non_owner_carry_on_across_an_admin_unload_of_their_bundle() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = tier_config().await;
-    let brokers = [
-        BrokerProcess::start_cluster(&dir.path().join("a"), &cfg, &[]),
-        BrokerProcess::start_cluster(&dir.path().join("b"), &cfg, &[]),
-        BrokerProcess::start_cluster(&dir.path().join("c"), &cfg, &[]),
-    ];
+    let brokers: [BrokerProcess; 3] = brokers(dir.path(), &cfg);
     let c = reqwest::Client::new();
     let base = &brokers[0].base;
     namespace(&c, base).await;

@@ -4,12 +4,8 @@
 //! joining brokers their share within a bounded number of moves.
 
 use crate::common::eventually;
-use crate::common::tier::{
-    Load, PARTITIONS, TOPIC, assert_stored_once, audit_subscriptions, expect, namespace, ownership, tier_config_with,
-};
-use magnetar_tests::{BrokerProcess, call};
-use reqwest::Method;
-use serde_json::json;
+use crate::common::tier::{Load, assert_stored_once, ownership, partitioned_topic, tier_config_with};
+use magnetar_tests::BrokerProcess;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -20,13 +16,6 @@ async fn config() -> String {
     let cfg = tier_config_with("").await;
     // The `[broker.tier]` section is the last one: its extra keys go at the end.
     format!("{cfg}{TIER_EXTRA}")
-}
-
-async fn topic(c: &reqwest::Client, base: &str) {
-    namespace(c, base).await;
-    let url = format!("{base}/admin/v2/persistent/{TOPIC}/partitions");
-    expect(call(c, Method::PUT, &url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
-    audit_subscriptions(c, base).await;
 }
 
 /// SIGTERM, off the async runtime (the call waits for the process).
@@ -65,7 +54,7 @@ async fn a_rolling_restart_of_every_broker_under_load_fails_no_request_and_loses
         ["a", "b", "c"].iter().map(|n| Some(BrokerProcess::start_cluster(&dir.path().join(n), &cfg, &[]))).collect();
     let bases: Vec<String> = brokers.iter().map(|b| b.as_ref().unwrap().base.clone()).collect();
     let c = reqwest::Client::new();
-    topic(&c, &bases[0]).await;
+    partitioned_topic(&c, &bases[0]).await;
 
     // Each broker in turn: its producers move to the next one, it is stopped and started again.
     let mut acked_all = std::collections::BTreeSet::new();
@@ -97,7 +86,7 @@ async fn scaling_one_to_three_to_one_under_load_balances_in_bounded_moves_and_lo
     let cfg = config().await;
     let a = BrokerProcess::start_cluster(&dir.path().join("a"), &cfg, &[]);
     let c = reqwest::Client::new();
-    topic(&c, &a.base).await;
+    partitioned_topic(&c, &a.base).await;
     let load = Load::start(vec![a.base.clone()], 3);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (owned, _) = ownership(&c, &a.base).await;

@@ -9,8 +9,8 @@
 
 use crate::common::b64;
 use crate::common::tier::{
-    PARTITIONS, TOPIC, assert_stored_once, audit_subscriptions, bundle_of, expect, namespace, ownership, partition,
-    tier_config,
+    PARTITIONS, TOPIC, assert_stored_once, brokers, bundle_of, expect, namespace, ownership, partition,
+    partitioned_topic, tier_config,
 };
 use crate::common::ws::{WsClient, decode_ws_id, text_of, ws_base};
 use futures::{SinkExt, StreamExt};
@@ -39,9 +39,7 @@ async fn owners(c: &reqwest::Client, base: &str) -> BTreeSet<String> {
 async fn websocket_clients_use_a_partitioned_topic_by_its_base_name_through_one_broker() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = tier_config().await;
-    let a = BrokerProcess::start_cluster(&dir.path().join("a"), &cfg, &[]);
-    let b = BrokerProcess::start_cluster(&dir.path().join("b"), &cfg, &[]);
-    let c3 = BrokerProcess::start_cluster(&dir.path().join("c"), &cfg, &[]);
+    let [a, b, c3] = brokers(dir.path(), &cfg);
     let c = reqwest::Client::new();
     namespace(&c, &a.base).await;
     let admin = format!("{}/admin/v2/persistent/{ORDERS}/partitions", b.base);
@@ -279,14 +277,9 @@ impl Producing {
 async fn base_name_websocket_sessions_stay_open_while_every_partitions_bundle_moves_under_load() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = tier_config().await;
-    let a = BrokerProcess::start_cluster(&dir.path().join("a"), &cfg, &[]);
-    let b = BrokerProcess::start_cluster(&dir.path().join("b"), &cfg, &[]);
-    let c3 = BrokerProcess::start_cluster(&dir.path().join("c"), &cfg, &[]);
+    let [a, b, c3] = brokers(dir.path(), &cfg);
     let c = reqwest::Client::new();
-    namespace(&c, &a.base).await;
-    let admin = format!("{}/admin/v2/persistent/{TOPIC}/partitions", a.base);
-    expect(call(&c, Method::PUT, &admin, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
-    audit_subscriptions(&c, &a.base).await;
+    partitioned_topic(&c, &a.base).await;
     for i in 0..PARTITIONS {
         let order = format!("{}/admin/v2/persistent/{}/subscription/order", a.base, partition(i));
         expect(call(&c, Method::PUT, &order, None).await, 204, "order subscription");
@@ -396,9 +389,7 @@ async fn base_name_websocket_sessions_are_authorized_on_the_base_name_and_by_eac
         "{}\n[auth]\nenabled = true\nsuperuser_roles = [\"root\"]\ntoken_secret_key = \"{SECRET}\"\n",
         tier_config().await
     );
-    let a = BrokerProcess::start_cluster(&dir.path().join("a"), &cfg, &[]);
-    let b = BrokerProcess::start_cluster(&dir.path().join("b"), &cfg, &[]);
-    let c3 = BrokerProcess::start_cluster(&dir.path().join("c"), &cfg, &[]);
+    let [a, b, c3] = brokers(dir.path(), &cfg);
     let c = reqwest::Client::new();
     let root = magnetar_tests::hs256_token(SECRET, "root", 600);
     let app = magnetar_tests::hs256_token(SECRET, "app", 600);

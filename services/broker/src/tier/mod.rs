@@ -205,15 +205,19 @@ impl Tier {
 
     /// The bundle of the namespace `name` (a partition or a topic) hashes into.
     pub async fn bundle_of(&self, name: &TopicName) -> Result<BundleRange> {
-        let ns = name.namespace();
+        let bundles = self.bundles(name.namespace(), Freshness::Cached).await?;
+        Ok(bundles.find(bundle_hash(&name.to_string())))
+    }
+
+    /// The namespace's bundles from its policies.
+    async fn bundles(&self, ns: &NamespaceName, freshness: Freshness) -> Result<Bundles> {
         let policies = self
             .policies
-            .policies(ns, Freshness::Cached)
+            .policies(ns, freshness)
             .await?
             .ok_or_else(|| BrokerError::NotFound(Entity::Namespace(ns.clone())))?;
-        let bundles = Bundles::from_data(&policies.bundles)
-            .map_err(|e| BrokerError::Internal(format!("stored bundles of namespace {ns} are invalid: {e}")))?;
-        Ok(bundles.find(bundle_hash(&name.to_string())))
+        Bundles::from_data(&policies.bundles)
+            .map_err(|e| BrokerError::Internal(format!("stored bundles of namespace {ns} are invalid: {e}")))
     }
 
     /// Whether this broker may load the partition `name`: its bundle is owned by this broker's
@@ -325,14 +329,7 @@ impl Tier {
 
     /// Whether `range` is one of the namespace's bundles now (read fresh).
     pub async fn is_current(&self, ns: &NamespaceName, range: &BundleRange) -> Result<bool> {
-        let policies = self
-            .policies
-            .policies(ns, Freshness::Fresh)
-            .await?
-            .ok_or_else(|| BrokerError::NotFound(Entity::Namespace(ns.clone())))?;
-        let bundles = Bundles::from_data(&policies.bundles)
-            .map_err(|e| BrokerError::Internal(format!("stored bundles of namespace {ns} are invalid: {e}")))?;
-        Ok(bundles.has(range))
+        Ok(self.bundles(ns, Freshness::Fresh).await?.has(range))
     }
 
     /// `is_current` for a row; a row whose range does not parse, or whose namespace is gone

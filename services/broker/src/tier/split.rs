@@ -13,9 +13,9 @@
 //! leave every topic on one side), and the leader places the halves like any new bundle.
 
 use super::{Key, Tier};
-use crate::Result;
+use crate::{BrokerError, Result};
 use magnetar_core::NamespaceName;
-use magnetar_core::bundles::{BundleRange, Bundles};
+use magnetar_core::bundles::BundleRange;
 use magnetar_metadata::{BrokerRecord, BundleState, BundleStats, Freshness};
 use std::collections::HashMap;
 
@@ -60,8 +60,11 @@ impl Tier {
             }
         }
         let Some((k, range, weight)) = hottest else { return Ok(()) };
-        let Some(policies) = self.policies.policies(&k.0, Freshness::Cached).await? else { return Ok(()) };
-        let count = Bundles::from_data(&policies.bundles).map(|b| b.ranges().count()).unwrap_or(usize::MAX);
+        let count = match self.bundles(&k.0, Freshness::Cached).await {
+            Ok(b) => b.ranges().count(),
+            Err(BrokerError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
         if count >= self.config.max_bundles_per_namespace {
             tracing::debug!(bundle = %format!("{}/{}", k.0, k.1), count, "hot bundle not split: the namespace has its most bundles");
             return Ok(());

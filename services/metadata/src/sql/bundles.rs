@@ -36,6 +36,23 @@ fn fixed(sql: String) -> AssertSqlSafe<String> {
     AssertSqlSafe(sql)
 }
 
+/// The bundle's row, read through `ex` (the pool, or a transaction that goes on to change it).
+async fn read_row<'e, E>(ex: E, ns: &NamespaceName, bundle: &str) -> Result<Option<BundleOwnership>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row = sqlx::query(fixed(format!(
+        "SELECT {COLUMNS} FROM bundle_ownership WHERE tenant = $1 AND namespace = $2 AND bundle = $3"
+    )))
+    .bind(ns.tenant().as_str())
+    .bind(ns.local())
+    .bind(bundle)
+    .fetch_optional(ex)
+    .await
+    .map_err(classify)?;
+    row.as_ref().map(row_of).transpose()
+}
+
 impl SqlMetadataStore {
     pub(crate) async fn ensure_bundle_impl(&self, ns: &NamespaceName, bundle: &str) -> Result<BundleOwnership> {
         let now = self.dialect().now_ms_sql();
@@ -66,16 +83,7 @@ impl SqlMetadataStore {
     }
 
     pub(crate) async fn get_bundle_impl(&self, ns: &NamespaceName, bundle: &str) -> Result<Option<BundleOwnership>> {
-        let row = sqlx::query(fixed(format!(
-            "SELECT {COLUMNS} FROM bundle_ownership WHERE tenant = $1 AND namespace = $2 AND bundle = $3"
-        )))
-        .bind(ns.tenant().as_str())
-        .bind(ns.local())
-        .bind(bundle)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(classify)?;
-        row.as_ref().map(row_of).transpose()
+        read_row(&self.pool, ns, bundle).await
     }
 
     pub(crate) async fn list_bundles_impl(&self) -> Result<Vec<BundleOwnership>> {
@@ -103,18 +111,8 @@ impl SqlMetadataStore {
             None => (None, None),
         };
         let mut tx = self.begin_write().await?;
-        let current = sqlx::query(fixed(format!(
-            "SELECT {COLUMNS} FROM bundle_ownership WHERE tenant = $1 AND namespace = $2 AND bundle = $3"
-        )))
-        .bind(ns.tenant().as_str())
-        .bind(ns.local())
-        .bind(bundle)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(classify)?;
-        let current = match current {
-            Some(row) => row_of(&row)?,
-            None => return Err(MetadataError::NotFound(format!("bundle {ns}/{bundle}"))),
+        let Some(current) = read_row(&mut *tx, ns, bundle).await? else {
+            return Err(MetadataError::NotFound(format!("bundle {ns}/{bundle}")));
         };
         // The conditional update decides (it is what a concurrent transition races against);
         // the read above only lets the refusal say what the caller missed.
@@ -173,25 +171,13 @@ impl SqlMetadataStore {
         .await
         .map_err(classify)?;
         if done.rows_affected() == 0 {
-            let exists = sqlx::query(fixed(format!(
-                "SELECT {COLUMNS} FROM bundle_ownership WHERE tenant = $1 AND namespace = $2 AND bundle = $3"
-            )))
-            .bind(ns.tenant().as_str())
-            .bind(ns.local())
-            .bind(bundle)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(classify)?;
-            return Err(match exists {
+            return Err(match read_row(&mut *tx, ns, bundle).await? {
                 None => MetadataError::NotFound(format!("bundle {ns}/{bundle}")),
-                Some(row) => {
-                    let row = row_of(&row)?;
-                    MetadataError::Conflict(format!(
-                        "bundle {ns}/{bundle} is {} at epoch {}, not free at epoch {expected_epoch}: not retired",
-                        row.state.as_str(),
-                        row.epoch
-                    ))
-                }
+                Some(row) => MetadataError::Conflict(format!(
+                    "bundle {ns}/{bundle} is {} at epoch {}, not free at epoch {expected_epoch}: not retired",
+                    row.state.as_str(),
+                    row.epoch
+                )),
             });
         }
         tx.commit().await.map_err(classify)?;

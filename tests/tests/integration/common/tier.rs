@@ -36,6 +36,23 @@ pub async fn tier_config_with(broker_lines: &str) -> String {
     crate::common::cluster_toml(cluster(), &broker, more).await
 }
 
+/// `N` brokers of one tier (`a`, `b`, `c`, ...) started with `cfg` under `dir`.
+pub fn brokers<const N: usize>(dir: &std::path::Path, cfg: &str) -> [magnetar_tests::BrokerProcess; N] {
+    std::array::from_fn(|i| {
+        let name = char::from(b'a' + i as u8).to_string();
+        magnetar_tests::BrokerProcess::start_cluster(&dir.join(name), cfg, &[])
+    })
+}
+
+/// The tenant and namespace, `TOPIC` with `PARTITIONS` partitions and their audit
+/// subscriptions, created through `base`.
+pub async fn partitioned_topic(c: &reqwest::Client, base: &str) {
+    namespace(c, base).await;
+    let url = format!("{base}/admin/v2/persistent/{TOPIC}/partitions");
+    expect(call(c, Method::PUT, &url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
+    audit_subscriptions(c, base).await;
+}
+
 #[track_caller]
 pub fn expect(answer: (reqwest::StatusCode, Value), status: u16, what: &str) -> Value {
     assert_eq!(answer.0.as_u16(), status, "{what}: {}", answer.1);
