@@ -34,6 +34,7 @@ mod restart;
 mod retention;
 mod schema_policies;
 mod tier;
+mod tier_binary;
 mod tier_crash;
 mod tier_fanout;
 mod tier_handover;

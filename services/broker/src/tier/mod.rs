@@ -13,6 +13,8 @@
 
 mod balance;
 mod isolation;
+mod lookup;
+pub use lookup::binary_host_port;
 mod placement;
 mod release;
 #[cfg(test)]
