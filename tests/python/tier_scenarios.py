@@ -10,6 +10,7 @@ scenario runs, and checks what the brokers stored. The last line printed is the 
 
 import json
 import os
+import statistics
 import sys
 import threading
 import time
@@ -24,17 +25,24 @@ def client(url):
 
 
 def partitions(url, topic, expected):
-    """One message per partition and round: every partition produced to and consumed from."""
+    """Rounds of one message per partition: every partition produced to and consumed from.
+    Reports how long subscribing and creating the producer took (a lookup and a connection per
+    partition) and the median time of a send per partition."""
     c = client(url)
     parts = c.get_topic_partitions(topic)
     assert len(parts) == int(expected), parts
-    consumer = c.subscribe(topic, "s", initial_position=pulsar.InitialPosition.Earliest)
-    producer = c.create_producer(topic, batching_enabled=False)
-    n = 5 * len(parts)
     started = time.time()
+    consumer = c.subscribe(topic, "s", initial_position=pulsar.InitialPosition.Earliest)
+    subscribed = time.time()
+    producer = c.create_producer(topic, batching_enabled=False)
+    created = time.time()
+    rounds = 20
+    n = rounds * len(parts)
+    times = {}
     for i in range(n):
-        producer.send(f"m-{i}".encode(), properties={"id": f"m-{i}"})
-    produced_ms = (time.time() - started) * 1000
+        t = time.perf_counter()
+        mid = producer.send(f"m-{i}".encode(), properties={"id": f"m-{i}"})
+        times.setdefault(mid.partition(), []).append((time.perf_counter() - t) * 1000)
     got = []
     while len(got) < n:
         got.append(consumer.receive(timeout_millis=TIMEOUT_MS))
@@ -44,7 +52,13 @@ def partitions(url, topic, expected):
     for m in got:
         consumer.acknowledge(m)
     c.close()
-    return {"partitions": len(seen), "messages": n, "produce_ms": round(produced_ms)}
+    return {
+        "partitions": len(seen),
+        "messages": n,
+        "subscribe_ms": round((subscribed - started) * 1000),
+        "create_producer_ms": round((created - subscribed) * 1000),
+        "send_median_ms": {str(p): round(statistics.median(ts), 3) for p, ts in sorted(times.items())},
+    }
 
 
 def under_moves(url, topic, stop_file):
