@@ -120,9 +120,35 @@ def under_moves(url, topic, stop_file):
     return result
 
 
+def token_refresh(url, topic, short, fresh):
+    """Every connection opens with SHORT (it expires in a few seconds); the broker's
+    AUTH_CHALLENGE obtains FRESH. Producing and consuming go on past SHORT's expiry on the same
+    connections, the proxied one included."""
+    phase = ["connecting"]
+    calls = []
+
+    def supplier():
+        calls.append(phase[0])
+        return short if phase[0] == "connecting" else fresh
+
+    c = pulsar.Client(url, authentication=pulsar.AuthenticationToken(supplier), operation_timeout_seconds=10,
+                      connection_timeout_ms=5000)
+    consumer = c.subscribe(topic, "refresh", initial_position=pulsar.InitialPosition.Earliest)
+    producer = c.create_producer(topic, batching_enabled=False, send_timeout_millis=5000)
+    phase[0] = "connected"
+    producer.send(b"before")
+    assert consumer.receive(timeout_millis=TIMEOUT_MS).data() == b"before"
+    time.sleep(7)  # past SHORT's expiry
+    producer.send(b"after")
+    assert consumer.receive(timeout_millis=TIMEOUT_MS).data() == b"after"
+    c.close()
+    return {"connect_calls": calls.count("connecting"), "refresh_calls": calls.count("connected")}
+
+
 SCENARIOS = {
     "partitions": partitions,
     "under_moves": under_moves,
+    "token_refresh": token_refresh,
 }
 
 if __name__ == "__main__":

@@ -51,15 +51,19 @@ fn partition(i: u32) -> String {
     format!("{TOPIC}-partition-{i}")
 }
 
-/// Runs a scenario of tests/python/tier_scenarios.py to its end; fails the test with the
-/// client's output if it fails. Returns the result it printed and the client's log.
+/// Runs a scenario of tests/python/tier_scenarios.py on `TOPIC` to its end; fails the test with
+/// the client's output if it fails. Returns the result it printed and the client's log.
 async fn scenario(url: &str, name: &str, extra: &[&str]) -> (Value, String) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/tier_scenarios.py");
+    scenario_in("tier_scenarios.py", url, name, TOPIC, extra).await
+}
+
+async fn scenario_in(script: &str, url: &str, name: &str, topic: &str, extra: &[&str]) -> (Value, String) {
+    let script = format!("{}/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let mut cmd = tokio::process::Command::new(crate::pulsar_client::python());
     cmd.arg(script)
         .arg(name)
         .arg(url)
-        .arg(format!("persistent://{TOPIC}"))
+        .arg(format!("persistent://{topic}"))
         .args(extra)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -318,4 +322,54 @@ async fn a_broker_proxies_only_to_the_binary_listener_of_a_live_member_of_its_ti
         assert!(Instant::now() < deadline, "no PONG through the proxy");
     }
     drop((a, b));
+}
+
+const SECRET: &str = "magnetar-tier-binary-test-secret-0123456789abcdef";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_refreshed_through_auth_challenge_keeps_a_proxied_connection_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = format!("\n[auth]\nenabled = true\ntoken_secret_key = \"{SECRET}\"\nsuperuser_roles = [\"root\"]\n");
+    let cfg = tier_config().await + &auth;
+    let (a, b) = (start(&dir.path().join("a"), &cfg), start(&dir.path().join("b"), &cfg));
+    let root = magnetar_tests::hs256_token(SECRET, "root", 600);
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {root}").parse().unwrap());
+    let c = reqwest::Client::builder().default_headers(headers).build().unwrap();
+    namespace(&c, &a.process.base).await;
+    let topic = "acme/app/refresh";
+    let url = format!("{}/admin/v2/persistent/{topic}", a.process.base);
+    expect(call(&c, Method::PUT, &url, None).await, 204, "topic");
+
+    // The topic's bundle on b, so that the client given a is proxied there.
+    let bundle = bundle_of(&c, &a.process.base, topic).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let owner = ownership(&c, &a.process.base).await.0.get(&bundle).cloned();
+        if owner.as_deref() == Some(b.process.addr.as_str()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{bundle} not on broker b within 15 s: {owner:?}");
+        if owner.as_deref() == Some(a.process.addr.as_str()) {
+            let range = bundle.trim_start_matches("acme/app/");
+            let unload = format!("{}/admin/v2/namespaces/acme/app/{range}/unload", a.process.base);
+            expect(call(&c, Method::PUT, &unload, None).await, 204, "bundle unload");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let short = magnetar_tests::hs256_token(SECRET, "root", 5);
+    let fresh = magnetar_tests::hs256_token(SECRET, "root", 600);
+    let (result, log) = scenario_in("tier_scenarios.py", &a.pulsar, "token_refresh", topic, &[&short, &fresh]).await;
+    eprintln!("token refresh through the proxy: {result}");
+    assert!(log.contains("through proxy"), "the producer and consumer were proxied to b:\n{log}");
+    // Both connections (a's own and the one spliced to b) opened with the short token and were
+    // refreshed in place: neither was closed.
+    assert!(result["connect_calls"].as_u64().is_some_and(|n| n >= 2), "{result}");
+    assert!(result["refresh_calls"].as_u64().is_some_and(|n| n >= 2), "{result}");
+    let before_close = log.split("Closing Pulsar client").next().unwrap_or_default();
+    assert!(
+        !before_close.contains("Connection disconnected") && !before_close.contains("Schedule reconnection"),
+        "a connection was closed before the client closed:\n{log}"
+    );
 }
