@@ -7,7 +7,7 @@
 
 use crate::common::tier::{bundle_of, drain_subscription, expect, namespace, ownership, tier_config};
 use futures::SinkExt;
-use magnetar_protocol::proto::{CommandConnect, CommandPing, ServerError};
+use magnetar_protocol::proto::{CommandConnect, CommandLookupTopic, CommandPing, LookupResult, ServerError};
 use magnetar_protocol::{Frame, PulsarCodec};
 use magnetar_tests::{BrokerProcess, call, free_port};
 use reqwest::Method;
@@ -342,21 +342,7 @@ async fn a_token_refreshed_through_auth_challenge_keeps_a_proxied_connection_ope
     expect(call(&c, Method::PUT, &url, None).await, 204, "topic");
 
     // The topic's bundle on b, so that the client given a is proxied there.
-    let bundle = bundle_of(&c, &a.process.base, topic).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let owner = ownership(&c, &a.process.base).await.0.get(&bundle).cloned();
-        if owner.as_deref() == Some(b.process.addr.as_str()) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{bundle} not on broker b within 15 s: {owner:?}");
-        if owner.as_deref() == Some(a.process.addr.as_str()) {
-            let range = bundle.trim_start_matches("acme/app/");
-            let unload = format!("{}/admin/v2/namespaces/acme/app/{range}/unload", a.process.base);
-            expect(call(&c, Method::PUT, &unload, None).await, 204, "bundle unload");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    place_on(&c, topic, &a, &b).await;
 
     let short = magnetar_tests::hs256_token(SECRET, "root", 5);
     let fresh = magnetar_tests::hs256_token(SECRET, "root", 600);
@@ -372,4 +358,69 @@ async fn a_token_refreshed_through_auth_challenge_keeps_a_proxied_connection_ope
         !before_close.contains("Connection disconnected") && !before_close.contains("Schedule reconnection"),
         "a connection was closed before the client closed:\n{log}"
     );
+}
+
+/// Moves `topic`'s bundle (unloading it through `from`) until `to` owns it.
+async fn place_on(c: &reqwest::Client, topic: &str, from: &Member, to: &Member) {
+    let base = &from.process.base;
+    let bundle = bundle_of(c, base, topic).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let owner = ownership(c, base).await.0.get(&bundle).cloned();
+        if owner.as_deref() == Some(to.process.addr.as_str()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{bundle} not on broker {} within 15 s: {owner:?}", to.process.addr);
+        if owner.as_deref() == Some(from.process.addr.as_str()) {
+            let range = bundle.trim_start_matches("acme/app/");
+            let unload = format!("{base}/admin/v2/namespaces/acme/app/{range}/unload");
+            expect(call(c, Method::PUT, &unload, None).await, 204, "bundle unload");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_of_a_partition_whose_owner_died_fails_retriably_in_the_lookup_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tier_config().await;
+    let (a, mut b) = (start(&dir.path().join("a"), &cfg), start(&dir.path().join("b"), &cfg));
+    let c = reqwest::Client::new();
+    namespace(&c, &a.process.base).await;
+    let topic = "acme/app/orphaned";
+    let url = format!("{}/admin/v2/persistent/{topic}", a.process.base);
+    expect(call(&c, Method::PUT, &url, None).await, 204, "topic");
+    place_on(&c, topic, &a, &b).await;
+    b.process.kill9();
+
+    // Answered with b's URL while its lease runs, then, in the lookup's own response type,
+    // ServiceNotReady saying why (the C++ client waits for that type and retries this code).
+    let (mut conn, reply) = connect_through(&a, "").await;
+    assert!(reply.command.connected.is_some(), "{reply:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for request_id in 1.. {
+        let lookup = CommandLookupTopic {
+            topic: format!("persistent://{topic}"),
+            request_id,
+            authoritative: Some(false),
+            ..Default::default()
+        };
+        conn.send(Frame::new(lookup)).await.unwrap();
+        let answer = loop {
+            let frame = crate::binary_frames::next(&mut conn).await;
+            if let Some(answer) = frame.command.lookup_topic_response {
+                break answer;
+            }
+        };
+        assert_eq!(answer.request_id, request_id);
+        if answer.response == Some(LookupResult::Failed as i32) {
+            assert_eq!(answer.error, Some(ServerError::ServiceNotReady as i32), "{answer:?}");
+            let message = answer.message.unwrap_or_default();
+            assert!(message.contains("not a live member"), "{message}");
+            break;
+        }
+        assert_eq!(answer.broker_service_url.as_deref(), Some(b.pulsar.as_str()), "{answer:?}");
+        assert!(Instant::now() < deadline, "still answered with the dead broker after 20 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
