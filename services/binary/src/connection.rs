@@ -41,9 +41,15 @@ type Stream = futures::stream::SplitStream<Framed<TcpStream, PulsarCodec>>;
 
 pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr, id: u64) {
     let max_frame = shared.broker.config().max_message_bytes + FRAME_PADDING;
-    let (sink, mut stream) = Framed::new(socket, PulsarCodec::with_max_frame_size(max_frame)).split();
+    let mut framed = Framed::new(socket, PulsarCodec::with_max_frame_size(max_frame));
+    let Some(connect) = first_connect(&shared, &mut framed, peer).await else { return };
+    if let Some(target) = crate::proxy::target(&shared, &connect) {
+        crate::proxy::run(&shared, framed, connect, target, peer).await;
+        return;
+    }
+    let (sink, mut stream) = framed.split();
     let (out, writer) = spawn_writer(sink);
-    if let Some((principal, refreshable, version)) = handshake(&shared, &mut stream, &out, peer).await {
+    if let Some((principal, refreshable, version)) = handshake(&shared, connect, &out, peer).await {
         let mut conn = Connection {
             shared: Arc::clone(&shared),
             caller: Caller::new(Arc::clone(&principal)),
@@ -89,18 +95,15 @@ fn spawn_writer(
     (tx, task)
 }
 
-/// Waits for CONNECT, authenticates, answers CONNECTED. Returns the principal, whether the
-/// client supports auth refresh, and the protocol version agreed. `None`: the connection ends
-/// (the reason is logged and, for a bad credential, sent as ERROR).
-async fn handshake(
+/// Waits for CONNECT. `None`: the connection ends (the reason is logged).
+async fn first_connect(
     shared: &Shared,
-    stream: &mut Stream,
-    out: &mpsc::Sender<Frame>,
+    framed: &mut Framed<TcpStream, PulsarCodec>,
     peer: SocketAddr,
-) -> Option<(Arc<Principal>, bool, i32)> {
+) -> Option<CommandConnect> {
     let first = tokio::select! {
         _ = shared.shutdown.cancelled() => return None,
-        f = tokio::time::timeout(CONNECT_TIMEOUT, stream.next()) => f,
+        f = tokio::time::timeout(CONNECT_TIMEOUT, framed.next()) => f,
     };
     let frame = match first {
         Ok(Some(Ok(Ok(frame)))) => frame,
@@ -119,27 +122,42 @@ async fn handshake(
         }
     };
     let is_connect = frame.command.command_type() == Ok(CommandType::Connect);
-    let Some(connect) = frame.command.connect.filter(|_| is_connect) else {
+    let connect = frame.command.connect.filter(|_| is_connect);
+    if connect.is_none() {
         tracing::info!(%peer, command = frame.command.r#type, "closing pulsar:// connection: a command before CONNECT");
-        return None;
-    };
+    }
+    connect
+}
+
+/// The principal of a CONNECT's credential.
+pub(crate) fn authenticate(shared: &Shared, connect: &CommandConnect) -> Result<Arc<Principal>, BinaryError> {
     let token = match connect.auth_method_name.as_deref() {
         Some("token") => connect.auth_data.as_deref().and_then(|d| std::str::from_utf8(d).ok()).map(str::trim),
         _ => None,
     };
-    let principal = match shared.auth.authenticate(token) {
+    Ok(shared.auth.authenticate(token)?)
+}
+
+/// The answer to a CONNECT that is refused: ERROR with request id -1, as Pulsar answers a failed
+/// CONNECT; the connection closes after it.
+pub(crate) fn refusal(e: &BinaryError) -> Frame {
+    Frame::new(CommandError { request_id: u64::MAX, error: e.code() as i32, message: e.message() })
+}
+
+/// Authenticates the CONNECT and answers CONNECTED. Returns the principal, whether the client
+/// supports auth refresh, and the protocol version agreed. `None`: the connection ends (the
+/// reason is logged and, for a bad credential, sent as ERROR).
+async fn handshake(
+    shared: &Shared,
+    connect: CommandConnect,
+    out: &mpsc::Sender<Frame>,
+    peer: SocketAddr,
+) -> Option<(Arc<Principal>, bool, i32)> {
+    let principal = match authenticate(shared, &connect) {
         Ok(p) => p,
         Err(e) => {
             tracing::info!(%peer, reason = %e, "pulsar:// authentication failed");
-            let code = BinaryError::from(e);
-            // Request id -1, as Pulsar answers a failed CONNECT; then close.
-            let _ = out
-                .send(Frame::new(CommandError {
-                    request_id: u64::MAX,
-                    error: code.code() as i32,
-                    message: code.message(),
-                }))
-                .await;
+            let _ = out.send(refusal(&e)).await;
             return None;
         }
     };
@@ -394,6 +412,10 @@ impl Connection {
 
     async fn create_producer(&mut self, c: CommandProducer) -> Next {
         let request_id = c.request_id;
+        if self.producers.get(&c.producer_id).is_some_and(|p| p.tx.is_closed()) {
+            // Closed by the broker (its partition moved): the client creates it again.
+            self.close_producer(c.producer_id).await;
+        }
         if self.producers.contains_key(&c.producer_id) {
             // The client retries a PRODUCER it got no answer to: the same producer, answered again.
             let name = self.producers[&c.producer_id].key.1.clone();
@@ -409,6 +431,7 @@ impl Connection {
         }
         let result = async {
             let topic = topic_name(&c.topic)?;
+            self.owned_here(&topic).await?;
             let slots = self.shared.broker.publisher().attach_producer(&self.caller, &topic).await?;
             let has_schema = c.schema.as_ref().is_some_and(|s| s.r#type != SchemaType::None as i32);
             self.shared.broker.topics().check_schemaless_producer(&topic, has_schema).await?;
@@ -432,7 +455,10 @@ impl Connection {
                     return Err(e.into());
                 }
             };
-            let (tx, task) = producer::spawn(&self.shared, self.caller.clone(), topic, c.producer_id, self.out.clone());
+            let detach = slots.detach_on_unload();
+            let route =
+                producer::Route { caller: self.caller.clone(), topic, producer_id: c.producer_id, key: key.clone() };
+            let (tx, task) = producer::spawn(&self.shared, route, detach, self.out.clone());
             self.producers.insert(c.producer_id, ProducerHandle { tx, task, key, _slots: slots });
             Ok::<_, BinaryError>((name, last))
         }
@@ -468,27 +494,57 @@ impl Connection {
         let highest = c.highest_sequence_id.unwrap_or(0).max(c.sequence_id);
         let item = SendItem { sequence_id: c.sequence_id, highest_sequence_id: highest, messages };
         // Waits when the producer has `max_pending_sends` unanswered: backpressure on the client.
+        // A producer the broker closed (its partition moved) takes nothing more: the SEND is
+        // dropped unanswered and the client sends it again once it has created the producer
+        // where the partition is now.
         if p.tx.send(item).await.is_err() {
-            return Next::Close("producer task ended".into());
+            tracing::debug!(
+                producer = c.producer_id,
+                sequence_id = c.sequence_id,
+                "SEND for a closed producer dropped"
+            );
         }
         Next::Continue
     }
 
+    /// Ends a producer once it has answered what it accepted (its task frees its name).
     async fn close_producer(&mut self, producer_id: u64) {
         if let Some(p) = self.producers.remove(&producer_id) {
             drop(p.tx);
             let _ = p.task.await;
-            self.shared.producer_names.lock().unwrap_or_else(|e| e.into_inner()).remove(&p.key);
+        }
+    }
+
+    /// In a tier, producers and consumers are served only by the owner of their partition's
+    /// bundle (lookups send clients there, directly or through a proxying broker). A bundle
+    /// assigned to this broker is taken here; one moving is waited for; one owned elsewhere is
+    /// refused as retriable (ServiceNotReady): the client looks the topic up again.
+    async fn owned_here(&self, topic: &magnetar_core::TopicName) -> Result<(), BinaryError> {
+        match self.shared.broker.tier().route(topic, false).await {
+            Ok(magnetar_broker::tier::Route::Local) | Err(magnetar_broker::BrokerError::NotFound(_)) => Ok(()),
+            Ok(magnetar_broker::tier::Route::Forward { broker, .. }) => {
+                Err(BinaryError::Broker(magnetar_broker::BrokerError::NotOwner(format!(
+                    "{topic} is served by broker {broker}; look it up again"
+                ))))
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
     async fn subscribe(&mut self, c: CommandSubscribe) -> Next {
         let request_id = c.request_id;
+        if self.consumers.get(&c.consumer_id).is_some_and(|h| h.task.is_finished()) {
+            // Closed by the broker (unloaded, its partition moved): the client subscribes again.
+            if let Some(h) = self.consumers.remove(&c.consumer_id) {
+                h.close().await;
+            }
+        }
         if self.consumers.contains_key(&c.consumer_id) {
             return self.send(Frame::new(CommandSuccess { request_id, schema: None })).await;
         }
         let result = async {
             let topic = topic_name(&c.topic)?;
+            self.owned_here(&topic).await?;
             let durable = c.durable.unwrap_or(true);
             let start = c.start_message_id.as_ref().map(|id| {
                 // Earliest (-1:-1 as u64) and latest (i64::MAX) keep their meaning; any other id is

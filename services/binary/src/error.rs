@@ -70,7 +70,12 @@ fn broker_code(e: &BrokerError) -> ServerError {
         B::TopicTerminated(_) => ServerError::TopicTerminatedError,
         B::SchemaIncompatible(_) => ServerError::IncompatibleSchema,
         B::SubscribeRateExceeded { .. } | B::PublishRateExceeded { .. } => ServerError::TooManyRequests,
-        B::Unavailable { .. } | B::ShuttingDown | B::ModifiedConcurrently(_) => ServerError::ServiceNotReady,
+        // Retriable: the client looks the topic up again (a bundle moving or its owner away).
+        B::Unavailable { .. }
+        | B::ShuttingDown
+        | B::ModifiedConcurrently(_)
+        | B::NotOwner(_)
+        | B::BundleUnavailable(_) => ServerError::ServiceNotReady,
         B::Internal(_) => ServerError::UnknownError,
         B::SequenceInFlight { .. } => ServerError::PersistenceError,
         _ => ServerError::NotAllowedError,

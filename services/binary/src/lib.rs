@@ -4,12 +4,15 @@
 //! wire format itself (frames, protobuf messages, batches, compression) is `magnetar-protocol`'s.
 //!
 //! - [`BinaryConfig`]: the `[binary]` configuration section.
-//! - [`BinaryServer`]: binds, accepts a bounded number of connections, stops on a token and
-//!   waits for its connections to drain.
+//! - [`BinaryListener`]: the bound socket and its `pulsar://` URLs, known before the broker
+//!   starts (a broker of a tier registers them with its membership).
+//! - [`BinaryServer`]: accepts a bounded number of connections, stops on a token and waits for
+//!   its connections to drain.
 //! - `connection`: one task per connection; CONNECT, keep-alive, lookups and the dispatch of
 //!   every other command. `producer` and `consumer` run the per-producer and per-consumer tasks;
 //!   `convert` maps stored records to Pulsar messages and back; `error` maps broker and auth
-//!   errors to Pulsar's `ServerError` codes, in one place.
+//!   errors to Pulsar's `ServerError` codes, in one place. `proxy` splices a connection that
+//!   names another broker of the tier (CONNECT's `proxy_to_broker_url`) to that broker.
 
 mod connection;
 mod consumer;
@@ -17,12 +20,13 @@ mod convert;
 mod error;
 mod lookup;
 mod producer;
+mod proxy;
 mod refresh;
 
 pub use error::BinaryError;
 
 use magnetar_auth::Auth;
-use magnetar_broker::Broker;
+use magnetar_broker::{BinaryUrls, Broker, BrokerConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -87,8 +91,8 @@ pub(crate) struct Shared {
     pub broker: Arc<Broker>,
     pub auth: Arc<Auth>,
     pub config: BinaryConfig,
-    /// The URL lookups answer with.
-    pub service_url: String,
+    /// This listener's URLs: lookups of what this broker owns answer `advertised`.
+    pub urls: BinaryUrls,
     /// (topic, producer name) of the producers connected to this broker: a second producer with
     /// the same name on the same topic is refused (ProducerBusy), as Pulsar does.
     pub producer_names: Mutex<HashSet<(String, String)>>,
@@ -96,50 +100,101 @@ pub(crate) struct Shared {
     pub connections: Arc<tokio::sync::Semaphore>,
 }
 
-/// A bound listener.
+/// The bound `pulsar://` socket and the URLs it is reached at.
+pub struct BinaryListener {
+    listener: TcpListener,
+    urls: BinaryUrls,
+}
+
+impl BinaryListener {
+    /// Binds `config.addr`. The advertised URL is `binary.advertised_url`, else derived from the
+    /// bound address (with the host of `broker.advertised_address` when bound to all
+    /// interfaces); the internal one, for the other brokers of a tier, is the bound address (the
+    /// host of `broker.tier.internal_address`, else of the advertised address, when bound to all
+    /// interfaces).
+    pub async fn bind(config: &BinaryConfig, broker: &BrokerConfig) -> std::io::Result<BinaryListener> {
+        let listener = TcpListener::bind(config.addr).await?;
+        let addr = listener.local_addr()?;
+        let host_of = |address: &str| address.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).to_string();
+        let (advertised_host, internal_host) = if addr.ip().is_unspecified() {
+            let internal = if broker.tier.internal_address.is_empty() {
+                &broker.advertised_address
+            } else {
+                &broker.tier.internal_address
+            };
+            (host_of(&broker.advertised_address), host_of(internal))
+        } else {
+            let ip = match addr {
+                SocketAddr::V4(a) => a.ip().to_string(),
+                SocketAddr::V6(a) => format!("[{}]", a.ip()),
+            };
+            (ip.clone(), ip)
+        };
+        let advertised = if config.advertised_url.is_empty() {
+            format!("pulsar://{advertised_host}:{}", addr.port())
+        } else {
+            config.advertised_url.trim_end_matches('/').to_string()
+        };
+        let urls = BinaryUrls { internal: format!("pulsar://{internal_host}:{}", addr.port()), advertised };
+        Ok(BinaryListener { listener, urls })
+    }
+
+    pub fn urls(&self) -> &BinaryUrls {
+        &self.urls
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// A listener ready to serve.
 pub struct BinaryServer {
     listener: TcpListener,
     shared: Arc<Shared>,
 }
 
 impl BinaryServer {
-    /// Binds `config.addr`; the listener serves once [`BinaryServer::run`] is called.
+    /// Binds `config.addr` and serves it for `broker` once [`BinaryServer::run`] is called.
     pub async fn bind(
         config: BinaryConfig,
         broker: Arc<Broker>,
         auth: Arc<Auth>,
         shutdown: CancellationToken,
     ) -> std::io::Result<BinaryServer> {
-        let listener = TcpListener::bind(config.addr).await?;
-        let addr = listener.local_addr()?;
-        let service_url = if !config.advertised_url.is_empty() {
-            config.advertised_url.clone()
-        } else if addr.ip().is_unspecified() {
-            let host = broker.config().advertised_address.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).to_string();
-            format!("pulsar://{host}:{}", addr.port())
-        } else {
-            format!("pulsar://{addr}")
-        };
+        let listener = BinaryListener::bind(&config, broker.config()).await?;
+        Ok(BinaryServer::new(listener, config, broker, auth, shutdown))
+    }
+
+    /// Serves a listener bound before the broker started (a broker of a tier registers its
+    /// URLs with its membership).
+    pub fn new(
+        listener: BinaryListener,
+        config: BinaryConfig,
+        broker: Arc<Broker>,
+        auth: Arc<Auth>,
+        shutdown: CancellationToken,
+    ) -> BinaryServer {
         let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
         let shared = Arc::new(Shared {
             broker,
             auth,
             config,
-            service_url,
+            urls: listener.urls,
             producer_names: Mutex::new(HashSet::new()),
             shutdown,
             connections,
         });
-        Ok(BinaryServer { listener, shared })
+        BinaryServer { listener: listener.listener, shared }
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
-    /// The `pulsar://` URL lookups answer with.
+    /// The `pulsar://` URL lookups of what this broker owns answer with.
     pub fn service_url(&self) -> &str {
-        &self.shared.service_url
+        &self.shared.urls.advertised
     }
 
     /// Accepts connections until the shutdown token is cancelled, then waits for the open ones

@@ -54,6 +54,19 @@ pub async fn partitioned_metadata(
     })
 }
 
+/// Where a lookup sends the client.
+struct Answer {
+    url: String,
+    /// Stay on the service URL and name `url` in CONNECT's `proxy_to_broker_url`.
+    proxy: bool,
+}
+
+/// LOOKUP. Without a tier, or for a partition this broker owns: this listener's advertised URL.
+/// For a partition another broker owns: that broker's internal URL with
+/// `proxy_through_service_url`, so the client stays on its service URL and this broker (or
+/// whichever one it reaches there) splices its connection to the owner; with
+/// `broker.tier.lookup_owner_address`, the owner's advertised URL instead, for clients that
+/// reach every broker. Always authoritative: the answer is the owner, never a redirect.
 pub async fn lookup(shared: &Shared, principal: &Principal, cmd: CommandLookupTopic) -> Frame {
     let request_id = cmd.request_id;
     let result = async {
@@ -61,26 +74,49 @@ pub async fn lookup(shared: &Shared, principal: &Principal, cmd: CommandLookupTo
         if topic.namespace().to_string() == "pulsar/system" && topic.local().starts_with("transaction_coordinator") {
             return Err(BinaryError::NotAllowed("transactions are not supported".into()));
         }
-        authorize_lookup(shared, principal, &topic).await
+        authorize_lookup(shared, principal, &topic).await?;
+        let tier = shared.broker.tier();
+        let owner = match tier.lookup_owner(&topic).await {
+            Ok(owner) => owner,
+            // A missing namespace: the producer or consumer that follows is answered why.
+            Err(magnetar_broker::BrokerError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let Some(owner) = owner else { return Ok(Answer { url: shared.urls.advertised.clone(), proxy: false }) };
+        let reg = &owner.registration;
+        let (url, proxy) = if tier.config().lookup_owner_address {
+            (&reg.binary_advertised_url, false)
+        } else {
+            (&reg.binary_internal_url, true)
+        };
+        if url.is_empty() {
+            return Err(BinaryError::Broker(magnetar_broker::BrokerError::NotOwner(format!(
+                "broker {}, which owns {topic}, serves no pulsar:// listener",
+                reg.broker_id
+            ))));
+        }
+        Ok(Answer { url: url.clone(), proxy })
     }
     .await;
     Frame::new(match result {
-        // Every broker serves every topic (the broker tier forwards to the owner): the answer is
-        // always this listener, authoritative, so the client connects here and stays.
-        Ok(()) => CommandLookupTopicResponse {
-            broker_service_url: Some(shared.service_url.clone()),
+        Ok(answer) => CommandLookupTopicResponse {
+            broker_service_url: Some(answer.url),
             response: Some(LookupResult::Connect as i32),
             request_id,
             authoritative: Some(true),
+            proxy_through_service_url: Some(answer.proxy),
             ..Default::default()
         },
-        Err(e) => CommandLookupTopicResponse {
-            response: Some(LookupResult::Failed as i32),
-            request_id,
-            error: Some(e.code() as i32),
-            message: Some(e.message()),
-            ..Default::default()
-        },
+        Err(e) => {
+            tracing::debug!(topic = %cmd.topic, error = %e, "pulsar:// lookup refused");
+            CommandLookupTopicResponse {
+                response: Some(LookupResult::Failed as i32),
+                request_id,
+                error: Some(e.code() as i32),
+                message: Some(e.message()),
+                ..Default::default()
+            }
+        }
     })
 }
 

@@ -1,15 +1,23 @@
 //! One task per producer: SENDs are queued for the WAL in the order they arrived (several at a
 //! time, so one producer with many sends in flight shares group commits), and a second task
 //! answers each with SEND_RECEIPT or SEND_ERROR once durable, strictly in order.
+//!
+//! When its partition is unloaded (a handover to another broker of the tier, an admin unload)
+//! or found to be served elsewhere, the producer takes no more SENDs, answers the ones already
+//! queued for the WAL once they are durable, and sends CLOSE_PRODUCER; only then does the
+//! handover close the log (`Detach`). SENDs it did not take are never answered: the client,
+//! told its producer is closed, sends them again to wherever the partition is now, so nothing
+//! acknowledged is lost and nothing stored is stored twice.
 
 use crate::error::BinaryError;
 use crate::{Shared, convert};
-use magnetar_broker::{Caller, KeyHashing, PendingPublish, ProducerSlots, PublishMessage};
+use magnetar_broker::{BrokerError, Caller, Detach, KeyHashing, PendingPublish, ProducerSlots, PublishMessage};
 use magnetar_core::TopicName;
 use magnetar_protocol::Frame;
-use magnetar_protocol::proto::{CommandSendError, CommandSendReceipt, ServerError};
+use magnetar_protocol::proto::{CommandCloseProducer, CommandSendError, CommandSendReceipt, ServerError};
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Most messages queued for the WAL in one call.
 const MAX_BATCH_MESSAGES: usize = 1000;
@@ -32,37 +40,55 @@ pub struct ProducerHandle {
     pub _slots: ProducerSlots,
 }
 
-struct Route {
-    caller: Caller,
-    topic: TopicName,
-    producer_id: u64,
+/// Who produces where.
+pub struct Route {
+    pub caller: Caller,
+    pub topic: TopicName,
+    pub producer_id: u64,
+    /// (topic, name) in the broker-wide set of connected producers, freed when the task ends.
+    pub key: (String, String),
 }
 
 pub fn spawn(
     shared: &Arc<Shared>,
-    caller: Caller,
-    topic: TopicName,
-    producer_id: u64,
+    route: Route,
+    detach: Detach,
     out: mpsc::Sender<Frame>,
 ) -> (mpsc::Sender<SendItem>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(shared.config.max_pending_sends);
-    let broker = Arc::clone(&shared.broker);
-    let route = Route { caller, topic, producer_id };
-    let task = shared.broker.spawn(publish_loop(broker, route, rx, out));
+    let task = shared.broker.spawn(publish_loop(Arc::clone(shared), route, rx, out, detach));
     (tx, task)
+}
+
+/// Whether an error means the partition is not (or no longer) served here: nothing was stored,
+/// and the client is to send it again where the partition is now.
+fn moved(e: &BrokerError) -> bool {
+    matches!(e, BrokerError::NotOwner(_) | BrokerError::BundleUnavailable(_))
 }
 
 type Group = (Result<PendingPublish, BinaryError>, Vec<(u64, u64, Result<usize, (ServerError, String)>)>);
 
 async fn publish_loop(
-    broker: Arc<magnetar_broker::Broker>,
+    shared: Arc<Shared>,
     route: Route,
     mut rx: mpsc::Receiver<SendItem>,
     out: mpsc::Sender<Frame>,
+    detach: Detach,
 ) {
+    let broker = Arc::clone(&shared.broker);
     let (groups_tx, groups_rx) = mpsc::channel::<Group>(GROUPS_IN_FLIGHT);
-    let acker = broker.spawn(receipt_loop(route.producer_id, groups_rx, out));
-    while let Some(first) = rx.recv().await {
+    let gone = CancellationToken::new();
+    let acker = broker.spawn(receipt_loop(route.producer_id, groups_rx, out.clone(), gone.clone()));
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = detach.unloaded() => break gone.cancel(),
+            _ = gone.cancelled() => break,
+            item = rx.recv() => match item {
+                Some(item) => item,
+                None => break,
+            },
+        };
         let mut items = vec![first];
         let mut count = items[0].messages.as_ref().map_or(0, Vec::len);
         while count < MAX_BATCH_MESSAGES {
@@ -100,14 +126,42 @@ async fn publish_loop(
             break;
         }
     }
+    // SENDs not taken are dropped unanswered; a connection waiting to queue one goes on.
+    drop(rx);
     drop(groups_tx);
     let _ = acker.await;
+    shared.producer_names.lock().unwrap_or_else(|e| e.into_inner()).remove(&route.key);
+    if gone.is_cancelled() {
+        tracing::debug!(topic = %route.topic, producer = route.producer_id, "pulsar:// producer closed: its partition moved");
+        let close = CommandCloseProducer { producer_id: route.producer_id, request_id: 0, ..Default::default() };
+        let _ = out.send(Frame::new(close)).await;
+    }
+    // Only now may the handover close the log.
+    drop(detach);
 }
 
-async fn receipt_loop(producer_id: u64, mut groups: mpsc::Receiver<Group>, out: mpsc::Sender<Frame>) {
+/// Answers each SEND in order. A SEND refused because the partition is not served here (any
+/// more) stops the answers there and cancels `gone` (the producer's loop then closes the
+/// producer): the client sends that one and the later ones again elsewhere, and answering a
+/// later SEND while an earlier one stays unanswered would make it close the connection.
+async fn receipt_loop(
+    producer_id: u64,
+    mut groups: mpsc::Receiver<Group>,
+    out: mpsc::Sender<Frame>,
+    gone: CancellationToken,
+) {
+    let mut stopped = false;
     while let Some((pending, meta)) = groups.recv().await {
+        if stopped {
+            continue;
+        }
         let (mut outcomes, refused) = match pending {
             Ok(p) => (p.durable().await.into_iter(), None),
+            Err(BinaryError::Broker(e)) if moved(&e) => {
+                stopped = true;
+                gone.cancel();
+                continue;
+            }
             Err(e) => (Vec::new().into_iter(), Some((e.code(), e.message()))),
         };
         for (sequence_id, highest, n) in meta {
@@ -119,6 +173,11 @@ async fn receipt_loop(producer_id: u64, mut groups: mpsc::Receiver<Group>, out: 
                     } else {
                         let results: Vec<_> = outcomes.by_ref().take(n).collect();
                         match results.iter().find_map(|r| r.as_ref().err()) {
+                            Some(e) if moved(e) => {
+                                stopped = true;
+                                gone.cancel();
+                                break;
+                            }
                             Some(e) => {
                                 let e = BinaryError::Broker(clone_broker_error(e));
                                 send_error(producer_id, sequence_id, e.code(), e.message())

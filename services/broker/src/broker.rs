@@ -40,6 +40,18 @@ pub struct BrokerDeps {
     pub recovered_ops: Vec<(u64, bytes::Bytes)>,
     pub registry: prometheus::Registry,
     pub clock: SharedClock,
+    /// Where this broker's `pulsar://` listener is reached, registered with its membership in a
+    /// tier (lookups and proxies of the other brokers use it); empty without a listener.
+    pub binary_urls: BinaryUrls,
+}
+
+/// The `pulsar://host:port` URLs of a broker's binary-protocol listener.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BinaryUrls {
+    /// For the other brokers of the tier (they proxy binary connections there).
+    pub internal: String,
+    /// For clients.
+    pub advertised: String,
 }
 
 pub struct Broker {
@@ -461,6 +473,8 @@ async fn join_tier(config: &BrokerConfig, deps: &BrokerDeps) -> Result<Arc<Membe
             config.tier.internal_address.clone()
         },
         advertised_address: config.advertised_address.clone(),
+        binary_internal_url: deps.binary_urls.internal.clone(),
+        binary_advertised_url: deps.binary_urls.advertised.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let session = registration.session_id.clone();

@@ -6,7 +6,10 @@
 //!    may hold the tail of a partition nobody has asked for since), while the bundle is owned.
 //! 2. The bundle goes to `releasing` and its requests are held (`Tier::begin_release`).
 //! 3. Its topics are unloaded: WebSocket consumers are closed with 1012 (reconnect), and a
-//!    producer's next send meets the closed log and closes its session the same way.
+//!    producer's next send meets the closed log and closes its session the same way. Binary
+//!    producers and consumers are sent CLOSE_PRODUCER / CLOSE_CONSUMER; a binary producer first
+//!    answers the sends it accepted, and the logs close only once those producers have let go
+//!    (bounded by `DETACH_WAIT`), so every receipt is for a record the handed-over data holds.
 //! 4. Each log is closed to appends; sealing the active segment then waits for every record
 //!    accepted before to be durable, and every segment not yet in the object store is uploaded
 //!    and committed under the partition's epoch. Cursors and deduplication state are
@@ -87,6 +90,16 @@ impl Broker {
             if let Some(t) = self.registry.unload(name).await {
                 partitions.extend(t.partitions.iter().cloned());
             }
+        }
+        // Binary producers answer what they accepted and close (CLOSE_PRODUCER) while the logs
+        // still take it: what they acknowledged is in what is handed over, and the client sends
+        // what it has not seen acknowledged to the next owner.
+        let detached = futures::future::join_all(partitions.iter().map(|p| {
+            p.producers.close();
+            p.producers.wait()
+        }));
+        if tokio::time::timeout(crate::DETACH_WAIT, detached).await.is_err() {
+            tracing::warn!(%bundle, "producers still attached after {} ms; closing the logs under them", crate::DETACH_WAIT.as_millis());
         }
         for p in &partitions {
             p.log.close();

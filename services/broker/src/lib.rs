@@ -49,7 +49,7 @@ mod testkit;
 
 pub use access::Caller;
 pub use admin::{Admin, validate_retention};
-pub use broker::{Broker, BrokerDeps, Testing};
+pub use broker::{BinaryUrls, Broker, BrokerDeps, Testing};
 pub use clusters::{BrokerIsolation, broker_isolation};
 pub use compaction::{CompactionRun, CompactionStats, CompactionStatus, Compactor};
 pub use config::BrokerConfig;
@@ -62,7 +62,9 @@ pub use partition::Partition;
 pub use policies::admin::TopicPolicyAdmin;
 pub use policies::enforce::Throttle;
 pub use policies::resolve::{Applied, EffectivePolicies, Level};
-pub use publish::{KeyHashing, PendingPublish, ProducerSlots, PublishMessage, Publisher, choose_partition};
+pub use publish::{
+    DETACH_WAIT, Detach, KeyHashing, PendingPublish, ProducerSlots, PublishMessage, Publisher, choose_partition,
+};
 pub use registry::Topic;
 pub use session::{ConsumerSession, DeadLetterPolicy, SubscribeOptions, members_changed};
 pub use subscription::{CursorOp, Delivery, SubType};

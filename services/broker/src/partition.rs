@@ -61,7 +61,11 @@ pub struct Partition {
     clock: SharedClock,
     /// Cancelled when the partition is unloaded or deleted: sessions attached to it end, and
     /// their clients reconnect to what is loaded then.
-    unloaded: tokio_util::sync::CancellationToken,
+    pub(crate) unloaded: tokio_util::sync::CancellationToken,
+    /// Producer sessions that answer each send themselves (binary protocol) hold a token of it
+    /// while attached: a handover closes it and waits (bounded) until they have answered what
+    /// they accepted and let go, before the log closes (`ProducerSlots::detach_on_unload`).
+    pub(crate) producers: tokio_util::task::TaskTracker,
     quota: std::sync::Mutex<crate::controllers::enforcement::QuotaState>,
     /// Limits and rates in force (`policies::runtime`), read without a lock.
     pub(crate) policy: Arc<crate::policies::runtime::PartitionPolicy>,
@@ -106,6 +110,7 @@ impl Partition {
             limits,
             clock,
             unloaded: tokio_util::sync::CancellationToken::new(),
+            producers: tokio_util::task::TaskTracker::new(),
             quota: std::sync::Mutex::new(Default::default()),
             policy,
             dedup: Default::default(),

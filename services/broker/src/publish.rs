@@ -21,6 +21,8 @@ use magnetar_core::{MessageId, TopicName, hash::partition_for_key};
 use magnetar_storage::{ProducerStamp, RecordInput};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 #[derive(Debug, Clone, Default)]
 pub struct PublishMessage {
@@ -189,7 +191,8 @@ impl Publisher {
         let partitions = self.prepare(caller, name).await?;
         let (_, parts) = self.registry.partitions_of(name).await?;
         let slots = crate::policies::enforce::admit_producer(name, &parts)?;
-        Ok(ProducerSlots { partitions, _slots: slots })
+        let detach = parts.iter().map(|p| (p.unloaded.clone(), p.producers.clone())).collect();
+        Ok(ProducerSlots { partitions, _slots: slots, detach })
     }
 
     /// What a producer does when it connects: authorizes, creates the topic if missing and
@@ -405,6 +408,45 @@ impl Publisher {
 pub struct ProducerSlots {
     pub partitions: u32,
     _slots: Vec<SlotGuard>,
+    /// Each partition's unload signal and its tracker of attached producers.
+    detach: Vec<(CancellationToken, TaskTracker)>,
+}
+
+impl ProducerSlots {
+    /// For a producer session that answers every send itself (the binary protocol's receipts):
+    /// the returned [`Detach`] tells it when one of its partitions is unloaded (a handover, an
+    /// unload), and the handover waits, before the partition's log closes, until it is dropped
+    /// (bounded by [`DETACH_WAIT`]). The session stops taking sends when told, answers the ones
+    /// it accepted once they are durable, tells its client, then drops it: so nothing is
+    /// acknowledged that the handed-over data does not hold, and what the client has not seen
+    /// acknowledged it sends again to the next owner.
+    pub fn detach_on_unload(&self) -> Detach {
+        Detach {
+            unloaded: self.detach.iter().map(|(u, _)| u.clone()).collect(),
+            _holds: self.detach.iter().map(|(_, t)| t.token()).collect(),
+        }
+    }
+}
+
+/// Most time a handover waits for the producer sessions of a partition to let go.
+pub const DETACH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A producer session's hold on the handover of its partitions (see
+/// [`ProducerSlots::detach_on_unload`]); dropping it lets the handover go on.
+#[derive(Debug)]
+pub struct Detach {
+    unloaded: Vec<CancellationToken>,
+    _holds: Vec<tokio_util::task::task_tracker::TaskTrackerToken>,
+}
+
+impl Detach {
+    /// Resolves once one of the producer's partitions is unloaded.
+    pub async fn unloaded(&self) {
+        if self.unloaded.is_empty() {
+            return std::future::pending().await;
+        }
+        futures::future::select_all(self.unloaded.iter().map(|u| Box::pin(u.cancelled()))).await;
+    }
 }
 
 /// The partition of a message: fixed by the name, else chosen by `choose_partition`.

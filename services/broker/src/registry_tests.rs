@@ -48,3 +48,29 @@ async fn a_delete_during_a_load_leaves_no_stale_topic() {
     assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
     assert_eq!(t.broker.testing().loaded_topics(), 1);
 }
+
+/// What a handover relies on to close binary producers before their log closes: an unload
+/// tells a producer that asked to be detached, and its partition's tracker waits until the
+/// producer lets go.
+#[tokio::test]
+async fn an_unload_tells_detached_producers_and_their_partition_waits_for_them() {
+    let t = TestBroker::start().await;
+    let name: TopicName = "persistent://public/default/detaching".parse().unwrap();
+    t.broker.topics().create(&name, 0, BTreeMap::new()).await.unwrap();
+    let slots = t.broker.publisher().attach_producer(&Caller::superuser(), &name).await.unwrap();
+    let detach = slots.detach_on_unload();
+    let (_, parts) = t.broker.registry.partitions_of(&name).await.unwrap();
+    let tracker = parts[0].producers.clone();
+    assert!(tokio::time::timeout(Duration::from_millis(50), detach.unloaded()).await.is_err(), "told too early");
+
+    t.broker.topics().unload(&name).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), detach.unloaded()).await.expect("the producer is told of the unload");
+    tracker.close();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), tracker.wait()).await.is_err(),
+        "the partition waits while the producer holds on"
+    );
+    drop(detach);
+    tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await.expect("released once the producer let go");
+    drop(slots);
+}

@@ -396,6 +396,7 @@ impl TestBroker {
             recovered_ops: Vec::new(),
             registry: prometheus::Registry::new(),
             clock: magnetar_core::SystemClock::shared(),
+            binary_urls: Default::default(),
         };
         let broker = crate::Broker::start(crate::BrokerConfig::default(), deps).await.expect("broker starts");
         broker.admin().ensure_defaults().await.expect("defaults");

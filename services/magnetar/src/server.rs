@@ -71,8 +71,27 @@ pub async fn start_with_clock(
     if config.http_addr.port() == 0 || broker_cfg.advertised_address == "127.0.0.1:8080" {
         broker_cfg.advertised_address = addr.to_string();
     }
-    let deps =
-        magnetar_broker::BrokerDeps { metadata, policies, authorizer, storage, recovered_ops: aux, registry, clock };
+    // Pulsar's binary protocol: bound before the broker starts (a bad address fails the start),
+    // so that a broker of a tier registers its URLs with its membership.
+    let binary_listener = if config.binary.enabled {
+        let listener = magnetar_binary::BinaryListener::bind(&config.binary, &broker_cfg)
+            .await
+            .with_context(|| format!("cannot bind binary.addr {}", config.binary.addr))?;
+        Some(listener)
+    } else {
+        None
+    };
+    let binary_urls = binary_listener.as_ref().map(|l| l.urls().clone()).unwrap_or_default();
+    let deps = magnetar_broker::BrokerDeps {
+        metadata,
+        policies,
+        authorizer,
+        storage,
+        recovered_ops: aux,
+        registry,
+        clock,
+        binary_urls,
+    };
     let broker = Broker::start(broker_cfg, deps).await?;
     if standalone {
         broker.admin().ensure_defaults().await?;
@@ -82,21 +101,21 @@ pub async fn start_with_clock(
     auth.poll_revocations().await.map_err(|e| anyhow::anyhow!("cannot read token revocations: {e}"))?;
     let app = magnetar_api::app_with_auth(Arc::clone(&broker), config.http.clone(), Arc::clone(&auth));
     let shutdown = CancellationToken::new();
-    // Pulsar's binary protocol: bound here (a bad address fails the start), served until the
-    // same shutdown as HTTP; the broker's shutdown waits for its connections' tasks.
-    let binary = if config.binary.enabled {
-        let server = magnetar_binary::BinaryServer::bind(
-            config.binary.clone(),
-            Arc::clone(&broker),
-            Arc::clone(&auth),
-            shutdown.clone(),
-        )
-        .await
-        .with_context(|| format!("cannot bind binary.addr {}", config.binary.addr))?;
-        tracing::info!(addr = %server.local_addr()?, url = server.service_url(), "pulsar:// listener ready");
-        Some(server)
-    } else {
-        None
+    // Served until the same shutdown as HTTP; the broker's shutdown waits for its connections'
+    // tasks.
+    let binary = match binary_listener {
+        Some(listener) => {
+            let server = magnetar_binary::BinaryServer::new(
+                listener,
+                config.binary.clone(),
+                Arc::clone(&broker),
+                Arc::clone(&auth),
+                shutdown.clone(),
+            );
+            tracing::info!(addr = %server.local_addr()?, url = server.service_url(), "pulsar:// listener ready");
+            Some(server)
+        }
+        None => None,
     };
     let binary_addr = binary.as_ref().map(|s| s.local_addr()).transpose()?;
     let binary_task = binary.map(|s| tokio::spawn(s.run()));

@@ -89,6 +89,8 @@ async fn main() {
         cluster: "bench".into(),
         internal_address: format!("10.0.0.{i}:8080"),
         advertised_address: format!("10.0.0.{i}:8080"),
+        binary_internal_url: String::new(),
+        binary_advertised_url: String::new(),
         version: "bench".into(),
     };
     for i in 0..20 {

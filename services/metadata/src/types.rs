@@ -236,6 +236,11 @@ pub struct BrokerRegistration {
     pub internal_address: String,
     /// `host:port` clients reach it at.
     pub advertised_address: String,
+    /// `pulsar://host:port` of its binary-protocol listener for the other brokers (they proxy
+    /// binary connections there); empty without a binary listener.
+    pub binary_internal_url: String,
+    /// `pulsar://host:port` of its binary-protocol listener for clients; empty without one.
+    pub binary_advertised_url: String,
     pub version: String,
 }
 

@@ -35,6 +35,7 @@ mod retention;
 mod schema_policies;
 mod tier;
 mod tier_balance;
+mod tier_binary;
 mod tier_crash;
 mod tier_fanout;
 mod tier_handover;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 const SECRET: &str = "magnetar-binary-auth-test-secret-0123456789abcdef";
 
-fn python() -> String {
+pub(crate) fn python() -> String {
     std::env::var("MAGNETAR_TEST_PYTHON").expect(
         "MAGNETAR_TEST_PYTHON is not set: run the tests through scripts/test.sh, which installs Pulsar's Python \
          client (tests/python/requirements.txt) into a venv, or point it at a python with `pulsar-client` installed",

@@ -16,6 +16,8 @@ fn registration(session: &str) -> BrokerRegistration {
         cluster: "standalone".into(),
         internal_address: "127.0.0.1:1".into(),
         advertised_address: "127.0.0.1:1".into(),
+        binary_internal_url: String::new(),
+        binary_advertised_url: String::new(),
         version: "test".into(),
     }
 }

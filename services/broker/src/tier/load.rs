@@ -131,6 +131,8 @@ mod tests {
             cluster: "c".into(),
             internal_address: String::new(),
             advertised_address: String::new(),
+            binary_internal_url: String::new(),
+            binary_advertised_url: String::new(),
             version: String::new(),
         };
         let record = BrokerRecord {

@@ -14,6 +14,8 @@
 mod balance;
 mod isolation;
 pub mod load;
+mod lookup;
+pub use lookup::binary_host_port;
 mod placement;
 mod release;
 pub use release::Released;

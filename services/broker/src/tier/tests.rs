@@ -22,6 +22,8 @@ async fn broker(metadata: &Arc<dyn MetadataStore>, id: &str) -> Arc<Tier> {
         cluster: "tier".into(),
         internal_address: format!("{id}.internal:1"),
         advertised_address: id.into(),
+        binary_internal_url: String::new(),
+        binary_advertised_url: String::new(),
         version: "test".into(),
     };
     let membership =
@@ -145,6 +147,8 @@ async fn a_stale_view_cannot_take_a_bundle_and_a_restart_takes_its_own_back() {
         cluster: "tier".into(),
         internal_address: "b1.internal:1".into(),
         advertised_address: "b1".into(),
+        binary_internal_url: String::new(),
+        binary_advertised_url: String::new(),
         version: "test".into(),
     };
     let membership =
@@ -178,6 +182,8 @@ async fn without_the_tier_every_topic_is_served_here() {
         cluster: "standalone".into(),
         internal_address: "solo".into(),
         advertised_address: "solo".into(),
+        binary_internal_url: String::new(),
+        binary_advertised_url: String::new(),
         version: "test".into(),
     };
     let membership =

@@ -12,6 +12,8 @@ fn registration(id: &str, session: &str) -> BrokerRegistration {
         cluster: "standalone".into(),
         internal_address: format!("{id}.internal:8080"),
         advertised_address: format!("{id}.example:8080"),
+        binary_internal_url: format!("pulsar://{id}.internal:6650"),
+        binary_advertised_url: format!("pulsar://{id}.example:6650"),
         version: "1.2.3".into(),
     }
 }
@@ -91,4 +93,22 @@ pub async fn deregistering_removes_only_the_own_session(store: Arc<dyn MetadataS
     assert_eq!(store.list_brokers("standalone").await.expect("list").len(), 1);
     store.deregister_broker("b1", "s1").await.expect("deregister");
     assert!(store.list_brokers("standalone").await.expect("list").is_empty());
+}
+
+pub async fn binary_listener_urls_are_registered_and_replaced_by_a_restart(store: Arc<dyn MetadataStore>) {
+    // A broker without a binary listener registers empty URLs.
+    let mut without = registration("b1", "s1");
+    without.binary_internal_url = String::new();
+    without.binary_advertised_url = String::new();
+    store.register_broker(&without, LONG, None).await.expect("register without a binary listener");
+    let brokers = store.list_brokers("standalone").await.expect("list");
+    assert_eq!(brokers[0].registration, without);
+
+    // Its next process listens elsewhere: the row says where now.
+    let mut restarted = registration("b1", "s2");
+    restarted.binary_internal_url = "pulsar://b1.internal:16650".into();
+    store.register_broker(&restarted, LONG, Some("s1")).await.expect("register the successor");
+    let brokers = store.list_brokers("standalone").await.expect("list");
+    assert_eq!(brokers[0].registration, restarted);
+    assert_eq!(brokers[0].registration.binary_advertised_url, "pulsar://b1.example:6650");
 }

@@ -78,6 +78,7 @@ macro_rules! conformance_tests {
             a_live_broker_id_cannot_be_taken_by_another_session,
             an_expired_lease_is_not_renewed_and_may_be_taken_over,
             deregistering_removes_only_the_own_session,
+            binary_listener_urls_are_registered_and_replaced_by_a_restart,
             compacted_view_commits_replace_atomically_and_are_fenced,
             deleting_a_topic_removes_its_compacted_views,
             bundle_ownership_moves_by_compare_and_set_on_its_epoch,

@@ -44,6 +44,8 @@ fn record(row: &AnyRow) -> Result<BrokerRecord> {
             cluster: get(row, "cluster")?,
             internal_address: get(row, "internal_address")?,
             advertised_address: get(row, "advertised_address")?,
+            binary_internal_url: get(row, "binary_internal_url")?,
+            binary_advertised_url: get(row, "binary_advertised_url")?,
             version: get(row, "version")?,
             broker_id,
         },
@@ -93,10 +95,12 @@ impl SqlMetadataStore {
         }
         let row = sqlx::query(clocked(format!(
             "INSERT INTO brokers (broker_id, session_id, cluster, internal_address, advertised_address, version, \
-             state, load_json, registered_at_ms, lease_expires_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, {now}, {now} + $8) \
+             state, load_json, registered_at_ms, lease_expires_at_ms, binary_internal_url, binary_advertised_url) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, {now}, {now} + $8, $9, $10) \
              ON CONFLICT (broker_id) DO UPDATE SET session_id = excluded.session_id, cluster = excluded.cluster, \
              internal_address = excluded.internal_address, advertised_address = excluded.advertised_address, \
+             binary_internal_url = excluded.binary_internal_url, \
+             binary_advertised_url = excluded.binary_advertised_url, \
              version = excluded.version, state = excluded.state, load_json = excluded.load_json, \
              registered_at_ms = excluded.registered_at_ms, lease_expires_at_ms = excluded.lease_expires_at_ms \
              RETURNING lease_expires_at_ms, {now} AS db_now_ms"
@@ -109,6 +113,8 @@ impl SqlMetadataStore {
         .bind(&reg.version)
         .bind(to_json(&BrokerLoad::default())?)
         .bind(lease)
+        .bind(&reg.binary_internal_url)
+        .bind(&reg.binary_advertised_url)
         .fetch_one(&mut *tx)
         .await
         .map_err(classify)?;
@@ -147,8 +153,8 @@ impl SqlMetadataStore {
     pub(crate) async fn list_brokers_impl(&self, cluster: &str) -> Result<Vec<BrokerRecord>> {
         let now = self.dialect().now_ms_sql();
         let rows = sqlx::query(clocked(format!(
-            "SELECT broker_id, session_id, cluster, internal_address, advertised_address, version, state, \
-             load_json, registered_at_ms, lease_expires_at_ms, {now} AS db_now_ms \
+            "SELECT broker_id, session_id, cluster, internal_address, advertised_address, binary_internal_url, \
+             binary_advertised_url, version, state, load_json, registered_at_ms, lease_expires_at_ms, {now} AS db_now_ms \
              FROM brokers WHERE cluster = $1 ORDER BY broker_id"
         )))
         .bind(cluster)

@@ -1,0 +1,116 @@
+//! A `pulsar://` connection for another broker of the tier. A LOOKUP of a partition another
+//! broker owns answers that broker's internal URL with `proxy_through_service_url`, so the
+//! client stays on its service URL and names the owner in CONNECT's `proxy_to_broker_url`. The
+//! broker receiving such a CONNECT:
+//!
+//! - proxies only to a URL a live member of its tier registered (internal or advertised; the
+//!   C++ client names it as `host:port`), and connects to that member's internal URL: never to
+//!   an address a client made up;
+//! - authenticates the client first (a bad credential costs no connection to the owner), then
+//!   replays the client's CONNECT to the owner, which authenticates and authorizes the client
+//!   itself, as if asked directly;
+//! - then splices the two sockets byte for byte, in both directions, until either side closes
+//!   or this broker shuts down. Everything after CONNECT is between the client and the owner:
+//!   CONNECTED, keep-alive, and the token refresh (the owner's AUTH_CHALLENGE reaches the client
+//!   and its AUTH_RESPONSE the owner, which checks it and closes the connection on an expired or
+//!   revoked token; this broker checks the token at CONNECT only).
+//!
+//! Without a tier `proxy_to_broker_url` is ignored and the connection is served here.
+
+use crate::Shared;
+use crate::connection::{authenticate, refusal};
+use crate::error::BinaryError;
+use futures::SinkExt;
+use magnetar_broker::BrokerError;
+use magnetar_broker::tier::binary_host_port;
+use magnetar_protocol::proto::CommandConnect;
+use magnetar_protocol::{Frame, PulsarCodec};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::codec::{Framed, FramedParts};
+
+/// The broker a CONNECT asks to be proxied to, when it is not this one and the tier is on.
+pub fn target(shared: &Shared, connect: &CommandConnect) -> Option<String> {
+    if !shared.broker.tier().enabled() {
+        return None;
+    }
+    let url = binary_host_port(connect.proxy_to_broker_url.as_deref()?);
+    let mine = |own: &str| !own.is_empty() && binary_host_port(own) == url;
+    if url.is_empty() || mine(&shared.urls.internal) || mine(&shared.urls.advertised) {
+        return None;
+    }
+    Some(url.to_string())
+}
+
+/// Serves a connection by splicing it to `target` (see the module docs).
+pub async fn run(
+    shared: &Shared,
+    mut client: Framed<TcpStream, PulsarCodec>,
+    connect: CommandConnect,
+    target: String,
+    peer: SocketAddr,
+) {
+    let upstream = match open(shared, &connect, &target).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::info!(%peer, %target, reason = %e, "pulsar:// proxy refused");
+            let _ = client.send(refusal(&e)).await;
+            return;
+        }
+    };
+    shared.broker.count_forwarded();
+    tracing::debug!(%peer, %target, "pulsar:// connection proxied");
+    let FramedParts { io: mut client_io, read_buf, .. } = client.into_parts();
+    let mut upstream = upstream;
+    // The client's CONNECT, without the proxy request (the owner serves it), then whatever the
+    // client sent after it.
+    let replay = CommandConnect { proxy_to_broker_url: None, ..connect };
+    let mut first = bytes::BytesMut::from(&magnetar_protocol::frame::encode_command(&Frame::new(replay).command)[..]);
+    first.extend_from_slice(&read_buf);
+    if let Err(e) = upstream.write_all(&first).await {
+        tracing::info!(%peer, %target, error = %e, "pulsar:// proxy: the owner closed the connection");
+        return;
+    }
+    tokio::select! {
+        r = tokio::io::copy_bidirectional(&mut client_io, &mut upstream) => {
+            if let Err(e) = r {
+                tracing::debug!(%peer, %target, error = %e, "pulsar:// proxied connection ended");
+            }
+        }
+        _ = shared.shutdown.cancelled() => {
+            tracing::debug!(%peer, %target, "pulsar:// proxied connection closed: the broker is shutting down");
+        }
+    }
+}
+
+/// Checks the client and the target and connects to the target's internal URL.
+async fn open(shared: &Shared, connect: &CommandConnect, target: &str) -> Result<TcpStream, BinaryError> {
+    authenticate(shared, connect)?;
+    let tier = shared.broker.tier();
+    let not_member = || {
+        BinaryError::Broker(BrokerError::NotOwner(format!(
+            "{target} is not the pulsar:// listener of a live broker of this tier; look the topic up again"
+        )))
+    };
+    let member = tier.binary_member(target).await?.ok_or_else(not_member)?;
+    let internal = &member.registration.binary_internal_url;
+    let addr = Some(binary_host_port(internal)).filter(|a| !a.is_empty()).ok_or_else(not_member)?;
+    let wait = Duration::from_millis(tier.config().forward_connect_timeout_ms.max(1));
+    let unreachable = |detail: String| {
+        BinaryError::Broker(BrokerError::NotOwner(format!(
+            "broker {} could not be reached at {internal}: {detail}; retry",
+            member.registration.broker_id
+        )))
+    };
+    let stream = match tokio::time::timeout(wait, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(unreachable(e.to_string())),
+        Err(_) => return Err(unreachable(format!("no connection within {} ms", wait.as_millis()))),
+    };
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    }
+    Ok(stream)
+}
