@@ -313,6 +313,38 @@ enum End {
 /// The close code of a bundle moving (service restart: reconnect).
 const MOVED: u16 = 1012;
 
+/// What both whole-topic session loops start from: every partition's session running (fed by
+/// its inbox), their merged events, and the client's socket split into the stream of its frames
+/// and a writer task (`out` feeds it).
+pub(crate) struct Session {
+    pub events: mpsc::Receiver<Up>,
+    pub inboxes: Vec<mpsc::Sender<(Message, Tag)>>,
+    pub stream: std::pin::Pin<Box<dyn futures::Stream<Item = Message> + Send>>,
+    pub out: mpsc::Sender<Message>,
+    pub writer: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the partitions' sessions on `links` (each with a fresh `ledger()`) and the client's
+/// writer.
+pub(crate) fn start(
+    s: &AppState,
+    target: &Arc<Target>,
+    links: Vec<Socket>,
+    ledger: fn() -> Ledger,
+    socket: axum::extract::ws::WebSocket,
+) -> Session {
+    let (events_tx, events) = mpsc::channel::<Up>(crate::routes::ws::OUTBOX);
+    let mut inboxes = Vec::with_capacity(links.len());
+    for (p, link) in (0u32..).zip(links) {
+        let (tx, rx) = mpsc::channel(INBOX);
+        spawn_partition(s, Arc::clone(target), p, link, rx, events_tx.clone(), ledger());
+        inboxes.push(tx);
+    }
+    let Socket { sink, stream } = Socket::from_ws(socket);
+    let (out, writer) = crate::routes::ws::spawn_writer(&s.broker, sink);
+    Session { events, inboxes, stream, out, writer }
+}
+
 /// Runs partition `p`'s session on `link` until the client's session ends (its `inbox` closes),
 /// reopening it on the partition's next owner when it is closed for a move.
 pub(crate) fn spawn_partition(

@@ -14,14 +14,14 @@
 //! own WebSocket service holds what its partitioned consumer prefetched.
 
 use super::ws::{
-    Attach, Handshake, IS_END_OF_TOPIC, Ledger, Runner, Seen, Stalled, Tag, Target, Up, ended, open_all, permit,
-    spawn_partition, with_params,
+    Attach, Handshake, IS_END_OF_TOPIC, Ledger, Runner, Seen, Session, Stalled, Tag, Target, Up, ended, open_all,
+    permit, start, with_params,
 };
 use super::{Whole, segment};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::AuthContext;
-use crate::routes::ws::{OUTBOX, Socket, must_end, run_tracked, session_permit, spawn_writer, text};
+use crate::routes::ws::{Socket, must_end, run_tracked, session_permit, text};
 use crate::routes::ws_consumer::{ConsumerCommand, Flow, ReaderOptions, Sampler, error_reply, run_session};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
@@ -33,7 +33,6 @@ use magnetar_core::{MessageId, SubscriptionName};
 use serde_json::json;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
 /// A consumer's or a reader's session, as its handshake asked for it.
 pub(crate) enum Plan {
@@ -201,16 +200,7 @@ async fn run(
     let broker = Arc::clone(&s.broker);
     let whole = target.whole.clone();
     let n = whole.partitions;
-    let (events_tx, mut events) = mpsc::channel::<Up>(OUTBOX);
-    let mut inboxes = Vec::with_capacity(links.len());
-    for (p, link) in (0u32..).zip(links) {
-        let (tx, rx) = mpsc::channel(super::ws::INBOX);
-        spawn_partition(&s, Arc::clone(&target), p, link, rx, events_tx.clone(), Ledger::consumer());
-        inboxes.push(tx);
-    }
-    drop(events_tx);
-    let Socket { sink, mut stream } = Socket::from_ws(socket);
-    let (out, writer) = spawn_writer(&broker, sink);
+    let Session { mut events, inboxes, mut stream, out, writer } = start(&s, &target, links, Ledger::consumer, socket);
     let end = must_end(auth, &broker);
     tokio::pin!(end);
     let mut stalled = Stalled::default();

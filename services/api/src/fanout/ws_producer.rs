@@ -9,11 +9,11 @@
 //! client's frames wait.
 
 use super::Whole;
-use super::ws::{Handshake, Ledger, Seen, Stalled, Tag, Target, Up, ended, open_all, spawn_partition};
+use super::ws::{Handshake, Ledger, Seen, Session, Stalled, Tag, Target, Up, ended, open_all, start};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::AuthContext;
-use crate::routes::ws::{OUTBOX, Socket, must_end, run_tracked, session_permit, spawn_writer, text};
+use crate::routes::ws::{must_end, run_tracked, session_permit, text};
 use crate::routes::ws_producer::{ProducerSession, Routing, error_frame, ok_frame, parse_frame};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
@@ -25,7 +25,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
 /// Frames of one client unanswered at once (Pulsar's `maxPendingMessages` default).
 const MAX_PENDING: usize = 1000;
@@ -145,16 +144,7 @@ async fn run(
     let broker = Arc::clone(&s.broker);
     let whole = target.whole.clone();
     let n = whole.partitions;
-    let (events_tx, mut events) = mpsc::channel::<Up>(OUTBOX);
-    let mut inboxes = Vec::with_capacity(links.len());
-    for (p, link) in (0u32..).zip(links) {
-        let (tx, rx) = mpsc::channel(super::ws::INBOX);
-        spawn_partition(&s, Arc::clone(&target), p, link, rx, events_tx.clone(), Ledger::producer());
-        inboxes.push(tx);
-    }
-    drop(events_tx);
-    let Socket { sink, mut stream } = Socket::from_ws(socket);
-    let (out, writer) = spawn_writer(&broker, sink);
+    let Session { mut events, inboxes, mut stream, out, writer } = start(&s, &target, links, Ledger::producer, socket);
     let end = must_end(auth, &broker);
     tokio::pin!(end);
     let now = magnetar_core::now_millis();
