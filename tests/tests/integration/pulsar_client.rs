@@ -33,6 +33,12 @@ async fn scenario(url: &str, name: &str, topic: &str, extra: &[&str]) -> Value {
         .await
         .unwrap_or_else(|_| panic!("scenario {name} did not finish within 120 s"))
         .expect("run the Python client");
+    scenario_result(name, &out)
+}
+
+/// What a finished Python scenario printed last (a JSON line); fails the test with the client's
+/// output if the scenario failed or printed none.
+pub(crate) fn scenario_result(name: &str, out: &std::process::Output) -> Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "scenario {name} failed ({}):\n{stdout}\n--- stderr ---\n{stderr}", out.status);

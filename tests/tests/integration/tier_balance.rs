@@ -101,8 +101,7 @@ async fn the_leader_moves_a_hot_bundle_off_a_broker_whose_bundles_carry_all_the_
     }
 
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (acked, failures) = load.finish().await;
-    assert!(failures.is_empty(), "{} requests failed, e.g. {:?}", failures.len(), &failures[..failures.len().min(2)]);
+    let acked = load.finish_without_failures("under load").await;
     assert!(!acked.is_empty());
     assert_stored_once(&c, &b.base, &acked).await;
 }
@@ -136,8 +135,7 @@ async fn a_bundle_hot_on_its_own_is_split_and_its_halves_go_to_both_brokers() {
     assert!(spread.0 <= u64::from(PARTITIONS), "{spread:?}");
 
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (acked, failures) = load.finish().await;
-    assert!(failures.is_empty(), "{} requests failed, e.g. {:?}", failures.len(), &failures[..failures.len().min(2)]);
+    let acked = load.finish_without_failures("under load").await;
     assert_stored_once(&c, &a.base, &acked).await;
 }
 
@@ -177,7 +175,6 @@ async fn an_admin_split_sent_to_a_broker_that_does_not_own_the_bundle_is_done_by
     assert_eq!(again.0.as_u16(), 404, "{}", again.1);
 
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (acked, failures) = load.finish().await;
-    assert!(failures.is_empty(), "{} requests failed, e.g. {:?}", failures.len(), &failures[..failures.len().min(2)]);
+    let acked = load.finish_without_failures("under load").await;
     assert_stored_once(&c, &a.base, &acked).await;
 }

@@ -73,15 +73,9 @@ async fn scenario_in(script: &str, url: &str, name: &str, topic: &str, extra: &[
         .await
         .unwrap_or_else(|_| panic!("scenario {name} did not finish within 90 s"))
         .expect("the Python client ran");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "scenario {name} failed ({}):\n{stdout}\n--- stderr ---\n{stderr}", out.status);
-    let last = stdout
-        .lines()
-        .rfind(|l| l.starts_with('{'))
-        .unwrap_or_else(|| panic!("scenario {name} printed no result:\n{stdout}"));
-    let result = serde_json::from_str(last).unwrap_or_else(|e| panic!("scenario {name} printed `{last}`: {e}"));
-    (result, format!("{stdout}\n{stderr}"))
+    let result = crate::pulsar_client::scenario_result(name, &out);
+    let log = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (result, log)
 }
 
 /// `broker address → partitions` whose bundle it owns, once every partition's bundle is owned

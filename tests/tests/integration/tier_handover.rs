@@ -48,8 +48,7 @@ async fn sigterm_hands_a_brokers_bundles_over_under_load_without_a_failed_reques
     let drain_ms = stopped.elapsed().as_millis();
     assert!(status.success(), "broker b exited with {status}");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (acked, failures) = load.finish().await;
-    assert!(failures.is_empty(), "{} requests failed, e.g. {:?}", failures.len(), &failures[..failures.len().min(3)]);
+    let acked = load.finish_without_failures("under load").await;
     assert!(acked.len() > 100, "the load ran: {} messages acknowledged", acked.len());
 
     // b's bundles are served elsewhere, by live brokers, within seconds of its drain (the last

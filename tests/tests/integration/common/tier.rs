@@ -153,6 +153,19 @@ impl Load {
         Load { stop, acked, failures, tasks }
     }
 
+    /// Stops the producers and checks that no request failed (`what` names the phase in the
+    /// failure); what was acknowledged.
+    pub async fn finish_without_failures(self, what: &str) -> BTreeSet<String> {
+        let (acked, failures) = self.finish().await;
+        assert!(
+            failures.is_empty(),
+            "{what}: {} requests failed, e.g. {:?}",
+            failures.len(),
+            &failures[..failures.len().min(3)]
+        );
+        acked
+    }
+
     pub async fn finish(self) -> (BTreeSet<String>, Vec<String>) {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.tasks {
