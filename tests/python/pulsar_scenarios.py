@@ -9,8 +9,10 @@ one scenario per test and checks the other surfaces. What a scenario prints on i
 """
 
 import json
+import re
 import sys
 import time
+from datetime import timedelta
 
 import pulsar
 
@@ -419,6 +421,50 @@ def token_refresh(url, topic, mode, tokens):
     raise AssertionError("a message was sent on an expired token")
 
 
+def delayed(url, topic):
+    """Delayed delivery on a Shared subscription: `deliver_after` and `deliver_at` hold a message
+    back until its time while later messages go ahead; an Exclusive subscription ignores the
+    delay, as Pulsar's does."""
+    c = client(url)
+    shared = c.subscribe(topic, "shared", consumer_type=pulsar.ConsumerType.Shared)
+    exclusive = c.subscribe(topic, "exclusive", consumer_type=pulsar.ConsumerType.Exclusive)
+    producer = c.create_producer(topic, batching_enabled=False)
+    start = time.time()
+    producer.send(b"after-2s", deliver_after=timedelta(seconds=2))
+    producer.send(b"at-1s", deliver_at=int((start + 1) * 1000))
+    producer.send(b"now")
+    order = []
+    for _ in range(3):
+        m = shared.receive(timeout_millis=TIMEOUT_MS)
+        order.append((m.data().decode(), round(time.time() - start, 2)))
+        shared.acknowledge(m)
+    assert [d for d, _ in order] == ["now", "at-1s", "after-2s"], order
+    assert order[0][1] < 1.0 and order[1][1] >= 0.95 and order[2][1] >= 1.95, order
+    got = [exclusive.receive(timeout_millis=TIMEOUT_MS).data() for _ in range(3)]
+    assert got == [b"after-2s", b"at-1s", b"now"], got
+    c.close()
+    return {"order": order}
+
+
+def regex(url, topic):
+    """A subscription by pattern picks up a topic created after it subscribed, and not one outside
+    the pattern. The client polls the namespace's topic list every 60 s (pulsar-client 3.13's
+    Python API accepts `pattern_auto_discovery_period` but never passes it to the C++ client)."""
+    c = client(url)
+    c.create_producer(f"{topic}-a").send(b"a-0")
+    consumer = c.subscribe(re.compile(re.escape(topic) + "-.*"), "rx",
+                           initial_position=pulsar.InitialPosition.Earliest)
+    assert consumer.receive(timeout_millis=TIMEOUT_MS).data() == b"a-0"
+    # Created afterwards, both before the client's next poll: one matches, one does not.
+    c.create_producer(f"{topic}-b").send(b"b-0")
+    c.create_producer(f"{topic}x").send(b"outside")
+    m = consumer.receive(timeout_millis=90_000)
+    assert m.data() == b"b-0" and m.topic_name().endswith(f"{topic}-b"), (m.data(), m.topic_name())
+    expect_nothing(consumer, 2000)
+    c.close()
+    return {}
+
+
 SCENARIOS = {
     "produce_consume_unbatched": lambda url, topic: produce_consume(url, topic, False),
     "produce_consume_batched": lambda url, topic: produce_consume(url, topic, True),
@@ -434,6 +480,8 @@ SCENARIOS = {
     "redelivery": redelivery,
     "seek_time": seek_time,
     "token_refresh": token_refresh,
+    "delayed": delayed,
+    "regex": regex,
 }
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod config;
 pub mod perf;
+pub mod perf_binary;
 pub mod perf_ws;
 pub mod server;
 pub mod tokens;

@@ -20,6 +20,10 @@ pub enum PerfCommand {
     WsProduce(crate::perf_ws::WsProduceArgs),
     /// Consume and acknowledge every message over the WebSocket API.
     WsConsume(crate::perf_ws::WsConsumeArgs),
+    /// Publish over Pulsar's binary protocol (batching, compression, several producers).
+    BinProduce(crate::perf_binary::BinProduceArgs),
+    /// Consume and acknowledge every message over Pulsar's binary protocol.
+    BinConsume(crate::perf_binary::BinConsumeArgs),
 }
 
 #[derive(Args, Clone)]
@@ -133,6 +137,8 @@ pub async fn run(cmd: PerfCommand) -> anyhow::Result<()> {
         PerfCommand::Consume(a) => consume(a).await,
         PerfCommand::WsProduce(a) => crate::perf_ws::produce(a).await,
         PerfCommand::WsConsume(a) => crate::perf_ws::consume(a).await,
+        PerfCommand::BinProduce(a) => crate::perf_binary::produce(a).await,
+        PerfCommand::BinConsume(a) => crate::perf_binary::consume(a).await,
     }
 }
 

@@ -13,6 +13,7 @@ mod admin_ops;
 mod auth;
 mod binary_frames;
 mod binary_raw;
+mod binary_restart;
 mod broker_tier;
 mod cluster_mode;
 mod compaction;

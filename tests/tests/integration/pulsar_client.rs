@@ -101,6 +101,18 @@ async fn seek_by_time_on_a_consumer_and_by_id_and_time_on_a_reader() {
 }
 
 #[tokio::test]
+async fn delayed_delivery_holds_messages_back_on_shared_subscriptions() {
+    let app = TestApp::standalone().await;
+    scenario(&app.pulsar_url(), "delayed", "delayed", &[]).await;
+}
+
+#[tokio::test]
+async fn a_regex_subscription_picks_up_a_new_topic() {
+    let app = TestApp::standalone().await;
+    scenario(&app.pulsar_url(), "regex", "rx", &[]).await;
+}
+
+#[tokio::test]
 async fn partitioned_topic_with_batching() {
     let app = TestApp::standalone().await;
     create_partitioned(&app, "parts", 3).await;

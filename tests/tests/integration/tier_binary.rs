@@ -57,7 +57,7 @@ async fn scenario(url: &str, name: &str, extra: &[&str]) -> (Value, String) {
     scenario_in("tier_scenarios.py", url, name, TOPIC, extra).await
 }
 
-async fn scenario_in(script: &str, url: &str, name: &str, topic: &str, extra: &[&str]) -> (Value, String) {
+pub(crate) async fn scenario_in(script: &str, url: &str, name: &str, topic: &str, extra: &[&str]) -> (Value, String) {
     let script = format!("{}/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let mut cmd = tokio::process::Command::new(crate::pulsar_client::python());
     cmd.arg(script)
