@@ -28,6 +28,9 @@ pub fn compress(codec: CompressionType, data: &[u8]) -> Result<Vec<u8>, Protocol
     }
 }
 
+/// The first chunk of snappy's framed format: type 0xff, length 6, `sNaPpY`.
+const SNAPPY_STREAM_ID: &[u8] = b"\xff\x06\x00\x00sNaPpY";
+
 /// Decompresses `data` that must expand to exactly `uncompressed_size` bytes, refusing any size
 /// above `limit`. `None` returns the data as it is (its size is not checked: producers leave
 /// `uncompressed_size` unset on uncompressed payloads).
@@ -61,6 +64,21 @@ pub fn decompress(
         }
         // Fails if the frame would expand beyond the capacity it is given.
         CompressionType::Zstd => zstd::bulk::decompress(data, uncompressed_size).map_err(|e| failed(e.to_string()))?,
+        // pulsar-rs writes snappy's framed format where Pulsar's Java and C++ clients write a
+        // raw block. A framed stream starts with its stream identifier; a raw block could too in
+        // theory, so a payload is read as framed only if, as a raw block, it would not announce
+        // the size the metadata gives.
+        CompressionType::Snappy
+            if data.starts_with(SNAPPY_STREAM_ID)
+                && snap::raw::decompress_len(data).ok() != Some(uncompressed_size) =>
+        {
+            let mut output = Vec::with_capacity(uncompressed_size);
+            snap::read::FrameDecoder::new(data)
+                .take(uncompressed_size as u64 + 1)
+                .read_to_end(&mut output)
+                .map_err(|e| failed(e.to_string()))?;
+            output
+        }
         CompressionType::Snappy => {
             let announced = snap::raw::decompress_len(data).map_err(|e| failed(e.to_string()))?;
             if announced != uncompressed_size {
@@ -104,6 +122,20 @@ mod tests {
             }
             assert_eq!(decompress(codec, &compressed, data.len(), 1 << 20).unwrap(), data, "{codec:?}");
         }
+    }
+
+    #[test]
+    fn snappy_framed_streams_as_pulsar_rs_sends_them_are_read_too() {
+        use std::io::Write;
+        let data = sample();
+        let mut framed = Vec::new();
+        let mut w = snap::write::FrameEncoder::new(&mut framed);
+        w.write_all(&data).unwrap();
+        drop(w);
+        assert_eq!(decompress(CompressionType::Snappy, &framed, data.len(), 1 << 20).unwrap(), data);
+        // The announced size still binds: shorter or longer output is refused.
+        assert!(decompress(CompressionType::Snappy, &framed, data.len() - 1, 1 << 20).is_err());
+        assert!(decompress(CompressionType::Snappy, &framed, data.len() + 1, 1 << 20).is_err());
     }
 
     #[test]
