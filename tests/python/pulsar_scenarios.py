@@ -117,8 +117,14 @@ def subscription_types(url, topic):
             nums = [int(m.data().decode().split("-")[1]) for m in ms if m.partition_key() == key]
             assert nums == sorted(nums), (key, nums)
     assert sum(len(v) for v in ks.values()) == n
+    # Failover takeover: the active consumer leaves, the standby receives what follows.
+    (active,) = fo.keys()
+    failover[active].close()
+    standby = failover[1 - active]
+    producer.send(b"after-failover")
+    assert standby.receive(timeout_millis=TIMEOUT_MS).data() == b"after-failover"
     c.close()
-    return {"shared": {str(k): len(v) for k, v in sh.items()}}
+    return {"shared": {str(k): len(v) for k, v in sh.items()}, "failover_active": f"fo-{active}"}
 
 
 def acks(url, topic):
