@@ -37,6 +37,7 @@ mod schema_policies;
 mod tier;
 mod tier_balance;
 mod tier_binary;
+mod tier_binary_proxy;
 mod tier_crash;
 mod tier_fanout;
 mod tier_handover;

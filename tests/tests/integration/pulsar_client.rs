@@ -50,6 +50,14 @@ pub(crate) fn scenario_result(name: &str, out: &std::process::Output) -> Value {
     serde_json::from_str(last).unwrap_or_else(|e| panic!("scenario {name} printed `{last}`: {e}"))
 }
 
+/// The ERROR lines of a C++ client's log, but for its refused attempts to connect to `down`
+/// (`host:port` of a broker that was stopped or killed while the client kept it in its service
+/// URL): those are how it reconnects.
+pub(crate) fn client_errors<'a>(log: &'a str, down: &str) -> Vec<&'a str> {
+    let refused = |l: &str| l.contains(&format!("-> pulsar://{down}]")) && l.contains("Connection refused");
+    log.lines().filter(|l| l.contains(" ERROR ") && !refused(l)).collect()
+}
+
 #[tokio::test]
 async fn produce_and_consume_without_batching_keeps_keys_properties_and_event_time() {
     let app = TestApp::standalone().await;

@@ -18,16 +18,16 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
-const TOPIC: &str = "acme/app/binary";
-const PARTITIONS: u32 = 12;
+pub(crate) const TOPIC: &str = "acme/app/binary";
+pub(crate) const PARTITIONS: u32 = 12;
 
 /// A broker of the tier with its `pulsar://` URL.
-struct Member {
-    process: BrokerProcess,
-    pulsar: String,
+pub(crate) struct Member {
+    pub(crate) process: BrokerProcess,
+    pub(crate) pulsar: String,
 }
 
-fn start(dir: &Path, cfg: &str) -> Member {
+pub(crate) fn start(dir: &Path, cfg: &str) -> Member {
     let addr = format!("127.0.0.1:{}", free_port());
     let process = BrokerProcess::start_cluster(dir, cfg, &[("MAGNETAR_BINARY__ADDR", addr.as_str())]);
     Member { process, pulsar: format!("pulsar://{addr}") }
@@ -47,7 +47,7 @@ async fn three_brokers_with(dir: &Path, cfg: String) -> (Vec<Member>, reqwest::C
     (members, c)
 }
 
-fn partition(i: u32) -> String {
+pub(crate) fn partition(i: u32) -> String {
     format!("{TOPIC}-partition-{i}")
 }
 
@@ -80,7 +80,7 @@ pub(crate) async fn scenario_in(script: &str, url: &str, name: &str, topic: &str
 
 /// `broker address → partitions` whose bundle it owns, once every partition's bundle is owned
 /// (a bundle handed over is `assigning` until its next owner takes it).
-async fn owners(c: &reqwest::Client, base: &str) -> BTreeMap<String, Vec<u32>> {
+pub(crate) async fn owners(c: &reqwest::Client, base: &str) -> BTreeMap<String, Vec<u32>> {
     let mut bundles = Vec::new();
     for i in 0..PARTITIONS {
         bundles.push(bundle_of(c, base, &partition(i)).await);
@@ -121,7 +121,7 @@ fn report_send_times(result: &Value, by_owner: &BTreeMap<String, Vec<u32>>, give
     );
 }
 
-async fn metric(c: &reqwest::Client, base: &str, name: &str) -> f64 {
+pub(crate) async fn metric(c: &reqwest::Client, base: &str, name: &str) -> f64 {
     let text = c.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("text");
     text.lines()
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))
