@@ -281,7 +281,7 @@ impl Connection {
             Err(raw) => return Next::Close(format!("unknown command type {raw}")),
         };
         let shared = Arc::clone(&self.shared);
-        match (kind, command) {
+        match (kind, *command) {
             (CommandType::Ping, _) => self.send(Frame::new(CommandPong {})).await,
             (CommandType::Pong, _) => Next::Continue,
             (CommandType::Connect, _) => Next::Close("a second CONNECT".into()),

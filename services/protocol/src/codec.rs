@@ -72,7 +72,7 @@ impl Encoder<BaseCommand> for PulsarCodec {
     type Error = ProtocolError;
 
     fn encode(&mut self, item: BaseCommand, dst: &mut BytesMut) -> Result<(), Self::Error> {
-        frame::encode(&Frame { command: item, payload: None }, dst, self.max_frame_size)
+        frame::encode(&Frame { command: Box::new(item), payload: None }, dst, self.max_frame_size)
     }
 }
 

@@ -25,17 +25,19 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = DEFAULT_MAX_MESSAGE_SIZE + FRAME_PADDI
 /// One decoded frame: the command and, for SEND and MESSAGE, the payload after the checksum.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Frame {
-    pub command: BaseCommand,
+    /// Boxed: `BaseCommand` holds every command type inline (about 5 KB), and frames move
+    /// through queues and tasks; a move should cost a pointer, not the struct.
+    pub command: Box<BaseCommand>,
     pub payload: Option<Payload>,
 }
 
 impl Frame {
     pub fn new(command: impl Into<BaseCommand>) -> Self {
-        Self { command: command.into(), payload: None }
+        Self { command: Box::new(command.into()), payload: None }
     }
 
     pub fn with_payload(command: impl Into<BaseCommand>, payload: Payload) -> Self {
-        Self { command: command.into(), payload: Some(payload) }
+        Self { command: Box::new(command.into()), payload: Some(payload) }
     }
 
     /// Bytes this frame takes on the wire, size field included.
@@ -73,7 +75,7 @@ pub fn parse_body(mut body: Bytes) -> Result<Frame, ProtocolError> {
     let command = BaseCommand::decode(command_bytes).map_err(ProtocolError::protobuf("BaseCommand"))?;
     command.validate()?;
     if body.is_empty() {
-        return Ok(Frame { command, payload: None });
+        return Ok(Frame { command: Box::new(command), payload: None });
     }
 
     let mut magic = read_u16(&mut body, "magic number")?;
@@ -94,7 +96,7 @@ pub fn parse_body(mut body: Bytes) -> Result<Frame, ProtocolError> {
         return Err(ProtocolError::ChecksumMismatch(Box::new(ChecksumMismatch { command, expected, computed })));
     }
     let payload = Payload::parse(body)?.with_broker_entry_metadata(broker_entry_metadata);
-    Ok(Frame { command, payload: Some(payload) })
+    Ok(Frame { command: Box::new(command), payload: Some(payload) })
 }
 
 /// Appends a frame to `dst`, refusing one above `max_frame_size` (size field included).
@@ -128,7 +130,7 @@ pub fn encode_command(command: &BaseCommand) -> Bytes {
 
 /// A SEND or MESSAGE command with its payload as a complete frame (no size limit applied).
 pub fn encode_payload_command(command: &BaseCommand, payload: &Payload) -> Bytes {
-    let frame = Frame { command: command.clone(), payload: Some(payload.clone()) };
+    let frame = Frame { command: Box::new(command.clone()), payload: Some(payload.clone()) };
     let mut dst = BytesMut::new();
     encode(&frame, &mut dst, u32::MAX as usize).expect("no limit below u32::MAX");
     dst.freeze()
@@ -224,7 +226,7 @@ mod tests {
         src.extend_from_slice(&encode_command(&CommandPing {}.into()));
         match decode(&mut src, DEFAULT_MAX_FRAME_SIZE) {
             Err(ProtocolError::ChecksumMismatch(mismatch)) => {
-                assert_eq!(mismatch.command, frame.command);
+                assert_eq!(mismatch.command, *frame.command);
                 assert_ne!(mismatch.expected, mismatch.computed);
             }
             other => panic!("expected a checksum mismatch, got {other:?}"),

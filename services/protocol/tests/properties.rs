@@ -99,7 +99,7 @@ fn payload_frame() -> impl Strategy<Value = Frame> {
 }
 
 fn any_frame() -> impl Strategy<Value = Frame> {
-    prop_oneof![command().prop_map(|command| Frame { command, payload: None }), payload_frame()]
+    prop_oneof![command().prop_map(|command| Frame { command: Box::new(command), payload: None }), payload_frame()]
 }
 
 fn encode(frames: &[Frame]) -> Vec<u8> {
@@ -170,7 +170,7 @@ proptest! {
         wire[at] ^= 1 << bit;
         let mut src = BytesMut::from(&wire[..]);
         match frame::decode(&mut src, DEFAULT_MAX_FRAME_SIZE) {
-            Err(ProtocolError::ChecksumMismatch(mismatch)) => prop_assert_eq!(mismatch.command, frame.command),
+            Err(ProtocolError::ChecksumMismatch(mismatch)) => prop_assert_eq!(mismatch.command, *frame.command),
             other => prop_assert!(false, "expected a checksum mismatch, got {:?}", other),
         }
         prop_assert!(src.is_empty(), "the corrupt frame is consumed whole");

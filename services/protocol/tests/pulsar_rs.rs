@@ -462,7 +462,7 @@ fn a_send_frame_from_pulsar_rs_decodes_with_ours() {
 
     let frame = frame::decode(&mut wire, DEFAULT_MAX_FRAME_SIZE).unwrap().unwrap();
     assert!(wire.is_empty());
-    assert_eq!(frame.command, ours::BaseCommand::from(our_send()));
+    assert_eq!(*frame.command, ours::BaseCommand::from(our_send()));
     let payload = frame.payload.unwrap();
     assert_eq!(payload.metadata(), &our_metadata());
     assert_eq!(payload.metadata_bytes().as_ref(), their_metadata().encode_to_vec().as_slice());
