@@ -31,6 +31,14 @@ pub fn compress(codec: CompressionType, data: &[u8]) -> Result<Vec<u8>, Protocol
 /// The first chunk of snappy's framed format: type 0xff, length 6, `sNaPpY`.
 const SNAPPY_STREAM_ID: &[u8] = b"\xff\x06\x00\x00sNaPpY";
 
+/// Reads a decoding stream to its end, but at most one byte more than the `size` announced: enough
+/// to tell "too long" without inflating a compression bomb.
+fn read_capped(reader: impl Read, size: usize) -> std::io::Result<Vec<u8>> {
+    let mut output = Vec::with_capacity(size);
+    reader.take(size as u64 + 1).read_to_end(&mut output)?;
+    Ok(output)
+}
+
 /// Decompresses `data` that must expand to exactly `uncompressed_size` bytes, refusing any size
 /// above `limit`. `None` returns the data as it is (its size is not checked: producers leave
 /// `uncompressed_size` unset on uncompressed payloads).
@@ -54,13 +62,7 @@ pub fn decompress(
             lz4_flex::block::decompress(data, uncompressed_size).map_err(|e| failed(e.to_string()))?
         }
         CompressionType::Zlib => {
-            let mut output = Vec::with_capacity(uncompressed_size);
-            // One byte more than announced is enough to tell "too long" without inflating a bomb.
-            flate2::read::ZlibDecoder::new(data)
-                .take(uncompressed_size as u64 + 1)
-                .read_to_end(&mut output)
-                .map_err(|e| failed(e.to_string()))?;
-            output
+            read_capped(flate2::read::ZlibDecoder::new(data), uncompressed_size).map_err(|e| failed(e.to_string()))?
         }
         // Fails if the frame would expand beyond the capacity it is given.
         CompressionType::Zstd => zstd::bulk::decompress(data, uncompressed_size).map_err(|e| failed(e.to_string()))?,
@@ -72,12 +74,7 @@ pub fn decompress(
             if data.starts_with(SNAPPY_STREAM_ID)
                 && snap::raw::decompress_len(data).ok() != Some(uncompressed_size) =>
         {
-            let mut output = Vec::with_capacity(uncompressed_size);
-            snap::read::FrameDecoder::new(data)
-                .take(uncompressed_size as u64 + 1)
-                .read_to_end(&mut output)
-                .map_err(|e| failed(e.to_string()))?;
-            output
+            read_capped(snap::read::FrameDecoder::new(data), uncompressed_size).map_err(|e| failed(e.to_string()))?
         }
         CompressionType::Snappy => {
             let announced = snap::raw::decompress_len(data).map_err(|e| failed(e.to_string()))?;

@@ -4,28 +4,12 @@
 //! it saw acknowledged is received by it and stored exactly once (deduplication on: a send
 //! stored whose receipt was lost is sent again by the client).
 
-use crate::common::tier::{drain_subscription, expect};
+use crate::common::tier::{acked_ids, assert_stored_exactly_once, drain_subscription, expect, wait_stored};
 use magnetar_tests::{BrokerProcess, call, free_port};
 use reqwest::Method;
-use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TOPIC: &str = "public/default/restarted";
-
-/// Waits until the topic has stored at least `n` messages since the broker started.
-async fn stored_at_least(c: &reqwest::Client, base: &str, n: u64, client: &tokio::task::JoinHandle<impl Sized>) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, stats) = call(c, Method::GET, &format!("{base}/admin/v2/persistent/{TOPIC}/stats"), None).await;
-        let stored = stats["msgInCounter"].as_u64().unwrap_or(0);
-        if stored >= n {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{stored} messages stored in 30 s, waiting for {n}: {stats}");
-        assert!(!client.is_finished(), "the client ended early");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_clients_carry_on_across_a_broker_restart_without_losing_or_duplicating() {
@@ -45,7 +29,8 @@ async fn python_clients_carry_on_across_a_broker_restart_without_losing_or_dupli
     let client = tokio::spawn(async move {
         crate::tier_binary::scenario_in("tier_scenarios.py", &url, "under_moves", TOPIC, &[&stop_arg]).await
     });
-    stored_at_least(&c, &base, 200, &client).await;
+    let stats = format!("{base}/admin/v2/persistent/{TOPIC}/stats");
+    wait_stored(&c, &stats, 200, &client).await;
 
     let (mut broker_back, status) = tokio::task::spawn_blocking(move || {
         let status = broker.terminate();
@@ -58,12 +43,11 @@ async fn python_clients_carry_on_across_a_broker_restart_without_losing_or_dupli
     .unwrap();
     assert!(status.success(), "SIGTERM stops the broker with status 0, got {status}");
     // The counter starts again at the restart: 200 more produced through the new process.
-    stored_at_least(&c, &base, 200, &client).await;
+    wait_stored(&c, &stats, 200, &client).await;
     std::fs::write(&stop, b"stop").expect("stop file");
     let (result, log) = client.await.expect("client task");
 
-    let acked: BTreeSet<String> =
-        result["acked"].as_array().expect("acked").iter().map(|v| v.as_str().expect("id").to_string()).collect();
+    let acked = acked_ids(&result);
     let reconnects = log.lines().filter(|l| l.contains("Schedule reconnection") || l.contains("reconnect")).count();
     // While the broker is down the client's connection attempts are refused: that is reconnecting.
     let errors = crate::pulsar_client::client_errors(&log, &pulsar);
@@ -78,9 +62,6 @@ async fn python_clients_carry_on_across_a_broker_restart_without_losing_or_dupli
     assert!(errors.is_empty(), "the client logged errors beyond reconnecting:\n{}", errors.join("\n"));
 
     let stored = drain_subscription(&c, &broker_back.base, TOPIC, "audit").await;
-    let lost: Vec<&String> = acked.iter().filter(|id| !stored.contains_key(*id)).collect();
-    assert!(lost.is_empty(), "{} acknowledged messages not stored, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
-    let twice: Vec<_> = stored.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "stored more than once: {twice:?}");
+    assert_stored_exactly_once(&acked, &stored);
     broker_back.kill9();
 }

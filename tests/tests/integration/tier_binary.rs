@@ -5,7 +5,9 @@
 //! unloads, a SIGTERM drain) close producers and consumers so that they carry on at the next
 //! owner, with every acknowledged message stored once and received.
 
-use crate::common::tier::{bundle_of, drain_subscription, expect, namespace, ownership, tier_config};
+use crate::common::tier::{
+    acked_ids, assert_stored_exactly_once, bundle_of, drain_subscription, expect, namespace, ownership, tier_config,
+};
 use futures::SinkExt;
 use magnetar_protocol::proto::{CommandConnect, CommandLookupTopic, CommandPing, LookupResult, ServerError};
 use magnetar_protocol::{Frame, PulsarCodec};
@@ -246,8 +248,7 @@ async fn python_clients_carry_on_across_bundle_unloads_and_a_sigterm_without_los
     std::fs::write(&stop, b"stop").expect("stop file");
     let (result, log) = client.await.expect("client task");
 
-    let acked: BTreeSet<String> =
-        result["acked"].as_array().expect("acked").iter().map(|v| v.as_str().expect("id").to_string()).collect();
+    let acked = acked_ids(&result);
     let reconnects = log.lines().filter(|l| l.contains("Schedule reconnection") || l.contains("reconnect")).count();
     let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
     eprintln!(
@@ -268,10 +269,7 @@ async fn python_clients_carry_on_across_bundle_unloads_and_a_sigterm_without_los
             *stored.entry(id).or_default() += n;
         }
     }
-    let lost: Vec<&String> = acked.iter().filter(|id| !stored.contains_key(*id)).collect();
-    assert!(lost.is_empty(), "{} acknowledged messages not stored, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
-    let twice: Vec<_> = stored.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "stored more than once: {twice:?}");
+    assert_stored_exactly_once(&acked, &stored);
     drop(stopped);
 }
 

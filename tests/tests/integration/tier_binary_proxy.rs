@@ -5,27 +5,15 @@
 //! exactly once. Deduplication is on: a send the owner stored whose receipt died with the proxy
 //! is sent again by the client, and only deduplication makes that one copy.
 
-use crate::common::tier::{drain_subscription, expect, namespace, tier_config};
+use crate::common::tier::{
+    acked_ids, assert_stored_exactly_once, drain_subscription, expect, namespace, stored_count, tier_config,
+    wait_stored,
+};
 use crate::tier_binary::{Member, PARTITIONS, TOPIC, owners, partition, scenario_in, start};
 use magnetar_tests::call;
 use reqwest::Method;
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
-
-async fn stored(c: &reqwest::Client, base: &str) -> u64 {
-    let (_, stats) = call(c, Method::GET, &format!("{base}/admin/v2/persistent/{TOPIC}/partitioned-stats"), None).await;
-    stats["msgInCounter"].as_u64().unwrap_or(0)
-}
-
-async fn stored_at_least(c: &reqwest::Client, base: &str, n: u64, client: &tokio::task::JoinHandle<impl Sized>) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while stored(c, base).await < n {
-        assert!(Instant::now() < deadline, "fewer than {n} messages stored after 30 s");
-        assert!(!client.is_finished(), "the client ended early");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use std::collections::BTreeMap;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_carries_on_through_another_broker_when_the_one_proxying_it_is_killed() {
@@ -58,7 +46,8 @@ async fn a_client_carries_on_through_another_broker_when_the_one_proxying_it_is_
     let client = tokio::spawn(async move {
         scenario_in("tier_scenarios.py", &service_url, "under_moves", TOPIC, &[&stop_arg]).await
     });
-    stored_at_least(&c, &base, 200, &client).await;
+    let stats = format!("{base}/admin/v2/persistent/{TOPIC}/partitioned-stats");
+    wait_stored(&c, &stats, 200, &client).await;
     let forwarded = crate::tier_binary::metric(&c, &proxy.process.base, "magnetar_forwarded_requests_total").await;
     assert!(forwarded > 0.0, "the client's connections went through the proxy");
 
@@ -69,14 +58,13 @@ async fn a_client_carries_on_through_another_broker_when_the_one_proxying_it_is_
     })
     .await
     .unwrap();
-    let at_kill = stored(&c, &base).await;
-    stored_at_least(&c, &base, at_kill + 200, &client).await;
+    let at_kill = stored_count(&c, &stats).await;
+    wait_stored(&c, &stats, at_kill + 200, &client).await;
     std::fs::write(&stop, b"stop").expect("stop file");
     let (result, log) = client.await.expect("client task");
     assert_eq!(owners(&c, &base).await, before, "the proxy's crash moved no bundle");
 
-    let acked: BTreeSet<String> =
-        result["acked"].as_array().expect("acked").iter().map(|v| v.as_str().expect("id").to_string()).collect();
+    let acked = acked_ids(&result);
     // The dead broker stays in the service URL: the client's attempts to connect to it are
     // refused (and logged as errors) while it reconnects through the other; nothing else may fail.
     let errors = crate::pulsar_client::client_errors(&log, &hosts[0]);
@@ -94,9 +82,6 @@ async fn a_client_carries_on_through_another_broker_when_the_one_proxying_it_is_
             *stored_ids.entry(id).or_default() += n;
         }
     }
-    let lost: Vec<&String> = acked.iter().filter(|id| !stored_ids.contains_key(*id)).collect();
-    assert!(lost.is_empty(), "{} acknowledged messages not stored, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
-    let twice: Vec<_> = stored_ids.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "stored more than once: {twice:?}");
+    assert_stored_exactly_once(&acked, &stored_ids);
     drop(killed);
 }

@@ -236,3 +236,38 @@ pub async fn assert_stored_once(c: &reqwest::Client, base: &str, acked: &BTreeSe
     let twice: Vec<_> = all.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "stored more than once: {twice:?}");
 }
+
+/// What a Python scenario reported acknowledged (`"acked": [ids]`).
+pub fn acked_ids(result: &Value) -> BTreeSet<String> {
+    result["acked"].as_array().expect("acked").iter().map(|v| v.as_str().expect("id").to_string()).collect()
+}
+
+/// Every acknowledged id was stored, and nothing more than once.
+#[track_caller]
+pub fn assert_stored_exactly_once(acked: &BTreeSet<String>, stored: &BTreeMap<String, usize>) {
+    let lost: Vec<&String> = acked.iter().filter(|id| !stored.contains_key(*id)).collect();
+    assert!(lost.is_empty(), "{} acknowledged messages not stored, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    let twice: Vec<_> = stored.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "stored more than once: {twice:?}");
+}
+
+/// `msgInCounter` of the stats at `stats_url` (a topic's `/stats` or `/partitioned-stats`).
+pub async fn stored_count(c: &reqwest::Client, stats_url: &str) -> u64 {
+    let (_, stats) = call(c, Method::GET, stats_url, None).await;
+    stats["msgInCounter"].as_u64().unwrap_or(0)
+}
+
+/// Waits until the stats at `stats_url` count `n` messages stored (30 s at most), failing at
+/// once if the `client` producing them ended.
+pub async fn wait_stored<T>(c: &reqwest::Client, stats_url: &str, n: u64, client: &tokio::task::JoinHandle<T>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stored = stored_count(c, stats_url).await;
+        if stored >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{stored} messages stored after 30 s, waiting for {n}");
+        assert!(!client.is_finished(), "the client ended early");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
