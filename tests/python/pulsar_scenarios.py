@@ -249,15 +249,31 @@ def partitioned(url, topic):
     return {"partitions": sorted(partitions)}
 
 
-def produce_only(url, topic, n):
-    """Produces n messages with keys and properties (the Rust side reads them over HTTP/WS)."""
+def id_text(mid):
+    """`L:E:P`, and `:B` for a message of a batch: the text form of Magnetar's HTTP surfaces."""
+    text = f"{mid.ledger_id()}:{mid.entry_id()}:{mid.partition()}"
+    return text + (f":{mid.batch_index()}" if mid.batch_index() >= 0 else "")
+
+
+def produce_only(url, topic, n, batched="unbatched"):
+    """Produces n messages with keys and properties (the Rust side reads them over HTTP/WS);
+    `batched`: in one batch."""
     c = client(url)
-    producer = c.create_producer(topic, producer_name="py-cross", batching_enabled=False)
-    ids = []
+    batching = batched == "batched"
+    producer = c.create_producer(topic, producer_name="py-cross", batching_enabled=batching,
+                                 batching_max_messages=int(n), batching_max_publish_delay_ms=1000)
+    sent = {}
     for i in range(int(n)):
-        mid = producer.send(f"bin-{i}".encode(), partition_key=f"k{i}", properties={"i": str(i)},
+        producer.send_async(f"bin-{i}".encode(), lambda res, mid, i=i: sent.__setitem__(i, (str(res), mid)),
+                            partition_key=f"k{i}", properties={"i": str(i)},
                             event_timestamp=1_700_000_000_000 + i)
-        ids.append(f"{mid.ledger_id()}:{mid.entry_id()}:{mid.partition()}")
+        if not batching:
+            producer.flush()
+    producer.flush()
+    assert all(r == str(pulsar.Result.Ok) for r, _ in sent.values()), sent
+    ids = [id_text(sent[i][1]) for i in range(int(n))]
+    if batching:
+        assert [sent[i][1].batch_index() for i in range(int(n))] == list(range(int(n))), ids
     c.close()
     return {"ids": ids}
 
@@ -271,10 +287,93 @@ def consume_only(url, topic, n):
         mid = m.message_id()
         out.append({"data": m.data().decode(), "key": m.partition_key(), "properties": m.properties(),
                     "event_time": m.event_timestamp(), "publish_time": m.publish_timestamp(),
-                    "id": f"{mid.ledger_id()}:{mid.entry_id()}:{mid.partition()}"})
+                    "id": id_text(mid)})
         consumer.acknowledge(m)
     c.close()
     return {"messages": out}
+
+
+def batch_acks(url, topic):
+    """Batches reach consumers whole under their producer's ids; acks by entry and by batch index."""
+    c = client(url)
+    producer = c.create_producer(topic, producer_name="py-batches", batching_enabled=True,
+                                 batching_max_messages=10, batching_max_publish_delay_ms=1000)
+    sent = {}
+    for i in range(30):
+        producer.send_async(f"m-{i}".encode(), lambda res, mid, i=i: sent.__setitem__(i, mid))
+    producer.flush()
+    ids = [(sent[i].ledger_id(), sent[i].entry_id(), sent[i].batch_index()) for i in range(30)]
+    assert len({(l, e) for l, e, _ in ids}) == 3, ids
+    assert [b for _, _, b in ids] == list(range(10)) * 3, ids
+
+    def id_of(m):
+        mid = m.message_id()
+        return (mid.ledger_id(), mid.entry_id(), mid.batch_index())
+
+    # Whole batches: the consumer sees the ids the producer was told.
+    whole = c.subscribe(topic, "whole", initial_position=pulsar.InitialPosition.Earliest)
+    got = drain(whole, 30)
+    assert [id_of(m) for m in got] == ids, [id_of(m) for m in got]
+    assert [m.data() for m in got] == [f"m-{i}".encode() for i in range(30)]
+    # Without batch-index acks (the client's default) a batch is acknowledged once all of it is:
+    # the first batch is, the second misses one message, the third has none.
+    for m in got[:19]:
+        whole.acknowledge(m)
+    whole.close()
+    whole = c.subscribe(topic, "whole")
+    again = drain(whole, 20)
+    assert [m.data() for m in again] == [f"m-{i}".encode() for i in range(10, 30)], [m.data() for m in again]
+    assert [id_of(m) for m in again] == ids[10:], "redelivered whole, under the same ids"
+    for m in again:
+        whole.acknowledge(m)
+    expect_nothing(whole)
+    whole.close()
+
+    # Batch-index acks: single messages of a batch are acknowledged, the others come back.
+    indexes = c.subscribe(topic, "indexes", initial_position=pulsar.InitialPosition.Earliest,
+                          batch_index_ack_enabled=True)
+    got = drain(indexes, 30)
+    for m in got[::2]:
+        indexes.acknowledge(m)
+    indexes.close()
+    indexes = c.subscribe(topic, "indexes", batch_index_ack_enabled=True)
+    again = drain(indexes, 15)
+    assert sorted(m.data() for m in again) == sorted(f"m-{i}".encode() for i in range(1, 30, 2)), \
+        [m.data() for m in again]
+    expect_nothing(indexes)
+    for m in again:
+        indexes.acknowledge(m)
+    indexes.close()
+
+    # A cumulative ack inside a batch, with batch-index acks: the next message is the one after it.
+    cum = c.subscribe(topic, "cumulative", initial_position=pulsar.InitialPosition.Earliest,
+                      consumer_type=pulsar.ConsumerType.Exclusive, batch_index_ack_enabled=True)
+    got = drain(cum, 30)
+    cum.acknowledge_cumulative(got[14])
+    cum.close()
+    cum = c.subscribe(topic, "cumulative", consumer_type=pulsar.ConsumerType.Exclusive,
+                      batch_index_ack_enabled=True)
+    nxt = cum.receive(timeout_millis=TIMEOUT_MS)
+    assert nxt.data() == b"m-15", nxt.data()
+
+    c.close()
+
+    # Negative ack of a batched message (without batch-index acks): its batch comes back whole,
+    # with a redelivery count.
+    c = client(url)
+    nack = c.subscribe(topic, "nack", initial_position=pulsar.InitialPosition.Earliest,
+                       consumer_type=pulsar.ConsumerType.Shared, negative_ack_redelivery_delay_ms=100)
+    first = drain(nack, 10)
+    for m in first[1:]:
+        nack.acknowledge(m)
+    nack.negative_acknowledge(first[0])
+    later = drain(nack, 30)
+    assert sorted(m.data() for m in later) == sorted(f"m-{i}".encode() for i in range(30)), \
+        [m.data() for m in later]
+    back = [m for m in later if m.data() == b"m-0"]
+    assert back[0].redelivery_count() >= 1, [(m.data(), m.redelivery_count()) for m in later]
+    c.close()
+    return {"ids": [list(i) for i in ids]}
 
 
 CODECS = {"lz4": pulsar.CompressionType.LZ4, "zlib": pulsar.CompressionType.ZLib,
@@ -472,6 +571,7 @@ def regex(url, topic):
 
 
 SCENARIOS = {
+    "batch_acks": batch_acks,
     "produce_consume_unbatched": lambda url, topic: produce_consume(url, topic, False),
     "produce_consume_batched": lambda url, topic: produce_consume(url, topic, True),
     "subscription_types": subscription_types,

@@ -317,7 +317,8 @@ impl Connection {
                         h.session.redeliver_unacked();
                     } else {
                         for id in &c.message_ids {
-                            let _ = h.session.nack(&convert::message_id(id), Duration::ZERO);
+                            let named = h.named(id, false);
+                            let _ = h.session.nack_offsets(&named.id, &named.offsets, Duration::ZERO);
                         }
                     }
                     h.wake.notify_one();
@@ -607,13 +608,16 @@ impl Connection {
             return Next::Continue;
         };
         let mut failure = None;
+        let cumulative = c.ack_type == AckType::Cumulative as i32;
         for id in &c.message_id {
-            let id = convert::message_id(id);
-            let r = if c.ack_type == AckType::Cumulative as i32 {
-                h.session.ack_cumulative(&id).await
-            } else {
-                h.session.ack_streamed(&id).await
-            };
+            let named = h.named(id, cumulative);
+            let mut r = Ok(());
+            if let Some(through) = named.through {
+                r = h.session.ack_cumulative_offset(&named.id, through).await;
+            }
+            if r.is_ok() && !named.offsets.is_empty() {
+                r = h.session.ack_streamed_offsets(&named.id, &named.offsets).await;
+            }
             if let Err(e) = r {
                 tracing::debug!(consumer = c.consumer_id, error = %e, "pulsar:// ack refused");
                 failure = Some(BinaryError::from(e));

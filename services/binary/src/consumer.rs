@@ -1,23 +1,75 @@
 //! One task per consumer: delivers MESSAGE frames against the permits its FLOW commands granted
-//! (one permit per message: every stored record is one message), waiting on the subscription
-//! engine when there is nothing to send and on a FLOW when permits run out.
+//! (one permit per message, a batch counting its messages), waiting on the subscription engine
+//! when there is nothing to send and on a FLOW when permits run out.
+//!
+//! A batch delivered whole goes out as one frame under its entry's id, and the client
+//! acknowledges it with that id alone (unless it acknowledges batch indexes): [`SentBatches`]
+//! remembers its size so that such an ack covers all its messages.
 
 use crate::convert;
 use magnetar_broker::ConsumerSession;
 use magnetar_protocol::Frame;
-use magnetar_protocol::proto::{CommandActiveConsumerChange, CommandCloseConsumer, CommandMessage};
-use std::sync::Arc;
+use magnetar_protocol::proto::{CommandActiveConsumerChange, CommandCloseConsumer, CommandMessage, MessageIdData};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-/// Most messages taken from the engine in one go.
+/// Most messages taken from the engine in one go (a batch is not cut at it).
 const TAKE: u64 = 100;
+/// Most batches remembered per consumer; the oldest is forgotten first (its ack then covers its
+/// first message only, and the rest is redelivered: at least once, never lost).
+const MAX_SENT_BATCHES: usize = 100_000;
+
+/// An entry as the client names it: partition, ledger, entry.
+pub type EntryKey = (i32, u64, u64);
+
+/// The batches a consumer received as one frame and has not acknowledged, with their sizes.
+#[derive(Default)]
+pub struct SentBatches(Mutex<BTreeMap<EntryKey, u32>>);
+
+impl SentBatches {
+    fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<EntryKey, u32>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sent(&self, key: EntryKey, size: u32) {
+        let mut map = self.map();
+        map.insert(key, size);
+        if map.len() > MAX_SENT_BATCHES {
+            map.pop_first();
+        }
+    }
+
+    /// The entry's messages now go out one by one: an ack of its id means its first message.
+    fn split(&self, key: EntryKey) {
+        self.map().remove(&key);
+    }
+
+    /// The size of the batch sent whole under `key`, if one was.
+    pub fn size(&self, key: EntryKey) -> Option<u32> {
+        self.map().get(&key).copied()
+    }
+
+    /// The batch under `key` is acknowledged (or, `cumulative`, everything up to it).
+    pub fn acked(&self, key: EntryKey, cumulative: bool) {
+        let mut map = self.map();
+        if cumulative {
+            let rest = map.split_off(&(key.0, key.1, key.2.saturating_add(1)));
+            map.retain(|k, _| k.0 != key.0);
+            map.extend(rest);
+        } else {
+            map.remove(&key);
+        }
+    }
+}
 
 /// A consumer as its connection holds it.
 pub struct ConsumerHandle {
     pub session: Arc<ConsumerSession>,
     pub permits: Arc<AtomicU64>,
+    pub batches: Arc<SentBatches>,
     pub wake: Arc<Notify>,
     pub stop: CancellationToken,
     pub task: tokio::task::JoinHandle<()>,
@@ -27,7 +79,54 @@ pub struct ConsumerHandle {
     pub subscription_name: String,
 }
 
+/// What an ack of one id covers, as offsets of the partition its broker id names.
+pub struct Named {
+    pub id: magnetar_core::MessageId,
+    /// Messages acknowledged one by one.
+    pub offsets: Vec<u64>,
+    /// For a cumulative ack: the last offset acknowledged with everything before it.
+    pub through: Option<u64>,
+}
+
 impl ConsumerHandle {
+    /// The messages an ack (`cumulative` or not) or a redelivery request names by `d`: a batch
+    /// sent whole and named by its entry alone, all its messages; with an `ack_set` (batch-index
+    /// acks), the indexes whose bits are clear; otherwise the one message `d` designates.
+    pub fn named(&self, d: &MessageIdData, cumulative: bool) -> Named {
+        let id = convert::message_id(d);
+        let entry = magnetar_core::MessageId { batch_index: -1, ..id }.offset();
+        let key = key_of(d);
+        if !d.ack_set.is_empty() {
+            let words = &d.ack_set;
+            // The bits past the batch's end are clear too: without its size (a batch this
+            // consumer was not sent whole, or forgotten) nothing is acknowledged rather than
+            // the messages after the batch.
+            let size = self.batches.size(key).or(d.batch_size.and_then(|s| u32::try_from(s).ok())).unwrap_or(0);
+            let size = size.min(64 * words.len() as u32);
+            let clear = |i: u32| (words[(i / 64) as usize] as u64) & (1 << (i % 64)) == 0;
+            let offsets = (0..size).filter(|&i| clear(i)).map(|i| entry + u64::from(i)).collect();
+            if offsets_all(size, &clear) {
+                self.batches.acked(key, cumulative);
+            }
+            // A cumulative ack with an ack set covers the entries before this one, and the
+            // indexes it clears in this one.
+            return Named { id, offsets, through: cumulative.then(|| entry.checked_sub(1)).flatten() };
+        }
+        let whole = (id.batch_index < 0).then(|| self.batches.size(key)).flatten();
+        if let Some(n) = whole {
+            self.batches.acked(key, cumulative);
+            let last = entry + u64::from(n.max(1)) - 1;
+            return match cumulative {
+                true => Named { id, offsets: Vec::new(), through: Some(last) },
+                false => Named { id, offsets: (entry..=last).collect(), through: None },
+            };
+        }
+        match cumulative {
+            true => Named { id, offsets: Vec::new(), through: Some(id.offset()) },
+            false => Named { id, offsets: vec![id.offset()], through: None },
+        }
+    }
+
     /// Adds permits (FLOW), at most `cap` outstanding.
     pub fn grant(&self, n: u32, cap: u64) {
         let _ = self
@@ -55,27 +154,82 @@ pub fn spawn(
 ) -> ConsumerHandle {
     let session = Arc::new(session);
     let permits = Arc::new(AtomicU64::new(0));
+    let batches = Arc::new(SentBatches::default());
     let wake = Arc::new(Notify::new());
     let stop = CancellationToken::new();
     let task = broker.spawn(deliver(
         consumer_id,
         Arc::clone(&session),
-        Arc::clone(&permits),
-        Arc::clone(&wake),
+        Delivery { permits: Arc::clone(&permits), batches: Arc::clone(&batches), wake: Arc::clone(&wake) },
         stop.clone(),
         out,
     ));
-    ConsumerHandle { session, permits, wake, stop, task, subscription, subscription_name: String::new() }
+    ConsumerHandle { session, permits, batches, wake, stop, task, subscription, subscription_name: String::new() }
+}
+
+/// What the delivery task shares with the connection.
+struct Delivery {
+    permits: Arc<AtomicU64>,
+    batches: Arc<SentBatches>,
+    wake: Arc<Notify>,
+}
+
+/// The frames for `messages`: whole batches as one frame each, any other message on its own.
+fn frames(consumer_id: u64, messages: &[magnetar_broker::PulledMessage], batches: &SentBatches) -> Vec<Frame> {
+    let mut out = Vec::with_capacity(messages.len());
+    let mut i = 0;
+    while i < messages.len() {
+        let rest = &messages[i..];
+        let n = convert::whole_batch(rest);
+        let batch = match (n > 0).then(|| convert::batch_payload(&rest[..n])) {
+            Some(Ok(built)) => Some(built),
+            Some(Err(e)) => {
+                tracing::warn!(consumer_id, error = %e, "a batch could not be framed; its messages go one by one");
+                None
+            }
+            None => None,
+        };
+        let (taken, message_id, payload) = match batch {
+            Some((id, payload)) => {
+                batches.sent(key_of(&id), n as u32);
+                (n, id, payload)
+            }
+            None => {
+                let m = &rest[0];
+                if m.record.batch.is_some() {
+                    batches.split(key_of(&convert::entry_id_data(&m.id)));
+                }
+                let (id, payload) = convert::message_payload(m);
+                (1, id, payload)
+            }
+        };
+        let redelivery_count = rest[..taken].iter().map(|m| m.redelivery_count).max();
+        out.push(Frame::with_payload(
+            CommandMessage { consumer_id, message_id, redelivery_count, ..Default::default() },
+            payload,
+        ));
+        i += taken;
+    }
+    out
+}
+
+fn offsets_all(size: u32, clear: &impl Fn(u32) -> bool) -> bool {
+    size > 0 && (0..size).all(clear)
+}
+
+/// The entry a MESSAGE frame or an ack names.
+pub fn key_of(id: &magnetar_protocol::proto::MessageIdData) -> EntryKey {
+    (id.partition.unwrap_or(-1), id.ledger_id, id.entry_id)
 }
 
 async fn deliver(
     consumer_id: u64,
     session: Arc<ConsumerSession>,
-    permits: Arc<AtomicU64>,
-    wake: Arc<Notify>,
+    shared: Delivery,
     stop: CancellationToken,
     out: mpsc::Sender<Frame>,
 ) {
+    let Delivery { permits, batches, wake } = shared;
     // Failover: tell the consumer whether it is active at once and at every change (Pulsar
     // sends ACTIVE_CONSUMER_CHANGE to Failover consumers only).
     let mut members = session.watch_members();
@@ -96,16 +250,7 @@ async fn deliver(
         if window > 0 {
             match session.receive(window as usize).await {
                 Ok(messages) => {
-                    for m in &messages {
-                        let frame = Frame::with_payload(
-                            CommandMessage {
-                                consumer_id,
-                                message_id: convert::id_data(&m.id),
-                                redelivery_count: Some(m.redelivery_count),
-                                ..Default::default()
-                            },
-                            convert::message_payload(m),
-                        );
+                    for frame in frames(consumer_id, &messages, &batches) {
                         if out.send(frame).await.is_err() {
                             return;
                         }

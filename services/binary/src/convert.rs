@@ -1,17 +1,20 @@
 //! Stored records to Pulsar messages and Pulsar messages to the broker's publish input.
 //!
 //! A SEND is decompressed and, when it is a batch, split into its messages: every message is
-//! stored as its own record, so that WebSocket, HTTP pull and the console read it as they read
-//! any other (docs/binary-protocol.md, "Batches"). A record goes out as a single, uncompressed
-//! MESSAGE whatever surface produced it, with the producer's name and sequence id when it was
-//! stored with them.
+//! stored as its own record with its place in the batch, so that WebSocket, HTTP pull and the
+//! console read it as they read any other, under the id `L:E:i` its producer was told
+//! (docs/binary-protocol.md, "Batches"). A batch whose messages are delivered together goes
+//! out as one uncompressed batch MESSAGE; any other record goes out as a single MESSAGE under the
+//! id `L:E+i` (Pulsar's clients give a non-batch MESSAGE no batch index), with the producer's
+//! name and sequence id when it was stored with them.
 
 use bytes::Bytes;
 use magnetar_broker::{PublishMessage, PulledMessage};
 use magnetar_core::MessageId;
-use magnetar_protocol::proto::{KeyValue, MessageIdData, MessageMetadata};
+use magnetar_protocol::batch::SingleMessage;
+use magnetar_protocol::proto::{CompressionType, KeyValue, MessageIdData, MessageMetadata, SingleMessageMetadata};
 use magnetar_protocol::{Payload, ProtocolError};
-use magnetar_storage::ProducerStamp;
+use magnetar_storage::{BatchPos, ProducerStamp};
 
 /// The broker's messages for one SEND, in order, with the producer's name and sequence ids
 /// (the batch's sequence id counts up from the SEND's unless a message carries its own).
@@ -29,9 +32,11 @@ pub fn publish_messages(producer: &str, payload: &Payload, limit: usize) -> Resu
             deliver_at,
             deliver_after_ms: None,
             producer: Some(ProducerStamp { name: producer.to_string(), sequence_id: base_seq }),
+            batch: None,
         }]);
     }
     let singles = payload.split_batch(limit)?;
+    let size = singles.len() as u32;
     Ok(singles
         .into_iter()
         .enumerate()
@@ -46,50 +51,117 @@ pub fn publish_messages(producer: &str, payload: &Payload, limit: usize) -> Resu
                 deliver_at,
                 deliver_after_ms: None,
                 producer: Some(ProducerStamp { name: producer.to_string(), sequence_id: seq }),
+                batch: Some(BatchPos { index: i as u32, size }),
             }
         })
         .collect())
 }
 
-/// A Magnetar id on the wire (ledger = segment base, entry = position in it).
+/// A Magnetar id on the wire (ledger = segment base, entry = position in it), with its batch
+/// index when it has one.
 pub fn id_data(id: &MessageId) -> MessageIdData {
     MessageIdData {
         ledger_id: id.ledger_id as u64,
         entry_id: id.entry_id as u64,
         partition: Some(id.partition_index),
+        batch_index: (id.batch_index >= 0).then_some(id.batch_index),
         ..Default::default()
     }
 }
 
-/// A client's id as the broker reads it. The batch index is dropped: every stored record is one
-/// message (ids of a batch's messages are `entry + index`, see the module header).
+/// The id of an entry (a batch's or a single message's) without a batch index: what a SEND
+/// receipt and a MESSAGE frame carry.
+pub fn entry_id_data(id: &MessageId) -> MessageIdData {
+    MessageIdData { batch_index: None, ..id_data(id) }
+}
+
+/// A client's id as the broker reads it (`offset()` adds the batch index).
 pub fn message_id(d: &MessageIdData) -> MessageId {
-    let batch = d.batch_index.unwrap_or(-1).max(0) as i64;
     MessageId {
         ledger_id: d.ledger_id as i64,
-        entry_id: (d.entry_id as i64).saturating_add(if d.batch_index.is_some() { batch } else { 0 }),
+        entry_id: d.entry_id as i64,
         partition_index: d.partition.unwrap_or(-1),
-        batch_index: -1,
+        batch_index: d.batch_index.filter(|i| *i >= 0).unwrap_or(-1),
     }
 }
 
-/// The metadata and payload of a MESSAGE frame for a stored record.
-pub fn message_payload(m: &PulledMessage) -> Payload {
-    let r = &m.record;
-    let (producer_name, sequence_id) = match &r.producer {
+/// The producer name and sequence id a record goes out with.
+fn producer_of(r: &magnetar_storage::Record) -> (String, u64) {
+    match &r.producer {
         Some(stamp) => (stamp.name.clone(), stamp.sequence_id.max(0) as u64),
         // Produced without a producer name (REST, anonymous WebSocket): the offset is a unique,
         // increasing sequence id.
         None => (String::new(), r.offset),
-    };
+    }
+}
+
+fn properties_of(r: &magnetar_storage::Record) -> Vec<KeyValue> {
+    r.properties.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect()
+}
+
+/// The metadata and payload of a MESSAGE frame for a stored record on its own. Its id is the
+/// record's own entry (`L:E+i` for a batched record), never a batch index.
+pub fn message_payload(m: &PulledMessage) -> (MessageIdData, Payload) {
+    let r = &m.record;
+    let (producer_name, sequence_id) = producer_of(r);
     let metadata = MessageMetadata {
         producer_name,
         sequence_id,
         publish_time: r.publish_time.max(0) as u64,
-        properties: r.properties.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect(),
+        properties: properties_of(r),
         partition_key: r.key.clone(),
         event_time: r.event_time.filter(|t| *t > 0).map(|t| t as u64),
         ..Default::default()
     };
-    Payload::new(metadata, Bytes::clone(&r.payload))
+    let id = MessageId::new(r.segment_base, r.offset, m.id.partition_index);
+    (entry_id_data(&id), Payload::new(metadata, Bytes::clone(&r.payload)))
+}
+
+/// How many of `ms` (from the start) form a whole batch as its producer sent it: every message
+/// of one batch, in order. 0 when they do not.
+pub fn whole_batch(ms: &[PulledMessage]) -> usize {
+    let Some(first) = ms.first() else { return 0 };
+    let Some(BatchPos { index: 0, size }) = first.record.batch else { return 0 };
+    let n = size as usize;
+    let whole = first.id.batch_index == 0
+        && ms.len() >= n
+        && ms[..n].iter().enumerate().all(|(i, m)| {
+            m.record.batch == Some(BatchPos { index: i as u32, size })
+                && m.record.offset == first.record.offset + i as u64
+                && m.record.segment_base == first.record.segment_base
+                && m.id.partition_index == first.id.partition_index
+        });
+    if whole { n } else { 0 }
+}
+
+/// One MESSAGE payload holding a whole batch (`ms`, as [`whole_batch`] found it), under its
+/// entry's id: the client numbers the messages 0.. as its producer did.
+pub fn batch_payload(ms: &[PulledMessage]) -> Result<(MessageIdData, Payload), ProtocolError> {
+    let first = &ms[0].record;
+    let (producer_name, sequence_id) = producer_of(first);
+    let metadata = MessageMetadata {
+        producer_name,
+        sequence_id,
+        publish_time: first.publish_time.max(0) as u64,
+        ..Default::default()
+    };
+    let singles: Vec<SingleMessage> = ms
+        .iter()
+        .map(|m| {
+            let r = &m.record;
+            SingleMessage {
+                metadata: SingleMessageMetadata {
+                    properties: properties_of(r),
+                    partition_key: r.key.clone(),
+                    payload_size: r.payload.len() as i32,
+                    event_time: r.event_time.filter(|t| *t > 0).map(|t| t as u64),
+                    sequence_id: r.producer.as_ref().map(|p| p.sequence_id.max(0) as u64),
+                    ..Default::default()
+                },
+                payload: Bytes::clone(&r.payload),
+            }
+        })
+        .collect();
+    let payload = Payload::batch(metadata, CompressionType::None, &singles)?;
+    Ok((entry_id_data(&ms[0].id), payload))
 }

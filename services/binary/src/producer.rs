@@ -187,7 +187,7 @@ async fn receipt_loop(
                                 Frame::new(CommandSendReceipt {
                                     producer_id,
                                     sequence_id,
-                                    message_id: first.map(convert::id_data),
+                                    message_id: first.map(convert::entry_id_data),
                                     highest_sequence_id: Some(highest),
                                 })
                             }

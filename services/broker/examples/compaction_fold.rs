@@ -21,6 +21,7 @@ fn main() {
             properties: Vec::new(),
             payload: payload.clone(),
             producer: None,
+            batch: None,
         })
         .collect();
     let started = std::time::Instant::now();

@@ -152,7 +152,7 @@ impl Topics {
                 let recs = read_from(&p, start, limit, per_part_bytes)?;
                 Ok(recs
                     .into_iter()
-                    .map(|r| BrowsedMessage { id: MessageId::new(r.segment_base, r.offset, p.index), record: r })
+                    .map(|r| BrowsedMessage { id: r.message_id(p.index), record: r })
                     .collect::<Vec<_>>())
             }));
         }

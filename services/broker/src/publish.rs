@@ -37,6 +37,8 @@ pub struct PublishMessage {
     /// The producer's name and this message's sequence id, when the producer gave both: stored
     /// with the message, and what deduplication checks.
     pub producer: Option<ProducerStamp>,
+    /// The message's place in the batch its producer sent (binary protocol producers).
+    pub batch: Option<magnetar_storage::BatchPos>,
 }
 
 /// How a message key picks a partition: Pulsar's `Murmur3_32Hash` (REST produce) or the Java
@@ -68,6 +70,8 @@ struct PendingGroup {
     sizes: Tally,
     /// Producer stamps and publish times of the messages deduplication tracks.
     stamps: Vec<(ProducerStamp, i64)>,
+    /// Batch positions of the group's messages, in order (their ids carry the batch index).
+    batches: Vec<Option<magnetar_storage::BatchPos>>,
     queued_at: std::time::Instant,
 }
 
@@ -81,7 +85,7 @@ impl PendingPublish {
                 g.partition.record_publish(&g.sizes, g.queued_at.elapsed());
             }
             g.partition.dedup.settle(&g.stamps, result.is_ok()).await;
-            (g.partition, g.positions, result)
+            (g.partition, g.positions, g.batches, result)
         });
         let groups = futures::future::join_all(waits).await;
         // Stored but not acknowledged once the lease may have lapsed: another broker may own the
@@ -95,7 +99,7 @@ impl PendingPublish {
         for (pos, id) in self.duplicates {
             out[pos] = Some(Ok(id));
         }
-        for (partition, positions, result) in groups {
+        for (partition, positions, batches, result) in groups {
             match result {
                 Ok(_) if fenced => {
                     failed += positions.len() as u64;
@@ -104,8 +108,8 @@ impl PendingPublish {
                     }
                 }
                 Ok(ids) => {
-                    for (pos, (offset, base)) in positions.into_iter().zip(ids) {
-                        out[pos] = Some(Ok(MessageId::new(base, offset, partition.index)));
+                    for ((pos, (offset, base)), batch) in positions.into_iter().zip(ids).zip(batches) {
+                        out[pos] = Some(Ok(magnetar_storage::message_id(base, offset, partition.index, batch)));
                     }
                 }
                 Err(e) => {
@@ -316,6 +320,7 @@ impl Publisher {
                     let admission = partition.dedup.admit(ctx, &partition, &inputs).await?;
                     let tracking = admission.tracking();
                     let mut stored = Vec::with_capacity(inputs.len());
+                    let mut batches = Vec::with_capacity(inputs.len());
                     let (mut kept, mut stamps, mut sizes) =
                         (Vec::with_capacity(inputs.len()), Vec::new(), Tally::default());
                     for ((pos, r), verdict) in positions.iter().zip(inputs).zip(&admission.verdicts) {
@@ -328,6 +333,7 @@ impl Publisher {
                             stamps.push((s.clone(), r.publish_time));
                         }
                         stored.push(*pos);
+                        batches.push(r.batch);
                         kept.push(r);
                     }
                     if kept.is_empty() {
@@ -350,7 +356,7 @@ impl Publisher {
                             return Err(e);
                         }
                     };
-                    Ok::<_, BrokerError>(Some((stored, enqueued, queued_at, sizes, stamps)))
+                    Ok::<_, BrokerError>(Some((stored, enqueued, queued_at, sizes, stamps, batches)))
                 }
                 .await;
                 (partition, positions, result, skipped)
@@ -367,8 +373,8 @@ impl Publisher {
                 }
             }
             match result {
-                Ok(Some((positions, pending, queued_at, sizes, stamps))) => {
-                    groups.push(PendingGroup { partition, positions, pending, sizes, stamps, queued_at })
+                Ok(Some((positions, pending, queued_at, sizes, stamps, batches))) => {
+                    groups.push(PendingGroup { partition, positions, pending, sizes, stamps, batches, queued_at })
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -398,6 +404,7 @@ impl Publisher {
             properties,
             payload: m.payload,
             producer: m.producer,
+            batch: m.batch,
         }
     }
 }

@@ -296,10 +296,16 @@ impl ConsumerSession {
     /// session's queue of acks not yet durable is full. An id past the end of its partition is
     /// refused.
     pub async fn ack_streamed(&self, id: &MessageId) -> Result<()> {
+        self.ack_streamed_offsets(id, &[id.offset()]).await
+    }
+
+    /// [`Self::ack_streamed`] for several messages of the partition `id` names (the messages of
+    /// a batch a binary consumer acknowledged by its entry).
+    pub async fn ack_streamed_offsets(&self, id: &MessageId, offsets: &[u64]) -> Result<()> {
         let i = self.sub_index(id)?;
         let (p, s) = &self.subs[i];
         let tx = self.acks.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(tx, _)| tx.clone());
-        let op = s.ack(&[id.offset()]).map_err(|e| beyond_end(p, id, e))?;
+        let op = s.ack(offsets).map_err(|e| beyond_end(p, id, e))?;
         if let Some(CursorOp::Ack { ranges, .. }) = op
             && let Some(tx) = tx
         {
@@ -318,8 +324,13 @@ impl ConsumerSession {
     }
 
     pub async fn ack_cumulative(&self, id: &MessageId) -> Result<()> {
+        self.ack_cumulative_offset(id, id.offset()).await
+    }
+
+    /// Acknowledges `through` and every message before it, in the partition `id` names.
+    pub async fn ack_cumulative_offset(&self, id: &MessageId, through: u64) -> Result<()> {
         let (p, s) = self.sub_for(id)?;
-        let op = s.ack_cumulative(id.offset()).map_err(|e| match e {
+        let op = s.ack_cumulative(through).map_err(|e| match e {
             CumulativeError::BeyondEnd(e) => beyond_end(p, id, e),
             CumulativeError::NotAllowed(e) => e,
         })?;
@@ -332,8 +343,13 @@ impl ConsumerSession {
     }
 
     pub fn nack(&self, id: &MessageId, delay: Duration) -> Result<()> {
+        self.nack_offsets(id, &[id.offset()], delay)
+    }
+
+    /// [`Self::nack`] for several messages of the partition `id` names.
+    pub fn nack_offsets(&self, id: &MessageId, offsets: &[u64], delay: Duration) -> Result<()> {
         let (_, s) = self.sub_for(id)?;
-        s.nack(&[id.offset()], delay);
+        s.nack(offsets, delay);
         Ok(())
     }
 

@@ -78,7 +78,7 @@ pub struct PulledMessage {
 impl PulledMessage {
     pub(crate) fn from_delivery(d: Delivery) -> Self {
         PulledMessage {
-            id: MessageId::new(d.record.segment_base, d.record.offset, d.partition_index),
+            id: d.record.message_id(d.partition_index),
             redelivery_count: d.redelivery_count,
             record: d.record,
         }
@@ -555,11 +555,7 @@ impl Subscriptions {
             .next()
             .filter(|r| r.offset == offset)
             .ok_or_else(missing)?;
-        Ok(PulledMessage {
-            id: MessageId::new(rec.segment_base, rec.offset, p.index),
-            record: rec,
-            redelivery_count: 0,
-        })
+        Ok(PulledMessage { id: rec.message_id(p.index), record: rec, redelivery_count: 0 })
     }
 }
 

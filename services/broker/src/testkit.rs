@@ -22,6 +22,7 @@ pub fn input(i: u64) -> RecordInput {
         properties: vec![],
         payload: Bytes::from(format!("payload-{i}")),
         producer: None,
+        batch: None,
     }
 }
 

@@ -43,7 +43,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 /// The record at `offset`, `NotFound` (naming `what`) when the log does not hold it.
-async fn read_one(p: &Arc<Partition>, offset: u64, what: impl FnOnce() -> String) -> Result<PulledMessage> {
+pub(crate) async fn read_one(p: &Arc<Partition>, offset: u64, what: impl FnOnce() -> String) -> Result<PulledMessage> {
     let missing = || BrokerError::NotFound(Entity::Message(what()));
     if offset < p.log.start_offset() || offset >= p.log.end_offset() {
         return Err(missing());
@@ -55,7 +55,7 @@ async fn read_one(p: &Arc<Partition>, offset: u64, what: impl FnOnce() -> String
         .next()
         .filter(|r| r.offset == offset)
         .ok_or_else(missing)?;
-    Ok(PulledMessage { id: MessageId::new(rec.segment_base, rec.offset, p.index), record: rec, redelivery_count: 0 })
+    Ok(PulledMessage { id: rec.message_id(p.index), record: rec, redelivery_count: 0 })
 }
 
 /// Pulsar's `PersistentOfflineTopicStats`: the backlog estimated from what is stored.

@@ -230,13 +230,20 @@ impl Topics {
         ))
     }
 
-    /// Id of the last durable message of a single partition (`-1:-1` if empty).
+    /// Id of the last durable message of a single partition (`-1:-1` if empty). The record is
+    /// read: the id of a batched message carries its batch index, which clients compare with
+    /// the last id they received (`hasMessageAvailable`).
     pub async fn last_message_id(&self, name: &TopicName) -> Result<MessageId> {
         let p = self.registry.single_partition(name, "get last message id").await?;
         let end = p.log.end_offset();
         if end == 0 || end <= p.log.start_offset() {
             return Ok(MessageId { partition_index: p.index, ..MessageId::EARLIEST });
         }
-        Ok(crate::stats::message_id_at(&p, end - 1))
+        match crate::topic_ops::read_one(&p, end - 1, || format!("{}", end - 1)).await {
+            Ok(m) => Ok(m.id),
+            // Deleted by retention meanwhile: the id without a batch index names it as well.
+            Err(BrokerError::NotFound(_)) => Ok(crate::stats::message_id_at(&p, end - 1)),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -6,6 +6,11 @@
 //! `offset = ledgerId + entryId` and ids order exactly as offsets do. The id never changes when the
 //! segment is sealed, offloaded or read back from object storage.
 //!
+//! A message its producer sent in a batch keeps a record (an offset) of its own, and its id is
+//! `(ledgerId, entryId of the batch's first message, batchIndex)`, the id the producer's receipt
+//! implies: `offset = ledgerId + entryId + batchIndex`. `L:E+i` (no batch index) designates the
+//! same message; the broker reads either.
+//!
 //! Wire forms: admin JSON `{"ledgerId","entryId","partitionIndex"}`, text `L:E[:P]` (REST produce
 //! results, `X-Pulsar-Message-ID`) and base64 of the `MessageIdData` protobuf (WebSocket).
 
@@ -23,13 +28,18 @@ pub struct MessageId {
     #[serde(default = "minus_one")]
     #[schema(default = -1)]
     pub partition_index: i32,
-    /// -1 when the message is not part of a batch (Magnetar never batches server-side).
-    #[serde(default = "minus_one", skip_serializing)]
+    /// -1 when the message was not sent in a batch.
+    #[serde(default = "minus_one", skip_serializing_if = "is_negative")]
+    #[schema(default = -1)]
     pub batch_index: i32,
 }
 
 fn minus_one() -> i32 {
     -1
+}
+
+fn is_negative(v: &i32) -> bool {
+    *v < 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +69,14 @@ impl MessageId {
         }
     }
 
+    /// The id of the message at `offset`, number `index` of a batch whose first message is at
+    /// `offset - index` (in the same segment).
+    pub fn in_batch(segment_base: u64, offset: u64, partition_index: i32, index: u32) -> Self {
+        let entry = offset - u64::from(index);
+        debug_assert!(entry >= segment_base);
+        MessageId { batch_index: index as i32, ..MessageId::new(segment_base, entry, partition_index) }
+    }
+
     pub fn is_earliest(&self) -> bool {
         self.ledger_id < 0 || self.entry_id < 0
     }
@@ -72,11 +90,14 @@ impl MessageId {
         if self.is_earliest() {
             return 0;
         }
-        (self.ledger_id as u64).saturating_add(self.entry_id as u64)
+        (self.ledger_id as u64).saturating_add(self.entry_id as u64).saturating_add(self.batch_index.max(0) as u64)
     }
 
-    /// `L:E:P`, the form REST produce returns.
+    /// `L:E:P`, the form REST produce returns; `L:E:P:I` for a batched message.
     pub fn to_text(&self) -> String {
+        if self.batch_index >= 0 {
+            return format!("{}:{}:{}:{}", self.ledger_id, self.entry_id, self.partition_index, self.batch_index);
+        }
         format!("{}:{}:{}", self.ledger_id, self.entry_id, self.partition_index)
     }
 
@@ -220,6 +241,15 @@ mod tests {
             prop_assert_eq!(MessageId::from_base64(&id.to_base64()).unwrap(), id);
             prop_assert_eq!(MessageId::parse_text(&id.to_text()).unwrap(), id);
             prop_assert_eq!(id.offset(), base + delta);
+        }
+
+        #[test]
+        fn batched_forms_round_trip(base in 0u64..1 << 40, delta in 0u64..1 << 20, i in 0u32..1000, p in -1i32..64) {
+            let id = MessageId::in_batch(base, base + delta + u64::from(i), p, i);
+            prop_assert_eq!((id.entry_id as u64, id.batch_index), (delta, i as i32));
+            prop_assert_eq!(MessageId::from_base64(&id.to_base64()).unwrap(), id);
+            prop_assert_eq!(MessageId::parse_text(&id.to_text()).unwrap(), id);
+            prop_assert_eq!(id.offset(), base + delta + u64::from(i));
         }
     }
 }

@@ -86,6 +86,7 @@ async fn run(storage: &std::sync::Arc<Storage>, appenders: u64, partitions: u64,
                     properties: vec![],
                     payload: payload.clone(),
                     producer: None,
+                    batch: None,
                 };
                 let start = t0.elapsed().as_micros() as u64;
                 let ids = log.append(vec![r]).await.unwrap();

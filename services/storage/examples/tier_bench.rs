@@ -73,6 +73,7 @@ async fn main() {
                 properties: vec![],
                 payload: payload.clone(),
                 producer: None,
+                batch: None,
             })
             .collect();
         i += log.append(batch).await.expect("append").len() as u64;

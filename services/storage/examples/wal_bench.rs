@@ -33,6 +33,7 @@ async fn main() {
                     properties: vec![],
                     payload: payload.clone(),
                     producer: None,
+                    batch: None,
                 };
                 log.append(vec![r]).await.unwrap();
             }

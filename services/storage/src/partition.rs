@@ -302,6 +302,7 @@ impl PartitionLog {
                     properties: r.properties,
                     payload: r.payload,
                     producer: r.producer,
+                    batch: r.batch,
                 })
                 .collect();
             let part = self.me.upgrade().ok_or(StorageError::LogDeleted(self.log_id))?;

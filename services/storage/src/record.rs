@@ -9,6 +9,16 @@ pub struct ProducerStamp {
     pub sequence_id: i64,
 }
 
+/// Where a message sat in the batch its producer sent (Pulsar's batch index and batch size). Each
+/// message of a batch is still a record of its own with its own offset, so cursors, backlogs and
+/// retention count messages; the position lets a binary consumer receive the batch as one frame
+/// and every surface give the message the id `ledger:entry:index` its producer was told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchPos {
+    pub index: u32,
+    pub size: u32,
+}
+
 /// A message as a producer hands it to storage.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordInput {
@@ -19,6 +29,7 @@ pub struct RecordInput {
     pub payload: Bytes,
     /// Set only when the producer named itself and numbered the message.
     pub producer: Option<ProducerStamp>,
+    pub batch: Option<BatchPos>,
 }
 
 /// A stored message. `segment_base` is the base offset of the segment holding it (the Pulsar
@@ -33,4 +44,31 @@ pub struct Record {
     pub properties: Vec<(String, String)>,
     pub payload: Bytes,
     pub producer: Option<ProducerStamp>,
+    pub batch: Option<BatchPos>,
+}
+
+impl Record {
+    /// The message id every surface gives this record. A batched record is `L:E:i` with `E` the
+    /// entry of its batch's first message (what the producer's receipt named); should that
+    /// entry lie before the record's segment (a batch cut by a segment roll, or a batch whose
+    /// first messages deduplication dropped), the id names the record's own entry instead. Both
+    /// forms designate the same offset (`MessageId::offset`).
+    pub fn message_id(&self, partition_index: i32) -> magnetar_core::MessageId {
+        message_id(self.segment_base, self.offset, partition_index, self.batch)
+    }
+}
+
+/// The id of the message at `offset` in the segment at `segment_base` ([`Record::message_id`]).
+pub fn message_id(
+    segment_base: u64,
+    offset: u64,
+    partition_index: i32,
+    batch: Option<BatchPos>,
+) -> magnetar_core::MessageId {
+    match batch {
+        Some(b) if offset.checked_sub(u64::from(b.index)).is_some_and(|e| e >= segment_base) => {
+            magnetar_core::MessageId::in_batch(segment_base, offset, partition_index, b.index)
+        }
+        _ => magnetar_core::MessageId::new(segment_base, offset, partition_index),
+    }
 }

@@ -423,6 +423,7 @@ mod tests {
                 properties: vec![],
                 payload: bytes::Bytes::from(vec![b'x'; 40]),
                 producer: None,
+                batch: None,
             })
             .collect()
     }

@@ -520,6 +520,7 @@ mod tests {
                 properties: vec![],
                 payload: Bytes::from(vec![1u8; 3000]),
                 producer: None,
+                batch: None,
             };
             let mut buf = Vec::new();
             codec::encode_record(&mut buf, i, &r);

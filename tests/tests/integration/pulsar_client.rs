@@ -199,6 +199,46 @@ async fn binary_messages_are_read_by_http_pull_and_websocket_with_the_same_ids()
 }
 
 #[tokio::test]
+async fn batched_binary_messages_keep_their_batch_ids_on_every_surface() {
+    let app = TestApp::standalone().await;
+    let out = scenario(&app.pulsar_url(), "produce_only", "cross-batch", &["5", "batched"]).await;
+    let ids: Vec<String> =
+        out["ids"].as_array().expect("ids").iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    // One batch: one entry, batch indexes 0..4.
+    assert!(ids.iter().enumerate().all(|(i, id)| id.ends_with(&format!(":-1:{i}"))), "{ids:?}");
+    let got = pull_n(&app, "cross-batch", "http", 5, 30_000).await;
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(payload_text(m), format!("bin-{i}"));
+        assert_eq!(m["key"], format!("k{i}"));
+        assert_eq!(m["messageId"], ids[i], "HTTP pull gives the id the producer was told, batch index included");
+    }
+    let mut ws = WsClient::connect(&reader_url(&app.base, "cross-batch", "messageId=earliest")).await;
+    for (i, id) in ids.iter().enumerate() {
+        let m = ws.recv_message().await;
+        assert_eq!(crate::common::unb64(m["payload"].as_str().unwrap()), format!("bin-{i}").as_bytes());
+        let ws_id = magnetar_core::MessageId::from_base64(m["messageId"].as_str().unwrap()).expect("a message id");
+        assert_eq!(&ws_id.to_text(), id, "WebSocket gives the same id");
+    }
+    // A binary consumer receives the batch whole, under the same ids.
+    let out = scenario(&app.pulsar_url(), "consume_only", "cross-batch", &["5"]).await;
+    let seen: Vec<&str> =
+        out["messages"].as_array().expect("messages").iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(seen, ids);
+}
+
+#[tokio::test]
+async fn batches_are_delivered_whole_and_acknowledged_by_entry_or_batch_index() {
+    let app = TestApp::standalone().await;
+    scenario(&app.pulsar_url(), "batch_acks", "batch-acks", &[]).await;
+    // Every message the client acknowledged, by entry or by batch index, is acknowledged.
+    let (status, stats) = app.get("/admin/v2/persistent/public/default/batch-acks/stats").await;
+    assert!(status.is_success(), "{stats}");
+    for sub in ["whole", "indexes"] {
+        assert_eq!(stats["subscriptions"][sub]["msgBacklog"], 0, "{sub}: {stats}");
+    }
+}
+
+#[tokio::test]
 async fn rest_messages_reach_binary_consumers_as_pulsar_messages() {
     let app = TestApp::standalone().await;
     let ids = produce(

@@ -142,6 +142,11 @@ fn encode_record(buf: &mut Vec<u8>, r: &Record) {
         put_str(buf, &p.name);
         buf.put_i64_le(p.sequence_id);
     }
+    // Its batch position (so its id keeps the batch index); absent in views written before.
+    if let Some(b) = r.batch {
+        buf.put_u32_le(b.index);
+        buf.put_u32_le(b.size);
+    }
 }
 
 fn take_bytes(body: &mut Bytes) -> Option<Bytes> {
@@ -187,6 +192,11 @@ fn decode_record(mut body: Bytes) -> Option<Record> {
             Some(magnetar_storage::ProducerStamp { name, sequence_id: body.get_i64_le() })
         }
     };
+    let batch = match body.len() {
+        0 => None,
+        8 => Some(magnetar_storage::BatchPos { index: body.get_u32_le(), size: body.get_u32_le() }),
+        _ => return None,
+    };
     Some(Record {
         offset,
         segment_base,
@@ -196,6 +206,7 @@ fn decode_record(mut body: Bytes) -> Option<Record> {
         properties,
         payload,
         producer,
+        batch,
     })
 }
 
@@ -278,6 +289,8 @@ mod tests {
                 name: format!("p{}", offset % 2),
                 sequence_id: offset as i64,
             }),
+            // Every fifth was sent in a batch, so the view keeps batch positions too.
+            batch: offset.is_multiple_of(5).then_some(magnetar_storage::BatchPos { index: 0, size: 2 }),
         }
     }
 

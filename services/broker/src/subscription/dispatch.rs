@@ -50,7 +50,7 @@ impl Subscription {
             // A compacted reader past the horizon: messages retention deleted count as consumed.
             let from = if view.is_some() { read_pos.max(self.log.start_offset()) } else { read_pos };
             let gaps = view.is_some().then_some(None);
-            match self.log.read(from, room, max_bytes - bytes) {
+            match self.read_whole_batches(from, room, max_bytes - bytes) {
                 Ok(fresh) => self.claim_fresh(fresh, read_pos, consumer, max, deadline, &mut out, gaps),
                 Err(e) if out.is_empty() => return Err(e),
                 // What was already read is delivered; the fresh read is retried next time.
@@ -72,6 +72,23 @@ impl Subscription {
             .await
             .map_err(|e| BrokerError::Internal(format!("read task failed: {e}")))?
             .map_err(Into::into)
+    }
+
+    /// Reads up to `max` records from `from`, and the rest of a batch the read stops inside, so
+    /// that a batch's messages go to one consumer together (a binary consumer then receives the
+    /// batch as one frame, under the ids its producer was told).
+    fn read_whole_batches(&self, from: u64, max: usize, max_bytes: usize) -> magnetar_storage::Result<Vec<Record>> {
+        let mut fresh = self.log.read(from, max, max_bytes)?;
+        let cut = fresh.last().and_then(|last| last.batch.filter(|b| b.index + 1 < b.size).map(|b| (last.offset, b)));
+        if let Some((last, b)) = cut {
+            let tail = self.log.read(last + 1, (b.size - b.index - 1) as usize, usize::MAX)?;
+            // Only the batch's own records: the next one may start another batch.
+            fresh.extend(tail.into_iter().take_while(|r| {
+                r.batch
+                    .is_some_and(|t| t.size == b.size && u64::from(t.index) == u64::from(b.index) + (r.offset - last))
+            }));
+        }
+        Ok(fresh)
     }
 
     /// Under the lock: expires deadlines, releases due delayed messages, and claims available
@@ -214,7 +231,11 @@ impl Subscription {
                 st.delayed.insert((at, rec.offset), slot);
                 continue;
             }
-            if out.len() < max && st.eligible(consumer, slot, idx) {
+            // A batch is not cut at `max`: its rest goes with its start (permits count
+            // messages, and a consumer may receive a few more than it asked for, as in Pulsar).
+            let continues_batch = rec.batch.is_some_and(|b| b.index > 0)
+                && out.last().is_some_and(|l| l.offset + 1 == rec.offset && l.batch.is_some());
+            if (out.len() < max || continues_batch) && st.eligible(consumer, slot, idx) {
                 st.add_in_flight(rec.offset, InFlight { deadline, consumer, slot });
                 out.push(rec);
             } else {

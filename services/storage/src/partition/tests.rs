@@ -15,6 +15,7 @@ fn record(size: usize) -> RecordInput {
         properties: vec![],
         payload: Bytes::from(vec![1; size]),
         producer: None,
+        batch: None,
     }
 }
 

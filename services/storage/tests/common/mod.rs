@@ -30,6 +30,7 @@ pub fn input(i: u64) -> RecordInput {
         properties: vec![("n".into(), i.to_string())],
         payload: Bytes::from(format!("payload-{i}-{}", "x".repeat((i % 50) as usize))),
         producer: None,
+        batch: None,
     }
 }
 
