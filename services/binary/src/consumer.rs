@@ -17,7 +17,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// Most messages taken from the engine in one go (a batch is not cut at it).
-const TAKE: u64 = 100;
+const TAKE: u64 = 1000;
 /// Most batches remembered per consumer; the oldest is forgotten first (its ack then covers its
 /// first message only, and the rest is redelivered: at least once, never lost).
 const MAX_SENT_BATCHES: usize = 100_000;

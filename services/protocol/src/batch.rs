@@ -64,12 +64,25 @@ pub fn split(mut body: Bytes, count: i32) -> Result<Vec<SingleMessage>, Protocol
 
 /// Builds a batch body from `messages`; each `payload_size` is set from its payload.
 pub fn build(messages: &[SingleMessage]) -> Result<Bytes, ProtocolError> {
-    let mut body = BytesMut::new();
+    let size = |m: &SingleMessage| {
+        i32::try_from(m.payload.len())
+            .map_err(|_| ProtocolError::InvalidBatch(format!("a payload of {} bytes", m.payload.len())))
+    };
+    let mut total = 0;
+    for m in messages {
+        total += 4 + m.metadata.encoded_len() + m.payload.len() + 8;
+    }
+    let mut body = BytesMut::with_capacity(total);
     for message in messages {
-        let payload_size = i32::try_from(message.payload.len())
-            .map_err(|_| ProtocolError::InvalidBatch(format!("a payload of {} bytes", message.payload.len())))?;
-        let metadata = SingleMessageMetadata { payload_size, ..message.metadata.clone() };
-        body.reserve(4 + metadata.encoded_len() + message.payload.len());
+        let payload_size = size(message)?;
+        // Metadata whose payload size is already right (the broker's batches) is not copied.
+        let fixed;
+        let metadata = if message.metadata.payload_size == payload_size {
+            &message.metadata
+        } else {
+            fixed = SingleMessageMetadata { payload_size, ..message.metadata.clone() };
+            &fixed
+        };
         body.put_u32(metadata.encoded_len() as u32);
         metadata.encode(&mut body).expect("BytesMut grows as needed");
         body.put_slice(&message.payload);

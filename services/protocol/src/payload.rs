@@ -59,6 +59,12 @@ impl Payload {
             .map_err(|_| ProtocolError::InvalidBatch(format!("{} messages do not fit a batch", messages.len())))?;
         metadata.num_messages_in_batch = Some(count);
         let body = batch::build(messages)?;
+        if codec == CompressionType::None {
+            // Uncompressed: the body goes out as built, not copied.
+            metadata.compression = None;
+            metadata.uncompressed_size = None;
+            return Ok(Self::new(metadata, body));
+        }
         Self::compressed(metadata, codec, &body)
     }
 
