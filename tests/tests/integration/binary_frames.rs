@@ -128,6 +128,44 @@ async fn a_bad_checksum_is_answered_and_the_connection_goes_on() {
 }
 
 #[tokio::test]
+async fn a_chunk_of_a_chunked_message_is_refused_and_nothing_is_stored() {
+    let app = TestApp::standalone().await;
+    let mut conn = connected(&app).await;
+    conn.send(Frame::new(CommandProducer {
+        topic: "persistent://public/default/chunks".into(),
+        producer_id: 1,
+        request_id: 1,
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    let ok = next(&mut conn).await;
+    let name = ok.command.producer_success.expect("PRODUCER_SUCCESS").producer_name;
+    let metadata = MessageMetadata {
+        producer_name: name.clone(),
+        sequence_id: 0,
+        publish_time: 1,
+        uuid: Some(format!("{name}-0")),
+        chunk_id: Some(0),
+        num_chunks_from_msg: Some(2),
+        total_chunk_msg_size: Some(14),
+        ..Default::default()
+    };
+    let send = Frame::with_payload(
+        CommandSend { producer_id: 1, sequence_id: 0, ..Default::default() },
+        Payload::new(metadata, bytes::Bytes::from_static(b"first-")),
+    );
+    conn.send(send).await.unwrap();
+    let reply = next(&mut conn).await;
+    let error = reply.command.send_error.expect("SEND_ERROR");
+    assert_eq!(error.error, ServerError::NotAllowedError as i32);
+    assert!(error.message.contains("chunked messages are not supported"), "{}", error.message);
+    let (status, stats) = app.get("/admin/v2/persistent/public/default/chunks/stats").await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["msgInCounter"], 0, "nothing was stored: {stats}");
+}
+
+#[tokio::test]
 async fn a_command_before_connect_closes_the_connection() {
     let app = TestApp::standalone().await;
     let addr = app.pulsar_url().trim_start_matches("pulsar://").to_string();

@@ -75,6 +75,9 @@ async fn shared_consumers_get_no_active_consumer_change() {
     let app = TestApp::standalone().await;
     let mut conn = connected(&app).await;
     subscribe(&mut conn, "sh", SubType::Shared, "c").await;
+    // The subscription exists (from the latest message on) before the message is produced.
+    let (_, early) = until(&mut conn, |f| f.command.success.as_ref().map(|_| ())).await;
+    assert!(early.iter().all(|f| f.command.active_consumer_change.is_none()), "{early:?}");
     conn.send(Frame::new(CommandFlow { consumer_id: 1, message_permits: 10 })).await.unwrap();
     crate::common::produce(&app, "failover-events", vec![json!({"payload": "m"})]).await;
     // A change would be sent before any message: none came before the message.
