@@ -24,6 +24,34 @@ pub struct RetentionPolicies {
     pub retention_size_in_mb: i64,
 }
 
+/// Pulsar's `PersistencePolicies`: how many copies of each entry are written (ensemble, write
+/// quorum) and how many must confirm it before it is acknowledged (ack quorum). Magnetar keeps
+/// the names; the copies are brokers (docs/durability.md).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PersistencePolicies {
+    #[serde(default)]
+    pub bookkeeper_ensemble: i32,
+    #[serde(default)]
+    pub bookkeeper_write_quorum: i32,
+    #[serde(default)]
+    pub bookkeeper_ack_quorum: i32,
+    /// Pulsar's limit on cursor position updates per second. Accepted and kept; Magnetar's cursor
+    /// updates are group-committed with the WAL whatever their rate.
+    #[serde(default)]
+    pub managed_ledger_max_mark_delete_rate: f64,
+}
+
+impl PersistencePolicies {
+    /// What a broker applies when no level sets any: one copy (`local` durability).
+    pub const LOCAL: PersistencePolicies = PersistencePolicies {
+        bookkeeper_ensemble: 1,
+        bookkeeper_write_quorum: 1,
+        bookkeeper_ack_quorum: 1,
+        managed_ledger_max_mark_delete_rate: 0.0,
+    };
+}
+
 /// A limit on a subscription's backlog and what happens when it is reached.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -97,6 +125,9 @@ pub struct Policies {
     pub message_ttl_in_seconds: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_policies: Option<RetentionPolicies>,
+    /// Copies and acknowledgement quorum (`/persistence`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<PersistencePolicies>,
     #[serde(default, rename = "deduplicationEnabled", skip_serializing_if = "Option::is_none")]
     pub deduplication_enabled: Option<bool>,
     /// Seconds between deduplication snapshots while messages arrive.

@@ -8,7 +8,7 @@ use crate::limits::{
     SubscribeRate, SubscriptionTypeName,
 };
 use crate::schema_policies::SchemaCompatibilityStrategy;
-use crate::{BacklogQuota, RetentionPolicies};
+use crate::{BacklogQuota, PersistencePolicies, RetentionPolicies};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -66,6 +66,9 @@ pub struct TopicPolicies {
     pub replicator_dispatch_rate: Option<DispatchRate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_policies: Option<RetentionPolicies>,
+    /// Copies and acknowledgement quorum (`/persistence`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<PersistencePolicies>,
     /// Seconds; 0: messages do not expire.
     #[serde(default, rename = "messageTTLInSeconds", skip_serializing_if = "Option::is_none")]
     pub message_ttl_in_seconds: Option<i32>,

@@ -52,6 +52,7 @@ pub mod namespaces;
 pub mod offload;
 pub mod ops;
 pub mod permissions;
+pub mod persistence;
 pub mod policies;
 pub mod produce;
 pub mod replication_policies;

@@ -10,7 +10,7 @@ use crate::context::Context;
 use crate::error::{Entity, OrEntity};
 use crate::registry::TopicRegistry;
 use crate::{BrokerError, Result};
-use magnetar_core::{Policies, TopicName, TopicPolicies};
+use magnetar_core::{PersistencePolicies, Policies, TopicName, TopicPolicies};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -155,8 +155,45 @@ fn check_rates<'a>(
     Ok(())
 }
 
+/// Most copies of a record this broker keeps: one, its own group-committed WAL. Replicated
+/// durability (docs/durability.md) raises it; until then a larger quorum is refused rather than
+/// stored as a promise nothing keeps.
+pub const MAX_COPIES: i32 = 1;
+
+/// Pulsar's checks of a persistence policy (400 on violation), with this broker's bound on
+/// copies in the place of `managedLedgerMaxEnsembleSize` and its quorum companions.
+pub fn check_persistence(p: Option<&PersistencePolicies>) -> Result<()> {
+    let Some(p) = p else { return Ok(()) };
+    for (what, n) in [
+        ("Bookkeeper-Ensemble", p.bookkeeper_ensemble),
+        ("Bookkeeper-WriteQuorum", p.bookkeeper_write_quorum),
+        ("Bookkeeper-AckQuorum", p.bookkeeper_ack_quorum),
+    ] {
+        if n <= 0 || n > MAX_COPIES {
+            return Err(BrokerError::InvalidArgument(format!(
+                "{what} must be <= {MAX_COPIES} and > 0, got {n}: this broker keeps one copy of each message \
+                 (local durability; replicated durability is not available yet)"
+            )));
+        }
+    }
+    if !(p.bookkeeper_ensemble >= p.bookkeeper_write_quorum && p.bookkeeper_write_quorum >= p.bookkeeper_ack_quorum) {
+        return Err(BrokerError::InvalidArgument(format!(
+            "Bookkeeper Ensemble ({}) >= WriteQuorum ({}) >= AckQuorum ({})",
+            p.bookkeeper_ensemble, p.bookkeeper_write_quorum, p.bookkeeper_ack_quorum
+        )));
+    }
+    if !p.managed_ledger_max_mark_delete_rate.is_finite() || p.managed_ledger_max_mark_delete_rate < 0.0 {
+        return Err(BrokerError::InvalidArgument(format!(
+            "managedLedgerMaxMarkDeleteRate must be 0 or positive, got {}",
+            p.managed_ledger_max_mark_delete_rate
+        )));
+    }
+    Ok(())
+}
+
 /// Pulsar's validation of the limit policies of a namespace (412 on violation).
 pub fn validate_namespace(p: &Policies) -> Result<()> {
+    check_persistence(p.persistence.as_ref())?;
     non_negative("maxProducersPerTopic", p.max_producers_per_topic)?;
     non_negative("maxConsumersPerTopic", p.max_consumers_per_topic)?;
     non_negative("maxConsumersPerSubscription", p.max_consumers_per_subscription)?;
@@ -177,6 +214,7 @@ pub fn validate_namespace(p: &Policies) -> Result<()> {
 
 /// The same rules for a topic's own policies.
 pub fn validate_topic(p: &TopicPolicies) -> Result<()> {
+    check_persistence(p.persistence.as_ref())?;
     non_negative("maxProducers", p.max_producer_per_topic)?;
     non_negative("maxConsumers", p.max_consumer_per_topic)?;
     non_negative("maxConsumersPerSubscription", p.max_consumers_per_subscription)?;

@@ -6,8 +6,8 @@ use crate::config::BrokerConfig;
 use crate::controllers::offload::{OffloadPolicy, effective_policy, namespace_sets_offload, topic_policy};
 use magnetar_core::{
     AutoSubscriptionCreationOverride, BacklogQuota, DelayedDeliveryPolicies, DispatchRate, InactiveTopicPolicies,
-    Policies, PublishRate, RetentionPolicies, SchemaCompatibilityStrategy, SubscribeRate, SubscriptionTypeName,
-    TopicPolicies,
+    PersistencePolicies, Policies, PublishRate, RetentionPolicies, SchemaCompatibilityStrategy, SubscribeRate,
+    SubscriptionTypeName, TopicPolicies,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -89,6 +89,9 @@ pub struct EffectivePolicies {
     pub replicator_dispatch_rate: Applied<DispatchRate>,
     #[schema(value_type = AppliedValue)]
     pub retention_policies: Applied<RetentionPolicies>,
+    /// Copies and acknowledgement quorum; the broker's is one copy.
+    #[schema(value_type = AppliedValue)]
+    pub persistence: Applied<PersistencePolicies>,
     /// Seconds; 0: messages do not expire.
     #[serde(rename = "messageTTLInSeconds")]
     #[schema(value_type = AppliedValue)]
@@ -264,6 +267,7 @@ impl EffectivePolicies {
                 per_second(0, 0),
             ),
             retention_policies: pick(topic.retention_policies, ns.retention_policies, broker.default_retention()),
+            persistence: pick(topic.persistence, ns.persistence, PersistencePolicies::LOCAL),
             message_ttl_in_seconds: pick(
                 topic.message_ttl_in_seconds.map(|t| t.max(0)),
                 ns.message_ttl_in_seconds.map(|t| t.max(0)),

@@ -55,7 +55,14 @@ fn namespace_table() -> Vec<(&'static str, Value)> {
         ("autoSubscriptionCreation", json!({"allowAutoSubscriptionCreation": false})),
         ("subscriptionTypesEnabled", json!(["Shared", "Key_Shared"])),
         ("delayedDelivery", json!({"tickTime": 500, "active": true, "maxDeliveryDelayInMillis": 60000})),
+        ("persistence", persistence(2.5)),
     ]
+}
+
+/// A persistence policy of one copy (what a broker keeps until replicated durability exists).
+fn persistence(mark_delete_rate: f64) -> Value {
+    json!({"bookkeeperEnsemble": 1, "bookkeeperWriteQuorum": 1, "bookkeeperAckQuorum": 1,
+           "managedLedgerMaxMarkDeleteRate": mark_delete_rate})
 }
 
 /// What GET answers for a policy the namespace does not set: `null`, or as Pulsar an empty list
@@ -111,6 +118,39 @@ async fn namespace_policies_refuse_invalid_values_with_412_and_unknown_namespace
     err(app.post(&format!("{NS}/replication"), Some(json!(["nowhere"]))).await, 412);
     assert_eq!(app.post(&format!("{NS}/replication"), Some(json!(["standalone"]))).await.0, 204);
     assert_eq!(ok(app.get(&format!("{NS}/replication")).await), json!(["standalone"]));
+}
+
+#[tokio::test]
+async fn persistence_policies_promising_more_copies_than_a_broker_keeps_are_refused_with_400() {
+    let app = TestApp::standalone().await;
+    ok(app.put(&format!("{TOPIC}/copies"), None).await);
+    let quorum = |e: i32, w: i32, a: i32| {
+        json!({"bookkeeperEnsemble": e, "bookkeeperWriteQuorum": w, "bookkeeperAckQuorum": a,
+               "managedLedgerMaxMarkDeleteRate": 1.0})
+    };
+    for (body, says) in [
+        (quorum(2, 2, 2), "Bookkeeper-Ensemble must be <= 1"),
+        (quorum(3, 2, 1), "Bookkeeper-Ensemble must be <= 1"),
+        (quorum(1, 1, 0), "Bookkeeper-AckQuorum must be <= 1 and > 0"),
+        (quorum(0, 0, 0), "Bookkeeper-Ensemble must be <= 1 and > 0"),
+        (
+            json!({"bookkeeperEnsemble": 1, "bookkeeperWriteQuorum": 1, "bookkeeperAckQuorum": 1,
+                "managedLedgerMaxMarkDeleteRate": -1.0}),
+            "managedLedgerMaxMarkDeleteRate",
+        ),
+    ] {
+        for path in [format!("{NS}/persistence"), format!("{TOPIC}/copies/persistence")] {
+            let (s, reply) = app.post(&path, Some(body.clone())).await;
+            assert_eq!(s, 400, "{path} {body}: {reply}");
+            let reason = reply["reason"].as_str().unwrap_or_default();
+            assert!(reason.contains(says), "{path} {body}: {reason}");
+        }
+    }
+    let (_, reply) = app.post(&format!("{NS}/persistence"), Some(quorum(2, 2, 2))).await;
+    assert!(reply["reason"].as_str().unwrap_or_default().contains("one copy"), "the reason says why: {reply}");
+    assert_eq!(ok(app.get(&format!("{NS}/persistence")).await), Value::Null, "nothing was stored");
+    assert_eq!(ok(app.get(&format!("{TOPIC}/copies/persistence")).await), Value::Null, "nothing was stored");
+    assert_eq!(ok(app.get(&format!("{TOPIC}/copies/persistence?applied=true")).await), persistence(0.0));
 }
 
 /// (topic path, namespace path, stats field, namespace value, topic value, broker default).
@@ -210,6 +250,7 @@ fn topic_table() -> Vec<(&'static str, &'static str, &'static str, Value, Value,
             json!({"retentionTimeInMinutes": 0, "retentionSizeInMB": 0}),
         ),
         ("messageTTL", "messageTTL", "messageTTLInSeconds", json!(600), json!(5), json!(0)),
+        ("persistence", "persistence", "persistence", persistence(2.0), persistence(0.5), persistence(0.0)),
     ]
 }
 
