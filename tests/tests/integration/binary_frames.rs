@@ -1,6 +1,8 @@
 //! Malformed frames against the `pulsar://` listener: each closes only its own connection (the
 //! reason goes to the log), the broker stays up and a connection opened before them keeps
 //! working. A SEND with a bad checksum is answered with ChecksumError and its connection goes on.
+//! Hundreds of randomly mutated frames (seeded, replayable) harm neither the broker nor a
+//! connection opened before them.
 
 use bytes::{BufMut, BytesMut};
 use futures::{SinkExt, StreamExt};
@@ -175,4 +177,154 @@ async fn a_command_before_connect_closes_the_connection() {
     let mut buf = [0u8; 64];
     let n = tokio::time::timeout(WAIT, socket.read(&mut buf)).await.expect("closed within 10 s").unwrap_or(0);
     assert_eq!(n, 0, "nothing is answered before CONNECT");
+}
+
+/// A small deterministic generator (xorshift64*): every run of the fuzz test can be replayed
+/// from the seed it prints.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Valid frames of the commands a client sends after CONNECT, encoded: what the fuzzer mutates.
+fn valid_frames() -> Vec<Vec<u8>> {
+    let topic = "persistent://public/default/fuzzed".to_string();
+    let metadata =
+        MessageMetadata { producer_name: "fuzz".into(), sequence_id: 1, publish_time: 1, ..Default::default() };
+    let frames = [
+        Frame::new(CommandProducer { topic: topic.clone(), producer_id: 1, request_id: 1, ..Default::default() }),
+        Frame::with_payload(
+            CommandSend { producer_id: 1, sequence_id: 1, num_messages: Some(1), ..Default::default() },
+            Payload::new(metadata, bytes::Bytes::from_static(b"a fuzzed payload")),
+        ),
+        Frame::new(CommandSubscribe {
+            topic: topic.clone(),
+            subscription: "s".into(),
+            consumer_id: 1,
+            request_id: 2,
+            ..Default::default()
+        }),
+        Frame::new(CommandFlow { consumer_id: 1, message_permits: 100 }),
+        Frame::new(CommandAck {
+            consumer_id: 1,
+            message_id: vec![MessageIdData { ledger_id: 0, entry_id: 0, ack_set: vec![-1, 7], ..Default::default() }],
+            ..Default::default()
+        }),
+        Frame::new(CommandLookupTopic { topic, request_id: 3, ..Default::default() }),
+        Frame::new(CommandPing {}),
+    ];
+    frames
+        .iter()
+        .map(|f| {
+            let mut wire = BytesMut::new();
+            tokio_util::codec::Encoder::encode(&mut PulsarCodec::new(), f, &mut wire).unwrap();
+            wire.to_vec()
+        })
+        .collect()
+}
+
+/// One malformed byte sequence: a valid frame with flipped bits, a cut, a forged size, inserted
+/// garbage, or pure noise.
+fn mutate(rng: &mut Rng, frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut b = frames[rng.below(frames.len())].clone();
+    match rng.below(5) {
+        0 => {
+            for _ in 0..=rng.below(8) {
+                let i = rng.below(b.len());
+                b[i] ^= 1 << rng.below(8);
+            }
+        }
+        1 => b.truncate(rng.below(b.len())),
+        2 => {
+            // The frame's total size or its command size replaced.
+            let at = if rng.next().is_multiple_of(2) { 0 } else { 4 };
+            let forged = [rng.next() as u32, u32::MAX, 0, b.len() as u32 * 2][rng.below(4)];
+            b[at..at + 4].copy_from_slice(&forged.to_be_bytes());
+        }
+        3 => {
+            let at = rng.below(b.len());
+            let noise: Vec<u8> = (0..1 + rng.below(64)).map(|_| rng.next() as u8).collect();
+            b.splice(at..at, noise);
+        }
+        _ => b = (0..1 + rng.below(256)).map(|_| rng.next() as u8).collect(),
+    }
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuzzed_frames_harm_neither_the_broker_nor_other_connections() {
+    let seed = std::env::var("MAGNETAR_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
+    });
+    eprintln!("fuzz seed {seed} (MAGNETAR_FUZZ_SEED={seed} replays this run)");
+    let app = TestApp::standalone().await;
+    let mut bystander = connected(&app).await;
+    let frames = valid_frames();
+    let mut rng = Rng(seed);
+    let cases: Vec<Vec<u8>> = (0..1500).map(|_| mutate(&mut rng, &frames)).collect();
+    // Each case on its own connection, after a valid CONNECT, 16 at a time; whatever the
+    // broker answers (an error, a close, nothing yet), the case ends after a short read.
+    futures::stream::iter(cases)
+        .for_each_concurrent(16, |bytes| {
+            let app = &app;
+            async move {
+                let mut socket = connected(app).await.into_inner();
+                if socket.write_all(&bytes).await.is_err() {
+                    return;
+                }
+                let mut buf = [0u8; 4096];
+                let _ = tokio::time::timeout(Duration::from_millis(200), async {
+                    while let Ok(n) = socket.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            }
+        })
+        .await;
+
+    still_alive(&mut bystander).await;
+    let (status, _) = app.get("/admin/v2/clusters").await;
+    assert_eq!(status, 200, "the broker still serves HTTP (seed {seed})");
+    // A fresh client still produces over the binary protocol.
+    let mut conn = connected(&app).await;
+    conn.send(Frame::new(CommandProducer {
+        topic: "persistent://public/default/after-fuzz".into(),
+        producer_id: 1,
+        request_id: 1,
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    let name = loop {
+        let f = next(&mut conn).await;
+        if let Some(ok) = f.command.producer_success {
+            break ok.producer_name;
+        }
+    };
+    let metadata = MessageMetadata { producer_name: name, sequence_id: 0, publish_time: 1, ..Default::default() };
+    conn.send(Frame::with_payload(
+        CommandSend { producer_id: 1, sequence_id: 0, ..Default::default() },
+        Payload::new(metadata, bytes::Bytes::from_static(b"still here")),
+    ))
+    .await
+    .unwrap();
+    loop {
+        let f = next(&mut conn).await;
+        if f.command.send_receipt.is_some() {
+            break;
+        }
+        assert!(f.command.send_error.is_none(), "a send after the fuzzing failed (seed {seed}): {f:?}");
+    }
 }
