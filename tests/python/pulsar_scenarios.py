@@ -127,6 +127,55 @@ def subscription_types(url, topic):
     return {"shared": {str(k): len(v) for k, v in sh.items()}, "failover_active": f"fo-{active}"}
 
 
+def shared_batches(url, topic):
+    """Batches on Shared and Key_Shared subscriptions with two consumers each: a batch goes whole
+    to one consumer (even past a receiver queue smaller than it), every message exactly once, and
+    with key-based batching each key to one consumer in order."""
+    c = client(url)
+    shared = [c.subscribe(topic, "sh", consumer_type=pulsar.ConsumerType.Shared, receiver_queue_size=5)
+              for _ in range(2)]
+    keyed = [c.subscribe(topic, "ks", consumer_type=pulsar.ConsumerType.KeyShared) for _ in range(2)]
+    producer = c.create_producer(topic, batching_enabled=True, batching_type=pulsar.BatchingType.KeyBased,
+                                 batching_max_messages=10, batching_max_publish_delay_ms=20)
+    n = 200
+    for i in range(n):
+        producer.send_async(f"m-{i}".encode(), None, partition_key=f"key-{i % 8}")
+    producer.flush()
+
+    def collect(consumers):
+        seen = {}
+        deadline = time.time() + 30
+        while sum(len(v) for v in seen.values()) < n and time.time() < deadline:
+            for idx, cons in enumerate(consumers):
+                try:
+                    m = cons.receive(timeout_millis=50)
+                except pulsar.Timeout:
+                    continue
+                seen.setdefault(idx, []).append(m)
+                cons.acknowledge(m)
+        return seen
+
+    sh = collect(shared)
+    datas = sorted(m.data() for ms in sh.values() for m in ms)
+    assert datas == sorted(f"m-{i}".encode() for i in range(n)), "Shared: each message exactly once"
+    batched = [m for ms in sh.values() for m in ms if m.message_id().batch_index() >= 0]
+    assert batched, "Shared: batches were delivered as batches"
+    ks = collect(keyed)
+    owner = {}
+    for idx, ms in ks.items():
+        for m in ms:
+            assert owner.setdefault(m.partition_key(), idx) == idx, "Key_Shared: a key goes to one consumer"
+        for key in {m.partition_key() for m in ms}:
+            nums = [int(m.data().decode().split("-")[1]) for m in ms if m.partition_key() == key]
+            assert nums == sorted(nums), (key, nums)
+    assert sum(len(v) for v in ks.values()) == n, {k: len(v) for k, v in ks.items()}
+    assert any(m.message_id().batch_index() >= 0 for ms in ks.values() for m in ms), "Key_Shared: batches whole"
+    for cons in shared + keyed:
+        expect_nothing(cons, 300)
+    c.close()
+    return {"shared": {str(k): len(v) for k, v in sh.items()}, "key_shared": {str(k): len(v) for k, v in ks.items()}}
+
+
 def acks(url, topic):
     c = client(url)
     producer = c.create_producer(topic, batching_enabled=False)
@@ -572,6 +621,7 @@ def regex(url, topic):
 
 SCENARIOS = {
     "batch_acks": batch_acks,
+    "shared_batches": shared_batches,
     "produce_consume_unbatched": lambda url, topic: produce_consume(url, topic, False),
     "produce_consume_batched": lambda url, topic: produce_consume(url, topic, True),
     "subscription_types": subscription_types,

@@ -239,6 +239,15 @@ async fn batches_are_delivered_whole_and_acknowledged_by_entry_or_batch_index() 
 }
 
 #[tokio::test]
+async fn batches_on_shared_and_key_shared_subscriptions_go_whole_to_one_consumer() {
+    let app = TestApp::standalone().await;
+    let out = scenario(&app.pulsar_url(), "shared_batches", "shared-batches", &[]).await;
+    let received = |what: &str| out[what].as_object().expect(what).values().map(|v| v.as_u64().unwrap()).sum::<u64>();
+    assert_eq!(received("shared"), 200, "{out}");
+    assert_eq!(received("key_shared"), 200, "{out}");
+}
+
+#[tokio::test]
 async fn rest_messages_reach_binary_consumers_as_pulsar_messages() {
     let app = TestApp::standalone().await;
     let ids = produce(
