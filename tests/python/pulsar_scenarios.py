@@ -234,6 +234,49 @@ def reader(url, topic):
     return {}
 
 
+def reader_batches(url, topic):
+    """Readers over batched messages: from the earliest, from the latest and from a batched
+    message's id; `has_message_available` compares the broker's last id, batch index included."""
+    c = client(url)
+    producer = c.create_producer(topic, batching_enabled=True, batching_max_messages=10,
+                                 batching_max_publish_delay_ms=1000)
+
+    def send_batch(first):
+        sent = {}
+        for i in range(first, first + 10):
+            producer.send_async(f"m-{i}".encode(), lambda res, mid, i=i: sent.__setitem__(i, mid))
+        producer.flush()
+        return sent
+
+    ids = {}
+    for b in range(3):
+        ids.update(send_batch(10 * b))
+    latest = c.create_reader(topic, pulsar.MessageId.latest)
+    assert not latest.has_message_available(), "a reader at the latest position has nothing to read"
+    r = c.create_reader(topic, pulsar.MessageId.earliest)
+    got = [r.read_next(TIMEOUT_MS) for _ in range(30)]
+    assert [m.data() for m in got] == [f"m-{i}".encode() for i in range(30)]
+    assert got[-1].message_id().batch_index() == 9, got[-1].message_id()
+    assert not r.has_message_available(), "the last message of the last batch was read"
+    ids.update(send_batch(30))
+    assert r.has_message_available() and latest.has_message_available()
+    assert [r.read_next(TIMEOUT_MS).data() for _ in range(10)] == [f"m-{i}".encode() for i in range(30, 40)]
+    assert [latest.read_next(TIMEOUT_MS).data() for _ in range(10)] == [f"m-{i}".encode() for i in range(30, 40)]
+    assert not r.has_message_available() and not latest.has_message_available()
+    # From the id of message 14 (batch 1, index 4), exclusive: message 15 comes next.
+    mid = c.create_reader(topic, ids[14])
+    assert mid.read_next(TIMEOUT_MS).data() == b"m-15"
+    # A consumer's seek to a batched message's id: the one after it comes next.
+    consumer = c.subscribe(topic, "s", initial_position=pulsar.InitialPosition.Earliest)
+    for m in drain(consumer, 40):
+        consumer.acknowledge(m)
+    consumer.seek(ids[24])
+    got = consumer.receive(timeout_millis=TIMEOUT_MS)
+    assert got.data() == b"m-25", (got.data(), got.message_id())
+    c.close()
+    return {}
+
+
 def seek(url, topic):
     c = client(url)
     producer = c.create_producer(topic, batching_enabled=False)
@@ -621,6 +664,7 @@ def regex(url, topic):
 
 SCENARIOS = {
     "batch_acks": batch_acks,
+    "reader_batches": reader_batches,
     "shared_batches": shared_batches,
     "produce_consume_unbatched": lambda url, topic: produce_consume(url, topic, False),
     "produce_consume_batched": lambda url, topic: produce_consume(url, topic, True),

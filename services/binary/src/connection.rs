@@ -563,7 +563,7 @@ impl Connection {
             let start = c.start_message_id.as_ref().map(|id| {
                 // Earliest (-1:-1 as u64) and latest (i64::MAX) keep their meaning; any other id is
                 // where delivery starts (inclusive, as Pulsar's broker; clients skip it when asked).
-                let id = convert::message_id(id);
+                let id = convert::start_id(id);
                 StartPosition::from_message_id(&id)
             });
             let initial = match c.initial_position.and_then(|p| InitialPosition::try_from(p).ok()) {
@@ -698,14 +698,14 @@ impl Connection {
         let subs = self.shared.broker.subscriptions();
         let no_target = || magnetar_broker::BrokerError::InvalidArgument("seek needs a message id or a time".into());
         let result = match (h.subscription.clone(), &c.message_id, c.message_publish_time) {
-            (Some(sub), Some(id), _) => subs.reset_to_id(&topic, &sub, &convert::message_id(id), false).await.map(drop),
+            (Some(sub), Some(id), _) => subs.reset_to_id(&topic, &sub, &convert::start_id(id), false).await.map(drop),
             (Some(sub), None, Some(t)) => subs.reset_to_time(&topic, &sub, t as i64).await.map(drop),
             // A reader: its session goes and the next SUBSCRIBE of the same reader starts there
             // (at the id itself, as for a subscription; the client skips it).
             (None, Some(id), _) => {
                 self.reader_seeks.insert(
                     (topic.to_string(), h.subscription_name.clone()),
-                    StartPosition::from_message_id(&convert::message_id(id)),
+                    StartPosition::from_message_id(&convert::start_id(id)),
                 );
                 Ok(())
             }

@@ -85,6 +85,13 @@ pub fn message_id(d: &MessageIdData) -> MessageId {
     }
 }
 
+/// Where a reader starts or a seek goes for a client's id: a batched message's id names its
+/// batch's entry, as in Pulsar, so that the batch is delivered whole and the client drops the
+/// messages before the one it named (it does so by batch index).
+pub fn start_id(d: &MessageIdData) -> MessageId {
+    MessageId { batch_index: -1, ..message_id(d) }
+}
+
 /// The producer name and sequence id a record goes out with.
 fn producer_of(r: &magnetar_storage::Record) -> (String, u64) {
     match &r.producer {

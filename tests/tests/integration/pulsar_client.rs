@@ -248,6 +248,12 @@ async fn batches_on_shared_and_key_shared_subscriptions_go_whole_to_one_consumer
 }
 
 #[tokio::test]
+async fn readers_over_batches_from_earliest_latest_and_a_batched_id_know_when_they_are_done() {
+    let app = TestApp::standalone().await;
+    scenario(&app.pulsar_url(), "reader_batches", "reader-batches", &[]).await;
+}
+
+#[tokio::test]
 async fn rest_messages_reach_binary_consumers_as_pulsar_messages() {
     let app = TestApp::standalone().await;
     let ids = produce(
