@@ -261,7 +261,11 @@ async fn produce_one(a: &BinProduceArgs, index: usize, total: u64) -> anyhow::Re
             pending += n;
             continue;
         }
-        SinkExt::<Frame>::flush(&mut conn).await?;
+        // Receipts already read are taken first: one flush for all the sends they free room
+        // for, not one per receipt (the broker writes whole frames, so buffered bytes complete).
+        if conn.read_buffer().is_empty() {
+            SinkExt::<Frame>::flush(&mut conn).await?;
+        }
         // Wait for a receipt, or for the open batch's delay to run out.
         let mut wait = match batch.first() {
             Some(t) => delay.saturating_sub(t.elapsed()),
