@@ -39,6 +39,44 @@ def expect_nothing(consumer, ms=500):
     raise AssertionError(f"unexpected message {m.data()!r}")
 
 
+def collect(consumers, n, seconds=30):
+    """Receives from several consumers in turn, acknowledging, until n messages came in all:
+    {consumer index: [messages]}."""
+    seen = {}
+    deadline = time.time() + seconds
+    while sum(len(v) for v in seen.values()) < n and time.time() < deadline:
+        for idx, cons in enumerate(consumers):
+            try:
+                m = cons.receive(timeout_millis=50)
+            except pulsar.Timeout:
+                continue
+            seen.setdefault(idx, []).append(m)
+            cons.acknowledge(m)
+    return seen
+
+
+def collect_once(consumers, n):
+    """`collect` from Shared consumers: each of the n messages `m-<i>` exactly once."""
+    seen = collect(consumers, n)
+    datas = sorted(m.data() for ms in seen.values() for m in ms)
+    assert datas == sorted(f"m-{i}".encode() for i in range(n)), "Shared: each message exactly once"
+    return seen
+
+
+def collect_by_key(consumers, n):
+    """`collect` from Key_Shared consumers: all n messages, each key to one consumer, in order."""
+    seen = collect(consumers, n)
+    owner = {}
+    for idx, ms in seen.items():
+        for m in ms:
+            assert owner.setdefault(m.partition_key(), idx) == idx, "Key_Shared: a key goes to one consumer"
+        for key in {m.partition_key() for m in ms}:
+            nums = [int(m.data().decode().split("-")[1]) for m in ms if m.partition_key() == key]
+            assert nums == sorted(nums), (key, nums)
+    assert sum(len(v) for v in seen.values()) == n, {k: len(v) for k, v in seen.items()}
+    return seen
+
+
 def produce_consume(url, topic, batching):
     c = client(url)
     consumer = c.subscribe(topic, "s", initial_position=pulsar.InitialPosition.Earliest)
@@ -89,34 +127,10 @@ def subscription_types(url, topic):
     # Exclusive gets everything in order.
     assert [m.data() for m in drain(ex, n)] == [f"m-{i}".encode() for i in range(n)]
 
-    def collect(consumers):
-        seen = {}
-        deadline = time.time() + 20
-        while sum(len(v) for v in seen.values()) < n and time.time() < deadline:
-            for idx, cons in enumerate(consumers):
-                try:
-                    m = cons.receive(timeout_millis=100)
-                except pulsar.Timeout:
-                    continue
-                seen.setdefault(idx, []).append(m)
-                cons.acknowledge(m)
-        return seen
-
-    sh = collect(shared)
-    datas = sorted(m.data() for ms in sh.values() for m in ms)
-    assert datas == sorted(f"m-{i}".encode() for i in range(n)), "Shared: each message exactly once"
-    fo = collect(failover)
+    sh = collect_once(shared, n)
+    fo = collect(failover, n)
     assert sum(len(v) for v in fo.values()) == n and len(fo) == 1, "Failover: one active consumer gets all"
-    ks = collect(keyed)
-    owner = {}
-    for idx, ms in ks.items():
-        for m in ms:
-            assert owner.setdefault(m.partition_key(), idx) == idx, "Key_Shared: a key goes to one consumer"
-        # Per-key order.
-        for key in {m.partition_key() for m in ms}:
-            nums = [int(m.data().decode().split("-")[1]) for m in ms if m.partition_key() == key]
-            assert nums == sorted(nums), (key, nums)
-    assert sum(len(v) for v in ks.values()) == n
+    collect_by_key(keyed, n)
     # Failover takeover: the active consumer leaves, the standby receives what follows.
     (active,) = fo.keys()
     failover[active].close()
@@ -142,33 +156,10 @@ def shared_batches(url, topic):
         producer.send_async(f"m-{i}".encode(), None, partition_key=f"key-{i % 8}")
     producer.flush()
 
-    def collect(consumers):
-        seen = {}
-        deadline = time.time() + 30
-        while sum(len(v) for v in seen.values()) < n and time.time() < deadline:
-            for idx, cons in enumerate(consumers):
-                try:
-                    m = cons.receive(timeout_millis=50)
-                except pulsar.Timeout:
-                    continue
-                seen.setdefault(idx, []).append(m)
-                cons.acknowledge(m)
-        return seen
-
-    sh = collect(shared)
-    datas = sorted(m.data() for ms in sh.values() for m in ms)
-    assert datas == sorted(f"m-{i}".encode() for i in range(n)), "Shared: each message exactly once"
+    sh = collect_once(shared, n)
     batched = [m for ms in sh.values() for m in ms if m.message_id().batch_index() >= 0]
     assert batched, "Shared: batches were delivered as batches"
-    ks = collect(keyed)
-    owner = {}
-    for idx, ms in ks.items():
-        for m in ms:
-            assert owner.setdefault(m.partition_key(), idx) == idx, "Key_Shared: a key goes to one consumer"
-        for key in {m.partition_key() for m in ms}:
-            nums = [int(m.data().decode().split("-")[1]) for m in ms if m.partition_key() == key]
-            assert nums == sorted(nums), (key, nums)
-    assert sum(len(v) for v in ks.values()) == n, {k: len(v) for k, v in ks.items()}
+    ks = collect_by_key(keyed, n)
     assert any(m.message_id().batch_index() >= 0 for ms in ks.values() for m in ms), "Key_Shared: batches whole"
     for cons in shared + keyed:
         expect_nothing(cons, 300)
@@ -267,28 +258,28 @@ def reader_batches(url, topic):
     mid = c.create_reader(topic, ids[14])
     assert mid.read_next(TIMEOUT_MS).data() == b"m-15"
     # A consumer's seek to a batched message's id: the one after it comes next.
-    consumer = c.subscribe(topic, "s", initial_position=pulsar.InitialPosition.Earliest)
-    for m in drain(consumer, 40):
-        consumer.acknowledge(m)
-    consumer.seek(ids[24])
-    got = consumer.receive(timeout_millis=TIMEOUT_MS)
-    assert got.data() == b"m-25", (got.data(), got.message_id())
+    seek_after(c, topic, 40, ids[24], b"m-25")
     c.close()
     return {}
+
+
+def seek_after(c, topic, n, target, expected):
+    """A consumer reads and acknowledges the n messages of `topic`, seeks to `target` and
+    receives `expected` next (the broker resets to the id itself, as Pulsar's does; the client
+    skips that message)."""
+    consumer = c.subscribe(topic, "s", initial_position=pulsar.InitialPosition.Earliest)
+    for m in drain(consumer, n):
+        consumer.acknowledge(m)
+    consumer.seek(target)
+    got = consumer.receive(timeout_millis=TIMEOUT_MS)
+    assert got.data() == expected, (got.data(), got.message_id())
 
 
 def seek(url, topic):
     c = client(url)
     producer = c.create_producer(topic, batching_enabled=False)
     ids = [producer.send(f"m-{i}".encode()) for i in range(5)]
-    consumer = c.subscribe(topic, "s", initial_position=pulsar.InitialPosition.Earliest)
-    for m in drain(consumer, 5):
-        consumer.acknowledge(m)
-    consumer.seek(ids[1])
-    # The broker resets to the id itself (as Pulsar's does); the client skips that message, so the
-    # next one received is the one after it.
-    got = consumer.receive(timeout_millis=TIMEOUT_MS)
-    assert got.data() == b"m-2", (got.data(), got.message_id())
+    seek_after(c, topic, 5, ids[1], b"m-2")
     c.close()
     return {}
 

@@ -99,20 +99,31 @@ async fn malformed_frames_close_their_connection_only() {
     assert_eq!(status, 200, "the broker still serves HTTP");
 }
 
-#[tokio::test]
-async fn a_bad_checksum_is_answered_and_the_connection_goes_on() {
-    let app = TestApp::standalone().await;
-    let mut conn = connected(&app).await;
+/// Creates producer 1 on `topic` (`persistent://public/default/…`); returns the name the broker
+/// gave it.
+async fn producer(conn: &mut Framed<TcpStream, PulsarCodec>, topic: &str) -> String {
     conn.send(Frame::new(CommandProducer {
-        topic: "persistent://public/default/checksum".into(),
+        topic: format!("persistent://public/default/{topic}"),
         producer_id: 1,
         request_id: 1,
         ..Default::default()
     }))
     .await
     .unwrap();
-    let ok = next(&mut conn).await;
-    let name = ok.command.producer_success.expect("PRODUCER_SUCCESS").producer_name;
+    loop {
+        let f = next(conn).await;
+        if let Some(ok) = f.command.producer_success {
+            return ok.producer_name;
+        }
+        assert!(f.command.error.is_none(), "PRODUCER refused: {f:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_checksum_is_answered_and_the_connection_goes_on() {
+    let app = TestApp::standalone().await;
+    let mut conn = connected(&app).await;
+    let name = producer(&mut conn, "checksum").await;
     let metadata = MessageMetadata { producer_name: name, sequence_id: 0, publish_time: 1, ..Default::default() };
     let send = Frame::with_payload(
         CommandSend { producer_id: 1, sequence_id: 0, ..Default::default() },
@@ -133,16 +144,7 @@ async fn a_bad_checksum_is_answered_and_the_connection_goes_on() {
 async fn a_chunk_of_a_chunked_message_is_refused_and_nothing_is_stored() {
     let app = TestApp::standalone().await;
     let mut conn = connected(&app).await;
-    conn.send(Frame::new(CommandProducer {
-        topic: "persistent://public/default/chunks".into(),
-        producer_id: 1,
-        request_id: 1,
-        ..Default::default()
-    }))
-    .await
-    .unwrap();
-    let ok = next(&mut conn).await;
-    let name = ok.command.producer_success.expect("PRODUCER_SUCCESS").producer_name;
+    let name = producer(&mut conn, "chunks").await;
     let metadata = MessageMetadata {
         producer_name: name.clone(),
         sequence_id: 0,
@@ -299,20 +301,7 @@ async fn fuzzed_frames_harm_neither_the_broker_nor_other_connections() {
     assert_eq!(status, 200, "the broker still serves HTTP (seed {seed})");
     // A fresh client still produces over the binary protocol.
     let mut conn = connected(&app).await;
-    conn.send(Frame::new(CommandProducer {
-        topic: "persistent://public/default/after-fuzz".into(),
-        producer_id: 1,
-        request_id: 1,
-        ..Default::default()
-    }))
-    .await
-    .unwrap();
-    let name = loop {
-        let f = next(&mut conn).await;
-        if let Some(ok) = f.command.producer_success {
-            break ok.producer_name;
-        }
-    };
+    let name = producer(&mut conn, "after-fuzz").await;
     let metadata = MessageMetadata { producer_name: name, sequence_id: 0, publish_time: 1, ..Default::default() };
     conn.send(Frame::with_payload(
         CommandSend { producer_id: 1, sequence_id: 0, ..Default::default() },
