@@ -28,6 +28,7 @@ const defaults: AppliedPolicies = {
   schemaValidationEnforced: broker(false),
   replicatorDispatchRate: broker({ dispatchThrottlingRateInMsg: 0, dispatchThrottlingRateInByte: 0, relativeToPublishRate: false, ratePeriodInSecond: 1 }),
   retentionPolicies: broker({ retentionTimeInMinutes: 0, retentionSizeInMB: 0 }),
+  persistence: broker({ bookkeeperEnsemble: 1, bookkeeperWriteQuorum: 1, bookkeeperAckQuorum: 1, managedLedgerMaxMarkDeleteRate: 0 }),
   messageTTLInSeconds: broker(0),
   maxMessageSize: broker(5242880),
   backlogQuotaMap: broker({}),
@@ -45,6 +46,7 @@ describe('limits in force', () => {
     expect(by.deduplicationEnabled.value).toBe('off');
     expect(by.compactionThreshold.value).toBe('off');
     expect(by.retentionPolicies.value).toBe('none');
+    expect(by.persistence.value).toBe("one: the owning broker's write-ahead log");
     expect(by.messageTTLInSeconds.value).toBe('never');
     expect(by.schemaCompatibilityStrategy.value).toBe('same type (broker rule)');
   });

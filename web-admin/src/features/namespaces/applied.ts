@@ -108,6 +108,16 @@ const FORMATS: { key: keyof AppliedPolicies; label: string; show: (v: unknown) =
     },
   },
   {
+    key: 'persistence',
+    label: 'Copies of each message (durability)',
+    show: (v) => {
+      const write = field(v, 'bookkeeperWriteQuorum');
+      const ack = field(v, 'bookkeeperAckQuorum');
+      if (write <= 1) return "one: the owning broker's write-ahead log";
+      return `${formatCount(write)}, acknowledged once ${formatCount(ack)} have it`;
+    },
+  },
+  {
     key: 'messageTTLInSeconds',
     label: 'Message TTL',
     show: (v) => (typeof v === 'number' && v > 0 ? formatDuration(v) : 'never'),
