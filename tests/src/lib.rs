@@ -187,8 +187,26 @@ pub fn broker_binary() -> PathBuf {
     bin
 }
 
+/// A port nothing listens on now, for a broker process started later on it. Drawn below
+/// Linux's ephemeral range (32768 and up): a port the kernel hands out for `bind(0)` or for an
+/// outgoing connection could be taken again, by another test, between this check and the
+/// broker's bind.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static DRAWS: AtomicU64 = AtomicU64::new(0);
+    let seed = u64::from(std::process::id())
+        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    for _ in 0..1000 {
+        let mut x = seed.wrapping_add(DRAWS.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        x ^= x >> 31;
+        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x ^= x >> 29;
+        let port = 20_000 + (x % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 31999 after 1000 tries")
 }
 
 impl BrokerProcess {
