@@ -163,8 +163,22 @@ def shared_batches(url, topic):
     assert any(m.message_id().batch_index() >= 0 for ms in ks.values() for m in ms), "Key_Shared: batches whole"
     for cons in shared + keyed:
         expect_nothing(cons, 300)
+    # Key_Shared with the default batching, keys mixed in a batch: the broker splits a batch
+    # between the consumers of its keys (those messages go one by one), still exactly once and in
+    # order per key.
+    mixed_topic = topic + "-mixed"
+    mixed = [c.subscribe(mixed_topic, "ks", consumer_type=pulsar.ConsumerType.KeyShared) for _ in range(2)]
+    default = c.create_producer(mixed_topic, batching_enabled=True, batching_max_messages=10,
+                                batching_max_publish_delay_ms=20)
+    for i in range(n):
+        default.send_async(f"m-{i}".encode(), None, partition_key=f"key-{i % 8}")
+    default.flush()
+    km = collect_by_key(mixed, n)
+    for cons in mixed:
+        expect_nothing(cons, 300)
     c.close()
-    return {"shared": {str(k): len(v) for k, v in sh.items()}, "key_shared": {str(k): len(v) for k, v in ks.items()}}
+    return {"shared": {str(k): len(v) for k, v in sh.items()}, "key_shared": {str(k): len(v) for k, v in ks.items()},
+            "key_shared_mixed": {str(k): len(v) for k, v in km.items()}}
 
 
 def acks(url, topic):

@@ -245,6 +245,7 @@ async fn batches_on_shared_and_key_shared_subscriptions_go_whole_to_one_consumer
     let received = |what: &str| out[what].as_object().expect(what).values().map(|v| v.as_u64().unwrap()).sum::<u64>();
     assert_eq!(received("shared"), 200, "{out}");
     assert_eq!(received("key_shared"), 200, "{out}");
+    assert_eq!(received("key_shared_mixed"), 200, "{out}");
 }
 
 #[tokio::test]
