@@ -1,6 +1,8 @@
 /**
- * Message ids: the admin text form `ledgerId:entryId[:partition]` and the WebSocket form, base64
- * of Pulsar's MessageIdData protobuf (ledgerId = field 1, entryId = 2, partition = 3).
+ * Message ids: the admin text form `ledgerId:entryId[:partition[:batchIndex]]` and the WebSocket
+ * form, base64 of Pulsar's MessageIdData protobuf (ledgerId = field 1, entryId = 2, partition = 3,
+ * batchIndex = 4). A message its producer sent in a batch is `entry of the batch : index`; the
+ * broker's log offset of any id is ledgerId + entryId + batchIndex.
  */
 import { base64ToBytes, bytesToBase64 } from './payload';
 
@@ -8,16 +10,26 @@ export interface MessageId {
   ledgerId: number;
   entryId: number;
   partition: number;
+  /** Present for a message sent in a batch. */
+  batchIndex?: number;
 }
 
 export function parseMessageIdText(s: string): MessageId | null {
-  const m = /^\s*(\d+):(\d+)(?::(-?\d+))?\s*$/.exec(s);
+  const m = /^\s*(\d+):(\d+)(?::(-?\d+)(?::(\d+))?)?\s*$/.exec(s);
   if (!m) return null;
-  return { ledgerId: Number(m[1]), entryId: Number(m[2]), partition: m[3] === undefined ? -1 : Number(m[3]) };
+  const id: MessageId = { ledgerId: Number(m[1]), entryId: Number(m[2]), partition: m[3] === undefined ? -1 : Number(m[3]) };
+  if (m[4] !== undefined) id.batchIndex = Number(m[4]);
+  return id;
 }
 
 export function messageIdText(id: MessageId): string {
-  return `${id.ledgerId}:${id.entryId}:${id.partition}`;
+  const batch = id.batchIndex !== undefined && id.batchIndex >= 0 ? `:${id.batchIndex}` : '';
+  return `${id.ledgerId}:${id.entryId}:${id.partition}${batch}`;
+}
+
+/** The broker's log offset of an id (its position in the partition). */
+export function messageOffset(id: Pick<MessageId, 'ledgerId' | 'entryId' | 'batchIndex'>): number {
+  return id.ledgerId + id.entryId + Math.max(0, id.batchIndex ?? 0);
 }
 
 function putVarint(out: number[], v: number) {
@@ -38,6 +50,10 @@ export function messageIdToBase64(id: MessageId): string {
   if (id.partition >= 0) {
     putVarint(out, 3 << 3);
     putVarint(out, id.partition);
+  }
+  if (id.batchIndex !== undefined && id.batchIndex >= 0) {
+    putVarint(out, 4 << 3);
+    putVarint(out, id.batchIndex);
   }
   return bytesToBase64(new Uint8Array(out));
 }
@@ -74,6 +90,7 @@ export function messageIdFromBase64(b64: string): MessageId | null {
       if (field === 1) (id.ledgerId = n), (seen |= 1);
       else if (field === 2) (id.entryId = n), (seen |= 2);
       else if (field === 3) id.partition = Number(BigInt.asIntN(32, v));
+      else if (field === 4 && BigInt.asIntN(32, v) >= 0n) id.batchIndex = Number(BigInt.asIntN(32, v));
     } else if (wire === 2) {
       const len = varint();
       if (len === null) return null;

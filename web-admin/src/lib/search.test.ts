@@ -34,6 +34,8 @@ describe('URL state', () => {
     expect(positionOf('latest', '20')).toBe('latest-20');
     expect(positionOf('latest', '-1')).toBeNull();
     expect(positionOf('id', ' 3:4:1 ')).toBe('3:4:1');
+    expect(positionOf('id', '3:4:-1:7')).toBe('3:4:-1:7');
+    expect(positionOf('id', '3:4:-1:x')).toBeNull();
     expect(positionOf('id', '3-4')).toBeNull();
     expect(positionOf('time', '1700000000000')).toBe('time:1700000000000');
     expect(positionOf('time', '')).toBeNull();

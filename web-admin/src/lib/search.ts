@@ -3,6 +3,7 @@
  * the address: tab, filters, page, message position, payload format. Validators drop unknown or
  * malformed values instead of failing, so a hand-edited link still opens.
  */
+import { parseMessageIdText } from './messageId';
 import { PAYLOAD_FORMATS, type PayloadFormat } from './payload';
 
 type Raw = Record<string, unknown>;
@@ -110,7 +111,7 @@ export function positionOf(kind: PositionKind, value: string): string | null {
       return Number.isInteger(n) && n >= 0 ? `latest-${n}` : null;
     }
     case 'id':
-      return /^\d+:\d+(:-?\d+)?$/.test(value.trim()) ? value.trim() : null;
+      return parseMessageIdText(value) ? value.trim() : null;
     case 'time': {
       const t = value.trim() === '' ? NaN : /^\d+$/.test(value.trim()) ? Number(value) : Date.parse(value);
       return Number.isFinite(t) ? `time:${t}` : null;

@@ -113,7 +113,7 @@ export function readerUrl(
   if (typeof start === 'string') q.set('messageId', start);
   else {
     const parts = start.after.split(':').map(Number);
-    q.set('messageId', messageIdToBase64({ ledgerId: parts[0], entryId: parts[1], partition: parts[2] ?? -1 }));
+    q.set('messageId', messageIdToBase64({ ledgerId: parts[0], entryId: parts[1], partition: parts[2] ?? -1, batchIndex: parts[3] }));
   }
   if (token) q.set('token', token);
   return `${ws}${path}?${q}`;

@@ -23,7 +23,7 @@ export const resetToIdSpec = (t: TopicRef, sub: string, id: MessageId): RequestS
   method: 'POST',
   path: `${S}/resetcursor`,
   params: sp(t, sub),
-  body: { ledgerId: id.ledgerId, entryId: id.entryId, partitionIndex: id.partition },
+  body: { ledgerId: id.ledgerId, entryId: id.entryId, partitionIndex: id.partition, ...(id.batchIndex !== undefined ? { batchIndex: id.batchIndex } : {}) },
 });
 export const expireSpec = (t: TopicRef, sub: string, seconds: number): RequestSpec => ({ method: 'POST', path: `${S}/expireMessages/{seconds}`, params: { ...sp(t, sub), seconds } });
 export const unsubscribeSpec = (t: TopicRef, sub: string): RequestSpec => ({ method: 'DELETE', path: S, params: sp(t, sub), query: { force: true } });

@@ -57,7 +57,7 @@ function PositionForm({ from, partitions, partition, onGo }: { from?: string; pa
       {kind === 'id' ? (
         <div className="field">
           <label htmlFor="browse-id">Message id</label>
-          <input id="browse-id" value={value} onChange={(e) => setValue(e.target.value)} placeholder="ledgerId:entryId[:partition]" aria-invalid={!!value && !pos} />
+          <input id="browse-id" value={value} onChange={(e) => setValue(e.target.value)} placeholder="ledgerId:entryId[:partition[:batchIndex]]" aria-invalid={!!value && !pos} />
         </div>
       ) : null}
       {kind === 'time' ? (

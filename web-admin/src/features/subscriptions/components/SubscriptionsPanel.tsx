@@ -6,7 +6,7 @@ import { ErrorNotice, Notice } from '../../../components/Notice';
 import { get, send, type RequestSpec } from '../../../lib/api/client';
 import type { BrowsePage, SubscriptionStats } from '../../../lib/api/types';
 import { formatCount, formatRate, formatTime } from '../../../lib/format';
-import { parseMessageIdText } from '../../../lib/messageId';
+import { messageOffset, parseMessageIdText } from '../../../lib/messageId';
 import { topicResource } from '../../../lib/permissions';
 import { toLocalInput } from '../../../lib/search';
 import { useAllowed } from '../../../lib/useAllowed';
@@ -34,7 +34,7 @@ const ACTIONS: { action: SubAction; label: string; op: string }[] = [
 
 const offsetOf = (id: string) => {
   const m = parseMessageIdText(id);
-  return m ? m.ledgerId + m.entryId : null;
+  return m ? messageOffset(m) : null;
 };
 
 /** Backlog after moving a non-partitioned topic's cursor to `from` (messages from there to the last). */
@@ -42,12 +42,12 @@ async function estimateBacklog(t: TopicRef, from: string): Promise<number | null
   const p = { tenant: t.tenant, namespace: t.namespace, topic: t.topic };
   const [page, last] = await Promise.all([
     get<BrowsePage>('/admin/v2/persistent/{tenant}/{namespace}/{topic}/messages', p, { from, limit: 1 }),
-    get<{ ledgerId: number; entryId: number }>('/admin/v2/persistent/{tenant}/{namespace}/{topic}/lastMessageId', p),
+    get<{ ledgerId: number; entryId: number; batchIndex?: number }>('/admin/v2/persistent/{tenant}/{namespace}/{topic}/lastMessageId', p),
   ]);
   if (last.ledgerId < 0) return 0;
   const first = page.messages[0] ? offsetOf(page.messages[0].messageId) : null;
   if (first === null) return 0;
-  return Math.max(0, last.ledgerId + last.entryId - first + 1);
+  return Math.max(0, messageOffset(last) - first + 1);
 }
 
 function ActionDialog({ t, sub, stats, action, partitioned, onClose }: { t: TopicRef; sub: string; stats: SubscriptionStats; action: SubAction; partitioned: boolean; onClose: () => void }) {
@@ -114,7 +114,7 @@ function ActionDialog({ t, sub, stats, action, partitioned, onClose }: { t: Topi
       ) : null}
       {action === 'resetId' ? (
         <div className="field">
-          <label htmlFor="reset-id">Message id (ledgerId:entryId[:partition])</label>
+          <label htmlFor="reset-id">Message id (ledgerId:entryId[:partition[:batchIndex]])</label>
           <input id="reset-id" value={id} onChange={(e) => setId(e.target.value)} placeholder="0:42:-1" aria-invalid={!!id && !parsedId} />
         </div>
       ) : null}
