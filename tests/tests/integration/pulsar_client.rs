@@ -224,6 +224,16 @@ async fn batched_binary_messages_keep_their_batch_ids_on_every_surface() {
     let seen: Vec<&str> =
         out["messages"].as_array().expect("messages").iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!(seen, ids);
+    // A cursor reset to message 3 of the batch (Pulsar's body with `batchIndex`) leaves 3 and 4.
+    let admin = "/admin/v2/persistent/public/default/cross-batch";
+    let (status, body) = app.put(&format!("{admin}/subscription/reset"), None).await;
+    assert!(status.is_success(), "{body}");
+    let third = magnetar_core::MessageId::parse_text(&ids[3]).unwrap();
+    let position = json!({"ledgerId": third.ledger_id, "entryId": third.entry_id, "batchIndex": 3});
+    let (status, body) = app.post(&format!("{admin}/subscription/reset/resetcursor"), Some(position)).await;
+    assert!(status.is_success(), "{body}");
+    let (_, stats) = app.get(&format!("{admin}/stats")).await;
+    assert_eq!(stats["subscriptions"]["reset"]["msgBacklog"], 2, "{stats}");
 }
 
 #[tokio::test]

@@ -59,6 +59,10 @@ pub(crate) struct PositionBody {
     #[serde(default = "minus_one")]
     #[schema(default = -1)]
     partition_index: i32,
+    /// The message's index in its batch; -1 (or absent) for the entry itself.
+    #[serde(default = "minus_one")]
+    #[schema(default = -1)]
+    batch_index: i32,
     /// Start after the message rather than at it.
     #[serde(default)]
     pub(crate) is_excluded: bool,
@@ -74,7 +78,7 @@ impl PositionBody {
             ledger_id: self.ledger_id,
             entry_id: self.entry_id,
             partition_index: self.partition_index,
-            batch_index: -1,
+            batch_index: self.batch_index.max(-1),
         }
     }
 }
