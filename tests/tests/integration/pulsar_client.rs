@@ -129,13 +129,19 @@ async fn partitioned_topic_with_batching() {
 }
 
 #[tokio::test]
-async fn token_authentication_good_and_bad() {
+async fn token_authentication_good_bad_and_expired() {
     let app = TestApp::with_auth(magnetar_tests::hs256_auth(SECRET)).await;
     let good = magnetar_tests::hs256_token(SECRET, "root", 600);
     scenario(&app.pulsar_url(), "token", "authed", &[&good]).await;
     let forged = magnetar_tests::hs256_token("another-secret-0123456789abcdef-0123456789", "root", 600);
     let out = scenario(&app.pulsar_url(), "token", "authed", &[&format!("bad:{forged}")]).await;
     assert!(out["refused"].is_string(), "{out}");
+    // Signed with the right key, expired an hour ago.
+    let claims = json!({"sub": "root", "exp": magnetar_core::now_millis() / 1000 - 3600});
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
+    let expired = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).expect("token");
+    let out = scenario(&app.pulsar_url(), "token", "authed", &[&format!("bad:{expired}")]).await;
+    assert!(out["refused"].is_string(), "an expired token is refused: {out}");
 }
 
 /// `pulsar_connection_created_total_count` (binary connections and WebSocket sessions).
