@@ -152,6 +152,8 @@ pub fn spawn(
     subscription: Option<magnetar_core::SubscriptionName>,
     out: mpsc::Sender<Frame>,
 ) -> ConsumerHandle {
+    // Batches go out as one frame each: the engine hands their messages over together.
+    session.deliver_whole_batches();
     let session = Arc::new(session);
     let permits = Arc::new(AtomicU64::new(0));
     let batches = Arc::new(SentBatches::default());

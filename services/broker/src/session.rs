@@ -76,6 +76,9 @@ pub struct ConsumerSession {
     _slots: Vec<SlotGuard>,
     /// When a dispatch rate lets a throttled partition deliver again.
     throttled_until: std::sync::Mutex<Option<tokio::time::Instant>>,
+    /// The consumer takes a batch's messages together (a binary consumer, which receives a
+    /// batch as one frame): `receive` may then return a few more than asked.
+    whole_batches: std::sync::atomic::AtomicBool,
 }
 
 fn consumer_info(id: ConsumerId, name: &str, priority: i32, address: &str, now: i64) -> ConsumerInfo {
@@ -132,6 +135,7 @@ impl ConsumerSession {
             next: AtomicUsize::new(0),
             _slots: slots,
             throttled_until: std::sync::Mutex::new(None),
+            whole_batches: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -166,6 +170,7 @@ impl ConsumerSession {
             next: AtomicUsize::new(0),
             _slots: slots,
             throttled_until: std::sync::Mutex::new(None),
+            whole_batches: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -202,6 +207,11 @@ impl ConsumerSession {
         if limit == 0 || matches!(self.kind, Kind::Reader) { u64::MAX } else { u64::from(limit) }
     }
 
+    /// From now on, `receive` keeps the messages of a batch together, even past its `max`.
+    pub fn deliver_whole_batches(&self) {
+        self.whole_batches.store(true, Ordering::Relaxed);
+    }
+
     /// Takes up to `max` messages without waiting. Messages past the dead-letter policy's
     /// redelivery limit are moved to the dead-letter topic instead of being returned.
     pub async fn receive(&self, max: usize) -> Result<Vec<PulledMessage>> {
@@ -221,7 +231,8 @@ impl ConsumerSession {
                 continue;
             }
             let room = (max - out.len()).min(allowed.min(usize::MAX as u64) as usize);
-            let got = s.take(Some(self.id), room, 8 * 1024 * 1024, self.ack_timeout).await?;
+            let whole = self.whole_batches.load(Ordering::Relaxed);
+            let got = s.take_with(Some(self.id), room, 8 * 1024 * 1024, self.ack_timeout, whole).await?;
             if got.is_empty() {
                 continue;
             }

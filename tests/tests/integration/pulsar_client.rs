@@ -212,6 +212,15 @@ async fn batched_binary_messages_keep_their_batch_ids_on_every_surface() {
         out["ids"].as_array().expect("ids").iter().map(|v| v.as_str().unwrap().to_string()).collect();
     // One batch: one entry, batch indexes 0..4.
     assert!(ids.iter().enumerate().all(|(i, id)| id.ends_with(&format!(":-1:{i}"))), "{ids:?}");
+    // HTTP pull gives at most what it is asked for, even inside a batch.
+    let two = crate::common::pull(
+        &app,
+        "cross-batch",
+        "two",
+        json!({"maxMessages": 2, "waitMs": 5000, "initialPosition": "earliest"}),
+    )
+    .await;
+    assert_eq!(two.len(), 2, "{two:?}");
     let got = pull_n(&app, "cross-batch", "http", 5, 30_000).await;
     for (i, m) in got.iter().enumerate() {
         assert_eq!(payload_text(m), format!("bin-{i}"));

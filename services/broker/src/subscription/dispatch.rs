@@ -11,6 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Who new messages are claimed for, how many, until when, and whether batches stay whole.
+#[derive(Clone, Copy)]
+struct Claim {
+    consumer: Option<ConsumerId>,
+    max: usize,
+    deadline: Option<Instant>,
+    whole_batches: bool,
+}
+
 impl Subscription {
     /// Takes up to `max` messages for `consumer` (None = an HTTP puller) without waiting:
     /// redeliveries first, oldest first, then new messages. They stay in flight until acked or
@@ -21,6 +30,21 @@ impl Subscription {
         max: usize,
         max_bytes: usize,
         ack_timeout: Option<Duration>,
+    ) -> magnetar_storage::Result<Vec<Delivery>> {
+        self.take_blocking_with(consumer, max, max_bytes, ack_timeout, false)
+    }
+
+    /// [`Self::take_blocking`]; with `whole_batches`, new messages of a batch are not cut at
+    /// `max` nor at the end of a read, so that they go to the consumer together (a binary
+    /// consumer receives them as one frame; permits count messages and may be overdrawn by
+    /// the rest of a batch, as with Pulsar). Other takers get at most `max`.
+    pub fn take_blocking_with(
+        &self,
+        consumer: Option<ConsumerId>,
+        max: usize,
+        max_bytes: usize,
+        ack_timeout: Option<Duration>,
+        whole_batches: bool,
     ) -> magnetar_storage::Result<Vec<Delivery>> {
         let now = Instant::now();
         let deadline = ack_timeout.map(|t| now + t);
@@ -43,15 +67,24 @@ impl Subscription {
             // consumed, and once it is exhausted reading goes on at the horizon.
             let (fresh, last) = v.read_from(read_pos, room, max_bytes.saturating_sub(bytes).max(1));
             let skip_to = last.then(|| v.horizon());
-            self.claim_fresh(fresh, read_pos, consumer, max, deadline, &mut out, Some(skip_to));
+            let claim = Claim { consumer, max, deadline, whole_batches };
+            self.claim_fresh(fresh, read_pos, claim, &mut out, Some(skip_to));
             return Ok(self.deliver(out, consumer));
         }
         if room > 0 && read_pos < self.log.end_offset() && bytes < max_bytes {
             // A compacted reader past the horizon: messages retention deleted count as consumed.
             let from = if view.is_some() { read_pos.max(self.log.start_offset()) } else { read_pos };
             let gaps = view.is_some().then_some(None);
-            match self.read_whole_batches(from, room, max_bytes - bytes) {
-                Ok(fresh) => self.claim_fresh(fresh, read_pos, consumer, max, deadline, &mut out, gaps),
+            let read = if whole_batches {
+                self.read_whole_batches(from, room, max_bytes - bytes)
+            } else {
+                self.log.read(from, room, max_bytes - bytes)
+            };
+            match read {
+                Ok(fresh) => {
+                    let claim = Claim { consumer, max, deadline, whole_batches };
+                    self.claim_fresh(fresh, read_pos, claim, &mut out, gaps)
+                }
                 Err(e) if out.is_empty() => return Err(e),
                 // What was already read is delivered; the fresh read is retried next time.
                 Err(e) => tracing::debug!(error = %e, "reading new messages failed; delivering redeliveries only"),
@@ -67,11 +100,25 @@ impl Subscription {
         max_bytes: usize,
         ack_timeout: Option<Duration>,
     ) -> Result<Vec<Delivery>> {
+        self.take_with(consumer, max, max_bytes, ack_timeout, false).await
+    }
+
+    /// [`Self::take`], keeping batches whole when `whole_batches` ([`Self::take_blocking_with`]).
+    pub async fn take_with(
+        self: &Arc<Self>,
+        consumer: Option<ConsumerId>,
+        max: usize,
+        max_bytes: usize,
+        ack_timeout: Option<Duration>,
+        whole_batches: bool,
+    ) -> Result<Vec<Delivery>> {
         let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || this.take_blocking(consumer, max, max_bytes, ack_timeout))
-            .await
-            .map_err(|e| BrokerError::Internal(format!("read task failed: {e}")))?
-            .map_err(Into::into)
+        tokio::task::spawn_blocking(move || {
+            this.take_blocking_with(consumer, max, max_bytes, ack_timeout, whole_batches)
+        })
+        .await
+        .map_err(|e| BrokerError::Internal(format!("read task failed: {e}")))?
+        .map_err(Into::into)
     }
 
     /// Reads up to `max` records from `from`, and the rest of a batch the read stops inside, so
@@ -189,17 +236,15 @@ impl Subscription {
     /// Claims records read from `read_pos` on. `gaps` (compacted readers): offsets skipped
     /// between records count as consumed, and with `Some(end)` so does everything up to `end`
     /// once every record is claimed.
-    #[allow(clippy::too_many_arguments)]
     fn claim_fresh(
         &self,
         fresh: Vec<Record>,
         read_pos: u64,
-        consumer: Option<ConsumerId>,
-        max: usize,
-        deadline: Option<Instant>,
+        claim: Claim,
         out: &mut Vec<Record>,
         gaps: Option<Option<u64>>,
     ) {
+        let Claim { consumer, max, deadline, whole_batches } = claim;
         let idx = self.partition_index;
         let now_ms = self.now_ms();
         let mut st = self.lock();
@@ -233,7 +278,8 @@ impl Subscription {
             }
             // A batch is not cut at `max`: its rest goes with its start (permits count
             // messages, and a consumer may receive a few more than it asked for, as in Pulsar).
-            let continues_batch = rec.batch.is_some_and(|b| b.index > 0)
+            let continues_batch = whole_batches
+                && rec.batch.is_some_and(|b| b.index > 0)
                 && out.last().is_some_and(|l| l.offset + 1 == rec.offset && l.batch.is_some());
             if (out.len() < max || continues_batch) && st.eligible(consumer, slot, idx) {
                 st.add_in_flight(rec.offset, InFlight { deadline, consumer, slot });
