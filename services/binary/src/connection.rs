@@ -317,7 +317,7 @@ impl Connection {
                         h.session.redeliver_unacked();
                     } else {
                         for id in &c.message_ids {
-                            let named = h.named(id, false);
+                            let named = h.batches.named(id, false);
                             let _ = h.session.nack_offsets(&named.id, &named.offsets, Duration::ZERO);
                         }
                     }
@@ -623,7 +623,7 @@ impl Connection {
         let mut failure = None;
         let cumulative = c.ack_type == AckType::Cumulative as i32;
         for id in &c.message_id {
-            let named = h.named(id, cumulative);
+            let named = h.batches.named(id, cumulative);
             let mut r = Ok(());
             if let Some(through) = named.through {
                 r = h.session.ack_cumulative_offset(&named.id, through).await;

@@ -48,12 +48,50 @@ impl SentBatches {
     }
 
     /// The size of the batch sent whole under `key`, if one was.
-    pub fn size(&self, key: EntryKey) -> Option<u32> {
+    fn size(&self, key: EntryKey) -> Option<u32> {
         self.map().get(&key).copied()
     }
 
+    /// The messages an ack (`cumulative` or not) or a redelivery request names by `d`: a batch
+    /// sent whole and named by its entry alone, all its messages; with an `ack_set` (batch-index
+    /// acks), the indexes whose bits are clear; otherwise the one message `d` designates.
+    pub fn named(&self, d: &MessageIdData, cumulative: bool) -> Named {
+        let id = convert::message_id(d);
+        let entry = magnetar_core::MessageId { batch_index: -1, ..id }.offset();
+        let key = key_of(d);
+        if !d.ack_set.is_empty() {
+            let words = &d.ack_set;
+            // The bits past the batch's end are clear too: without its size (a batch this
+            // consumer was not sent whole, or forgotten) nothing is acknowledged rather than
+            // the messages after the batch.
+            let size = self.size(key).or(d.batch_size.and_then(|s| u32::try_from(s).ok())).unwrap_or(0);
+            let size = size.min(64 * words.len() as u32);
+            let clear = |i: u32| (words[(i / 64) as usize] as u64) & (1 << (i % 64)) == 0;
+            let offsets = (0..size).filter(|&i| clear(i)).map(|i| entry + u64::from(i)).collect();
+            if offsets_all(size, &clear) {
+                self.acked(key, cumulative);
+            }
+            // A cumulative ack with an ack set covers the entries before this one, and the
+            // indexes it clears in this one.
+            return Named { id, offsets, through: cumulative.then(|| entry.checked_sub(1)).flatten() };
+        }
+        let whole = (id.batch_index < 0).then(|| self.size(key)).flatten();
+        if let Some(n) = whole {
+            self.acked(key, cumulative);
+            let last = entry + u64::from(n.max(1)) - 1;
+            return match cumulative {
+                true => Named { id, offsets: Vec::new(), through: Some(last) },
+                false => Named { id, offsets: (entry..=last).collect(), through: None },
+            };
+        }
+        match cumulative {
+            true => Named { id, offsets: Vec::new(), through: Some(id.offset()) },
+            false => Named { id, offsets: vec![id.offset()], through: None },
+        }
+    }
+
     /// The batch under `key` is acknowledged (or, `cumulative`, everything up to it).
-    pub fn acked(&self, key: EntryKey, cumulative: bool) {
+    fn acked(&self, key: EntryKey, cumulative: bool) {
         let mut map = self.map();
         if cumulative {
             let rest = map.split_off(&(key.0, key.1, key.2.saturating_add(1)));
@@ -89,44 +127,6 @@ pub struct Named {
 }
 
 impl ConsumerHandle {
-    /// The messages an ack (`cumulative` or not) or a redelivery request names by `d`: a batch
-    /// sent whole and named by its entry alone, all its messages; with an `ack_set` (batch-index
-    /// acks), the indexes whose bits are clear; otherwise the one message `d` designates.
-    pub fn named(&self, d: &MessageIdData, cumulative: bool) -> Named {
-        let id = convert::message_id(d);
-        let entry = magnetar_core::MessageId { batch_index: -1, ..id }.offset();
-        let key = key_of(d);
-        if !d.ack_set.is_empty() {
-            let words = &d.ack_set;
-            // The bits past the batch's end are clear too: without its size (a batch this
-            // consumer was not sent whole, or forgotten) nothing is acknowledged rather than
-            // the messages after the batch.
-            let size = self.batches.size(key).or(d.batch_size.and_then(|s| u32::try_from(s).ok())).unwrap_or(0);
-            let size = size.min(64 * words.len() as u32);
-            let clear = |i: u32| (words[(i / 64) as usize] as u64) & (1 << (i % 64)) == 0;
-            let offsets = (0..size).filter(|&i| clear(i)).map(|i| entry + u64::from(i)).collect();
-            if offsets_all(size, &clear) {
-                self.batches.acked(key, cumulative);
-            }
-            // A cumulative ack with an ack set covers the entries before this one, and the
-            // indexes it clears in this one.
-            return Named { id, offsets, through: cumulative.then(|| entry.checked_sub(1)).flatten() };
-        }
-        let whole = (id.batch_index < 0).then(|| self.batches.size(key)).flatten();
-        if let Some(n) = whole {
-            self.batches.acked(key, cumulative);
-            let last = entry + u64::from(n.max(1)) - 1;
-            return match cumulative {
-                true => Named { id, offsets: Vec::new(), through: Some(last) },
-                false => Named { id, offsets: (entry..=last).collect(), through: None },
-            };
-        }
-        match cumulative {
-            true => Named { id, offsets: Vec::new(), through: Some(id.offset()) },
-            false => Named { id, offsets: vec![id.offset()], through: None },
-        }
-    }
-
     /// Adds permits (FLOW), at most `cap` outstanding.
     pub fn grant(&self, n: u32, cap: u64) {
         let _ = self
@@ -277,5 +277,69 @@ async fn deliver(
             _ = magnetar_broker::members_changed(&mut members), if told.is_some() => {}
             _ = session.changed(tokens), if available > 0 => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(entry: u64, batch_index: Option<i32>, ack_set: Vec<i64>) -> MessageIdData {
+        MessageIdData {
+            ledger_id: 100,
+            entry_id: entry,
+            partition: Some(-1),
+            batch_index,
+            ack_set,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_entry_ack_of_a_batch_sent_whole_covers_all_its_messages_once() {
+        let b = SentBatches::default();
+        b.sent((-1, 100, 10), 4);
+        let n = b.named(&id(10, None, vec![]), false);
+        assert_eq!((n.offsets, n.through), (vec![110, 111, 112, 113], None));
+        // Forgotten once acknowledged: the same id again names its first message only.
+        assert_eq!(b.named(&id(10, None, vec![]), false).offsets, vec![110]);
+    }
+
+    #[test]
+    fn a_cumulative_entry_ack_goes_through_the_batch_and_forgets_the_ones_before() {
+        let b = SentBatches::default();
+        b.sent((-1, 100, 0), 3);
+        b.sent((-1, 100, 10), 4);
+        b.sent((-1, 100, 20), 2);
+        let n = b.named(&id(10, None, vec![]), true);
+        assert_eq!((n.offsets.len(), n.through), (0, Some(113)));
+        assert_eq!(b.size((-1, 100, 0)), None);
+        assert_eq!(b.size((-1, 100, 20)), Some(2));
+    }
+
+    #[test]
+    fn an_ack_set_acknowledges_the_clear_bits_within_the_batch_only() {
+        let b = SentBatches::default();
+        b.sent((-1, 100, 10), 5);
+        // Bits set = still unacknowledged: 0b10110 leaves 0 and 3 acknowledged; bits 5.. are
+        // clear too but past the batch.
+        let n = b.named(&id(10, None, vec![0b10110]), false);
+        assert_eq!((n.offsets, n.through), (vec![110, 113], None));
+        assert_eq!(b.size((-1, 100, 10)), Some(5), "not all acknowledged: remembered");
+        let n = b.named(&id(10, None, vec![0b10110]), true);
+        assert_eq!(n.through, Some(109), "cumulatively, the entries before it too");
+        // A batch of unknown size: nothing rather than the messages after it.
+        assert!(b.named(&id(30, None, vec![0]), false).offsets.is_empty());
+    }
+
+    #[test]
+    fn ids_with_a_batch_index_or_of_single_messages_name_one_message() {
+        let b = SentBatches::default();
+        b.sent((-1, 100, 10), 4);
+        assert_eq!(b.named(&id(10, Some(2), vec![]), false).offsets, vec![112]);
+        assert_eq!(b.named(&id(40, None, vec![]), false).offsets, vec![140]);
+        assert_eq!(b.named(&id(40, None, vec![]), true).through, Some(140));
+        b.split((-1, 100, 10));
+        assert_eq!(b.named(&id(10, None, vec![]), false).offsets, vec![110], "sent one by one after a split");
     }
 }
