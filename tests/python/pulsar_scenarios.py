@@ -258,6 +258,10 @@ def reader_batches(url, topic):
         ids.update(send_batch(10 * b))
     latest = c.create_reader(topic, pulsar.MessageId.latest)
     assert not latest.has_message_available(), "a reader at the latest position has nothing to read"
+    # Without a receiver queue nothing arrives before it is read: the client can only compare
+    # the broker's last id with the reader's mark-delete position (GET_LAST_MESSAGE_ID).
+    unfetched = c.create_reader(topic, pulsar.MessageId.latest, receiver_queue_size=0)
+    assert not unfetched.has_message_available()
     r = c.create_reader(topic, pulsar.MessageId.earliest)
     got = [r.read_next(TIMEOUT_MS) for _ in range(30)]
     assert [m.data() for m in got] == [f"m-{i}".encode() for i in range(30)]
@@ -265,6 +269,7 @@ def reader_batches(url, topic):
     assert not r.has_message_available(), "the last message of the last batch was read"
     ids.update(send_batch(30))
     assert r.has_message_available() and latest.has_message_available()
+    assert unfetched.has_message_available(), "the broker's mark-delete position answers it"
     assert [r.read_next(TIMEOUT_MS).data() for _ in range(10)] == [f"m-{i}".encode() for i in range(30, 40)]
     assert [latest.read_next(TIMEOUT_MS).data() for _ in range(10)] == [f"m-{i}".encode() for i in range(30, 40)]
     assert not r.has_message_available() and not latest.has_message_available()

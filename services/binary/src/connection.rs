@@ -672,12 +672,13 @@ impl Connection {
                 .await;
         };
         let topic = h.session.topic.clone();
+        let mark_delete = h.session.mark_delete_id().map(|id| convert::id_data(&id));
         match self.shared.broker.topics().last_message_id(&topic).await {
             Ok(id) => {
                 self.send(Frame::new(CommandGetLastMessageIdResponse {
                     last_message_id: convert::id_data(&id),
                     request_id: c.request_id,
-                    consumer_mark_delete_position: None,
+                    consumer_mark_delete_position: mark_delete,
                 }))
                 .await
             }

@@ -207,6 +207,19 @@ impl ConsumerSession {
         if limit == 0 || matches!(self.kind, Kind::Reader) { u64::MAX } else { u64::from(limit) }
     }
 
+    /// Pulsar's mark-delete position of this consumer's cursor (the last message below which
+    /// everything is acknowledged) on a single partition, `L:-1` when nothing is. Pulsar's
+    /// clients compare it with the last message id when a reader started at the latest message
+    /// asks whether anything is available.
+    pub fn mark_delete_id(&self) -> Option<MessageId> {
+        let [(p, s)] = self.subs.as_slice() else { return None };
+        let first = s.cursor().mark_delete.max(p.log.start_offset());
+        Some(match first.checked_sub(1) {
+            Some(last_acked) => crate::stats::message_id_at(p, last_acked),
+            None => MessageId { ledger_id: 0, entry_id: -1, partition_index: p.index, batch_index: -1 },
+        })
+    }
+
     /// From now on, `receive` keeps the messages of a batch together, even past its `max`.
     pub fn deliver_whole_batches(&self) {
         self.whole_batches.store(true, Ordering::Relaxed);
