@@ -67,8 +67,8 @@ impl SentBatches {
             let size = self.size(key).or(d.batch_size.and_then(|s| u32::try_from(s).ok())).unwrap_or(0);
             let size = size.min(64 * words.len() as u32);
             let clear = |i: u32| (words[(i / 64) as usize] as u64) & (1 << (i % 64)) == 0;
-            let offsets = (0..size).filter(|&i| clear(i)).map(|i| entry + u64::from(i)).collect();
-            if offsets_all(size, &clear) {
+            let offsets: Vec<u64> = (0..size).filter(|&i| clear(i)).map(|i| entry + u64::from(i)).collect();
+            if size > 0 && offsets.len() == size as usize {
                 self.acked(key, cumulative);
             }
             // A cumulative ack with an ack set covers the entries before this one, and the
@@ -213,10 +213,6 @@ fn frames(consumer_id: u64, messages: &[magnetar_broker::PulledMessage], batches
         i += taken;
     }
     out
-}
-
-fn offsets_all(size: u32, clear: &impl Fn(u32) -> bool) -> bool {
-    size > 0 && (0..size).all(clear)
 }
 
 /// The entry a MESSAGE frame or an ack names.

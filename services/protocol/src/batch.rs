@@ -64,17 +64,11 @@ pub fn split(mut body: Bytes, count: i32) -> Result<Vec<SingleMessage>, Protocol
 
 /// Builds a batch body from `messages`; each `payload_size` is set from its payload.
 pub fn build(messages: &[SingleMessage]) -> Result<Bytes, ProtocolError> {
-    let size = |m: &SingleMessage| {
-        i32::try_from(m.payload.len())
-            .map_err(|_| ProtocolError::InvalidBatch(format!("a payload of {} bytes", m.payload.len())))
-    };
-    let mut total = 0;
-    for m in messages {
-        total += 4 + m.metadata.encoded_len() + m.payload.len() + 8;
-    }
-    let mut body = BytesMut::with_capacity(total);
+    // Payloads dominate; the metadata grows the buffer when it needs to.
+    let mut body = BytesMut::with_capacity(messages.iter().map(|m| m.payload.len() + 16).sum());
     for message in messages {
-        let payload_size = size(message)?;
+        let payload_size = i32::try_from(message.payload.len())
+            .map_err(|_| ProtocolError::InvalidBatch(format!("a payload of {} bytes", message.payload.len())))?;
         // Metadata whose payload size is already right (the broker's batches) is not copied.
         let fixed;
         let metadata = if message.metadata.payload_size == payload_size {
@@ -83,8 +77,10 @@ pub fn build(messages: &[SingleMessage]) -> Result<Bytes, ProtocolError> {
             fixed = SingleMessageMetadata { payload_size, ..message.metadata.clone() };
             &fixed
         };
-        body.put_u32(metadata.encoded_len() as u32);
-        metadata.encode(&mut body).expect("BytesMut grows as needed");
+        let len = metadata.encoded_len();
+        body.reserve(4 + len + message.payload.len());
+        body.put_u32(len as u32);
+        metadata.encode_raw(&mut body);
         body.put_slice(&message.payload);
     }
     Ok(body.freeze())
