@@ -515,6 +515,68 @@ def compression(url, topic):
     return {"topics": topics}
 
 
+def chunk_payload(i, size):
+    """Incompressible bytes (so a compressed message still needs chunks); the Rust side builds
+    the same ones."""
+    x = i * 7919 + 1
+    out = bytearray(size)
+    for j in range(size):
+        x = (x * 1103515245 + 12345) & 0xFFFFFFFF
+        out[j] = (x >> 16) & 0xFF
+    return bytes(out)
+
+
+def chunking(url, topic, n):
+    """Messages larger than the broker's limit sent in chunks by two producers at once (one
+    compressing), between small messages: an Exclusive consumer and a reader get every message
+    whole and in order per producer; the consumer acknowledges them all."""
+    n = int(n)
+    c = client(url)
+    # Keeps every message for the reader and the Rust side (acknowledged by every subscription,
+    # they could be trimmed).
+    c.subscribe(topic, "keep", initial_position=pulsar.InitialPosition.Earliest).close()
+    sizes = {i: 150_000 + i * 10_007 for i in range(n)}
+    producers = [
+        c.create_producer(topic, producer_name=f"chunky-{k}", chunking_enabled=True, batching_enabled=False,
+                          compression_type=kind)
+        for k, kind in enumerate([pulsar.CompressionType.NONE, pulsar.CompressionType.LZ4])
+    ]
+    sent = {}
+    for i in range(n):
+        for k, p in enumerate(producers):
+            key = f"{k}-{i}"
+            p.send_async(chunk_payload(i * 2 + k, sizes[i]), lambda res, mid, key=key: sent.__setitem__(key, (res, mid)),
+                         partition_key=key, properties={"i": str(i)})
+            p.send_async(f"small-{key}".encode(), lambda res, mid, key=key: sent.__setitem__("s" + key, (res, mid)))
+    for p in producers:
+        p.flush()
+    assert len(sent) == 4 * n and all(r == pulsar.Result.Ok for r, _ in sent.values()), sent
+
+    def expected(k):
+        for i in range(n):
+            yield chunk_payload(i * 2 + k, sizes[i])
+            yield f"small-{k}-{i}".encode()
+
+    def check(ms, what):
+        for k in range(2):
+            mine = [m.data() for m in ms if m.producer_name() == f"chunky-{k}"]
+            assert mine == list(expected(k)), (what, k, [len(d) for d in mine])
+
+    consumer = c.subscribe(topic, "chunks", consumer_type=pulsar.ConsumerType.Exclusive,
+                           initial_position=pulsar.InitialPosition.Earliest)
+    got = drain(consumer, 4 * n)
+    check(got, "consumer")
+    big = [m for m in got if len(m.data()) > 1000]
+    assert all(m.partition_key() and m.properties()["i"] for m in big)
+    for m in got:
+        consumer.acknowledge(m)
+    expect_nothing(consumer)
+    reader = c.create_reader(topic, pulsar.MessageId.earliest)
+    check([reader.read_next(TIMEOUT_MS) for _ in range(4 * n)], "reader")
+    c.close()
+    return {"sizes": [sizes[i] for i in range(n)], "ids": {k: str(v[1]) for k, v in sent.items()}}
+
+
 def redelivery(url, topic):
     """Ack timeout and negative acks redeliver with the redelivery count set; the client's
     dead-letter policy moves a message nacked past its limit to the dead-letter topic."""
@@ -674,6 +736,7 @@ def regex(url, topic):
 
 SCENARIOS = {
     "batch_acks": batch_acks,
+    "chunking": chunking,
     "reader_batches": reader_batches,
     "shared_batches": shared_batches,
     "produce_consume_unbatched": lambda url, topic: produce_consume(url, topic, False),

@@ -489,18 +489,16 @@ impl Connection {
             Some(_) if c.txnid_most_bits.unwrap_or(0) != 0 || c.txnid_least_bits.unwrap_or(0) != 0 => {
                 Err((ServerError::NotAllowedError, "transactions are not supported".to_string()))
             }
-            // A chunk is part of a message larger than this broker's message size limit, which
-            // it cannot reassemble yet: refused rather than stored as a message of its own
-            // (docs/binary-protocol.md, "Chunked messages").
+            // A chunk of a message larger than the broker's message size limit: stored as a
+            // record of its own, with its chunk metadata (docs/binary-protocol.md, "Chunked
+            // messages").
             Some(payload) if payload.metadata().num_chunks_from_msg.is_some_and(|n| n > 1) => {
-                tracing::warn!(producer = c.producer_id, "a chunked message was refused: chunking is not supported");
-                Err((
-                    ServerError::NotAllowedError,
-                    format!(
-                        "chunked messages are not supported: send messages of at most {} bytes with chunking off",
-                        self.shared.broker.config().max_message_bytes
-                    ),
-                ))
+                convert::chunk_message(&p.key.1, payload, self.shared.broker.config().max_chunked_message_bytes)
+                    .map(|m| vec![m])
+                    .map_err(|reason| {
+                        tracing::warn!(producer = c.producer_id, %reason, "a chunk was refused");
+                        (ServerError::NotAllowedError, reason)
+                    })
             }
             Some(payload) => convert::publish_messages(&p.key.1, payload, limit)
                 .map_err(|e| (ServerError::UnknownError, format!("invalid message: {e}"))),

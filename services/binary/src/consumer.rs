@@ -148,11 +148,12 @@ impl ConsumerHandle {
 pub fn spawn(
     broker: &magnetar_broker::Broker,
     consumer_id: u64,
-    session: ConsumerSession,
+    mut session: ConsumerSession,
     subscription: Option<magnetar_core::SubscriptionName>,
     out: mpsc::Sender<Frame>,
 ) -> ConsumerHandle {
-    // Batches go out as one frame each: the engine hands their messages over together.
+    // Batches go out as one frame each: the engine hands their messages over together; chunks
+    // go out as they are (the client joins them).
     session.deliver_whole_batches();
     let session = Arc::new(session);
     let permits = Arc::new(AtomicU64::new(0));

@@ -14,7 +14,7 @@ use magnetar_core::MessageId;
 use magnetar_protocol::batch::SingleMessage;
 use magnetar_protocol::proto::{CompressionType, KeyValue, MessageIdData, MessageMetadata, SingleMessageMetadata};
 use magnetar_protocol::{Payload, ProtocolError};
-use magnetar_storage::{BatchPos, ProducerStamp};
+use magnetar_storage::{BatchPos, ChunkPos, ProducerStamp};
 
 /// The broker's messages for one SEND, in order, with the producer's name and sequence ids
 /// (the batch's sequence id counts up from the SEND's unless a message carries its own).
@@ -23,17 +23,7 @@ pub fn publish_messages(producer: &str, payload: &Payload, limit: usize) -> Resu
     let deliver_at = md.deliver_at_time.filter(|t| *t > 0);
     let base_seq = md.sequence_id as i64;
     if !payload.is_batch() {
-        let body = payload.uncompressed(limit)?;
-        return Ok(vec![PublishMessage {
-            key: md.partition_key.clone(),
-            properties: md.properties.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect(),
-            payload: body,
-            event_time: md.event_time.filter(|t| *t > 0).map(|t| t as i64),
-            deliver_at,
-            deliver_after_ms: None,
-            producer: Some(ProducerStamp { name: producer.to_string(), sequence_id: base_seq }),
-            batch: None,
-        }]);
+        return Ok(vec![single(producer, md, payload.uncompressed(limit)?)]);
     }
     let singles = payload.split_batch(limit)?;
     let size = singles.len() as u32;
@@ -52,9 +42,25 @@ pub fn publish_messages(producer: &str, payload: &Payload, limit: usize) -> Resu
                 deliver_after_ms: None,
                 producer: Some(ProducerStamp { name: producer.to_string(), sequence_id: seq }),
                 batch: Some(BatchPos { index: i as u32, size }),
+                chunk: None,
             }
         })
         .collect())
+}
+
+/// A message sent on its own (not in a batch) with its metadata, holding `body`.
+fn single(producer: &str, md: &MessageMetadata, body: Bytes) -> PublishMessage {
+    PublishMessage {
+        key: md.partition_key.clone(),
+        properties: md.properties.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect(),
+        payload: body,
+        event_time: md.event_time.filter(|t| *t > 0).map(|t| t as i64),
+        deliver_at: md.deliver_at_time.filter(|t| *t > 0),
+        deliver_after_ms: None,
+        producer: Some(ProducerStamp { name: producer.to_string(), sequence_id: md.sequence_id as i64 }),
+        batch: None,
+        chunk: None,
+    }
 }
 
 /// A Magnetar id on the wire (ledger = segment base, entry = position in it), with its batch
@@ -120,8 +126,58 @@ pub fn message_payload(m: &PulledMessage) -> (MessageIdData, Payload) {
         event_time: r.event_time.filter(|t| *t > 0).map(|t| t as u64),
         ..Default::default()
     };
+    // A chunk goes out as it came in: the client joins the chunks and decompresses the whole.
+    let metadata = match &r.chunk {
+        Some(c) => MessageMetadata {
+            uuid: Some(c.uuid.clone()),
+            chunk_id: Some(c.index as i32),
+            num_chunks_from_msg: Some(c.count as i32),
+            total_chunk_msg_size: Some(c.total_size as i32),
+            compression: Some(i32::from(c.compression)),
+            uncompressed_size: Some(c.uncompressed_size),
+            ..metadata
+        },
+        None => metadata,
+    };
     let id = MessageId::new(r.segment_base, r.offset, m.id.partition_index);
     (entry_id_data(&id), Payload::new(metadata, Bytes::clone(&r.payload)))
+}
+
+/// The broker's message for one chunk of a chunked message (a SEND whose metadata has
+/// `num_chunks_from_msg` > 1): its payload as sent (a slice of the possibly compressed whole),
+/// its chunk metadata, and the producer's stamp (every chunk carries the message's sequence id).
+/// Refused with a reason when the chunk metadata is inconsistent or the whole message would be
+/// larger than `max_whole` bytes.
+pub fn chunk_message(producer: &str, payload: &Payload, max_whole: usize) -> Result<PublishMessage, String> {
+    let md = payload.metadata();
+    if payload.is_batch() {
+        return Err("a chunk cannot be a batch: send chunked messages with batching off".into());
+    }
+    let count = md.num_chunks_from_msg.unwrap_or(1);
+    let index = md.chunk_id.unwrap_or(-1);
+    let uuid = md.uuid.clone().filter(|u| !u.is_empty()).ok_or("a chunk without a uuid")?;
+    if !(0..count).contains(&index) {
+        return Err(format!("chunk id {index} is not within the message's {count} chunks"));
+    }
+    let total = md.total_chunk_msg_size.unwrap_or(-1);
+    let compression = payload.compression().map_err(|e| e.to_string())?;
+    let whole = if compression == CompressionType::None { total as i64 } else { i64::from(md.uncompressed_size()) };
+    if total <= 0 || whole > max_whole as i64 || total as usize > max_whole {
+        return Err(format!(
+            "a chunked message of {} bytes: the broker takes chunked messages of 1 to {max_whole} bytes",
+            whole.max(i64::from(total))
+        ));
+    }
+    let mut m = single(producer, md, Bytes::clone(payload.data()));
+    m.chunk = Some(ChunkPos {
+        uuid,
+        index: index as u32,
+        count: count as u32,
+        total_size: total as u32,
+        compression: compression as i32 as u8,
+        uncompressed_size: md.uncompressed_size(),
+    });
+    Ok(m)
 }
 
 /// How many of `ms` (from the start) form a whole batch as its producer sent it: every message

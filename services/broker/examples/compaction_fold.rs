@@ -22,6 +22,7 @@ fn main() {
             payload: payload.clone(),
             producer: None,
             batch: None,
+            chunk: None,
         })
         .collect();
     let started = std::time::Instant::now();

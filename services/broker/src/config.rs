@@ -16,6 +16,9 @@ pub struct BrokerConfig {
     pub default_retention_size_mb: i64,
     /// Pulsar's `maxMessageSize` (5 MiB).
     pub max_message_bytes: usize,
+    /// Largest message a producer may send in chunks (binary protocol producers with chunking
+    /// on): what the broker joins in memory for WebSocket consumers and readers.
+    pub max_chunked_message_bytes: usize,
     /// Most partitions one partitioned topic may have (Pulsar's `maxNumPartitionsPerPartitionedTopic`, 0 = no limit).
     pub max_partitions_per_topic: u32,
     /// Pulsar's `allowAutoTopicCreation`.
@@ -148,6 +151,7 @@ impl Default for BrokerConfig {
             default_retention_time_minutes: 0,
             default_retention_size_mb: 0,
             max_message_bytes: 5 * 1024 * 1024,
+            max_chunked_message_bytes: 100 * 1024 * 1024,
             max_partitions_per_topic: 0,
             allow_auto_topic_creation: true,
             default_namespace_bundles: 4,

@@ -14,6 +14,7 @@ mod admin;
 mod broker;
 pub mod browse;
 pub mod bundles;
+mod chunks;
 pub mod clock;
 mod clusters;
 pub mod compaction;

@@ -39,6 +39,8 @@ pub struct PublishMessage {
     pub producer: Option<ProducerStamp>,
     /// The message's place in the batch its producer sent (binary protocol producers).
     pub batch: Option<magnetar_storage::BatchPos>,
+    /// The message is one chunk of a larger one (binary protocol producers with chunking on).
+    pub chunk: Option<magnetar_storage::ChunkPos>,
 }
 
 /// How a message key picks a partition: Pulsar's `Murmur3_32Hash` (REST produce) or the Java
@@ -329,7 +331,11 @@ impl Publisher {
                             continue;
                         }
                         sizes.add(&ENTRY_SIZE, r.payload.len() as u64);
-                        if tracking && let Some(s) = &r.producer {
+                        // A chunk before its message's last one does not make the message stored.
+                        if tracking
+                            && let Some(s) = &r.producer
+                            && r.chunk.as_ref().is_none_or(|c| c.is_last())
+                        {
                             stamps.push((s.clone(), r.publish_time));
                         }
                         stored.push(*pos);
@@ -405,6 +411,7 @@ impl Publisher {
             payload: m.payload,
             producer: m.producer,
             batch: m.batch,
+            chunk: m.chunk,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! authorized as such) and routes acks by message id.
 
 use crate::access::Caller;
+use crate::chunks::{self, Joiner};
 use crate::error::Entity;
 use crate::partition::Partition;
 use crate::policies::enforce;
@@ -79,6 +80,9 @@ pub struct ConsumerSession {
     /// The consumer takes a batch's messages together (a binary consumer, which receives a
     /// batch as one frame): `receive` may then return a few more than asked.
     whole_batches: std::sync::atomic::AtomicBool,
+    /// Joins chunked messages (Exclusive and Failover consumers and readers that are not binary
+    /// consumers, which join chunks themselves).
+    chunks: Option<std::sync::Mutex<Joiner>>,
 }
 
 fn consumer_info(id: ConsumerId, name: &str, priority: i32, address: &str, now: i64) -> ConsumerInfo {
@@ -122,6 +126,7 @@ impl ConsumerSession {
         for (_, s) in &subs {
             s.set_read_compacted(opts.read_compacted);
         }
+        let chunks = matches!(opts.sub_type, SubType::Exclusive | SubType::Failover).then(|| joiner(&service));
         let writer =
             spawn_ack_writer(&service, subscription.clone(), subs.iter().map(|(p, _)| Arc::clone(p)).collect());
         Ok(ConsumerSession {
@@ -136,6 +141,7 @@ impl ConsumerSession {
             _slots: slots,
             throttled_until: std::sync::Mutex::new(None),
             whole_batches: std::sync::atomic::AtomicBool::new(false),
+            chunks,
         })
     }
 
@@ -152,6 +158,7 @@ impl ConsumerSession {
     ) -> Result<ConsumerSession> {
         let id = NEXT_CONSUMER.fetch_add(1, Ordering::Relaxed);
         let info = consumer_info(id, reader_name, 0, "", service.ctx().now_ms());
+        let chunks = Some(joiner(&service));
         let mut subs = Vec::with_capacity(parts.len());
         for p in parts {
             let s = p.add_reader(id, start.offset(&p));
@@ -171,6 +178,7 @@ impl ConsumerSession {
             _slots: slots,
             throttled_until: std::sync::Mutex::new(None),
             whole_batches: std::sync::atomic::AtomicBool::new(false),
+            chunks,
         })
     }
 
@@ -221,8 +229,11 @@ impl ConsumerSession {
     }
 
     /// From now on, `receive` keeps the messages of a batch together, even past its `max`.
-    pub fn deliver_whole_batches(&self) {
+    /// (A binary consumer, which also joins chunked messages itself: the session delivers
+    /// chunks as they are.)
+    pub fn deliver_whole_batches(&mut self) {
         self.whole_batches.store(true, Ordering::Relaxed);
+        self.chunks = None;
     }
 
     /// Takes up to `max` messages without waiting. Messages past the dead-letter policy's
@@ -252,8 +263,17 @@ impl ConsumerSession {
             let bytes: u64 = got.iter().map(|d| d.record.payload.len() as u64).sum();
             enforce::record_dispatch(p, s, got.len() as u64, bytes);
             p.record_delivery(got.len() as u64, bytes);
+            let mut joined = chunks::Outcome::default();
             for d in got {
                 let m = PulledMessage::from_delivery(d);
+                if let Some(j) = &self.chunks
+                    && m.record.chunk.is_some()
+                {
+                    j.lock().unwrap_or_else(|e| e.into_inner()).offer((first + k) % n, m, &mut joined);
+                    // In log order: a joined message where its last chunk is.
+                    out.append(&mut joined.whole);
+                    continue;
+                }
                 match &self.kind {
                     Kind::Consumer { dead_letter: Some(dl), caller, .. } if m.redelivery_count > dl.max_redeliver => {
                         self.dead_letter(caller, dl, p, s, m).await?
@@ -261,12 +281,39 @@ impl ConsumerSession {
                     _ => out.push(m),
                 }
             }
+            self.settle_chunks(joined).await?;
         }
         *self.throttled_until.lock().unwrap_or_else(|e| e.into_inner()) = match throttled {
             Some(wait) if out.is_empty() => Some(tokio::time::Instant::now() + wait.max(Duration::from_millis(1))),
             _ => None,
         };
         Ok(out)
+    }
+
+    /// Redelivers or drops the chunks the chunk joiner gave back.
+    async fn settle_chunks(&self, joined: chunks::Outcome) -> Result<()> {
+        for (i, offsets) in joined.redeliver {
+            self.subs[i].1.nack(&offsets, Duration::from_secs(1));
+        }
+        for (i, offsets) in joined.drop {
+            let (p, s) = &self.subs[i];
+            if matches!(self.kind, Kind::Consumer { .. })
+                && let Some(op) =
+                    s.ack(&offsets).map_err(|e| beyond_end(p, &MessageId::new(0, e.offset, p.index), e))?
+            {
+                self.service.ctx().persist_op(p, &op).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The offsets an id delivered by this session covers in its partition `i`: every chunk of
+    /// a joined chunked message, else the id's own.
+    fn covered(&self, i: usize, id: &MessageId) -> Vec<u64> {
+        match &self.chunks {
+            Some(j) => j.lock().unwrap_or_else(|e| e.into_inner()).covered(i, id.offset()),
+            None => vec![id.offset()],
+        }
     }
 
     /// Publishes the message to the dead-letter topic as the consumer (authorized again: a grant
@@ -320,7 +367,8 @@ impl ConsumerSession {
     /// session's queue of acks not yet durable is full. An id past the end of its partition is
     /// refused.
     pub async fn ack_streamed(&self, id: &MessageId) -> Result<()> {
-        self.ack_streamed_offsets(id, &[id.offset()]).await
+        let offsets = self.covered(self.sub_index(id)?, id);
+        self.ack_streamed_offsets(id, &offsets).await
     }
 
     /// [`Self::ack_streamed`] for several messages of the partition `id` names (the messages of
@@ -353,7 +401,11 @@ impl ConsumerSession {
 
     /// Acknowledges `through` and every message before it, in the partition `id` names.
     pub async fn ack_cumulative_offset(&self, id: &MessageId, through: u64) -> Result<()> {
-        let (p, s) = self.sub_for(id)?;
+        let i = self.sub_index(id)?;
+        let (p, s) = &self.subs[i];
+        if let Some(j) = &self.chunks {
+            j.lock().unwrap_or_else(|e| e.into_inner()).acked_through(i, through);
+        }
         let op = s.ack_cumulative(through).map_err(|e| match e {
             CumulativeError::BeyondEnd(e) => beyond_end(p, id, e),
             CumulativeError::NotAllowed(e) => e,
@@ -367,7 +419,8 @@ impl ConsumerSession {
     }
 
     pub fn nack(&self, id: &MessageId, delay: Duration) -> Result<()> {
-        self.nack_offsets(id, &[id.offset()], delay)
+        let offsets = self.covered(self.sub_index(id)?, id);
+        self.nack_offsets(id, &offsets, delay)
     }
 
     /// [`Self::nack`] for several messages of the partition `id` names.
@@ -380,6 +433,9 @@ impl ConsumerSession {
     /// Pulsar's REDELIVER_UNACKNOWLEDGED_MESSAGES without ids: everything delivered to this
     /// consumer and not acknowledged becomes available again at once.
     pub fn redeliver_unacked(&self) -> usize {
+        if let Some(j) = &self.chunks {
+            j.lock().unwrap_or_else(|e| e.into_inner()).reset();
+        }
         self.subs.iter().map(|(_, s)| s.nack_all_of(self.id, Duration::ZERO)).sum()
     }
 
@@ -437,6 +493,10 @@ impl ConsumerSession {
         }
         Ok(())
     }
+}
+
+fn joiner(service: &Subscriptions) -> std::sync::Mutex<Joiner> {
+    std::sync::Mutex::new(Joiner::new(service.ctx().config.max_chunked_message_bytes))
 }
 
 /// Drains queued acks, merges them per partition and writes one cursor record per partition

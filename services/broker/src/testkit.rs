@@ -23,6 +23,7 @@ pub fn input(i: u64) -> RecordInput {
         payload: Bytes::from(format!("payload-{i}")),
         producer: None,
         batch: None,
+        chunk: None,
     }
 }
 

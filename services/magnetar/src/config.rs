@@ -204,6 +204,15 @@ impl Config {
         if self.broker.max_message_bytes == 0 || self.broker.max_message_bytes > 512 * 1024 * 1024 {
             bail!("broker.max_message_bytes = {} must be between 1 and 536870912", self.broker.max_message_bytes);
         }
+        if self.broker.max_chunked_message_bytes < self.broker.max_message_bytes
+            || self.broker.max_chunked_message_bytes > i32::MAX as usize
+        {
+            bail!(
+                "broker.max_chunked_message_bytes = {} must be between broker.max_message_bytes = {} and 2147483647",
+                self.broker.max_chunked_message_bytes,
+                self.broker.max_message_bytes
+            );
+        }
         if self.http.max_request_bytes < self.broker.max_message_bytes {
             bail!(
                 "http.max_request_bytes = {} must be at least broker.max_message_bytes = {}",

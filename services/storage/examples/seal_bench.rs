@@ -87,6 +87,7 @@ async fn run(storage: &std::sync::Arc<Storage>, appenders: u64, partitions: u64,
                     payload: payload.clone(),
                     producer: None,
                     batch: None,
+                    chunk: None,
                 };
                 let start = t0.elapsed().as_micros() as u64;
                 let ids = log.append(vec![r]).await.unwrap();

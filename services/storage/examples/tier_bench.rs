@@ -74,6 +74,7 @@ async fn main() {
                 payload: payload.clone(),
                 producer: None,
                 batch: None,
+                chunk: None,
             })
             .collect();
         i += log.append(batch).await.expect("append").len() as u64;

@@ -34,6 +34,7 @@ async fn main() {
                     payload: payload.clone(),
                     producer: None,
                     batch: None,
+                    chunk: None,
                 };
                 log.append(vec![r]).await.unwrap();
             }

@@ -7,7 +7,8 @@
 //! A segment record is one frame whose body is a record body:
 //! `offset u64 | publish_time i64 | flags u8 | [event_time i64] | [key_len u32 | key]
 //!  | [producer_len u32 | producer | sequence_id i64] | [batch_index u32 | batch_size u32]
-//!  | n_props u32 | (k_len u32 | k | v_len u32 | v)* | payload_len u32 | payload`.
+//!  | [uuid_len u32 | uuid | chunk_index u32 | chunk_count u32 | total_size u32
+//!     | uncompressed_size u32 | compression u8] | n_props u32 | (k_len u32 | k | v_len u32 | v)* | payload_len u32 | payload`.
 //! Optional parts are present when their flag is set; a flag added later leaves older records
 //! readable as they are.
 //!
@@ -17,7 +18,7 @@
 //! - `2` aux: `log_id u64 | opaque bytes`;
 //! - `3` drop: `log_id u64`.
 
-use crate::record::{BatchPos, ProducerStamp, Record, RecordInput};
+use crate::record::{BatchPos, ChunkPos, ProducerStamp, Record, RecordInput};
 use bytes::Bytes;
 
 pub const FRAME_HEADER: usize = 8;
@@ -28,6 +29,7 @@ const FLAG_EVENT_TIME: u8 = 1;
 const FLAG_KEY: u8 = 2;
 const FLAG_PRODUCER: u8 = 4;
 const FLAG_BATCH: u8 = 8;
+const FLAG_CHUNK: u8 = 16;
 const RECORD_FIXED: usize = 8 + 8 + 1 + 4 + 4;
 
 pub const WAL_DATA: u8 = 1;
@@ -102,6 +104,9 @@ pub fn record_frame_len(r: &RecordInput) -> usize {
     if r.batch.is_some() {
         n += 8;
     }
+    if let Some(c) = &r.chunk {
+        n += 4 + c.uuid.len() + 4 * 4 + 1;
+    }
     for (k, v) in &r.properties {
         n += 8 + k.len() + v.len();
     }
@@ -126,6 +131,9 @@ pub fn encode_record(buf: &mut Vec<u8>, offset: u64, r: &RecordInput) {
     if r.batch.is_some() {
         flags |= FLAG_BATCH;
     }
+    if r.chunk.is_some() {
+        flags |= FLAG_CHUNK;
+    }
     buf.push(flags);
     if let Some(t) = r.event_time {
         buf.extend_from_slice(&t.to_le_bytes());
@@ -140,6 +148,13 @@ pub fn encode_record(buf: &mut Vec<u8>, offset: u64, r: &RecordInput) {
     if let Some(b) = r.batch {
         buf.extend_from_slice(&b.index.to_le_bytes());
         buf.extend_from_slice(&b.size.to_le_bytes());
+    }
+    if let Some(c) = &r.chunk {
+        put_bytes(buf, c.uuid.as_bytes());
+        for n in [c.index, c.count, c.total_size, c.uncompressed_size] {
+            buf.extend_from_slice(&n.to_le_bytes());
+        }
+        buf.push(c.compression);
     }
     buf.extend_from_slice(&(r.properties.len() as u32).to_le_bytes());
     for (k, v) in &r.properties {
@@ -208,7 +223,7 @@ pub fn decode_record(body: &Bytes, segment_base: u64) -> Result<Record, String> 
     let offset = c.u64()?;
     let publish_time = c.u64()? as i64;
     let flags = c.u8()?;
-    if flags & !(FLAG_EVENT_TIME | FLAG_KEY | FLAG_PRODUCER | FLAG_BATCH) != 0 {
+    if flags & !(FLAG_EVENT_TIME | FLAG_KEY | FLAG_PRODUCER | FLAG_BATCH | FLAG_CHUNK) != 0 {
         return Err(format!("unknown record flags {flags:#x}"));
     }
     let event_time = if flags & FLAG_EVENT_TIME != 0 { Some(c.u64()? as i64) } else { None };
@@ -219,6 +234,18 @@ pub fn decode_record(body: &Bytes, segment_base: u64) -> Result<Record, String> 
         None
     };
     let batch = if flags & FLAG_BATCH != 0 { Some(BatchPos { index: c.u32()?, size: c.u32()? }) } else { None };
+    let chunk = if flags & FLAG_CHUNK != 0 {
+        Some(ChunkPos {
+            uuid: c.string()?,
+            index: c.u32()?,
+            count: c.u32()?,
+            total_size: c.u32()?,
+            uncompressed_size: c.u32()?,
+            compression: c.u8()?,
+        })
+    } else {
+        None
+    };
     let n = c.u32()? as usize;
     // Each property needs at least 8 bytes: bound the allocation by what the body can hold.
     if n > (body.len() - c.pos) / 8 {
@@ -233,7 +260,7 @@ pub fn decode_record(body: &Bytes, segment_base: u64) -> Result<Record, String> 
         return Err("trailing bytes after record payload".into());
     }
     let payload = body.slice(ps..ps + pn);
-    Ok(Record { offset, segment_base, publish_time, event_time, key, properties, payload, producer, batch })
+    Ok(Record { offset, segment_base, publish_time, event_time, key, properties, payload, producer, batch, chunk })
 }
 
 /// A data frame ready for the WAL, plus the sizes of its record frames (for the segment index).
@@ -362,15 +389,26 @@ mod tests {
             proptest::collection::vec(any::<u8>(), 0..300),
             proptest::option::of((".{0,20}", any::<i64>())),
             proptest::option::of((any::<u32>(), any::<u32>())),
+            proptest::option::of((".{0,36}", any::<[u32; 4]>(), any::<u8>())),
         )
-            .prop_map(|(publish_time, event_time, key, properties, payload, producer, batch)| RecordInput {
-                publish_time,
-                event_time,
-                key,
-                properties,
-                payload: Bytes::from(payload),
-                producer: producer.map(|(name, sequence_id)| ProducerStamp { name, sequence_id }),
-                batch: batch.map(|(index, size)| BatchPos { index, size }),
+            .prop_map(|(publish_time, event_time, key, properties, payload, producer, batch, chunk)| {
+                RecordInput {
+                    publish_time,
+                    event_time,
+                    key,
+                    properties,
+                    payload: Bytes::from(payload),
+                    producer: producer.map(|(name, sequence_id)| ProducerStamp { name, sequence_id }),
+                    batch: batch.map(|(index, size)| BatchPos { index, size }),
+                    chunk: chunk.map(|(uuid, [index, count, total_size, uncompressed_size], compression)| ChunkPos {
+                        uuid,
+                        index,
+                        count,
+                        total_size,
+                        compression,
+                        uncompressed_size,
+                    }),
+                }
             })
     }
 
@@ -396,6 +434,7 @@ mod tests {
             prop_assert_eq!(rec.payload, r.payload);
             prop_assert_eq!(rec.producer, r.producer);
             prop_assert_eq!(rec.batch, r.batch);
+            prop_assert_eq!(rec.chunk, r.chunk);
         }
 
         #[test]

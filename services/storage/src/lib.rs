@@ -46,7 +46,7 @@ pub use config::{StorageConfig, WalCorruption};
 pub use error::StorageError;
 pub use metrics::StorageMetrics;
 pub use partition::{PartitionLog, PendingAppend, SegmentInfo};
-pub use record::{BatchPos, ProducerStamp, Record, RecordInput, message_id};
+pub use record::{BatchPos, ChunkPos, ProducerStamp, Record, RecordInput, message_id};
 pub use storage::{AuxRecord, Storage};
 pub use tier::{ObjectTier, RemoteSegment, TierConfig};
 pub use trim::{Checkpointer, TrimStats};

@@ -303,6 +303,7 @@ impl PartitionLog {
                     payload: r.payload,
                     producer: r.producer,
                     batch: r.batch,
+                    chunk: r.chunk,
                 })
                 .collect();
             let part = self.me.upgrade().ok_or(StorageError::LogDeleted(self.log_id))?;

@@ -19,6 +19,31 @@ pub struct BatchPos {
     pub size: u32,
 }
 
+/// One piece of a message its producer split because the whole was larger than the broker's
+/// message size limit (Pulsar's chunking, PIP-37). Each chunk is a record of its own, durable as
+/// it arrives; the payload is the chunk's slice of the message as the producer sent it (after
+/// compression), so a chunk cannot be read on its own: binary consumers reassemble chunks
+/// themselves, and the broker joins them for the other surfaces (docs/binary-protocol.md,
+/// "Chunked messages").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkPos {
+    /// Shared by every chunk of one message.
+    pub uuid: String,
+    pub index: u32,
+    pub count: u32,
+    /// Bytes of the whole message as sent: the sum of its chunks' payloads.
+    pub total_size: u32,
+    /// Pulsar's compression codec of the whole message (0 = none) and its size decompressed.
+    pub compression: u8,
+    pub uncompressed_size: u32,
+}
+
+impl ChunkPos {
+    pub fn is_last(&self) -> bool {
+        self.index + 1 == self.count
+    }
+}
+
 /// A message as a producer hands it to storage.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordInput {
@@ -30,6 +55,7 @@ pub struct RecordInput {
     /// Set only when the producer named itself and numbered the message.
     pub producer: Option<ProducerStamp>,
     pub batch: Option<BatchPos>,
+    pub chunk: Option<ChunkPos>,
 }
 
 /// A stored message. `segment_base` is the base offset of the segment holding it (the Pulsar
@@ -45,6 +71,7 @@ pub struct Record {
     pub payload: Bytes,
     pub producer: Option<ProducerStamp>,
     pub batch: Option<BatchPos>,
+    pub chunk: Option<ChunkPos>,
 }
 
 impl Record {

@@ -424,6 +424,7 @@ mod tests {
                 payload: bytes::Bytes::from(vec![b'x'; 40]),
                 producer: None,
                 batch: None,
+                chunk: None,
             })
             .collect()
     }

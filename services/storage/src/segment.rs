@@ -521,6 +521,7 @@ mod tests {
                 payload: Bytes::from(vec![1u8; 3000]),
                 producer: None,
                 batch: None,
+                chunk: None,
             };
             let mut buf = Vec::new();
             codec::encode_record(&mut buf, i, &r);

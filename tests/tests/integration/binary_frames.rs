@@ -1,6 +1,7 @@
 //! Malformed frames against the `pulsar://` listener: each closes only its own connection (the
 //! reason goes to the log), the broker stays up and a connection opened before them keeps
 //! working. A SEND with a bad checksum is answered with ChecksumError and its connection goes on.
+//! Chunks of a chunked message sent twice are stored once under deduplication.
 //! Hundreds of randomly mutated frames (seeded, replayable) harm neither the broker nor a
 //! connection opened before them.
 
@@ -140,33 +141,62 @@ async fn a_bad_checksum_is_answered_and_the_connection_goes_on() {
     still_alive(&mut conn).await;
 }
 
-#[tokio::test]
-async fn a_chunk_of_a_chunked_message_is_refused_and_nothing_is_stored() {
-    let app = TestApp::standalone().await;
-    let mut conn = connected(&app).await;
-    let name = producer(&mut conn, "chunks").await;
+/// SEND of chunk `index` of 2 of message `seq` ("first-" + "second!!", 14 bytes).
+fn chunk(name: &str, seq: u64, index: i32, count: i32, total: i32) -> Frame {
     let metadata = MessageMetadata {
-        producer_name: name.clone(),
-        sequence_id: 0,
+        producer_name: name.to_string(),
+        sequence_id: seq,
         publish_time: 1,
-        uuid: Some(format!("{name}-0")),
-        chunk_id: Some(0),
-        num_chunks_from_msg: Some(2),
-        total_chunk_msg_size: Some(14),
+        uuid: Some(format!("{name}-{seq}")),
+        chunk_id: Some(index),
+        num_chunks_from_msg: Some(count),
+        total_chunk_msg_size: Some(total),
         ..Default::default()
     };
-    let send = Frame::with_payload(
-        CommandSend { producer_id: 1, sequence_id: 0, ..Default::default() },
-        Payload::new(metadata, bytes::Bytes::from_static(b"first-")),
-    );
-    conn.send(send).await.unwrap();
-    let reply = next(&mut conn).await;
-    let error = reply.command.send_error.expect("SEND_ERROR");
-    assert_eq!(error.error, ServerError::NotAllowedError as i32);
-    assert!(error.message.contains("chunked messages are not supported"), "{}", error.message);
+    let body: &'static [u8] = if index == 0 { b"first-" } else { b"second!!" };
+    Frame::with_payload(
+        CommandSend { producer_id: 1, sequence_id: seq, ..Default::default() },
+        Payload::new(metadata, bytes::Bytes::from_static(body)),
+    )
+}
+
+#[tokio::test]
+async fn chunks_are_stored_once_under_deduplication_and_inconsistent_ones_are_refused() {
+    let app = TestApp::standalone().await;
+    let (status, body) =
+        app.post("/admin/v2/namespaces/public/default/deduplication", Some(serde_json::json!(true))).await;
+    assert!(status.is_success(), "{body}");
+    let mut conn = connected(&app).await;
+    let name = producer(&mut conn, "chunks").await;
+    let mut receipts = Vec::new();
+    // The message, then all of it again (a producer resending after a reconnect).
+    for _ in 0..2 {
+        for index in 0..2 {
+            conn.send(chunk(&name, 0, index, 2, 14)).await.unwrap();
+            let reply = next(&mut conn).await;
+            let receipt = reply.command.send_receipt.clone().unwrap_or_else(|| panic!("a receipt: {reply:?}"));
+            receipts.push(receipt.message_id.expect("an id"));
+        }
+    }
+    assert_ne!(receipts[0].entry_id, receipts[1].entry_id, "each chunk is an entry: {receipts:?}");
+    assert!(receipts[2..].iter().all(|id| id.entry_id == u64::MAX), "the resent chunks are duplicates: {receipts:?}");
+    for (bad, reason) in
+        [(chunk(&name, 1, 5, 2, 14), "chunk id 5"), (chunk(&name, 1, 0, 2, 1 << 30), "chunked message of")]
+    {
+        conn.send(bad).await.unwrap();
+        let reply = next(&mut conn).await;
+        let error = reply.command.send_error.clone().unwrap_or_else(|| panic!("SEND_ERROR: {reply:?}"));
+        assert_eq!(error.error, ServerError::NotAllowedError as i32);
+        assert!(error.message.contains(reason), "{}", error.message);
+    }
     let (status, stats) = app.get("/admin/v2/persistent/public/default/chunks/stats").await;
     assert_eq!(status, 200, "{stats}");
-    assert_eq!(stats["msgInCounter"], 0, "nothing was stored: {stats}");
+    assert_eq!(stats["msgInCounter"], 2, "two chunks stored once: {stats}");
+    // A WebSocket reader gets the message whole.
+    let url = crate::common::ws::reader_url(&app.base, "chunks", "messageId=earliest");
+    let mut reader = crate::common::ws::WsClient::connect(&url).await;
+    let m = reader.recv_message().await;
+    assert_eq!(crate::common::unb64(m["payload"].as_str().unwrap()), b"first-second!!");
 }
 
 #[tokio::test]

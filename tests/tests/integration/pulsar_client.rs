@@ -263,6 +263,74 @@ async fn batches_are_delivered_whole_and_acknowledged_by_entry_or_batch_index() 
     }
 }
 
+/// The Python scenario's `chunk_payload`: incompressible bytes.
+fn chunk_payload(i: u64, size: usize) -> Vec<u8> {
+    let mut x = (i * 7919 + 1) as u32;
+    (0..size)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 16) as u8
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn chunked_messages_reach_binary_consumers_readers_and_websocket_whole() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cfg = magnetar_tests::test_config(dir.path());
+    // Messages of 150 KB and more go in three chunks and more.
+    cfg.broker.max_message_bytes = 64 * 1024;
+    let app = TestApp::start(dir, cfg).await;
+    let n = 3;
+    let out = scenario(&app.pulsar_url(), "chunking", "chunks", &[&n.to_string()]).await;
+    let sizes: Vec<usize> =
+        out["sizes"].as_array().expect("sizes").iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let admin = "/admin/v2/persistent/public/default/chunks";
+    let (_, stats) = app.get(&format!("{admin}/stats")).await;
+    assert_eq!(stats["subscriptions"]["chunks"]["msgBacklog"], 0, "every chunk was acknowledged: {stats}");
+    // Each large message is stored as its chunks (3 to 4 of them), each small one as itself.
+    let records = stats["msgInCounter"].as_u64().expect("msgInCounter");
+    assert!(records > 4 * n as u64 + 2 * n as u64, "{records} records for {} messages", 4 * n);
+
+    // WebSocket: an Exclusive consumer and a reader get each message whole, in order per producer.
+    let expected = |k: u64| -> Vec<Vec<u8>> {
+        (0..n as u64)
+            .flat_map(|i| [chunk_payload(i * 2 + k, sizes[i as usize]), format!("small-{k}-{i}").into_bytes()])
+            .collect()
+    };
+    let query = "subscriptionType=Exclusive&subscriptionInitialPosition=Earliest";
+    let mut consumer = WsClient::connect(&crate::common::ws::consumer_url(&app.base, "chunks", "ws", query)).await;
+    let mut reader = WsClient::connect(&reader_url(&app.base, "chunks", "messageId=earliest")).await;
+    for ws in [&mut consumer, &mut reader] {
+        let mut seen: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
+        for _ in 0..4 * n {
+            let m = ws.recv_message().await;
+            let payload = crate::common::unb64(m["payload"].as_str().unwrap());
+            let k = if payload.len() < 1000 {
+                usize::from(payload.starts_with(b"small-1"))
+            } else {
+                m["key"].as_str().expect("a key")[..1].parse().unwrap()
+            };
+            seen[k].push(payload);
+            ws.ack(m["messageId"].as_str().unwrap()).await;
+        }
+        for (k, mine) in seen.iter().enumerate() {
+            assert!(*mine == expected(k as u64), "producer {k}: {:?}", mine.iter().map(Vec::len).collect::<Vec<_>>());
+        }
+    }
+    // Acknowledging a joined message acknowledged all its chunks.
+    let backlog_gone = async {
+        loop {
+            let (_, stats) = app.get(&format!("{admin}/stats")).await;
+            if stats["subscriptions"]["ws"]["msgBacklog"] == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), backlog_gone).await.expect("the WebSocket consumer's backlog drains");
+}
+
 #[tokio::test]
 async fn batches_on_shared_and_key_shared_subscriptions_go_whole_to_one_consumer() {
     let app = TestApp::standalone().await;

@@ -191,6 +191,7 @@ pub(crate) fn to_messages(req: ProduceRequest) -> Result<Vec<PublishMessage>, Ap
                 deliver_after_ms: m.deliver_after_ms,
                 producer: stamp,
                 batch: None,
+                chunk: None,
             })
         })
         .collect()

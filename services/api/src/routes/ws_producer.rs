@@ -116,6 +116,7 @@ pub(crate) fn parse_frame(raw: &str, producer: Option<&str>) -> Result<(PublishM
         deliver_at: frame.deliver_at,
         deliver_after_ms: frame.deliver_after_ms,
         batch: None,
+        chunk: None,
     };
     Ok((msg, ctx))
 }

@@ -207,6 +207,7 @@ fn decode_record(mut body: Bytes) -> Option<Record> {
         payload,
         producer,
         batch,
+        chunk: None,
     })
 }
 
@@ -249,6 +250,12 @@ impl Compaction {
     pub fn push(&mut self, r: Record) {
         self.seen += 1;
         self.next = self.next.max(r.offset + 1);
+        // A chunk is a piece of a message, not a value: keeping the latest chunk of a key would
+        // give compacted readers a fragment. Chunked messages stay out of the view (the key
+        // keeps its previous value there; docs/binary-protocol.md, "Chunked messages").
+        if r.chunk.is_some() {
+            return;
+        }
         match &r.key {
             Some(k) => {
                 self.latest.insert(k.clone(), r);
@@ -291,6 +298,7 @@ mod tests {
             }),
             // Every fifth was sent in a batch, so the view keeps batch positions too.
             batch: offset.is_multiple_of(5).then_some(magnetar_storage::BatchPos { index: 0, size: 2 }),
+            chunk: None,
         }
     }
 

@@ -23,7 +23,7 @@ use crate::context::Context;
 use crate::partition::Partition;
 use magnetar_core::MessageId;
 use magnetar_metadata::{DedupSnapshot, ProducerSequence};
-use magnetar_storage::{ProducerStamp, RecordInput};
+use magnetar_storage::{ChunkPos, ProducerStamp, RecordInput};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -164,7 +164,7 @@ impl PartitionDedup {
             *guard = Phase::Ready(self.rebuild(ctx, p).await?);
         }
         let Phase::Ready(tracker) = &mut *guard else { unreachable!("rebuilt above") };
-        let verdicts = records.iter().map(|r| tracker.check(r.producer.as_ref())).collect();
+        let verdicts = records.iter().map(|r| tracker.check(r.producer.as_ref(), r.chunk.as_ref())).collect();
         Ok(Admission { _guard: Some(guard), verdicts })
     }
 
@@ -270,11 +270,18 @@ impl PartitionDedup {
 }
 
 impl Tracker {
-    fn check(&mut self, stamp: Option<&ProducerStamp>) -> Verdict {
+    /// Every chunk of a chunked message carries the message's sequence id, and only its last
+    /// chunk makes the message stored: a chunk of a message already stored is a duplicate, an
+    /// earlier chunk of one not yet stored is stored and changes nothing (a producer resending
+    /// after a reconnect may store one twice; consumers skip a chunk they already have).
+    fn check(&mut self, stamp: Option<&ProducerStamp>, chunk: Option<&ChunkPos>) -> Verdict {
         let Some(stamp) = stamp else { return Verdict::Store };
         let persisted = self.persisted.get(&stamp.name).map_or(-1, |s| s.sequence_id);
         if stamp.sequence_id <= persisted {
             return Verdict::Duplicate;
+        }
+        if chunk.is_some_and(|c| !c.is_last()) {
+            return Verdict::Store;
         }
         let pushed = self.pushed.get(&stamp.name).copied().unwrap_or(-1);
         if stamp.sequence_id <= pushed {
@@ -326,36 +333,62 @@ mod tests {
     #[test]
     fn a_sequence_id_at_or_below_the_stored_one_is_a_duplicate() {
         let mut t = Tracker::default();
-        assert_eq!(t.check(Some(&stamp("p", 0))), Verdict::Store);
-        assert_eq!(t.check(Some(&stamp("p", 1))), Verdict::Store);
+        assert_eq!(t.check(Some(&stamp("p", 0)), None), Verdict::Store);
+        assert_eq!(t.check(Some(&stamp("p", 1)), None), Verdict::Store);
         t.persist(&stamp("p", 0), 10);
         t.persist(&stamp("p", 1), 10);
-        assert_eq!(t.check(Some(&stamp("p", 1))), Verdict::Duplicate);
-        assert_eq!(t.check(Some(&stamp("p", 0))), Verdict::Duplicate);
-        assert_eq!(t.check(Some(&stamp("q", 1))), Verdict::Store, "producers are independent");
-        assert_eq!(t.check(None), Verdict::Store, "unstamped messages are always stored");
+        assert_eq!(t.check(Some(&stamp("p", 1)), None), Verdict::Duplicate);
+        assert_eq!(t.check(Some(&stamp("p", 0)), None), Verdict::Duplicate);
+        assert_eq!(t.check(Some(&stamp("q", 1)), None), Verdict::Store, "producers are independent");
+        assert_eq!(t.check(None, None), Verdict::Store, "unstamped messages are always stored");
     }
 
     #[test]
     fn a_resend_while_the_first_copy_is_in_flight_is_refused_as_retriable() {
         let mut t = Tracker::default();
-        assert_eq!(t.check(Some(&stamp("p", 5))), Verdict::Store);
-        assert_eq!(t.check(Some(&stamp("p", 5))), Verdict::InFlight);
-        assert_eq!(t.check(Some(&stamp("p", 3))), Verdict::InFlight, "below pushed, above persisted");
+        assert_eq!(t.check(Some(&stamp("p", 5)), None), Verdict::Store);
+        assert_eq!(t.check(Some(&stamp("p", 5)), None), Verdict::InFlight);
+        assert_eq!(t.check(Some(&stamp("p", 3)), None), Verdict::InFlight, "below pushed, above persisted");
     }
 
     #[test]
     fn after_a_failed_write_the_same_sequence_id_is_stored() {
         let mut t = Tracker::default();
-        assert_eq!(t.check(Some(&stamp("p", 1))), Verdict::Store);
+        assert_eq!(t.check(Some(&stamp("p", 1)), None), Verdict::Store);
         t.persist(&stamp("p", 1), 10);
-        assert_eq!(t.check(Some(&stamp("p", 2))), Verdict::Store);
+        assert_eq!(t.check(Some(&stamp("p", 2)), None), Verdict::Store);
         t.forget_pushed("p");
-        assert_eq!(t.check(Some(&stamp("p", 2))), Verdict::Store);
-        assert_eq!(t.check(Some(&stamp("p", 1))), Verdict::Duplicate);
+        assert_eq!(t.check(Some(&stamp("p", 2)), None), Verdict::Store);
+        assert_eq!(t.check(Some(&stamp("p", 1)), None), Verdict::Duplicate);
         let mut fresh = Tracker::default();
-        assert_eq!(fresh.check(Some(&stamp("n", 0))), Verdict::Store);
+        assert_eq!(fresh.check(Some(&stamp("n", 0)), None), Verdict::Store);
         fresh.forget_pushed("n");
-        assert_eq!(fresh.check(Some(&stamp("n", 0))), Verdict::Store);
+        assert_eq!(fresh.check(Some(&stamp("n", 0)), None), Verdict::Store);
+    }
+
+    #[test]
+    fn only_the_last_chunk_of_a_message_stores_it() {
+        let chunk = |index| ChunkPos {
+            uuid: "u".into(),
+            index,
+            count: 3,
+            total_size: 30,
+            compression: 0,
+            uncompressed_size: 30,
+        };
+        let mut t = Tracker::default();
+        for i in 0..3 {
+            assert_eq!(t.check(Some(&stamp("p", 7)), Some(&chunk(i))), Verdict::Store, "chunk {i}");
+        }
+        assert_eq!(t.check(Some(&stamp("p", 7)), Some(&chunk(2))), Verdict::InFlight, "the last chunk again");
+        t.forget_pushed("p");
+        // A resend after a reconnect, before the last chunk was stored: stored again.
+        assert_eq!(t.check(Some(&stamp("p", 7)), Some(&chunk(1))), Verdict::Store);
+        assert_eq!(t.check(Some(&stamp("p", 7)), Some(&chunk(2))), Verdict::Store);
+        t.persist(&stamp("p", 7), 10);
+        for i in 0..3 {
+            assert_eq!(t.check(Some(&stamp("p", 7)), Some(&chunk(i))), Verdict::Duplicate, "resent chunk {i}");
+        }
+        assert_eq!(t.check(Some(&stamp("p", 8)), None), Verdict::Store);
     }
 }

@@ -71,7 +71,8 @@ pub(crate) async fn fold(p: &Partition, base: DedupSnapshot, rules: &Rules) -> c
         };
         let Some(last) = records.last() else { break };
         let next = last.offset + 1;
-        for r in records.into_iter().filter(|r| r.offset < end) {
+        // A chunk before its message's last one does not make the message stored.
+        for r in records.into_iter().filter(|r| r.offset < end && r.chunk.as_ref().is_none_or(|c| c.is_last())) {
             if let Some(stamp) = r.producer {
                 let entry = producers
                     .entry(stamp.name)

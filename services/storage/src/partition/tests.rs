@@ -16,6 +16,7 @@ fn record(size: usize) -> RecordInput {
         payload: Bytes::from(vec![1; size]),
         producer: None,
         batch: None,
+        chunk: None,
     }
 }
 

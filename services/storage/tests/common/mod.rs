@@ -31,6 +31,7 @@ pub fn input(i: u64) -> RecordInput {
         payload: Bytes::from(format!("payload-{i}-{}", "x".repeat((i % 50) as usize))),
         producer: None,
         batch: None,
+        chunk: None,
     }
 }
 
