@@ -329,6 +329,18 @@ async fn chunked_messages_reach_binary_consumers_readers_and_websocket_whole() {
         }
     };
     tokio::time::timeout(Duration::from_secs(10), backlog_gone).await.expect("the WebSocket consumer's backlog drains");
+
+    // HTTP pull (shared) and the console's browser show the chunks as stored, each labelled.
+    let pulled = pull_n(&app, "chunks", "http", records as usize, 30_000).await;
+    let (status, page) = app.get(&format!("{admin}/messages?limit=500")).await;
+    assert_eq!(status, 200, "{page}");
+    for (what, ms) in [("pull", &pulled), ("browse", page["messages"].as_array().expect("messages"))] {
+        let chunks: Vec<&Value> = ms.iter().filter(|m| m["chunk"].is_object()).collect();
+        assert_eq!(ms.len() - chunks.len(), 2 * n, "{what}: the small messages are not chunks");
+        let whole: usize = chunks.iter().filter(|m| m["chunk"]["index"] == 0).count();
+        assert_eq!(whole, 2 * n, "{what}: one first chunk per large message");
+        assert!(chunks.iter().all(|m| m["chunk"]["count"].as_u64().unwrap() >= 3), "{what}");
+    }
 }
 
 #[tokio::test]

@@ -268,6 +268,7 @@ mod tests {
             publish_time: String::new(),
             event_time: None,
             redelivery_count: 0,
+            chunk: None,
         };
         let (mut out, mut seen, mut err) = (Vec::new(), Seen::default(), None);
         take(&mut out, &mut seen, 2, Ok(PullResponse { messages: vec![msg("0:1:0")], end_of_topic: false }), &mut err);

@@ -96,6 +96,28 @@ pub struct PulledJson {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_time: Option<String>,
     pub redelivery_count: u32,
+    /// Set on a chunk of a message its producer sent in chunks (binary protocol, above the
+    /// broker's message size limit): HTTP pull is shared, so it delivers chunks as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<ChunkJson>,
+}
+
+/// Which piece of a chunked message a record is; the payload is its slice of the message as
+/// sent (compressed when the producer compressed).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChunkJson {
+    /// Shared by every chunk of one message.
+    pub uuid: String,
+    /// 0-based.
+    pub index: u32,
+    pub count: u32,
+}
+
+impl From<&magnetar_storage::ChunkPos> for ChunkJson {
+    fn from(c: &magnetar_storage::ChunkPos) -> Self {
+        ChunkJson { uuid: c.uuid.clone(), index: c.index, count: c.count }
+    }
 }
 
 impl From<PulledMessage> for PulledJson {
@@ -108,6 +130,7 @@ impl From<PulledMessage> for PulledJson {
             publish_time: format_rfc3339(m.record.publish_time),
             event_time: m.record.event_time.map(format_rfc3339),
             redelivery_count: m.redelivery_count,
+            chunk: m.record.chunk.as_ref().map(ChunkJson::from),
         }
     }
 }

@@ -61,6 +61,9 @@ struct BrowsedMessage {
     event_time: Option<String>,
     /// Payload bytes.
     size: usize,
+    /// Set on a chunk of a message sent in chunks (shown as stored, not joined).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chunk: Option<super::consume::ChunkJson>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -104,6 +107,7 @@ async fn browse_messages(
             publish_time: format_rfc3339(m.record.publish_time),
             event_time: m.record.event_time.map(format_rfc3339),
             size: m.record.payload.len(),
+            chunk: m.record.chunk.as_ref().map(super::consume::ChunkJson::from),
         })
         .collect();
     Ok(Json(BrowsePage { messages, next: page.next }))

@@ -10,6 +10,13 @@ export interface ShownMessage {
   publishTime: string;
   eventTime?: string | null;
   size?: number;
+  /** A chunk of a message its producer sent in chunks (shown as stored, not joined). */
+  chunk?: { uuid: string; index: number; count: number } | null;
+}
+
+/** "chunk 2 of 4": chunks are numbered from 1 for people (from 0 on the wire). */
+export function chunkLabel(c: { index: number; count: number }): string {
+  return `chunk ${c.index + 1} of ${c.count}`;
 }
 
 export function FormatPicker({ value, onChange }: { value: PayloadFormat; onChange: (f: PayloadFormat) => void }) {
@@ -52,6 +59,14 @@ export function MessageDetail({ m, format, onClose }: { m: ShownMessage; format:
           <dt>Event time</dt>
           <dd>{m.eventTime ? formatTime(m.eventTime) : '—'}</dd>
         </div>
+        {m.chunk ? (
+          <div className="tile">
+            <dt>Chunked message</dt>
+            <dd>
+              {chunkLabel(m.chunk)} of message <span className="mono">{m.chunk.uuid}</span>; its payload is that slice of the message as sent
+            </dd>
+          </div>
+        ) : null}
         {m.size !== undefined ? (
           <div className="tile">
             <dt>Size</dt>

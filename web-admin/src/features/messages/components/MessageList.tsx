@@ -2,7 +2,7 @@ import { useRef } from 'react';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { formatTime } from '../../../lib/format';
 import { previewPayload } from '../../../lib/payload';
-import type { ShownMessage } from './MessageDetail';
+import { chunkLabel, type ShownMessage } from './MessageDetail';
 
 const ROW = 32;
 
@@ -22,6 +22,7 @@ export function MessageList({ messages, label, selected, onSelect }: { messages:
               </button>
               <span className="muted">{formatTime(m.publishTime)}</span>
               {m.key ? <span className="badge mono">{m.key}</span> : null}
+              {m.chunk ? <span className="badge">{chunkLabel(m.chunk)}</span> : null}
               <span className="preview mono">{previewPayload(m.payload)}</span>
             </div>
           );
