@@ -31,6 +31,13 @@ pub struct SendItem {
     pub messages: Result<Vec<PublishMessage>, (ServerError, String)>,
 }
 
+impl SendItem {
+    /// Payload bytes it would queue for the WAL.
+    fn bytes(&self) -> usize {
+        self.messages.as_ref().map_or(0, |ms| ms.iter().map(|m| m.payload.len()).sum())
+    }
+}
+
 /// A connected producer as its connection holds it.
 pub struct ProducerHandle {
     pub tx: mpsc::Sender<SendItem>,
@@ -79,22 +86,35 @@ async fn publish_loop(
     let (groups_tx, groups_rx) = mpsc::channel::<Group>(GROUPS_IN_FLIGHT);
     let gone = CancellationToken::new();
     let acker = broker.spawn(receipt_loop(route.producer_id, groups_rx, out.clone(), gone.clone()));
+    // One enqueue is one WAL frame, which must fit the WAL's buffer: SENDs of large messages
+    // (chunks are up to the message size limit each) are queued a few at a time.
+    let budget = broker.publisher().max_enqueue_bytes();
+    let mut carried: Option<SendItem> = None;
     loop {
-        let first = tokio::select! {
-            biased;
-            _ = detach.unloaded() => break gone.cancel(),
-            _ = gone.cancelled() => break,
-            item = rx.recv() => match item {
-                Some(item) => item,
-                None => break,
+        let first = match carried.take() {
+            Some(item) => item,
+            None => tokio::select! {
+                biased;
+                _ = detach.unloaded() => break gone.cancel(),
+                _ = gone.cancelled() => break,
+                item = rx.recv() => match item {
+                    Some(item) => item,
+                    None => break,
+                },
             },
         };
+        let mut count = first.messages.as_ref().map_or(0, Vec::len);
+        let mut bytes = first.bytes();
         let mut items = vec![first];
-        let mut count = items[0].messages.as_ref().map_or(0, Vec::len);
         while count < MAX_BATCH_MESSAGES {
             match rx.try_recv() {
+                Ok(item) if bytes + item.bytes() > budget => {
+                    carried = Some(item);
+                    break;
+                }
                 Ok(item) => {
                     count += item.messages.as_ref().map_or(0, Vec::len);
+                    bytes += item.bytes();
                     items.push(item);
                 }
                 Err(_) => break,

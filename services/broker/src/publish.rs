@@ -236,6 +236,12 @@ impl Publisher {
         Ok(last)
     }
 
+    /// Payload bytes one [`Self::enqueue`] may safely carry: it queues one WAL frame per
+    /// partition, which must fit the WAL's buffer (`storage.wal_buffer_bytes`).
+    pub fn max_enqueue_bytes(&self) -> usize {
+        (self.ctx.storage.config().wal_buffer_bytes / 2).max(1)
+    }
+
     /// The largest payload a message to `name` may carry: its topic's `maxMessageSize` in force
     /// when the topic is loaded here, else the broker's.
     pub fn max_message_bytes(&self, name: &TopicName) -> usize {

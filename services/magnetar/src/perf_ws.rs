@@ -63,7 +63,12 @@ async fn connect(
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
     tokio_tungstenite::tungstenite::handshake::client::Response,
 )> {
-    tokio_tungstenite::connect_async_with_config(url, None, true)
+    // A chunked message joined by the broker arrives as one frame of up to
+    // `broker.max_chunked_message_bytes` (base64): more than tungstenite's default limits.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_frame_size(None)
+        .max_message_size(Some(512 << 20));
+    tokio_tungstenite::connect_async_with_config(url, Some(config), true)
         .await
         .with_context(|| format!("cannot connect to {url}"))
 }

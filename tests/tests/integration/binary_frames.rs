@@ -161,6 +161,36 @@ fn chunk(name: &str, seq: u64, index: i32, count: i32, total: i32) -> Frame {
 }
 
 #[tokio::test]
+async fn sends_in_flight_beyond_what_one_wal_frame_holds_are_all_stored() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cfg = magnetar_tests::test_config(dir.path());
+    cfg.broker.max_message_bytes = 64 * 1024;
+    cfg.storage.wal_buffer_bytes = 256 * 1024;
+    let app = TestApp::start(dir, cfg).await;
+    let mut conn = connected(&app).await;
+    let name = producer(&mut conn, "wide").await;
+    // 40 SENDs of 60 KB written at once: 2.4 MB queued behind a 256 KiB WAL buffer.
+    let mut wire = BytesMut::new();
+    for seq in 0..40u64 {
+        let metadata =
+            MessageMetadata { producer_name: name.clone(), sequence_id: seq, publish_time: 1, ..Default::default() };
+        let send = Frame::with_payload(
+            CommandSend { producer_id: 1, sequence_id: seq, ..Default::default() },
+            Payload::new(metadata, bytes::Bytes::from(vec![seq as u8; 60_000])),
+        );
+        tokio_util::codec::Encoder::encode(&mut PulsarCodec::new(), &send, &mut wire).unwrap();
+    }
+    conn.get_mut().write_all(&wire).await.unwrap();
+    for seq in 0..40u64 {
+        let reply = next(&mut conn).await;
+        let receipt = reply.command.send_receipt.clone().unwrap_or_else(|| panic!("receipt {seq}: {reply:?}"));
+        assert_eq!(receipt.sequence_id, seq);
+    }
+    let (_, stats) = app.get("/admin/v2/persistent/public/default/wide/stats").await;
+    assert_eq!(stats["msgInCounter"], 40, "{stats}");
+}
+
+#[tokio::test]
 async fn chunks_are_stored_once_under_deduplication_and_inconsistent_ones_are_refused() {
     let app = TestApp::standalone().await;
     let (status, body) =

@@ -278,8 +278,10 @@ fn chunk_payload(i: u64, size: usize) -> Vec<u8> {
 async fn chunked_messages_reach_binary_consumers_readers_and_websocket_whole() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cfg = magnetar_tests::test_config(dir.path());
-    // Messages of 150 KB and more go in three chunks and more.
+    // Messages of 150 KB and more go in three chunks and more; a producer's chunks in flight
+    // are more than one WAL frame holds, so they are queued a few at a time.
     cfg.broker.max_message_bytes = 64 * 1024;
+    cfg.storage.wal_buffer_bytes = 192 * 1024;
     let app = TestApp::start(dir, cfg).await;
     let n = 3;
     let out = scenario(&app.pulsar_url(), "chunking", "chunks", &[&n.to_string()]).await;
