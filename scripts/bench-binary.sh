@@ -15,34 +15,21 @@ cd "$(dirname "$0")/.."
 N1="${1:-1000000}"
 N64="${2:-20000}"
 command -v fio >/dev/null || { echo "fio is missing: apt-get install fio" >&2; exit 1; }
-if [[ -z "${BENCH_MAGNETAR_BIN:-}" ]]; then
-    cargo build --release -p magnetar >/dev/null
-fi
-BIN="${BENCH_MAGNETAR_BIN:-$PWD/target/release/magnetar}"
-TMP="$(mktemp -d)"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
-trap cleanup EXIT
-free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PORT="$(free)"
-BPORT="$(free)"
-URL="http://127.0.0.1:$PORT"
-PULSAR="pulsar://127.0.0.1:$BPORT"
-WS="ws://127.0.0.1:$PORT"
+# shellcheck source=lib/standalone-bench.sh
+source scripts/lib/standalone-bench.sh
 T=persistent://public/default
 
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 mkdir -p "$TMP/data"
 echo "== disk: fio sequential write, 1 MiB blocks, direct I/O, queue depth 8, 2 GiB, in the data directory"
 fio --name=seq --filename="$TMP/data/fio.test" --rw=write --bs=1M --size=2G --ioengine=libaio --iodepth=8 \
     --direct=1 --end_fsync=1 | grep -E '^ +WRITE:'
 rm -f "$TMP/data/fio.test"
+echo "== disk: fio sequential buffered write (through the page cache, as the WAL and segments write), 1 MiB blocks, 2 GiB, fsync at the end"
+fio --name=seqb --filename="$TMP/data/fio.test" --rw=write --bs=1M --size=2G --ioengine=psync --direct=0 \
+    --end_fsync=1 | grep -E '^ +WRITE:'
+rm -f "$TMP/data/fio.test"
 
-MAGNETAR_BINARY__ADDR="127.0.0.1:$BPORT" MAGNETAR_LOG=warn "$BIN" standalone --data-dir "$TMP/data" \
-    --http-addr "127.0.0.1:$PORT" >"$TMP/log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 300); do curl -sf "$URL/admin/v2/brokers/health" >/dev/null && break; sleep 0.2; done
-curl -sf "$URL/admin/v2/brokers/health" >/dev/null || { echo "the broker did not start:" >&2; cat "$TMP/log" >&2; exit 1; }
+start_standalone
 
 perf() { "$BIN" perf "$@" 2>/dev/null | tail -1; }
 echo "== produce, 1 KB"

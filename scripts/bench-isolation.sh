@@ -20,21 +20,9 @@ N="${2:-20000}"
 LIMIT="${3:-1000}"
 ROUNDS="${4:-3}"
 # BENCH_MAGNETAR_BIN: a broker binary to use instead of building the release one.
-if [[ -z "${BENCH_MAGNETAR_BIN:-}" ]]; then
-    cargo build --release -p magnetar >/dev/null
-fi
-BIN="${BENCH_MAGNETAR_BIN:-$PWD/target/release/magnetar}"
-TMP="$(mktemp -d)"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
-trap cleanup EXIT
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-URL="http://127.0.0.1:$PORT"
-# No pulsar:// listener on the default port: another broker may hold it.
-MAGNETAR_BINARY__ADDR=127.0.0.1:0 MAGNETAR_LOG=warn "$BIN" standalone --data-dir "$TMP/data" --http-addr "127.0.0.1:$PORT" >"$TMP/log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 300); do curl -sf "$URL/admin/v2/brokers/health" >/dev/null && break; sleep 0.2; done
-curl -sf "$URL/admin/v2/brokers/health" >/dev/null || { echo "the broker did not start:" >&2; cat "$TMP/log" >&2; exit 1; }
+# shellcheck source=lib/standalone-bench.sh
+source scripts/lib/standalone-bench.sh
+start_standalone
 
 call() { curl -sf -X "$1" -H 'content-type: application/json' ${3:+-d "$3"} "$URL$2" >/dev/null; }
 for t in quiet noisy; do
@@ -64,7 +52,6 @@ PY
 }
 noisy_stored() { curl -sf "$URL/admin/v2/persistent/noisy/ns/t/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["msgInCounter"])'; }
 
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 for round in $(seq 1 "$ROUNDS"); do
     fsyncs "$TMP/f0"
     echo "round $round alone:      $(quiet "$TMP/alone.$round")"
