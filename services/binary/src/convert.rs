@@ -169,14 +169,14 @@ pub fn chunk_message(producer: &str, payload: &Payload, max_whole: usize) -> Res
         ));
     }
     let mut m = single(producer, md, Bytes::clone(payload.data()));
-    m.chunk = Some(ChunkPos {
+    m.chunk = Some(Box::new(ChunkPos {
         uuid,
         index: index as u32,
         count: count as u32,
         total_size: total as u32,
         compression: compression as i32 as u8,
         uncompressed_size: md.uncompressed_size(),
-    });
+    }));
     Ok(m)
 }
 

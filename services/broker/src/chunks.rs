@@ -176,14 +176,14 @@ mod tests {
             offset,
             payload: bytes::Bytes::from(body.to_string()),
             producer: Some(ProducerStamp { name: "p".into(), sequence_id: 1 }),
-            chunk: Some(ChunkPos {
+            chunk: Some(Box::new(ChunkPos {
                 uuid: uuid.into(),
                 index,
                 count,
                 total_size: 6,
                 compression: 0,
                 uncompressed_size: 6,
-            }),
+            })),
             ..Record::default()
         };
         PulledMessage { id: MessageId::new(0, offset, -1), record, redelivery_count }

@@ -40,7 +40,7 @@ pub struct PublishMessage {
     /// The message's place in the batch its producer sent (binary protocol producers).
     pub batch: Option<magnetar_storage::BatchPos>,
     /// The message is one chunk of a larger one (binary protocol producers with chunking on).
-    pub chunk: Option<magnetar_storage::ChunkPos>,
+    pub chunk: Option<Box<magnetar_storage::ChunkPos>>,
 }
 
 /// How a message key picks a partition: Pulsar's `Murmur3_32Hash` (REST produce) or the Java

@@ -235,14 +235,14 @@ pub fn decode_record(body: &Bytes, segment_base: u64) -> Result<Record, String> 
     };
     let batch = if flags & FLAG_BATCH != 0 { Some(BatchPos { index: c.u32()?, size: c.u32()? }) } else { None };
     let chunk = if flags & FLAG_CHUNK != 0 {
-        Some(ChunkPos {
+        Some(Box::new(ChunkPos {
             uuid: c.string()?,
             index: c.u32()?,
             count: c.u32()?,
             total_size: c.u32()?,
             uncompressed_size: c.u32()?,
             compression: c.u8()?,
-        })
+        }))
     } else {
         None
     };
@@ -400,13 +400,8 @@ mod tests {
                     payload: Bytes::from(payload),
                     producer: producer.map(|(name, sequence_id)| ProducerStamp { name, sequence_id }),
                     batch: batch.map(|(index, size)| BatchPos { index, size }),
-                    chunk: chunk.map(|(uuid, [index, count, total_size, uncompressed_size], compression)| ChunkPos {
-                        uuid,
-                        index,
-                        count,
-                        total_size,
-                        compression,
-                        uncompressed_size,
+                    chunk: chunk.map(|(uuid, [index, count, total_size, uncompressed_size], compression)| {
+                        Box::new(ChunkPos { uuid, index, count, total_size, compression, uncompressed_size })
                     }),
                 }
             })

@@ -55,7 +55,7 @@ pub struct RecordInput {
     /// Set only when the producer named itself and numbered the message.
     pub producer: Option<ProducerStamp>,
     pub batch: Option<BatchPos>,
-    pub chunk: Option<ChunkPos>,
+    pub chunk: Option<Box<ChunkPos>>,
 }
 
 /// A stored message. `segment_base` is the base offset of the segment holding it (the Pulsar
@@ -71,7 +71,7 @@ pub struct Record {
     pub payload: Bytes,
     pub producer: Option<ProducerStamp>,
     pub batch: Option<BatchPos>,
-    pub chunk: Option<ChunkPos>,
+    pub chunk: Option<Box<ChunkPos>>,
 }
 
 impl Record {

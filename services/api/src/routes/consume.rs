@@ -130,7 +130,7 @@ impl From<PulledMessage> for PulledJson {
             publish_time: format_rfc3339(m.record.publish_time),
             event_time: m.record.event_time.map(format_rfc3339),
             redelivery_count: m.redelivery_count,
-            chunk: m.record.chunk.as_ref().map(ChunkJson::from),
+            chunk: m.record.chunk.as_deref().map(ChunkJson::from),
         }
     }
 }

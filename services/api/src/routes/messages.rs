@@ -107,7 +107,7 @@ async fn browse_messages(
             publish_time: format_rfc3339(m.record.publish_time),
             event_time: m.record.event_time.map(format_rfc3339),
             size: m.record.payload.len(),
-            chunk: m.record.chunk.as_ref().map(super::consume::ChunkJson::from),
+            chunk: m.record.chunk.as_deref().map(super::consume::ChunkJson::from),
         })
         .collect();
     Ok(Json(BrowsePage { messages, next: page.next }))

@@ -164,7 +164,7 @@ impl PartitionDedup {
             *guard = Phase::Ready(self.rebuild(ctx, p).await?);
         }
         let Phase::Ready(tracker) = &mut *guard else { unreachable!("rebuilt above") };
-        let verdicts = records.iter().map(|r| tracker.check(r.producer.as_ref(), r.chunk.as_ref())).collect();
+        let verdicts = records.iter().map(|r| tracker.check(r.producer.as_ref(), r.chunk.as_deref())).collect();
         Ok(Admission { _guard: Some(guard), verdicts })
     }
 
