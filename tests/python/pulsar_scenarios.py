@@ -636,6 +636,31 @@ def redelivery(url, topic):
     return {"dlq": dlq_topic.rsplit("/", 1)[1]}
 
 
+def tls(url, topic, ca):
+    """pulsar+ssl:// with the broker's certificate trusted (hostname checked): produce and consume
+    with batching; a client that does not trust the certificate cannot connect."""
+    c = pulsar.Client(url, tls_trust_certs_file_path=ca, tls_validate_hostname=True,
+                      operation_timeout_seconds=10, connection_timeout_ms=5000)
+    consumer = c.subscribe(topic, "s", initial_position=pulsar.InitialPosition.Earliest)
+    producer = c.create_producer(topic, batching_enabled=True, batching_max_publish_delay_ms=5)
+    for i in range(20):
+        producer.send_async(f"m-{i}".encode(), None)
+    producer.flush()
+    got = drain(consumer, 20)
+    assert [m.data() for m in got] == [f"m-{i}".encode() for i in range(20)], [m.data() for m in got]
+    for m in got:
+        consumer.acknowledge(m)
+    c.close()
+    untrusting = pulsar.Client(url, operation_timeout_seconds=3, connection_timeout_ms=2000)
+    try:
+        untrusting.create_producer(topic)
+    except Exception as e:  # the client reports its failed connection as it can
+        refused = str(e)
+    else:
+        raise AssertionError("a client that does not trust the certificate connected")
+    return {"received": len(got), "refused": refused}
+
+
 def token(url, topic, tok):
     """With a good token producing and consuming work; with a bad one the client fails."""
     if tok.startswith("bad:"):
@@ -749,6 +774,7 @@ SCENARIOS = {
     "produce_only": produce_only,
     "consume_only": consume_only,
     "token": token,
+    "tls": tls,
     "compression": compression,
     "redelivery": redelivery,
     "seek_time": seek_time,

@@ -21,7 +21,9 @@ TIMEOUT_MS = 10_000
 
 
 def client(url):
-    return pulsar.Client(url, operation_timeout_seconds=10, connection_timeout_ms=5000)
+    # MAGNETAR_TLS_CA: the certificate a pulsar+ssl:// client trusts.
+    return pulsar.Client(url, operation_timeout_seconds=10, connection_timeout_ms=5000,
+                         tls_trust_certs_file_path=os.environ.get("MAGNETAR_TLS_CA"), tls_validate_hostname=True)
 
 
 def partitions(url, topic, expected):

@@ -123,6 +123,12 @@ impl TestApp {
         format!("pulsar://{addr}")
     }
 
+    /// The `pulsar+ssl://` service URL, when the test configured `binary.tls_addr`.
+    pub fn pulsar_tls_url(&self) -> String {
+        let addr = self.running.as_ref().expect("running").binary_tls_addr.expect("binary.tls_addr is configured");
+        format!("pulsar+ssl://{addr}")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 
@@ -37,9 +37,15 @@ const FRAME_PADDING: usize = 10 * 1024;
 /// The newest protocol version this broker speaks.
 const PROTOCOL_VERSION: i32 = ProtocolVersion::V21 as i32;
 
-type Stream = futures::stream::SplitStream<Framed<TcpStream, PulsarCodec>>;
+/// A connection's byte stream: a TCP socket, or TLS over one.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
-pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr, id: u64) {
+type Stream<S> = futures::stream::SplitStream<Framed<S, PulsarCodec>>;
+
+/// Serves one connection; `tls`: it came in on the `pulsar+ssl://` listener (lookups then
+/// answer with TLS URLs).
+pub async fn run<S: Io>(shared: Arc<Shared>, socket: S, peer: SocketAddr, id: u64, tls: bool) {
     let max_frame = shared.broker.config().max_message_bytes + FRAME_PADDING;
     let mut framed = Framed::new(socket, PulsarCodec::with_max_frame_size(max_frame));
     let Some(connect) = first_connect(&shared, &mut framed, peer).await else { return };
@@ -62,6 +68,7 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr, id: u
             id,
             named: 0,
             reader_seeks: HashMap::new(),
+            tls,
         };
         conn.serve(&mut stream).await;
         conn.close_all().await;
@@ -71,8 +78,8 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr, id: u
 }
 
 /// Owns the sending half: writes queued frames, flushing once per burst.
-fn spawn_writer(
-    mut sink: futures::stream::SplitSink<Framed<TcpStream, PulsarCodec>, Frame>,
+fn spawn_writer<S: Io>(
+    mut sink: futures::stream::SplitSink<Framed<S, PulsarCodec>, Frame>,
 ) -> (mpsc::Sender<Frame>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Frame>(OUTBOX);
     let task = tokio::spawn(async move {
@@ -96,9 +103,9 @@ fn spawn_writer(
 }
 
 /// Waits for CONNECT. `None`: the connection ends (the reason is logged).
-async fn first_connect(
+async fn first_connect<S: Io>(
     shared: &Shared,
-    framed: &mut Framed<TcpStream, PulsarCodec>,
+    framed: &mut Framed<S, PulsarCodec>,
     peer: SocketAddr,
 ) -> Option<CommandConnect> {
     let first = tokio::select! {
@@ -193,6 +200,8 @@ struct Connection {
     /// the position before the seek (or earliest), so this broker's answer must win. Clients
     /// resubscribe on the same pooled connection.
     reader_seeks: HashMap<(String, String), StartPosition>,
+    /// Came in on the `pulsar+ssl://` listener.
+    tls: bool,
 }
 
 /// Whether the connection goes on after a command.
@@ -202,7 +211,7 @@ enum Next {
 }
 
 impl Connection {
-    async fn serve(&mut self, stream: &mut Stream) {
+    async fn serve<S: Io>(&mut self, stream: &mut Stream<S>) {
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         let mut check = tokio::time::interval(Duration::from_secs(1));
@@ -289,7 +298,7 @@ impl Connection {
                 self.send(lookup::partitioned_metadata(&shared, &self.credential.principal, c).await).await
             }
             (CommandType::Lookup, BaseCommand { lookup_topic: Some(c), .. }) => {
-                self.send(lookup::lookup(&shared, &self.credential.principal, c).await).await
+                self.send(lookup::lookup(&shared, &self.credential.principal, c, self.tls).await).await
             }
             (CommandType::GetTopicsOfNamespace, BaseCommand { get_topics_of_namespace: Some(c), .. }) => {
                 self.send(lookup::topics_of_namespace(&shared, &self.credential.principal, c).await).await

@@ -22,6 +22,7 @@ mod lookup;
 mod producer;
 mod proxy;
 mod refresh;
+mod tls;
 
 pub use error::BinaryError;
 
@@ -56,6 +57,15 @@ pub struct BinaryConfig {
     /// Seconds before a connection's token expires at which the broker asks the client for a
     /// fresh one (AUTH_CHALLENGE); a connection still on an expired token is closed.
     pub auth_refresh_secs: u64,
+    /// Address of the `pulsar+ssl://` listener (Pulsar's port is 6651); unset: no TLS listener.
+    pub tls_addr: Option<SocketAddr>,
+    /// PEM certificate chain of the TLS listener (Pulsar's `tlsCertificateFilePath`).
+    pub tls_cert_file: String,
+    /// PEM private key of the TLS listener (Pulsar's `tlsKeyFilePath`).
+    pub tls_key_file: String,
+    /// The `pulsar+ssl://host:port` URL lookups answer TLS clients with; empty: derived from
+    /// the bound address as `advertised_url` is.
+    pub advertised_tls_url: String,
 }
 
 impl Default for BinaryConfig {
@@ -68,6 +78,10 @@ impl Default for BinaryConfig {
             max_pending_sends: 1000,
             max_permits: 10_000,
             auth_refresh_secs: 60,
+            tls_addr: None,
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
+            advertised_tls_url: String::new(),
         }
     }
 }
@@ -82,6 +96,15 @@ impl BinaryConfig {
         if !self.advertised_url.is_empty() && !self.advertised_url.starts_with("pulsar://") {
             return Err(format!("binary.advertised_url `{}` must start with pulsar://", self.advertised_url));
         }
+        if !self.advertised_tls_url.is_empty() && !self.advertised_tls_url.starts_with("pulsar+ssl://") {
+            return Err(format!(
+                "binary.advertised_tls_url `{}` must start with pulsar+ssl://",
+                self.advertised_tls_url
+            ));
+        }
+        if self.tls_addr.is_some() && (self.tls_cert_file.is_empty() || self.tls_key_file.is_empty()) {
+            return Err("binary.tls_addr needs binary.tls_cert_file and binary.tls_key_file".into());
+        }
         Ok(())
     }
 }
@@ -93,6 +116,8 @@ pub(crate) struct Shared {
     pub config: BinaryConfig,
     /// This listener's URLs: lookups of what this broker owns answer `advertised`.
     pub urls: BinaryUrls,
+    /// The TLS listener's advertised `pulsar+ssl://` URL, when there is one.
+    pub tls_url: Option<String>,
     /// (topic, producer name) of the producers connected to this broker: a second producer with
     /// the same name on the same topic is refused (ProducerBusy), as Pulsar does.
     pub producer_names: Mutex<HashSet<(String, String)>>,
@@ -100,10 +125,18 @@ pub(crate) struct Shared {
     pub connections: Arc<tokio::sync::Semaphore>,
 }
 
-/// The bound `pulsar://` socket and the URLs it is reached at.
+/// The bound `pulsar://` socket and the URLs it is reached at, and the `pulsar+ssl://` one when
+/// TLS is configured.
 pub struct BinaryListener {
     listener: TcpListener,
     urls: BinaryUrls,
+    tls: Option<TlsListener>,
+}
+
+struct TlsListener {
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    url: String,
 }
 
 impl BinaryListener {
@@ -115,6 +148,16 @@ impl BinaryListener {
     pub async fn bind(config: &BinaryConfig, broker: &BrokerConfig) -> std::io::Result<BinaryListener> {
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
+        let tls = match config.tls_addr {
+            Some(tls_addr) => {
+                let acceptor = tls::acceptor(&config.tls_cert_file, &config.tls_key_file)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                let listener = TcpListener::bind(tls_addr).await?;
+                let port = listener.local_addr()?.port();
+                Some((listener, acceptor, port))
+            }
+            None => None,
+        };
         let host_of = |address: &str| address.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h).to_string();
         let (advertised_host, internal_host) = if addr.ip().is_unspecified() {
             let internal = if broker.tier.internal_address.is_empty() {
@@ -136,7 +179,15 @@ impl BinaryListener {
             config.advertised_url.trim_end_matches('/').to_string()
         };
         let urls = BinaryUrls { internal: format!("pulsar://{internal_host}:{}", addr.port()), advertised };
-        Ok(BinaryListener { listener, urls })
+        let tls = tls.map(|(listener, acceptor, port)| {
+            let url = if config.advertised_tls_url.is_empty() {
+                format!("pulsar+ssl://{advertised_host}:{port}")
+            } else {
+                config.advertised_tls_url.trim_end_matches('/').to_string()
+            };
+            TlsListener { listener, acceptor, url }
+        });
+        Ok(BinaryListener { listener, urls, tls })
     }
 
     pub fn urls(&self) -> &BinaryUrls {
@@ -146,11 +197,17 @@ impl BinaryListener {
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
+
+    /// The `pulsar+ssl://` listener's address, when TLS is configured.
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().and_then(|t| t.listener.local_addr().ok())
+    }
 }
 
 /// A listener ready to serve.
 pub struct BinaryServer {
     listener: TcpListener,
+    tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
     shared: Arc<Shared>,
 }
 
@@ -181,15 +238,22 @@ impl BinaryServer {
             auth,
             config,
             urls: listener.urls,
+            tls_url: listener.tls.as_ref().map(|t| t.url.clone()),
             producer_names: Mutex::new(HashSet::new()),
             shutdown,
             connections,
         });
-        BinaryServer { listener: listener.listener, shared }
+        let tls = listener.tls.map(|t| (t.listener, t.acceptor));
+        BinaryServer { listener: listener.listener, tls, shared }
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The `pulsar+ssl://` listener's address, when TLS is configured.
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// The `pulsar://` URL lookups of what this broker owns answer with.
@@ -202,10 +266,17 @@ impl BinaryServer {
     pub async fn run(self) {
         let tasks = tokio_util::task::TaskTracker::new();
         let mut next_id: u64 = 0;
+        let tls_accept = || async {
+            match &self.tls {
+                Some((listener, _)) => listener.accept().await,
+                None => std::future::pending().await,
+            }
+        };
         loop {
-            let accepted = tokio::select! {
+            let (accepted, tls) = tokio::select! {
                 _ = self.shared.shutdown.cancelled() => break,
-                a = self.listener.accept() => a,
+                a = self.listener.accept() => (a, false),
+                a = tls_accept() => (a, true),
             };
             let (socket, peer) = match accepted {
                 Ok(a) => a,
@@ -228,9 +299,18 @@ impl BinaryServer {
             next_id += 1;
             let shared = Arc::clone(&self.shared);
             let id = next_id;
+            let acceptor = self.tls.as_ref().filter(|_| tls).map(|(_, a)| a.clone());
             tasks.spawn(async move {
                 let metrics = shared.broker.connection_metrics().opened();
-                connection::run(shared, socket, peer, id).await;
+                match acceptor {
+                    None => connection::run(shared, socket, peer, id, false).await,
+                    Some(acceptor) => match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await
+                    {
+                        Ok(Ok(stream)) => connection::run(shared, stream, peer, id, true).await,
+                        Ok(Err(e)) => tracing::info!(%peer, error = %e, "pulsar+ssl:// handshake failed"),
+                        Err(_) => tracing::info!(%peer, "pulsar+ssl:// handshake not done within 10 s"),
+                    },
+                }
                 drop(metrics);
                 drop(permit);
             });

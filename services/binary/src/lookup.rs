@@ -57,6 +57,9 @@ pub async fn partitioned_metadata(
 /// Where a lookup sends the client.
 struct Answer {
     url: String,
+    /// What a TLS client connects to (`url` when it stays on its service URL: the proxying
+    /// broker reaches the owner on the internal network).
+    url_tls: Option<String>,
     /// Stay on the service URL and name `url` in CONNECT's `proxy_to_broker_url`.
     proxy: bool,
 }
@@ -67,7 +70,12 @@ struct Answer {
 /// whichever one it reaches there) splices its connection to the owner; with
 /// `broker.tier.lookup_owner_address`, the owner's advertised URL instead, for clients that
 /// reach every broker. Always authoritative: the answer is the owner, never a redirect.
-pub async fn lookup(shared: &Shared, principal: &Principal, cmd: CommandLookupTopic) -> Frame {
+///
+/// A client on the `pulsar+ssl://` listener (`tls`) is answered with this listener's TLS URL for
+/// what is owned here, and is always proxied to another owner (the tier's membership carries no
+/// TLS URLs): it stays on its TLS connection to its service URL, and this broker reaches the owner
+/// over the internal network.
+pub async fn lookup(shared: &Shared, principal: &Principal, cmd: CommandLookupTopic, tls: bool) -> Frame {
     let request_id = cmd.request_id;
     let result = async {
         let topic = topic_name(&cmd.topic)?;
@@ -82,9 +90,11 @@ pub async fn lookup(shared: &Shared, principal: &Principal, cmd: CommandLookupTo
             Err(magnetar_broker::BrokerError::NotFound(_)) => None,
             Err(e) => return Err(e.into()),
         };
-        let Some(owner) = owner else { return Ok(Answer { url: shared.urls.advertised.clone(), proxy: false }) };
+        let Some(owner) = owner else {
+            return Ok(Answer { url: shared.urls.advertised.clone(), url_tls: shared.tls_url.clone(), proxy: false });
+        };
         let reg = &owner.registration;
-        let (url, proxy) = if tier.config().lookup_owner_address {
+        let (url, proxy) = if tier.config().lookup_owner_address && !tls {
             (&reg.binary_advertised_url, false)
         } else {
             (&reg.binary_internal_url, true)
@@ -95,12 +105,13 @@ pub async fn lookup(shared: &Shared, principal: &Principal, cmd: CommandLookupTo
                 reg.broker_id
             ))));
         }
-        Ok(Answer { url: url.clone(), proxy })
+        Ok(Answer { url: url.clone(), url_tls: proxy.then(|| url.clone()), proxy })
     }
     .await;
     Frame::new(match result {
         Ok(answer) => CommandLookupTopicResponse {
             broker_service_url: Some(answer.url),
+            broker_service_url_tls: answer.url_tls,
             response: Some(LookupResult::Connect as i32),
             request_id,
             authoritative: Some(true),

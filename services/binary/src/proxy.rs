@@ -45,9 +45,9 @@ pub fn target(shared: &Shared, connect: &CommandConnect) -> Option<String> {
 }
 
 /// Serves a connection by splicing it to `target` (see the module docs).
-pub async fn run(
+pub async fn run<S: crate::connection::Io>(
     shared: &Shared,
-    mut client: Framed<TcpStream, PulsarCodec>,
+    mut client: Framed<S, PulsarCodec>,
     connect: CommandConnect,
     target: String,
     peer: SocketAddr,

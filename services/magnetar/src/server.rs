@@ -15,6 +15,8 @@ pub struct Running {
     pub addr: std::net::SocketAddr,
     /// Where `pulsar://` is served (`None` with `binary.enabled = false`).
     pub binary_addr: Option<std::net::SocketAddr>,
+    /// Where `pulsar+ssl://` is served (`None` without `binary.tls_addr`).
+    pub binary_tls_addr: Option<std::net::SocketAddr>,
     pub broker: Arc<Broker>,
     pub shutdown: CancellationToken,
     pub done: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -74,9 +76,12 @@ pub async fn start_with_clock(
     // Pulsar's binary protocol: bound before the broker starts (a bad address fails the start),
     // so that a broker of a tier registers its URLs with its membership.
     let binary_listener = if config.binary.enabled {
-        let listener = magnetar_binary::BinaryListener::bind(&config.binary, &broker_cfg)
-            .await
-            .with_context(|| format!("cannot bind binary.addr {}", config.binary.addr))?;
+        let listener = magnetar_binary::BinaryListener::bind(&config.binary, &broker_cfg).await.with_context(|| {
+            match config.binary.tls_addr {
+                Some(tls) => format!("cannot start the binary listeners on {} and {tls}", config.binary.addr),
+                None => format!("cannot bind binary.addr {}", config.binary.addr),
+            }
+        })?;
         Some(listener)
     } else {
         None
@@ -113,11 +118,15 @@ pub async fn start_with_clock(
                 shutdown.clone(),
             );
             tracing::info!(addr = %server.local_addr()?, url = server.service_url(), "pulsar:// listener ready");
+            if let Some(tls) = server.tls_local_addr() {
+                tracing::info!(addr = %tls, "pulsar+ssl:// listener ready");
+            }
             Some(server)
         }
         None => None,
     };
     let binary_addr = binary.as_ref().map(|s| s.local_addr()).transpose()?;
+    let binary_tls_addr = binary.as_ref().and_then(|s| s.tls_local_addr());
     let binary_task = binary.map(|s| tokio::spawn(s.run()));
     tokio::spawn(Arc::clone(&auth).run_revocation_poller(shutdown.clone()));
     let token = shutdown.clone();
@@ -155,7 +164,7 @@ pub async fn start_with_clock(
         Ok(())
     });
     tracing::info!(%addr, authentication = auth.enabled(), elapsed_ms = started.elapsed().as_millis() as u64, "magnetar ready");
-    Ok(Running { addr, binary_addr, broker, shutdown, done })
+    Ok(Running { addr, binary_addr, binary_tls_addr, broker, shutdown, done })
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -346,6 +346,28 @@ async fn chunked_messages_reach_binary_consumers_readers_and_websocket_whole() {
 }
 
 #[tokio::test]
+async fn tls_clients_produce_and_consume_and_one_not_trusting_the_certificate_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("a certificate");
+    let (cert_file, key_file) = (dir.path().join("broker.cert.pem"), dir.path().join("broker.key.pem"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, signing_key.serialize_pem()).unwrap();
+    let mut cfg = magnetar_tests::test_config(dir.path());
+    cfg.binary.tls_addr = Some("127.0.0.1:0".parse().unwrap());
+    cfg.binary.tls_cert_file = cert_file.to_string_lossy().into_owned();
+    cfg.binary.tls_key_file = key_file.to_string_lossy().into_owned();
+    let app = TestApp::start(dir, cfg).await;
+    let out = scenario(&app.pulsar_tls_url(), "tls", "secure", &[&cert_file.to_string_lossy()]).await;
+    assert_eq!(out["received"], 20, "{out}");
+    // The plain listener still serves, and the messages are there for every surface.
+    let (_, stats) = app.get("/admin/v2/persistent/public/default/secure/stats").await;
+    assert_eq!(stats["msgInCounter"], 20, "{stats}");
+    assert_eq!(stats["subscriptions"]["s"]["msgBacklog"], 0, "{stats}");
+}
+
+#[tokio::test]
 async fn batches_on_shared_and_key_shared_subscriptions_go_whole_to_one_consumer() {
     let app = TestApp::standalone().await;
     let out = scenario(&app.pulsar_url(), "shared_batches", "shared-batches", &[]).await;

@@ -60,8 +60,22 @@ async fn scenario(url: &str, name: &str, extra: &[&str]) -> (Value, String) {
 }
 
 pub(crate) async fn scenario_in(script: &str, url: &str, name: &str, topic: &str, extra: &[&str]) -> (Value, String) {
+    scenario_with_env(script, url, name, topic, extra, &[]).await
+}
+
+/// [`scenario_in`] with environment variables for the client (`MAGNETAR_TLS_CA`: the
+/// certificate a TLS client trusts).
+async fn scenario_with_env(
+    script: &str,
+    url: &str,
+    name: &str,
+    topic: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Value, String) {
     let script = format!("{}/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let mut cmd = tokio::process::Command::new(crate::pulsar_client::python());
+    cmd.envs(env.iter().copied());
     cmd.arg(script)
         .arg(name)
         .arg(url)
@@ -154,6 +168,52 @@ async fn a_client_given_one_broker_produces_and_consumes_on_partitions_owned_by_
             "broker {} owns a partition and served it: {by_owner:?}",
             m.process.addr
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_given_one_broker_is_proxied_to_the_owners_of_every_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("a certificate");
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, signing_key.serialize_pem()).unwrap();
+    let (cert_file, key_file) = (cert_file.to_string_lossy().into_owned(), key_file.to_string_lossy().into_owned());
+    let cfg = tier_config().await;
+    let members: Vec<(Member, String)> = ["a", "b", "c"]
+        .iter()
+        .map(|n| {
+            let (addr, tls) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+            let env = [
+                ("MAGNETAR_BINARY__ADDR", addr.as_str()),
+                ("MAGNETAR_BINARY__TLS_ADDR", tls.as_str()),
+                ("MAGNETAR_BINARY__TLS_CERT_FILE", cert_file.as_str()),
+                ("MAGNETAR_BINARY__TLS_KEY_FILE", key_file.as_str()),
+            ];
+            let process = BrokerProcess::start_cluster(&dir.path().join(n), &cfg, &env);
+            (Member { process, pulsar: format!("pulsar://{addr}") }, format!("pulsar+ssl://{tls}"))
+        })
+        .collect();
+    let c = reqwest::Client::new();
+    let base = &members[0].0.process.base;
+    namespace(&c, base).await;
+    let url = format!("{base}/admin/v2/persistent/{TOPIC}/partitions");
+    expect(call(&c, Method::PUT, &url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
+    let env = [("MAGNETAR_TLS_CA", cert_file.as_str())];
+    let (result, log) =
+        scenario_with_env("tier_scenarios.py", &members[0].1, "partitions", TOPIC, &[&PARTITIONS.to_string()], &env)
+            .await;
+    assert_eq!(result["partitions"], PARTITIONS);
+    let by_owner = owners(&c, base).await;
+    assert_eq!(by_owner.len(), 3, "the partitions' bundles are spread over the three brokers: {by_owner:?}");
+    // Every connection went to broker a's TLS listener; a proxied the others' partitions.
+    assert!(log.contains(&format!("-> {}]", members[0].1)), "the client connected over TLS:\n{log}");
+    let proxied = metric(&c, base, "magnetar_forwarded_requests_total").await;
+    assert!(proxied >= 2.0, "broker a proxied connections to the two others: {proxied}");
+    for (m, _) in &members[1..] {
+        let direct = format!("-> {}] Connected to broker", m.pulsar.trim_start_matches("pulsar://"));
+        assert!(!log.contains(&direct), "the TLS client connected to a plain listener:\n{log}");
     }
 }
 
