@@ -636,6 +636,16 @@ def redelivery(url, topic):
     return {"dlq": dlq_topic.rsplit("/", 1)[1]}
 
 
+def refused(connect):
+    """The error of an attempt that must fail (the client reports a failed connection or a
+    refused credential as it can)."""
+    try:
+        connect()
+    except Exception as e:
+        return str(e)
+    raise AssertionError("an attempt that must be refused succeeded")
+
+
 def tls(url, topic, ca):
     """pulsar+ssl:// with the broker's certificate trusted (hostname checked): produce and consume
     with batching; a client that does not trust the certificate cannot connect."""
@@ -652,13 +662,35 @@ def tls(url, topic, ca):
         consumer.acknowledge(m)
     c.close()
     untrusting = pulsar.Client(url, operation_timeout_seconds=3, connection_timeout_ms=2000)
-    try:
-        untrusting.create_producer(topic)
-    except Exception as e:  # the client reports its failed connection as it can
-        refused = str(e)
-    else:
-        raise AssertionError("a client that does not trust the certificate connected")
-    return {"received": len(got), "refused": refused}
+    return {"received": len(got), "refused": refused(lambda: untrusting.create_producer(topic))}
+
+
+def tls_auth(url, topic, ca, mode, *files):
+    """Pulsar's `tls` authentication method: the role is the client certificate's common name.
+    `allowed CERT KEY`: that role produces and consumes; `forbidden CERT KEY`: its producer is
+    refused; `refused CERT KEY`: the TLS handshake fails (a certificate no trusted CA signed);
+    `anonymous`: a client without a certificate cannot connect (the broker requires one)."""
+    def client(cert=None, key=None):
+        auth = pulsar.AuthenticationTLS(cert, key) if cert else None
+        return pulsar.Client(url, authentication=auth, tls_trust_certs_file_path=ca,
+                             tls_validate_hostname=True, operation_timeout_seconds=5,
+                             connection_timeout_ms=3000)
+    if mode == "allowed":
+        c = client(*files)
+        producer = c.create_producer(topic, batching_enabled=True, batching_max_publish_delay_ms=5)
+        consumer = c.subscribe(topic, "cert", initial_position=pulsar.InitialPosition.Earliest)
+        for i in range(10):
+            producer.send_async(f"c-{i}".encode(), None)
+        producer.flush()
+        got = drain(consumer, 10)
+        assert [m.data() for m in got] == [f"c-{i}".encode() for i in range(10)], [m.data() for m in got]
+        for m in got:
+            consumer.acknowledge(m)
+        c.close()
+        return {"received": len(got)}
+    if mode == "anonymous":
+        return {"refused": refused(lambda: client().create_producer(topic))}
+    return {"refused": refused(lambda: client(*files).create_producer(topic))}
 
 
 def token(url, topic, tok):
@@ -775,6 +807,7 @@ SCENARIOS = {
     "consume_only": consume_only,
     "token": token,
     "tls": tls,
+    "tls_auth": tls_auth,
     "compression": compression,
     "redelivery": redelivery,
     "seek_time": seek_time,

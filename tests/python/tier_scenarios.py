@@ -21,8 +21,11 @@ TIMEOUT_MS = 10_000
 
 
 def client(url):
-    # MAGNETAR_TLS_CA: the certificate a pulsar+ssl:// client trusts.
+    # MAGNETAR_TLS_CA: the certificate a pulsar+ssl:// client trusts; MAGNETAR_TLS_CERT and
+    # MAGNETAR_TLS_KEY: its own, to authenticate with Pulsar's `tls` method.
+    cert, key = os.environ.get("MAGNETAR_TLS_CERT"), os.environ.get("MAGNETAR_TLS_KEY")
     return pulsar.Client(url, operation_timeout_seconds=10, connection_timeout_ms=5000,
+                         authentication=pulsar.AuthenticationTLS(cert, key) if cert else None,
                          tls_trust_certs_file_path=os.environ.get("MAGNETAR_TLS_CA"), tls_validate_hostname=True)
 
 

@@ -5,6 +5,10 @@
 pub enum AuthError {
     #[error("authentication required: no token was sent")]
     MissingToken,
+    #[error(
+        "authentication failed: the tls method needs a client certificate the broker trusts, and none was presented"
+    )]
+    MissingCertificate,
     #[error("authentication failed: malformed token")]
     Malformed,
     #[error("authentication failed: invalid token signature")]
@@ -48,6 +52,7 @@ impl AuthError {
         matches!(
             self,
             AuthError::MissingToken
+                | AuthError::MissingCertificate
                 | AuthError::Malformed
                 | AuthError::InvalidSignature
                 | AuthError::WrongAlgorithm(_)

@@ -72,6 +72,17 @@ impl Auth {
         }
     }
 
+    /// The principal of a client certificate the transport verified, named by `role` (its
+    /// subject's common name, as Pulsar's TLS authentication provider reads it): with auth off,
+    /// a superuser; with auth on, that role (`MissingCertificate` when none was presented).
+    /// Nothing expires or is revoked: the certificate was checked once, at the handshake.
+    pub fn authenticate_certificate(&self, role: Option<&str>) -> Result<Arc<Principal>, AuthError> {
+        match &self.authenticator {
+            None => Ok(Arc::new(Principal::anonymous_superuser())),
+            Some(a) => Ok(Arc::new(a.principal_of(role.ok_or(AuthError::MissingCertificate)?))),
+        }
+    }
+
     /// Whether the principal's token was revoked after it was verified (open WebSocket
     /// sessions poll this).
     pub fn is_revoked(&self, p: &Principal) -> bool {

@@ -199,6 +199,17 @@ impl Authenticator {
         Ok(Principal { roles, superuser, expires_at: exp, token_id })
     }
 
+    /// The principal of one role vouched for by something other than a token (a verified
+    /// client certificate): a superuser when the role is one.
+    pub fn principal_of(&self, role: &str) -> Principal {
+        Principal {
+            roles: vec![role.to_string()],
+            superuser: self.superusers.iter().any(|s| s == role),
+            expires_at: None,
+            token_id: None,
+        }
+    }
+
     /// Signs a token for `role` with the broker's key; `claims` may add `jti`, `exp`...
     pub fn sign(&self, role: &str, mut claims: Map<String, Value>) -> Result<String, AuthError> {
         let (key, alg) = self.keys.signing.as_ref().ok_or_else(|| {
@@ -275,6 +286,18 @@ mod tests {
 
     fn auth(c: &AuthConfig) -> Authenticator {
         Authenticator::new(c).unwrap()
+    }
+
+    #[test]
+    fn a_certificate_role_is_a_superuser_only_when_configured_so() {
+        let a = auth(&hs_config());
+        let root = a.principal_of("root");
+        assert!(root.superuser);
+        assert_eq!(root.roles, vec!["root".to_string()]);
+        let app = a.principal_of("orders-app");
+        assert!(!app.superuser);
+        assert_eq!((app.expires_at, app.token_id.as_deref()), (None, None), "nothing to expire or revoke");
+        assert!(!a.is_revoked(&app));
     }
 
     #[test]

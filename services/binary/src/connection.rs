@@ -43,19 +43,27 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
 type Stream<S> = futures::stream::SplitStream<Framed<S, PulsarCodec>>;
 
-/// Serves one connection; `tls`: it came in on the `pulsar+ssl://` listener (lookups then
-/// answer with TLS URLs).
-pub async fn run<S: Io>(shared: Arc<Shared>, socket: S, peer: SocketAddr, id: u64, tls: bool) {
+/// What the transport tells about a connection.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Transport {
+    /// It came in on the `pulsar+ssl://` listener (lookups then answer with TLS URLs).
+    pub tls: bool,
+    /// The role of the client certificate the TLS handshake verified (see `tls::client_role`).
+    pub cert_role: Option<String>,
+}
+
+/// Serves one connection.
+pub async fn run<S: Io>(shared: Arc<Shared>, socket: S, peer: SocketAddr, id: u64, transport: Transport) {
     let max_frame = shared.broker.config().max_message_bytes + FRAME_PADDING;
     let mut framed = Framed::new(socket, PulsarCodec::with_max_frame_size(max_frame));
     let Some(connect) = first_connect(&shared, &mut framed, peer).await else { return };
     if let Some(target) = crate::proxy::target(&shared, &connect) {
-        crate::proxy::run(&shared, framed, connect, target, peer).await;
+        crate::proxy::run(&shared, framed, connect, &transport, target, peer).await;
         return;
     }
     let (sink, mut stream) = framed.split();
     let (out, writer) = spawn_writer(sink);
-    if let Some((principal, refreshable, version)) = handshake(&shared, connect, &out, peer).await {
+    if let Some((principal, refreshable, version)) = handshake(&shared, connect, &transport, &out, peer).await {
         let mut conn = Connection {
             shared: Arc::clone(&shared),
             caller: Caller::new(Arc::clone(&principal)),
@@ -68,7 +76,7 @@ pub async fn run<S: Io>(shared: Arc<Shared>, socket: S, peer: SocketAddr, id: u6
             id,
             named: 0,
             reader_seeks: HashMap::new(),
-            tls,
+            tls: transport.tls,
         };
         conn.serve(&mut stream).await;
         conn.close_all().await;
@@ -136,9 +144,18 @@ async fn first_connect<S: Io>(
     connect
 }
 
-/// The principal of a CONNECT's credential.
-pub(crate) fn authenticate(shared: &Shared, connect: &CommandConnect) -> Result<Arc<Principal>, BinaryError> {
+/// The auth method of a client that authenticates with its TLS certificate.
+pub(crate) const TLS_METHOD: &str = "tls";
+
+/// The principal of a CONNECT's credential: a token (`token`), or the client certificate the
+/// TLS handshake verified (`tls`).
+pub(crate) fn authenticate(
+    shared: &Shared,
+    connect: &CommandConnect,
+    transport: &Transport,
+) -> Result<Arc<Principal>, BinaryError> {
     let token = match connect.auth_method_name.as_deref() {
+        Some(TLS_METHOD) => return Ok(shared.auth.authenticate_certificate(transport.cert_role.as_deref())?),
         Some("token") => connect.auth_data.as_deref().and_then(|d| std::str::from_utf8(d).ok()).map(str::trim),
         _ => None,
     };
@@ -157,10 +174,11 @@ pub(crate) fn refusal(e: &BinaryError) -> Frame {
 async fn handshake(
     shared: &Shared,
     connect: CommandConnect,
+    transport: &Transport,
     out: &mpsc::Sender<Frame>,
     peer: SocketAddr,
 ) -> Option<(Arc<Principal>, bool, i32)> {
-    let principal = match authenticate(shared, &connect) {
+    let principal = match authenticate(shared, &connect, transport) {
         Ok(p) => p,
         Err(e) => {
             tracing::info!(%peer, reason = %e, "pulsar:// authentication failed");

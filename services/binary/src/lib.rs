@@ -26,6 +26,7 @@ mod tls;
 
 pub use error::BinaryError;
 
+use connection::Transport;
 use magnetar_auth::Auth;
 use magnetar_broker::{BinaryUrls, Broker, BrokerConfig};
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,14 @@ pub struct BinaryConfig {
     /// The `pulsar+ssl://host:port` URL lookups answer TLS clients with; empty: derived from
     /// the bound address as `advertised_url` is.
     pub advertised_tls_url: String,
+    /// PEM certificates of the authorities whose client certificates the TLS listener accepts
+    /// (Pulsar's `tlsTrustCertsFilePath`); empty: clients present none. A client with a
+    /// certificate they signed may authenticate with Pulsar's `tls` method (role = the
+    /// certificate's common name).
+    pub tls_trust_certs_file: String,
+    /// Refuse TLS clients without a trusted certificate at the handshake (Pulsar's
+    /// `tlsRequireTrustedClientCertOnConnect`).
+    pub tls_require_trusted_client_cert: bool,
 }
 
 impl Default for BinaryConfig {
@@ -82,6 +91,8 @@ impl Default for BinaryConfig {
             tls_cert_file: String::new(),
             tls_key_file: String::new(),
             advertised_tls_url: String::new(),
+            tls_trust_certs_file: String::new(),
+            tls_require_trusted_client_cert: false,
         }
     }
 }
@@ -104,6 +115,9 @@ impl BinaryConfig {
         }
         if self.tls_addr.is_some() && (self.tls_cert_file.is_empty() || self.tls_key_file.is_empty()) {
             return Err("binary.tls_addr needs binary.tls_cert_file and binary.tls_key_file".into());
+        }
+        if self.tls_require_trusted_client_cert && self.tls_trust_certs_file.is_empty() {
+            return Err("binary.tls_require_trusted_client_cert needs binary.tls_trust_certs_file".into());
         }
         Ok(())
     }
@@ -150,8 +164,8 @@ impl BinaryListener {
         let addr = listener.local_addr()?;
         let tls = match config.tls_addr {
             Some(tls_addr) => {
-                let acceptor = tls::acceptor(&config.tls_cert_file, &config.tls_key_file)
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                let acceptor =
+                    tls::acceptor(config).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
                 let listener = TcpListener::bind(tls_addr).await?;
                 let port = listener.local_addr()?.port();
                 Some((listener, acceptor, port))
@@ -303,10 +317,13 @@ impl BinaryServer {
             tasks.spawn(async move {
                 let metrics = shared.broker.connection_metrics().opened();
                 match acceptor {
-                    None => connection::run(shared, socket, peer, id, false).await,
+                    None => connection::run(shared, socket, peer, id, Transport::default()).await,
                     Some(acceptor) => match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await
                     {
-                        Ok(Ok(stream)) => connection::run(shared, stream, peer, id, true).await,
+                        Ok(Ok(stream)) => {
+                            let cert_role = tls::client_role(stream.get_ref().1.peer_certificates());
+                            connection::run(shared, stream, peer, id, Transport { tls: true, cert_role }).await
+                        }
                         Ok(Err(e)) => tracing::info!(%peer, error = %e, "pulsar+ssl:// handshake failed"),
                         Err(_) => tracing::info!(%peer, "pulsar+ssl:// handshake not done within 10 s"),
                     },

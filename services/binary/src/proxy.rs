@@ -18,9 +18,10 @@
 //! Without a tier `proxy_to_broker_url` is ignored and the connection is served here.
 
 use crate::Shared;
-use crate::connection::{authenticate, refusal};
+use crate::connection::{TLS_METHOD, Transport, authenticate, refusal};
 use crate::error::BinaryError;
 use futures::SinkExt;
+use magnetar_auth::Principal;
 use magnetar_broker::BrokerError;
 use magnetar_broker::tier::binary_host_port;
 use magnetar_protocol::proto::CommandConnect;
@@ -49,10 +50,16 @@ pub async fn run<S: crate::connection::Io>(
     shared: &Shared,
     mut client: Framed<S, PulsarCodec>,
     connect: CommandConnect,
+    transport: &Transport,
     target: String,
     peer: SocketAddr,
 ) {
-    let upstream = match open(shared, &connect, &target).await {
+    let opened = async {
+        let principal = authenticate(shared, &connect, transport)?;
+        let connect = vouch_for_certificate(shared, connect, &principal)?;
+        Ok::<_, BinaryError>((open(shared, &target).await?, connect))
+    };
+    let (upstream, connect) = match opened.await {
         Ok(u) => u,
         Err(e) => {
             tracing::info!(%peer, %target, reason = %e, "pulsar:// proxy refused");
@@ -85,9 +92,39 @@ pub async fn run<S: crate::connection::Io>(
     }
 }
 
-/// Checks the client and the target and connects to the target's internal URL.
-async fn open(shared: &Shared, connect: &CommandConnect, target: &str) -> Result<TcpStream, BinaryError> {
-    authenticate(shared, connect)?;
+/// How long the token a broker mints for a certificate-authenticated client it proxies is valid.
+/// The owner asks the client for a fresh credential before it expires, which a `tls` client
+/// cannot give: its connection is then closed and it reconnects (once a day).
+const VOUCHED_TOKEN_SECS: i64 = 24 * 3600;
+
+/// The CONNECT to replay to the owner. A client that authenticated with its certificate
+/// (`tls`) did so with this broker, which verified it: the owner, reached in plain TCP, sees no
+/// certificate, so this broker vouches for the role with a token of its own key (every broker
+/// of a tier verifies the same keys). A broker that cannot sign refuses such a client here.
+fn vouch_for_certificate(
+    shared: &Shared,
+    connect: CommandConnect,
+    principal: &Principal,
+) -> Result<CommandConnect, BinaryError> {
+    if connect.auth_method_name.as_deref() != Some(TLS_METHOD) {
+        return Ok(connect);
+    }
+    let Some(authenticator) = shared.auth.authenticator() else { return Ok(connect) };
+    let role = principal.role().unwrap_or_default();
+    let mut claims = serde_json::Map::new();
+    let exp = magnetar_core::now_millis() / 1000 + VOUCHED_TOKEN_SECS;
+    claims.insert("exp".into(), exp.into());
+    let token = authenticator.sign(role, claims).map_err(|e| {
+        BinaryError::Auth(magnetar_auth::AuthError::NotSupported(format!(
+            "a client authenticated by its certificate can be proxied to the owner only by a broker that signs \
+             tokens: {e}"
+        )))
+    })?;
+    Ok(CommandConnect { auth_method_name: Some("token".into()), auth_data: Some(token.into_bytes()), ..connect })
+}
+
+/// Checks the target and connects to its internal URL.
+async fn open(shared: &Shared, target: &str) -> Result<TcpStream, BinaryError> {
     let tier = shared.broker.tier();
     let not_member = || {
         BinaryError::Broker(BrokerError::NotOwner(format!(

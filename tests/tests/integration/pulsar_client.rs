@@ -4,6 +4,7 @@
 //! sees) and checks what the other surfaces see. `scripts/test.sh` installs the client into a
 //! venv and exports MAGNETAR_TEST_PYTHON.
 
+use crate::common::tls::{Issued, TestCa};
 use crate::common::ws::{WsClient, reader_url};
 use crate::common::{create_partitioned, payload_text, produce, pull_n};
 use magnetar_tests::TestApp;
@@ -345,26 +346,96 @@ async fn chunked_messages_reach_binary_consumers_readers_and_websocket_whole() {
     }
 }
 
+/// A standalone broker with a `pulsar+ssl://` listener whose certificate `ca` issued, trusting
+/// client certificates `ca` issued (and requiring one with `require`).
+async fn tls_broker(
+    dir: tempfile::TempDir,
+    ca: &TestCa,
+    auth: Option<magnetar_auth::AuthConfig>,
+    require: bool,
+) -> TestApp {
+    let server = ca.server(&["localhost", "127.0.0.1"]);
+    let mut cfg = magnetar_tests::test_config(dir.path());
+    cfg.binary.tls_addr = Some("127.0.0.1:0".parse().unwrap());
+    cfg.binary.tls_cert_file = server.cert_file;
+    cfg.binary.tls_key_file = server.key_file;
+    cfg.binary.tls_trust_certs_file = ca.cert_file.clone();
+    cfg.binary.tls_require_trusted_client_cert = require;
+    if let Some(auth) = auth {
+        cfg.auth = auth;
+    }
+    TestApp::start(dir, cfg).await
+}
+
 #[tokio::test]
 async fn tls_clients_produce_and_consume_and_one_not_trusting_the_certificate_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let rcgen::CertifiedKey { cert, signing_key } =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .expect("a certificate");
-    let (cert_file, key_file) = (dir.path().join("broker.cert.pem"), dir.path().join("broker.key.pem"));
-    std::fs::write(&cert_file, cert.pem()).unwrap();
-    std::fs::write(&key_file, signing_key.serialize_pem()).unwrap();
-    let mut cfg = magnetar_tests::test_config(dir.path());
-    cfg.binary.tls_addr = Some("127.0.0.1:0".parse().unwrap());
-    cfg.binary.tls_cert_file = cert_file.to_string_lossy().into_owned();
-    cfg.binary.tls_key_file = key_file.to_string_lossy().into_owned();
-    let app = TestApp::start(dir, cfg).await;
-    let out = scenario(&app.pulsar_tls_url(), "tls", "secure", &[&cert_file.to_string_lossy()]).await;
+    let ca = TestCa::new(dir.path(), "tls");
+    let app = tls_broker(dir, &ca, None, false).await;
+    let out = scenario(&app.pulsar_tls_url(), "tls", "secure", &[&ca.cert_file]).await;
     assert_eq!(out["received"], 20, "{out}");
     // The plain listener still serves, and the messages are there for every surface.
     let (_, stats) = app.get("/admin/v2/persistent/public/default/secure/stats").await;
     assert_eq!(stats["msgInCounter"], 20, "{stats}");
     assert_eq!(stats["subscriptions"]["s"]["msgBacklog"], 0, "{stats}");
+}
+
+#[tokio::test]
+async fn tls_authentication_takes_the_role_from_the_client_certificate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = TestCa::new(dir.path(), "mtls");
+    let stranger_ca = TestCa::new(dir.path(), "stranger");
+    let (orders, other, forged) = (ca.client("orders-app"), ca.client("other-app"), stranger_ca.client("orders-app"));
+    let app = tls_broker(dir, &ca, Some(magnetar_tests::hs256_auth(SECRET)), false).await;
+    let root = magnetar_tests::hs256_token(SECRET, "root", 600);
+    let grant = reqwest::Client::new()
+        .post(app.url("/admin/v2/namespaces/public/default/permissions/orders-app"))
+        .bearer_auth(&root)
+        .json(&json!(["produce", "consume"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(grant.status(), 204, "{:?}", grant.text().await);
+    let url = app.pulsar_tls_url();
+    let args = |mode: &'static str, who: &Issued| -> [String; 4] {
+        [ca.cert_file.clone(), mode.to_string(), who.cert_file.clone(), who.key_file.clone()]
+    };
+    let run = |a: [String; 4]| {
+        let url = url.clone();
+        async move { scenario(&url, "tls_auth", "certified", &a.iter().map(String::as_str).collect::<Vec<_>>()).await }
+    };
+    let out = run(args("allowed", &orders)).await;
+    assert_eq!(out["received"], 10, "{out}");
+    // Another role the same CA vouches for has no grant on the namespace.
+    let out = run(args("refused", &other)).await;
+    assert!(out["refused"].as_str().is_some_and(|r| r.contains("AuthorizationError")), "{out}");
+    // A certificate naming the granted role, signed by a CA the broker does not trust: the
+    // handshake fails, so the client never gets as far as being authorized.
+    let out = run(args("refused", &forged)).await;
+    assert!(out["refused"].as_str().is_some_and(|r| !r.contains("AuthorizationError")), "{out}");
+    let stats: Value = reqwest::Client::new()
+        .get(app.url("/admin/v2/persistent/public/default/certified/stats"))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["msgInCounter"], 10, "only the granted role's messages were stored: {stats}");
+}
+
+#[tokio::test]
+async fn a_broker_requiring_client_certificates_refuses_a_client_without_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = TestCa::new(dir.path(), "required");
+    let app = tls_broker(dir, &ca, None, true).await;
+    let out = scenario(&app.pulsar_tls_url(), "tls_auth", "required", &[&ca.cert_file, "anonymous"]).await;
+    assert!(out["refused"].as_str().is_some_and(|r| !r.is_empty()), "{out}");
+    let client = ca.client("any-app");
+    let args = [ca.cert_file.as_str(), "allowed", &client.cert_file, &client.key_file];
+    let out = scenario(&app.pulsar_tls_url(), "tls_auth", "required", &args).await;
+    assert_eq!(out["received"], 10, "{out}");
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@
 use crate::common::tier::{
     acked_ids, assert_stored_exactly_once, bundle_of, drain_subscription, expect, namespace, ownership, tier_config,
 };
+use crate::common::tls::TestCa;
 use futures::SinkExt;
 use magnetar_protocol::proto::{CommandConnect, CommandLookupTopic, CommandPing, LookupResult, ServerError};
 use magnetar_protocol::{Frame, PulsarCodec};
@@ -173,14 +174,13 @@ async fn a_client_given_one_broker_produces_and_consumes_on_partitions_owned_by_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_client_given_one_broker_is_proxied_to_the_owners_of_every_partition() {
+    // The client authenticates with its certificate (Pulsar's `tls` method) as a role with
+    // grants, not a superuser: the broker it reached vouches for that role to the owners.
     let dir = tempfile::tempdir().unwrap();
-    let rcgen::CertifiedKey { cert, signing_key } =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("a certificate");
-    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_file, cert.pem()).unwrap();
-    std::fs::write(&key_file, signing_key.serialize_pem()).unwrap();
-    let (cert_file, key_file) = (cert_file.to_string_lossy().into_owned(), key_file.to_string_lossy().into_owned());
-    let cfg = tier_config().await;
+    let ca = TestCa::new(dir.path(), "tier");
+    let (server, client) = (ca.server(&["127.0.0.1"]), ca.client("orders-app"));
+    let auth = format!("\n[auth]\nenabled = true\ntoken_secret_key = \"{SECRET}\"\nsuperuser_roles = [\"root\"]\n");
+    let cfg = tier_config().await + &auth;
     let members: Vec<(Member, String)> = ["a", "b", "c"]
         .iter()
         .map(|n| {
@@ -188,19 +188,26 @@ async fn a_tls_client_given_one_broker_is_proxied_to_the_owners_of_every_partiti
             let env = [
                 ("MAGNETAR_BINARY__ADDR", addr.as_str()),
                 ("MAGNETAR_BINARY__TLS_ADDR", tls.as_str()),
-                ("MAGNETAR_BINARY__TLS_CERT_FILE", cert_file.as_str()),
-                ("MAGNETAR_BINARY__TLS_KEY_FILE", key_file.as_str()),
+                ("MAGNETAR_BINARY__TLS_CERT_FILE", server.cert_file.as_str()),
+                ("MAGNETAR_BINARY__TLS_KEY_FILE", server.key_file.as_str()),
+                ("MAGNETAR_BINARY__TLS_TRUST_CERTS_FILE", ca.cert_file.as_str()),
             ];
             let process = BrokerProcess::start_cluster(&dir.path().join(n), &cfg, &env);
             (Member { process, pulsar: format!("pulsar://{addr}") }, format!("pulsar+ssl://{tls}"))
         })
         .collect();
-    let c = reqwest::Client::new();
+    let c = root_client();
     let base = &members[0].0.process.base;
     namespace(&c, base).await;
+    let grant = format!("{base}/admin/v2/namespaces/acme/app/permissions/orders-app");
+    expect(call(&c, Method::POST, &grant, Some(json!(["produce", "consume"]))).await, 204, "grant");
     let url = format!("{base}/admin/v2/persistent/{TOPIC}/partitions");
     expect(call(&c, Method::PUT, &url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
-    let env = [("MAGNETAR_TLS_CA", cert_file.as_str())];
+    let env = [
+        ("MAGNETAR_TLS_CA", ca.cert_file.as_str()),
+        ("MAGNETAR_TLS_CERT", client.cert_file.as_str()),
+        ("MAGNETAR_TLS_KEY", client.key_file.as_str()),
+    ];
     let (result, log) =
         scenario_with_env("tier_scenarios.py", &members[0].1, "partitions", TOPIC, &[&PARTITIONS.to_string()], &env)
             .await;
@@ -384,10 +391,7 @@ async fn a_token_refreshed_through_auth_challenge_keeps_a_proxied_connection_ope
     let auth = format!("\n[auth]\nenabled = true\ntoken_secret_key = \"{SECRET}\"\nsuperuser_roles = [\"root\"]\n");
     let cfg = tier_config().await + &auth;
     let (a, b) = (start(&dir.path().join("a"), &cfg), start(&dir.path().join("b"), &cfg));
-    let root = magnetar_tests::hs256_token(SECRET, "root", 600);
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {root}").parse().unwrap());
-    let c = reqwest::Client::builder().default_headers(headers).build().unwrap();
+    let c = root_client();
     namespace(&c, &a.process.base).await;
     let topic = "acme/app/refresh";
     let url = format!("{}/admin/v2/persistent/{topic}", a.process.base);
@@ -410,6 +414,14 @@ async fn a_token_refreshed_through_auth_challenge_keeps_a_proxied_connection_ope
         !before_close.contains("Connection disconnected") && !before_close.contains("Schedule reconnection"),
         "a connection was closed before the client closed:\n{log}"
     );
+}
+
+/// An HTTP client calling as the superuser `root` of the brokers configured with `SECRET`.
+fn root_client() -> reqwest::Client {
+    let root = magnetar_tests::hs256_token(SECRET, "root", 600);
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {root}").parse().unwrap());
+    reqwest::Client::builder().default_headers(headers).build().unwrap()
 }
 
 /// Moves `topic`'s bundle (unloading it through `from`) until `to` owns it.

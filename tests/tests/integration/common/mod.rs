@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod tier;
+pub mod tls;
 pub mod ws;
 
 use base64::Engine;
