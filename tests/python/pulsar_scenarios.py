@@ -646,48 +646,44 @@ def refused(connect):
     raise AssertionError("an attempt that must be refused succeeded")
 
 
+def batched_round_trip(c, topic, subscription, n):
+    """Produces n messages with batching and consumes them all, in order, acknowledging each;
+    closes the client. Returns how many were received."""
+    consumer = c.subscribe(topic, subscription, initial_position=pulsar.InitialPosition.Earliest)
+    producer = c.create_producer(topic, batching_enabled=True, batching_max_publish_delay_ms=5)
+    for i in range(n):
+        producer.send_async(f"m-{i}".encode(), None)
+    producer.flush()
+    got = drain(consumer, n)
+    assert [m.data() for m in got] == [f"m-{i}".encode() for i in range(n)], [m.data() for m in got]
+    for m in got:
+        consumer.acknowledge(m)
+    c.close()
+    return len(got)
+
+
 def tls(url, topic, ca):
     """pulsar+ssl:// with the broker's certificate trusted (hostname checked): produce and consume
     with batching; a client that does not trust the certificate cannot connect."""
     c = pulsar.Client(url, tls_trust_certs_file_path=ca, tls_validate_hostname=True,
                       operation_timeout_seconds=10, connection_timeout_ms=5000)
-    consumer = c.subscribe(topic, "s", initial_position=pulsar.InitialPosition.Earliest)
-    producer = c.create_producer(topic, batching_enabled=True, batching_max_publish_delay_ms=5)
-    for i in range(20):
-        producer.send_async(f"m-{i}".encode(), None)
-    producer.flush()
-    got = drain(consumer, 20)
-    assert [m.data() for m in got] == [f"m-{i}".encode() for i in range(20)], [m.data() for m in got]
-    for m in got:
-        consumer.acknowledge(m)
-    c.close()
+    received = batched_round_trip(c, topic, "s", 20)
     untrusting = pulsar.Client(url, operation_timeout_seconds=3, connection_timeout_ms=2000)
-    return {"received": len(got), "refused": refused(lambda: untrusting.create_producer(topic))}
+    return {"received": received, "refused": refused(lambda: untrusting.create_producer(topic))}
 
 
 def tls_auth(url, topic, ca, mode, *files):
     """Pulsar's `tls` authentication method: the role is the client certificate's common name.
-    `allowed CERT KEY`: that role produces and consumes; `forbidden CERT KEY`: its producer is
-    refused; `refused CERT KEY`: the TLS handshake fails (a certificate no trusted CA signed);
-    `anonymous`: a client without a certificate cannot connect (the broker requires one)."""
+    `allowed CERT KEY`: that role produces and consumes; `refused CERT KEY`: its producer is
+    refused (a role without grants, or a certificate no trusted CA signed, whose handshake
+    fails); `anonymous`: a client without a certificate, refused where the broker requires one."""
     def client(cert=None, key=None):
         auth = pulsar.AuthenticationTLS(cert, key) if cert else None
         return pulsar.Client(url, authentication=auth, tls_trust_certs_file_path=ca,
                              tls_validate_hostname=True, operation_timeout_seconds=5,
                              connection_timeout_ms=3000)
     if mode == "allowed":
-        c = client(*files)
-        producer = c.create_producer(topic, batching_enabled=True, batching_max_publish_delay_ms=5)
-        consumer = c.subscribe(topic, "cert", initial_position=pulsar.InitialPosition.Earliest)
-        for i in range(10):
-            producer.send_async(f"c-{i}".encode(), None)
-        producer.flush()
-        got = drain(consumer, 10)
-        assert [m.data() for m in got] == [f"c-{i}".encode() for i in range(10)], [m.data() for m in got]
-        for m in got:
-            consumer.acknowledge(m)
-        c.close()
-        return {"received": len(got)}
+        return {"received": batched_round_trip(client(*files), topic, "cert", 10)}
     if mode == "anonymous":
         return {"refused": refused(lambda: client().create_producer(topic))}
     return {"refused": refused(lambda: client(*files).create_producer(topic))}

@@ -81,9 +81,14 @@ impl TestApp {
 
     /// Standalone broker with authentication configured by `auth`.
     pub async fn with_auth(auth: magnetar_auth::AuthConfig) -> TestApp {
+        Self::configured(|cfg| cfg.auth = auth).await
+    }
+
+    /// Standalone broker in a fresh directory, with the test configuration changed by `change`.
+    pub async fn configured(change: impl FnOnce(&mut Config)) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cfg = test_config(dir.path());
-        cfg.auth = auth;
+        change(&mut cfg);
         Self::start(dir, cfg).await
     }
 
@@ -149,6 +154,13 @@ impl TestApp {
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
         self.call(reqwest::Method::DELETE, path, None).await
     }
+}
+
+/// An HTTP client sending `token` as its bearer credential with every request.
+pub fn bearer_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().expect("header value"));
+    reqwest::Client::builder().default_headers(headers).build().expect("HTTP client")
 }
 
 /// One HTTP call; the body is parsed as JSON when it is JSON, else returned as a string.

@@ -162,11 +162,11 @@ fn chunk(name: &str, seq: u64, index: i32, count: i32, total: i32) -> Frame {
 
 #[tokio::test]
 async fn sends_in_flight_beyond_what_one_wal_frame_holds_are_all_stored() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut cfg = magnetar_tests::test_config(dir.path());
-    cfg.broker.max_message_bytes = 64 * 1024;
-    cfg.storage.wal_buffer_bytes = 256 * 1024;
-    let app = TestApp::start(dir, cfg).await;
+    let app = TestApp::configured(|cfg| {
+        cfg.broker.max_message_bytes = 64 * 1024;
+        cfg.storage.wal_buffer_bytes = 256 * 1024;
+    })
+    .await;
     let mut conn = connected(&app).await;
     let name = producer(&mut conn, "wide").await;
     // 40 SENDs of 60 KB written at once: 2.4 MB queued behind a 256 KiB WAL buffer.

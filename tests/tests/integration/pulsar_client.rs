@@ -277,13 +277,13 @@ fn chunk_payload(i: u64, size: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn chunked_messages_reach_binary_consumers_readers_and_websocket_whole() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut cfg = magnetar_tests::test_config(dir.path());
     // Messages of 150 KB and more go in three chunks and more; a producer's chunks in flight
     // are more than one WAL frame holds, so they are queued a few at a time.
-    cfg.broker.max_message_bytes = 64 * 1024;
-    cfg.storage.wal_buffer_bytes = 192 * 1024;
-    let app = TestApp::start(dir, cfg).await;
+    let app = TestApp::configured(|cfg| {
+        cfg.broker.max_message_bytes = 64 * 1024;
+        cfg.storage.wal_buffer_bytes = 192 * 1024;
+    })
+    .await;
     let n = 3;
     let out = scenario(&app.pulsar_url(), "chunking", "chunks", &[&n.to_string()]).await;
     let sizes: Vec<usize> =
@@ -387,15 +387,11 @@ async fn tls_authentication_takes_the_role_from_the_client_certificate() {
     let stranger_ca = TestCa::new(dir.path(), "stranger");
     let (orders, other, forged) = (ca.client("orders-app"), ca.client("other-app"), stranger_ca.client("orders-app"));
     let app = tls_broker(dir, &ca, Some(magnetar_tests::hs256_auth(SECRET)), false).await;
-    let root = magnetar_tests::hs256_token(SECRET, "root", 600);
-    let grant = reqwest::Client::new()
-        .post(app.url("/admin/v2/namespaces/public/default/permissions/orders-app"))
-        .bearer_auth(&root)
-        .json(&json!(["produce", "consume"]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(grant.status(), 204, "{:?}", grant.text().await);
+    let root = magnetar_tests::bearer_client(&magnetar_tests::hs256_token(SECRET, "root", 600));
+    let grant = app.url("/admin/v2/namespaces/public/default/permissions/orders-app");
+    let (status, body) =
+        magnetar_tests::call(&root, reqwest::Method::POST, &grant, Some(json!(["produce", "consume"]))).await;
+    assert_eq!(status, 204, "{body}");
     let url = app.pulsar_tls_url();
     let args = |mode: &'static str, who: &Issued| -> [String; 4] {
         [ca.cert_file.clone(), mode.to_string(), who.cert_file.clone(), who.key_file.clone()]
@@ -413,15 +409,8 @@ async fn tls_authentication_takes_the_role_from_the_client_certificate() {
     // handshake fails, so the client never gets as far as being authorized.
     let out = run(args("refused", &forged)).await;
     assert!(out["refused"].as_str().is_some_and(|r| !r.contains("AuthorizationError")), "{out}");
-    let stats: Value = reqwest::Client::new()
-        .get(app.url("/admin/v2/persistent/public/default/certified/stats"))
-        .bearer_auth(&root)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats_url = app.url("/admin/v2/persistent/public/default/certified/stats");
+    let (_, stats) = magnetar_tests::call(&root, reqwest::Method::GET, &stats_url, None).await;
     assert_eq!(stats["msgInCounter"], 10, "only the granted role's messages were stored: {stats}");
 }
 

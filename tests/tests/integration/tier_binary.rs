@@ -418,10 +418,7 @@ async fn a_token_refreshed_through_auth_challenge_keeps_a_proxied_connection_ope
 
 /// An HTTP client calling as the superuser `root` of the brokers configured with `SECRET`.
 fn root_client() -> reqwest::Client {
-    let root = magnetar_tests::hs256_token(SECRET, "root", 600);
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {root}").parse().unwrap());
-    reqwest::Client::builder().default_headers(headers).build().unwrap()
+    magnetar_tests::bearer_client(&magnetar_tests::hs256_token(SECRET, "root", 600))
 }
 
 /// Moves `topic`'s bundle (unloading it through `from`) until `to` owns it.
