@@ -130,8 +130,6 @@ pub(crate) struct Shared {
     pub config: BinaryConfig,
     /// This listener's URLs: lookups of what this broker owns answer `advertised`.
     pub urls: BinaryUrls,
-    /// The TLS listener's advertised `pulsar+ssl://` URL, when there is one.
-    pub tls_url: Option<String>,
     /// (topic, producer name) of the producers connected to this broker: a second producer with
     /// the same name on the same topic is refused (ProducerBusy), as Pulsar does.
     pub producer_names: Mutex<HashSet<(String, String)>>,
@@ -150,7 +148,6 @@ pub struct BinaryListener {
 struct TlsListener {
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
-    url: String,
 }
 
 impl BinaryListener {
@@ -192,15 +189,14 @@ impl BinaryListener {
         } else {
             config.advertised_url.trim_end_matches('/').to_string()
         };
-        let urls = BinaryUrls { internal: format!("pulsar://{internal_host}:{}", addr.port()), advertised };
-        let tls = tls.map(|(listener, acceptor, port)| {
-            let url = if config.advertised_tls_url.is_empty() {
-                format!("pulsar+ssl://{advertised_host}:{port}")
-            } else {
-                config.advertised_tls_url.trim_end_matches('/').to_string()
-            };
-            TlsListener { listener, acceptor, url }
-        });
+        let advertised_tls = match &tls {
+            None => String::new(),
+            Some(_) if !config.advertised_tls_url.is_empty() => config.advertised_tls_url.trim_end_matches('/').into(),
+            Some((_, _, port)) => format!("pulsar+ssl://{advertised_host}:{port}"),
+        };
+        let urls =
+            BinaryUrls { internal: format!("pulsar://{internal_host}:{}", addr.port()), advertised, advertised_tls };
+        let tls = tls.map(|(listener, acceptor, _)| TlsListener { listener, acceptor });
         Ok(BinaryListener { listener, urls, tls })
     }
 
@@ -252,7 +248,6 @@ impl BinaryServer {
             auth,
             config,
             urls: listener.urls,
-            tls_url: listener.tls.as_ref().map(|t| t.url.clone()),
             producer_names: Mutex::new(HashSet::new()),
             shutdown,
             connections,

@@ -71,10 +71,10 @@ struct Answer {
 /// `broker.tier.lookup_owner_address`, the owner's advertised URL instead, for clients that
 /// reach every broker. Always authoritative: the answer is the owner, never a redirect.
 ///
-/// A client on the `pulsar+ssl://` listener (`tls`) is answered with this listener's TLS URL for
-/// what is owned here, and is always proxied to another owner (the tier's membership carries no
-/// TLS URLs): it stays on its TLS connection to its service URL, and this broker reaches the owner
-/// over the internal network.
+/// A client on the `pulsar+ssl://` listener (`tls`) is answered with TLS URLs: this listener's
+/// without a tier; with `lookup_owner_address`, the owner's registered TLS URL (when the owner has
+/// none, it is proxied); otherwise it is proxied, staying on its TLS connection to its service URL
+/// while this broker reaches the owner over the internal network.
 pub async fn lookup(shared: &Shared, principal: &Principal, cmd: CommandLookupTopic, tls: bool) -> Frame {
     let request_id = cmd.request_id;
     let result = async {
@@ -90,22 +90,31 @@ pub async fn lookup(shared: &Shared, principal: &Principal, cmd: CommandLookupTo
             Err(magnetar_broker::BrokerError::NotFound(_)) => None,
             Err(e) => return Err(e.into()),
         };
+        let some = |url: &str| Some(url.to_string()).filter(|u| !u.is_empty());
         let Some(owner) = owner else {
-            return Ok(Answer { url: shared.urls.advertised.clone(), url_tls: shared.tls_url.clone(), proxy: false });
+            let urls = &shared.urls;
+            return Ok(Answer { url: urls.advertised.clone(), url_tls: some(&urls.advertised_tls), proxy: false });
         };
         let reg = &owner.registration;
-        let (url, proxy) = if tier.config().lookup_owner_address && !tls {
-            (&reg.binary_advertised_url, false)
-        } else {
-            (&reg.binary_internal_url, true)
-        };
+        // Straight to the owner when asked to and it has a listener of the client's kind;
+        // else through the broker the client reached.
+        let direct = tier.config().lookup_owner_address
+            && if tls { !reg.binary_advertised_tls_url.is_empty() } else { !reg.binary_advertised_url.is_empty() };
+        if direct {
+            return Ok(Answer {
+                url: reg.binary_advertised_url.clone(),
+                url_tls: some(&reg.binary_advertised_tls_url),
+                proxy: false,
+            });
+        }
+        let url = &reg.binary_internal_url;
         if url.is_empty() {
             return Err(BinaryError::Broker(magnetar_broker::BrokerError::NotOwner(format!(
                 "broker {}, which owns {topic}, serves no pulsar:// listener",
                 reg.broker_id
             ))));
         }
-        Ok(Answer { url: url.clone(), url_tls: proxy.then(|| url.clone()), proxy })
+        Ok(Answer { url: url.clone(), url_tls: Some(url.clone()), proxy: true })
     }
     .await;
     Frame::new(match result {

@@ -52,6 +52,8 @@ pub struct BinaryUrls {
     pub internal: String,
     /// For clients.
     pub advertised: String,
+    /// For clients of the TLS listener (`pulsar+ssl://`); empty without one.
+    pub advertised_tls: String,
 }
 
 pub struct Broker {
@@ -475,6 +477,7 @@ async fn join_tier(config: &BrokerConfig, deps: &BrokerDeps) -> Result<Arc<Membe
         advertised_address: config.advertised_address.clone(),
         binary_internal_url: deps.binary_urls.internal.clone(),
         binary_advertised_url: deps.binary_urls.advertised.clone(),
+        binary_advertised_tls_url: deps.binary_urls.advertised_tls.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let session = registration.session_id.clone();

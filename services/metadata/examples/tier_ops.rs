@@ -91,6 +91,7 @@ async fn main() {
         advertised_address: format!("10.0.0.{i}:8080"),
         binary_internal_url: String::new(),
         binary_advertised_url: String::new(),
+        binary_advertised_tls_url: String::new(),
         version: "bench".into(),
     };
     for i in 0..20 {

@@ -241,6 +241,8 @@ pub struct BrokerRegistration {
     pub binary_internal_url: String,
     /// `pulsar://host:port` of its binary-protocol listener for clients; empty without one.
     pub binary_advertised_url: String,
+    /// `pulsar+ssl://host:port` of its TLS listener for clients; empty without one.
+    pub binary_advertised_tls_url: String,
     pub version: String,
 }
 

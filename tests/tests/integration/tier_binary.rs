@@ -172,15 +172,21 @@ async fn a_client_given_one_broker_produces_and_consumes_on_partitions_owned_by_
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tls_client_given_one_broker_is_proxied_to_the_owners_of_every_partition() {
-    // The client authenticates with its certificate (Pulsar's `tls` method) as a role with
-    // grants, not a superuser: the broker it reached vouches for that role to the owners.
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new(dir.path(), "tier");
+/// Three brokers with token authentication and a `pulsar+ssl://` listener each (the test's CA
+/// issued their certificate and is trusted for client certificates), the 12-partition topic,
+/// and Pulsar's Python client given broker a's TLS URL, authenticating with its certificate as
+/// `orders-app` (granted produce and consume, not a superuser). Returns the members with their
+/// TLS URLs, the root HTTP client and the client's log.
+async fn tls_tier_scenario(dir: &Path, lookup_owner_address: bool) -> (Vec<(Member, String)>, reqwest::Client, String) {
+    let ca = TestCa::new(dir, "tier");
     let (server, client) = (ca.server(&["127.0.0.1"]), ca.client("orders-app"));
     let auth = format!("\n[auth]\nenabled = true\ntoken_secret_key = \"{SECRET}\"\nsuperuser_roles = [\"root\"]\n");
-    let cfg = tier_config().await + &auth;
+    let mut cfg = tier_config().await + &auth;
+    if lookup_owner_address {
+        cfg = cfg
+            .replace("[broker.tier]\nenabled = true\n", "[broker.tier]\nenabled = true\nlookup_owner_address = true\n");
+        assert!(cfg.contains("lookup_owner_address = true"), "{cfg}");
+    }
     let members: Vec<(Member, String)> = ["a", "b", "c"]
         .iter()
         .map(|n| {
@@ -192,7 +198,7 @@ async fn a_tls_client_given_one_broker_is_proxied_to_the_owners_of_every_partiti
                 ("MAGNETAR_BINARY__TLS_KEY_FILE", server.key_file.as_str()),
                 ("MAGNETAR_BINARY__TLS_TRUST_CERTS_FILE", ca.cert_file.as_str()),
             ];
-            let process = BrokerProcess::start_cluster(&dir.path().join(n), &cfg, &env);
+            let process = BrokerProcess::start_cluster(&dir.join(n), &cfg, &env);
             (Member { process, pulsar: format!("pulsar://{addr}") }, format!("pulsar+ssl://{tls}"))
         })
         .collect();
@@ -214,13 +220,34 @@ async fn a_tls_client_given_one_broker_is_proxied_to_the_owners_of_every_partiti
     assert_eq!(result["partitions"], PARTITIONS);
     let by_owner = owners(&c, base).await;
     assert_eq!(by_owner.len(), 3, "the partitions' bundles are spread over the three brokers: {by_owner:?}");
+    for (m, _) in &members[1..] {
+        let plain = format!("-> {}] Connected to broker", m.pulsar.trim_start_matches("pulsar://"));
+        assert!(!log.contains(&plain), "the TLS client connected to a plain listener:\n{log}");
+    }
+    (members, c, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_given_one_broker_is_proxied_to_the_owners_of_every_partition() {
+    // The broker the client reached vouches for its certificate's role to the owners.
+    let dir = tempfile::tempdir().unwrap();
+    let (members, c, log) = tls_tier_scenario(dir.path(), false).await;
     // Every connection went to broker a's TLS listener; a proxied the others' partitions.
     assert!(log.contains(&format!("-> {}]", members[0].1)), "the client connected over TLS:\n{log}");
-    let proxied = metric(&c, base, "magnetar_forwarded_requests_total").await;
+    let proxied = metric(&c, &members[0].0.process.base, "magnetar_forwarded_requests_total").await;
     assert!(proxied >= 2.0, "broker a proxied connections to the two others: {proxied}");
-    for (m, _) in &members[1..] {
-        let direct = format!("-> {}] Connected to broker", m.pulsar.trim_start_matches("pulsar://"));
-        assert!(!log.contains(&direct), "the TLS client connected to a plain listener:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_lookup_owner_address_a_tls_client_connects_to_each_owners_tls_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let (members, c, log) = tls_tier_scenario(dir.path(), true).await;
+    assert!(!log.contains("through proxy"), "the client connected through a proxy:\n{log}");
+    for (m, tls) in &members {
+        let direct = format!("-> {}] Connected to broker", tls.trim_start_matches("pulsar+ssl://"));
+        assert!(log.contains(&direct), "the client connected to {tls} itself:\n{log}");
+        let proxied = metric(&c, &m.process.base, "magnetar_forwarded_requests_total").await;
+        assert_eq!(proxied, 0.0, "broker {} proxied a connection", m.process.addr);
     }
 }
 

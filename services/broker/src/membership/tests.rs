@@ -18,6 +18,7 @@ fn registration(session: &str) -> BrokerRegistration {
         advertised_address: "127.0.0.1:1".into(),
         binary_internal_url: String::new(),
         binary_advertised_url: String::new(),
+        binary_advertised_tls_url: String::new(),
         version: "test".into(),
     }
 }

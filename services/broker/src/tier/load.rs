@@ -133,6 +133,7 @@ mod tests {
             advertised_address: String::new(),
             binary_internal_url: String::new(),
             binary_advertised_url: String::new(),
+            binary_advertised_tls_url: String::new(),
             version: String::new(),
         };
         let record = BrokerRecord {

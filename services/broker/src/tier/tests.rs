@@ -24,6 +24,7 @@ async fn broker(metadata: &Arc<dyn MetadataStore>, id: &str) -> Arc<Tier> {
         advertised_address: id.into(),
         binary_internal_url: String::new(),
         binary_advertised_url: String::new(),
+        binary_advertised_tls_url: String::new(),
         version: "test".into(),
     };
     let membership =
@@ -149,6 +150,7 @@ async fn a_stale_view_cannot_take_a_bundle_and_a_restart_takes_its_own_back() {
         advertised_address: "b1".into(),
         binary_internal_url: String::new(),
         binary_advertised_url: String::new(),
+        binary_advertised_tls_url: String::new(),
         version: "test".into(),
     };
     let membership =
@@ -184,6 +186,7 @@ async fn without_the_tier_every_topic_is_served_here() {
         advertised_address: "solo".into(),
         binary_internal_url: String::new(),
         binary_advertised_url: String::new(),
+        binary_advertised_tls_url: String::new(),
         version: "test".into(),
     };
     let membership =

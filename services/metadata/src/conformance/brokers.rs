@@ -14,6 +14,7 @@ fn registration(id: &str, session: &str) -> BrokerRegistration {
         advertised_address: format!("{id}.example:8080"),
         binary_internal_url: format!("pulsar://{id}.internal:6650"),
         binary_advertised_url: format!("pulsar://{id}.example:6650"),
+        binary_advertised_tls_url: format!("pulsar+ssl://{id}.example:6651"),
         version: "1.2.3".into(),
     }
 }
@@ -100,6 +101,7 @@ pub async fn binary_listener_urls_are_registered_and_replaced_by_a_restart(store
     let mut without = registration("b1", "s1");
     without.binary_internal_url = String::new();
     without.binary_advertised_url = String::new();
+    without.binary_advertised_tls_url = String::new();
     store.register_broker(&without, LONG, None).await.expect("register without a binary listener");
     let brokers = store.list_brokers("standalone").await.expect("list");
     assert_eq!(brokers[0].registration, without);
@@ -111,4 +113,5 @@ pub async fn binary_listener_urls_are_registered_and_replaced_by_a_restart(store
     let brokers = store.list_brokers("standalone").await.expect("list");
     assert_eq!(brokers[0].registration, restarted);
     assert_eq!(brokers[0].registration.binary_advertised_url, "pulsar://b1.example:6650");
+    assert_eq!(brokers[0].registration.binary_advertised_tls_url, "pulsar+ssl://b1.example:6651");
 }

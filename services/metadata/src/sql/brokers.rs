@@ -46,6 +46,7 @@ fn record(row: &AnyRow) -> Result<BrokerRecord> {
             advertised_address: get(row, "advertised_address")?,
             binary_internal_url: get(row, "binary_internal_url")?,
             binary_advertised_url: get(row, "binary_advertised_url")?,
+            binary_advertised_tls_url: get(row, "binary_advertised_tls_url")?,
             version: get(row, "version")?,
             broker_id,
         },
@@ -95,12 +96,14 @@ impl SqlMetadataStore {
         }
         let row = sqlx::query(clocked(format!(
             "INSERT INTO brokers (broker_id, session_id, cluster, internal_address, advertised_address, version, \
-             state, load_json, registered_at_ms, lease_expires_at_ms, binary_internal_url, binary_advertised_url) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, {now}, {now} + $8, $9, $10) \
+             state, load_json, registered_at_ms, lease_expires_at_ms, binary_internal_url, binary_advertised_url, \
+             binary_advertised_tls_url) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, {now}, {now} + $8, $9, $10, $11) \
              ON CONFLICT (broker_id) DO UPDATE SET session_id = excluded.session_id, cluster = excluded.cluster, \
              internal_address = excluded.internal_address, advertised_address = excluded.advertised_address, \
              binary_internal_url = excluded.binary_internal_url, \
              binary_advertised_url = excluded.binary_advertised_url, \
+             binary_advertised_tls_url = excluded.binary_advertised_tls_url, \
              version = excluded.version, state = excluded.state, load_json = excluded.load_json, \
              registered_at_ms = excluded.registered_at_ms, lease_expires_at_ms = excluded.lease_expires_at_ms \
              RETURNING lease_expires_at_ms, {now} AS db_now_ms"
@@ -115,6 +118,7 @@ impl SqlMetadataStore {
         .bind(lease)
         .bind(&reg.binary_internal_url)
         .bind(&reg.binary_advertised_url)
+        .bind(&reg.binary_advertised_tls_url)
         .fetch_one(&mut *tx)
         .await
         .map_err(classify)?;
@@ -154,7 +158,7 @@ impl SqlMetadataStore {
         let now = self.dialect().now_ms_sql();
         let rows = sqlx::query(clocked(format!(
             "SELECT broker_id, session_id, cluster, internal_address, advertised_address, binary_internal_url, \
-             binary_advertised_url, version, state, load_json, registered_at_ms, lease_expires_at_ms, {now} AS db_now_ms \
+             binary_advertised_url, binary_advertised_tls_url, version, state, load_json, registered_at_ms, lease_expires_at_ms, {now} AS db_now_ms \
              FROM brokers WHERE cluster = $1 ORDER BY broker_id"
         )))
         .bind(cluster)
