@@ -17,20 +17,8 @@ use std::sync::Arc;
 /// and the namespace's `autoTopicCreationOverride`), as producers and consumers expect. The
 /// caller has been authorized for the operation that needs the topic.
 pub(crate) async fn auto_create(ctx: &Context, registry: &TopicRegistry, name: &TopicName) -> Result<()> {
-    let policies = ctx.cached_policies(name.namespace()).await?;
-    let over = policies.other.get("autoTopicCreationOverride");
-    let allow = over
-        .and_then(|o| o.get("allowAutoTopicCreation"))
-        .and_then(serde_json::Value::as_bool)
-        .unwrap_or(ctx.config.allow_auto_topic_creation);
-    if !allow {
+    let Some(partitions) = auto_creation(ctx, name.namespace()).await? else {
         return Err(BrokerError::NotFound(Entity::Topic(name.clone())));
-    }
-    let partitioned = over.and_then(|o| o.get("topicType")).and_then(serde_json::Value::as_str) == Some("partitioned");
-    let partitions = if partitioned {
-        over.and_then(|o| o.get("defaultNumPartitions")).and_then(serde_json::Value::as_u64).unwrap_or(1).max(1) as u32
-    } else {
-        0
     };
     let spec = NewTopic { name: name.base(), partitions, properties: BTreeMap::new() };
     match registry.create(&spec).await {
@@ -41,6 +29,26 @@ pub(crate) async fn auto_create(ctx: &Context, registry: &TopicRegistry, name: &
         Err(BrokerError::AlreadyExists(_)) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// How a missing topic of `namespace` would be auto-created: `None` when it would not be, else
+/// with how many partitions (0: not partitioned).
+async fn auto_creation(ctx: &Context, namespace: &NamespaceName) -> Result<Option<u32>> {
+    let policies = ctx.cached_policies(namespace).await?;
+    let over = policies.other.get("autoTopicCreationOverride");
+    let allow = over
+        .and_then(|o| o.get("allowAutoTopicCreation"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(ctx.config.allow_auto_topic_creation);
+    if !allow {
+        return Ok(None);
+    }
+    let partitioned = over.and_then(|o| o.get("topicType")).and_then(serde_json::Value::as_str) == Some("partitioned");
+    Ok(Some(if partitioned {
+        over.and_then(|o| o.get("defaultNumPartitions")).and_then(serde_json::Value::as_u64).unwrap_or(1).max(1) as u32
+    } else {
+        0
+    }))
 }
 
 /// The topic administration handle.
@@ -191,6 +199,12 @@ impl Topics {
     /// The topic's metadata (`None` if it does not exist).
     pub async fn record(&self, name: &TopicName) -> Result<Option<TopicRecord>> {
         Ok(self.ctx.metadata.get_topic(name).await?)
+    }
+
+    /// Whether `name` exists or would be created by the first producer or consumer that asks for
+    /// it (auto-creation allowed in its namespace). A missing namespace is `NotFound`.
+    pub async fn exists_or_creatable(&self, name: &TopicName) -> Result<bool> {
+        Ok(self.record(&name.base()).await?.is_some() || auto_creation(&self.ctx, name.namespace()).await?.is_some())
     }
 
     /// Stats of a topic or partition; for a partitioned topic, the totals over its partitions.

@@ -60,13 +60,23 @@ async fn brokers_discovery_lists_this_broker_and_reports_health_ok() {
 }
 
 #[tokio::test]
-async fn lookup_answers_broker_urls_for_existing_topic_and_404_for_missing() {
+async fn lookup_answers_broker_urls_for_existing_and_creatable_topics_and_404_otherwise() {
     let app = TestApp::standalone().await;
     create_topic(&app, "looked-up").await;
     let found = ok(app.get("/lookup/v2/topic/persistent/public/default/looked-up").await);
-    assert!(found["brokerUrl"].as_str().is_some_and(|u| u.starts_with("http://")), "{found}");
-    assert!(found["httpUrl"].is_string(), "{found}");
+    assert_eq!(found["brokerUrl"], app.pulsar_url(), "{found}");
+    assert_eq!(found["nativeUrl"], app.pulsar_url(), "{found}");
+    assert_eq!(found["brokerUrlTls"], "", "no TLS listener: {found}");
+    assert!(found["httpUrl"].as_str().is_some_and(|u| u.starts_with("http://")), "{found}");
+    // A topic the first producer would create is looked up, and not created by the lookup.
+    let creatable = ok(app.get("/lookup/v2/topic/persistent/public/default/not-yet").await);
+    assert_eq!(creatable["brokerUrl"], app.pulsar_url(), "{creatable}");
+    err(app.get("/admin/v2/persistent/public/default/not-yet/stats").await, 404);
+    // Without auto-creation, and in a namespace that does not exist: 404.
+    let off = json!({"allowAutoTopicCreation": false, "topicType": "non-partitioned"});
+    ok(app.post("/admin/v2/namespaces/public/default/autoTopicCreation", Some(off)).await);
     err(app.get("/lookup/v2/topic/persistent/public/default/missing").await, 404);
+    err(app.get("/lookup/v2/topic/persistent/public/nowhere/missing").await, 404);
 }
 
 // ---------------------------------------------------------------- tenants

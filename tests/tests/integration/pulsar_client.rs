@@ -122,6 +122,17 @@ async fn a_regex_subscription_picks_up_a_new_topic() {
 }
 
 #[tokio::test]
+async fn an_http_service_url_looks_topics_up_over_http_and_connects_to_the_binary_listener() {
+    // Pulsar's clients given `http://` look topics up with /lookup/v2 and the partitions
+    // endpoint, then connect to the `brokerUrl` the lookup answers.
+    let app = TestApp::standalone().await;
+    scenario(&app.base, "produce_consume_batched", "over-http", &[]).await;
+    create_partitioned(&app, "parts-over-http", 3).await;
+    let out = scenario(&app.base, "partitioned", "parts-over-http", &[]).await;
+    assert!(out["partitions"].as_array().is_some_and(|p| p.len() > 1), "{out}");
+}
+
+#[tokio::test]
 async fn partitioned_topic_with_batching() {
     let app = TestApp::standalone().await;
     create_partitioned(&app, "parts", 3).await;

@@ -103,12 +103,18 @@ async fn leader_broker(State(s): State<AppState>, _auth: AuthContext) -> ApiResu
     Ok(Json(LeaderBroker { service_url: format!("http://{id}"), broker_id: id }))
 }
 
-/// Pulsar's `LookupData`: where to reach the broker serving a topic.
+/// Pulsar's `LookupData`: where to reach the broker serving a topic. Clients given an `http://`
+/// service URL look topics up here and connect to `brokerUrl` (`brokerUrlTls` over TLS).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LookupData {
+    /// `pulsar://host:port` of the broker's binary-protocol listener (empty without one).
     pub broker_url: String,
+    /// `pulsar+ssl://host:port` of its TLS listener (empty without one).
+    pub broker_url_tls: String,
     pub http_url: String,
+    pub http_url_tls: String,
+    /// The same as `brokerUrl`, as Pulsar answers it.
     pub native_url: String,
 }
 
@@ -123,11 +129,26 @@ async fn lookup_topic(
     TopicParam(name): TopicParam,
 ) -> ApiResult<Json<LookupData>> {
     auth.check(Operation::LookupTopic, &name).await?;
-    if s.broker.topics().record(&name.base()).await?.is_none() {
+    // As Pulsar: a topic the first producer or consumer would create is looked up like one
+    // that exists.
+    if !s.broker.topics().exists_or_creatable(&name).await? {
         return Err(BrokerError::NotFound(Entity::Topic(name)).into());
     }
-    let url = lookup_url(&s, &name).await?;
-    Ok(Json(LookupData { broker_url: url.clone(), http_url: url.clone(), native_url: url }))
+    let http_url = lookup_url(&s, &name).await?;
+    // The binary listener: this broker's, or in a tier the owner's advertised one. An HTTP
+    // lookup cannot ask the client to stay on its service URL and be proxied (a binary LOOKUP
+    // can), so clients with an `http://` service URL must reach the owners' advertised URLs.
+    let tier = s.broker.tier();
+    let owner = tier.lookup_owner(&name).await?;
+    let reg = owner.as_ref().map_or_else(|| tier.registration(), |o| &o.registration);
+    let broker_url = reg.binary_advertised_url.clone();
+    Ok(Json(LookupData {
+        native_url: broker_url.clone(),
+        broker_url,
+        broker_url_tls: reg.binary_advertised_tls_url.clone(),
+        http_url,
+        http_url_tls: String::new(),
+    }))
 }
 
 /// What a lookup answers. Alone, this broker. In a tier, the cluster's service address (the
