@@ -234,6 +234,7 @@ async fn a_tls_client_given_one_broker_is_proxied_to_the_owners_of_every_partiti
     let (members, c, log) = tls_tier_scenario(dir.path(), false).await;
     // Every connection went to broker a's TLS listener; a proxied the others' partitions.
     assert!(log.contains(&format!("-> {}]", members[0].1)), "the client connected over TLS:\n{log}");
+    assert!(log.contains("through proxy"), "the client was proxied to the other owners:\n{log}");
     let proxied = metric(&c, &members[0].0.process.base, "magnetar_forwarded_requests_total").await;
     assert!(proxied >= 2.0, "broker a proxied connections to the two others: {proxied}");
 }
@@ -241,13 +242,13 @@ async fn a_tls_client_given_one_broker_is_proxied_to_the_owners_of_every_partiti
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_lookup_owner_address_a_tls_client_connects_to_each_owners_tls_listener() {
     let dir = tempfile::tempdir().unwrap();
-    let (members, c, log) = tls_tier_scenario(dir.path(), true).await;
+    let (members, _, log) = tls_tier_scenario(dir.path(), true).await;
+    // (magnetar_forwarded_requests_total also counts admin requests forwarded over HTTP, so the
+    // client's own log says whether it was proxied.)
     assert!(!log.contains("through proxy"), "the client connected through a proxy:\n{log}");
-    for (m, tls) in &members {
+    for (_, tls) in &members {
         let direct = format!("-> {}] Connected to broker", tls.trim_start_matches("pulsar+ssl://"));
         assert!(log.contains(&direct), "the client connected to {tls} itself:\n{log}");
-        let proxied = metric(&c, &m.process.base, "magnetar_forwarded_requests_total").await;
-        assert_eq!(proxied, 0.0, "broker {} proxied a connection", m.process.addr);
     }
 }
 
