@@ -20,6 +20,16 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 
 {{/* Where the auth key Secret is mounted. */}}
 {{- define "magnetar.authDir" -}}/etc/magnetar/auth{{- end -}}
+{{- define "magnetar.tlsDir" -}}/etc/magnetar/tls{{- end -}}
+
+{{/* "true" when the binary protocol's TLS listener is on; refuses it without its Secret. */}}
+{{- define "magnetar.binaryTls" -}}
+{{- $b := .Values.binary -}}
+{{- if and $b.enabled $b.tls.enabled -}}
+{{- $_ := required "binary.tls.secretName is required when binary.tls.enabled" $b.tls.secretName -}}
+true
+{{- end -}}
+{{- end -}}
 
 {{/* "true" when the broker tier is on (replicas > 1, or tier.enabled=true), "" otherwise;
      refuses the values that cannot work. */}}

@@ -91,6 +91,34 @@ fn chart_lints_and_refuses_incomplete_values_naming_them() {
         .map(|o| text(&o["metadata"]["name"]))
         .collect();
     assert_eq!(selected, ["mg-magnetar"]);
+    // The binary protocol's port on the pods and both Services; pulsar+ssl:// with its
+    // Secret mounted where the configuration reads it, and refused without one.
+    let mut with_tls = REQUIRED.to_vec();
+    with_tls.extend([("binary.tls.enabled", "true"), ("binary.tls.verifyClientCertificates", "true")]);
+    let err = render(&with_tls).expect_err("TLS without its Secret must not render");
+    assert!(err.contains("binary.tls.secretName"), "{err}");
+    with_tls.push(("binary.tls.secretName", "broker-tls"));
+    let objects = render(&with_tls).expect("render with TLS");
+    for service in ["mg-magnetar", "mg-magnetar-headless"] {
+        let ports = object(&objects, "Service", service)["spec"]["ports"].as_sequence().unwrap().clone();
+        let named: Vec<(&str, u64)> = ports.iter().map(|p| (text(&p["name"]), p["port"].as_u64().unwrap())).collect();
+        assert_eq!(named, [("http", 8080), ("pulsar", 6650), ("pulsar-ssl", 6651)], "{service}");
+    }
+    let toml = text(&object(&objects, "ConfigMap", "mg-magnetar")["data"]["magnetar.toml"]).to_string();
+    for line in [
+        "addr = \"0.0.0.0:6650\"",
+        "tls_addr = \"0.0.0.0:6651\"",
+        "tls_cert_file = \"/etc/magnetar/tls/tls.crt\"",
+        "tls_key_file = \"/etc/magnetar/tls/tls.key\"",
+        "tls_trust_certs_file = \"/etc/magnetar/tls/ca.crt\"",
+    ] {
+        assert!(toml.contains(line), "{line} missing:\n{toml}");
+    }
+    let pod = &object(&objects, "StatefulSet", "mg-magnetar")["spec"]["template"]["spec"];
+    let tls_volume = pod["volumes"].as_sequence().unwrap().iter().find(|v| v["name"].as_str() == Some("tls"));
+    assert_eq!(tls_volume.map(|v| text(&v["secret"]["secretName"])), Some("broker-tls"));
+    let mounts = pod["containers"][0]["volumeMounts"].as_sequence().unwrap();
+    assert!(mounts.iter().any(|m| m["name"].as_str() == Some("tls") && text(&m["mountPath"]) == "/etc/magnetar/tls"));
     // Without authentication no key is needed, and no key volume is mounted.
     let objects = render(&[
         ("metadata.urlSecret.name", "pg"),
@@ -126,6 +154,8 @@ fn live_values(cluster: &str) -> Vec<(String, String)> {
 /// temporary paths, Secrets resolved, the downward API and `$(VAR)` references expanded.
 struct Pod {
     pub broker: BrokerProcess,
+    /// The `pulsar://` URL of the pod's binary-protocol listener (the chart's `pulsar` port).
+    pub pulsar: String,
     /// The environment the container got, resolved.
     pub env: Vec<(String, String)>,
     /// The `file:` form of the mounted HS256 key, for [`hs256_token`].
@@ -191,6 +221,13 @@ impl Pod {
         assert!(toml.contains(&format!("http_addr = \"0.0.0.0:{port}\"")), "{toml}");
         let addr = format!("127.0.0.1:{}", free_port());
         toml = toml.replace(&format!("0.0.0.0:{port}"), &addr);
+        // The binary protocol's port, named `pulsar` as the Services target it.
+        let pulsar_port =
+            container["ports"].as_sequence().unwrap().iter().find(|p| p["name"].as_str() == Some("pulsar"));
+        let pulsar_port = pulsar_port.expect("a port named pulsar")["containerPort"].as_u64().unwrap();
+        assert!(toml.contains(&format!("addr = \"0.0.0.0:{pulsar_port}\"")), "{toml}");
+        let pulsar_addr = format!("127.0.0.1:{}", free_port());
+        toml = toml.replace(&format!("0.0.0.0:{pulsar_port}"), &pulsar_addr);
         for (path, local) in &mounts {
             let before = toml.clone();
             toml = toml.replace(path.as_str(), &local.display().to_string());
@@ -234,10 +271,20 @@ impl Pod {
             env_vars.push((var, value));
         }
         assert!(env_vars.iter().any(|(k, _)| k == "MAGNETAR_METADATA__URL"), "{env_vars:?}");
-        let env_refs: Vec<(&str, &str)> = env_vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut env_refs: Vec<(&str, &str)> = env_vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        // BrokerProcess moves every broker's binary listener to a free port by the environment;
+        // this one listens where the configuration (mapped above) says.
+        env_refs.push(("MAGNETAR_BINARY__ADDR", &pulsar_addr));
 
         let broker = BrokerProcess::start_args(&data_dir, addr, args, &env_refs);
-        Pod { broker, env: env_vars, key: format!("file:{}", key_file.display()), data_dir, _tmp: tmp }
+        Pod {
+            broker,
+            pulsar: format!("pulsar://{pulsar_addr}"),
+            env: env_vars,
+            key: format!("file:{}", key_file.display()),
+            data_dir,
+            _tmp: tmp,
+        }
     }
 
     pub fn env(&self, name: &str) -> Option<&str> {
@@ -322,6 +369,12 @@ async fn broker_runs_as_the_chart_configures_it() {
     assert_eq!(c.get(format!("{base}/metrics")).send().await.unwrap().status(), 401);
     let metrics = auth(Method::GET, "/metrics").send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("magnetar_offload_upload_pace_bytes_per_second"), "pace gauge missing");
+    // Pulsar's Python client on the pod's binary port, with a token of the chart's key.
+    let (out, _) =
+        crate::tier_binary::scenario_in("pulsar_scenarios.py", &pod.pulsar, "token", "acme/app/binary", &[&ops]).await;
+    assert!(out.is_object(), "{out}");
+    let stats = json_of(auth(Method::GET, "/admin/v2/persistent/acme/app/binary/stats")).await;
+    assert_eq!(stats["msgInCounter"], 1, "{stats}");
 
     // SIGTERM, as the kubelet sends it: a clean exit well within the grace period.
     let grace = sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap();
