@@ -146,6 +146,8 @@ async fn first_connect<S: Io>(
 
 /// The auth method of a client that authenticates with its TLS certificate.
 pub(crate) const TLS_METHOD: &str = "tls";
+/// The auth method of a client that authenticates with a token.
+pub(crate) const TOKEN_METHOD: &str = "token";
 
 /// The principal of a CONNECT's credential: a token (`token`), or the client certificate the
 /// TLS handshake verified (`tls`).
@@ -156,7 +158,7 @@ pub(crate) fn authenticate(
 ) -> Result<Arc<Principal>, BinaryError> {
     let token = match connect.auth_method_name.as_deref() {
         Some(TLS_METHOD) => return Ok(shared.auth.authenticate_certificate(transport.cert_role.as_deref())?),
-        Some("token") => connect.auth_data.as_deref().and_then(|d| std::str::from_utf8(d).ok()).map(str::trim),
+        Some(TOKEN_METHOD) => connect.auth_data.as_deref().and_then(|d| std::str::from_utf8(d).ok()).map(str::trim),
         _ => None,
     };
     Ok(shared.auth.authenticate(token)?)

@@ -150,6 +150,11 @@ struct TlsListener {
     acceptor: tokio_rustls::TlsAcceptor,
 }
 
+/// The `pulsar+ssl://` listener's address, when TLS is configured.
+fn tls_local_addr(tls: &Option<TlsListener>) -> Option<SocketAddr> {
+    tls.as_ref().and_then(|t| t.listener.local_addr().ok())
+}
+
 impl BinaryListener {
     /// Binds `config.addr`. The advertised URL is `binary.advertised_url`, else derived from the
     /// bound address (with the host of `broker.advertised_address` when bound to all
@@ -210,14 +215,14 @@ impl BinaryListener {
 
     /// The `pulsar+ssl://` listener's address, when TLS is configured.
     pub fn tls_local_addr(&self) -> Option<SocketAddr> {
-        self.tls.as_ref().and_then(|t| t.listener.local_addr().ok())
+        tls_local_addr(&self.tls)
     }
 }
 
 /// A listener ready to serve.
 pub struct BinaryServer {
     listener: TcpListener,
-    tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+    tls: Option<TlsListener>,
     shared: Arc<Shared>,
 }
 
@@ -252,8 +257,7 @@ impl BinaryServer {
             shutdown,
             connections,
         });
-        let tls = listener.tls.map(|t| (t.listener, t.acceptor));
-        BinaryServer { listener: listener.listener, tls, shared }
+        BinaryServer { listener: listener.listener, tls: listener.tls, shared }
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -262,7 +266,7 @@ impl BinaryServer {
 
     /// The `pulsar+ssl://` listener's address, when TLS is configured.
     pub fn tls_local_addr(&self) -> Option<SocketAddr> {
-        self.tls.as_ref().and_then(|(l, _)| l.local_addr().ok())
+        tls_local_addr(&self.tls)
     }
 
     /// The `pulsar://` URL lookups of what this broker owns answer with.
@@ -277,7 +281,7 @@ impl BinaryServer {
         let mut next_id: u64 = 0;
         let tls_accept = || async {
             match &self.tls {
-                Some((listener, _)) => listener.accept().await,
+                Some(t) => t.listener.accept().await,
                 None => std::future::pending().await,
             }
         };
@@ -308,7 +312,7 @@ impl BinaryServer {
             next_id += 1;
             let shared = Arc::clone(&self.shared);
             let id = next_id;
-            let acceptor = self.tls.as_ref().filter(|_| tls).map(|(_, a)| a.clone());
+            let acceptor = self.tls.as_ref().filter(|_| tls).map(|t| t.acceptor.clone());
             tasks.spawn(async move {
                 let metrics = shared.broker.connection_metrics().opened();
                 match acceptor {

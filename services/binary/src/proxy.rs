@@ -18,7 +18,7 @@
 //! Without a tier `proxy_to_broker_url` is ignored and the connection is served here.
 
 use crate::Shared;
-use crate::connection::{TLS_METHOD, Transport, authenticate, refusal};
+use crate::connection::{TLS_METHOD, TOKEN_METHOD, Transport, authenticate, refusal};
 use crate::error::BinaryError;
 use futures::SinkExt;
 use magnetar_auth::Principal;
@@ -120,7 +120,7 @@ fn vouch_for_certificate(
              tokens: {e}"
         )))
     })?;
-    Ok(CommandConnect { auth_method_name: Some("token".into()), auth_data: Some(token.into_bytes()), ..connect })
+    Ok(CommandConnect { auth_method_name: Some(TOKEN_METHOD.into()), auth_data: Some(token.into_bytes()), ..connect })
 }
 
 /// Checks the target and connects to its internal URL.

@@ -52,7 +52,7 @@ impl Credential {
         Check::Challenge(CommandAuthChallenge {
             server_version: Some(format!("Magnetar {}", env!("CARGO_PKG_VERSION"))),
             challenge: Some(AuthData {
-                auth_method_name: Some("token".into()),
+                auth_method_name: Some(crate::connection::TOKEN_METHOD.into()),
                 auth_data: Some(b"PulsarAuthRefresh".to_vec()),
             }),
             protocol_version: Some(protocol_version),
