@@ -39,6 +39,12 @@ pub struct StorageMetrics {
     pub object_corrupt: IntCounter,
     /// Record bytes returned to readers, by tier (`memory`, `local`, `object`).
     pub read_bytes: IntCounterVec,
+    /// Object-store durability: log objects committed, their bytes, PUT latency, failed
+    /// attempts (each retried).
+    pub object_log_objects: IntCounter,
+    pub object_log_bytes: IntCounter,
+    pub object_log_put_seconds: Histogram,
+    pub object_log_failures: IntCounter,
 }
 
 impl StorageMetrics {
@@ -120,6 +126,20 @@ impl StorageMetrics {
                 &["tier"],
             )
             .expect("valid counter"),
+            object_log_objects: c(
+                "magnetar_object_store_log_puts_total",
+                "Log objects written and committed for partitions with object-store durability",
+            ),
+            object_log_bytes: c("magnetar_object_store_log_bytes_total", "Bytes of the log objects committed"),
+            object_log_put_seconds: h(
+                "magnetar_object_store_log_put_seconds",
+                "Latency of one log object PUT (object-store durability)",
+                vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0],
+            ),
+            object_log_failures: c(
+                "magnetar_object_store_log_failures_total",
+                "Log object PUTs or commits that failed (retried; their records wait unacknowledged)",
+            ),
         }
     }
 
@@ -143,6 +163,9 @@ impl StorageMetrics {
             &self.cache_misses,
             &self.object_get_bytes,
             &self.object_corrupt,
+            &self.object_log_objects,
+            &self.object_log_bytes,
+            &self.object_log_failures,
         ] {
             registry.register(Box::new(c.clone()))?;
         }
@@ -150,6 +173,7 @@ impl StorageMetrics {
         registry.register(Box::new(self.uploads_in_progress.clone()))?;
         registry.register(Box::new(self.upload_pace.clone()))?;
         registry.register(Box::new(self.read_bytes.clone()))?;
+        registry.register(Box::new(self.object_log_put_seconds.clone()))?;
         Ok(())
     }
 }

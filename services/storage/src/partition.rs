@@ -2,6 +2,7 @@
 //! the durable end that readers and waiters see.
 
 use crate::codec::{self, DataFrame};
+use crate::objlog::ObjectMode;
 use crate::record::{Record, RecordInput};
 use crate::segment::{self, ActiveSegment, RecordPos, SealedSegment, SegMeta};
 use crate::tier::RemoteSegment;
@@ -136,6 +137,8 @@ pub struct PartitionLog {
     sealed_cv: Condvar,
     /// A segment file was created since the directory was last fsynced.
     dir_dirty: AtomicBool,
+    /// Object-store durability, when the owner chose it (see `objlog`).
+    object_mode: Mutex<Option<ObjectMode>>,
 }
 
 impl PartitionLog {
@@ -164,6 +167,7 @@ impl PartitionLog {
             sealed_cv: Condvar::new(),
             // Recovery may have created files: the first sync covers them.
             dir_dirty: AtomicBool::new(true),
+            object_mode: Mutex::new(None),
         })
     }
 
@@ -251,6 +255,11 @@ impl PartitionLog {
         if let Some(f) = &self.segs.lock().failed {
             return Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id)));
         }
+        if self.object_mode().is_some()
+            && let Some(log) = self.object_log()
+        {
+            log.check_room(self.log_id)?;
+        }
         let budget = self.shared.config.local_disk_budget_bytes;
         if budget > 0 && self.shared.tier.get().is_some() {
             // Records queued but not yet applied are not counted: the WAL buffer bounds them
@@ -317,7 +326,9 @@ impl PartitionLog {
 
     /// Called by the flusher after the WAL fsync: writes the records to the active segment,
     /// then makes them visible.
-    pub(crate) fn apply(&self, base: u64, frame: &DataFrame, records: Vec<Record>) -> Result<()> {
+    /// With `publish` false (object-store durability) the records stay invisible until the
+    /// object writer commits them ([`PartitionLog::publish_committed`]).
+    pub(crate) fn apply(&self, base: u64, frame: &DataFrame, records: Vec<Record>, publish: bool) -> Result<()> {
         let last = records.last().map_or(0, |r| r.offset);
         {
             let mut segs = self.segs.lock();
@@ -334,8 +345,50 @@ impl PartitionLog {
             res?;
         }
         self.push_tail(records);
-        self.publish_end(last + 1);
+        if publish {
+            self.publish_end(last + 1);
+        }
         Ok(())
+    }
+
+    /// Records below `end` are committed to the object store: readers see them now.
+    pub(crate) fn publish_committed(&self, end: u64) {
+        if end > self.end_offset() {
+            self.publish_end(end);
+        }
+    }
+
+    /// Gives this log object-store durability from now on (its owner sets it at load, before
+    /// appending): its records are acknowledged and visible only once committed in an object
+    /// under `epoch`, and appenders waiting longer than `max_wait` get `Unavailable`.
+    /// `Unavailable` without an object writer attached ([`crate::Storage::attach_object_log`]).
+    pub fn set_object_store_durability(&self, epoch: i64, max_wait: std::time::Duration) -> Result<()> {
+        if self.object_log().is_none() {
+            return Err(StorageError::Unavailable(format!(
+                "log {}: object-store durability needs the object tier, which this broker does not have",
+                self.log_id
+            )));
+        }
+        *self.object_mode.lock() = Some(ObjectMode { epoch, max_wait });
+        Ok(())
+    }
+
+    /// Back to local durability (the WAL's fsync acknowledges).
+    pub fn set_local_durability(&self) {
+        *self.object_mode.lock() = None;
+    }
+
+    pub(crate) fn object_mode(&self) -> Option<ObjectMode> {
+        *self.object_mode.lock()
+    }
+
+    pub(crate) fn object_log(&self) -> Option<&Arc<crate::objlog::ObjectLog>> {
+        self.shared.object_log.get()
+    }
+
+    /// The epoch this log's records are committed under, when it has object-store durability.
+    pub fn object_store_epoch(&self) -> Option<i64> {
+        self.object_mode().map(|m| m.epoch)
     }
 
     /// Replays a WAL data frame: keeps only records at or past the recovered end.

@@ -209,6 +209,16 @@ impl Storage {
         let _ = self.shared.tier.set(tier);
     }
 
+    /// Attaches the writer of object-store durability (after the tier): logs may be given that
+    /// durability from now on. Only the first call has an effect.
+    pub fn attach_object_log(&self, log: Arc<crate::objlog::ObjectLog>) {
+        let _ = self.shared.object_log.set(log);
+    }
+
+    pub fn object_log(&self) -> Option<&Arc<crate::objlog::ObjectLog>> {
+        self.shared.object_log.get()
+    }
+
     pub fn tier(&self) -> Option<&Arc<crate::tier::ObjectTier>> {
         self.shared.tier.get()
     }

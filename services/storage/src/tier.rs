@@ -117,6 +117,10 @@ impl ObjectTier {
         }))
     }
 
+    pub(crate) fn metrics(&self) -> &StorageMetrics {
+        &self.metrics
+    }
+
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
     }

@@ -157,6 +157,8 @@ pub(crate) struct Shared {
     tail_bytes: AtomicUsize,
     /// The object tier, once attached (reads of offloaded segments go through it).
     pub tier: std::sync::OnceLock<Arc<crate::tier::ObjectTier>>,
+    /// The writer of object-store durability, once attached.
+    pub object_log: std::sync::OnceLock<Arc<crate::objlog::ObjectLog>>,
     /// Local segment bytes not yet in the object store (the local disk budget's measure): the
     /// sum of every log's `Segments::pending`, each log moving it by the change of its own
     /// figure (see `PartitionLog::publish_pending`).
@@ -216,6 +218,7 @@ impl Shared {
             wal,
             tail_bytes: AtomicUsize::new(0),
             tier: std::sync::OnceLock::new(),
+            object_log: std::sync::OnceLock::new(),
             local_pending: std::sync::atomic::AtomicU64::new(0),
             use_tick: std::sync::atomic::AtomicU64::new(0),
             sealer,
@@ -506,8 +509,29 @@ fn apply_batch(items: Vec<WalItem>, failed: Option<String>) {
     for item in items {
         match item {
             WalItem::Data { part, base, frame, records, done, .. } => {
-                let res = if failed.is_some() { Err(fail()) } else { part.apply(base, &frame, records) };
-                let _ = done.send(res);
+                if failed.is_some() {
+                    let _ = done.send(Err(fail()));
+                    continue;
+                }
+                // A log with object-store durability becomes visible once its object is
+                // committed: the object writer publishes it and completes the appender.
+                let object = part.object_mode().and_then(|mode| Some((mode, part.object_log()?.clone())));
+                let start = records.first().map_or(0, |r| r.offset);
+                let end = records.last().map_or(start, |r| r.offset + 1);
+                match (part.apply(base, &frame, records, object.is_none()), object) {
+                    (Ok(()), Some((mode, log))) => log.queue(crate::objlog::Waiting {
+                        part,
+                        mode,
+                        start,
+                        end,
+                        frame: frame.bytes,
+                        queued: Instant::now(),
+                        done: Some(done),
+                    }),
+                    (res, _) => {
+                        let _ = done.send(res);
+                    }
+                }
             }
             WalItem::Aux { done, .. } => {
                 let _ = done.send(if failed.is_some() { Err(fail()) } else { Ok(()) });
