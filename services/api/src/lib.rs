@@ -115,6 +115,7 @@ fn described_routes() -> OpenApiRouter<AppState> {
         .merge(routes::namespace_limits::router())
         .merge(routes::deduplication::router())
         .merge(routes::persistence::router())
+        .merge(routes::durability::router())
         .merge(routes::namespace_policies::router())
         .merge(routes::topic_policies::router())
         .merge(routes::schema_policies::router())

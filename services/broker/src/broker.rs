@@ -116,6 +116,7 @@ impl Broker {
             namespace_limiters: Default::default(),
             shutdown: CancellationToken::new(),
         });
+        crate::durability::attach_object_log(&ctx);
         let registry = Arc::new(TopicRegistry::new(Arc::clone(&ctx)));
         let offloader = Arc::new(Offloader::new(Arc::clone(&ctx), Arc::clone(&registry)));
         let publisher = Publisher::new(Arc::clone(&ctx), Arc::clone(&registry));
@@ -324,6 +325,9 @@ impl Broker {
             self.periodic(self.ctx.config.tier.refresh_interval(), |b| async move {
                 if let Err(e) = b.ctx.tier.refresh().await {
                     tracing::warn!(error = %e.cause(), "bundle ownership pass failed");
+                }
+                if let Err(e) = b.fail_over_object_store_bundles().await {
+                    tracing::warn!(error = %e.cause(), "failover pass failed");
                 }
                 b.serve_release_requests().await;
                 b.split_hot_bundle();

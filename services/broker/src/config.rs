@@ -139,6 +139,8 @@ pub struct BrokerConfig {
     pub membership: crate::membership::MembershipConfig,
     /// Message deduplication (`[broker.deduplication]`).
     pub deduplication: crate::dedup::DedupConfig,
+    /// Durability modes (`[broker.durability]`).
+    pub durability: crate::durability::DurabilityConfig,
     /// Bundle ownership and forwarding between the brokers of a tier (`[broker.tier]`).
     pub tier: crate::tier::TierConfig,
 }
@@ -208,6 +210,7 @@ impl Default for BrokerConfig {
             metrics: Default::default(),
             membership: Default::default(),
             deduplication: Default::default(),
+            durability: Default::default(),
             tier: Default::default(),
         }
     }

@@ -185,6 +185,7 @@ impl Broker {
             return Err(BrokerError::NoObjectStore);
         }
         for p in partitions {
+            crate::durability::wait_committed(p).await?;
             self.offloader.upload_tail(p).await?;
             crate::dedup::snapshot_now(&self.ctx, p).await?;
         }

@@ -155,6 +155,7 @@ impl TopicRegistry {
             max_ranges_to_persist: ctx.config.max_acked_ranges_to_persist,
         };
         let mut partitions = Vec::with_capacity(record.partition_records.len());
+        let durability = crate::durability::policy_of(ctx, record.name.namespace()).await?;
         let mut subscriptions = Vec::with_capacity(record.partition_records.len());
         for pr in &record.partition_records {
             let name = if record.partitions > 0 { record.name.partition(pr.index as u32) } else { record.name.clone() };
@@ -164,6 +165,7 @@ impl TopicRegistry {
             let log = ctx.storage.log(pr.log_id as u64)?;
             let remote = ctx.metadata.list_segments(pr.log_id).await?;
             log.attach_remote(remote.into_iter().map(crate::controllers::offload::remote_of).collect());
+            crate::durability::apply(ctx, &log, pr.log_id, epoch, durability).await?;
             if pr.terminated_end.is_some() {
                 // Terminated for good: the log refuses appends again after a restart or reload.
                 log.terminate();

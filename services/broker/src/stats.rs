@@ -79,6 +79,10 @@ pub struct TopicStats {
     pub subscriptions: BTreeMap<String, SubscriptionStats>,
     pub replication: BTreeMap<String, serde_json::Value>,
     pub deduplication_status: String,
+    /// Magnetar: the durability the partition is served with (`local`, `object-store`; `mixed`
+    /// in a topic's totals while its partitions differ, during a change of mode).
+    #[serde(default)]
+    pub durability: String,
     /// Pulsar's `CompactionStats` of the topic's last compactions since it was loaded.
     pub compaction: crate::compaction::CompactionStats,
     /// Magnetar: the limit and life policies in force for the topic and the level each comes
@@ -183,6 +187,7 @@ pub fn partition_stats(p: &Partition) -> TopicStats {
         storage_size: p.log.storage_bytes(),
         offloaded_storage_size: p.log.offloaded_bytes(),
         deduplication_status: if p.policy.deduplication_enabled() { "Enabled" } else { "Disabled" }.into(),
+        durability: if p.log.object_store_epoch().is_some() { "object-store" } else { "local" }.into(),
         compaction: p.compaction.stats(),
         ..TopicStats::default()
     };
@@ -257,6 +262,11 @@ pub fn aggregate<'a>(parts: impl Iterator<Item = &'a TopicStats>) -> TopicStats 
         t.offloaded_storage_size += s.offloaded_storage_size;
         if s.deduplication_status == "Enabled" {
             t.deduplication_status = s.deduplication_status.clone();
+        }
+        if t.durability.is_empty() {
+            t.durability = s.durability.clone();
+        } else if t.durability != s.durability {
+            t.durability = "mixed".into();
         }
         t.compaction.merge(&s.compaction);
         for (name, sub) in &s.subscriptions {

@@ -343,6 +343,26 @@ mod gated {
         async fn delete_segments(&self, l: i64, e: i64, b: &[i64]) -> Result<()> {
             self.inner.delete_segments(l, e, b).await
         }
+        async fn commit_log_object(
+            &self,
+            key: &str,
+            at: i64,
+            ranges: &[LogObjectRange],
+        ) -> Result<Vec<(i64, MetadataError)>> {
+            self.inner.commit_log_object(key, at, ranges).await
+        }
+        async fn list_log_objects(&self, l: i64, from: i64) -> Result<Vec<LogObjectRecord>> {
+            self.inner.list_log_objects(l, from).await
+        }
+        async fn trim_log_objects(&self, l: i64, e: i64, below: i64) -> Result<Vec<String>> {
+            self.inner.trim_log_objects(l, e, below).await
+        }
+        async fn set_object_store_durability(&self, l: i64, e: i64, on: bool) -> Result<()> {
+            self.inner.set_object_store_durability(l, e, on).await
+        }
+        async fn has_object_store_durability(&self, l: i64) -> Result<bool> {
+            self.inner.has_object_store_durability(l).await
+        }
         async fn create_service_account(&self, a: &ServiceAccount) -> Result<()> {
             self.inner.create_service_account(a).await
         }

@@ -21,7 +21,10 @@ pub use limits::{
 };
 pub use message_id::MessageId;
 pub use names::{ClusterName, Domain, NameError, NamespaceName, SubscriptionName, TenantName, TopicName};
-pub use policies::{BacklogQuota, BacklogQuotaPolicy, PersistencePolicies, Policies, RetentionPolicies};
+pub use policies::{
+    BacklogQuota, BacklogQuotaPolicy, DurabilityMode, DurabilityPolicy, PersistencePolicies, Policies,
+    RetentionPolicies,
+};
 pub use schema_policies::{SchemaAutoUpdateCompatibilityStrategy, SchemaCompatibilityStrategy};
 pub use secret::Secret;
 pub use topic_policies::{SubscriptionPolicies, TopicPolicies};

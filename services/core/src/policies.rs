@@ -52,6 +52,52 @@ impl PersistencePolicies {
     };
 }
 
+/// How a namespace's partitions make a record durable before acknowledging it
+/// (docs/durability.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DurabilityMode {
+    /// The owning broker's group-committed WAL (one copy until the segment is uploaded).
+    Local,
+    /// The owner and peer brokers' WALs (Pulsar's write and ack quorums). Not available yet.
+    Replicated,
+    /// An object in the bucket, committed in the metadata store under the owner's epoch: a
+    /// crash of the owner loses nothing and another broker takes its partitions over.
+    ObjectStore,
+}
+
+impl DurabilityMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DurabilityMode::Local => "local",
+            DurabilityMode::Replicated => "replicated",
+            DurabilityMode::ObjectStore => "object-store",
+        }
+    }
+}
+
+/// Magnetar's durability policy of a namespace (`/durability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DurabilityPolicy {
+    pub mode: DurabilityMode,
+    /// `object-store`: how long a producer waits for the object before its send fails (the
+    /// record may still be stored later, as with any send that timed out). Default 30000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_store_max_wait_ms: Option<u64>,
+}
+
+impl DurabilityPolicy {
+    pub const DEFAULT_MAX_WAIT_MS: u64 = 30_000;
+    /// What a namespace without the policy gets.
+    pub const LOCAL: DurabilityPolicy =
+        DurabilityPolicy { mode: DurabilityMode::Local, object_store_max_wait_ms: None };
+
+    pub fn max_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.object_store_max_wait_ms.unwrap_or(Self::DEFAULT_MAX_WAIT_MS))
+    }
+}
+
 /// A limit on a subscription's backlog and what happens when it is reached.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -128,6 +174,9 @@ pub struct Policies {
     /// Copies and acknowledgement quorum (`/persistence`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistence: Option<PersistencePolicies>,
+    /// Magnetar's durability mode (`/durability`); absent: `local`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durability: Option<DurabilityPolicy>,
     #[serde(default, rename = "deduplicationEnabled", skip_serializing_if = "Option::is_none")]
     pub deduplication_enabled: Option<bool>,
     /// Seconds between deduplication snapshots while messages arrive.

@@ -189,6 +189,7 @@ impl Config {
         self.binary.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         self.broker.membership.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         self.broker.deduplication.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.broker.durability.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         if self.storage.segment_max_bytes < 1024 {
             bail!("storage.segment_max_bytes = {} is too small (at least 1024)", self.storage.segment_max_bytes);
         }

@@ -1,7 +1,7 @@
 //! The metadata store: clusters with their failure domains and namespace isolation policies,
 //! tenants, namespaces with their policies, topics and their partitions (with ownership epochs
-//! and termination), schema versions, subscriptions with durable cursors and properties, and
-//! the segment index.
+//! and termination), schema versions, subscriptions with durable cursors and properties, the
+//! segment index and the index of log objects (object-store durability).
 //!
 //! `MetadataStore` is the boundary trait. `SqlMetadataStore` implements it over sqlx for both
 //! PostgreSQL (cluster mode) and SQLite (standalone); the shared conformance suite in
@@ -206,6 +206,36 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list_segments(&self, log_id: i64) -> Result<Vec<SegmentRecord>>;
     /// Removes index rows of the given segments (by base offset), conditional on `epoch`.
     async fn delete_segments(&self, log_id: i64, epoch: i64, base_offsets: &[i64]) -> Result<()>;
+
+    // ---- log objects (object-store durability) ----
+    /// Commits the ranges of one log object, each conditional on its partition's epoch: ranges of a
+    /// fenced partition (`Fenced`) or an unknown one (`NotFound`) are left out and returned with
+    /// their error; the others are committed together, atomically. Committing a range already
+    /// committed with the same object key is accepted (a retry after a lost answer); the same
+    /// partition and start offset under another key is `Conflict` in the returned list.
+    /// A range that is empty or starts below 0 fails the whole call with `Conflict`, nothing
+    /// committed.
+    async fn commit_log_object(
+        &self,
+        object_key: &str,
+        committed_at: i64,
+        ranges: &[LogObjectRange],
+    ) -> Result<Vec<(i64, MetadataError)>>;
+    /// The committed ranges of the partition that end after `from_offset`, in offset order.
+    /// `NotFound` for an unknown partition.
+    async fn list_log_objects(&self, log_id: i64, from_offset: i64) -> Result<Vec<LogObjectRecord>>;
+    /// Removes the partition's ranges that end at or before `below` (uploaded segments hold them),
+    /// conditional on `epoch`; returns the keys of the objects no range of any partition references
+    /// any more, which the caller deletes from the bucket (sorted, each once).
+    async fn trim_log_objects(&self, log_id: i64, epoch: i64, below: i64) -> Result<Vec<String>>;
+    /// Records that the owner of `epoch` serves the partition with object-store durability
+    /// (`true`) or not (`false`), conditional on `epoch` (`Fenced` otherwise, `NotFound` for an
+    /// unknown partition). The mark belongs to that epoch: the next `acquire_partition` voids it.
+    async fn set_object_store_durability(&self, log_id: i64, epoch: i64, on: bool) -> Result<()>;
+    /// Whether the partition's current owner (its current epoch) marked it object-store durable:
+    /// only then does the committed log hold every acknowledged record, so that another broker
+    /// may take the partition over without its owner. `NotFound` for an unknown partition.
+    async fn has_object_store_durability(&self, log_id: i64) -> Result<bool>;
 
     // ---- compacted views (topic compaction) ----
     /// Replaces the partition's compacted view by `view`, conditional on `epoch` and on the view

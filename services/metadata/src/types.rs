@@ -134,6 +134,28 @@ pub struct SegmentRecord {
     pub created_at: i64,
 }
 
+/// One partition's records in a log object: offsets `start_offset..end_offset`, written under `epoch`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogObjectRange {
+    pub log_id: i64,
+    pub start_offset: i64,
+    /// Exclusive.
+    pub end_offset: i64,
+    pub epoch: i64,
+}
+
+/// A committed range and the object holding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogObjectRecord {
+    pub log_id: i64,
+    pub start_offset: i64,
+    /// Exclusive.
+    pub end_offset: i64,
+    pub object_key: String,
+    /// Milliseconds since the epoch.
+    pub committed_at: i64,
+}
+
 /// A partition's compacted view (Pulsar's compacted ledger): the object holding, for every key,
 /// the latest message below `horizon`, tombstoned keys left out.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -386,6 +386,59 @@ impl PartitionLog {
         self.shared.object_log.get()
     }
 
+    /// Commits the records from `from` to the end into log objects (object-store durability
+    /// taken on by a log holding records the bucket lacks: a restart after a crash between the
+    /// WAL and the object, or a log that had local durability). Call it at load, after
+    /// [`PartitionLog::set_object_store_durability`] and before any append. Returns the records
+    /// committed.
+    pub async fn commit_local_tail(&self, from: u64) -> Result<u64> {
+        let (Some(mode), Some(objects)) = (self.object_mode(), self.object_log().cloned()) else {
+            return Err(StorageError::Unavailable(format!(
+                "log {} does not have object-store durability",
+                self.log_id
+            )));
+        };
+        let me = self.me.upgrade().ok_or(StorageError::LogDeleted(self.log_id))?;
+        let (mut next, end, mut count) = (from, self.end_offset(), 0);
+        while next < end {
+            let part = me.clone();
+            let records = tokio::task::spawn_blocking(move || part.read(next, 4096, 4 << 20))
+                .await
+                .map_err(|e| StorageError::Unavailable(format!("read task failed: {e}")))??;
+            let Some(last) = records.last().map(|r| r.offset) else { break };
+            // One frame per segment: a frame names the segment its records belong to.
+            let mut rest = records;
+            while !rest.is_empty() {
+                let base = rest[0].segment_base;
+                let n = rest.iter().take_while(|r| r.segment_base == base).count();
+                let tail = rest.split_off(n);
+                let group = std::mem::replace(&mut rest, tail);
+                let (start, stop) = (group[0].offset, group[group.len() - 1].offset + 1);
+                let inputs: Vec<RecordInput> = group.into_iter().map(Record::into_input).collect();
+                let frame = codec::encode_data_frame(self.log_id, base, start, &inputs);
+                let (tx, rx) = oneshot::channel();
+                objects.queue(crate::objlog::Waiting {
+                    part: me.clone(),
+                    mode,
+                    start,
+                    end: stop,
+                    frame: frame.bytes,
+                    queued: std::time::Instant::now(),
+                    done: Some(tx),
+                });
+                rx.await.map_err(|_| StorageError::ShuttingDown)??;
+                count += stop - start;
+            }
+            next = last + 1;
+        }
+        Ok(count)
+    }
+
+    /// How long appenders wait for the object store, when the log has object-store durability.
+    pub fn object_store_max_wait(&self) -> Option<std::time::Duration> {
+        self.object_mode().map(|m| m.max_wait)
+    }
+
     /// The epoch this log's records are committed under, when it has object-store durability.
     pub fn object_store_epoch(&self) -> Option<i64> {
         self.object_mode().map(|m| m.epoch)

@@ -75,6 +75,20 @@ pub struct Record {
 }
 
 impl Record {
+    /// The record as its producer handed it (to store it again elsewhere, at the same offset).
+    pub fn into_input(self) -> RecordInput {
+        RecordInput {
+            publish_time: self.publish_time,
+            event_time: self.event_time,
+            key: self.key,
+            properties: self.properties,
+            payload: self.payload,
+            producer: self.producer,
+            batch: self.batch,
+            chunk: self.chunk,
+        }
+    }
+
     /// The message id every surface gives this record. A batched record is `L:E:i` with `E` the
     /// entry of its batch's first message (what the producer's receipt named); should that
     /// entry lie before the record's segment (a batch cut by a segment roll, or a batch whose

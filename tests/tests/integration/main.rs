@@ -39,6 +39,7 @@ mod tier_balance;
 mod tier_binary;
 mod tier_binary_proxy;
 mod tier_crash;
+mod tier_failover;
 mod tier_fanout;
 mod tier_handover;
 mod tier_scale;

@@ -45,6 +45,7 @@ pub mod compaction;
 pub mod console;
 pub mod consume;
 pub mod deduplication;
+pub mod durability;
 pub mod messages;
 pub mod namespace_limits;
 pub mod namespace_policies;

@@ -388,6 +388,7 @@ impl Offloader {
                 }
             }
             p.log.mark_offloaded(remote);
+            crate::durability::trim_log_objects(&self.ctx, p, info.end_offset).await;
             self.ctx.storage.note_uploaded(info.size_bytes);
             tracing::debug!(topic = %p.name, key, "segment offloaded");
             self.drop_due_copies(p, policy).await?;

@@ -30,6 +30,9 @@ pub struct TierMetrics {
     /// Bundles the leader moved to balance load.
     pub rebalance_moves: IntCounter,
     pub bundle_splits: IntCounter,
+    /// Bundles with object-store durability the leader gave a live broker after their owner's
+    /// lease expired.
+    pub failovers: IntCounter,
 }
 
 impl TierMetrics {
@@ -97,6 +100,10 @@ impl TierMetrics {
             leader: gauge("magnetar_tier_leader", "1 while this broker leads the tier (placement and balance)"),
             rebalance_moves: counter("magnetar_tier_rebalance_moves_total", "bundles the leader moved to balance load"),
             bundle_splits: counter("magnetar_tier_bundle_splits_total", "hot bundles the leader split"),
+            failovers: counter(
+                "magnetar_tier_failovers_total",
+                "bundles with object-store durability given to a live broker after their owner's lease expired",
+            ),
         }
     }
 

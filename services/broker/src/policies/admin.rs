@@ -191,9 +191,38 @@ pub fn check_persistence(p: Option<&PersistencePolicies>) -> Result<()> {
     Ok(())
 }
 
+/// Longest `objectStoreMaxWaitMs` accepted: a producer waiting longer has long given up.
+pub const MAX_OBJECT_STORE_WAIT_MS: u64 = 600_000;
+
+/// Magnetar's checks of a durability policy (400 on violation).
+pub fn check_durability(p: Option<&magnetar_core::DurabilityPolicy>) -> Result<()> {
+    use magnetar_core::DurabilityMode;
+    let Some(p) = p else { return Ok(()) };
+    if p.mode == DurabilityMode::Replicated {
+        return Err(BrokerError::InvalidArgument(
+            "durability mode replicated is not available yet: choose local or object-store".into(),
+        ));
+    }
+    if let Some(ms) = p.object_store_max_wait_ms {
+        if p.mode != DurabilityMode::ObjectStore {
+            return Err(BrokerError::InvalidArgument(format!(
+                "objectStoreMaxWaitMs applies to mode object-store, not {}",
+                p.mode.as_str()
+            )));
+        }
+        if ms == 0 || ms > MAX_OBJECT_STORE_WAIT_MS {
+            return Err(BrokerError::InvalidArgument(format!(
+                "objectStoreMaxWaitMs must be between 1 and {MAX_OBJECT_STORE_WAIT_MS}, got {ms}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Pulsar's validation of the limit policies of a namespace (412 on violation).
 pub fn validate_namespace(p: &Policies) -> Result<()> {
     check_persistence(p.persistence.as_ref())?;
+    check_durability(p.durability.as_ref())?;
     non_negative("maxProducersPerTopic", p.max_producers_per_topic)?;
     non_negative("maxConsumersPerTopic", p.max_consumers_per_topic)?;
     non_negative("maxConsumersPerSubscription", p.max_consumers_per_subscription)?;

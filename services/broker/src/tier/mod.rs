@@ -499,7 +499,7 @@ impl Tier {
         }))
     }
 
-    async fn is_leader(&self) -> Result<bool> {
+    pub(crate) async fn is_leader(&self) -> Result<bool> {
         Ok(self.membership.may_acknowledge()
             && self.leader().await?.is_some_and(|l| l.registration.session_id == self.me().1))
     }

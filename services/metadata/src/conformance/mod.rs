@@ -12,6 +12,7 @@ mod brokers;
 mod bundles;
 mod catalog;
 mod clusters;
+mod log_objects;
 mod logs;
 mod topic_ops;
 mod topics;
@@ -21,6 +22,7 @@ pub use brokers::*;
 pub use bundles::*;
 pub use catalog::*;
 pub use clusters::*;
+pub use log_objects::*;
 pub use logs::*;
 pub use topic_ops::*;
 pub use topics::*;
@@ -64,6 +66,16 @@ macro_rules! conformance_tests {
             segment_commit_list_delete,
             dedup_snapshots_are_replaced_fenced_and_go_with_their_topic,
             segment_writes_are_fenced,
+            log_object_ranges_commit_and_list_in_offset_order,
+            a_log_object_commit_leaves_out_fenced_and_unknown_partitions,
+            a_log_object_commit_retry_is_accepted_and_another_key_conflicts,
+            trimming_log_objects_is_fenced_and_frees_an_object_once_unreferenced,
+            concurrent_trims_free_a_shared_object_exactly_once,
+            deleting_a_topic_removes_its_log_object_ranges,
+            object_store_durability_holds_for_the_epoch_it_was_marked_under,
+            a_stale_owner_cannot_change_object_store_durability,
+            unmarking_object_store_durability_clears_it,
+            object_store_durability_of_an_unknown_partition_is_not_found,
             service_account_create_get_list_delete,
             service_account_tokens_list_and_revoke,
             deleting_account_or_tenant_revokes_its_tokens,

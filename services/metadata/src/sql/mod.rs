@@ -10,6 +10,7 @@ mod catalog;
 mod clusters;
 mod compaction;
 mod errors;
+mod log_objects;
 mod logs;
 mod store;
 mod topic_ops;

@@ -1,13 +1,13 @@
 //! `MetadataStore` for `SqlMetadataStore`: each method forwards to the implementation in the
-//! file of its resource (catalog, topics, logs).
+//! file of its resource (catalog, topics, logs, log objects).
 
 use super::SqlMetadataStore;
 use crate::{
     BrokerLoad, BrokerRecord, BrokerRegistration, BrokerState, BundleOwnership, BundleState, BundleTransition,
     ClusterData, CompactedViewRecord, CursorCheckpoint, CursorState, DedupSnapshot, FailureDomain, LeaseGrant,
-    MetadataError, MetadataStore, NamespaceIsolationData, NamespaceRecord, NewTopic, PartitionRecord, Result,
-    RevokedToken, SchemaVersion, SegmentRecord, ServiceAccount, ServiceAccountToken, SubscriptionRecord, TenantInfo,
-    TopicRecord,
+    LogObjectRange, LogObjectRecord, MetadataError, MetadataStore, NamespaceIsolationData, NamespaceRecord, NewTopic,
+    PartitionRecord, Result, RevokedToken, SchemaVersion, SegmentRecord, ServiceAccount, ServiceAccountToken,
+    SubscriptionRecord, TenantInfo, TopicRecord,
 };
 use async_trait::async_trait;
 use magnetar_core::{NamespaceName, Policies, TenantName, TopicName};
@@ -218,6 +218,27 @@ impl MetadataStore for SqlMetadataStore {
     }
     async fn delete_segments(&self, log_id: i64, epoch: i64, base_offsets: &[i64]) -> Result<()> {
         self.delete_segments_impl(log_id, epoch, base_offsets).await
+    }
+
+    async fn commit_log_object(
+        &self,
+        object_key: &str,
+        committed_at: i64,
+        ranges: &[LogObjectRange],
+    ) -> Result<Vec<(i64, MetadataError)>> {
+        self.commit_log_object_impl(object_key, committed_at, ranges).await
+    }
+    async fn list_log_objects(&self, log_id: i64, from_offset: i64) -> Result<Vec<LogObjectRecord>> {
+        self.list_log_objects_impl(log_id, from_offset).await
+    }
+    async fn trim_log_objects(&self, log_id: i64, epoch: i64, below: i64) -> Result<Vec<String>> {
+        self.trim_log_objects_impl(log_id, epoch, below).await
+    }
+    async fn set_object_store_durability(&self, log_id: i64, epoch: i64, on: bool) -> Result<()> {
+        self.set_object_store_durability_impl(log_id, epoch, on).await
+    }
+    async fn has_object_store_durability(&self, log_id: i64) -> Result<bool> {
+        self.has_object_store_durability_impl(log_id).await
     }
 
     async fn commit_compacted_view(

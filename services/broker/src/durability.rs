@@ -1,0 +1,295 @@
+//! Durability modes in the broker (docs/durability.md): the namespace policy and how it takes
+//! effect, the committer of log objects (the metadata store's index, each range under its
+//! partition's epoch), and what a broker does when it loads a partition with object-store
+//! durability: recover the committed records its copy lacks, and commit the records its copy
+//! has that the bucket lacks, before the first append.
+
+use crate::context::Context;
+use crate::{Broker, BrokerError, Result};
+use magnetar_core::{DurabilityMode, DurabilityPolicy, NamespaceName};
+use magnetar_metadata::{LogObjectRange, MetadataError, MetadataStore};
+use magnetar_storage::{LogObjectCommitter, ObjectLog, ObjectLogConfig, ObjectRange, PartitionLog, StorageError};
+use std::sync::Arc;
+
+/// A log object's records, per log, as `decode_log_object` returns them.
+type DecodedObject = Vec<(u64, Vec<magnetar_storage::Record>)>;
+
+/// Most records re-appended in one request while recovering (one WAL frame each).
+const RECOVERY_CHUNK: usize = 1024;
+
+/// Commits log objects in the metadata store.
+struct MetadataCommitter {
+    metadata: Arc<dyn MetadataStore>,
+    clock: magnetar_core::SharedClock,
+    fenced: prometheus::IntCounter,
+}
+
+#[async_trait::async_trait]
+impl LogObjectCommitter for MetadataCommitter {
+    async fn commit(&self, key: &str, ranges: &[ObjectRange]) -> magnetar_storage::Result<Vec<(u64, String)>> {
+        let rows: Vec<LogObjectRange> = ranges
+            .iter()
+            .map(|r| LogObjectRange {
+                log_id: r.log_id as i64,
+                start_offset: r.start as i64,
+                end_offset: r.end as i64,
+                epoch: r.epoch,
+            })
+            .collect();
+        let refused = self
+            .metadata
+            .commit_log_object(key, self.clock.now_millis(), &rows)
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("log object {key} not committed: {e}")))?;
+        for (_, e) in &refused {
+            if matches!(e, MetadataError::Fenced { .. }) {
+                self.fenced.inc();
+            }
+        }
+        Ok(refused.into_iter().map(|(id, e)| (id as u64, e.to_string())).collect())
+    }
+}
+
+/// Starts the object-store durability writer of this broker process, when it has an object
+/// store: its objects go under `wal-objects/{broker}/{session}`.
+pub(crate) fn attach_object_log(ctx: &Context) {
+    let Some(tier) = ctx.storage.tier() else { return };
+    let session = &ctx.membership.registration().session_id;
+    let broker: String = ctx
+        .broker_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .collect();
+    let config = ObjectLogConfig {
+        prefix: format!("wal-objects/{broker}/{session}"),
+        window: std::time::Duration::from_millis(ctx.config.durability.object_store_window_ms),
+        max_object_bytes: ctx.config.durability.object_store_max_object_bytes,
+        max_backlog_bytes: ctx.config.durability.object_store_max_backlog_bytes,
+    };
+    let committer = MetadataCommitter {
+        metadata: Arc::clone(&ctx.metadata),
+        clock: ctx.clock.clone(),
+        fenced: ctx.metrics.tier.fenced_writes.clone(),
+    };
+    ctx.storage.attach_object_log(ObjectLog::start(Arc::clone(tier), Arc::new(committer), config));
+}
+
+/// Broker settings of durability (`[broker.durability]`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DurabilityConfig {
+    /// Object-store durability: how long records are gathered into one object (the ack waits
+    /// for it; PUTs per second are bounded by it whatever the number of partitions).
+    pub object_store_window_ms: u64,
+    /// An object is written at once when it reaches this size.
+    pub object_store_max_object_bytes: usize,
+    /// Appends are refused while this many bytes wait for the object store.
+    pub object_store_max_backlog_bytes: usize,
+}
+
+impl Default for DurabilityConfig {
+    fn default() -> Self {
+        DurabilityConfig {
+            object_store_window_ms: 25,
+            object_store_max_object_bytes: 8 << 20,
+            object_store_max_backlog_bytes: 256 << 20,
+        }
+    }
+}
+
+impl DurabilityConfig {
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.object_store_window_ms == 0 || self.object_store_window_ms > 10_000 {
+            return Err(format!(
+                "broker.durability.object_store_window_ms must be between 1 and 10000, got {}",
+                self.object_store_window_ms
+            ));
+        }
+        if self.object_store_max_object_bytes < 64 << 10 {
+            return Err("broker.durability.object_store_max_object_bytes must be at least 65536".into());
+        }
+        if self.object_store_max_backlog_bytes < self.object_store_max_object_bytes {
+            return Err(
+                "broker.durability.object_store_max_backlog_bytes must be at least object_store_max_object_bytes"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The durability policy in force for a namespace's partitions loaded now.
+pub(crate) async fn policy_of(ctx: &Context, ns: &NamespaceName) -> Result<DurabilityPolicy> {
+    Ok(ctx.fresh_policies(ns).await?.durability.unwrap_or(DurabilityPolicy::LOCAL))
+}
+
+/// Gives a log being loaded (after `acquire_partition` gave it `epoch`, before any append) the
+/// durability of `policy`. With object-store durability the committed records past the log's
+/// end are appended first, and records the log has past what the bucket and the segment index
+/// hold are committed, so that the log and the bucket agree from the first append on.
+pub(crate) async fn apply(
+    ctx: &Context,
+    log: &Arc<PartitionLog>,
+    log_id: i64,
+    epoch: i64,
+    policy: DurabilityPolicy,
+) -> Result<()> {
+    // A log keeps its handle across unloads: whatever an earlier load set, the records
+    // recovered below are appended with local durability (they are committed already).
+    log.set_local_durability();
+    if policy.mode != DurabilityMode::ObjectStore {
+        return Ok(());
+    }
+    let recovered = recover(ctx, log, log_id).await?;
+    log.set_object_store_durability(epoch, policy.max_wait())?;
+    let segments_end = ctx.metadata.list_segments(log_id).await?.iter().map(|s| s.end_offset).max().unwrap_or(0);
+    let objects_end =
+        ctx.metadata.list_log_objects(log_id, 0).await?.last().map_or(0, |r| r.end_offset).max(segments_end).max(0)
+            as u64;
+    let committed = if log.end_offset() > objects_end { log.commit_local_tail(objects_end).await? } else { 0 };
+    // From here on the leader may fail the partition over if this broker dies.
+    ctx.metadata.set_object_store_durability(log_id, epoch, true).await?;
+    if recovered > 0 || committed > 0 {
+        tracing::info!(
+            log_id,
+            epoch,
+            recovered,
+            committed,
+            end = log.end_offset(),
+            "partition with object-store durability brought in line with the bucket"
+        );
+    }
+    Ok(())
+}
+
+/// Waits until every record accepted by a closed log with object-store durability is
+/// committed (visible), so that a handover answers its producers before the segments go: a
+/// record the next owner serves was acknowledged here, never refused as fenced.
+pub(crate) async fn wait_committed(p: &crate::partition::Partition) -> Result<()> {
+    if p.log.object_store_epoch().is_none() {
+        return Ok(());
+    }
+    let end = p.log.close();
+    if end == 0 || p.log.end_offset() >= end {
+        return Ok(());
+    }
+    let wait = p.log.object_store_max_wait().unwrap_or_default();
+    tokio::time::timeout(wait, p.log.wait_for_data(end - 1)).await.map_err(|_| {
+        unavailable(format!(
+            "partition {}: records wait for the object store longer than {} ms; the handover is retried later",
+            p.log_id,
+            wait.as_millis()
+        ))
+    })
+}
+
+/// The segment index now holds the partition below `end`: its log-object ranges below it are
+/// dropped, and objects no range references any more are deleted from the bucket. A failure
+/// is logged and left to the next upload (the ranges stay valid, only redundant).
+pub(crate) async fn trim_log_objects(ctx: &Context, p: &crate::partition::Partition, end: u64) {
+    if p.log.object_store_epoch().is_none() {
+        return;
+    }
+    let keys = match ctx.metadata.trim_log_objects(p.log_id, p.epoch, end as i64).await {
+        Ok(keys) => keys,
+        Err(e) => {
+            ctx.note_fenced(&e);
+            tracing::warn!(topic = %p.name, error = %e, "log objects not trimmed; retried after the next upload");
+            return;
+        }
+    };
+    if let (false, Some(tier)) = (keys.is_empty(), ctx.storage.tier())
+        && let Err(e) = tier.delete_objects(&keys).await
+    {
+        // Unreferenced: nothing reads them again; an object-store lifecycle rule or a later
+        // sweep removes them.
+        tracing::warn!(topic = %p.name, error = %e, objects = keys.len(), "unreferenced log objects not deleted");
+    }
+}
+
+/// Appends the committed records past the log's end (another broker's, which died or was
+/// fenced) at exactly their offsets. Returns how many.
+async fn recover(ctx: &Context, log: &Arc<PartitionLog>, log_id: i64) -> Result<u64> {
+    let mut next = log.end_offset();
+    let ranges = ctx.metadata.list_log_objects(log_id, next as i64).await?;
+    let Some(tier) = ctx.storage.tier() else {
+        return Err(unavailable(format!(
+            "partition {log_id} has records in log objects but this broker has no object store"
+        )));
+    };
+    let mut count = 0;
+    // The object last fetched: consecutive ranges often share one.
+    let mut object: Option<(String, DecodedObject)> = None;
+    for range in ranges {
+        let (start, end) = (range.start_offset as u64, range.end_offset as u64);
+        if start > next {
+            return Err(unavailable(format!(
+                "partition {log_id}: the committed log objects leave offsets {next}..{start} uncovered; refusing to serve \
+                 it rather than renumbering"
+            )));
+        }
+        if object.as_ref().is_none_or(|(k, _)| *k != range.object_key) {
+            let bytes = tier.get_object(&range.object_key).await?;
+            object = Some((range.object_key.clone(), magnetar_storage::decode_log_object(&bytes)?));
+        }
+        let (_, frames) = object.as_ref().expect("fetched above");
+        let records: Vec<magnetar_storage::Record> = frames
+            .iter()
+            .filter(|(id, _)| *id == log_id as u64)
+            .flat_map(|(_, recs)| recs.iter())
+            .filter(|r| r.offset >= next && r.offset < end)
+            .cloned()
+            .collect();
+        for chunk in records.chunks(RECOVERY_CHUNK) {
+            let first = chunk[0].offset;
+            if first != next {
+                return Err(unavailable(format!(
+                    "partition {log_id}: log object {} holds offset {first} where {next} was expected",
+                    range.object_key
+                )));
+            }
+            let ids = log.append(chunk.iter().cloned().map(magnetar_storage::Record::into_input).collect()).await?;
+            debug_assert_eq!(ids.first().map(|i| i.0), Some(first));
+            next += chunk.len() as u64;
+            count += chunk.len() as u64;
+        }
+        if next < end {
+            return Err(unavailable(format!(
+                "partition {log_id}: log object {} lacks offsets {next}..{end} it was committed with",
+                range.object_key
+            )));
+        }
+    }
+    Ok(count)
+}
+
+impl Broker {
+    /// Sets (or with `None` removes) a namespace's durability policy. It takes effect when each
+    /// bundle next changes owner, so the bundles are unloaded (handed over, in a tier) at once:
+    /// history is never rewritten, a partition's records from then on follow the new mode.
+    pub async fn set_durability(&self, ns: &NamespaceName, policy: Option<DurabilityPolicy>) -> Result<()> {
+        if policy.is_some_and(|p| p.mode == DurabilityMode::ObjectStore) && self.ctx.storage.object_log().is_none() {
+            return Err(BrokerError::InvalidArgument(
+                "durability mode object-store needs an object store, and this broker has none configured".into(),
+            ));
+        }
+        self.admin()
+            .update_policies(ns, |p| {
+                p.durability = policy;
+                Ok(())
+            })
+            .await?;
+        self.unload_bundles(ns, None).await?;
+        Ok(())
+    }
+
+    /// A namespace's own durability policy (`None`: it sets none, `local` applies).
+    pub async fn durability(&self, ns: &NamespaceName) -> Result<Option<DurabilityPolicy>> {
+        Ok(self.admin().get_policies(ns).await?.durability)
+    }
+}
+
+/// A partition that cannot be served as it stands (the caller's request fails with 503).
+fn unavailable(detail: String) -> BrokerError {
+    StorageError::Unavailable(detail).into()
+}

@@ -1,0 +1,300 @@
+//! Conformance: the index of log objects and the partitions' object-store durability marks.
+
+use super::{assert_err, assert_names, given_namespace, given_topic};
+use crate::{LogObjectRange, LogObjectRecord, MetadataError, MetadataStore};
+use std::sync::Arc;
+
+const MISSING_LOG_ID: i64 = 987_654_321;
+
+fn range(log_id: i64, start_offset: i64, end_offset: i64, epoch: i64) -> LogObjectRange {
+    LogObjectRange { log_id, start_offset, end_offset, epoch }
+}
+
+fn record(log_id: i64, start_offset: i64, end_offset: i64, key: &str, committed_at: i64) -> LogObjectRecord {
+    LogObjectRecord { log_id, start_offset, end_offset, object_key: key.to_string(), committed_at }
+}
+
+/// The refused ranges as (log id, error kind), sorted by log id: the order is not part of the
+/// contract.
+fn kinds(refused: &[(i64, MetadataError)]) -> Vec<(i64, &'static str)> {
+    let mut kinds: Vec<(i64, &'static str)> = refused
+        .iter()
+        .map(|(log_id, e)| {
+            let kind = match e {
+                MetadataError::Fenced { .. } => "fenced",
+                MetadataError::NotFound(_) => "not found",
+                MetadataError::Conflict(_) => "conflict",
+                other => panic!("unexpected error for partition {log_id}: {other:?}"),
+            };
+            (*log_id, kind)
+        })
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+pub async fn log_object_ranges_commit_and_list_in_offset_order(store: Arc<dyn MetadataStore>) {
+    given_namespace(store.as_ref(), "acme/orders").await;
+    let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 2).await;
+    let (p0, p1) = (t.partition_records[0].log_id, t.partition_records[1].log_id);
+    let (e0, e1) = (
+        store.acquire_partition(p0, "broker-1").await.unwrap(),
+        store.acquire_partition(p1, "broker-1").await.unwrap(),
+    );
+    assert_eq!(store.list_log_objects(p0, 0).await.unwrap(), vec![]);
+
+    // The later object committed first: listing is by offset, not by commit.
+    let refused = store.commit_log_object("logs/b1/s1/2", 2_000, &[range(p0, 10, 12, e0)]).await.unwrap();
+    assert!(refused.is_empty(), "{refused:?}");
+    let refused =
+        store.commit_log_object("logs/b1/s1/1", 1_000, &[range(p1, 0, 5, e1), range(p0, 0, 10, e0)]).await.unwrap();
+    assert!(refused.is_empty(), "{refused:?}");
+
+    let first = record(p0, 0, 10, "logs/b1/s1/1", 1_000);
+    let second = record(p0, 10, 12, "logs/b1/s1/2", 2_000);
+    assert_eq!(store.list_log_objects(p0, 0).await.unwrap(), vec![first.clone(), second.clone()]);
+    assert_eq!(store.list_log_objects(p0, 9).await.unwrap(), vec![first, second.clone()]);
+    // A range ending at or before `from_offset` is not listed.
+    assert_eq!(store.list_log_objects(p0, 10).await.unwrap(), vec![second.clone()]);
+    assert_eq!(store.list_log_objects(p0, 11).await.unwrap(), vec![second]);
+    assert_eq!(store.list_log_objects(p0, 12).await.unwrap(), vec![]);
+    assert_eq!(store.list_log_objects(p1, 0).await.unwrap(), vec![record(p1, 0, 5, "logs/b1/s1/1", 1_000)]);
+
+    let err = assert_err!(store.list_log_objects(MISSING_LOG_ID, 0).await, NotFound);
+    assert_names(&err, &format!("partition {MISSING_LOG_ID}"));
+}
+
+pub async fn a_log_object_commit_leaves_out_fenced_and_unknown_partitions(store: Arc<dyn MetadataStore>) {
+    given_namespace(store.as_ref(), "acme/orders").await;
+    let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 2).await;
+    let (p0, p1) = (t.partition_records[0].log_id, t.partition_records[1].log_id);
+    let old = store.acquire_partition(p0, "broker-1").await.unwrap();
+    let e1 = store.acquire_partition(p1, "broker-1").await.unwrap();
+    let new = store.acquire_partition(p0, "broker-2").await.unwrap();
+
+    let ranges = [range(p0, 0, 10, old), range(p1, 0, 7, e1), range(MISSING_LOG_ID, 0, 3, 1)];
+    let refused = store.commit_log_object("k/1", 1_000, &ranges).await.unwrap();
+    assert_eq!(kinds(&refused), [(p0, "fenced"), (MISSING_LOG_ID, "not found")]);
+    let fenced = refused.iter().find(|(l, _)| *l == p0).map(|(_, e)| e);
+    assert!(
+        matches!(fenced, Some(MetadataError::Fenced { log_id, epoch }) if *log_id == p0 && *epoch == old),
+        "{fenced:?}"
+    );
+    let missing = refused.iter().find(|(l, _)| *l == MISSING_LOG_ID).map(|(_, e)| e.to_string());
+    assert!(missing.is_some_and(|m| m.contains(&format!("partition {MISSING_LOG_ID}"))), "{refused:?}");
+
+    // The zombie's range is not part of the log; the other partition's range is.
+    assert_eq!(store.list_log_objects(p0, 0).await.unwrap(), vec![]);
+    assert_eq!(store.list_log_objects(p1, 0).await.unwrap(), vec![record(p1, 0, 7, "k/1", 1_000)]);
+
+    // The new owner commits the same offsets.
+    assert!(store.commit_log_object("k/2", 2_000, &[range(p0, 0, 10, new)]).await.unwrap().is_empty());
+    assert_eq!(store.list_log_objects(p0, 0).await.unwrap(), vec![record(p0, 0, 10, "k/2", 2_000)]);
+
+    // A malformed range fails the whole call: nothing of it is committed.
+    let err =
+        assert_err!(store.commit_log_object("k/3", 3_000, &[range(p1, 7, 9, e1), range(p1, 9, 9, e1)]).await, Conflict);
+    assert_names(&err, &format!("partition {p1}"));
+    assert_err!(store.commit_log_object("k/3", 3_000, &[range(p1, -1, 9, e1)]).await, Conflict);
+    assert_eq!(store.list_log_objects(p1, 0).await.unwrap(), vec![record(p1, 0, 7, "k/1", 1_000)]);
+    assert!(store.commit_log_object("k/4", 4_000, &[]).await.unwrap().is_empty());
+}
+
+pub async fn a_log_object_commit_retry_is_accepted_and_another_key_conflicts(store: Arc<dyn MetadataStore>) {
+    given_namespace(store.as_ref(), "acme/orders").await;
+    let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 0).await;
+    let log_id = t.partition_records[0].log_id;
+    let epoch = store.acquire_partition(log_id, "broker-1").await.unwrap();
+
+    assert!(store.commit_log_object("k/1", 1_000, &[range(log_id, 0, 10, epoch)]).await.unwrap().is_empty());
+    // The answer was lost and the broker retries: accepted, still one row.
+    let refused = store.commit_log_object("k/1", 1_500, &[range(log_id, 0, 10, epoch)]).await.unwrap();
+    assert!(refused.is_empty(), "{refused:?}");
+    assert_eq!(store.list_log_objects(log_id, 0).await.unwrap(), vec![record(log_id, 0, 10, "k/1", 1_000)]);
+
+    // The same start under another key is a conflict; the object's other range commits.
+    let refused = store
+        .commit_log_object("k/2", 2_000, &[range(log_id, 0, 10, epoch), range(log_id, 10, 20, epoch)])
+        .await
+        .unwrap();
+    assert_eq!(kinds(&refused), [(log_id, "conflict")]);
+    assert_names(&refused[0].1, "k/1");
+    assert_names(&refused[0].1, &format!("partition {log_id}"));
+    // So is the same key with another end: the object cannot hold both.
+    let refused = store.commit_log_object("k/1", 3_000, &[range(log_id, 0, 8, epoch)]).await.unwrap();
+    assert_eq!(kinds(&refused), [(log_id, "conflict")]);
+
+    assert_eq!(
+        store.list_log_objects(log_id, 0).await.unwrap(),
+        vec![record(log_id, 0, 10, "k/1", 1_000), record(log_id, 10, 20, "k/2", 2_000)]
+    );
+}
+
+pub async fn trimming_log_objects_is_fenced_and_frees_an_object_once_unreferenced(store: Arc<dyn MetadataStore>) {
+    given_namespace(store.as_ref(), "acme/orders").await;
+    let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 2).await;
+    let (p0, p1) = (t.partition_records[0].log_id, t.partition_records[1].log_id);
+    let old = store.acquire_partition(p0, "broker-1").await.unwrap();
+    let e1 = store.acquire_partition(p1, "broker-1").await.unwrap();
+    for (key, ranges) in [
+        ("k/1", vec![range(p0, 0, 10, old), range(p1, 0, 5, e1)]),
+        ("k/2", vec![range(p0, 10, 20, old), range(p1, 5, 8, e1)]),
+        ("k/3", vec![range(p0, 20, 30, old)]),
+    ] {
+        assert!(store.commit_log_object(key, 1_000, &ranges).await.unwrap().is_empty());
+    }
+
+    // Only ranges ending at or before `below` go; k/1 is still referenced by partition 1.
+    assert_eq!(store.trim_log_objects(p0, old, 15).await.unwrap(), Vec::<String>::new());
+    assert_eq!(
+        store.list_log_objects(p0, 0).await.unwrap(),
+        vec![record(p0, 10, 20, "k/2", 1_000), record(p0, 20, 30, "k/3", 1_000)]
+    );
+    assert_eq!(store.trim_log_objects(p0, old, 20).await.unwrap(), Vec::<String>::new());
+    // Partition 1 dropped the last references to k/1 and k/2.
+    assert_eq!(store.trim_log_objects(p1, e1, 8).await.unwrap(), ["k/1", "k/2"]);
+    assert_eq!(store.list_log_objects(p1, 0).await.unwrap(), vec![]);
+
+    // A broker that lost the partition trims nothing.
+    let new = store.acquire_partition(p0, "broker-2").await.unwrap();
+    let err = store.trim_log_objects(p0, old, 30).await.unwrap_err();
+    assert!(matches!(err, MetadataError::Fenced { log_id, epoch } if log_id == p0 && epoch == old), "{err:?}");
+    assert_eq!(store.list_log_objects(p0, 0).await.unwrap(), vec![record(p0, 20, 30, "k/3", 1_000)]);
+
+    assert_eq!(store.trim_log_objects(p0, new, 30).await.unwrap(), ["k/3"]);
+    assert_eq!(store.trim_log_objects(p0, new, 30).await.unwrap(), Vec::<String>::new(), "a key is returned once");
+    assert_eq!(store.list_log_objects(p0, 0).await.unwrap(), vec![]);
+    let err = assert_err!(store.trim_log_objects(MISSING_LOG_ID, new, 30).await, NotFound);
+    assert_names(&err, &format!("partition {MISSING_LOG_ID}"));
+}
+
+pub async fn concurrent_trims_free_a_shared_object_exactly_once(store: Arc<dyn MetadataStore>) {
+    given_namespace(store.as_ref(), "acme/orders").await;
+    let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 8).await;
+    let mut owned = Vec::new();
+    for p in &t.partition_records {
+        owned.push((p.log_id, store.acquire_partition(p.log_id, "broker-1").await.unwrap()));
+    }
+    // Every partition drops its range of the shared object at the same time: whatever the
+    // interleaving, exactly one trim must see the object unreferenced, or it leaks (none) or is
+    // deleted twice (more).
+    for round in 0..5_i64 {
+        let key = format!("k/{round}");
+        let (start, end) = (round * 10, round * 10 + 10);
+        let ranges: Vec<LogObjectRange> = owned.iter().map(|(l, e)| range(*l, start, end, *e)).collect();
+        assert!(store.commit_log_object(&key, 1_000, &ranges).await.unwrap().is_empty());
+        let trims: Vec<_> = owned
+            .iter()
+            .map(|&(log_id, epoch)| {
+                let store = store.clone();
+                tokio::spawn(async move { store.trim_log_objects(log_id, epoch, end).await })
+            })
+            .collect();
+        let mut freed = Vec::new();
+        for trim in trims {
+            freed.extend(trim.await.expect("task").expect("trim"));
+        }
+        assert_eq!(freed, [key], "round {round}");
+    }
+}
+
+pub async fn deleting_a_topic_removes_its_log_object_ranges(store: Arc<dyn MetadataStore>) {
+    given_namespace(store.as_ref(), "acme/orders").await;
+    let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 2).await;
+    let other = given_topic(store.as_ref(), "persistent://acme/orders/other", 0).await;
+    let mut ranges = Vec::new();
+    for p in t.partition_records.iter().chain(&other.partition_records) {
+        let epoch = store.acquire_partition(p.log_id, "broker-1").await.unwrap();
+        ranges.push(range(p.log_id, 0, 4, epoch));
+    }
+    assert!(store.commit_log_object("k/shared", 1_000, &ranges).await.unwrap().is_empty());
+
+    store.delete_topic(&t.name).await.unwrap();
+    for p in &t.partition_records {
+        assert_err!(store.list_log_objects(p.log_id, 0).await, NotFound);
+    }
+    let kept = other.partition_records[0].log_id;
+    assert_eq!(store.list_log_objects(kept, 0).await.unwrap(), vec![record(kept, 0, 4, "k/shared", 1_000)]);
+    // The deleted topic's rows went with it: the other topic's range was the last reference.
+    let epoch = store.get_partition_owner(kept).await.unwrap().expect("owned").1;
+    assert_eq!(store.trim_log_objects(kept, epoch, 4).await.unwrap(), ["k/shared"]);
+}
+
+pub async fn object_store_durability_holds_for_the_epoch_it_was_marked_under(store: Arc<dyn MetadataStore>) {
+    given_namespace(store.as_ref(), "acme/orders").await;
+    let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 2).await;
+    let (p0, p1) = (t.partition_records[0].log_id, t.partition_records[1].log_id);
+    // Never owned, then owned but not marked.
+    assert!(!store.has_object_store_durability(p0).await.unwrap());
+    let first = store.acquire_partition(p0, "broker-1").await.unwrap();
+    assert!(!store.has_object_store_durability(p0).await.unwrap());
+
+    store.set_object_store_durability(p0, first, true).await.unwrap();
+    assert!(store.has_object_store_durability(p0).await.unwrap());
+    store.set_object_store_durability(p0, first, true).await.unwrap();
+    assert!(store.has_object_store_durability(p0).await.unwrap(), "marking twice is harmless");
+    assert!(!store.has_object_store_durability(p1).await.unwrap(), "the mark is the partition's own");
+
+    // The next owner may serve it in local durability: the previous owner's mark does not carry over.
+    let second = store.acquire_partition(p0, "broker-2").await.unwrap();
+    assert!(!store.has_object_store_durability(p0).await.unwrap());
+    store.set_object_store_durability(p0, second, true).await.unwrap();
+    assert!(store.has_object_store_durability(p0).await.unwrap());
+    // Reacquired by the same broker: a new epoch all the same.
+    store.acquire_partition(p0, "broker-2").await.unwrap();
+    assert!(!store.has_object_store_durability(p0).await.unwrap());
+}
+
+pub async fn a_stale_owner_cannot_change_object_store_durability(store: Arc<dyn MetadataStore>) {
+    given_namespace(store.as_ref(), "acme/orders").await;
+    let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 0).await;
+    let log_id = t.partition_records[0].log_id;
+    let old = store.acquire_partition(log_id, "broker-1").await.unwrap();
+    let new = store.acquire_partition(log_id, "broker-2").await.unwrap();
+
+    // The zombie cannot make a local-durability partition look safe to take over...
+    let err = store.set_object_store_durability(log_id, old, true).await.unwrap_err();
+    assert!(matches!(err, MetadataError::Fenced { log_id: l, epoch } if l == log_id && epoch == old), "{err:?}");
+    assert!(!store.has_object_store_durability(log_id).await.unwrap());
+    // ...nor clear the current owner's mark.
+    store.set_object_store_durability(log_id, new, true).await.unwrap();
+    assert_err!(store.set_object_store_durability(log_id, old, false).await, Fenced);
+    assert!(store.has_object_store_durability(log_id).await.unwrap());
+    // An epoch not handed out yet is fenced too.
+    assert_err!(store.set_object_store_durability(log_id, new + 1, false).await, Fenced);
+    assert!(store.has_object_store_durability(log_id).await.unwrap());
+}
+
+pub async fn unmarking_object_store_durability_clears_it(store: Arc<dyn MetadataStore>) {
+    given_namespace(store.as_ref(), "acme/orders").await;
+    let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 0).await;
+    let log_id = t.partition_records[0].log_id;
+    let epoch = store.acquire_partition(log_id, "broker-1").await.unwrap();
+
+    store.set_object_store_durability(log_id, epoch, true).await.unwrap();
+    store.set_object_store_durability(log_id, epoch, false).await.unwrap();
+    assert!(!store.has_object_store_durability(log_id).await.unwrap());
+    store.set_object_store_durability(log_id, epoch, false).await.unwrap();
+    assert!(!store.has_object_store_durability(log_id).await.unwrap(), "clearing twice is harmless");
+    store.set_object_store_durability(log_id, epoch, true).await.unwrap();
+    assert!(store.has_object_store_durability(log_id).await.unwrap(), "marked again");
+}
+
+pub async fn object_store_durability_of_an_unknown_partition_is_not_found(store: Arc<dyn MetadataStore>) {
+    for on in [true, false] {
+        let err = assert_err!(store.set_object_store_durability(MISSING_LOG_ID, 1, on).await, NotFound);
+        assert_names(&err, &format!("partition {MISSING_LOG_ID}"));
+    }
+    let err = assert_err!(store.has_object_store_durability(MISSING_LOG_ID).await, NotFound);
+    assert_names(&err, &format!("partition {MISSING_LOG_ID}"));
+
+    // Nor does a deleted partition answer.
+    given_namespace(store.as_ref(), "acme/orders").await;
+    let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 0).await;
+    let log_id = t.partition_records[0].log_id;
+    let epoch = store.acquire_partition(log_id, "broker-1").await.unwrap();
+    store.set_object_store_durability(log_id, epoch, true).await.unwrap();
+    store.delete_topic(&t.name).await.unwrap();
+    assert_err!(store.has_object_store_durability(log_id).await, NotFound);
+    assert_err!(store.set_object_store_durability(log_id, epoch, false).await, NotFound);
+}

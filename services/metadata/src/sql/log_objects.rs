@@ -1,0 +1,186 @@
+//! The index of log objects (object-store durability): one row per partition range a log object
+//! holds, committed under the partition's epoch and trimmed once uploaded segments hold it; and
+//! the mark of the epoch under which a partition is served with object-store durability.
+
+use super::errors::classify;
+use super::logs::{fence, partition_not_found};
+use super::{SqlMetadataStore, get};
+use crate::{LogObjectRange, LogObjectRecord, MetadataError, Result};
+
+impl SqlMetadataStore {
+    pub(crate) async fn commit_log_object_impl(
+        &self,
+        object_key: &str,
+        committed_at: i64,
+        ranges: &[LogObjectRange],
+    ) -> Result<Vec<(i64, MetadataError)>> {
+        if let Some(r) = ranges.iter().find(|r| r.start_offset < 0 || r.end_offset <= r.start_offset) {
+            return Err(MetadataError::Conflict(format!(
+                "log object {object_key}: range {}..{} of partition {} is empty or negative",
+                r.start_offset, r.end_offset, r.log_id
+            )));
+        }
+        // Partitions are fenced in log id order, so two commits sharing partitions (a broker's
+        // consecutive windows in flight) take the partition row locks in one order and cannot
+        // deadlock.
+        let mut ordered: Vec<&LogObjectRange> = ranges.iter().collect();
+        ordered.sort_by_key(|r| (r.log_id, r.start_offset));
+        let mut refused = Vec::new();
+        let mut tx = self.begin_write().await?;
+        for r in ordered {
+            match fence(&mut tx, r.log_id, r.epoch).await {
+                Ok(()) => {}
+                Err(e @ (MetadataError::Fenced { .. } | MetadataError::NotFound(_))) => {
+                    refused.push((r.log_id, e));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            // DO NOTHING rather than a unique violation, which would abort the whole PostgreSQL
+            // transaction: a row already in place is compared with this one instead.
+            let inserted = sqlx::query(
+                "INSERT INTO log_objects (log_id, start_offset, end_offset, object_key, epoch, committed_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (log_id, start_offset) DO NOTHING",
+            )
+            .bind(r.log_id)
+            .bind(r.start_offset)
+            .bind(r.end_offset)
+            .bind(object_key)
+            .bind(r.epoch)
+            .bind(committed_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+            if inserted.rows_affected() == 1 {
+                continue;
+            }
+            let row =
+                sqlx::query("SELECT end_offset, object_key FROM log_objects WHERE log_id = $1 AND start_offset = $2")
+                    .bind(r.log_id)
+                    .bind(r.start_offset)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+            let (end_offset, key): (i64, String) = (get(&row, "end_offset")?, get(&row, "object_key")?);
+            if key == object_key && end_offset == r.end_offset {
+                continue; // a retry of a commit whose answer was lost
+            }
+            refused.push((
+                r.log_id,
+                MetadataError::Conflict(format!(
+                    "range {}.. of partition {} is committed in log object {key} (up to {end_offset}), \
+                     not in {object_key}",
+                    r.start_offset, r.log_id
+                )),
+            ));
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(refused)
+    }
+
+    pub(crate) async fn list_log_objects_impl(&self, log_id: i64, from_offset: i64) -> Result<Vec<LogObjectRecord>> {
+        // The LEFT JOIN tells a missing partition (no row) from one without ranges past
+        // `from_offset` (one row with NULL range columns); the filter sits in the join for that.
+        let rows = sqlx::query(
+            "SELECT l.start_offset, l.end_offset, l.object_key, l.committed_at FROM partitions p \
+             LEFT JOIN log_objects l ON l.log_id = p.log_id AND l.end_offset > $2 \
+             WHERE p.log_id = $1 ORDER BY l.start_offset",
+        )
+        .bind(log_id)
+        .bind(from_offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        if rows.is_empty() {
+            return Err(partition_not_found(log_id));
+        }
+        let mut ranges = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let Some(start_offset) = get::<Option<i64>>(row, "start_offset")? else { continue };
+            ranges.push(LogObjectRecord {
+                log_id,
+                start_offset,
+                end_offset: get(row, "end_offset")?,
+                object_key: get(row, "object_key")?,
+                committed_at: get(row, "committed_at")?,
+            });
+        }
+        Ok(ranges)
+    }
+
+    pub(crate) async fn trim_log_objects_impl(&self, log_id: i64, epoch: i64, below: i64) -> Result<Vec<String>> {
+        let mut tx = self.begin_write().await?;
+        // The fence's partition lock keeps this partition's rows as read here until the commit.
+        fence(&mut tx, log_id, epoch).await?;
+        let keys: Vec<String> = sqlx::query(
+            "SELECT DISTINCT object_key FROM log_objects WHERE log_id = $1 AND end_offset <= $2 ORDER BY object_key",
+        )
+        .bind(log_id)
+        .bind(below)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(classify)?
+        .iter()
+        .map(|row| get(row, "object_key"))
+        .collect::<Result<_>>()?;
+        // Every row of those objects is locked (no-op UPDATE, in key order) before any is
+        // deleted. Otherwise two owners trimming the last two ranges of one object at once would
+        // each still see the other's row and neither would free the object; locked, the second
+        // waits for the first and then sees its rows gone. SQLite's write lock already does this.
+        for key in &keys {
+            sqlx::query("UPDATE log_objects SET object_key = object_key WHERE object_key = $1")
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
+        sqlx::query("DELETE FROM log_objects WHERE log_id = $1 AND end_offset <= $2")
+            .bind(log_id)
+            .bind(below)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        let mut unreferenced = Vec::new();
+        for key in keys {
+            let still = sqlx::query("SELECT object_key FROM log_objects WHERE object_key = $1 LIMIT 1")
+                .bind(&key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(classify)?;
+            if still.is_none() {
+                unreferenced.push(key);
+            }
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(unreferenced)
+    }
+
+    pub(crate) async fn set_object_store_durability_impl(&self, log_id: i64, epoch: i64, on: bool) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        // The fence's partition lock keeps `epoch` current until the commit, so a concurrent
+        // `acquire_partition` comes after the mark and voids it rather than inheriting it.
+        fence(&mut tx, log_id, epoch).await?;
+        // The partition's epoch column is `epoch` here: the fence just matched it.
+        let sql = if on {
+            "UPDATE partitions SET durability_epoch = epoch WHERE log_id = $1"
+        } else {
+            "UPDATE partitions SET durability_epoch = NULL WHERE log_id = $1"
+        };
+        sqlx::query(sql).bind(log_id).execute(&mut *tx).await.map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(())
+    }
+
+    pub(crate) async fn has_object_store_durability_impl(&self, log_id: i64) -> Result<bool> {
+        let row = sqlx::query("SELECT epoch, durability_epoch FROM partitions WHERE log_id = $1")
+            .bind(log_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?
+            .ok_or_else(|| partition_not_found(log_id))?;
+        // A mark under an earlier epoch is a previous owner's, void since the partition changed hands.
+        let epoch: i64 = get(&row, "epoch")?;
+        let marked: Option<i64> = get(&row, "durability_epoch")?;
+        Ok(marked == Some(epoch))
+    }
+}
