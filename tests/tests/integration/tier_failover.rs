@@ -34,8 +34,27 @@ async fn partitions_of(c: &reqwest::Client, base: &str, owner: &str) -> Vec<u32>
     out
 }
 
+/// How the owner of some partitions fails.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Failure {
+    /// kill -9, then restarted on its data directory once the partitions were failed over.
+    Kill,
+    /// SIGSTOP past its lease (a stalled VM), then SIGCONT: a zombie that must acknowledge
+    /// nothing more, its late object commits refused by the bumped epochs.
+    Pause,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_store_durability_fails_a_killed_owner_over_without_losing_an_acknowledged_message() {
+    fail_over(Failure::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_owner_acknowledges_nothing_after_its_partitions_failed_over() {
+    fail_over(Failure::Pause).await;
+}
+
+async fn fail_over(failure: Failure) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = tier_config().await;
     let [a, mut b] = brokers(dir.path(), &cfg);
@@ -53,8 +72,13 @@ async fn object_store_durability_fails_a_killed_owner_over_without_losing_an_ack
     expect(call(&c, Method::PUT, &url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
     audit_subscriptions(&c, &a.base).await;
 
-    // Produce through a only (b is killed), on every partition.
-    let load = Load::start(vec![a.base.clone()], 2);
+    // Produce on every partition: through a only when b is killed; through both when b is
+    // paused, so that requests reach the zombie when it wakes up.
+    let bases = match failure {
+        Failure::Kill => vec![a.base.clone()],
+        Failure::Pause => vec![a.base.clone(), b.base.clone()],
+    };
+    let load = Load::start(bases, 2);
     eventually(30, "every partition owned and some messages acknowledged", || async {
         let stats = expect(
             call(&c, Method::GET, &format!("{}/admin/v2/persistent/{TOPIC}/partitioned-stats", a.base), None).await,
@@ -69,11 +93,14 @@ async fn object_store_durability_fails_a_killed_owner_over_without_losing_an_ack
     let puts = metric(&c, &b.base, "magnetar_object_store_log_puts_total").await;
     assert!(puts >= 1.0, "b acknowledged without writing log objects");
 
-    let killed = Instant::now();
-    b.kill9();
+    let failed = Instant::now();
+    match failure {
+        Failure::Kill => b.kill9(),
+        Failure::Pause => b.pause(),
+    }
     // The lease is 4 s: a takes b's bundles once it has expired, and serves them again.
     let failover = eventually(30, "b's partitions served by a", || async {
-        (partitions_of(&c, &a.base, &a.addr).await.len() == PARTITIONS as usize).then(|| killed.elapsed())
+        (partitions_of(&c, &a.base, &a.addr).await.len() == PARTITIONS as usize).then(|| failed.elapsed())
     })
     .await;
     // A message to each of b's former partitions is acknowledged again.
@@ -89,11 +116,17 @@ async fn object_store_durability_fails_a_killed_owner_over_without_losing_an_ack
         })
         .await;
     }
-    let served_again = killed.elapsed();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let served_again = failed.elapsed();
+    if failure == Failure::Pause {
+        // The zombie wakes up with requests and records of its own in flight.
+        b.resume();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    } else {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let (acked, failures) = load.finish().await;
     eprintln!(
-        "failover: bundles reassigned {} ms and every partition acknowledging {} ms after kill -9; {} messages \
+        "{failure:?}: bundles reassigned {} ms and every partition acknowledging {} ms after the failure; {} messages \
          acknowledged, {} requests failed meanwhile",
         failover.as_millis(),
         served_again.as_millis(),
@@ -103,16 +136,30 @@ async fn object_store_durability_fails_a_killed_owner_over_without_losing_an_ack
     assert!(failures.iter().all(|f| f.contains(" 503 ")), "only unavailability while failing over: {failures:?}");
     assert!(metric(&c, &a.base, "magnetar_tier_failovers_total").await >= 1.0);
 
-    // Everything b acknowledged was recovered from the bucket: each acknowledged id read once.
+    let mut acked = acked;
+    if failure == Failure::Pause {
+        // Whatever the zombie answers now is either a refusal or the new owner's answer,
+        // forwarded: a message it acknowledges must be in the log like any other.
+        let url = format!("{}/topics/persistent/{TOPIC}/partitions/{}", b.base, on_b[0]);
+        let body = json!({"messages": [{"payload": "eA==", "properties": {"id": "after-wake"}}]});
+        let (status, answer) = call(&c, Method::POST, &url, Some(body)).await;
+        eprintln!("the zombie answered {status}: {answer}");
+        if status.as_u16() == 200 {
+            acked.insert("after-wake".to_string());
+        }
+    }
+
+    // Everything b acknowledged was recovered from the bucket: each acknowledged id read once,
+    // and nothing the zombie wrote after the failover became part of the log twice.
     assert_stored_once(&c, &a.base, &acked).await;
 
-    // b returns: it does not serve its stale copies, and the log reads the same through it.
-    b.restart();
-    let (owned, unavailable) = ownership(&c, &b.base).await;
-    assert!(owned.values().all(|o| *o == a.addr), "{owned:?}");
-    assert!(!unavailable);
-    let bundle = bundle_of(&c, &b.base, &partition(on_b[0])).await;
-    assert_eq!(owned.get(&bundle), Some(&a.addr));
+    if failure == Failure::Kill {
+        // b returns: it does not serve its stale copies.
+        b.restart();
+        let (owned, unavailable) = ownership(&c, &b.base).await;
+        assert!(owned.values().all(|o| *o == a.addr), "{owned:?}");
+        assert!(!unavailable);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,7 +196,8 @@ async fn the_durability_policy_is_validated_and_removable() {
     expect(call(&c, Method::POST, &topic, Some(json!({"messages": [{"payload": "eQ=="}]}))).await, 200, "produce");
     let after = expect(call(&c, Method::GET, &stats, None).await, 200, "stats");
     assert_eq!(after["durability"], "local", "{after}");
-    let peek = format!("{}/admin/v2/persistent/acme/app/t/examinemessage?initialPosition=earliest&messagePosition=1", a.base);
+    let peek =
+        format!("{}/admin/v2/persistent/acme/app/t/examinemessage?initialPosition=earliest&messagePosition=1", a.base);
     assert_eq!(c.get(&peek).send().await.unwrap().status().as_u16(), 200, "the first message kept");
     let missing = format!("{}/admin/v2/namespaces/acme/nope/durability", a.base);
     assert_eq!(call(&c, Method::POST, &missing, Some(json!({"mode": "local"}))).await.0.as_u16(), 404);
