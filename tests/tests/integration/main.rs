@@ -20,6 +20,7 @@ mod compaction;
 mod console;
 mod crash;
 mod deduplication;
+mod durability;
 mod hardening;
 mod helm_chart;
 mod metrics;

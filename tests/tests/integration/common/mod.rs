@@ -4,6 +4,7 @@
 
 pub mod tier;
 pub mod tls;
+pub mod weed;
 pub mod ws;
 
 use base64::Engine;

@@ -1,0 +1,122 @@
+//! A SeaweedFS of one test alone (`MAGNETAR_TEST_WEED_BIN`), for tests that stop the object
+//! store: the shared one `scripts/test.sh` starts is never stopped.
+
+use super::{env, shared_s3};
+use magnetar_storage::object::{ObjectStoreConfig, Secret};
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `weed mini` (S3 API) of this test alone, on free loopback ports, that the test stops and
+/// restarts on the same data directory and ports.
+pub struct Weed {
+    bin: String,
+    dir: tempfile::TempDir,
+    ports: Vec<u16>,
+    child: Option<Child>,
+}
+
+const WEED_BUCKET: &str = "outage";
+const WEED_KEY: &str = "outage-key";
+const WEED_SECRET: &str = "outage-secret";
+
+impl Weed {
+    pub async fn start() -> Weed {
+        let bin = env("MAGNETAR_TEST_WEED_BIN");
+        let dir = match std::env::var("MAGNETAR_TEST_TMPDIR") {
+            Ok(tmp) => tempfile::tempdir_in(tmp).expect("weed dir"),
+            Err(_) => tempfile::tempdir().expect("weed dir"),
+        };
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        let identities = json!({"identities": [{"name": "outage",
+            "credentials": [{"accessKey": WEED_KEY, "secretKey": WEED_SECRET}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]});
+        std::fs::write(dir.path().join("s3.json"), identities.to_string()).unwrap();
+        // Held together so the ten ports differ.
+        let listeners: Vec<std::net::TcpListener> =
+            (0..10).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("free port")).collect();
+        let ports = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
+        drop(listeners);
+        let mut w = Weed { bin, dir, ports, child: None };
+        w.spawn().await;
+        w
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports[6])
+    }
+
+    pub fn store_config(&self) -> ObjectStoreConfig {
+        let mut cfg = shared_s3();
+        if let ObjectStoreConfig::S3(s3) = &mut cfg {
+            s3.endpoint = Some(self.endpoint());
+            s3.bucket = WEED_BUCKET.into();
+            s3.access_key_id = Some(Secret::new(WEED_KEY));
+            s3.secret_access_key = Some(Secret::new(WEED_SECRET));
+        }
+        cfg
+    }
+
+    /// Starts the server (as `scripts/test.sh` does) and waits until S3 answers and the bucket
+    /// exists.
+    pub async fn spawn(&mut self) {
+        assert!(self.child.is_none(), "weed already running");
+        let p = &self.ports;
+        let d = self.dir.path();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(d.join("weed.log")).unwrap();
+        let child = Command::new(&self.bin)
+            .arg("mini")
+            .arg(format!("-dir={}", d.join("data").display()))
+            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+            .arg(format!("-master.port={}", p[0]))
+            .arg(format!("-master.port.grpc={}", p[1]))
+            .arg(format!("-volume.port={}", p[2]))
+            .arg(format!("-volume.port.grpc={}", p[3]))
+            .arg(format!("-filer.port={}", p[4]))
+            .arg(format!("-filer.port.grpc={}", p[5]))
+            .arg(format!("-s3.port={}", p[6]))
+            .arg(format!("-s3.port.grpc={}", p[7]))
+            .args(["-s3.port.iceberg=0", "-s3.port.lance=0", "-admin.ui=false", "-webdav=false"])
+            .arg(format!("-admin.port={}", p[8]))
+            .arg(format!("-admin.port.grpc={}", p[9]))
+            .arg(format!("-s3.config={}", d.join("s3.json").display()))
+            .arg(format!("-bucket={WEED_BUCKET}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start weed mini");
+        self.child = Some(child);
+        let client = reqwest::Client::new();
+        let s3 = self.endpoint();
+        let bucket = format!("http://127.0.0.1:{}/buckets/{WEED_BUCKET}/", p[4]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                let log = std::fs::read_to_string(d.join("weed.log")).unwrap_or_default();
+                panic!("weed mini exited during start-up with {status}:\n{log}");
+            }
+            let s3_up = client.get(&s3).send().await.is_ok();
+            let bucket_up = matches!(client.get(&bucket).send().await, Ok(r) if r.status().is_success());
+            if s3_up && bucket_up {
+                return;
+            }
+            assert!(Instant::now() < deadline, "weed mini not ready within 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGKILL: the store disappears mid-request, as a crashed or unreachable server does.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Weed {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
