@@ -101,6 +101,7 @@ impl Broker {
             Arc::clone(&membership),
             metrics.tier.clone(),
         );
+        let (cursor_sync, cursor_sync_rx) = tokio::sync::mpsc::unbounded_channel();
         let ctx = Arc::new(Context {
             broker_id: config.advertised_address.clone(),
             config,
@@ -115,12 +116,14 @@ impl Broker {
             tasks: TaskTracker::new(),
             namespace_limiters: Default::default(),
             shutdown: CancellationToken::new(),
+            cursor_sync,
         });
         crate::durability::attach_object_log(&ctx);
         let registry = Arc::new(TopicRegistry::new(Arc::clone(&ctx)));
         let offloader = Arc::new(Offloader::new(Arc::clone(&ctx), Arc::clone(&registry)));
         let publisher = Publisher::new(Arc::clone(&ctx), Arc::clone(&registry));
         let checkpoints = Arc::new(Checkpoints::new(Arc::clone(&ctx), Arc::clone(&registry)));
+        ctx.spawn(Arc::clone(&checkpoints).run_sync(cursor_sync_rx));
         let broker = Arc::new(Broker {
             topics: Topics::new(Arc::clone(&ctx), Arc::clone(&registry), Arc::clone(&offloader)),
             subscriptions: Subscriptions::new(Arc::clone(&ctx), Arc::clone(&registry), publisher.clone()),

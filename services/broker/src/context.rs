@@ -35,6 +35,9 @@ pub(crate) struct Context {
     /// The namespace publish buckets of this broker.
     pub namespace_limiters: crate::policies::runtime::NamespaceLimiters,
     pub shutdown: CancellationToken,
+    /// Synchronous cursor checkpoints of partitions with object-store durability
+    /// (`Checkpoints::run_sync`).
+    pub cursor_sync: tokio::sync::mpsc::UnboundedSender<crate::controllers::checkpoint::SyncRequest>,
 }
 
 impl Context {
@@ -79,9 +82,17 @@ impl Context {
         self.policies.policies(ns, freshness).await?.ok_or_else(|| BrokerError::NotFound(Entity::Namespace(ns.clone())))
     }
 
-    /// Writes a cursor op to the WAL; returns once it is durable.
+    /// Writes a cursor op to the WAL; returns once it is durable, and for a partition with
+    /// object-store durability once its cursor is checkpointed in the metadata store too (the
+    /// WAL dies with this broker; the checkpoint is what the next owner reads).
     pub async fn persist_op(&self, partition: &Partition, op: &CursorOp) -> Result<()> {
-        self.persist_log_op(partition.log_id, op).await
+        self.persist_log_op(partition.log_id, op).await?;
+        if partition.log.object_store_epoch().is_some() {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.cursor_sync.send((partition.log_id, tx)).map_err(|_| BrokerError::ShuttingDown)?;
+            rx.await.map_err(|_| BrokerError::ShuttingDown)??;
+        }
+        Ok(())
     }
 
     pub async fn persist_log_op(&self, log_id: i64, op: &CursorOp) -> Result<()> {

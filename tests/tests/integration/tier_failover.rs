@@ -8,7 +8,7 @@
 use crate::common::eventually;
 use crate::common::tier::{
     Load, PARTITIONS, TOPIC, assert_stored_once, audit_subscriptions, brokers, bundle_of, expect, namespace, ownership,
-    partition, tier_config,
+    partition, tier_config, tier_config_with,
 };
 use magnetar_tests::call;
 use reqwest::Method;
@@ -56,7 +56,9 @@ async fn a_paused_owner_acknowledges_nothing_after_its_partitions_failed_over() 
 
 async fn fail_over(failure: Failure) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = tier_config().await;
+    // No periodic cursor checkpoint during the test: what the next owner knows of consumer
+    // acknowledgements is what was checkpointed as they were confirmed.
+    let cfg = tier_config_with("cursor_checkpoint_interval_ms = 600000\n").await;
     let [a, mut b] = brokers(dir.path(), &cfg);
     let c = reqwest::Client::new();
     namespace(&c, &a.base).await;
@@ -71,6 +73,8 @@ async fn fail_over(failure: Failure) {
     let url = format!("{}/admin/v2/persistent/{TOPIC}/partitions", a.base);
     expect(call(&c, Method::PUT, &url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
     audit_subscriptions(&c, &a.base).await;
+    let confirmed_sub = format!("{}/admin/v2/persistent/{TOPIC}/subscription/confirmed", a.base);
+    expect(call(&c, Method::PUT, &confirmed_sub, None).await, 204, "subscription");
 
     // Produce on every partition: through a only when b is killed; through both when b is
     // paused, so that requests reach the zombie when it wakes up.
@@ -92,6 +96,19 @@ async fn fail_over(failure: Failure) {
     assert!(!on_b.is_empty(), "broker b owns none of the {PARTITIONS} partitions: nothing to fail over");
     let puts = metric(&c, &b.base, "magnetar_object_store_log_puts_total").await;
     assert!(puts >= 1.0, "b acknowledged without writing log objects");
+
+    // A consumer acknowledges messages of one of b's partitions (through a, forwarded to b).
+    let watched = partition(on_b[0]);
+    let sub = |what: &str| format!("{}/topics/persistent/{watched}/subscriptions/confirmed/{what}", a.base);
+    let got = expect(
+        call(&c, Method::POST, &sub("pull"), Some(json!({"maxMessages": 50, "initialPosition": "earliest"}))).await,
+        200,
+        "pull before the failure",
+    );
+    let confirmed: Vec<String> =
+        got["messages"].as_array().expect("messages").iter().map(|m| m["messageId"].as_str().unwrap().into()).collect();
+    assert!(!confirmed.is_empty(), "nothing to acknowledge on {watched}: {got}");
+    expect(call(&c, Method::POST, &sub("ack"), Some(json!({"messageIds": confirmed}))).await, 204, "ack");
 
     let failed = Instant::now();
     match failure {
@@ -135,6 +152,21 @@ async fn fail_over(failure: Failure) {
     );
     assert!(failures.iter().all(|f| f.contains(" 503 ")), "only unavailability while failing over: {failures:?}");
     assert!(metric(&c, &a.base, "magnetar_tier_failovers_total").await >= 1.0);
+
+    // Acknowledgements b confirmed are not delivered again by a.
+    let after = expect(
+        call(&c, Method::POST, &sub("pull"), Some(json!({"maxMessages": 1000, "waitMs": 500}))).await,
+        200,
+        "pull after the failover",
+    );
+    let again: Vec<&str> = after["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["messageId"].as_str().unwrap())
+        .filter(|id| confirmed.iter().any(|c| c == id))
+        .collect();
+    assert!(again.is_empty(), "{} confirmed acknowledgements lost in the failover: {again:?}", again.len());
 
     let mut acked = acked;
     if failure == Failure::Pause {

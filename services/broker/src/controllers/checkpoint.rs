@@ -31,6 +31,9 @@ pub(crate) struct Checkpoints {
     lock: tokio::sync::Mutex<()>,
 }
 
+/// A partition whose cursors must be checkpointed now, and who waits for it.
+pub(crate) type SyncRequest = (i64, tokio::sync::oneshot::Sender<Result<()>>);
+
 /// A partition whose checkpoint failed.
 pub(crate) struct Failed {
     pub partition: Arc<Partition>,
@@ -123,6 +126,46 @@ impl Checkpoints {
         failed
     }
 
+    /// Object-store durability: cursor changes of such partitions are checkpointed as they
+    /// are made (`Context::persist_op` waits here), so an acknowledgement confirmed to a
+    /// consumer is in the metadata store before the answer, and a failover never delivers the
+    /// message again. Requests arriving while a round runs share the next one (a group commit
+    /// of checkpoints: one transaction for every partition waiting).
+    pub(crate) async fn run_sync(self: Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<SyncRequest>) {
+        loop {
+            let first = tokio::select! {
+                r = rx.recv() => match r { Some(r) => r, None => return },
+                _ = self.ctx.shutdown.cancelled() => return,
+            };
+            let mut waiting = vec![first];
+            while let Ok(r) = rx.try_recv() {
+                waiting.push(r);
+            }
+            let ids: std::collections::HashSet<i64> = waiting.iter().map(|(id, _)| *id).collect();
+            let partitions: Vec<Arc<Partition>> =
+                self.registry.loaded_partitions().into_iter().filter(|p| ids.contains(&p.log_id)).collect();
+            let failed = {
+                let _guard = self.lock.lock().await;
+                self.checkpoint_round(partitions).await
+            };
+            for (log_id, done) in waiting {
+                // A partition unloaded meanwhile had its cursors checkpointed by its handover.
+                let res = match failed.iter().find(|f| f.partition.log_id == log_id) {
+                    Some(f) => Err(BrokerError::Unavailable {
+                        service: crate::error::Service::Metadata,
+                        detail: Some(format!(
+                            "the acknowledgement is in this broker's log but not yet checkpointed for failover: {}",
+                            f.error
+                        )),
+                        cause: f.error.cause(),
+                    }),
+                    None => Ok(()),
+                };
+                let _ = done.send(res);
+            }
+        }
+    }
+
     /// What the WAL trimmer needs before it deletes files holding cursor ops: every cursor op
     /// written so far is either in the metadata store or carried forward in the WAL. Fails only
     /// if carrying forward fails (then the files stay).
@@ -131,7 +174,9 @@ impl Checkpoints {
         for Failed { partition, .. } in self.checkpoint_locked().await {
             for s in partition.subscriptions() {
                 if let Some(op) = s.cursor_as_op() {
-                    self.ctx.persist_op(&partition, &op).await?;
+                    // Into the WAL only: this runs under the checkpoint lock, which a
+                    // synchronous checkpoint (`persist_op`) would wait for.
+                    self.ctx.persist_log_op(partition.log_id, &op).await?;
                 }
             }
             self.ctx.metrics.cursors_carried_forward.inc();
