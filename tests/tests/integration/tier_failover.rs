@@ -234,3 +234,97 @@ async fn the_durability_policy_is_validated_and_removable() {
     let missing = format!("{}/admin/v2/namespaces/acme/nope/durability", a.base);
     assert_eq!(call(&c, Method::POST, &missing, Some(json!({"mode": "local"}))).await.0.as_u16(), 404);
 }
+
+/// Producers that name themselves and number their messages, resending each until it is
+/// acknowledged, through a failover of the partitions' owner: with deduplication on, every
+/// message is stored exactly once, whether the dead owner had committed it (the resend is
+/// recognised from the recovered records) or not (the resend stores it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_deduplication_producers_resending_through_a_failover_store_each_message_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tier_config().await;
+    let [a, mut b] = brokers(dir.path(), &cfg);
+    let c = reqwest::Client::new();
+    namespace(&c, &a.base).await;
+    let ns = format!("{}/admin/v2/namespaces/acme/app", a.base);
+    expect(
+        call(&c, Method::POST, &format!("{ns}/durability"), Some(json!({"mode": "object-store"}))).await,
+        204,
+        "mode",
+    );
+    expect(call(&c, Method::POST, &format!("{ns}/deduplication"), Some(json!(true))).await, 204, "dedup");
+    let url = format!("{}/admin/v2/persistent/{TOPIC}/partitions", a.base);
+    expect(call(&c, Method::PUT, &url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
+    audit_subscriptions(&c, &a.base).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let producers: Vec<_> = (0..PARTITIONS)
+        .map(|p| {
+            let (c, base, stop) = (c.clone(), a.base.clone(), stop.clone());
+            tokio::spawn(async move {
+                let url = format!("{base}/topics/persistent/{TOPIC}/partitions/{p}");
+                let mut seq: u64 = 0;
+                let mut attempts = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    let body = json!({"producerName": format!("dedup-{p}"), "messages": [
+                        {"payload": "eA==", "sequenceId": seq, "properties": {"id": format!("{p}-{seq}")}}]});
+                    let acked = match c.post(&url).json(&body).send().await {
+                        Ok(r) if r.status().as_u16() == 200 => r
+                            .json::<serde_json::Value>()
+                            .await
+                            .is_ok_and(|v| v["messagePublishResults"][0]["errorCode"] == 0),
+                        _ => false,
+                    };
+                    if acked {
+                        seq += 1;
+                        attempts = 0;
+                    } else {
+                        attempts += 1;
+                        assert!(attempts < 600, "partition {p}: message {seq} not acknowledged after 600 attempts");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+                seq
+            })
+        })
+        .collect();
+    eventually(30, "messages acknowledged", || async {
+        let s = expect(
+            call(&c, Method::GET, &format!("{}/admin/v2/persistent/{TOPIC}/partitioned-stats", a.base), None).await,
+            200,
+            "stats",
+        );
+        (s["msgInCounter"].as_u64().unwrap_or(0) >= 200).then_some(())
+    })
+    .await;
+    let on_b = partitions_of(&c, &a.base, &b.addr).await;
+    assert!(!on_b.is_empty(), "broker b owns none of the {PARTITIONS} partitions: nothing to fail over");
+    b.kill9();
+    eventually(30, "b's partitions served by a", || async {
+        (partitions_of(&c, &a.base, &a.addr).await.len() == PARTITIONS as usize).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut sent = Vec::new();
+    for p in producers {
+        sent.push(p.await.expect("producer"));
+    }
+    for (p, n) in sent.iter().enumerate() {
+        let stored = crate::common::tier::drain_subscription(&c, &a.base, &partition(p as u32), "audit").await;
+        let want: std::collections::BTreeMap<String, usize> = (0..*n).map(|s| (format!("{p}-{s}"), 1)).collect();
+        let extra: Vec<_> = stored.iter().filter(|(id, n)| **n != 1 || !want.contains_key(*id)).collect();
+        let missing: Vec<_> = want.keys().filter(|id| !stored.contains_key(*id)).collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "partition {p} (on b: {}): {} acknowledged messages missing (e.g. {:?}), {} stored more than once or unexpected (e.g. {:?})",
+            on_b.contains(&(p as u32)),
+            missing.len(),
+            &missing[..missing.len().min(5)],
+            extra.len(),
+            &extra[..extra.len().min(5)]
+        );
+    }
+}
