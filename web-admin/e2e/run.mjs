@@ -235,6 +235,7 @@ test('live charts follow the traffic on the overview and the topic', async ({ br
     await setTheme(page, 'light');
     await page.goto(`${base}/tenants/acme/namespaces/orders/topics/created`);
     await page.getByRole('heading', { name: 'Partitions', exact: true }).waitFor();
+    assertEq(await page.locator('.tile', { hasText: 'Durability' }).locator('dd').textContent(), 'local', 'durability tile');
     await page.waitForTimeout(12_000);
     await shot(page, 'topic-overview');
     await page.goto(`${base}/tenants/acme/namespaces/orders/topics/created?tab=storage`);

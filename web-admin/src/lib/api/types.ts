@@ -56,6 +56,8 @@ export interface TopicStats {
   storageSize: number;
   backlogSize: number;
   offloadedStorageSize: number;
+  /** `local`, `object-store`, or `mixed` while a topic's partitions differ (docs/durability.md). */
+  durability?: string;
   subscriptions: Record<string, SubscriptionStats>;
 }
 

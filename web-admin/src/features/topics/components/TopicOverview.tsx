@@ -97,6 +97,8 @@ export function TopicOverview({ t, partitions, partition, onPartition }: { t: To
           { label: 'Backlog', value: `${formatCount(backlogOf(total))} msg` },
           { label: 'Storage, local disk', value: formatBytes(total.storageSize - total.offloadedStorageSize) },
           { label: 'Storage, object store', value: formatBytes(total.offloadedStorageSize) },
+          // What acknowledges a message: the broker's WAL (`local`) or a committed object.
+          { label: 'Durability', value: total.durability || 'local' },
         ]}
       />
       {partitions > 0 ? (
