@@ -5,7 +5,9 @@
 
 use crate::common::eventually;
 use crate::common::tier::{Load, assert_stored_once, ownership, partitioned_topic, tier_config_with};
-use magnetar_tests::BrokerProcess;
+use magnetar_tests::{BrokerProcess, call};
+use reqwest::Method;
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -46,8 +48,25 @@ fn counts(owned: &BTreeMap<String, String>) -> BTreeMap<String, usize> {
     out
 }
 
+/// With object-store durability (issue 13) the namespace's partitions are acknowledged through
+/// log objects; a change of owner waits for them to be committed.
+async fn object_store_durability(c: &reqwest::Client, base: &str) {
+    let url = format!("{base}/admin/v2/namespaces/acme/app/durability");
+    let (status, body) = call(c, Method::POST, &url, Some(json!({"mode": "object-store"}))).await;
+    assert_eq!(status.as_u16(), 204, "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_of_every_broker_under_load_fails_no_request_and_loses_nothing() {
+    rolling_restart(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_with_object_store_durability_fails_no_request_and_loses_nothing() {
+    rolling_restart(true).await;
+}
+
+async fn rolling_restart(object_store: bool) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config().await;
     let mut brokers: Vec<Option<BrokerProcess>> =
@@ -55,6 +74,9 @@ async fn a_rolling_restart_of_every_broker_under_load_fails_no_request_and_loses
     let bases: Vec<String> = brokers.iter().map(|b| b.as_ref().unwrap().base.clone()).collect();
     let c = reqwest::Client::new();
     partitioned_topic(&c, &bases[0]).await;
+    if object_store {
+        object_store_durability(&c, &bases[0]).await;
+    }
 
     // Each broker in turn: its producers move to the next one, it is stopped and started again.
     let mut acked_all = std::collections::BTreeSet::new();
@@ -76,11 +98,23 @@ async fn a_rolling_restart_of_every_broker_under_load_fails_no_request_and_loses
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaling_one_to_three_to_one_under_load_balances_in_bounded_moves_and_loses_nothing() {
+    scale(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_one_to_three_to_one_with_object_store_durability_loses_nothing() {
+    scale(true).await;
+}
+
+async fn scale(object_store: bool) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config().await;
     let a = BrokerProcess::start_cluster(&dir.path().join("a"), &cfg, &[]);
     let c = reqwest::Client::new();
     partitioned_topic(&c, &a.base).await;
+    if object_store {
+        object_store_durability(&c, &a.base).await;
+    }
     let load = Load::start(vec![a.base.clone()], 3);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (owned, _) = ownership(&c, &a.base).await;
