@@ -45,6 +45,8 @@ pub struct StorageMetrics {
     pub object_log_bytes: IntCounter,
     pub object_log_put_seconds: Histogram,
     pub object_log_failures: IntCounter,
+    /// Bytes of records waiting for their log object now.
+    pub object_log_backlog: IntGauge,
 }
 
 impl StorageMetrics {
@@ -136,6 +138,11 @@ impl StorageMetrics {
                 "Latency of one log object PUT (object-store durability)",
                 vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0],
             ),
+            object_log_backlog: IntGauge::new(
+                "magnetar_object_store_log_backlog_bytes",
+                "Bytes of records written to the WAL and waiting for their log object (not acknowledged yet)",
+            )
+            .expect("valid gauge"),
             object_log_failures: c(
                 "magnetar_object_store_log_failures_total",
                 "Log object PUTs or commits that failed (retried; their records wait unacknowledged)",
@@ -174,6 +181,7 @@ impl StorageMetrics {
         registry.register(Box::new(self.upload_pace.clone()))?;
         registry.register(Box::new(self.read_bytes.clone()))?;
         registry.register(Box::new(self.object_log_put_seconds.clone()))?;
+        registry.register(Box::new(self.object_log_backlog.clone()))?;
         Ok(())
     }
 }

@@ -95,6 +95,7 @@ pub(crate) struct Waiting {
 /// The writer's handle, shared by the logs (see the module docs).
 pub struct ObjectLog {
     tx: mpsc::UnboundedSender<Waiting>,
+    tier: Arc<ObjectTier>,
     config: ObjectLogConfig,
     backlog: Arc<AtomicUsize>,
     /// Objects committed so far (metrics and tests).
@@ -107,6 +108,7 @@ impl ObjectLog {
         let (tx, rx) = mpsc::unbounded_channel();
         let backlog = Arc::new(AtomicUsize::new(0));
         let committed_objects = Arc::new(AtomicU64::new(0));
+        let tier_handle = tier.clone();
         let writer = Writer {
             tier,
             committer,
@@ -116,7 +118,7 @@ impl ObjectLog {
             seq: 0,
         };
         tokio::spawn(writer.run(rx));
-        Arc::new(ObjectLog { tx, config, backlog, committed_objects })
+        Arc::new(ObjectLog { tx, tier: tier_handle, config, backlog, committed_objects })
     }
 
     pub fn config(&self) -> &ObjectLogConfig {
@@ -142,7 +144,8 @@ impl ObjectLog {
 
     /// Queues durable records for their object (from the applier thread).
     pub(crate) fn queue(&self, w: Waiting) {
-        self.backlog.fetch_add(w.frame.len(), Ordering::Relaxed);
+        let now = self.backlog.fetch_add(w.frame.len(), Ordering::Relaxed) + w.frame.len();
+        self.tier.metrics().object_log_backlog.set(now as i64);
         if let Err(mpsc::error::SendError(w)) = self.tx.send(w) {
             self.backlog.fetch_sub(w.frame.len(), Ordering::Relaxed);
             if let Some(done) = w.done {
@@ -247,8 +250,9 @@ impl Writer {
         let m = self.tier.metrics();
         m.object_log_objects.inc();
         m.object_log_bytes.inc_by(body.len() as u64);
+        let left = self.backlog.fetch_sub(batch.iter().map(|w| w.frame.len()).sum(), Ordering::Relaxed);
+        m.object_log_backlog.set(left.saturating_sub(body.len() - MAGIC.len()) as i64);
         for w in batch {
-            self.backlog.fetch_sub(w.frame.len(), Ordering::Relaxed);
             let log_id = w.part.log_id();
             let res = match fenced.iter().find(|(id, _)| *id == log_id) {
                 Some((_, why)) => Err(StorageError::Unavailable(format!(
