@@ -1,7 +1,7 @@
--- Object-store durability (sqlite dialect; keep in step with migrations/postgres): the epoch under
--- which the partition's owner serves it with object-store durability, NULL when it does not.
--- Such a partition's acknowledged records are all in committed log objects, so when its owner
--- dies the tier's leader may hand it to another broker without waiting for the dead one, but
--- only while this equals the partition's epoch: an owner that loaded it in local durability
--- (a later epoch, not marked) keeps the tail on its own disk, and that must not be taken over.
-ALTER TABLE partitions ADD COLUMN durability_epoch BIGINT;
+-- Local durability (sqlite dialect; keep in step with migrations/postgres): the epoch under which
+-- the partition's owner loaded it with local durability, NULL if never. Its unuploaded tail then
+-- lives on that broker's disk only, so while this equals the partition's epoch the partition must
+-- not be failed over automatically when its owner dies. A later epoch lifts the mark until its
+-- own owner marks it in turn (an epoch never loaded, or loaded with object-store durability,
+-- holds nothing on any single broker's disk).
+ALTER TABLE partitions ADD COLUMN local_epoch BIGINT;

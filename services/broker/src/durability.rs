@@ -138,6 +138,10 @@ pub(crate) async fn apply(
     // recovered below are appended with local durability (they are committed already).
     log.set_local_durability();
     if policy.mode != DurabilityMode::ObjectStore {
+        // The tail will be on this broker's disk only: no automatic failover under this epoch.
+        if ctx.tier.enabled() {
+            ctx.metadata.mark_local_durability(log_id, epoch).await?;
+        }
         return Ok(());
     }
     let recovered = recover(ctx, log, log_id).await?;
@@ -147,8 +151,6 @@ pub(crate) async fn apply(
         ctx.metadata.list_log_objects(log_id, 0).await?.last().map_or(0, |r| r.end_offset).max(segments_end).max(0)
             as u64;
     let committed = if log.end_offset() > objects_end { log.commit_local_tail(objects_end).await? } else { 0 };
-    // From here on the leader may fail the partition over if this broker dies.
-    ctx.metadata.set_object_store_durability(log_id, epoch, true).await?;
     if recovered > 0 || committed > 0 {
         tracing::info!(
             log_id,

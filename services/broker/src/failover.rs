@@ -5,10 +5,11 @@
 //! those past the uploaded segments before serving (`durability::apply`). The transition bumps
 //! the partitions' epochs, so a zombie's later object commits are refused (fenced).
 //!
-//! A bundle qualifies only if every one of its partitions was marked object-store durable by
-//! its current owner, under its current epoch: a partition the dead broker served with local
-//! durability keeps the crash rules of the broker tier (its tail is on that broker's disk: wait
-//! for it, or force the takeover).
+//! A bundle qualifies only if none of its partitions was loaded with local durability under its
+//! current epoch (`mark_local_durability`): such a partition's tail is on the dead broker's disk
+//! and keeps the crash rules of the broker tier (wait for it, or force the takeover). A
+//! partition its owner never loaded under the current epoch (a bundle moved, then its new owner
+//! died before any use) holds nothing there and qualifies.
 
 use crate::bundles::in_bundle;
 use crate::{Broker, Result};
@@ -48,7 +49,7 @@ impl Broker {
                 if !in_bundle(&range, &name.to_string()) {
                     continue;
                 }
-                if !self.ctx.metadata.has_object_store_durability(log_id).await? {
+                if !self.ctx.metadata.may_fail_over(log_id).await? {
                     qualifies = false;
                     break;
                 }
@@ -56,7 +57,7 @@ impl Broker {
             }
             let bundle = format!("{}/{}", row.namespace, row.bundle);
             if !qualifies {
-                tracing::debug!(%bundle, %owner, "owner gone, but a partition was not served with object-store durability: the bundle waits");
+                tracing::debug!(%bundle, %owner, "owner gone, but it served a partition with local durability: the bundle waits");
                 continue;
             }
             let Some((target, session)) = tier.choose_target(&row.namespace, Some(&owner)).await? else {

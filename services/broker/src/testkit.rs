@@ -357,11 +357,11 @@ mod gated {
         async fn trim_log_objects(&self, l: i64, e: i64, below: i64) -> Result<Vec<String>> {
             self.inner.trim_log_objects(l, e, below).await
         }
-        async fn set_object_store_durability(&self, l: i64, e: i64, on: bool) -> Result<()> {
-            self.inner.set_object_store_durability(l, e, on).await
+        async fn mark_local_durability(&self, l: i64, e: i64) -> Result<()> {
+            self.inner.mark_local_durability(l, e).await
         }
-        async fn has_object_store_durability(&self, l: i64) -> Result<bool> {
-            self.inner.has_object_store_durability(l).await
+        async fn may_fail_over(&self, l: i64) -> Result<bool> {
+            self.inner.may_fail_over(l).await
         }
         async fn create_service_account(&self, a: &ServiceAccount) -> Result<()> {
             self.inner.create_service_account(a).await

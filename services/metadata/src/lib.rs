@@ -228,14 +228,14 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// conditional on `epoch`; returns the keys of the objects no range of any partition references
     /// any more, which the caller deletes from the bucket (sorted, each once).
     async fn trim_log_objects(&self, log_id: i64, epoch: i64, below: i64) -> Result<Vec<String>>;
-    /// Records that the owner of `epoch` serves the partition with object-store durability
-    /// (`true`) or not (`false`), conditional on `epoch` (`Fenced` otherwise, `NotFound` for an
-    /// unknown partition). The mark belongs to that epoch: the next `acquire_partition` voids it.
-    async fn set_object_store_durability(&self, log_id: i64, epoch: i64, on: bool) -> Result<()>;
-    /// Whether the partition's current owner (its current epoch) marked it object-store durable:
-    /// only then does the committed log hold every acknowledged record, so that another broker
-    /// may take the partition over without its owner. `NotFound` for an unknown partition.
-    async fn has_object_store_durability(&self, log_id: i64) -> Result<bool>;
+    /// Records that the owner of `epoch` serves the partition with local durability: its tail
+    /// not yet uploaded is on that broker's disk only, so the partition must not be failed over
+    /// while `epoch` is current. Conditional on `epoch` (`Fenced` otherwise, `NotFound` for an
+    /// unknown partition).
+    async fn mark_local_durability(&self, log_id: i64, epoch: i64) -> Result<()>;
+    /// Whether the partition may be failed over when its owner dies: its current epoch was not
+    /// marked local (`mark_local_durability`). `NotFound` for an unknown partition.
+    async fn may_fail_over(&self, log_id: i64) -> Result<bool>;
 
     // ---- compacted views (topic compaction) ----
     /// Replaces the partition's compacted view by `view`, conditional on `epoch` and on the view

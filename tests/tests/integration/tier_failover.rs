@@ -328,3 +328,122 @@ async fn with_deduplication_producers_resending_through_a_failover_store_each_me
         );
     }
 }
+
+/// A soak: three brokers, a random one killed (-9) again and again under producers that name
+/// themselves and resend each message until acknowledged (deduplication on), each victim
+/// restarted once its partitions were failed over. Every message is stored exactly once.
+/// `MAGNETAR_SOAK_SECS` sets how long it kills (default 20 s in the suite; docs/benchmarks.md
+/// has the figures of a longer run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_kills_of_brokers_under_load_lose_and_duplicate_nothing() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let soak = Duration::from_secs(std::env::var("MAGNETAR_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tier_config().await;
+    let mut brokers: Vec<magnetar_tests::BrokerProcess> = Vec::from(brokers::<3>(dir.path(), &cfg));
+    let bases: Vec<String> = brokers.iter().map(|b| b.base.clone()).collect();
+    let c = reqwest::Client::new();
+    namespace(&c, &bases[0]).await;
+    let ns = format!("{}/admin/v2/namespaces/acme/app", bases[0]);
+    expect(
+        call(&c, Method::POST, &format!("{ns}/durability"), Some(json!({"mode": "object-store"}))).await,
+        204,
+        "mode",
+    );
+    expect(call(&c, Method::POST, &format!("{ns}/deduplication"), Some(json!(true))).await, 204, "dedup");
+    let url = format!("{}/admin/v2/persistent/{TOPIC}/partitions", bases[0]);
+    expect(call(&c, Method::PUT, &url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
+    audit_subscriptions(&c, &bases[0]).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let retries = Arc::new(AtomicUsize::new(0));
+    let producers: Vec<_> = (0..PARTITIONS)
+        .map(|p| {
+            let (c, bases, stop, retries) = (c.clone(), bases.clone(), stop.clone(), retries.clone());
+            tokio::spawn(async move {
+                let mut seq: u64 = 0;
+                let mut attempt = 0usize;
+                let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
+                let _ = c;
+                while !stop.load(Ordering::Relaxed) {
+                    // Any broker serves any partition (forwarding); a dead one fails the attempt.
+                    let base = &bases[(seq as usize + attempt) % bases.len()];
+                    let url = format!("{base}/topics/persistent/{TOPIC}/partitions/{p}");
+                    let body = json!({"producerName": format!("soak-{p}"), "messages": [
+                        {"payload": "eA==", "sequenceId": seq, "properties": {"id": format!("{p}-{seq}")}}]});
+                    let acked = match client.post(&url).json(&body).send().await {
+                        Ok(r) if r.status().as_u16() == 200 => r
+                            .json::<serde_json::Value>()
+                            .await
+                            .is_ok_and(|v| v["messagePublishResults"][0]["errorCode"] == 0),
+                        _ => false,
+                    };
+                    if acked {
+                        seq += 1;
+                        attempt = 0;
+                    } else {
+                        attempt += 1;
+                        retries.fetch_add(1, Ordering::Relaxed);
+                        assert!(attempt < 600, "partition {p}: message {seq} not acknowledged after 600 attempts");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+                seq
+            })
+        })
+        .collect();
+
+    let started = Instant::now();
+    let mut kills = 0;
+    let mut failovers = Vec::new();
+    let mut pick = started.elapsed().subsec_nanos() as usize;
+    while started.elapsed() < soak {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        pick = pick.wrapping_mul(1103515245).wrapping_add(12345);
+        let victim = (pick >> 8) % brokers.len();
+        let survivor = bases[(victim + 1) % bases.len()].clone();
+        let victim_id = brokers[victim].addr.clone();
+        let killed = Instant::now();
+        brokers[victim].kill9();
+        kills += 1;
+        let took = eventually(30, "the victim's bundles failed over", || async {
+            let (owned, unavailable) = ownership(&c, &survivor).await;
+            (!unavailable && !owned.values().any(|o| *o == victim_id)).then(|| killed.elapsed())
+        })
+        .await;
+        failovers.push(took);
+        brokers[victim].restart();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut sent = Vec::new();
+    for p in producers {
+        sent.push(p.await.expect("producer"));
+    }
+    failovers.sort();
+    eprintln!(
+        "soak of {} s: {kills} kills; failover (kill to every bundle owned by a live broker) p50 {} ms, max {} ms; \
+         {} messages acknowledged, {} attempts retried",
+        soak.as_secs(),
+        failovers[failovers.len() / 2].as_millis(),
+        failovers.last().unwrap().as_millis(),
+        sent.iter().sum::<u64>(),
+        retries.load(Ordering::Relaxed)
+    );
+    assert!(kills >= 2, "the soak killed {kills} brokers");
+    for (p, n) in sent.iter().enumerate() {
+        let stored = crate::common::tier::drain_subscription(&c, &bases[0], &partition(p as u32), "audit").await;
+        let want: std::collections::BTreeMap<String, usize> = (0..*n).map(|s| (format!("{p}-{s}"), 1)).collect();
+        let extra: Vec<_> = stored.iter().filter(|(id, n)| **n != 1 || !want.contains_key(*id)).collect();
+        let missing: Vec<_> = want.keys().filter(|id| !stored.contains_key(*id)).collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "partition {p}: {} acknowledged messages missing (e.g. {:?}), {} stored more than once or unexpected (e.g. {:?})",
+            missing.len(),
+            &missing[..missing.len().min(5)],
+            extra.len(),
+            &extra[..extra.len().min(5)]
+        );
+    }
+}

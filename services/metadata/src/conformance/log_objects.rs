@@ -1,4 +1,4 @@
-//! Conformance: the index of log objects and the partitions' object-store durability marks.
+//! Conformance: the index of log objects and the partitions' local-durability marks.
 
 use super::{assert_err, assert_names, given_namespace, given_topic};
 use crate::{LogObjectRange, LogObjectRecord, MetadataError, MetadataStore};
@@ -220,72 +220,74 @@ pub async fn deleting_a_topic_removes_its_log_object_ranges(store: Arc<dyn Metad
     assert_eq!(store.trim_log_objects(kept, epoch, 4).await.unwrap(), ["k/shared"]);
 }
 
-pub async fn object_store_durability_holds_for_the_epoch_it_was_marked_under(store: Arc<dyn MetadataStore>) {
+pub async fn a_partition_marked_local_under_its_epoch_may_not_fail_over(store: Arc<dyn MetadataStore>) {
     given_namespace(store.as_ref(), "acme/orders").await;
     let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 2).await;
     let (p0, p1) = (t.partition_records[0].log_id, t.partition_records[1].log_id);
-    // Never owned, then owned but not marked.
-    assert!(!store.has_object_store_durability(p0).await.unwrap());
-    let first = store.acquire_partition(p0, "broker-1").await.unwrap();
-    assert!(!store.has_object_store_durability(p0).await.unwrap());
+    // Never owned, then owned but never marked (its owner never loaded it locally): nothing of it
+    // lives on a single broker's disk only.
+    assert!(store.may_fail_over(p0).await.unwrap());
+    let epoch = store.acquire_partition(p0, "broker-1").await.unwrap();
+    assert!(store.may_fail_over(p0).await.unwrap());
 
-    store.set_object_store_durability(p0, first, true).await.unwrap();
-    assert!(store.has_object_store_durability(p0).await.unwrap());
-    store.set_object_store_durability(p0, first, true).await.unwrap();
-    assert!(store.has_object_store_durability(p0).await.unwrap(), "marking twice is harmless");
-    assert!(!store.has_object_store_durability(p1).await.unwrap(), "the mark is the partition's own");
-
-    // The next owner may serve it in local durability: the previous owner's mark does not carry over.
-    let second = store.acquire_partition(p0, "broker-2").await.unwrap();
-    assert!(!store.has_object_store_durability(p0).await.unwrap());
-    store.set_object_store_durability(p0, second, true).await.unwrap();
-    assert!(store.has_object_store_durability(p0).await.unwrap());
-    // Reacquired by the same broker: a new epoch all the same.
-    store.acquire_partition(p0, "broker-2").await.unwrap();
-    assert!(!store.has_object_store_durability(p0).await.unwrap());
+    store.mark_local_durability(p0, epoch).await.unwrap();
+    assert!(!store.may_fail_over(p0).await.unwrap());
+    store.mark_local_durability(p0, epoch).await.unwrap();
+    assert!(!store.may_fail_over(p0).await.unwrap(), "marking twice is harmless");
+    assert!(store.may_fail_over(p1).await.unwrap(), "the mark is the partition's own");
+    assert_eq!(store.get_partition_owner(p0).await.unwrap(), Some(("broker-1".to_string(), epoch)), "the owner stays");
 }
 
-pub async fn a_stale_owner_cannot_change_object_store_durability(store: Arc<dyn MetadataStore>) {
+pub async fn a_new_epoch_lifts_the_local_mark(store: Arc<dyn MetadataStore>) {
+    given_namespace(store.as_ref(), "acme/orders").await;
+    let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 0).await;
+    let log_id = t.partition_records[0].log_id;
+    let first = store.acquire_partition(log_id, "broker-1").await.unwrap();
+    store.mark_local_durability(log_id, first).await.unwrap();
+    assert!(!store.may_fail_over(log_id).await.unwrap());
+
+    // A transition to another owner bumps the epoch without the new owner loading the partition:
+    // nothing was written under the new epoch, so the previous owner's mark does not carry over.
+    let second = store.acquire_partition(log_id, "broker-2").await.unwrap();
+    assert!(store.may_fail_over(log_id).await.unwrap());
+    // Once the new owner loads it locally in turn, it blocks again...
+    store.mark_local_durability(log_id, second).await.unwrap();
+    assert!(!store.may_fail_over(log_id).await.unwrap());
+    // ...until the next epoch, even when the same broker reacquires it.
+    store.acquire_partition(log_id, "broker-2").await.unwrap();
+    assert!(store.may_fail_over(log_id).await.unwrap());
+}
+
+pub async fn a_stale_owner_cannot_mark_local_durability(store: Arc<dyn MetadataStore>) {
     given_namespace(store.as_ref(), "acme/orders").await;
     let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 0).await;
     let log_id = t.partition_records[0].log_id;
     let old = store.acquire_partition(log_id, "broker-1").await.unwrap();
     let new = store.acquire_partition(log_id, "broker-2").await.unwrap();
 
-    // The zombie cannot make a local-durability partition look safe to take over...
-    let err = store.set_object_store_durability(log_id, old, true).await.unwrap_err();
+    // The zombie cannot pin the partition to its own disk under the current owner's epoch...
+    let err = store.mark_local_durability(log_id, old).await.unwrap_err();
     assert!(matches!(err, MetadataError::Fenced { log_id: l, epoch } if l == log_id && epoch == old), "{err:?}");
-    assert!(!store.has_object_store_durability(log_id).await.unwrap());
-    // ...nor clear the current owner's mark.
-    store.set_object_store_durability(log_id, new, true).await.unwrap();
-    assert_err!(store.set_object_store_durability(log_id, old, false).await, Fenced);
-    assert!(store.has_object_store_durability(log_id).await.unwrap());
-    // An epoch not handed out yet is fenced too.
-    assert_err!(store.set_object_store_durability(log_id, new + 1, false).await, Fenced);
-    assert!(store.has_object_store_durability(log_id).await.unwrap());
+    assert!(store.may_fail_over(log_id).await.unwrap());
+    // ...nor can an epoch not handed out yet.
+    assert_err!(store.mark_local_durability(log_id, new + 1).await, Fenced);
+    assert!(store.may_fail_over(log_id).await.unwrap());
+    assert_eq!(
+        store.get_partition_owner(log_id).await.unwrap(),
+        Some(("broker-2".to_string(), new)),
+        "nothing changes"
+    );
+
+    // A refused mark does not disturb the current owner's.
+    store.mark_local_durability(log_id, new).await.unwrap();
+    assert_err!(store.mark_local_durability(log_id, old).await, Fenced);
+    assert!(!store.may_fail_over(log_id).await.unwrap());
 }
 
-pub async fn unmarking_object_store_durability_clears_it(store: Arc<dyn MetadataStore>) {
-    given_namespace(store.as_ref(), "acme/orders").await;
-    let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 0).await;
-    let log_id = t.partition_records[0].log_id;
-    let epoch = store.acquire_partition(log_id, "broker-1").await.unwrap();
-
-    store.set_object_store_durability(log_id, epoch, true).await.unwrap();
-    store.set_object_store_durability(log_id, epoch, false).await.unwrap();
-    assert!(!store.has_object_store_durability(log_id).await.unwrap());
-    store.set_object_store_durability(log_id, epoch, false).await.unwrap();
-    assert!(!store.has_object_store_durability(log_id).await.unwrap(), "clearing twice is harmless");
-    store.set_object_store_durability(log_id, epoch, true).await.unwrap();
-    assert!(store.has_object_store_durability(log_id).await.unwrap(), "marked again");
-}
-
-pub async fn object_store_durability_of_an_unknown_partition_is_not_found(store: Arc<dyn MetadataStore>) {
-    for on in [true, false] {
-        let err = assert_err!(store.set_object_store_durability(MISSING_LOG_ID, 1, on).await, NotFound);
-        assert_names(&err, &format!("partition {MISSING_LOG_ID}"));
-    }
-    let err = assert_err!(store.has_object_store_durability(MISSING_LOG_ID).await, NotFound);
+pub async fn local_durability_of_an_unknown_partition_is_not_found(store: Arc<dyn MetadataStore>) {
+    let err = assert_err!(store.mark_local_durability(MISSING_LOG_ID, 1).await, NotFound);
+    assert_names(&err, &format!("partition {MISSING_LOG_ID}"));
+    let err = assert_err!(store.may_fail_over(MISSING_LOG_ID).await, NotFound);
     assert_names(&err, &format!("partition {MISSING_LOG_ID}"));
 
     // Nor does a deleted partition answer.
@@ -293,8 +295,8 @@ pub async fn object_store_durability_of_an_unknown_partition_is_not_found(store:
     let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 0).await;
     let log_id = t.partition_records[0].log_id;
     let epoch = store.acquire_partition(log_id, "broker-1").await.unwrap();
-    store.set_object_store_durability(log_id, epoch, true).await.unwrap();
+    store.mark_local_durability(log_id, epoch).await.unwrap();
     store.delete_topic(&t.name).await.unwrap();
-    assert_err!(store.has_object_store_durability(log_id).await, NotFound);
-    assert_err!(store.set_object_store_durability(log_id, epoch, false).await, NotFound);
+    assert_err!(store.may_fail_over(log_id).await, NotFound);
+    assert_err!(store.mark_local_durability(log_id, epoch).await, NotFound);
 }

@@ -1,6 +1,7 @@
 //! The index of log objects (object-store durability): one row per partition range a log object
 //! holds, committed under the partition's epoch and trimmed once uploaded segments hold it; and
-//! the mark of the epoch under which a partition is served with object-store durability.
+//! the mark of the epoch under which a partition was loaded with local durability, which keeps
+//! it from being failed over while that epoch is current.
 
 use super::errors::classify;
 use super::logs::{fence, partition_not_found};
@@ -155,32 +156,32 @@ impl SqlMetadataStore {
         Ok(unreferenced)
     }
 
-    pub(crate) async fn set_object_store_durability_impl(&self, log_id: i64, epoch: i64, on: bool) -> Result<()> {
+    pub(crate) async fn mark_local_durability_impl(&self, log_id: i64, epoch: i64) -> Result<()> {
         let mut tx = self.begin_write().await?;
         // The fence's partition lock keeps `epoch` current until the commit, so a concurrent
-        // `acquire_partition` comes after the mark and voids it rather than inheriting it.
+        // `acquire_partition` comes after the mark (and lifts it) rather than before it.
         fence(&mut tx, log_id, epoch).await?;
         // The partition's epoch column is `epoch` here: the fence just matched it.
-        let sql = if on {
-            "UPDATE partitions SET durability_epoch = epoch WHERE log_id = $1"
-        } else {
-            "UPDATE partitions SET durability_epoch = NULL WHERE log_id = $1"
-        };
-        sqlx::query(sql).bind(log_id).execute(&mut *tx).await.map_err(classify)?;
+        sqlx::query("UPDATE partitions SET local_epoch = epoch WHERE log_id = $1")
+            .bind(log_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
         tx.commit().await.map_err(classify)?;
         Ok(())
     }
 
-    pub(crate) async fn has_object_store_durability_impl(&self, log_id: i64) -> Result<bool> {
-        let row = sqlx::query("SELECT epoch, durability_epoch FROM partitions WHERE log_id = $1")
+    pub(crate) async fn may_fail_over_impl(&self, log_id: i64) -> Result<bool> {
+        let row = sqlx::query("SELECT epoch, local_epoch FROM partitions WHERE log_id = $1")
             .bind(log_id)
             .fetch_optional(&self.pool)
             .await
             .map_err(classify)?
             .ok_or_else(|| partition_not_found(log_id))?;
-        // A mark under an earlier epoch is a previous owner's, void since the partition changed hands.
+        // Only a mark under the current epoch blocks: one under an earlier epoch is a previous
+        // owner's, lifted since the partition changed hands (an epoch never loaded wrote nothing).
         let epoch: i64 = get(&row, "epoch")?;
-        let marked: Option<i64> = get(&row, "durability_epoch")?;
-        Ok(marked == Some(epoch))
+        let local: Option<i64> = get(&row, "local_epoch")?;
+        Ok(local != Some(epoch))
     }
 }

@@ -234,11 +234,11 @@ impl MetadataStore for SqlMetadataStore {
     async fn trim_log_objects(&self, log_id: i64, epoch: i64, below: i64) -> Result<Vec<String>> {
         self.trim_log_objects_impl(log_id, epoch, below).await
     }
-    async fn set_object_store_durability(&self, log_id: i64, epoch: i64, on: bool) -> Result<()> {
-        self.set_object_store_durability_impl(log_id, epoch, on).await
+    async fn mark_local_durability(&self, log_id: i64, epoch: i64) -> Result<()> {
+        self.mark_local_durability_impl(log_id, epoch).await
     }
-    async fn has_object_store_durability(&self, log_id: i64) -> Result<bool> {
-        self.has_object_store_durability_impl(log_id).await
+    async fn may_fail_over(&self, log_id: i64) -> Result<bool> {
+        self.may_fail_over_impl(log_id).await
     }
 
     async fn commit_compacted_view(
