@@ -30,7 +30,9 @@ impl Broker {
         let mut moved = 0;
         for row in self.ctx.metadata.list_bundles().await? {
             let Some(owner) = row.owner.clone() else { continue };
-            if row.state != BundleState::Owned || live.contains(&owner) {
+            // `releasing`: it died handing the bundle over; what it acknowledged is in the
+            // bucket all the same.
+            if !matches!(row.state, BundleState::Owned | BundleState::Releasing) || live.contains(&owner) {
                 continue;
             }
             let policy = match self.ctx.fresh_policies(&row.namespace).await {
