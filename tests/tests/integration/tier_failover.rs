@@ -235,61 +235,115 @@ async fn the_durability_policy_is_validated_and_removable() {
     assert_eq!(call(&c, Method::POST, &missing, Some(json!({"mode": "local"}))).await.0.as_u16(), 404);
 }
 
-/// Producers that name themselves and number their messages, resending each until it is
-/// acknowledged, through a failover of the partitions' owner: with deduplication on, every
-/// message is stored exactly once, whether the dead owner had committed it (the resend is
-/// recognised from the recovered records) or not (the resend stores it).
+/// The namespace with object-store durability and deduplication, and `TOPIC` with its audit
+/// subscriptions, created through `base`.
+async fn deduplicated_object_store_topic(c: &reqwest::Client, base: &str) {
+    namespace(c, base).await;
+    let ns = format!("{base}/admin/v2/namespaces/acme/app");
+    expect(
+        call(c, Method::POST, &format!("{ns}/durability"), Some(json!({"mode": "object-store"}))).await,
+        204,
+        "mode",
+    );
+    expect(call(c, Method::POST, &format!("{ns}/deduplication"), Some(json!(true))).await, 204, "dedup");
+    let url = format!("{base}/admin/v2/persistent/{TOPIC}/partitions");
+    expect(call(c, Method::PUT, &url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
+    audit_subscriptions(c, base).await;
+}
+
+/// One producer per partition that names itself and numbers its messages, resending each until
+/// it is acknowledged, through the brokers in turn (a dead one fails the attempt).
+struct Resenders {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    retries: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<u64>>,
+}
+
+impl Resenders {
+    fn start(bases: Vec<String>) -> Resenders {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let retries = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let tasks = (0..PARTITIONS)
+            .map(|p| {
+                let (bases, stop, retries) = (bases.clone(), stop.clone(), retries.clone());
+                tokio::spawn(async move {
+                    let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
+                    let (mut seq, mut attempt) = (0u64, 0usize);
+                    while !stop.load(Ordering::Relaxed) {
+                        let base = &bases[(seq as usize + attempt) % bases.len()];
+                        let url = format!("{base}/topics/persistent/{TOPIC}/partitions/{p}");
+                        let body = json!({"producerName": format!("resender-{p}"), "messages": [
+                            {"payload": "eA==", "sequenceId": seq, "properties": {"id": format!("{p}-{seq}")}}]});
+                        let acked = match client.post(&url).json(&body).send().await {
+                            Ok(r) if r.status().as_u16() == 200 => r
+                                .json::<serde_json::Value>()
+                                .await
+                                .is_ok_and(|v| v["messagePublishResults"][0]["errorCode"] == 0),
+                            _ => false,
+                        };
+                        if acked {
+                            seq += 1;
+                            attempt = 0;
+                        } else {
+                            attempt += 1;
+                            retries.fetch_add(1, Ordering::Relaxed);
+                            assert!(attempt < 600, "partition {p}: message {seq} not acknowledged after 600 attempts");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                    seq
+                })
+            })
+            .collect();
+        Resenders { stop, retries, tasks }
+    }
+
+    /// Stops them; the number of messages each partition's producer had acknowledged, and how
+    /// many attempts were retried.
+    async fn finish(self) -> (Vec<u64>, usize) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut sent = Vec::new();
+        for t in self.tasks {
+            sent.push(t.await.expect("producer"));
+        }
+        (sent, self.retries.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// Every message the resenders had acknowledged is stored exactly once, and nothing else but
+/// possibly the one each was sending when stopped.
+async fn assert_each_stored_once(c: &reqwest::Client, base: &str, sent: &[u64]) {
+    for (p, n) in sent.iter().enumerate() {
+        let stored = crate::common::tier::drain_subscription(c, base, &partition(p as u32), "audit").await;
+        let want: std::collections::BTreeMap<String, usize> = (0..*n).map(|s| (format!("{p}-{s}"), 1)).collect();
+        let last = format!("{p}-{n}");
+        let extra: Vec<_> =
+            stored.iter().filter(|(id, n)| **n != 1 || !(want.contains_key(*id) || **id == last)).collect();
+        let missing: Vec<_> = want.keys().filter(|id| !stored.contains_key(*id)).collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "partition {p}: {} acknowledged messages missing (e.g. {:?}), {} stored more than once or unexpected (e.g. {:?})",
+            missing.len(),
+            &missing[..missing.len().min(5)],
+            extra.len(),
+            &extra[..extra.len().min(5)]
+        );
+    }
+}
+
+/// Producers resending each message until acknowledged through a failover of the partitions'
+/// owner: with deduplication on, every message is stored exactly once, whether the dead owner
+/// had committed it (the resend is recognised from the recovered records) or not (the resend
+/// stores it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_deduplication_producers_resending_through_a_failover_store_each_message_once() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     let dir = tempfile::tempdir().unwrap();
     let cfg = tier_config().await;
     let [a, mut b] = brokers(dir.path(), &cfg);
     let c = reqwest::Client::new();
-    namespace(&c, &a.base).await;
-    let ns = format!("{}/admin/v2/namespaces/acme/app", a.base);
-    expect(
-        call(&c, Method::POST, &format!("{ns}/durability"), Some(json!({"mode": "object-store"}))).await,
-        204,
-        "mode",
-    );
-    expect(call(&c, Method::POST, &format!("{ns}/deduplication"), Some(json!(true))).await, 204, "dedup");
-    let url = format!("{}/admin/v2/persistent/{TOPIC}/partitions", a.base);
-    expect(call(&c, Method::PUT, &url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
-    audit_subscriptions(&c, &a.base).await;
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let producers: Vec<_> = (0..PARTITIONS)
-        .map(|p| {
-            let (c, base, stop) = (c.clone(), a.base.clone(), stop.clone());
-            tokio::spawn(async move {
-                let url = format!("{base}/topics/persistent/{TOPIC}/partitions/{p}");
-                let mut seq: u64 = 0;
-                let mut attempts = 0u32;
-                while !stop.load(Ordering::Relaxed) {
-                    let body = json!({"producerName": format!("dedup-{p}"), "messages": [
-                        {"payload": "eA==", "sequenceId": seq, "properties": {"id": format!("{p}-{seq}")}}]});
-                    let acked = match c.post(&url).json(&body).send().await {
-                        Ok(r) if r.status().as_u16() == 200 => r
-                            .json::<serde_json::Value>()
-                            .await
-                            .is_ok_and(|v| v["messagePublishResults"][0]["errorCode"] == 0),
-                        _ => false,
-                    };
-                    if acked {
-                        seq += 1;
-                        attempts = 0;
-                    } else {
-                        attempts += 1;
-                        assert!(attempts < 600, "partition {p}: message {seq} not acknowledged after 600 attempts");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-                seq
-            })
-        })
-        .collect();
+    deduplicated_object_store_topic(&c, &a.base).await;
+    let producers = Resenders::start(vec![a.base.clone()]);
     eventually(30, "messages acknowledged", || async {
         let s = expect(
             call(&c, Method::GET, &format!("{}/admin/v2/persistent/{TOPIC}/partitioned-stats", a.base), None).await,
@@ -307,95 +361,24 @@ async fn with_deduplication_producers_resending_through_a_failover_store_each_me
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut sent = Vec::new();
-    for p in producers {
-        sent.push(p.await.expect("producer"));
-    }
-    for (p, n) in sent.iter().enumerate() {
-        let stored = crate::common::tier::drain_subscription(&c, &a.base, &partition(p as u32), "audit").await;
-        let want: std::collections::BTreeMap<String, usize> = (0..*n).map(|s| (format!("{p}-{s}"), 1)).collect();
-        // The message a producer was sending when it stopped may be stored (once) or not.
-        let last = format!("{p}-{n}");
-        let extra: Vec<_> =
-            stored.iter().filter(|(id, n)| **n != 1 || !(want.contains_key(*id) || **id == last)).collect();
-        let missing: Vec<_> = want.keys().filter(|id| !stored.contains_key(*id)).collect();
-        assert!(
-            extra.is_empty() && missing.is_empty(),
-            "partition {p} (on b: {}): {} acknowledged messages missing (e.g. {:?}), {} stored more than once or unexpected (e.g. {:?})",
-            on_b.contains(&(p as u32)),
-            missing.len(),
-            &missing[..missing.len().min(5)],
-            extra.len(),
-            &extra[..extra.len().min(5)]
-        );
-    }
+    let (sent, _) = producers.finish().await;
+    assert_each_stored_once(&c, &a.base, &sent).await;
 }
 
-/// A soak: three brokers, a random one killed (-9) again and again under producers that name
-/// themselves and resend each message until acknowledged (deduplication on), each victim
-/// restarted once its partitions were failed over. Every message is stored exactly once.
-/// `MAGNETAR_SOAK_SECS` sets how long it kills (default 20 s in the suite; docs/benchmarks.md
-/// has the figures of a longer run).
+/// A soak: three brokers, one that owns bundles killed (-9) again and again under resending
+/// producers (deduplication on), each victim restarted once its bundles were failed over.
+/// Every message is stored exactly once. `MAGNETAR_SOAK_SECS` sets how long it kills (default
+/// 20 s in the suite; docs/benchmarks.md has the figures of a longer run).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_kills_of_brokers_under_load_lose_and_duplicate_nothing() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let soak = Duration::from_secs(std::env::var("MAGNETAR_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20));
     let dir = tempfile::tempdir().unwrap();
     let cfg = tier_config().await;
     let mut brokers: Vec<magnetar_tests::BrokerProcess> = Vec::from(brokers::<3>(dir.path(), &cfg));
     let bases: Vec<String> = brokers.iter().map(|b| b.base.clone()).collect();
     let c = reqwest::Client::new();
-    namespace(&c, &bases[0]).await;
-    let ns = format!("{}/admin/v2/namespaces/acme/app", bases[0]);
-    expect(
-        call(&c, Method::POST, &format!("{ns}/durability"), Some(json!({"mode": "object-store"}))).await,
-        204,
-        "mode",
-    );
-    expect(call(&c, Method::POST, &format!("{ns}/deduplication"), Some(json!(true))).await, 204, "dedup");
-    let url = format!("{}/admin/v2/persistent/{TOPIC}/partitions", bases[0]);
-    expect(call(&c, Method::PUT, &url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
-    audit_subscriptions(&c, &bases[0]).await;
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let retries = Arc::new(AtomicUsize::new(0));
-    let producers: Vec<_> = (0..PARTITIONS)
-        .map(|p| {
-            let (c, bases, stop, retries) = (c.clone(), bases.clone(), stop.clone(), retries.clone());
-            tokio::spawn(async move {
-                let mut seq: u64 = 0;
-                let mut attempt = 0usize;
-                let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
-                let _ = c;
-                while !stop.load(Ordering::Relaxed) {
-                    // Any broker serves any partition (forwarding); a dead one fails the attempt.
-                    let base = &bases[(seq as usize + attempt) % bases.len()];
-                    let url = format!("{base}/topics/persistent/{TOPIC}/partitions/{p}");
-                    let body = json!({"producerName": format!("soak-{p}"), "messages": [
-                        {"payload": "eA==", "sequenceId": seq, "properties": {"id": format!("{p}-{seq}")}}]});
-                    let acked = match client.post(&url).json(&body).send().await {
-                        Ok(r) if r.status().as_u16() == 200 => r
-                            .json::<serde_json::Value>()
-                            .await
-                            .is_ok_and(|v| v["messagePublishResults"][0]["errorCode"] == 0),
-                        _ => false,
-                    };
-                    if acked {
-                        seq += 1;
-                        attempt = 0;
-                    } else {
-                        attempt += 1;
-                        retries.fetch_add(1, Ordering::Relaxed);
-                        assert!(attempt < 600, "partition {p}: message {seq} not acknowledged after 600 attempts");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-                seq
-            })
-        })
-        .collect();
+    deduplicated_object_store_topic(&c, &bases[0]).await;
+    let producers = Resenders::start(bases.clone());
 
     let started = Instant::now();
     let mut kills = 0;
@@ -430,37 +413,16 @@ async fn random_kills_of_brokers_under_load_lose_and_duplicate_nothing() {
         brokers[victim].restart();
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut sent = Vec::new();
-    for p in producers {
-        sent.push(p.await.expect("producer"));
-    }
+    let (sent, retries) = producers.finish().await;
     failovers.sort();
     eprintln!(
         "soak of {} s: {kills} kills; failover (kill to every bundle owned by a live broker) p50 {} ms, max {} ms; \
-         {} messages acknowledged, {} attempts retried",
+         {} messages acknowledged, {retries} attempts retried",
         soak.as_secs(),
         failovers[failovers.len() / 2].as_millis(),
         failovers.last().unwrap().as_millis(),
         sent.iter().sum::<u64>(),
-        retries.load(Ordering::Relaxed)
     );
     assert!(kills >= 2, "the soak killed {kills} brokers");
-    for (p, n) in sent.iter().enumerate() {
-        let stored = crate::common::tier::drain_subscription(&c, &bases[0], &partition(p as u32), "audit").await;
-        let want: std::collections::BTreeMap<String, usize> = (0..*n).map(|s| (format!("{p}-{s}"), 1)).collect();
-        // The message a producer was sending when it stopped may be stored (once) or not.
-        let last = format!("{p}-{n}");
-        let extra: Vec<_> =
-            stored.iter().filter(|(id, n)| **n != 1 || !(want.contains_key(*id) || **id == last)).collect();
-        let missing: Vec<_> = want.keys().filter(|id| !stored.contains_key(*id)).collect();
-        assert!(
-            extra.is_empty() && missing.is_empty(),
-            "partition {p}: {} acknowledged messages missing (e.g. {:?}), {} stored more than once or unexpected (e.g. {:?})",
-            missing.len(),
-            &missing[..missing.len().min(5)],
-            extra.len(),
-            &extra[..extra.len().min(5)]
-        );
-    }
+    assert_each_stored_once(&c, &bases[0], &sent).await;
 }
