@@ -180,12 +180,25 @@ impl Writer {
             let window_end = tokio::time::Instant::from_std(carry[0].queued) + self.config.window;
             let mut bytes: usize = carry.iter().map(|w| w.frame.len()).sum();
             while bytes < self.config.max_object_bytes {
+                if tokio::time::Instant::now() >= window_end {
+                    // The window is over (records queued while the previous object was written
+                    // start with an expired one): take what is queued now, then write. Without
+                    // this, a writer that fell behind would close objects of a frame or two
+                    // and never catch up.
+                    while bytes < self.config.max_object_bytes {
+                        let Ok(w) = rx.try_recv() else { break };
+                        bytes += w.frame.len();
+                        carry.push(w);
+                    }
+                    break;
+                }
                 tokio::select! {
+                    biased;
                     w = rx.recv() => match w {
                         Some(w) => { bytes += w.frame.len(); carry.push(w); }
                         None => break,
                     },
-                    _ = tokio::time::sleep_until(window_end) => break,
+                    _ = tokio::time::sleep_until(window_end) => {}
                 }
             }
             // Cut at the size bound; the rest starts the next object.

@@ -203,3 +203,27 @@ fn a_damaged_log_object_is_reported_not_decoded() {
     let e = decode_log_object(&bytes::Bytes::from(ok)).unwrap_err();
     assert!(matches!(e, StorageError::Corrupt { .. }), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_fell_behind_gathers_everything_queued_into_its_next_object() {
+    let s = setup(window(5));
+    let gate = Arc::new(Semaphore::new(0));
+    *s.committer.gate.lock() = Some(gate.clone());
+    // The first object waits for its commit while 40 logs queue one record each.
+    let first = s.storage.log(1).unwrap();
+    first.set_object_store_durability(1, Duration::from_secs(30)).unwrap();
+    let mut tasks = vec![tokio::spawn(async move { first.append(vec![input(0)]).await })];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for id in 2..=41u64 {
+        let log = s.storage.log(id).unwrap();
+        log.set_object_store_durability(1, Duration::from_secs(30)).unwrap();
+        tasks.push(tokio::spawn(async move { log.append(vec![input(id)]).await }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    gate.add_permits(1000);
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let committed = s.committer.committed.lock().clone();
+    assert!(committed.len() <= 3, "40 records queued behind one object took {} more objects", committed.len() - 1);
+}
