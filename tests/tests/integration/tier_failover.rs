@@ -367,11 +367,12 @@ async fn with_deduplication_producers_resending_through_a_failover_store_each_me
 
 /// A soak: three brokers, one that owns bundles killed (-9) again and again under resending
 /// producers (deduplication on), each victim restarted once its bundles were failed over.
-/// Every message is stored exactly once. `MAGNETAR_SOAK_SECS` sets how long it kills (default
+/// Every message is stored exactly once. `MAGNETAR_TEST_SOAK_SECS` sets how long it kills (default
 /// 20 s in the suite; docs/benchmarks.md has the figures of a longer run).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_kills_of_brokers_under_load_lose_and_duplicate_nothing() {
-    let soak = Duration::from_secs(std::env::var("MAGNETAR_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20));
+    let soak =
+        Duration::from_secs(std::env::var("MAGNETAR_TEST_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20));
     let dir = tempfile::tempdir().unwrap();
     let cfg = tier_config().await;
     let mut brokers: Vec<magnetar_tests::BrokerProcess> = Vec::from(brokers::<3>(dir.path(), &cfg));
