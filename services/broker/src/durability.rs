@@ -132,6 +132,7 @@ pub(crate) async fn apply(
     log: &Arc<PartitionLog>,
     log_id: i64,
     epoch: i64,
+    uploaded_end: i64,
     policy: DurabilityPolicy,
 ) -> Result<()> {
     // A log keeps its handle across unloads: whatever an earlier load set, the records
@@ -144,12 +145,12 @@ pub(crate) async fn apply(
         }
         return Ok(());
     }
-    let recovered = recover(ctx, log, log_id).await?;
+    // Every committed range, read once: recovery takes those past the log's end, and the
+    // bucket's end (with the uploaded segments') says what this copy holds beyond it.
+    let ranges = ctx.metadata.list_log_objects(log_id, 0).await?;
+    let objects_end = ranges.last().map_or(0, |r| r.end_offset).max(uploaded_end).max(0) as u64;
+    let recovered = recover(ctx, log, log_id, ranges).await?;
     log.set_object_store_durability(epoch, policy.max_wait())?;
-    let segments_end = ctx.metadata.list_segments(log_id).await?.iter().map(|s| s.end_offset).max().unwrap_or(0);
-    let objects_end =
-        ctx.metadata.list_log_objects(log_id, 0).await?.last().map_or(0, |r| r.end_offset).max(segments_end).max(0)
-            as u64;
     let committed = if log.end_offset() > objects_end { log.commit_local_tail(objects_end).await? } else { 0 };
     if recovered > 0 || committed > 0 {
         tracing::info!(
@@ -211,9 +212,17 @@ pub(crate) async fn trim_log_objects(ctx: &Context, p: &crate::partition::Partit
 
 /// Appends the committed records past the log's end (another broker's, which died or was
 /// fenced) at exactly their offsets. Returns how many.
-async fn recover(ctx: &Context, log: &Arc<PartitionLog>, log_id: i64) -> Result<u64> {
+async fn recover(
+    ctx: &Context,
+    log: &Arc<PartitionLog>,
+    log_id: i64,
+    ranges: Vec<magnetar_metadata::LogObjectRecord>,
+) -> Result<u64> {
     let mut next = log.end_offset();
-    let ranges = ctx.metadata.list_log_objects(log_id, next as i64).await?;
+    let ranges: Vec<_> = ranges.into_iter().filter(|r| r.end_offset as u64 > next).collect();
+    if ranges.is_empty() {
+        return Ok(0);
+    }
     let Some(tier) = ctx.storage.tier() else {
         return Err(unavailable(format!(
             "partition {log_id} has records in log objects but this broker has no object store"

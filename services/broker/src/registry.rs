@@ -164,8 +164,9 @@ impl TopicRegistry {
             let epoch = ctx.metadata.acquire_partition(pr.log_id, &ctx.broker_id).await?;
             let log = ctx.storage.log(pr.log_id as u64)?;
             let remote = ctx.metadata.list_segments(pr.log_id).await?;
+            let uploaded_end = remote.iter().map(|s| s.end_offset).max().unwrap_or(0);
             log.attach_remote(remote.into_iter().map(crate::controllers::offload::remote_of).collect());
-            crate::durability::apply(ctx, &log, pr.log_id, epoch, durability).await?;
+            crate::durability::apply(ctx, &log, pr.log_id, epoch, uploaded_end, durability).await?;
             if pr.terminated_end.is_some() {
                 // Terminated for good: the log refuses appends again after a restart or reload.
                 log.terminate();
