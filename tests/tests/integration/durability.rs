@@ -56,11 +56,14 @@ async fn with_the_object_store_down_producers_get_errors_after_the_wait_never_an
     assert_eq!(try_produce(&app, topic, "during-outage-2").await.unwrap_err().0, 503);
 
     weed.spawn().await;
+    // A fresh payload per attempt: an attempt refused after its wait may still be stored later.
+    let attempts = std::sync::atomic::AtomicUsize::new(0);
     let after = eventually(60, "produce acknowledged again once the store is back", || async {
-        try_produce(&app, topic, "after").await.ok()
+        let text = format!("after-{}", attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        try_produce(&app, topic, &text).await.ok().map(|id| (id, text))
     })
     .await;
-    acked.push((after, "after".to_string()));
+    acked.push(after);
 
     // Every acknowledged message once and in order; what was refused may have been stored
     // later (as a Pulsar send that timed out), but at most once.
@@ -72,7 +75,10 @@ async fn with_the_object_store_down_producers_get_errors_after_the_wait_never_an
     let acked_texts: Vec<&String> = kept.iter().map(|(_, t)| t).collect();
     let read_acked: Vec<&String> = texts.iter().filter(|t| acked_texts.contains(t)).collect();
     assert_eq!(read_acked, acked_texts, "acknowledged messages read back in order");
-    assert!(texts.iter().all(|t| t.starts_with("up-") || t.starts_with("during-outage") || t == "after"), "{texts:?}");
+    assert!(
+        texts.iter().all(|t| t.starts_with("up-") || t.starts_with("during-outage") || t.starts_with("after-")),
+        "{texts:?}"
+    );
     app.stop().await;
 }
 
