@@ -102,6 +102,17 @@ impl Broker {
             metrics.tier.clone(),
         );
         let (cursor_sync, cursor_sync_rx) = tokio::sync::mpsc::unbounded_channel();
+        // Replicated durability needs peers: only in a tier.
+        let replication = if config.tier.enabled {
+            let dir = deps.storage.config().data_dir.join("replicas");
+            let metrics = deps.storage.metrics().clone();
+            Some(
+                crate::replication::Replication::open(Arc::clone(&membership), dir, &config.durability, metrics)
+                    .await?,
+            )
+        } else {
+            None
+        };
         let ctx = Arc::new(Context {
             broker_id: config.advertised_address.clone(),
             config,
@@ -117,6 +128,7 @@ impl Broker {
             namespace_limiters: Default::default(),
             shutdown: CancellationToken::new(),
             cursor_sync,
+            replication,
         });
         crate::durability::attach_object_log(&ctx);
         let registry = Arc::new(TopicRegistry::new(Arc::clone(&ctx)));
@@ -324,6 +336,13 @@ impl Broker {
         self.periodic(self.ctx.config.membership.renew_interval(), |b| async move {
             b.ctx.membership.renew(&b.load()).await;
         });
+        if self.ctx.replication.is_some() {
+            self.periodic(Duration::from_secs(30), |b| async move {
+                if let Some(r) = &b.ctx.replication {
+                    r.sweep().await;
+                }
+            });
+        }
         if self.ctx.tier.enabled() {
             self.periodic(self.ctx.config.tier.refresh_interval(), |b| async move {
                 if let Err(e) = b.ctx.tier.refresh().await {

@@ -38,6 +38,9 @@ pub(crate) struct Context {
     /// Synchronous cursor checkpoints of partitions with object-store durability
     /// (`Checkpoints::run_sync`).
     pub cursor_sync: tokio::sync::mpsc::UnboundedSender<crate::controllers::checkpoint::SyncRequest>,
+    /// Replicated durability: this broker's replica streams and its copies of the others'
+    /// (only in a broker tier).
+    pub replication: Option<Arc<crate::replication::Replication>>,
 }
 
 impl Context {
@@ -83,11 +86,12 @@ impl Context {
     }
 
     /// Writes a cursor op to the WAL; returns once it is durable, and for a partition with
-    /// object-store durability once its cursor is checkpointed in the metadata store too (the
-    /// WAL dies with this broker; the checkpoint is what the next owner reads).
+    /// object-store or replicated durability once its cursor is checkpointed in the metadata
+    /// store too (the WAL's aux records are not replicated; the checkpoint is what the next
+    /// owner reads).
     pub async fn persist_op(&self, partition: &Partition, op: &CursorOp) -> Result<()> {
         self.persist_log_op(partition.log_id, op).await?;
-        if partition.log.object_store_epoch().is_some() {
+        if partition.log.commit_epoch().is_some() {
             let (tx, rx) = tokio::sync::oneshot::channel();
             self.cursor_sync.send((partition.log_id, tx)).map_err(|_| BrokerError::ShuttingDown)?;
             rx.await.map_err(|_| BrokerError::ShuttingDown)??;

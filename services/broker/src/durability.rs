@@ -6,8 +6,8 @@
 
 use crate::context::Context;
 use crate::{Broker, BrokerError, Result};
-use magnetar_core::{DurabilityMode, DurabilityPolicy, NamespaceName};
-use magnetar_metadata::{LogObjectRange, MetadataError, MetadataStore};
+use magnetar_core::{DurabilityMode, DurabilityPolicy, NamespaceName, ReplicationQuorum};
+use magnetar_metadata::{LogObjectRange, MetadataError, MetadataStore, ReplicaSet};
 use magnetar_storage::{LogObjectCommitter, ObjectLog, ObjectLogConfig, ObjectRange, PartitionLog, StorageError};
 use std::sync::Arc;
 
@@ -83,8 +83,12 @@ pub struct DurabilityConfig {
     pub object_store_window_ms: u64,
     /// An object is written at once when it reaches this size.
     pub object_store_max_object_bytes: usize,
-    /// Appends are refused while this many bytes wait for the object store.
+    /// Appends are refused while this many bytes wait for the object store (or, with
+    /// replicated durability, for their ack quorum).
     pub object_store_max_backlog_bytes: usize,
+    /// Replicated durability: how long one batch sent to a peer may take before that peer
+    /// counts as failed for it.
+    pub replication_timeout_ms: u64,
 }
 
 impl Default for DurabilityConfig {
@@ -93,6 +97,7 @@ impl Default for DurabilityConfig {
             object_store_window_ms: 25,
             object_store_max_object_bytes: 8 << 20,
             object_store_max_backlog_bytes: 256 << 20,
+            replication_timeout_ms: 2_000,
         }
     }
 }
@@ -114,20 +119,77 @@ impl DurabilityConfig {
                     .into(),
             );
         }
+        if self.replication_timeout_ms == 0 {
+            return Err("broker.durability.replication_timeout_ms must be at least 1".into());
+        }
         Ok(())
     }
 }
 
-/// The durability policy in force for a namespace's partitions loaded now.
-pub(crate) async fn policy_of(ctx: &Context, ns: &NamespaceName) -> Result<DurabilityPolicy> {
-    Ok(ctx.fresh_policies(ns).await?.durability.unwrap_or(DurabilityPolicy::LOCAL))
+/// The durability a namespace's partitions loaded now get: the policy, and for `replicated`
+/// the quorum of its persistence policy.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Durability {
+    pub policy: DurabilityPolicy,
+    pub quorum: ReplicationQuorum,
+}
+
+pub(crate) async fn policy_of(ctx: &Context, ns: &NamespaceName) -> Result<Durability> {
+    let policies = ctx.fresh_policies(ns).await?;
+    let policy = policies.durability.unwrap_or(DurabilityPolicy::LOCAL);
+    let quorum = if policy.mode == DurabilityMode::Replicated {
+        ReplicationQuorum::of(policies.persistence.as_ref()).map_err(BrokerError::InvalidPolicy)?
+    } else {
+        ReplicationQuorum::DEFAULT
+    };
+    Ok(Durability { policy, quorum })
 }
 
 /// Gives a log being loaded (after `acquire_partition` gave it `epoch`, before any append) the
-/// durability of `policy`. With object-store durability the committed records past the log's
-/// end are appended first, and records the log has past what the bucket and the segment index
-/// hold are committed, so that the log and the bucket agree from the first append on.
+/// durability of `policy`, after recovering what an earlier owner left beyond the log's end:
+/// on the replicas of its last replicated load (whatever the mode now), and in committed log
+/// objects. With object-store durability, records the log has past what the bucket holds are
+/// committed; with replicated durability, the tail past the uploaded segments is sent to the
+/// new replica set — so that from the first append on, every record is where the mode says.
 pub(crate) async fn apply(
+    ctx: &Context,
+    log: &Arc<PartitionLog>,
+    log_id: i64,
+    epoch: i64,
+    uploaded_end: i64,
+    durability: Durability,
+) -> Result<()> {
+    let policy = durability.policy;
+    // A log keeps its handle across unloads: whatever an earlier load set, the records
+    // recovered below are appended with local durability (they are committed already).
+    log.set_local_durability();
+    let replicas = if ctx.tier.enabled() { ctx.metadata.partition_replicas(log_id).await? } else { None };
+    if let Some((previous, set)) = &replicas
+        && *previous < epoch
+    {
+        recover_from_replicas(ctx, log, log_id, epoch, *previous, set).await?;
+    }
+    match policy.mode {
+        DurabilityMode::Local => {
+            // The tail will be on this broker's disk only: no automatic failover under this epoch.
+            if ctx.tier.enabled() {
+                ctx.metadata.mark_local_durability(log_id, epoch).await?;
+            }
+        }
+        DurabilityMode::ObjectStore => apply_object_store(ctx, log, log_id, epoch, uploaded_end, policy).await?,
+        DurabilityMode::Replicated => {
+            return replicate(ctx, log, log_id, epoch, uploaded_end, durability).await;
+        }
+    }
+    if replicas.is_some() {
+        // What the replicas held is here now (and in the bucket, for object-store): the next
+        // owner has nothing to recover from them.
+        ctx.metadata.set_partition_replicas(log_id, epoch, None).await?;
+    }
+    Ok(())
+}
+
+async fn apply_object_store(
     ctx: &Context,
     log: &Arc<PartitionLog>,
     log_id: i64,
@@ -135,16 +197,6 @@ pub(crate) async fn apply(
     uploaded_end: i64,
     policy: DurabilityPolicy,
 ) -> Result<()> {
-    // A log keeps its handle across unloads: whatever an earlier load set, the records
-    // recovered below are appended with local durability (they are committed already).
-    log.set_local_durability();
-    if policy.mode != DurabilityMode::ObjectStore {
-        // The tail will be on this broker's disk only: no automatic failover under this epoch.
-        if ctx.tier.enabled() {
-            ctx.metadata.mark_local_durability(log_id, epoch).await?;
-        }
-        return Ok(());
-    }
     // Every committed range, read once: recovery takes those past the log's end, and the
     // bucket's end (with the uploaded segments') says what this copy holds beyond it.
     let ranges = ctx.metadata.list_log_objects(log_id, 0).await?;
@@ -165,21 +217,110 @@ pub(crate) async fn apply(
     Ok(())
 }
 
+/// Replicated durability from this load on: a replica set among the live brokers, the local
+/// tail past the uploaded segments sent to it, then the set recorded under `epoch` (recorded
+/// last: an owner that dies before leaves the previous set, which still holds everything, as
+/// the one to recover from).
+async fn replicate(
+    ctx: &Context,
+    log: &Arc<PartitionLog>,
+    log_id: i64,
+    epoch: i64,
+    uploaded_end: i64,
+    durability: Durability,
+) -> Result<()> {
+    let Some(replication) = &ctx.replication else {
+        return Err(BrokerError::InvalidPolicy(
+            "durability mode replicated needs a broker tier; this broker runs standalone".into(),
+        ));
+    };
+    let quorum = durability.quorum;
+    let peers = replication.choose_peers(quorum).await?;
+    let writer = replication.writer(&peers, quorum.ack_quorum);
+    log.set_replicated_durability(epoch, durability.policy.max_wait(), writer);
+    let from = uploaded_end.max(0) as u64;
+    let sent = if log.end_offset() > from { log.commit_local_tail(from).await? } else { 0 };
+    let set = ReplicaSet {
+        owner: ctx.broker_id.clone(),
+        peers,
+        write_quorum: quorum.write_quorum,
+        ack_quorum: quorum.ack_quorum,
+    };
+    ctx.metadata.set_partition_replicas(log_id, epoch, Some(&set)).await?;
+    tracing::debug!(log_id, epoch, sent, peers = ?set.peers, "partition replicated");
+    Ok(())
+}
+
+/// Appends what the replicas of the partition's previous replicated load hold past the log's
+/// end, after fencing it there at `epoch`. Frames of epochs before that load are left out: its
+/// owner re-sent everything past the uploaded segments under its own epoch before serving.
+async fn recover_from_replicas(
+    ctx: &Context,
+    log: &Arc<PartitionLog>,
+    log_id: i64,
+    epoch: i64,
+    previous: i64,
+    set: &ReplicaSet,
+) -> Result<()> {
+    let Some(replication) = &ctx.replication else {
+        return Err(unavailable(format!(
+            "partition {log_id} has records on the replicas {:?} but this broker is not in a tier",
+            set.peers
+        )));
+    };
+    let from = log.end_offset();
+    let frames: Vec<_> =
+        replication.recover(set, log_id, epoch, from).await?.into_iter().filter(|f| f.epoch >= previous).collect();
+    let records = magnetar_storage::replica::merge_recovered(from, frames)?;
+    let mut next = from;
+    let count = append_at(log, log_id, &mut next, records, "its replicas").await?;
+    if count > 0 {
+        tracing::info!(log_id, epoch, recovered = count, end = next, previous_owner = %set.owner,
+            "partition tail recovered from its replicas");
+    }
+    Ok(())
+}
+
+/// Appends `records` (consecutive, the first at `next`) at exactly their offsets.
+async fn append_at(
+    log: &Arc<PartitionLog>,
+    log_id: i64,
+    next: &mut u64,
+    records: Vec<magnetar_storage::Record>,
+    source: &str,
+) -> Result<u64> {
+    let mut count = 0;
+    for chunk in records.chunks(RECOVERY_CHUNK) {
+        let first = chunk[0].offset;
+        if first != *next {
+            return Err(unavailable(format!(
+                "partition {log_id}: {source}: offset {first} found where {} was expected",
+                *next
+            )));
+        }
+        let ids = log.append(chunk.iter().cloned().map(magnetar_storage::Record::into_input).collect()).await?;
+        debug_assert_eq!(ids.first().map(|i| i.0), Some(first));
+        *next += chunk.len() as u64;
+        count += chunk.len() as u64;
+    }
+    Ok(count)
+}
+
 /// Waits until every record accepted by a closed log with object-store durability is
 /// committed (visible), so that a handover answers its producers before the segments go: a
 /// record the next owner serves was acknowledged here, never refused as fenced.
 pub(crate) async fn wait_committed(p: &crate::partition::Partition) -> Result<()> {
-    if p.log.object_store_epoch().is_none() {
+    if p.log.commit_epoch().is_none() {
         return Ok(());
     }
     let end = p.log.close();
     if end == 0 || p.log.end_offset() >= end {
         return Ok(());
     }
-    let wait = p.log.object_store_max_wait().unwrap_or_default();
+    let wait = p.log.commit_max_wait().unwrap_or_default();
     tokio::time::timeout(wait, p.log.wait_for_data(end - 1)).await.map_err(|_| {
         unavailable(format!(
-            "partition {}: records wait for the object store longer than {} ms; the handover is retried later",
+            "partition {}: records wait for the object store or their replicas longer than {} ms; the handover is retried later",
             p.log_id,
             wait.as_millis()
         ))
@@ -190,6 +331,9 @@ pub(crate) async fn wait_committed(p: &crate::partition::Partition) -> Result<()
 /// dropped, and objects no range references any more are deleted from the bucket. A failure
 /// is logged and left to the next upload (the ranges stay valid, only redundant).
 pub(crate) async fn trim_log_objects(ctx: &Context, p: &crate::partition::Partition, end: u64) {
+    if let (Some(_), Some(replication)) = (p.log.replicated_epoch(), &ctx.replication) {
+        replication.trim(p.log_id as u64, end);
+    }
     if p.log.object_store_epoch().is_none() {
         return;
     }
@@ -251,19 +395,8 @@ async fn recover(
             .filter(|r| r.offset >= next && r.offset < end)
             .cloned()
             .collect();
-        for chunk in records.chunks(RECOVERY_CHUNK) {
-            let first = chunk[0].offset;
-            if first != next {
-                return Err(unavailable(format!(
-                    "partition {log_id}: log object {} holds offset {first} where {next} was expected",
-                    range.object_key
-                )));
-            }
-            let ids = log.append(chunk.iter().cloned().map(magnetar_storage::Record::into_input).collect()).await?;
-            debug_assert_eq!(ids.first().map(|i| i.0), Some(first));
-            next += chunk.len() as u64;
-            count += chunk.len() as u64;
-        }
+        let source = format!("log object {}", range.object_key);
+        count += append_at(log, log_id, &mut next, records, &source).await?;
         if next < end {
             return Err(unavailable(format!(
                 "partition {log_id}: log object {} lacks offsets {next}..{end} it was committed with",
@@ -284,6 +417,9 @@ impl Broker {
                 "durability mode object-store needs an object store, and this broker has none configured".into(),
             ));
         }
+        if policy.is_some_and(|p| p.mode == DurabilityMode::Replicated) {
+            self.check_replicable(ns).await?;
+        }
         self.admin()
             .update_policies(ns, |p| {
                 p.durability = policy;
@@ -292,6 +428,48 @@ impl Broker {
             .await?;
         self.unload_bundles(ns, None).await?;
         Ok(())
+    }
+
+    /// Replicated durability for `ns` needs a tier with as many live brokers as its write quorum.
+    async fn check_replicable(&self, ns: &NamespaceName) -> Result<()> {
+        if self.ctx.replication.is_none() {
+            return Err(BrokerError::InvalidArgument(
+                "durability mode replicated needs a broker tier; this broker runs standalone".into(),
+            ));
+        }
+        let persistence = self.admin().get_policies(ns).await?.persistence;
+        let quorum = ReplicationQuorum::of(persistence.as_ref()).map_err(BrokerError::InvalidArgument)?;
+        let live = self.live_brokers().await?.len();
+        if live < quorum.write_quorum as usize {
+            return Err(BrokerError::InvalidArgument(format!(
+                "durability mode replicated with write quorum {} needs {} live brokers; {live} are live",
+                quorum.write_quorum, quorum.write_quorum
+            )));
+        }
+        Ok(())
+    }
+
+    /// Peer side of replicated durability: stores a batch of `broker`'s log stream (`session`
+    /// must be its live session). Returns the partitions refused because they are fenced.
+    pub async fn replica_append(&self, broker: &str, session: &str, body: bytes::Bytes) -> Result<Vec<(u64, String)>> {
+        self.replication()?.accept_append(broker, session, body).await
+    }
+
+    /// Peer side of a recovery by `broker`: fences partition `log_id` at `epoch` here and
+    /// returns the frames held of it from offset `from` on (`replica::encode_frames`).
+    pub async fn replica_recover(
+        &self,
+        broker: &str,
+        session: &str,
+        log_id: u64,
+        epoch: i64,
+        from: u64,
+    ) -> Result<bytes::Bytes> {
+        self.replication()?.accept_recover(broker, session, log_id, epoch, from).await
+    }
+
+    fn replication(&self) -> Result<&Arc<crate::replication::Replication>> {
+        self.ctx.replication.as_ref().ok_or_else(|| BrokerError::NotAllowed("this broker is not in a tier".into()))
     }
 
     /// A namespace's own durability policy (`None`: it sets none, `local` applies).

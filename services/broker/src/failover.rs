@@ -1,9 +1,11 @@
-//! Automatic failover of bundles whose partitions have object-store durability (issue 13,
-//! item 2): when the broker holding such a bundle is no longer a live member (its lease
-//! expired), the leader gives the bundle to a live broker at once. Nothing is lost: every
-//! record the dead broker acknowledged is in a committed log object, and the new owner appends
-//! those past the uploaded segments before serving (`durability::apply`). The transition bumps
-//! the partitions' epochs, so a zombie's later object commits are refused (fenced).
+//! Automatic failover of bundles whose partitions have object-store or replicated durability
+//! (issue 13, item 2): when the broker holding such a bundle is no longer a live member (its
+//! lease expired), the leader gives the bundle to a live broker at once. Nothing is lost: every
+//! record the dead broker acknowledged is in a committed log object or on an ack quorum of its
+//! replicas, and the new owner appends those past the uploaded segments before serving
+//! (`durability::apply`). The transition bumps the partitions' epochs, so a zombie's later
+//! object commits are refused (fenced); replicas refuse its batches once the new owner fenced
+//! the partition there, and it has stopped acknowledging by its own lease clock before that.
 //!
 //! A bundle qualifies only if none of its partitions was loaded with local durability under its
 //! current epoch (`mark_local_durability`): such a partition's tail is on the dead broker's disk
@@ -41,7 +43,9 @@ impl Broker {
                 Err(crate::BrokerError::NotFound(_)) => continue,
                 Err(e) => return Err(e),
             };
-            if policy.is_none_or(|p| p.mode != DurabilityMode::ObjectStore) {
+            // Replicated: the new owner recovers the tail from the replicas (and waits for
+            // enough of them to answer before serving).
+            if policy.is_none_or(|p| p.mode == DurabilityMode::Local) {
                 continue;
             }
             let Ok(range) = BundleRange::parse(&row.bundle) else { continue };
@@ -77,7 +81,7 @@ impl Broker {
                     tier.metrics().transition("assigning");
                     tier.metrics().failovers.inc();
                     tracing::warn!(%bundle, previous = %owner, new_owner = %target, partitions = log_ids.len(),
-                        "owner's lease expired: bundle with object-store durability failed over");
+                        "owner's lease expired: bundle with object-store or replicated durability failed over");
                     moved += 1;
                 }
                 Err(MetadataError::Conflict(_) | MetadataError::NotFound(_)) => {}

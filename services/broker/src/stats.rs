@@ -187,7 +187,14 @@ pub fn partition_stats(p: &Partition) -> TopicStats {
         storage_size: p.log.storage_bytes(),
         offloaded_storage_size: p.log.offloaded_bytes(),
         deduplication_status: if p.policy.deduplication_enabled() { "Enabled" } else { "Disabled" }.into(),
-        durability: if p.log.object_store_epoch().is_some() { "object-store" } else { "local" }.into(),
+        durability: if p.log.object_store_epoch().is_some() {
+            "object-store"
+        } else if p.log.replicated_epoch().is_some() {
+            "replicated"
+        } else {
+            "local"
+        }
+        .into(),
         compaction: p.compaction.stats(),
         ..TopicStats::default()
     };

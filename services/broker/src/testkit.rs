@@ -363,6 +363,12 @@ mod gated {
         async fn may_fail_over(&self, l: i64) -> Result<bool> {
             self.inner.may_fail_over(l).await
         }
+        async fn set_partition_replicas(&self, l: i64, e: i64, r: Option<&ReplicaSet>) -> Result<()> {
+            self.inner.set_partition_replicas(l, e, r).await
+        }
+        async fn partition_replicas(&self, l: i64) -> Result<Option<(i64, ReplicaSet)>> {
+            self.inner.partition_replicas(l).await
+        }
         async fn create_service_account(&self, a: &ServiceAccount) -> Result<()> {
             self.inner.create_service_account(a).await
         }

@@ -23,7 +23,7 @@ pub use message_id::MessageId;
 pub use names::{ClusterName, Domain, NameError, NamespaceName, SubscriptionName, TenantName, TopicName};
 pub use policies::{
     BacklogQuota, BacklogQuotaPolicy, DurabilityMode, DurabilityPolicy, PersistencePolicies, Policies,
-    RetentionPolicies,
+    ReplicationQuorum, RetentionPolicies,
 };
 pub use schema_policies::{SchemaAutoUpdateCompatibilityStrategy, SchemaCompatibilityStrategy};
 pub use secret::Secret;

@@ -81,8 +81,9 @@ impl DurabilityMode {
 #[serde(rename_all = "camelCase")]
 pub struct DurabilityPolicy {
     pub mode: DurabilityMode,
-    /// `object-store`: how long a producer waits for the object before its send fails (the
-    /// record may still be stored later, as with any send that timed out). Default 30000.
+    /// `object-store` and `replicated`: how long a producer waits for the object (or for its ack
+    /// quorum of replicas) before its send fails (the record may still be stored later, as with
+    /// any send that timed out). Default 30000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_store_max_wait_ms: Option<u64>,
 }
@@ -95,6 +96,45 @@ impl DurabilityPolicy {
 
     pub fn max_wait(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.object_store_max_wait_ms.unwrap_or(Self::DEFAULT_MAX_WAIT_MS))
+    }
+}
+
+/// Copies of each record under replicated durability, from Pulsar's persistence policy: the
+/// owner and `write_quorum - 1` peer brokers get it, and it is acknowledged once `ack_quorum`
+/// of them fsynced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicationQuorum {
+    pub write_quorum: u32,
+    pub ack_quorum: u32,
+}
+
+impl ReplicationQuorum {
+    /// Pulsar's broker defaults (`managedLedgerDefaultWriteQuorum` and `AckQuorum`: 2 and 2).
+    pub const DEFAULT: ReplicationQuorum = ReplicationQuorum { write_quorum: 2, ack_quorum: 2 };
+
+    /// The quorum a namespace's persistence policy asks for; an error says why it cannot be
+    /// replicated durability (one acknowledging copy is local durability; a write quorum below
+    /// the ack quorum can never acknowledge).
+    pub fn of(persistence: Option<&PersistencePolicies>) -> Result<ReplicationQuorum, String> {
+        let Some(p) = persistence else { return Ok(Self::DEFAULT) };
+        let (wq, aq) = (p.bookkeeper_write_quorum, p.bookkeeper_ack_quorum);
+        if aq < 2 {
+            return Err(format!(
+                "durability mode replicated acknowledges after at least 2 copies, but the persistence policy's \
+                 bookkeeperAckQuorum is {aq}: set it to 2 or more, or choose mode local"
+            ));
+        }
+        if wq < aq {
+            return Err(format!("bookkeeperWriteQuorum ({wq}) must be at least bookkeeperAckQuorum ({aq})"));
+        }
+        Ok(ReplicationQuorum { write_quorum: wq as u32, ack_quorum: aq as u32 })
+    }
+
+    /// Peers that must answer a recovery: every set of `ack_quorum - 1` peers (which an
+    /// acknowledged record reached) meets every set of this many, and as many fenced leave the
+    /// old owner fewer than `ack_quorum - 1` peers to acknowledge with.
+    pub fn recovery_peers(&self) -> usize {
+        (self.write_quorum - self.ack_quorum + 1) as usize
     }
 }
 

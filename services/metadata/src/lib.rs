@@ -236,6 +236,13 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Whether the partition may be failed over when its owner dies: its current epoch was not
     /// marked local (`mark_local_durability`). `NotFound` for an unknown partition.
     async fn may_fail_over(&self, log_id: i64) -> Result<bool>;
+    /// Records the replica set the owner of `epoch` loaded the partition with (replicated
+    /// durability), or with `None` that no replica holds anything the partition lacks. Conditional on `epoch` (`Fenced` otherwise, `NotFound` for an unknown
+    /// partition).
+    async fn set_partition_replicas(&self, log_id: i64, epoch: i64, replicas: Option<&ReplicaSet>) -> Result<()>;
+    /// The replica set last recorded for the partition and the epoch it was recorded under.
+    /// `NotFound` for an unknown partition.
+    async fn partition_replicas(&self, log_id: i64) -> Result<Option<(i64, ReplicaSet)>>;
 
     // ---- compacted views (topic compaction) ----
     /// Replaces the partition's compacted view by `view`, conditional on `epoch` and on the view

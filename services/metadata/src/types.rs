@@ -144,6 +144,18 @@ pub struct LogObjectRange {
     pub epoch: i64,
 }
 
+/// The brokers holding copies of a partition's tail under replicated durability, as its owner
+/// recorded them when it loaded the partition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplicaSet {
+    /// The owner (it holds a copy in its own WAL).
+    pub owner: String,
+    /// The other brokers its log stream is sent to (`write_quorum - 1` of them).
+    pub peers: Vec<String>,
+    pub write_quorum: u32,
+    pub ack_quorum: u32,
+}
+
 /// A committed range and the object holding it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogObjectRecord {

@@ -37,6 +37,7 @@ mod paced;
 mod partition;
 mod record;
 mod recovery;
+pub mod replica;
 mod segment;
 mod storage;
 pub mod tier;
@@ -46,7 +47,10 @@ mod wal;
 pub use config::{StorageConfig, WalCorruption};
 pub use error::StorageError;
 pub use metrics::StorageMetrics;
-pub use objlog::{LogObjectCommitter, ObjectLog, ObjectLogConfig, ObjectRange, decode_log_object};
+pub use objlog::{
+    CommitKind, DurableSink, LogObjectCommitter, ObjectLog, ObjectLogConfig, ObjectRange, WriterMetrics,
+    decode_data_frame, decode_log_object,
+};
 pub use partition::{PartitionLog, PendingAppend, SegmentInfo};
 pub use record::{BatchPos, ChunkPos, ProducerStamp, Record, RecordInput, message_id};
 pub use storage::{AuxRecord, Storage};

@@ -47,6 +47,15 @@ pub struct StorageMetrics {
     pub object_log_failures: IntCounter,
     /// Bytes of records waiting for their log object now.
     pub object_log_backlog: IntGauge,
+    /// Replicated durability: batches of this broker's stream confirmed by an ack quorum of
+    /// peers, their bytes, failed attempts (retried), the time from send to quorum, bytes
+    /// waiting for their quorum (the replication lag), bytes of other brokers' streams kept here.
+    pub replication_batches: IntCounter,
+    pub replication_bytes: IntCounter,
+    pub replication_failures: IntCounter,
+    pub replication_ack_seconds: Histogram,
+    pub replication_backlog: IntGauge,
+    pub replica_stored_bytes: IntGauge,
 }
 
 impl StorageMetrics {
@@ -147,6 +156,30 @@ impl StorageMetrics {
                 "magnetar_object_store_log_failures_total",
                 "Log object PUTs or commits that failed (retried; their records wait unacknowledged)",
             ),
+            replication_batches: c(
+                "magnetar_replication_batches_total",
+                "Batches of this broker's log stream confirmed by an ack quorum of replicas",
+            ),
+            replication_bytes: c("magnetar_replication_bytes_total", "Bytes of the batches confirmed by replicas"),
+            replication_failures: c(
+                "magnetar_replication_failures_total",
+                "Batches that missed their ack quorum (retried; their records wait unacknowledged)",
+            ),
+            replication_ack_seconds: h(
+                "magnetar_replication_ack_seconds",
+                "Time from sending a batch to its replicas until an ack quorum fsynced it",
+                vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
+            ),
+            replication_backlog: IntGauge::new(
+                "magnetar_replication_lag_bytes",
+                "Bytes of records in the WAL waiting for their ack quorum of replicas (not acknowledged yet)",
+            )
+            .expect("valid gauge"),
+            replica_stored_bytes: IntGauge::new(
+                "magnetar_replica_stored_bytes",
+                "Bytes of other brokers' log streams this broker keeps as a replica",
+            )
+            .expect("valid gauge"),
         }
     }
 
@@ -173,6 +206,9 @@ impl StorageMetrics {
             &self.object_log_objects,
             &self.object_log_bytes,
             &self.object_log_failures,
+            &self.replication_batches,
+            &self.replication_bytes,
+            &self.replication_failures,
         ] {
             registry.register(Box::new(c.clone()))?;
         }
@@ -182,6 +218,9 @@ impl StorageMetrics {
         registry.register(Box::new(self.read_bytes.clone()))?;
         registry.register(Box::new(self.object_log_put_seconds.clone()))?;
         registry.register(Box::new(self.object_log_backlog.clone()))?;
+        registry.register(Box::new(self.replication_ack_seconds.clone()))?;
+        registry.register(Box::new(self.replication_backlog.clone()))?;
+        registry.register(Box::new(self.replica_stored_bytes.clone()))?;
         Ok(())
     }
 }

@@ -49,6 +49,63 @@ pub trait LogObjectCommitter: Send + Sync {
     async fn commit(&self, key: &str, ranges: &[ObjectRange]) -> Result<Vec<(u64, String)>>;
 }
 
+/// Makes one batch of records durable beyond this broker's disk: the object store (a PUT, then
+/// the committer's commit) or the peer brokers of replicated durability. Called one batch at a
+/// time, in WAL order; an error is retried with the same batch.
+#[async_trait::async_trait]
+pub trait DurableSink: Send + Sync {
+    /// Makes `object` (number `seq` of this writer) durable with its `ranges`; returns the logs
+    /// whose range was refused (fenced), with the reason.
+    async fn commit(&self, seq: u64, object: Bytes, ranges: &[ObjectRange]) -> Result<Vec<(u64, String)>>;
+}
+
+/// The object-store sink: PUT under `{prefix}/{seq:020}`, then commit the ranges.
+struct ObjectStoreSink {
+    tier: Arc<ObjectTier>,
+    committer: Arc<dyn LogObjectCommitter>,
+    prefix: String,
+}
+
+#[async_trait::async_trait]
+impl DurableSink for ObjectStoreSink {
+    async fn commit(&self, seq: u64, object: Bytes, ranges: &[ObjectRange]) -> Result<Vec<(u64, String)>> {
+        let key = format!("{}/{seq:020}", self.prefix);
+        let started = Instant::now();
+        self.tier.put_object(&key, object).await?;
+        self.tier.metrics().object_log_put_seconds.observe(started.elapsed().as_secs_f64());
+        self.committer.commit(&key, ranges).await
+    }
+}
+
+/// What a writer counts (object-store durability and replication have their own series).
+#[derive(Clone)]
+pub struct WriterMetrics {
+    pub batches: prometheus::IntCounter,
+    pub bytes: prometheus::IntCounter,
+    pub failures: prometheus::IntCounter,
+    pub backlog: prometheus::IntGauge,
+}
+
+impl WriterMetrics {
+    fn object_store(m: &crate::StorageMetrics) -> Self {
+        WriterMetrics {
+            batches: m.object_log_objects.clone(),
+            bytes: m.object_log_bytes.clone(),
+            failures: m.object_log_failures.clone(),
+            backlog: m.object_log_backlog.clone(),
+        }
+    }
+
+    pub fn replication(m: &crate::StorageMetrics) -> Self {
+        WriterMetrics {
+            batches: m.replication_batches.clone(),
+            bytes: m.replication_bytes.clone(),
+            failures: m.replication_failures.clone(),
+            backlog: m.replication_backlog.clone(),
+        }
+    }
+}
+
 /// Tuning of the object-store durability writer.
 #[derive(Debug, Clone)]
 pub struct ObjectLogConfig {
@@ -73,11 +130,21 @@ impl Default for ObjectLogConfig {
     }
 }
 
-/// A log's object-store durability settings, as its owner set them at load.
-#[derive(Debug, Clone, Copy)]
+/// Where a log's records go before they are acknowledged, besides the WAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitKind {
+    ObjectStore,
+    Replicated,
+}
+
+/// A log's durability beyond the WAL, as its owner set it at load: the writer its records wait
+/// for, the epoch they are committed under, how long an appender waits.
+#[derive(Clone)]
 pub(crate) struct ObjectMode {
     pub epoch: i64,
     pub max_wait: Duration,
+    pub kind: CommitKind,
+    pub writer: Arc<ObjectLog>,
 }
 
 /// Records of one WAL data frame waiting for their object.
@@ -95,7 +162,7 @@ pub(crate) struct Waiting {
 /// The writer's handle, shared by the logs (see the module docs).
 pub struct ObjectLog {
     tx: mpsc::UnboundedSender<Waiting>,
-    tier: Arc<ObjectTier>,
+    metrics: WriterMetrics,
     config: ObjectLogConfig,
     backlog: Arc<AtomicUsize>,
     /// Objects committed so far (metrics and tests).
@@ -103,22 +170,28 @@ pub struct ObjectLog {
 }
 
 impl ObjectLog {
-    /// Starts the writer task on the current runtime.
+    /// Starts the object-store writer task on the current runtime.
     pub fn start(tier: Arc<ObjectTier>, committer: Arc<dyn LogObjectCommitter>, config: ObjectLogConfig) -> Arc<Self> {
+        let metrics = WriterMetrics::object_store(tier.metrics());
+        let sink = ObjectStoreSink { tier, committer, prefix: config.prefix.clone() };
+        Self::start_with(Arc::new(sink), metrics, config)
+    }
+
+    /// Starts a writer of batches into `sink` (object store or replicas) on the current runtime.
+    pub fn start_with(sink: Arc<dyn DurableSink>, metrics: WriterMetrics, config: ObjectLogConfig) -> Arc<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         let backlog = Arc::new(AtomicUsize::new(0));
         let committed_objects = Arc::new(AtomicU64::new(0));
-        let tier_handle = tier.clone();
         let writer = Writer {
-            tier,
-            committer,
+            sink,
+            metrics: metrics.clone(),
             config: config.clone(),
             backlog: backlog.clone(),
             committed: committed_objects.clone(),
             seq: 0,
         };
         tokio::spawn(writer.run(rx));
-        Arc::new(ObjectLog { tx, tier: tier_handle, config, backlog, committed_objects })
+        Arc::new(ObjectLog { tx, metrics, config, backlog, committed_objects })
     }
 
     pub fn config(&self) -> &ObjectLogConfig {
@@ -144,10 +217,12 @@ impl ObjectLog {
 
     /// Queues durable records for their object (from the applier thread).
     pub(crate) fn queue(&self, w: Waiting) {
-        let now = self.backlog.fetch_add(w.frame.len(), Ordering::Relaxed) + w.frame.len();
-        self.tier.metrics().object_log_backlog.set(now as i64);
+        // The gauge may be shared by several writers (one per replica set): changes, not levels.
+        self.backlog.fetch_add(w.frame.len(), Ordering::Relaxed);
+        self.metrics.backlog.add(w.frame.len() as i64);
         if let Err(mpsc::error::SendError(w)) = self.tx.send(w) {
             self.backlog.fetch_sub(w.frame.len(), Ordering::Relaxed);
+            self.metrics.backlog.sub(w.frame.len() as i64);
             if let Some(done) = w.done {
                 let _ = done.send(Err(StorageError::ShuttingDown));
             }
@@ -156,8 +231,8 @@ impl ObjectLog {
 }
 
 struct Writer {
-    tier: Arc<ObjectTier>,
-    committer: Arc<dyn LogObjectCommitter>,
+    sink: Arc<dyn DurableSink>,
+    metrics: WriterMetrics,
     config: ObjectLogConfig,
     backlog: Arc<AtomicUsize>,
     committed: Arc<AtomicU64>,
@@ -225,7 +300,7 @@ impl Writer {
         carry: &mut Vec<Waiting>,
     ) {
         self.seq += 1;
-        let key = format!("{}/{:020}", self.config.prefix, self.seq);
+        let seq = self.seq;
         let mut body = BytesMut::with_capacity(MAGIC.len() + batch.iter().map(|w| w.frame.len()).sum::<usize>());
         body.extend_from_slice(MAGIC);
         let mut ranges: BTreeMap<u64, ObjectRange> = BTreeMap::new();
@@ -243,12 +318,12 @@ impl Writer {
         let ranges: Vec<ObjectRange> = ranges.into_values().collect();
         let mut backoff = Duration::from_millis(50);
         let fenced = loop {
-            match self.attempt(&key, body.clone(), &ranges).await {
+            match self.sink.commit(seq, body.clone(), &ranges).await {
                 Ok(fenced) => break fenced,
                 Err(e) => {
-                    tracing::warn!(object = %key, error = %e, retry_in_ms = backoff.as_millis() as u64,
-                        "log object not committed; retrying (its records are not acknowledged meanwhile)");
-                    self.tier.metrics().object_log_failures.inc();
+                    tracing::warn!(seq, error = %e, retry_in_ms = backoff.as_millis() as u64,
+                        "log batch not committed; retrying (its records are not acknowledged meanwhile)");
+                    self.metrics.failures.inc();
                     expire(&mut batch, Instant::now());
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -260,17 +335,18 @@ impl Writer {
             }
         };
         self.committed.fetch_add(1, Ordering::Relaxed);
-        let m = self.tier.metrics();
-        m.object_log_objects.inc();
-        m.object_log_bytes.inc_by(body.len() as u64);
-        let left = self.backlog.fetch_sub(batch.iter().map(|w| w.frame.len()).sum(), Ordering::Relaxed);
-        m.object_log_backlog.set(left.saturating_sub(body.len() - MAGIC.len()) as i64);
+        let m = &self.metrics;
+        m.batches.inc();
+        m.bytes.inc_by(body.len() as u64);
+        let done: usize = batch.iter().map(|w| w.frame.len()).sum();
+        self.backlog.fetch_sub(done, Ordering::Relaxed);
+        m.backlog.sub(done as i64);
         for w in batch {
             let log_id = w.part.log_id();
             let res = match fenced.iter().find(|(id, _)| *id == log_id) {
-                Some((_, why)) => Err(StorageError::Unavailable(format!(
-                    "log {log_id}: its records were not committed to the object store: {why}"
-                ))),
+                Some((_, why)) => {
+                    Err(StorageError::Unavailable(format!("log {log_id}: its records were not committed: {why}")))
+                }
                 None => {
                     w.part.publish_committed(w.end);
                     Ok(())
@@ -281,13 +357,6 @@ impl Writer {
             }
         }
     }
-
-    async fn attempt(&self, key: &str, body: Bytes, ranges: &[ObjectRange]) -> Result<Vec<(u64, String)>> {
-        let started = Instant::now();
-        self.tier.put_object(key, body).await?;
-        self.tier.metrics().object_log_put_seconds.observe(started.elapsed().as_secs_f64());
-        self.committer.commit(key, ranges).await
-    }
 }
 
 /// Tells the appenders whose wait has expired that their records are not acknowledged.
@@ -296,8 +365,12 @@ fn expire(waiting: &mut [Waiting], now: Instant) {
         if now.duration_since(w.queued) >= w.mode.max_wait
             && let Some(done) = w.done.take()
         {
+            let by = match w.mode.kind {
+                CommitKind::ObjectStore => "the object store",
+                CommitKind::Replicated => "its ack quorum of replicas",
+            };
             let _ = done.send(Err(StorageError::Unavailable(format!(
-                "log {}: not acknowledged by the object store within {} ms",
+                "log {}: not acknowledged by {by} within {} ms",
                 w.part.log_id(),
                 w.mode.max_wait.as_millis()
             ))));
@@ -307,36 +380,49 @@ fn expire(waiting: &mut [Waiting], now: Instant) {
 
 /// The records of each log in a log object, in the order they were written.
 pub fn decode_log_object(object: &Bytes) -> Result<Vec<(u64, Vec<Record>)>> {
-    let corrupt = |position: usize, detail: String| StorageError::Corrupt {
-        file: "log object".into(),
-        position: position as u64,
-        detail,
-    };
     if object.len() < MAGIC.len() || &object[..MAGIC.len()] != MAGIC {
-        return Err(corrupt(0, "not a log object (bad magic)".into()));
+        return Err(corrupt("log object", 0, "not a log object (bad magic)".into()));
     }
     let mut pos = MAGIC.len();
     let mut out = Vec::new();
     while pos < object.len() {
-        let total = match codec::parse_frame(&object[pos..]) {
-            FrameParse::Complete { total } => total,
-            FrameParse::Incomplete { need } => return Err(corrupt(pos, format!("truncated frame ({need} bytes)"))),
-            FrameParse::Corrupt(e) => return Err(corrupt(pos, e)),
-        };
-        let body = object.slice(pos + codec::FRAME_HEADER..pos + total);
-        let WalEntry::Data { log_id, segment_base, records, .. } =
-            codec::decode_wal_body(&body).map_err(|e| corrupt(pos, e))?
-        else {
-            return Err(corrupt(pos, "a log object holds data frames only".into()));
-        };
-        let records_at = body.len() - records.len();
-        let mut decoded = Vec::new();
-        for (at, len) in codec::split_records(records).map_err(|e| corrupt(pos, e))? {
-            let inner = body.slice(records_at + at + codec::FRAME_HEADER..records_at + at + len);
-            decoded.push(codec::decode_record(&inner, segment_base).map_err(|e| corrupt(pos, e))?);
-        }
-        out.push((log_id, decoded));
+        let total = frame_len(&object[pos..]).map_err(|e| corrupt("log object", pos, e))?;
+        out.push(decode_data_frame(&object.slice(pos..pos + total)).map_err(|e| match e {
+            StorageError::Corrupt { detail, position, .. } => corrupt("log object", pos + position as usize, detail),
+            e => e,
+        })?);
         pos += total;
     }
     Ok(out)
+}
+
+/// The length of the checksummed frame at the start of `buf`.
+pub(crate) fn frame_len(buf: &[u8]) -> std::result::Result<usize, String> {
+    match codec::parse_frame(buf) {
+        FrameParse::Complete { total } => Ok(total),
+        FrameParse::Incomplete { need } => Err(format!("truncated frame ({need} bytes)")),
+        FrameParse::Corrupt(e) => Err(e),
+    }
+}
+
+/// The log and records of one WAL data frame (header included, checksum verified).
+pub fn decode_data_frame(frame: &Bytes) -> Result<(u64, Vec<Record>)> {
+    let total = frame_len(frame).map_err(|e| corrupt("data frame", 0, e))?;
+    let body = frame.slice(codec::FRAME_HEADER..total);
+    let WalEntry::Data { log_id, segment_base, records, .. } =
+        codec::decode_wal_body(&body).map_err(|e| corrupt("data frame", 0, e))?
+    else {
+        return Err(corrupt("data frame", 0, "a log object holds data frames only".into()));
+    };
+    let records_at = body.len() - records.len();
+    let mut decoded = Vec::new();
+    for (at, len) in codec::split_records(records).map_err(|e| corrupt("data frame", 0, e))? {
+        let inner = body.slice(records_at + at + codec::FRAME_HEADER..records_at + at + len);
+        decoded.push(codec::decode_record(&inner, segment_base).map_err(|e| corrupt("data frame", 0, e))?);
+    }
+    Ok((log_id, decoded))
+}
+
+fn corrupt(file: &str, position: usize, detail: String) -> StorageError {
+    StorageError::Corrupt { file: file.into(), position: position as u64, detail }
 }

@@ -2,7 +2,7 @@
 //! the durable end that readers and waiters see.
 
 use crate::codec::{self, DataFrame};
-use crate::objlog::ObjectMode;
+use crate::objlog::{CommitKind, ObjectLog, ObjectMode};
 use crate::record::{Record, RecordInput};
 use crate::segment::{self, ActiveSegment, RecordPos, SealedSegment, SegMeta};
 use crate::tier::RemoteSegment;
@@ -255,10 +255,8 @@ impl PartitionLog {
         if let Some(f) = &self.segs.lock().failed {
             return Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id)));
         }
-        if self.object_mode().is_some()
-            && let Some(log) = self.object_log()
-        {
-            log.check_room(self.log_id)?;
+        if let Some(mode) = self.object_mode() {
+            mode.writer.check_room(self.log_id)?;
         }
         let budget = self.shared.config.local_disk_budget_bytes;
         if budget > 0 && self.shared.tier.get().is_some() {
@@ -363,14 +361,21 @@ impl PartitionLog {
     /// under `epoch`, and appenders waiting longer than `max_wait` get `Unavailable`.
     /// `Unavailable` without an object writer attached ([`crate::Storage::attach_object_log`]).
     pub fn set_object_store_durability(&self, epoch: i64, max_wait: std::time::Duration) -> Result<()> {
-        if self.object_log().is_none() {
+        let Some(writer) = self.shared.object_log.get().cloned() else {
             return Err(StorageError::Unavailable(format!(
                 "log {}: object-store durability needs the object tier, which this broker does not have",
                 self.log_id
             )));
-        }
-        *self.object_mode.lock() = Some(ObjectMode { epoch, max_wait });
+        };
+        *self.object_mode.lock() = Some(ObjectMode { epoch, max_wait, kind: CommitKind::ObjectStore, writer });
         Ok(())
+    }
+
+    /// Gives this log replicated durability from now on (its owner sets it at load, before
+    /// appending): its records are acknowledged and visible only once `writer` (the stream to
+    /// its replica set) has them on its ack quorum, under `epoch`.
+    pub fn set_replicated_durability(&self, epoch: i64, max_wait: std::time::Duration, writer: Arc<ObjectLog>) {
+        *self.object_mode.lock() = Some(ObjectMode { epoch, max_wait, kind: CommitKind::Replicated, writer });
     }
 
     /// Back to local durability (the WAL's fsync acknowledges).
@@ -379,11 +384,7 @@ impl PartitionLog {
     }
 
     pub(crate) fn object_mode(&self) -> Option<ObjectMode> {
-        *self.object_mode.lock()
-    }
-
-    pub(crate) fn object_log(&self) -> Option<&Arc<crate::objlog::ObjectLog>> {
-        self.shared.object_log.get()
+        self.object_mode.lock().clone()
     }
 
     /// Commits the records from `from` to the end into log objects (object-store durability
@@ -392,12 +393,13 @@ impl PartitionLog {
     /// [`PartitionLog::set_object_store_durability`] and before any append. Returns the records
     /// committed.
     pub async fn commit_local_tail(&self, from: u64) -> Result<u64> {
-        let (Some(mode), Some(objects)) = (self.object_mode(), self.object_log().cloned()) else {
+        let Some(mode) = self.object_mode() else {
             return Err(StorageError::Unavailable(format!(
-                "log {} does not have object-store durability",
+                "log {} has local durability: nothing to commit beyond the WAL",
                 self.log_id
             )));
         };
+        let objects = mode.writer.clone();
         let me = self.me.upgrade().ok_or(StorageError::LogDeleted(self.log_id))?;
         let (mut next, end, mut count) = (from, self.end_offset(), 0);
         while next < end {
@@ -419,7 +421,7 @@ impl PartitionLog {
                 let (tx, rx) = oneshot::channel();
                 objects.queue(crate::objlog::Waiting {
                     part: me.clone(),
-                    mode,
+                    mode: mode.clone(),
                     start,
                     end: stop,
                     frame: frame.bytes,
@@ -434,13 +436,25 @@ impl PartitionLog {
         Ok(count)
     }
 
-    /// How long appenders wait for the object store, when the log has object-store durability.
-    pub fn object_store_max_wait(&self) -> Option<std::time::Duration> {
+    /// How long appenders wait for the commit beyond the WAL (object store or replicas), when
+    /// the log has such durability.
+    pub fn commit_max_wait(&self) -> Option<std::time::Duration> {
         self.object_mode().map(|m| m.max_wait)
     }
 
     /// The epoch this log's records are committed under, when it has object-store durability.
     pub fn object_store_epoch(&self) -> Option<i64> {
+        self.object_mode().filter(|m| m.kind == CommitKind::ObjectStore).map(|m| m.epoch)
+    }
+
+    /// The epoch this log's records are replicated under, when it has replicated durability.
+    pub fn replicated_epoch(&self) -> Option<i64> {
+        self.object_mode().filter(|m| m.kind == CommitKind::Replicated).map(|m| m.epoch)
+    }
+
+    /// The epoch of a durability beyond the WAL (object store or replicas), if the log has one:
+    /// its records and cursor updates must reach it before they are confirmed.
+    pub fn commit_epoch(&self) -> Option<i64> {
         self.object_mode().map(|m| m.epoch)
     }
 

@@ -515,7 +515,7 @@ fn apply_batch(items: Vec<WalItem>, failed: Option<String>) {
                 }
                 // A log with object-store durability becomes visible once its object is
                 // committed: the object writer publishes it and completes the appender.
-                let object = part.object_mode().and_then(|mode| Some((mode, part.object_log()?.clone())));
+                let object = part.object_mode().map(|mode| (mode.clone(), mode.writer));
                 let start = records.first().map_or(0, |r| r.offset);
                 let end = records.last().map_or(start, |r| r.offset + 1);
                 match (part.apply(base, &frame, records, object.is_none()), object) {

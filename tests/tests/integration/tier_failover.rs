@@ -1,8 +1,9 @@
-//! Zero-loss failover with object-store durability (issue 13): a namespace whose records are
-//! acknowledged only once committed in log objects in the bucket. When the broker owning some
-//! of its partitions is killed (-9) under continuous produce, the leader hands them to a live
-//! broker as soon as the lease has expired; that broker appends the committed tail and serves
-//! on: every acknowledged message is read back exactly once. The bucket is the shared S3 server,
+//! Zero-loss failover (issue 13), for both modes that allow it: `object-store` (records
+//! acknowledged only once committed in log objects in the bucket) and `replicated` (only once
+//! an ack quorum of brokers fsynced them). When the broker owning some partitions is killed
+//! (-9) under continuous produce, the leader hands them to a live broker as soon as the lease
+//! has expired; that broker recovers the tail (from the bucket or the replicas) and serves on:
+//! every acknowledged message is read back exactly once. The bucket is the shared S3 server,
 //! the metadata a real PostgreSQL, the brokers real processes.
 
 use crate::common::eventually;
@@ -23,7 +24,7 @@ async fn metric(c: &reqwest::Client, base: &str, name: &str) -> f64 {
 }
 
 /// The partitions whose bundle `owner` holds.
-async fn partitions_of(c: &reqwest::Client, base: &str, owner: &str) -> Vec<u32> {
+pub(crate) async fn partitions_of(c: &reqwest::Client, base: &str, owner: &str) -> Vec<u32> {
     let (owned, _) = ownership(c, base).await;
     let mut out = Vec::new();
     for i in 0..PARTITIONS {
@@ -32,6 +33,21 @@ async fn partitions_of(c: &reqwest::Client, base: &str, owner: &str) -> Vec<u32>
         }
     }
     out
+}
+
+/// Whether every bundle is owned by a broker other than `dead`.
+async fn none_owned_by(c: &reqwest::Client, base: &str, dead: &str) -> bool {
+    let (owned, unavailable) = ownership(c, base).await;
+    !unavailable && owned.len() as u32 >= 1 && owned.values().all(|o| o != dead)
+}
+
+/// Brokers for `mode`: two, or three with replicated durability (write quorum 2: after one
+/// dies, the others still make an ack quorum). The first two are the ones the tests use.
+fn brokers_for(dir: &std::path::Path, cfg: &str, mode: Mode) -> Vec<magnetar_tests::BrokerProcess> {
+    match mode {
+        Mode::ObjectStore => Vec::from(brokers::<2>(dir, cfg)),
+        Mode::Replicated => Vec::from(brokers::<3>(dir, cfg)),
+    }
 }
 
 /// How the owner of some partitions fails.
@@ -44,32 +60,68 @@ enum Failure {
     Pause,
 }
 
+/// The durability mode under test.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Mode {
+    ObjectStore,
+    /// Default quorum (write 2, ack 2).
+    Replicated,
+}
+
+impl Mode {
+    pub(crate) fn policy(self, max_wait_ms: Option<u64>) -> serde_json::Value {
+        let mut p = match self {
+            Mode::ObjectStore => json!({"mode": "object-store"}),
+            Mode::Replicated => json!({"mode": "replicated"}),
+        };
+        if let Some(ms) = max_wait_ms {
+            p["objectStoreMaxWaitMs"] = json!(ms);
+        }
+        p
+    }
+
+    /// The counter of batches made durable beyond the owner's WAL.
+    pub(crate) fn batches_metric(self) -> &'static str {
+        match self {
+            Mode::ObjectStore => "magnetar_object_store_log_puts_total",
+            Mode::Replicated => "magnetar_replication_batches_total",
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_store_durability_fails_a_killed_owner_over_without_losing_an_acknowledged_message() {
-    fail_over(Failure::Kill).await;
+    fail_over(Failure::Kill, Mode::ObjectStore).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_owner_acknowledges_nothing_after_its_partitions_failed_over() {
-    fail_over(Failure::Pause).await;
+    fail_over(Failure::Pause, Mode::ObjectStore).await;
 }
 
-async fn fail_over(failure: Failure) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicated_durability_fails_a_killed_owner_over_without_losing_an_acknowledged_message() {
+    fail_over(Failure::Kill, Mode::Replicated).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_owner_with_replicated_durability_acknowledges_nothing_after_failing_over() {
+    fail_over(Failure::Pause, Mode::Replicated).await;
+}
+
+async fn fail_over(failure: Failure, mode: Mode) {
     let dir = tempfile::tempdir().unwrap();
     // No periodic cursor checkpoint during the test: what the next owner knows of consumer
     // acknowledgements is what was checkpointed as they were confirmed.
     let cfg = tier_config_with("cursor_checkpoint_interval_ms = 600000\n").await;
-    let [a, mut b] = brokers(dir.path(), &cfg);
+    let mut all = brokers_for(dir.path(), &cfg, mode);
+    let (mut b, a) = (all.remove(1), all.remove(0));
     let c = reqwest::Client::new();
     namespace(&c, &a.base).await;
     let policy = format!("{}/admin/v2/namespaces/acme/app/durability", a.base);
-    expect(
-        call(&c, Method::POST, &policy, Some(json!({"mode": "object-store", "objectStoreMaxWaitMs": 5000}))).await,
-        204,
-        "durability",
-    );
+    expect(call(&c, Method::POST, &policy, Some(mode.policy(Some(5000)))).await, 204, "durability");
     let got = expect(call(&c, Method::GET, &policy, None).await, 200, "durability");
-    assert_eq!(got, json!({"mode": "object-store", "objectStoreMaxWaitMs": 5000}));
+    assert_eq!(got, mode.policy(Some(5000)));
     let url = format!("{}/admin/v2/persistent/{TOPIC}/partitions", a.base);
     expect(call(&c, Method::PUT, &url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
     audit_subscriptions(&c, &a.base).await;
@@ -94,8 +146,8 @@ async fn fail_over(failure: Failure) {
     .await;
     let on_b = partitions_of(&c, &a.base, &b.addr).await;
     assert!(!on_b.is_empty(), "broker b owns none of the {PARTITIONS} partitions: nothing to fail over");
-    let puts = metric(&c, &b.base, "magnetar_object_store_log_puts_total").await;
-    assert!(puts >= 1.0, "b acknowledged without writing log objects");
+    let batches = metric(&c, &b.base, mode.batches_metric()).await;
+    assert!(batches >= 1.0, "b acknowledged without making batches durable in {mode:?} mode");
 
     // A consumer acknowledges messages of one of b's partitions (through a, forwarded to b).
     let watched = partition(on_b[0]);
@@ -115,9 +167,9 @@ async fn fail_over(failure: Failure) {
         Failure::Kill => b.kill9(),
         Failure::Pause => b.pause(),
     }
-    // The lease is 4 s: a takes b's bundles once it has expired, and serves them again.
-    let failover = eventually(30, "b's partitions served by a", || async {
-        (partitions_of(&c, &a.base, &a.addr).await.len() == PARTITIONS as usize).then(|| failed.elapsed())
+    // The lease is 4 s: a live broker takes b's bundles once it has expired, and serves them.
+    let failover = eventually(30, "b's partitions taken over", || async {
+        none_owned_by(&c, &a.base, &b.addr).await.then(|| failed.elapsed())
     })
     .await;
     // A message to each of b's former partitions is acknowledged again.
@@ -143,7 +195,7 @@ async fn fail_over(failure: Failure) {
     }
     let (acked, failures) = load.finish().await;
     eprintln!(
-        "{failure:?}: bundles reassigned {} ms and every partition acknowledging {} ms after the failure; {} messages \
+        "{failure:?} ({mode:?}): bundles reassigned {} ms and every partition acknowledging {} ms after the failure; {} messages \
          acknowledged, {} requests failed meanwhile",
         failover.as_millis(),
         served_again.as_millis(),
@@ -181,7 +233,7 @@ async fn fail_over(failure: Failure) {
         }
     }
 
-    // Everything b acknowledged was recovered from the bucket: each acknowledged id read once,
+    // Everything b acknowledged was recovered (bucket or replicas): each acknowledged id read once,
     // and nothing the zombie wrote after the failover became part of the log twice.
     assert_stored_once(&c, &a.base, &acked).await;
 
@@ -189,7 +241,7 @@ async fn fail_over(failure: Failure) {
         // b returns: it does not serve its stale copies.
         b.restart();
         let (owned, unavailable) = ownership(&c, &b.base).await;
-        assert!(owned.values().all(|o| *o == a.addr), "{owned:?}");
+        assert!(owned.values().all(|o| *o != b.addr), "{owned:?}");
         assert!(!unavailable);
     }
 }
@@ -204,8 +256,8 @@ async fn the_durability_policy_is_validated_and_removable() {
     let url = format!("{}/admin/v2/namespaces/acme/app/durability", a.base);
     assert_eq!(expect(call(&c, Method::GET, &url, None).await, 200, "unset"), json!(null));
     for (body, reason) in [
-        (json!({"mode": "replicated"}), "not available yet"),
-        (json!({"mode": "local", "objectStoreMaxWaitMs": 100}), "applies to mode object-store"),
+        (json!({"mode": "replicated"}), "needs 2 live brokers; 1 are live"),
+        (json!({"mode": "local", "objectStoreMaxWaitMs": 100}), "applies to modes object-store and replicated"),
         (json!({"mode": "object-store", "objectStoreMaxWaitMs": 0}), "between 1 and"),
         (json!({"mode": "sometimes"}), "unknown variant `sometimes`"),
     ] {
@@ -235,16 +287,12 @@ async fn the_durability_policy_is_validated_and_removable() {
     assert_eq!(call(&c, Method::POST, &missing, Some(json!({"mode": "local"}))).await.0.as_u16(), 404);
 }
 
-/// The namespace with object-store durability and deduplication, and `TOPIC` with its audit
+/// The namespace with durability `mode` and deduplication, and `TOPIC` with its audit
 /// subscriptions, created through `base`.
-async fn deduplicated_object_store_topic(c: &reqwest::Client, base: &str) {
+async fn deduplicated_topic(c: &reqwest::Client, base: &str, mode: Mode) {
     namespace(c, base).await;
     let ns = format!("{base}/admin/v2/namespaces/acme/app");
-    expect(
-        call(c, Method::POST, &format!("{ns}/durability"), Some(json!({"mode": "object-store"}))).await,
-        204,
-        "mode",
-    );
+    expect(call(c, Method::POST, &format!("{ns}/durability"), Some(mode.policy(None))).await, 204, "mode");
     expect(call(c, Method::POST, &format!("{ns}/deduplication"), Some(json!(true))).await, 204, "dedup");
     let url = format!("{base}/admin/v2/persistent/{TOPIC}/partitions");
     expect(call(c, Method::PUT, &url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
@@ -338,11 +386,21 @@ async fn assert_each_stored_once(c: &reqwest::Client, base: &str, sent: &[u64]) 
 /// stores it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_deduplication_producers_resending_through_a_failover_store_each_message_once() {
+    resend_through_a_failover(Mode::ObjectStore).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_deduplication_and_replicas_producers_resending_through_a_failover_store_each_message_once() {
+    resend_through_a_failover(Mode::Replicated).await;
+}
+
+async fn resend_through_a_failover(mode: Mode) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = tier_config().await;
-    let [a, mut b] = brokers(dir.path(), &cfg);
+    let mut all = brokers_for(dir.path(), &cfg, mode);
+    let (mut b, a) = (all.remove(1), all.remove(0));
     let c = reqwest::Client::new();
-    deduplicated_object_store_topic(&c, &a.base).await;
+    deduplicated_topic(&c, &a.base, mode).await;
     let producers = Resenders::start(vec![a.base.clone()]);
     eventually(30, "messages acknowledged", || async {
         let s = expect(
@@ -356,10 +414,8 @@ async fn with_deduplication_producers_resending_through_a_failover_store_each_me
     let on_b = partitions_of(&c, &a.base, &b.addr).await;
     assert!(!on_b.is_empty(), "broker b owns none of the {PARTITIONS} partitions: nothing to fail over");
     b.kill9();
-    eventually(30, "b's partitions served by a", || async {
-        (partitions_of(&c, &a.base, &a.addr).await.len() == PARTITIONS as usize).then_some(())
-    })
-    .await;
+    eventually(30, "b's partitions taken over", || async { none_owned_by(&c, &a.base, &b.addr).await.then_some(()) })
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (sent, _) = producers.finish().await;
     assert_each_stored_once(&c, &a.base, &sent).await;
@@ -371,6 +427,17 @@ async fn with_deduplication_producers_resending_through_a_failover_store_each_me
 /// 20 s in the suite; docs/benchmarks.md has the figures of a longer run).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_kills_of_brokers_under_load_lose_and_duplicate_nothing() {
+    soak(Mode::ObjectStore).await;
+}
+
+/// The soak with replicated durability (write and ack quorum 2): a victim's partitions are
+/// recovered from its replicas; partitions replicated to the victim wait for its restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_kills_of_brokers_with_replicated_durability_lose_and_duplicate_nothing() {
+    soak(Mode::Replicated).await;
+}
+
+async fn soak(mode: Mode) {
     let soak =
         Duration::from_secs(std::env::var("MAGNETAR_TEST_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20));
     let dir = tempfile::tempdir().unwrap();
@@ -378,7 +445,7 @@ async fn random_kills_of_brokers_under_load_lose_and_duplicate_nothing() {
     let mut brokers: Vec<magnetar_tests::BrokerProcess> = Vec::from(brokers::<3>(dir.path(), &cfg));
     let bases: Vec<String> = brokers.iter().map(|b| b.base.clone()).collect();
     let c = reqwest::Client::new();
-    deduplicated_object_store_topic(&c, &bases[0]).await;
+    deduplicated_topic(&c, &bases[0], mode).await;
     let producers = Resenders::start(bases.clone());
 
     let started = Instant::now();
@@ -417,7 +484,7 @@ async fn random_kills_of_brokers_under_load_lose_and_duplicate_nothing() {
     let (sent, retries) = producers.finish().await;
     failovers.sort();
     eprintln!(
-        "soak of {} s: {kills} kills; failover (kill to every bundle owned by a live broker) p50 {} ms, max {} ms; \
+        "soak ({mode:?}) of {} s: {kills} kills; failover (kill to every bundle owned by a live broker) p50 {} ms, max {} ms; \
          {} messages acknowledged, {retries} attempts retried",
         soak.as_secs(),
         failovers[failovers.len() / 2].as_millis(),

@@ -155,25 +155,33 @@ fn check_rates<'a>(
     Ok(())
 }
 
-/// Most copies of a record this broker keeps: one, its own group-committed WAL. Replicated
-/// durability (docs/durability.md) raises it; until then a larger quorum is refused rather than
-/// stored as a promise nothing keeps.
+/// Most copies of a record a broker keeps outside replicated durability: one, its own
+/// group-committed WAL (or the bucket's). A larger quorum is refused there rather than stored as
+/// a promise nothing keeps; a namespace with durability mode `replicated` (docs/durability.md)
+/// may ask for up to `MAX_REPLICAS`.
 pub const MAX_COPIES: i32 = 1;
+pub const MAX_REPLICAS: i32 = 16;
 
 /// Pulsar's checks of a persistence policy (400 on violation), with this broker's bound on
-/// copies in the place of `managedLedgerMaxEnsembleSize` and its quorum companions.
-pub fn check_persistence(p: Option<&PersistencePolicies>) -> Result<()> {
+/// copies in the place of `managedLedgerMaxEnsembleSize` and its quorum companions: `replicated`
+/// says whether the namespace's durability mode keeps more than one copy.
+pub fn check_persistence(p: Option<&PersistencePolicies>, replicated: bool) -> Result<()> {
     let Some(p) = p else { return Ok(()) };
+    let max = if replicated { MAX_REPLICAS } else { MAX_COPIES };
     for (what, n) in [
         ("Bookkeeper-Ensemble", p.bookkeeper_ensemble),
         ("Bookkeeper-WriteQuorum", p.bookkeeper_write_quorum),
         ("Bookkeeper-AckQuorum", p.bookkeeper_ack_quorum),
     ] {
-        if n <= 0 || n > MAX_COPIES {
-            return Err(BrokerError::InvalidArgument(format!(
-                "{what} must be <= {MAX_COPIES} and > 0, got {n}: this broker keeps one copy of each message \
-                 (local durability; replicated durability is not available yet)"
-            )));
+        if n <= 0 || n > max {
+            let why = if replicated {
+                String::new()
+            } else {
+                ": outside durability mode replicated a broker keeps one copy of each message; set the namespace's \
+                 durability to {\"mode\": \"replicated\"} first (topic-level quorums stay 1)"
+                    .into()
+            };
+            return Err(BrokerError::InvalidArgument(format!("{what} must be <= {max} and > 0, got {n}{why}")));
         }
     }
     if !(p.bookkeeper_ensemble >= p.bookkeeper_write_quorum && p.bookkeeper_write_quorum >= p.bookkeeper_ack_quorum) {
@@ -198,17 +206,11 @@ pub const MAX_OBJECT_STORE_WAIT_MS: u64 = 600_000;
 pub fn check_durability(p: Option<&magnetar_core::DurabilityPolicy>) -> Result<()> {
     use magnetar_core::DurabilityMode;
     let Some(p) = p else { return Ok(()) };
-    if p.mode == DurabilityMode::Replicated {
-        return Err(BrokerError::InvalidArgument(
-            "durability mode replicated is not available yet: choose local or object-store".into(),
-        ));
-    }
     if let Some(ms) = p.object_store_max_wait_ms {
-        if p.mode != DurabilityMode::ObjectStore {
-            return Err(BrokerError::InvalidArgument(format!(
-                "objectStoreMaxWaitMs applies to mode object-store, not {}",
-                p.mode.as_str()
-            )));
+        if p.mode == DurabilityMode::Local {
+            return Err(BrokerError::InvalidArgument(
+                "objectStoreMaxWaitMs applies to modes object-store and replicated, not local".into(),
+            ));
         }
         if ms == 0 || ms > MAX_OBJECT_STORE_WAIT_MS {
             return Err(BrokerError::InvalidArgument(format!(
@@ -221,8 +223,12 @@ pub fn check_durability(p: Option<&magnetar_core::DurabilityPolicy>) -> Result<(
 
 /// Pulsar's validation of the limit policies of a namespace (412 on violation).
 pub fn validate_namespace(p: &Policies) -> Result<()> {
-    check_persistence(p.persistence.as_ref())?;
+    let replicated = p.durability.is_some_and(|d| d.mode == magnetar_core::DurabilityMode::Replicated);
+    check_persistence(p.persistence.as_ref(), replicated)?;
     check_durability(p.durability.as_ref())?;
+    if replicated {
+        magnetar_core::ReplicationQuorum::of(p.persistence.as_ref()).map_err(BrokerError::InvalidArgument)?;
+    }
     non_negative("maxProducersPerTopic", p.max_producers_per_topic)?;
     non_negative("maxConsumersPerTopic", p.max_consumers_per_topic)?;
     non_negative("maxConsumersPerSubscription", p.max_consumers_per_subscription)?;
@@ -243,7 +249,7 @@ pub fn validate_namespace(p: &Policies) -> Result<()> {
 
 /// The same rules for a topic's own policies.
 pub fn validate_topic(p: &TopicPolicies) -> Result<()> {
-    check_persistence(p.persistence.as_ref())?;
+    check_persistence(p.persistence.as_ref(), false)?;
     non_negative("maxProducers", p.max_producer_per_topic)?;
     non_negative("maxConsumers", p.max_consumer_per_topic)?;
     non_negative("maxConsumersPerSubscription", p.max_consumers_per_subscription)?;

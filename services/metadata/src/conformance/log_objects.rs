@@ -1,7 +1,7 @@
 //! Conformance: the index of log objects and the partitions' local-durability marks.
 
 use super::{assert_err, assert_names, given_namespace, given_topic};
-use crate::{LogObjectRange, LogObjectRecord, MetadataError, MetadataStore};
+use crate::{LogObjectRange, LogObjectRecord, MetadataError, MetadataStore, ReplicaSet};
 use std::sync::Arc;
 
 const MISSING_LOG_ID: i64 = 987_654_321;
@@ -299,4 +299,30 @@ pub async fn local_durability_of_an_unknown_partition_is_not_found(store: Arc<dy
     store.delete_topic(&t.name).await.unwrap();
     assert_err!(store.may_fail_over(log_id).await, NotFound);
     assert_err!(store.mark_local_durability(log_id, epoch).await, NotFound);
+}
+
+pub async fn a_replica_set_is_recorded_under_its_owners_epoch(store: Arc<dyn MetadataStore>) {
+    given_namespace(store.as_ref(), "acme/orders").await;
+    let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 0).await;
+    let log_id = t.partition_records[0].log_id;
+    assert_eq!(store.partition_replicas(log_id).await.unwrap(), None, "none before a replicated load");
+    let old = store.acquire_partition(log_id, "broker-1").await.unwrap();
+    let set = ReplicaSet { owner: "broker-1".into(), peers: vec!["broker-2".into()], write_quorum: 2, ack_quorum: 2 };
+    store.set_partition_replicas(log_id, old, Some(&set)).await.unwrap();
+    assert_eq!(store.partition_replicas(log_id).await.unwrap(), Some((old, set.clone())));
+
+    // The next owner reads the previous set (to recover from it) until it records its own.
+    let new = store.acquire_partition(log_id, "broker-2").await.unwrap();
+    assert_eq!(store.partition_replicas(log_id).await.unwrap(), Some((old, set.clone())), "kept across epochs");
+    let zombie =
+        ReplicaSet { owner: "broker-1".into(), peers: vec!["broker-3".into()], write_quorum: 2, ack_quorum: 2 };
+    assert_err!(store.set_partition_replicas(log_id, old, Some(&zombie)).await, Fenced);
+    let mine = ReplicaSet { owner: "broker-2".into(), peers: vec!["broker-3".into()], write_quorum: 2, ack_quorum: 2 };
+    store.set_partition_replicas(log_id, new, Some(&mine)).await.unwrap();
+    assert_eq!(store.partition_replicas(log_id).await.unwrap(), Some((new, mine)));
+    // A load in another mode after recovering clears it: nothing to recover from replicas then.
+    store.set_partition_replicas(log_id, new, None).await.unwrap();
+    assert_eq!(store.partition_replicas(log_id).await.unwrap(), None);
+    assert_err!(store.partition_replicas(MISSING_LOG_ID).await, NotFound);
+    assert_err!(store.set_partition_replicas(MISSING_LOG_ID, 1, Some(&set)).await, NotFound);
 }

@@ -76,6 +76,7 @@ macro_rules! conformance_tests {
             a_new_epoch_lifts_the_local_mark,
             a_stale_owner_cannot_mark_local_durability,
             local_durability_of_an_unknown_partition_is_not_found,
+            a_replica_set_is_recorded_under_its_owners_epoch,
             service_account_create_get_list_delete,
             service_account_tokens_list_and_revoke,
             deleting_account_or_tenant_revokes_its_tokens,

@@ -6,7 +6,7 @@
 use super::errors::classify;
 use super::logs::{fence, partition_not_found};
 use super::{SqlMetadataStore, get};
-use crate::{LogObjectRange, LogObjectRecord, MetadataError, Result};
+use crate::{LogObjectRange, LogObjectRecord, MetadataError, ReplicaSet, Result};
 
 impl SqlMetadataStore {
     pub(crate) async fn commit_log_object_impl(
@@ -183,5 +183,47 @@ impl SqlMetadataStore {
         let epoch: i64 = get(&row, "epoch")?;
         let local: Option<i64> = get(&row, "local_epoch")?;
         Ok(local != Some(epoch))
+    }
+
+    pub(crate) async fn set_partition_replicas_impl(
+        &self,
+        log_id: i64,
+        epoch: i64,
+        replicas: Option<&ReplicaSet>,
+    ) -> Result<()> {
+        let json =
+            replicas.map(serde_json::to_string).transpose().map_err(|e| MetadataError::Internal(e.to_string()))?;
+        let mut tx = self.begin_write().await?;
+        fence(&mut tx, log_id, epoch).await?;
+        sqlx::query(
+            "UPDATE partitions SET replicas = $1, replicas_epoch = CASE WHEN $1 IS NULL THEN NULL ELSE epoch END \
+             WHERE log_id = $2",
+        )
+        .bind(json)
+        .bind(log_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(())
+    }
+
+    pub(crate) async fn partition_replicas_impl(&self, log_id: i64) -> Result<Option<(i64, ReplicaSet)>> {
+        let row = sqlx::query("SELECT replicas, replicas_epoch FROM partitions WHERE log_id = $1")
+            .bind(log_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?
+            .ok_or_else(|| partition_not_found(log_id))?;
+        let json: Option<String> = get(&row, "replicas")?;
+        let epoch: Option<i64> = get(&row, "replicas_epoch")?;
+        match (json, epoch) {
+            (Some(json), Some(epoch)) => {
+                let set = serde_json::from_str(&json)
+                    .map_err(|e| MetadataError::Internal(format!("partition {log_id}: replica set unreadable: {e}")))?;
+                Ok(Some((epoch, set)))
+            }
+            _ => Ok(None),
+        }
     }
 }

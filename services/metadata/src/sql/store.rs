@@ -6,8 +6,8 @@ use crate::{
     BrokerLoad, BrokerRecord, BrokerRegistration, BrokerState, BundleOwnership, BundleState, BundleTransition,
     ClusterData, CompactedViewRecord, CursorCheckpoint, CursorState, DedupSnapshot, FailureDomain, LeaseGrant,
     LogObjectRange, LogObjectRecord, MetadataError, MetadataStore, NamespaceIsolationData, NamespaceRecord, NewTopic,
-    PartitionRecord, Result, RevokedToken, SchemaVersion, SegmentRecord, ServiceAccount, ServiceAccountToken,
-    SubscriptionRecord, TenantInfo, TopicRecord,
+    PartitionRecord, ReplicaSet, Result, RevokedToken, SchemaVersion, SegmentRecord, ServiceAccount,
+    ServiceAccountToken, SubscriptionRecord, TenantInfo, TopicRecord,
 };
 use async_trait::async_trait;
 use magnetar_core::{NamespaceName, Policies, TenantName, TopicName};
@@ -239,6 +239,12 @@ impl MetadataStore for SqlMetadataStore {
     }
     async fn may_fail_over(&self, log_id: i64) -> Result<bool> {
         self.may_fail_over_impl(log_id).await
+    }
+    async fn set_partition_replicas(&self, log_id: i64, epoch: i64, replicas: Option<&ReplicaSet>) -> Result<()> {
+        self.set_partition_replicas_impl(log_id, epoch, replicas).await
+    }
+    async fn partition_replicas(&self, log_id: i64) -> Result<Option<(i64, ReplicaSet)>> {
+        self.partition_replicas_impl(log_id).await
     }
 
     async fn commit_compacted_view(

@@ -147,7 +147,7 @@ async fn persistence_policies_promising_more_copies_than_a_broker_keeps_are_refu
         }
     }
     let (_, reply) = app.post(&format!("{NS}/persistence"), Some(quorum(2, 2, 2))).await;
-    assert!(reply["reason"].as_str().unwrap_or_default().contains("one copy"), "the reason says why: {reply}");
+    assert!(reply["reason"].as_str().unwrap_or_default().contains("keeps one copy"), "the reason says why: {reply}");
     assert_eq!(ok(app.get(&format!("{NS}/persistence")).await), Value::Null, "nothing was stored");
     assert_eq!(ok(app.get(&format!("{TOPIC}/copies/persistence")).await), Value::Null, "nothing was stored");
     assert_eq!(ok(app.get(&format!("{TOPIC}/copies/persistence?applied=true")).await), persistence(0.0));

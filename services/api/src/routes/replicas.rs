@@ -1,0 +1,51 @@
+//! The brokers' own endpoints of replicated durability (`/internal/v1/replicas/*`, not part of
+//! the public API and not in the OpenAPI description): a peer stores a batch of another
+//! broker's log stream, or fences a partition and returns what it holds of it. The caller names
+//! its broker id and session; only a live member's session is accepted (`Broker::replica_*`).
+
+use crate::AppState;
+use crate::error::ApiResult;
+use axum::Json;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::routing::post;
+use bytes::Bytes;
+
+/// A batch is at most the writer's 4 MiB object plus its header; room for more.
+const MAX_BATCH_BYTES: usize = 64 << 20;
+
+#[derive(serde::Deserialize)]
+struct Source {
+    broker: String,
+    session: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Recover {
+    broker: String,
+    session: String,
+    log_id: u64,
+    epoch: i64,
+    from: u64,
+}
+
+#[derive(serde::Serialize)]
+struct AppendAnswer {
+    fenced: Vec<(u64, String)>,
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/internal/v1/replicas/append", post(append))
+        .route("/internal/v1/replicas/recover", post(recover))
+        .layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))
+}
+
+async fn append(State(s): State<AppState>, Query(q): Query<Source>, body: Bytes) -> ApiResult<Json<AppendAnswer>> {
+    let fenced = s.broker.replica_append(&q.broker, &q.session, body).await?;
+    Ok(Json(AppendAnswer { fenced }))
+}
+
+async fn recover(State(s): State<AppState>, Query(q): Query<Recover>) -> ApiResult<Bytes> {
+    Ok(s.broker.replica_recover(&q.broker, &q.session, q.log_id, q.epoch, q.from).await?)
+}

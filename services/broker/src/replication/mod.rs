@@ -1,0 +1,312 @@
+//! Replicated durability (docs/durability.md, "Replicated"): this broker's log stream goes to
+//! the peers of each replica set it uses, and it keeps copies of the other brokers' streams.
+//!
+//! Owner side: a partition loaded in this mode gets the writer of its replica set (`writer`):
+//! after the WAL group commit its records wait, invisible and unacknowledged, until
+//! `ack_quorum - 1` peers fsynced the batch holding them (`sink`). The set is recorded in the metadata
+//! store under the partition's epoch; the next owner reads it to find the copies.
+//!
+//! Peer side: `accept_append` stores a batch from a live broker session in the `ReplicaStore`;
+//! `accept_recover` fences a partition at the recovering owner's epoch (the old owner's later
+//! batches of it are refused) and returns what this broker holds of it.
+//!
+//! Brokers call each other on `/internal/v1/replicas/*` at their internal addresses. A caller is
+//! accepted only with the broker id and session of a live member of the tier: the session is a
+//! random value only the metadata store and the broker itself know.
+
+mod sink;
+pub(crate) mod wire;
+
+use crate::membership::Membership;
+use crate::{BrokerError, Result};
+use bytes::Bytes;
+use magnetar_core::ReplicationQuorum;
+use magnetar_metadata::{BrokerRecord, ReplicaSet};
+use magnetar_storage::replica::{ReplicaStore, ReplicaStoreConfig, StoredFrame};
+use magnetar_storage::{ObjectLog, ObjectLogConfig, StorageError, StorageMetrics, WriterMetrics};
+use parking_lot::Mutex;
+use sink::ReplicaSink;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long the view of live brokers is reused.
+const LIVE_VIEW_TTL: Duration = Duration::from_millis(500);
+
+/// A replica set's peers and ack quorum.
+type WriterKey = (Vec<String>, u32);
+/// The writer of a set's stream and the sink it commits through.
+type SetStream = (Arc<ObjectLog>, Arc<ReplicaSink>);
+
+pub(crate) struct Replication {
+    broker_id: String,
+    session: String,
+    membership: Arc<Membership>,
+    client: reqwest::Client,
+    timeout: Duration,
+    max_backlog_bytes: usize,
+    live: Mutex<(Option<Instant>, Arc<Vec<BrokerRecord>>)>,
+    store: Arc<ReplicaStore>,
+    writers: Mutex<HashMap<WriterKey, SetStream>>,
+    metrics: StorageMetrics,
+}
+
+impl Replication {
+    /// Opens this broker's store of other brokers' streams (blocking file IO on the blocking
+    /// pool) under `dir`.
+    pub(crate) async fn open(
+        membership: Arc<Membership>,
+        dir: std::path::PathBuf,
+        config: &crate::durability::DurabilityConfig,
+        metrics: StorageMetrics,
+    ) -> Result<Arc<Self>> {
+        let store_config = ReplicaStoreConfig::new(dir);
+        let store = tokio::task::spawn_blocking(move || ReplicaStore::open(store_config))
+            .await
+            .map_err(BrokerError::internal)??;
+        metrics.replica_stored_bytes.set(store.stored_bytes() as i64);
+        let registration = membership.registration().clone();
+        Ok(Arc::new(Replication {
+            broker_id: registration.broker_id,
+            session: registration.session_id,
+            membership,
+            client: reqwest::Client::builder()
+                .connect_timeout(Duration::from_millis(1000))
+                .tcp_nodelay(true)
+                .build()
+                .map_err(BrokerError::internal)?,
+            timeout: Duration::from_millis(config.replication_timeout_ms),
+            max_backlog_bytes: config.object_store_max_backlog_bytes,
+            live: Mutex::new((None, Arc::new(Vec::new()))),
+            store,
+            writers: Mutex::new(HashMap::new()),
+            metrics,
+        }))
+    }
+
+    /// The brokers with a live lease (a view at most `LIVE_VIEW_TTL` old unless `fresh`).
+    async fn live(&self, fresh: bool) -> Result<Arc<Vec<BrokerRecord>>> {
+        {
+            let cached = self.live.lock();
+            if let (false, Some(at)) = (fresh, cached.0)
+                && at.elapsed() < LIVE_VIEW_TTL
+            {
+                return Ok(Arc::clone(&cached.1));
+            }
+        }
+        let mut brokers = self.membership.brokers().await?;
+        brokers.retain(|b| b.alive);
+        let brokers = Arc::new(brokers);
+        *self.live.lock() = (Some(Instant::now()), Arc::clone(&brokers));
+        Ok(brokers)
+    }
+
+    /// The peers a partition loaded now replicates to: the first `write_quorum - 1` live brokers
+    /// after this one in id order (so a broker's partitions share one set and one stream).
+    pub(crate) async fn choose_peers(&self, quorum: ReplicationQuorum) -> Result<Vec<String>> {
+        let mut ids: Vec<String> = self
+            .live(true)
+            .await?
+            .iter()
+            .map(|b| b.registration.broker_id.clone())
+            .filter(|id| *id != self.broker_id)
+            .collect();
+        ids.sort();
+        let want = quorum.write_quorum as usize - 1;
+        if ids.len() < want {
+            return Err(unavailable(format!(
+                "replicated durability with write quorum {} needs {want} other live brokers; {} are live",
+                quorum.write_quorum,
+                ids.len()
+            )));
+        }
+        let start = ids.iter().position(|id| *id > self.broker_id).unwrap_or(0);
+        ids.rotate_left(start);
+        ids.truncate(want);
+        Ok(ids)
+    }
+
+    /// The writer of the stream to `peers` (started on first use, shared by every partition
+    /// with that set and quorum).
+    pub(crate) fn writer(self: &Arc<Self>, peers: &[String], ack_quorum: u32) -> Arc<ObjectLog> {
+        let key = (peers.to_vec(), ack_quorum);
+        let mut writers = self.writers.lock();
+        let (log, _) = writers.entry(key).or_insert_with(|| {
+            let sink = ReplicaSink::start(self, peers, ack_quorum);
+            let config = ObjectLogConfig {
+                prefix: String::new(),
+                // No gathering window: a batch goes as soon as the previous one is confirmed,
+                // so batches grow with the load like the WAL's group commits.
+                window: Duration::ZERO,
+                max_object_bytes: 4 << 20,
+                max_backlog_bytes: self.max_backlog_bytes,
+            };
+            let log = ObjectLog::start_with(sink.clone(), WriterMetrics::replication(&self.metrics), config);
+            (log, sink)
+        });
+        Arc::clone(log)
+    }
+
+    /// The log was uploaded below `below`: its replicas may drop what lies below.
+    pub(crate) fn trim(&self, log_id: u64, below: u64) {
+        for (_, sink) in self.writers.lock().values() {
+            sink.trim(log_id, below);
+        }
+    }
+
+    /// Owner side of one batch to one peer.
+    async fn send_append(&self, peer: &str, body: Bytes) -> std::result::Result<Vec<(u64, String)>, String> {
+        let url = self.url(peer, "append", "").await?;
+        let answer = self.post(&url, body).await?;
+        let parsed: AppendAnswer = serde_json::from_slice(&answer).map_err(|e| format!("bad answer: {e}"))?;
+        Ok(parsed.fenced)
+    }
+
+    async fn url(&self, peer: &str, action: &str, query: &str) -> std::result::Result<String, String> {
+        let mut address = None;
+        for fresh in [false, true] {
+            let live = self.live(fresh).await.map_err(|e| e.to_string())?;
+            address =
+                live.iter().find(|b| b.registration.broker_id == peer).map(|b| b.registration.internal_address.clone());
+            if address.is_some() {
+                break;
+            }
+        }
+        let address = address.ok_or_else(|| "not a live broker".to_string())?;
+        Ok(format!(
+            "http://{address}/internal/v1/replicas/{action}?broker={}&session={}{query}",
+            encode(&self.broker_id),
+            self.session
+        ))
+    }
+
+    async fn post(&self, url: &str, body: Bytes) -> std::result::Result<Bytes, String> {
+        let res = self.client.post(url).timeout(self.timeout).body(body).send().await.map_err(|e| e.to_string())?;
+        let status = res.status();
+        let bytes = res.bytes().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{status}: {}", String::from_utf8_lossy(&bytes)));
+        }
+        Ok(bytes)
+    }
+
+    /// Fences partition `log_id` at `epoch` on the peers of `set` and reads back what they hold
+    /// of it from `from` on. Needs `write quorum - ack quorum + 1` of them to answer: that many
+    /// meet every ack quorum, so together they hold every acknowledged record.
+    pub(crate) async fn recover(
+        &self,
+        set: &ReplicaSet,
+        log_id: i64,
+        epoch: i64,
+        from: u64,
+    ) -> Result<Vec<StoredFrame>> {
+        let quorum = ReplicationQuorum { write_quorum: set.write_quorum, ack_quorum: set.ack_quorum };
+        let needed = quorum.recovery_peers().min(set.peers.len());
+        let query = format!("&log_id={log_id}&epoch={epoch}&from={from}");
+        let asks = set.peers.iter().map(|peer| {
+            let query = query.clone();
+            async move {
+                if *peer == self.broker_id {
+                    let frames = self.store.fence_and_read(log_id as u64, epoch, from).await.map_err(|e| e.to_string());
+                    return (peer, frames);
+                }
+                let res = async {
+                    let url = self.url(peer, "recover", &query).await?;
+                    let body = self.post(&url, Bytes::new()).await?;
+                    magnetar_storage::replica::decode_frames(body).map_err(|e| e.to_string())
+                }
+                .await;
+                (peer, res)
+            }
+        });
+        let (mut frames, mut answered, mut errors) = (Vec::new(), 0, Vec::new());
+        for (peer, res) in futures::future::join_all(asks).await {
+            match res {
+                Ok(f) => {
+                    answered += 1;
+                    frames.extend(f);
+                }
+                Err(e) => errors.push(format!("{peer}: {e}")),
+            }
+        }
+        if answered < needed {
+            return Err(unavailable(format!(
+                "partition {log_id}: recovering its tail needs {needed} of its replicas {:?} and {answered} answered ({}); \
+                 it is served once enough of them are back",
+                set.peers,
+                errors.join("; ")
+            )));
+        }
+        Ok(frames)
+    }
+
+    /// Peer side: whether `broker`/`session` is a live member (the only callers accepted).
+    async fn check_source(&self, broker: &str, session: &str) -> Result<()> {
+        for fresh in [false, true] {
+            let live = self.live(fresh).await?;
+            if live.iter().any(|b| b.registration.broker_id == broker && b.registration.session_id == session) {
+                return Ok(());
+            }
+        }
+        Err(BrokerError::Forbidden(format!(
+            "broker {broker} with this session is not a live member of the tier: its replica requests are refused"
+        )))
+    }
+
+    /// Peer side of an append: stores the batch, returns the logs refused as fenced.
+    pub(crate) async fn accept_append(&self, broker: &str, session: &str, body: Bytes) -> Result<Vec<(u64, String)>> {
+        self.check_source(broker, session).await?;
+        let body = wire::decode(body).map_err(BrokerError::InvalidArgument)?;
+        for (log_id, below) in &body.trims {
+            self.store.trim(*log_id, *below);
+        }
+        let refused = self.store.append(&format!("{broker}/{session}"), body.object, &body.ranges).await?;
+        self.metrics.replica_stored_bytes.set(self.store.stored_bytes() as i64);
+        Ok(refused)
+    }
+
+    /// Peer side of a recovery: fences the partition at `epoch`, returns its frames from `from`.
+    pub(crate) async fn accept_recover(
+        &self,
+        broker: &str,
+        session: &str,
+        log_id: u64,
+        epoch: i64,
+        from: u64,
+    ) -> Result<Bytes> {
+        self.check_source(broker, session).await?;
+        let frames = self.store.fence_and_read(log_id, epoch, from).await?;
+        Ok(magnetar_storage::replica::encode_frames(&frames))
+    }
+
+    /// Drops the copies no recovery can need any more; run periodically.
+    pub(crate) async fn sweep(&self) {
+        match self.store.sweep().await {
+            Ok(freed) if freed > 0 => tracing::debug!(freed, "replica chunks removed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "replica sweep failed; retried later"),
+        }
+        self.metrics.replica_stored_bytes.set(self.store.stored_bytes() as i64);
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct AppendAnswer {
+    pub fenced: Vec<(u64, String)>,
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn unavailable(detail: String) -> BrokerError {
+    StorageError::Unavailable(detail).into()
+}

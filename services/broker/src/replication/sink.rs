@@ -1,0 +1,121 @@
+//! The owner's side of a replica set: one stream per peer, in order, and the sink the writer
+//! commits batches through — a batch is committed once `ack quorum - 1` peers fsynced it (the
+//! owner's own WAL fsync, which came first, is the other copy).
+//!
+//! Each peer has its own bounded queue and one request in flight, so a peer receives the
+//! stream in order and a slow one neither delays the quorum nor grows memory without bound: a
+//! batch its queue has no room for is not sent to it (it will hold a gap, which recovery
+//! tolerates: an acknowledged record is on a quorum of the others).
+
+use super::Replication;
+use magnetar_storage::{DurableSink, ObjectRange, StorageError};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+/// Batches queued per peer before it counts as too far behind.
+const PEER_QUEUE: usize = 64;
+
+type PeerResult = Result<Vec<(u64, String)>, String>;
+
+struct PeerBatch {
+    body: bytes::Bytes,
+    done: oneshot::Sender<PeerResult>,
+}
+
+struct PeerStream {
+    broker_id: String,
+    tx: mpsc::Sender<PeerBatch>,
+}
+
+pub(crate) struct ReplicaSink {
+    peers: Vec<PeerStream>,
+    /// Peers that must confirm a batch.
+    needed: usize,
+    /// Logs uploaded below an offset: sent with the next batch so peers may drop them.
+    trims: Mutex<Vec<(u64, u64)>>,
+    ack_seconds: prometheus::Histogram,
+}
+
+impl ReplicaSink {
+    pub(crate) fn start(replication: &Arc<Replication>, peers: &[String], ack_quorum: u32) -> Arc<Self> {
+        let peers = peers
+            .iter()
+            .map(|id| {
+                let (tx, rx) = mpsc::channel(PEER_QUEUE);
+                let (r, id2) = (Arc::clone(replication), id.clone());
+                // Not in the broker's task tracker: it ends with the process, like the writer.
+                tokio::spawn(async move { run_peer(r, id2, rx).await });
+                PeerStream { broker_id: id.clone(), tx }
+            })
+            .collect();
+        Arc::new(ReplicaSink {
+            peers,
+            needed: ack_quorum.saturating_sub(1) as usize,
+            trims: Mutex::new(Vec::new()),
+            ack_seconds: replication.metrics.replication_ack_seconds.clone(),
+        })
+    }
+
+    pub(crate) fn trim(&self, log_id: u64, below: u64) {
+        self.trims.lock().push((log_id, below));
+    }
+}
+
+#[async_trait::async_trait]
+impl DurableSink for ReplicaSink {
+    async fn commit(
+        &self,
+        _seq: u64,
+        object: bytes::Bytes,
+        ranges: &[ObjectRange],
+    ) -> magnetar_storage::Result<Vec<(u64, String)>> {
+        let trims = std::mem::take(&mut *self.trims.lock());
+        let body = super::wire::encode(ranges, &trims, &object);
+        let started = Instant::now();
+        let mut pending = futures::stream::FuturesUnordered::new();
+        let mut errors = Vec::new();
+        for p in &self.peers {
+            let (done, rx) = oneshot::channel();
+            match p.tx.try_send(PeerBatch { body: body.clone(), done }) {
+                Ok(()) => pending.push(async move { (p.broker_id.as_str(), rx.await) }),
+                Err(_) => errors.push(format!("{}: too far behind", p.broker_id)),
+            }
+        }
+        let (mut acked, mut fenced) = (0, BTreeMap::new());
+        while acked < self.needed {
+            use futures::StreamExt;
+            match pending.next().await {
+                Some((_, Ok(Ok(refused)))) => {
+                    acked += 1;
+                    fenced.extend(refused);
+                }
+                Some((id, Ok(Err(e)))) => errors.push(format!("{id}: {e}")),
+                Some((id, Err(_))) => errors.push(format!("{id}: stream stopped")),
+                None => break,
+            }
+        }
+        if acked < self.needed {
+            self.trims.lock().extend(trims);
+            return Err(StorageError::Unavailable(format!(
+                "ack quorum not reached: {acked} of the {} replicas needed confirmed ({})",
+                self.needed,
+                errors.join("; ")
+            )));
+        }
+        self.ack_seconds.observe(started.elapsed().as_secs_f64());
+        Ok(fenced.into_iter().collect())
+    }
+}
+
+/// Sends one peer its batches in order, one request at a time.
+async fn run_peer(replication: Arc<Replication>, peer: String, mut rx: mpsc::Receiver<PeerBatch>) {
+    // A batch whose quorum was reached without this peer is sent all the same: the peer's
+    // copy is what a later recovery may need.
+    while let Some(batch) = rx.recv().await {
+        let res = replication.send_append(&peer, batch.body).await;
+        let _ = batch.done.send(res);
+    }
+}

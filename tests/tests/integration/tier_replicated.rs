@@ -1,0 +1,149 @@
+//! Replicated durability with write quorum 3 and ack quorum 2 (issue 13): three brokers, each
+//! record fsynced by its owner and sent to both others, acknowledged once two copies exist.
+//! Killing the owner and one replica loses nothing acknowledged: the partitions wait until
+//! enough replicas are back to recover from (two of the three copies must answer, so that every
+//! acknowledged record is among them), and meanwhile a broker that cannot reach its ack quorum
+//! refuses to acknowledge (503) rather than acknowledging less than promised.
+
+use crate::common::eventually;
+use crate::common::tier::{
+    Load, PARTITIONS, TOPIC, assert_stored_once, audit_subscriptions, brokers, expect, namespace, ownership, partition,
+    tier_config,
+};
+use magnetar_tests::call;
+use reqwest::Method;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_write_quorum_3_killing_the_owner_and_a_replica_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tier_config().await;
+    let [a, mut b, mut c3] = brokers(dir.path(), &cfg);
+    let c = reqwest::Client::new();
+    namespace(&c, &a.base).await;
+    let ns = format!("{}/admin/v2/namespaces/acme/app", a.base);
+    // The mode first (with the default quorum 2/2), then the quorum it keeps.
+    let policy = json!({"mode": "replicated", "objectStoreMaxWaitMs": 2000});
+    expect(call(&c, Method::POST, &format!("{ns}/durability"), Some(policy)).await, 204, "durability");
+    let quorum = json!({"bookkeeperEnsemble": 3, "bookkeeperWriteQuorum": 3, "bookkeeperAckQuorum": 2});
+    expect(call(&c, Method::POST, &format!("{ns}/persistence"), Some(quorum)).await, 204, "persistence");
+    let url = format!("{}/admin/v2/persistent/{TOPIC}/partitions", a.base);
+    expect(call(&c, Method::PUT, &url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
+    audit_subscriptions(&c, &a.base).await;
+
+    let load = Load::start(vec![a.base.clone()], 2);
+    eventually(30, "every partition owned and some messages acknowledged", || async {
+        let stats = expect(
+            call(&c, Method::GET, &format!("{}/admin/v2/persistent/{TOPIC}/partitioned-stats", a.base), None).await,
+            200,
+            "stats",
+        );
+        (stats["msgInCounter"].as_u64().unwrap_or(0) >= 300).then_some(())
+    })
+    .await;
+    let stats = expect(
+        call(&c, Method::GET, &format!("{}/admin/v2/persistent/{}/stats", a.base, partition(0)), None).await,
+        200,
+        "stats",
+    );
+    assert_eq!(stats["durability"], "replicated", "{stats}");
+
+    let on_a = crate::tier_failover::partitions_of(&c, &a.base, &a.addr).await;
+    assert!(!on_a.is_empty(), "a owns none of the {PARTITIONS} partitions");
+
+    // The owner of some partitions and a replica of everything die together.
+    let killed = Instant::now();
+    b.kill9();
+    c3.kill9();
+    // a alone holds one copy of what it writes: it cannot reach its ack quorum of 2, and says so
+    // after the policy's 2 s wait instead of acknowledging.
+    let refusal = eventually(30, "a refuses to acknowledge without its quorum", || async {
+        let url = format!("{}/topics/persistent/{TOPIC}/partitions/{}", a.base, on_a[0]);
+        let (status, body) = call(
+            &c,
+            Method::POST,
+            &url,
+            Some(json!({"messages": [{"payload": "eA==", "properties": {"id": "alone"}}]})),
+        )
+        .await;
+        assert_ne!(status.as_u16(), 200, "acknowledged with one copy of three: {body}");
+        (status.as_u16() == 503 && body["reason"].as_str().unwrap_or_default().contains("ack quorum")).then_some(body)
+    })
+    .await;
+    eprintln!("with one broker of three alive: 503 {refusal}");
+
+    // Both come back on their disks: every partition recovers and serves again.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    b.restart();
+    c3.restart();
+    for i in 0..PARTITIONS {
+        let url = format!("{}/topics/persistent/{TOPIC}/partitions/{i}", a.base);
+        let attempts = std::sync::atomic::AtomicUsize::new(0);
+        eventually(60, "produce to every partition again", || async {
+            let id = format!("probe-{i}-{}", attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            let probe = json!({"messages": [{"payload": "eA==", "properties": {"id": id}}]});
+            (call(&c, Method::POST, &url, Some(probe)).await.0.as_u16() == 200).then_some(())
+        })
+        .await;
+    }
+    let recovered = killed.elapsed();
+    let (acked, failures) = load.finish().await;
+    eprintln!(
+        "owner and replica killed: every partition acknowledging again {} ms after the kill (restarts 5 s after it); \
+         {} messages acknowledged, {} requests refused meanwhile",
+        recovered.as_millis(),
+        acked.len(),
+        failures.len()
+    );
+    assert!(failures.iter().all(|f| f.contains(" 503 ")), "only refusals while the quorum was gone: {failures:?}");
+    assert!(!failures.is_empty(), "nothing was refused while two of three brokers were dead");
+    let (_, unavailable) = ownership(&c, &a.base).await;
+    assert!(!unavailable);
+    assert_stored_once(&c, &a.base, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicated_durability_needs_an_ack_quorum_of_two_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tier_config().await;
+    let [a, _b] = brokers(dir.path(), &cfg);
+    let c = reqwest::Client::new();
+    namespace(&c, &a.base).await;
+    let ns = format!("{}/admin/v2/namespaces/acme/app", a.base);
+    let durability = format!("{ns}/durability");
+    // Pulsar standalone's habitual 1/1/1 is one copy: not replication.
+    let one = json!({"bookkeeperEnsemble": 1, "bookkeeperWriteQuorum": 1, "bookkeeperAckQuorum": 1});
+    expect(call(&c, Method::POST, &format!("{ns}/persistence"), Some(one)).await, 204, "persistence");
+    let (status, answer) = call(&c, Method::POST, &durability, Some(json!({"mode": "replicated"}))).await;
+    assert_eq!(status.as_u16(), 400, "{answer}");
+    assert!(answer["reason"].as_str().unwrap().contains("bookkeeperAckQuorum is 1"), "{answer}");
+    // Without the mode, more than one copy is a promise nothing keeps.
+    let two = json!({"bookkeeperEnsemble": 2, "bookkeeperWriteQuorum": 2, "bookkeeperAckQuorum": 2});
+    let (status, answer) = call(&c, Method::POST, &format!("{ns}/persistence"), Some(two.clone())).await;
+    assert_eq!(status.as_u16(), 400, "{answer}");
+    assert!(answer["reason"].as_str().unwrap().contains("keeps one copy"), "{answer}");
+    assert_eq!(expect(call(&c, Method::GET, &durability, None).await, 200, "unset"), json!(null));
+    // 2/2 works, and the topic says so.
+    expect(call(&c, Method::DELETE, &format!("{ns}/persistence"), None).await, 204, "default persistence");
+    expect(call(&c, Method::POST, &durability, Some(json!({"mode": "replicated"}))).await, 204, "replicated");
+    expect(call(&c, Method::POST, &format!("{ns}/persistence"), Some(two)).await, 204, "2/2 once replicated");
+    let topic = format!("{}/topics/persistent/acme/app/t", a.base);
+    expect(call(&c, Method::POST, &topic, Some(json!({"messages": [{"payload": "eA=="}]}))).await, 200, "produce");
+    let stats = format!("{}/admin/v2/persistent/acme/app/t/stats", a.base);
+    assert_eq!(expect(call(&c, Method::GET, &stats, None).await, 200, "stats")["durability"], "replicated");
+    // Back to local while two copies are promised: refused until the quorum is lowered.
+    let (status, answer) = call(&c, Method::DELETE, &durability, None).await;
+    assert!(status.is_client_error(), "{status} {answer}");
+    assert!(answer["reason"].as_str().unwrap_or_default().contains("keeps one copy"), "{answer}");
+    // Lowering the ack quorum under a replicated namespace is refused too.
+    let (status, answer) = call(
+        &c,
+        Method::POST,
+        &format!("{ns}/persistence"),
+        Some(json!({"bookkeeperEnsemble": 2, "bookkeeperWriteQuorum": 2, "bookkeeperAckQuorum": 1})),
+    )
+    .await;
+    assert!(status.is_client_error(), "{status} {answer}");
+    assert!(answer["reason"].as_str().unwrap_or_default().contains("bookkeeperAckQuorum"), "{answer}");
+}
