@@ -342,6 +342,7 @@ impl Broker {
                     r.sweep().await;
                 }
             });
+            self.periodic(Duration::from_secs(2), |b| async move { b.tend_replication().await });
         }
         if self.ctx.tier.enabled() {
             self.periodic(self.ctx.config.tier.refresh_interval(), |b| async move {
@@ -403,6 +404,27 @@ impl Broker {
         }
         self.ctx.storage.shutdown().await;
         self.ctx.membership.leave().await;
+    }
+
+    /// Sets the under-replication gauge from the partitions served here with replicated
+    /// durability, and moves the streams whose peers died to live brokers
+    /// (`durability::re_replicate`).
+    async fn tend_replication(&self) {
+        let Some(r) = &self.ctx.replication else { return };
+        let replicated: Vec<Arc<crate::partition::Partition>> = self
+            .registry
+            .loaded_topics()
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .filter(|p| p.log.replicated_epoch().is_some())
+            .cloned()
+            .collect();
+        let ids: Vec<u64> = replicated.iter().map(|p| p.log_id as u64).collect();
+        match r.under_replicated(&ids).await {
+            Ok(n) => self.ctx.metrics.tier.under_replicated.set(n as i64),
+            Err(e) => tracing::debug!(error = %e, "under-replication not measured"),
+        }
+        crate::durability::re_replicate(&self.ctx, r, &replicated).await;
     }
 
     /// The brokers of this broker's cluster with a live lease, as the metadata store sees them.

@@ -236,7 +236,7 @@ async fn replicate(
     };
     let quorum = durability.quorum;
     let peers = replication.choose_peers(quorum).await?;
-    let writer = replication.writer(&peers, quorum.ack_quorum);
+    let writer = replication.writer(&peers, quorum);
     log.set_replicated_durability(epoch, durability.policy.max_wait(), writer);
     let from = uploaded_end.max(0) as u64;
     let sent = if log.end_offset() > from { log.commit_local_tail(from).await? } else { 0 };
@@ -245,10 +245,59 @@ async fn replicate(
         peers,
         write_quorum: quorum.write_quorum,
         ack_quorum: quorum.ack_quorum,
+        previous_peers: Vec::new(),
     };
     ctx.metadata.set_partition_replicas(log_id, epoch, Some(&set)).await?;
+    replication.loaded(log_id as u64, &set);
     tracing::debug!(log_id, epoch, sent, peers = ?set.peers, "partition replicated");
     Ok(())
+}
+
+/// Moves the streams whose peers are no longer live members to live brokers outside their set,
+/// without losing what the dead peers held: each partition's recorded set first names both the
+/// new and the previous peers (a recovery then needs both), then the stream goes to the new
+/// peers, then everything past the uploaded segments is sent again, and only then is the
+/// previous set dropped from the record. Without a spare broker nothing moves (the partitions
+/// stay under-replicated, acknowledging only while their ack quorum is met).
+pub(crate) async fn re_replicate(
+    ctx: &Context,
+    replication: &Arc<crate::replication::Replication>,
+    partitions: &[Arc<crate::partition::Partition>],
+) {
+    let changes = match replication.replacements().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(error = %e, "replica sets not checked");
+            return;
+        }
+    };
+    for (old, new) in changes {
+        let mut moving = Vec::new();
+        for p in partitions {
+            let Some(set) = replication.set_of(p.log_id as u64).filter(|s| s.peers == old) else { continue };
+            let both = ReplicaSet { peers: new.clone(), previous_peers: old.clone(), ..set.clone() };
+            match ctx.metadata.set_partition_replicas(p.log_id, p.epoch, Some(&both)).await {
+                Ok(()) => moving.push((p, set)),
+                Err(e) => tracing::warn!(topic = %p.name, error = %e, "replica set not moved"),
+            }
+        }
+        tracing::warn!(from = ?old, to = ?new, partitions = moving.len(), "replica peer gone: stream moved");
+        replication.replace(&old, &new);
+        for (p, set) in moving {
+            let res = async {
+                p.log.commit_local_tail(p.log.uploaded_end()).await?;
+                let done = ReplicaSet { peers: new.clone(), previous_peers: Vec::new(), ..set };
+                ctx.metadata.set_partition_replicas(p.log_id, p.epoch, Some(&done)).await?;
+                replication.loaded(p.log_id as u64, &done);
+                Ok::<_, BrokerError>(())
+            }
+            .await;
+            if let Err(e) = res {
+                // Its record still names both sets: a recovery reads both, nothing is lost.
+                tracing::warn!(topic = %p.name, error = %e, "tail not re-sent to the new replicas; retried later");
+            }
+        }
+    }
 }
 
 /// Appends what the replicas of the partition's previous replicated load hold past the log's

@@ -100,8 +100,8 @@ impl DurabilityPolicy {
 }
 
 /// Copies of each record under replicated durability, from Pulsar's persistence policy: the
-/// owner and `write_quorum - 1` peer brokers get it, and it is acknowledged once `ack_quorum`
-/// of them fsynced it.
+/// owner and `write_quorum - 1` peer brokers get it, and it is acknowledged once
+/// `min(ack_quorum, write_quorum - 1)` peers fsynced it (`ack_peers`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplicationQuorum {
     pub write_quorum: u32,
@@ -130,11 +130,19 @@ impl ReplicationQuorum {
         Ok(ReplicationQuorum { write_quorum: wq as u32, ack_quorum: aq as u32 })
     }
 
-    /// Peers that must answer a recovery: every set of `ack_quorum - 1` peers (which an
-    /// acknowledged record reached) meets every set of this many, and as many fenced leave the
-    /// old owner fewer than `ack_quorum - 1` peers to acknowledge with.
+    /// Peers that must fsync a record before it is acknowledged. The owner's own copy does not
+    /// count (it may be the broker that dies): 2/2 waits for its one peer, 3/2 for both, so
+    /// that killing the owner and one replica still leaves every acknowledged record on a live
+    /// broker.
+    pub fn ack_peers(&self) -> usize {
+        self.ack_quorum.min(self.write_quorum - 1) as usize
+    }
+
+    /// Peers that must answer a recovery: every set of `ack_peers` peers (which an acknowledged
+    /// record reached) meets every set of this many, and as many fenced leave the old owner too
+    /// few unfenced peers to acknowledge with.
     pub fn recovery_peers(&self) -> usize {
-        (self.write_quorum - self.ack_quorum + 1) as usize
+        (self.write_quorum as usize - 1) - self.ack_peers() + 1
     }
 }
 

@@ -154,6 +154,10 @@ pub struct ReplicaSet {
     pub peers: Vec<String>,
     pub write_quorum: u32,
     pub ack_quorum: u32,
+    /// While the owner moves the stream off a dead peer: the set before, which holds what was
+    /// acknowledged until the new set has been sent it (recovery then needs both).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_peers: Vec<String>,
 }
 
 /// A committed range and the object holding it.

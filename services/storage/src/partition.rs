@@ -698,6 +698,11 @@ impl PartitionLog {
             + segs.active.as_ref().map_or(0, |a| a.meta.size)
     }
 
+    /// The end of the segments in the object store (0 when none is).
+    pub fn uploaded_end(&self) -> u64 {
+        self.segs.lock().remote.values().next_back().map_or(0, |r| r.end_offset)
+    }
+
     /// Bytes of this log's segments in the object store.
     pub fn offloaded_bytes(&self) -> u64 {
         self.segs.lock().remote.values().map(|r| r.size_bytes).sum()

@@ -16,7 +16,7 @@ use reqwest::Method;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-async fn metric(c: &reqwest::Client, base: &str, name: &str) -> f64 {
+pub(crate) async fn metric(c: &reqwest::Client, base: &str, name: &str) -> f64 {
     let text = c.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("text");
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))

@@ -72,6 +72,13 @@ async fn with_write_quorum_3_killing_the_owner_and_a_replica_loses_nothing_ackno
     })
     .await;
     eprintln!("with one broker of three alive: 503 {refusal}");
+    // What it still serves is reported under-replicated once the others' leases have expired
+    // (and stays so: there is no spare broker to move the stream to).
+    eventually(15, "a's partitions reported under-replicated", || async {
+        let under = crate::tier_failover::metric(&c, &a.base, "magnetar_under_replicated_partitions").await;
+        (under >= 1.0).then_some(())
+    })
+    .await;
 
     // Both come back on their disks: every partition recovers and serves again.
     tokio::time::sleep(Duration::from_secs(5)).await;

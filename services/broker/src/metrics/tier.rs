@@ -30,9 +30,12 @@ pub struct TierMetrics {
     /// Bundles the leader moved to balance load.
     pub rebalance_moves: IntCounter,
     pub bundle_splits: IntCounter,
-    /// Bundles with object-store durability the leader gave a live broker after their owner's
-    /// lease expired.
+    /// Bundles with object-store or replicated durability the leader gave a live broker after
+    /// their owner's lease expired.
     pub failovers: IntCounter,
+    /// Partitions served here with replicated durability whose replica set has a broker that is
+    /// not a live member: they acknowledge only while the live copies still make the ack quorum.
+    pub under_replicated: IntGauge,
 }
 
 impl TierMetrics {
@@ -102,7 +105,12 @@ impl TierMetrics {
             bundle_splits: counter("magnetar_tier_bundle_splits_total", "hot bundles the leader split"),
             failovers: counter(
                 "magnetar_tier_failovers_total",
-                "bundles with object-store durability given to a live broker after their owner's lease expired",
+                "bundles with object-store or replicated durability given to a live broker after their owner's lease \
+                 expired",
+            ),
+            under_replicated: gauge(
+                "magnetar_under_replicated_partitions",
+                "partitions served here with replicated durability whose replica set has a broker that is not live",
             ),
         }
     }

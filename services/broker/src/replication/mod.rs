@@ -3,7 +3,7 @@
 //!
 //! Owner side: a partition loaded in this mode gets the writer of its replica set (`writer`):
 //! after the WAL group commit its records wait, invisible and unacknowledged, until
-//! `ack_quorum - 1` peers fsynced the batch holding them (`sink`). The set is recorded in the metadata
+//! `min(ack_quorum, write_quorum - 1)` peers fsynced the batch holding them (`sink`). The set is recorded in the metadata
 //! store under the partition's epoch; the next owner reads it to find the copies.
 //!
 //! Peer side: `accept_append` stores a batch from a live broker session in the `ReplicaStore`;
@@ -33,10 +33,9 @@ use std::time::{Duration, Instant};
 /// How long the view of live brokers is reused.
 const LIVE_VIEW_TTL: Duration = Duration::from_millis(500);
 
-/// A replica set's peers and ack quorum.
-type WriterKey = (Vec<String>, u32);
-/// The writer of a set's stream and the sink it commits through.
-type SetStream = (Arc<ObjectLog>, Arc<ReplicaSink>);
+/// A replica set's stream: how many peers must confirm a batch, the writer, the sink it commits
+/// through (which knows the peers: they change when a dead one is replaced).
+type SetStream = (usize, Arc<ObjectLog>, Arc<ReplicaSink>);
 
 pub(crate) struct Replication {
     broker_id: String,
@@ -47,7 +46,9 @@ pub(crate) struct Replication {
     max_backlog_bytes: usize,
     live: Mutex<(Option<Instant>, Arc<Vec<BrokerRecord>>)>,
     store: Arc<ReplicaStore>,
-    writers: Mutex<HashMap<WriterKey, SetStream>>,
+    writers: Mutex<Vec<SetStream>>,
+    /// The replica set each partition was last loaded (or re-replicated) with here.
+    sets: Mutex<HashMap<u64, ReplicaSet>>,
     metrics: StorageMetrics,
 }
 
@@ -79,7 +80,8 @@ impl Replication {
             max_backlog_bytes: config.object_store_max_backlog_bytes,
             live: Mutex::new((None, Arc::new(Vec::new()))),
             store,
-            writers: Mutex::new(HashMap::new()),
+            writers: Mutex::new(Vec::new()),
+            sets: Mutex::new(HashMap::new()),
             metrics,
         }))
     }
@@ -101,17 +103,25 @@ impl Replication {
         Ok(brokers)
     }
 
-    /// The peers a partition loaded now replicates to: the first `write_quorum - 1` live brokers
-    /// after this one in id order (so a broker's partitions share one set and one stream).
-    pub(crate) async fn choose_peers(&self, quorum: ReplicationQuorum) -> Result<Vec<String>> {
+    /// The live brokers other than this one, in id order starting after this one (so that a
+    /// broker's partitions share one set and one stream).
+    async fn candidates(&self, fresh: bool) -> Result<Vec<String>> {
         let mut ids: Vec<String> = self
-            .live(true)
+            .live(fresh)
             .await?
             .iter()
             .map(|b| b.registration.broker_id.clone())
             .filter(|id| *id != self.broker_id)
             .collect();
         ids.sort();
+        let start = ids.iter().position(|id| *id > self.broker_id).unwrap_or(0);
+        ids.rotate_left(start);
+        Ok(ids)
+    }
+
+    /// The peers a partition loaded now replicates to: the first `write_quorum - 1` candidates.
+    pub(crate) async fn choose_peers(&self, quorum: ReplicationQuorum) -> Result<Vec<String>> {
+        let mut ids = self.candidates(true).await?;
         let want = quorum.write_quorum as usize - 1;
         if ids.len() < want {
             return Err(unavailable(format!(
@@ -120,36 +130,85 @@ impl Replication {
                 ids.len()
             )));
         }
-        let start = ids.iter().position(|id| *id > self.broker_id).unwrap_or(0);
-        ids.rotate_left(start);
         ids.truncate(want);
         Ok(ids)
     }
 
     /// The writer of the stream to `peers` (started on first use, shared by every partition
     /// with that set and quorum).
-    pub(crate) fn writer(self: &Arc<Self>, peers: &[String], ack_quorum: u32) -> Arc<ObjectLog> {
-        let key = (peers.to_vec(), ack_quorum);
+    pub(crate) fn writer(self: &Arc<Self>, peers: &[String], quorum: ReplicationQuorum) -> Arc<ObjectLog> {
+        let needed = quorum.ack_peers();
         let mut writers = self.writers.lock();
-        let (log, _) = writers.entry(key).or_insert_with(|| {
-            let sink = ReplicaSink::start(self, peers, ack_quorum);
-            let config = ObjectLogConfig {
-                prefix: String::new(),
-                // No gathering window: a batch goes as soon as the previous one is confirmed,
-                // so batches grow with the load like the WAL's group commits.
-                window: Duration::ZERO,
-                max_object_bytes: 4 << 20,
-                max_backlog_bytes: self.max_backlog_bytes,
-            };
-            let log = ObjectLog::start_with(sink.clone(), WriterMetrics::replication(&self.metrics), config);
-            (log, sink)
-        });
-        Arc::clone(log)
+        if let Some((_, log, _)) = writers.iter().find(|(n, _, sink)| *n == needed && sink.peers() == peers) {
+            return Arc::clone(log);
+        }
+        let sink = ReplicaSink::start(self, peers, needed);
+        let config = ObjectLogConfig {
+            prefix: String::new(),
+            // No gathering window: a batch goes as soon as the previous one is confirmed, so
+            // batches grow with the load like the WAL's group commits.
+            window: Duration::ZERO,
+            max_object_bytes: 4 << 20,
+            max_backlog_bytes: self.max_backlog_bytes,
+        };
+        let log = ObjectLog::start_with(sink.clone(), WriterMetrics::replication(&self.metrics), config);
+        writers.push((needed, Arc::clone(&log), sink));
+        log
+    }
+
+    /// The streams whose peers include a broker that is not live any more, each with the peers
+    /// it would have with the dead ones replaced by live brokers outside the set (as many as
+    /// there are). Nothing changes until `replace` is called.
+    pub(crate) async fn replacements(&self) -> Result<Vec<(Vec<String>, Vec<String>)>> {
+        let candidates = self.candidates(true).await?;
+        let mut out = Vec::new();
+        for (_, _, sink) in self.writers.lock().iter() {
+            let old = sink.peers();
+            let mut spare = candidates.iter().filter(|c| !old.contains(c));
+            let new: Vec<String> = old
+                .iter()
+                .map(|p| if candidates.contains(p) { p.clone() } else { spare.next().unwrap_or(p).clone() })
+                .collect();
+            if new != old {
+                out.push((old, new));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends the stream to `old`'s peers to `new`'s from the next batch on.
+    pub(crate) fn replace(self: &Arc<Self>, old: &[String], new: &[String]) {
+        for (_, _, sink) in self.writers.lock().iter() {
+            if sink.peers() == old {
+                for (o, n) in old.iter().zip(new).filter(|(o, n)| o != n) {
+                    sink.replace(self, o, n);
+                }
+            }
+        }
+    }
+
+    /// The replica set partition `log_id` was last loaded (or re-replicated) with here.
+    pub(crate) fn set_of(&self, log_id: u64) -> Option<ReplicaSet> {
+        self.sets.lock().get(&log_id).cloned()
+    }
+
+    /// Records the replica set partition `log_id` is served with here.
+    pub(crate) fn loaded(&self, log_id: u64, set: &ReplicaSet) {
+        self.sets.lock().insert(log_id, set.clone());
+    }
+
+    /// How many of `log_ids` (partitions served here with replicated durability) have a peer
+    /// that is not a live member now.
+    pub(crate) async fn under_replicated(&self, log_ids: &[u64]) -> Result<usize> {
+        let live = self.live(false).await?;
+        let is_live = |id: &String| live.iter().any(|b| b.registration.broker_id == *id);
+        let sets = self.sets.lock();
+        Ok(log_ids.iter().filter(|id| sets.get(id).is_some_and(|set| !set.peers.iter().all(is_live))).count())
     }
 
     /// The log was uploaded below `below`: its replicas may drop what lies below.
     pub(crate) fn trim(&self, log_id: u64, below: u64) {
-        for (_, sink) in self.writers.lock().values() {
+        for (_, _, sink) in self.writers.lock().iter() {
             sink.trim(log_id, below);
         }
     }
@@ -191,8 +250,9 @@ impl Replication {
     }
 
     /// Fences partition `log_id` at `epoch` on the peers of `set` and reads back what they hold
-    /// of it from `from` on. Needs `write quorum - ack quorum + 1` of them to answer: that many
-    /// meet every ack quorum, so together they hold every acknowledged record.
+    /// of it from `from` on. Needs `ReplicationQuorum::recovery_peers` of them to answer: that
+    /// many meet every set of peers that acknowledged a record, so together they hold every
+    /// acknowledged record.
     pub(crate) async fn recover(
         &self,
         set: &ReplicaSet,
@@ -201,9 +261,11 @@ impl Replication {
         from: u64,
     ) -> Result<Vec<StoredFrame>> {
         let quorum = ReplicationQuorum { write_quorum: set.write_quorum, ack_quorum: set.ack_quorum };
-        let needed = quorum.recovery_peers().min(set.peers.len());
+        let mut asked: Vec<&String> = set.peers.iter().chain(&set.previous_peers).collect();
+        asked.sort();
+        asked.dedup();
         let query = format!("&log_id={log_id}&epoch={epoch}&from={from}");
-        let asks = set.peers.iter().map(|peer| {
+        let asks = asked.into_iter().map(|peer| {
             let query = query.clone();
             async move {
                 if *peer == self.broker_id {
@@ -219,23 +281,28 @@ impl Replication {
                 (peer, res)
             }
         });
-        let (mut frames, mut answered, mut errors) = (Vec::new(), 0, Vec::new());
+        let (mut frames, mut answered, mut errors) = (Vec::new(), Vec::new(), Vec::new());
         for (peer, res) in futures::future::join_all(asks).await {
             match res {
                 Ok(f) => {
-                    answered += 1;
+                    answered.push(peer.clone());
                     frames.extend(f);
                 }
                 Err(e) => errors.push(format!("{peer}: {e}")),
             }
         }
-        if answered < needed {
-            return Err(unavailable(format!(
-                "partition {log_id}: recovering its tail needs {needed} of its replicas {:?} and {answered} answered ({}); \
-                 it is served once enough of them are back",
-                set.peers,
-                errors.join("; ")
-            )));
+        // Both sets while the owner was moving off a dead peer: each holds part of what was
+        // acknowledged.
+        for group in [&set.peers, &set.previous_peers] {
+            let needed = quorum.recovery_peers().min(group.len());
+            let got = group.iter().filter(|p| answered.contains(p)).count();
+            if got < needed {
+                return Err(unavailable(format!(
+                    "partition {log_id}: recovering its tail needs {needed} of its replicas {group:?} and {got} answered \
+                     ({}); it is served once enough of them are back",
+                    errors.join("; ")
+                )));
+            }
         }
         Ok(frames)
     }

@@ -1,6 +1,7 @@
 //! The owner's side of a replica set: one stream per peer, in order, and the sink the writer
-//! commits batches through — a batch is committed once `ack quorum - 1` peers fsynced it (the
-//! owner's own WAL fsync, which came first, is the other copy).
+//! commits batches through — a batch is committed once `ReplicationQuorum::ack_peers` peers
+//! fsynced it (the owner's own WAL fsync came first, but does not count: the owner may be the
+//! broker that dies).
 //!
 //! Each peer has its own bounded queue and one request in flight, so a peer receives the
 //! stream in order and a slow one neither delays the quorum nor grows memory without bound: a
@@ -25,13 +26,25 @@ struct PeerBatch {
     done: oneshot::Sender<PeerResult>,
 }
 
+#[derive(Clone)]
 struct PeerStream {
     broker_id: String,
     tx: mpsc::Sender<PeerBatch>,
 }
 
+impl PeerStream {
+    fn start(replication: &Arc<Replication>, id: &str) -> PeerStream {
+        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        let (r, peer) = (Arc::clone(replication), id.to_string());
+        // Not in the broker's task tracker: it ends with the process (or when the peer is
+        // replaced and its queue dropped), like the writer.
+        tokio::spawn(async move { run_peer(r, peer, rx).await });
+        PeerStream { broker_id: id.to_string(), tx }
+    }
+}
+
 pub(crate) struct ReplicaSink {
-    peers: Vec<PeerStream>,
+    peers: Mutex<Vec<PeerStream>>,
     /// Peers that must confirm a batch.
     needed: usize,
     /// Logs uploaded below an offset: sent with the next batch so peers may drop them.
@@ -40,20 +53,12 @@ pub(crate) struct ReplicaSink {
 }
 
 impl ReplicaSink {
-    pub(crate) fn start(replication: &Arc<Replication>, peers: &[String], ack_quorum: u32) -> Arc<Self> {
-        let peers = peers
-            .iter()
-            .map(|id| {
-                let (tx, rx) = mpsc::channel(PEER_QUEUE);
-                let (r, id2) = (Arc::clone(replication), id.clone());
-                // Not in the broker's task tracker: it ends with the process, like the writer.
-                tokio::spawn(async move { run_peer(r, id2, rx).await });
-                PeerStream { broker_id: id.clone(), tx }
-            })
-            .collect();
+    /// `needed`: how many of `peers` must confirm a batch.
+    pub(crate) fn start(replication: &Arc<Replication>, peers: &[String], needed: usize) -> Arc<Self> {
+        let peers = peers.iter().map(|id| PeerStream::start(replication, id)).collect();
         Arc::new(ReplicaSink {
-            peers,
-            needed: ack_quorum.saturating_sub(1) as usize,
+            peers: Mutex::new(peers),
+            needed,
             trims: Mutex::new(Vec::new()),
             ack_seconds: replication.metrics.replication_ack_seconds.clone(),
         })
@@ -61,6 +66,20 @@ impl ReplicaSink {
 
     pub(crate) fn trim(&self, log_id: u64, below: u64) {
         self.trims.lock().push((log_id, below));
+    }
+
+    /// The brokers the stream goes to now.
+    pub(crate) fn peers(&self) -> Vec<String> {
+        self.peers.lock().iter().map(|p| p.broker_id.clone()).collect()
+    }
+
+    /// Sends the stream to `new` instead of `old` from the next batch on (the batch being
+    /// retried included). The caller re-sends what `old` held that is not uploaded yet.
+    pub(crate) fn replace(&self, replication: &Arc<Replication>, old: &str, new: &str) {
+        let mut peers = self.peers.lock();
+        if let Some(p) = peers.iter_mut().find(|p| p.broker_id == old) {
+            *p = PeerStream::start(replication, new);
+        }
     }
 }
 
@@ -75,9 +94,10 @@ impl DurableSink for ReplicaSink {
         let trims = std::mem::take(&mut *self.trims.lock());
         let body = super::wire::encode(ranges, &trims, &object);
         let started = Instant::now();
+        let peers = self.peers.lock().clone();
         let mut pending = futures::stream::FuturesUnordered::new();
         let mut errors = Vec::new();
-        for p in &self.peers {
+        for p in &peers {
             let (done, rx) = oneshot::channel();
             match p.tx.try_send(PeerBatch { body: body.clone(), done }) {
                 Ok(()) => pending.push(async move { (p.broker_id.as_str(), rx.await) }),

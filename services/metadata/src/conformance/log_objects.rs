@@ -307,17 +307,34 @@ pub async fn a_replica_set_is_recorded_under_its_owners_epoch(store: Arc<dyn Met
     let log_id = t.partition_records[0].log_id;
     assert_eq!(store.partition_replicas(log_id).await.unwrap(), None, "none before a replicated load");
     let old = store.acquire_partition(log_id, "broker-1").await.unwrap();
-    let set = ReplicaSet { owner: "broker-1".into(), peers: vec!["broker-2".into()], write_quorum: 2, ack_quorum: 2 };
+    let set = ReplicaSet {
+        owner: "broker-1".into(),
+        peers: vec!["broker-2".into()],
+        write_quorum: 2,
+        ack_quorum: 2,
+        previous_peers: vec![],
+    };
     store.set_partition_replicas(log_id, old, Some(&set)).await.unwrap();
     assert_eq!(store.partition_replicas(log_id).await.unwrap(), Some((old, set.clone())));
 
     // The next owner reads the previous set (to recover from it) until it records its own.
     let new = store.acquire_partition(log_id, "broker-2").await.unwrap();
     assert_eq!(store.partition_replicas(log_id).await.unwrap(), Some((old, set.clone())), "kept across epochs");
-    let zombie =
-        ReplicaSet { owner: "broker-1".into(), peers: vec!["broker-3".into()], write_quorum: 2, ack_quorum: 2 };
+    let zombie = ReplicaSet {
+        owner: "broker-1".into(),
+        peers: vec!["broker-3".into()],
+        write_quorum: 2,
+        ack_quorum: 2,
+        previous_peers: vec![],
+    };
     assert_err!(store.set_partition_replicas(log_id, old, Some(&zombie)).await, Fenced);
-    let mine = ReplicaSet { owner: "broker-2".into(), peers: vec!["broker-3".into()], write_quorum: 2, ack_quorum: 2 };
+    let mine = ReplicaSet {
+        owner: "broker-2".into(),
+        peers: vec!["broker-3".into()],
+        write_quorum: 2,
+        ack_quorum: 2,
+        previous_peers: vec![],
+    };
     store.set_partition_replicas(log_id, new, Some(&mine)).await.unwrap();
     assert_eq!(store.partition_replicas(log_id).await.unwrap(), Some((new, mine)));
     // A load in another mode after recovering clears it: nothing to recover from replicas then.
