@@ -376,6 +376,16 @@ pub(crate) async fn wait_committed(p: &crate::partition::Partition) -> Result<()
     })
 }
 
+/// After a handover uploaded the whole tail: the replicas hold nothing the bucket lacks, so the
+/// next owner need not reach them (a rolling restart does not wait for the peer that is down).
+pub(crate) async fn release_replicas(ctx: &Context, p: &crate::partition::Partition) -> Result<()> {
+    if p.log.replicated_epoch().is_none() || p.log.uploaded_end() < p.log.end_offset() {
+        return Ok(());
+    }
+    ctx.metadata.set_partition_replicas(p.log_id, p.epoch, None).await?;
+    Ok(())
+}
+
 /// The segment index now holds the partition below `end`: its log-object ranges below it are
 /// dropped, and objects no range references any more are deleted from the bucket. A failure
 /// is logged and left to the next upload (the ranges stay valid, only redundant).

@@ -187,6 +187,7 @@ impl Broker {
         for p in partitions {
             crate::durability::wait_committed(p).await?;
             self.offloader.upload_tail(p).await?;
+            crate::durability::release_replicas(&self.ctx, p).await?;
             crate::dedup::snapshot_now(&self.ctx, p).await?;
         }
         self.checkpoints.checkpoint_partitions(partitions).await

@@ -49,24 +49,32 @@ fn counts(owned: &BTreeMap<String, String>) -> BTreeMap<String, usize> {
 }
 
 /// With object-store durability (issue 13) the namespace's partitions are acknowledged through
-/// log objects; a change of owner waits for them to be committed.
-async fn object_store_durability(c: &reqwest::Client, base: &str) {
+/// log objects; a change of owner waits for them to be committed. With replicated durability
+/// through an ack quorum of peer brokers.
+async fn set_durability(c: &reqwest::Client, base: &str, mode: &str) {
     let url = format!("{base}/admin/v2/namespaces/acme/app/durability");
-    let (status, body) = call(c, Method::POST, &url, Some(json!({"mode": "object-store"}))).await;
+    let (status, body) = call(c, Method::POST, &url, Some(json!({ "mode": mode }))).await;
     assert_eq!(status.as_u16(), 204, "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_of_every_broker_under_load_fails_no_request_and_loses_nothing() {
-    rolling_restart(false).await;
+    rolling_restart(None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_with_object_store_durability_fails_no_request_and_loses_nothing() {
-    rolling_restart(true).await;
+    rolling_restart(Some("object-store")).await;
 }
 
-async fn rolling_restart(object_store: bool) {
+/// Each broker stopping is also a peer of another's stream (2/2): that stream moves to the
+/// third broker, or waits for it to return, within the producers' wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_with_replicated_durability_fails_no_request_and_loses_nothing() {
+    rolling_restart(Some("replicated")).await;
+}
+
+async fn rolling_restart(mode: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config().await;
     let mut brokers: Vec<Option<BrokerProcess>> =
@@ -74,8 +82,8 @@ async fn rolling_restart(object_store: bool) {
     let bases: Vec<String> = brokers.iter().map(|b| b.as_ref().unwrap().base.clone()).collect();
     let c = reqwest::Client::new();
     partitioned_topic(&c, &bases[0]).await;
-    if object_store {
-        object_store_durability(&c, &bases[0]).await;
+    if let Some(mode) = mode {
+        set_durability(&c, &bases[0], mode).await;
     }
 
     // Each broker in turn: its producers move to the next one, it is stopped and started again.
@@ -113,7 +121,7 @@ async fn scale(object_store: bool) {
     let c = reqwest::Client::new();
     partitioned_topic(&c, &a.base).await;
     if object_store {
-        object_store_durability(&c, &a.base).await;
+        set_durability(&c, &a.base, "object-store").await;
     }
     let load = Load::start(vec![a.base.clone()], 3);
     tokio::time::sleep(Duration::from_secs(1)).await;

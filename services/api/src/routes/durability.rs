@@ -1,7 +1,8 @@
 //! Magnetar's durability policy of a namespace (docs/durability.md): `{"mode": "local" |
-//! "object-store", "objectStoreMaxWaitMs"}` (`replicated` is refused until it exists). A change
-//! takes effect at each bundle's next change of owner, so setting or removing it unloads the
-//! namespace's bundles (hands them over, in a tier) before answering.
+//! "object-store" | "replicated", "objectStoreMaxWaitMs"}` (replicated: with the quorum of the
+//! namespace's persistence policy). A change takes effect at each bundle's next change of owner,
+//! so setting or removing it unloads the namespace's bundles (hands them over, in a tier) before
+//! answering.
 
 use crate::AppState;
 use crate::error::{
@@ -35,8 +36,10 @@ async fn get_durability(
     Ok(Json(s.broker.durability(&name).await?))
 }
 
-/// Set the durability mode of a namespace: `local` (the owner's WAL), or `object-store` (a record
-/// is acknowledged once in an object committed in the metadata store; a crash loses nothing).
+/// Set the durability mode of a namespace: `local` (the owner's WAL), `object-store` (a record
+/// is acknowledged once in an object committed in the metadata store) or `replicated` (once the
+/// persistence policy's ack quorum of peer brokers fsynced it); in the last two a crash loses
+/// nothing acknowledged.
 /// The namespace's bundles are unloaded so that the mode applies from their next owner on
 #[utoipa::path(post, path = "/admin/v2/namespaces/{tenant}/{namespace}/durability", tag = "namespaces",
     params(NamespaceParam), request_body = DurabilityPolicy,

@@ -34,7 +34,7 @@ namespace_policy!(
     "/admin/v2/namespaces/{tenant}/{namespace}/persistence",
     PersistencePolicies,
     get = "Get the persistence policies of a namespace (copies of each message and acknowledgement quorum)",
-    set = "Set the persistence policies of a namespace: ensemble >= write quorum >= ack quorum > 0, each at most the copies a broker keeps (1 until replicated durability exists; more is refused with 400)",
+    set = "Set the persistence policies of a namespace: ensemble >= write quorum >= ack quorum > 0, each at most the copies a broker keeps (up to 16 with durability mode replicated, 1 otherwise; more is refused with 400)",
     remove = "Remove the persistence policies of a namespace: the broker's (one copy) apply",
     read = |p, _c| p.persistence,
     write = |p, _c, v| p.persistence = Some(v),

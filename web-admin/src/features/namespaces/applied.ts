@@ -114,7 +114,9 @@ const FORMATS: { key: keyof AppliedPolicies; label: string; show: (v: unknown) =
       const write = field(v, 'bookkeeperWriteQuorum');
       const ack = field(v, 'bookkeeperAckQuorum');
       if (write <= 1) return "one: the owning broker's write-ahead log";
-      return `${formatCount(write)}, acknowledged once ${formatCount(ack)} have it`;
+      // Replicated durability: the owner's copy does not count toward the ack quorum.
+      const peers = Math.min(ack, write - 1);
+      return `${formatCount(write)} brokers, acknowledged once ${formatCount(peers)} besides the owner have it`;
     },
   },
   {

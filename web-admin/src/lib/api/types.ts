@@ -56,7 +56,7 @@ export interface TopicStats {
   storageSize: number;
   backlogSize: number;
   offloadedStorageSize: number;
-  /** `local`, `object-store`, or `mixed` while a topic's partitions differ (docs/durability.md). */
+  /** `local`, `object-store`, `replicated`, or `mixed` while a topic's partitions differ (docs/durability.md). */
   durability?: string;
   subscriptions: Record<string, SubscriptionStats>;
 }
