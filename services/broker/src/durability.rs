@@ -145,20 +145,24 @@ pub(crate) async fn policy_of(ctx: &Context, ns: &NamespaceName) -> Result<Durab
     Ok(Durability { policy, quorum })
 }
 
+/// A partition's log being loaded: `acquire_partition` gave it `epoch`; the segment index says
+/// the bucket holds it below `uploaded_end`.
+#[derive(Clone, Copy)]
+pub(crate) struct Loading<'a> {
+    pub log: &'a Arc<PartitionLog>,
+    pub log_id: i64,
+    pub epoch: i64,
+    pub uploaded_end: i64,
+}
+
 /// Gives a log being loaded (after `acquire_partition` gave it `epoch`, before any append) the
 /// durability of `policy`, after recovering what an earlier owner left beyond the log's end:
 /// on the replicas of its last replicated load (whatever the mode now), and in committed log
 /// objects. With object-store durability, records the log has past what the bucket holds are
 /// committed; with replicated durability, the tail past the uploaded segments is sent to the
 /// new replica set — so that from the first append on, every record is where the mode says.
-pub(crate) async fn apply(
-    ctx: &Context,
-    log: &Arc<PartitionLog>,
-    log_id: i64,
-    epoch: i64,
-    uploaded_end: i64,
-    durability: Durability,
-) -> Result<()> {
+pub(crate) async fn apply(ctx: &Context, loading: Loading<'_>, durability: Durability) -> Result<()> {
+    let Loading { log, log_id, epoch, .. } = loading;
     let policy = durability.policy;
     // A log keeps its handle across unloads: whatever an earlier load set, the records
     // recovered below are appended with local durability (they are committed already).
@@ -176,10 +180,8 @@ pub(crate) async fn apply(
                 ctx.metadata.mark_local_durability(log_id, epoch).await?;
             }
         }
-        DurabilityMode::ObjectStore => apply_object_store(ctx, log, log_id, epoch, uploaded_end, policy).await?,
-        DurabilityMode::Replicated => {
-            return replicate(ctx, log, log_id, epoch, uploaded_end, durability).await;
-        }
+        DurabilityMode::ObjectStore => apply_object_store(ctx, loading, policy).await?,
+        DurabilityMode::Replicated => return replicate(ctx, loading, durability).await,
     }
     if replicas.is_some() {
         // What the replicas held is here now (and in the bucket, for object-store): the next
@@ -189,14 +191,8 @@ pub(crate) async fn apply(
     Ok(())
 }
 
-async fn apply_object_store(
-    ctx: &Context,
-    log: &Arc<PartitionLog>,
-    log_id: i64,
-    epoch: i64,
-    uploaded_end: i64,
-    policy: DurabilityPolicy,
-) -> Result<()> {
+async fn apply_object_store(ctx: &Context, loading: Loading<'_>, policy: DurabilityPolicy) -> Result<()> {
+    let Loading { log, log_id, epoch, uploaded_end } = loading;
     // Every committed range, read once: recovery takes those past the log's end, and the
     // bucket's end (with the uploaded segments') says what this copy holds beyond it.
     let ranges = ctx.metadata.list_log_objects(log_id, 0).await?;
@@ -221,14 +217,8 @@ async fn apply_object_store(
 /// tail past the uploaded segments sent to it, then the set recorded under `epoch` (recorded
 /// last: an owner that dies before leaves the previous set, which still holds everything, as
 /// the one to recover from).
-async fn replicate(
-    ctx: &Context,
-    log: &Arc<PartitionLog>,
-    log_id: i64,
-    epoch: i64,
-    uploaded_end: i64,
-    durability: Durability,
-) -> Result<()> {
+async fn replicate(ctx: &Context, loading: Loading<'_>, durability: Durability) -> Result<()> {
+    let Loading { log, log_id, epoch, uploaded_end } = loading;
     let Some(replication) = &ctx.replication else {
         return Err(BrokerError::InvalidPolicy(
             "durability mode replicated needs a broker tier; this broker runs standalone".into(),
@@ -514,17 +504,10 @@ impl Broker {
         self.replication()?.accept_append(broker, session, body).await
     }
 
-    /// Peer side of a recovery by `broker`: fences partition `log_id` at `epoch` here and
-    /// returns the frames held of it from offset `from` on (`replica::encode_frames`).
-    pub async fn replica_recover(
-        &self,
-        broker: &str,
-        session: &str,
-        log_id: u64,
-        epoch: i64,
-        from: u64,
-    ) -> Result<bytes::Bytes> {
-        self.replication()?.accept_recover(broker, session, log_id, epoch, from).await
+    /// Peer side of a recovery (`ReplicaRecover`): fences the partition here and returns the
+    /// frames held of it (`replica::encode_frames`).
+    pub async fn replica_recover(&self, ask: &ReplicaRecover) -> Result<bytes::Bytes> {
+        self.replication()?.accept_recover(ask).await
     }
 
     fn replication(&self) -> Result<&Arc<crate::replication::Replication>> {
@@ -535,6 +518,17 @@ impl Broker {
     pub async fn durability(&self, ns: &NamespaceName) -> Result<Option<DurabilityPolicy>> {
         Ok(self.admin().get_policies(ns).await?.durability)
     }
+}
+
+/// A recovering owner's request to a peer (the query of `/internal/v1/replicas/recover`):
+/// fence partition `log_id` at `epoch` and return what is held of it from offset `from` on.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ReplicaRecover {
+    pub broker: String,
+    pub session: String,
+    pub log_id: u64,
+    pub epoch: i64,
+    pub from: u64,
 }
 
 /// A partition that cannot be served as it stands (the caller's request fails with 503).

@@ -166,7 +166,8 @@ impl TopicRegistry {
             let remote = ctx.metadata.list_segments(pr.log_id).await?;
             let uploaded_end = remote.iter().map(|s| s.end_offset).max().unwrap_or(0);
             log.attach_remote(remote.into_iter().map(crate::controllers::offload::remote_of).collect());
-            crate::durability::apply(ctx, &log, pr.log_id, epoch, uploaded_end, durability).await?;
+            let loading = crate::durability::Loading { log: &log, log_id: pr.log_id, epoch, uploaded_end };
+            crate::durability::apply(ctx, loading, durability).await?;
             if pr.terminated_end.is_some() {
                 // Terminated for good: the log refuses appends again after a restart or reload.
                 log.terminate();

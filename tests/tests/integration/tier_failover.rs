@@ -9,7 +9,7 @@
 use crate::common::eventually;
 use crate::common::tier::{
     Load, PARTITIONS, TOPIC, assert_stored_once, audit_subscriptions, brokers, bundle_of, cluster, expect, namespace,
-    ownership, partition, tier_config, tier_config_with,
+    ownership, partition, tier_config, tier_config_with, wait_acknowledged,
 };
 use magnetar_tests::call;
 use reqwest::Method;
@@ -135,15 +135,7 @@ async fn fail_over(failure: Failure, mode: Mode) {
         Failure::Pause => vec![a.base.clone(), b.base.clone()],
     };
     let load = Load::start(bases, 2);
-    eventually(30, "every partition owned and some messages acknowledged", || async {
-        let stats = expect(
-            call(&c, Method::GET, &format!("{}/admin/v2/persistent/{TOPIC}/partitioned-stats", a.base), None).await,
-            200,
-            "stats",
-        );
-        (stats["msgInCounter"].as_u64().unwrap_or(0) >= 300).then_some(())
-    })
-    .await;
+    wait_acknowledged(&c, &a.base, 300).await;
     let on_b = partitions_of(&c, &a.base, &b.addr).await;
     assert!(!on_b.is_empty(), "broker b owns none of the {PARTITIONS} partitions: nothing to fail over");
     let batches = metric(&c, &b.base, mode.batches_metric()).await;
@@ -402,15 +394,7 @@ async fn resend_through_a_failover(mode: Mode) {
     let c = reqwest::Client::new();
     deduplicated_topic(&c, &a.base, mode).await;
     let producers = Resenders::start(vec![a.base.clone()]);
-    eventually(30, "messages acknowledged", || async {
-        let s = expect(
-            call(&c, Method::GET, &format!("{}/admin/v2/persistent/{TOPIC}/partitioned-stats", a.base), None).await,
-            200,
-            "stats",
-        );
-        (s["msgInCounter"].as_u64().unwrap_or(0) >= 200).then_some(())
-    })
-    .await;
+    wait_acknowledged(&c, &a.base, 200).await;
     let on_b = partitions_of(&c, &a.base, &b.addr).await;
     assert!(!on_b.is_empty(), "broker b owns none of the {PARTITIONS} partitions: nothing to fail over");
     b.kill9();

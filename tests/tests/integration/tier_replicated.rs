@@ -8,7 +8,7 @@
 use crate::common::eventually;
 use crate::common::tier::{
     Load, PARTITIONS, TOPIC, assert_stored_once, audit_subscriptions, brokers, expect, namespace, ownership, partition,
-    tier_config,
+    tier_config, wait_acknowledged,
 };
 use magnetar_tests::call;
 use reqwest::Method;
@@ -33,15 +33,7 @@ async fn with_write_quorum_3_killing_the_owner_and_a_replica_loses_nothing_ackno
     audit_subscriptions(&c, &a.base).await;
 
     let load = Load::start(vec![a.base.clone()], 2);
-    eventually(30, "every partition owned and some messages acknowledged", || async {
-        let stats = expect(
-            call(&c, Method::GET, &format!("{}/admin/v2/persistent/{TOPIC}/partitioned-stats", a.base), None).await,
-            200,
-            "stats",
-        );
-        (stats["msgInCounter"].as_u64().unwrap_or(0) >= 300).then_some(())
-    })
-    .await;
+    wait_acknowledged(&c, &a.base, 300).await;
     let stats = expect(
         call(&c, Method::GET, &format!("{}/admin/v2/persistent/{}/stats", a.base, partition(0)), None).await,
         200,

@@ -10,6 +10,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::routing::post;
 use bytes::Bytes;
+use magnetar_broker::durability::ReplicaRecover;
 
 /// A batch is at most the writer's 4 MiB object plus its header; room for more.
 const MAX_BATCH_BYTES: usize = 64 << 20;
@@ -18,15 +19,6 @@ const MAX_BATCH_BYTES: usize = 64 << 20;
 struct Source {
     broker: String,
     session: String,
-}
-
-#[derive(serde::Deserialize)]
-struct Recover {
-    broker: String,
-    session: String,
-    log_id: u64,
-    epoch: i64,
-    from: u64,
 }
 
 #[derive(serde::Serialize)]
@@ -46,6 +38,6 @@ async fn append(State(s): State<AppState>, Query(q): Query<Source>, body: Bytes)
     Ok(Json(AppendAnswer { fenced }))
 }
 
-async fn recover(State(s): State<AppState>, Query(q): Query<Recover>) -> ApiResult<Bytes> {
-    Ok(s.broker.replica_recover(&q.broker, &q.session, q.log_id, q.epoch, q.from).await?)
+async fn recover(State(s): State<AppState>, Query(q): Query<ReplicaRecover>) -> ApiResult<Bytes> {
+    Ok(s.broker.replica_recover(&q).await?)
 }

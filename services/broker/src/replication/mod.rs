@@ -332,17 +332,10 @@ impl Replication {
         Ok(refused)
     }
 
-    /// Peer side of a recovery: fences the partition at `epoch`, returns its frames from `from`.
-    pub(crate) async fn accept_recover(
-        &self,
-        broker: &str,
-        session: &str,
-        log_id: u64,
-        epoch: i64,
-        from: u64,
-    ) -> Result<Bytes> {
-        self.check_source(broker, session).await?;
-        let frames = self.store.fence_and_read(log_id, epoch, from).await?;
+    /// Peer side of a recovery: fences the partition at its epoch, returns its frames.
+    pub(crate) async fn accept_recover(&self, ask: &crate::durability::ReplicaRecover) -> Result<Bytes> {
+        self.check_source(&ask.broker, &ask.session).await?;
+        let frames = self.store.fence_and_read(ask.log_id, ask.epoch, ask.from).await?;
         Ok(magnetar_storage::replica::encode_frames(&frames))
     }
 

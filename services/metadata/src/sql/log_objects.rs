@@ -157,18 +157,11 @@ impl SqlMetadataStore {
     }
 
     pub(crate) async fn mark_local_durability_impl(&self, log_id: i64, epoch: i64) -> Result<()> {
-        let mut tx = self.begin_write().await?;
         // The fence's partition lock keeps `epoch` current until the commit, so a concurrent
-        // `acquire_partition` comes after the mark (and lifts it) rather than before it.
-        fence(&mut tx, log_id, epoch).await?;
-        // The partition's epoch column is `epoch` here: the fence just matched it.
-        sqlx::query("UPDATE partitions SET local_epoch = epoch WHERE log_id = $1")
-            .bind(log_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        tx.commit().await.map_err(classify)?;
-        Ok(())
+        // `acquire_partition` comes after the mark (and lifts it) rather than before it. The
+        // partition's epoch column is `epoch` there: the fence just matched it.
+        let statement = sqlx::query("UPDATE partitions SET local_epoch = epoch WHERE log_id = $1").bind(log_id);
+        self.execute_fenced(log_id, epoch, statement).await
     }
 
     pub(crate) async fn may_fail_over_impl(&self, log_id: i64) -> Result<bool> {
@@ -193,19 +186,13 @@ impl SqlMetadataStore {
     ) -> Result<()> {
         let json =
             replicas.map(serde_json::to_string).transpose().map_err(|e| MetadataError::Internal(e.to_string()))?;
-        let mut tx = self.begin_write().await?;
-        fence(&mut tx, log_id, epoch).await?;
-        sqlx::query(
+        let statement = sqlx::query(
             "UPDATE partitions SET replicas = $1, replicas_epoch = CASE WHEN $1 IS NULL THEN NULL ELSE epoch END \
              WHERE log_id = $2",
         )
         .bind(json)
-        .bind(log_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(classify)?;
-        tx.commit().await.map_err(classify)?;
-        Ok(())
+        .bind(log_id);
+        self.execute_fenced(log_id, epoch, statement).await
     }
 
     pub(crate) async fn partition_replicas_impl(&self, log_id: i64) -> Result<Option<(i64, ReplicaSet)>> {

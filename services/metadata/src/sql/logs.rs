@@ -199,15 +199,8 @@ impl SqlMetadataStore {
     }
 
     pub(crate) async fn delete_dedup_snapshot_impl(&self, log_id: i64, epoch: i64) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        fence(&mut tx, log_id, epoch).await?;
-        sqlx::query("DELETE FROM dedup_snapshots WHERE log_id = $1")
-            .bind(log_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        tx.commit().await.map_err(classify)?;
-        Ok(())
+        let statement = sqlx::query("DELETE FROM dedup_snapshots WHERE log_id = $1").bind(log_id);
+        self.execute_fenced(log_id, epoch, statement).await
     }
 
     pub(crate) async fn commit_segment_impl(&self, epoch: i64, s: &SegmentRecord) -> Result<()> {
@@ -284,6 +277,23 @@ impl SqlMetadataStore {
 
 pub(super) fn partition_not_found(log_id: i64) -> MetadataError {
     MetadataError::NotFound(format!("partition {log_id}"))
+}
+
+impl SqlMetadataStore {
+    /// Runs one statement in a write transaction fenced on the partition's `epoch` (see `fence`):
+    /// an owner's write that must not land once another broker holds the partition.
+    pub(super) async fn execute_fenced<'q>(
+        &self,
+        log_id: i64,
+        epoch: i64,
+        statement: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        fence(&mut tx, log_id, epoch).await?;
+        statement.execute(&mut *tx).await.map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(())
+    }
 }
 
 /// Checks that `epoch` is still the partition's epoch and holds the partition row's lock until

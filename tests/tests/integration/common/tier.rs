@@ -280,3 +280,17 @@ pub async fn wait_stored<T>(c: &reqwest::Client, stats_url: &str, n: u64, client
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Waits until `TOPIC`'s partitions have taken at least `n` messages in (every partition owned
+/// and the producers running).
+pub async fn wait_acknowledged(c: &reqwest::Client, base: &str, n: u64) {
+    crate::common::eventually(30, "every partition owned and some messages acknowledged", || async {
+        let stats = expect(
+            call(c, Method::GET, &format!("{base}/admin/v2/persistent/{TOPIC}/partitioned-stats"), None).await,
+            200,
+            "stats",
+        );
+        (stats["msgInCounter"].as_u64().unwrap_or(0) >= n).then_some(())
+    })
+    .await;
+}
