@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Durability modes side by side (issues 13 and 14), in one run, on a tier of three release
-# brokers (cluster mode, `[broker.tier] enabled`) sharing one throwaway PostgreSQL (fsync on, its
+# Durability modes side by side (issue 13), in one run, on a tier of three release brokers
+# (cluster mode, `[broker.tier] enabled`) sharing one throwaway PostgreSQL (fsync on, its
 # defaults) as their metadata store and one throwaway SeaweedFS (`weed mini`, S3 API) as their
 # object store, all on loopback (scripts/lib/services.sh, the code scripts/test.sh starts them
 # with). Every broker, both services and the client share the machine's cores.
