@@ -318,7 +318,26 @@ impl Writer {
         let ranges: Vec<ObjectRange> = ranges.into_values().collect();
         let mut backoff = Duration::from_millis(50);
         let fenced = loop {
-            match self.sink.commit(seq, body.clone(), &ranges).await {
+            let commit = self.sink.commit(seq, body.clone(), &ranges);
+            tokio::pin!(commit);
+            // A commit that hangs (a peer or the store not answering) must not hold appenders
+            // past their wait: they are told while it runs.
+            let mut tick = tokio::time::interval(EXPIRY_TICK);
+            tick.tick().await;
+            let outcome = loop {
+                tokio::select! {
+                    res = &mut commit => break res,
+                    _ = tick.tick() => {
+                        let now = Instant::now();
+                        expire(&mut batch, now);
+                        while let Ok(w) = rx.try_recv() {
+                            carry.push(w);
+                        }
+                        expire(carry, now);
+                    }
+                }
+            };
+            match outcome {
                 Ok(fenced) => break fenced,
                 Err(e) => {
                     tracing::warn!(seq, error = %e, retry_in_ms = backoff.as_millis() as u64,
@@ -358,6 +377,9 @@ impl Writer {
         }
     }
 }
+
+/// How often appenders waiting on a commit in progress are checked against their wait.
+const EXPIRY_TICK: Duration = Duration::from_millis(50);
 
 /// Tells the appenders whose wait has expired that their records are not acknowledged.
 fn expire(waiting: &mut [Waiting], now: Instant) {

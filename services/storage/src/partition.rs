@@ -139,6 +139,17 @@ pub struct PartitionLog {
     dir_dirty: AtomicBool,
     /// Object-store durability, when the owner chose it (see `objlog`).
     object_mode: Mutex<Option<ObjectMode>>,
+    /// What is written here and what is committed beyond the WAL, for logs whose records wait
+    /// for both before they are visible.
+    commit_gate: Mutex<CommitGate>,
+}
+
+/// Ends (exclusive offsets) of the records applied to the segments and of those committed to
+/// the object store or an ack quorum of replicas.
+#[derive(Default)]
+struct CommitGate {
+    written: u64,
+    committed: u64,
 }
 
 impl PartitionLog {
@@ -168,6 +179,7 @@ impl PartitionLog {
             // Recovery may have created files: the first sync covers them.
             dir_dirty: AtomicBool::new(true),
             object_mode: Mutex::new(None),
+            commit_gate: Mutex::new(CommitGate::default()),
         })
     }
 
@@ -241,7 +253,7 @@ impl PartitionLog {
     /// enqueue more before waiting: later enqueues always get later offsets.
     pub async fn enqueue(&self, records: Vec<RecordInput>) -> Result<PendingAppend> {
         if records.is_empty() {
-            return Ok(PendingAppend { ids: Vec::new(), done: None });
+            return Ok(PendingAppend { ids: Vec::new(), done: None, replicas: None });
         }
         let max = self.shared.config.max_message_bytes;
         if let Some(r) = records.iter().find(|r| r.payload.len() > max) {
@@ -255,9 +267,14 @@ impl PartitionLog {
         if let Some(f) = &self.segs.lock().failed {
             return Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id)));
         }
-        if let Some(mode) = self.object_mode() {
+        let mode = self.object_mode();
+        if let Some(mode) = &mode {
             mode.writer.check_room(self.log_id)?;
         }
+        // Replicated durability sends the frame to the replicas now, while the WAL fsyncs it
+        // here (as a BookKeeper client writes to every bookie of its quorum at once): the ack
+        // waits for the slower of the two instead of their sum.
+        let replicate = mode.filter(|m| m.kind == CommitKind::Replicated);
         let budget = self.shared.config.local_disk_budget_bytes;
         if budget > 0 && self.shared.tier.get().is_some() {
             // Records queued but not yet applied are not counted: the WAL buffer bounds them
@@ -272,6 +289,7 @@ impl PartitionLog {
         }
         let permit = self.shared.wal.reserve(frame_len).await?;
         let (tx, rx) = oneshot::channel();
+        let mut replica_done = None;
         let ids = {
             let mut app = self.appender.lock();
             if app.deleted {
@@ -314,12 +332,38 @@ impl PartitionLog {
                 })
                 .collect();
             let part = self.me.upgrade().ok_or(StorageError::LogDeleted(self.log_id))?;
-            self.shared.wal.send(WalItem::Data { part, base, frame, records: tail, done: tx, _permit: permit })?;
-            app.next_offset += ids.len() as u64;
+            let copy = replicate.as_ref().map(|_| (frame.bytes.clone(), part.clone()));
+            let replicated = copy.is_some();
+            self.shared.wal.send(WalItem::Data {
+                part,
+                base,
+                frame,
+                records: tail,
+                done: tx,
+                replicated,
+                _permit: permit,
+            })?;
+            let n = ids.len() as u64;
+            // Queued under the appender's lock, right after the WAL: the replicas get each
+            // log's frames in offset order.
+            if let (Some(mode), Some((frame, part))) = (replicate, copy) {
+                let (tx, rx) = oneshot::channel();
+                mode.writer.clone().queue(crate::objlog::Waiting {
+                    part,
+                    mode,
+                    start: first,
+                    end: first + n,
+                    frame,
+                    queued: std::time::Instant::now(),
+                    done: Some(tx),
+                });
+                replica_done = Some(rx);
+            }
+            app.next_offset += n;
             app.seg_bytes += rec_bytes;
             ids
         };
-        Ok(PendingAppend { ids, done: Some(rx) })
+        Ok(PendingAppend { ids, done: Some(rx), replicas: replica_done })
     }
 
     /// Called by the flusher after the WAL fsync: writes the records to the active segment,
@@ -345,12 +389,27 @@ impl PartitionLog {
         self.push_tail(records);
         if publish {
             self.publish_end(last + 1);
+        } else {
+            let mut gate = self.commit_gate.lock();
+            gate.written = gate.written.max(last + 1);
+            self.publish_gated(&gate);
         }
         Ok(())
     }
 
-    /// Records below `end` are committed to the object store: readers see them now.
+    /// Records below `end` are committed beyond the WAL (object store or replicas): readers
+    /// see them once they are also written here.
     pub(crate) fn publish_committed(&self, end: u64) {
+        let mut gate = self.commit_gate.lock();
+        gate.committed = gate.committed.max(end);
+        self.publish_gated(&gate);
+    }
+
+    /// Publishes what is both written here and committed beyond the WAL: with replicated
+    /// durability the replicas may confirm a frame before this broker's fsync applied it.
+    /// Under the gate's lock, so the published end never goes back.
+    fn publish_gated(&self, gate: &CommitGate) {
+        let end = gate.written.min(gate.committed);
         if end > self.end_offset() {
             self.publish_end(end);
         }
@@ -875,12 +934,18 @@ fn first_base(segs: &Segments) -> Option<u64> {
 pub struct PendingAppend {
     ids: Vec<(u64, u64)>,
     done: Option<oneshot::Receiver<Result<()>>>,
+    /// With replicated durability: the ack quorum of replicas has the records.
+    replicas: Option<oneshot::Receiver<Result<()>>>,
 }
 
 impl PendingAppend {
-    /// Resolves once the records are fsynced in the WAL and visible to readers.
+    /// Resolves once the records are fsynced in the WAL (and on their replicas, with
+    /// replicated durability) and visible to readers.
     pub async fn durable(self) -> Result<Vec<(u64, u64)>> {
         if let Some(rx) = self.done {
+            rx.await.map_err(|_| StorageError::ShuttingDown)??;
+        }
+        if let Some(rx) = self.replicas {
             rx.await.map_err(|_| StorageError::ShuttingDown)??;
         }
         Ok(self.ids)

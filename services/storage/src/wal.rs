@@ -70,6 +70,9 @@ pub(crate) enum WalItem {
         frame: DataFrame,
         records: Vec<Record>,
         done: oneshot::Sender<Result<()>>,
+        /// The frame went to the log's replicas when it was queued (replicated durability):
+        /// the records are published once both copies are in, not queued for them again.
+        replicated: bool,
         _permit: OwnedSemaphorePermit,
     },
     Aux {
@@ -508,9 +511,13 @@ fn apply_batch(items: Vec<WalItem>, failed: Option<String>) {
     let fail = || StorageError::Unavailable(format!("wal write failed: {}", failed.as_deref().unwrap_or("")));
     for item in items {
         match item {
-            WalItem::Data { part, base, frame, records, done, .. } => {
+            WalItem::Data { part, base, frame, records, done, replicated, .. } => {
                 if failed.is_some() {
                     let _ = done.send(Err(fail()));
+                    continue;
+                }
+                if replicated {
+                    let _ = done.send(part.apply(base, &frame, records, false));
                     continue;
                 }
                 // A log with object-store durability becomes visible once its object is
