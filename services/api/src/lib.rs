@@ -10,6 +10,7 @@ mod extract;
 mod fanout;
 pub mod forward;
 mod forward_ws;
+mod internal;
 mod openapi;
 mod routes;
 
@@ -81,7 +82,7 @@ pub fn app_with_auth(broker: Arc<Broker>, http: HttpConfig, auth: Arc<Auth>) -> 
     let state = AppState { broker, http: Arc::new(http), auth, ws_sessions, forwarder };
     let (api, _) = described_routes().split_for_parts();
     api.merge(openapi::docs_router())
-        .merge(routes::replicas::router())
+        .merge(internal::router())
         .fallback(routes::console::fallback)
         // Inside the concurrency limit: a request waiting on its forward holds its permit.
         .layer(axum::middleware::from_fn_with_state(state.clone(), forward::route))

@@ -56,7 +56,6 @@ pub mod permissions;
 pub mod persistence;
 pub mod policies;
 pub mod produce;
-pub mod replicas;
 pub mod replication_policies;
 pub mod schema_policies;
 pub mod schemas;
