@@ -51,17 +51,12 @@ impl LogObjectCommitter for MetadataCommitter {
 }
 
 /// Starts the object-store durability writer of this broker process, when it has an object
-/// store: its objects go under `wal-objects/{broker}/{session}`.
+/// store: its objects go under `{cluster}/wal-objects/{broker}/{session}`.
 pub(crate) fn attach_object_log(ctx: &Context) {
     let Some(tier) = ctx.storage.tier() else { return };
     let session = &ctx.membership.registration().session_id;
-    let broker: String = ctx
-        .broker_id
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
-        .collect();
     let config = ObjectLogConfig {
-        prefix: format!("wal-objects/{broker}/{session}"),
+        prefix: object_prefix(&ctx.config.cluster, &ctx.broker_id, session),
         window: std::time::Duration::from_millis(ctx.config.durability.object_store_window_ms),
         max_object_bytes: ctx.config.durability.object_store_max_object_bytes,
         max_backlog_bytes: ctx.config.durability.object_store_max_backlog_bytes,
@@ -72,6 +67,67 @@ pub(crate) fn attach_object_log(ctx: &Context) {
         fenced: ctx.metrics.tier.fenced_writes.clone(),
     };
     ctx.storage.attach_object_log(ObjectLog::start(Arc::clone(tier), Arc::new(committer), config));
+}
+
+/// Under the cluster's prefix, where the log objects of its broker processes go.
+const OBJECT_ROOT: &str = "wal-objects";
+
+/// The key prefix of one broker process's log objects: `{cluster}/wal-objects/{broker}/{session}`
+/// (under the cluster, like its segments, so clusters sharing a bucket never collect each
+/// other's objects).
+fn object_prefix(cluster: &str, broker_id: &str, session: &str) -> String {
+    let broker: String =
+        broker_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+    format!("{cluster}/{OBJECT_ROOT}/{broker}/{session}")
+}
+
+/// The prefix and sequence number of a log object key of `cluster`; `None` for any other key
+/// (a segment of a tenant named like the root has more parts): only keys of this exact layout
+/// are ever collected.
+fn parse_object_key<'k>(cluster: &str, key: &'k str) -> Option<(&'k str, u64)> {
+    let rest = key.strip_prefix(cluster)?.strip_prefix('/')?.strip_prefix(OBJECT_ROOT)?.strip_prefix('/')?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let [_broker, _session, seq] = parts.as_slice() else { return None };
+    if seq.len() != 20 || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((&key[..key.len() - seq.len() - 1], seq.parse().ok()?))
+}
+
+/// Deletes the log objects no committed range references any more: those of deleted partitions
+/// (their ranges went with them) and those a broker PUT but died before committing. Only where
+/// no commit of them can still come: this process's objects up to its writer's last commit,
+/// and objects of sessions no longer live, once older than `grace_ms`. Other live brokers
+/// collect their own. Returns the number of objects deleted.
+pub(crate) async fn collect_log_objects(ctx: &Context, grace_ms: i64) -> Result<usize> {
+    let Some(tier) = ctx.storage.tier() else { return Ok(0) };
+    let cluster = &ctx.config.cluster;
+    let live: std::collections::HashSet<String> = ctx
+        .membership
+        .brokers()
+        .await?
+        .into_iter()
+        .filter(|b| b.alive)
+        .map(|b| object_prefix(cluster, &b.registration.broker_id, &b.registration.session_id))
+        .collect();
+    let own = ctx.storage.object_log().map(|w| (w.config().prefix.clone(), w.committed_through()));
+    let now = ctx.now_ms();
+    let mut settled = Vec::new();
+    for o in tier.list_objects(&format!("{cluster}/{OBJECT_ROOT}/")).await? {
+        let Some((prefix, seq)) = parse_object_key(cluster, &o.key) else { continue };
+        let done = match &own {
+            Some((mine, through)) if prefix == mine => seq <= *through,
+            _ => !live.contains(prefix) && now.saturating_sub(o.last_modified_ms) >= grace_ms,
+        };
+        if done {
+            settled.push(o.key);
+        }
+    }
+    let referenced: std::collections::HashSet<String> =
+        ctx.metadata.referenced_log_objects(&settled).await?.into_iter().collect();
+    let garbage: Vec<String> = settled.into_iter().filter(|k| !referenced.contains(k)).collect();
+    tier.delete_objects(&garbage).await?;
+    Ok(garbage.len())
 }
 
 /// Broker settings of durability (`[broker.durability]`).
@@ -534,4 +590,27 @@ pub struct ReplicaRecover {
 /// A partition that cannot be served as it stands (the caller's request fails with 503).
 fn unavailable(detail: String) -> BrokerError {
     StorageError::Unavailable(detail).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{object_prefix, parse_object_key};
+
+    #[test]
+    fn only_log_object_keys_of_the_cluster_are_parsed() {
+        let prefix = object_prefix("c1", "broker:1", "s-9");
+        assert_eq!(prefix, "c1/wal-objects/broker_1/s-9");
+        let key = format!("{prefix}/{:020}", 42);
+        assert_eq!(parse_object_key("c1", &key), Some((prefix.as_str(), 42)));
+        for other in [
+            format!("c2/wal-objects/broker_1/s-9/{:020}", 42),
+            format!("c1/wal-objects/broker_1/{:020}", 42),
+            "c1/wal-objects/broker_1/s-9/42".to_string(),
+            // A segment of a tenant named like the root.
+            format!("c1/wal-objects/ns/topic/0/7/{:020}-{:020}.seg", 0, 10),
+            format!("c1/wal-objects/b/s/{:019}x", 0),
+        ] {
+            assert_eq!(parse_object_key("c1", &other), None, "{other}");
+        }
+    }
 }

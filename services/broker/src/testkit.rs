@@ -357,6 +357,9 @@ mod gated {
         async fn trim_log_objects(&self, l: i64, e: i64, below: i64) -> Result<Vec<String>> {
             self.inner.trim_log_objects(l, e, below).await
         }
+        async fn referenced_log_objects(&self, keys: &[String]) -> Result<Vec<String>> {
+            self.inner.referenced_log_objects(keys).await
+        }
         async fn mark_local_durability(&self, l: i64, e: i64) -> Result<()> {
             self.inner.mark_local_durability(l, e).await
         }

@@ -228,6 +228,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// conditional on `epoch`; returns the keys of the objects no range of any partition references
     /// any more, which the caller deletes from the bucket (sorted, each once).
     async fn trim_log_objects(&self, log_id: i64, epoch: i64, below: i64) -> Result<Vec<String>>;
+    /// Which of `keys` a committed range of any partition still references (sorted, each once).
+    /// The others are garbage once no commit of them can still come: objects of deleted
+    /// partitions (their ranges went with them) and objects PUT by a writer that died before
+    /// committing them.
+    async fn referenced_log_objects(&self, keys: &[String]) -> Result<Vec<String>>;
     /// Records that the owner of `epoch` serves the partition with local durability: its tail
     /// not yet uploaded is on that broker's disk only, so the partition must not be failed over
     /// while `epoch` is current. Conditional on `epoch` (`Fenced` otherwise, `NotFound` for an

@@ -167,6 +167,9 @@ pub struct ObjectLog {
     backlog: Arc<AtomicUsize>,
     /// Objects committed so far (metrics and tests).
     pub committed_objects: Arc<AtomicU64>,
+    /// The sequence number of the last object committed: this writer never commits an object
+    /// numbered at or below it again.
+    committed_through: Arc<AtomicU64>,
 }
 
 impl ObjectLog {
@@ -182,16 +185,24 @@ impl ObjectLog {
         let (tx, rx) = mpsc::unbounded_channel();
         let backlog = Arc::new(AtomicUsize::new(0));
         let committed_objects = Arc::new(AtomicU64::new(0));
+        let committed_through = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             sink,
             metrics: metrics.clone(),
             config: config.clone(),
             backlog: backlog.clone(),
             committed: committed_objects.clone(),
+            committed_through: committed_through.clone(),
             seq: 0,
         };
         tokio::spawn(writer.run(rx));
-        Arc::new(ObjectLog { tx, metrics, config, backlog, committed_objects })
+        Arc::new(ObjectLog { tx, metrics, config, backlog, committed_objects, committed_through })
+    }
+
+    /// The sequence number of the last object committed (0 before the first): objects of this
+    /// writer numbered at or below it that no range references are garbage.
+    pub fn committed_through(&self) -> u64 {
+        self.committed_through.load(Ordering::Acquire)
     }
 
     pub fn config(&self) -> &ObjectLogConfig {
@@ -236,6 +247,7 @@ struct Writer {
     config: ObjectLogConfig,
     backlog: Arc<AtomicUsize>,
     committed: Arc<AtomicU64>,
+    committed_through: Arc<AtomicU64>,
     seq: u64,
 }
 
@@ -354,6 +366,7 @@ impl Writer {
             }
         };
         self.committed.fetch_add(1, Ordering::Relaxed);
+        self.committed_through.store(seq, Ordering::Release);
         let m = &self.metrics;
         m.batches.inc();
         m.bytes.inc_by(body.len() as u64);

@@ -144,3 +144,66 @@ async fn a_broker_killed_and_restarted_serves_every_acknowledged_message_once() 
     let s = expect(call(&c, Method::GET, &stats, None).await, 200, "stats");
     assert_eq!(s["durability"], "object-store", "{s}");
 }
+
+/// The keys of log objects of `cluster` in the bucket.
+async fn log_object_keys(store: &magnetar_storage::object::ObjectStoreConfig, cluster: &str) -> Vec<String> {
+    let built = magnetar_storage::object::build_object_store(store).expect("object store");
+    let tier = magnetar_storage::ObjectTier::new(
+        built,
+        magnetar_storage::TierConfig::default(),
+        magnetar_storage::StorageMetrics::new(),
+    )
+    .expect("tier");
+    let listed = tier.list_objects(&format!("{cluster}/wal-objects/")).await.expect("list");
+    listed.into_iter().map(|o| o.key).collect()
+}
+
+/// A deleted topic's committed ranges go with it; the log objects only it referenced are then
+/// deleted from the bucket by the broker's collection, and those another topic still
+/// references stay and serve it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_objects_of_a_deleted_topic_are_collected_and_shared_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    cfg.object_store = crate::common::shared_s3();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let cluster = format!("durability-gc-{}-{nanos}", std::process::id());
+    cfg.broker.cluster = cluster.clone();
+    cfg.broker.offload_check_interval_ms = 200;
+    cfg.broker.offload_gc_interval_ms = 300;
+    // No segment is sealed here: every record stays in the log objects.
+    cfg.broker.offload_threshold_bytes = -1;
+    let store = cfg.object_store.clone();
+    let app = TestApp::start(dir, cfg).await;
+    ok(app.post(DURABILITY, Some(json!({"mode": "object-store"}))).await);
+    create_topic(&app, "gone").await;
+    create_topic(&app, "kept").await;
+    ok(app.put("/admin/v2/persistent/public/default/kept/subscription/audit", None).await);
+    for i in 0..5 {
+        try_produce(&app, "gone", &format!("gone-{i}")).await.expect("produce");
+    }
+    // Produced together, some objects hold records of both topics.
+    let (both, kept) = tokio::join!(try_produce(&app, "gone", "both-gone"), try_produce(&app, "kept", "both-kept"));
+    both.expect("produce");
+    kept.expect("produce");
+    for i in 0..5 {
+        try_produce(&app, "kept", &format!("kept-{i}")).await.expect("produce");
+    }
+    let before = log_object_keys(&store, &cluster).await;
+    assert!(before.len() >= 2, "objects written: {before:?}");
+
+    let (s, body) = app.delete("/admin/v2/persistent/public/default/gone").await;
+    assert!(s.is_success(), "{body}");
+    let after = eventually(20, "the deleted topic's objects collected", || async {
+        let now = log_object_keys(&store, &cluster).await;
+        (now.len() < before.len()).then_some(now)
+    })
+    .await;
+    assert!(!after.is_empty(), "the kept topic's objects were collected too");
+    assert!(after.iter().all(|k| before.contains(k)), "{after:?}");
+
+    // The kept topic still serves everything it acknowledged.
+    let pulled = pull_n(&app, "kept", "audit", 6, 30_000).await;
+    assert_eq!(pulled.len(), 6, "{pulled:?}");
+    app.stop().await;
+}

@@ -318,6 +318,11 @@ impl Offloader {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "collecting objects of deleted partitions failed"),
             }
+            match crate::durability::collect_log_objects(&self.ctx, self.ctx.config.offload_gc_grace_ms as i64).await {
+                Ok(n) if n > 0 => tracing::info!(deleted = n, "deleted log objects no range references"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "collecting unreferenced log objects failed"),
+            }
         }
         self.evict_for_budget().await;
     }

@@ -220,6 +220,27 @@ pub async fn deleting_a_topic_removes_its_log_object_ranges(store: Arc<dyn Metad
     assert_eq!(store.trim_log_objects(kept, epoch, 4).await.unwrap(), ["k/shared"]);
 }
 
+pub async fn an_object_is_referenced_until_its_last_range_goes(store: Arc<dyn MetadataStore>) {
+    given_namespace(store.as_ref(), "acme/orders").await;
+    let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 0).await;
+    let other = given_topic(store.as_ref(), "persistent://acme/orders/other", 0).await;
+    let (p, q) = (t.partition_records[0].log_id, other.partition_records[0].log_id);
+    let (ep, eq) = (store.acquire_partition(p, "b").await.unwrap(), store.acquire_partition(q, "b").await.unwrap());
+    let shared = [range(p, 0, 4, ep), range(q, 0, 4, eq)];
+    assert!(store.commit_log_object("k/shared", 1_000, &shared).await.unwrap().is_empty());
+    assert!(store.commit_log_object("k/only-t", 1_000, &[range(p, 4, 6, ep)]).await.unwrap().is_empty());
+    let asked: Vec<String> = ["k/only-t", "k/never", "k/shared", "k/shared"].map(String::from).to_vec();
+    assert_eq!(store.referenced_log_objects(&asked).await.unwrap(), ["k/only-t", "k/shared"]);
+    assert!(store.referenced_log_objects(&[]).await.unwrap().is_empty());
+
+    // The deleted topic's ranges go with it: its own object is garbage, the shared one is not.
+    store.delete_topic(&t.name).await.unwrap();
+    assert_eq!(store.referenced_log_objects(&asked).await.unwrap(), ["k/shared"]);
+    // Many keys at once (more than one statement's worth).
+    let many: Vec<String> = (0..1_200).map(|i| format!("k/{i:04}")).chain(["k/shared".to_string()]).collect();
+    assert_eq!(store.referenced_log_objects(&many).await.unwrap(), ["k/shared"]);
+}
+
 pub async fn a_partition_marked_local_under_its_epoch_may_not_fail_over(store: Arc<dyn MetadataStore>) {
     given_namespace(store.as_ref(), "acme/orders").await;
     let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 2).await;

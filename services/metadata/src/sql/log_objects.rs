@@ -156,6 +156,26 @@ impl SqlMetadataStore {
         Ok(unreferenced)
     }
 
+    pub(crate) async fn referenced_log_objects_impl(&self, keys: &[String]) -> Result<Vec<String>> {
+        let mut referenced = Vec::new();
+        // Bounded statements: SQLite allows 32,766 parameters, PostgreSQL 65,535.
+        for chunk in keys.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT DISTINCT object_key FROM log_objects WHERE object_key IN ({})", marks.join(", "));
+            // Only numbered placeholders are formatted in; the keys are bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for key in chunk {
+                query = query.bind(key);
+            }
+            for row in query.fetch_all(&self.pool).await.map_err(classify)? {
+                referenced.push(get::<String>(&row, "object_key")?);
+            }
+        }
+        referenced.sort();
+        referenced.dedup();
+        Ok(referenced)
+    }
+
     pub(crate) async fn mark_local_durability_impl(&self, log_id: i64, epoch: i64) -> Result<()> {
         // The fence's partition lock keeps `epoch` current until the commit, so a concurrent
         // `acquire_partition` comes after the mark (and lifts it) rather than before it. The

@@ -234,6 +234,9 @@ impl MetadataStore for SqlMetadataStore {
     async fn trim_log_objects(&self, log_id: i64, epoch: i64, below: i64) -> Result<Vec<String>> {
         self.trim_log_objects_impl(log_id, epoch, below).await
     }
+    async fn referenced_log_objects(&self, keys: &[String]) -> Result<Vec<String>> {
+        self.referenced_log_objects_impl(keys).await
+    }
     async fn mark_local_durability(&self, log_id: i64, epoch: i64) -> Result<()> {
         self.mark_local_durability_impl(log_id, epoch).await
     }
