@@ -60,6 +60,8 @@ pub(crate) fn attach_object_log(ctx: &Context) {
         window: std::time::Duration::from_millis(ctx.config.durability.object_store_window_ms),
         max_object_bytes: ctx.config.durability.object_store_max_object_bytes,
         max_backlog_bytes: ctx.config.durability.object_store_max_backlog_bytes,
+        // Ranges are committed in order (see `ObjectLogConfig::max_in_flight`).
+        max_in_flight: 1,
     };
     let committer = MetadataCommitter {
         metadata: Arc::clone(&ctx.metadata),

@@ -8,7 +8,8 @@
 //! window into one object `{prefix}/{seq:020}` (so the PUTs follow the window, not the number of
 //! partitions), PUTs it, commits it, and only then makes the records visible and completes their
 //! appenders. Objects are committed one at a time, in WAL order, so a log's committed ranges are
-//! contiguous: a failed PUT or commit is retried, never skipped. An appender still waiting when
+//! contiguous: a failed PUT or commit is retried, never skipped. (The same writer sends batches to
+//! the replicas of replicated durability, several in flight, results taken in order.) An appender still waiting when
 //! its log's `max_wait` has passed gets `Unavailable` (it may still be committed later, as a
 //! Pulsar send that timed out may have been stored); the backlog is bounded
 //! (`max_backlog_bytes`): appends are refused beyond it rather than queued without end.
@@ -22,7 +23,11 @@ use crate::record::Record;
 use crate::tier::ObjectTier;
 use crate::{Result, StorageError};
 use bytes::{Bytes, BytesMut};
-use std::collections::BTreeMap;
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -117,6 +122,10 @@ pub struct ObjectLogConfig {
     pub max_object_bytes: usize,
     /// Appends to logs in this mode are refused while this many bytes wait for their object.
     pub max_backlog_bytes: usize,
+    /// Batches committed at once. Their results are taken in order whatever the sink's order,
+    /// but a sink that needs its commits in order (the object store's ranges: a later range
+    /// committed before an earlier one would leave a gap after a crash) keeps 1.
+    pub max_in_flight: usize,
 }
 
 impl Default for ObjectLogConfig {
@@ -126,6 +135,7 @@ impl Default for ObjectLogConfig {
             window: Duration::from_millis(25),
             max_object_bytes: 8 << 20,
             max_backlog_bytes: 256 << 20,
+            max_in_flight: 1,
         }
     }
 }
@@ -251,72 +261,110 @@ struct Writer {
     seq: u64,
 }
 
+/// A batch being committed: what a retry sends again, and the appenders it completes.
+struct Flight {
+    seq: u64,
+    body: Bytes,
+    ranges: Arc<Vec<ObjectRange>>,
+    waiting: Vec<Waiting>,
+    /// The delay before the next attempt, after a failure.
+    backoff: Duration,
+}
+
+type Commit = Pin<Box<dyn Future<Output = Result<Vec<(u64, String)>>> + Send>>;
+
 impl Writer {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Waiting>) {
         // A process's objects are numbered from its start time: keys never repeat across
         // restarts of one session prefix, and sort in writing order.
         self.seq = crate::now_ms().max(0) as u64 * 1000;
         let mut carry: Vec<Waiting> = Vec::new();
+        // Batches in flight, oldest first, and their commits: results are taken in the same
+        // order, so records become visible in WAL order whatever order the sink confirms in.
+        let mut flights: VecDeque<Flight> = VecDeque::new();
+        let mut commits: FuturesOrdered<Commit> = FuturesOrdered::new();
+        let mut open = true;
+        let mut tick = tokio::time::interval(EXPIRY_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
-            if carry.is_empty() {
-                match rx.recv().await {
-                    Some(w) => carry.push(w),
-                    None => return,
-                }
-            }
-            let window_end = tokio::time::Instant::from_std(carry[0].queued) + self.config.window;
-            let mut bytes: usize = carry.iter().map(|w| w.frame.len()).sum();
-            while bytes < self.config.max_object_bytes {
-                if tokio::time::Instant::now() >= window_end {
-                    // The window is over (records queued while the previous object was written
-                    // start with an expired one): take what is queued now, then write. Without
-                    // this, a writer that fell behind would close objects of a frame or two
-                    // and never catch up.
+            let room = flights.len() < self.config.max_in_flight.max(1);
+            if room && !carry.is_empty() {
+                let window_end = carry[0].queued + self.config.window;
+                let mut bytes: usize = carry.iter().map(|w| w.frame.len()).sum();
+                if !open || bytes >= self.config.max_object_bytes || Instant::now() >= window_end {
+                    // The window is over (records queued while earlier batches were in flight
+                    // start with an expired one): take what is queued now too. Without this,
+                    // a writer that fell behind would close batches of a frame or two and never
+                    // catch up.
                     while bytes < self.config.max_object_bytes {
                         let Ok(w) = rx.try_recv() else { break };
                         bytes += w.frame.len();
                         carry.push(w);
                     }
-                    break;
-                }
-                tokio::select! {
-                    biased;
-                    w = rx.recv() => match w {
-                        Some(w) => { bytes += w.frame.len(); carry.push(w); }
-                        None => break,
-                    },
-                    _ = tokio::time::sleep_until(window_end) => {}
+                    // Cut at the size bound; the rest starts the next batch.
+                    let mut size = MAGIC.len();
+                    let cut = carry
+                        .iter()
+                        .position(|w| {
+                            size += w.frame.len();
+                            size > self.config.max_object_bytes
+                        })
+                        .map_or(carry.len(), |i| i.max(1));
+                    let rest = carry.split_off(cut);
+                    let flight = self.build(std::mem::replace(&mut carry, rest));
+                    commits.push_back(self.launch(&flight, Duration::ZERO));
+                    flights.push_back(flight);
+                    continue;
                 }
             }
-            // Cut at the size bound; the rest starts the next object.
-            let mut size = MAGIC.len();
-            let cut = carry
-                .iter()
-                .position(|w| {
-                    size += w.frame.len();
-                    size > self.config.max_object_bytes
-                })
-                .map_or(carry.len(), |i| i.max(1));
-            let rest = carry.split_off(cut);
-            let batch = std::mem::replace(&mut carry, rest);
-            self.write(batch, &mut rx, &mut carry).await;
+            if !open && carry.is_empty() && flights.is_empty() {
+                return;
+            }
+            let window_end = (room && !carry.is_empty())
+                .then(|| tokio::time::Instant::from_std(carry[0].queued + self.config.window));
+            tokio::select! {
+                biased;
+                Some(res) = commits.next(), if !flights.is_empty() => {
+                    let mut flight = flights.pop_front().expect("one flight per commit");
+                    match res {
+                        Ok(fenced) => self.finish(flight, fenced),
+                        Err(e) => {
+                            tracing::warn!(seq = flight.seq, error = %e, retry_in_ms = flight.backoff.as_millis() as u64,
+                                "log batch not committed; retrying (its records are not acknowledged meanwhile)");
+                            self.metrics.failures.inc();
+                            expire(&mut flight.waiting, Instant::now());
+                            // Retried before any later batch is taken: commits stay in order.
+                            commits.push_front(self.launch(&flight, flight.backoff));
+                            flight.backoff = (flight.backoff * 2).min(Duration::from_secs(2));
+                            flights.push_front(flight);
+                        }
+                    }
+                }
+                w = rx.recv(), if open => match w {
+                    Some(w) => carry.push(w),
+                    None => open = false,
+                },
+                _ = sleep_until_some(window_end), if window_end.is_some() => {}
+                // Appenders are told their wait expired while a commit hangs (a peer or the
+                // store not answering) or is retried.
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    for f in flights.iter_mut() {
+                        expire(&mut f.waiting, now);
+                    }
+                    expire(&mut carry, now);
+                }
+            }
         }
     }
 
-    /// Writes and commits one object, retrying until it is committed; meanwhile new records
-    /// queue in `carry`, and appenders whose wait expired are told so.
-    async fn write(
-        &mut self,
-        mut batch: Vec<Waiting>,
-        rx: &mut mpsc::UnboundedReceiver<Waiting>,
-        carry: &mut Vec<Waiting>,
-    ) {
+    /// Numbers a batch and lays out its body and per-log ranges.
+    fn build(&mut self, waiting: Vec<Waiting>) -> Flight {
         self.seq += 1;
-        let seq = self.seq;
-        let mut body = BytesMut::with_capacity(MAGIC.len() + batch.iter().map(|w| w.frame.len()).sum::<usize>());
+        let mut body = BytesMut::with_capacity(MAGIC.len() + waiting.iter().map(|w| w.frame.len()).sum::<usize>());
         body.extend_from_slice(MAGIC);
         let mut ranges: BTreeMap<u64, ObjectRange> = BTreeMap::new();
-        for w in &batch {
+        for w in &waiting {
             body.extend_from_slice(&w.frame);
             let r = ranges.entry(w.part.log_id()).or_insert(ObjectRange {
                 log_id: w.part.log_id(),
@@ -326,54 +374,38 @@ impl Writer {
             });
             r.end = w.end;
         }
-        let body = body.freeze();
-        let ranges: Vec<ObjectRange> = ranges.into_values().collect();
-        let mut backoff = Duration::from_millis(50);
-        let fenced = loop {
-            let commit = self.sink.commit(seq, body.clone(), &ranges);
-            tokio::pin!(commit);
-            // A commit that hangs (a peer or the store not answering) must not hold appenders
-            // past their wait: they are told while it runs.
-            let mut tick = tokio::time::interval(EXPIRY_TICK);
-            tick.tick().await;
-            let outcome = loop {
-                tokio::select! {
-                    res = &mut commit => break res,
-                    _ = tick.tick() => {
-                        let now = Instant::now();
-                        expire(&mut batch, now);
-                        while let Ok(w) = rx.try_recv() {
-                            carry.push(w);
-                        }
-                        expire(carry, now);
-                    }
-                }
-            };
-            match outcome {
-                Ok(fenced) => break fenced,
-                Err(e) => {
-                    tracing::warn!(seq, error = %e, retry_in_ms = backoff.as_millis() as u64,
-                        "log batch not committed; retrying (its records are not acknowledged meanwhile)");
-                    self.metrics.failures.inc();
-                    expire(&mut batch, Instant::now());
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                    while let Ok(w) = rx.try_recv() {
-                        carry.push(w);
-                    }
-                    expire(carry, Instant::now());
-                }
+        Flight {
+            seq: self.seq,
+            body: body.freeze(),
+            ranges: Arc::new(ranges.into_values().collect()),
+            waiting,
+            backoff: Duration::from_millis(50),
+        }
+    }
+
+    /// One attempt at committing `flight`, after `delay`.
+    fn launch(&self, flight: &Flight, delay: Duration) -> Commit {
+        let (sink, seq, body, ranges) = (self.sink.clone(), flight.seq, flight.body.clone(), flight.ranges.clone());
+        Box::pin(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
             }
-        };
+            sink.commit(seq, body, &ranges).await
+        })
+    }
+
+    /// A batch is committed: its records become visible (but those of fenced logs) and their
+    /// appenders are answered.
+    fn finish(&self, flight: Flight, fenced: Vec<(u64, String)>) {
         self.committed.fetch_add(1, Ordering::Relaxed);
-        self.committed_through.store(seq, Ordering::Release);
+        self.committed_through.store(flight.seq, Ordering::Release);
         let m = &self.metrics;
         m.batches.inc();
-        m.bytes.inc_by(body.len() as u64);
-        let done: usize = batch.iter().map(|w| w.frame.len()).sum();
+        m.bytes.inc_by(flight.body.len() as u64);
+        let done: usize = flight.waiting.iter().map(|w| w.frame.len()).sum();
         self.backlog.fetch_sub(done, Ordering::Relaxed);
         m.backlog.sub(done as i64);
-        for w in batch {
+        for w in flight.waiting {
             let log_id = w.part.log_id();
             let res = match fenced.iter().find(|(id, _)| *id == log_id) {
                 Some((_, why)) => {
@@ -388,6 +420,13 @@ impl Writer {
                 let _ = done.send(res);
             }
         }
+    }
+}
+
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

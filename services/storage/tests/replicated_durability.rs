@@ -123,3 +123,81 @@ async fn replicas_that_never_confirm_refuse_the_append_after_the_wait() {
     tokio::time::timeout(Duration::from_secs(5), log.wait_for_data(0)).await.expect("visible once confirmed");
     assert_eq!(log.end_offset(), 1);
 }
+
+/// Holds every commit until the test answers it, in any order.
+#[derive(Default)]
+struct HeldSink {
+    held: Mutex<Vec<(u64, tokio::sync::oneshot::Sender<magnetar_storage::Result<Vec<(u64, String)>>>)>>,
+}
+
+#[async_trait]
+impl DurableSink for HeldSink {
+    async fn commit(
+        &self,
+        seq: u64,
+        _object: Bytes,
+        _ranges: &[ObjectRange],
+    ) -> magnetar_storage::Result<Vec<(u64, String)>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.held.lock().push((seq, tx));
+        rx.await.unwrap_or_else(|_| Err(StorageError::ShuttingDown))
+    }
+}
+
+impl HeldSink {
+    /// Answers the commit numbered `seq`.
+    fn answer(&self, seq: u64, res: magnetar_storage::Result<Vec<(u64, String)>>) {
+        let mut held = self.held.lock();
+        let i = held.iter().position(|(s, _)| *s == seq).expect("held commit");
+        let _ = held.remove(i).1.send(res);
+    }
+
+    fn seqs(&self) -> Vec<u64> {
+        self.held.lock().iter().map(|(s, _)| *s).collect()
+    }
+}
+
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_in_flight_together_complete_in_order_and_a_failed_one_is_retried_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, _) = open(config(dir.path()));
+    let sink = Arc::new(HeldSink::default());
+    let config = ObjectLogConfig { window: Duration::ZERO, max_in_flight: 3, ..Default::default() };
+    let writer = ObjectLog::start_with(sink.clone(), WriterMetrics::replication(&StorageMetrics::new()), config);
+    let log = storage.log(1).unwrap();
+    log.set_replicated_durability(1, Duration::from_secs(30), writer);
+    // Three appends one after another: each goes out while the ones before are in flight.
+    let mut appends = Vec::new();
+    for i in 0..3u64 {
+        let l = log.clone();
+        appends.push(tokio::spawn(async move { l.append(vec![input(i)]).await }));
+        until("the batch in flight", || sink.seqs().len() == i as usize + 1).await;
+    }
+    let seqs = sink.seqs();
+    // The last confirmed first: nothing is visible or acknowledged before the first is.
+    sink.answer(seqs[2], Ok(Vec::new()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(log.end_offset(), 0);
+    assert!(appends.iter().all(|a| !a.is_finished()));
+    // The first fails: it is sent again, and the second waits behind it.
+    sink.answer(seqs[0], Err(StorageError::Unavailable("peer down (test)".into())));
+    until("the retry", || sink.seqs().contains(&seqs[0])).await;
+    sink.answer(seqs[1], Ok(Vec::new()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(log.end_offset(), 0, "visible past a batch not committed");
+    sink.answer(seqs[0], Ok(Vec::new()));
+    for (i, a) in appends.into_iter().enumerate() {
+        assert_eq!(a.await.unwrap().unwrap()[0].0, i as u64);
+    }
+    assert_eq!(log.end_offset(), 3);
+}

@@ -145,11 +145,15 @@ impl Replication {
         let sink = ReplicaSink::start(self, peers, needed);
         let config = ObjectLogConfig {
             prefix: String::new(),
-            // No gathering window: a batch goes as soon as the previous one is confirmed, so
-            // batches grow with the load like the WAL's group commits.
+            // No gathering window: a batch goes as soon as there is room for it, so batches
+            // grow with the load like the WAL's group commits.
             window: Duration::ZERO,
             max_object_bytes: 4 << 20,
             max_backlog_bytes: self.max_backlog_bytes,
+            // Peers store frames in any order (recovery sorts them by offset and stops at a
+            // gap), so batches need not wait for the one before: a record waits for one round
+            // trip to its peers, not for the batch ahead of it too.
+            max_in_flight: sink::IN_FLIGHT_PER_PEER,
         };
         let log = ObjectLog::start_with(sink.clone(), WriterMetrics::replication(&self.metrics), config);
         writers.push((needed, Arc::clone(&log), sink));

@@ -3,10 +3,11 @@
 //! fsynced it (the owner's own WAL fsync came first, but does not count: the owner may be the
 //! broker that dies).
 //!
-//! Each peer has its own bounded queue and one request in flight, so a peer receives the
-//! stream in order and a slow one neither delays the quorum nor grows memory without bound: a
-//! batch its queue has no room for is not sent to it (it will hold a gap, which recovery
-//! tolerates: an acknowledged record is on a quorum of the others).
+//! Each peer has its own bounded queue and at most `IN_FLIGHT_PER_PEER` requests in flight, so
+//! a slow one neither delays the quorum nor grows memory without bound: a batch its queue has no
+//! room for is not sent to it (it will hold a gap, which recovery tolerates: an acknowledged
+//! record is on a quorum of the others). Batches in flight together may be stored in any order;
+//! the peer's store keeps frames by offset.
 
 use super::Replication;
 use magnetar_storage::{DurableSink, ObjectRange, StorageError};
@@ -18,6 +19,9 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Batches queued per peer before it counts as too far behind.
 const PEER_QUEUE: usize = 64;
+
+/// Requests sent to one peer at once (and batches the writer has in flight).
+pub(crate) const IN_FLIGHT_PER_PEER: usize = 4;
 
 type PeerResult = Result<Vec<(u64, String)>, String>;
 
@@ -130,12 +134,18 @@ impl DurableSink for ReplicaSink {
     }
 }
 
-/// Sends one peer its batches in order, one request at a time.
-async fn run_peer(replication: Arc<Replication>, peer: String, mut rx: mpsc::Receiver<PeerBatch>) {
+/// Sends one peer its batches in queue order, up to `IN_FLIGHT_PER_PEER` requests at once.
+async fn run_peer(replication: Arc<Replication>, peer: String, rx: mpsc::Receiver<PeerBatch>) {
+    use futures::StreamExt;
     // A batch whose quorum was reached without this peer is sent all the same: the peer's
     // copy is what a later recovery may need.
-    while let Some(batch) = rx.recv().await {
-        let res = replication.send_append(&peer, batch.body).await;
-        let _ = batch.done.send(res);
-    }
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|batch| (batch, rx)) })
+        .for_each_concurrent(IN_FLIGHT_PER_PEER, |batch| {
+            let (replication, peer) = (&replication, &peer);
+            async move {
+                let res = replication.send_append(peer, batch.body).await;
+                let _ = batch.done.send(res);
+            }
+        })
+        .await;
 }
