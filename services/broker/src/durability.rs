@@ -60,8 +60,9 @@ pub(crate) fn attach_object_log(ctx: &Context) {
         window: std::time::Duration::from_millis(ctx.config.durability.object_store_window_ms),
         max_object_bytes: ctx.config.durability.object_store_max_object_bytes,
         max_backlog_bytes: ctx.config.durability.object_store_max_backlog_bytes,
-        // Ranges are committed in order (see `ObjectLogConfig::max_in_flight`).
-        max_in_flight: 1,
+        // PUTs side by side (their ranges still commit in order): a slow PUT no longer holds the
+        // next window's object back.
+        max_in_flight: OBJECTS_IN_FLIGHT,
     };
     let committer = MetadataCommitter {
         metadata: Arc::clone(&ctx.metadata),
@@ -70,6 +71,9 @@ pub(crate) fn attach_object_log(ctx: &Context) {
     };
     ctx.storage.attach_object_log(ObjectLog::start(Arc::clone(tier), Arc::new(committer), config));
 }
+
+/// Log objects a broker PUTs at once.
+const OBJECTS_IN_FLIGHT: usize = 4;
 
 /// Under the cluster's prefix, where the log objects of its broker processes go.
 const OBJECT_ROOT: &str = "wal-objects";

@@ -7,9 +7,10 @@
 //! instead of being made visible. One task gathers the queued records of every such log for a
 //! window into one object `{prefix}/{seq:020}` (so the PUTs follow the window, not the number of
 //! partitions), PUTs it, commits it, and only then makes the records visible and completes their
-//! appenders. Objects are committed one at a time, in WAL order, so a log's committed ranges are
-//! contiguous: a failed PUT or commit is retried, never skipped. (The same writer sends batches to
-//! the replicas of replicated durability, several in flight, results taken in order.) An appender still waiting when
+//! appenders. Several objects may be PUT at once, but their ranges are committed one after
+//! another in WAL order, so a log's committed ranges are contiguous: a failed PUT or commit is
+//! retried, never skipped, and later objects wait for it. (The same writer sends batches to the
+//! replicas of replicated durability.) An appender still waiting when
 //! its log's `max_wait` has passed gets `Unavailable` (it may still be committed later, as a
 //! Pulsar send that timed out may have been stored); the backlog is bounded
 //! (`max_backlog_bytes`): appends are refused beyond it rather than queued without end.
@@ -31,7 +32,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// First bytes of every log object (format version 1).
 pub const MAGIC: &[u8; 8] = b"MGLOGOB1";
@@ -59,26 +60,41 @@ pub trait LogObjectCommitter: Send + Sync {
 /// time, in WAL order; an error is retried with the same batch.
 #[async_trait::async_trait]
 pub trait DurableSink: Send + Sync {
+    /// The writer's first batch will be numbered `seq`; later ones follow one by one.
+    fn begin(&self, _seq: u64) {}
     /// Makes `object` (number `seq` of this writer) durable with its `ranges`; returns the logs
     /// whose range was refused (fenced), with the reason.
     async fn commit(&self, seq: u64, object: Bytes, ranges: &[ObjectRange]) -> Result<Vec<(u64, String)>>;
 }
 
-/// The object-store sink: PUT under `{prefix}/{seq:020}`, then commit the ranges.
+/// The object-store sink: PUT under `{prefix}/{seq:020}`, then commit the ranges. PUTs of
+/// several objects run side by side; their commits go one after another in sequence order: a
+/// later range committed before an earlier one would leave a gap in a partition's ranges if
+/// the broker died between them, and a new owner refuses to serve across a gap.
 struct ObjectStoreSink {
     tier: Arc<ObjectTier>,
     committer: Arc<dyn LogObjectCommitter>,
     prefix: String,
+    /// The object whose ranges are committed next.
+    turn: watch::Sender<u64>,
 }
 
 #[async_trait::async_trait]
 impl DurableSink for ObjectStoreSink {
+    fn begin(&self, seq: u64) {
+        self.turn.send_replace(seq);
+    }
+
     async fn commit(&self, seq: u64, object: Bytes, ranges: &[ObjectRange]) -> Result<Vec<(u64, String)>> {
         let key = format!("{}/{seq:020}", self.prefix);
         let started = Instant::now();
         self.tier.put_object(&key, object).await?;
         self.tier.metrics().object_log_put_seconds.observe(started.elapsed().as_secs_f64());
-        self.committer.commit(&key, ranges).await
+        // The sender lives in `self`: waiting cannot fail.
+        let _ = self.turn.subscribe().wait_for(|next| *next == seq).await;
+        let fenced = self.committer.commit(&key, ranges).await?;
+        self.turn.send_replace(seq + 1);
+        Ok(fenced)
     }
 }
 
@@ -122,9 +138,8 @@ pub struct ObjectLogConfig {
     pub max_object_bytes: usize,
     /// Appends to logs in this mode are refused while this many bytes wait for their object.
     pub max_backlog_bytes: usize,
-    /// Batches committed at once. Their results are taken in order whatever the sink's order,
-    /// but a sink that needs its commits in order (the object store's ranges: a later range
-    /// committed before an earlier one would leave a gap after a crash) keeps 1.
+    /// Batches in flight at once (their results are taken in order whatever order the sink
+    /// confirms them in; the object-store sink PUTs them side by side and commits them in order).
     pub max_in_flight: usize,
 }
 
@@ -186,7 +201,7 @@ impl ObjectLog {
     /// Starts the object-store writer task on the current runtime.
     pub fn start(tier: Arc<ObjectTier>, committer: Arc<dyn LogObjectCommitter>, config: ObjectLogConfig) -> Arc<Self> {
         let metrics = WriterMetrics::object_store(tier.metrics());
-        let sink = ObjectStoreSink { tier, committer, prefix: config.prefix.clone() };
+        let sink = ObjectStoreSink { tier, committer, prefix: config.prefix.clone(), turn: watch::channel(0).0 };
         Self::start_with(Arc::new(sink), metrics, config)
     }
 
@@ -278,6 +293,7 @@ impl Writer {
         // A process's objects are numbered from its start time: keys never repeat across
         // restarts of one session prefix, and sort in writing order.
         self.seq = crate::now_ms().max(0) as u64 * 1000;
+        self.sink.begin(self.seq + 1);
         let mut carry: Vec<Waiting> = Vec::new();
         // Batches in flight, oldest first, and their commits: results are taken in the same
         // order, so records become visible in WAL order whatever order the sink confirms in.

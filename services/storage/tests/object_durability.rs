@@ -227,3 +227,39 @@ async fn a_writer_that_fell_behind_gathers_everything_queued_into_its_next_objec
     let committed = s.committer.committed.lock().clone();
     assert!(committed.len() <= 3, "40 records queued behind one object took {} more objects", committed.len() - 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_are_put_side_by_side_and_committed_in_order_even_after_a_failure() {
+    let s = setup(ObjectLogConfig { max_in_flight: 3, ..window(5) });
+    let gate = Arc::new(Semaphore::new(0));
+    *s.committer.gate.lock() = Some(gate.clone());
+    // The first commit fails once it is let through: the others must wait for its retry.
+    s.committer.failures.store(1, Ordering::SeqCst);
+    let log = s.storage.log(1).unwrap();
+    log.set_object_store_durability(1, Duration::from_secs(30)).unwrap();
+    let mut appends = Vec::new();
+    for i in 0..3u64 {
+        let l = log.clone();
+        appends.push(tokio::spawn(async move { l.append(vec![input(i)]).await }));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    // Three objects in the bucket while the first commit is still held.
+    for _ in 0..100 {
+        if s.tier.list_objects("wal-objects/b1/s1/").await.unwrap().len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(s.tier.list_objects("wal-objects/b1/s1/").await.unwrap().len(), 3, "PUTs waited for commits");
+    assert!(s.committer.committed.lock().is_empty());
+    gate.add_permits(10);
+    for (i, a) in appends.into_iter().enumerate() {
+        assert_eq!(a.await.unwrap().unwrap()[0].0, i as u64);
+    }
+    let committed: Vec<(String, Vec<ObjectRange>)> = s.committer.committed.lock().clone();
+    let starts: Vec<u64> = committed.iter().map(|(_, r)| r[0].start).collect();
+    assert_eq!(starts, vec![0, 1, 2], "ranges committed out of order: {committed:?}");
+    let keys: Vec<&String> = committed.iter().map(|(k, _)| k).collect();
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+    assert_eq!(log.end_offset(), 3);
+}
