@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 const PEER_QUEUE: usize = 64;
 
 /// Requests sent to one peer at once (and batches the writer has in flight).
-pub(crate) const IN_FLIGHT_PER_PEER: usize = 4;
+pub(crate) const IN_FLIGHT_PER_PEER: usize = 2;
 
 type PeerResult = Result<Vec<(u64, String)>, String>;
 
