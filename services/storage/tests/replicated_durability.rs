@@ -124,10 +124,13 @@ async fn replicas_that_never_confirm_refuse_the_append_after_the_wait() {
     assert_eq!(log.end_offset(), 1);
 }
 
+/// What a sink's commit answers: the logs refused as fenced.
+type Answer = magnetar_storage::Result<Vec<(u64, String)>>;
+
 /// Holds every commit until the test answers it, in any order.
 #[derive(Default)]
 struct HeldSink {
-    held: Mutex<Vec<(u64, tokio::sync::oneshot::Sender<magnetar_storage::Result<Vec<(u64, String)>>>)>>,
+    held: Mutex<Vec<(u64, tokio::sync::oneshot::Sender<Answer>)>>,
 }
 
 #[async_trait]
@@ -140,13 +143,13 @@ impl DurableSink for HeldSink {
     ) -> magnetar_storage::Result<Vec<(u64, String)>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.held.lock().push((seq, tx));
-        rx.await.unwrap_or_else(|_| Err(StorageError::ShuttingDown))
+        rx.await.unwrap_or(Err(StorageError::ShuttingDown))
     }
 }
 
 impl HeldSink {
     /// Answers the commit numbered `seq`.
-    fn answer(&self, seq: u64, res: magnetar_storage::Result<Vec<(u64, String)>>) {
+    fn answer(&self, seq: u64, res: Answer) {
         let mut held = self.held.lock();
         let i = held.iter().position(|(s, _)| *s == seq).expect("held commit");
         let _ = held.remove(i).1.send(res);

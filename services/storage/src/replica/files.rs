@@ -1,0 +1,366 @@
+//! The replica store's files: chunk entries (their layout in the module docs of `replica`),
+//! the fences file, and the checks of a batch before it is stored.
+
+use super::*;
+
+/// A data frame of a log object.
+pub(super) struct ParsedFrame {
+    pub(super) log_id: u64,
+    start: u64,
+    end: u64,
+    /// Its bytes in the object.
+    at: usize,
+    len: usize,
+}
+
+/// Checks a log object against its ranges: magic, every frame's checksum, every frame's log and
+/// offsets inside its range. Errors carry the position in the object.
+pub(super) fn parse_object(
+    object: &[u8],
+    ranges: &[ObjectRange],
+) -> std::result::Result<Vec<ParsedFrame>, (usize, String)> {
+    if object.len() < MAGIC.len() || &object[..MAGIC.len()] != MAGIC {
+        return Err((0, "not a log object (bad magic)".into()));
+    }
+    let mut by_log: HashMap<u64, &ObjectRange> = HashMap::with_capacity(ranges.len());
+    for r in ranges {
+        if by_log.insert(r.log_id, r).is_some() {
+            return Err((0, format!("log {} has two ranges", r.log_id)));
+        }
+    }
+    let mut pos = MAGIC.len();
+    let mut frames = Vec::new();
+    while pos < object.len() {
+        let len = frame_len(&object[pos..]).map_err(|e| (pos, e))?;
+        let (log_id, start, end) = frame_span(&object[pos..pos + len]).map_err(|e| (pos, e))?;
+        let Some(r) = by_log.get(&log_id) else {
+            return Err((pos, format!("a frame of log {log_id}, which has no range in the batch")));
+        };
+        if start < r.start || end > r.end {
+            return Err((
+                pos,
+                format!("frame {start}..{end} of log {log_id} is outside its range {}..{}", r.start, r.end),
+            ));
+        }
+        frames.push(ParsedFrame { log_id, start, end, at: pos, len });
+        pos += len;
+    }
+    Ok(frames)
+}
+
+/// Log and offsets `start..end` of a complete WAL data frame, from its headers alone.
+pub(super) fn frame_span(frame: &[u8]) -> std::result::Result<(u64, u64, u64), String> {
+    let body = frame.get(codec::FRAME_HEADER..).ok_or("frame shorter than its header")?;
+    let WalEntry::Data { log_id, count, records, .. } = codec::decode_wal_body(body)? else {
+        return Err("not a data frame".into());
+    };
+    if count == 0 {
+        return Err(format!("data frame of log {log_id} holds no records"));
+    }
+    let first = records.get(codec::FRAME_HEADER..).ok_or("data frame without a record")?;
+    let start = codec::record_offset(first)?;
+    let end = start.checked_add(u64::from(count)).ok_or("record offsets overflow")?;
+    Ok((log_id, start, end))
+}
+
+/// Splits a batch's ranges into those to store (by log; only logs with frames) and the refused
+/// ones: logs fenced at a newer epoch than the batch's.
+pub(super) fn check_fences(
+    s: &State,
+    ranges: &[ObjectRange],
+    frames: &[ParsedFrame],
+) -> (HashMap<u64, ObjectRange>, Vec<(u64, String)>) {
+    let with_frames: HashSet<u64> = frames.iter().map(|f| f.log_id).collect();
+    let (mut kept, mut refused) = (HashMap::new(), Vec::new());
+    for r in ranges {
+        match s.fences.get(&r.log_id) {
+            Some(f) if f.epoch > r.epoch => refused.push((
+                r.log_id,
+                format!(
+                    "log {} is fenced at epoch {} (the batch was written under epoch {})",
+                    r.log_id, f.epoch, r.epoch
+                ),
+            )),
+            _ if with_frames.contains(&r.log_id) => {
+                kept.insert(r.log_id, *r);
+            }
+            _ => {}
+        }
+    }
+    (kept, refused)
+}
+
+/// Writes one entry to the source's current chunk, fdatasyncs it and indexes its frames.
+pub(super) fn write_entry(
+    writer: &mut Writer,
+    state: &Mutex<State>,
+    stored: &AtomicU64,
+    chunk_bytes: u64,
+    object: &[u8],
+    ranges: &HashMap<u64, ObjectRange>,
+    frames: &[&ParsedFrame],
+) -> Result<()> {
+    let frames_len: usize = frames.iter().map(|f| f.len).sum();
+    let body_len = 4 + ranges.len() * RANGE_LEN + frames_len;
+    let body_len32 = u32::try_from(body_len)
+        .map_err(|_| corrupt("replica batch", 0, format!("batch of {body_len} bytes is too large")))?;
+    let mut buf = Vec::with_capacity(ENTRY_HEADER + body_len);
+    buf.extend_from_slice(&[0; ENTRY_HEADER]);
+    buf.extend_from_slice(&(ranges.len() as u32).to_le_bytes());
+    for r in ranges.values() {
+        buf.extend_from_slice(&r.log_id.to_le_bytes());
+        buf.extend_from_slice(&r.start.to_le_bytes());
+        buf.extend_from_slice(&r.end.to_le_bytes());
+        buf.extend_from_slice(&r.epoch.to_le_bytes());
+    }
+    let frames_at = buf.len() as u64;
+    for f in frames {
+        buf.extend_from_slice(&object[f.at..f.at + f.len]);
+    }
+    let crc = crc32c::crc32c(&buf[ENTRY_HEADER..]);
+    buf[0..4].copy_from_slice(&body_len32.to_le_bytes());
+    buf[4..8].copy_from_slice(&crc.to_le_bytes());
+
+    let (chunk, pos, file) = {
+        let c = writer.chunk_for_write(state, chunk_bytes)?;
+        (c.chunk, c.len, c.file.clone())
+    };
+    if let Err(e) = file.write_all_at(&buf, pos).and_then(|()| file.sync_data()) {
+        // What reached the disk is unknown: later batches go to a new chunk, and a reopen cuts
+        // this entry if it is torn.
+        let mut s = state.lock();
+        let path = s.chunks.get(&chunk).map(|c| c.path.clone()).unwrap_or_default();
+        writer.close(&mut s);
+        return Err(StorageError::io(path, e));
+    }
+    let written = buf.len() as u64;
+    if let Some(c) = writer.current.as_mut() {
+        c.len += written;
+    }
+    stored.fetch_add(written, Ordering::Relaxed);
+    let mut s = state.lock();
+    if let Some(c) = s.chunks.get_mut(&chunk) {
+        c.len += written;
+    }
+    let mut at = pos + frames_at;
+    for f in frames {
+        let epoch = ranges[&f.log_id].epoch;
+        s.add_frame(f.log_id, FrameLoc { chunk, pos: at, len: f.len as u32, start: f.start, end: f.end, epoch });
+        at += f.len as u64;
+    }
+    Ok(())
+}
+
+pub(super) fn read_frame(file: &File, path: &Path, loc: FrameLoc) -> Result<StoredFrame> {
+    let mut buf = vec![0; loc.len as usize];
+    file.read_exact_at(&mut buf, loc.pos).ctx(path)?;
+    // The entry checksum was verified when the frame was written or indexed; this catches what
+    // the disk did since.
+    frame_len(&buf).map_err(|e| corrupt(&path.display().to_string(), loc.pos as usize, e))?;
+    Ok(StoredFrame { epoch: loc.epoch, start: loc.start, end: loc.end, frame: Bytes::from(buf) })
+}
+
+/// Indexes the chunk files of one source directory; returns their bytes.
+pub(super) fn load_source(state: &mut State, root: &Path, name: &str) -> Result<u64> {
+    let dir = root.join(name);
+    let mut seqs = Vec::new();
+    for entry in fs::read_dir(&dir).ctx(&dir)? {
+        let path = entry.ctx(&dir)?.path();
+        let seq =
+            path.extension().filter(|e| *e == CHUNK_EXT).and_then(|_| path.file_stem()?.to_str()?.parse::<u64>().ok());
+        match seq {
+            Some(seq) => seqs.push((seq, path)),
+            None => tracing::warn!(path = %path.display(), "ignoring a file that is not a replica chunk"),
+        }
+    }
+    seqs.sort();
+    let mut bytes = 0;
+    for (_, path) in &seqs {
+        bytes += load_chunk(state, name, path)?;
+    }
+    let writer = Writer {
+        name: name.to_string(),
+        dir,
+        parent: root.to_path_buf(),
+        next_seq: seqs.last().map_or(0, |(s, _)| s + 1),
+        current: None,
+        dir_ready: true,
+    };
+    state.sources.insert(name.to_string(), Arc::new(tokio::sync::Mutex::new(writer)));
+    Ok(bytes)
+}
+
+/// Indexes one chunk file, cutting a torn or corrupt last entry; returns the bytes kept.
+pub(super) fn load_chunk(state: &mut State, source: &str, path: &Path) -> Result<u64> {
+    let file = OpenOptions::new().read(true).write(true).open(path).ctx(path)?;
+    let size = file.metadata().ctx(path)?.len();
+    let mut reader = BufReader::with_capacity(1 << 20, &file);
+    let mut pos = 0u64;
+    let mut entries = Vec::new();
+    let mut body = Vec::new();
+    while pos < size {
+        match read_entry(&mut reader, pos, size, &mut body).ctx(path)? {
+            EntryRead::Ok => {
+                let frames =
+                    parse_entry(&body, pos).map_err(|e| corrupt(&path.display().to_string(), pos as usize, e))?;
+                entries.extend(frames);
+                pos += (ENTRY_HEADER + body.len()) as u64;
+            }
+            EntryRead::Bad { detail, end } => {
+                // Only the last entry can be torn by a crash (appends are sequential and the
+                // source is told nothing before its fdatasync). Anything else is damage to
+                // records that may be acknowledged: refuse to start rather than drop them.
+                if end < size && !zeros_from(&file, end, size).ctx(path)? {
+                    return Err(corrupt(&path.display().to_string(), pos as usize, detail));
+                }
+                tracing::warn!(path = %path.display(), position = pos, cut_bytes = size - pos, %detail,
+                    "cutting a torn entry at the end of a replica chunk");
+                file.set_len(pos).and_then(|()| file.sync_all()).ctx(path)?;
+                break;
+            }
+        }
+    }
+    let chunk = Chunk {
+        source: source.to_string(),
+        path: path.to_path_buf(),
+        file: Arc::new(file),
+        len: pos,
+        spans: HashMap::new(),
+        current: false,
+    };
+    let id = state.add_chunk(chunk);
+    for (log_id, mut loc) in entries {
+        loc.chunk = id;
+        state.add_frame(log_id, loc);
+    }
+    Ok(pos)
+}
+
+pub(super) enum EntryRead {
+    Ok,
+    /// Not a valid entry; `end` is where the bytes it claims end (at most the file size).
+    Bad {
+        detail: String,
+        end: u64,
+    },
+}
+
+/// Reads the entry at `pos` (where `reader` is) into `body`, checking its length and checksum.
+pub(super) fn read_entry(
+    reader: &mut impl Read,
+    pos: u64,
+    size: u64,
+    body: &mut Vec<u8>,
+) -> std::io::Result<EntryRead> {
+    if size - pos < ENTRY_HEADER as u64 {
+        return Ok(EntryRead::Bad { detail: "truncated entry header".into(), end: size });
+    }
+    let mut header = [0u8; ENTRY_HEADER];
+    reader.read_exact(&mut header)?;
+    let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as u64;
+    let crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+    let end = pos + ENTRY_HEADER as u64 + len;
+    if len < 4 {
+        return Ok(EntryRead::Bad { detail: format!("invalid entry length {len}"), end: end.min(size) });
+    }
+    if end > size {
+        return Ok(EntryRead::Bad {
+            detail: format!("entry of {len} bytes truncated at the end of the file"),
+            end: size,
+        });
+    }
+    body.clear();
+    body.resize(len as usize, 0);
+    reader.read_exact(body)?;
+    if crc32c::crc32c(body) != crc {
+        return Ok(EntryRead::Bad { detail: "entry checksum mismatch".into(), end });
+    }
+    Ok(EntryRead::Ok)
+}
+
+/// The frames of an entry body (checksum already verified) at file position `pos`.
+pub(super) fn parse_entry(body: &[u8], pos: u64) -> std::result::Result<Vec<(u64, FrameLoc)>, String> {
+    let n = u32::from_le_bytes(body[0..4].try_into().expect("4 bytes")) as usize;
+    let frames_at = 4 + n.checked_mul(RANGE_LEN).filter(|l| 4 + l <= body.len()).ok_or("entry ranges overflow")?;
+    let u64_at = |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().expect("8 bytes"));
+    let epochs: HashMap<u64, i64> =
+        (0..n).map(|i| 4 + i * RANGE_LEN).map(|at| (u64_at(at), u64_at(at + 24) as i64)).collect();
+    let mut out = Vec::new();
+    let mut at = frames_at;
+    while at < body.len() {
+        let rest = &body[at..];
+        let len = rest.get(..4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
+        let total =
+            len.map(|l| codec::FRAME_HEADER + l).filter(|&t| t <= rest.len()).ok_or("frame overruns its entry")?;
+        let (log_id, start, end) = frame_span(&rest[..total])?;
+        let epoch = *epochs.get(&log_id).ok_or_else(|| format!("a frame of log {log_id} without a range"))?;
+        let abs = pos + (ENTRY_HEADER + at) as u64;
+        out.push((log_id, FrameLoc { chunk: 0, pos: abs, len: total as u32, start, end, epoch }));
+        at += total;
+    }
+    Ok(out)
+}
+
+/// Whether the file holds only zero bytes from `from` to `size` (space a crash left unwritten).
+pub(super) fn zeros_from(file: &File, from: u64, size: u64) -> std::io::Result<bool> {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut pos = from;
+    while pos < size {
+        let n = buf.len().min((size - pos) as usize);
+        file.read_exact_at(&mut buf[..n], pos)?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        pos += n as u64;
+    }
+    Ok(true)
+}
+
+pub(super) fn read_fences(dir: &Path) -> Result<BTreeMap<u64, Fence>> {
+    let tmp = dir.join(FENCES_TMP);
+    if tmp.exists() {
+        // A write that did not reach its rename: the previous file is the state.
+        fs::remove_file(&tmp).ctx(&tmp)?;
+    }
+    let path = dir.join(FENCES);
+    match fs::read(&path) {
+        Ok(data) => serde_json::from_slice(&data).map_err(|e| corrupt(&path.display().to_string(), 0, e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(StorageError::io(&path, e)),
+    }
+}
+
+/// Replaces the fences file atomically and durably.
+pub(super) fn write_fences(dir: &Path, fences: &BTreeMap<u64, Fence>) -> Result<()> {
+    let (tmp, path) = (dir.join(FENCES_TMP), dir.join(FENCES));
+    let data = serde_json::to_vec(fences).map_err(|e| StorageError::Unavailable(format!("fences not encoded: {e}")))?;
+    let mut f = File::create(&tmp).ctx(&tmp)?;
+    std::io::Write::write_all(&mut f, &data).and_then(|()| f.sync_all()).ctx(&tmp)?;
+    fs::rename(&tmp, &path).ctx(&path)?;
+    sync_dir(dir)
+}
+
+pub(super) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).ctx(dir)
+}
+
+/// A directory name for a source, one-to-one: `[A-Za-z0-9_-]` and non-leading dots are kept,
+/// every other byte becomes `%XX` (so `b1/s1` is `b1%2Fs1`).
+pub(super) fn source_dir_name(source: &str) -> Result<String> {
+    let mut name = String::with_capacity(source.len() + 8);
+    for (i, b) in source.bytes().enumerate() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (b == b'.' && i > 0) {
+            name.push(b as char);
+        } else {
+            name.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if name.is_empty() || name.len() > 200 {
+        return Err(corrupt("replica batch", 0, format!("invalid replica source name {source:?}")));
+    }
+    Ok(name)
+}
+
+pub(super) fn corrupt(file: &str, position: usize, detail: String) -> StorageError {
+    StorageError::Corrupt { file: file.into(), position: position as u64, detail }
+}

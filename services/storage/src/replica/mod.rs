@@ -1,0 +1,430 @@
+//! Replica copies of other brokers' log streams (replicated durability); see docs/durability.md,
+//! "Replicated" and "Failover".
+//!
+//! A peer keeps each source's stream (`{broker}/{session}`) batch by batch in chunk files
+//! `{dir}/{source}/{seq:020}.replica`; the index of what they hold lives in memory and is rebuilt
+//! at open. A chunk file is a run of entries `[u32 body_len][u32 crc32c(body)][body]` (little
+//! endian, like the rest of storage), body = `[u32 n][n × (u64 log_id, u64 start, u64 end,
+//! i64 epoch)]` followed by the batch's WAL data frames as the source sent them. Fences are in
+//! `{dir}/fences.json`.
+//!
+//! Contracts:
+//! - [`ReplicaStore::append`] returns `Ok` only once the batch is fdatasync'ed (one write and one
+//!   fdatasync per batch). A log fenced at a higher epoch than the batch's range is refused.
+//! - [`ReplicaStore::fence_and_read`] is atomic with respect to appends: an append that returned
+//!   `Ok` before it is in what it reads, and an append that returns after it was checked against
+//!   the new fence. The fence is durable before the frames are returned.
+//! - Trim points are kept in memory only: after a restart, trimmed frames are indexed again until
+//!   the owner's next [`ReplicaStore::trim`] (they are only ever extra copies).
+//! - [`merge_recovered`] is the recovering owner's pure merge of several peers' answers.
+
+use crate::codec::{self, WalEntry};
+use crate::error::IoContext;
+use crate::objlog::{MAGIC, ObjectRange, decode_data_frame, frame_len};
+use crate::record::{Record, RecordInput};
+use crate::{Result, StorageError};
+use bytes::{BufMut, Bytes, BytesMut};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::RwLock;
+
+mod files;
+mod wire;
+
+use files::*;
+pub use wire::{decode_frames, encode_frames, encode_test_frame, merge_recovered};
+
+const CHUNK_EXT: &str = "replica";
+const FENCES: &str = "fences.json";
+const FENCES_TMP: &str = "fences.json.tmp";
+/// `[u32 body_len][u32 crc]` before each entry body.
+const ENTRY_HEADER: usize = 8;
+/// One range in an entry body: log_id, start, end, epoch.
+const RANGE_LEN: usize = 32;
+/// Header of one frame in the wire form of [`encode_frames`]: epoch, start, end, len.
+const WIRE_HEADER: usize = 8 + 8 + 8 + 4;
+
+/// Where and how a peer keeps its replica copies.
+#[derive(Debug, Clone)]
+pub struct ReplicaStoreConfig {
+    pub dir: PathBuf,
+    /// A source's next batch starts a new chunk file once its current one has passed this size.
+    pub chunk_bytes: u64,
+    /// Frames of a log fenced at a newer epoch than theirs are kept this long after the fence, for
+    /// a recovery that reads again.
+    pub fenced_retention: Duration,
+}
+
+impl ReplicaStoreConfig {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        ReplicaStoreConfig { dir: dir.into(), chunk_bytes: 64 << 20, fenced_retention: Duration::from_secs(600) }
+    }
+}
+
+/// One stored WAL data frame of a log (header included) and the epoch it was written under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFrame {
+    pub epoch: i64,
+    pub start: u64,
+    pub end: u64,
+    pub frame: Bytes,
+}
+
+type ChunkId = u64;
+
+/// A stored frame in the index.
+#[derive(Debug, Clone, Copy)]
+struct FrameLoc {
+    chunk: ChunkId,
+    pos: u64,
+    len: u32,
+    start: u64,
+    end: u64,
+    epoch: i64,
+}
+
+struct Chunk {
+    source: String,
+    path: PathBuf,
+    /// Kept open so that a read that took its snapshot before a sweep still reads the frames.
+    file: Arc<File>,
+    len: u64,
+    /// Highest frame end per (log, epoch): all a sweep needs to know whether every frame is dead.
+    spans: HashMap<(u64, i64), u64>,
+    /// The chunk its source appends to: only deleted under the source's writer lock.
+    current: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Fence {
+    epoch: i64,
+    /// Time of the latest fence_and_read of the log: a recovery still reading keeps its frames.
+    fenced_at_ms: i64,
+}
+
+#[derive(Default)]
+struct State {
+    chunks: HashMap<ChunkId, Chunk>,
+    index: HashMap<u64, Vec<FrameLoc>>,
+    fences: BTreeMap<u64, Fence>,
+    trims: HashMap<u64, u64>,
+    /// By directory name. Entries stay once created (a few bytes per source session) so that a
+    /// source's chunk numbers never restart while the store is open.
+    sources: HashMap<String, Arc<tokio::sync::Mutex<Writer>>>,
+    next_chunk: ChunkId,
+}
+
+impl State {
+    fn add_chunk(&mut self, chunk: Chunk) -> ChunkId {
+        let id = self.next_chunk;
+        self.next_chunk += 1;
+        self.chunks.insert(id, chunk);
+        id
+    }
+
+    fn add_frame(&mut self, log_id: u64, loc: FrameLoc) {
+        if let Some(c) = self.chunks.get_mut(&loc.chunk) {
+            let end = c.spans.entry((log_id, loc.epoch)).or_insert(0);
+            *end = (*end).max(loc.end);
+        }
+        if self.trims.get(&log_id).is_none_or(|&t| loc.end > t) {
+            self.index.entry(log_id).or_default().push(loc);
+        }
+    }
+
+    fn remove_chunk(&mut self, id: ChunkId) -> Option<Chunk> {
+        let chunk = self.chunks.remove(&id)?;
+        let logs: HashSet<u64> = chunk.spans.keys().map(|&(log, _)| log).collect();
+        for log in logs {
+            if let Some(v) = self.index.get_mut(&log) {
+                v.retain(|f| f.chunk != id);
+                if v.is_empty() {
+                    self.index.remove(&log);
+                }
+            }
+        }
+        Some(chunk)
+    }
+
+    fn is_dead(&self, chunk: &Chunk, now_ms: i64, retention_ms: i64) -> bool {
+        chunk.spans.iter().all(|(&(log, epoch), &end)| {
+            self.trims.get(&log).is_some_and(|&t| end <= t)
+                || self.fences.get(&log).is_some_and(|f| f.epoch > epoch && now_ms - f.fenced_at_ms >= retention_ms)
+        })
+    }
+
+    /// The chunks whose frames are all dead, split into closed ones and current ones.
+    fn dead_chunks(&self, now_ms: i64, retention_ms: i64) -> (Vec<ChunkId>, Vec<(ChunkId, String)>) {
+        let (mut closed, mut current) = (Vec::new(), Vec::new());
+        for (&id, c) in &self.chunks {
+            if self.is_dead(c, now_ms, retention_ms) {
+                if c.current {
+                    current.push((id, c.source.clone()));
+                } else {
+                    closed.push(id);
+                }
+            }
+        }
+        (closed, current)
+    }
+}
+
+/// Appends of one source go through its writer, one at a time.
+struct Writer {
+    name: String,
+    dir: PathBuf,
+    /// The store's directory: fsynced when this source's directory is created.
+    parent: PathBuf,
+    next_seq: u64,
+    current: Option<Current>,
+    /// False until the source directory exists (and again once a sweep removed it).
+    dir_ready: bool,
+}
+
+struct Current {
+    chunk: ChunkId,
+    file: Arc<File>,
+    len: u64,
+}
+
+impl Writer {
+    /// The chunk the next entry goes to, starting a new one when there is none or it is full.
+    fn chunk_for_write(&mut self, state: &Mutex<State>, chunk_bytes: u64) -> Result<&mut Current> {
+        if self.current.as_ref().is_none_or(|c| c.len >= chunk_bytes) {
+            self.roll(state)?;
+        }
+        Ok(self.current.as_mut().expect("a current chunk after roll"))
+    }
+
+    fn roll(&mut self, state: &Mutex<State>) -> Result<()> {
+        if !self.dir_ready {
+            fs::create_dir_all(&self.dir).ctx(&self.dir)?;
+            sync_dir(&self.parent)?;
+            self.dir_ready = true;
+        }
+        let path = self.dir.join(format!("{:020}.{CHUNK_EXT}", self.next_seq));
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).ctx(&path)?;
+        self.next_seq += 1;
+        sync_dir(&self.dir)?;
+        let file = Arc::new(file);
+        let mut s = state.lock();
+        self.close(&mut s);
+        let chunk =
+            Chunk { source: self.name.clone(), path, file: file.clone(), len: 0, spans: HashMap::new(), current: true };
+        let id = s.add_chunk(chunk);
+        self.current = Some(Current { chunk: id, file, len: 0 });
+        Ok(())
+    }
+
+    /// Stops appending to the current chunk: the next entry starts a new one.
+    fn close(&mut self, s: &mut State) {
+        if let Some(c) = self.current.take()
+            && let Some(chunk) = s.chunks.get_mut(&c.chunk)
+        {
+            chunk.current = false;
+        }
+    }
+}
+
+/// The peer side of replicated durability: stores other brokers' streams, fences logs and reads
+/// their frames back (see the module docs).
+pub struct ReplicaStore {
+    config: ReplicaStoreConfig,
+    /// Appends hold it shared for their whole duration, a fence exclusively: see `fence_and_read`.
+    gate: Arc<RwLock<()>>,
+    state: Arc<Mutex<State>>,
+    stored: Arc<AtomicU64>,
+}
+
+impl ReplicaStore {
+    /// Opens (or creates) the store and rebuilds its index from the chunk files, cutting a torn or
+    /// corrupt last entry of a chunk. Blocking: call it from `spawn_blocking`.
+    pub fn open(config: ReplicaStoreConfig) -> Result<Arc<Self>> {
+        if config.chunk_bytes == 0 {
+            return Err(StorageError::InvalidConfig("replica chunk_bytes must be positive".into()));
+        }
+        let dir = &config.dir;
+        fs::create_dir_all(dir).ctx(dir)?;
+        let mut state = State { fences: read_fences(dir)?, ..State::default() };
+        let mut stored = 0;
+        for entry in fs::read_dir(dir).ctx(dir)? {
+            let entry = entry.ctx(dir)?;
+            if entry.file_type().ctx(entry.path())?.is_dir() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                stored += load_source(&mut state, dir, &name)?;
+            }
+        }
+        Ok(Arc::new(ReplicaStore {
+            config,
+            gate: Arc::new(RwLock::new(())),
+            state: Arc::new(Mutex::new(state)),
+            stored: Arc::new(AtomicU64::new(stored)),
+        }))
+    }
+
+    /// Stores one batch of `source`'s stream: `object` is a log object (MAGIC + data frames) and
+    /// `ranges` give each of its logs' offsets and epoch. Returns the logs refused because they
+    /// are fenced at a newer epoch, with the reason; every other frame is fdatasync'ed before
+    /// this returns. A malformed batch is refused whole with `Corrupt`.
+    pub async fn append(&self, source: &str, object: Bytes, ranges: &[ObjectRange]) -> Result<Vec<(u64, String)>> {
+        let name = source_dir_name(source)?;
+        let ranges = ranges.to_vec();
+        let label = format!("replica batch of {source}");
+        // Owned guards moved into the blocking task: if this future is dropped, the write still
+        // finishes under the gate, so a fence never sees half an append.
+        let gate = self.gate.clone().read_owned().await;
+        let writer = self.writer(&name).lock_owned().await;
+        let (state, stored, chunk_bytes) = (self.state.clone(), self.stored.clone(), self.config.chunk_bytes);
+        tokio::task::spawn_blocking(move || {
+            let _gate = gate;
+            let mut writer = writer;
+            let frames = parse_object(&object, &ranges).map_err(|(pos, detail)| corrupt(&label, pos, detail))?;
+            let (kept, refused) = check_fences(&state.lock(), &ranges, &frames);
+            if !kept.is_empty() {
+                let frames: Vec<&ParsedFrame> = frames.iter().filter(|f| kept.contains_key(&f.log_id)).collect();
+                write_entry(&mut writer, &state, &stored, chunk_bytes, &object, &kept, &frames)?;
+            }
+            Ok(refused)
+        })
+        .await
+        .map_err(|e| StorageError::Unavailable(format!("replica append of {source} failed: {e}")))?
+    }
+
+    /// Fences `log_id` at `epoch` (kept at the highest epoch ever given, durable before this
+    /// returns) and returns its stored frames ending after `from`, of every source and epoch,
+    /// sorted by (start, epoch).
+    pub async fn fence_and_read(&self, log_id: u64, epoch: i64, from: u64) -> Result<Vec<StoredFrame>> {
+        // Exclusive: appends in flight finish first (and are read), later ones see the fence.
+        let gate = self.gate.clone().write_owned().await;
+        let (state, dir) = (self.state.clone(), self.config.dir.clone());
+        let mut frames = tokio::task::spawn_blocking(move || -> Result<Vec<StoredFrame>> {
+            let mut fences = state.lock().fences.clone();
+            let fence = fences.entry(log_id).or_insert(Fence { epoch, fenced_at_ms: 0 });
+            fence.epoch = fence.epoch.max(epoch);
+            fence.fenced_at_ms = crate::now_ms();
+            write_fences(&dir, &fences)?;
+            let locs: Vec<(FrameLoc, Arc<File>, PathBuf)> = {
+                let mut s = state.lock();
+                s.fences = fences;
+                let frames = s.index.get(&log_id).map_or(&[][..], |v| v.as_slice());
+                frames
+                    .iter()
+                    .filter(|f| f.end > from)
+                    .filter_map(|f| s.chunks.get(&f.chunk).map(|c| (*f, c.file.clone(), c.path.clone())))
+                    .collect()
+            };
+            drop(gate);
+            locs.into_iter().map(|(loc, file, path)| read_frame(&file, &path, loc)).collect()
+        })
+        .await
+        .map_err(|e| StorageError::Unavailable(format!("fence of log {log_id} failed: {e}")))??;
+        frames.sort_by_key(|f| (f.start, f.epoch));
+        Ok(frames)
+    }
+
+    /// The owner uploaded `log_id` below `below` to object storage: its frames ending at or below
+    /// it are no longer needed.
+    pub fn trim(&self, log_id: u64, below: u64) {
+        let mut s = self.state.lock();
+        let t = s.trims.entry(log_id).or_insert(0);
+        *t = (*t).max(below);
+        let t = *t;
+        if let Some(v) = s.index.get_mut(&log_id) {
+            v.retain(|f| f.end > t);
+            if v.is_empty() {
+                s.index.remove(&log_id);
+            }
+        }
+    }
+
+    /// Deletes the chunk files all of whose frames are dead (trimmed, or fenced at a newer epoch
+    /// for longer than `fenced_retention`) and the directories of sources left without chunks.
+    /// Returns the bytes freed.
+    pub async fn sweep(&self) -> Result<u64> {
+        let (now, retention) = (crate::now_ms(), self.config.fenced_retention.as_millis() as i64);
+        let (closed, current) = self.state.lock().dead_chunks(now, retention);
+        let mut victims: Vec<Chunk> = {
+            let mut s = self.state.lock();
+            closed.into_iter().filter_map(|id| s.remove_chunk(id)).collect()
+        };
+        for (id, source) in current {
+            let Some(writer) = self.state.lock().sources.get(&source).cloned() else { continue };
+            let mut w = writer.lock().await;
+            let mut s = self.state.lock();
+            // Checked again under the writer lock: an append may have added a live frame.
+            let dead = s.chunks.get(&id).is_some_and(|c| c.current && s.is_dead(c, now, retention));
+            if dead && w.current.as_ref().is_some_and(|c| c.chunk == id) {
+                w.close(&mut s);
+                victims.extend(s.remove_chunk(id));
+            }
+        }
+        let freed = victims.iter().map(|c| c.len).sum::<u64>();
+        self.stored.fetch_sub(freed, Ordering::Relaxed);
+        let paths: Vec<PathBuf> = victims.into_iter().map(|c| c.path).collect();
+        tokio::task::spawn_blocking(move || {
+            paths.iter().try_for_each(|p| match fs::remove_file(p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StorageError::io(p, e)),
+                _ => Ok(()),
+            })
+        })
+        .await
+        .map_err(|e| StorageError::Unavailable(format!("replica sweep failed: {e}")))??;
+        self.remove_empty_sources().await?;
+        Ok(freed)
+    }
+
+    /// Bytes in chunk files now.
+    pub fn stored_bytes(&self) -> u64 {
+        self.stored.load(Ordering::Relaxed)
+    }
+
+    fn writer(&self, name: &str) -> Arc<tokio::sync::Mutex<Writer>> {
+        let mut s = self.state.lock();
+        let w = s.sources.entry(name.to_string()).or_insert_with(|| {
+            Arc::new(tokio::sync::Mutex::new(Writer {
+                name: name.to_string(),
+                dir: self.config.dir.join(name),
+                parent: self.config.dir.clone(),
+                next_seq: 0,
+                current: None,
+                dir_ready: false,
+            }))
+        });
+        w.clone()
+    }
+
+    /// Removes the directories of sources with no chunk left (dead broker sessions), each under
+    /// its writer lock so that no append creates a chunk in it meanwhile.
+    async fn remove_empty_sources(&self) -> Result<()> {
+        let candidates: Vec<Arc<tokio::sync::Mutex<Writer>>> = {
+            let s = self.state.lock();
+            let busy: HashSet<&str> = s.chunks.values().map(|c| c.source.as_str()).collect();
+            s.sources.iter().filter(|(n, _)| !busy.contains(n.as_str())).map(|(_, w)| w.clone()).collect()
+        };
+        for writer in candidates {
+            // A busy writer is appending: its source is alive.
+            let Ok(mut w) = writer.try_lock_owned() else { continue };
+            let empty =
+                w.dir_ready && w.current.is_none() && !self.state.lock().chunks.values().any(|c| c.source == w.name);
+            if !empty {
+                continue;
+            }
+            tokio::task::spawn_blocking(move || match fs::remove_dir(&w.dir) {
+                Ok(()) => w.dir_ready = false,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => w.dir_ready = false,
+                Err(e) => tracing::warn!(dir = %w.dir.display(), error = %e, "replica source directory not removed"),
+            })
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("replica sweep failed: {e}")))?;
+        }
+        Ok(())
+    }
+}
