@@ -146,3 +146,76 @@ async fn replicated_durability_needs_an_ack_quorum_of_two_copies() {
     assert!(status.is_client_error(), "{status} {answer}");
     assert!(answer["reason"].as_str().unwrap_or_default().contains("bookkeeperAckQuorum"), "{answer}");
 }
+
+/// An owner killed -9 and started again at once, within its lease: records go to the peers
+/// while the owner's WAL fsyncs them, so a peer may hold records the owner's disk never got
+/// (never acknowledged) and the owner's disk records the peer never confirmed (never
+/// acknowledged either). Whoever serves the partitions next — the restarted owner or a broker
+/// the leader failed them over to — recovers from the replicas past its own copy: every
+/// acknowledged message is read back once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_killed_and_restarted_within_its_lease_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tier_config().await;
+    let mut brokers: Vec<_> = brokers::<3>(dir.path(), &cfg).into_iter().collect();
+    let c = reqwest::Client::new();
+    namespace(&c, &brokers[0].base).await;
+    let base0 = brokers[0].base.clone();
+    let policy = json!({"mode": "replicated", "objectStoreMaxWaitMs": 2000});
+    let url = format!("{base0}/admin/v2/namespaces/acme/app/durability");
+    expect(call(&c, Method::POST, &url, Some(policy)).await, 204, "durability");
+    let url = format!("{base0}/admin/v2/persistent/{TOPIC}/partitions");
+    expect(call(&c, Method::PUT, &url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
+    audit_subscriptions(&c, &base0).await;
+    // A first load places every bundle.
+    let warm = Load::numbered(brokers.iter().map(|b| b.base.clone()).collect(), 10..11);
+    wait_acknowledged(&c, &base0, 100).await;
+    let mut acked_all = warm.finish_without_failures("warm-up").await;
+
+    // The victim owns partitions; the load goes through the other two.
+    let mut victim = 0;
+    for (i, b) in brokers.iter().enumerate() {
+        if !crate::tier_failover::partitions_of(&c, &base0, &b.addr).await.is_empty() {
+            victim = i;
+            break;
+        }
+    }
+    let others: Vec<String> = (0..3).filter(|i| *i != victim).map(|i| brokers[i].base.clone()).collect();
+    let load = Load::start(others.clone(), 2);
+    wait_acknowledged(&c, &others[0], 300).await;
+    let killed = Instant::now();
+    brokers[victim].kill9();
+    brokers[victim].restart();
+    let attempt = std::sync::atomic::AtomicUsize::new(0);
+    eventually(60, "every partition acknowledging after the restart", || async {
+        let mut all = true;
+        for i in 0..PARTITIONS {
+            let url = format!("{}/topics/persistent/{TOPIC}/partitions/{i}", others[0]);
+            // A fresh id per attempt: an attempt refused may still be stored.
+            let id = format!("probe-{i}-{}", attempt.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            let body = json!({"messages": [{"payload": "eA==", "properties": {"id": id}}]});
+            all &= call(&c, Method::POST, &url, Some(body)).await.0.as_u16() == 200;
+        }
+        all.then_some(())
+    })
+    .await;
+    let served = killed.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (acked, failures) = load.finish().await;
+    eprintln!(
+        "owner killed -9 and restarted: every partition acknowledging {} ms after the kill; {} messages acknowledged, \
+         {} requests refused meanwhile",
+        served.as_millis(),
+        acked.len(),
+        failures.len()
+    );
+    assert!(
+        failures.iter().all(|f| f.contains(" 503 ")),
+        "only unavailability: {:?}",
+        &failures[..failures.len().min(3)]
+    );
+    let (owned, unavailable) = ownership(&c, &others[0]).await;
+    assert!(!unavailable, "{owned:?}");
+    acked_all.extend(acked);
+    assert_stored_once(&c, &others[0], &acked_all).await;
+}
