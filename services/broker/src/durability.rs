@@ -27,26 +27,46 @@ struct MetadataCommitter {
 #[async_trait::async_trait]
 impl LogObjectCommitter for MetadataCommitter {
     async fn commit(&self, key: &str, ranges: &[ObjectRange]) -> magnetar_storage::Result<Vec<(u64, String)>> {
-        let rows: Vec<LogObjectRange> = ranges
+        Ok(self.commit_many(&[(key.to_string(), ranges.to_vec())]).await?.pop().unwrap_or_default())
+    }
+
+    async fn commit_many(
+        &self,
+        objects: &[(String, Vec<ObjectRange>)],
+    ) -> magnetar_storage::Result<Vec<Vec<(u64, String)>>> {
+        let rows: Vec<(String, Vec<LogObjectRange>)> = objects
             .iter()
-            .map(|r| LogObjectRange {
-                log_id: r.log_id as i64,
-                start_offset: r.start as i64,
-                end_offset: r.end as i64,
-                epoch: r.epoch,
+            .map(|(key, ranges)| {
+                let rows = ranges
+                    .iter()
+                    .map(|r| LogObjectRange {
+                        log_id: r.log_id as i64,
+                        start_offset: r.start as i64,
+                        end_offset: r.end as i64,
+                        epoch: r.epoch,
+                    })
+                    .collect();
+                (key.clone(), rows)
             })
             .collect();
-        let refused = self
-            .metadata
-            .commit_log_object(key, self.clock.now_millis(), &rows)
-            .await
-            .map_err(|e| StorageError::Unavailable(format!("log object {key} not committed: {e}")))?;
-        for (_, e) in &refused {
-            if matches!(e, MetadataError::Fenced { .. }) {
-                self.fenced.inc();
-            }
-        }
-        Ok(refused.into_iter().map(|(id, e)| (id as u64, e.to_string())).collect())
+        let answers = self.metadata.commit_log_objects(self.clock.now_millis(), &rows).await.map_err(|e| {
+            let first = objects.first().map_or("", |(key, _)| key.as_str());
+            StorageError::Unavailable(format!(
+                "log objects from {first} ({} objects) not committed: {e}",
+                objects.len()
+            ))
+        })?;
+        Ok(answers
+            .into_iter()
+            .map(|refused| {
+                for (_, e) in &refused {
+                    if matches!(e, MetadataError::Fenced { .. }) {
+                        self.fenced.inc();
+                    }
+                }
+                refused.into_iter().map(|(id, e)| (id as u64, e.to_string())).collect()
+            })
+            .collect())
     }
 }
 

@@ -343,13 +343,12 @@ mod gated {
         async fn delete_segments(&self, l: i64, e: i64, b: &[i64]) -> Result<()> {
             self.inner.delete_segments(l, e, b).await
         }
-        async fn commit_log_object(
+        async fn commit_log_objects(
             &self,
-            key: &str,
             at: i64,
-            ranges: &[LogObjectRange],
-        ) -> Result<Vec<(i64, MetadataError)>> {
-            self.inner.commit_log_object(key, at, ranges).await
+            objects: &[(String, Vec<LogObjectRange>)],
+        ) -> Result<Vec<Vec<(i64, MetadataError)>>> {
+            self.inner.commit_log_objects(at, objects).await
         }
         async fn list_log_objects(&self, l: i64, from: i64) -> Result<Vec<LogObjectRecord>> {
             self.inner.list_log_objects(l, from).await

@@ -220,7 +220,18 @@ pub trait MetadataStore: Send + Sync + 'static {
         object_key: &str,
         committed_at: i64,
         ranges: &[LogObjectRange],
-    ) -> Result<Vec<(i64, MetadataError)>>;
+    ) -> Result<Vec<(i64, MetadataError)>> {
+        let objects = [(object_key.to_string(), ranges.to_vec())];
+        Ok(self.commit_log_objects(committed_at, &objects).await?.pop().unwrap_or_default())
+    }
+    /// Commits several log objects `(key, ranges)` in one transaction, each as
+    /// [`MetadataStore::commit_log_object`] would: one list of refused ranges per object, in the
+    /// objects' order. An empty or negative range in any of them fails the whole call.
+    async fn commit_log_objects(
+        &self,
+        committed_at: i64,
+        objects: &[(String, Vec<LogObjectRange>)],
+    ) -> Result<Vec<Vec<(i64, MetadataError)>>>;
     /// The committed ranges of the partition that end after `from_offset`, in offset order.
     /// `NotFound` for an unknown partition.
     async fn list_log_objects(&self, log_id: i64, from_offset: i64) -> Result<Vec<LogObjectRecord>>;

@@ -53,6 +53,16 @@ pub struct ObjectRange {
 #[async_trait::async_trait]
 pub trait LogObjectCommitter: Send + Sync {
     async fn commit(&self, key: &str, ranges: &[ObjectRange]) -> Result<Vec<(u64, String)>>;
+
+    /// Commits several objects `(key, ranges)` at once, in order (one transaction where the
+    /// index allows it): the refused logs of each. By default one after another.
+    async fn commit_many(&self, objects: &[(String, Vec<ObjectRange>)]) -> Result<Vec<Vec<(u64, String)>>> {
+        let mut out = Vec::with_capacity(objects.len());
+        for (key, ranges) in objects {
+            out.push(self.commit(key, ranges).await?);
+        }
+        Ok(out)
+    }
 }
 
 /// Makes one batch of records durable beyond this broker's disk: the object store (a PUT, then
@@ -68,15 +78,26 @@ pub trait DurableSink: Send + Sync {
 }
 
 /// The object-store sink: PUT under `{prefix}/{seq:020}`, then commit the ranges. PUTs of
-/// several objects run side by side; their commits go one after another in sequence order: a
-/// later range committed before an earlier one would leave a gap in a partition's ranges if
-/// the broker died between them, and a new owner refuses to serve across a gap.
+/// several objects run side by side; their commits go in sequence order: a later range
+/// committed before an earlier one would leave a gap in a partition's ranges if the broker
+/// died between them, and a new owner refuses to serve across a gap. The object whose turn it
+/// is commits, in one call, every object after it whose PUT is done too (a group commit of the
+/// metadata: with slow commits, objects would otherwise queue behind one transaction each).
 struct ObjectStoreSink {
     tier: Arc<ObjectTier>,
     committer: Arc<dyn LogObjectCommitter>,
     prefix: String,
     /// The object whose ranges are committed next.
     turn: watch::Sender<u64>,
+    /// Objects in the bucket waiting for their commit, by number.
+    ready: parking_lot::Mutex<BTreeMap<u64, ReadyObject>>,
+}
+
+/// An object PUT and waiting for its ranges' commit; `done` gets the commit's answer.
+struct ReadyObject {
+    key: String,
+    ranges: Vec<ObjectRange>,
+    done: oneshot::Sender<Result<Vec<(u64, String)>>>,
 }
 
 #[async_trait::async_trait]
@@ -90,11 +111,47 @@ impl DurableSink for ObjectStoreSink {
         let started = Instant::now();
         self.tier.put_object(&key, object).await?;
         self.tier.metrics().object_log_put_seconds.observe(started.elapsed().as_secs_f64());
-        // The sender lives in `self`: waiting cannot fail.
-        let _ = self.turn.subscribe().wait_for(|next| *next == seq).await;
-        let fenced = self.committer.commit(&key, ranges).await?;
-        self.turn.send_replace(seq + 1);
-        Ok(fenced)
+        let (done, mut answer) = oneshot::channel();
+        self.ready.lock().insert(seq, ReadyObject { key, ranges: ranges.to_vec(), done });
+        let mut turn = self.turn.subscribe();
+        loop {
+            tokio::select! {
+                // Committed by the object whose turn it was, with its group.
+                res = &mut answer => return res.unwrap_or(Err(StorageError::ShuttingDown)),
+                // Our turn: nobody else commits until the turn moves, so our entry is still
+                // there. (The sender lives in `self`: waiting cannot fail.)
+                ours = turn.wait_for(|next| *next == seq) => drop(ours),
+            }
+            self.commit_group(seq).await;
+        }
+    }
+}
+
+impl ObjectStoreSink {
+    /// Commits the ready objects from `first` on, as long as they are consecutive, and answers
+    /// each; the turn moves past them once committed (and stays on `first` if the commit failed:
+    /// each is retried by the writer, in order).
+    async fn commit_group(&self, first: u64) {
+        let group: Vec<ReadyObject> = {
+            let mut ready = self.ready.lock();
+            (first..).map_while(|s| ready.remove(&s)).collect()
+        };
+        let objects: Vec<(String, Vec<ObjectRange>)> =
+            group.iter().map(|o| (o.key.clone(), o.ranges.clone())).collect();
+        match self.committer.commit_many(&objects).await {
+            Ok(answers) => {
+                self.turn.send_replace(first + group.len() as u64);
+                for (o, fenced) in group.into_iter().zip(answers) {
+                    let _ = o.done.send(Ok(fenced));
+                }
+            }
+            Err(e) => {
+                let why = e.to_string();
+                for o in group {
+                    let _ = o.done.send(Err(StorageError::Unavailable(why.clone())));
+                }
+            }
+        }
     }
 }
 
@@ -201,7 +258,13 @@ impl ObjectLog {
     /// Starts the object-store writer task on the current runtime.
     pub fn start(tier: Arc<ObjectTier>, committer: Arc<dyn LogObjectCommitter>, config: ObjectLogConfig) -> Arc<Self> {
         let metrics = WriterMetrics::object_store(tier.metrics());
-        let sink = ObjectStoreSink { tier, committer, prefix: config.prefix.clone(), turn: watch::channel(0).0 };
+        let sink = ObjectStoreSink {
+            tier,
+            committer,
+            prefix: config.prefix.clone(),
+            turn: watch::channel(0).0,
+            ready: parking_lot::Mutex::new(BTreeMap::new()),
+        };
         Self::start_with(Arc::new(sink), metrics, config)
     }
 

@@ -29,11 +29,21 @@ struct TestCommitter {
     /// This many commits fail before they succeed again.
     failures: AtomicUsize,
     fenced: Mutex<HashSet<u64>>,
+    /// How many objects each successful call committed.
+    groups: Mutex<Vec<usize>>,
 }
 
 #[async_trait]
 impl LogObjectCommitter for TestCommitter {
     async fn commit(&self, key: &str, ranges: &[ObjectRange]) -> magnetar_storage::Result<Vec<(u64, String)>> {
+        Ok(self.commit_many(&[(key.to_string(), ranges.to_vec())]).await?.remove(0))
+    }
+
+    /// One permit and one failure check per call, however many objects it commits.
+    async fn commit_many(
+        &self,
+        objects: &[(String, Vec<ObjectRange>)],
+    ) -> magnetar_storage::Result<Vec<Vec<(u64, String)>>> {
         let gate = self.gate.lock().clone();
         if let Some(g) = gate {
             g.acquire().await.unwrap().forget();
@@ -42,11 +52,17 @@ impl LogObjectCommitter for TestCommitter {
             self.failures.fetch_sub(1, Ordering::SeqCst);
             return Err(StorageError::Unavailable("metadata store unreachable (test)".into()));
         }
+        self.groups.lock().push(objects.len());
         let fenced = self.fenced.lock().clone();
-        let (refused, kept): (Vec<ObjectRange>, Vec<ObjectRange>) =
-            ranges.iter().partition(|r| fenced.contains(&r.log_id));
-        self.committed.lock().push((key.to_string(), kept));
-        Ok(refused.into_iter().map(|r| (r.log_id, "fenced by a newer epoch (test)".to_string())).collect())
+        let mut answers = Vec::new();
+        for (key, ranges) in objects {
+            let (refused, kept): (Vec<ObjectRange>, Vec<ObjectRange>) =
+                ranges.iter().partition(|r| fenced.contains(&r.log_id));
+            self.committed.lock().push((key.clone(), kept));
+            answers
+                .push(refused.into_iter().map(|r| (r.log_id, "fenced by a newer epoch (test)".to_string())).collect());
+        }
+        Ok(answers)
     }
 }
 
@@ -262,4 +278,33 @@ async fn objects_are_put_side_by_side_and_committed_in_order_even_after_a_failur
     let keys: Vec<&String> = committed.iter().map(|(k, _)| k).collect();
     assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
     assert_eq!(log.end_offset(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_put_while_a_commit_runs_are_committed_together_in_one_call() {
+    let s = setup(ObjectLogConfig { max_in_flight: 4, ..window(5) });
+    let gate = Arc::new(Semaphore::new(0));
+    *s.committer.gate.lock() = Some(gate.clone());
+    let log = s.storage.log(1).unwrap();
+    log.set_object_store_durability(1, Duration::from_secs(30)).unwrap();
+    let mut appends = Vec::new();
+    for i in 0..3u64 {
+        let l = log.clone();
+        appends.push(tokio::spawn(async move { l.append(vec![input(i)]).await }));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    for _ in 0..100 {
+        if s.tier.list_objects("wal-objects/b1/s1/").await.unwrap().len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The first object's commit holds; the two after it are in the bucket, waiting their turn.
+    gate.add_permits(2);
+    for (i, a) in appends.into_iter().enumerate() {
+        assert_eq!(a.await.unwrap().unwrap()[0].0, i as u64);
+    }
+    assert_eq!(*s.committer.groups.lock(), vec![1, 2], "the second and third objects committed in one call");
+    let starts: Vec<u64> = s.committer.committed.lock().iter().map(|(_, r)| r[0].start).collect();
+    assert_eq!(starts, vec![0, 1, 2]);
 }

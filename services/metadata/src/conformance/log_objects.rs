@@ -220,6 +220,39 @@ pub async fn deleting_a_topic_removes_its_log_object_ranges(store: Arc<dyn Metad
     assert_eq!(store.trim_log_objects(kept, epoch, 4).await.unwrap(), ["k/shared"]);
 }
 
+pub async fn several_log_objects_commit_in_one_call_each_with_its_refusals(store: Arc<dyn MetadataStore>) {
+    given_namespace(store.as_ref(), "acme/orders").await;
+    let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 2).await;
+    let (p, q) = (t.partition_records[0].log_id, t.partition_records[1].log_id);
+    let ep = store.acquire_partition(p, "b").await.unwrap();
+    let stale = store.acquire_partition(q, "b").await.unwrap();
+    store.acquire_partition(q, "other").await.unwrap();
+    let objects = vec![
+        ("k/1".to_string(), vec![range(p, 0, 4, ep), range(q, 0, 2, stale)]),
+        ("k/2".to_string(), vec![range(p, 4, 6, ep), range(MISSING_LOG_ID, 0, 1, 1)]),
+    ];
+    let answers = store.commit_log_objects(1_000, &objects).await.unwrap();
+    assert_eq!(answers.len(), 2);
+    assert!(matches!(answers[0].as_slice(), [(id, MetadataError::Fenced { .. })] if *id == q), "{answers:?}");
+    assert!(
+        matches!(answers[1].as_slice(), [(id, MetadataError::NotFound(_))] if *id == MISSING_LOG_ID),
+        "{answers:?}"
+    );
+    assert_eq!(
+        store.list_log_objects(p, 0).await.unwrap(),
+        vec![record(p, 0, 4, "k/1", 1_000), record(p, 4, 6, "k/2", 1_000)]
+    );
+    assert!(store.list_log_objects(q, 0).await.unwrap().is_empty());
+    // Retried as a whole (an answer lost): accepted, nothing doubled.
+    let again = store.commit_log_objects(2_000, &objects[..1]).await.unwrap();
+    assert!(matches!(again[0].as_slice(), [(id, MetadataError::Fenced { .. })] if *id == q), "{again:?}");
+    assert_eq!(store.list_log_objects(p, 0).await.unwrap().len(), 2);
+    // One bad range fails the call, nothing of it committed.
+    let bad = vec![("k/3".to_string(), vec![range(p, 6, 8, ep)]), ("k/4".to_string(), vec![range(p, 8, 8, ep)])];
+    assert_err!(store.commit_log_objects(3_000, &bad).await, Conflict);
+    assert_eq!(store.list_log_objects(p, 0).await.unwrap().len(), 2);
+}
+
 pub async fn an_object_is_referenced_until_its_last_range_goes(store: Arc<dyn MetadataStore>) {
     given_namespace(store.as_ref(), "acme/orders").await;
     let t = given_topic(store.as_ref(), "persistent://acme/orders/t", 0).await;

@@ -73,6 +73,7 @@ macro_rules! conformance_tests {
             concurrent_trims_free_a_shared_object_exactly_once,
             deleting_a_topic_removes_its_log_object_ranges,
             an_object_is_referenced_until_its_last_range_goes,
+            several_log_objects_commit_in_one_call_each_with_its_refusals,
             a_partition_marked_local_under_its_epoch_may_not_fail_over,
             a_new_epoch_lifts_the_local_mark,
             a_stale_owner_cannot_mark_local_durability,

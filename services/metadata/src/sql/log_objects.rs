@@ -9,74 +9,58 @@ use super::{SqlMetadataStore, get};
 use crate::{LogObjectRange, LogObjectRecord, MetadataError, ReplicaSet, Result};
 
 impl SqlMetadataStore {
-    pub(crate) async fn commit_log_object_impl(
+    pub(crate) async fn commit_log_objects_impl(
         &self,
-        object_key: &str,
         committed_at: i64,
-        ranges: &[LogObjectRange],
-    ) -> Result<Vec<(i64, MetadataError)>> {
-        if let Some(r) = ranges.iter().find(|r| r.start_offset < 0 || r.end_offset <= r.start_offset) {
-            return Err(MetadataError::Conflict(format!(
-                "log object {object_key}: range {}..{} of partition {} is empty or negative",
-                r.start_offset, r.end_offset, r.log_id
-            )));
+        objects: &[(String, Vec<LogObjectRange>)],
+    ) -> Result<Vec<Vec<(i64, MetadataError)>>> {
+        for (object_key, ranges) in objects {
+            if let Some(r) = ranges.iter().find(|r| r.start_offset < 0 || r.end_offset <= r.start_offset) {
+                return Err(MetadataError::Conflict(format!(
+                    "log object {object_key}: range {}..{} of partition {} is empty or negative",
+                    r.start_offset, r.end_offset, r.log_id
+                )));
+            }
         }
-        // Partitions are fenced in log id order, so two commits sharing partitions (a broker's
-        // consecutive windows in flight) take the partition row locks in one order and cannot
+        // Every partition is fenced once, in log id order, before any row is written: two
+        // commits sharing partitions take the partition row locks in one order and cannot
         // deadlock.
-        let mut ordered: Vec<&LogObjectRange> = ranges.iter().collect();
-        ordered.sort_by_key(|r| (r.log_id, r.start_offset));
-        let mut refused = Vec::new();
+        let pairs: std::collections::BTreeSet<(i64, i64)> =
+            objects.iter().flat_map(|(_, ranges)| ranges.iter().map(|r| (r.log_id, r.epoch))).collect();
         let mut tx = self.begin_write().await?;
-        for r in ordered {
-            match fence(&mut tx, r.log_id, r.epoch).await {
+        let mut refusals: std::collections::BTreeMap<(i64, i64), bool> = std::collections::BTreeMap::new();
+        for (log_id, epoch) in pairs {
+            match fence(&mut tx, log_id, epoch).await {
                 Ok(()) => {}
-                Err(e @ (MetadataError::Fenced { .. } | MetadataError::NotFound(_))) => {
-                    refused.push((r.log_id, e));
-                    continue;
+                Err(MetadataError::Fenced { .. }) => {
+                    refusals.insert((log_id, epoch), true);
+                }
+                Err(MetadataError::NotFound(_)) => {
+                    refusals.insert((log_id, epoch), false);
                 }
                 Err(e) => return Err(e),
             }
-            // DO NOTHING rather than a unique violation, which would abort the whole PostgreSQL
-            // transaction: a row already in place is compared with this one instead.
-            let inserted = sqlx::query(
-                "INSERT INTO log_objects (log_id, start_offset, end_offset, object_key, epoch, committed_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (log_id, start_offset) DO NOTHING",
-            )
-            .bind(r.log_id)
-            .bind(r.start_offset)
-            .bind(r.end_offset)
-            .bind(object_key)
-            .bind(r.epoch)
-            .bind(committed_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-            if inserted.rows_affected() == 1 {
-                continue;
+        }
+        let mut answers = Vec::with_capacity(objects.len());
+        for (object_key, ranges) in objects {
+            let mut ordered: Vec<&LogObjectRange> = ranges.iter().collect();
+            ordered.sort_by_key(|r| (r.log_id, r.start_offset));
+            let mut refused = Vec::new();
+            for r in ordered {
+                match refusals.get(&(r.log_id, r.epoch)) {
+                    Some(true) => refused.push((r.log_id, MetadataError::Fenced { log_id: r.log_id, epoch: r.epoch })),
+                    Some(false) => refused.push((r.log_id, partition_not_found(r.log_id))),
+                    None => {
+                        if let Some(e) = insert_range(&mut tx, object_key, committed_at, r).await? {
+                            refused.push((r.log_id, e));
+                        }
+                    }
+                }
             }
-            let row =
-                sqlx::query("SELECT end_offset, object_key FROM log_objects WHERE log_id = $1 AND start_offset = $2")
-                    .bind(r.log_id)
-                    .bind(r.start_offset)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(classify)?;
-            let (end_offset, key): (i64, String) = (get(&row, "end_offset")?, get(&row, "object_key")?);
-            if key == object_key && end_offset == r.end_offset {
-                continue; // a retry of a commit whose answer was lost
-            }
-            refused.push((
-                r.log_id,
-                MetadataError::Conflict(format!(
-                    "range {}.. of partition {} is committed in log object {key} (up to {end_offset}), \
-                     not in {object_key}",
-                    r.start_offset, r.log_id
-                )),
-            ));
+            answers.push(refused);
         }
         tx.commit().await.map_err(classify)?;
-        Ok(refused)
+        Ok(answers)
     }
 
     pub(crate) async fn list_log_objects_impl(&self, log_id: i64, from_offset: i64) -> Result<Vec<LogObjectRecord>> {
@@ -233,4 +217,46 @@ impl SqlMetadataStore {
             _ => Ok(None),
         }
     }
+}
+
+/// Writes one committed range (its partition fenced already); `Some(Conflict)` when the
+/// partition's range at that start is committed in another object.
+async fn insert_range(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    object_key: &str,
+    committed_at: i64,
+    r: &LogObjectRange,
+) -> Result<Option<MetadataError>> {
+    // DO NOTHING rather than a unique violation, which would abort the whole PostgreSQL
+    // transaction: a row already in place is compared with this one instead.
+    let inserted = sqlx::query(
+        "INSERT INTO log_objects (log_id, start_offset, end_offset, object_key, epoch, committed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (log_id, start_offset) DO NOTHING",
+    )
+    .bind(r.log_id)
+    .bind(r.start_offset)
+    .bind(r.end_offset)
+    .bind(object_key)
+    .bind(r.epoch)
+    .bind(committed_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(classify)?;
+    if inserted.rows_affected() == 1 {
+        return Ok(None);
+    }
+    let row = sqlx::query("SELECT end_offset, object_key FROM log_objects WHERE log_id = $1 AND start_offset = $2")
+        .bind(r.log_id)
+        .bind(r.start_offset)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(classify)?;
+    let (end_offset, key): (i64, String) = (get(&row, "end_offset")?, get(&row, "object_key")?);
+    if key == object_key && end_offset == r.end_offset {
+        return Ok(None); // a retry of a commit whose answer was lost
+    }
+    Ok(Some(MetadataError::Conflict(format!(
+        "range {}.. of partition {} is committed in log object {key} (up to {end_offset}), not in {object_key}",
+        r.start_offset, r.log_id
+    ))))
 }

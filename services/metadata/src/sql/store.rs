@@ -220,13 +220,12 @@ impl MetadataStore for SqlMetadataStore {
         self.delete_segments_impl(log_id, epoch, base_offsets).await
     }
 
-    async fn commit_log_object(
+    async fn commit_log_objects(
         &self,
-        object_key: &str,
         committed_at: i64,
-        ranges: &[LogObjectRange],
-    ) -> Result<Vec<(i64, MetadataError)>> {
-        self.commit_log_object_impl(object_key, committed_at, ranges).await
+        objects: &[(String, Vec<LogObjectRange>)],
+    ) -> Result<Vec<Vec<(i64, MetadataError)>>> {
+        self.commit_log_objects_impl(committed_at, objects).await
     }
     async fn list_log_objects(&self, log_id: i64, from_offset: i64) -> Result<Vec<LogObjectRecord>> {
         self.list_log_objects_impl(log_id, from_offset).await
