@@ -251,22 +251,8 @@ async fn objects_are_put_side_by_side_and_committed_in_order_even_after_a_failur
     *s.committer.gate.lock() = Some(gate.clone());
     // The first commit fails once it is let through: the others must wait for its retry.
     s.committer.failures.store(1, Ordering::SeqCst);
-    let log = s.storage.log(1).unwrap();
-    log.set_object_store_durability(1, Duration::from_secs(30)).unwrap();
-    let mut appends = Vec::new();
-    for i in 0..3u64 {
-        let l = log.clone();
-        appends.push(tokio::spawn(async move { l.append(vec![input(i)]).await }));
-        tokio::time::sleep(Duration::from_millis(40)).await;
-    }
     // Three objects in the bucket while the first commit is still held.
-    for _ in 0..100 {
-        if s.tier.list_objects("wal-objects/b1/s1/").await.unwrap().len() == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(s.tier.list_objects("wal-objects/b1/s1/").await.unwrap().len(), 3, "PUTs waited for commits");
+    let (log, appends) = three_objects_behind_a_held_commit(&s).await;
     assert!(s.committer.committed.lock().is_empty());
     gate.add_permits(10);
     for (i, a) in appends.into_iter().enumerate() {
@@ -285,6 +271,23 @@ async fn objects_put_while_a_commit_runs_are_committed_together_in_one_call() {
     let s = setup(ObjectLogConfig { max_in_flight: 4, ..window(5) });
     let gate = Arc::new(Semaphore::new(0));
     *s.committer.gate.lock() = Some(gate.clone());
+    let (_log, appends) = three_objects_behind_a_held_commit(&s).await;
+    // The first object's commit holds; the two after it are in the bucket, waiting their turn.
+    gate.add_permits(2);
+    for (i, a) in appends.into_iter().enumerate() {
+        assert_eq!(a.await.unwrap().unwrap()[0].0, i as u64);
+    }
+    assert_eq!(*s.committer.groups.lock(), vec![1, 2], "the second and third objects committed in one call");
+    let starts: Vec<u64> = s.committer.committed.lock().iter().map(|(_, r)| r[0].start).collect();
+    assert_eq!(starts, vec![0, 1, 2]);
+}
+
+type Append = tokio::task::JoinHandle<magnetar_storage::Result<Vec<(u64, u64)>>>;
+
+/// Log 1 with object-store durability and one record appended in each of three windows, until
+/// the three objects are in the bucket (the committer's gate, closed by the caller, holds their
+/// commits).
+async fn three_objects_behind_a_held_commit(s: &Setup) -> (Arc<magnetar_storage::PartitionLog>, Vec<Append>) {
     let log = s.storage.log(1).unwrap();
     log.set_object_store_durability(1, Duration::from_secs(30)).unwrap();
     let mut appends = Vec::new();
@@ -299,12 +302,6 @@ async fn objects_put_while_a_commit_runs_are_committed_together_in_one_call() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // The first object's commit holds; the two after it are in the bucket, waiting their turn.
-    gate.add_permits(2);
-    for (i, a) in appends.into_iter().enumerate() {
-        assert_eq!(a.await.unwrap().unwrap()[0].0, i as u64);
-    }
-    assert_eq!(*s.committer.groups.lock(), vec![1, 2], "the second and third objects committed in one call");
-    let starts: Vec<u64> = s.committer.committed.lock().iter().map(|(_, r)| r[0].start).collect();
-    assert_eq!(starts, vec![0, 1, 2]);
+    assert_eq!(s.tier.list_objects("wal-objects/b1/s1/").await.unwrap().len(), 3, "PUTs waited for commits");
+    (log, appends)
 }
