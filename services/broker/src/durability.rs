@@ -26,11 +26,7 @@ struct MetadataCommitter {
 
 #[async_trait::async_trait]
 impl LogObjectCommitter for MetadataCommitter {
-    async fn commit(&self, key: &str, ranges: &[ObjectRange]) -> magnetar_storage::Result<Vec<(u64, String)>> {
-        Ok(self.commit_many(&[(key.to_string(), ranges.to_vec())]).await?.pop().unwrap_or_default())
-    }
-
-    async fn commit_many(
+    async fn commit(
         &self,
         objects: &[(String, Vec<ObjectRange>)],
     ) -> magnetar_storage::Result<Vec<Vec<(u64, String)>>> {

@@ -46,23 +46,13 @@ pub struct ObjectRange {
     pub epoch: i64,
 }
 
-/// Commits the ranges of an object that is in the bucket (the metadata store's log-object
-/// index). Each range is conditional on its log's epoch: the logs whose range was refused
-/// (fenced: another broker owns the partition now) are returned with the reason, the others
-/// are committed.
+/// Commits the ranges of objects that are in the bucket (the metadata store's log-object
+/// index), several at once and in order: `(key, ranges)` each. Each range is conditional on its
+/// log's epoch: the logs whose range was refused (fenced: another broker owns the partition
+/// now) are returned with the reason, per object; the others are committed.
 #[async_trait::async_trait]
 pub trait LogObjectCommitter: Send + Sync {
-    async fn commit(&self, key: &str, ranges: &[ObjectRange]) -> Result<Vec<(u64, String)>>;
-
-    /// Commits several objects `(key, ranges)` at once, in order (one transaction where the
-    /// index allows it): the refused logs of each. By default one after another.
-    async fn commit_many(&self, objects: &[(String, Vec<ObjectRange>)]) -> Result<Vec<Vec<(u64, String)>>> {
-        let mut out = Vec::with_capacity(objects.len());
-        for (key, ranges) in objects {
-            out.push(self.commit(key, ranges).await?);
-        }
-        Ok(out)
-    }
+    async fn commit(&self, objects: &[(String, Vec<ObjectRange>)]) -> Result<Vec<Vec<(u64, String)>>>;
 }
 
 /// Makes one batch of records durable beyond this broker's disk: the object store (a PUT, then
@@ -138,7 +128,7 @@ impl ObjectStoreSink {
         };
         let objects: Vec<(String, Vec<ObjectRange>)> =
             group.iter().map(|o| (o.key.clone(), o.ranges.clone())).collect();
-        match self.committer.commit_many(&objects).await {
+        match self.committer.commit(&objects).await {
             Ok(answers) => {
                 self.turn.send_replace(first + group.len() as u64);
                 for (o, fenced) in group.into_iter().zip(answers) {

@@ -35,12 +35,8 @@ struct TestCommitter {
 
 #[async_trait]
 impl LogObjectCommitter for TestCommitter {
-    async fn commit(&self, key: &str, ranges: &[ObjectRange]) -> magnetar_storage::Result<Vec<(u64, String)>> {
-        Ok(self.commit_many(&[(key.to_string(), ranges.to_vec())]).await?.remove(0))
-    }
-
     /// One permit and one failure check per call, however many objects it commits.
-    async fn commit_many(
+    async fn commit(
         &self,
         objects: &[(String, Vec<ObjectRange>)],
     ) -> magnetar_storage::Result<Vec<Vec<(u64, String)>>> {

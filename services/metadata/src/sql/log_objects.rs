@@ -28,6 +28,7 @@ impl SqlMetadataStore {
         let pairs: std::collections::BTreeSet<(i64, i64)> =
             objects.iter().flat_map(|(_, ranges)| ranges.iter().map(|r| (r.log_id, r.epoch))).collect();
         let mut tx = self.begin_write().await?;
+        // Whether each refused (partition, epoch) is fenced (true) or unknown (false).
         let mut refusals: std::collections::BTreeMap<(i64, i64), bool> = std::collections::BTreeMap::new();
         for (log_id, epoch) in pairs {
             match fence(&mut tx, log_id, epoch).await {
