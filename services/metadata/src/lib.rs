@@ -208,25 +208,13 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn delete_segments(&self, log_id: i64, epoch: i64, base_offsets: &[i64]) -> Result<()>;
 
     // ---- log objects (object-store durability) ----
-    /// Commits the ranges of one log object, each conditional on its partition's epoch: ranges of a
-    /// fenced partition (`Fenced`) or an unknown one (`NotFound`) are left out and returned with
-    /// their error; the others are committed together, atomically. Committing a range already
+    /// Commits several log objects `(key, ranges)` in one transaction, each object's ranges
+    /// conditional on their partitions' epochs: ranges of a fenced partition (`Fenced`) or an
+    /// unknown one (`NotFound`) are left out and returned with their error, per object in the
+    /// objects' order; the others are committed together, atomically. Committing a range already
     /// committed with the same object key is accepted (a retry after a lost answer); the same
-    /// partition and start offset under another key is `Conflict` in the returned list.
-    /// A range that is empty or starts below 0 fails the whole call with `Conflict`, nothing
-    /// committed.
-    async fn commit_log_object(
-        &self,
-        object_key: &str,
-        committed_at: i64,
-        ranges: &[LogObjectRange],
-    ) -> Result<Vec<(i64, MetadataError)>> {
-        let objects = [(object_key.to_string(), ranges.to_vec())];
-        Ok(self.commit_log_objects(committed_at, &objects).await?.pop().unwrap_or_default())
-    }
-    /// Commits several log objects `(key, ranges)` in one transaction, each as
-    /// [`MetadataStore::commit_log_object`] would: one list of refused ranges per object, in the
-    /// objects' order. An empty or negative range in any of them fails the whole call.
+    /// partition and start offset under another key is `Conflict` in the returned list. A range
+    /// that is empty or starts below 0 fails the whole call with `Conflict`, nothing committed.
     async fn commit_log_objects(
         &self,
         committed_at: i64,

@@ -10,6 +10,17 @@ fn range(log_id: i64, start_offset: i64, end_offset: i64, epoch: i64) -> LogObje
     LogObjectRange { log_id, start_offset, end_offset, epoch }
 }
 
+/// Commits one log object (the store commits them in groups).
+async fn commit_one(
+    store: &dyn MetadataStore,
+    key: &str,
+    committed_at: i64,
+    ranges: &[LogObjectRange],
+) -> crate::Result<Vec<(i64, MetadataError)>> {
+    let objects = [(key.to_string(), ranges.to_vec())];
+    Ok(store.commit_log_objects(committed_at, &objects).await?.pop().unwrap_or_default())
+}
+
 fn record(log_id: i64, start_offset: i64, end_offset: i64, key: &str, committed_at: i64) -> LogObjectRecord {
     LogObjectRecord { log_id, start_offset, end_offset, object_key: key.to_string(), committed_at }
 }
@@ -44,10 +55,10 @@ pub async fn log_object_ranges_commit_and_list_in_offset_order(store: Arc<dyn Me
     assert_eq!(store.list_log_objects(p0, 0).await.unwrap(), vec![]);
 
     // The later object committed first: listing is by offset, not by commit.
-    let refused = store.commit_log_object("logs/b1/s1/2", 2_000, &[range(p0, 10, 12, e0)]).await.unwrap();
+    let refused = commit_one(store.as_ref(), "logs/b1/s1/2", 2_000, &[range(p0, 10, 12, e0)]).await.unwrap();
     assert!(refused.is_empty(), "{refused:?}");
     let refused =
-        store.commit_log_object("logs/b1/s1/1", 1_000, &[range(p1, 0, 5, e1), range(p0, 0, 10, e0)]).await.unwrap();
+        commit_one(store.as_ref(), "logs/b1/s1/1", 1_000, &[range(p1, 0, 5, e1), range(p0, 0, 10, e0)]).await.unwrap();
     assert!(refused.is_empty(), "{refused:?}");
 
     let first = record(p0, 0, 10, "logs/b1/s1/1", 1_000);
@@ -73,7 +84,7 @@ pub async fn a_log_object_commit_leaves_out_fenced_and_unknown_partitions(store:
     let new = store.acquire_partition(p0, "broker-2").await.unwrap();
 
     let ranges = [range(p0, 0, 10, old), range(p1, 0, 7, e1), range(MISSING_LOG_ID, 0, 3, 1)];
-    let refused = store.commit_log_object("k/1", 1_000, &ranges).await.unwrap();
+    let refused = commit_one(store.as_ref(), "k/1", 1_000, &ranges).await.unwrap();
     assert_eq!(kinds(&refused), [(p0, "fenced"), (MISSING_LOG_ID, "not found")]);
     let fenced = refused.iter().find(|(l, _)| *l == p0).map(|(_, e)| e);
     assert!(
@@ -88,16 +99,18 @@ pub async fn a_log_object_commit_leaves_out_fenced_and_unknown_partitions(store:
     assert_eq!(store.list_log_objects(p1, 0).await.unwrap(), vec![record(p1, 0, 7, "k/1", 1_000)]);
 
     // The new owner commits the same offsets.
-    assert!(store.commit_log_object("k/2", 2_000, &[range(p0, 0, 10, new)]).await.unwrap().is_empty());
+    assert!(commit_one(store.as_ref(), "k/2", 2_000, &[range(p0, 0, 10, new)]).await.unwrap().is_empty());
     assert_eq!(store.list_log_objects(p0, 0).await.unwrap(), vec![record(p0, 0, 10, "k/2", 2_000)]);
 
     // A malformed range fails the whole call: nothing of it is committed.
-    let err =
-        assert_err!(store.commit_log_object("k/3", 3_000, &[range(p1, 7, 9, e1), range(p1, 9, 9, e1)]).await, Conflict);
+    let err = assert_err!(
+        commit_one(store.as_ref(), "k/3", 3_000, &[range(p1, 7, 9, e1), range(p1, 9, 9, e1)]).await,
+        Conflict
+    );
     assert_names(&err, &format!("partition {p1}"));
-    assert_err!(store.commit_log_object("k/3", 3_000, &[range(p1, -1, 9, e1)]).await, Conflict);
+    assert_err!(commit_one(store.as_ref(), "k/3", 3_000, &[range(p1, -1, 9, e1)]).await, Conflict);
     assert_eq!(store.list_log_objects(p1, 0).await.unwrap(), vec![record(p1, 0, 7, "k/1", 1_000)]);
-    assert!(store.commit_log_object("k/4", 4_000, &[]).await.unwrap().is_empty());
+    assert!(commit_one(store.as_ref(), "k/4", 4_000, &[]).await.unwrap().is_empty());
 }
 
 pub async fn a_log_object_commit_retry_is_accepted_and_another_key_conflicts(store: Arc<dyn MetadataStore>) {
@@ -106,22 +119,22 @@ pub async fn a_log_object_commit_retry_is_accepted_and_another_key_conflicts(sto
     let log_id = t.partition_records[0].log_id;
     let epoch = store.acquire_partition(log_id, "broker-1").await.unwrap();
 
-    assert!(store.commit_log_object("k/1", 1_000, &[range(log_id, 0, 10, epoch)]).await.unwrap().is_empty());
+    assert!(commit_one(store.as_ref(), "k/1", 1_000, &[range(log_id, 0, 10, epoch)]).await.unwrap().is_empty());
     // The answer was lost and the broker retries: accepted, still one row.
-    let refused = store.commit_log_object("k/1", 1_500, &[range(log_id, 0, 10, epoch)]).await.unwrap();
+    let refused = commit_one(store.as_ref(), "k/1", 1_500, &[range(log_id, 0, 10, epoch)]).await.unwrap();
     assert!(refused.is_empty(), "{refused:?}");
     assert_eq!(store.list_log_objects(log_id, 0).await.unwrap(), vec![record(log_id, 0, 10, "k/1", 1_000)]);
 
     // The same start under another key is a conflict; the object's other range commits.
-    let refused = store
-        .commit_log_object("k/2", 2_000, &[range(log_id, 0, 10, epoch), range(log_id, 10, 20, epoch)])
-        .await
-        .unwrap();
+    let refused =
+        commit_one(store.as_ref(), "k/2", 2_000, &[range(log_id, 0, 10, epoch), range(log_id, 10, 20, epoch)])
+            .await
+            .unwrap();
     assert_eq!(kinds(&refused), [(log_id, "conflict")]);
     assert_names(&refused[0].1, "k/1");
     assert_names(&refused[0].1, &format!("partition {log_id}"));
     // So is the same key with another end: the object cannot hold both.
-    let refused = store.commit_log_object("k/1", 3_000, &[range(log_id, 0, 8, epoch)]).await.unwrap();
+    let refused = commit_one(store.as_ref(), "k/1", 3_000, &[range(log_id, 0, 8, epoch)]).await.unwrap();
     assert_eq!(kinds(&refused), [(log_id, "conflict")]);
 
     assert_eq!(
@@ -141,7 +154,7 @@ pub async fn trimming_log_objects_is_fenced_and_frees_an_object_once_unreference
         ("k/2", vec![range(p0, 10, 20, old), range(p1, 5, 8, e1)]),
         ("k/3", vec![range(p0, 20, 30, old)]),
     ] {
-        assert!(store.commit_log_object(key, 1_000, &ranges).await.unwrap().is_empty());
+        assert!(commit_one(store.as_ref(), key, 1_000, &ranges).await.unwrap().is_empty());
     }
 
     // Only ranges ending at or before `below` go; k/1 is still referenced by partition 1.
@@ -182,7 +195,7 @@ pub async fn concurrent_trims_free_a_shared_object_exactly_once(store: Arc<dyn M
         let key = format!("k/{round}");
         let (start, end) = (round * 10, round * 10 + 10);
         let ranges: Vec<LogObjectRange> = owned.iter().map(|(l, e)| range(*l, start, end, *e)).collect();
-        assert!(store.commit_log_object(&key, 1_000, &ranges).await.unwrap().is_empty());
+        assert!(commit_one(store.as_ref(), &key, 1_000, &ranges).await.unwrap().is_empty());
         let trims: Vec<_> = owned
             .iter()
             .map(|&(log_id, epoch)| {
@@ -207,7 +220,7 @@ pub async fn deleting_a_topic_removes_its_log_object_ranges(store: Arc<dyn Metad
         let epoch = store.acquire_partition(p.log_id, "broker-1").await.unwrap();
         ranges.push(range(p.log_id, 0, 4, epoch));
     }
-    assert!(store.commit_log_object("k/shared", 1_000, &ranges).await.unwrap().is_empty());
+    assert!(commit_one(store.as_ref(), "k/shared", 1_000, &ranges).await.unwrap().is_empty());
 
     store.delete_topic(&t.name).await.unwrap();
     for p in &t.partition_records {
@@ -260,8 +273,8 @@ pub async fn an_object_is_referenced_until_its_last_range_goes(store: Arc<dyn Me
     let (p, q) = (t.partition_records[0].log_id, other.partition_records[0].log_id);
     let (ep, eq) = (store.acquire_partition(p, "b").await.unwrap(), store.acquire_partition(q, "b").await.unwrap());
     let shared = [range(p, 0, 4, ep), range(q, 0, 4, eq)];
-    assert!(store.commit_log_object("k/shared", 1_000, &shared).await.unwrap().is_empty());
-    assert!(store.commit_log_object("k/only-t", 1_000, &[range(p, 4, 6, ep)]).await.unwrap().is_empty());
+    assert!(commit_one(store.as_ref(), "k/shared", 1_000, &shared).await.unwrap().is_empty());
+    assert!(commit_one(store.as_ref(), "k/only-t", 1_000, &[range(p, 4, 6, ep)]).await.unwrap().is_empty());
     let asked: Vec<String> = ["k/only-t", "k/never", "k/shared", "k/shared"].map(String::from).to_vec();
     assert_eq!(store.referenced_log_objects(&asked).await.unwrap(), ["k/only-t", "k/shared"]);
     assert!(store.referenced_log_objects(&[]).await.unwrap().is_empty());
