@@ -106,6 +106,9 @@ impl DurableSink for ObjectStoreSink {
         let mut turn = self.turn.subscribe();
         loop {
             tokio::select! {
+                // The answer first: after a failed group commit both branches are ready (the
+                // turn stays on us), and taking the turn again would commit an empty group.
+                biased;
                 // Committed by the object whose turn it was, with its group.
                 res = &mut answer => return res.unwrap_or(Err(StorageError::ShuttingDown)),
                 // Our turn: nobody else commits until the turn moves, so our entry is still
@@ -126,6 +129,9 @@ impl ObjectStoreSink {
             let mut ready = self.ready.lock();
             (first..).map_while(|s| ready.remove(&s)).collect()
         };
+        if group.is_empty() {
+            return;
+        }
         let objects: Vec<(String, Vec<ObjectRange>)> =
             group.iter().map(|o| (o.key.clone(), o.ranges.clone())).collect();
         match self.committer.commit(&objects).await {
@@ -441,7 +447,12 @@ impl Writer {
                 end: w.end,
                 epoch: w.mode.epoch,
             });
-            r.end = w.end;
+            // A log's frames are not always queued in offset order: a replicated log moving
+            // off a dead peer sends its tail again while new appends go out, so one batch may
+            // hold a new frame before an older one. The range spans them all (with
+            // object-store durability frames come in order and the range is contiguous).
+            r.start = r.start.min(w.start);
+            r.end = r.end.max(w.end);
         }
         Flight {
             seq: self.seq,

@@ -204,3 +204,45 @@ async fn batches_in_flight_together_complete_in_order_and_a_failed_one_is_retrie
     }
     assert_eq!(log.end_offset(), 3);
 }
+
+/// A replicated log moving off a dead peer sends its tail again (`commit_local_tail`) while
+/// appends go on: one batch may then hold a new frame ahead of an older one. Its range for the
+/// log must cover both, or the peers refuse the batch as corrupt and the stream stops for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_sent_again_beside_new_appends_goes_in_batches_whose_ranges_cover_their_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, _) = open(config(dir.path()));
+    let (sink, writer) = sink(1);
+    let log = storage.log(1).unwrap();
+    log.set_replicated_durability(1, Duration::from_secs(30), writer);
+    log.append((0..5).map(input).collect()).await.unwrap();
+    // The next batch hangs (no permit): what comes next waits behind it, together.
+    let l = log.clone();
+    let first = tokio::spawn(async move { l.append(vec![input(5)]).await });
+    until("the batch in flight", || sink.batches.lock().len() == 2).await;
+    let l = log.clone();
+    let newer = tokio::spawn(async move { l.append(vec![input(6)]).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let l = log.clone();
+    let tail = tokio::spawn(async move { l.commit_local_tail(0).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sink.gate.add_permits(100);
+    first.await.unwrap().unwrap();
+    newer.await.unwrap().unwrap();
+    assert_eq!(tail.await.unwrap().unwrap(), 5, "the visible tail was sent again");
+    let batches = sink.batches.lock().clone();
+    let mixed = batches.iter().any(|(object, _)| {
+        let frames = decode_log_object(object).unwrap();
+        frames.len() == 2 && frames[0].1[0].offset == 6 && frames[1].1[0].offset == 0
+    });
+    assert!(mixed, "the new frame and the tail went in one batch, the new one first: {}", batches.len());
+    for (object, ranges) in &batches {
+        for (log_id, records) in decode_log_object(object).unwrap() {
+            let r = ranges.iter().find(|r| r.log_id == log_id).expect("a range for each log");
+            for rec in records {
+                assert!(r.start <= rec.offset && rec.offset < r.end, "offset {} outside {r:?}", rec.offset);
+            }
+        }
+    }
+    assert_eq!(log.end_offset(), 7);
+}
