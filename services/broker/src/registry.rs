@@ -161,6 +161,7 @@ impl TopicRegistry {
             let name = if record.partitions > 0 { record.name.partition(pr.index as u32) } else { record.name.clone() };
             // In a tier, only the owner of the partition's bundle may take it (and fence others).
             ctx.tier.check_owned(&name).await?;
+            drop_stale_copy(ctx, pr.log_id).await?;
             let epoch = ctx.metadata.acquire_partition(pr.log_id, &ctx.broker_id).await?;
             let log = ctx.storage.log(pr.log_id as u64)?;
             let remote = ctx.metadata.list_segments(pr.log_id).await?;
@@ -428,4 +429,18 @@ impl TopicRegistry {
         }
         removed.iter().map(|r| Removed { record: *r, name: names.get(&r.log_id).cloned() }).collect()
     }
+}
+
+/// Deletes this broker's copy of a partition another broker served after it (before loading
+/// it here again). Start-up collects such copies (`collect_orphan_logs`), but a broker restarted
+/// before the new owner loaded the partition still counts as its last holder then and keeps
+/// its copy: loading it after the other broker continued would fork the log, putting records
+/// that were never acknowledged where acknowledged ones are.
+async fn drop_stale_copy(ctx: &crate::context::Context, log_id: i64) -> Result<()> {
+    if !ctx.tier.enabled() || !ctx.storage.log_ids().contains(&(log_id as u64)) || ctx.last_held_here(log_id).await? {
+        return Ok(());
+    }
+    tracing::info!(log_id, "deleting the local copy of a partition another broker served since");
+    ctx.storage.delete_log(log_id as u64).await?;
+    Ok(())
 }

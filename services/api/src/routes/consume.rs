@@ -167,7 +167,15 @@ async fn pull_messages(
     }
     let subscriptions = s.broker.subscriptions();
     let messages = subscriptions.pull(&auth.caller(), &topic, &sub, &req).await?;
-    let end_of_topic = subscriptions.end_of_topic(&topic, &sub).await?;
+    // The messages are delivered (pending on this consumer) once pulled: a failure of the
+    // follow-up question (the partition moving away meanwhile) must not drop them from the
+    // answer, or they would only come back after the ack timeout. "Not at the end" is always
+    // safe: the next pull says more.
+    let end_of_topic = match subscriptions.end_of_topic(&topic, &sub).await {
+        Ok(end) => end,
+        Err(_) if !messages.is_empty() => false,
+        Err(e) => return Err(e.into()),
+    };
     Ok(Json(PullResponse { messages: messages.into_iter().map(PulledJson::from).collect(), end_of_topic }))
 }
 

@@ -187,11 +187,14 @@ pub async fn drain_subscription(c: &reqwest::Client, base: &str, topic: &str, su
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut empty = 0;
     let stats = format!("{base}/admin/v2/persistent/{topic}/stats");
+    // What the last refusal or backlog count said, for the failure message.
+    let mut last = String::new();
     loop {
-        assert!(Instant::now() < deadline, "{topic}: still receiving after 60 s");
+        assert!(Instant::now() < deadline, "{topic}: still receiving after 60 s; last: {last}");
         let body = json!({"maxMessages": 500, "waitMs": 300, "ackTimeoutMs": 60000});
         let (status, got) = call(c, Method::POST, &pull, Some(body)).await;
         if status.as_u16() == 503 {
+            last = format!("pull refused: {got}");
             // The partition is between owners (a balance move, a failover still settling):
             // it serves again within the deadline or the test fails on it.
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -208,6 +211,7 @@ pub async fn drain_subscription(c: &reqwest::Client, base: &str, topic: &str, su
                 if s["subscriptions"][sub]["msgBacklog"] == 0 {
                     break;
                 }
+                last = format!("empty pulls, stats {s}");
             }
             continue;
         }
