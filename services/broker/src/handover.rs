@@ -76,21 +76,13 @@ impl Broker {
         self.load_local_partitions(ns, range).await?;
         let Some(row) = tier.begin_release(ns, range).await? else { return Ok(None) };
         let bundle = format!("{ns}/{range}");
-        let topics: Vec<TopicName> = self
+        let partitions: Vec<Arc<Partition>> = self
             .registry
-            .loaded_entries()
-            .into_iter()
-            .filter(|(_, t)| {
-                t.partitions.iter().any(|p| p.name.namespace() == ns && in_bundle(range, &p.name.to_string()))
-            })
-            .map(|(name, _)| name)
+            .unload_matching(ns, |p| in_bundle(range, &p.name.to_string()))
+            .await
+            .iter()
+            .flat_map(|t| t.partitions.iter().cloned())
             .collect();
-        let mut partitions: Vec<Arc<Partition>> = Vec::new();
-        for name in &topics {
-            if let Some(t) = self.registry.unload(name).await {
-                partitions.extend(t.partitions.iter().cloned());
-            }
-        }
         // Binary producers answer what they accepted and close (CLOSE_PRODUCER) while the logs
         // still take it: what they acknowledged is in what is handed over, and the client sends
         // what it has not seen acknowledged to the next owner.

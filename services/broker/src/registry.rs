@@ -89,12 +89,6 @@ impl TopicRegistry {
         self.table().values().cloned().collect()
     }
 
-    /// The loaded topics with the names they are loaded under: a topic's own name, or in a
-    /// tier the name of the one partition it holds.
-    pub fn loaded_entries(&self) -> Vec<(TopicName, Arc<Topic>)> {
-        self.table().iter().map(|(k, t)| (k.clone(), Arc::clone(t))).collect()
-    }
-
     pub fn loaded_partitions(&self) -> Vec<Arc<Partition>> {
         self.table().values().flat_map(|t| t.partitions.iter().cloned()).collect()
     }
@@ -371,6 +365,21 @@ impl TopicRegistry {
         let lock = self.namespace_lock(name.namespace());
         let _guard = lock.lock().await;
         self.unload_locked(name)
+    }
+
+    /// Unloads every loaded topic of `ns` with a partition `pick` selects (a handover's), under
+    /// the namespace's lock: a load already past its ownership check finishes first and is
+    /// unloaded with the others, instead of staying loaded, and serving, behind the handover.
+    pub async fn unload_matching(&self, ns: &NamespaceName, pick: impl Fn(&Partition) -> bool) -> Vec<Arc<Topic>> {
+        let lock = self.namespace_lock(ns);
+        let _guard = lock.lock().await;
+        let names: Vec<TopicName> = self
+            .table()
+            .iter()
+            .filter(|(_, t)| t.partitions.iter().any(|p| p.name.namespace() == ns && pick(p)))
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.iter().filter_map(|name| self.unload_locked(name)).collect()
     }
 
     /// Drops a loaded topic (or partition) whose topic no longer exists in the metadata store

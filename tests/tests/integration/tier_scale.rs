@@ -1,10 +1,12 @@
 //! Operating the broker tier under load (issue 11, "done when"): a rolling restart of every
 //! broker, and scaling 1 → 3 → 1, while producers keep posting through the brokers that stay.
 //! No request fails, every acknowledged message is stored once, and the leader's balance gives
-//! joining brokers their share within a bounded number of moves.
+//! joining brokers their share within a bounded number of moves. With replicated durability
+//! (issue 13) the tier scales 3 → 1 → 3: one broker cannot hold two copies, so meanwhile
+//! producers are refused, never acknowledged falsely, and nothing acknowledged is lost.
 
 use crate::common::eventually;
-use crate::common::tier::{Load, assert_stored_once, ownership, partitioned_topic, tier_config_with};
+use crate::common::tier::{Load, TOPIC, assert_stored_once, ownership, partitioned_topic, tier_config_with};
 use magnetar_tests::{BrokerProcess, call};
 use reqwest::Method;
 use serde_json::json;
@@ -157,5 +159,79 @@ async fn scale(object_store: bool) {
     let (owned, unavailable) = ownership(&c, &a.base).await;
     assert!(!unavailable && owned.values().all(|o| o == &a.addr), "{owned:?}");
     assert_stored_once(&c, &a.base, &acked).await;
+    drop((b, c3));
+}
+
+/// 3 → 1 → 3 with replicated durability (2/2): the two brokers that leave hand their bundles
+/// over to the one that stays, which cannot find a peer for them or for its own streams;
+/// producers get 503s with a reason until the brokers return, then every partition acknowledges
+/// again and each acknowledged message is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_three_to_one_to_three_with_replicated_durability_refuses_without_a_quorum_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config().await;
+    let [a, b, c3] = ["a", "b", "c"].map(|n| BrokerProcess::start_cluster(&dir.path().join(n), &cfg, &[]));
+    let c = reqwest::Client::new();
+    partitioned_topic(&c, &a.base).await;
+    let url = format!("{}/admin/v2/namespaces/acme/app/durability", a.base);
+    let policy = json!({"mode": "replicated", "objectStoreMaxWaitMs": 1500});
+    let (status, body) = call(&c, Method::POST, &url, Some(policy)).await;
+    assert_eq!(status.as_u16(), 204, "{body}");
+
+    // 3 → 1 under load through a.
+    let load = Load::numbered(vec![a.base.clone()], 0..3);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let b = terminate(b).await;
+    let c3 = terminate(c3).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (mut acked, failures) = load.finish().await;
+    assert!(acked.len() > 100, "the load ran: {} messages", acked.len());
+    assert!(!failures.is_empty(), "one broker acknowledged messages it could not replicate");
+    assert!(failures.iter().all(|f| f.contains(" 503 ")), "only refusals: {:?}", &failures[..failures.len().min(3)]);
+
+    // Alone, a refuses every partition with a reason.
+    for i in 0..crate::common::tier::PARTITIONS {
+        let url = format!("{}/topics/persistent/{TOPIC}/partitions/{i}", a.base);
+        let body = json!({"messages": [{"payload": "eA==", "properties": {"id": format!("alone-{i}")}}]});
+        let (status, answer) = call(&c, Method::POST, &url, Some(body)).await;
+        assert_eq!(status.as_u16(), 503, "partition {i} acknowledged by one broker: {answer}");
+        let reason = answer["reason"].as_str().unwrap_or_default().to_string()
+            + answer["messagePublishResults"].to_string().as_str();
+        let named = ["live brokers", "quorum", "replicas"].iter().any(|w| reason.contains(w));
+        assert!(named, "partition {i}: the refusal names what is missing: {answer}");
+    }
+
+    // 1 → 3: the brokers return, every partition acknowledges again.
+    let returned = std::time::Instant::now();
+    let b = restart(b).await;
+    let c3 = restart(c3).await;
+    let bases = vec![a.base.clone(), b.base.clone(), c3.base.clone()];
+    let attempt = std::sync::atomic::AtomicUsize::new(0);
+    crate::common::eventually(60, "every partition acknowledging after the brokers returned", || async {
+        let mut all = true;
+        for i in 0..crate::common::tier::PARTITIONS {
+            let url = format!("{}/topics/persistent/{TOPIC}/partitions/{i}", a.base);
+            // A fresh id per attempt: an attempt refused may still be stored.
+            let id = format!("back-{i}-{}", attempt.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            let body = json!({"messages": [{"payload": "eA==", "properties": {"id": id}}]});
+            let (status, _) = call(&c, Method::POST, &url, Some(body)).await;
+            all &= status.as_u16() == 200;
+        }
+        all.then_some(())
+    })
+    .await;
+    eprintln!(
+        "3 → 1: {} messages acknowledged, {} requests refused with 503; 1 → 3: every partition acknowledging {} ms \
+         after the restarts began",
+        acked.len(),
+        failures.len(),
+        returned.elapsed().as_millis()
+    );
+    let load = Load::numbered(bases, 10..13);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    acked.extend(load.finish_without_failures("after the brokers returned").await);
+    let (owned, unavailable) = ownership(&c, &a.base).await;
+    assert!(!unavailable, "{owned:?}");
+    assert_stored_once(&c, &b.base, &acked).await;
     drop((b, c3));
 }
