@@ -259,7 +259,7 @@ impl From<StorageError> for BrokerError {
             e @ StorageError::OffsetTrimmed { .. } => {
                 BrokerError::NotFound(Entity::Message(format!("message ({e}; deleted by retention)")))
             }
-            StorageError::Unavailable(detail) => {
+            StorageError::Unavailable(detail) | StorageError::NotYetDurable(detail) => {
                 BrokerError::Unavailable { service: Service::Storage, cause: detail.clone(), detail: Some(detail) }
             }
             e => BrokerError::Unavailable { service: Service::Storage, detail: None, cause: e.to_string() },

@@ -77,16 +77,37 @@ struct PendingGroup {
     queued_at: std::time::Instant,
 }
 
+/// Deduplication of messages whose wait expired while they were still on their way beyond the
+/// WAL (object store or replicas): they are not failed, they may yet be committed, so a resend
+/// must not store them a second time. They stay in flight for their producer (a resend is
+/// refused as retriable) until they are visible, then count as stored (a resend is a
+/// duplicate). A partition unloaded first takes its state with it: its next load rebuilds it
+/// from what the log holds.
+fn settle_once_committed(partition: Arc<Partition>, stamps: Vec<(ProducerStamp, i64)>, last: u64) {
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = partition.log.wait_for_data(last) => partition.dedup.settle(&stamps, true).await,
+            _ = partition.unloaded() => {}
+        }
+    });
+}
+
 impl PendingPublish {
     /// Resolves once every queued message is durable (or failed), with one outcome per message
     /// in publish order.
     pub async fn durable(self) -> Vec<Result<MessageId>> {
         let waits = self.groups.into_iter().map(|g| async move {
+            let last = g.pending.last_offset();
             let result = g.pending.durable().await;
             if result.is_ok() {
                 g.partition.record_publish(&g.sizes, g.queued_at.elapsed());
             }
-            g.partition.dedup.settle(&g.stamps, result.is_ok()).await;
+            match (&result, last) {
+                (Err(magnetar_storage::StorageError::NotYetDurable(_)), Some(last)) if !g.stamps.is_empty() => {
+                    settle_once_committed(Arc::clone(&g.partition), g.stamps, last)
+                }
+                _ => g.partition.dedup.settle(&g.stamps, result.is_ok()).await,
+            }
             (g.partition, g.positions, g.batches, result)
         });
         let groups = futures::future::join_all(waits).await;

@@ -10,6 +10,10 @@ pub enum StorageError {
     ShuttingDown,
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The records are in the WAL and still on their way beyond it (object store or replicas),
+    /// longer than the log's bound allows the appender to wait: they may yet be committed.
+    #[error("storage unavailable: {0}")]
+    NotYetDurable(String),
     #[error("i/o error on {path}: {source}")]
     Io { path: String, source: std::io::Error },
     #[error("log {0} was deleted")]

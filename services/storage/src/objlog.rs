@@ -523,7 +523,7 @@ fn expire(waiting: &mut [Waiting], now: Instant) {
                 CommitKind::ObjectStore => "the object store",
                 CommitKind::Replicated => "its ack quorum of replicas",
             };
-            let _ = done.send(Err(StorageError::Unavailable(format!(
+            let _ = done.send(Err(StorageError::NotYetDurable(format!(
                 "log {}: not acknowledged by {by} within {} ms",
                 w.part.log_id(),
                 w.mode.max_wait.as_millis()

@@ -939,6 +939,11 @@ pub struct PendingAppend {
 }
 
 impl PendingAppend {
+    /// The offset of the last record queued (`None` for an empty append).
+    pub fn last_offset(&self) -> Option<u64> {
+        self.ids.last().map(|(offset, _)| *offset)
+    }
+
     /// Resolves once the records are fsynced in the WAL (and on their replicas, with
     /// replicated durability) and visible to readers.
     pub async fn durable(self) -> Result<Vec<(u64, u64)>> {

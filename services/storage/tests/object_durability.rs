@@ -161,7 +161,7 @@ async fn a_failing_commit_is_retried_and_the_appender_is_told_after_its_wait() {
     let log = s.storage.log(1).unwrap();
     log.set_object_store_durability(1, Duration::from_millis(60)).unwrap();
     let e = log.append(vec![input(0)]).await.unwrap_err();
-    assert!(matches!(&e, StorageError::Unavailable(m) if m.contains("within 60 ms")), "{e}");
+    assert!(matches!(&e, StorageError::NotYetDurable(m) if m.contains("within 60 ms")), "{e}");
     assert_eq!(log.end_offset(), 0);
     // The retries go on: once the store answers, the record is committed and readable, as a
     // send that timed out may still have been stored.

@@ -114,7 +114,7 @@ async fn replicas_that_never_confirm_refuse_the_append_after_the_wait() {
     log.set_replicated_durability(1, Duration::from_millis(200), writer);
     let started = std::time::Instant::now();
     let err = log.append(vec![input(0)]).await.unwrap_err();
-    assert!(matches!(err, StorageError::Unavailable(ref m) if m.contains("ack quorum")), "{err}");
+    assert!(matches!(err, StorageError::NotYetDurable(ref m) if m.contains("ack quorum")), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5), "waited {:?}", started.elapsed());
     assert_eq!(log.end_offset(), 0, "a record its replicas never confirmed is not visible");
     // Once the replicas confirm, the record (already in the WAL) is visible: a refused record

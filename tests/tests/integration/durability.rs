@@ -82,6 +82,56 @@ async fn with_the_object_store_down_producers_get_errors_after_the_wait_never_an
     app.stop().await;
 }
 
+/// REST produce of one message as `producer` with `seq`: the id, or the status and reason.
+async fn produce_seq(app: &TestApp, topic: &str, seq: i64) -> Result<String, (u16, String)> {
+    let body = json!({"producerName": "p1", "messages": [{"payload": format!("seq-{seq}"), "sequenceId": seq}]});
+    let (s, body) = app.post(&rest_topic(topic), Some(body)).await;
+    let r = &body["messagePublishResults"][0];
+    match (s.as_u16(), r["errorCode"].as_i64()) {
+        (200, Some(0)) => Ok(r["messageId"].as_str().expect("id").to_string()),
+        (200, _) => Err((r["errorCode"].as_i64().unwrap_or(-1) as u16, r["error"].to_string())),
+        (status, _) => Err((status, body["reason"].as_str().unwrap_or_default().to_string())),
+    }
+}
+
+/// With deduplication on, a message whose wait for the object store expired is not failed:
+/// it is in the WAL and committed once the store returns. Its producer's resends meanwhile are
+/// refused (retriable), and once it is committed a resend is answered as a duplicate: stored
+/// once, whatever the client's retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_resent_after_its_wait_expired_is_stored_once_with_deduplication() {
+    let mut weed = Weed::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    cfg.object_store = weed.store_config();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    cfg.broker.cluster = format!("durability-dedup-{}-{nanos}", std::process::id());
+    let app = TestApp::start(dir, cfg).await;
+    ok(app.post(DURABILITY, Some(json!({"mode": "object-store", "objectStoreMaxWaitMs": 1000}))).await);
+    ok(app.post("/admin/v2/namespaces/public/default/deduplication", Some(json!(true))).await);
+    let topic = "expired-resend";
+    create_topic(&app, topic).await;
+    produce_seq(&app, topic, 0).await.expect("store up");
+
+    weed.kill();
+    let (status, reason) = produce_seq(&app, topic, 1).await.expect_err("acknowledged with S3 down");
+    assert_eq!(status, 503, "{reason}");
+    let (status, reason) = produce_seq(&app, topic, 1).await.expect_err("the resend acknowledged with S3 down");
+    assert_eq!(status, 503, "a resend while the first copy waits is refused as retriable: {reason}");
+
+    weed.spawn().await;
+    let id = eventually(60, "the resend answered once the store is back", || async {
+        produce_seq(&app, topic, 1).await.ok()
+    })
+    .await;
+    assert!(id.starts_with("-1:-1:"), "the resend is a duplicate of the first copy, committed meanwhile: {id}");
+    produce_seq(&app, topic, 2).await.expect("the next message");
+    let got = pull_n(&app, topic, "reader", 3, 30_000).await;
+    let texts: Vec<String> = got.iter().map(crate::common::payload_text).collect();
+    assert_eq!(texts, ["seq-0", "seq-1", "seq-2"], "each message once, in order");
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_and_restarted_serves_every_acknowledged_message_once() {
     let dir = tempfile::tempdir().unwrap();
