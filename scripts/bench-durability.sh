@@ -35,7 +35,7 @@
 #     the same topic and load in this run (3/2 is compared with `local` too, without a target).
 # A last table repeats every phase.
 #
-# BENCH_MAGNETAR_BIN reuses a built broker; MAGNETAR_PG_BIN names the directory of
+# BENCH_MODES limits the modes measured (see MODES below); BENCH_MAGNETAR_BIN reuses a built broker; MAGNETAR_PG_BIN names the directory of
 # initdb/pg_ctl; the `weed` binary is installed once with pip as scripts/test.sh does
 # (MAGNETAR_SEAWEEDFS_VERSION). Everything started is stopped on exit.
 set -euo pipefail
@@ -49,6 +49,10 @@ SIZE=1024
 BUCKET=magnetar-bench
 BROKERS=(a b c)
 MODES=(local object-store "replicated 2/2" "replicated 3/2")
+# BENCH_MODES="local,object-store" measures only those (comma-separated, names as above).
+if [[ -n "${BENCH_MODES:-}" ]]; then
+    IFS=, read -r -a MODES <<<"$BENCH_MODES"
+fi
 
 die() { printf 'scripts/bench-durability.sh: error: %s\n' "$*" >&2; exit 1; }
 # The namespace (in tenant public) a mode is measured in.

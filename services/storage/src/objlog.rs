@@ -99,7 +99,7 @@ impl DurableSink for ObjectStoreSink {
     async fn commit(&self, seq: u64, object: Bytes, ranges: &[ObjectRange]) -> Result<Vec<(u64, String)>> {
         let key = format!("{}/{seq:020}", self.prefix);
         let started = Instant::now();
-        self.tier.put_object(&key, object).await?;
+        self.tier.put_urgent_object(&key, object).await?;
         self.tier.metrics().object_log_put_seconds.observe(started.elapsed().as_secs_f64());
         let (done, mut answer) = oneshot::channel();
         self.ready.lock().insert(seq, ReadyObject { key, ranges: ranges.to_vec(), done });

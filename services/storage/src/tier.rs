@@ -170,8 +170,19 @@ impl ObjectTier {
     /// Writes a whole object (small ones: one PUT, on the upload runtime); complete under `key`
     /// when this returns `Ok`, never before.
     pub async fn put_object(&self, key: &str, data: Bytes) -> Result<()> {
+        self.put_on(&self.uploads, key, data).await
+    }
+
+    /// Writes a whole object that acknowledgements wait for (a log object of object-store
+    /// durability): on the object i/o runtime, at normal priority, not behind segment uploads
+    /// on the low-priority upload thread.
+    pub async fn put_urgent_object(&self, key: &str, data: Bytes) -> Result<()> {
+        self.put_on(&self.io, key, data).await
+    }
+
+    async fn put_on(&self, runtime: &IoRuntime, key: &str, data: Bytes) -> Result<()> {
         let (store, key_owned) = (self.store.clone(), key.to_string());
-        self.uploads
+        runtime
             .handle
             .spawn(async move { store.put(&ObjectPath::from(key_owned.as_str()), PutPayload::from(data)).await })
             .await
