@@ -157,13 +157,20 @@ call() { # METHOD PATH [JSON]: fails the run with the broker's answer unless it 
 # Standalone creates tenant public; a cluster does not.
 call PUT /admin/v2/tenants/public '{"allowedClusters":["bench"]}'
 for mode in "${MODES[@]}"; do call PUT "/admin/v2/namespaces/public/$(ns_of "$mode")"; done
-call POST /admin/v2/namespaces/public/local/durability '{"mode":"local"}'
-call POST /admin/v2/namespaces/public/objstore/durability '{"mode":"object-store","objectStoreMaxWaitMs":30000}'
-call POST /admin/v2/namespaces/public/repl22/durability '{"mode":"replicated","objectStoreMaxWaitMs":30000}'
-# The mode first: a quorum above 1 is refused under `local`.
-call POST /admin/v2/namespaces/public/repl32/durability '{"mode":"replicated","objectStoreMaxWaitMs":30000}'
-call POST /admin/v2/namespaces/public/repl32/persistence \
-    '{"bookkeeperEnsemble":3,"bookkeeperWriteQuorum":3,"bookkeeperAckQuorum":2,"managedLedgerMaxMarkDeleteRate":0}'
+for mode in "${MODES[@]}"; do
+    case "$mode" in
+        local) call POST /admin/v2/namespaces/public/local/durability '{"mode":"local"}' ;;
+        object-store)
+            call POST /admin/v2/namespaces/public/objstore/durability '{"mode":"object-store","objectStoreMaxWaitMs":30000}' ;;
+        "replicated 2/2")
+            call POST /admin/v2/namespaces/public/repl22/durability '{"mode":"replicated","objectStoreMaxWaitMs":30000}' ;;
+        "replicated 3/2")
+            # The mode first: a quorum above 1 is refused under `local`.
+            call POST /admin/v2/namespaces/public/repl32/durability '{"mode":"replicated","objectStoreMaxWaitMs":30000}'
+            call POST /admin/v2/namespaces/public/repl32/persistence \
+                '{"bookkeeperEnsemble":3,"bookkeeperWriteQuorum":3,"bookkeeperAckQuorum":2,"managedLedgerMaxMarkDeleteRate":0}' ;;
+    esac
+done
 for mode in "${MODES[@]}"; do
     ns="$(ns_of "$mode")"
     call PUT "/admin/v2/persistent/public/$ns/t"

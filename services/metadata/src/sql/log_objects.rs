@@ -22,15 +22,37 @@ impl SqlMetadataStore {
                 )));
             }
         }
-        // Every partition is fenced once, in log id order, before any row is written: two
-        // commits sharing partitions take the partition row locks in one order and cannot
-        // deadlock.
-        let pairs: std::collections::BTreeSet<(i64, i64)> =
-            objects.iter().flat_map(|(_, ranges)| ranges.iter().map(|r| (r.log_id, r.epoch))).collect();
+        // Every partition is fenced once, before any row is written, and with few statements:
+        // the commit is on the acknowledgement path, and one round trip per partition and per
+        // range made it the bottleneck of the whole mode. Only one writer commits ranges of a
+        // partition under its current epoch (its owner's, in order), so two such commits never
+        // contend for the same rows.
+        let pairs: Vec<(i64, i64)> = objects
+            .iter()
+            .flat_map(|(_, ranges)| ranges.iter().map(|r| (r.log_id, r.epoch)))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let mut tx = self.begin_write().await?;
+        let mut locked = std::collections::HashSet::new();
+        for chunk in pairs.chunks(STATEMENT_ROWS) {
+            let rows: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+            let sql = format!(
+                "UPDATE partitions SET epoch = epoch WHERE (log_id, epoch) IN (VALUES {}) RETURNING log_id",
+                rows.join(", ")
+            );
+            // Only numbered placeholders are formatted in; the values are bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (log_id, epoch) in chunk {
+                query = query.bind(*log_id).bind(*epoch);
+            }
+            for row in query.fetch_all(&mut *tx).await.map_err(classify)? {
+                locked.insert(get::<i64>(&row, "log_id")?);
+            }
+        }
         // Whether each refused (partition, epoch) is fenced (true) or unknown (false).
         let mut refusals: std::collections::BTreeMap<(i64, i64), bool> = std::collections::BTreeMap::new();
-        for (log_id, epoch) in pairs {
+        for &(log_id, epoch) in pairs.iter().filter(|(log_id, _)| !locked.contains(log_id)) {
             match fence(&mut tx, log_id, epoch).await {
                 Ok(()) => {}
                 Err(MetadataError::Fenced { .. }) => {
@@ -42,7 +64,8 @@ impl SqlMetadataStore {
                 Err(e) => return Err(e),
             }
         }
-        let mut answers = Vec::with_capacity(objects.len());
+        let mut answers: Vec<Vec<(i64, MetadataError)>> = Vec::with_capacity(objects.len());
+        let mut rows: Vec<(&str, &LogObjectRange)> = Vec::new();
         for (object_key, ranges) in objects {
             let mut ordered: Vec<&LogObjectRange> = ranges.iter().collect();
             ordered.sort_by_key(|r| (r.log_id, r.start_offset));
@@ -51,14 +74,54 @@ impl SqlMetadataStore {
                 match refusals.get(&(r.log_id, r.epoch)) {
                     Some(true) => refused.push((r.log_id, MetadataError::Fenced { log_id: r.log_id, epoch: r.epoch })),
                     Some(false) => refused.push((r.log_id, partition_not_found(r.log_id))),
-                    None => {
-                        if let Some(e) = insert_range(&mut tx, object_key, committed_at, r).await? {
-                            refused.push((r.log_id, e));
-                        }
-                    }
+                    None => rows.push((object_key, r)),
                 }
             }
             answers.push(refused);
+        }
+        let mut inserted = std::collections::HashSet::new();
+        for chunk in rows.chunks(STATEMENT_ROWS) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = 6 * i;
+                    format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6)
+                })
+                .collect();
+            // DO NOTHING rather than a unique violation, which would abort the whole PostgreSQL
+            // transaction: a row already in place is compared with this one below.
+            let sql = format!(
+                "INSERT INTO log_objects (log_id, start_offset, end_offset, object_key, epoch, committed_at) VALUES {} \
+                 ON CONFLICT (log_id, start_offset) DO NOTHING RETURNING log_id, start_offset",
+                values.join(", ")
+            );
+            // Only numbered placeholders are formatted in; the values are bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (object_key, r) in chunk {
+                query = query
+                    .bind(r.log_id)
+                    .bind(r.start_offset)
+                    .bind(r.end_offset)
+                    .bind(*object_key)
+                    .bind(r.epoch)
+                    .bind(committed_at);
+            }
+            for row in query.fetch_all(&mut *tx).await.map_err(classify)? {
+                inserted.insert((get::<i64>(&row, "log_id")?, get::<i64>(&row, "start_offset")?));
+            }
+        }
+        // A range not inserted has a row already: a retry of a commit whose answer was lost, or
+        // a conflict.
+        for (i, (object_key, ranges)) in objects.iter().enumerate() {
+            for r in ranges {
+                let refused = answers[i].iter().any(|(id, _)| *id == r.log_id);
+                if refused || inserted.contains(&(r.log_id, r.start_offset)) {
+                    continue;
+                }
+                if let Some(e) = existing_range(&mut tx, object_key, r).await? {
+                    answers[i].push((r.log_id, e));
+                }
+            }
+            answers[i].sort_by_key(|(id, _)| *id);
         }
         tx.commit().await.map_err(classify)?;
         Ok(answers)
@@ -220,32 +283,16 @@ impl SqlMetadataStore {
     }
 }
 
-/// Writes one committed range (its partition fenced already); `Some(Conflict)` when the
-/// partition's range at that start is committed in another object.
-async fn insert_range(
+/// Rows per multi-row statement (SQLite allows 32,766 parameters, PostgreSQL 65,535).
+const STATEMENT_ROWS: usize = 500;
+
+/// A range whose insert found a row at its start: `None` when that row is this very range (a
+/// retry of a commit whose answer was lost), `Some(Conflict)` when it is another object's.
+async fn existing_range(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     object_key: &str,
-    committed_at: i64,
     r: &LogObjectRange,
 ) -> Result<Option<MetadataError>> {
-    // DO NOTHING rather than a unique violation, which would abort the whole PostgreSQL
-    // transaction: a row already in place is compared with this one instead.
-    let inserted = sqlx::query(
-        "INSERT INTO log_objects (log_id, start_offset, end_offset, object_key, epoch, committed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (log_id, start_offset) DO NOTHING",
-    )
-    .bind(r.log_id)
-    .bind(r.start_offset)
-    .bind(r.end_offset)
-    .bind(object_key)
-    .bind(r.epoch)
-    .bind(committed_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(classify)?;
-    if inserted.rows_affected() == 1 {
-        return Ok(None);
-    }
     let row = sqlx::query("SELECT end_offset, object_key FROM log_objects WHERE log_id = $1 AND start_offset = $2")
         .bind(r.log_id)
         .bind(r.start_offset)
@@ -254,7 +301,7 @@ async fn insert_range(
         .map_err(classify)?;
     let (end_offset, key): (i64, String) = (get(&row, "end_offset")?, get(&row, "object_key")?);
     if key == object_key && end_offset == r.end_offset {
-        return Ok(None); // a retry of a commit whose answer was lost
+        return Ok(None);
     }
     Ok(Some(MetadataError::Conflict(format!(
         "range {}.. of partition {} is committed in log object {key} (up to {end_offset}), not in {object_key}",
