@@ -46,13 +46,24 @@ fn sink(permits: usize) -> (Arc<TestSink>, Arc<ObjectLog>) {
     (sink, writer)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_append_waits_for_its_replicas_and_is_visible_only_once_they_confirm() {
+/// Log 1 of a fresh storage with replicated durability under `epoch` through a test sink with
+/// `permits` commits allowed; its appenders wait at most `wait`.
+fn replicated_log(
+    permits: usize,
+    epoch: i64,
+    wait: Duration,
+) -> (tempfile::TempDir, Arc<magnetar_storage::Storage>, Arc<TestSink>, Arc<magnetar_storage::PartitionLog>) {
     let dir = tempfile::tempdir().unwrap();
     let (storage, _) = open(config(dir.path()));
-    let (sink, writer) = sink(0);
+    let (sink, writer) = sink(permits);
     let log = storage.log(1).unwrap();
-    log.set_replicated_durability(3, Duration::from_secs(30), writer);
+    log.set_replicated_durability(epoch, wait, writer);
+    (dir, storage, sink, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_waits_for_its_replicas_and_is_visible_only_once_they_confirm() {
+    let (_dir, _storage, sink, log) = replicated_log(0, 3, Duration::from_secs(30));
     let l = log.clone();
     let append = tokio::spawn(async move { l.append((0..5).map(input).collect()).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -107,11 +118,7 @@ async fn concurrent_appends_reach_the_replicas_in_offset_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_that_never_confirm_refuse_the_append_after_the_wait() {
-    let dir = tempfile::tempdir().unwrap();
-    let (storage, _) = open(config(dir.path()));
-    let (sink, writer) = sink(0);
-    let log = storage.log(1).unwrap();
-    log.set_replicated_durability(1, Duration::from_millis(200), writer);
+    let (_dir, _storage, sink, log) = replicated_log(0, 1, Duration::from_millis(200));
     let started = std::time::Instant::now();
     let err = log.append(vec![input(0)]).await.unwrap_err();
     assert!(matches!(err, StorageError::NotYetDurable(ref m) if m.contains("ack quorum")), "{err}");
@@ -210,11 +217,7 @@ async fn batches_in_flight_together_complete_in_order_and_a_failed_one_is_retrie
 /// log must cover both, or the peers refuse the batch as corrupt and the stream stops for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tail_sent_again_beside_new_appends_goes_in_batches_whose_ranges_cover_their_frames() {
-    let dir = tempfile::tempdir().unwrap();
-    let (storage, _) = open(config(dir.path()));
-    let (sink, writer) = sink(1);
-    let log = storage.log(1).unwrap();
-    log.set_replicated_durability(1, Duration::from_secs(30), writer);
+    let (_dir, _storage, sink, log) = replicated_log(1, 1, Duration::from_secs(30));
     log.append((0..5).map(input).collect()).await.unwrap();
     // The next batch hangs (no permit): what comes next waits behind it, together.
     let l = log.clone();

@@ -28,16 +28,23 @@ async fn try_produce(app: &TestApp, topic: &str, payload: &str) -> Result<String
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_the_object_store_down_producers_get_errors_after_the_wait_never_an_acknowledgement() {
-    let mut weed = Weed::start().await;
+/// A standalone broker on a private S3 server (which the test may stop), its default namespace
+/// with object-store durability and a 1 s wait; `label` names its cluster (its keys' prefix).
+async fn object_store_broker(label: &str) -> (Weed, TestApp) {
+    let weed = Weed::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config(dir.path());
     cfg.object_store = weed.store_config();
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    cfg.broker.cluster = format!("durability-outage-{}-{nanos}", std::process::id());
+    cfg.broker.cluster = format!("durability-{label}-{}-{nanos}", std::process::id());
     let app = TestApp::start(dir, cfg).await;
     ok(app.post(DURABILITY, Some(json!({"mode": "object-store", "objectStoreMaxWaitMs": 1000}))).await);
+    (weed, app)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_object_store_down_producers_get_errors_after_the_wait_never_an_acknowledgement() {
+    let (mut weed, app) = object_store_broker("outage").await;
     let topic = "outage";
     create_topic(&app, topic).await;
     let mut acked = Vec::new();
@@ -100,14 +107,7 @@ async fn produce_seq(app: &TestApp, topic: &str, seq: i64) -> Result<String, (u1
 /// once, whatever the client's retries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_resent_after_its_wait_expired_is_stored_once_with_deduplication() {
-    let mut weed = Weed::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    cfg.object_store = weed.store_config();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    cfg.broker.cluster = format!("durability-dedup-{}-{nanos}", std::process::id());
-    let app = TestApp::start(dir, cfg).await;
-    ok(app.post(DURABILITY, Some(json!({"mode": "object-store", "objectStoreMaxWaitMs": 1000}))).await);
+    let (mut weed, app) = object_store_broker("dedup").await;
     ok(app.post("/admin/v2/namespaces/public/default/deduplication", Some(json!(true))).await);
     let topic = "expired-resend";
     create_topic(&app, topic).await;
