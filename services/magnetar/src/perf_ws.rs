@@ -9,6 +9,7 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -81,80 +82,102 @@ fn path(topic: &str) -> anyhow::Result<String> {
 pub async fn produce(a: WsProduceArgs) -> anyhow::Result<()> {
     let url = format!("{}/ws/v2/producer/{}", a.url.trim_end_matches('/'), path(&a.topic)?);
     let (ws, _) = connect(&url).await?;
-    let (mut tx, mut rx) = ws.split();
-    let payload = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; a.size]);
+    let (tx, mut rx) = ws.split();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let mut in_flight: HashMap<u64, Instant> = HashMap::new();
+    // Send times by context; the sender and the reader of acknowledgements run side by side (a
+    // client that stops reading while it writes stalls a broker whose answers fill the socket).
+    let in_flight: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let window = Arc::new(tokio::sync::Semaphore::new(a.window.max(1)));
     let mut latencies = Vec::with_capacity(if a.latencies.is_some() { a.messages as usize } else { 0 });
-    let (mut sent, mut acked) = (0u64, 0u64);
     let started = Instant::now();
-    let interval = (a.rate > 0).then(|| Duration::from_secs_f64(1.0 / a.rate as f64));
+    let sender = tokio::spawn(send_window(a.clone(), tx, Arc::clone(&in_flight), Arc::clone(&window), started));
+    let mut acked = 0u64;
     let mut last_report = Instant::now();
     let mut last_ack = Instant::now();
     while acked < a.messages {
-        // Fill the window (paced when a rate is set).
-        while sent < a.messages && in_flight.len() < a.window.max(1) {
-            if let Some(i) = interval {
-                let due = started + i * sent as u32;
-                if Instant::now() < due {
-                    break;
-                }
-            }
-            // The payload is base64 already: the frame is formatted, not built as a JSON value.
-            let frame =
-                format!(r#"{{"payload":"{payload}","context":"{sent}","properties":{{"sent_us":"{}"}}}}"#, now_us());
-            tx.feed(Message::Text(frame.into())).await?;
-            in_flight.insert(sent, Instant::now());
-            sent += 1;
-        }
-        tx.flush().await?;
-        // Paced: wake when the next send is due, so waiting for acks never delays sends.
-        let wait = match interval {
-            Some(i) if sent < a.messages => (started + i * sent as u32).saturating_duration_since(Instant::now()),
-            _ => Duration::from_secs(30),
-        };
-        let msg = match tokio::time::timeout(wait, rx.next()).await {
+        let msg = match tokio::time::timeout(Duration::from_secs(1), rx.next()).await {
             Ok(Some(m)) => m?,
             Ok(None) => bail!("connection closed after {acked} acknowledgements"),
-            Err(_) if last_ack.elapsed() > Duration::from_secs(30) && !in_flight.is_empty() => {
-                bail!("no acknowledgement for 30 s")
+            Err(_) if sender.is_finished() && acked < a.messages && in_flight.lock().unwrap().is_empty() => {
+                // The sender stopped early: its error is the one to report.
+                return match sender.await? {
+                    Err(e) => Err(e),
+                    Ok(()) => bail!("the sender ended after {acked} acknowledgements"),
+                };
             }
+            Err(_) if last_ack.elapsed() > Duration::from_secs(30) => bail!("no acknowledgement for 30 s"),
             Err(_) => continue,
         };
-        // Take every reply already here before refilling, so refills go out in bursts.
-        let mut next = Some(msg);
-        while let Some(msg) = next {
-            if let Message::Text(t) = msg {
-                let v: Value = serde_json::from_str(t.as_str())?;
-                if v["result"] != "ok" {
-                    bail!("publish failed: {v}");
-                }
-                let ctx: u64 = v["context"].as_str().and_then(|c| c.parse().ok()).context("reply without context")?;
-                if let Some(t0) = in_flight.remove(&ctx) {
-                    let us = t0.elapsed().as_micros().max(1) as u64;
-                    hist.record(us)?;
-                    if a.latencies.is_some() {
-                        latencies.push(us);
-                    }
-                    acked += 1;
-                    last_ack = Instant::now();
-                }
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(t.as_str())?;
+            if v["result"] != "ok" {
+                bail!("publish failed: {v}");
             }
-            next = match rx.next().now_or_never() {
-                Some(Some(m)) => Some(m?),
-                _ => None,
-            };
+            let ctx: u64 = v["context"].as_str().and_then(|c| c.parse().ok()).context("reply without context")?;
+            let sent = in_flight.lock().unwrap().remove(&ctx);
+            if let Some(t0) = sent {
+                let us = t0.elapsed().as_micros().max(1) as u64;
+                hist.record(us)?;
+                if a.latencies.is_some() {
+                    latencies.push(us);
+                }
+                acked += 1;
+                last_ack = Instant::now();
+                window.add_permits(1);
+            }
         }
         if last_report.elapsed() >= Duration::from_secs(1) {
             eprintln!("ws-produce: {acked} acknowledged");
             last_report = Instant::now();
         }
     }
+    sender.await??;
     crate::perf::summary("ws-produce", acked, acked * a.size as u64, started.elapsed(), &hist, "ack latency");
     if let Some(file) = &a.latencies {
         let text: String = latencies.iter().map(|us| format!("{us}\n")).collect();
         std::fs::write(file, text).with_context(|| format!("cannot write --latencies {}", file.display()))?;
     }
+    Ok(())
+}
+
+type WsSink = futures::stream::SplitSink<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    Message,
+>;
+
+/// Sends `a.messages` messages, each once the window has room (paced when a rate is set),
+/// flushing whenever it would wait.
+async fn send_window(
+    a: WsProduceArgs,
+    mut tx: WsSink,
+    in_flight: Arc<Mutex<HashMap<u64, Instant>>>,
+    window: Arc<tokio::sync::Semaphore>,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let payload = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; a.size]);
+    let interval = (a.rate > 0).then(|| Duration::from_secs_f64(1.0 / a.rate as f64));
+    for sent in 0..a.messages {
+        if let Some(i) = interval {
+            let due = started + i * sent as u32;
+            if Instant::now() < due {
+                tx.flush().await?;
+                tokio::time::sleep_until(due.into()).await;
+            }
+        }
+        match window.try_acquire() {
+            Ok(p) => p.forget(),
+            Err(_) => {
+                tx.flush().await?;
+                window.acquire().await?.forget();
+            }
+        }
+        // The payload is base64 already: the frame is formatted, not built as a JSON value.
+        let frame =
+            format!(r#"{{"payload":"{payload}","context":"{sent}","properties":{{"sent_us":"{}"}}}}"#, now_us());
+        in_flight.lock().unwrap().insert(sent, Instant::now());
+        tx.feed(Message::Text(frame.into())).await?;
+    }
+    tx.flush().await?;
     Ok(())
 }
 
