@@ -446,7 +446,7 @@ impl TopicRegistry {
 /// its copy: loading it after the other broker continued would fork the log, putting records
 /// that were never acknowledged where acknowledged ones are.
 async fn drop_stale_copy(ctx: &crate::context::Context, log_id: i64) -> Result<()> {
-    if !ctx.tier.enabled() || !ctx.storage.log_ids().contains(&(log_id as u64)) || ctx.last_held_here(log_id).await? {
+    if !ctx.tier.enabled() || !ctx.storage.has_log(log_id as u64) || ctx.last_held_here(log_id).await? {
         return Ok(());
     }
     tracing::info!(log_id, "deleting the local copy of a partition another broker served since");

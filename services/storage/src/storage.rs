@@ -128,6 +128,11 @@ impl Storage {
         Ok(map.entry(log_id).or_insert_with(|| PartitionLog::new(log_id, self.shared.clone())).clone())
     }
 
+    /// Whether log `log_id` has segment files on disk (one of `log_ids`, without listing them).
+    pub fn has_log(&self, log_id: u64) -> bool {
+        self.trim.partitions.read().get(&log_id).is_some_and(|p| p.has_segments())
+    }
+
     /// Logs with segment files on disk.
     pub fn log_ids(&self) -> Vec<u64> {
         let mut ids: Vec<u64> =

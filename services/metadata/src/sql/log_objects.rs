@@ -24,7 +24,7 @@ impl SqlMetadataStore {
         }
         // Every partition is fenced once, before any row is written, and with few statements:
         // the commit is on the acknowledgement path, and one round trip per partition and per
-        // range made it the bottleneck of the whole mode. Only one writer commits ranges of a
+        // range made it a large share of each acknowledgement's wait. Only one writer commits ranges of a
         // partition under its current epoch (its owner's, in order), so two such commits never
         // contend for the same rows.
         let pairs: Vec<(i64, i64)> = objects
