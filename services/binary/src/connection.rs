@@ -61,6 +61,8 @@ pub async fn run<S: Io>(shared: Arc<Shared>, socket: S, peer: SocketAddr, id: u6
         crate::proxy::run(&shared, framed, connect, &transport, target, peer).await;
         return;
     }
+    // A CONNECT naming this broker came through another broker's proxy.
+    let direct = connect.proxy_to_broker_url.as_deref().is_none_or(str::is_empty);
     let (sink, mut stream) = framed.split();
     let (out, writer) = spawn_writer(sink);
     if let Some((principal, refreshable, version)) = handshake(&shared, connect, &transport, &out, peer).await {
@@ -77,6 +79,7 @@ pub async fn run<S: Io>(shared: Arc<Shared>, socket: S, peer: SocketAddr, id: u6
             named: 0,
             reader_seeks: HashMap::new(),
             tls: transport.tls,
+            direct,
         };
         conn.serve(&mut stream).await;
         conn.close_all().await;
@@ -222,6 +225,9 @@ struct Connection {
     reader_seeks: HashMap<(String, String), StartPosition>,
     /// Came in on the `pulsar+ssl://` listener.
     tls: bool,
+    /// The client connected here itself, not through another broker's proxy (see
+    /// `producer::Route::direct`).
+    direct: bool,
 }
 
 /// Whether the connection goes on after a command.
@@ -486,8 +492,13 @@ impl Connection {
                 }
             };
             let detach = slots.detach_on_unload();
-            let route =
-                producer::Route { caller: self.caller.clone(), topic, producer_id: c.producer_id, key: key.clone() };
+            let route = producer::Route {
+                caller: self.caller.clone(),
+                topic,
+                producer_id: c.producer_id,
+                key: key.clone(),
+                direct: self.direct,
+            };
             let (tx, task) = producer::spawn(&self.shared, route, detach, self.out.clone());
             self.producers.insert(c.producer_id, ProducerHandle { tx, task, key, _slots: slots });
             Ok::<_, BinaryError>((name, last))
@@ -557,17 +568,17 @@ impl Connection {
     }
 
     /// In a tier, producers and consumers are served only by the owner of their partition's
-    /// bundle (lookups send clients there, directly or through a proxying broker). A bundle
-    /// assigned to this broker is taken here; one moving is waited for; one owned elsewhere is
-    /// refused as retriable (ServiceNotReady): the client looks the topic up again.
+    /// bundle (lookups send clients there, directly or through a proxying broker, and so does a
+    /// handover's CLOSE_PRODUCER / CLOSE_CONSUMER). A bundle assigned to this broker is taken
+    /// here; one moving is waited for; one owned elsewhere is refused as retriable
+    /// (ServiceNotReady): the client looks the topic up again.
     async fn owned_here(&self, topic: &magnetar_core::TopicName) -> Result<(), BinaryError> {
-        match self.shared.broker.tier().route(topic, false).await {
-            Ok(magnetar_broker::tier::Route::Local) | Err(magnetar_broker::BrokerError::NotFound(_)) => Ok(()),
-            Ok(magnetar_broker::tier::Route::Forward { broker, .. }) => {
-                Err(BinaryError::Broker(magnetar_broker::BrokerError::NotOwner(format!(
-                    "{topic} is served by broker {broker}; look it up again"
-                ))))
-            }
+        match self.shared.broker.tier().session_owner(topic).await {
+            Ok(None) | Err(magnetar_broker::BrokerError::NotFound(_)) => Ok(()),
+            Ok(Some(owner)) => Err(BinaryError::Broker(magnetar_broker::BrokerError::NotOwner(format!(
+                "{topic} is served by broker {}; look it up again",
+                owner.registration.broker_id
+            )))),
             Err(e) => Err(e.into()),
         }
     }
@@ -634,7 +645,8 @@ impl Connection {
         .await;
         match result {
             Ok((session, sub)) => {
-                let mut handle = consumer::spawn(&self.shared.broker, c.consumer_id, session, sub, self.out.clone());
+                let mut handle =
+                    consumer::spawn(&self.shared.broker, c.consumer_id, session, sub, self.out.clone(), self.direct);
                 handle.subscription_name = c.subscription.clone();
                 self.consumers.insert(c.consumer_id, handle);
                 self.send(Frame::new(CommandSuccess { request_id, schema: None })).await

@@ -151,6 +151,7 @@ pub fn spawn(
     mut session: ConsumerSession,
     subscription: Option<magnetar_core::SubscriptionName>,
     out: mpsc::Sender<Frame>,
+    direct: bool,
 ) -> ConsumerHandle {
     // Batches go out as one frame each: the engine hands their messages over together; chunks
     // go out as they are (the client joins them).
@@ -166,6 +167,7 @@ pub fn spawn(
         Delivery { permits: Arc::clone(&permits), batches: Arc::clone(&batches), wake: Arc::clone(&wake) },
         stop.clone(),
         out,
+        direct.then(|| Arc::clone(broker.tier())),
     ));
     ConsumerHandle { session, permits, batches, wake, stop, task, subscription, subscription_name: String::new() }
 }
@@ -227,6 +229,7 @@ async fn deliver(
     shared: Delivery,
     stop: CancellationToken,
     out: mpsc::Sender<Frame>,
+    redirects: Option<Arc<magnetar_broker::tier::Tier>>,
 ) {
     let Delivery { permits, batches, wake } = shared;
     // Failover: tell the consumer whether it is active at once and at every change (Pulsar
@@ -266,8 +269,16 @@ async fn deliver(
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = session.closed() => {
-                // Unloaded or deleted: the client looks the topic up again and resubscribes.
-                let _ = out.send(Frame::new(CommandCloseConsumer { consumer_id, request_id: 0, ..Default::default() })).await;
+                // Unloaded or deleted: the client resubscribes where a handover sent the
+                // partition (PIP-307), or else where a new lookup finds it.
+                let to = redirects.zip(session.moved_to()).map(|(t, r)| t.redirect_on_close(r)).unwrap_or_default();
+                let close = CommandCloseConsumer {
+                    consumer_id,
+                    request_id: 0,
+                    assigned_broker_service_url: to.url,
+                    assigned_broker_service_url_tls: to.url_tls,
+                };
+                let _ = out.send(Frame::new(close)).await;
                 return;
             }
             _ = wake.notified() => {}

@@ -117,6 +117,7 @@ pub async fn lookup(shared: &Shared, principal: &Principal, cmd: CommandLookupTo
         Ok(Answer { url: url.clone(), url_tls: Some(url.clone()), proxy: true })
     }
     .await;
+    shared.broker.count_lookup(result.is_ok());
     Frame::new(match result {
         Ok(answer) => CommandLookupTopicResponse {
             broker_service_url: Some(answer.url),

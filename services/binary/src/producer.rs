@@ -54,6 +54,9 @@ pub struct Route {
     pub producer_id: u64,
     /// (topic, name) in the broker-wide set of connected producers, freed when the task ends.
     pub key: (String, String),
+    /// The client reached this broker itself (not through another broker's proxy): closed by a
+    /// handover, it may be told where to reconnect.
+    pub direct: bool,
 }
 
 pub fn spawn(
@@ -153,7 +156,14 @@ async fn publish_loop(
     shared.producer_names.lock().unwrap_or_else(|e| e.into_inner()).remove(&route.key);
     if gone.is_cancelled() {
         tracing::debug!(topic = %route.topic, producer = route.producer_id, "pulsar:// producer closed: its partition moved");
-        let close = CommandCloseProducer { producer_id: route.producer_id, request_id: 0, ..Default::default() };
+        let to = detach.moved_to().filter(|_| route.direct).map(|r| broker.tier().redirect_on_close(r));
+        let to = to.unwrap_or_default();
+        let close = CommandCloseProducer {
+            producer_id: route.producer_id,
+            request_id: 0,
+            assigned_broker_service_url: to.url,
+            assigned_broker_service_url_tls: to.url_tls,
+        };
         let _ = out.send(Frame::new(close)).await;
     }
     // Only now may the handover close the log.

@@ -235,6 +235,12 @@ impl Broker {
         self.ctx.metrics.forwarded_requests.inc();
     }
 
+    /// Counts a topic lookup, answered or refused.
+    pub fn count_lookup(&self, answered: bool) {
+        let m = &self.ctx.metrics;
+        if answered { m.lookup_answers.inc() } else { m.lookup_failures.inc() }
+    }
+
     /// Connection metrics, for the surfaces that hold connections.
     pub fn connection_metrics(&self) -> &crate::metrics::ConnectionMetrics {
         &self.ctx.metrics.connections

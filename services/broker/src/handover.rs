@@ -76,9 +76,18 @@ impl Broker {
         self.load_local_partitions(ns, range).await?;
         let Some(row) = tier.begin_release(ns, range).await? else { return Ok(None) };
         let bundle = format!("{ns}/{range}");
+        // Chosen now, so that the closed producers and consumers are told where to reconnect; a
+        // split's halves are placed later by the leader.
+        let next = match split {
+            Some(_) => None,
+            None => tier.choose_next_owner(ns).await.unwrap_or_else(|e| {
+                tracing::warn!(%bundle, error = %e.cause(), "next owner not chosen before closing; chosen at the end");
+                None
+            }),
+        };
         let partitions: Vec<Arc<Partition>> = self
             .registry
-            .unload_matching(ns, |p| in_bundle(range, &p.name.to_string()))
+            .unload_matching(ns, |p| in_bundle(range, &p.name.to_string()), next.as_ref().map(|b| &b.registration))
             .await
             .iter()
             .flat_map(|t| t.partitions.iter().cloned())
@@ -102,7 +111,7 @@ impl Broker {
             }
             tier.metrics().handovers.with_label_values(&["failed"]).inc();
             tracing::warn!(%bundle, error = %e.cause(), "handover failed; the bundle stays here and is retried later");
-            tier.finish_release(&row, &[], Released::Failed).await?;
+            tier.finish_release(&row, &[], Released::Failed, None).await?;
             return Err(e);
         }
         for p in &partitions {
@@ -120,7 +129,7 @@ impl Broker {
                 Err(e) => (Released::Handed, Vec::new(), Err(e)),
             },
         };
-        let released = tier.finish_release(&row, &log_ids, how).await?;
+        let released = tier.finish_release(&row, &log_ids, how, next.as_ref()).await?;
         cut?;
         let elapsed = started.elapsed();
         tier.metrics().handover_seconds.observe(elapsed.as_secs_f64());

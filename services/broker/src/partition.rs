@@ -66,6 +66,10 @@ pub struct Partition {
     /// while attached: a handover closes it and waits (bounded) until they have answered what
     /// they accepted and let go, before the log closes (`ProducerSlots::detach_on_unload`).
     pub(crate) producers: tokio_util::task::TaskTracker,
+    /// The broker a handover gave the partition's bundle to, set before the partition is
+    /// unloaded: binary producers and consumers are closed naming it (PIP-307), so their
+    /// clients reconnect there without a lookup.
+    pub(crate) moved_to: std::sync::OnceLock<magnetar_metadata::BrokerRegistration>,
     quota: std::sync::Mutex<crate::controllers::enforcement::QuotaState>,
     /// Limits and rates in force (`policies::runtime`), read without a lock.
     pub(crate) policy: Arc<crate::policies::runtime::PartitionPolicy>,
@@ -111,6 +115,7 @@ impl Partition {
             clock,
             unloaded: tokio_util::sync::CancellationToken::new(),
             producers: tokio_util::task::TaskTracker::new(),
+            moved_to: std::sync::OnceLock::new(),
             quota: std::sync::Mutex::new(Default::default()),
             policy,
             dedup: Default::default(),
@@ -173,6 +178,11 @@ impl Partition {
     /// Resolves once the partition is unloaded (or deleted).
     pub async fn unloaded(&self) {
         self.unloaded.cancelled().await
+    }
+
+    /// Where the partition's bundle went, once it was handed over (see `moved_to`).
+    pub fn moved_to(&self) -> Option<&magnetar_metadata::BrokerRegistration> {
+        self.moved_to.get()
     }
 
     pub(crate) fn mark_unloaded(&self) {

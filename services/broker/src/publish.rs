@@ -21,8 +21,6 @@ use magnetar_core::{MessageId, TopicName, hash::partition_for_key};
 use magnetar_storage::{ProducerStamp, RecordInput};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 #[derive(Debug, Clone, Default)]
 pub struct PublishMessage {
@@ -218,8 +216,7 @@ impl Publisher {
         let partitions = self.prepare(caller, name).await?;
         let (_, parts) = self.registry.partitions_of(name).await?;
         let slots = crate::policies::enforce::admit_producer(name, &parts)?;
-        let detach = parts.iter().map(|p| (p.unloaded.clone(), p.producers.clone())).collect();
-        Ok(ProducerSlots { partitions, _slots: slots, detach })
+        Ok(ProducerSlots { partitions, _slots: slots, detach: parts })
     }
 
     /// What a producer does when it connects: authorizes, creates the topic if missing and
@@ -445,12 +442,11 @@ impl Publisher {
 
 /// A connected producer session's hold on its topic: its number of partitions (0 = not
 /// partitioned) and its producer slots, released when dropped.
-#[derive(Debug)]
 pub struct ProducerSlots {
     pub partitions: u32,
     _slots: Vec<SlotGuard>,
-    /// Each partition's unload signal and its tracker of attached producers.
-    detach: Vec<(CancellationToken, TaskTracker)>,
+    /// The partitions: their unload signals and trackers of attached producers.
+    detach: Vec<Arc<Partition>>,
 }
 
 impl ProducerSlots {
@@ -462,10 +458,7 @@ impl ProducerSlots {
     /// acknowledged that the handed-over data does not hold, and what the client has not seen
     /// acknowledged it sends again to the next owner.
     pub fn detach_on_unload(&self) -> Detach {
-        Detach {
-            unloaded: self.detach.iter().map(|(u, _)| u.clone()).collect(),
-            _holds: self.detach.iter().map(|(_, t)| t.token()).collect(),
-        }
+        Detach { partitions: self.detach.clone(), _holds: self.detach.iter().map(|p| p.producers.token()).collect() }
     }
 }
 
@@ -474,19 +467,39 @@ pub const DETACH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A producer session's hold on the handover of its partitions (see
 /// [`ProducerSlots::detach_on_unload`]); dropping it lets the handover go on.
-#[derive(Debug)]
 pub struct Detach {
-    unloaded: Vec<CancellationToken>,
+    partitions: Vec<Arc<Partition>>,
     _holds: Vec<tokio_util::task::task_tracker::TaskTrackerToken>,
 }
 
 impl Detach {
     /// Resolves once one of the producer's partitions is unloaded.
     pub async fn unloaded(&self) {
-        if self.unloaded.is_empty() {
+        if self.partitions.is_empty() {
             return std::future::pending().await;
         }
-        futures::future::select_all(self.unloaded.iter().map(|u| Box::pin(u.cancelled()))).await;
+        futures::future::select_all(self.partitions.iter().map(|p| Box::pin(p.unloaded()))).await;
+    }
+
+    /// Where an unloaded partition's bundle was handed (see `Partition::moved_to`).
+    pub fn moved_to(&self) -> Option<&magnetar_metadata::BrokerRegistration> {
+        self.partitions.iter().filter(|p| p.unloaded.is_cancelled()).find_map(|p| p.moved_to())
+    }
+}
+
+fn names(partitions: &[Arc<Partition>]) -> Vec<String> {
+    partitions.iter().map(|p| p.name.to_string()).collect()
+}
+
+impl std::fmt::Debug for ProducerSlots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerSlots").field("partitions", &self.partitions).field("of", &names(&self.detach)).finish()
+    }
+}
+
+impl std::fmt::Debug for Detach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detach").field("partitions", &names(&self.partitions)).finish()
     }
 }
 

@@ -370,16 +370,27 @@ impl TopicRegistry {
     /// Unloads every loaded topic of `ns` with a partition `pick` selects (a handover's), under
     /// the namespace's lock: a load already past its ownership check finishes first and is
     /// unloaded with the others, instead of staying loaded, and serving, behind the handover.
-    pub async fn unload_matching(&self, ns: &NamespaceName, pick: impl Fn(&Partition) -> bool) -> Vec<Arc<Topic>> {
+    pub async fn unload_matching(
+        &self,
+        ns: &NamespaceName,
+        pick: impl Fn(&Partition) -> bool,
+        moved_to: Option<&magnetar_metadata::BrokerRegistration>,
+    ) -> Vec<Arc<Topic>> {
         let lock = self.namespace_lock(ns);
         let _guard = lock.lock().await;
-        let names: Vec<TopicName> = self
+        let picked: Vec<(TopicName, Arc<Topic>)> = self
             .table()
             .iter()
             .filter(|(_, t)| t.partitions.iter().any(|p| p.name.namespace() == ns && pick(p)))
-            .map(|(name, _)| name.clone())
+            .map(|(name, t)| (name.clone(), Arc::clone(t)))
             .collect();
-        names.iter().filter_map(|name| self.unload_locked(name)).collect()
+        // Set before the sessions are told, so that each reads where to go when it closes.
+        if let Some(to) = moved_to {
+            for p in picked.iter().flat_map(|(_, t)| t.partitions.iter()) {
+                let _ = p.moved_to.set(to.clone());
+            }
+        }
+        picked.iter().filter_map(|(name, _)| self.unload_locked(name)).collect()
     }
 
     /// Drops a loaded topic (or partition) whose topic no longer exists in the metadata store

@@ -451,6 +451,12 @@ impl ConsumerSession {
         futures::future::select_all(waits).await;
     }
 
+    /// Where an unloaded partition of the session went, when a handover gave its bundle to
+    /// another broker (see `Partition::moved_to`).
+    pub fn moved_to(&self) -> Option<&magnetar_metadata::BrokerRegistration> {
+        self.subs.iter().map(|(p, _)| p).filter(|p| p.unloaded.is_cancelled()).find_map(|p| p.moved_to())
+    }
+
     /// For a Failover subscription, whether this consumer is the active one on any of its
     /// partitions (Pulsar's ACTIVE_CONSUMER_CHANGE); `None` for the other types and readers.
     pub fn failover_active(&self) -> Option<bool> {

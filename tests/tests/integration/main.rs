@@ -39,6 +39,7 @@ mod tier;
 mod tier_balance;
 mod tier_binary;
 mod tier_binary_proxy;
+mod tier_binary_redirect;
 mod tier_crash;
 mod tier_failover;
 mod tier_fanout;

@@ -40,7 +40,7 @@ async fn three_brokers(dir: &Path) -> (Vec<Member>, reqwest::Client) {
     three_brokers_with(dir, tier_config().await).await
 }
 
-async fn three_brokers_with(dir: &Path, cfg: String) -> (Vec<Member>, reqwest::Client) {
+pub(crate) async fn three_brokers_with(dir: &Path, cfg: String) -> (Vec<Member>, reqwest::Client) {
     let members = ["a", "b", "c"].iter().map(|n| start(&dir.join(n), &cfg)).collect::<Vec<_>>();
     let c = reqwest::Client::new();
     let base = &members[0].process.base;
@@ -355,6 +355,9 @@ async fn python_clients_carry_on_across_bundle_unloads_and_a_sigterm_without_los
     );
     assert!(acked.len() > 500, "the load ran: {} acknowledged", acked.len());
     assert!(reconnects > 0, "the moves made the client reconnect:\n{log}");
+    // Proxied clients are never sent to a broker's own address (they may not reach it; PIP-307's
+    // redirect is for `lookup_owner_address`, tier_binary_redirect.rs): they look up again.
+    assert!(!log.contains("assignedBrokerUrl"), "a proxied client was sent to a broker's address:\n{log}");
     assert!(errors.is_empty(), "the client logged errors:\n{}", errors.join("\n"));
 
     // Stored once each, wherever the partition was when it was sent.

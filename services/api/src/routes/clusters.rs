@@ -128,13 +128,19 @@ async fn lookup_topic(
     auth: AuthContext,
     TopicParam(name): TopicParam,
 ) -> ApiResult<Json<LookupData>> {
+    let answer = lookup_answer(&s, &auth, name).await;
+    s.broker.count_lookup(answer.is_ok());
+    answer.map(Json)
+}
+
+async fn lookup_answer(s: &AppState, auth: &AuthContext, name: magnetar_core::TopicName) -> ApiResult<LookupData> {
     auth.check(Operation::LookupTopic, &name).await?;
     // As Pulsar: a topic the first producer or consumer would create is looked up like one
     // that exists.
     if !s.broker.topics().exists_or_creatable(&name).await? {
         return Err(BrokerError::NotFound(Entity::Topic(name)).into());
     }
-    let http_url = lookup_url(&s, &name).await?;
+    let http_url = lookup_url(s, &name).await?;
     // The binary listener: this broker's, or in a tier the owner's advertised one. An HTTP
     // lookup cannot ask the client to stay on its service URL and be proxied (a binary LOOKUP
     // can), so clients with an `http://` service URL must reach the owners' advertised URLs.
@@ -142,13 +148,13 @@ async fn lookup_topic(
     let owner = tier.lookup_owner(&name).await?;
     let reg = owner.as_ref().map_or_else(|| tier.registration(), |o| &o.registration);
     let broker_url = reg.binary_advertised_url.clone();
-    Ok(Json(LookupData {
+    Ok(LookupData {
         native_url: broker_url.clone(),
         broker_url,
         broker_url_tls: reg.binary_advertised_tls_url.clone(),
         http_url,
         http_url_tls: String::new(),
-    }))
+    })
 }
 
 /// What a lookup answers. Alone, this broker. In a tier, the cluster's service address (the

@@ -43,6 +43,9 @@ pub struct BrokerMetrics {
     pub cursors_carried_forward: IntCounter,
     /// Requests sent on to the owner of their topic's bundle (broker tier).
     pub forwarded_requests: IntCounter,
+    /// Pulsar's lookup counters: topic lookups answered (binary LOOKUP and HTTP) and refused.
+    pub lookup_answers: IntCounter,
+    pub lookup_failures: IntCounter,
     pub connections: ConnectionMetrics,
     pub tier: tier::TierMetrics,
 }
@@ -143,6 +146,8 @@ impl BrokerMetrics {
                 "magnetar_forwarded_requests_total",
                 "requests forwarded to the broker owning their topic's bundle",
             ),
+            lookup_answers: counter("pulsar_broker_lookup_answers", "topic lookups answered"),
+            lookup_failures: counter("pulsar_broker_lookup_failures", "topic lookups refused"),
             cursors_carried_forward: counter(
                 "magnetar_cursor_carried_forward_total",
                 "partitions whose cursors were written again to the WAL head because their checkpoint failed",

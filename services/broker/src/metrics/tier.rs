@@ -15,6 +15,8 @@ pub struct TierMetrics {
     pub handover_seconds: Histogram,
     /// Handovers by outcome (`ok`, `failed`).
     pub handovers: IntCounterVec,
+    /// Binary producers and consumers a handover closed naming the next owner (PIP-307).
+    pub handover_redirects: IntCounter,
     /// Requests held because their bundle was moving or not yet assigned.
     pub held_requests: IntCounter,
     /// Metadata writes refused because another owner holds the partition now.
@@ -86,6 +88,10 @@ impl TierMetrics {
             transitions,
             handover_seconds,
             handovers,
+            handover_redirects: counter(
+                "magnetar_tier_handover_redirects_total",
+                "binary producers and consumers a handover closed with the next owner's address",
+            ),
             held_requests: counter(
                 "magnetar_tier_held_requests_total",
                 "requests held while their bundle was moving or not yet assigned",

@@ -6,20 +6,59 @@ use super::{Route, Tier, key};
 use crate::BrokerError;
 use crate::error::Result;
 use magnetar_core::TopicName;
-use magnetar_metadata::{BrokerRecord, BundleState};
+use magnetar_metadata::{BrokerRecord, BrokerRegistration, BundleState};
 use std::time::Duration;
 
+/// Where a client closed by a handover is told to reconnect (PIP-307's
+/// `assignedBrokerServiceUrl` and `assignedBrokerServiceUrlTls`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Redirect {
+    pub url: Option<String>,
+    pub url_tls: Option<String>,
+}
+
 impl Tier {
+    /// The next owner's client URLs, for a binary producer or consumer being closed because its
+    /// bundle went to `to` (counted when it names one): only when lookups name owners' own
+    /// addresses (`lookup_owner_address`, clients reach every broker). Otherwise clients reach
+    /// brokers through their service URL and an owner's address may be unreachable for them:
+    /// nothing is named, and the client looks the topic up again (one round trip more).
+    pub fn redirect_on_close(&self, to: &BrokerRegistration) -> Redirect {
+        if !self.config.lookup_owner_address {
+            return Redirect::default();
+        }
+        let some = |url: &str| Some(url.to_string()).filter(|u| !u.is_empty());
+        let redirect = Redirect { url: some(&to.binary_advertised_url), url_tls: some(&to.binary_advertised_tls_url) };
+        if redirect != Redirect::default() {
+            self.metrics.handover_redirects.inc();
+        }
+        redirect
+    }
+
     /// The broker a lookup of `name` names: `None` for this one, else the live broker owning
     /// its bundle. A bundle nobody owns yet is assigned first, and one being handed over (held
     /// here, or `releasing` on its owner) is waited for until its next owner is known, both
     /// bounded by `assignment_wait_ms`, after which the answer is `NotOwner` (retry).
     pub async fn lookup_owner(&self, name: &TopicName) -> Result<Option<BrokerRecord>> {
+        self.settled_owner(name, false).await
+    }
+
+    /// `lookup_owner` for a producer or consumer that connected to this broker: a cached row
+    /// naming another owner is read again first. A client closed by a handover is sent to the
+    /// next owner (PIP-307) before the bundle is assigned to it, and finds it `releasing` there.
+    pub async fn session_owner(&self, name: &TopicName) -> Result<Option<BrokerRecord>> {
+        self.settled_owner(name, true).await
+    }
+
+    async fn settled_owner(&self, name: &TopicName, recheck: bool) -> Result<Option<BrokerRecord>> {
         if !self.enabled() {
             return Ok(None);
         }
         let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.assignment_wait_ms);
         let mut route = self.route(name, false).await?;
+        if recheck && matches!(route, Route::Forward { .. }) {
+            route = self.reroute(name, false).await?;
+        }
         loop {
             let Route::Forward { broker, .. } = route else { return Ok(None) };
             let range = self.bundle_of(name).await?;

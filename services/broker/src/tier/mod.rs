@@ -15,7 +15,7 @@ mod balance;
 mod isolation;
 pub mod load;
 mod lookup;
-pub use lookup::binary_host_port;
+pub use lookup::{Redirect, binary_host_port};
 mod placement;
 mod release;
 pub use release::Released;

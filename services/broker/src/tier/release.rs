@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::{BrokerError, Entity};
 use magnetar_core::NamespaceName;
 use magnetar_core::bundles::BundleRange;
-use magnetar_metadata::{BundleOwnership, BundleState, BundleTransition, MetadataError};
+use magnetar_metadata::{BrokerRecord, BrokerState, BundleOwnership, BundleState, BundleTransition, MetadataError};
 
 /// How a release ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,14 +85,17 @@ impl Tier {
     }
 
     /// Ends a release begun by `begin_release` (see `Released`).
+    /// `chosen`: the next owner picked by `choose_next_owner`, kept unless it left the tier
+    /// meanwhile (its clients were told to reconnect there).
     pub async fn finish_release(
         &self,
         row: &BundleOwnership,
         partitions: &[i64],
         how: Released,
+        chosen: Option<&BrokerRecord>,
     ) -> Result<BundleOwnership> {
         let k = (row.namespace.clone(), row.bundle.clone());
-        let outcome = self.commit_release(row, partitions, how).await;
+        let outcome = self.commit_release(row, partitions, how, chosen).await;
         self.moving.lock().unwrap_or_else(|e| e.into_inner()).remove(&k);
         outcome
     }
@@ -102,12 +105,23 @@ impl Tier {
         row: &BundleOwnership,
         partitions: &[i64],
         how: Released,
+        chosen: Option<&BrokerRecord>,
     ) -> Result<BundleOwnership> {
         let to = match how {
-            Released::Handed => match self.choose_target(&row.namespace, Some(self.me().0)).await? {
-                Some(target) => BundleTransition { state: BundleState::Assigning, owner: Some(target) },
-                None => BundleTransition { state: BundleState::Free, owner: None },
-            },
+            Released::Handed => {
+                let kept = match chosen {
+                    Some(b) => self.still_active(b).await?,
+                    None => None,
+                };
+                let target = match kept {
+                    Some(target) => Some(target),
+                    None => self.choose_target(&row.namespace, Some(self.me().0)).await?,
+                };
+                match target {
+                    Some(target) => BundleTransition { state: BundleState::Assigning, owner: Some(target) },
+                    None => BundleTransition { state: BundleState::Free, owner: None },
+                }
+            }
             Released::Split => BundleTransition { state: BundleState::Free, owner: None },
             Released::Failed => {
                 let (id, session) = self.me();
@@ -186,6 +200,23 @@ impl Tier {
             .filter(|r| matches!(r.state, BundleState::Owned | BundleState::Releasing) && self.mine(r))
             .filter_map(|r| BundleRange::parse(&r.bundle).ok().map(|b| (r.namespace, b)))
             .collect())
+    }
+
+    /// The broker a bundle of `ns` this process hands over goes to (`choose_target`), chosen
+    /// before its producers and consumers are closed so that they can be told (PIP-307).
+    pub async fn choose_next_owner(&self, ns: &NamespaceName) -> Result<Option<BrokerRecord>> {
+        let Some((id, session)) = self.choose_target(ns, Some(self.me().0)).await? else { return Ok(None) };
+        let known = self.brokers.read().unwrap_or_else(|e| e.into_inner()).get(&id).cloned();
+        Ok(known.filter(|b| b.registration.session_id == session))
+    }
+
+    /// `b`'s id and session if that same process is still a live, active member.
+    async fn still_active(&self, b: &BrokerRecord) -> Result<Option<(String, String)>> {
+        let reg = &b.registration;
+        let now = self.refresh_brokers().await?.remove(&reg.broker_id);
+        Ok(now
+            .filter(|n| n.alive && n.state == BrokerState::Active && n.registration.session_id == reg.session_id)
+            .map(|_| (reg.broker_id.clone(), reg.session_id.clone())))
     }
 
     /// The lightest live, active broker (`load`) among those the namespace's isolation policies
