@@ -35,6 +35,8 @@
 #     the same topic and load in this run (3/2 is compared with `local` too, without a target).
 # A last table repeats every phase.
 #
+# BENCH_LOG sets the brokers' MAGNETAR_LOG (default `warn`) and BENCH_KEEP_LOGS names a directory
+# their logs are copied to at the end (e.g. BENCH_LOG=warn,magnetar_storage::objlog=debug).
 # BENCH_MODES limits the modes measured (see MODES below); BENCH_MAGNETAR_BIN reuses a built broker; MAGNETAR_PG_BIN names the directory of
 # initdb/pg_ctl; the `weed` binary is installed once with pip as scripts/test.sh does
 # (MAGNETAR_SEAWEEDFS_VERSION). Everything started is stopped on exit.
@@ -84,6 +86,7 @@ declare -A PID HTTP
 finish() {
     for p in "${PID[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${PID[@]}"; do wait "$p" 2>/dev/null || true; done
+    if [[ -n "${BENCH_KEEP_LOGS:-}" ]]; then mkdir -p "$BENCH_KEEP_LOGS" && cp "$TMP"/*.log "$BENCH_KEEP_LOGS"/ 2>/dev/null || true; fi
     stop_seaweedfs
     stop_postgres
     rm -rf "$TMP"
@@ -135,7 +138,7 @@ max_moves_per_minute = 0
 auto_split = false
 drain_timeout_ms = 2000
 TOML
-    MAGNETAR_BINARY__ADDR=127.0.0.1:0 MAGNETAR_LOG=warn \
+    MAGNETAR_BINARY__ADDR=127.0.0.1:0 MAGNETAR_LOG="${BENCH_LOG:-warn}" \
         "$BIN" broker --config "$TMP/$name/magnetar.toml" --insecure >"$TMP/$name.log" 2>&1 &
     PID[$name]=$!
     HTTP[$name]="127.0.0.1:$port"

@@ -48,15 +48,21 @@ pub async fn start_with_clock(
         magnetar_auth::Auth::new(config.auth.clone(), Arc::clone(&authorizer)).map_err(|e| anyhow::anyhow!("{e}"))?,
     );
     // Fail fast on an unusable object store configuration; it holds offloaded segments.
-    let (objects, upload_pace) = magnetar_storage::object::build_object_store_paced(&config.object_store)
+    let objects = magnetar_storage::object::build_object_store_paced(&config.object_store)
         .context("invalid object_store configuration")?;
 
     let registry = prometheus::Registry::new();
     let storage_metrics = magnetar_storage::StorageMetrics::new();
     storage_metrics.register(&registry).context("cannot register storage metrics")?;
     let storage_cfg = config.storage_config();
-    let tier = magnetar_storage::ObjectTier::new(objects, config.tier_config(), storage_metrics.clone())
-        .context("cannot start the object tier")?;
+    let upload_pace = objects.pace;
+    let tier = magnetar_storage::ObjectTier::with_unpaced(
+        objects.store,
+        objects.unpaced,
+        config.tier_config(),
+        storage_metrics.clone(),
+    )
+    .context("cannot start the object tier")?;
     let (storage, aux) =
         tokio::task::spawn_blocking(move || magnetar_storage::Storage::open_with_metrics(storage_cfg, storage_metrics))
             .await?

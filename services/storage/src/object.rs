@@ -77,19 +77,37 @@ pub use magnetar_core::Secret;
 ///
 /// Invalid configuration is reported as [`StorageError::InvalidConfig`] naming the offending key.
 pub fn build_object_store(cfg: &ObjectStoreConfig) -> Result<Arc<dyn ObjectStore>, StorageError> {
-    build_object_store_paced(cfg).map(|(store, _)| store)
+    build_object_store_paced(cfg).map(|built| built.store)
 }
 
-/// [`build_object_store`], with the handle on its upload pace: the broker feeds it the ingest
-/// (`Storage::attach_upload_pace`). A local store is never paced.
-pub fn build_object_store_paced(
-    cfg: &ObjectStoreConfig,
-) -> Result<(Arc<dyn ObjectStore>, Arc<UploadPace>), StorageError> {
+/// What [`build_object_store_paced`] builds.
+pub struct PacedObjectStore {
+    /// Paced uploads (segments, compaction output), unpaced reads.
+    pub store: Arc<dyn ObjectStore>,
+    /// The same bucket through a client that never paces: for writes an acknowledgement waits
+    /// on (the log objects of object-store durability). Pacing spreads a large body over time,
+    /// which is right for a segment upload and wrong for a producer waiting on it.
+    pub unpaced: Arc<dyn ObjectStore>,
+    /// The pace: the broker feeds it the ingest (`Storage::attach_upload_pace`).
+    pub pace: Arc<UploadPace>,
+}
+
+/// [`build_object_store`], with the handle on its upload pace and an unpaced client for urgent
+/// writes (see [`PacedObjectStore`]). A local store is never paced.
+pub fn build_object_store_paced(cfg: &ObjectStoreConfig) -> Result<PacedObjectStore, StorageError> {
     match cfg {
-        ObjectStoreConfig::Local(local) => Ok((build_local(local)?, UploadPace::new(UploadPacing::Off))),
+        ObjectStoreConfig::Local(local) => {
+            let store = build_local(local)?;
+            Ok(PacedObjectStore { unpaced: Arc::clone(&store), store, pace: UploadPace::new(UploadPacing::Off) })
+        }
         ObjectStoreConfig::S3(s3) => {
             let pace = UploadPace::new(s3.upload_bytes_per_second);
-            Ok((build_s3(s3, &pace)?, pace))
+            let store = build_s3(s3, &pace)?;
+            let unpaced = match pace.mode() {
+                UploadPacing::Off => Arc::clone(&store),
+                _ => build_s3(s3, &UploadPace::new(UploadPacing::Off))?,
+            };
+            Ok(PacedObjectStore { store, unpaced, pace })
         }
     }
 }

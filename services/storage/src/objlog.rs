@@ -99,8 +99,10 @@ impl DurableSink for ObjectStoreSink {
     async fn commit(&self, seq: u64, object: Bytes, ranges: &[ObjectRange]) -> Result<Vec<(u64, String)>> {
         let key = format!("{}/{seq:020}", self.prefix);
         let started = Instant::now();
+        let size = object.len();
         self.tier.put_urgent_object(&key, object).await?;
         self.tier.metrics().object_log_put_seconds.observe(started.elapsed().as_secs_f64());
+        tracing::debug!(seq, bytes = size, put_ms = started.elapsed().as_millis() as u64, "log object put");
         let (done, mut answer) = oneshot::channel();
         self.ready.lock().insert(seq, ReadyObject { key, ranges: ranges.to_vec(), done });
         let mut turn = self.turn.subscribe();
@@ -387,6 +389,14 @@ impl Writer {
                         .map_or(carry.len(), |i| i.max(1));
                     let rest = carry.split_off(cut);
                     let flight = self.build(std::mem::replace(&mut carry, rest));
+                    tracing::debug!(
+                        seq = flight.seq,
+                        frames = flight.waiting.len(),
+                        bytes = flight.body.len(),
+                        in_flight = flights.len(),
+                        queued_ms = flight.waiting.first().map_or(0, |w| w.queued.elapsed().as_millis() as u64),
+                        "log batch sent"
+                    );
                     commits.push_back(self.launch(&flight, Duration::ZERO));
                     flights.push_back(flight);
                     continue;
@@ -477,6 +487,11 @@ impl Writer {
     /// A batch is committed: its records become visible (but those of fenced logs) and their
     /// appenders are answered.
     fn finish(&self, flight: Flight, fenced: Vec<(u64, String)>) {
+        tracing::debug!(
+            seq = flight.seq,
+            since_first_queued_ms = flight.waiting.first().map_or(0, |w| w.queued.elapsed().as_millis() as u64),
+            "log batch committed"
+        );
         self.committed.fetch_add(1, Ordering::Relaxed);
         self.committed_through.store(flight.seq, Ordering::Release);
         let m = &self.metrics;

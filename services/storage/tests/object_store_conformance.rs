@@ -132,7 +132,8 @@ async fn s3_a_pace_change_applies_to_an_upload_under_way() {
     use object_store::{ObjectStoreExt, PutPayload};
     let ObjectStoreConfig::S3(mut cfg) = conformance::s3_config_from_env() else { unreachable!("s3 config") };
     cfg.upload_bytes_per_second = UploadPacing::Auto;
-    let (store, pace) = build_object_store_paced(&ObjectStoreConfig::S3(cfg)).expect("build paced s3 store");
+    let built = build_object_store_paced(&ObjectStoreConfig::S3(cfg)).expect("build paced s3 store");
+    let (store, pace) = (built.store, built.pace);
     assert_eq!(pace.bytes_per_second(), AUTO_FLOOR);
     let key = unique_prefix("s3-pace-change").join("object");
     // 96 MiB: six seconds at the floor; unpaced, SeaweedFS on a slow test disk takes ~3.
@@ -153,4 +154,38 @@ async fn s3_a_pace_change_applies_to_an_upload_under_way() {
     let got = store.get(&key).await.expect("get").bytes().await.expect("bytes");
     assert!(got[..] == body[..], "upload arrived different");
     store.delete(&key).await.expect("delete");
+}
+
+/// A log object of object-store durability (an acknowledgement waits on it) goes through the
+/// tier's unpaced client, however slowly segment uploads are paced; a segment-sized write through
+/// the tier's ordinary path is paced.
+#[tokio::test]
+async fn s3_writes_acknowledgements_wait_on_are_never_paced() {
+    use magnetar_storage::object::{UploadPacing, build_object_store_paced};
+    use magnetar_storage::{ObjectTier, StorageMetrics, TierConfig};
+    let ObjectStoreConfig::S3(mut cfg) = conformance::s3_config_from_env() else { unreachable!("s3 config") };
+    // 2 MiB at 256 KiB/s: 8 s paced; unpaced on loopback, well under a second.
+    cfg.upload_bytes_per_second = UploadPacing::Fixed(256 << 10);
+    let built = build_object_store_paced(&ObjectStoreConfig::S3(cfg)).expect("build paced s3 store");
+    let tier = ObjectTier::with_unpaced(built.store, built.unpaced, TierConfig::default(), StorageMetrics::new())
+        .expect("tier");
+    let body = conformance::pattern(2 << 20, 7);
+    let urgent = unique_prefix("s3-urgent").join("object").to_string();
+    let started = std::time::Instant::now();
+    tier.put_urgent_object(&urgent, body.clone()).await.expect("urgent put");
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(4), "the urgent 2 MiB write took {took:?}: it was paced");
+    let got = tier.get_object(&urgent).await.expect("get");
+    assert!(got[..] == body[..], "the urgent write arrived different");
+
+    // The ordinary path of the same tier is paced: the first second carries at most ~256 KiB.
+    let paced = unique_prefix("s3-paced").join("object").to_string();
+    let write = {
+        let (tier, paced, body) = (Arc::clone(&tier), paced.clone(), body.clone());
+        tokio::spawn(async move { tier.put_object(&paced, body).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(!write.is_finished(), "a 2 MiB write at 256 KiB/s finished within 2 s: it was not paced");
+    write.abort();
+    tier.delete_objects(&[urgent]).await.expect("delete");
 }
