@@ -38,8 +38,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Most frames published as one batch.
 const MAX_BATCH: usize = 1000;
-/// Batches of one connection queued for the WAL and not yet answered.
-const BATCHES_IN_FLIGHT: usize = 16;
+/// Batches of one connection queued for the WAL and not yet answered, at most.
+const BATCHES_IN_FLIGHT: usize = 256;
+/// Payload bytes of one connection queued for the WAL and not yet answered, at most (a batch
+/// larger than this alone takes the whole budget): what bounds a producer's memory here. Not a
+/// count of 16 batches, as before: batches form in bursts (one large, then many of a few
+/// messages), and with object-store durability, where an answer waits a whole object cycle,
+/// 16 of them held some messages back a second cycle (p99 about twice p50 at 1,000 in flight;
+/// docs/benchmarks.md, run 11).
+const BYTES_IN_FLIGHT: usize = 32 << 20;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -308,8 +315,9 @@ async fn run_producer(broker: Arc<Broker>, socket: Socket, auth: AuthContext, ro
     let _ = writer.await;
 }
 
-/// A batch queued for the WAL (or refused as a whole) and its frames' contexts.
-type QueuedBatch = (Result<PendingPublish, ApiError>, Vec<Option<Value>>);
+/// A batch queued for the WAL (or refused as a whole), its frames' contexts, and its share of
+/// the connection's in-flight budget (returned once it is answered).
+type QueuedBatch = (Result<PendingPublish, ApiError>, Vec<Option<Value>>, tokio::sync::OwnedSemaphorePermit);
 
 /// Batches frames and queues each batch for the WAL without waiting for the previous one to be
 /// durable: a connection with many messages in flight keeps the group commit busy.
@@ -322,6 +330,7 @@ async fn publish_loop(
 ) {
     let (acks_tx, acks_rx) = mpsc::channel::<QueuedBatch>(BATCHES_IN_FLIGHT);
     let acker = broker.spawn(ack_loop(acks_rx, out));
+    let budget = Arc::new(tokio::sync::Semaphore::new(BYTES_IN_FLIGHT));
     while let Some(first) = frames.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -331,6 +340,8 @@ async fn publish_loop(
             }
         }
         let (messages, contexts): (Vec<PublishMessage>, Vec<Option<Value>>) = batch.into_iter().unzip();
+        let bytes = messages.iter().map(|m| m.payload.len()).sum::<usize>().clamp(1, BYTES_IN_FLIGHT);
+        let Ok(share) = Arc::clone(&budget).acquire_many_owned(bytes as u32).await else { break };
         // Keyless messages of a SinglePartition producer go to its partition; keyed ones by hash.
         let target = match &route.fixed {
             Some(p) if messages.iter().all(|m| m.key.is_none()) => p,
@@ -338,7 +349,7 @@ async fn publish_loop(
         };
         let pending =
             broker.publisher().enqueue(&caller, target, messages, route.hashing).await.map_err(ApiError::from);
-        if acks_tx.send((pending, contexts)).await.is_err() {
+        if acks_tx.send((pending, contexts, share)).await.is_err() {
             break;
         }
     }
@@ -353,7 +364,7 @@ async fn publish_loop(
 /// stored) is not answered: once everything before it is, the session is closed with 1012 and
 /// the client reconnects, reaching the new owner, and sends it again.
 async fn ack_loop(mut batches: mpsc::Receiver<QueuedBatch>, out: mpsc::Sender<Message>) {
-    while let Some((pending, contexts)) = batches.recv().await {
+    while let Some((pending, contexts, _share)) = batches.recv().await {
         let mut moved = false;
         let replies: Vec<Message> = match pending {
             Ok(p) => p
