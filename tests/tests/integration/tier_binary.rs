@@ -118,6 +118,27 @@ pub(crate) async fn owners(c: &reqwest::Client, base: &str) -> BTreeMap<String, 
     }
 }
 
+/// Unloads, one after the other, every bundle holding a partition of `TOPIC`, asking the broker
+/// at `via` (admin requests go to the owner); checks the partitions moved and returns the
+/// owners after.
+pub(crate) async fn move_every_bundle(c: &reqwest::Client, base: &str, via: &str) -> BTreeMap<String, Vec<u32>> {
+    let mut bundles = BTreeSet::new();
+    for i in 0..PARTITIONS {
+        bundles.insert(bundle_of(c, base, &partition(i)).await);
+    }
+    let before = owners(c, base).await;
+    for bundle in &bundles {
+        let range = bundle.trim_start_matches("acme/app/");
+        let url = format!("{via}/admin/v2/namespaces/acme/app/{range}/unload");
+        expect(call(c, Method::PUT, &url, None).await, 204, "bundle unload");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let after = owners(c, base).await;
+    eprintln!("owners before the unloads {before:?}, after {after:?}");
+    assert_ne!(before, after, "the unloads moved partitions");
+    after
+}
+
 /// Prints (never asserts) the client's median send time on the partitions the broker it was
 /// given owns and on the others (proxied, or reached directly with `lookup_owner_address`).
 fn report_send_times(result: &Value, by_owner: &BTreeMap<String, Vec<u32>>, given: &str) {
@@ -304,20 +325,7 @@ async fn python_clients_carry_on_across_bundle_unloads_and_a_sigterm_without_los
     }
 
     // Every bundle holding a partition moves (asked of broker b), one after the other.
-    let mut bundles = BTreeSet::new();
-    for i in 0..PARTITIONS {
-        bundles.insert(bundle_of(&c, &base, &partition(i)).await);
-    }
-    let before = owners(&c, &base).await;
-    for bundle in &bundles {
-        let range = bundle.trim_start_matches("acme/app/");
-        let url = format!("{}/admin/v2/namespaces/acme/app/{range}/unload", members[1].process.base);
-        expect(call(&c, Method::PUT, &url, None).await, 204, "bundle unload");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let after = owners(&c, &base).await;
-    eprintln!("owners before the unloads {before:?}, after {after:?}");
-    assert_ne!(before, after, "the unloads moved partitions");
+    let after = move_every_bundle(&c, &base, &members[1].process.base).await;
 
     // Then the broker (not the one the client was given) owning most partitions stops.
     let victim = if after.get(&members[1].process.addr).map_or(0, Vec::len)
