@@ -75,6 +75,12 @@ pub struct BinaryConfig {
     /// Refuse TLS clients without a trusted certificate at the handshake (Pulsar's
     /// `tlsRequireTrustedClientCertOnConnect`).
     pub tls_require_trusted_client_cert: bool,
+    /// Proxy connections to the other brokers of a tier over their `pulsar+ssl://` listeners
+    /// (Pulsar's proxy setting `tlsEnabledWithBroker`) instead of their internal `pulsar://` one.
+    pub proxy_tls_enabled: bool,
+    /// PEM certificates of the authorities the other brokers' TLS certificates are verified
+    /// against when proxying over TLS (Pulsar's `brokerClientTrustCertsFilePath`).
+    pub proxy_tls_trust_certs_file: String,
 }
 
 impl Default for BinaryConfig {
@@ -93,6 +99,8 @@ impl Default for BinaryConfig {
             advertised_tls_url: String::new(),
             tls_trust_certs_file: String::new(),
             tls_require_trusted_client_cert: false,
+            proxy_tls_enabled: false,
+            proxy_tls_trust_certs_file: String::new(),
         }
     }
 }
@@ -119,6 +127,9 @@ impl BinaryConfig {
         if self.tls_require_trusted_client_cert && self.tls_trust_certs_file.is_empty() {
             return Err("binary.tls_require_trusted_client_cert needs binary.tls_trust_certs_file".into());
         }
+        if self.proxy_tls_enabled && self.proxy_tls_trust_certs_file.is_empty() {
+            return Err("binary.proxy_tls_enabled needs binary.proxy_tls_trust_certs_file".into());
+        }
         Ok(())
     }
 }
@@ -135,6 +146,8 @@ pub(crate) struct Shared {
     pub producer_names: Mutex<HashSet<(String, String)>>,
     pub shutdown: CancellationToken,
     pub connections: Arc<tokio::sync::Semaphore>,
+    /// With `proxy_tls_enabled`: how proxied connections reach the owners' TLS listeners.
+    pub proxy_tls: Option<tokio_rustls::TlsConnector>,
 }
 
 /// The bound `pulsar://` socket and the URLs it is reached at, and the `pulsar+ssl://` one when
@@ -143,6 +156,7 @@ pub struct BinaryListener {
     listener: TcpListener,
     urls: BinaryUrls,
     tls: Option<TlsListener>,
+    proxy_tls: Option<tokio_rustls::TlsConnector>,
 }
 
 struct TlsListener {
@@ -202,7 +216,14 @@ impl BinaryListener {
         let urls =
             BinaryUrls { internal: format!("pulsar://{internal_host}:{}", addr.port()), advertised, advertised_tls };
         let tls = tls.map(|(listener, acceptor, _)| TlsListener { listener, acceptor });
-        Ok(BinaryListener { listener, urls, tls })
+        let proxy_tls = match config.proxy_tls_enabled {
+            true => Some(
+                tls::connector(&config.proxy_tls_trust_certs_file)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+            ),
+            false => None,
+        };
+        Ok(BinaryListener { listener, urls, tls, proxy_tls })
     }
 
     pub fn urls(&self) -> &BinaryUrls {
@@ -256,6 +277,7 @@ impl BinaryServer {
             producer_names: Mutex::new(HashSet::new()),
             shutdown,
             connections,
+            proxy_tls: listener.proxy_tls,
         });
         BinaryServer { listener: listener.listener, tls: listener.tls, shared }
     }
@@ -320,6 +342,7 @@ impl BinaryServer {
                     Some(acceptor) => match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await
                     {
                         Ok(Ok(stream)) => {
+                            shared.broker.count_tls_connection();
                             let cert_role = tls::client_role(stream.get_ref().1.peer_certificates());
                             connection::run(shared, stream, peer, id, Transport { tls: true, cert_role }).await
                         }

@@ -4,8 +4,9 @@
 //! broker receiving such a CONNECT:
 //!
 //! - proxies only to a URL a live member of its tier registered (internal or advertised; the
-//!   C++ client names it as `host:port`), and connects to that member's internal URL: never to
-//!   an address a client made up;
+//!   C++ client names it as `host:port`), and connects to that member's internal URL (its
+//!   advertised `pulsar+ssl://` URL with `proxy_tls_enabled`, verifying its certificate): never
+//!   to an address a client made up;
 //! - authenticates the client first (a bad credential costs no connection to the owner), then
 //!   replays the client's CONNECT to the owner, which authenticates and authorizes the client
 //!   itself, as if asked directly;
@@ -18,7 +19,7 @@
 //! Without a tier `proxy_to_broker_url` is ignored and the connection is served here.
 
 use crate::Shared;
-use crate::connection::{TLS_METHOD, TOKEN_METHOD, Transport, authenticate, refusal};
+use crate::connection::{Io, TLS_METHOD, TOKEN_METHOD, Transport, authenticate, refusal};
 use crate::error::BinaryError;
 use futures::SinkExt;
 use magnetar_auth::Principal;
@@ -26,6 +27,7 @@ use magnetar_broker::BrokerError;
 use magnetar_broker::tier::binary_host_port;
 use magnetar_protocol::proto::CommandConnect;
 use magnetar_protocol::{Frame, PulsarCodec};
+use rustls_pki_types::ServerName;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -98,8 +100,8 @@ pub async fn run<S: crate::connection::Io>(
 const VOUCHED_TOKEN_SECS: i64 = 24 * 3600;
 
 /// The CONNECT to replay to the owner. A client that authenticated with its certificate
-/// (`tls`) did so with this broker, which verified it: the owner, reached in plain TCP, sees no
-/// certificate, so this broker vouches for the role with a token of its own key (every broker
+/// (`tls`) did so with this broker, which verified it: the owner, reached in plain TCP or over
+/// TLS without a client certificate, sees none, so this broker vouches for the role with a token of its own key (every broker
 /// of a tier verifies the same keys). A broker that cannot sign refuses such a client here.
 fn vouch_for_certificate(
     shared: &Shared,
@@ -123,8 +125,9 @@ fn vouch_for_certificate(
     Ok(CommandConnect { auth_method_name: Some(TOKEN_METHOD.into()), auth_data: Some(token.into_bytes()), ..connect })
 }
 
-/// Checks the target and connects to its internal URL.
-async fn open(shared: &Shared, target: &str) -> Result<TcpStream, BinaryError> {
+/// Checks the target and connects to it: to its internal `pulsar://` URL, or with
+/// `proxy_tls_enabled` to its `pulsar+ssl://` one, verifying its certificate.
+async fn open(shared: &Shared, target: &str) -> Result<Box<dyn Io>, BinaryError> {
     let tier = shared.broker.tier();
     let not_member = || {
         BinaryError::Broker(BrokerError::NotOwner(format!(
@@ -132,13 +135,23 @@ async fn open(shared: &Shared, target: &str) -> Result<TcpStream, BinaryError> {
         )))
     };
     let member = tier.binary_member(target).await?.ok_or_else(not_member)?;
-    let internal = &member.registration.binary_internal_url;
-    let addr = Some(binary_host_port(internal)).filter(|a| !a.is_empty()).ok_or_else(not_member)?;
+    let id = &member.registration.broker_id;
+    let url = match shared.proxy_tls {
+        // An owner without a TLS listener is refused rather than reached in plain TCP: the
+        // operator asked for the brokers' traffic to be encrypted.
+        Some(_) if member.registration.binary_advertised_tls_url.is_empty() => {
+            return Err(BinaryError::Broker(BrokerError::NotOwner(format!(
+                "broker {id} has no pulsar+ssl:// listener and binary.proxy_tls_enabled is set; retry once it has"
+            ))));
+        }
+        Some(_) => &member.registration.binary_advertised_tls_url,
+        None => &member.registration.binary_internal_url,
+    };
+    let addr = Some(binary_host_port(url)).filter(|a| !a.is_empty()).ok_or_else(not_member)?;
     let wait = Duration::from_millis(tier.config().forward_connect_timeout_ms.max(1));
     let unreachable = |detail: String| {
         BinaryError::Broker(BrokerError::NotOwner(format!(
-            "broker {} could not be reached at {internal}: {detail}; retry",
-            member.registration.broker_id
+            "broker {id} could not be reached at {url}: {detail}; retry"
         )))
     };
     let stream = match tokio::time::timeout(wait, TcpStream::connect(addr)).await {
@@ -149,5 +162,12 @@ async fn open(shared: &Shared, target: &str) -> Result<TcpStream, BinaryError> {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }
-    Ok(stream)
+    let Some(connector) = &shared.proxy_tls else { return Ok(Box::new(stream)) };
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+    let name = ServerName::try_from(host.to_string()).map_err(|e| unreachable(format!("invalid host name: {e}")))?;
+    match tokio::time::timeout(wait.max(crate::tls::HANDSHAKE_TIMEOUT), connector.connect(name, stream)).await {
+        Ok(Ok(tls)) => Ok(Box::new(tls)),
+        Ok(Err(e)) => Err(unreachable(format!("TLS handshake failed: {e}"))),
+        Err(_) => Err(unreachable("TLS handshake not done in time".into())),
+    }
 }

@@ -9,10 +9,10 @@ use crate::BinaryConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::sync::Arc;
-use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::crypto::aws_lc_rs;
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
-use tokio_rustls::rustls::{RootCertStore, ServerConfig};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// How long a client may take over its TLS handshake.
 pub(crate) const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -54,6 +54,22 @@ pub(crate) fn acceptor(config: &BinaryConfig) -> Result<TlsAcceptor, String> {
         .with_single_cert(certs, key)
         .map_err(|e| format!("binary.tls_cert_file `{cert_file}` and binary.tls_key_file `{key_file}`: {e}"))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The connector a proxying broker reaches the other brokers' TLS listeners with: their
+/// certificates must be signed by an authority of `trust_file` and name the host of the URL
+/// connected to. The proxy presents no certificate of its own (see `proxy::vouch_for_certificate`).
+pub(crate) fn connector(trust_file: &str) -> Result<TlsConnector, String> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(trust_file, "binary.proxy_tls_trust_certs_file")? {
+        roots.add(cert).map_err(|e| format!("binary.proxy_tls_trust_certs_file `{trust_file}`: {e}"))?;
+    }
+    let config = ClientConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 /// The role a verified client certificate names: the first common name of its subject, as

@@ -241,6 +241,11 @@ impl Broker {
         if answered { m.lookup_answers.inc() } else { m.lookup_failures.inc() }
     }
 
+    /// Counts a `pulsar+ssl://` connection whose handshake completed.
+    pub fn count_tls_connection(&self) {
+        self.ctx.metrics.binary_tls_connections.inc();
+    }
+
     /// Connection metrics, for the surfaces that hold connections.
     pub fn connection_metrics(&self) -> &crate::metrics::ConnectionMetrics {
         &self.ctx.metrics.connections

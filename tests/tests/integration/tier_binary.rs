@@ -196,8 +196,9 @@ async fn a_client_given_one_broker_produces_and_consumes_on_partitions_owned_by_
 /// Three brokers with token authentication and a `pulsar+ssl://` listener each (the test's CA
 /// issued their certificate and is trusted for client certificates), the 12-partition topic,
 /// and Pulsar's Python client given broker a's TLS URL, authenticating with its certificate as
-/// `orders-app` (granted produce and consume, not a superuser). Returns the members with their
-/// TLS URLs, the root HTTP client and the client's log.
+/// `orders-app` (granted produce and consume, not a superuser). Without `lookup_owner_address`
+/// the brokers proxy to each other over TLS (`proxy_tls_enabled`, trusting the test's CA).
+/// Returns the members with their TLS URLs, the root HTTP client and the client's log.
 async fn tls_tier_scenario(dir: &Path, lookup_owner_address: bool) -> (Vec<(Member, String)>, reqwest::Client, String) {
     let ca = TestCa::new(dir, "tier");
     let (server, client) = (ca.server(&["127.0.0.1"]), ca.client("orders-app"));
@@ -218,6 +219,8 @@ async fn tls_tier_scenario(dir: &Path, lookup_owner_address: bool) -> (Vec<(Memb
                 ("MAGNETAR_BINARY__TLS_CERT_FILE", server.cert_file.as_str()),
                 ("MAGNETAR_BINARY__TLS_KEY_FILE", server.key_file.as_str()),
                 ("MAGNETAR_BINARY__TLS_TRUST_CERTS_FILE", ca.cert_file.as_str()),
+                ("MAGNETAR_BINARY__PROXY_TLS_ENABLED", if lookup_owner_address { "false" } else { "true" }),
+                ("MAGNETAR_BINARY__PROXY_TLS_TRUST_CERTS_FILE", ca.cert_file.as_str()),
             ];
             let process = BrokerProcess::start_cluster(&dir.join(n), &cfg, &env);
             (Member { process, pulsar: format!("pulsar://{addr}") }, format!("pulsar+ssl://{tls}"))
@@ -258,6 +261,70 @@ async fn a_tls_client_given_one_broker_is_proxied_to_the_owners_of_every_partiti
     assert!(log.contains("through proxy"), "the client was proxied to the other owners:\n{log}");
     let proxied = metric(&c, &members[0].0.process.base, "magnetar_forwarded_requests_total").await;
     assert!(proxied >= 2.0, "broker a proxied connections to the two others: {proxied}");
+    // The client reached only broker a: the TLS connections the two others accepted are a's
+    // proxied ones (`proxy_tls_enabled`).
+    for (m, _) in &members[1..] {
+        let tls = metric(&c, &m.process.base, "magnetar_binary_tls_connections_total").await;
+        assert!(tls >= 1.0, "broker a reached {} over TLS: {tls}", m.process.base);
+    }
+}
+
+/// A broker of the tier with a `pulsar://` listener and the extra environment `env`.
+fn start_with(dir: &Path, cfg: &str, env: &[(&str, &str)]) -> Member {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let env: Vec<(&str, &str)> =
+        [("MAGNETAR_BINARY__ADDR", addr.as_str())].into_iter().chain(env.iter().copied()).collect();
+    Member { process: BrokerProcess::start_cluster(dir, cfg, &env), pulsar: format!("pulsar://{addr}") }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_proxy_tls_a_broker_reaches_owners_only_over_verified_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, other) = (TestCa::new(dir.path(), "tier"), TestCa::new(dir.path(), "other"));
+    let server = ca.server(&["127.0.0.1"]);
+    let cfg = tier_config().await;
+    fn proxy(trust: &TestCa) -> [(&'static str, &str); 2] {
+        [
+            ("MAGNETAR_BINARY__PROXY_TLS_ENABLED", "true"),
+            ("MAGNETAR_BINARY__PROXY_TLS_TRUST_CERTS_FILE", &trust.cert_file),
+        ]
+    }
+    // a proxies over TLS trusting the tier's CA and has no TLS listener itself; b has a TLS
+    // listener with the tier's certificate; d proxies over TLS trusting another CA.
+    let a = start_with(&dir.path().join("a"), &cfg, &proxy(&ca));
+    let tls = format!("127.0.0.1:{}", free_port());
+    let b_env = [
+        ("MAGNETAR_BINARY__TLS_ADDR", tls.as_str()),
+        ("MAGNETAR_BINARY__TLS_CERT_FILE", server.cert_file.as_str()),
+        ("MAGNETAR_BINARY__TLS_KEY_FILE", server.key_file.as_str()),
+    ];
+    let b = start_with(&dir.path().join("b"), &cfg, &b_env);
+    let d = start_with(&dir.path().join("d"), &cfg, &proxy(&other));
+    let c = reqwest::Client::new();
+
+    // a -> b: over b's TLS listener (the client names b's plain URL, as lookups give it).
+    let (mut conn, reply) = connect_through(&a, b.pulsar.trim_start_matches("pulsar://")).await;
+    assert!(reply.command.connected.is_some(), "{reply:?}");
+    conn.send(Frame::new(CommandPing {})).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while crate::binary_frames::next(&mut conn).await.command.pong.is_none() {
+        assert!(Instant::now() < deadline, "no PONG through the TLS proxy");
+    }
+    assert_eq!(metric(&c, &b.process.base, "magnetar_binary_tls_connections_total").await, 1.0);
+
+    // d -> b: b's certificate is not signed by what d trusts: refused, retriably, with the reason.
+    let (_, reply) = connect_through(&d, b.pulsar.trim_start_matches("pulsar://")).await;
+    let error = reply.command.error.clone().unwrap_or_else(|| panic!("CONNECT through d answered {reply:?}"));
+    assert_eq!(error.error, ServerError::ServiceNotReady as i32, "{error:?}");
+    assert!(error.message.contains("TLS handshake failed"), "{error:?}");
+    assert_eq!(metric(&c, &b.process.base, "magnetar_binary_tls_connections_total").await, 1.0);
+
+    // d -> a: a has no TLS listener; d does not fall back to plain TCP.
+    let (_, reply) = connect_through(&d, a.pulsar.trim_start_matches("pulsar://")).await;
+    let error = reply.command.error.clone().unwrap_or_else(|| panic!("CONNECT through d answered {reply:?}"));
+    assert_eq!(error.error, ServerError::ServiceNotReady as i32, "{error:?}");
+    assert!(error.message.contains("no pulsar+ssl:// listener"), "{error:?}");
+    drop((a, b, d));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,6 +46,8 @@ pub struct BrokerMetrics {
     /// Pulsar's lookup counters: topic lookups answered (binary LOOKUP and HTTP) and refused.
     pub lookup_answers: IntCounter,
     pub lookup_failures: IntCounter,
+    /// `pulsar+ssl://` connections whose TLS handshake completed.
+    pub binary_tls_connections: IntCounter,
     pub connections: ConnectionMetrics,
     pub tier: tier::TierMetrics,
 }
@@ -148,6 +150,10 @@ impl BrokerMetrics {
             ),
             lookup_answers: counter("pulsar_broker_lookup_answers", "topic lookups answered"),
             lookup_failures: counter("pulsar_broker_lookup_failures", "topic lookups refused"),
+            binary_tls_connections: counter(
+                "magnetar_binary_tls_connections_total",
+                "pulsar+ssl:// connections whose TLS handshake completed (clients and proxying brokers)",
+            ),
             cursors_carried_forward: counter(
                 "magnetar_cursor_carried_forward_total",
                 "partitions whose cursors were written again to the WAL head because their checkpoint failed",

@@ -94,7 +94,11 @@ fn chart_lints_and_refuses_incomplete_values_naming_them() {
     // The binary protocol's port on the pods and both Services; pulsar+ssl:// with its
     // Secret mounted where the configuration reads it, and refused without one.
     let mut with_tls = REQUIRED.to_vec();
-    with_tls.extend([("binary.tls.enabled", "true"), ("binary.tls.verifyClientCertificates", "true")]);
+    with_tls.extend([
+        ("binary.tls.enabled", "true"),
+        ("binary.tls.verifyClientCertificates", "true"),
+        ("binary.tls.betweenBrokers", "true"),
+    ]);
     let err = render(&with_tls).expect_err("TLS without its Secret must not render");
     assert!(err.contains("binary.tls.secretName"), "{err}");
     with_tls.push(("binary.tls.secretName", "broker-tls"));
@@ -111,6 +115,8 @@ fn chart_lints_and_refuses_incomplete_values_naming_them() {
         "tls_cert_file = \"/etc/magnetar/tls/tls.crt\"",
         "tls_key_file = \"/etc/magnetar/tls/tls.key\"",
         "tls_trust_certs_file = \"/etc/magnetar/tls/ca.crt\"",
+        "proxy_tls_enabled = true",
+        "proxy_tls_trust_certs_file = \"/etc/magnetar/tls/ca.crt\"",
     ] {
         assert!(toml.contains(line), "{line} missing:\n{toml}");
     }
