@@ -192,6 +192,12 @@ snapshot() {
             grep -E '^magnetar_(object_store_log_|wal_fsync_seconds_bucket|replication_(batches|bytes|failures)_total|replication_ack_seconds_bucket)' || true
         curl -sf "http://127.0.0.1:$WEED_METRICS_PORT/metrics" |
             grep -E "^SeaweedFS_s3_request_(total|seconds_bucket)\{bucket=\"$BUCKET\"" || true
+        # Every broker's replica appends (the owner's peers store its stream), told apart by a
+        # broker label and summed per bucket by `quantile`.
+        for b in "${BROKERS[@]}"; do
+            curl -sf "http://${HTTP[$b]}/metrics" | grep -E '^magnetar_replica_append_seconds_bucket' |
+                sed "s/{/{broker=\"$b\",/" || true
+        done
         for b in "${BROKERS[@]}"; do
             awk -v b="$b" -v hz="$CLK_TCK" '{ printf "bench_cpu_seconds{broker=\"%s\"} %.2f\n", b, ($14 + $15) / hz }' \
                 "/proc/${PID[$b]}/stat"
@@ -233,12 +239,13 @@ d = {k: b[k] - a.get(k, 0.0) for k in b}
 
 def quantile(q, prefix):
     """Prometheus' histogram_quantile over the delta of cumulative buckets, in ms."""
-    buckets = []
+    by_le = {}
     for k, v in d.items():
         if k.startswith(prefix):
             le = re.search(r'le="([^"]+)"', k).group(1)
-            buckets.append((float("inf") if le == "+Inf" else float(le), v))
-    buckets.sort()
+            le = float("inf") if le == "+Inf" else float(le)
+            by_le[le] = by_le.get(le, 0.0) + v
+    buckets = sorted(by_le.items())
     if not buckets or buckets[-1][1] == 0:
         return None, None
     rank, prev_le, prev_n = q * buckets[-1][1], 0.0, 0.0
@@ -268,6 +275,9 @@ batches = d.get("magnetar_replication_batches_total", 0.0)
 repl_bytes = d.get("magnetar_replication_bytes_total", 0.0)
 repl_failures = d.get("magnetar_replication_failures_total", 0.0)
 repl_p99, repl_bucket = quantile(0.99, "magnetar_replication_ack_seconds_bucket")
+repl_p50, _ = quantile(0.5, "magnetar_replication_ack_seconds_bucket")
+peer_p50, _ = quantile(0.5, "magnetar_replica_append_seconds_bucket")
+peer_p99, _ = quantile(0.99, "magnetar_replica_append_seconds_bucket")
 # Each file: the wall time of the reading and xact_commit; the reading of pg0 is one transaction.
 (t0, x0), (t1, x1) = ([float(v) for v in open(f).read().split()] for f in (pg0, pg1))
 xacts, pg_secs = x1 - x0 - 1, t1 - t0
@@ -312,8 +322,9 @@ if mode == "object-store":
     print(f"    targets: {line['target']}")
 if mode.startswith("replicated"):
     print(f"    replication ({owner}): {batches:.0f} batches = {batches / secs:.1f}/s, "
-          f"{repl_bytes / max(batches, 1) / 1024:.1f} KiB per batch, ack p99 {repl_p99 or 0:.2f} ms "
-          f"({bucket_text(repl_bucket)}), failures {repl_failures:.0f}")
+          f"{repl_bytes / max(batches, 1) / 1024:.1f} KiB per batch, ack p50 {repl_p50 or 0:.2f} p99 {repl_p99 or 0:.2f} ms "
+          f"({bucket_text(repl_bucket)}), failures {repl_failures:.0f}; "
+          f"peers' append (write and fdatasync) p50 {peer_p50 or 0:.2f} p99 {peer_p99 or 0:.2f} ms")
     local = [r for r in (ast.literal_eval(l) for l in open(rows))
              if r["mode"] == "local" and (r["parts"], r["kind"], r["inflight"]) == (parts, kind, inflight)]
     if local:

@@ -56,6 +56,9 @@ pub struct StorageMetrics {
     pub replication_ack_seconds: Histogram,
     pub replication_backlog: IntGauge,
     pub replica_stored_bytes: IntGauge,
+    /// On a peer: the time to store one batch of another broker's stream (queueing behind the
+    /// same stream's earlier batches, the write and the fdatasync).
+    pub replica_append_seconds: Histogram,
 }
 
 impl StorageMetrics {
@@ -180,6 +183,11 @@ impl StorageMetrics {
                 "Bytes of other brokers' log streams this broker keeps as a replica",
             )
             .expect("valid gauge"),
+            replica_append_seconds: h(
+                "magnetar_replica_append_seconds",
+                "Time this broker took to store a batch of another broker's log stream as its replica (fdatasync included)",
+                vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
+            ),
         }
     }
 
@@ -221,6 +229,7 @@ impl StorageMetrics {
         registry.register(Box::new(self.replication_ack_seconds.clone()))?;
         registry.register(Box::new(self.replication_backlog.clone()))?;
         registry.register(Box::new(self.replica_stored_bytes.clone()))?;
+        registry.register(Box::new(self.replica_append_seconds.clone()))?;
         Ok(())
     }
 }

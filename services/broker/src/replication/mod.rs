@@ -331,7 +331,9 @@ impl Replication {
         for (log_id, below) in &body.trims {
             self.store.trim(*log_id, *below);
         }
+        let started = std::time::Instant::now();
         let refused = self.store.append(&format!("{broker}/{session}"), body.object, &body.ranges).await?;
+        self.metrics.replica_append_seconds.observe(started.elapsed().as_secs_f64());
         self.metrics.replica_stored_bytes.set(self.store.stored_bytes() as i64);
         Ok(refused)
     }
