@@ -90,7 +90,44 @@ pub(super) fn check_fences(
     (kept, refused)
 }
 
-/// Writes one entry to the source's current chunk, fdatasyncs it and indexes its frames.
+/// How far a chunk file is written and fdatasync'ed: the group commit of its source's batches.
+#[derive(Default)]
+pub(super) struct ChunkSync {
+    /// End of the last complete write (stored after it returned; writes are sequential).
+    written: AtomicU64,
+    /// Held across an fdatasync, so that a batch waiting for it finds its bytes covered after.
+    synced: Mutex<Synced>,
+}
+
+#[derive(Default)]
+struct Synced {
+    /// Everything below is on disk.
+    len: u64,
+    /// An fdatasync failed: nothing written after `len` is trusted any more (a later fdatasync
+    /// may succeed although the kernel dropped the pages that failed).
+    failed: bool,
+}
+
+impl ChunkSync {
+    fn failed(&self) -> Option<u64> {
+        let s = self.synced.lock();
+        s.failed.then_some(s.len)
+    }
+}
+
+/// An entry written to its chunk, not yet fdatasync'ed nor indexed.
+pub(super) struct Written {
+    chunk: ChunkId,
+    pub(super) path: PathBuf,
+    /// Position of its first frame and end of the entry in the chunk file.
+    frames_at: u64,
+    end: u64,
+    file: Arc<File>,
+    sync: Arc<ChunkSync>,
+}
+
+/// Writes one entry to the source's current chunk (the caller holds the source's writer).
+/// The entry counts as pending in its chunk until [`index_entry`].
 pub(super) fn write_entry(
     writer: &mut Writer,
     state: &Mutex<State>,
@@ -99,7 +136,7 @@ pub(super) fn write_entry(
     object: &[u8],
     ranges: &HashMap<u64, ObjectRange>,
     frames: &[&ParsedFrame],
-) -> Result<()> {
+) -> Result<Written> {
     let frames_len: usize = frames.iter().map(|f| f.len).sum();
     let body_len = 4 + ranges.len() * RANGE_LEN + frames_len;
     let body_len32 = u32::try_from(body_len)
@@ -121,34 +158,103 @@ pub(super) fn write_entry(
     buf[0..4].copy_from_slice(&body_len32.to_le_bytes());
     buf[4..8].copy_from_slice(&crc.to_le_bytes());
 
-    let (chunk, pos, file) = {
+    writer.cut_if_sync_failed(state, stored);
+    let (chunk, pos, file, sync) = {
         let c = writer.chunk_for_write(state, chunk_bytes)?;
-        (c.chunk, c.len, c.file.clone())
+        (c.chunk, c.len, c.file.clone(), c.sync.clone())
     };
-    if let Err(e) = file.write_all_at(&buf, pos).and_then(|()| file.sync_data()) {
+    let path = state.lock().chunks.get(&chunk).map(|c| c.path.clone()).unwrap_or_default();
+    if let Err(e) = file.write_all_at(&buf, pos) {
         // What reached the disk is unknown: later batches go to a new chunk, and a reopen cuts
         // this entry if it is torn.
-        let mut s = state.lock();
-        let path = s.chunks.get(&chunk).map(|c| c.path.clone()).unwrap_or_default();
-        writer.close(&mut s);
+        writer.close(&mut state.lock());
         return Err(StorageError::io(path, e));
     }
     let written = buf.len() as u64;
+    sync.written.store(pos + written, Ordering::Release);
     if let Some(c) = writer.current.as_mut() {
         c.len += written;
     }
     stored.fetch_add(written, Ordering::Relaxed);
-    let mut s = state.lock();
-    if let Some(c) = s.chunks.get_mut(&chunk) {
+    if let Some(c) = state.lock().chunks.get_mut(&chunk) {
         c.len += written;
+        c.pending += 1;
     }
-    let mut at = pos + frames_at;
+    Ok(Written { chunk, path, frames_at: pos + frames_at, end: pos + written, file, sync })
+}
+
+/// Makes the entry durable: returns at once if an fdatasync that began after it was written
+/// has succeeded, else runs one that covers it and every entry of its chunk written so far.
+pub(super) fn sync_entry(w: &Written) -> std::io::Result<()> {
+    let mut synced = w.sync.synced.lock();
+    if synced.len >= w.end {
+        return Ok(());
+    }
+    if synced.failed {
+        return Err(std::io::Error::other("an earlier fdatasync of this replica chunk failed"));
+    }
+    let target = w.sync.written.load(Ordering::Acquire);
+    match w.file.sync_data() {
+        Ok(()) => {
+            synced.len = synced.len.max(target);
+            Ok(())
+        }
+        Err(e) => {
+            synced.failed = true;
+            Err(e)
+        }
+    }
+}
+
+/// Ends an entry's pending state; indexes its frames if it was made durable.
+pub(super) fn index_entry(
+    state: &Mutex<State>,
+    w: &Written,
+    ranges: &HashMap<u64, ObjectRange>,
+    frames: &[&ParsedFrame],
+    durable: bool,
+) {
+    let mut s = state.lock();
+    if let Some(c) = s.chunks.get_mut(&w.chunk) {
+        c.pending -= 1;
+    }
+    if !durable {
+        return;
+    }
+    let mut at = w.frames_at;
     for f in frames {
         let epoch = ranges[&f.log_id].epoch;
-        s.add_frame(f.log_id, FrameLoc { chunk, pos: at, len: f.len as u32, start: f.start, end: f.end, epoch });
+        s.add_frame(
+            f.log_id,
+            FrameLoc { chunk: w.chunk, pos: at, len: f.len as u32, start: f.start, end: f.end, epoch },
+        );
         at += f.len as u64;
     }
-    Ok(())
+}
+
+impl Writer {
+    /// After a failed fdatasync of the current chunk: cuts what followed its last good one (every
+    /// batch there was refused to its source) so that a reopen meets no torn entry in the
+    /// middle of the file, and starts a new chunk with the next batch.
+    fn cut_if_sync_failed(&mut self, state: &Mutex<State>, stored: &AtomicU64) {
+        let Some(c) = self.current.as_ref() else { return };
+        let Some(good) = c.sync.failed() else { return };
+        let (chunk, file, len) = (c.chunk, c.file.clone(), c.len);
+        let mut s = state.lock();
+        let path = s.chunks.get(&chunk).map(|c| c.path.clone()).unwrap_or_default();
+        match file.set_len(good) {
+            Ok(()) => {
+                stored.fetch_sub(len.saturating_sub(good), Ordering::Relaxed);
+                if let Some(c) = s.chunks.get_mut(&chunk) {
+                    c.len = good;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "a replica chunk whose fdatasync failed was not cut")
+            }
+        }
+        self.close(&mut s);
+    }
 }
 
 pub(super) fn read_frame(file: &File, path: &Path, loc: FrameLoc) -> Result<StoredFrame> {
@@ -227,6 +333,7 @@ pub(super) fn load_chunk(state: &mut State, source: &str, path: &Path) -> Result
         len: pos,
         spans: HashMap::new(),
         current: false,
+        pending: 0,
     };
     let id = state.add_chunk(chunk);
     for (log_id, mut loc) in entries {

@@ -9,8 +9,11 @@
 //! `{dir}/fences.json`.
 //!
 //! Contracts:
-//! - [`ReplicaStore::append`] returns `Ok` only once the batch is fdatasync'ed (one write and one
-//!   fdatasync per batch). A log fenced at a higher epoch than the batch's range is refused.
+//! - [`ReplicaStore::append`] returns `Ok` only once the batch is fdatasync'ed. A source's
+//!   batches are written one at a time, and those written while an fdatasync of their chunk runs
+//!   share the next one (group commit, as the WAL does): a source with several batches in flight
+//!   costs its peer one fdatasync per round, not per batch. A log fenced at a higher epoch than
+//!   the batch's range is refused.
 //! - [`ReplicaStore::fence_and_read`] is atomic with respect to appends: an append that returned
 //!   `Ok` before it is in what it reads, and an append that returns after it was checked against
 //!   the new fence. The fence is durable before the frames are returned.
@@ -101,6 +104,9 @@ struct Chunk {
     spans: HashMap<(u64, i64), u64>,
     /// The chunk its source appends to: only deleted under the source's writer lock.
     current: bool,
+    /// Entries written and not yet fdatasync'ed and indexed: the chunk is not dead meanwhile
+    /// (their frames are in no span yet).
+    pending: u32,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -155,10 +161,11 @@ impl State {
     }
 
     fn is_dead(&self, chunk: &Chunk, now_ms: i64, retention_ms: i64) -> bool {
-        chunk.spans.iter().all(|(&(log, epoch), &end)| {
-            self.trims.get(&log).is_some_and(|&t| end <= t)
-                || self.fences.get(&log).is_some_and(|f| f.epoch > epoch && now_ms - f.fenced_at_ms >= retention_ms)
-        })
+        chunk.pending == 0
+            && chunk.spans.iter().all(|(&(log, epoch), &end)| {
+                self.trims.get(&log).is_some_and(|&t| end <= t)
+                    || self.fences.get(&log).is_some_and(|f| f.epoch > epoch && now_ms - f.fenced_at_ms >= retention_ms)
+            })
     }
 
     /// The chunks whose frames are all dead, split into closed ones and current ones.
@@ -193,6 +200,7 @@ struct Current {
     chunk: ChunkId,
     file: Arc<File>,
     len: u64,
+    sync: Arc<ChunkSync>,
 }
 
 impl Writer {
@@ -217,10 +225,17 @@ impl Writer {
         let file = Arc::new(file);
         let mut s = state.lock();
         self.close(&mut s);
-        let chunk =
-            Chunk { source: self.name.clone(), path, file: file.clone(), len: 0, spans: HashMap::new(), current: true };
+        let chunk = Chunk {
+            source: self.name.clone(),
+            path,
+            file: file.clone(),
+            len: 0,
+            spans: HashMap::new(),
+            current: true,
+            pending: 0,
+        };
         let id = s.add_chunk(chunk);
-        self.current = Some(Current { chunk: id, file, len: 0 });
+        self.current = Some(Current { chunk: id, file, len: 0, sync: Arc::default() });
         Ok(())
     }
 
@@ -290,7 +305,13 @@ impl ReplicaStore {
             let (kept, refused) = check_fences(&state.lock(), &ranges, &frames);
             if !kept.is_empty() {
                 let frames: Vec<&ParsedFrame> = frames.iter().filter(|f| kept.contains_key(&f.log_id)).collect();
-                write_entry(&mut writer, &state, &stored, chunk_bytes, &object, &kept, &frames)?;
+                let written = write_entry(&mut writer, &state, &stored, chunk_bytes, &object, &kept, &frames)?;
+                // The source's next batch is written while this one's fdatasync runs, and the
+                // next fdatasync covers it (see `sync_entry`).
+                drop(writer);
+                let synced = sync_entry(&written);
+                index_entry(&state, &written, &kept, &frames, synced.is_ok());
+                synced.map_err(|e| StorageError::io(&written.path, e))?;
             }
             Ok(refused)
         })
