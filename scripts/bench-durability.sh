@@ -5,7 +5,7 @@
 # object store, all on loopback (scripts/lib/services.sh, the code scripts/test.sh starts them
 # with). Every broker, both services and the client share the machine's cores.
 #
-#   scripts/bench-durability.sh [N] [RATE] [SECONDS]   (defaults 200000 2000 20)
+#   scripts/bench-durability.sh [N] [RATE] [SECONDS]   (defaults 1000000 2000 20)
 #
 # One namespace per mode, each with one bundle (so one owner), a non-partitioned topic and one of
 # 16 partitions: public/local (`local`), public/objstore (`object-store`), public/repl22
@@ -18,6 +18,8 @@
 #   - throughput: N messages as fast as 1,000 in flight allow (Pulsar clients' default
 #     maxPendingMessages), to each topic; and to the 16 partitions with 10,000 in flight;
 #   - latency: RATE msg/s for SECONDS seconds to each topic (1,000 in flight at most).
+# The latency phases of every mode run first, then the throughput phases; before each phase the
+# script waits for the segment uploads the phases before left to finish (`settle`).
 # Ack latency is per message, from its send to its acknowledgement.
 # Each phase prints throughput and per-message ack latency p50/p99/p99.9, and from counters of
 # the owner read before and after it: its WAL fsyncs; for object-store, objects PUT per second,
@@ -42,7 +44,7 @@
 # (MAGNETAR_SEAWEEDFS_VERSION). Everything started is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N="${1:-200000}"
+N="${1:-1000000}"
 RATE="${2:-2000}"
 SECS="${3:-20}"
 WINDOW_MS=25
@@ -342,6 +344,24 @@ with open(rows, "a") as f:
 PY
 }
 
+# settle: waits (at most 180 s) until no broker has had a segment upload in progress for 3 s in
+# a row: a throughput phase leaves a gigabyte of segments to upload, which the next phase would
+# otherwise share the 2 cores and the disk with.
+settle() {
+    local quiet=0 waited=0 busy
+    while ((quiet < 3 && waited < 180)); do
+        busy=0
+        for b in "${BROKERS[@]}"; do
+            n="$(curl -sf "http://${HTTP[$b]}/metrics" | awk '/^magnetar_offload_uploads_in_progress / {print int($2)}')"
+            busy=$((busy + ${n:-0}))
+        done
+        if ((busy == 0)); then quiet=$((quiet + 1)); else quiet=0; fi
+        sleep 1
+        waited=$((waited + 1))
+    done
+    ((waited <= 3)) || echo "  (waited ${waited} s for the segment uploads of the phases before to finish)"
+}
+
 # phase MODE TOPIC KIND IN_FLIGHT PERF_ARGS...: one measured run of ws-produce, through the
 # owner of the topic's bundle.
 phase() {
@@ -349,6 +369,7 @@ phase() {
     shift 4
     ns="$(ns_of "$mode")"
     owner="${OWNER[$ns]}"
+    settle
     # Dirty pages of the phases before are written back now, not during this one.
     sync
     pg_snapshot "$TMP/pg0"
@@ -402,14 +423,19 @@ sleep 8.5
 pg_snapshot "$TMP/pg1"
 python3 -c 'import sys; (t0, x0), (t1, x1) = ([float(v) for v in open(f).read().split()] for f in sys.argv[1:]); print(f"  postgresql: {x1 - x0 - 1:.0f} transactions in {t1 - t0:.1f} s = {(x1 - x0 - 1) / (t1 - t0):.1f}/s")' "$TMP/pg0" "$TMP/pg1"
 
+# Latency first, on a tier that has only the warm-up's data: the throughput phases leave
+# gigabytes of segments to seal and upload in the background for minutes, which a latency
+# phase after them would measure instead of the mode.
+for mode in "${MODES[@]}"; do
+    echo "== $mode: latency at $RATE msg/s for $SECS s"
+    phase "$mode" t latency 1000 -n $((RATE * SECS)) --rate "$RATE"
+    phase "$mode" "p$PARTITIONS" latency 1000 -n $((RATE * SECS)) --rate "$RATE"
+done
 for mode in "${MODES[@]}"; do
     echo "== $mode: throughput, $N messages of $SIZE bytes"
     phase "$mode" t throughput 1000 -n "$N"
     phase "$mode" "p$PARTITIONS" throughput 1000 -n "$N"
     phase "$mode" "p$PARTITIONS" throughput 10000 -n "$N"
-    echo "== $mode: latency at $RATE msg/s for $SECS s"
-    phase "$mode" t latency 1000 -n $((RATE * SECS)) --rate "$RATE"
-    phase "$mode" "p$PARTITIONS" latency 1000 -n $((RATE * SECS)) --rate "$RATE"
 done
 
 echo "== summary (window $WINDOW_MS ms; PUT and replication figures from the owner's counters, GETs from SeaweedFS's; CPU in % of one core)"
