@@ -303,27 +303,15 @@ async fn with_proxy_tls_a_broker_reaches_owners_only_over_verified_tls() {
     let c = reqwest::Client::new();
 
     // a -> b: over b's TLS listener (the client names b's plain URL, as lookups give it).
-    let (mut conn, reply) = connect_through(&a, b.pulsar.trim_start_matches("pulsar://")).await;
-    assert!(reply.command.connected.is_some(), "{reply:?}");
-    conn.send(Frame::new(CommandPing {})).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while crate::binary_frames::next(&mut conn).await.command.pong.is_none() {
-        assert!(Instant::now() < deadline, "no PONG through the TLS proxy");
-    }
+    assert_proxied(&a, &b).await;
     assert_eq!(metric(&c, &b.process.base, "magnetar_binary_tls_connections_total").await, 1.0);
 
     // d -> b: b's certificate is not signed by what d trusts: refused, retriably, with the reason.
-    let (_, reply) = connect_through(&d, b.pulsar.trim_start_matches("pulsar://")).await;
-    let error = reply.command.error.clone().unwrap_or_else(|| panic!("CONNECT through d answered {reply:?}"));
-    assert_eq!(error.error, ServerError::ServiceNotReady as i32, "{error:?}");
-    assert!(error.message.contains("TLS handshake failed"), "{error:?}");
+    assert_refused(&d, b.pulsar.trim_start_matches("pulsar://"), "TLS handshake failed").await;
     assert_eq!(metric(&c, &b.process.base, "magnetar_binary_tls_connections_total").await, 1.0);
 
     // d -> a: a has no TLS listener; d does not fall back to plain TCP.
-    let (_, reply) = connect_through(&d, a.pulsar.trim_start_matches("pulsar://")).await;
-    let error = reply.command.error.clone().unwrap_or_else(|| panic!("CONNECT through d answered {reply:?}"));
-    assert_eq!(error.error, ServerError::ServiceNotReady as i32, "{error:?}");
-    assert!(error.message.contains("no pulsar+ssl:// listener"), "{error:?}");
+    assert_refused(&d, a.pulsar.trim_start_matches("pulsar://"), "no pulsar+ssl:// listener").await;
     drop((a, b, d));
 }
 
@@ -462,6 +450,25 @@ async fn connect_through(member: &Member, proxy_to: &str) -> (Framed<TcpStream, 
     (conn, reply)
 }
 
+/// A raw CONNECT to `via` naming `to`'s listener reaches `to`: CONNECTED, then PING answered.
+async fn assert_proxied(via: &Member, to: &Member) {
+    let (mut conn, reply) = connect_through(via, to.pulsar.trim_start_matches("pulsar://")).await;
+    assert!(reply.command.connected.is_some(), "{reply:?}");
+    conn.send(Frame::new(CommandPing {})).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while crate::binary_frames::next(&mut conn).await.command.pong.is_none() {
+        assert!(Instant::now() < deadline, "no PONG through {}", via.pulsar);
+    }
+}
+
+/// A raw CONNECT to `via` naming `target` is refused retriably, with a reason saying `says`.
+async fn assert_refused(via: &Member, target: &str, says: &str) {
+    let (_, reply) = connect_through(via, target).await;
+    let error = reply.command.error.clone().unwrap_or_else(|| panic!("CONNECT to {target} answered {reply:?}"));
+    assert_eq!(error.error, ServerError::ServiceNotReady as i32, "{error:?}");
+    assert!(error.message.contains(says), "{error:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_proxies_only_to_the_binary_listener_of_a_live_member_of_its_tier() {
     let dir = tempfile::tempdir().unwrap();
@@ -471,21 +478,12 @@ async fn a_broker_proxies_only_to_the_binary_listener_of_a_live_member_of_its_ti
     // An address outside the tier: refused with a retriable error, and never connected to.
     let outside = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let target = outside.local_addr().unwrap().to_string();
-    let (_, reply) = connect_through(&a, &target).await;
-    let error = reply.command.error.clone().unwrap_or_else(|| panic!("CONNECT to {target} answered {reply:?}"));
-    assert_eq!(error.error, ServerError::ServiceNotReady as i32, "{error:?}");
-    assert!(error.message.contains(&target), "{error:?}");
+    assert_refused(&a, &target, &target).await;
     let accepted = tokio::time::timeout(Duration::from_millis(500), outside.accept()).await;
     assert!(accepted.is_err(), "broker a connected to {target}, which no member registered");
 
     // Broker b's listener: the connection is b's, through a (CONNECTED, then PING answered).
-    let (mut conn, reply) = connect_through(&a, b.pulsar.trim_start_matches("pulsar://")).await;
-    assert!(reply.command.connected.is_some(), "{reply:?}");
-    conn.send(Frame::new(CommandPing {})).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while crate::binary_frames::next(&mut conn).await.command.pong.is_none() {
-        assert!(Instant::now() < deadline, "no PONG through the proxy");
-    }
+    assert_proxied(&a, &b).await;
     drop((a, b));
 }
 
