@@ -216,13 +216,11 @@ impl BinaryListener {
         let urls =
             BinaryUrls { internal: format!("pulsar://{internal_host}:{}", addr.port()), advertised, advertised_tls };
         let tls = tls.map(|(listener, acceptor, _)| TlsListener { listener, acceptor });
-        let proxy_tls = match config.proxy_tls_enabled {
-            true => Some(
-                tls::connector(&config.proxy_tls_trust_certs_file)
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
-            ),
-            false => None,
-        };
+        let proxy_tls = config
+            .proxy_tls_enabled
+            .then(|| tls::connector(&config.proxy_tls_trust_certs_file))
+            .transpose()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         Ok(BinaryListener { listener, urls, tls, proxy_tls })
     }
 

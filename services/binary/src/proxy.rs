@@ -101,8 +101,8 @@ const VOUCHED_TOKEN_SECS: i64 = 24 * 3600;
 
 /// The CONNECT to replay to the owner. A client that authenticated with its certificate
 /// (`tls`) did so with this broker, which verified it: the owner, reached in plain TCP or over
-/// TLS without a client certificate, sees none, so this broker vouches for the role with a token of its own key (every broker
-/// of a tier verifies the same keys). A broker that cannot sign refuses such a client here.
+/// TLS without a client certificate, sees none, so this broker vouches for the role with a
+/// token of its own key (every broker of a tier verifies the same keys). A broker that cannot sign refuses such a client here.
 fn vouch_for_certificate(
     shared: &Shared,
     connect: CommandConnect,

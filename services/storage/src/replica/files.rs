@@ -159,11 +159,10 @@ pub(super) fn write_entry(
     buf[4..8].copy_from_slice(&crc.to_le_bytes());
 
     writer.cut_if_sync_failed(state, stored);
-    let (chunk, pos, file, sync) = {
+    let (chunk, pos, path, file, sync) = {
         let c = writer.chunk_for_write(state, chunk_bytes)?;
-        (c.chunk, c.len, c.file.clone(), c.sync.clone())
+        (c.chunk, c.len, c.path.clone(), c.file.clone(), c.sync.clone())
     };
-    let path = state.lock().chunks.get(&chunk).map(|c| c.path.clone()).unwrap_or_default();
     if let Err(e) = file.write_all_at(&buf, pos) {
         // What reached the disk is unknown: later batches go to a new chunk, and a reopen cuts
         // this entry if it is torn.
@@ -241,7 +240,6 @@ impl Writer {
         let Some(good) = c.sync.failed() else { return };
         let (chunk, file, len) = (c.chunk, c.file.clone(), c.len);
         let mut s = state.lock();
-        let path = s.chunks.get(&chunk).map(|c| c.path.clone()).unwrap_or_default();
         match file.set_len(good) {
             Ok(()) => {
                 stored.fetch_sub(len.saturating_sub(good), Ordering::Relaxed);
@@ -250,7 +248,7 @@ impl Writer {
                 }
             }
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "a replica chunk whose fdatasync failed was not cut")
+                tracing::warn!(path = %c.path.display(), error = %e, "a replica chunk whose fdatasync failed was not cut")
             }
         }
         self.close(&mut s);

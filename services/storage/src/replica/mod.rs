@@ -198,6 +198,7 @@ struct Writer {
 
 struct Current {
     chunk: ChunkId,
+    path: PathBuf,
     file: Arc<File>,
     len: u64,
     sync: Arc<ChunkSync>,
@@ -227,7 +228,7 @@ impl Writer {
         self.close(&mut s);
         let chunk = Chunk {
             source: self.name.clone(),
-            path,
+            path: path.clone(),
             file: file.clone(),
             len: 0,
             spans: HashMap::new(),
@@ -235,7 +236,7 @@ impl Writer {
             pending: 0,
         };
         let id = s.add_chunk(chunk);
-        self.current = Some(Current { chunk: id, file, len: 0, sync: Arc::default() });
+        self.current = Some(Current { chunk: id, path, file, len: 0, sync: Arc::default() });
         Ok(())
     }
 
