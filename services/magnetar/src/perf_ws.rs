@@ -80,7 +80,14 @@ fn path(topic: &str) -> anyhow::Result<String> {
 }
 
 pub async fn produce(a: WsProduceArgs) -> anyhow::Result<()> {
-    let url = format!("{}/ws/v2/producer/{}", a.url.trim_end_matches('/'), path(&a.topic)?);
+    // The server keeps as many frames unanswered as the client's window (as a Pulsar client's
+    // `maxPendingMessages`), not its default of 1000.
+    let url = format!(
+        "{}/ws/v2/producer/{}?maxPendingMessages={}",
+        a.url.trim_end_matches('/'),
+        path(&a.topic)?,
+        a.window.max(1)
+    );
     let (ws, _) = connect(&url).await?;
     let (tx, mut rx) = ws.split();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;

@@ -12,7 +12,7 @@ use crate::common::tier::{
     PARTITIONS, TOPIC, assert_stored_once, brokers, bundle_of, expect, namespace, ownership, partition,
     partitioned_topic, tier_config,
 };
-use crate::common::ws::{WsClient, decode_ws_id, text_of, ws_base};
+use crate::common::ws::{WsClient, decode_ws_id, publish_at_once, publish_requests, text_of, ws_base};
 use futures::{SinkExt, StreamExt};
 use magnetar_tests::{BrokerProcess, call};
 use reqwest::Method;
@@ -85,6 +85,17 @@ async fn websocket_clients_use_a_partitioned_topic_by_its_base_name_through_one_
     // A bad frame is answered alone, in its turn; the session goes on.
     producer.send_text("{not json").await;
     assert_eq!(producer.recv().await["result"], "send-error:3");
+    // `maxPendingMessages` bounds the frames unanswered here and on each partition's session:
+    // with 1, every frame is its own publish request on its partition's owner.
+    let mut one = WsClient::connect(&url(&a, "producer", ORDERS, "?maxPendingMessages=1")).await;
+    let requests = || async {
+        publish_requests(&a.base).await + publish_requests(&b.base).await + publish_requests(&c3.base).await
+    };
+    let before = requests().await;
+    let ids = publish_at_once(&mut one, 24, "w").await;
+    assert_eq!(requests().await - before, 24, "each frame was published alone");
+    id_of.extend(ids.into_iter().enumerate().map(|(n, id)| (format!("w{n}"), id)));
+    one.close().await;
 
     // The consumer receives every message once, with the id it was produced with, each key's
     // messages in the order they were sent, and acknowledges each.

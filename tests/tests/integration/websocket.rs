@@ -150,6 +150,27 @@ async fn producer_acknowledges_each_message_with_a_base64_id_and_the_context() {
 }
 
 #[tokio::test]
+async fn producer_keeps_at_most_max_pending_messages_unanswered() {
+    let app = TestApp::standalone().await;
+    create_topic(&app, "window").await;
+    let url = |query: &str| format!("{}?{query}", producer_url(&app.base, "window"));
+    // One frame unanswered at most: the server reads a frame only once the one before it is
+    // answered, so 30 frames sent at once are 30 publish requests, never a batch of several.
+    let mut one = WsClient::connect(&url("maxPendingMessages=1")).await;
+    let before = publish_requests(&app.base).await;
+    publish_at_once(&mut one, 30, "one-").await;
+    assert_eq!(publish_requests(&app.base).await - before, 30, "each frame was published alone");
+    // 0 asks for the most (Pulsar's "no count limit"): 2,500 frames, more than the default
+    // window of 1,000, sent before any answer is read, are all answered in order.
+    let mut wide = WsClient::connect(&url("maxPendingMessages=0")).await;
+    let ids = publish_at_once(&mut wide, 2500, "wide-").await;
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 2500, "one id per message");
+    for bad in ["maxPendingMessages=many", "maxPendingMessages=-1"] {
+        assert_eq!(refused_status(&url(bad)).await, 400, "{bad}");
+    }
+}
+
+#[tokio::test]
 async fn producer_answers_invalid_json_with_send_error_3_and_stays_usable() {
     let app = TestApp::standalone().await;
     create_topic(&app, "pj").await;

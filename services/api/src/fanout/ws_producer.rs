@@ -5,8 +5,8 @@
 //! `SinglePartition`), and it is sent to that partition's session numbered by this broker (its
 //! `context` there). Receipts go back with the client's `context` and the partition's message id
 //! (which names the partition, as the single broker's ids do), in the order the frames came, as
-//! the single broker answers; at most `MAX_PENDING` frames are unanswered at once, then the
-//! client's frames wait.
+//! the single broker answers; at most `maxPendingMessages` frames (default 1000) are unanswered
+//! at once, then the client's frames wait.
 
 use super::Whole;
 use super::ws::{Handshake, Ledger, Seen, Session, Stalled, Tag, Target, Up, ended, open_all, start};
@@ -25,9 +25,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::Arc;
-
-/// Frames of one client unanswered at once (Pulsar's `maxPendingMessages` default).
-const MAX_PENDING: usize = 1000;
 
 pub(crate) async fn open(
     s: &AppState,
@@ -154,7 +151,7 @@ async fn run(
     let mut pending = Pending::new();
     let mut stalled = Stalled::default();
     'session: loop {
-        let reading = stalled.is_empty() && pending.len() < MAX_PENDING;
+        let reading = stalled.is_empty() && pending.len() < routing.max_pending;
         tokio::select! {
             event = events.recv() => match event {
                 Some(Up::Frame(_, receipt, Seen::Receipt(id))) => pending.answer(id, &receipt),

@@ -9,7 +9,7 @@
 //! gets its own answer: an invalid or oversized frame fails alone, and a message that was stored
 //! is never reported as failed.
 
-use super::ws::{Handshake, Socket, lenient_enum, must_end, run_tracked, session_permit, spawn_writer, text};
+use super::ws::{Handshake, Socket, lenient, lenient_enum, must_end, run_tracked, session_permit, spawn_writer, text};
 use crate::AppState;
 use crate::error::{
     ApiError, BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthorized, Unavailable,
@@ -47,6 +47,12 @@ const BATCHES_IN_FLIGHT: usize = 256;
 /// 16 of them held some messages back a second cycle (p99 about twice p50 at 1,000 in flight;
 /// docs/benchmarks.md, run 11).
 const BYTES_IN_FLIGHT: usize = 32 << 20;
+/// Frames of one connection unanswered at once without `maxPendingMessages` (the default of
+/// Pulsar's clients, whose producer the WebSocket handler is in Pulsar).
+pub(crate) const DEFAULT_PENDING: usize = 1000;
+/// The most `maxPendingMessages` takes (0 asks for it: Pulsar's "no count limit"); the byte
+/// bound above holds whatever the count.
+pub(crate) const MOST_PENDING: usize = 100_000;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -160,6 +166,10 @@ struct ProducerQuery {
     /// With a frame's `sequenceId`: the message is stored with both and deduplicated where
     /// deduplication is on.
     producer_name: Option<String>,
+    /// Frames sent and not yet answered at once (default 1000, at most 100,000, 0 for the
+    /// most): beyond them the server stops reading until answers go out.
+    #[serde(default, deserialize_with = "lenient")]
+    max_pending_messages: Option<u32>,
     /// A JWT, for clients that cannot send `Authorization` (used only without that header).
     #[allow(dead_code)]
     token: Option<String>,
@@ -205,7 +215,12 @@ impl ProducerQuery {
         };
         let single = matches!(self.message_routing_mode, Some(MessageRoutingMode::SinglePartition));
         let producer = self.producer_name.clone().filter(|n| !n.is_empty());
-        Routing { hashing, single, producer }
+        let max_pending = match self.max_pending_messages {
+            None => DEFAULT_PENDING,
+            Some(0) => MOST_PENDING,
+            Some(n) => (n as usize).min(MOST_PENDING),
+        };
+        Routing { hashing, single, producer, max_pending }
     }
 }
 
@@ -216,6 +231,8 @@ pub(crate) struct Routing {
     /// `SinglePartition`: keyless messages all go to one partition chosen at the handshake.
     pub single: bool,
     pub producer: Option<String>,
+    /// Frames unanswered at once (`maxPendingMessages`).
+    pub max_pending: usize,
 }
 
 /// A producer attached to its topic (or one partition), ready to run on a connection.
@@ -237,7 +254,7 @@ impl ProducerSession {
         routing: &Routing,
     ) -> Result<ProducerSession, ApiError> {
         let caller = auth.caller();
-        let Routing { hashing, single, producer } = routing.clone();
+        let Routing { hashing, single, producer, max_pending } = routing.clone();
         let slots = s.broker.publisher().attach_producer(&caller, topic).await?;
         // A WebSocket producer carries no schema: refused (409) where schemaValidationEnforced holds.
         s.broker.topics().check_schemaless_producer(topic, false).await?;
@@ -245,7 +262,7 @@ impl ProducerSession {
         // SinglePartition: keyless messages all go to one partition chosen now.
         let fixed = (single && partitions > 0 && topic.partition_index().is_none())
             .then(|| topic.partition((magnetar_core::now_millis() as u32) % partitions));
-        let route = Route { topic: topic.clone(), fixed, hashing, producer };
+        let route = Route { topic: topic.clone(), fixed, hashing, producer, max_pending };
         Ok(ProducerSession { broker: Arc::clone(&s.broker), auth, route, slots })
     }
 
@@ -262,6 +279,7 @@ struct Route {
     hashing: KeyHashing,
     /// The producer's name (`producerName`), when it gave one.
     producer: Option<String>,
+    max_pending: usize,
 }
 
 async fn run_producer(broker: Arc<Broker>, socket: Socket, auth: AuthContext, route: Route) {
@@ -271,7 +289,11 @@ async fn run_producer(broker: Arc<Broker>, socket: Socket, auth: AuthContext, ro
     let caller = auth.caller();
     let topic = route.topic.clone();
     let producer = route.producer.clone();
-    let publisher = broker.spawn(publish_loop(Arc::clone(&broker), caller, route, frames_rx, out.clone()));
+    // One permit per frame read and not yet answered (`maxPendingMessages`): the answers give
+    // them back, and without one the socket is not read.
+    let window = Arc::new(tokio::sync::Semaphore::new(route.max_pending));
+    let publisher =
+        broker.spawn(publish_loop(Arc::clone(&broker), caller, route, frames_rx, out.clone(), Arc::clone(&window)));
     let end = must_end(auth, &broker);
     tokio::pin!(end);
     loop {
@@ -290,6 +312,8 @@ async fn run_producer(broker: Arc<Broker>, socket: Socket, auth: AuthContext, ro
                 // An oversized message is refused alone; the others of its batch go on.
                 Ok((m, ctx)) => match broker.publisher().check_size(&topic, || "the message".into(), &m) {
                     Ok(()) => {
+                        let Ok(permit) = window.acquire().await else { break };
+                        permit.forget();
                         if frames_tx.send((m, ctx)).await.is_err() {
                             break;
                         }
@@ -327,9 +351,10 @@ async fn publish_loop(
     route: Route,
     mut frames: mpsc::Receiver<(PublishMessage, Option<Value>)>,
     out: mpsc::Sender<Message>,
+    window: Arc<tokio::sync::Semaphore>,
 ) {
     let (acks_tx, acks_rx) = mpsc::channel::<QueuedBatch>(BATCHES_IN_FLIGHT);
-    let acker = broker.spawn(ack_loop(acks_rx, out));
+    let acker = broker.spawn(ack_loop(acks_rx, out, window));
     let budget = Arc::new(tokio::sync::Semaphore::new(BYTES_IN_FLIGHT));
     while let Some(first) = frames.recv().await {
         let mut batch = vec![first];
@@ -363,8 +388,13 @@ async fn publish_loop(
 /// A message refused because the topic's bundle is moving to another broker (nothing was
 /// stored) is not answered: once everything before it is, the session is closed with 1012 and
 /// the client reconnects, reaching the new owner, and sends it again.
-async fn ack_loop(mut batches: mpsc::Receiver<QueuedBatch>, out: mpsc::Sender<Message>) {
+async fn ack_loop(
+    mut batches: mpsc::Receiver<QueuedBatch>,
+    out: mpsc::Sender<Message>,
+    window: Arc<tokio::sync::Semaphore>,
+) {
     while let Some((pending, contexts, _share)) = batches.recv().await {
+        let answered = contexts.len();
         let mut moved = false;
         let replies: Vec<Message> = match pending {
             Ok(p) => p
@@ -392,9 +422,27 @@ async fn ack_loop(mut batches: mpsc::Receiver<QueuedBatch>, out: mpsc::Sender<Me
                 return;
             }
         }
+        window.add_permits(answered);
         if moved {
             let _ = out.send(super::ws::topic_unloaded()).await;
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(max_pending_messages: Option<u32>) -> usize {
+        ProducerQuery { max_pending_messages, ..Default::default() }.routing().max_pending
+    }
+
+    #[test]
+    fn max_pending_messages_defaults_to_pulsars_1000_and_is_bounded() {
+        assert_eq!(window(None), DEFAULT_PENDING);
+        assert_eq!(window(Some(7)), 7);
+        assert_eq!(window(Some(0)), MOST_PENDING, "0: no count limit of its own, the most");
+        assert_eq!(window(Some(u32::MAX)), MOST_PENDING);
     }
 }

@@ -427,3 +427,38 @@ impl RunningConsumer {
         self.task.await.expect("consumer task panicked")
     }
 }
+
+/// Publish requests a broker at `http_base` has answered (`magnetar_publish_latency_seconds`'s
+/// count): a WebSocket producer's frames read together are one request.
+pub async fn publish_requests(http_base: &str) -> u64 {
+    let text = reqwest::get(format!("{http_base}/metrics"))
+        .await
+        .and_then(|r| r.error_for_status())
+        .unwrap_or_else(|e| panic!("metrics of {http_base}: {e}"))
+        .text()
+        .await
+        .expect("metrics text");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("magnetar_publish_latency_seconds_count "))
+        .unwrap_or_else(|| panic!("no magnetar_publish_latency_seconds_count at {http_base}"));
+    line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).expect("a count") as u64
+}
+
+/// Sends `frames` JSON frames at once (each flushed, none answered yet), then reads as many
+/// receipts; asserts each is `ok` and comes in the frames' order with its context.
+pub async fn publish_at_once(producer: &mut WsClient, frames: usize, tag: &str) -> Vec<String> {
+    for n in 0..frames {
+        producer
+            .send_json(&json!({"payload": super::b64(format!("{tag}{n}").as_bytes()), "context": format!("{tag}{n}")}))
+            .await;
+    }
+    let mut ids = Vec::new();
+    for n in 0..frames {
+        let r = producer.recv().await;
+        assert_eq!(r["result"], "ok", "{r}");
+        assert_eq!(r["context"], format!("{tag}{n}"), "receipts in the frames' order: {r}");
+        ids.push(r["messageId"].as_str().expect("messageId").to_string());
+    }
+    ids
+}
