@@ -4,16 +4,17 @@
 //! epoch).
 //!
 //! After its WAL group commit, a record of such a log is written to its segment and queued here
-//! instead of being made visible. One task gathers the queued records of every such log for a
-//! window into one object `{prefix}/{seq:020}` (so the PUTs follow the window, not the number of
-//! partitions), PUTs it, commits it, and only then makes the records visible and completes their
-//! appenders. Several objects may be PUT at once, but their ranges are committed one after
-//! another in WAL order, so a log's committed ranges are contiguous: a failed PUT or commit is
-//! retried, never skipped, and later objects wait for it. (The same writer sends batches to the
-//! replicas of replicated durability.) An appender still waiting when
-//! its log's `max_wait` has passed gets `Unavailable` (it may still be committed later, as a
-//! Pulsar send that timed out may have been stored); the backlog is bounded
-//! (`max_backlog_bytes`): appends are refused beyond it rather than queued without end.
+//! instead of being made visible. One task gathers the queued records of every such log into
+//! one object `{prefix}/{seq:020}` at most once per window (so the PUTs follow the window, not
+//! the number of partitions: an object goes a window after the one before, or at once when none
+//! went in the last window), PUTs it, commits it, and only then makes the records visible and
+//! completes their appenders. Several objects may be PUT at once, but their ranges are
+//! committed one after another in WAL order, so a log's committed ranges are contiguous: a
+//! failed PUT or commit is retried, never skipped, and later objects wait for it. (The same
+//! writer sends batches to the replicas of replicated durability, with no window.) An appender
+//! still waiting when its log's `max_wait` has passed gets `Unavailable` (it may still be
+//! committed later, as a Pulsar send that timed out may have been stored); the backlog is
+//! bounded (`max_backlog_bytes`): appends are refused beyond it rather than queued without end.
 //!
 //! An object is `MAGIC` followed by the records' WAL data frames as they were written to the WAL
 //! (the codec's checksummed frames); [`decode_log_object`] reads them back for recovery.
@@ -280,6 +281,7 @@ impl ObjectLog {
             committed: committed_objects.clone(),
             committed_through: committed_through.clone(),
             seq: 0,
+            last_launch: None,
         };
         tokio::spawn(writer.run(rx));
         Arc::new(ObjectLog { tx, metrics, config, backlog, committed_objects, committed_through })
@@ -335,6 +337,8 @@ struct Writer {
     committed: Arc<AtomicU64>,
     committed_through: Arc<AtomicU64>,
     seq: u64,
+    /// When the last new batch went out: the next one goes a window later at the earliest.
+    last_launch: Option<Instant>,
 }
 
 /// A batch being committed: what a retry sends again, and the appenders it completes.
@@ -366,9 +370,9 @@ impl Writer {
         loop {
             let room = flights.len() < self.config.max_in_flight.max(1);
             if room && !carry.is_empty() {
-                let window_end = carry[0].queued + self.config.window;
+                let due = self.due(&carry);
                 let mut bytes: usize = carry.iter().map(|w| w.frame.len()).sum();
-                if !open || bytes >= self.config.max_object_bytes || Instant::now() >= window_end {
+                if !open || bytes >= self.config.max_object_bytes || Instant::now() >= due {
                     // The window is over (records queued while earlier batches were in flight
                     // start with an expired one): take what is queued now too. Without this,
                     // a writer that fell behind would close batches of a frame or two and never
@@ -399,14 +403,14 @@ impl Writer {
                     );
                     commits.push_back(self.launch(&flight, Duration::ZERO));
                     flights.push_back(flight);
+                    self.last_launch = Some(Instant::now());
                     continue;
                 }
             }
             if !open && carry.is_empty() && flights.is_empty() {
                 return;
             }
-            let window_end = (room && !carry.is_empty())
-                .then(|| tokio::time::Instant::from_std(carry[0].queued + self.config.window));
+            let window_end = (room && !carry.is_empty()).then(|| tokio::time::Instant::from_std(self.due(&carry)));
             tokio::select! {
                 biased;
                 Some(res) = commits.next(), if !flights.is_empty() => {
@@ -440,6 +444,20 @@ impl Writer {
                     expire(&mut carry, now);
                 }
             }
+        }
+    }
+
+    /// When the queued records (`carry`, not empty) go out as a batch: a window after the last
+    /// batch went, or as soon as they came when that is already past. The window spaces the
+    /// batches (the PUTs of object-store durability: at most one per window, whatever the
+    /// number of partitions) without holding records that find none sent in the last window: a
+    /// producer whose next messages wait for its acknowledgements (a client's pending-message
+    /// bound) sends them right after an object is committed, and they go a window after that
+    /// object went, not a window after they came.
+    fn due(&self, carry: &[Waiting]) -> Instant {
+        match self.last_launch {
+            Some(at) => (at + self.config.window).max(carry[0].queued),
+            None => carry[0].queued,
         }
     }
 

@@ -140,6 +140,31 @@ async fn the_records_of_many_logs_share_objects() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_go_a_window_apart_and_at_once_after_a_quiet_window() {
+    // A window far longer than anything else here: what waits for it is told apart by seconds.
+    let s = setup(window(2_000));
+    let log = s.storage.log(1).unwrap();
+    log.set_object_store_durability(1, Duration::from_secs(30)).unwrap();
+    // No object went in the last window: the first append goes at once.
+    tokio::time::timeout(Duration::from_secs(1), log.append(vec![input(0)]))
+        .await
+        .expect("the first object went without waiting for a window")
+        .unwrap();
+    // The next one goes a window after the first went (a producer whose next messages waited
+    // for this acknowledgement sends them now; they do not wait a window of their own).
+    let l = log.clone();
+    let next = tokio::spawn(async move { l.append(vec![input(1)]).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!next.is_finished(), "a second object within the window of the first");
+    tokio::time::timeout(Duration::from_secs(5), next)
+        .await
+        .expect("the second object, a window later")
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.committer.committed.lock().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fenced_log_is_refused_while_its_neighbour_in_the_object_is_acknowledged() {
     let s = setup(window(100));
     s.committer.fenced.lock().insert(2);
