@@ -455,10 +455,8 @@ impl Writer {
     /// bound) sends them right after an object is committed, and they go a window after that
     /// object went, not a window after they came.
     fn due(&self, carry: &[Waiting]) -> Instant {
-        match self.last_launch {
-            Some(at) => (at + self.config.window).max(carry[0].queued),
-            None => carry[0].queued,
-        }
+        // A due time already past means "now" either way: the records came before it.
+        self.last_launch.map_or(carry[0].queued, |at| at + self.config.window)
     }
 
     /// Numbers a batch and lays out its body and per-log ranges.

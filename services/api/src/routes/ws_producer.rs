@@ -49,10 +49,10 @@ const BATCHES_IN_FLIGHT: usize = 256;
 const BYTES_IN_FLIGHT: usize = 32 << 20;
 /// Frames of one connection unanswered at once without `maxPendingMessages` (the default of
 /// Pulsar's clients, whose producer the WebSocket handler is in Pulsar).
-pub(crate) const DEFAULT_PENDING: usize = 1000;
+const DEFAULT_PENDING: usize = 1000;
 /// The most `maxPendingMessages` takes (0 asks for it: Pulsar's "no count limit"); the byte
 /// bound above holds whatever the count.
-pub(crate) const MOST_PENDING: usize = 100_000;
+const MOST_PENDING: usize = 100_000;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
