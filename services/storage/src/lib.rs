@@ -30,6 +30,7 @@
 mod codec;
 mod config;
 mod error;
+mod fill;
 mod metrics;
 pub mod object;
 pub mod objlog;

@@ -178,17 +178,28 @@ impl Replay<'_> {
                 Bad::Undecodable { pos, end, detail } => {
                     (pos, end, detail, "its checksum is right, so it is no torn write".to_string())
                 }
-                Bad::Damaged { pos, detail } => match next_intact(&file, pos, len).ctx(path)? {
-                    Some(next) => (pos, next, detail, format!("an intact frame follows at position {next}")),
-                    None if !last => (pos, len, detail, "later wal files follow this one".to_string()),
-                    None => {
-                        tracing::warn!(file = %path.display(), pos, detail, "torn wal tail (no intact frame after it); truncating");
-                        file.set_len(pos).ctx(path)?;
-                        file.sync_all().ctx(path)?;
-                        meta.size = pos;
-                        return Ok(meta);
+                Bad::Damaged { pos, detail } => {
+                    let next = next_intact(&file, pos, len).ctx(path)?;
+                    // Where the frames of the last file give way to space written ahead of them
+                    // (`fill`), or to frames after a page that holds it still (write-back had
+                    // not reached that page when the process died): no fdatasync covered `pos`,
+                    // so nothing from there on was acknowledged.
+                    let ahead = last && crate::fill::unwritten(&file, pos, next.unwrap_or(len)).ctx(path)?;
+                    match next {
+                        Some(next) if !ahead => {
+                            (pos, next, detail, format!("an intact frame follows at position {next}"))
+                        }
+                        None if !last => (pos, len, detail, "later wal files follow this one".to_string()),
+                        _ => {
+                            tracing::warn!(file = %path.display(), pos, detail, unwritten_space = ahead,
+                                "torn wal tail (no intact frame after it, or space never written over before it); truncating");
+                            file.set_len(pos).ctx(path)?;
+                            file.sync_all().ctx(path)?;
+                            meta.size = pos;
+                            return Ok(meta);
+                        }
                     }
-                },
+                }
             };
             if aside.is_none() {
                 aside = Some(copy_aside(path)?);

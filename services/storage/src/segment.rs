@@ -104,7 +104,7 @@ const WRITEBACK_CHUNK: u64 = 1 << 20;
 /// WAL's own fsync (and every producer's acknowledgement) for tens of milliseconds.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)] // the one syscall std has no wrapper for
-fn start_writeback(file: &File, from: u64, len: u64) {
+pub(crate) fn start_writeback(file: &File, from: u64, len: u64) {
     use std::os::fd::AsRawFd;
     // SAFETY: a plain syscall on a file descriptor we own; no memory is passed.
     let rc = unsafe {
@@ -121,7 +121,7 @@ fn start_writeback(file: &File, from: u64, len: u64) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &File, _from: u64, _len: u64) {}
+pub(crate) fn start_writeback(_file: &File, _from: u64, _len: u64) {}
 
 /// One record about to be appended: its frame length and what the indexes need.
 pub struct RecordPos {

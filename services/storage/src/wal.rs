@@ -6,6 +6,11 @@
 //! calls `fdatasync` once, then writes the data records to their partitions' segments and
 //! completes every waiter — itself, or through the applier thread when the next group commit is
 //! already waiting. WAL files are `wal/{seq:020}.wal`, plain runs of frames (see `codec`).
+//!
+//! When the queue is empty the flusher writes a little space ahead of the active file's end
+//! (`fill`), so that the next group commits overwrite allocated blocks and their `fdatasync`
+//! commits no journal. The active file may thus end in fill: a clean stop and a roll cut it off,
+//! and recovery takes fill where frames should be for the end of the log (`recovery`).
 
 use crate::codec::DataFrame;
 use crate::config::StorageConfig;
@@ -278,6 +283,8 @@ pub(crate) struct Flusher {
     queued: Arc<AtomicUsize>,
     jobs: JobContext,
     pub failed: Option<String>,
+    /// Space written ahead of the active file's end.
+    ahead: crate::fill::Ahead,
 }
 
 /// What running an [`ApplyJob`] needs, on whichever thread runs it.
@@ -325,8 +332,7 @@ impl Flusher {
         on_roll: mpsc::Sender<crate::trim::TrimMsg>,
     ) -> Result<(Self, Applier)> {
         let path = wal_path(dir, seq);
-        let file = OpenOptions::new().create(true).append(true).open(&path).ctx(&path)?;
-        File::open(dir).and_then(|d| d.sync_all()).ctx(dir)?;
+        let file = open_wal_file(dir, &path)?;
         let (apply, rx) = mpsc::sync_channel(APPLY_QUEUE);
         let ctx = JobContext { files, on_roll };
         let queued = Arc::new(AtomicUsize::new(0));
@@ -341,6 +347,7 @@ impl Flusher {
             queued,
             jobs: ctx,
             failed: None,
+            ahead: crate::fill::Ahead::default(),
         };
         Ok((flusher, applier))
     }
@@ -351,6 +358,9 @@ impl Flusher {
         // An item taken to learn whether more work waits: it starts the next batch.
         let mut carry: Option<WalItem> = None;
         while !stopping {
+            if carry.is_none() {
+                carry = self.fill_while_idle(&rx);
+            }
             let first = match carry.take() {
                 Some(item) => item,
                 None => match rx.recv() {
@@ -379,9 +389,39 @@ impl Flusher {
                 }
             }
         }
-        if let Err(e) = self.file.sync_data() {
+        // A clean stop leaves the last file a plain run of frames, without fill.
+        let cut = if self.failed.is_none() { self.cut_fill() } else { Ok(()) };
+        if let Err(e) = cut.and_then(|()| self.file.sync_all()) {
             tracing::error!(error = %e, "final wal fsync failed");
         }
+    }
+
+    /// Tops up the space ahead of the active file's end while no item waits; returns the item
+    /// that ended the wait, if one came. A step takes a few hundred microseconds at most, so an
+    /// item arriving meanwhile waits little; under load the queue is never empty and no fill is
+    /// written (see `fill` for why).
+    fn fill_while_idle(&mut self, rx: &mpsc::Receiver<WalItem>) -> Option<WalItem> {
+        let limit = self.shared.config.wal_file_bytes;
+        while self.failed.is_none() && self.ahead.wanted(self.current.size, limit) {
+            if let Ok(item) = rx.try_recv() {
+                return Some(item);
+            }
+            if let Err(e) = self.ahead.top_up(&self.file, self.current.size, limit) {
+                // Not fatal: the file is appended to as before, the fill is cut at the stop.
+                tracing::warn!(error = %e, path = %self.current.path.display(), "writing wal space ahead failed");
+                return None;
+            }
+        }
+        None
+    }
+
+    /// Cuts the active file back to its frames if fill follows them.
+    fn cut_fill(&mut self) -> std::io::Result<()> {
+        if self.ahead.past(self.current.size) {
+            self.file.set_len(self.current.size)?;
+            self.ahead = crate::fill::Ahead::default();
+        }
+        Ok(())
     }
 
     /// One group commit: write and fsync, then apply (here, or on the applier when the next
@@ -468,8 +508,10 @@ impl Flusher {
     fn roll(&mut self, more: bool) -> Result<()> {
         let seq = self.seq + 1;
         let path = wal_path(&self.dir, seq);
-        let file = OpenOptions::new().create(true).append(true).open(&path).ctx(&path)?;
-        File::open(&self.dir).and_then(|d| d.sync_all()).ctx(&self.dir)?;
+        // Fill stops at the file size that rolls, so a rolled file holds none; cut it if a
+        // roll came before (the file must be frames only once complete).
+        self.cut_fill().ctx(&self.current.path)?;
+        let file = open_wal_file(&self.dir, &path)?;
         let done = std::mem::replace(&mut self.current, WalFileMeta::new(seq, path));
         self.file = file;
         self.seq = seq;
@@ -495,6 +537,16 @@ impl Flusher {
         // if it panicked; the appenders then see their channels closed.
         let _ = self.apply.send(job);
     }
+}
+
+/// Creates (or opens) the WAL file `path`, positioned at its end, and fsyncs its directory.
+/// Not opened for appending: writes go at the file position, which stays at the end of the
+/// frames when space is written ahead of them.
+fn open_wal_file(dir: &Path, path: &Path) -> Result<File> {
+    let mut file = OpenOptions::new().create(true).write(true).truncate(false).open(path).ctx(path)?;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).ctx(path)?;
+    File::open(dir).and_then(|d| d.sync_all()).ctx(dir)?;
+    Ok(file)
 }
 
 impl Applier {

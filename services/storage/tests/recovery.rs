@@ -319,3 +319,97 @@ async fn skip_frame_policy_recovers_the_records_after_a_corrupt_frame() {
     assert_eq!(read_all(&s, 1, 0).len(), 64);
     s.shutdown().await;
 }
+
+/// Space as the WAL writes it ahead of its frames: a pattern in phase with the file position.
+fn fill(bytes: &mut [u8], at: usize) {
+    const FILL: &[u8; 16] = b"magnetar:ahead:\n";
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = FILL[(at + i) % FILL.len()];
+    }
+}
+
+/// Where the frames of a WAL file end (the first length that does not fit).
+fn frames_end(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let len = 8 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if at + len > bytes.len() {
+            break;
+        }
+        at += len;
+    }
+    at
+}
+
+#[tokio::test]
+async fn an_idle_wal_writes_space_ahead_of_its_frames_and_a_stop_cuts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = open(config(dir.path()));
+    let mut ids = append_range(&s, 1, 0, 50, 5).await;
+    let wal = wal_files(dir.path()).pop().unwrap();
+    // Idle, the flusher writes 2 MiB ahead of the frames, a step at a time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let bytes = loop {
+        let bytes = std::fs::read(&wal).unwrap();
+        if bytes.len() >= 2 << 20 {
+            break bytes;
+        }
+        assert!(std::time::Instant::now() < deadline, "no space written ahead within 10 s: {} bytes", bytes.len());
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let end = frames_end(&bytes);
+    assert!(end > 0 && end < bytes.len());
+    let mut expected = vec![0; bytes.len() - end];
+    fill(&mut expected, end);
+    assert!(bytes[end..] == expected[..], "the space after the frames is fill");
+    // Later appends write over it, and read back like any.
+    ids.extend(append_range(&s, 1, 50, 60, 5).await);
+    s.halt();
+    let after = std::fs::read(&wal).unwrap();
+    assert!(after.len() > end);
+    assert_eq!(frames_end(&after), after.len(), "a stop leaves the file frames only");
+    let (s, _) = open(config(dir.path()));
+    assert_all(&s, 1, &ids);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn space_written_ahead_where_frames_should_be_ends_the_last_wal_file_but_zeros_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = open(big_segments(dir.path()));
+    let ids = append_range(&s, 1, 0, 200, 1).await;
+    s.halt();
+    // The WAL as the records' only copy.
+    let seg = seg_files(dir.path(), 1).pop().unwrap();
+    OpenOptions::new().write(true).open(&seg).unwrap().set_len(32).unwrap();
+    let wal = wal_files(dir.path()).pop().unwrap();
+    let frames_bytes = std::fs::read(&wal).unwrap();
+    let frames = wal_frames(&frames_bytes);
+    let page = 4096;
+    assert!(frames_bytes.len() > 3 * page, "the frames span several pages");
+    // As a crash can leave the file: write-back had reached the pages after the second one,
+    // which still holds what it held before the frames were written there; space ahead follows.
+    let crashed = |second: &dyn Fn(&mut [u8])| {
+        let mut bytes = frames_bytes.clone();
+        second(&mut bytes[page..2 * page]);
+        let end = bytes.len();
+        bytes.resize(end + 3 * page, 0);
+        fill(&mut bytes[end..], end);
+        std::fs::write(&wal, &bytes).unwrap();
+        bytes
+    };
+    // Zeros there are damage, not space written ahead: the start is refused, nothing is cut.
+    let zeroed = crashed(&|p| p.fill(0));
+    assert!(magnetar_storage::Storage::open(big_segments(dir.path())).is_err(), "zeros are not unwritten space");
+    assert_eq!(std::fs::read(&wal).unwrap(), zeroed);
+    // Fill there: nothing from the frame it cuts into was covered by an fdatasync.
+    crashed(&|p| fill(p, page));
+    let kept = frames.iter().take_while(|(pos, len)| pos + len <= page).count();
+    let cut = frames[kept].0 as u64;
+    let (s, _) = open(big_segments(dir.path()));
+    assert_all(&s, 1, &ids[..kept]);
+    assert!(wal.metadata().map_or(true, |m| m.len() == cut), "cut where the frame holding fill starts");
+    let more = append_range(&s, 1, kept as u64, kept as u64 + 5, 5).await;
+    assert_eq!(more[0].0, kept as u64);
+    s.shutdown().await;
+}

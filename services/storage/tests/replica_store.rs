@@ -105,7 +105,12 @@ async fn appended_frames_are_returned_by_fence_and_read() {
     assert_eq!(spans(&store.fence_and_read(1, 1, 3).await.unwrap()), vec![(3, 5, 1), (3, 5, 1)]);
     assert_eq!(spans(&store.fence_and_read(2, 1, 0).await.unwrap()), vec![(0, 2, 1)]);
     assert!(store.fence_and_read(9, 1, 0).await.unwrap().is_empty());
-    assert_eq!(store.stored_bytes(), file_bytes(&chunk_files(dir.path())));
+    // Open, the chunk holds space written ahead of what is stored (see `fill`); dropped, it
+    // holds what is stored only.
+    let stored = store.stored_bytes();
+    assert!(file_bytes(&chunk_files(dir.path())) > stored);
+    drop(store);
+    assert_eq!(stored, file_bytes(&chunk_files(dir.path())));
 }
 
 #[tokio::test]
@@ -441,4 +446,71 @@ fn merge_stops_at_the_first_gap() {
     assert!(merge_recovered(3, frames.clone()).unwrap().is_empty());
     assert_eq!(payloads(&merge_recovered(4, frames).unwrap()), vec!["e1-4", "e1-5"]);
     assert!(merge_recovered(0, Vec::new()).unwrap().is_empty());
+}
+
+/// Space as the store writes it ahead of a chunk's entries: a pattern in phase with the file
+/// position.
+fn fill(bytes: &mut [u8], at: usize) {
+    const FILL: &[u8; 16] = b"magnetar:ahead:\n";
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = FILL[(at + i) % FILL.len()];
+    }
+}
+
+#[tokio::test]
+async fn an_idle_chunk_gets_space_ahead_that_a_reopen_after_a_crash_cuts_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(ReplicaStoreConfig::new(dir.path())).await.unwrap();
+    append(&store, "b1/s1", &[(1, 0, 3, 1)]).await;
+    let stored = store.stored_bytes() as usize;
+    let chunk = chunk_files(dir.path()).pop().unwrap();
+    // The batch was alone: the chunk got a step of space ahead before it was answered.
+    let crashed = std::fs::read(&chunk).unwrap();
+    assert!(crashed.len() > stored + 4096, "{} bytes for {stored} stored", crashed.len());
+    let mut expected = vec![0; crashed.len() - stored];
+    fill(&mut expected, stored);
+    assert!(crashed[stored..] == expected[..], "the space after the entries is fill");
+    drop(store);
+    assert_eq!(std::fs::metadata(&chunk).unwrap().len() as usize, stored, "a drop cuts it");
+    // As a crash leaves it: the reopen cuts the space and keeps every entry.
+    std::fs::write(&chunk, &crashed).unwrap();
+    let store = open(ReplicaStoreConfig::new(dir.path())).await.unwrap();
+    assert_eq!(std::fs::metadata(&chunk).unwrap().len() as usize, stored);
+    assert_eq!(spans(&store.fence_and_read(1, 1, 0).await.unwrap()), vec![(0, 3, 1)]);
+}
+
+#[tokio::test]
+async fn space_ahead_inside_an_entry_of_the_last_chunk_ends_it_there_but_zeros_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(ReplicaStoreConfig::new(dir.path())).await.unwrap();
+    let mut ends = Vec::new();
+    for i in 0..3 {
+        append(&store, "b1/s1", &[(1, i * 500, 500, 1)]).await;
+        ends.push(store.stored_bytes() as usize);
+    }
+    let chunk = chunk_files(dir.path()).pop().unwrap();
+    let with_space = std::fs::read(&chunk).unwrap();
+    drop(store);
+    // A whole page inside the second entry.
+    let page = 4096;
+    let at = ends[0].div_ceil(page) * page;
+    assert!(at + page <= ends[1], "the second entry spans a page: {ends:?}");
+    // As a crash can leave the chunk: write-back had reached the third entry but not that page,
+    // which still holds what it held before the entry was written there.
+    let crashed = |page_bytes: &dyn Fn(&mut [u8])| {
+        let mut bytes = with_space.clone();
+        page_bytes(&mut bytes[at..at + page]);
+        std::fs::write(&chunk, &bytes).unwrap();
+        bytes
+    };
+    // Zeros there are damage: the open is refused and the file kept as it is.
+    let zeroed = crashed(&|p| p.fill(0));
+    let err = open(ReplicaStoreConfig::new(dir.path())).await.err().expect("refused");
+    assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
+    assert_eq!(std::fs::read(&chunk).unwrap(), zeroed);
+    // Fill there: the second entry and everything after it were never answered.
+    crashed(&|p| fill(p, at));
+    let store = open(ReplicaStoreConfig::new(dir.path())).await.unwrap();
+    assert_eq!(std::fs::metadata(&chunk).unwrap().len() as usize, ends[0]);
+    assert_eq!(spans(&store.fence_and_read(1, 1, 0).await.unwrap()), vec![(0, 500, 1)]);
 }

@@ -236,8 +236,10 @@ impl Writer {
     /// batch there was refused to its source) so that a reopen meets no torn entry in the
     /// middle of the file, and starts a new chunk with the next batch.
     fn cut_if_sync_failed(&mut self, state: &Mutex<State>, stored: &AtomicU64) {
-        let Some(c) = self.current.as_ref() else { return };
+        let Some(c) = self.current.as_mut() else { return };
         let Some(good) = c.sync.failed() else { return };
+        // Cut below with everything after `good`: `close` must not cut (extend) again.
+        c.ahead = fill::Ahead::default();
         let (chunk, file, len) = (c.chunk, c.file.clone(), c.len);
         let mut s = state.lock();
         match file.set_len(good) {
@@ -279,8 +281,8 @@ pub(super) fn load_source(state: &mut State, root: &Path, name: &str) -> Result<
     }
     seqs.sort();
     let mut bytes = 0;
-    for (_, path) in &seqs {
-        bytes += load_chunk(state, name, path)?;
+    for (i, (_, path)) in seqs.iter().enumerate() {
+        bytes += load_chunk(state, name, path, i + 1 == seqs.len())?;
     }
     let writer = Writer {
         name: name.to_string(),
@@ -294,8 +296,10 @@ pub(super) fn load_source(state: &mut State, root: &Path, name: &str) -> Result<
     Ok(bytes)
 }
 
-/// Indexes one chunk file, cutting a torn or corrupt last entry; returns the bytes kept.
-pub(super) fn load_chunk(state: &mut State, source: &str, path: &Path) -> Result<u64> {
+/// Indexes one chunk file, cutting a torn or corrupt last entry and space written ahead of the
+/// entries; returns the bytes kept. `last`: the source's last chunk (the one a crash can leave
+/// with entries whose write-back was incomplete).
+pub(super) fn load_chunk(state: &mut State, source: &str, path: &Path, last: bool) -> Result<u64> {
     let file = OpenOptions::new().read(true).write(true).open(path).ctx(path)?;
     let size = file.metadata().ctx(path)?.len();
     let mut reader = BufReader::with_capacity(1 << 20, &file);
@@ -311,14 +315,22 @@ pub(super) fn load_chunk(state: &mut State, source: &str, path: &Path) -> Result
                 pos += (ENTRY_HEADER + body.len()) as u64;
             }
             EntryRead::Bad { detail, end } => {
-                // Only the last entry can be torn by a crash (appends are sequential and the
-                // source is told nothing before its fdatasync). Anything else is damage to
-                // records that may be acknowledged: refuse to start rather than drop them.
-                if end < size && !zeros_from(&file, end, size).ctx(path)? {
+                // Nothing but space written ahead (`fill`) or zeros from here: the entries end.
+                let ahead_only = fill::unused(&file, pos, size).ctx(path)?;
+                // A page of that space inside this entry of the last chunk: its write-back had
+                // not finished when the process died, so no fdatasync covered it, nor anything
+                // written after it; none of it was answered.
+                let unwritten = !ahead_only && last && fill::unwritten(&file, pos, end).ctx(path)?;
+                // Otherwise only the last entry can be torn by a crash (appends are sequential
+                // and the source is told nothing before its fdatasync). Anything else is damage
+                // to records that may be acknowledged: refuse to start rather than drop them.
+                if !ahead_only && !unwritten && end < size && !fill::unused(&file, end, size).ctx(path)? {
                     return Err(corrupt(&path.display().to_string(), pos as usize, detail));
                 }
-                tracing::warn!(path = %path.display(), position = pos, cut_bytes = size - pos, %detail,
-                    "cutting a torn entry at the end of a replica chunk");
+                if !ahead_only {
+                    tracing::warn!(path = %path.display(), position = pos, cut_bytes = size - pos, %detail, unwritten,
+                        "cutting a torn entry at the end of a replica chunk");
+                }
                 file.set_len(pos).and_then(|()| file.sync_all()).ctx(path)?;
                 break;
             }
@@ -404,21 +416,6 @@ pub(super) fn parse_entry(body: &[u8], pos: u64) -> std::result::Result<Vec<(u64
         at += total;
     }
     Ok(out)
-}
-
-/// Whether the file holds only zero bytes from `from` to `size` (space a crash left unwritten).
-pub(super) fn zeros_from(file: &File, from: u64, size: u64) -> std::io::Result<bool> {
-    let mut buf = vec![0u8; 1 << 16];
-    let mut pos = from;
-    while pos < size {
-        let n = buf.len().min((size - pos) as usize);
-        file.read_exact_at(&mut buf[..n], pos)?;
-        if buf[..n].iter().any(|&b| b != 0) {
-            return Ok(false);
-        }
-        pos += n as u64;
-    }
-    Ok(true)
 }
 
 pub(super) fn read_fences(dir: &Path) -> Result<BTreeMap<u64, Fence>> {
