@@ -70,6 +70,12 @@ impl Ahead {
         Ok(())
     }
 
+    /// After a failed top-up (a full disk): no more for this file, and a cut removes whatever
+    /// part of the step was written.
+    pub fn give_up(&mut self, limit: u64) {
+        self.filled_to = self.filled_to.max(limit);
+    }
+
     /// Whether the file holds fill past the log's end `end` (to be cut at a clean stop).
     pub fn past(&self, end: u64) -> bool {
         self.filled_to > end

@@ -402,23 +402,29 @@ impl Flusher {
     /// written (see `fill` for why).
     fn fill_while_idle(&mut self, rx: &mpsc::Receiver<WalItem>) -> Option<WalItem> {
         let limit = self.shared.config.wal_file_bytes;
-        while self.failed.is_none() && self.ahead.wanted(self.current.size, limit) {
+        // Not before the file's first frames: a storage that is opened and never written to
+        // (most of them in tests, an idle broker) writes nothing ahead.
+        while self.failed.is_none() && self.current.size > 0 && self.ahead.wanted(self.current.size, limit) {
             if let Ok(item) = rx.try_recv() {
                 return Some(item);
             }
             if let Err(e) = self.ahead.top_up(&self.file, self.current.size, limit) {
-                // Not fatal: the file is appended to as before, the fill is cut at the stop.
-                tracing::warn!(error = %e, path = %self.current.path.display(), "writing wal space ahead failed");
+                // Not fatal: the file is appended to as before, and what part of the step was
+                // written is cut at the stop like the rest.
+                tracing::warn!(error = %e, path = %self.current.path.display(), "writing wal space ahead failed; none more for this file");
+                self.ahead.give_up(limit);
                 return None;
             }
         }
         None
     }
 
-    /// Cuts the active file back to its frames if fill follows them.
+    /// Cuts the active file back to its frames if fill follows them, durably: a file that later
+    /// files follow must end with its frames (recovery takes anything else for corruption).
     fn cut_fill(&mut self) -> std::io::Result<()> {
         if self.ahead.past(self.current.size) {
             self.file.set_len(self.current.size)?;
+            self.file.sync_all()?;
             self.ahead = crate::fill::Ahead::default();
         }
         Ok(())
@@ -515,6 +521,7 @@ impl Flusher {
         let done = std::mem::replace(&mut self.current, WalFileMeta::new(seq, path));
         self.file = file;
         self.seq = seq;
+        self.ahead = crate::fill::Ahead::default();
         // Counted as complete right away (disk use), trimmable only once applied.
         {
             let mut files = self.jobs.files.lock();

@@ -413,3 +413,38 @@ async fn space_written_ahead_where_frames_should_be_ends_the_last_wal_file_but_z
     assert_eq!(more[0].0, kept as u64);
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn every_wal_file_gets_space_ahead_not_only_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let limit: u64 = 1 << 20;
+    let cfg = magnetar_storage::StorageConfig { wal_file_bytes: limit, ..config(dir.path()) };
+    let (s, _) = open(cfg.clone());
+    // An aux record in the first file keeps every file from being trimmed (no checkpointer).
+    s.append_aux(1, bytes::Bytes::from_static(b"cursor")).await.unwrap();
+    let mut ids = Vec::new();
+    let mut next = 0;
+    while wal_files(dir.path()).len() < 3 {
+        ids.extend(append_range(&s, 1, next, next + 100, 100).await);
+        next += 100;
+    }
+    ids.extend(append_range(&s, 1, next, next + 10, 10).await);
+    // The third file, idle: written ahead up to the size that rolls it (less than 2 MiB ahead).
+    let third = wal_files(dir.path()).pop().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while third.metadata().unwrap().len() < limit {
+        assert!(std::time::Instant::now() < deadline, "no space ahead in the third wal file within 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let bytes = std::fs::read(&third).unwrap();
+    assert_eq!(bytes.len() as u64, limit, "never written ahead past the size that rolls the file");
+    assert!(frames_end(&bytes) < bytes.len());
+    s.halt();
+    for f in wal_files(dir.path()) {
+        let b = std::fs::read(&f).unwrap();
+        assert_eq!(frames_end(&b), b.len(), "{f:?} holds frames only after a stop");
+    }
+    let (s, _) = open(cfg);
+    assert_all(&s, 1, &ids);
+    s.shutdown().await;
+}

@@ -274,7 +274,8 @@ impl Writer {
             && c.ahead.wanted(c.len, chunk_bytes)
             && let Err(e) = c.ahead.top_up(&c.file, c.len, chunk_bytes)
         {
-            tracing::warn!(path = %c.path.display(), error = %e, "writing space ahead of a replica chunk failed");
+            tracing::warn!(path = %c.path.display(), error = %e, "writing space ahead of a replica chunk failed; none more for it");
+            c.ahead.give_up(chunk_bytes);
         }
     }
 }
