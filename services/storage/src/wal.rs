@@ -358,14 +358,11 @@ impl Flusher {
         // An item taken to learn whether more work waits: it starts the next batch.
         let mut carry: Option<WalItem> = None;
         while !stopping {
-            if carry.is_none() {
-                carry = self.fill_while_idle(&rx);
-            }
             let first = match carry.take() {
                 Some(item) => item,
-                None => match rx.recv() {
-                    Ok(item) => item,
-                    Err(_) => break,
+                None => match self.wait_filling(&rx) {
+                    Some(item) => item,
+                    None => break,
                 },
             };
             let mut bytes = first.bytes().len();
@@ -396,27 +393,39 @@ impl Flusher {
         }
     }
 
-    /// Tops up the space ahead of the active file's end while no item waits; returns the item
-    /// that ended the wait, if one came. A step takes a few hundred microseconds at most, so an
-    /// item arriving meanwhile waits little; under load the queue is never empty and no fill is
-    /// written (see `fill` for why).
-    fn fill_while_idle(&mut self, rx: &mpsc::Receiver<WalItem>) -> Option<WalItem> {
+    /// Waits for the next item (`None`: the queue is closed), topping up the space ahead of the
+    /// active file's end meanwhile, a step at a time and no more often than `fill` allows. A
+    /// step takes a few hundred microseconds at most, so an item arriving during one waits
+    /// little.
+    fn wait_filling(&mut self, rx: &mpsc::Receiver<WalItem>) -> Option<WalItem> {
         let limit = self.shared.config.wal_file_bytes;
-        // Not before the file's first frames: a storage that is opened and never written to
-        // (most of them in tests, an idle broker) writes nothing ahead.
-        while self.failed.is_none() && self.current.size > 0 && self.ahead.wanted(self.current.size, limit) {
-            if let Ok(item) = rx.try_recv() {
-                return Some(item);
+        loop {
+            // Not before the file's first frames: a storage that is opened and never written to
+            // (most of them in tests, an idle broker) writes nothing ahead.
+            let wanted = self.failed.is_none() && self.current.size > 0 && self.ahead.wanted(self.current.size, limit);
+            if !wanted {
+                return rx.recv().ok();
+            }
+            let due_in = self.ahead.due_in();
+            if !due_in.is_zero() {
+                match rx.recv_timeout(due_in) {
+                    Ok(item) => return Some(item),
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+                }
+            }
+            match rx.try_recv() {
+                Ok(item) => return Some(item),
+                Err(mpsc::TryRecvError::Disconnected) => return None,
+                Err(mpsc::TryRecvError::Empty) => {}
             }
             if let Err(e) = self.ahead.top_up(&self.file, self.current.size, limit) {
                 // Not fatal: the file is appended to as before, and what part of the step was
                 // written is cut at the stop like the rest.
                 tracing::warn!(error = %e, path = %self.current.path.display(), "writing wal space ahead failed; none more for this file");
                 self.ahead.give_up(limit);
-                return None;
             }
         }
-        None
     }
 
     /// Cuts the active file back to its frames if fill follows them, durably: a file that later

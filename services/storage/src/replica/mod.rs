@@ -267,11 +267,12 @@ impl Writer {
         }
     }
 
-    /// Writes a step of space ahead of the current chunk's end when it has too little (see
-    /// `fill`); called while no batch of this source waits.
+    /// Writes a step of space ahead of the current chunk's end when it has too little and the
+    /// last step is old enough (see `fill`); called while no batch of this source waits.
     fn fill_ahead(&mut self, chunk_bytes: u64) {
         if let Some(c) = self.current.as_mut()
             && c.ahead.wanted(c.len, chunk_bytes)
+            && c.ahead.due_in().is_zero()
             && let Err(e) = c.ahead.top_up(&c.file, c.len, chunk_bytes)
         {
             tracing::warn!(path = %c.path.display(), error = %e, "writing space ahead of a replica chunk failed; none more for it");
