@@ -6,6 +6,9 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, 
 #[derive(Clone)]
 pub struct StorageMetrics {
     pub wal_fsync_seconds: Histogram,
+    /// Time of one step of space written ahead of the WAL file (`fill`): the flusher is idle
+    /// then, but an append arriving during the step waits for it.
+    pub wal_space_ahead_seconds: Histogram,
     pub wal_batch_records: Histogram,
     pub wal_batch_bytes: Histogram,
     pub wal_bytes_written: IntCounter,
@@ -71,6 +74,11 @@ impl StorageMetrics {
             wal_fsync_seconds: h(
                 "magnetar_wal_fsync_seconds",
                 "Latency of one WAL write + fdatasync",
+                vec![0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0],
+            ),
+            wal_space_ahead_seconds: h(
+                "magnetar_wal_space_ahead_seconds",
+                "Time of one step of space written ahead of the active WAL file while the WAL was idle",
                 vec![0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0],
             ),
             wal_batch_records: h(
@@ -193,6 +201,7 @@ impl StorageMetrics {
 
     pub fn register(&self, registry: &Registry) -> prometheus::Result<()> {
         registry.register(Box::new(self.wal_fsync_seconds.clone()))?;
+        registry.register(Box::new(self.wal_space_ahead_seconds.clone()))?;
         registry.register(Box::new(self.wal_batch_records.clone()))?;
         registry.register(Box::new(self.wal_batch_bytes.clone()))?;
         registry.register(Box::new(self.wal_bytes_written.clone()))?;

@@ -419,7 +419,10 @@ impl Flusher {
                 Err(mpsc::TryRecvError::Disconnected) => return None,
                 Err(mpsc::TryRecvError::Empty) => {}
             }
-            if let Err(e) = self.ahead.top_up(&self.file, self.current.size, limit) {
+            let started = Instant::now();
+            let stepped = self.ahead.top_up(&self.file, self.current.size, limit);
+            self.shared.metrics.wal_space_ahead_seconds.observe(started.elapsed().as_secs_f64());
+            if let Err(e) = stepped {
                 // Not fatal: the file is appended to as before, and what part of the step was
                 // written is cut at the stop like the rest.
                 tracing::warn!(error = %e, path = %self.current.path.display(), "writing wal space ahead failed; none more for this file");

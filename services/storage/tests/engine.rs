@@ -273,6 +273,7 @@ fn metrics_register_with_a_registry() {
     let names: Vec<String> = r.gather().iter().map(|f| f.name().to_string()).collect();
     for n in [
         "magnetar_wal_fsync_seconds",
+        "magnetar_wal_space_ahead_seconds",
         "magnetar_wal_batch_records",
         "magnetar_wal_batch_bytes",
         "magnetar_wal_bytes_written_total",
