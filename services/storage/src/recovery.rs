@@ -180,11 +180,14 @@ impl Replay<'_> {
                 }
                 Bad::Damaged { pos, detail } => {
                     let next = next_intact(&file, pos, len).ctx(path)?;
-                    // Where the frames of the last file give way to space written ahead of them
-                    // (`fill`), or to frames after a page that holds it still (write-back had
-                    // not reached that page when the process died): no fdatasync covered `pos`,
-                    // so nothing from there on was acknowledged.
-                    let ahead = last && crate::fill::unwritten(&file, pos, next.unwrap_or(len)).ctx(path)?;
+                    // Intact frames after a page of the last file that still holds space written
+                    // ahead of the frames (`fill`: write-back had not reached that page when the
+                    // process died): no fdatasync covered `pos`, so nothing from there on was
+                    // acknowledged. (Without intact frames after it, the tail is cut anyway.)
+                    let ahead = match next {
+                        Some(next) if last => crate::fill::unwritten(&file, pos, next).ctx(path)?,
+                        _ => false,
+                    };
                     match next {
                         Some(next) if !ahead => {
                             (pos, next, detail, format!("an intact frame follows at position {next}"))
