@@ -50,3 +50,4 @@ mod tier_ws_fanout;
 mod topic_ops;
 mod websocket;
 mod ws_auth;
+mod ws_close;

@@ -185,6 +185,37 @@ pub(crate) fn spawn_writer(
     (tx, task)
 }
 
+/// How long a session whose close frame went out waits for the client's answer.
+const CLOSE_ANSWER_WAIT: Duration = Duration::from_secs(5);
+
+/// The end of a session's connection, once its writer is done (its close frame sent): the
+/// client's frames are read on, and dropped, until it answers the close or goes away (RFC 6455's
+/// closing handshake), for at most `CLOSE_ANSWER_WAIT`, and not once the broker shuts down.
+///
+/// A connection dropped with frames unread is reset, not closed, and a reset throws away what
+/// the client had not received yet, the close frame last. A broker fanning a whole topic out
+/// (`fanout/ws`) sends acks to each partition's session all the time: its session on a partition
+/// whose bundle moved would end without the 1012 that tells it to reopen the session on the new
+/// owner.
+pub(crate) async fn await_close_answer(
+    broker: &Broker,
+    mut stream: std::pin::Pin<Box<dyn Stream<Item = Message> + Send>>,
+) {
+    let read_on = async {
+        while let Some(m) = stream.next().await {
+            if matches!(m, Message::Close(_)) {
+                return;
+            }
+        }
+    };
+    let shutdown = broker.shutdown_token();
+    tokio::select! {
+        _ = read_on => {}
+        _ = tokio::time::sleep(CLOSE_ANSWER_WAIT) => {}
+        _ = shutdown.cancelled() => {}
+    }
+}
+
 /// Resolves, with the close frame to send, when a session must end whatever its client does:
 /// its token expired or was revoked (1008), or the broker shuts down (1001).
 pub(crate) async fn must_end(auth: crate::AuthContext, broker: &Broker) -> Message {

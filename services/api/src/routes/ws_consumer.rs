@@ -10,7 +10,8 @@
 //! session goes on.
 
 use super::ws::{
-    Handshake, Socket, lenient, lenient_enum, must_end, run_tracked, session_permit, spawn_writer, text, topic_unloaded,
+    Handshake, Socket, await_close_answer, lenient, lenient_enum, must_end, run_tracked, session_permit, spawn_writer,
+    text, topic_unloaded,
 };
 use crate::AppState;
 use crate::error::{
@@ -536,8 +537,11 @@ pub(crate) async fn run_session(
     }
     session.close();
     session.flush_acks().await;
+    // Its consumer slots are not held while the connection closes.
+    drop(session);
     drop(out);
     let _ = writer.await;
+    await_close_answer(&broker, stream).await;
 }
 
 /// Returns false when the session must end.

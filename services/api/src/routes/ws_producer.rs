@@ -9,7 +9,10 @@
 //! gets its own answer: an invalid or oversized frame fails alone, and a message that was stored
 //! is never reported as failed.
 
-use super::ws::{Handshake, Socket, lenient, lenient_enum, must_end, run_tracked, session_permit, spawn_writer, text};
+use super::ws::{
+    Handshake, Socket, await_close_answer, lenient, lenient_enum, must_end, run_tracked, session_permit, spawn_writer,
+    text,
+};
 use crate::AppState;
 use crate::error::{
     ApiError, BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthorized, Unavailable,
@@ -337,6 +340,7 @@ async fn run_producer(broker: Arc<Broker>, socket: Socket, auth: AuthContext, ro
     let _ = publisher.await;
     drop(out);
     let _ = writer.await;
+    await_close_answer(&broker, stream).await;
 }
 
 /// A batch queued for the WAL (or refused as a whole), its frames' contexts, and its share of
