@@ -16,7 +16,16 @@
 //! - `1` data: `log_id u64 | segment_base u64 | count u32 | count segment-record frames`
 //!   (the inner frames are copied verbatim into the segment, so a record is encoded once);
 //! - `2` aux: `log_id u64 | opaque bytes`;
-//! - `3` drop: `log_id u64`.
+//! - `3` drop: `log_id u64`;
+//! - `4` padding: zeros, to the end of a page (WAL files only, see `wal::next_file`).
+//!
+//! In a WAL file the checksum of each WAL frame is stored XORed with the file's *salt*
+//! ([`wal_salt`] of its sequence number; the records inside a data frame are not salted, they go
+//! to segments as they are). WAL files are reused (`wal`: a trimmed file becomes a later one and
+//! is overwritten in place), so a reused file still holds its earlier frames after the new ones:
+//! under the new salt they fail their checksum like any unwritten space, and replay ends there.
+//! Files written before salting (salt 0) are still read: recovery tells them by their first
+//! frame, and they are never reused.
 
 use crate::record::{BatchPos, ChunkPos, ProducerStamp, Record, RecordInput};
 use bytes::Bytes;
@@ -35,6 +44,7 @@ const RECORD_FIXED: usize = 8 + 8 + 1 + 4 + 4;
 pub const WAL_DATA: u8 = 1;
 pub const WAL_AUX: u8 = 2;
 pub const WAL_DROP: u8 = 3;
+pub const WAL_PAD: u8 = 4;
 pub const WAL_DATA_HEADER: usize = 1 + 8 + 8 + 4;
 
 fn frame_crc(len: u32, body: &[u8]) -> u32 {
@@ -71,11 +81,33 @@ pub enum FrameParse {
 }
 
 pub fn parse_frame(buf: &[u8]) -> FrameParse {
+    parse_salted_frame(buf, 0)
+}
+
+/// The salt of the WAL file with sequence number `seq`: never 0 (unsalted), and different for
+/// two sequence numbers a few apart (as a reused file's earlier and later ones are).
+pub fn wal_salt(seq: u64) -> u32 {
+    match (seq as u32).wrapping_add(0x9e37_79b9) {
+        0 => 1,
+        s => s,
+    }
+}
+
+/// The 8-byte header of `frame` (a complete frame) as a WAL file with `salt` stores it.
+pub fn salted_header(frame: &[u8], salt: u32) -> [u8; FRAME_HEADER] {
+    let mut head: [u8; FRAME_HEADER] = frame[..FRAME_HEADER].try_into().expect("a frame has a header");
+    let crc = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes")) ^ salt;
+    head[4..8].copy_from_slice(&crc.to_le_bytes());
+    head
+}
+
+/// [`parse_frame`] for a frame whose stored checksum is XORed with `salt`.
+pub fn parse_salted_frame(buf: &[u8], salt: u32) -> FrameParse {
     if buf.len() < FRAME_HEADER {
         return FrameParse::Incomplete { need: FRAME_HEADER };
     }
     let len = u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes"));
-    let crc = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
+    let crc = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes")) ^ salt;
     if len == 0 || len as usize > MAX_FRAME_LEN {
         return FrameParse::Corrupt(format!("invalid frame length {len}"));
     }
@@ -305,6 +337,16 @@ pub fn encode_aux_frame(log_id: u64, data: &[u8]) -> Vec<u8> {
     buf
 }
 
+/// A padding frame of `total` bytes (header included; at least `FRAME_HEADER + 1`).
+pub fn encode_pad_frame(total: usize) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(total);
+    let start = begin_frame(&mut buf);
+    buf.push(WAL_PAD);
+    buf.resize(total, 0);
+    finish_frame(&mut buf, start);
+    buf
+}
+
 pub fn encode_drop_frame(log_id: u64) -> Vec<u8> {
     let mut buf = Vec::with_capacity(FRAME_HEADER + 9);
     let start = begin_frame(&mut buf);
@@ -331,6 +373,7 @@ pub enum WalEntry<'a> {
     Drop {
         log_id: u64,
     },
+    Pad,
 }
 
 pub fn decode_wal_body(body: &[u8]) -> Result<WalEntry<'_>, String> {
@@ -353,6 +396,7 @@ pub fn decode_wal_body(body: &[u8]) -> Result<WalEntry<'_>, String> {
             }
             Ok(WalEntry::Drop { log_id })
         }
+        WAL_PAD => Ok(WalEntry::Pad),
         t => Err(format!("unknown wal record type {t}")),
     }
 }

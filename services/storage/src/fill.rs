@@ -44,7 +44,7 @@ static FILLED: std::sync::LazyLock<Vec<u8>> =
     std::sync::LazyLock::new(|| FILL.iter().copied().cycle().take(STEP as usize + FILL.len()).collect());
 
 /// Size of the pages write-back writes whole (and of the unit [`unwritten`] looks for).
-const PAGE: u64 = 4096;
+pub(crate) const PAGE: u64 = 4096;
 
 /// How far a file is written ahead.
 #[derive(Debug, Default)]
@@ -56,6 +56,12 @@ pub(crate) struct Ahead {
 }
 
 impl Ahead {
+    /// For a reused file whose earlier content reaches `len`: the log overwrites that without
+    /// space written ahead, and a cut removes whatever of it the log has not overwritten.
+    pub fn reused(len: u64) -> Self {
+        Ahead { filled_to: len, last: None }
+    }
+
     /// Whether a top-up is due with the log written up to `end` in a file of at most `limit`
     /// bytes (the writer rolls to a new file there, so nothing is written ahead past it).
     pub fn wanted(&self, end: u64, limit: u64) -> bool {

@@ -35,6 +35,8 @@ pub(crate) struct Recovered {
     pub partitions: HashMap<u64, Arc<PartitionLog>>,
     pub aux: Vec<AuxRecord>,
     pub wal_files: VecDeque<WalFileMeta>,
+    /// Trimmed WAL files kept for reuse (`wal::free_path`), oldest first.
+    pub free_files: VecDeque<PathBuf>,
     pub next_seq: u64,
 }
 
@@ -59,8 +61,8 @@ pub(crate) fn recover(shared: &Arc<Shared>) -> Result<Recovered> {
     let wal_dir = shared.config.data_dir.join("wal");
     fs::create_dir_all(&wal_dir).ctx(&wal_dir)?;
     let mut aux = Vec::new();
-    let (wal_files, next_seq) = replay_wal(&wal_dir, shared, &mut partitions, &mut aux)?;
-    Ok(Recovered { partitions, aux, wal_files, next_seq })
+    let (wal_files, free_files, next_seq) = replay_wal(&wal_dir, shared, &mut partitions, &mut aux)?;
+    Ok(Recovered { partitions, aux, wal_files, free_files, next_seq })
 }
 
 fn load_partition(log_id: u64, dir: &Path, shared: &Arc<Shared>) -> Result<Option<Arc<PartitionLog>>> {
@@ -126,8 +128,10 @@ fn replay_wal(
     shared: &Arc<Shared>,
     partitions: &mut HashMap<u64, Arc<PartitionLog>>,
     aux: &mut Vec<AuxRecord>,
-) -> Result<(VecDeque<WalFileMeta>, u64)> {
+) -> Result<(VecDeque<WalFileMeta>, VecDeque<PathBuf>, u64)> {
     let mut files: Vec<(u64, PathBuf)> = Vec::new();
+    let mut free: Vec<(u64, PathBuf)> = Vec::new();
+    let mut pages: Vec<PathBuf> = Vec::new();
     let mut max_seq = None;
     for entry in fs::read_dir(wal_dir).ctx(wal_dir)? {
         let entry = entry.ctx(wal_dir)?;
@@ -137,16 +141,35 @@ fn replay_wal(
         max_seq = max_seq.max(seq);
         if let Some(seq) = wal::parse_wal_name(&name) {
             files.push((seq, entry.path()));
+        } else if let Some(seq) = name.strip_suffix(".free").and_then(|s| s.parse::<u64>().ok()) {
+            free.push((seq, entry.path()));
+        } else if name.ends_with(".pages") {
+            pages.push(entry.path());
+        }
+    }
+    // Page checksums whose file is gone (a crash between a trim's steps).
+    for p in pages {
+        if !p.with_extension("wal").exists() && !p.with_extension("free").exists() {
+            fs::remove_file(&p).ctx(&p)?;
         }
     }
     files.sort();
+    // Free files hold only frames replayed before: never read, kept to be overwritten (as many
+    // as the configuration keeps now).
+    free.sort();
+    let keep = free.len().min(shared.config.wal_recycle_files);
+    for (_, path) in free.drain(..free.len() - keep) {
+        fs::remove_file(&path).ctx(&path)?;
+        let _ = fs::remove_file(crate::pages::pages_path(&path));
+    }
+    let free = free.into_iter().map(|(_, p)| p).collect();
     let mut metas = VecDeque::new();
     let count = files.len();
     let mut replay = Replay { shared, partitions, aux };
     for (i, (seq, path)) in files.into_iter().enumerate() {
         metas.push_back(replay.file(seq, &path, i + 1 == count)?);
     }
-    Ok((metas, max_seq.map_or(0, |s| s + 1)))
+    Ok((metas, free, max_seq.map_or(0, |s| s + 1)))
 }
 
 /// Where replaying a run of frames stopped short of the end of the file.
@@ -170,22 +193,30 @@ impl Replay<'_> {
         let file = OpenOptions::new().read(true).write(true).open(path).ctx(path)?;
         let len = file.metadata().ctx(path)?.len();
         let mut meta = WalFileMeta::new(seq, path.to_path_buf());
+        let salt = file_salt(&file, seq, len).ctx(path)?;
+        // Only the last file may hold pages a crash left unwritten.
+        let pages = if last { crate::pages::read(path) } else { Vec::new() };
+        meta.salted = salt != 0;
         let mut aside: Option<PathBuf> = None;
         let mut at = 0;
         while at < len {
-            let Some(bad) = self.frames(&file, path, at, len, &mut meta)? else { break };
+            let Some(bad) = self.frames(&file, path, at, len, salt, &mut meta)? else { break };
             let (pos, next, detail, why) = match bad {
                 Bad::Undecodable { pos, end, detail } => {
                     (pos, end, detail, "its checksum is right, so it is no torn write".to_string())
                 }
                 Bad::Damaged { pos, detail } => {
-                    let next = next_intact(&file, pos, len).ctx(path)?;
+                    let next = next_intact(&file, pos, len, salt).ctx(path)?;
                     // Intact frames after a page of the last file that still holds space written
                     // ahead of the frames (`fill`: write-back had not reached that page when the
                     // process died): no fdatasync covered `pos`, so nothing from there on was
                     // acknowledged. (Without intact frames after it, the tail is cut anyway.)
+                    // Likewise a page of a reused last file that still holds its earlier content.
                     let ahead = match next {
-                        Some(next) if last => crate::fill::unwritten(&file, pos, next).ctx(path)?,
+                        Some(next) if last => {
+                            crate::fill::unwritten(&file, pos, next).ctx(path)?
+                                || crate::pages::unwritten(&file, pos, next, &pages).ctx(path)?
+                        }
                         _ => false,
                     };
                     match next {
@@ -241,8 +272,16 @@ impl Replay<'_> {
     }
 
     /// Replays frames from `at` until the end of the file (`None`) or a bad frame.
-    fn frames(&mut self, file: &File, path: &Path, at: u64, len: u64, meta: &mut WalFileMeta) -> Result<Option<Bad>> {
-        let mut reader = FrameReader::new(file, at, len, 4 << 20);
+    fn frames(
+        &mut self,
+        file: &File,
+        path: &Path,
+        at: u64,
+        len: u64,
+        salt: u32,
+        meta: &mut WalFileMeta,
+    ) -> Result<Option<Bad>> {
+        let mut reader = FrameReader::new(file, at, len, 4 << 20).salted(salt);
         loop {
             let (pos, frame) = match reader.next().ctx(path)? {
                 Next::Frame { pos, frame } => (pos, frame),
@@ -276,6 +315,7 @@ impl Replay<'_> {
                 self.aux.push(AuxRecord { log_id, data: Bytes::copy_from_slice(data) });
                 meta.has_aux = true;
             }
+            Ok(WalEntry::Pad) => {}
             Ok(WalEntry::Drop { log_id }) => {
                 if let Some(p) = self.partitions.remove(&log_id) {
                     p.mark_deleted();
@@ -306,6 +346,18 @@ fn copy_aside(path: &Path) -> Result<PathBuf> {
     Ok(aside)
 }
 
+/// The salt of a WAL file's frames: its own (`codec::wal_salt`), unless its first frame is
+/// intact unsalted (a file written before salting; those are never reused, so an unsalted
+/// first frame is never a leftover). A damaged first frame counts as salted: in a reused file
+/// whose new first frame never reached the disk, the old frames are then all leftovers.
+fn file_salt(file: &File, seq: u64, len: u64) -> std::io::Result<u32> {
+    let salt = codec::wal_salt(seq);
+    let intact_first = |salt| -> std::io::Result<bool> {
+        Ok(matches!(FrameReader::new(file, 0, len, 64 << 10).salted(salt).next()?, Next::Frame { .. }))
+    };
+    if len == 0 || intact_first(salt)? || !intact_first(0)? { Ok(salt) } else { Ok(0) }
+}
+
 /// Where the first intact WAL frame after the bad frame at `pos` starts, if any.
 ///
 /// When the bad frame's length still describes a frame inside the file and an intact run
@@ -315,7 +367,7 @@ fn copy_aside(path: &Path) -> Result<PathBuf> {
 /// them, or one that ends exactly at the end of the file. The records of the bad frame itself
 /// (as far as its header and record count describe them) are stepped over, so the intact
 /// records of a torn data frame are never mistaken for WAL frames that follow it.
-fn next_intact(file: &File, pos: u64, len: u64) -> std::io::Result<Option<u64>> {
+fn next_intact(file: &File, pos: u64, len: u64, salt: u32) -> std::io::Result<Option<u64>> {
     let mut head = [0u8; codec::FRAME_HEADER + codec::WAL_DATA_HEADER];
     let have = head.len().min((len - pos) as usize);
     file.read_exact_at(&mut head[..have], pos)?;
@@ -323,7 +375,7 @@ fn next_intact(file: &File, pos: u64, len: u64) -> std::io::Result<Option<u64>> 
     if let Some(body) = claimed
         && body > 0
         && pos + codec::FRAME_HEADER as u64 + body < len
-        && intact_run_at(file, pos + codec::FRAME_HEADER as u64 + body, len)?
+        && intact_run_at(file, pos + codec::FRAME_HEADER as u64 + body, len, salt)?
     {
         return Ok(Some(pos + codec::FRAME_HEADER as u64 + body));
     }
@@ -332,7 +384,7 @@ fn next_intact(file: &File, pos: u64, len: u64) -> std::io::Result<Option<u64>> 
         let count = u32::from_le_bytes(head[head.len() - 4..].try_into().expect("4 bytes"));
         from = from.max(skip_records(file, pos + head.len() as u64, len, count)?);
     }
-    scan_for_intact(file, from, len)
+    scan_for_intact(file, from, len, salt)
 }
 
 /// Steps over up to `count` consecutive record frames from `at`; returns where they end.
@@ -351,7 +403,7 @@ fn skip_records(file: &File, mut at: u64, len: u64, count: u32) -> std::io::Resu
 /// be most of the file), so a position is only checksummed when its header is plausible (a
 /// known entry type, a length that fits the file) and so is the header right after the frame
 /// it claims (or that frame ends the file): random bytes pass both about once in 10^7.
-fn scan_for_intact(file: &File, from: u64, len: u64) -> std::io::Result<Option<u64>> {
+fn scan_for_intact(file: &File, from: u64, len: u64, salt: u32) -> std::io::Result<Option<u64>> {
     const WINDOW: usize = 1 << 20;
     let mut buf = vec![0u8; WINDOW + HEAD];
     let mut base = from;
@@ -369,7 +421,7 @@ fn scan_for_intact(file: &File, from: u64, len: u64) -> std::io::Result<Option<u
                     plausible_frame(&next, end, len).is_some()
                 }
             };
-            if next_ok && intact_run_at(file, at, len)? {
+            if next_ok && intact_run_at(file, at, len, salt)? {
                 return Ok(Some(at));
             }
         }
@@ -388,6 +440,7 @@ fn plausible_frame(head: &[u8], at: u64, len: u64) -> Option<u64> {
         codec::WAL_DATA => body >= codec::WAL_DATA_HEADER as u64,
         codec::WAL_AUX => body >= 9,
         codec::WAL_DROP => body == 9,
+        codec::WAL_PAD => body >= 1,
         _ => false,
     };
     let end = at + codec::FRAME_HEADER as u64 + body;
@@ -395,8 +448,8 @@ fn plausible_frame(head: &[u8], at: u64, len: u64) -> Option<u64> {
 }
 
 /// True when two intact, decodable WAL entries start at `at`, or one that ends the file.
-fn intact_run_at(file: &File, at: u64, len: u64) -> std::io::Result<bool> {
-    let mut reader = FrameReader::new(file, at, len, 64 << 10);
+fn intact_run_at(file: &File, at: u64, len: u64, salt: u32) -> std::io::Result<bool> {
+    let mut reader = FrameReader::new(file, at, len, 64 << 10).salted(salt);
     let mut intact = 0;
     loop {
         match reader.next()? {
@@ -466,7 +519,7 @@ mod tests {
         let (mut bytes, at) = wal(5, 0);
         bytes[at[2] as usize + 40] ^= 1;
         let (f, len) = file_of(dir.path(), &bytes);
-        assert_eq!(next_intact(&f, at[2], len).unwrap(), Some(at[3]));
+        assert_eq!(next_intact(&f, at[2], len, 0).unwrap(), Some(at[3]));
     }
 
     #[test]
@@ -476,7 +529,7 @@ mod tests {
         // The length now claims more than the file holds: it reads as a torn frame.
         bytes[at[1] as usize + 3] ^= 0x01;
         let (f, len) = file_of(dir.path(), &bytes);
-        assert_eq!(next_intact(&f, at[1], len).unwrap(), Some(at[2]));
+        assert_eq!(next_intact(&f, at[1], len, 0).unwrap(), Some(at[2]));
     }
 
     /// A data frame cut short: its complete records are frames themselves, and a record at an
@@ -492,7 +545,7 @@ mod tests {
         let cut = at[1] as usize + first_record_end;
         let (f, len) = file_of(dir.path(), &bytes[..cut]);
         assert!(decodes(&bytes[at[1] as usize + FRAME_HEADER_AND_DATA + codec::FRAME_HEADER..cut]));
-        assert_eq!(next_intact(&f, at[1], len).unwrap(), None);
+        assert_eq!(next_intact(&f, at[1], len, 0).unwrap(), None);
     }
 
     #[test]
@@ -502,7 +555,7 @@ mod tests {
         bytes.extend((0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
         bytes[at[2] as usize + 20] ^= 0x80;
         let (f, len) = file_of(dir.path(), &bytes);
-        assert_eq!(next_intact(&f, at[2], len).unwrap(), None);
+        assert_eq!(next_intact(&f, at[2], len, 0).unwrap(), None);
     }
 
     const FRAME_HEADER_AND_DATA: usize = codec::FRAME_HEADER + codec::WAL_DATA_HEADER;

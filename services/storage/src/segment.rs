@@ -385,6 +385,8 @@ pub struct FrameReader<'a> {
     buf: Vec<u8>,
     start: usize,
     chunk: usize,
+    /// Stored checksums are XORed with this (WAL files; 0 elsewhere).
+    salt: u32,
 }
 
 pub enum Next<'b> {
@@ -396,7 +398,13 @@ pub enum Next<'b> {
 
 impl<'a> FrameReader<'a> {
     pub fn new(file: &'a dyn ReadAt, from: u64, end: u64, chunk: usize) -> Self {
-        FrameReader { file, next_read: from, end, buf: Vec::new(), start: 0, chunk }
+        FrameReader { file, next_read: from, end, buf: Vec::new(), start: 0, chunk, salt: 0 }
+    }
+
+    /// Reads frames whose stored checksums are XORed with `salt` (a WAL file's, `codec::wal_salt`).
+    pub fn salted(mut self, salt: u32) -> Self {
+        self.salt = salt;
+        self
     }
 
     pub fn position(&self) -> u64 {
@@ -405,7 +413,7 @@ impl<'a> FrameReader<'a> {
 
     pub fn next(&mut self) -> std::io::Result<Next<'_>> {
         let total = loop {
-            match codec::parse_frame(&self.buf[self.start..]) {
+            match codec::parse_salted_frame(&self.buf[self.start..], self.salt) {
                 FrameParse::Complete { total } => break total,
                 FrameParse::Corrupt(detail) => return Ok(Next::Corrupt { pos: self.position(), detail }),
                 FrameParse::Incomplete { need } => {

@@ -69,7 +69,12 @@ impl Storage {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "durable log recovered"
         );
-        let files = Arc::new(Mutex::new(WalFiles { complete: rec.wal_files, current_size: 0, rolling: 0 }));
+        let files = Arc::new(Mutex::new(WalFiles {
+            complete: rec.wal_files,
+            current_size: 0,
+            rolling: 0,
+            free: rec.free_files,
+        }));
         let (trim_tx, trim_rx) = mpsc::channel();
         let wal_dir = dir.join("wal");
         let (flusher, applier) =
@@ -80,6 +85,7 @@ impl Storage {
             checkpointer: Mutex::new(None),
             runtime: Mutex::new(tokio::runtime::Handle::try_current().ok()),
             lock: tokio::sync::Mutex::new(()),
+            recycle_files: shared.config.wal_recycle_files,
         });
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new().name(name.into()).spawn(f).map_err(|e| StorageError::io(&wal_dir, e))

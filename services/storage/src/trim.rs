@@ -6,10 +6,11 @@
 //! records it cancels. The thread also seals segments that passed `segment_max_age` while idle.
 
 use crate::partition::PartitionLog;
-use crate::wal::{WalFileMeta, WalFiles};
+use crate::wal::{WalFileMeta, WalFiles, free_path};
 use crate::{Result, StorageError, now_ms};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -32,7 +33,9 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(5);
 /// What `trim_wal` did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TrimStats {
+    /// Files gone from the WAL: deleted, or kept to be reused as later ones.
     pub files_deleted: usize,
+    /// Bytes of the deleted ones.
     pub bytes_freed: u64,
     /// Complete files kept (aux records not yet covered by a checkpoint).
     pub files_kept: usize,
@@ -46,6 +49,8 @@ pub(crate) struct TrimContext {
     pub runtime: Mutex<Option<tokio::runtime::Handle>>,
     /// One trim at a time (background thread or an explicit `Storage::trim_wal`).
     pub lock: tokio::sync::Mutex<()>,
+    /// How many trimmed files wait for reuse at most (`wal_recycle_files`).
+    pub recycle_files: usize,
 }
 
 /// Pure decision: how many of the oldest complete files may go. `checkpointed` says whether a
@@ -77,25 +82,42 @@ pub(crate) async fn trim_wal(ctx: &TrimContext) -> Result<TrimStats> {
         let map = ctx.partitions.read();
         logs.iter().filter_map(|id| map.get(id).cloned()).collect()
     };
-    let paths: Vec<_> = victims.iter().map(|f| (f.path.clone(), f.size)).collect();
-    let freed = tokio::task::spawn_blocking(move || -> Result<u64> {
+    let paths: Vec<_> = victims.iter().map(|f| (f.path.clone(), f.size, f.salted)).collect();
+    let room = ctx.recycle_files.saturating_sub(ctx.files.lock().free.len());
+    let (freed, reusable) = tokio::task::spawn_blocking(move || -> Result<(u64, Vec<PathBuf>)> {
         // The data of these files must be durable in segments before the files go.
         for p in &parts {
             p.sync_active()?;
         }
-        let mut freed = 0;
-        for (path, size) in &paths {
-            match std::fs::remove_file(path) {
+        let (mut freed, mut reusable) = (0, Vec::new());
+        for (path, size, salted) in &paths {
+            // Kept under another name, the file is never replayed again; only salted files
+            // may be reused (`codec::wal_salt`: their old frames cannot pass for new ones),
+            // with their page checksums (`pages`) written first.
+            let kept = *salted
+                && reusable.len() < room
+                && crate::pages::write(path)
+                    .inspect_err(|e| tracing::warn!(error = %e, file = %path.display(), "cannot keep a trimmed wal file for reuse; deleting it"))
+                    .is_ok();
+            let gone = if kept {
+                std::fs::rename(path, free_path(path))
+            } else {
+                let _ = std::fs::remove_file(crate::pages::pages_path(path));
+                std::fs::remove_file(path)
+            };
+            match gone {
+                Ok(()) if kept => reusable.push(free_path(path)),
                 Ok(()) => freed += size,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(StorageError::io(path, e)),
             }
         }
-        Ok(freed)
+        Ok((freed, reusable))
     })
     .await
     .map_err(|e| StorageError::Unavailable(format!("wal trim task failed: {e}")))??;
     let mut files = ctx.files.lock();
+    files.free.extend(reusable);
     files.complete.retain(|f| !victims.iter().any(|v| v.seq == f.seq));
     Ok(TrimStats { files_deleted: n, bytes_freed: freed, files_kept: files.complete.len() })
 }

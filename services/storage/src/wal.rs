@@ -11,6 +11,12 @@
 //! (`fill`), so that the next group commits overwrite allocated blocks and their `fdatasync`
 //! commits no journal. The active file may thus end in fill: a clean stop and a roll cut it off,
 //! and recovery takes fill where frames should be for the end of the log (`recovery`).
+//!
+//! Trimmed files are kept (up to `wal_recycle_files`) and overwritten as later ones
+//! ([`next_file`]): their group commits then need no block allocation either, under any load.
+//! Frames are salted per file (`codec::wal_salt`) so that what a reused file held before never
+//! passes for new frames, and over that earlier content each group commit fills whole pages, so
+//! that recovery can tell a page a crash left unwritten (`pages`).
 
 use crate::codec::DataFrame;
 use crate::config::StorageConfig;
@@ -33,6 +39,11 @@ pub fn wal_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:020}.wal"))
 }
 
+/// Where the trimmed WAL file `path` waits to be reused.
+pub fn free_path(path: &Path) -> PathBuf {
+    path.with_extension("free")
+}
+
 pub fn parse_wal_name(name: &str) -> Option<u64> {
     let stem = name.strip_suffix(".wal")?;
     if stem.len() != 20 {
@@ -51,11 +62,13 @@ pub struct WalFileMeta {
     pub logs: HashSet<u64>,
     /// Aux records need a checkpoint before the file goes.
     pub has_aux: bool,
+    /// Its frames are salted (`codec::wal_salt`): the file may be reused once trimmable.
+    pub salted: bool,
 }
 
 impl WalFileMeta {
     pub fn new(seq: u64, path: PathBuf) -> Self {
-        WalFileMeta { seq, path, size: 0, logs: HashSet::new(), has_aux: false }
+        WalFileMeta { seq, path, size: 0, logs: HashSet::new(), has_aux: false, salted: true }
     }
 }
 
@@ -66,6 +79,8 @@ pub struct WalFiles {
     pub current_size: u64,
     /// Bytes of rolled files the applier has not reached yet.
     pub rolling: u64,
+    /// Trimmed files kept to become later ones (`{seq}.free`, [`free_path`]), oldest first.
+    pub free: VecDeque<PathBuf>,
 }
 
 pub(crate) enum WalItem {
@@ -285,6 +300,8 @@ pub(crate) struct Flusher {
     pub failed: Option<String>,
     /// Space written ahead of the active file's end.
     ahead: crate::fill::Ahead,
+    /// How far the active file's earlier content reaches, when it is a reused file.
+    reused: u64,
 }
 
 /// What running an [`ApplyJob`] needs, on whichever thread runs it.
@@ -332,7 +349,7 @@ impl Flusher {
         on_roll: mpsc::Sender<crate::trim::TrimMsg>,
     ) -> Result<(Self, Applier)> {
         let path = wal_path(dir, seq);
-        let file = open_wal_file(dir, &path)?;
+        let (file, old) = next_file(dir, seq, &files)?;
         let (apply, rx) = mpsc::sync_channel(APPLY_QUEUE);
         let ctx = JobContext { files, on_roll };
         let queued = Arc::new(AtomicUsize::new(0));
@@ -347,7 +364,8 @@ impl Flusher {
             queued,
             jobs: ctx,
             failed: None,
-            ahead: crate::fill::Ahead::default(),
+            ahead: crate::fill::Ahead::reused(old),
+            reused: old,
         };
         Ok((flusher, applier))
     }
@@ -496,9 +514,25 @@ impl Flusher {
                 _ => {}
             }
         }
-        let mut slices: Vec<IoSlice<'_>> =
-            batch.iter().map(|i| i.bytes()).filter(|b| !b.is_empty()).map(IoSlice::new).collect();
-        let total: usize = slices.iter().map(|s| s.len()).sum();
+        // Each frame goes out as its salted header and its body: the frames themselves stay as
+        // encoded (the replicas and the object log use the same bytes).
+        let salt = crate::codec::wal_salt(self.seq);
+        let mut frames: Vec<&[u8]> = batch.iter().map(|i| i.bytes()).filter(|b| !b.is_empty()).collect();
+        // Over a reused file's earlier content each group commit ends at a page boundary, so no
+        // page holds two commits: a page that a crash left unwritten then holds its earlier
+        // content whole, which recovery recognizes by the file's page checksums (`pages`).
+        let end = self.current.size + frames.iter().map(|f| f.len() as u64).sum::<u64>();
+        let pad = if frames.is_empty() || self.current.size >= self.reused { 0 } else { pad_to_page(end) };
+        let padding = (pad > 0).then(|| crate::codec::encode_pad_frame(pad as usize));
+        frames.extend(padding.as_deref());
+        let heads: Vec<[u8; crate::codec::FRAME_HEADER]> =
+            frames.iter().map(|f| crate::codec::salted_header(f, salt)).collect();
+        let mut slices: Vec<IoSlice<'_>> = frames
+            .iter()
+            .zip(&heads)
+            .flat_map(|(f, h)| [IoSlice::new(h), IoSlice::new(&f[crate::codec::FRAME_HEADER..])])
+            .collect();
+        let total: usize = frames.iter().map(|f| f.len()).sum();
         if total == 0 {
             return Ok(0);
         }
@@ -529,11 +563,12 @@ impl Flusher {
         // Fill stops at the file size that rolls, so a rolled file holds none; cut it if a
         // roll came before (the file must be frames only once complete).
         self.cut_fill().ctx(&self.current.path)?;
-        let file = open_wal_file(&self.dir, &path)?;
+        let (file, old) = next_file(&self.dir, seq, &self.jobs.files)?;
         let done = std::mem::replace(&mut self.current, WalFileMeta::new(seq, path));
         self.file = file;
         self.seq = seq;
-        self.ahead = crate::fill::Ahead::default();
+        self.ahead = crate::fill::Ahead::reused(old);
+        self.reused = old;
         // Counted as complete right away (disk use), trimmable only once applied.
         {
             let mut files = self.jobs.files.lock();
@@ -555,6 +590,48 @@ impl Flusher {
         // The applier outlives the flusher (it ends when this sender goes), so this only fails
         // if it panicked; the appenders then see their channels closed.
         let _ = self.apply.send(job);
+    }
+}
+
+/// Opens the WAL file `seq` for the flusher: a trimmed file kept for reuse when there is one
+/// (renamed, and overwritten from its start), else a new one. Returns it with how far the
+/// earlier content reaches (0 for a new file).
+///
+/// Overwriting blocks that are allocated and written makes each group commit's `fdatasync`
+/// write data only: no block allocation, no inode update (measured on the standard machine:
+/// 0.31–0.33 ms against 0.68–0.70 ms per saturated 1 KB produce commit, docs/benchmarks.md).
+/// PostgreSQL recycles its WAL segments and RocksDB its logs (`recycle_log_file_num`) for the
+/// same reason. The earlier frames left after the new ones carry the earlier salt
+/// (`codec::wal_salt`), so replay ends where the new frames end.
+fn next_file(dir: &Path, seq: u64, files: &Mutex<WalFiles>) -> Result<(File, u64)> {
+    let path = wal_path(dir, seq);
+    loop {
+        let Some(free) = files.lock().free.pop_front() else { break };
+        // Its page checksums first: a reused file without them is judged strictly at recovery.
+        let _ = std::fs::rename(crate::pages::pages_path(&free), crate::pages::pages_path(&path));
+        if let Err(e) = std::fs::rename(&free, &path) {
+            tracing::warn!(error = %e, file = %free.display(), "a wal file kept for reuse cannot be reused; deleting it");
+            let _ = std::fs::remove_file(&free);
+            continue;
+        }
+        // Durable before anything goes into it under its new name (replay reads `.wal` files
+        // only), and positioned at its start.
+        File::open(dir).and_then(|d| d.sync_all()).ctx(dir)?;
+        let file = OpenOptions::new().write(true).open(&path).ctx(&path)?;
+        let old = file.metadata().ctx(&path)?.len();
+        return Ok((file, old));
+    }
+    Ok((open_wal_file(dir, &path)?, 0))
+}
+
+/// Bytes from `end` to the next page boundary, as a padding frame can fill them (at least its
+/// header and type byte: a page more when fewer are left).
+fn pad_to_page(end: u64) -> u64 {
+    let page = crate::fill::PAGE;
+    match (page - end % page) % page {
+        0 => 0,
+        n if n < crate::codec::FRAME_HEADER as u64 + 1 => n + page,
+        n => n,
     }
 }
 

@@ -13,6 +13,7 @@ pub fn config(dir: &Path) -> StorageConfig {
         wal_max_batch_bytes: 1 << 20,
         wal_buffer_bytes: 8 << 20,
         wal_file_bytes: 64 << 20,
+        wal_recycle_files: 2,
         segment_max_bytes: 4 << 10,
         segment_max_age: Duration::from_secs(3600),
         max_message_bytes: 1 << 20,
