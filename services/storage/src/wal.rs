@@ -599,7 +599,8 @@ impl Flusher {
 ///
 /// Overwriting blocks that are allocated and written makes each group commit's `fdatasync`
 /// write data only: no block allocation, no inode update (measured on the standard machine:
-/// 0.31–0.33 ms against 0.68–0.70 ms per saturated 1 KB produce commit, docs/benchmarks.md).
+/// write + `fdatasync` 0.33–0.35 ms against 0.70–0.76 ms per group commit of saturated 1 KB
+/// produce, docs/benchmarks.md).
 /// PostgreSQL recycles its WAL segments and RocksDB its logs (`recycle_log_file_num`) for the
 /// same reason. The earlier frames left after the new ones carry the earlier salt
 /// (`codec::wal_salt`), so replay ends where the new frames end.
