@@ -181,10 +181,9 @@ async fn a_page_a_crash_left_unwritten_in_a_reused_file_ends_the_log_but_a_damag
     // every group commit of a record on its own fills one page of it.
     let cfg = StorageConfig { wal_file_bytes: 1 << 20, ..small_wal(dir.path()) };
     let (s, _) = open(cfg.clone());
-    let mut next = ids.len() as u64;
-    for _ in 0..4 {
-        ids.extend(append_range(&s, 1, next, next + 1, 1).await);
-        next += 1;
+    let first = ids.len() as u64;
+    for i in first..first + 4 {
+        ids.extend(append_range(&s, 1, i, i + 1, 1).await);
     }
     s.halt();
     let wal = files_with_ext(&wal_dir(dir.path()), ".wal").pop().unwrap();
