@@ -491,13 +491,22 @@ impl Flusher {
             *carry = rx.try_recv().ok();
         }
         let more = carry.is_some();
-        self.dispatch(ApplyJob::Batch { items: batch, failed: self.failed.clone() }, more);
-        if written > 0
-            && self.current.size >= self.shared.config.wal_file_bytes
-            && let Err(e) = self.roll(more)
-        {
-            tracing::error!(error = %e, "wal roll failed; storage stops accepting writes");
-            self.failed = Some(e.to_string());
+        let failed = self.failed.clone();
+        // The next file is in place before the batch's waiters are told: once an append
+        // returns, the file it filled is rolled (and registered right after, `Rolled`).
+        let mut rolled = None;
+        if written > 0 && self.current.size >= self.shared.config.wal_file_bytes {
+            match self.roll() {
+                Ok(done) => rolled = Some(done),
+                Err(e) => {
+                    tracing::error!(error = %e, "wal roll failed; storage stops accepting writes");
+                    self.failed = Some(e.to_string());
+                }
+            }
+        }
+        self.dispatch(ApplyJob::Batch { items: batch, failed }, more);
+        if let Some(done) = rolled {
+            self.dispatch(ApplyJob::Rolled(done), more);
         }
     }
 
@@ -555,9 +564,10 @@ impl Flusher {
         Ok(total)
     }
 
-    /// Starts the next WAL file. Everything in the current one is fsynced; it becomes trimmable
-    /// once applied (the `Rolled` job runs after every batch before it).
-    fn roll(&mut self, more: bool) -> Result<()> {
+    /// Starts the next WAL file and returns the current one's description. Everything in the
+    /// current one is fsynced; it becomes trimmable once applied (the caller dispatches it as a
+    /// `Rolled` job after every batch written to it).
+    fn roll(&mut self) -> Result<WalFileMeta> {
         let seq = self.seq + 1;
         let path = wal_path(&self.dir, seq);
         // Fill stops at the file size that rolls, so a rolled file holds none; cut it if a
@@ -575,8 +585,7 @@ impl Flusher {
             files.current_size = 0;
             files.rolling += done.size;
         }
-        self.dispatch(ApplyJob::Rolled(done), more);
-        Ok(())
+        Ok(done)
     }
 
     /// Runs `job` here when nothing is waiting (no hop), or queues it behind the applier's jobs

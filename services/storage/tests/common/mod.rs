@@ -86,6 +86,22 @@ pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
     v
 }
 
+/// Trims the WAL until `n` `.wal` files are left (10 s at most). A roll registers the file it
+/// completes just after the append that filled it returns, so one trim right after that append
+/// may find the file still being rolled.
+pub async fn trim_until_wal_files(s: &Storage, dir: &Path, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        s.trim_wal().await.unwrap();
+        let left = files_with_ext(&dir.join("wal"), ".wal").len();
+        if left == n {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{left} wal files left after trims, not {n}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Waits until every segment of the log but the active one is sealed: a roll hands the seal
 /// to the sealer thread, so a segment may still be sealing (reported unsealed) after the append
 /// that rolled it is acknowledged.
