@@ -4,12 +4,14 @@
 //! authenticates, authorizes and refuses exactly as if it had been asked directly; its refusal
 //! goes back to the client as it came. Once the owner accepted, the client's handshake is
 //! accepted and frames are copied both ways until either side closes or this broker shuts down.
-//! Each hop answers its own pings; close frames go through with their code and reason.
+//! Each hop answers its own pings; close frames go through with their code and reason, and a
+//! close of the owner's ends the client's connection with the closing handshake, as the owner's
+//! own sessions end theirs.
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::forward::FORWARDED_BY;
-use crate::routes::ws::Socket;
+use crate::routes::ws::{Socket, await_close_answer, ok_frames};
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::extract::Request;
@@ -17,8 +19,9 @@ use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
+use magnetar_broker::Broker;
+use std::sync::Arc;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, protocol::CloseFrame};
-use tokio_util::sync::CancellationToken;
 
 /// Headers of the client's handshake that the owner's handshake does not carry: those of the
 /// connection and of the WebSocket handshake itself (tungstenite writes its own).
@@ -47,15 +50,15 @@ pub(crate) async fn splice(s: &AppState, req: Request, broker: &str, address: &s
         }
     };
     // This broker holds the session too: it counts against its own limit.
-    let Ok(permit) = std::sync::Arc::clone(&s.ws_sessions).try_acquire_owned() else {
+    let Ok(permit) = Arc::clone(&s.ws_sessions).try_acquire_owned() else {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many WebSocket sessions on this broker; retry")
             .into_response();
     };
     s.broker.count_forwarded();
-    let shutdown = s.broker.shutdown_token();
+    let broker = Arc::clone(&s.broker);
     upgrade.on_upgrade(move |client| async move {
         let _permit = permit;
-        pump(client, upstream, shutdown).await;
+        pump(client, upstream, broker).await;
     })
 }
 
@@ -136,35 +139,60 @@ pub(crate) fn socket(upstream: Upstream) -> Socket {
 
 pub(crate) type Upstream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn pump(client: WebSocket, upstream: Upstream, shutdown: CancellationToken) {
+/// Copies frames both ways until either side closes or this broker shuts down.
+///
+/// The owner's close frame reaches the client whatever the client sends meanwhile. Once the owner
+/// closed, the client's frames cannot go on to it; the session then waits for the owner's close
+/// frame to come down rather than ending on the failed send, which would leave the client a close
+/// without the owner's code (the 1012 of an unload, that says reconnect). After passing the
+/// owner's close on, the client's connection is closed with the closing handshake
+/// ([`await_close_answer`]), as the owner's own sessions close theirs, not dropped under the
+/// frames the client sent meanwhile: a connection dropped so is reset, and the reset throws away
+/// what the client had not received yet, the close frame last. An owner's connection that ends
+/// without a close frame ends the client's with a close of no code, not waiting for an answer.
+async fn pump(client: WebSocket, upstream: Upstream, broker: Arc<Broker>) {
     let (mut to_client, mut from_client) = client.split();
     let (mut to_owner, mut from_owner) = upstream.split();
+    // True once the owner's close frame went to the client.
     let down = async {
         while let Some(Ok(m)) = from_owner.next().await {
             let Some(m) = to_axum(m) else { continue };
             let close = matches!(m, ws::Message::Close(_));
-            if to_client.send(m).await.is_err() || close {
-                break;
+            if to_client.send(m).await.is_err() {
+                return false;
+            }
+            if close {
+                return true;
             }
         }
+        false
     };
     let up = async {
         while let Some(Ok(m)) = from_client.next().await {
             let Some(m) = to_tungstenite(m) else { continue };
             let close = m.is_close();
-            if to_owner.send(m).await.is_err() || close {
+            if to_owner.send(m).await.is_err() {
+                // The owner closed, or its connection is gone: what comes down from it says which.
+                std::future::pending::<()>().await;
+            }
+            if close {
                 break;
             }
         }
     };
-    tokio::select! {
-        _ = down => {}
-        _ = up => {}
-        _ = shutdown.cancelled() => {}
-    }
-    // Whichever side ended first, the other is closed too (a no-op when it already is).
+    let shutdown = broker.shutdown_token();
+    let owner_closed = tokio::select! {
+        relayed = down => relayed,
+        _ = up => false,
+        _ = shutdown.cancelled() => false,
+    };
+    // Whichever side ended first, the other is closed too (a no-op when it already is; to the
+    // owner, the answer to its close).
     let _ = to_owner.close().await;
     let _ = to_client.close().await;
+    if owner_closed {
+        await_close_answer(&broker, Box::pin(ok_frames(from_client))).await;
+    }
 }
 
 fn to_axum(m: tungstenite::Message) -> Option<ws::Message> {

@@ -21,7 +21,7 @@ use super::{Whole, segment};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::AuthContext;
-use crate::routes::ws::{Socket, must_end, run_tracked, session_permit, text};
+use crate::routes::ws::{Socket, await_close_answer, must_end, run_tracked, session_permit, text};
 use crate::routes::ws_consumer::{ConsumerCommand, Flow, ReaderOptions, Sampler, error_reply, run_session};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
@@ -328,6 +328,7 @@ async fn run(
     drop(inboxes);
     drop(out);
     let _ = writer.await;
+    await_close_answer(&broker, stream).await;
 }
 
 /// The partition an ack or nack goes to: the one its message id names.

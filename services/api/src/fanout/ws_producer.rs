@@ -13,7 +13,7 @@ use super::ws::{Handshake, Ledger, Seen, Session, Stalled, Tag, Target, Up, ende
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::AuthContext;
-use crate::routes::ws::{must_end, run_tracked, session_permit, text};
+use crate::routes::ws::{await_close_answer, must_end, run_tracked, session_permit, text};
 use crate::routes::ws_producer::{ProducerSession, Routing, error_frame, ok_frame, parse_frame};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
@@ -204,6 +204,7 @@ async fn run(
     drop(inboxes);
     drop(out);
     let _ = writer.await;
+    await_close_answer(&broker, stream).await;
 }
 
 /// A client's frame on its way to a partition.

@@ -188,9 +188,10 @@ pub(crate) fn spawn_writer(
 /// How long a session whose close frame went out waits for the client's answer.
 const CLOSE_ANSWER_WAIT: Duration = Duration::from_secs(5);
 
-/// The end of a session's connection, once its writer is done (its close frame sent): the
-/// client's frames are read on, and dropped, until it answers the close or goes away (RFC 6455's
-/// closing handshake), for at most `CLOSE_ANSWER_WAIT`, and not once the broker shuts down.
+/// The end of a session's connection once its close frame went out (its writer is done, or
+/// `forward_ws` passed the owner's close on): the client's frames are read on, and dropped, until
+/// it answers the close or goes away (RFC 6455's closing handshake), for at most
+/// `CLOSE_ANSWER_WAIT`, and not once the broker shuts down.
 ///
 /// A connection dropped with frames unread is reset, not closed, and a reset throws away what
 /// the client had not received yet, the close frame last. A broker fanning a whole topic out
