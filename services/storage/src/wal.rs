@@ -622,6 +622,8 @@ fn next_file(dir: &Path, seq: u64, files: &Mutex<WalFiles>) -> Result<(File, u64
         if let Err(e) = std::fs::rename(&free, &path) {
             tracing::warn!(error = %e, file = %free.display(), "a wal file kept for reuse cannot be reused; deleting it");
             let _ = std::fs::remove_file(&free);
+            // Its checksums describe no file at `path` now.
+            let _ = std::fs::remove_file(crate::pages::pages_path(&path));
             continue;
         }
         // Durable before anything goes into it under its new name (replay reads `.wal` files
