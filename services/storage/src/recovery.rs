@@ -194,8 +194,6 @@ impl Replay<'_> {
         let len = file.metadata().ctx(path)?.len();
         let mut meta = WalFileMeta::new(seq, path.to_path_buf());
         let salt = file_salt(&file, seq, len).ctx(path)?;
-        // Only the last file may hold pages a crash left unwritten.
-        let pages = if last { crate::pages::read(path) } else { Vec::new() };
         meta.salted = salt != 0;
         let mut aside: Option<PathBuf> = None;
         let mut at = 0;
@@ -215,7 +213,7 @@ impl Replay<'_> {
                     let ahead = match next {
                         Some(next) if last => {
                             crate::fill::unwritten(&file, pos, next).ctx(path)?
-                                || crate::pages::unwritten(&file, pos, next, &pages).ctx(path)?
+                                || crate::pages::unwritten(&file, pos, next, &crate::pages::read(path)).ctx(path)?
                         }
                         _ => false,
                     };
