@@ -206,7 +206,9 @@ impl Broker {
                 && self.registry.loaded(&name).is_none()
             {
                 match self.registry.resolve(&name).await {
-                    Ok(_) | Err(BrokerError::NotFound(_)) => {}
+                    // NotOwner: the bundle is not this process's, or a handover of it is already
+                    // under way here (it loaded what it needed); `begin_release` then declines.
+                    Ok(_) | Err(BrokerError::NotFound(_)) | Err(BrokerError::NotOwner(_)) => {}
                     Err(e) => return Err(e),
                 }
             }

@@ -186,3 +186,44 @@ async fn websocket_clients_through_a_non_owner_carry_on_across_an_admin_unload_o
     producer.close().await;
     consumer.close().await;
 }
+
+/// Two operators (or a script's retry) unloading the same bundle at once: both calls succeed
+/// once the one handover is done. The second used to find the handover under way while it
+/// loaded the bundle's partitions from disk, and answered 503 "not the owner".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_unloads_of_one_bundle_both_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tier_config().await;
+    let brokers: [BrokerProcess; 2] = brokers(dir.path(), &cfg);
+    let c = reqwest::Client::new();
+    let base = &brokers[0].base;
+    namespace(&c, base).await;
+    let topic = "acme/app/twice-unloaded";
+    expect(call(&c, Method::PUT, &format!("{base}/admin/v2/persistent/{topic}"), None).await, 204, "topic");
+    let audit = format!("{base}/admin/v2/persistent/{topic}/subscription/audit");
+    expect(call(&c, Method::PUT, &audit, None).await, 204, "audit subscription");
+    let mut sent = BTreeSet::new();
+    for n in 0..20 {
+        let ids: Vec<String> = (0..50).map(|k| format!("{n}-{k}")).collect();
+        let messages: Vec<_> = ids.iter().map(|id| json!({"payload": "eA==", "properties": {"id": id}})).collect();
+        let url = format!("{base}/topics/persistent/{topic}");
+        expect(call(&c, Method::POST, &url, Some(json!({"messages": messages}))).await, 200, "produce");
+        sent.extend(ids);
+    }
+    let bundle = bundle_of(&c, base, topic).await;
+    let owner = ownership(&c, base).await.0.get(&bundle).expect("owned after first use").clone();
+    let owner = brokers.iter().find(|b| b.addr == owner).expect("the owner is one of ours");
+    let range = bundle.trim_start_matches("acme/app/");
+    let url = format!("{}/admin/v2/namespaces/acme/app/{range}/unload", owner.base);
+    let (first, second) = tokio::join!(call(&c, Method::PUT, &url, None), call(&c, Method::PUT, &url, None));
+    expect(first, 204, "first unload");
+    expect(second, 204, "second unload, asked while the first ran");
+    let moved_to = crate::common::eventually(10, "the bundle owned again", || async {
+        ownership(&c, base).await.0.get(&bundle).cloned()
+    })
+    .await;
+    assert_ne!(moved_to, owner.addr, "the unload moved the bundle");
+    let stored = crate::common::tier::drain_subscription(&c, base, topic, "audit").await;
+    assert_eq!(stored.keys().cloned().collect::<BTreeSet<_>>(), sent, "every message stored after the move");
+    assert!(stored.values().all(|n| *n == 1), "stored once each");
+}
