@@ -582,6 +582,25 @@ impl Broker {
         self.replication()?.accept_append(broker, session, body).await
     }
 
+    /// Peer side of the replication stream, before it is opened: whether `broker`/`session`
+    /// is a live member of the tier (the only sources a stream is opened for).
+    pub async fn replica_stream_check(&self, broker: &str, session: &str) -> Result<()> {
+        self.replication()?.check_source(broker, session).await
+    }
+
+    /// Peer side of the replication stream (`replication::stream`) on an opened connection:
+    /// stores `broker`'s batches and answers them, as a task of this broker (shutdown stops
+    /// taking batches, answers those being stored, and waits for it).
+    pub fn serve_replica_stream<IO>(&self, broker: String, session: String, io: IO) -> Result<()>
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let replication = Arc::clone(self.replication()?);
+        let shutdown = self.shutdown_token();
+        self.spawn(crate::replication::stream::serve(replication, broker, session, io, shutdown));
+        Ok(())
+    }
+
     /// Peer side of a recovery (`ReplicaRecover`): fences the partition here and returns the
     /// frames held of it (`replica::encode_frames`).
     pub async fn replica_recover(&self, ask: &ReplicaRecover) -> Result<bytes::Bytes> {

@@ -34,7 +34,7 @@ pub mod policies;
 mod publish;
 pub mod ranges;
 mod registry;
-mod replication;
+pub mod replication;
 pub mod schema_compat;
 pub mod schemas;
 mod session;

@@ -59,6 +59,7 @@ pub struct StorageMetrics {
     pub replication_ack_seconds: Histogram,
     pub replication_backlog: IntGauge,
     pub replica_stored_bytes: IntGauge,
+    pub replica_streams: IntGauge,
     /// On a peer: the time to store one batch of another broker's stream (queueing behind the
     /// same stream's earlier batches, the write and the fdatasync).
     pub replica_append_seconds: Histogram,
@@ -186,6 +187,11 @@ impl StorageMetrics {
                 "Bytes of records in the WAL waiting for their ack quorum of replicas (not acknowledged yet)",
             )
             .expect("valid gauge"),
+            replica_streams: IntGauge::new(
+                "magnetar_replica_streams",
+                "Replication streams other brokers have open to this broker (one per replica set and peer)",
+            )
+            .expect("valid gauge"),
             replica_stored_bytes: IntGauge::new(
                 "magnetar_replica_stored_bytes",
                 "Bytes of other brokers' log streams this broker keeps as a replica",
@@ -238,6 +244,7 @@ impl StorageMetrics {
         registry.register(Box::new(self.replication_ack_seconds.clone()))?;
         registry.register(Box::new(self.replication_backlog.clone()))?;
         registry.register(Box::new(self.replica_stored_bytes.clone()))?;
+        registry.register(Box::new(self.replica_streams.clone()))?;
         registry.register(Box::new(self.replica_append_seconds.clone()))?;
         Ok(())
     }

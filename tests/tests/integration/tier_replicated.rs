@@ -40,6 +40,11 @@ async fn with_write_quorum_3_killing_the_owner_and_a_replica_loses_nothing_ackno
         "stats",
     );
     assert_eq!(stats["durability"], "replicated", "{stats}");
+    // The owners' batches travel over replication streams (one per replica set and peer).
+    for peer in [&b, &c3] {
+        let streams = crate::tier_failover::metric(&c, &peer.base, "magnetar_replica_streams").await;
+        assert!(streams >= 1.0, "{} serves no replication stream: {streams}", peer.addr);
+    }
 
     let on_a = crate::tier_failover::partitions_of(&c, &a.base, &a.addr).await;
     assert!(!on_a.is_empty(), "a owns none of the {PARTITIONS} partitions");
@@ -218,4 +223,26 @@ async fn an_owner_killed_and_restarted_within_its_lease_loses_and_duplicates_not
     assert!(!unavailable, "{owned:?}");
     acked_all.extend(acked);
     assert_stored_once(&c, &others[0], &acked_all).await;
+}
+
+/// The replication stream is an internal endpoint: opened only for the session of a live
+/// member of the tier, and only as the protocol it names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replication_stream_is_opened_only_for_a_live_members_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tier_config().await;
+    let [a] = brokers(dir.path(), &cfg);
+    let c = reqwest::Client::new();
+    let url = format!("{}/internal/v1/replicas/stream?broker=intruder&session=guessed", a.base);
+    let res = c
+        .get(&url)
+        .header("connection", "upgrade")
+        .header("upgrade", "magnetar-replica/1")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status().as_u16(), 403, "{:?}", res.text().await);
+    let (status, body) = call(&c, Method::GET, &url, None).await;
+    assert_eq!(status.as_u16(), 400, "{body}");
+    assert!(body["reason"].as_str().unwrap_or_default().contains("Upgrade: magnetar-replica/1"), "{body}");
 }

@@ -15,6 +15,7 @@
 //! random value only the metadata store and the broker itself know.
 
 mod sink;
+pub mod stream;
 pub(crate) mod wire;
 
 use crate::membership::Membership;
@@ -312,7 +313,7 @@ impl Replication {
     }
 
     /// Peer side: whether `broker`/`session` is a live member (the only callers accepted).
-    async fn check_source(&self, broker: &str, session: &str) -> Result<()> {
+    pub(crate) async fn check_source(&self, broker: &str, session: &str) -> Result<()> {
         for fresh in [false, true] {
             let live = self.live(fresh).await?;
             if live.iter().any(|b| b.registration.broker_id == broker && b.registration.session_id == session) {

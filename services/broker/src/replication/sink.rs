@@ -1,13 +1,13 @@
 //! The owner's side of a replica set: one stream per peer, in order, and the sink the writer
 //! commits batches through — a batch is committed once `ReplicationQuorum::ack_peers` peers
-//! fsynced it (the owner's own WAL fsync came first, but does not count: the owner may be the
-//! broker that dies).
+//! fsynced it (the owner's own WAL fsync runs alongside but does not count: the owner may be
+//! the broker that dies).
 //!
-//! Each peer has its own bounded queue and at most `IN_FLIGHT_PER_PEER` requests in flight, so
-//! a slow one neither delays the quorum nor grows memory without bound: a batch its queue has no
-//! room for is not sent to it (it will hold a gap, which recovery tolerates: an acknowledged
-//! record is on a quorum of the others). Batches in flight together may be stored in any order;
-//! the peer's store keeps frames by offset.
+//! Each peer has its own bounded queue and connection (`stream.rs`) with at most
+//! `IN_FLIGHT_PER_PEER` batches unanswered, so a slow one neither delays the quorum nor grows
+//! memory without bound: a batch its queue has no room for is not sent to it (it will hold a
+//! gap, which recovery tolerates: an acknowledged record is on a quorum of the others). Batches
+//! in flight together may be stored in any order; the peer's store keeps frames by offset.
 
 use super::Replication;
 use magnetar_storage::{DurableSink, ObjectRange, StorageError};
@@ -23,11 +23,11 @@ const PEER_QUEUE: usize = 64;
 /// Requests sent to one peer at once (and batches the writer has in flight).
 pub(crate) const IN_FLIGHT_PER_PEER: usize = 2;
 
-type PeerResult = Result<Vec<(u64, String)>, String>;
+pub(super) type PeerResult = Result<Vec<(u64, String)>, String>;
 
-struct PeerBatch {
-    body: bytes::Bytes,
-    done: oneshot::Sender<PeerResult>,
+pub(super) struct PeerBatch {
+    pub body: bytes::Bytes,
+    pub done: oneshot::Sender<PeerResult>,
 }
 
 #[derive(Clone)]
@@ -42,7 +42,7 @@ impl PeerStream {
         let (r, peer) = (Arc::clone(replication), id.to_string());
         // Not in the broker's task tracker: it ends with the process (or when the peer is
         // replaced and its queue dropped), like the writer.
-        tokio::spawn(async move { run_peer(r, peer, rx).await });
+        tokio::spawn(async move { super::stream::run_peer(r, peer, rx).await });
         PeerStream { broker_id: id.to_string(), tx }
     }
 }
@@ -132,20 +132,4 @@ impl DurableSink for ReplicaSink {
         self.ack_seconds.observe(started.elapsed().as_secs_f64());
         Ok(fenced.into_iter().collect())
     }
-}
-
-/// Sends one peer its batches in queue order, up to `IN_FLIGHT_PER_PEER` requests at once.
-async fn run_peer(replication: Arc<Replication>, peer: String, rx: mpsc::Receiver<PeerBatch>) {
-    use futures::StreamExt;
-    // A batch whose quorum was reached without this peer is sent all the same: the peer's
-    // copy is what a later recovery may need.
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|batch| (batch, rx)) })
-        .for_each_concurrent(IN_FLIGHT_PER_PEER, |batch| {
-            let (replication, peer) = (&replication, &peer);
-            async move {
-                let res = replication.send_append(peer, batch.body).await;
-                let _ = batch.done.send(res);
-            }
-        })
-        .await;
 }
