@@ -167,6 +167,10 @@ pub struct DurabilityConfig {
     /// Replicated durability: how long one batch sent to a peer may take before that peer
     /// counts as failed for it.
     pub replication_timeout_ms: u64,
+    /// Replicated durability: batches go to each peer over one long-lived, pipelined stream
+    /// (an HTTP/1.1 upgrade). `false`: one HTTP request per batch, slower, for networks whose
+    /// proxies pass no custom upgrade (a service mesh's sidecar, say).
+    pub replication_stream: bool,
 }
 
 impl Default for DurabilityConfig {
@@ -176,6 +180,7 @@ impl Default for DurabilityConfig {
             object_store_max_object_bytes: 8 << 20,
             object_store_max_backlog_bytes: 256 << 20,
             replication_timeout_ms: 2_000,
+            replication_stream: true,
         }
     }
 }

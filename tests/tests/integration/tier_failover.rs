@@ -109,11 +109,24 @@ async fn a_paused_owner_with_replicated_durability_acknowledges_nothing_after_fa
     fail_over(Failure::Pause, Mode::Replicated).await;
 }
 
+/// Replicated durability without the replication stream (`replication_stream = false`: one
+/// request per batch, as for a network whose proxies pass no custom HTTP upgrade, and as an
+/// owner does with a peer of an earlier version).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicated_durability_over_one_request_per_batch_fails_a_killed_owner_over_losing_nothing() {
+    fail_over_with(Failure::Kill, Mode::Replicated, "[broker.durability]\nreplication_stream = false\n").await;
+}
+
 async fn fail_over(failure: Failure, mode: Mode) {
+    fail_over_with(failure, mode, "").await
+}
+
+/// `more`: broker settings after the test's own (a TOML table of `[broker]`'s).
+async fn fail_over_with(failure: Failure, mode: Mode, more: &str) {
     let dir = tempfile::tempdir().unwrap();
     // No periodic cursor checkpoint during the test: what the next owner knows of consumer
     // acknowledgements is what was checkpointed as they were confirmed.
-    let cfg = tier_config_with("cursor_checkpoint_interval_ms = 600000\n").await;
+    let cfg = tier_config_with(&format!("cursor_checkpoint_interval_ms = 600000\n{more}")).await;
     let mut all = brokers_for(dir.path(), &cfg, mode);
     let (mut b, a) = (all.remove(1), all.remove(0));
     let c = reqwest::Client::new();
@@ -140,6 +153,18 @@ async fn fail_over(failure: Failure, mode: Mode) {
     assert!(!on_b.is_empty(), "broker b owns none of the {PARTITIONS} partitions: nothing to fail over");
     let batches = metric(&c, &b.base, mode.batches_metric()).await;
     assert!(batches >= 1.0, "b acknowledged without making batches durable in {mode:?} mode");
+    if mode == Mode::Replicated {
+        // b's peers serve its stream, unless streams are off.
+        let mut streams = metric(&c, &a.base, "magnetar_replica_streams").await;
+        for other in &all {
+            streams += metric(&c, &other.base, "magnetar_replica_streams").await;
+        }
+        if more.contains("replication_stream = false") {
+            assert_eq!(streams, 0.0, "streams opened while they are off");
+        } else {
+            assert!(streams >= 1.0, "no peer serves a replication stream");
+        }
+    }
 
     // A consumer acknowledges messages of one of b's partitions (through a, forwarded to b).
     let watched = partition(on_b[0]);

@@ -44,6 +44,8 @@ pub(crate) struct Replication {
     membership: Arc<Membership>,
     client: reqwest::Client,
     timeout: Duration,
+    /// Batches go over `stream` connections (else one request each).
+    stream: bool,
     max_backlog_bytes: usize,
     live: Mutex<(Option<Instant>, Arc<Vec<BrokerRecord>>)>,
     store: Arc<ReplicaStore>,
@@ -78,6 +80,7 @@ impl Replication {
                 .build()
                 .map_err(BrokerError::internal)?,
             timeout: Duration::from_millis(config.replication_timeout_ms),
+            stream: config.replication_stream,
             max_backlog_bytes: config.object_store_max_backlog_bytes,
             live: Mutex::new((None, Arc::new(Vec::new()))),
             store,

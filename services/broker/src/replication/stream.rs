@@ -19,7 +19,8 @@
 //! frames by offset, so their order does not matter). A connection that fails or leaves the
 //! oldest batch unanswered past the replication timeout is dropped with every batch on it
 //! failed (the writer retries them); the next batch opens a new one. A peer that does not know
-//! the stream (404: an older broker during a rolling upgrade) gets one request per batch.
+//! the stream (404: an older broker during a rolling upgrade) gets one request per batch, as
+//! every peer does with `[broker.durability] replication_stream = false`.
 
 use super::Replication;
 use super::sink::{IN_FLIGHT_PER_PEER, PeerBatch, PeerResult};
@@ -229,9 +230,10 @@ pub(super) async fn run_peer(replication: Arc<Replication>, peer: String, mut rx
                     open = false;
                     continue;
                 };
-                if legacy_until.is_some_and(|until| Instant::now() < until) {
+                if !replication.stream || legacy_until.is_some_and(|until| Instant::now() < until) {
                     // A batch goes once the one before is answered: an older peer is a rolling
-                    // upgrade's passing state, not worth a second pipeline.
+                    // upgrade's passing state, and streams off a fallback, neither worth a
+                    // second pipeline.
                     let _ = batch.done.send(replication.send_append(&peer, batch.body).await);
                     continue;
                 }
