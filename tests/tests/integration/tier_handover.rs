@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::common::tier::{
-    Load, PARTITIONS, assert_stored_once, brokers, bundle_of, expect, namespace, ownership, partition,
+    Load, PARTITIONS, assert_stored_once, audited_topic, brokers, bundle_of, expect, namespace, ownership, partition,
     partitioned_topic, tier_config,
 };
 
@@ -111,11 +111,8 @@ async fn websocket_clients_through_a_non_owner_carry_on_across_an_admin_unload_o
     let brokers: [BrokerProcess; 3] = brokers(dir.path(), &cfg);
     let c = reqwest::Client::new();
     let base = &brokers[0].base;
-    namespace(&c, base).await;
     let topic = "acme/app/ws-moves";
-    expect(call(&c, Method::PUT, &format!("{base}/admin/v2/persistent/{topic}"), None).await, 204, "topic");
-    let audit = format!("{base}/admin/v2/persistent/{topic}/subscription/audit");
-    expect(call(&c, Method::PUT, &audit, None).await, 204, "audit subscription");
+    audited_topic(&c, base, topic).await;
     let bundle = bundle_of(&c, base, topic).await;
     let (owned, _) = ownership(&c, base).await;
     let owner = owned.get(&bundle).expect("owned after first use").clone();
@@ -197,11 +194,8 @@ async fn concurrent_unloads_of_one_bundle_both_succeed() {
     let brokers: [BrokerProcess; 2] = brokers(dir.path(), &cfg);
     let c = reqwest::Client::new();
     let base = &brokers[0].base;
-    namespace(&c, base).await;
     let topic = "acme/app/twice-unloaded";
-    expect(call(&c, Method::PUT, &format!("{base}/admin/v2/persistent/{topic}"), None).await, 204, "topic");
-    let audit = format!("{base}/admin/v2/persistent/{topic}/subscription/audit");
-    expect(call(&c, Method::PUT, &audit, None).await, 204, "audit subscription");
+    audited_topic(&c, base, topic).await;
     let mut sent = BTreeSet::new();
     for n in 0..20 {
         let ids: Vec<String> = (0..50).map(|k| format!("{n}-{k}")).collect();

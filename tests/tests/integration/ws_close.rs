@@ -6,7 +6,7 @@
 //! without its 1012 and cannot tell a move from an unsubscribe). A broker that passes a session
 //! on to the topic's owner does the same with the owner's close.
 
-use crate::common::tier::{brokers, bundle_of, expect, namespace, ownership, tier_config};
+use crate::common::tier::{brokers, bundle_of, expect, namespace, ownership, single_topic, tier_config};
 use crate::common::ws::{consumer_url, topic_stats, ws_base};
 use crate::common::{admin_topic, b64, create_topic, eventually, ok, produce_payloads};
 use futures::{SinkExt, StreamExt};
@@ -79,9 +79,8 @@ async fn a_websocket_consumer_through_a_non_owner_reading_late_gets_every_messag
     let brokers: [BrokerProcess; 2] = brokers(dir.path(), &cfg);
     let c = reqwest::Client::new();
     let base = &brokers[0].base;
-    namespace(&c, base).await;
     let topic = "acme/app/late";
-    expect(call(&c, Method::PUT, &format!("{base}/admin/v2/persistent/{topic}"), None).await, 204, "topic");
+    single_topic(&c, base, topic).await;
     let payload = b64(&vec![b'x'; THROUGH_PAYLOAD_BYTES]);
     let messages: Vec<Value> = (0..THROUGH_MESSAGES).map(|_| json!({ "payload": payload })).collect();
     let url = format!("{base}/topics/persistent/{topic}");

@@ -69,6 +69,19 @@ pub async fn namespace(c: &reqwest::Client, base: &str) {
     expect(call(c, Method::PUT, &format!("{base}/admin/v2/namespaces/acme/app"), None).await, 204, "namespace");
 }
 
+/// The test namespace and a non-partitioned `topic` in it (`acme/app/...`).
+pub async fn single_topic(c: &reqwest::Client, base: &str, topic: &str) {
+    namespace(c, base).await;
+    expect(call(c, Method::PUT, &format!("{base}/admin/v2/persistent/{topic}"), None).await, 204, "topic");
+}
+
+/// As `single_topic`, with an `audit` subscription made before anything is produced.
+pub async fn audited_topic(c: &reqwest::Client, base: &str, topic: &str) {
+    single_topic(c, base, topic).await;
+    let audit = format!("{base}/admin/v2/persistent/{topic}/subscription/audit");
+    expect(call(c, Method::PUT, &audit, None).await, 204, "audit subscription");
+}
+
 /// `bundle → owner` of the owned bundles, and whether any bundle is unavailable.
 pub async fn ownership(c: &reqwest::Client, base: &str) -> (BTreeMap<String, String>, bool) {
     let view = expect(
