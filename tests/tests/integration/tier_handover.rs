@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::common::tier::{
-    Load, PARTITIONS, assert_stored_once, audited_topic, brokers, bundle_of, expect, namespace, ownership, partition,
+    Load, PARTITIONS, assert_stored_once, audited_topic, brokers, bundle_of, expect, ownership, partition,
     partitioned_topic, tier_config,
 };
 

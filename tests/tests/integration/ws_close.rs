@@ -6,7 +6,7 @@
 //! without its 1012 and cannot tell a move from an unsubscribe). A broker that passes a session
 //! on to the topic's owner does the same with the owner's close.
 
-use crate::common::tier::{brokers, bundle_of, expect, namespace, ownership, single_topic, tier_config};
+use crate::common::tier::{brokers, bundle_of, expect, ownership, single_topic, tier_config};
 use crate::common::ws::{consumer_url, topic_stats, ws_base};
 use crate::common::{admin_topic, b64, create_topic, eventually, ok, produce_payloads};
 use futures::{SinkExt, StreamExt};
