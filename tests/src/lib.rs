@@ -360,6 +360,20 @@ impl BrokerProcess {
 impl Drop for BrokerProcess {
     fn drop(&mut self) {
         self.kill9();
+        // A failing test shows what its brokers logged: their logs go with the test's directory.
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let panics: Vec<&str> = lines.iter().copied().filter(|l| l.contains("panicked at")).collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            eprintln!(
+                "---- broker {} ({}): {} panic line(s) {:?}; its log ends with:\n{tail}\n----",
+                self.addr,
+                self.data_dir.display(),
+                panics.len(),
+                panics
+            );
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub use extract::{AuthContext, authenticate};
 pub use magnetar_auth::{Operation, Resource};
 
 use axum::Router;
+use axum::response::IntoResponse;
 use magnetar_auth::Auth;
 use magnetar_broker::Broker;
 use std::sync::Arc;
@@ -89,7 +90,21 @@ pub fn app_with_auth(broker: Arc<Broker>, http: HttpConfig, auth: Arc<Auth>) -> 
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .layer(concurrency)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+}
+
+/// A handler that panicked (a bug) answers 500 with a reason instead of dropping the
+/// connection without a response, which clients report as a network error.
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("no message");
+    tracing::error!(panic = what, "a request handler panicked");
+    let body = serde_json::json!({"reason": format!("internal error (a bug in the broker, logged): {what}")});
+    (axum::http::StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
 }
 
 /// Every route of the API with its description; the description alone is `openapi()`.
@@ -144,4 +159,26 @@ pub fn openapi_json() -> String {
 /// (WebSocket `?token=`), and headers (`Authorization`) are never recorded.
 fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+}
+
+#[cfg(test)]
+mod tests {
+    use tower::ServiceExt;
+
+    async fn boom() -> &'static str {
+        panic!("index out of bounds")
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_500_with_a_reason() {
+        let app = axum::Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(super::panicked));
+        let request = axum::http::Request::get("/boom").body(axum::body::Body::empty()).expect("request");
+        let answer = app.oneshot(request).await.expect("an answer, not a dropped connection");
+        assert_eq!(answer.status(), 500);
+        let body = axum::body::to_bytes(answer.into_body(), 1 << 16).await.expect("body");
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert!(json["reason"].as_str().unwrap_or_default().contains("index out of bounds"), "{json}");
+    }
 }

@@ -421,7 +421,13 @@ async fn append_at(
             )));
         }
         let ids = log.append(chunk.iter().cloned().map(magnetar_storage::Record::into_input).collect()).await?;
-        debug_assert_eq!(ids.first().map(|i| i.0), Some(first));
+        // The log took them elsewhere (records it holds past its visible end): refused, not
+        // served with offsets the replicas do not have.
+        if let Some(&(at, _)) = ids.first().filter(|(at, _)| *at != first) {
+            return Err(unavailable(format!(
+                "partition {log_id}: {source}: records of offset {first} were appended at {at}"
+            )));
+        }
         *next += chunk.len() as u64;
         count += chunk.len() as u64;
     }
