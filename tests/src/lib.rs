@@ -293,14 +293,20 @@ impl BrokerProcess {
         self.wait_ready();
     }
 
+    /// The panic lines of the broker's log and its last `n` lines.
+    fn log_tail(&self, n: usize) -> (Vec<String>, String) {
+        let log = std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let panics = lines.iter().filter(|l| l.contains("panicked at")).map(|l| l.to_string()).collect();
+        (panics, lines[lines.len().saturating_sub(n)..].join("\n"))
+    }
+
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         let url = format!("{}/readyz", self.base);
         loop {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                let log = std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default();
-                let lines: Vec<&str> = log.lines().collect();
-                let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+                let tail = self.log_tail(20).1;
                 panic!("broker exited during start-up with {status}; its log ends with:\n{tail}");
             }
             if let Ok(true) = reqwest::blocking_get(&url) {
@@ -362,10 +368,7 @@ impl Drop for BrokerProcess {
         self.kill9();
         // A failing test shows what its brokers logged: their logs go with the test's directory.
         if std::thread::panicking() {
-            let log = std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            let panics: Vec<&str> = lines.iter().copied().filter(|l| l.contains("panicked at")).collect();
-            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            let (panics, tail) = self.log_tail(40);
             eprintln!(
                 "---- broker {} ({}): {} panic line(s) {:?}; its log ends with:\n{tail}\n----",
                 self.addr,
