@@ -104,10 +104,13 @@ impl Broker {
         let (cursor_sync, cursor_sync_rx) = tokio::sync::mpsc::unbounded_channel();
         // Replicated durability needs peers: only in a tier.
         let replication = if config.tier.enabled {
-            let dir = deps.storage.config().data_dir.join("replicas");
+            let store = magnetar_storage::replica::ReplicaStoreConfig {
+                drop_synced: deps.storage.config().page_cache_window_bytes > 0,
+                ..magnetar_storage::replica::ReplicaStoreConfig::new(deps.storage.config().data_dir.join("replicas"))
+            };
             let metrics = deps.storage.metrics().clone();
             Some(
-                crate::replication::Replication::open(Arc::clone(&membership), dir, &config.durability, metrics)
+                crate::replication::Replication::open(Arc::clone(&membership), store, &config.durability, metrics)
                     .await?,
             )
         } else {

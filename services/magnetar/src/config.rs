@@ -60,6 +60,10 @@ pub struct StorageSection {
     pub segment_max_bytes: u64,
     pub segment_max_age_secs: u64,
     pub read_cache_bytes: usize,
+    /// Bytes at the end of each segment being written kept in the page cache, older ones
+    /// dropped once on disk: `"auto"` (8 MiB on a virtual machine that hands free pages back to
+    /// its host, else 0) or a number (0: the kernel decides). docs/configuration.md.
+    pub page_cache_window: PageCacheWindow,
     /// Local segment bytes not yet offloaded before publishes fail with 503 (0 = no limit).
     pub local_disk_budget_bytes: u64,
     /// What start-up does with a corrupt WAL frame that is not a torn tail: "refuse" or
@@ -87,6 +91,7 @@ impl Default for StorageSection {
             segment_max_bytes: d.segment_max_bytes,
             segment_max_age_secs: d.segment_max_age.as_secs(),
             read_cache_bytes: d.read_cache_bytes,
+            page_cache_window: PageCacheWindow::Auto,
             local_disk_budget_bytes: d.local_disk_budget_bytes,
             wal_corruption: d.wal_corruption,
             object_cache_bytes: t.cache_bytes,
@@ -94,6 +99,63 @@ impl Default for StorageSection {
             object_read_ahead_blocks: t.read_ahead_blocks,
             object_part_bytes: t.part_bytes,
         }
+    }
+}
+
+/// `storage.page_cache_window`: `"auto"` or a number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageCacheWindow {
+    Auto,
+    Bytes(u64),
+}
+
+impl PageCacheWindow {
+    /// The window in bytes; `Auto` looks at the machine (`magnetar_storage::pagecache`).
+    pub fn bytes(self) -> u64 {
+        match self {
+            PageCacheWindow::Bytes(n) => n,
+            PageCacheWindow::Auto if magnetar_storage::pagecache::host_reclaims_free_pages() => {
+                magnetar_storage::pagecache::AUTO_WINDOW_BYTES
+            }
+            PageCacheWindow::Auto => 0,
+        }
+    }
+}
+
+impl Serialize for PageCacheWindow {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            PageCacheWindow::Auto => s.serialize_str("auto"),
+            PageCacheWindow::Bytes(n) => s.serialize_u64(*n),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PageCacheWindow {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = PageCacheWindow;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"auto\" or a number of bytes")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Self::Value, E> {
+                Ok(PageCacheWindow::Bytes(n))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Self::Value, E> {
+                u64::try_from(n).map(PageCacheWindow::Bytes).map_err(|_| E::custom(format!("{n} is negative")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                match v {
+                    "auto" => Ok(PageCacheWindow::Auto),
+                    other => other
+                        .parse()
+                        .map(PageCacheWindow::Bytes)
+                        .map_err(|_| E::custom(format!("{other:?} is neither \"auto\" nor a number of bytes"))),
+                }
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -248,6 +310,7 @@ impl Config {
             segment_max_age: std::time::Duration::from_secs(s.segment_max_age_secs.max(1)),
             max_message_bytes: self.broker.max_message_bytes,
             read_cache_bytes: s.read_cache_bytes,
+            page_cache_window_bytes: s.page_cache_window.bytes(),
             local_disk_budget_bytes: s.local_disk_budget_bytes,
             wal_corruption: s.wal_corruption,
         }
@@ -274,4 +337,30 @@ fn describe(e: figment::Error) -> String {
         out.push_str(&err.to_string());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct W {
+        w: PageCacheWindow,
+    }
+
+    fn parse(toml: &str) -> Result<PageCacheWindow, String> {
+        Figment::from(Toml::string(toml)).extract::<W>().map(|w| w.w).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_page_cache_window_is_auto_or_bytes() {
+        assert_eq!(parse("w = 'auto'"), Ok(PageCacheWindow::Auto));
+        assert_eq!(parse("w = 16777216"), Ok(PageCacheWindow::Bytes(16 << 20)));
+        // Environment variables arrive as strings.
+        assert_eq!(parse("w = '0'"), Ok(PageCacheWindow::Bytes(0)));
+        let bad = parse("w = 'lots'").unwrap_err();
+        assert!(bad.contains("\"lots\" is neither \"auto\" nor a number of bytes"), "{bad}");
+        assert!(parse("w = -1").unwrap_err().contains("-1 is negative"));
+        assert_eq!(PageCacheWindow::Bytes(5).bytes(), 5);
+    }
 }

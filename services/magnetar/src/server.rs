@@ -55,6 +55,11 @@ pub async fn start_with_clock(
     let storage_metrics = magnetar_storage::StorageMetrics::new();
     storage_metrics.register(&registry).context("cannot register storage metrics")?;
     let storage_cfg = config.storage_config();
+    tracing::info!(
+        setting = ?config.storage.page_cache_window,
+        bytes = storage_cfg.page_cache_window_bytes,
+        "page cache window of segments being written (0: left to the kernel)"
+    );
     let upload_pace = objects.pace;
     let tier = magnetar_storage::ObjectTier::with_unpaced(
         objects.store,

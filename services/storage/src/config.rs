@@ -28,6 +28,12 @@ pub struct StorageConfig {
     pub max_message_bytes: usize,
     /// Budget for the in-memory tails of all partitions together.
     pub read_cache_bytes: usize,
+    /// Bytes at the end of each segment being written that stay in the page cache; older ones
+    /// leave it once written back (and a peer's replica chunks once fsynced), so that writes
+    /// reuse the pages (`pagecache`). 0: the kernel decides (the
+    /// default; the broker's `auto` sets [`crate::pagecache::AUTO_WINDOW_BYTES`] on a virtual
+    /// machine that hands free pages back to its host).
+    pub page_cache_window_bytes: u64,
     /// Budget of local segment files once an object tier is attached (0 = no limit). Local
     /// copies of offloaded segments are a cache within it: [`crate::Storage::evict_local_copies`]
     /// removes the least recently read ones when the files exceed it. Segments not yet in the
@@ -88,6 +94,7 @@ impl Default for StorageConfig {
             segment_max_age: Duration::from_secs(4 * 3600),
             max_message_bytes: 5 << 20,
             read_cache_bytes: 64 << 20,
+            page_cache_window_bytes: 0,
             local_disk_budget_bytes: 0,
             wal_corruption: WalCorruption::Refuse,
         }

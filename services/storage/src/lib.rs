@@ -35,6 +35,7 @@ mod metrics;
 pub mod object;
 pub mod objlog;
 mod paced;
+pub mod pagecache;
 mod pages;
 mod partition;
 mod record;

@@ -574,7 +574,8 @@ impl PartitionLog {
             return Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id)));
         }
         self.ensure_active(segs, base)?;
-        let res = segs.active.as_mut().expect("active segment").append(bytes, pos);
+        let window = self.shared.config.page_cache_window_bytes;
+        let res = segs.active.as_mut().expect("active segment").append(bytes, pos, window);
         self.publish_pending(segs);
         res
     }

@@ -17,6 +17,7 @@
 
 use crate::codec::{self, FRAME_HEADER, FrameParse};
 use crate::error::IoContext;
+use crate::pagecache;
 use crate::record::Record;
 use crate::{Result, StorageError};
 use bytes::Bytes;
@@ -93,6 +94,8 @@ pub struct ActiveSegment {
     pub index: Vec<IndexEntry>,
     /// Bytes before this position were handed to the kernel's writeback.
     written_back: u64,
+    /// Bytes before this position were dropped from the page cache (`pagecache`).
+    dropped: u64,
 }
 
 /// Segment bytes written before their writeback is started.
@@ -147,11 +150,14 @@ impl ActiveSegment {
             path,
             index: Vec::new(),
             written_back: 0,
+            dropped: 0,
         })
     }
 
-    /// Appends record frames (`bytes` is their concatenation, described by `recs`).
-    pub fn append(&mut self, bytes: &[u8], recs: &[RecordPos]) -> Result<()> {
+    /// Appends record frames (`bytes` is their concatenation, described by `recs`). Keeps the
+    /// last `window` bytes in the page cache and drops what is older once written back (0: the
+    /// kernel decides; see `pagecache`).
+    pub fn append(&mut self, bytes: &[u8], recs: &[RecordPos], window: u64) -> Result<()> {
         self.file.write_all_at(bytes, self.meta.size).ctx(&self.path)?;
         let mut pos = self.meta.size;
         for r in recs {
@@ -162,6 +168,13 @@ impl ActiveSegment {
         self.meta.size = pos;
         if pos - self.written_back >= WRITEBACK_CHUNK {
             start_writeback(&self.file, self.written_back, pos - self.written_back);
+            // What writeback was started for a step ago has had a whole step's time to finish.
+            if window > 0
+                && let Some((from, len)) = pagecache::behind(self.dropped, self.written_back, window)
+            {
+                pagecache::drop_cached(&self.file, from, len);
+                self.dropped = from + len;
+            }
             self.written_back = pos;
         }
         Ok(())
@@ -291,6 +304,7 @@ pub fn open_segment(path: &Path, base: u64) -> Result<Opened> {
         path: path.to_path_buf(),
         index: Vec::new(),
         written_back: 0,
+        dropped: 0,
     };
     let file = seg.file.clone();
     let mut reader = FrameReader::new(&*file, HEADER_LEN, len, 1 << 20);
@@ -533,7 +547,43 @@ mod tests {
             };
             let mut buf = Vec::new();
             codec::encode_record(&mut buf, i, &r);
-            seg.append(&buf, &[RecordPos { offset: i, publish_time: r.publish_time, len: buf.len() as u32 }]).unwrap();
+            seg.append(&buf, &[RecordPos { offset: i, publish_time: r.publish_time, len: buf.len() as u32 }], 0)
+                .unwrap();
+        }
+    }
+
+    /// Appends one record of `size` payload bytes at `offset` to `seg` with `window`.
+    fn append_one(seg: &mut ActiveSegment, offset: u64, size: usize, window: u64) {
+        let r = RecordInput { payload: Bytes::from(vec![7u8; size]), ..RecordInput::default() };
+        let mut buf = Vec::new();
+        codec::encode_record(&mut buf, offset, &r);
+        seg.append(&buf, &[RecordPos { offset, publish_time: 0, len: buf.len() as u32 }], window).unwrap();
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_segment_keeps_only_its_window_in_the_page_cache() {
+        let (window, mib) = (2 << 20, 1 << 20);
+        for (w, kept_from) in [(window, true), (0, false)] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut seg = ActiveSegment::create(dir.path(), 0, 1).unwrap();
+            // Each record a little over a writeback step; written back (clean) before the next,
+            // as the kernel has it a step later under load.
+            for i in 0..8 {
+                append_one(&mut seg, i, mib as usize + 100, w);
+                seg.file.sync_data().unwrap();
+            }
+            let size = seg.meta.size;
+            let old = pagecache::resident_pages(&seg.file, 0, 4 << 20);
+            let recent = pagecache::resident_pages(&seg.file, (size - window) & !4095, window);
+            if kept_from {
+                assert_eq!(old, 0, "the first 4 MiB of a 8 MiB segment are out of the page cache");
+                assert!(seg.dropped >= 4 << 20 && seg.dropped <= size - window, "dropped up to {}", seg.dropped);
+            } else {
+                assert_eq!(old, 1024, "without a window every page stays cached");
+                assert_eq!(seg.dropped, 0);
+            }
+            assert!(recent >= 500, "the last {window} bytes stay cached: {recent} pages");
         }
     }
 

@@ -514,3 +514,40 @@ async fn space_ahead_inside_an_entry_of_the_last_chunk_ends_it_there_but_zeros_d
     assert_eq!(std::fs::metadata(&chunk).unwrap().len() as usize, ends[0]);
     assert_eq!(spans(&store.fence_and_read(1, 1, 0).await.unwrap()), vec![(0, 500, 1)]);
 }
+
+/// With `drop_synced`, what a chunk holds leaves the page cache once fsynced (the peer's later
+/// writes reuse those pages; see `pagecache`), and reading it back after a fence still returns
+/// every frame, from the disk. Without it, the chunk stays cached.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn fsynced_chunk_pages_leave_the_page_cache_when_asked() {
+    for drop_synced in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(ReplicaStoreConfig { drop_synced, ..ReplicaStoreConfig::new(dir.path()) }).await.unwrap();
+        // 24 batches of one 128 KiB record: 3 MiB in one chunk.
+        for i in 0..24u64 {
+            let payload = Bytes::from(vec![i as u8; 128 << 10]);
+            let rec = RecordInput { publish_time: 1, payload, ..Default::default() };
+            let mut object = BytesMut::from(&MAGIC[..]);
+            object.extend_from_slice(&encode_test_frame(1, i, &[rec]));
+            let ranges = [ObjectRange { log_id: 1, start: i, end: i + 1, epoch: 1 }];
+            assert!(store.append("b1/s1", object.freeze(), &ranges).await.unwrap().is_empty());
+        }
+        let files = chunk_files(dir.path());
+        assert_eq!(files.len(), 1, "{files:?}");
+        let file = std::fs::File::open(&files[0]).unwrap();
+        let cached = magnetar_storage::pagecache::resident_pages(&file, 0, 2 << 20);
+        if drop_synced {
+            assert_eq!(cached, 0, "the chunk's first 2 MiB left the page cache");
+        } else {
+            assert_eq!(cached, 512, "without drop_synced the chunk stays cached");
+        }
+        let frames = store.fence_and_read(1, 2, 0).await.unwrap();
+        assert_eq!(frames.len(), 24);
+        for (i, f) in frames.iter().enumerate() {
+            let (_, records) = decode_data_frame(&f.frame).unwrap();
+            assert_eq!(records[0].payload.len(), 128 << 10);
+            assert!(records[0].payload.iter().all(|b| *b == i as u8), "frame {i} read back intact");
+        }
+    }
+}

@@ -57,14 +57,13 @@ pub(crate) struct Replication {
 
 impl Replication {
     /// Opens this broker's store of other brokers' streams (blocking file IO on the blocking
-    /// pool) under `dir`.
+    /// pool).
     pub(crate) async fn open(
         membership: Arc<Membership>,
-        dir: std::path::PathBuf,
+        store_config: ReplicaStoreConfig,
         config: &crate::durability::DurabilityConfig,
         metrics: StorageMetrics,
     ) -> Result<Arc<Self>> {
-        let store_config = ReplicaStoreConfig::new(dir);
         let store = tokio::task::spawn_blocking(move || ReplicaStore::open(store_config))
             .await
             .map_err(BrokerError::internal)??;

@@ -106,6 +106,8 @@ struct Synced {
     /// An fdatasync failed: nothing written after `len` is trusted any more (a later fdatasync
     /// may succeed although the kernel dropped the pages that failed).
     failed: bool,
+    /// Bytes below this were dropped from the page cache (`pagecache`).
+    dropped: u64,
 }
 
 impl ChunkSync {
@@ -184,7 +186,9 @@ pub(super) fn write_entry(
 
 /// Makes the entry durable: returns at once if an fdatasync that began after it was written
 /// has succeeded, else runs one that covers it and every entry of its chunk written so far.
-pub(super) fn sync_entry(w: &Written) -> std::io::Result<()> {
+/// With `drop_synced`, what the fdatasync made durable leaves the page cache (only a takeover
+/// reads it back; see `pagecache`).
+pub(super) fn sync_entry(w: &Written, drop_synced: bool) -> std::io::Result<()> {
     let mut synced = w.sync.synced.lock();
     if synced.len >= w.end {
         return Ok(());
@@ -196,6 +200,10 @@ pub(super) fn sync_entry(w: &Written) -> std::io::Result<()> {
     match w.file.sync_data() {
         Ok(()) => {
             synced.len = synced.len.max(target);
+            if drop_synced && let Some((from, len)) = crate::pagecache::behind(synced.dropped, synced.len, 0) {
+                crate::pagecache::drop_cached(&w.file, from, len);
+                synced.dropped = from + len;
+            }
             Ok(())
         }
         Err(e) => {

@@ -65,11 +65,19 @@ pub struct ReplicaStoreConfig {
     /// Frames of a log fenced at a newer epoch than theirs are kept this long after the fence, for
     /// a recovery that reads again.
     pub fenced_retention: Duration,
+    /// Chunk pages leave the page cache once fsynced, so that later writes reuse them (set
+    /// with the storage's `page_cache_window_bytes`; see `pagecache`).
+    pub drop_synced: bool,
 }
 
 impl ReplicaStoreConfig {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        ReplicaStoreConfig { dir: dir.into(), chunk_bytes: 64 << 20, fenced_retention: Duration::from_secs(600) }
+        ReplicaStoreConfig {
+            dir: dir.into(),
+            chunk_bytes: 64 << 20,
+            fenced_retention: Duration::from_secs(600),
+            drop_synced: false,
+        }
     }
 }
 
@@ -344,6 +352,7 @@ impl ReplicaStore {
         let source_writer = self.writer(&name);
         let writer = source_writer.clone().lock_owned().await;
         let (state, stored, chunk_bytes) = (self.state.clone(), self.stored.clone(), self.config.chunk_bytes);
+        let drop_synced = self.config.drop_synced;
         tokio::task::spawn_blocking(move || {
             let _gate = gate;
             let mut writer = writer;
@@ -355,7 +364,7 @@ impl ReplicaStore {
                 // The source's next batch is written while this one's fdatasync runs, and the
                 // next fdatasync covers it (see `sync_entry`).
                 drop(writer);
-                let synced = sync_entry(&written);
+                let synced = sync_entry(&written, drop_synced);
                 index_entry(&state, &written, &kept, &frames, synced.is_ok());
                 synced.map_err(|e| StorageError::io(&written.path, e))?;
                 // While no other batch of the source waits for its writer, its chunk gets space

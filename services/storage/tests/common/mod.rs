@@ -18,6 +18,7 @@ pub fn config(dir: &Path) -> StorageConfig {
         segment_max_age: Duration::from_secs(3600),
         max_message_bytes: 1 << 20,
         read_cache_bytes: 1 << 20,
+        page_cache_window_bytes: 0,
         local_disk_budget_bytes: 0,
         wal_corruption: magnetar_storage::WalCorruption::Refuse,
     }
