@@ -40,6 +40,8 @@ pub struct StorageMetrics {
     pub object_get_bytes: IntCounter,
     /// Corrupt or truncated objects found on read.
     pub object_corrupt: IntCounter,
+    /// The page cache window in effect (`StorageConfig::page_cache_window_bytes`; 0: off).
+    pub page_cache_window_bytes: IntGauge,
     /// Record bytes returned to readers, by tier (`memory`, `local`, `object`).
     pub read_bytes: IntCounterVec,
     /// Object-store durability: log objects committed, their bytes, PUT latency, failed
@@ -187,6 +189,11 @@ impl StorageMetrics {
                 "Bytes of records in the WAL waiting for their ack quorum of replicas (not acknowledged yet)",
             )
             .expect("valid gauge"),
+            page_cache_window_bytes: IntGauge::new(
+                "magnetar_page_cache_window_bytes",
+                "Bytes at the end of each segment being written kept in the page cache, older ones dropped once on disk (0: left to the kernel)",
+            )
+            .expect("valid gauge"),
             replica_streams: IntGauge::new(
                 "magnetar_replica_streams",
                 "Replication streams other brokers have open to this broker (one per replica set and peer)",
@@ -245,6 +252,7 @@ impl StorageMetrics {
         registry.register(Box::new(self.replication_backlog.clone()))?;
         registry.register(Box::new(self.replica_stored_bytes.clone()))?;
         registry.register(Box::new(self.replica_streams.clone()))?;
+        registry.register(Box::new(self.page_cache_window_bytes.clone()))?;
         registry.register(Box::new(self.replica_append_seconds.clone()))?;
         Ok(())
     }

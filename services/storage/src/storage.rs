@@ -45,6 +45,7 @@ impl Storage {
     /// Like [`Storage::open`], recording into the given collectors.
     pub fn open_with_metrics(config: StorageConfig, metrics: StorageMetrics) -> Result<(Arc<Storage>, Vec<AuxRecord>)> {
         config.validate()?;
+        metrics.page_cache_window_bytes.set(i64::try_from(config.page_cache_window_bytes).unwrap_or(i64::MAX));
         let dir = config.data_dir.clone();
         fs::create_dir_all(&dir).ctx(&dir)?;
         let lock_path = dir.join("LOCK");

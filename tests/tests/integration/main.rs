@@ -28,6 +28,7 @@ mod offload;
 mod offload_faults;
 mod on_behalf;
 mod ops;
+mod page_cache;
 mod policies;
 mod produce_consume;
 mod pulsar_client;

@@ -1,0 +1,120 @@
+//! `[storage] page_cache_window`: the broker reports the window it uses (`auto` follows the
+//! machine), messages written while old segment pages leave the page cache are read back whole,
+//! before and after a restart, and a bad value stops the start naming it.
+
+use base64::Engine;
+use magnetar_tests::{BrokerProcess, call};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+async fn window_gauge(base: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("magnetar_page_cache_window_bytes "))
+        .unwrap_or_else(|| panic!("no magnetar_page_cache_window_bytes in /metrics"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+fn payload(i: usize) -> String {
+    format!("{i:04}{}", "x".repeat(256 << 10))
+}
+
+/// Pulls from `sub` until `n` messages came, checking each against `payload`.
+async fn pull_all(c: &reqwest::Client, b: &str, sub: &str, n: usize) {
+    let mut got = 0;
+    while got < n {
+        let (s, body) = call(
+            c,
+            Method::POST,
+            &format!("{b}/topics/persistent/public/default/pc/subscriptions/{sub}/pull"),
+            Some(json!({"maxMessages": 8, "waitMs": 2000})),
+        )
+        .await;
+        assert!(s.is_success(), "{s}: {body}");
+        let msgs = body["messages"].as_array().unwrap();
+        assert!(!msgs.is_empty(), "nothing more after {got} of {n} messages");
+        for m in msgs {
+            let p = base64::engine::general_purpose::STANDARD.decode(m["payload"].as_str().unwrap()).unwrap();
+            assert_eq!(p, payload(got).as_bytes(), "message {got} read back whole");
+            got += 1;
+        }
+    }
+}
+
+#[tokio::test]
+async fn messages_written_through_a_small_window_read_back_whole_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // 1 MiB: the segment drops pages behind its last MiB while 10 MiB are written.
+    let mut broker =
+        BrokerProcess::start(&dir.path().join("data"), &[("MAGNETAR_STORAGE__PAGE_CACHE_WINDOW", "1048576")]);
+    let c = reqwest::Client::new();
+    let b = broker.base.clone();
+    assert_eq!(window_gauge(&b).await, 1 << 20);
+    let (s, body) = call(&c, Method::PUT, &format!("{b}/admin/v2/persistent/public/default/pc"), None).await;
+    assert!(s.is_success(), "{s}: {body}");
+    let (s, body) = call(
+        &c,
+        Method::PUT,
+        &format!("{b}/admin/v2/persistent/public/default/pc/subscription/audit"),
+        Some(json!({"ledgerId": -1, "entryId": -1})),
+    )
+    .await;
+    assert!(s.is_success(), "{s}: {body}");
+    for chunk in 0..10 {
+        let msgs: Vec<Value> = (chunk * 4..chunk * 4 + 4).map(|i| json!({"payload": payload(i)})).collect();
+        let (s, body) = call(
+            &c,
+            Method::POST,
+            &format!("{b}/topics/persistent/public/default/pc"),
+            Some(json!({"messages": msgs})),
+        )
+        .await;
+        assert!(s.is_success(), "{s}: {body}");
+    }
+    pull_all(&c, &b, "audit", 40).await;
+
+    assert!(broker.terminate().success());
+    broker.restart();
+    let b = broker.base.clone();
+    assert_eq!(window_gauge(&b).await, 1 << 20);
+    let (s, body) = call(
+        &c,
+        Method::PUT,
+        &format!("{b}/admin/v2/persistent/public/default/pc/subscription/again"),
+        Some(json!({"ledgerId": -1, "entryId": -1})),
+    )
+    .await;
+    assert!(s.is_success(), "{s}: {body}");
+    pull_all(&c, &b, "again", 40).await;
+}
+
+#[tokio::test]
+async fn auto_follows_the_machine_and_0_turns_the_window_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("auto"), &[]);
+    let expected = if magnetar_storage::pagecache::host_reclaims_free_pages() {
+        magnetar_storage::pagecache::AUTO_WINDOW_BYTES
+    } else {
+        0
+    };
+    assert_eq!(window_gauge(&broker.base).await, expected);
+    drop(broker);
+    let broker = BrokerProcess::start(&dir.path().join("off"), &[("MAGNETAR_STORAGE__PAGE_CACHE_WINDOW", "0")]);
+    assert_eq!(window_gauge(&broker.base).await, 0);
+}
+
+#[test]
+fn a_bad_window_stops_the_start_naming_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(magnetar_tests::broker_binary())
+        .args(["standalone", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("MAGNETAR_STORAGE__PAGE_CACHE_WINDOW", "lots")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"lots\" is neither \"auto\" nor a number of bytes"), "names the value: {err}");
+    assert!(err.to_lowercase().contains("page_cache_window"), "names the key: {err}");
+}
