@@ -205,6 +205,20 @@ pub fn broker_binary() -> PathBuf {
     bin
 }
 
+/// Runs `magnetar standalone` on a fresh data directory with `env` added, expecting it to refuse
+/// to start, and returns what it printed to stderr.
+pub fn standalone_start_error(env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(broker_binary())
+        .args(["standalone", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the broker binary");
+    assert!(!out.status.success(), "the broker started with {env:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// A port nothing listens on now, for a broker process started later on it. Drawn below
 /// Linux's ephemeral range (32768 and up): a port the kernel hands out for `bind(0)` or for an
 /// outgoing connection could be taken again, by another test, between this check and the

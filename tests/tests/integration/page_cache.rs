@@ -20,6 +20,18 @@ fn payload(i: usize) -> String {
     format!("{i:04}{}", "x".repeat(256 << 10))
 }
 
+/// Creates subscription `sub` at the earliest message.
+async fn subscribe(c: &reqwest::Client, b: &str, sub: &str) {
+    let (s, body) = call(
+        c,
+        Method::PUT,
+        &format!("{b}/admin/v2/persistent/public/default/pc/subscription/{sub}"),
+        Some(json!({"ledgerId": -1, "entryId": -1})),
+    )
+    .await;
+    assert!(s.is_success(), "{s}: {body}");
+}
+
 /// Pulls from `sub` until `n` messages came, checking each against `payload`.
 async fn pull_all(c: &reqwest::Client, b: &str, sub: &str, n: usize) {
     let mut got = 0;
@@ -53,14 +65,7 @@ async fn messages_written_through_a_small_window_read_back_whole_across_a_restar
     assert_eq!(window_gauge(&b).await, 1 << 20);
     let (s, body) = call(&c, Method::PUT, &format!("{b}/admin/v2/persistent/public/default/pc"), None).await;
     assert!(s.is_success(), "{s}: {body}");
-    let (s, body) = call(
-        &c,
-        Method::PUT,
-        &format!("{b}/admin/v2/persistent/public/default/pc/subscription/audit"),
-        Some(json!({"ledgerId": -1, "entryId": -1})),
-    )
-    .await;
-    assert!(s.is_success(), "{s}: {body}");
+    subscribe(&c, &b, "audit").await;
     for chunk in 0..10 {
         let msgs: Vec<Value> = (chunk * 4..chunk * 4 + 4).map(|i| json!({"payload": payload(i)})).collect();
         let (s, body) = call(
@@ -78,14 +83,7 @@ async fn messages_written_through_a_small_window_read_back_whole_across_a_restar
     broker.restart();
     let b = broker.base.clone();
     assert_eq!(window_gauge(&b).await, 1 << 20);
-    let (s, body) = call(
-        &c,
-        Method::PUT,
-        &format!("{b}/admin/v2/persistent/public/default/pc/subscription/again"),
-        Some(json!({"ledgerId": -1, "entryId": -1})),
-    )
-    .await;
-    assert!(s.is_success(), "{s}: {body}");
+    subscribe(&c, &b, "again").await;
     pull_all(&c, &b, "again", 40).await;
 }
 
@@ -106,15 +104,7 @@ async fn auto_follows_the_machine_and_0_turns_the_window_off() {
 
 #[test]
 fn a_bad_window_stops_the_start_naming_the_value() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(magnetar_tests::broker_binary())
-        .args(["standalone", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .env("MAGNETAR_STORAGE__PAGE_CACHE_WINDOW", "lots")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = magnetar_tests::standalone_start_error(&[("MAGNETAR_STORAGE__PAGE_CACHE_WINDOW", "lots")]);
     assert!(err.contains("\"lots\" is neither \"auto\" nor a number of bytes"), "names the value: {err}");
     assert!(err.to_lowercase().contains("page_cache_window"), "names the key: {err}");
 }

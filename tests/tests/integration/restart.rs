@@ -97,15 +97,7 @@ fn unknown_configuration_key_is_rejected_with_its_name_and_source() {
 
 #[test]
 fn bad_environment_value_is_rejected_naming_the_variable() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(magnetar_tests::broker_binary())
-        .args(["standalone", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .env("MAGNETAR_BROKER__MAX_MESSAGE_BYTES", "lots")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = magnetar_tests::standalone_start_error(&[("MAGNETAR_BROKER__MAX_MESSAGE_BYTES", "lots")]);
     assert!(err.to_lowercase().contains("max_message_bytes"), "names the key: {err}");
     assert!(
         err.contains("MAGNETAR_BROKER__MAX_MESSAGE_BYTES") || err.to_lowercase().contains("environment"),
