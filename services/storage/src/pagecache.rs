@@ -2,8 +2,9 @@
 //!
 //! Every byte a producer sends is written through the page cache into file pages that are new:
 //! a segment's, a replica chunk's. A virtual machine whose memory balloon reports free pages to
-//! its host (virtio's free page reporting: Firecracker, and cloud VMs that use it) hands free
-//! memory back, and the first write into each such page then waits for the host to back it. On
+//! its host (virtio's free page reporting, which some hypervisors turn on; the standard machine
+//! has it) hands free memory back, and the first write into each such page then waits for the
+//! host to back it. On
 //! the standard machine, writing a new file runs at 0.4–1.9 GB/s, into pages freed a moment
 //! before at 6 GB/s, over cached pages at 15 GB/s; a 512 KiB group commit's worth took 1.07 ms
 //! into a new file against 0.04 ms over cached pages (docs/benchmarks.md). There the page
