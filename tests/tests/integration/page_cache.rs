@@ -2,7 +2,7 @@
 //! machine), messages written while old segment pages leave the page cache are read back whole,
 //! before and after a restart, and a bad value stops the start naming it.
 
-use base64::Engine;
+use crate::common::{pull_path, unb64};
 use magnetar_tests::{BrokerProcess, call};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -39,7 +39,7 @@ async fn pull_all(c: &reqwest::Client, b: &str, sub: &str, n: usize) {
         let (s, body) = call(
             c,
             Method::POST,
-            &format!("{b}/topics/persistent/public/default/pc/subscriptions/{sub}/pull"),
+            &format!("{b}{}", pull_path("pc", sub)),
             Some(json!({"maxMessages": 8, "waitMs": 2000})),
         )
         .await;
@@ -47,7 +47,7 @@ async fn pull_all(c: &reqwest::Client, b: &str, sub: &str, n: usize) {
         let msgs = body["messages"].as_array().unwrap();
         assert!(!msgs.is_empty(), "nothing more after {got} of {n} messages");
         for m in msgs {
-            let p = base64::engine::general_purpose::STANDARD.decode(m["payload"].as_str().unwrap()).unwrap();
+            let p = unb64(m["payload"].as_str().unwrap());
             assert_eq!(p, payload(got).as_bytes(), "message {got} read back whole");
             got += 1;
         }
