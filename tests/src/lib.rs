@@ -234,11 +234,36 @@ pub fn free_port() -> u16 {
         x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
         x ^= x >> 29;
         let port = 20_000 + (x % 12_000) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if reserve_port(port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
     panic!("no free port between 20000 and 31999 after 1000 tries")
+}
+
+/// Holds `port` for this test process until it exits (an exclusive `flock` on a file named after
+/// it, shared by the tests of a run): a broker killed and restarted on its port must find the
+/// port still its own, never taken meanwhile by another test drawing a free port — a test whose
+/// brokers answered on a port another test's broker had taken would talk to the wrong cluster.
+#[allow(unsafe_code)]
+fn reserve_port(port: u16) -> bool {
+    use std::os::fd::AsRawFd;
+    static HELD: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+    let dir = std::env::var_os("MAGNETAR_TEST_TMPDIR")
+        .map_or_else(|| std::env::temp_dir().join("magnetar-test-ports"), |d| PathBuf::from(d).join("ports"));
+    std::fs::create_dir_all(&dir).expect("the directory of port reservations");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(port.to_string()))
+        .expect("a port reservation file");
+    // SAFETY: flock on a descriptor this function owns; the lock goes when the process exits.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return false;
+    }
+    HELD.lock().expect("port reservations").push(file);
+    true
 }
 
 impl BrokerProcess {
@@ -390,7 +415,21 @@ impl Drop for BrokerProcess {
                 panics.len(),
                 panics
             );
+            keep_log(&self.data_dir.with_extension("log"));
         }
+    }
+}
+
+/// With `MAGNETAR_TEST_KEEP_LOGS=DIR`, a failing test's broker logs are copied whole into DIR
+/// (the test's own directory, and the logs in it, are deleted with it).
+fn keep_log(log: &std::path::Path) {
+    let Some(dir) = std::env::var_os("MAGNETAR_TEST_KEEP_LOGS") else { return };
+    let dir = std::path::PathBuf::from(dir);
+    let name = format!("{}-{}", std::process::id(), log.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
+    let kept = std::fs::create_dir_all(&dir).and_then(|_| std::fs::copy(log, dir.join(&name)));
+    match kept {
+        Ok(_) => eprintln!("---- the whole log kept as {}", dir.join(name).display()),
+        Err(e) => eprintln!("---- could not keep {} in {}: {e}", log.display(), dir.display()),
     }
 }
 
