@@ -28,6 +28,37 @@ use magnetar_core::{NamespaceName, TopicName};
 
 /// Marks a request forwarded by another broker of the tier (its value: that broker's id).
 pub const FORWARDED_BY: HeaderName = HeaderName::from_static("x-magnetar-forwarded-by");
+/// The cluster of the broker that forwarded a request. An address outlives the broker that had
+/// it (a pod's IP is given to the next pod, a test's port to the next test): a broker of
+/// another cluster found there refuses the request instead of serving it, so a message is
+/// never acknowledged by a cluster its producer did not ask.
+pub const FORWARDED_FOR_CLUSTER: HeaderName = HeaderName::from_static("x-magnetar-cluster");
+
+/// The headers that mark a request this broker forwards.
+pub fn forwarding_headers(s: &AppState) -> [(HeaderName, header::HeaderValue); 2] {
+    let value = |v: &str| header::HeaderValue::from_str(v).unwrap_or_else(|_| header::HeaderValue::from_static(""));
+    [(FORWARDED_BY, value(s.broker.broker_id())), (FORWARDED_FOR_CLUSTER, value(s.broker.cluster()))]
+}
+
+/// A forwarded request from a broker of another cluster: refused as a stale route (the
+/// forwarding broker routes it again where its own cluster serves the topic).
+fn foreign_forward(s: &AppState, headers: &axum::http::HeaderMap) -> Option<Response> {
+    let theirs = headers.get(&FORWARDED_FOR_CLUSTER)?.to_str().unwrap_or("");
+    if theirs == s.broker.cluster() {
+        return None;
+    }
+    let by = headers.get(&FORWARDED_BY).and_then(|v| v.to_str().ok()).unwrap_or("?");
+    let mut answer = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "broker {by} of cluster {theirs:?} forwarded this request to a broker of cluster {:?}: its view of \
+             the tier is stale (an address now used by another cluster); retry",
+            s.broker.cluster()
+        ),
+    );
+    answer.not_owner = true;
+    Some(answer.into_response())
+}
 
 /// The HTTP client brokers forward with: one pool of kept-alive connections per owner.
 pub fn client(connect_timeout_ms: u64) -> reqwest::Client {
@@ -59,6 +90,9 @@ pub async fn route(State(s): State<AppState>, req: Request, next: Next) -> Respo
         _ => return next.run(req).await,
     };
     let forwarded = req.headers().contains_key(&FORWARDED_BY);
+    if let Some(refused) = forwarded.then(|| foreign_forward(&s, req.headers())).flatten() {
+        return refused;
+    }
     let Target::Topic(name) = target else {
         return route_buffered(&s, req, next, forwarded, target).await;
     };
@@ -140,7 +174,9 @@ async fn forward(s: &AppState, req: Request, broker: &str, address: &str) -> Res
             out = out.header(name, value);
         }
     }
-    out = out.header(&FORWARDED_BY, s.broker.broker_id());
+    for (name, value) in forwarding_headers(s) {
+        out = out.header(name, value);
+    }
     s.broker.count_forwarded();
     match out.body(reqwest::Body::wrap_stream(body.into_data_stream())).send().await {
         Ok(answer) => {

@@ -10,7 +10,6 @@
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::forward::FORWARDED_BY;
 use crate::routes::ws::{Socket, await_close_answer, ok_frames};
 use axum::body::Body;
 use axum::extract::FromRequestParts;
@@ -96,8 +95,8 @@ pub(crate) async fn connect(
             owner_request.headers_mut().append(name.clone(), value.clone());
         }
     }
-    if let Ok(me) = s.broker.broker_id().parse() {
-        owner_request.headers_mut().insert(FORWARDED_BY, me);
+    for (name, value) in crate::forward::forwarding_headers(s) {
+        owner_request.headers_mut().insert(name, value);
     }
     let timeout = std::time::Duration::from_millis(s.broker.config().tier.forward_connect_timeout_ms.max(1));
     match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(owner_request)).await {

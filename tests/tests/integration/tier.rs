@@ -197,3 +197,42 @@ async fn partitions_spread_over_three_brokers_and_any_broker_serves_every_partit
     producer.close().await;
     consumer.close().await;
 }
+
+/// A request forwarded by a broker of another cluster (its view of the tier named an address a
+/// broker of this cluster now has) is refused with 503 and the not-owner mark, so the
+/// forwarding broker routes it again; nothing is stored. One forwarded within the cluster is
+/// served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_forwarded_by_a_broker_of_another_cluster_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tier_config().await;
+    let [a] = brokers(dir.path(), &cfg);
+    let c = reqwest::Client::new();
+    crate::common::tier::namespace(&c, &a.base).await;
+    let topic = format!("{}/topics/persistent/acme/app/guarded", a.base);
+    let sub = format!("{}/admin/v2/persistent/acme/app/guarded/subscription/audit", a.base);
+    let create = format!("{}/admin/v2/persistent/acme/app/guarded", a.base);
+    expect(call(&c, Method::PUT, &create, None).await, 204, "topic");
+    expect(call(&c, Method::PUT, &sub, None).await, 204, "subscription");
+    let produce = |cluster: String, id: &'static str| {
+        c.post(&topic)
+            .header("x-magnetar-forwarded-by", "127.0.0.1:1")
+            .header("x-magnetar-cluster", cluster)
+            .json(&json!({"messages": [{"payload": "eA==", "properties": {"id": id}}]}))
+            .send()
+    };
+
+    let refused = produce("another-cluster".into(), "foreign").await.expect("send");
+    assert_eq!(refused.status().as_u16(), 503);
+    assert!(refused.headers().contains_key("x-magnetar-not-owner"), "{:?}", refused.headers());
+    let reason = refused.json::<Value>().await.expect("json")["reason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.contains("another-cluster") && reason.contains(cluster()), "{reason}");
+
+    let served = produce(cluster().to_string(), "own").await.expect("send");
+    assert_eq!(served.status().as_u16(), 200, "{:?}", served.text().await);
+    let pull = format!("{}/topics/persistent/acme/app/guarded/subscriptions/audit/pull", a.base);
+    let got = expect(call(&c, Method::POST, &pull, Some(json!({"maxMessages": 10, "waitMs": 500}))).await, 200, "pull");
+    let ids: Vec<&str> =
+        got["messages"].as_array().expect("messages").iter().map(|m| m["properties"]["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["own"]);
+}

@@ -26,7 +26,6 @@ pub(crate) mod ws_producer;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::forward::FORWARDED_BY;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -159,10 +158,10 @@ impl Whole {
 
     /// Sends `call` to the owner `broker` at `address`; its body when it answered 2xx.
     async fn send(&self, s: &AppState, broker: &str, address: &str, call: Call) -> ApiResult<Bytes> {
-        let mut out = s
-            .forwarder
-            .request(call.method, format!("http://{address}{}", call.path))
-            .header(&FORWARDED_BY, s.broker.broker_id());
+        let mut out = s.forwarder.request(call.method, format!("http://{address}{}", call.path));
+        for (name, value) in crate::forward::forwarding_headers(s) {
+            out = out.header(name, value);
+        }
         if let Some(a) = &self.authorization {
             out = out.header(header::AUTHORIZATION, a);
         }
