@@ -3,7 +3,7 @@
 # produce 1 KB and 64 KB messages with batching on and off (`magnetar perf bin-produce`, the
 # defaults of Pulsar's clients: 1000 messages or 128 KiB per batch, 10 ms, 1000 pending) and over
 # WebSocket (`magnetar perf ws-produce`, 1000 in flight); consume the 1 KB topic from the start
-# over both; and the disk's sequential write bandwidth measured by fio on the broker's data
+# over both, from the disk and from the page cache; and the disk's sequential write bandwidth measured by fio on the broker's data
 # directory, the yardstick of the 64 KB target.
 #
 #   scripts/bench-binary.sh [N_1KB] [N_64KB]   (defaults 1000000 and 20000 messages)
@@ -41,6 +41,27 @@ echo "== produce, 64 KB"
 perf bin-produce --url "$PULSAR" --topic "$T/bin-64k" -n "$N64" -s 65536
 perf bin-produce --url "$PULSAR" --topic "$T/bin-64k-off" -n "$N64" -s 65536 --no-batching
 perf ws-produce --url "$WS" --topic "$T/ws-64k" -n "$N64" -s 65536 -w 100
-echo "== consume the 1 KB topic from the start (catch-up reads)"
+# The readers compared must find the same pages cached: the one that ran first would otherwise
+# read from the disk and leave the other the page cache it filled.
+evict() {
+    sync
+    python3 - "$TMP/data" <<'PY'
+import os, sys
+for root, _, files in os.walk(sys.argv[1]):
+    for name in files:
+        try:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+        except OSError:
+            continue
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+PY
+}
+echo "== consume the 1 KB topic from the start, cold (catch-up reads from the disk: the data directory left the page cache before each reader)"
+evict
 perf bin-consume --url "$PULSAR" --topic "$T/bin-1k" -n "$N1" --subscription bin
+evict
 perf ws-consume --url "$WS" --topic "$T/bin-1k" -n "$N1" --subscription ws
+echo "== consume the 1 KB topic from the start, warm (the topic in the page cache, as the readers above left it)"
+perf bin-consume --url "$PULSAR" --topic "$T/bin-1k" -n "$N1" --subscription bin-warm
+perf ws-consume --url "$WS" --topic "$T/bin-1k" -n "$N1" --subscription ws-warm

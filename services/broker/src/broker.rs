@@ -438,7 +438,7 @@ impl Broker {
             Ok(n) => self.ctx.metrics.tier.under_replicated.set(n as i64),
             Err(e) => tracing::debug!(error = %e, "under-replication not measured"),
         }
-        crate::durability::re_replicate(&self.ctx, r, &replicated).await;
+        crate::durability::re_replicate(&self.ctx, r).await;
     }
 
     /// The brokers of this broker's cluster with a live lease, as the metadata store sees them.

@@ -299,7 +299,9 @@ async fn apply_object_store(ctx: &Context, loading: Loading<'_>, policy: Durabil
 /// Replicated durability from this load on: a replica set among the live brokers, the local
 /// tail past the uploaded segments sent to it, then the set recorded under `epoch` (recorded
 /// last: an owner that dies before leaves the previous set, which still holds everything, as
-/// the one to recover from).
+/// the one to recover from). A stream that moved off a dead peer while the tail was sent
+/// (`re_replicate`) makes the load start over with live peers: a partition is never recorded
+/// with peers its stream no longer goes to.
 async fn replicate(ctx: &Context, loading: Loading<'_>, durability: Durability) -> Result<()> {
     let Loading { log, log_id, epoch, uploaded_end } = loading;
     let Some(replication) = &ctx.replication else {
@@ -308,23 +310,38 @@ async fn replicate(ctx: &Context, loading: Loading<'_>, durability: Durability) 
         ));
     };
     let quorum = durability.quorum;
-    let peers = replication.choose_peers(quorum).await?;
-    let writer = replication.writer(&peers, quorum);
-    log.set_replicated_durability(epoch, durability.policy.max_wait(), writer);
     let from = uploaded_end.max(0) as u64;
-    let sent = if log.end_offset() > from { log.commit_local_tail(from).await? } else { 0 };
-    let set = ReplicaSet {
-        owner: ctx.broker_id.clone(),
-        peers,
-        write_quorum: quorum.write_quorum,
-        ack_quorum: quorum.ack_quorum,
-        previous_peers: Vec::new(),
-    };
-    ctx.metadata.set_partition_replicas(log_id, epoch, Some(&set)).await?;
-    replication.loaded(log_id as u64, &set);
-    tracing::debug!(log_id, epoch, sent, peers = ?set.peers, "partition replicated");
-    Ok(())
+    for _ in 0..MAX_LOAD_ATTEMPTS {
+        let peers = replication.choose_peers(quorum).await?;
+        let writer = replication.writer(&peers, quorum);
+        log.set_replicated_durability(epoch, durability.policy.max_wait(), Arc::clone(&writer));
+        let sent = if log.end_offset() > from { log.commit_local_tail(from).await? } else { 0 };
+        let _moves = replication.moves().await;
+        if replication.stream_peers(&writer).as_deref() != Some(peers.as_slice()) {
+            tracing::info!(log_id, epoch, peers = ?peers, "replica stream moved while the partition loaded; sending its tail again");
+            continue;
+        }
+        let set = ReplicaSet {
+            owner: ctx.broker_id.clone(),
+            peers,
+            write_quorum: quorum.write_quorum,
+            ack_quorum: quorum.ack_quorum,
+            previous_peers: Vec::new(),
+        };
+        ctx.metadata.set_partition_replicas(log_id, epoch, Some(&set)).await?;
+        let served = crate::replication::Served { epoch, log: Arc::clone(log), writer, set };
+        tracing::debug!(log_id, epoch, sent, peers = ?served.set.peers, "partition replicated");
+        replication.loaded(log_id as u64, served);
+        return Ok(());
+    }
+    Err(unavailable(format!(
+        "partition {log_id}: its replica stream kept moving while it loaded ({MAX_LOAD_ATTEMPTS} attempts); retried later"
+    )))
 }
+
+/// Loads of a replicated partition in a row that found its stream moved (peers dying one after
+/// another) before the load gives up and is retried later.
+const MAX_LOAD_ATTEMPTS: usize = 5;
 
 /// Moves the streams whose peers are no longer live members to live brokers outside their set,
 /// without losing what the dead peers held: each partition's recorded set first names both the
@@ -332,11 +349,12 @@ async fn replicate(ctx: &Context, loading: Loading<'_>, durability: Durability) 
 /// peers, then everything past the uploaded segments is sent again, and only then is the
 /// previous set dropped from the record. Without a spare broker nothing moves (the partitions
 /// stay under-replicated, acknowledging only while their ack quorum is met).
-pub(crate) async fn re_replicate(
-    ctx: &Context,
-    replication: &Arc<crate::replication::Replication>,
-    partitions: &[Arc<crate::partition::Partition>],
-) {
+///
+/// Every partition registered as served (`Replication::loaded`) with the stream's peers moves,
+/// those still loading included; a stream moves only once every one of them names both sets,
+/// so none acknowledges through peers its record does not name.
+pub(crate) async fn re_replicate(ctx: &Context, replication: &Arc<crate::replication::Replication>) {
+    let _moves = replication.moves().await;
     let changes = match replication.replacements().await {
         Ok(c) => c,
         Err(e) => {
@@ -344,31 +362,53 @@ pub(crate) async fn re_replicate(
             return;
         }
     };
-    for (old, new) in changes {
-        let mut moving = Vec::new();
-        for p in partitions {
-            let Some(set) = replication.set_of(p.log_id as u64).filter(|s| s.peers == old) else { continue };
-            let both = ReplicaSet { peers: new.clone(), previous_peers: old.clone(), ..set.clone() };
-            match ctx.metadata.set_partition_replicas(p.log_id, p.epoch, Some(&both)).await {
-                Ok(()) => moving.push((p, set)),
-                Err(e) => tracing::warn!(topic = %p.name, error = %e, "replica set not moved"),
+    'streams: for (writer, old, new) in changes {
+        let on_stream = replication.served_on(Some(&writer));
+        for (log_id, served) in &on_stream {
+            let both = ReplicaSet { peers: new.clone(), previous_peers: old.clone(), ..served.set.clone() };
+            match ctx.metadata.set_partition_replicas(*log_id as i64, served.epoch, Some(&both)).await {
+                Ok(()) => replication.loaded(*log_id, crate::replication::Served { set: both, ..served.clone() }),
+                // Another broker owns it since: not this stream's any more.
+                Err(e @ MetadataError::Fenced { .. }) => {
+                    ctx.note_fenced(&e);
+                    replication.forget(*log_id, served.epoch);
+                }
+                Err(e) => {
+                    // The stream stays where it is (its acknowledgements wait for the dead peer):
+                    // moving it now would leave this partition's record without the new peers.
+                    // Those recorded already name both sets, the actual one among them.
+                    tracing::warn!(log_id, error = %e, "replica set not moved; the stream moves at a later try");
+                    continue 'streams;
+                }
             }
         }
-        tracing::warn!(from = ?old, to = ?new, partitions = moving.len(), "replica peer gone: stream moved");
-        replication.replace(&old, &new);
-        for (p, set) in moving {
-            let res = async {
-                p.log.commit_local_tail(p.log.uploaded_end()).await?;
-                let done = ReplicaSet { peers: new.clone(), previous_peers: Vec::new(), ..set };
-                ctx.metadata.set_partition_replicas(p.log_id, p.epoch, Some(&done)).await?;
-                replication.loaded(p.log_id as u64, &done);
-                Ok::<_, BrokerError>(())
-            }
-            .await;
-            if let Err(e) = res {
-                // Its record still names both sets: a recovery reads both, nothing is lost.
-                tracing::warn!(topic = %p.name, error = %e, "tail not re-sent to the new replicas; retried later");
-            }
+        tracing::warn!(from = ?old, to = ?new, partitions = on_stream.len(), "replica peer gone: stream moved");
+        replication.replace(&writer, &old, &new);
+    }
+    finish_moves(ctx, replication).await;
+}
+
+/// Completes the moves of streams off dead peers: every partition whose record still names a
+/// previous set next to the peers its stream goes to now gets its tail past the uploaded
+/// segments sent to them, then a record naming them alone. What fails is retried at the next
+/// tend (the record names both sets meanwhile: a recovery reads both, nothing is lost).
+async fn finish_moves(ctx: &Context, replication: &Arc<crate::replication::Replication>) {
+    for (log_id, served) in replication.served_on(None) {
+        if served.set.previous_peers.is_empty()
+            || replication.stream_peers(&served.writer).as_deref() != Some(served.set.peers.as_slice())
+        {
+            continue;
+        }
+        let res = async {
+            served.log.commit_local_tail(served.log.uploaded_end()).await?;
+            let done = ReplicaSet { previous_peers: Vec::new(), ..served.set.clone() };
+            ctx.metadata.set_partition_replicas(log_id as i64, served.epoch, Some(&done)).await?;
+            replication.loaded(log_id, crate::replication::Served { set: done, ..served.clone() });
+            Ok::<_, BrokerError>(())
+        }
+        .await;
+        if let Err(e) = res {
+            tracing::warn!(log_id, error = %e, "tail not re-sent to the new replicas; retried later");
         }
     }
 }

@@ -418,6 +418,9 @@ impl TopicRegistry {
         if let Some(t) = &removed {
             for p in &t.partitions {
                 p.mark_unloaded();
+                if let Some(r) = &self.ctx.replication {
+                    r.forget(p.log_id as u64, p.epoch);
+                }
             }
         }
         removed

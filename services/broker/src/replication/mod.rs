@@ -50,9 +50,26 @@ pub(crate) struct Replication {
     live: Mutex<(Option<Instant>, Arc<Vec<BrokerRecord>>)>,
     store: Arc<ReplicaStore>,
     writers: Mutex<Vec<SetStream>>,
-    /// The replica set each partition was last loaded (or re-replicated) with here.
-    sets: Mutex<HashMap<u64, ReplicaSet>>,
+    /// The partitions served here with replicated durability, by log id: each with the set its
+    /// record in the metadata store names (see `Served`).
+    served: Mutex<HashMap<u64, Served>>,
+    /// Held while a stream moves off a dead peer, and while a loading partition checks its
+    /// stream and records its set: a partition is either recorded before a move (and moved with
+    /// the others) or after it (with the peers the stream has then), never with peers its
+    /// stream left while it loaded.
+    moves: tokio::sync::Mutex<()>,
     metrics: StorageMetrics,
+}
+
+/// A partition served here with replicated durability: what moving its stream needs.
+#[derive(Clone)]
+pub(crate) struct Served {
+    pub epoch: i64,
+    pub log: Arc<magnetar_storage::PartitionLog>,
+    /// The writer of the stream its records go out on.
+    pub writer: Arc<ObjectLog>,
+    /// The set its record in the metadata store names.
+    pub set: ReplicaSet,
 }
 
 impl Replication {
@@ -84,7 +101,8 @@ impl Replication {
             live: Mutex::new((None, Arc::new(Vec::new()))),
             store,
             writers: Mutex::new(Vec::new()),
-            sets: Mutex::new(HashMap::new()),
+            served: Mutex::new(HashMap::new()),
+            moves: tokio::sync::Mutex::new(()),
             metrics,
         }))
     }
@@ -163,13 +181,13 @@ impl Replication {
         log
     }
 
-    /// The streams whose peers include a broker that is not live any more, each with the peers
-    /// it would have with the dead ones replaced by live brokers outside the set (as many as
-    /// there are). Nothing changes until `replace` is called.
-    pub(crate) async fn replacements(&self) -> Result<Vec<(Vec<String>, Vec<String>)>> {
+    /// The streams whose peers include a broker that is not live any more, each (its writer)
+    /// with the peers it would have with the dead ones replaced by live brokers outside the set
+    /// (as many as there are). Nothing changes until `replace` is called.
+    pub(crate) async fn replacements(&self) -> Result<Vec<(Arc<ObjectLog>, Vec<String>, Vec<String>)>> {
         let candidates = self.candidates(true).await?;
         let mut out = Vec::new();
-        for (_, _, sink) in self.writers.lock().iter() {
+        for (_, writer, sink) in self.writers.lock().iter() {
             let old = sink.peers();
             let mut spare = candidates.iter().filter(|c| !old.contains(c));
             let new: Vec<String> = old
@@ -177,16 +195,16 @@ impl Replication {
                 .map(|p| if candidates.contains(p) { p.clone() } else { spare.next().unwrap_or(p).clone() })
                 .collect();
             if new != old {
-                out.push((old, new));
+                out.push((Arc::clone(writer), old, new));
             }
         }
         Ok(out)
     }
 
-    /// Sends the stream to `old`'s peers to `new`'s from the next batch on.
-    pub(crate) fn replace(self: &Arc<Self>, old: &[String], new: &[String]) {
-        for (_, _, sink) in self.writers.lock().iter() {
-            if sink.peers() == old {
+    /// Sends `writer`'s stream, which goes to `old`, to `new` from the next batch on.
+    pub(crate) fn replace(self: &Arc<Self>, writer: &Arc<ObjectLog>, old: &[String], new: &[String]) {
+        for (_, log, sink) in self.writers.lock().iter() {
+            if Arc::ptr_eq(log, writer) && sink.peers() == old {
                 for (o, n) in old.iter().zip(new).filter(|(o, n)| o != n) {
                     sink.replace(self, o, n);
                 }
@@ -194,14 +212,35 @@ impl Replication {
         }
     }
 
-    /// The replica set partition `log_id` was last loaded (or re-replicated) with here.
-    pub(crate) fn set_of(&self, log_id: u64) -> Option<ReplicaSet> {
-        self.sets.lock().get(&log_id).cloned()
+    /// Excludes stream moves (`durability::re_replicate`) while held.
+    pub(crate) async fn moves(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.moves.lock().await
     }
 
-    /// Records the replica set partition `log_id` is served with here.
-    pub(crate) fn loaded(&self, log_id: u64, set: &ReplicaSet) {
-        self.sets.lock().insert(log_id, set.clone());
+    /// The peers `writer`'s stream goes to now (they change when a dead one is replaced).
+    pub(crate) fn stream_peers(&self, writer: &Arc<ObjectLog>) -> Option<Vec<String>> {
+        self.writers.lock().iter().find(|(_, log, _)| Arc::ptr_eq(log, writer)).map(|(_, _, sink)| sink.peers())
+    }
+
+    /// The partitions served here whose records go out on `writer`'s stream, or all of them.
+    pub(crate) fn served_on(&self, writer: Option<&Arc<ObjectLog>>) -> Vec<(u64, Served)> {
+        let served = self.served.lock();
+        let on = |s: &Served| writer.is_none_or(|w| Arc::ptr_eq(&s.writer, w));
+        served.iter().filter(|(_, s)| on(s)).map(|(id, s)| (*id, s.clone())).collect()
+    }
+
+    /// Records that partition `log_id`, loaded here under `epoch` with its records going out on
+    /// `writer`, is served with `set` (the set its record in the metadata store names now).
+    pub(crate) fn loaded(&self, log_id: u64, served: Served) {
+        self.served.lock().insert(log_id, served);
+    }
+
+    /// Forgets partition `log_id` as loaded under `epoch` (another broker took it since).
+    pub(crate) fn forget(&self, log_id: u64, epoch: i64) {
+        let mut served = self.served.lock();
+        if served.get(&log_id).is_some_and(|s| s.epoch == epoch) {
+            served.remove(&log_id);
+        }
     }
 
     /// How many of `log_ids` (partitions served here with replicated durability) have a peer
@@ -209,8 +248,8 @@ impl Replication {
     pub(crate) async fn under_replicated(&self, log_ids: &[u64]) -> Result<usize> {
         let live = self.live(false).await?;
         let is_live = |id: &String| live.iter().any(|b| b.registration.broker_id == *id);
-        let sets = self.sets.lock();
-        Ok(log_ids.iter().filter(|id| sets.get(id).is_some_and(|set| !set.peers.iter().all(is_live))).count())
+        let served = self.served.lock();
+        Ok(log_ids.iter().filter(|id| served.get(id).is_some_and(|s| !s.set.peers.iter().all(is_live))).count())
     }
 
     /// The log was uploaded below `below`: its replicas may drop what lies below.
