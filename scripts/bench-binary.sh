@@ -3,8 +3,8 @@
 # produce 1 KB and 64 KB messages with batching on and off (`magnetar perf bin-produce`, the
 # defaults of Pulsar's clients: 1000 messages or 128 KiB per batch, 10 ms, 1000 pending) and over
 # WebSocket (`magnetar perf ws-produce`, 1000 in flight); consume the 1 KB topic from the start
-# over both, from the disk and from the page cache; and the disk's sequential write bandwidth measured by fio on the broker's data
-# directory, the yardstick of the 64 KB target.
+# over both, from the disk and from the page cache; and the disk's sequential write bandwidth
+# measured by fio on the broker's data directory, the yardstick of the 64 KB target.
 #
 #   scripts/bench-binary.sh [N_1KB] [N_64KB]   (defaults 1000000 and 20000 messages)
 #
