@@ -204,10 +204,7 @@ async fn partitions_spread_over_three_brokers_and_any_broker_serves_every_partit
 /// served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_forwarded_by_a_broker_of_another_cluster_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = tier_config().await;
-    let [a] = brokers(dir.path(), &cfg);
-    let c = reqwest::Client::new();
+    let (_dir, a, c) = crate::common::tier::lone_broker().await;
     crate::common::tier::namespace(&c, &a.base).await;
     let topic = format!("{}/topics/persistent/acme/app/guarded", a.base);
     let sub = format!("{}/admin/v2/persistent/acme/app/guarded/subscription/audit", a.base);

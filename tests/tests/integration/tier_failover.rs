@@ -265,10 +265,7 @@ async fn fail_over_with(failure: Failure, mode: Mode, more: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_durability_policy_is_validated_and_removable() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = tier_config().await;
-    let [a] = brokers(dir.path(), &cfg);
-    let c = reqwest::Client::new();
+    let (_dir, a, c) = crate::common::tier::lone_broker().await;
     namespace(&c, &a.base).await;
     let url = format!("{}/admin/v2/namespaces/acme/app/durability", a.base);
     assert_eq!(expect(call(&c, Method::GET, &url, None).await, 200, "unset"), json!(null));

@@ -229,10 +229,7 @@ async fn an_owner_killed_and_restarted_within_its_lease_loses_and_duplicates_not
 /// member of the tier, and only as the protocol it names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replication_stream_is_opened_only_for_a_live_members_session() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = tier_config().await;
-    let [a] = brokers(dir.path(), &cfg);
-    let c = reqwest::Client::new();
+    let (_dir, a, c) = crate::common::tier::lone_broker().await;
     let url = format!("{}/internal/v1/replicas/stream?broker=intruder&session=guessed", a.base);
     let res = c
         .get(&url)

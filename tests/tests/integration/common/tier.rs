@@ -44,6 +44,14 @@ pub fn brokers<const N: usize>(dir: &std::path::Path, cfg: &str) -> [magnetar_te
     })
 }
 
+/// One broker of a tier on its own, in a directory that goes when the first value is dropped.
+pub async fn lone_broker() -> (tempfile::TempDir, magnetar_tests::BrokerProcess, reqwest::Client) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tier_config().await;
+    let [a] = brokers(dir.path(), &cfg);
+    (dir, a, reqwest::Client::new())
+}
+
 /// The tenant and namespace, `TOPIC` with `PARTITIONS` partitions and their audit
 /// subscriptions, created through `base`.
 pub async fn partitioned_topic(c: &reqwest::Client, base: &str) {
