@@ -64,6 +64,10 @@ pub struct StorageSection {
     /// dropped once on disk: `"auto"` (8 MiB on a virtual machine that hands free pages back to
     /// its host, else 0) or a number (0: the kernel decides). docs/configuration.md.
     pub page_cache_window: PageCacheWindow,
+    /// How segments being written take their records: `"auto"` (direct I/O on a virtual
+    /// machine that hands free pages back to its host, else through the page cache),
+    /// `"direct"` or `"page-cache"`. docs/configuration.md.
+    pub segment_writes: SegmentWrites,
     /// Local segment bytes not yet offloaded before publishes fail with 503 (0 = no limit).
     pub local_disk_budget_bytes: u64,
     /// What start-up does with a corrupt WAL frame that is not a torn tail: "refuse" or
@@ -92,12 +96,34 @@ impl Default for StorageSection {
             segment_max_age_secs: d.segment_max_age.as_secs(),
             read_cache_bytes: d.read_cache_bytes,
             page_cache_window: PageCacheWindow::Auto,
+            segment_writes: SegmentWrites::Auto,
             local_disk_budget_bytes: d.local_disk_budget_bytes,
             wal_corruption: d.wal_corruption,
             object_cache_bytes: t.cache_bytes,
             object_read_block_bytes: t.block_bytes,
             object_read_ahead_blocks: t.read_ahead_blocks,
             object_part_bytes: t.part_bytes,
+        }
+    }
+}
+
+/// `storage.segment_writes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SegmentWrites {
+    Auto,
+    Direct,
+    PageCache,
+}
+
+impl SegmentWrites {
+    /// Whether segments are written with direct I/O; `Auto` looks at the machine (as the page
+    /// cache window does: where new page-cache pages are dear, none are taken).
+    pub fn direct(self) -> bool {
+        match self {
+            SegmentWrites::Direct => true,
+            SegmentWrites::PageCache => false,
+            SegmentWrites::Auto => magnetar_storage::pagecache::host_reclaims_free_pages(),
         }
     }
 }
@@ -311,6 +337,7 @@ impl Config {
             max_message_bytes: self.broker.max_message_bytes,
             read_cache_bytes: s.read_cache_bytes,
             page_cache_window_bytes: s.page_cache_window.bytes(),
+            direct_segment_writes: s.segment_writes.direct(),
             local_disk_budget_bytes: s.local_disk_budget_bytes,
             wal_corruption: s.wal_corruption,
         }
@@ -362,5 +389,21 @@ mod tests {
         assert!(bad.contains("\"lots\" is neither \"auto\" nor a number of bytes"), "{bad}");
         assert!(parse("w = -1").unwrap_err().contains("-1 is negative"));
         assert_eq!(PageCacheWindow::Bytes(5).bytes(), 5);
+    }
+
+    #[test]
+    fn segment_writes_are_auto_direct_or_page_cache() {
+        #[derive(Debug, Deserialize)]
+        struct S {
+            s: SegmentWrites,
+        }
+        let parse =
+            |toml: &str| Figment::from(Toml::string(toml)).extract::<S>().map(|s| s.s).map_err(|e| e.to_string());
+        assert_eq!(parse("s = 'auto'"), Ok(SegmentWrites::Auto));
+        assert_eq!(parse("s = 'direct'"), Ok(SegmentWrites::Direct));
+        assert_eq!(parse("s = 'page-cache'"), Ok(SegmentWrites::PageCache));
+        let bad = parse("s = 'fast'").unwrap_err();
+        assert!(bad.contains("fast") && bad.contains("page-cache"), "{bad}");
+        assert!(SegmentWrites::Direct.direct() && !SegmentWrites::PageCache.direct());
     }
 }

@@ -60,6 +60,11 @@ pub async fn start_with_clock(
         bytes = storage_cfg.page_cache_window_bytes,
         "page cache window of segments being written (0: left to the kernel)"
     );
+    tracing::info!(
+        setting = ?config.storage.segment_writes,
+        direct = storage_cfg.direct_segment_writes,
+        "how segments being written take their records (direct: with direct I/O, not through the page cache)"
+    );
     let upload_pace = objects.pace;
     let tier = magnetar_storage::ObjectTier::with_unpaced(
         objects.store,

@@ -34,6 +34,10 @@ pub struct StorageConfig {
     /// default; the broker's `auto` sets [`crate::pagecache::AUTO_WINDOW_BYTES`] on a virtual
     /// machine that hands free pages back to its host).
     pub page_cache_window_bytes: u64,
+    /// Segments being written take their records with direct I/O (`O_DIRECT`), not through the
+    /// page cache (`segment::ActiveSegment::write_direct`); where the file system refuses it
+    /// they are written as without. Off by default.
+    pub direct_segment_writes: bool,
     /// Budget of local segment files once an object tier is attached (0 = no limit). Local
     /// copies of offloaded segments are a cache within it: [`crate::Storage::evict_local_copies`]
     /// removes the least recently read ones when the files exceed it. Segments not yet in the
@@ -95,6 +99,7 @@ impl Default for StorageConfig {
             max_message_bytes: 5 << 20,
             read_cache_bytes: 64 << 20,
             page_cache_window_bytes: 0,
+            direct_segment_writes: false,
             local_disk_budget_bytes: 0,
             wal_corruption: WalCorruption::Refuse,
         }

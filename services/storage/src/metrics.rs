@@ -42,6 +42,9 @@ pub struct StorageMetrics {
     pub object_corrupt: IntCounter,
     /// The page cache window in effect (`StorageConfig::page_cache_window_bytes`; 0: off).
     pub page_cache_window_bytes: IntGauge,
+    /// 1 when segments being written take their records with direct I/O
+    /// (`StorageConfig::direct_segment_writes`), 0 through the page cache.
+    pub segment_direct_writes: IntGauge,
     /// Record bytes returned to readers, by tier (`memory`, `local`, `object`).
     pub read_bytes: IntCounterVec,
     /// Object-store durability: log objects committed, their bytes, PUT latency, failed
@@ -194,6 +197,11 @@ impl StorageMetrics {
                 "Bytes at the end of each segment being written kept in the page cache, older ones dropped once on disk (0: left to the kernel)",
             )
             .expect("valid gauge"),
+            segment_direct_writes: IntGauge::new(
+                "magnetar_segment_direct_writes",
+                "1 when segments being written take their records with direct I/O, 0 through the page cache",
+            )
+            .expect("valid gauge"),
             replica_streams: IntGauge::new(
                 "magnetar_replica_streams",
                 "Replication streams other brokers have open to this broker (one per replica set and peer)",
@@ -253,6 +261,7 @@ impl StorageMetrics {
         registry.register(Box::new(self.replica_stored_bytes.clone()))?;
         registry.register(Box::new(self.replica_streams.clone()))?;
         registry.register(Box::new(self.page_cache_window_bytes.clone()))?;
+        registry.register(Box::new(self.segment_direct_writes.clone()))?;
         registry.register(Box::new(self.replica_append_seconds.clone()))?;
         Ok(())
     }

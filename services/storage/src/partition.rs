@@ -184,7 +184,10 @@ impl PartitionLog {
     }
 
     /// Installs segments found on disk (recovery), before any append.
-    pub(crate) fn load(&self, sealed: Vec<SealedSegment>, active: Option<ActiveSegment>) {
+    pub(crate) fn load(&self, sealed: Vec<SealedSegment>, mut active: Option<ActiveSegment>) {
+        if let Some(a) = active.as_mut() {
+            self.start_writing(a);
+        }
         let mut segs = self.segs.lock();
         for s in sealed {
             segs.sealed.insert(s.meta.base, s);

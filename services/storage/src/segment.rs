@@ -11,9 +11,11 @@
 //!   max_publish_time | created_ms | sealed_ms` (all 8 bytes) `| index_crc u32 | version u32 |
 //!   footer_crc u32 | magic "MGSFOOT1"`. `footer_crc` covers every footer byte before it.
 //!
-//! An active segment has no footer; it is written through the page cache and fsynced when it
-//! seals (on the sealer thread, see `partition::seal`) or when the WAL that covers it is
-//! trimmed. On open its torn tail is truncated.
+//! An active segment has no footer; it is written through the page cache, or with direct I/O
+//! (`ActiveSegment::write_direct`: whole blocks straight to the disk, the bytes past the last
+//! whole block kept in memory), and fsynced when it seals (on the sealer thread, see
+//! `partition::seal`) or when the WAL that covers it is trimmed. On open its torn tail is
+//! truncated.
 
 use crate::codec::{self, FRAME_HEADER, FrameParse};
 use crate::error::IoContext;
@@ -21,8 +23,9 @@ use crate::pagecache;
 use crate::record::Record;
 use crate::{Result, StorageError};
 use bytes::Bytes;
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -96,6 +99,79 @@ pub struct ActiveSegment {
     written_back: u64,
     /// Bytes before this position were dropped from the page cache (`pagecache`).
     dropped: u64,
+    /// Set when records are written with direct I/O.
+    direct: Option<DirectTail>,
+}
+
+/// File offsets and lengths of direct writes are multiples of this (the largest logical block
+/// size of common disks).
+const DIRECT_BLOCK: usize = 4096;
+
+/// The state of direct writes: the segment is on disk below `flushed` (a whole number of
+/// blocks); `pending` holds what follows, less than a block, until the next append completes
+/// a block or the segment is made durable (`ActiveSegment::persist_pending`).
+struct DirectTail {
+    file: File,
+    flushed: u64,
+    pending: Vec<u8>,
+}
+
+thread_local! {
+    /// The aligned buffer direct writes go out from, one per writing thread (the WAL's flusher
+    /// and applier), grown to the largest append.
+    static ALIGNED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl DirectTail {
+    /// Writes the whole blocks `pending` and `bytes` make; keeps the rest.
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let kept = self.pending.len();
+        let whole = (kept + bytes.len()) / DIRECT_BLOCK * DIRECT_BLOCK;
+        if whole == 0 {
+            self.pending.extend_from_slice(bytes);
+            return Ok(());
+        }
+        let (head, rest) = bytes.split_at(whole - kept);
+        ALIGNED.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            if buf.len() < whole + DIRECT_BLOCK {
+                buf.resize(whole + DIRECT_BLOCK, 0);
+            }
+            let at = buf.as_ptr().align_offset(DIRECT_BLOCK);
+            let out = &mut buf[at..at + whole];
+            out[..kept].copy_from_slice(&self.pending);
+            out[kept..].copy_from_slice(head);
+            self.file.write_all_at(out, self.flushed)
+        })?;
+        self.flushed += whole as u64;
+        self.pending.clear();
+        self.pending.extend_from_slice(rest);
+        Ok(())
+    }
+}
+
+/// What a reader of an unsealed segment reads: the file, and with direct writes the bytes past
+/// its last whole block from memory (the file does not hold them yet).
+pub struct SegmentView {
+    file: Arc<File>,
+    flushed: u64,
+    pending: Vec<u8>,
+}
+
+impl ReadAt for SegmentView {
+    fn pread_exact(&self, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
+        let on_disk = (self.flushed.saturating_sub(pos) as usize).min(buf.len());
+        let (disk, memory) = buf.split_at_mut(on_disk);
+        if !disk.is_empty() {
+            self.file.read_exact_at(disk, pos)?;
+        }
+        if !memory.is_empty() {
+            let from = (pos + on_disk as u64 - self.flushed) as usize;
+            let src = self.pending.get(from..from + memory.len()).ok_or(std::io::ErrorKind::UnexpectedEof)?;
+            memory.copy_from_slice(src);
+        }
+        Ok(())
+    }
 }
 
 /// Segment bytes written before their writeback is started.
@@ -151,14 +227,49 @@ impl ActiveSegment {
             index: Vec::new(),
             written_back: 0,
             dropped: 0,
+            direct: None,
         })
+    }
+
+    /// Writes records with direct I/O from now on: whole blocks go straight to the disk, not
+    /// through the page cache (whose new pages cost a first write dearly where the host
+    /// reclaims free guest memory; see `pagecache`), the rest waits in memory for its block.
+    /// An error (a file system without `O_DIRECT`) leaves the segment written as before.
+    pub fn write_direct(&mut self) -> Result<()> {
+        let file = OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(&self.path).ctx(&self.path)?;
+        let flushed = self.meta.size / DIRECT_BLOCK as u64 * DIRECT_BLOCK as u64;
+        let mut pending = vec![0u8; (self.meta.size - flushed) as usize];
+        self.file.read_exact_at(&mut pending, flushed).ctx(&self.path)?;
+        self.direct = Some(DirectTail { file, flushed, pending });
+        Ok(())
+    }
+
+    /// With direct writes, writes the bytes past the last whole block through the page cache,
+    /// so that an fsync makes every record appended so far durable (the next direct write
+    /// covers them again with the same bytes).
+    pub fn persist_pending(&self) -> Result<()> {
+        match &self.direct {
+            Some(d) if !d.pending.is_empty() => self.file.write_all_at(&d.pending, d.flushed).ctx(&self.path),
+            _ => Ok(()),
+        }
+    }
+
+    /// What a reader of this segment reads (see [`SegmentView`]).
+    pub fn view(&self) -> SegmentView {
+        match &self.direct {
+            Some(d) => SegmentView { file: self.file.clone(), flushed: d.flushed, pending: d.pending.clone() },
+            None => SegmentView { file: self.file.clone(), flushed: u64::MAX, pending: Vec::new() },
+        }
     }
 
     /// Appends record frames (`bytes` is their concatenation, described by `recs`). Keeps the
     /// last `window` bytes in the page cache and drops what is older once written back (0: the
     /// kernel decides; see `pagecache`).
     pub fn append(&mut self, bytes: &[u8], recs: &[RecordPos], window: u64) -> Result<()> {
-        self.file.write_all_at(bytes, self.meta.size).ctx(&self.path)?;
+        match &mut self.direct {
+            Some(d) => d.append(bytes).ctx(&self.path)?,
+            None => self.file.write_all_at(bytes, self.meta.size).ctx(&self.path)?,
+        }
         let mut pos = self.meta.size;
         for r in recs {
             self.note(r, pos);
@@ -166,7 +277,7 @@ impl ActiveSegment {
         }
         debug_assert_eq!(pos, self.meta.size + bytes.len() as u64);
         self.meta.size = pos;
-        if pos - self.written_back >= WRITEBACK_CHUNK {
+        if self.direct.is_none() && pos - self.written_back >= WRITEBACK_CHUNK {
             start_writeback(&self.file, self.written_back, pos - self.written_back);
             // What writeback was started for a step ago has had a whole step's time to finish.
             if window > 0
@@ -198,6 +309,7 @@ impl ActiveSegment {
     /// on. Takes `&self` so readers can keep reading the records (they never read past
     /// `records_end`) while a seal runs.
     pub fn seal(&self, now_ms: i64) -> Result<SealedSegment> {
+        self.persist_pending()?;
         let m = self.meta;
         let records_end = m.size;
         let n = self.index.len() as u64;
@@ -305,6 +417,7 @@ pub fn open_segment(path: &Path, base: u64) -> Result<Opened> {
         index: Vec::new(),
         written_back: 0,
         dropped: 0,
+        direct: None,
     };
     let file = seg.file.clone();
     let mut reader = FrameReader::new(&*file, HEADER_LEN, len, 1 << 20);
@@ -622,6 +735,84 @@ mod tests {
         assert_eq!(seg.meta.count, 10);
         assert_eq!(seg.meta.size, records_end);
         assert_eq!(truncated, sealed.meta.size - 5 - records_end);
+    }
+
+    /// Every record of a segment, read as a reader does.
+    fn read_all(seg: &ActiveSegment) -> Vec<Record> {
+        let mut out = Vec::new();
+        let mut budget = ReadBudget {
+            from: seg.meta.base,
+            end: seg.meta.end,
+            max_records: usize::MAX,
+            max_bytes: usize::MAX,
+            bytes: 0,
+        };
+        read_records(&seg.view(), &seg.path, HEADER_LEN, seg.meta.size, seg.meta.base, &mut budget, &mut out).unwrap();
+        out
+    }
+
+    /// Direct writes: records read back whole while the last block waits in memory; after a
+    /// crash (nothing persisted) the file holds every record of its whole blocks, the torn one
+    /// cut; once persisted, all of them.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_directly_written_segment_reads_back_and_reopens_whole_once_persisted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = segment_path(dir.path(), 0);
+        let mut seg = ActiveSegment::create(dir.path(), 0, 1).unwrap();
+        seg.write_direct().expect("O_DIRECT on the test's temporary directory");
+        // Sizes around the block: records end inside blocks, on their edges and span several.
+        let sizes = [100, 4000, 4096 - 57, 10_000, 1, 70_000, 333];
+        for (i, size) in sizes.iter().enumerate() {
+            append_one(&mut seg, i as u64, *size, 0);
+        }
+        let got = read_all(&seg);
+        assert_eq!(got.iter().map(|r| r.payload.len()).collect::<Vec<_>>(), sizes);
+        let d = seg.direct.as_ref().unwrap();
+        assert!(d.flushed.is_multiple_of(DIRECT_BLOCK as u64) && d.flushed + d.pending.len() as u64 == seg.meta.size);
+        assert!(!d.pending.is_empty(), "the last records wait for their block");
+        let on_disk = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(on_disk, d.flushed, "only whole blocks are on disk");
+        // A crash now (seen on a copy: opening truncates the torn tail): reopening keeps the
+        // records of the whole blocks.
+        let copy = tempfile::tempdir().unwrap();
+        let copied = segment_path(copy.path(), 0);
+        std::fs::copy(&path, &copied).unwrap();
+        let Opened::Active { seg: crashed, .. } = open_segment(&copied, 0).unwrap() else { panic!("not active") };
+        assert!(crashed.meta.count < sizes.len() as u64 && crashed.meta.count >= 5, "{}", crashed.meta.count);
+        // Persisted: every record, also after more appends and a second persist.
+        let mut seg = seg;
+        seg.persist_pending().unwrap();
+        std::fs::copy(&path, &copied).unwrap();
+        let Opened::Active { seg: again, truncated } = open_segment(&copied, 0).unwrap() else { panic!("not active") };
+        assert_eq!((again.meta.count, again.meta.size, truncated), (sizes.len() as u64, seg.meta.size, 0));
+        append_one(&mut seg, 7, 9000, 0);
+        seg.persist_pending().unwrap();
+        let sealed = seg.seal(2).unwrap();
+        let Opened::Sealed(s) = open_segment(&path, 0).unwrap() else { panic!("not sealed") };
+        assert_eq!((s.meta.count, s.meta.size), (8, sealed.meta.size));
+    }
+
+    /// A segment reopened after a crash takes direct writes up where its records end.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_reopened_segment_goes_on_with_direct_writes_after_its_last_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = segment_path(dir.path(), 0);
+        let mut seg = ActiveSegment::create(dir.path(), 0, 1).unwrap();
+        for i in 0..3 {
+            append_one(&mut seg, i, 5000, 0);
+        }
+        drop(seg);
+        let Opened::Active { seg: mut again, .. } = open_segment(&path, 0).unwrap() else { panic!("not active") };
+        again.write_direct().unwrap();
+        for i in 3..6 {
+            append_one(&mut again, i, 5000, 0);
+        }
+        assert_eq!(read_all(&again).iter().map(|r| r.offset).collect::<Vec<_>>(), (0..6).collect::<Vec<_>>());
+        again.persist_pending().unwrap();
+        let Opened::Active { seg: last, .. } = open_segment(&path, 0).unwrap() else { panic!("not active") };
+        assert_eq!(last.meta.count, 6);
     }
 
     #[test]

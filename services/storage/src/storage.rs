@@ -46,6 +46,7 @@ impl Storage {
     pub fn open_with_metrics(config: StorageConfig, metrics: StorageMetrics) -> Result<(Arc<Storage>, Vec<AuxRecord>)> {
         config.validate()?;
         metrics.page_cache_window_bytes.set(i64::try_from(config.page_cache_window_bytes).unwrap_or(i64::MAX));
+        metrics.segment_direct_writes.set(i64::from(config.direct_segment_writes));
         let dir = config.data_dir.clone();
         fs::create_dir_all(&dir).ctx(&dir)?;
         let lock_path = dir.join("LOCK");

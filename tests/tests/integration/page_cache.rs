@@ -1,19 +1,22 @@
-//! `[storage] page_cache_window`: the broker reports the window it uses (`auto` follows the
-//! machine), messages written while old segment pages leave the page cache are read back whole,
-//! before and after a restart, and a bad value stops the start naming it.
+//! `[storage] page_cache_window` and `segment_writes`: the broker reports what it uses (`auto`
+//! follows the machine); messages written while old segment pages leave the page cache, or
+//! written with direct I/O, are read back whole, before and after a restart (clean, or kill -9
+//! with the last partial blocks in memory only); a bad value stops the start naming it.
 
 use crate::common::{pull_path, unb64};
 use magnetar_tests::{BrokerProcess, call};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-async fn window_gauge(base: &str) -> u64 {
+async fn gauge(base: &str, name: &str) -> u64 {
     let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("magnetar_page_cache_window_bytes "))
-        .unwrap_or_else(|| panic!("no magnetar_page_cache_window_bytes in /metrics"));
+    let line =
+        text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("no {name} in /metrics"));
     line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+async fn window_gauge(base: &str) -> u64 {
+    gauge(base, "magnetar_page_cache_window_bytes").await
 }
 
 fn payload(i: usize) -> String {
@@ -56,13 +59,29 @@ async fn pull_all(c: &reqwest::Client, b: &str, sub: &str, n: usize) {
 
 #[tokio::test]
 async fn messages_written_through_a_small_window_read_back_whole_across_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
     // 1 MiB: the segment drops pages behind its last MiB while 10 MiB are written.
-    let mut broker =
-        BrokerProcess::start(&dir.path().join("data"), &[("MAGNETAR_STORAGE__PAGE_CACHE_WINDOW", "1048576")]);
+    let env = [("MAGNETAR_STORAGE__PAGE_CACHE_WINDOW", "1048576"), ("MAGNETAR_STORAGE__SEGMENT_WRITES", "page-cache")];
+    written_and_read_back(&env, false).await;
+}
+
+/// Direct writes: 40 messages of 256 KiB and 4 bytes (no record ends on a block), read back
+/// whole, and again after kill -9, when the records of each segment's last partial block were
+/// in the broker's memory only (the WAL replays them).
+#[tokio::test]
+async fn messages_written_with_direct_io_read_back_whole_across_a_kill() {
+    written_and_read_back(&[("MAGNETAR_STORAGE__SEGMENT_WRITES", "direct")], true).await;
+}
+
+async fn written_and_read_back(env: &[(&str, &str)], kill: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(&dir.path().join("data"), env);
     let c = reqwest::Client::new();
     let b = broker.base.clone();
-    assert_eq!(window_gauge(&b).await, 1 << 20);
+    let direct = env.contains(&("MAGNETAR_STORAGE__SEGMENT_WRITES", "direct"));
+    assert_eq!(gauge(&b, "magnetar_segment_direct_writes").await, u64::from(direct));
+    if !direct {
+        assert_eq!(window_gauge(&b).await, 1 << 20);
+    }
     let (s, body) = call(&c, Method::PUT, &format!("{b}/admin/v2/persistent/public/default/pc"), None).await;
     assert!(s.is_success(), "{s}: {body}");
     subscribe(&c, &b, "audit").await;
@@ -79,10 +98,14 @@ async fn messages_written_through_a_small_window_read_back_whole_across_a_restar
     }
     pull_all(&c, &b, "audit", 40).await;
 
-    assert!(broker.terminate().success());
+    if kill {
+        broker.kill9();
+    } else {
+        assert!(broker.terminate().success());
+    }
     broker.restart();
     let b = broker.base.clone();
-    assert_eq!(window_gauge(&b).await, 1 << 20);
+    assert_eq!(gauge(&b, "magnetar_segment_direct_writes").await, u64::from(direct));
     subscribe(&c, &b, "again").await;
     pull_all(&c, &b, "again", 40).await;
 }
@@ -97,6 +120,8 @@ async fn auto_follows_the_machine_and_0_turns_the_window_off() {
         0
     };
     assert_eq!(window_gauge(&broker.base).await, expected);
+    let direct = u64::from(magnetar_storage::pagecache::host_reclaims_free_pages());
+    assert_eq!(gauge(&broker.base, "magnetar_segment_direct_writes").await, direct);
     drop(broker);
     let broker = BrokerProcess::start(&dir.path().join("off"), &[("MAGNETAR_STORAGE__PAGE_CACHE_WINDOW", "0")]);
     assert_eq!(window_gauge(&broker.base).await, 0);
@@ -107,4 +132,7 @@ fn a_bad_window_stops_the_start_naming_the_value() {
     let err = magnetar_tests::standalone_start_error(&[("MAGNETAR_STORAGE__PAGE_CACHE_WINDOW", "lots")]);
     assert!(err.contains("\"lots\" is neither \"auto\" nor a number of bytes"), "names the value: {err}");
     assert!(err.to_lowercase().contains("page_cache_window"), "names the key: {err}");
+    let err = magnetar_tests::standalone_start_error(&[("MAGNETAR_STORAGE__SEGMENT_WRITES", "fast")]);
+    assert!(err.contains("fast") && err.contains("page-cache"), "names the value and the choices: {err}");
+    assert!(err.to_lowercase().contains("segment_writes"), "names the key: {err}");
 }

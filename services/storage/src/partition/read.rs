@@ -118,7 +118,7 @@ impl PartitionLog {
         let mut segs = self.segs.lock();
         let target = self.locate_in(&segs, offset)?;
         if let Some(Target::Local(t)) = &target
-            && t.file.is_none()
+            && t.view.is_none()
         {
             // A sealed local file: the local copy is in use (see `evict_local_copies`).
             segs.used.insert(t.meta.base, self.shared.next_use_tick());
@@ -145,7 +145,7 @@ impl PartitionLog {
         }
         let local = |s: &SealedSegment| {
             let path = segment::segment_path(&self.dir, s.meta.base);
-            Target::Local(ReadTarget { meta: s.meta, path, file: None, pos: None, limit: s.records_end })
+            Target::Local(ReadTarget { meta: s.meta, path, view: None, pos: None, limit: s.records_end })
         };
         // The segment holding `offset`: local copy first.
         if let Some((_, s)) = segs.sealed.range(..=offset).next_back()
@@ -196,7 +196,7 @@ impl PartitionLog {
                 segs.sealed.values().filter(|s| s.meta.count > 0 && s.meta.max_time >= t).map(|s| ReadTarget {
                     meta: s.meta,
                     path: segment::segment_path(&self.dir, s.meta.base),
-                    file: None,
+                    view: None,
                     pos: None,
                     limit: s.records_end,
                 });
@@ -270,7 +270,8 @@ impl Target {
 struct ReadTarget {
     meta: SegMeta,
     path: PathBuf,
-    file: Option<Arc<File>>,
+    /// An unsealed segment's (see `segment::SegmentView`); sealed ones are opened per read.
+    view: Option<Arc<segment::SegmentView>>,
     pos: Option<u64>,
     limit: u64,
 }
@@ -282,26 +283,24 @@ impl ReadTarget {
         ReadTarget {
             meta: a.meta,
             path: a.path.clone(),
-            file: Some(a.file.clone()),
+            view: Some(Arc::new(a.view())),
             pos: Some(pos),
             limit: a.meta.size,
         }
     }
 
-    fn open(&self, lookup: impl Fn(&[segment::IndexEntry]) -> Option<segment::IndexEntry>) -> Result<(Arc<File>, u64)> {
-        let file = match &self.file {
-            Some(f) => f.clone(),
-            None => Arc::new(File::open(&self.path).ctx(&self.path)?),
-        };
-        let pos = match self.pos {
-            Some(p) => p,
-            None => {
-                let sealed = SealedSegment { meta: self.meta, records_end: self.limit, index_count: 0 };
-                let idx = load_sealed_index(&sealed, &file, &self.path)?;
-                lookup(&idx).map_or(segment::HEADER_LEN, |e| e.position)
-            }
-        };
-        Ok((file, pos))
+    fn open(
+        &self,
+        lookup: impl Fn(&[segment::IndexEntry]) -> Option<segment::IndexEntry>,
+    ) -> Result<(Arc<dyn segment::ReadAt + Send + Sync>, u64)> {
+        if let (Some(view), Some(pos)) = (&self.view, self.pos) {
+            return Ok((view.clone(), pos));
+        }
+        let file = File::open(&self.path).ctx(&self.path)?;
+        let sealed = SealedSegment { meta: self.meta, records_end: self.limit, index_count: 0 };
+        let idx = load_sealed_index(&sealed, &file, &self.path)?;
+        let pos = lookup(&idx).map_or(segment::HEADER_LEN, |e| e.position);
+        Ok((Arc::new(file), pos))
     }
 
     fn read(&self, budget: &mut ReadBudget, out: &mut Vec<Record>) -> Result<()> {

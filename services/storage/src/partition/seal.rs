@@ -78,7 +78,9 @@ impl PartitionLog {
             }
         }
         std::fs::create_dir_all(&self.dir).ctx(&self.dir)?;
-        segs.active = Some(ActiveSegment::create(&self.dir, base, now_ms())?);
+        let mut seg = ActiveSegment::create(&self.dir, base, now_ms())?;
+        self.start_writing(&mut seg);
+        segs.active = Some(seg);
         // Its directory entry is fsynced by `sync_active`, before the WAL covering it goes.
         self.dir_dirty.store(true, Ordering::Release);
         Ok(())
@@ -198,6 +200,16 @@ impl PartitionLog {
         }
     }
 
+    /// Sets a segment about to take records up as the configuration says (direct writes or
+    /// the page cache).
+    pub(crate) fn start_writing(&self, seg: &mut ActiveSegment) {
+        if self.shared.config.direct_segment_writes
+            && let Err(e) = seg.write_direct()
+        {
+            tracing::warn!(log_id = self.log_id, error = %e, "direct writes refused; the segment is written through the page cache");
+        }
+    }
+
     /// Makes everything applied so far durable without the WAL: waits for the seals in
     /// progress, fsyncs the active segment, and the log's directory when files were created in
     /// it. Used before WAL files are trimmed and at shutdown. Blocking.
@@ -206,7 +218,10 @@ impl PartitionLog {
             let segs = self.segs.lock();
             match (&segs.active, segs.deleted) {
                 // Seals queued after this call hold records applied after it: not waited for.
-                (Some(a), false) => (a.file.clone(), a.path.clone(), a.meta.base),
+                (Some(a), false) => {
+                    a.persist_pending()?;
+                    (a.file.clone(), a.path.clone(), a.meta.base)
+                }
                 _ => return Ok(()),
             }
         };
