@@ -569,6 +569,22 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Writes what direct writes gathered in the active segment since the last flush (the
+    /// WAL's applier calls it once per group commit for every log the commit held). A failure
+    /// stops the log as a failed segment write does; the records stay in the WAL.
+    pub(crate) fn flush_segment(&self) {
+        let mut segs = self.segs.lock();
+        if segs.failed.is_some() || segs.deleted {
+            return;
+        }
+        if let Some(a) = segs.active.as_mut()
+            && let Err(e) = a.flush_direct()
+        {
+            tracing::error!(log_id = self.log_id, error = %e, "segment write failed; the log stops serving until restart");
+            segs.failed = Some(e.to_string());
+        }
+    }
+
     fn write_locked(&self, segs: &mut Segments, base: u64, bytes: &[u8], pos: &[RecordPos]) -> Result<()> {
         if segs.deleted {
             return Err(StorageError::LogDeleted(self.log_id));

@@ -108,8 +108,10 @@ pub struct ActiveSegment {
 const DIRECT_BLOCK: usize = 4096;
 
 /// The state of direct writes: the segment is on disk below `flushed` (a whole number of
-/// blocks); `pending` holds what follows, less than a block, until the next append completes
-/// a block or the segment is made durable (`ActiveSegment::persist_pending`).
+/// blocks); `pending` holds what follows: the records appended since the last flush (the WAL's
+/// applier flushes once per group commit, `ActiveSegment::flush_direct`), then less than a
+/// block until more records complete it or the segment is made durable
+/// (`ActiveSegment::persist_pending`).
 struct DirectTail {
     file: File,
     flushed: u64,
@@ -122,16 +124,25 @@ thread_local! {
     static ALIGNED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Pending bytes past which an append flushes at once (appends outside group commits, as
+/// recovery's, would otherwise gather without bound).
+const DIRECT_MAX_PENDING: usize = 8 << 20;
+
 impl DirectTail {
-    /// Writes the whole blocks `pending` and `bytes` make; keeps the rest.
     fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        let kept = self.pending.len();
-        let whole = (kept + bytes.len()) / DIRECT_BLOCK * DIRECT_BLOCK;
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= DIRECT_MAX_PENDING {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the whole blocks of `pending` in one direct write; keeps the rest.
+    fn flush(&mut self) -> std::io::Result<()> {
+        let whole = self.pending.len() / DIRECT_BLOCK * DIRECT_BLOCK;
         if whole == 0 {
-            self.pending.extend_from_slice(bytes);
             return Ok(());
         }
-        let (head, rest) = bytes.split_at(whole - kept);
         ALIGNED.with(|cell| {
             let mut buf = cell.borrow_mut();
             if buf.len() < whole + DIRECT_BLOCK {
@@ -139,13 +150,11 @@ impl DirectTail {
             }
             let at = buf.as_ptr().align_offset(DIRECT_BLOCK);
             let out = &mut buf[at..at + whole];
-            out[..kept].copy_from_slice(&self.pending);
-            out[kept..].copy_from_slice(head);
+            out.copy_from_slice(&self.pending[..whole]);
             self.file.write_all_at(out, self.flushed)
         })?;
         self.flushed += whole as u64;
-        self.pending.clear();
-        self.pending.extend_from_slice(rest);
+        self.pending.drain(..whole);
         Ok(())
     }
 }
@@ -242,6 +251,15 @@ impl ActiveSegment {
         self.file.read_exact_at(&mut pending, flushed).ctx(&self.path)?;
         self.direct = Some(DirectTail { file, flushed, pending });
         Ok(())
+    }
+
+    /// With direct writes, writes the whole blocks of what was appended since the last flush
+    /// (once per group commit: one write per partition of a commit, not one per append).
+    pub fn flush_direct(&mut self) -> Result<()> {
+        match &mut self.direct {
+            Some(d) => d.flush().ctx(&self.path),
+            None => Ok(()),
+        }
     }
 
     /// With direct writes, writes the bytes past the last whole block through the page cache,
@@ -766,6 +784,9 @@ mod tests {
         for (i, size) in sizes.iter().enumerate() {
             append_one(&mut seg, i as u64, *size, 0);
         }
+        assert_eq!(read_all(&seg).len(), sizes.len(), "read back before the flush, from memory");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), HEADER_LEN, "nothing written yet but the header");
+        seg.flush_direct().unwrap();
         let got = read_all(&seg);
         assert_eq!(got.iter().map(|r| r.payload.len()).collect::<Vec<_>>(), sizes);
         let d = seg.direct.as_ref().unwrap();
@@ -808,6 +829,7 @@ mod tests {
         again.write_direct().unwrap();
         for i in 3..6 {
             append_one(&mut again, i, 5000, 0);
+            again.flush_direct().unwrap();
         }
         assert_eq!(read_all(&again).iter().map(|r| r.offset).collect::<Vec<_>>(), (0..6).collect::<Vec<_>>());
         again.persist_pending().unwrap();

@@ -669,12 +669,17 @@ impl Applier {
 /// Applies one durable batch in order and completes every waiter.
 fn apply_batch(items: Vec<WalItem>, failed: Option<String>) {
     let fail = || StorageError::Unavailable(format!("wal write failed: {}", failed.as_deref().unwrap_or("")));
+    // Logs whose segments take direct writes are flushed once the whole commit is applied.
+    let (mut touched, mut seen): (Vec<Arc<PartitionLog>>, HashSet<u64>) = (Vec::new(), HashSet::new());
     for item in items {
         match item {
             WalItem::Data { part, base, frame, records, done, replicated, .. } => {
                 if failed.is_some() {
                     let _ = done.send(Err(fail()));
                     continue;
+                }
+                if seen.insert(part.log_id()) {
+                    touched.push(part.clone());
                 }
                 if replicated {
                     let _ = done.send(part.apply(base, &frame, records, false));
@@ -716,5 +721,8 @@ fn apply_batch(items: Vec<WalItem>, failed: Option<String>) {
             }
             WalItem::Shutdown => {}
         }
+    }
+    for part in touched {
+        part.flush_segment();
     }
 }
