@@ -108,9 +108,9 @@ pub struct ActiveSegment {
 const DIRECT_BLOCK: usize = 4096;
 
 /// The state of direct writes: the segment is on disk below `flushed` (a whole number of
-/// blocks); `pending` holds what follows: the records appended since the last flush (the WAL's
-/// applier flushes once per group commit, `ActiveSegment::flush_direct`), then less than a
-/// block until more records complete it or the segment is made durable
+/// blocks); `pending` holds what follows: small appends gathered (up to `DIRECT_GATHER`) until
+/// the WAL's applier flushes at the end of their group commit (`ActiveSegment::flush_direct`),
+/// then less than a block until more records complete it or the segment is made durable
 /// (`ActiveSegment::persist_pending`).
 struct DirectTail {
     file: File,
@@ -124,25 +124,35 @@ thread_local! {
     static ALIGNED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Pending bytes past which an append flushes at once (appends outside group commits, as
-/// recovery's, would otherwise gather without bound).
-const DIRECT_MAX_PENDING: usize = 8 << 20;
+/// Pending bytes at which an append writes its whole blocks at once instead of gathering more
+/// (and so what `pending` may hold at most between flushes): batched records arrive in appends
+/// larger than this and go out as they come; single small messages gather up to it.
+const DIRECT_GATHER: usize = 64 << 10;
 
 impl DirectTail {
     fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.pending.extend_from_slice(bytes);
-        if self.pending.len() >= DIRECT_MAX_PENDING {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Writes the whole blocks of `pending` in one direct write; keeps the rest.
-    fn flush(&mut self) -> std::io::Result<()> {
-        let whole = self.pending.len() / DIRECT_BLOCK * DIRECT_BLOCK;
-        if whole == 0 {
+        if self.pending.len() + bytes.len() < DIRECT_GATHER {
+            self.pending.extend_from_slice(bytes);
             return Ok(());
         }
+        self.write_whole(bytes)
+    }
+
+    /// Writes the whole blocks of what was gathered.
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.write_whole(&[])
+    }
+
+    /// Writes the whole blocks of `pending` followed by `bytes` in one direct write; keeps the
+    /// rest (less than a block) in `pending`.
+    fn write_whole(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let kept = self.pending.len();
+        let whole = (kept + bytes.len()) / DIRECT_BLOCK * DIRECT_BLOCK;
+        if whole == 0 {
+            self.pending.extend_from_slice(bytes);
+            return Ok(());
+        }
+        let from_pending = whole.min(kept);
         ALIGNED.with(|cell| {
             let mut buf = cell.borrow_mut();
             if buf.len() < whole + DIRECT_BLOCK {
@@ -150,11 +160,17 @@ impl DirectTail {
             }
             let at = buf.as_ptr().align_offset(DIRECT_BLOCK);
             let out = &mut buf[at..at + whole];
-            out.copy_from_slice(&self.pending[..whole]);
+            out[..from_pending].copy_from_slice(&self.pending[..from_pending]);
+            out[from_pending..].copy_from_slice(&bytes[..whole - from_pending]);
             self.file.write_all_at(out, self.flushed)
         })?;
         self.flushed += whole as u64;
-        self.pending.drain(..whole);
+        self.pending.drain(..from_pending);
+        self.pending.extend_from_slice(&bytes[whole - from_pending..]);
+        // A segment keeps little between commits, whatever it gathered during one.
+        if self.pending.capacity() > DIRECT_GATHER {
+            self.pending.shrink_to(2 * DIRECT_BLOCK);
+        }
         Ok(())
     }
 }
@@ -781,12 +797,16 @@ mod tests {
         seg.write_direct().expect("O_DIRECT on the test's temporary directory");
         // Sizes around the block: records end inside blocks, on their edges and span several.
         let sizes = [100, 4000, 4096 - 57, 10_000, 1, 70_000, 333];
-        for (i, size) in sizes.iter().enumerate() {
+        // The small ones gather in memory until a flush; the large one goes out as it comes.
+        for (i, size) in sizes[..5].iter().enumerate() {
             append_one(&mut seg, i as u64, *size, 0);
         }
-        assert_eq!(read_all(&seg).len(), sizes.len(), "read back before the flush, from memory");
+        assert_eq!(read_all(&seg).len(), 5, "read back before the flush, from memory");
         assert_eq!(std::fs::metadata(&path).unwrap().len(), HEADER_LEN, "nothing written yet but the header");
         seg.flush_direct().unwrap();
+        append_one(&mut seg, 5, sizes[5], 0);
+        assert!(std::fs::metadata(&path).unwrap().len() > 70_000, "a large append is written at once");
+        append_one(&mut seg, 6, sizes[6], 0);
         let got = read_all(&seg);
         assert_eq!(got.iter().map(|r| r.payload.len()).collect::<Vec<_>>(), sizes);
         let d = seg.direct.as_ref().unwrap();
