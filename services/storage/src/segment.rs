@@ -785,15 +785,21 @@ mod tests {
         out
     }
 
+    /// A new segment based at 0 in a directory of its own (dropped with the first value).
+    fn new_segment() -> (tempfile::TempDir, PathBuf, ActiveSegment) {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = ActiveSegment::create(dir.path(), 0, 1).unwrap();
+        let path = segment_path(dir.path(), 0);
+        (dir, path, seg)
+    }
+
     /// Direct writes: records read back whole while the last block waits in memory; after a
     /// crash (nothing persisted) the file holds every record of its whole blocks, the torn one
     /// cut; once persisted, all of them.
     #[cfg(target_os = "linux")]
     #[test]
     fn a_directly_written_segment_reads_back_and_reopens_whole_once_persisted() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = segment_path(dir.path(), 0);
-        let mut seg = ActiveSegment::create(dir.path(), 0, 1).unwrap();
+        let (_dir, path, mut seg) = new_segment();
         seg.write_direct().expect("O_DIRECT on the test's temporary directory");
         // Sizes around the block: records end inside blocks, on their edges and span several.
         let sizes = [100, 4000, 4096 - 57, 10_000, 1, 70_000, 333];
@@ -838,9 +844,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn a_reopened_segment_goes_on_with_direct_writes_after_its_last_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = segment_path(dir.path(), 0);
-        let mut seg = ActiveSegment::create(dir.path(), 0, 1).unwrap();
+        let (_dir, path, mut seg) = new_segment();
         for i in 0..3 {
             append_one(&mut seg, i, 5000, 0);
         }
