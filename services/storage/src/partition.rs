@@ -384,8 +384,7 @@ impl PartitionLog {
                 .collect();
             let res = self.write_locked(&mut segs, base, &frame.bytes[frame.records_at..], &pos);
             if let Err(e) = &res {
-                segs.failed = Some(e.to_string());
-                tracing::error!(log_id = self.log_id, error = %e, "segment write failed; the log stops serving until restart");
+                self.segment_write_failed(&mut segs, e);
             }
             res?;
         }
@@ -573,16 +572,22 @@ impl PartitionLog {
     /// WAL's applier calls it once per group commit for every log the commit held). A failure
     /// stops the log as a failed segment write does; the records stay in the WAL.
     pub(crate) fn flush_segment(&self) {
+        if !self.shared.config.direct_segment_writes {
+            return;
+        }
         let mut segs = self.segs.lock();
         if segs.failed.is_some() || segs.deleted {
             return;
         }
-        if let Some(a) = segs.active.as_mut()
-            && let Err(e) = a.flush_direct()
-        {
-            tracing::error!(log_id = self.log_id, error = %e, "segment write failed; the log stops serving until restart");
-            segs.failed = Some(e.to_string());
+        if let Some(Err(e)) = segs.active.as_mut().map(ActiveSegment::flush_direct) {
+            self.segment_write_failed(&mut segs, &e);
         }
+    }
+
+    /// A segment write failed: the log stops serving (its records stay in the WAL).
+    fn segment_write_failed(&self, segs: &mut Segments, e: &StorageError) {
+        tracing::error!(log_id = self.log_id, error = %e, "segment write failed; the log stops serving until restart");
+        segs.failed = Some(e.to_string());
     }
 
     fn write_locked(&self, segs: &mut Segments, base: u64, bytes: &[u8], pos: &[RecordPos]) -> Result<()> {
