@@ -106,6 +106,7 @@ impl Broker {
         let replication = if config.tier.enabled {
             let store = magnetar_storage::replica::ReplicaStoreConfig {
                 drop_synced: deps.storage.config().page_cache_window_bytes > 0,
+                direct_writes: deps.storage.config().direct_segment_writes,
                 ..magnetar_storage::replica::ReplicaStoreConfig::new(deps.storage.config().data_dir.join("replicas"))
             };
             let metrics = deps.storage.metrics().clone();

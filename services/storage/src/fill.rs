@@ -22,6 +22,7 @@
 //! payload may well hold a page of zeros, it does not hold a page of this pattern in phase with
 //! its file position. A clean stop cuts the space off; recovery treats it as the end of the log.
 
+use crate::direct;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
@@ -45,6 +46,24 @@ pub(crate) const INTERVAL: Duration = Duration::from_millis(25);
 /// A step of fill and one pattern more, for any phase.
 static FILLED: std::sync::LazyLock<Vec<u8>> =
     std::sync::LazyLock::new(|| FILL.iter().copied().cycle().take(STEP as usize + FILL.len()).collect());
+
+/// A step of fill at a block boundary (phase 0, as [`direct::BLOCK`] is a multiple of the
+/// pattern's length), in a block-aligned buffer for direct writes: the vector and where the
+/// step starts in it.
+static ALIGNED_FILL: std::sync::LazyLock<(Vec<u8>, usize)> = std::sync::LazyLock::new(|| {
+    let mut v = vec![0u8; STEP as usize + direct::BLOCK];
+    let at = v.as_ptr().align_offset(direct::BLOCK);
+    fill(&mut v[at..at + STEP as usize], 0);
+    (v, at)
+});
+
+/// Writes the pattern into `bytes` in phase with file position `at`.
+pub(crate) fn fill(bytes: &mut [u8], at: u64) {
+    let phase = (at % FILL.len() as u64) as usize;
+    for (b, f) in bytes.iter_mut().zip(FILL.iter().cycle().skip(phase)) {
+        *b = *f;
+    }
+}
 
 /// Size of the pages write-back writes whole (and of the unit [`unwritten`] looks for).
 pub(crate) const PAGE: u64 = 4096;
@@ -78,19 +97,37 @@ impl Ahead {
 
     /// Writes one [`STEP`] (less near `limit`) of fill after what is already there and starts
     /// its write-back, so that the `fdatasync` that next makes records durable finds the fill's
-    /// pages on their way and commits the allocation once for the whole step.
-    pub fn top_up(&mut self, file: &File, end: u64, limit: u64) -> std::io::Result<()> {
-        let from = self.filled_to.max(end);
-        let len = STEP.min(limit.saturating_sub(from));
+    /// pages on their way and commits the allocation once for the whole step. With `direct`,
+    /// `file` is open for direct writes (see `direct`) and the step is whole blocks from the
+    /// first block boundary at or after the end.
+    pub fn top_up(&mut self, file: &File, direct: bool, end: u64, limit: u64) -> std::io::Result<()> {
+        let mut from = self.filled_to.max(end);
+        let mut len = STEP.min(limit.saturating_sub(from));
+        if direct {
+            from = direct::round_up(from);
+            len = direct::round_down(STEP.min(limit.saturating_sub(from)));
+        }
         if len == 0 {
+            // Nothing fits before the limit: none wanted any more.
+            self.filled_to = self.filled_to.max(limit);
             return Ok(());
         }
-        let phase = (from % FILL.len() as u64) as usize;
         self.last = Some(Instant::now());
-        file.write_all_at(&FILLED[phase..phase + len as usize], from)?;
-        crate::segment::start_writeback(file, from, len);
+        if direct {
+            let (buf, at) = &*ALIGNED_FILL;
+            file.write_all_at(&buf[*at..*at + len as usize], from)?;
+        } else {
+            let phase = (from % FILL.len() as u64) as usize;
+            file.write_all_at(&FILLED[phase..phase + len as usize], from)?;
+            crate::segment::start_writeback(file, from, len);
+        }
         self.filled_to = from + len;
         Ok(())
+    }
+
+    /// A write put log or fill up to `to` (a direct write's last block, filled past the log).
+    pub fn covered(&mut self, to: u64) {
+        self.filled_to = self.filled_to.max(to);
     }
 
     /// After a failed top-up (a full disk): no more for this file, and a cut removes whatever
@@ -173,7 +210,7 @@ mod tests {
         let mut a = Ahead::default();
         assert!(a.wanted(1000, 64 << 20));
         while a.wanted(1000, 64 << 20) {
-            a.top_up(&file, 1000, 64 << 20).unwrap();
+            a.top_up(&file, false, 1000, 64 << 20).unwrap();
             assert!(a.due_in() > INTERVAL / 2, "the next step waits");
         }
         assert_eq!(file.metadata().unwrap().len(), 1000 + AHEAD);
@@ -182,7 +219,7 @@ mod tests {
         assert!(!unused(&file, 999, 1000 + AHEAD).unwrap(), "a log byte is not unused");
         // Near the limit only what fits is written, then nothing.
         let mut b = Ahead::default();
-        b.top_up(&file, 1000, 1000 + 100).unwrap();
+        b.top_up(&file, false, 1000, 1000 + 100).unwrap();
         assert!(!b.wanted(1000, 1100));
         // Once the log passes the fill, top-ups start from the log's end.
         assert!(a.wanted(1000 + AHEAD, 64 << 20));

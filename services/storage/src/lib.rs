@@ -29,6 +29,7 @@
 
 mod codec;
 mod config;
+mod direct;
 mod error;
 mod fill;
 mod metrics;

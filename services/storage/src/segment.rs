@@ -18,6 +18,7 @@
 //! truncated.
 
 use crate::codec::{self, FRAME_HEADER, FrameParse};
+use crate::direct;
 use crate::error::IoContext;
 use crate::pagecache;
 use crate::record::Record;
@@ -25,7 +26,7 @@ use crate::{Result, StorageError};
 use bytes::Bytes;
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -103,10 +104,6 @@ pub struct ActiveSegment {
     direct: Option<DirectTail>,
 }
 
-/// File offsets and lengths of direct writes are multiples of this (the largest logical block
-/// size of common disks).
-const DIRECT_BLOCK: usize = 4096;
-
 /// The state of direct writes: the segment is on disk below `flushed` (a whole number of
 /// blocks); `pending` holds what follows: small appends gathered (up to `DIRECT_GATHER`) until
 /// the WAL's applier flushes at the end of their group commit (`ActiveSegment::flush_direct`),
@@ -121,7 +118,7 @@ struct DirectTail {
 thread_local! {
     /// The aligned buffer direct writes go out from, one per writing thread (the WAL's flusher
     /// and applier), grown to the largest append.
-    static ALIGNED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static ALIGNED: RefCell<direct::Aligned> = RefCell::default();
 }
 
 /// Pending bytes at which an append writes its whole blocks at once instead of gathering more
@@ -147,7 +144,7 @@ impl DirectTail {
     /// rest (less than a block) in `pending`.
     fn write_whole(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         let kept = self.pending.len();
-        let whole = (kept + bytes.len()) / DIRECT_BLOCK * DIRECT_BLOCK;
+        let whole = (kept + bytes.len()) / direct::BLOCK * direct::BLOCK;
         if whole == 0 {
             self.pending.extend_from_slice(bytes);
             return Ok(());
@@ -155,11 +152,7 @@ impl DirectTail {
         let from_pending = whole.min(kept);
         ALIGNED.with(|cell| {
             let mut buf = cell.borrow_mut();
-            if buf.len() < whole + DIRECT_BLOCK {
-                buf.resize(whole + DIRECT_BLOCK, 0);
-            }
-            let at = buf.as_ptr().align_offset(DIRECT_BLOCK);
-            let out = &mut buf[at..at + whole];
+            let out = buf.get(whole);
             out[..from_pending].copy_from_slice(&self.pending[..from_pending]);
             out[from_pending..].copy_from_slice(&bytes[..whole - from_pending]);
             self.file.write_all_at(out, self.flushed)
@@ -169,7 +162,7 @@ impl DirectTail {
         self.pending.extend_from_slice(&bytes[whole - from_pending..]);
         // A segment keeps little between commits, whatever it gathered during one.
         if self.pending.capacity() > DIRECT_GATHER {
-            self.pending.shrink_to(2 * DIRECT_BLOCK);
+            self.pending.shrink_to(2 * direct::BLOCK);
         }
         Ok(())
     }
@@ -261,8 +254,8 @@ impl ActiveSegment {
     /// reclaims free guest memory; see `pagecache`), the rest waits in memory for its block.
     /// An error (a file system without `O_DIRECT`) leaves the segment written as before.
     pub fn write_direct(&mut self) -> Result<()> {
-        let file = OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(&self.path).ctx(&self.path)?;
-        let flushed = self.meta.size / DIRECT_BLOCK as u64 * DIRECT_BLOCK as u64;
+        let file = direct::open(&self.path).ctx(&self.path)?;
+        let flushed = direct::round_down(self.meta.size);
         let mut pending = vec![0u8; (self.meta.size - flushed) as usize];
         self.file.read_exact_at(&mut pending, flushed).ctx(&self.path)?;
         self.direct = Some(DirectTail { file, flushed, pending });
@@ -816,7 +809,7 @@ mod tests {
         let got = read_all(&seg);
         assert_eq!(got.iter().map(|r| r.payload.len()).collect::<Vec<_>>(), sizes);
         let d = seg.direct.as_ref().unwrap();
-        assert!(d.flushed.is_multiple_of(DIRECT_BLOCK as u64) && d.flushed + d.pending.len() as u64 == seg.meta.size);
+        assert!(d.flushed.is_multiple_of(direct::BLOCK as u64) && d.flushed + d.pending.len() as u64 == seg.meta.size);
         assert!(!d.pending.is_empty(), "the last records wait for their block");
         let on_disk = std::fs::metadata(&path).unwrap().len();
         assert_eq!(on_disk, d.flushed, "only whole blocks are on disk");

@@ -438,7 +438,7 @@ impl Flusher {
                 Err(mpsc::TryRecvError::Empty) => {}
             }
             let started = Instant::now();
-            let stepped = self.ahead.top_up(&self.file, self.current.size, limit);
+            let stepped = self.ahead.top_up(&self.file, false, self.current.size, limit);
             self.shared.metrics.wal_space_ahead_seconds.observe(started.elapsed().as_secs_f64());
             if let Err(e) = stepped {
                 // Not fatal: the file is appended to as before, and what part of the step was

@@ -141,47 +141,81 @@ pub(super) fn write_entry(
 ) -> Result<Written> {
     let frames_len: usize = frames.iter().map(|f| f.len).sum();
     let body_len = 4 + ranges.len() * RANGE_LEN + frames_len;
-    let body_len32 = u32::try_from(body_len)
-        .map_err(|_| corrupt("replica batch", 0, format!("batch of {body_len} bytes is too large")))?;
-    let mut buf = Vec::with_capacity(ENTRY_HEADER + body_len);
-    buf.extend_from_slice(&[0; ENTRY_HEADER]);
-    buf.extend_from_slice(&(ranges.len() as u32).to_le_bytes());
-    for r in ranges.values() {
-        buf.extend_from_slice(&r.log_id.to_le_bytes());
-        buf.extend_from_slice(&r.start.to_le_bytes());
-        buf.extend_from_slice(&r.end.to_le_bytes());
-        buf.extend_from_slice(&r.epoch.to_le_bytes());
+    if u32::try_from(body_len).is_err() {
+        return Err(corrupt("replica batch", 0, format!("batch of {body_len} bytes is too large")));
     }
-    let frames_at = buf.len() as u64;
-    for f in frames {
-        buf.extend_from_slice(&object[f.at..f.at + f.len]);
-    }
-    let crc = crc32c::crc32c(&buf[ENTRY_HEADER..]);
-    buf[0..4].copy_from_slice(&body_len32.to_le_bytes());
-    buf[4..8].copy_from_slice(&crc.to_le_bytes());
+    let entry_len = ENTRY_HEADER + body_len;
 
     writer.cut_if_sync_failed(state, stored);
-    let (chunk, pos, path, file, sync) = {
-        let c = writer.chunk_for_write(state, chunk_bytes)?;
-        (c.chunk, c.len, c.path.clone(), c.file.clone(), c.sync.clone())
+    writer.chunk_for_write(state, chunk_bytes)?;
+    let Writer { current, aligned, .. } = &mut *writer;
+    let c = current.as_mut().expect("a current chunk after chunk_for_write");
+    let pos = c.len;
+    let wrote = match &mut c.direct {
+        Some(d) => {
+            // Whole blocks from the last boundary: the tail again, the entry, fill to the end.
+            let (tail, used) = (d.tail.len(), d.tail.len() + entry_len);
+            let block_at = pos - tail as u64;
+            let total = direct::round_up(used as u64);
+            let out = aligned.get(total as usize);
+            out[..tail].copy_from_slice(&d.tail);
+            encode_entry(&mut out[tail..used], object, ranges, frames);
+            fill::fill(&mut out[used..], block_at + used as u64);
+            let wrote = d.file.write_all_at(out, block_at);
+            if wrote.is_ok() {
+                d.tail.clear();
+                d.tail.extend_from_slice(&out[direct::round_down(used as u64) as usize..used]);
+                c.ahead.covered(block_at + total);
+            }
+            wrote
+        }
+        None => {
+            let mut buf = vec![0; entry_len];
+            encode_entry(&mut buf, object, ranges, frames);
+            c.file.write_all_at(&buf, pos)
+        }
     };
-    if let Err(e) = file.write_all_at(&buf, pos) {
+    let (chunk, path, file, sync) = (c.chunk, c.path.clone(), c.file.clone(), c.sync.clone());
+    if let Err(e) = wrote {
         // What reached the disk is unknown: later batches go to a new chunk, and a reopen cuts
         // this entry if it is torn.
         writer.close(&mut state.lock());
         return Err(StorageError::io(path, e));
     }
-    let written = buf.len() as u64;
+    let written = entry_len as u64;
     sync.written.store(pos + written, Ordering::Release);
-    if let Some(c) = writer.current.as_mut() {
-        c.len += written;
-    }
+    c.len += written;
     stored.fetch_add(written, Ordering::Relaxed);
     if let Some(c) = state.lock().chunks.get_mut(&chunk) {
         c.len += written;
         c.pending += 1;
     }
-    Ok(Written { chunk, path, frames_at: pos + frames_at, end: pos + written, file, sync })
+    let frames_at = pos + (ENTRY_HEADER + 4 + ranges.len() * RANGE_LEN) as u64;
+    Ok(Written { chunk, path, frames_at, end: pos + written, file, sync })
+}
+
+/// Encodes an entry into `out`, which is exactly its length: header, ranges, the frames.
+fn encode_entry(out: &mut [u8], object: &[u8], ranges: &HashMap<u64, ObjectRange>, frames: &[&ParsedFrame]) {
+    let body_len = (out.len() - ENTRY_HEADER) as u32;
+    let mut at = ENTRY_HEADER;
+    let mut put = |bytes: &[u8]| {
+        out[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
+    };
+    put(&(ranges.len() as u32).to_le_bytes());
+    for r in ranges.values() {
+        put(&r.log_id.to_le_bytes());
+        put(&r.start.to_le_bytes());
+        put(&r.end.to_le_bytes());
+        put(&r.epoch.to_le_bytes());
+    }
+    for f in frames {
+        put(&object[f.at..f.at + f.len]);
+    }
+    debug_assert_eq!(at, out.len());
+    let crc = crc32c::crc32c(&out[ENTRY_HEADER..]);
+    out[0..4].copy_from_slice(&body_len.to_le_bytes());
+    out[4..8].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Makes the entry durable: returns at once if an fdatasync that began after it was written
@@ -274,8 +308,9 @@ pub(super) fn read_frame(file: &File, path: &Path, loc: FrameLoc) -> Result<Stor
     Ok(StoredFrame { epoch: loc.epoch, start: loc.start, end: loc.end, frame: Bytes::from(buf) })
 }
 
-/// Indexes the chunk files of one source directory; returns their bytes.
-pub(super) fn load_source(state: &mut State, root: &Path, name: &str) -> Result<u64> {
+/// Indexes the chunk files of one source directory; returns their bytes. `direct`: the
+/// source's new chunks are written with direct I/O.
+pub(super) fn load_source(state: &mut State, root: &Path, name: &str, direct: bool) -> Result<u64> {
     let dir = root.join(name);
     let mut seqs = Vec::new();
     for entry in fs::read_dir(&dir).ctx(&dir)? {
@@ -299,6 +334,8 @@ pub(super) fn load_source(state: &mut State, root: &Path, name: &str) -> Result<
         next_seq: seqs.last().map_or(0, |(s, _)| s + 1),
         current: None,
         dir_ready: true,
+        direct,
+        aligned: direct::Aligned::default(),
     };
     state.sources.insert(name.to_string(), Arc::new(tokio::sync::Mutex::new(writer)));
     Ok(bytes)

@@ -22,6 +22,7 @@
 //! - [`merge_recovered`] is the recovering owner's pure merge of several peers' answers.
 
 use crate::codec::{self, WalEntry};
+use crate::direct;
 use crate::error::IoContext;
 use crate::fill;
 use crate::objlog::{MAGIC, ObjectRange, decode_data_frame, frame_len};
@@ -68,6 +69,10 @@ pub struct ReplicaStoreConfig {
     /// Chunk pages leave the page cache once fsynced, so that later writes reuse them (set
     /// with the storage's `page_cache_window_bytes`; see `pagecache`).
     pub drop_synced: bool,
+    /// Chunks are written with direct I/O, not through the page cache (set with the storage's
+    /// `direct_segment_writes`; see `direct`): each entry goes out as whole blocks, starting
+    /// with the bytes of the last partial block, which it writes again unchanged.
+    pub direct_writes: bool,
 }
 
 impl ReplicaStoreConfig {
@@ -77,6 +82,7 @@ impl ReplicaStoreConfig {
             chunk_bytes: 64 << 20,
             fenced_retention: Duration::from_secs(600),
             drop_synced: false,
+            direct_writes: false,
         }
     }
 }
@@ -203,6 +209,10 @@ struct Writer {
     current: Option<Current>,
     /// False until the source directory exists (and again once a sweep removed it).
     dir_ready: bool,
+    /// New chunks are written with direct I/O (cleared when a chunk cannot be opened so).
+    direct: bool,
+    /// The buffer direct writes go out from.
+    aligned: direct::Aligned,
 }
 
 struct Current {
@@ -213,6 +223,16 @@ struct Current {
     sync: Arc<ChunkSync>,
     /// Space written ahead of `len` (see `fill`).
     ahead: fill::Ahead,
+    direct: Option<DirectChunk>,
+}
+
+/// A chunk written with direct I/O.
+struct DirectChunk {
+    /// The chunk opened with `O_DIRECT`.
+    file: File,
+    /// The bytes from the last block boundary at or below the chunk's length to its length:
+    /// the next entry's write starts with them.
+    tail: Vec<u8>,
 }
 
 impl Writer {
@@ -234,6 +254,19 @@ impl Writer {
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).ctx(&path)?;
         self.next_seq += 1;
         sync_dir(&self.dir)?;
+        let direct = if self.direct {
+            match direct::open(&path) {
+                Ok(file) => Some(DirectChunk { file, tail: Vec::new() }),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e,
+                        "replica chunks cannot be written with direct I/O here; written through the page cache");
+                    self.direct = false;
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let file = Arc::new(file);
         let mut s = state.lock();
         self.close(&mut s);
@@ -247,8 +280,15 @@ impl Writer {
             pending: 0,
         };
         let id = s.add_chunk(chunk);
-        self.current =
-            Some(Current { chunk: id, path, file, len: 0, sync: Arc::default(), ahead: fill::Ahead::default() });
+        self.current = Some(Current {
+            chunk: id,
+            path,
+            file,
+            len: 0,
+            sync: Arc::default(),
+            ahead: fill::Ahead::default(),
+            direct,
+        });
         Ok(())
     }
 
@@ -281,7 +321,10 @@ impl Writer {
         if let Some(c) = self.current.as_mut()
             && c.ahead.wanted(c.len, chunk_bytes)
             && c.ahead.due_in().is_zero()
-            && let Err(e) = c.ahead.top_up(&c.file, c.len, chunk_bytes)
+            && let Err(e) = match &c.direct {
+                Some(d) => c.ahead.top_up(&d.file, true, c.len, chunk_bytes),
+                None => c.ahead.top_up(&c.file, false, c.len, chunk_bytes),
+            }
         {
             tracing::warn!(path = %c.path.display(), error = %e, "writing space ahead of a replica chunk failed; none more for it");
             c.ahead.give_up(chunk_bytes);
@@ -327,7 +370,7 @@ impl ReplicaStore {
             let entry = entry.ctx(dir)?;
             if entry.file_type().ctx(entry.path())?.is_dir() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                stored += load_source(&mut state, dir, &name)?;
+                stored += load_source(&mut state, dir, &name, config.direct_writes)?;
             }
         }
         Ok(Arc::new(ReplicaStore {
@@ -352,7 +395,8 @@ impl ReplicaStore {
         let source_writer = self.writer(&name);
         let writer = source_writer.clone().lock_owned().await;
         let (state, stored, chunk_bytes) = (self.state.clone(), self.stored.clone(), self.config.chunk_bytes);
-        let drop_synced = self.config.drop_synced;
+        // Directly written chunks have no pages in the page cache to drop.
+        let drop_synced = self.config.drop_synced && !self.config.direct_writes;
         tokio::task::spawn_blocking(move || {
             let _gate = gate;
             let mut writer = writer;
@@ -477,6 +521,8 @@ impl ReplicaStore {
                 next_seq: 0,
                 current: None,
                 dir_ready: false,
+                direct: self.config.direct_writes,
+                aligned: direct::Aligned::default(),
             }))
         });
         w.clone()
