@@ -418,6 +418,9 @@ impl Broker {
             );
         }
         self.ctx.storage.shutdown().await;
+        if let Some(r) = &self.ctx.replication {
+            r.close().await;
+        }
         self.ctx.membership.leave().await;
     }
 

@@ -387,6 +387,11 @@ impl Replication {
         Ok(magnetar_storage::replica::encode_frames(&frames))
     }
 
+    /// At shutdown: the replica chunks keep their entries only (see `ReplicaStore::close`).
+    pub(crate) async fn close(&self) {
+        self.store.close().await;
+    }
+
     /// Drops the copies no recovery can need any more; run periodically.
     pub(crate) async fn sweep(&self) {
         match self.store.sweep().await {

@@ -77,6 +77,16 @@ fn file_bytes(files: &[PathBuf]) -> u64 {
     files.iter().map(|f| std::fs::metadata(f).unwrap().len()).sum()
 }
 
+/// Waits (5 s at most) until the chunk files hold more than `bytes`: the space a store writes
+/// ahead of its entries once an append is answered.
+async fn space_ahead(dir: &Path, bytes: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while file_bytes(&chunk_files(dir)) <= bytes {
+        assert!(std::time::Instant::now() < deadline, "no space written ahead of {bytes} bytes in 5 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Payloads of records, for comparing merges.
 fn payloads(records: &[magnetar_storage::Record]) -> Vec<String> {
     records.iter().map(|r| String::from_utf8(r.payload.to_vec()).unwrap()).collect()
@@ -108,7 +118,8 @@ async fn appended_frames_are_returned_by_fence_and_read() {
     // Open, the chunk holds space written ahead of what is stored (see `fill`); dropped, it
     // holds what is stored only.
     let stored = store.stored_bytes();
-    assert!(file_bytes(&chunk_files(dir.path())) > stored);
+    space_ahead(dir.path(), stored).await;
+    store.close().await;
     drop(store);
     assert_eq!(stored, file_bytes(&chunk_files(dir.path())));
 }
@@ -138,6 +149,7 @@ async fn fences_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(base(dir.path())).await.unwrap();
     store.fence_and_read(7, 3, 0).await.unwrap();
+    store.close().await;
     drop(store);
 
     let store = open(base(dir.path())).await.unwrap();
@@ -156,6 +168,7 @@ async fn reopen_rebuilds_the_index_from_the_chunk_files() {
     let before1 = store.fence_and_read(1, 1, 0).await.unwrap();
     let before2 = store.fence_and_read(2, 1, 0).await.unwrap();
     let bytes = store.stored_bytes();
+    store.close().await;
     drop(store);
     let files = chunk_files(dir.path());
     assert!(files.len() > 4, "small chunks roll: {files:?}");
@@ -199,6 +212,7 @@ async fn concurrent_appends_of_one_source_share_fdatasyncs_and_are_all_indexed_a
     let before = store.fence_and_read(7, 1, 0).await.unwrap();
     assert_eq!(spans(&before), expected);
     let bytes = store.stored_bytes();
+    store.close().await;
     drop(store);
     let files = chunk_files(dir.path());
     assert!(files.len() > 10, "small chunks roll under concurrent appends: {}", files.len());
@@ -214,6 +228,7 @@ async fn three_batches(dir: &Path) -> (PathBuf, u64) {
     append(&store, "b1/s1", &[(1, 2, 2, 1)]).await;
     let two = store.stored_bytes();
     append(&store, "b1/s1", &[(1, 4, 2, 1)]).await;
+    store.close().await;
     let files = chunk_files(dir);
     assert_eq!(files.len(), 1);
     (files[0].clone(), two)
@@ -245,6 +260,7 @@ async fn a_corrupt_last_entry_or_a_zeroed_tail_is_cut_at_reopen() {
     let store = open(base(dir.path())).await.unwrap();
     assert_eq!(std::fs::metadata(&chunk).unwrap().len(), two);
     assert_eq!(store.fence_and_read(1, 1, 0).await.unwrap().len(), 2);
+    store.close().await;
     drop(store);
 
     // Space a crash left allocated but unwritten reads as zeros.
@@ -382,6 +398,7 @@ async fn sweep_deletes_fenced_frames_only_after_the_retention() {
     store.fence_and_read(3, 2, 0).await.unwrap();
     append(&store, "b2/s1", &[(3, 0, 3, 2)]).await;
     assert_eq!(store.sweep().await.unwrap(), 0);
+    store.close().await;
     drop(store);
 
     let store = open(ReplicaStoreConfig { fenced_retention: Duration::ZERO, ..kept }).await.unwrap();
@@ -462,12 +479,14 @@ async fn an_idle_chunk_gets_space_ahead_that_a_reopen_after_a_crash_cuts_quietly
     append(&store, "b1/s1", &[(1, 0, 3, 1)]).await;
     let stored = store.stored_bytes() as usize;
     let chunk = chunk_files(dir.path()).pop().unwrap();
-    // The batch was alone: the chunk got a step of space ahead before it was answered.
+    // The batch was alone: the chunk gets a step of space ahead once it is answered.
+    space_ahead(dir.path(), stored as u64 + 4096).await;
     let crashed = std::fs::read(&chunk).unwrap();
     assert!(crashed.len() > stored + 4096, "{} bytes for {stored} stored", crashed.len());
     let mut expected = vec![0; crashed.len() - stored];
     fill(&mut expected, stored);
     assert!(crashed[stored..] == expected[..], "the space after the entries is fill");
+    store.close().await;
     drop(store);
     assert_eq!(std::fs::metadata(&chunk).unwrap().len() as usize, stored, "a drop cuts it");
     // As a crash leaves it: the reopen cuts the space and keeps every entry.
@@ -488,6 +507,7 @@ async fn space_ahead_inside_an_entry_of_the_last_chunk_ends_it_there_but_zeros_d
     }
     let chunk = chunk_files(dir.path()).pop().unwrap();
     let with_space = std::fs::read(&chunk).unwrap();
+    store.close().await;
     drop(store);
     // A whole page inside the second entry.
     let page = 4096;
