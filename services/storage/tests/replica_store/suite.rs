@@ -257,9 +257,7 @@ async fn a_corrupt_last_entry_or_a_zeroed_tail_is_cut_at_reopen() {
     let last = data.len() - 3;
     data[last] ^= 0x40;
     std::fs::write(&chunk, &data).unwrap();
-    let store = open(base(dir.path())).await.unwrap();
-    assert_eq!(std::fs::metadata(&chunk).unwrap().len(), two);
-    assert_eq!(store.fence_and_read(1, 1, 0).await.unwrap().len(), 2);
+    let store = reopened_with_two_batches(dir.path(), &chunk, two).await;
     store.close().await;
     drop(store);
 
@@ -267,9 +265,15 @@ async fn a_corrupt_last_entry_or_a_zeroed_tail_is_cut_at_reopen() {
     let mut data = std::fs::read(&chunk).unwrap();
     data.extend_from_slice(&[0; 5000]);
     std::fs::write(&chunk, &data).unwrap();
-    let store = open(base(dir.path())).await.unwrap();
-    assert_eq!(std::fs::metadata(&chunk).unwrap().len(), two);
+    reopened_with_two_batches(dir.path(), &chunk, two).await;
+}
+
+/// Reopens the store of [`three_batches`] and checks that the chunk was cut after the second.
+async fn reopened_with_two_batches(dir: &Path, chunk: &Path, two: u64) -> Arc<ReplicaStore> {
+    let store = open(base(dir)).await.unwrap();
+    assert_eq!(std::fs::metadata(chunk).unwrap().len(), two);
     assert_eq!(store.fence_and_read(1, 1, 0).await.unwrap().len(), 2);
+    store
 }
 
 #[tokio::test]
