@@ -26,7 +26,7 @@ use crate::partition::PartitionLog;
 use crate::record::Record;
 use crate::{Result, StorageError};
 use parking_lot::Mutex;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{IoSlice, Write};
 use std::path::{Path, PathBuf};
@@ -670,7 +670,7 @@ impl Applier {
 fn apply_batch(items: Vec<WalItem>, failed: Option<String>) {
     let fail = || StorageError::Unavailable(format!("wal write failed: {}", failed.as_deref().unwrap_or("")));
     // Logs whose segments take direct writes are flushed once the whole commit is applied.
-    let (mut touched, mut seen): (Vec<Arc<PartitionLog>>, HashSet<u64>) = (Vec::new(), HashSet::new());
+    let mut touched: HashMap<u64, Arc<PartitionLog>> = HashMap::new();
     for item in items {
         match item {
             WalItem::Data { part, base, frame, records, done, replicated, .. } => {
@@ -678,9 +678,7 @@ fn apply_batch(items: Vec<WalItem>, failed: Option<String>) {
                     let _ = done.send(Err(fail()));
                     continue;
                 }
-                if seen.insert(part.log_id()) {
-                    touched.push(part.clone());
-                }
+                touched.entry(part.log_id()).or_insert_with(|| part.clone());
                 if replicated {
                     let _ = done.send(part.apply(base, &frame, records, false));
                     continue;
@@ -722,7 +720,7 @@ fn apply_batch(items: Vec<WalItem>, failed: Option<String>) {
             WalItem::Shutdown => {}
         }
     }
-    for part in touched {
+    for part in touched.into_values() {
         part.flush_segment();
     }
 }
