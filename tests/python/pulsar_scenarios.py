@@ -787,6 +787,46 @@ def regex(url, topic):
     return {}
 
 
+
+def read_ahead(url, topic):
+    """Consumers whose small receiver queues run out of permits every few batches (the broker
+    reads their next window ahead meanwhile): every message once and in order, a seek back
+    starts again where it points (not where the window read ahead was), and two Shared
+    consumers still get each message exactly once."""
+    c = client(url)
+    # Subscribed first: the messages of a topic without subscriptions are not retained.
+    consumer = c.subscribe(topic, "s", receiver_queue_size=100)
+    shared = [c.subscribe(topic, "sh", consumer_type=pulsar.ConsumerType.Shared, receiver_queue_size=50)
+              for _ in range(2)]
+    producer = c.create_producer(topic, batching_enabled=True, batching_max_messages=40,
+                                 batching_max_publish_delay_ms=50, block_if_queue_full=True)
+    n = 3000
+    ids = [None] * n
+
+    def stored(i):
+        def done(res, mid):
+            assert res == pulsar.Result.Ok, res
+            ids[i] = mid
+        return done
+
+    for i in range(n):
+        producer.send_async(f"m-{i}".encode(), stored(i))
+    producer.flush()
+    assert all(ids), "every send acknowledged"
+    got = drain(consumer, n)
+    assert [m.data() for m in got] == [f"m-{i}".encode() for i in range(n)], "in order, once each"
+    for m in got:
+        consumer.acknowledge(m)
+    expect_nothing(consumer)
+    # Back to message 1,000 (its id), after windows past it were read ahead: 1,001 comes next.
+    consumer.seek(ids[1000])
+    again = drain(consumer, n - 1001)
+    assert [m.data() for m in again] == [f"m-{i}".encode() for i in range(1001, n)], "from the seek on"
+    sh = collect_once(shared, n)
+    c.close()
+    return {"shared": {str(k): len(v) for k, v in sh.items()}}
+
+
 SCENARIOS = {
     "batch_acks": batch_acks,
     "chunking": chunking,
@@ -810,6 +850,7 @@ SCENARIOS = {
     "token_refresh": token_refresh,
     "delayed": delayed,
     "regex": regex,
+    "read_ahead": read_ahead,
 }
 
 if __name__ == "__main__":

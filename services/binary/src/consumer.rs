@@ -11,7 +11,7 @@ use magnetar_broker::ConsumerSession;
 use magnetar_protocol::Frame;
 use magnetar_protocol::proto::{CommandActiveConsumerChange, CommandCloseConsumer, CommandMessage, MessageIdData};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -106,7 +106,8 @@ impl SentBatches {
 /// A consumer as its connection holds it.
 pub struct ConsumerHandle {
     pub session: Arc<ConsumerSession>,
-    pub permits: Arc<AtomicU64>,
+    /// Negative after a batch overdrew them: the next FLOWs repay that first, as in Pulsar.
+    pub permits: Arc<AtomicI64>,
     pub batches: Arc<SentBatches>,
     pub wake: Arc<Notify>,
     pub stop: CancellationToken,
@@ -129,9 +130,8 @@ pub struct Named {
 impl ConsumerHandle {
     /// Adds permits (FLOW), at most `cap` outstanding.
     pub fn grant(&self, n: u32, cap: u64) {
-        let _ = self
-            .permits
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| Some(p.saturating_add(n as u64).min(cap)));
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        let _ = self.permits.fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| Some((p + i64::from(n)).min(cap)));
         self.wake.notify_one();
     }
 
@@ -157,7 +157,7 @@ pub fn spawn(
     // go out as they are (the client joins them).
     session.deliver_whole_batches();
     let session = Arc::new(session);
-    let permits = Arc::new(AtomicU64::new(0));
+    let permits = Arc::new(AtomicI64::new(0));
     let batches = Arc::new(SentBatches::default());
     let wake = Arc::new(Notify::new());
     let stop = CancellationToken::new();
@@ -174,7 +174,7 @@ pub fn spawn(
 
 /// What the delivery task shares with the connection.
 struct Delivery {
-    permits: Arc<AtomicU64>,
+    permits: Arc<AtomicI64>,
     batches: Arc<SentBatches>,
     wake: Arc<Notify>,
 }
@@ -236,6 +236,8 @@ async fn deliver(
     // sends ACTIVE_CONSUMER_CHANGE to Failover consumers only).
     let mut members = session.watch_members();
     let mut told: Option<bool> = None;
+    // The next window, read while the client works towards its next FLOW.
+    let mut reading_ahead: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         if let Some(active) = session.failover_active().filter(|a| told != Some(*a)) {
             told = Some(active);
@@ -245,11 +247,14 @@ async fn deliver(
             }
         }
         let tokens = session.wait_tokens();
-        let available = permits.load(Ordering::Acquire);
+        let available = u64::try_from(permits.load(Ordering::Acquire)).unwrap_or(0);
         let room = session.max_unacked().saturating_sub(session.unacked());
         let window = available.min(room).min(TAKE);
         let mut sent = 0;
         if window > 0 {
+            if let Some(read) = reading_ahead.take() {
+                let _ = read.await;
+            }
             match session.receive(window as usize).await {
                 Ok(messages) => {
                     for frame in frames(consumer_id, &messages, &batches) {
@@ -258,7 +263,13 @@ async fn deliver(
                         }
                     }
                     sent = messages.len() as u64;
-                    let _ = permits.fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| Some(p.saturating_sub(sent)));
+                    // A batch overdraws the permits (it goes whole): the debt is repaid by the
+                    // next FLOWs, so the client never holds much more than its receiver queue.
+                    let left = permits.fetch_sub(sent as i64, Ordering::AcqRel) - sent as i64;
+                    // Out of permits with a full window sent: more is probably waiting.
+                    if left <= 0 && sent >= window {
+                        reading_ahead = Some(session.read_ahead());
+                    }
                 }
                 Err(e) => tracing::warn!(consumer_id, error = %e, "delivery to a pulsar:// consumer failed"),
             }

@@ -11,7 +11,7 @@ use crate::policies::enforce;
 use crate::policies::runtime::SlotGuard;
 use crate::publish::{KeyHashing, PublishMessage};
 use crate::subscription::cursor::CumulativeError;
-use crate::subscription::{ConsumerId, ConsumerInfo, CursorOp, SubType, Subscription, WaitToken};
+use crate::subscription::{ConsumerId, ConsumerInfo, CursorOp, ReadAhead, SubType, Subscription, Taking, WaitToken};
 use crate::subscriptions::{PulledMessage, StartPosition, Subscriptions, beyond_end};
 use crate::{BrokerError, Result};
 use magnetar_core::{MessageId, SubscriptionName, TopicName};
@@ -83,6 +83,8 @@ pub struct ConsumerSession {
     /// Joins chunked messages (Exclusive and Failover consumers and readers that are not binary
     /// consumers, which join chunks themselves).
     chunks: Option<std::sync::Mutex<Joiner>>,
+    /// Read-ahead windows, one per partition (binary consumers; empty for the others).
+    ahead: Vec<Arc<ReadAhead>>,
 }
 
 fn consumer_info(id: ConsumerId, name: &str, priority: i32, address: &str, now: i64) -> ConsumerInfo {
@@ -142,6 +144,7 @@ impl ConsumerSession {
             throttled_until: std::sync::Mutex::new(None),
             whole_batches: std::sync::atomic::AtomicBool::new(false),
             chunks,
+            ahead: Vec::new(),
         })
     }
 
@@ -179,6 +182,7 @@ impl ConsumerSession {
             throttled_until: std::sync::Mutex::new(None),
             whole_batches: std::sync::atomic::AtomicBool::new(false),
             chunks,
+            ahead: Vec::new(),
         })
     }
 
@@ -228,12 +232,25 @@ impl ConsumerSession {
         })
     }
 
-    /// From now on, `receive` keeps the messages of a batch together, even past its `max`.
-    /// (A binary consumer, which also joins chunked messages itself: the session delivers
-    /// chunks as they are.)
+    /// From now on, `receive` keeps the messages of a batch together, even past its `max`,
+    /// and `read_ahead` is possible. (A binary consumer, which also joins chunked messages
+    /// itself: the session delivers chunks as they are.)
     pub fn deliver_whole_batches(&mut self) {
         self.whole_batches.store(true, Ordering::Relaxed);
         self.chunks = None;
+        self.ahead = self.subs.iter().map(|_| Arc::default()).collect();
+    }
+
+    /// Reads what the next `receive` will start with, for a consumer that ran out of permits
+    /// (`subscription/ahead.rs`). Await it before that `receive`: it then finds the records read.
+    pub fn read_ahead(&self) -> tokio::task::JoinHandle<()> {
+        let work: Vec<_> =
+            self.subs.iter().zip(&self.ahead).map(|((_, s), a)| (Arc::clone(s), Arc::clone(a))).collect();
+        tokio::task::spawn_blocking(move || {
+            for (s, a) in work {
+                s.read_ahead_blocking(&a);
+            }
+        })
     }
 
     /// Takes up to `max` messages without waiting. Messages past the dead-letter policy's
@@ -255,8 +272,11 @@ impl ConsumerSession {
                 continue;
             }
             let room = (max - out.len()).min(allowed.min(usize::MAX as u64) as usize);
-            let whole = self.whole_batches.load(Ordering::Relaxed);
-            let got = s.take_with(Some(self.id), room, 8 * 1024 * 1024, self.ack_timeout, whole).await?;
+            let how = Taking {
+                whole_batches: self.whole_batches.load(Ordering::Relaxed),
+                ahead: self.ahead.get((first + k) % n).cloned(),
+            };
+            let got = s.take_with(Some(self.id), room, 8 * 1024 * 1024, self.ack_timeout, how).await?;
             if got.is_empty() {
                 continue;
             }

@@ -360,12 +360,13 @@ pub async fn consume(a: BinConsumeArgs) -> anyhow::Result<()> {
             ..Default::default()
         }))
         .await?;
-        // Permits are refilled by half the queue at a time, as Pulsar's clients do.
+        // Permits are refilled by half the queue at a time and sent at once, as Pulsar's
+        // clients do; acks wait for the frames already received.
         if used >= a.receiver_queue / 2 {
             conn.feed(Frame::new(CommandFlow { consumer_id: 1, message_permits: used })).await?;
             used = 0;
-        }
-        if conn.read_buffer().is_empty() {
+            SinkExt::<Frame>::flush(&mut conn).await?;
+        } else if conn.read_buffer().is_empty() {
             SinkExt::<Frame>::flush(&mut conn).await?;
         }
         if last_report.elapsed() >= Duration::from_secs(1) {

@@ -104,6 +104,17 @@ async fn seek_to_a_message_id() {
 }
 
 #[tokio::test]
+async fn consumers_out_of_permits_get_every_message_once_in_order_across_seeks_and_shared_consumers() {
+    let app = TestApp::standalone().await;
+    let out = scenario(&app.pulsar_url(), "read_ahead", "read-ahead", &[]).await;
+    let shared = out["shared"].as_object().expect("per consumer");
+    assert!(
+        shared.len() == 2 && shared.values().all(|n| n.as_u64() > Some(0)),
+        "both Shared consumers got messages: {out}"
+    );
+}
+
+#[tokio::test]
 async fn seek_by_time_on_a_consumer_and_by_id_and_time_on_a_reader() {
     let app = TestApp::standalone().await;
     scenario(&app.pulsar_url(), "seek_time", "seek-time", &[]).await;

@@ -3,6 +3,7 @@
 //! disk error) hands back every message it had claimed, so nothing stays in flight to a consumer
 //! that never received it.
 
+use super::ahead::{AHEAD_BYTES, AHEAD_RECORDS, ReadAhead};
 use super::state::{InFlight, State, deliver_at, slot_of};
 use super::{AVAILABLE_CAP, ConsumerId, DELIVER_AT_PROPERTY, Delivery, SubType, Subscription};
 use crate::{BrokerError, Result};
@@ -20,6 +21,18 @@ struct Claim {
     whole_batches: bool,
 }
 
+/// How a take reads.
+#[derive(Default, Clone)]
+pub struct Taking {
+    /// New messages of a batch are not cut at `max` nor at the end of a read, so that they go
+    /// to the consumer together (a binary consumer receives them as one frame; permits count
+    /// messages and may be overdrawn by the rest of a batch, as with Pulsar). Other takers get
+    /// at most `max`.
+    pub whole_batches: bool,
+    /// The consumer's read-ahead window, used where the take starts reading.
+    pub ahead: Option<Arc<ReadAhead>>,
+}
+
 impl Subscription {
     /// Takes up to `max` messages for `consumer` (None = an HTTP puller) without waiting:
     /// redeliveries first, oldest first, then new messages. They stay in flight until acked or
@@ -31,21 +44,19 @@ impl Subscription {
         max_bytes: usize,
         ack_timeout: Option<Duration>,
     ) -> magnetar_storage::Result<Vec<Delivery>> {
-        self.take_blocking_with(consumer, max, max_bytes, ack_timeout, false)
+        self.take_blocking_with(consumer, max, max_bytes, ack_timeout, &Taking::default())
     }
 
-    /// [`Self::take_blocking`]; with `whole_batches`, new messages of a batch are not cut at
-    /// `max` nor at the end of a read, so that they go to the consumer together (a binary
-    /// consumer receives them as one frame; permits count messages and may be overdrawn by
-    /// the rest of a batch, as with Pulsar). Other takers get at most `max`.
+    /// [`Self::take_blocking`], as `how` says ([`Taking`]).
     pub fn take_blocking_with(
         &self,
         consumer: Option<ConsumerId>,
         max: usize,
         max_bytes: usize,
         ack_timeout: Option<Duration>,
-        whole_batches: bool,
+        how: &Taking,
     ) -> magnetar_storage::Result<Vec<Delivery>> {
+        let whole_batches = how.whole_batches;
         let now = Instant::now();
         let deadline = ack_timeout.map(|t| now + t);
         let view = self.compacted_view();
@@ -75,10 +86,11 @@ impl Subscription {
             // A compacted reader past the horizon: messages retention deleted count as consumed.
             let from = if view.is_some() { read_pos.max(self.log.start_offset()) } else { read_pos };
             let gaps = view.is_some().then_some(None);
+            let ahead = how.ahead.as_deref();
             let read = if whole_batches {
-                self.read_whole_batches(from, room, max_bytes - bytes)
+                self.read_whole_batches(from, room, max_bytes - bytes, ahead)
             } else {
-                self.log.read(from, room, max_bytes - bytes)
+                self.read_fresh(from, room, max_bytes - bytes, ahead)
             };
             match read {
                 Ok(fresh) => {
@@ -100,35 +112,39 @@ impl Subscription {
         max_bytes: usize,
         ack_timeout: Option<Duration>,
     ) -> Result<Vec<Delivery>> {
-        self.take_with(consumer, max, max_bytes, ack_timeout, false).await
+        self.take_with(consumer, max, max_bytes, ack_timeout, Taking::default()).await
     }
 
-    /// [`Self::take`], keeping batches whole when `whole_batches` ([`Self::take_blocking_with`]).
+    /// [`Self::take`], as `how` says ([`Taking`]).
     pub async fn take_with(
         self: &Arc<Self>,
         consumer: Option<ConsumerId>,
         max: usize,
         max_bytes: usize,
         ack_timeout: Option<Duration>,
-        whole_batches: bool,
+        how: Taking,
     ) -> Result<Vec<Delivery>> {
         let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            this.take_blocking_with(consumer, max, max_bytes, ack_timeout, whole_batches)
-        })
-        .await
-        .map_err(|e| BrokerError::Internal(format!("read task failed: {e}")))?
-        .map_err(Into::into)
+        tokio::task::spawn_blocking(move || this.take_blocking_with(consumer, max, max_bytes, ack_timeout, &how))
+            .await
+            .map_err(|e| BrokerError::Internal(format!("read task failed: {e}")))?
+            .map_err(Into::into)
     }
 
     /// Reads up to `max` records from `from`, and the rest of a batch the read stops inside, so
     /// that a batch's messages go to one consumer together (a binary consumer then receives the
     /// batch as one frame, under the ids its producer was told).
-    fn read_whole_batches(&self, from: u64, max: usize, max_bytes: usize) -> magnetar_storage::Result<Vec<Record>> {
-        let mut fresh = self.log.read(from, max, max_bytes)?;
+    fn read_whole_batches(
+        &self,
+        from: u64,
+        max: usize,
+        max_bytes: usize,
+        ahead: Option<&ReadAhead>,
+    ) -> magnetar_storage::Result<Vec<Record>> {
+        let mut fresh = self.read_fresh(from, max, max_bytes, ahead)?;
         let cut = fresh.last().and_then(|last| last.batch.filter(|b| b.index + 1 < b.size).map(|b| (last.offset, b)));
         if let Some((last, b)) = cut {
-            let tail = self.log.read(last + 1, (b.size - b.index - 1) as usize, usize::MAX)?;
+            let tail = self.read_fresh(last + 1, (b.size - b.index - 1) as usize, usize::MAX, ahead)?;
             // Only the batch's own records: the next one may start another batch.
             fresh.extend(tail.into_iter().take_while(|r| {
                 r.batch
@@ -136,6 +152,44 @@ impl Subscription {
             }));
         }
         Ok(fresh)
+    }
+
+    /// What `log.read(from, max, max_bytes)` returns, taken from the consumer's read-ahead
+    /// window as far as it goes and from the log after it.
+    fn read_fresh(
+        &self,
+        from: u64,
+        max: usize,
+        max_bytes: usize,
+        ahead: Option<&ReadAhead>,
+    ) -> magnetar_storage::Result<Vec<Record>> {
+        let (mut out, bytes) = ahead.map(|a| a.take(from, max, max_bytes)).unwrap_or_default();
+        let Some(last) = out.last().map(|r| r.offset) else { return self.log.read(from, max, max_bytes) };
+        if out.len() < max && bytes < max_bytes && last + 1 < self.log.end_offset() {
+            match self.log.read(last + 1, max - out.len(), max_bytes - bytes) {
+                Ok(more) => out.extend(more),
+                // What the window held is delivered; the rest is read again next time.
+                Err(e) => tracing::debug!(error = %e, "reading past the read-ahead window failed"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads the records a consumer's next take will start with into `ahead`, unless it holds
+    /// them already (see `ahead.rs`). A compacted reader reads its view instead: nothing to do.
+    pub fn read_ahead_blocking(&self, ahead: &ReadAhead) {
+        if self.compacted_view().is_some() {
+            return;
+        }
+        let from = self.lock().read_pos.max(self.log.start_offset());
+        if from >= self.log.end_offset() || ahead.holds(from) {
+            return;
+        }
+        match self.log.read(from, AHEAD_RECORDS, AHEAD_BYTES) {
+            Ok(records) => ahead.fill(from, records),
+            // The take reads the log itself and reports what fails.
+            Err(e) => tracing::debug!(error = %e, "reading ahead failed"),
+        }
     }
 
     /// Under the lock: expires deadlines, releases due delayed messages, and claims available

@@ -13,6 +13,7 @@
 //! those messages, so they are bounded too; of them, the first `max_ranges_to_persist` are
 //! checkpointed (Pulsar's `managedLedgerMaxUnackedRangesToPersist`).
 
+mod ahead;
 pub(crate) mod cursor;
 mod dispatch;
 mod state;
@@ -33,7 +34,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+pub use ahead::ReadAhead;
 pub use cursor::BeyondEnd;
+pub use dispatch::Taking;
 
 /// Property under which a publish's `deliverAt` travels with the record (hidden from consumers).
 pub const DELIVER_AT_PROPERTY: &str = "__magnetar_deliver_at";

@@ -119,3 +119,59 @@ async fn a_failed_read_hands_claimed_messages_back() {
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].record.offset, again[0].redelivery_count), (0, 1), "redelivered once the store is back");
 }
+
+fn offsets_of(got: &[Delivery]) -> Vec<u64> {
+    got.iter().map(|d| d.record.offset).collect()
+}
+
+fn with_ahead(ahead: &Arc<ReadAhead>) -> Taking {
+    Taking { whole_batches: false, ahead: Some(Arc::clone(ahead)) }
+}
+
+#[tokio::test]
+async fn a_take_after_reading_ahead_gets_the_window_then_the_log_past_it() {
+    let kit = testkit::Storage::open();
+    let log = kit.log_with(1, 30).await;
+    let sub = sub_on(&log, SubscriptionLimits::default(), SystemClock::shared());
+    let ahead = Arc::new(ReadAhead::default());
+    let first = sub.take_with(Some(1), 10, 1 << 20, None, with_ahead(&ahead)).await.unwrap();
+    assert_eq!(offsets_of(&first), (0..10).collect::<Vec<_>>());
+    sub.read_ahead_blocking(&ahead);
+    assert!(ahead.holds(10), "the next window was read");
+    // Published after the window was read: the take goes on in the log where the window ends.
+    kit.append(&log, 5).await;
+    sub.ack(&[12]).unwrap();
+    let next = sub.take_with(Some(1), 100, 1 << 20, None, with_ahead(&ahead)).await.unwrap();
+    let expected: Vec<u64> = (10..35).filter(|&o| o != 12).collect();
+    assert_eq!(offsets_of(&next), expected, "in order, once each, without what was acknowledged meanwhile");
+}
+
+#[tokio::test]
+async fn a_window_read_ahead_is_not_served_after_the_read_position_moved_back() {
+    let kit = testkit::Storage::open();
+    let log = kit.log_with(1, 20).await;
+    let sub = sub_on(&log, SubscriptionLimits::default(), SystemClock::shared());
+    let ahead = Arc::new(ReadAhead::default());
+    let first = sub.take_with(Some(1), 10, 1 << 20, None, with_ahead(&ahead)).await.unwrap();
+    sub.ack(&offsets_of(&first)).unwrap();
+    sub.read_ahead_blocking(&ahead);
+    assert!(ahead.holds(10));
+    // A seek back to 5: redelivered from there, not from the window at 10.
+    sub.reset(5);
+    let again = sub.take_with(Some(1), 100, 1 << 20, None, with_ahead(&ahead)).await.unwrap();
+    assert_eq!(offsets_of(&again), (5..20).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn another_consumers_take_skips_the_window_forward_and_nothing_is_delivered_twice() {
+    let kit = testkit::Storage::open();
+    let log = kit.log_with(1, 40).await;
+    let sub = sub_on(&log, SubscriptionLimits::default(), SystemClock::shared());
+    let ahead = Arc::new(ReadAhead::default());
+    let mut seen = offsets_of(&sub.take_with(Some(1), 10, 1 << 20, None, with_ahead(&ahead)).await.unwrap());
+    sub.read_ahead_blocking(&ahead);
+    // A taker without the window (another Shared consumer, an HTTP pull) takes 10..25.
+    seen.extend(offsets_of(&sub.take(Some(2), 15, 1 << 20, None).await.unwrap()));
+    seen.extend(offsets_of(&sub.take_with(Some(1), 100, 1 << 20, None, with_ahead(&ahead)).await.unwrap()));
+    assert_eq!(seen, (0..40).collect::<Vec<_>>());
+}
