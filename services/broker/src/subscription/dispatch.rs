@@ -86,12 +86,7 @@ impl Subscription {
             // A compacted reader past the horizon: messages retention deleted count as consumed.
             let from = if view.is_some() { read_pos.max(self.log.start_offset()) } else { read_pos };
             let gaps = view.is_some().then_some(None);
-            let ahead = how.ahead.as_deref();
-            let read = if whole_batches {
-                self.read_whole_batches(from, room, max_bytes - bytes, ahead)
-            } else {
-                self.read_fresh(from, room, max_bytes - bytes, ahead)
-            };
+            let read = self.read_new(from, room, max_bytes - bytes, how);
             match read {
                 Ok(fresh) => {
                     let claim = Claim { consumer, max, deadline, whole_batches };
@@ -131,19 +126,14 @@ impl Subscription {
             .map_err(Into::into)
     }
 
-    /// Reads up to `max` records from `from`, and the rest of a batch the read stops inside, so
-    /// that a batch's messages go to one consumer together (a binary consumer then receives the
-    /// batch as one frame, under the ids its producer was told).
-    fn read_whole_batches(
-        &self,
-        from: u64,
-        max: usize,
-        max_bytes: usize,
-        ahead: Option<&ReadAhead>,
-    ) -> magnetar_storage::Result<Vec<Record>> {
+    /// Reads up to `max` records from `from` and, with `whole_batches`, the rest of a batch the
+    /// read stops inside, so that a batch's messages go to one consumer together (a binary
+    /// consumer then receives the batch as one frame, under the ids its producer was told).
+    fn read_new(&self, from: u64, max: usize, max_bytes: usize, how: &Taking) -> magnetar_storage::Result<Vec<Record>> {
+        let ahead = how.ahead.as_deref();
         let mut fresh = self.read_fresh(from, max, max_bytes, ahead)?;
         let cut = fresh.last().and_then(|last| last.batch.filter(|b| b.index + 1 < b.size).map(|b| (last.offset, b)));
-        if let Some((last, b)) = cut {
+        if let Some((last, b)) = cut.filter(|_| how.whole_batches) {
             let tail = self.read_fresh(last + 1, (b.size - b.index - 1) as usize, usize::MAX, ahead)?;
             // Only the batch's own records: the next one may start another batch.
             fresh.extend(tail.into_iter().take_while(|r| {

@@ -128,14 +128,21 @@ fn with_ahead(ahead: &Arc<ReadAhead>) -> Taking {
     Taking { whole_batches: false, ahead: Some(Arc::clone(ahead)) }
 }
 
-#[tokio::test]
-async fn a_take_after_reading_ahead_gets_the_window_then_the_log_past_it() {
+/// A subscription on a log of `n` records, a consumer's read-ahead window, and what the
+/// consumer's first take of 10 got.
+async fn reading_ahead(n: u64) -> (testkit::Storage, Arc<PartitionLog>, Arc<Subscription>, Arc<ReadAhead>, Vec<u64>) {
     let kit = testkit::Storage::open();
-    let log = kit.log_with(1, 30).await;
+    let log = kit.log_with(1, n).await;
     let sub = sub_on(&log, SubscriptionLimits::default(), SystemClock::shared());
     let ahead = Arc::new(ReadAhead::default());
-    let first = sub.take_with(Some(1), 10, 1 << 20, None, with_ahead(&ahead)).await.unwrap();
-    assert_eq!(offsets_of(&first), (0..10).collect::<Vec<_>>());
+    let first = offsets_of(&sub.take_with(Some(1), 10, 1 << 20, None, with_ahead(&ahead)).await.unwrap());
+    assert_eq!(first, (0..10).collect::<Vec<_>>());
+    (kit, log, sub, ahead, first)
+}
+
+#[tokio::test]
+async fn a_take_after_reading_ahead_gets_the_window_then_the_log_past_it() {
+    let (kit, log, sub, ahead, _) = reading_ahead(30).await;
     sub.read_ahead_blocking(&ahead);
     assert!(ahead.holds(10), "the next window was read");
     // Published after the window was read: the take goes on in the log where the window ends.
@@ -148,12 +155,8 @@ async fn a_take_after_reading_ahead_gets_the_window_then_the_log_past_it() {
 
 #[tokio::test]
 async fn a_window_read_ahead_is_not_served_after_the_read_position_moved_back() {
-    let kit = testkit::Storage::open();
-    let log = kit.log_with(1, 20).await;
-    let sub = sub_on(&log, SubscriptionLimits::default(), SystemClock::shared());
-    let ahead = Arc::new(ReadAhead::default());
-    let first = sub.take_with(Some(1), 10, 1 << 20, None, with_ahead(&ahead)).await.unwrap();
-    sub.ack(&offsets_of(&first)).unwrap();
+    let (_kit, _log, sub, ahead, first) = reading_ahead(20).await;
+    sub.ack(&first).unwrap();
     sub.read_ahead_blocking(&ahead);
     assert!(ahead.holds(10));
     // A seek back to 5: redelivered from there, not from the window at 10.
@@ -164,11 +167,7 @@ async fn a_window_read_ahead_is_not_served_after_the_read_position_moved_back() 
 
 #[tokio::test]
 async fn another_consumers_take_skips_the_window_forward_and_nothing_is_delivered_twice() {
-    let kit = testkit::Storage::open();
-    let log = kit.log_with(1, 40).await;
-    let sub = sub_on(&log, SubscriptionLimits::default(), SystemClock::shared());
-    let ahead = Arc::new(ReadAhead::default());
-    let mut seen = offsets_of(&sub.take_with(Some(1), 10, 1 << 20, None, with_ahead(&ahead)).await.unwrap());
+    let (_kit, _log, sub, ahead, mut seen) = reading_ahead(40).await;
     sub.read_ahead_blocking(&ahead);
     // A taker without the window (another Shared consumer, an HTTP pull) takes 10..25.
     seen.extend(offsets_of(&sub.take(Some(2), 15, 1 << 20, None).await.unwrap()));
