@@ -357,6 +357,11 @@ impl BrokerProcess {
     }
 
     /// SIGKILL: no shutdown code runs.
+    /// The process id of the running broker.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();

@@ -19,6 +19,9 @@ pub struct Config {
     pub http_addr: SocketAddr,
     /// Where the WAL, segments (and in standalone the SQLite file and objects) live.
     pub data_dir: PathBuf,
+    /// Transparent huge pages for the broker process: `"off"` (the default) or `"system"`.
+    #[serde(default)]
+    pub transparent_huge_pages: TransparentHugePages,
     pub metadata: MetadataSection,
     pub object_store: ObjectStoreConfig,
     #[serde(default)]
@@ -128,6 +131,20 @@ impl SegmentWrites {
     }
 }
 
+/// `transparent_huge_pages`: whether the kernel may back the broker's memory with 2 MiB pages.
+///
+/// `Off` turns them off for this process only (`PR_SET_THP_DISABLE`), as Redis does: buffers
+/// of large messages come and go faster than the allocator reuses their memory, and each new
+/// huge page is zeroed whole on first touch (a quarter of the broker's CPU in a 64 KB produce,
+/// docs/benchmarks.md). `System` leaves the kernel's setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransparentHugePages {
+    #[default]
+    Off,
+    System,
+}
+
 /// `storage.page_cache_window`: `"auto"` or a number of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageCacheWindow {
@@ -213,6 +230,7 @@ impl Config {
         Config {
             http_addr: "127.0.0.1:8080".parse().expect("valid address"),
             data_dir: data_dir.to_path_buf(),
+            transparent_huge_pages: TransparentHugePages::Off,
             metadata: MetadataSection {
                 url: Secret::new(format!("sqlite://{}", data_dir.join("metadata.db").display())),
             },
@@ -405,5 +423,20 @@ mod tests {
         let bad = parse("s = 'fast'").unwrap_err();
         assert!(bad.contains("fast") && bad.contains("page-cache"), "{bad}");
         assert!(SegmentWrites::Direct.direct() && !SegmentWrites::PageCache.direct());
+    }
+
+    #[test]
+    fn transparent_huge_pages_are_off_or_system() {
+        #[derive(Debug, Deserialize)]
+        struct T {
+            t: TransparentHugePages,
+        }
+        let parse =
+            |toml: &str| Figment::from(Toml::string(toml)).extract::<T>().map(|t| t.t).map_err(|e| e.to_string());
+        assert_eq!(Config::standalone(Path::new("d")).transparent_huge_pages, TransparentHugePages::Off);
+        assert_eq!(parse("t = 'off'"), Ok(TransparentHugePages::Off));
+        assert_eq!(parse("t = 'system'"), Ok(TransparentHugePages::System));
+        let bad = parse("t = 'always'").unwrap_err();
+        assert!(bad.contains("always") && bad.contains("system"), "{bad}");
     }
 }

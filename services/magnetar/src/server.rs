@@ -205,8 +205,26 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Applies `transparent_huge_pages` to this process (not in [`start`]: a test process that
+/// starts brokers in-process keeps its own setting). Memory already backed by huge pages keeps
+/// them; everything faulted in from here on is not.
+fn set_transparent_huge_pages(setting: crate::config::TransparentHugePages) {
+    if setting == crate::config::TransparentHugePages::System {
+        tracing::info!("transparent huge pages as the kernel sets them (transparent_huge_pages = \"system\")");
+        return;
+    }
+    match magnetar_storage::pagecache::disable_transparent_huge_pages() {
+        Ok(()) => tracing::info!("transparent huge pages off for this process (transparent_huge_pages = \"off\")"),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "cannot turn transparent huge pages off for this process; the kernel's setting applies"
+        ),
+    }
+}
+
 /// Runs until a signal, then stops gracefully: readiness off, stop accepting, drain, flush.
 pub async fn run(config: Config, standalone: bool) -> anyhow::Result<()> {
+    set_transparent_huge_pages(config.transparent_huge_pages);
     let running = start(config, standalone).await?;
     tokio::select! {
         _ = shutdown_signal() => {}

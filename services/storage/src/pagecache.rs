@@ -71,6 +71,26 @@ fn reports_free_pages(features: &str) -> bool {
     features.trim().as_bytes().get(5) == Some(&b'1')
 }
 
+/// Turns transparent huge pages off for this process (`PR_SET_THP_DISABLE`; memory already
+/// backed by huge pages keeps them). Buffers of large messages come and go faster than the
+/// allocator reuses their memory, and every new huge page is zeroed whole on first touch: with
+/// the kernel's `always` a 64 KB produce spent a quarter of the broker's CPU doing that
+/// (docs/benchmarks.md). Redis turns them off for itself in the same way.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // the one syscall std has no wrapper for
+pub fn disable_transparent_huge_pages() -> std::io::Result<()> {
+    // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and touches no memory of ours.
+    match unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn disable_transparent_huge_pages() -> std::io::Result<()> {
+    Ok(())
+}
+
 /// How many pages of `[from, from + len)` of `file` are in the page cache (`mincore`; for tests).
 #[cfg(all(any(test, feature = "conformance"), target_os = "linux"))]
 #[allow(unsafe_code)]

@@ -1,7 +1,8 @@
 //! `[storage] page_cache_window` and `segment_writes`: the broker reports what it uses (`auto`
 //! follows the machine); messages written while old segment pages leave the page cache, or
 //! written with direct I/O, are read back whole, before and after a restart (clean, or kill -9
-//! with the last partial blocks in memory only); a bad value stops the start naming it.
+//! with the last partial blocks in memory only); a bad value stops the start naming it. And
+//! `transparent_huge_pages`: off for the broker's process unless set to `system`.
 
 use crate::common::{pull_path, unb64};
 use magnetar_tests::{BrokerProcess, call};
@@ -135,4 +136,24 @@ fn a_bad_window_stops_the_start_naming_the_value() {
     let err = magnetar_tests::standalone_start_error(&[("MAGNETAR_STORAGE__SEGMENT_WRITES", "fast")]);
     assert!(err.contains("fast") && err.contains("page-cache"), "names the value and the choices: {err}");
     assert!(err.to_lowercase().contains("segment_writes"), "names the key: {err}");
+}
+
+/// The broker turns transparent huge pages off for its own process by default (a 64 KB produce
+/// spent a quarter of its CPU zeroing new huge pages, docs/benchmarks.md); `system` leaves the
+/// kernel's setting; anything else stops the start naming the key.
+#[tokio::test]
+async fn the_broker_turns_transparent_huge_pages_off_for_itself_unless_told_otherwise() {
+    for (env, enabled) in [(vec![], "0"), (vec![("MAGNETAR_TRANSPARENT_HUGE_PAGES", "system")], "1")] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut broker = BrokerProcess::start(&dir.path().join("data"), &env);
+        let status = std::fs::read_to_string(format!("/proc/{}/status", broker.pid())).unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("THP_enabled:"))
+            .expect("/proc/PID/status has THP_enabled (Linux 5.0 and later)");
+        assert_eq!(line.split_whitespace().nth(1), Some(enabled), "{env:?}: {line}");
+        broker.terminate();
+    }
+    let err = magnetar_tests::standalone_start_error(&[("MAGNETAR_TRANSPARENT_HUGE_PAGES", "sometimes")]);
+    assert!(err.to_lowercase().contains("transparent_huge_pages") && err.contains("sometimes"), "{err}");
 }
