@@ -388,55 +388,43 @@ fn describe(e: figment::Error) -> String {
 mod tests {
     use super::*;
 
-    #[derive(Debug, Deserialize)]
-    struct W {
-        w: PageCacheWindow,
-    }
-
-    fn parse(toml: &str) -> Result<PageCacheWindow, String> {
-        Figment::from(Toml::string(toml)).extract::<W>().map(|w| w.w).map_err(|e| e.to_string())
+    /// The value of `v` in `toml`, as a setting of type `T` (or the error a start would print).
+    fn parse<T: serde::de::DeserializeOwned>(toml: &str) -> Result<T, String> {
+        #[derive(Deserialize)]
+        struct V<T> {
+            v: T,
+        }
+        Figment::from(Toml::string(toml)).extract::<V<T>>().map(|v| v.v).map_err(|e| e.to_string())
     }
 
     #[test]
     fn the_page_cache_window_is_auto_or_bytes() {
-        assert_eq!(parse("w = 'auto'"), Ok(PageCacheWindow::Auto));
-        assert_eq!(parse("w = 16777216"), Ok(PageCacheWindow::Bytes(16 << 20)));
+        assert_eq!(parse("v = 'auto'"), Ok(PageCacheWindow::Auto));
+        assert_eq!(parse("v = 16777216"), Ok(PageCacheWindow::Bytes(16 << 20)));
         // Environment variables arrive as strings.
-        assert_eq!(parse("w = '0'"), Ok(PageCacheWindow::Bytes(0)));
-        let bad = parse("w = 'lots'").unwrap_err();
+        assert_eq!(parse("v = '0'"), Ok(PageCacheWindow::Bytes(0)));
+        let bad = parse::<PageCacheWindow>("v = 'lots'").unwrap_err();
         assert!(bad.contains("\"lots\" is neither \"auto\" nor a number of bytes"), "{bad}");
-        assert!(parse("w = -1").unwrap_err().contains("-1 is negative"));
+        assert!(parse::<PageCacheWindow>("v = -1").unwrap_err().contains("-1 is negative"));
         assert_eq!(PageCacheWindow::Bytes(5).bytes(), 5);
     }
 
     #[test]
     fn segment_writes_are_auto_direct_or_page_cache() {
-        #[derive(Debug, Deserialize)]
-        struct S {
-            s: SegmentWrites,
-        }
-        let parse =
-            |toml: &str| Figment::from(Toml::string(toml)).extract::<S>().map(|s| s.s).map_err(|e| e.to_string());
-        assert_eq!(parse("s = 'auto'"), Ok(SegmentWrites::Auto));
-        assert_eq!(parse("s = 'direct'"), Ok(SegmentWrites::Direct));
-        assert_eq!(parse("s = 'page-cache'"), Ok(SegmentWrites::PageCache));
-        let bad = parse("s = 'fast'").unwrap_err();
+        assert_eq!(parse("v = 'auto'"), Ok(SegmentWrites::Auto));
+        assert_eq!(parse("v = 'direct'"), Ok(SegmentWrites::Direct));
+        assert_eq!(parse("v = 'page-cache'"), Ok(SegmentWrites::PageCache));
+        let bad = parse::<SegmentWrites>("v = 'fast'").unwrap_err();
         assert!(bad.contains("fast") && bad.contains("page-cache"), "{bad}");
         assert!(SegmentWrites::Direct.direct() && !SegmentWrites::PageCache.direct());
     }
 
     #[test]
     fn transparent_huge_pages_are_off_or_system() {
-        #[derive(Debug, Deserialize)]
-        struct T {
-            t: TransparentHugePages,
-        }
-        let parse =
-            |toml: &str| Figment::from(Toml::string(toml)).extract::<T>().map(|t| t.t).map_err(|e| e.to_string());
         assert_eq!(Config::standalone(Path::new("d")).transparent_huge_pages, TransparentHugePages::Off);
-        assert_eq!(parse("t = 'off'"), Ok(TransparentHugePages::Off));
-        assert_eq!(parse("t = 'system'"), Ok(TransparentHugePages::System));
-        let bad = parse("t = 'always'").unwrap_err();
+        assert_eq!(parse("v = 'off'"), Ok(TransparentHugePages::Off));
+        assert_eq!(parse("v = 'system'"), Ok(TransparentHugePages::System));
+        let bad = parse::<TransparentHugePages>("v = 'always'").unwrap_err();
         assert!(bad.contains("always") && bad.contains("system"), "{bad}");
     }
 }
