@@ -356,12 +356,12 @@ impl BrokerProcess {
         }
     }
 
-    /// SIGKILL: no shutdown code runs.
     /// The process id of the running broker.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
 
+    /// SIGKILL: no shutdown code runs.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();

@@ -16,8 +16,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-/// Most messages taken from the engine in one go (a batch is not cut at it).
-const TAKE: u64 = 1000;
+/// Most messages taken from the engine in one go (a batch is not cut at it): what the engine
+/// reads ahead for a consumer, so that one window serves one take.
+const TAKE: u64 = magnetar_broker::subscription::AHEAD_RECORDS as u64;
 /// Most batches remembered per consumer; the oldest is forgotten first (its ack then covers its
 /// first message only, and the rest is redelivered: at least once, never lost).
 const MAX_SENT_BATCHES: usize = 100_000;

@@ -362,11 +362,12 @@ pub async fn consume(a: BinConsumeArgs) -> anyhow::Result<()> {
         .await?;
         // Permits are refilled by half the queue at a time and sent at once, as Pulsar's
         // clients do; acks wait for the frames already received.
-        if used >= a.receiver_queue / 2 {
+        let refill = used >= a.receiver_queue / 2;
+        if refill {
             conn.feed(Frame::new(CommandFlow { consumer_id: 1, message_permits: used })).await?;
             used = 0;
-            SinkExt::<Frame>::flush(&mut conn).await?;
-        } else if conn.read_buffer().is_empty() {
+        }
+        if refill || conn.read_buffer().is_empty() {
             SinkExt::<Frame>::flush(&mut conn).await?;
         }
         if last_report.elapsed() >= Duration::from_secs(1) {

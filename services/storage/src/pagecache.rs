@@ -88,7 +88,7 @@ pub fn disable_transparent_huge_pages() -> std::io::Result<()> {
 
 #[cfg(not(target_os = "linux"))]
 pub fn disable_transparent_huge_pages() -> std::io::Result<()> {
-    Ok(())
+    Err(std::io::ErrorKind::Unsupported.into())
 }
 
 /// How many pages of `[from, from + len)` of `file` are in the page cache (`mincore`; for tests).

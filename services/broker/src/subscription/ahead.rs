@@ -14,7 +14,7 @@ use magnetar_storage::Record;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-/// Most records read ahead for one consumer: the most one take hands over.
+/// Most records read ahead for one consumer: the most one take of a binary consumer asks for.
 pub const AHEAD_RECORDS: usize = 1000;
 /// Most payload bytes read ahead for one consumer (a take of larger messages reads the rest of
 /// its window from the log itself).
@@ -67,10 +67,10 @@ impl ReadAhead {
             bytes += r.payload.len();
             out.extend(w.records.pop_front());
         }
-        match out.last() {
-            _ if w.records.is_empty() => *slot = None,
-            Some(last) => w.from = last.offset + 1,
-            None => {}
+        if w.records.is_empty() {
+            *slot = None;
+        } else if let Some(last) = out.last() {
+            w.from = last.offset + 1;
         }
         (out, bytes)
     }

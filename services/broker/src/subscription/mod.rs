@@ -34,7 +34,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-pub use ahead::ReadAhead;
+pub use ahead::{AHEAD_RECORDS, ReadAhead};
 pub use cursor::BeyondEnd;
 pub use dispatch::Taking;
 
