@@ -60,6 +60,9 @@ pub struct StorageSection {
     pub wal_file_bytes: u64,
     /// Trimmed WAL files kept to be overwritten by later ones (0: delete them).
     pub wal_recycle_files: usize,
+    /// A partition's records filling at least this much of one group commit go straight to
+    /// its segment instead of through the WAL (0: never). docs/configuration.md.
+    pub wal_bypass_bytes: usize,
     pub segment_max_bytes: u64,
     pub segment_max_age_secs: u64,
     pub read_cache_bytes: usize,
@@ -95,6 +98,7 @@ impl Default for StorageSection {
             wal_buffer_bytes: d.wal_buffer_bytes,
             wal_file_bytes: d.wal_file_bytes,
             wal_recycle_files: d.wal_recycle_files,
+            wal_bypass_bytes: d.wal_bypass_bytes,
             segment_max_bytes: d.segment_max_bytes,
             segment_max_age_secs: d.segment_max_age.as_secs(),
             read_cache_bytes: d.read_cache_bytes,
@@ -356,6 +360,7 @@ impl Config {
             read_cache_bytes: s.read_cache_bytes,
             page_cache_window_bytes: s.page_cache_window.bytes(),
             direct_segment_writes: s.segment_writes.direct(),
+            wal_bypass_bytes: s.wal_bypass_bytes,
             local_disk_budget_bytes: s.local_disk_budget_bytes,
             wal_corruption: s.wal_corruption,
         }

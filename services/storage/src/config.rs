@@ -38,6 +38,12 @@ pub struct StorageConfig {
     /// page cache (`segment::ActiveSegment::write_direct`); where the file system refuses it
     /// they are written as without. Off by default.
     pub direct_segment_writes: bool,
+    /// A log whose records fill at least this many bytes of one group commit has them written
+    /// straight to its segment and fsynced there instead of through the WAL: large messages
+    /// reach the disk once, not twice (`wal::Flusher::write_in_place`). Logs with replicated or
+    /// object-store durability always go through the WAL (its frames are what they ship).
+    /// 0: every record goes through the WAL.
+    pub wal_bypass_bytes: usize,
     /// Budget of local segment files once an object tier is attached (0 = no limit). Local
     /// copies of offloaded segments are a cache within it: [`crate::Storage::evict_local_copies`]
     /// removes the least recently read ones when the files exceed it. Segments not yet in the
@@ -100,6 +106,7 @@ impl Default for StorageConfig {
             read_cache_bytes: 64 << 20,
             page_cache_window_bytes: 0,
             direct_segment_writes: false,
+            wal_bypass_bytes: 1 << 20,
             local_disk_budget_bytes: 0,
             wal_corruption: WalCorruption::Refuse,
         }

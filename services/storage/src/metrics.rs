@@ -14,6 +14,10 @@ pub struct StorageMetrics {
     pub wal_bytes_written: IntCounter,
     pub wal_fsyncs: IntCounter,
     pub wal_records: IntCounter,
+    /// Large group commits written once, straight to their segments (`wal_bypass_bytes`): the
+    /// record bytes, and the time of one such write with its fdatasync.
+    pub wal_bypass_bytes: IntCounter,
+    pub wal_bypass_seconds: Histogram,
     pub segments_sealed: IntCounter,
     /// Duration of one segment seal (indexes, footer, fsync), on the sealer thread.
     pub segment_seal_seconds: Histogram,
@@ -102,6 +106,15 @@ impl StorageMetrics {
             wal_records: c(
                 "magnetar_wal_records_total",
                 "Records written to the WAL (data records, aux and drop records)",
+            ),
+            wal_bypass_bytes: c(
+                "magnetar_wal_bypass_bytes_total",
+                "Record bytes written once, straight to their segment and fsynced there, not through the WAL",
+            ),
+            wal_bypass_seconds: h(
+                "magnetar_wal_bypass_seconds",
+                "Latency of one group commit's write + fdatasync straight to a segment",
+                vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0],
             ),
             segments_sealed: c("magnetar_segments_sealed_total", "Segments sealed"),
             segment_seal_seconds: h(
@@ -228,6 +241,8 @@ impl StorageMetrics {
         registry.register(Box::new(self.wal_bytes_written.clone()))?;
         registry.register(Box::new(self.wal_fsyncs.clone()))?;
         registry.register(Box::new(self.wal_records.clone()))?;
+        registry.register(Box::new(self.wal_bypass_bytes.clone()))?;
+        registry.register(Box::new(self.wal_bypass_seconds.clone()))?;
         registry.register(Box::new(self.segments_sealed.clone()))?;
         registry.register(Box::new(self.segment_seal_seconds.clone()))?;
         registry.register(Box::new(self.wal_corrupt_files.clone()))?;

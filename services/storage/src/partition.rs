@@ -344,6 +344,7 @@ impl PartitionLog {
                 records: tail,
                 done: tx,
                 replicated,
+                in_segment: None,
                 _permit: permit,
             })?;
             let n = ids.len() as u64;
@@ -374,20 +375,30 @@ impl PartitionLog {
     /// With `publish` false (object-store durability) the records stay invisible until the
     /// object writer commits them ([`PartitionLog::publish_committed`]).
     pub(crate) fn apply(&self, base: u64, frame: &DataFrame, records: Vec<Record>, publish: bool) -> Result<()> {
-        let last = records.last().map_or(0, |r| r.offset);
-        {
-            let mut segs = self.segs.lock();
-            let pos: Vec<RecordPos> = records
-                .iter()
-                .zip(&frame.record_lens)
-                .map(|(r, &len)| RecordPos { offset: r.offset, publish_time: r.publish_time, len })
-                .collect();
-            let res = self.write_locked(&mut segs, base, &frame.bytes[frame.records_at..], &pos);
-            if let Err(e) = &res {
-                self.segment_write_failed(&mut segs, e);
-            }
-            res?;
+        self.write_records(base, frame, &records)?;
+        self.applied(records, publish);
+        Ok(())
+    }
+
+    /// Writes a data frame's records to the active segment (the one based at `base`, rolling to
+    /// it if needed); a failure stops the log.
+    pub(crate) fn write_records(&self, base: u64, frame: &DataFrame, records: &[Record]) -> Result<()> {
+        let mut segs = self.segs.lock();
+        let pos: Vec<RecordPos> = records
+            .iter()
+            .zip(&frame.record_lens)
+            .map(|(r, &len)| RecordPos { offset: r.offset, publish_time: r.publish_time, len })
+            .collect();
+        let res = self.write_locked(&mut segs, base, &frame.bytes[frame.records_at..], &pos);
+        if let Err(e) = &res {
+            self.segment_write_failed(&mut segs, e);
         }
+        res
+    }
+
+    /// Makes written records visible (see [`PartitionLog::apply`]).
+    pub(crate) fn applied(&self, records: Vec<Record>, publish: bool) {
+        let last = records.last().map_or(0, |r| r.offset);
         self.push_tail(records);
         if publish {
             self.publish_end(last + 1);
@@ -396,7 +407,22 @@ impl PartitionLog {
             gate.written = gate.written.max(last + 1);
             self.publish_gated(&gate);
         }
-        Ok(())
+    }
+
+    /// Makes every record written to the segments so far durable there: what direct writes
+    /// gathered goes out, earlier segments finish their seals, then the active one is fsynced
+    /// (`sync_active`). For records that bypass the WAL (`wal::Flusher::write_in_place`), this
+    /// is their fsync; a failure stops the log, as the WAL's own failure stops the storage.
+    pub(crate) fn make_durable(&self) -> Result<()> {
+        self.flush_segment();
+        if let Some(f) = &self.segs.lock().failed {
+            return Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id)));
+        }
+        let res = self.sync_active();
+        if let Err(e) = &res {
+            self.segment_write_failed(&mut self.segs.lock(), e);
+        }
+        res
     }
 
     /// Records below `end` are committed beyond the WAL (object store or replicas): readers

@@ -93,6 +93,9 @@ pub(crate) enum WalItem {
         /// The frame went to the log's replicas when it was queued (replicated durability):
         /// the records are published once both copies are in, not queued for them again.
         replicated: bool,
+        /// Set by the flusher when the records went straight to their segment instead of the
+        /// WAL (`Flusher::write_in_place`), with how that ended.
+        in_segment: Option<std::result::Result<(), String>>,
         _permit: OwnedSemaphorePermit,
     },
     Aux {
@@ -117,6 +120,7 @@ pub(crate) enum WalItem {
 impl WalItem {
     fn bytes(&self) -> &[u8] {
         match self {
+            WalItem::Data { in_segment: Some(_), .. } => &[],
             WalItem::Data { frame, .. } => &frame.bytes,
             WalItem::Aux { frame, .. } | WalItem::Drop { frame, .. } => frame,
             WalItem::Seal { .. } | WalItem::Shutdown => &[],
@@ -283,6 +287,37 @@ pub(crate) enum ApplyJob {
     Rolled(WalFileMeta),
 }
 
+/// Jobs handed to the applier and not finished yet. The flusher waits for none to be left
+/// before it writes records to segments itself (`Flusher::write_in_place`): the applier may be
+/// writing earlier records of the same logs.
+#[derive(Default)]
+struct Queued {
+    count: Mutex<usize>,
+    idle: parking_lot::Condvar,
+}
+
+impl Queued {
+    fn count(&self) -> usize {
+        *self.count.lock()
+    }
+    fn add(&self) {
+        *self.count.lock() += 1;
+    }
+    fn done(&self) {
+        let mut n = self.count.lock();
+        *n -= 1;
+        if *n == 0 {
+            self.idle.notify_all();
+        }
+    }
+    fn wait_idle(&self) {
+        let mut n = self.count.lock();
+        while *n > 0 {
+            self.idle.wait(&mut n);
+        }
+    }
+}
+
 /// Most durable batches waiting for the applier before the flusher waits too.
 const APPLY_QUEUE: usize = 4;
 
@@ -295,7 +330,7 @@ pub(crate) struct Flusher {
     pub shared: Arc<Shared>,
     apply: mpsc::SyncSender<ApplyJob>,
     /// Jobs handed to the applier and not finished yet.
-    queued: Arc<AtomicUsize>,
+    queued: Arc<Queued>,
     jobs: JobContext,
     pub failed: Option<String>,
     /// Space written ahead of the active file's end.
@@ -334,7 +369,7 @@ impl JobContext {
 /// otherwise the flusher applies the batch itself, sparing a thread hop on the way to the ack.
 pub(crate) struct Applier {
     ctx: JobContext,
-    queued: Arc<AtomicUsize>,
+    queued: Arc<Queued>,
     rx: mpsc::Receiver<ApplyJob>,
 }
 
@@ -352,7 +387,7 @@ impl Flusher {
         let (file, old) = next_file(dir, seq, &files)?;
         let (apply, rx) = mpsc::sync_channel(APPLY_QUEUE);
         let ctx = JobContext { files, on_roll };
-        let queued = Arc::new(AtomicUsize::new(0));
+        let queued = Arc::new(Queued::default());
         let applier = Applier { ctx: ctx.clone(), queued: queued.clone(), rx };
         let flusher = Flusher {
             dir: dir.to_path_buf(),
@@ -462,7 +497,8 @@ impl Flusher {
 
     /// One group commit: write and fsync, then apply (here, or on the applier when the next
     /// group commit is waiting).
-    fn commit(&mut self, batch: Vec<WalItem>, rx: &mpsc::Receiver<WalItem>, carry: &mut Option<WalItem>) {
+    fn commit(&mut self, mut batch: Vec<WalItem>, rx: &mpsc::Receiver<WalItem>, carry: &mut Option<WalItem>) {
+        self.write_in_place(&mut batch);
         let written = match self.write_batch(&batch) {
             Ok(n) => n,
             Err(e) => {
@@ -475,6 +511,7 @@ impl Flusher {
         let records: u64 = batch
             .iter()
             .map(|i| match i {
+                WalItem::Data { in_segment: Some(_), .. } => 0,
                 WalItem::Data { records, .. } => records.len() as u64,
                 WalItem::Aux { .. } | WalItem::Drop { .. } => 1,
                 WalItem::Seal { .. } | WalItem::Shutdown => 0,
@@ -510,13 +547,81 @@ impl Flusher {
         }
     }
 
+    /// Writes the records of every log that fills at least `wal_bypass_bytes` of this group
+    /// commit straight to its active segment and fsyncs it there, instead of through the WAL
+    /// and into the segment after: large messages reach the disk once instead of twice (a
+    /// 64 KB produce is bound by the disk's bandwidth, docs/benchmarks.md). The segment is then
+    /// the records' only copy, and as safe: recovery reads the segments first and cuts only a
+    /// torn tail, past every acknowledged record (the fsync returns before any acknowledgement),
+    /// and earlier segments finish their seals first (`PartitionLog::make_durable`), so no gap
+    /// can open below records the WAL no longer holds. Logs with replicated or object-store
+    /// durability stay on the WAL, whose frames their replicas and objects take; so do logs with
+    /// a seal or a drop in the same commit, which the applier orders.
+    fn write_in_place(&mut self, batch: &mut [WalItem]) {
+        let min = self.shared.config.wal_bypass_bytes;
+        if min == 0 || self.failed.is_some() {
+            return;
+        }
+        let mut sizes: HashMap<u64, usize> = HashMap::new();
+        let mut excluded: HashSet<u64> = HashSet::new();
+        for item in batch.iter() {
+            match item {
+                WalItem::Data { part, frame, replicated, .. } => {
+                    if *replicated || part.object_mode().is_some() {
+                        excluded.insert(part.log_id());
+                    }
+                    *sizes.entry(part.log_id()).or_default() += frame.bytes.len();
+                }
+                WalItem::Seal { part, .. } | WalItem::Drop { part: Some(part), .. } => {
+                    excluded.insert(part.log_id());
+                }
+                _ => {}
+            }
+        }
+        sizes.retain(|id, n| *n >= min && !excluded.contains(id));
+        if sizes.is_empty() {
+            return;
+        }
+        self.queued.wait_idle();
+        let started = Instant::now();
+        // Each chosen log: written, then made durable, or why not.
+        let mut logs: HashMap<u64, (Arc<PartitionLog>, std::result::Result<(), String>)> = HashMap::new();
+        for item in batch.iter() {
+            if let WalItem::Data { part, base, frame, records, .. } = item
+                && sizes.contains_key(&part.log_id())
+            {
+                let (_, res) = logs.entry(part.log_id()).or_insert_with(|| (part.clone(), Ok(())));
+                if res.is_ok() {
+                    *res = part.write_records(*base, frame, records).map_err(|e| e.to_string());
+                }
+            }
+        }
+        for (part, res) in logs.values_mut() {
+            if res.is_ok() {
+                *res = part.make_durable().map_err(|e| e.to_string());
+            }
+        }
+        let mut bytes = 0;
+        for item in batch.iter_mut() {
+            if let WalItem::Data { part, frame, in_segment, .. } = item
+                && let Some((_, res)) = logs.get(&part.log_id())
+            {
+                bytes += frame.bytes.len() as u64;
+                *in_segment = Some(res.clone());
+            }
+        }
+        let m = &self.shared.metrics;
+        m.wal_bypass_seconds.observe(started.elapsed().as_secs_f64());
+        m.wal_bypass_bytes.inc_by(bytes);
+    }
+
     fn write_batch(&mut self, batch: &[WalItem]) -> Result<usize> {
         if let Some(f) = &self.failed {
             return Err(StorageError::Unavailable(format!("wal write failed: {f}")));
         }
         for item in batch {
             match item {
-                WalItem::Data { part, .. } => {
+                WalItem::Data { part, in_segment: None, .. } => {
                     self.current.logs.insert(part.log_id());
                 }
                 WalItem::Aux { .. } => self.current.has_aux = true,
@@ -591,11 +696,11 @@ impl Flusher {
     /// Runs `job` here when nothing is waiting (no hop), or queues it behind the applier's jobs
     /// (order is kept: a job runs here only when the applier has none left).
     fn dispatch(&self, job: ApplyJob, more_waiting: bool) {
-        if !more_waiting && self.queued.load(Ordering::Acquire) == 0 {
+        if !more_waiting && self.queued.count() == 0 {
             self.jobs.run(job);
             return;
         }
-        self.queued.fetch_add(1, Ordering::AcqRel);
+        self.queued.add();
         // The applier outlives the flusher (it ends when this sender goes), so this only fails
         // if it panicked; the appenders then see their channels closed.
         let _ = self.apply.send(job);
@@ -661,7 +766,7 @@ impl Applier {
     pub fn run(self) {
         for job in self.rx {
             self.ctx.run(job);
-            self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.queued.done();
         }
     }
 }
@@ -673,6 +778,20 @@ fn apply_batch(items: Vec<WalItem>, failed: Option<String>) {
     let mut touched: HashMap<u64, Arc<PartitionLog>> = HashMap::new();
     for item in items {
         match item {
+            WalItem::Data { part, records, done, in_segment: Some(res), .. } => {
+                // Written and fsynced in its segment already (`Flusher::write_in_place`): only
+                // local durability goes there, so the records are visible now. A WAL failure
+                // in the same commit leaves them durable; their appenders are told so.
+                match res {
+                    Ok(()) => {
+                        part.applied(records, true);
+                        let _ = done.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = done.send(Err(StorageError::Unavailable(e)));
+                    }
+                }
+            }
             WalItem::Data { part, base, frame, records, done, replicated, .. } => {
                 if failed.is_some() {
                     let _ = done.send(Err(fail()));

@@ -7,7 +7,7 @@
 mod common;
 
 use async_trait::async_trait;
-use common::{config, input, open};
+use common::{config_bypassing, input, open};
 use magnetar_storage::object::{LocalConfig, ObjectStoreConfig, build_object_store};
 use magnetar_storage::{
     LogObjectCommitter, ObjectLog, ObjectLogConfig, ObjectRange, ObjectTier, Storage, StorageError, StorageMetrics,
@@ -72,7 +72,7 @@ struct Setup {
 
 fn setup(object_config: ObjectLogConfig) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let (storage, _) = open(config(dir.path()));
+    let (storage, _) = open(config_bypassing(dir.path()));
     let store = build_object_store(&ObjectStoreConfig::Local(LocalConfig { root: dir.path().join("bucket") })).unwrap();
     let tier = ObjectTier::new(store, TierConfig::default(), StorageMetrics::new()).unwrap();
     storage.attach_tier(tier.clone());
@@ -227,7 +227,7 @@ async fn appends_are_refused_while_the_backlog_is_over_its_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_without_an_object_writer_cannot_take_object_store_durability() {
     let dir = tempfile::tempdir().unwrap();
-    let (storage, _) = open(config(dir.path()));
+    let (storage, _) = open(config_bypassing(dir.path()));
     let e = storage.log(1).unwrap().set_object_store_durability(1, Duration::from_secs(1)).unwrap_err();
     assert!(matches!(&e, StorageError::Unavailable(m) if m.contains("object tier")), "{e}");
 }

@@ -8,7 +8,7 @@ mod common;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use common::{config, input, open};
+use common::{config_bypassing, input, open};
 use magnetar_storage::{
     DurableSink, ObjectLog, ObjectLogConfig, ObjectRange, StorageError, StorageMetrics, WriterMetrics,
     decode_log_object,
@@ -54,7 +54,7 @@ fn replicated_log(
     wait: Duration,
 ) -> (tempfile::TempDir, Arc<magnetar_storage::Storage>, Arc<TestSink>, Arc<magnetar_storage::PartitionLog>) {
     let dir = tempfile::tempdir().unwrap();
-    let (storage, _) = open(config(dir.path()));
+    let (storage, _) = open(config_bypassing(dir.path()));
     let (sink, writer) = sink(permits);
     let log = storage.log(1).unwrap();
     log.set_replicated_durability(epoch, wait, writer);
@@ -86,7 +86,7 @@ async fn an_append_waits_for_its_replicas_and_is_visible_only_once_they_confirm(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_reach_the_replicas_in_offset_order() {
     let dir = tempfile::tempdir().unwrap();
-    let (storage, _) = open(config(dir.path()));
+    let (storage, _) = open(config_bypassing(dir.path()));
     let (sink, writer) = sink(usize::MAX >> 4);
     let mut tasks = Vec::new();
     for id in 1..=4u64 {
@@ -180,7 +180,7 @@ async fn until(what: &str, mut check: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_in_flight_together_complete_in_order_and_a_failed_one_is_retried_first() {
     let dir = tempfile::tempdir().unwrap();
-    let (storage, _) = open(config(dir.path()));
+    let (storage, _) = open(config_bypassing(dir.path()));
     let sink = Arc::new(HeldSink::default());
     let config = ObjectLogConfig { window: Duration::ZERO, max_in_flight: 3, ..Default::default() };
     let writer = ObjectLog::start_with(sink.clone(), WriterMetrics::replication(&StorageMetrics::new()), config);

@@ -54,9 +54,23 @@ async fn drain(base: &str, sub: &str) -> BTreeMap<i64, Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_messages_survive_sigkill_exactly_once_in_order() {
+    sigkill_under_produce(&[], false).await;
+}
+
+/// The same with records that bypass the WAL (`wal_bypass_bytes`): a partition's records
+/// filling 1 KiB of a group commit go straight to its segment, fewer through the WAL, so both
+/// paths interleave within each partition and across segment rolls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_messages_written_past_the_wal_survive_sigkill_exactly_once_in_order() {
+    sigkill_under_produce(&[("MAGNETAR_STORAGE__WAL_BYPASS_BYTES", "1024")], true).await;
+}
+
+async fn sigkill_under_produce(env: &[(&str, &str)], bypassing: bool) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut broker = BrokerProcess::start(&data, &[("MAGNETAR_STORAGE__SEGMENT_MAX_BYTES", "65536")]);
+    let mut env = env.to_vec();
+    env.push(("MAGNETAR_STORAGE__SEGMENT_MAX_BYTES", "65536"));
+    let mut broker = BrokerProcess::start(&data, &env);
     create_topic(&broker.base, 4).await;
 
     // Producers publish numbered messages with a key per producer (so one producer's messages
@@ -98,6 +112,16 @@ async fn acknowledged_messages_survive_sigkill_exactly_once_in_order() {
     while acked_count.load(Ordering::Relaxed) < 20_000 {
         assert!(std::time::Instant::now() < deadline, "producers too slow");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    if bypassing {
+        let metrics = reqwest::get(format!("{}/metrics", broker.base)).await.unwrap().text().await.unwrap();
+        let bypassed: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("magnetar_wal_bypass_bytes_total "))
+            .expect("the bypass counter is exported")
+            .parse()
+            .unwrap();
+        assert!(bypassed > 0.0, "no record went past the WAL");
     }
     broker.kill9();
     stop.store(true, Ordering::Relaxed);

@@ -22,9 +22,18 @@ pub fn config(dir: &Path) -> StorageConfig {
         // How a broker on the standard machine writes them (`auto`): the page-cache way is
         // what the segment unit tests and every other machine cover.
         direct_segment_writes: true,
+        // The broker's default: the small appends of most tests go through the WAL, whose
+        // frames they inspect; `wal_bypass` covers records that go straight to segments.
+        wal_bypass_bytes: 1 << 20,
         local_disk_budget_bytes: 0,
         wal_corruption: magnetar_storage::WalCorruption::Refuse,
     }
+}
+
+/// [`config`] with every group commit of a local log going straight to its segments
+/// (`wal_bypass_bytes` 1): logs with replicated or object-store durability must ignore it.
+pub fn config_bypassing(dir: &Path) -> StorageConfig {
+    StorageConfig { wal_bypass_bytes: 1, ..config(dir) }
 }
 
 pub fn input(i: u64) -> RecordInput {
