@@ -42,7 +42,9 @@ pub struct StorageConfig {
     /// straight to its segment and fsynced there instead of through the WAL: large messages
     /// reach the disk once, not twice (`wal::Flusher::write_in_place`). Logs with replicated or
     /// object-store durability always go through the WAL (its frames are what they ship).
-    /// 0: every record goes through the WAL.
+    /// 0: every record goes through the WAL. The default, `wal_max_batch_bytes`' own, takes a
+    /// partition whose records alone fill a group commit: small ones are faster through the WAL,
+    /// whose reused files make an fsync cheaper than a growing segment's (docs/benchmarks.md).
     pub wal_bypass_bytes: usize,
     /// Budget of local segment files once an object tier is attached (0 = no limit). Local
     /// copies of offloaded segments are a cache within it: [`crate::Storage::evict_local_copies`]
@@ -106,7 +108,7 @@ impl Default for StorageConfig {
             read_cache_bytes: 64 << 20,
             page_cache_window_bytes: 0,
             direct_segment_writes: false,
-            wal_bypass_bytes: 1 << 20,
+            wal_bypass_bytes: 4 << 20,
             local_disk_budget_bytes: 0,
             wal_corruption: WalCorruption::Refuse,
         }

@@ -24,7 +24,7 @@ pub fn config(dir: &Path) -> StorageConfig {
         direct_segment_writes: true,
         // The broker's default: the small appends of most tests go through the WAL, whose
         // frames they inspect; `wal_bypass` covers records that go straight to segments.
-        wal_bypass_bytes: 1 << 20,
+        wal_bypass_bytes: 4 << 20,
         local_disk_budget_bytes: 0,
         wal_corruption: magnetar_storage::WalCorruption::Refuse,
     }
