@@ -153,8 +153,7 @@ pub struct InternalStats {
 
 /// The message id of `offset` in a partition: its segment's base offset is the ledger id.
 pub fn message_id_at(p: &Partition, offset: u64) -> MessageId {
-    let base = p.log.segments().iter().rev().find(|s| s.base_offset <= offset).map(|s| s.base_offset).unwrap_or(0);
-    MessageId::new(base, offset, p.index)
+    MessageId::new(p.log.segment_base_of(offset), offset, p.index)
 }
 
 /// `L:E` of an offset, Pulsar's position text.

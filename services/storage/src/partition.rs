@@ -133,6 +133,10 @@ pub struct PartitionLog {
     end_tx: watch::Sender<u64>,
     /// This log's share of `Shared::local_pending`: `Segments::pending` as last published.
     pending: AtomicU64,
+    /// Records below this offset are written to the segments. Records at or past it may be
+    /// visible already (acknowledged once the WAL has them, `wal::Flusher::publish_durable`):
+    /// the in-memory tail keeps every one of them, so that readers find them there.
+    written: AtomicU64,
     /// Signalled (with `segs`) when a seal finishes.
     sealed_cv: Condvar,
     /// A segment file was created since the directory was last fsynced.
@@ -142,6 +146,15 @@ pub struct PartitionLog {
     /// What is written here and what is committed beyond the WAL, for logs whose records wait
     /// for both before they are visible.
     commit_gate: Mutex<CommitGate>,
+}
+
+/// Where each record of a data frame lies in it, as segments index them.
+pub(crate) fn positions(frame: &DataFrame, records: &[Record]) -> Vec<RecordPos> {
+    records
+        .iter()
+        .zip(&frame.record_lens)
+        .map(|(r, &len)| RecordPos { offset: r.offset, publish_time: r.publish_time, len })
+        .collect()
 }
 
 /// Ends (exclusive offsets) of the records applied to the segments and of those committed to
@@ -175,6 +188,7 @@ impl PartitionLog {
             end: AtomicU64::new(0),
             end_tx: watch::channel(0).0,
             pending: AtomicU64::new(0),
+            written: AtomicU64::new(0),
             sealed_cv: Condvar::new(),
             // Recovery may have created files: the first sync covers them.
             dir_dirty: AtomicBool::new(true),
@@ -191,6 +205,9 @@ impl PartitionLog {
         let mut segs = self.segs.lock();
         for s in sealed {
             segs.sealed.insert(s.meta.base, s);
+        }
+        if let Some(a) = &active {
+            self.written.store(a.meta.end, Ordering::Release);
         }
         segs.active = active;
         self.sync_state(&segs);
@@ -340,9 +357,10 @@ impl PartitionLog {
             self.shared.wal.send(WalItem::Data {
                 part,
                 base,
+                pos: positions(&frame, &tail),
                 frame,
                 records: tail,
-                done: tx,
+                done: Some(tx),
                 replicated,
                 in_segment: None,
                 _permit: permit,
@@ -370,33 +388,25 @@ impl PartitionLog {
         Ok(PendingAppend { ids, done: Some(rx), replicas: replica_done })
     }
 
-    /// Called by the flusher after the WAL fsync: writes the records to the active segment,
-    /// then makes them visible.
-    /// With `publish` false (object-store durability) the records stay invisible until the
-    /// object writer commits them ([`PartitionLog::publish_committed`]).
-    pub(crate) fn apply(&self, base: u64, frame: &DataFrame, records: Vec<Record>, publish: bool) -> Result<()> {
-        self.write_records(base, frame, &records)?;
-        self.applied(records, publish);
-        Ok(())
-    }
-
-    /// Writes a data frame's records to the active segment (the one based at `base`, rolling to
-    /// it if needed); a failure stops the log.
-    pub(crate) fn write_records(&self, base: u64, frame: &DataFrame, records: &[Record]) -> Result<()> {
+    /// Writes a data frame's records (`pos`: their [`positions`]) to the active segment (the one
+    /// based at `base`, rolling to it if needed); a failure stops the log.
+    pub(crate) fn write_records(&self, base: u64, frame: &DataFrame, pos: &[RecordPos]) -> Result<()> {
         let mut segs = self.segs.lock();
-        let pos: Vec<RecordPos> = records
-            .iter()
-            .zip(&frame.record_lens)
-            .map(|(r, &len)| RecordPos { offset: r.offset, publish_time: r.publish_time, len })
-            .collect();
-        let res = self.write_locked(&mut segs, base, &frame.bytes[frame.records_at..], &pos);
-        if let Err(e) = &res {
-            self.segment_write_failed(&mut segs, e);
+        let res = self.write_locked(&mut segs, base, &frame.bytes[frame.records_at..], pos);
+        match &res {
+            Ok(()) => {
+                if let Some(last) = pos.last() {
+                    self.written.fetch_max(last.offset + 1, Ordering::AcqRel);
+                }
+            }
+            Err(e) => self.segment_write_failed(&mut segs, e),
         }
         res
     }
 
-    /// Makes written records visible (see [`PartitionLog::apply`]).
+    /// Makes durable records visible: with `publish` false (object-store or replicated
+    /// durability) only once they are also committed beyond the WAL
+    /// ([`PartitionLog::publish_committed`]).
     pub(crate) fn applied(&self, records: Vec<Record>, publish: bool) {
         let last = records.last().map_or(0, |r| r.offset);
         self.push_tail(records);
@@ -583,6 +593,7 @@ impl PartitionLog {
         let mut segs = self.segs.lock();
         self.write_locked(&mut segs, base, &records[from_byte..], &pos)?;
         drop(segs);
+        self.written.fetch_max(last + 1, Ordering::AcqRel);
         self.publish_end(last + 1);
         let mut app = self.appender.lock();
         app.next_offset = last + 1;
@@ -698,9 +709,12 @@ impl PartitionLog {
         }
         tail.bytes += added;
         self.shared.add_tail(added);
-        // Evict from our own front: past our cap, or while the global budget is exceeded.
+        // Evict from our own front: past our cap, or while the global budget is exceeded; never
+        // a record not yet in the segments (`written`), which only the tail holds. Those are
+        // bounded by the WAL's buffer, whose permits they hold until written.
+        let written = self.written.load(Ordering::Acquire);
         while let Some(front) = tail.records.front() {
-            if tail.bytes <= cap && !self.shared.tail_over_budget() {
+            if (tail.bytes <= cap && !self.shared.tail_over_budget()) || front.offset >= written {
                 break;
             }
             let m = record_mem(front);
@@ -761,6 +775,28 @@ impl PartitionLog {
     }
 
     /// Every segment once, in offset order, whichever tiers hold it.
+    /// Records below this offset are written to the segments (those past it are visible from
+    /// the in-memory tail, their segment writes just behind their acknowledgement).
+    pub fn written_offset(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+
+    /// The base offset of the segment holding `offset` (the ledger id of its Pulsar message
+    /// id): from the in-memory tail when the record is there (it may be visible before it is
+    /// written to its segment), else from the segments; 0 before the first one.
+    pub fn segment_base_of(&self, offset: u64) -> u64 {
+        {
+            let tail = self.tail.lock();
+            if let Some(first) = tail.records.front()
+                && offset >= first.offset
+                && let Some(r) = tail.records.get((offset - first.offset) as usize)
+            {
+                return r.segment_base;
+            }
+        }
+        self.segments().iter().rev().find(|s| s.base_offset <= offset).map_or(0, |s| s.base_offset)
+    }
+
     pub fn segments(&self) -> Vec<SegmentInfo> {
         let segs = self.segs.lock();
         let info = |m: &SegMeta, sealed: bool| SegmentInfo {

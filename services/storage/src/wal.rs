@@ -88,8 +88,13 @@ pub(crate) enum WalItem {
         part: Arc<PartitionLog>,
         base: u64,
         frame: DataFrame,
+        /// Where each record lies in `frame` (`partition::positions`).
+        pos: Vec<crate::segment::RecordPos>,
+        /// Taken (to the in-memory tail) when the records are published before they are
+        /// written to the segment (`Flusher::publish_durable`).
         records: Vec<Record>,
-        done: oneshot::Sender<Result<()>>,
+        /// Taken when the appender has been answered.
+        done: Option<oneshot::Sender<Result<()>>>,
         /// The frame went to the log's replicas when it was queued (replicated durability):
         /// the records are published once both copies are in, not queued for them again.
         replicated: bool,
@@ -541,7 +546,10 @@ impl Flusher {
                 }
             }
         }
-        self.dispatch(ApplyJob::Batch { items: batch, failed }, more);
+        // Answered now, the segment writes left to the applier: they need not delay the next
+        // group commit.
+        let writes_left = failed.is_none() && publish_durable(&mut batch);
+        self.dispatch(ApplyJob::Batch { items: batch, failed }, more || writes_left);
         if let Some(done) = rolled {
             self.dispatch(ApplyJob::Rolled(done), more);
         }
@@ -587,12 +595,12 @@ impl Flusher {
         // Each chosen log: written, then made durable, or why not.
         let mut logs: HashMap<u64, (Arc<PartitionLog>, std::result::Result<(), String>)> = HashMap::new();
         for item in batch.iter() {
-            if let WalItem::Data { part, base, frame, records, .. } = item
+            if let WalItem::Data { part, base, frame, pos, .. } = item
                 && sizes.contains_key(&part.log_id())
             {
                 let (_, res) = logs.entry(part.log_id()).or_insert_with(|| (part.clone(), Ok(())));
                 if res.is_ok() {
-                    *res = part.write_records(*base, frame, records).map_err(|e| e.to_string());
+                    *res = part.write_records(*base, frame, pos).map_err(|e| e.to_string());
                 }
             }
         }
@@ -771,6 +779,44 @@ impl Applier {
     }
 }
 
+/// Publishes the records of a durable group commit whose logs have local durability and
+/// answers their appenders, before their segment writes (which the applier does next, in
+/// order): an acknowledgement then waits for the WAL's fsync only, not also for the segment
+/// write behind it. Readers find the records in the in-memory tail, which keeps every record
+/// not yet written (`PartitionLog::written`). Records that went straight to their segment
+/// (`Flusher::write_in_place`) are published here too, so that each log's records become
+/// visible in order on this one thread. Logs with replicated or object-store durability are
+/// left to `apply_batch`: their records become visible once committed beyond this broker.
+/// Returns whether segment writes are left.
+fn publish_durable(batch: &mut [WalItem]) -> bool {
+    let mut writes_left = false;
+    for item in batch.iter_mut() {
+        let WalItem::Data { part, records, done, replicated, in_segment, .. } = item else { continue };
+        match in_segment {
+            Some(Err(e)) => {
+                if let Some(done) = done.take() {
+                    let _ = done.send(Err(StorageError::Unavailable(e.clone())));
+                }
+            }
+            Some(Ok(())) => {
+                part.applied(std::mem::take(records), true);
+                if let Some(done) = done.take() {
+                    let _ = done.send(Ok(()));
+                }
+            }
+            None if !*replicated && part.object_mode().is_none() => {
+                part.applied(std::mem::take(records), true);
+                if let Some(done) = done.take() {
+                    let _ = done.send(Ok(()));
+                }
+                writes_left = true;
+            }
+            None => {}
+        }
+    }
+    writes_left
+}
+
 /// Applies one durable batch in order and completes every waiter.
 fn apply_batch(items: Vec<WalItem>, failed: Option<String>) {
     let fail = || StorageError::Unavailable(format!("wal write failed: {}", failed.as_deref().unwrap_or("")));
@@ -778,10 +824,17 @@ fn apply_batch(items: Vec<WalItem>, failed: Option<String>) {
     let mut touched: HashMap<u64, Arc<PartitionLog>> = HashMap::new();
     for item in items {
         match item {
-            WalItem::Data { part, records, done, in_segment: Some(res), .. } => {
-                // Written and fsynced in its segment already (`Flusher::write_in_place`): only
-                // local durability goes there, so the records are visible now. A WAL failure
-                // in the same commit leaves them durable; their appenders are told so.
+            WalItem::Data { done: None, in_segment: Some(_), .. } => {}
+            WalItem::Data { part, base, frame, pos, done: None, .. } => {
+                // Published and answered once the WAL had it (`publish_durable`): the segment
+                // write is left. A failure stops the log; the records stay in the WAL.
+                touched.entry(part.log_id()).or_insert_with(|| part.clone());
+                let _ = part.write_records(base, &frame, &pos);
+            }
+            WalItem::Data { part, records, done: Some(done), in_segment: Some(res), .. } => {
+                // Written and fsynced in its segment already (`Flusher::write_in_place`), and
+                // not published because the WAL write of the same commit failed: the records
+                // are durable all the same, and their appenders are told so.
                 match res {
                     Ok(()) => {
                         part.applied(records, true);
@@ -792,14 +845,15 @@ fn apply_batch(items: Vec<WalItem>, failed: Option<String>) {
                     }
                 }
             }
-            WalItem::Data { part, base, frame, records, done, replicated, .. } => {
+            WalItem::Data { part, base, frame, pos, records, done: Some(done), replicated, .. } => {
                 if failed.is_some() {
                     let _ = done.send(Err(fail()));
                     continue;
                 }
                 touched.entry(part.log_id()).or_insert_with(|| part.clone());
+                let written = part.write_records(base, &frame, &pos);
                 if replicated {
-                    let _ = done.send(part.apply(base, &frame, records, false));
+                    let _ = done.send(written.map(|()| part.applied(records, false)));
                     continue;
                 }
                 // A log with object-store durability becomes visible once its object is
@@ -807,7 +861,8 @@ fn apply_batch(items: Vec<WalItem>, failed: Option<String>) {
                 let object = part.object_mode().map(|mode| (mode.clone(), mode.writer));
                 let start = records.first().map_or(0, |r| r.offset);
                 let end = records.last().map_or(start, |r| r.offset + 1);
-                match (part.apply(base, &frame, records, object.is_none()), object) {
+                let res = written.map(|()| part.applied(records, object.is_none()));
+                match (res, object) {
                     (Ok(()), Some((mode, log))) => log.queue(crate::objlog::Waiting {
                         part,
                         mode,

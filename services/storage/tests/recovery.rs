@@ -61,6 +61,7 @@ async fn lost_segment_writes_are_rebuilt_from_the_wal_with_the_same_segment_base
     let ids = append_range(&s, 1, 0, 300, 4).await;
     let ids2 = append_range(&s, 2, 0, 50, 1).await;
     let ids3 = append_range(&s, 3, 0, 200, 5).await;
+    settle(&s.log(1).unwrap()).await;
     let bases: Vec<u64> = s.log(1).unwrap().segments().iter().map(|s| s.base_offset).collect();
     assert!(bases.len() > 3);
     s.halt();

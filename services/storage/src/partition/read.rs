@@ -181,7 +181,12 @@ impl PartitionLog {
     pub fn offset_for_publish_time(&self, t: i64) -> u64 {
         match self.find_publish_time(t) {
             Ok(Some(o)) => o,
-            Ok(None) => self.end_offset(),
+            // Visible records are in the tail before they are in a segment (`written`).
+            Ok(None) => {
+                let end = self.end_offset();
+                let tail = self.tail.lock();
+                tail.records.iter().find(|r| r.publish_time >= t && r.offset < end).map_or(end, |r| r.offset)
+            }
             Err(e) => {
                 tracing::warn!(log_id = self.log_id, error = %e, "publish-time lookup failed");
                 self.end_offset()

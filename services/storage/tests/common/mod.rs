@@ -115,14 +115,15 @@ pub async fn trim_until_wal_files(s: &Storage, dir: &Path, n: usize) {
     }
 }
 
-/// Waits until every segment of the log but the active one is sealed: a roll hands the seal
-/// to the sealer thread, so a segment may still be sealing (reported unsealed) after the append
-/// that rolled it is acknowledged.
+/// Waits until every visible record is written to its segment and every segment of the log
+/// but the active one is sealed: an append is acknowledged before its segment write (the WAL
+/// has it), and a roll hands the seal to the sealer thread, so a segment may still be sealing
+/// (reported unsealed) after the append that rolled it is acknowledged.
 pub async fn settle(log: &magnetar_storage::PartitionLog) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let segs = log.segments();
-        if segs.iter().rev().skip(1).all(|s| s.sealed) {
+        if log.written_offset() >= log.end_offset() && segs.iter().rev().skip(1).all(|s| s.sealed) {
             return;
         }
         assert!(std::time::Instant::now() < deadline, "seals did not finish: {segs:?}");
