@@ -292,6 +292,7 @@ impl Topics {
     /// from segment sizes (as Pulsar estimates it from ledger sizes).
     pub async fn backlog_size(&self, name: &TopicName, id: &MessageId) -> Result<u64> {
         let p = self.registry().single_partition(name, "get backlog size").await?;
+        p.log.settled().await;
         let from = if id.is_earliest() { 0 } else { id.offset() };
         let mut bytes = 0u64;
         for s in p.log.segments() {
@@ -352,7 +353,7 @@ impl Topics {
 
     /// Pulsar's offline backlog estimate of a topic (every partition of a partitioned one).
     pub async fn offline_backlog(&self, name: &TopicName) -> Result<OfflineTopicStats> {
-        let (_, parts) = self.registry().partitions_of(name).await?;
+        let (_, parts) = self.registry().settled_partitions_of(name).await?;
         let mut out = OfflineTopicStats {
             storage_size: 0,
             total_messages: 0,
@@ -387,7 +388,7 @@ impl Topics {
 
     /// Pulsar's `internal-info`: the stored topic (each partition's for a partitioned one).
     pub async fn internal_info(&self, name: &TopicName) -> Result<ManagedLedgerInfo> {
-        let (topic, parts) = self.registry().partitions_of(name).await?;
+        let (topic, parts) = self.registry().settled_partitions_of(name).await?;
         let created = magnetar_core::time::format_rfc3339(topic.record.created_at);
         let info = |p: &Partition| ManagedLedgerInfo {
             version: 0,

@@ -209,7 +209,7 @@ impl Topics {
 
     /// Stats of a topic or partition; for a partitioned topic, the totals over its partitions.
     pub async fn stats(&self, name: &TopicName) -> Result<TopicStats> {
-        let (topic, parts) = self.registry.partitions_of(name).await?;
+        let (topic, parts) = self.registry.settled_partitions_of(name).await?;
         let each: Vec<TopicStats> = parts.iter().map(|p| crate::stats::partition_stats(p)).collect();
         let mut stats =
             if each.len() == 1 { each.into_iter().next().expect("one") } else { crate::stats::aggregate(each.iter()) };
@@ -218,7 +218,7 @@ impl Topics {
     }
 
     pub async fn partitioned_stats(&self, name: &TopicName, per_partition: bool) -> Result<PartitionedTopicStats> {
-        let (topic, parts) = self.registry.partitions_of(name).await?;
+        let (topic, parts) = self.registry.settled_partitions_of(name).await?;
         let each: BTreeMap<String, TopicStats> =
             parts.iter().map(|p| (p.name.to_string(), crate::stats::partition_stats(p))).collect();
         let mut total = crate::stats::aggregate(each.values());
@@ -232,12 +232,13 @@ impl Topics {
 
     pub async fn internal_stats(&self, name: &TopicName) -> Result<InternalStats> {
         let p = self.registry.single_partition(name, "internalStats").await?;
+        p.log.settled().await;
         Ok(crate::stats::internal_stats(&p))
     }
 
     /// Internal stats of every partition, with the partition count.
     pub async fn partitioned_internal_stats(&self, name: &TopicName) -> Result<(u32, BTreeMap<String, InternalStats>)> {
-        let (topic, parts) = self.registry.partitions_of(name).await?;
+        let (topic, parts) = self.registry.settled_partitions_of(name).await?;
         Ok((
             topic.record.partitions,
             parts.iter().map(|p| (p.name.to_string(), crate::stats::internal_stats(p))).collect(),

@@ -137,6 +137,8 @@ pub struct PartitionLog {
     /// visible already (acknowledged once the WAL has them, `wal::Flusher::publish_durable`):
     /// the in-memory tail keeps every one of them, so that readers find them there.
     written: AtomicU64,
+    /// `written`, for [`PartitionLog::settled`].
+    written_tx: watch::Sender<u64>,
     /// Signalled (with `segs`) when a seal finishes.
     sealed_cv: Condvar,
     /// A segment file was created since the directory was last fsynced.
@@ -189,6 +191,7 @@ impl PartitionLog {
             end_tx: watch::channel(0).0,
             pending: AtomicU64::new(0),
             written: AtomicU64::new(0),
+            written_tx: watch::channel(0).0,
             sealed_cv: Condvar::new(),
             // Recovery may have created files: the first sync covers them.
             dir_dirty: AtomicBool::new(true),
@@ -207,7 +210,7 @@ impl PartitionLog {
             segs.sealed.insert(s.meta.base, s);
         }
         if let Some(a) = &active {
-            self.written.store(a.meta.end, Ordering::Release);
+            self.mark_written(a.meta.end);
         }
         segs.active = active;
         self.sync_state(&segs);
@@ -395,9 +398,11 @@ impl PartitionLog {
         let res = self.write_locked(&mut segs, base, &frame.bytes[frame.records_at..], pos);
         match &res {
             Ok(()) => {
+                drop(segs);
                 if let Some(last) = pos.last() {
-                    self.written.fetch_max(last.offset + 1, Ordering::AcqRel);
+                    self.mark_written(last.offset + 1);
                 }
+                self.evict_tail(&mut self.tail.lock());
             }
             Err(e) => self.segment_write_failed(&mut segs, e),
         }
@@ -593,7 +598,7 @@ impl PartitionLog {
         let mut segs = self.segs.lock();
         self.write_locked(&mut segs, base, &records[from_byte..], &pos)?;
         drop(segs);
-        self.written.fetch_max(last + 1, Ordering::AcqRel);
+        self.mark_written(last + 1);
         self.publish_end(last + 1);
         let mut app = self.appender.lock();
         app.next_offset = last + 1;
@@ -694,7 +699,6 @@ impl PartitionLog {
     }
 
     fn push_tail(&self, records: Vec<Record>) {
-        let cap = self.shared.config.tail_cap();
         let mut tail = self.tail.lock();
         if let (Some(last), Some(first)) = (tail.records.back(), records.first())
             && last.offset + 1 != first.offset
@@ -709,9 +713,15 @@ impl PartitionLog {
         }
         tail.bytes += added;
         self.shared.add_tail(added);
-        // Evict from our own front: past our cap, or while the global budget is exceeded; never
-        // a record not yet in the segments (`written`), which only the tail holds. Those are
-        // bounded by the WAL's buffer, whose permits they hold until written.
+        self.evict_tail(&mut tail);
+    }
+
+    /// Evicts from the tail's front: past our cap, or while the global budget is exceeded;
+    /// never a record not yet in the segments (`written`), which only the tail holds. Those are
+    /// bounded by the WAL's buffer, whose permits they hold until written, and evicted once
+    /// written (`write_records`).
+    fn evict_tail(&self, tail: &mut Tail) {
+        let cap = self.shared.config.tail_cap();
         let written = self.written.load(Ordering::Acquire);
         while let Some(front) = tail.records.front() {
             if (tail.bytes <= cap && !self.shared.tail_over_budget()) || front.offset >= written {
@@ -779,6 +789,31 @@ impl PartitionLog {
     /// the in-memory tail, their segment writes just behind their acknowledgement).
     pub fn written_offset(&self) -> u64 {
         self.written.load(Ordering::Acquire)
+    }
+
+    fn mark_written(&self, end: u64) {
+        self.written.fetch_max(end, Ordering::AcqRel);
+        self.written_tx.send_if_modified(|w| {
+            let newer = end > *w;
+            *w = (*w).max(end);
+            newer
+        });
+    }
+
+    /// Waits until every record visible now is written to its segment, so that what the
+    /// segments report (sizes, ledgers, counts) covers it: an append is acknowledged just
+    /// before its segment write. Those records are the tail's past `written`. Gives up after a
+    /// second (a log whose segment write failed stops serving anyway).
+    pub async fn settled(&self) {
+        let target = {
+            let tail = self.tail.lock();
+            match tail.records.back() {
+                Some(r) if r.offset >= self.written_offset() => r.offset + 1,
+                _ => return,
+            }
+        };
+        let mut rx = self.written_tx.subscribe();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), rx.wait_for(|w| *w >= target)).await;
     }
 
     /// The base offset of the segment holding `offset` (the ledger id of its Pulsar message

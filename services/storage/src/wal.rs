@@ -3,9 +3,14 @@
 //! One OS thread (the flusher) owns the active WAL file. Appenders queue encoded frames (bounded
 //! by bytes through a semaphore: appenders wait when `wal_buffer_bytes` are queued); the flusher
 //! takes everything queued (up to `wal_max_batch_bytes`), writes it with one vectored write,
-//! calls `fdatasync` once, then writes the data records to their partitions' segments and
-//! completes every waiter — itself, or through the applier thread when the next group commit is
-//! already waiting. WAL files are `wal/{seq:020}.wal`, plain runs of frames (see `codec`).
+//! calls `fdatasync` once, then publishes the records of logs with local durability (the
+//! in-memory tail serves them until their segment write) and answers their appenders
+//! (`publish_durable`), and has the data records written to their partitions' segments — by the
+//! applier thread, or itself when nothing else is left to do. Logs with replicated or
+//! object-store durability are completed once committed beyond this broker (`apply_batch`).
+//! A partition whose records fill a large part of a commit has them written straight to its
+//! segment instead (`Flusher::write_in_place`). WAL files are `wal/{seq:020}.wal`, plain runs
+//! of frames (see `codec`).
 //!
 //! When the queue is empty the flusher writes a little space ahead of the active file's end
 //! (`fill`), so that the next group commits overwrite allocated blocks and their `fdatasync`
@@ -368,10 +373,11 @@ impl JobContext {
     }
 }
 
-/// The applier thread: writes durable records to their segments, makes them visible and
-/// completes their appenders. When the next group commit is already waiting, the flusher hands
-/// it the durable batch, so its segment writes overlap the WAL write and fsync of the next one;
-/// otherwise the flusher applies the batch itself, sparing a thread hop on the way to the ack.
+/// The applier thread: writes durable records to their segments and completes the appenders
+/// not answered yet (replicated and object-store durability). When the next group commit is
+/// already waiting, or segment writes are left, the flusher hands it the durable batch, so
+/// those writes overlap the WAL write and fsync of the next one; otherwise the flusher applies
+/// the batch itself, sparing a thread hop on the way to the ack.
 pub(crate) struct Applier {
     ctx: JobContext,
     queued: Arc<Queued>,
@@ -785,9 +791,10 @@ impl Applier {
 /// write behind it. Readers find the records in the in-memory tail, which keeps every record
 /// not yet written (`PartitionLog::written`). Records that went straight to their segment
 /// (`Flusher::write_in_place`) are published here too, so that each log's records become
-/// visible in order on this one thread. Logs with replicated or object-store durability are
-/// left to `apply_batch`: their records become visible once committed beyond this broker.
-/// Returns whether segment writes are left.
+/// visible in order on this one thread. Replicated records are published behind the gate that
+/// waits for their ack quorum too; records with object-store durability are left to
+/// `apply_batch`, which hands them to the object writer. Returns whether segment writes are
+/// left.
 fn publish_durable(batch: &mut [WalItem]) -> bool {
     let mut writes_left = false;
     for item in batch.iter_mut() {
@@ -804,14 +811,20 @@ fn publish_durable(batch: &mut [WalItem]) -> bool {
                     let _ = done.send(Ok(()));
                 }
             }
-            None if !*replicated && part.object_mode().is_none() => {
-                part.applied(std::mem::take(records), true);
+            None => {
+                // Replicated records become visible once their quorum is in too (the gate of
+                // `applied`); object-store ones wait for their object, in `apply_batch`.
+                let publish = match (*replicated, part.object_mode().is_none()) {
+                    (true, _) => false,
+                    (false, true) => true,
+                    (false, false) => continue,
+                };
+                part.applied(std::mem::take(records), publish);
                 if let Some(done) = done.take() {
                     let _ = done.send(Ok(()));
                 }
                 writes_left = true;
             }
-            None => {}
         }
     }
     writes_left
