@@ -18,13 +18,7 @@ fn seg_files(dir: &Path, log: u64) -> Vec<std::path::PathBuf> {
 }
 
 fn assert_all(s: &magnetar_storage::Storage, log: u64, ids: &[(u64, u64)]) {
-    let all = read_all(s, log, 0);
-    assert_eq!(all.len(), ids.len(), "log {log}");
-    for (r, &(off, base)) in all.iter().zip(ids) {
-        check(r, off);
-        assert_eq!(r.segment_base, base, "segment base of offset {off}");
-    }
-    assert_eq!(s.log(log).unwrap().end_offset(), ids.len() as u64);
+    assert_log(s, log, ids, check);
 }
 
 #[tokio::test]

@@ -33,16 +33,6 @@ fn cfg(dir: &Path) -> StorageConfig {
     }
 }
 
-fn assert_log(s: &Storage, log: u64, ids: &[(u64, u64)], check: fn(&Record, u64)) {
-    let all = read_all(s, log, 0);
-    assert_eq!(all.len(), ids.len(), "log {log}");
-    for (r, &(off, base)) in all.iter().zip(ids) {
-        check(r, off);
-        assert_eq!(r.segment_base, base, "log {log}: segment base of offset {off}");
-    }
-    assert_eq!(s.log(log).unwrap().end_offset(), ids.len() as u64);
-}
-
 /// Appends `big` records from `next`, alternating runs of four (bypassing) and single records
 /// (through the WAL); returns their ids and the payload bytes of the runs of four.
 async fn append_mixed(s: &Storage, log: u64, next: u64, appends: u64) -> (Vec<(u64, u64)>, u64) {

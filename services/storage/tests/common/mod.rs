@@ -77,6 +77,18 @@ pub async fn append_range(s: &Storage, log: u64, from: u64, to: u64, batch: u64)
     ids
 }
 
+/// Checks that `log` holds exactly the records `ids` (`(offset, segment_base)`, from offset 0),
+/// each as `check` expects, and ends there.
+pub fn assert_log(s: &Storage, log: u64, ids: &[(u64, u64)], check: fn(&Record, u64)) {
+    let all = read_all(s, log, 0);
+    assert_eq!(all.len(), ids.len(), "log {log}");
+    for (r, &(off, base)) in all.iter().zip(ids) {
+        check(r, off);
+        assert_eq!(r.segment_base, base, "log {log}: segment base of offset {off}");
+    }
+    assert_eq!(s.log(log).unwrap().end_offset(), ids.len() as u64);
+}
+
 /// Reads everything from `from` to the end, in small calls.
 pub fn read_all(s: &Storage, log: u64, from: u64) -> Vec<Record> {
     let p = s.log(log).unwrap();
