@@ -791,6 +791,12 @@ impl PartitionLog {
         self.written.load(Ordering::Acquire)
     }
 
+    /// Test hook: waits while a test holds the applier's writes (`Shared::write_gate`).
+    #[cfg(test)]
+    pub(crate) fn pass_write_gate(&self) {
+        self.shared.write_gate.pass();
+    }
+
     fn mark_written(&self, end: u64) {
         self.written.fetch_max(end, Ordering::AcqRel);
         self.written_tx.send_if_modified(|w| {

@@ -209,20 +209,23 @@ pub(crate) struct Shared {
     pub sealer_running: AtomicBool,
     /// Lets a test hold seals where their fsync would be.
     #[cfg(test)]
-    pub seal_gate: SealGate,
+    pub seal_gate: Gate,
+    /// Lets a test hold the applier's writes of records already answered.
+    #[cfg(test)]
+    pub write_gate: Gate,
 }
 
-/// Test hook: while held, a seal waits where its fsync would be (as a slow disk makes it).
+/// Test hook: while held, a thread passing it waits there (as a slow disk makes it wait).
 #[cfg(test)]
 #[derive(Default)]
-pub struct SealGate {
+pub struct Gate {
     held: parking_lot::Mutex<bool>,
     released: parking_lot::Condvar,
     pub waiting: AtomicUsize,
 }
 
 #[cfg(test)]
-impl SealGate {
+impl Gate {
     pub fn hold(&self) {
         *self.held.lock() = true;
     }
@@ -261,7 +264,9 @@ impl Shared {
             sealer,
             sealer_running: AtomicBool::new(true),
             #[cfg(test)]
-            seal_gate: SealGate::default(),
+            seal_gate: Gate::default(),
+            #[cfg(test)]
+            write_gate: Gate::default(),
         }
     }
     pub fn add_tail(&self, n: usize) {
@@ -842,6 +847,8 @@ fn apply_batch(items: Vec<WalItem>, failed: Option<String>) {
                 // Published and answered once the WAL had it (`publish_durable`): the segment
                 // write is left. A failure stops the log; the records stay in the WAL.
                 touched.entry(part.log_id()).or_insert_with(|| part.clone());
+                #[cfg(test)]
+                part.pass_write_gate();
                 let _ = part.write_records(base, &frame, &pos);
             }
             WalItem::Data { part, records, done: Some(done), in_segment: Some(res), .. } => {

@@ -1,5 +1,6 @@
 //! A seal's fsync must stay off the group-commit path and out of the segment lock: while one
-//! is held (as a slow disk would hold it), reads and appends of every log go on.
+//! is held (as a slow disk would hold it), reads and appends of every log go on. Likewise a
+//! segment write, which follows the acknowledgement: readers find its records in the tail.
 
 use crate::{RecordInput, Storage, StorageConfig};
 use bytes::Bytes;
@@ -20,12 +21,13 @@ fn record(size: usize) -> RecordInput {
     }
 }
 
-/// Releases the gate when the test ends, passing or failing, so the storage's threads end.
+/// Releases the gates when the test ends, passing or failing, so the storage's threads end.
 struct Release(Arc<super::PartitionLog>);
 
 impl Drop for Release {
     fn drop(&mut self) {
         self.0.shared.seal_gate.release();
+        self.0.shared.write_gate.release();
     }
 }
 
@@ -118,5 +120,51 @@ async fn a_wal_file_stays_until_the_seals_of_its_records_are_durable() {
         assert!(std::time::Instant::now() < deadline, "{} wal files left after the seals", wal_files());
         tokio::time::timeout(PATIENCE, s.trim_wal()).await.expect("trim after the seals").unwrap();
     }
+    s.shutdown().await;
+}
+
+/// An append is answered once the WAL has it, before its segment write: while that write is
+/// held (as a slow disk would hold it), its records are read from the tail even with no tail
+/// budget, message ids and publish-time lookups find them, and what is computed from the
+/// segments waits for the write (`settled`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_answered_before_their_segment_write_are_read_from_the_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StorageConfig { data_dir: dir.path().to_path_buf(), read_cache_bytes: 0, ..StorageConfig::default() };
+    let (s, _) = Storage::open(cfg).unwrap();
+    let log = s.log(1).unwrap();
+    log.append(vec![record(100)]).await.unwrap();
+    tokio::time::timeout(PATIENCE, log.settled()).await.unwrap();
+    assert_eq!(log.written_offset(), 1);
+    log.shared.write_gate.hold();
+    let _release = Release(log.clone());
+    let later = RecordInput { publish_time: 7, ..record(300) };
+    let ids = tokio::time::timeout(PATIENCE, log.append(vec![record(200), later])).await;
+    assert_eq!(ids.expect("the append waited for its segment write").unwrap(), vec![(1, 0), (2, 0)]);
+    let deadline = Instant::now() + PATIENCE;
+    while log.shared.write_gate.waiting.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the segment write never started");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!((log.written_offset(), log.end_offset()), (1, 3));
+    let l = log.clone();
+    let read = tokio::task::spawn_blocking(move || l.read(0, 10, 1 << 20)).await.unwrap().unwrap();
+    assert_eq!(read.iter().map(|r| (r.offset, r.payload.len())).collect::<Vec<_>>(), vec![(0, 100)]);
+    let l = log.clone();
+    let read = tokio::task::spawn_blocking(move || l.read(1, 10, 1 << 20)).await.unwrap().unwrap();
+    assert_eq!(read.iter().map(|r| (r.offset, r.payload.len())).collect::<Vec<_>>(), vec![(1, 200), (2, 300)]);
+    assert_eq!(log.segment_base_of(2), 0);
+    assert_eq!(log.offset_for_publish_time(5), 2);
+    assert!(tokio::time::timeout(Duration::from_millis(200), log.settled()).await.is_err(), "settled before the write");
+
+    log.shared.write_gate.release();
+    tokio::time::timeout(PATIENCE, log.settled()).await.expect("settled once written");
+    assert_eq!(log.written_offset(), 3);
+    assert_eq!(log.segments().last().unwrap().end_offset, 3);
+    // Written, the records leave the tail (no budget) and read from the segment.
+    assert!(log.tail.lock().records.is_empty());
+    let l = log.clone();
+    let read = tokio::task::spawn_blocking(move || l.read(1, 10, 1 << 20)).await.unwrap().unwrap();
+    assert_eq!(read.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![1, 2]);
     s.shutdown().await;
 }
