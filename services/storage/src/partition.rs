@@ -395,6 +395,12 @@ impl PartitionLog {
     /// based at `base`, rolling to it if needed); a failure stops the log.
     pub(crate) fn write_records(&self, base: u64, frame: &DataFrame, pos: &[RecordPos]) -> Result<()> {
         let mut segs = self.segs.lock();
+        #[cfg(test)]
+        if self.shared.write_gate.fail.load(Ordering::SeqCst) {
+            let e = StorageError::Unavailable("a test failed the segment write".into());
+            self.segment_write_failed(&mut segs, &e);
+            return Err(e);
+        }
         let res = self.write_locked(&mut segs, base, &frame.bytes[frame.records_at..], pos);
         match &res {
             Ok(()) => {
@@ -402,7 +408,6 @@ impl PartitionLog {
                 if let Some(last) = pos.last() {
                     self.mark_written(last.offset + 1);
                 }
-                self.evict_tail(&mut self.tail.lock());
             }
             Err(e) => self.segment_write_failed(&mut segs, e),
         }
@@ -797,8 +802,11 @@ impl PartitionLog {
         self.shared.write_gate.pass();
     }
 
+    /// Records below `end` are in the segments: the tail may evict them now, and whoever waits
+    /// for them (`settled`) is told after that.
     fn mark_written(&self, end: u64) {
         self.written.fetch_max(end, Ordering::AcqRel);
+        self.evict_tail(&mut self.tail.lock());
         self.written_tx.send_if_modified(|w| {
             let newer = end > *w;
             *w = (*w).max(end);

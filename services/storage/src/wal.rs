@@ -222,6 +222,8 @@ pub struct Gate {
     held: parking_lot::Mutex<bool>,
     released: parking_lot::Condvar,
     pub waiting: AtomicUsize,
+    /// While set, the gated step fails instead (as a failing disk makes it).
+    pub fail: AtomicBool,
 }
 
 #[cfg(test)]

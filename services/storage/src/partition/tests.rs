@@ -168,3 +168,29 @@ async fn records_answered_before_their_segment_write_are_read_from_the_tail() {
     assert_eq!(read.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![1, 2]);
     s.shutdown().await;
 }
+
+/// A segment write that fails after its records were answered (the WAL has them) stops the
+/// log: later appends are refused, instead of being answered and then held in the tail for
+/// good (its budget never evicts records not yet written).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_are_refused_once_a_segment_write_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) =
+        Storage::open(StorageConfig { data_dir: dir.path().to_path_buf(), ..StorageConfig::default() }).unwrap();
+    let log = s.log(1).unwrap();
+    log.append(vec![record(100)]).await.unwrap();
+    log.shared.write_gate.fail.store(true, Ordering::SeqCst);
+    assert_eq!(log.append(vec![record(100)]).await.unwrap(), vec![(1, 0)], "durable in the WAL");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match log.append(vec![record(100)]).await {
+            Err(crate::StorageError::Unavailable(why)) => {
+                assert!(why.contains("a test failed the segment write"), "{why}");
+                break;
+            }
+            other => assert!(Instant::now() < deadline, "appends still accepted: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    s.shutdown().await;
+}
