@@ -159,8 +159,9 @@ pub(crate) fn positions(frame: &DataFrame, records: &[Record]) -> Vec<RecordPos>
         .collect()
 }
 
-/// Ends (exclusive offsets) of the records applied to the segments and of those committed to
-/// the object store or an ack quorum of replicas.
+/// Ends (exclusive offsets) of the records durable here (in the WAL; a replicated record may
+/// wait for its segment write in the tail) and of those committed to the object store or an ack
+/// quorum of replicas.
 #[derive(Default)]
 struct CommitGate {
     written: u64,
