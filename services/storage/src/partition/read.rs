@@ -37,29 +37,11 @@ impl PartitionLog {
         if from >= end || max_records == 0 {
             return Ok(Vec::new());
         }
-        {
-            let tail = self.tail.lock();
-            if let Some(first) = tail.records.front()
-                && from >= first.offset
-            {
-                let mut out = Vec::new();
-                let mut bytes = 0;
-                for r in tail.records.iter().skip((from - first.offset) as usize) {
-                    if out.len() >= max_records
-                        || r.offset >= end
-                        || (!out.is_empty() && bytes + r.payload.len() > max_bytes)
-                    {
-                        break;
-                    }
-                    bytes += r.payload.len();
-                    out.push(r.clone());
-                }
-                self.shared.metrics.read_bytes.with_label_values(&["memory"]).inc_by(bytes as u64);
-                return Ok(out);
-            }
-        }
         let mut budget = ReadBudget { from, end, max_records, max_bytes, bytes: 0 };
         let mut out = Vec::new();
+        if self.read_tail(&mut budget, &mut out) {
+            return Ok(out);
+        }
         let mut retried = false;
         while !budget.full(&out) && budget.from < end {
             let Some(target) = self.locate(budget.from)? else { break };
@@ -109,7 +91,35 @@ impl PartitionLog {
                 }
             }
         }
+        // Visible records past the segments' written end are in the tail (`written`).
+        if !budget.full(&out) && budget.from < end {
+            self.read_tail(&mut budget, &mut out);
+        }
         Ok(out)
+    }
+
+    /// Reads from the in-memory tail into `out` if it holds `budget.from`; returns whether it
+    /// did.
+    fn read_tail(&self, budget: &mut ReadBudget, out: &mut Vec<Record>) -> bool {
+        let tail = self.tail.lock();
+        let Some(first) = tail.records.front() else { return false };
+        if budget.from < first.offset {
+            return false;
+        }
+        let before = budget.bytes;
+        for r in tail.records.iter().skip((budget.from - first.offset) as usize) {
+            if out.len() >= budget.max_records
+                || r.offset >= budget.end
+                || (!out.is_empty() && budget.bytes + r.payload.len() > budget.max_bytes)
+            {
+                break;
+            }
+            budget.bytes += r.payload.len();
+            budget.from = r.offset + 1;
+            out.push(r.clone());
+        }
+        self.shared.metrics.read_bytes.with_label_values(&["memory"]).inc_by((budget.bytes - before) as u64);
+        true
     }
 
     /// The segment holding `offset` (or the first one after it), ready to read without locks:

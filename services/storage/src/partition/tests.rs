@@ -148,8 +148,12 @@ async fn records_answered_before_their_segment_write_are_read_from_the_tail() {
     }
     assert_eq!((log.written_offset(), log.end_offset()), (1, 3));
     let l = log.clone();
+    // From the segment, then on in the tail.
     let read = tokio::task::spawn_blocking(move || l.read(0, 10, 1 << 20)).await.unwrap().unwrap();
-    assert_eq!(read.iter().map(|r| (r.offset, r.payload.len())).collect::<Vec<_>>(), vec![(0, 100)]);
+    assert_eq!(
+        read.iter().map(|r| (r.offset, r.payload.len())).collect::<Vec<_>>(),
+        vec![(0, 100), (1, 200), (2, 300)]
+    );
     let l = log.clone();
     let read = tokio::task::spawn_blocking(move || l.read(1, 10, 1 << 20)).await.unwrap().unwrap();
     assert_eq!(read.iter().map(|r| (r.offset, r.payload.len())).collect::<Vec<_>>(), vec![(1, 200), (2, 300)]);
