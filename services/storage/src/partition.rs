@@ -137,7 +137,8 @@ pub struct PartitionLog {
     /// visible already (acknowledged once the WAL has them, `wal::Flusher::publish_durable`):
     /// the in-memory tail keeps every one of them, so that readers find them there.
     written: AtomicU64,
-    /// `written`, for [`PartitionLog::settled`].
+    /// `written` again, for the waiters of [`PartitionLog::settled`]; the atomic stays for the
+    /// reads on every append (`evict_tail`), which a watch's lock would slow.
     written_tx: watch::Sender<u64>,
     /// Signalled (with `segs`) when a seal finishes.
     sealed_cv: Condvar,
@@ -790,7 +791,6 @@ impl PartitionLog {
         let _ = rx.wait_for(|end| *end > offset).await;
     }
 
-    /// Every segment once, in offset order, whichever tiers hold it.
     /// Records below this offset are written to the segments (those past it are visible from
     /// the in-memory tail, their segment writes just behind their acknowledgement).
     pub fn written_offset(&self) -> u64 {
@@ -847,6 +847,7 @@ impl PartitionLog {
         self.segments().iter().rev().find(|s| s.base_offset <= offset).map_or(0, |s| s.base_offset)
     }
 
+    /// Every segment once, in offset order, whichever tiers hold it.
     pub fn segments(&self) -> Vec<SegmentInfo> {
         let segs = self.segs.lock();
         let info = |m: &SegMeta, sealed: bool| SegmentInfo {

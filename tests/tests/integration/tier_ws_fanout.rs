@@ -5,7 +5,9 @@
 //! (here or on the partition's owner): a producer reaches every partition with keys kept on their
 //! partition and ids naming it, a consumer receives from every partition and its acks reach the
 //! partition each id names, a reader reads every partition; and when the partitions' bundles move
-//! under load, the client's sessions stay open and every acknowledged message is stored once.
+//! under load, the client's sessions stay open and every acknowledged message is stored once, a
+//! reader goes on after the last message it read, and a consumer's session outlives a crash of a
+//! partition's owner.
 
 use crate::common::b64;
 use crate::common::tier::{
@@ -323,27 +325,7 @@ async fn base_name_websocket_sessions_stay_open_while_every_partitions_bundle_mo
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // Every partition's bundle is unloaded through b, one after the other, under the load.
-    let before = ownership(&c, &a.base).await.0;
-    let mut bundles = BTreeSet::new();
-    for i in 0..PARTITIONS {
-        bundles.insert(bundle_of(&c, &a.base, &partition(i)).await);
-    }
-    let mut moved = 0;
-    for bundle in &bundles {
-        let range = bundle.trim_start_matches("acme/app/");
-        let unload = format!("{}/admin/v2/namespaces/acme/app/{range}/unload", b.base);
-        expect(call(&c, Method::PUT, &unload, None).await, 204, "bundle unload");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(owner) = ownership(&c, &a.base).await.0.get(bundle) {
-                moved += usize::from(Some(owner) != before.get(bundle));
-                break;
-            }
-            assert!(Instant::now() < deadline, "{bundle} not owned again within 10 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let (bundles, moved) = unload_every_bundle(&c, &a, &b).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let acked = producing.finish().await;
     assert!(moved >= 1, "the unloads moved bundles to other brokers: {bundles:?}");
@@ -376,6 +358,134 @@ async fn base_name_websocket_sessions_stay_open_while_every_partitions_bundle_mo
             }
         }
     }
+    consumer.close().await;
+}
+
+/// Unloads the bundle of every partition of `TOPIC` through `via`, one after the other, each once
+/// it is owned again (as `a` sees it); the bundles, and how many moved to another broker.
+async fn unload_every_bundle(c: &reqwest::Client, a: &BrokerProcess, via: &BrokerProcess) -> (BTreeSet<String>, usize) {
+    let before = ownership(c, &a.base).await.0;
+    let mut bundles = BTreeSet::new();
+    for i in 0..PARTITIONS {
+        bundles.insert(bundle_of(c, &a.base, &partition(i)).await);
+    }
+    let mut moved = 0;
+    for bundle in &bundles {
+        let range = bundle.trim_start_matches("acme/app/");
+        let unload = format!("{}/admin/v2/namespaces/acme/app/{range}/unload", via.base);
+        expect(call(c, Method::PUT, &unload, None).await, 204, "bundle unload");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(owner) = ownership(c, &a.base).await.0.get(bundle) {
+                moved += usize::from(Some(owner) != before.get(bundle));
+                break;
+            }
+            assert!(Instant::now() < deadline, "{bundle} not owned again within 10 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    (bundles, moved)
+}
+
+/// Reads (and acknowledges) until `read` holds `n` ids, each read once.
+async fn read_all(reader: &mut WsClient, read: &mut BTreeSet<String>, n: usize) {
+    while read.len() < n {
+        let m = reader.recv_message().await;
+        let id = m["messageId"].as_str().unwrap().to_string();
+        reader.ack(&id).await;
+        assert!(read.insert(id), "read twice: {m}");
+    }
+}
+
+/// A reader by base name goes on, on each partition whose bundle moved, after the last message
+/// it was given there (as Pulsar's readers resume from their last message when they reconnect):
+/// nothing read twice, nothing skipped, whether the partition's session was on the client's
+/// broker or on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_name_reader_resumes_every_partition_after_its_bundle_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tier_config().await;
+    let [a, b, _c3] = brokers(dir.path(), &cfg);
+    let c = reqwest::Client::new();
+    partitioned_topic(&c, &a.base).await;
+    let mut producer = WsClient::connect(&url(&a, "producer", TOPIC, "")).await;
+    let mut written: BTreeSet<String> = publish_at_once(&mut producer, 48, "r").await.into_iter().collect();
+    let mut reader = WsClient::connect(&url(&a, "reader", TOPIC, "?messageId=earliest")).await;
+    let mut read = BTreeSet::new();
+    read_all(&mut reader, &mut read, written.len()).await;
+    assert_eq!(read, written);
+
+    let (bundles, moved) = unload_every_bundle(&c, &a, &b).await;
+    assert!(moved >= 1, "the unloads moved bundles to other brokers: {bundles:?}");
+    written.extend(publish_at_once(&mut producer, 48, "s").await);
+    read_all(&mut reader, &mut read, written.len()).await;
+    assert_eq!(read, written);
+    reader.expect_silence("every message read once").await;
+    reader.close().await;
+    producer.close().await;
+}
+
+/// Produces `{tag}-{p}-{k}` for `k` in `0..n` to each partition `p` through `base` (retrying a
+/// partition whose owner is not serving yet, for up to 20 s); the payloads.
+async fn produce_everywhere(c: &reqwest::Client, base: &str, tag: &str, n: usize) -> BTreeSet<String> {
+    let mut all = BTreeSet::new();
+    for p in 0..PARTITIONS {
+        let payloads: Vec<String> = (0..n).map(|k| format!("{tag}-{p}-{k}")).collect();
+        let messages: Vec<Value> = payloads.iter().map(|t| json!({"payload": t})).collect();
+        let url = format!("{base}/topics/persistent/{TOPIC}/partitions/{p}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, body) = call(c, Method::POST, &url, Some(json!({"messages": messages}))).await;
+            if status.as_u16() == 200 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "partition {p} not served within 20 s: {body}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        all.extend(payloads);
+    }
+    all
+}
+
+/// Receives (and acknowledges) until every message of `expected` is in `received`.
+async fn receive_all(consumer: &mut WsClient, received: &mut BTreeSet<String>, expected: &BTreeSet<String>) {
+    while !expected.is_subset(received) {
+        let m = consumer.recv_message().await;
+        consumer.ack(m["messageId"].as_str().unwrap()).await;
+        received.insert(text_of(&m));
+    }
+}
+
+/// A consumer's session on a partition whose owner is killed (kill -9: the connection is lost
+/// without a close frame) is reopened once the owner serves again, as Pulsar's clients
+/// reconnect: the client's session by base name stays open and receives every message, those
+/// produced before the kill and those after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_name_consumer_stays_open_when_a_partitions_owner_is_killed_and_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tier_config().await;
+    let [a, b, c3] = brokers(dir.path(), &cfg);
+    let c = reqwest::Client::new();
+    partitioned_topic(&c, &a.base).await;
+    let mut consumer = WsClient::connect(&url(&a, "consumer", TOPIC, "/live?subscriptionType=Shared")).await;
+    let mut expected = produce_everywhere(&c, &a.base, "before", 10).await;
+    let mut received = BTreeSet::new();
+    receive_all(&mut consumer, &mut received, &expected).await;
+
+    // The owner of some partition other than a is killed and started again on its volume.
+    let (owned, _) = ownership(&c, &a.base).await;
+    let mut serving = BTreeSet::new();
+    for i in 0..PARTITIONS {
+        serving.extend(owned.get(&bundle_of(&c, &a.base, &partition(i)).await).cloned());
+    }
+    let mut others = [b, c3];
+    let victim = others.iter().position(|o| serving.contains(&o.addr));
+    let victim = &mut others[victim.unwrap_or_else(|| panic!("a serves every partition: {owned:?}"))];
+    victim.kill9();
+    victim.restart();
+    expected.extend(produce_everywhere(&c, &a.base, "after", 10).await);
+    receive_all(&mut consumer, &mut received, &expected).await;
     consumer.close().await;
 }
 

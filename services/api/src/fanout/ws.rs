@@ -10,8 +10,11 @@
 //! was not answered yet. When the session is closed with 1012 (its bundle moved), the task routes
 //! the partition afresh (`Tier::reroute`), opens a session on the new owner and sends that
 //! ledger again: the producer's unanswered messages (on which the old owner did nothing), the
-//! consumer's unanswered `isEndOfTopic` questions and its unused permits. The client's session
-//! stays open. Any other end of a partition's session ends the client's, with the same code.
+//! consumer's unanswered `isEndOfTopic` questions and its unused permits; a reader's goes on
+//! after the last message it was given there. The client's session stays open. A consumer's or
+//! reader's partition session whose connection is lost without a close frame is reopened the
+//! same way, a few times a minute ([`reopens`]). Any other end of a partition's session ends the
+//! client's, with the same code.
 //!
 //! Every queue is bounded: frames to a partition (`INBOX`), frames from all partitions to the
 //! session (`OUTBOX`); a full queue makes its writer wait, down to the owners' connections.
@@ -64,8 +67,10 @@ impl<S: Send + Sync> FromRequestParts<S> for WholeSession {
 /// Runs a session this broker attached to a partition, on one end of an in-memory connection.
 pub(crate) type Runner = Box<dyn FnOnce(Socket) -> BoxFuture<'static, ()> + Send>;
 /// The handshake's work for one partition served here (authorize, attach, subscribe), as the
-/// route does it for a client: the session to run, or the refusal.
-pub(crate) type Attach = Arc<dyn Fn(TopicName) -> BoxFuture<'static, ApiResult<Runner>> + Send + Sync>;
+/// route does it for a client: the session to run, or the refusal. The second argument is the
+/// id of the last message a reader was given on the partition, when its session is reopened
+/// (the reader goes on after it: [`Target::resumes`]).
+pub(crate) type Attach = Arc<dyn Fn(TopicName, Option<String>) -> BoxFuture<'static, ApiResult<Runner>> + Send + Sync>;
 
 /// A client's session on a whole topic: how to open its session on any partition.
 pub(crate) struct Target {
@@ -81,10 +86,23 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// The path (and query) of partition `p`'s session on its owner.
-    fn path(&self, p: u32) -> String {
+    /// The path (and query) of partition `p`'s session on its owner; a reader's reopened
+    /// session starts after `resume`, the last message it was given there.
+    fn path(&self, p: u32, resume: Option<&str>) -> String {
         let path = path_of(&format!("/ws/v2/{}", self.kind), &self.whole.partition(p), &self.tail);
-        if self.query.is_empty() { path } else { format!("{path}?{}", self.query) }
+        let query = match resume {
+            Some(id) => with_params(&self.query, &[("messageId", id.to_string())]),
+            None => self.query.clone(),
+        };
+        if query.is_empty() { path } else { format!("{path}?{query}") }
+    }
+
+    /// A reader's session reopened on a partition's next owner goes on after the last message
+    /// it was given there, as Pulsar's readers do when they reconnect, rather than from its
+    /// first start (which would read the partition again, or skip what came meanwhile).
+    /// A consumer's subscription keeps its place by itself.
+    fn resumes(&self) -> bool {
+        self.kind == "reader"
     }
 }
 
@@ -106,18 +124,26 @@ pub(crate) fn with_params(query: &str, set: &[(&str, String)]) -> String {
 }
 
 /// Opens partition `p`'s session where the partition is served (`fresh`: routed afresh, after
-/// its owner closed the previous one). A partition that is moving, or whose owner answers that
-/// it no longer owns it, is routed again until `assignment_wait_ms` has passed; any other
-/// refusal is the answer.
-pub(crate) async fn open(s: &AppState, target: &Target, p: u32, fresh: bool) -> ApiResult<Socket> {
+/// its owner closed the previous one; `resume`: where a reader's reopened session goes on). A
+/// partition that is moving, or whose owner answers that it no longer owns it, is routed again
+/// until `assignment_wait_ms` has passed; any other refusal is the answer.
+pub(crate) async fn open(
+    s: &AppState,
+    target: &Target,
+    p: u32,
+    fresh: bool,
+    resume: Option<&str>,
+) -> ApiResult<Socket> {
     let tier = s.broker.tier();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(tier.config().assignment_wait_ms);
     let mut fresh = fresh;
+    // Retries back off, up to half a second: an owner that is down refuses at once.
+    let mut pause = Duration::from_millis(20);
     loop {
         let partition = target.whole.partition(p);
         let place = if fresh { reroute(s, &partition).await } else { target.whole.place(s, p).await };
         let attempt = match place {
-            Ok(Place::Local) => match (target.attach)(partition).await {
+            Ok(Place::Local) => match (target.attach)(partition, resume.map(str::to_string)).await {
                 Ok(run) => {
                     let (server, client) = Socket::pair();
                     s.broker.spawn(run(server));
@@ -126,7 +152,7 @@ pub(crate) async fn open(s: &AppState, target: &Target, p: u32, fresh: bool) -> 
                 Err(e) => Err(e),
             },
             Ok(Place::Remote { broker, address }) => {
-                match forward_ws::connect(s, &broker, &address, &target.path(p), &target.headers).await {
+                match forward_ws::connect(s, &broker, &address, &target.path(p, resume), &target.headers).await {
                     Ok(upstream) => {
                         s.broker.count_forwarded();
                         Ok(forward_ws::socket(upstream))
@@ -141,7 +167,8 @@ pub(crate) async fn open(s: &AppState, target: &Target, p: u32, fresh: bool) -> 
             Ok(socket) => return Ok(socket),
             Err(e) if e.not_owner && tokio::time::Instant::now() < deadline => {
                 fresh = true;
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
             }
             Err(e) => return Err(e),
         }
@@ -168,7 +195,7 @@ async fn refusal(answer: axum::response::Response, broker: &str) -> ApiError {
 /// Opens every partition's session (at most 16 handshakes at once); the first refusal, in
 /// partition order, refuses the client's handshake (the sessions already open are closed).
 pub(crate) async fn open_all(s: &AppState, target: &Target) -> ApiResult<Vec<Socket>> {
-    target.whole.each(|p| open(s, target, p, false)).await.into_iter().collect()
+    target.whole.each(|p| open(s, target, p, false, None)).await.into_iter().collect()
 }
 
 /// What a frame from a partition's session is, read once by its task.
@@ -194,16 +221,16 @@ struct Peek {
     #[serde(default)]
     payload: Option<serde::de::IgnoredAny>,
     #[serde(default)]
-    message_id: Option<serde::de::IgnoredAny>,
+    message_id: Option<String>,
     #[serde(default)]
     context: Option<Value>,
 }
 
-fn classify(m: &Message) -> Seen {
-    let Message::Text(t) = m else { return Seen::Other };
-    let Ok(peek) = serde_json::from_str::<Peek>(t.as_str()) else { return Seen::Other };
+fn classify(m: &Message) -> (Seen, Option<String>) {
+    let Message::Text(t) = m else { return (Seen::Other, None) };
+    let Ok(peek) = serde_json::from_str::<Peek>(t.as_str()) else { return (Seen::Other, None) };
     if let Some(end) = peek.end_of_topic {
-        return Seen::EndOfTopic(end);
+        return (Seen::EndOfTopic(end), None);
     }
     if peek.result.is_some() {
         let id = match &peek.context {
@@ -211,12 +238,12 @@ fn classify(m: &Message) -> Seen {
             Some(Value::Number(n)) => n.as_u64(),
             _ => None,
         };
-        return id.map_or(Seen::Other, Seen::Receipt);
+        return (id.map_or(Seen::Other, Seen::Receipt), None);
     }
     if peek.payload.is_some() && peek.message_id.is_some() {
-        return Seen::Delivery;
+        return (Seen::Delivery, peek.message_id);
     }
-    Seen::Other
+    (Seen::Other, None)
 }
 
 /// What a frame sent to a partition is, for its [`Ledger`].
@@ -234,7 +261,12 @@ pub(crate) enum Tag {
 /// What a partition's session was sent and has not answered: sent again to the next owner.
 pub(crate) enum Ledger {
     Producer(VecDeque<(u64, Message)>),
-    Consumer { end_of_topic: u32, permits: u64 },
+    /// `last`: the id of the last message delivered.
+    Consumer {
+        end_of_topic: u32,
+        permits: u64,
+        last: Option<String>,
+    },
 }
 
 impl Ledger {
@@ -243,7 +275,7 @@ impl Ledger {
     }
 
     pub(crate) fn consumer() -> Ledger {
-        Ledger::Consumer { end_of_topic: 0, permits: 0 }
+        Ledger::Consumer { end_of_topic: 0, permits: 0, last: None }
     }
 
     fn sent(&mut self, tag: Tag, frame: &Message) {
@@ -255,7 +287,8 @@ impl Ledger {
         }
     }
 
-    fn received(&mut self, seen: Seen) {
+    /// `delivered`: the id of the message delivered (`Seen::Delivery`).
+    fn received(&mut self, seen: Seen, delivered: Option<String>) {
         match (self, seen) {
             (Ledger::Producer(unanswered), Seen::Receipt(id)) => {
                 // Receipts come in the order of the sends; a search covers anything else.
@@ -269,8 +302,21 @@ impl Ledger {
             (Ledger::Consumer { end_of_topic, .. }, Seen::EndOfTopic(_)) => {
                 *end_of_topic = end_of_topic.saturating_sub(1);
             }
-            (Ledger::Consumer { permits, .. }, Seen::Delivery) => *permits = permits.saturating_sub(1),
+            (Ledger::Consumer { permits, last, .. }, Seen::Delivery) => {
+                *permits = permits.saturating_sub(1);
+                if delivered.is_some() {
+                    *last = delivered;
+                }
+            }
             _ => {}
+        }
+    }
+
+    /// The id of the last message delivered (a consumer's or reader's).
+    fn last_delivered(&self) -> Option<String> {
+        match self {
+            Ledger::Consumer { last, .. } => last.clone(),
+            Ledger::Producer(_) => None,
         }
     }
 
@@ -278,7 +324,7 @@ impl Ledger {
     fn replay(&self) -> Vec<Message> {
         match self {
             Ledger::Producer(unanswered) => unanswered.iter().map(|(_, m)| m.clone()).collect(),
-            Ledger::Consumer { end_of_topic, permits } => {
+            Ledger::Consumer { end_of_topic, permits, .. } => {
                 let mut frames: Vec<Message> =
                     (0..*end_of_topic).map(|_| Message::Text(Utf8Bytes::from_static(IS_END_OF_TOPIC))).collect();
                 if *permits > 0 {
@@ -307,7 +353,10 @@ pub(crate) enum Up {
 enum End {
     /// The client's session is over (its queue to this partition was closed).
     Done,
+    /// The partition's session closed, with this close frame (`None`: a close without a code).
     Closed(Option<CloseFrame>),
+    /// The connection ended without a close frame.
+    Lost,
 }
 
 /// The close code of a bundle moving (service restart: reconnect).
@@ -360,15 +409,24 @@ pub(crate) fn spawn_partition(
     let broker = Arc::clone(&s.broker);
     broker.spawn(async move {
         let (mut link, mut inbox, ledger) = (link, inbox, Mutex::new(ledger));
+        let mut drops = VecDeque::new();
         loop {
             match pump(&mut link, &mut inbox, &events, &ledger, p).await {
                 End::Done => {
                     let _ = link.sink.close().await;
                     return;
                 }
-                End::Closed(Some(frame)) if frame.code == MOVED => {
-                    tracing::debug!(topic = %target.whole.base, partition = p, "a partition's session moved; reopening it");
-                    match open(&s, &target, p, true).await {
+                end @ (End::Closed(_) | End::Lost) if reopens(&end, target.kind, &mut drops) => {
+                    if matches!(end, End::Lost) {
+                        tracing::warn!(topic = %target.whole.base, partition = p, "a partition's session ended without a close frame; reopening it");
+                    } else {
+                        tracing::debug!(topic = %target.whole.base, partition = p, "a partition's session moved; reopening it");
+                    }
+                    let resume = target
+                        .resumes()
+                        .then(|| ledger.lock().unwrap_or_else(|e| e.into_inner()).last_delivered())
+                        .flatten();
+                    match open(&s, &target, p, true, resume.as_deref()).await {
                         Ok(mut next) => {
                             let again = ledger.lock().unwrap_or_else(|e| e.into_inner()).replay();
                             for frame in again {
@@ -380,8 +438,8 @@ pub(crate) fn spawn_partition(
                             link = next;
                         }
                         Err(e) => {
-                            tracing::warn!(topic = %target.whole.base, partition = p, reason = %e.reason, "a partition's session could not be reopened after a move");
-                            let reason = format!("partition {p} could not be reopened after a move: {}", e.reason);
+                            tracing::warn!(topic = %target.whole.base, partition = p, reason = %e.reason, "a partition's session could not be reopened");
+                            let reason = format!("partition {p} could not be reopened: {}", e.reason);
                             let _ = events.send(Up::Ended(p, Some(close_frame(MOVED, &reason)))).await;
                             return;
                         }
@@ -391,9 +449,38 @@ pub(crate) fn spawn_partition(
                     let _ = events.send(Up::Ended(p, frame)).await;
                     return;
                 }
+                End::Lost => {
+                    let _ = events.send(Up::Ended(p, None)).await;
+                    return;
+                }
             }
         }
     });
+}
+
+/// Connections lost (without a close frame) that a consumer's or reader's partition session is
+/// reopened after, at most, in `DROPS_WINDOW`; more end the client's session.
+const DROPS: usize = 3;
+const DROPS_WINDOW: Duration = Duration::from_secs(60);
+
+/// Whether a partition's session that ended so is reopened on the partition's owner:
+/// when its bundle moved (1012), and, for consumers and readers, when its connection was lost
+/// without a close frame, a few times a minute (`drops`: when that happened), as Pulsar's clients
+/// reconnect. A subscription keeps its place and redelivers what was not acknowledged, and a
+/// reader goes on after its last message; a producer's session is not reopened then, since the
+/// lost owner may have stored what it did not answer, and sending it again could store it twice.
+fn reopens(end: &End, kind: &str, drops: &mut VecDeque<std::time::Instant>) -> bool {
+    match end {
+        End::Done => false,
+        End::Closed(frame) => frame.as_ref().is_some_and(|f| f.code == MOVED),
+        End::Lost if kind == "producer" => false,
+        End::Lost => {
+            let now = std::time::Instant::now();
+            drops.retain(|t| now.duration_since(*t) < DROPS_WINDOW);
+            drops.push_back(now);
+            drops.len() <= DROPS
+        }
+    }
 }
 
 /// Copies frames both ways on one connection until it closes or the client's session ends.
@@ -421,15 +508,15 @@ async fn pump(
                 Message::Close(frame) => return End::Closed(frame),
                 Message::Ping(_) | Message::Pong(_) => continue,
                 m => {
-                    let seen = classify(&m);
-                    ledger.lock().unwrap_or_else(|e| e.into_inner()).received(seen);
+                    let (seen, delivered) = classify(&m);
+                    ledger.lock().unwrap_or_else(|e| e.into_inner()).received(seen, delivered);
                     if events.send(Up::Frame(p, m, seen)).await.is_err() {
                         return End::Done;
                     }
                 }
             }
         }
-        End::Closed(None)
+        End::Lost
     };
     tokio::select! {
         end = up => end,
@@ -501,15 +588,22 @@ mod tests {
         Message::Text(s.to_string().into())
     }
 
+    fn classify_seen(m: &Message) -> Seen {
+        classify(m).0
+    }
+
     #[test]
     fn frames_from_partitions_are_told_apart() {
-        assert_eq!(classify(&text(r#"{"result":"ok","messageId":"CAAQAw==","context":"17"}"#)), Seen::Receipt(17));
-        assert_eq!(classify(&text(r#"{"result":"send-error:8","errorMsg":"x","context":"3"}"#)), Seen::Receipt(3));
-        assert_eq!(classify(&text(r#"{"endOfTopic":true}"#)), Seen::EndOfTopic(true));
-        assert_eq!(classify(&text(r#"{"key":"k","messageId":"CAAQAw==","payload":"eA=="}"#)), Seen::Delivery);
-        assert_eq!(classify(&text(r#"{"error":"bad","errorCode":3}"#)), Seen::Other);
-        assert_eq!(classify(&text(r#"{"type":"skipped","count":4}"#)), Seen::Other);
-        assert_eq!(classify(&text("not json")), Seen::Other);
+        assert_eq!(classify_seen(&text(r#"{"result":"ok","messageId":"CAAQAw==","context":"17"}"#)), Seen::Receipt(17));
+        assert_eq!(classify_seen(&text(r#"{"result":"send-error:8","errorMsg":"x","context":"3"}"#)), Seen::Receipt(3));
+        assert_eq!(classify_seen(&text(r#"{"endOfTopic":true}"#)), Seen::EndOfTopic(true));
+        assert_eq!(
+            classify(&text(r#"{"key":"k","messageId":"CAAQAw==","payload":"eA=="}"#)),
+            (Seen::Delivery, Some("CAAQAw==".to_string()))
+        );
+        assert_eq!(classify_seen(&text(r#"{"error":"bad","errorCode":3}"#)), Seen::Other);
+        assert_eq!(classify_seen(&text(r#"{"type":"skipped","count":4}"#)), Seen::Other);
+        assert_eq!(classify_seen(&text("not json")), Seen::Other);
     }
 
     #[test]
@@ -518,8 +612,8 @@ mod tests {
         for id in 0..4 {
             l.sent(Tag::Send(id), &text(&format!("m{id}")));
         }
-        l.received(Seen::Receipt(0));
-        l.received(Seen::Receipt(2));
+        l.received(Seen::Receipt(0), None);
+        l.received(Seen::Receipt(2), None);
         let again: Vec<String> = l
             .replay()
             .into_iter()
@@ -534,13 +628,56 @@ mod tests {
         l.sent(Tag::EndOfTopic, &text(IS_END_OF_TOPIC));
         l.sent(Tag::Permit(10), &permit(10));
         l.sent(Tag::Plain, &text(r#"{"messageId":"x"}"#));
-        l.received(Seen::Delivery);
-        l.received(Seen::Delivery);
+        l.received(Seen::Delivery, Some("a".into()));
+        l.received(Seen::Delivery, Some("b".into()));
+        assert_eq!(l.last_delivered().as_deref(), Some("b"));
         let again = l.replay();
         assert_eq!(again.len(), 2);
         assert_eq!(again[1], permit(8));
-        l.received(Seen::EndOfTopic(false));
+        l.received(Seen::EndOfTopic(false), None);
         assert_eq!(l.replay(), vec![permit(8)]);
+    }
+
+    #[test]
+    fn moved_sessions_are_reopened_and_lost_ones_only_for_consumers_and_readers_a_few_times() {
+        let mut drops = VecDeque::new();
+        let moved = End::Closed(Some(close_frame(MOVED, "unloaded")));
+        assert!(reopens(&moved, "producer", &mut drops));
+        assert!(!reopens(&End::Closed(Some(close_frame(1011, "failed"))), "consumer", &mut drops));
+        assert!(!reopens(&End::Closed(None), "consumer", &mut drops), "a close without a code");
+        assert!(!reopens(&End::Lost, "producer", &mut drops));
+        for kind in ["consumer", "reader", "consumer"] {
+            assert!(reopens(&End::Lost, kind, &mut drops), "{kind}");
+        }
+        assert!(!reopens(&End::Lost, "reader", &mut drops), "a fourth lost connection within the window");
+        assert!(reopens(&moved, "reader", &mut drops), "moves are not counted");
+        drops.iter_mut().for_each(|t| *t -= DROPS_WINDOW);
+        assert!(reopens(&End::Lost, "consumer", &mut drops), "drops older than the window are forgotten");
+    }
+
+    #[test]
+    fn a_reader_resumes_after_its_last_message_and_a_consumer_where_its_subscription_is() {
+        let attach: Attach = Arc::new(|_, _| Box::pin(async { Err(ApiError::bad_request("unused")) }));
+        let whole = Whole { base: "persistent://acme/app/t".parse().unwrap(), partitions: 2, authorization: None };
+        let target = |kind| Target {
+            whole: whole.clone(),
+            kind,
+            tail: String::new(),
+            query: "messageId=earliest&readerName=r".into(),
+            headers: HeaderMap::new(),
+            attach: attach.clone(),
+        };
+        let reader = target("reader");
+        assert!(reader.resumes());
+        assert_eq!(
+            reader.path(1, Some("CAAQAw==")),
+            "/ws/v2/reader/persistent/acme/app/t-partition-1?readerName=r&messageId=CAAQAw%3D%3D"
+        );
+        assert_eq!(
+            reader.path(0, None),
+            "/ws/v2/reader/persistent/acme/app/t-partition-0?messageId=earliest&readerName=r"
+        );
+        assert!(!target("consumer").resumes());
     }
 
     #[test]

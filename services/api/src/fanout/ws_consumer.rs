@@ -22,7 +22,9 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::AuthContext;
 use crate::routes::ws::{Socket, await_close_answer, must_end, run_tracked, session_permit, text};
-use crate::routes::ws_consumer::{ConsumerCommand, Flow, ReaderOptions, Sampler, error_reply, run_session};
+use crate::routes::ws_consumer::{
+    ConsumerCommand, Flow, ReaderOptions, Sampler, error_reply, run_session, start_after,
+};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures::StreamExt;
@@ -63,7 +65,7 @@ pub(crate) async fn open(
             let tail = format!("/{}", segment(sub.as_str()));
             let attach: Attach = {
                 let (s, auth, flow) = (s.clone(), auth.clone(), flow.clone());
-                Arc::new(move |partition| {
+                Arc::new(move |partition, _| {
                     let (s, auth, sub, opts, flow) = (s.clone(), auth.clone(), sub.clone(), opts.clone(), flow.clone());
                     Box::pin(async move {
                         let session =
@@ -90,9 +92,13 @@ pub(crate) async fn open(
             flow.sample = per_partition.map(Sampler::new);
             let attach: Attach = {
                 let (s, auth, flow) = (s.clone(), auth.clone(), flow.clone());
-                Arc::new(move |partition| {
+                Arc::new(move |partition, resume: Option<String>| {
                     let (s, auth, name, flow) = (s.clone(), auth.clone(), name.clone(), flow.clone());
                     Box::pin(async move {
+                        let start = match resume {
+                            Some(id) => start_after(&id)?,
+                            None => start,
+                        };
                         let session = s
                             .broker
                             .subscriptions()

@@ -38,7 +38,7 @@ pub(crate) async fn open(
     auth.check(Operation::Produce, &whole.base).await?;
     let attach: super::ws::Attach = {
         let (s, auth, routing) = (s.clone(), auth.clone(), routing.clone());
-        Arc::new(move |partition| {
+        Arc::new(move |partition, _| {
             let (s, auth, routing) = (s.clone(), auth.clone(), routing.clone());
             Box::pin(async move {
                 let session = ProducerSession::attach(&s, auth, &partition, &routing).await?;

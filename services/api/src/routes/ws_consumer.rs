@@ -19,7 +19,7 @@ use crate::error::{
 };
 use crate::extract::{AuthContext, Query, SubscriptionParam, TopicParam, WsUpgrade};
 use crate::fanout::ws::WholeSession;
-use axum::extract::ws::{Message, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use base64::Engine;
@@ -324,12 +324,17 @@ pub(crate) struct ReaderOptions {
     pub flow: Flow,
 }
 
+/// Where a reader given message `id` starts: after it, as Pulsar's readers do
+/// (startMessageIdInclusive = false).
+pub(crate) fn start_after(id: &str) -> Result<StartPosition, ApiError> {
+    Ok(StartPosition::Offset(MessageId::from_base64(id)?.offset() + 1))
+}
+
 fn reader_options(q: &ReaderQuery) -> Result<ReaderOptions, ApiError> {
     let start = match q.message_id.as_deref().unwrap_or("latest") {
         "latest" => StartPosition::Latest,
         "earliest" => StartPosition::Earliest,
-        // Pulsar readers start after the given message (startMessageIdInclusive = false).
-        id => StartPosition::Offset(MessageId::from_base64(id)?.offset() + 1),
+        id => start_after(id)?,
     };
     let flow = Flow {
         pull_mode: false,
@@ -432,7 +437,13 @@ async fn handle_command(
         }
         Some("unsubscribe") => {
             return match session.unsubscribe().await {
-                Ok(()) => Outcome::Close,
+                Ok(()) => {
+                    // Said with a close frame, so that a fan-out (`fanout/ws`) tells this end from
+                    // a lost connection, after which it would reopen the session.
+                    let done = CloseFrame { code: 1000, reason: Utf8Bytes::from_static("unsubscribed") };
+                    let _ = out.send(Message::Close(Some(done))).await;
+                    Outcome::Close
+                }
                 Err(e) => {
                     let _ = out.send(error_reply(8, ApiError::from(e).reason)).await;
                     Outcome::Continue
