@@ -426,8 +426,19 @@ pub(crate) fn spawn_partition(
                         .resumes()
                         .then(|| ledger.lock().unwrap_or_else(|e| e.into_inner()).last_delivered())
                         .flatten();
-                    match open(&s, &target, p, true, resume.as_deref()).await {
-                        Ok(mut next) => {
+                    // Not while this broker shuts down: its client's session ends then (1001).
+                    let shutdown = s.broker.shutdown_token();
+                    let reopened = tokio::select! {
+                        r = open(&s, &target, p, true, resume.as_deref()) => Some(r),
+                        _ = shutdown.cancelled() => None,
+                    };
+                    match reopened {
+                        None => {
+                            let frame = close_frame(1001, "the broker is shutting down");
+                            let _ = events.send(Up::Ended(p, Some(frame))).await;
+                            return;
+                        }
+                        Some(Ok(mut next)) => {
                             let again = ledger.lock().unwrap_or_else(|e| e.into_inner()).replay();
                             for frame in again {
                                 if next.sink.feed(frame).await.is_err() {
@@ -437,7 +448,7 @@ pub(crate) fn spawn_partition(
                             let _ = next.sink.flush().await;
                             link = next;
                         }
-                        Err(e) => {
+                        Some(Err(e)) => {
                             tracing::warn!(topic = %target.whole.base, partition = p, reason = %e.reason, "a partition's session could not be reopened");
                             let reason = format!("partition {p} could not be reopened: {}", e.reason);
                             let _ = events.send(Up::Ended(p, Some(close_frame(MOVED, &reason)))).await;
