@@ -72,7 +72,7 @@ pub use publish::{
 pub use registry::Topic;
 pub use session::{ConsumerSession, DeadLetterPolicy, SubscribeOptions, members_changed};
 pub use subscription::{CursorOp, Delivery, SubType};
-pub use subscriptions::{PullRequest, PulledMessage, StartPosition, Subscriptions};
+pub use subscriptions::{PullRequest, PulledMessage, StartPosition, Subscriptions, whole_topic_reader_start};
 pub use takeover::{TakenPartition, Takeover};
 pub use topic_ops::{
     BacklogAnalysis, CursorDetails, LedgerDetails, ManagedLedgerInfo, ManagedLedgerSegment, OfflineTopicStats, Position,

@@ -54,6 +54,19 @@ impl StartPosition {
     }
 }
 
+/// A reader of a whole partitioned topic starts at its earliest or latest messages, as Pulsar's
+/// clients require ("The partitioned topic startMessageId is illegal"): a message id is a
+/// position in one partition, and means nothing in the others.
+pub fn whole_topic_reader_start(name: &TopicName, start: StartPosition) -> Result<()> {
+    match start {
+        StartPosition::Earliest | StartPosition::Latest => Ok(()),
+        StartPosition::Offset(_) => Err(BrokerError::InvalidArgument(format!(
+            "a reader of the partitioned topic {name} starts at earliest or latest; to start after a \
+             message id, read the partition the id names ({name}-partition-N)"
+        ))),
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PullRequest {
     pub max_messages: usize,
@@ -169,7 +182,10 @@ impl Subscriptions {
         read_compacted: bool,
     ) -> Result<ConsumerSession> {
         self.ctx.require(caller, Operation::Read, name.into()).await?;
-        let (_, parts) = self.partitions_or_create(name).await?;
+        let (topic, parts) = self.partitions_or_create(name).await?;
+        if topic.is_partitioned() && name.partition_index().is_none() {
+            whole_topic_reader_start(name, start)?;
+        }
         if read_compacted {
             self.load_views(&parts).await?;
         }

@@ -928,6 +928,39 @@ async fn reader_with_a_malformed_message_id_is_refused_with_400() {
     assert_eq!(refused_status(&reader_url(&app.base, "rbad", "messageId=%2A%2A%2A")).await, 400);
 }
 
+/// A message id is a position in one partition: a reader of a whole partitioned topic given one
+/// is refused with the reason (Pulsar's clients refuse it too: "The partitioned topic
+/// startMessageId is illegal"); on the partition the id names it starts after it, and the whole
+/// topic is read from its earliest or latest messages.
+#[tokio::test]
+async fn a_reader_of_a_whole_partitioned_topic_starts_at_earliest_or_latest_and_a_partitions_at_an_id() {
+    let app = TestApp::standalone().await;
+    create_partitioned(&app, "rparts", 3).await;
+    let sent = publish_all(&app, "rparts", &numbered("m", 6)).await;
+    let start = urlencode(&sent[0]);
+    let url = reader_url(&app.base, "rparts", &format!("messageId={start}"));
+    let refused = match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp,
+        other => panic!("{url}: expected an HTTP refusal, got {:?}", other.map(|_| ())),
+    };
+    assert_eq!(refused.status().as_u16(), 400);
+    let body: Value = serde_json::from_slice(refused.body().as_deref().unwrap_or_default()).expect("JSON reason");
+    assert!(body["reason"].as_str().is_some_and(|r| r.contains("earliest or latest")), "{body}");
+
+    let partition = decode_ws_id(&sent[0]).2;
+    let after: Vec<String> = sent.iter().filter(|id| decode_ws_id(id).2 == partition).skip(1).cloned().collect();
+    let mut r = WsClient::connect(&reader_url(
+        &app.base,
+        &format!("rparts-partition-{partition}"),
+        &format!("messageId={start}"),
+    ))
+    .await;
+    assert_eq!(ids(&recv_n(&mut r, after.len()).await), after, "the partition's messages after the id");
+    let mut whole = WsClient::connect(&reader_url(&app.base, "rparts", "messageId=earliest")).await;
+    let all: BTreeSet<String> = ids(&recv_n(&mut whole, sent.len()).await).into_iter().collect();
+    assert_eq!(all, sent.iter().cloned().collect::<BTreeSet<String>>());
+}
+
 /// Percent-encodes the base64 characters that are not safe in a query value.
 fn urlencode(s: &str) -> String {
     s.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")

@@ -82,6 +82,7 @@ pub(crate) async fn open(
         }
         Plan::Reader { options, per_second } => {
             auth.check(Operation::Read, &whole.base).await?;
+            magnetar_broker::whole_topic_reader_start(&whole.base, options.start)?;
             // A sampled reader: the client's rate shared by the partitions.
             let per_partition = per_second.map(|r| r.div_ceil(n.max(1)).max(1));
             let query = match per_partition {
