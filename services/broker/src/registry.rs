@@ -269,9 +269,7 @@ impl TopicRegistry {
         Ok((topic, parts))
     }
 
-    /// A single partition (a non-partitioned topic or one partition); refused for a whole
-    /// partitioned topic.
-    /// [`Registry::partitions_of`], once every visible record of each partition is in its
+    /// [`Self::partitions_of`], once every visible record of each partition is in its
     /// segments (`PartitionLog::settled`): for answers computed from the segments (sizes,
     /// ledgers), which an append is acknowledged just before.
     pub async fn settled_partitions_of(&self, name: &TopicName) -> Result<(Arc<Topic>, Vec<Arc<Partition>>)> {
@@ -280,6 +278,8 @@ impl TopicRegistry {
         Ok((topic, parts))
     }
 
+    /// A single partition (a non-partitioned topic or one partition); refused for a whole
+    /// partitioned topic.
     pub async fn single_partition(&self, name: &TopicName, operation: &'static str) -> Result<Arc<Partition>> {
         let (topic, parts) = self.partitions_of(name).await?;
         if parts.len() != 1 || (topic.is_partitioned() && name.partition_index().is_none()) {

@@ -819,14 +819,12 @@ fn publish_durable(batch: &mut [WalItem]) -> bool {
                 }
             }
             None => {
-                // Replicated records become visible once their quorum is in too (the gate of
-                // `applied`); object-store ones wait for their object, in `apply_batch`.
-                let publish = match (*replicated, part.object_mode().is_none()) {
-                    (true, _) => false,
-                    (false, true) => true,
-                    (false, false) => continue,
-                };
-                part.applied(std::mem::take(records), publish);
+                // Object-store records wait for their object, in `apply_batch`; replicated ones
+                // become visible once their quorum is in too (the gate of `applied`).
+                if !*replicated && part.object_mode().is_some() {
+                    continue;
+                }
+                part.applied(std::mem::take(records), !*replicated);
                 if let Some(done) = done.take() {
                     let _ = done.send(Ok(()));
                 }
