@@ -76,6 +76,52 @@ async fn reconnecting_keeps_data_and_skips_applied_migrations() {
     admin_execute(&admin, format!("DROP DATABASE {database} WITH (FORCE)")).await;
 }
 
+/// A broker stalled inside a write transaction (SIGSTOP, a paused VM) holds the partition row's
+/// lock; PostgreSQL ends its session after `idle_in_transaction_timeout`, so another broker's
+/// takeover goes through instead of waiting for the zombie to wake, and the zombie's write is
+/// rolled back.
+#[tokio::test]
+async fn a_writer_stalled_mid_transaction_holds_no_partition_past_the_idle_timeout() {
+    use magnetar_metadata::conformance::{given_namespace, given_topic};
+    let admin = admin_url();
+    let database = fresh_database_name();
+    admin_execute(&admin, format!("CREATE DATABASE {database}")).await;
+    let url = database_url(&admin, &database);
+    let options = StoreOptions { idle_in_transaction_timeout: Duration::from_millis(300), ..StoreOptions::default() };
+    let store = SqlMetadataStore::connect_with(&url, &options).await.expect("connect to postgres");
+    // Every connection of the pool carries the setting.
+    for _ in 0..4 {
+        let value = store.session_setting("idle_in_transaction_session_timeout").await.expect("setting");
+        assert_eq!(value, "300ms");
+    }
+    given_namespace(&store, "acme/orders").await;
+    let log_id = given_topic(&store, "persistent://acme/orders/t", 0).await.partition_records[0].log_id;
+    let first = store.acquire_partition(log_id, "zombie").await.expect("acquire");
+
+    // The zombie: a session set up as the pool's, locking the row as a fenced write does,
+    // then stalling.
+    let mut zombie = PgConnection::connect(&url).await.expect("connect the zombie");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(options.postgres_session_sql())).execute(&mut zombie).await.expect("session");
+    sqlx::raw_sql("BEGIN").execute(&mut zombie).await.expect("begin");
+    let locked = sqlx::query("UPDATE partitions SET epoch = epoch WHERE log_id = $1 AND epoch = $2")
+        .bind(log_id)
+        .bind(first)
+        .execute(&mut zombie)
+        .await
+        .expect("lock the partition row");
+    assert_eq!(locked.rows_affected(), 1);
+
+    let takeover = tokio::time::timeout(Duration::from_secs(10), store.acquire_partition(log_id, "survivor"))
+        .await
+        .expect("the takeover waited on the stalled transaction's lock past the idle timeout")
+        .expect("acquire");
+    assert!(takeover > first);
+    assert!(sqlx::raw_sql("COMMIT").execute(&mut zombie).await.is_err(), "the zombie's transaction committed");
+    assert_eq!(store.get_partition_owner(log_id).await.expect("owner"), Some(("survivor".to_string(), takeover)));
+    store.close().await;
+    admin_execute(&admin, format!("DROP DATABASE {database} WITH (FORCE)")).await;
+}
+
 #[tokio::test]
 async fn unreachable_server_is_unavailable() {
     // Port 1 on localhost refuses connections: the store reports it as retryable.

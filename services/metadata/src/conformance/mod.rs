@@ -142,7 +142,7 @@ pub(crate) fn info(roles: &[&str]) -> TenantInfo {
 }
 
 /// Creates the tenant (if needed) and the namespace `tenant/ns`.
-pub(crate) async fn given_namespace(store: &dyn MetadataStore, name: &str) -> NamespaceName {
+pub async fn given_namespace(store: &dyn MetadataStore, name: &str) -> NamespaceName {
     let ns = namespace(name);
     match store.create_tenant(ns.tenant(), &info(&["admin"])).await {
         Ok(()) | Err(MetadataError::AlreadyExists(_)) => {}
@@ -152,7 +152,7 @@ pub(crate) async fn given_namespace(store: &dyn MetadataStore, name: &str) -> Na
     ns
 }
 
-pub(crate) async fn given_topic(store: &dyn MetadataStore, name: &str, partitions: u32) -> TopicRecord {
+pub async fn given_topic(store: &dyn MetadataStore, name: &str, partitions: u32) -> TopicRecord {
     let spec = NewTopic { name: topic(name), partitions, properties: BTreeMap::new() };
     store.create_topic(&spec).await.expect("create topic")
 }

@@ -79,11 +79,31 @@ pub struct StoreOptions {
     /// How long a call waits for a connection (including connecting at start, which is retried
     /// until then) before failing with `Unavailable`.
     pub acquire_timeout: Duration,
+    /// PostgreSQL ends a session that sits idle inside a transaction this long, rolling it back.
+    /// A write transaction holds row locks (`logs::fence` locks the partition row until it
+    /// ends), so a broker stalled mid-transaction (a paused VM, SIGSTOP) would otherwise hold
+    /// them until it woke, and the takeover of its partitions would wait on it past its lease.
+    /// Our transactions only run statements back to back, so a healthy broker never comes near
+    /// this; a woken zombie finds its connection gone and its write not done. Below the
+    /// default membership lease (10 s), so a takeover is never held up longer than the lease.
+    pub idle_in_transaction_timeout: Duration,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(30) }
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(30),
+            idle_in_transaction_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl StoreOptions {
+    /// What every new PostgreSQL connection of the pool runs first.
+    pub fn postgres_session_sql(&self) -> String {
+        let idle_ms = self.idle_in_transaction_timeout.as_millis().max(1);
+        format!("SET idle_in_transaction_session_timeout = {idle_ms}")
     }
 }
 
@@ -107,7 +127,20 @@ impl SqlMetadataStore {
         let pool_options =
             AnyPoolOptions::new().max_connections(options.max_connections).acquire_timeout(options.acquire_timeout);
         let pool = match dialect {
-            Dialect::Postgres => pool_options.connect(url).await.map_err(classify)?,
+            Dialect::Postgres => {
+                let session = options.postgres_session_sql();
+                pool_options
+                    .after_connect(move |conn, _meta| {
+                        let session = session.clone();
+                        Box::pin(async move {
+                            conn.execute(sqlx::AssertSqlSafe(session)).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await
+                    .map_err(classify)?
+            }
             Dialect::Sqlite => connect_sqlite(url, pool_options).await?,
         };
         let migrator = match dialect {
@@ -123,6 +156,16 @@ impl SqlMetadataStore {
 
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// A run-time setting (`current_setting`) as the pool's connections see it.
+    pub async fn session_setting(&self, name: &str) -> Result<String> {
+        let row = sqlx::query("SELECT current_setting($1) AS value")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)?;
+        get(&row, "value")
     }
 
     /// Closes the pool, waiting for connections to be returned.
