@@ -11,6 +11,7 @@
 use crate::AppState;
 use crate::error::ApiError;
 use crate::routes::ws::{Socket, await_close_answer, ok_frames};
+use crate::watched::Watched;
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::extract::Request;
@@ -99,8 +100,9 @@ pub(crate) async fn connect(
         owner_request.headers_mut().insert(name, value);
     }
     let timeout = std::time::Duration::from_millis(s.broker.config().tier.forward_connect_timeout_ms.max(1));
+    let silence = std::time::Duration::from_millis(s.broker.config().tier.owner_silence_ms);
     match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(owner_request)).await {
-        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Ok((ws, _))) => Ok(Watched::new(ws, silence)),
         Ok(Err(tungstenite::Error::Http(refused))) => {
             // The owner refused (authentication, authorization, a missing topic, its limits).
             let (head, body) = refused.into_parts();
@@ -136,7 +138,9 @@ pub(crate) fn socket(upstream: Upstream) -> Socket {
     Socket::new(sink, stream)
 }
 
-pub(crate) type Upstream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// An owner's connection, ended once the owner has been silent too long (`watched`).
+pub(crate) type Upstream =
+    Watched<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>>;
 
 /// Copies frames both ways until either side closes or this broker shuts down.
 ///

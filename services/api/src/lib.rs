@@ -13,6 +13,7 @@ mod forward_ws;
 mod internal;
 mod openapi;
 mod routes;
+mod watched;
 
 pub use error::ApiError;
 pub use extract::{AuthContext, authenticate};

@@ -338,6 +338,9 @@ impl Config {
         if b.subscribe_rate_period_seconds == 0 {
             bail!("broker.subscribe_rate_period_seconds must be at least 1");
         }
+        if b.tier.owner_silence_ms < 300 {
+            bail!("broker.tier.owner_silence_ms = {} is too short (at least 300)", b.tier.owner_silence_ms);
+        }
         if b.inactive_topic_max_seconds < 0 || b.subscription_expiration_minutes < 0 {
             bail!("broker.inactive_topic_max_seconds and broker.subscription_expiration_minutes must be 0 or more");
         }

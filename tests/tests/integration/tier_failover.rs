@@ -36,7 +36,7 @@ pub(crate) async fn partitions_of(c: &reqwest::Client, base: &str, owner: &str) 
 }
 
 /// Whether every bundle is owned by a broker other than `dead`.
-async fn none_owned_by(c: &reqwest::Client, base: &str, dead: &str) -> bool {
+pub(crate) async fn none_owned_by(c: &reqwest::Client, base: &str, dead: &str) -> bool {
     let (owned, unavailable) = ownership(c, base).await;
     !unavailable && owned.len() as u32 >= 1 && owned.values().all(|o| o != dead)
 }

@@ -493,6 +493,68 @@ async fn a_base_name_consumer_stays_open_when_a_partitions_owner_is_killed_and_c
     consumer.close().await;
 }
 
+/// An owner that stalls (SIGSTOP: neither a close frame nor a reset, as from a dead host or a
+/// paused VM) under WebSocket sessions held through another broker: once it is silent for
+/// `owner_silence_ms`, a consumer's session on one of its partitions fanned out from the base
+/// name is reopened on the partition's new owner (object-store durability: its bundles fail
+/// over), so the client's session receives what comes after; a session spliced to it is ended
+/// for its client to reconnect, instead of waiting on the stalled owner for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_sessions_through_another_broker_move_on_when_an_owner_stalls() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tier_config().await;
+    let env = [("MAGNETAR_BROKER__TIER__OWNER_SILENCE_MS", "2000")];
+    let [a, b, c3]: [BrokerProcess; 3] = std::array::from_fn(|i| {
+        let name = char::from(b'a' + i as u8).to_string();
+        BrokerProcess::start_cluster(&dir.path().join(name), &cfg, &env)
+    });
+    let c = reqwest::Client::new();
+    namespace(&c, &a.base).await;
+    let policy = crate::tier_failover::Mode::ObjectStore.policy(Some(5000));
+    let durability = format!("{}/admin/v2/namespaces/acme/app/durability", a.base);
+    expect(call(&c, Method::POST, &durability, Some(policy)).await, 204, "durability");
+    let topic = format!("{}/admin/v2/persistent/{TOPIC}/partitions", a.base);
+    expect(call(&c, Method::PUT, &topic, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
+    let mut consumer = WsClient::connect(&url(&a, "consumer", TOPIC, "/live?subscriptionType=Shared")).await;
+    let mut expected = produce_everywhere(&c, &a.base, "before", 5).await;
+    let mut received = BTreeSet::new();
+    receive_all(&mut consumer, &mut received, &expected).await;
+
+    // The owner of some partition other than a, and a session spliced to it on that partition.
+    let (owned, _) = ownership(&c, &a.base).await;
+    let mut others = [b, c3];
+    let mut on_victim = None;
+    for i in 0..PARTITIONS {
+        let owner = owned.get(&bundle_of(&c, &a.base, &partition(i)).await).cloned();
+        if let Some(o) = others.iter().position(|o| Some(&o.addr) == owner.as_ref()) {
+            on_victim = Some((o, i));
+            break;
+        }
+    }
+    let (victim, i) = on_victim.unwrap_or_else(|| panic!("a serves every partition: {owned:?}"));
+    let victim = &mut others[victim];
+    let mut spliced = WsClient::connect(&url(&a, "consumer", &partition(i), "/spliced?subscriptionType=Shared")).await;
+
+    victim.pause();
+    let started = Instant::now();
+    // Its partitions fail over once its lease (4 s) expired; what comes after reaches the
+    // client's session through the partition sessions reopened on the new owners.
+    crate::common::eventually(30, "the stalled owner's partitions taken over", || async {
+        crate::tier_failover::none_owned_by(&c, &a.base, &victim.addr).await.then_some(())
+    })
+    .await;
+    expected.extend(produce_everywhere(&c, &a.base, "after", 5).await);
+    receive_all(&mut consumer, &mut received, &expected).await;
+    match spliced.next_event(Duration::from_secs(20)).await {
+        crate::common::ws::WsEvent::Closed(_) => {}
+        other => panic!("the session spliced to the stalled owner is still open: {other:?}"),
+    }
+    let ended = started.elapsed();
+    assert!(ended >= Duration::from_millis(1500), "ended after {ended:?}, before the owner was silent for 2 s");
+    victim.resume();
+    consumer.close().await;
+}
+
 const SECRET: &str = "magnetar-tier-ws-fanout-secret-0123456789abcdef";
 
 /// `method url` with a bearer token; the status and the JSON answer (null when empty).

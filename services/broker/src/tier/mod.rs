@@ -60,6 +60,11 @@ pub struct TierConfig {
     pub lookup_owner_address: bool,
     /// Most time a forwarded request may take to connect to the owner (milliseconds).
     pub forward_connect_timeout_ms: u64,
+    /// A WebSocket connection to an owner (a session spliced or fanned out through this broker)
+    /// from which nothing, not even the answer to a ping (sent three times in this period), came
+    /// for this long is taken for lost, as a dead or stalled owner never closes it
+    /// (milliseconds).
+    pub owner_silence_ms: u64,
     /// Most time a SIGTERM may spend handing this broker's bundles to the others before it
     /// stops anyway (milliseconds); keep it below the pod's termination grace period. What is
     /// not handed over by then stays owned and is taken back when this broker returns.
@@ -94,6 +99,7 @@ impl Default for TierConfig {
             refresh_interval_ms: 500,
             lookup_owner_address: false,
             forward_connect_timeout_ms: 2_000,
+            owner_silence_ms: 15_000,
             drain_timeout_ms: 25_000,
             rebalance_interval_ms: 5_000,
             rebalance_margin: 0.25,
