@@ -61,10 +61,22 @@ fn foreign_forward(s: &AppState, headers: &axum::http::HeaderMap) -> Option<Resp
 }
 
 /// The HTTP client brokers forward with: one pool of kept-alive connections per owner.
-pub fn client(connect_timeout_ms: u64) -> reqwest::Client {
+///
+/// An owner that died with its host, or whose VM stalled, never answers nor resets: the kernel
+/// gives up on a connection whose sent bytes stay unacknowledged for `silence`
+/// (`TCP_USER_TIMEOUT`), and keep-alive probes find an idle pooled connection to it dead, so a
+/// forwarded request fails (and is answered 503) instead of waiting for the host. A live
+/// owner's kernel acknowledges at once however long the request takes to serve, so this
+/// bounds nothing legitimate. (A stopped process on a live host is answered by its kernel: its
+/// requests wait until it resumes, and it then refuses them, fenced.)
+pub fn client(connect_timeout_ms: u64, silence: std::time::Duration) -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_millis(connect_timeout_ms.max(1)))
         .tcp_nodelay(true)
+        .tcp_keepalive(silence / 3)
+        .tcp_keepalive_interval(silence / 6)
+        .tcp_keepalive_retries(3)
+        .tcp_user_timeout(silence)
         // Forwarded answers (redirects included) go back to the client as they are.
         .redirect(reqwest::redirect::Policy::none())
         .build()
