@@ -43,15 +43,22 @@ async fn admin_execute(admin: &str, sql: String) {
     conn.close().await.expect("close admin connection");
 }
 
+/// A new, empty database: the admin URL, its name and its URL.
+async fn fresh_database() -> (String, String, String) {
+    let admin = admin_url();
+    let database = fresh_database_name();
+    admin_execute(&admin, format!("CREATE DATABASE {database}")).await;
+    let url = database_url(&admin, &database);
+    (admin, database, url)
+}
+
 async fn with_store<F, Fut>(test: F)
 where
     F: FnOnce(Arc<dyn MetadataStore>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let admin = admin_url();
-    let database = fresh_database_name();
-    admin_execute(&admin, format!("CREATE DATABASE {database}")).await;
-    let store = SqlMetadataStore::connect(&database_url(&admin, &database)).await.expect("connect to postgres");
+    let (admin, database, url) = fresh_database().await;
+    let store = SqlMetadataStore::connect(&url).await.expect("connect to postgres");
     test(Arc::new(store.clone())).await;
     // Only reached when the test passed: a failed test leaves its database for inspection.
     store.close().await;
@@ -62,10 +69,7 @@ magnetar_metadata::conformance_tests!(with_store);
 
 #[tokio::test]
 async fn reconnecting_keeps_data_and_skips_applied_migrations() {
-    let admin = admin_url();
-    let database = fresh_database_name();
-    admin_execute(&admin, format!("CREATE DATABASE {database}")).await;
-    let url = database_url(&admin, &database);
+    let (admin, database, url) = fresh_database().await;
     let store = magnetar_metadata::connect(&url).await.expect("first connect");
     let tenant = "acme".parse().expect("tenant name");
     store.create_tenant(&tenant, &Default::default()).await.expect("create tenant");
@@ -83,10 +87,7 @@ async fn reconnecting_keeps_data_and_skips_applied_migrations() {
 #[tokio::test]
 async fn a_writer_stalled_mid_transaction_holds_no_partition_past_the_idle_timeout() {
     use magnetar_metadata::conformance::{given_namespace, given_topic};
-    let admin = admin_url();
-    let database = fresh_database_name();
-    admin_execute(&admin, format!("CREATE DATABASE {database}")).await;
-    let url = database_url(&admin, &database);
+    let (admin, database, url) = fresh_database().await;
     let options = StoreOptions { idle_in_transaction_timeout: Duration::from_millis(300), ..StoreOptions::default() };
     let store = SqlMetadataStore::connect_with(&url, &options).await.expect("connect to postgres");
     // Every connection of the pool carries the setting.
