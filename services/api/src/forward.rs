@@ -83,6 +83,19 @@ pub fn client(connect_timeout_ms: u64, silence: std::time::Duration) -> reqwest:
         .expect("the forwarding client builds with a static configuration")
 }
 
+/// An error with the errors that caused it (a client's "error sending request" says why only
+/// in its sources).
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 /// The middleware: serves here, forwards, or answers why neither is possible.
 ///
 /// A request whose bundle moves while it is being served (the owner answered `NOT_OWNER`:

@@ -251,3 +251,43 @@ async fn a_partitioned_topic_is_used_by_its_base_name_through_any_broker() {
         }
     }
 }
+
+/// Requests naming a partitioned topic by its base name are answered while its partitions'
+/// bundles move: a partition whose supposed owner answers that it no longer owns it (having done
+/// nothing) is asked again where its bundle is now, as a request naming the partition is, not
+/// answered 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn base_name_requests_are_answered_while_the_partitions_bundles_move() {
+    use crate::common::tier::{TOPIC, partitioned_topic, unload_every_bundle};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tier_config().await;
+    let [a, b, c3] = brokers(dir.path(), &cfg);
+    let c = reqwest::Client::new();
+    partitioned_topic(&c, &a.base).await;
+    let moving = Arc::new(AtomicBool::new(true));
+    let asking = {
+        let (c, moving) = (c.clone(), Arc::clone(&moving));
+        let stats = format!("{}/admin/v2/persistent/{TOPIC}/partitioned-stats?perPartition=true", a.base);
+        let subscriptions = format!("{}/admin/v2/persistent/{TOPIC}/subscriptions", a.base);
+        tokio::spawn(async move {
+            let mut asked = 0;
+            while moving.load(Ordering::Relaxed) {
+                expect(call(&c, Method::GET, &stats, None).await, 200, "stats by base name while bundles move");
+                let what = "subscriptions by base name while bundles move";
+                expect(call(&c, Method::GET, &subscriptions, None).await, 200, what);
+                asked += 1;
+            }
+            asked
+        })
+    };
+    let mut moved = 0;
+    for _ in 0..2 {
+        moved += unload_every_bundle(&c, &b, &c3).await.1;
+    }
+    moving.store(false, Ordering::Relaxed);
+    let asked = asking.await.expect("the requests were answered");
+    assert!(moved > 0, "no bundle changed owner");
+    assert!(asked >= 10, "only {asked} rounds of requests while the bundles moved");
+}

@@ -12,7 +12,7 @@
 use crate::common::b64;
 use crate::common::tier::{
     PARTITIONS, TOPIC, assert_stored_once, brokers, bundle_of, expect, namespace, ownership, partition,
-    partitioned_topic, tier_config,
+    partitioned_topic, tier_config, unload_every_bundle,
 };
 use crate::common::ws::{WsClient, decode_ws_id, publish_at_once, publish_requests, text_of, ws_base};
 use futures::{SinkExt, StreamExt};
@@ -359,33 +359,6 @@ async fn base_name_websocket_sessions_stay_open_while_every_partitions_bundle_mo
         }
     }
     consumer.close().await;
-}
-
-/// Unloads the bundle of every partition of `TOPIC` through `via`, one after the other, each once
-/// it is owned again (as `a` sees it); the bundles, and how many moved to another broker.
-async fn unload_every_bundle(c: &reqwest::Client, a: &BrokerProcess, via: &BrokerProcess) -> (BTreeSet<String>, usize) {
-    let before = ownership(c, &a.base).await.0;
-    let mut bundles = BTreeSet::new();
-    for i in 0..PARTITIONS {
-        bundles.insert(bundle_of(c, &a.base, &partition(i)).await);
-    }
-    let mut moved = 0;
-    for bundle in &bundles {
-        let range = bundle.trim_start_matches("acme/app/");
-        let unload = format!("{}/admin/v2/namespaces/acme/app/{range}/unload", via.base);
-        expect(call(c, Method::PUT, &unload, None).await, 204, "bundle unload");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(owner) = ownership(c, &a.base).await.0.get(bundle) {
-                moved += usize::from(Some(owner) != before.get(bundle));
-                break;
-            }
-            assert!(Instant::now() < deadline, "{bundle} not owned again within 10 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    (bundles, moved)
 }
 
 /// Reads (and acknowledges) until `read` holds `n` ids, each read once.

@@ -75,7 +75,17 @@ pub(crate) enum Place {
     Remote { broker: String, address: String },
 }
 
+impl Place {
+    fn of(route: Route) -> Place {
+        match route {
+            Route::Local => Place::Local,
+            Route::Forward { broker, address } => Place::Remote { broker, address },
+        }
+    }
+}
+
 /// A request to an owner: the method, the path from `/` (query included), a JSON body.
+#[derive(Clone)]
 pub(crate) struct Call {
     pub method: Method,
     pub path: String,
@@ -130,29 +140,51 @@ impl Whole {
     }
 
     pub(crate) async fn place(&self, s: &AppState, i: u32) -> ApiResult<Place> {
-        Ok(match s.broker.tier().route(&self.partition(i), false).await? {
-            Route::Local => Place::Local,
-            Route::Forward { broker, address } => Place::Remote { broker, address },
-        })
+        Ok(Place::of(s.broker.tier().route(&self.partition(i), false).await?))
+    }
+
+    /// `place` from a fresh read of the partition's bundle row (it moved).
+    pub(crate) async fn replace(&self, s: &AppState, i: u32) -> ApiResult<Place> {
+        Ok(Place::of(s.broker.tier().reroute(&self.partition(i), false).await?))
     }
 
     /// Partition `i`'s answer: `local` when this broker owns it, else `call` sent to its owner,
     /// whose successful body `parse` reads. The owner's error comes back as it answered it.
+    ///
+    /// As for a request naming one partition (`forward::route_buffered`): when the partition's
+    /// bundle moved meanwhile (its supposed owner, or this broker, answers that it does not own
+    /// it: nothing was done), the call goes again where the bundle is now, until
+    /// `assignment_wait_ms` has passed.
     pub(crate) async fn on<T, L, Fut>(
         &self,
         s: &AppState,
         i: u32,
         call: Call,
         local: L,
-        parse: impl FnOnce(&[u8]) -> ApiResult<T>,
+        parse: impl Fn(&[u8]) -> ApiResult<T>,
     ) -> ApiResult<T>
     where
-        L: FnOnce(TopicName) -> Fut,
+        L: Fn(TopicName) -> Fut,
         Fut: Future<Output = ApiResult<T>>,
     {
-        match self.place(s, i).await? {
-            Place::Local => local(self.partition(i)).await,
-            Place::Remote { broker, address } => parse(&self.send(s, &broker, &address, call).await?),
+        let wait = std::time::Duration::from_millis(s.broker.tier().config().assignment_wait_ms);
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut moved = false;
+        loop {
+            let place = if moved { self.replace(s, i).await? } else { self.place(s, i).await? };
+            let answer = match place {
+                Place::Local => local(self.partition(i)).await,
+                Place::Remote { broker, address } => {
+                    self.send(s, &broker, &address, call.clone()).await.and_then(|body| parse(&body))
+                }
+            };
+            match answer {
+                Err(e) if e.not_owner && tokio::time::Instant::now() < deadline => {
+                    moved = true;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                other => return other,
+            }
         }
     }
 
@@ -169,8 +201,9 @@ impl Whole {
             out = out.header(header::CONTENT_TYPE, "application/json").body(body);
         }
         s.broker.count_forwarded();
-        let unreachable = |e: &dyn std::fmt::Display| {
-            tracing::warn!(error = %e, %broker, topic = %self.base, "a partition's owner could not be reached");
+        let unreachable = |e: &reqwest::Error| {
+            let error = crate::forward::with_causes(e);
+            tracing::warn!(%error, %broker, topic = %self.base, "a partition's owner could not be reached");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("broker {broker}, which serves a partition of {}, could not be reached; retry", self.base),
@@ -178,11 +211,14 @@ impl Whole {
         };
         let answer = out.send().await.map_err(|e| unreachable(&e))?;
         let status = answer.status();
+        let moved = answer.headers().contains_key(&crate::error::NOT_OWNER);
         let body = answer.bytes().await.map_err(|e| unreachable(&e))?;
         if status.is_success() {
             return Ok(body);
         }
-        Err(owner_error(status, &body, broker))
+        let mut e = owner_error(status, &body, broker);
+        e.not_owner = moved;
+        Err(e)
     }
 
     /// `f(i)` for every partition, at most `MAX_IN_FLIGHT` at once; the answers in partition order.

@@ -141,7 +141,7 @@ pub(crate) async fn open(
     let mut pause = Duration::from_millis(20);
     loop {
         let partition = target.whole.partition(p);
-        let place = if fresh { reroute(s, &partition).await } else { target.whole.place(s, p).await };
+        let place = if fresh { target.whole.replace(s, p).await } else { target.whole.place(s, p).await };
         let attempt = match place {
             Ok(Place::Local) => match (target.attach)(partition, resume.map(str::to_string)).await {
                 Ok(run) => {
@@ -173,13 +173,6 @@ pub(crate) async fn open(
             Err(e) => return Err(e),
         }
     }
-}
-
-async fn reroute(s: &AppState, partition: &TopicName) -> ApiResult<Place> {
-    Ok(match s.broker.tier().reroute(partition, false).await? {
-        magnetar_broker::tier::Route::Local => Place::Local,
-        magnetar_broker::tier::Route::Forward { broker, address } => Place::Remote { broker, address },
-    })
 }
 
 /// An owner's refused handshake as this broker's error (`not_owner` when it said so).

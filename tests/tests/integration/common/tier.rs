@@ -332,3 +332,34 @@ pub async fn wait_acknowledged(c: &reqwest::Client, base: &str, n: u64) {
     })
     .await;
 }
+
+/// Unloads the bundle of every partition of `TOPIC` through `via`, one after the other, each once
+/// it is owned again (as `a` sees it); the bundles, and how many moved to another broker.
+pub async fn unload_every_bundle(
+    c: &reqwest::Client,
+    a: &magnetar_tests::BrokerProcess,
+    via: &magnetar_tests::BrokerProcess,
+) -> (BTreeSet<String>, usize) {
+    let before = ownership(c, &a.base).await.0;
+    let mut bundles = BTreeSet::new();
+    for i in 0..PARTITIONS {
+        bundles.insert(bundle_of(c, &a.base, &partition(i)).await);
+    }
+    let mut moved = 0;
+    for bundle in &bundles {
+        let range = bundle.trim_start_matches("acme/app/");
+        let unload = format!("{}/admin/v2/namespaces/acme/app/{range}/unload", via.base);
+        expect(call(c, Method::PUT, &unload, None).await, 204, "bundle unload");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(owner) = ownership(c, &a.base).await.0.get(bundle) {
+                moved += usize::from(Some(owner) != before.get(bundle));
+                break;
+            }
+            assert!(Instant::now() < deadline, "{bundle} not owned again within 10 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    (bundles, moved)
+}
