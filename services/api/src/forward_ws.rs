@@ -190,8 +190,8 @@ async fn pump(client: WebSocket, upstream: Upstream, broker: Arc<Broker>) {
         _ = shutdown.cancelled() => false,
     };
     // Whichever side ended first, the other is closed too (a no-op when it already is; to the
-    // owner, the answer to its close).
-    let _ = to_owner.close().await;
+    // owner, the answer to its close). Bounded: a silent owner may not read what is sent to it.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), to_owner.close()).await;
     let _ = to_client.close().await;
     if owner_closed {
         await_close_answer(&broker, Box::pin(ok_frames(from_client))).await;
