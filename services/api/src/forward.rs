@@ -73,8 +73,9 @@ pub fn client(connect_timeout_ms: u64, silence: std::time::Duration) -> reqwest:
     reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_millis(connect_timeout_ms.max(1)))
         .tcp_nodelay(true)
-        .tcp_keepalive(silence / 3)
-        .tcp_keepalive_interval(silence / 6)
+        // The kernel counts keep-alive times in whole seconds.
+        .tcp_keepalive((silence / 3).max(std::time::Duration::from_secs(1)))
+        .tcp_keepalive_interval((silence / 6).max(std::time::Duration::from_secs(1)))
         .tcp_keepalive_retries(3)
         .tcp_user_timeout(silence)
         // Forwarded answers (redirects included) go back to the client as they are.

@@ -126,7 +126,9 @@ pub(crate) fn with_params(query: &str, set: &[(&str, String)]) -> String {
 /// Opens partition `p`'s session where the partition is served (`fresh`: routed afresh, after
 /// its owner closed the previous one; `resume`: where a reader's reopened session goes on). A
 /// partition that is moving, or whose owner answers that it no longer owns it, is routed again
-/// until `assignment_wait_ms` has passed; any other refusal is the answer.
+/// until `assignment_wait_ms` has passed; any other refusal is the answer, except that a
+/// session being reopened also waits out a partition unavailable for now (503: its owner's
+/// lease expired and the leader has not failed it over yet, or it is restarting).
 pub(crate) async fn open(
     s: &AppState,
     target: &Target,
@@ -136,6 +138,7 @@ pub(crate) async fn open(
 ) -> ApiResult<Socket> {
     let tier = s.broker.tier();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(tier.config().assignment_wait_ms);
+    let reopening = fresh;
     let mut fresh = fresh;
     // Retries back off, up to half a second: an owner that is down refuses at once.
     let mut pause = Duration::from_millis(20);
@@ -165,7 +168,10 @@ pub(crate) async fn open(
         };
         match attempt {
             Ok(socket) => return Ok(socket),
-            Err(e) if e.not_owner && tokio::time::Instant::now() < deadline => {
+            Err(e)
+                if (e.not_owner || reopening && e.status == axum::http::StatusCode::SERVICE_UNAVAILABLE)
+                    && tokio::time::Instant::now() < deadline =>
+            {
                 fresh = true;
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_millis(500));
