@@ -94,6 +94,23 @@ pub async fn run<S: crate::connection::Io>(
     }
 }
 
+/// An owner that dies with its host, or whose VM stalls, neither answers nor resets: once the
+/// client gives up on it (its keep-alive unanswered) and closes, the splice would wait for the
+/// owner's side for ever. The kernel gives up on a connection whose sent bytes stay
+/// unacknowledged for `silence` (`TCP_USER_TIMEOUT`), and keep-alive probes find an idle one
+/// dead; a live owner's kernel acknowledges at once, however busy the owner is.
+fn watch_peer(stream: &TcpStream, silence: Duration) {
+    let socket = socket2::SockRef::from(stream);
+    // The kernel counts keep-alive times in whole seconds.
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time((silence / 3).max(Duration::from_secs(1)))
+        .with_interval((silence / 6).max(Duration::from_secs(1)))
+        .with_retries(3);
+    if let Err(e) = socket.set_tcp_keepalive(&keepalive).and_then(|()| socket.set_tcp_user_timeout(Some(silence))) {
+        tracing::debug!(error = %e, "cannot set TCP keep-alive on a proxied connection");
+    }
+}
+
 /// How long the token a broker mints for a certificate-authenticated client it proxies is valid.
 /// The owner asks the client for a fresh credential before it expires, which a `tls` client
 /// cannot give: its connection is then closed and it reconnects (once a day).
@@ -162,6 +179,7 @@ async fn open(shared: &Shared, target: &str) -> Result<Box<dyn Io>, BinaryError>
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }
+    watch_peer(&stream, Duration::from_millis(tier.config().owner_silence_ms));
     let Some(connector) = &shared.proxy_tls else { return Ok(Box::new(stream)) };
     let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
     let name = ServerName::try_from(host.to_string()).map_err(|e| unreachable(format!("invalid host name: {e}")))?;
@@ -169,5 +187,27 @@ async fn open(shared: &Shared, target: &str) -> Result<Box<dyn Io>, BinaryError>
         Ok(Ok(tls)) => Ok(Box::new(tls)),
         Ok(Err(e)) => Err(unreachable(format!("TLS handshake failed: {e}"))),
         Err(_) => Err(unreachable("TLS handshake not done in time".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_proxied_connection_gives_up_on_a_silent_peer() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        watch_peer(&stream, Duration::from_secs(15));
+        let socket = socket2::SockRef::from(&stream);
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(socket.tcp_keepalive_time().unwrap(), Duration::from_secs(5));
+        // 2.5 s, in the kernel's whole seconds.
+        assert_eq!(socket.tcp_keepalive_interval().unwrap(), Duration::from_secs(2));
+        assert_eq!(socket.tcp_user_timeout().unwrap(), Some(Duration::from_secs(15)));
+        // A short silence still gets whole-second keep-alive times, which the kernel accepts.
+        watch_peer(&stream, Duration::from_secs(2));
+        assert_eq!(socket.tcp_keepalive_time().unwrap(), Duration::from_secs(1));
+        assert_eq!(socket.tcp_user_timeout().unwrap(), Some(Duration::from_secs(2)));
     }
 }
