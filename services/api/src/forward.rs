@@ -63,21 +63,21 @@ fn foreign_forward(s: &AppState, headers: &axum::http::HeaderMap) -> Option<Resp
 /// The HTTP client brokers forward with: one pool of kept-alive connections per owner.
 ///
 /// An owner that died with its host, or whose VM stalled, never answers nor resets: the kernel
-/// gives up on a connection whose sent bytes stay unacknowledged for `silence`
+/// gives up on a connection whose sent bytes stay unacknowledged for `owner_silence_ms`
 /// (`TCP_USER_TIMEOUT`), and keep-alive probes find an idle pooled connection to it dead, so a
 /// forwarded request fails (and is answered 503) instead of waiting for the host. A live
 /// owner's kernel acknowledges at once however long the request takes to serve, so this
 /// bounds nothing legitimate. (A stopped process on a live host is answered by its kernel: its
 /// requests wait until it resumes, and it then refuses them, fenced.)
-pub fn client(connect_timeout_ms: u64, silence: std::time::Duration) -> reqwest::Client {
+pub fn client(tier: &magnetar_broker::tier::TierConfig) -> reqwest::Client {
+    let (idle, interval) = tier.owner_keepalive();
     reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_millis(connect_timeout_ms.max(1)))
+        .connect_timeout(std::time::Duration::from_millis(tier.forward_connect_timeout_ms.max(1)))
         .tcp_nodelay(true)
-        // The kernel counts keep-alive times in whole seconds.
-        .tcp_keepalive((silence / 3).max(std::time::Duration::from_secs(1)))
-        .tcp_keepalive_interval((silence / 6).max(std::time::Duration::from_secs(1)))
-        .tcp_keepalive_retries(3)
-        .tcp_user_timeout(silence)
+        .tcp_keepalive(idle)
+        .tcp_keepalive_interval(interval)
+        .tcp_keepalive_retries(magnetar_broker::tier::OWNER_KEEPALIVE_PROBES)
+        .tcp_user_timeout(tier.owner_silence())
         // Forwarded answers (redirects included) go back to the client as they are.
         .redirect(reqwest::redirect::Policy::none())
         .build()

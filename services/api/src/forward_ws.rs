@@ -100,7 +100,7 @@ pub(crate) async fn connect(
         owner_request.headers_mut().insert(name, value);
     }
     let timeout = std::time::Duration::from_millis(s.broker.config().tier.forward_connect_timeout_ms.max(1));
-    let silence = std::time::Duration::from_millis(s.broker.config().tier.owner_silence_ms);
+    let silence = s.broker.config().tier.owner_silence();
     match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(owner_request)).await {
         Ok(Ok((ws, _))) => Ok(Watched::new(ws, silence)),
         Ok(Err(tungstenite::Error::Http(refused))) => {

@@ -80,9 +80,7 @@ pub fn app_with_auth(broker: Arc<Broker>, http: HttpConfig, auth: Arc<Auth>) -> 
     // `ConcurrencyLimitLayer` would then bound each route (and method) separately.
     let concurrency = tower::limit::GlobalConcurrencyLimitLayer::new(http.max_concurrent_requests.max(1));
     let ws_sessions = Arc::new(tokio::sync::Semaphore::new(http.max_websocket_sessions));
-    let tier = &broker.config().tier;
-    let forwarder =
-        forward::client(tier.forward_connect_timeout_ms, std::time::Duration::from_millis(tier.owner_silence_ms));
+    let forwarder = forward::client(&broker.config().tier);
     let state = AppState { broker, http: Arc::new(http), auth, ws_sessions, forwarder };
     let (api, _) = described_routes().split_for_parts();
     api.merge(openapi::docs_router())

@@ -97,15 +97,16 @@ pub async fn run<S: crate::connection::Io>(
 /// An owner that dies with its host, or whose VM stalls, neither answers nor resets: once the
 /// client gives up on it (its keep-alive unanswered) and closes, the splice would wait for the
 /// owner's side for ever. The kernel gives up on a connection whose sent bytes stay
-/// unacknowledged for `silence` (`TCP_USER_TIMEOUT`), and keep-alive probes find an idle one
+/// unacknowledged for `owner_silence_ms` (`TCP_USER_TIMEOUT`), and keep-alive probes find an idle one
 /// dead; a live owner's kernel acknowledges at once, however busy the owner is.
-fn watch_peer(stream: &TcpStream, silence: Duration) {
+fn watch_peer(stream: &TcpStream, tier: &magnetar_broker::tier::TierConfig) {
     let socket = socket2::SockRef::from(stream);
-    // The kernel counts keep-alive times in whole seconds.
+    let (idle, interval) = tier.owner_keepalive();
     let keepalive = socket2::TcpKeepalive::new()
-        .with_time((silence / 3).max(Duration::from_secs(1)))
-        .with_interval((silence / 6).max(Duration::from_secs(1)))
-        .with_retries(3);
+        .with_time(idle)
+        .with_interval(interval)
+        .with_retries(magnetar_broker::tier::OWNER_KEEPALIVE_PROBES);
+    let silence = tier.owner_silence();
     if let Err(e) = socket.set_tcp_keepalive(&keepalive).and_then(|()| socket.set_tcp_user_timeout(Some(silence))) {
         tracing::debug!(error = %e, "cannot set TCP keep-alive on a proxied connection");
     }
@@ -179,7 +180,7 @@ async fn open(shared: &Shared, target: &str) -> Result<Box<dyn Io>, BinaryError>
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }
-    watch_peer(&stream, Duration::from_millis(tier.config().owner_silence_ms));
+    watch_peer(&stream, tier.config());
     let Some(connector) = &shared.proxy_tls else { return Ok(Box::new(stream)) };
     let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
     let name = ServerName::try_from(host.to_string()).map_err(|e| unreachable(format!("invalid host name: {e}")))?;
@@ -198,7 +199,8 @@ mod tests {
     async fn a_proxied_connection_gives_up_on_a_silent_peer() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let stream = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-        watch_peer(&stream, Duration::from_secs(15));
+        let tier = |ms| magnetar_broker::tier::TierConfig { owner_silence_ms: ms, ..Default::default() };
+        watch_peer(&stream, &tier(15_000));
         let socket = socket2::SockRef::from(&stream);
         assert!(socket.keepalive().unwrap());
         assert_eq!(socket.tcp_keepalive_time().unwrap(), Duration::from_secs(5));
@@ -206,7 +208,7 @@ mod tests {
         assert_eq!(socket.tcp_keepalive_interval().unwrap(), Duration::from_secs(2));
         assert_eq!(socket.tcp_user_timeout().unwrap(), Some(Duration::from_secs(15)));
         // A short silence still gets whole-second keep-alive times, which the kernel accepts.
-        watch_peer(&stream, Duration::from_secs(2));
+        watch_peer(&stream, &tier(2_000));
         assert_eq!(socket.tcp_keepalive_time().unwrap(), Duration::from_secs(1));
         assert_eq!(socket.tcp_user_timeout().unwrap(), Some(Duration::from_secs(2)));
     }

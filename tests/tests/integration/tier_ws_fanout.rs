@@ -477,10 +477,7 @@ async fn websocket_sessions_through_another_broker_move_on_when_an_owner_stalls(
     let dir = tempfile::tempdir().unwrap();
     let cfg = tier_config().await;
     let env = [("MAGNETAR_BROKER__TIER__OWNER_SILENCE_MS", "2000")];
-    let [a, b, c3]: [BrokerProcess; 3] = std::array::from_fn(|i| {
-        let name = char::from(b'a' + i as u8).to_string();
-        BrokerProcess::start_cluster(&dir.path().join(name), &cfg, &env)
-    });
+    let [a, b, c3] = crate::common::tier::brokers_with_env(dir.path(), &cfg, &env);
     let c = reqwest::Client::new();
     namespace(&c, &a.base).await;
     let policy = crate::tier_failover::Mode::ObjectStore.policy(Some(5000));

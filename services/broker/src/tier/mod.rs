@@ -115,9 +115,26 @@ impl Default for TierConfig {
     }
 }
 
+/// Unanswered keep-alive probes after which a connection to an owner is dropped.
+pub const OWNER_KEEPALIVE_PROBES: u32 = 3;
+
 impl TierConfig {
     pub fn refresh_interval(&self) -> Duration {
         Duration::from_millis(self.refresh_interval_ms.max(10))
+    }
+
+    pub fn owner_silence(&self) -> Duration {
+        Duration::from_millis(self.owner_silence_ms)
+    }
+
+    /// TCP keep-alive on connections to owners: the idle time before the first probe and the
+    /// time between probes (`OWNER_KEEPALIVE_PROBES` go unanswered before the connection is
+    /// dropped), so that a
+    /// dead host is noticed within about `owner_silence`. At least a second each: the kernel
+    /// counts them in whole seconds.
+    pub fn owner_keepalive(&self) -> (Duration, Duration) {
+        let silence = self.owner_silence();
+        ((silence / 3).max(Duration::from_secs(1)), (silence / 6).max(Duration::from_secs(1)))
     }
 }
 

@@ -38,9 +38,18 @@ pub async fn tier_config_with(broker_lines: &str) -> String {
 
 /// `N` brokers of one tier (`a`, `b`, `c`, ...) started with `cfg` under `dir`.
 pub fn brokers<const N: usize>(dir: &std::path::Path, cfg: &str) -> [magnetar_tests::BrokerProcess; N] {
+    brokers_with_env(dir, cfg, &[])
+}
+
+/// `brokers` with these environment variables set for each.
+pub fn brokers_with_env<const N: usize>(
+    dir: &std::path::Path,
+    cfg: &str,
+    env: &[(&str, &str)],
+) -> [magnetar_tests::BrokerProcess; N] {
     std::array::from_fn(|i| {
         let name = char::from(b'a' + i as u8).to_string();
-        magnetar_tests::BrokerProcess::start_cluster(&dir.join(name), cfg, &[])
+        magnetar_tests::BrokerProcess::start_cluster(&dir.join(name), cfg, env)
     })
 }
 
