@@ -250,6 +250,7 @@ pub(crate) async fn apply(ctx: &Context, loading: Loading<'_>, durability: Durab
     // A log keeps its handle across unloads: whatever an earlier load set, the records
     // recovered below are appended with local durability (they are committed already).
     log.set_local_durability();
+    adopt_accepted(log, log_id, epoch).await?;
     let replicas = if ctx.tier.enabled() { ctx.metadata.partition_replicas(log_id).await? } else { None };
     if let Some((previous, set)) = &replicas
         && *previous < epoch
@@ -443,6 +444,24 @@ async fn recover_from_replicas(
     Ok(())
 }
 
+/// How long a load waits for the WAL to apply records the log accepted before (`adopt_accepted`).
+const ADOPT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Makes part of the log, before anything is recovered after its end, the records it accepted
+/// under an earlier load here whose commit beyond the WAL never came (a failed handover
+/// unloaded the partition while they waited for their replicas, say): a restart would replay
+/// them from the WAL all the same. The recovery then starts after them. Without this it started
+/// at the visible end, and the replicas' copy of those same records went in after them: the
+/// records twice (CI, stop 38).
+async fn adopt_accepted(log: &Arc<PartitionLog>, log_id: i64, epoch: i64) -> Result<()> {
+    let end = log.end_offset();
+    let now = log.adopt_accepted(ADOPT_WAIT).await?;
+    if now > end {
+        tracing::info!(log_id, epoch, from = end, to = now, "records accepted before the partition was unloaded kept");
+    }
+    Ok(())
+}
+
 /// Appends `records` (consecutive, the first at `next`) at exactly their offsets.
 async fn append_at(
     log: &Arc<PartitionLog>,
@@ -460,14 +479,11 @@ async fn append_at(
                 *next
             )));
         }
-        let ids = log.append(chunk.iter().cloned().map(magnetar_storage::Record::into_input).collect()).await?;
-        // The log took them elsewhere (records it holds past its visible end): refused, not
-        // served with offsets the replicas do not have.
-        if let Some(&(at, _)) = ids.first().filter(|(at, _)| *at != first) {
-            return Err(unavailable(format!(
-                "partition {log_id}: {source}: records of offset {first} were appended at {at}"
-            )));
-        }
+        // At exactly their offsets, or not at all: records the log holds past `next` would put
+        // them elsewhere, and a copy appended there is a duplicate for good.
+        log.append_at(first, chunk.iter().cloned().map(magnetar_storage::Record::into_input).collect())
+            .await
+            .map_err(|e| unavailable(format!("partition {log_id}: {source}: {e}")))?;
         *next += chunk.len() as u64;
         count += chunk.len() as u64;
     }

@@ -24,6 +24,10 @@ pub enum StorageError {
     /// The log accepts no appends while its partition is handed to another broker.
     #[error("log {0} is closed: its partition is moving to another broker")]
     Closed(u64),
+    /// An append that had to start at a given offset (records copied from elsewhere keep their
+    /// offsets) found the log at another: nothing was appended.
+    #[error("log {log_id}: records of offset {first} would have been appended at {next}; nothing was appended")]
+    Misplaced { log_id: u64, first: u64, next: u64 },
     #[error("invalid storage configuration: {0}")]
     InvalidConfig(String),
 }

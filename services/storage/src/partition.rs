@@ -140,6 +140,9 @@ pub struct PartitionLog {
     /// `written` again, for the waiters of [`PartitionLog::settled`]; the atomic stays for the
     /// reads on every append (`evict_tail`), which a watch's lock would slow.
     written_tx: watch::Sender<u64>,
+    /// End of the records the WAL has applied here, visible or still waiting for their commit
+    /// beyond it: what [`PartitionLog::adopt_accepted`] waits for.
+    applied_tx: watch::Sender<u64>,
     /// Signalled (with `segs`) when a seal finishes.
     sealed_cv: Condvar,
     /// A segment file was created since the directory was last fsynced.
@@ -194,6 +197,7 @@ impl PartitionLog {
             pending: AtomicU64::new(0),
             written: AtomicU64::new(0),
             written_tx: watch::channel(0).0,
+            applied_tx: watch::channel(0).0,
             sealed_cv: Condvar::new(),
             // Recovery may have created files: the first sync covers them.
             dir_dirty: AtomicBool::new(true),
@@ -277,6 +281,17 @@ impl PartitionLog {
     /// when this resolves; [`PendingAppend::durable`] waits for the group commit. A caller may
     /// enqueue more before waiting: later enqueues always get later offsets.
     pub async fn enqueue(&self, records: Vec<RecordInput>) -> Result<PendingAppend> {
+        self.enqueue_at(None, records).await
+    }
+
+    /// Appends records that keep the offsets they have elsewhere (recovered from replicas or
+    /// log objects): the first goes at exactly `first`, or nothing is appended
+    /// ([`StorageError::Misplaced`]). Resolves as [`PartitionLog::append`].
+    pub async fn append_at(&self, first: u64, records: Vec<RecordInput>) -> Result<Vec<(u64, u64)>> {
+        self.enqueue_at(Some(first), records).await?.durable().await
+    }
+
+    async fn enqueue_at(&self, at: Option<u64>, records: Vec<RecordInput>) -> Result<PendingAppend> {
         if records.is_empty() {
             return Ok(PendingAppend { ids: Vec::new(), done: None, replicas: None });
         }
@@ -325,6 +340,9 @@ impl PartitionLog {
             }
             if app.closed {
                 return Err(StorageError::Closed(self.log_id));
+            }
+            if let Some(first) = at.filter(|first| *first != app.next_offset) {
+                return Err(StorageError::Misplaced { log_id: self.log_id, first, next: app.next_offset });
             }
             let now = now_ms();
             let age_ms = self.shared.config.segment_max_age.as_millis() as i64;
@@ -420,8 +438,13 @@ impl PartitionLog {
     /// durability) only once they are also committed beyond the WAL
     /// ([`PartitionLog::publish_committed`]).
     pub(crate) fn applied(&self, records: Vec<Record>, publish: bool) {
-        let last = records.last().map_or(0, |r| r.offset);
+        let Some(last) = records.last().map(|r| r.offset) else { return };
         self.push_tail(records);
+        self.applied_tx.send_if_modified(|a| {
+            let newer = last + 1 > *a;
+            *a = (*a).max(last + 1);
+            newer
+        });
         if publish {
             self.publish_end(last + 1);
         } else {
@@ -767,6 +790,33 @@ impl PartitionLog {
     /// Accepts appends again after a handover that did not complete.
     pub fn reopen(&self) {
         self.appender.lock().closed = false;
+    }
+
+    /// Makes visible the records this log accepted but never published because their commit
+    /// beyond the WAL (object store or replicas) had not come when their partition was unloaded
+    /// (a handover that failed, a load that failed after recovering), once the WAL has them:
+    /// they are this broker's records as much as those a restart replays from its WAL, which
+    /// become visible the same way. Call it when loading the partition again, before any
+    /// append, so that the load recovers what others hold after them instead of under them.
+    /// `Unavailable` when the WAL has not applied them within `wait`. Returns the end now.
+    pub async fn adopt_accepted(&self, wait: std::time::Duration) -> Result<u64> {
+        let target = self.appender.lock().next_offset;
+        if self.end_offset() >= target {
+            return Ok(self.end_offset());
+        }
+        let mut applied = self.applied_tx.subscribe();
+        if tokio::time::timeout(wait, applied.wait_for(|a| *a >= target)).await.is_err() {
+            return Err(StorageError::Unavailable(format!(
+                "log {}: records up to offset {target} were accepted but are not in the WAL after {} ms",
+                self.log_id,
+                wait.as_millis()
+            )));
+        }
+        let mut gate = self.commit_gate.lock();
+        gate.written = gate.written.max(target);
+        gate.committed = gate.committed.max(target);
+        self.publish_gated(&gate);
+        Ok(self.end_offset())
     }
 
     /// Where the log ends for good, if it was terminated.

@@ -249,3 +249,34 @@ async fn a_tail_sent_again_beside_new_appends_goes_in_batches_whose_ranges_cover
     }
     assert_eq!(log.end_offset(), 7);
 }
+
+/// A partition unloaded while its records waited for their replicas (a handover that failed)
+/// and loaded again: the records the log accepted become visible as a restart would replay
+/// them, and records copied from elsewhere go at exactly their offsets or not at all. Before,
+/// a load recovered the replicas' copy of those same records after them: stored twice (CI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_accepted_before_an_unload_are_kept_and_never_appended_twice() {
+    let (_dir, _storage, _sink, log) = replicated_log(0, 1, Duration::from_millis(200));
+    let err = log.append((0..5).map(input).collect()).await.unwrap_err();
+    assert!(matches!(err, StorageError::NotYetDurable(_)), "{err}");
+    assert_eq!(log.end_offset(), 0);
+    // The failed handover: closed, reopened, loaded again with local durability first.
+    log.close();
+    log.reopen();
+    log.set_local_durability();
+    // Recovery found the replicas' copy of offsets 0..5: it may not go after the log's own.
+    let copy: Vec<_> = (0..5).map(input).collect();
+    let err = log.append_at(0, copy.clone()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Misplaced { first: 0, next: 5, .. }), "{err}");
+    assert_eq!(log.end_offset(), 0, "nothing appended by a refused append_at");
+    assert_eq!(log.adopt_accepted(Duration::from_secs(5)).await.unwrap(), 5);
+    let records = log.read(0, 100, 1 << 20).unwrap();
+    assert_eq!(records.len(), 5, "each accepted record once");
+    for (i, r) in records.iter().enumerate() {
+        common::check(r, i as u64);
+    }
+    // The recovery starts after them; an append at the end goes through.
+    let ids = log.append_at(5, vec![input(5)]).await.unwrap();
+    assert_eq!(ids[0].0, 5);
+    assert_eq!(log.adopt_accepted(Duration::from_secs(5)).await.unwrap(), 6, "nothing left to adopt");
+}

@@ -7,8 +7,8 @@
 
 use crate::common::eventually;
 use crate::common::tier::{
-    Load, PARTITIONS, TOPIC, assert_stored_once, audit_subscriptions, brokers, expect, namespace, ownership, partition,
-    tier_config, wait_acknowledged,
+    Load, PARTITIONS, TOPIC, assert_stored_once, audit_subscriptions, brokers, bundle_of, expect, namespace, ownership,
+    partition, tier_config, wait_acknowledged,
 };
 use magnetar_tests::call;
 use reqwest::Method;
@@ -21,16 +21,7 @@ async fn with_write_quorum_3_killing_the_owner_and_a_replica_loses_nothing_ackno
     let cfg = tier_config().await;
     let [a, mut b, mut c3] = brokers(dir.path(), &cfg);
     let c = reqwest::Client::new();
-    namespace(&c, &a.base).await;
-    let ns = format!("{}/admin/v2/namespaces/acme/app", a.base);
-    // The mode first (with the default quorum 2/2), then the quorum it keeps.
-    let policy = json!({"mode": "replicated", "objectStoreMaxWaitMs": 2000});
-    expect(call(&c, Method::POST, &format!("{ns}/durability"), Some(policy)).await, 204, "durability");
-    let quorum = json!({"bookkeeperEnsemble": 3, "bookkeeperWriteQuorum": 3, "bookkeeperAckQuorum": 2});
-    expect(call(&c, Method::POST, &format!("{ns}/persistence"), Some(quorum)).await, 204, "persistence");
-    let url = format!("{}/admin/v2/persistent/{TOPIC}/partitions", a.base);
-    expect(call(&c, Method::PUT, &url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
-    audit_subscriptions(&c, &a.base).await;
+    write_quorum_3(&c, &a.base).await;
 
     let load = Load::start(vec![a.base.clone()], 2);
     wait_acknowledged(&c, &a.base, 300).await;
@@ -105,6 +96,71 @@ async fn with_write_quorum_3_killing_the_owner_and_a_replica_loses_nothing_ackno
     let (_, unavailable) = ownership(&c, &a.base).await;
     assert!(!unavailable);
     assert_stored_once(&c, &a.base, &acked).await;
+}
+
+/// The namespace with replicated durability 3/2 (waits of 2 s), the partitioned topic and its
+/// audit subscriptions.
+async fn write_quorum_3(c: &reqwest::Client, base: &str) {
+    namespace(c, base).await;
+    let ns = format!("{base}/admin/v2/namespaces/acme/app");
+    // The mode first (with the default quorum 2/2), then the quorum it keeps.
+    let policy = json!({"mode": "replicated", "objectStoreMaxWaitMs": 2000});
+    expect(call(c, Method::POST, &format!("{ns}/durability"), Some(policy)).await, 204, "durability");
+    let quorum = json!({"bookkeeperEnsemble": 3, "bookkeeperWriteQuorum": 3, "bookkeeperAckQuorum": 2});
+    expect(call(c, Method::POST, &format!("{ns}/persistence"), Some(quorum)).await, 204, "persistence");
+    let url = format!("{base}/admin/v2/persistent/{TOPIC}/partitions");
+    expect(call(c, Method::PUT, &url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
+    audit_subscriptions(c, base).await;
+}
+
+/// Messages with the given ids to partition `p` through `base`: the status and answer.
+async fn produce_one(c: &reqwest::Client, base: &str, p: u32, ids: &[&str]) -> (u16, serde_json::Value) {
+    let url = format!("{base}/topics/persistent/{TOPIC}/partitions/{p}");
+    let messages: Vec<_> = ids.iter().map(|id| json!({"payload": "eA==", "properties": {"id": id}})).collect();
+    let (status, body) = call(c, Method::POST, &url, Some(json!({ "messages": messages }))).await;
+    (status.as_u16(), body)
+}
+
+/// An owner whose handover failed while records of a partition waited for their replicas (one
+/// peer of two dead, the other holding them), the partition loaded again: the records the owner
+/// accepted are stored once. In CI (stop 38) they were stored twice: the load recovered the live
+/// peer's copy of them after the owner's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_waiting_for_their_replicas_through_a_failed_handover_are_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tier_config().await;
+    let [a, mut b, c3] = brokers(dir.path(), &cfg);
+    let c = reqwest::Client::new();
+    write_quorum_3(&c, &a.base).await;
+    let on_a = crate::tier_failover::partitions_of(&c, &a.base, &a.addr).await;
+    let p = *on_a.first().expect("a owns a partition");
+    assert_eq!(produce_one(&c, &a.base, p, &["before"]).await.0, 200, "produce with every broker up");
+    let stored = crate::tier_failover::metric(&c, &c3.base, "magnetar_replica_stored_bytes").await;
+
+    // c stores what a sends it; b's copy never comes, and the ack quorum needs both.
+    b.kill9();
+    let waiting = ["waiting-0", "waiting-1", "waiting-2", "waiting-3", "waiting-4"];
+    let (status, answer) = produce_one(&c, &a.base, p, &waiting).await;
+    assert_eq!(status, 503, "acknowledged without an ack quorum: {answer}");
+    let now = crate::tier_failover::metric(&c, &c3.base, "magnetar_replica_stored_bytes").await;
+    assert!(now > stored, "c did not store the waiting records ({stored} then {now} bytes)");
+    // They wait for their replicas longer than the policy's 2 s: the handover fails and the bundle
+    // stays on a, its partition unloaded, and loaded again (c's copy of them to recover from).
+    let bundle = bundle_of(&c, &a.base, &partition(p)).await;
+    let unload = format!("{}/admin/v2/namespaces/acme/app/{}/unload", a.base, bundle.trim_start_matches("acme/app/"));
+    let (status, answer) = call(&c, Method::PUT, &unload, None).await;
+    assert!(status.as_u16() >= 500, "handover with records waiting for their replicas: {status} {answer}");
+    assert!(answer["reason"].as_str().unwrap_or_default().contains("replicas"), "{answer}");
+
+    b.restart();
+    eventually(60, "the partition acknowledges again", || async {
+        (produce_one(&c, &a.base, p, &["after"]).await.0 == 200).then_some(())
+    })
+    .await;
+    let stored = crate::common::tier::drain_subscription(&c, &a.base, &partition(p), "audit").await;
+    for id in waiting.iter().chain(&["before"]) {
+        assert_eq!(stored.get(*id), Some(&1), "{id} stored once: {stored:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
