@@ -204,7 +204,8 @@ async fn forward(s: &AppState, req: Request, broker: &str, address: &str) -> Res
         out = out.header(name, value);
     }
     s.broker.count_forwarded();
-    match out.body(reqwest::Body::wrap_stream(body.into_data_stream())).send().await {
+    let sent = out.body(reqwest::Body::wrap_stream(body.into_data_stream())).send();
+    match from_owner(s, broker, sent).await {
         Ok(answer) => {
             let mut response = Response::builder().status(answer.status());
             for (name, value) in answer.headers() {
@@ -217,7 +218,8 @@ async fn forward(s: &AppState, req: Request, broker: &str, address: &str) -> Res
                 StatusCode::BAD_GATEWAY.into_response()
             })
         }
-        Err(e) => {
+        Err(NoAnswer::OwnerLost) => owner_lost(broker).into_response(),
+        Err(NoAnswer::Failed(e)) => {
             tracing::warn!(error = %e, %broker, "forwarding to the owner failed");
             // Nothing reached the owner when the connection failed: it may have just stopped
             // (a handover or a drain), so the request is routed again.
@@ -229,6 +231,43 @@ async fn forward(s: &AppState, req: Request, broker: &str, address: &str) -> Res
             answer.into_response()
         }
     }
+}
+
+/// Why a request sent to a partition's owner brought no answer.
+pub(crate) enum NoAnswer {
+    Failed(reqwest::Error),
+    /// The owner lost its membership lease first (`Tier::lost`).
+    OwnerLost,
+}
+
+/// `work` (a request sent to the owner `broker`, with the reading of its body for callers that
+/// read it whole), given up once the owner loses its lease before it is done: an owner that
+/// froze (a stalled VM) keeps its connections open, and the request would wait until it woke.
+pub(crate) async fn from_owner<T>(
+    s: &AppState,
+    broker: &str,
+    work: impl std::future::Future<Output = reqwest::Result<T>>,
+) -> Result<T, NoAnswer> {
+    tokio::select! {
+        done = work => done.map_err(NoAnswer::Failed),
+        () = s.broker.tier().lost(broker) => {
+            tracing::warn!(%broker, "a partition's owner lost its lease before answering a forwarded request");
+            Err(NoAnswer::OwnerLost)
+        }
+    }
+}
+
+/// The answer to a request whose owner lost its lease before answering (`NoAnswer::OwnerLost`).
+/// Not routed again: the owner may have done part of it before it froze.
+pub(crate) fn owner_lost(broker: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "broker {broker}, which serves this topic, stopped answering and lost its membership lease: it \
+             acknowledges nothing now, and whether it did part of this request is unknown; retry once its \
+             partitions are served again"
+        ),
+    )
 }
 
 /// Headers of one connection, not of the request (RFC 9110 §7.6.1).

@@ -241,3 +241,34 @@ async fn a_broker_paused_past_its_lease_acknowledges_nothing_and_its_stale_write
     assert!(read.iter().all(|p| p != "late"), "b's late message is not in the log");
     assert!(read.ends_with(&texts("new-owner", 5)), "{read:?}");
 }
+
+/// Requests forwarded to an owner that freezes (a stalled VM keeps its connections open) are
+/// answered once the owner's lease has expired, with a 503 that says so, instead of waiting for
+/// the owner to wake (they were answered only then, for as long as the stall lasted): one naming
+/// the partition, and one by the topic's base name that the broker fans out to the partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_forwarded_to_an_owner_that_freezes_are_answered_once_its_lease_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c, i) = two_brokers(dir.path(), "").await;
+    b.pause();
+    let url = format!("{}/topics/persistent/acme/app/events/partitions/{i}", a.base);
+    let stats = format!("{}/admin/v2/persistent/acme/app/events/partitioned-stats", a.base);
+    let started = Instant::now();
+    let timed = |r: reqwest::RequestBuilder| async move {
+        let answer = r.timeout(Duration::from_secs(20)).send().await.expect("an answer within 20 s (the lease is 4 s)");
+        let status = answer.status().as_u16();
+        (status, answer.json::<Value>().await.expect("json"), started.elapsed())
+    };
+    let (produced, fanned_out) =
+        tokio::join!(timed(c.post(&url).json(&json!({"messages": [{"payload": "frozen"}]}))), timed(c.get(&stats)),);
+    for (what, (status, body, elapsed)) in [("produce", produced), ("partitioned stats", fanned_out)] {
+        assert_eq!(status, 503, "{what}: {body}");
+        assert!(body["reason"].as_str().unwrap_or_default().contains("lost its membership lease"), "{what}: {body}");
+        eprintln!("{what} through a answered {} ms after the owner froze", elapsed.as_millis());
+    }
+    // The partition stays its frozen owner's (local durability): unavailable, said at once.
+    let (status, body) = call(&c, Method::POST, &url, Some(json!({"messages": [{"payload": "later"}]}))).await;
+    assert_eq!(status.as_u16(), 503, "{body}");
+    assert!(body["reason"].as_str().unwrap_or_default().contains("not a live member"), "{body}");
+    b.resume();
+}

@@ -209,10 +209,16 @@ impl Whole {
                 format!("broker {broker}, which serves a partition of {}, could not be reached; retry", self.base),
             )
         };
-        let answer = out.send().await.map_err(|e| unreachable(&e))?;
-        let status = answer.status();
-        let moved = answer.headers().contains_key(&crate::error::NOT_OWNER);
-        let body = answer.bytes().await.map_err(|e| unreachable(&e))?;
+        let answered = async {
+            let answer = out.send().await?;
+            let (status, moved) = (answer.status(), answer.headers().contains_key(&crate::error::NOT_OWNER));
+            Ok((status, moved, answer.bytes().await?))
+        };
+        let (status, moved, body) = match crate::forward::from_owner(s, broker, answered).await {
+            Ok(answer) => answer,
+            Err(crate::forward::NoAnswer::Failed(e)) => return Err(unreachable(&e)),
+            Err(crate::forward::NoAnswer::OwnerLost) => return Err(crate::forward::owner_lost(broker)),
+        };
         if status.is_success() {
             return Ok(body);
         }

@@ -494,6 +494,23 @@ impl Tier {
         }
     }
 
+    /// Resolves once broker `id` is no longer a live member as the ownership pass last read the
+    /// membership (its lease expired, or it left), looked at every refresh interval. A request
+    /// forwarded to it and still unanswered then will not be acknowledged by it: a broker past its
+    /// lease acknowledges nothing. (An owner that froze, as a stalled VM does, keeps its
+    /// connections open: without this a request forwarded to it waited until it woke.)
+    pub async fn lost(&self, id: &str) {
+        let mut tick = tokio::time::interval(self.config.refresh_interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let brokers = self.brokers.read().unwrap_or_else(|e| e.into_inner());
+            if !brokers.get(id).is_some_and(|b| b.alive) {
+                return;
+            }
+        }
+    }
+
     /// The live broker `id` as last read, re-reading the membership once if it is unknown.
     async fn live_broker(&self, id: &str) -> Result<Option<BrokerRecord>> {
         let known = self.brokers.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned();
