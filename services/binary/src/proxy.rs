@@ -61,7 +61,7 @@ pub async fn run<S: crate::connection::Io>(
         let connect = vouch_for_certificate(shared, connect, &principal)?;
         Ok::<_, BinaryError>((open(shared, &target).await?, connect))
     };
-    let (upstream, connect) = match opened.await {
+    let ((upstream, owner), connect) = match opened.await {
         Ok(u) => u,
         Err(e) => {
             tracing::info!(%peer, %target, reason = %e, "pulsar:// proxy refused");
@@ -90,6 +90,12 @@ pub async fn run<S: crate::connection::Io>(
         }
         _ = shared.shutdown.cancelled() => {
             tracing::debug!(%peer, %target, "pulsar:// proxied connection closed: the broker is shutting down");
+        }
+        // An owner that froze keeps both connections open, and a quiet client sends nothing
+        // that would notice: once the owner's lease is gone it acknowledges nothing anyway, so
+        // the client is let go to look its topics up again.
+        () = shared.broker.tier().lost(&owner) => {
+            tracing::info!(%peer, %target, %owner, "pulsar:// proxied connection closed: the owner lost its membership lease");
         }
     }
 }
@@ -144,8 +150,9 @@ fn vouch_for_certificate(
 }
 
 /// Checks the target and connects to it: to its internal `pulsar://` URL, or with
-/// `proxy_tls_enabled` to its `pulsar+ssl://` one, verifying its certificate.
-async fn open(shared: &Shared, target: &str) -> Result<Box<dyn Io>, BinaryError> {
+/// `proxy_tls_enabled` to its `pulsar+ssl://` one, verifying its certificate. Returns the
+/// connection and the member's broker id.
+async fn open(shared: &Shared, target: &str) -> Result<(Box<dyn Io>, String), BinaryError> {
     let tier = shared.broker.tier();
     let not_member = || {
         BinaryError::Broker(BrokerError::NotOwner(format!(
@@ -153,7 +160,7 @@ async fn open(shared: &Shared, target: &str) -> Result<Box<dyn Io>, BinaryError>
         )))
     };
     let member = tier.binary_member(target).await?.ok_or_else(not_member)?;
-    let id = &member.registration.broker_id;
+    let id = member.registration.broker_id.clone();
     let url = match shared.proxy_tls {
         // An owner without a TLS listener is refused rather than reached in plain TCP: the
         // operator asked for the brokers' traffic to be encrypted.
@@ -181,11 +188,11 @@ async fn open(shared: &Shared, target: &str) -> Result<Box<dyn Io>, BinaryError>
         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }
     watch_peer(&stream, tier.config());
-    let Some(connector) = &shared.proxy_tls else { return Ok(Box::new(stream)) };
+    let Some(connector) = &shared.proxy_tls else { return Ok((Box::new(stream), id)) };
     let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
     let name = ServerName::try_from(host.to_string()).map_err(|e| unreachable(format!("invalid host name: {e}")))?;
     match tokio::time::timeout(wait.max(crate::tls::HANDSHAKE_TIMEOUT), connector.connect(name, stream)).await {
-        Ok(Ok(tls)) => Ok(Box::new(tls)),
+        Ok(Ok(tls)) => Ok((Box::new(tls), id)),
         Ok(Err(e)) => Err(unreachable(format!("TLS handshake failed: {e}"))),
         Err(_) => Err(unreachable("TLS handshake not done in time".into())),
     }

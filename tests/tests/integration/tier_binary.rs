@@ -9,7 +9,7 @@ use crate::common::tier::{
     acked_ids, assert_stored_exactly_once, bundle_of, drain_subscription, expect, namespace, ownership, tier_config,
 };
 use crate::common::tls::TestCa;
-use futures::SinkExt;
+use futures::{SinkExt, StreamExt};
 use magnetar_protocol::proto::{CommandConnect, CommandLookupTopic, CommandPing, LookupResult, ServerError};
 use magnetar_protocol::{Frame, PulsarCodec};
 use magnetar_tests::{BrokerProcess, call, free_port};
@@ -588,4 +588,28 @@ async fn a_lookup_of_a_partition_whose_owner_died_fails_retriably_in_the_lookup_
         assert!(Instant::now() < deadline, "still answered with the dead broker after 20 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A quiet client proxied to an owner that freezes (its kernel still acknowledges, so neither
+/// keep-alive nor `TCP_USER_TIMEOUT` notices) is let go once the owner's lease expires: the
+/// proxying broker closes the connection and the client looks its topics up again. Before, the
+/// splice waited for as long as the owner stayed frozen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_proxied_to_an_owner_that_freezes_is_closed_once_its_lease_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tier_config().await;
+    let (a, b) = (start(&dir.path().join("a"), &cfg), start(&dir.path().join("b"), &cfg));
+    assert_proxied(&a, &b).await;
+    let (mut conn, reply) = connect_through(&a, b.pulsar.trim_start_matches("pulsar://")).await;
+    assert!(reply.command.connected.is_some(), "{reply:?}");
+    b.process.pause();
+    let frozen = Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        // Whatever b sent before it froze, then the end of the connection.
+        while let Some(Ok(_)) = conn.next().await {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the proxied connection stayed open 20 s after its owner froze (lease 4 s)");
+    eprintln!("proxied connection closed {} ms after its owner froze", frozen.elapsed().as_millis());
+    b.process.resume();
 }
