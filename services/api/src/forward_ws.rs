@@ -102,7 +102,10 @@ pub(crate) async fn connect(
     let timeout = std::time::Duration::from_millis(s.broker.config().tier.forward_connect_timeout_ms.max(1));
     let silence = s.broker.config().tier.owner_silence();
     match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(owner_request)).await {
-        Ok(Ok((ws, _))) => Ok(Watched::new(ws, silence)),
+        Ok(Ok((ws, _))) => {
+            let (owner, id) = (Arc::clone(&s.broker), broker.to_string());
+            Ok(Watched::new(ws, silence).until(async move { owner.tier().lost(&id).await }))
+        }
         Ok(Err(tungstenite::Error::Http(refused))) => {
             // The owner refused (authentication, authorization, a missing topic, its limits).
             let (head, body) = refused.into_parts();

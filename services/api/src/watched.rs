@@ -9,7 +9,9 @@
 //! `silence`, and once nothing at all (a frame, a pong) came from the owner for `silence`, its
 //! stream ends as a lost connection does: a fanned-out consumer's or reader's session is
 //! reopened on the partition's new owner, a spliced one is ended for the client to reconnect,
-//! as Pulsar's clients do when their keep-alive goes unanswered.
+//! as Pulsar's clients do when their keep-alive goes unanswered. It ends as well once the owner
+//! is known to have lost its membership lease (`Watched::until`), which in a tier with the
+//! default settings comes before the silence: a broker past its lease acknowledges nothing.
 
 use futures::{Sink, Stream};
 use std::future::Future;
@@ -29,6 +31,8 @@ pub(crate) struct Watched<S> {
     ping: Interval,
     ping_due: bool,
     silent: bool,
+    /// Resolves once the owner is known to be gone (`until`).
+    gone: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 impl<S> Watched<S> {
@@ -37,7 +41,21 @@ impl<S> Watched<S> {
         let every = silence / PINGS_PER_SILENCE;
         let mut ping = tokio::time::interval_at(Instant::now() + every, every);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        Self { inner, silence, deadline: Box::pin(tokio::time::sleep(silence)), ping, ping_due: false, silent: false }
+        Self {
+            inner,
+            silence,
+            deadline: Box::pin(tokio::time::sleep(silence)),
+            ping,
+            ping_due: false,
+            silent: false,
+            gone: None,
+        }
+    }
+
+    /// The stream also ends once `gone` resolves, whatever the owner still sends.
+    pub(crate) fn until(mut self, gone: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.gone = Some(Box::pin(gone));
+        self
     }
 }
 
@@ -49,7 +67,8 @@ where
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if this.silent {
+        if this.silent || this.gone.as_mut().is_some_and(|g| g.as_mut().poll(cx).is_ready()) {
+            this.silent = true;
             return Poll::Ready(None);
         }
         // What the owner sent first: frames read late (the reader was held up downstream) are
@@ -179,6 +198,23 @@ mod tests {
         let quiet = Instant::now();
         assert!(watched.next().await.is_none());
         assert_eq!(quiet.elapsed(), Duration::from_secs(15));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_stream_ends_once_the_owner_is_known_gone_even_if_it_still_answers() {
+        let (inner, _pings, feed) = end();
+        let (lost, gone) = tokio::sync::oneshot::channel::<()>();
+        let mut watched = Watched::new(inner, Duration::from_secs(15)).until(async move {
+            let _ = gone.await;
+        });
+        feed.unbounded_send(Ok(Message::Pong(Default::default()))).unwrap();
+        assert!(matches!(watched.next().await, Some(Ok(Message::Pong(_)))));
+        lost.send(()).unwrap();
+        feed.unbounded_send(Ok(Message::Pong(Default::default()))).unwrap();
+        let started = Instant::now();
+        assert!(watched.next().await.is_none(), "ended once the owner is known gone");
+        assert_eq!(started.elapsed(), Duration::ZERO, "at once, not after the silence");
+        assert!(watched.next().await.is_none(), "and stays ended");
     }
 
     #[tokio::test(start_paused = true)]
