@@ -366,8 +366,12 @@ impl Offloader {
     async fn offload_partition(&self, p: &Partition, policy: &OffloadPolicy, manual_before: Option<u64>) -> Result<()> {
         let tier = self.ctx.storage.tier().ok_or(BrokerError::NoObjectStore)?.clone();
         if manual_before.is_some() {
-            // Segments rolled before the request may still be sealing (on the sealer thread): a
-            // manual offload covers them too.
+            // Records acknowledged before the request may still be on their way to their segment
+            // (the acknowledgement precedes the segment write), and the segment they roll over
+            // is sealed only then; segments rolled before may still be sealing (on the sealer
+            // thread). A manual offload covers them all. (On a busy machine it left the last
+            // segment rolled by the producer's records behind, sealed after the pass began.)
+            p.log.settled().await;
             let log = Arc::clone(&p.log);
             tokio::task::spawn_blocking(move || log.wait_for_seals()).await.map_err(BrokerError::internal)??;
         }
