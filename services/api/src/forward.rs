@@ -72,7 +72,7 @@ fn foreign_forward(s: &AppState, headers: &axum::http::HeaderMap) -> Option<Resp
 pub fn client(tier: &magnetar_broker::tier::TierConfig) -> reqwest::Client {
     let (idle, interval) = tier.owner_keepalive();
     reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_millis(tier.forward_connect_timeout_ms.max(1)))
+        .connect_timeout(tier.forward_connect_timeout())
         .tcp_nodelay(true)
         .tcp_keepalive(idle)
         .tcp_keepalive_interval(interval)

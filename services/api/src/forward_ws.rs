@@ -99,7 +99,7 @@ pub(crate) async fn connect(
     for (name, value) in crate::forward::forwarding_headers(s) {
         owner_request.headers_mut().insert(name, value);
     }
-    let timeout = std::time::Duration::from_millis(s.broker.config().tier.forward_connect_timeout_ms.max(1));
+    let timeout = s.broker.config().tier.forward_connect_timeout();
     let silence = s.broker.config().tier.owner_silence();
     match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(owner_request)).await {
         Ok(Ok((ws, _))) => {

@@ -29,7 +29,6 @@ use magnetar_protocol::proto::CommandConnect;
 use magnetar_protocol::{Frame, PulsarCodec};
 use rustls_pki_types::ServerName;
 use std::net::SocketAddr;
-use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts};
@@ -173,7 +172,7 @@ async fn open(shared: &Shared, target: &str) -> Result<(Box<dyn Io>, String), Bi
         None => &member.registration.binary_internal_url,
     };
     let addr = Some(binary_host_port(url)).filter(|a| !a.is_empty()).ok_or_else(not_member)?;
-    let wait = Duration::from_millis(tier.config().forward_connect_timeout_ms.max(1));
+    let wait = tier.config().forward_connect_timeout();
     let unreachable = |detail: String| {
         BinaryError::Broker(BrokerError::NotOwner(format!(
             "broker {id} could not be reached at {url}: {detail}; retry"
@@ -201,6 +200,7 @@ async fn open(shared: &Shared, target: &str) -> Result<(Box<dyn Io>, String), Bi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn a_proxied_connection_gives_up_on_a_silent_peer() {

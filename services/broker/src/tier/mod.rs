@@ -123,6 +123,11 @@ impl TierConfig {
         Duration::from_millis(self.refresh_interval_ms.max(10))
     }
 
+    /// How long connecting to an owner may take (at least 1 ms).
+    pub fn forward_connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.forward_connect_timeout_ms.max(1))
+    }
+
     pub fn owner_silence(&self) -> Duration {
         Duration::from_millis(self.owner_silence_ms)
     }
