@@ -12,7 +12,7 @@ use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use tokio::sync::{oneshot, watch};
 
 mod read;
@@ -81,9 +81,6 @@ struct Segments {
     /// readable like the active one, not yet uploadable or deletable (see `seal`).
     sealing: BTreeMap<u64, Arc<ActiveSegment>>,
     deleted: bool,
-    /// Set when a segment write failed after the WAL fsync: the partition stops serving until
-    /// a restart replays the WAL.
-    failed: Option<String>,
     /// Bytes of the local sealed segments not in the object store: recounted by `recount`
     /// whenever `sealed` or `remote` change (once per seal, upload or deletion, never per append).
     sealed_pending: u64,
@@ -145,6 +142,10 @@ pub struct PartitionLog {
     applied_tx: watch::Sender<u64>,
     /// Signalled (with `segs`) when a seal finishes.
     sealed_cv: Condvar,
+    /// Set when a segment write or seal failed after the WAL fsync: the partition stops serving
+    /// until a restart replays the WAL. Outside `segs`, whose lock the applier holds while it
+    /// writes to disk: every append checks it, and must not wait for that write.
+    failed: OnceLock<String>,
     /// A segment file was created since the directory was last fsynced.
     dir_dirty: AtomicBool,
     /// Object-store durability, when the owner chose it (see `objlog`).
@@ -199,6 +200,7 @@ impl PartitionLog {
             written_tx: watch::channel(0).0,
             applied_tx: watch::channel(0).0,
             sealed_cv: Condvar::new(),
+            failed: OnceLock::new(),
             // Recovery may have created files: the first sync covers them.
             dir_dirty: AtomicBool::new(true),
             object_mode: Mutex::new(None),
@@ -304,9 +306,7 @@ impl PartitionLog {
         if frame_len > max_frame {
             return Err(StorageError::MessageTooLarge { size: frame_len, max: max_frame });
         }
-        if let Some(f) = &self.segs.lock().failed {
-            return Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id)));
-        }
+        self.check_failed()?;
         let mode = self.object_mode();
         if let Some(mode) = &mode {
             mode.writer.check_room(self.log_id)?;
@@ -418,9 +418,11 @@ impl PartitionLog {
         #[cfg(test)]
         if self.shared.write_gate.fail.load(Ordering::SeqCst) {
             let e = StorageError::Unavailable("a test failed the segment write".into());
-            self.segment_write_failed(&mut segs, &e);
+            self.segment_write_failed(&e);
             return Err(e);
         }
+        #[cfg(test)]
+        self.shared.disk_gate.pass();
         let res = self.write_locked(&mut segs, base, &frame.bytes[frame.records_at..], pos);
         match &res {
             Ok(()) => {
@@ -429,7 +431,7 @@ impl PartitionLog {
                     self.mark_written(last.offset + 1);
                 }
             }
-            Err(e) => self.segment_write_failed(&mut segs, e),
+            Err(e) => self.segment_write_failed(e),
         }
         res
     }
@@ -460,12 +462,10 @@ impl PartitionLog {
     /// is their fsync; a failure stops the log, as the WAL's own failure stops the storage.
     pub(crate) fn make_durable(&self) -> Result<()> {
         self.flush_segment();
-        if let Some(f) = &self.segs.lock().failed {
-            return Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id)));
-        }
+        self.check_failed()?;
         let res = self.sync_active();
         if let Err(e) = &res {
-            self.segment_write_failed(&mut self.segs.lock(), e);
+            self.segment_write_failed(e);
         }
         res
     }
@@ -648,27 +648,38 @@ impl PartitionLog {
             return;
         }
         let mut segs = self.segs.lock();
-        if segs.failed.is_some() || segs.deleted {
+        if self.failed.get().is_some() || segs.deleted {
             return;
         }
         if let Some(Err(e)) = segs.active.as_mut().map(ActiveSegment::flush_direct) {
-            self.segment_write_failed(&mut segs, &e);
+            self.segment_write_failed(&e);
         }
     }
 
     /// A segment write failed: the log stops serving (its records stay in the WAL).
-    fn segment_write_failed(&self, segs: &mut Segments, e: &StorageError) {
+    fn segment_write_failed(&self, e: &StorageError) {
         tracing::error!(log_id = self.log_id, error = %e, "segment write failed; the log stops serving until restart");
-        segs.failed = Some(e.to_string());
+        self.fail(e.to_string());
+    }
+
+    /// Stops the log until a restart (the first failure is the one reported).
+    fn fail(&self, why: String) {
+        let _ = self.failed.set(why);
+    }
+
+    /// `Unavailable` once a segment write or seal failed.
+    fn check_failed(&self) -> Result<()> {
+        match self.failed.get() {
+            Some(f) => Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id))),
+            None => Ok(()),
+        }
     }
 
     fn write_locked(&self, segs: &mut Segments, base: u64, bytes: &[u8], pos: &[RecordPos]) -> Result<()> {
         if segs.deleted {
             return Err(StorageError::LogDeleted(self.log_id));
         }
-        if let Some(f) = &segs.failed {
-            return Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id)));
-        }
+        self.check_failed()?;
         self.ensure_active(segs, base)?;
         let window = self.shared.config.page_cache_window_bytes;
         let res = segs.active.as_mut().expect("active segment").append(bytes, pos, window);

@@ -213,6 +213,9 @@ pub(crate) struct Shared {
     /// Lets a test hold the applier's writes of records already answered.
     #[cfg(test)]
     pub write_gate: Gate,
+    /// Lets a test hold a segment write where the disk takes it (under the segments' lock).
+    #[cfg(test)]
+    pub disk_gate: Gate,
 }
 
 /// Test hook: while held, a thread passing it waits there (as a slow disk makes it wait).
@@ -269,6 +272,8 @@ impl Shared {
             seal_gate: Gate::default(),
             #[cfg(test)]
             write_gate: Gate::default(),
+            #[cfg(test)]
+            disk_gate: Gate::default(),
         }
     }
     pub fn add_tail(&self, n: usize) {

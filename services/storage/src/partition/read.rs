@@ -137,9 +137,7 @@ impl PartitionLog {
     }
 
     fn locate_in(&self, segs: &Segments, offset: u64) -> Result<Option<Target>> {
-        if let Some(f) = &segs.failed {
-            return Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id)));
-        }
+        self.check_failed()?;
         let at =
             |a: &ActiveSegment| segment::index_lookup(&a.index, offset).map_or(segment::HEADER_LEN, |e| e.position);
         if let Some(a) = &segs.active

@@ -161,7 +161,7 @@ impl PartitionLog {
                 // It stays in `sealing`: its records are durable only in the WAL, which is
                 // kept (`sync_active` fails) until a restart seals it again.
                 tracing::error!(log_id = self.log_id, base, error = %e, "segment seal failed; the log stops serving until restart");
-                segs.failed = Some(format!("seal of segment {base} failed: {e}"));
+                self.fail(format!("seal of segment {base} failed: {e}"));
             }
         }
         self.segments_changed(segs);
@@ -174,9 +174,7 @@ impl PartitionLog {
             if segs.deleted {
                 return Err(StorageError::LogDeleted(self.log_id));
             }
-            if let Some(f) = &segs.failed {
-                return Err(StorageError::Unavailable(format!("log {}: {f}", self.log_id)));
-            }
+            self.check_failed()?;
             if segs.sealing.range(..below).next().is_none() {
                 return Ok(());
             }

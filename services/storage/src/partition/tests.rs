@@ -28,6 +28,7 @@ impl Drop for Release {
     fn drop(&mut self) {
         self.0.shared.seal_gate.release();
         self.0.shared.write_gate.release();
+        self.0.shared.disk_gate.release();
     }
 }
 
@@ -170,6 +171,38 @@ async fn records_answered_before_their_segment_write_are_read_from_the_tail() {
     let l = log.clone();
     let read = tokio::task::spawn_blocking(move || l.read(1, 10, 1 << 20)).await.unwrap().unwrap();
     assert_eq!(read.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![1, 2]);
+    s.shutdown().await;
+}
+
+/// The applier holds the segments' lock while the disk takes a segment write. Appends run on
+/// the async runtime and must not wait for that lock: they did (to see whether the log had
+/// failed), which stalled every producer of the log, and the runtime thread under it, for as
+/// long as each write took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_segment_write_holds_no_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) =
+        Storage::open(StorageConfig { data_dir: dir.path().to_path_buf(), ..StorageConfig::default() }).unwrap();
+    let log = s.log(1).unwrap();
+    log.append(vec![record(100)]).await.unwrap();
+    tokio::time::timeout(PATIENCE, log.settled()).await.unwrap();
+    log.shared.disk_gate.hold();
+    let _release = Release(log.clone());
+    assert_eq!(log.append(vec![record(100)]).await.unwrap(), vec![(1, 0)], "durable in the WAL");
+    let deadline = Instant::now() + PATIENCE;
+    while log.shared.disk_gate.waiting.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the segment write never started");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // On a task of its own: an append blocked on the lock would block its thread too.
+    let l = log.clone();
+    let next = tokio::spawn(async move { l.append(vec![record(100)]).await });
+    let ids = tokio::time::timeout(PATIENCE, next).await.expect("the append waited for the segment write");
+    assert_eq!(ids.unwrap().unwrap(), vec![(2, 0)]);
+    assert_eq!(log.written_offset(), 1, "the segment write is still held");
+    log.shared.disk_gate.release();
+    tokio::time::timeout(PATIENCE, log.settled()).await.expect("settled once written");
+    assert_eq!(log.written_offset(), 3);
     s.shutdown().await;
 }
 
