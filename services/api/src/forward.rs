@@ -21,10 +21,13 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
 use magnetar_broker::BrokerError;
 use magnetar_broker::tier::Route;
 use magnetar_core::bundles::BundleRange;
 use magnetar_core::{NamespaceName, TopicName};
+use std::future::Future;
 
 /// Marks a request forwarded by another broker of the tier (its value: that broker's id).
 pub const FORWARDED_BY: HeaderName = HeaderName::from_static("x-magnetar-forwarded-by");
@@ -213,7 +216,8 @@ async fn forward(s: &AppState, req: Request, broker: &str, address: &str) -> Res
                     response = response.header(name, value);
                 }
             }
-            response.body(Body::from_stream(answer.bytes_stream())).unwrap_or_else(|e| {
+            let body = until_gone(answer.bytes_stream(), owner_gone(s, broker));
+            response.body(Body::from_stream(body)).unwrap_or_else(|e| {
                 tracing::error!(error = %e, "cannot build the forwarded answer");
                 StatusCode::BAD_GATEWAY.into_response()
             })
@@ -255,6 +259,34 @@ pub(crate) async fn from_owner<T>(
             Err(NoAnswer::OwnerLost)
         }
     }
+}
+
+/// Resolves once the owner `broker` has lost its membership lease (`Tier::lost`); owns what it
+/// needs, for connections and streams that outlive the request that opened them.
+pub(crate) fn owner_gone(s: &AppState, broker: &str) -> impl Future<Output = ()> + Send + 'static {
+    let (owner, id) = (std::sync::Arc::clone(&s.broker), broker.to_string());
+    async move { owner.tier().lost(&id).await }
+}
+
+/// An owner's answer body, passed on as it comes, and cut with an error once `gone` resolves
+/// first (the owner froze after sending the answer's head): the client then sees the answer
+/// aborted, never a shortened body that would pass for a whole one.
+fn until_gone<E: std::error::Error + Send + Sync + 'static>(
+    body: impl Stream<Item = Result<Bytes, E>> + Send + 'static,
+    gone: impl Future<Output = ()> + Send + 'static,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    let state = Some((Box::pin(body), Box::pin(gone)));
+    futures::stream::unfold(state, |state| async move {
+        let (mut body, mut gone) = state?;
+        tokio::select! {
+            biased;
+            item = body.next() => item.map(|item| (item.map_err(std::io::Error::other), Some((body, gone)))),
+            () = &mut gone => {
+                tracing::warn!("a partition's owner lost its lease while sending a forwarded answer: the answer is cut");
+                Some((Err(std::io::Error::other("the owner lost its lease before its answer was whole")), None))
+            }
+        }
+    })
 }
 
 /// The answer to a request whose owner lost its lease before answering (`NoAnswer::OwnerLost`).
@@ -322,7 +354,36 @@ pub fn topic_of_path(path: &str) -> Option<TopicName> {
 
 #[cfg(test)]
 mod tests {
-    use super::topic_of_path;
+    use super::{topic_of_path, until_gone};
+    use bytes::Bytes;
+    use futures::StreamExt;
+
+    type Chunk = Result<Bytes, std::io::Error>;
+
+    /// An owner that froze after the head and first chunk of its answer: the rest never comes.
+    #[tokio::test]
+    async fn an_answer_cut_by_its_owners_lost_lease_ends_in_an_error() {
+        let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"{\"par"))])
+            .chain(futures::stream::pending::<Chunk>());
+        let (lost, gone) = tokio::sync::oneshot::channel::<()>();
+        let mut out = Box::pin(until_gone(body, async move {
+            let _ = gone.await;
+        }));
+        assert_eq!(out.next().await.unwrap().unwrap(), Bytes::from_static(b"{\"par"));
+        lost.send(()).unwrap();
+        let cut =
+            tokio::time::timeout(std::time::Duration::from_secs(5), out.next()).await.expect("the body still waits");
+        assert!(cut.expect("an error, not a clean end").is_err());
+        assert!(out.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn an_answer_from_a_live_owner_passes_whole() {
+        let chunks = [Bytes::from_static(b"a"), Bytes::from_static(b"b")];
+        let body = futures::stream::iter(chunks.clone().map(Ok::<_, std::io::Error>));
+        let out: Vec<Bytes> = until_gone(body, futures::future::pending()).map(Result::unwrap).collect().await;
+        assert_eq!(out, chunks);
+    }
 
     fn named(path: &str) -> Option<String> {
         topic_of_path(path).map(|t| t.to_string())

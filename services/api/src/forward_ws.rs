@@ -102,10 +102,7 @@ pub(crate) async fn connect(
     let timeout = s.broker.config().tier.forward_connect_timeout();
     let silence = s.broker.config().tier.owner_silence();
     match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(owner_request)).await {
-        Ok(Ok((ws, _))) => {
-            let (owner, id) = (Arc::clone(&s.broker), broker.to_string());
-            Ok(Watched::new(ws, silence).until(async move { owner.tier().lost(&id).await }))
-        }
+        Ok(Ok((ws, _))) => Ok(Watched::new(ws, silence).until(crate::forward::owner_gone(s, broker))),
         Ok(Err(tungstenite::Error::Http(refused))) => {
             // The owner refused (authentication, authorization, a missing topic, its limits).
             let (head, body) = refused.into_parts();
