@@ -1,3 +1,5 @@
+//! CRC-32C (Castagnoli), the checksum of Pulsar's frames and of every byte format Magnetar
+//! stores (WAL, segments, replica files, page checksums), computed in this one place;
 //! Murmur3 32-bit hash, as Pulsar's `Murmur3_32Hash` computes it, so a key lands on the same
 //! partition index here as with a Pulsar client using the `Murmur3_32Hash` hashing scheme; and
 //! the bundle hash of a topic name, as Pulsar's namespace bundles use it.
@@ -7,6 +9,19 @@
 /// Pulsar's `NamespaceBundleFactory` hashes it, so a topic falls into the same bundle range.
 pub fn bundle_hash(topic: &str) -> u32 {
     crc32fast::hash(topic.as_bytes())
+}
+
+/// CRC-32C of `data`.
+pub fn crc32c(data: &[u8]) -> u32 {
+    crc_fast::crc32_iscsi(data) as u32
+}
+
+/// CRC-32C of some bytes followed by `data`, given `crc`, the CRC-32C of those bytes.
+pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
+    // The digest's state is the running register, before the final inversion that `crc` had.
+    let mut digest = crc_fast::Digest::new_with_init_state(crc_fast::CrcAlgorithm::Crc32Iscsi, u64::from(!crc));
+    digest.update(data);
+    digest.finalize() as u32
 }
 
 /// Murmur3 x86 32-bit with seed 0 over the UTF-8 bytes of `key`.
@@ -63,6 +78,20 @@ pub fn partition_for_key(key: &str, partitions: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crc32c_matches_the_castagnoli_check_value_in_whole_and_appended() {
+        // The check value of CRC-32C (iSCSI) over "123456789", and RFC 3720's 32 zero bytes.
+        assert_eq!(crc32c(b"123456789"), 0xe306_9283);
+        assert_eq!(crc32c(&[0u8; 32]), 0x8a91_36aa);
+        assert_eq!(crc32c(b""), 0);
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 31 % 251) as u8).collect();
+        for split in [0, 1, 3, 4, 100, 1024, 4096, 5000] {
+            let (a, b) = data.split_at(split);
+            assert_eq!(crc32c_append(crc32c(a), b), crc32c(&data), "split at {split}");
+        }
+        assert_eq!(crc32c_append(crc32c(b"1234"), b"56789"), 0xe306_9283);
+    }
 
     #[test]
     fn matches_reference_vectors() {

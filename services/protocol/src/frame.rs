@@ -91,7 +91,7 @@ pub fn parse_body(mut body: Bytes) -> Result<Frame, ProtocolError> {
         return Err(ProtocolError::BadMagic { found: magic });
     }
     let expected = read_u32(&mut body, "checksum")?;
-    let computed = crc32c::crc32c(&body);
+    let computed = magnetar_core::hash::crc32c(&body);
     if computed != expected {
         return Err(ProtocolError::ChecksumMismatch(Box::new(ChecksumMismatch { command, expected, computed })));
     }
@@ -198,7 +198,7 @@ mod tests {
         let magic_at = 8 + command_size;
         assert_eq!(bytes[magic_at..magic_at + 2], [0x0e, 0x01]);
         let checksum = u32::from_be_bytes(bytes[magic_at + 2..magic_at + 6].try_into().unwrap());
-        assert_eq!(checksum, crc32c::crc32c(&bytes[magic_at + 6..]));
+        assert_eq!(checksum, magnetar_core::hash::crc32c(&bytes[magic_at + 6..]));
         assert_eq!(decode(&mut bytes, DEFAULT_MAX_FRAME_SIZE).unwrap(), Some(frame));
     }
 

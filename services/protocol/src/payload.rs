@@ -161,9 +161,9 @@ impl Payload {
 
     /// CRC32C of what [`Payload::write_to`] writes: the checksum field of the frame.
     pub fn checksum(&self) -> u32 {
-        let crc = crc32c::crc32c(&(self.metadata_bytes.len() as u32).to_be_bytes());
-        let crc = crc32c::crc32c_append(crc, &self.metadata_bytes);
-        crc32c::crc32c_append(crc, &self.data)
+        let crc = magnetar_core::hash::crc32c(&(self.metadata_bytes.len() as u32).to_be_bytes());
+        let crc = magnetar_core::hash::crc32c_append(crc, &self.metadata_bytes);
+        magnetar_core::hash::crc32c_append(crc, &self.data)
     }
 }
 
@@ -207,7 +207,7 @@ mod tests {
         let mut written = BytesMut::new();
         payload.write_to(&mut written);
         assert_eq!(written.freeze(), received);
-        assert_eq!(payload.checksum(), crc32c::crc32c(&received));
+        assert_eq!(payload.checksum(), magnetar_core::hash::crc32c(&received));
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub const WAL_PAD: u8 = 4;
 pub const WAL_DATA_HEADER: usize = 1 + 8 + 8 + 4;
 
 fn frame_crc(len: u32, body: &[u8]) -> u32 {
-    crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), body)
+    magnetar_core::hash::crc32c_append(magnetar_core::hash::crc32c(&len.to_le_bytes()), body)
 }
 
 /// Starts a frame in `buf`; returns the position to pass to [`finish_frame`].

@@ -38,7 +38,7 @@ pub(crate) fn write(path: &Path) -> std::io::Result<()> {
     loop {
         let n = read_full(&mut file, &mut buf)?;
         for page in buf[..n].chunks_exact(PAGE as usize) {
-            out.extend_from_slice(&crc32c::crc32c(page).to_le_bytes());
+            out.extend_from_slice(&magnetar_core::hash::crc32c(page).to_le_bytes());
             count += 1;
         }
         if n < buf.len() {
@@ -46,7 +46,7 @@ pub(crate) fn write(path: &Path) -> std::io::Result<()> {
         }
     }
     out[4..8].copy_from_slice(&count.to_le_bytes());
-    let crc = crc32c::crc32c(&out);
+    let crc = magnetar_core::hash::crc32c(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     let target = pages_path(path);
     let mut f = File::create(&target)?;
@@ -71,7 +71,7 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 pub(crate) fn read(path: &Path) -> Vec<u32> {
     let Ok(bytes) = std::fs::read(pages_path(path)) else { return Vec::new() };
     let Some((body, crc)) = bytes.split_last_chunk::<4>() else { return Vec::new() };
-    if body.len() < 8 || &body[..4] != MAGIC || crc32c::crc32c(body) != u32::from_le_bytes(*crc) {
+    if body.len() < 8 || &body[..4] != MAGIC || magnetar_core::hash::crc32c(body) != u32::from_le_bytes(*crc) {
         tracing::warn!(file = %pages_path(path).display(), "page checksums of a reused wal file do not check out; ignored");
         return Vec::new();
     }
@@ -89,7 +89,7 @@ pub(crate) fn unwritten(file: &File, pos: u64, end: u64, pages: &[u32]) -> std::
     let mut index = pos / PAGE;
     while index * PAGE < end && (index as usize) < pages.len() {
         file.read_exact_at(&mut page, index * PAGE)?;
-        if crc32c::crc32c(&page) == pages[index as usize] {
+        if magnetar_core::hash::crc32c(&page) == pages[index as usize] {
             return Ok(true);
         }
         index += 1;

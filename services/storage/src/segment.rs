@@ -235,7 +235,7 @@ impl ActiveSegment {
         h[..8].copy_from_slice(HEADER_MAGIC);
         h[8..16].copy_from_slice(&base.to_le_bytes());
         h[16..24].copy_from_slice(&created_ms.to_le_bytes());
-        let crc = crc32c::crc32c(&h[..28]);
+        let crc = magnetar_core::hash::crc32c(&h[..28]);
         h[28..32].copy_from_slice(&crc.to_le_bytes());
         file.write_all_at(&h, 0).ctx(&path)?;
         Ok(ActiveSegment {
@@ -349,7 +349,7 @@ impl ActiveSegment {
             buf.extend_from_slice(&e.max_time.to_le_bytes());
             buf.extend_from_slice(&e.offset.to_le_bytes());
         }
-        let index_crc = crc32c::crc32c(&buf);
+        let index_crc = magnetar_core::hash::crc32c(&buf);
         let footer_at = buf.len();
         for v in [records_end, n, records_end, records_end + n * 16, m.base, m.end, m.count] {
             buf.extend_from_slice(&v.to_le_bytes());
@@ -359,7 +359,7 @@ impl ActiveSegment {
         }
         buf.extend_from_slice(&index_crc.to_le_bytes());
         buf.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        let footer_crc = crc32c::crc32c(&buf[footer_at..]);
+        let footer_crc = magnetar_core::hash::crc32c(&buf[footer_at..]);
         buf.extend_from_slice(&footer_crc.to_le_bytes());
         buf.extend_from_slice(FOOTER_MAGIC);
         self.file.write_all_at(&buf, records_end).ctx(&self.path)?;
@@ -386,7 +386,7 @@ impl SealedSegment {
         file.pread_exact(&mut buf, self.records_end).ctx(path)?;
         let mut crc = [0u8; 4];
         file.pread_exact(&mut crc, self.meta.size - FOOTER_LEN + 11 * 8).ctx(path)?;
-        if crc32c::crc32c(&buf) != u32::from_le_bytes(crc) {
+        if magnetar_core::hash::crc32c(&buf) != u32::from_le_bytes(crc) {
             return Err(corrupt(path, self.records_end, "segment index checksum mismatch"));
         }
         Ok(parse_index(&buf, n))
@@ -427,7 +427,9 @@ pub fn open_segment(path: &Path, base: u64) -> Result<Opened> {
     let mut h = [0u8; HEADER_LEN as usize];
     file.read_exact_at(&mut h, 0).ctx(path)?;
     let hdr_base = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
-    if &h[..8] != HEADER_MAGIC || crc32c::crc32c(&h[..28]) != u32::from_le_bytes(h[28..32].try_into().expect("4")) {
+    if &h[..8] != HEADER_MAGIC
+        || magnetar_core::hash::crc32c(&h[..28]) != u32::from_le_bytes(h[28..32].try_into().expect("4"))
+    {
         return Err(corrupt(path, 0, "invalid segment header"));
     }
     if hdr_base != base {
@@ -494,7 +496,7 @@ pub fn decode_footer(f: &[u8], len: u64, base: u64) -> std::result::Result<Seale
         return Err("segment footer magic missing".into());
     }
     let crc_at = n - 12;
-    if crc32c::crc32c(&f[..crc_at]) != u32::from_le_bytes(f[crc_at..crc_at + 4].try_into().expect("4")) {
+    if magnetar_core::hash::crc32c(&f[..crc_at]) != u32::from_le_bytes(f[crc_at..crc_at + 4].try_into().expect("4")) {
         return Err("segment footer checksum mismatch".into());
     }
     let u = |i: usize| u64::from_le_bytes(f[i * 8..i * 8 + 8].try_into().expect("8 bytes"));

@@ -139,7 +139,10 @@ fn unsalt(path: &Path) {
     let mut at = 0;
     while at + 8 <= bytes.len() {
         let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[at..at + 4]), &bytes[at + 8..at + 8 + len]);
+        let crc = magnetar_core::hash::crc32c_append(
+            magnetar_core::hash::crc32c(&bytes[at..at + 4]),
+            &bytes[at + 8..at + 8 + len],
+        );
         bytes[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
         at += 8 + len;
     }

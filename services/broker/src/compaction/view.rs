@@ -79,7 +79,7 @@ impl CompactedView {
             body.clear();
             encode_record(&mut body, r);
             buf.put_u32_le(body.len() as u32);
-            buf.put_u32_le(crc32c::crc32c(&body));
+            buf.put_u32_le(magnetar_core::hash::crc32c(&body));
             buf.put_slice(&body);
         }
         buf.freeze()
@@ -103,7 +103,7 @@ impl CompactedView {
                 return Err(format!("compacted view truncated in record {i}"));
             }
             let body = data.split_to(len);
-            if crc32c::crc32c(&body) != crc {
+            if magnetar_core::hash::crc32c(&body) != crc {
                 return Err(format!("checksum mismatch in record {i} of the compacted view"));
             }
             records.push(decode_record(body).ok_or_else(|| format!("malformed record {i} of the compacted view"))?);

@@ -213,7 +213,7 @@ fn encode_entry(out: &mut [u8], object: &[u8], ranges: &HashMap<u64, ObjectRange
         put(&object[f.at..f.at + f.len]);
     }
     debug_assert_eq!(at, out.len());
-    let crc = crc32c::crc32c(&out[ENTRY_HEADER..]);
+    let crc = magnetar_core::hash::crc32c(&out[ENTRY_HEADER..]);
     out[0..4].copy_from_slice(&body_len.to_le_bytes());
     out[4..8].copy_from_slice(&crc.to_le_bytes());
 }
@@ -434,7 +434,7 @@ pub(super) fn read_entry(
     body.clear();
     body.resize(len as usize, 0);
     reader.read_exact(body)?;
-    if crc32c::crc32c(body) != crc {
+    if magnetar_core::hash::crc32c(body) != crc {
         return Ok(EntryRead::Bad { detail: "entry checksum mismatch".into(), end });
     }
     Ok(EntryRead::Ok)
