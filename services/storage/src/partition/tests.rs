@@ -34,6 +34,14 @@ impl Drop for Release {
 
 const PATIENCE: Duration = Duration::from_secs(5);
 
+/// Storage with the default settings in `dir`, and log 1 holding one record.
+async fn one_record_log(dir: &std::path::Path) -> (Arc<Storage>, Arc<super::PartitionLog>) {
+    let (s, _) = Storage::open(StorageConfig { data_dir: dir.to_path_buf(), ..StorageConfig::default() }).unwrap();
+    let log = s.log(1).unwrap();
+    log.append(vec![record(100)]).await.unwrap();
+    (s, log)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seal_waiting_for_its_fsync_blocks_neither_reads_nor_appends() {
     let dir = tempfile::tempdir().unwrap();
@@ -181,10 +189,7 @@ async fn records_answered_before_their_segment_write_are_read_from_the_tail() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_segment_write_holds_no_append() {
     let dir = tempfile::tempdir().unwrap();
-    let (s, _) =
-        Storage::open(StorageConfig { data_dir: dir.path().to_path_buf(), ..StorageConfig::default() }).unwrap();
-    let log = s.log(1).unwrap();
-    log.append(vec![record(100)]).await.unwrap();
+    let (s, log) = one_record_log(dir.path()).await;
     tokio::time::timeout(PATIENCE, log.settled()).await.unwrap();
     log.shared.disk_gate.hold();
     let _release = Release(log.clone());
@@ -212,10 +217,7 @@ async fn a_slow_segment_write_holds_no_append() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_are_refused_once_a_segment_write_failed() {
     let dir = tempfile::tempdir().unwrap();
-    let (s, _) =
-        Storage::open(StorageConfig { data_dir: dir.path().to_path_buf(), ..StorageConfig::default() }).unwrap();
-    let log = s.log(1).unwrap();
-    log.append(vec![record(100)]).await.unwrap();
+    let (s, log) = one_record_log(dir.path()).await;
     log.shared.write_gate.fail.store(true, Ordering::SeqCst);
     assert_eq!(log.append(vec![record(100)]).await.unwrap(), vec![(1, 0)], "durable in the WAL");
     let deadline = Instant::now() + PATIENCE;
