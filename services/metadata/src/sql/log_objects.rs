@@ -5,7 +5,7 @@
 
 use super::errors::classify;
 use super::logs::{fence, partition_not_found};
-use super::{SqlMetadataStore, get};
+use super::{Dialect, SqlMetadataStore, get};
 use crate::{LogObjectRange, LogObjectRecord, MetadataError, ReplicaSet, Result};
 
 impl SqlMetadataStore {
@@ -172,16 +172,23 @@ impl SqlMetadataStore {
         .iter()
         .map(|row| get(row, "object_key"))
         .collect::<Result<_>>()?;
-        // Every row of those objects is locked (no-op UPDATE, in key order) before any is
-        // deleted. Otherwise two owners trimming the last two ranges of one object at once would
-        // each still see the other's row and neither would free the object; locked, the second
-        // waits for the first and then sees its rows gone. SQLite's write lock already does this.
-        for key in &keys {
-            sqlx::query("UPDATE log_objects SET object_key = object_key WHERE object_key = $1")
+        // Every row of those objects is locked before any is deleted. Otherwise two owners
+        // trimming the last two ranges of one object at once would each still see the other's
+        // row and neither would free the object; locked, the second waits for the first and then
+        // sees its rows gone. In one order for every trim (key, then log and offset), or trims
+        // of partitions sharing objects can each hold a row another waits for: PostgreSQL then
+        // ends one as deadlocked (a no-op UPDATE, which locks rows in the order its scan meets
+        // them, did so under load). SQLite's write lock already serializes the trims.
+        if self.dialect == Dialect::Postgres {
+            for key in &keys {
+                sqlx::query(
+                    "SELECT log_id FROM log_objects WHERE object_key = $1 ORDER BY log_id, start_offset FOR UPDATE",
+                )
                 .bind(key)
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(classify)?;
+            }
         }
         sqlx::query("DELETE FROM log_objects WHERE log_id = $1 AND end_offset <= $2")
             .bind(log_id)
