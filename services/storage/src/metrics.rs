@@ -12,6 +12,9 @@ pub struct StorageMetrics {
     pub wal_batch_records: Histogram,
     pub wal_batch_bytes: Histogram,
     pub wal_bytes_written: IntCounter,
+    /// Bytes of trimmed WAL files read back to checksum their pages for reuse: files this
+    /// process did not write (the flusher keeps the checksums of those it writes, `pages`).
+    pub wal_trim_read_bytes: IntCounter,
     pub wal_fsyncs: IntCounter,
     pub wal_records: IntCounter,
     /// Large group commits written once, straight to their segments (`wal_bypass_bytes`): the
@@ -102,6 +105,10 @@ impl StorageMetrics {
                 prometheus::exponential_buckets(256.0, 4.0, 10).expect("valid buckets"),
             ),
             wal_bytes_written: c("magnetar_wal_bytes_written_total", "Bytes written to the WAL"),
+            wal_trim_read_bytes: c(
+                "magnetar_wal_trim_read_bytes_total",
+                "Bytes of trimmed WAL files read back to checksum their pages before reuse",
+            ),
             wal_fsyncs: c("magnetar_wal_fsyncs_total", "WAL fdatasync calls"),
             wal_records: c(
                 "magnetar_wal_records_total",
@@ -239,6 +246,7 @@ impl StorageMetrics {
         registry.register(Box::new(self.wal_batch_records.clone()))?;
         registry.register(Box::new(self.wal_batch_bytes.clone()))?;
         registry.register(Box::new(self.wal_bytes_written.clone()))?;
+        registry.register(Box::new(self.wal_trim_read_bytes.clone()))?;
         registry.register(Box::new(self.wal_fsyncs.clone()))?;
         registry.register(Box::new(self.wal_records.clone()))?;
         registry.register(Box::new(self.wal_bypass_bytes.clone()))?;

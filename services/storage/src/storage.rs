@@ -88,6 +88,7 @@ impl Storage {
             runtime: Mutex::new(tokio::runtime::Handle::try_current().ok()),
             lock: tokio::sync::Mutex::new(()),
             recycle_files: shared.config.wal_recycle_files,
+            read_bytes: shared.metrics.wal_trim_read_bytes.clone(),
         });
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new().name(name.into()).spawn(f).map_err(|e| StorageError::io(&wal_dir, e))

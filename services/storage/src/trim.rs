@@ -51,6 +51,8 @@ pub(crate) struct TrimContext {
     pub lock: tokio::sync::Mutex<()>,
     /// How many trimmed files wait for reuse at most (`wal_recycle_files`).
     pub recycle_files: usize,
+    /// `StorageMetrics::wal_trim_read_bytes`.
+    pub read_bytes: prometheus::IntCounter,
 }
 
 /// Pure decision: how many of the oldest complete files may go. `checkpointed` says whether a
@@ -82,21 +84,23 @@ pub(crate) async fn trim_wal(ctx: &TrimContext) -> Result<TrimStats> {
         let map = ctx.partitions.read();
         logs.iter().filter_map(|id| map.get(id).cloned()).collect()
     };
-    let paths: Vec<_> = victims.iter().map(|f| (f.path.clone(), f.size, f.salted)).collect();
+    let paths: Vec<_> = victims.iter().map(|f| (f.path.clone(), f.size, f.salted, f.page_sums.clone())).collect();
     let room = ctx.recycle_files.saturating_sub(ctx.files.lock().free.len());
+    let metrics = ctx.read_bytes.clone();
     let (freed, reusable) = tokio::task::spawn_blocking(move || -> Result<(u64, Vec<PathBuf>)> {
         // The data of these files must be durable in segments before the files go.
         for p in &parts {
             p.sync_active()?;
         }
         let (mut freed, mut reusable) = (0, Vec::new());
-        for (path, size, salted) in &paths {
+        for (path, size, salted, sums) in &paths {
             // Kept under another name, the file is never replayed again; only salted files
             // may be reused (`codec::wal_salt`: their old frames cannot pass for new ones),
             // with their page checksums (`pages`) written first.
             let kept = *salted
                 && reusable.len() < room
-                && crate::pages::write(path)
+                && crate::pages::write(path, sums)
+                    .map(|read| metrics.inc_by(read))
                     .inspect_err(|e| tracing::warn!(error = %e, file = %path.display(), "cannot keep a trimmed wal file for reuse; deleting it"))
                     .is_ok();
             let gone = if kept {

@@ -69,11 +69,14 @@ pub struct WalFileMeta {
     pub has_aux: bool,
     /// Its frames are salted (`codec::wal_salt`): the file may be reused once trimmable.
     pub salted: bool,
+    /// The checksums of its whole pages as the flusher wrote them (`pages::PageSums`), when it
+    /// was written by this process: trimming it for reuse then reads none of it back.
+    pub page_sums: Vec<u32>,
 }
 
 impl WalFileMeta {
     pub fn new(seq: u64, path: PathBuf) -> Self {
-        WalFileMeta { seq, path, size: 0, logs: HashSet::new(), has_aux: false, salted: true }
+        WalFileMeta { seq, path, size: 0, logs: HashSet::new(), has_aux: false, salted: true, page_sums: Vec::new() }
     }
 }
 
@@ -359,6 +362,17 @@ pub(crate) struct Flusher {
     ahead: crate::fill::Ahead,
     /// How far the active file's earlier content reaches, when it is a reused file.
     reused: u64,
+    /// The page checksums of what the active file holds so far.
+    sums: crate::pages::PageSums,
+}
+
+/// What a group commit wrote to the WAL file: the frames' salted headers in order, then the
+/// padding frame if one ended the commit at a page boundary.
+#[derive(Default)]
+struct Written {
+    total: usize,
+    heads: Vec<[u8; crate::codec::FRAME_HEADER]>,
+    padding: Option<Vec<u8>>,
 }
 
 /// What running an [`ApplyJob`] needs, on whichever thread runs it.
@@ -424,6 +438,7 @@ impl Flusher {
             failed: None,
             ahead: crate::fill::Ahead::reused(old),
             reused: old,
+            sums: Default::default(),
         };
         Ok((flusher, applier))
     }
@@ -522,15 +537,16 @@ impl Flusher {
     /// group commit is waiting).
     fn commit(&mut self, mut batch: Vec<WalItem>, rx: &mpsc::Receiver<WalItem>, carry: &mut Option<WalItem>) {
         self.write_in_place(&mut batch);
-        let written = match self.write_batch(&batch) {
-            Ok(n) => n,
+        let out = match self.write_batch(&batch) {
+            Ok(out) => out,
             Err(e) => {
                 let msg = e.to_string();
                 tracing::error!(error = %msg, "wal write failed; storage stops accepting writes");
                 self.failed = Some(msg);
-                0
+                Written::default()
             }
         };
+        let written = out.total;
         let records: u64 = batch
             .iter()
             .map(|i| match i {
@@ -567,6 +583,17 @@ impl Flusher {
         // Answered now, the segment writes left to the applier: they need not delay the next
         // group commit.
         let writes_left = failed.is_none() && publish_durable(&mut batch);
+        // After the answers: what this commit wrote (to the file it rolled, if it did).
+        if written > 0 {
+            let frames = batch.iter().map(WalItem::bytes).filter(|b| !b.is_empty());
+            for (frame, head) in frames.chain(out.padding.as_deref()).zip(&out.heads) {
+                self.sums.feed(head);
+                self.sums.feed(&frame[crate::codec::FRAME_HEADER..]);
+            }
+        }
+        if let Some(done) = &mut rolled {
+            done.page_sums = std::mem::take(&mut self.sums).into_whole();
+        }
         self.dispatch(ApplyJob::Batch { items: batch, failed }, more || writes_left);
         if let Some(done) = rolled {
             self.dispatch(ApplyJob::Rolled(done), more);
@@ -641,7 +668,7 @@ impl Flusher {
         m.wal_bypass_bytes.inc_by(bytes);
     }
 
-    fn write_batch(&mut self, batch: &[WalItem]) -> Result<usize> {
+    fn write_batch(&mut self, batch: &[WalItem]) -> Result<Written> {
         if let Some(f) = &self.failed {
             return Err(StorageError::Unavailable(format!("wal write failed: {f}")));
         }
@@ -674,7 +701,7 @@ impl Flusher {
             .collect();
         let total: usize = frames.iter().map(|f| f.len()).sum();
         if total == 0 {
-            return Ok(0);
+            return Ok(Written::default());
         }
         let started = Instant::now();
         let mut bufs = &mut slices[..];
@@ -692,7 +719,7 @@ impl Flusher {
         m.wal_bytes_written.inc_by(total as u64);
         self.current.size += total as u64;
         self.jobs.files.lock().current_size = self.current.size;
-        Ok(total)
+        Ok(Written { total, heads, padding })
     }
 
     /// Starts the next WAL file and returns the current one's description. Everything in the

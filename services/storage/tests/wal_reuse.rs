@@ -70,8 +70,27 @@ async fn trimmed(dir: &Path) -> (Arc<magnetar_storage::Storage>, Vec<(u64, u64)>
     s.trim_wal().await.unwrap();
     let free = files_with_ext(&wal_dir(dir), ".free");
     assert_eq!(free.len(), 2, "wal_recycle_files trimmed files are kept: {free:?}");
+    for f in &free {
+        assert_page_sums_describe(f);
+    }
+    let read = s.metrics().wal_trim_read_bytes.get();
+    assert!(read < 4096, "{read} bytes of trimmed files read back: only their partial last pages");
     let free = free.into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect();
     (s, ids, free)
+}
+
+/// The page checksums kept with a trimmed file (taken as the flusher wrote it, not read back)
+/// are those of its whole pages on disk.
+fn assert_page_sums_describe(file: &Path) {
+    let bytes = std::fs::read(file).unwrap();
+    let on_disk: Vec<u32> = bytes.chunks_exact(4096).map(magnetar_core::hash::crc32c).collect();
+    let kept = std::fs::read(file.with_extension("pages")).unwrap();
+    assert_eq!(&kept[..4], b"MGPG");
+    let count = u32::from_le_bytes(kept[4..8].try_into().unwrap()) as usize;
+    let sums: Vec<u32> =
+        kept[8..8 + 4 * count].chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+    assert!(!on_disk.is_empty());
+    assert_eq!(sums, on_disk, "page checksums of {}", file.display());
 }
 
 #[tokio::test]
@@ -211,5 +230,41 @@ async fn a_page_a_crash_left_unwritten_in_a_reused_file_ends_the_log_but_a_damag
     let (s, _) = open(cfg);
     assert!(wal.metadata().map_or(true, |m| m.len() == 2 * page as u64), "cut at the unwritten page");
     assert_all(&s, &ids);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reused_file_trimmed_again_keeps_the_page_checksums_of_what_it_holds_padding_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, ids, free) = trimmed(dir.path()).await;
+    let inodes: Vec<u64> = free.iter().map(|(p, _)| p.metadata().unwrap().ino()).collect();
+    // One small record per group commit: over the earlier content each commit is padded to a
+    // page boundary (a padding frame), until the kept files are rolled and trimmed again.
+    let mut next = ids.len() as u64;
+    let read_before = s.metrics().wal_trim_read_bytes.get();
+    // A kept file trimmed again: kept under a later name, the same inode.
+    let again = loop {
+        let renamed: Vec<PathBuf> = files_with_ext(&wal_dir(dir.path()), ".free")
+            .into_iter()
+            .filter(|p| inodes.contains(&p.metadata().unwrap().ino()) && !free.iter().any(|(f, _)| f == p))
+            .collect();
+        if !renamed.is_empty() {
+            break renamed;
+        }
+        assert!(next < 20_000, "the reused files were never trimmed again");
+        append_range(&s, 1, next, next + 1, 1).await;
+        next += 1;
+        if next.is_multiple_of(20) {
+            s.trim_wal().await.unwrap();
+        }
+    };
+    // Their checksums came from the flusher: at most the partial last pages were read back.
+    let read = s.metrics().wal_trim_read_bytes.get() - read_before;
+    assert!(read < 4096, "{read} bytes of trimmed files read back");
+    for f in &again {
+        let bytes = std::fs::read(f).unwrap();
+        assert!(bytes.len() >= 2 * 4096 && bytes.len().is_multiple_of(4096), "whole pages of padded commits: {}", bytes.len());
+        assert_page_sums_describe(f);
+    }
     s.shutdown().await;
 }
