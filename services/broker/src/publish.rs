@@ -326,7 +326,13 @@ impl Publisher {
                 refused.push((i, e));
                 continue;
             }
-            routed.entry(p).or_default().push((i, self.record_of(m, publish_time)));
+            // All of them go to one partition unless the topic is partitioned and this is
+            // the topic as a whole: room for all at once, not grown (and moved) as they come.
+            let one = fixed.is_some() || topic.partitions.len() == 1;
+            routed
+                .entry(p)
+                .or_insert_with(|| Vec::with_capacity(if one { total - i } else { 0 }))
+                .push((i, self.record_of(m, publish_time)));
         }
         // Partitions are admitted and queued concurrently: one held by its backlog quota does not
         // hold the others.

@@ -263,7 +263,11 @@ async fn a_reused_file_trimmed_again_keeps_the_page_checksums_of_what_it_holds_p
     assert!(read < 4096, "{read} bytes of trimmed files read back");
     for f in &again {
         let bytes = std::fs::read(f).unwrap();
-        assert!(bytes.len() >= 2 * 4096 && bytes.len().is_multiple_of(4096), "whole pages of padded commits: {}", bytes.len());
+        assert!(
+            bytes.len() >= 2 * 4096 && bytes.len().is_multiple_of(4096),
+            "whole pages of padded commits: {}",
+            bytes.len()
+        );
         assert_page_sums_describe(f);
     }
     s.shutdown().await;
