@@ -297,7 +297,8 @@ pub fn decode_record(body: &Bytes, segment_base: u64) -> Result<Record, String> 
 
 /// A data frame ready for the WAL, plus the sizes of its record frames (for the segment index).
 pub struct DataFrame {
-    pub bytes: Vec<u8>,
+    /// Shared, not copied, by the WAL, the replicas and the object log.
+    pub bytes: bytes::Bytes,
     /// Position in `bytes` where the record frames (the segment bytes) start.
     pub records_at: usize,
     pub record_lens: Vec<u32>,
@@ -319,7 +320,7 @@ pub fn encode_data_frame(log_id: u64, segment_base: u64, first_offset: u64, reco
         record_lens.push((buf.len() - before) as u32);
     }
     finish_frame(&mut buf, start);
-    DataFrame { bytes: buf, records_at, record_lens }
+    DataFrame { bytes: buf.into(), records_at, record_lens }
 }
 
 /// Size of the data frame [`encode_data_frame`] would produce.

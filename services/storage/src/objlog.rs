@@ -234,7 +234,7 @@ pub(crate) struct Waiting {
     pub mode: ObjectMode,
     pub start: u64,
     pub end: u64,
-    pub frame: Vec<u8>,
+    pub frame: Bytes,
     pub queued: Instant,
     /// `None` once the appender was told the wait expired.
     pub done: Option<oneshot::Sender<Result<()>>>,

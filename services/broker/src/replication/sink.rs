@@ -25,8 +25,11 @@ pub(crate) const IN_FLIGHT_PER_PEER: usize = 2;
 
 pub(super) type PeerResult = Result<Vec<(u64, String)>, String>;
 
+/// A batch for one peer: its body is `head` (`wire::encode_head`) then `object`, kept apart so
+/// that neither is copied on its way to the socket.
 pub(super) struct PeerBatch {
-    pub body: bytes::Bytes,
+    pub head: bytes::Bytes,
+    pub object: bytes::Bytes,
     pub done: oneshot::Sender<PeerResult>,
 }
 
@@ -96,14 +99,14 @@ impl DurableSink for ReplicaSink {
         ranges: &[ObjectRange],
     ) -> magnetar_storage::Result<Vec<(u64, String)>> {
         let trims = std::mem::take(&mut *self.trims.lock());
-        let body = super::wire::encode(ranges, &trims, &object);
+        let head = super::wire::encode_head(ranges, &trims);
         let started = Instant::now();
         let peers = self.peers.lock().clone();
         let mut pending = futures::stream::FuturesUnordered::new();
         let mut errors = Vec::new();
         for p in &peers {
             let (done, rx) = oneshot::channel();
-            match p.tx.try_send(PeerBatch { body: body.clone(), done }) {
+            match p.tx.try_send(PeerBatch { head: head.clone(), object: object.clone(), done }) {
                 Ok(()) => pending.push(async move { (p.broker_id.as_str(), rx.await) }),
                 Err(_) => errors.push(format!("{}: too far behind", p.broker_id)),
             }

@@ -28,7 +28,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
@@ -46,11 +46,29 @@ fn codec() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder().max_frame_length(MAX_FRAME_BYTES).new_codec()
 }
 
-fn request(id: u64, body: &Bytes) -> Bytes {
-    let mut b = BytesMut::with_capacity(8 + body.len());
-    b.put_u64(id);
-    b.extend_from_slice(body);
-    b.freeze()
+/// Writes the frame `[u64 id][head][object]` straight to the connection, its parts as they
+/// are: built in one buffer, and then in the codec's, a batch was copied twice more on its way
+/// to the socket (with the object log's own copy, a third of a replicated owner's CPU went to
+/// copies). The codec's write buffer holds nothing: every frame the owner sends goes this way.
+async fn send_request(conn: &mut Conn, id: u64, head: &[u8], object: &[u8]) -> std::io::Result<()> {
+    let len = 8 + head.len() + object.len();
+    if len > MAX_FRAME_BYTES {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("a batch of {len} bytes")));
+    }
+    let mut prefix = [0u8; 12];
+    prefix[..4].copy_from_slice(&(len as u32).to_be_bytes());
+    prefix[4..].copy_from_slice(&id.to_be_bytes());
+    let io = conn.get_mut();
+    let mut parts = [std::io::IoSlice::new(&prefix), std::io::IoSlice::new(head), std::io::IoSlice::new(object)];
+    let mut left = &mut parts[..];
+    while !left.is_empty() {
+        let n = io.write_vectored(left).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        std::io::IoSlice::advance_slices(&mut left, n);
+    }
+    io.flush().await
 }
 
 fn answer(id: u64, result: &Result<Vec<(u64, String)>, String>) -> Bytes {
@@ -234,7 +252,8 @@ pub(super) async fn run_peer(replication: Arc<Replication>, peer: String, mut rx
                     // A batch goes once the one before is answered: an older peer is a rolling
                     // upgrade's passing state, and streams off a fallback, neither worth a
                     // second pipeline.
-                    let _ = batch.done.send(replication.send_append(&peer, batch.body).await);
+                    let body = super::wire::join(&batch.head, &batch.object);
+                    let _ = batch.done.send(replication.send_append(&peer, body).await);
                     continue;
                 }
                 if conn.is_none() {
@@ -243,7 +262,8 @@ pub(super) async fn run_peer(replication: Arc<Replication>, peer: String, mut rx
                         Connect::Legacy => {
                             tracing::info!(%peer, "peer has no replication stream (an older broker); one request per batch");
                             legacy_until = Some(Instant::now() + LEGACY_RETRY);
-                            let _ = batch.done.send(replication.send_append(&peer, batch.body).await);
+                            let body = super::wire::join(&batch.head, &batch.object);
+                            let _ = batch.done.send(replication.send_append(&peer, body).await);
                             continue;
                         }
                         Connect::Failed(e) => {
@@ -254,7 +274,7 @@ pub(super) async fn run_peer(replication: Arc<Replication>, peer: String, mut rx
                 }
                 let c = conn.as_mut().expect("connected above");
                 next_id += 1;
-                match c.send(request(next_id, &batch.body)).await {
+                match send_request(c, next_id, &batch.head, &batch.object).await {
                     Ok(()) => sent.push(Sent { id: next_id, at: Instant::now(), done: batch.done }),
                     Err(e) => {
                         let _ = batch.done.send(Err(format!("replication stream broken: {e}")));

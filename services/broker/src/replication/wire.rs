@@ -14,8 +14,9 @@ pub(crate) struct AppendBody {
     pub object: Bytes,
 }
 
-pub(crate) fn encode(ranges: &[ObjectRange], trims: &[(u64, u64)], object: &Bytes) -> Bytes {
-    let mut b = BytesMut::with_capacity(8 + ranges.len() * 32 + trims.len() * 16 + object.len());
+/// The body up to its object: sent ahead of the object as it is, not copied behind this.
+pub(crate) fn encode_head(ranges: &[ObjectRange], trims: &[(u64, u64)]) -> Bytes {
+    let mut b = BytesMut::with_capacity(8 + ranges.len() * 32 + trims.len() * 16);
     b.put_u32(ranges.len() as u32);
     for r in ranges {
         b.put_u64(r.log_id);
@@ -28,6 +29,14 @@ pub(crate) fn encode(ranges: &[ObjectRange], trims: &[(u64, u64)], object: &Byte
         b.put_u64(*log_id);
         b.put_u64(*below);
     }
+    b.freeze()
+}
+
+/// The whole body in one buffer (a copy of the object: one request per batch, a rolling
+/// upgrade's passing state).
+pub(crate) fn join(head: &[u8], object: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(head.len() + object.len());
+    b.extend_from_slice(head);
     b.extend_from_slice(object);
     b.freeze()
 }
@@ -64,7 +73,7 @@ mod tests {
     #[test]
     fn round_trip_and_truncation() {
         let ranges = vec![ObjectRange { log_id: 7, start: 10, end: 12, epoch: 3 }];
-        let body = encode(&ranges, &[(7, 5)], &Bytes::from_static(b"MGLOGOB1xyz"));
+        let body = join(&encode_head(&ranges, &[(7, 5)]), b"MGLOGOB1xyz");
         let d = decode(body.clone()).unwrap();
         assert_eq!(d.ranges, ranges);
         assert_eq!(d.trims, vec![(7, 5)]);
