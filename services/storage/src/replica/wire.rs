@@ -92,5 +92,5 @@ pub fn merge_recovered(next: u64, frames: Vec<StoredFrame>) -> Result<Vec<Record
 /// A WAL data frame of `records` at offsets from `first_offset` (for tests of the replica path).
 #[doc(hidden)]
 pub fn encode_test_frame(log_id: u64, first_offset: u64, records: &[RecordInput]) -> Bytes {
-    Bytes::from(codec::encode_data_frame(log_id, first_offset, first_offset, records).bytes)
+    codec::encode_data_frame(log_id, first_offset, first_offset, records).bytes
 }
