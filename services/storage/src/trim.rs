@@ -86,7 +86,7 @@ pub(crate) async fn trim_wal(ctx: &TrimContext) -> Result<TrimStats> {
     };
     let paths: Vec<_> = victims.iter().map(|f| (f.path.clone(), f.size, f.salted, f.page_sums.clone())).collect();
     let room = ctx.recycle_files.saturating_sub(ctx.files.lock().free.len());
-    let metrics = ctx.read_bytes.clone();
+    let read_bytes = ctx.read_bytes.clone();
     let (freed, reusable) = tokio::task::spawn_blocking(move || -> Result<(u64, Vec<PathBuf>)> {
         // The data of these files must be durable in segments before the files go.
         for p in &parts {
@@ -100,7 +100,7 @@ pub(crate) async fn trim_wal(ctx: &TrimContext) -> Result<TrimStats> {
             let kept = *salted
                 && reusable.len() < room
                 && crate::pages::write(path, sums)
-                    .map(|read| metrics.inc_by(read))
+                    .map(|read| read_bytes.inc_by(read))
                     .inspect_err(|e| tracing::warn!(error = %e, file = %path.display(), "cannot keep a trimmed wal file for reuse; deleting it"))
                     .is_ok();
             let gone = if kept {

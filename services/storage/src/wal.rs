@@ -366,8 +366,15 @@ pub(crate) struct Flusher {
     sums: crate::pages::PageSums,
 }
 
-/// What a group commit wrote to the WAL file: the frames' salted headers in order, then the
-/// padding frame if one ended the commit at a page boundary.
+/// The frames a group commit writes to the WAL file, in order (before any padding frame): one
+/// definition for the write and for the page checksums taken from it.
+fn written_frames(batch: &[WalItem]) -> impl Iterator<Item = &[u8]> {
+    batch.iter().map(WalItem::bytes).filter(|b| !b.is_empty())
+}
+
+/// What a group commit wrote to the WAL file: the salted headers of its frames
+/// ([`written_frames`]) in order, then the padding frame if one ended the commit at a page
+/// boundary.
 #[derive(Default)]
 struct Written {
     total: usize,
@@ -585,8 +592,7 @@ impl Flusher {
         let writes_left = failed.is_none() && publish_durable(&mut batch);
         // After the answers: what this commit wrote (to the file it rolled, if it did).
         if written > 0 {
-            let frames = batch.iter().map(WalItem::bytes).filter(|b| !b.is_empty());
-            for (frame, head) in frames.chain(out.padding.as_deref()).zip(&out.heads) {
+            for (frame, head) in written_frames(&batch).chain(out.padding.as_deref()).zip(&out.heads) {
                 self.sums.feed(head);
                 self.sums.feed(&frame[crate::codec::FRAME_HEADER..]);
             }
@@ -684,7 +690,7 @@ impl Flusher {
         // Each frame goes out as its salted header and its body: the frames themselves stay as
         // encoded (the replicas and the object log use the same bytes).
         let salt = crate::codec::wal_salt(self.seq);
-        let mut frames: Vec<&[u8]> = batch.iter().map(|i| i.bytes()).filter(|b| !b.is_empty()).collect();
+        let mut frames: Vec<&[u8]> = written_frames(batch).collect();
         // Over a reused file's earlier content each group commit ends at a page boundary, so no
         // page holds two commits: a page that a crash left unwritten then holds its earlier
         // content whole, which recovery recognizes by the file's page checksums (`pages`).

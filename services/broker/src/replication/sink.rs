@@ -33,6 +33,14 @@ pub(super) struct PeerBatch {
     pub done: oneshot::Sender<PeerResult>,
 }
 
+impl PeerBatch {
+    /// The whole body in one buffer, for one request per batch (a copy of the object: a rolling
+    /// upgrade's passing state).
+    pub fn body(&self) -> bytes::Bytes {
+        super::wire::join(&self.head, &self.object)
+    }
+}
+
 #[derive(Clone)]
 struct PeerStream {
     broker_id: String,

@@ -48,8 +48,9 @@ fn codec() -> LengthDelimitedCodec {
 
 /// Writes the frame `[u64 id][head][object]` straight to the connection, its parts as they
 /// are: built in one buffer, and then in the codec's, a batch was copied twice more on its way
-/// to the socket (with the object log's own copy, a third of a replicated owner's CPU went to
-/// copies). The codec's write buffer holds nothing: every frame the owner sends goes this way.
+/// to the socket (with the data frame's clone and the object log's copy, five times on the
+/// owner; docs/benchmarks.md). The codec's write buffer holds nothing: every frame the owner
+/// sends goes this way.
 async fn send_request(conn: &mut Conn, id: u64, head: &[u8], object: &[u8]) -> std::io::Result<()> {
     let len = 8 + head.len() + object.len();
     if len > MAX_FRAME_BYTES {
@@ -252,7 +253,7 @@ pub(super) async fn run_peer(replication: Arc<Replication>, peer: String, mut rx
                     // A batch goes once the one before is answered: an older peer is a rolling
                     // upgrade's passing state, and streams off a fallback, neither worth a
                     // second pipeline.
-                    let body = super::wire::join(&batch.head, &batch.object);
+                    let body = batch.body();
                     let _ = batch.done.send(replication.send_append(&peer, body).await);
                     continue;
                 }
@@ -262,7 +263,7 @@ pub(super) async fn run_peer(replication: Arc<Replication>, peer: String, mut rx
                         Connect::Legacy => {
                             tracing::info!(%peer, "peer has no replication stream (an older broker); one request per batch");
                             legacy_until = Some(Instant::now() + LEGACY_RETRY);
-                            let body = super::wire::join(&batch.head, &batch.object);
+                            let body = batch.body();
                             let _ = batch.done.send(replication.send_append(&peer, body).await);
                             continue;
                         }

@@ -32,8 +32,7 @@ pub(crate) fn encode_head(ranges: &[ObjectRange], trims: &[(u64, u64)]) -> Bytes
     b.freeze()
 }
 
-/// The whole body in one buffer (a copy of the object: one request per batch, a rolling
-/// upgrade's passing state).
+/// The whole body in one buffer: `head` then `object`.
 pub(crate) fn join(head: &[u8], object: &[u8]) -> Bytes {
     let mut b = BytesMut::with_capacity(head.len() + object.len());
     b.extend_from_slice(head);
