@@ -6,16 +6,15 @@
 //! the reason logged; a checksum mismatch on a SEND is answered with ChecksumError and the
 //! connection goes on, as Pulsar does.
 
-use crate::consumer::{self, ConsumerHandle};
+use crate::Shared;
+use crate::consumer::ConsumerHandle;
 use crate::error::BinaryError;
-use crate::lookup::{self, topic_name};
-use crate::producer::{self, ProducerHandle, SendItem};
+use crate::lookup::{self};
+use crate::producer::ProducerHandle;
 use crate::refresh::{Check, Credential};
-use crate::{Shared, convert};
 use futures::{SinkExt, StreamExt};
 use magnetar_auth::Principal;
-use magnetar_broker::{Caller, StartPosition, SubType, SubscribeOptions};
-use magnetar_core::SubscriptionName;
+use magnetar_broker::{Caller, StartPosition};
 use magnetar_protocol::proto::*;
 use magnetar_protocol::{Frame, PulsarCodec};
 use std::collections::HashMap;
@@ -25,6 +24,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
+
+mod consume;
+mod produce;
 
 /// Frames queued for the writer before the connection itself waits.
 const OUTBOX: usize = 1024;
@@ -446,127 +448,6 @@ impl Connection {
         self.send(frame).await
     }
 
-    async fn create_producer(&mut self, c: CommandProducer) -> Next {
-        let request_id = c.request_id;
-        if self.producers.get(&c.producer_id).is_some_and(|p| p.tx.is_closed()) {
-            // Closed by the broker (its partition moved): the client creates it again.
-            self.close_producer(c.producer_id).await;
-        }
-        if self.producers.contains_key(&c.producer_id) {
-            // The client retries a PRODUCER it got no answer to: the same producer, answered again.
-            let name = self.producers[&c.producer_id].key.1.clone();
-            return self
-                .send(Frame::new(CommandProducerSuccess {
-                    request_id,
-                    producer_name: name,
-                    last_sequence_id: Some(-1),
-                    producer_ready: Some(true),
-                    ..Default::default()
-                }))
-                .await;
-        }
-        let result = async {
-            let topic = topic_name(&c.topic)?;
-            self.owned_here(&topic).await?;
-            let slots = self.shared.broker.publisher().attach_producer(&self.caller, &topic).await?;
-            let has_schema = c.schema.as_ref().is_some_and(|s| s.r#type != SchemaType::None as i32);
-            self.shared.broker.topics().check_schemaless_producer(&topic, has_schema).await?;
-            let name = match c.producer_name.clone().filter(|n| !n.is_empty()) {
-                Some(n) => n,
-                None => {
-                    self.named += 1;
-                    format!("{}-{}-{}", self.shared.broker.cluster(), self.id, self.named)
-                }
-            };
-            let key = (topic.to_string(), name.clone());
-            if !self.shared.producer_names.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone()) {
-                return Err(BinaryError::ProducerBusy(format!(
-                    "producer with name '{name}' is already connected to topic {topic}"
-                )));
-            }
-            let last = match self.shared.broker.publisher().last_sequence_id(&topic, &name).await {
-                Ok(last) => last,
-                Err(e) => {
-                    self.shared.producer_names.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
-                    return Err(e.into());
-                }
-            };
-            let detach = slots.detach_on_unload();
-            let route = producer::Route {
-                caller: self.caller.clone(),
-                topic,
-                producer_id: c.producer_id,
-                key: key.clone(),
-                direct: self.direct,
-            };
-            let (tx, task) = producer::spawn(&self.shared, route, detach, self.out.clone());
-            self.producers.insert(c.producer_id, ProducerHandle { tx, task, key, _slots: slots });
-            Ok::<_, BinaryError>((name, last))
-        }
-        .await;
-        match result {
-            Ok((producer_name, last)) => {
-                self.send(Frame::new(CommandProducerSuccess {
-                    request_id,
-                    producer_name,
-                    last_sequence_id: Some(last),
-                    producer_ready: Some(true),
-                    ..Default::default()
-                }))
-                .await
-            }
-            Err(e) => self.error(request_id, e).await,
-        }
-    }
-
-    async fn on_send(&mut self, c: CommandSend, payload: Option<magnetar_protocol::Payload>) -> Next {
-        let Some(p) = self.producers.get(&c.producer_id) else {
-            return Next::Close(format!("SEND for unknown producer {}", c.producer_id));
-        };
-        let limit = self.shared.broker.config().max_message_bytes + FRAME_PADDING;
-        let messages = match &payload {
-            None => Err((ServerError::NotAllowedError, "SEND without a payload".to_string())),
-            Some(_) if c.txnid_most_bits.unwrap_or(0) != 0 || c.txnid_least_bits.unwrap_or(0) != 0 => {
-                Err((ServerError::NotAllowedError, "transactions are not supported".to_string()))
-            }
-            // A chunk of a message larger than the broker's message size limit: stored as a
-            // record of its own, with its chunk metadata (docs/binary-protocol.md, "Chunked
-            // messages").
-            Some(payload) if payload.metadata().num_chunks_from_msg.is_some_and(|n| n > 1) => {
-                convert::chunk_message(&p.key.1, payload, self.shared.broker.config().max_chunked_message_bytes)
-                    .map(|m| vec![m])
-                    .map_err(|reason| {
-                        tracing::warn!(producer = c.producer_id, %reason, "a chunk was refused");
-                        (ServerError::NotAllowedError, reason)
-                    })
-            }
-            Some(payload) => convert::publish_messages(&p.key.1, payload, limit)
-                .map_err(|e| (ServerError::UnknownError, format!("invalid message: {e}"))),
-        };
-        let highest = c.highest_sequence_id.unwrap_or(0).max(c.sequence_id);
-        let item = SendItem { sequence_id: c.sequence_id, highest_sequence_id: highest, messages };
-        // Waits when the producer has `max_pending_sends` unanswered: backpressure on the client.
-        // A producer the broker closed (its partition moved) takes nothing more: the SEND is
-        // dropped unanswered and the client sends it again once it has created the producer
-        // where the partition is now.
-        if p.tx.send(item).await.is_err() {
-            tracing::debug!(
-                producer = c.producer_id,
-                sequence_id = c.sequence_id,
-                "SEND for a closed producer dropped"
-            );
-        }
-        Next::Continue
-    }
-
-    /// Ends a producer once it has answered what it accepted (its task frees its name).
-    async fn close_producer(&mut self, producer_id: u64) {
-        if let Some(p) = self.producers.remove(&producer_id) {
-            drop(p.tx);
-            let _ = p.task.await;
-        }
-    }
-
     /// In a tier, producers and consumers are served only by the owner of their partition's
     /// bundle (lookups send clients there, directly or through a proxying broker, and so does a
     /// handover's CLOSE_PRODUCER / CLOSE_CONSUMER). A bundle assigned to this broker is taken
@@ -583,199 +464,6 @@ impl Connection {
         }
     }
 
-    async fn subscribe(&mut self, c: CommandSubscribe) -> Next {
-        let request_id = c.request_id;
-        if self.consumers.get(&c.consumer_id).is_some_and(|h| h.task.is_finished()) {
-            // Closed by the broker (unloaded, its partition moved): the client subscribes again.
-            if let Some(h) = self.consumers.remove(&c.consumer_id) {
-                h.close().await;
-            }
-        }
-        if self.consumers.contains_key(&c.consumer_id) {
-            return self.send(Frame::new(CommandSuccess { request_id, schema: None })).await;
-        }
-        let result = async {
-            let topic = topic_name(&c.topic)?;
-            self.owned_here(&topic).await?;
-            let durable = c.durable.unwrap_or(true);
-            let start = c.start_message_id.as_ref().map(|id| {
-                // Earliest (-1:-1 as u64) and latest (i64::MAX) keep their meaning; any other id is
-                // where delivery starts (inclusive, as Pulsar's broker; clients skip it when asked).
-                let id = convert::start_id(id);
-                StartPosition::from_message_id(&id)
-            });
-            let initial = match c.initial_position.and_then(|p| InitialPosition::try_from(p).ok()) {
-                Some(InitialPosition::Earliest) => StartPosition::Earliest,
-                _ => StartPosition::Latest,
-            };
-            if !durable {
-                let sought = self.reader_seeks.remove(&(topic.to_string(), c.subscription.clone()));
-                let start = sought.or(start);
-                let name = c.consumer_name.clone().unwrap_or_else(|| c.subscription.clone());
-                let compacted = c.read_compacted.unwrap_or(false);
-                let session = self
-                    .shared
-                    .broker
-                    .subscriptions()
-                    .create_reader(&self.caller, &topic, start.unwrap_or(initial), &name, compacted)
-                    .await?;
-                return Ok((session, None));
-            }
-            let sub: SubscriptionName = c
-                .subscription
-                .parse()
-                .map_err(|_| BinaryError::NotAllowed(format!("invalid subscription name `{}`", c.subscription)))?;
-            let sub_type = match proto_sub_type(c.sub_type) {
-                Some(t) => t,
-                None => return Err(BinaryError::NotAllowed(format!("unknown subscription type {}", c.sub_type))),
-            };
-            let opts = SubscribeOptions {
-                sub_type,
-                consumer_name: c.consumer_name.clone().unwrap_or_default(),
-                priority: c.priority_level.unwrap_or(0),
-                initial_position: initial,
-                address: self.peer.to_string(),
-                ack_timeout: None,
-                dead_letter: None,
-                read_compacted: c.read_compacted.unwrap_or(false),
-            };
-            let session = self.shared.broker.subscriptions().subscribe(&self.caller, &topic, &sub, opts).await?;
-            Ok::<_, BinaryError>((session, Some(sub)))
-        }
-        .await;
-        match result {
-            Ok((session, sub)) => {
-                let mut handle =
-                    consumer::spawn(&self.shared.broker, c.consumer_id, session, sub, self.out.clone(), self.direct);
-                handle.subscription_name = c.subscription.clone();
-                self.consumers.insert(c.consumer_id, handle);
-                self.send(Frame::new(CommandSuccess { request_id, schema: None })).await
-            }
-            Err(e) => self.error(request_id, e).await,
-        }
-    }
-
-    async fn ack(&mut self, c: CommandAck) -> Next {
-        let Some(h) = self.consumers.get(&c.consumer_id) else {
-            return Next::Continue;
-        };
-        let mut failure = None;
-        let cumulative = c.ack_type == AckType::Cumulative as i32;
-        for id in &c.message_id {
-            let named = h.batches.named(id, cumulative);
-            let mut r = Ok(());
-            if let Some(through) = named.through {
-                r = h.session.ack_cumulative_offset(&named.id, through).await;
-            }
-            if r.is_ok() && !named.offsets.is_empty() {
-                r = h.session.ack_streamed_offsets(&named.id, &named.offsets).await;
-            }
-            if let Err(e) = r {
-                tracing::debug!(consumer = c.consumer_id, error = %e, "pulsar:// ack refused");
-                failure = Some(BinaryError::from(e));
-            }
-        }
-        match c.request_id {
-            Some(request_id) => {
-                self.send(Frame::new(CommandAckResponse {
-                    consumer_id: c.consumer_id,
-                    request_id: Some(request_id),
-                    error: failure.as_ref().map(|e| e.code() as i32),
-                    message: failure.as_ref().map(BinaryError::message),
-                    ..Default::default()
-                }))
-                .await
-            }
-            None => Next::Continue,
-        }
-    }
-
-    async fn unsubscribe(&mut self, c: CommandUnsubscribe) -> Next {
-        let Some(h) = self.consumers.remove(&c.consumer_id) else {
-            return self
-                .error(c.request_id, BinaryError::UnknownConsumer(format!("consumer {} not found", c.consumer_id)))
-                .await;
-        };
-        let session = Arc::clone(&h.session);
-        h.close().await;
-        match session.unsubscribe().await {
-            Ok(()) => self.send(Frame::new(CommandSuccess { request_id: c.request_id, schema: None })).await,
-            Err(e) => self.error(c.request_id, e.into()).await,
-        }
-    }
-
-    async fn last_message_id(&mut self, c: CommandGetLastMessageId) -> Next {
-        let Some(h) = self.consumers.get(&c.consumer_id) else {
-            return self
-                .error(c.request_id, BinaryError::UnknownConsumer(format!("consumer {} not found", c.consumer_id)))
-                .await;
-        };
-        let topic = h.session.topic.clone();
-        let mark_delete = h.session.mark_delete_id().map(|id| convert::id_data(&id));
-        match self.shared.broker.topics().last_message_id(&topic).await {
-            Ok(id) => {
-                self.send(Frame::new(CommandGetLastMessageIdResponse {
-                    last_message_id: convert::id_data(&id),
-                    request_id: c.request_id,
-                    consumer_mark_delete_position: mark_delete,
-                }))
-                .await
-            }
-            Err(e) => self.error(c.request_id, e.into()).await,
-        }
-    }
-
-    /// Resets the subscription (or, for a reader, where it resubscribes), closes the consumer
-    /// and answers SUCCESS, as Pulsar does: the client reconnects and receives from the new
-    /// position.
-    async fn seek(&mut self, c: CommandSeek) -> Next {
-        let Some(h) = self.consumers.get(&c.consumer_id) else {
-            return self
-                .error(c.request_id, BinaryError::UnknownConsumer(format!("consumer {} not found", c.consumer_id)))
-                .await;
-        };
-        let topic = h.session.topic.clone();
-        let subs = self.shared.broker.subscriptions();
-        let no_target = || magnetar_broker::BrokerError::InvalidArgument("seek needs a message id or a time".into());
-        let result = match (h.subscription.clone(), &c.message_id, c.message_publish_time) {
-            (Some(sub), Some(id), _) => subs.reset_to_id(&topic, &sub, &convert::start_id(id), false).await.map(drop),
-            (Some(sub), None, Some(t)) => subs.reset_to_time(&topic, &sub, t as i64).await.map(drop),
-            // A reader: its session goes and the next SUBSCRIBE of the same reader starts there
-            // (at the id itself, as for a subscription; the client skips it).
-            (None, Some(id), _) => {
-                self.reader_seeks.insert(
-                    (topic.to_string(), h.subscription_name.clone()),
-                    StartPosition::from_message_id(&convert::start_id(id)),
-                );
-                Ok(())
-            }
-            (None, None, Some(t)) => match subs.position_for_time(&self.caller, &topic, t as i64).await {
-                Ok(start) => {
-                    self.reader_seeks.insert((topic.to_string(), h.subscription_name.clone()), start);
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            },
-            (_, None, None) => Err(no_target()),
-        };
-        match result {
-            Ok(()) => {
-                // CLOSE_CONSUMER before SUCCESS, in Pulsar's order: the C++ client that sees its
-                // consumer closed while the seek is pending resubscribes from the sought
-                // position; the other order makes a reader resubscribe after what it had read.
-                if let Some(h) = self.consumers.remove(&c.consumer_id) {
-                    h.close().await;
-                }
-                let close = CommandCloseConsumer { consumer_id: c.consumer_id, request_id: 0, ..Default::default() };
-                if let Next::Close(r) = self.send(Frame::new(close)).await {
-                    return Next::Close(r);
-                }
-                self.send(Frame::new(CommandSuccess { request_id: c.request_id, schema: None })).await
-            }
-            Err(e) => self.error(c.request_id, e.into()).await,
-        }
-    }
-
     /// The connection ends: producers answer what they accepted, consumers make their acks
     /// durable and detach.
     async fn close_all(&mut self) {
@@ -787,13 +475,4 @@ impl Connection {
             h.close().await;
         }
     }
-}
-
-fn proto_sub_type(raw: i32) -> Option<SubType> {
-    Some(match magnetar_protocol::proto::SubType::try_from(raw).ok()? {
-        magnetar_protocol::proto::SubType::Exclusive => SubType::Exclusive,
-        magnetar_protocol::proto::SubType::Shared => SubType::Shared,
-        magnetar_protocol::proto::SubType::Failover => SubType::Failover,
-        magnetar_protocol::proto::SubType::KeyShared => SubType::KeyShared,
-    })
 }

@@ -1,0 +1,133 @@
+//! A connection's producers: CREATE_PRODUCER (names, the last sequence id, deduplication),
+//! SEND, and closing them.
+
+use super::{Connection, FRAME_PADDING, Next};
+use crate::convert;
+use crate::error::BinaryError;
+use crate::lookup::topic_name;
+use crate::producer::{self, ProducerHandle, SendItem};
+use magnetar_protocol::Frame;
+use magnetar_protocol::proto::*;
+
+impl Connection {
+    pub(super) async fn create_producer(&mut self, c: CommandProducer) -> Next {
+        let request_id = c.request_id;
+        if self.producers.get(&c.producer_id).is_some_and(|p| p.tx.is_closed()) {
+            // Closed by the broker (its partition moved): the client creates it again.
+            self.close_producer(c.producer_id).await;
+        }
+        if self.producers.contains_key(&c.producer_id) {
+            // The client retries a PRODUCER it got no answer to: the same producer, answered again.
+            let name = self.producers[&c.producer_id].key.1.clone();
+            return self
+                .send(Frame::new(CommandProducerSuccess {
+                    request_id,
+                    producer_name: name,
+                    last_sequence_id: Some(-1),
+                    producer_ready: Some(true),
+                    ..Default::default()
+                }))
+                .await;
+        }
+        let result = async {
+            let topic = topic_name(&c.topic)?;
+            self.owned_here(&topic).await?;
+            let slots = self.shared.broker.publisher().attach_producer(&self.caller, &topic).await?;
+            let has_schema = c.schema.as_ref().is_some_and(|s| s.r#type != SchemaType::None as i32);
+            self.shared.broker.topics().check_schemaless_producer(&topic, has_schema).await?;
+            let name = match c.producer_name.clone().filter(|n| !n.is_empty()) {
+                Some(n) => n,
+                None => {
+                    self.named += 1;
+                    format!("{}-{}-{}", self.shared.broker.cluster(), self.id, self.named)
+                }
+            };
+            let key = (topic.to_string(), name.clone());
+            if !self.shared.producer_names.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone()) {
+                return Err(BinaryError::ProducerBusy(format!(
+                    "producer with name '{name}' is already connected to topic {topic}"
+                )));
+            }
+            let last = match self.shared.broker.publisher().last_sequence_id(&topic, &name).await {
+                Ok(last) => last,
+                Err(e) => {
+                    self.shared.producer_names.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+                    return Err(e.into());
+                }
+            };
+            let detach = slots.detach_on_unload();
+            let route = producer::Route {
+                caller: self.caller.clone(),
+                topic,
+                producer_id: c.producer_id,
+                key: key.clone(),
+                direct: self.direct,
+            };
+            let (tx, task) = producer::spawn(&self.shared, route, detach, self.out.clone());
+            self.producers.insert(c.producer_id, ProducerHandle { tx, task, key, _slots: slots });
+            Ok::<_, BinaryError>((name, last))
+        }
+        .await;
+        match result {
+            Ok((producer_name, last)) => {
+                self.send(Frame::new(CommandProducerSuccess {
+                    request_id,
+                    producer_name,
+                    last_sequence_id: Some(last),
+                    producer_ready: Some(true),
+                    ..Default::default()
+                }))
+                .await
+            }
+            Err(e) => self.error(request_id, e).await,
+        }
+    }
+
+    pub(super) async fn on_send(&mut self, c: CommandSend, payload: Option<magnetar_protocol::Payload>) -> Next {
+        let Some(p) = self.producers.get(&c.producer_id) else {
+            return Next::Close(format!("SEND for unknown producer {}", c.producer_id));
+        };
+        let limit = self.shared.broker.config().max_message_bytes + FRAME_PADDING;
+        let messages = match &payload {
+            None => Err((ServerError::NotAllowedError, "SEND without a payload".to_string())),
+            Some(_) if c.txnid_most_bits.unwrap_or(0) != 0 || c.txnid_least_bits.unwrap_or(0) != 0 => {
+                Err((ServerError::NotAllowedError, "transactions are not supported".to_string()))
+            }
+            // A chunk of a message larger than the broker's message size limit: stored as a
+            // record of its own, with its chunk metadata (docs/binary-protocol.md, "Chunked
+            // messages").
+            Some(payload) if payload.metadata().num_chunks_from_msg.is_some_and(|n| n > 1) => {
+                convert::chunk_message(&p.key.1, payload, self.shared.broker.config().max_chunked_message_bytes)
+                    .map(|m| vec![m])
+                    .map_err(|reason| {
+                        tracing::warn!(producer = c.producer_id, %reason, "a chunk was refused");
+                        (ServerError::NotAllowedError, reason)
+                    })
+            }
+            Some(payload) => convert::publish_messages(&p.key.1, payload, limit)
+                .map_err(|e| (ServerError::UnknownError, format!("invalid message: {e}"))),
+        };
+        let highest = c.highest_sequence_id.unwrap_or(0).max(c.sequence_id);
+        let item = SendItem { sequence_id: c.sequence_id, highest_sequence_id: highest, messages };
+        // Waits when the producer has `max_pending_sends` unanswered: backpressure on the client.
+        // A producer the broker closed (its partition moved) takes nothing more: the SEND is
+        // dropped unanswered and the client sends it again once it has created the producer
+        // where the partition is now.
+        if p.tx.send(item).await.is_err() {
+            tracing::debug!(
+                producer = c.producer_id,
+                sequence_id = c.sequence_id,
+                "SEND for a closed producer dropped"
+            );
+        }
+        Next::Continue
+    }
+
+    /// Ends a producer once it has answered what it accepted (its task frees its name).
+    pub(super) async fn close_producer(&mut self, producer_id: u64) {
+        if let Some(p) = self.producers.remove(&producer_id) {
+            drop(p.tx);
+            let _ = p.task.await;
+        }
+    }
+}
