@@ -13,6 +13,11 @@ use magnetar_protocol::proto::*;
 use std::sync::Arc;
 
 impl Connection {
+    /// The answer to a command naming a consumer this connection does not have.
+    async fn no_consumer(&self, request_id: u64, consumer_id: u64) -> Next {
+        self.error(request_id, BinaryError::UnknownConsumer(format!("consumer {consumer_id} not found"))).await
+    }
+
     pub(super) async fn subscribe(&mut self, c: CommandSubscribe) -> Next {
         let request_id = c.request_id;
         if self.consumers.get(&c.consumer_id).is_some_and(|h| h.task.is_finished()) {
@@ -122,9 +127,7 @@ impl Connection {
 
     pub(super) async fn unsubscribe(&mut self, c: CommandUnsubscribe) -> Next {
         let Some(h) = self.consumers.remove(&c.consumer_id) else {
-            return self
-                .error(c.request_id, BinaryError::UnknownConsumer(format!("consumer {} not found", c.consumer_id)))
-                .await;
+            return self.no_consumer(c.request_id, c.consumer_id).await;
         };
         let session = Arc::clone(&h.session);
         h.close().await;
@@ -136,9 +139,7 @@ impl Connection {
 
     pub(super) async fn last_message_id(&mut self, c: CommandGetLastMessageId) -> Next {
         let Some(h) = self.consumers.get(&c.consumer_id) else {
-            return self
-                .error(c.request_id, BinaryError::UnknownConsumer(format!("consumer {} not found", c.consumer_id)))
-                .await;
+            return self.no_consumer(c.request_id, c.consumer_id).await;
         };
         let topic = h.session.topic.clone();
         let mark_delete = h.session.mark_delete_id().map(|id| convert::id_data(&id));
@@ -160,9 +161,7 @@ impl Connection {
     /// position.
     pub(super) async fn seek(&mut self, c: CommandSeek) -> Next {
         let Some(h) = self.consumers.get(&c.consumer_id) else {
-            return self
-                .error(c.request_id, BinaryError::UnknownConsumer(format!("consumer {} not found", c.consumer_id)))
-                .await;
+            return self.no_consumer(c.request_id, c.consumer_id).await;
         };
         let topic = h.session.topic.clone();
         let subs = self.shared.broker.subscriptions();
