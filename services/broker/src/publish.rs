@@ -316,6 +316,9 @@ impl Publisher {
         // Looked up once for the whole batch: a lookup per message was a measurable part of a
         // batch's enqueue.
         let max_bytes = self.max_message_bytes(name);
+        // All of them go to one partition unless the topic is partitioned and this is the topic
+        // as a whole: room for all at once, not grown (and moved) as they come.
+        let one = fixed.is_some() || topic.partitions.len() == 1;
         for (i, m) in messages.into_iter().enumerate() {
             if let Err(e) = size_within(max_bytes, || format!("message {i}"), &m) {
                 refused.push((i, e));
@@ -326,9 +329,6 @@ impl Publisher {
                 refused.push((i, e));
                 continue;
             }
-            // All of them go to one partition unless the topic is partitioned and this is
-            // the topic as a whole: room for all at once, not grown (and moved) as they come.
-            let one = fixed.is_some() || topic.partitions.len() == 1;
             routed
                 .entry(p)
                 .or_insert_with(|| Vec::with_capacity(if one { total - i } else { 0 }))
