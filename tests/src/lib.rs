@@ -405,6 +405,20 @@ impl BrokerProcess {
         assert!(self.child.is_none(), "stop the broker first");
         self.spawn();
     }
+
+    /// Empties the stopped broker's data directory, keeping only its configuration file: what a
+    /// broker whose volume was lost and replaced by a blank one starts on.
+    pub fn lose_disk(&mut self) {
+        assert!(self.child.is_none(), "stop the broker first");
+        for entry in std::fs::read_dir(&self.data_dir).expect("data dir") {
+            let path = entry.expect("data dir entry").path();
+            if path.file_name().is_some_and(|n| n == "magnetar.toml") {
+                continue;
+            }
+            let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            removed.unwrap_or_else(|e| panic!("cannot remove {}: {e}", path.display()));
+        }
+    }
 }
 
 impl Drop for BrokerProcess {

@@ -26,11 +26,6 @@ struct Source {
     session: String,
 }
 
-#[derive(serde::Serialize)]
-struct AppendAnswer {
-    fenced: Vec<(u64, String)>,
-}
-
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/internal/v1/replicas/stream", get(stream))
@@ -39,9 +34,12 @@ pub fn router() -> Router<AppState> {
         .layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))
 }
 
-async fn append(State(s): State<AppState>, Query(q): Query<Source>, body: Bytes) -> ApiResult<Json<AppendAnswer>> {
-    let fenced = s.broker.replica_append(&q.broker, &q.session, body).await?;
-    Ok(Json(AppendAnswer { fenced }))
+async fn append(
+    State(s): State<AppState>,
+    Query(q): Query<Source>,
+    body: Bytes,
+) -> ApiResult<Json<magnetar_broker::replication::AppendAnswer>> {
+    Ok(Json(s.broker.replica_append(&q.broker, &q.session, body).await?))
 }
 
 /// Opens the replication stream of a live member: 101 and the stream, served as a task of the

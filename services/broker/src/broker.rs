@@ -25,7 +25,7 @@ use magnetar_metadata::{BrokerLoad, BrokerRecord, BrokerRegistration, ClusterDat
 use magnetar_storage::Storage;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -547,9 +547,35 @@ async fn join_tier(config: &BrokerConfig, deps: &BrokerDeps) -> Result<Arc<Membe
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let session = registration.session_id.clone();
-    let membership =
-        Membership::join(Arc::clone(&deps.metadata), registration, config.membership.clone(), previous.as_deref())
-            .await?;
+    // Without a session in the data directory (a first start, or a blank volume in place of a
+    // lost one) a row held by another session may be this broker's previous process, dead, or
+    // a duplicate that is alive: it waits for that lease to run out, two leases at most (a live
+    // duplicate renews it all along and is refused then), instead of exiting at once and
+    // leaving a replaced volume's broker to its orchestrator's restart back-off.
+    let lease = Duration::from_millis(config.membership.lease_ms);
+    let deadline = Instant::now() + 2 * lease + Duration::from_secs(1);
+    let mut told = false;
+    let membership = loop {
+        let joined = Membership::join(
+            Arc::clone(&deps.metadata),
+            registration.clone(),
+            config.membership.clone(),
+            previous.as_deref(),
+        )
+        .await;
+        match joined {
+            Err(BrokerError::ModifiedConcurrently(e)) if previous.is_none() && Instant::now() < deadline => {
+                if !told {
+                    tracing::warn!(broker = %registration.broker_id, detail = %e,
+                        "the data directory holds no session of this broker: waiting for the lease of the process \
+                         registered under its name to expire");
+                    told = true;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            other => break other?,
+        }
+    };
     tokio::fs::write(&file, session)
         .await
         .map_err(|e| BrokerError::Internal(format!("cannot record the broker session in {}: {e}", file.display())))?;

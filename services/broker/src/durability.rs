@@ -249,13 +249,28 @@ pub(crate) async fn apply(ctx: &Context, loading: Loading<'_>, durability: Durab
     let policy = durability.policy;
     // A log keeps its handle across unloads: whatever an earlier load set, the records
     // recovered below are appended with local durability (they are committed already).
+    let served_here = log.replicated_epoch();
     log.set_local_durability();
     adopt_accepted(log, log_id, epoch).await?;
     let replicas = if ctx.tier.enabled() { ctx.metadata.partition_replicas(log_id).await? } else { None };
     if let Some((previous, set)) = &replicas
         && *previous < epoch
     {
-        recover_from_replicas(ctx, log, log_id, epoch, *previous, set).await?;
+        if served_here == Some(*previous) && set.owner == ctx.broker_id {
+            // This process served the previous load itself and kept its log (a handover that
+            // failed, a load that failed after recovering): every record it acknowledged is in
+            // that log, adopted above, and its replicas hold nothing past it that anyone was
+            // told is durable. Not reading them spares waiting for a peer that is gone for good
+            // (a stream moving off a dead peer records both sets until the move is done).
+            tracing::info!(
+                log_id,
+                epoch,
+                previous,
+                "partition loaded again by the process that served it: replicas not read"
+            );
+        } else {
+            recover_from_replicas(ctx, log, log_id, epoch, *previous, set).await?;
+        }
     }
     match policy.mode {
         DurabilityMode::Local => {
@@ -316,10 +331,17 @@ async fn replicate(ctx: &Context, loading: Loading<'_>, durability: Durability) 
         let peers = replication.choose_peers(quorum).await?;
         let writer = replication.writer(&peers, quorum);
         log.set_replicated_durability(epoch, durability.policy.max_wait(), Arc::clone(&writer));
+        let losses = replication.losses(&writer);
         let sent = if log.end_offset() > from { log.commit_local_tail(from).await? } else { 0 };
         let _moves = replication.moves().await;
         if replication.stream_peers(&writer).as_deref() != Some(peers.as_slice()) {
             tracing::info!(log_id, epoch, peers = ?peers, "replica stream moved while the partition loaded; sending its tail again");
+            continue;
+        }
+        // A peer lost its copy while the tail went out (`resend_lost_copies` runs for the
+        // partitions registered as served, which this one is not yet).
+        if replication.losses(&writer) != losses {
+            tracing::info!(log_id, epoch, peers = ?peers, "a replica lost its copy while the partition loaded; sending its tail again");
             continue;
         }
         let set = ReplicaSet {
@@ -387,6 +409,33 @@ pub(crate) async fn re_replicate(ctx: &Context, replication: &Arc<crate::replica
         replication.replace(&writer, &old, &new);
     }
     finish_moves(ctx, replication).await;
+    resend_lost_copies(replication).await;
+}
+
+/// Sends again, past the uploaded segments, the tail of every partition whose stream has a
+/// peer that answered from a new store: its disk was lost and replaced, so the copies it had
+/// acknowledged are gone and a failover recovering from it would find a hole. The stream's
+/// later batches reach it as before; until the tails are in, its partitions count as
+/// under-replicated. What fails is retried at the next tend.
+async fn resend_lost_copies(replication: &Arc<crate::replication::Replication>) {
+    for (writer, losses) in replication.lost_copies() {
+        let mut all = true;
+        for (log_id, served) in replication.served_on(Some(&writer)) {
+            match served.log.commit_local_tail(served.log.uploaded_end()).await {
+                Ok(sent) => {
+                    replication.count_tail_resent();
+                    tracing::info!(log_id, sent, "partition tail sent again to a replica that had lost its copy");
+                }
+                Err(e) => {
+                    all = false;
+                    tracing::warn!(log_id, error = %e, "tail not sent again to a replica that lost its copy; retried later");
+                }
+            }
+        }
+        if all {
+            replication.tails_resent(&writer, losses);
+        }
+    }
 }
 
 /// Completes the moves of streams off dead peers: every partition whose record still names a
@@ -644,8 +693,14 @@ impl Broker {
     }
 
     /// Peer side of replicated durability: stores a batch of `broker`'s log stream (`session`
-    /// must be its live session). Returns the partitions refused because they are fenced.
-    pub async fn replica_append(&self, broker: &str, session: &str, body: bytes::Bytes) -> Result<Vec<(u64, String)>> {
+    /// must be its live session). Answers with the partitions refused because they are fenced
+    /// and this broker's replica store identity.
+    pub async fn replica_append(
+        &self,
+        broker: &str,
+        session: &str,
+        body: bytes::Bytes,
+    ) -> Result<crate::replication::AppendAnswer> {
         self.replication()?.accept_append(broker, session, body).await
     }
 

@@ -75,6 +75,9 @@ pub struct StorageMetrics {
     /// On a peer: the time to store one batch of another broker's stream (queueing behind the
     /// same stream's earlier batches, the write and the fdatasync).
     pub replica_append_seconds: Histogram,
+    /// Owner side: partitions whose tail was sent again to a peer that answered from a new
+    /// store (its disk was lost and replaced, so what it had acknowledged was gone).
+    pub replica_tails_resent: IntCounter,
 }
 
 impl StorageMetrics {
@@ -237,6 +240,10 @@ impl StorageMetrics {
                 "Time this broker took to store a batch of another broker's log stream as its replica (fdatasync included)",
                 vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
             ),
+            replica_tails_resent: c(
+                "magnetar_replica_tails_resent_total",
+                "Partitions whose tail this broker sent again to a replica that had lost its copy (a peer answering from a new store: its disk was replaced)",
+            ),
         }
     }
 
@@ -270,6 +277,7 @@ impl StorageMetrics {
             &self.replication_batches,
             &self.replication_bytes,
             &self.replication_failures,
+            &self.replica_tails_resent,
         ] {
             registry.register(Box::new(c.clone()))?;
         }

@@ -45,6 +45,7 @@ mod tier_crash;
 mod tier_failover;
 mod tier_fanout;
 mod tier_handover;
+mod tier_lost_disk;
 mod tier_replicated;
 mod tier_scale;
 mod tier_ws_fanout;

@@ -244,12 +244,39 @@ impl Replication {
     }
 
     /// How many of `log_ids` (partitions served here with replicated durability) have a peer
-    /// that is not a live member now.
+    /// that is not a live member now, or one that lost its copy and has not been sent it again.
     pub(crate) async fn under_replicated(&self, log_ids: &[u64]) -> Result<usize> {
         let live = self.live(false).await?;
         let is_live = |id: &String| live.iter().any(|b| b.registration.broker_id == *id);
+        let losing: Vec<Arc<ObjectLog>> = self.lost_copies().into_iter().map(|(w, _)| w).collect();
         let served = self.served.lock();
-        Ok(log_ids.iter().filter(|id| served.get(id).is_some_and(|s| !s.set.peers.iter().all(is_live))).count())
+        let under = |s: &Served| !s.set.peers.iter().all(is_live) || losing.iter().any(|w| Arc::ptr_eq(w, &s.writer));
+        Ok(log_ids.iter().filter(|id| served.get(id).is_some_and(under)).count())
+    }
+
+    /// The streams with a peer that answered from a new store (it lost what it held) since
+    /// their tails were last sent again, each with the count of such losses seen so far.
+    pub(crate) fn lost_copies(&self) -> Vec<(Arc<ObjectLog>, u64)> {
+        let writers = self.writers.lock();
+        writers.iter().filter_map(|(_, log, sink)| sink.unsent_losses().map(|n| (Arc::clone(log), n))).collect()
+    }
+
+    /// The losses of copies `writer`'s peers have had so far (0 for a stream not found).
+    pub(crate) fn losses(&self, writer: &Arc<ObjectLog>) -> u64 {
+        self.writers.lock().iter().find(|(_, log, _)| Arc::ptr_eq(log, writer)).map_or(0, |(_, _, sink)| sink.losses())
+    }
+
+    /// Every partition on `writer`'s stream had its tail sent again after its first `losses`
+    /// losses of copies.
+    pub(crate) fn tails_resent(&self, writer: &Arc<ObjectLog>, losses: u64) {
+        if let Some((_, _, sink)) = self.writers.lock().iter().find(|(_, log, _)| Arc::ptr_eq(log, writer)) {
+            sink.resent_after(losses);
+        }
+    }
+
+    /// Counts one partition's tail sent again to a peer that had lost its copy.
+    pub(crate) fn count_tail_resent(&self) {
+        self.metrics.replica_tails_resent.inc();
     }
 
     /// The log was uploaded below `below`: its replicas may drop what lies below.
@@ -260,11 +287,10 @@ impl Replication {
     }
 
     /// Owner side of one batch to one peer.
-    async fn send_append(&self, peer: &str, body: Bytes) -> std::result::Result<Vec<(u64, String)>, String> {
+    async fn send_append(&self, peer: &str, body: Bytes) -> std::result::Result<AppendAnswer, String> {
         let url = self.url(peer, "append", "").await?;
         let answer = self.post(&url, body).await?;
-        let parsed: AppendAnswer = serde_json::from_slice(&answer).map_err(|e| format!("bad answer: {e}"))?;
-        Ok(parsed.fenced)
+        serde_json::from_slice(&answer).map_err(|e| format!("bad answer: {e}"))
     }
 
     async fn url(&self, peer: &str, action: &str, query: &str) -> std::result::Result<String, String> {
@@ -366,8 +392,9 @@ impl Replication {
         )))
     }
 
-    /// Peer side of an append: stores the batch, returns the logs refused as fenced.
-    pub(crate) async fn accept_append(&self, broker: &str, session: &str, body: Bytes) -> Result<Vec<(u64, String)>> {
+    /// Peer side of an append: stores the batch; answers with the logs refused as fenced and
+    /// this store's identity.
+    pub(crate) async fn accept_append(&self, broker: &str, session: &str, body: Bytes) -> Result<AppendAnswer> {
         self.check_source(broker, session).await?;
         let body = wire::decode(body).map_err(BrokerError::InvalidArgument)?;
         for (log_id, below) in &body.trims {
@@ -377,7 +404,7 @@ impl Replication {
         let refused = self.store.append(&format!("{broker}/{session}"), body.object, &body.ranges).await?;
         self.metrics.replica_append_seconds.observe(started.elapsed().as_secs_f64());
         self.metrics.replica_stored_bytes.set(self.store.stored_bytes() as i64);
-        Ok(refused)
+        Ok(AppendAnswer { fenced: refused, store: self.store.id().to_string() })
     }
 
     /// Peer side of a recovery: fences the partition at its epoch, returns its frames.
@@ -403,9 +430,15 @@ impl Replication {
     }
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-pub(crate) struct AppendAnswer {
+/// A peer's answer to a batch it stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AppendAnswer {
+    /// The logs refused because they are fenced at a newer epoch, with the reason.
     pub fenced: Vec<(u64, String)>,
+    /// The identity of the peer's store (`ReplicaStore::id`): a new one means the copies it
+    /// acknowledged before are gone. Empty from a peer of an earlier version.
+    #[serde(default)]
+    pub store: String,
 }
 
 fn encode(s: &str) -> String {

@@ -14,6 +14,7 @@ use magnetar_storage::{DurableSink, ObjectRange, StorageError};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
@@ -23,7 +24,7 @@ const PEER_QUEUE: usize = 64;
 /// Requests sent to one peer at once (and batches the writer has in flight).
 pub(crate) const IN_FLIGHT_PER_PEER: usize = 2;
 
-pub(super) type PeerResult = Result<Vec<(u64, String)>, String>;
+pub(super) type PeerResult = Result<super::AppendAnswer, String>;
 
 /// A batch for one peer: its body is `head` (`wire::encode_head`) then `object`, kept apart so
 /// that neither is copied on its way to the socket.
@@ -45,6 +46,8 @@ impl PeerBatch {
 struct PeerStream {
     broker_id: String,
     tx: mpsc::Sender<PeerBatch>,
+    /// The store identity the peer answered from so far (`AppendAnswer::store`).
+    store: Arc<Mutex<Option<String>>>,
 }
 
 impl PeerStream {
@@ -54,7 +57,7 @@ impl PeerStream {
         // Not in the broker's task tracker: it ends with the process (or when the peer is
         // replaced and its queue dropped), like the writer.
         tokio::spawn(async move { super::stream::run_peer(r, peer, rx).await });
-        PeerStream { broker_id: id.to_string(), tx }
+        PeerStream { broker_id: id.to_string(), tx, store: Arc::default() }
     }
 }
 
@@ -65,6 +68,10 @@ pub(crate) struct ReplicaSink {
     /// Logs uploaded below an offset: sent with the next batch so peers may drop them.
     trims: Mutex<Vec<(u64, u64)>>,
     ack_seconds: prometheus::Histogram,
+    /// Answers from a peer's new store seen (each a peer that lost its copies), and how many of
+    /// them every partition's tail was sent again after.
+    losses: AtomicU64,
+    resent: AtomicU64,
 }
 
 impl ReplicaSink {
@@ -76,7 +83,49 @@ impl ReplicaSink {
             needed,
             trims: Mutex::new(Vec::new()),
             ack_seconds: replication.metrics.replication_ack_seconds.clone(),
+            losses: AtomicU64::new(0),
+            resent: AtomicU64::new(0),
         })
+    }
+
+    /// Losses of copies seen so far.
+    pub(crate) fn losses(&self) -> u64 {
+        self.losses.load(Ordering::SeqCst)
+    }
+
+    /// The losses seen so far when the tails have not been sent again since the last of them.
+    pub(crate) fn unsent_losses(&self) -> Option<u64> {
+        let losses = self.losses();
+        (losses > self.resent.load(Ordering::SeqCst)).then_some(losses)
+    }
+
+    /// Every tail was sent again after the first `losses` losses.
+    pub(crate) fn resent_after(&self, losses: u64) {
+        self.resent.fetch_max(losses, Ordering::SeqCst);
+    }
+
+    /// Remembers the store `peer` answered from. Another one than before means the peer lost
+    /// what it held (its data directory is new: a replaced disk), which is counted before the
+    /// batch counts towards its quorum, so that its partitions are reported under-replicated and
+    /// their tails sent again (`durability::resend_lost_copies`) from then on.
+    fn note_store(&self, peer: &PeerStream, store: &str) {
+        if store.is_empty() {
+            return;
+        }
+        let mut known = peer.store.lock();
+        match known.as_deref() {
+            Some(k) if k == store => {}
+            Some(_) => {
+                tracing::warn!(
+                    peer = %peer.broker_id,
+                    "replica peer answers from a new store: the copies it held are gone (a replaced disk?); \
+                     the tails of its partitions are sent again"
+                );
+                self.losses.fetch_add(1, Ordering::SeqCst);
+                *known = Some(store.to_string());
+            }
+            None => *known = Some(store.to_string()),
+        }
     }
 
     pub(crate) fn trim(&self, log_id: u64, below: u64) {
@@ -115,7 +164,7 @@ impl DurableSink for ReplicaSink {
         for p in &peers {
             let (done, rx) = oneshot::channel();
             match p.tx.try_send(PeerBatch { head: head.clone(), object: object.clone(), done }) {
-                Ok(()) => pending.push(async move { (p.broker_id.as_str(), rx.await) }),
+                Ok(()) => pending.push(async move { (p, rx.await) }),
                 Err(_) => errors.push(format!("{}: too far behind", p.broker_id)),
             }
         }
@@ -123,12 +172,13 @@ impl DurableSink for ReplicaSink {
         while acked < self.needed {
             use futures::StreamExt;
             match pending.next().await {
-                Some((_, Ok(Ok(refused)))) => {
+                Some((p, Ok(Ok(stored)))) => {
+                    self.note_store(p, &stored.store);
                     acked += 1;
-                    fenced.extend(refused);
+                    fenced.extend(stored.fenced);
                 }
-                Some((id, Ok(Err(e)))) => errors.push(format!("{id}: {e}")),
-                Some((id, Err(_))) => errors.push(format!("{id}: stream stopped")),
+                Some((p, Ok(Err(e)))) => errors.push(format!("{}: {e}", p.broker_id)),
+                Some((p, Err(_))) => errors.push(format!("{}: stream stopped", p.broker_id)),
                 None => break,
             }
         }

@@ -72,15 +72,13 @@ async fn send_request(conn: &mut Conn, id: u64, head: &[u8], object: &[u8]) -> s
     io.flush().await
 }
 
-fn answer(id: u64, result: &Result<Vec<(u64, String)>, String>) -> Bytes {
+fn answer(id: u64, result: &PeerResult) -> Bytes {
     let mut b = BytesMut::new();
     b.put_u64(id);
     match result {
-        Ok(fenced) => {
+        Ok(stored) => {
             b.put_u8(1);
-            b.extend_from_slice(
-                &serde_json::to_vec(&super::AppendAnswer { fenced: fenced.clone() }).unwrap_or_default(),
-            );
+            b.extend_from_slice(&serde_json::to_vec(stored).unwrap_or_default());
         }
         Err(e) => {
             b.put_u8(0);
@@ -97,7 +95,7 @@ fn parse_answer(mut frame: BytesMut) -> Result<(u64, PeerResult), String> {
     let id = frame.get_u64();
     let ok = frame.get_u8() == 1;
     let result = if ok {
-        serde_json::from_slice::<super::AppendAnswer>(&frame).map(|a| a.fenced).map_err(|e| format!("bad answer: {e}"))
+        serde_json::from_slice::<super::AppendAnswer>(&frame).map_err(|e| format!("bad answer: {e}"))
     } else {
         Err(String::from_utf8_lossy(&frame).into_owned())
     };
@@ -338,9 +336,16 @@ mod tests {
 
     #[test]
     fn answers_round_trip() {
-        let ok = answer(7, &Ok(vec![(3, "fenced at epoch 4".into())]));
+        let stored = super::super::AppendAnswer { fenced: vec![(3, "fenced at epoch 4".into())], store: "s1".into() };
+        let ok = answer(7, &Ok(stored.clone()));
         let (id, res) = parse_answer(BytesMut::from(&ok[..])).unwrap();
-        assert_eq!((id, res), (7, Ok(vec![(3, "fenced at epoch 4".to_string())])));
+        assert_eq!((id, res), (7, Ok(stored)));
+        // A peer of an earlier version names no store.
+        let mut old = BytesMut::new();
+        old.put_u64(9);
+        old.put_u8(1);
+        old.extend_from_slice(br#"{"fenced":[]}"#);
+        assert_eq!(parse_answer(old).unwrap(), (9, Ok(super::super::AppendAnswer::default())));
         let err = answer(8, &Err("store failed".into()));
         assert_eq!(parse_answer(BytesMut::from(&err[..])).unwrap(), (8, Err("store failed".to_string())));
         assert!(parse_answer(BytesMut::from(&b"short"[..])).is_err());

@@ -487,6 +487,30 @@ pub(super) fn write_fences(dir: &Path, fences: &BTreeMap<u64, Fence>) -> Result<
     sync_dir(dir)
 }
 
+/// The store's identity in `dir` (`STORE_ID`), made and made durable when there is none (a new
+/// directory, or one a store of an earlier version used: its owners saw no identity yet, so a
+/// new one changes nothing for them). An empty file, left by a crash while it was made, gets a
+/// new one too: the owners then send their tails again, which is only ever extra copies.
+pub(super) fn store_id(dir: &Path) -> Result<String> {
+    let path = dir.join(STORE_ID);
+    match fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StorageError::io(&path, e)),
+    }
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = dir.join(format!("{STORE_ID}.tmp"));
+    fs::write(&tmp, &id).ctx(&tmp)?;
+    File::open(&tmp).and_then(|f| f.sync_all()).ctx(&tmp)?;
+    fs::rename(&tmp, &path).ctx(&path)?;
+    sync_dir(dir)?;
+    Ok(id)
+}
+
 pub(super) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).ctx(dir)
 }

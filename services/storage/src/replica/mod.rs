@@ -6,7 +6,7 @@
 //! at open. A chunk file is a run of entries `[u32 body_len][u32 crc32c(body)][body]` (little
 //! endian, like the rest of storage), body = `[u32 n][n × (u64 log_id, u64 start, u64 end,
 //! i64 epoch)]` followed by the batch's WAL data frames as the source sent them. Fences are in
-//! `{dir}/fences.json`.
+//! `{dir}/fences.json`, the store's identity in `{dir}/store-id`.
 //!
 //! Contracts:
 //! - [`ReplicaStore::append`] returns `Ok` only once the batch is fdatasync'ed. A source's
@@ -20,6 +20,9 @@
 //! - Trim points are kept in memory only: after a restart, trimmed frames are indexed again until
 //!   the owner's next [`ReplicaStore::trim`] (they are only ever extra copies).
 //! - [`merge_recovered`] is the recovering owner's pure merge of several peers' answers.
+//! - [`ReplicaStore::id`] stays the same across restarts and changes only when the directory is
+//!   lost (a volume replaced by a blank one): an owner seeing it change knows that what this
+//!   peer acknowledged before is gone, and sends it again.
 
 use crate::codec::{self, WalEntry};
 use crate::direct;
@@ -50,6 +53,7 @@ pub use wire::{decode_frames, encode_frames, encode_test_frame, merge_recovered}
 const CHUNK_EXT: &str = "replica";
 const FENCES: &str = "fences.json";
 const FENCES_TMP: &str = "fences.json.tmp";
+const STORE_ID: &str = "store-id";
 /// `[u32 body_len][u32 crc]` before each entry body.
 const ENTRY_HEADER: usize = 8;
 /// One range in an entry body: log_id, start, end, epoch.
@@ -346,6 +350,8 @@ pub struct ReplicaStore {
     stored: Arc<AtomicU64>,
     /// Set by [`ReplicaStore::close`]: no more space is written ahead.
     closed: Arc<AtomicBool>,
+    /// See [`ReplicaStore::id`].
+    id: String,
 }
 
 impl Drop for ReplicaStore {
@@ -371,6 +377,7 @@ impl ReplicaStore {
         }
         let dir = &config.dir;
         fs::create_dir_all(dir).ctx(dir)?;
+        let id = store_id(dir)?;
         let mut state = State { fences: read_fences(dir)?, ..State::default() };
         let mut stored = 0;
         for entry in fs::read_dir(dir).ctx(dir)? {
@@ -386,7 +393,16 @@ impl ReplicaStore {
             state: Arc::new(Mutex::new(state)),
             stored: Arc::new(AtomicU64::new(stored)),
             closed: Arc::default(),
+            id,
         }))
+    }
+
+    /// This store's identity: made when its directory is first used and kept there, so it is
+    /// the same after a restart and new after the directory was lost. A peer answers every
+    /// batch with it; an owner that sees it change knows the peer no longer holds what it
+    /// acknowledged before (docs/durability.md, "A peer that lost its disk").
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Stores one batch of `source`'s stream: `object` is a log object (MAGIC + data frames) and

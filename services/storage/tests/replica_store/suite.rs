@@ -157,6 +157,38 @@ async fn fences_survive_a_reopen() {
     assert!(append(&store, "b1/s1", &[(7, 0, 1, 3)]).await.is_empty());
 }
 
+/// The store's identity is what tells an owner that a peer lost its copies: the same after a
+/// reopen, new once the directory is gone (a blank volume), and new when a crash left its file
+/// empty (a new identity only makes owners send their tails again).
+#[tokio::test]
+async fn the_identity_survives_a_reopen_and_changes_with_a_new_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("replicas");
+    let store = open(base(&root)).await.unwrap();
+    let first = store.id().to_string();
+    assert_eq!(first.len(), 32, "{first}");
+    append(&store, "b1/s1", &[(7, 0, 2, 1)]).await;
+    store.close().await;
+    drop(store);
+
+    let store = open(base(&root)).await.unwrap();
+    assert_eq!(store.id(), first, "reopened on the same directory");
+    store.close().await;
+    drop(store);
+
+    std::fs::remove_dir_all(&root).unwrap();
+    let store = open(base(&root)).await.unwrap();
+    let blank = store.id().to_string();
+    assert_ne!(blank, first, "a blank directory is a new store");
+    assert!(store.fence_and_read(7, 2, 0).await.unwrap().is_empty(), "and holds nothing");
+    store.close().await;
+    drop(store);
+
+    std::fs::write(root.join("store-id"), "").unwrap();
+    let store = open(base(&root)).await.unwrap();
+    assert!(!store.id().is_empty() && store.id() != blank, "an empty identity file is replaced");
+}
+
 #[tokio::test]
 async fn reopen_rebuilds_the_index_from_the_chunk_files() {
     let dir = tempfile::tempdir().unwrap();

@@ -263,17 +263,28 @@ pub async fn drain_subscription(c: &reqwest::Client, base: &str, topic: &str, su
 
 /// Every partition's audit subscription, created before anything is produced.
 pub async fn audit_subscriptions(c: &reqwest::Client, base: &str) {
+    subscriptions_named(c, base, "audit").await;
+}
+
+/// A subscription `sub` on every partition (made before anything is produced, it keeps every
+/// message for a read-back).
+pub async fn subscriptions_named(c: &reqwest::Client, base: &str, sub: &str) {
     for i in 0..PARTITIONS {
-        let url = format!("{base}/admin/v2/persistent/{}/subscription/audit", partition(i));
-        expect(call(c, Method::PUT, &url, None).await, 204, "audit subscription");
+        let url = format!("{base}/admin/v2/persistent/{}/subscription/{sub}", partition(i));
+        expect(call(c, Method::PUT, &url, None).await, 204, "subscription");
     }
 }
 
 /// Reads every partition through `base` and checks each acknowledged message is stored once.
 pub async fn assert_stored_once(c: &reqwest::Client, base: &str, acked: &BTreeSet<String>) {
+    assert_stored_once_in(c, base, "audit", acked).await;
+}
+
+/// `assert_stored_once` through the subscription `sub` of every partition (which it drains).
+pub async fn assert_stored_once_in(c: &reqwest::Client, base: &str, sub: &str, acked: &BTreeSet<String>) {
     let mut all: BTreeMap<String, usize> = BTreeMap::new();
     for i in 0..PARTITIONS {
-        for (id, n) in drain_subscription(c, base, &partition(i), "audit").await {
+        for (id, n) in drain_subscription(c, base, &partition(i), sub).await {
             *all.entry(id).or_default() += n;
         }
     }

@@ -1,0 +1,156 @@
+//! A broker that loses its disk (issue 13: "an operator kills any broker at any moment — or
+//! loses its disk — and no message ... that any client was told is durable is lost"): stopped
+//! with kill -9, its data directory emptied (its volume replaced by a blank one), then started
+//! again under the same name. With replicated durability the copies it held as a peer are gone:
+//! its owners must notice and send their tails again before the copy counts, or the next
+//! failover recovers from a replica with a hole.
+
+use crate::common::eventually;
+use crate::common::tier::{
+    Load, PARTITIONS, TOPIC, assert_stored_once, assert_stored_once_in, audit_subscriptions, brokers, expect,
+    namespace, ownership, subscriptions_named, tier_config, unload_every_bundle, wait_acknowledged,
+};
+use crate::tier_failover::{metric, partitions_of};
+use magnetar_tests::{BrokerProcess, call};
+use reqwest::Method;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Three brokers, `TOPIC` partitioned with replicated durability (write and ack quorum 2: each
+/// partition's owner and the broker after it in id order), every bundle placed by a first load;
+/// what that load had acknowledged.
+async fn replicated_tier(
+    c: &reqwest::Client,
+    dir: &std::path::Path,
+) -> (Vec<BrokerProcess>, std::collections::BTreeSet<String>) {
+    // Balance passes only when a leader starts (one of its brokers dies here), not every few
+    // seconds: the test follows one owner's partitions.
+    let cfg = tier_config()
+        .await
+        .replace("[broker.tier]\nenabled = true\n", "[broker.tier]\nenabled = true\nrebalance_interval_ms = 3600000\n");
+    let brokers: Vec<_> = brokers::<3>(dir, &cfg).into_iter().collect();
+    let base0 = brokers[0].base.clone();
+    namespace(c, &base0).await;
+    let policy = json!({"mode": "replicated", "objectStoreMaxWaitMs": 2000});
+    let url = format!("{base0}/admin/v2/namespaces/acme/app/durability");
+    expect(call(c, Method::POST, &url, Some(policy)).await, 204, "durability");
+    let url = format!("{base0}/admin/v2/persistent/{TOPIC}/partitions");
+    expect(call(c, Method::PUT, &url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
+    audit_subscriptions(c, &base0).await;
+    subscriptions_named(c, &base0, "again").await;
+    let warm = Load::numbered(brokers.iter().map(|b| b.base.clone()).collect(), 10..11);
+    wait_acknowledged(c, &base0, 100).await;
+    let acked = warm.finish_without_failures("warm-up").await;
+    (brokers, acked)
+}
+
+/// The index of a broker owning partitions, and of its peer: the live broker after it in id
+/// order (broker ids are the addresses), as `Replication::candidates` chooses.
+async fn owner_and_peer(c: &reqwest::Client, brokers: &[BrokerProcess]) -> (usize, usize) {
+    let base = &brokers[0].base;
+    let mut owner = None;
+    for (i, b) in brokers.iter().enumerate() {
+        if !partitions_of(c, base, &b.addr).await.is_empty() {
+            owner = Some(i);
+            break;
+        }
+    }
+    let owner = owner.expect("a broker owns partitions");
+    let mut others: Vec<usize> = (0..brokers.len()).filter(|i| *i != owner).collect();
+    others.sort_by(|x, y| brokers[*x].addr.cmp(&brokers[*y].addr));
+    let peer = others.iter().copied().find(|i| brokers[*i].addr > brokers[owner].addr).unwrap_or(others[0]);
+    (owner, peer)
+}
+
+/// Probes every partition through `base` until each acknowledges a message (ids `{tag}-...`,
+/// unique per call).
+async fn every_partition_acknowledges(c: &reqwest::Client, base: &str, tag: &str) {
+    let attempt = std::sync::atomic::AtomicUsize::new(0);
+    eventually(90, "every partition acknowledging", || async {
+        let mut all = true;
+        for i in 0..PARTITIONS {
+            let url = format!("{base}/topics/persistent/{TOPIC}/partitions/{i}");
+            // A fresh id per attempt: an attempt refused may still be stored.
+            let id = format!("{tag}-{i}-{}", attempt.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            let body = json!({"messages": [{"payload": "eA==", "properties": {"id": id}}]});
+            all &= call(c, Method::POST, &url, Some(body)).await.0.as_u16() == 200;
+        }
+        all.then_some(())
+    })
+    .await;
+}
+
+/// The peer of an owner's partitions loses its disk under load and comes back blank; the owner
+/// sends it everything past the uploaded segments again (`magnetar_replica_tails_resent_total`)
+/// and reports the partitions under-replicated until then. Then the owner dies (kill -9, for
+/// good): the partitions fail over and are recovered from that peer, and every message
+/// acknowledged before, during and after the disk loss is read back exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_lost_its_disk_is_sent_the_tail_again_and_the_owners_failover_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = reqwest::Client::new();
+    let (mut brokers, mut acked_all) = replicated_tier(&c, dir.path()).await;
+    let (owner, peer) = owner_and_peer(&c, &brokers).await;
+    let third = (0..3).find(|i| *i != owner && *i != peer).expect("a third broker");
+    let owned = partitions_of(&c, &brokers[third].base, &brokers[owner].addr).await;
+    eprintln!(
+        "owner {} (partitions {owned:?}), its peer {}, third {}",
+        brokers[owner].addr, brokers[peer].addr, brokers[third].addr
+    );
+
+    // The load goes through the third broker, which forwards to the owners.
+    let via = brokers[third].base.clone();
+    let load = Load::numbered(vec![via.clone()], 0..2);
+    wait_acknowledged(&c, &via, 400).await;
+    let before = metric(&c, &brokers[owner].base, "magnetar_replica_tails_resent_total").await;
+    brokers[peer].kill9();
+    brokers[peer].lose_disk();
+    brokers[peer].restart();
+    // The owner learns that the peer's copy is a new one from its answers, and sends the tail
+    // of each partition it replicates there again.
+    eventually(60, "the owner's tails sent again to the blank peer", || async {
+        let resent = metric(&c, &brokers[owner].base, "magnetar_replica_tails_resent_total").await;
+        (resent - before >= owned.len() as f64).then_some(())
+    })
+    .await;
+    let under = metric(&c, &brokers[owner].base, "magnetar_under_replicated_partitions").await;
+    eprintln!("tails sent again; under-replicated partitions on the owner: {under}");
+
+    // The owner dies for good: its partitions are recovered from the peer alone.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let killed = Instant::now();
+    brokers[owner].kill9();
+    every_partition_acknowledges(&c, &via, "probe").await;
+    let served = killed.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (acked, failures) = load.finish().await;
+    eprintln!(
+        "owner killed after its peer lost its disk: every partition acknowledging {} ms after the kill; {} messages \
+         acknowledged, {} requests refused meanwhile",
+        served.as_millis(),
+        acked.len(),
+        failures.len()
+    );
+    assert!(
+        failures.iter().all(|f| f.contains(" 503 ")),
+        "only unavailability: {:?}",
+        &failures[..failures.len().min(3)]
+    );
+    let (_, unavailable) = ownership(&c, &via).await;
+    assert!(!unavailable);
+    acked_all.extend(acked);
+    assert_stored_once(&c, &via, &acked_all).await;
+
+    // The dead owner comes back on a blank disk too: it joins at once (its lease ran out long
+    // ago), takes bundles again when they are unloaded (the broker owning the fewest gets them)
+    // and serves them from what the others uploaded, bringing nothing back.
+    brokers[owner].lose_disk();
+    brokers[owner].restart();
+    let (_, moved) = unload_every_bundle(&c, &brokers[third], &brokers[third]).await;
+    let on_blank = partitions_of(&c, &via, &brokers[owner].addr).await;
+    eprintln!("after unloading every bundle: {moved} moved, the blank owner serves partitions {on_blank:?}");
+    assert!(!on_blank.is_empty(), "the broker back on a blank disk took no partition");
+    every_partition_acknowledges(&c, &via, "probe-after").await;
+    // Read back again, through a second subscription: the audit one is drained.
+    assert_stored_once_in(&c, &via, "again", &acked_all).await;
+}
