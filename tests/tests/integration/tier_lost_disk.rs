@@ -10,18 +10,19 @@ use crate::common::tier::{
     Load, PARTITIONS, TOPIC, assert_stored_once, assert_stored_once_in, audit_subscriptions, brokers, expect,
     namespace, ownership, subscriptions_named, tier_config, unload_every_bundle, wait_acknowledged,
 };
-use crate::tier_failover::{metric, partitions_of};
+use crate::tier_failover::{Mode, metric, partitions_of};
 use magnetar_tests::{BrokerProcess, call};
 use reqwest::Method;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-/// Three brokers, `TOPIC` partitioned with replicated durability (write and ack quorum 2: each
-/// partition's owner and the broker after it in id order), every bundle placed by a first load;
-/// what that load had acknowledged.
-async fn replicated_tier(
+/// Three brokers, `TOPIC` partitioned with the durability `mode` (replicated: write and ack
+/// quorum 2, each partition's owner and the broker after it in id order), every bundle placed by
+/// a first load; what that load had acknowledged.
+async fn tier_with(
     c: &reqwest::Client,
     dir: &std::path::Path,
+    mode: Mode,
 ) -> (Vec<BrokerProcess>, std::collections::BTreeSet<String>) {
     // Balance passes only when a leader starts (one of its brokers dies here), not every few
     // seconds: the test follows one owner's partitions.
@@ -31,9 +32,8 @@ async fn replicated_tier(
     let brokers: Vec<_> = brokers::<3>(dir, &cfg).into_iter().collect();
     let base0 = brokers[0].base.clone();
     namespace(c, &base0).await;
-    let policy = json!({"mode": "replicated", "objectStoreMaxWaitMs": 2000});
     let url = format!("{base0}/admin/v2/namespaces/acme/app/durability");
-    expect(call(c, Method::POST, &url, Some(policy)).await, 204, "durability");
+    expect(call(c, Method::POST, &url, Some(mode.policy(Some(2000)))).await, 204, "durability");
     let url = format!("{base0}/admin/v2/persistent/{TOPIC}/partitions");
     expect(call(c, Method::PUT, &url, Some(json!(PARTITIONS))).await, 204, "partitioned topic");
     audit_subscriptions(c, &base0).await;
@@ -89,7 +89,7 @@ async fn every_partition_acknowledges(c: &reqwest::Client, base: &str, tag: &str
 async fn a_replica_that_lost_its_disk_is_sent_the_tail_again_and_the_owners_failover_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let c = reqwest::Client::new();
-    let (mut brokers, mut acked_all) = replicated_tier(&c, dir.path()).await;
+    let (mut brokers, mut acked_all) = tier_with(&c, dir.path(), Mode::Replicated).await;
     let (owner, peer) = owner_and_peer(&c, &brokers).await;
     let third = (0..3).find(|i| *i != owner && *i != peer).expect("a third broker");
     let owned = partitions_of(&c, &brokers[third].base, &brokers[owner].addr).await;
@@ -153,4 +153,49 @@ async fn a_replica_that_lost_its_disk_is_sent_the_tail_again_and_the_owners_fail
     every_partition_acknowledges(&c, &via, "probe-after").await;
     // Read back again, through a second subscription: the audit one is drained.
     assert_stored_once_in(&c, &via, "again", &acked_all).await;
+}
+
+/// With object-store durability, the owner of some partitions loses its disk under load: killed,
+/// its data directory emptied, started again at once. It waits out the lease its name holds
+/// while the others take its partitions over from the bucket, then joins blank, takes bundles
+/// again when they are unloaded, and every acknowledged message is read back exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_that_lost_its_disk_with_object_store_durability_comes_back_blank_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = reqwest::Client::new();
+    let (mut brokers, mut acked_all) = tier_with(&c, dir.path(), Mode::ObjectStore).await;
+    let (owner, _) = owner_and_peer(&c, &brokers).await;
+    let others: Vec<usize> = (0..3).filter(|i| *i != owner).collect();
+    let via = brokers[others[0]].base.clone();
+    let load = Load::numbered(others.iter().map(|i| brokers[*i].base.clone()).collect(), 0..2);
+    wait_acknowledged(&c, &via, 400).await;
+    let killed = Instant::now();
+    brokers[owner].kill9();
+    brokers[owner].lose_disk();
+    brokers[owner].restart();
+    let joined = killed.elapsed();
+    every_partition_acknowledges(&c, &via, "probe").await;
+    let served = killed.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (acked, failures) = load.finish().await;
+    eprintln!(
+        "owner back on a blank disk: ready {} ms after the kill, every partition acknowledging after {} ms; {} messages \
+         acknowledged, {} requests refused meanwhile",
+        joined.as_millis(),
+        served.as_millis(),
+        acked.len(),
+        failures.len()
+    );
+    assert!(
+        failures.iter().all(|f| f.contains(" 503 ")),
+        "only unavailability: {:?}",
+        &failures[..failures.len().min(3)]
+    );
+    acked_all.extend(acked);
+    let (_, moved) = unload_every_bundle(&c, &brokers[others[0]], &brokers[others[0]]).await;
+    let on_blank = partitions_of(&c, &via, &brokers[owner].addr).await;
+    eprintln!("after unloading every bundle: {moved} moved, the blank owner serves partitions {on_blank:?}");
+    assert!(!on_blank.is_empty(), "the broker back on a blank disk took no partition");
+    every_partition_acknowledges(&c, &via, "probe-after").await;
+    assert_stored_once(&c, &via, &acked_all).await;
 }
