@@ -206,6 +206,20 @@ impl Load {
         assert_eq!(set.len(), acked.len(), "an id was acknowledged twice");
         (set, self.failures.lock().unwrap().clone())
     }
+
+    /// Stops the producers and checks that every request that failed was refused as
+    /// unavailable (503: partitions between owners, an ack quorum missing), printing after
+    /// `what` how many were acknowledged and refused; what was acknowledged.
+    pub async fn finish_refused_only_as_unavailable(self, what: &str) -> BTreeSet<String> {
+        let (acked, failures) = self.finish().await;
+        eprintln!("{what}; {} messages acknowledged, {} requests refused meanwhile", acked.len(), failures.len());
+        assert!(
+            failures.iter().all(|f| f.contains(" 503 ")),
+            "only unavailability: {:?}",
+            &failures[..failures.len().min(3)]
+        );
+        acked
+    }
 }
 
 /// Pulls every message of `topic` for subscription `sub` through `base`, acknowledging: the
