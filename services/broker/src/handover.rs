@@ -218,19 +218,7 @@ impl Broker {
 
     /// Every partition of the namespace (non-partitioned topics included) with its log id.
     pub(crate) async fn partitions_of_namespace(&self, ns: &NamespaceName) -> Result<Vec<(TopicName, i64)>> {
-        let records = match self.ctx.metadata.list_topics(ns).await {
-            Ok(r) => r,
-            Err(magnetar_metadata::MetadataError::NotFound(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        let mut out = Vec::new();
-        for t in records {
-            for pr in &t.partition_records {
-                let name = if t.partitions > 0 { t.name.partition(pr.index as u32) } else { t.name.clone() };
-                out.push((name, pr.log_id));
-            }
-        }
-        Ok(out)
+        crate::takeover::partitions_of_namespace(self.ctx.metadata.as_ref(), ns).await
     }
 
     /// Hands over every bundle another broker asked this one to release (the leader's balance,

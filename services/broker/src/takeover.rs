@@ -14,7 +14,7 @@ use crate::error::Entity;
 use crate::{Broker, BrokerError, Result};
 use magnetar_core::NamespaceName;
 use magnetar_core::bundles::BundleRange;
-use magnetar_metadata::{BundleState, BundleTransition};
+use magnetar_metadata::{BundleState, BundleTransition, MetadataStore};
 use serde::Serialize;
 
 /// What a forced takeover did.
@@ -44,36 +44,63 @@ pub struct TakenPartition {
     pub cursors_rewound: usize,
 }
 
-impl Broker {
-    /// Before the partition continues at `end`: cursors and the deduplication snapshot of the
-    /// dead owner that reach beyond it are moved back (under its epoch, which is still the
-    /// partition's), or a consumer would skip the new messages stored at those offsets.
-    async fn rewind_past(&self, log_id: i64, end: u64) -> Result<usize> {
-        let metadata = &self.ctx.metadata;
-        let Some((_, epoch)) = metadata.get_partition_owner(log_id).await? else { return Ok(0) };
-        let mut rewound = Vec::new();
-        for sub in metadata.list_subscriptions(log_id).await? {
-            let mut cursor = sub.cursor.clone();
-            cursor.mark_delete = cursor.mark_delete.min(end);
-            cursor.acked_ranges = cursor
-                .acked_ranges
-                .iter()
-                .filter(|(from, _)| *from < end)
-                .map(|(from, to)| (*from, (*to).min(end)))
-                .collect();
-            if cursor != sub.cursor {
-                rewound.push((sub.name, cursor));
-            }
+/// Before a partition whose unuploaded tail is lost continues at `end`: cursors and the
+/// deduplication snapshot that reach beyond it are moved back (under the epoch its last owner
+/// held, which is still the partition's), or a consumer would skip the new messages stored at
+/// those offsets. Returns how many cursors moved.
+pub(crate) async fn rewind_past(metadata: &dyn MetadataStore, log_id: i64, end: u64) -> Result<usize> {
+    let Some((_, epoch)) = metadata.get_partition_owner(log_id).await? else { return Ok(0) };
+    let mut rewound = Vec::new();
+    for sub in metadata.list_subscriptions(log_id).await? {
+        let mut cursor = sub.cursor.clone();
+        cursor.mark_delete = cursor.mark_delete.min(end);
+        cursor.acked_ranges = cursor
+            .acked_ranges
+            .iter()
+            .filter(|(from, _)| *from < end)
+            .map(|(from, to)| (*from, (*to).min(end)))
+            .collect();
+        if cursor != sub.cursor {
+            rewound.push((sub.name, cursor));
         }
-        if !rewound.is_empty() {
-            metadata.checkpoint_cursors(log_id, epoch, &rewound).await?;
-        }
-        if metadata.get_dedup_snapshot(log_id).await?.is_some_and(|s| s.position > end) {
-            metadata.delete_dedup_snapshot(log_id, epoch).await?;
-        }
-        Ok(rewound.len())
     }
+    if !rewound.is_empty() {
+        metadata.checkpoint_cursors(log_id, epoch, &rewound).await?;
+    }
+    if metadata.get_dedup_snapshot(log_id).await?.is_some_and(|s| s.position > end) {
+        metadata.delete_dedup_snapshot(log_id, epoch).await?;
+    }
+    Ok(rewound.len())
+}
 
+/// Where a partition continues once its unuploaded tail is lost: the end of its uploaded
+/// segments.
+pub(crate) async fn uploaded_end(metadata: &dyn MetadataStore, log_id: i64) -> Result<u64> {
+    let end = metadata.list_segments(log_id).await?.iter().map(|s| s.end_offset).max().unwrap_or(0);
+    Ok(end.max(0) as u64)
+}
+
+/// Every partition of namespace `ns` with its log id (none for an unknown namespace).
+pub(crate) async fn partitions_of_namespace(
+    metadata: &dyn MetadataStore,
+    ns: &NamespaceName,
+) -> Result<Vec<(magnetar_core::TopicName, i64)>> {
+    let records = match metadata.list_topics(ns).await {
+        Ok(r) => r,
+        Err(magnetar_metadata::MetadataError::NotFound(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    for t in records {
+        for pr in &t.partition_records {
+            let name = if t.partitions > 0 { t.name.partition(pr.index as u32) } else { t.name.clone() };
+            out.push((name, pr.log_id));
+        }
+    }
+    Ok(out)
+}
+
+impl Broker {
     /// Gives a bundle held by a broker whose lease expired to a live broker (see the module).
     pub async fn force_takeover(&self, ns: &NamespaceName, range: &BundleRange) -> Result<Takeover> {
         let tier = &self.ctx.tier;
@@ -104,9 +131,8 @@ impl Broker {
             if !in_bundle(range, &name.to_string()) {
                 continue;
             }
-            let end = self.ctx.metadata.list_segments(log_id).await?.iter().map(|s| s.end_offset).max().unwrap_or(0);
-            let end = end.max(0) as u64;
-            let rewound = self.rewind_past(log_id, end).await?;
+            let end = uploaded_end(self.ctx.metadata.as_ref(), log_id).await?;
+            let rewound = rewind_past(self.ctx.metadata.as_ref(), log_id, end).await?;
             partitions.push(TakenPartition {
                 topic: name.to_string(),
                 continues_from_offset: end,

@@ -7,8 +7,9 @@
 
 use crate::common::eventually;
 use crate::common::tier::{
-    Load, PARTITIONS, TOPIC, assert_stored_once, assert_stored_once_in, audit_subscriptions, brokers, expect,
-    namespace, ownership, subscriptions_named, tier_config, unload_every_bundle, wait_acknowledged,
+    Load, PARTITIONS, TOPIC, assert_stored_once, assert_stored_once_in, audit_subscriptions, audited_topic, brokers,
+    bundle_of, drain_subscription, expect, namespace, ownership, subscriptions_named, tier_config, tier_config_with,
+    unload_every_bundle, wait_acknowledged,
 };
 use crate::tier_failover::{Mode, metric, partitions_of};
 use magnetar_tests::{BrokerProcess, call};
@@ -184,4 +185,51 @@ async fn an_owner_that_lost_its_disk_with_object_store_durability_comes_back_bla
     assert!(!on_blank.is_empty(), "the broker back on a blank disk took no partition");
     every_partition_acknowledges(&c, &via, "probe-after").await;
     assert_stored_once(&c, &via, &acked_all).await;
+}
+
+/// With `local` durability (the default), the owner of a topic loses its disk: its tail past the
+/// uploaded segments is gone with it, as the mode says. Back on a blank disk it takes its bundle
+/// back, and moves the subscription that had read further than what is left back to where the
+/// topic continues: the subscription receives the messages produced after the restart, instead
+/// of skipping those stored at offsets it had passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_owner_back_on_a_blank_disk_moves_back_cursors_past_its_lost_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = reqwest::Client::new();
+    let cfg = tier_config_with("cursor_checkpoint_interval_ms = 200\n").await;
+    let mut brokers: Vec<_> = brokers::<2>(dir.path(), &cfg).into_iter().collect();
+    let topic = "acme/app/lone";
+    audited_topic(&c, &brokers[0].base, topic).await;
+    let produce = |base: String, id: String| {
+        let c = c.clone();
+        async move {
+            let url = format!("{base}/topics/persistent/{topic}");
+            let body = json!({"messages": [{"payload": "eA==", "properties": {"id": id}}]});
+            call(&c, Method::POST, &url, Some(body)).await
+        }
+    };
+    for i in 0..20 {
+        expect(produce(brokers[0].base.clone(), format!("before-{i}")).await, 200, "produce");
+    }
+    let read = drain_subscription(&c, &brokers[0].base, topic, "audit").await;
+    assert_eq!(read.len(), 20, "{read:?}");
+    // The acknowledgements reach the metadata store's checkpoint (every 200 ms here).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let bundle = bundle_of(&c, &brokers[0].base, topic).await;
+    let owner_addr = ownership(&c, &brokers[0].base).await.0.get(&bundle).cloned().expect("owned");
+    let owner = brokers.iter().position(|b| b.addr == owner_addr).expect("an owner of the test's");
+    let via = brokers[1 - owner].base.clone();
+    brokers[owner].kill9();
+    brokers[owner].lose_disk();
+    brokers[owner].restart();
+    for i in 0..5 {
+        eventually(60, "the topic acknowledging again", || async {
+            (produce(via.clone(), format!("after-{i}")).await.0.as_u16() == 200).then_some(())
+        })
+        .await;
+    }
+    let read = drain_subscription(&c, &via, topic, "audit").await;
+    let expected: std::collections::BTreeMap<String, usize> = (0..5).map(|i| (format!("after-{i}"), 1)).collect();
+    assert_eq!(read, expected, "the subscription receives what was produced after the disk was lost, once each");
 }

@@ -74,6 +74,9 @@ pub struct Membership {
     /// The store answered that the lease lapsed or was taken: fenced for good.
     lost: AtomicBool,
     draining: AtomicBool,
+    /// Joined without knowing a previous process (`replaces` was `None`): a first start, or a
+    /// data directory that lost what the previous process kept (a replaced volume).
+    blank: bool,
 }
 
 impl Membership {
@@ -96,6 +99,7 @@ impl Membership {
             fence_at_ns: AtomicU64::new(0),
             lost: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            blank: replaces.is_none(),
             config,
         };
         membership.extend_from(origin);
@@ -104,6 +108,12 @@ impl Membership {
 
     pub fn registration(&self) -> &BrokerRegistration {
         &self.registration
+    }
+
+    /// Whether this process started without the session of a previous one in its data
+    /// directory: what a previous process of this broker kept on disk is not here.
+    pub fn started_blank(&self) -> bool {
+        self.blank
     }
 
     fn extend_from(&self, sent: Instant) {

@@ -417,11 +417,37 @@ impl Tier {
         Ok(row)
     }
 
+    /// Before this process, started on a blank data directory, takes back a bundle its previous
+    /// process held: each partition of it that had local durability under its current epoch
+    /// lost its tail past the uploaded segments with that directory, and continues at their
+    /// end. Its cursors and deduplication snapshot past that point are moved back, as a forced
+    /// takeover does, so that consumers receive the messages stored there from now on instead
+    /// of skipping them. Partitions with object-store or replicated durability recover their
+    /// tail at load and are left as they are.
+    async fn abandon_lost_tails(&self, row: &BundleOwnership) -> Result<()> {
+        let range = BundleRange::parse(&row.bundle).map_err(BrokerError::InvalidArgument)?;
+        for (name, log_id) in crate::takeover::partitions_of_namespace(self.metadata.as_ref(), &row.namespace).await? {
+            if !crate::bundles::in_bundle(&range, &name.to_string()) || self.metadata.may_fail_over(log_id).await? {
+                continue;
+            }
+            let end = crate::takeover::uploaded_end(self.metadata.as_ref(), log_id).await?;
+            let rewound = crate::takeover::rewind_past(self.metadata.as_ref(), log_id, end).await?;
+            tracing::error!(topic = %name, continues_from_offset = end, cursors_rewound = rewound,
+                "this broker started on a blank data directory: the partition's tail past its uploaded segments, \
+                 on its previous disk only (local durability), is lost");
+        }
+        Ok(())
+    }
+
     /// Moves a row addressed to this broker (or to its previous process) to `owned` under this
     /// process's session. A lost race leaves the row as the winner made it.
     async fn take(&self, row: BundleOwnership) -> Result<BundleOwnership> {
         if !self.membership.may_acknowledge() {
             return Ok(row);
+        }
+        // Its previous process's (an assignment is addressed to this one).
+        if row.state == BundleState::Owned && self.membership.started_blank() {
+            self.abandon_lost_tails(&row).await?;
         }
         let (id, session) = self.me();
         let to = BundleTransition { state: BundleState::Owned, owner: Some((id.to_string(), session.to_string())) };
