@@ -358,6 +358,21 @@ impl Broker {
                 }
             });
             self.periodic(Duration::from_secs(2), |b| async move { b.tend_replication().await });
+            // And at once when a peer lost its copies: the tails it held are one copy short
+            // until they are sent again.
+            let broker = Arc::downgrade(self);
+            let token = self.ctx.shutdown.clone();
+            self.ctx.spawn(async move {
+                loop {
+                    let Some(r) = broker.upgrade().and_then(|b| b.ctx.replication.clone()) else { return };
+                    tokio::select! {
+                        _ = token.cancelled() => return,
+                        _ = r.copies_lost() => {}
+                    }
+                    let Some(b) = broker.upgrade() else { return };
+                    b.tend_replication().await;
+                }
+            });
         }
         if self.ctx.tier.enabled() {
             self.periodic(self.ctx.config.tier.refresh_interval(), |b| async move {

@@ -107,6 +107,7 @@ async fn a_replica_that_lost_its_disk_is_sent_the_tail_again_and_the_owners_fail
     brokers[peer].kill9();
     brokers[peer].lose_disk();
     brokers[peer].restart();
+    let restarted = Instant::now();
     // The owner learns that the peer's copy is a new one from its answers, and sends the tail
     // of each partition it replicates there again.
     eventually(60, "the owner's tails sent again to the blank peer", || async {
@@ -115,7 +116,10 @@ async fn a_replica_that_lost_its_disk_is_sent_the_tail_again_and_the_owners_fail
     })
     .await;
     let under = metric(&c, &brokers[owner].base, "magnetar_under_replicated_partitions").await;
-    eprintln!("tails sent again; under-replicated partitions on the owner: {under}");
+    eprintln!(
+        "tails sent again {} ms after the peer was ready; under-replicated partitions on the owner: {under}",
+        restarted.elapsed().as_millis()
+    );
 
     // The owner dies for good: its partitions are recovered from the peer alone.
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -59,6 +59,9 @@ pub(crate) struct Replication {
     /// stream left while it loaded.
     moves: tokio::sync::Mutex<()>,
     metrics: StorageMetrics,
+    /// Woken when a peer answers from a new store, so that the tails are sent again at once
+    /// rather than at the next periodic tend.
+    copies_lost: Arc<tokio::sync::Notify>,
 }
 
 /// A partition served here with replicated durability: what moving its stream needs.
@@ -104,6 +107,7 @@ impl Replication {
             served: Mutex::new(HashMap::new()),
             moves: tokio::sync::Mutex::new(()),
             metrics,
+            copies_lost: Arc::new(tokio::sync::Notify::new()),
         }))
     }
 
@@ -163,7 +167,7 @@ impl Replication {
         if let Some((_, log, _)) = writers.iter().find(|(n, _, sink)| *n == needed && sink.peers() == peers) {
             return Arc::clone(log);
         }
-        let sink = ReplicaSink::start(self, peers, needed);
+        let sink = ReplicaSink::start(self, peers, needed, Arc::clone(&self.copies_lost));
         let config = ObjectLogConfig {
             prefix: String::new(),
             // No gathering window: a batch goes as soon as there is room for it, so batches
@@ -272,6 +276,12 @@ impl Replication {
         if let Some((_, _, sink)) = self.writers.lock().iter().find(|(_, log, _)| Arc::ptr_eq(log, writer)) {
             sink.resent_after(losses);
         }
+    }
+
+    /// Resolves once a peer answered from a new store since the last call returned (a wake-up
+    /// given while nobody waits is kept for the next one).
+    pub(crate) async fn copies_lost(&self) {
+        self.copies_lost.notified().await;
     }
 
     /// Counts one partition's tail sent again to a peer that had lost its copy.

@@ -72,11 +72,18 @@ pub(crate) struct ReplicaSink {
     /// them every partition's tail was sent again after.
     losses: AtomicU64,
     resent: AtomicU64,
+    /// Told of each loss (`Replication::copies_lost`).
+    lost: Arc<tokio::sync::Notify>,
 }
 
 impl ReplicaSink {
     /// `needed`: how many of `peers` must confirm a batch.
-    pub(crate) fn start(replication: &Arc<Replication>, peers: &[String], needed: usize) -> Arc<Self> {
+    pub(crate) fn start(
+        replication: &Arc<Replication>,
+        peers: &[String],
+        needed: usize,
+        lost: Arc<tokio::sync::Notify>,
+    ) -> Arc<Self> {
         let peers = peers.iter().map(|id| PeerStream::start(replication, id)).collect();
         Arc::new(ReplicaSink {
             peers: Mutex::new(peers),
@@ -85,6 +92,7 @@ impl ReplicaSink {
             ack_seconds: replication.metrics.replication_ack_seconds.clone(),
             losses: AtomicU64::new(0),
             resent: AtomicU64::new(0),
+            lost,
         })
     }
 
@@ -123,6 +131,7 @@ impl ReplicaSink {
                 );
                 self.losses.fetch_add(1, Ordering::SeqCst);
                 *known = Some(store.to_string());
+                self.lost.notify_one();
             }
             None => *known = Some(store.to_string()),
         }
