@@ -249,28 +249,13 @@ pub(crate) async fn apply(ctx: &Context, loading: Loading<'_>, durability: Durab
     let policy = durability.policy;
     // A log keeps its handle across unloads: whatever an earlier load set, the records
     // recovered below are appended with local durability (they are committed already).
-    let served_here = log.replicated_epoch();
     log.set_local_durability();
     adopt_accepted(log, log_id, epoch).await?;
     let replicas = if ctx.tier.enabled() { ctx.metadata.partition_replicas(log_id).await? } else { None };
     if let Some((previous, set)) = &replicas
         && *previous < epoch
     {
-        if served_here == Some(*previous) && set.owner == ctx.broker_id {
-            // This process served the previous load itself and kept its log (a handover that
-            // failed, a load that failed after recovering): every record it acknowledged is in
-            // that log, adopted above, and its replicas hold nothing past it that anyone was
-            // told is durable. Not reading them spares waiting for a peer that is gone for good
-            // (a stream moving off a dead peer records both sets until the move is done).
-            tracing::info!(
-                log_id,
-                epoch,
-                previous,
-                "partition loaded again by the process that served it: replicas not read"
-            );
-        } else {
-            recover_from_replicas(ctx, log, log_id, epoch, *previous, set).await?;
-        }
+        recover_from_replicas(ctx, log, log_id, epoch, *previous, set).await?;
     }
     match policy.mode {
         DurabilityMode::Local => {
