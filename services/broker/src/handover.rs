@@ -28,8 +28,12 @@ use crate::tier::Released;
 use crate::{Broker, BrokerError, Result};
 use magnetar_core::bundles::BundleRange;
 use magnetar_core::{NamespaceName, TopicName};
+use magnetar_storage::StorageError;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How often a drain checks whether a bundle's records are confirmed again.
+const CONFIRM_POLL: Duration = Duration::from_millis(200);
 
 /// What a handover did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +80,16 @@ impl Broker {
         self.load_local_partitions(ns, range).await?;
         let Some(row) = tier.begin_release(ns, range).await? else { return Ok(None) };
         let bundle = format!("{ns}/{range}");
+        if let Some(name) = self.unconfirmed_partition(ns, range) {
+            // Nothing unloaded yet: the bundle is served on as before.
+            tier.finish_release(&row, &[], Released::Failed, None).await?;
+            tier.metrics().handovers.with_label_values(&["deferred"]).inc();
+            return Err(StorageError::Unavailable(format!(
+                "{name}: its records are not confirmed by its replicas or the object store now; the bundle {bundle} \
+                 is handed over once they are (retry later)"
+            ))
+            .into());
+        }
         // Chosen now, so that the closed producers and consumers are told where to reconnect; a
         // split's halves are placed later by the leader.
         let next = match split {
@@ -179,6 +193,33 @@ impl Broker {
         Ok(asked.len())
     }
 
+    /// A loaded partition of the bundle whose records cannot be committed beyond the WAL now: its
+    /// stream's oldest batch failed (a replica down and not yet replaced, the bucket
+    /// unreachable). A handover started then would close every client, fail once the records
+    /// waited the policy's wait, and leave the partitions to load again from a replica set that
+    /// may name the dead peer, waiting for it. Deferred instead, it finds them committed once the
+    /// tier has moved the stream off the dead peer (or the store answers again).
+    fn unconfirmed_partition(&self, ns: &NamespaceName, range: &BundleRange) -> Option<TopicName> {
+        self.registry
+            .loaded_partitions()
+            .into_iter()
+            .find(|p| p.name.namespace() == ns && in_bundle(range, &p.name.to_string()) && p.log.commits_retrying())
+            .map(|p| p.name.clone())
+    }
+
+    /// Waits until no loaded partition of the bundle has records its stream failed to commit
+    /// (`unconfirmed_partition`); the caller bounds the wait.
+    async fn until_confirmed(&self, ns: &NamespaceName, range: &BundleRange) {
+        let mut told = false;
+        while let Some(name) = self.unconfirmed_partition(ns, range) {
+            if !std::mem::replace(&mut told, true) {
+                tracing::info!(bundle = %format!("{ns}/{range}"), partition = %name,
+                    "handover waits until the partition's records are confirmed again");
+            }
+            tokio::time::sleep(CONFIRM_POLL).await;
+        }
+    }
+
     /// Step 4: everything accepted is durable, uploaded and committed, cursors and producer
     /// sequences checkpointed.
     async fn flush_to_shared_stores(&self, partitions: &[Arc<Partition>]) -> Result<()> {
@@ -264,6 +305,9 @@ impl Broker {
             use futures::StreamExt;
             futures::stream::iter(bundles)
                 .map(|(ns, range)| async move {
+                    // A stream moving off a dead peer commits again within a lease or so: the
+                    // bundle goes then rather than staying here (and waiting for that peer).
+                    self.until_confirmed(&ns, &range).await;
                     match self.hand_over(&ns, &range).await {
                         Ok(Some(_)) => 1,
                         Ok(None) => 0,

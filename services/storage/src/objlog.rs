@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -251,6 +251,8 @@ pub struct ObjectLog {
     /// The sequence number of the last object committed: this writer never commits an object
     /// numbered at or below it again.
     committed_through: Arc<AtomicU64>,
+    /// Whether the oldest batch failed to commit and waits for its retry (`retrying`).
+    retrying: Arc<AtomicBool>,
 }
 
 impl ObjectLog {
@@ -273,6 +275,7 @@ impl ObjectLog {
         let backlog = Arc::new(AtomicUsize::new(0));
         let committed_objects = Arc::new(AtomicU64::new(0));
         let committed_through = Arc::new(AtomicU64::new(0));
+        let retrying = Arc::new(AtomicBool::new(false));
         let writer = Writer {
             sink,
             metrics: metrics.clone(),
@@ -280,11 +283,18 @@ impl ObjectLog {
             backlog: backlog.clone(),
             committed: committed_objects.clone(),
             committed_through: committed_through.clone(),
+            retrying: retrying.clone(),
             seq: 0,
             last_launch: None,
         };
         tokio::spawn(writer.run(rx));
-        Arc::new(ObjectLog { tx, metrics, config, backlog, committed_objects, committed_through })
+        Arc::new(ObjectLog { tx, metrics, config, backlog, committed_objects, committed_through, retrying })
+    }
+
+    /// Whether the oldest batch failed to commit (a replica down, the bucket unreachable) and
+    /// has not been committed since: records queued now wait until it is.
+    pub fn retrying(&self) -> bool {
+        self.retrying.load(Ordering::Acquire)
     }
 
     /// The sequence number of the last object committed (0 before the first): objects of this
@@ -336,6 +346,7 @@ struct Writer {
     backlog: Arc<AtomicUsize>,
     committed: Arc<AtomicU64>,
     committed_through: Arc<AtomicU64>,
+    retrying: Arc<AtomicBool>,
     seq: u64,
     /// When the last new batch went out: the next one goes a window later at the earliest.
     last_launch: Option<Instant>,
@@ -421,6 +432,7 @@ impl Writer {
                             tracing::warn!(seq = flight.seq, error = %e, retry_in_ms = flight.backoff.as_millis() as u64,
                                 "log batch not committed; retrying (its records are not acknowledged meanwhile)");
                             self.metrics.failures.inc();
+                            self.retrying.store(true, Ordering::Release);
                             expire(&mut flight.waiting, Instant::now());
                             // Retried before any later batch is taken: commits stay in order.
                             commits.push_front(self.launch(&flight, flight.backoff));
@@ -510,6 +522,7 @@ impl Writer {
         );
         self.committed.fetch_add(1, Ordering::Relaxed);
         self.committed_through.store(flight.seq, Ordering::Release);
+        self.retrying.store(false, Ordering::Release);
         let m = &self.metrics;
         m.batches.inc();
         m.bytes.inc_by(flight.body.len() as u64);

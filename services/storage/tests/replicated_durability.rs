@@ -178,7 +178,7 @@ async fn until(what: &str, mut check: impl FnMut() -> bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn batches_in_flight_together_complete_in_order_and_a_failed_one_is_retried_first() {
+async fn batches_in_flight_together_complete_in_order_and_a_failed_one_is_retried_first_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let (storage, _) = open(config_bypassing(dir.path()));
     let sink = Arc::new(HeldSink::default());
@@ -199,9 +199,11 @@ async fn batches_in_flight_together_complete_in_order_and_a_failed_one_is_retrie
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(log.end_offset(), 0);
     assert!(appends.iter().all(|a| !a.is_finished()));
+    assert!(!log.commits_retrying(), "retrying before any commit failed");
     // The first fails: it is sent again, and the second waits behind it.
     sink.answer(seqs[0], Err(StorageError::Unavailable("peer down (test)".into())));
     until("the retry", || sink.seqs().contains(&seqs[0])).await;
+    assert!(log.commits_retrying(), "a failed batch waiting for its retry is not reported");
     sink.answer(seqs[1], Ok(Vec::new()));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(log.end_offset(), 0, "visible past a batch not committed");
@@ -210,6 +212,7 @@ async fn batches_in_flight_together_complete_in_order_and_a_failed_one_is_retrie
         assert_eq!(a.await.unwrap().unwrap()[0].0, i as u64);
     }
     assert_eq!(log.end_offset(), 3);
+    assert!(!log.commits_retrying(), "still reported retrying once the batch committed");
 }
 
 /// A replicated log moving off a dead peer sends its tail again (`commit_local_tail`) while

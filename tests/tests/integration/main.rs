@@ -42,6 +42,7 @@ mod tier_binary;
 mod tier_binary_proxy;
 mod tier_binary_redirect;
 mod tier_crash;
+mod tier_dead_peer;
 mod tier_failover;
 mod tier_fanout;
 mod tier_handover;

@@ -20,18 +20,18 @@ use std::time::{Duration, Instant};
 /// Three brokers, `TOPIC` partitioned with the durability `mode` (replicated: write and ack
 /// quorum 2, each partition's owner and the broker after it in id order), every bundle placed by
 /// a first load; what that load had acknowledged.
-async fn tier_with(
+pub(crate) async fn tier_with<const N: usize>(
     c: &reqwest::Client,
     dir: &std::path::Path,
     mode: Mode,
 ) -> (Vec<BrokerProcess>, std::collections::BTreeSet<String>) {
-    // No balancing: the test follows one owner's partitions (and a handover failing while a
-    // stream moves off a dead peer leaves the partition waiting for that peer: docs/durability.md).
+    // No balancing: the test follows one owner's partitions (and a handover that began just
+    // before a peer died fails and leaves the partition waiting for that peer: docs/durability.md).
     let cfg = tier_config().await.replace(
         "[broker.tier]\nenabled = true\n",
         "[broker.tier]\nenabled = true\nrebalance_interval_ms = 3600000\nrebalance_margin = 1000.0\n",
     );
-    let brokers: Vec<_> = brokers::<3>(dir, &cfg).into_iter().collect();
+    let brokers: Vec<_> = brokers::<N>(dir, &cfg).into_iter().collect();
     let base0 = brokers[0].base.clone();
     namespace(c, &base0).await;
     let url = format!("{base0}/admin/v2/namespaces/acme/app/durability");
@@ -48,7 +48,7 @@ async fn tier_with(
 
 /// The index of a broker owning partitions, and of its peer: the live broker after it in id
 /// order (broker ids are the addresses), as `Replication::candidates` chooses.
-async fn owner_and_peer(c: &reqwest::Client, brokers: &[BrokerProcess]) -> (usize, usize) {
+pub(crate) async fn owner_and_peer(c: &reqwest::Client, brokers: &[BrokerProcess]) -> (usize, usize) {
     let base = &brokers[0].base;
     let mut owner = None;
     for (i, b) in brokers.iter().enumerate() {
@@ -66,7 +66,7 @@ async fn owner_and_peer(c: &reqwest::Client, brokers: &[BrokerProcess]) -> (usiz
 
 /// Probes every partition through `base` until each acknowledges a message (ids `{tag}-...`,
 /// unique per call).
-async fn every_partition_acknowledges(c: &reqwest::Client, base: &str, tag: &str) {
+pub(crate) async fn every_partition_acknowledges(c: &reqwest::Client, base: &str, tag: &str) {
     let attempt = std::sync::atomic::AtomicUsize::new(0);
     eventually(90, "every partition acknowledging", || async {
         let mut all = true;
@@ -91,7 +91,7 @@ async fn every_partition_acknowledges(c: &reqwest::Client, base: &str, tag: &str
 async fn a_replica_that_lost_its_disk_is_sent_the_tail_again_and_the_owners_failover_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let c = reqwest::Client::new();
-    let (mut brokers, mut acked_all) = tier_with(&c, dir.path(), Mode::Replicated).await;
+    let (mut brokers, mut acked_all) = tier_with::<3>(&c, dir.path(), Mode::Replicated).await;
     let (owner, peer) = owner_and_peer(&c, &brokers).await;
     let third = (0..3).find(|i| *i != owner && *i != peer).expect("a third broker");
     let owned = partitions_of(&c, &brokers[third].base, &brokers[owner].addr).await;
@@ -162,7 +162,7 @@ async fn a_replica_that_lost_its_disk_is_sent_the_tail_again_and_the_owners_fail
 async fn an_owner_that_lost_its_disk_with_object_store_durability_comes_back_blank_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let c = reqwest::Client::new();
-    let (mut brokers, mut acked_all) = tier_with(&c, dir.path(), Mode::ObjectStore).await;
+    let (mut brokers, mut acked_all) = tier_with::<3>(&c, dir.path(), Mode::ObjectStore).await;
     let (owner, _) = owner_and_peer(&c, &brokers).await;
     let others: Vec<usize> = (0..3).filter(|i| *i != owner).collect();
     let via = brokers[others[0]].base.clone();

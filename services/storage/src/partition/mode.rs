@@ -109,6 +109,12 @@ impl PartitionLog {
         Ok(count)
     }
 
+    /// Whether this log's records cannot be committed beyond the WAL now: its writer's oldest
+    /// batch failed and waits for a retry (`ObjectLog::retrying`).
+    pub fn commits_retrying(&self) -> bool {
+        self.object_mode().is_some_and(|m| m.writer.retrying())
+    }
+
     /// How long appenders wait for the commit beyond the WAL (object store or replicas), when
     /// the log has such durability.
     pub fn commit_max_wait(&self) -> Option<std::time::Duration> {

@@ -1,0 +1,131 @@
+//! A replica peer that dies just before its owner hands a bundle over (issue 13: "an operator
+//! kills any broker at any moment"): the leader's balance, an operator's unload or a rolling
+//! restart meeting a broker failure. With replicated durability 2/2 the owner's records wait for
+//! the dead peer until the tier moves the owner's stream to a live broker (once the peer's lease
+//! ran out), so a handover started meanwhile could not finish: it closed the partitions'
+//! clients, failed after the policy's wait, and left the partitions to load again from a replica
+//! set naming the dead peer, waiting for it to come back. Now a bundle whose records are not
+//! being confirmed is not handed over until they are: an unload is refused at once with the
+//! reason, a drain waits, and the partitions serve on through the stream's move.
+
+use crate::common::tier::{Load, assert_stored_once, bundle_of, ownership, partition, wait_acknowledged};
+use crate::tier_failover::{Mode, partitions_of};
+use crate::tier_lost_disk::{every_partition_acknowledges, owner_and_peer, tier_with};
+use magnetar_tests::{BrokerProcess, call};
+use reqwest::Method;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+/// `N` brokers with replicated durability 2/2 and a first load acknowledged; the owner of some
+/// partitions, its peer, a third broker the load goes through, and the owner's bundles.
+struct Tier {
+    _dir: tempfile::TempDir,
+    c: reqwest::Client,
+    brokers: Vec<BrokerProcess>,
+    acked: BTreeSet<String>,
+    owner: usize,
+    peer: usize,
+    via: String,
+    bundles: BTreeSet<String>,
+}
+
+async fn tier<const N: usize>() -> Tier {
+    let dir = tempfile::tempdir().unwrap();
+    let c = reqwest::Client::new();
+    let (brokers, acked) = tier_with::<N>(&c, dir.path(), Mode::Replicated).await;
+    let (owner, peer) = owner_and_peer(&c, &brokers).await;
+    let third = (0..N).find(|i| *i != owner && *i != peer).expect("a third broker");
+    let via = brokers[third].base.clone();
+    let owned = partitions_of(&c, &via, &brokers[owner].addr).await;
+    let mut bundles = BTreeSet::new();
+    for i in &owned {
+        bundles.insert(bundle_of(&c, &via, &partition(*i)).await);
+    }
+    eprintln!(
+        "owner {} (partitions {owned:?}, bundles {bundles:?}), its peer {}",
+        brokers[owner].addr, brokers[peer].addr
+    );
+    Tier { _dir: dir, c, brokers, acked, owner, peer, via, bundles }
+}
+
+impl Tier {
+    /// An unload of `bundle` through the owner: its status, answer and duration.
+    async fn unload(&self, bundle: &str) -> (u16, serde_json::Value, Duration) {
+        let range = bundle.trim_start_matches("acme/app/");
+        let url = format!("{}/admin/v2/namespaces/acme/app/{range}/unload", self.brokers[self.owner].base);
+        let started = Instant::now();
+        let (status, answer) = call(&self.c, Method::PUT, &url, None).await;
+        (status.as_u16(), answer, started.elapsed())
+    }
+
+    /// Stops `load`, then checks every message acknowledged since the start is stored once.
+    async fn finish(mut self, load: Load, what: &str) {
+        let acked = load.finish_refused_only_as_unavailable(what).await;
+        let (_, unavailable) = ownership(&self.c, &self.via).await;
+        assert!(!unavailable);
+        self.acked.extend(acked);
+        assert_stored_once(&self.c, &self.via, &self.acked).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unload_while_a_replica_peer_is_dead_is_refused_until_the_stream_moved_and_loses_nothing() {
+    let mut t = tier::<3>().await;
+    let load = Load::numbered(vec![t.via.clone()], 0..2);
+    wait_acknowledged(&t.c, &t.via, 400).await;
+    t.brokers[t.peer].kill9();
+    let killed = Instant::now();
+    // The owner's next batches meet the dead peer: its records wait for it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let first = t.bundles.iter().next().expect("the owner has a bundle").clone();
+    let (status, answer, took) = t.unload(&first).await;
+    eprintln!("unload 500 ms after the peer's kill: {status} in {} ms: {answer}", took.as_millis());
+    assert_eq!(status, 503, "a handover while the records wait for a dead peer: {answer}");
+    let reason = answer["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("not confirmed"), "the refusal says why: {answer}");
+    assert!(took < Duration::from_secs(1), "refused at once, not after the policy's wait: {} ms", took.as_millis());
+
+    // The tier moves the owner's stream to the third broker once the peer's lease ran out; the
+    // partitions, never unloaded, acknowledge again without the dead peer.
+    every_partition_acknowledges(&t.c, &t.via, "probe").await;
+    let serving = killed.elapsed();
+    for bundle in &t.bundles {
+        let (status, answer, took) = t.unload(bundle).await;
+        assert_eq!(status, 204, "{bundle} handed over once its stream moved: {answer}");
+        eprintln!("{bundle} handed over in {} ms", took.as_millis());
+    }
+    every_partition_acknowledges(&t.c, &t.via, "probe-after").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let what =
+        format!("peer killed: every partition acknowledging {} ms after, the peer still dead", serving.as_millis());
+    t.finish(load, &what).await;
+}
+
+/// The same failure meeting a rolling restart: the owner is asked to stop (SIGTERM) right after
+/// its peer died. Its drain waits until its stream has moved to a live broker, then hands every
+/// bundle over and exits; the partitions serve on the two brokers left (four at the start: two
+/// live ones make a quorum of 2), nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_right_after_a_replica_peer_died_hands_everything_over_once_the_stream_moved() {
+    let mut t = tier::<4>().await;
+    let load = Load::numbered(vec![t.via.clone()], 0..2);
+    wait_acknowledged(&t.c, &t.via, 400).await;
+    t.brokers[t.peer].kill9();
+    let killed = Instant::now();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = tokio::task::block_in_place(|| t.brokers[t.owner].terminate());
+    let drained = killed.elapsed();
+    assert!(status.success(), "the owner exited with {status}");
+    let (owned, _) = ownership(&t.c, &t.via).await;
+    let left: Vec<_> = t.bundles.iter().filter(|b| owned.get(*b) == Some(&t.brokers[t.owner].addr)).collect();
+    assert!(left.is_empty(), "bundles left on the stopped owner: {left:?} ({owned:?})");
+    every_partition_acknowledges(&t.c, &t.via, "probe").await;
+    let serving = killed.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let what = format!(
+        "peer killed, owner stopped: drained {} ms after the kill, every partition acknowledging after {} ms",
+        drained.as_millis(),
+        serving.as_millis()
+    );
+    t.finish(load, &what).await;
+}
