@@ -357,7 +357,7 @@ impl Broker {
                     r.sweep().await;
                 }
             });
-            self.periodic(Duration::from_secs(2), |b| async move { b.tend_replication().await });
+            self.periodic(crate::durability::TEND_INTERVAL, |b| async move { b.tend_replication().await });
             // And at once when a peer lost its copies: the tails it held are one copy short
             // until they are sent again.
             let broker = Arc::downgrade(self);

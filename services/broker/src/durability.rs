@@ -524,10 +524,17 @@ async fn append_at(
     Ok(count)
 }
 
+/// How often a broker tends its replica streams (moves them off dead peers, sends lost tails).
+pub(crate) const TEND_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Waits until every record accepted by a closed log with object-store durability is
 /// committed (visible), so that a handover answers its producers before the segments go: a
-/// record the next owner serves was acknowledged here, never refused as fenced.
-pub(crate) async fn wait_committed(p: &crate::partition::Partition) -> Result<()> {
+/// record the next owner serves was acknowledged here, never refused as fenced. Records that
+/// waited the policy's wait on a stream whose batch failed (a peer that died during the
+/// handover) wait up to `stream_move` more: the tier moves the stream off a dead peer once its
+/// lease ran out, and the batch then commits. Failing instead would leave the partitions to load
+/// again from a replica set naming the dead peer, and wait for it.
+pub(crate) async fn wait_committed(p: &crate::partition::Partition, stream_move: std::time::Duration) -> Result<()> {
     if p.log.commit_epoch().is_none() {
         return Ok(());
     }
@@ -536,13 +543,26 @@ pub(crate) async fn wait_committed(p: &crate::partition::Partition) -> Result<()
         return Ok(());
     }
     let wait = p.log.commit_max_wait().unwrap_or_default();
-    tokio::time::timeout(wait, p.log.wait_for_data(end - 1)).await.map_err(|_| {
-        unavailable(format!(
-            "partition {}: records wait for the object store or their replicas longer than {} ms; the handover is retried later",
-            p.log_id,
-            wait.as_millis()
-        ))
-    })
+    let committed = p.log.wait_for_data(end - 1);
+    tokio::pin!(committed);
+    if tokio::time::timeout(wait, &mut committed).await.is_ok() {
+        return Ok(());
+    }
+    if p.log.commits_retrying() {
+        tracing::info!(
+            log_id = p.log_id,
+            wait_ms = stream_move.as_millis() as u64,
+            "handover: records wait for a stream whose batch failed; waiting for it to move off the failed peer"
+        );
+        if tokio::time::timeout(stream_move, &mut committed).await.is_ok() {
+            return Ok(());
+        }
+    }
+    Err(unavailable(format!(
+        "partition {}: records wait for the object store or their replicas longer than {} ms; the handover is retried later",
+        p.log_id,
+        wait.as_millis()
+    )))
 }
 
 /// After a handover uploaded the whole tail: the replicas hold nothing the bucket lacks, so the

@@ -226,8 +226,12 @@ impl Broker {
         if self.ctx.storage.tier().is_none() {
             return Err(BrokerError::NoObjectStore);
         }
+        // A lease for the dead peer to count as gone, then the tend that moves the stream.
+        let stream_move = Duration::from_millis(self.ctx.config.membership.lease_ms)
+            + crate::durability::TEND_INTERVAL * 2
+            + Duration::from_secs(1);
         for p in partitions {
-            crate::durability::wait_committed(p).await?;
+            crate::durability::wait_committed(p, stream_move).await?;
             self.offloader.upload_tail(p).await?;
             crate::durability::release_replicas(&self.ctx, p).await?;
             crate::dedup::snapshot_now(&self.ctx, p).await?;

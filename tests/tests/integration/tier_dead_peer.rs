@@ -6,7 +6,8 @@
 //! clients, failed after the policy's wait, and left the partitions to load again from a replica
 //! set naming the dead peer, waiting for it to come back. Now a bundle whose records are not
 //! being confirmed is not handed over until they are: an unload is refused at once with the
-//! reason, a drain waits, and the partitions serve on through the stream's move.
+//! reason, a drain waits, and the partitions serve on through the stream's move. A peer that
+//! stops answering once the handover has begun makes it wait for the stream's move too.
 
 use crate::common::tier::{Load, assert_stored_once, bundle_of, ownership, partition, wait_acknowledged};
 use crate::tier_failover::{Mode, partitions_of};
@@ -26,13 +27,15 @@ struct Tier {
     owner: usize,
     peer: usize,
     via: String,
+    /// The owner's partitions and their bundles.
+    owned: Vec<u32>,
     bundles: BTreeSet<String>,
 }
 
-async fn tier<const N: usize>() -> Tier {
+async fn tier<const N: usize>(more: &str) -> Tier {
     let dir = tempfile::tempdir().unwrap();
     let c = reqwest::Client::new();
-    let (brokers, acked) = tier_with::<N>(&c, dir.path(), Mode::Replicated).await;
+    let (brokers, acked) = tier_with::<N>(&c, dir.path(), Mode::Replicated, more).await;
     let (owner, peer) = owner_and_peer(&c, &brokers).await;
     let third = (0..N).find(|i| *i != owner && *i != peer).expect("a third broker");
     let via = brokers[third].base.clone();
@@ -45,10 +48,30 @@ async fn tier<const N: usize>() -> Tier {
         "owner {} (partitions {owned:?}, bundles {bundles:?}), its peer {}",
         brokers[owner].addr, brokers[peer].addr
     );
-    Tier { _dir: dir, c, brokers, acked, owner, peer, via, bundles }
+    Tier { _dir: dir, c, brokers, acked, owner, peer, via, owned, bundles }
 }
 
 impl Tier {
+    /// Producers through the third broker, once they have had messages acknowledged.
+    async fn load(&self) -> Load {
+        let load = Load::numbered(vec![self.via.clone()], 0..2);
+        wait_acknowledged(&self.c, &self.via, 400).await;
+        load
+    }
+
+    /// Kills the peer (-9), then waits until the owner's next batches have met the dead peer
+    /// (its records wait for it); when it was killed.
+    async fn kill_peer(&mut self) -> Instant {
+        self.brokers[self.peer].kill9();
+        let killed = Instant::now();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        killed
+    }
+
+    fn first_bundle(&self) -> String {
+        self.bundles.iter().next().expect("the owner has a bundle").clone()
+    }
+
     /// An unload of `bundle` through the owner: its status, answer and duration.
     async fn unload(&self, bundle: &str) -> (u16, serde_json::Value, Duration) {
         let range = bundle.trim_start_matches("acme/app/");
@@ -70,15 +93,10 @@ impl Tier {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unload_while_a_replica_peer_is_dead_is_refused_until_the_stream_moved_and_loses_nothing() {
-    let mut t = tier::<3>().await;
-    let load = Load::numbered(vec![t.via.clone()], 0..2);
-    wait_acknowledged(&t.c, &t.via, 400).await;
-    t.brokers[t.peer].kill9();
-    let killed = Instant::now();
-    // The owner's next batches meet the dead peer: its records wait for it.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let first = t.bundles.iter().next().expect("the owner has a bundle").clone();
-    let (status, answer, took) = t.unload(&first).await;
+    let mut t = tier::<3>("").await;
+    let load = t.load().await;
+    let killed = t.kill_peer().await;
+    let (status, answer, took) = t.unload(&t.first_bundle()).await;
     eprintln!("unload 500 ms after the peer's kill: {status} in {} ms: {answer}", took.as_millis());
     assert_eq!(status, 503, "a handover while the records wait for a dead peer: {answer}");
     let reason = answer["reason"].as_str().unwrap_or_default();
@@ -107,12 +125,9 @@ async fn an_unload_while_a_replica_peer_is_dead_is_refused_until_the_stream_move
 /// live ones make a quorum of 2), nothing lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_right_after_a_replica_peer_died_hands_everything_over_once_the_stream_moved() {
-    let mut t = tier::<4>().await;
-    let load = Load::numbered(vec![t.via.clone()], 0..2);
-    wait_acknowledged(&t.c, &t.via, 400).await;
-    t.brokers[t.peer].kill9();
-    let killed = Instant::now();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut t = tier::<4>("").await;
+    let load = t.load().await;
+    let killed = t.kill_peer().await;
     let status = tokio::task::block_in_place(|| t.brokers[t.owner].terminate());
     let drained = killed.elapsed();
     assert!(status.success(), "the owner exited with {status}");
@@ -127,5 +142,43 @@ async fn a_drain_right_after_a_replica_peer_died_hands_everything_over_once_the_
         drained.as_millis(),
         serving.as_millis()
     );
+    t.finish(load, &what).await;
+}
+
+/// The peer freezes (SIGSTOP) just before an unload of the owner's bundle: its requests hang, so
+/// the stream has no failed batch yet and the handover begins, closing the partitions, one of
+/// which has a record waiting for its replicas. It waits longer than the policy's 2 s; the
+/// handover waits on, as the stream's batch has failed by then (its request timed out after
+/// 2 s), until the tier moves the stream to the third broker once the frozen peer's lease ran
+/// out, and then completes. Failing instead left the partitions to load again from a set naming
+/// the frozen peer, waiting for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handover_begun_as_a_replica_peer_froze_completes_once_the_stream_moved_and_loses_nothing() {
+    let mut t = tier::<3>("").await;
+    let load = t.load().await;
+    t.brokers[t.peer].pause();
+    let frozen = Instant::now();
+    // A record of the owner's, sent straight to it: it waits for the frozen peer.
+    let url = format!("{}/topics/persistent/{}", t.brokers[t.owner].base, partition(t.owned[0]));
+    let body = serde_json::json!({"messages": [{"payload": "eA==", "properties": {"id": "waiting"}}]});
+    let waiting = tokio::spawn({
+        let c = t.c.clone();
+        async move { call(&c, Method::POST, &url, Some(body)).await.0.as_u16() }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, answer, took) = t.unload(&t.first_bundle()).await;
+    eprintln!("unload 500 ms after the peer froze: {status} in {} ms: {answer}", took.as_millis());
+    assert_eq!(status, 204, "the handover begun before the stream failed completes: {answer}");
+    assert!(took > Duration::from_secs(2), "the records waited for the frozen peer: {} ms", took.as_millis());
+    every_partition_acknowledges(&t.c, &t.via, "probe").await;
+    let what = format!(
+        "peer frozen: handover done {} ms after, every partition acknowledging after {} ms, the peer still frozen",
+        took.as_millis() + 500,
+        frozen.elapsed().as_millis()
+    );
+    if waiting.await.unwrap() == 200 {
+        t.acked.insert("waiting".to_string());
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
     t.finish(load, &what).await;
 }

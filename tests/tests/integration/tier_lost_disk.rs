@@ -17,20 +17,20 @@ use reqwest::Method;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-/// Three brokers, `TOPIC` partitioned with the durability `mode` (replicated: write and ack
-/// quorum 2, each partition's owner and the broker after it in id order), every bundle placed by
-/// a first load; what that load had acknowledged.
+/// `N` brokers (their configuration ending with `more`), `TOPIC` partitioned with the durability
+/// `mode` (replicated: write and ack quorum 2, each partition's owner and the broker after it in
+/// id order), every bundle placed by a first load; what that load had acknowledged.
 pub(crate) async fn tier_with<const N: usize>(
     c: &reqwest::Client,
     dir: &std::path::Path,
     mode: Mode,
+    more: &str,
 ) -> (Vec<BrokerProcess>, std::collections::BTreeSet<String>) {
-    // No balancing: the test follows one owner's partitions (and a handover that began just
-    // before a peer died fails and leaves the partition waiting for that peer: docs/durability.md).
+    // No balancing: the tests follow one owner's partitions.
     let cfg = tier_config().await.replace(
         "[broker.tier]\nenabled = true\n",
         "[broker.tier]\nenabled = true\nrebalance_interval_ms = 3600000\nrebalance_margin = 1000.0\n",
-    );
+    ) + more;
     let brokers: Vec<_> = brokers::<N>(dir, &cfg).into_iter().collect();
     let base0 = brokers[0].base.clone();
     namespace(c, &base0).await;
@@ -91,7 +91,7 @@ pub(crate) async fn every_partition_acknowledges(c: &reqwest::Client, base: &str
 async fn a_replica_that_lost_its_disk_is_sent_the_tail_again_and_the_owners_failover_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let c = reqwest::Client::new();
-    let (mut brokers, mut acked_all) = tier_with::<3>(&c, dir.path(), Mode::Replicated).await;
+    let (mut brokers, mut acked_all) = tier_with::<3>(&c, dir.path(), Mode::Replicated, "").await;
     let (owner, peer) = owner_and_peer(&c, &brokers).await;
     let third = (0..3).find(|i| *i != owner && *i != peer).expect("a third broker");
     let owned = partitions_of(&c, &brokers[third].base, &brokers[owner].addr).await;
@@ -162,7 +162,7 @@ async fn a_replica_that_lost_its_disk_is_sent_the_tail_again_and_the_owners_fail
 async fn an_owner_that_lost_its_disk_with_object_store_durability_comes_back_blank_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let c = reqwest::Client::new();
-    let (mut brokers, mut acked_all) = tier_with::<3>(&c, dir.path(), Mode::ObjectStore).await;
+    let (mut brokers, mut acked_all) = tier_with::<3>(&c, dir.path(), Mode::ObjectStore, "").await;
     let (owner, _) = owner_and_peer(&c, &brokers).await;
     let others: Vec<usize> = (0..3).filter(|i| *i != owner).collect();
     let via = brokers[others[0]].base.clone();
