@@ -221,9 +221,14 @@ impl Replication {
         self.moves.lock().await
     }
 
+    /// The sink of `writer`'s stream, if it is one of this broker's.
+    fn sink_of(&self, writer: &Arc<ObjectLog>) -> Option<Arc<ReplicaSink>> {
+        self.writers.lock().iter().find(|(_, log, _)| Arc::ptr_eq(log, writer)).map(|(_, _, sink)| Arc::clone(sink))
+    }
+
     /// The peers `writer`'s stream goes to now (they change when a dead one is replaced).
     pub(crate) fn stream_peers(&self, writer: &Arc<ObjectLog>) -> Option<Vec<String>> {
-        self.writers.lock().iter().find(|(_, log, _)| Arc::ptr_eq(log, writer)).map(|(_, _, sink)| sink.peers())
+        self.sink_of(writer).map(|sink| sink.peers())
     }
 
     /// The partitions served here whose records go out on `writer`'s stream, or all of them.
@@ -267,13 +272,13 @@ impl Replication {
 
     /// The losses of copies `writer`'s peers have had so far (0 for a stream not found).
     pub(crate) fn losses(&self, writer: &Arc<ObjectLog>) -> u64 {
-        self.writers.lock().iter().find(|(_, log, _)| Arc::ptr_eq(log, writer)).map_or(0, |(_, _, sink)| sink.losses())
+        self.sink_of(writer).map_or(0, |sink| sink.losses())
     }
 
     /// Every partition on `writer`'s stream had its tail sent again after its first `losses`
     /// losses of copies.
     pub(crate) fn tails_resent(&self, writer: &Arc<ObjectLog>, losses: u64) {
-        if let Some((_, _, sink)) = self.writers.lock().iter().find(|(_, log, _)| Arc::ptr_eq(log, writer)) {
+        if let Some(sink) = self.sink_of(writer) {
             sink.resent_after(losses);
         }
     }
