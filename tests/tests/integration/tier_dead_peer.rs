@@ -9,8 +9,9 @@
 //! reason, a drain waits, and the partitions serve on through the stream's move. A peer that
 //! stops answering once the handover has begun makes it wait for the stream's move too.
 
+use crate::common::eventually;
 use crate::common::tier::{Load, assert_stored_once, bundle_of, ownership, partition, wait_acknowledged};
-use crate::tier_failover::{Mode, partitions_of};
+use crate::tier_failover::{Mode, metric, partitions_of};
 use crate::tier_lost_disk::{every_partition_acknowledges, owner_and_peer, tier_with};
 use magnetar_tests::{BrokerProcess, call};
 use reqwest::Method;
@@ -30,6 +31,7 @@ struct Tier {
     /// The owner's partitions and their bundles.
     owned: Vec<u32>,
     bundles: BTreeSet<String>,
+    first: String,
 }
 
 async fn tier<const N: usize>(more: &str) -> Tier {
@@ -48,7 +50,8 @@ async fn tier<const N: usize>(more: &str) -> Tier {
         "owner {} (partitions {owned:?}, bundles {bundles:?}), its peer {}",
         brokers[owner].addr, brokers[peer].addr
     );
-    Tier { _dir: dir, c, brokers, acked, owner, peer, via, owned, bundles }
+    let first = bundle_of(&c, &via, &partition(owned[0])).await;
+    Tier { _dir: dir, c, brokers, acked, owner, peer, via, owned, bundles, first }
 }
 
 impl Tier {
@@ -59,17 +62,48 @@ impl Tier {
         load
     }
 
-    /// Kills the peer (-9), then waits until the owner's next batches have met the dead peer
-    /// (its records wait for it); when it was killed.
-    async fn kill_peer(&mut self) -> Instant {
+    /// Kills the peer (-9) and sends the owner a record, then waits until a batch of the owner's
+    /// has failed against the dead peer; when the peer was killed, and the record's request.
+    async fn kill_peer(&mut self) -> (Instant, tokio::task::JoinHandle<u16>) {
+        let owner = self.brokers[self.owner].base.clone();
+        let failures = "magnetar_replication_failures_total";
+        let before = metric(&self.c, &owner, failures).await;
         self.brokers[self.peer].kill9();
         let killed = Instant::now();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        killed
+        let waiting = self.send_waiting();
+        eventually(10, "a batch of the owner's failing against the dead peer", || async {
+            (metric(&self.c, &owner, failures).await > before).then_some(())
+        })
+        .await;
+        eprintln!("the owner's batch failed {} ms after the peer's kill", killed.elapsed().as_millis());
+        (killed, waiting)
     }
 
+    /// A record sent straight to the owner's first partition, which waits for the peer's answer
+    /// (the load's producers may all be waiting on other partitions meanwhile); its status.
+    fn send_waiting(&self) -> tokio::task::JoinHandle<u16> {
+        let url = format!("{}/topics/persistent/{}", self.brokers[self.owner].base, partition(self.owned[0]));
+        // Named as the load names its messages (producer 99, none of the load's).
+        let body = serde_json::json!({"messages": [{"payload": "eA==", "properties": {"id": self.waiting_id()}}]});
+        let c = self.c.clone();
+        // 0 when the connection fails (the owner stopped before answering: not acknowledged).
+        tokio::spawn(async move { c.post(&url).json(&body).send().await.map_or(0, |r| r.status().as_u16()) })
+    }
+
+    /// Counts the waiting record as acknowledged if it was.
+    async fn settle_waiting(&mut self, waiting: tokio::task::JoinHandle<u16>) {
+        if waiting.await.unwrap() == 200 {
+            self.acked.insert(self.waiting_id());
+        }
+    }
+
+    fn waiting_id(&self) -> String {
+        format!("99-0-0-{}", self.owned[0])
+    }
+
+    /// The bundle of the owner's first partition (the one `send_waiting` writes to).
     fn first_bundle(&self) -> String {
-        self.bundles.iter().next().expect("the owner has a bundle").clone()
+        self.first.clone()
     }
 
     /// An unload of `bundle` through the owner: its status, answer and duration.
@@ -95,9 +129,9 @@ impl Tier {
 async fn an_unload_while_a_replica_peer_is_dead_is_refused_until_the_stream_moved_and_loses_nothing() {
     let mut t = tier::<3>("").await;
     let load = t.load().await;
-    let killed = t.kill_peer().await;
+    let (killed, waiting) = t.kill_peer().await;
     let (status, answer, took) = t.unload(&t.first_bundle()).await;
-    eprintln!("unload 500 ms after the peer's kill: {status} in {} ms: {answer}", took.as_millis());
+    eprintln!("unload once the batch failed: {status} in {} ms: {answer}", took.as_millis());
     assert_eq!(status, 503, "a handover while the records wait for a dead peer: {answer}");
     let reason = answer["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("not confirmed"), "the refusal says why: {answer}");
@@ -116,6 +150,7 @@ async fn an_unload_while_a_replica_peer_is_dead_is_refused_until_the_stream_move
     tokio::time::sleep(Duration::from_secs(1)).await;
     let what =
         format!("peer killed: every partition acknowledging {} ms after, the peer still dead", serving.as_millis());
+    t.settle_waiting(waiting).await;
     t.finish(load, &what).await;
 }
 
@@ -127,7 +162,7 @@ async fn an_unload_while_a_replica_peer_is_dead_is_refused_until_the_stream_move
 async fn a_drain_right_after_a_replica_peer_died_hands_everything_over_once_the_stream_moved() {
     let mut t = tier::<4>("").await;
     let load = t.load().await;
-    let killed = t.kill_peer().await;
+    let (killed, waiting) = t.kill_peer().await;
     let status = tokio::task::block_in_place(|| t.brokers[t.owner].terminate());
     let drained = killed.elapsed();
     assert!(status.success(), "the owner exited with {status}");
@@ -142,6 +177,7 @@ async fn a_drain_right_after_a_replica_peer_died_hands_everything_over_once_the_
         drained.as_millis(),
         serving.as_millis()
     );
+    t.settle_waiting(waiting).await;
     t.finish(load, &what).await;
 }
 
@@ -158,13 +194,7 @@ async fn a_handover_begun_as_a_replica_peer_froze_completes_once_the_stream_move
     let load = t.load().await;
     t.brokers[t.peer].pause();
     let frozen = Instant::now();
-    // A record of the owner's, sent straight to it: it waits for the frozen peer.
-    let url = format!("{}/topics/persistent/{}", t.brokers[t.owner].base, partition(t.owned[0]));
-    let body = serde_json::json!({"messages": [{"payload": "eA==", "properties": {"id": "waiting"}}]});
-    let waiting = tokio::spawn({
-        let c = t.c.clone();
-        async move { call(&c, Method::POST, &url, Some(body)).await.0.as_u16() }
-    });
+    let waiting = t.send_waiting();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (status, answer, took) = t.unload(&t.first_bundle()).await;
     eprintln!("unload 500 ms after the peer froze: {status} in {} ms: {answer}", took.as_millis());
@@ -176,9 +206,7 @@ async fn a_handover_begun_as_a_replica_peer_froze_completes_once_the_stream_move
         took.as_millis() + 500,
         frozen.elapsed().as_millis()
     );
-    if waiting.await.unwrap() == 200 {
-        t.acked.insert("waiting".to_string());
-    }
+    t.settle_waiting(waiting).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     t.finish(load, &what).await;
 }
