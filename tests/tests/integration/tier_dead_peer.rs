@@ -115,6 +115,23 @@ impl Tier {
         (status.as_u16(), answer, started.elapsed())
     }
 
+    /// Waits until every partition acknowledges, then `finish`es with `what` given how many
+    /// milliseconds after `since` that was, the record `send_waiting` sent counted if it was
+    /// acknowledged.
+    async fn finish_once_serving(
+        mut self,
+        load: Load,
+        waiting: tokio::task::JoinHandle<u16>,
+        since: Instant,
+        what: impl FnOnce(u128) -> String,
+    ) {
+        every_partition_acknowledges(&self.c, &self.via, "probe").await;
+        let what = what(since.elapsed().as_millis());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.settle_waiting(waiting).await;
+        self.finish(load, &what).await;
+    }
+
     /// Stops `load`, then checks every message acknowledged since the start is stored once.
     async fn finish(mut self, load: Load, what: &str) {
         let acked = load.finish_refused_only_as_unavailable(what).await;
@@ -169,16 +186,13 @@ async fn a_drain_right_after_a_replica_peer_died_hands_everything_over_once_the_
     let (owned, _) = ownership(&t.c, &t.via).await;
     let left: Vec<_> = t.bundles.iter().filter(|b| owned.get(*b) == Some(&t.brokers[t.owner].addr)).collect();
     assert!(left.is_empty(), "bundles left on the stopped owner: {left:?} ({owned:?})");
-    every_partition_acknowledges(&t.c, &t.via, "probe").await;
-    let serving = killed.elapsed();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let what = format!(
-        "peer killed, owner stopped: drained {} ms after the kill, every partition acknowledging after {} ms",
-        drained.as_millis(),
-        serving.as_millis()
-    );
-    t.settle_waiting(waiting).await;
-    t.finish(load, &what).await;
+    t.finish_once_serving(load, waiting, killed, |serving| {
+        format!(
+            "peer killed, owner stopped: drained {} ms after the kill, every partition acknowledging after {serving} ms",
+            drained.as_millis()
+        )
+    })
+    .await;
 }
 
 /// The peer freezes (SIGSTOP) just before an unload of the owner's bundle: its requests hang, so
@@ -190,7 +204,7 @@ async fn a_drain_right_after_a_replica_peer_died_hands_everything_over_once_the_
 /// the frozen peer, waiting for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handover_begun_as_a_replica_peer_froze_completes_once_the_stream_moved_and_loses_nothing() {
-    let mut t = tier::<3>("").await;
+    let t = tier::<3>("").await;
     let load = t.load().await;
     t.brokers[t.peer].pause();
     let frozen = Instant::now();
@@ -200,13 +214,11 @@ async fn a_handover_begun_as_a_replica_peer_froze_completes_once_the_stream_move
     eprintln!("unload 500 ms after the peer froze: {status} in {} ms: {answer}", took.as_millis());
     assert_eq!(status, 204, "the handover begun before the stream failed completes: {answer}");
     assert!(took > Duration::from_secs(2), "the records waited for the frozen peer: {} ms", took.as_millis());
-    every_partition_acknowledges(&t.c, &t.via, "probe").await;
-    let what = format!(
-        "peer frozen: handover done {} ms after, every partition acknowledging after {} ms, the peer still frozen",
-        took.as_millis() + 500,
-        frozen.elapsed().as_millis()
-    );
-    t.settle_waiting(waiting).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    t.finish(load, &what).await;
+    t.finish_once_serving(load, waiting, frozen, |serving| {
+        format!(
+            "peer frozen: handover done {} ms after, every partition acknowledging after {serving} ms, the peer still frozen",
+            took.as_millis() + 500
+        )
+    })
+    .await;
 }
