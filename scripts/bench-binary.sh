@@ -9,12 +9,16 @@
 #
 #   scripts/bench-binary.sh [N_1KB] [N_64KB]   (defaults 1000000 and 20000 messages)
 #
+# BENCH_ROUNDS (default 3) sets how many times the 1 KB binary and WebSocket producers alternate.
+#
 # BENCH_MAGNETAR_BIN reuses a built broker instead of building the release one. Needs fio
 # (Debian package `fio`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N1="${1:-1000000}"
 N64="${2:-20000}"
+ROUNDS="${BENCH_ROUNDS:-3}"
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_ROUNDS must be a positive number of rounds, not '$ROUNDS'" >&2; exit 2; }
 command -v fio >/dev/null || { echo "fio is missing: apt-get install fio" >&2; exit 1; }
 # shellcheck source=lib/standalone-bench.sh
 source scripts/lib/standalone-bench.sh
@@ -40,11 +44,27 @@ perf() { "$BIN" perf "$@" 2>/dev/null | tail -1; }
 echo "== warm-up, 1 KB (not counted)"
 perf bin-produce --url "$PULSAR" --topic "$T/warm-bin" -n 300000 -s 1024
 perf ws-produce --url "$WS" --topic "$T/warm-ws" -n 300000 -s 1024 -w 1000
-echo "== produce, 1 KB"
-perf bin-produce --url "$PULSAR" --topic "$T/bin-1k" -n "$N1" -s 1024
+# This shared machine's speed drifts within minutes (the same build's binary/WebSocket ratio
+# moved between 2.4 and 3.6 in six runs of one hour): one binary and one WebSocket producer are
+# alternated ROUNDS times, each pair's ratio taken side by side, and the median pair judged.
+echo "== produce, 1 KB: one binary producer against one WebSocket producer, alternated $ROUNDS times"
+rate() { sed -E 's/.*= ([0-9]+) msg\/s.*/\1/'; }
+ratios=()
+for r in $(seq 1 "$ROUNDS"); do
+    topic="$T/bin-1k"; [[ $r == 1 ]] || topic="$T/bin-1k-$r"
+    b="$(perf bin-produce --url "$PULSAR" --topic "$topic" -n "$N1" -s 1024)"
+    w="$(perf ws-produce --url "$WS" --topic "$T/ws-1k-$r" -n "$N1" -s 1024 -w 1000)"
+    ratio="$(awk -v b="$(rate <<<"$b")" -v w="$(rate <<<"$w")" 'BEGIN { printf "%.2f", b / w }')"
+    ratios+=("$ratio")
+    echo "round $r: $b"
+    echo "round $r: $w"
+    echo "round $r: binary / WebSocket = ${ratio}x"
+done
+median="$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
+echo "1 KB, one producer each: binary / WebSocket per round ${ratios[*]}; median ${median}x (target 3x)"
+echo "== produce, 1 KB: two binary producers, and batching off"
 perf bin-produce --url "$PULSAR" --topic "$T/bin-1k-2p" -n "$N1" -s 1024 -p 2 | sed 's/^bin-produce/bin-produce, 2 producers/'
 perf bin-produce --url "$PULSAR" --topic "$T/bin-1k-off" -n $((N1 / 5)) -s 1024 --no-batching
-perf ws-produce --url "$WS" --topic "$T/ws-1k" -n "$N1" -s 1024 -w 1000
 echo "== produce, 64 KB"
 perf bin-produce --url "$PULSAR" --topic "$T/bin-64k" -n "$N64" -s 65536
 perf bin-produce --url "$PULSAR" --topic "$T/bin-64k-off" -n "$N64" -s 65536 --no-batching

@@ -35,7 +35,11 @@
 #     second at most 1000 / window_ms whatever the number of partitions;
 #   - replicated 2/2: p99 at most twice, and throughput at least 70 % of, the `local` phase of
 #     the same topic and load in this run (3/2 is compared with `local` too, without a target).
-# A last table repeats every phase.
+# This shared machine's speed drifts within minutes, so the modes' phases alternate: each round
+# runs every mode's phases once, and a replicated phase is compared with the `local` phase of the
+# same shape just before it. BENCH_ROUNDS (default 3) rounds of latency phases and
+# BENCH_THROUGHPUT_ROUNDS (default 1) of throughput phases; the medians of the rounds' ratios are
+# judged at the end. A last table repeats every phase.
 #
 # BENCH_LOG sets the brokers' MAGNETAR_LOG (default `warn`) and BENCH_KEEP_LOGS names a directory
 # their logs are copied to at the end (e.g. BENCH_LOG=warn,magnetar_storage::objlog=debug).
@@ -47,6 +51,11 @@ cd "$(dirname "$0")/.."
 N="${1:-1000000}"
 RATE="${2:-2000}"
 SECS="${3:-20}"
+ROUNDS="${BENCH_ROUNDS:-3}"
+THROUGHPUT_ROUNDS="${BENCH_THROUGHPUT_ROUNDS:-1}"
+for r in "$ROUNDS" "$THROUGHPUT_ROUNDS"; do
+    [[ "$r" =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_ROUNDS and BENCH_THROUGHPUT_ROUNDS must be positive numbers of rounds, not '$r'" >&2; exit 2; }
+done
 WINDOW_MS=25
 PARTITIONS=16
 SIZE=1024
@@ -426,16 +435,20 @@ python3 -c 'import sys; (t0, x0), (t1, x1) = ([float(v) for v in open(f).read().
 # Latency first, on a tier that has only the warm-up's data: the throughput phases leave
 # gigabytes of segments to seal and upload in the background for minutes, which a latency
 # phase after them would measure instead of the mode.
-for mode in "${MODES[@]}"; do
-    echo "== $mode: latency at $RATE msg/s for $SECS s"
-    phase "$mode" t latency 1000 -n $((RATE * SECS)) --rate "$RATE"
-    phase "$mode" "p$PARTITIONS" latency 1000 -n $((RATE * SECS)) --rate "$RATE"
+for round in $(seq 1 "$ROUNDS"); do
+    for mode in "${MODES[@]}"; do
+        echo "== $mode: latency at $RATE msg/s for $SECS s (round $round of $ROUNDS)"
+        phase "$mode" t latency 1000 -n $((RATE * SECS)) --rate "$RATE"
+        phase "$mode" "p$PARTITIONS" latency 1000 -n $((RATE * SECS)) --rate "$RATE"
+    done
 done
-for mode in "${MODES[@]}"; do
-    echo "== $mode: throughput, $N messages of $SIZE bytes"
-    phase "$mode" t throughput 1000 -n "$N"
-    phase "$mode" "p$PARTITIONS" throughput 1000 -n "$N"
-    phase "$mode" "p$PARTITIONS" throughput 10000 -n "$N"
+for round in $(seq 1 "$THROUGHPUT_ROUNDS"); do
+    for mode in "${MODES[@]}"; do
+        echo "== $mode: throughput, $N messages of $SIZE bytes (round $round of $THROUGHPUT_ROUNDS)"
+        phase "$mode" t throughput 1000 -n "$N"
+        phase "$mode" "p$PARTITIONS" throughput 1000 -n "$N"
+        phase "$mode" "p$PARTITIONS" throughput 10000 -n "$N"
+    done
 done
 
 echo "== summary (window $WINDOW_MS ms; PUT and replication figures from the owner's counters, GETs from SeaweedFS's; CPU in % of one core)"
@@ -455,6 +468,29 @@ for r in rows:
           f"{cell(r['bytes_put'] / 1024, '%.0f')} | {cell(r['puts_gb'], '%.0f')} | {cell(r['put_p99'], '%.1f')} | "
           f"{cell(r['s3_get_s'], '%.1f')} | {cell(r['batches_s'], '%.1f', rep)} | {cell(r['bytes_batch'] / 1024, '%.1f', rep)} | "
           f"{cell(r['repl_p99'], '%.2f', rep)} | {r['target'] or '—'} |")
+PY
+echo "== replicated 2/2 against local, round by round (each against the local phase just before it)"
+python3 - "$TMP/rows" <<'PY'
+import ast, statistics, sys
+rows = [ast.literal_eval(l) for l in open(sys.argv[1])]
+shapes = {}
+for i, r in enumerate(rows):
+    if r["mode"] != "replicated 2/2":
+        continue
+    shape = (r["kind"], r["parts"], r["inflight"])
+    local = [l for l in rows[:i] if l["mode"] == "local" and (l["kind"], l["parts"], l["inflight"]) == shape]
+    if local:
+        l = local[-1]
+        shapes.setdefault(shape, []).append((r["p99"] / max(l["p99"], 1e-9), r["rate"] / max(l["rate"], 1e-9)))
+for (kind, parts, inflight), pairs in shapes.items():
+    p99s, rates = [p for p, _ in pairs], [q for _, q in pairs]
+    p99, rate = statistics.median(p99s), statistics.median(rates)
+    verdict = f"p99 ×{p99:.2f} (target 2: {'met' if p99 <= 2 else 'missed'})"
+    if kind == "throughput":
+        verdict += f", msg/s {rate * 100:.0f} % (target 70 %: {'met' if rate >= 0.7 else 'missed'})"
+    print(f"  {kind}, {parts} partition(s), {int(inflight):,} in flight: p99 ×" + " / ×".join(f"{p:.2f}" for p in p99s)
+          + (", msg/s " + " / ".join(f"{q * 100:.0f} %" for q in rates) if kind == "throughput" else "")
+          + f"; median {verdict}")
 PY
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "broker peak RSS: $(for b in "${BROKERS[@]}"; do
