@@ -207,14 +207,18 @@ pub async fn shutdown_signal() {
 
 /// Applies `transparent_huge_pages` to this process (not in [`start`]: a test process that
 /// starts brokers in-process keeps its own setting). Memory already backed by huge pages keeps
-/// them; everything faulted in from here on is not.
+/// them; everything faulted in from here on is not, but the buffers of direct writes where the
+/// kernel allows that exception.
 fn set_transparent_huge_pages(setting: crate::config::TransparentHugePages) {
     if setting == crate::config::TransparentHugePages::System {
         tracing::info!("transparent huge pages as the kernel sets them (transparent_huge_pages = \"system\")");
         return;
     }
     match magnetar_storage::pagecache::disable_transparent_huge_pages() {
-        Ok(()) => tracing::info!("transparent huge pages off for this process (transparent_huge_pages = \"off\")"),
+        Ok(true) => tracing::info!(
+            "transparent huge pages off for this process but its direct-write buffers (transparent_huge_pages = \"off\")"
+        ),
+        Ok(false) => tracing::info!("transparent huge pages off for this process (transparent_huge_pages = \"off\")"),
         Err(e) => tracing::warn!(
             error = %e,
             "cannot turn transparent huge pages off for this process; the kernel's setting applies"

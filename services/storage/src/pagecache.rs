@@ -72,22 +72,32 @@ fn reports_free_pages(features: &str) -> bool {
 }
 
 /// Turns transparent huge pages off for this process (`PR_SET_THP_DISABLE`; memory already
-/// backed by huge pages keeps them). Buffers of large messages come and go faster than the
-/// allocator reuses their memory, and every new huge page is zeroed whole on first touch: with
-/// the kernel's `always` a 64 KB produce spent a quarter of the broker's CPU doing that
-/// (docs/benchmarks.md). Redis turns them off for itself in the same way.
+/// backed by huge pages keeps them), except for the mappings that ask for them: the buffers of
+/// direct writes (`direct::Aligned`), where the kernel supports that exception
+/// (`PR_THP_DISABLE_EXCEPT_ADVISED`, Linux 6.18); on an older kernel, for all memory. Buffers
+/// of large messages come and go faster than the allocator reuses their memory, and every new
+/// huge page is zeroed whole on first touch: with the kernel's `always` a 64 KB produce spent a
+/// quarter of the broker's CPU doing that (docs/benchmarks.md). Redis turns them off for itself
+/// in the same way. Returns whether the exception is in force.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)] // the one syscall std has no wrapper for
-pub fn disable_transparent_huge_pages() -> std::io::Result<()> {
+pub fn disable_transparent_huge_pages() -> std::io::Result<bool> {
+    /// Not in this libc's headers yet (linux/prctl.h of 6.18).
+    const PR_THP_DISABLE_EXCEPT_ADVISED: libc::c_ulong = 1 << 1;
     // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and touches no memory of ours.
-    match unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } {
-        0 => Ok(()),
+    if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1 as libc::c_ulong, PR_THP_DISABLE_EXCEPT_ADVISED, 0, 0) } == 0 {
+        return Ok(true);
+    }
+    // An older kernel refuses the flag (EINVAL): off for everything, as before.
+    // SAFETY: as above.
+    match unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1 as libc::c_ulong, 0 as libc::c_ulong, 0, 0) } {
+        0 => Ok(false),
         _ => Err(std::io::Error::last_os_error()),
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn disable_transparent_huge_pages() -> std::io::Result<()> {
+pub fn disable_transparent_huge_pages() -> std::io::Result<bool> {
     Err(std::io::ErrorKind::Unsupported.into())
 }
 
