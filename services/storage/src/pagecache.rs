@@ -78,21 +78,38 @@ fn reports_free_pages(features: &str) -> bool {
 /// of large messages come and go faster than the allocator reuses their memory, and every new
 /// huge page is zeroed whole on first touch: with the kernel's `always` a 64 KB produce spent a
 /// quarter of the broker's CPU doing that (docs/benchmarks.md). Redis turns them off for itself
-/// in the same way. Returns whether the exception is in force.
+/// in the same way. Returns whether the exception is in force, as the kernel reports it back
+/// (`PR_GET_THP_DISABLE`).
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)] // the one syscall std has no wrapper for
 pub fn disable_transparent_huge_pages() -> std::io::Result<bool> {
     /// Not in this libc's headers yet (linux/prctl.h of 6.18).
     const PR_THP_DISABLE_EXCEPT_ADVISED: libc::c_ulong = 1 << 1;
-    // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and touches no memory of ours.
-    if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1 as libc::c_ulong, PR_THP_DISABLE_EXCEPT_ADVISED, 0, 0) } == 0 {
-        return Ok(true);
-    }
+    let set = |flags: libc::c_ulong| {
+        // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and touches no memory of ours.
+        unsafe {
+            libc::prctl(libc::PR_SET_THP_DISABLE, 1 as libc::c_ulong, flags, 0 as libc::c_ulong, 0 as libc::c_ulong)
+        }
+    };
     // An older kernel refuses the flag (EINVAL): off for everything, as before.
-    // SAFETY: as above.
-    match unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1 as libc::c_ulong, 0 as libc::c_ulong, 0, 0) } {
-        0 => Ok(false),
-        _ => Err(std::io::Error::last_os_error()),
+    if set(PR_THP_DISABLE_EXCEPT_ADVISED) != 0 && set(0) != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above; PR_GET_THP_DISABLE returns the flags in force (1: disabled, 3: disabled
+    // except where advised).
+    let state = unsafe {
+        libc::prctl(
+            libc::PR_GET_THP_DISABLE,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    match state {
+        1 => Ok(false),
+        s if s > 0 && (s as libc::c_ulong) & PR_THP_DISABLE_EXCEPT_ADVISED != 0 => Ok(true),
+        s => Err(std::io::Error::other(format!("PR_GET_THP_DISABLE reports {s} after it was set"))),
     }
 }
 

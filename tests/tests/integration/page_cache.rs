@@ -2,7 +2,8 @@
 //! follows the machine); messages written while old segment pages leave the page cache, or
 //! written with direct I/O, are read back whole, before and after a restart (clean, or kill -9
 //! with the last partial blocks in memory only); a bad value stops the start naming it. And
-//! `transparent_huge_pages`: off for the broker's process unless set to `system`.
+//! `transparent_huge_pages`: off for the broker's process (but its direct-write buffers, where the
+//! kernel allows) unless set to `system`.
 
 use crate::common::{pull_path, unb64};
 use magnetar_tests::{BrokerProcess, call};
@@ -139,21 +140,60 @@ fn a_bad_window_stops_the_start_naming_the_value() {
 }
 
 /// The broker turns transparent huge pages off for its own process by default (a 64 KB produce
-/// spent a quarter of its CPU zeroing new huge pages, docs/benchmarks.md); `system` leaves the
-/// kernel's setting; anything else stops the start naming the key.
+/// spent a quarter of its CPU zeroing new huge pages, docs/benchmarks.md), except, where the
+/// kernel has that exception (`PR_THP_DISABLE_EXCEPT_ADVISED`), for the buffers of direct
+/// writes that ask for them; `system` leaves the kernel's setting; anything else stops the
+/// start naming the key. What the broker logs is what the kernel reported back, and
+/// `/proc/PID/status` must agree with it: `THP_enabled` is 0 only when they are off for
+/// everything. With the exception, no huge page may back a mapping that did not ask for one.
 #[tokio::test]
 async fn the_broker_turns_transparent_huge_pages_off_for_itself_unless_told_otherwise() {
-    for (env, enabled) in [(vec![], "0"), (vec![("MAGNETAR_TRANSPARENT_HUGE_PAGES", "system")], "1")] {
+    for env in [vec![], vec![("MAGNETAR_TRANSPARENT_HUGE_PAGES", "system")]] {
         let dir = tempfile::tempdir().unwrap();
-        let mut broker = BrokerProcess::start(&dir.path().join("data"), &env);
+        let data = dir.path().join("data");
+        let mut broker = BrokerProcess::start(&data, &env);
+        let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+        let said = log
+            .lines()
+            .find(|l| l.contains("transparent huge pages"))
+            .unwrap_or_else(|| panic!("{env:?}: the broker logged nothing about transparent huge pages:\n{log}"));
         let status = std::fs::read_to_string(format!("/proc/{}/status", broker.pid())).unwrap();
         let line = status
             .lines()
             .find(|l| l.starts_with("THP_enabled:"))
             .expect("/proc/PID/status has THP_enabled (Linux 5.0 and later)");
-        assert_eq!(line.split_whitespace().nth(1), Some(enabled), "{env:?}: {line}");
+        let enabled = line.split_whitespace().nth(1);
+        if env.is_empty() {
+            assert!(said.contains("off for this process"), "{said}");
+            let except_advised = said.contains("but its direct-write buffers");
+            assert_eq!(enabled, Some(if except_advised { "1" } else { "0" }), "{said} / {line}");
+            if except_advised {
+                let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", broker.pid())).unwrap();
+                assert_eq!(huge_pages_unasked(&smaps), 0, "huge pages outside the mappings that asked for them");
+            }
+        } else {
+            assert!(said.contains("as the kernel sets them"), "{said}");
+            assert_eq!(enabled, Some("1"), "{line}");
+        }
         broker.terminate();
     }
     let err = magnetar_tests::standalone_start_error(&[("MAGNETAR_TRANSPARENT_HUGE_PAGES", "sometimes")]);
     assert!(err.to_lowercase().contains("transparent_huge_pages") && err.contains("sometimes"), "{err}");
+}
+
+/// KiB of `AnonHugePages` in the mappings of a `/proc/PID/smaps` whose `VmFlags` lack `hg`
+/// (`MADV_HUGEPAGE`).
+fn huge_pages_unasked(smaps: &str) -> u64 {
+    let (mut total, mut huge) = (0, 0);
+    for line in smaps.lines() {
+        if let Some(kb) = line.strip_prefix("AnonHugePages:") {
+            huge = kb.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+        } else if let Some(flags) = line.strip_prefix("VmFlags:") {
+            if !flags.split_whitespace().any(|f| f == "hg") {
+                total += huge;
+            }
+            huge = 0;
+        }
+    }
+    total
 }
