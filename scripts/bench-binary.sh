@@ -26,8 +26,11 @@ T=persistent://public/default
 
 mkdir -p "$TMP/data"
 echo "== disk: fio sequential write, 1 MiB blocks, direct I/O, queue depth 8, 2 GiB, in the data directory"
-fio --name=seq --filename="$TMP/data/fio.test" --rw=write --bs=1M --size=2G --ioengine=libaio --iodepth=8 \
-    --direct=1 --end_fsync=1 | grep -E '^ +WRITE:'
+fio_line="$(fio --name=seq --filename="$TMP/data/fio.test" --rw=write --bs=1M --size=2G --ioengine=libaio --iodepth=8 \
+    --direct=1 --end_fsync=1 | grep -E '^ +WRITE:')"
+echo "$fio_line"
+fio_mbs="$(sed -E 's/.*\(([0-9.]+)([kMG])B\/s\).*/\1 \2/' <<<"$fio_line" |
+    awk '{ print $2 == "G" ? $1 * 1000 : $2 == "k" ? $1 / 1000 : $1 }')"
 rm -f "$TMP/data/fio.test"
 echo "== disk: fio sequential buffered write (through the page cache, as the WAL and segments write), 1 MiB blocks, 2 GiB, fsync at the end"
 fio --name=seqb --filename="$TMP/data/fio.test" --rw=write --bs=1M --size=2G --ioengine=psync --direct=0 \
@@ -66,8 +69,10 @@ echo "== produce, 1 KB: two binary producers, and batching off"
 perf bin-produce --url "$PULSAR" --topic "$T/bin-1k-2p" -n "$N1" -s 1024 -p 2 | sed 's/^bin-produce/bin-produce, 2 producers/'
 perf bin-produce --url "$PULSAR" --topic "$T/bin-1k-off" -n $((N1 / 5)) -s 1024 --no-batching
 echo "== produce, 64 KB"
-perf bin-produce --url "$PULSAR" --topic "$T/bin-64k" -n "$N64" -s 65536
-perf bin-produce --url "$PULSAR" --topic "$T/bin-64k-off" -n "$N64" -s 65536 --no-batching
+mbs() { sed -E 's/.*msg\/s, ([0-9.]+) MB\/s.*/\1/'; }
+b64="$(perf bin-produce --url "$PULSAR" --topic "$T/bin-64k" -n "$N64" -s 65536)"
+b64off="$(perf bin-produce --url "$PULSAR" --topic "$T/bin-64k-off" -n "$N64" -s 65536 --no-batching)"
+printf '%s\n%s\n' "$b64" "$b64off"
 perf ws-produce --url "$WS" --topic "$T/ws-64k" -n "$N64" -s 65536 -w 100
 # The readers compared must find the same pages cached: the one that ran first would otherwise
 # read from the disk and leave the other the page cache it filled.
@@ -87,9 +92,24 @@ PY
 }
 echo "== consume the 1 KB topic from the start, cold (catch-up reads from the disk: the data directory left the page cache before each reader)"
 evict
-perf bin-consume --url "$PULSAR" --topic "$T/bin-1k" -n "$N1" --subscription bin
+bc="$(perf bin-consume --url "$PULSAR" --topic "$T/bin-1k" -n "$N1" --subscription bin)"
+echo "$bc"
 evict
-perf ws-consume --url "$WS" --topic "$T/bin-1k" -n "$N1" --subscription ws
+wc="$(perf ws-consume --url "$WS" --topic "$T/bin-1k" -n "$N1" --subscription ws)"
+echo "$wc"
 echo "== consume the 1 KB topic from the start, warm (the topic in the page cache, as the readers above left it)"
-perf bin-consume --url "$PULSAR" --topic "$T/bin-1k" -n "$N1" --subscription bin-warm
-perf ws-consume --url "$WS" --topic "$T/bin-1k" -n "$N1" --subscription ws-warm
+bw="$(perf bin-consume --url "$PULSAR" --topic "$T/bin-1k" -n "$N1" --subscription bin-warm)"
+echo "$bw"
+ww="$(perf ws-consume --url "$WS" --topic "$T/bin-1k" -n "$N1" --subscription ws-warm)"
+echo "$ww"
+echo "== targets (issue 12)"
+awk -v m="$median" -v b="$(mbs <<<"$b64")" -v o="$(mbs <<<"$b64off")" -v f="$fio_mbs" \
+    -v bc="$(rate <<<"$bc")" -v wc="$(rate <<<"$wc")" -v bw="$(rate <<<"$bw")" -v ww="$(rate <<<"$ww")" '
+    function verdict(ok) { return ok ? "met" : "missed" }
+    BEGIN {
+        printf "1 KB, one producer: median binary / WebSocket %.2fx (3x: %s)\n", m, verdict(m >= 3)
+        printf "64 KB: %.1f / %.1f %% of fio direct %.0f MB/s, batched / not (40 %%: %s / %s)\n",
+            100 * b / f, 100 * o / f, f, verdict(b >= 0.4 * f), verdict(o >= 0.4 * f)
+        printf "consume: binary / WebSocket %.2fx from the disk, %.2fx from the page cache (3x: %s / %s)\n",
+            bc / wc, bw / ww, verdict(bc >= 3 * wc), verdict(bw >= 3 * ww)
+    }'
