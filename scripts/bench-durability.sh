@@ -340,6 +340,8 @@ if mode.startswith("replicated"):
              if r["mode"] == "local" and (r["parts"], r["kind"], r["inflight"]) == (parts, kind, inflight)]
     if local:
         l = local[-1]
+        # Kept with the row: the closing summary groups these ratios by shape, round by round.
+        line["vs_local"] = (p99 / max(l["p99"], 1e-9), rate / max(l["rate"], 1e-9))
         print(f"    vs local ({l['owner']}): p99 {p99:.2f} / {l['p99']:.2f} ms = ×{p99 / max(l['p99'], 1e-9):.2f}, "
               f"msg/s {rate:.0f} / {l['rate']:.0f} = {rate / max(l['rate'], 1e-9) * 100:.0f} %")
         if mode == "replicated 2/2":
@@ -474,14 +476,9 @@ python3 - "$TMP/rows" <<'PY'
 import ast, statistics, sys
 rows = [ast.literal_eval(l) for l in open(sys.argv[1])]
 shapes = {}
-for i, r in enumerate(rows):
-    if r["mode"] != "replicated 2/2":
-        continue
-    shape = (r["kind"], r["parts"], r["inflight"])
-    local = [l for l in rows[:i] if l["mode"] == "local" and (l["kind"], l["parts"], l["inflight"]) == shape]
-    if local:
-        l = local[-1]
-        shapes.setdefault(shape, []).append((r["p99"] / max(l["p99"], 1e-9), r["rate"] / max(l["rate"], 1e-9)))
+for r in rows:
+    if r["mode"] == "replicated 2/2" and "vs_local" in r:
+        shapes.setdefault((r["kind"], r["parts"], r["inflight"]), []).append(r["vs_local"])
 for (kind, parts, inflight), pairs in shapes.items():
     p99s, rates = [p for p, _ in pairs], [q for _, q in pairs]
     p99, rate = statistics.median(p99s), statistics.median(rates)
