@@ -827,6 +827,72 @@ def read_ahead(url, topic):
     return {"shared": {str(k): len(v) for k, v in sh.items()}}
 
 
+def schemas(url, topic, phase):
+    """Schemas registered by the producers that bring them, as Pulsar's broker does: phase
+    `register` makes the first version with a JSON producer, evolves it within its type, and
+    sees a producer and a consumer of another type refused; phase `frozen` (the namespace's
+    isAllowAutoUpdateSchema turned off by the test) sees a new definition refused and a
+    registered one still accepted."""
+    from pulsar.schema import Integer, JsonSchema, Record, String, StringSchema
+
+    class Order(Record):
+        id = String()
+        qty = Integer()
+
+    class OrderV2(Record):
+        id = String()
+        qty = Integer()
+        note = String()
+
+    class OrderV3(Record):
+        id = String()
+        qty = Integer()
+        shipped = Integer()
+
+    def kind(e):
+        return type(e).__name__
+
+    c = client(url)
+    out = {}
+    if phase == "register":
+        # Before any producer: a topic without a schema takes any consumer's.
+        consumer = c.subscribe(topic, "typed", schema=JsonSchema(Order))
+        producer = c.create_producer(topic, schema=JsonSchema(Order))
+        producer.send(Order(id="o-1", qty=3))
+        m = consumer.receive(timeout_millis=TIMEOUT_MS)
+        assert (m.value().id, m.value().qty) == ("o-1", 3), m.data()
+        consumer.acknowledge(m)
+        out["first"] = json.loads(m.data())
+        out["refused_producer"] = refused_with(lambda: c.create_producer(topic, schema=StringSchema()), kind)
+        out["refused_consumer"] = refused_with(lambda: c.subscribe(topic, "text", schema=StringSchema()), kind)
+        # The same definition again is the same version; a new one within JSON is the next.
+        again = c.create_producer(topic, schema=JsonSchema(Order))
+        again.send(Order(id="o-2", qty=4))
+        evolved = c.create_producer(topic, schema=JsonSchema(OrderV2))
+        evolved.send(OrderV2(id="o-3", qty=5, note="evolved"))
+        reader = c.subscribe(topic, "v2", schema=JsonSchema(OrderV2),
+                             initial_position=pulsar.InitialPosition.Earliest)
+        got = [json.loads(reader.receive(timeout_millis=TIMEOUT_MS).data()) for _ in range(3)]
+        assert [g["id"] for g in got] == ["o-1", "o-2", "o-3"], got
+    elif phase == "frozen":
+        out["refused_producer"] = refused_with(lambda: c.create_producer(topic, schema=JsonSchema(OrderV3)), kind)
+        known = c.create_producer(topic, schema=JsonSchema(OrderV2))
+        known.send(OrderV2(id="o-4", qty=6, note="frozen"))
+    else:
+        raise AssertionError(f"unknown phase {phase}")
+    c.close()
+    return out
+
+
+def refused_with(attempt, describe):
+    """`describe` of the exception an attempt that must fail raised."""
+    try:
+        attempt()
+    except Exception as e:
+        return describe(e)
+    raise AssertionError("an attempt that must be refused succeeded")
+
+
 SCENARIOS = {
     "batch_acks": batch_acks,
     "chunking": chunking,
@@ -851,6 +917,7 @@ SCENARIOS = {
     "delayed": delayed,
     "regex": regex,
     "read_ahead": read_ahead,
+    "schemas": schemas,
 }
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ use tokio_util::codec::Framed;
 
 mod consume;
 mod produce;
+mod schemas;
 
 /// Frames queued for the writer before the connection itself waits.
 const OUTBOX: usize = 1024;
@@ -373,25 +374,9 @@ impl Connection {
                 self.last_message_id(c).await
             }
             (CommandType::Seek, BaseCommand { seek: Some(c), .. }) => self.seek(c).await,
-            (CommandType::GetSchema, BaseCommand { get_schema: Some(c), .. }) => {
-                // No schema registry on this surface yet: "no schema" is Pulsar's answer for a
-                // topic without one.
-                self.send(Frame::new(CommandGetSchemaResponse {
-                    request_id: c.request_id,
-                    error_code: Some(ServerError::TopicNotFound as i32),
-                    error_message: Some(format!("topic {} has no schema", c.topic)),
-                    ..Default::default()
-                }))
-                .await
-            }
+            (CommandType::GetSchema, BaseCommand { get_schema: Some(c), .. }) => self.get_schema(c).await,
             (CommandType::GetOrCreateSchema, BaseCommand { get_or_create_schema: Some(c), .. }) => {
-                self.send(Frame::new(CommandGetOrCreateSchemaResponse {
-                    request_id: c.request_id,
-                    error_code: Some(ServerError::NotAllowedError as i32),
-                    error_message: Some("schemas are not supported over the binary protocol yet".into()),
-                    ..Default::default()
-                }))
-                .await
+                self.get_or_create_schema(c).await
             }
             (CommandType::ConsumerStats, BaseCommand { consumer_stats: Some(c), .. }) => {
                 let unacked = self.consumers.get(&c.consumer_id).map(|h| h.session.unacked());

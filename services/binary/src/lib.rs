@@ -22,6 +22,7 @@ mod lookup;
 mod producer;
 mod proxy;
 mod refresh;
+mod schema;
 mod tls;
 
 pub use error::BinaryError;

@@ -44,6 +44,8 @@ pub struct ProducerHandle {
     pub task: tokio::task::JoinHandle<()>,
     /// (topic, name), released from the broker-wide set when the producer closes.
     pub key: (String, String),
+    /// The version its schema was registered as, answered again to a repeated PRODUCER.
+    pub schema_version: Option<Vec<u8>>,
     pub _slots: ProducerSlots,
 }
 

@@ -5,11 +5,13 @@
 //! namespace, else the broker's rule: a schema may evolve freely within its type, changing the
 //! type is refused); what each strategy checks is in `schema_compat`.
 
+use crate::access::Caller;
 use crate::error::Entity;
 use crate::policies::resolve::EffectivePolicies;
 use crate::policies::runtime::parse_topic_policies;
 use crate::topics::Topics;
 use crate::{BrokerError, Result};
+use magnetar_auth::{Operation, Resource};
 use magnetar_core::{SchemaCompatibilityStrategy, TopicName};
 use magnetar_metadata::{MetadataError, SchemaVersion};
 use serde::{Deserialize, Serialize};
@@ -198,6 +200,58 @@ impl Topics {
             MetadataError::NotFound(_) => BrokerError::NotFound(Entity::Topic(topic.clone())),
             e => e.into(),
         })
+    }
+
+    /// The version of a schema a client brings (a producer's, or GET_OR_CREATE_SCHEMA), as
+    /// Pulsar's broker gives it: the live version identical to it, else a new version when the
+    /// namespace lets clients register schemas (`isAllowAutoUpdateSchema`, on unless turned off)
+    /// and the schema can follow the live ones. `SchemaIncompatible` otherwise, the first
+    /// schema of a topic included when registering is off.
+    pub async fn add_client_schema(&self, topic: &TopicName, payload: &SchemaPayload) -> Result<i64> {
+        if let Some(existing) = self.schema_version_of(topic, payload).await? {
+            return Ok(existing);
+        }
+        let allowed = self.ctx().fresh_policies(topic.namespace()).await?.is_allow_auto_update_schema.unwrap_or(true);
+        if !allowed {
+            return Err(BrokerError::SchemaIncompatible(format!(
+                "schema of topic {topic}: not one of its versions, and its namespace does not let clients register \
+                 schemas (isAllowAutoUpdateSchema is false)"
+            )));
+        }
+        self.upload_schema(topic, payload).await
+    }
+
+    /// Judges a consumer's schema: on a topic with a live schema it must be one of its versions
+    /// or able to follow them under the strategy in force, as a new version would; a topic
+    /// without one (or not created yet) takes any. A consumer never registers a schema
+    /// (Pulsar's does when the topic is idle; here the first producer's does,
+    /// docs/binary-protocol.md).
+    ///
+    /// Authorized as the subscription (`Some`) or reader (`None`) it comes before, so that the
+    /// answer tells nothing of the topic to a caller who may not consume it.
+    pub async fn check_consumer_schema(
+        &self,
+        caller: &Caller,
+        topic: &TopicName,
+        subscription: Option<&str>,
+        payload: &SchemaPayload,
+    ) -> Result<()> {
+        match subscription {
+            Some(sub) => self.ctx().require(caller, Operation::Consume, Resource::Subscription(topic, sub)).await?,
+            None => self.ctx().require(caller, Operation::Read, topic.into()).await?,
+        }
+        let live = match self.live_versions(topic).await {
+            Ok(live) => live,
+            Err(BrokerError::NotFound(Entity::Topic(_))) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if live.is_empty() || self.schema_version_of(topic, payload).await?.is_some() {
+            return Ok(());
+        }
+        match self.schema_incompatibility(topic, payload).await? {
+            Some(why) => Err(BrokerError::SchemaIncompatible(why)),
+            None => Ok(()),
+        }
     }
 
     /// Deletes the topic's schema (a marker version) and returns the marker's version.

@@ -1,6 +1,7 @@
 //! Commands of Pulsar's binary protocol that the Python client cannot observe, driven with raw
 //! frames: ACTIVE_CONSUMER_CHANGE for Failover consumers (pulsar-client 3.13 exposes no consumer
-//! event listener).
+//! event listener); and the schema registry commands (GET_SCHEMA, GET_OR_CREATE_SCHEMA), which it
+//! never sends.
 
 use crate::binary_frames::{connected, next};
 use futures::SinkExt;
@@ -83,4 +84,82 @@ async fn shared_consumers_get_no_active_consumer_change() {
     // A change would be sent before any message: none came before the message.
     let (_, before) = until(&mut conn, |f| f.command.message.as_ref().map(|_| ())).await;
     assert!(before.iter().all(|f| f.command.active_consumer_change.is_none()), "{before:?}");
+}
+
+fn json_schema(name: &str, fields: &[&str]) -> Schema {
+    let fields: Vec<_> = fields.iter().map(|f| json!({"name": f, "type": ["null", "string"]})).collect();
+    let def = json!({"type": "record", "name": name, "fields": fields});
+    Schema {
+        name: String::new(),
+        schema_data: def.to_string().into_bytes(),
+        r#type: SchemaType::Json as i32,
+        properties: vec![],
+    }
+}
+
+fn version(v: i64) -> Vec<u8> {
+    v.to_be_bytes().to_vec()
+}
+
+async fn get_schema(conn: &mut Conn, topic: &str, at: Option<i64>) -> CommandGetSchemaResponse {
+    let request_id = 100;
+    let ask = CommandGetSchema { request_id, topic: topic.into(), schema_version: at.map(version) };
+    conn.send(Frame::new(ask)).await.unwrap();
+    until(conn, |f| f.command.get_schema_response.clone()).await.0
+}
+
+async fn get_or_create(conn: &mut Conn, topic: &str, schema: Schema) -> CommandGetOrCreateSchemaResponse {
+    let ask = CommandGetOrCreateSchema { request_id: 101, topic: topic.into(), schema };
+    conn.send(Frame::new(ask)).await.unwrap();
+    until(conn, |f| f.command.get_or_create_schema_response.clone()).await.0
+}
+
+#[tokio::test]
+async fn schema_commands_answer_from_the_registry_the_admin_api_serves() {
+    let app = TestApp::standalone().await;
+    let topic = "persistent://public/default/raw-schemas";
+    let mut conn = connected(&app).await;
+    // No schema yet: "topic not found" in GET_SCHEMA's own response, as Pulsar answers it.
+    let none = get_schema(&mut conn, topic, None).await;
+    assert_eq!(none.error_code, Some(ServerError::TopicNotFound as i32), "{none:?}");
+
+    // A producer's schema becomes version 0, told in PRODUCER_SUCCESS.
+    let v0 = json_schema("Order", &["id"]);
+    let producer = CommandProducer {
+        topic: topic.into(),
+        producer_id: 1,
+        request_id: 1,
+        schema: Some(v0.clone()),
+        ..Default::default()
+    };
+    conn.send(Frame::new(producer)).await.unwrap();
+    let (ok, _) = until(&mut conn, |f| f.command.producer_success.clone()).await;
+    assert_eq!(ok.schema_version, Some(version(0)));
+
+    let latest = get_schema(&mut conn, topic, None).await;
+    assert_eq!((latest.error_code, latest.schema_version.clone()), (None, Some(version(0))), "{latest:?}");
+    let got = latest.schema.expect("the schema");
+    assert_eq!((got.r#type, got.schema_data, got.name.as_str()), (v0.r#type, v0.schema_data.clone(), topic));
+
+    // GET_OR_CREATE_SCHEMA: the same definition is version 0 again, an evolved one version 1,
+    // another type refused in its own response type.
+    assert_eq!(get_or_create(&mut conn, topic, v0.clone()).await.schema_version, Some(version(0)));
+    let v1 = json_schema("Order", &["id", "note"]);
+    assert_eq!(get_or_create(&mut conn, topic, v1.clone()).await.schema_version, Some(version(1)));
+    let text = Schema { schema_data: vec![], r#type: SchemaType::String as i32, ..v0.clone() };
+    let refused = get_or_create(&mut conn, topic, text).await;
+    assert_eq!(refused.error_code, Some(ServerError::IncompatibleSchema as i32), "{refused:?}");
+    assert!(refused.error_message.as_deref().is_some_and(|m| m.contains("STRING")), "{refused:?}");
+
+    // Versions by number, and one that does not exist.
+    let first = get_schema(&mut conn, topic, Some(0)).await;
+    assert_eq!(first.schema.map(|s| s.schema_data), Some(v0.schema_data));
+    assert_eq!(get_schema(&mut conn, topic, None).await.schema.map(|s| s.schema_data), Some(v1.schema_data));
+    let missing = get_schema(&mut conn, topic, Some(7)).await;
+    assert_eq!(missing.error_code, Some(ServerError::TopicNotFound as i32), "{missing:?}");
+
+    // The admin API shows what the binary protocol registered.
+    let (status, all) = app.get("/admin/v2/schemas/public/default/raw-schemas/schemas").await;
+    assert_eq!(status, 200);
+    assert_eq!(all["getSchemaResponses"].as_array().map(Vec::len), Some(2), "{all}");
 }

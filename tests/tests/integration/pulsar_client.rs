@@ -144,6 +144,43 @@ async fn an_http_service_url_looks_topics_up_over_http_and_connects_to_the_binar
 }
 
 #[tokio::test]
+async fn producers_register_schemas_that_producers_and_consumers_of_another_type_cannot_use() {
+    let app = TestApp::standalone().await;
+    let out = scenario(&app.pulsar_url(), "schemas", "typed", &["register"]).await;
+    assert_eq!(out["refused_producer"], "IncompatibleSchema", "{out}");
+    assert_eq!(out["refused_consumer"], "IncompatibleSchema", "{out}");
+    let schemas = "/admin/v2/schemas/public/default/typed/schemas";
+    let versions = |all: &Value| -> Vec<(i64, String, String)> {
+        all["getSchemaResponses"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a list of versions: {all}"))
+            .iter()
+            .map(|v| {
+                let def: Value = serde_json::from_str(v["data"].as_str().expect("a definition")).expect("JSON");
+                (v["version"].as_i64().unwrap(), v["type"].as_str().unwrap().to_string(), def["name"].to_string())
+            })
+            .collect()
+    };
+    // The first producer's definition, then the evolved one; the repeated one is not stored twice.
+    let expected = vec![(0, "JSON".to_string(), "\"Order\"".to_string()), (1, "JSON".into(), "\"OrderV2\"".into())];
+    let (status, all) = app.get(schemas).await;
+    assert_eq!((status.as_u16(), versions(&all)), (200, expected.clone()), "{all}");
+    // Typed messages are plain JSON to the other surfaces.
+    let got = pull_n(&app, "typed", "http", 3, 30_000).await;
+    let first: Value = serde_json::from_str(&payload_text(&got[0])).expect("a JSON message");
+    assert_eq!(first, json!({"id": "o-1", "qty": 3}));
+
+    // Registering off: a new definition is refused, a registered one still produces.
+    let ns = "/admin/v2/namespaces/public/default/isAllowAutoUpdateSchema";
+    assert_eq!(app.post(ns, Some(json!(false))).await.0, 204);
+    let out = scenario(&app.pulsar_url(), "schemas", "typed", &["frozen"]).await;
+    assert_eq!(out["refused_producer"], "IncompatibleSchema", "{out}");
+    assert_eq!(versions(&app.get(schemas).await.1), expected);
+    let got = pull_n(&app, "typed", "frozen-check", 4, 30_000).await;
+    assert_eq!(serde_json::from_str::<Value>(&payload_text(&got[3])).unwrap()["id"], "o-4");
+}
+
+#[tokio::test]
 async fn partitioned_topic_with_batching() {
     let app = TestApp::standalone().await;
     create_partitioned(&app, "parts", 3).await;

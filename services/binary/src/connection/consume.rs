@@ -6,6 +6,7 @@ use crate::consumer;
 use crate::convert;
 use crate::error::BinaryError;
 use crate::lookup::topic_name;
+use crate::schema;
 use magnetar_broker::{StartPosition, SubType, SubscribeOptions};
 use magnetar_core::SubscriptionName;
 use magnetar_protocol::Frame;
@@ -33,6 +34,10 @@ impl Connection {
             let topic = topic_name(&c.topic)?;
             self.owned_here(&topic).await?;
             let durable = c.durable.unwrap_or(true);
+            if let Some(p) = c.schema.as_ref().map(schema::payload_of).transpose()?.flatten() {
+                let sub = durable.then_some(c.subscription.as_str());
+                self.shared.broker.topics().check_consumer_schema(&self.caller, &topic, sub, &p).await?;
+            }
             let start = c.start_message_id.as_ref().map(|id| {
                 // Earliest (-1:-1 as u64) and latest (i64::MAX) keep their meaning; any other id is
                 // where delivery starts (inclusive, as Pulsar's broker; clients skip it when asked).

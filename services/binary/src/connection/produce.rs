@@ -6,6 +6,7 @@ use crate::convert;
 use crate::error::BinaryError;
 use crate::lookup::topic_name;
 use crate::producer::{self, ProducerHandle, SendItem};
+use crate::schema;
 use magnetar_protocol::Frame;
 use magnetar_protocol::proto::*;
 
@@ -18,12 +19,13 @@ impl Connection {
         }
         if self.producers.contains_key(&c.producer_id) {
             // The client retries a PRODUCER it got no answer to: the same producer, answered again.
-            let name = self.producers[&c.producer_id].key.1.clone();
+            let p = &self.producers[&c.producer_id];
             return self
                 .send(Frame::new(CommandProducerSuccess {
                     request_id,
-                    producer_name: name,
+                    producer_name: p.key.1.clone(),
                     last_sequence_id: Some(-1),
+                    schema_version: p.schema_version.clone(),
                     producer_ready: Some(true),
                     ..Default::default()
                 }))
@@ -35,6 +37,13 @@ impl Connection {
             let slots = self.shared.broker.publisher().attach_producer(&self.caller, &topic).await?;
             let has_schema = c.schema.as_ref().is_some_and(|s| s.r#type != SchemaType::None as i32);
             self.shared.broker.topics().check_schemaless_producer(&topic, has_schema).await?;
+            // Registered before the producer takes its name: a refused schema leaves nothing behind.
+            let schema_version = match c.schema.as_ref().map(schema::payload_of).transpose()?.flatten() {
+                Some(p) => {
+                    Some(schema::version_bytes(self.shared.broker.topics().add_client_schema(&topic, &p).await?))
+                }
+                None => None,
+            };
             let name = match c.producer_name.clone().filter(|n| !n.is_empty()) {
                 Some(n) => n,
                 None => {
@@ -64,16 +73,20 @@ impl Connection {
                 direct: self.direct,
             };
             let (tx, task) = producer::spawn(&self.shared, route, detach, self.out.clone());
-            self.producers.insert(c.producer_id, ProducerHandle { tx, task, key, _slots: slots });
-            Ok::<_, BinaryError>((name, last))
+            self.producers.insert(
+                c.producer_id,
+                ProducerHandle { tx, task, key, schema_version: schema_version.clone(), _slots: slots },
+            );
+            Ok::<_, BinaryError>((name, last, schema_version))
         }
         .await;
         match result {
-            Ok((producer_name, last)) => {
+            Ok((producer_name, last, schema_version)) => {
                 self.send(Frame::new(CommandProducerSuccess {
                     request_id,
                     producer_name,
                     last_sequence_id: Some(last),
+                    schema_version,
                     producer_ready: Some(true),
                     ..Default::default()
                 }))
