@@ -3,35 +3,15 @@
 //! schema versions as Pulsar's clients carry them (eight bytes, big-endian).
 
 use crate::error::BinaryError;
-use magnetar_broker::schemas::{SchemaPayload, SchemaVersionInfo};
+use magnetar_broker::schemas::{SCHEMA_TYPES, SchemaPayload, SchemaVersionInfo};
 use magnetar_protocol::proto::{KeyValue, Schema, SchemaType};
 use serde_json::Value;
 
-/// Pulsar's names of the wire's schema types, in the order of `Schema.Type`.
-const NAMES: [&str; 22] = [
-    "NONE",
-    "STRING",
-    "JSON",
-    "PROTOBUF",
-    "AVRO",
-    "BOOLEAN",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "FLOAT",
-    "DOUBLE",
-    "DATE",
-    "TIME",
-    "TIMESTAMP",
-    "KEY_VALUE",
-    "INSTANT",
-    "LOCAL_DATE",
-    "LOCAL_TIME",
-    "LOCAL_DATE_TIME",
-    "PROTOBUF_NATIVE",
-    "AUTO_CONSUME",
-];
+/// Pulsar's names of the wire's schema types `Schema.Type` 0 (`NONE`) to 20
+/// (`PROTOBUF_NATIVE`), by number; `AUTO_CONSUME` (21) is never stored.
+fn names() -> &'static [&'static str] {
+    &SCHEMA_TYPES[..=SchemaType::ProtobufNative as usize]
+}
 
 /// The registry's form of a client's schema; `None` for what is no schema to register or
 /// check: none (bytes) and `AUTO_CONSUME` (the consumer takes whatever the topic has).
@@ -45,11 +25,11 @@ pub(crate) fn payload_of(schema: &Schema) -> Result<Option<SchemaPayload>, Binar
         key_value_text(&schema.schema_data)?
     } else {
         String::from_utf8(schema.schema_data.clone()).map_err(|_| {
-            BinaryError::NotAllowed(format!("the definition of a {} schema is not UTF-8", NAMES[kind as usize]))
+            BinaryError::NotAllowed(format!("the definition of a {} schema is not UTF-8", names()[kind as usize]))
         })?
     };
     Ok(Some(SchemaPayload {
-        schema_type: NAMES[kind as usize].to_string(),
+        schema_type: names()[kind as usize].to_string(),
         schema: data,
         properties: schema.properties.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect(),
     }))
@@ -57,7 +37,7 @@ pub(crate) fn payload_of(schema: &Schema) -> Result<Option<SchemaPayload>, Binar
 
 /// A stored version as the wire's `Schema`, named after the topic as Pulsar names it.
 pub(crate) fn schema_of(topic: &str, v: &SchemaVersionInfo) -> Result<Schema, BinaryError> {
-    let kind = NAMES.iter().position(|n| *n == v.schema_type).unwrap_or(SchemaType::None as usize);
+    let kind = names().iter().position(|n| *n == v.schema_type).unwrap_or(SchemaType::None as usize);
     let data =
         if kind == SchemaType::KeyValue as usize { key_value_bytes(&v.data)? } else { v.data.clone().into_bytes() };
     Ok(Schema {
@@ -182,6 +162,14 @@ mod tests {
         assert_eq!(payload_of(&back).unwrap(), Some(p));
         assert!(payload_of(&wire(SchemaType::KeyValue, &[0, 0, 0, 9, b'x'])).is_err());
         assert!(payload_of(&wire(SchemaType::KeyValue, &[0, 0, 0])).is_err());
+    }
+
+    #[test]
+    fn wire_numbers_name_pulsars_types() {
+        assert_eq!(names()[SchemaType::Json as usize], "JSON");
+        assert_eq!(names()[SchemaType::KeyValue as usize], "KEY_VALUE");
+        assert_eq!(names()[SchemaType::LocalDateTime as usize], "LOCAL_DATE_TIME");
+        assert_eq!(names().last(), Some(&"PROTOBUF_NATIVE"));
     }
 
     #[test]

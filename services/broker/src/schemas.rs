@@ -17,7 +17,8 @@ use magnetar_metadata::{MetadataError, SchemaVersion};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Pulsar's schema types.
+/// Pulsar's schema types; up to `PROTOBUF_NATIVE` in the order of the binary protocol's
+/// `Schema.Type` numbers (0 to 20), which the binary protocol relies on.
 pub const SCHEMA_TYPES: &[&str] = &[
     "NONE",
     "STRING",
