@@ -868,12 +868,16 @@ def schemas(url, topic, phase):
         # The same definition again is the same version; a new one within JSON is the next.
         again = c.create_producer(topic, schema=JsonSchema(Order))
         again.send(Order(id="o-2", qty=4))
-        evolved = c.create_producer(topic, schema=JsonSchema(OrderV2))
+        evolved = c.create_producer(topic, schema=JsonSchema(OrderV2), batching_enabled=True)
         evolved.send(OrderV2(id="o-3", qty=5, note="evolved"))
         reader = c.subscribe(topic, "v2", schema=JsonSchema(OrderV2),
                              initial_position=pulsar.InitialPosition.Earliest)
-        got = [json.loads(reader.receive(timeout_millis=TIMEOUT_MS).data()) for _ in range(3)]
+        msgs = [reader.receive(timeout_millis=TIMEOUT_MS) for _ in range(3)]
+        got = [json.loads(m.data()) for m in msgs]
         assert [g["id"] for g in got] == ["o-1", "o-2", "o-3"], got
+        # Each message carries the version it was written with (Pulsar's eight-byte version).
+        versions = [m.schema_version() for m in msgs]
+        assert versions == ["\x00" * 8, "\x00" * 8, "\x00" * 7 + "\x01"], versions
     elif phase == "frozen":
         out["refused_producer"] = refused_with(lambda: c.create_producer(topic, schema=JsonSchema(OrderV3)), kind)
         known = c.create_producer(topic, schema=JsonSchema(OrderV2))

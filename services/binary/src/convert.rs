@@ -40,7 +40,7 @@ pub fn publish_messages(producer: &str, payload: &Payload, limit: usize) -> Resu
                 event_time: smm.event_time.filter(|t| *t > 0).map(|t| t as i64),
                 deliver_at,
                 deliver_after_ms: None,
-                producer: Some(ProducerStamp { name: producer.to_string(), sequence_id: seq }),
+                producer: Some(stamp(producer, seq, md)),
                 batch: Some(BatchPos { index: i as u32, size }),
                 chunk: None,
             }
@@ -57,9 +57,19 @@ fn single(producer: &str, md: &MessageMetadata, body: Bytes) -> PublishMessage {
         event_time: md.event_time.filter(|t| *t > 0).map(|t| t as i64),
         deliver_at: md.deliver_at_time.filter(|t| *t > 0),
         deliver_after_ms: None,
-        producer: Some(ProducerStamp { name: producer.to_string(), sequence_id: md.sequence_id as i64 }),
+        producer: Some(stamp(producer, md.sequence_id as i64, md)),
         batch: None,
         chunk: None,
+    }
+}
+
+/// The producer's stamp on a message of a SEND: its name, the message's sequence id and the
+/// schema version the SEND carries (every message of a batch was written with it).
+fn stamp(producer: &str, sequence_id: i64, md: &MessageMetadata) -> ProducerStamp {
+    ProducerStamp {
+        name: producer.to_string(),
+        sequence_id,
+        schema_version: md.schema_version.as_deref().filter(|v| !v.is_empty()).map(Into::into),
     }
 }
 
@@ -99,6 +109,11 @@ pub fn start_id(d: &MessageIdData) -> MessageId {
 }
 
 /// The producer name and sequence id a record goes out with.
+/// The schema version the record's producer stamped on it, as the wire carries it.
+fn schema_version_of(r: &magnetar_storage::Record) -> Option<Vec<u8>> {
+    r.producer.as_ref().and_then(|p| p.schema_version.as_deref()).map(<[u8]>::to_vec)
+}
+
 fn producer_of(r: &magnetar_storage::Record) -> (String, u64) {
     match &r.producer {
         Some(stamp) => (stamp.name.clone(), stamp.sequence_id.max(0) as u64),
@@ -124,6 +139,7 @@ pub fn message_payload(m: &PulledMessage) -> (MessageIdData, Payload) {
         properties: properties_of(r),
         partition_key: r.key.clone(),
         event_time: r.event_time.filter(|t| *t > 0).map(|t| t as u64),
+        schema_version: schema_version_of(r),
         ..Default::default()
     };
     // A chunk goes out as it came in: the client joins the chunks and decompresses the whole.
@@ -206,6 +222,7 @@ pub fn batch_payload(ms: &[PulledMessage]) -> Result<(MessageIdData, Payload), P
         producer_name,
         sequence_id,
         publish_time: first.publish_time.max(0) as u64,
+        schema_version: schema_version_of(first),
         ..Default::default()
     };
     let singles: Vec<SingleMessage> = ms

@@ -175,7 +175,7 @@ mod tests {
         let record = Record {
             offset,
             payload: bytes::Bytes::from(body.to_string()),
-            producer: Some(ProducerStamp { name: "p".into(), sequence_id: 1 }),
+            producer: Some(ProducerStamp::new("p", 1)),
             chunk: Some(Box::new(ChunkPos {
                 uuid: uuid.into(),
                 index,

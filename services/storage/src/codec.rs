@@ -8,7 +8,9 @@
 //! `offset u64 | publish_time i64 | flags u8 | [event_time i64] | [key_len u32 | key]
 //!  | [producer_len u32 | producer | sequence_id i64] | [batch_index u32 | batch_size u32]
 //!  | [uuid_len u32 | uuid | chunk_index u32 | chunk_count u32 | total_size u32
-//!     | uncompressed_size u32 | compression u8] | n_props u32 | (k_len u32 | k | v_len u32 | v)* | payload_len u32 | payload`.
+//!     | uncompressed_size u32 | compression u8] | [schema_version_len u32 | schema_version]
+//!  | n_props u32 | (k_len u32 | k | v_len u32 | v)* | payload_len u32 | payload`
+//! (the schema version is the producer stamp's: its flag is set only with the producer's).
 //! Optional parts are present when their flag is set; a flag added later leaves older records
 //! readable as they are.
 //!
@@ -39,6 +41,7 @@ const FLAG_KEY: u8 = 2;
 const FLAG_PRODUCER: u8 = 4;
 const FLAG_BATCH: u8 = 8;
 const FLAG_CHUNK: u8 = 16;
+const FLAG_SCHEMA_VERSION: u8 = 32;
 const RECORD_FIXED: usize = 8 + 8 + 1 + 4 + 4;
 
 pub const WAL_DATA: u8 = 1;
@@ -131,7 +134,7 @@ pub fn record_frame_len(r: &RecordInput) -> usize {
         n += 4 + k.len();
     }
     if let Some(p) = &r.producer {
-        n += 4 + p.name.len() + 8;
+        n += 4 + p.name.len() + 8 + p.schema_version.as_ref().map_or(0, |v| 4 + v.len());
     }
     if r.batch.is_some() {
         n += 8;
@@ -166,6 +169,10 @@ pub fn encode_record(buf: &mut Vec<u8>, offset: u64, r: &RecordInput) {
     if r.chunk.is_some() {
         flags |= FLAG_CHUNK;
     }
+    let schema_version = r.producer.as_ref().and_then(|p| p.schema_version.as_deref());
+    if schema_version.is_some() {
+        flags |= FLAG_SCHEMA_VERSION;
+    }
     buf.push(flags);
     if let Some(t) = r.event_time {
         buf.extend_from_slice(&t.to_le_bytes());
@@ -187,6 +194,9 @@ pub fn encode_record(buf: &mut Vec<u8>, offset: u64, r: &RecordInput) {
             buf.extend_from_slice(&n.to_le_bytes());
         }
         buf.push(c.compression);
+    }
+    if let Some(v) = schema_version {
+        put_bytes(buf, v);
     }
     buf.extend_from_slice(&(r.properties.len() as u32).to_le_bytes());
     for (k, v) in &r.properties {
@@ -255,16 +265,16 @@ pub fn decode_record(body: &Bytes, segment_base: u64) -> Result<Record, String> 
     let offset = c.u64()?;
     let publish_time = c.u64()? as i64;
     let flags = c.u8()?;
-    if flags & !(FLAG_EVENT_TIME | FLAG_KEY | FLAG_PRODUCER | FLAG_BATCH | FLAG_CHUNK) != 0 {
+    if flags & !(FLAG_EVENT_TIME | FLAG_KEY | FLAG_PRODUCER | FLAG_BATCH | FLAG_CHUNK | FLAG_SCHEMA_VERSION) != 0 {
         return Err(format!("unknown record flags {flags:#x}"));
+    }
+    if flags & FLAG_SCHEMA_VERSION != 0 && flags & FLAG_PRODUCER == 0 {
+        return Err("record has a schema version without a producer".into());
     }
     let event_time = if flags & FLAG_EVENT_TIME != 0 { Some(c.u64()? as i64) } else { None };
     let key = if flags & FLAG_KEY != 0 { Some(c.string()?) } else { None };
-    let producer = if flags & FLAG_PRODUCER != 0 {
-        Some(ProducerStamp { name: c.string()?, sequence_id: c.u64()? as i64 })
-    } else {
-        None
-    };
+    let mut producer =
+        if flags & FLAG_PRODUCER != 0 { Some(ProducerStamp::new(c.string()?, c.u64()? as i64)) } else { None };
     let batch = if flags & FLAG_BATCH != 0 { Some(BatchPos { index: c.u32()?, size: c.u32()? }) } else { None };
     let chunk = if flags & FLAG_CHUNK != 0 {
         Some(Box::new(ChunkPos {
@@ -278,6 +288,12 @@ pub fn decode_record(body: &Bytes, segment_base: u64) -> Result<Record, String> 
     } else {
         None
     };
+    if flags & FLAG_SCHEMA_VERSION != 0
+        && let Some(p) = &mut producer
+    {
+        let (s, n) = c.len_prefixed()?;
+        p.schema_version = Some(body[s..s + n].into());
+    }
     let n = c.u32()? as usize;
     // Each property needs at least 8 bytes: bound the allocation by what the body can hold.
     if n > (body.len() - c.pos) / 8 {
@@ -432,7 +448,11 @@ mod tests {
             proptest::option::of(".{0,20}"),
             proptest::collection::vec((".{0,10}", ".{0,10}"), 0..4),
             proptest::collection::vec(any::<u8>(), 0..300),
-            proptest::option::of((".{0,20}", any::<i64>())),
+            proptest::option::of((
+                ".{0,20}",
+                any::<i64>(),
+                proptest::option::of(proptest::collection::vec(any::<u8>(), 0..12)),
+            )),
             proptest::option::of((any::<u32>(), any::<u32>())),
             proptest::option::of((".{0,36}", any::<[u32; 4]>(), any::<u8>())),
         )
@@ -443,7 +463,11 @@ mod tests {
                     key,
                     properties,
                     payload: Bytes::from(payload),
-                    producer: producer.map(|(name, sequence_id)| ProducerStamp { name, sequence_id }),
+                    producer: producer.map(|(name, sequence_id, version)| ProducerStamp {
+                        name,
+                        sequence_id,
+                        schema_version: version.map(Vec::into_boxed_slice),
+                    }),
                     batch: batch.map(|(index, size)| BatchPos { index, size }),
                     chunk: chunk.map(|(uuid, [index, count, total_size, uncompressed_size], compression)| {
                         Box::new(ChunkPos { uuid, index, count, total_size, compression, uncompressed_size })
@@ -520,6 +544,17 @@ mod tests {
             prop_assert_eq!(decode_wal_body(&a[FRAME_HEADER..]).unwrap(), WalEntry::Aux { log_id: log, data: &data });
             let d = encode_drop_frame(log);
             prop_assert_eq!(decode_wal_body(&d[FRAME_HEADER..]).unwrap(), WalEntry::Drop { log_id: log });
+        }
+
+        #[test]
+        fn a_schema_version_flag_without_a_producer_is_corrupt(r in arb_input()) {
+            let r = RecordInput { producer: None, ..r };
+            let mut buf = Vec::new();
+            encode_record(&mut buf, 7, &r);
+            let mut body = body_of(&buf).to_vec();
+            body[16] |= FLAG_SCHEMA_VERSION;
+            let err = decode_record(&Bytes::from(body), 0).unwrap_err();
+            prop_assert!(err.contains("schema version"), "{}", err);
         }
 
         #[test]

@@ -7,6 +7,17 @@ use bytes::Bytes;
 pub struct ProducerStamp {
     pub name: String,
     pub sequence_id: i64,
+    /// The schema version the producer registered and stamped on the message (Pulsar's
+    /// `schema_version`, opaque bytes: eight, big-endian, from Magnetar's registry), so that a
+    /// consumer decodes it with the schema it was written with.
+    pub schema_version: Option<Box<[u8]>>,
+}
+
+impl ProducerStamp {
+    /// A stamp without a schema version.
+    pub fn new(name: impl Into<String>, sequence_id: i64) -> Self {
+        ProducerStamp { name: name.into(), sequence_id, schema_version: None }
+    }
 }
 
 /// Where a message sat in the batch its producer sent (Pulsar's batch index and batch size). Each

@@ -158,7 +158,7 @@ pub(crate) fn producer_stamp(
         (_, Some(seq)) if seq < 0 => {
             Err(ApiError::bad_request(format!("message {i}: sequenceId {seq} must be 0 or positive")))
         }
-        (Some(name), Some(seq)) => Ok(Some(ProducerStamp { name: name.to_string(), sequence_id: seq })),
+        (Some(name), Some(seq)) => Ok(Some(ProducerStamp::new(name, seq))),
         _ => Ok(None),
     }
 }

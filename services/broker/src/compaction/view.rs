@@ -136,11 +136,17 @@ fn encode_record(buf: &mut Vec<u8>, r: &Record) {
     }
     buf.put_u32_le(r.payload.len() as u32);
     buf.put_slice(&r.payload);
-    // The producer's name and sequence id travel with the message (binary consumers see them).
-    buf.put_u8(u8::from(r.producer.is_some()));
+    // The producer's name and sequence id travel with the message (binary consumers see them),
+    // and its schema version when it has one (2; views written before know 0 and 1 only).
+    let version = r.producer.as_ref().and_then(|p| p.schema_version.as_deref());
+    buf.put_u8(if version.is_some() { 2 } else { u8::from(r.producer.is_some()) });
     if let Some(p) = &r.producer {
         put_str(buf, &p.name);
         buf.put_i64_le(p.sequence_id);
+    }
+    if let Some(v) = version {
+        buf.put_u32_le(v.len() as u32);
+        buf.put_slice(v);
     }
     // Its batch position (so its id keeps the batch index); absent in views written before.
     if let Some(b) = r.batch {
@@ -183,14 +189,21 @@ fn decode_record(mut body: Bytes) -> Option<Record> {
     let payload = take_bytes(&mut body)?;
     let producer = match body.len() {
         0 => return None,
-        _ if body.get_u8() == 0 => None,
-        _ => {
-            let name = take_str(&mut body)?;
-            if body.len() < 8 {
-                return None;
+        _ => match body.get_u8() {
+            0 => None,
+            kind @ (1 | 2) => {
+                let name = take_str(&mut body)?;
+                if body.len() < 8 {
+                    return None;
+                }
+                let mut stamp = magnetar_storage::ProducerStamp::new(name, body.get_i64_le());
+                if kind == 2 {
+                    stamp.schema_version = Some(take_bytes(&mut body)?.to_vec().into_boxed_slice());
+                }
+                Some(stamp)
             }
-            Some(magnetar_storage::ProducerStamp { name, sequence_id: body.get_i64_le() })
-        }
+            _ => return None,
+        },
     };
     let batch = match body.len() {
         0 => None,
@@ -295,6 +308,8 @@ mod tests {
             producer: offset.is_multiple_of(3).then(|| magnetar_storage::ProducerStamp {
                 name: format!("p{}", offset % 2),
                 sequence_id: offset as i64,
+                // Every sixth has a schema version too.
+                schema_version: offset.is_multiple_of(2).then(|| offset.to_be_bytes().into()),
             }),
             // Every fifth was sent in a batch, so the view keeps batch positions too.
             batch: offset.is_multiple_of(5).then_some(magnetar_storage::BatchPos { index: 0, size: 2 }),

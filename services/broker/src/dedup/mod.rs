@@ -327,7 +327,7 @@ mod tests {
     use super::*;
 
     fn stamp(name: &str, seq: i64) -> ProducerStamp {
-        ProducerStamp { name: name.into(), sequence_id: seq }
+        ProducerStamp::new(name, seq)
     }
 
     #[test]
