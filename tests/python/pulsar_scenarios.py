@@ -888,6 +888,49 @@ def schemas(url, topic, phase):
     return out
 
 
+def access_modes(url, topic):
+    """Producer access modes (PIP-68): an Exclusive producer keeps shared and other exclusive
+    producers out; a WaitForExclusive producer gets the topic when the holder leaves; an
+    ExclusiveWithFencing producer takes it from the holder, whose sends then fail."""
+    import threading
+
+    c = client(url)
+    mode = pulsar.ProducerAccessMode
+    consumer = c.subscribe(topic, "all")
+    holder = c.create_producer(topic, access_mode=mode.Exclusive, batching_enabled=False)
+    holder.send(b"from-holder")
+    out = {
+        "shared": refused_with(lambda: c.create_producer(topic), lambda e: type(e).__name__),
+        "exclusive": refused_with(lambda: c.create_producer(topic, access_mode=mode.Exclusive),
+                                  lambda e: type(e).__name__),
+    }
+    waiter = {}
+
+    def wait():
+        waiter["producer"] = c.create_producer(topic, access_mode=mode.WaitForExclusive, batching_enabled=False)
+        waiter["at"] = time.time()
+
+    t = threading.Thread(target=wait)
+    t.start()
+    time.sleep(1.5)
+    assert "producer" not in waiter, "the waiting producer got the topic while the holder held it"
+    released = time.time()
+    holder.close()
+    t.join(timeout=10)
+    assert "producer" in waiter, "the waiting producer did not get the topic after the holder left"
+    out["waited_after_release_s"] = round(waiter["at"] - released, 2)
+    waiter["producer"].send(b"from-waiter")
+    fencer = c.create_producer(topic, access_mode=mode.ExclusiveWithFencing, batching_enabled=False)
+    fencer.send(b"from-fencer")
+    out["fenced"] = refused_with(lambda: [waiter["producer"].send(b"after-fence") for _ in range(3)],
+                                 lambda e: type(e).__name__)
+    got = [m.data() for m in drain(consumer, 3)]
+    assert got == [b"from-holder", b"from-waiter", b"from-fencer"], got
+    expect_nothing(consumer, 1000)
+    c.close()
+    return out
+
+
 def refused_with(attempt, describe):
     """`describe` of the exception an attempt that must fail raised."""
     try:
@@ -922,6 +965,7 @@ SCENARIOS = {
     "regex": regex,
     "read_ahead": read_ahead,
     "schemas": schemas,
+    "access_modes": access_modes,
 }
 
 if __name__ == "__main__":

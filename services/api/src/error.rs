@@ -64,6 +64,8 @@ pub fn status_of(e: &BrokerError) -> StatusCode {
         | B::ModifiedConcurrently(_)
         | B::OwnerAlive { .. }
         | B::ConsumerBusy(_)
+        | B::ProducerBusy(_)
+        | B::ProducerFenced(_)
         | B::PartitionsCannotShrink { .. }
         | B::NotPartitioned(_)
         | B::IsPartitioned(_)

@@ -14,7 +14,9 @@ use crate::{Shared, convert};
 use magnetar_broker::{BrokerError, Caller, Detach, KeyHashing, PendingPublish, ProducerSlots, PublishMessage};
 use magnetar_core::TopicName;
 use magnetar_protocol::Frame;
-use magnetar_protocol::proto::{CommandCloseProducer, CommandSendError, CommandSendReceipt, ServerError};
+use magnetar_protocol::proto::{
+    CommandCloseProducer, CommandError, CommandProducerSuccess, CommandSendError, CommandSendReceipt, ServerError,
+};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -61,15 +63,55 @@ pub struct Route {
     pub direct: bool,
 }
 
+/// What ends or holds a producer besides its client: its partitions' unload, an exclusive
+/// producer fencing it out, and its turn when it waits for exclusive access.
+pub struct Signals {
+    pub detach: Detach,
+    pub fenced: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+    pub waiting: Option<Waiting>,
+}
+
+/// A `WaitForExclusive` producer queued behind another: its task answers PRODUCER with
+/// `answer` (not ready), then again, ready and with the topic epoch, when `turn` resolves, or
+/// with the error that ended the wait.
+pub struct Waiting {
+    pub answer: CommandProducerSuccess,
+    pub turn: std::pin::Pin<Box<dyn Future<Output = magnetar_broker::Result<Option<u64>>> + Send>>,
+}
+
 pub fn spawn(
     shared: &Arc<Shared>,
     route: Route,
-    detach: Detach,
+    signals: Signals,
     out: mpsc::Sender<Frame>,
 ) -> (mpsc::Sender<SendItem>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(shared.config.max_pending_sends);
-    let task = shared.broker.spawn(publish_loop(Arc::clone(shared), route, rx, out, detach));
+    let task = shared.broker.spawn(publish_loop(Arc::clone(shared), route, rx, out, signals));
     (tx, task)
+}
+
+/// Waits for a queued producer's turn (see [`Waiting`]); false when the producer is to end
+/// (its wait failed, or its client is gone).
+async fn wait_turn(producer_id: u64, waiting: Waiting, detach: &Detach, out: &mpsc::Sender<Frame>) -> bool {
+    let Waiting { answer, turn } = waiting;
+    let request_id = answer.request_id;
+    tracing::debug!(producer = producer_id, "pulsar:// producer waits for exclusive access");
+    if out.send(Frame::new(answer.clone())).await.is_err() {
+        return false;
+    }
+    let frame = tokio::select! {
+        // Unloaded meanwhile: the loop closes the producer at once.
+        _ = detach.unloaded() => return true,
+        t = turn => match t {
+            Ok(epoch) => Frame::new(CommandProducerSuccess { topic_epoch: epoch, producer_ready: Some(true), ..answer }),
+            Err(e) => {
+                let e = BinaryError::from(e);
+                let _ = out.send(Frame::new(CommandError { request_id, error: e.code() as i32, message: e.message() })).await;
+                return false;
+            }
+        },
+    };
+    out.send(frame).await.is_ok()
 }
 
 /// Whether an error means the partition is not (or no longer) served here: nothing was stored,
@@ -85,8 +127,16 @@ async fn publish_loop(
     route: Route,
     mut rx: mpsc::Receiver<SendItem>,
     out: mpsc::Sender<Frame>,
-    detach: Detach,
+    signals: Signals,
 ) {
+    let Signals { detach, mut fenced, waiting } = signals;
+    if let Some(w) = waiting
+        && !wait_turn(route.producer_id, w, &detach, &out).await
+    {
+        shared.producer_names.lock().unwrap_or_else(|e| e.into_inner()).remove(&route.key);
+        return;
+    }
+    let mut fenced_out = false;
     let broker = Arc::clone(&shared.broker);
     let (groups_tx, groups_rx) = mpsc::channel::<Group>(GROUPS_IN_FLIGHT);
     let gone = CancellationToken::new();
@@ -101,6 +151,10 @@ async fn publish_loop(
             None => tokio::select! {
                 biased;
                 _ = detach.unloaded() => break gone.cancel(),
+                _ = &mut fenced => {
+                    fenced_out = true;
+                    break;
+                }
                 _ = gone.cancelled() => break,
                 item = rx.recv() => match item {
                     Some(item) => item,
@@ -156,7 +210,12 @@ async fn publish_loop(
     drop(groups_tx);
     let _ = acker.await;
     shared.producer_names.lock().unwrap_or_else(|e| e.into_inner()).remove(&route.key);
-    if gone.is_cancelled() {
+    if fenced_out {
+        // Its client creates it again, and is refused as fenced (its topic epoch is behind).
+        tracing::info!(topic = %route.topic, producer = route.producer_id, "pulsar:// producer fenced out by an exclusive producer");
+        let close = CommandCloseProducer { producer_id: route.producer_id, request_id: 0, ..Default::default() };
+        let _ = out.send(Frame::new(close)).await;
+    } else if gone.is_cancelled() {
         tracing::debug!(topic = %route.topic, producer = route.producer_id, "pulsar:// producer closed: its partition moved");
         let to = detach.moved_to().filter(|_| route.direct).map(|r| broker.tier().redirect_on_close(r));
         let to = to.unwrap_or_default();

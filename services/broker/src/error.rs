@@ -97,6 +97,13 @@ pub enum BrokerError {
     /// An exclusive subscription with a consumer, or consumers of another subscription type.
     #[error("{0}")]
     ConsumerBusy(String),
+    /// A shared producer on a partition held by an exclusive producer (Pulsar's `ProducerBusy`).
+    #[error("{0}")]
+    ProducerBusy(String),
+    /// An exclusive producer that cannot have the partition, or one fenced out by another
+    /// (Pulsar's `ProducerFenced`).
+    #[error("{0}")]
+    ProducerFenced(String),
     /// A terminal error of a partition that was deleted while the request ran.
     #[error("the topic was deleted")]
     Deleted,

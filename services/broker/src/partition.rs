@@ -66,6 +66,8 @@ pub struct Partition {
     /// while attached: a handover closes it and waits (bounded) until they have answered what
     /// they accepted and let go, before the log closes (`ProducerSlots::detach_on_unload`).
     pub(crate) producers: tokio_util::task::TaskTracker,
+    /// Producer access modes: the exclusive producer, the waiting ones, the topic epoch.
+    pub(crate) access: crate::exclusive::ProducerAccess,
     /// The broker a handover gave the partition's bundle to, set before the partition is
     /// unloaded: binary producers and consumers are closed naming it (PIP-307), so their
     /// clients reconnect there without a lookup.
@@ -115,6 +117,7 @@ impl Partition {
             clock,
             unloaded: tokio_util::sync::CancellationToken::new(),
             producers: tokio_util::task::TaskTracker::new(),
+            access: Default::default(),
             moved_to: std::sync::OnceLock::new(),
             quota: std::sync::Mutex::new(Default::default()),
             policy,

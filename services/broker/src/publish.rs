@@ -7,6 +7,7 @@
 
 use crate::access::Caller;
 use crate::context::Context;
+use crate::exclusive::{AccessGuard, AccessMode, Admission};
 use crate::metrics::buckets::{ENTRY_SIZE, Tally};
 use crate::partition::Partition;
 use crate::policies::enforce::{Throttle, check_message, throttle_publish};
@@ -213,10 +214,37 @@ impl Publisher {
     /// each partition it writes to until the returned guards are dropped: Pulsar's
     /// `ProducerBusy` (409) when one is at the topic's `maxProducers`.
     pub async fn attach_producer(&self, caller: &Caller, name: &TopicName) -> Result<ProducerSlots> {
+        self.attach_producer_as(caller, name, AccessMode::Shared, "", None).await
+    }
+
+    /// [`Self::attach_producer`] in a producer access mode (`crate::exclusive`), for a producer
+    /// named `producer` that may bring the topic epoch it was given before. A `WaitForExclusive`
+    /// producer may come back queued: [`ProducerSlots::turn`] waits for its turn.
+    pub async fn attach_producer_as(
+        &self,
+        caller: &Caller,
+        name: &TopicName,
+        mode: AccessMode,
+        producer: &str,
+        epoch: Option<u64>,
+    ) -> Result<ProducerSlots> {
         let partitions = self.prepare(caller, name).await?;
         let (_, parts) = self.registry.partitions_of(name).await?;
         let slots = crate::policies::enforce::admit_producer(name, &parts)?;
-        Ok(ProducerSlots { partitions, _slots: slots, detach: parts })
+        let (mut access, mut turns, mut topic_epoch) = (Vec::new(), Vec::new(), None);
+        for p in &parts {
+            match p.access.admit(mode, producer, epoch)? {
+                Admission::Ready(guard, e) => {
+                    access.push(guard);
+                    topic_epoch = topic_epoch.max(e);
+                }
+                Admission::Queued(guard, turn) => {
+                    access.push(guard);
+                    turns.push(turn);
+                }
+            }
+        }
+        Ok(ProducerSlots { partitions, _slots: slots, detach: parts, access, turns, epoch: topic_epoch })
     }
 
     /// What a producer does when it connects: authorizes, creates the topic if missing and
@@ -452,9 +480,50 @@ pub struct ProducerSlots {
     _slots: Vec<SlotGuard>,
     /// The partitions: their unload signals and trackers of attached producers.
     detach: Vec<Arc<Partition>>,
+    /// Its place under each partition's access mode.
+    access: Vec<AccessGuard>,
+    /// A queued `WaitForExclusive` producer's turns still to come, one per partition.
+    turns: Vec<tokio::sync::oneshot::Receiver<Result<u64>>>,
+    /// The topic epoch, for an exclusive producer.
+    epoch: Option<u64>,
 }
 
 impl ProducerSlots {
+    /// Whether the producer waits for its turn (`WaitForExclusive` behind another producer).
+    pub fn queued(&self) -> bool {
+        !self.turns.is_empty()
+    }
+
+    /// The topic epoch of an exclusive producer (known once its turn came).
+    pub fn epoch(&self) -> Option<u64> {
+        self.epoch
+    }
+
+    /// Waits until a queued producer's turn came on every partition, and returns the topic
+    /// epoch; at once for one that was not queued. An error when it was fenced out meanwhile.
+    /// (The slots stay with the session; the wait may run elsewhere.)
+    pub fn turn(&mut self) -> impl Future<Output = Result<Option<u64>>> + Send + 'static {
+        let (turns, mut epoch) = (std::mem::take(&mut self.turns), self.epoch);
+        async move {
+            for turn in turns {
+                epoch = epoch.max(Some(turn.await.map_err(|_| BrokerError::ShuttingDown)??));
+            }
+            Ok(epoch)
+        }
+    }
+
+    /// Resolves when an `ExclusiveWithFencing` producer fenced this one out of a partition:
+    /// its session is to close.
+    pub fn fenced(&self) -> impl Future<Output = ()> + Send + 'static {
+        let fences: Vec<_> = self.access.iter().map(AccessGuard::fence).collect();
+        async move {
+            if fences.is_empty() {
+                return std::future::pending().await;
+            }
+            futures::future::select_all(fences.iter().map(|f| Box::pin(f.cancelled()))).await;
+        }
+    }
+
     /// For a producer session that answers every send itself (the binary protocol's receipts):
     /// the returned [`Detach`] tells it when one of its partitions is unloaded (a handover, an
     /// unload), and the handover waits, before the partition's log closes, until it is dropped

@@ -1,9 +1,11 @@
 //! Commands of Pulsar's binary protocol that the Python client cannot observe, driven with raw
 //! frames: ACTIVE_CONSUMER_CHANGE for Failover consumers (pulsar-client 3.13 exposes no consumer
 //! event listener); and the schema registry commands (GET_SCHEMA, GET_OR_CREATE_SCHEMA), which it
-//! never sends.
+//! never sends; and the producer access modes step by step (queued and ready answers, topic
+//! epochs, the closes of fenced producers).
 
 use crate::binary_frames::{connected, next};
+use crate::common::ws::WsClient;
 use futures::SinkExt;
 use magnetar_protocol::Frame;
 use magnetar_protocol::proto::*;
@@ -162,4 +164,69 @@ async fn schema_commands_answer_from_the_registry_the_admin_api_serves() {
     let (status, all) = app.get("/admin/v2/schemas/public/default/raw-schemas/schemas").await;
     assert_eq!(status, 200);
     assert_eq!(all["getSchemaResponses"].as_array().map(Vec::len), Some(2), "{all}");
+}
+
+fn producer(topic: &str, producer_id: u64, request_id: u64, mode: ProducerAccessMode) -> CommandProducer {
+    CommandProducer {
+        topic: topic.into(),
+        producer_id,
+        request_id,
+        producer_access_mode: Some(mode as i32),
+        ..Default::default()
+    }
+}
+
+/// PRODUCER's answer: its success, or the error code.
+async fn answer(conn: &mut Conn, request_id: u64) -> Result<CommandProducerSuccess, i32> {
+    until(conn, |f| match (&f.command.producer_success, &f.command.error) {
+        (Some(ok), _) if ok.request_id == request_id => Some(Ok(ok.clone())),
+        (_, Some(e)) if e.request_id == request_id => Some(Err(e.error)),
+        _ => None,
+    })
+    .await
+    .0
+}
+
+#[tokio::test]
+async fn producer_access_modes_hold_queue_and_fence_producers_of_every_surface() {
+    let app = TestApp::standalone().await;
+    let topic = "persistent://public/default/raw-access";
+    let mut a = connected(&app).await;
+    a.send(Frame::new(producer(topic, 1, 1, ProducerAccessMode::Exclusive))).await.unwrap();
+    let held = answer(&mut a, 1).await.expect("the first exclusive producer attaches");
+    assert_eq!((held.producer_ready, held.topic_epoch), (Some(true), Some(0)));
+
+    // Held: a WebSocket producer is refused (409), a shared binary one is busy, another
+    // exclusive one fenced.
+    let ws = crate::common::ws::producer_url(&app.base, "raw-access");
+    assert_eq!(WsClient::connect_with_token(&ws, "unused").await.err(), Some(409));
+    let mut b = connected(&app).await;
+    b.send(Frame::new(producer(topic, 1, 2, ProducerAccessMode::Shared))).await.unwrap();
+    assert_eq!(answer(&mut b, 2).await.err(), Some(ServerError::ProducerBusy as i32));
+    b.send(Frame::new(producer(topic, 1, 3, ProducerAccessMode::Exclusive))).await.unwrap();
+    assert_eq!(answer(&mut b, 3).await.err(), Some(ServerError::ProducerFenced as i32));
+
+    // A waiting producer is told it is queued, then ready with the next epoch once the holder left.
+    b.send(Frame::new(producer(topic, 1, 4, ProducerAccessMode::WaitForExclusive))).await.unwrap();
+    let queued = answer(&mut b, 4).await.expect("queued");
+    assert_eq!(queued.producer_ready, Some(false));
+    a.send(Frame::new(CommandCloseProducer { producer_id: 1, request_id: 5, ..Default::default() })).await.unwrap();
+    let ready = answer(&mut b, 4).await.expect("its turn");
+    assert_eq!((ready.producer_ready, ready.topic_epoch), (Some(true), Some(1)));
+
+    // Fencing: the waiting-turned-exclusive producer is closed, and coming back with its epoch
+    // it is refused; a shared WebSocket producer of a free topic is closed the same way.
+    a.send(Frame::new(producer(topic, 2, 6, ProducerAccessMode::ExclusiveWithFencing))).await.unwrap();
+    assert_eq!(answer(&mut a, 6).await.expect("fences").topic_epoch, Some(2));
+    let (closed, _) = until(&mut b, |f| f.command.close_producer.clone()).await;
+    assert_eq!(closed.producer_id, 1);
+    let back = CommandProducer { topic_epoch: Some(1), ..producer(topic, 1, 7, ProducerAccessMode::Exclusive) };
+    b.send(Frame::new(back)).await.unwrap();
+    assert_eq!(answer(&mut b, 7).await.err(), Some(ServerError::ProducerFenced as i32));
+
+    let mut shared = WsClient::connect(&crate::common::ws::producer_url(&app.base, "raw-access-ws")).await;
+    let ws_topic = "persistent://public/default/raw-access-ws";
+    a.send(Frame::new(producer(ws_topic, 3, 8, ProducerAccessMode::ExclusiveWithFencing))).await.unwrap();
+    answer(&mut a, 8).await.expect("fences the WebSocket producer");
+    assert_eq!(shared.close_code().await, 1008, "closed as fenced out");
 }

@@ -181,6 +181,16 @@ async fn producers_register_schemas_that_producers_and_consumers_of_another_type
 }
 
 #[tokio::test]
+async fn exclusive_waiting_and_fencing_producers() {
+    let app = TestApp::standalone().await;
+    let out = scenario(&app.pulsar_url(), "access_modes", "access", &[]).await;
+    assert_eq!(out["shared"], "ProducerBusy", "{out}");
+    assert_eq!(out["exclusive"], "ProducerFenced", "{out}");
+    assert_eq!(out["fenced"], "ProducerFenced", "the fenced producer's sends fail: {out}");
+    assert!(out["waited_after_release_s"].as_f64().is_some_and(|s| s < 5.0), "{out}");
+}
+
+#[tokio::test]
 async fn partitioned_topic_with_batching() {
     let app = TestApp::standalone().await;
     create_partitioned(&app, "parts", 3).await;

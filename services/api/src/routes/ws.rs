@@ -75,6 +75,15 @@ pub(crate) fn topic_unloaded() -> Message {
     }))
 }
 
+/// The close of a producer session an exclusive producer fenced out (a policy violation:
+/// another producer holds the topic now).
+pub(crate) fn fenced_out() -> Message {
+    Message::Close(Some(axum::extract::ws::CloseFrame {
+        code: 1008,
+        reason: Utf8Bytes::from_static("fenced out: an exclusive producer took the topic"),
+    }))
+}
+
 /// Frames a session may queue for its writer before the session itself waits.
 pub(crate) const OUTBOX: usize = 256;
 /// Keep-alive ping interval for idle connections.

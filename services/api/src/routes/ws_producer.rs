@@ -270,7 +270,8 @@ impl ProducerSession {
     }
 
     pub(crate) async fn run(self, socket: Socket) {
-        run_producer(self.broker, socket, self.auth, self.route).await;
+        let fenced = self.slots.fenced();
+        run_producer(self.broker, socket, self.auth, self.route, fenced).await;
         drop(self.slots);
     }
 }
@@ -285,7 +286,15 @@ struct Route {
     max_pending: usize,
 }
 
-async fn run_producer(broker: Arc<Broker>, socket: Socket, auth: AuthContext, route: Route) {
+/// `fenced` resolves when an exclusive binary producer fenced this (shared) one out of a
+/// partition: the session closes, as Pulsar's closes its producers then.
+async fn run_producer(
+    broker: Arc<Broker>,
+    socket: Socket,
+    auth: AuthContext,
+    route: Route,
+    fenced: impl Future<Output = ()>,
+) {
     let Socket { sink, mut stream } = socket;
     let (out, writer) = spawn_writer(&broker, sink);
     let (frames_tx, frames_rx) = mpsc::channel::<(PublishMessage, Option<Value>)>(MAX_BATCH);
@@ -299,6 +308,7 @@ async fn run_producer(broker: Arc<Broker>, socket: Socket, auth: AuthContext, ro
         broker.spawn(publish_loop(Arc::clone(&broker), caller, route, frames_rx, out.clone(), Arc::clone(&window)));
     let end = must_end(auth, &broker);
     tokio::pin!(end);
+    tokio::pin!(fenced);
     loop {
         let msg = tokio::select! {
             m = stream.next() => match m {
@@ -307,6 +317,10 @@ async fn run_producer(broker: Arc<Broker>, socket: Socket, auth: AuthContext, ro
             },
             close = &mut end => {
                 let _ = out.send(close).await;
+                break;
+            }
+            _ = &mut fenced => {
+                let _ = out.send(super::ws::fenced_out()).await;
                 break;
             }
         };

@@ -7,8 +7,19 @@ use crate::error::BinaryError;
 use crate::lookup::topic_name;
 use crate::producer::{self, ProducerHandle, SendItem};
 use crate::schema;
+use magnetar_broker::AccessMode;
 use magnetar_protocol::Frame;
 use magnetar_protocol::proto::*;
+
+/// The broker's access mode for PRODUCER's `producer_access_mode` (Shared when absent).
+fn access_mode(raw: Option<i32>) -> AccessMode {
+    match raw.and_then(|m| ProducerAccessMode::try_from(m).ok()) {
+        Some(ProducerAccessMode::Exclusive) => AccessMode::Exclusive,
+        Some(ProducerAccessMode::WaitForExclusive) => AccessMode::WaitForExclusive,
+        Some(ProducerAccessMode::ExclusiveWithFencing) => AccessMode::ExclusiveWithFencing,
+        _ => AccessMode::Shared,
+    }
+}
 
 impl Connection {
     pub(super) async fn create_producer(&mut self, c: CommandProducer) -> Next {
@@ -34,7 +45,20 @@ impl Connection {
         let result = async {
             let topic = topic_name(&c.topic)?;
             self.owned_here(&topic).await?;
-            let slots = self.shared.broker.publisher().attach_producer(&self.caller, &topic).await?;
+            let name = match c.producer_name.clone().filter(|n| !n.is_empty()) {
+                Some(n) => n,
+                None => {
+                    self.named += 1;
+                    format!("{}-{}-{}", self.shared.broker.cluster(), self.id, self.named)
+                }
+            };
+            let mode = access_mode(c.producer_access_mode);
+            let mut slots = self
+                .shared
+                .broker
+                .publisher()
+                .attach_producer_as(&self.caller, &topic, mode, &name, c.topic_epoch)
+                .await?;
             let has_schema = c.schema.as_ref().is_some_and(|s| s.r#type != SchemaType::None as i32);
             self.shared.broker.topics().check_schemaless_producer(&topic, has_schema).await?;
             // Registered before the producer takes its name: a refused schema leaves nothing behind.
@@ -43,13 +67,6 @@ impl Connection {
                     Some(schema::version_bytes(self.shared.broker.topics().add_client_schema(&topic, &p).await?))
                 }
                 None => None,
-            };
-            let name = match c.producer_name.clone().filter(|n| !n.is_empty()) {
-                Some(n) => n,
-                None => {
-                    self.named += 1;
-                    format!("{}-{}-{}", self.shared.broker.cluster(), self.id, self.named)
-                }
             };
             let key = (topic.to_string(), name.clone());
             if !self.shared.producer_names.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone()) {
@@ -64,7 +81,19 @@ impl Connection {
                     return Err(e.into());
                 }
             };
-            let detach = slots.detach_on_unload();
+            let answer = CommandProducerSuccess {
+                request_id,
+                producer_name: name,
+                last_sequence_id: Some(last),
+                schema_version: schema_version.clone(),
+                topic_epoch: slots.epoch(),
+                producer_ready: Some(!slots.queued()),
+            };
+            // A queued WaitForExclusive producer is told so, and ready when its turn comes, by its
+            // own task (so that the two answers cannot cross).
+            let waiting =
+                slots.queued().then(|| producer::Waiting { answer: answer.clone(), turn: Box::pin(slots.turn()) });
+            let answer = waiting.is_none().then_some(answer);
             let route = producer::Route {
                 caller: self.caller.clone(),
                 topic,
@@ -72,26 +101,16 @@ impl Connection {
                 key: key.clone(),
                 direct: self.direct,
             };
-            let (tx, task) = producer::spawn(&self.shared, route, detach, self.out.clone());
-            self.producers.insert(
-                c.producer_id,
-                ProducerHandle { tx, task, key, schema_version: schema_version.clone(), _slots: slots },
-            );
-            Ok::<_, BinaryError>((name, last, schema_version))
+            let signals =
+                producer::Signals { detach: slots.detach_on_unload(), fenced: Box::pin(slots.fenced()), waiting };
+            let (tx, task) = producer::spawn(&self.shared, route, signals, self.out.clone());
+            self.producers.insert(c.producer_id, ProducerHandle { tx, task, key, schema_version, _slots: slots });
+            Ok::<_, BinaryError>(answer)
         }
         .await;
         match result {
-            Ok((producer_name, last, schema_version)) => {
-                self.send(Frame::new(CommandProducerSuccess {
-                    request_id,
-                    producer_name,
-                    last_sequence_id: Some(last),
-                    schema_version,
-                    producer_ready: Some(true),
-                    ..Default::default()
-                }))
-                .await
-            }
+            Ok(Some(answer)) => self.send(Frame::new(answer)).await,
+            Ok(None) => Next::Continue,
             Err(e) => self.error(request_id, e).await,
         }
     }

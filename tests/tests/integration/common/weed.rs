@@ -32,12 +32,15 @@ impl Weed {
             "credentials": [{"accessKey": WEED_KEY, "secretKey": WEED_SECRET}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]});
         std::fs::write(dir.path().join("s3.json"), identities.to_string()).unwrap();
-        // Held together so the ten ports differ.
-        let listeners: Vec<std::net::TcpListener> =
-            (0..10).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("free port")).collect();
-        let ports = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
-        drop(listeners);
-        let mut w = Weed { bin, dir, ports, child: None };
+        let mut w = Weed { bin, dir, ports: free_ports(), child: None };
+        // A port found free may be taken by another test's process before weed binds it: then
+        // weed exits at once, and starts again on other ports.
+        for _ in 0..3 {
+            match w.try_spawn().await {
+                Err(log) if log.contains("is not available") => w.ports = free_ports(),
+                other => return other.map(|()| w).unwrap_or_else(|log| panic!("{log}")),
+            }
+        }
         w.spawn().await;
         w
     }
@@ -60,6 +63,13 @@ impl Weed {
     /// Starts the server (as `scripts/test.sh` does) and waits until S3 answers and the bucket
     /// exists.
     pub async fn spawn(&mut self) {
+        if let Err(log) = self.try_spawn().await {
+            panic!("{log}");
+        }
+    }
+
+    /// [`Self::spawn`], or why weed exited during start-up.
+    async fn try_spawn(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "weed already running");
         let p = &self.ports;
         let d = self.dir.path();
@@ -93,13 +103,16 @@ impl Weed {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
                 let log = std::fs::read_to_string(d.join("weed.log")).unwrap_or_default();
-                panic!("weed mini exited during start-up with {status}:\n{log}");
+                // The next attempt's log starts afresh.
+                let _ = std::fs::remove_file(d.join("weed.log"));
+                return Err(format!("weed mini exited during start-up with {status}:\n{log}"));
             }
             let s3_up = client.get(&s3).send().await.is_ok();
             let bucket_up = matches!(client.get(&bucket).send().await, Ok(r) if r.status().is_success());
             if s3_up && bucket_up {
-                return;
+                return Ok(());
             }
             assert!(Instant::now() < deadline, "weed mini not ready within 60 s");
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -119,4 +132,11 @@ impl Drop for Weed {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Ten free ports, found together so that they differ.
+fn free_ports() -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> =
+        (0..10).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("free port")).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
