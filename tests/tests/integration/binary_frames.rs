@@ -121,6 +121,45 @@ async fn producer(conn: &mut Framed<TcpStream, PulsarCodec>, topic: &str) -> Str
 }
 
 #[tokio::test]
+async fn end_to_end_encrypted_producers_and_messages_are_refused_with_a_reason() {
+    let app = TestApp::standalone().await;
+    let mut conn = connected(&app).await;
+    let encrypted = CommandProducer {
+        topic: "persistent://public/default/encrypted".into(),
+        producer_id: 2,
+        request_id: 2,
+        encrypted: Some(true),
+        ..Default::default()
+    };
+    conn.send(Frame::new(encrypted)).await.unwrap();
+    let refused = next(&mut conn).await.command.error.expect("ERROR");
+    assert_eq!(refused.error, ServerError::NotAllowedError as i32);
+    assert!(refused.message.contains("end-to-end encrypted"), "{refused:?}");
+
+    // A message carrying encryption keys from a producer that did not say so: refused alone,
+    // nothing stored, and the producer goes on.
+    let name = producer(&mut conn, "encrypted").await;
+    let key = EncryptionKeys { key: "k1".into(), value: vec![1, 2, 3], metadata: vec![] };
+    let metadata = MessageMetadata {
+        producer_name: name.clone(),
+        sequence_id: 0,
+        publish_time: 1,
+        encryption_keys: vec![key],
+        ..Default::default()
+    };
+    let send = CommandSend { producer_id: 1, sequence_id: 0, ..Default::default() };
+    conn.send(Frame::with_payload(send, Payload::new(metadata, bytes::Bytes::from_static(b"sealed")))).await.unwrap();
+    let error = next(&mut conn).await.command.send_error.expect("SEND_ERROR");
+    assert_eq!(error.error, ServerError::NotAllowedError as i32, "{error:?}");
+    let plain = MessageMetadata { producer_name: name, sequence_id: 1, publish_time: 1, ..Default::default() };
+    let send = CommandSend { producer_id: 1, sequence_id: 1, ..Default::default() };
+    conn.send(Frame::with_payload(send, Payload::new(plain, bytes::Bytes::from_static(b"open")))).await.unwrap();
+    assert!(next(&mut conn).await.command.send_receipt.is_some(), "the next message is stored");
+    let (_, stats) = app.get("/admin/v2/persistent/public/default/encrypted/stats").await;
+    assert_eq!(stats["msgInCounter"], 1, "{stats}");
+}
+
+#[tokio::test]
 async fn a_bad_checksum_is_answered_and_the_connection_goes_on() {
     let app = TestApp::standalone().await;
     let mut conn = connected(&app).await;

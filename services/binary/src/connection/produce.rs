@@ -11,6 +11,12 @@ use magnetar_broker::AccessMode;
 use magnetar_protocol::Frame;
 use magnetar_protocol::proto::*;
 
+/// Why an end-to-end encrypted producer is refused: the broker stores each message of a batch
+/// as a record of its own, readable by every surface, and an encrypted batch cannot be split
+/// (docs/binary-protocol.md, "End-to-end encryption").
+const ENCRYPTION_REFUSED: &str = "end-to-end encrypted messages are not supported by this broker: \
+     produce them unencrypted (TLS protects them in transit)";
+
 /// The broker's access mode for PRODUCER's `producer_access_mode` (Shared when absent).
 fn access_mode(raw: Option<i32>) -> AccessMode {
     match raw.and_then(|m| ProducerAccessMode::try_from(m).ok()) {
@@ -44,6 +50,9 @@ impl Connection {
         }
         let result = async {
             let topic = topic_name(&c.topic)?;
+            if c.encrypted == Some(true) {
+                return Err(BinaryError::NotAllowed(ENCRYPTION_REFUSED.into()));
+            }
             self.owned_here(&topic).await?;
             let name = match c.producer_name.clone().filter(|n| !n.is_empty()) {
                 Some(n) => n,
@@ -124,6 +133,10 @@ impl Connection {
             None => Err((ServerError::NotAllowedError, "SEND without a payload".to_string())),
             Some(_) if c.txnid_most_bits.unwrap_or(0) != 0 || c.txnid_least_bits.unwrap_or(0) != 0 => {
                 Err((ServerError::NotAllowedError, "transactions are not supported".to_string()))
+            }
+            // A client that did not say so at PRODUCER: refused the same way, message by message.
+            Some(payload) if !payload.metadata().encryption_keys.is_empty() => {
+                Err((ServerError::NotAllowedError, ENCRYPTION_REFUSED.to_string()))
             }
             // A chunk of a message larger than the broker's message size limit: stored as a
             // record of its own, with its chunk metadata (docs/binary-protocol.md, "Chunked
