@@ -931,6 +931,43 @@ def access_modes(url, topic):
     return out
 
 
+def sticky(url, topic):
+    """Key_Shared in Sticky mode: each consumer gets exactly the keys whose hash slot lies in the
+    ranges it claims (the test checks the slots); keys nobody claims wait for a consumer that
+    does; an overlapping claim and an auto-split consumer are refused."""
+    c = client(url)
+    policy = lambda ranges: pulsar.ConsumerKeySharedPolicy(pulsar.KeySharedMode.Sticky, sticky_ranges=ranges)
+
+    def consumer(ranges, name):
+        return c.subscribe(topic, "sticky", consumer_type=pulsar.ConsumerType.KeyShared, consumer_name=name,
+                           key_shared_policy=policy(ranges))
+
+    def keys_of(cons, ms=1000):
+        got = []
+        while True:
+            try:
+                m = cons.receive(timeout_millis=ms)
+            except pulsar.Timeout:
+                return got
+            got.append(m.partition_key())
+            cons.acknowledge(m)
+
+    low = consumer([(0, 32767)], "low")
+    producer = c.create_producer(topic, batching_enabled=False)
+    for i in range(100):
+        producer.send(b"m", partition_key=f"k-{i}")
+    first = keys_of(low)
+    high = consumer([(32768, 65535)], "high")
+    second = keys_of(high)
+    assert len(first) + len(second) == 100 and 0 < len(first) < 100, (len(first), len(second))
+    out = {"low": first, "high": second}
+    out["overlap"] = refused_with(lambda: consumer([(100, 200)], "overlap"), lambda e: type(e).__name__)
+    out["auto"] = refused_with(
+        lambda: c.subscribe(topic, "sticky", consumer_type=pulsar.ConsumerType.KeyShared), lambda e: type(e).__name__)
+    c.close()
+    return out
+
+
 def refused_with(attempt, describe):
     """`describe` of the exception an attempt that must fail raised."""
     try:
@@ -966,6 +1003,7 @@ SCENARIOS = {
     "read_ahead": read_ahead,
     "schemas": schemas,
     "access_modes": access_modes,
+    "sticky": sticky,
 }
 
 if __name__ == "__main__":

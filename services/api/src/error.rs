@@ -65,6 +65,7 @@ pub fn status_of(e: &BrokerError) -> StatusCode {
         | B::OwnerAlive { .. }
         | B::ConsumerBusy(_)
         | B::ProducerBusy(_)
+        | B::ConsumerAssign(_)
         | B::ProducerFenced(_)
         | B::PartitionsCannotShrink { .. }
         | B::NotPartitioned(_)

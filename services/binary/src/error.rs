@@ -65,6 +65,7 @@ fn broker_code(e: &BrokerError) -> ServerError {
         B::ConsumerBusy(_) | B::TooManyConsumers { .. } | B::TooManySubscriptions { .. } => ServerError::ConsumerBusy,
         B::TooManyProducers { .. } | B::ProducerBusy(_) => ServerError::ProducerBusy,
         B::ProducerFenced(_) => ServerError::ProducerFenced,
+        B::ConsumerAssign(_) => ServerError::ConsumerAssignError,
         B::InvalidName(_) | B::PartitionSuffix(_) => ServerError::InvalidTopicName,
         B::Forbidden(_) => ServerError::AuthorizationError,
         B::BacklogQuotaExceeded { .. } => ServerError::ProducerBlockedQuotaExceededException,

@@ -97,6 +97,10 @@ pub enum BrokerError {
     /// An exclusive subscription with a consumer, or consumers of another subscription type.
     #[error("{0}")]
     ConsumerBusy(String),
+    /// A Sticky Key_Shared consumer whose hash ranges are malformed or claimed by another
+    /// consumer (Pulsar's `ConsumerAssignError`).
+    #[error("{0}")]
+    ConsumerAssign(String),
     /// A shared producer on a partition held by an exclusive producer (Pulsar's `ProducerBusy`).
     #[error("{0}")]
     ProducerBusy(String),

@@ -39,6 +39,9 @@ pub struct SubscribeOptions {
     pub dead_letter: Option<DeadLetterPolicy>,
     /// Pulsar's `readCompacted` (Exclusive and Failover subscriptions only).
     pub read_compacted: bool,
+    /// Key_Shared in Sticky mode: the key hash slots the consumer claims (inclusive ranges);
+    /// `None` for auto-split.
+    pub sticky_ranges: Option<Vec<(u16, u16)>>,
 }
 
 /// Resolves when consumers joined or left a subscription since the receivers last looked.
@@ -110,7 +113,10 @@ impl ConsumerSession {
     ) -> Result<ConsumerSession> {
         let id = NEXT_CONSUMER.fetch_add(1, Ordering::Relaxed);
         let now = service.ctx().now_ms();
-        let info = consumer_info(id, &opts.consumer_name, opts.priority, &opts.address, now);
+        let info = ConsumerInfo {
+            sticky: opts.sticky_ranges.clone().filter(|_| opts.sub_type == SubType::KeyShared),
+            ..consumer_info(id, &opts.consumer_name, opts.priority, &opts.address, now)
+        };
         for (i, (_, s)) in subs.iter().enumerate() {
             if let Err(e) = s.attach(info.clone(), opts.sub_type) {
                 for (_, done) in &subs[..i] {

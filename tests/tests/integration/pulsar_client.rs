@@ -191,6 +191,24 @@ async fn exclusive_waiting_and_fencing_producers() {
 }
 
 #[tokio::test]
+async fn sticky_key_shared_consumers_get_the_hash_ranges_they_claim() {
+    let app = TestApp::standalone().await;
+    let out = scenario(&app.pulsar_url(), "sticky", "sticky", &[]).await;
+    let slots = |side: &str| -> Vec<u16> {
+        out[side]
+            .as_array()
+            .unwrap_or_else(|| panic!("keys of {side}: {out}"))
+            .iter()
+            .map(|k| magnetar_core::hash::key_slot(k.as_str().expect("a key").as_bytes()))
+            .collect()
+    };
+    assert!(slots("low").iter().all(|s| *s <= 32767), "{out}");
+    assert!(slots("high").iter().all(|s| *s >= 32768), "{out}");
+    assert_eq!(out["overlap"], "ConsumerAssignError", "{out}");
+    assert_eq!(out["auto"], "ConsumerBusy", "{out}");
+}
+
+#[tokio::test]
 async fn partitioned_topic_with_batching() {
     let app = TestApp::standalone().await;
     create_partitioned(&app, "parts", 3).await;

@@ -244,6 +244,7 @@ fn consumer_options(
         sample: None,
     };
     let opts = SubscribeOptions {
+        sticky_ranges: None,
         sub_type,
         consumer_name: q
             .consumer_name

@@ -13,6 +13,18 @@ use magnetar_protocol::Frame;
 use magnetar_protocol::proto::*;
 use std::sync::Arc;
 
+/// A Sticky Key_Shared consumer's hash ranges (SUBSCRIBE's `key_shared_meta`); `None` for
+/// auto-split. Ranges outside 0..=65535 are refused here, overlaps by the subscription.
+fn sticky_ranges(meta: Option<&KeySharedMeta>) -> Result<Option<Vec<(u16, u16)>>, BinaryError> {
+    let Some(meta) = meta.filter(|m| m.key_shared_mode == KeySharedMode::Sticky as i32) else {
+        return Ok(None);
+    };
+    let slot = |v: i32| {
+        u16::try_from(v).map_err(|_| BinaryError::NotAllowed(format!("hash range bound {v} is outside 0..=65535")))
+    };
+    meta.hash_ranges.iter().map(|r| Ok((slot(r.start)?, slot(r.end)?))).collect::<Result<_, _>>().map(Some)
+}
+
 impl Connection {
     /// The answer to a command naming a consumer this connection does not have.
     async fn no_consumer(&self, request_id: u64, consumer_id: u64) -> Next {
@@ -70,6 +82,7 @@ impl Connection {
                 None => return Err(BinaryError::NotAllowed(format!("unknown subscription type {}", c.sub_type))),
             };
             let opts = SubscribeOptions {
+                sticky_ranges: sticky_ranges(c.key_shared_meta.as_ref())?,
                 sub_type,
                 consumer_name: c.consumer_name.clone().unwrap_or_default(),
                 priority: c.priority_level.unwrap_or(0),

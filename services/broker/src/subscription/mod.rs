@@ -26,7 +26,7 @@ use magnetar_core::{SharedClock, SubscriptionName};
 use magnetar_metadata::CursorState;
 use magnetar_storage::{PartitionLog, Record};
 use serde::{Deserialize, Serialize};
-use state::State;
+use state::{State, StickyConflict};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -147,6 +147,9 @@ pub struct ConsumerInfo {
     pub bytes_out: u64,
     /// Messages this consumer acknowledged (individually or as part of a cumulative ack).
     pub acked: u64,
+    /// A Key_Shared consumer in Pulsar's Sticky mode: the key hash slots it claims (inclusive
+    /// ranges of 0..=65535); `None` for auto-split.
+    pub sticky: Option<Vec<(u16, u16)>>,
 }
 
 /// Per-second rates of one consumer.
@@ -360,6 +363,12 @@ impl Subscription {
                     self.id
                 )));
             }
+        }
+        if kind == SubType::KeyShared {
+            st.check_sticky(&info).map_err(|why| match why {
+                StickyConflict::Mode(why) => BrokerError::ConsumerBusy(format!("subscription {}: {why}", self.id)),
+                StickyConflict::Range(why) => BrokerError::ConsumerAssign(format!("subscription {}: {why}", self.id)),
+            })?;
         }
         st.kind = Some(kind);
         st.consumers.insert(info.id, info);

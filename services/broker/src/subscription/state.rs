@@ -101,6 +101,12 @@ impl State {
     }
 
     pub(super) fn slot_owner(&self, slot: u16) -> Option<ConsumerId> {
+        // Sticky consumers (all of them are, or none): the one whose ranges hold the slot; a
+        // slot nobody claims waits, as in Pulsar.
+        if self.consumers.values().next().is_some_and(|c| c.sticky.is_some()) {
+            let claims = |c: &&ConsumerInfo| c.sticky.iter().flatten().any(|&(a, b)| (a..=b).contains(&slot));
+            return self.consumers.values().find(claims).map(|c| c.id);
+        }
         if self.ring.is_empty() {
             return None;
         }
@@ -146,6 +152,49 @@ impl State {
                 self.available.insert(off, f.slot);
             }
         }
+    }
+}
+
+/// Why a Key_Shared consumer cannot join.
+pub(super) enum StickyConflict {
+    /// Sticky among auto-split consumers, or the other way round.
+    Mode(String),
+    /// Its ranges are empty, inverted or overlap ones already claimed.
+    Range(String),
+}
+
+impl State {
+    /// Checks a Key_Shared consumer against those attached: one mode for all, and sticky
+    /// ranges that are well formed and claimed once (Pulsar's "range conflict").
+    pub(super) fn check_sticky(&self, new: &ConsumerInfo) -> Result<(), StickyConflict> {
+        if let Some(first) = self.consumers.values().next()
+            && first.sticky.is_some() != new.sticky.is_some()
+        {
+            let mode = |sticky: bool| if sticky { "Sticky" } else { "AutoSplit" };
+            return Err(StickyConflict::Mode(format!(
+                "its Key_Shared consumers are {}; a {} consumer cannot join",
+                mode(first.sticky.is_some()),
+                mode(new.sticky.is_some())
+            )));
+        }
+        let Some(ranges) = &new.sticky else { return Ok(()) };
+        if ranges.is_empty() {
+            return Err(StickyConflict::Range("a Sticky consumer claims no hash range".into()));
+        }
+        for (i, &(a, b)) in ranges.iter().enumerate() {
+            if a > b {
+                return Err(StickyConflict::Range(format!("hash range {a}..{b} is inverted")));
+            }
+            let mine = ranges[..i].iter().map(|r| (r, new.name.as_str()));
+            let theirs =
+                self.consumers.values().flat_map(|c| c.sticky.iter().flatten().map(move |r| (r, c.name.as_str())));
+            if let Some(((c, d), who)) = mine.chain(theirs).find(|((c, d), _)| a <= *d && *c <= b) {
+                return Err(StickyConflict::Range(format!(
+                    "hash range {a}..{b} overlaps {c}..{d} of consumer '{who}'"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
