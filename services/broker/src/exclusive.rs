@@ -24,6 +24,28 @@ pub enum AccessMode {
     ExclusiveWithFencing,
 }
 
+impl AccessMode {
+    /// Pulsar's name of the mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessMode::Shared => "Shared",
+            AccessMode::Exclusive => "Exclusive",
+            AccessMode::WaitForExclusive => "WaitForExclusive",
+            AccessMode::ExclusiveWithFencing => "ExclusiveWithFencing",
+        }
+    }
+}
+
+/// Who a producer is, as topic stats list it (Pulsar's `publishers`).
+#[derive(Debug, Clone, Default)]
+pub struct ProducerLabel {
+    pub name: String,
+    /// The client's address, where the surface knows it.
+    pub address: String,
+    /// Epoch milliseconds.
+    pub connected_since: i64,
+}
+
 /// One partition's producers, as far as access modes are concerned.
 #[derive(Default)]
 pub(crate) struct ProducerAccess(Arc<Mutex<State>>);
@@ -32,8 +54,8 @@ pub(crate) struct ProducerAccess(Arc<Mutex<State>>);
 struct State {
     next_id: u64,
     /// Attached producers (waiting ones not included): their fence, cancelled when an
-    /// `ExclusiveWithFencing` producer takes the partition.
-    attached: BTreeMap<u64, CancellationToken>,
+    /// `ExclusiveWithFencing` producer takes the partition, and who they are.
+    attached: BTreeMap<u64, Attached>,
     /// The attached exclusive producer: its id and name.
     exclusive: Option<(u64, String)>,
     /// `WaitForExclusive` producers in arrival order, told their epoch when their turn comes.
@@ -41,12 +63,18 @@ struct State {
     epoch: Option<u64>,
 }
 
+struct Attached {
+    fence: CancellationToken,
+    mode: AccessMode,
+    label: ProducerLabel,
+}
+
 struct Waiting {
     id: u64,
-    name: String,
     epoch: Option<u64>,
-    fence: CancellationToken,
     turn: oneshot::Sender<Result<u64>>,
+    /// What it is once attached (its mode is `WaitForExclusive`).
+    attached: Attached,
 }
 
 /// A producer's place on a partition, released when dropped (the next waiting producer then
@@ -71,7 +99,8 @@ impl ProducerAccess {
     /// producer was given before. Refusals are Pulsar's: `ProducerBusy` for a shared producer
     /// while an exclusive one holds the partition, `ProducerFenced` for an exclusive one that
     /// cannot have it.
-    pub(crate) fn admit(&self, mode: AccessMode, name: &str, epoch: Option<u64>) -> Result<Admission> {
+    pub(crate) fn admit(&self, mode: AccessMode, label: &ProducerLabel, epoch: Option<u64>) -> Result<Admission> {
+        let name = label.name.as_str();
         let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let id = s.next_id;
         s.next_id += 1;
@@ -87,7 +116,12 @@ impl ProducerAccess {
                 "topic epoch {mine} is behind the topic's {now}: another exclusive producer came since"
             )));
         }
-        let held = s.exclusive.as_ref().map(|(_, n)| n.clone()).or_else(|| s.waiting.front().map(|w| w.name.clone()));
+        let held = s
+            .exclusive
+            .as_ref()
+            .map(|(_, n)| n.clone())
+            .or_else(|| s.waiting.front().map(|w| w.attached.label.name.clone()));
+        let attached = Attached { fence: fence.clone(), mode, label: label.clone() };
         match mode {
             AccessMode::Shared => {
                 if let Some(holder) = held {
@@ -96,7 +130,7 @@ impl ProducerAccess {
                     )));
                 }
                 let guard = guard();
-                s.attached.insert(id, fence);
+                s.attached.insert(id, attached);
                 return Ok(Admission::Ready(guard, None));
             }
             AccessMode::Exclusive => {
@@ -114,16 +148,16 @@ impl ProducerAccess {
                 if held.is_some() || !s.attached.is_empty() {
                     let (turn, rx) = oneshot::channel();
                     let guard = guard();
-                    s.waiting.push_back(Waiting { id, name: name.to_string(), epoch, fence, turn });
+                    s.waiting.push_back(Waiting { id, epoch, turn, attached });
                     return Ok(Admission::Queued(guard, rx));
                 }
             }
             AccessMode::ExclusiveWithFencing => {
-                for (_, f) in std::mem::take(&mut s.attached) {
-                    f.cancel();
+                for (_, a) in std::mem::take(&mut s.attached) {
+                    a.fence.cancel();
                 }
                 for w in std::mem::take(&mut s.waiting) {
-                    w.fence.cancel();
+                    w.attached.fence.cancel();
                     let _ = w.turn.send(Err(fenced_by(name)));
                 }
                 s.exclusive = None;
@@ -131,7 +165,7 @@ impl ProducerAccess {
         }
         let epoch = s.take_exclusive(id, name, epoch)?;
         let guard = guard();
-        s.attached.insert(id, fence);
+        s.attached.insert(id, attached);
         Ok(Admission::Ready(guard, Some(epoch)))
     }
 }
@@ -165,10 +199,10 @@ impl State {
         while self.attached.is_empty()
             && let Some(w) = self.waiting.pop_front()
         {
-            match self.take_exclusive(w.id, &w.name, w.epoch) {
+            match self.take_exclusive(w.id, &w.attached.label.name, w.epoch) {
                 Ok(epoch) => {
                     if w.turn.send(Ok(epoch)).is_ok() {
-                        self.attached.insert(w.id, w.fence);
+                        self.attached.insert(w.id, w.attached);
                     } else {
                         // It stopped waiting meanwhile.
                         self.exclusive = None;
@@ -179,6 +213,28 @@ impl State {
                 }
             }
         }
+    }
+}
+
+impl ProducerAccess {
+    /// The attached producers as topic stats list them (Pulsar's `PublisherStats`, without
+    /// per-producer rates), and how many wait for exclusive access.
+    pub(crate) fn publishers(&self) -> (Vec<serde_json::Value>, u64) {
+        let s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let list = s
+            .attached
+            .iter()
+            .map(|(id, a)| {
+                serde_json::json!({
+                    "producerId": id,
+                    "producerName": a.label.name,
+                    "accessMode": a.mode.as_str(),
+                    "address": a.label.address,
+                    "connectedSince": magnetar_core::time::format_rfc3339(a.label.connected_since),
+                })
+            })
+            .collect();
+        (list, s.waiting.len() as u64)
     }
 }
 
@@ -206,6 +262,10 @@ impl Drop for AccessGuard {
 mod tests {
     use super::*;
 
+    fn label(name: &str) -> ProducerLabel {
+        ProducerLabel { name: name.into(), ..ProducerLabel::default() }
+    }
+
     fn ready(a: Result<Admission>) -> (AccessGuard, Option<u64>) {
         match a {
             Ok(Admission::Ready(g, e)) => (g, e),
@@ -224,19 +284,22 @@ mod tests {
     #[test]
     fn an_exclusive_producer_is_alone_and_raises_the_epoch() {
         let access = ProducerAccess::default();
-        let (first, e0) = ready(access.admit(AccessMode::Exclusive, "a", None));
+        let (first, e0) = ready(access.admit(AccessMode::Exclusive, &label("a"), None));
         assert_eq!(e0, Some(0));
-        assert!(matches!(refused(access.admit(AccessMode::Shared, "s", None)), BrokerError::ProducerBusy(_)));
-        assert!(matches!(refused(access.admit(AccessMode::Exclusive, "b", None)), BrokerError::ProducerFenced(_)));
+        assert!(matches!(refused(access.admit(AccessMode::Shared, &label("s"), None)), BrokerError::ProducerBusy(_)));
+        assert!(matches!(
+            refused(access.admit(AccessMode::Exclusive, &label("b"), None)),
+            BrokerError::ProducerFenced(_)
+        ));
         drop(first);
-        let (_second, e1) = ready(access.admit(AccessMode::Exclusive, "b", None));
+        let (_second, e1) = ready(access.admit(AccessMode::Exclusive, &label("b"), None));
         assert_eq!(e1, Some(1));
         // A producer fenced out before, coming back with epoch 0, stays out.
         let access2 = ProducerAccess::default();
-        let (_g, _) = ready(access2.admit(AccessMode::Exclusive, "x", Some(5)));
+        let (_g, _) = ready(access2.admit(AccessMode::Exclusive, &label("x"), Some(5)));
         drop(_g);
         assert!(matches!(
-            refused(access2.admit(AccessMode::Exclusive, "old", Some(4))),
+            refused(access2.admit(AccessMode::Exclusive, &label("old"), Some(4))),
             BrokerError::ProducerFenced(_)
         ));
     }
@@ -244,22 +307,29 @@ mod tests {
     #[test]
     fn shared_producers_keep_an_exclusive_one_out() {
         let access = ProducerAccess::default();
-        let (s1, e) = ready(access.admit(AccessMode::Shared, "s1", None));
+        let (s1, e) = ready(access.admit(AccessMode::Shared, &label("s1"), None));
         assert_eq!(e, None);
-        let (_s2, _) = ready(access.admit(AccessMode::Shared, "s2", None));
-        assert!(matches!(refused(access.admit(AccessMode::Exclusive, "x", None)), BrokerError::ProducerFenced(_)));
+        let (_s2, _) = ready(access.admit(AccessMode::Shared, &label("s2"), None));
+        assert!(matches!(
+            refused(access.admit(AccessMode::Exclusive, &label("x"), None)),
+            BrokerError::ProducerFenced(_)
+        ));
         drop(s1);
-        assert!(matches!(refused(access.admit(AccessMode::Exclusive, "x", None)), BrokerError::ProducerFenced(_)));
+        assert!(matches!(
+            refused(access.admit(AccessMode::Exclusive, &label("x"), None)),
+            BrokerError::ProducerFenced(_)
+        ));
     }
 
     #[tokio::test]
     async fn waiting_producers_take_their_turn_in_order() {
         let access = ProducerAccess::default();
-        let (holder, _) = ready(access.admit(AccessMode::Exclusive, "a", None));
-        let Ok(Admission::Queued(b, mut b_turn)) = access.admit(AccessMode::WaitForExclusive, "b", None) else {
+        let (holder, _) = ready(access.admit(AccessMode::Exclusive, &label("a"), None));
+        let Ok(Admission::Queued(b, mut b_turn)) = access.admit(AccessMode::WaitForExclusive, &label("b"), None) else {
             panic!("b queues")
         };
-        let Ok(Admission::Queued(_c, mut c_turn)) = access.admit(AccessMode::WaitForExclusive, "c", None) else {
+        let Ok(Admission::Queued(_c, mut c_turn)) = access.admit(AccessMode::WaitForExclusive, &label("c"), None)
+        else {
             panic!("c queues")
         };
         assert!(b_turn.try_recv().is_err() && c_turn.try_recv().is_err());
@@ -273,20 +343,29 @@ mod tests {
     #[tokio::test]
     async fn fencing_closes_the_others_and_fails_the_waiting() {
         let access = ProducerAccess::default();
-        let (old, _) = ready(access.admit(AccessMode::Exclusive, "old", None));
-        let Ok(Admission::Queued(_w, turn)) = access.admit(AccessMode::WaitForExclusive, "w", None) else {
+        let (old, _) = ready(access.admit(AccessMode::Exclusive, &label("old"), None));
+        let Ok(Admission::Queued(_w, turn)) = access.admit(AccessMode::WaitForExclusive, &label("w"), None) else {
             panic!("queues")
         };
-        let (_new, epoch) = ready(access.admit(AccessMode::ExclusiveWithFencing, "new", None));
+        let (_new, epoch) = ready(access.admit(AccessMode::ExclusiveWithFencing, &label("new"), None));
         assert_eq!(epoch, Some(1));
+        let (listed, waiting) = access.publishers();
+        assert_eq!((listed.len(), waiting), (1, 0), "only the fencing producer is left: {listed:?}");
+        assert_eq!(
+            (listed[0]["producerName"].as_str(), listed[0]["accessMode"].as_str()),
+            (Some("new"), Some("ExclusiveWithFencing"))
+        );
         old.fence().cancelled().await;
         assert!(matches!(turn.await.unwrap(), Err(BrokerError::ProducerFenced(_))));
         // The fenced producer letting go changes nothing for the new one.
         drop(old);
-        assert!(matches!(refused(access.admit(AccessMode::Shared, "s", None)), BrokerError::ProducerBusy(_)));
+        assert!(matches!(refused(access.admit(AccessMode::Shared, &label("s"), None)), BrokerError::ProducerBusy(_)));
         // And coming back with its old epoch it is refused, whatever its mode.
-        assert!(matches!(refused(access.admit(AccessMode::Exclusive, "old", Some(0))), BrokerError::ProducerFenced(_)));
-        let again = access.admit(AccessMode::WaitForExclusive, "old", Some(0));
+        assert!(matches!(
+            refused(access.admit(AccessMode::Exclusive, &label("old"), Some(0))),
+            BrokerError::ProducerFenced(_)
+        ));
+        let again = access.admit(AccessMode::WaitForExclusive, &label("old"), Some(0));
         assert!(matches!(refused(again), BrokerError::ProducerFenced(_)));
     }
 }

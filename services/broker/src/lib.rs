@@ -61,7 +61,7 @@ pub use config::BrokerConfig;
 pub use controllers::offload::{OffloadRun, OffloadStatus, Offloader};
 pub use dedup::DedupConfig;
 pub use error::{BrokerError, Entity, Result, Service};
-pub use exclusive::AccessMode;
+pub use exclusive::{AccessMode, ProducerLabel};
 pub use handover::Handover;
 pub use magnetar_storage::ProducerStamp;
 pub use partition::Partition;

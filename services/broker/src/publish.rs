@@ -7,7 +7,7 @@
 
 use crate::access::Caller;
 use crate::context::Context;
-use crate::exclusive::{AccessGuard, AccessMode, Admission};
+use crate::exclusive::{AccessGuard, AccessMode, Admission, ProducerLabel};
 use crate::metrics::buckets::{ENTRY_SIZE, Tally};
 use crate::partition::Partition;
 use crate::policies::enforce::{Throttle, check_message, throttle_publish};
@@ -214,18 +214,19 @@ impl Publisher {
     /// each partition it writes to until the returned guards are dropped: Pulsar's
     /// `ProducerBusy` (409) when one is at the topic's `maxProducers`.
     pub async fn attach_producer(&self, caller: &Caller, name: &TopicName) -> Result<ProducerSlots> {
-        self.attach_producer_as(caller, name, AccessMode::Shared, "", None).await
+        let label = ProducerLabel { connected_since: self.ctx.now_ms(), ..ProducerLabel::default() };
+        self.attach_producer_as(caller, name, AccessMode::Shared, &label, None).await
     }
 
     /// [`Self::attach_producer`] in a producer access mode (`crate::exclusive`), for a producer
-    /// named `producer` that may bring the topic epoch it was given before. A `WaitForExclusive`
+    /// (`label`, as topic stats list it) that may bring the topic epoch it was given before. A `WaitForExclusive`
     /// producer may come back queued: [`ProducerSlots::turn`] waits for its turn.
     pub async fn attach_producer_as(
         &self,
         caller: &Caller,
         name: &TopicName,
         mode: AccessMode,
-        producer: &str,
+        label: &ProducerLabel,
         epoch: Option<u64>,
     ) -> Result<ProducerSlots> {
         let partitions = self.prepare(caller, name).await?;
@@ -233,7 +234,7 @@ impl Publisher {
         let slots = crate::policies::enforce::admit_producer(name, &parts)?;
         let (mut access, mut turns, mut topic_epoch) = (Vec::new(), Vec::new(), None);
         for p in &parts {
-            match p.access.admit(mode, producer, epoch)? {
+            match p.access.admit(mode, label, epoch)? {
                 Admission::Ready(guard, e) => {
                     access.push(guard);
                     topic_epoch = topic_epoch.max(e);

@@ -197,6 +197,7 @@ pub fn partition_stats(p: &Partition) -> TopicStats {
         compaction: p.compaction.stats(),
         ..TopicStats::default()
     };
+    (stats.publishers, stats.waiting_publishers) = p.access.publishers();
     let entries = p.log.end_offset().saturating_sub(p.log.start_offset()).max(1);
     let avg_stored = stats.storage_size / entries;
     for s in p.all_subscriptions() {
@@ -275,6 +276,8 @@ pub fn aggregate<'a>(parts: impl Iterator<Item = &'a TopicStats>) -> TopicStats 
             t.durability = "mixed".into();
         }
         t.compaction.merge(&s.compaction);
+        t.publishers.extend(s.publishers.iter().cloned());
+        t.waiting_publishers += s.waiting_publishers;
         for (name, sub) in &s.subscriptions {
             let e = t.subscriptions.entry(name.clone()).or_insert_with(|| SubscriptionStats {
                 kind: sub.kind.clone(),

@@ -210,6 +210,14 @@ async fn producer_access_modes_hold_queue_and_fence_producers_of_every_surface()
     b.send(Frame::new(producer(topic, 1, 4, ProducerAccessMode::WaitForExclusive))).await.unwrap();
     let queued = answer(&mut b, 4).await.expect("queued");
     assert_eq!(queued.producer_ready, Some(false));
+    // Topic stats list the holder and count the waiting one (Pulsar's `publishers`).
+    let (_, stats) = app.get("/admin/v2/persistent/public/default/raw-access/stats").await;
+    assert_eq!(stats["waitingPublishers"], 1, "{stats}");
+    let publishers = stats["publishers"].as_array().expect("publishers");
+    assert_eq!(publishers.len(), 1, "{stats}");
+    assert_eq!(publishers[0]["accessMode"], "Exclusive");
+    assert_eq!(publishers[0]["producerName"], held.producer_name.as_str());
+    assert!(publishers[0]["address"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")), "{stats}");
     a.send(Frame::new(CommandCloseProducer { producer_id: 1, request_id: 5, ..Default::default() })).await.unwrap();
     let ready = answer(&mut b, 4).await.expect("its turn");
     assert_eq!((ready.producer_ready, ready.topic_epoch), (Some(true), Some(1)));

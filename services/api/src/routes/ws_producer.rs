@@ -258,7 +258,17 @@ impl ProducerSession {
     ) -> Result<ProducerSession, ApiError> {
         let caller = auth.caller();
         let Routing { hashing, single, producer, max_pending } = routing.clone();
-        let slots = s.broker.publisher().attach_producer(&caller, topic).await?;
+        // A WebSocket producer is a shared producer, listed in topic stats under its name.
+        let label = magnetar_broker::ProducerLabel {
+            name: producer.clone().unwrap_or_default(),
+            address: String::new(),
+            connected_since: magnetar_core::now_millis(),
+        };
+        let slots = s
+            .broker
+            .publisher()
+            .attach_producer_as(&caller, topic, magnetar_broker::AccessMode::Shared, &label, None)
+            .await?;
         // A WebSocket producer carries no schema: refused (409) where schemaValidationEnforced holds.
         s.broker.topics().check_schemaless_producer(topic, false).await?;
         let partitions = slots.partitions;

@@ -7,7 +7,7 @@ use crate::error::BinaryError;
 use crate::lookup::topic_name;
 use crate::producer::{self, ProducerHandle, SendItem};
 use crate::schema;
-use magnetar_broker::AccessMode;
+use magnetar_broker::{AccessMode, ProducerLabel};
 use magnetar_protocol::Frame;
 use magnetar_protocol::proto::*;
 
@@ -62,11 +62,16 @@ impl Connection {
                 }
             };
             let mode = access_mode(c.producer_access_mode);
+            let label = ProducerLabel {
+                name: name.clone(),
+                address: self.peer.to_string(),
+                connected_since: magnetar_core::now_millis(),
+            };
             let mut slots = self
                 .shared
                 .broker
                 .publisher()
-                .attach_producer_as(&self.caller, &topic, mode, &name, c.topic_epoch)
+                .attach_producer_as(&self.caller, &topic, mode, &label, c.topic_epoch)
                 .await?;
             let has_schema = c.schema.as_ref().is_some_and(|s| s.r#type != SchemaType::None as i32);
             self.shared.broker.topics().check_schemaless_producer(&topic, has_schema).await?;
