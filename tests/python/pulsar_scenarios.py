@@ -968,6 +968,85 @@ def sticky(url, topic):
     return out
 
 
+def client_features(url, topic):
+    """The Python client's conveniences over several topics, as its documentation shows them:
+    a consumer of a list of topics (and its seek by time), a table view, batch receive, a
+    message listener, a reader of a partitioned topic (`TOPIC-parts`, three partitions, made by
+    the test) with has_message_available, a reader starting inclusively at an id, the last
+    message id, and a topic named by its short name."""
+    import threading
+
+    c = client(url)
+    out = {}
+    a, b = f"{topic}-a", f"{topic}-b"
+    c.create_producer(a).send(b"to-a")
+    c.create_producer(b).send(b"to-b")
+    multi = c.subscribe([a, b], "multi", initial_position=pulsar.InitialPosition.Earliest)
+    assert sorted(multi.receive(timeout_millis=TIMEOUT_MS).data() for _ in range(2)) == [b"to-a", b"to-b"]
+    multi.seek(0)
+    assert sorted(multi.receive(timeout_millis=TIMEOUT_MS).data() for _ in range(2)) == [b"to-a", b"to-b"]
+
+    table = f"{topic}-table"
+    p = c.create_producer(table)
+    for key, value in [("k1", b"1"), ("k2", b"2"), ("k1", b"3")]:
+        p.send(value, partition_key=key)
+    view = c.create_table_view(table)
+    deadline = time.time() + 10
+    while (view.get("k1"), view.get("k2")) != (b"3", b"2") and time.time() < deadline:
+        time.sleep(0.05)
+    out["table"] = {k: view.get(k).decode() for k in ("k1", "k2")}
+    view.close()
+
+    batched = f"{topic}-batch-receive"
+    consumer = c.subscribe(batched, "br", batch_receive_policy=pulsar.ConsumerBatchReceivePolicy(10, -1, 500))
+    p = c.create_producer(batched)
+    for i in range(5):
+        p.send(f"{i}".encode())
+    # Batches of what arrived within 500 ms each (on a loaded machine the five may come in two).
+    received, deadline = [], time.time() + 10
+    while len(received) < 5 and time.time() < deadline:
+        received.extend(m.data() for m in consumer.batch_receive())
+    out["batch_receive"] = len(received)
+
+    heard, done = [], threading.Event()
+
+    def listener(cons, msg):
+        heard.append(msg.data())
+        cons.acknowledge(msg)
+        if len(heard) == 5:
+            done.set()
+
+    c.subscribe(f"{topic}-listened", "l", message_listener=listener)
+    p = c.create_producer(f"{topic}-listened")
+    for i in range(5):
+        p.send(f"{i}".encode())
+    assert done.wait(10), heard
+    out["listener"] = [m.decode() for m in heard]
+
+    p = c.create_producer(f"{topic}-parts")
+    for i in range(6):
+        p.send(f"{i}".encode(), partition_key=str(i))
+    reader = c.create_reader(f"{topic}-parts", pulsar.MessageId.earliest)
+    got = []
+    while reader.has_message_available():
+        got.append(reader.read_next(TIMEOUT_MS).data())
+    out["partitioned_reader"] = sorted(g.decode() for g in got)
+
+    p = c.create_producer(f"{topic}-ids")
+    ids = [p.send(f"{i}".encode()) for i in range(3)]
+    inclusive = c.create_reader(f"{topic}-ids", ids[1], start_message_id_inclusive=True)
+    assert inclusive.read_next(TIMEOUT_MS).data() == b"1"
+    last = c.subscribe(f"{topic}-ids", "last").get_last_message_id()
+    assert str(last) == str(ids[2]), (str(last), str(ids[2]))
+
+    short = topic.rsplit("/", 1)[1] + "-short"
+    c.create_producer(short).send(b"s")
+    m = c.subscribe(short, "s", initial_position=pulsar.InitialPosition.Earliest).receive(TIMEOUT_MS)
+    out["short_name"] = m.topic_name()
+    c.close()
+    return out
+
+
 def refused_with(attempt, describe):
     """`describe` of the exception an attempt that must fail raised."""
     try:
@@ -1004,6 +1083,7 @@ SCENARIOS = {
     "schemas": schemas,
     "access_modes": access_modes,
     "sticky": sticky,
+    "client_features": client_features,
 }
 
 if __name__ == "__main__":

@@ -209,6 +209,18 @@ async fn sticky_key_shared_consumers_get_the_hash_ranges_they_claim() {
 }
 
 #[tokio::test]
+async fn multi_topic_consumers_table_views_batch_receive_listeners_and_partitioned_readers() {
+    let app = TestApp::standalone().await;
+    create_partitioned(&app, "features-parts", 3).await;
+    let out = scenario(&app.pulsar_url(), "client_features", "features", &[]).await;
+    assert_eq!(out["table"], json!({"k1": "3", "k2": "2"}), "the latest value of each key");
+    assert_eq!(out["batch_receive"], 5, "{out}");
+    assert_eq!(out["listener"], json!(["0", "1", "2", "3", "4"]), "{out}");
+    assert_eq!(out["partitioned_reader"], json!(["0", "1", "2", "3", "4", "5"]), "{out}");
+    assert_eq!(out["short_name"], "persistent://public/default/features-short", "{out}");
+}
+
+#[tokio::test]
 async fn partitioned_topic_with_batching() {
     let app = TestApp::standalone().await;
     create_partitioned(&app, "parts", 3).await;
