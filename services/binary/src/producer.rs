@@ -210,14 +210,16 @@ async fn publish_loop(
     drop(groups_tx);
     let _ = acker.await;
     shared.producer_names.lock().unwrap_or_else(|e| e.into_inner()).remove(&route.key);
-    if fenced_out {
-        // Its client creates it again, and is refused as fenced (its topic epoch is behind).
-        tracing::info!(topic = %route.topic, producer = route.producer_id, "pulsar:// producer fenced out by an exclusive producer");
-        let close = CommandCloseProducer { producer_id: route.producer_id, request_id: 0, ..Default::default() };
-        let _ = out.send(Frame::new(close)).await;
-    } else if gone.is_cancelled() {
-        tracing::debug!(topic = %route.topic, producer = route.producer_id, "pulsar:// producer closed: its partition moved");
-        let to = detach.moved_to().filter(|_| route.direct).map(|r| broker.tier().redirect_on_close(r));
+    if fenced_out || gone.is_cancelled() {
+        // Fenced out, its client creates it again and is refused (its topic epoch is behind);
+        // moved, it may be told where to.
+        let to = if fenced_out {
+            tracing::info!(topic = %route.topic, producer = route.producer_id, "pulsar:// producer fenced out by an exclusive producer");
+            None
+        } else {
+            tracing::debug!(topic = %route.topic, producer = route.producer_id, "pulsar:// producer closed: its partition moved");
+            detach.moved_to().filter(|_| route.direct).map(|r| broker.tier().redirect_on_close(r))
+        };
         let to = to.unwrap_or_default();
         let close = CommandCloseProducer {
             producer_id: route.producer_id,

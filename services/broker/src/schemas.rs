@@ -143,6 +143,17 @@ impl Topics {
     /// Why `payload` cannot follow the topic's live schema versions under the strategy in force,
     /// if it cannot (see `schema_compat`). `InvalidArgument` for a type Pulsar does not have.
     pub async fn schema_incompatibility(&self, topic: &TopicName, payload: &SchemaPayload) -> Result<Option<String>> {
+        let live = self.live_versions(topic).await?;
+        self.incompatibility_with(topic, &live, payload).await
+    }
+
+    /// [`Self::schema_incompatibility`] against live versions already read.
+    async fn incompatibility_with(
+        &self,
+        topic: &TopicName,
+        live: &[SchemaVersion],
+        payload: &SchemaPayload,
+    ) -> Result<Option<String>> {
         if !SCHEMA_TYPES.contains(&payload.schema_type.as_str()) {
             return Err(BrokerError::InvalidArgument(format!(
                 "unknown schema type {}: one of {}",
@@ -150,12 +161,8 @@ impl Topics {
                 SCHEMA_TYPES.join(", ")
             )));
         }
-        let live: Vec<SchemaPayload> = self
-            .live_versions(topic)
-            .await?
-            .into_iter()
-            .filter_map(|v| serde_json::from_value(v.schema?).ok())
-            .collect();
+        let live: Vec<SchemaPayload> =
+            live.iter().filter_map(|v| serde_json::from_value(v.schema.clone()?).ok()).collect();
         let strategy = self.schema_compatibility_strategy(topic).await?;
         Ok(crate::schema_compat::incompatibility(strategy, &live, payload)
             .map(|why| format!("schema of topic {topic}: {why}")))
@@ -190,10 +197,17 @@ impl Topics {
     /// to a live version returns that version (Pulsar does not store a schema twice).
     /// `SchemaIncompatible` when it cannot follow the current schema.
     pub async fn upload_schema(&self, topic: &TopicName, payload: &SchemaPayload) -> Result<i64> {
-        if let Some(existing) = self.schema_version_of(topic, payload).await? {
-            return Ok(existing);
+        let live = self.live_versions(topic).await?;
+        match identical(&live, payload) {
+            Some(existing) => Ok(existing),
+            None => self.store_version(topic, &live, payload).await,
         }
-        if let Some(why) = self.schema_incompatibility(topic, payload).await? {
+    }
+
+    /// Stores `payload`, which is none of the `live` versions, as the next version if it can
+    /// follow them.
+    async fn store_version(&self, topic: &TopicName, live: &[SchemaVersion], payload: &SchemaPayload) -> Result<i64> {
+        if let Some(why) = self.incompatibility_with(topic, live, payload).await? {
             return Err(BrokerError::SchemaIncompatible(why));
         }
         let json = serde_json::to_value(payload).map_err(BrokerError::internal)?;
@@ -209,7 +223,8 @@ impl Topics {
     /// and the schema can follow the live ones. `SchemaIncompatible` otherwise, the first
     /// schema of a topic included when registering is off.
     pub async fn add_client_schema(&self, topic: &TopicName, payload: &SchemaPayload) -> Result<i64> {
-        if let Some(existing) = self.schema_version_of(topic, payload).await? {
+        let live = self.live_versions(topic).await?;
+        if let Some(existing) = identical(&live, payload) {
             return Ok(existing);
         }
         let allowed = self.ctx().fresh_policies(topic.namespace()).await?.is_allow_auto_update_schema.unwrap_or(true);
@@ -219,7 +234,7 @@ impl Topics {
                  schemas (isAllowAutoUpdateSchema is false)"
             )));
         }
-        self.upload_schema(topic, payload).await
+        self.store_version(topic, &live, payload).await
     }
 
     /// Judges a consumer's schema: on a topic with a live schema it must be one of its versions
@@ -246,10 +261,10 @@ impl Topics {
             Err(BrokerError::NotFound(Entity::Topic(_))) => return Ok(()),
             Err(e) => return Err(e),
         };
-        if live.is_empty() || self.schema_version_of(topic, payload).await?.is_some() {
+        if live.is_empty() || identical(&live, payload).is_some() {
             return Ok(());
         }
-        match self.schema_incompatibility(topic, payload).await? {
+        match self.incompatibility_with(topic, &live, payload).await? {
             Some(why) => Err(BrokerError::SchemaIncompatible(why)),
             None => Ok(()),
         }
@@ -265,10 +280,14 @@ impl Topics {
 
     /// The live version identical to `payload`, if any.
     pub async fn schema_version_of(&self, topic: &TopicName, payload: &SchemaPayload) -> Result<Option<i64>> {
-        let versions = self.live_versions(topic).await?;
-        Ok(versions.iter().rev().find_map(|v| {
-            let p: SchemaPayload = serde_json::from_value(v.schema.clone()?).ok()?;
-            (p == *payload).then_some(v.version)
-        }))
+        Ok(identical(&self.live_versions(topic).await?, payload))
     }
+}
+
+/// The version among `live` identical to `payload`, if any.
+fn identical(live: &[SchemaVersion], payload: &SchemaPayload) -> Option<i64> {
+    live.iter().rev().find_map(|v| {
+        let p: SchemaPayload = serde_json::from_value(v.schema.clone()?).ok()?;
+        (p == *payload).then_some(v.version)
+    })
 }
