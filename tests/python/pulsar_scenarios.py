@@ -1047,6 +1047,92 @@ def client_features(url, topic):
     return out
 
 
+def rsa_key_pair(directory):
+    """A fresh RSA key pair in PEM files (public, private), made with the openssl command."""
+    import os
+    import shutil
+    import subprocess
+
+    openssl = shutil.which("openssl")
+    assert openssl, "the openssl command is needed to make the test's keys: apt-get install openssl"
+    private, public = os.path.join(directory, "private.pem"), os.path.join(directory, "public.pem")
+    subprocess.run([openssl, "genrsa", "-out", private, "2048"], check=True, capture_output=True)
+    subprocess.run([openssl, "rsa", "-in", private, "-pubout", "-out", public], check=True, capture_output=True)
+    return public, private
+
+
+def encryption(url, topic):
+    """End-to-end encryption as Pulsar's documentation shows it: a producer with an encryption
+    key and a crypto key reader, batched (and compressed) and not; consumers and readers that
+    hold the private key decrypt every message; a consumer without it takes the encrypted
+    messages as they are (CONSUME: a batch as one message with its encryption context) or
+    leaves them (DISCARD). The broker never sees a key."""
+    import tempfile
+
+    keys = tempfile.mkdtemp()
+    public, private = rsa_key_pair(keys)
+    reader_keys = pulsar.CryptoKeyReader(public, private)
+    c = client(url)
+    out = {}
+    decrypting = c.subscribe(topic, "decrypting", consumer_type=pulsar.ConsumerType.Shared, crypto_key_reader=reader_keys)
+    opaque = c.subscribe(topic, "opaque", crypto_key_reader=None,
+                         crypto_failure_action=pulsar.ConsumerCryptoFailureAction.CONSUME)
+    batched = c.create_producer(topic, encryption_key="magnetar-test", crypto_key_reader=reader_keys,
+                                batching_enabled=True, batching_max_publish_delay_ms=50,
+                                compression_type=pulsar.CompressionType.LZ4)
+    for i in range(10):
+        batched.send_async(f"batched-{i}".encode(), None, properties={"i": str(i)}, partition_key=f"k{i % 3}")
+    batched.flush()
+    single = c.create_producer(topic, encryption_key="magnetar-test", crypto_key_reader=reader_keys,
+                               batching_enabled=False)
+    ids = [single.send(f"single-{i}".encode(), properties={"i": str(i)}, partition_key="solo") for i in range(3)]
+
+    got = drain(decrypting, 13)
+    out["decrypted"] = sorted(m.data().decode() for m in got)
+    by_data = {m.data().decode(): m for m in got}
+    assert by_data["batched-7"].properties() == {"i": "7"}, by_data["batched-7"].properties()
+    assert by_data["batched-7"].partition_key() == "k1", by_data["batched-7"].partition_key()
+    assert by_data["single-2"].partition_key() == "solo"
+    for m in got:
+        decrypting.acknowledge(m)
+
+    # Without the private key: the batch comes as one message, encrypted, with what decrypts it.
+    taken = []
+    while True:
+        try:
+            taken.append(opaque.receive(timeout_millis=2000))
+        except pulsar.Timeout:
+            break
+    contexts = [m.encryption_context() for m in taken]
+    assert all(ctx is not None for ctx in contexts), contexts
+    out["opaque"] = len(taken)
+    out["opaque_batch_sizes"] = sorted(ctx.batch_size() for ctx in contexts)
+    out["opaque_keys"] = sorted({k.key for ctx in contexts for k in ctx.keys()})
+    out["opaque_compression"] = sorted(str(ctx.compression_type()) for ctx in contexts)
+    assert all(b"batched" not in m.data() and b"single" not in m.data() for m in taken), "payloads stay encrypted"
+    for m in taken:
+        opaque.acknowledge(m)
+
+    discarding = c.subscribe(topic, "discarding", initial_position=pulsar.InitialPosition.Earliest,
+                             crypto_failure_action=pulsar.ConsumerCryptoFailureAction.DISCARD)
+    try:
+        discarding.receive(timeout_millis=1500)
+        raise AssertionError("a discarding consumer received an encrypted message")
+    except pulsar.Timeout:
+        pass
+
+    reader = c.create_reader(topic, pulsar.MessageId.earliest, crypto_key_reader=reader_keys)
+    read = []
+    while reader.has_message_available():
+        read.append(reader.read_next(TIMEOUT_MS).data().decode())
+    out["read"] = read
+    # A reader starting at the second unbatched message, inclusively, decrypts from there.
+    inclusive = c.create_reader(topic, ids[1], start_message_id_inclusive=True, crypto_key_reader=reader_keys)
+    out["from_id"] = inclusive.read_next(TIMEOUT_MS).data().decode()
+    c.close()
+    return out
+
+
 def refused_with(attempt, describe):
     """`describe` of the exception an attempt that must fail raised."""
     try:
@@ -1084,6 +1170,7 @@ SCENARIOS = {
     "access_modes": access_modes,
     "sticky": sticky,
     "client_features": client_features,
+    "encryption": encryption,
 }
 
 if __name__ == "__main__":

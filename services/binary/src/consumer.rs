@@ -26,18 +26,26 @@ const MAX_SENT_BATCHES: usize = 100_000;
 /// An entry as the client names it: partition, ledger, entry.
 pub type EntryKey = (i32, u64, u64);
 
+/// A batch sent whole: its size, and whether it is end-to-end encrypted (then acknowledged as a
+/// whole only: its first record carries all of it, see `magnetar_broker`'s encrypted batches).
+#[derive(Clone, Copy)]
+struct Sent {
+    size: u32,
+    sealed: bool,
+}
+
 /// The batches a consumer received as one frame and has not acknowledged, with their sizes.
 #[derive(Default)]
-pub struct SentBatches(Mutex<BTreeMap<EntryKey, u32>>);
+pub struct SentBatches(Mutex<BTreeMap<EntryKey, Sent>>);
 
 impl SentBatches {
-    fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<EntryKey, u32>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<EntryKey, Sent>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn sent(&self, key: EntryKey, size: u32) {
+    fn sent(&self, key: EntryKey, size: u32, sealed: bool) {
         let mut map = self.map();
-        map.insert(key, size);
+        map.insert(key, Sent { size, sealed });
         if map.len() > MAX_SENT_BATCHES {
             map.pop_first();
         }
@@ -50,16 +58,23 @@ impl SentBatches {
 
     /// The size of the batch sent whole under `key`, if one was.
     fn size(&self, key: EntryKey) -> Option<u32> {
-        self.map().get(&key).copied()
+        self.map().get(&key).map(|s| s.size)
+    }
+
+    fn sealed(&self, key: EntryKey) -> bool {
+        self.map().get(&key).is_some_and(|s| s.sealed)
     }
 
     /// The messages an ack (`cumulative` or not) or a redelivery request names by `d`: a batch
     /// sent whole and named by its entry alone, all its messages; with an `ack_set` (batch-index
-    /// acks), the indexes whose bits are clear; otherwise the one message `d` designates.
+    /// acks), the indexes whose bits are clear; otherwise the one message `d` designates. Part
+    /// of an encrypted batch names nothing (cumulatively: the entries before it): the batch is
+    /// acknowledged when all of it is.
     pub fn named(&self, d: &MessageIdData, cumulative: bool) -> Named {
         let id = convert::message_id(d);
         let entry = magnetar_core::MessageId { batch_index: -1, ..id }.offset();
         let key = key_of(d);
+        let before = || cumulative.then(|| entry.checked_sub(1)).flatten();
         if !d.ack_set.is_empty() {
             let words = &d.ack_set;
             // The bits past the batch's end are clear too: without its size (a batch this
@@ -68,15 +83,23 @@ impl SentBatches {
             let size = self.size(key).or(d.batch_size.and_then(|s| u32::try_from(s).ok())).unwrap_or(0);
             let size = size.min(64 * words.len() as u32);
             let clear = |i: u32| (words[(i / 64) as usize] as u64) & (1 << (i % 64)) == 0;
-            let offsets: Vec<u64> = (0..size).filter(|&i| clear(i)).map(|i| entry + u64::from(i)).collect();
+            let mut offsets: Vec<u64> = (0..size).filter(|&i| clear(i)).map(|i| entry + u64::from(i)).collect();
             if size > 0 && offsets.len() == size as usize {
                 self.acked(key, cumulative);
+            } else if self.sealed(key) {
+                offsets.clear();
             }
             // A cumulative ack with an ack set covers the entries before this one, and the
             // indexes it clears in this one.
-            return Named { id, offsets, through: cumulative.then(|| entry.checked_sub(1)).flatten() };
+            return Named { id, offsets, through: before() };
         }
-        let whole = (id.batch_index < 0).then(|| self.size(key)).flatten();
+        if id.batch_index >= 0 && self.sealed(key) {
+            let last = self.size(key).is_some_and(|n| id.batch_index as u32 + 1 >= n);
+            if !(cumulative && last) {
+                return Named { id, offsets: Vec::new(), through: before() };
+            }
+        }
+        let whole = self.size(key).filter(|_| id.batch_index < 0 || self.sealed(key));
         if let Some(n) = whole {
             self.acked(key, cumulative);
             let last = entry + u64::from(n.max(1)) - 1;
@@ -186,6 +209,27 @@ fn frames(consumer_id: u64, messages: &[magnetar_broker::PulledMessage], batches
     let mut i = 0;
     while i < messages.len() {
         let rest = &messages[i..];
+        if rest[0].record.is_encrypted_member() {
+            // Goes with its head, which was framed before it.
+            i += 1;
+            continue;
+        }
+        if let Some((id, payload)) = convert::encrypted_payload(&rest[0]) {
+            if let Some(b) = rest[0].record.batch {
+                batches.sent(key_of(&id), b.size, true);
+            }
+            out.push(Frame::with_payload(
+                CommandMessage {
+                    consumer_id,
+                    message_id: id,
+                    redelivery_count: Some(rest[0].redelivery_count),
+                    ..Default::default()
+                },
+                payload,
+            ));
+            i += 1;
+            continue;
+        }
         let n = convert::whole_batch(rest);
         let batch = match (n > 0).then(|| convert::batch_payload(&rest[..n])) {
             Some(Ok(built)) => Some(built),
@@ -197,7 +241,7 @@ fn frames(consumer_id: u64, messages: &[magnetar_broker::PulledMessage], batches
         };
         let (taken, message_id, payload) = match batch {
             Some((id, payload)) => {
-                batches.sent(key_of(&id), n as u32);
+                batches.sent(key_of(&id), n as u32, false);
                 (n, id, payload)
             }
             None => {
@@ -318,7 +362,7 @@ mod tests {
     #[test]
     fn an_entry_ack_of_a_batch_sent_whole_covers_all_its_messages_once() {
         let b = SentBatches::default();
-        b.sent((-1, 100, 10), 4);
+        b.sent((-1, 100, 10), 4, false);
         let n = b.named(&id(10, None, vec![]), false);
         assert_eq!((n.offsets, n.through), (vec![110, 111, 112, 113], None));
         // Forgotten once acknowledged: the same id again names its first message only.
@@ -328,9 +372,9 @@ mod tests {
     #[test]
     fn a_cumulative_entry_ack_goes_through_the_batch_and_forgets_the_ones_before() {
         let b = SentBatches::default();
-        b.sent((-1, 100, 0), 3);
-        b.sent((-1, 100, 10), 4);
-        b.sent((-1, 100, 20), 2);
+        b.sent((-1, 100, 0), 3, false);
+        b.sent((-1, 100, 10), 4, false);
+        b.sent((-1, 100, 20), 2, false);
         let n = b.named(&id(10, None, vec![]), true);
         assert_eq!((n.offsets.len(), n.through), (0, Some(113)));
         assert_eq!(b.size((-1, 100, 0)), None);
@@ -340,7 +384,7 @@ mod tests {
     #[test]
     fn an_ack_set_acknowledges_the_clear_bits_within_the_batch_only() {
         let b = SentBatches::default();
-        b.sent((-1, 100, 10), 5);
+        b.sent((-1, 100, 10), 5, false);
         // Bits set = still unacknowledged: 0b10110 leaves 0 and 3 acknowledged; bits 5.. are
         // clear too but past the batch.
         let n = b.named(&id(10, None, vec![0b10110]), false);
@@ -353,9 +397,28 @@ mod tests {
     }
 
     #[test]
+    fn an_encrypted_batch_is_acknowledged_as_a_whole_only() {
+        let b = SentBatches::default();
+        b.sent((-1, 100, 10), 3, true);
+        // Part of it by ack set or by batch index: nothing (cumulatively, the entries before).
+        let n = b.named(&id(10, None, vec![0b110]), false);
+        assert!(n.offsets.is_empty() && n.through.is_none());
+        assert_eq!(b.named(&id(10, None, vec![0b110]), true).through, Some(109));
+        assert!(b.named(&id(10, Some(1), vec![]), false).offsets.is_empty());
+        let n = b.named(&id(10, Some(1), vec![]), true);
+        assert_eq!((n.offsets.len(), n.through), (0, Some(109)));
+        // All of it: by the entry, by an ack set clearing every bit, cumulatively by its last.
+        assert_eq!(b.named(&id(10, None, vec![0]), false).offsets, vec![110, 111, 112]);
+        b.sent((-1, 100, 10), 3, true);
+        assert_eq!(b.named(&id(10, Some(2), vec![]), true).through, Some(112));
+        b.sent((-1, 100, 10), 3, true);
+        assert_eq!(b.named(&id(10, None, vec![]), false).offsets, vec![110, 111, 112]);
+    }
+
+    #[test]
     fn ids_with_a_batch_index_or_of_single_messages_name_one_message() {
         let b = SentBatches::default();
-        b.sent((-1, 100, 10), 4);
+        b.sent((-1, 100, 10), 4, false);
         assert_eq!(b.named(&id(10, Some(2), vec![]), false).offsets, vec![112]);
         assert_eq!(b.named(&id(40, None, vec![]), false).offsets, vec![140]);
         assert_eq!(b.named(&id(40, None, vec![]), true).through, Some(140));

@@ -12,9 +12,11 @@ use bytes::Bytes;
 use magnetar_broker::{PublishMessage, PulledMessage};
 use magnetar_core::MessageId;
 use magnetar_protocol::batch::SingleMessage;
-use magnetar_protocol::proto::{CompressionType, KeyValue, MessageIdData, MessageMetadata, SingleMessageMetadata};
+use magnetar_protocol::proto::{
+    CompressionType, EncryptionKeys, KeyValue, MessageIdData, MessageMetadata, SingleMessageMetadata,
+};
 use magnetar_protocol::{Payload, ProtocolError};
-use magnetar_storage::{BatchPos, ChunkPos, ProducerStamp};
+use magnetar_storage::{BatchPos, ChunkPos, Encrypted, Encryption, EncryptionKey, ProducerStamp};
 
 /// The broker's messages for one SEND, in order, with the producer's name and sequence ids
 /// (the batch's sequence id counts up from the SEND's unless a message carries its own).
@@ -43,9 +45,58 @@ pub fn publish_messages(producer: &str, payload: &Payload, limit: usize) -> Resu
                 producer: Some(stamp(producer, seq, md)),
                 batch: Some(BatchPos { index: i as u32, size }),
                 chunk: None,
+                encrypted: None,
             }
         })
         .collect())
+}
+
+/// Largest encrypted batch taken: its members are records of their own, so a claimed size is
+/// bounded like any batch a frame could hold (Pulsar's clients default to 1,000 messages).
+const MAX_ENCRYPTED_BATCH: i32 = 100_000;
+
+/// The broker's messages for an end-to-end encrypted SEND, which the broker cannot open: the
+/// first holds the payload as sent (compressed, then encrypted) with what decrypts it; a batch
+/// of `n` adds `n - 1` empty members so that every message has its offset and id `L:E:i`
+/// (docs/binary-protocol.md, "End-to-end encrypted messages"). The key, properties and event
+/// time are the SEND's metadata's (Pulsar does not encrypt them; in a batch, each message's own
+/// are inside the encrypted payload). Refused with a reason when the batch size is not
+/// plausible.
+pub fn encrypted_messages(producer: &str, payload: &Payload) -> Result<Vec<PublishMessage>, String> {
+    let md = payload.metadata();
+    let size = match md.num_messages_in_batch {
+        None => None,
+        Some(n) if (1..=MAX_ENCRYPTED_BATCH).contains(&n) => Some(n as u32),
+        Some(n) => return Err(format!("an encrypted batch of {n} messages: batches hold 1 to {MAX_ENCRYPTED_BATCH}")),
+    };
+    let compression = payload.compression().map_err(|e| e.to_string())?;
+    let encryption = Encryption {
+        keys: md
+            .encryption_keys
+            .iter()
+            .map(|k| EncryptionKey {
+                name: k.key.clone(),
+                value: Bytes::copy_from_slice(&k.value),
+                metadata: k.metadata.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect(),
+            })
+            .collect(),
+        algorithm: md.encryption_algo.clone().unwrap_or_default(),
+        param: md.encryption_param.clone().map(Bytes::from).unwrap_or_default(),
+        compression: compression as i32 as u8,
+        uncompressed_size: md.uncompressed_size(),
+    };
+    let mut head = single(producer, md, Bytes::clone(payload.data()));
+    head.batch = size.map(|size| BatchPos { index: 0, size });
+    head.encrypted = Some(Encrypted::Head(Box::new(encryption)));
+    let members = (1..size.unwrap_or(1)).map(|index| PublishMessage {
+        key: head.key.clone(),
+        deliver_at: head.deliver_at,
+        producer: Some(stamp(producer, md.sequence_id as i64 + i64::from(index), md)),
+        batch: Some(BatchPos { index, size: size.unwrap_or(1) }),
+        encrypted: Some(Encrypted::Member),
+        ..PublishMessage::default()
+    });
+    Ok(std::iter::once(head.clone()).chain(members).collect())
 }
 
 /// A message sent on its own (not in a batch) with its metadata, holding `body`.
@@ -60,6 +111,7 @@ fn single(producer: &str, md: &MessageMetadata, body: Bytes) -> PublishMessage {
         producer: Some(stamp(producer, md.sequence_id as i64, md)),
         batch: None,
         chunk: None,
+        encrypted: None,
     }
 }
 
@@ -157,6 +209,34 @@ pub fn message_payload(m: &PulledMessage) -> (MessageIdData, Payload) {
     };
     let id = MessageId::new(r.segment_base, r.offset, m.id.partition_index);
     (entry_id_data(&id), Payload::new(metadata, Bytes::clone(&r.payload)))
+}
+
+/// The MESSAGE frame's id and payload for an end-to-end encrypted record (an encrypted batch's
+/// head, or an encrypted message sent alone), exactly as its producer sent it, with what
+/// decrypts it; `None` for any other record. The id is the entry's: the client numbers the
+/// batch's messages itself.
+pub fn encrypted_payload(m: &PulledMessage) -> Option<(MessageIdData, Payload)> {
+    let r = &m.record;
+    let e = r.encryption()?;
+    let (id, plain) = message_payload(m);
+    let metadata = MessageMetadata {
+        encryption_keys: e
+            .keys
+            .iter()
+            .map(|k| EncryptionKeys {
+                key: k.name.clone(),
+                value: k.value.to_vec(),
+                metadata: k.metadata.iter().map(|(a, b)| KeyValue::new(a.clone(), b.clone())).collect(),
+            })
+            .collect(),
+        encryption_algo: Some(e.algorithm.clone()).filter(|a| !a.is_empty()),
+        encryption_param: Some(e.param.to_vec()),
+        compression: Some(i32::from(e.compression)).filter(|c| *c != 0),
+        uncompressed_size: Some(e.uncompressed_size),
+        num_messages_in_batch: r.batch.map(|b| b.size as i32),
+        ..plain.metadata().clone()
+    };
+    Some((id, Payload::new(metadata, Bytes::clone(&r.payload))))
 }
 
 /// The broker's message for one chunk of a chunked message (a SEND whose metadata has

@@ -80,6 +80,8 @@ fn broker_code(e: &BrokerError) -> ServerError {
         | B::BundleUnavailable(_) => ServerError::ServiceNotReady,
         B::Internal(_) => ServerError::UnknownError,
         B::SequenceInFlight { .. } => ServerError::PersistenceError,
+        // Pulsar's answer to a producer that does not encrypt where encryption is required.
+        B::EncryptionRequired(_) => ServerError::MetadataError,
         _ => ServerError::NotAllowedError,
     }
 }

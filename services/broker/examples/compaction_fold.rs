@@ -23,6 +23,7 @@ fn main() {
             producer: None,
             batch: None,
             chunk: None,
+            encrypted: None,
         })
         .collect();
     let started = std::time::Instant::now();

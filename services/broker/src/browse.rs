@@ -181,6 +181,9 @@ impl Topics {
             more |= after < p.log.end_offset();
             next.push((p.index, after));
         }
+        // An encrypted batch shows as one message, its head (the members hold nothing); they
+        // still count above, so that the next page starts after them.
+        taken.retain(|m| !m.record.is_encrypted_member());
         Ok(BrowsePage { messages: taken, next: more.then(|| next_token(&next)) })
     }
 

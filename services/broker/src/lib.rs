@@ -23,6 +23,7 @@ mod context;
 pub mod controllers;
 mod dedup;
 pub mod durability;
+mod encrypted;
 mod error;
 mod exclusive;
 mod failover;

@@ -40,6 +40,9 @@ pub struct PublishMessage {
     pub batch: Option<magnetar_storage::BatchPos>,
     /// The message is one chunk of a larger one (binary protocol producers with chunking on).
     pub chunk: Option<Box<magnetar_storage::ChunkPos>>,
+    /// The message is end-to-end encrypted, or belongs to an encrypted batch (binary protocol
+    /// producers with encryption on).
+    pub encrypted: Option<magnetar_storage::Encrypted>,
 }
 
 /// How a message key picks a partition: Pulsar's `Murmur3_32Hash` (REST produce) or the Java
@@ -470,6 +473,7 @@ impl Publisher {
             producer: m.producer,
             batch: m.batch,
             chunk: m.chunk,
+            encrypted: m.encrypted,
         }
     }
 }

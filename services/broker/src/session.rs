@@ -5,6 +5,7 @@
 
 use crate::access::Caller;
 use crate::chunks::{self, Joiner};
+use crate::encrypted;
 use crate::error::Entity;
 use crate::partition::Partition;
 use crate::policies::enforce;
@@ -282,14 +283,19 @@ impl ConsumerSession {
                 whole_batches: self.whole_batches.load(Ordering::Relaxed),
                 ahead: self.ahead.get((first + k) % n).cloned(),
             };
+            let whole = how.whole_batches;
             let got = s.take_with(Some(self.id), room, 8 * 1024 * 1024, self.ack_timeout, how).await?;
             if got.is_empty() {
                 continue;
             }
+            let (got, settled) = encrypted::split_members(got, whole);
+            let mut joined = chunks::Outcome::default();
+            if !settled.is_empty() {
+                joined.drop.push(((first + k) % n, settled));
+            }
             let bytes: u64 = got.iter().map(|d| d.record.payload.len() as u64).sum();
             enforce::record_dispatch(p, s, got.len() as u64, bytes);
             p.record_delivery(got.len() as u64, bytes);
-            let mut joined = chunks::Outcome::default();
             for d in got {
                 let m = PulledMessage::from_delivery(d);
                 if let Some(j) = &self.chunks
@@ -362,8 +368,10 @@ impl ConsumerSession {
             event_time: m.record.event_time,
             ..PublishMessage::default()
         };
-        let outcome = self.service.publisher().publish(caller, &dl.topic, vec![msg], KeyHashing::Murmur3).await;
-        if let Err(e) = outcome.and_then(|mut r| r.pop().unwrap_or(Err(BrokerError::Internal("no outcome".into())))) {
+        let msgs = encrypted::copies(&m.record, msg);
+        let outcome = self.service.publisher().publish(caller, &dl.topic, msgs, KeyHashing::Murmur3).await;
+        let failed = |r: Vec<Result<_>>| r.into_iter().find_map(|o| o.err());
+        if let Some(e) = outcome.map_or_else(Some, failed) {
             // Not acknowledged: the message stays for another attempt.
             s.nack(&[m.record.offset], Duration::from_secs(1));
             return Err(e);

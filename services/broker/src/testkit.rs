@@ -24,6 +24,7 @@ pub fn input(i: u64) -> RecordInput {
         producer: None,
         batch: None,
         chunk: None,
+        encrypted: None,
     }
 }
 

@@ -72,6 +72,15 @@ impl Topics {
         &self.ctx
     }
 
+    /// Pulsar's `encryptionRequired` for a producer that just attached (its topic is loaded): one
+    /// that does not encrypt is refused up front, as Pulsar's broker refuses it; every message is
+    /// checked too (`enforce::check_message`).
+    pub fn check_producer_encryption(&self, topic: &TopicName, encrypted: bool) -> Result<()> {
+        let required =
+            self.registry.loaded(&topic.base()).is_some_and(|t| t.policy.effective().encryption_required.value);
+        if required && !encrypted { Err(BrokerError::EncryptionRequired(topic.clone())) } else { Ok(()) }
+    }
+
     pub(crate) fn offloader(&self) -> &Offloader {
         &self.offloader
     }

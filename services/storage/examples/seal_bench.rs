@@ -88,6 +88,7 @@ async fn run(storage: &std::sync::Arc<Storage>, appenders: u64, partitions: u64,
                     producer: None,
                     batch: None,
                     chunk: None,
+                    encrypted: None,
                 };
                 let start = t0.elapsed().as_micros() as u64;
                 let ids = log.append(vec![r]).await.unwrap();

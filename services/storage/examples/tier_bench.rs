@@ -75,6 +75,7 @@ async fn main() {
                 producer: None,
                 batch: None,
                 chunk: None,
+                encrypted: None,
             })
             .collect();
         i += log.append(batch).await.expect("append").len() as u64;

@@ -35,6 +35,7 @@ async fn main() {
                     producer: None,
                     batch: None,
                     chunk: None,
+                    encrypted: None,
                 };
                 log.append(vec![r]).await.unwrap();
             }

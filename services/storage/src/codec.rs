@@ -9,6 +9,9 @@
 //!  | [producer_len u32 | producer | sequence_id i64] | [batch_index u32 | batch_size u32]
 //!  | [uuid_len u32 | uuid | chunk_index u32 | chunk_count u32 | total_size u32
 //!     | uncompressed_size u32 | compression u8] | [schema_version_len u32 | schema_version]
+//!  | [encrypted: kind u8 (1 head, 2 member) | head: algo_len u32 | algo | param_len u32 | param
+//!     | compression u8 | uncompressed_size u32 | n_keys u32 | (name_len u32 | name | value_len u32
+//!     | value | n_meta u32 | (k_len u32 | k | v_len u32 | v)*)*]
 //!  | n_props u32 | (k_len u32 | k | v_len u32 | v)* | payload_len u32 | payload`
 //! (the schema version is the producer stamp's: its flag is set only with the producer's).
 //! Optional parts are present when their flag is set; a flag added later leaves older records
@@ -29,7 +32,7 @@
 //! Files written before salting (salt 0) are still read: recovery tells them by their first
 //! frame, and they are never reused.
 
-use crate::record::{BatchPos, ChunkPos, ProducerStamp, Record, RecordInput};
+use crate::record::{BatchPos, ChunkPos, Encrypted, Encryption, EncryptionKey, ProducerStamp, Record, RecordInput};
 use bytes::Bytes;
 
 pub const FRAME_HEADER: usize = 8;
@@ -42,6 +45,9 @@ const FLAG_PRODUCER: u8 = 4;
 const FLAG_BATCH: u8 = 8;
 const FLAG_CHUNK: u8 = 16;
 const FLAG_SCHEMA_VERSION: u8 = 32;
+const FLAG_ENCRYPTED: u8 = 64;
+const ENCRYPTED_HEAD: u8 = 1;
+const ENCRYPTED_MEMBER: u8 = 2;
 const RECORD_FIXED: usize = 8 + 8 + 1 + 4 + 4;
 
 pub const WAL_DATA: u8 = 1;
@@ -142,6 +148,11 @@ pub fn record_frame_len(r: &RecordInput) -> usize {
     if let Some(c) = &r.chunk {
         n += 4 + c.uuid.len() + 4 * 4 + 1;
     }
+    match &r.encrypted {
+        Some(Encrypted::Head(e)) => n += encryption_len(e),
+        Some(Encrypted::Member) => n += 1,
+        None => {}
+    }
     for (k, v) in &r.properties {
         n += 8 + k.len() + v.len();
     }
@@ -173,6 +184,9 @@ pub fn encode_record(buf: &mut Vec<u8>, offset: u64, r: &RecordInput) {
     if schema_version.is_some() {
         flags |= FLAG_SCHEMA_VERSION;
     }
+    if r.encrypted.is_some() {
+        flags |= FLAG_ENCRYPTED;
+    }
     buf.push(flags);
     if let Some(t) = r.event_time {
         buf.extend_from_slice(&t.to_le_bytes());
@@ -198,6 +212,11 @@ pub fn encode_record(buf: &mut Vec<u8>, offset: u64, r: &RecordInput) {
     if let Some(v) = schema_version {
         put_bytes(buf, v);
     }
+    match &r.encrypted {
+        Some(Encrypted::Head(e)) => put_encryption(buf, e),
+        Some(Encrypted::Member) => buf.push(ENCRYPTED_MEMBER),
+        None => {}
+    }
     buf.extend_from_slice(&(r.properties.len() as u32).to_le_bytes());
     for (k, v) in &r.properties {
         put_bytes(buf, k.as_bytes());
@@ -205,6 +224,35 @@ pub fn encode_record(buf: &mut Vec<u8>, offset: u64, r: &RecordInput) {
     }
     put_bytes(buf, &r.payload);
     finish_frame(buf, start);
+}
+
+fn encryption_len(e: &Encryption) -> usize {
+    let keys: usize = e
+        .keys
+        .iter()
+        .map(|k| {
+            12 + k.name.len() + k.value.len() + k.metadata.iter().map(|(a, b)| 8 + a.len() + b.len()).sum::<usize>()
+        })
+        .sum();
+    1 + 4 + e.algorithm.len() + 4 + e.param.len() + 1 + 4 + 4 + keys
+}
+
+fn put_encryption(buf: &mut Vec<u8>, e: &Encryption) {
+    buf.push(ENCRYPTED_HEAD);
+    put_bytes(buf, e.algorithm.as_bytes());
+    put_bytes(buf, &e.param);
+    buf.push(e.compression);
+    buf.extend_from_slice(&e.uncompressed_size.to_le_bytes());
+    buf.extend_from_slice(&(e.keys.len() as u32).to_le_bytes());
+    for k in &e.keys {
+        put_bytes(buf, k.name.as_bytes());
+        put_bytes(buf, &k.value);
+        buf.extend_from_slice(&(k.metadata.len() as u32).to_le_bytes());
+        for (a, b) in &k.metadata {
+            put_bytes(buf, a.as_bytes());
+            put_bytes(buf, b.as_bytes());
+        }
+    }
 }
 
 fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
@@ -246,6 +294,40 @@ impl<'a> Cur<'a> {
         let (s, n) = self.len_prefixed()?;
         String::from_utf8(self.b[s..s + n].to_vec()).map_err(|_| "invalid utf-8 in record".to_string())
     }
+    /// `n` claimed items of at least `min` bytes each must fit in what is left: bounds the
+    /// allocation a corrupt count could ask for.
+    fn count(&mut self, min: usize) -> Result<usize, String> {
+        let n = self.u32()? as usize;
+        if n > (self.b.len() - self.pos) / min {
+            return Err(format!("record claims {n} items"));
+        }
+        Ok(n)
+    }
+    fn pairs(&mut self) -> Result<Vec<(String, String)>, String> {
+        let n = self.count(8)?;
+        (0..n).map(|_| Ok((self.string()?, self.string()?))).collect()
+    }
+    fn encrypted(&mut self, body: &Bytes) -> Result<Encrypted, String> {
+        match self.u8()? {
+            ENCRYPTED_MEMBER => Ok(Encrypted::Member),
+            ENCRYPTED_HEAD => {
+                let algorithm = self.string()?;
+                let (s, n) = self.len_prefixed()?;
+                let param = body.slice(s..s + n);
+                let compression = self.u8()?;
+                let uncompressed_size = self.u32()?;
+                let n = self.count(12)?;
+                let mut keys = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let name = self.string()?;
+                    let (s, len) = self.len_prefixed()?;
+                    keys.push(EncryptionKey { name, value: body.slice(s..s + len), metadata: self.pairs()? });
+                }
+                Ok(Encrypted::Head(Box::new(Encryption { keys, algorithm, param, compression, uncompressed_size })))
+            }
+            kind => Err(format!("unknown encrypted record kind {kind}")),
+        }
+    }
 }
 
 /// Offset of a record body without decoding the rest.
@@ -265,7 +347,9 @@ pub fn decode_record(body: &Bytes, segment_base: u64) -> Result<Record, String> 
     let offset = c.u64()?;
     let publish_time = c.u64()? as i64;
     let flags = c.u8()?;
-    if flags & !(FLAG_EVENT_TIME | FLAG_KEY | FLAG_PRODUCER | FLAG_BATCH | FLAG_CHUNK | FLAG_SCHEMA_VERSION) != 0 {
+    let known =
+        FLAG_EVENT_TIME | FLAG_KEY | FLAG_PRODUCER | FLAG_BATCH | FLAG_CHUNK | FLAG_SCHEMA_VERSION | FLAG_ENCRYPTED;
+    if flags & !known != 0 {
         return Err(format!("unknown record flags {flags:#x}"));
     }
     if flags & FLAG_SCHEMA_VERSION != 0 && flags & FLAG_PRODUCER == 0 {
@@ -294,21 +378,27 @@ pub fn decode_record(body: &Bytes, segment_base: u64) -> Result<Record, String> 
         let (s, n) = c.len_prefixed()?;
         p.schema_version = Some(body[s..s + n].into());
     }
-    let n = c.u32()? as usize;
-    // Each property needs at least 8 bytes: bound the allocation by what the body can hold.
-    if n > (body.len() - c.pos) / 8 {
-        return Err(format!("record claims {n} properties"));
-    }
-    let mut properties = Vec::with_capacity(n);
-    for _ in 0..n {
-        properties.push((c.string()?, c.string()?));
-    }
+    let encrypted = if flags & FLAG_ENCRYPTED != 0 { Some(c.encrypted(body)?) } else { None };
+    // Each property needs at least 8 bytes: the allocation is bounded by what the body holds.
+    let properties = c.pairs()?;
     let (ps, pn) = c.len_prefixed()?;
     if c.pos != body.len() {
         return Err("trailing bytes after record payload".into());
     }
     let payload = body.slice(ps..ps + pn);
-    Ok(Record { offset, segment_base, publish_time, event_time, key, properties, payload, producer, batch, chunk })
+    Ok(Record {
+        offset,
+        segment_base,
+        publish_time,
+        event_time,
+        key,
+        properties,
+        payload,
+        producer,
+        batch,
+        chunk,
+        encrypted,
+    })
 }
 
 /// A data frame ready for the WAL, plus the sizes of its record frames (for the segment index).
@@ -455,9 +545,22 @@ mod tests {
             )),
             proptest::option::of((any::<u32>(), any::<u32>())),
             proptest::option::of((".{0,36}", any::<[u32; 4]>(), any::<u8>())),
+            proptest::option::of(proptest::option::of((
+                ".{0,12}",
+                proptest::collection::vec(any::<u8>(), 0..16),
+                any::<(u8, u32)>(),
+                proptest::collection::vec(
+                    (
+                        ".{0,8}",
+                        proptest::collection::vec(any::<u8>(), 0..40),
+                        proptest::collection::vec((".{0,6}", ".{0,6}"), 0..3),
+                    ),
+                    0..3,
+                ),
+            ))),
         )
-            .prop_map(|(publish_time, event_time, key, properties, payload, producer, batch, chunk)| {
-                RecordInput {
+            .prop_map(
+                |(publish_time, event_time, key, properties, payload, producer, batch, chunk, encrypted)| RecordInput {
                     publish_time,
                     event_time,
                     key,
@@ -472,8 +575,27 @@ mod tests {
                     chunk: chunk.map(|(uuid, [index, count, total_size, uncompressed_size], compression)| {
                         Box::new(ChunkPos { uuid, index, count, total_size, compression, uncompressed_size })
                     }),
-                }
-            })
+                    encrypted: encrypted.map(|e| match e {
+                        None => Encrypted::Member,
+                        Some((algorithm, param, (compression, uncompressed_size), keys)) => {
+                            Encrypted::Head(Box::new(Encryption {
+                                keys: keys
+                                    .into_iter()
+                                    .map(|(name, value, metadata)| EncryptionKey {
+                                        name,
+                                        value: value.into(),
+                                        metadata,
+                                    })
+                                    .collect(),
+                                algorithm,
+                                param: param.into(),
+                                compression,
+                                uncompressed_size,
+                            }))
+                        }
+                    }),
+                },
+            )
     }
 
     fn body_of(frame: &[u8]) -> Bytes {
@@ -499,6 +621,7 @@ mod tests {
             prop_assert_eq!(rec.producer, r.producer);
             prop_assert_eq!(rec.batch, r.batch);
             prop_assert_eq!(rec.chunk, r.chunk);
+            prop_assert_eq!(rec.encrypted, r.encrypted);
         }
 
         #[test]

@@ -56,7 +56,9 @@ pub use objlog::{
     decode_data_frame, decode_log_object,
 };
 pub use partition::{PartitionLog, PendingAppend, SegmentInfo};
-pub use record::{BatchPos, ChunkPos, ProducerStamp, Record, RecordInput, message_id};
+pub use record::{
+    BatchPos, ChunkPos, Encrypted, Encryption, EncryptionKey, ProducerStamp, Record, RecordInput, message_id,
+};
 pub use storage::{AuxRecord, Storage};
 pub use tier::{ObjectTier, RemoteSegment, TierConfig};
 pub use trim::{Checkpointer, TrimStats};

@@ -362,22 +362,8 @@ impl PartitionLog {
             let (first, base) = (app.next_offset, app.seg_base);
             let frame = codec::encode_data_frame(self.log_id, base, first, &records);
             let ids: Vec<(u64, u64)> = (0..records.len() as u64).map(|i| (first + i, base)).collect();
-            let tail: Vec<Record> = records
-                .into_iter()
-                .zip(first..)
-                .map(|(r, offset)| Record {
-                    offset,
-                    segment_base: base,
-                    publish_time: r.publish_time,
-                    event_time: r.event_time,
-                    key: r.key,
-                    properties: r.properties,
-                    payload: r.payload,
-                    producer: r.producer,
-                    batch: r.batch,
-                    chunk: r.chunk,
-                })
-                .collect();
+            let tail: Vec<Record> =
+                records.into_iter().zip(first..).map(|(r, offset)| r.into_record(offset, base)).collect();
             let part = self.me.upgrade().ok_or(StorageError::LogDeleted(self.log_id))?;
             let copy = replicate.as_ref().map(|_| (frame.bytes.clone(), part.clone()));
             let replicated = copy.is_some();

@@ -55,6 +55,39 @@ impl ChunkPos {
     }
 }
 
+/// One data key of an end-to-end encrypted message: the key that encrypted the payload, itself
+/// encrypted with the public key `name` (Pulsar's `EncryptionKeys`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncryptionKey {
+    pub name: String,
+    pub value: Bytes,
+    pub metadata: Vec<(String, String)>,
+}
+
+/// What a consumer needs to decrypt an end-to-end encrypted payload the broker cannot read:
+/// the data keys, the algorithm and its parameter (the initialization vector), and how the
+/// plaintext was compressed before it was encrypted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encryption {
+    pub keys: Vec<EncryptionKey>,
+    pub algorithm: String,
+    pub param: Bytes,
+    /// Pulsar's compression codec of the plaintext (0 = none) and its size decompressed.
+    pub compression: u8,
+    pub uncompressed_size: u32,
+}
+
+/// An end-to-end encrypted message, or batch, stored as its producer sent it (the broker
+/// cannot open it). A batch of `n` messages is `n` records so that offsets stay one per
+/// message: the first holds the whole encrypted batch (`Head`), the others hold nothing
+/// (`Member`, with their batch position), and every surface delivers the batch through its head
+/// (docs/binary-protocol.md, "End-to-end encrypted messages").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Encrypted {
+    Head(Box<Encryption>),
+    Member,
+}
+
 /// A message as a producer hands it to storage.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordInput {
@@ -67,6 +100,26 @@ pub struct RecordInput {
     pub producer: Option<ProducerStamp>,
     pub batch: Option<BatchPos>,
     pub chunk: Option<Box<ChunkPos>>,
+    pub encrypted: Option<Encrypted>,
+}
+
+impl RecordInput {
+    /// The record this input becomes at `offset` in the segment at `segment_base`.
+    pub fn into_record(self, offset: u64, segment_base: u64) -> Record {
+        Record {
+            offset,
+            segment_base,
+            publish_time: self.publish_time,
+            event_time: self.event_time,
+            key: self.key,
+            properties: self.properties,
+            payload: self.payload,
+            producer: self.producer,
+            batch: self.batch,
+            chunk: self.chunk,
+            encrypted: self.encrypted,
+        }
+    }
 }
 
 /// A stored message. `segment_base` is the base offset of the segment holding it (the Pulsar
@@ -83,6 +136,7 @@ pub struct Record {
     pub producer: Option<ProducerStamp>,
     pub batch: Option<BatchPos>,
     pub chunk: Option<Box<ChunkPos>>,
+    pub encrypted: Option<Encrypted>,
 }
 
 impl Record {
@@ -97,7 +151,22 @@ impl Record {
             producer: self.producer,
             batch: self.batch,
             chunk: self.chunk,
+            encrypted: self.encrypted,
         }
+    }
+
+    /// The encryption of a record holding an end-to-end encrypted payload (a batch's head or a
+    /// message sent alone).
+    pub fn encryption(&self) -> Option<&Encryption> {
+        match &self.encrypted {
+            Some(Encrypted::Head(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// A record of an encrypted batch after its first: empty, delivered through its head.
+    pub fn is_encrypted_member(&self) -> bool {
+        matches!(self.encrypted, Some(Encrypted::Member))
     }
 
     /// The message id every surface gives this record. A batched record is `L:E:i` with `E` the

@@ -490,6 +490,7 @@ mod tests {
                 producer: None,
                 batch: None,
                 chunk: None,
+                encrypted: None,
             })
             .collect()
     }

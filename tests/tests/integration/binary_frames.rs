@@ -120,43 +120,121 @@ async fn producer(conn: &mut Framed<TcpStream, PulsarCodec>, topic: &str) -> Str
     }
 }
 
+/// An encrypted SEND from `name` (sequence id `seq`): a batch of `batch` messages when set.
+fn encrypted_send(name: &str, seq: u64, batch: Option<i32>, chunks: Option<i32>) -> Frame {
+    let key = EncryptionKeys { key: "k1".into(), value: vec![1, 2, 3], metadata: vec![KeyValue::new("version", "1")] };
+    let metadata = MessageMetadata {
+        producer_name: name.into(),
+        sequence_id: seq,
+        publish_time: 1,
+        partition_key: Some("pk".into()),
+        encryption_keys: vec![key],
+        encryption_param: Some(vec![9; 12]),
+        compression: Some(CompressionType::Lz4 as i32),
+        uncompressed_size: Some(64),
+        num_messages_in_batch: batch,
+        num_chunks_from_msg: chunks,
+        uuid: chunks.map(|_| "u-1".into()),
+        chunk_id: chunks.map(|_| 0),
+        total_chunk_msg_size: chunks.map(|_| 12),
+        ..Default::default()
+    };
+    let send = CommandSend { producer_id: 1, sequence_id: seq, num_messages: batch, ..Default::default() };
+    Frame::with_payload(send, Payload::new(metadata, bytes::Bytes::from_static(b"sealed bytes")))
+}
+
 #[tokio::test]
-async fn end_to_end_encrypted_producers_and_messages_are_refused_with_a_reason() {
+async fn end_to_end_encrypted_messages_go_out_as_sent_and_impossible_ones_are_refused() {
     let app = TestApp::standalone().await;
     let mut conn = connected(&app).await;
-    let encrypted = CommandProducer {
-        topic: "persistent://public/default/encrypted".into(),
-        producer_id: 2,
-        request_id: 2,
+    let topic = "persistent://public/default/encrypted";
+    let declared = CommandProducer {
+        topic: topic.into(),
+        producer_id: 1,
+        request_id: 1,
         encrypted: Some(true),
         ..Default::default()
     };
-    conn.send(Frame::new(encrypted)).await.unwrap();
-    let refused = next(&mut conn).await.command.error.expect("ERROR");
-    assert_eq!(refused.error, ServerError::NotAllowedError as i32);
-    assert!(refused.message.contains("end-to-end encrypted"), "{refused:?}");
+    conn.send(Frame::new(declared)).await.unwrap();
+    let name = next(&mut conn).await.command.producer_success.expect("PRODUCER_SUCCESS").producer_name;
 
-    // A message carrying encryption keys from a producer that did not say so: refused alone,
-    // nothing stored, and the producer goes on.
-    let name = producer(&mut conn, "encrypted").await;
-    let key = EncryptionKeys { key: "k1".into(), value: vec![1, 2, 3], metadata: vec![] };
-    let metadata = MessageMetadata {
-        producer_name: name.clone(),
-        sequence_id: 0,
-        publish_time: 1,
-        encryption_keys: vec![key],
-        ..Default::default()
-    };
-    let send = CommandSend { producer_id: 1, sequence_id: 0, ..Default::default() };
-    conn.send(Frame::with_payload(send, Payload::new(metadata, bytes::Bytes::from_static(b"sealed")))).await.unwrap();
+    // An encrypted chunk, and a batch claiming no message: refused alone, nothing stored.
+    conn.send(encrypted_send(&name, 0, None, Some(2))).await.unwrap();
     let error = next(&mut conn).await.command.send_error.expect("SEND_ERROR");
     assert_eq!(error.error, ServerError::NotAllowedError as i32, "{error:?}");
-    let plain = MessageMetadata { producer_name: name, sequence_id: 1, publish_time: 1, ..Default::default() };
-    let send = CommandSend { producer_id: 1, sequence_id: 1, ..Default::default() };
-    conn.send(Frame::with_payload(send, Payload::new(plain, bytes::Bytes::from_static(b"open")))).await.unwrap();
-    assert!(next(&mut conn).await.command.send_receipt.is_some(), "the next message is stored");
+    assert!(error.message.contains("end-to-end encrypted"), "{error:?}");
+    conn.send(encrypted_send(&name, 1, Some(0), None)).await.unwrap();
+    assert!(next(&mut conn).await.command.send_error.is_some(), "a batch of no message");
+
+    // A message alone and a batch of three: stored as sent, one offset per message.
+    conn.send(encrypted_send(&name, 2, None, None)).await.unwrap();
+    conn.send(encrypted_send(&name, 3, Some(3), None)).await.unwrap();
+    for _ in 0..2 {
+        assert!(next(&mut conn).await.command.send_receipt.is_some(), "stored");
+    }
     let (_, stats) = app.get("/admin/v2/persistent/public/default/encrypted/stats").await;
-    assert_eq!(stats["msgInCounter"], 1, "{stats}");
+    assert_eq!(stats["msgInCounter"], 4, "{stats}");
+
+    let subscribe = CommandSubscribe {
+        topic: topic.into(),
+        subscription: "s".into(),
+        consumer_id: 1,
+        request_id: 2,
+        initial_position: Some(InitialPosition::Earliest as i32),
+        ..Default::default()
+    };
+    conn.send(Frame::new(subscribe)).await.unwrap();
+    assert!(next(&mut conn).await.command.success.is_some(), "subscribed");
+    conn.send(Frame::new(CommandFlow { consumer_id: 1, message_permits: 100 })).await.unwrap();
+    let mut frames = Vec::new();
+    while frames.len() < 2 {
+        let f = next(&mut conn).await;
+        if f.command.message.is_some() {
+            frames.push(f);
+        }
+    }
+    for (f, batch) in frames.iter().zip([None, Some(3)]) {
+        let payload = f.payload.as_ref().expect("a payload");
+        let md = payload.metadata();
+        assert_eq!(payload.data().as_ref(), b"sealed bytes", "as sent");
+        assert_eq!(md.encryption_keys.len(), 1, "{md:?}");
+        assert_eq!(md.encryption_keys[0].value, vec![1, 2, 3]);
+        assert_eq!(md.encryption_keys[0].metadata[0].value, "1");
+        assert_eq!(md.encryption_param.as_deref(), Some(&[9u8; 12][..]));
+        assert_eq!((md.compression, md.uncompressed_size), (Some(CompressionType::Lz4 as i32), Some(64)));
+        assert_eq!(md.num_messages_in_batch, batch, "{md:?}");
+        assert_eq!(md.partition_key.as_deref(), Some("pk"));
+    }
+    // Part of the batch acknowledged by batch index: nothing; all of it by its entry: all three.
+    let entry = frames[1].command.message.as_ref().expect("MESSAGE").message_id.clone();
+    let ack = |id: MessageIdData| Frame::new(CommandAck { consumer_id: 1, message_id: vec![id], ..Default::default() });
+    conn.send(ack(MessageIdData { batch_index: Some(1), ..entry.clone() })).await.unwrap();
+    still_alive(&mut conn).await;
+    let (_, stats) = app.get("/admin/v2/persistent/public/default/encrypted/stats").await;
+    assert_eq!(stats["subscriptions"]["s"]["msgBacklog"], 4, "{stats}");
+    conn.send(ack(entry)).await.unwrap();
+    let first = frames[0].command.message.as_ref().expect("MESSAGE").message_id.clone();
+    conn.send(ack(first)).await.unwrap();
+    still_alive(&mut conn).await;
+    let (_, stats) = app.get("/admin/v2/persistent/public/default/encrypted/stats").await;
+    assert_eq!(stats["subscriptions"]["s"]["msgBacklog"], 0, "{stats}");
+
+    // Pulsar's encryptionRequired: a producer that does not encrypt is refused with
+    // MetadataError, an unencrypted message alone; encrypted ones are stored.
+    let (status, body) =
+        app.post("/admin/v2/namespaces/public/default/encryptionRequired", Some(serde_json::json!(true))).await;
+    assert_eq!(status, 204, "{body}");
+    let plain = CommandProducer { topic: topic.into(), producer_id: 2, request_id: 3, ..Default::default() };
+    conn.send(Frame::new(plain)).await.unwrap();
+    let refused = next(&mut conn).await.command.error.expect("ERROR");
+    assert_eq!(refused.error, ServerError::MetadataError as i32, "{refused:?}");
+    let metadata =
+        MessageMetadata { producer_name: name.clone(), sequence_id: 10, publish_time: 1, ..Default::default() };
+    let send = CommandSend { producer_id: 1, sequence_id: 10, ..Default::default() };
+    conn.send(Frame::with_payload(send, Payload::new(metadata, bytes::Bytes::from_static(b"plain")))).await.unwrap();
+    assert!(next(&mut conn).await.command.send_error.is_some(), "an unencrypted message is refused");
+    conn.send(encrypted_send(&name, 11, None, None)).await.unwrap();
+    assert!(next(&mut conn).await.command.send_receipt.is_some(), "an encrypted one is stored");
 }
 
 #[tokio::test]

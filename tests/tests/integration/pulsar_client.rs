@@ -602,3 +602,76 @@ async fn ack_timeout_negative_acks_and_the_dead_letter_policy_redeliver_with_cou
     let got = pull_n(&app, dlq, "http", 1, 30_000).await;
     assert_eq!(payload_text(&got[0]), "poison");
 }
+
+/// End-to-end encrypted messages are stored as the producer sent them: the Python client's
+/// consumers and readers with the private key decrypt them (batched and compressed, or not),
+/// and every other surface hands them out as they are: one message per encrypted batch, its
+/// encryption context beside it, acknowledged as a whole.
+#[tokio::test]
+async fn end_to_end_encrypted_messages_are_stored_as_sent_and_decrypted_by_their_consumers() {
+    use crate::common::ws::{consumer_url, sub_backlog};
+    let app = TestApp::standalone().await;
+    let out = scenario(&app.pulsar_url(), "encryption", "encrypted", &[]).await;
+    let mut all: Vec<String> = (0..10).map(|i| format!("batched-{i}")).collect();
+    all.extend((0..3).map(|i| format!("single-{i}")));
+    assert_eq!(out["decrypted"], json!(all), "{out}");
+    assert_eq!(out["read"], json!(all), "a reader decrypts in order: {out}");
+    assert_eq!(out["from_id"], "single-1", "{out}");
+    assert_eq!(out["opaque"], 4, "one message per encrypted batch without the key: {out}");
+    assert_eq!(out["opaque_batch_sizes"], json!([-1, -1, -1, 10]), "{out}");
+    assert_eq!(out["opaque_keys"], json!(["magnetar-test"]), "{out}");
+    for sub in ["decrypting", "opaque", "discarding"] {
+        assert_eq!(sub_backlog(&app.base, "encrypted", sub).await, Some(0), "{sub}: acknowledged as a whole");
+    }
+
+    // WebSocket, as Pulsar's proxy with `cryptoFailureAction=CONSUME`: the encrypted payload and
+    // its encryption context; the batch is one message, and acknowledging it settles all ten.
+    let query = "subscriptionInitialPosition=Earliest&cryptoFailureAction=CONSUME";
+    let mut ws = WsClient::connect(&consumer_url(&app.base, "encrypted", "ws", query)).await;
+    let mut batch_sizes = Vec::new();
+    for _ in 0..4 {
+        let m = ws.recv_message().await;
+        let ctx = &m["encryptionContext"];
+        assert!(ctx["keys"]["magnetar-test"]["keyValue"].as_str().is_some_and(|k| !k.is_empty()), "{m}");
+        assert!(ctx["param"].as_str().is_some_and(|p| !p.is_empty()), "{m}");
+        let payload = crate::common::unb64(m["payload"].as_str().expect("payload"));
+        assert!(!String::from_utf8_lossy(&payload).contains("batched-"), "stays encrypted: {m}");
+        if let Some(n) = ctx["batchSize"].as_u64() {
+            assert_eq!(ctx["compressionType"], "LZ4", "{m}");
+            assert!(ctx["uncompressedMessageSize"].as_u64().is_some_and(|n| n > 0), "{m}");
+            batch_sizes.push(n);
+        } else {
+            assert_eq!(m["key"], "solo", "an unbatched message's key is not encrypted: {m}");
+            assert_eq!(ctx["compressionType"], "NONE", "{m}");
+        }
+        ws.ack(m["messageId"].as_str().expect("messageId")).await;
+    }
+    assert_eq!(batch_sizes, vec![10]);
+    ws.expect_silence("the members of the batch are not delivered apart").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sub_backlog(&app.base, "encrypted", "ws").await != Some(0) {
+        assert!(tokio::time::Instant::now() < deadline, "the WebSocket acks settle all 13 messages");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Pulsar's default action (FAIL): not delivered, left in the backlog.
+    let mut failing =
+        WsClient::connect(&consumer_url(&app.base, "encrypted", "ws-fail", "subscriptionInitialPosition=Earliest"))
+            .await;
+    failing.expect_silence("FAIL delivers no encrypted message").await;
+    // Held: the four messages as this consumer sees them (the batch's members, empty, were
+    // settled when it was handed the batch as one message; its head still carries all ten).
+    assert_eq!(sub_backlog(&app.base, "encrypted", "ws-fail").await, Some(4));
+    failing.close().await;
+
+    // HTTP pull and the console's browser: four messages, with their encryption context.
+    let pulled = pull_n(&app, "encrypted", "http", 4, 30_000).await;
+    assert_eq!(pulled.len(), 4, "{pulled:?}");
+    assert_eq!(pulled.iter().filter(|m| m["encryptionContext"]["batchSize"] == 10).count(), 1, "{pulled:?}");
+    let ids: Vec<String> = pulled.iter().map(|m| m["messageId"].as_str().expect("id").to_string()).collect();
+    crate::common::ok(crate::common::ack(&app, "encrypted", "http", &ids).await);
+    assert_eq!(sub_backlog(&app.base, "encrypted", "http").await, Some(0));
+    let page = crate::common::ok(app.get("/admin/v2/persistent/public/default/encrypted/messages?limit=50").await);
+    let browsed = page["messages"].as_array().expect("messages");
+    assert_eq!(browsed.len(), 4, "{page}");
+    assert!(browsed.iter().all(|m| m["encryptionContext"]["keys"]["magnetar-test"].is_object()), "{page}");
+}

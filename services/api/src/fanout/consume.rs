@@ -269,6 +269,7 @@ mod tests {
             event_time: None,
             redelivery_count: 0,
             chunk: None,
+            encryption_context: None,
         };
         let (mut out, mut seen, mut err) = (Vec::new(), Seen::default(), None);
         take(&mut out, &mut seen, 2, Ok(PullResponse { messages: vec![msg("0:1:0")], end_of_topic: false }), &mut err);

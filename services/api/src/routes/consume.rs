@@ -100,6 +100,11 @@ pub struct PulledJson {
     /// broker's message size limit): HTTP pull is shared, so it delivers chunks as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk: Option<ChunkJson>,
+    /// Set on an end-to-end encrypted message (binary protocol producers with encryption on):
+    /// the payload is the encrypted bytes, and this is what decrypts them. An encrypted batch is
+    /// one message here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_context: Option<EncryptionContextJson>,
 }
 
 /// Which piece of a chunked message a record is; the payload is its slice of the message as
@@ -120,8 +125,71 @@ impl From<&magnetar_storage::ChunkPos> for ChunkJson {
     }
 }
 
+/// Pulsar's `EncryptionContext`, as its WebSocket API gives it to consumers that take encrypted
+/// messages (`cryptoFailureAction=CONSUME`): the encrypted data keys by public key name, the
+/// initialization vector, and how the plaintext was compressed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionContextJson {
+    pub keys: BTreeMap<String, EncryptionKeyJson>,
+    /// Base64.
+    pub param: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
+    /// `NONE`, `LZ4`, `ZLIB`, `ZSTD` or `SNAPPY`: decompress after decrypting.
+    pub compression_type: String,
+    /// The plaintext's size before compression.
+    pub uncompressed_message_size: u32,
+    /// Messages in the encrypted batch; absent for a message sent alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionKeyJson {
+    /// Base64: the data key, encrypted with this public key.
+    pub key_value: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl EncryptionContextJson {
+    pub fn of(r: &magnetar_storage::Record) -> Option<Self> {
+        let e = r.encryption()?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let keys = e
+            .keys
+            .iter()
+            .map(|k| {
+                let metadata = k.metadata.iter().cloned().collect();
+                (k.name.clone(), EncryptionKeyJson { key_value: b64.encode(&k.value), metadata })
+            })
+            .collect();
+        Some(EncryptionContextJson {
+            keys,
+            param: b64.encode(&e.param),
+            algorithm: Some(e.algorithm.clone()).filter(|a| !a.is_empty()),
+            compression_type: compression_name(e.compression).to_string(),
+            uncompressed_message_size: e.uncompressed_size,
+            batch_size: r.batch.map(|b| b.size),
+        })
+    }
+}
+
+/// Pulsar's name of a compression codec (its `CompressionType` numbers).
+fn compression_name(codec: u8) -> &'static str {
+    match codec {
+        1 => "LZ4",
+        2 => "ZLIB",
+        3 => "ZSTD",
+        4 => "SNAPPY",
+        _ => "NONE",
+    }
+}
+
 impl From<PulledMessage> for PulledJson {
     fn from(m: PulledMessage) -> Self {
+        let encryption_context = EncryptionContextJson::of(&m.record);
         PulledJson {
             message_id: m.id.to_text(),
             payload: base64::engine::general_purpose::STANDARD.encode(&m.record.payload),
@@ -131,6 +199,7 @@ impl From<PulledMessage> for PulledJson {
             event_time: m.record.event_time.map(format_rfc3339),
             redelivery_count: m.redelivery_count,
             chunk: m.record.chunk.as_deref().map(ChunkJson::from),
+            encryption_context,
         }
     }
 }

@@ -64,6 +64,10 @@ struct BrowsedMessage {
     /// Set on a chunk of a message sent in chunks (shown as stored, not joined).
     #[serde(skip_serializing_if = "Option::is_none")]
     chunk: Option<super::consume::ChunkJson>,
+    /// Set on an end-to-end encrypted message (the payload is encrypted; an encrypted batch
+    /// shows as one message).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encryption_context: Option<super::consume::EncryptionContextJson>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -108,6 +112,7 @@ async fn browse_messages(
             event_time: m.record.event_time.map(format_rfc3339),
             size: m.record.payload.len(),
             chunk: m.record.chunk.as_deref().map(super::consume::ChunkJson::from),
+            encryption_context: super::consume::EncryptionContextJson::of(&m.record),
         })
         .collect();
     Ok(Json(BrowsePage { messages, next: page.next }))

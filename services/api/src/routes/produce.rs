@@ -190,8 +190,7 @@ pub(crate) fn to_messages(req: ProduceRequest) -> Result<Vec<PublishMessage>, Ap
                 deliver_at: m.deliver_at,
                 deliver_after_ms: m.deliver_after_ms,
                 producer: stamp,
-                batch: None,
-                chunk: None,
+                ..PublishMessage::default()
             })
         })
         .collect()

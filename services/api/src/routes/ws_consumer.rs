@@ -53,6 +53,24 @@ pub(crate) struct Flow {
     nack_delay: Duration,
     /// Readers only: deliver at most this many messages a second, skip (and count) the rest.
     pub sample: Option<Sampler>,
+    /// What to do with end-to-end encrypted messages, which the broker cannot decrypt.
+    pub crypto: CryptoFailureAction,
+}
+
+/// Pulsar's `cryptoFailureAction`: what a consumer does with a message it cannot decrypt. The
+/// broker holds no private keys, so this applies to every end-to-end encrypted message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub(crate) enum CryptoFailureAction {
+    /// Pulsar's default: not delivered, left unacknowledged (held by this consumer until it
+    /// closes; another consumer may take it then).
+    #[default]
+    Fail,
+    /// Acknowledged and not delivered.
+    Discard,
+    /// Delivered as stored (the encrypted payload) with its `encryptionContext`; an encrypted
+    /// batch comes as one message.
+    Consume,
 }
 
 /// Server-side sampling of a reader (Magnetar's `maxMessagesPerSecond`): a live view (the
@@ -153,6 +171,11 @@ struct ConsumerQuery {
     /// live topic. Exclusive and Failover subscriptions only, else 400.
     #[serde(default, deserialize_with = "lenient")]
     read_compacted: Option<bool>,
+    /// `FAIL` (default: encrypted messages are not delivered), `DISCARD` (acknowledged unseen) or
+    /// `CONSUME` (delivered encrypted, with their `encryptionContext`).
+    #[serde(default, deserialize_with = "lenient_enum")]
+    #[param(inline)]
+    crypto_failure_action: Option<CryptoFailureAction>,
     /// A JWT, for clients that cannot send `Authorization` (used only without that header).
     #[allow(dead_code)]
     token: Option<String>,
@@ -242,6 +265,7 @@ fn consumer_options(
         queue: q.receiver_queue_size.unwrap_or(MAX_RECEIVER_QUEUE).clamp(1, MAX_RECEIVER_QUEUE),
         nack_delay: Duration::from_millis(q.negative_ack_redelivery_delay.unwrap_or(60_000)),
         sample: None,
+        crypto: q.crypto_failure_action.unwrap_or_default(),
     };
     let opts = SubscribeOptions {
         sticky_ranges: None,
@@ -283,6 +307,11 @@ struct ReaderQuery {
     /// live topic.
     #[serde(default, deserialize_with = "lenient")]
     read_compacted: Option<bool>,
+    /// `FAIL` (default: encrypted messages are not delivered), `DISCARD` (acknowledged unseen) or
+    /// `CONSUME` (delivered encrypted, with their `encryptionContext`).
+    #[serde(default, deserialize_with = "lenient_enum")]
+    #[param(inline)]
+    crypto_failure_action: Option<CryptoFailureAction>,
     /// A JWT, for clients that cannot send `Authorization` (used only without that header).
     #[allow(dead_code)]
     token: Option<String>,
@@ -342,6 +371,7 @@ fn reader_options(q: &ReaderQuery) -> Result<ReaderOptions, ApiError> {
         queue: q.receiver_queue_size.unwrap_or(MAX_RECEIVER_QUEUE).clamp(1, MAX_RECEIVER_QUEUE),
         nack_delay: Duration::ZERO,
         sample: q.max_messages_per_second.map(|n| Sampler::new(n.max(1))),
+        crypto: q.crypto_failure_action.unwrap_or_default(),
     };
     let name = q.reader_name.clone().unwrap_or_else(|| "reader".to_string());
     Ok(ReaderOptions { start, name, compacted: q.read_compacted.unwrap_or(false), flow })
@@ -377,6 +407,9 @@ fn message_frame(m: &PulledMessage) -> Message {
     }
     if let Some(k) = &m.record.key {
         v["key"] = Value::String(k.clone());
+    }
+    if let Some(c) = super::consume::EncryptionContextJson::of(&m.record) {
+        v["encryptionContext"] = serde_json::to_value(c).unwrap_or_default();
     }
     text(&v)
 }
@@ -488,6 +521,12 @@ pub(crate) async fn run_session(
                     }
                     let now = tokio::time::Instant::now();
                     for m in &msgs {
+                        if m.record.encryption().is_some() && flow.crypto != CryptoFailureAction::Consume {
+                            if flow.crypto == CryptoFailureAction::Discard {
+                                let _ = session.ack_streamed(&m.id).await;
+                            }
+                            continue;
+                        }
                         if let Some(sampler) = flow.sample.as_mut()
                             && !sampler.admit(now)
                         {

@@ -131,8 +131,7 @@ pub(crate) fn parse_frame(raw: &str, producer: Option<&str>) -> Result<(PublishM
         event_time,
         deliver_at: frame.deliver_at,
         deliver_after_ms: frame.deliver_after_ms,
-        batch: None,
-        chunk: None,
+        ..PublishMessage::default()
     };
     Ok((msg, ctx))
 }

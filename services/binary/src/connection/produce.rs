@@ -11,11 +11,11 @@ use magnetar_broker::{AccessMode, ProducerLabel};
 use magnetar_protocol::Frame;
 use magnetar_protocol::proto::*;
 
-/// Why an end-to-end encrypted producer is refused: the broker stores each message of a batch
-/// as a record of its own, readable by every surface, and an encrypted batch cannot be split
-/// (docs/binary-protocol.md, "End-to-end encryption").
-const ENCRYPTION_REFUSED: &str = "end-to-end encrypted messages are not supported by this broker: \
-     produce them unencrypted (TLS protects them in transit)";
+/// Why an encrypted chunk is refused: each chunk is encrypted on its own, and WebSocket and
+/// HTTP consumers of a chunked message get it joined, which encrypted chunks cannot be
+/// (docs/binary-protocol.md, "End-to-end encrypted messages").
+const ENCRYPTED_CHUNKS_REFUSED: &str = "end-to-end encrypted messages larger than the broker's message size limit \
+     are not supported: raise the limit, or send them unencrypted (TLS protects them in transit)";
 
 /// The broker's access mode for PRODUCER's `producer_access_mode` (Shared when absent).
 fn access_mode(raw: Option<i32>) -> AccessMode {
@@ -50,9 +50,6 @@ impl Connection {
         }
         let result = async {
             let topic = topic_name(&c.topic)?;
-            if c.encrypted == Some(true) {
-                return Err(BinaryError::NotAllowed(ENCRYPTION_REFUSED.into()));
-            }
             self.owned_here(&topic).await?;
             let name = match c.producer_name.clone().filter(|n| !n.is_empty()) {
                 Some(n) => n,
@@ -73,6 +70,7 @@ impl Connection {
                 .publisher()
                 .attach_producer_as(&self.caller, &topic, mode, &label, c.topic_epoch)
                 .await?;
+            self.shared.broker.topics().check_producer_encryption(&topic, c.encrypted == Some(true))?;
             let has_schema = c.schema.as_ref().is_some_and(|s| s.r#type != SchemaType::None as i32);
             self.shared.broker.topics().check_schemaless_producer(&topic, has_schema).await?;
             // Registered before the producer takes its name: a refused schema leaves nothing behind.
@@ -139,9 +137,15 @@ impl Connection {
             Some(_) if c.txnid_most_bits.unwrap_or(0) != 0 || c.txnid_least_bits.unwrap_or(0) != 0 => {
                 Err((ServerError::NotAllowedError, "transactions are not supported".to_string()))
             }
-            // A client that did not say so at PRODUCER: refused the same way, message by message.
             Some(payload) if !payload.metadata().encryption_keys.is_empty() => {
-                Err((ServerError::NotAllowedError, ENCRYPTION_REFUSED.to_string()))
+                if payload.metadata().num_chunks_from_msg.is_some_and(|n| n > 1) {
+                    Err((ServerError::NotAllowedError, ENCRYPTED_CHUNKS_REFUSED.to_string()))
+                } else {
+                    // Stored as sent, the broker cannot open it (docs/binary-protocol.md,
+                    // "End-to-end encrypted messages").
+                    convert::encrypted_messages(&p.key.1, payload)
+                        .map_err(|reason| (ServerError::NotAllowedError, reason))
+                }
             }
             // A chunk of a message larger than the broker's message size limit: stored as a
             // record of its own, with its chunk metadata (docs/binary-protocol.md, "Chunked

@@ -221,6 +221,7 @@ fn decode_record(mut body: Bytes) -> Option<Record> {
         producer,
         batch,
         chunk: None,
+        encrypted: None,
     })
 }
 
@@ -266,7 +267,9 @@ impl Compaction {
         // A chunk is a piece of a message, not a value: keeping the latest chunk of a key would
         // give compacted readers a fragment. Chunked messages stay out of the view (the key
         // keeps its previous value there; docs/binary-protocol.md, "Chunked messages").
-        if r.chunk.is_some() {
+        // An encrypted message is the same kind of thing: the broker cannot tell a tombstone,
+        // and an encrypted batch's key is not each message's. Compacted readers do not get it.
+        if r.chunk.is_some() || r.encrypted.is_some() {
             return;
         }
         match &r.key {
@@ -314,6 +317,7 @@ mod tests {
             // Every fifth was sent in a batch, so the view keeps batch positions too.
             batch: offset.is_multiple_of(5).then_some(magnetar_storage::BatchPos { index: 0, size: 2 }),
             chunk: None,
+            encrypted: None,
         }
     }
 

@@ -80,9 +80,9 @@ pub(crate) fn check_message(
     if max_size > 0 && m.payload.len() > max_size {
         return Err(BrokerError::MessageTooLarge { what: what(), size: m.payload.len(), max: max_size });
     }
-    if p.policy.encryption_required.load(Ordering::Relaxed) {
-        // Magnetar's surfaces carry no encryption context: nothing published through them is
-        // encrypted by its producer.
+    if p.policy.encryption_required.load(Ordering::Relaxed) && m.encrypted.is_none() {
+        // Only binary protocol producers with encryption on encrypt: REST and WebSocket
+        // messages never carry an encryption context.
         return Err(BrokerError::EncryptionRequired(p.name.clone()));
     }
     let max = p.policy.max_delivery_delay_ms.load(Ordering::Relaxed);

@@ -18,6 +18,7 @@ fn record(size: usize) -> RecordInput {
         producer: None,
         batch: None,
         chunk: None,
+        encrypted: None,
     }
 }
 

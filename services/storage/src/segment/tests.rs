@@ -12,6 +12,7 @@ fn write(seg: &mut ActiveSegment, from: u64, n: u64) {
             producer: None,
             batch: None,
             chunk: None,
+            encrypted: None,
         };
         let mut buf = Vec::new();
         codec::encode_record(&mut buf, i, &r);

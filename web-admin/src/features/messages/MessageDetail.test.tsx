@@ -26,3 +26,20 @@ describe('a chunk of a chunked message', () => {
     expect(screen.queryByText('Chunked message')).toBeNull();
   });
 });
+
+describe('an end-to-end encrypted message', () => {
+  afterEach(cleanup);
+
+  it('says it is encrypted, with its batch size and key names', () => {
+    const sealed = { ...CHUNK, chunk: null, encryptionContext: { keys: { 'orders-key': {} }, batchSize: 10 } };
+    render(<MessageDetail m={sealed} format="text" onClose={() => {}} />);
+    expect(screen.getByText('End-to-end encrypted')).toBeTruthy();
+    expect(screen.getByText(/encrypted batch of 10 with key/)).toBeTruthy();
+    expect(screen.getByText('orders-key')).toBeTruthy();
+  });
+
+  it('is not labelled encrypted otherwise', () => {
+    render(<MessageDetail m={{ ...CHUNK, chunk: null }} format="text" onClose={() => {}} />);
+    expect(screen.queryByText('End-to-end encrypted')).toBeNull();
+  });
+});

@@ -12,6 +12,13 @@ export interface ShownMessage {
   size?: number;
   /** A chunk of a message its producer sent in chunks (shown as stored, not joined). */
   chunk?: { uuid: string; index: number; count: number } | null;
+  /** Set on an end-to-end encrypted message: the payload is encrypted, an encrypted batch is one message. */
+  encryptionContext?: { keys: Record<string, unknown>; batchSize?: number | null } | null;
+}
+
+/** "encrypted batch of 10" / "encrypted": the broker holds no key, so the payload is shown as stored. */
+export function encryptedLabel(e: { batchSize?: number | null }): string {
+  return e.batchSize ? `encrypted batch of ${e.batchSize}` : 'encrypted';
 }
 
 /** "chunk 2 of 4": chunks are numbered from 1 for people (from 0 on the wire). */
@@ -64,6 +71,15 @@ export function MessageDetail({ m, format, onClose }: { m: ShownMessage; format:
             <dt>Chunked message</dt>
             <dd>
               {chunkLabel(m.chunk)} of message <span className="mono">{m.chunk.uuid}</span>; its payload is that slice of the message as sent
+            </dd>
+          </div>
+        ) : null}
+        {m.encryptionContext ? (
+          <div className="tile">
+            <dt>End-to-end encrypted</dt>
+            <dd>
+              {encryptedLabel(m.encryptionContext)} with key{Object.keys(m.encryptionContext.keys).length === 1 ? '' : 's'}{' '}
+              <span className="mono">{Object.keys(m.encryptionContext.keys).join(', ')}</span>; only its consumers can decrypt the payload
             </dd>
           </div>
         ) : null}

@@ -2,7 +2,7 @@ import { useRef } from 'react';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { formatTime } from '../../../lib/format';
 import { previewPayload } from '../../../lib/payload';
-import { chunkLabel, type ShownMessage } from './MessageDetail';
+import { chunkLabel, encryptedLabel, type ShownMessage } from './MessageDetail';
 
 const ROW = 32;
 
@@ -23,6 +23,7 @@ export function MessageList({ messages, label, selected, onSelect }: { messages:
               <span className="muted">{formatTime(m.publishTime)}</span>
               {m.key ? <span className="badge mono">{m.key}</span> : null}
               {m.chunk ? <span className="badge">{chunkLabel(m.chunk)}</span> : null}
+              {m.encryptionContext ? <span className="badge">{encryptedLabel(m.encryptionContext)}</span> : null}
               <span className="preview mono">{previewPayload(m.payload)}</span>
             </div>
           );
