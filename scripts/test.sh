@@ -159,7 +159,7 @@ ensure_pulsar_client() {
         version="$(grep -o 'pulsar-client==[0-9.]*' "$req" | cut -d= -f3)"
         local target="${XDG_CACHE_HOME:-${HOME:-${TMPDIR:-/tmp}}/.cache}/magnetar/pulsar-client-$version"
         python="$target/bin/python"
-        if ! "$python" -c 'import pulsar' 2>/dev/null; then
+        if ! "$python" -c 'import pulsar, fastavro' 2>/dev/null; then
             echo "installing pulsar-client==$version into a venv with pip"
             rm -rf -- "$target"
             python3 -m venv "$target" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
@@ -167,7 +167,7 @@ ensure_pulsar_client() {
                 die "pip install -r $req failed"
         fi
     fi
-    "$python" -c 'import pulsar' || die "$python cannot import pulsar (pulsar-client)"
+    "$python" -c 'import pulsar, fastavro' || die "$python cannot import pulsar and fastavro (tests/python/requirements.txt)"
     export MAGNETAR_TEST_PYTHON="$python"
     echo "pulsar-client: $python ($("$python" -c 'import importlib.metadata as m; print(m.version("pulsar-client"))'))"
 }

@@ -38,6 +38,7 @@ pub mod ranges;
 mod registry;
 pub mod replication;
 pub mod schema_compat;
+pub mod schema_encode;
 pub mod schemas;
 mod session;
 pub mod stats;

@@ -237,6 +237,37 @@ impl Topics {
         self.store_version(topic, &live, payload).await
     }
 
+    /// The schema a REST produce request encodes its payloads with, and its version (Pulsar's REST
+    /// producer): the version it names (`schemaVersion`, -1 for none), else its `valueSchema`
+    /// (`schema_encode::parse_schema_info`) registered as a producer's schema is, on the topic
+    /// created first as the namespace's auto-creation allows. `None` without either, or for a
+    /// `BYTES` schema, which is not registered. Authorized as producing to the topic.
+    pub async fn producer_schema(
+        &self,
+        caller: &Caller,
+        topic: &TopicName,
+        version: Option<i64>,
+        value_schema: Option<&str>,
+    ) -> Result<Option<(SchemaPayload, i64)>> {
+        self.ctx().require(caller, Operation::Produce, topic.into()).await?;
+        if let Some(v) = version.filter(|v| *v >= 0) {
+            let found = self.schema_version(topic, v).await?;
+            let payload =
+                SchemaPayload { schema_type: found.schema_type, schema: found.data, properties: found.properties };
+            return Ok(Some((payload, v)));
+        }
+        let payload = match value_schema.filter(|s| !s.is_empty()) {
+            None => return Ok(None),
+            Some(text) => crate::schema_encode::parse_schema_info(text).map_err(BrokerError::InvalidArgument)?,
+        };
+        let Some(payload) = payload else { return Ok(None) };
+        if self.record(&topic.base()).await?.is_none() {
+            crate::topics::auto_create(self.ctx(), self.registry(), topic).await?;
+        }
+        let version = self.add_client_schema(topic, &payload).await?;
+        Ok(Some((payload, version)))
+    }
+
     /// Judges a consumer's schema: on a topic with a live schema it must be one of its versions
     /// or able to follow them under the strategy in force, as a new version would; a topic
     /// without one (or not created yet) takes any. A consumer never registers a schema

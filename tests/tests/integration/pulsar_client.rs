@@ -675,3 +675,25 @@ async fn end_to_end_encrypted_messages_are_stored_as_sent_and_decrypted_by_their
     assert_eq!(browsed.len(), 4, "{page}");
     assert!(browsed.iter().all(|m| m["encryptionContext"]["keys"]["magnetar-test"].is_object()), "{page}");
 }
+
+/// Pulsar's REST producer with schemas: `valueSchema` registers the topic's schema and the
+/// payloads are encoded with it, so the Python client's AvroSchema and JsonSchema consumers read
+/// the values (and an INT32 is Pulsar's four big-endian bytes); bad payloads and schemas are
+/// refused with a reason, nothing stored.
+#[tokio::test]
+async fn rest_producers_register_schemas_and_encode_payloads_that_pulsar_clients_decode() {
+    let app = TestApp::standalone().await;
+    let out = scenario(&app.pulsar_url(), "rest_schemas", "rest-typed", &[&app.base]).await;
+    assert_eq!(out["avro"], json!([["ann", 30, 1.5], ["bob", null, 2.5], ["cy", 7, 0.5]]), "{out}");
+    assert_eq!(out["avro_versions"], json!(["\u{0}".repeat(8), "\u{0}".repeat(8)]), "stamped with version 0: {out}");
+    assert_eq!(out["json"], json!(["dee", 4, 3.25]), "{out}");
+    assert_eq!(out["int"], json!([0, 0, 1, 2]), "{out}");
+    assert_eq!(out["misfit"][0], 400, "{out}");
+    assert!(out["misfit"][1]["reason"].as_str().is_some_and(|r| r.contains("payload.score")), "{out}");
+    assert_eq!(out["other_type"][0], 409, "{out}");
+    assert_eq!(out["key_schema"][0], 400, "{out}");
+    let schema = crate::common::ok(app.get("/admin/v2/schemas/public/default/rest-typed-avro/schema").await);
+    assert_eq!((schema["type"].as_str(), schema["version"].as_i64()), (Some("AVRO"), Some(0)), "{schema}");
+    let (_, stats) = app.get("/admin/v2/persistent/public/default/rest-typed-avro/stats").await;
+    assert_eq!(stats["msgInCounter"], 3, "the refused requests stored nothing: {stats}");
+}

@@ -10,7 +10,7 @@ use super::{Call, Whole, json};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::AuthContext;
-use crate::routes::produce::{ProduceRequest, ProduceResponse, PublishResult, to_messages};
+use crate::routes::produce::{ProduceRequest, ProduceResponse, PublishResult, request_schema, to_messages};
 use axum::Json;
 use axum::http::{Method, StatusCode};
 use magnetar_auth::Operation;
@@ -41,9 +41,11 @@ pub(crate) async fn publish(
     req: ProduceRequest,
 ) -> ApiResult<Json<ProduceResponse>> {
     auth.check(Operation::Produce, &whole.base).await?;
-    let schema_version = req.schema_version.unwrap_or(0);
-    // Checked as the path without a tier checks them, before anything is sent anywhere.
-    let decoded = to_messages(req.clone())?;
+    // Checked as the path without a tier checks them, before anything is sent anywhere (each
+    // owner then finds the schema registered here as the same version).
+    let schema = request_schema(s, auth, &whole.base, &req).await?;
+    let schema_version = schema.as_ref().map_or(req.schema_version.unwrap_or(0), |(_, v)| *v);
+    let decoded = to_messages(req.clone(), &schema)?;
     let publisher = s.broker.publisher();
     for (i, m) in decoded.iter().enumerate() {
         publisher.check_size(&whole.base, || format!("message {i}"), m)?;

@@ -2,7 +2,9 @@
 //! `.../partitions/{n}`. A missing topic is created as the namespace's auto-creation policy
 //! allows (as for WebSocket producers); a partition of a missing topic is not. Without a schema
 //! the payload string is stored as its UTF-8 bytes (Pulsar's default string schema); with a
-//! `BYTES` value schema it is base64.
+//! `BYTES` value schema it is base64; with another schema (`valueSchema`, registered in the
+//! topic's schema registry as Pulsar's REST producer registers it, or a registered version named
+//! by `schemaVersion`) it is encoded as that schema serializes values (`schema_encode`).
 
 use crate::AppState;
 use crate::error::{
@@ -15,7 +17,8 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use base64::Engine;
 use magnetar_auth::Operation;
-use magnetar_broker::{BrokerError, Entity, KeyHashing, ProducerStamp, PublishMessage};
+use magnetar_broker::schemas::SchemaPayload;
+use magnetar_broker::{BrokerError, Entity, KeyHashing, ProducerStamp, PublishMessage, schema_encode};
 use magnetar_core::TopicName;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -29,8 +32,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Pulsar's request. With `producerName` and a message's `sequenceId`, the message is stored
-/// with both and deduplicated where deduplication is on; key schema and replication fields are
-/// accepted for compatibility and not used.
+/// with both (and the schema version) and deduplicated where deduplication is on; replication
+/// fields are accepted for compatibility and not used; a key schema is refused (400).
 // Serialize: a broker tier sends each partition's owner its part of a request.
 #[allow(dead_code)]
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
@@ -38,11 +41,19 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct ProduceRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub producer_name: Option<String>,
+    /// A version of the topic's schema to encode the payloads with (wins over `valueSchema`;
+    /// -1 for none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_version: Option<i64>,
+    /// Not supported (400): KEY_VALUE payloads are produced with Pulsar's clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_schema: Option<String>,
-    /// Pulsar's `SchemaInfo` JSON; with type `BYTES` the payloads are base64.
+    /// Pulsar's `SchemaInfo` JSON (`type`, `schema`: the definition as text, a JSON document or
+    /// base64, `properties`). Registered as the topic's schema as a producer's is (409 when the
+    /// topic's compatibility strategy refuses it), and the payloads are encoded with it: `STRING`
+    /// as is, `JSON` compacted, `AVRO` from Avro's JSON encoding to its binary one, numbers and
+    /// `BOOLEAN` as Pulsar writes them. With type `BYTES` the payloads are base64 (nothing is
+    /// registered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = r#"{"type":"BYTES"}"#)]
     pub value_schema: Option<String>,
@@ -56,7 +67,8 @@ pub struct ProduceRequest {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProduceMessage {
-    /// The payload as text (stored as UTF-8), or base64 with a `BYTES` value schema.
+    /// The payload as text (stored as UTF-8), base64 with a `BYTES` value schema, or the value as
+    /// text for the schema (JSON for `JSON` and `AVRO`, digits for numbers).
     pub payload: String,
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
@@ -163,24 +175,47 @@ pub(crate) fn producer_stamp(
     }
 }
 
-pub(crate) fn to_messages(req: ProduceRequest) -> Result<Vec<PublishMessage>, ApiError> {
+/// The schema a request's payloads are encoded with and its version (see
+/// `Topics::producer_schema`): named by `schemaVersion`, or `valueSchema` registered.
+pub(crate) type RequestSchema = Option<(SchemaPayload, i64)>;
+
+pub(crate) async fn request_schema(
+    s: &AppState,
+    auth: &AuthContext,
+    name: &TopicName,
+    req: &ProduceRequest,
+) -> ApiResult<RequestSchema> {
+    if req.key_schema.as_deref().is_some_and(|k| !k.is_empty()) {
+        return Err(ApiError::bad_request(
+            "keySchema (KEY_VALUE payloads) is not supported by REST produce: send the key as `key`, or produce \
+             KEY_VALUE messages with a Pulsar client",
+        ));
+    }
+    let value_schema = req.value_schema.as_deref();
+    Ok(s.broker.topics().producer_schema(&auth.caller(), name, req.schema_version, value_schema).await?)
+}
+
+pub(crate) fn to_messages(req: ProduceRequest, schema: &RequestSchema) -> Result<Vec<PublishMessage>, ApiError> {
     if req.messages.is_empty() {
         return Err(ApiError::bad_request("request has no messages"));
     }
-    let base64 = is_bytes_schema(&req.value_schema);
+    let base64 = schema.is_none() && is_bytes_schema(&req.value_schema);
     let producer = req.producer_name.filter(|n| !n.is_empty());
+    let version = schema.as_ref().map(|(_, v)| Box::<[u8]>::from(v.to_be_bytes()));
     req.messages
         .into_iter()
         .enumerate()
         .map(|(i, m)| {
-            let stamp = producer_stamp(producer.as_deref(), m.sequence_id, i)?;
+            let stamp = producer_stamp(producer.as_deref(), m.sequence_id, i)?
+                .map(|stamp| ProducerStamp { schema_version: version.clone(), ..stamp });
             let payload = if base64 {
                 base64::engine::general_purpose::STANDARD
                     .decode(m.payload.as_bytes())
                     .map_err(|e| ApiError::bad_request(format!("message {i}: payload is not valid base64: {e}")))?
                     .into()
             } else {
-                bytes::Bytes::from(m.payload)
+                schema_encode::encode_payload(schema.as_ref().map(|(p, _)| p), &m.payload)
+                    .map_err(|e| ApiError::bad_request(format!("message {i}: {e}")))?
             };
             Ok(PublishMessage {
                 key: m.key,
@@ -214,9 +249,10 @@ pub(crate) async fn publish(
     name: &TopicName,
     req: ProduceRequest,
 ) -> ApiResult<Json<ProduceResponse>> {
-    let schema_version = req.schema_version.unwrap_or(0);
-    s.broker.topics().check_schemaless_producer(name, req.value_schema.is_some()).await?;
-    let messages = to_messages(req)?;
+    let schema = request_schema(s, auth, name, &req).await?;
+    let schema_version = schema.as_ref().map_or(req.schema_version.unwrap_or(0), |(_, v)| *v);
+    s.broker.topics().check_schemaless_producer(name, req.value_schema.is_some() || schema.is_some()).await?;
+    let messages = to_messages(req, &schema)?;
     let publisher = s.broker.publisher();
     for (i, m) in messages.iter().enumerate() {
         publisher.check_size(name, || format!("message {i}"), m)?;

@@ -138,9 +138,9 @@ async fn get_allow_auto_update_schema(
 
 /// Set whether producers may register schema versions in a namespace
 ///
-/// Bare `true` or `false`. Stored: no Magnetar producer registers a schema (REST produce's
-/// `valueSchema` only says how payloads are encoded; WebSocket producers carry none), so only the
-/// schema endpoints register versions.
+/// Bare `true` or `false`. With `false`, producers (binary protocol producers with a schema,
+/// REST produce with a `valueSchema`) may use the topic's registered versions only; the schema
+/// endpoints still register versions.
 #[utoipa::path(post, path = "/admin/v2/namespaces/{tenant}/{namespace}/isAllowAutoUpdateSchema",
     tag = "namespaces", params(NamespaceParam), request_body(content = bool, description = "bare `true` or `false`"),
     responses((status = 204, description = "set"),
