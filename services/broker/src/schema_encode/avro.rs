@@ -241,31 +241,38 @@ fn write_complex(
         Some("array") => {
             let items = v.as_array().ok_or(format!("{at}: expected an array, got {v}"))?;
             let ty = def.get("items").ok_or(format!("{at}: an array without items"))?;
-            if !items.is_empty() {
-                zigzag(out, items.len() as i64);
-                for (i, item) in items.iter().enumerate() {
-                    write(ty, ns, item, names, out, &format!("{at}[{i}]"))?;
-                }
-            }
-            out.push(0);
-            Ok(())
+            write_blocks(out, items.iter().enumerate(), |(i, item), out| {
+                write(ty, ns, item, names, out, &format!("{at}[{i}]"))
+            })
         }
         Some("map") => {
             let entries = v.as_object().ok_or(format!("{at}: expected an object, got {v}"))?;
             let ty = def.get("values").ok_or(format!("{at}: a map without values"))?;
-            if !entries.is_empty() {
-                zigzag(out, entries.len() as i64);
-                for (k, item) in entries {
-                    write_bytes(out, k.as_bytes());
-                    write(ty, ns, item, names, out, &format!("{at}.{k}"))?;
-                }
-            }
-            out.push(0);
-            Ok(())
+            write_blocks(out, entries.iter(), |(k, item), out| {
+                write_bytes(out, k.as_bytes());
+                write(ty, ns, item, names, out, &format!("{at}.{k}"))
+            })
         }
         // `{"type": "long", "logicalType": ...}` and the like: the underlying type.
         _ => write(kind, ns, v, names, out, at),
     }
+}
+
+/// An array's or a map's items as Avro blocks: one block of them all (when there are any), then
+/// the empty block that ends the list.
+fn write_blocks<T>(
+    out: &mut Vec<u8>,
+    items: impl ExactSizeIterator<Item = T>,
+    mut each: impl FnMut(T, &mut Vec<u8>) -> Result<(), String>,
+) -> Result<(), String> {
+    if items.len() > 0 {
+        zigzag(out, items.len() as i64);
+        for item in items {
+            each(item, out)?;
+        }
+    }
+    out.push(0);
+    Ok(())
 }
 
 #[cfg(test)]
