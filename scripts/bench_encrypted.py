@@ -31,12 +31,15 @@ for encrypted in (False, True):
     crypto = {"encryption_key": "bench", "crypto_key_reader": reader} if encrypted else {}
     # The subscription keeps the messages for the consume phase, which then reads from the broker.
     c.subscribe(topic, "bench", initial_position=pulsar.InitialPosition.Earliest).close()
-    producer = c.create_producer(topic, batching_enabled=True, max_pending_messages=1000, **crypto)
+    producer = c.create_producer(topic, batching_enabled=True, max_pending_messages=1000, block_if_queue_full=True,
+                                 **crypto)
     done = []
     start = time.time()
     for _ in range(n):
         producer.send_async(body, lambda res, _mid: done.append(res))
     producer.flush()
+    while len(done) < n:
+        time.sleep(0.001)
     produce_s = time.time() - start
     assert len(done) == n and all(r == pulsar.Result.Ok for r in done), "a send failed"
     consumer = c.subscribe(topic, "bench", crypto_key_reader=reader if encrypted else None)
