@@ -1118,6 +1118,34 @@ def rest_schemas(url, topic, http):
     return out
 
 
+def consumer_stats(url, topic, http):
+    """What topic stats show of the client's consumers (`http` is the broker's HTTP base URL):
+    two AutoSplit Key_Shared consumers with properties and a Sticky one on another
+    subscription, each with the permits of its receiver queue."""
+    import urllib.request
+
+    c = client(url)
+    auto = [c.subscribe(topic, "auto", consumer_type=pulsar.ConsumerType.KeyShared, consumer_name=f"auto-{i}",
+                        properties={"app": "billing", "n": str(i)}, receiver_queue_size=50) for i in range(2)]
+    policy = pulsar.ConsumerKeySharedPolicy(pulsar.KeySharedMode.Sticky, sticky_ranges=[(0, 999), (5000, 5999)])
+    sticky = c.subscribe(topic, "sticky", consumer_type=pulsar.ConsumerType.KeyShared, consumer_name="sticky",
+                         key_shared_policy=policy)
+    local = topic.split("://", 1)[1]
+    deadline = time.time() + 10
+    while True:
+        with urllib.request.urlopen(f"{http}/admin/v2/persistent/{local}/stats", timeout=10) as r:
+            stats = json.loads(r.read())
+        subs = stats["subscriptions"]
+        consumers = [x for s in subs.values() for x in s["consumers"]]
+        if len(consumers) == 3 and all(x["availablePermits"] > 0 for x in consumers) or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    for x in auto + [sticky]:
+        x.close()
+    c.close()
+    return {name: sorted(s["consumers"], key=lambda x: x["consumerName"]) for name, s in subs.items()}
+
+
 def rsa_key_pair(directory):
     """A fresh RSA key pair in PEM files (public, private), made with the openssl command."""
     import os
@@ -1243,6 +1271,7 @@ SCENARIOS = {
     "client_features": client_features,
     "encryption": encryption,
     "rest_schemas": rest_schemas,
+    "consumer_stats": consumer_stats,
 }
 
 if __name__ == "__main__":

@@ -68,8 +68,10 @@ pub async fn run<S: Io>(shared: Arc<Shared>, socket: S, peer: SocketAddr, id: u6
     let direct = connect.proxy_to_broker_url.as_deref().is_none_or(str::is_empty);
     let (sink, mut stream) = framed.split();
     let (out, writer) = spawn_writer(sink);
+    let client_version = connect.client_version.clone();
     if let Some((principal, refreshable, version)) = handshake(&shared, connect, &transport, &out, peer).await {
         let mut conn = Connection {
+            client_version,
             shared: Arc::clone(&shared),
             caller: Caller::new(Arc::clone(&principal)),
             credential: Credential::new(principal, refreshable, shared.config.auth_refresh_secs),
@@ -213,6 +215,8 @@ struct Connection {
     credential: Credential,
     /// The protocol version agreed in CONNECTED.
     version: i32,
+    /// The client library and version CONNECT announced (shown in its consumers' stats).
+    client_version: String,
     caller: Caller,
     out: mpsc::Sender<Frame>,
     producers: HashMap<u64, ProducerHandle>,

@@ -169,6 +169,8 @@ impl ConsumerHandle {
     }
 }
 
+/// Starts delivering to a consumer; `permits` is the counter its FLOWs grant (shared with its
+/// stats, see `SubscribeOptions::shown`).
 pub fn spawn(
     broker: &magnetar_broker::Broker,
     consumer_id: u64,
@@ -176,12 +178,12 @@ pub fn spawn(
     subscription: Option<magnetar_core::SubscriptionName>,
     out: mpsc::Sender<Frame>,
     direct: bool,
+    permits: Arc<AtomicI64>,
 ) -> ConsumerHandle {
     // Batches go out as one frame each: the engine hands their messages over together; chunks
     // go out as they are (the client joins them).
     session.deliver_whole_batches();
     let session = Arc::new(session);
-    let permits = Arc::new(AtomicI64::new(0));
     let batches = Arc::new(SentBatches::default());
     let wake = Arc::new(Notify::new());
     let stop = CancellationToken::new();

@@ -74,7 +74,7 @@ pub use publish::{
     DETACH_WAIT, Detach, KeyHashing, PendingPublish, ProducerSlots, PublishMessage, Publisher, choose_partition,
 };
 pub use registry::Topic;
-pub use session::{ConsumerSession, DeadLetterPolicy, SubscribeOptions, members_changed};
+pub use session::{ConsumerSession, ConsumerShown, DeadLetterPolicy, SubscribeOptions, members_changed};
 pub use subscription::{CursorOp, Delivery, SubType};
 pub use subscriptions::{PullRequest, PulledMessage, StartPosition, Subscriptions, whole_topic_reader_start};
 pub use takeover::{TakenPartition, Takeover};

@@ -43,6 +43,16 @@ pub struct SubscribeOptions {
     /// Key_Shared in Sticky mode: the key hash slots the consumer claims (inclusive ranges);
     /// `None` for auto-split.
     pub sticky_ranges: Option<Vec<(u16, u16)>>,
+    /// Shown in the consumer's stats: its properties, its client, its unused permits.
+    pub shown: ConsumerShown,
+}
+
+/// What a consumer's stats show of it beyond the subscription's own counts.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerShown {
+    pub metadata: Vec<(String, String)>,
+    pub client_version: String,
+    pub permits: Option<Arc<std::sync::atomic::AtomicI64>>,
 }
 
 /// Resolves when consumers joined or left a subscription since the receivers last looked.
@@ -116,6 +126,9 @@ impl ConsumerSession {
         let now = service.ctx().now_ms();
         let info = ConsumerInfo {
             sticky: opts.sticky_ranges.clone().filter(|_| opts.sub_type == SubType::KeyShared),
+            metadata: opts.shown.metadata.clone(),
+            client_version: opts.shown.client_version.clone(),
+            permits: opts.shown.permits.clone(),
             ..consumer_info(id, &opts.consumer_name, opts.priority, &opts.address, now)
         };
         for (i, (_, s)) in subs.iter().enumerate() {

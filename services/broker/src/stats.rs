@@ -53,10 +53,20 @@ pub struct ConsumerStats {
     pub msg_out_counter: u64,
     pub bytes_out_counter: u64,
     pub unacked_messages: u64,
-    /// Magnetar consumers pull (HTTP) or are pushed to as they ask (WebSocket): no permit
-    /// counting, so always 0.
-    pub available_permits: u64,
+    /// Binary protocol consumers: the permits their FLOW commands granted and not yet used.
+    /// HTTP pullers and WebSocket consumers are served as they ask (no permits): 0.
+    pub available_permits: i64,
     pub blocked_consumer_on_unacked_msgs: bool,
+    /// The consumer's properties (binary protocol consumers' `properties`).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// The client library and version of a binary protocol consumer's connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_version: Option<String>,
+    /// Sticky Key_Shared: the key hash ranges the consumer claims, as Pulsar writes them
+    /// (`[0, 32767]`); absent for AutoSplit consumers, whose ring spreads the slots one by one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_hash_ranges: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -222,7 +232,11 @@ pub fn partition_stats(p: &Partition) -> TopicStats {
                 msg_delayed: snap.delayed,
                 msg_backlog_no_delayed: snap.backlog.saturating_sub(snap.delayed),
                 is_durable: s.is_durable(),
-                consumers: snap.consumers.iter().map(|c| consumer_stats(c, s.consumer_rates(c.id))).collect(),
+                consumers: snap
+                    .consumers
+                    .iter()
+                    .map(|c| consumer_stats(c, s.consumer_rates(c.id), snap.key_ranges.get(&c.id)))
+                    .collect(),
                 total_msg_expired: snap.msg_expired,
                 last_expire_timestamp: snap.last_expired,
                 last_consumed_timestamp: snap.last_consumed,
@@ -234,7 +248,11 @@ pub fn partition_stats(p: &Partition) -> TopicStats {
     stats
 }
 
-fn consumer_stats(c: &crate::subscription::ConsumerInfo, rates: crate::subscription::ConsumerRates) -> ConsumerStats {
+fn consumer_stats(
+    c: &crate::subscription::ConsumerInfo,
+    rates: crate::subscription::ConsumerRates,
+    key_ranges: Option<&Vec<(u16, u16)>>,
+) -> ConsumerStats {
     ConsumerStats {
         consumer_name: c.name.clone(),
         consumer_id: c.id,
@@ -247,8 +265,11 @@ fn consumer_stats(c: &crate::subscription::ConsumerInfo, rates: crate::subscript
         msg_out_counter: c.msg_out,
         bytes_out_counter: c.bytes_out,
         unacked_messages: c.unacked,
-        available_permits: 0,
+        available_permits: c.permits.as_ref().map_or(0, |p| p.load(std::sync::atomic::Ordering::Relaxed).max(0)),
         blocked_consumer_on_unacked_msgs: false,
+        metadata: c.metadata.iter().cloned().collect(),
+        client_version: Some(c.client_version.clone()).filter(|v| !v.is_empty()),
+        key_hash_ranges: key_ranges.into_iter().flatten().map(|(a, b)| format!("[{a}, {b}]")).collect(),
     }
 }
 

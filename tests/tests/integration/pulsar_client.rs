@@ -697,3 +697,22 @@ async fn rest_producers_register_schemas_and_encode_payloads_that_pulsar_clients
     let (_, stats) = app.get("/admin/v2/persistent/public/default/rest-typed-avro/stats").await;
     assert_eq!(stats["msgInCounter"], 3, "the refused requests stored nothing: {stats}");
 }
+
+/// Topic stats show what Pulsar's show of the client's consumers: their properties, their
+/// client, the permits their receiver queues granted, and a Sticky consumer's hash ranges.
+#[tokio::test]
+async fn consumer_stats_show_properties_client_permits_and_sticky_ranges() {
+    let app = TestApp::standalone().await;
+    let out = scenario(&app.pulsar_url(), "consumer_stats", "watched", &[&app.base]).await;
+    let auto = out["auto"].as_array().expect("the auto subscription's consumers");
+    assert_eq!(auto.len(), 2, "{out}");
+    for (i, c) in auto.iter().enumerate() {
+        assert_eq!(c["metadata"], json!({"app": "billing", "n": i.to_string()}), "{c}");
+        assert_eq!(c["availablePermits"], 50, "its receiver queue: {c}");
+        assert!(c["clientVersion"].as_str().is_some_and(|v| v.starts_with("Pulsar-CPP")), "{c}");
+        assert!(c.get("keyHashRanges").is_none(), "AutoSplit shares are not listed: {c}");
+    }
+    let sticky = &out["sticky"][0];
+    assert_eq!(sticky["keyHashRanges"], json!(["[0, 999]", "[5000, 5999]"]), "{sticky}");
+    assert_eq!(sticky["availablePermits"], 1000, "{sticky}");
+}

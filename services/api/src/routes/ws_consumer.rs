@@ -280,6 +280,7 @@ fn consumer_options(
         ack_timeout: (ack_timeout_ms > 0).then(|| Duration::from_millis(ack_timeout_ms.max(1000))),
         dead_letter,
         read_compacted: q.read_compacted.unwrap_or(false),
+        shown: Default::default(),
     };
     Ok((opts, flow))
 }

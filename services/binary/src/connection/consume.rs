@@ -7,7 +7,7 @@ use crate::convert;
 use crate::error::BinaryError;
 use crate::lookup::topic_name;
 use crate::schema;
-use magnetar_broker::{StartPosition, SubType, SubscribeOptions};
+use magnetar_broker::{ConsumerShown, StartPosition, SubType, SubscribeOptions};
 use magnetar_core::SubscriptionName;
 use magnetar_protocol::Frame;
 use magnetar_protocol::proto::*;
@@ -42,6 +42,8 @@ impl Connection {
         if self.consumers.contains_key(&c.consumer_id) {
             return self.send(Frame::new(CommandSuccess { request_id, schema: None })).await;
         }
+        // FLOWs grant these; the consumer's stats show what is left.
+        let permits = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let result = async {
             let topic = topic_name(&c.topic)?;
             self.owned_here(&topic).await?;
@@ -91,6 +93,11 @@ impl Connection {
                 ack_timeout: None,
                 dead_letter: None,
                 read_compacted: c.read_compacted.unwrap_or(false),
+                shown: ConsumerShown {
+                    metadata: c.metadata.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect(),
+                    client_version: self.client_version.clone(),
+                    permits: Some(Arc::clone(&permits)),
+                },
             };
             let session = self.shared.broker.subscriptions().subscribe(&self.caller, &topic, &sub, opts).await?;
             Ok::<_, BinaryError>((session, Some(sub)))
@@ -98,8 +105,15 @@ impl Connection {
         .await;
         match result {
             Ok((session, sub)) => {
-                let mut handle =
-                    consumer::spawn(&self.shared.broker, c.consumer_id, session, sub, self.out.clone(), self.direct);
+                let mut handle = consumer::spawn(
+                    &self.shared.broker,
+                    c.consumer_id,
+                    session,
+                    sub,
+                    self.out.clone(),
+                    self.direct,
+                    permits,
+                );
                 handle.subscription_name = c.subscription.clone();
                 self.consumers.insert(c.consumer_id, handle);
                 self.send(Frame::new(CommandSuccess { request_id, schema: None })).await

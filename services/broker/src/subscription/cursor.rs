@@ -288,6 +288,7 @@ impl Subscription {
             last_acked: st.last_acked,
             kind: st.kind,
             consumers: st.consumers.values().cloned().collect(),
+            key_ranges: st.key_ranges(),
         }
     }
 

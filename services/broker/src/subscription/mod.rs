@@ -27,6 +27,7 @@ use magnetar_metadata::CursorState;
 use magnetar_storage::{PartitionLog, Record};
 use serde::{Deserialize, Serialize};
 use state::{State, StickyConflict};
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -150,6 +151,13 @@ pub struct ConsumerInfo {
     /// A Key_Shared consumer in Pulsar's Sticky mode: the key hash slots it claims (inclusive
     /// ranges of 0..=65535); `None` for auto-split.
     pub sticky: Option<Vec<(u16, u16)>>,
+    /// The consumer's properties (Pulsar's consumer `metadata`, shown in its stats).
+    pub metadata: Vec<(String, String)>,
+    /// The client library and version the consumer's connection announced (binary protocol).
+    pub client_version: String,
+    /// The permits its FLOW commands granted and deliveries have not used (binary consumers;
+    /// negative while a batch overdrew them).
+    pub permits: Option<std::sync::Arc<std::sync::atomic::AtomicI64>>,
 }
 
 /// Per-second rates of one consumer.
@@ -549,6 +557,8 @@ pub struct SubscriptionSnapshot {
     pub last_acked: i64,
     pub kind: Option<SubType>,
     pub consumers: Vec<ConsumerInfo>,
+    /// Sticky Key_Shared: the key hash slots each consumer claims (inclusive ranges).
+    pub key_ranges: BTreeMap<ConsumerId, Vec<(u16, u16)>>,
 }
 
 #[cfg(test)]

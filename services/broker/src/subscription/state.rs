@@ -115,6 +115,17 @@ impl State {
         Some(self.ring[i % self.ring.len()].1)
     }
 
+    /// The key hash slots each Sticky Key_Shared consumer claims, as inclusive ranges (Pulsar's
+    /// `keyHashRanges` in consumer stats). Empty otherwise: AutoSplit consumers share a ring that
+    /// spreads the slots one by one, so their shares are thousands of short ranges, not worth
+    /// listing.
+    pub(super) fn key_ranges(&self) -> BTreeMap<ConsumerId, Vec<(u16, u16)>> {
+        if self.kind != Some(SubType::KeyShared) {
+            return BTreeMap::new();
+        }
+        self.consumers.values().filter_map(|c| Some((c.id, c.sticky.clone()?))).collect()
+    }
+
     pub(super) fn rebuild_ring(&mut self) {
         self.ring = self
             .consumers
