@@ -38,7 +38,7 @@ use std::sync::Arc;
 
 /// A consumer's or a reader's session, as its handshake asked for it.
 pub(crate) enum Plan {
-    Consumer { sub: SubscriptionName, opts: SubscribeOptions, flow: Flow },
+    Consumer { sub: SubscriptionName, opts: Box<SubscribeOptions>, flow: Flow },
     Reader { options: ReaderOptions, per_second: Option<u32> },
 }
 
@@ -69,7 +69,7 @@ pub(crate) async fn open(
                     let (s, auth, sub, opts, flow) = (s.clone(), auth.clone(), sub.clone(), opts.clone(), flow.clone());
                     Box::pin(async move {
                         let session =
-                            s.broker.subscriptions().subscribe(&auth.caller(), &partition, &sub, opts).await?;
+                            s.broker.subscriptions().subscribe(&auth.caller(), &partition, &sub, *opts).await?;
                         let broker = Arc::clone(&s.broker);
                         let run: Runner = Box::new(move |socket| -> BoxFuture<'static, ()> {
                             Box::pin(run_session(broker, socket, session, flow, auth))

@@ -219,7 +219,7 @@ async fn consume_handler(
     if let Some(handshake) = whole {
         // A whole partitioned topic in a broker tier: one session per partition behind this one
         // (all with this consumer name).
-        let plan = crate::fanout::ws_consumer::Plan::Consumer { sub, opts, flow };
+        let plan = crate::fanout::ws_consumer::Plan::Consumer { sub, opts: Box::new(opts), flow };
         return crate::fanout::ws_consumer::open(&s, auth, handshake, plan, ws).await;
     }
     // Authorizes consuming (and producing to the dead-letter topic), creates what is missing.
