@@ -292,19 +292,26 @@ impl ConsumerSession {
                 continue;
             }
             let room = (max - out.len()).min(allowed.min(usize::MAX as u64) as usize);
-            let how = Taking {
-                whole_batches: self.whole_batches.load(Ordering::Relaxed),
-                ahead: self.ahead.get((first + k) % n).cloned(),
-            };
-            let whole = how.whole_batches;
-            let got = s.take_with(Some(self.id), room, 8 * 1024 * 1024, self.ack_timeout, how).await?;
-            if got.is_empty() {
-                continue;
-            }
-            let (got, settled) = encrypted::split_members(got, whole);
+            let whole = self.whole_batches.load(Ordering::Relaxed);
             let mut joined = chunks::Outcome::default();
-            if !settled.is_empty() {
+            let got = loop {
+                let how = Taking { whole_batches: whole, ahead: self.ahead.get((first + k) % n).cloned() };
+                let got = s.take_with(Some(self.id), room, 8 * 1024 * 1024, self.ack_timeout, how).await?;
+                let (got, settled) = encrypted::split_members(got, whole);
+                if settled.is_empty() {
+                    break got;
+                }
                 joined.drop.push(((first + k) % n, settled));
+                if !got.is_empty() {
+                    break got;
+                }
+                // Only members of encrypted batches, which go nowhere: take what follows them
+                // now rather than answer nothing while messages are there.
+                self.settle_chunks(std::mem::take(&mut joined)).await?;
+            };
+            if got.is_empty() {
+                self.settle_chunks(joined).await?;
+                continue;
             }
             let bytes: u64 = got.iter().map(|d| d.record.payload.len() as u64).sum();
             enforce::record_dispatch(p, s, got.len() as u64, bytes);

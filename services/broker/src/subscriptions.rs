@@ -321,15 +321,24 @@ impl Subscriptions {
                     continue;
                 }
                 let room = room.min(allowed.min(usize::MAX as u64) as usize);
-                let got = s.take(None, room, req.max_bytes - bytes, Some(ack_timeout)).await?;
-                // An encrypted batch is pulled as one message, its head.
-                let (got, settled) = crate::encrypted::split_members(got, false);
-                if !settled.is_empty()
-                    && let Some(op) =
+                let got = loop {
+                    let got = s.take(None, room, req.max_bytes - bytes, Some(ack_timeout)).await?;
+                    // An encrypted batch is pulled as one message, its head: the members are
+                    // settled, and taken past when nothing else came, so that a pull is not
+                    // answered empty (at its deadline) while messages follow them.
+                    let (got, settled) = crate::encrypted::split_members(got, false);
+                    if settled.is_empty() {
+                        break got;
+                    }
+                    if let Some(op) =
                         s.ack(&settled).map_err(|e| beyond_end(p, &MessageId::new(0, e.offset, p.index), e))?
-                {
-                    self.ctx.persist_op(p, &op).await?;
-                }
+                    {
+                        self.ctx.persist_op(p, &op).await?;
+                    }
+                    if !got.is_empty() {
+                        break got;
+                    }
+                };
                 let got_bytes: usize = got.iter().map(|d| d.record.payload.len()).sum();
                 bytes += got_bytes;
                 if !got.is_empty() {

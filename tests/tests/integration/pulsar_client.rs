@@ -653,6 +653,19 @@ async fn end_to_end_encrypted_messages_are_stored_as_sent_and_decrypted_by_their
         assert!(tokio::time::Instant::now() < deadline, "the WebSocket acks settle all 13 messages");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // A pull-mode session asking for one message at a time gets each: the batch's empty members
+    // are passed over within the permit.
+    let query = "subscriptionInitialPosition=Earliest&cryptoFailureAction=CONSUME&pullMode=true";
+    let mut pulling = WsClient::connect(&consumer_url(&app.base, "encrypted", "ws-pull", query)).await;
+    let mut sizes = Vec::new();
+    for _ in 0..4 {
+        pulling.permit(1).await;
+        let m = pulling.recv_message().await;
+        sizes.push(m["encryptionContext"]["batchSize"].as_u64());
+        pulling.ack(m["messageId"].as_str().expect("messageId")).await;
+    }
+    assert_eq!(sizes, vec![Some(10), None, None, None]);
+    pulling.close().await;
     // Pulsar's default action (FAIL): not delivered, left in the backlog.
     let mut failing =
         WsClient::connect(&consumer_url(&app.base, "encrypted", "ws-fail", "subscriptionInitialPosition=Earliest"))
@@ -663,6 +676,16 @@ async fn end_to_end_encrypted_messages_are_stored_as_sent_and_decrypted_by_their
     assert_eq!(sub_backlog(&app.base, "encrypted", "ws-fail").await, Some(4));
     failing.close().await;
 
+    // HTTP pull one message at a time without waiting: the batch's empty members are passed
+    // over within a pull, so each pull gets the next message.
+    let mut one_by_one = Vec::new();
+    for _ in 0..4 {
+        let body = json!({"maxMessages": 1, "waitMs": 0, "initialPosition": "earliest"});
+        let got = crate::common::pull(&app, "encrypted", "single", body).await;
+        assert_eq!(got.len(), 1, "after {one_by_one:?}");
+        one_by_one.push(got[0]["encryptionContext"]["batchSize"].as_u64());
+    }
+    assert_eq!(one_by_one, vec![Some(10), None, None, None]);
     // HTTP pull and the console's browser: four messages, with their encryption context.
     let pulled = pull_n(&app, "encrypted", "http", 4, 30_000).await;
     assert_eq!(pulled.len(), 4, "{pulled:?}");
