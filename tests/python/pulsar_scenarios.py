@@ -1120,8 +1120,8 @@ def rest_schemas(url, topic, http):
 
 def consumer_stats(url, topic, http):
     """What topic stats show of the client's consumers (`http` is the broker's HTTP base URL):
-    two AutoSplit Key_Shared consumers with properties and a Sticky one on another
-    subscription, each with the permits of its receiver queue."""
+    two AutoSplit Key_Shared consumers with properties, a Sticky one on another subscription
+    and a reader, each with the permits of its receiver queue."""
     import urllib.request
 
     c = client(url)
@@ -1130,6 +1130,7 @@ def consumer_stats(url, topic, http):
     policy = pulsar.ConsumerKeySharedPolicy(pulsar.KeySharedMode.Sticky, sticky_ranges=[(0, 999), (5000, 5999)])
     sticky = c.subscribe(topic, "sticky", consumer_type=pulsar.ConsumerType.KeyShared, consumer_name="sticky",
                          key_shared_policy=policy)
+    reader = c.create_reader(topic, pulsar.MessageId.earliest, receiver_queue_size=20)
     local = topic.split("://", 1)[1]
     deadline = time.time() + 10
     while True:
@@ -1137,13 +1138,15 @@ def consumer_stats(url, topic, http):
             stats = json.loads(r.read())
         subs = stats["subscriptions"]
         consumers = [x for s in subs.values() for x in s["consumers"]]
-        if len(consumers) == 3 and all(x["availablePermits"] > 0 for x in consumers) or time.time() > deadline:
+        if len(consumers) == 4 and all(x["availablePermits"] > 0 for x in consumers) or time.time() > deadline:
             break
         time.sleep(0.1)
-    for x in auto + [sticky]:
+    for x in auto + [sticky, reader]:
         x.close()
     c.close()
-    return {name: sorted(s["consumers"], key=lambda x: x["consumerName"]) for name, s in subs.items()}
+    out = {name: sorted(s["consumers"], key=lambda x: x["consumerName"]) for name, s in subs.items()}
+    out["reader"] = next(v for k, v in out.items() if k.startswith("reader"))
+    return out
 
 
 def rsa_key_pair(directory):

@@ -47,6 +47,13 @@ pub struct SubscribeOptions {
     pub shown: ConsumerShown,
 }
 
+/// A reader as `Subscriptions::create_reader` opens it.
+pub(crate) struct ReaderInfo<'a> {
+    pub name: &'a str,
+    pub read_compacted: bool,
+    pub shown: ConsumerShown,
+}
+
 /// What a consumer's stats show of it beyond the subscription's own counts.
 #[derive(Debug, Clone, Default)]
 pub struct ConsumerShown {
@@ -175,12 +182,17 @@ impl ConsumerSession {
         topic: TopicName,
         parts: Vec<Arc<Partition>>,
         start: StartPosition,
-        reader_name: &str,
-        read_compacted: bool,
+        reader: ReaderInfo<'_>,
         slots: Vec<SlotGuard>,
     ) -> Result<ConsumerSession> {
         let id = NEXT_CONSUMER.fetch_add(1, Ordering::Relaxed);
-        let info = consumer_info(id, reader_name, 0, "", service.ctx().now_ms());
+        let ReaderInfo { name: reader_name, read_compacted, shown } = reader;
+        let info = ConsumerInfo {
+            metadata: shown.metadata,
+            client_version: shown.client_version,
+            permits: shown.permits,
+            ..consumer_info(id, reader_name, 0, "", service.ctx().now_ms())
+        };
         let chunks = Some(joiner(&service));
         let mut subs = Vec::with_capacity(parts.len());
         for p in parts {

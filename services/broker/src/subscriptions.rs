@@ -11,7 +11,7 @@ use crate::partition::Partition;
 use crate::policies::enforce;
 use crate::publish::Publisher;
 use crate::registry::{Topic, TopicRegistry};
-use crate::session::{ConsumerSession, DeadLetterPolicy, SubscribeOptions};
+use crate::session::{ConsumerSession, ConsumerShown, DeadLetterPolicy, SubscribeOptions};
 use crate::subscription::{BeyondEnd, Delivery, SubType, Subscription};
 use crate::topics::auto_create;
 use crate::{BrokerError, Result};
@@ -180,6 +180,7 @@ impl Subscriptions {
         start: StartPosition,
         reader_name: &str,
         read_compacted: bool,
+        shown: ConsumerShown,
     ) -> Result<ConsumerSession> {
         self.ctx.require(caller, Operation::Read, name.into()).await?;
         let (topic, parts) = self.partitions_or_create(name).await?;
@@ -190,7 +191,8 @@ impl Subscriptions {
             self.load_views(&parts).await?;
         }
         let slots = enforce::admit_consumer(name, &parts)?;
-        ConsumerSession::reader(self.clone(), name.clone(), parts, start, reader_name, read_compacted, slots)
+        let reader = crate::session::ReaderInfo { name: reader_name, read_compacted, shown };
+        ConsumerSession::reader(self.clone(), name.clone(), parts, start, reader, slots)
     }
 
     /// Where a reader of one partition (or a non-partitioned topic) starts to read what was

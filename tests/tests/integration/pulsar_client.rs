@@ -721,8 +721,9 @@ async fn rest_producers_register_schemas_and_encode_payloads_that_pulsar_clients
     assert_eq!(stats["msgInCounter"], 3, "the refused requests stored nothing: {stats}");
 }
 
-/// Topic stats show what Pulsar's show of the client's consumers: their properties, their
-/// client, the permits their receiver queues granted, and a Sticky consumer's hash ranges.
+/// Topic stats show what Pulsar's show of the client's consumers and readers: their
+/// properties, their client, the permits their receiver queues granted, and a Sticky
+/// consumer's hash ranges.
 #[tokio::test]
 async fn consumer_stats_show_properties_client_permits_and_sticky_ranges() {
     let app = TestApp::standalone().await;
@@ -738,4 +739,7 @@ async fn consumer_stats_show_properties_client_permits_and_sticky_ranges() {
     let sticky = &out["sticky"][0];
     assert_eq!(sticky["keyHashRanges"], json!(["[0, 999]", "[5000, 5999]"]), "{sticky}");
     assert_eq!(sticky["availablePermits"], 1000, "{sticky}");
+    let reader = &out["reader"][0];
+    assert_eq!(reader["availablePermits"], 20, "a reader's receiver queue: {reader}");
+    assert!(reader["clientVersion"].as_str().is_some_and(|v| v.starts_with("Pulsar-CPP")), "{reader}");
 }

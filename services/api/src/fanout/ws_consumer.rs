@@ -103,7 +103,7 @@ pub(crate) async fn open(
                         let session = s
                             .broker
                             .subscriptions()
-                            .create_reader(&auth.caller(), &partition, start, &name, compacted)
+                            .create_reader(&auth.caller(), &partition, start, &name, compacted, Default::default())
                             .await?;
                         let broker = Arc::clone(&s.broker);
                         let run: Runner = Box::new(move |socket| -> BoxFuture<'static, ()> {

@@ -343,7 +343,11 @@ async fn read_handler(
         return crate::fanout::ws_consumer::open(&s, auth, handshake, plan, ws).await;
     }
     let ReaderOptions { start, name, compacted, flow } = options;
-    let session = s.broker.subscriptions().create_reader(&auth.caller(), &topic, start, &name, compacted).await?;
+    let session = s
+        .broker
+        .subscriptions()
+        .create_reader(&auth.caller(), &topic, start, &name, compacted, Default::default())
+        .await?;
     upgrade(&s, ws, session, flow, auth)
 }
 

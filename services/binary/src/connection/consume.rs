@@ -62,6 +62,11 @@ impl Connection {
                 Some(InitialPosition::Earliest) => StartPosition::Earliest,
                 _ => StartPosition::Latest,
             };
+            let shown = ConsumerShown {
+                metadata: c.metadata.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect(),
+                client_version: self.client_version.clone(),
+                permits: Some(Arc::clone(&permits)),
+            };
             if !durable {
                 let sought = self.reader_seeks.remove(&(topic.to_string(), c.subscription.clone()));
                 let start = sought.or(start);
@@ -71,7 +76,7 @@ impl Connection {
                     .shared
                     .broker
                     .subscriptions()
-                    .create_reader(&self.caller, &topic, start.unwrap_or(initial), &name, compacted)
+                    .create_reader(&self.caller, &topic, start.unwrap_or(initial), &name, compacted, shown)
                     .await?;
                 return Ok((session, None));
             }
@@ -93,11 +98,7 @@ impl Connection {
                 ack_timeout: None,
                 dead_letter: None,
                 read_compacted: c.read_compacted.unwrap_or(false),
-                shown: ConsumerShown {
-                    metadata: c.metadata.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect(),
-                    client_version: self.client_version.clone(),
-                    permits: Some(Arc::clone(&permits)),
-                },
+                shown,
             };
             let session = self.shared.broker.subscriptions().subscribe(&self.caller, &topic, &sub, opts).await?;
             Ok::<_, BinaryError>((session, Some(sub)))
