@@ -1163,12 +1163,13 @@ def rsa_key_pair(directory):
     return public, private
 
 
-def encryption(url, topic):
+def encryption(url, topic, limit):
     """End-to-end encryption as Pulsar's documentation shows it: a producer with an encryption
     key and a crypto key reader, batched (and compressed) and not; consumers and readers that
     hold the private key decrypt every message; a consumer without it takes the encrypted
     messages as they are (CONSUME: a batch as one message with its encryption context) or
-    leaves them (DISCARD). The broker never sees a key."""
+    leaves them (DISCARD); a message over the broker's size limit (`limit` bytes) goes in
+    encrypted chunks. The broker never sees a key."""
     import tempfile
 
     keys = tempfile.mkdtemp()
@@ -1231,6 +1232,17 @@ def encryption(url, topic):
     # A reader starting at the second unbatched message, inclusively, decrypts from there.
     inclusive = c.create_reader(topic, ids[1], start_message_id_inclusive=True, crypto_key_reader=reader_keys)
     out["from_id"] = inclusive.read_next(TIMEOUT_MS).data().decode()
+
+    # Larger than the broker's message size limit: sent in chunks, each encrypted on its own.
+    chunked = f"{topic}-chunked"
+    whole = c.subscribe(chunked, "whole", crypto_key_reader=reader_keys)
+    big = bytes(range(256)) * (int(limit) // 256 * 2 + 7)
+    c.create_producer(chunked, encryption_key="magnetar-test", crypto_key_reader=reader_keys, chunking_enabled=True,
+                      batching_enabled=False).send(big)
+    m = whole.receive(timeout_millis=TIMEOUT_MS)
+    assert m.data() == big, (len(m.data()), len(big))
+    whole.acknowledge(m)
+    out["chunked"] = len(big)
     c.close()
     return out
 

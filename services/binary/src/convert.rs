@@ -69,8 +69,25 @@ pub fn encrypted_messages(producer: &str, payload: &Payload) -> Result<Vec<Publi
         Some(n) if (1..=MAX_ENCRYPTED_BATCH).contains(&n) => Some(n as u32),
         Some(n) => return Err(format!("an encrypted batch of {n} messages: batches hold 1 to {MAX_ENCRYPTED_BATCH}")),
     };
+    let mut head = single(producer, md, Bytes::clone(payload.data()));
+    head.batch = size.map(|size| BatchPos { index: 0, size });
+    head.encrypted = Some(encryption_of(payload)?);
+    let members = (1..size.unwrap_or(1)).map(|index| PublishMessage {
+        key: head.key.clone(),
+        deliver_at: head.deliver_at,
+        producer: Some(stamp(producer, md.sequence_id as i64 + i64::from(index), md)),
+        batch: Some(BatchPos { index, size: size.unwrap_or(1) }),
+        encrypted: Some(Encrypted::Member),
+        ..PublishMessage::default()
+    });
+    Ok(std::iter::once(head.clone()).chain(members).collect())
+}
+
+/// What decrypts an encrypted SEND's payload, from its metadata.
+fn encryption_of(payload: &Payload) -> Result<Encrypted, String> {
+    let md = payload.metadata();
     let compression = payload.compression().map_err(|e| e.to_string())?;
-    let encryption = Encryption {
+    Ok(Encrypted::Head(Box::new(Encryption {
         keys: md
             .encryption_keys
             .iter()
@@ -84,19 +101,15 @@ pub fn encrypted_messages(producer: &str, payload: &Payload) -> Result<Vec<Publi
         param: md.encryption_param.clone().map(Bytes::from).unwrap_or_default(),
         compression: compression as i32 as u8,
         uncompressed_size: md.uncompressed_size(),
-    };
-    let mut head = single(producer, md, Bytes::clone(payload.data()));
-    head.batch = size.map(|size| BatchPos { index: 0, size });
-    head.encrypted = Some(Encrypted::Head(Box::new(encryption)));
-    let members = (1..size.unwrap_or(1)).map(|index| PublishMessage {
-        key: head.key.clone(),
-        deliver_at: head.deliver_at,
-        producer: Some(stamp(producer, md.sequence_id as i64 + i64::from(index), md)),
-        batch: Some(BatchPos { index, size: size.unwrap_or(1) }),
-        encrypted: Some(Encrypted::Member),
-        ..PublishMessage::default()
-    });
-    Ok(std::iter::once(head.clone()).chain(members).collect())
+    })))
+}
+
+/// One chunk of an end-to-end encrypted chunked message: each chunk is encrypted on its own by
+/// its producer, so it is stored as a chunk (`chunk_message`) holding what decrypts it.
+pub fn encrypted_chunk(producer: &str, payload: &Payload, max_whole: usize) -> Result<PublishMessage, String> {
+    let mut m = chunk_message(producer, payload, max_whole)?;
+    m.encrypted = Some(encryption_of(payload)?);
+    Ok(m)
 }
 
 /// A message sent on its own (not in a batch) with its metadata, holding `body`.

@@ -330,8 +330,10 @@ impl ConsumerSession {
             p.record_delivery(got.len() as u64, bytes);
             for d in got {
                 let m = PulledMessage::from_delivery(d);
+                // An encrypted chunk is encrypted on its own: it goes out as it is, not joined.
                 if let Some(j) = &self.chunks
                     && m.record.chunk.is_some()
+                    && m.record.encrypted.is_none()
                 {
                     j.lock().unwrap_or_else(|e| e.into_inner()).offer((first + k) % n, m, &mut joined);
                     // In log order: a joined message where its last chunk is.

@@ -158,22 +158,20 @@ async fn end_to_end_encrypted_messages_go_out_as_sent_and_impossible_ones_are_re
     conn.send(Frame::new(declared)).await.unwrap();
     let name = next(&mut conn).await.command.producer_success.expect("PRODUCER_SUCCESS").producer_name;
 
-    // An encrypted chunk, and a batch claiming no message: refused alone, nothing stored.
-    conn.send(encrypted_send(&name, 0, None, Some(2))).await.unwrap();
+    // A batch claiming no message: refused alone, nothing stored.
+    conn.send(encrypted_send(&name, 1, Some(0), None)).await.unwrap();
     let error = next(&mut conn).await.command.send_error.expect("SEND_ERROR");
     assert_eq!(error.error, ServerError::NotAllowedError as i32, "{error:?}");
-    assert!(error.message.contains("end-to-end encrypted"), "{error:?}");
-    conn.send(encrypted_send(&name, 1, Some(0), None)).await.unwrap();
-    assert!(next(&mut conn).await.command.send_error.is_some(), "a batch of no message");
 
-    // A message alone and a batch of three: stored as sent, one offset per message.
+    // A message alone, a batch of three and a chunk: stored as sent, one offset per message.
     conn.send(encrypted_send(&name, 2, None, None)).await.unwrap();
     conn.send(encrypted_send(&name, 3, Some(3), None)).await.unwrap();
-    for _ in 0..2 {
+    conn.send(encrypted_send(&name, 4, None, Some(2))).await.unwrap();
+    for _ in 0..3 {
         assert!(next(&mut conn).await.command.send_receipt.is_some(), "stored");
     }
     let (_, stats) = app.get("/admin/v2/persistent/public/default/encrypted/stats").await;
-    assert_eq!(stats["msgInCounter"], 4, "{stats}");
+    assert_eq!(stats["msgInCounter"], 5, "{stats}");
 
     let subscribe = CommandSubscribe {
         topic: topic.into(),
@@ -187,13 +185,15 @@ async fn end_to_end_encrypted_messages_go_out_as_sent_and_impossible_ones_are_re
     assert!(next(&mut conn).await.command.success.is_some(), "subscribed");
     conn.send(Frame::new(CommandFlow { consumer_id: 1, message_permits: 100 })).await.unwrap();
     let mut frames = Vec::new();
-    while frames.len() < 2 {
+    while frames.len() < 3 {
         let f = next(&mut conn).await;
         if f.command.message.is_some() {
             frames.push(f);
         }
     }
-    for (f, batch) in frames.iter().zip([None, Some(3)]) {
+    let chunk = frames[2].payload.as_ref().expect("a payload").metadata();
+    assert_eq!((chunk.num_chunks_from_msg, chunk.chunk_id), (Some(2), Some(0)), "a chunk, as sent: {chunk:?}");
+    for (f, batch) in frames.iter().zip([None, Some(3), None]) {
         let payload = f.payload.as_ref().expect("a payload");
         let md = payload.metadata();
         assert_eq!(payload.data().as_ref(), b"sealed bytes", "as sent");
@@ -211,10 +211,11 @@ async fn end_to_end_encrypted_messages_go_out_as_sent_and_impossible_ones_are_re
     conn.send(ack(MessageIdData { batch_index: Some(1), ..entry.clone() })).await.unwrap();
     still_alive(&mut conn).await;
     let (_, stats) = app.get("/admin/v2/persistent/public/default/encrypted/stats").await;
-    assert_eq!(stats["subscriptions"]["s"]["msgBacklog"], 4, "{stats}");
+    assert_eq!(stats["subscriptions"]["s"]["msgBacklog"], 5, "{stats}");
     conn.send(ack(entry)).await.unwrap();
-    let first = frames[0].command.message.as_ref().expect("MESSAGE").message_id.clone();
-    conn.send(ack(first)).await.unwrap();
+    for f in [&frames[0], &frames[2]] {
+        conn.send(ack(f.command.message.as_ref().expect("MESSAGE").message_id.clone())).await.unwrap();
+    }
     still_alive(&mut conn).await;
     let (_, stats) = app.get("/admin/v2/persistent/public/default/encrypted/stats").await;
     assert_eq!(stats["subscriptions"]["s"]["msgBacklog"], 0, "{stats}");

@@ -610,8 +610,10 @@ async fn ack_timeout_negative_acks_and_the_dead_letter_policy_redeliver_with_cou
 #[tokio::test]
 async fn end_to_end_encrypted_messages_are_stored_as_sent_and_decrypted_by_their_consumers() {
     use crate::common::ws::{consumer_url, sub_backlog};
-    let app = TestApp::standalone().await;
-    let out = scenario(&app.pulsar_url(), "encryption", "encrypted", &[]).await;
+    let limit = 64 * 1024;
+    let app = TestApp::configured(|cfg| cfg.broker.max_message_bytes = limit).await;
+    let out = scenario(&app.pulsar_url(), "encryption", "encrypted", &[&limit.to_string()]).await;
+    assert!(out["chunked"].as_u64().is_some_and(|n| n > 2 * limit as u64), "decrypted whole from its chunks: {out}");
     let mut all: Vec<String> = (0..10).map(|i| format!("batched-{i}")).collect();
     all.extend((0..3).map(|i| format!("single-{i}")));
     assert_eq!(out["decrypted"], json!(all), "{out}");

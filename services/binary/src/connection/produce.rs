@@ -11,12 +11,6 @@ use magnetar_broker::{AccessMode, ProducerLabel};
 use magnetar_protocol::Frame;
 use magnetar_protocol::proto::*;
 
-/// Why an encrypted chunk is refused: each chunk is encrypted on its own, and WebSocket and
-/// HTTP consumers of a chunked message get it joined, which encrypted chunks cannot be
-/// (docs/binary-protocol.md, "End-to-end encrypted messages").
-const ENCRYPTED_CHUNKS_REFUSED: &str = "end-to-end encrypted messages larger than the broker's message size limit \
-     are not supported: raise the limit, or send them unencrypted (TLS protects them in transit)";
-
 /// The broker's access mode for PRODUCER's `producer_access_mode` (Shared when absent).
 fn access_mode(raw: Option<i32>) -> AccessMode {
     match raw.and_then(|m| ProducerAccessMode::try_from(m).ok()) {
@@ -137,15 +131,16 @@ impl Connection {
             Some(_) if c.txnid_most_bits.unwrap_or(0) != 0 || c.txnid_least_bits.unwrap_or(0) != 0 => {
                 Err((ServerError::NotAllowedError, "transactions are not supported".to_string()))
             }
+            // Stored as sent, the broker cannot open it (docs/binary-protocol.md, "End-to-end
+            // encrypted messages"); each chunk of an encrypted chunked message on its own.
             Some(payload) if !payload.metadata().encryption_keys.is_empty() => {
+                let max_whole = self.shared.broker.config().max_chunked_message_bytes;
                 if payload.metadata().num_chunks_from_msg.is_some_and(|n| n > 1) {
-                    Err((ServerError::NotAllowedError, ENCRYPTED_CHUNKS_REFUSED.to_string()))
+                    convert::encrypted_chunk(&p.key.1, payload, max_whole).map(|m| vec![m])
                 } else {
-                    // Stored as sent, the broker cannot open it (docs/binary-protocol.md,
-                    // "End-to-end encrypted messages").
                     convert::encrypted_messages(&p.key.1, payload)
-                        .map_err(|reason| (ServerError::NotAllowedError, reason))
                 }
+                .map_err(|reason| (ServerError::NotAllowedError, reason))
             }
             // A chunk of a message larger than the broker's message size limit: stored as a
             // record of its own, with its chunk metadata (docs/binary-protocol.md, "Chunked
