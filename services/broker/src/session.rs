@@ -356,16 +356,18 @@ impl ConsumerSession {
         Ok(out)
     }
 
-    /// Redelivers or drops the chunks the chunk joiner gave back.
+    /// Redelivers or drops (acknowledges) the chunks the chunk joiner gave back, and the members
+    /// of encrypted batches that go nowhere.
     async fn settle_chunks(&self, joined: chunks::Outcome) -> Result<()> {
         for (i, offsets) in joined.redeliver {
             self.subs[i].1.nack(&offsets, Duration::from_secs(1));
         }
         for (i, offsets) in joined.drop {
             let (p, s) = &self.subs[i];
-            if matches!(self.kind, Kind::Consumer { .. })
-                && let Some(op) =
-                    s.ack(&offsets).map_err(|e| beyond_end(p, &MessageId::new(0, e.offset, p.index), e))?
+            // A reader's acknowledgements free its window only: in memory, never persisted.
+            let op = s.ack(&offsets).map_err(|e| beyond_end(p, &MessageId::new(0, e.offset, p.index), e))?;
+            if let Some(op) = op
+                && matches!(self.kind, Kind::Consumer { .. })
             {
                 self.service.ctx().persist_op(p, &op).await?;
             }
