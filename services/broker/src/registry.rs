@@ -176,7 +176,7 @@ impl TopicRegistry {
             for sub in subs {
                 match SubscriptionName::new(sub.name.clone()) {
                     Ok(name) => {
-                        p.add_subscription(&name, &sub.cursor);
+                        p.add_subscription(&name, &sub.cursor).set_properties(sub.properties);
                     }
                     Err(e) => {
                         tracing::error!(topic = %p.name, error = %e, "skipping a subscription with an invalid name")

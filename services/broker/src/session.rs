@@ -45,6 +45,9 @@ pub struct SubscribeOptions {
     pub sticky_ranges: Option<Vec<(u16, u16)>>,
     /// Shown in the consumer's stats: its properties, its client, its unused permits.
     pub shown: ConsumerShown,
+    /// Pulsar's subscription properties (PIP-105): set when this consumer creates the
+    /// subscription, kept otherwise.
+    pub properties: std::collections::BTreeMap<String, String>,
 }
 
 /// A reader as `Subscriptions::create_reader` opens it.

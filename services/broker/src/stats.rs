@@ -32,6 +32,9 @@ pub struct SubscriptionStats {
     pub last_consumed_timestamp: i64,
     pub last_acked_timestamp: i64,
     pub consumers: Vec<ConsumerStats>,
+    /// Pulsar's subscription properties (PIP-105).
+    #[serde(default)]
+    pub subscription_properties: BTreeMap<String, String>,
     pub is_durable: bool,
     pub is_replicated: bool,
 }
@@ -237,6 +240,7 @@ pub fn partition_stats(p: &Partition) -> TopicStats {
                     .iter()
                     .map(|c| consumer_stats(c, s.consumer_rates(c.id), snap.key_ranges.get(&c.id)))
                     .collect(),
+                subscription_properties: s.properties(),
                 total_msg_expired: snap.msg_expired,
                 last_expire_timestamp: snap.last_expired,
                 last_consumed_timestamp: snap.last_consumed,
@@ -303,6 +307,8 @@ pub fn aggregate<'a>(parts: impl Iterator<Item = &'a TopicStats>) -> TopicStats 
             let e = t.subscriptions.entry(name.clone()).or_insert_with(|| SubscriptionStats {
                 kind: sub.kind.clone(),
                 is_durable: true,
+                // Every partition's subscription has the same properties.
+                subscription_properties: sub.subscription_properties.clone(),
                 ..SubscriptionStats::default()
             });
             e.msg_rate_out += sub.msg_rate_out;

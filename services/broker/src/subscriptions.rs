@@ -167,7 +167,16 @@ impl Subscriptions {
         enforce::check_subscribe_rate(&topic, name, &consumer_key(&opts))?;
         // The consumer slot first: a consumer refused at the topic's limit leaves no subscription.
         let slots = enforce::admit_consumer(name, &parts)?;
+        let fresh = parts.iter().all(|p| p.subscription(sub).is_none());
         let subs = self.ensure_subscription(&topic, name, &parts, sub, opts.initial_position).await?;
+        // Pulsar's subscription properties (PIP-105) are those of the consumer that creates it.
+        if fresh && !opts.properties.is_empty() {
+            let log_ids: Vec<i64> = subs.iter().map(|(p, _)| p.log_id).collect();
+            self.ctx.metadata.set_subscription_properties(sub.as_str(), &log_ids, &opts.properties).await?;
+            for (_, s) in &subs {
+                s.set_properties(opts.properties.clone());
+            }
+        }
         ConsumerSession::attach(self.clone(), caller.clone(), name.clone(), sub.clone(), subs, opts, slots)
     }
 

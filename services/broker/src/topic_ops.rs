@@ -518,10 +518,15 @@ impl Subscriptions {
         sub: &SubscriptionName,
         properties: &BTreeMap<String, String>,
     ) -> Result<()> {
-        let log_ids: Vec<i64> = self.subscription_on(name, sub).await?.iter().map(|(p, _)| p.log_id).collect();
+        let subs = self.subscription_on(name, sub).await?;
+        let log_ids: Vec<i64> = subs.iter().map(|(p, _)| p.log_id).collect();
         match self.ctx().metadata.set_subscription_properties(sub.as_str(), &log_ids, properties).await {
-            Err(magnetar_metadata::MetadataError::NotFound(_)) => Err(not_found(name, sub)),
-            other => Ok(other?),
+            Err(magnetar_metadata::MetadataError::NotFound(_)) => return Err(not_found(name, sub)),
+            other => other?,
         }
+        for (_, s) in &subs {
+            s.set_properties(properties.clone());
+        }
+        Ok(())
     }
 }

@@ -1,8 +1,8 @@
 //! Commands of Pulsar's binary protocol that the Python client cannot observe, driven with raw
 //! frames: ACTIVE_CONSUMER_CHANGE for Failover consumers (pulsar-client 3.13 exposes no consumer
 //! event listener); and the schema registry commands (GET_SCHEMA, GET_OR_CREATE_SCHEMA), which it
-//! never sends; and the producer access modes step by step (queued and ready answers, topic
-//! epochs, the closes of fenced producers).
+//! never sends; the producer access modes step by step (queued and ready answers, topic
+//! epochs, the closes of fenced producers); and subscription properties, which it cannot set.
 
 use crate::binary_frames::{connected, next};
 use crate::common::ws::WsClient;
@@ -237,4 +237,41 @@ async fn producer_access_modes_hold_queue_and_fence_producers_of_every_surface()
     a.send(Frame::new(producer(ws_topic, 3, 8, ProducerAccessMode::ExclusiveWithFencing))).await.unwrap();
     answer(&mut a, 8).await.expect("fences the WebSocket producer");
     assert_eq!(shared.close_code().await, 1008, "closed as fenced out");
+}
+
+/// Pulsar's subscription properties (PIP-105): the consumer that creates a subscription sets
+/// them (the Python client has no parameter for them), a later consumer does not change them,
+/// the admin API replaces them, and stats show them.
+#[tokio::test]
+async fn the_consumer_that_creates_a_subscription_sets_its_properties() {
+    let app = TestApp::standalone().await;
+    let topic = "persistent://public/default/sub-props";
+    let admin = "/admin/v2/persistent/public/default/sub-props";
+    let props = |kv: &[(&str, &str)]| kv.iter().map(|(k, v)| KeyValue::new(*k, *v)).collect::<Vec<_>>();
+    let mut conns = Vec::new();
+    for (id, given) in [(1, props(&[("team", "billing"), ("tier", "gold")])), (2, props(&[("team", "other")]))] {
+        let mut conn = connected(&app).await;
+        conn.send(Frame::new(CommandSubscribe {
+            topic: topic.into(),
+            subscription: "s".into(),
+            sub_type: SubType::Shared as i32,
+            consumer_id: id,
+            request_id: id,
+            subscription_properties: given,
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+        assert!(next(&mut conn).await.command.success.is_some(), "subscribed");
+        conns.push(conn);
+    }
+    let expected = json!({"team": "billing", "tier": "gold"});
+    let (_, stats) = app.get(&format!("{admin}/stats")).await;
+    assert_eq!(stats["subscriptions"]["s"]["subscriptionProperties"], expected, "{stats}");
+    let (_, stored) = app.get(&format!("{admin}/subscription/s/properties")).await;
+    assert_eq!(stored, expected);
+    let (status, _) = app.put(&format!("{admin}/subscription/s/properties"), Some(json!({"team": "ops"}))).await;
+    assert_eq!(status, 204);
+    let (_, stats) = app.get(&format!("{admin}/stats")).await;
+    assert_eq!(stats["subscriptions"]["s"]["subscriptionProperties"], json!({"team": "ops"}), "{stats}");
 }

@@ -281,6 +281,7 @@ fn consumer_options(
         dead_letter,
         read_compacted: q.read_compacted.unwrap_or(false),
         shown: Default::default(),
+        properties: Default::default(),
     };
     Ok((opts, flow))
 }

@@ -99,6 +99,7 @@ impl Connection {
                 dead_letter: None,
                 read_compacted: c.read_compacted.unwrap_or(false),
                 shown,
+                properties: c.subscription_properties.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect(),
             };
             let session = self.shared.broker.subscriptions().subscribe(&self.caller, &topic, &sub, opts).await?;
             Ok::<_, BinaryError>((session, Some(sub)))

@@ -212,6 +212,8 @@ pub struct Subscription {
     compaction: Option<Arc<crate::compaction::PartitionCompaction>>,
     /// Pulsar's `readCompacted`: below the compacted horizon, messages come from the view.
     read_compacted: AtomicBool,
+    /// Pulsar's subscription properties (PIP-105), as the metadata store holds them, for stats.
+    properties: Mutex<BTreeMap<String, String>>,
 }
 
 /// What a waiting consumer compares against to know something changed.
@@ -255,7 +257,18 @@ impl Subscription {
             last_attach_change: AtomicI64::new(now),
             compaction: None,
             read_compacted: AtomicBool::new(false),
+            properties: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The subscription's properties as last stored (shown in its stats).
+    pub fn properties(&self) -> BTreeMap<String, String> {
+        self.properties.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records the properties the metadata store now holds for this subscription.
+    pub(crate) fn set_properties(&self, properties: BTreeMap<String, String>) {
+        *self.properties.lock().unwrap_or_else(|e| e.into_inner()) = properties;
     }
 
     pub(crate) fn with_compaction(mut self, c: Arc<crate::compaction::PartitionCompaction>) -> Self {
