@@ -21,7 +21,7 @@ pub(super) fn encode_json(definition: &str, text: &str) -> Result<Vec<u8>, Strin
     let mut names = Names::new();
     collect_names(&schema, "", &mut names)?;
     let mut out = Vec::new();
-    write(&schema, "", &datum, &names, &mut out, "payload")?;
+    Writer { names: &names }.write(&schema, "", &datum, &mut out, "payload")?;
     Ok(out)
 }
 
@@ -107,58 +107,61 @@ fn is_primitive(s: &str) -> bool {
     matches!(s, "null" | "boolean" | "int" | "long" | "float" | "double" | "bytes" | "string")
 }
 
-fn write(schema: &Value, ns: &str, v: &Value, names: &Names, out: &mut Vec<u8>, at: &str) -> Result<(), String> {
-    match schema {
-        Value::String(s) if is_primitive(s) => write_primitive(s, v, out, at),
-        Value::String(s) => {
-            let def = names
-                .get(&full_name(s, ns))
-                .or_else(|| names.get(s))
-                .ok_or(format!("{at}: the Avro schema names an unknown type `{s}`"))?;
-            write(def, ns, v, names, out, at)
-        }
-        Value::Array(branches) => write_union(branches, ns, v, names, out, at),
-        Value::Object(def) => write_complex(def, ns, v, names, out, at),
-        _ => Err(format!("{at}: not an Avro schema: {schema}")),
-    }
+/// Writes values under a schema whose named types are `names`.
+struct Writer<'a> {
+    names: &'a Names,
 }
 
-fn write_union(
-    branches: &[Value],
-    ns: &str,
-    v: &Value,
-    names: &Names,
-    out: &mut Vec<u8>,
-    at: &str,
-) -> Result<(), String> {
-    let pick = |i: usize, value: &Value, out: &mut Vec<u8>| -> Result<(), String> {
-        zigzag(out, i as i64);
-        write(&branches[i], ns, value, names, out, at)
-    };
-    if v.is_null() {
-        let i =
-            branches.iter().position(|b| b == "null").ok_or(format!("{at}: null is not one of the union's types"))?;
-        return pick(i, v, out);
-    }
-    // Avro's JSON encoding: `{"<branch type name>": value}`.
-    if let Some((name, inner)) = v.as_object().filter(|m| m.len() == 1).and_then(|m| m.iter().next())
-        && let Some(i) = branches
-            .iter()
-            .position(|b| branch_name(b, ns).is_some_and(|n| n == *name || n.ends_with(&format!(".{name}"))))
-    {
-        return pick(i, inner, out);
-    }
-    for (i, b) in branches.iter().enumerate() {
-        if b == "null" {
-            continue;
-        }
-        let mut attempt = Vec::new();
-        if pick(i, v, &mut attempt).is_ok() {
-            out.extend_from_slice(&attempt);
-            return Ok(());
+impl Writer<'_> {
+    fn write(&self, schema: &Value, ns: &str, v: &Value, out: &mut Vec<u8>, at: &str) -> Result<(), String> {
+        match schema {
+            Value::String(s) if is_primitive(s) => write_primitive(s, v, out, at),
+            Value::String(s) => {
+                let def = self
+                    .names
+                    .get(&full_name(s, ns))
+                    .or_else(|| self.names.get(s))
+                    .ok_or(format!("{at}: the Avro schema names an unknown type `{s}`"))?;
+                self.write(def, ns, v, out, at)
+            }
+            Value::Array(branches) => self.write_union(branches, ns, v, out, at),
+            Value::Object(def) => self.write_complex(def, ns, v, out, at),
+            _ => Err(format!("{at}: not an Avro schema: {schema}")),
         }
     }
-    Err(format!("{at}: {v} is none of the union's types"))
+
+    fn write_union(&self, branches: &[Value], ns: &str, v: &Value, out: &mut Vec<u8>, at: &str) -> Result<(), String> {
+        let pick = |i: usize, value: &Value, out: &mut Vec<u8>| -> Result<(), String> {
+            zigzag(out, i as i64);
+            self.write(&branches[i], ns, value, out, at)
+        };
+        if v.is_null() {
+            let i = branches
+                .iter()
+                .position(|b| b == "null")
+                .ok_or(format!("{at}: null is not one of the union's types"))?;
+            return pick(i, v, out);
+        }
+        // Avro's JSON encoding: `{"<branch type name>": value}`.
+        if let Some((name, inner)) = v.as_object().filter(|m| m.len() == 1).and_then(|m| m.iter().next())
+            && let Some(i) = branches
+                .iter()
+                .position(|b| branch_name(b, ns).is_some_and(|n| n == *name || n.ends_with(&format!(".{name}"))))
+        {
+            return pick(i, inner, out);
+        }
+        for (i, b) in branches.iter().enumerate() {
+            if b == "null" {
+                continue;
+            }
+            let mut attempt = Vec::new();
+            if pick(i, v, &mut attempt).is_ok() {
+                out.extend_from_slice(&attempt);
+                return Ok(());
+            }
+        }
+        Err(format!("{at}: {v} is none of the union's types"))
+    }
 }
 
 fn write_primitive(kind: &str, v: &Value, out: &mut Vec<u8>, at: &str) -> Result<(), String> {
@@ -198,63 +201,66 @@ fn write_primitive(kind: &str, v: &Value, out: &mut Vec<u8>, at: &str) -> Result
     }
 }
 
-fn write_complex(
-    def: &Map<String, Value>,
-    ns: &str,
-    v: &Value,
-    names: &Names,
-    out: &mut Vec<u8>,
-    at: &str,
-) -> Result<(), String> {
-    let kind = def.get("type").ok_or(format!("{at}: an Avro schema object without `type`"))?;
-    match kind.as_str() {
-        Some("record" | "error") => {
-            let inner = namespace_of(def, ns);
-            let obj = v.as_object().ok_or(format!("{at}: expected an object, got {v}"))?;
-            for f in def.get("fields").and_then(Value::as_array).ok_or(format!("{at}: a record without fields"))? {
-                let name = f.get("name").and_then(Value::as_str).ok_or(format!("{at}: a field without a name"))?;
-                let value = obj
-                    .get(name)
-                    .or_else(|| f.get("default"))
-                    .ok_or(format!("{at}: field `{name}` is missing and has no default"))?;
-                let ty = f.get("type").ok_or(format!("{at}: field `{name}` has no type"))?;
-                write(ty, &inner, value, names, out, &format!("{at}.{name}"))?;
+impl Writer<'_> {
+    fn write_complex(
+        &self,
+        def: &Map<String, Value>,
+        ns: &str,
+        v: &Value,
+        out: &mut Vec<u8>,
+        at: &str,
+    ) -> Result<(), String> {
+        let kind = def.get("type").ok_or(format!("{at}: an Avro schema object without `type`"))?;
+        match kind.as_str() {
+            Some("record" | "error") => {
+                let inner = namespace_of(def, ns);
+                let obj = v.as_object().ok_or(format!("{at}: expected an object, got {v}"))?;
+                for f in def.get("fields").and_then(Value::as_array).ok_or(format!("{at}: a record without fields"))? {
+                    let name = f.get("name").and_then(Value::as_str).ok_or(format!("{at}: a field without a name"))?;
+                    let value = obj
+                        .get(name)
+                        .or_else(|| f.get("default"))
+                        .ok_or(format!("{at}: field `{name}` is missing and has no default"))?;
+                    let ty = f.get("type").ok_or(format!("{at}: field `{name}` has no type"))?;
+                    self.write(ty, &inner, value, out, &format!("{at}.{name}"))?;
+                }
+                Ok(())
             }
-            Ok(())
-        }
-        Some("enum") => {
-            let symbols =
-                def.get("symbols").and_then(Value::as_array).ok_or(format!("{at}: an enum without symbols"))?;
-            let i = symbols.iter().position(|s| s == v).ok_or(format!("{at}: {v} is not one of the enum's symbols"))?;
-            zigzag(out, i as i64);
-            Ok(())
-        }
-        Some("fixed") => {
-            let size = def.get("size").and_then(Value::as_u64).ok_or(format!("{at}: a fixed without a size"))?;
-            let b = latin1(v, at)?;
-            if b.len() as u64 != size {
-                return Err(format!("{at}: expected {size} bytes, got {}", b.len()));
+            Some("enum") => {
+                let symbols =
+                    def.get("symbols").and_then(Value::as_array).ok_or(format!("{at}: an enum without symbols"))?;
+                let i =
+                    symbols.iter().position(|s| s == v).ok_or(format!("{at}: {v} is not one of the enum's symbols"))?;
+                zigzag(out, i as i64);
+                Ok(())
             }
-            out.extend_from_slice(&b);
-            Ok(())
+            Some("fixed") => {
+                let size = def.get("size").and_then(Value::as_u64).ok_or(format!("{at}: a fixed without a size"))?;
+                let b = latin1(v, at)?;
+                if b.len() as u64 != size {
+                    return Err(format!("{at}: expected {size} bytes, got {}", b.len()));
+                }
+                out.extend_from_slice(&b);
+                Ok(())
+            }
+            Some("array") => {
+                let items = v.as_array().ok_or(format!("{at}: expected an array, got {v}"))?;
+                let ty = def.get("items").ok_or(format!("{at}: an array without items"))?;
+                write_blocks(out, items.iter().enumerate(), |(i, item), out| {
+                    self.write(ty, ns, item, out, &format!("{at}[{i}]"))
+                })
+            }
+            Some("map") => {
+                let entries = v.as_object().ok_or(format!("{at}: expected an object, got {v}"))?;
+                let ty = def.get("values").ok_or(format!("{at}: a map without values"))?;
+                write_blocks(out, entries.iter(), |(k, item), out| {
+                    write_bytes(out, k.as_bytes());
+                    self.write(ty, ns, item, out, &format!("{at}.{k}"))
+                })
+            }
+            // `{"type": "long", "logicalType": ...}` and the like: the underlying type.
+            _ => self.write(kind, ns, v, out, at),
         }
-        Some("array") => {
-            let items = v.as_array().ok_or(format!("{at}: expected an array, got {v}"))?;
-            let ty = def.get("items").ok_or(format!("{at}: an array without items"))?;
-            write_blocks(out, items.iter().enumerate(), |(i, item), out| {
-                write(ty, ns, item, names, out, &format!("{at}[{i}]"))
-            })
-        }
-        Some("map") => {
-            let entries = v.as_object().ok_or(format!("{at}: expected an object, got {v}"))?;
-            let ty = def.get("values").ok_or(format!("{at}: a map without values"))?;
-            write_blocks(out, entries.iter(), |(k, item), out| {
-                write_bytes(out, k.as_bytes());
-                write(ty, ns, item, names, out, &format!("{at}.{k}"))
-            })
-        }
-        // `{"type": "long", "logicalType": ...}` and the like: the underlying type.
-        _ => write(kind, ns, v, names, out, at),
     }
 }
 
