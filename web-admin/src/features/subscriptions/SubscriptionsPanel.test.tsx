@@ -15,7 +15,8 @@ const sub: SubscriptionStats = {
   msgRateExpired: 0,
   unackedMessages: 0,
   msgDelayed: 0,
-  consumers: [{ consumerName: 'c1', address: '127.0.0.1:5555', unackedMessages: 0 }],
+  consumers: [{ consumerName: 'c1', address: '127.0.0.1:5555', unackedMessages: 0, availablePermits: 750, clientVersion: 'Pulsar-CPP-v4.2.0' }],
+  subscriptionProperties: { team: 'billing' },
 };
 
 /** A broker that says yes to `allowedOps` only. */
@@ -67,5 +68,15 @@ describe('subscription actions follow the API', () => {
     expect(screen.getByRole('button', { name: 'Reset cursor to a message id on billing' })).toBeTruthy();
     expect(screen.queryByRole('button', { name: /unsubscribe/i })).toBeNull();
     expect(screen.queryByRole('button', { name: /skip messages/i })).toBeNull();
+  });
+});
+
+describe('a subscription shows its consumers and properties', () => {
+  it('with each consumer\'s client and unused permits, and the subscription\'s properties', async () => {
+    mockBroker([]);
+    renderPanel();
+    expect(await screen.findByText('Pulsar-CPP-v4.2.0')).toBeTruthy();
+    expect(screen.getByText('750')).toBeTruthy();
+    expect(screen.getByTestId('properties-billing').textContent).toContain('team=billing');
   });
 });

@@ -29,6 +29,12 @@ export interface ConsumerStats {
   connectedSince?: string;
   unackedMessages?: number;
   msgOutCounter?: number;
+  /** A binary-protocol consumer's unused FLOW permits (0 for WebSocket and HTTP consumers). */
+  availablePermits?: number;
+  /** The client library of a binary-protocol consumer. */
+  clientVersion?: string | null;
+  /** The consumer's properties. */
+  metadata?: Record<string, string>;
 }
 
 export interface SubscriptionStats {
@@ -44,6 +50,8 @@ export interface SubscriptionStats {
   lastConsumedTimestamp?: number;
   lastAckedTimestamp?: number;
   isDurable?: boolean;
+  /** Pulsar's subscription properties (PIP-105). */
+  subscriptionProperties?: Record<string, string>;
 }
 
 export interface TopicStats {

@@ -222,6 +222,16 @@ export function SubscriptionsPanel({ t, subscriptions, partitioned }: { t: Topic
                 </div>
               ))}
             </dl>
+            {Object.keys(s.subscriptionProperties ?? {}).length ? (
+              <p className="muted" data-testid={`properties-${name}`}>
+                Properties:{' '}
+                {Object.entries(s.subscriptionProperties ?? {}).map(([k, v]) => (
+                  <span key={k} className="badge mono">
+                    {k}={v}
+                  </span>
+                ))}
+              </p>
+            ) : null}
             {s.consumers?.length ? (
               <div className="table-wrap">
                 <table>
@@ -231,7 +241,9 @@ export function SubscriptionsPanel({ t, subscriptions, partitioned }: { t: Topic
                       <th scope="col">Consumer</th>
                       <th scope="col">Address</th>
                       <th scope="col">Connected since</th>
+                      <th scope="col">Client</th>
                       <th scope="col" className="num">Unacked</th>
+                      <th scope="col" className="num">Permits</th>
                     </tr>
                   </thead>
                   <tbody>
@@ -240,7 +252,9 @@ export function SubscriptionsPanel({ t, subscriptions, partitioned }: { t: Topic
                         <td>{c.consumerName}</td>
                         <td className="mono">{c.address}</td>
                         <td>{formatTime(c.connectedSince)}</td>
+                        <td className="mono">{c.clientVersion ?? '—'}</td>
                         <td className="num">{formatCount(c.unackedMessages)}</td>
+                        <td className="num">{formatCount(c.availablePermits ?? 0)}</td>
                       </tr>
                     ))}
                   </tbody>
