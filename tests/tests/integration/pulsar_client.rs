@@ -626,9 +626,10 @@ async fn end_to_end_encrypted_messages_are_stored_as_sent_and_decrypted_by_their
         assert_eq!(sub_backlog(&app.base, "encrypted", sub).await, Some(0), "{sub}: acknowledged as a whole");
     }
 
-    // WebSocket, as Pulsar's proxy with `cryptoFailureAction=CONSUME`: the encrypted payload and
-    // its encryption context; the batch is one message, and acknowledging it settles all ten.
-    let query = "subscriptionInitialPosition=Earliest&cryptoFailureAction=CONSUME";
+    // WebSocket, as Pulsar's proxy by default (`cryptoFailureAction=CONSUME`): the encrypted
+    // payload and its encryption context; the batch is one message, and acknowledging it
+    // settles all ten.
+    let query = "subscriptionInitialPosition=Earliest";
     let mut ws = WsClient::connect(&consumer_url(&app.base, "encrypted", "ws", query)).await;
     let mut batch_sizes = Vec::new();
     for _ in 0..4 {
@@ -676,10 +677,9 @@ async fn end_to_end_encrypted_messages_are_stored_as_sent_and_decrypted_by_their
         reader.ack(m["messageId"].as_str().expect("messageId")).await;
     }
     reader.close().await;
-    // Pulsar's default action (FAIL): not delivered, left in the backlog.
-    let mut failing =
-        WsClient::connect(&consumer_url(&app.base, "encrypted", "ws-fail", "subscriptionInitialPosition=Earliest"))
-            .await;
+    // FAIL: not delivered, left in the backlog.
+    let query = "subscriptionInitialPosition=Earliest&cryptoFailureAction=FAIL";
+    let mut failing = WsClient::connect(&consumer_url(&app.base, "encrypted", "ws-fail", query)).await;
     failing.expect_silence("FAIL delivers no encrypted message").await;
     // Held: the four messages as this consumer sees them (the batch's members, empty, were
     // settled when it was handed the batch as one message; its head still carries all ten).

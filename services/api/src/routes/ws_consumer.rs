@@ -62,14 +62,14 @@ pub(crate) struct Flow {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub(crate) enum CryptoFailureAction {
-    /// Pulsar's default: not delivered, left unacknowledged (held by this consumer until it
-    /// closes; another consumer may take it then).
-    #[default]
+    /// Not delivered, left unacknowledged (held by this consumer until it closes; another
+    /// consumer may take it then).
     Fail,
     /// Acknowledged and not delivered.
     Discard,
-    /// Delivered as stored (the encrypted payload) with its `encryptionContext`; an encrypted
-    /// batch comes as one message.
+    /// The default of Pulsar's WebSocket API (since 2.8): delivered as stored (the encrypted
+    /// payload) with its `encryptionContext`; an encrypted batch comes as one message.
+    #[default]
     Consume,
 }
 
@@ -171,8 +171,8 @@ struct ConsumerQuery {
     /// live topic. Exclusive and Failover subscriptions only, else 400.
     #[serde(default, deserialize_with = "lenient")]
     read_compacted: Option<bool>,
-    /// `FAIL` (default: encrypted messages are not delivered), `DISCARD` (acknowledged unseen) or
-    /// `CONSUME` (delivered encrypted, with their `encryptionContext`).
+    /// `CONSUME` (default: encrypted messages are delivered as stored, with their
+    /// `encryptionContext`), `DISCARD` (acknowledged unseen) or `FAIL` (not delivered).
     #[serde(default, deserialize_with = "lenient_enum")]
     #[param(inline)]
     crypto_failure_action: Option<CryptoFailureAction>,
@@ -309,8 +309,8 @@ struct ReaderQuery {
     /// live topic.
     #[serde(default, deserialize_with = "lenient")]
     read_compacted: Option<bool>,
-    /// `FAIL` (default: encrypted messages are not delivered), `DISCARD` (acknowledged unseen) or
-    /// `CONSUME` (delivered encrypted, with their `encryptionContext`).
+    /// `CONSUME` (default: encrypted messages are delivered as stored, with their
+    /// `encryptionContext`), `DISCARD` (acknowledged unseen) or `FAIL` (not delivered).
     #[serde(default, deserialize_with = "lenient_enum")]
     #[param(inline)]
     crypto_failure_action: Option<CryptoFailureAction>,
