@@ -1243,8 +1243,26 @@ def encryption(url, topic, limit):
     assert m.data() == big, (len(m.data()), len(big))
     whole.acknowledge(m)
     out["chunked"] = len(big)
+    out["keys"] = keys  # for `decrypt`, which removes them
     c.close()
     return out
+
+
+def decrypt(url, topic, keys):
+    """Reads `topic`'s messages from the start with the key pair `encryption` left in `keys`
+    (then removes it): what a consumer holding the private key decrypts of messages another
+    client encrypted."""
+    import os
+    import shutil
+
+    reader_keys = pulsar.CryptoKeyReader(os.path.join(keys, "public.pem"), os.path.join(keys, "private.pem"))
+    c = client(url)
+    consumer = c.subscribe(topic, "decrypting", crypto_key_reader=reader_keys,
+                           initial_position=pulsar.InitialPosition.Earliest)
+    got = [consumer.receive(timeout_millis=TIMEOUT_MS).data().decode()]
+    c.close()
+    shutil.rmtree(keys)
+    return {"data": got}
 
 
 def refused_with(attempt, describe):
@@ -1285,6 +1303,7 @@ SCENARIOS = {
     "sticky": sticky,
     "client_features": client_features,
     "encryption": encryption,
+    "decrypt": decrypt,
     "rest_schemas": rest_schemas,
     "consumer_stats": consumer_stats,
 }

@@ -632,8 +632,12 @@ async fn end_to_end_encrypted_messages_are_stored_as_sent_and_decrypted_by_their
     let query = "subscriptionInitialPosition=Earliest";
     let mut ws = WsClient::connect(&consumer_url(&app.base, "encrypted", "ws", query)).await;
     let mut batch_sizes = Vec::new();
+    let mut alone = None;
     for _ in 0..4 {
         let m = ws.recv_message().await;
+        if m["encryptionContext"]["batchSize"].is_null() {
+            alone.get_or_insert_with(|| m.clone());
+        }
         let ctx = &m["encryptionContext"];
         assert!(ctx["keys"]["magnetar-test"]["keyValue"].as_str().is_some_and(|k| !k.is_empty()), "{m}");
         assert!(ctx["param"].as_str().is_some_and(|p| !p.is_empty()), "{m}");
@@ -656,6 +660,38 @@ async fn end_to_end_encrypted_messages_are_stored_as_sent_and_decrypted_by_their
         assert!(tokio::time::Instant::now() < deadline, "the WebSocket acks settle all 13 messages");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // A WebSocket producer whose client encrypts (Pulsar's PIP-290): here it sends again what
+    // the Python producer encrypted, with its data key and IV, and the Python client decrypts it.
+    let alone = alone.expect("an encrypted message sent alone");
+    let ctx = &alone["encryptionContext"];
+    let key = &ctx["keys"]["magnetar-test"];
+    let b64 = |v: &[u8]| crate::common::b64(v);
+    let metadata = b64(serde_json::to_string(&key["metadata"]).expect("JSON").as_bytes());
+    let enc = |v: &str| v.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+    let query = format!(
+        "encryptionKeys=magnetar-test&encryptionKeyValues={}&encryptionKeyMetadata={}",
+        enc(key["keyValue"].as_str().expect("keyValue")),
+        enc(&metadata)
+    );
+    let url =
+        format!("{}/ws/v2/producer/persistent/public/default/relayed?{query}", crate::common::ws::ws_base(&app.base));
+    let mut relay = WsClient::connect(&url).await;
+    let sent = relay
+        .publish(json!({"payload": alone["payload"], "encryptionParam": ctx["param"], "compressionType": "NONE", "context": "r"}))
+        .await;
+    assert_eq!(sent["result"], "ok", "{sent}");
+    let plain = relay.publish(json!({"payload": b64(b"no IV"), "context": "p"})).await;
+    assert_eq!(plain["result"], "send-error:3", "a frame without its IV: {plain}");
+    relay.close().await;
+    let keys = out["keys"].as_str().expect("the key pair's directory");
+    let read = scenario(&app.pulsar_url(), "decrypt", "relayed", &[keys]).await;
+    assert_eq!(read["data"], json!(["single-0"]), "the first message sent alone, decrypted: {read}");
+    let server_side = format!(
+        "{}/ws/v2/producer/persistent/public/default/relayed?encryptionKeys=k",
+        crate::common::ws::ws_base(&app.base)
+    );
+    assert_eq!(crate::common::ws::refused_status(&server_side).await, 400, "the broker encrypts nothing itself");
+
     // A pull-mode session asking for one message at a time gets each: the batch's empty members
     // are passed over within the permit.
     let query = "subscriptionInitialPosition=Earliest&cryptoFailureAction=CONSUME&pullMode=true";

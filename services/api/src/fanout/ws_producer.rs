@@ -225,7 +225,7 @@ fn route(
     fixed: Option<u32>,
     round_robin: &mut usize,
 ) -> Result<Routed, Message> {
-    let (message, context) = parse_frame(raw, routing.producer.as_deref())?;
+    let (message, context) = parse_frame(raw, routing.producer.as_deref(), routing.encryption.as_ref())?;
     broker
         .publisher()
         .check_size(&whole.base, || "the message".into(), &message)

@@ -78,6 +78,62 @@ struct ProducerFrame<'a> {
     /// With the producer's `producerName`: stored with the message, what deduplication checks.
     #[serde(default)]
     sequence_id: Option<i64>,
+    /// Client-side encryption (Pulsar's PIP-290): the IV the client encrypted the payload
+    /// with, base64.
+    #[serde(default)]
+    encryption_param: Option<String>,
+    /// Client-side encryption: how the client compressed the payload before encrypting it.
+    #[serde(default)]
+    compression_type: Option<String>,
+    /// Client-side encryption: the payload's size before compression.
+    #[serde(default)]
+    uncompressed_message_size: Option<u32>,
+}
+
+/// Pulsar's compression codec numbers by name (`NONE`, `LZ4`, `ZLIB`, `ZSTD`, `SNAPPY`).
+fn compression_code(name: Option<&str>) -> Option<u8> {
+    match name.map(str::to_ascii_uppercase).as_deref() {
+        None | Some("NONE") => Some(0),
+        Some("LZ4") => Some(1),
+        Some("ZLIB") => Some(2),
+        Some("ZSTD") => Some(3),
+        Some("SNAPPY") => Some(4),
+        Some(_) => None,
+    }
+}
+
+/// What a client-side encryption frame carries, with the producer's data key: the message's
+/// encryption as stored.
+fn client_encryption(
+    frame: &ProducerFrame,
+    key: &magnetar_storage::EncryptionKey,
+    ctx: &Option<Value>,
+) -> Result<magnetar_storage::Encrypted, Message> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let param = frame.encryption_param.as_deref().ok_or_else(|| {
+        error_frame(
+            3,
+            "encryptionParam is missing: this producer's messages are encrypted by the client".into(),
+            ctx.clone(),
+        )
+    })?;
+    let param = b64
+        .decode(param)
+        .map_err(|e| error_frame(3, format!("encryptionParam is not valid base64: {e}"), ctx.clone()))?;
+    let compression = compression_code(frame.compression_type.as_deref()).ok_or_else(|| {
+        error_frame(
+            3,
+            format!("unknown compressionType `{}`", frame.compression_type.as_deref().unwrap_or("")),
+            ctx.clone(),
+        )
+    })?;
+    Ok(magnetar_storage::Encrypted::Head(Box::new(magnetar_storage::Encryption {
+        keys: vec![key.clone()],
+        algorithm: String::new(),
+        param: param.into(),
+        compression,
+        uncompressed_size: frame.uncompressed_message_size.unwrap_or(0),
+    })))
 }
 
 pub(crate) fn error_frame(code: u8, msg: String, context: Option<Value>) -> Message {
@@ -103,8 +159,13 @@ pub(crate) fn ok_frame(id: &str, context: Option<Value>) -> Message {
     Message::Text(out.into())
 }
 
-/// Parses one frame into a message, or the error frame to answer.
-pub(crate) fn parse_frame(raw: &str, producer: Option<&str>) -> Result<(PublishMessage, Option<Value>), Message> {
+/// Parses one frame into a message, or the error frame to answer. `encryption`: the data key of
+/// a producer whose client encrypts (PIP-290).
+pub(crate) fn parse_frame(
+    raw: &str,
+    producer: Option<&str>,
+    encryption: Option<&magnetar_storage::EncryptionKey>,
+) -> Result<(PublishMessage, Option<Value>), Message> {
     let frame: ProducerFrame =
         serde_json::from_str(raw).map_err(|e| error_frame(3, format!("invalid JSON frame: {e}"), None))?;
     let ctx = frame.context.clone();
@@ -123,7 +184,9 @@ pub(crate) fn parse_frame(raw: &str, producer: Option<&str>) -> Result<(PublishM
     };
     let stamp = super::produce::producer_stamp(producer, frame.sequence_id, 0)
         .map_err(|e| error_frame(3, e.reason.replacen("message 0: ", "", 1), ctx.clone()))?;
+    let encrypted = encryption.map(|key| client_encryption(&frame, key, &ctx)).transpose()?;
     let msg = PublishMessage {
+        encrypted,
         producer: stamp,
         key: frame.key,
         properties: frame.properties.into_iter().collect(),
@@ -172,6 +235,15 @@ struct ProducerQuery {
     /// most): beyond them the server stops reading until answers go out.
     #[serde(default, deserialize_with = "lenient")]
     max_pending_messages: Option<u32>,
+    /// The name of the public key the client encrypted its data key with (Pulsar's
+    /// client-side encryption, PIP-290; only with `encryptionKeyValues`: the broker encrypts
+    /// nothing itself).
+    encryption_keys: Option<String>,
+    /// The data key, encrypted with that public key, base64: every message's payload is then
+    /// encrypted by the client, and frames carry `encryptionParam`.
+    encryption_key_values: Option<String>,
+    /// The data key's metadata: base64 of a JSON object, or of a list of `{"key","value"}`.
+    encryption_key_metadata: Option<String>,
     /// A JWT, for clients that cannot send `Authorization` (used only without that header).
     #[allow(dead_code)]
     token: Option<String>,
@@ -201,16 +273,46 @@ async fn produce_handler(
 ) -> Result<Response, ApiError> {
     if let Some(handshake) = whole {
         // A whole partitioned topic in a broker tier: one session per partition behind this one.
-        return crate::fanout::ws_producer::open(&s, auth, handshake, q.routing(), ws).await;
+        return crate::fanout::ws_producer::open(&s, auth, handshake, q.routing()?, ws).await;
     }
-    let session = ProducerSession::attach(&s, auth, &topic, &q.routing()).await?;
+    let session = ProducerSession::attach(&s, auth, &topic, &q.routing()?).await?;
     let permit = session_permit(&s)?;
     let broker = s.broker.clone();
     Ok(ws.on_upgrade(move |socket| run_tracked(broker, permit, session.run(Socket::from_ws(socket)))))
 }
 
 impl ProducerQuery {
-    fn routing(&self) -> Routing {
+    /// The data key of a producer whose client encrypts (PIP-290); 400 for a bad value, and
+    /// for `encryptionKeys` alone (Pulsar's proxy would encrypt itself, with keys it was given:
+    /// this broker never holds keys, and must not store in the clear what was meant to be
+    /// encrypted).
+    fn encryption(&self) -> Result<Option<magnetar_storage::EncryptionKey>, ApiError> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let name = self.encryption_keys.clone().filter(|k| !k.is_empty());
+        let Some(value) = self.encryption_key_values.as_deref().filter(|v| !v.is_empty()) else {
+            return match name {
+                Some(_) => Err(ApiError::bad_request(
+                    "encryptionKeys without encryptionKeyValues: the broker does not encrypt messages itself; encrypt \
+                     them in the client and give the encrypted data key in encryptionKeyValues (Pulsar's PIP-290)",
+                )),
+                None => Ok(None),
+            };
+        };
+        let name =
+            name.ok_or_else(|| ApiError::bad_request("encryptionKeyValues needs encryptionKeys (the key's name)"))?;
+        let value = b64
+            .decode(value)
+            .map_err(|e| ApiError::bad_request(format!("encryptionKeyValues is not valid base64: {e}")))?;
+        let metadata = match self.encryption_key_metadata.as_deref().filter(|m| !m.is_empty()) {
+            None => Vec::new(),
+            Some(m) => key_metadata(m).ok_or_else(|| {
+                ApiError::bad_request("encryptionKeyMetadata is not base64 of a JSON object or key-value list")
+            })?,
+        };
+        Ok(Some(magnetar_storage::EncryptionKey { name, value: value.into(), metadata }))
+    }
+
+    fn routing(&self) -> Result<Routing, ApiError> {
         let hashing = match self.hashing_scheme.unwrap_or(HashingScheme::JavaStringHash) {
             HashingScheme::JavaStringHash => KeyHashing::JavaString,
             HashingScheme::Murmur3_32Hash => KeyHashing::Murmur3,
@@ -222,7 +324,21 @@ impl ProducerQuery {
             Some(0) => MOST_PENDING,
             Some(n) => (n as usize).min(MOST_PENDING),
         };
-        Routing { hashing, single, producer, max_pending }
+        Ok(Routing { hashing, single, producer, max_pending, encryption: self.encryption()? })
+    }
+}
+
+/// `encryptionKeyMetadata`: base64 of a JSON object of strings, or of a list of
+/// `{"key": .., "value": ..}` (Pulsar's `KeyValue`).
+fn key_metadata(text: &str) -> Option<Vec<(String, String)>> {
+    let raw = base64::engine::general_purpose::STANDARD.decode(text).ok()?;
+    match serde_json::from_slice::<Value>(&raw).ok()? {
+        Value::Object(m) => m.into_iter().map(|(k, v)| Some((k, v.as_str()?.to_string()))).collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|kv| Some((kv.get("key")?.as_str()?.to_string(), kv.get("value")?.as_str()?.to_string())))
+            .collect(),
+        _ => None,
     }
 }
 
@@ -235,6 +351,8 @@ pub(crate) struct Routing {
     pub producer: Option<String>,
     /// Frames unanswered at once (`maxPendingMessages`).
     pub max_pending: usize,
+    /// The data key of a producer whose client encrypts (PIP-290).
+    pub encryption: Option<magnetar_storage::EncryptionKey>,
 }
 
 /// A producer attached to its topic (or one partition), ready to run on a connection.
@@ -256,7 +374,7 @@ impl ProducerSession {
         routing: &Routing,
     ) -> Result<ProducerSession, ApiError> {
         let caller = auth.caller();
-        let Routing { hashing, single, producer, max_pending } = routing.clone();
+        let Routing { hashing, single, producer, max_pending, encryption } = routing.clone();
         // A WebSocket producer is a shared producer, listed in topic stats under its name.
         let label = magnetar_broker::ProducerLabel {
             name: producer.clone().unwrap_or_default(),
@@ -274,7 +392,7 @@ impl ProducerSession {
         // SinglePartition: keyless messages all go to one partition chosen now.
         let fixed = (single && partitions > 0 && topic.partition_index().is_none())
             .then(|| topic.partition((magnetar_core::now_millis() as u32) % partitions));
-        let route = Route { topic: topic.clone(), fixed, hashing, producer, max_pending };
+        let route = Route { topic: topic.clone(), fixed, hashing, producer, max_pending, encryption };
         Ok(ProducerSession { broker: Arc::clone(&s.broker), auth, route, slots })
     }
 
@@ -293,6 +411,7 @@ struct Route {
     /// The producer's name (`producerName`), when it gave one.
     producer: Option<String>,
     max_pending: usize,
+    encryption: Option<magnetar_storage::EncryptionKey>,
 }
 
 /// `fenced` resolves when an exclusive binary producer fenced this (shared) one out of a
@@ -310,6 +429,7 @@ async fn run_producer(
     let caller = auth.caller();
     let topic = route.topic.clone();
     let producer = route.producer.clone();
+    let encryption = route.encryption.clone();
     // One permit per frame read and not yet answered (`maxPendingMessages`): the answers give
     // them back, and without one the socket is not read.
     let window = Arc::new(tokio::sync::Semaphore::new(route.max_pending));
@@ -334,7 +454,7 @@ async fn run_producer(
             }
         };
         let reply = match msg {
-            Message::Text(raw) => match parse_frame(raw.as_str(), producer.as_deref()) {
+            Message::Text(raw) => match parse_frame(raw.as_str(), producer.as_deref(), encryption.as_ref()) {
                 // An oversized message is refused alone; the others of its batch go on.
                 Ok((m, ctx)) => match broker.publisher().check_size(&topic, || "the message".into(), &m) {
                     Ok(()) => {
@@ -462,7 +582,7 @@ mod tests {
     use super::*;
 
     fn window(max_pending_messages: Option<u32>) -> usize {
-        ProducerQuery { max_pending_messages, ..Default::default() }.routing().max_pending
+        ProducerQuery { max_pending_messages, ..Default::default() }.routing().expect("valid").max_pending
     }
 
     #[test]
