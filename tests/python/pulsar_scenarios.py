@@ -1051,8 +1051,8 @@ def rest_schemas(url, topic, http):
     """Pulsar's REST producer with schemas (`http` is the broker's HTTP base URL): an Avro, a
     JSON and an INT32 `valueSchema`, registered as the topics' schemas and the payloads encoded
     with them, read back by the client's AvroSchema and JsonSchema consumers (and as bytes);
-    `schemaVersion` naming the registered version; payloads that do not fit and a schema of
-    another type refused."""
+    `schemaVersion` naming the registered version; a `keySchema` making a KEY_VALUE schema;
+    payloads that do not fit and a schema of another type refused."""
     import urllib.error
     import urllib.request
 
@@ -1113,9 +1113,34 @@ def rest_schemas(url, topic, http):
     out["misfit"] = post("avro", {"valueSchema": value_schema("AVRO", definition),
                                   "messages": [{"payload": '{"name": "x", "age": null, "score": "high"}'}]})
     out["other_type"] = post("avro", {"valueSchema": value_schema("STRING"), "messages": [{"payload": "text"}]})
-    out["key_schema"] = post("avro", {"keySchema": value_schema("STRING"), "messages": [{"payload": "{}"}]})
+    # A key schema too: the KEY_VALUE schema of both, each key sent as base64 of its INT32 bytes.
+    status, answer = post("kv", {"keySchema": value_schema("INT32"), "valueSchema": value_schema("AVRO", definition),
+                                 "messages": [{"key": "258", "payload": json.dumps(users[0])}]})
+    assert status == 200, (status, answer)
+    m = c.subscribe(f"{topic}-kv", "s", initial_position=pulsar.InitialPosition.Earliest).receive(
+        timeout_millis=TIMEOUT_MS)
+    value = avro.decode(m.data())
+    out["key_value"] = [m.partition_key(), value.name, value.score]
     c.close()
     return out
+
+
+def ordering_keys(url, topic):
+    """Ordering keys (`send(..., ordering_key=...)`) from a batching producer: two Key_Shared
+    consumers, each message with its own partition key and one of two ordering keys; returns
+    per consumer the (ordering key, partition key) of what it received, for the caller to check
+    that Key_Shared routed by the ordering key."""
+    c = client(url)
+    producer = c.create_producer(topic, batching_enabled=True, batching_max_publish_delay_ms=50)
+    keyed = [c.subscribe(topic, "ks", consumer_type=pulsar.ConsumerType.KeyShared) for _ in range(2)]
+    n = 40
+    for i in range(n):
+        producer.send_async(f"m-{i}".encode(), None, partition_key=f"p-{i}",
+                            ordering_key=("red", "blue")[i % 2])
+    producer.flush()
+    seen = collect(keyed, n)
+    c.close()
+    return {"consumers": [[[m.ordering_key(), m.partition_key()] for m in seen.get(i, [])] for i in range(2)]}
 
 
 def consumer_stats(url, topic, http):
@@ -1306,6 +1331,7 @@ SCENARIOS = {
     "decrypt": decrypt,
     "rest_schemas": rest_schemas,
     "consumer_stats": consumer_stats,
+    "ordering_keys": ordering_keys,
 }
 
 if __name__ == "__main__":

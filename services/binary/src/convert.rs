@@ -36,7 +36,9 @@ pub fn publish_messages(producer: &str, payload: &Payload, limit: usize) -> Resu
             let smm = m.metadata;
             let seq = smm.sequence_id.map_or(base_seq + i as i64, |s| s as i64);
             PublishMessage {
+                key_base64: smm.partition_key_b64_encoded == Some(true) && smm.partition_key.is_some(),
                 key: smm.partition_key,
+                ordering_key: smm.ordering_key.map(Bytes::from),
                 properties: smm.properties.into_iter().map(|kv| (kv.key, kv.value)).collect(),
                 payload: m.payload,
                 event_time: smm.event_time.filter(|t| *t > 0).map(|t| t as i64),
@@ -74,6 +76,8 @@ pub fn encrypted_messages(producer: &str, payload: &Payload) -> Result<Vec<Publi
     head.encrypted = Some(encryption_of(payload)?);
     let members = (1..size.unwrap_or(1)).map(|index| PublishMessage {
         key: head.key.clone(),
+        key_base64: head.key_base64,
+        ordering_key: head.ordering_key.clone(),
         deliver_at: head.deliver_at,
         producer: Some(stamp(producer, md.sequence_id as i64 + i64::from(index), md)),
         batch: Some(BatchPos { index, size: size.unwrap_or(1) }),
@@ -116,6 +120,8 @@ pub fn encrypted_chunk(producer: &str, payload: &Payload, max_whole: usize) -> R
 fn single(producer: &str, md: &MessageMetadata, body: Bytes) -> PublishMessage {
     PublishMessage {
         key: md.partition_key.clone(),
+        key_base64: md.partition_key_b64_encoded == Some(true) && md.partition_key.is_some(),
+        ordering_key: md.ordering_key.clone().map(Bytes::from),
         properties: md.properties.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect(),
         payload: body,
         event_time: md.event_time.filter(|t| *t > 0).map(|t| t as i64),
@@ -188,6 +194,12 @@ fn producer_of(r: &magnetar_storage::Record) -> (String, u64) {
     }
 }
 
+/// Pulsar's `partition_key_b64_encoded` for a record: set only when its key is a binary key's
+/// base64 text (the clients read an absent flag as false).
+fn key_base64_of(r: &magnetar_storage::Record) -> Option<bool> {
+    r.key_base64.then_some(true)
+}
+
 fn properties_of(r: &magnetar_storage::Record) -> Vec<KeyValue> {
     r.properties.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect()
 }
@@ -203,6 +215,8 @@ pub fn message_payload(m: &PulledMessage) -> (MessageIdData, Payload) {
         publish_time: r.publish_time.max(0) as u64,
         properties: properties_of(r),
         partition_key: r.key.clone(),
+        partition_key_b64_encoded: key_base64_of(r),
+        ordering_key: r.ordering_key.as_ref().map(|k| k.to_vec()),
         event_time: r.event_time.filter(|t| *t > 0).map(|t| t as u64),
         schema_version: schema_version_of(r),
         ..Default::default()
@@ -326,6 +340,8 @@ pub fn batch_payload(ms: &[PulledMessage]) -> Result<(MessageIdData, Payload), P
                 metadata: SingleMessageMetadata {
                     properties: properties_of(r),
                     partition_key: r.key.clone(),
+                    partition_key_b64_encoded: key_base64_of(r),
+                    ordering_key: r.ordering_key.as_ref().map(|k| k.to_vec()),
                     payload_size: r.payload.len() as i32,
                     event_time: r.event_time.filter(|t| *t > 0).map(|t| t as u64),
                     sequence_id: r.producer.as_ref().map(|p| p.sequence_id.max(0) as u64),

@@ -18,6 +18,8 @@ fn main() {
             publish_time: i as i64,
             event_time: None,
             key: Some(format!("key-{}", i % keys)),
+            key_base64: false,
+            ordering_key: None,
             properties: Vec::new(),
             payload: payload.clone(),
             producer: None,

@@ -53,6 +53,8 @@ pub(crate) fn copies(r: &Record, mut message: PublishMessage) -> Vec<PublishMess
     let Some(BatchPos { size, .. }) = r.batch else { return vec![message] };
     let members = (1..size).map(|index| PublishMessage {
         key: message.key.clone(),
+        key_base64: message.key_base64,
+        ordering_key: message.ordering_key.clone(),
         producer: message.producer.clone(),
         batch: Some(BatchPos { index, size }),
         encrypted: Some(Encrypted::Member),

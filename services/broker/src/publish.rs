@@ -26,6 +26,10 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Default)]
 pub struct PublishMessage {
     pub key: Option<String>,
+    /// `key` is a binary key's base64 text ([`RecordInput::key_base64`]).
+    pub key_base64: bool,
+    /// Pulsar's ordering key (binary protocol producers).
+    pub ordering_key: Option<Bytes>,
     pub properties: Vec<(String, String)>,
     pub payload: Bytes,
     pub event_time: Option<i64>,
@@ -468,6 +472,8 @@ impl Publisher {
             publish_time,
             event_time: m.event_time,
             key: m.key,
+            key_base64: m.key_base64,
+            ordering_key: m.ordering_key,
             properties,
             payload: m.payload,
             producer: m.producer,

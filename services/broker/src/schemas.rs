@@ -240,15 +240,19 @@ impl Topics {
     /// The schema a REST produce request encodes its payloads with, and its version (Pulsar's REST
     /// producer): the version it names (`schemaVersion`, -1 for none), else its `valueSchema`
     /// (`schema_encode::parse_schema_info`) registered as a producer's schema is, on the topic
-    /// created first as the namespace's auto-creation allows. `None` without either, or for a
-    /// `BYTES` schema, which is not registered. Authorized as producing to the topic.
+    /// created first as the namespace's auto-creation allows; with a `keySchema` too, the
+    /// KEY_VALUE schema of both (`SEPARATED`; a missing `valueSchema` is `STRING`, as Pulsar's).
+    /// `None` without either, or for a `BYTES` value schema alone, which is not registered.
+    /// Authorized as producing to the topic.
     pub async fn producer_schema(
         &self,
         caller: &Caller,
         topic: &TopicName,
         version: Option<i64>,
+        key_schema: Option<&str>,
         value_schema: Option<&str>,
     ) -> Result<Option<(SchemaPayload, i64)>> {
+        use crate::schema_encode::{key_value_schema, parse_schema_info, parse_side};
         self.ctx().require(caller, Operation::Produce, topic.into()).await?;
         if let Some(v) = version.filter(|v| *v >= 0) {
             let found = self.schema_version(topic, v).await?;
@@ -256,9 +260,24 @@ impl Topics {
                 SchemaPayload { schema_type: found.schema_type, schema: found.data, properties: found.properties };
             return Ok(Some((payload, v)));
         }
-        let payload = match value_schema.filter(|s| !s.is_empty()) {
-            None => return Ok(None),
-            Some(text) => crate::schema_encode::parse_schema_info(text).map_err(BrokerError::InvalidArgument)?,
+        let value_schema = value_schema.filter(|s| !s.is_empty());
+        let payload = match key_schema.filter(|s| !s.is_empty()) {
+            Some(key) => {
+                let key = parse_side("keySchema", key).map_err(BrokerError::InvalidArgument)?;
+                let value = parse_side("valueSchema", value_schema.unwrap_or(r#"{"type":"STRING"}"#))
+                    .map_err(BrokerError::InvalidArgument)?;
+                if [&key, &value].iter().any(|s| s.payload.schema_type == "KEY_VALUE") {
+                    return Err(BrokerError::InvalidArgument(
+                        "keySchema and valueSchema are each one side of a KEY_VALUE schema: neither can be KEY_VALUE"
+                            .into(),
+                    ));
+                }
+                Some(key_value_schema(&key, &value))
+            }
+            None => match value_schema {
+                None => return Ok(None),
+                Some(text) => parse_schema_info(text).map_err(BrokerError::InvalidArgument)?,
+            },
         };
         let Some(payload) = payload else { return Ok(None) };
         if self.record(&topic.base()).await?.is_none() {

@@ -402,6 +402,8 @@ impl ConsumerSession {
         properties.push(("ORIGIN_MESSAGE_ID".into(), m.id.to_text()));
         let msg = PublishMessage {
             key: m.record.key.clone(),
+            key_base64: m.record.key_base64,
+            ordering_key: m.record.ordering_key.clone(),
             properties,
             payload: m.record.payload.clone(),
             event_time: m.record.event_time,

@@ -19,6 +19,8 @@ pub fn input(i: u64) -> RecordInput {
         publish_time: 1_000 + i as i64,
         event_time: None,
         key: Some(format!("key-{i}")),
+        key_base64: false,
+        ordering_key: None,
         properties: vec![],
         payload: Bytes::from(format!("payload-{i}")),
         producer: None,

@@ -70,6 +70,8 @@ async fn main() {
                 publish_time: 0,
                 event_time: None,
                 key: None,
+                key_base64: false,
+                ordering_key: None,
                 properties: vec![],
                 payload: payload.clone(),
                 producer: None,

@@ -5,7 +5,8 @@
 //! and a zero-filled region (len 0, crc 0) is rejected because no body is empty.
 //!
 //! A segment record is one frame whose body is a record body:
-//! `offset u64 | publish_time i64 | flags u8 | [event_time i64] | [key_len u32 | key]
+//! `offset u64 | publish_time i64 | flags u8 | [flags2 u8] | [event_time i64] | [key_len u32 | key]
+//!  | [ordering_key_len u32 | ordering_key]
 //!  | [producer_len u32 | producer | sequence_id i64] | [batch_index u32 | batch_size u32]
 //!  | [uuid_len u32 | uuid | chunk_index u32 | chunk_count u32 | total_size u32
 //!     | uncompressed_size u32 | compression u8] | [schema_version_len u32 | schema_version]
@@ -14,6 +15,8 @@
 //!     | value | n_meta u32 | (k_len u32 | k | v_len u32 | v)*)*]
 //!  | n_props u32 | (k_len u32 | k | v_len u32 | v)* | payload_len u32 | payload`
 //! (the schema version is the producer stamp's: its flag is set only with the producer's).
+//! `flags2` follows when `flags` has its last bit (`FLAG_MORE`) set: its bits say that the key
+//! is base64 text (no part of its own) and that an ordering key is present.
 //! Optional parts are present when their flag is set; a flag added later leaves older records
 //! readable as they are.
 //!
@@ -46,6 +49,10 @@ const FLAG_BATCH: u8 = 8;
 const FLAG_CHUNK: u8 = 16;
 const FLAG_SCHEMA_VERSION: u8 = 32;
 const FLAG_ENCRYPTED: u8 = 64;
+/// A second flags byte follows (the first has no bit left).
+const FLAG_MORE: u8 = 128;
+const FLAG2_KEY_BASE64: u8 = 1;
+const FLAG2_ORDERING_KEY: u8 = 2;
 const ENCRYPTED_HEAD: u8 = 1;
 const ENCRYPTED_MEMBER: u8 = 2;
 const RECORD_FIXED: usize = 8 + 8 + 1 + 4 + 4;
@@ -133,10 +140,16 @@ pub fn parse_salted_frame(buf: &[u8], salt: u32) -> FrameParse {
 /// Encoded size of a record's frame (header included).
 pub fn record_frame_len(r: &RecordInput) -> usize {
     let mut n = FRAME_HEADER + RECORD_FIXED + r.payload.len();
+    if flags2(r) != 0 {
+        n += 1;
+    }
     if r.event_time.is_some() {
         n += 8;
     }
     if let Some(k) = &r.key {
+        n += 4 + k.len();
+    }
+    if let Some(k) = &r.ordering_key {
         n += 4 + k.len();
     }
     if let Some(p) = &r.producer {
@@ -187,12 +200,22 @@ pub fn encode_record(buf: &mut Vec<u8>, offset: u64, r: &RecordInput) {
     if r.encrypted.is_some() {
         flags |= FLAG_ENCRYPTED;
     }
+    let flags2 = flags2(r);
+    if flags2 != 0 {
+        flags |= FLAG_MORE;
+    }
     buf.push(flags);
+    if flags2 != 0 {
+        buf.push(flags2);
+    }
     if let Some(t) = r.event_time {
         buf.extend_from_slice(&t.to_le_bytes());
     }
     if let Some(k) = &r.key {
         put_bytes(buf, k.as_bytes());
+    }
+    if let Some(k) = &r.ordering_key {
+        put_bytes(buf, k);
     }
     if let Some(p) = &r.producer {
         put_bytes(buf, p.name.as_bytes());
@@ -224,6 +247,19 @@ pub fn encode_record(buf: &mut Vec<u8>, offset: u64, r: &RecordInput) {
     }
     put_bytes(buf, &r.payload);
     finish_frame(buf, start);
+}
+
+/// The second flags byte of `r`: 0 (and then not written) for a record without its parts.
+fn flags2(r: &RecordInput) -> u8 {
+    let mut f = 0;
+    // The base64 flag means something only with a key: without one it is not kept.
+    if r.key_base64 && r.key.is_some() {
+        f |= FLAG2_KEY_BASE64;
+    }
+    if r.ordering_key.is_some() {
+        f |= FLAG2_ORDERING_KEY;
+    }
+    f
 }
 
 fn encryption_len(e: &Encryption) -> usize {
@@ -347,16 +383,27 @@ pub fn decode_record(body: &Bytes, segment_base: u64) -> Result<Record, String> 
     let offset = c.u64()?;
     let publish_time = c.u64()? as i64;
     let flags = c.u8()?;
-    let known =
-        FLAG_EVENT_TIME | FLAG_KEY | FLAG_PRODUCER | FLAG_BATCH | FLAG_CHUNK | FLAG_SCHEMA_VERSION | FLAG_ENCRYPTED;
-    if flags & !known != 0 {
-        return Err(format!("unknown record flags {flags:#x}"));
+    let flags2 = if flags & FLAG_MORE != 0 { c.u8()? } else { 0 };
+    if flags2 & !(FLAG2_KEY_BASE64 | FLAG2_ORDERING_KEY) != 0 {
+        return Err(format!("unknown record flags {flags:#x} {flags2:#x}"));
+    }
+    if flags & FLAG_MORE != 0 && flags2 == 0 {
+        return Err("record has an empty second flags byte".into());
     }
     if flags & FLAG_SCHEMA_VERSION != 0 && flags & FLAG_PRODUCER == 0 {
         return Err("record has a schema version without a producer".into());
     }
+    if flags2 & FLAG2_KEY_BASE64 != 0 && flags & FLAG_KEY == 0 {
+        return Err("record has a base64 key flag without a key".into());
+    }
     let event_time = if flags & FLAG_EVENT_TIME != 0 { Some(c.u64()? as i64) } else { None };
     let key = if flags & FLAG_KEY != 0 { Some(c.string()?) } else { None };
+    let ordering_key = if flags2 & FLAG2_ORDERING_KEY != 0 {
+        let (s, n) = c.len_prefixed()?;
+        Some(body.slice(s..s + n))
+    } else {
+        None
+    };
     let mut producer =
         if flags & FLAG_PRODUCER != 0 { Some(ProducerStamp::new(c.string()?, c.u64()? as i64)) } else { None };
     let batch = if flags & FLAG_BATCH != 0 { Some(BatchPos { index: c.u32()?, size: c.u32()? }) } else { None };
@@ -392,6 +439,8 @@ pub fn decode_record(body: &Bytes, segment_base: u64) -> Result<Record, String> 
         publish_time,
         event_time,
         key,
+        key_base64: flags2 & FLAG2_KEY_BASE64 != 0,
+        ordering_key,
         properties,
         payload,
         producer,
@@ -558,12 +607,28 @@ mod tests {
                     0..3,
                 ),
             ))),
+            any::<bool>(),
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..20)),
         )
             .prop_map(
-                |(publish_time, event_time, key, properties, payload, producer, batch, chunk, encrypted)| RecordInput {
+                |(
                     publish_time,
                     event_time,
                     key,
+                    properties,
+                    payload,
+                    producer,
+                    batch,
+                    chunk,
+                    encrypted,
+                    key_base64,
+                    ordering_key,
+                )| RecordInput {
+                    publish_time,
+                    event_time,
+                    key_base64: key_base64 && key.is_some(),
+                    key,
+                    ordering_key: ordering_key.map(Bytes::from),
                     properties,
                     payload: Bytes::from(payload),
                     producer: producer.map(|(name, sequence_id, version)| ProducerStamp {
@@ -616,6 +681,8 @@ mod tests {
             prop_assert_eq!(rec.publish_time, r.publish_time);
             prop_assert_eq!(rec.event_time, r.event_time);
             prop_assert_eq!(rec.key, r.key);
+            prop_assert_eq!(rec.key_base64, r.key_base64);
+            prop_assert_eq!(rec.ordering_key, r.ordering_key);
             prop_assert_eq!(rec.properties, r.properties);
             prop_assert_eq!(rec.payload, r.payload);
             prop_assert_eq!(rec.producer, r.producer);
@@ -686,6 +753,36 @@ mod tests {
             let _ = decode_record(&Bytes::from(b.clone()), 0);
             let _ = decode_wal_body(&b);
         }
+    }
+
+    #[test]
+    fn a_key_base64_flag_without_a_key_is_not_kept() {
+        let r = RecordInput { key: None, key_base64: true, payload: Bytes::from_static(b"x"), ..Default::default() };
+        let mut buf = Vec::new();
+        encode_record(&mut buf, 7, &r);
+        assert_eq!(buf.len(), record_frame_len(&r));
+        // Without a second flags byte: the record reads as one written before the flag existed.
+        assert_eq!(buf[FRAME_HEADER + 16] & FLAG_MORE, 0);
+        assert!(!decode_record(&body_of(&buf), 0).unwrap().key_base64);
+    }
+
+    #[test]
+    fn a_record_without_the_new_parts_is_written_as_before() {
+        // A record written before the second flags byte existed: offset, publish time, flags
+        // (a key), the key, no properties, the payload.
+        let mut body = Vec::new();
+        body.extend_from_slice(&9u64.to_le_bytes());
+        body.extend_from_slice(&5i64.to_le_bytes());
+        body.push(FLAG_KEY);
+        put_bytes(&mut body, b"k");
+        body.extend_from_slice(&0u32.to_le_bytes());
+        put_bytes(&mut body, b"p");
+        let old = Bytes::from(body);
+        let rec = decode_record(&old, 0).unwrap();
+        assert_eq!((rec.key.as_deref(), rec.key_base64, rec.ordering_key.as_ref()), (Some("k"), false, None));
+        let mut again = Vec::new();
+        encode_record(&mut again, 9, &rec.into_input());
+        assert_eq!(&again[FRAME_HEADER..], &old[..]);
     }
 
     #[test]

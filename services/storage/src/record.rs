@@ -94,6 +94,12 @@ pub struct RecordInput {
     pub publish_time: i64,
     pub event_time: Option<i64>,
     pub key: Option<String>,
+    /// `key` is the base64 text of a binary key (Pulsar's `partition_key_b64_encoded`, set by
+    /// `keyBytes` and by KEY_VALUE schemas that keep the key apart): binary consumers get the
+    /// flag back to decode it, Key_Shared hashes the decoded bytes.
+    pub key_base64: bool,
+    /// Pulsar's ordering key: Key_Shared routes by it, before the key.
+    pub ordering_key: Option<Bytes>,
     pub properties: Vec<(String, String)>,
     pub payload: Bytes,
     /// Set only when the producer named itself and numbered the message.
@@ -112,6 +118,8 @@ impl RecordInput {
             publish_time: self.publish_time,
             event_time: self.event_time,
             key: self.key,
+            key_base64: self.key_base64,
+            ordering_key: self.ordering_key,
             properties: self.properties,
             payload: self.payload,
             producer: self.producer,
@@ -131,6 +139,9 @@ pub struct Record {
     pub publish_time: i64,
     pub event_time: Option<i64>,
     pub key: Option<String>,
+    /// See [`RecordInput::key_base64`].
+    pub key_base64: bool,
+    pub ordering_key: Option<Bytes>,
     pub properties: Vec<(String, String)>,
     pub payload: Bytes,
     pub producer: Option<ProducerStamp>,
@@ -146,6 +157,8 @@ impl Record {
             publish_time: self.publish_time,
             event_time: self.event_time,
             key: self.key,
+            key_base64: self.key_base64,
+            ordering_key: self.ordering_key,
             properties: self.properties,
             payload: self.payload,
             producer: self.producer,

@@ -485,6 +485,8 @@ mod tests {
                 publish_time: 1_000 + i as i64,
                 event_time: None,
                 key: None,
+                key_base64: false,
+                ordering_key: None,
                 properties: vec![],
                 payload: bytes::Bytes::from(vec![b'x'; 40]),
                 producer: None,

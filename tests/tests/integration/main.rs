@@ -12,6 +12,7 @@ mod admin_api;
 mod admin_ops;
 mod auth;
 mod binary_frames;
+mod binary_keys;
 mod binary_raw;
 mod binary_restart;
 mod broker_tier;

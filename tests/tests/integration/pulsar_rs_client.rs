@@ -237,3 +237,56 @@ async fn the_rust_client_produces_to_and_consumes_from_a_partitioned_topic() {
     assert_eq!(got, want);
     assert!(partitions.len() > 1, "the keys spread over the partitions: {partitions:?}");
 }
+
+/// Binary keys (`with_key_bytes`: base64 text flagged `partition_key_b64_encoded`) and ordering
+/// keys from pulsar-rs, batched and not, come back to its consumer as they were sent, raw bytes
+/// included.
+#[tokio::test]
+async fn the_rust_client_gets_its_binary_keys_and_ordering_keys_back() {
+    let app = TestApp::standalone().await;
+    let client = Pulsar::builder(app.pulsar_url(), TokioExecutor).build().await.expect("pulsar-rs connects");
+    for (topic, batch_size) in [("rs-keys", None), ("rs-keys-batched", Some(4))] {
+        let full = format!("persistent://public/default/{topic}");
+        let mut consumer = client
+            .consumer()
+            .with_topic(&full)
+            .with_subscription("s")
+            .with_options(ConsumerOptions::default().with_initial_position(InitialPosition::Earliest))
+            .build::<Vec<u8>>()
+            .await
+            .expect("subscribe");
+        let mut producer = client
+            .producer()
+            .with_topic(&full)
+            .with_options(ProducerOptions { batch_size, ..Default::default() })
+            .build()
+            .await
+            .expect("create the producer");
+        let mut receipts = Vec::new();
+        for i in 0..4u8 {
+            use base64::Engine;
+            let message = producer::Message {
+                payload: vec![i],
+                // What the client's `with_key_bytes` sets.
+                partition_key: Some(base64::engine::general_purpose::STANDARD.encode([0, 255, i])),
+                partition_key_b64_encoded: Some(true),
+                ordering_key: Some(vec![i % 2, 7]),
+                ..Default::default()
+            };
+            receipts.push(producer.send_non_blocking(message).await.expect("send"));
+        }
+        if batch_size.is_some() {
+            producer.send_batch().await.expect("flush the batch");
+        }
+        for r in receipts {
+            tokio::time::timeout(Duration::from_secs(10), r).await.expect("a receipt within 10 s").expect("receipt");
+        }
+        for i in 0..4u8 {
+            let m = next_message(&mut consumer, topic).await;
+            assert!(m.has_base64_encoded_key(), "{topic} {i}: {:?}", m.payload.metadata);
+            assert_eq!(m.key_bytes().expect("base64").as_deref(), Some(&[0, 255, i][..]), "{topic} {i}");
+            assert_eq!(m.payload.metadata.ordering_key.as_deref(), Some(&[i % 2, 7][..]), "{topic} {i}");
+            consumer.ack(&m).await.expect("ack");
+        }
+    }
+}

@@ -264,6 +264,8 @@ mod tests {
             message_id: id.into(),
             payload: String::new(),
             key: None,
+            key_base64: false,
+            ordering_key: None,
             properties: Default::default(),
             publish_time: String::new(),
             event_time: None,

@@ -90,6 +90,13 @@ pub struct PulledJson {
     pub payload: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The key is the base64 text of a binary key (Pulsar's `partition_key_b64_encoded`: the
+    /// Java client's `keyBytes`, KEY_VALUE schemas that keep the key apart).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub key_base64: bool,
+    /// Pulsar's ordering key (binary producers), base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering_key: Option<String>,
     pub properties: BTreeMap<String, String>,
     /// RFC 3339.
     pub publish_time: String,
@@ -177,6 +184,11 @@ impl EncryptionContextJson {
 }
 
 /// Pulsar's name of a compression codec (its `CompressionType` numbers).
+/// A record's ordering key as the JSON surfaces show it: base64 (it is bytes).
+pub(crate) fn ordering_key_text(r: &magnetar_storage::Record) -> Option<String> {
+    r.ordering_key.as_ref().map(|k| base64::engine::general_purpose::STANDARD.encode(k))
+}
+
 fn compression_name(codec: u8) -> &'static str {
     match codec {
         1 => "LZ4",
@@ -193,6 +205,8 @@ impl From<PulledMessage> for PulledJson {
         PulledJson {
             message_id: m.id.to_text(),
             payload: base64::engine::general_purpose::STANDARD.encode(&m.record.payload),
+            key_base64: m.record.key_base64,
+            ordering_key: ordering_key_text(&m.record),
             key: m.record.key,
             properties: m.record.properties.into_iter().collect(),
             publish_time: format_rfc3339(m.record.publish_time),

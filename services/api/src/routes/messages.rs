@@ -55,6 +55,12 @@ struct BrowsedMessage {
     /// Base64.
     payload: String,
     key: Option<String>,
+    /// The key is a binary key's base64 text.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    key_base64: bool,
+    /// Pulsar's ordering key, base64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ordering_key: Option<String>,
     properties: std::collections::BTreeMap<String, String>,
     /// RFC 3339.
     publish_time: String,
@@ -107,6 +113,8 @@ async fn browse_messages(
             partition: m.id.partition_index,
             payload: b64.encode(&m.record.payload),
             key: m.record.key.clone(),
+            key_base64: m.record.key_base64,
+            ordering_key: super::consume::ordering_key_text(&m.record),
             properties: m.record.properties.iter().cloned().collect(),
             publish_time: format_rfc3339(m.record.publish_time),
             event_time: m.record.event_time.map(format_rfc3339),

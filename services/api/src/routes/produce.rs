@@ -45,7 +45,11 @@ pub struct ProduceRequest {
     /// -1 for none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_version: Option<i64>,
-    /// Not supported (400): KEY_VALUE payloads are produced with Pulsar's clients.
+    /// Pulsar's `SchemaInfo` JSON of the keys (as `valueSchema`): with it the topic's schema is
+    /// the KEY_VALUE schema of both, `SEPARATED` (a missing `valueSchema` is `STRING`), and each
+    /// message's `key` is encoded with it and sent as the base64 of those bytes, flagged so
+    /// (Pulsar's `partition_key_b64_encoded`), as Pulsar's REST producer does. A `BYTES` key is
+    /// given in base64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_schema: Option<String>,
     /// Pulsar's `SchemaInfo` JSON (`type`, `schema`: the definition as text, a JSON document or
@@ -185,14 +189,8 @@ pub(crate) async fn request_schema(
     name: &TopicName,
     req: &ProduceRequest,
 ) -> ApiResult<RequestSchema> {
-    if req.key_schema.as_deref().is_some_and(|k| !k.is_empty()) {
-        return Err(ApiError::bad_request(
-            "keySchema (KEY_VALUE payloads) is not supported by REST produce: send the key as `key`, or produce \
-             KEY_VALUE messages with a Pulsar client",
-        ));
-    }
-    let value_schema = req.value_schema.as_deref();
-    Ok(s.broker.topics().producer_schema(&auth.caller(), name, req.schema_version, value_schema).await?)
+    let (key_schema, value_schema) = (req.key_schema.as_deref(), req.value_schema.as_deref());
+    Ok(s.broker.topics().producer_schema(&auth.caller(), name, req.schema_version, key_schema, value_schema).await?)
 }
 
 pub(crate) fn to_messages(req: ProduceRequest, schema: &RequestSchema) -> Result<Vec<PublishMessage>, ApiError> {
@@ -202,23 +200,33 @@ pub(crate) fn to_messages(req: ProduceRequest, schema: &RequestSchema) -> Result
     let base64 = schema.is_none() && is_bytes_schema(&req.value_schema);
     let producer = req.producer_name.filter(|n| !n.is_empty());
     let version = schema.as_ref().map(|(_, v)| Box::<[u8]>::from(v.to_be_bytes()));
+    let key_value = match schema.as_ref().filter(|(p, _)| p.schema_type == "KEY_VALUE") {
+        Some((p, _)) => Some(schema_encode::key_value_sides(p).map_err(ApiError::bad_request)?),
+        None => None,
+    };
     req.messages
         .into_iter()
         .enumerate()
         .map(|(i, m)| {
             let stamp = producer_stamp(producer.as_deref(), m.sequence_id, i)?
                 .map(|stamp| ProducerStamp { schema_version: version.clone(), ..stamp });
-            let payload = if base64 {
-                base64::engine::general_purpose::STANDARD
+            let bad = |e: String| ApiError::bad_request(format!("message {i}: {e}"));
+            let (key, key_base64, payload) = if let Some(kv) = &key_value {
+                let m = kv.encode(m.key.as_deref(), &m.payload).map_err(bad)?;
+                (m.key, m.key_base64, m.payload)
+            } else if base64 {
+                let payload = base64::engine::general_purpose::STANDARD
                     .decode(m.payload.as_bytes())
-                    .map_err(|e| ApiError::bad_request(format!("message {i}: payload is not valid base64: {e}")))?
-                    .into()
+                    .map_err(|e| bad(format!("payload is not valid base64: {e}")))?;
+                (m.key, false, payload.into())
             } else {
-                schema_encode::encode_payload(schema.as_ref().map(|(p, _)| p), &m.payload)
-                    .map_err(|e| ApiError::bad_request(format!("message {i}: {e}")))?
+                let payload =
+                    schema_encode::encode_payload(schema.as_ref().map(|(p, _)| p), &m.payload).map_err(bad)?;
+                (m.key, false, payload)
             };
             Ok(PublishMessage {
-                key: m.key,
+                key,
+                key_base64,
                 properties: m.properties.into_iter().collect(),
                 payload,
                 event_time: parse_event_time(&m.event_time, i)?,

@@ -9,7 +9,8 @@
 //!
 //! Object format (`.cv`): magic `MGCV0001`, horizon (u64 LE), record count (u64 LE), then per
 //! record `len (u32 LE) | crc32c of body (u32 LE) | body`; body = offset, segment base (u64 LE),
-//! publish time (i64 LE), event time (flag u8 + i64 LE), key (flag u8 + u32 LE length + bytes),
+//! publish time (i64 LE), event time (flag u8 + i64 LE), key (flags u8: 1 a key, 2 base64 text,
+//! 4 an ordering key follows; + u32 LE length + bytes [+ u32 LE length + ordering key]),
 //! property count (u32 LE) then (u32 length + bytes) × 2 each, payload (u32 LE length + bytes).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -17,6 +18,8 @@ use magnetar_storage::Record;
 use std::collections::HashMap;
 
 const MAGIC: &[u8; 8] = b"MGCV0001";
+const KEY_BASE64: u8 = 2;
+const KEY_ORDERING: u8 = 4;
 
 /// A partition's compacted view, records in offset order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,8 +130,16 @@ fn encode_record(buf: &mut Vec<u8>, r: &Record) {
     buf.put_i64_le(r.publish_time);
     buf.put_u8(u8::from(r.event_time.is_some()));
     buf.put_i64_le(r.event_time.unwrap_or(0));
-    buf.put_u8(u8::from(r.key.is_some()));
+    // Views written before the key's base64 flag and the ordering key know 0 and 1 only.
+    let key_flags = u8::from(r.key.is_some())
+        | if r.key_base64 { KEY_BASE64 } else { 0 }
+        | if r.ordering_key.is_some() { KEY_ORDERING } else { 0 };
+    buf.put_u8(key_flags);
     put_str(buf, r.key.as_deref().unwrap_or(""));
+    if let Some(k) = &r.ordering_key {
+        buf.put_u32_le(k.len() as u32);
+        buf.put_slice(k);
+    }
     buf.put_u32_le(r.properties.len() as u32);
     for (k, v) in &r.properties {
         put_str(buf, k);
@@ -176,8 +187,13 @@ fn decode_record(mut body: Bytes) -> Option<Record> {
     let publish_time = body.get_i64_le();
     let has_event = body.get_u8() == 1;
     let event = body.get_i64_le();
-    let has_key = body.get_u8() == 1;
+    let key_flags = body.get_u8();
+    if key_flags & !(1 | KEY_BASE64 | KEY_ORDERING) != 0 {
+        return None;
+    }
+    let has_key = key_flags & 1 != 0;
     let key = take_str(&mut body)?;
+    let ordering_key = if key_flags & KEY_ORDERING != 0 { Some(take_bytes(&mut body)?) } else { None };
     if body.len() < 4 {
         return None;
     }
@@ -216,6 +232,8 @@ fn decode_record(mut body: Bytes) -> Option<Record> {
         publish_time,
         event_time: has_event.then_some(event),
         key: has_key.then_some(key),
+        key_base64: has_key && key_flags & KEY_BASE64 != 0,
+        ordering_key,
         properties,
         payload,
         producer,
@@ -305,6 +323,10 @@ mod tests {
             publish_time: 1_000 + offset as i64,
             event_time: offset.is_multiple_of(2).then_some(offset as i64),
             key: key.map(str::to_string),
+            // Every fourth key is a binary key's base64 text, every seventh message has an
+            // ordering key: the view's format keeps both.
+            key_base64: key.is_some() && offset.is_multiple_of(4),
+            ordering_key: offset.is_multiple_of(7).then(|| Bytes::from(vec![0, offset as u8, 255])),
             properties: vec![("p".into(), format!("v{offset}"))],
             payload: Bytes::from(payload.to_string()),
             // Every third message names its producer, so the view's format carries both kinds.

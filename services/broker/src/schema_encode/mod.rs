@@ -4,6 +4,9 @@
 //! Also the `SchemaInfo` JSON a REST request names its schema with.
 
 mod avro;
+mod key_value;
+
+pub use key_value::{KeyValueEncoding, key_value_schema, key_value_sides};
 
 use crate::schemas::{SCHEMA_TYPES, SchemaPayload};
 use base64::Engine;
@@ -16,14 +19,24 @@ use std::collections::BTreeMap;
 /// bytes), as text, or as a JSON document. `None` for `BYTES` and `NONE`, which Pulsar does not
 /// register (the payloads are the bytes, here given in base64).
 pub fn parse_schema_info(text: &str) -> Result<Option<SchemaPayload>, String> {
-    let v: Value =
-        serde_json::from_str(text).map_err(|e| format!("valueSchema is not a SchemaInfo JSON document: {e}"))?;
-    let kind = v.get("type").and_then(Value::as_str).ok_or("valueSchema has no `type`")?.to_ascii_uppercase();
+    let side = parse_side("valueSchema", text)?;
+    Ok((!is_bytes(&side.payload)).then_some(side.payload))
+}
+
+/// One side of a schema as a REST request gives it: its `SchemaInfo`, and its name (a KEY_VALUE
+/// schema records its sides' names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaSide {
+    pub name: String,
+    pub payload: SchemaPayload,
+}
+
+/// `text`, the request's field `field`, as a [`SchemaSide`] (`BYTES` and `NONE` included).
+pub fn parse_side(field: &str, text: &str) -> Result<SchemaSide, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("{field} is not a SchemaInfo JSON document: {e}"))?;
+    let kind = v.get("type").and_then(Value::as_str).ok_or(format!("{field} has no `type`"))?.to_ascii_uppercase();
     if !SCHEMA_TYPES.contains(&kind.as_str()) || matches!(kind.as_str(), "AUTO_CONSUME" | "AUTO_PUBLISH") {
-        return Err(format!("valueSchema type `{kind}` is not a schema type"));
-    }
-    if matches!(kind.as_str(), "BYTES" | "NONE") {
-        return Ok(None);
+        return Err(format!("{field} type `{kind}` is not a schema type"));
     }
     let schema = match v.get("schema") {
         None | Some(Value::Null) => String::new(),
@@ -35,12 +48,18 @@ pub fn parse_schema_info(text: &str) -> Result<Option<SchemaPayload>, String> {
         Some(Value::Object(m)) => m
             .iter()
             .map(|(k, v)| {
-                Ok((k.clone(), v.as_str().ok_or(format!("valueSchema property `{k}` is not a string"))?.to_string()))
+                Ok((k.clone(), v.as_str().ok_or(format!("{field} property `{k}` is not a string"))?.to_string()))
             })
             .collect::<Result<_, String>>()?,
-        Some(_) => return Err("valueSchema `properties` is not an object".into()),
+        Some(_) => return Err(format!("{field} `properties` is not an object")),
     };
-    Ok(Some(SchemaPayload { schema_type: kind, schema, properties }))
+    let name = v.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()).unwrap_or(&kind).to_string();
+    Ok(SchemaSide { name, payload: SchemaPayload { schema_type: kind, schema, properties } })
+}
+
+/// A schema whose values are raw bytes (given in base64 by REST requests).
+fn is_bytes(p: &SchemaPayload) -> bool {
+    matches!(p.schema_type.as_str(), "BYTES" | "NONE")
 }
 
 /// A definition as text: one that reads as JSON is taken as it is; otherwise base64 of UTF-8
@@ -62,6 +81,9 @@ pub fn encode_payload(schema: Option<&SchemaPayload>, text: &str) -> Result<Byte
     let Some(schema) = schema else { return Ok(Bytes::copy_from_slice(text.as_bytes())) };
     let number = |what: &str| format!("`{text}` is not {what}");
     let out: Vec<u8> = match schema.schema_type.as_str() {
+        "BYTES" | "NONE" => base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|e| format!("`{text}` is not base64 (the schema is BYTES): {e}"))?,
         "STRING" => text.as_bytes().to_vec(),
         "BOOLEAN" => match text.trim() {
             "true" => vec![1],

@@ -217,8 +217,24 @@ pub(super) fn spread(x: u64) -> u32 {
     (z ^ (z >> 31)) as u32
 }
 
+/// The hash slot Key_Shared routes a message by, from its sticky key as Pulsar's brokers take
+/// it: the ordering key when it has one, else its key (a binary key's bytes, not their base64
+/// text), else the bytes `NONE_KEY` (so that Sticky consumers' claimed ranges hold the same
+/// messages as on Pulsar).
 pub(super) fn slot_of(rec: &Record) -> u16 {
-    key_slot(rec.key.as_deref().unwrap_or("").as_bytes())
+    use base64::Engine;
+    if let Some(k) = &rec.ordering_key {
+        return key_slot(k);
+    }
+    match &rec.key {
+        Some(k) if rec.key_base64 => match base64::engine::general_purpose::STANDARD.decode(k) {
+            Ok(bytes) => key_slot(&bytes),
+            // Not base64 after all: its text is its identity.
+            Err(_) => key_slot(k.as_bytes()),
+        },
+        Some(k) => key_slot(k.as_bytes()),
+        None => key_slot(b"NONE_KEY"),
+    }
 }
 
 pub(super) fn deliver_at(rec: &Record) -> Option<i64> {

@@ -13,6 +13,8 @@ fn record(size: usize) -> RecordInput {
         publish_time: 1,
         event_time: None,
         key: None,
+        key_base64: false,
+        ordering_key: None,
         properties: vec![],
         payload: Bytes::from(vec![1; size]),
         producer: None,

@@ -7,6 +7,8 @@ fn write(seg: &mut ActiveSegment, from: u64, n: u64) {
             publish_time: i as i64 * 2,
             event_time: None,
             key: None,
+            key_base64: false,
+            ordering_key: None,
             properties: vec![],
             payload: Bytes::from(vec![1u8; 3000]),
             producer: None,

@@ -41,6 +41,8 @@ pub fn input(i: u64) -> RecordInput {
         publish_time: 1_000 + i as i64 * 10,
         event_time: if i.is_multiple_of(2) { Some(i as i64) } else { None },
         key: if i.is_multiple_of(3) { Some(format!("key-{i}")) } else { None },
+        key_base64: false,
+        ordering_key: None,
         properties: vec![("n".into(), i.to_string())],
         payload: Bytes::from(format!("payload-{i}-{}", "x".repeat((i % 50) as usize))),
         producer: None,
