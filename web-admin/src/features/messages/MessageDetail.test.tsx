@@ -43,3 +43,23 @@ describe('an end-to-end encrypted message', () => {
     expect(screen.queryByText('End-to-end encrypted')).toBeNull();
   });
 });
+
+describe('binary keys and ordering keys', () => {
+  afterEach(cleanup);
+
+  it('shows a binary key and an ordering key as hex', () => {
+    const keyed = { ...CHUNK, chunk: null, key: 'AP8C', keyBase64: true, orderingKey: 'CQk=' };
+    render(<MessageDetail m={keyed} format="text" onClose={() => {}} />);
+    expect(screen.getByText('Key (binary, hex)')).toBeTruthy();
+    expect(screen.getByText('00 ff 02')).toBeTruthy();
+    expect(screen.getByText('Ordering key (hex)')).toBeTruthy();
+    expect(screen.getByText('09 09')).toBeTruthy();
+  });
+
+  it('shows a text key as it is, and no ordering key when there is none', () => {
+    render(<MessageDetail m={{ ...CHUNK, chunk: null, key: 'AP8C' }} format="text" onClose={() => {}} />);
+    expect(screen.getByText('Key')).toBeTruthy();
+    expect(screen.getByText('AP8C')).toBeTruthy();
+    expect(screen.queryByText('Ordering key (hex)')).toBeNull();
+  });
+});

@@ -6,6 +6,10 @@ export interface ShownMessage {
   messageId: string;
   payload: string;
   key?: string | null;
+  /** The key is a binary key's base64 text (the Java client's `keyBytes`, KEY_VALUE keys). */
+  keyBase64?: boolean;
+  /** Pulsar's ordering key, base64: Key_Shared routes by it before the key. */
+  orderingKey?: string | null;
   properties: Record<string, string>;
   publishTime: string;
   eventTime?: string | null;
@@ -19,6 +23,18 @@ export interface ShownMessage {
 /** "encrypted batch of 10" / "encrypted": the broker holds no key, so the payload is shown as stored. */
 export function encryptedLabel(e: { batchSize?: number | null }): string {
   return e.batchSize ? `encrypted batch of ${e.batchSize}` : 'encrypted';
+}
+
+/** Bytes given in base64 as hex pairs ("00 ff 02"), the first 32 and an ellipsis after; the text itself when it is not base64. */
+export function hexOf(b64: string): string {
+  let bytes: string;
+  try {
+    bytes = atob(b64);
+  } catch {
+    return b64;
+  }
+  const shown = Array.from(bytes.slice(0, 32), (c) => c.charCodeAt(0).toString(16).padStart(2, '0')).join(' ');
+  return bytes.length > 32 ? `${shown} …` : shown;
 }
 
 /** "chunk 2 of 4": chunks are numbered from 1 for people (from 0 on the wire). */
@@ -55,9 +71,15 @@ export function MessageDetail({ m, format, onClose }: { m: ShownMessage; format:
       </div>
       <dl className="tiles" style={{ margin: 0 }}>
         <div className="tile">
-          <dt>Key</dt>
-          <dd className="mono">{m.key ?? '—'}</dd>
+          <dt>{m.keyBase64 && m.key ? 'Key (binary, hex)' : 'Key'}</dt>
+          <dd className="mono">{m.key ? (m.keyBase64 ? hexOf(m.key) : m.key) : '—'}</dd>
         </div>
+        {m.orderingKey ? (
+          <div className="tile">
+            <dt>Ordering key (hex)</dt>
+            <dd className="mono">{hexOf(m.orderingKey)}</dd>
+          </div>
+        ) : null}
         <div className="tile">
           <dt>Published</dt>
           <dd>{formatTime(m.publishTime)}</dd>
