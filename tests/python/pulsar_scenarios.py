@@ -707,6 +707,20 @@ def token(url, topic, tok):
     return {}
 
 
+def oauth2(url, topic, params):
+    """Pulsar's OAuth2 authentication (`params`: its JSON parameters): the client takes a token
+    from the provider's token endpoint and sends it with the token method; produces three
+    messages and reads them back."""
+    c = pulsar.Client(url, authentication=pulsar.AuthenticationOauth2(params), operation_timeout_seconds=10)
+    consumer = c.subscribe(topic, "s", initial_position=pulsar.InitialPosition.Earliest)
+    producer = c.create_producer(topic)
+    for body in (b"a", b"b", b"c"):
+        producer.send(body)
+    received = [consumer.receive(timeout_millis=TIMEOUT_MS).data().decode() for _ in range(3)]
+    c.close()
+    return {"received": received}
+
+
 def token_refresh(url, topic, mode, tokens):
     """A token expiring under a live connection. `refresh`: the token supplier hands out the
     short-lived token first, then fresh ones, which the broker's AUTH_CHALLENGE obtains; the
@@ -1332,6 +1346,7 @@ SCENARIOS = {
     "rest_schemas": rest_schemas,
     "consumer_stats": consumer_stats,
     "ordering_keys": ordering_keys,
+    "oauth2": oauth2,
 }
 
 if __name__ == "__main__":

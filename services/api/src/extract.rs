@@ -235,7 +235,11 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 /// Authenticates a request from its headers, or (only when there is no `Authorization`
 /// header) from a `token` query value as browsers' WebSocket clients send it, with or without
 /// a `Bearer ` prefix. For the WebSocket upgrade and any handler that must authenticate by hand.
-pub fn authenticate(state: &AppState, headers: &HeaderMap, query_token: Option<&str>) -> Result<AuthContext, ApiError> {
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+) -> Result<AuthContext, ApiError> {
     let auth = Arc::clone(&state.auth);
     if !auth.enabled() {
         return Ok(AuthContext::new(Arc::new(Principal::anonymous_superuser()), auth));
@@ -244,7 +248,7 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap, query_token: Option<&
         Some(t) => Some(t),
         None => query_token.map(|t| t.strip_prefix("Bearer ").unwrap_or(t)),
     };
-    let principal = auth.authenticate(token)?;
+    let principal = auth.authenticate(token).await?;
     Ok(AuthContext::new(principal, auth))
 }
 
@@ -263,7 +267,7 @@ impl FromRequestParts<AppState> for AuthContext {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = query_token(parts);
-        authenticate(state, &parts.headers, token.as_deref())
+        authenticate(state, &parts.headers, token.as_deref()).await
     }
 }
 

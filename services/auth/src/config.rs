@@ -46,6 +46,21 @@ pub struct AuthConfig {
     pub authenticate_metrics: bool,
     /// Longest lifetime a tenant admin may give a service-account token.
     pub service_account_token_max_secs: u64,
+    /// OpenID Connect providers whose tokens are accepted (Pulsar's `openIDAllowedTokenIssuers`):
+    /// a token whose `iss` is one of them is verified with the keys the provider publishes
+    /// (`{issuer}/.well-known/openid-configuration`, then its `jwks_uri`), in addition to the
+    /// static key above. What Pulsar clients' OAuth2 authentication sends.
+    pub openid_allowed_token_issuers: Vec<String>,
+    /// Audiences a provider's token must name one of (Pulsar's `openIDAllowedAudiences`);
+    /// required with issuers.
+    pub openid_allowed_audiences: Vec<String>,
+    /// Refuse issuers that are not `https://` URLs (Pulsar's `openIDRequireIssuersUseHttps`).
+    pub openid_require_issuers_use_https: bool,
+    /// Claim holding a provider token's role (Pulsar's `openIDRoleClaim`).
+    pub openid_role_claim: String,
+    /// Providers' keys are fetched again when older than this (and whenever a token names a key
+    /// the provider did not publish at the last fetch, at most every 5 s).
+    pub openid_keys_refresh_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -67,6 +82,11 @@ impl Default for AuthConfig {
             policy_cache_ms: 1000,
             authenticate_metrics: true,
             service_account_token_max_secs: 366 * 24 * 3600,
+            openid_allowed_token_issuers: Vec::new(),
+            openid_allowed_audiences: Vec::new(),
+            openid_require_issuers_use_https: true,
+            openid_role_claim: "sub".into(),
+            openid_keys_refresh_secs: 3600,
         }
     }
 }
@@ -92,6 +112,21 @@ impl AuthConfig {
         }
         if self.revocation_poll_interval_ms == 0 {
             return Err(AuthError::Config("auth.revocation_poll_interval_ms must be at least 1".into()));
+        }
+        if !self.openid_allowed_token_issuers.is_empty() {
+            if self.openid_allowed_audiences.iter().all(|a| a.is_empty()) {
+                return Err(AuthError::Config(
+                    "auth.openid_allowed_token_issuers needs auth.openid_allowed_audiences (the audiences this \
+                     cluster's tokens are issued for)"
+                        .into(),
+                ));
+            }
+            if self.openid_role_claim.is_empty() {
+                return Err(AuthError::Config("auth.openid_role_claim must not be empty".into()));
+            }
+            if self.openid_keys_refresh_secs == 0 {
+                return Err(AuthError::Config("auth.openid_keys_refresh_secs must be at least 1".into()));
+            }
         }
         Ok(())
     }
@@ -188,6 +223,21 @@ mod tests {
     fn secret_does_not_print() {
         let c = AuthConfig { token_secret_key: Secret::new("hunter2"), ..AuthConfig::default() };
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn openid_issuers_need_audiences() {
+        let mut c = AuthConfig {
+            enabled: true,
+            token_secret_key: Secret::new("x"),
+            openid_allowed_token_issuers: vec!["https://idp".into()],
+            ..AuthConfig::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("auth.openid_allowed_audiences"));
+        c.openid_allowed_audiences = vec!["magnetar".into()];
+        assert!(c.validate().is_ok());
+        c.openid_keys_refresh_secs = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("openid_keys_refresh_secs"));
     }
 
     #[test]

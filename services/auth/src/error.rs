@@ -25,6 +25,11 @@ pub enum AuthError {
     MissingRole(String),
     #[error("authentication failed: token has been revoked")]
     Revoked,
+    #[error("authentication failed: token has no {0} claim")]
+    MissingClaim(&'static str),
+    /// A token of an allowed OpenID issuer signed with a key the issuer does not publish.
+    #[error("authentication failed: token issuer {0} publishes no key that verifies it")]
+    UnknownSigningKey(String),
     /// Authenticated, but the role may not do this.
     #[error("{0}")]
     Forbidden(String),
@@ -61,6 +66,8 @@ impl AuthError {
                 | AuthError::WrongAudience
                 | AuthError::MissingRole(_)
                 | AuthError::Revoked
+                | AuthError::MissingClaim(_)
+                | AuthError::UnknownSigningKey(_)
         )
     }
 }

@@ -9,6 +9,7 @@ pub mod authorize;
 pub mod config;
 mod error;
 pub mod keys;
+pub mod openid;
 pub mod operation_names;
 pub mod token;
 pub mod tokens_cli;
@@ -65,10 +66,12 @@ impl Auth {
 
     /// The principal for a request: with auth off, a superuser; with auth on, the verified
     /// token's (`MissingToken` when there is none).
-    pub fn authenticate(&self, token: Option<&str>) -> Result<Arc<Principal>, AuthError> {
+    /// An OpenID provider's token may need its keys fetched first
+    /// (`Authenticator::authenticate_fetching`).
+    pub async fn authenticate(&self, token: Option<&str>) -> Result<Arc<Principal>, AuthError> {
         match &self.authenticator {
             None => Ok(Arc::new(Principal::anonymous_superuser())),
-            Some(a) => a.authenticate(token.ok_or(AuthError::MissingToken)?),
+            Some(a) => a.authenticate_fetching(token.ok_or(AuthError::MissingToken)?).await,
         }
     }
 

@@ -4,7 +4,8 @@
 use crate::AuthError;
 use crate::config::AuthConfig;
 use crate::keys::Keys;
-use jsonwebtoken::{Algorithm, Header, Validation};
+use crate::openid::{Found, OpenIdKeys};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use parking_lot::RwLock;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -56,6 +57,24 @@ pub struct Authenticator {
     /// Revoked token ids with their expiry (seconds; `None` = never expires).
     revoked: RwLock<HashMap<String, Option<i64>>>,
     revoked_seq: AtomicI64,
+    /// OpenID Connect providers whose tokens are accepted, with what they require.
+    openid: Option<OpenId>,
+}
+
+struct OpenId {
+    keys: OpenIdKeys,
+    audiences: Vec<String>,
+    role_claim: String,
+}
+
+/// How a token's claims are judged: the static key's settings or an OpenID provider's.
+struct Rules<'a> {
+    role_claim: &'a str,
+    audience_claim: &'a str,
+    /// One of these must be in the audience claim (none: not checked).
+    audiences: &'a [String],
+    /// `exp` must be present (OpenID tokens always carry it).
+    require_exp: bool,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -76,6 +95,12 @@ fn claim_secs(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, Au
         }
         Some(_) => Err(AuthError::Malformed),
     }
+}
+
+/// The `iss` claim of a token, read without verifying it (to pick the keys that verify it).
+fn issuer_of(token: &str) -> Option<String> {
+    let claims = jsonwebtoken::dangerous::insecure_decode_claims::<Map<String, Value>>(token).ok()?;
+    claims.get("iss").and_then(Value::as_str).map(String::from)
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -102,7 +127,40 @@ impl Authenticator {
             cache: RwLock::new(HashMap::new()),
             revoked: RwLock::new(HashMap::new()),
             revoked_seq: AtomicI64::new(0),
+            openid: OpenIdKeys::new(
+                &config.openid_allowed_token_issuers,
+                config.openid_require_issuers_use_https,
+                std::time::Duration::from_secs(config.openid_keys_refresh_secs),
+            )?
+            .map(|keys| OpenId {
+                keys,
+                audiences: config.openid_allowed_audiences.iter().filter(|a| !a.is_empty()).cloned().collect(),
+                role_claim: config.openid_role_claim.clone(),
+            }),
         })
+    }
+
+    /// [`Authenticator::authenticate`], fetching an OpenID provider's keys first when they are
+    /// missing or old, and again when the token names a key the provider had not published
+    /// (`Unavailable` when the provider cannot be reached and no key held verifies the token).
+    pub async fn authenticate_fetching(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
+        if let Some(o) = &self.openid
+            && !self.cache.read().contains_key(&hash(token.trim()))
+            && let Some(issuer) = issuer_of(token.trim()).filter(|i| o.keys.allows(i))
+            && o.keys.stale(&issuer)
+        {
+            // Old keys stay in use when this fails; a token they do not verify fails below.
+            let _ = o.keys.refetch(&issuer).await;
+        }
+        match self.authenticate(token) {
+            Err(AuthError::UnknownSigningKey(issuer)) => {
+                if let Some(o) = &self.openid {
+                    o.keys.refetch(&issuer).await?;
+                }
+                self.authenticate(token)
+            }
+            other => other,
+        }
     }
 
     /// Verifies `token` (without any `Bearer ` prefix) and returns its principal.
@@ -150,31 +208,54 @@ impl Authenticator {
         cache.insert(key, p);
     }
 
-    /// Signature, algorithm, `exp`, `nbf`, audience and role; no cache.
+    /// Signature, algorithm, `exp`, `nbf`, audience and role; no cache. A token of an allowed
+    /// OpenID issuer is checked against that issuer's keys, any other against the static key.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
-        if !self.keys.algorithms.contains(&header.alg) {
+        if let Some(o) = &self.openid
+            && let Some(issuer) = issuer_of(token).filter(|i| o.keys.allows(i))
+        {
+            let rules =
+                Rules { role_claim: &o.role_claim, audience_claim: "aud", audiences: &o.audiences, require_exp: true };
+            return o.keys.with_key(&issuer, header.kid.as_deref(), |found| match found {
+                Found::Key(key, algorithms) => self.verify_with(token, &header, key, algorithms, &rules),
+                Found::Unknown | Found::NotOpenId => Err(AuthError::UnknownSigningKey(issuer.clone())),
+            });
+        }
+        let audiences = self.audience.as_slice();
+        let rules =
+            Rules { role_claim: &self.role_claim, audience_claim: &self.audience_claim, audiences, require_exp: false };
+        self.verify_with(token, &header, &self.keys.decoding, &self.keys.algorithms, &rules)
+    }
+
+    fn verify_with(
+        &self,
+        token: &str,
+        header: &Header,
+        key: &DecodingKey,
+        algorithms: &[Algorithm],
+        rules: &Rules<'_>,
+    ) -> Result<Principal, AuthError> {
+        if !algorithms.contains(&header.alg) {
             return Err(AuthError::WrongAlgorithm(format!("{:?}", header.alg)));
         }
         let mut validation = Validation::new(header.alg);
-        validation.algorithms = self.keys.algorithms.clone();
+        validation.algorithms = algorithms.to_vec();
         validation.required_spec_claims.clear();
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.validate_aud = false;
-        let data =
-            jsonwebtoken::decode::<Map<String, Value>>(token, &self.keys.decoding, &validation).map_err(|e| match e
-                .kind()
-            {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => AuthError::InvalidSignature,
-                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
-                    AuthError::WrongAlgorithm(format!("{:?}", header.alg))
-                }
-                _ => AuthError::Malformed,
-            })?;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => AuthError::InvalidSignature,
+            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => AuthError::WrongAlgorithm(format!("{:?}", header.alg)),
+            _ => AuthError::Malformed,
+        })?;
         let claims = data.claims;
         let now = now_secs();
         let exp = claim_secs(&claims, "exp")?;
+        if exp.is_none() && rules.require_exp {
+            return Err(AuthError::MissingClaim("exp"));
+        }
         if let Some(exp) = exp
             && now > exp.saturating_add(self.skew)
         {
@@ -185,14 +266,14 @@ impl Authenticator {
         {
             return Err(AuthError::NotYetValid);
         }
-        if let Some(required) = &self.audience
-            && !strings(claims.get(&self.audience_claim)).iter().any(|a| a == required)
+        if !rules.audiences.is_empty()
+            && !strings(claims.get(rules.audience_claim)).iter().any(|a| rules.audiences.contains(a))
         {
             return Err(AuthError::WrongAudience);
         }
-        let roles = strings(claims.get(&self.role_claim));
+        let roles = strings(claims.get(rules.role_claim));
         if roles.is_empty() {
-            return Err(AuthError::MissingRole(self.role_claim.clone()));
+            return Err(AuthError::MissingRole(rules.role_claim.to_string()));
         }
         let superuser = roles.iter().any(|r| self.superusers.contains(r));
         let token_id = claims.get("jti").and_then(Value::as_str).map(String::from);

@@ -159,7 +159,7 @@ pub(crate) const TOKEN_METHOD: &str = "token";
 
 /// The principal of a CONNECT's credential: a token (`token`), or the client certificate the
 /// TLS handshake verified (`tls`).
-pub(crate) fn authenticate(
+pub(crate) async fn authenticate(
     shared: &Shared,
     connect: &CommandConnect,
     transport: &Transport,
@@ -169,7 +169,7 @@ pub(crate) fn authenticate(
         Some(TOKEN_METHOD) => connect.auth_data.as_deref().and_then(|d| std::str::from_utf8(d).ok()).map(str::trim),
         _ => None,
     };
-    Ok(shared.auth.authenticate(token)?)
+    Ok(shared.auth.authenticate(token).await?)
 }
 
 /// The answer to a CONNECT that is refused: ERROR with request id -1, as Pulsar answers a failed
@@ -188,7 +188,7 @@ async fn handshake(
     out: &mpsc::Sender<Frame>,
     peer: SocketAddr,
 ) -> Option<(Arc<Principal>, bool, i32)> {
-    let principal = match authenticate(shared, &connect, transport) {
+    let principal = match authenticate(shared, &connect, transport).await {
         Ok(p) => p,
         Err(e) => {
             tracing::info!(%peer, reason = %e, "pulsar:// authentication failed");
@@ -393,7 +393,7 @@ impl Connection {
                 .await
             }
             (CommandType::AuthResponse, BaseCommand { auth_response: Some(r), .. }) => {
-                match self.credential.respond(&self.shared.auth, &r) {
+                match self.credential.respond(&self.shared.auth, &r).await {
                     Ok(()) => {
                         // Commands from now on act with the fresh token (same roles).
                         self.caller = Caller::new(Arc::clone(&self.credential.principal));

@@ -56,7 +56,7 @@ pub async fn run<S: crate::connection::Io>(
     peer: SocketAddr,
 ) {
     let opened = async {
-        let principal = authenticate(shared, &connect, transport)?;
+        let principal = authenticate(shared, &connect, transport).await?;
         let connect = vouch_for_certificate(shared, connect, &principal)?;
         Ok::<_, BinaryError>((open(shared, &target).await?, connect))
     };

@@ -63,10 +63,10 @@ impl Credential {
     /// roles (the connection's producers and consumers were authorized for those); `Err` closes
     /// the connection with the reason. A fresh token that still expires within the lead is
     /// challenged again at the next check.
-    pub fn respond(&mut self, auth: &Auth, response: &CommandAuthResponse) -> Result<(), String> {
+    pub async fn respond(&mut self, auth: &Auth, response: &CommandAuthResponse) -> Result<(), String> {
         let data = response.response.as_ref().and_then(|r| r.auth_data.as_deref());
         let token = data.and_then(|d| std::str::from_utf8(d).ok()).map(str::trim);
-        let fresh = auth.authenticate(token).map_err(|e| format!("auth refresh refused: {e}"))?;
+        let fresh = auth.authenticate(token).await.map_err(|e| format!("auth refresh refused: {e}"))?;
         if fresh.roles != self.principal.roles {
             return Err(format!("auth refresh with other roles ({:?} for {:?})", fresh.roles, self.principal.roles));
         }

@@ -28,6 +28,7 @@ mod metrics;
 mod offload;
 mod offload_faults;
 mod on_behalf;
+mod openid;
 mod ops;
 mod page_cache;
 mod policies;

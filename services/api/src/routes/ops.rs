@@ -30,7 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         content_type = "text/plain; version=0.0.4"), Unauthorized, Forbidden))]
 async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Result<impl IntoResponse, ApiError> {
     if s.auth.enabled() && s.auth.config.authenticate_metrics {
-        crate::extract::authenticate(&s, &headers, None)?.check(Operation::Metrics, Resource::Cluster).await?;
+        crate::extract::authenticate(&s, &headers, None).await?.check(Operation::Metrics, Resource::Cluster).await?;
     }
     // Rendering walks every loaded partition: with many topics that is CPU work the runtime's
     // workers should not do.

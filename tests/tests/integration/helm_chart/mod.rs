@@ -125,6 +125,23 @@ fn chart_lints_and_refuses_incomplete_values_naming_them() {
     assert_eq!(tls_volume.map(|v| text(&v["secret"]["secretName"])), Some("broker-tls"));
     let mounts = pod["containers"][0]["volumeMounts"].as_sequence().unwrap();
     assert!(mounts.iter().any(|m| m["name"].as_str() == Some("tls") && text(&m["mountPath"]) == "/etc/magnetar/tls"));
+    // OpenID providers' tokens: the issuers and audiences go to [auth]; issuers without an
+    // audience are refused, naming the value.
+    let mut openid = REQUIRED.to_vec();
+    openid.push(("auth.openid.allowedTokenIssuers[0]", "https://login.example.com/"));
+    let err = render(&openid).expect_err("issuers without audiences must not render");
+    assert!(err.contains("auth.openid.allowedAudiences"), "{err}");
+    openid.push(("auth.openid.allowedAudiences[0]", "magnetar"));
+    let objects = render(&openid).expect("render with OpenID issuers");
+    let toml = text(&object(&objects, "ConfigMap", "mg-magnetar")["data"]["magnetar.toml"]).to_string();
+    let parsed: toml::Value = toml::from_str(&toml).expect("the rendered configuration is TOML");
+    assert_eq!(
+        parsed["auth"]["openid_allowed_token_issuers"][0].as_str(),
+        Some("https://login.example.com/"),
+        "{toml}"
+    );
+    assert_eq!(parsed["auth"]["openid_allowed_audiences"][0].as_str(), Some("magnetar"), "{toml}");
+    assert_eq!(parsed["auth"]["openid_role_claim"].as_str(), Some("sub"), "{toml}");
     // Without authentication no key is needed, and no key volume is mounted.
     let objects = render(&[
         ("metadata.urlSecret.name", "pg"),
