@@ -100,6 +100,22 @@ async fn malformed_frames_close_their_connection_only() {
     assert_eq!(status, 200, "the broker still serves HTTP");
 }
 
+/// Subscribes consumer 1 (request 2) to `s` on `topic` from the earliest message, and gives it
+/// 100 permits.
+pub(crate) async fn subscribe_earliest(conn: &mut Framed<TcpStream, PulsarCodec>, topic: &str) {
+    let subscribe = CommandSubscribe {
+        topic: topic.into(),
+        subscription: "s".into(),
+        consumer_id: 1,
+        request_id: 2,
+        initial_position: Some(InitialPosition::Earliest as i32),
+        ..Default::default()
+    };
+    conn.send(Frame::new(subscribe)).await.unwrap();
+    assert!(next(conn).await.command.success.is_some(), "subscribed");
+    conn.send(Frame::new(CommandFlow { consumer_id: 1, message_permits: 100 })).await.unwrap();
+}
+
 /// Creates producer 1 on `topic` (`persistent://public/default/…`); returns the name the broker
 /// gave it.
 async fn producer(conn: &mut Framed<TcpStream, PulsarCodec>, topic: &str) -> String {
@@ -173,17 +189,7 @@ async fn end_to_end_encrypted_messages_go_out_as_sent_and_impossible_ones_are_re
     let (_, stats) = app.get("/admin/v2/persistent/public/default/encrypted/stats").await;
     assert_eq!(stats["msgInCounter"], 5, "{stats}");
 
-    let subscribe = CommandSubscribe {
-        topic: topic.into(),
-        subscription: "s".into(),
-        consumer_id: 1,
-        request_id: 2,
-        initial_position: Some(InitialPosition::Earliest as i32),
-        ..Default::default()
-    };
-    conn.send(Frame::new(subscribe)).await.unwrap();
-    assert!(next(&mut conn).await.command.success.is_some(), "subscribed");
-    conn.send(Frame::new(CommandFlow { consumer_id: 1, message_permits: 100 })).await.unwrap();
+    subscribe_earliest(&mut conn, topic).await;
     let mut frames = Vec::new();
     while frames.len() < 3 {
         let f = next(&mut conn).await;

@@ -4,7 +4,7 @@
 //! came, batched or not, and the JSON surfaces show them; REST produce with a `keySchema` sends
 //! its keys that way, as Pulsar's REST producer does.
 
-use crate::binary_frames::{connected, next};
+use crate::binary_frames::{connected, next, subscribe_earliest};
 use futures::SinkExt;
 use magnetar_protocol::proto::*;
 use magnetar_protocol::{Frame, Payload, SingleMessage};
@@ -62,17 +62,7 @@ async fn binary_keys_and_ordering_keys_go_out_as_they_came_in() {
     let answer = crate::common::ok(app.post("/topics/persistent/public/default/keys", Some(body)).await);
     assert_eq!(answer["messagePublishResults"][0]["errorCode"], 0, "{answer}");
 
-    let subscribe = CommandSubscribe {
-        topic: topic.into(),
-        subscription: "s".into(),
-        consumer_id: 1,
-        request_id: 2,
-        initial_position: Some(InitialPosition::Earliest as i32),
-        ..Default::default()
-    };
-    conn.send(Frame::new(subscribe)).await.unwrap();
-    assert!(next(&mut conn).await.command.success.is_some(), "subscribed");
-    conn.send(Frame::new(CommandFlow { consumer_id: 1, message_permits: 100 })).await.unwrap();
+    subscribe_earliest(&mut conn, topic).await;
     let mut got: Vec<Keys> = Vec::new();
     while got.len() < 5 {
         let f = next(&mut conn).await;

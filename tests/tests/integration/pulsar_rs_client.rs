@@ -17,24 +17,7 @@ async fn the_rust_client_produces_and_consumes_with_and_without_batching() {
     let app = TestApp::standalone().await;
     let client = Pulsar::builder(app.pulsar_url(), TokioExecutor).build().await.expect("pulsar-rs connects");
     for (topic, batch_size) in [("rs-plain", None), ("rs-batched", Some(10))] {
-        let full = format!("persistent://public/default/{topic}");
-        let mut consumer = client
-            .consumer()
-            .with_topic(&full)
-            .with_subscription("s")
-            .with_subscription_type(SubType::Exclusive)
-            .with_options(ConsumerOptions::default().with_initial_position(InitialPosition::Earliest))
-            .build::<Vec<u8>>()
-            .await
-            .expect("subscribe");
-        let mut producer = client
-            .producer()
-            .with_topic(&full)
-            .with_name(format!("{topic}-producer"))
-            .with_options(ProducerOptions { batch_size, ..Default::default() })
-            .build()
-            .await
-            .expect("create the producer");
+        let (mut consumer, mut producer) = consumer_and_producer(&client, topic, batch_size).await;
         let mut receipts = Vec::new();
         for i in 0..N {
             let message = producer::Message {
@@ -82,6 +65,34 @@ async fn the_rust_client_produces_and_consumes_with_and_without_batching() {
         assert_eq!(texts, (0..N).map(|i| format!("{topic}-{i}")).collect::<Vec<_>>(), "HTTP pull of {topic}");
         assert_eq!(got[3]["key"], "k3");
     }
+}
+
+/// An Exclusive consumer of subscription `s` from the earliest message of `topic` (in
+/// `public/default`), and a producer named `<topic>-producer` batching `batch_size` messages.
+async fn consumer_and_producer(
+    client: &Pulsar<TokioExecutor>,
+    topic: &str,
+    batch_size: Option<u32>,
+) -> (pulsar::Consumer<Vec<u8>, TokioExecutor>, pulsar::Producer<TokioExecutor>) {
+    let full = format!("persistent://public/default/{topic}");
+    let consumer = client
+        .consumer()
+        .with_topic(&full)
+        .with_subscription("s")
+        .with_subscription_type(SubType::Exclusive)
+        .with_options(ConsumerOptions::default().with_initial_position(InitialPosition::Earliest))
+        .build::<Vec<u8>>()
+        .await
+        .expect("subscribe");
+    let producer = client
+        .producer()
+        .with_topic(&full)
+        .with_name(format!("{topic}-producer"))
+        .with_options(ProducerOptions { batch_size, ..Default::default() })
+        .build()
+        .await
+        .expect("create the producer");
+    (consumer, producer)
 }
 
 async fn next_message(
@@ -246,22 +257,7 @@ async fn the_rust_client_gets_its_binary_keys_and_ordering_keys_back() {
     let app = TestApp::standalone().await;
     let client = Pulsar::builder(app.pulsar_url(), TokioExecutor).build().await.expect("pulsar-rs connects");
     for (topic, batch_size) in [("rs-keys", None), ("rs-keys-batched", Some(4))] {
-        let full = format!("persistent://public/default/{topic}");
-        let mut consumer = client
-            .consumer()
-            .with_topic(&full)
-            .with_subscription("s")
-            .with_options(ConsumerOptions::default().with_initial_position(InitialPosition::Earliest))
-            .build::<Vec<u8>>()
-            .await
-            .expect("subscribe");
-        let mut producer = client
-            .producer()
-            .with_topic(&full)
-            .with_options(ProducerOptions { batch_size, ..Default::default() })
-            .build()
-            .await
-            .expect("create the producer");
+        let (mut consumer, mut producer) = consumer_and_producer(&client, topic, batch_size).await;
         let mut receipts = Vec::new();
         for i in 0..4u8 {
             use base64::Engine;
