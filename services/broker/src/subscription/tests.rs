@@ -174,3 +174,25 @@ async fn another_consumers_take_skips_the_window_forward_and_nothing_is_delivere
     seen.extend(offsets_of(&sub.take_with(Some(1), 100, 1 << 20, None, with_ahead(&ahead)).await.unwrap()));
     assert_eq!(seen, (0..40).collect::<Vec<_>>());
 }
+
+#[test]
+fn key_shared_hashes_the_sticky_key_as_pulsar_takes_it() {
+    use magnetar_core::hash::key_slot;
+    use magnetar_storage::Record;
+    let rec = |key: Option<&str>, key_base64: bool, ordering: Option<&'static [u8]>| Record {
+        key: key.map(str::to_string),
+        key_base64,
+        ordering_key: ordering.map(bytes::Bytes::from_static),
+        ..Record::default()
+    };
+    // The ordering key first, whatever the key.
+    assert_eq!(state::slot_of(&rec(Some("k"), false, Some(b"ord"))), key_slot(b"ord"));
+    // A binary key's bytes, not its base64 text ("AP8=" is 0x00 0xff).
+    assert_eq!(state::slot_of(&rec(Some("AP8="), true, None)), key_slot(&[0, 255]));
+    assert_ne!(state::slot_of(&rec(Some("AP8="), true, None)), key_slot(b"AP8="));
+    // A text key as it is; a flagged key that is not base64 after all, as text.
+    assert_eq!(state::slot_of(&rec(Some("AP8="), false, None)), key_slot(b"AP8="));
+    assert_eq!(state::slot_of(&rec(Some("not base64!"), true, None)), key_slot(b"not base64!"));
+    // No key at all: Pulsar's NONE_KEY.
+    assert_eq!(state::slot_of(&rec(None, false, None)), key_slot(b"NONE_KEY"));
+}
