@@ -40,8 +40,6 @@ struct IssuerKeys {
 
 /// What a token's issuer and key id find.
 pub enum Found<'a> {
-    /// Not one of the allowed issuers: the token is checked against the static key.
-    NotOpenId,
     Key(&'a DecodingKey, &'a [Algorithm]),
     /// An allowed issuer that publishes no such key (as of the last fetch).
     Unknown,
@@ -99,11 +97,9 @@ impl OpenIdKeys {
         self.issuers.contains_key(normalized(issuer))
     }
 
-    /// Runs `f` with the key `kid` of `issuer` as last fetched.
+    /// Runs `f` with the key `kid` of `issuer` (an allowed one: [`OpenIdKeys::allows`]) as last
+    /// fetched.
     pub fn with_key<T>(&self, issuer: &str, kid: Option<&str>, f: impl FnOnce(Found<'_>) -> T) -> T {
-        if !self.allows(issuer) {
-            return f(Found::NotOpenId);
-        }
         let keys = self.keys.read();
         let Some(held) = keys.get(normalized(issuer)) else { return f(Found::Unknown) };
         let key = match kid {

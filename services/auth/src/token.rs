@@ -219,7 +219,7 @@ impl Authenticator {
                 Rules { role_claim: &o.role_claim, audience_claim: "aud", audiences: &o.audiences, require_exp: true };
             return o.keys.with_key(&issuer, header.kid.as_deref(), |found| match found {
                 Found::Key(key, algorithms) => self.verify_with(token, &header, key, algorithms, &rules),
-                Found::Unknown | Found::NotOpenId => Err(AuthError::UnknownSigningKey(issuer.clone())),
+                Found::Unknown => Err(AuthError::UnknownSigningKey(issuer.clone())),
             });
         }
         let audiences = self.audience.as_slice();
