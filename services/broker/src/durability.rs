@@ -250,6 +250,11 @@ pub(crate) async fn apply(ctx: &Context, loading: Loading<'_>, durability: Durab
     // A log keeps its handle across unloads: whatever an earlier load set, the records
     // recovered below are appended with local durability (they are committed already).
     log.set_local_durability();
+    if let Some(replication) = &ctx.replication {
+        // Registered under an earlier epoch (unloaded, still owned): that epoch's record can no
+        // longer change, and this load registers its own.
+        replication.forget_before(log_id as u64, epoch);
+    }
     adopt_accepted(log, log_id, epoch).await?;
     let replicas = if ctx.tier.enabled() { ctx.metadata.partition_replicas(log_id).await? } else { None };
     if let Some((previous, set)) = &replicas
@@ -379,7 +384,7 @@ pub(crate) async fn re_replicate(ctx: &Context, replication: &Arc<crate::replica
                 // Another broker owns it since: not this stream's any more.
                 Err(e @ MetadataError::Fenced { .. }) => {
                     ctx.note_fenced(&e);
-                    replication.forget(*log_id, served.epoch);
+                    let _ = replication.forget(*log_id, served.epoch);
                 }
                 Err(e) => {
                     // The stream stays where it is (its acknowledgements wait for the dead peer):
@@ -406,7 +411,7 @@ async fn resend_lost_copies(replication: &Arc<crate::replication::Replication>) 
     for (writer, losses) in replication.lost_copies() {
         let mut all = true;
         for (log_id, served) in replication.served_on(Some(&writer)) {
-            match served.log.commit_local_tail(served.log.uploaded_end()).await {
+            match resend_tail(replication, log_id, &served).await {
                 Ok(sent) => {
                     replication.count_tail_resent();
                     tracing::info!(log_id, sent, "partition tail sent again to a replica that had lost its copy");
@@ -423,6 +428,22 @@ async fn resend_lost_copies(replication: &Arc<crate::replication::Replication>) 
     }
 }
 
+/// Sends a registered partition's tail past its uploaded segments to its stream's peers. One
+/// whose log was deleted meanwhile (its topic with it) is forgotten: `Ok(0)`.
+async fn resend_tail(
+    replication: &crate::replication::Replication,
+    log_id: u64,
+    served: &crate::replication::Served,
+) -> magnetar_storage::Result<u64> {
+    match served.log.commit_local_tail(served.log.uploaded_end()).await {
+        Err(magnetar_storage::StorageError::LogDeleted(_)) => {
+            let _ = replication.forget(log_id, served.epoch);
+            Ok(0)
+        }
+        other => other,
+    }
+}
+
 /// Completes the moves of streams off dead peers: every partition whose record still names a
 /// previous set next to the peers its stream goes to now gets its tail past the uploaded
 /// segments sent to them, then a record naming them alone. What fails is retried at the next
@@ -434,16 +455,18 @@ async fn finish_moves(ctx: &Context, replication: &Arc<crate::replication::Repli
         {
             continue;
         }
-        let res = async {
-            served.log.commit_local_tail(served.log.uploaded_end()).await?;
-            let done = ReplicaSet { previous_peers: Vec::new(), ..served.set.clone() };
-            ctx.metadata.set_partition_replicas(log_id as i64, served.epoch, Some(&done)).await?;
-            replication.loaded(log_id, crate::replication::Served { set: done, ..served.clone() });
-            Ok::<_, BrokerError>(())
-        }
-        .await;
-        if let Err(e) = res {
+        if let Err(e) = resend_tail(replication, log_id, &served).await {
             tracing::warn!(log_id, error = %e, "tail not re-sent to the new replicas; retried later");
+            continue;
+        }
+        let done = ReplicaSet { previous_peers: Vec::new(), ..served.set.clone() };
+        match ctx.metadata.set_partition_replicas(log_id as i64, served.epoch, Some(&done)).await {
+            Ok(()) => replication.loaded(log_id, crate::replication::Served { set: done, ..served.clone() }),
+            Err(e @ MetadataError::Fenced { .. }) => {
+                ctx.note_fenced(&e);
+                let _ = replication.forget(log_id, served.epoch);
+            }
+            Err(e) => tracing::warn!(log_id, error = %e, "replica set not recorded after the move; retried later"),
         }
     }
 }
@@ -568,10 +591,21 @@ pub(crate) async fn wait_committed(p: &crate::partition::Partition, stream_move:
 /// After a handover uploaded the whole tail: the replicas hold nothing the bucket lacks, so the
 /// next owner need not reach them (a rolling restart does not wait for the peer that is down).
 pub(crate) async fn release_replicas(ctx: &Context, p: &crate::partition::Partition) -> Result<()> {
-    if p.log.replicated_epoch().is_none() || p.log.uploaded_end() < p.log.end_offset() {
+    let (Some(_), Some(replication)) = (p.log.replicated_epoch(), &ctx.replication) else { return Ok(()) };
+    if p.log.uploaded_end() < p.log.end_offset() {
         return Ok(());
     }
-    ctx.metadata.set_partition_replicas(p.log_id, p.epoch, None).await?;
+    // Out of its stream's partitions first, under the moves' lock: a stream moving now would
+    // record the set again (`re_replicate`).
+    let _moves = replication.moves().await;
+    let served = replication.forget(p.log_id as u64, p.epoch);
+    if let Err(e) = ctx.metadata.set_partition_replicas(p.log_id, p.epoch, None).await {
+        // The handover fails and the partition stays here: its record moves with the stream.
+        if let Some(served) = served {
+            replication.loaded(p.log_id as u64, served);
+        }
+        return Err(e.into());
+    }
     Ok(())
 }
 

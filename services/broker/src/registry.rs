@@ -414,6 +414,7 @@ impl TopicRegistry {
         }
         let Some(topic) = self.unload_locked(name) else { return false };
         for p in &topic.partitions {
+            self.forget_replicas(p.log_id);
             if let Err(e) = self.ctx.storage.delete_log(p.log_id as u64).await {
                 tracing::warn!(log_id = p.log_id, error = %e, "could not delete data of a deleted partition");
             }
@@ -424,15 +425,22 @@ impl TopicRegistry {
 
     fn unload_locked(&self, name: &TopicName) -> Option<Arc<Topic>> {
         let removed = self.topics.write().unwrap_or_else(|e| e.into_inner()).remove(name);
-        if let Some(t) = &removed {
-            for p in &t.partitions {
-                p.mark_unloaded();
-                if let Some(r) = &self.ctx.replication {
-                    r.forget(p.log_id as u64, p.epoch);
-                }
-            }
+        // A replicated partition stays registered with its stream (`Replication::served_on`)
+        // while this broker owns it, loaded or not: a stream moving off a dead peer then moves
+        // its record too, and loading it here again (after a handover that failed, say) reads
+        // peers that are alive. Its next load, another broker's load (fenced) or its deletion
+        // ends that.
+        for p in removed.iter().flat_map(|t| t.partitions.iter()) {
+            p.mark_unloaded();
         }
         removed
+    }
+
+    /// Forgets the replicated durability of a partition whose log goes (its topic deleted).
+    fn forget_replicas(&self, log_id: i64) {
+        if let Some(r) = &self.ctx.replication {
+            r.forget_before(log_id as u64, i64::MAX);
+        }
     }
 
     /// Unloads the topics of partitions removed from the metadata store and deletes their local
@@ -455,6 +463,7 @@ impl TopicRegistry {
             }
         }
         for p in removed {
+            self.forget_replicas(p.log_id);
             if let Err(e) = self.ctx.storage.delete_log(p.log_id as u64).await {
                 tracing::warn!(log_id = p.log_id, error = %e, "could not delete partition data");
             }

@@ -11,8 +11,9 @@
 
 use crate::common::eventually;
 use crate::common::tier::{Load, assert_stored_once, bundle_of, ownership, partition, wait_acknowledged};
+use crate::common::weed::Weed;
 use crate::tier_failover::{Mode, metric, partitions_of};
-use crate::tier_lost_disk::{every_partition_acknowledges, owner_and_peer, tier_with};
+use crate::tier_lost_disk::{every_partition_acknowledges, owner_and_peer, tier_with_config};
 use magnetar_tests::{BrokerProcess, call};
 use reqwest::Method;
 use std::collections::BTreeSet;
@@ -34,10 +35,12 @@ struct Tier {
     first: String,
 }
 
-async fn tier<const N: usize>(more: &str) -> Tier {
+/// `N` brokers on the shared S3 server, or on `store`.
+async fn tier<const N: usize>(store: Option<&Weed>) -> Tier {
     let dir = tempfile::tempdir().unwrap();
     let c = reqwest::Client::new();
-    let (brokers, acked) = tier_with::<N>(&c, dir.path(), Mode::Replicated, more).await;
+    let on_store = |cfg: String| store.map_or(cfg.clone(), |w| w.serving(&cfg));
+    let (brokers, acked) = tier_with_config::<N>(&c, dir.path(), Mode::Replicated, on_store).await;
     let (owner, peer) = owner_and_peer(&c, &brokers).await;
     let third = (0..N).find(|i| *i != owner && *i != peer).expect("a third broker");
     let via = brokers[third].base.clone();
@@ -144,7 +147,7 @@ impl Tier {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unload_while_a_replica_peer_is_dead_is_refused_until_the_stream_moved_and_loses_nothing() {
-    let mut t = tier::<3>("").await;
+    let mut t = tier::<3>(None).await;
     let load = t.load().await;
     let (killed, waiting) = t.kill_peer().await;
     let (status, answer, took) = t.unload(&t.first_bundle()).await;
@@ -177,7 +180,7 @@ async fn an_unload_while_a_replica_peer_is_dead_is_refused_until_the_stream_move
 /// live ones make a quorum of 2), nothing lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_right_after_a_replica_peer_died_hands_everything_over_once_the_stream_moved() {
-    let mut t = tier::<4>("").await;
+    let mut t = tier::<4>(None).await;
     let load = t.load().await;
     let (killed, waiting) = t.kill_peer().await;
     let status = tokio::task::block_in_place(|| t.brokers[t.owner].terminate());
@@ -204,7 +207,7 @@ async fn a_drain_right_after_a_replica_peer_died_hands_everything_over_once_the_
 /// the frozen peer, waiting for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handover_begun_as_a_replica_peer_froze_completes_once_the_stream_moved_and_loses_nothing() {
-    let t = tier::<3>("").await;
+    let t = tier::<3>(None).await;
     let load = t.load().await;
     t.brokers[t.peer].pause();
     let frozen = Instant::now();
@@ -218,6 +221,49 @@ async fn a_handover_begun_as_a_replica_peer_froze_completes_once_the_stream_move
         format!(
             "peer frozen: handover done {} ms after, every partition acknowledging after {serving} ms, the peer still frozen",
             took.as_millis() + 500
+        )
+    })
+    .await;
+}
+
+/// The handover of the test above meeting the object store down as well: the stream moves off
+/// the frozen peer while the handover waits, then the upload fails and the bundle stays here.
+/// Its partitions, unloaded meanwhile, had their record of replicas moved with the stream, so
+/// loading them again here recovers from the live peer they were re-sent to: they serve again,
+/// the peer still frozen and the bucket still down. Before, the record still named the frozen
+/// peer and the partitions waited for it (docs/durability.md, "Loaded again on the same broker").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handover_failing_after_its_stream_moved_leaves_partitions_that_serve_without_the_dead_peer() {
+    let mut weed = Weed::start().await;
+    let t = tier::<3>(Some(&weed)).await;
+    let load = t.load().await;
+    t.brokers[t.peer].pause();
+    let frozen = Instant::now();
+    let waiting = t.send_waiting();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The bucket goes while the handover waits for the stream to move (its other partitions
+    // uploaded by then), so the upload after the move fails.
+    let bucket_down = async {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        weed.kill();
+    };
+    let bundle = t.first_bundle();
+    let ((status, answer, took), ()) = tokio::join!(t.unload(&bundle), bucket_down);
+    eprintln!("unload 500 ms after the peer froze, the bucket down: {status} in {} ms: {answer}", took.as_millis());
+    assert_eq!(status, 503, "the upload failed, the handover with it: {answer}");
+    assert!(took > Duration::from_secs(4), "the handover waited for the stream to move: {} ms", took.as_millis());
+    let (owned, _) = ownership(&t.c, &t.via).await;
+    assert_eq!(owned.get(&bundle), Some(&t.brokers[t.owner].addr), "the bundle stays with its owner");
+
+    every_partition_acknowledges(&t.c, &t.via, "probe-down").await;
+    let serving = frozen.elapsed();
+    // Reading the load back needs what was uploaded before.
+    weed.spawn().await;
+    t.finish_once_serving(load, waiting, frozen, |_| {
+        format!(
+            "peer frozen, bucket down: handover failed {} ms after, every partition acknowledging after {} ms",
+            took.as_millis() + 500,
+            serving.as_millis()
         )
     })
     .await;

@@ -26,11 +26,21 @@ pub(crate) async fn tier_with<const N: usize>(
     mode: Mode,
     more: &str,
 ) -> (Vec<BrokerProcess>, std::collections::BTreeSet<String>) {
+    tier_with_config::<N>(c, dir, mode, |cfg| cfg + more).await
+}
+
+/// `tier_with`, its configuration edited by `edit`.
+pub(crate) async fn tier_with_config<const N: usize>(
+    c: &reqwest::Client,
+    dir: &std::path::Path,
+    mode: Mode,
+    edit: impl FnOnce(String) -> String,
+) -> (Vec<BrokerProcess>, std::collections::BTreeSet<String>) {
     // No balancing: the tests follow one owner's partitions.
-    let cfg = tier_config().await.replace(
+    let cfg = edit(tier_config().await.replace(
         "[broker.tier]\nenabled = true\n",
         "[broker.tier]\nenabled = true\nrebalance_interval_ms = 3600000\nrebalance_margin = 1000.0\n",
-    ) + more;
+    ));
     let brokers: Vec<_> = brokers::<N>(dir, &cfg).into_iter().collect();
     let base0 = brokers[0].base.clone();
     namespace(c, &base0).await;

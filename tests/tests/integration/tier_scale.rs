@@ -107,15 +107,31 @@ async fn rolling_restart(mode: Option<&str>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scaling_one_to_three_to_one_under_load_balances_in_bounded_moves_and_loses_nothing() {
+async fn scaling_one_to_three_to_one_to_three_under_load_balances_in_bounded_moves_and_loses_nothing() {
     scale(false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scaling_one_to_three_to_one_with_object_store_durability_loses_nothing() {
+async fn scaling_one_to_three_to_one_to_three_with_object_store_durability_loses_nothing() {
     scale(true).await;
 }
 
+/// Waits until the `bundles` bundles are spread over `brokers` (each owning one at least, no two
+/// apart by more than one); the counts.
+async fn balanced_over(c: &reqwest::Client, via: &str, brokers: &[&str], bundles: usize) -> BTreeMap<String, usize> {
+    eventually(30, "balance over three brokers", || async {
+        let (owned, _) = ownership(c, via).await;
+        let n = counts(&owned);
+        let settled = owned.len() == bundles
+            && brokers.iter().all(|id| n.get(*id).copied().unwrap_or(0) >= 1)
+            && n.values().max().unwrap() - n.values().min().unwrap() <= 1;
+        settled.then_some(n)
+    })
+    .await
+}
+
+/// 1 → 3 → 1 → 3 under load (the 3 → 1 → 3 after a first balance), no request failing
+/// and every acknowledged message stored once.
 async fn scale(object_store: bool) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config().await;
@@ -135,15 +151,7 @@ async fn scale(object_store: bool) {
     // 1 → 3: the new brokers receive bundles until no broker is above the mean by the margin.
     let b = BrokerProcess::start_cluster(&dir.path().join("b"), &cfg, &[]);
     let c3 = BrokerProcess::start_cluster(&dir.path().join("c"), &cfg, &[]);
-    let balanced = eventually(30, "balance over three brokers", || async {
-        let (owned, _) = ownership(&c, &a.base).await;
-        let n = counts(&owned);
-        let settled = owned.len() == bundles
-            && [&a.addr, &b.addr, &c3.addr].iter().all(|id| n.get(*id).copied().unwrap_or(0) >= 1)
-            && n.values().max().unwrap() - n.values().min().unwrap() <= 1;
-        settled.then_some(n)
-    })
-    .await;
+    let balanced = balanced_over(&c, &a.base, &[&a.addr, &b.addr, &c3.addr], bundles).await;
     let text = c.get(format!("{}/metrics", a.base)).send().await.unwrap().text().await.unwrap();
     let moves: f64 = text
         .lines()
@@ -155,10 +163,20 @@ async fn scale(object_store: bool) {
     let b = terminate(b).await;
     let c3 = terminate(c3).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let acked = load.finish_without_failures("under load").await;
+    let mut acked = load.finish_without_failures("1 → 3 → 1 under load").await;
     let (owned, unavailable) = ownership(&c, &a.base).await;
     assert!(!unavailable && owned.values().all(|o| o == &a.addr), "{owned:?}");
-    assert_stored_once(&c, &a.base, &acked).await;
+
+    // 1 → 3 again: the two come back and take bundles over while the load goes on.
+    let load = Load::numbered(vec![a.base.clone()], 10..13);
+    let b = restart(b).await;
+    let c3 = restart(c3).await;
+    balanced_over(&c, &a.base, &[&a.addr, &b.addr, &c3.addr], bundles).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    acked.extend(load.finish_without_failures("1 → 3 again under load").await);
+    let (_, unavailable) = ownership(&c, &a.base).await;
+    assert!(!unavailable);
+    assert_stored_once(&c, &b.base, &acked).await;
     drop((b, c3));
 }
 

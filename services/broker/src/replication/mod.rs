@@ -244,10 +244,18 @@ impl Replication {
         self.served.lock().insert(log_id, served);
     }
 
-    /// Forgets partition `log_id` as loaded under `epoch` (another broker took it since).
-    pub(crate) fn forget(&self, log_id: u64, epoch: i64) {
+    /// Forgets partition `log_id` as loaded under `epoch` (another broker took it since, or its
+    /// record no longer names replicas); what it was.
+    pub(crate) fn forget(&self, log_id: u64, epoch: i64) -> Option<Served> {
         let mut served = self.served.lock();
-        if served.get(&log_id).is_some_and(|s| s.epoch == epoch) {
+        if served.get(&log_id).is_some_and(|s| s.epoch == epoch) { served.remove(&log_id) } else { None }
+    }
+
+    /// Forgets partition `log_id` as loaded under any epoch before `epoch` (it is being loaded
+    /// under `epoch`, or deleted: `i64::MAX`).
+    pub(crate) fn forget_before(&self, log_id: u64, epoch: i64) {
+        let mut served = self.served.lock();
+        if served.get(&log_id).is_some_and(|s| s.epoch < epoch) {
             served.remove(&log_id);
         }
     }

@@ -60,6 +60,31 @@ impl Weed {
         cfg
     }
 
+    /// A broker configuration (`cluster_toml`'s) with its `[object_store]` pointed at this server.
+    pub fn serving(&self, cfg: &str) -> String {
+        let values = [
+            ("endpoint", self.endpoint()),
+            ("bucket", WEED_BUCKET.to_string()),
+            ("access_key_id", WEED_KEY.to_string()),
+            ("secret_access_key", WEED_SECRET.to_string()),
+        ];
+        let mut section = "";
+        let lines: Vec<String> = cfg
+            .lines()
+            .map(|line| {
+                if line.starts_with('[') {
+                    section = line;
+                }
+                let key = line.split(" = ").next().unwrap_or_default();
+                match values.iter().find(|(k, _)| section == "[object_store]" && *k == key) {
+                    Some((k, v)) => format!("{k} = \"{v}\""),
+                    None => line.to_string(),
+                }
+            })
+            .collect();
+        lines.join("\n") + "\n"
+    }
+
     /// Starts the server (as `scripts/test.sh` does) and waits until S3 answers and the bucket
     /// exists.
     pub async fn spawn(&mut self) {
