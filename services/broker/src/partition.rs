@@ -79,6 +79,9 @@ pub struct Partition {
     pub(crate) dedup: crate::dedup::PartitionDedup,
     /// The compacted view and the state of its compactions.
     pub compaction: Arc<crate::compaction::PartitionCompaction>,
+    /// This broker's replication (in a tier), which knows the replica set of a partition served
+    /// with replicated durability.
+    replication: Option<Arc<crate::replication::Replication>>,
 }
 
 impl Partition {
@@ -123,7 +126,15 @@ impl Partition {
             policy,
             dedup: Default::default(),
             compaction: Arc::default(),
+            replication: ctx.replication.clone(),
         }
+    }
+
+    /// The replica set the partition's records go to, when it is served with replicated
+    /// durability (it changes when a dead peer is replaced).
+    pub fn replicas(&self) -> Option<magnetar_metadata::ReplicaSet> {
+        self.log.replicated_epoch()?;
+        self.replication.as_ref()?.set_of(self.log_id as u64, self.epoch)
     }
 
     /// A durable subscription.

@@ -96,6 +96,19 @@ pub struct TopicStats {
     /// in a topic's totals while its partitions differ, during a change of mode).
     #[serde(default)]
     pub durability: String,
+    /// Magnetar: brokers each record is written to before it is acknowledged (the write quorum
+    /// of replicated durability; 1 for `local` and `object-store`, whose second copy is the
+    /// bucket's). In a topic's totals the lowest of its partitions' (0: not reported).
+    #[serde(default)]
+    pub write_quorum: u32,
+    /// Magnetar: the ack quorum in force (replicated durability: a record is acknowledged once
+    /// `min(ackQuorum, writeQuorum - 1)` peers hold it; 1 otherwise); in totals the lowest.
+    #[serde(default)]
+    pub ack_quorum: u32,
+    /// Magnetar: the brokers holding copies of the partition's records besides its owner
+    /// (replicated durability); absent otherwise and in a topic's totals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replica_peers: Vec<String>,
     /// Pulsar's `CompactionStats` of the topic's last compactions since it was loaded.
     pub compaction: crate::compaction::CompactionStats,
     /// Magnetar: the limit and life policies in force for the topic and the level each comes
@@ -185,7 +198,11 @@ pub fn partition_stats(p: &Partition) -> TopicStats {
     let rates = p.rates();
     let msg_in = p.counters.msg_in.load(Ordering::Relaxed);
     let bytes_in = p.counters.bytes_in.load(Ordering::Relaxed);
+    let replicas = p.replicas();
     let mut stats = TopicStats {
+        write_quorum: replicas.as_ref().map_or(1, |r| r.write_quorum),
+        ack_quorum: replicas.as_ref().map_or(1, |r| r.ack_quorum),
+        replica_peers: replicas.map(|r| r.peers).unwrap_or_default(),
         msg_rate_in: rates.msg_in,
         msg_throughput_in: rates.bytes_in,
         msg_rate_out: rates.msg_out,
@@ -300,6 +317,18 @@ pub fn aggregate<'a>(parts: impl Iterator<Item = &'a TopicStats>) -> TopicStats 
         } else if t.durability != s.durability {
             t.durability = "mixed".into();
         }
+        // The weakest guarantee among the partitions (0: one that did not say).
+        let lowest = |total: u32, one: u32| {
+            if total == 0 {
+                one
+            } else if one == 0 {
+                total
+            } else {
+                total.min(one)
+            }
+        };
+        t.write_quorum = lowest(t.write_quorum, s.write_quorum);
+        t.ack_quorum = lowest(t.ack_quorum, s.ack_quorum);
         t.compaction.merge(&s.compaction);
         t.publishers.extend(s.publishers.iter().cloned());
         t.waiting_publishers += s.waiting_publishers;

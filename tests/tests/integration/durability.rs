@@ -193,6 +193,9 @@ async fn a_broker_killed_and_restarted_serves_every_acknowledged_message_once() 
     let stats = format!("{}/admin/v2/persistent/{}/stats", a.base, crate::common::tier::partition(0));
     let s = expect(call(&c, Method::GET, &stats, None).await, 200, "stats");
     assert_eq!(s["durability"], "object-store", "{s}");
+    // One broker writes each record; its second copy is the bucket's.
+    assert_eq!((s["writeQuorum"].as_u64(), s["ackQuorum"].as_u64()), (Some(1), Some(1)), "{s}");
+    assert!(s.get("replicaPeers").is_none(), "{s}");
 }
 
 /// The keys of log objects of `cluster` in the bucket.

@@ -294,6 +294,7 @@ async fn the_durability_policy_is_validated_and_removable() {
     expect(call(&c, Method::POST, &topic, Some(json!({"messages": [{"payload": "eQ=="}]}))).await, 200, "produce");
     let after = expect(call(&c, Method::GET, &stats, None).await, 200, "stats");
     assert_eq!(after["durability"], "local", "{after}");
+    assert_eq!((after["writeQuorum"].as_u64(), after["ackQuorum"].as_u64()), (Some(1), Some(1)), "{after}");
     let peek =
         format!("{}/admin/v2/persistent/acme/app/t/examinemessage?initialPosition=earliest&messagePosition=1", a.base);
     assert_eq!(c.get(&peek).send().await.unwrap().status().as_u16(), 200, "the first message kept");

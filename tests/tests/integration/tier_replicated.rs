@@ -15,6 +15,35 @@ use reqwest::Method;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
+/// Partition `i`, owned by the broker at `owner`, shows write quorum 3 and ack quorum 2 with
+/// `peers` as its replicas in its stats, in the topic's totals and in the owner's metrics.
+async fn shows_its_quorum(c: &reqwest::Client, owner: &str, i: u32, peers: &[&String]) {
+    let url = format!("{owner}/admin/v2/persistent/{}/stats", partition(i));
+    let stats = expect(call(c, Method::GET, &url, None).await, 200, "stats");
+    assert_eq!((stats["writeQuorum"].as_u64(), stats["ackQuorum"].as_u64()), (Some(3), Some(2)), "{stats}");
+    let mut named: Vec<&str> =
+        stats["replicaPeers"].as_array().expect("replicaPeers").iter().flat_map(|p| p.as_str()).collect();
+    named.sort();
+    let mut expected: Vec<&str> = peers.iter().map(|p| p.as_str()).collect();
+    expected.sort();
+    assert_eq!(named, expected, "{stats}");
+    let url = format!("{owner}/admin/v2/persistent/{TOPIC}/partitioned-stats");
+    let totals = expect(call(c, Method::GET, &url, None).await, 200, "partitioned stats");
+    assert_eq!((totals["writeQuorum"].as_u64(), totals["ackQuorum"].as_u64()), (Some(3), Some(2)), "{totals}");
+    let text = c.get(format!("{owner}/metrics")).send().await.unwrap().text().await.unwrap();
+    let topic = format!("topic=\"persistent://{}\"", partition(i));
+    let value = |family: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(&format!("{family}{{")) && l.contains(&topic));
+        line.and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{family} of {topic}"))
+    };
+    assert_eq!(value("magnetar_durability_replicated"), 1.0);
+    assert_eq!(value("magnetar_durability_object_store"), 0.0);
+    assert_eq!(value("magnetar_durability_write_quorum"), 3.0);
+    assert_eq!(value("magnetar_durability_ack_quorum"), 2.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_write_quorum_3_killing_the_owner_and_a_replica_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
@@ -39,6 +68,7 @@ async fn with_write_quorum_3_killing_the_owner_and_a_replica_loses_nothing_ackno
 
     let on_a = crate::tier_failover::partitions_of(&c, &a.base, &a.addr).await;
     assert!(!on_a.is_empty(), "a owns none of the {PARTITIONS} partitions");
+    shows_its_quorum(&c, &a.base, on_a[0], &[&b.addr, &c3.addr]).await;
 
     // The owner of some partitions and a replica of everything die together.
     let killed = Instant::now();

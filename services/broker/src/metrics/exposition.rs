@@ -45,6 +45,13 @@ pub struct Sample {
     subscribe_throttled: u64,
     policy_refusals: u64,
     compaction: crate::compaction::CompactionTotals,
+    /// Partitions acknowledged through the object store, through replicas (1 or 0 for one).
+    object_store: u64,
+    replicated: u64,
+    /// Brokers each record is written to, and how many must hold it before its
+    /// acknowledgement; the lowest of a namespace's topics when summed.
+    write_quorum: u32,
+    ack_quorum: u32,
     subscriptions: BTreeMap<String, SubscriptionStats>,
 }
 
@@ -86,6 +93,10 @@ impl Sample {
             subscribe_throttled: PolicyMetrics::read(&p.policy.metrics.subscribe_throttled),
             policy_refusals: PolicyMetrics::read(&p.policy.metrics.refused),
             compaction: p.compaction.totals(),
+            object_store: u64::from(stats.durability == "object-store"),
+            replicated: u64::from(stats.durability == "replicated"),
+            write_quorum: stats.write_quorum,
+            ack_quorum: stats.ack_quorum,
             subscriptions: stats.subscriptions,
         };
         (namespace, sample)
@@ -111,12 +122,14 @@ impl Sample {
         self.offloaded_size += o.offloaded_size;
         self.msg_backlog += o.msg_backlog;
         self.delayed += o.delayed;
-        self.backlog_quota_limit = if self.topics == o.topics {
-            // The first topic added: its value, not the default 0 (which is not "no quota").
-            o.backlog_quota_limit
-        } else {
-            self.backlog_quota_limit.max(o.backlog_quota_limit)
-        };
+        let first = self.topics == o.topics;
+        // The first topic added: its value, not the default 0 (which is not "no quota").
+        self.backlog_quota_limit =
+            if first { o.backlog_quota_limit } else { self.backlog_quota_limit.max(o.backlog_quota_limit) };
+        self.write_quorum = if first { o.write_quorum } else { self.write_quorum.min(o.write_quorum) };
+        self.ack_quorum = if first { o.ack_quorum } else { self.ack_quorum.min(o.ack_quorum) };
+        self.object_store += o.object_store;
+        self.replicated += o.replicated;
         self.write_latency.add(&o.write_latency);
         self.entry_size.add(&o.entry_size);
         self.publish_rate_limit_times += o.publish_rate_limit_times;
@@ -304,6 +317,30 @@ const FAMILIES: &[Family] = &[
         "producers, consumers and subscriptions refused by a limit policy",
         Kind::Counter,
         |s| s.policy_refusals as f64,
+    ),
+    topic(
+        "magnetar_durability_object_store",
+        "1 for a partition acknowledged only once its records are committed in the object store (per namespace: how many)",
+        Kind::Gauge,
+        |s| s.object_store as f64,
+    ),
+    topic(
+        "magnetar_durability_replicated",
+        "1 for a partition acknowledged only once its records are on its ack quorum of peer brokers (per namespace: how many)",
+        Kind::Gauge,
+        |s| s.replicated as f64,
+    ),
+    topic(
+        "magnetar_durability_write_quorum",
+        "brokers each record is written to (1 unless replicated; per namespace the lowest)",
+        Kind::Gauge,
+        |s| s.write_quorum as f64,
+    ),
+    topic(
+        "magnetar_durability_ack_quorum",
+        "ack quorum in force: a record is acknowledged once min(ack quorum, write quorum - 1) peer brokers hold it (1 unless replicated; per namespace the lowest)",
+        Kind::Gauge,
+        |s| s.ack_quorum as f64,
     ),
     subscription("pulsar_subscription_back_log", "unacknowledged messages", |s| s.msg_backlog as f64),
     subscription(

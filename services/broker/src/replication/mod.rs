@@ -244,6 +244,11 @@ impl Replication {
         self.served.lock().insert(log_id, served);
     }
 
+    /// The replica set of partition `log_id` as loaded here under `epoch`.
+    pub(crate) fn set_of(&self, log_id: u64, epoch: i64) -> Option<ReplicaSet> {
+        self.served.lock().get(&log_id).filter(|s| s.epoch == epoch).map(|s| s.set.clone())
+    }
+
     /// Forgets partition `log_id` as loaded under `epoch` (another broker took it since, or its
     /// record no longer names replicas); what it was.
     pub(crate) fn forget(&self, log_id: u64, epoch: i64) -> Option<Served> {

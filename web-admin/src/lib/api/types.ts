@@ -66,6 +66,12 @@ export interface TopicStats {
   offloadedStorageSize: number;
   /** `local`, `object-store`, `replicated`, or `mixed` while a topic's partitions differ (docs/durability.md). */
   durability?: string;
+  /** Brokers each record is written to (1 unless replicated); the lowest of a topic's partitions in its totals. */
+  writeQuorum?: number;
+  /** The ack quorum in force (1 unless replicated). */
+  ackQuorum?: number;
+  /** The brokers holding copies besides the owner (replicated durability; absent in totals). */
+  replicaPeers?: string[];
   subscriptions: Record<string, SubscriptionStats>;
 }
 

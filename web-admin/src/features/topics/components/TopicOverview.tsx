@@ -13,6 +13,7 @@ import { topicResource } from '../../../lib/permissions';
 import { useAllowed } from '../../../lib/useAllowed';
 import { deleteTopicSpec, topicKeys, updatePartitionsSpec, type TopicRef } from '../api';
 import { STATS_REFRESH_MS, useTopicStats } from '../hooks';
+import { durabilityText, replicasText } from '../durability';
 
 function backlogOf(s: TopicStats): number {
   return Object.values(s.subscriptions ?? {}).reduce((a, sub) => a + sub.msgBacklog, 0);
@@ -85,6 +86,7 @@ export function TopicOverview({ t, partitions, partition, onPartition }: { t: To
   const total = q.data.total;
   const shown = partition !== undefined && q.data.partitions[partition] ? q.data.partitions[partition] : total;
   const subs = Object.keys(total.subscriptions ?? {});
+  const replicated = Object.values(q.data.partitions ?? {}).some((p) => p.replicaPeers?.length);
   return (
     <div className="stack">
       <Tiles
@@ -97,8 +99,9 @@ export function TopicOverview({ t, partitions, partition, onPartition }: { t: To
           { label: 'Backlog', value: `${formatCount(backlogOf(total))} msg` },
           { label: 'Storage, local disk', value: formatBytes(total.storageSize - total.offloadedStorageSize) },
           { label: 'Storage, object store', value: formatBytes(total.offloadedStorageSize) },
-          // What acknowledges a message: the broker's WAL (`local`) or a committed object.
-          { label: 'Durability', value: total.durability || 'local' },
+          // What acknowledges a message: the broker's WAL (`local`), a committed object or replicas.
+          { label: 'Durability', value: durabilityText(total) },
+          ...(partitions === 0 && total.replicaPeers?.length ? [{ label: 'Replicas', value: replicasText(total) }] : []),
         ]}
       />
       {partitions > 0 ? (
@@ -129,6 +132,7 @@ export function TopicOverview({ t, partitions, partition, onPartition }: { t: To
                   <th scope="col" className="num">Backlog</th>
                   <th scope="col" className="num">Local</th>
                   <th scope="col" className="num">Object store</th>
+                  {replicated ? <th scope="col">Replicas</th> : null}
                 </tr>
               </thead>
               <tbody>
@@ -140,6 +144,7 @@ export function TopicOverview({ t, partitions, partition, onPartition }: { t: To
                     <td className="num">{formatCount(backlogOf(s))}</td>
                     <td className="num">{formatBytes(s.storageSize - s.offloadedStorageSize)}</td>
                     <td className="num">{formatBytes(s.offloadedStorageSize)}</td>
+                    {replicated ? <td>{replicasText(s)}</td> : null}
                   </tr>
                 ))}
               </tbody>
