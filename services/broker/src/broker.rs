@@ -133,6 +133,7 @@ impl Broker {
             shutdown: CancellationToken::new(),
             cursor_sync,
             replication,
+            recovered_objects: Default::default(),
         });
         crate::durability::attach_object_log(&ctx);
         let registry = Arc::new(TopicRegistry::new(Arc::clone(&ctx)));

@@ -41,6 +41,8 @@ pub(crate) struct Context {
     /// Replicated durability: this broker's replica streams and its copies of the others'
     /// (only in a broker tier).
     pub replication: Option<Arc<crate::replication::Replication>>,
+    /// Log objects fetched lately by loads recovering a failed broker's tail from the bucket.
+    pub recovered_objects: crate::recovered_objects::RecoveredObjects,
 }
 
 impl Context {

@@ -12,7 +12,7 @@ use magnetar_storage::{LogObjectCommitter, ObjectLog, ObjectLogConfig, ObjectRan
 use std::sync::Arc;
 
 /// A log object's records, per log, as `decode_log_object` returns them.
-type DecodedObject = Vec<(u64, Vec<magnetar_storage::Record>)>;
+use crate::recovered_objects::DecodedObject;
 
 /// Most records re-appended in one request while recovering (one WAL frame each).
 const RECOVERY_CHUNK: usize = 1024;
@@ -656,7 +656,7 @@ async fn recover(
     };
     let mut count = 0;
     // The object last fetched: consecutive ranges often share one.
-    let mut object: Option<(String, DecodedObject)> = None;
+    let mut object: Option<(String, Arc<DecodedObject>)> = None;
     for range in ranges {
         let (start, end) = (range.start_offset as u64, range.end_offset as u64);
         if start > next {
@@ -666,8 +666,16 @@ async fn recover(
             )));
         }
         if object.as_ref().is_none_or(|(k, _)| *k != range.object_key) {
-            let bytes = tier.get_object(&range.object_key).await?;
-            object = Some((range.object_key.clone(), magnetar_storage::decode_log_object(&bytes)?));
+            // Shared with the other partitions' loads: the object holds their records too.
+            let fetched = ctx
+                .recovered_objects
+                .get(&range.object_key, || async {
+                    ctx.metrics.tier.log_object_gets.inc();
+                    let bytes = tier.get_object(&range.object_key).await?;
+                    Ok((magnetar_storage::decode_log_object(&bytes)?, bytes.len()))
+                })
+                .await?;
+            object = Some((range.object_key.clone(), fetched));
         }
         let (_, frames) = object.as_ref().expect("fetched above");
         let records: Vec<magnetar_storage::Record> = frames

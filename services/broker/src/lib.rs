@@ -35,6 +35,7 @@ mod partition;
 pub mod policies;
 mod publish;
 pub mod ranges;
+mod recovered_objects;
 mod registry;
 pub mod replication;
 pub mod schema_compat;

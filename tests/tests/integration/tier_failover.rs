@@ -179,6 +179,25 @@ async fn fail_over_with(failure: Failure, mode: Mode, more: &str) {
     assert!(!confirmed.is_empty(), "nothing to acknowledge on {watched}: {got}");
     expect(call(&c, Method::POST, &sub("ack"), Some(json!({"messageIds": confirmed}))).await, 204, "ack");
 
+    // The log objects b wrote (a few more may go before the kill), the last ones each with
+    // records of all its partitions: sent to them at once, they share objects.
+    let objects = if mode == Mode::ObjectStore {
+        for round in 0..20 {
+            let sends = on_b.iter().map(|i| {
+                let url = format!("{}/topics/persistent/{TOPIC}/partitions/{i}", b.base);
+                let body =
+                    json!({"messages": [{"payload": "eA==", "properties": {"id": format!("burst-{round}-{i}")}}]});
+                let c = c.clone();
+                async move { c.post(&url).json(&body).send().await.map(|r| r.status().as_u16()) }
+            });
+            for status in futures::future::join_all(sends).await {
+                assert_eq!(status.ok(), Some(200), "a message sent to all b's partitions at once");
+            }
+        }
+        metric(&c, &b.base, "magnetar_object_store_log_puts_total").await
+    } else {
+        0.0
+    };
     let failed = Instant::now();
     match failure {
         Failure::Kill => b.kill9(),
@@ -221,6 +240,13 @@ async fn fail_over_with(failure: Failure, mode: Mode, more: &str) {
     );
     assert!(failures.iter().all(|f| f.contains(" 503 ")), "only unavailability while failing over: {failures:?}");
     assert!(metric(&c, &a.base, "magnetar_tier_failovers_total").await >= 1.0);
+    if mode == Mode::ObjectStore {
+        // Each object holds records of all b's partitions: a fetched it once for all of them.
+        let gets = metric(&c, &a.base, "magnetar_object_store_log_gets_total").await;
+        eprintln!("{} partitions recovered from {gets} GETs of b's {objects} log objects", on_b.len());
+        assert!(gets >= 1.0, "nothing recovered from the bucket");
+        assert!(gets <= objects + 5.0, "{gets} GETs of b's {objects} log objects for {} partitions", on_b.len());
+    }
 
     // Acknowledgements b confirmed are not delivered again by a.
     let after = expect(

@@ -38,6 +38,8 @@ pub struct TierMetrics {
     /// Partitions served here with replicated durability whose replica set has a broker that is
     /// not a live member: they acknowledge only while the live copies still make the ack quorum.
     pub under_replicated: IntGauge,
+    /// Log objects fetched from the bucket to recover partitions' tails at load.
+    pub log_object_gets: IntCounter,
 }
 
 impl TierMetrics {
@@ -117,6 +119,11 @@ impl TierMetrics {
             under_replicated: gauge(
                 "magnetar_under_replicated_partitions",
                 "partitions served here with replicated durability whose replica set has a broker that is not live",
+            ),
+            log_object_gets: counter(
+                "magnetar_object_store_log_gets_total",
+                "log objects fetched from the object store to recover partitions' tails at load (one per object for \
+                 all the partitions it holds)",
             ),
         }
     }
