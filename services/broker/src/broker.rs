@@ -353,8 +353,12 @@ impl Broker {
             b.ctx.membership.renew(&b.load()).await;
         });
         if self.ctx.replication.is_some() {
-            self.periodic(Duration::from_secs(30), |b| async move {
+            // Copies held for others: those their partitions' records stopped naming are given
+            // up after the retention, then the sweep deletes what nothing reads.
+            let retention = Duration::from_millis(self.ctx.config.durability.replica_unrecorded_retention_ms);
+            self.periodic(Duration::from_secs(30).min(retention / 2), move |b| async move {
                 if let Some(r) = &b.ctx.replication {
+                    r.discard_unrecorded(&*b.ctx.metadata, retention).await;
                     r.sweep().await;
                 }
             });

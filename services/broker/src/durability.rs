@@ -171,6 +171,10 @@ pub struct DurabilityConfig {
     /// (an HTTP/1.1 upgrade). `false`: one HTTP request per batch, slower, for networks whose
     /// proxies pass no custom upgrade (a service mesh's sidecar, say).
     pub replication_stream: bool,
+    /// Replicated durability, on a peer: copies of a partition whose recorded replica set has
+    /// stopped naming this broker (it was replaced while away) are deleted once that stayed so,
+    /// with no frame of the partition coming in, for this long.
+    pub replica_unrecorded_retention_ms: u64,
 }
 
 impl Default for DurabilityConfig {
@@ -181,6 +185,7 @@ impl Default for DurabilityConfig {
             object_store_max_backlog_bytes: 256 << 20,
             replication_timeout_ms: 2_000,
             replication_stream: true,
+            replica_unrecorded_retention_ms: 600_000,
         }
     }
 }
@@ -204,6 +209,12 @@ impl DurabilityConfig {
         }
         if self.replication_timeout_ms == 0 {
             return Err("broker.durability.replication_timeout_ms must be at least 1".into());
+        }
+        if self.replica_unrecorded_retention_ms < 1_000 {
+            return Err(format!(
+                "broker.durability.replica_unrecorded_retention_ms must be at least 1000, got {}",
+                self.replica_unrecorded_retention_ms
+            ));
         }
         Ok(())
     }
@@ -804,7 +815,15 @@ fn unavailable(detail: String) -> BrokerError {
 
 #[cfg(test)]
 mod tests {
-    use super::{object_prefix, parse_object_key};
+    use super::{DurabilityConfig, object_prefix, parse_object_key};
+
+    #[test]
+    fn a_retention_of_unrecorded_copies_under_a_second_is_refused_naming_it() {
+        assert!(DurabilityConfig::default().validate().is_ok());
+        let short = DurabilityConfig { replica_unrecorded_retention_ms: 999, ..DurabilityConfig::default() };
+        let e = short.validate().unwrap_err();
+        assert!(e.contains("replica_unrecorded_retention_ms") && e.contains("999"), "{e}");
+    }
 
     #[test]
     fn only_log_object_keys_of_the_cluster_are_parsed() {

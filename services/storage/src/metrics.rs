@@ -78,6 +78,7 @@ pub struct StorageMetrics {
     /// Owner side: partitions whose tail was sent again to a peer that answered from a new
     /// store (its disk was lost and replaced, so what it had acknowledged was gone).
     pub replica_tails_resent: IntCounter,
+    pub replica_discarded: IntCounter,
 }
 
 impl StorageMetrics {
@@ -244,6 +245,10 @@ impl StorageMetrics {
                 "magnetar_replica_tails_resent_total",
                 "Partitions whose tail this broker sent again to a replica that had lost its copy (a peer answering from a new store: its disk was replaced)",
             ),
+            replica_discarded: c(
+                "magnetar_replica_discarded_total",
+                "Partitions whose copies this broker held as a replica were given up because their recorded replica set no longer names it (a peer replaced while it was away)",
+            ),
         }
     }
 
@@ -278,6 +283,7 @@ impl StorageMetrics {
             &self.replication_bytes,
             &self.replication_failures,
             &self.replica_tails_resent,
+            &self.replica_discarded,
         ] {
             registry.register(Box::new(c.clone()))?;
         }

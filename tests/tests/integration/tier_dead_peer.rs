@@ -37,9 +37,14 @@ struct Tier {
 
 /// `N` brokers on the shared S3 server, or on `store`.
 async fn tier<const N: usize>(store: Option<&Weed>) -> Tier {
+    tier_with_more::<N>(store, "").await
+}
+
+/// `tier`, the brokers' configuration ending with `more`.
+async fn tier_with_more<const N: usize>(store: Option<&Weed>, more: &str) -> Tier {
     let dir = tempfile::tempdir().unwrap();
     let c = reqwest::Client::new();
-    let on_store = |cfg: String| store.map_or(cfg.clone(), |w| w.serving(&cfg));
+    let on_store = |cfg: String| store.map_or(cfg.clone(), |w| w.serving(&cfg)) + more;
     let (brokers, acked) = tier_with_config::<N>(&c, dir.path(), Mode::Replicated, on_store).await;
     let (owner, peer) = owner_and_peer(&c, &brokers).await;
     let third = (0..N).find(|i| *i != owner && *i != peer).expect("a third broker");
@@ -267,4 +272,43 @@ async fn a_handover_failing_after_its_stream_moved_leaves_partitions_that_serve_
         )
     })
     .await;
+}
+
+/// A peer replaced while it was away (its lease ran out, the owner's stream went to the third
+/// broker) comes back on its disk holding copies no recovery reads any more: nobody trims or
+/// fences them, so without more they stayed on its disk for good. It gives them up once their
+/// records have named other brokers for the retention (2 s here), and the owner's partitions,
+/// failed over afterwards, still recover every acknowledged message from the replica their
+/// records name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_peer_back_gives_up_the_copies_no_record_names_it_for() {
+    let retention = "\n[broker.durability]\nreplica_unrecorded_retention_ms = 2000\n";
+    let mut t = tier_with_more::<3>(None, retention).await;
+    let load = t.load().await;
+    let peer_base = t.brokers[t.peer].base.clone();
+    t.brokers[t.peer].kill9();
+    let killed = Instant::now();
+    every_partition_acknowledges(&t.c, &t.via, "moved").await;
+    let moved = killed.elapsed();
+    t.brokers[t.peer].restart();
+    let held = metric(&t.c, &peer_base, "magnetar_replica_stored_bytes").await;
+    assert!(held > 0.0, "the peer came back without the copies it held");
+    let given_up = eventually(30, "the replaced peer giving up its unrecorded copies", || async {
+        let n = metric(&t.c, &peer_base, "magnetar_replica_discarded_total").await;
+        let now = metric(&t.c, &peer_base, "magnetar_replica_stored_bytes").await;
+        (n >= 1.0 && now < held).then_some((n, now))
+    })
+    .await;
+    eprintln!(
+        "stream moved {} ms after the peer's kill; back, the peer gave up {} partitions' copies: {held} -> {} bytes",
+        moved.as_millis(),
+        given_up.0,
+        given_up.1
+    );
+
+    // The owner dies: its partitions recover from the replica their records name.
+    t.brokers[t.owner].kill9();
+    let what = format!("peer replaced and back, then the owner killed; the peer gave up {} partitions", given_up.0);
+    every_partition_acknowledges(&t.c, &t.via, "after-owner").await;
+    t.finish(load, &what).await;
 }

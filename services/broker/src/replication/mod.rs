@@ -16,6 +16,7 @@
 
 mod sink;
 pub mod stream;
+mod unrecorded;
 pub(crate) mod wire;
 
 use crate::membership::Membership;
@@ -62,6 +63,9 @@ pub(crate) struct Replication {
     /// Woken when a peer answers from a new store, so that the tails are sent again at once
     /// rather than at the next periodic tend.
     copies_lost: Arc<tokio::sync::Notify>,
+    /// Copies held here that their partition's record stopped naming, since when
+    /// (`unrecorded`).
+    unrecorded: Mutex<HashMap<u64, unrecorded::Unrecorded>>,
 }
 
 /// A partition served here with replicated durability: what moving its stream needs.
@@ -108,6 +112,7 @@ impl Replication {
             moves: tokio::sync::Mutex::new(()),
             metrics,
             copies_lost: Arc::new(tokio::sync::Notify::new()),
+            unrecorded: Mutex::new(HashMap::new()),
         }))
     }
 

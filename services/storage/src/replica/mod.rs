@@ -92,6 +92,16 @@ impl ReplicaStoreConfig {
 }
 
 /// One stored WAL data frame of a log (header included) and the epoch it was written under.
+/// A log a replica store holds frames of (`ReplicaStore::held`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldLog {
+    pub log_id: u64,
+    /// The highest epoch of its frames held.
+    pub epoch: i64,
+    /// Its last stored frame, for `ReplicaStore::discard`.
+    pub mark: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredFrame {
     pub epoch: i64,
@@ -141,6 +151,12 @@ struct State {
     index: HashMap<u64, Vec<FrameLoc>>,
     fences: BTreeMap<u64, Fence>,
     trims: HashMap<u64, u64>,
+    /// Per log, the highest epoch whose frames no recovery will read (`ReplicaStore::discard`).
+    discards: HashMap<u64, i64>,
+    /// Per log, when its last frame was stored (a count of frames stored, store-wide): a
+    /// discard decided before a later frame came is not applied.
+    stored_at: HashMap<u64, u64>,
+    frames_stored: u64,
     /// By directory name. Entries stay once created (a few bytes per source session) so that a
     /// source's chunk numbers never restart while the store is open.
     sources: HashMap<String, Arc<tokio::sync::Mutex<Writer>>>,
@@ -156,6 +172,13 @@ impl State {
     }
 
     fn add_frame(&mut self, log_id: u64, loc: FrameLoc) {
+        // A frame of a discarded epoch coming in: its owner sends to this store (again), so
+        // what it holds of the log is wanted after all.
+        if self.discards.get(&log_id).is_some_and(|&d| loc.epoch <= d) {
+            self.discards.remove(&log_id);
+        }
+        self.frames_stored += 1;
+        self.stored_at.insert(log_id, self.frames_stored);
         if let Some(c) = self.chunks.get_mut(&loc.chunk) {
             let end = c.spans.entry((log_id, loc.epoch)).or_insert(0);
             *end = (*end).max(loc.end);
@@ -183,6 +206,7 @@ impl State {
         chunk.pending == 0
             && chunk.spans.iter().all(|(&(log, epoch), &end)| {
                 self.trims.get(&log).is_some_and(|&t| end <= t)
+                    || self.discards.get(&log).is_some_and(|&d| epoch <= d)
                     || self.fences.get(&log).is_some_and(|f| f.epoch > epoch && now_ms - f.fenced_at_ms >= retention_ms)
             })
     }
@@ -518,6 +542,43 @@ impl ReplicaStore {
                 s.index.remove(&log_id);
             }
         }
+    }
+
+    /// The logs this store holds frames of that are neither trimmed nor discarded: each with
+    /// the highest epoch of those frames, and a mark of its last stored frame for `discard`.
+    pub fn held(&self) -> Vec<HeldLog> {
+        let s = self.state.lock();
+        let mut held: HashMap<u64, HeldLog> = HashMap::new();
+        for c in s.chunks.values() {
+            for (&(log, epoch), &end) in &c.spans {
+                let trimmed = s.trims.get(&log).is_some_and(|&t| end <= t);
+                let discarded = s.discards.get(&log).is_some_and(|&d| epoch <= d);
+                if !trimmed && !discarded {
+                    let mark = s.stored_at.get(&log).copied().unwrap_or(0);
+                    let h = held.entry(log).or_insert(HeldLog { log_id: log, epoch, mark });
+                    h.epoch = h.epoch.max(epoch);
+                }
+            }
+        }
+        let mut held: Vec<HeldLog> = held.into_values().collect();
+        held.sort_by_key(|h| h.log_id);
+        held
+    }
+
+    /// No recovery will read the frames of `log_id` up to epoch `through` (their partition's
+    /// recorded replica set names other brokers, or a later epoch, or none): the next sweep
+    /// deletes the chunks holding nothing else. Not applied when a frame of the log was
+    /// stored since `held` gave `mark` (the decision was made without it), and taken back
+    /// when a frame of such an epoch is stored later (its owner sends here again). Not kept
+    /// across a restart: it is decided again. Whether it was applied.
+    pub fn discard(&self, log_id: u64, through: i64, mark: u64) -> bool {
+        let mut s = self.state.lock();
+        if s.stored_at.get(&log_id).copied().unwrap_or(0) != mark {
+            return false;
+        }
+        let d = s.discards.entry(log_id).or_insert(through);
+        *d = (*d).max(through);
+        true
     }
 
     /// Deletes the chunk files all of whose frames are dead (trimmed, or fenced at a newer epoch

@@ -426,6 +426,44 @@ async fn sweep_deletes_trimmed_chunks_and_keeps_live_ones() {
 }
 
 #[tokio::test]
+async fn discarded_frames_are_swept_and_a_later_frame_of_their_epoch_takes_the_log_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // One batch per chunk.
+    let store = open(config(dir.path(), 1)).await.unwrap();
+    append(&store, "b1/s1", &[(1, 0, 2, 3)]).await;
+    append(&store, "b1/s1", &[(2, 0, 2, 3)]).await;
+    append(&store, "b1/s1", &[(1, 2, 2, 4)]).await;
+    let held = |store: &ReplicaStore| store.held().iter().map(|h| (h.log_id, h.epoch)).collect::<Vec<_>>();
+    assert_eq!(held(&store), vec![(1, 4), (2, 3)]);
+    let mark = store.held()[0].mark;
+    let files = chunk_files(dir.path());
+
+    // Epoch 3 of log 1 is no longer wanted; epoch 4 and the other log are.
+    assert!(store.discard(1, 3, mark));
+    assert_eq!(held(&store), vec![(1, 4), (2, 3)]);
+    let dead = file_bytes(&files[..1]);
+    assert_eq!(store.sweep().await.unwrap(), dead);
+    assert_eq!(chunk_files(dir.path()), files[1..].to_vec());
+
+    // Discarded through epoch 4, then its owner sends a frame of epoch 4 here again: the log is
+    // wanted after all, and nothing of it goes.
+    assert!(store.discard(1, 4, mark));
+    assert_eq!(held(&store), vec![(2, 3)]);
+    append(&store, "b1/s1", &[(1, 4, 2, 4)]).await;
+    assert_eq!(held(&store), vec![(1, 4), (2, 3)]);
+    store.sweep().await.unwrap();
+    assert_eq!(spans(&store.fence_and_read(1, 5, 0).await.unwrap()), vec![(2, 4, 4), (4, 6, 4)]);
+
+    // A discard decided before a frame of the log was stored is not applied (epoch 5: the read
+    // above fenced the log there).
+    let stale = store.held()[0].mark;
+    append(&store, "b1/s1", &[(1, 6, 2, 5)]).await;
+    assert!(!store.discard(1, 4, stale));
+    store.sweep().await.unwrap();
+    assert_eq!(spans(&store.fence_and_read(1, 5, 0).await.unwrap()).len(), 3);
+}
+
+#[tokio::test]
 async fn sweep_deletes_fenced_frames_only_after_the_retention() {
     let dir = tempfile::tempdir().unwrap();
     let kept = ReplicaStoreConfig { chunk_bytes: 1, fenced_retention: Duration::from_secs(3600), ..base(dir.path()) };
