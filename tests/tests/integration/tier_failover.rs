@@ -404,7 +404,20 @@ impl Resenders {
 /// possibly the one each was sending when stopped.
 async fn assert_each_stored_once(c: &reqwest::Client, base: &str, sent: &[u64]) {
     for (p, n) in sent.iter().enumerate() {
-        let stored = crate::common::tier::drain_subscription(c, base, &partition(p as u32), "audit").await;
+        let in_order = crate::common::tier::drain_in_log_order(c, base, &partition(p as u32), "audit").await;
+        // One message in flight at a time, resent until acknowledged: the log holds them in order.
+        // (Duplicates are reported below: the first copy of each counts here.)
+        let mut seen = std::collections::BTreeSet::new();
+        let seqs: Vec<u64> = in_order
+            .iter()
+            .filter(|id| seen.insert(id.as_str()))
+            .filter_map(|id| id.rsplit('-').next()?.parse().ok())
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "partition {p}: stored out of order: {seqs:?}");
+        let mut stored: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+        for id in in_order {
+            *stored.entry(id).or_default() += 1;
+        }
         let want: std::collections::BTreeMap<String, usize> = (0..*n).map(|s| (format!("{p}-{s}"), 1)).collect();
         let last = format!("{p}-{n}");
         let extra: Vec<_> =

@@ -225,9 +225,19 @@ impl Load {
 /// Pulls every message of `topic` for subscription `sub` through `base`, acknowledging: the
 /// count of each `id` property received.
 pub async fn drain_subscription(c: &reqwest::Client, base: &str, topic: &str, sub: &str) -> BTreeMap<String, usize> {
+    let mut received = BTreeMap::new();
+    for id in drain_in_log_order(c, base, topic, sub).await {
+        *received.entry(id).or_default() += 1;
+    }
+    received
+}
+
+/// `drain_subscription`'s messages as the log holds them: their ids by position (a pull may
+/// deliver out of it once something was redelivered).
+pub async fn drain_in_log_order(c: &reqwest::Client, base: &str, topic: &str, sub: &str) -> Vec<String> {
     let pull = format!("{base}/topics/persistent/{topic}/subscriptions/{sub}/pull");
     let ack = format!("{base}/topics/persistent/{topic}/subscriptions/{sub}/ack");
-    let mut received = BTreeMap::new();
+    let mut received: Vec<((u64, u64), String)> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut empty = 0;
     let stats = format!("{base}/admin/v2/persistent/{topic}/stats");
@@ -262,7 +272,10 @@ pub async fn drain_subscription(c: &reqwest::Client, base: &str, topic: &str, su
         empty = 0;
         let ids: Vec<String> = messages.iter().map(|m| m["messageId"].as_str().unwrap().to_string()).collect();
         for m in &messages {
-            *received.entry(m["properties"]["id"].as_str().expect("id").to_string()).or_default() += 1;
+            // `ledgerId:entryId:partition`.
+            let at: Vec<u64> =
+                m["messageId"].as_str().unwrap().split(':').take(2).map(|n| n.parse().expect("position")).collect();
+            received.push(((at[0], at[1]), m["properties"]["id"].as_str().expect("id").to_string()));
         }
         // Unacknowledged, they would come back only after the 60 s ack timeout: retried.
         crate::common::eventually(30, "ack", || async {
@@ -272,7 +285,28 @@ pub async fn drain_subscription(c: &reqwest::Client, base: &str, topic: &str, su
         })
         .await;
     }
-    received
+    received.sort();
+    received.into_iter().map(|(_, id)| id).collect()
+}
+
+/// Checks that each producer's messages in a partition's log (ids `{producer}-{seq}-{k}-{p}`, as
+/// `Load` names them; others are skipped) are in the order it sent them: it waits for each
+/// answer before the next.
+#[track_caller]
+pub fn assert_in_send_order(partition: u32, ids: &[String]) {
+    let mut last: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for id in ids {
+        let parts: Vec<u64> = id.split('-').filter_map(|n| n.parse().ok()).collect();
+        let [n, seq, k, _] = parts[..] else { continue };
+        if let Some(before) = last.insert(n, (seq, k)) {
+            assert!(
+                before < (seq, k),
+                "partition {partition}: {id} stored after {n}-{}-{} (out of order)",
+                before.0,
+                before.1
+            );
+        }
+    }
 }
 
 /// Every partition's audit subscription, created before anything is produced.
@@ -298,9 +332,15 @@ pub async fn assert_stored_once(c: &reqwest::Client, base: &str, acked: &BTreeSe
 pub async fn assert_stored_once_in(c: &reqwest::Client, base: &str, sub: &str, acked: &BTreeSet<String>) {
     let mut all: BTreeMap<String, usize> = BTreeMap::new();
     for i in 0..PARTITIONS {
-        for (id, n) in drain_subscription(c, base, &partition(i), sub).await {
-            *all.entry(id).or_default() += n;
+        let ids = drain_in_log_order(c, base, &partition(i), sub).await;
+        for id in &ids {
+            *all.entry(id.clone()).or_default() += 1;
         }
+        // Among the acknowledged ones (a request whose answer was lost may land later), first
+        // copies only (duplicates are reported below, with their counts).
+        let mut seen = BTreeSet::new();
+        let firsts: Vec<String> = ids.into_iter().filter(|id| acked.contains(id) && seen.insert(id.clone())).collect();
+        assert_in_send_order(i, &firsts);
     }
     let missing: Vec<&String> = acked.iter().filter(|id| !all.contains_key(*id)).collect();
     let mut by_partition: BTreeMap<usize, usize> = BTreeMap::new();
