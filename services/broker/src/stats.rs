@@ -106,7 +106,8 @@ pub struct TopicStats {
     #[serde(default)]
     pub ack_quorum: u32,
     /// Magnetar: the brokers holding copies of the partition's records besides its owner
-    /// (replicated durability); absent otherwise and in a topic's totals.
+    /// (replicated durability; while its stream moves off a dead peer, the peers before the
+    /// move too, until they have been sent the tail); absent otherwise and in a topic's totals.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replica_peers: Vec<String>,
     /// Pulsar's `CompactionStats` of the topic's last compactions since it was loaded.
@@ -202,7 +203,14 @@ pub fn partition_stats(p: &Partition) -> TopicStats {
     let mut stats = TopicStats {
         write_quorum: replicas.as_ref().map_or(1, |r| r.write_quorum),
         ack_quorum: replicas.as_ref().map_or(1, |r| r.ack_quorum),
-        replica_peers: replicas.map(|r| r.peers).unwrap_or_default(),
+        // While a stream moves off a dead peer both sets hold part of what was acknowledged.
+        replica_peers: replicas
+            .map(|r| {
+                let mut all = r.peers;
+                all.extend(r.previous_peers.into_iter().filter(|p| !all.contains(p)).collect::<Vec<_>>());
+                all
+            })
+            .unwrap_or_default(),
         msg_rate_in: rates.msg_in,
         msg_throughput_in: rates.bytes_in,
         msg_rate_out: rates.msg_out,

@@ -120,12 +120,26 @@ async fn a_replica_that_lost_its_disk_is_sent_the_tail_again_and_the_owners_fail
     brokers[peer].restart();
     let restarted = Instant::now();
     // The owner learns that the peer's copy is a new one from its answers, and sends the tail
-    // of each partition it replicates there again.
-    eventually(60, "the owner's tails sent again to the blank peer", || async {
+    // of each partition it replicates there again. Or, when a tend of the owner's found the
+    // peer not live (blank, it waits out its previous process's lease before it joins), the
+    // stream moves to the third broker, which is sent the tails instead: the partitions' stats
+    // stop naming the peer once that move is done.
+    let way = eventually(60, "the owner's tails sent again to the blank peer, or to the third broker", || async {
         let resent = metric(&c, &brokers[owner].base, "magnetar_replica_tails_resent_total").await;
-        (resent - before >= owned.len() as f64).then_some(())
+        if resent - before >= owned.len() as f64 {
+            return Some("sent again to the blank peer");
+        }
+        let mut moved = true;
+        for i in &owned {
+            let url = format!("{}/admin/v2/persistent/{}", brokers[owner].base, crate::common::tier::partition(*i));
+            let (_, s) = call(&c, Method::GET, &format!("{url}/stats"), None).await;
+            let peers = s["replicaPeers"].as_array().cloned().unwrap_or_default();
+            moved &= !peers.is_empty() && !peers.iter().any(|p| p.as_str() == Some(brokers[peer].addr.as_str()));
+        }
+        moved.then_some("moved to the third broker (the peer was not live at a tend)")
     })
     .await;
+    eprintln!("the owner's tails: {way}");
     let under = metric(&c, &brokers[owner].base, "magnetar_under_replicated_partitions").await;
     eprintln!(
         "tails sent again {} ms after the peer was ready; under-replicated partitions on the owner: {under}",
